@@ -1,0 +1,171 @@
+//! The command line: clap definitions (one file per subcommand), the one dispatch
+//! `match`, and the exit-code table. Only this module prints or prompts.
+
+mod completions;
+mod init;
+mod prompt;
+mod status;
+mod to_age;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::error::{Class, Error, Result};
+use crate::layout::Repo;
+
+/// Exit codes, one per class of failure. Documented in the man page and README.
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (0, "success"),
+    (1, "internal error (a bug: please report it)"),
+    (
+        2,
+        "usage: bad arguments, or input is needed and there is no terminal",
+    ),
+    (
+        3,
+        "invalid input: a key, file or name that does not parse or is not allowed",
+    ),
+    (
+        4,
+        "cannot decrypt: no identity opens the file, or a passphrase is wrong or missing",
+    ),
+    (
+        5,
+        "file system: a file cannot be read or written, is too open, or already exists",
+    ),
+    (6, "OS keyring unavailable, locked or not answering"),
+    (7, "not inside a keys repository"),
+];
+
+fn exit_code(class: Class) -> u8 {
+    match class {
+        Class::Usage => 2,
+        Class::InvalidInput => 3,
+        Class::Decrypt => 4,
+        Class::Io => 5,
+        Class::Keyring => 6,
+        Class::Repo => 7,
+    }
+}
+
+fn exit_codes_help() -> String {
+    let mut s = String::from("Exit status:\n");
+    for (code, what) in EXIT_CODES {
+        s.push_str(&format!("  {code:<3} {what}\n"));
+    }
+    s
+}
+
+/// Secrets and machine identities for a NixOS fleet kept in git.
+///
+/// keys derives age recipients from SSH host keys, encrypts secrets for sops-nix and
+/// agenix from one policy, and drives nixos-anywhere installs and updates.
+#[derive(Parser)]
+#[command(name = "keys", version, about, long_about, after_long_help = exit_codes_help())]
+pub struct Cli {
+    /// The fleet repository (default: $KEYS_REPO, else the nearest ancestor with
+    /// policies/ and recipients/).
+    #[arg(long, global = true, value_name = "DIR")]
+    repo: Option<PathBuf>,
+
+    /// An identity file to decrypt with (age identity or SSH private key); repeatable.
+    /// Tried before $KEYS_IDENTITY, the OS keyring, ~/.config/keys/identity.txt and
+    /// ~/.ssh/id_ed25519.
+    #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
+    identities: Vec<PathBuf>,
+
+    /// Read passphrases from this file descriptor (first line) instead of the
+    /// terminal. $KEYS_PASSPHRASE_FILE names a file to read instead.
+    #[arg(long, global = true, value_name = "N")]
+    passphrase_fd: Option<u32>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Init(init::Args),
+    Status(status::Args),
+    ToAge(to_age::Args),
+    Completions(completions::Args),
+}
+
+/// What every subcommand gets: the global options, resolved lazily.
+pub(crate) struct Context {
+    repo_flag: Option<PathBuf>,
+    identities: Vec<PathBuf>,
+    prompt: prompt::CliPrompt,
+}
+
+impl Context {
+    fn repo(&self) -> Result<Repo> {
+        let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+        let env = std::env::var_os("KEYS_REPO")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        Repo::discover(self.repo_flag.as_deref(), env.as_deref(), &cwd)
+    }
+}
+
+/// The clap command, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let ctx = Context {
+        repo_flag: cli.repo,
+        identities: cli.identities,
+        prompt: prompt::CliPrompt::new(cli.passphrase_fd),
+    };
+    let result = match cli.command {
+        Command::Init(args) => init::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::ToAge(args) => to_age::run(&ctx, args),
+        Command::Completions(args) => completions::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report(&e);
+            ExitCode::from(exit_code(e.class()))
+        }
+    }
+}
+
+fn report(e: &Error) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "keys: error: {e}");
+    if let Some(hint) = e.hint() {
+        let _ = writeln!(err, "  hint: {hint}");
+    }
+}
+
+/// Writes to stdout, mapping a closed pipe to a quiet exit.
+pub(crate) fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::io("<stdout>", e))
+}
+
+/// A note on stderr (progress, warnings); never carries secrets.
+pub(crate) fn note(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "keys: {text}");
+}

@@ -1,0 +1,114 @@
+//! Passphrases and answers from the user: a file (`KEYS_PASSPHRASE_FILE`), a file
+//! descriptor (`--passphrase-fd`), or the terminal (`/dev/tty`, no echo). With none
+//! of these it says so at once instead of waiting.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::identity::Prompt;
+
+enum Source {
+    Fd(u32),
+    File(PathBuf),
+    Tty,
+}
+
+pub(crate) struct CliPrompt {
+    source: Source,
+    /// A passphrase read from a file or fd is read once and reused.
+    cached: Mutex<Option<SecretString>>,
+}
+
+impl CliPrompt {
+    pub(crate) fn new(fd: Option<u32>) -> CliPrompt {
+        let source = match (fd, std::env::var_os("KEYS_PASSPHRASE_FILE")) {
+            (Some(fd), _) => Source::Fd(fd),
+            (None, Some(f)) if !f.is_empty() => Source::File(PathBuf::from(f)),
+            _ => Source::Tty,
+        };
+        CliPrompt {
+            source,
+            cached: Mutex::new(None),
+        }
+    }
+
+    fn read_first_line(path: &PathBuf) -> Result<SecretString> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let mut line = Zeroizing::new(String::new());
+        BufReader::new(file)
+            .read_line(&mut line)
+            .map_err(|e| Error::io(path, e))?;
+        let trimmed = line.trim_end_matches(['\n', '\r']);
+        Ok(SecretString::from(trimmed.to_string()))
+    }
+
+    /// A new passphrase: asked twice on a terminal, read once from a file or fd.
+    pub(crate) fn new_passphrase(&self, what: &str) -> Result<Option<SecretString>> {
+        let Some(first) = self.passphrase(&format!("New passphrase for {what}"))? else {
+            return Ok(None);
+        };
+        if matches!(self.source, Source::Tty) {
+            let again = self
+                .passphrase("Repeat it")?
+                .unwrap_or_else(|| SecretString::from(String::new()));
+            if again.expose_secret() != first.expose_secret() {
+                return Err(crate::error::usage(
+                    "the two passphrases differ",
+                    "run the command again and type the same passphrase twice",
+                ));
+            }
+        }
+        if first.expose_secret().is_empty() {
+            return Err(crate::error::usage(
+                "an empty passphrase protects nothing",
+                "type a passphrase, or leave out --passphrase",
+            ));
+        }
+        Ok(Some(first))
+    }
+}
+
+impl Prompt for CliPrompt {
+    fn passphrase(&self, description: &str) -> Result<Option<SecretString>> {
+        let path = match &self.source {
+            Source::Fd(fd) => PathBuf::from(format!("/dev/fd/{fd}")),
+            Source::File(path) => path.clone(),
+            Source::Tty => {
+                return Ok(rpassword::prompt_password(format!("{description}: "))
+                    .ok()
+                    .map(SecretString::from));
+            }
+        };
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.is_none() {
+            *cached = Some(Self::read_first_line(&path)?);
+        }
+        Ok(cached
+            .as_ref()
+            .map(|s| SecretString::from(s.expose_secret().to_string())))
+    }
+}
+
+/// Asks a question with a default on the terminal; `None` when there is no terminal.
+pub(crate) fn ask_line(question: &str, default: &str) -> Option<String> {
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    write!(tty, "{question} [{default}]: ").ok()?;
+    tty.flush().ok()?;
+    let mut line = String::new();
+    BufReader::new(tty).read_line(&mut line).ok()?;
+    let answer = line.trim();
+    Some(if answer.is_empty() {
+        default.to_string()
+    } else {
+        answer.to_string()
+    })
+}

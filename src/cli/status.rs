@@ -1,0 +1,74 @@
+//! `keys status`: the fleet at a glance — admins, hosts and containers, each with
+//! the recipients secrets are encrypted to.
+
+use crate::error::Result;
+use crate::policy::fleet::Fleet;
+
+/// Show the fleet: admins, hosts and containers with their recipients.
+#[derive(clap::Args)]
+pub(crate) struct Args {}
+
+pub(crate) fn run(ctx: &super::Context, _args: Args) -> Result<()> {
+    let repo = ctx.repo()?;
+    let fleet = Fleet::load(&repo)?;
+    let mut s = format!("fleet {}\n", repo.root().display());
+
+    s.push_str(&format!("\nadmins ({})\n", fleet.admins.len()));
+    for admin in &fleet.admins {
+        for (i, r) in admin.recipients.iter().enumerate() {
+            let name = if i == 0 { admin.name.as_str() } else { "" };
+            s.push_str(&format!(
+                "  {name:<14} {:<11} {}\n",
+                r.kind(),
+                r.fingerprint()
+            ));
+        }
+    }
+
+    s.push_str(&format!("\nhosts ({})\n", fleet.hosts.len()));
+    for host in &fleet.hosts {
+        s.push_str(&format!(
+            "  {:<14} ssh-ed25519 {}\n",
+            host.name,
+            host.key.fingerprint()
+        ));
+        s.push_str(&format!(
+            "  {:<14} age         {}\n",
+            "",
+            host.key.to_x25519().unwrap_or_default()
+        ));
+        let mut deploy = Vec::new();
+        if let Some(addr) = &host.address {
+            deploy.push(format!("root@{addr}:{}", host.ssh_port));
+        }
+        if let Some(system) = &host.system {
+            deploy.push(system.clone());
+        }
+        deploy.push(format!(".#{}", host.flake_attr));
+        if let Some(p) = &host.persist {
+            deploy.push(format!("persist {p}"));
+        }
+        s.push_str(&format!("  {:<14} deploy      {}\n", "", deploy.join(", ")));
+    }
+
+    let containers: Vec<_> = fleet
+        .hosts
+        .iter()
+        .flat_map(|h| h.containers.iter().map(move |c| (h, c)))
+        .collect();
+    s.push_str(&format!("\ncontainers ({})\n", containers.len()));
+    for (host, c) in containers {
+        let how = if c.own_key.is_some() {
+            "own key".to_string()
+        } else {
+            "host key, read-only bind mount".to_string()
+        };
+        s.push_str(&format!("  {:<14} on {} ({how})\n", c.name, host.name));
+        s.push_str(&format!(
+            "  {:<14} age         {}\n",
+            "",
+            c.key(host).to_x25519().unwrap_or_default()
+        ));
+    }
+    super::out(&s)
+}

@@ -1,0 +1,218 @@
+//! The library's one error type. Every variant names the file (and the line or key
+//! path where there is one) and never carries key material or plaintext; `hint` says
+//! what to do next. The CLI maps variants to exit codes.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where in a file something went wrong: the file, and a line when one is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: String,
+    pub line: Option<u64>,
+}
+
+impl Location {
+    pub fn file(path: impl AsRef<Path>) -> Self {
+        Location {
+            file: path.as_ref().display().to_string(),
+            line: None,
+        }
+    }
+
+    /// A named input that is not a file on disk, such as standard input.
+    pub fn named(name: &str) -> Self {
+        Location {
+            file: name.to_string(),
+            line: None,
+        }
+    }
+
+    pub fn at_line(mut self, line: u64) -> Self {
+        self.line = Some(line);
+        self
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}", self.file, line),
+            None => f.write_str(&self.file),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read, written or created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A key, recipient or identity that does not parse.
+    #[error("{at}: {reason}")]
+    InvalidKey { at: Location, reason: String },
+
+    /// A key that parses but that `keys` cannot use for this purpose.
+    #[error("{at}: unsupported key type {key_type}{}", purpose.map(|p| format!(" {p}")).unwrap_or_default())]
+    UnsupportedKey {
+        at: Location,
+        key_type: String,
+        purpose: Option<&'static str>,
+    },
+
+    /// A fleet file (host file, admin file, policy) that is malformed.
+    #[error("{at}: {reason}")]
+    InvalidFile { at: Location, reason: String },
+
+    /// A name (admin, host, container) that is not allowed.
+    #[error("{at}: invalid name {name:?}: {reason}")]
+    InvalidName {
+        at: Location,
+        name: String,
+        reason: &'static str,
+    },
+
+    /// A passphrase was needed and none could be asked for.
+    #[error(
+        "{}: a passphrase is needed and there is no terminal to ask for it",
+        at
+    )]
+    NoPassphrase { at: Location },
+
+    /// The passphrase given did not open the key.
+    #[error("{at}: wrong passphrase")]
+    WrongPassphrase { at: Location },
+
+    /// No identity that was found opens the file.
+    #[error("{}: no identity can decrypt this file (searched: {})", at, searched.join("; "))]
+    NoIdentity { at: Location, searched: Vec<String> },
+
+    /// The file is not a valid encrypted file, or it was tampered with.
+    #[error("{at}: {reason}")]
+    Corrupt { at: Location, reason: String },
+
+    /// Encryption failed (for example a plugin recipient whose plugin is missing).
+    #[error("{at}: cannot encrypt: {reason}")]
+    Encrypt { at: Location, reason: String },
+
+    /// The OS keyring is unavailable, locked or did not answer.
+    #[error("OS keyring ({backend}): {reason}")]
+    Keyring { backend: String, reason: String },
+
+    /// The working directory is not inside a fleet repository.
+    #[error("{}: not inside a keys repository (no policies/ and recipients/ here or above)", start.display())]
+    NotARepo { start: PathBuf },
+
+    /// A plain identity file that others can read.
+    #[error("{}: identity file is readable by others (mode {mode:o})", path.display())]
+    OpenPermissions { path: PathBuf, mode: u32 },
+
+    /// A file or identity that exists and would have been overwritten.
+    #[error("{}: already exists", path.display())]
+    Exists { path: PathBuf },
+
+    /// A combination of arguments or inputs that makes no sense.
+    #[error("{message}")]
+    Usage { message: String, hint: String },
+}
+
+/// What kind of failure this is, for the CLI's exit-code table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Usage,
+    InvalidInput,
+    Decrypt,
+    Io,
+    Keyring,
+    Repo,
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn class(&self) -> Class {
+        match self {
+            Error::Io { .. } | Error::Exists { .. } | Error::OpenPermissions { .. } => Class::Io,
+            Error::InvalidKey { .. }
+            | Error::UnsupportedKey { .. }
+            | Error::InvalidFile { .. }
+            | Error::InvalidName { .. }
+            | Error::Corrupt { .. }
+            | Error::Encrypt { .. } => Class::InvalidInput,
+            Error::NoPassphrase { .. }
+            | Error::WrongPassphrase { .. }
+            | Error::NoIdentity { .. } => Class::Decrypt,
+            Error::Keyring { .. } => Class::Keyring,
+            Error::NotARepo { .. } => Class::Repo,
+            Error::Usage { .. } => Class::Usage,
+        }
+    }
+
+    /// What the user can do next.
+    pub fn hint(&self) -> Option<String> {
+        let hint = match self {
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => "check the path",
+                std::io::ErrorKind::PermissionDenied => "check the file's owner and mode",
+                _ => return None,
+            },
+            Error::InvalidKey { .. } => {
+                "expected an age1… recipient, an AGE-SECRET-KEY-1… identity or an OpenSSH key"
+            }
+            Error::UnsupportedKey { .. } => {
+                "use an ed25519 key (ssh-keygen -t ed25519) or an age key (keys init --generate)"
+            }
+            Error::InvalidFile { .. } => {
+                "fix the file at the place named, then run the command again"
+            }
+            Error::InvalidName { .. } => {
+                "names use letters, digits, '.', '_' and '-', start with a letter or digit, at most 63 characters"
+            }
+            Error::NoPassphrase { .. } => {
+                "run on a terminal, or give the passphrase with KEYS_PASSPHRASE_FILE=FILE or --passphrase-fd N"
+            }
+            Error::WrongPassphrase { .. } => "try again with the right passphrase",
+            Error::NoIdentity { .. } => {
+                "pass -i FILE, set KEYS_IDENTITY, or run `keys init` to create an admin identity"
+            }
+            Error::Corrupt { .. } => "restore the file from git (git checkout -- FILE)",
+            Error::Encrypt { .. } => {
+                "check the recipient; a plugin recipient needs its age-plugin-* program on PATH"
+            }
+            Error::Keyring { .. } => {
+                "unlock the keyring, choose another with KEYS_KEYRING=keyutils|secret-service|keychain, or use --store file"
+            }
+            Error::NotARepo { .. } => {
+                "run `keys init`, cd into the fleet repository, or pass --repo DIR"
+            }
+            Error::OpenPermissions { path, .. } => {
+                return Some(format!("run `chmod 600 {}`", path.display()));
+            }
+            Error::Exists { .. } => {
+                "nothing was overwritten; remove the file first if you mean to replace it"
+            }
+            Error::Usage { hint, .. } => return Some(hint.clone()),
+        };
+        Some(hint.to_string())
+    }
+}
+
+/// A usage error with its hint.
+pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Error {
+    Error::Usage {
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,123 @@
+//! Safe file writes: every file is written to a temp file beside its target, created
+//! with its final mode, synced, then renamed over the target, so a crash leaves either
+//! the old file or the new one and a symlink at the target is replaced, never followed.
+
+use std::fs::{self, File, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Mode of files that hold secrets or private keys.
+pub const PRIVATE: u32 = 0o600;
+/// Mode of public files (recipients, policies, ciphertext).
+pub const PUBLIC: u32 = 0o644;
+
+/// Replaces (or creates) `path` with `data`, atomically, with the given mode.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let dir = parent_of(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".keys-tmp-")
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(data).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(dir)
+}
+
+/// Creates `path` with `data` only if nothing is there yet (no symlink followed).
+pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Err(Error::Exists {
+            path: path.to_path_buf(),
+        });
+    }
+    let dir = parent_of(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".keys-tmp-")
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(data).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Exists {
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::io(path, e.error)
+        }
+    })?;
+    sync_dir(dir)
+}
+
+/// Creates a directory (and its parents) with the given mode for the ones it creates.
+pub fn create_dir_all(path: &Path, mode: u32) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Reads a file, naming it in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn atomic_write_sets_mode_and_replaces_symlink_without_following_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        let target = dir.path().join("out");
+        symlink(&victim, &target).unwrap();
+        write_atomic(&target, b"secret", PRIVATE).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        let meta = fs::symlink_metadata(&target).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read(&target).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn write_new_refuses_existing_files_and_dangling_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("f");
+        write_new(&target, b"one", PUBLIC).unwrap();
+        assert!(matches!(
+            write_new(&target, b"two", PUBLIC),
+            Err(Error::Exists { .. })
+        ));
+        let link = dir.path().join("link");
+        symlink(dir.path().join("nowhere"), &link).unwrap();
+        assert!(matches!(
+            write_new(&link, b"x", PUBLIC),
+            Err(Error::Exists { .. })
+        ));
+        assert!(!dir.path().join("nowhere").exists());
+        assert_eq!(fs::read(&target).unwrap(), b"one");
+    }
+}

@@ -1,0 +1,661 @@
+//! Who is reading: the admin's private keys, found in a fixed order (flags,
+//! `KEYS_IDENTITY`, the OS keyring, the keys identity file, `~/.ssh/id_ed25519`) and
+//! unlocked at most once per run. Passphrases come through the caller's [`Prompt`].
+
+pub mod keyring;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Location, Result};
+use crate::recipient::{self, Recipient};
+
+/// Asks the user for a passphrase. Implementations return `Ok(None)` when there is
+/// no way to ask (no terminal and no passphrase source) and never block forever.
+pub trait Prompt: Send + Sync {
+    fn passphrase(&self, description: &str) -> Result<Option<SecretString>>;
+}
+
+/// A prompt that can never ask: for non-interactive library use.
+pub struct NoPrompt;
+
+impl Prompt for NoPrompt {
+    fn passphrase(&self, _: &str) -> Result<Option<SecretString>> {
+        Ok(None)
+    }
+}
+
+/// Asks for the passphrase of `origin`, failing when there is no way to ask.
+fn ask(prompt: &dyn Prompt, origin: &str) -> Result<SecretString> {
+    prompt
+        .passphrase(&format!("Passphrase for {origin}"))?
+        .ok_or_else(|| Error::NoPassphrase {
+            at: Location::named(origin),
+        })
+}
+
+/// One decrypting key, ready for the age library.
+type Key = Box<dyn age::Identity + Send + Sync>;
+
+/// A private key file or keyring entry as found, possibly still locked.
+pub struct Identity {
+    origin: String,
+    state: State,
+}
+
+enum State {
+    Ready { keys: Vec<Key>, summary: String },
+    LockedSsh(Zeroizing<String>),
+    LockedAgeFile(Zeroizing<Vec<u8>>),
+}
+
+/// What a private key parses to before it is made ready for decryption.
+pub enum Parsed {
+    /// age X25519 and plugin identities (an age identity file).
+    Age(Vec<AgeKey>),
+    /// An unencrypted SSH private key.
+    Ssh(SshPrivate),
+    /// A passphrase-protected OpenSSH key (its text, still encrypted).
+    EncryptedSsh(Zeroizing<String>),
+    /// A passphrase-encrypted age file holding an identity file.
+    EncryptedAgeFile,
+}
+
+pub enum AgeKey {
+    X25519(age::x25519::Identity),
+    Plugin(age::plugin::Identity),
+}
+
+impl Parsed {
+    /// Parses identity text or bytes; `origin` names it in errors.
+    pub fn parse(data: &[u8], origin: &str) -> Result<Parsed> {
+        let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+        if data.starts_with(b"age-encryption.org/v1\n")
+            || data.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+        {
+            return Ok(Parsed::EncryptedAgeFile);
+        }
+        let at = Location::named(origin);
+        let text = std::str::from_utf8(data).map_err(|_| Error::InvalidKey {
+            at: at.clone(),
+            reason: "not a key file (binary data)".into(),
+        })?;
+        let trimmed = text.trim_start();
+        for (header, key_type) in [
+            ("-----BEGIN DSA PRIVATE KEY-----", "ssh-dss"),
+            ("-----BEGIN EC PRIVATE KEY-----", "ecdsa"),
+        ] {
+            if trimmed.starts_with(header) {
+                return Err(unsupported(&at, key_type));
+            }
+        }
+        if trimmed.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
+            || trimmed.starts_with("-----BEGIN RSA PRIVATE KEY-----")
+        {
+            return parse_ssh(trimmed, origin);
+        }
+        if trimmed.starts_with("-----BEGIN") {
+            return Err(Error::InvalidKey {
+                at,
+                reason: "unrecognised PEM block; expected an OpenSSH or age private key".into(),
+            });
+        }
+        parse_age_identities(text, origin).map(Parsed::Age)
+    }
+}
+
+fn unsupported(at: &Location, key_type: &str) -> Error {
+    Error::UnsupportedKey {
+        at: at.clone(),
+        key_type: key_type.to_string(),
+        purpose: None,
+    }
+}
+
+fn parse_ssh(text: &str, origin: &str) -> Result<Parsed> {
+    let at = Location::named(origin);
+    if text.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
+        // Legacy PEM: only RSA uses it, and RSA only works natively.
+        return SshPrivate::native_only(Zeroizing::new(text.to_string()), origin).map(Parsed::Ssh);
+    }
+    let key = ssh_key::PrivateKey::from_openssh(text).map_err(|_| Error::InvalidKey {
+        at: at.clone(),
+        reason: "malformed or truncated OpenSSH private key".into(),
+    })?;
+    check_ssh_algorithm(&key.algorithm(), &at)?;
+    if key.is_encrypted() {
+        return Ok(Parsed::EncryptedSsh(Zeroizing::new(text.to_string())));
+    }
+    SshPrivate::from_key(&key, origin).map(Parsed::Ssh)
+}
+
+fn check_ssh_algorithm(alg: &ssh_key::Algorithm, at: &Location) -> Result<()> {
+    if alg.clone().is_ed25519() || alg.clone().is_rsa() {
+        Ok(())
+    } else {
+        Err(unsupported(at, alg.as_str()))
+    }
+}
+
+/// An unencrypted SSH private key: usable natively by age, and (ed25519 only)
+/// convertible to the X25519 identity sops-nix derives from it.
+pub struct SshPrivate {
+    /// Unencrypted OpenSSH (or RSA PEM) text, as age's parser reads it.
+    text: Zeroizing<String>,
+    /// The ed25519 seed, for the converted identity.
+    seed: Option<Zeroizing<[u8; 32]>>,
+    origin: String,
+}
+
+impl SshPrivate {
+    fn from_key(key: &ssh_key::PrivateKey, origin: &str) -> Result<SshPrivate> {
+        let at = Location::named(origin);
+        let text = key
+            .to_openssh(ssh_key::LineEnding::LF)
+            .map_err(|_| invalid_key(&at, "cannot re-encode the private key"))?;
+        let seed = key
+            .key_data()
+            .ed25519()
+            .map(|pair| Zeroizing::new(pair.private.to_bytes()));
+        Ok(SshPrivate {
+            text,
+            seed,
+            origin: origin.to_string(),
+        })
+    }
+
+    fn native_only(text: Zeroizing<String>, origin: &str) -> Result<SshPrivate> {
+        let key = SshPrivate {
+            text,
+            seed: None,
+            origin: origin.to_string(),
+        };
+        key.native()?;
+        Ok(key)
+    }
+
+    /// The key as age uses it for ssh-ed25519 / ssh-rsa stanzas.
+    pub fn native(&self) -> Result<age::ssh::Identity> {
+        let at = Location::named(&self.origin);
+        match age::ssh::Identity::from_buffer(self.text.as_bytes(), Some(self.origin.clone())) {
+            Ok(id @ age::ssh::Identity::Unencrypted(_)) => Ok(id),
+            Ok(age::ssh::Identity::Unsupported(age::ssh::UnsupportedKey::EncryptedPem)) => {
+                Err(invalid_key(
+                    &at,
+                    "encrypted PEM keys are not supported; convert with ssh-keygen -p -o",
+                ))
+            }
+            Ok(age::ssh::Identity::Unsupported(
+                age::ssh::UnsupportedKey::Type(t) | age::ssh::UnsupportedKey::Hardware(t),
+            )) => Err(unsupported(&at, &t)),
+            _ => Err(invalid_key(&at, "malformed or truncated SSH private key")),
+        }
+    }
+
+    /// The public key: `ssh-ed25519 …` or `ssh-rsa …`.
+    pub fn public(&self) -> Result<Recipient> {
+        let at = Location::named(&self.origin);
+        let native = age::ssh::Recipient::try_from(self.native()?)
+            .map_err(|_| invalid_key(&at, "cannot derive the public key"))?;
+        Recipient::parse_line(&native.to_string(), &at)
+    }
+
+    /// The `AGE-SECRET-KEY-1…` identity this key converts to (ed25519 only).
+    pub fn age_identity(&self) -> Result<Zeroizing<String>> {
+        match &self.seed {
+            Some(seed) => Ok(recipient::ssh_ed25519_seed_to_age_identity(&seed[..])),
+            None => Err(Error::UnsupportedKey {
+                at: Location::named(&self.origin),
+                key_type: "ssh-rsa".into(),
+                purpose: Some("for conversion to age (only ssh-ed25519 converts)"),
+            }),
+        }
+    }
+}
+
+/// Decrypts a passphrase-protected OpenSSH key.
+pub fn unlock_ssh(text: &str, pass: &SecretString, origin: &str) -> Result<SshPrivate> {
+    let at = Location::named(origin);
+    let key = ssh_key::PrivateKey::from_openssh(text)
+        .map_err(|_| invalid_key(&at, "malformed or truncated OpenSSH private key"))?;
+    let key = key
+        .decrypt(pass.expose_secret().as_bytes())
+        .map_err(|_| Error::WrongPassphrase { at: at.clone() })?;
+    SshPrivate::from_key(&key, origin)
+}
+
+/// The public key embedded (unencrypted) in an OpenSSH private key, encrypted or not.
+pub fn ssh_public_of_encrypted(text: &str, origin: &str) -> Result<Recipient> {
+    let at = Location::named(origin);
+    let key = ssh_key::PrivateKey::from_openssh(text)
+        .map_err(|_| invalid_key(&at, "malformed OpenSSH private key"))?;
+    let line = key
+        .public_key()
+        .to_openssh()
+        .map_err(|_| invalid_key(&at, "cannot read the public key"))?;
+    Recipient::parse_line(&line, &at)
+}
+
+fn invalid_key(at: &Location, reason: &str) -> Error {
+    Error::InvalidKey {
+        at: at.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_age_identities(text: &str, origin: &str) -> Result<Vec<AgeKey>> {
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = Location::named(origin).at_line(n as u64 + 1);
+        let key = if line.starts_with("AGE-SECRET-KEY-1") {
+            age::x25519::Identity::from_str(line)
+                .map(AgeKey::X25519)
+                .ok()
+        } else if line.starts_with("AGE-PLUGIN-") {
+            age::plugin::Identity::from_str(line)
+                .map(AgeKey::Plugin)
+                .ok()
+        } else {
+            None
+        };
+        match key {
+            Some(k) => keys.push(k),
+            None => {
+                return Err(Error::InvalidKey {
+                    at,
+                    reason: "not an age identity (AGE-SECRET-KEY-1… or AGE-PLUGIN-…)".into(),
+                });
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err(Error::InvalidKey {
+            at: Location::named(origin),
+            reason: "no identity in this file".into(),
+        });
+    }
+    Ok(keys)
+}
+
+/// The public key of a private key file, for recording an admin. Only a
+/// passphrase-encrypted age identity file needs its passphrase for this.
+pub fn public_of(data: &[u8], origin: &str, prompt: &dyn Prompt) -> Result<Recipient> {
+    let at = Location::named(origin);
+    let parsed = match Parsed::parse(data, origin)? {
+        Parsed::EncryptedAgeFile => {
+            let inner = decrypt_with_passphrase(data, ask(prompt, origin)?, &at)?;
+            Parsed::parse(&inner, origin)?
+        }
+        other => other,
+    };
+    match parsed {
+        Parsed::Age(keys) => keys.iter().find_map(AgeKey::recipient).ok_or_else(|| {
+            invalid_key(&at, "plugin identities have no derivable recipient here; record the plugin's age1… recipient instead")
+        }),
+        Parsed::Ssh(key) => key.public(),
+        Parsed::EncryptedSsh(text) => ssh_public_of_encrypted(&text, origin),
+        Parsed::EncryptedAgeFile => Err(invalid_key(
+            &at,
+            "an encrypted identity file holds another encrypted file",
+        )),
+    }
+}
+
+impl AgeKey {
+    pub fn recipient(&self) -> Option<Recipient> {
+        match self {
+            AgeKey::X25519(k) => Some(Recipient::X25519(k.to_public())),
+            AgeKey::Plugin(_) => None,
+        }
+    }
+}
+
+impl Identity {
+    /// Loads a private key; encrypted keys stay locked until [`Identities::unlock`].
+    pub fn from_bytes(data: &[u8], origin: &str) -> Result<Identity> {
+        let state = match Parsed::parse(data, origin)? {
+            Parsed::Age(keys) => ready_age(keys),
+            Parsed::Ssh(key) => ready_ssh(key),
+            Parsed::EncryptedSsh(text) => State::LockedSsh(text),
+            Parsed::EncryptedAgeFile => State::LockedAgeFile(Zeroizing::new(data.to_vec())),
+        };
+        Ok(Identity {
+            origin: origin.to_string(),
+            state,
+        })
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// A short description for the list of searched places.
+    pub fn summary(&self) -> String {
+        match &self.state {
+            State::Ready { summary, .. } => summary.clone(),
+            State::LockedSsh(_) => "passphrase-protected ssh key".into(),
+            State::LockedAgeFile(_) => "passphrase-encrypted age identity file".into(),
+        }
+    }
+
+    fn is_locked(&self) -> bool {
+        !matches!(self.state, State::Ready { .. })
+    }
+
+    fn unlock(&mut self, prompt: &dyn Prompt) -> Result<()> {
+        let at = Location::named(&self.origin);
+        let state = match &self.state {
+            State::Ready { .. } => return Ok(()),
+            State::LockedSsh(text) => {
+                let pass = ask(prompt, &self.origin)?;
+                ready_ssh(unlock_ssh(text, &pass, &self.origin)?)
+            }
+            State::LockedAgeFile(data) => {
+                let pass = ask(prompt, &self.origin)?;
+                let inner = decrypt_with_passphrase(data, pass, &at)?;
+                match Parsed::parse(&inner, &self.origin)? {
+                    Parsed::Age(keys) => ready_age(keys),
+                    Parsed::Ssh(key) => ready_ssh(key),
+                    Parsed::EncryptedSsh(_) | Parsed::EncryptedAgeFile => {
+                        return Err(Error::InvalidKey {
+                            at,
+                            reason: "an encrypted identity file holds another encrypted key".into(),
+                        });
+                    }
+                }
+            }
+        };
+        self.state = state;
+        Ok(())
+    }
+}
+
+fn ready_age(keys: Vec<AgeKey>) -> State {
+    let mut x25519 = 0;
+    let mut plugins = Vec::new();
+    let mut out: Vec<Key> = Vec::new();
+    for key in keys {
+        match key {
+            AgeKey::X25519(k) => {
+                x25519 += 1;
+                out.push(Box::new(k));
+            }
+            AgeKey::Plugin(k) => plugins.push(k),
+        }
+    }
+    for p in &plugins {
+        // A plugin that is not installed simply opens nothing.
+        if let Ok(plugin) = age::plugin::IdentityPluginV1::new(
+            p.plugin(),
+            std::slice::from_ref(p),
+            age::NoCallbacks,
+        ) {
+            out.push(Box::new(plugin));
+        }
+    }
+    let mut summary = format!(
+        "age identity ({x25519} key{})",
+        if x25519 == 1 { "" } else { "s" }
+    );
+    if !plugins.is_empty() {
+        summary.push_str(&format!(
+            ", {} plugin identit{}",
+            plugins.len(),
+            if plugins.len() == 1 { "y" } else { "ies" }
+        ));
+    }
+    State::Ready { keys: out, summary }
+}
+
+fn ready_ssh(key: SshPrivate) -> State {
+    let mut keys: Vec<Key> = Vec::new();
+    if let Ok(converted) = key.age_identity()
+        && let Ok(x) = age::x25519::Identity::from_str(&converted)
+    {
+        keys.push(Box::new(x));
+    }
+    let summary = if key.seed.is_some() {
+        "ssh-ed25519 key (native and converted)"
+    } else {
+        "ssh-rsa key (native only)"
+    };
+    if let Ok(native) = key.native() {
+        keys.push(Box::new(native));
+    }
+    State::Ready {
+        keys,
+        summary: summary.into(),
+    }
+}
+
+/// Decrypts a passphrase-encrypted (scrypt) age file.
+fn decrypt_with_passphrase(
+    data: &[u8],
+    pass: SecretString,
+    at: &Location,
+) -> Result<Zeroizing<Vec<u8>>> {
+    use std::io::Read;
+    let reader = age::armor::ArmoredReader::new(data);
+    let decryptor = age::Decryptor::new_buffered(reader).map_err(|_| Error::Corrupt {
+        at: at.clone(),
+        reason: "malformed age file".into(),
+    })?;
+    if !decryptor.is_scrypt() {
+        return Err(Error::InvalidKey {
+            at: at.clone(),
+            reason: "encrypted identity file is not passphrase-encrypted".into(),
+        });
+    }
+    let identity = age::scrypt::Identity::new(pass);
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .map_err(|_| Error::WrongPassphrase { at: at.clone() })?;
+    let mut out = Zeroizing::new(Vec::new());
+    reader.read_to_end(&mut out).map_err(|_| Error::Corrupt {
+        at: at.clone(),
+        reason: "payload failed to authenticate".into(),
+    })?;
+    Ok(out)
+}
+
+/// Every identity found, and a line for each place that was searched.
+pub struct Identities {
+    found: Vec<Identity>,
+    searched: Vec<String>,
+}
+
+/// Where to look for identities, in order.
+pub struct Search {
+    pub flags: Vec<PathBuf>,
+    pub env_identity: Option<PathBuf>,
+    pub keyring: keyring::Backend,
+    pub config_dir: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+}
+
+impl Search {
+    /// The places of DESIGN §5, read from the process environment.
+    pub fn from_env(flags: Vec<PathBuf>) -> Result<Search> {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        Ok(Search {
+            flags,
+            env_identity: std::env::var_os("KEYS_IDENTITY")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            keyring: keyring::Backend::from_env()?,
+            config_dir: config_dir(home.as_deref()),
+            home,
+        })
+    }
+
+    /// `~/.config/keys/identity.txt` (or under `$XDG_CONFIG_HOME`).
+    pub fn identity_file(&self) -> Option<PathBuf> {
+        self.config_dir.as_ref().map(|d| d.join("identity.txt"))
+    }
+
+    pub fn ssh_default(&self) -> Option<PathBuf> {
+        self.home
+            .as_ref()
+            .map(|h| h.join(".ssh").join("id_ed25519"))
+    }
+}
+
+/// `$XDG_CONFIG_HOME/keys`, else `~/.config/keys`.
+pub fn config_dir(home: Option<&Path>) -> Option<PathBuf> {
+    match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => Some(PathBuf::from(x).join("keys")),
+        None => home.map(|h| h.join(".config").join("keys")),
+    }
+}
+
+impl Identities {
+    /// Searches every place in order. An identity named explicitly (flag or
+    /// `KEYS_IDENTITY`) must load; the default places are noted and skipped when absent.
+    pub fn search(search: &Search) -> Result<Identities> {
+        let mut ids = Identities {
+            found: Vec::new(),
+            searched: Vec::new(),
+        };
+        for path in &search.flags {
+            ids.load_explicit(path, "-i")?;
+        }
+        match &search.env_identity {
+            Some(path) => ids.load_explicit(path, "KEYS_IDENTITY")?,
+            None => ids.searched.push("KEYS_IDENTITY: not set".into()),
+        }
+        let origin = format!("OS keyring ({})", search.keyring.name());
+        match keyring::load(search.keyring) {
+            Ok(Some(secret)) => {
+                let id = Identity::from_bytes(secret.as_bytes(), &origin)?;
+                ids.searched.push(format!("{origin}: {}", id.summary()));
+                ids.found.push(id);
+            }
+            Ok(None) => ids.searched.push(format!("{origin}: no identity stored")),
+            Err(e) => ids.searched.push(format!("{origin}: {e}")),
+        }
+        if let Some(path) = search.identity_file() {
+            ids.load_default(&path, true)?;
+        }
+        if let Some(path) = search.ssh_default() {
+            ids.load_default(&path, false)?;
+        }
+        Ok(ids)
+    }
+
+    /// Identities given directly (for library use and tests).
+    pub fn from_identities(found: Vec<Identity>) -> Identities {
+        let searched = found
+            .iter()
+            .map(|i| format!("{}: {}", i.origin, i.summary()))
+            .collect();
+        Identities { found, searched }
+    }
+
+    fn load_explicit(&mut self, path: &Path, how: &str) -> Result<()> {
+        let data = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+        let id = Identity::from_bytes(&data, &path.display().to_string())?;
+        self.searched
+            .push(format!("{how} {}: {}", path.display(), id.summary()));
+        self.found.push(id);
+        Ok(())
+    }
+
+    fn load_default(&mut self, path: &Path, check_mode: bool) -> Result<()> {
+        let shown = path.display();
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.searched.push(format!("{shown}: not found"));
+                return Ok(());
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let data = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+        let origin = shown.to_string();
+        let plain = !matches!(Parsed::parse(&data, &origin), Ok(Parsed::EncryptedAgeFile));
+        if check_mode && plain && meta.permissions().mode() & 0o077 != 0 {
+            return Err(Error::OpenPermissions {
+                path: path.to_path_buf(),
+                mode: meta.permissions().mode() & 0o777,
+            });
+        }
+        match Identity::from_bytes(&data, &origin) {
+            Ok(id) => {
+                self.searched.push(format!("{shown}: {}", id.summary()));
+                self.found.push(id);
+            }
+            Err(e) => self.searched.push(format!("{shown}: unusable ({e})")),
+        }
+        Ok(())
+    }
+
+    /// The places searched, one line each, for "nothing can decrypt" errors.
+    pub fn searched(&self) -> &[String] {
+        &self.searched
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// Keys usable without asking for anything.
+    pub fn ready(&self) -> Vec<&dyn age::Identity> {
+        let mut out: Vec<&dyn age::Identity> = Vec::new();
+        for id in &self.found {
+            if let State::Ready { keys, .. } = &id.state {
+                out.extend(keys.iter().map(|k| k.as_ref() as &dyn age::Identity));
+            }
+        }
+        out
+    }
+
+    pub fn has_locked(&self) -> bool {
+        self.found.iter().any(Identity::is_locked)
+    }
+
+    /// Unlocks every locked identity, asking once for each.
+    pub fn unlock_all(&mut self, prompt: &dyn Prompt) -> Result<()> {
+        for id in &mut self.found {
+            id.unlock(prompt)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_files_report_the_bad_line() {
+        let text = "# comment\nAGE-SECRET-KEY-1GYLS8VC9HRQ3FW27JK0CAPKTKP2EYV4KPD7P55P5UVNYA482K56SXC9XUZ\nnonsense\n";
+        let err = Parsed::parse(text.as_bytes(), "id.txt")
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "id.txt:3: not an age identity (AGE-SECRET-KEY-1… or AGE-PLUGIN-…)"
+        );
+        assert!(!err.contains("GYLS8"));
+    }
+
+    #[test]
+    fn refuses_unsupported_pem_keys_by_type() {
+        let err = Parsed::parse(b"-----BEGIN DSA PRIVATE KEY-----\nAAAA\n", "k")
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(err, "k: unsupported key type ssh-dss");
+    }
+}

@@ -1,0 +1,151 @@
+//! Where things are in a fleet repository, and how the repository is found.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub const RECIPIENTS: &str = "recipients";
+pub const ADMINS: &str = "recipients/admins";
+pub const HOSTS: &str = "recipients/hosts";
+pub const POLICIES: &str = "policies";
+pub const SECRETS: &str = "secrets";
+
+/// A fleet repository's root.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+}
+
+impl Repo {
+    /// `--repo DIR`, else `KEYS_REPO`, else the nearest ancestor of `cwd` that has
+    /// `policies/` and `recipients/`.
+    pub fn discover(flag: Option<&Path>, env: Option<&Path>, cwd: &Path) -> Result<Repo> {
+        if let Some(dir) = flag.or(env) {
+            let root = if dir.is_absolute() {
+                dir.to_path_buf()
+            } else {
+                cwd.join(dir)
+            };
+            if !is_repo(&root) {
+                return Err(Error::NotARepo { start: root });
+            }
+            return Ok(Repo { root });
+        }
+        cwd.ancestors()
+            .find(|d| is_repo(d))
+            .map(|d| Repo {
+                root: d.to_path_buf(),
+            })
+            .ok_or_else(|| Error::NotARepo {
+                start: cwd.to_path_buf(),
+            })
+    }
+
+    /// A repository at `root` that may not exist yet (for `keys init`).
+    pub fn at(root: PathBuf) -> Repo {
+        Repo { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn admins_dir(&self) -> PathBuf {
+        self.root.join(ADMINS)
+    }
+
+    pub fn hosts_dir(&self) -> PathBuf {
+        self.root.join(HOSTS)
+    }
+
+    pub fn policies_dir(&self) -> PathBuf {
+        self.root.join(POLICIES)
+    }
+
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.root.join(SECRETS)
+    }
+
+    pub fn admin_file(&self, name: &str) -> PathBuf {
+        self.admins_dir().join(format!("{name}.pub"))
+    }
+
+    pub fn host_file(&self, name: &str) -> PathBuf {
+        self.hosts_dir().join(format!("{name}.yaml"))
+    }
+
+    /// A path relative to the root, for messages.
+    pub fn rel(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}
+
+fn is_repo(dir: &Path) -> bool {
+    dir.join(POLICIES).is_dir() && dir.join(RECIPIENTS).is_dir()
+}
+
+/// Checks an admin, host or container name.
+pub fn check_name(name: &str) -> std::result::Result<(), &'static str> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return Err("empty"),
+        Some(c) if !c.is_ascii_alphanumeric() => return Err("must start with a letter or digit"),
+        _ => {}
+    }
+    if name.len() > 63 {
+        return Err("longer than 63 characters");
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        return Err("only letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["demo", "vps-arm", "nannuo-bot", "a", "x86_64.box"] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "-x",
+            ".hidden",
+            "a/b",
+            "..",
+            "a b",
+            "é",
+            &"x".repeat(64),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn discovery_walks_up_and_honours_flag_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("policies")).unwrap();
+        std::fs::create_dir_all(root.join("recipients/hosts")).unwrap();
+        let deep = root.join("recipients/hosts");
+        assert_eq!(Repo::discover(None, None, &deep).unwrap().root(), root);
+        let other = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Repo::discover(Some(other.path()), Some(root), &deep),
+            Err(Error::NotARepo { .. })
+        ));
+        assert_eq!(
+            Repo::discover(None, Some(root), other.path())
+                .unwrap()
+                .root(),
+            root
+        );
+        assert!(Repo::discover(None, None, other.path()).is_err());
+    }
+}

@@ -1,0 +1,208 @@
+//! `keys init`: scaffold a fleet repository and give it its first admin, creating
+//! or importing that admin's identity. Idempotent: it never overwrites a file or an
+//! identity, and a second run changes nothing.
+
+use std::path::{Path, PathBuf};
+
+use age::secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Location, Result};
+use crate::fsutil;
+use crate::identity::{self, Prompt, keyring};
+use crate::layout::{self, Repo};
+use crate::recipient::Recipient;
+
+/// Where a generated identity is kept.
+pub enum Store {
+    Keyring(keyring::Backend),
+    /// The identity file, optionally encrypted with a passphrase.
+    File {
+        path: PathBuf,
+        passphrase: Option<SecretString>,
+    },
+}
+
+pub enum Source {
+    Generate(Store),
+    /// An existing private key file (age identity or SSH key); only its public key is recorded.
+    Import(PathBuf),
+}
+
+pub struct Options {
+    pub admin: String,
+    pub source: Source,
+}
+
+/// One thing `init` did or found already done.
+pub enum Step {
+    Created(String),
+    Kept(String),
+    IdentityStored(String),
+    IdentityReused(String),
+    IdentityImported(String),
+    Warning(String),
+}
+
+pub struct Report {
+    pub steps: Vec<Step>,
+    pub admin_recipient: Option<String>,
+}
+
+impl Report {
+    /// True when the run changed nothing.
+    pub fn unchanged(&self) -> bool {
+        self.steps
+            .iter()
+            .all(|s| matches!(s, Step::Kept(_) | Step::Warning(_)))
+    }
+}
+
+const STARTER_POLICY: &str = "default.yaml";
+
+pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
+    layout::check_name(&opts.admin).map_err(|reason| Error::InvalidName {
+        at: Location::named("--admin"),
+        name: opts.admin.clone(),
+        reason,
+    })?;
+    let mut report = Report {
+        steps: Vec::new(),
+        admin_recipient: None,
+    };
+    let admin_file = repo.admin_file(&opts.admin);
+    // An existing admin file means this admin was set up already: identities are left alone.
+    let recipient = if admin_file.exists() {
+        None
+    } else {
+        Some(admin_recipient(opts, prompt, &mut report)?)
+    };
+
+    for dir in [
+        repo.admins_dir(),
+        repo.hosts_dir(),
+        repo.policies_dir(),
+        repo.secrets_dir(),
+    ] {
+        let shown = format!("{}/", repo.rel(&dir));
+        if dir.is_dir() {
+            report.steps.push(Step::Kept(shown));
+        } else {
+            fsutil::create_dir_all(&dir, 0o755)?;
+            report.steps.push(Step::Created(shown));
+        }
+    }
+
+    match recipient {
+        Some(r) => {
+            let text = format!("# admin {}\n{r}\n", opts.admin);
+            fsutil::write_new(&admin_file, text.as_bytes(), fsutil::PUBLIC)?;
+            report.steps.push(Step::Created(repo.rel(&admin_file)));
+            report.admin_recipient = Some(r.to_string());
+        }
+        None => report.steps.push(Step::Kept(repo.rel(&admin_file))),
+    }
+
+    let has_policy = std::fs::read_dir(repo.policies_dir())
+        .map_err(|e| Error::io(repo.policies_dir(), e))?
+        .filter_map(|e| e.ok())
+        .any(|e| e.path().extension().is_some_and(|x| x == "yaml"));
+    let policy = repo.policies_dir().join(STARTER_POLICY);
+    if has_policy {
+        report
+            .steps
+            .push(Step::Kept(format!("{}/", layout::POLICIES)));
+    } else {
+        fsutil::write_new(
+            &policy,
+            starter_policy(&opts.admin).as_bytes(),
+            fsutil::PUBLIC,
+        )?;
+        report.steps.push(Step::Created(repo.rel(&policy)));
+    }
+    Ok(report)
+}
+
+fn starter_policy(admin: &str) -> String {
+    format!(
+        "# Who may read which secrets. Rules are tried in order; the first whose glob\n\
+         # matches a secret's name decides its format and readers.\n\
+         groups:\n  admins: [{admin}]\nrules: []\n"
+    )
+}
+
+fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> Result<Recipient> {
+    match &opts.source {
+        Source::Import(path) => {
+            let data = Zeroizing::new(fsutil::read(path)?);
+            let r = identity::public_of(&data, &path.display().to_string(), prompt)?;
+            report.steps.push(Step::IdentityImported(format!(
+                "{} ({})",
+                path.display(),
+                r.kind()
+            )));
+            Ok(r)
+        }
+        Source::Generate(Store::Keyring(backend)) => {
+            let origin = format!("OS keyring ({})", backend.name());
+            if let Some(existing) = keyring::load(*backend)? {
+                let r = identity::public_of(existing.as_bytes(), &origin, prompt)?;
+                report.steps.push(Step::IdentityReused(origin));
+                return Ok(r);
+            }
+            let (secret, r) = generate();
+            keyring::store(*backend, &secret)?;
+            report.steps.push(Step::IdentityStored(origin));
+            if !backend.is_persistent() {
+                report.steps.push(Step::Warning(format!(
+                    "the {} keyring does not survive a reboot; add a second admin key before encrypting secrets",
+                    backend.name()
+                )));
+            }
+            Ok(r)
+        }
+        Source::Generate(Store::File { path, passphrase }) => {
+            if path.exists() {
+                let data = Zeroizing::new(fsutil::read(path)?);
+                let r = identity::public_of(&data, &path.display().to_string(), prompt)?;
+                report
+                    .steps
+                    .push(Step::IdentityReused(path.display().to_string()));
+                return Ok(r);
+            }
+            let (secret, r) = generate();
+            let data = match passphrase {
+                Some(p) => Zeroizing::new(crate::crypto::encrypt_with_passphrase(
+                    secret.as_bytes(),
+                    SecretString::from(p.expose_secret().to_string()),
+                    &Location::file(path),
+                )?),
+                None => Zeroizing::new(secret.as_bytes().to_vec()),
+            };
+            if let Some(dir) = path.parent() {
+                fsutil::create_dir_all(dir, 0o700)?;
+            }
+            fsutil::write_new(path, &data, fsutil::PRIVATE)?;
+            report
+                .steps
+                .push(Step::IdentityStored(path.display().to_string()));
+            Ok(r)
+        }
+    }
+}
+
+/// A new age X25519 identity in age-keygen's file format, and its recipient.
+fn generate() -> (Zeroizing<String>, Recipient) {
+    let id = age::x25519::Identity::generate();
+    let public = id.to_public();
+    let text = Zeroizing::new(format!(
+        "# keys admin identity\n# public key: {public}\n{}\n",
+        id.to_string().expose_secret()
+    ));
+    (text, Recipient::X25519(public))
+}
+
+/// The identity file location used by default.
+pub fn default_identity_file(home: Option<&Path>) -> Option<PathBuf> {
+    identity::config_dir(home).map(|d| d.join("identity.txt"))
+}

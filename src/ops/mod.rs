@@ -1,0 +1,4 @@
+//! The verbs: what a command does to a fleet repository, planned and then applied.
+//! Library code here never prints; it returns reports for the CLI to show.
+
+pub mod init;

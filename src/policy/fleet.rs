@@ -1,0 +1,294 @@
+//! The fleet as the repository describes it: `recipients/admins/NAME.pub` (one or
+//! more public keys per admin) and `recipients/hosts/NAME.yaml` (a host's SSH host
+//! key, how to reach and deploy it, and its containers).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::error::{Error, Location, Result};
+use crate::layout::{self, Repo};
+use crate::recipient::Recipient;
+
+pub struct Admin {
+    pub name: String,
+    pub recipients: Vec<Recipient>,
+}
+
+pub struct Host {
+    pub name: String,
+    pub key: Recipient,
+    pub address: Option<String>,
+    pub ssh_port: u16,
+    pub system: Option<String>,
+    pub flake_attr: String,
+    pub persist: Option<String>,
+    pub containers: Vec<Container>,
+}
+
+pub struct Container {
+    pub name: String,
+    /// `None`: shares the host's key through a read-only bind mount.
+    pub own_key: Option<Recipient>,
+}
+
+impl Container {
+    /// The key this container decrypts with: its own, or its host's.
+    pub fn key<'a>(&'a self, host: &'a Host) -> &'a Recipient {
+        self.own_key.as_ref().unwrap_or(&host.key)
+    }
+}
+
+pub struct Fleet {
+    pub admins: Vec<Admin>,
+    pub hosts: Vec<Host>,
+}
+
+/// The host file as written on disk.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFile {
+    /// The host's public SSH host key (`ssh-ed25519 AAAA…`).
+    pub ssh_key: Spanned<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub ssh_port: Option<u16>,
+    #[serde(default)]
+    pub system: Option<String>,
+    #[serde(default)]
+    pub flake_attr: Option<String>,
+    #[serde(default)]
+    pub persist: Option<String>,
+    #[serde(default)]
+    pub containers: BTreeMap<String, ContainerFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerFile {
+    /// The container's own key; absent when it shares the host's.
+    #[serde(default)]
+    pub ssh_key: Option<Spanned<String>>,
+}
+
+const SYSTEMS: &[&str] = &["x86_64-linux", "aarch64-linux"];
+
+impl Fleet {
+    pub fn load(repo: &Repo) -> Result<Fleet> {
+        let mut admins = Vec::new();
+        for path in files_with_ext(&repo.admins_dir(), "pub")? {
+            admins.push(load_admin(repo, &path)?);
+        }
+        let mut hosts = Vec::new();
+        for path in files_with_ext(&repo.hosts_dir(), "yaml")? {
+            hosts.push(load_host(repo, &path)?);
+        }
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for host in &hosts {
+            for c in &host.containers {
+                if let Some(other) = seen.insert(&c.name, &host.name) {
+                    return Err(Error::InvalidFile {
+                        at: Location::named(&repo.rel(&repo.host_file(&host.name))),
+                        reason: format!("container {} is also declared by host {other}", c.name),
+                    });
+                }
+                if hosts.iter().any(|h| h.name == c.name) {
+                    return Err(Error::InvalidFile {
+                        at: Location::named(&repo.rel(&repo.host_file(&host.name))),
+                        reason: format!("container {} has the name of a host", c.name),
+                    });
+                }
+            }
+        }
+        Ok(Fleet { admins, hosts })
+    }
+}
+
+/// Sorted regular files `*.ext` directly in `dir` (none if `dir` is absent).
+fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<std::path::PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .max_depth(1)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            Error::io(
+                path,
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
+            )
+        })?;
+        let path = entry.path();
+        if entry.file_type().is_file() && path.extension().is_some_and(|e| e == ext) {
+            out.push(path.to_path_buf());
+        }
+    }
+    Ok(out)
+}
+
+fn name_of(repo: &Repo, path: &Path) -> Result<String> {
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
+    layout::check_name(&name).map_err(|reason| Error::InvalidName {
+        at: Location::named(&repo.rel(path)),
+        name: name.clone(),
+        reason,
+    })?;
+    Ok(name)
+}
+
+fn read_text(repo: &Repo, path: &Path) -> Result<String> {
+    let bytes = crate::fsutil::read(path)?;
+    String::from_utf8(bytes).map_err(|_| Error::InvalidFile {
+        at: Location::named(&repo.rel(path)),
+        reason: "not UTF-8 text".into(),
+    })
+}
+
+fn load_admin(repo: &Repo, path: &Path) -> Result<Admin> {
+    let name = name_of(repo, path)?;
+    let file = repo.rel(path);
+    let recipients: Vec<Recipient> = Recipient::parse_all(&read_text(repo, path)?, &file)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    if recipients.is_empty() {
+        return Err(Error::InvalidFile {
+            at: Location::named(&file),
+            reason: "no public key in this admin file".into(),
+        });
+    }
+    Ok(Admin { name, recipients })
+}
+
+fn spanned_key(file: &str, key: &Spanned<String>, what: &str) -> Result<Recipient> {
+    let at = Location::named(file).at_line(key.referenced.line());
+    let r = Recipient::parse_line(&key.value, &at)?;
+    match r {
+        Recipient::SshEd25519(_) => Ok(r),
+        other => Err(Error::InvalidFile {
+            at,
+            reason: format!("{what} must be an ssh-ed25519 key, not {}", other.kind()),
+        }),
+    }
+}
+
+/// Parses a host file's text; `file` names it in errors.
+pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
+    let raw: HostFile = serde_saphyr::from_str(text).map_err(|e| super::yaml_error(file, &e))?;
+    let key = spanned_key(file, &raw.ssh_key, "ssh_key")?;
+    if let Some(system) = &raw.system
+        && !SYSTEMS.contains(&system.as_str())
+    {
+        return Err(Error::InvalidFile {
+            at: Location::named(file),
+            reason: format!("system {system:?} is not one of {}", SYSTEMS.join(", ")),
+        });
+    }
+    if let Some(persist) = &raw.persist
+        && (!persist.starts_with('/') || persist.split('/').any(|s| s == ".."))
+    {
+        return Err(Error::InvalidFile {
+            at: Location::named(file),
+            reason: format!("persist {persist:?} must be an absolute path without '..'"),
+        });
+    }
+    let mut containers = Vec::new();
+    for (cname, c) in raw.containers {
+        layout::check_name(&cname).map_err(|reason| Error::InvalidName {
+            at: Location::named(file),
+            name: cname.clone(),
+            reason,
+        })?;
+        let own_key = match &c.ssh_key {
+            Some(k) => Some(spanned_key(file, k, "a container's ssh_key")?),
+            None => None,
+        };
+        containers.push(Container {
+            name: cname,
+            own_key,
+        });
+    }
+    Ok(Host {
+        name: name.to_string(),
+        key,
+        address: raw.address,
+        ssh_port: raw.ssh_port.unwrap_or(22),
+        system: raw.system,
+        flake_attr: raw.flake_attr.unwrap_or_else(|| name.to_string()),
+        persist: raw.persist.filter(|p| p != "/"),
+        containers,
+    })
+}
+
+fn load_host(repo: &Repo, path: &Path) -> Result<Host> {
+    let name = name_of(repo, path)?;
+    parse_host(&name, &read_text(repo, path)?, &repo.rel(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
+
+    #[test]
+    fn reads_a_full_host_file() {
+        let text = format!(
+            "ssh_key: {KEY} root@vps-arm\naddress: 203.0.113.20\nssh_port: 2222\nsystem: aarch64-linux\npersist: /persistent\ncontainers:\n  nannuo-bot: {{}}\n  own:\n    ssh_key: {KEY}\n"
+        );
+        let host = parse_host("vps-arm", &text, "h.yaml").unwrap();
+        assert_eq!(host.ssh_port, 2222);
+        assert_eq!(host.flake_attr, "vps-arm");
+        assert_eq!(host.persist.as_deref(), Some("/persistent"));
+        assert_eq!(host.containers.len(), 2);
+        assert!(
+            host.containers
+                .iter()
+                .any(|c| c.name == "nannuo-bot" && c.own_key.is_none())
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases = [
+            (
+                format!("address: x\nssh_key: {KEY}\nbogus: 1\n"),
+                "h.yaml:3",
+            ),
+            (
+                "address: x\nssh_key: ssh-ed25519 AAAA\n".to_string(),
+                "h.yaml:2: malformed",
+            ),
+            (
+                "ssh_key: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n"
+                    .to_string(),
+                "h.yaml:1: ssh_key must be an ssh-ed25519 key",
+            ),
+            (format!("ssh_key: {KEY}\nssh_key: {KEY}\n"), "h.yaml:2"),
+            (format!("ssh_key: {KEY}\nsystem: riscv\n"), "h.yaml: system"),
+            (
+                format!("ssh_key: {KEY}\ncontainers:\n  ../x: {{}}\n"),
+                "h.yaml: invalid name",
+            ),
+            ("[1, 2".to_string(), "h.yaml:"),
+        ];
+        for (text, want) in cases {
+            let err = parse_host("h", &text, "h.yaml").err().unwrap().to_string();
+            assert!(err.starts_with(want), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+}

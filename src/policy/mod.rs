@@ -1,0 +1,23 @@
+//! What the fleet is and who may read what: admins, hosts and containers from
+//! `recipients/`, and (later) the rules under `policies/`. This module owns the YAML
+//! crate for fleet files.
+
+pub mod fleet;
+
+use crate::error::{Error, Location};
+
+/// Turns a YAML error into a one-line error naming the file and line.
+pub(crate) fn yaml_error(file: &str, err: &serde_saphyr::Error) -> Error {
+    let mut at = Location::named(file);
+    if let Some(loc) = err.location() {
+        at = at.at_line(loc.line());
+    }
+    let rendered = err.without_snippet().to_string();
+    let reason = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid YAML")
+        .to_string();
+    Error::InvalidFile { at, reason }
+}

@@ -1,0 +1,315 @@
+//! Who can read a secret: age X25519 recipients, SSH public keys and age plugin
+//! recipients, parsed from the lines users paste (authorized_keys, known_hosts,
+//! ssh-keyscan output), and the ssh-ed25519 → age conversion ssh-to-age does.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bech32::{Bech32, Hrp};
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use sha2::{Digest, Sha512};
+use ssh_key::{HashAlg, PublicKey};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, Location, Result};
+
+const AGE_RECIPIENT_HRP: &str = "age";
+const AGE_IDENTITY_HRP: &str = "age-secret-key-";
+
+/// One public key that a secret can be encrypted to.
+#[derive(Clone)]
+pub enum Recipient {
+    /// `age1…`: a native age X25519 key.
+    X25519(age::x25519::Recipient),
+    /// `ssh-ed25519 AAAA…`: an SSH key, used natively by age (agenix) or converted.
+    SshEd25519(SshKey),
+    /// `ssh-rsa AAAA…`: only usable natively (agenix); it has no X25519 form.
+    SshRsa(SshKey),
+    /// `age1<plugin>1…`: handled by an `age-plugin-<name>` program.
+    Plugin(age::plugin::Recipient),
+}
+
+/// An SSH public key as it was written (type, base64 blob, comment).
+#[derive(Clone)]
+pub struct SshKey {
+    key: PublicKey,
+    comment: String,
+}
+
+impl SshKey {
+    /// `type base64` without the comment: the form age and agenix expect.
+    pub fn openssh(&self) -> String {
+        let mut key = self.key.clone();
+        key.set_comment("");
+        key.to_openssh().unwrap_or_default().trim().to_string()
+    }
+
+    pub fn comment(&self) -> &str {
+        &self.comment
+    }
+
+    /// `SHA256:…`, as `ssh-keygen -l` prints it.
+    pub fn fingerprint(&self) -> String {
+        self.key.fingerprint(HashAlg::Sha256).to_string()
+    }
+
+    fn ed25519_bytes(&self) -> Option<[u8; 32]> {
+        self.key.key_data().ed25519().map(|k| k.0)
+    }
+}
+
+impl Recipient {
+    /// Parses one line: an age recipient, or an SSH public key in authorized_keys,
+    /// known_hosts or ssh-keyscan form. `at` names where the line came from.
+    pub fn parse_line(line: &str, at: &Location) -> Result<Recipient> {
+        let line = line.trim_start_matches('\u{feff}').trim();
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        let Some(first) = tokens.first() else {
+            return Err(invalid(at, "empty line where a key was expected"));
+        };
+        if first.starts_with("age1") {
+            if tokens.len() > 1 {
+                return Err(invalid(at, "an age recipient stands alone on its line"));
+            }
+            return parse_age(first, at);
+        }
+        let Some(i) = tokens.iter().position(|t| looks_like_key_type(t)) else {
+            return Err(invalid(
+                at,
+                "no age recipient or SSH public key on this line",
+            ));
+        };
+        let key_type = tokens[i];
+        let Some(blob) = tokens.get(i + 1) else {
+            return Err(invalid(
+                at,
+                &format!("{key_type} key without its base64 data"),
+            ));
+        };
+        let comment = tokens[i + 2..].join(" ");
+        match key_type {
+            "ssh-ed25519" | "ssh-rsa" => {}
+            other => {
+                return Err(Error::UnsupportedKey {
+                    at: at.clone(),
+                    key_type: other.to_string(),
+                    purpose: Some("(keys uses ssh-ed25519, ssh-rsa for agenix only, and age keys)"),
+                });
+            }
+        }
+        let key = PublicKey::from_openssh(&format!("{key_type} {blob}"))
+            .map_err(|_| invalid(at, &format!("malformed {key_type} public key")))?;
+        if key.algorithm().as_str() != key_type {
+            return Err(invalid(
+                at,
+                &format!("key data is {}, not {key_type}", key.algorithm().as_str()),
+            ));
+        }
+        let ssh = SshKey { key, comment };
+        if key_type == "ssh-ed25519" {
+            // A point that does not decompress has no X25519 form and opens nothing.
+            ed25519_to_x25519(&ssh.ed25519_bytes().unwrap_or_default())
+                .ok_or_else(|| invalid(at, "ssh-ed25519 key is not a valid curve point"))?;
+            Ok(Recipient::SshEd25519(ssh))
+        } else {
+            Ok(Recipient::SshRsa(ssh))
+        }
+    }
+
+    /// Parses every key in a text: one per non-blank line, `#` comments skipped.
+    pub fn parse_all(text: &str, file: &str) -> Result<Vec<(u64, Recipient)>> {
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start_matches('\u{feff}').trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let line_no = n as u64 + 1;
+            let at = Location::named(file).at_line(line_no);
+            out.push((line_no, Recipient::parse_line(trimmed, &at)?));
+        }
+        Ok(out)
+    }
+
+    /// The kind, as shown to users.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Recipient::X25519(_) => "age",
+            Recipient::SshEd25519(_) => "ssh-ed25519",
+            Recipient::SshRsa(_) => "ssh-rsa",
+            Recipient::Plugin(_) => "age-plugin",
+        }
+    }
+
+    /// The derived `age1…` recipient, for consumers that convert SSH keys (sops-nix).
+    pub fn to_x25519(&self) -> Option<String> {
+        match self {
+            Recipient::X25519(r) => Some(r.to_string()),
+            Recipient::SshEd25519(k) => k.ed25519_bytes().and_then(|b| ssh_ed25519_to_age(&b)),
+            Recipient::SshRsa(_) | Recipient::Plugin(_) => None,
+        }
+    }
+
+    /// A stable identifier: the `age1…` string, or the SSH key's SHA256 fingerprint.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            Recipient::X25519(r) => r.to_string(),
+            Recipient::Plugin(r) => r.to_string(),
+            Recipient::SshEd25519(k) | Recipient::SshRsa(k) => k.fingerprint(),
+        }
+    }
+
+    /// The age library's recipient for a native (non-plugin) key.
+    pub fn age_recipient(&self) -> Option<Box<dyn age::Recipient + Send>> {
+        match self {
+            Recipient::X25519(r) => Some(Box::new(r.clone())),
+            Recipient::SshEd25519(k) | Recipient::SshRsa(k) => {
+                age::ssh::Recipient::from_str(&k.openssh())
+                    .ok()
+                    .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
+            }
+            Recipient::Plugin(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Recipient {
+    /// The canonical one-line form (SSH keys without their comment).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Recipient::X25519(r) => write!(f, "{r}"),
+            Recipient::Plugin(r) => write!(f, "{r}"),
+            Recipient::SshEd25519(k) | Recipient::SshRsa(k) => f.write_str(&k.openssh()),
+        }
+    }
+}
+
+impl fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Recipient({self})")
+    }
+}
+
+fn parse_age(token: &str, at: &Location) -> Result<Recipient> {
+    if let Ok(r) = age::x25519::Recipient::from_str(token) {
+        return Ok(Recipient::X25519(r));
+    }
+    if let Ok(r) = age::plugin::Recipient::from_str(token) {
+        return Ok(Recipient::Plugin(r));
+    }
+    Err(invalid(
+        at,
+        "malformed age recipient (bad bech32 or length)",
+    ))
+}
+
+fn looks_like_key_type(token: &str) -> bool {
+    token.starts_with("ssh-")
+        || token.starts_with("ecdsa-sha2-")
+        || token.starts_with("sk-ssh-")
+        || token.starts_with("sk-ecdsa-")
+}
+
+fn invalid(at: &Location, reason: &str) -> Error {
+    Error::InvalidKey {
+        at: at.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+fn ed25519_to_x25519(ed: &[u8; 32]) -> Option<[u8; 32]> {
+    let point = CompressedEdwardsY(*ed).decompress()?;
+    Some(point.to_montgomery().to_bytes())
+}
+
+/// The `age1…` recipient of an ssh-ed25519 public key (Montgomery form, bech32).
+pub fn ssh_ed25519_to_age(ed: &[u8; 32]) -> Option<String> {
+    let x = ed25519_to_x25519(ed)?;
+    bech32::encode::<Bech32>(Hrp::parse(AGE_RECIPIENT_HRP).ok()?, &x).ok()
+}
+
+/// The `AGE-SECRET-KEY-1…` identity of an ed25519 private key, from its 32-byte seed:
+/// the first 32 bytes of SHA-512(seed), unclamped, as ssh-to-age prints it.
+pub fn ssh_ed25519_seed_to_age_identity(seed: &[u8]) -> Zeroizing<String> {
+    let mut digest = Sha512::digest(seed);
+    let mut scalar = [0u8; 32];
+    scalar.copy_from_slice(&digest[..32]);
+    digest.as_mut_slice().zeroize();
+    let hrp = Hrp::parse(AGE_IDENTITY_HRP).expect("constant HRP is valid");
+    let mut lower = bech32::encode::<Bech32>(hrp, &scalar).expect("32 bytes fit in bech32");
+    scalar.zeroize();
+    let upper = Zeroizing::new(lower.to_uppercase());
+    lower.zeroize();
+    upper
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
+
+    fn at() -> Location {
+        Location::named("test").at_line(1)
+    }
+
+    #[test]
+    fn parses_the_forms_users_paste() {
+        let cases = [
+            (ED.to_string(), "ssh-ed25519"),
+            (format!("{ED} alice@laptop"), "ssh-ed25519"),
+            (format!("no-pty,command=\"x\" {ED} c"), "ssh-ed25519"),
+            (format!("[vps-arm]:2222 {ED}"), "ssh-ed25519"),
+            (format!("vps-x86,203.0.113.10 {ED}\r"), "ssh-ed25519"),
+            (format!("@cert-authority *.example {ED}"), "ssh-ed25519"),
+            (
+                "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p".to_string(),
+                "age",
+            ),
+        ];
+        for (line, kind) in cases {
+            let r = Recipient::parse_line(&line, &at()).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(r.kind(), kind, "{line}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_use() {
+        let cases = [
+            ("", "empty"),
+            ("age1notbech32", "malformed age"),
+            ("ssh-ed25519", "without its base64"),
+            ("ssh-ed25519 AAAA", "malformed"),
+            (
+                "ecdsa-sha2-nistp256 AAAAE2VjZHNh",
+                "unsupported key type ecdsa-sha2-nistp256",
+            ),
+            ("ssh-dss AAAAB3NzaC1kc3M", "unsupported key type ssh-dss"),
+            (
+                "sk-ssh-ed25519@openssh.com AAAA",
+                "unsupported key type sk-ssh-ed25519",
+            ),
+            ("hello world", "no age recipient"),
+            (
+                "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5",
+                "malformed ssh-rsa",
+            ),
+        ];
+        for (line, want) in cases {
+            let err = Recipient::parse_line(line, &at()).unwrap_err().to_string();
+            assert!(err.starts_with("test:1: "), "{err}");
+            assert!(err.contains(want), "{line:?} gave {err:?}");
+        }
+    }
+
+    #[test]
+    fn converts_like_ssh_to_age() {
+        // keys/ed25519-08 of the shared vectors; ssh-to-age prints this recipient for it.
+        let r = Recipient::parse_line(ED, &at()).unwrap();
+        assert_eq!(
+            r.to_x25519().unwrap(),
+            "age1gtgcllee7sy506uce06jc57qlw5pzp7yudcp9ytn2yzjzt2ald8qm47rmy"
+        );
+    }
+}
