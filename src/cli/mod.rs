@@ -2,6 +2,7 @@
 //! `match`, and the exit-code table. Only this module prints or prompts.
 
 mod completions;
+mod decrypt;
 mod init;
 mod prompt;
 mod status;
@@ -91,6 +92,7 @@ enum Command {
     Init(init::Args),
     Status(status::Args),
     ToAge(to_age::Args),
+    Decrypt(decrypt::Args),
     Completions(completions::Args),
 }
 
@@ -134,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::ToAge(args) => to_age::run(&ctx, args),
+        Command::Decrypt(args) => decrypt::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {
@@ -158,9 +161,13 @@ fn report(e: &Error) {
 
 /// Writes to stdout, mapping a closed pipe to a quiet exit.
 pub(crate) fn out(text: &str) -> Result<()> {
+    out_bytes(text.as_bytes())
+}
+
+pub(crate) fn out_bytes(data: &[u8]) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_all(text.as_bytes())
+        .write_all(data)
         .and_then(|()| stdout.flush())
         .map_err(|e| Error::io("<stdout>", e))
 }

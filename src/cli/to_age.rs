@@ -16,7 +16,8 @@ use crate::recipient::Recipient;
 ///
 /// Reads FILE, or standard input when FILE is absent or "-". In public mode every
 /// ssh-ed25519 line gives one age1… line, in order; other key types are skipped with
-/// a note on stderr, and finding no ed25519 key at all is an error.
+/// a note on stderr, and finding no ed25519 key at all is an error. age1… recipients
+/// pass through unchanged, so a mixed recipients file converts as a whole.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// Convert a private key (plain or passphrase-protected OpenSSH ed25519).
@@ -75,7 +76,7 @@ fn public(data: &[u8], name: &str) -> Result<String> {
         }
         let at = Location::named(name).at_line(n as u64 + 1);
         match Recipient::parse_line(trimmed, &at) {
-            Ok(r @ Recipient::SshEd25519(_)) => {
+            Ok(r @ (Recipient::SshEd25519(_) | Recipient::X25519(_))) => {
                 out.push_str(&r.to_x25519().unwrap_or_default());
                 out.push('\n');
             }

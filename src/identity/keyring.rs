@@ -10,7 +10,15 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 const SERVICE: &str = "keys";
-const ENTRY: &str = "identity";
+const DEFAULT_ENTRY: &str = "identity";
+
+/// The entry name: `KEYS_KEYRING_ENTRY`, so one machine can hold one identity per fleet.
+fn entry_name() -> String {
+    std::env::var("KEYS_KEYRING_ENTRY")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_ENTRY.to_string())
+}
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Which keyring to use; `KEYS_KEYRING` chooses, the platform decides the default.
@@ -109,7 +117,7 @@ fn entry(backend: Backend) -> Result<keyring_core::Entry> {
         _ => return Err(keyring_error(backend, "not available on this platform")),
     };
     store
-        .build(SERVICE, ENTRY, None)
+        .build(SERVICE, &entry_name(), None)
         .map_err(|e| keyring_error(backend, e.to_string()))
 }
 

@@ -541,7 +541,10 @@ impl Identities {
                 ids.found.push(id);
             }
             Ok(None) => ids.searched.push(format!("{origin}: no identity stored")),
-            Err(e) => ids.searched.push(format!("{origin}: {e}")),
+            Err(Error::Keyring { reason, .. }) => ids
+                .searched
+                .push(format!("{origin}: unavailable ({reason})")),
+            Err(e) => ids.searched.push(format!("{origin}: unavailable ({e})")),
         }
         if let Some(path) = search.identity_file() {
             ids.load_default(&path, true)?;

@@ -1,0 +1,10 @@
+//! The one integration test binary: runs the real `keys` binary in a hermetic
+//! environment and checks what a user would see.
+
+mod common;
+mod docs;
+mod init;
+mod interop;
+mod status;
+mod to_age;
+mod vectors;

@@ -1,0 +1,72 @@
+//! `keys status` on the demo fleet of this repository, and its errors.
+
+use crate::common::TestEnv;
+
+fn project() -> String {
+    env!("CARGO_MANIFEST_DIR").to_string()
+}
+
+#[test]
+fn shows_the_demo_fleet_with_derived_host_recipients() {
+    let env = TestEnv::new();
+    let run = env.keys(&["--repo", &project(), "status"]).success();
+    for name in [
+        "demo",
+        "vps-x86",
+        "vps-arm",
+        "nannuo-bot",
+        "persist /persistent",
+        "root@203.0.113.20:2222",
+    ] {
+        assert!(run.stdout.contains(name), "{name} missing:\n{}", run.stdout);
+    }
+    for host in ["vps-x86", "vps-arm"] {
+        let pubkey = format!(
+            "{}/tests/fixtures/hosts/{host}.ssh_host_ed25519_key.pub",
+            project()
+        );
+        let age = env.keys(&["to-age", &pubkey]).success().stdout;
+        assert!(run.stdout.contains(age.trim()), "{host}: {}", run.stdout);
+    }
+}
+
+#[test]
+fn finds_the_repo_from_a_subdirectory_and_from_keys_repo() {
+    let mut env = TestEnv::new();
+    env.set("KEYS_REPO", project());
+    env.keys(&["status"]).success();
+}
+
+#[test]
+fn outside_a_repo_it_says_how_to_get_one() {
+    let env = TestEnv::new();
+    let run = env.keys(&["status"]).failure(7);
+    assert!(run.stderr.contains("not inside a keys repository"));
+    assert!(run.stderr.contains("hint: run `keys init`"));
+}
+
+#[test]
+fn a_bad_host_file_is_named_with_its_line() {
+    let env = TestEnv::new();
+    env.keys(&["init", "--admin", "a"]).success();
+    let host = env.work.join("recipients/hosts/h1.yaml");
+    std::fs::write(
+        &host,
+        "address: 192.0.2.1\nssh_key: ssh-ed25519 AAAAbroken\n",
+    )
+    .unwrap();
+    let run = env.keys(&["status"]).failure(3);
+    assert!(
+        run.stderr
+            .contains("recipients/hosts/h1.yaml:2: malformed ssh-ed25519"),
+        "{}",
+        run.stderr
+    );
+    std::fs::write(&host, "ssh_key: x\nssh_key: y\n").unwrap();
+    let run = env.keys(&["status"]).failure(3);
+    assert!(
+        run.stderr.contains("recipients/hosts/h1.yaml:2"),
+        "{}",
+        run.stderr
+    );
+}
