@@ -304,6 +304,26 @@ mod tests {
     }
 
     #[test]
+    fn plugin_and_rsa_recipients_parse_but_have_no_x25519_form() {
+        let hrp = Hrp::parse("age1yubikey").unwrap();
+        let plugin = bech32::encode::<Bech32>(hrp, &[7u8; 33]).unwrap();
+        let r = Recipient::parse_line(&plugin, &at()).unwrap();
+        assert_eq!((r.kind(), r.to_x25519()), ("age-plugin", None));
+        let rsa = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/keys/rsa-01.pub"
+        ))
+        .unwrap();
+        let r = Recipient::parse_line(&rsa, &at()).unwrap();
+        assert_eq!((r.kind(), r.to_x25519()), ("ssh-rsa", None));
+        assert!(
+            r.age_recipient().is_some(),
+            "agenix can still encrypt to ssh-rsa"
+        );
+        assert!(r.fingerprint().starts_with("SHA256:"));
+    }
+
+    #[test]
     fn converts_like_ssh_to_age() {
         // keys/ed25519-08 of the shared vectors; ssh-to-age prints this recipient for it.
         let r = Recipient::parse_line(ED, &at()).unwrap();

@@ -125,7 +125,7 @@ fn store(ctx: &super::Context, args: &Args) -> Result<Store> {
         }
         StoreArg::File => {
             let home = std::env::var_os("HOME").map(PathBuf::from);
-            let path = init::default_identity_file(home.as_deref()).ok_or_else(|| {
+            let path = crate::identity::identity_file(home.as_deref()).ok_or_else(|| {
                 error::usage("HOME is not set", "set HOME, or use --store keyring")
             })?;
             let passphrase = if args.passphrase && !path.exists() {

@@ -116,10 +116,7 @@ fn private(prompt: &dyn identity::Prompt, data: &[u8], name: &str) -> Result<Zer
     let key = match Parsed::parse(data, name)? {
         Parsed::Ssh(key) => key,
         Parsed::EncryptedSsh(text) => {
-            let pass = prompt
-                .passphrase(&format!("Passphrase for {name}"))?
-                .ok_or(Error::NoPassphrase { at: at.clone() })?;
-            identity::unlock_ssh(&text, &pass, name)?
+            identity::unlock_ssh(&text, &identity::ask(prompt, name)?, name)?
         }
         Parsed::Age(_) | Parsed::EncryptedAgeFile => {
             return Err(Error::InvalidKey {

@@ -30,7 +30,7 @@ impl Prompt for NoPrompt {
 }
 
 /// Asks for the passphrase of `origin`, failing when there is no way to ask.
-fn ask(prompt: &dyn Prompt, origin: &str) -> Result<SecretString> {
+pub fn ask(prompt: &dyn Prompt, origin: &str) -> Result<SecretString> {
     prompt
         .passphrase(&format!("Passphrase for {origin}"))?
         .ok_or_else(|| Error::NoPassphrase {
@@ -500,7 +500,7 @@ impl Search {
 
     /// `~/.config/keys/identity.txt` (or under `$XDG_CONFIG_HOME`).
     pub fn identity_file(&self) -> Option<PathBuf> {
-        self.config_dir.as_ref().map(|d| d.join("identity.txt"))
+        self.config_dir.as_ref().map(|d| d.join(IDENTITY_FILE))
     }
 
     pub fn ssh_default(&self) -> Option<PathBuf> {
@@ -508,6 +508,13 @@ impl Search {
             .as_ref()
             .map(|h| h.join(".ssh").join("id_ed25519"))
     }
+}
+
+const IDENTITY_FILE: &str = "identity.txt";
+
+/// The keys identity file for this user: `config_dir(home)/identity.txt`.
+pub fn identity_file(home: Option<&Path>) -> Option<PathBuf> {
+    config_dir(home).map(|d| d.join(IDENTITY_FILE))
 }
 
 /// `$XDG_CONFIG_HOME/keys`, else `~/.config/keys`.

@@ -2,7 +2,7 @@
 //! or importing that admin's identity. Idempotent: it never overwrites a file or an
 //! identity, and a second run changes nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use age::secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
@@ -200,9 +200,4 @@ fn generate() -> (Zeroizing<String>, Recipient) {
         id.to_string().expose_secret()
     ));
     (text, Recipient::X25519(public))
-}
-
-/// The identity file location used by default.
-pub fn default_identity_file(home: Option<&Path>) -> Option<PathBuf> {
-    identity::config_dir(home).map(|d| d.join("identity.txt"))
 }

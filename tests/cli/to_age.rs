@@ -87,3 +87,24 @@ fn a_wrong_passphrase_is_refused() {
     assert!(run.stderr.contains("wrong passphrase"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
 }
+
+#[test]
+fn a_passphrase_can_come_from_a_file_descriptor() {
+    let env = TestEnv::new();
+    let pass = env.write("pass", "vectors-pass-2!\n");
+    let key = vectors().join("keys/ed25519-pass-02");
+    let script = format!(
+        "exec {} to-age --private --passphrase-fd 3 {} 3<{}",
+        crate::common::keys_bin(),
+        key.display(),
+        pass.display()
+    );
+    let mut cmd = std::process::Command::new("setsid");
+    cmd.args(["-w", "bash", "-c", &script]);
+    env.apply(&mut cmd);
+    let run = crate::common::run(cmd, b"").success();
+    assert_eq!(
+        run.stdout.trim(),
+        "AGE-SECRET-KEY-1EMWQW7D27MGNL6EXUSAYAAM7G7HJ5M8ESQWSTHCXQ4DR5DYQHF2QZF2RP9"
+    );
+}
