@@ -303,3 +303,38 @@ fn an_identity_file_readable_by_others_is_refused() {
         run.stderr
     );
 }
+
+#[test]
+fn a_keyring_that_never_answers_is_an_error_within_seconds() {
+    // A session bus socket that accepts connections and then says nothing, as a
+    // locked or wedged keyring daemon would.
+    let mut env = TestEnv::new();
+    let runtime = env.root.join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let socket = runtime.join("bus");
+    let mut silent = Command::new(peer("python3"))
+        .args([
+            "-c",
+            "import socket,sys,time\ns=socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(8)\nkeep=[]\nend=time.time()+30\nwhile time.time()<end:\n    c,_=s.accept(); keep.append(c)\n",
+            &socket.display().to_string(),
+        ])
+        .spawn()
+        .unwrap();
+    while !socket.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.set("KEYS_KEYRING", "secret-service");
+    env.set("XDG_RUNTIME_DIR", runtime.display().to_string());
+    let run = env.keys(&["init", "--admin", "a", "--store", "keyring"]);
+    let _ = silent.kill();
+    let _ = silent.wait();
+    let run = run.failure(6);
+    assert!(
+        run.stderr.contains("no answer within 5 seconds"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.elapsed.as_secs() < 10, "{:?}", run.elapsed);
+    assert!(!env.work.join("recipients").exists());
+    assert!(!env.home.join(".config/keys/identity.txt").exists());
+}
