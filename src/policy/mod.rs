@@ -1,6 +1,6 @@
 //! What the fleet is and who may read what: admins, hosts and containers from
-//! `recipients/`, and (later) the rules under `policies/`. This module owns the YAML
-//! crate for fleet files.
+//! `recipients/`, and the rules under `policies/`. This module owns the YAML crate
+//! for fleet files.
 
 pub mod fleet;
 
