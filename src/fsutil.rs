@@ -16,25 +16,31 @@ pub const PUBLIC: u32 = 0o644;
 
 /// Replaces (or creates) `path` with `data`, atomically, with the given mode.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let dir = parent_of(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".keys-tmp-")
-        .permissions(Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(data).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(dir)
+    staged(path, data, mode)?
+        .persist(path)
+        .map_err(|e| Error::io(path, e.error))?;
+    sync_dir(parent_of(path))
 }
 
 /// Creates `path` with `data` only if nothing is there yet (no symlink followed).
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    let exists = || Error::Exists {
+        path: path.to_path_buf(),
+    };
     if fs::symlink_metadata(path).is_ok() {
-        return Err(Error::Exists {
-            path: path.to_path_buf(),
-        });
+        return Err(exists());
     }
+    staged(path, data, mode)?
+        .persist_noclobber(path)
+        .map_err(|e| match e.error.kind() {
+            std::io::ErrorKind::AlreadyExists => exists(),
+            _ => Error::io(path, e.error),
+        })?;
+    sync_dir(parent_of(path))
+}
+
+/// A synced temp file beside `path`, created with its final mode, holding `data`.
+fn staged(path: &Path, data: &[u8], mode: u32) -> Result<tempfile::NamedTempFile> {
     let dir = parent_of(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".keys-tmp-")
@@ -43,16 +49,7 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         .map_err(|e| Error::io(dir, e))?;
     tmp.write_all(data).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist_noclobber(path).map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::Exists {
-                path: path.to_path_buf(),
-            }
-        } else {
-            Error::io(path, e.error)
-        }
-    })?;
-    sync_dir(dir)
+    Ok(tmp)
 }
 
 /// Creates a directory (and its parents) with the given mode for the ones it creates.
