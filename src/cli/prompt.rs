@@ -39,7 +39,7 @@ impl CliPrompt {
 
     fn read_first_line(path: &PathBuf) -> Result<SecretString> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut line = Zeroizing::new(String::new());
+        let mut line = Zeroizing::new(String::with_capacity(1024));
         BufReader::new(file)
             .read_line(&mut line)
             .map_err(|e| Error::io(path, e))?;

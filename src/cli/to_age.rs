@@ -46,17 +46,32 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     }
 }
 
+/// Key files are small; a larger input on stdin is refused.
+const MAX_STDIN: usize = 1 << 20;
+
 fn read_input(input: Option<&PathBuf>) -> Result<(String, Zeroizing<Vec<u8>>)> {
-    let mut data = Zeroizing::new(Vec::new());
     match input {
         Some(path) if path.as_os_str() != "-" => {
-            data = Zeroizing::new(fsutil::read(path)?);
-            Ok((path.display().to_string(), data))
+            // fs::read sizes its buffer from the file: it does not reallocate.
+            Ok((
+                path.display().to_string(),
+                Zeroizing::new(fsutil::read(path)?),
+            ))
         }
         _ => {
+            // Room for the whole input up front: a growing buffer would leave copies
+            // of a private key behind in freed memory.
+            let mut data = Zeroizing::new(Vec::with_capacity(MAX_STDIN + 1));
             std::io::stdin()
+                .take(MAX_STDIN as u64 + 1)
                 .read_to_end(&mut data)
                 .map_err(|e| Error::io("<stdin>", e))?;
+            if data.len() > MAX_STDIN {
+                return Err(Error::InvalidKey {
+                    at: Location::named("<stdin>"),
+                    reason: format!("more than {} KiB: not a key file", MAX_STDIN / 1024),
+                });
+            }
             Ok(("<stdin>".to_string(), data))
         }
     }

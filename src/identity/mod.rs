@@ -458,7 +458,8 @@ fn decrypt_with_passphrase(
     let mut reader = decryptor
         .decrypt(std::iter::once(&identity as &dyn age::Identity))
         .map_err(|_| Error::WrongPassphrase { at: at.clone() })?;
-    let mut out = Zeroizing::new(Vec::new());
+    // Ciphertext is longer than its plaintext: no reallocation leaves a copy behind.
+    let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
     reader.read_to_end(&mut out).map_err(|_| Error::Corrupt {
         at: at.clone(),
         reason: "payload failed to authenticate".into(),
@@ -591,15 +592,21 @@ impl Identities {
             Err(e) => return Err(Error::io(path, e)),
         };
         let data = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
-        let origin = shown.to_string();
-        let plain = !matches!(Parsed::parse(&data, &origin), Ok(Parsed::EncryptedAgeFile));
-        if check_mode && plain && meta.permissions().mode() & 0o077 != 0 {
+        let loaded = Identity::from_bytes(&data, &shown.to_string());
+        let encrypted = matches!(
+            &loaded,
+            Ok(Identity {
+                state: State::LockedAgeFile(_),
+                ..
+            })
+        );
+        if check_mode && !encrypted && meta.permissions().mode() & 0o077 != 0 {
             return Err(Error::OpenPermissions {
                 path: path.to_path_buf(),
                 mode: meta.permissions().mode() & 0o777,
             });
         }
-        match Identity::from_bytes(&data, &origin) {
+        match loaded {
             Ok(id) => {
                 self.searched.push(format!("{shown}: {}", id.summary()));
                 self.found.push(id);
