@@ -119,6 +119,20 @@ pub enum Error {
     /// A combination of arguments or inputs that makes no sense.
     #[error("{message}")]
     Usage { message: String, hint: String },
+
+    /// An external program (git, the editor) is missing, failed, or said something
+    /// `keys` cannot read.
+    #[error("{program}: {reason}")]
+    External { program: String, reason: String },
+
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the command; temporary plaintext
+    /// was removed and nothing was written.
+    #[error("interrupted by signal {signal}; nothing was written")]
+    Interrupted { signal: i32 },
+
+    /// `keys check` found problems (each already reported).
+    #[error("check found {count} problem{}", if *count == 1 { "" } else { "s" })]
+    CheckFailed { count: usize },
 }
 
 /// What kind of failure this is, for the CLI's exit-code table.
@@ -130,6 +144,9 @@ pub enum Class {
     Io,
     Keyring,
     Repo,
+    Check,
+    External,
+    Interrupted,
 }
 
 impl Error {
@@ -155,6 +172,9 @@ impl Error {
             Error::Keyring { .. } => Class::Keyring,
             Error::NotARepo { .. } => Class::Repo,
             Error::Usage { .. } => Class::Usage,
+            Error::CheckFailed { .. } => Class::Check,
+            Error::External { .. } => Class::External,
+            Error::Interrupted { .. } => Class::Interrupted,
         }
     }
 
@@ -202,6 +222,11 @@ impl Error {
                 "nothing was overwritten; remove the file first if you mean to replace it"
             }
             Error::Usage { hint, .. } => return Some(hint.clone()),
+            Error::External { program, .. } => {
+                return Some(format!("check that {program} is installed and works"));
+            }
+            Error::Interrupted { .. } => return None,
+            Error::CheckFailed { .. } => "fix what is listed above, then run `keys check` again",
         };
         Some(hint.to_string())
     }

@@ -3,6 +3,7 @@
 
 mod completions;
 mod decrypt;
+mod editor;
 mod init;
 mod prompt;
 mod status;
@@ -39,6 +40,18 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (6, "OS keyring unavailable, locked or not answering"),
     (7, "not inside a keys repository"),
+    (
+        8,
+        "check found problems: plaintext, drift, edits outside keys, missing or unlisted files",
+    ),
+    (
+        9,
+        "an external program (git, the editor) is missing or failed",
+    ),
+    (
+        130,
+        "interrupted (Ctrl-C, SIGTERM, SIGHUP); temporary plaintext removed",
+    ),
 ];
 
 fn exit_code(class: Class) -> u8 {
@@ -49,6 +62,9 @@ fn exit_code(class: Class) -> u8 {
         Class::Io => 5,
         Class::Keyring => 6,
         Class::Repo => 7,
+        Class::Check => 8,
+        Class::External => 9,
+        Class::Interrupted => 130,
     }
 }
 

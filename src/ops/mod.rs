@@ -1,4 +1,5 @@
 //! The verbs: what a command does to a fleet repository, planned and then applied.
 //! Library code here never prints; it returns reports for the CLI to show.
 
+pub mod hook;
 pub mod init;

@@ -1,0 +1,1 @@
+//! `keys hook install`: the pre-commit hook that runs `keys check --staged`.
