@@ -1,1 +1,862 @@
 //! A private RAM-backed directory for plaintext that must touch a file (edit, stage).
+//!
+//! `Scratch` is a fresh 0700 directory on tmpfs ($XDG_RUNTIME_DIR, else /dev/shm; disk
+//! only when the user allows it). Files are created and read through the directory's
+//! descriptor with `O_NOFOLLOW`, and on drop everything inside is zero-filled and
+//! unlinked, whatever an editor left there (renamed-over files, backups, swap files,
+//! subdirectories). `SignalGuard` keeps SIGINT, SIGTERM, SIGHUP and SIGQUIT from killing
+//! the process while plaintext exists, so that the scratch directory is always removed.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::{File, Permissions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, RawMode};
+use rustix::io::Errno;
+use signal_hook::SigId;
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use zeroize::Zeroizing;
+
+use crate::error::{self, Error, Location, Result};
+
+/// `statfs` magic of tmpfs.
+const TMPFS_MAGIC: u32 = 0x0102_1994;
+/// `statfs` magic of ramfs.
+const RAMFS_MAGIC: u32 = 0x8584_58f6;
+/// The flag that allows plaintext on disk, for hints.
+const DISK_FLAG: &str = "--allow-disk-temp";
+/// How deep `Drop` descends into subdirectories an editor made.
+const MAX_DEPTH: usize = 32;
+/// Zeros written over files before they are unlinked.
+static ZEROS: [u8; 16 * 1024] = [0; 16 * 1024];
+
+/// A fresh 0700 directory on tmpfs holding plaintext; removed (files zero-filled, then
+/// unlinked) on drop.
+pub struct Scratch {
+    path: PathBuf,
+    /// The directory itself, opened once: every later operation goes through it, so a
+    /// path swapped underneath cannot redirect a write or a read.
+    dir: OwnedFd,
+}
+
+impl Scratch {
+    /// Base: $XDG_RUNTIME_DIR if set, a directory, and tmpfs; else /dev/shm if tmpfs.
+    /// With neither, a usage error naming the directory and why, hint
+    /// "--allow-disk-temp"; with `allow_disk` true, falls back to
+    /// `std::env::temp_dir()`. Creates `keys-XXXXXX` with mode 0700 at creation and
+    /// checks its mode and owner afterwards.
+    pub fn create(allow_disk: bool) -> Result<Scratch> {
+        let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty());
+        let mut candidates = Vec::with_capacity(2);
+        if let Some(dir) = &xdg {
+            candidates.push(PathBuf::from(dir));
+        }
+        candidates.push(PathBuf::from("/dev/shm"));
+        create_in(&candidates, allow_disk, &std::env::temp_dir()).map_err(|e| match e {
+            Error::Usage { message, hint } if xdg.is_none() => {
+                error::usage(format!("{message}; $XDG_RUNTIME_DIR is not set"), hint)
+            }
+            e => e,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates `dir/name` with O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC and `mode` given at
+    /// open time, writes `data`, returns its path. `name` is a single plain file name
+    /// (no '/', not '.' or '..'); anything else is a usage error. An existing entry of
+    /// that name (a symlink included) is `Error::Exists`.
+    pub fn create_file(&self, name: &str, data: &[u8], mode: u32) -> Result<PathBuf> {
+        if !plain_name(OsStr::new(name)) {
+            return Err(error::usage(
+                format!("{name:?} is not a plain file name"),
+                "give a single file name, without '/'",
+            ));
+        }
+        let path = self.path.join(name);
+        let mode = mode & 0o777;
+        let fd = rustix::fs::openat(
+            &self.dir,
+            name,
+            OFlags::WRONLY
+                | OFlags::CREATE
+                | OFlags::EXCL
+                | OFlags::NOFOLLOW
+                | OFlags::CLOEXEC
+                | OFlags::NOCTTY,
+            Mode::from_raw_mode(mode as RawMode),
+        )
+        .map_err(|e| match e {
+            Errno::EXIST => Error::Exists { path: path.clone() },
+            e => Error::io(&path, e.into()),
+        })?;
+        let mut file = File::from(fd);
+        let written = exact_mode(&file, mode).and_then(|()| file.write_all(data));
+        if let Err(e) = written {
+            drop(file);
+            remove_entry(self.dir.as_fd(), &c_name(OsStr::new(name)), 0);
+            return Err(Error::io(&path, e));
+        }
+        Ok(path)
+    }
+
+    /// Reads a file inside the scratch dir into zeroized memory, refusing symlinks
+    /// (O_NOFOLLOW), anything but a regular file, and files over `max` bytes. `path` is
+    /// one `create_file` returned (or any `self.path()/NAME`), or a bare `NAME`.
+    pub fn read_file(&self, path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>> {
+        let name = self.name_in(path)?;
+        let invalid = |reason: String| Error::InvalidFile {
+            at: Location::file(path),
+            reason,
+        };
+        let fd = rustix::fs::openat(
+            &self.dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::LOOP => invalid("is a symbolic link; keys does not follow it".into()),
+            e => Error::io(path, e.into()),
+        })?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(path, e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(invalid("is not a regular file".into()));
+        }
+        let size = u64::try_from(st.st_size).unwrap_or(0);
+        if size > max {
+            return Err(invalid(format!(
+                "is {size} bytes, more than the limit of {max}"
+            )));
+        }
+        let size = usize::try_from(size).map_err(|_| invalid("is too large".into()))?;
+        // One byte more than the file should hold, so growth is seen without the buffer
+        // ever reallocating (which would leave an unzeroed copy behind).
+        let mut buf = Zeroizing::new(vec![0u8; size + 1]);
+        let mut file = File::from(fd);
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+        if filled > size {
+            return Err(invalid("changed size while being read".into()));
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
+    /// The entry name `path` refers to, if it names a plain file in this directory.
+    fn name_in<'a>(&self, path: &'a Path) -> Result<&'a OsStr> {
+        let name = match path.parent() {
+            Some(parent) if parent == self.path || parent.as_os_str().is_empty() => {
+                path.file_name()
+            }
+            _ => None,
+        };
+        name.filter(|n| plain_name(n)).ok_or_else(|| {
+            error::usage(
+                format!(
+                    "{} is not a file in the scratch directory {}",
+                    path.display(),
+                    self.path.display()
+                ),
+                "this is a bug in keys: please report it",
+            )
+        })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // An editor may have narrowed the directory's mode; unlinking needs rwx.
+        let _ = rustix::fs::fchmod(&self.dir, Mode::from_raw_mode(0o700));
+        purge(self.dir.as_fd(), 0);
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scratch").field("path", &self.path).finish()
+    }
+}
+
+/// `Scratch::create` with its inputs made explicit: the first RAM-backed directory of
+/// `candidates`, else `disk_fallback` when `allow_disk`, else a usage error that says
+/// why each candidate was refused.
+fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> Result<Scratch> {
+    let mut refused = Vec::with_capacity(candidates.len());
+    for base in candidates {
+        let made = ram_backed(base).and_then(|()| {
+            make_dir(base).map_err(|e| format!("cannot hold a private directory ({e})"))
+        });
+        match made {
+            Ok(scratch) => return Ok(scratch),
+            Err(why) => refused.push(format!("{} {why}", base.display())),
+        }
+    }
+    if allow_disk {
+        return make_dir(disk_fallback);
+    }
+    if refused.is_empty() {
+        refused.push("no candidate directory".to_string());
+    }
+    Err(error::usage(
+        format!(
+            "no RAM-backed (tmpfs) directory for temporary plaintext: {}",
+            refused.join("; ")
+        ),
+        format!(
+            "set XDG_RUNTIME_DIR to a tmpfs directory, or pass {DISK_FLAG} to use {} \
+             (the plaintext may then reach the disk)",
+            disk_fallback.display()
+        ),
+    ))
+}
+
+/// Whether `base` may hold plaintext: an absolute directory on tmpfs or ramfs that
+/// others cannot rename entries in. The `Err` says why not, for the message.
+fn ram_backed(base: &Path) -> Result<(), String> {
+    if !base.is_absolute() {
+        return Err("is not an absolute path".into());
+    }
+    let meta = std::fs::metadata(base).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => "does not exist".to_string(),
+        _ => format!("cannot be read ({e})"),
+    })?;
+    if !meta.is_dir() {
+        return Err("is not a directory".into());
+    }
+    if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
+        return Err("is writable by others and not sticky".into());
+    }
+    let fs = rustix::fs::statfs(base).map_err(|e| format!("cannot be examined ({e})"))?;
+    #[allow(clippy::unnecessary_cast)] // the width of f_type differs between platforms
+    let magic = fs.f_type as u32;
+    if magic != TMPFS_MAGIC && magic != RAMFS_MAGIC {
+        return Err(format!("is not on tmpfs (file system type {magic:#x})"));
+    }
+    Ok(())
+}
+
+/// Creates `base/keys-XXXXXX` with mode 0700 and checks that it is ours and 0700.
+fn make_dir(base: &Path) -> Result<Scratch> {
+    let path = tempfile::Builder::new()
+        .prefix("keys-")
+        .rand_bytes(6)
+        .permissions(Permissions::from_mode(0o700))
+        .tempdir_in(base)
+        .map_err(|e| Error::io(base, e))?
+        .keep();
+    let opened = rustix::fs::openat(
+        CWD,
+        &path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)
+    .and_then(|dir| {
+        private_dir(&dir)?;
+        Ok(dir)
+    });
+    match opened {
+        Ok(dir) => Ok(Scratch { path, dir }),
+        Err(e) => {
+            let _ = std::fs::remove_dir(&path);
+            Err(Error::io(path, e))
+        }
+    }
+}
+
+/// Checks that a new, empty directory is owned by us with mode 0700; a umask that took
+/// owner bits away is undone (the directory is still empty).
+fn private_dir(dir: &OwnedFd) -> io::Result<()> {
+    let euid = rustix::process::geteuid().as_raw();
+    let mut st = rustix::fs::fstat(dir)?;
+    if st.st_mode & 0o7777 != 0o700 && st.st_uid == euid {
+        rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700))?;
+        st = rustix::fs::fstat(dir)?;
+    }
+    let mode = st.st_mode & 0o7777;
+    if st.st_uid != euid || mode != 0o700 {
+        return Err(io::Error::other(format!(
+            "new scratch directory has owner {} and mode {mode:o}, expected owner {euid} and mode 700",
+            st.st_uid
+        )));
+    }
+    Ok(())
+}
+
+/// Sets a new, still empty file's mode to exactly `mode` if the umask narrowed it.
+fn exact_mode(file: &File, mode: u32) -> io::Result<()> {
+    let st = rustix::fs::fstat(file)?;
+    if st.st_mode & 0o7777 != mode {
+        rustix::fs::fchmod(file, Mode::from_raw_mode(mode as RawMode))?;
+    }
+    Ok(())
+}
+
+/// A single file name: not empty, not '.' or '..', no '/' and no NUL.
+fn plain_name(name: &OsStr) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes != b"."
+        && bytes != b".."
+        && !bytes.contains(&b'/')
+        && !bytes.contains(&0)
+}
+
+fn c_name(name: &OsStr) -> CString {
+    CString::new(name.as_bytes()).unwrap_or_default()
+}
+
+/// Empties the directory `dir`: regular files are zero-filled, then everything is
+/// unlinked, subdirectories first emptied. Symlinks are unlinked, never followed.
+/// Best effort: errors are ignored.
+fn purge(dir: BorrowedFd<'_>, depth: usize) {
+    // Removing entries while reading a directory may skip some: list, remove, repeat.
+    for _ in 0..4 {
+        let Ok(names) = entries(dir) else { return };
+        if names.is_empty() {
+            return;
+        }
+        for name in &names {
+            remove_entry(dir, name, depth);
+        }
+    }
+}
+
+fn entries(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
+    let mut reader = Dir::read_from(dir)?;
+    let mut names = Vec::new();
+    while let Some(entry) = reader.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_bytes() != b"." && name.to_bytes() != b".." {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+fn remove_entry(dir: BorrowedFd<'_>, name: &CStr, depth: usize) {
+    let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return;
+    };
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => {
+            if depth < MAX_DEPTH
+                && let Some(sub) = open_subdir(dir, name)
+            {
+                purge(sub.as_fd(), depth + 1);
+            }
+            let _ = rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR);
+        }
+        FileType::RegularFile => {
+            zero_fill(dir, name);
+            let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+        }
+        _ => {
+            let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+        }
+    }
+}
+
+/// Opens a subdirectory (never through a symlink) and makes sure we may empty it.
+fn open_subdir(dir: BorrowedFd<'_>, name: &CStr) -> Option<OwnedFd> {
+    let sub = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&sub).ok()?;
+    if st.st_mode & 0o700 != 0o700 {
+        let _ = rustix::fs::fchmod(&sub, Mode::from_raw_mode(0o700));
+    }
+    Some(sub)
+}
+
+/// Overwrites a regular file of ours with zeros, through a descriptor opened without
+/// following symlinks. A read-only file is made writable through its descriptor first.
+fn zero_fill(dir: BorrowedFd<'_>, name: &CStr) {
+    let open = |flags: OFlags| {
+        rustix::fs::openat(
+            dir,
+            name,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+    };
+    let fd = match open(OFlags::WRONLY) {
+        Ok(fd) => fd,
+        Err(Errno::ACCESS) => {
+            let Ok(ro) = open(OFlags::RDONLY) else { return };
+            if rustix::fs::fchmod(&ro, Mode::from_raw_mode(0o600)).is_err() {
+                return;
+            }
+            drop(ro);
+            let Ok(fd) = open(OFlags::WRONLY) else { return };
+            fd
+        }
+        Err(_) => return,
+    };
+    let Ok(st) = rustix::fs::fstat(&fd) else {
+        return;
+    };
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
+        || st.st_uid != rustix::process::geteuid().as_raw()
+    {
+        return;
+    }
+    let mut file = File::from(fd);
+    let mut left = u64::try_from(st.st_size).unwrap_or(0);
+    while left > 0 {
+        let n = usize::try_from(left).map_or(ZEROS.len(), |l| l.min(ZEROS.len()));
+        if file.write_all(&ZEROS[..n]).is_err() {
+            return;
+        }
+        left -= n as u64;
+    }
+    // On tmpfs this is a no-op; on a disk fallback it pushes the zeros out before the
+    // unlink lets the file system drop the dirty pages.
+    let _ = file.sync_data();
+}
+
+/// The signals that would otherwise kill `keys` while plaintext sits in a file.
+const SIGNALS: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+
+/// Process-wide signal state, installed by the first `SignalGuard`.
+struct Installed {
+    /// Guards alive now.
+    live: usize,
+    /// True while no guard is alive: the default action (terminate) then runs.
+    default_armed: Arc<AtomicBool>,
+    /// Signals the process was started with ignored (`nohup`, `cmd &` in a script):
+    /// `keys` never installs a handler for those, so they stay ignored, in the editor too.
+    ignored: u64,
+}
+
+static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
+
+/// While alive, SIGINT, SIGTERM, SIGHUP and SIGQUIT do not kill the process: they are
+/// recorded, and `interrupted()` returns the one received. Drop unregisters the
+/// recording handlers; once no guard is alive the signals terminate the process again,
+/// as by default.
+///
+/// Signal-safe handlers can only store a fixed value, so if two different signals
+/// arrive before `interrupted()` is first called, the later one is reported; from then
+/// on the answer does not change.
+pub struct SignalGuard {
+    received: Arc<AtomicUsize>,
+    first: AtomicUsize,
+    ids: Vec<SigId>,
+}
+
+impl SignalGuard {
+    pub fn new() -> Result<SignalGuard> {
+        let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = match &mut *installed {
+            Some(state) => state,
+            none => none.insert(install()?),
+        };
+        let received = Arc::new(AtomicUsize::new(0));
+        let mut ids = Vec::with_capacity(SIGNALS.len());
+        for signal in SIGNALS {
+            if state.ignored & signal_bit(signal) != 0 {
+                continue;
+            }
+            let signal_number = usize::try_from(signal).unwrap_or(0);
+            match signal_hook::flag::register_usize(signal, Arc::clone(&received), signal_number) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    for id in ids {
+                        signal_hook::low_level::unregister(id);
+                    }
+                    return Err(Error::io("<signal handlers>", e));
+                }
+            }
+        }
+        // Recording first, then disarming the default: a signal in between is both
+        // recorded and fatal, never lost.
+        state.live += 1;
+        state.default_armed.store(false, Ordering::SeqCst);
+        Ok(SignalGuard {
+            received,
+            first: AtomicUsize::new(0),
+            ids,
+        })
+    }
+
+    /// The signal received while this guard was alive, if any.
+    pub fn interrupted(&self) -> Option<i32> {
+        let now = self.received.load(Ordering::SeqCst);
+        let first = match self
+            .first
+            .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => now,
+            Err(earlier) => earlier,
+        };
+        match first {
+            0 => None,
+            signal => i32::try_from(signal).ok(),
+        }
+    }
+
+    /// `Err(Error::Interrupted { signal })` if a signal arrived.
+    pub fn check(&self) -> Result<()> {
+        match self.interrupted() {
+            Some(signal) => Err(Error::Interrupted { signal }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(state) = installed.as_mut() {
+            state.live = state.live.saturating_sub(1);
+            if state.live == 0 {
+                state.default_armed.store(true, Ordering::SeqCst);
+            }
+        }
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+impl std::fmt::Debug for SignalGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalGuard")
+            .field("received", &self.received.load(Ordering::SeqCst))
+            .finish()
+    }
+}
+
+/// Installs, once per process, an action that runs the default (terminating) action of
+/// each signal whenever no guard is alive. signal-hook never restores `SIG_DFL` by
+/// itself, so without this a signal would be ignored after the last guard is gone.
+fn install() -> Result<Installed> {
+    let ignored = ignored_at_start();
+    let default_armed = Arc::new(AtomicBool::new(true));
+    let mut ids = Vec::with_capacity(SIGNALS.len());
+    for signal in SIGNALS {
+        if ignored & signal_bit(signal) != 0 {
+            continue;
+        }
+        match signal_hook::flag::register_conditional_default(signal, Arc::clone(&default_armed)) {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                for id in ids {
+                    signal_hook::low_level::unregister(id);
+                }
+                return Err(Error::io("<signal handlers>", e));
+            }
+        }
+    }
+    Ok(Installed {
+        live: 0,
+        default_armed,
+        ignored,
+    })
+}
+
+fn signal_bit(signal: i32) -> u64 {
+    u32::try_from(signal - 1)
+        .ok()
+        .and_then(|shift| 1u64.checked_shl(shift))
+        .unwrap_or(0)
+}
+
+/// The signals this process ignores now (read before any handler is installed): the
+/// `SigIgn` mask of /proc/self/status; none where that cannot be read.
+fn ignored_at_start() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| parse_sig_ign(&status))
+        .unwrap_or(0)
+}
+
+fn parse_sig_ign(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+    u64::from_str_radix(line.trim(), 16).ok()
+}
+
+/// Serialises the tests that raise signals with the tests that hold a `SignalGuard`:
+/// a raised signal reaches every guard in the process.
+#[cfg(test)]
+pub(crate) static SIGNAL_TEST_LOCK: Mutex<()> = Mutex::new(());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn scratch() -> Scratch {
+        Scratch::create(true).unwrap()
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    fn on_ram(path: &Path) -> bool {
+        rustix::fs::statfs(path).is_ok_and(|fs| {
+            #[allow(clippy::unnecessary_cast)]
+            let magic = fs.f_type as u32;
+            magic == TMPFS_MAGIC || magic == RAMFS_MAGIC
+        })
+    }
+
+    #[test]
+    fn directory_is_0700_and_files_get_the_mode_asked_for() {
+        let s = scratch();
+        assert_eq!(mode_of(s.path()), 0o700);
+        assert!(
+            s.path()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("keys-")
+        );
+        let p = s.create_file("secret.yaml", b"a: 1\n", 0o600).unwrap();
+        assert_eq!(p, s.path().join("secret.yaml"));
+        assert_eq!(mode_of(&p), 0o600);
+        assert_eq!(std::fs::read(&p).unwrap(), b"a: 1\n");
+        let q = s.create_file("other", b"", 0o400).unwrap();
+        assert_eq!(mode_of(&q), 0o400);
+    }
+
+    #[test]
+    fn create_file_refuses_existing_names_symlinks_and_bad_names() {
+        let s = scratch();
+        s.create_file("f", b"one", 0o600).unwrap();
+        assert!(matches!(
+            s.create_file("f", b"two", 0o600),
+            Err(Error::Exists { .. })
+        ));
+        assert_eq!(std::fs::read(s.path().join("f")).unwrap(), b"one");
+
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("target");
+        symlink(&target, s.path().join("link")).unwrap();
+        assert!(matches!(
+            s.create_file("link", b"x", 0o600),
+            Err(Error::Exists { .. })
+        ));
+        assert!(!target.exists());
+
+        for bad in ["", ".", "..", "a/b", "/etc/passwd", "../x", "nul\0"] {
+            assert!(
+                matches!(s.create_file(bad, b"x", 0o600), Err(Error::Usage { .. })),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn read_file_refuses_symlinks_oversize_and_paths_outside() {
+        let s = scratch();
+        let p = s.create_file("f", b"hello", 0o600).unwrap();
+        assert_eq!(&s.read_file(&p, 5).unwrap()[..], b"hello");
+        assert_eq!(&s.read_file(Path::new("f"), 5).unwrap()[..], b"hello");
+        match s.read_file(&p, 4) {
+            Err(Error::InvalidFile { at, reason }) => {
+                assert_eq!(at.file, p.display().to_string());
+                assert!(reason.contains("limit of 4"), "{reason}");
+            }
+            other => panic!("oversize file read: {other:?}"),
+        }
+
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("target");
+        std::fs::write(&target, b"not yours").unwrap();
+        symlink(&target, s.path().join("link")).unwrap();
+        assert!(matches!(
+            s.read_file(&s.path().join("link"), 100),
+            Err(Error::InvalidFile { .. })
+        ));
+        std::fs::create_dir(s.path().join("sub")).unwrap();
+        assert!(matches!(
+            s.read_file(&s.path().join("sub"), 100),
+            Err(Error::InvalidFile { .. })
+        ));
+        for bad in [
+            target.clone(),
+            s.path().join("sub/f"),
+            s.path().join(".."),
+            PathBuf::from("sub/f"),
+        ] {
+            assert!(
+                matches!(s.read_file(&bad, 100), Err(Error::Usage { .. })),
+                "{} was read",
+                bad.display()
+            );
+        }
+    }
+
+    #[test]
+    fn drop_zero_fills_and_removes_everything_an_editor_left() {
+        let s = scratch();
+        let dir = s.path().to_path_buf();
+        let p = s.create_file("secret", b"plaintext", 0o600).unwrap();
+        // What vim's `:w` does: write a new file, rename it over the old one.
+        std::fs::write(dir.join("secret.new"), b"edited plaintext").unwrap();
+        std::fs::rename(dir.join("secret.new"), &p).unwrap();
+        let held = File::open(&p).unwrap();
+        // Backups, swap files, subdirectories, read-only files, symlinks out.
+        std::fs::write(dir.join("secret~"), b"old plaintext").unwrap();
+        std::fs::write(dir.join(".secret.swp"), b"swap").unwrap();
+        std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        std::fs::write(dir.join("sub/deeper/f"), b"x").unwrap();
+        let ro = dir.join("sub/readonly");
+        std::fs::write(&ro, b"ro plaintext").unwrap();
+        std::fs::set_permissions(&ro, Permissions::from_mode(0o400)).unwrap();
+        let held_ro = File::open(&ro).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let keep = outside.path().join("keep");
+        std::fs::write(&keep, b"keep").unwrap();
+        symlink(&keep, dir.join("link-out")).unwrap();
+        symlink(outside.path(), dir.join("dir-link-out")).unwrap();
+
+        drop(s);
+
+        assert!(!dir.exists());
+        assert_eq!(std::fs::read(&keep).unwrap(), b"keep");
+        assert!(outside.path().exists());
+        let mut seen = Vec::new();
+        (&held).read_to_end(&mut seen).unwrap();
+        assert_eq!(seen, vec![0u8; b"edited plaintext".len()]);
+        seen.clear();
+        (&held_ro).read_to_end(&mut seen).unwrap();
+        assert_eq!(seen, vec![0u8; b"ro plaintext".len()]);
+    }
+
+    #[test]
+    fn create_in_refuses_disk_unless_allowed() {
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let fallback = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let missing = disk.path().join("missing");
+        let a_file = disk.path().join("file");
+        std::fs::write(&a_file, b"").unwrap();
+        let candidates = [
+            disk.path().to_path_buf(),
+            missing.clone(),
+            a_file.clone(),
+            PathBuf::from("relative"),
+        ];
+        if !on_ram(disk.path()) {
+            match create_in(&candidates, false, fallback.path()) {
+                Err(Error::Usage { message, hint }) => {
+                    assert!(
+                        message.contains(&format!("{} is not on tmpfs", disk.path().display()))
+                    );
+                    assert!(message.contains(&format!("{} does not exist", missing.display())));
+                    assert!(message.contains(&format!("{} is not a directory", a_file.display())));
+                    assert!(message.contains("relative is not an absolute path"));
+                    assert!(hint.contains("--allow-disk-temp"), "{hint}");
+                }
+                other => panic!("disk accepted: {other:?}"),
+            }
+            let s = create_in(&candidates, true, fallback.path()).unwrap();
+            assert_eq!(s.path().parent(), Some(fallback.path()));
+            assert_eq!(mode_of(s.path()), 0o700);
+        }
+        let shm = PathBuf::from("/dev/shm");
+        if on_ram(&shm) {
+            let s = create_in(
+                &[disk.path().to_path_buf(), shm.clone()],
+                false,
+                fallback.path(),
+            )
+            .unwrap();
+            assert_eq!(s.path().parent(), Some(shm.as_path()));
+        }
+        assert_eq!(std::fs::read_dir(disk.path()).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(fallback.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn sig_ign_mask_is_parsed() {
+        let status = "Name:\tkeys\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000006\n";
+        let mask = parse_sig_ign(status).unwrap();
+        assert_eq!(mask & signal_bit(SIGINT), signal_bit(SIGINT));
+        assert_eq!(mask & signal_bit(SIGQUIT), signal_bit(SIGQUIT));
+        assert_eq!(mask & signal_bit(SIGTERM), 0);
+        assert_eq!(parse_sig_ign("Name:\tkeys\n"), None);
+    }
+
+    /// Signals are process-wide, so every assertion that raises one lives here.
+    #[test]
+    fn signal_guard_records_signals_and_drop_restores_the_default() {
+        let _lock = SIGNAL_TEST_LOCK
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let guard = SignalGuard::new().unwrap();
+        assert_eq!(guard.interrupted(), None);
+        assert!(guard.check().is_ok());
+        signal_hook::low_level::raise(SIGTERM).unwrap();
+        assert_eq!(guard.interrupted(), Some(SIGTERM));
+        assert!(matches!(
+            guard.check(),
+            Err(Error::Interrupted { signal }) if signal == SIGTERM
+        ));
+
+        // A guard that comes and goes leaves the outer one protecting the process.
+        let inner = SignalGuard::new().unwrap();
+        assert_eq!(inner.interrupted(), None);
+        drop(inner);
+        signal_hook::low_level::raise(SIGINT).unwrap();
+        assert_eq!(guard.interrupted(), Some(SIGTERM), "the first answer stays");
+        drop(guard);
+
+        // After the last guard, SIGTERM kills again: checked in a child process.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "scratch::tests::signal_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("KEYS_TEST_SIGNAL_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("survived SIGTERM"), "{stdout}");
+        assert_eq!(out.status.signal(), Some(SIGTERM), "{:?}", out.status);
+    }
+
+    /// Run only as a child of the test above.
+    #[test]
+    fn signal_child() {
+        if std::env::var_os("KEYS_TEST_SIGNAL_CHILD").is_none() {
+            return;
+        }
+        let guard = SignalGuard::new().unwrap();
+        signal_hook::low_level::raise(SIGTERM).unwrap();
+        assert_eq!(guard.interrupted(), Some(SIGTERM));
+        println!("survived SIGTERM");
+        drop(guard);
+        signal_hook::low_level::raise(SIGTERM).unwrap();
+        println!("survived SIGTERM without a guard: the default was not restored");
+    }
+}
