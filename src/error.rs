@@ -184,6 +184,9 @@ impl Error {
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => "check the path",
                 std::io::ErrorKind::PermissionDenied => "check the file's owner and mode",
+                std::io::ErrorKind::Other => {
+                    "replace the path named with a real directory or file; nothing was written"
+                }
                 _ => return None,
             },
             Error::InvalidKey { .. } => {

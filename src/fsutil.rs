@@ -61,6 +61,47 @@ pub fn create_dir_all(path: &Path, mode: u32) -> Result<()> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// Creates `root/rel` and the directories between, refusing to pass through a symlink
+/// or a non-directory at any step (so a write below it cannot land elsewhere).
+pub fn create_dirs_within(root: &Path, rel: &Path, mode: u32) -> Result<()> {
+    let mut dir = root.to_path_buf();
+    for part in rel.components() {
+        dir.push(part);
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => {
+                return Err(Error::io(
+                    &dir,
+                    std::io::Error::other(
+                        "is a symlink or not a directory; keys does not write through it",
+                    ),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match fs::DirBuilder::new().mode(mode).create(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(Error::io(&dir, e)),
+                }
+                if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+                    return Err(Error::io(
+                        &dir,
+                        std::io::Error::other("changed while creating it"),
+                    ));
+                }
+            }
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Removes a file (not following a symlink) and syncs its directory.
+pub fn remove(path: &Path) -> Result<()> {
+    fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+    sync_dir(parent_of(path))
+}
+
 /// Reads a file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| Error::io(path, e))
@@ -97,6 +138,19 @@ mod tests {
         assert!(meta.is_file());
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read(&target).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn dirs_within_refuse_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        create_dirs_within(dir.path(), Path::new("secrets/bot"), 0o755).unwrap();
+        assert!(dir.path().join("secrets/bot").is_dir());
+        symlink(outside.path(), dir.path().join("secrets/evil")).unwrap();
+        assert!(create_dirs_within(dir.path(), Path::new("secrets/evil/x"), 0o755).is_err());
+        assert!(!outside.path().join("x").exists());
+        fs::write(dir.path().join("secrets/file"), b"").unwrap();
+        assert!(create_dirs_within(dir.path(), Path::new("secrets/file/x"), 0o755).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub const ADMINS: &str = "recipients/admins";
 pub const HOSTS: &str = "recipients/hosts";
 pub const POLICIES: &str = "policies";
 pub const SECRETS: &str = "secrets";
+pub const LOCK: &str = "secrets/keys.lock";
 
 /// A fleet repository's root.
 #[derive(Debug, Clone)]
@@ -70,6 +71,11 @@ impl Repo {
         self.admins_dir().join(format!("{name}.pub"))
     }
 
+    /// `secrets/keys.lock`.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(LOCK)
+    }
+
     pub fn host_file(&self, name: &str) -> PathBuf {
         self.hosts_dir().join(format!("{name}.yaml"))
     }
@@ -104,9 +110,96 @@ pub fn check_name(name: &str) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
+/// The longest secret name accepted.
+pub const MAX_SECRET_NAME: usize = 200;
+
+/// Checks a secret name such as `bot/telegram-token`: '/'-separated segments of
+/// letters, digits, '.', '_', '-', '+' and '@', none empty, none starting with '.' or
+/// '-' (so no `.`, `..` or hidden files, and nothing that reads as an option), and not
+/// absolute. The name maps to `secrets/NAME.EXT`.
+pub fn check_secret_name(name: &str) -> std::result::Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty");
+    }
+    if name.len() > MAX_SECRET_NAME {
+        return Err("longer than 200 characters");
+    }
+    if name.starts_with('/') {
+        return Err("absolute; give it relative to secrets/, e.g. bot/telegram-token");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("contains a control character");
+    }
+    for segment in name.split('/') {
+        match segment {
+            "" => return Err("has an empty segment ('//' or a trailing '/')"),
+            "." | ".." => return Err("has a '.' or '..' segment"),
+            s if s.starts_with('.') => return Err("has a segment starting with '.'"),
+            s if s.starts_with('-') => return Err("has a segment starting with '-'"),
+            s if !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@')) =>
+            {
+                return Err("only letters, digits, '.', '_', '-', '+', '@' and '/' are allowed");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether one of two secret names is a directory of the other (`bot` and `bot/x`).
+pub fn secret_names_nest(a: &str, b: &str) -> bool {
+    let nested = |outer: &str, inner: &str| {
+        inner.len() > outer.len()
+            && inner.starts_with(outer)
+            && inner.as_bytes()[outer.len()] == b'/'
+    };
+    nested(a, b) || nested(b, a)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_names() {
+        for ok in [
+            "bot/telegram-token",
+            "x",
+            "vps-x86/restic.password",
+            "a/b/c/d",
+            "me@host+1",
+        ] {
+            assert_eq!(check_secret_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "bot/../../x",
+            "bot/./x",
+            "./x",
+            "bot//x",
+            "bot/",
+            "-rf",
+            "bot/-x",
+            ".hidden",
+            "bot/.git",
+            "a\nb",
+            "a\u{7f}",
+            "a b",
+            "a\\b",
+            "ümlaut",
+            &"x".repeat(201),
+        ] {
+            assert!(check_secret_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(secret_names_nest("bot", "bot/x"));
+        assert!(secret_names_nest("bot/x/y", "bot/x"));
+        assert!(!secret_names_nest("bot", "bots/x"));
+        assert!(!secret_names_nest("bot", "bot"));
+    }
 
     #[test]
     fn names() {

@@ -6,11 +6,14 @@
 pub mod cli;
 pub mod crypto;
 pub mod error;
+pub mod format;
 pub mod fsutil;
 pub mod git;
 pub mod identity;
 pub mod layout;
+pub mod lock;
 pub mod ops;
 pub mod policy;
 pub mod recipient;
 pub mod scratch;
+pub mod tree;

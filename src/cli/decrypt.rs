@@ -1,23 +1,25 @@
-//! `keys decrypt`: open an age file with the identities found in the search order.
+//! `keys decrypt`: open a secret by name, or any age file by path.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::crypto;
-use crate::error::{Location, Result};
+use crate::error::Result;
 use crate::fsutil;
 use crate::identity::{Identities, Search};
+use crate::ops::secret::{self, Workspace};
 
-/// Decrypt an age file to stdout or to a new 0600 file.
+/// Decrypt a secret (by name) or an age file (by path) to stdout or a new 0600 file.
 ///
-/// Identities are searched in order: -i FILE (repeatable), $KEYS_IDENTITY, the OS
-/// keyring, ~/.config/keys/identity.txt, ~/.ssh/id_ed25519. An SSH key opens both
-/// ssh-ed25519 stanzas (agenix) and X25519 stanzas for its converted recipient
-/// (sops-nix). Nothing is written unless the whole file decrypts and authenticates.
+/// TARGET is a path to an age file (binary or armored) when such a file exists, else
+/// a secret name in the fleet repository (bot/telegram-token). Identities are searched
+/// in order: -i FILE (repeatable), $KEYS_IDENTITY, the OS keyring,
+/// ~/.config/keys/identity.txt, ~/.ssh/id_ed25519. An SSH key opens both ssh-ed25519
+/// stanzas (agenix) and X25519 stanzas for its converted recipient (sops-nix).
+/// Nothing is written unless the whole file decrypts and authenticates.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// The age file (binary or armored).
-    #[arg(value_name = "FILE")]
-    target: PathBuf,
+    /// A secret name, or the path of an age file.
+    #[arg(value_name = "TARGET")]
+    target: String,
 
     /// Write the plaintext to this file (mode 0600) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
@@ -25,14 +27,17 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let ciphertext = fsutil::read(&args.target)?;
-    let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
-    let plain = crypto::decrypt(
-        &ciphertext,
-        &mut ids,
-        &ctx.prompt,
-        &Location::file(&args.target),
-    )?;
+    let as_path = Path::new(&args.target);
+    let search = Search::from_env(ctx.identities.clone())?;
+    let plain = if std::fs::metadata(as_path).is_ok_and(|m| m.is_file()) {
+        let mut ids = Identities::search(&search)?;
+        secret::open_any(as_path, &mut ids, &ctx.prompt)?
+    } else {
+        let ws = Workspace::load(&ctx.repo()?)?;
+        ws.locate(&args.target)?;
+        let mut ids = Identities::search(&search)?;
+        secret::decrypt(&ws, &args.target, &mut ids, &ctx.prompt)?
+    };
     match &args.output {
         Some(path) => fsutil::write_atomic(path, &plain, fsutil::PRIVATE),
         None => super::out_bytes(&plain),

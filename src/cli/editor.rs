@@ -56,7 +56,6 @@ enum Source {
 /// terminal is inherited. `guard` must be alive around the call: a Ctrl-C reaches the
 /// editor but does not kill `keys`, and is reported as `Error::Interrupted` after the
 /// editor returns.
-#[allow(dead_code)] // the caller (`keys edit`) is written separately
 pub(crate) fn edit(file: &Path, guard: &SignalGuard) -> Result<()> {
     let visual = std::env::var_os("VISUAL");
     let editor = std::env::var_os("EDITOR");

@@ -99,9 +99,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         s.push('\n');
     }
     if !args.no_hook {
-        s.push_str(
-            "hook      pre-commit hook not installed: this version has no `keys check` yet\n",
-        );
+        let line = match crate::git::hooks_dir(repo.root())? {
+            Some(_) => super::hook::install(repo.root())?,
+            None => "not a git repository: after `git init`, run `keys hook install`".to_string(),
+        };
+        s.push_str(&format!("hook      {line}\n"));
     }
     if let Some(r) = &report.admin_recipient {
         s.push_str(&format!("admin     {r}\n"));

@@ -1,11 +1,17 @@
 //! The command line: clap definitions (one file per subcommand), the one dispatch
 //! `match`, and the exit-code table. Only this module prints or prompts.
 
+mod check;
 mod completions;
 mod decrypt;
+mod edit;
 mod editor;
+mod encrypt;
+mod hook;
 mod init;
+mod ls;
 mod prompt;
+mod rm;
 mod status;
 mod to_age;
 
@@ -107,8 +113,14 @@ pub struct Cli {
 enum Command {
     Init(init::Args),
     Status(status::Args),
-    ToAge(to_age::Args),
+    Encrypt(encrypt::Args),
     Decrypt(decrypt::Args),
+    Edit(edit::Args),
+    Ls(ls::Args),
+    Check(check::Args),
+    Hook(hook::Args),
+    Rm(rm::Args),
+    ToAge(to_age::Args),
     Completions(completions::Args),
 }
 
@@ -152,7 +164,13 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::ToAge(args) => to_age::run(&ctx, args),
+        Command::Encrypt(args) => encrypt::run(&ctx, args),
         Command::Decrypt(args) => decrypt::run(&ctx, args),
+        Command::Edit(args) => edit::run(&ctx, args),
+        Command::Ls(args) => ls::run(&ctx, args),
+        Command::Check(args) => check::run(&ctx, args),
+        Command::Hook(args) => hook::run(&ctx, args),
+        Command::Rm(args) => rm::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

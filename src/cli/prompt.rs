@@ -112,3 +112,53 @@ pub(crate) fn ask_line(question: &str, default: &str) -> Option<String> {
         answer.to_string()
     })
 }
+
+/// Reads a whole secret from `reader` into zeroized memory. The buffer grows by
+/// copying into a larger zeroized one, so no freed allocation keeps a copy.
+pub(crate) fn read_secret(
+    mut reader: impl std::io::Read,
+    what: &str,
+    max: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(64 * 1024));
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    loop {
+        let n = match reader.read(&mut chunk[..]) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(what, e)),
+        };
+        if buf.len() + n > max {
+            return Err(crate::error::usage(
+                format!("{what}: more than {} MiB; nothing was written", max >> 20),
+                "secrets this large belong elsewhere; keep a key to them here instead",
+            ));
+        }
+        if buf.len() + n > buf.capacity() {
+            let mut bigger =
+                Zeroizing::new(Vec::with_capacity((buf.capacity() * 2).max(buf.len() + n)));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A secret typed twice on the terminal without echo.
+pub(crate) fn secret_from_tty(name: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let ask = |q: String| {
+        rpassword::prompt_password(q)
+            .map(|s| Zeroizing::new(s.into_bytes()))
+            .map_err(|e| Error::io("/dev/tty", e))
+    };
+    let first = ask(format!("Secret for {name}: "))?;
+    let again = ask("Repeat it: ".to_string())?;
+    if *first != *again {
+        return Err(crate::error::usage(
+            "the two entries differ; nothing was written",
+            "run the command again and type the same secret twice",
+        ));
+    }
+    Ok(first)
+}

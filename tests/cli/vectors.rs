@@ -169,10 +169,19 @@ fn every_age_vector_decrypts_with_each_listed_identity_and_no_other() {
             .unwrap();
         let env = TestEnv::new();
         let id = crate::common::private_copy(&env, &vectors().join(stranger), "stranger");
+        let out = env.root.join("out.txt");
         let run = env
-            .keys(&["decrypt", "-i", &id.display().to_string(), &file])
+            .keys(&[
+                "decrypt",
+                "-i",
+                &id.display().to_string(),
+                &file,
+                "-o",
+                &out.display().to_string(),
+            ])
             .failure(4);
         assert!(run.stdout.is_empty());
+        assert!(!out.exists(), "a failed decrypt wrote {}", out.display());
         assert!(run.stderr.contains("no identity can decrypt") && run.stderr.contains(&file));
     }
     println!("age vectors decrypted: {files} files, {checked} (file, identity) pairs");

@@ -1,0 +1,221 @@
+//! Whole-process figures for the commands a user waits on: `keys check` over
+//! generated repositories of 1,000 and 5,000 secrets (3 admins and 1 of 20 hosts
+//! each), and `keys encrypt` / `keys decrypt` of one secret beside one `age` process
+//! doing the same. Run with `cargo bench --bench secrets`; it prints medians.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keys::layout::Repo;
+use keys::lock::{self, Lock};
+use keys::policy::{Fleet, Policy, secret_path};
+use keys::tree::Snapshot;
+use rayon::prelude::*;
+
+const HOSTS: usize = 20;
+const ADMINS: usize = 3;
+
+fn main() {
+    let age = which("age");
+    for n in [1_000, 5_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = generate(dir.path(), n);
+        let check = median(21, || {
+            let out = keys(dir.path(), &["check"], &ids[0], None);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        });
+        println!("keys check, {n:>5} secrets: median {:>6.1} ms", ms(check));
+        if n == 1_000 {
+            encrypt_decrypt(dir.path(), &ids[0], age.as_deref());
+        }
+    }
+}
+
+fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
+    let plain = root.join("plain.txt");
+    std::fs::write(&plain, b"123456789:AAE-bench-token\n").unwrap();
+    let mut i = 0;
+    let enc = median(21, || {
+        i += 1;
+        let name = format!("h00/new{i}");
+        let out = keys(
+            root,
+            &["encrypt", &name, "--from", plain.to_str().unwrap()],
+            identity,
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    let dec = median(21, || {
+        let out = keys(root, &["decrypt", "h00/s00000"], identity, None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    println!("keys encrypt, one secret:   median {:>6.1} ms", ms(enc));
+    println!("keys decrypt, one secret:   median {:>6.1} ms", ms(dec));
+    let Some(age) = age else {
+        println!("age not on PATH: no side-by-side figures");
+        return;
+    };
+    // The same recipients: 3 admin age keys and the host's ssh-ed25519 key.
+    let mut args: Vec<String> = Vec::new();
+    for a in 0..ADMINS {
+        let r = std::fs::read_to_string(root.join(format!("recipients/admins/a{a}.pub"))).unwrap();
+        args.extend(["-r".into(), r.trim().to_string()]);
+    }
+    let host = std::fs::read_to_string(root.join("recipients/hosts/h00.yaml")).unwrap();
+    let host_key = host.trim().trim_start_matches("ssh_key: ").to_string();
+    args.extend(["-r".into(), host_key]);
+    let out_file = root.join("age-out.age");
+    let age_enc = median(21, || {
+        let _ = std::fs::remove_file(&out_file);
+        let st = Command::new(age)
+            .args(&args)
+            .arg("-o")
+            .arg(&out_file)
+            .arg(&plain)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    });
+    let file = root.join(secret_path("h00/s00000", keys::policy::Format::Age));
+    let age_dec = median(21, || {
+        let out = Command::new(age)
+            .arg("-d")
+            .arg("-i")
+            .arg(identity)
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    });
+    println!("age -e, same recipients:    median {:>6.1} ms", ms(age_enc));
+    println!("age -d, same file:          median {:>6.1} ms", ms(age_dec));
+}
+
+/// Writes a fleet of `n` secrets under `root`; returns the admins' identity files.
+fn generate(root: &Path, n: usize) -> Vec<PathBuf> {
+    let mut ids = Vec::new();
+    std::fs::create_dir_all(root.join("recipients/admins")).unwrap();
+    std::fs::create_dir_all(root.join("recipients/hosts")).unwrap();
+    std::fs::create_dir_all(root.join("policies")).unwrap();
+    for a in 0..ADMINS {
+        let id = age::x25519::Identity::generate();
+        let path = root.join(format!("a{a}.txt"));
+        use age::secrecy::ExposeSecret;
+        std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(
+            root.join(format!("recipients/admins/a{a}.pub")),
+            format!("{}\n", id.to_public()),
+        )
+        .unwrap();
+        ids.push(path);
+    }
+    let mut policy = String::from("rules:\n");
+    for h in 0..HOSTS {
+        use sha2::Digest;
+        let seed: [u8; 32] = sha2::Sha256::digest(format!("bench host {h}")).into();
+        let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+        let public = ssh_key::PublicKey::new(ssh_key::public::KeyData::Ed25519(pair.public), "")
+            .to_openssh()
+            .unwrap();
+        std::fs::write(
+            root.join(format!("recipients/hosts/h{h:02}.yaml")),
+            format!("ssh_key: {public}\n"),
+        )
+        .unwrap();
+        policy.push_str(&format!(
+            "  - secrets: \"h{h:02}/*\"\n    format: age\n    readers: [admins, host:h{h:02}]\n"
+        ));
+    }
+    std::fs::write(root.join("policies/fleet.yaml"), policy).unwrap();
+    let repo = Repo::at(root.to_path_buf());
+    let files = Snapshot::from_work_tree(&repo, &["recipients", "policies"]).unwrap();
+    let fleet = Fleet::from_snapshot(&files).unwrap();
+    let policy = Policy::from_snapshot(&files, &fleet).unwrap();
+    let entries: Vec<(String, lock::Entry)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let name = format!("h{:02}/s{i:05}", i % HOSTS);
+            let (_, rule) = policy.rule_for(&name).unwrap();
+            let r = policy.resolve(rule, &fleet).unwrap();
+            let at = keys::error::Location::named(&name);
+            let data = keys::format::age::seal(
+                format!("secret {i}").as_bytes(),
+                &r.recipients,
+                false,
+                &at,
+            )
+            .unwrap();
+            let path = root.join(secret_path(&name, rule.format));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &data).unwrap();
+            let entry = lock::Entry {
+                format: rule.format,
+                sha256: lock::sha256_hex(&data),
+                recipients: r.fingerprints,
+            };
+            (name, entry)
+        })
+        .collect();
+    let lock = Lock {
+        entries: entries.into_iter().collect(),
+    };
+    std::fs::write(root.join("secrets/keys.lock"), lock.render()).unwrap();
+    ids
+}
+
+fn keys(root: &Path, args: &[&str], identity: &Path, stdin: Option<&[u8]>) -> std::process::Output {
+    let _ = stdin;
+    Command::new(env!("CARGO_BIN_EXE_keys"))
+        .args(args)
+        .arg("--repo")
+        .arg(root)
+        .env("KEYS_IDENTITY", identity)
+        .env("KEYS_KEYRING", "none")
+        .env("HOME", root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+fn median(runs: usize, mut f: impl FnMut()) -> Duration {
+    f(); // warm the page cache
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}

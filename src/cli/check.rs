@@ -1,0 +1,104 @@
+//! `keys check`: the read-only guard that the pre-commit hook runs.
+
+use crate::error::{Error, Result};
+use crate::layout::Repo;
+use crate::ops::check::{self, Severity};
+use crate::tree::{Blob, Snapshot};
+
+/// Check the repository: policy, keys.lock, and no plaintext or private keys.
+///
+/// Reports files under secrets/ that are not valid encrypted files of their format
+/// (plaintext, truncated, wrong magic), files changed outside keys (hash differs from
+/// keys.lock), secrets whose recipients differ from what the policy resolves to
+/// (drift), secrets the lock lists that are missing and files it does not list,
+/// secrets no rule matches, and private key material (age identities, PEM or OpenSSH
+/// private keys) anywhere outside secrets/ except where a policy's
+/// allow_private_keys permits it. Needs no identity and never writes. Exits 0 when
+/// clean and 8 when it finds a problem; warnings (a rule that matches nothing) do not
+/// fail it.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Check what will be committed: the blobs staged in the git index (honouring
+    /// GIT_INDEX_FILE), not the work tree. Any error blocks the commit.
+    #[arg(long)]
+    staged: bool,
+}
+
+pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    let repo = ctx.repo()?;
+    let files = if args.staged {
+        staged(&repo)?
+    } else {
+        work_tree(&repo)?
+    };
+    let report = check::inspect(&files, true);
+    let mut text = String::new();
+    for f in &report.findings {
+        let label = match f.severity {
+            Severity::Problem => "",
+            Severity::Warning => "warning: ",
+        };
+        let at = if f.at.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", f.at)
+        };
+        text.push_str(&format!("{label}{at}{}\n  fix: {}\n", f.what, f.fix));
+    }
+    let problems = report.problems();
+    if problems == 0 {
+        text.push_str(&format!(
+            "ok: {} secret{} match the policy and keys.lock{}\n",
+            report.secrets.len(),
+            if report.secrets.len() == 1 { "" } else { "s" },
+            if args.staged { " (staged)" } else { "" }
+        ));
+    }
+    super::out(&text)?;
+    if problems > 0 {
+        return Err(Error::CheckFailed { count: problems });
+    }
+    Ok(())
+}
+
+/// The files a commit could pick up: tracked and untracked-not-ignored in git, or
+/// everything but `.git` outside git.
+fn work_tree(repo: &Repo) -> Result<Snapshot> {
+    match crate::git::candidate_files(repo.root())? {
+        Some(list) => Snapshot::from_work_tree_files(repo, list),
+        None => {
+            let mut rels = Vec::new();
+            for entry in walkdir::WalkDir::new(repo.root())
+                .min_depth(1)
+                .sort_by_file_name()
+                .into_iter()
+                .filter_entry(|e| e.file_name() != ".git")
+            {
+                let entry = entry.map_err(|e| {
+                    Error::io(
+                        e.path().unwrap_or(repo.root()).to_path_buf(),
+                        e.into_io_error()
+                            .unwrap_or_else(|| std::io::Error::other("walk failed")),
+                    )
+                })?;
+                if !entry.file_type().is_dir() {
+                    rels.push(repo.rel(entry.path()));
+                }
+            }
+            Snapshot::from_work_tree_files(repo, rels)
+        }
+    }
+}
+
+fn staged(repo: &Repo) -> Result<Snapshot> {
+    let mut snap = Snapshot::default();
+    for f in crate::git::staged_files(repo.root())? {
+        let blob = if f.mode == 0o120000 {
+            Blob::Symlink
+        } else {
+            Blob::File(f.data)
+        };
+        snap.insert(f.path, blob);
+    }
+    Ok(snap)
+}

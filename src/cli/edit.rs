@@ -1,0 +1,80 @@
+//! `keys edit NAME`: decrypt into RAM, run the editor, re-encrypt if it changed.
+
+use zeroize::Zeroizing;
+
+use crate::error::{Result, usage};
+use crate::identity::{Identities, Search};
+use crate::ops::secret::{self, EncryptOptions, Workspace};
+use crate::scratch::{Scratch, SignalGuard};
+
+/// Edit a secret in $VISUAL or $EDITOR, or create it.
+///
+/// The plaintext goes to a new 0600 file in a 0700 directory on tmpfs
+/// ($XDG_RUNTIME_DIR, else /dev/shm); a disk-backed directory is refused unless
+/// --allow-disk-temp. vi, vim and nvim are started with swap, backup, undo and
+/// viminfo files off. The secret is re-encrypted for its policy's readers only if
+/// the content changed, and the plaintext is removed on every exit path, including
+/// Ctrl-C (which reaches the editor, not keys).
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// The secret's name, e.g. bot/telegram-token. A new secret starts empty.
+    #[arg(value_name = "NAME")]
+    name: String,
+
+    /// Allow the plaintext on a disk-backed temporary directory when no tmpfs is found.
+    #[arg(long)]
+    allow_disk_temp: bool,
+
+    /// Accept an empty result.
+    #[arg(long)]
+    allow_empty: bool,
+}
+
+pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    let mut ws = Workspace::load(&ctx.repo()?)?;
+    ws.rule(&args.name)?;
+    let guard = SignalGuard::new()?;
+    let scratch = Scratch::create(args.allow_disk_temp)?;
+    let exists = ws.locate(&args.name).is_ok();
+    let original = if exists {
+        let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
+        secret::decrypt(&ws, &args.name, &mut ids, &ctx.prompt)?
+    } else {
+        Zeroizing::new(Vec::new())
+    };
+    guard.check()?;
+    let base = args.name.rsplit('/').next().unwrap_or("secret");
+    let file = scratch.create_file(base, &original, 0o600)?;
+    super::editor::edit(&file, &guard)?;
+    let edited = scratch.read_file(&file, super::encrypt::MAX_SECRET as u64)?;
+    guard.check()?;
+    if *edited == *original {
+        super::note(&format!(
+            "no changes; {} left as it was",
+            if exists {
+                args.name.as_str()
+            } else {
+                "nothing"
+            }
+        ));
+        return Ok(());
+    }
+    if edited.is_empty() && !args.allow_empty {
+        return Err(usage(
+            format!("the edited {} is empty; nothing was written", args.name),
+            "use `keys rm NAME` to remove a secret, or pass --allow-empty",
+        ));
+    }
+    let opts = EncryptOptions {
+        force: true,
+        allow_empty: args.allow_empty,
+    };
+    let done = secret::encrypt(&mut ws, &args.name, &edited, &opts)?;
+    super::note(&format!(
+        "{} {} for {} recipients",
+        if exists { "re-encrypted" } else { "wrote" },
+        ws.repo.rel(&done.path),
+        done.recipients
+    ));
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! `keys rm NAME`: remove a secret and its lock entry.
+
+use crate::error::Result;
+use crate::ops::secret::{self, Workspace};
+
+/// Remove a secret: its file under secrets/ and its line in secrets/keys.lock.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// The secret's name, e.g. bot/telegram-token.
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    let mut ws = Workspace::load(&ctx.repo()?)?;
+    let done = secret::remove(&mut ws, &args.name)?;
+    match done.path {
+        Some(p) => super::note(&format!("removed {}", ws.repo.rel(&p))),
+        None => super::note(&format!("removed {} from secrets/keys.lock", args.name)),
+    }
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! Secrets by name: encrypt one to the readers its policy names, open one, remove
+//! one. Every write goes to a temp file beside its target and is renamed into place,
+//! then `keys.lock` is updated the same way.
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Location, Result, usage};
+use crate::format;
+use crate::fsutil;
+use crate::identity::{Identities, Prompt};
+use crate::layout::{self, Repo};
+use crate::lock::{self, Lock};
+use crate::policy::{self, Fleet, Format, Policy, Rule};
+use crate::tree::Snapshot;
+
+/// The fleet, its policy and the lock, read from the work tree.
+pub struct Workspace {
+    pub repo: Repo,
+    pub fleet: Fleet,
+    pub policy: Policy,
+    pub lock: Lock,
+}
+
+impl Workspace {
+    pub fn load(repo: &Repo) -> Result<Workspace> {
+        let files =
+            Snapshot::from_work_tree(repo, &[layout::ADMINS, layout::HOSTS, layout::POLICIES])?;
+        let fleet = Fleet::from_snapshot(&files)?;
+        let policy = Policy::from_snapshot(&files, &fleet)?;
+        let lock = read_lock(repo)?;
+        Ok(Workspace {
+            repo: repo.clone(),
+            fleet,
+            policy,
+            lock,
+        })
+    }
+
+    /// The rule for a secret name, or an error saying no rule matches.
+    pub fn rule(&self, name: &str) -> Result<&Rule> {
+        check_name(name)?;
+        self.policy.rule_for(name).map(|(_, r)| r).ok_or_else(|| {
+            usage(
+                format!("no policy rule matches secret {name}"),
+                "add a rule whose `secrets:` glob matches it to a policies/*.yaml file",
+            )
+        })
+    }
+
+    /// Where an existing secret is: its lock entry's format, else its rule's, else
+    /// whichever secret file exists under that name.
+    pub fn locate(&self, name: &str) -> Result<(PathBuf, Format)> {
+        check_name(name)?;
+        let mut formats: Vec<Format> = Vec::new();
+        if let Some(e) = self.lock.entries.get(name) {
+            formats.push(e.format);
+        }
+        if let Some((_, rule)) = self.policy.rule_for(name) {
+            formats.push(rule.format);
+        }
+        formats.extend(Format::ALL);
+        for f in formats {
+            let path = self.repo.root().join(policy::secret_path(name, f));
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Ok((path, f));
+            }
+        }
+        Err(usage(
+            format!("no secret named {name} (nothing at secrets/{name}.*)"),
+            "`keys ls` lists the secrets; `keys encrypt NAME` creates one",
+        ))
+    }
+}
+
+fn read_lock(repo: &Repo) -> Result<Lock> {
+    match std::fs::read(repo.lock_file()) {
+        Ok(data) => Lock::parse(std::str::from_utf8(&data).map_err(|_| Error::InvalidFile {
+            at: Location::named(layout::LOCK),
+            reason: "not UTF-8 text".into(),
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock::default()),
+        Err(e) => Err(Error::io(repo.lock_file(), e)),
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    layout::check_secret_name(name).map_err(|reason| Error::InvalidName {
+        at: Location::named("secret name"),
+        name: name.to_string(),
+        reason,
+    })
+}
+
+pub struct EncryptOptions {
+    /// Replace an existing secret.
+    pub force: bool,
+    pub allow_empty: bool,
+}
+
+/// What a write did.
+pub struct Written {
+    pub path: PathBuf,
+    pub format: Format,
+    pub recipients: usize,
+    pub replaced: bool,
+}
+
+/// Encrypts `plaintext` as secret `name` for the readers its policy rule resolves to,
+/// and records it in `keys.lock`.
+pub fn encrypt(
+    ws: &mut Workspace,
+    name: &str,
+    plaintext: &[u8],
+    opts: &EncryptOptions,
+) -> Result<Written> {
+    let rule = ws.rule(name)?;
+    let format = rule.format;
+    if format != Format::Age {
+        return Err(usage(
+            format!(
+                "secret {name} has format {} in its policy; this version of keys writes only age secrets",
+                format.name()
+            ),
+            format!("change the rule at {} to `format: age`", rule.at),
+        ));
+    }
+    if plaintext.is_empty() && !opts.allow_empty {
+        return Err(usage(
+            format!("the plaintext for {name} is empty; nothing was written"),
+            "pass --allow-empty if an empty secret is really meant",
+        ));
+    }
+    refuse_nesting(ws, name)?;
+    let rel = policy::secret_path(name, format);
+    let path = ws.repo.root().join(&rel);
+    let others: Vec<PathBuf> = Format::ALL
+        .into_iter()
+        .filter(|f| *f != format)
+        .map(|f| ws.repo.root().join(policy::secret_path(name, f)))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .collect();
+    let exists = std::fs::symlink_metadata(&path).is_ok() || !others.is_empty();
+    if exists && !opts.force {
+        return Err(Error::Exists {
+            path: others.first().cloned().unwrap_or(path),
+        });
+    }
+    let resolved = ws.policy.resolve(rule, &ws.fleet)?;
+    let sealed = format::age::seal(
+        plaintext,
+        &resolved.recipients,
+        rule.armor,
+        &Location::named(&rel),
+    )?;
+    let parent = Path::new(&rel)
+        .parent()
+        .unwrap_or(Path::new(layout::SECRETS));
+    fsutil::create_dirs_within(ws.repo.root(), parent, 0o755)?;
+    fsutil::write_atomic(&path, &sealed, fsutil::PUBLIC)?;
+    for other in &others {
+        fsutil::remove(other)?;
+    }
+    ws.lock.entries.insert(
+        name.to_string(),
+        lock::Entry {
+            format,
+            sha256: lock::sha256_hex(&sealed),
+            recipients: resolved.fingerprints,
+        },
+    );
+    write_lock(ws)?;
+    Ok(Written {
+        path,
+        format,
+        recipients: resolved.recipients.len(),
+        replaced: exists,
+    })
+}
+
+/// Refuses a name that is a directory of an existing secret or the reverse.
+fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
+    let clash = |other: &str| {
+        usage(
+            format!(
+                "secret {name} would nest with secret {other} (one is a directory of the other)"
+            ),
+            "choose a name that is not a prefix directory of another secret",
+        )
+    };
+    if let Some(other) = ws
+        .lock
+        .entries
+        .keys()
+        .find(|k| layout::secret_names_nest(k, name))
+    {
+        return Err(clash(other));
+    }
+    let secrets = ws.repo.secrets_dir();
+    if secrets.join(name).exists() {
+        return Err(clash(&format!("{name}/…")));
+    }
+    let mut prefix = String::new();
+    for segment in name.split('/') {
+        if !prefix.is_empty() {
+            for f in Format::ALL {
+                if std::fs::symlink_metadata(ws.repo.root().join(policy::secret_path(&prefix, f)))
+                    .is_ok()
+                {
+                    return Err(clash(&prefix));
+                }
+            }
+            prefix.push('/');
+        }
+        prefix.push_str(segment);
+    }
+    Ok(())
+}
+
+fn write_lock(ws: &Workspace) -> Result<()> {
+    fsutil::create_dirs_within(ws.repo.root(), Path::new(layout::SECRETS), 0o755)?;
+    fsutil::write_atomic(
+        &ws.repo.lock_file(),
+        ws.lock.render().as_bytes(),
+        fsutil::PUBLIC,
+    )
+}
+
+/// Opens secret `name` (only `.age` secrets in this version).
+pub fn decrypt(
+    ws: &Workspace,
+    name: &str,
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let (path, format) = ws.locate(name)?;
+    open_file(&path, format, identities, prompt)
+}
+
+/// Opens an encrypted file of a known format.
+pub fn open_file(
+    path: &Path,
+    format: Format,
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let data = fsutil::read(path)?;
+    let at = Location::file(path);
+    if format != Format::Age {
+        return Err(usage(
+            format!(
+                "{}: a {} file; this version of keys opens only age files",
+                path.display(),
+                format.name()
+            ),
+            "use `sops decrypt FILE` for sops files",
+        ));
+    }
+    format::age::open(&data, identities, prompt, &at)
+}
+
+/// Opens a file given by path, anywhere: an age file (binary or armored).
+pub fn open_any(
+    path: &Path,
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let data = fsutil::read(path)?;
+    let at = Location::file(path);
+    if format::age::looks_like_age(&data) {
+        return format::age::open(&data, identities, prompt, &at);
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if let Some(f) = Format::from_extension(ext).filter(|f| *f != Format::Age)
+        && format::sops::inspect(f, &data).is_ok()
+    {
+        return Err(usage(
+            format!(
+                "{}: a sops file; this version of keys opens only age files",
+                path.display()
+            ),
+            "use `sops decrypt FILE` for sops files",
+        ));
+    }
+    Err(Error::Corrupt {
+        at,
+        reason: "not an age file (no age-encryption.org/v1 header)".into(),
+    })
+}
+
+/// What `rm` removed.
+pub struct Removed {
+    pub path: Option<PathBuf>,
+    pub in_lock: bool,
+}
+
+/// Removes secret `name`'s file and its lock entry.
+pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
+    check_name(name)?;
+    let path = ws.locate(name).ok().map(|(p, _)| p);
+    let in_lock = ws.lock.entries.contains_key(name);
+    if path.is_none() && !in_lock {
+        return Err(usage(
+            format!("no secret named {name}"),
+            "`keys ls` lists the secrets",
+        ));
+    }
+    if let Some(p) = &path {
+        fsutil::remove(p)?;
+        prune_empty_dirs(&ws.repo, p);
+    }
+    if ws.lock.entries.remove(name).is_some() {
+        write_lock(ws)?;
+    }
+    Ok(Removed { path, in_lock })
+}
+
+/// Removes directories left empty under `secrets/` (never `secrets/` itself).
+fn prune_empty_dirs(repo: &Repo, file: &Path) {
+    let top = repo.secrets_dir();
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == top || !d.starts_with(&top) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}

@@ -1,0 +1,397 @@
+//! `policies/*.yaml`: named groups of readers and the rules that give each secret
+//! its format and readers. Files are read in name order and their rules tried in
+//! order; the first rule whose glob matches a secret's name decides.
+
+use std::collections::BTreeMap;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::Format;
+use super::fleet::Fleet;
+use crate::error::{Error, Location, Result};
+use crate::layout;
+use crate::recipient::Recipient;
+use crate::tree::Snapshot;
+
+/// One reader named by a rule, after groups are expanded.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reader {
+    Admin(String),
+    Host(String),
+    Container(String),
+}
+
+pub struct Rule {
+    /// The policy file and line of the rule's `secrets:` glob.
+    pub at: Location,
+    pub glob: String,
+    pub format: Format,
+    pub armor: bool,
+    /// The readers as written (group names unexpanded), for display.
+    pub labels: Vec<String>,
+    pub readers: Vec<Reader>,
+}
+
+pub struct Policy {
+    pub rules: Vec<Rule>,
+    matcher: GlobSet,
+    allowed_keys: GlobSet,
+}
+
+/// The recipients a rule resolves to for its format, and their sorted fingerprints.
+pub struct Resolved {
+    pub recipients: Vec<Recipient>,
+    pub fingerprints: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    rules: Vec<RuleFile>,
+    /// Globs of paths outside `secrets/` where private key material is expected
+    /// (test fixtures); `keys check` does not report it there.
+    #[serde(default)]
+    allow_private_keys: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    secrets: Spanned<String>,
+    format: Spanned<String>,
+    #[serde(default)]
+    armor: bool,
+    readers: Spanned<Vec<Spanned<String>>>,
+}
+
+fn invalid(at: Location, reason: impl Into<String>) -> Error {
+    Error::InvalidFile {
+        at,
+        reason: reason.into(),
+    }
+}
+
+fn glob(pattern: &str) -> std::result::Result<globset::Glob, globset::Error> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+}
+
+impl Policy {
+    /// Reads every `policies/*.yaml` in the view and checks each reader against the fleet.
+    pub fn from_snapshot(files: &Snapshot, fleet: &Fleet) -> Result<Policy> {
+        let mut parsed = Vec::new();
+        for (rel, data) in files.files_in(layout::POLICIES, "yaml") {
+            let text = std::str::from_utf8(data)
+                .map_err(|_| invalid(Location::named(rel), "not UTF-8 text"))?;
+            let file: PolicyFile =
+                serde_saphyr::from_str(text).map_err(|e| super::yaml_error(rel, &e))?;
+            parsed.push((rel.to_string(), file));
+        }
+        let mut groups: BTreeMap<String, (String, Vec<Spanned<String>>)> = BTreeMap::new();
+        for (rel, file) in &parsed {
+            for (name, members) in &file.groups {
+                let at = Location::named(rel).at_line(members.referenced.line());
+                if let Some((other, _)) = groups.get(name) {
+                    return Err(invalid(
+                        at,
+                        format!("group {name} is also defined in {other}"),
+                    ));
+                }
+                if fleet.admin(name).is_some() {
+                    return Err(invalid(
+                        at,
+                        format!("group {name} has the name of an admin; rename one of them"),
+                    ));
+                }
+                groups.insert(name.clone(), (rel.clone(), members.value.clone()));
+            }
+        }
+        let mut rules = Vec::new();
+        let mut matcher = GlobSetBuilder::new();
+        let mut allowed = GlobSetBuilder::new();
+        for (rel, file) in parsed {
+            for pattern in &file.allow_private_keys {
+                let at = Location::named(&rel).at_line(pattern.referenced.line());
+                allowed.add(
+                    glob(&pattern.value)
+                        .map_err(|e| invalid(at, format!("bad glob: {}", e.kind())))?,
+                );
+            }
+            for raw in file.rules {
+                let at = Location::named(&rel).at_line(raw.secrets.referenced.line());
+                let g = glob(&raw.secrets.value)
+                    .map_err(|e| invalid(at.clone(), format!("bad glob: {}", e.kind())))?;
+                matcher.add(g);
+                let format_at = Location::named(&rel).at_line(raw.format.referenced.line());
+                let format = Format::from_name(&raw.format.value).ok_or_else(|| {
+                    invalid(
+                        format_at.clone(),
+                        format!(
+                            "unknown format {:?}; expected one of {}",
+                            raw.format.value,
+                            Format::ALL
+                                .iter()
+                                .map(|f| f.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?;
+                if raw.armor && format != Format::Age {
+                    return Err(invalid(format_at, "armor applies only to format age"));
+                }
+                let readers_at = Location::named(&rel).at_line(raw.readers.referenced.line());
+                let mut readers = Vec::new();
+                for label in &raw.readers.value {
+                    let at = Location::named(&rel).at_line(label.referenced.line());
+                    resolve_label(&label.value, &at, &groups, fleet, &mut readers)?;
+                }
+                readers.sort();
+                readers.dedup();
+                if readers.is_empty() {
+                    return Err(invalid(
+                        readers_at,
+                        format!("rule {:?} has no readers", raw.secrets.value),
+                    ));
+                }
+                rules.push(Rule {
+                    at,
+                    glob: raw.secrets.value,
+                    format,
+                    armor: raw.armor,
+                    labels: raw.readers.value.into_iter().map(|l| l.value).collect(),
+                    readers,
+                });
+            }
+        }
+        let build = |b: GlobSetBuilder| {
+            b.build()
+                .map_err(|e| invalid(Location::named(layout::POLICIES), e.to_string()))
+        };
+        Ok(Policy {
+            rules,
+            matcher: build(matcher)?,
+            allowed_keys: build(allowed)?,
+        })
+    }
+
+    /// The first rule whose glob matches `name`.
+    pub fn rule_for(&self, name: &str) -> Option<(usize, &Rule)> {
+        let first = self.matcher.matches(name).into_iter().min()?;
+        Some((first, &self.rules[first]))
+    }
+
+    /// Whether private key material is expected at this path (outside `secrets/`).
+    pub fn allows_private_key(&self, rel: &str) -> bool {
+        self.allowed_keys.is_match(rel)
+    }
+
+    /// The recipients a rule's readers resolve to, each in the form its format's
+    /// consumer needs: for `.age` files (agenix) a host is its ssh-ed25519 key; for sops
+    /// files (sops-nix) it is the derived `age1…` key.
+    pub fn resolve(&self, rule: &Rule, fleet: &Fleet) -> Result<Resolved> {
+        let mut recipients: Vec<Recipient> = Vec::new();
+        for reader in &rule.readers {
+            let machine_key = |key: &Recipient| -> Result<Recipient> {
+                if rule.format == Format::Age {
+                    return Ok(key.clone());
+                }
+                key.to_x25519()
+                    .and_then(|s| s.parse::<age::x25519::Recipient>().ok())
+                    .map(Recipient::X25519)
+                    .ok_or_else(|| {
+                        invalid(
+                            rule.at.clone(),
+                            format!("{reader:?} has no ed25519 key to derive an age key from"),
+                        )
+                    })
+            };
+            match reader {
+                Reader::Admin(name) => {
+                    if let Some(admin) = fleet.admin(name) {
+                        recipients.extend(admin.recipients.iter().cloned());
+                    }
+                }
+                Reader::Host(name) => {
+                    if let Some(host) = fleet.host(name) {
+                        recipients.push(machine_key(&host.key)?);
+                    }
+                }
+                Reader::Container(name) => {
+                    if let Some((host, c)) = fleet.container(name) {
+                        recipients.push(machine_key(c.key(host))?);
+                    }
+                }
+            }
+        }
+        let mut fingerprints: Vec<String> = Vec::new();
+        recipients.retain(|r| {
+            let f = r.fingerprint();
+            if fingerprints.contains(&f) {
+                false
+            } else {
+                fingerprints.push(f);
+                true
+            }
+        });
+        fingerprints.sort();
+        Ok(Resolved {
+            recipients,
+            fingerprints,
+        })
+    }
+}
+
+/// Expands one reader label into readers: `host:NAME`, `container:NAME`, a group, or
+/// an admin name (`admins`, when no group has that name, is every admin).
+fn resolve_label(
+    label: &str,
+    at: &Location,
+    groups: &BTreeMap<String, (String, Vec<Spanned<String>>)>,
+    fleet: &Fleet,
+    out: &mut Vec<Reader>,
+) -> Result<()> {
+    if let Some((_, members)) = groups.get(label) {
+        for m in members {
+            if groups.contains_key(&m.value) {
+                return Err(invalid(
+                    at.clone(),
+                    format!(
+                        "group {label} names group {}; groups hold admins, host:NAME and container:NAME only",
+                        m.value
+                    ),
+                ));
+            }
+            resolve_label(&m.value, at, groups, fleet, out)?;
+        }
+        return Ok(());
+    }
+    if let Some(host) = label.strip_prefix("host:") {
+        if fleet.host(host).is_none() {
+            return Err(invalid(
+                at.clone(),
+                format!("unknown reader {label:?}: no recipients/hosts/{host}.yaml"),
+            ));
+        }
+        out.push(Reader::Host(host.to_string()));
+        return Ok(());
+    }
+    if let Some(name) = label.strip_prefix("container:") {
+        if fleet.container(name).is_none() {
+            return Err(invalid(
+                at.clone(),
+                format!("unknown reader {label:?}: no host file declares container {name}"),
+            ));
+        }
+        out.push(Reader::Container(name.to_string()));
+        return Ok(());
+    }
+    if fleet.admin(label).is_some() {
+        out.push(Reader::Admin(label.to_string()));
+        return Ok(());
+    }
+    if label == "admins" {
+        out.extend(fleet.admins.iter().map(|a| Reader::Admin(a.name.clone())));
+        return Ok(());
+    }
+    Err(invalid(
+        at.clone(),
+        format!(
+            "unknown reader {label:?}: not a group, an admin (recipients/admins/{label}.pub), host:NAME or container:NAME"
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Blob;
+
+    const HOST: &str = "ssh_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5\ncontainers:\n  bot: {}\n";
+    const ADMIN: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n";
+
+    fn load(policy: &str) -> Result<(Fleet, Policy)> {
+        let mut s = Snapshot::default();
+        s.insert(
+            "recipients/admins/alice.pub".into(),
+            Blob::File(ADMIN.into()),
+        );
+        s.insert("recipients/hosts/web.yaml".into(), Blob::File(HOST.into()));
+        s.insert("policies/a.yaml".into(), Blob::File(policy.into()));
+        let fleet = Fleet::from_snapshot(&s)?;
+        let policy = Policy::from_snapshot(&s, &fleet)?;
+        Ok((fleet, policy))
+    }
+
+    #[test]
+    fn first_match_wins_and_hosts_take_the_key_their_format_needs() {
+        let (fleet, p) = load(
+            "groups:\n  ops: [alice]\nrules:\n  - secrets: \"bot/special\"\n    format: sops-yaml\n    readers: [ops, container:bot]\n  - secrets: \"bot/*\"\n    format: age\n    readers: [admins, host:web]\n",
+        )
+        .unwrap();
+        let (i, r) = p.rule_for("bot/special").unwrap();
+        assert_eq!((i, r.format), (0, Format::SopsYaml));
+        assert_eq!(p.rule_for("bot/token").unwrap().0, 1);
+        assert!(p.rule_for("bot/a/b").is_none(), "* stays within a segment");
+        assert!(p.rule_for("other").is_none());
+        let age = p.resolve(&p.rules[1], &fleet).unwrap();
+        assert!(age.fingerprints.iter().any(|f| f.starts_with("SHA256:")));
+        let sops = p.resolve(&p.rules[0], &fleet).unwrap();
+        assert!(sops.fingerprints.iter().all(|f| f.starts_with("age1")));
+        assert_eq!(sops.fingerprints.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases = [
+            (
+                "rules:\n  - secrets: x\n    format: age\n    readers: [bob]\n",
+                "policies/a.yaml:4: unknown reader \"bob\"",
+            ),
+            (
+                "rules:\n  - secrets: x\n    format: age\n    readers: [host:nope]\n",
+                "policies/a.yaml:4: unknown reader \"host:nope\"",
+            ),
+            (
+                "rules:\n  - secrets: x\n    format: age\n    readers: []\n",
+                "policies/a.yaml:4: rule \"x\" has no readers",
+            ),
+            (
+                "groups:\n  none: []\nrules:\n  - secrets: x\n    format: age\n    readers: [none]\n",
+                "policies/a.yaml:6: rule \"x\" has no readers",
+            ),
+            (
+                "rules:\n  - secrets: \"a[\"\n    format: age\n    readers: [alice]\n",
+                "policies/a.yaml:2: bad glob",
+            ),
+            (
+                "rules:\n  - secrets: x\n    format: sops-toml\n    readers: [alice]\n",
+                "policies/a.yaml:3: unknown format",
+            ),
+            (
+                "rules:\n  - secrets: x\n    format: sops-json\n    armor: true\n    readers: [alice]\n",
+                "policies/a.yaml:3: armor",
+            ),
+            (
+                "rules:\n  - secrets: x\n    format: age\n    readers: [alice]\n    extra: 1\n",
+                "policies/a.yaml:5",
+            ),
+            (
+                "groups:\n  alice: [alice]\n",
+                "policies/a.yaml:2: group alice has the name of an admin",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = load(text).err().unwrap().to_string();
+            assert!(err.starts_with(want), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! A read-only view of the repository's files: the work tree, or the blobs staged in
+//! the git index. The fleet, the policy and `keys check` read through it, so the
+//! pre-commit check sees exactly what will be committed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::layout::Repo;
+
+/// One path in the view.
+pub enum Blob {
+    File(Vec<u8>),
+    /// A symbolic link (never followed; `keys` refuses them where secrets live).
+    Symlink,
+}
+
+/// Repository-relative, '/'-separated paths and their contents, sorted.
+#[derive(Default)]
+pub struct Snapshot {
+    files: BTreeMap<String, Blob>,
+}
+
+impl Snapshot {
+    /// The regular files and symlinks under each of `dirs` (relative to the root), read
+    /// from the work tree. Absent directories are empty.
+    pub fn from_work_tree(repo: &Repo, dirs: &[&str]) -> Result<Snapshot> {
+        let mut paths = Vec::new();
+        for dir in dirs {
+            collect(repo, &repo.root().join(dir), &mut paths)?;
+        }
+        Snapshot::read_paths(repo, paths)
+    }
+
+    /// The given repository-relative files, read from the work tree. Paths that vanished
+    /// or are not regular files or symlinks are left out.
+    pub fn from_work_tree_files(repo: &Repo, rels: Vec<String>) -> Result<Snapshot> {
+        let mut paths = Vec::new();
+        for rel in rels {
+            match std::fs::symlink_metadata(repo.root().join(&rel)) {
+                Ok(m) if m.is_file() => paths.push((rel, false)),
+                Ok(m) if m.is_symlink() => paths.push((rel, true)),
+                _ => {}
+            }
+        }
+        Snapshot::read_paths(repo, paths)
+    }
+
+    fn read_paths(repo: &Repo, paths: Vec<(String, bool)>) -> Result<Snapshot> {
+        let read: Vec<(String, Blob)> = paths
+            .into_par_iter()
+            .map(|(rel, link)| {
+                if link {
+                    return Ok((rel, Blob::Symlink));
+                }
+                let path = repo.root().join(&rel);
+                let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                Ok((rel, Blob::File(data)))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Snapshot {
+            files: read.into_iter().collect(),
+        })
+    }
+
+    pub fn insert(&mut self, rel: String, blob: Blob) {
+        self.files.insert(rel, blob);
+    }
+
+    pub fn get(&self, rel: &str) -> Option<&Blob> {
+        self.files.get(rel)
+    }
+
+    /// Every path strictly under `dir` (no trailing slash), in order.
+    pub fn under<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a str, &'a Blob)> + 'a {
+        let prefix = format!("{dir}/");
+        self.files
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The files directly in `dir` whose name ends with `.ext`, in order.
+    pub fn files_in<'a>(
+        &'a self,
+        dir: &'a str,
+        ext: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + 'a {
+        let skip = dir.len() + 1;
+        self.under(dir).filter_map(move |(rel, blob)| match blob {
+            Blob::File(data)
+                if !rel[skip..].contains('/')
+                    && rel
+                        .rsplit_once('.')
+                        .is_some_and(|(stem, e)| e == ext && !stem.ends_with('/')) =>
+            {
+                Some((rel, data.as_slice()))
+            }
+            _ => None,
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Blob)> {
+        self.files.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+/// Walks `dir` (not following symlinks), collecting (relative path, is_symlink).
+fn collect(repo: &Repo, dir: &Path, out: &mut Vec<(String, bool)>) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            Error::io(
+                path,
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
+            )
+        })?;
+        let ft = entry.file_type();
+        if ft.is_file() || ft.is_symlink() {
+            out.push((repo.rel(entry.path()), ft.is_symlink()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,441 @@
+//! Secrets by name: `encrypt`, `decrypt`, `ls`, `rm` and `check` on a fleet built
+//! from the demo's recipients, with the real age reading what `keys` writes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{Run, TestEnv, mode_of, peer, private_copy, run, sha256_hex};
+
+pub const POLICY: &str = "\
+groups:
+  admins: [demo]
+rules:
+  - secrets: \"bot/*\"
+    format: age
+    readers: [admins, host:vps-arm]
+  - secrets: \"armored/*\"
+    format: age
+    armor: true
+    readers: [admins]
+  - secrets: \"**\"
+    format: age
+    readers: [admins, container:nannuo-bot]
+";
+
+/// A fleet repository in `env.work` with the demo's admin and hosts and `POLICY`.
+pub fn fleet(env: &mut TestEnv) -> PathBuf {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for rel in [
+        "recipients/admins/demo.pub",
+        "recipients/hosts/vps-arm.yaml",
+        "recipients/hosts/vps-x86.yaml",
+    ] {
+        env.write(
+            &format!("work/{rel}"),
+            std::fs::read(top.join(rel)).unwrap(),
+        );
+    }
+    env.write("work/policies/default.yaml", POLICY);
+    let id = private_copy(
+        env,
+        &top.join("tests/fixtures/demo-admin.age-identity"),
+        "demo.txt",
+    );
+    env.set("KEYS_IDENTITY", id.display().to_string());
+    env.work.clone()
+}
+
+pub fn host_key(env: &TestEnv, host: &str) -> PathBuf {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    private_copy(
+        env,
+        &top.join(format!("tests/fixtures/hosts/{host}.ssh_host_ed25519_key")),
+        host,
+    )
+}
+
+fn age_decrypt(env: &TestEnv, identity: &Path, file: &Path) -> Run {
+    let mut cmd = Command::new(peer("age"));
+    cmd.arg("-d").arg("-i").arg(identity).arg(file);
+    env.apply(&mut cmd);
+    run(cmd, b"")
+}
+
+/// Every file under `dir` with its bytes, to prove a failed command changed nothing.
+pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walkdir(dir)
+        .into_iter()
+        .map(|p| {
+            let data = std::fs::read(&p).unwrap_or_default();
+            (p, data)
+        })
+        .collect()
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                out.push(p.clone());
+                out.extend(walkdir(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+const TOKEN: &[u8] = b"123456789:AAE-canary-telegram-token\n";
+
+#[test]
+fn encrypt_writes_an_age_file_that_real_age_opens_with_the_admin_and_host_keys() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let run = env
+        .keys_stdin(&["encrypt", "bot/telegram-token"], TOKEN)
+        .success();
+    assert!(
+        run.stderr
+            .contains("wrote secrets/bot/telegram-token.age for 2 recipients"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("canary") && !run.stderr.contains("canary"));
+    let file = repo.join("secrets/bot/telegram-token.age");
+    assert_eq!(mode_of(&file), 0o644);
+    let data = std::fs::read(&file).unwrap();
+    assert!(
+        data.starts_with(b"age-encryption.org/v1\n"),
+        "binary by default"
+    );
+
+    let admin = PathBuf::from(env_identity(&env));
+    assert_eq!(age_decrypt(&env, &admin, &file).success().raw_stdout, TOKEN);
+    // agenix hands the host's SSH key to age as it is.
+    let host = host_key(&env, "vps-arm");
+    assert_eq!(age_decrypt(&env, &host, &file).success().raw_stdout, TOKEN);
+    // A host the policy does not name cannot read it.
+    let other = host_key(&env, "vps-x86");
+    assert_ne!(age_decrypt(&env, &other, &file).code, 0);
+
+    let lock = std::fs::read_to_string(repo.join("secrets/keys.lock")).unwrap();
+    let line = lock
+        .lines()
+        .find(|l| l.starts_with("bot/telegram-token "))
+        .unwrap();
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[1], "age");
+    assert_eq!(fields[2], sha256_hex(&data));
+    assert_eq!(fields[3].split(',').count(), 2);
+
+    // keys opens it by name and by path; output to a new 0600 file.
+    assert_eq!(
+        env.keys(&["decrypt", "bot/telegram-token"])
+            .success()
+            .raw_stdout,
+        TOKEN
+    );
+    let out = env.root.join("plain.txt");
+    env.keys(&[
+        "decrypt",
+        "secrets/bot/telegram-token.age",
+        "-o",
+        &out.display().to_string(),
+    ])
+    .success();
+    assert_eq!(std::fs::read(&out).unwrap(), TOKEN);
+    assert_eq!(mode_of(&out), 0o600);
+
+    // Armored when the rule says so, and container readers resolve to the host key.
+    env.keys_stdin(&["encrypt", "armored/x"], b"a").success();
+    let armored = repo.join("secrets/armored/x.age");
+    assert!(
+        std::fs::read(&armored)
+            .unwrap()
+            .starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    );
+    assert_eq!(
+        age_decrypt(&env, &admin, &armored).success().raw_stdout,
+        b"a"
+    );
+    env.keys_stdin(&["encrypt", "nannuo-bot/env"], b"K=v\n")
+        .success();
+    let shared = repo.join("secrets/nannuo-bot/env.age");
+    assert_eq!(
+        age_decrypt(&env, &host, &shared).success().raw_stdout,
+        b"K=v\n"
+    );
+
+    let ls = env.keys(&["ls", "--json"]).success();
+    let list: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["armored/x", "bot/telegram-token", "nannuo-bot/env"]);
+    assert!(list.as_array().unwrap().iter().all(|s| s["status"] == "ok"));
+    assert_eq!(
+        list[1]["readers"],
+        serde_json::json!(["admins", "host:vps-arm"])
+    );
+    let check = env.keys(&["check"]).success();
+    assert!(check.stdout.contains("ok: 3 secrets"), "{}", check.stdout);
+}
+
+fn env_identity(env: &TestEnv) -> String {
+    env.root.join("keys/demo.txt").display().to_string()
+}
+
+#[test]
+fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/a"], b"one").success();
+    let before = tree(&repo);
+    let run = env.keys_stdin(&["encrypt", "bot/a"], b"two").failure(5);
+    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    let run = env.keys_stdin(&["encrypt", "bot/b"], b"").failure(2);
+    assert!(run.stderr.contains("--allow-empty"), "{}", run.stderr);
+    assert_eq!(tree(&repo), before);
+    env.keys_stdin(&["encrypt", "--force", "bot/a"], b"two")
+        .success();
+    assert_eq!(env.keys(&["decrypt", "bot/a"]).success().raw_stdout, b"two");
+    env.keys_stdin(&["encrypt", "--allow-empty", "bot/b"], b"")
+        .success();
+    assert_eq!(env.keys(&["decrypt", "bot/b"]).success().raw_stdout, b"");
+
+    // No rule: a policy without the catch-all.
+    env.write(
+        "work/policies/default.yaml",
+        &POLICY[..POLICY.find("  - secrets: \"**\"").unwrap()],
+    );
+    let before = tree(&repo);
+    let run = env.keys_stdin(&["encrypt", "other/x"], b"x").failure(2);
+    assert!(
+        run.stderr.contains("no policy rule matches secret other/x"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tree(&repo), before);
+}
+
+#[test]
+fn hostile_secret_names_are_refused_before_anything_is_written() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/x"], b"x").success();
+    let outside = env.root.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, repo.join("secrets/evil")).unwrap();
+    let before = tree(&env.root);
+    for name in [
+        "../x",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "bot/../../x",
+        "a//b",
+        "a/./b",
+        ".",
+        "..",
+        "",
+        "bot/",
+        "-rf",
+        "bot/-x",
+        "a\u{1}b",
+        "a\nb",
+        "a\u{7f}",
+        ".git/config",
+        "bot",
+        "bot/x/y",
+        "evil/x",
+        "a b",
+    ] {
+        // `--` so that a leading '-' reaches keys as a name, as a user would write it.
+        for cmd in [
+            &["encrypt", "--", name][..],
+            &["encrypt", "--force", "--", name],
+        ] {
+            let run = env.keys_stdin(cmd, b"canary-plaintext");
+            assert!(
+                matches!(run.code, 2 | 3 | 5),
+                "{name:?}: {} {}",
+                run.code,
+                run.stderr
+            );
+            assert!(
+                run.stderr.starts_with("keys: error: "),
+                "{name:?}: {}",
+                run.stderr
+            );
+            assert_eq!(run.stderr.lines().count(), 2, "{name:?}: {}", run.stderr);
+            assert!(!run.stderr.contains("canary"));
+        }
+        assert_eq!(tree(&env.root), before, "{name:?} changed a file");
+    }
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+}
+
+#[test]
+fn check_reports_drift_edits_plaintext_and_missing_files_by_name() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/token"], TOKEN).success();
+    env.keys_stdin(&["encrypt", "misc/one"], b"1").success();
+    env.keys(&["check"]).success();
+
+    // The policy now also gives bot/* to vps-x86: drift, named, without decrypting.
+    env.write(
+        "work/policies/default.yaml",
+        POLICY.replace(
+            "[admins, host:vps-arm]",
+            "[admins, host:vps-arm, host:vps-x86]",
+        ),
+    );
+    let before = tree(&repo);
+    let run = env.keys(&["check"]).failure(8);
+    assert!(run.stdout.contains("secrets/bot/token.age: drift: encrypted to 2 recipients, its policy (policies/default.yaml:4) resolves to 3 (1 to add, 0 to remove)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("fix: re-encrypt it with keys"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("check found 1 problem"),
+        "{}",
+        run.stderr
+    );
+    let ls = env.keys(&["ls"]).success();
+    assert!(
+        ls.stdout
+            .lines()
+            .any(|l| l.starts_with("bot/token") && l.contains("drift")),
+        "{}",
+        ls.stdout
+    );
+    env.write("work/policies/default.yaml", POLICY);
+
+    // A hand-edited file: re-encrypted by the real age outside keys.
+    let file = repo.join("secrets/misc/one.age");
+    let mut age = Command::new(peer("age"));
+    age.args([
+        "-r",
+        "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+        "-o",
+    ])
+    .arg(&file);
+    env.apply(&mut age);
+    run_ok(age, b"2");
+    // A plaintext file dropped into secrets/, one with a secret's extension, and a
+    // lock entry whose file is gone.
+    env.write("work/secrets/notes.txt", "password=hunter2\n");
+    env.write("work/secrets/bot/leak.age", "TOKEN=canary\n");
+    std::fs::remove_file(repo.join("secrets/bot/token.age")).unwrap();
+    let before_check = tree(&repo);
+    let run = env.keys(&["check"]).failure(8);
+    let out = &run.stdout;
+    for want in [
+        "secrets/misc/one.age: was changed outside keys (its SHA-256 differs from keys.lock)",
+        "secrets/notes.txt: is not a secret file (unknown extension; plaintext?)",
+        "secrets/bot/leak.age: not a valid age file: not an age file",
+        "secrets/bot/leak.age: is not in secrets/keys.lock (added outside keys)",
+        "secrets/bot/token.age: is listed in secrets/keys.lock but missing",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    assert!(!out.contains("canary") && !run.stderr.contains("canary"));
+    assert!(!out.contains("hunter2"));
+    assert_eq!(tree(&repo), before_check, "check never writes");
+    assert_ne!(before, before_check);
+    let ls = env.keys(&["ls", "--json"]).success();
+    let list: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
+    let status: BTreeMap<&str, &str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(status["misc/one"], "modified");
+    assert_eq!(status["bot/token"], "missing");
+    assert_eq!(status["bot/leak"], "invalid");
+    assert_eq!(status["notes.txt"], "unknown file");
+}
+
+fn run_ok(cmd: Command, stdin: &[u8]) {
+    run(cmd, stdin).success();
+}
+
+#[test]
+fn check_finds_private_keys_outside_secrets_unless_the_policy_allows_them() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let key = std::fs::read(top.join("tests/fixtures/hosts/vps-arm.ssh_host_ed25519_key")).unwrap();
+    env.write("work/hosts/vps-arm/ssh_host_ed25519_key", &key);
+    env.write(
+        "work/notes.md",
+        concat!(
+            "age identity: AGE-SECRET-",
+            "KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS3290GG\n"
+        ),
+    );
+    env.write(
+        "work/src.rs",
+        "if line.starts_with(\"AGE-SECRET-KEY-1\") {}\n",
+    );
+    let run = env.keys(&["check"]).failure(8);
+    assert!(
+        run.stdout
+            .contains("hosts/vps-arm/ssh_host_ed25519_key: contains a private key block"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("notes.md: contains an age identity"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("src.rs"), "{}", run.stdout);
+    assert!(!run.stdout.contains("QYQSZ"), "no key material in output");
+    env.write(
+        "work/policies/default.yaml",
+        format!("{POLICY}allow_private_keys:\n  - \"hosts/**\"\n  - notes.md\n"),
+    );
+    let run = env.keys(&["check"]).success();
+    assert!(
+        run.stdout
+            .contains("warning: policies/default.yaml:4: rule \"bot/*\" matches no secret"),
+        "{}",
+        run.stdout
+    );
+    let _ = repo;
+}
+
+#[test]
+fn rm_removes_the_file_and_its_lock_line() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "deep/a/b"], b"x").success();
+    env.keys_stdin(&["encrypt", "bot/keep"], b"y").success();
+    let run = env.keys(&["rm", "deep/a/b"]).success();
+    assert!(
+        run.stderr.contains("removed secrets/deep/a/b.age"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !repo.join("secrets/deep").exists(),
+        "empty directories are pruned"
+    );
+    let lock = std::fs::read_to_string(repo.join("secrets/keys.lock")).unwrap();
+    assert!(!lock.contains("deep/a/b") && lock.contains("bot/keep"));
+    env.keys(&["rm", "deep/a/b"]).failure(2);
+    env.keys(&["check"]).success();
+}
