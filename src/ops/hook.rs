@@ -1,1 +1,599 @@
 //! `keys hook install`: the pre-commit hook that runs `keys check --staged`.
+//!
+//! The hook is a POSIX sh script that fails closed: the commit goes through only when
+//! `keys check --staged` ran and passed in the fleet directory. A pre-commit hook that
+//! was there before is kept beside it as `pre-commit.before-keys` and run after a
+//! passing check.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{self, Error, Result};
+use crate::fsutil;
+use crate::git::{self, Env};
+
+/// The line that marks a hook as ours, so a second install recognises it.
+pub const MARKER: &str = "# keys pre-commit hook";
+/// What an existing hook is renamed to when ours takes its place.
+pub const PREVIOUS: &str = "pre-commit.before-keys";
+/// Mode of the hooks directory when it is created, and of the hook.
+const EXECUTABLE: u32 = 0o755;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Installed {
+    /// A new hook was written at this path.
+    New(PathBuf),
+    /// Our hook was already there; nothing changed.
+    Already(PathBuf),
+    /// An existing hook was kept: renamed to `previous`, and our hook runs it after the check.
+    Chained { hook: PathBuf, previous: PathBuf },
+}
+
+/// Installs the pre-commit hook for the git repository containing `dir` (the fleet
+/// root). `keys_exe` is the absolute path of the running keys binary, used only when
+/// `keys` is not on PATH at commit time. Err(usage error with hint `git init`) when `dir`
+/// is not in a git work tree. A hook of ours that differs (another fleet directory or
+/// binary) is replaced and reported as `New`.
+pub fn install(dir: &Path, keys_exe: &Path) -> Result<Installed> {
+    install_env(dir, keys_exe, &[], &git::current_dir()?)
+}
+
+fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Installed> {
+    let not_a_repo = || {
+        error::usage(
+            format!("{}: not inside a git work tree", dir.display()),
+            "run `git init` first, then `keys hook install` again",
+        )
+    };
+    let prefix = git::work_tree_prefix(dir, env, cwd)?.ok_or_else(not_a_repo)?;
+    let hooks = git::hooks_dir_env(dir, env, cwd)?.ok_or_else(not_a_repo)?;
+    let exe = std::path::absolute(keys_exe).map_err(|e| Error::io(keys_exe, e))?;
+    let script = script(&prefix, &exe);
+
+    fsutil::create_dir_all(&hooks, EXECUTABLE)?;
+    let hook = hooks.join("pre-commit");
+    let meta = match fs::symlink_metadata(&hook) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            fsutil::write_new(&hook, &script, EXECUTABLE)?;
+            return Ok(Installed::New(hook));
+        }
+        Err(e) => return Err(Error::io(&hook, e)),
+    };
+    if meta.is_file() {
+        let existing = fsutil::read(&hook)?;
+        if is_ours(&existing) {
+            if existing == script && meta.permissions().mode() & 0o100 != 0 {
+                return Ok(Installed::Already(hook));
+            }
+            fsutil::write_atomic(&hook, &script, EXECUTABLE)?;
+            return Ok(Installed::New(hook));
+        }
+    } else if !meta.file_type().is_symlink() {
+        return Err(error::usage(
+            format!("{}: not a file", hook.display()),
+            "move it away, then run `keys hook install` again",
+        ));
+    }
+    let previous = keep_previous(&hook, &hooks.join(PREVIOUS), meta.is_file())?;
+    if let Err(e) = fsutil::write_atomic(&hook, &script, EXECUTABLE) {
+        // The old hook is still in place; do not leave a second name for it behind.
+        let _ = fs::remove_file(&previous);
+        return Err(e);
+    }
+    Ok(Installed::Chained { hook, previous })
+}
+
+/// Gives the existing hook its second name without ever leaving `hook` missing and
+/// without overwriting anything: a hard link for a file (same bytes and mode), a copy
+/// of the link for a symlink.
+fn keep_previous(hook: &Path, previous: &Path, is_file: bool) -> Result<PathBuf> {
+    let exists = || Error::Exists {
+        path: previous.to_path_buf(),
+    };
+    if fs::symlink_metadata(previous).is_ok() {
+        return Err(exists());
+    }
+    let made = if is_file {
+        fs::hard_link(hook, previous)
+    } else {
+        let target = fs::read_link(hook).map_err(|e| Error::io(hook, e))?;
+        std::os::unix::fs::symlink(target, previous)
+    };
+    made.map_err(|e| match e.kind() {
+        ErrorKind::AlreadyExists => exists(),
+        _ => Error::io(previous, e),
+    })?;
+    Ok(previous.to_path_buf())
+}
+
+fn is_ours(hook: &[u8]) -> bool {
+    hook.split(|&b| b == b'\n')
+        .any(|line| line == MARKER.as_bytes())
+}
+
+/// Single-quotes bytes for sh: every byte but `'` stands for itself inside quotes.
+fn shell_quote(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + 2);
+    out.push(b'\'');
+    for &b in raw {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+/// The hook for a fleet at `prefix` (as `git rev-parse --show-prefix` prints it)
+/// below the top of the work tree. The directory is written as `./…` so that `cd`
+/// neither takes a leading `-` for an option nor consults CDPATH.
+fn script(prefix: &str, keys_exe: &Path) -> Vec<u8> {
+    let fleet = match prefix.trim_end_matches('/') {
+        "" => ".".to_string(),
+        rel => format!("./{rel}"),
+    };
+    let mut out = Vec::new();
+    out.extend_from_slice(HEAD.as_bytes());
+    out.extend_from_slice(b"fleet=");
+    out.extend_from_slice(&shell_quote(fleet.as_bytes()));
+    out.extend_from_slice(b"\n# The keys binary that installed this hook, used when `keys` is not on PATH.\nkeys_exe=");
+    out.extend_from_slice(&shell_quote(keys_exe.as_os_str().as_bytes()));
+    out.push(b'\n');
+    out.extend_from_slice(BODY.as_bytes());
+    out
+}
+
+const HEAD: &str = r#"#!/bin/sh
+# keys pre-commit hook
+# Written by `keys hook install`. It blocks the commit unless `keys check --staged`
+# passes in the fleet directory, then runs the hook that was here before, if any
+# (pre-commit.before-keys). Run `keys hook install` again rather than editing this.
+
+# The fleet directory, relative to the top of the work tree, where git runs hooks.
+"#;
+
+const BODY: &str = r#"
+blocked() {
+	printf 'keys: commit blocked: %s\n' "$1" >&2
+	exit 1
+}
+
+if command -v keys >/dev/null 2>&1; then
+	keys=keys
+elif [ -x "$keys_exe" ]; then
+	keys=$keys_exe
+else
+	blocked "keys is neither on PATH nor at $keys_exe; install it, then commit again"
+fi
+
+case $0 in
+*/pre-commit.before-keys | pre-commit.before-keys) previous= ;; # never run itself
+/*) previous=${0%/*}/pre-commit.before-keys ;;
+*/*) previous=$PWD/${0%/*}/pre-commit.before-keys ;;
+*) previous=$PWD/pre-commit.before-keys ;;
+esac
+
+if ! (
+	# Git gives hooks GIT_INDEX_FILE, and may give GIT_DIR, relative to the top of
+	# the work tree: make them absolute before leaving it. With GIT_DIR and no
+	# GIT_WORK_TREE (a linked worktree), git would take the fleet directory for
+	# the top of the work tree, so pin that too.
+	top=$PWD
+	case ${GIT_DIR-} in '' | /*) ;; *) GIT_DIR=$top/$GIT_DIR && export GIT_DIR ;; esac
+	case ${GIT_WORK_TREE-} in '' | /*) ;; *) GIT_WORK_TREE=$top/$GIT_WORK_TREE && export GIT_WORK_TREE ;; esac
+	case ${GIT_INDEX_FILE-} in '' | /*) ;; *) GIT_INDEX_FILE=$top/$GIT_INDEX_FILE && export GIT_INDEX_FILE ;; esac
+	case ${GIT_OBJECT_DIRECTORY-} in '' | /*) ;; *) GIT_OBJECT_DIRECTORY=$top/$GIT_OBJECT_DIRECTORY && export GIT_OBJECT_DIRECTORY ;; esac
+	case ${GIT_COMMON_DIR-} in '' | /*) ;; *) GIT_COMMON_DIR=$top/$GIT_COMMON_DIR && export GIT_COMMON_DIR ;; esac
+	if [ -n "${GIT_DIR-}" ] && [ -z "${GIT_WORK_TREE-}" ]; then
+		GIT_WORK_TREE=$top
+		export GIT_WORK_TREE
+	fi
+	cd "$fleet" && exec "$keys" check --staged
+); then
+	blocked "\`keys check --staged\` failed in $fleet; run it there to see why"
+fi
+
+if [ -n "$previous" ] && [ -x "$previous" ]; then
+	exec "$previous" "$@"
+fi
+exit 0
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::tests::{TestRepo, isolated};
+    use std::ffi::OsStr;
+    use std::os::unix::fs::symlink;
+    use std::process::{Command, Output};
+
+    /// A repository with a fleet directory whose name needs quoting, and a bin
+    /// directory holding a fake `keys` that logs where it ran and what git has staged.
+    struct Fixture {
+        repo: TestRepo,
+        fleet: PathBuf,
+        bin: PathBuf,
+        log: PathBuf,
+    }
+
+    const FAKE_KEYS: &[u8] = b"#!/bin/sh
+{ pwd -P; printf '%s\\n' \"$*\"; git ls-files -s; } >\"$KEYS_LOG\" 2>&1
+exit \"${KEYS_EXIT:-0}\"
+";
+
+    const OLD_HOOK: &[u8] = b"#!/bin/sh\nprintf 'old hook ran: %s\\n' \"$*\" >\"$OLD_LOG\"\n";
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let repo = TestRepo::new();
+            let fleet = repo.top().join("fleet's -dir");
+            fs::create_dir(&fleet).unwrap();
+            let bin = repo.tmp.path().join("bin");
+            fs::create_dir(&bin).unwrap();
+            let log = repo.tmp.path().join("keys.log");
+            Fixture {
+                repo,
+                fleet,
+                bin,
+                log,
+            }
+        }
+
+        fn install(&self) -> Result<Installed> {
+            install_env(
+                &self.fleet,
+                Path::new("/nonexistent/keys"),
+                &isolated(),
+                &self.repo.top(),
+            )
+        }
+
+        fn hook(&self) -> PathBuf {
+            self.repo.top().join(".git/hooks/pre-commit")
+        }
+
+        fn fake_keys(&self, dir: &Path) -> PathBuf {
+            fs::create_dir_all(dir).unwrap();
+            let keys = dir.join("keys");
+            fsutil::write_atomic(&keys, FAKE_KEYS, EXECUTABLE).unwrap();
+            keys
+        }
+
+        fn old_log(&self) -> PathBuf {
+            self.repo.tmp.path().join("old.log")
+        }
+
+        fn with_env(&self, mut cmd: Command, path: &OsStr, keys_exit: &str) -> Output {
+            cmd.env("PATH", path)
+                .env("KEYS_LOG", &self.log)
+                .env("KEYS_EXIT", keys_exit)
+                .env("OLD_LOG", self.old_log())
+                .output()
+                .unwrap()
+        }
+
+        /// Runs the hook as git would: from the top of the work tree, with `sh`.
+        fn run_hook(&self, path: &OsStr, keys_exit: &str) -> Output {
+            let mut sh = Command::new("/bin/sh");
+            sh.arg(self.hook())
+                .args(["first arg", "second"])
+                .current_dir(self.repo.top());
+            for (k, v) in isolated() {
+                match v {
+                    Some(v) => sh.env(k, v),
+                    None => sh.env_remove(k),
+                };
+            }
+            self.with_env(sh, path, keys_exit)
+        }
+
+        /// PATH with the fake keys first, then the test's own PATH (for git).
+        fn path_with_keys(&self) -> std::ffi::OsString {
+            self.fake_keys(&self.bin);
+            let mut path = self.bin.clone().into_os_string();
+            path.push(":");
+            path.push(std::env::var_os("PATH").unwrap_or_default());
+            path
+        }
+
+        fn commit(&self, args: &[&str], keys_exit: &str) -> Output {
+            let cmd = self.repo.command(&self.repo.top(), args);
+            self.with_env(cmd, &self.path_with_keys(), keys_exit)
+        }
+
+        fn head(&self) -> Vec<u8> {
+            self.repo.git(&["rev-parse", "HEAD"])
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn fresh_install_writes_an_executable_marked_hook() {
+        let fx = Fixture::new();
+        let installed = fx.install().unwrap();
+        assert_eq!(installed, Installed::New(fx.hook()));
+        let text = fs::read(fx.hook()).unwrap();
+        assert!(text.starts_with(b"#!/bin/sh\n# keys pre-commit hook\n"));
+        assert!(is_ours(&text));
+        assert_eq!(mode(&fx.hook()) & 0o700, 0o700);
+        assert_eq!(mode(&fx.hook()) & 0o022, 0);
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("\nfleet='./fleet'\\''s -dir'\n"), "{text}");
+        assert!(text.contains("\nkeys_exe='/nonexistent/keys'\n"), "{text}");
+    }
+
+    #[test]
+    fn second_install_is_already_and_byte_identical() {
+        let fx = Fixture::new();
+        fx.install().unwrap();
+        let first = fs::read(fx.hook()).unwrap();
+        assert_eq!(fx.install().unwrap(), Installed::Already(fx.hook()));
+        assert_eq!(fs::read(fx.hook()).unwrap(), first);
+        assert!(!fx.hook().with_file_name(PREVIOUS).exists());
+        // Our hook for another binary is rewritten in place, not chained.
+        let other = install_env(
+            &fx.fleet,
+            Path::new("/elsewhere/keys"),
+            &isolated(),
+            &fx.repo.top(),
+        );
+        assert_eq!(other.unwrap(), Installed::New(fx.hook()));
+        assert!(!fx.hook().with_file_name(PREVIOUS).exists());
+    }
+
+    #[test]
+    fn hook_runs_keys_in_the_fleet_and_blocks_on_failure() {
+        let fx = Fixture::new();
+        fx.install().unwrap();
+        let path = fx.path_with_keys();
+        let out = fx.run_hook(&path, "0");
+        assert!(out.status.success(), "{out:?}");
+        let log = fs::read_to_string(&fx.log).unwrap();
+        let fleet = fs::canonicalize(&fx.fleet).unwrap();
+        let mut lines = log.lines();
+        assert_eq!(lines.next(), fleet.to_str());
+        assert_eq!(lines.next(), Some("check --staged"));
+
+        let out = fx.run_hook(&path, "1");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("keys: commit blocked: "), "{stderr}");
+        assert!(stderr.contains("keys check --staged"), "{stderr}");
+    }
+
+    #[test]
+    fn hook_fails_closed_without_keys_and_falls_back_to_the_recorded_binary() {
+        let fx = Fixture::new();
+        let elsewhere = fx.repo.tmp.path().join("it's elsewhere");
+        let exe = fx.fake_keys(&elsewhere);
+        let installed = install_env(&fx.fleet, &exe, &isolated(), &fx.repo.top());
+        assert_eq!(installed.unwrap(), Installed::New(fx.hook()));
+        let empty = fx.repo.tmp.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        // Not on PATH: the recorded binary runs.
+        let out = fx.run_hook(empty.as_os_str(), "0");
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            fs::read_to_string(&fx.log)
+                .unwrap()
+                .contains("check --staged")
+        );
+        let out = fx.run_hook(empty.as_os_str(), "3");
+        assert_eq!(out.status.code(), Some(1));
+        // Nowhere at all: blocked, with a message.
+        fs::remove_file(&exe).unwrap();
+        let out = fx.run_hook(empty.as_os_str(), "0");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.starts_with("keys: commit blocked: keys is neither on PATH"));
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+
+    #[test]
+    fn existing_hook_is_chained_and_runs_only_after_a_passing_check() {
+        let fx = Fixture::new();
+        let hooks = fx.repo.top().join(".git/hooks");
+        fs::create_dir_all(&hooks).unwrap();
+        fsutil::write_atomic(&fx.hook(), OLD_HOOK, 0o750).unwrap();
+        let previous = hooks.join(PREVIOUS);
+        assert_eq!(
+            fx.install().unwrap(),
+            Installed::Chained {
+                hook: fx.hook(),
+                previous: previous.clone(),
+            }
+        );
+        assert_eq!(fs::read(&previous).unwrap(), OLD_HOOK);
+        assert_eq!(mode(&previous), 0o750);
+        assert!(is_ours(&fs::read(fx.hook()).unwrap()));
+        assert_eq!(fx.install().unwrap(), Installed::Already(fx.hook()));
+
+        let path = fx.path_with_keys();
+        let out = fx.run_hook(&path, "1");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            !fx.old_log().exists(),
+            "the old hook ran after a failed check"
+        );
+
+        let out = fx.run_hook(&path, "0");
+        assert!(out.status.success(), "{out:?}");
+        let old = fs::read_to_string(fx.old_log()).unwrap();
+        assert_eq!(old, "old hook ran: first arg second\n");
+
+        // A previous hook that is not executable is skipped, as git would.
+        fs::remove_file(fx.old_log()).unwrap();
+        fs::set_permissions(&previous, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(fx.run_hook(&path, "0").status.success());
+        assert!(!fx.old_log().exists());
+    }
+
+    #[test]
+    fn hook_never_runs_itself_as_its_previous_hook() {
+        let fx = Fixture::new();
+        fx.install().unwrap();
+        let previous = fx.hook().with_file_name(PREVIOUS);
+        fs::copy(fx.hook(), &previous).unwrap();
+        let mut sh = Command::new("/bin/sh");
+        sh.arg(fx.hook())
+            .current_dir(fx.repo.top())
+            .env("PATH", fx.path_with_keys())
+            .env("KEYS_LOG", &fx.log)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = sh.spawn().unwrap();
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed().as_secs() > 20 {
+                child.kill().unwrap();
+                panic!("the hook keeps running itself");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(status.success());
+    }
+
+    #[test]
+    fn symlinked_hook_is_chained_as_a_symlink() {
+        let fx = Fixture::new();
+        let hooks = fx.repo.top().join(".git/hooks");
+        fs::create_dir_all(&hooks).unwrap();
+        fsutil::write_atomic(&hooks.join("real"), OLD_HOOK, 0o755).unwrap();
+        symlink("real", fx.hook()).unwrap();
+        assert!(matches!(fx.install().unwrap(), Installed::Chained { .. }));
+        let previous = hooks.join(PREVIOUS);
+        assert_eq!(fs::read_link(&previous).unwrap(), Path::new("real"));
+        assert!(fs::symlink_metadata(fx.hook()).unwrap().is_file());
+        let out = fx.run_hook(&fx.path_with_keys(), "0");
+        assert!(out.status.success(), "{out:?}");
+        assert!(fx.old_log().exists());
+    }
+
+    #[test]
+    fn taken_previous_name_is_refused_and_nothing_changes() {
+        let fx = Fixture::new();
+        let hooks = fx.repo.top().join(".git/hooks");
+        fs::create_dir_all(&hooks).unwrap();
+        fsutil::write_atomic(&fx.hook(), OLD_HOOK, 0o755).unwrap();
+        fsutil::write_atomic(&hooks.join(PREVIOUS), b"other", 0o755).unwrap();
+        let err = fx.install().unwrap_err();
+        assert!(matches!(err, Error::Exists { ref path } if *path == hooks.join(PREVIOUS)));
+        assert_eq!(fs::read(fx.hook()).unwrap(), OLD_HOOK);
+        assert_eq!(fs::read(hooks.join(PREVIOUS)).unwrap(), b"other");
+    }
+
+    #[test]
+    fn core_hooks_path_is_honoured_and_created() {
+        let fx = Fixture::new();
+        fx.repo.git(&["config", "core.hooksPath", "ci/git hooks"]);
+        let expected = fx.repo.top().join("ci/git hooks/pre-commit");
+        let Installed::New(hook) = fx.install().unwrap() else {
+            panic!("not a new hook");
+        };
+        assert_eq!(
+            fs::canonicalize(&hook).unwrap(),
+            fs::canonicalize(&expected).unwrap()
+        );
+        assert_eq!(mode(expected.parent().unwrap()) & 0o700, 0o700);
+        assert!(!fx.hook().exists());
+    }
+
+    #[test]
+    fn not_a_repo_is_a_usage_error_pointing_at_git_init() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plain = tmp.path().join("plain");
+        fs::create_dir(&plain).unwrap();
+        let mut env = isolated();
+        env.push(("GIT_CEILING_DIRECTORIES", Some(tmp.path().as_os_str())));
+        let err = install_env(&plain, Path::new("/k"), &env, &plain).unwrap_err();
+        assert!(matches!(err, Error::Usage { .. }), "{err:?}");
+        assert!(err.hint().unwrap().contains("git init"));
+        assert_eq!(fs::read_dir(&plain).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn real_commits_see_the_staged_index_from_the_fleet_directory() {
+        let fx = Fixture::new();
+        fx.install().unwrap();
+        fx.repo.write("fleet's -dir/secret.age", b"one");
+        fx.repo.git(&["add", "-A"]);
+        let out = fx.commit(&["commit", "-qm", "one"], "0");
+        assert!(out.status.success(), "{out:?}");
+        // Git hands the hook GIT_INDEX_FILE=.git/index; from the fleet directory that
+        // must still be the real index, with paths relative to the fleet.
+        let log = fs::read_to_string(&fx.log).unwrap();
+        assert!(log.contains(" 0\tsecret.age\n"), "{log}");
+
+        // A failing check blocks the commit.
+        fx.repo.write("fleet's -dir/secret.age", b"two");
+        fx.repo.git(&["add", "-A"]);
+        let before = fx.head();
+        let out = fx.commit(&["commit", "-qm", "two"], "1");
+        assert!(!out.status.success());
+        assert_eq!(fx.head(), before);
+
+        // A partial commit uses a temporary index, which the check must see.
+        fx.repo.write("fleet's -dir/secret.age", b"three");
+        let three = fx.repo.git(&["hash-object", "fleet's -dir/secret.age"]);
+        let three = String::from_utf8(three).unwrap();
+        let out = fx.commit(
+            &["commit", "-qm", "three", "--", "fleet's -dir/secret.age"],
+            "0",
+        );
+        assert!(out.status.success(), "{out:?}");
+        let log = fs::read_to_string(&fx.log).unwrap();
+        assert!(
+            log.contains(&format!("{} 0\tsecret.age", three.trim())),
+            "{log}"
+        );
+
+        // A linked worktree: git sets GIT_DIR for the hook, and no GIT_WORK_TREE.
+        let wt = fx.repo.tmp.path().join("linked");
+        fx.repo.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "linked",
+            wt.to_str().unwrap(),
+        ]);
+        fs::write(wt.join("fleet's -dir/secret.age"), b"four").unwrap();
+        fx.repo.git_in(&wt, &["add", "-A"]);
+        let cmd = fx.repo.command(&wt, &["commit", "-qm", "four"]);
+        let out = fx.with_env(cmd, &fx.path_with_keys(), "0");
+        assert!(out.status.success(), "{out:?}");
+        let log = fs::read_to_string(&fx.log).unwrap();
+        let wt_fleet = fs::canonicalize(wt.join("fleet's -dir")).unwrap();
+        assert!(
+            log.starts_with(&format!("{}\n", wt_fleet.display())),
+            "{log}"
+        );
+        assert!(log.contains(" 0\tsecret.age\n"), "{log}");
+    }
+
+    #[test]
+    fn shell_quote_survives_quotes() {
+        assert_eq!(shell_quote(b"plain"), b"'plain'");
+        assert_eq!(shell_quote(b"it's"), b"'it'\\''s'");
+        let tricky = b"a'b\"c $d `e` \\f\ng";
+        let quoted = String::from_utf8(shell_quote(tricky)).unwrap();
+        let out = Command::new("/bin/sh")
+            .args(["-c", &format!("printf %s {quoted}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, tricky);
+    }
+}
