@@ -3,10 +3,12 @@
 //! Everything here runs the `git` binary: one `git ls-files` and one `git cat-file
 //! --batch` for the whole index, never a process per file, and never a path on git's
 //! command line. Git runs in the fleet directory so that paths come back relative to
-//! it, with `GIT_OPTIONAL_LOCKS=0` and `LC_ALL=C`. Relative `GIT_DIR`,
-//! `GIT_INDEX_FILE` (which git hands to hooks as `.git/index`) and the like are made
-//! absolute against the process's working directory first, so that running git in
-//! another directory does not change what they point at.
+//! it, with `GIT_OPTIONAL_LOCKS=0` and `LC_ALL=C`. A relative `GIT_DIR` or
+//! `GIT_WORK_TREE`, which git resolves against its own working directory, is made
+//! absolute against the process's first, so that running git in another directory
+//! does not change what it points at. (A relative `GIT_INDEX_FILE`, as hooks get it,
+//! is resolved by git against the top of the work tree, the same from any directory in
+//! it, and is passed on as it is.)
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -49,8 +51,9 @@ pub fn candidate_files(dir: &Path) -> Result<Option<Vec<String>>> {
 }
 
 /// The hooks directory git uses for the repository containing `dir`, honouring
-/// core.hooksPath (`git rev-parse --git-path hooks`, made absolute relative to `dir`).
-/// Ok(None) when `dir` is not inside a git work tree.
+/// core.hooksPath (`git rev-parse --path-format=absolute --git-path hooks`; a relative
+/// answer would be taken relative to `dir`). Ok(None) when `dir` is not inside a git
+/// work tree.
 pub fn hooks_dir(dir: &Path) -> Result<Option<PathBuf>> {
     hooks_dir_env(dir, &[], &current_dir()?)
 }
@@ -60,13 +63,7 @@ pub fn hooks_dir(dir: &Path) -> Result<Option<PathBuf>> {
 pub(crate) type Env<'a> = &'a [(&'a str, Option<&'a OsStr>)];
 
 /// Variables naming paths that git resolves against its own working directory.
-const PATH_VARS: [&str; 5] = [
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_COMMON_DIR",
-];
+const PATH_VARS: [&str; 2] = ["GIT_DIR", "GIT_WORK_TREE"];
 
 const MODE_FILE: u32 = 0o100644;
 const MODE_EXEC: u32 = 0o100755;
@@ -75,7 +72,7 @@ const MODE_GITLINK: u32 = 0o160000;
 
 pub(crate) fn staged_files_env(dir: &Path, env: Env, cwd: &Path) -> Result<Vec<StagedFile>> {
     check_dir(dir)?;
-    let git = Git::new(env, cwd)?;
+    let git = Git::new(env, cwd);
     let listing = git.output(dir, &["ls-files", "-s", "-z"])?;
     let entries = parse_stage_listing(&listing)?;
     if entries.is_empty() {
@@ -95,7 +92,7 @@ pub(crate) fn staged_files_env(dir: &Path, env: Env, cwd: &Path) -> Result<Vec<S
 
 pub(crate) fn candidate_files_env(dir: &Path, env: Env, cwd: &Path) -> Result<Option<Vec<String>>> {
     check_dir(dir)?;
-    let git = Git::new(env, cwd)?;
+    let git = Git::new(env, cwd);
     if git.in_work_tree(dir, "--show-prefix")?.is_none() {
         return Ok(None);
     }
@@ -124,7 +121,7 @@ pub(crate) fn candidate_files_env(dir: &Path, env: Env, cwd: &Path) -> Result<Op
 
 pub(crate) fn hooks_dir_env(dir: &Path, env: Env, cwd: &Path) -> Result<Option<PathBuf>> {
     check_dir(dir)?;
-    let git = Git::new(env, cwd)?;
+    let git = Git::new(env, cwd);
     let Some(raw) = git.in_work_tree(dir, "--git-path")? else {
         return Ok(None);
     };
@@ -144,14 +141,15 @@ pub(crate) fn hooks_dir_env(dir: &Path, env: Env, cwd: &Path) -> Result<Option<P
 /// is not inside a git work tree.
 pub(crate) fn work_tree_prefix(dir: &Path, env: Env, cwd: &Path) -> Result<Option<String>> {
     check_dir(dir)?;
-    let git = Git::new(env, cwd)?;
+    let git = Git::new(env, cwd);
     match git.in_work_tree(dir, "--show-prefix")? {
         None => Ok(None),
         Some(raw) => utf8_path(&raw).map(Some),
     }
 }
 
-/// The process's working directory, against which relative GIT_* paths are resolved.
+/// The process's working directory, against which relative GIT_DIR and GIT_WORK_TREE
+/// are resolved.
 pub(crate) fn current_dir() -> Result<PathBuf> {
     std::env::current_dir().map_err(|e| Error::io(".", e))
 }
@@ -184,7 +182,7 @@ impl Git {
     /// Applies `env`, then pins relative path variables to `cwd`. When GIT_DIR is set
     /// without GIT_WORK_TREE, git takes its own working directory as the top of the work
     /// tree; since git will run elsewhere, the top as seen from `cwd` is pinned instead.
-    fn new(env: Env, cwd: &Path) -> Result<Git> {
+    fn new(env: Env, cwd: &Path) -> Git {
         let mut git = Git {
             env: env
                 .iter()
@@ -215,7 +213,7 @@ impl Git {
                 }
             }
         }
-        Ok(git)
+        git
     }
 
     /// The value git will see for `name`.
@@ -260,12 +258,15 @@ impl Git {
         Ok(out.stdout)
     }
 
-    /// Runs `git rev-parse --is-inside-work-tree <what> [hooks]` in `dir`: what it printed
-    /// for `what` (trailing newline removed), or None outside a work tree.
+    /// Runs `git rev-parse --is-inside-work-tree <what>` in `dir` (`--git-path` meaning
+    /// the absolute hooks path): what it printed for `what` (trailing newline removed),
+    /// or None outside a work tree.
     fn in_work_tree(&self, dir: &Path, what: &str) -> Result<Option<Vec<u8>>> {
-        let mut args = vec!["rev-parse", "--is-inside-work-tree", what];
+        let mut args = vec!["rev-parse", "--is-inside-work-tree"];
         if what == "--git-path" {
-            args.push("hooks");
+            args.extend(["--path-format=absolute", "--git-path", "hooks"]);
+        } else {
+            args.push(what);
         }
         let out = self.run(dir, &args)?;
         if !out.status.success() {
@@ -302,7 +303,7 @@ impl Git {
             let _ = child.wait();
             return Err(external("cat-file: standard streams were not opened"));
         };
-        let mut request = Vec::with_capacity(entries.len() * (entries[0].oid.len() + 1));
+        let mut request = Vec::with_capacity(entries.iter().map(|e| e.oid.len() + 1).sum());
         for entry in entries {
             request.extend_from_slice(entry.oid.as_bytes());
             request.push(b'\n');
@@ -778,16 +779,23 @@ pub(crate) mod tests {
         let alt = repo.tmp.path().join("alt-index");
         let mut cmd = repo.command(&repo.top(), &["add", "-A"]);
         assert!(cmd.env("GIT_INDEX_FILE", &alt).status().unwrap().success());
-        // GIT_INDEX_FILE as a pre-commit hook sees it: relative to the top level, the
-        // process's directory, while git runs in the fleet directory.
+        // A relative GIT_INDEX_FILE (hooks get `.git/index`) is relative to the top of
+        // the work tree, wherever the process and git run; not to the process's
+        // directory, which would silently find no index and so nothing staged.
         let fleet = repo.top().join("fleet");
         for value in [alt.as_os_str(), OsStr::new("../alt-index")] {
-            let mut env = isolated();
-            env.push(("GIT_INDEX_FILE", Some(value)));
-            let files = staged_files_env(&fleet, &env, &repo.top()).unwrap();
-            assert_eq!(paths(&files), ["a.age", "b.age"]);
-            assert_eq!(files[0].data, b"in the alternate index");
+            for cwd in [repo.top(), fleet.clone()] {
+                let mut env = isolated();
+                env.push(("GIT_INDEX_FILE", Some(value)));
+                let files = staged_files_env(&fleet, &env, &cwd).unwrap();
+                assert_eq!(paths(&files), ["a.age", "b.age"]);
+                assert_eq!(files[0].data, b"in the alternate index");
+            }
         }
+        let mut env = isolated();
+        env.push(("GIT_INDEX_FILE", Some(OsStr::new(".git/index"))));
+        let files = staged_files_env(&fleet, &env, &fleet).unwrap();
+        assert_eq!(paths(&files), ["a.age"]);
         assert_eq!(repo.staged(&fleet)[0].data, b"in the real index");
     }
 

@@ -8,6 +8,7 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{self, Error, Result};
@@ -65,7 +66,7 @@ fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Inst
     if meta.is_file() {
         let existing = fsutil::read(&hook)?;
         if is_ours(&existing) {
-            if existing == script {
+            if existing == script && meta.permissions().mode() & 0o100 != 0 {
                 return Ok(Installed::Already(hook));
             }
             fsutil::write_atomic(&hook, &script, EXECUTABLE)?;
@@ -172,14 +173,17 @@ else
 fi
 
 case $0 in
+*/pre-commit.before-keys | pre-commit.before-keys) previous= ;; # never run itself
 /*) previous=${0%/*}/pre-commit.before-keys ;;
 */*) previous=$PWD/${0%/*}/pre-commit.before-keys ;;
 *) previous=$PWD/pre-commit.before-keys ;;
 esac
 
 if ! (
-	# Git may give these relative to the top of the work tree: pin them before
-	# leaving it, and pin the work tree itself when only GIT_DIR is set.
+	# Git gives hooks GIT_INDEX_FILE, and may give GIT_DIR, relative to the top of
+	# the work tree: make them absolute before leaving it. With GIT_DIR and no
+	# GIT_WORK_TREE (a linked worktree), git would take the fleet directory for
+	# the top of the work tree, so pin that too.
 	top=$PWD
 	case ${GIT_DIR-} in '' | /*) ;; *) GIT_DIR=$top/$GIT_DIR && export GIT_DIR ;; esac
 	case ${GIT_WORK_TREE-} in '' | /*) ;; *) GIT_WORK_TREE=$top/$GIT_WORK_TREE && export GIT_WORK_TREE ;; esac
@@ -195,8 +199,401 @@ if ! (
 	blocked "\`keys check --staged\` failed in $fleet; run it there to see why"
 fi
 
-if [ -x "$previous" ]; then
+if [ -n "$previous" ] && [ -x "$previous" ]; then
 	exec "$previous" "$@"
 fi
 exit 0
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::tests::{TestRepo, isolated};
+    use std::ffi::OsStr;
+    use std::os::unix::fs::symlink;
+    use std::process::{Command, Output};
+
+    /// A repository with a fleet directory whose name needs quoting, and a bin
+    /// directory holding a fake `keys` that logs where it ran and what git has staged.
+    struct Fixture {
+        repo: TestRepo,
+        fleet: PathBuf,
+        bin: PathBuf,
+        log: PathBuf,
+    }
+
+    const FAKE_KEYS: &[u8] = b"#!/bin/sh
+{ pwd -P; printf '%s\\n' \"$*\"; git ls-files -s; } >\"$KEYS_LOG\" 2>&1
+exit \"${KEYS_EXIT:-0}\"
+";
+
+    const OLD_HOOK: &[u8] = b"#!/bin/sh\nprintf 'old hook ran: %s\\n' \"$*\" >\"$OLD_LOG\"\n";
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let repo = TestRepo::new();
+            let fleet = repo.top().join("fleet's -dir");
+            fs::create_dir(&fleet).unwrap();
+            let bin = repo.tmp.path().join("bin");
+            fs::create_dir(&bin).unwrap();
+            let log = repo.tmp.path().join("keys.log");
+            Fixture {
+                repo,
+                fleet,
+                bin,
+                log,
+            }
+        }
+
+        fn install(&self) -> Result<Installed> {
+            install_env(
+                &self.fleet,
+                Path::new("/nonexistent/keys"),
+                &isolated(),
+                &self.repo.top(),
+            )
+        }
+
+        fn hook(&self) -> PathBuf {
+            self.repo.top().join(".git/hooks/pre-commit")
+        }
+
+        fn fake_keys(&self, dir: &Path) -> PathBuf {
+            fs::create_dir_all(dir).unwrap();
+            let keys = dir.join("keys");
+            fsutil::write_atomic(&keys, FAKE_KEYS, EXECUTABLE).unwrap();
+            keys
+        }
+
+        fn old_log(&self) -> PathBuf {
+            self.repo.tmp.path().join("old.log")
+        }
+
+        fn with_env(&self, mut cmd: Command, path: &OsStr, keys_exit: &str) -> Output {
+            cmd.env("PATH", path)
+                .env("KEYS_LOG", &self.log)
+                .env("KEYS_EXIT", keys_exit)
+                .env("OLD_LOG", self.old_log())
+                .output()
+                .unwrap()
+        }
+
+        /// Runs the hook as git would: from the top of the work tree, with `sh`.
+        fn run_hook(&self, path: &OsStr, keys_exit: &str) -> Output {
+            let mut sh = Command::new("/bin/sh");
+            sh.arg(self.hook())
+                .args(["first arg", "second"])
+                .current_dir(self.repo.top());
+            for (k, v) in isolated() {
+                match v {
+                    Some(v) => sh.env(k, v),
+                    None => sh.env_remove(k),
+                };
+            }
+            self.with_env(sh, path, keys_exit)
+        }
+
+        /// PATH with the fake keys first, then the test's own PATH (for git).
+        fn path_with_keys(&self) -> std::ffi::OsString {
+            self.fake_keys(&self.bin);
+            let mut path = self.bin.clone().into_os_string();
+            path.push(":");
+            path.push(std::env::var_os("PATH").unwrap_or_default());
+            path
+        }
+
+        fn commit(&self, args: &[&str], keys_exit: &str) -> Output {
+            let cmd = self.repo.command(&self.repo.top(), args);
+            self.with_env(cmd, &self.path_with_keys(), keys_exit)
+        }
+
+        fn head(&self) -> Vec<u8> {
+            self.repo.git(&["rev-parse", "HEAD"])
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn fresh_install_writes_an_executable_marked_hook() {
+        let fx = Fixture::new();
+        let installed = fx.install().unwrap();
+        assert_eq!(installed, Installed::New(fx.hook()));
+        let text = fs::read(fx.hook()).unwrap();
+        assert!(text.starts_with(b"#!/bin/sh\n# keys pre-commit hook\n"));
+        assert!(is_ours(&text));
+        assert_eq!(mode(&fx.hook()) & 0o700, 0o700);
+        assert_eq!(mode(&fx.hook()) & 0o022, 0);
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("\nfleet='./fleet'\\''s -dir'\n"), "{text}");
+        assert!(text.contains("\nkeys_exe='/nonexistent/keys'\n"), "{text}");
+    }
+
+    #[test]
+    fn second_install_is_already_and_byte_identical() {
+        let fx = Fixture::new();
+        fx.install().unwrap();
+        let first = fs::read(fx.hook()).unwrap();
+        assert_eq!(fx.install().unwrap(), Installed::Already(fx.hook()));
+        assert_eq!(fs::read(fx.hook()).unwrap(), first);
+        assert!(!fx.hook().with_file_name(PREVIOUS).exists());
+        // Our hook for another binary is rewritten in place, not chained.
+        let other = install_env(
+            &fx.fleet,
+            Path::new("/elsewhere/keys"),
+            &isolated(),
+            &fx.repo.top(),
+        );
+        assert_eq!(other.unwrap(), Installed::New(fx.hook()));
+        assert!(!fx.hook().with_file_name(PREVIOUS).exists());
+    }
+
+    #[test]
+    fn hook_runs_keys_in_the_fleet_and_blocks_on_failure() {
+        let fx = Fixture::new();
+        fx.install().unwrap();
+        let path = fx.path_with_keys();
+        let out = fx.run_hook(&path, "0");
+        assert!(out.status.success(), "{out:?}");
+        let log = fs::read_to_string(&fx.log).unwrap();
+        let fleet = fs::canonicalize(&fx.fleet).unwrap();
+        let mut lines = log.lines();
+        assert_eq!(lines.next(), fleet.to_str());
+        assert_eq!(lines.next(), Some("check --staged"));
+
+        let out = fx.run_hook(&path, "1");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("keys: commit blocked: "), "{stderr}");
+        assert!(stderr.contains("keys check --staged"), "{stderr}");
+    }
+
+    #[test]
+    fn hook_fails_closed_without_keys_and_falls_back_to_the_recorded_binary() {
+        let fx = Fixture::new();
+        let elsewhere = fx.repo.tmp.path().join("it's elsewhere");
+        let exe = fx.fake_keys(&elsewhere);
+        let installed = install_env(&fx.fleet, &exe, &isolated(), &fx.repo.top());
+        assert_eq!(installed.unwrap(), Installed::New(fx.hook()));
+        let empty = fx.repo.tmp.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        // Not on PATH: the recorded binary runs.
+        let out = fx.run_hook(empty.as_os_str(), "0");
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            fs::read_to_string(&fx.log)
+                .unwrap()
+                .contains("check --staged")
+        );
+        let out = fx.run_hook(empty.as_os_str(), "3");
+        assert_eq!(out.status.code(), Some(1));
+        // Nowhere at all: blocked, with a message.
+        fs::remove_file(&exe).unwrap();
+        let out = fx.run_hook(empty.as_os_str(), "0");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.starts_with("keys: commit blocked: keys is neither on PATH"));
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+
+    #[test]
+    fn existing_hook_is_chained_and_runs_only_after_a_passing_check() {
+        let fx = Fixture::new();
+        let hooks = fx.repo.top().join(".git/hooks");
+        fs::create_dir_all(&hooks).unwrap();
+        fsutil::write_atomic(&fx.hook(), OLD_HOOK, 0o750).unwrap();
+        let previous = hooks.join(PREVIOUS);
+        assert_eq!(
+            fx.install().unwrap(),
+            Installed::Chained {
+                hook: fx.hook(),
+                previous: previous.clone(),
+            }
+        );
+        assert_eq!(fs::read(&previous).unwrap(), OLD_HOOK);
+        assert_eq!(mode(&previous), 0o750);
+        assert!(is_ours(&fs::read(fx.hook()).unwrap()));
+        assert_eq!(fx.install().unwrap(), Installed::Already(fx.hook()));
+
+        let path = fx.path_with_keys();
+        let out = fx.run_hook(&path, "1");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            !fx.old_log().exists(),
+            "the old hook ran after a failed check"
+        );
+
+        let out = fx.run_hook(&path, "0");
+        assert!(out.status.success(), "{out:?}");
+        let old = fs::read_to_string(fx.old_log()).unwrap();
+        assert_eq!(old, "old hook ran: first arg second\n");
+
+        // A previous hook that is not executable is skipped, as git would.
+        fs::remove_file(fx.old_log()).unwrap();
+        fs::set_permissions(&previous, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(fx.run_hook(&path, "0").status.success());
+        assert!(!fx.old_log().exists());
+    }
+
+    #[test]
+    fn hook_never_runs_itself_as_its_previous_hook() {
+        let fx = Fixture::new();
+        fx.install().unwrap();
+        let previous = fx.hook().with_file_name(PREVIOUS);
+        fs::copy(fx.hook(), &previous).unwrap();
+        let mut sh = Command::new("/bin/sh");
+        sh.arg(fx.hook())
+            .current_dir(fx.repo.top())
+            .env("PATH", fx.path_with_keys())
+            .env("KEYS_LOG", &fx.log)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = sh.spawn().unwrap();
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed().as_secs() > 20 {
+                child.kill().unwrap();
+                panic!("the hook keeps running itself");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(status.success());
+    }
+
+    #[test]
+    fn symlinked_hook_is_chained_as_a_symlink() {
+        let fx = Fixture::new();
+        let hooks = fx.repo.top().join(".git/hooks");
+        fs::create_dir_all(&hooks).unwrap();
+        fsutil::write_atomic(&hooks.join("real"), OLD_HOOK, 0o755).unwrap();
+        symlink("real", fx.hook()).unwrap();
+        assert!(matches!(fx.install().unwrap(), Installed::Chained { .. }));
+        let previous = hooks.join(PREVIOUS);
+        assert_eq!(fs::read_link(&previous).unwrap(), Path::new("real"));
+        assert!(fs::symlink_metadata(fx.hook()).unwrap().is_file());
+        let out = fx.run_hook(&fx.path_with_keys(), "0");
+        assert!(out.status.success(), "{out:?}");
+        assert!(fx.old_log().exists());
+    }
+
+    #[test]
+    fn taken_previous_name_is_refused_and_nothing_changes() {
+        let fx = Fixture::new();
+        let hooks = fx.repo.top().join(".git/hooks");
+        fs::create_dir_all(&hooks).unwrap();
+        fsutil::write_atomic(&fx.hook(), OLD_HOOK, 0o755).unwrap();
+        fsutil::write_atomic(&hooks.join(PREVIOUS), b"other", 0o755).unwrap();
+        let err = fx.install().unwrap_err();
+        assert!(matches!(err, Error::Exists { ref path } if *path == hooks.join(PREVIOUS)));
+        assert_eq!(fs::read(fx.hook()).unwrap(), OLD_HOOK);
+        assert_eq!(fs::read(hooks.join(PREVIOUS)).unwrap(), b"other");
+    }
+
+    #[test]
+    fn core_hooks_path_is_honoured_and_created() {
+        let fx = Fixture::new();
+        fx.repo.git(&["config", "core.hooksPath", "ci/git hooks"]);
+        let expected = fx.repo.top().join("ci/git hooks/pre-commit");
+        let Installed::New(hook) = fx.install().unwrap() else {
+            panic!("not a new hook");
+        };
+        assert_eq!(
+            fs::canonicalize(&hook).unwrap(),
+            fs::canonicalize(&expected).unwrap()
+        );
+        assert_eq!(mode(expected.parent().unwrap()) & 0o700, 0o700);
+        assert!(!fx.hook().exists());
+    }
+
+    #[test]
+    fn not_a_repo_is_a_usage_error_pointing_at_git_init() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plain = tmp.path().join("plain");
+        fs::create_dir(&plain).unwrap();
+        let mut env = isolated();
+        env.push(("GIT_CEILING_DIRECTORIES", Some(tmp.path().as_os_str())));
+        let err = install_env(&plain, Path::new("/k"), &env, &plain).unwrap_err();
+        assert!(matches!(err, Error::Usage { .. }), "{err:?}");
+        assert!(err.hint().unwrap().contains("git init"));
+        assert_eq!(fs::read_dir(&plain).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn real_commits_see_the_staged_index_from_the_fleet_directory() {
+        let fx = Fixture::new();
+        fx.install().unwrap();
+        fx.repo.write("fleet's -dir/secret.age", b"one");
+        fx.repo.git(&["add", "-A"]);
+        let out = fx.commit(&["commit", "-qm", "one"], "0");
+        assert!(out.status.success(), "{out:?}");
+        // Git hands the hook GIT_INDEX_FILE=.git/index; from the fleet directory that
+        // must still be the real index, with paths relative to the fleet.
+        let log = fs::read_to_string(&fx.log).unwrap();
+        assert!(log.contains(" 0\tsecret.age\n"), "{log}");
+
+        // A failing check blocks the commit.
+        fx.repo.write("fleet's -dir/secret.age", b"two");
+        fx.repo.git(&["add", "-A"]);
+        let before = fx.head();
+        let out = fx.commit(&["commit", "-qm", "two"], "1");
+        assert!(!out.status.success());
+        assert_eq!(fx.head(), before);
+
+        // A partial commit uses a temporary index, which the check must see.
+        fx.repo.write("fleet's -dir/secret.age", b"three");
+        let three = fx.repo.git(&["hash-object", "fleet's -dir/secret.age"]);
+        let three = String::from_utf8(three).unwrap();
+        let out = fx.commit(
+            &["commit", "-qm", "three", "--", "fleet's -dir/secret.age"],
+            "0",
+        );
+        assert!(out.status.success(), "{out:?}");
+        let log = fs::read_to_string(&fx.log).unwrap();
+        assert!(
+            log.contains(&format!("{} 0\tsecret.age", three.trim())),
+            "{log}"
+        );
+
+        // A linked worktree: git sets GIT_DIR for the hook, and no GIT_WORK_TREE.
+        let wt = fx.repo.tmp.path().join("linked");
+        fx.repo.git(&[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "linked",
+            wt.to_str().unwrap(),
+        ]);
+        fs::write(wt.join("fleet's -dir/secret.age"), b"four").unwrap();
+        fx.repo.git_in(&wt, &["add", "-A"]);
+        let cmd = fx.repo.command(&wt, &["commit", "-qm", "four"]);
+        let out = fx.with_env(cmd, &fx.path_with_keys(), "0");
+        assert!(out.status.success(), "{out:?}");
+        let log = fs::read_to_string(&fx.log).unwrap();
+        let wt_fleet = fs::canonicalize(wt.join("fleet's -dir")).unwrap();
+        assert!(
+            log.starts_with(&format!("{}\n", wt_fleet.display())),
+            "{log}"
+        );
+        assert!(log.contains(" 0\tsecret.age\n"), "{log}");
+    }
+
+    #[test]
+    fn shell_quote_survives_quotes() {
+        assert_eq!(shell_quote(b"plain"), b"'plain'");
+        assert_eq!(shell_quote(b"it's"), b"'it'\\''s'");
+        let tricky = b"a'b\"c $d `e` \\f\ng";
+        let quoted = String::from_utf8(shell_quote(tricky)).unwrap();
+        let out = Command::new("/bin/sh")
+            .args(["-c", &format!("printf %s {quoted}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, tricky);
+    }
+}
