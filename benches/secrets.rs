@@ -20,7 +20,8 @@ fn main() {
     let age = which("age");
     for n in [1_000, 5_000] {
         let dir = tempfile::tempdir().unwrap();
-        let ids = generate(dir.path(), n);
+        let id_dir = tempfile::tempdir().unwrap();
+        let ids = generate(dir.path(), id_dir.path(), n);
         let check = median(21, || {
             let out = keys(dir.path(), &["check"], &ids[0], None);
             assert!(
@@ -33,11 +34,19 @@ fn main() {
         if n == 1_000 {
             encrypt_decrypt(dir.path(), &ids[0], age.as_deref());
         }
+        if std::env::var_os("KEYS_BENCH_KEEP").is_some() {
+            println!(
+                "kept {} and {}",
+                dir.keep().display(),
+                id_dir.keep().display()
+            );
+        }
     }
 }
 
 fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
-    let plain = root.join("plain.txt");
+    let scratch = tempfile::tempdir().unwrap();
+    let plain = scratch.path().join("plain.txt");
     std::fs::write(&plain, b"123456789:AAE-bench-token\n").unwrap();
     let mut i = 0;
     let enc = median(21, || {
@@ -78,7 +87,7 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
     let host = std::fs::read_to_string(root.join("recipients/hosts/h00.yaml")).unwrap();
     let host_key = host.trim().trim_start_matches("ssh_key: ").to_string();
     args.extend(["-r".into(), host_key]);
-    let out_file = root.join("age-out.age");
+    let out_file = scratch.path().join("age-out.age");
     let age_enc = median(21, || {
         let _ = std::fs::remove_file(&out_file);
         let st = Command::new(age)
@@ -107,14 +116,14 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
 }
 
 /// Writes a fleet of `n` secrets under `root`; returns the admins' identity files.
-fn generate(root: &Path, n: usize) -> Vec<PathBuf> {
+fn generate(root: &Path, id_dir: &Path, n: usize) -> Vec<PathBuf> {
     let mut ids = Vec::new();
     std::fs::create_dir_all(root.join("recipients/admins")).unwrap();
     std::fs::create_dir_all(root.join("recipients/hosts")).unwrap();
     std::fs::create_dir_all(root.join("policies")).unwrap();
     for a in 0..ADMINS {
         let id = age::x25519::Identity::generate();
-        let path = root.join(format!("a{a}.txt"));
+        let path = id_dir.join(format!("a{a}.txt"));
         use age::secrecy::ExposeSecret;
         std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
         use std::os::unix::fs::PermissionsExt;

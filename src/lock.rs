@@ -54,8 +54,14 @@ impl Lock {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let fields: Vec<&str> = line.split(' ').collect();
-            let [name, format, sha, recipients] = fields[..] else {
+            let mut fields = line.split(' ');
+            let (Some(name), Some(format), Some(sha), Some(recipients), None) = (
+                fields.next(),
+                fields.next(),
+                fields.next(),
+                fields.next(),
+                fields.next(),
+            ) else {
                 return Err(bad(
                     "expected NAME FORMAT SHA-256 RECIPIENTS separated by single spaces",
                 ));
@@ -67,7 +73,9 @@ impl Lock {
             if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(bad("the hash is not 64 hex digits"));
             }
-            let recipients: Vec<String> = recipients.split(',').map(str::to_string).collect();
+            let mut list = Vec::with_capacity(4);
+            list.extend(recipients.split(',').map(str::to_string));
+            let recipients = list;
             if recipients.iter().any(String::is_empty) {
                 return Err(bad("an empty recipient"));
             }

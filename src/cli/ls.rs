@@ -48,25 +48,33 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         text.push('\n');
         return super::out(&text);
     }
-    let width = report
-        .secrets
+    let mut text = String::new();
+    table(&mut text, &report.secrets, "", true);
+    super::out(&text)
+}
+
+/// Secrets as aligned rows: name, format, status, readers.
+pub(crate) fn table(out: &mut String, secrets: &[check::Secret], indent: &str, header: bool) {
+    let width = secrets
         .iter()
         .map(|s| s.name.len())
         .max()
         .unwrap_or(4)
         .max(4);
-    let mut text = format!(
-        "{:<width$}  {:<11}  {:<12}  READERS\n",
-        "NAME", "FORMAT", "STATUS"
-    );
-    for s in &report.secrets {
-        text.push_str(&format!(
-            "{:<width$}  {:<11}  {:<12}  {}\n",
-            s.name,
+    let mut row = |name: &str, format: &str, status: &str, readers: &str| {
+        out.push_str(&format!(
+            "{indent}{name:<width$}  {format:<11}  {status:<12}  {readers}\n"
+        ));
+    };
+    if header {
+        row("NAME", "FORMAT", "STATUS", "READERS");
+    }
+    for s in secrets {
+        row(
+            &s.name,
             s.format.map_or("?", |f| f.name()),
             s.status.name(),
-            s.readers.join(", ")
-        ));
+            &s.readers.join(", "),
+        );
     }
-    super::out(&text)
 }

@@ -2,9 +2,13 @@
 //! the recipients secrets are encrypted to.
 
 use crate::error::Result;
+use crate::layout;
+use crate::ops::check;
 use crate::policy::fleet::Fleet;
+use crate::tree::Snapshot;
 
-/// Show the fleet: admins, hosts and containers with their recipients.
+/// Show the fleet: admins, hosts and containers with their recipients, and the secrets
+/// with their readers and status.
 #[derive(clap::Args)]
 pub(crate) struct Args {}
 
@@ -68,6 +72,25 @@ pub(crate) fn run(ctx: &super::Context, _args: Args) -> Result<()> {
             "  {:<14} age         {}\n",
             "",
             c.key(host).to_x25519().unwrap_or_default()
+        ));
+    }
+    let files = Snapshot::from_work_tree(
+        &repo,
+        &[
+            layout::ADMINS,
+            layout::HOSTS,
+            layout::POLICIES,
+            layout::SECRETS,
+        ],
+    )?;
+    let report = check::inspect(&files, false);
+    s.push_str(&format!("\nsecrets ({})\n", report.secrets.len()));
+    super::ls::table(&mut s, &report.secrets, "  ", false);
+    let problems = report.problems();
+    if problems > 0 {
+        s.push_str(&format!(
+            "\n{problems} problem{} found: run `keys check` for details\n",
+            if problems == 1 { "" } else { "s" }
         ));
     }
     super::out(&s)

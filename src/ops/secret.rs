@@ -20,7 +20,8 @@ pub struct Workspace {
     pub repo: Repo,
     pub fleet: Fleet,
     pub policy: Policy,
-    pub lock: Lock,
+    /// Read on first use: opening a secret does not need it.
+    lock: Option<Lock>,
 }
 
 impl Workspace {
@@ -29,13 +30,20 @@ impl Workspace {
             Snapshot::from_work_tree(repo, &[layout::ADMINS, layout::HOSTS, layout::POLICIES])?;
         let fleet = Fleet::from_snapshot(&files)?;
         let policy = Policy::from_snapshot(&files, &fleet)?;
-        let lock = read_lock(repo)?;
         Ok(Workspace {
             repo: repo.clone(),
             fleet,
             policy,
-            lock,
+            lock: None,
         })
+    }
+
+    /// `secrets/keys.lock`, read once.
+    pub fn lock(&mut self) -> Result<&mut Lock> {
+        if self.lock.is_none() {
+            self.lock = Some(read_lock(&self.repo)?);
+        }
+        Ok(self.lock.get_or_insert_with(Lock::default))
     }
 
     /// The rule for a secret name, or an error saying no rule matches.
@@ -49,14 +57,11 @@ impl Workspace {
         })
     }
 
-    /// Where an existing secret is: its lock entry's format, else its rule's, else
-    /// whichever secret file exists under that name.
+    /// Where an existing secret is: the file of its rule's format, else whichever
+    /// secret file exists under that name.
     pub fn locate(&self, name: &str) -> Result<(PathBuf, Format)> {
         check_name(name)?;
         let mut formats: Vec<Format> = Vec::new();
-        if let Some(e) = self.lock.entries.get(name) {
-            formats.push(e.format);
-        }
         if let Some((_, rule)) = self.policy.rule_for(name) {
             formats.push(rule.format);
         }
@@ -115,6 +120,7 @@ pub fn encrypt(
     plaintext: &[u8],
     opts: &EncryptOptions,
 ) -> Result<Written> {
+    ws.lock()?;
     let rule = ws.rule(name)?;
     let format = rule.format;
     if format != Format::Age {
@@ -162,7 +168,7 @@ pub fn encrypt(
     for other in &others {
         fsutil::remove(other)?;
     }
-    ws.lock.entries.insert(
+    ws.lock()?.entries.insert(
         name.to_string(),
         lock::Entry {
             format,
@@ -191,8 +197,8 @@ fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
     };
     if let Some(other) = ws
         .lock
-        .entries
-        .keys()
+        .iter()
+        .flat_map(|l| l.entries.keys())
         .find(|k| layout::secret_names_nest(k, name))
     {
         return Err(clash(other));
@@ -218,13 +224,10 @@ fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn write_lock(ws: &Workspace) -> Result<()> {
+fn write_lock(ws: &mut Workspace) -> Result<()> {
     fsutil::create_dirs_within(ws.repo.root(), Path::new(layout::SECRETS), 0o755)?;
-    fsutil::write_atomic(
-        &ws.repo.lock_file(),
-        ws.lock.render().as_bytes(),
-        fsutil::PUBLIC,
-    )
+    let text = ws.lock()?.render();
+    fsutil::write_atomic(&ws.repo.lock_file(), text.as_bytes(), fsutil::PUBLIC)
 }
 
 /// Opens secret `name` (only `.age` secrets in this version).
@@ -299,7 +302,7 @@ pub struct Removed {
 pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
     check_name(name)?;
     let path = ws.locate(name).ok().map(|(p, _)| p);
-    let in_lock = ws.lock.entries.contains_key(name);
+    let in_lock = ws.lock()?.entries.contains_key(name);
     if path.is_none() && !in_lock {
         return Err(usage(
             format!("no secret named {name}"),
@@ -310,7 +313,7 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
         fsutil::remove(p)?;
         prune_empty_dirs(&ws.repo, p);
     }
-    if ws.lock.entries.remove(name).is_some() {
+    if ws.lock()?.entries.remove(name).is_some() {
         write_lock(ws)?;
     }
     Ok(Removed { path, in_lock })

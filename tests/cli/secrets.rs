@@ -211,6 +211,7 @@ fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() 
     env.keys_stdin(&["encrypt", "--allow-empty", "bot/b"], b"")
         .success();
     assert_eq!(env.keys(&["decrypt", "bot/b"]).success().raw_stdout, b"");
+    env.keys_stdin(&["encrypt", "misc/z"], b"z").success();
 
     // No rule: a policy without the catch-all.
     env.write(
@@ -225,6 +226,15 @@ fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() 
         run.stderr
     );
     assert_eq!(tree(&repo), before);
+    // A secret that no rule matches any more is an error for `keys check`.
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check
+            .stdout
+            .contains("secrets/misc/z.age: no policy rule matches this secret"),
+        "{}",
+        check.stdout
+    );
 }
 
 #[test]

@@ -70,3 +70,46 @@ fn a_bad_host_file_is_named_with_its_line() {
         run.stderr
     );
 }
+
+#[test]
+fn the_demo_secrets_are_listed_clean_and_open_with_the_demo_identity() {
+    let env = TestEnv::new();
+    let run = env.keys(&["--repo", &project(), "status"]).success();
+    for line in [
+        "bot/telegram-token       age          ok            admins, host:vps-arm",
+        "vps-x86/restic-password  age          ok            admins, host:vps-x86",
+        "nannuo-bot/env           age          ok            admins, container:nannuo-bot",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+    assert!(!run.stdout.contains("problem"), "{}", run.stdout);
+    let check = env.keys(&["--repo", &project(), "check"]).success();
+    assert!(check.stdout.contains("ok: 3 secrets"), "{}", check.stdout);
+    // As the README shows it; git keeps the test identity at mode 0644.
+    let id = format!("{}/tests/fixtures/demo-admin.age-identity", project());
+    let token = env
+        .keys(&[
+            "--repo",
+            &project(),
+            "decrypt",
+            "-i",
+            &id,
+            "bot/telegram-token",
+        ])
+        .success();
+    assert_eq!(token.stdout, "123456789:AAE-demo-telegram-token-not-real");
+    // The host reads it with its SSH host key, as agenix does.
+    let host = format!(
+        "{}/tests/fixtures/hosts/vps-arm.ssh_host_ed25519_key",
+        project()
+    );
+    let host = crate::common::private_copy(&env, std::path::Path::new(&host), "vps-arm");
+    let mut age = std::process::Command::new(crate::common::peer("age"));
+    age.arg("-d")
+        .arg("-i")
+        .arg(&host)
+        .arg(format!("{}/secrets/bot/telegram-token.age", project()));
+    env.apply(&mut age);
+    let out = crate::common::run(age, b"").success();
+    assert_eq!(out.stdout, "123456789:AAE-demo-telegram-token-not-real");
+}
