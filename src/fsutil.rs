@@ -22,6 +22,45 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     sync_dir(parent_of(path))
 }
 
+/// Replaces several files: each is staged and synced beside its target (in parallel,
+/// so the syncs overlap), then all are renamed in order and their directories synced
+/// once each. A crash leaves every target either old or new; the renames happen only
+/// after every file is durable.
+pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
+    let staged: Vec<Result<tempfile::NamedTempFile>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .iter()
+            .map(|(path, data, mode)| scope.spawn(move || staged(path, data, *mode)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::io(".", std::io::Error::other("write failed"))))
+            })
+            .collect()
+    });
+    let staged = staged.into_iter().collect::<Result<Vec<_>>>()?;
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (tmp, (path, _, _)) in staged.into_iter().zip(files) {
+        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+        let dir = parent_of(path);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = dirs
+            .iter()
+            .map(|d| scope.spawn(move || sync_dir(d)))
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::io(".", std::io::Error::other("sync failed"))))
+        })
+    })
+}
+
 /// Creates `path` with `data` only if nothing is there yet (no symlink followed).
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let exists = || Error::Exists {
@@ -138,6 +177,34 @@ mod tests {
         assert!(meta.is_file());
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read(&target).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn batch_writes_every_file_with_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        let a = dir.path().join("sub/a");
+        let b = dir.path().join("b");
+        fs::write(&b, b"old").unwrap();
+        write_batch(&[(&a, b"one", PUBLIC), (&b, b"two", PRIVATE)]).unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"one");
+        assert_eq!(fs::read(&b).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&b).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let missing = dir.path().join("nowhere/c");
+        assert!(write_batch(&[(&a, b"three", PUBLIC), (&missing, b"x", PUBLIC)]).is_err());
+        assert_eq!(
+            fs::read(&a).unwrap(),
+            b"one",
+            "nothing renamed when one fails"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path().join("sub")).unwrap().count(),
+            1,
+            "no temp left"
+        );
     }
 
     #[test]

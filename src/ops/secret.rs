@@ -164,10 +164,6 @@ pub fn encrypt(
         .parent()
         .unwrap_or(Path::new(layout::SECRETS));
     fsutil::create_dirs_within(ws.repo.root(), parent, 0o755)?;
-    fsutil::write_atomic(&path, &sealed, fsutil::PUBLIC)?;
-    for other in &others {
-        fsutil::remove(other)?;
-    }
     ws.lock()?.entries.insert(
         name.to_string(),
         lock::Entry {
@@ -176,7 +172,15 @@ pub fn encrypt(
             recipients: resolved.fingerprints,
         },
     );
-    write_lock(ws)?;
+    let lock_text = ws.lock()?.render();
+    // The secret and the lock that describes it are made durable together.
+    fsutil::write_batch(&[
+        (&path, &sealed, fsutil::PUBLIC),
+        (&ws.repo.lock_file(), lock_text.as_bytes(), fsutil::PUBLIC),
+    ])?;
+    for other in &others {
+        fsutil::remove(other)?;
+    }
     Ok(Written {
         path,
         format,
