@@ -27,20 +27,9 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 /// once each. A crash leaves every target either old or new; the renames happen only
 /// after every file is durable.
 pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
-    let staged: Vec<Result<tempfile::NamedTempFile>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .iter()
-            .map(|(path, data, mode)| scope.spawn(move || staged(path, data, *mode)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::io(".", std::io::Error::other("write failed"))))
-            })
-            .collect()
-    });
-    let staged = staged.into_iter().collect::<Result<Vec<_>>>()?;
+    let staged = on_threads(files, |(path, data, mode)| staged(path, data, *mode))
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
     let mut dirs: Vec<&Path> = Vec::new();
     for (tmp, (path, _, _)) in staged.into_iter().zip(files) {
         tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
@@ -49,15 +38,31 @@ pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
             dirs.push(dir);
         }
     }
+    on_threads(&dirs, |d| sync_dir(d)).into_iter().collect()
+}
+
+/// Runs `f` on every item, the first on this thread and the rest on their own, so
+/// that waits on the disk overlap; results in order.
+fn on_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Vec<Result<R>> {
+    let Some((first, rest)) = items.split_first() else {
+        return Vec::new();
+    };
     std::thread::scope(|scope| {
-        let handles: Vec<_> = dirs
+        let f = &f;
+        let handles: Vec<_> = rest
             .iter()
-            .map(|d| scope.spawn(move || sync_dir(d)))
+            .map(|item| scope.spawn(move || f(item)))
             .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(Error::io(".", std::io::Error::other("sync failed"))))
-        })
+        let mut out = vec![f(first)];
+        out.extend(handles.into_iter().map(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(Error::io(
+                    ".",
+                    std::io::Error::other("a write thread failed"),
+                ))
+            })
+        }));
+        out
     })
 }
 

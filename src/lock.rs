@@ -94,15 +94,86 @@ impl Lock {
     pub fn render(&self) -> String {
         let mut out = String::from(HEADER);
         for (name, e) in &self.entries {
-            let _ = writeln!(
-                out,
-                "{name} {} {} {}",
-                e.format.name(),
-                e.sha256,
-                e.recipients.join(",")
-            );
+            out.push_str(&line(name, e));
         }
         out
+    }
+}
+
+/// One entry's line, with its newline.
+fn line(name: &str, e: &Entry) -> String {
+    format!(
+        "{name} {} {} {}\n",
+        e.format.name(),
+        e.sha256,
+        e.recipients.join(",")
+    )
+}
+
+/// The lock as text, for commands that change one entry: lines are found by their
+/// first field, and the others are kept as they are without being parsed (a large
+/// fleet's lock is mostly untouched). `keys check` parses and validates it all.
+pub struct LockText {
+    text: String,
+}
+
+impl LockText {
+    pub fn new(text: String) -> LockText {
+        LockText { text }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Entry lines as (name, byte range of the whole line).
+    fn entries(&self) -> impl Iterator<Item = (&str, std::ops::Range<usize>)> {
+        let mut start = 0;
+        self.text.split_inclusive('\n').filter_map(move |l| {
+            let range = start..start + l.len();
+            start += l.len();
+            if l.starts_with('#') || l.trim().is_empty() {
+                return None;
+            }
+            let name = l.split([' ', '\n']).next().unwrap_or("");
+            Some((name, range))
+        })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries().map(|(n, _)| n)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.names().any(|n| n == name)
+    }
+
+    /// Replaces `name`'s line, or inserts it before the first name that sorts after it.
+    pub fn upsert(&mut self, name: &str, entry: &Entry) {
+        let new = line(name, entry);
+        if self.text.is_empty() {
+            self.text.push_str(HEADER);
+        } else if !self.text.ends_with('\n') {
+            self.text.push('\n');
+        }
+        let found = self
+            .entries()
+            .find(|(n, _)| *n >= name)
+            .map(|(n, r)| (n == name, r));
+        match found {
+            Some((true, r)) => self.text.replace_range(r, &new),
+            Some((false, r)) => self.text.insert_str(r.start, &new),
+            None => self.text.push_str(&new),
+        }
+    }
+
+    /// Removes `name`'s line; false if there was none.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let Some((_, r)) = self.entries().find(|(n, _)| *n == name) else {
+            return false;
+        };
+        self.text.replace_range(r, "");
+        true
     }
 }
 
@@ -128,6 +199,28 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("a/first age "));
         assert_eq!(Lock::parse(&text).unwrap(), lock);
+    }
+
+    #[test]
+    fn text_edits_agree_with_the_parsed_lock() {
+        let entry = |i: u8| Entry {
+            format: Format::Age,
+            sha256: sha256_hex(&[i]),
+            recipients: vec![format!("age1r{i}")],
+        };
+        let mut lock = Lock::default();
+        let mut text = LockText::new(String::new());
+        for (i, name) in ["m/b", "a", "z/z", "m/a", "m/b"].into_iter().enumerate() {
+            lock.entries.insert(name.into(), entry(i as u8));
+            text.upsert(name, &entry(i as u8));
+            assert_eq!(text.text(), lock.render(), "after {name}");
+        }
+        assert!(text.contains("m/a") && !text.contains("m"));
+        assert!(text.remove("m/a"));
+        assert!(!text.remove("m/a"));
+        lock.entries.remove("m/a");
+        assert_eq!(text.text(), lock.render());
+        assert_eq!(text.names().collect::<Vec<_>>(), ["a", "m/b", "z/z"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::format;
 use crate::fsutil;
 use crate::identity::{Identities, Prompt};
 use crate::layout::{self, Repo};
-use crate::lock::{self, Lock};
+use crate::lock::{self, LockText};
 use crate::policy::{self, Fleet, Format, Policy, Rule};
 use crate::tree::Snapshot;
 
@@ -21,7 +21,7 @@ pub struct Workspace {
     pub fleet: Fleet,
     pub policy: Policy,
     /// Read on first use: opening a secret does not need it.
-    lock: Option<Lock>,
+    lock: Option<LockText>,
 }
 
 impl Workspace {
@@ -39,11 +39,13 @@ impl Workspace {
     }
 
     /// `secrets/keys.lock`, read once.
-    pub fn lock(&mut self) -> Result<&mut Lock> {
+    pub fn lock(&mut self) -> Result<&mut LockText> {
         if self.lock.is_none() {
             self.lock = Some(read_lock(&self.repo)?);
         }
-        Ok(self.lock.get_or_insert_with(Lock::default))
+        Ok(self
+            .lock
+            .get_or_insert_with(|| LockText::new(String::new())))
     }
 
     /// The rule for a secret name, or an error saying no rule matches.
@@ -79,13 +81,15 @@ impl Workspace {
     }
 }
 
-fn read_lock(repo: &Repo) -> Result<Lock> {
+fn read_lock(repo: &Repo) -> Result<LockText> {
     match std::fs::read(repo.lock_file()) {
-        Ok(data) => Lock::parse(std::str::from_utf8(&data).map_err(|_| Error::InvalidFile {
-            at: Location::named(layout::LOCK),
-            reason: "not UTF-8 text".into(),
-        })?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock::default()),
+        Ok(data) => Ok(LockText::new(String::from_utf8(data).map_err(|_| {
+            Error::InvalidFile {
+                at: Location::named(layout::LOCK),
+                reason: "not UTF-8 text".into(),
+            }
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LockText::new(String::new())),
         Err(e) => Err(Error::io(repo.lock_file(), e)),
     }
 }
@@ -164,15 +168,15 @@ pub fn encrypt(
         .parent()
         .unwrap_or(Path::new(layout::SECRETS));
     fsutil::create_dirs_within(ws.repo.root(), parent, 0o755)?;
-    ws.lock()?.entries.insert(
-        name.to_string(),
-        lock::Entry {
+    ws.lock()?.upsert(
+        name,
+        &lock::Entry {
             format,
             sha256: lock::sha256_hex(&sealed),
             recipients: resolved.fingerprints,
         },
     );
-    let lock_text = ws.lock()?.render();
+    let lock_text = ws.lock()?.text().to_string();
     // The secret and the lock that describes it are made durable together.
     fsutil::write_batch(&[
         (&path, &sealed, fsutil::PUBLIC),
@@ -202,7 +206,7 @@ fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
     if let Some(other) = ws
         .lock
         .iter()
-        .flat_map(|l| l.entries.keys())
+        .flat_map(|l| l.names())
         .find(|k| layout::secret_names_nest(k, name))
     {
         return Err(clash(other));
@@ -230,7 +234,7 @@ fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
 
 fn write_lock(ws: &mut Workspace) -> Result<()> {
     fsutil::create_dirs_within(ws.repo.root(), Path::new(layout::SECRETS), 0o755)?;
-    let text = ws.lock()?.render();
+    let text = ws.lock()?.text().to_string();
     fsutil::write_atomic(&ws.repo.lock_file(), text.as_bytes(), fsutil::PUBLIC)
 }
 
@@ -306,7 +310,7 @@ pub struct Removed {
 pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
     check_name(name)?;
     let path = ws.locate(name).ok().map(|(p, _)| p);
-    let in_lock = ws.lock()?.entries.contains_key(name);
+    let in_lock = ws.lock()?.contains(name);
     if path.is_none() && !in_lock {
         return Err(usage(
             format!("no secret named {name}"),
@@ -317,7 +321,7 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
         fsutil::remove(p)?;
         prune_empty_dirs(&ws.repo, p);
     }
-    if ws.lock()?.entries.remove(name).is_some() {
+    if ws.lock()?.remove(name) {
         write_lock(ws)?;
     }
     Ok(Removed { path, in_lock })
