@@ -449,3 +449,53 @@ fn rm_removes_the_file_and_its_lock_line() {
     env.keys(&["rm", "deep/a/b"]).failure(2);
     env.keys(&["check"]).success();
 }
+
+/// Runs `keys ARGS` on a pseudo-terminal (util-linux `script`), typing each line of
+/// `typed` after a pause so that it arrives at the prompt, not before it.
+fn on_terminal(env: &TestEnv, args: &str, typed: &[&str]) -> Run {
+    let mut feed = String::new();
+    for line in typed {
+        feed.push_str(&format!("sleep 1; printf '%s\\n' '{line}'; "));
+    }
+    let script = format!(
+        "({feed}sleep 1) | script -qec '{} {args}' /dev/null",
+        crate::common::keys_bin()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script);
+    env.apply(&mut cmd);
+    run(cmd, b"")
+}
+
+#[test]
+fn on_a_terminal_the_secret_is_typed_twice_without_echo() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    peer("script");
+    let run = on_terminal(&env, "encrypt bot/tty", &["typed-canary", "typed-canary"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("Secret for bot/tty: "),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Repeat it: "), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("typed-canary"),
+        "echoed: {}",
+        run.stdout
+    );
+    assert_eq!(
+        env.keys(&["decrypt", "bot/tty"]).success().raw_stdout,
+        b"typed-canary"
+    );
+    let before = tree(&repo);
+    let run = on_terminal(&env, "encrypt bot/other", &["one-canary", "two-canary"]);
+    assert!(
+        run.stdout.contains("the two entries differ"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("canary"), "{}", run.stdout);
+    assert_eq!(tree(&repo), before);
+}
