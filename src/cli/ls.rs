@@ -1,9 +1,7 @@
 //! `keys ls`: every secret with its format, readers and status.
 
 use crate::error::Result;
-use crate::layout;
 use crate::ops::check;
-use crate::tree::Snapshot;
 
 /// List every secret: name, format, status and readers.
 ///
@@ -20,16 +18,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
-    let files = Snapshot::from_work_tree(
-        &repo,
-        &[
-            layout::ADMINS,
-            layout::HOSTS,
-            layout::POLICIES,
-            layout::SECRETS,
-        ],
-    )?;
-    let report = check::inspect(&files, false);
+    let report = check::secrets(&repo)?;
     if args.json {
         let list: Vec<serde_json::Value> = report
             .secrets

@@ -2,10 +2,8 @@
 //! the recipients secrets are encrypted to.
 
 use crate::error::Result;
-use crate::layout;
 use crate::ops::check;
 use crate::policy::fleet::Fleet;
-use crate::tree::Snapshot;
 
 /// Show the fleet: admins, hosts and containers with their recipients, and the secrets
 /// with their readers and status.
@@ -74,16 +72,7 @@ pub(crate) fn run(ctx: &super::Context, _args: Args) -> Result<()> {
             c.key(host).to_x25519().unwrap_or_default()
         ));
     }
-    let files = Snapshot::from_work_tree(
-        &repo,
-        &[
-            layout::ADMINS,
-            layout::HOSTS,
-            layout::POLICIES,
-            layout::SECRETS,
-        ],
-    )?;
-    let report = check::inspect(&files, false);
+    let report = check::secrets(&repo)?;
     s.push_str(&format!("\nsecrets ({})\n", report.secrets.len()));
     super::ls::table(&mut s, &report.secrets, "  ", false);
     let problems = report.problems();

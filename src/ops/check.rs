@@ -96,6 +96,21 @@ fn is_bookkeeping(rel: &str) -> bool {
     rel == layout::LOCK || rel == "secrets/.gitkeep"
 }
 
+/// The secrets of the work tree with their status, for `keys ls` and `keys status`
+/// (no search for private keys outside `secrets/`).
+pub fn secrets(repo: &crate::layout::Repo) -> crate::error::Result<Report> {
+    let files = Snapshot::from_work_tree(
+        repo,
+        &[
+            layout::ADMINS,
+            layout::HOSTS,
+            layout::POLICIES,
+            layout::SECRETS,
+        ],
+    )?;
+    Ok(inspect(&files, false))
+}
+
 /// Examines everything in `files`. With `scan_keys`, every file outside `secrets/`
 /// is also searched for private key material.
 pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
