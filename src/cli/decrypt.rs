@@ -34,9 +34,9 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         secret::open_any(as_path, &mut ids, &ctx.prompt)?
     } else {
         let ws = Workspace::load(&ctx.repo()?)?;
-        ws.locate(&args.target)?;
+        let (path, format) = ws.locate(&args.target)?;
         let mut ids = Identities::search(&search)?;
-        secret::decrypt(&ws, &args.target, &mut ids, &ctx.prompt)?
+        secret::open_file(&path, format, &mut ids, &ctx.prompt)?
     };
     match &args.output {
         Some(path) => fsutil::write_atomic(path, &plain, fsutil::PRIVATE),

@@ -35,12 +35,14 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     ws.rule(&args.name)?;
     let guard = SignalGuard::new()?;
     let scratch = Scratch::create(args.allow_disk_temp)?;
-    let exists = ws.locate(&args.name).is_ok();
-    let original = if exists {
-        let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
-        secret::decrypt(&ws, &args.name, &mut ids, &ctx.prompt)?
-    } else {
-        Zeroizing::new(Vec::new())
+    let found = ws.locate(&args.name).ok();
+    let exists = found.is_some();
+    let original = match found {
+        Some((path, format)) => {
+            let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
+            secret::open_file(&path, format, &mut ids, &ctx.prompt)?
+        }
+        None => Zeroizing::new(Vec::new()),
     };
     guard.check()?;
     let base = args.name.rsplit('/').next().unwrap_or("secret");

@@ -238,18 +238,7 @@ fn write_lock(ws: &mut Workspace) -> Result<()> {
     fsutil::write_atomic(&ws.repo.lock_file(), text.as_bytes(), fsutil::PUBLIC)
 }
 
-/// Opens secret `name` (only `.age` secrets in this version).
-pub fn decrypt(
-    ws: &Workspace,
-    name: &str,
-    identities: &mut Identities,
-    prompt: &dyn Prompt,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let (path, format) = ws.locate(name)?;
-    open_file(&path, format, identities, prompt)
-}
-
-/// Opens an encrypted file of a known format.
+/// Opens an encrypted file of a known format (a secret found with `Workspace::locate`).
 pub fn open_file(
     path: &Path,
     format: Format,
