@@ -2,6 +2,8 @@
 //! under `secrets/` with a sops extension must at least carry sops metadata, so a
 //! plaintext document dropped there is caught.
 
+pub mod tree;
+
 use crate::policy::Format;
 
 /// Checks that `data` looks like a sops file of `format`: its metadata and at least
