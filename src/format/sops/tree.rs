@@ -16,6 +16,9 @@ pub enum Value {
     Bool(bool),
     /// A YAML timestamp, kept as its RFC 3339 text (sops's `time`).
     Time(String),
+    /// A string that is not UTF-8: only the binary store's `data` value can be one.
+    /// sops encrypts it with type `str`, as Go strings hold any bytes.
+    Bytes(Vec<u8>),
     /// Not encrypted and not part of the MAC.
     Null,
     Map(Vec<Item>),
