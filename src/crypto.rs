@@ -85,6 +85,41 @@ pub fn decrypt(
     })
 }
 
+/// Decrypts the first of several age files that an identity opens (sops wraps its
+/// data key once per recipient). Unlocked identities are tried on every file before
+/// any passphrase is asked for.
+pub fn decrypt_first(
+    files: &[&[u8]],
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+    at: &Location,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let attempt = |identities: &Identities| -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let mut failure = None;
+        for file in files {
+            match try_decrypt(file, identities, at) {
+                Ok(Some(plain)) => return Ok(Some(plain)),
+                Ok(None) => {}
+                Err(e) => failure = Some(e),
+            }
+        }
+        failure.map_or(Ok(None), Err)
+    };
+    if let Some(plain) = attempt(identities)? {
+        return Ok(plain);
+    }
+    if identities.has_locked() {
+        identities.unlock_all(prompt)?;
+        if let Some(plain) = attempt(identities)? {
+            return Ok(plain);
+        }
+    }
+    Err(Error::NoIdentity {
+        at: at.clone(),
+        searched: identities.searched().to_vec(),
+    })
+}
+
 fn try_decrypt(
     ciphertext: &[u8],
     identities: &Identities,

@@ -96,6 +96,13 @@ pub enum Error {
     #[error("{at}: {reason}")]
     Corrupt { at: Location, reason: String },
 
+    /// A sops file whose values decrypt but whose MAC does not match them: values
+    /// were added, removed, reordered or replaced outside sops and keys.
+    #[error(
+        "{at}: MAC mismatch: the values do not match the file's MAC (changed outside sops or keys)"
+    )]
+    MacMismatch { at: Location },
+
     /// Encryption failed (for example a plugin recipient whose plugin is missing).
     #[error("{at}: cannot encrypt: {reason}")]
     Encrypt { at: Location, reason: String },
@@ -165,6 +172,7 @@ impl Error {
             | Error::InvalidFile { .. }
             | Error::InvalidName { .. }
             | Error::Corrupt { .. }
+            | Error::MacMismatch { .. }
             | Error::Encrypt { .. } => Class::InvalidInput,
             Error::NoPassphrase { .. }
             | Error::WrongPassphrase { .. }
@@ -209,6 +217,9 @@ impl Error {
                 "pass -i FILE, set KEYS_IDENTITY, or run `keys init` to create an admin identity"
             }
             Error::Corrupt { .. } => "restore the file from git (git checkout -- FILE)",
+            Error::MacMismatch { .. } => {
+                "restore the file from git; `keys decrypt --ignore-mac` reads it anyway, without the check"
+            }
             Error::Encrypt { .. } => {
                 "check the recipient; a plugin recipient needs its age-plugin-* program on PATH"
             }

@@ -2,6 +2,9 @@
 //! under `secrets/` with a sops extension must at least carry sops metadata, so a
 //! plaintext document dropped there is caught.
 
+pub mod cipher;
+pub mod metadata;
+pub mod seal;
 pub mod tree;
 
 use crate::policy::Format;
