@@ -24,6 +24,12 @@ pub(crate) struct Args {
     /// Write the plaintext to this file (mode 0600) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// Do not check a sops file's MAC. Each value is still authenticated, but values
+    /// added, removed or reordered outside sops and keys go unnoticed. For reading
+    /// a damaged file only.
+    #[arg(long)]
+    ignore_mac: bool,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
@@ -31,13 +37,18 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let search = Search::from_env(ctx.identities.clone())?;
     let plain = if std::fs::metadata(as_path).is_ok_and(|m| m.is_file()) {
         let mut ids = Identities::search(&search)?;
-        secret::open_any(as_path, &mut ids, &ctx.prompt)?
+        secret::open_any(as_path, &mut ids, &ctx.prompt, args.ignore_mac)?
     } else {
         let ws = Workspace::load(&ctx.repo()?)?;
         let (path, format) = ws.locate(&args.target)?;
         let mut ids = Identities::search(&search)?;
-        secret::open_file(&path, format, &mut ids, &ctx.prompt)?
+        secret::open_file(&path, format, &mut ids, &ctx.prompt, args.ignore_mac)?.plain
     };
+    if args.ignore_mac {
+        super::note(
+            "warning: --ignore-mac: the sops MAC was not checked; values added, removed or reordered outside sops or keys would go unnoticed",
+        );
+    }
     match &args.output {
         Some(path) => fsutil::write_atomic(path, &plain, fsutil::PRIVATE),
         None => super::out_bytes(&plain),

@@ -37,20 +37,24 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let scratch = Scratch::create(args.allow_disk_temp)?;
     let found = ws.locate(&args.name).ok();
     let exists = found.is_some();
-    let original = match found {
+    let opened = match found {
         Some((path, format)) => {
             let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
-            secret::open_file(&path, format, &mut ids, &ctx.prompt)?
+            secret::open_file(&path, format, &mut ids, &ctx.prompt, false)?
         }
-        None => Zeroizing::new(Vec::new()),
+        None => secret::Opened {
+            plain: Zeroizing::new(Vec::new()),
+            sops: None,
+        },
     };
+    let original = &opened.plain;
     guard.check()?;
     let base = args.name.rsplit('/').next().unwrap_or("secret");
-    let file = scratch.create_file(base, &original, 0o600)?;
+    let file = scratch.create_file(base, original, 0o600)?;
     super::editor::edit(&file, &guard)?;
     let edited = scratch.read_file(&file, super::encrypt::MAX_SECRET as u64)?;
     guard.check()?;
-    if *edited == *original {
+    if *edited == **original {
         super::note(&format!(
             "no changes; {} left as it was",
             if exists {
@@ -71,7 +75,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         force: true,
         allow_empty: args.allow_empty,
     };
-    let done = secret::encrypt(&mut ws, &args.name, &edited, &opts)?;
+    let done = secret::encrypt(&mut ws, &args.name, &edited, &opts, opened.sops.as_ref())?;
     super::note(&format!(
         "{} {} for {} recipients",
         if exists { "re-encrypted" } else { "wrote" },

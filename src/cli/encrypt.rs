@@ -47,7 +47,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         force: args.force,
         allow_empty: args.allow_empty,
     };
-    let done = secret::encrypt(&mut ws, &args.name, &plaintext, &opts)?;
+    let done = secret::encrypt(&mut ws, &args.name, &plaintext, &opts, None)?;
     super::note(&format!(
         "{} {} for {} recipient{}",
         if done.replaced { "replaced" } else { "wrote" },

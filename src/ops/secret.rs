@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Location, Result, usage};
 use crate::format;
+use crate::format::sops;
 use crate::fsutil;
 use crate::identity::{Identities, Prompt};
 use crate::layout::{self, Repo};
@@ -118,24 +119,20 @@ pub struct Written {
 
 /// Encrypts `plaintext` as secret `name` for the readers its policy rule resolves to,
 /// and records it in `keys.lock`.
+///
+/// For a sops format the plaintext is a document of that format (checked as it is
+/// parsed); `previous` (the secret as `edit` decrypted it) keeps the data key and
+/// the ciphertext of unchanged values, so diffs stay small.
 pub fn encrypt(
     ws: &mut Workspace,
     name: &str,
     plaintext: &[u8],
     opts: &EncryptOptions,
+    previous: Option<&sops::Opened>,
 ) -> Result<Written> {
     ws.lock()?;
     let rule = ws.rule(name)?;
     let format = rule.format;
-    if format != Format::Age {
-        return Err(usage(
-            format!(
-                "secret {name} has format {} in its policy; this version of keys writes only age secrets",
-                format.name()
-            ),
-            format!("change the rule at {} to `format: age`", rule.at),
-        ));
-    }
     if plaintext.is_empty() && !opts.allow_empty {
         return Err(usage(
             format!("the plaintext for {name} is empty; nothing was written"),
@@ -158,12 +155,18 @@ pub fn encrypt(
         });
     }
     let resolved = ws.policy.resolve(rule, &ws.fleet)?;
-    let sealed = format::age::seal(
-        plaintext,
-        &resolved.recipients,
-        rule.armor,
-        &Location::named(&rel),
-    )?;
+    let at = Location::named(&rel);
+    let sealed = match format {
+        Format::Age => format::age::seal(plaintext, &resolved.recipients, rule.armor, &at)?,
+        sops_format => sops::encrypt_file(
+            sops_format,
+            plaintext,
+            &resolved.recipients,
+            rule.sops.clone(),
+            previous,
+            &at,
+        )?,
+    };
     let parent = Path::new(&rel)
         .parent()
         .unwrap_or(Path::new(layout::SECRETS));
@@ -238,55 +241,60 @@ fn write_lock(ws: &mut Workspace) -> Result<()> {
     fsutil::write_atomic(&ws.repo.lock_file(), text.as_bytes(), fsutil::PUBLIC)
 }
 
+/// A decrypted secret: the plaintext as its format prints it, and for a sops file
+/// what re-encrypting an edited version needs.
+pub struct Opened {
+    pub plain: Zeroizing<Vec<u8>>,
+    pub sops: Option<sops::Opened>,
+}
+
 /// Opens an encrypted file of a known format (a secret found with `Workspace::locate`).
+/// `ignore_mac` skips the sops MAC check (values still authenticate one by one).
 pub fn open_file(
     path: &Path,
     format: Format,
     identities: &mut Identities,
     prompt: &dyn Prompt,
-) -> Result<Zeroizing<Vec<u8>>> {
+    ignore_mac: bool,
+) -> Result<Opened> {
     let data = fsutil::read(path)?;
     let at = Location::file(path);
-    if format != Format::Age {
-        return Err(usage(
-            format!(
-                "{}: a {} file; this version of keys opens only age files",
-                path.display(),
-                format.name()
-            ),
-            "use `sops decrypt FILE` for sops files",
-        ));
+    match format {
+        Format::Age => Ok(Opened {
+            plain: format::age::open(&data, identities, prompt, &at)?,
+            sops: None,
+        }),
+        sops_format => {
+            let (plain, opened) =
+                sops::decrypt_file(sops_format, &data, identities, prompt, &at, ignore_mac)?;
+            Ok(Opened {
+                plain,
+                sops: Some(opened),
+            })
+        }
     }
-    format::age::open(&data, identities, prompt, &at)
 }
 
-/// Opens a file given by path, anywhere: an age file (binary or armored).
+/// Opens a file given by path, anywhere: an age file (binary or armored), or a sops
+/// file whose store its extension names, as sops decides.
 pub fn open_any(
     path: &Path,
     identities: &mut Identities,
     prompt: &dyn Prompt,
+    ignore_mac: bool,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let data = fsutil::read(path)?;
-    let at = Location::file(path);
     if format::age::looks_like_age(&data) {
-        return format::age::open(&data, identities, prompt, &at);
+        return format::age::open(&data, identities, prompt, &Location::file(path));
     }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if let Some(f) = Format::from_extension(ext).filter(|f| *f != Format::Age)
-        && format::sops::inspect(f, &data).is_ok()
-    {
-        return Err(usage(
-            format!(
-                "{}: a sops file; this version of keys opens only age files",
-                path.display()
-            ),
-            "use `sops decrypt FILE` for sops files",
-        ));
-    }
-    Err(Error::Corrupt {
-        at,
-        reason: "not an age file (no age-encryption.org/v1 header)".into(),
-    })
+    Ok(open_file(
+        path,
+        sops::format_of_path(path),
+        identities,
+        prompt,
+        ignore_mac,
+    )?
+    .plain)
 }
 
 /// What `rm` removed.

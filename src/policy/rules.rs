@@ -29,6 +29,8 @@ pub struct Rule {
     pub glob: String,
     pub format: Format,
     pub armor: bool,
+    /// Which values of a sops secret are encrypted (sops's options).
+    pub sops: crate::format::sops::Options,
     /// The readers as written (group names unexpanded), for display.
     pub labels: Vec<String>,
     pub readers: Vec<Reader>,
@@ -67,6 +69,16 @@ struct RuleFile {
     #[serde(default)]
     armor: bool,
     readers: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    unencrypted_suffix: Option<String>,
+    #[serde(default)]
+    encrypted_suffix: Option<String>,
+    #[serde(default)]
+    unencrypted_regex: Option<String>,
+    #[serde(default)]
+    encrypted_regex: Option<String>,
+    #[serde(default)]
+    mac_only_encrypted: bool,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -147,6 +159,31 @@ impl Policy {
                 if raw.armor && format != Format::Age {
                     return Err(invalid(format_at, "armor applies only to format age"));
                 }
+                let sops = crate::format::sops::Options {
+                    unencrypted_suffix: raw.unencrypted_suffix,
+                    encrypted_suffix: raw.encrypted_suffix,
+                    unencrypted_regex: raw.unencrypted_regex,
+                    encrypted_regex: raw.encrypted_regex,
+                    mac_only_encrypted: raw.mac_only_encrypted,
+                    ..Default::default()
+                };
+                if format == Format::Age && sops != Default::default() {
+                    return Err(invalid(
+                        format_at,
+                        "encrypted_regex, unencrypted_regex, encrypted_suffix, unencrypted_suffix and mac_only_encrypted apply only to sops formats",
+                    ));
+                }
+                for r in [&sops.encrypted_regex, &sops.unencrypted_regex]
+                    .into_iter()
+                    .flatten()
+                {
+                    if regex::Regex::new(r).is_err() {
+                        return Err(invalid(
+                            format_at,
+                            format!("{r:?} is not a valid regular expression"),
+                        ));
+                    }
+                }
                 let readers_at = Location::named(&rel).at_line(raw.readers.referenced.line());
                 let mut readers = Vec::new();
                 for label in &raw.readers.value {
@@ -166,6 +203,7 @@ impl Policy {
                     glob: raw.secrets.value,
                     format,
                     armor: raw.armor,
+                    sops,
                     labels: raw.readers.value.into_iter().map(|l| l.value).collect(),
                     readers,
                 });
