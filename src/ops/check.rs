@@ -198,9 +198,12 @@ pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
         }
         seen.insert(name);
         let mut status = Status::Ok;
+        let mut named: Option<Vec<String>> = None;
         let valid = match format {
             Format::Age => format::age::inspect(data),
-            other => format::sops::inspect(other, data),
+            other => format::sops::inspect(other, data).map(|found| {
+                named = Some(fingerprints(&found)).filter(|f| !f.is_empty());
+            }),
         };
         if let Err(reason) = valid {
             report.problem(
@@ -263,20 +266,22 @@ pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
                         fix_name(REENCRYPT),
                     );
                     status = worst(status, Status::Drift);
-                } else if let Some(e) = entry {
+                } else {
                     let want = resolved.entry(i).or_insert_with(|| {
                         policy.resolve(rule, fleet).ok().map(|r| r.fingerprints)
                     });
-                    if let Some(want) = want
-                        && *want != e.recipients
+                    // A sops file names its recipients itself; an .age file only in the lock.
+                    let have = named.as_ref().or(entry.map(|e| &e.recipients));
+                    if let (Some(want), Some(have)) = (want.as_ref(), have)
+                        && want != have
                     {
-                        let added = want.iter().filter(|w| !e.recipients.contains(w)).count();
-                        let removed = e.recipients.iter().filter(|r| !want.contains(r)).count();
+                        let added = want.iter().filter(|w| !have.contains(w)).count();
+                        let removed = have.iter().filter(|r| !want.contains(r)).count();
                         report.problem(
                             rel,
                             format!(
                                 "drift: encrypted to {} recipients, its policy ({}) resolves to {} ({added} to add, {removed} to remove)",
-                                e.recipients.len(),
+                                have.len(),
                                 rule.at,
                                 want.len()
                             ),
@@ -461,4 +466,20 @@ mod tests {
             assert_eq!(private_key_material(miss.as_bytes()), None, "{miss}");
         }
     }
+}
+
+/// Fingerprints of recipients as a sops file's metadata names them, sorted.
+fn fingerprints(recipients: &[String]) -> Vec<String> {
+    let at = crate::error::Location::named("sops metadata");
+    let mut out: Vec<String> = recipients
+        .iter()
+        .map(|r| {
+            crate::recipient::Recipient::parse_line(r, &at)
+                .map(|p| p.fingerprint())
+                .unwrap_or_else(|_| r.clone())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }

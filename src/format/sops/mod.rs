@@ -76,9 +76,16 @@ pub fn encrypt_file(
     store.emit_encrypted(&doc)
 }
 
-/// Checks that `data` looks like a sops file of `format`: its metadata and at least
-/// one encrypted value are present. The reason never quotes the file.
-pub fn inspect(format: Format, data: &[u8]) -> std::result::Result<(), String> {
+/// Checks without any key that `data` is a sops file of `format` whose values are
+/// encrypted as its options require; returns the recipients its metadata names
+/// (for drift against the policy). The reason never quotes the file.
+pub fn inspect(format: Format, data: &[u8]) -> std::result::Result<Vec<String>, String> {
+    if let Some(store) = store(format) {
+        let doc = store
+            .load_encrypted(data, "")
+            .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
+        return seal::audit(&doc);
+    }
     let has = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
     let metadata = match format {
         Format::SopsYaml => data.starts_with(b"sops:") || has(b"\nsops:"),
@@ -96,5 +103,5 @@ pub fn inspect(format: Format, data: &[u8]) -> std::result::Result<(), String> {
     if !has(b"ENC[AES256_GCM,") {
         return Err("sops metadata but no encrypted value: plaintext?".into());
     }
-    Ok(())
+    Ok(Vec::new())
 }

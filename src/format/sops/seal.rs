@@ -402,6 +402,38 @@ fn display_path(path: &[String]) -> String {
     }
 }
 
+/// Checks without any key that every value the file's options require to be
+/// encrypted is, and returns the recipients its metadata names. The reason names
+/// the key path and never quotes a value.
+pub fn audit(doc: &EncryptedDocument) -> std::result::Result<Vec<String>, String> {
+    let metadata =
+        Metadata::from_items(&doc.metadata).map_err(|r| format!("bad sops metadata: {r}"))?;
+    if !cipher::is_sealed(&metadata.mac) {
+        return Err("the sops MAC is missing or not encrypted".into());
+    }
+    let at = Location::named("");
+    let rules = Rules::new(&metadata.options, &at).map_err(|e| e.to_string())?;
+    let mut branches = doc.branches.clone();
+    let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
+        if let Leaf::Scalar(v) = leaf
+            && rules.encrypts(path, comments, false)
+            && !matches!(v, Value::Str(s) if s.is_empty() || cipher::parse(s).is_some())
+        {
+            return Err(corrupt(
+                &at,
+                path,
+                "is plaintext where the file's options require encryption",
+            ));
+        }
+        Ok(())
+    };
+    for branch in branches.iter_mut() {
+        walk_items(branch, &mut Vec::new(), &mut Vec::new(), &mut visit)
+            .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
+    }
+    Ok(metadata.age.into_iter().map(|e| e.recipient).collect())
+}
+
 /// Decrypts a sops document: finds the data key with the identities, decrypts every
 /// value and checks the MAC unless `ignore_mac`.
 pub fn open(
