@@ -437,6 +437,22 @@ pub fn private_key_material(data: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// Fingerprints of recipients as a sops file's metadata names them, sorted.
+fn fingerprints(recipients: &[String]) -> Vec<String> {
+    let at = crate::error::Location::named("sops metadata");
+    let mut out: Vec<String> = recipients
+        .iter()
+        .map(|r| {
+            crate::recipient::Recipient::parse_line(r, &at)
+                .map(|p| p.fingerprint())
+                .unwrap_or_else(|_| r.clone())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,20 +482,4 @@ mod tests {
             assert_eq!(private_key_material(miss.as_bytes()), None, "{miss}");
         }
     }
-}
-
-/// Fingerprints of recipients as a sops file's metadata names them, sorted.
-fn fingerprints(recipients: &[String]) -> Vec<String> {
-    let at = crate::error::Location::named("sops metadata");
-    let mut out: Vec<String> = recipients
-        .iter()
-        .map(|r| {
-            crate::recipient::Recipient::parse_line(r, &at)
-                .map(|p| p.fingerprint())
-                .unwrap_or_else(|_| r.clone())
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
 }
