@@ -7,6 +7,7 @@ mod decrypt;
 mod edit;
 mod editor;
 mod encrypt;
+mod export;
 mod hook;
 mod init;
 mod ls;
@@ -119,6 +120,7 @@ enum Command {
     Ls(ls::Args),
     Check(check::Args),
     Hook(hook::Args),
+    Export(export::Args),
     Rm(rm::Args),
     ToAge(to_age::Args),
     Completions(completions::Args),
@@ -170,6 +172,7 @@ pub fn main() -> ExitCode {
         Command::Ls(args) => ls::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args),
         Command::Hook(args) => hook::run(&ctx, args),
+        Command::Export(args) => export::run(&ctx, args),
         Command::Rm(args) => rm::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
     };

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::export::Export;
 use crate::format;
 use crate::layout;
 use crate::lock::{self, Lock};
@@ -334,6 +335,26 @@ pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
                     what: format!("rule {:?} matches no secret", rule.glob),
                     fix: "encrypt a secret it matches, or remove the rule".into(),
                 });
+            }
+        }
+    }
+    if let (Some(fleet), Some(policy)) = (&fleet, &policy) {
+        let secrets: Vec<(String, Format)> = report
+            .secrets
+            .iter()
+            .filter(|s| s.status != Status::Missing)
+            .filter_map(|s| Some((s.name.clone(), s.format?)))
+            .collect();
+        for export in Export::ALL {
+            if let Some(Blob::File(data)) = files.get(export.file())
+                && data.starts_with(super::export::MARKER.as_bytes())
+                && *data != export.render(policy, fleet, &secrets).into_bytes()
+            {
+                report.problem(
+                    export.file(),
+                    "is stale: it no longer matches the policy and the secrets",
+                    format!("run `{}` and commit the result", export.command()),
+                );
             }
         }
     }

@@ -1,0 +1,59 @@
+//! `keys export`: the policy as `.sops.yaml` and agenix `secrets.nix`.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::fsutil;
+use crate::ops::check;
+use crate::ops::export::Export;
+use crate::ops::secret::Workspace;
+
+/// Write the policy as another tool's configuration.
+///
+/// sops-config writes .sops.yaml creation rules for the sops-format rules, so
+/// `sops edit secrets/NAME.yaml` encrypts for the same readers. agenix-rules writes
+/// secrets.nix listing every .age secret with its readers' keys, for `agenix -e`.
+/// Both are deterministic and start with a marker line; `keys check` reports an
+/// exported file that no longer matches the policy.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[arg(value_enum)]
+    what: What,
+
+    /// Write here instead of the repository root's .sops.yaml or secrets.nix ("-" for stdout).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum What {
+    /// .sops.yaml creation rules.
+    SopsConfig,
+    /// agenix secrets.nix.
+    AgenixRules,
+}
+
+pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    let repo = ctx.repo()?;
+    let ws = Workspace::load(&repo)?;
+    let export = match args.what {
+        What::SopsConfig => Export::SopsConfig,
+        What::AgenixRules => Export::AgenixRules,
+    };
+    let secrets: Vec<_> = check::secrets(&repo)?
+        .secrets
+        .into_iter()
+        .filter_map(|s| Some((s.name, s.format?)))
+        .collect();
+    let text = export.render(&ws.policy, &ws.fleet, &secrets);
+    match args.output {
+        Some(p) if p.as_os_str() == "-" => super::out(&text),
+        Some(p) => fsutil::write_atomic(&p, text.as_bytes(), fsutil::PUBLIC),
+        None => {
+            let path = repo.root().join(export.file());
+            fsutil::write_atomic(&path, text.as_bytes(), fsutil::PUBLIC)?;
+            super::note(&format!("wrote {}", export.file()));
+            Ok(())
+        }
+    }
+}
