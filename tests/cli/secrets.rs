@@ -521,8 +521,8 @@ fn exports_are_deterministic_and_check_reports_them_stale() {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ");
-    let entry = format!("  \"secrets/bot/token.age\".publicKeys = [\n");
-    assert!(nix.contains(&entry), "{nix}");
+    let entry = "  \"secrets/bot/token.age\".publicKeys = [\n";
+    assert!(nix.contains(entry), "{nix}");
     assert!(nix.contains(&format!("    \"{host_key}\"\n")), "{nix}");
     assert!(
         nix.contains("\"secrets/armored/a.age\".armor = true;"),
