@@ -2,6 +2,12 @@
 //! under `secrets/` with a sops extension must at least carry sops metadata, so a
 //! plaintext document dropped there is caught.
 
+pub mod binary;
+pub mod dotenv;
+pub mod flatten;
+pub mod ini;
+pub mod json;
+mod text;
 pub mod tree;
 
 use crate::policy::Format;
