@@ -55,16 +55,16 @@ impl Store for DotenvStore {
     fn load_plain(&self, data: &[u8], file: &str) -> Result<Branches> {
         let mut branch = Vec::new();
         for (line, item) in parse(data, file)? {
-            if let Item::Pair(key, _) = &item {
-                if key.starts_with(METADATA_PREFIX) {
-                    return Err(invalid(
-                        file,
-                        Some(line),
-                        format!(
-                            "key {key} starts with {METADATA_PREFIX}, which is reserved for sops metadata: is this file already encrypted?"
-                        ),
-                    ));
-                }
+            if let Item::Pair(key, _) = &item
+                && key.starts_with(METADATA_PREFIX)
+            {
+                return Err(invalid(
+                    file,
+                    Some(line),
+                    format!(
+                        "key {key} starts with {METADATA_PREFIX}, which is reserved for sops metadata: is this file already encrypted?"
+                    ),
+                ));
             }
             branch.push(item);
         }

@@ -225,9 +225,9 @@ fn value(
         };
     }
     let mut line = line.trim();
-    if line.ends_with('\\') {
+    if let Some(first) = line.strip_suffix('\\') {
         // readContinuationLines
-        let mut val = line[..line.len() - 1].to_string();
+        let mut val = first.to_string();
         loop {
             let next = lines.next_line().trim();
             if next.is_empty() {

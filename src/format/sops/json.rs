@@ -395,14 +395,14 @@ impl Parser<'_> {
         if !(0xD800..0xE000).contains(&u) {
             return char::from_u32(u).unwrap_or('\u{FFFD}');
         }
-        if (0xD800..0xDC00).contains(&u) && self.s[self.pos..].starts_with(b"\\u") {
-            if let Some(low) = self.hex4(self.pos + 2) {
-                if (0xDC00..0xE000).contains(&low) {
-                    self.pos += 6;
-                    let c = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
-                    return char::from_u32(c).unwrap_or('\u{FFFD}');
-                }
-            }
+        if (0xD800..0xDC00).contains(&u)
+            && self.s[self.pos..].starts_with(b"\\u")
+            && let Some(low) = self.hex4(self.pos + 2)
+            && (0xDC00..0xE000).contains(&low)
+        {
+            self.pos += 6;
+            let c = 0x10000 + ((u - 0xD800) << 10) + (low - 0xDC00);
+            return char::from_u32(c).unwrap_or('\u{FFFD}');
         }
         '\u{FFFD}'
     }
@@ -557,9 +557,12 @@ mod tests {
         JsonStore.load_plain(s, "f.json").unwrap_err().to_string()
     }
 
+    /// A vector's name, and its encrypted, decrypted and input files.
+    type Vector = (&'static str, &'static [u8], &'static [u8], &'static [u8]);
+
     #[test]
     fn vectors_round_trip_byte_for_byte() {
-        let table: &[(&str, &[u8], &[u8], &[u8])] = &[
+        let table: &[Vector] = &[
             (
                 "basic",
                 vector!("basic.enc.json"),
