@@ -2,9 +2,15 @@
 //! `seal` encrypts and decrypts it as sops does, and this module ties the two
 //! together for whole files.
 
+pub mod binary;
 pub mod cipher;
+pub mod dotenv;
+pub mod flatten;
+pub mod ini;
+pub mod json;
 pub mod metadata;
 pub mod seal;
+mod text;
 pub mod tree;
 
 use zeroize::Zeroizing;
@@ -20,8 +26,13 @@ use tree::Store;
 
 /// The store for a sops format.
 pub fn store(format: Format) -> Option<&'static dyn Store> {
-    let _ = format;
-    None
+    match format {
+        Format::SopsJson => Some(&json::JsonStore),
+        Format::SopsDotenv => Some(&dotenv::DotenvStore),
+        Format::SopsIni => Some(&ini::IniStore),
+        Format::SopsBinary => Some(&binary::BinaryStore),
+        Format::SopsYaml | Format::Age => None,
+    }
 }
 
 /// The sops format of a file outside the repository, by extension as sops decides:

@@ -1,0 +1,771 @@
+//! The sops INI store, as sops 3.11 reads and writes it through go-ini v1.67:
+//! each section is a top-level key whose value is a map of string values, the
+//! keyless first section is `DEFAULT`, comments attach to the next section or key
+//! (and are written as `; …` lines before it), `key = value` padding is re-aligned
+//! per section, and the metadata is a `[sops]` section of flattened keys.
+
+use super::flatten::{flatten_metadata, unflatten_metadata};
+use super::json::METADATA_KEY;
+use super::text::{invalid, join_key, text, unemittable, val_to_string};
+use super::tree::{Branches, EncryptedDocument, Item, Store, Value};
+use crate::error::Result;
+
+/// The name of the section that holds keys before the first `[section]`.
+pub const DEFAULT_SECTION: &str = "DEFAULT";
+
+/// The sops INI store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IniStore;
+
+/// A section as go-ini holds it.
+struct Section {
+    name: String,
+    line: u64,
+    comment: String,
+    keys: Vec<Key>,
+}
+
+struct Key {
+    name: String,
+    value: String,
+    comment: String,
+}
+
+/// go-ini's reader over the file, line by line, each line with its `\n`.
+struct Lines<'a> {
+    rest: &'a str,
+    line: u64,
+    eof: bool,
+}
+
+impl<'a> Lines<'a> {
+    /// go-ini's `readUntil('\n')`.
+    fn next_line(&mut self) -> &'a str {
+        self.line += 1;
+        match self.rest.find('\n') {
+            Some(i) => {
+                let (line, rest) = self.rest.split_at(i + 1);
+                self.rest = rest;
+                line
+            }
+            None => {
+                self.eof = true;
+                std::mem::take(&mut self.rest)
+            }
+        }
+    }
+}
+
+/// go-ini's `hasSurroundedQuote`.
+fn surrounded(s: &str, quote: char) -> bool {
+    s.len() >= 2
+        && s.starts_with(quote)
+        && s.ends_with(quote)
+        && s[1..].find(quote) == Some(s.len() - 2)
+}
+
+/// go-ini's parser with the options sops uses (`AllowNonUniqueSections`), but
+/// refusing duplicate keys and sections.
+fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
+    // go-ini skips a UTF-8 byte order mark.
+    let text = text(data, file, true)?;
+    let err = |line: u64, reason: &str| invalid(file, Some(line), reason);
+    let mut lines = Lines {
+        rest: text,
+        line: 0,
+        eof: false,
+    };
+    let mut sections = vec![Section {
+        name: DEFAULT_SECTION.into(),
+        line: 1,
+        comment: String::new(),
+        keys: Vec::new(),
+    }];
+    let mut comment = String::new();
+    let mut count = 1;
+    while !lines.eof {
+        let raw = lines.next_line();
+        let n = lines.line;
+        let line = raw.trim_start();
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with(['#', ';']) {
+            comment.push_str(line);
+            continue;
+        }
+        if line.starts_with('[') {
+            let Some(close) = line.rfind(']') else {
+                return Err(err(n, "unclosed section header"));
+            };
+            let name = &line[1..close];
+            if name.is_empty() {
+                return Err(err(n, "empty section name"));
+            }
+            if let Some(i) = line[close + 1..].find(['#', ';']) {
+                comment.push_str(&line[close + 1 + i..]);
+            }
+            let section = Section {
+                name: name.to_string(),
+                line: n,
+                comment: comment.trim().to_string(),
+                keys: Vec::new(),
+            };
+            comment.clear();
+            count = 1;
+            // An explicit [DEFAULT] first: the keyless DEFAULT section it names.
+            if name == DEFAULT_SECTION && sections.len() == 1 && sections[0].keys.is_empty() {
+                sections[0] = section;
+                continue;
+            }
+            if sections.iter().any(|s| s.name == name) {
+                return Err(invalid(
+                    file,
+                    Some(n),
+                    format!("duplicate section {}", join_key("", name)),
+                ));
+            }
+            sections.push(section);
+            continue;
+        }
+        let (mut name, offset) = key_name(line).map_err(|reason| err(n, reason))?;
+        if name == "-" {
+            name = format!("#{count}");
+            count += 1;
+        }
+        let value =
+            value(&line[offset..], &mut lines, &mut comment).map_err(|reason| err(n, reason))?;
+        let section = sections.last_mut().unwrap_or_else(|| unreachable!());
+        if section.keys.iter().any(|k| k.name == name) {
+            return Err(invalid(
+                file,
+                Some(n),
+                format!(
+                    "duplicate key {}",
+                    join_key(&join_key("", &section.name), &name)
+                ),
+            ));
+        }
+        section.keys.push(Key {
+            name,
+            value,
+            comment: comment.trim().to_string(),
+        });
+        comment.clear();
+    }
+    Ok(sections)
+}
+
+/// go-ini's `readKeyName` with delimiters `=` and `:`: the key and the offset of
+/// the value.
+fn key_name(line: &str) -> std::result::Result<(String, usize), &'static str> {
+    let quote = if line.starts_with("\"\"\"") && line.len() > 6 {
+        Some("\"\"\"")
+    } else if line.starts_with('"') {
+        Some("\"")
+    } else if line.starts_with('`') {
+        Some("`")
+    } else {
+        None
+    };
+    if let Some(q) = quote {
+        let start = q.len();
+        let pos = line[start..].find(q).ok_or("missing closing key quote")? + start;
+        let i = line[pos + start..]
+            .find(['=', ':'])
+            .ok_or("expected key = value")?;
+        return Ok((line[start..pos].trim().to_string(), pos + i + start + 1));
+    }
+    match line.find(['=', ':']) {
+        None => Err("expected key = value"),
+        Some(0) => Err("empty key name"),
+        Some(end) => Ok((line[..end].trim().to_string(), end + 1)),
+    }
+}
+
+/// go-ini's `readValue` (no Python multi-line values, inline comments on).
+fn value(
+    input: &str,
+    lines: &mut Lines,
+    comment: &mut String,
+) -> std::result::Result<String, &'static str> {
+    let line = input.trim_start();
+    if line.is_empty() {
+        return Ok(String::new());
+    }
+    let quote = if line.len() > 3 && line.starts_with("\"\"\"") {
+        Some("\"\"\"")
+    } else if line.starts_with('`') {
+        Some("`")
+    } else {
+        None
+    };
+    if let Some(q) = quote {
+        let start = q.len();
+        return match line[start..].rfind(q) {
+            Some(pos) => Ok(line[start..start + pos].to_string()),
+            None => {
+                // readMultilines
+                let mut val = line[start..].to_string();
+                loop {
+                    let next = lines.next_line();
+                    if let Some(pos) = next.rfind(q) {
+                        val.push_str(&next[..pos]);
+                        if let Some(i) = next[pos..].find(['#', ';']) {
+                            comment.push_str(next[pos + i..].trim());
+                        }
+                        return Ok(val);
+                    }
+                    val.push_str(next);
+                    if lines.eof {
+                        return Err("missing closing quote of a multi-line value");
+                    }
+                }
+            }
+        };
+    }
+    let mut line = line.trim();
+    if let Some(first) = line.strip_suffix('\\') {
+        // readContinuationLines
+        let mut val = first.to_string();
+        loop {
+            let next = lines.next_line().trim();
+            if next.is_empty() {
+                break;
+            }
+            val.push_str(next);
+            if !val.ends_with('\\') {
+                break;
+            }
+            val.pop();
+            if lines.eof {
+                break;
+            }
+        }
+        return Ok(val);
+    }
+    if let Some(i) = line.find(['#', ';']) {
+        comment.push_str(&line[i..]);
+        line = line[..i].trim();
+    }
+    if surrounded(line, '\'') || surrounded(line, '"') {
+        line = &line[1..line.len() - 1];
+    }
+    Ok(line.to_string())
+}
+
+/// sops's `stripCommentChar`.
+fn strip_comment_char(c: &str) -> &str {
+    if c.starts_with(';') {
+        c.trim_start_matches([';', ' '])
+    } else if c.starts_with('#') {
+        c.trim_start_matches(['#', ' '])
+    } else {
+        c
+    }
+}
+
+/// A section as sops's tree has it: the section comment first, each key's
+/// comment after the key.
+fn section_item(section: Section) -> Item {
+    let mut items = Vec::new();
+    if !section.comment.is_empty() {
+        items.push(Item::Comment(strip_comment_char(&section.comment).into()));
+    }
+    for key in section.keys {
+        items.push(Item::Pair(key.name, Value::Str(key.value)));
+        if !key.comment.is_empty() {
+            items.push(Item::Comment(strip_comment_char(&key.comment).into()));
+        }
+    }
+    Item::Pair(section.name, Value::Map(items))
+}
+
+impl Store for IniStore {
+    fn load_plain(&self, data: &[u8], file: &str) -> Result<Branches> {
+        let sections = parse(data, file)?;
+        if let Some(s) = sections.iter().find(|s| s.name == METADATA_KEY) {
+            return Err(invalid(
+                file,
+                Some(s.line),
+                "section [sops] is reserved for sops metadata: is this file already encrypted?",
+            ));
+        }
+        Ok(vec![sections.into_iter().map(section_item).collect()])
+    }
+
+    fn load_encrypted(&self, data: &[u8], file: &str) -> Result<EncryptedDocument> {
+        let mut sections = parse(data, file)?;
+        let at = sections
+            .iter()
+            .position(|s| s.name == METADATA_KEY)
+            .ok_or_else(|| invalid(file, None, "not a sops file: no sops metadata"))?;
+        let metadata = sections.remove(at);
+        let flat = metadata
+            .keys
+            .into_iter()
+            .map(|k| (k.name, k.value))
+            .collect();
+        Ok(EncryptedDocument {
+            branches: vec![sections.into_iter().map(section_item).collect()],
+            metadata: unflatten_metadata(flat, file)?,
+        })
+    }
+
+    fn emit_plain(&self, branches: &Branches) -> Result<Vec<u8>> {
+        let sections = sections(branches)?;
+        Ok(write(&sections))
+    }
+
+    fn emit_encrypted(&self, doc: &EncryptedDocument) -> Result<Vec<u8>> {
+        let mut sections = sections(&doc.branches)?;
+        if sections.iter().any(|s| s.name == METADATA_KEY) {
+            return Err(unemittable(
+                "ini",
+                "the document already has a [sops] section",
+            ));
+        }
+        sections.push(OutSection {
+            name: METADATA_KEY.into(),
+            comment: String::new(),
+            keys: flatten_metadata(&doc.metadata)?
+                .into_iter()
+                .map(|(name, value)| OutKey {
+                    name,
+                    value: value.into_bytes(),
+                    comment: String::new(),
+                })
+                .collect(),
+        });
+        Ok(write(&sections))
+    }
+}
+
+struct OutSection {
+    name: String,
+    comment: String,
+    keys: Vec<OutKey>,
+}
+
+struct OutKey {
+    name: String,
+    value: Vec<u8>,
+    comment: String,
+}
+
+/// The sections sops's `encodeTree` builds from the tree: a leading comment is
+/// the section's; a later comment belongs to the key before it (the last one
+/// wins, as in sops).
+fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
+    let mut out: Vec<OutSection> = Vec::new();
+    for item in branches.iter().flatten() {
+        let Item::Pair(name, value) = item else {
+            continue;
+        };
+        if name.is_empty() || name.contains(['\n', '\r']) {
+            return Err(unemittable(
+                "ini",
+                format!("section name {} cannot be written", join_key("", name)),
+            ));
+        }
+        let Value::Map(items) = value else {
+            return Err(unemittable(
+                "ini",
+                format!("section {} must be a map of keys", join_key("", name)),
+            ));
+        };
+        let mut section = OutSection {
+            name: name.clone(),
+            comment: String::new(),
+            keys: Vec::new(),
+        };
+        let mut rest = items.as_slice();
+        if let [Item::Comment(c), tail @ ..] = rest {
+            section.comment = c.clone();
+            rest = tail;
+        }
+        for item in rest {
+            match item {
+                Item::Comment(c) => {
+                    if let Some(key) = section.keys.last_mut() {
+                        key.comment = c.clone();
+                    }
+                }
+                Item::Pair(key, value) => {
+                    let path = join_key(&join_key("", name), key);
+                    let writable = !key.is_empty()
+                        && key.trim() == key
+                        && !key.contains(['\n', '\r'])
+                        && !key.starts_with(['#', ';', '['])
+                        && key != "-";
+                    if !writable {
+                        return Err(unemittable(
+                            "ini",
+                            format!("key {path} cannot be written to an INI file"),
+                        ));
+                    }
+                    if section.keys.iter().any(|k| &k.name == key) {
+                        return Err(unemittable("ini", format!("duplicate key {path}")));
+                    }
+                    let Some(value) = val_to_string(value) else {
+                        return Err(unemittable(
+                            "ini",
+                            format!(
+                                "cannot use a map or list as an INI value; offending key {path}"
+                            ),
+                        ));
+                    };
+                    section.keys.push(OutKey {
+                        name: key.clone(),
+                        value,
+                        comment: String::new(),
+                    });
+                }
+            }
+        }
+        out.push(section);
+    }
+    Ok(out)
+}
+
+/// go-ini's `WriteTo` with its defaults (`PrettyFormat`, `PrettySection`).
+fn write(sections: &[OutSection]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let last = sections.len().saturating_sub(1);
+    for (i, sec) in sections.iter().enumerate() {
+        if !sec.comment.is_empty() {
+            for line in sec.comment.split('\n') {
+                match line.as_bytes().first() {
+                    Some(c @ (b'#' | b';')) => {
+                        buf.push(*c);
+                        buf.push(b' ');
+                        buf.extend_from_slice(line[1..].trim().as_bytes());
+                    }
+                    _ => {
+                        buf.extend_from_slice(b"; ");
+                        buf.extend_from_slice(line.as_bytes());
+                    }
+                }
+                buf.push(b'\n');
+            }
+        }
+        if i > 0 || sec.name.to_uppercase() != DEFAULT_SECTION {
+            buf.push(b'[');
+            buf.extend_from_slice(sec.name.as_bytes());
+            buf.extend_from_slice(b"]\n");
+        } else if sec.keys.is_empty() {
+            continue;
+        }
+        let quoted = |name: &str| -> String {
+            if name.contains(['"', '=', ':']) {
+                format!("`{name}`")
+            } else if name.contains('`') {
+                format!("\"\"\"{name}\"\"\"")
+            } else {
+                name.to_string()
+            }
+        };
+        let align = sec
+            .keys
+            .iter()
+            .map(|k| quoted(&k.name).len())
+            .max()
+            .unwrap_or(0);
+        for key in &sec.keys {
+            if !key.comment.is_empty() {
+                for line in key.comment.split('\n') {
+                    match line.as_bytes().first() {
+                        Some(c @ (b'#' | b';')) => {
+                            buf.push(*c);
+                            buf.push(b' ');
+                            buf.extend_from_slice(line[1..].trim().as_bytes());
+                        }
+                        _ => {
+                            buf.extend_from_slice(b"; ");
+                            buf.extend_from_slice(line.trim().as_bytes());
+                        }
+                    }
+                    buf.push(b'\n');
+                }
+            }
+            let name = quoted(&key.name);
+            buf.extend_from_slice(name.as_bytes());
+            buf.resize(buf.len() + (align - name.len()), b' ');
+            buf.extend_from_slice(b" = ");
+            let v = key.value.as_slice();
+            let has = |set: &[u8]| v.iter().any(|b| set.contains(b));
+            if has(b"\n`") {
+                buf.extend_from_slice(b"\"\"\"");
+                buf.extend_from_slice(v);
+                buf.extend_from_slice(b"\"\"\"");
+            } else if has(b"#;") {
+                buf.push(b'`');
+                buf.extend_from_slice(v);
+                buf.push(b'`');
+            } else if has_surrounding_space(v) {
+                buf.push(b'"');
+                buf.extend_from_slice(v);
+                buf.push(b'"');
+            } else {
+                buf.extend_from_slice(v);
+            }
+            buf.push(b'\n');
+        }
+        if i != last {
+            buf.push(b'\n');
+        }
+    }
+    buf
+}
+
+/// Whether Go's `strings.TrimSpace` would shorten `v` (bytes that are not UTF-8
+/// are not space).
+fn has_surrounding_space(v: &[u8]) -> bool {
+    let lossy = String::from_utf8_lossy(v);
+    lossy.trim().len() != lossy.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    macro_rules! vector {
+        ($name:literal) => {
+            include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/vectors/sops/",
+                $name
+            ))
+        };
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+
+    fn pair(k: &str, v: Value) -> Item {
+        Item::Pair(k.into(), v)
+    }
+
+    fn comment(c: &str) -> Item {
+        Item::Comment(c.into())
+    }
+
+    fn load(input: &str) -> Vec<Item> {
+        IniStore
+            .load_plain(input.as_bytes(), "f.ini")
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn vectors_round_trip_byte_for_byte() {
+        let enc = vector!("app.enc.ini");
+        let plain = vector!("app.plain.ini");
+        let doc = IniStore.load_encrypted(enc, "app.enc.ini").unwrap();
+        assert_eq!(IniStore.emit_encrypted(&doc).unwrap(), enc);
+        let tree = IniStore.load_plain(plain, "app.plain.ini").unwrap();
+        assert_eq!(IniStore.emit_plain(&tree).unwrap(), plain);
+        let tree = IniStore
+            .load_plain(vector!("app.input.ini"), "app.input.ini")
+            .unwrap();
+        assert_eq!(IniStore.emit_plain(&tree).unwrap(), plain);
+    }
+
+    #[test]
+    fn vector_tree_is_sops_tree() {
+        let tree = IniStore
+            .load_plain(vector!("app.input.ini"), "app.input.ini")
+            .unwrap();
+        let want = vec![
+            pair(DEFAULT_SECTION, Value::Map(vec![])),
+            pair(
+                "database",
+                Value::Map(vec![
+                    comment("global comment"),
+                    pair("host", s("db.internal.example")),
+                    pair("port", s("5432")),
+                    pair("password", s("ini-secret-value")),
+                ]),
+            ),
+            pair(
+                "api",
+                Value::Map(vec![
+                    pair("token", s("ini-token-abc")),
+                    pair("url", s("https://api.example.test")),
+                ]),
+            ),
+        ];
+        assert_eq!(tree, vec![want]);
+        let doc = IniStore
+            .load_encrypted(vector!("app.enc.ini"), "app.enc.ini")
+            .unwrap();
+        let keys: Vec<&str> = doc
+            .metadata
+            .iter()
+            .filter_map(|i| match i {
+                Item::Pair(k, _) => Some(k.as_str()),
+                Item::Comment(_) => None,
+            })
+            .collect();
+        // The order sops (Go map order) happened to write them in.
+        assert_eq!(
+            keys,
+            [
+                "version",
+                "age",
+                "lastmodified",
+                "mac",
+                "unencrypted_suffix"
+            ]
+        );
+        assert!(matches!(&doc.metadata[1], Item::Pair(_, Value::List(l)) if l.len() == 1));
+    }
+
+    /// The file sops 3.11 was given and what `sops decrypt` printed for it
+    /// (checked against the real binary).
+    #[test]
+    fn go_ini_quirks_as_sops_3_11() {
+        let input = "top = 1\n# c before s\n[s] ; inline sec\n# k1 comment\n; k1 second\na = x ; inline\nb=  spaced  \nc = \"quoted\"\nd = `back#tick`\ne = \"\"\"multi\nline\"\"\"\nf = has#hash\nkey:colon = v\nempty =\n\n[ t ]\n# dangling\n";
+        let want = "top = 1\n\n; c before s\n; inline sec\n[s]\n; k1 comment\n; k1 second\n; inline\na     = x\nb     = spaced\nc     = quoted\nd     = `back#tick`\ne     = \"\"\"multi\nline\"\"\"\n; hash\nf     = has\nkey   = colon = v\nempty = \n\n[ t ]\n";
+        let tree = IniStore.load_plain(input.as_bytes(), "f.ini").unwrap();
+        let out = IniStore.emit_plain(&tree).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+        assert_eq!(
+            tree[0][0],
+            pair(DEFAULT_SECTION, Value::Map(vec![pair("top", s("1"))]))
+        );
+    }
+
+    #[test]
+    fn loads_values() {
+        let table: &[(&str, Value)] = &[
+            ("a = x", s("x")),
+            ("a = 'q'", s("q")),
+            ("a = \"q\"x\"", s("\"q\"x\"")),
+            ("a =", s("")),
+            ("a = `x;y`  ; c", s("x;y")),
+            ("a = x\\\n  y\\\n z\n", s("xyz")),
+            ("a = \"\"\"x\n y\n\"\"\" ; c", s("x\n y\n")),
+            ("`a:b` = x", s("x")),
+        ];
+        for (input, want) in table {
+            let tree = load(input);
+            let Item::Pair(_, Value::Map(items)) = &tree[0] else {
+                panic!("{input}")
+            };
+            let Item::Pair(_, got) = &items[0] else {
+                panic!("{input}")
+            };
+            assert_eq!(got, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn explicit_default_header_names_the_first_section() {
+        let tree = load("[DEFAULT]\na = 1\n[s]\nb = 2\n");
+        assert_eq!(tree.len(), 2);
+        assert_eq!(
+            tree[0],
+            pair(DEFAULT_SECTION, Value::Map(vec![pair("a", s("1"))]))
+        );
+    }
+
+    #[test]
+    fn bom_is_skipped_like_go_ini() {
+        assert_eq!(
+            load("\u{feff}[s]\na = 1\n")[1],
+            pair("s", Value::Map(vec![pair("a", s("1"))]))
+        );
+    }
+
+    #[test]
+    fn hostile_input_is_refused_without_quoting_it() {
+        let table: &[(&[u8], &str)] = &[
+            (b"[s\na = hunter2\n", "f.ini:1: unclosed section header"),
+            (b"[s]\nhunter2\n", "f.ini:2: expected key = value"),
+            (b"[s]\n= hunter2\n", "f.ini:2: empty key name"),
+            (b"[s]\na = 1\na = hunter2\n", "f.ini:3: duplicate key s.a"),
+            (b"[s]\n[s]\n", "f.ini:2: duplicate section s"),
+            (b"[]\n", "f.ini:1: empty section name"),
+            (
+                b"[s]\na = \"\"\"hunter2\n",
+                "f.ini:2: missing closing quote",
+            ),
+            (
+                b"[s]\n\"a = hunter2\n",
+                "f.ini:2: missing closing key quote",
+            ),
+            (b"[s]\na = \xffhunter2\n", "f.ini:2: invalid UTF-8"),
+            (
+                b"[sops]\na = hunter2\n",
+                "f.ini:1: section [sops] is reserved",
+            ),
+        ];
+        for (input, want) in table {
+            let e = IniStore.load_plain(input, "f.ini").unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        let e = IniStore
+            .load_encrypted(b"[s]\na = 1\n", "f.ini")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "f.ini: not a sops file: no sops metadata");
+        let nested = vec![vec![pair(
+            "s",
+            Value::Map(vec![pair("k", Value::List(vec![]))]),
+        )]];
+        let e = IniStore.emit_plain(&nested).unwrap_err().to_string();
+        assert!(e.contains("offending key s.k"), "{e}");
+    }
+
+    fn key_items() -> impl Strategy<Value = Vec<Item>> {
+        let value = prop_oneof!["[a-zA-Z0-9 ./:=@_#;`-]{0,12}", "[a-z]{1,4}\n[a-z ]{0,4}",];
+        let key = (
+            "[a-z][a-z0-9_.:]{0,6}",
+            value,
+            prop::option::of("[a-zA-Z0-9][a-zA-Z0-9 #;]{0,8}[a-zA-Z0-9]"),
+        );
+        prop::collection::vec(key, 0..5).prop_map(|keys| {
+            let mut seen = HashSet::new();
+            let mut items = Vec::new();
+            for (k, v, c) in keys {
+                if seen.insert(k.clone()) {
+                    items.push(Item::Pair(k, Value::Str(v)));
+                    if let Some(c) = c {
+                        items.push(Item::Comment(c));
+                    }
+                }
+            }
+            items
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn emit_then_load_is_identity(
+            default in key_items(),
+            sections in prop::collection::vec(
+                ("[a-z][a-z0-9_]{0,6}", prop::option::of("[a-z][a-z ]{0,6}[a-z]"), key_items()),
+                0..4,
+            ),
+        ) {
+            let mut branch = vec![Item::Pair(DEFAULT_SECTION.into(), Value::Map(default))];
+            let mut seen: HashSet<String> = HashSet::from(["sops".into(), "default".into()]);
+            for (name, c, mut items) in sections {
+                if seen.insert(name.clone()) {
+                    if let Some(c) = c {
+                        items.insert(0, Item::Comment(c));
+                    }
+                    branch.push(Item::Pair(name, Value::Map(items)));
+                }
+            }
+            let tree = vec![branch];
+            let bytes = IniStore.emit_plain(&tree).unwrap();
+            prop_assert_eq!(IniStore.load_plain(&bytes, "p").unwrap(), tree);
+        }
+    }
+}
