@@ -13,6 +13,7 @@ mod init;
 mod ls;
 mod prompt;
 mod rm;
+mod set;
 mod status;
 mod to_age;
 
@@ -122,6 +123,8 @@ enum Command {
     Hook(hook::Args),
     Export(export::Args),
     Rm(rm::Args),
+    Set(set::SetArgs),
+    Unset(set::UnsetArgs),
     ToAge(to_age::Args),
     Completions(completions::Args),
 }
@@ -174,6 +177,8 @@ pub fn main() -> ExitCode {
         Command::Hook(args) => hook::run(&ctx, args),
         Command::Export(args) => export::run(&ctx, args),
         Command::Rm(args) => rm::run(&ctx, args),
+        Command::Set(args) => set::set(&ctx, args),
+        Command::Unset(args) => set::unset(&ctx, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

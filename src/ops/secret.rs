@@ -297,6 +297,46 @@ pub fn open_any(
     .plain)
 }
 
+/// Sets (or with `None` removes) one value of a sops secret, like `sops set` and
+/// `sops unset`: the secret is decrypted, changed, and re-encrypted with its data
+/// key, so only that value's lines and the metadata change.
+pub fn set_value(
+    ws: &mut Workspace,
+    name: &str,
+    path: &[sops::tree::Step],
+    value: Option<sops::tree::Value>,
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+) -> Result<Written> {
+    let (file, format) = ws.locate(name)?;
+    if format == Format::Age {
+        return Err(usage(
+            format!("secret {name} is an age file, which has no keys to set"),
+            "use `keys edit NAME` or `keys encrypt --force NAME` for age secrets",
+        ));
+    }
+    let opened = open_file(&file, format, identities, prompt, false)?;
+    let Some(previous) = opened.sops else {
+        return Err(usage("not a sops file", "use `keys edit NAME`"));
+    };
+    let store = sops::store(format).ok_or_else(|| usage("unsupported sops format", "use `keys edit NAME`"))?;
+    let mut plain = sops::seal::Plain(previous.plain.0.clone());
+    let branch = plain
+        .0
+        .first_mut()
+        .ok_or_else(|| usage("the document is empty", "use `keys edit NAME`"))?;
+    sops::tree::set_path(branch, path, value).map_err(|reason| Error::InvalidFile {
+        at: Location::file(&file),
+        reason: format!("key path: {reason}"),
+    })?;
+    let text = Zeroizing::new(store.emit_plain(&plain.0)?);
+    let opts = EncryptOptions {
+        force: true,
+        allow_empty: true,
+    };
+    encrypt(ws, name, &text, &opts, Some(&previous))
+}
+
 /// What `rm` removed.
 pub struct Removed {
     pub path: Option<PathBuf>,

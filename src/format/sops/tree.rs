@@ -60,3 +60,178 @@ pub trait Store {
     /// The encrypted file, as `sops encrypt` writes it, with `metadata` under `sops`.
     fn emit_encrypted(&self, doc: &EncryptedDocument) -> crate::error::Result<Vec<u8>>;
 }
+
+/// One step of a key path: a map key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// Parses a key path as sops writes it (`["db"]["password"]`, `["hosts"][0]`) or
+/// dotted (`db.password`, `hosts.0`, where a number is an index).
+pub fn parse_path(text: &str) -> Option<Vec<Step>> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if !text.starts_with('[') {
+        return text
+            .split('.')
+            .map(|s| match s.parse::<usize>() {
+                Ok(i) => Some(Step::Index(i)),
+                Err(_) if !s.is_empty() => Some(Step::Key(s.to_string())),
+                Err(_) => None,
+            })
+            .collect();
+    }
+    let mut steps = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[')?;
+        let end = if let Some(q) = inner.strip_prefix('"') {
+            let close = q.find("\"]")?;
+            steps.push(Step::Key(q[..close].to_string()));
+            close + 3
+        } else {
+            let close = inner.find(']')?;
+            steps.push(Step::Index(inner[..close].trim().parse().ok()?));
+            close + 1
+        };
+        rest = &inner[end..];
+    }
+    Some(steps)
+}
+
+/// Sets the value at `path` in a top-level map (creating missing map keys), or
+/// removes it with `None`. `Err` says which step is missing or of the wrong kind,
+/// naming keys, never values.
+pub fn set_path(items: &mut Vec<Item>, path: &[Step], value: Option<Value>) -> Result<(), String> {
+    let Some((first, rest)) = path.split_first() else {
+        return Err("an empty key path".into());
+    };
+    let Step::Key(key) = first else {
+        return Err(format!(
+            "{first:?} is a list index where the document has a map"
+        ));
+    };
+    let pos = items
+        .iter()
+        .position(|i| matches!(i, Item::Pair(k, _) if k == key));
+    if rest.is_empty() {
+        match (pos, value) {
+            (Some(p), Some(v)) => items[p] = Item::Pair(key.clone(), v),
+            (None, Some(v)) => items.push(Item::Pair(key.clone(), v)),
+            (Some(p), None) => {
+                items.remove(p);
+            }
+            (None, None) => return Err(format!("no key {key:?}")),
+        }
+        return Ok(());
+    }
+    let p = match pos {
+        Some(p) => p,
+        None if value.is_some() => {
+            items.push(Item::Pair(key.clone(), Value::Map(Vec::new())));
+            items.len() - 1
+        }
+        None => return Err(format!("no key {key:?}")),
+    };
+    match &mut items[p] {
+        Item::Pair(_, child) => set_in(child, rest, value),
+        Item::Comment(_) => Err(format!("no key {key:?}")),
+    }
+}
+
+fn set_in(node: &mut Value, path: &[Step], value: Option<Value>) -> Result<(), String> {
+    if matches!(node, Value::Null) && value.is_some() && matches!(path.first(), Some(Step::Key(_)))
+    {
+        *node = Value::Map(Vec::new());
+    }
+    match (node, &path[0]) {
+        (Value::Map(items), Step::Key(_)) => set_path(items, path, value),
+        (Value::List(list), Step::Index(i)) => {
+            // Indexes count values, not comment lines.
+            let slots: Vec<usize> = list
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !matches!(v, Value::Comment(_)))
+                .map(|(j, _)| j)
+                .collect();
+            let rest = &path[1..];
+            if rest.is_empty() {
+                match (slots.get(*i), value) {
+                    (Some(&j), Some(v)) => list[j] = v,
+                    (None, Some(v)) if *i == slots.len() => list.push(v),
+                    (Some(&j), None) => {
+                        list.remove(j);
+                    }
+                    _ => return Err(format!("no index {i}")),
+                }
+                return Ok(());
+            }
+            let &j = slots.get(*i).ok_or(format!("no index {i}"))?;
+            set_in(&mut list[j], rest, value)
+        }
+        (_, step) => Err(format!(
+            "{step:?} does not match the document's shape there"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_and_set() {
+        assert_eq!(
+            parse_path(r#"["db"]["hosts"][1]"#),
+            Some(vec![
+                Step::Key("db".into()),
+                Step::Key("hosts".into()),
+                Step::Index(1)
+            ])
+        );
+        assert_eq!(
+            parse_path("db.hosts.1"),
+            parse_path(r#"["db"]["hosts"][1]"#)
+        );
+        for bad in ["", "a..b", "[\"a\"", "[x]", "[\"a\"]b"] {
+            assert_eq!(parse_path(bad), None, "{bad}");
+        }
+        let mut doc = vec![Item::Pair(
+            "db".into(),
+            Value::Map(vec![Item::Pair(
+                "hosts".into(),
+                Value::List(vec![
+                    Value::Str("a".into()),
+                    Value::Comment("c".into()),
+                    Value::Str("b".into()),
+                ]),
+            )]),
+        )];
+        let s = |v: &str| Some(Value::Str(v.into()));
+        set_path(&mut doc, &parse_path("db.hosts.1").unwrap(), s("B")).unwrap();
+        set_path(&mut doc, &parse_path("db.hosts.2").unwrap(), s("C")).unwrap();
+        set_path(&mut doc, &parse_path("new.deep.key").unwrap(), s("x")).unwrap();
+        set_path(&mut doc, &parse_path("db.hosts.0").unwrap(), None).unwrap();
+        assert_eq!(
+            doc[0],
+            Item::Pair(
+                "db".into(),
+                Value::Map(vec![Item::Pair(
+                    "hosts".into(),
+                    Value::List(vec![
+                        Value::Comment("c".into()),
+                        Value::Str("B".into()),
+                        Value::Str("C".into())
+                    ]),
+                )]),
+            )
+        );
+        assert!(set_path(&mut doc, &parse_path("db.hosts.9").unwrap(), s("x")).is_err());
+        assert!(set_path(&mut doc, &parse_path("missing").unwrap(), None).is_err());
+        assert!(set_path(&mut doc, &parse_path("db.0").unwrap(), s("x")).is_err());
+    }
+}
