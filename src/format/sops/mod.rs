@@ -3,6 +3,7 @@
 //! plaintext document dropped there is caught.
 
 pub mod tree;
+pub mod yaml;
 
 use crate::policy::Format;
 
