@@ -390,7 +390,8 @@ impl Builder<'_> {
         }
         let mut open = Open {
             frame,
-            col: None,
+            // A list's entries start at its dashes; a map's at its first key.
+            col: (!is_map).then_some(col),
             anchor,
         };
         if matches!(self.stack.last(), None | Some(Open { frame: Frame::Map { .. }, .. })) {
@@ -2076,6 +2077,23 @@ mod tests {
                 String::from_utf8_lossy(&read(&name)),
                 "{name}"
             );
+        }
+    }
+}
+#[cfg(test)]
+mod probe {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn probe() {
+        let path = std::env::var("PROBE").unwrap();
+        let data = std::fs::read(&path).unwrap();
+        match YamlStore.load_plain(&data, &path) {
+            Ok(b) => {
+                eprintln!("{b:#?}");
+                std::fs::write("/tmp/sx/got.txt", YamlStore.emit_plain(&b).unwrap()).unwrap();
+            }
+            Err(e) => std::fs::write("/tmp/sx/got.txt", format!("ERROR: {e}\n")).unwrap(),
         }
     }
 }
