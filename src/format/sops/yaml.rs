@@ -197,15 +197,13 @@ impl Builder<'_> {
         let col = span.start.col();
         match event {
             Event::StreamStart => {}
-            Event::StreamEnd => {
-                if !self.pending.is_empty() {
-                    // Comments and no document: sops (go-yaml) fails on this too.
-                    let Some(branch) = self.branches.last_mut() else {
-                        return Err(invalid(self.at(line), "no YAML document, only comments"));
-                    };
-                    let comments = std::mem::take(&mut self.pending);
-                    branch.extend(comments.into_iter().map(|(c, _)| Item::Comment(c)));
-                }
+            Event::StreamEnd if !self.pending.is_empty() => {
+                // Comments and no document: sops (go-yaml) fails on this too.
+                let Some(branch) = self.branches.last_mut() else {
+                    return Err(invalid(self.at(line), "no YAML document, only comments"));
+                };
+                let comments = std::mem::take(&mut self.pending);
+                branch.extend(comments.into_iter().map(|(c, _)| Item::Comment(c)));
             }
             Event::DocumentStart(..) => {
                 self.root = None;
@@ -829,8 +827,11 @@ fn timestamp(s: &str) -> Option<String> {
                     _ => return None,
                 };
                 let z = b.get(p.i + 1..p.i + 6)?;
-                if !(z[0].is_ascii_digit() && z[1].is_ascii_digit() && z[2] == b':')
-                    || !(z[3].is_ascii_digit() && z[4].is_ascii_digit())
+                if !(z[0].is_ascii_digit()
+                    && z[1].is_ascii_digit()
+                    && z[2] == b':'
+                    && z[3].is_ascii_digit()
+                    && z[4].is_ascii_digit())
                 {
                     return None;
                 }
@@ -891,7 +892,9 @@ impl Cursor<'_> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -1387,7 +1390,6 @@ struct Emitter {
     line_comment: String,
     foot_comment: String,
     tail_comment: String,
-    key_line_comment: String,
     scalar: ScalarData,
 }
 
@@ -1410,7 +1412,6 @@ impl Default for Emitter {
             line_comment: String::new(),
             foot_comment: String::new(),
             tail_comment: String::new(),
-            key_line_comment: String::new(),
             scalar: ScalarData::default(),
         }
     }
@@ -1576,9 +1577,6 @@ impl Emitter {
             return;
         }
         self.write_indent();
-        if !self.line_comment.is_empty() {
-            self.key_line_comment = std::mem::take(&mut self.line_comment);
-        }
         // Keys are simple: checked when the tree is turned into nodes.
         self.states.push(State::BlockMapSimpleValue);
         self.node(evs, i, true);
@@ -1587,21 +1585,6 @@ impl Emitter {
     /// Keys are always simple here (checked when nodes are built).
     fn block_mapping_value(&mut self, evs: &[Ev<'_>], i: usize) {
         self.write_indicator(":", false, false, false);
-        if !self.key_line_comment.is_empty() {
-            match evs[i] {
-                Ev::Scalar { .. } => {
-                    if self.line_comment.is_empty() {
-                        self.line_comment = std::mem::take(&mut self.key_line_comment);
-                    }
-                }
-                Ev::MapStart { .. } | Ev::SeqStart { .. } => {
-                    std::mem::swap(&mut self.line_comment, &mut self.key_line_comment);
-                    self.process_line_comment(false);
-                    std::mem::swap(&mut self.line_comment, &mut self.key_line_comment);
-                }
-                _ => {}
-            }
-        }
         self.states.push(State::BlockMapKey);
         self.node(evs, i, false);
         self.process_line_comment(false);
