@@ -1,6 +1,13 @@
 //! The sops YAML store: parses YAML into the sops document model the way sops 3.11
 //! (go-yaml v3 underneath) types and places things, and emits the bytes sops writes:
 //! go-yaml's emitter with four-space indentation, ported for the subset sops uses.
+//!
+//! Known differences from sops: the tree has no inline-comment flag, so `a: 1 # c`
+//! is re-emitted as a head comment (as `sops decrypt` prints it anyway); a block
+//! scalar starting with a space or newline inside a list is double-quoted, where
+//! go-yaml writes an indentation indicator that no parser (sops included) reads
+//! back; keys that are not strings, `<<` merge keys, custom tags, integers beyond
+//! `i64` and comment-only input are refused rather than passed through.
 
 use std::collections::{HashMap, HashSet};
 
