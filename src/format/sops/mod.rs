@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod seal;
 mod text;
 pub mod tree;
+pub mod yaml;
 
 use zeroize::Zeroizing;
 
