@@ -57,25 +57,39 @@ pub(crate) fn set(ctx: &super::Context, args: SetArgs) -> Result<()> {
     let mut raw = if std::io::stdin().is_terminal() {
         super::prompt::secret_from_tty(&format!("{} {}", args.name, args.path))?
     } else {
-        super::prompt::read_secret(std::io::stdin().lock(), "<stdin>", super::encrypt::MAX_SECRET)?
+        super::prompt::read_secret(
+            std::io::stdin().lock(),
+            "<stdin>",
+            super::encrypt::MAX_SECRET,
+        )?
     };
     if raw.last() == Some(&b'\n') {
         raw.pop();
     }
     let value = if args.json {
-        let parsed: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| Error::InvalidFile {
-            at: Location::named("<stdin>").at_line(e.line() as u64),
-            reason: "not a JSON value (leave out --json to store a string)".into(),
-        })?;
+        let parsed: serde_json::Value =
+            serde_json::from_slice(&raw).map_err(|e| Error::InvalidFile {
+                at: Location::named("<stdin>").at_line(e.line() as u64),
+                reason: "not a JSON value (leave out --json to store a string)".into(),
+            })?;
         from_json(parsed)
     } else {
-        Value::Str(String::from_utf8(raw.to_vec()).map_err(|_| Error::InvalidFile {
-            at: Location::named("<stdin>"),
-            reason: "the value is not UTF-8 text".into(),
-        })?)
+        Value::Str(
+            String::from_utf8(raw.to_vec()).map_err(|_| Error::InvalidFile {
+                at: Location::named("<stdin>"),
+                reason: "the value is not UTF-8 text".into(),
+            })?,
+        )
     };
     let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
-    let done = secret::set_value(&mut ws, &args.name, &path, Some(value), &mut ids, &ctx.prompt)?;
+    let done = secret::set_value(
+        &mut ws,
+        &args.name,
+        &path,
+        Some(value),
+        &mut ids,
+        &ctx.prompt,
+    )?;
     super::note(&format!("set {} in {}", args.path, ws.repo.rel(&done.path)));
     Ok(())
 }
@@ -85,7 +99,11 @@ pub(crate) fn unset(ctx: &super::Context, args: UnsetArgs) -> Result<()> {
     let mut ws = Workspace::load(&ctx.repo()?)?;
     let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
     let done = secret::set_value(&mut ws, &args.name, &path, None, &mut ids, &ctx.prompt)?;
-    super::note(&format!("removed {} from {}", args.path, ws.repo.rel(&done.path)));
+    super::note(&format!(
+        "removed {} from {}",
+        args.path,
+        ws.repo.rel(&done.path)
+    ));
     Ok(())
 }
 

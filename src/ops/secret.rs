@@ -319,7 +319,8 @@ pub fn set_value(
     let Some(previous) = opened.sops else {
         return Err(usage("not a sops file", "use `keys edit NAME`"));
     };
-    let store = sops::store(format).ok_or_else(|| usage("unsupported sops format", "use `keys edit NAME`"))?;
+    let store = sops::store(format)
+        .ok_or_else(|| usage("unsupported sops format", "use `keys edit NAME`"))?;
     let mut plain = sops::seal::Plain(previous.plain.0.clone());
     let branch = plain
         .0

@@ -8,6 +8,7 @@ mod hook;
 mod init;
 mod interop;
 mod secrets;
+mod sops;
 mod status;
 mod to_age;
 mod vectors;

@@ -22,7 +22,10 @@ fn identity_file(env: &TestEnv, identity: &str, kind: &str) -> PathBuf {
             let out = env
                 .keys(&["to-age", "--private", &path.display().to_string()])
                 .success();
-            env.write(&format!("ids/{}.txt", identity.replace('/', "_")), out.stdout)
+            env.write(
+                &format!("ids/{}.txt", identity.replace('/', "_")),
+                out.stdout,
+            )
         }
         _ => private_copy(env, &path, &identity.replace('/', "_")),
     }
@@ -46,7 +49,12 @@ fn every_sops_vector_decrypts_to_what_sops_prints() {
             let env = TestEnv::new();
             let id = identity_file(&env, identity.as_str().unwrap(), kind.as_str().unwrap());
             let out = env
-                .keys(&["decrypt", "-i", &id.display().to_string(), &file.display().to_string()])
+                .keys(&[
+                    "decrypt",
+                    "-i",
+                    &id.display().to_string(),
+                    &file.display().to_string(),
+                ])
                 .success();
             assert!(
                 out.raw_stdout == want,
@@ -127,25 +135,62 @@ fn files_keys_writes_are_read_by_sops_and_files_sops_writes_are_read_by_keys() {
         };
         let by_sops = sops(
             &env,
-            &["decrypt", "--input-type", kind, "--output-type", kind, &file.display().to_string()],
+            &[
+                "decrypt",
+                "--input-type",
+                kind,
+                "--output-type",
+                kind,
+                &file.display().to_string(),
+            ],
             &admin,
         )
         .success();
-        assert!(by_sops.raw_stdout == plaintext, "{name}: sops read\n{}", by_sops.stdout);
-        assert_eq!(env.keys(&["decrypt", name]).success().raw_stdout, plaintext, "{name}");
+        assert!(
+            by_sops.raw_stdout == plaintext,
+            "{name}: sops read\n{}",
+            by_sops.stdout
+        );
+        assert_eq!(
+            env.keys(&["decrypt", name]).success().raw_stdout,
+            plaintext,
+            "{name}"
+        );
 
         // And the other way: sops encrypts, keys decrypts.
-        let recipient = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
-        let input = env.write(&format!("sops-in/{}.{ext}", name.replace('/', "_")), &plaintext);
+        let admin_file = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
+        let recipient = admin_file.lines().find(|l| l.starts_with("age1")).unwrap();
+        let input = env.write(
+            &format!("sops-in/{}.{ext}", name.replace('/', "_")),
+            &plaintext,
+        );
         let enc = sops(
             &env,
-            &["encrypt", "--age", recipient.trim(), "--input-type", kind, "--output-type", kind, &input.display().to_string()],
+            &[
+                "encrypt",
+                "--age",
+                recipient.trim(),
+                "--input-type",
+                kind,
+                "--output-type",
+                kind,
+                &input.display().to_string(),
+            ],
             &admin,
         )
         .success();
-        let written = env.write(&format!("sops-out/{}.{ext}", name.replace('/', "_")), &enc.raw_stdout);
-        let ours = env.keys(&["decrypt", &written.display().to_string()]).success();
-        assert!(ours.raw_stdout == plaintext, "{name}: keys read sops's file\n{}", ours.stdout);
+        let written = env.write(
+            &format!("sops-out/{}.{ext}", name.replace('/', "_")),
+            &enc.raw_stdout,
+        );
+        let ours = env
+            .keys(&["decrypt", &written.display().to_string()])
+            .success();
+        assert!(
+            ours.raw_stdout == plaintext,
+            "{name}: keys read sops's file\n{}",
+            ours.stdout
+        );
     }
     env.keys(&["check"]).success();
 }
@@ -173,11 +218,20 @@ fn tampered_sops_files_are_refused_with_distinct_errors_and_nothing_written() {
     let c = if &good[at..at + 1] == "A" { "B" } else { "A" };
     flipped.replace_range(at..at + 1, c);
     let r = try_decrypt(&env, &flipped).failure(3);
-    assert!(r.stderr.contains("value at app.database.password: does not authenticate"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("value at app.database.password: does not authenticate"),
+        "{}",
+        r.stderr
+    );
     // The MAC, and lastmodified (the MAC's additional data).
     let mac_at = good.find("    mac: ENC[AES256_GCM,data:").unwrap() + 30;
     let mut mac = good.clone();
-    let c = if &good[mac_at..mac_at + 1] == "A" { "B" } else { "A" };
+    let c = if &good[mac_at..mac_at + 1] == "A" {
+        "B"
+    } else {
+        "A"
+    };
     mac.replace_range(mac_at..mac_at + 1, c);
     let r = try_decrypt(&env, &mac).failure(3);
     assert!(r.stderr.contains("MAC mismatch"), "{}", r.stderr);
@@ -185,7 +239,12 @@ fn tampered_sops_files_are_refused_with_distinct_errors_and_nothing_written() {
     let r = try_decrypt(&env, &lm).failure(3);
     assert!(r.stderr.contains("MAC mismatch"), "{}", r.stderr);
     // Two values' ciphertexts swapped.
-    let line = |key: &str| good.lines().find(|l| l.trim_start().starts_with(key)).unwrap().to_string();
+    let line = |key: &str| {
+        good.lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap()
+            .to_string()
+    };
     let (user, pass) = (line("user: "), line("password: "));
     let swapped = good
         .replace(&user, "@@USER@@")
@@ -210,7 +269,9 @@ fn tampered_sops_files_are_refused_with_distinct_errors_and_nothing_written() {
     let mut stranger = TestEnv::new();
     let id = private_copy(&stranger, &vectors().join("keys/ed25519-10"), "stranger");
     stranger.set("KEYS_IDENTITY", id.display().to_string());
-    let r = stranger.keys(&["decrypt", &file.display().to_string()]).failure(4);
+    let r = stranger
+        .keys(&["decrypt", &file.display().to_string()])
+        .failure(4);
     assert!(r.stderr.contains("no identity can decrypt"), "{}", r.stderr);
 }
 
@@ -226,7 +287,10 @@ fn edit_keeps_unchanged_values_byte_identical() {
     let run_dir = tempfile::Builder::new().tempdir_in("/dev/shm").unwrap();
     std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     env.set("XDG_RUNTIME_DIR", run_dir.path().display().to_string());
-    let editor = env.write("bin/ed", "#!/bin/sh\nfor a; do f=$a; done\nsed -i 's/port: 5432/port: 5433/' \"$f\"\n");
+    let editor = env.write(
+        "bin/ed",
+        "#!/bin/sh\nfor a; do f=$a; done\nsed -i 's/port: 5432/port: 5433/' \"$f\"\n",
+    );
     std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
     env.set("EDITOR", editor.display().to_string());
     env.keys(&["edit", "yaml/e"]).success();
@@ -237,7 +301,12 @@ fn edit_keeps_unchanged_values_byte_identical() {
         .filter(|(a, b)| a != b)
         .collect();
     assert_eq!(before.lines().count(), after.lines().count());
-    assert!(changed.iter().any(|(a, _)| a.trim_start().starts_with("port:")), "{changed:?}");
+    assert!(
+        changed
+            .iter()
+            .any(|(a, _)| a.trim_start().starts_with("port:")),
+        "{changed:?}"
+    );
     for (a, _) in &changed {
         let t = a.trim_start();
         assert!(
@@ -264,9 +333,13 @@ fn set_and_unset_change_one_value_and_sops_agrees() {
     env.keys_stdin(&["encrypt", "json/s"], &plaintext).success();
     let file = repo.join("secrets/json/s.json");
     let before = std::fs::read_to_string(&file).unwrap();
-    env.keys_stdin(&["set", "json/s", r#"["service"]["name"]"#], b"renamed-canary\n")
+    env.keys_stdin(
+        &["set", "json/s", r#"["service"]["name"]"#],
+        b"renamed-canary\n",
+    )
+    .success();
+    env.keys_stdin(&["set", "--json", "json/s", "service.limits.gpu"], b"2")
         .success();
-    env.keys_stdin(&["set", "--json", "json/s", "service.limits.gpu"], b"2").success();
     env.keys(&["unset", "json/s", "api_key"]).success();
     let after = std::fs::read_to_string(&file).unwrap();
     assert!(!after.contains("renamed-canary"));

@@ -32,7 +32,8 @@ pub fn store(format: Format) -> Option<&'static dyn Store> {
         Format::SopsDotenv => Some(&dotenv::DotenvStore),
         Format::SopsIni => Some(&ini::IniStore),
         Format::SopsBinary => Some(&binary::BinaryStore),
-        Format::SopsYaml | Format::Age => None,
+        Format::SopsYaml => Some(&yaml::YamlStore),
+        Format::Age => None,
     }
 }
 
