@@ -357,3 +357,54 @@ fn set_and_unset_change_one_value_and_sops_agrees() {
     assert!(r.stderr.contains("no key"), "{}", r.stderr);
     env.keys(&["check"]).success();
 }
+
+#[test]
+fn sops_edits_and_creates_files_with_the_exported_creation_rules() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let admin = env.root.join("keys/demo.txt");
+    env.keys_stdin(&["encrypt", "yaml/a"], b"token: one\n")
+        .success();
+    env.keys(&["export", "sops-config"]).success();
+    // `sops edit` on a file keys wrote.
+    let editor = env.write("bin/sed-ed", "#!/bin/sh\nsed -i 's/one/two/' \"$1\"\n");
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new(peer("sops"));
+    cmd.args(["--disable-version-check", "edit", "secrets/yaml/a.yaml"]);
+    env.apply(&mut cmd);
+    cmd.env("SOPS_AGE_KEY_FILE", &admin).env("EDITOR", &editor);
+    run(cmd, b"").success();
+    assert_eq!(
+        env.keys(&["decrypt", "yaml/a"]).success().stdout,
+        "token: two\n"
+    );
+    // A new file sops encrypts by the creation rules: the policy's readers, no drift.
+    env.write("work/secrets/yaml/new.yaml", "token: fresh\n");
+    let mut cmd = Command::new(peer("sops"));
+    cmd.args([
+        "--disable-version-check",
+        "encrypt",
+        "-i",
+        "secrets/yaml/new.yaml",
+    ]);
+    env.apply(&mut cmd);
+    run(cmd, b"").success();
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check
+            .stdout
+            .contains("secrets/yaml/new.yaml: is not in secrets/keys.lock"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("secrets/yaml/a.yaml: was changed outside keys"),
+        "{}",
+        check.stdout
+    );
+    assert!(!check.stdout.contains("drift"), "{}", check.stdout);
+    let _ = repo;
+}

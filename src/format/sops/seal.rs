@@ -402,6 +402,10 @@ fn display_path(path: &[String]) -> String {
     }
 }
 
+fn sealed_or_empty(v: &Value) -> bool {
+    matches!(v, Value::Str(s) if s.is_empty() || cipher::parse(s).is_some())
+}
+
 /// Checks without any key that every value the file's options require to be
 /// encrypted is, and returns the recipients its metadata names. The reason names
 /// the key path and never quotes a value.
@@ -415,17 +419,29 @@ pub fn audit(doc: &EncryptedDocument) -> std::result::Result<Vec<String>, String
     let rules = Rules::new(&metadata.options, &at).map_err(|e| e.to_string())?;
     let mut branches = doc.branches.clone();
     let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
-        if let Leaf::Scalar(v) = leaf
-            && rules.encrypts(path, comments, false)
-            && !matches!(v, Value::Str(s) if s.is_empty() || cipher::parse(s).is_some())
-        {
-            return Err(corrupt(
-                &at,
-                path,
-                "is plaintext where the file's options require encryption",
-            ));
+        match leaf {
+            Leaf::Scalar(v) if rules.encrypts(path, comments, false) && !sealed_or_empty(v) => {
+                Err(corrupt(
+                    &at,
+                    path,
+                    "is plaintext where the file's options require encryption",
+                ))
+            }
+            Leaf::Comment(c)
+                if rules.encrypts(path, comments, true)
+                    && !c.is_empty()
+                    && cipher::parse(c).is_none() =>
+            {
+                Err(Error::Corrupt {
+                    at: at.clone(),
+                    reason: format!(
+                        "a comment at {} is plaintext where the file's options require encryption",
+                        display_path(path)
+                    ),
+                })
+            }
+            _ => Ok(()),
         }
-        Ok(())
     };
     for branch in branches.iter_mut() {
         walk_items(branch, &mut Vec::new(), &mut Vec::new(), &mut visit)
@@ -712,6 +728,49 @@ mod tests {
             open(&sealed, &mut other, &NoPrompt, &at, false),
             Err(Error::NoIdentity { .. })
         ));
+    }
+
+    #[test]
+    fn every_encrypted_vector_passes_the_keyless_audit_and_plaintext_fails_it() {
+        use crate::policy::Format;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/");
+        for (file, format) in [
+            ("sops/basic.enc.yaml", Format::SopsYaml),
+            ("sops/types.enc.yaml", Format::SopsYaml),
+            ("sops/encrypted-regex.enc.yaml", Format::SopsYaml),
+            ("sops/mac-only-encrypted.enc.yaml", Format::SopsYaml),
+            ("sops/unencrypted-suffix.enc.yaml", Format::SopsYaml),
+            ("sops/two-recipients.enc.yaml", Format::SopsYaml),
+            ("sops/ssh-recipient.enc.yaml", Format::SopsYaml),
+            ("sops/basic.enc.json", Format::SopsJson),
+            ("sops/native-age.enc.json", Format::SopsJson),
+            ("sops/encrypted-suffix.enc.json", Format::SopsJson),
+            ("sops/app.enc.env", Format::SopsDotenv),
+            ("sops/app.enc.ini", Format::SopsIni),
+            ("sops/blob.enc.bin", Format::SopsBinary),
+            ("upstream/sops-nix/secrets.yaml", Format::SopsYaml),
+        ] {
+            let data = std::fs::read(format!("{dir}{file}")).unwrap();
+            let found =
+                super::super::inspect(format, &data).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(!found.is_empty(), "{file}");
+            if file == "sops/basic.enc.yaml" {
+                // Each encrypted value or comment in turn replaced by plaintext.
+                let text = String::from_utf8(data).unwrap();
+                for (at, _) in text.match_indices("ENC[AES256_GCM,data:").take(6) {
+                    if text[..at].ends_with("mac: ") {
+                        continue;
+                    }
+                    let end = text[at..].find(']').unwrap() + at + 1;
+                    let tampered = format!("{}plain-canary{}", &text[..at], &text[end..]);
+                    let err = super::super::inspect(format, tampered.as_bytes()).unwrap_err();
+                    assert!(
+                        err.contains("plaintext where") && !err.contains("canary"),
+                        "{file}: {err}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
