@@ -79,12 +79,13 @@ fn the_demo_secrets_are_listed_clean_and_open_with_the_demo_identity() {
         "bot/telegram-token       age          ok            admins, host:vps-arm",
         "vps-x86/restic-password  age          ok            admins, host:vps-x86",
         "nannuo-bot/env           age          ok            admins, container:nannuo-bot",
+        "nannuo-bot/config        sops-yaml    ok            admins, container:nannuo-bot",
     ] {
         assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
     }
     assert!(!run.stdout.contains("problem"), "{}", run.stdout);
     let check = env.keys(&["--repo", &project(), "check"]).success();
-    assert!(check.stdout.contains("ok: 3 secrets"), "{}", check.stdout);
+    assert!(check.stdout.contains("ok: 4 secrets"), "{}", check.stdout);
     // As the README shows it; git keeps the test identity at mode 0644.
     let id = format!("{}/tests/fixtures/demo-admin.age-identity", project());
     let token = env
@@ -112,4 +113,21 @@ fn the_demo_secrets_are_listed_clean_and_open_with_the_demo_identity() {
     env.apply(&mut age);
     let out = crate::common::run(age, b"").success();
     assert_eq!(out.stdout, "123456789:AAE-demo-telegram-token-not-real");
+    // The container's sops file opens, as sops-nix opens it, with the host key
+    // converted to an age identity.
+    let converted = env
+        .keys(&["to-age", "--private", &host.display().to_string()])
+        .success();
+    let key_file = env.write("host-age.txt", converted.stdout);
+    let mut sops = std::process::Command::new(crate::common::peer("sops"));
+    sops.args(["--disable-version-check", "decrypt"])
+        .arg(format!("{}/secrets/nannuo-bot/config.yaml", project()));
+    env.apply(&mut sops);
+    sops.env("SOPS_AGE_KEY_FILE", &key_file);
+    let out = crate::common::run(sops, b"").success();
+    assert!(
+        out.stdout.contains("api_token: demo-nannuo-token-not-real"),
+        "{}",
+        out.stdout
+    );
 }
