@@ -94,6 +94,14 @@ const SOPS_POLICY: &str = "
   - secrets: \"bin/*\"
     format: sops-binary
     readers: [admins]
+  - secrets: \"suffix/*\"
+    format: sops-json
+    encrypted_suffix: _secret
+    readers: [admins]
+  - secrets: \"clear/*\"
+    format: sops-yaml
+    unencrypted_suffix: _unencrypted
+    readers: [admins, host:vps-x86]
   - secrets: \"regex/*\"
     format: sops-yaml
     encrypted_regex: \"^(password|token)$\"
@@ -121,6 +129,10 @@ fn files_keys_writes_are_read_by_sops_and_files_sops_writes_are_read_by_keys() {
         ("ini/app", "sops/app.plain.ini", "ini"),
         ("bin/blob", "sops/blob.plain.bin", "bin"),
         ("regex/x", "sops/mac-only-encrypted.plain.yaml", "yaml"),
+        ("regex/y", "sops/encrypted-regex.plain.yaml", "yaml"),
+        ("suffix/x", "sops/encrypted-suffix.plain.json", "json"),
+        ("clear/x", "sops/unencrypted-suffix.plain.yaml", "yaml"),
+        ("json/native", "sops/native-age.plain.json", "json"),
     ];
     for (name, plain, ext) in cases {
         let plaintext = std::fs::read(vectors().join(plain)).unwrap();
