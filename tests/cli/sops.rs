@@ -67,7 +67,7 @@ fn every_sops_vector_decrypts_to_what_sops_prints() {
         }
     }
     println!("sops vectors decrypted: {checked} (file, identity) pairs");
-    assert!(checked >= 14, "{checked}");
+    assert_eq!(checked, 27, "every listed (file, identity) pair");
 }
 
 fn sops(env: &TestEnv, args: &[&str], key_file: &Path) -> Run {
