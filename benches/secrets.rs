@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use keys::layout::Repo;
 use keys::lock::{self, Lock};
@@ -15,6 +14,10 @@ use rayon::prelude::*;
 
 const HOSTS: usize = 20;
 const ADMINS: usize = 3;
+
+mod common;
+
+use common::{median, ms, which};
 
 fn main() {
     let age = which("age");
@@ -203,28 +206,4 @@ fn keys(root: &Path, args: &[&str], identity: &Path, stdin: Option<&[u8]>) -> st
         .stderr(Stdio::piped())
         .output()
         .unwrap()
-}
-
-fn median(runs: usize, mut f: impl FnMut()) -> Duration {
-    f(); // warm the page cache
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[runs / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }

@@ -3,9 +3,12 @@
 //! with `cargo bench --bench sops` (sops on PATH, e.g. target/peers/venv/bin); it
 //! prints medians.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{median, ms, which};
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,28 +125,4 @@ fn sops_cmd(sops: &Path, home: &Path, args: &[&str], identity: &Path) -> Output 
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn median(runs: usize, mut f: impl FnMut()) -> Duration {
-    f();
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[runs / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
 }
