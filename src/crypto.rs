@@ -120,7 +120,9 @@ pub fn decrypt_first(
     })
 }
 
-fn try_decrypt(
+/// Decrypts with the identities that are ready (nothing is unlocked or asked for);
+/// `None` when none of them opens the file. Usable from several threads at once.
+pub fn try_decrypt(
     ciphertext: &[u8],
     identities: &Identities,
     at: &Location,

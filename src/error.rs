@@ -137,6 +137,10 @@ pub enum Error {
     #[error("interrupted by signal {signal}; nothing was written")]
     Interrupted { signal: i32 },
 
+    /// Another `keys` process holds the repository's writer lock.
+    #[error("{}: another keys process (pid {pid}) is writing this repository", path.display())]
+    Busy { path: PathBuf, pid: String },
+
     /// `keys check` found problems (each already reported).
     #[error("check found {count} problem{}", if *count == 1 { "" } else { "s" })]
     CheckFailed { count: usize },
@@ -153,6 +157,7 @@ pub enum Class {
     Repo,
     Check,
     External,
+    Busy,
     Interrupted,
 }
 
@@ -181,6 +186,7 @@ impl Error {
             Error::NotARepo { .. } => Class::Repo,
             Error::Usage { .. } => Class::Usage,
             Error::CheckFailed { .. } => Class::Check,
+            Error::Busy { .. } => Class::Busy,
             Error::External { .. } => Class::External,
             Error::Interrupted { .. } => Class::Interrupted,
         }
@@ -240,6 +246,7 @@ impl Error {
                 return Some(format!("check that {program} is installed and works"));
             }
             Error::Interrupted { .. } => return None,
+            Error::Busy { .. } => "wait for it to finish, then run the command again",
             Error::CheckFailed { .. } => "fix what is listed above, then run `keys check` again",
         };
         Some(hint.to_string())

@@ -5,9 +5,12 @@
 use std::fs::{self, File, Permissions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// The name prefix of temp files, so leftovers of a killed run can be recognised.
+pub const TEMP_PREFIX: &str = ".keys-tmp-";
 
 /// Mode of files that hold secrets or private keys.
 pub const PRIVATE: u32 = 0o600;
@@ -39,6 +42,44 @@ pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
         }
     }
     on_threads(&dirs, |d| sync_dir(d)).into_iter().collect()
+}
+
+/// Replaces many files at once, durably and cheaply: every file is written to a temp
+/// file beside its target, one `syncfs` makes them all durable, then they are
+/// renamed in order and a second `syncfs` makes the renames durable. A crash leaves
+/// each target either old or new (and perhaps temp files, named `TEMP_PREFIX…`).
+pub fn write_many(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<()> {
+    use rayon::prelude::*;
+    let staged: Vec<tempfile::NamedTempFile> = files
+        .par_iter()
+        .map(|(path, data, mode)| unsynced(path, data, *mode))
+        .collect::<Result<_>>()?;
+    let Some(first) = staged.first() else {
+        return Ok(());
+    };
+    let sync = |f: &File, at: &Path| {
+        rustix::fs::syncfs(f).map_err(|e| Error::io(at, std::io::Error::from(e)))
+    };
+    sync(first.as_file(), &files[0].0)?;
+    let anchor = File::open(parent_of(&files[0].0)).map_err(|e| Error::io(&files[0].0, e))?;
+    for (tmp, (path, _, _)) in staged.into_iter().zip(files) {
+        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    }
+    sync(&anchor, &files[0].0)
+}
+
+/// Removes temp files a killed run left under `dir` (never following symlinks).
+pub fn remove_leftovers(dir: &Path) -> usize {
+    let mut removed = 0;
+    for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
+        if entry.file_type().is_file()
+            && entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            && fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Runs `f` on every item, the first on this thread and the rest on their own, so
@@ -85,14 +126,20 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 /// A synced temp file beside `path`, created with its final mode, holding `data`.
 fn staged(path: &Path, data: &[u8], mode: u32) -> Result<tempfile::NamedTempFile> {
+    let tmp = unsynced(path, data, mode)?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(tmp)
+}
+
+/// A temp file beside `path`, created with its final mode, holding `data` (not synced).
+fn unsynced(path: &Path, data: &[u8], mode: u32) -> Result<tempfile::NamedTempFile> {
     let dir = parent_of(path);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".keys-tmp-")
+        .prefix(TEMP_PREFIX)
         .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     tmp.write_all(data).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     Ok(tmp)
 }
 

@@ -31,7 +31,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load(&ctx.repo()?)?;
+    let mut ws = Workspace::load_writable(&ctx.repo()?)?;
     ws.rule(&args.name)?;
     let guard = SignalGuard::new()?;
     let scratch = Scratch::create(args.allow_disk_temp)?;

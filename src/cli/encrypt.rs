@@ -39,7 +39,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load(&ctx.repo()?)?;
+    let mut ws = Workspace::load_writable(&ctx.repo()?)?;
     // Name and policy errors come before any input is read.
     ws.rule(&args.name)?;
     let plaintext = read_plaintext(args.from.as_ref(), &args.name)?;

@@ -72,6 +72,7 @@ fn exit_code(class: Class) -> u8 {
         Class::Repo => 7,
         Class::Check => 8,
         Class::External => 9,
+        Class::Busy => 10,
         Class::Interrupted => 130,
     }
 }

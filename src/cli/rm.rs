@@ -12,7 +12,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load(&ctx.repo()?)?;
+    let mut ws = Workspace::load_writable(&ctx.repo()?)?;
     let done = secret::remove(&mut ws, &args.name)?;
     match done.path {
         Some(p) => super::note(&format!("removed {}", ws.repo.rel(&p))),

@@ -6,3 +6,4 @@ pub mod export;
 pub mod hook;
 pub mod init;
 pub mod secret;
+pub mod writer;

@@ -23,6 +23,8 @@ pub struct Workspace {
     pub policy: Policy,
     /// Read on first use: opening a secret does not need it.
     lock: Option<LockText>,
+    /// Held by commands that write (see `load_writable`).
+    _writer: Option<super::writer::WriterLock>,
 }
 
 impl Workspace {
@@ -36,7 +38,17 @@ impl Workspace {
             fleet,
             policy,
             lock: None,
+            _writer: None,
         })
+    }
+
+    /// Like `load`, for a command that writes: takes the repository's writer lock
+    /// first, so what it reads cannot change under it.
+    pub fn load_writable(repo: &Repo) -> Result<Workspace> {
+        let writer = super::writer::WriterLock::acquire(repo)?;
+        let mut ws = Workspace::load(repo)?;
+        ws._writer = Some(writer);
+        Ok(ws)
     }
 
     /// `secrets/keys.lock`, read once.
