@@ -47,7 +47,7 @@ impl WriterLock {
         }
         file.set_len(0)
             .and_then(|()| file.rewind())
-            .and_then(|()| write!(file, "{}\n", std::process::id()))
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
             .map_err(|e| Error::io(&path, e))?;
         Ok(WriterLock { _file: file })
     }
