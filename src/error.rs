@@ -137,6 +137,13 @@ pub enum Error {
     #[error("interrupted by signal {signal}; nothing was written")]
     Interrupted { signal: i32 },
 
+    /// Several files failed in a batch (a rekey); nothing was written.
+    #[error("{} file{} failed, nothing was written: {}", failures.len(), if failures.len() == 1 { "" } else { "s" }, failures.join("; "))]
+    Batch {
+        failures: Vec<String>,
+        first: Box<Error>,
+    },
+
     /// Another `keys` process holds the repository's writer lock.
     #[error("{}: another keys process (pid {pid}) is writing this repository", path.display())]
     Busy { path: PathBuf, pid: String },
@@ -187,6 +194,7 @@ impl Error {
             Error::Usage { .. } => Class::Usage,
             Error::CheckFailed { .. } => Class::Check,
             Error::Busy { .. } => Class::Busy,
+            Error::Batch { first, .. } => first.class(),
             Error::External { .. } => Class::External,
             Error::Interrupted { .. } => Class::Interrupted,
         }
@@ -247,6 +255,7 @@ impl Error {
             }
             Error::Interrupted { .. } => return None,
             Error::Busy { .. } => "wait for it to finish, then run the command again",
+            Error::Batch { first, .. } => return first.hint(),
             Error::CheckFailed { .. } => "fix what is listed above, then run `keys check` again",
         };
         Some(hint.to_string())

@@ -64,6 +64,16 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
 /// The files a commit could pick up: tracked and untracked-not-ignored in git, or
 /// everything but `.git` outside git.
 fn work_tree(repo: &Repo) -> Result<Snapshot> {
+    let mut snap = candidates(repo)?;
+    // git ignores the journal; an interrupted rekey must still be seen.
+    let journal = crate::ops::rekey::JOURNAL;
+    if snap.get(journal).is_none() && repo.root().join(journal).is_file() {
+        snap.insert(journal.to_string(), Blob::File(Vec::new()));
+    }
+    Ok(snap)
+}
+
+fn candidates(repo: &Repo) -> Result<Snapshot> {
     match crate::git::candidate_files(repo.root())? {
         Some(list) => Snapshot::from_work_tree_files(repo, list),
         None => {

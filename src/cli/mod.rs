@@ -12,6 +12,7 @@ mod hook;
 mod init;
 mod ls;
 mod prompt;
+mod rekey;
 mod rm;
 mod set;
 mod status;
@@ -121,6 +122,7 @@ enum Command {
     Edit(edit::Args),
     Ls(ls::Args),
     Check(check::Args),
+    Rekey(rekey::Args),
     Hook(hook::Args),
     Export(export::Args),
     Rm(rm::Args),
@@ -175,6 +177,7 @@ pub fn main() -> ExitCode {
         Command::Edit(args) => edit::run(&ctx, args),
         Command::Ls(args) => ls::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args),
+        Command::Rekey(args) => rekey::run(&ctx, args),
         Command::Hook(args) => hook::run(&ctx, args),
         Command::Export(args) => export::run(&ctx, args),
         Command::Rm(args) => rm::run(&ctx, args),

@@ -173,6 +173,15 @@ pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
             );
             continue;
         };
+        let base = rel.rsplit('/').next().unwrap_or(rel);
+        if base.starts_with(crate::fsutil::TEMP_PREFIX) {
+            report.problem(
+                rel,
+                "is a temp file left by an interrupted write",
+                "run `keys rekey`, which removes it (or delete it)",
+            );
+            continue;
+        }
         let Some((name, format)) = policy::secret_of_path(rel) else {
             report.problem(
                 rel,
@@ -286,7 +295,7 @@ pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
                                 rule.at,
                                 want.len()
                             ),
-                            fix_name(REENCRYPT),
+                            "run `keys rekey` (add --host NAME to limit it to one host)",
                         );
                         status = worst(status, Status::Drift);
                     }
@@ -337,6 +346,13 @@ pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
                 });
             }
         }
+    }
+    if files.get(super::rekey::JOURNAL).is_some() {
+        report.problem(
+            super::rekey::JOURNAL,
+            "a rekey was interrupted: some secrets may not match keys.lock yet",
+            "run `keys rekey` to finish it",
+        );
     }
     if let (Some(fleet), Some(policy)) = (&fleet, &policy) {
         let secrets: Vec<(String, Format)> = report

@@ -5,5 +5,6 @@ pub mod check;
 pub mod export;
 pub mod hook;
 pub mod init;
+pub mod rekey;
 pub mod secret;
 pub mod writer;

@@ -7,6 +7,7 @@ mod edit;
 mod hook;
 mod init;
 mod interop;
+mod rekey;
 mod secrets;
 mod sops;
 mod status;

@@ -315,7 +315,7 @@ fn check_reports_drift_edits_plaintext_and_missing_files_by_name() {
     let run = env.keys(&["check"]).failure(8);
     assert!(run.stdout.contains("secrets/bot/token.age: drift: encrypted to 2 recipients, its policy (policies/default.yaml:4) resolves to 3 (1 to add, 0 to remove)"), "{}", run.stdout);
     assert!(
-        run.stdout.contains("fix: re-encrypt it with keys"),
+        run.stdout.contains("fix: run `keys rekey`"),
         "{}",
         run.stdout
     );

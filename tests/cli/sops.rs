@@ -70,7 +70,7 @@ fn every_sops_vector_decrypts_to_what_sops_prints() {
     assert_eq!(checked, 27, "every listed (file, identity) pair");
 }
 
-fn sops(env: &TestEnv, args: &[&str], key_file: &Path) -> Run {
+pub fn sops(env: &TestEnv, args: &[&str], key_file: &Path) -> Run {
     let mut cmd = Command::new(peer("sops"));
     cmd.arg("--disable-version-check").args(args);
     env.apply(&mut cmd);
@@ -109,7 +109,7 @@ const SOPS_POLICY: &str = "
     readers: [admins]
 ";
 
-fn sops_fleet(env: &mut TestEnv) -> PathBuf {
+pub fn sops_fleet(env: &mut TestEnv) -> PathBuf {
     let repo = fleet(env);
     let policy = crate::secrets::POLICY.replace("rules:\n", &format!("rules:{SOPS_POLICY}"));
     env.write("work/policies/default.yaml", policy);

@@ -504,6 +504,69 @@ pub fn open(
     })
 }
 
+/// Re-wraps the data key of an encrypted document for `recipients`, as `sops
+/// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
+/// wrapped key of a recipient that stays is kept byte for byte. The document is
+/// fully checked first (every value authenticates, the MAC matches) with identities
+/// that are ready; nothing is asked for.
+pub fn rewrap(
+    doc: &EncryptedDocument,
+    identities: &Identities,
+    recipients: &[Recipient],
+    at: &Location,
+) -> Result<EncryptedDocument> {
+    let mut metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
+        at: at.clone(),
+        reason: format!("bad sops metadata: {reason}"),
+    })?;
+    let mut raw = None;
+    for entry in &metadata.age {
+        if let Some(k) = crypto::try_decrypt(entry.enc.as_bytes(), identities, at)? {
+            raw = Some(k);
+            break;
+        }
+    }
+    let raw = raw.ok_or_else(|| Error::NoIdentity {
+        at: at.clone(),
+        searched: identities.searched().to_vec(),
+    })?;
+    let key: DataKey =
+        Zeroizing::new(
+            <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| Error::Corrupt {
+                at: at.clone(),
+                reason: "the sops data key is not 32 bytes".into(),
+            })?,
+        );
+    let rules = Rules::new(&metadata.options, at)?;
+    let mut plain = Plain(doc.branches.clone());
+    let computed = open_branches(&mut plain.0, &rules, &key, &mut Stash::default(), at)?;
+    let stored = cipher::parse(&metadata.mac)
+        .and_then(|s| cipher::open(&key, &s, &metadata.lastmodified))
+        .ok_or_else(|| Error::MacMismatch { at: at.clone() })?;
+    if stored.as_slice() != computed.as_bytes() {
+        return Err(Error::MacMismatch { at: at.clone() });
+    }
+    let old = std::mem::take(&mut metadata.age);
+    metadata.age = recipients
+        .iter()
+        .map(|r| {
+            let name = r.to_string();
+            if let Some(kept) = old.iter().find(|e| e.recipient == name) {
+                return Ok(kept.clone());
+            }
+            let enc = crypto::encrypt(key.as_slice(), std::slice::from_ref(r), true, at)?;
+            Ok(AgeEntry {
+                recipient: name,
+                enc: String::from_utf8(enc).unwrap_or_default(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(EncryptedDocument {
+        branches: doc.branches.clone(),
+        metadata: metadata.to_items(),
+    })
+}
+
 /// Encrypts a plaintext document for `recipients`. With `previous` (the same file
 /// as it was decrypted), its data key, options and the IVs of unchanged values are
 /// kept, and its wrapped keys too when the recipients are the same.

@@ -1,0 +1,95 @@
+//! `keys rekey`: every secret brought to the recipients its policy names now.
+
+use std::io::IsTerminal;
+
+use crate::error::Result;
+use crate::identity::{Identities, Search};
+use crate::ops::rekey;
+use crate::ops::secret::Workspace;
+
+/// Re-encrypt every secret whose recipients differ from what its policy resolves to.
+///
+/// The plan comes from the policy and secrets/keys.lock, without decrypting
+/// anything, and is printed first. .age files are decrypted and re-encrypted in
+/// memory; sops files keep their values, IVs and MAC and only get their data key
+/// wrapped for the new recipients (as `sops updatekeys`). If any file fails (no
+/// identity, tampered, MAC mismatch) nothing is written and every failed file is
+/// named. Otherwise all files are written at once (temp files, one syncfs, renames,
+/// keys.lock last) and each is then proven to open with an identity that was used.
+/// Says "up to date" and writes nothing when nothing changed.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Only secrets whose rule names this host (or one of its containers).
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+}
+
+pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    let mut ws = Workspace::load_writable(&ctx.repo()?)?;
+    let plan = rekey::plan(&mut ws, args.host.as_deref())?;
+    let mut text = String::new();
+    for (name, why) in &plan.skipped {
+        text.push_str(&format!("skip    {name}: {why}\n"));
+    }
+    for c in &plan.changes {
+        text.push_str(&format!(
+            "rekey   {}  ({}, +{} -{} recipients)\n",
+            c.name,
+            c.format.name(),
+            c.added,
+            c.removed
+        ));
+    }
+    if plan.changes.is_empty() {
+        text.push_str("up to date\n");
+    }
+    super::out(&text)?;
+    if args.dry_run {
+        return Ok(());
+    }
+    if plan.changes.is_empty() {
+        // Nothing to decrypt, so no identity is needed.
+        rekey::tidy(&ws)?;
+        return Ok(());
+    }
+    let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(plan.changes.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} secrets")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let tick = || {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    };
+    let work = || rekey::apply(&mut ws, plan, &mut ids, &ctx.prompt, &tick);
+    let done = match args.jobs {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build()
+            .map_err(|e| crate::error::usage(e.to_string(), "pass a smaller --jobs"))?
+            .install(work)?,
+        None => work()?,
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    super::note(&format!(
+        "rekeyed {} secret{}; each opens with the identity used",
+        done.rewritten,
+        if done.rewritten == 1 { "" } else { "s" }
+    ));
+    Ok(())
+}

@@ -1,0 +1,361 @@
+//! `keys rekey`: a policy change or a new host key re-encrypts exactly the secrets
+//! it concerns; nothing is lost when the run fails or is killed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{TestEnv, peer, run};
+use crate::secrets::{host_key, tree};
+use crate::sops::{sops, sops_fleet};
+
+fn age_decrypt(env: &TestEnv, identity: &Path, file: &Path) -> crate::common::Run {
+    let mut cmd = Command::new(peer("age"));
+    cmd.arg("-d").arg("-i").arg(identity).arg(file);
+    env.apply(&mut cmd);
+    run(cmd, b"")
+}
+
+/// A new ed25519 key pair from ssh-keygen; returns the private key's path.
+fn new_ssh_key(env: &TestEnv, name: &str) -> PathBuf {
+    let path = env.root.join(format!("keys/{name}"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut cmd = Command::new(peer("ssh-keygen"));
+    cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path);
+    env.apply(&mut cmd);
+    run(cmd, b"").success();
+    path
+}
+
+#[test]
+fn rotating_a_host_rekeys_only_its_secrets_and_the_new_key_opens_them() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/token"], b"bot-canary")
+        .success();
+    env.keys_stdin(&["encrypt", "misc/other"], b"other")
+        .success();
+    let yaml = std::fs::read(crate::common::vectors().join("sops/basic.plain.yaml")).unwrap();
+    env.keys_stdin(&["encrypt", "yaml/app"], &yaml).success();
+    env.keys_stdin(&["encrypt", "json/admin-only"], b"{\"a\": \"b\"}")
+        .success();
+    env.keys(&["rekey"]).success();
+    let before = tree(&repo);
+    let old_key = host_key(&env, "vps-arm");
+
+    // vps-arm gets a new host key (a VM replaced).
+    let new_key = new_ssh_key(&env, "vps-arm-new");
+    let public = std::fs::read_to_string(new_key.with_extension("pub")).unwrap();
+    let host_file = repo.join("recipients/hosts/vps-arm.yaml");
+    let text = std::fs::read_to_string(&host_file).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("ssh_key:") {
+                format!("ssh_key: {}\n", public.trim())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&host_file, text).unwrap();
+
+    let dry = env
+        .keys(&["rekey", "--host", "vps-arm", "--dry-run"])
+        .success();
+    assert!(
+        dry.stdout
+            .contains("rekey   bot/token  (age, +1 -1 recipients)"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout
+            .contains("rekey   yaml/app  (sops-yaml, +1 -1 recipients)"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("misc/other"),
+        "misc/* is read by the container on vps-arm: {}",
+        dry.stdout
+    );
+    assert!(!dry.stdout.contains("json/admin-only"), "{}", dry.stdout);
+    let mut after_dry = tree(&repo);
+    after_dry.remove(&host_file);
+    let mut before_no_host = before.clone();
+    before_no_host.remove(&host_file);
+    assert_eq!(after_dry, before_no_host, "--dry-run writes nothing");
+
+    env.keys(&["rekey", "--host", "vps-arm"]).success();
+    let after = tree(&repo);
+    let changed: Vec<&PathBuf> = after
+        .keys()
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    let names: Vec<String> = changed
+        .iter()
+        .map(|p| p.strip_prefix(&repo).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "recipients/hosts/vps-arm.yaml",
+            "secrets/bot/token.age",
+            "secrets/keys.lock",
+            "secrets/misc/other.age",
+            "secrets/yaml/app.yaml",
+        ],
+        "only vps-arm's secrets (and the lock) change"
+    );
+    // .age files: the old host key no longer opens them, the new one does (as agenix).
+    let bot = repo.join("secrets/bot/token.age");
+    assert_ne!(age_decrypt(&env, &old_key, &bot).code, 0);
+    assert_eq!(
+        age_decrypt(&env, &new_key, &bot).success().stdout,
+        "bot-canary"
+    );
+    // sops files: the new key converted (as sops-nix does) opens it in the real sops;
+    // values, IVs and MAC did not change, only the wrapped data keys.
+    let converted = env
+        .keys(&["to-age", "--private", &new_key.display().to_string()])
+        .success();
+    let new_age = env.write("new-host-age.txt", converted.stdout);
+    let sops_file = repo.join("secrets/yaml/app.yaml");
+    let out = sops(
+        &env,
+        &["decrypt", &sops_file.display().to_string()],
+        &new_age,
+    )
+    .success();
+    assert_eq!(out.raw_stdout, yaml);
+    let old_converted = env
+        .keys(&["to-age", "--private", &old_key.display().to_string()])
+        .success();
+    let old_age = env.write("old-host-age.txt", old_converted.stdout);
+    assert_ne!(
+        sops(
+            &env,
+            &["decrypt", &sops_file.display().to_string()],
+            &old_age
+        )
+        .code,
+        0
+    );
+    let old_text = String::from_utf8(before[&sops_file].clone()).unwrap();
+    let new_text = String::from_utf8(after[&sops_file].clone()).unwrap();
+    let body = |t: &str| t[..t.find("\nsops:").unwrap()].to_string();
+    assert_eq!(body(&old_text), body(&new_text), "values and IVs unchanged");
+    let field = |t: &str, k: &str| {
+        t.lines()
+            .find(|l| l.trim_start().starts_with(k))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(field(&old_text, "mac:"), field(&new_text, "mac:"));
+    assert_eq!(
+        field(&old_text, "lastmodified:"),
+        field(&new_text, "lastmodified:")
+    );
+    env.keys(&["check"]).success();
+    let again = env.keys(&["rekey"]).success();
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    assert_eq!(tree(&repo), after, "an up-to-date rekey writes nothing");
+}
+
+#[test]
+fn a_file_that_fails_stops_the_whole_rekey_before_anything_is_written() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    for i in 0..5 {
+        env.keys_stdin(&["encrypt", &format!("bot/s{i}")], b"x")
+            .success();
+    }
+    let yaml = std::fs::read(crate::common::vectors().join("sops/basic.plain.yaml")).unwrap();
+    env.keys_stdin(&["encrypt", "yaml/app"], &yaml).success();
+    // Tamper with one .age file and one sops value, keeping the lock's view.
+    let age_file = repo.join("secrets/bot/s3.age");
+    let mut data = std::fs::read(&age_file).unwrap();
+    let n = data.len();
+    data[n - 5] ^= 1;
+    std::fs::write(&age_file, data).unwrap();
+    let sops_file = repo.join("secrets/yaml/app.yaml");
+    let text = std::fs::read_to_string(&sops_file).unwrap();
+    let at = text.find("password: ENC[AES256_GCM,data:").unwrap() + 31;
+    let mut bytes = text.into_bytes();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(&sops_file, bytes).unwrap();
+    env.write(
+        "work/policies/default.yaml",
+        std::fs::read_to_string(repo.join("policies/default.yaml"))
+            .unwrap()
+            .replace("[admins, host:vps-arm]", "[admins, host:vps-x86]")
+            .replace(
+                "[admins, container:nannuo-bot]\n  - secrets: \"json/*\"",
+                "[admins]\n  - secrets: \"json/*\"",
+            ),
+    );
+    let before = tree(&repo);
+    let run = env.keys(&["rekey"]).failure(3);
+    assert!(
+        run.stderr.contains("2 files failed, nothing was written"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("secrets/bot/s3.age"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("value at app.database.password"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tree(&repo), before);
+
+    // A write that fails (a file-size limit) leaves every original as it was.
+    std::fs::write(
+        &age_file,
+        std::fs::read(repo.join("secrets/bot/s2.age")).unwrap(),
+    )
+    .unwrap();
+    env.keys(&["rm", "yaml/app"]).success();
+    env.keys(&["rm", "bot/s3"]).success();
+    let before = tree(&repo);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "trap '' XFSZ; ulimit -f 0; exec {} rekey",
+        crate::common::keys_bin()
+    ));
+    env.apply(&mut cmd);
+    let r = crate::common::run(cmd, b"");
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("keys: error: "), "{}", r.stderr);
+    let mut after = tree(&repo);
+    after.retain(|p, _| !p.ends_with(".keys-journal"));
+    let mut expected = before.clone();
+    expected.retain(|p, _| !p.ends_with(".keys-journal"));
+    assert_eq!(after, expected, "every original byte-identical");
+}
+
+/// Decrypts every `.age` secret under `repo` in-process with the admin identity.
+fn all_plaintexts(repo: &Path, identity: &Path) -> Vec<(String, Vec<u8>)> {
+    use keys::identity::{Identities, NoPrompt, Search};
+    let search = Search {
+        flags: vec![identity.to_path_buf()],
+        env_identity: None,
+        keyring: keys::identity::keyring::Backend::Disabled,
+        config_dir: None,
+        home: None,
+    };
+    let mut ids = Identities::search(&search).unwrap();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(repo.join("secrets/many")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".age") {
+            continue;
+        }
+        let data = std::fs::read(&path).unwrap();
+        assert!(!data.is_empty(), "{name} is empty");
+        let at = keys::error::Location::file(&path);
+        let plain = keys::crypto::decrypt(&data, &mut ids, &NoPrompt, &at)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        out.push((name, plain.to_vec()));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn killing_the_rekey_at_any_point_loses_nothing_and_a_rerun_finishes_it() {
+    let mut env = TestEnv::new();
+    let repo = crate::secrets::fleet(&mut env);
+    let admin = env.root.join("keys/demo.txt");
+    let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
+    env.write("work/policies/default.yaml", policy);
+    // 200 secrets, written in one go with the library to keep the test fast.
+    {
+        let input: String = (0..200).map(|i| format!("{i}\n")).collect();
+        let script = format!(
+            "for i in $(cat); do printf 'secret-%s' \"$i\" | {} encrypt many/s$i || exit 1; done",
+            crate::common::keys_bin()
+        );
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script);
+        env.apply(&mut cmd);
+        let r = crate::common::run(cmd, input.as_bytes());
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let original = all_plaintexts(&repo, &admin);
+    assert_eq!(original.len(), 200);
+    let trials = std::env::var("KEYS_KILL_TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(50);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut killed_mid_write = 0;
+    for trial in 0..trials {
+        // Flip the readers so that every trial has all 200 files to rewrite.
+        let readers = if trial % 2 == 0 {
+            "[admins, host:vps-x86]"
+        } else {
+            "[admins, host:vps-arm]"
+        };
+        env.write(
+            "work/policies/default.yaml",
+            policy.replace("[admins, host:vps-arm]", readers),
+        );
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = std::time::Duration::from_micros(seed % 400_000);
+        let mut child = env
+            .command(&["rekey"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        kill_tree(child.id());
+        let status = child.wait().unwrap();
+        if !status.success() && repo.join(".keys-journal").exists() {
+            killed_mid_write += 1;
+        }
+        assert_eq!(
+            all_plaintexts(&repo, &admin),
+            original,
+            "trial {trial}: a secret changed or was lost"
+        );
+        // The next run finishes what the killed one started.
+        if trial % 10 == 9 {
+            env.keys(&["rekey"]).success();
+            env.keys(&["check"]).success();
+        }
+    }
+    env.keys(&["rekey"]).success();
+    env.keys(&["check"]).success();
+    assert_eq!(all_plaintexts(&repo, &admin), original);
+    println!("kill -9 trials: {trials}, killed while writing: {killed_mid_write}");
+}
+
+/// SIGKILL to a process and its children (`setsid` may run `keys` as a child).
+fn kill_tree(pid: u32) {
+    let mut pids = vec![pid];
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid …; comm may contain spaces, so split after ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(pid)
+                && let Ok(child) = e.file_name().to_string_lossy().parse::<u32>()
+            {
+                pids.push(child);
+            }
+        }
+    }
+    for p in pids {
+        let _ = Command::new("kill").arg("-9").arg(p.to_string()).status();
+    }
+}
