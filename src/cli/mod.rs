@@ -3,12 +3,14 @@
 
 mod check;
 mod completions;
+mod container;
 mod decrypt;
 mod edit;
 mod editor;
 mod encrypt;
 mod export;
 mod hook;
+mod host;
 mod init;
 mod ls;
 mod prompt;
@@ -121,6 +123,8 @@ enum Command {
     Ls(ls::Args),
     Check(check::Args),
     Hook(hook::Args),
+    Host(host::Args),
+    Container(container::Args),
     Export(export::Args),
     Rm(rm::Args),
     Set(set::SetArgs),
@@ -175,6 +179,8 @@ pub fn main() -> ExitCode {
         Command::Ls(args) => ls::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args),
         Command::Hook(args) => hook::run(&ctx, args),
+        Command::Host(args) => host::run(&ctx, args),
+        Command::Container(args) => container::run(&ctx, args),
         Command::Export(args) => export::run(&ctx, args),
         Command::Rm(args) => rm::run(&ctx, args),
         Command::Set(args) => set::set(&ctx, args),

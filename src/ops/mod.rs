@@ -4,5 +4,6 @@
 pub mod check;
 pub mod export;
 pub mod hook;
+pub mod host;
 pub mod init;
 pub mod secret;
