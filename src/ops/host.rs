@@ -78,7 +78,9 @@ pub enum Step {
         recipients: usize,
     },
     /// A generated key secret left in place (`host rm` without `--with-key`).
-    KeyKept { secret: String },
+    KeyKept {
+        secret: String,
+    },
 }
 
 pub struct Report {
@@ -206,6 +208,7 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
         steps: Vec::new(),
         key: None,
     };
+    let mut lock_changed = false;
     for s in secrets {
         let present = ws.locate(&s).is_ok() || ws.lock()?.contains(&s);
         if !present {
@@ -216,12 +219,13 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
             if let Some(p) = done.path {
                 report.steps.push(Step::Removed(repo.rel(&p)));
             }
-            if done.in_lock {
-                report.steps.push(Step::Updated(layout::LOCK.to_string()));
-            }
+            lock_changed |= done.in_lock;
         } else {
             report.steps.push(Step::KeyKept { secret: s });
         }
+    }
+    if lock_changed {
+        report.steps.push(Step::Updated(layout::LOCK.to_string()));
     }
     let file = repo.host_file(name);
     fsutil::remove(&file)?;
@@ -317,13 +321,10 @@ fn generate(comment: &str) -> Result<(Recipient, Zeroizing<String>)> {
         at: Location::named("new host key"),
         reason: e.to_string(),
     })?;
-    let line = key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| Error::Encrypt {
-            at: Location::named("new host key"),
-            reason: e.to_string(),
-        })?;
+    let line = key.public_key().to_openssh().map_err(|e| Error::Encrypt {
+        at: Location::named("new host key"),
+        reason: e.to_string(),
+    })?;
     let public = Recipient::parse_line(&line, &Location::named("new host key"))?;
     Ok((public, private))
 }
@@ -339,7 +340,16 @@ fn public_line(key: &Recipient) -> String {
 /// A YAML scalar: plain when that reads back as the same string, else double-quoted
 /// (a JSON string is a valid YAML double-quoted scalar).
 fn scalar(value: &str) -> String {
-    let plain = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '/')
+    // An IPv4 address reads back as a string; other digit-led scalars may be numbers.
+    let ipv4 = value.split('.').count() == 4
+        && value
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    let plain = (ipv4
+        || value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '/'))
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || " ./_@+=-".contains(c))
@@ -653,7 +663,10 @@ pub fn parse_target(target: &str) -> Result<(String, Option<u16>)> {
         let (addr, after) = rest.split_once(']').ok_or_else(|| bad("no closing ']'"))?;
         match after {
             "" => (addr, None),
-            p => (addr, Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?)),
+            p => (
+                addr,
+                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+            ),
         }
     } else {
         match target.split_once(':') {
@@ -793,7 +806,11 @@ mod tests {
             let got = insert_container(&before, "new", None).unwrap();
             assert_eq!(got, want, "from:\n{before}");
             let h = host(&got);
-            assert!(h.containers.iter().any(|c| c.name == "new" && c.own_key.is_none()));
+            assert!(
+                h.containers
+                    .iter()
+                    .any(|c| c.name == "new" && c.own_key.is_none())
+            );
         }
     }
 
@@ -833,6 +850,14 @@ mod tests {
         let h = host(&text);
         check_round_trip(&spec, &key, &h, "h.yaml").unwrap();
         assert!(text.contains("address: \"2001:db8::1\"\n"), "{text}");
+        assert!(text.contains("flake_attr: \"true\"\n"), "{text}");
+        let v4 = HostSpec {
+            address: Some("203.0.113.20".into()),
+            ..spec
+        };
+        let text = host_file_text(&v4, &key);
+        assert!(text.contains("address: 203.0.113.20\n"), "{text}");
+        check_round_trip(&v4, &key, &host(&text), "h.yaml").unwrap();
         assert!(text.contains(&format!("ssh_key: {KEY} root@h\n")), "{text}");
     }
 
