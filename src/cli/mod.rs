@@ -3,12 +3,14 @@
 
 mod check;
 mod completions;
+mod container;
 mod decrypt;
 mod edit;
 mod editor;
 mod encrypt;
 mod export;
 mod hook;
+mod host;
 mod init;
 mod ls;
 mod prompt;
@@ -124,6 +126,8 @@ enum Command {
     Check(check::Args),
     Rekey(rekey::Args),
     Hook(hook::Args),
+    Host(host::Args),
+    Container(container::Args),
     Export(export::Args),
     Rm(rm::Args),
     Set(set::SetArgs),
@@ -179,6 +183,8 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&ctx, args),
         Command::Rekey(args) => rekey::run(&ctx, args),
         Command::Hook(args) => hook::run(&ctx, args),
+        Command::Host(args) => host::run(&ctx, args),
+        Command::Container(args) => container::run(&ctx, args),
         Command::Export(args) => export::run(&ctx, args),
         Command::Rm(args) => rm::run(&ctx, args),
         Command::Set(args) => set::set(&ctx, args),

@@ -113,6 +113,30 @@ pub(crate) fn ask_line(question: &str, default: &str) -> Option<String> {
     })
 }
 
+/// Whether a terminal can be opened to ask the user something.
+pub(crate) fn has_tty() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_ok()
+}
+
+/// Asks a yes/no question on the terminal (default no); `None` when there is no
+/// terminal.
+pub(crate) fn confirm(question: &str) -> Option<bool> {
+    let mut tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .ok()?;
+    write!(tty, "{question} [y/N]: ").ok()?;
+    tty.flush().ok()?;
+    let mut line = String::new();
+    BufReader::new(tty).read_line(&mut line).ok()?;
+    Some(matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+}
+
 /// Reads a whole secret from `reader` into zeroized memory. The buffer grows by
 /// copying into a larger zeroized one, so no freed allocation keeps a copy.
 pub(crate) fn read_secret(

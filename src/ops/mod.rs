@@ -4,6 +4,7 @@
 pub mod check;
 pub mod export;
 pub mod hook;
+pub mod host;
 pub mod init;
 pub mod rekey;
 pub mod secret;

@@ -5,6 +5,7 @@ mod common;
 mod docs;
 mod edit;
 mod hook;
+mod host;
 mod init;
 mod interop;
 mod rekey;

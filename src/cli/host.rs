@@ -1,0 +1,268 @@
+//! `keys host add|ls|rm`: hosts joining and leaving the fleet.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Result, usage};
+use crate::ops::host::{self, HostSpec, KeySource, Report, Step};
+use crate::policy::fleet::Fleet;
+use crate::recipient::Recipient;
+
+/// How long ssh-keyscan may take.
+const KEYSCAN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Add, list and remove hosts (recipients/hosts/NAME.yaml).
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: HostCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum HostCommand {
+    Add(AddArgs),
+    Ls(LsArgs),
+    Rm(RmArgs),
+}
+
+/// Add a host, named by its SSH ed25519 host key.
+///
+/// The key comes from exactly one of --key FILE (an ssh-ed25519 public key, or a
+/// known_hosts or ssh-keyscan line), --keyscan ADDR[:PORT] (runs `ssh-keyscan -t
+/// ed25519`, shows the key's SHA256 fingerprint and asks on the terminal to confirm it,
+/// unless --yes), or --generate (a new key pair made here: the public key goes into the
+/// host file, the OpenSSH private key into the secret hosts/NAME/ssh_host_ed25519_key,
+/// encrypted to the admins only, so it can be installed with nixos-anywhere before the
+/// host first boots). A generated key needs a policy rule giving it to exactly the
+/// admins; when there is none, policies/00-host-keys.yaml is created with one.
+///
+/// Writes recipients/hosts/NAME.yaml; refuses a name already used by a host or a
+/// container. $KEYS_SSH_KEYSCAN names the ssh-keyscan program to run (default:
+/// ssh-keyscan on PATH).
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["key", "keyscan", "generate"])))]
+struct AddArgs {
+    /// The host's name (also the file name and the default flake attribute).
+    #[arg(value_name = "NAME")]
+    name: String,
+
+    /// Read the host key from this file: an ssh-ed25519 public key, or a known_hosts
+    /// or ssh-keyscan line.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+
+    /// Ask the host for its key with ssh-keyscan (port: the one given here, else
+    /// --ssh-port, else 22). Its address is recorded unless --address says otherwise.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    keyscan: Option<String>,
+
+    /// Generate a new ed25519 host key pair and store the private key encrypted to the
+    /// admins.
+    #[arg(long)]
+    generate: bool,
+
+    /// Accept the scanned key without asking (check its fingerprint another way).
+    #[arg(long, requires = "keyscan")]
+    yes: bool,
+
+    /// The address to deploy to (IP address or DNS name).
+    #[arg(long, value_name = "ADDR")]
+    address: Option<String>,
+
+    /// The SSH port [default: 22, or the one given with --keyscan].
+    #[arg(long, value_name = "PORT")]
+    ssh_port: Option<u16>,
+
+    /// The host's Nix system.
+    #[arg(long, value_parser = ["x86_64-linux", "aarch64-linux"])]
+    system: Option<String>,
+
+    /// The flake's nixosConfigurations attribute [default: NAME].
+    #[arg(long, value_name = "ATTR")]
+    flake_attr: Option<String>,
+
+    /// The impermanence prefix under which the host keeps /etc/ssh (e.g. /persistent).
+    #[arg(long, value_name = "PREFIX")]
+    persist: Option<String>,
+}
+
+/// List the hosts: name, host key fingerprint, derived age key, address and
+/// containers.
+#[derive(clap::Args)]
+struct LsArgs {}
+
+/// Remove a host's file, recipients/hosts/NAME.yaml.
+///
+/// Refused while a policy rule names host:NAME or one of its containers (directly or
+/// through a group); the error names the rule's file and line. Secrets encrypted to it
+/// are left as they are.
+#[derive(clap::Args)]
+struct RmArgs {
+    /// The host's name.
+    #[arg(value_name = "NAME")]
+    name: String,
+
+    /// Also remove its generated private keys (hosts/NAME/ssh_host_ed25519_key and
+    /// those of its containers) and their keys.lock lines.
+    #[arg(long)]
+    with_key: bool,
+}
+
+pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    match args.command {
+        HostCommand::Add(a) => add(ctx, a),
+        HostCommand::Ls(_) => ls(ctx),
+        HostCommand::Rm(a) => {
+            let report = host::remove_host(&ctx.repo()?, &a.name, a.with_key)?;
+            super::out(&render(&report))
+        }
+    }
+}
+
+fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
+    let repo = ctx.repo()?;
+    let mut address = args.address;
+    let mut ssh_port = args.ssh_port;
+    let key = if let Some(file) = &args.key {
+        KeySource::Given(host::read_key_file(file)?)
+    } else if let Some(target) = &args.keyscan {
+        let (addr, port) = host::parse_target(target)?;
+        let port = port.or(args.ssh_port).unwrap_or(22);
+        host::check_new_host(&repo, &args.name)?;
+        if !args.yes && !super::prompt::has_tty() {
+            return Err(usage(
+                "keys host add --keyscan asks to confirm the scanned key and there is no terminal",
+                "compare the host's fingerprint (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it) and pass --yes, or use --key FILE",
+            ));
+        }
+        let program = std::env::var_os("KEYS_SSH_KEYSCAN")
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from("ssh-keyscan"), PathBuf::from);
+        let found = host::keyscan(&program, &addr, port, KEYSCAN_TIMEOUT)?;
+        super::note(&format!(
+            "{addr} port {port} has host key {} {}",
+            found.kind(),
+            found.fingerprint()
+        ));
+        if !args.yes {
+            let question = format!("Add host {} with this key?", args.name);
+            if super::prompt::confirm(&question) != Some(true) {
+                return Err(usage(
+                    "the scanned key was not confirmed; nothing was written",
+                    "run again and answer y once the fingerprint matches the host's",
+                ));
+            }
+        }
+        address.get_or_insert(addr);
+        ssh_port.get_or_insert(port);
+        KeySource::Given(found)
+    } else {
+        KeySource::Generate
+    };
+    let spec = HostSpec {
+        name: args.name,
+        key,
+        address,
+        ssh_port: ssh_port.unwrap_or(22),
+        system: args.system,
+        flake_attr: args.flake_attr,
+        persist: args.persist,
+    };
+    let report = host::add_host(&repo, spec)?;
+    super::out(&render(&report))
+}
+
+/// The report's lines, then the new key's fingerprint and age key.
+pub(crate) fn render(report: &Report) -> String {
+    let mut s = String::new();
+    for step in &report.steps {
+        let line = match step {
+            Step::Created(p) => format!("created   {p}"),
+            Step::Updated(p) => format!("updated   {p}"),
+            Step::Removed(p) => format!("removed   {p}"),
+            Step::KeyStored {
+                secret,
+                path,
+                recipients,
+            } => format!(
+                "key       private key stored as secret {secret} ({path}, for {recipients} admin recipient{})",
+                if *recipients == 1 { "" } else { "s" }
+            ),
+            Step::KeyKept { secret } => {
+                format!("kept      secret {secret} (pass --with-key to remove it)")
+            }
+        };
+        s.push_str(&line);
+        s.push('\n');
+    }
+    if let Some(key) = &report.key {
+        s.push_str(&key_lines(key));
+    }
+    s
+}
+
+fn key_lines(key: &Recipient) -> String {
+    format!(
+        "{:<9} {}\nage       {}\n",
+        key.kind(),
+        key.fingerprint(),
+        key.to_x25519().unwrap_or_default()
+    )
+}
+
+fn ls(ctx: &super::Context) -> Result<()> {
+    let fleet = Fleet::load(&ctx.repo()?)?;
+    let mut rows = vec![[
+        "HOST".to_string(),
+        "FINGERPRINT".to_string(),
+        "AGE".to_string(),
+        "ADDRESS".to_string(),
+        "CONTAINERS".to_string(),
+    ]];
+    for h in &fleet.hosts {
+        let address = match &h.address {
+            Some(a) if a.contains(':') => format!("[{a}]:{}", h.ssh_port),
+            Some(a) => format!("{a}:{}", h.ssh_port),
+            None => format!("-:{}", h.ssh_port),
+        };
+        let containers: Vec<String> = h
+            .containers
+            .iter()
+            .map(|c| match c.own_key {
+                Some(_) => format!("{} (own key)", c.name),
+                None => c.name.clone(),
+            })
+            .collect();
+        rows.push([
+            h.name.clone(),
+            h.key.fingerprint(),
+            h.key.to_x25519().unwrap_or_default(),
+            address,
+            if containers.is_empty() {
+                "-".to_string()
+            } else {
+                containers.join(", ")
+            },
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut s = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    super::out(&s)
+}

@@ -1,0 +1,892 @@
+//! `keys host` and `keys container`: machines joining and leaving the fleet. A host
+//! is named by its SSH ed25519 host key, given, scanned, or generated here; a
+//! generated private key is stored only as an age secret readable by the admins.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ssh_key::private::Ed25519Keypair;
+use ssh_key::{LineEnding, PrivateKey};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Location, Result, usage};
+use crate::fsutil;
+use crate::layout::{self, Repo};
+use crate::ops::secret::{self, EncryptOptions, Workspace};
+use crate::policy::fleet::{self, Host};
+use crate::policy::{Format, Policy, Reader};
+use crate::recipient::Recipient;
+use crate::tree::{Blob, Snapshot};
+
+/// The policy file `keys` writes for generated host and container keys; it sorts
+/// first so its rule wins over broader globs.
+pub const KEY_POLICY: &str = "policies/00-host-keys.yaml";
+/// The glob of that rule: every host key and every container key under `hosts/`.
+pub const KEY_GLOB: &str = "hosts/**/ssh_host_ed25519_key";
+
+const KEY_POLICY_TEXT: &str = "\
+# Generated SSH host keys (`keys host add --generate`, `keys container add --own-key`).
+# The private keys are read by the admins only: they are decrypted on an admin's
+# machine to stage a host's install (nixos-anywhere --extra-files); a host never needs
+# to read its own key, and no host may read another's. This file sorts first so its
+# rule wins over broader globs in the other policy files.
+rules:
+  - secrets: \"hosts/**/ssh_host_ed25519_key\"
+    format: age
+    readers: [admins]
+";
+
+/// The secret holding a host's generated private key.
+pub fn host_key_secret(host: &str) -> String {
+    format!("hosts/{host}/ssh_host_ed25519_key")
+}
+
+/// The secret holding a container's own generated private key.
+pub fn container_key_secret(host: &str, container: &str) -> String {
+    format!("hosts/{host}/containers/{container}/ssh_host_ed25519_key")
+}
+
+/// Where a new host's public key comes from.
+pub enum KeySource {
+    /// A key the user gave (a file, or what ssh-keyscan returned).
+    Given(Recipient),
+    /// A new ed25519 key pair made here.
+    Generate,
+}
+
+pub struct HostSpec {
+    pub name: String,
+    pub key: KeySource,
+    pub address: Option<String>,
+    pub ssh_port: u16,
+    pub system: Option<String>,
+    pub flake_attr: Option<String>,
+    pub persist: Option<String>,
+}
+
+/// One thing a command did, with the repository-relative path it touched.
+pub enum Step {
+    Created(String),
+    Updated(String),
+    Removed(String),
+    /// A generated private key, stored encrypted.
+    KeyStored {
+        secret: String,
+        path: String,
+        recipients: usize,
+    },
+    /// A generated key secret left in place (`host rm` without `--with-key`).
+    KeyKept {
+        secret: String,
+    },
+}
+
+pub struct Report {
+    pub steps: Vec<Step>,
+    /// The machine's public key (for `add`), to show its fingerprint and age key.
+    pub key: Option<Recipient>,
+}
+
+fn name_error(what: &str, name: &str) -> impl FnOnce(&'static str) -> Error {
+    let (what, name) = (what.to_string(), name.to_string());
+    move |reason| Error::InvalidName {
+        at: Location::named(&what),
+        name,
+        reason,
+    }
+}
+
+/// Refuses a name already used by a host or a container.
+fn refuse_taken(ws: &Workspace, name: &str) -> Result<()> {
+    if ws.fleet.host(name).is_some() || ws.repo.host_file(name).exists() {
+        return Err(Error::Exists {
+            path: ws.repo.host_file(name),
+        });
+    }
+    if let Some((host, _)) = ws.fleet.container(name) {
+        return Err(usage(
+            format!(
+                "{name} is already a container on host {} ({}/{}.yaml)",
+                host.name,
+                layout::HOSTS,
+                host.name
+            ),
+            "host and container names share one namespace; choose another name",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `name` could be added as a new host, before a key is fetched for it.
+pub fn check_new_host(repo: &Repo, name: &str) -> Result<()> {
+    layout::check_name(name).map_err(name_error("host name", name))?;
+    refuse_taken(&Workspace::load(repo)?, name)
+}
+
+/// Adds a host: writes `recipients/hosts/NAME.yaml` and, for a generated key, the
+/// private key as secret `hosts/NAME/ssh_host_ed25519_key` (and the policy rule for
+/// it when none gives it to exactly the admins). Everything is checked before the
+/// first file is written.
+pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
+    layout::check_name(&spec.name).map_err(name_error("host name", &spec.name))?;
+    let mut ws = Workspace::load(repo)?;
+    refuse_taken(&ws, &spec.name)?;
+    let (public, private) = match &spec.key {
+        KeySource::Given(r) => {
+            if !matches!(r, Recipient::SshEd25519(_)) {
+                return Err(Error::UnsupportedKey {
+                    at: Location::named("host key"),
+                    key_type: r.kind().to_string(),
+                    purpose: Some("(a host is named by its ssh-ed25519 host key)"),
+                });
+            }
+            (r.clone(), None)
+        }
+        KeySource::Generate => {
+            let (public, private) = generate(&format!("root@{}", spec.name))?;
+            (public, Some(private))
+        }
+    };
+    let rel = format!("{}/{}.yaml", layout::HOSTS, spec.name);
+    let text = host_file_text(&spec, &public);
+    let parsed = fleet::parse_host(&spec.name, &text, &rel)?;
+    check_round_trip(&spec, &public, &parsed, &rel)?;
+
+    let mut report = Report {
+        steps: Vec::new(),
+        key: Some(public),
+    };
+    let key_plan = match &private {
+        Some(_) => Some(plan_key_secret(&ws, &host_key_secret(&spec.name))?),
+        None => None,
+    };
+    if let (Some(private), Some(plan)) = (&private, key_plan) {
+        apply_key_secret(&mut ws, plan, private, &mut report)?;
+    }
+    fsutil::create_dirs_within(repo.root(), Path::new(layout::HOSTS), 0o755)?;
+    fsutil::write_new(&repo.host_file(&spec.name), text.as_bytes(), fsutil::PUBLIC)?;
+    report.steps.push(Step::Created(rel));
+    Ok(report)
+}
+
+/// Removes a host's file, refused while a policy rule names the host or one of its
+/// containers. With `with_key`, its generated key secrets (the host's and its
+/// containers') go too, with their lock entries.
+pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
+    layout::check_name(name).map_err(name_error("host name", name))?;
+    let mut ws = Workspace::load(repo)?;
+    let Some(host) = ws.fleet.host(name) else {
+        return Err(usage(
+            format!("no host named {name} (no {}/{name}.yaml)", layout::HOSTS),
+            "`keys host ls` lists the hosts",
+        ));
+    };
+    let containers: Vec<String> = host.containers.iter().map(|c| c.name.clone()).collect();
+    for rule in &ws.policy.rules {
+        for reader in &rule.readers {
+            let named = match reader {
+                Reader::Host(h) if h == name => format!("host:{h}"),
+                Reader::Container(c) if containers.contains(c) => {
+                    format!("container:{c} (on host {name})")
+                }
+                _ => continue,
+            };
+            return Err(Error::InvalidFile {
+                at: rule.at.clone(),
+                reason: format!(
+                    "rule {:?} names {named}: remove it from the rule's readers (or its group) before removing the host",
+                    rule.glob
+                ),
+            });
+        }
+    }
+    let mut secrets = vec![host_key_secret(name)];
+    secrets.extend(containers.iter().map(|c| container_key_secret(name, c)));
+    let mut report = Report {
+        steps: Vec::new(),
+        key: None,
+    };
+    let mut lock_changed = false;
+    for s in secrets {
+        let present = ws.locate(&s).is_ok() || ws.lock()?.contains(&s);
+        if !present {
+            continue;
+        }
+        if with_key {
+            let done = secret::remove(&mut ws, &s)?;
+            if let Some(p) = done.path {
+                report.steps.push(Step::Removed(repo.rel(&p)));
+            }
+            lock_changed |= done.in_lock;
+        } else {
+            report.steps.push(Step::KeyKept { secret: s });
+        }
+    }
+    if lock_changed {
+        report.steps.push(Step::Updated(layout::LOCK.to_string()));
+    }
+    let file = repo.host_file(name);
+    fsutil::remove(&file)?;
+    report.steps.push(Step::Removed(repo.rel(&file)));
+    Ok(report)
+}
+
+pub struct ContainerSpec {
+    pub name: String,
+    pub host: String,
+    /// Generate a key of its own instead of sharing the host's.
+    pub own_key: bool,
+}
+
+/// Adds a container to its host's file, keeping the file's other content and
+/// comments. With `own_key`, a new key pair: the public key in the container's entry,
+/// the private key as secret `hosts/HOST/containers/NAME/ssh_host_ed25519_key`.
+pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
+    layout::check_name(&spec.name).map_err(name_error("container name", &spec.name))?;
+    layout::check_name(&spec.host).map_err(name_error("host name", &spec.host))?;
+    let mut ws = Workspace::load(repo)?;
+    if ws.fleet.host(&spec.host).is_none() {
+        return Err(usage(
+            format!(
+                "no host named {} (no {}/{}.yaml)",
+                spec.host,
+                layout::HOSTS,
+                spec.host
+            ),
+            "`keys host ls` lists the hosts; `keys host add` adds one",
+        ));
+    }
+    refuse_taken(&ws, &spec.name)?;
+    let file = repo.host_file(&spec.host);
+    let rel = repo.rel(&file);
+    let old = String::from_utf8(fsutil::read(&file)?).map_err(|_| Error::InvalidFile {
+        at: Location::named(&rel),
+        reason: "not UTF-8 text".into(),
+    })?;
+    let (public, private) = if spec.own_key {
+        let (public, private) = generate(&format!("root@{}", spec.name))?;
+        (Some(public), Some(private))
+    } else {
+        (None, None)
+    };
+    let key_line = public.as_ref().map(public_line);
+    let text = insert_container(&old, &spec.name, key_line.as_deref()).map_err(|reason| {
+        Error::InvalidFile {
+            at: Location::named(&rel),
+            reason,
+        }
+    })?;
+    let parsed = fleet::parse_host(&spec.host, &text, &rel)?;
+    let added = parsed.containers.iter().find(|c| c.name == spec.name);
+    let fingerprint = |r: Option<&Recipient>| r.map(Recipient::fingerprint);
+    if added.is_none_or(|c| fingerprint(c.own_key.as_ref()) != fingerprint(public.as_ref())) {
+        return Err(Error::InvalidFile {
+            at: Location::named(&rel),
+            reason: format!("cannot add container {} to this file's layout", spec.name),
+        });
+    }
+    let mut report = Report {
+        steps: Vec::new(),
+        key: public,
+    };
+    let key_plan = match &private {
+        Some(_) => Some(plan_key_secret(
+            &ws,
+            &container_key_secret(&spec.host, &spec.name),
+        )?),
+        None => None,
+    };
+    if let (Some(private), Some(plan)) = (&private, key_plan) {
+        apply_key_secret(&mut ws, plan, private, &mut report)?;
+    }
+    fsutil::write_atomic(&file, text.as_bytes(), fsutil::PUBLIC)?;
+    report.steps.push(Step::Updated(rel));
+    Ok(report)
+}
+
+/// A new ed25519 key pair: the public key (with `comment`) and the private key in
+/// OpenSSH's format, as `ssh-keygen` writes it, only in zeroized memory.
+fn generate(comment: &str) -> Result<(Recipient, Zeroizing<String>)> {
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut seed = Zeroizing::new([0u8; 32]);
+    aes_gcm::aead::OsRng.fill_bytes(&mut seed[..]);
+    let pair = Ed25519Keypair::from_seed(&seed);
+    let key = PrivateKey::new(pair.into(), comment).map_err(|e| Error::Encrypt {
+        at: Location::named("new host key"),
+        reason: e.to_string(),
+    })?;
+    let private = key.to_openssh(LineEnding::LF).map_err(|e| Error::Encrypt {
+        at: Location::named("new host key"),
+        reason: e.to_string(),
+    })?;
+    let line = key.public_key().to_openssh().map_err(|e| Error::Encrypt {
+        at: Location::named("new host key"),
+        reason: e.to_string(),
+    })?;
+    let public = Recipient::parse_line(&line, &Location::named("new host key"))?;
+    Ok((public, private))
+}
+
+/// `ssh-ed25519 AAAA… comment`, the key as a host file records it.
+fn public_line(key: &Recipient) -> String {
+    match key {
+        Recipient::SshEd25519(k) if !k.comment().is_empty() => format!("{key} {}", k.comment()),
+        _ => key.to_string(),
+    }
+}
+
+/// A YAML scalar: plain when that reads back as the same string, else double-quoted
+/// (a JSON string is a valid YAML double-quoted scalar).
+fn scalar(value: &str) -> String {
+    // An IPv4 address reads back as a string; other digit-led scalars may be numbers.
+    let ipv4 = value.split('.').count() == 4
+        && value
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    let plain = (ipv4
+        || value
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '/'))
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " ./_@+=-".contains(c))
+        && !value.ends_with(' ')
+        && !value.contains("  ")
+        && !matches!(
+            value.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        );
+    if plain {
+        value.to_string()
+    } else {
+        serde_json::to_string(value).unwrap_or_else(|_| format!("{value:?}"))
+    }
+}
+
+fn host_file_text(spec: &HostSpec, key: &Recipient) -> String {
+    let mut s = format!(
+        "# host {}, added by `keys host add`\nssh_key: {}\n",
+        spec.name,
+        scalar(&public_line(key))
+    );
+    if let Some(a) = &spec.address {
+        s.push_str(&format!("address: {}\n", scalar(a)));
+    }
+    s.push_str(&format!("ssh_port: {}\n", spec.ssh_port));
+    if let Some(system) = &spec.system {
+        s.push_str(&format!("system: {}\n", scalar(system)));
+    }
+    if let Some(f) = &spec.flake_attr {
+        s.push_str(&format!("flake_attr: {}\n", scalar(f)));
+    }
+    if let Some(p) = &spec.persist {
+        s.push_str(&format!("persist: {}\n", scalar(p)));
+    }
+    s
+}
+
+/// The host file as written must read back as what was asked for.
+fn check_round_trip(spec: &HostSpec, key: &Recipient, host: &Host, rel: &str) -> Result<()> {
+    let same = host.key.fingerprint() == key.fingerprint()
+        && host.address == spec.address
+        && host.ssh_port == spec.ssh_port
+        && host.system == spec.system
+        && host.flake_attr == *spec.flake_attr.as_ref().unwrap_or(&spec.name)
+        && host.persist == spec.persist.clone().filter(|p| p != "/")
+        && host.containers.is_empty();
+    if same {
+        Ok(())
+    } else {
+        Err(Error::InvalidFile {
+            at: Location::named(rel),
+            reason: "the host file would not read back as given".into(),
+        })
+    }
+}
+
+/// What storing a generated key needs: its secret name and, when no rule gives it to
+/// exactly the admins, the policy file to create.
+struct KeyPlan {
+    secret: String,
+    policy: Option<PathBuf>,
+}
+
+/// Checks, before anything is written, that the key secret does not exist and that
+/// it will be encrypted to the admins only.
+fn plan_key_secret(ws: &Workspace, name: &str) -> Result<KeyPlan> {
+    if let Ok((path, _)) = ws.locate(name) {
+        return Err(Error::Exists { path });
+    }
+    let admins = admin_readers(&ws.repo)?;
+    let admins_only = |p: &Policy| {
+        p.rule_for(name)
+            .is_some_and(|(_, r)| r.format == Format::Age && r.readers == admins)
+    };
+    if admins_only(&ws.policy) {
+        return Ok(KeyPlan {
+            secret: name.to_string(),
+            policy: None,
+        });
+    }
+    let path = ws.repo.root().join(KEY_POLICY);
+    let blocking = ws.policy.rule_for(name).map(|(_, r)| r.at.to_string());
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return Err(usage(
+            format!(
+                "no policy rule gives secret {name} to exactly the admins{}, and {KEY_POLICY} exists",
+                blocking
+                    .map(|at| format!(" (the rule at {at} matches it)"))
+                    .unwrap_or_default()
+            ),
+            format!(
+                "add `- secrets: \"{KEY_GLOB}\"` with `format: age` and `readers: [admins]` as the first rule of {KEY_POLICY}"
+            ),
+        ));
+    }
+    let probe = probe_policy(&ws.repo)?;
+    if !admins_only(&probe) {
+        let winner = probe
+            .rule_for(name)
+            .map(|(_, r)| r.at.to_string())
+            .unwrap_or_default();
+        return Err(usage(
+            format!("the rule at {winner} would still decide secret {name}, not {KEY_POLICY}"),
+            format!(
+                "give {name} to the admins only in the policy file that sorts first, with format age"
+            ),
+        ));
+    }
+    Ok(KeyPlan {
+        secret: name.to_string(),
+        policy: Some(path),
+    })
+}
+
+/// The work tree's fleet and policies with [`KEY_POLICY`] added.
+fn probe_policy(repo: &Repo) -> Result<Policy> {
+    let mut files =
+        Snapshot::from_work_tree(repo, &[layout::ADMINS, layout::HOSTS, layout::POLICIES])?;
+    files.insert(KEY_POLICY.to_string(), Blob::File(KEY_POLICY_TEXT.into()));
+    let fleet = crate::policy::Fleet::from_snapshot(&files)?;
+    Policy::from_snapshot(&files, &fleet)
+}
+
+/// What `readers: [admins]` resolves to in this repository.
+fn admin_readers(repo: &Repo) -> Result<Vec<Reader>> {
+    let probe = probe_policy(repo)?;
+    probe
+        .rules
+        .iter()
+        .find(|r| r.at.file == KEY_POLICY)
+        .map(|r| r.readers.clone())
+        .ok_or_else(|| usage("no admins", "add an admin to recipients/admins/"))
+}
+
+fn apply_key_secret(
+    ws: &mut Workspace,
+    plan: KeyPlan,
+    private: &Zeroizing<String>,
+    report: &mut Report,
+) -> Result<()> {
+    if let Some(path) = &plan.policy {
+        fsutil::write_new(path, KEY_POLICY_TEXT.as_bytes(), fsutil::PUBLIC)?;
+        report.steps.push(Step::Created(KEY_POLICY.to_string()));
+        *ws = Workspace::load(&ws.repo)?;
+    }
+    let opts = EncryptOptions {
+        force: false,
+        allow_empty: false,
+    };
+    let done = secret::encrypt(ws, &plan.secret, private.as_bytes(), &opts, None)?;
+    report.steps.push(Step::KeyStored {
+        path: ws.repo.rel(&done.path),
+        secret: plan.secret,
+        recipients: done.recipients,
+    });
+    Ok(())
+}
+
+/// Adds container `name` to a host file's text: under its block `containers:` map
+/// (indented like the entries there), in place of an empty `containers: {}`, or as a
+/// new `containers:` block at the end. Everything else is kept byte for byte.
+pub fn insert_container(
+    text: &str,
+    name: &str,
+    ssh_key: Option<&str>,
+) -> std::result::Result<String, String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let top = |l: &str| {
+        l.strip_prefix("containers:")
+            .map(|rest| rest.split('#').next().unwrap_or("").trim().to_string())
+    };
+    let entry = |indent: &str| match ssh_key {
+        None => format!("{indent}{name}: {{}}\n"),
+        Some(k) => format!("{indent}{name}:\n{indent}{indent}ssh_key: {}\n", scalar(k)),
+    };
+    let Some(at) = lines.iter().position(|l| top(l).is_some()) else {
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str("containers:\n");
+        out.push_str(&entry("  "));
+        return Ok(out);
+    };
+    let value = top(lines[at]).unwrap_or_default();
+    let mut out: String = lines[..at].concat();
+    match value.as_str() {
+        "{}" | "" | "~" | "null" => {}
+        _ => {
+            return Err(format!(
+                "containers is written as {value:?}; write it as a block map (one `NAME: {{}}` per line) so keys can add {name}"
+            ));
+        }
+    }
+    if !value.is_empty() {
+        // `containers: {}` (or null) becomes a block map; a trailing comment is kept.
+        let line = lines[at];
+        let comment = line.find('#').map(|i| line[i..].trim_end()).unwrap_or("");
+        out.push_str("containers:");
+        if !comment.is_empty() {
+            out.push_str(&format!(" {comment}"));
+        }
+        out.push('\n');
+        out.push_str(&entry("  "));
+        out.push_str(&lines[at + 1..].concat());
+        return Ok(out);
+    }
+    // The block: every following line that is indented, blank, or a comment, up to
+    // the last indented content line.
+    let mut last = at;
+    let mut indent: Option<String> = None;
+    for (i, l) in lines.iter().enumerate().skip(at + 1) {
+        let body = l.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let lead = &body[..body.len() - trimmed.len()];
+        if lead.is_empty() {
+            if trimmed.starts_with('#') {
+                continue;
+            }
+            break;
+        }
+        if lead.contains('\t') {
+            return Err("a tab in the indentation of containers".into());
+        }
+        if !trimmed.starts_with('#') {
+            if indent.is_none() {
+                indent = Some(lead.to_string());
+            }
+            last = i;
+        }
+    }
+    let indent = indent.unwrap_or_else(|| "  ".to_string());
+    out.push_str(&lines[at..=last].concat());
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&entry(&indent));
+    out.push_str(&lines[last + 1..].concat());
+    Ok(out)
+}
+
+/// Reads the host key from a file: an ssh-ed25519 public key, or a keyscan or
+/// known_hosts line. Other key types are refused by name.
+pub fn read_key_file(path: &Path) -> Result<Recipient> {
+    let data = fsutil::read(path)?;
+    let shown = path.display().to_string();
+    let text = std::str::from_utf8(&data).map_err(|_| Error::InvalidFile {
+        at: Location::named(&shown),
+        reason: "not UTF-8 text".into(),
+    })?;
+    pick_ed25519(text, &shown)
+}
+
+/// The one ssh-ed25519 key among the lines of `text`; other keys refused by type.
+fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
+    let mut found: Option<Recipient> = None;
+    let mut refused: Option<Error> = None;
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let at = Location::named(origin).at_line(n as u64 + 1);
+        match Recipient::parse_line(trimmed, &at) {
+            Ok(r @ Recipient::SshEd25519(_)) => match &found {
+                Some(f) if f.fingerprint() != r.fingerprint() => {
+                    return Err(Error::InvalidFile {
+                        at,
+                        reason: "a second, different ssh-ed25519 key; give the file one host key"
+                            .into(),
+                    });
+                }
+                Some(_) => {}
+                None => found = Some(r),
+            },
+            Ok(other) => {
+                refused.get_or_insert(Error::UnsupportedKey {
+                    at,
+                    key_type: other.kind().to_string(),
+                    purpose: Some("(a host is named by its ssh-ed25519 host key)"),
+                });
+            }
+            Err(e) => {
+                refused.get_or_insert(e);
+            }
+        }
+    }
+    match (found, refused) {
+        (Some(r), _) => Ok(r),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(Error::InvalidKey {
+            at: Location::named(origin),
+            reason: "no ssh-ed25519 public key in this file".into(),
+        }),
+    }
+}
+
+/// `ADDR`, `ADDR:PORT`, `[ADDR]:PORT` or a bare IPv6 address.
+pub fn parse_target(target: &str) -> Result<(String, Option<u16>)> {
+    let bad = |why: &str| {
+        usage(
+            format!("--keyscan {target:?}: {why}"),
+            "give ADDR or ADDR:PORT, e.g. 203.0.113.20:2222 or [2001:db8::1]:2222",
+        )
+    };
+    let (addr, port) = if let Some(rest) = target.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']').ok_or_else(|| bad("no closing ']'"))?;
+        match after {
+            "" => (addr, None),
+            p => (
+                addr,
+                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+            ),
+        }
+    } else {
+        match target.split_once(':') {
+            Some((a, p)) if !p.contains(':') => (a, Some(p)),
+            _ => (target, None),
+        }
+    };
+    if addr.is_empty()
+        || addr.starts_with('-')
+        || !addr
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:%".contains(c))
+    {
+        return Err(bad("not a host name or IP address"));
+    }
+    let port = match port {
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
+        ),
+        None => None,
+    };
+    Ok((addr.to_string(), port))
+}
+
+/// Asks a host for its ed25519 host key: `PROGRAM -T SECS -t ed25519 -p PORT ADDR`
+/// (no shell), killed after `timeout`; its stderr is kept for the error.
+pub fn keyscan(program: &Path, addr: &str, port: u16, timeout: Duration) -> Result<Recipient> {
+    let shown = program.display().to_string();
+    let external = |reason: String| Error::External {
+        program: shown.clone(),
+        reason,
+    };
+    let mut child = Command::new(program)
+        .args(["-T", &timeout.as_secs().max(1).to_string()])
+        .args(["-t", "ed25519", "-p", &port.to_string(), addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| external(format!("cannot run it: {e}")))?;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.by_ref().take(1 << 20).read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = child.stdout.take().map(|s| drain(Box::new(s)));
+    let err = child.stderr.take().map(|s| drain(Box::new(s)));
+    let deadline = Instant::now() + timeout + Duration::from_secs(1);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(external(format!(
+                    "no answer from {addr} port {port} within {} s",
+                    timeout.as_secs()
+                )));
+            }
+            Err(e) => return Err(external(e.to_string())),
+        }
+    };
+    let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        h.and_then(|h| h.join().ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let (stdout, stderr) = (collect(out), collect(err));
+    let origin = format!("ssh-keyscan {addr}:{port}");
+    let has_key = stdout
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    if has_key {
+        return pick_ed25519(&stdout, &origin);
+    }
+    let said = stderr
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default();
+    Err(external(format!(
+        "no ssh-ed25519 host key from {addr} port {port} ({status}){said}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
+
+    fn host(text: &str) -> Host {
+        fleet::parse_host("h", text, "h.yaml").unwrap_or_else(|e| panic!("{text}\n{e}"))
+    }
+
+    #[test]
+    fn inserts_containers_keeping_everything_else() {
+        let head = format!("# my host\nssh_key: {KEY} root@h # the key\naddress: 192.0.2.1\n");
+        let cases = [
+            // No containers yet: a block at the end.
+            (head.clone(), format!("{head}containers:\n  new: {{}}\n")),
+            // Without a final newline.
+            (
+                head.trim_end().to_string(),
+                format!("{head}containers:\n  new: {{}}\n"),
+            ),
+            // An empty flow map, with its comment.
+            (
+                format!("{head}containers: {{}} # none yet\nsystem: x86_64-linux\n"),
+                format!("{head}containers: # none yet\n  new: {{}}\nsystem: x86_64-linux\n"),
+            ),
+            // A block: appended after its last entry, with its indentation, before
+            // the next top-level key; comments inside kept.
+            (
+                format!(
+                    "{head}containers:\n    # the bot\n    bot: {{}}   # shares\n    own:\n        ssh_key: {KEY}\n\n# deploy\nsystem: aarch64-linux\n"
+                ),
+                format!(
+                    "{head}containers:\n    # the bot\n    bot: {{}}   # shares\n    own:\n        ssh_key: {KEY}\n    new: {{}}\n\n# deploy\nsystem: aarch64-linux\n"
+                ),
+            ),
+            // A block at the very end without a final newline.
+            (
+                format!("{head}containers:\n  bot: {{}}"),
+                format!("{head}containers:\n  bot: {{}}\n  new: {{}}\n"),
+            ),
+        ];
+        for (before, want) in cases {
+            let got = insert_container(&before, "new", None).unwrap();
+            assert_eq!(got, want, "from:\n{before}");
+            let h = host(&got);
+            assert!(
+                h.containers
+                    .iter()
+                    .any(|c| c.name == "new" && c.own_key.is_none())
+            );
+        }
+    }
+
+    #[test]
+    fn inserts_a_container_with_its_own_key() {
+        let before = format!("ssh_key: {KEY}\ncontainers:\n  bot: {{}}\n");
+        let got = insert_container(&before, "own", Some(&format!("{KEY} root@own"))).unwrap();
+        assert_eq!(
+            got,
+            format!("{before}  own:\n    ssh_key: {KEY} root@own\n")
+        );
+        let h = host(&got);
+        let own = h.containers.iter().find(|c| c.name == "own").unwrap();
+        assert!(own.own_key.is_some());
+    }
+
+    #[test]
+    fn refuses_a_flow_map_it_cannot_extend() {
+        let before = format!("ssh_key: {KEY}\ncontainers: {{bot: {{}}}}\n");
+        let err = insert_container(&before, "new", None).unwrap_err();
+        assert!(err.contains("block map"), "{err}");
+    }
+
+    #[test]
+    fn writes_host_files_that_read_back() {
+        let key = Recipient::parse_line(&format!("{KEY} root@h"), &Location::named("t")).unwrap();
+        let spec = HostSpec {
+            name: "h".into(),
+            key: KeySource::Generate,
+            address: Some("2001:db8::1".into()),
+            ssh_port: 2222,
+            system: Some("aarch64-linux".into()),
+            flake_attr: Some("true".into()),
+            persist: Some("/persistent".into()),
+        };
+        let text = host_file_text(&spec, &key);
+        let h = host(&text);
+        check_round_trip(&spec, &key, &h, "h.yaml").unwrap();
+        assert!(text.contains("address: \"2001:db8::1\"\n"), "{text}");
+        assert!(text.contains("flake_attr: \"true\"\n"), "{text}");
+        let v4 = HostSpec {
+            address: Some("203.0.113.20".into()),
+            ..spec
+        };
+        let text = host_file_text(&v4, &key);
+        assert!(text.contains("address: 203.0.113.20\n"), "{text}");
+        check_round_trip(&v4, &key, &host(&text), "h.yaml").unwrap();
+        assert!(text.contains(&format!("ssh_key: {KEY} root@h\n")), "{text}");
+    }
+
+    #[test]
+    fn parses_keyscan_targets() {
+        let ok = [
+            ("vps", ("vps", None)),
+            ("203.0.113.20:2222", ("203.0.113.20", Some(2222))),
+            ("[2001:db8::1]:22", ("2001:db8::1", Some(22))),
+            ("2001:db8::1", ("2001:db8::1", None)),
+        ];
+        for (t, (a, p)) in ok {
+            assert_eq!(parse_target(t).unwrap(), (a.to_string(), p), "{t}");
+        }
+        for bad in ["", "-oProxyCommand=x", "a b", "h:0", "h:99999", "[::1"] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn picks_the_ed25519_key_and_names_other_types() {
+        let text = format!("# comment\n[h]:22 ssh-rsa AAAAB3NzaC1yc2E\n[h]:22 {KEY}\n");
+        assert!(matches!(
+            pick_ed25519(&text, "f").unwrap(),
+            Recipient::SshEd25519(_)
+        ));
+        let err = pick_ed25519("h ecdsa-sha2-nistp256 AAAAE2VjZHNh\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ecdsa-sha2-nistp256"), "{err}");
+    }
+}

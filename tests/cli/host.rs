@@ -1,0 +1,703 @@
+//! `keys host add|ls|rm` and `keys container add` on the demo fleet: keys from files,
+//! from ssh-keyscan (a fake program and a real sshd) and generated, with the generated
+//! private keys read back by the real ssh-keygen.
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{Run, TestEnv, mode_of, peer, run, vectors};
+use crate::secrets::{fleet, tree};
+
+fn check_clean(env: &TestEnv) {
+    let run = env.keys(&["check"]).success();
+    assert!(run.stdout.contains("ok: "), "{}", run.stdout);
+}
+
+fn vector(name: &str) -> PathBuf {
+    vectors().join("keys").join(name)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `ssh-keygen -lf FILE`'s `SHA256:…` fingerprint.
+fn fingerprint(env: &TestEnv, pubkey: &Path) -> String {
+    let mut cmd = Command::new(peer("ssh-keygen"));
+    cmd.arg("-lf").arg(pubkey);
+    env.apply(&mut cmd);
+    let out = run(cmd, b"").success().stdout;
+    out.split_whitespace().nth(1).unwrap().to_string()
+}
+
+/// The `ssh-ed25519 base64` of the first line in a text that has one.
+fn key_of(text: &str) -> String {
+    let t: Vec<&str> = text
+        .lines()
+        .find(|l| l.contains("ssh-ed25519 "))
+        .unwrap_or_else(|| panic!("no ssh-ed25519 key in {text:?}"))
+        .split_whitespace()
+        .collect();
+    let i = t.iter().position(|x| *x == "ssh-ed25519").unwrap();
+    format!("{} {}", t[i], t[i + 1])
+}
+
+/// The `ssh_key:` lines of a host file, in order (host first, then containers).
+fn ssh_keys(host_file: &str) -> Vec<String> {
+    host_file
+        .lines()
+        .filter(|l| l.trim_start().starts_with("ssh_key:"))
+        .map(key_of)
+        .collect()
+}
+
+/// Decrypts a generated key secret with the admin identity and returns the public key
+/// `ssh-keygen -y` derives from it.
+fn public_of_secret(env: &TestEnv, secret: &str) -> String {
+    let out = env.root.join("plain-key");
+    let _ = std::fs::remove_file(&out);
+    env.keys(&["decrypt", secret, "-o", out.to_str().unwrap()])
+        .success();
+    assert_eq!(mode_of(&out), 0o600);
+    assert!(read(&out).starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
+    let mut cmd = Command::new(peer("ssh-keygen"));
+    cmd.arg("-y").arg("-f").arg(&out);
+    env.apply(&mut cmd);
+    let public = run(cmd, b"").success().stdout;
+    std::fs::remove_file(&out).unwrap();
+    key_of(&public)
+}
+
+/// No file in the repository holds a private key in clear.
+fn no_clear_private_key(repo: &Path) {
+    for (path, data) in tree(repo) {
+        let text = String::from_utf8_lossy(&data);
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "{} holds a private key in clear",
+            path.display()
+        );
+    }
+}
+
+/// A fake ssh-keyscan: records its arguments in `args` and prints `output`.
+fn fake_keyscan(env: &mut TestEnv, output: &str) -> PathBuf {
+    let args = env.root.join("keyscan-args");
+    let script = env.write(
+        "bin/fake-keyscan",
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\necho '# 203.0.113.9:2222 SSH-2.0-OpenSSH_9.2' >&2\ncat <<'END'\n{output}\nEND\n",
+            args.display()
+        ),
+    );
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.set("KEYS_SSH_KEYSCAN", script.display().to_string());
+    args
+}
+
+#[test]
+fn add_with_key_reads_public_key_and_keyscan_lines() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let pubkey = vector("ed25519-01.pub");
+    let run = env
+        .keys(&[
+            "host",
+            "add",
+            "web",
+            "--key",
+            pubkey.to_str().unwrap(),
+            "--address",
+            "192.0.2.7",
+            "--ssh-port",
+            "2200",
+            "--system",
+            "x86_64-linux",
+            "--flake-attr",
+            "webserver",
+            "--persist",
+            "/persist",
+        ])
+        .success();
+    let fp = fingerprint(&env, &pubkey);
+    let age = read(&vector("ed25519-01.age-recipient"));
+    assert!(run.stdout.contains("created   recipients/hosts/web.yaml"));
+    assert!(run.stdout.contains(&fp), "{}", run.stdout);
+    assert!(run.stdout.contains(age.trim()), "{}", run.stdout);
+    let file = repo.join("recipients/hosts/web.yaml");
+    assert_eq!(mode_of(&file), 0o644);
+    let text = read(&file);
+    assert_eq!(ssh_keys(&text), vec![key_of(&read(&pubkey))]);
+    let status = env.keys(&["status"]).success().stdout;
+    for want in [
+        "root@192.0.2.7:2200",
+        "x86_64-linux",
+        ".#webserver",
+        "persist /persist",
+    ] {
+        assert!(status.contains(want), "{want}: {status}");
+    }
+    assert!(!repo.join("policies/00-host-keys.yaml").exists());
+    check_clean(&env);
+
+    // A known_hosts / ssh-keyscan line, with other key types around it.
+    let line = format!(
+        "# scanned\n[203.0.113.9]:2222 {}\n[203.0.113.9]:2222 {}",
+        read(&vector("ecdsa-01.pub")).trim(),
+        key_of(&read(&vector("ed25519-02.pub")))
+    );
+    let scanned = env.write("scan.txt", line);
+    env.keys(&["host", "add", "db", "--key", scanned.to_str().unwrap()])
+        .success();
+    let ls = env.keys(&["host", "ls"]).success().stdout;
+    let row = ls.lines().find(|l| l.starts_with("db ")).unwrap();
+    assert!(
+        row.contains(&fingerprint(&env, &vector("ed25519-02.pub"))),
+        "{ls}"
+    );
+    assert!(row.contains(read(&vector("ed25519-02.age-recipient")).trim()));
+    assert!(row.contains("-:22"), "{row}");
+    let web = ls.lines().find(|l| l.starts_with("web ")).unwrap();
+    assert!(web.contains("192.0.2.7:2200"), "{web}");
+    let arm = ls.lines().find(|l| l.starts_with("vps-arm ")).unwrap();
+    assert!(arm.ends_with("nannuo-bot"), "{arm}");
+    check_clean(&env);
+}
+
+#[test]
+fn generate_stores_the_private_key_for_the_admins_only() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let run = env
+        .keys(&[
+            "host",
+            "add",
+            "fresh",
+            "--generate",
+            "--address",
+            "fresh.example",
+        ])
+        .success();
+    assert!(!run.stdout.contains("PRIVATE") && !run.stderr.contains("PRIVATE"));
+    assert!(
+        run.stdout.contains("created   policies/00-host-keys.yaml"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("secret hosts/fresh/ssh_host_ed25519_key (secrets/hosts/fresh/ssh_host_ed25519_key.age, for 1 admin recipient)"),
+        "{}",
+        run.stdout
+    );
+    let policy = read(&repo.join("policies/00-host-keys.yaml"));
+    assert!(policy.contains("secrets: \"hosts/**/ssh_host_ed25519_key\""));
+    assert!(policy.contains("readers: [admins]") && policy.starts_with('#'));
+
+    let host_file = read(&repo.join("recipients/hosts/fresh.yaml"));
+    let keys = ssh_keys(&host_file);
+    assert_eq!(keys.len(), 1);
+    assert!(host_file.contains("root@fresh"), "{host_file}");
+    let secret = repo.join("secrets/hosts/fresh/ssh_host_ed25519_key.age");
+    assert!(
+        std::fs::read(&secret)
+            .unwrap()
+            .starts_with(b"age-encryption.org/v1\n")
+    );
+    assert_eq!(
+        public_of_secret(&env, "hosts/fresh/ssh_host_ed25519_key"),
+        keys[0]
+    );
+    no_clear_private_key(&repo);
+
+    // keys.lock: encrypted to the admin alone, not to the hosts or containers the
+    // catch-all rule of the other policy names.
+    let lock = read(&repo.join("secrets/keys.lock"));
+    let line = lock
+        .lines()
+        .find(|l| l.starts_with("hosts/fresh/ssh_host_ed25519_key age "))
+        .unwrap_or_else(|| panic!("{lock}"));
+    let admin = read(&repo.join("recipients/admins/demo.pub"));
+    let admin = admin.lines().find(|l| l.starts_with("age1")).unwrap();
+    assert!(line.ends_with(&format!(" {admin}")), "{line}");
+    check_clean(&env);
+
+    // A second generated host reuses the rule; `rm --with-key` removes key and lock line.
+    let run = env.keys(&["host", "add", "other", "--generate"]).success();
+    assert!(!run.stdout.contains("00-host-keys"), "{}", run.stdout);
+    let run = env.keys(&["host", "rm", "fresh", "--with-key"]).success();
+    assert!(
+        run.stdout
+            .contains("removed   secrets/hosts/fresh/ssh_host_ed25519_key.age")
+    );
+    assert!(run.stdout.contains("removed   recipients/hosts/fresh.yaml"));
+    assert!(!secret.exists() && !repo.join("secrets/hosts/fresh").exists());
+    assert!(!read(&repo.join("secrets/keys.lock")).contains("hosts/fresh/"));
+    let run = env.keys(&["host", "rm", "other"]).success();
+    assert!(
+        run.stdout
+            .contains("kept      secret hosts/other/ssh_host_ed25519_key"),
+        "{}",
+        run.stdout
+    );
+    check_clean(&env);
+}
+
+#[test]
+fn keyscan_runs_the_program_given_and_records_address_and_port() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let key = key_of(&read(&vector("ed25519-03.pub")));
+    let args = fake_keyscan(&mut env, &format!("[203.0.113.9]:2222 {key}"));
+    let run = env
+        .keys(&[
+            "host",
+            "add",
+            "scanned",
+            "--keyscan",
+            "203.0.113.9:2222",
+            "--yes",
+        ])
+        .success();
+    assert_eq!(read(&args), "-T\n10\n-t\ned25519\n-p\n2222\n203.0.113.9\n");
+    let fp = fingerprint(&env, &vector("ed25519-03.pub"));
+    assert!(
+        run.stderr.contains(&format!(
+            "203.0.113.9 port 2222 has host key ssh-ed25519 {fp}"
+        )),
+        "{}",
+        run.stderr
+    );
+    let text = read(&repo.join("recipients/hosts/scanned.yaml"));
+    assert_eq!(ssh_keys(&text), vec![key.clone()]);
+    assert!(
+        text.contains("address: 203.0.113.9\nssh_port: 2222\n"),
+        "{text}"
+    );
+    check_clean(&env);
+
+    // An explicit --address wins; --ssh-port is the port scanned when none is given.
+    env.keys(&[
+        "host",
+        "add",
+        "scanned2",
+        "--keyscan",
+        "10.0.0.1",
+        "--ssh-port",
+        "2022",
+        "--address",
+        "scanned2.example",
+        "--yes",
+    ])
+    .success();
+    assert!(read(&args).contains("-p\n2022\n10.0.0.1\n"));
+    let text = read(&repo.join("recipients/hosts/scanned2.yaml"));
+    assert!(
+        text.contains("address: scanned2.example\nssh_port: 2022\n"),
+        "{text}"
+    );
+    check_clean(&env);
+}
+
+#[test]
+fn keyscan_without_a_terminal_or_yes_fails_at_once() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let args = fake_keyscan(&mut env, "");
+    let before = tree(&repo);
+    let run = env
+        .keys(&["host", "add", "scanned", "--keyscan", "203.0.113.9"])
+        .failure(2);
+    assert!(run.stderr.contains("no terminal"), "{}", run.stderr);
+    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    assert!(run.elapsed < Duration::from_secs(5));
+    assert!(!args.exists(), "ssh-keyscan must not run");
+    assert_eq!(tree(&repo), before);
+}
+
+#[test]
+fn keyscan_failures_name_the_program_and_what_it_said() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let before = tree(&repo);
+    // Only another key type: refused by name.
+    fake_keyscan(
+        &mut env,
+        &format!("203.0.113.9 {}", read(&vector("ecdsa-01.pub")).trim()),
+    );
+    let run = env
+        .keys(&["host", "add", "h", "--keyscan", "203.0.113.9", "--yes"])
+        .failure(3);
+    assert!(run.stderr.contains("ecdsa-sha2-nistp256"), "{}", run.stderr);
+    // Nothing at all: an external failure quoting its stderr.
+    fake_keyscan(&mut env, "");
+    let run = env
+        .keys(&["host", "add", "h", "--keyscan", "203.0.113.9", "--yes"])
+        .failure(9);
+    assert!(
+        run.stderr.contains("no ssh-ed25519 host key"),
+        "{}",
+        run.stderr
+    );
+    // A missing program.
+    env.set("KEYS_SSH_KEYSCAN", "/nonexistent/ssh-keyscan");
+    let run = env
+        .keys(&["host", "add", "h", "--keyscan", "203.0.113.9", "--yes"])
+        .failure(9);
+    assert!(
+        run.stderr.contains("/nonexistent/ssh-keyscan"),
+        "{}",
+        run.stderr
+    );
+    // An address that would read as an option.
+    env.keys(&["host", "add", "h", "--keyscan=-oProxyCommand=x", "--yes"])
+        .failure(2);
+    assert_eq!(tree(&repo), before);
+}
+
+/// An sshd on 127.0.0.1 with a fresh host key, stopped when dropped.
+struct Sshd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+    pubkey: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sshd(env: &TestEnv) -> Sshd {
+    let sshd = Path::new("/usr/sbin/sshd");
+    assert!(
+        sshd.is_file(),
+        "/usr/sbin/sshd is not installed: run scripts/test, which installs openssh-server"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = dir.path().join("ssh_host_ed25519_key");
+    let mut cmd = Command::new(peer("ssh-keygen"));
+    cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", "sshd-test", "-f"])
+        .arg(&key);
+    env.apply(&mut cmd);
+    run(cmd, b"").success();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nUsePAM no\nStrictModes no\n",
+            key.display(),
+            dir.path().join("sshd.pid").display()
+        ),
+    )
+    .unwrap();
+    // As root, sshd wants its privilege separation directory; run it as nobody instead.
+    let root = rustix::process::geteuid().is_root();
+    let mut cmd = if root {
+        for f in [dir.path(), &key, &config] {
+            std::os::unix::fs::chown(f, Some(65534), Some(65534)).unwrap();
+        }
+        let mut c = Command::new(peer("setpriv"));
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(sshd);
+        c
+    } else {
+        Command::new(sshd)
+    };
+    let child = cmd
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sshd");
+    let server = Sshd {
+        child,
+        port,
+        pubkey: key.with_extension("pub"),
+        _dir: dir,
+    };
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sshd did not listen on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+#[test]
+fn keyscan_reads_the_key_of_a_real_sshd() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    peer("ssh-keyscan");
+    let sshd = start_sshd(&env);
+    let target = format!("127.0.0.1:{}", sshd.port);
+    let run = env
+        .keys(&["host", "add", "local", "--keyscan", &target, "--yes"])
+        .success();
+    let fp = fingerprint(&env, &sshd.pubkey);
+    assert!(run.stderr.contains(&fp), "{}", run.stderr);
+    let text = read(&repo.join("recipients/hosts/local.yaml"));
+    assert_eq!(ssh_keys(&text), vec![key_of(&read(&sshd.pubkey))]);
+    assert!(
+        text.contains(&format!("address: 127.0.0.1\nssh_port: {}\n", sshd.port)),
+        "{text}"
+    );
+    check_clean(&env);
+}
+
+#[test]
+fn other_key_types_are_refused_by_name() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let before = tree(&repo);
+    for (file, kind) in [
+        ("ecdsa-01.pub", "ecdsa-sha2-nistp256"),
+        ("rsa-01.pub", "ssh-rsa"),
+    ] {
+        let path = vector(file);
+        let run = env
+            .keys(&["host", "add", "h", "--key", path.to_str().unwrap()])
+            .failure(3);
+        assert!(
+            run.stderr.contains(&format!("unsupported key type {kind}")),
+            "{}",
+            run.stderr
+        );
+    }
+    let age = env.write("age.txt", read(&vector("ed25519-01.age-recipient")));
+    let run = env
+        .keys(&["host", "add", "h", "--key", age.to_str().unwrap()])
+        .failure(3);
+    assert!(
+        run.stderr.contains("unsupported key type age"),
+        "{}",
+        run.stderr
+    );
+    let junk = env.write("junk.txt", "ssh-ed25519 AAAA\n");
+    env.keys(&["host", "add", "h", "--key", junk.to_str().unwrap()])
+        .failure(3);
+    assert_eq!(tree(&repo), before);
+}
+
+#[test]
+fn taken_names_and_bad_arguments_leave_every_file_unchanged() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let before = tree(&repo);
+    let pubkey = vector("ed25519-01.pub");
+    let run = env
+        .keys(&["host", "add", "vps-arm", "--generate"])
+        .failure(5);
+    assert!(
+        run.stderr
+            .contains("recipients/hosts/vps-arm.yaml: already exists")
+    );
+    env.keys(&["host", "add", "vps-x86", "--key", pubkey.to_str().unwrap()])
+        .failure(5);
+    let run = env
+        .keys(&["host", "add", "nannuo-bot", "--generate"])
+        .failure(2);
+    assert!(
+        run.stderr.contains("already a container on host vps-arm"),
+        "{}",
+        run.stderr
+    );
+    fake_keyscan(&mut env, "");
+    env.keys(&["host", "add", "vps-arm", "--keyscan", "192.0.2.1", "--yes"])
+        .failure(5);
+    env.keys(&["host", "add", "../evil", "--generate"])
+        .failure(3);
+    env.keys(&[
+        "host",
+        "add",
+        "h",
+        "--generate",
+        "--system",
+        "riscv64-linux",
+    ])
+    .failure_usage();
+    env.keys(&["host", "add", "h", "--generate", "--persist", "relative"])
+        .failure(3);
+    env.keys(&["host", "add", "h"]).failure_usage();
+    env.keys(&[
+        "host",
+        "add",
+        "h",
+        "--generate",
+        "--key",
+        pubkey.to_str().unwrap(),
+    ])
+    .failure_usage();
+    let run = env
+        .keys(&["container", "add", "vps-x86", "--host", "vps-arm"])
+        .failure(5);
+    assert!(
+        run.stderr.contains("vps-x86.yaml: already exists"),
+        "{}",
+        run.stderr
+    );
+    env.keys(&["container", "add", "nannuo-bot", "--host", "vps-x86"])
+        .failure(2);
+    env.keys(&["container", "add", "c", "--host", "nowhere"])
+        .failure(2);
+    assert_eq!(tree(&repo), before);
+}
+
+#[test]
+fn host_rm_is_refused_while_a_policy_names_the_host_or_its_containers() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let before = tree(&repo);
+    let run = env.keys(&["host", "rm", "vps-arm"]).failure(3);
+    assert!(
+        run.stderr
+            .contains("policies/default.yaml:4: rule \"bot/*\" names host:vps-arm"),
+        "{}",
+        run.stderr
+    );
+    // Only a container of it named, through a group.
+    env.write(
+        "work/policies/default.yaml",
+        "groups:\n  admins: [demo]\n  bots: [container:nannuo-bot]\nrules:\n  - secrets: \"**\"\n    format: age\n    readers: [admins, bots]\n",
+    );
+    let run = env.keys(&["host", "rm", "vps-arm"]).failure(3);
+    assert!(
+        run.stderr.contains(
+            "policies/default.yaml:5: rule \"**\" names container:nannuo-bot (on host vps-arm)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(repo.join("recipients/hosts/vps-arm.yaml").exists());
+    env.keys(&["host", "rm", "nowhere"]).failure(2);
+    let run = env.keys(&["host", "rm", "vps-x86"]).success();
+    assert!(
+        run.stdout
+            .contains("removed   recipients/hosts/vps-x86.yaml")
+    );
+    assert!(!repo.join("recipients/hosts/vps-x86.yaml").exists());
+    assert!(
+        !env.keys(&["host", "ls"])
+            .success()
+            .stdout
+            .contains("vps-x86")
+    );
+    drop(before);
+    check_clean(&env);
+}
+
+#[test]
+fn container_add_shares_the_host_key_or_gets_its_own() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let file = repo.join("recipients/hosts/vps-arm.yaml");
+    let original = read(&file);
+
+    let run = env
+        .keys(&["container", "add", "web-bot", "--host", "vps-arm"])
+        .success();
+    assert!(
+        run.stdout
+            .contains("updated   recipients/hosts/vps-arm.yaml")
+    );
+    assert_eq!(read(&file), format!("{original}  web-bot: {{}}\n"));
+    let status = env.keys(&["status"]).success().stdout;
+    assert!(
+        status.lines().any(|l| l.starts_with("  web-bot ")
+            && l.ends_with(" on vps-arm (host key, read-only bind mount)")),
+        "{status}"
+    );
+    check_clean(&env);
+
+    let run = env
+        .keys(&[
+            "container",
+            "add",
+            "own-bot",
+            "--host",
+            "vps-x86",
+            "--own-key",
+        ])
+        .success();
+    assert!(
+        run.stdout.contains("created   policies/00-host-keys.yaml"),
+        "{}",
+        run.stdout
+    );
+    let x86 = read(&repo.join("recipients/hosts/vps-x86.yaml"));
+    assert!(
+        x86.starts_with("# Demo host (test key;"),
+        "comments kept: {x86}"
+    );
+    let keys = ssh_keys(&x86);
+    assert_eq!(keys.len(), 2, "{x86}");
+    assert!(x86.ends_with(" root@own-bot\n"), "{x86}");
+    assert_eq!(
+        public_of_secret(
+            &env,
+            "hosts/vps-x86/containers/own-bot/ssh_host_ed25519_key"
+        ),
+        keys[1]
+    );
+    no_clear_private_key(&repo);
+    let status = env.keys(&["status"]).success().stdout;
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("  own-bot ") && l.ends_with(" on vps-x86 (own key)")),
+        "{status}"
+    );
+    let ls = env.keys(&["host", "ls"]).success().stdout;
+    assert!(ls.contains("own-bot (own key)"), "{ls}");
+    check_clean(&env);
+
+    // A policy can name the new containers; secrets for them encrypt.
+    env.write(
+        "work/policies/bots.yaml",
+        "rules:\n  - secrets: \"own-bot/*\"\n    format: sops-yaml\n    readers: [admins, container:own-bot]\n",
+    );
+    env.keys_stdin(&["encrypt", "own-bot/config"], b"token: x\n")
+        .success();
+    check_clean(&env);
+    let run = env
+        .keys(&["host", "rm", "vps-x86", "--with-key"])
+        .failure(3);
+    assert!(
+        run.stderr.contains("policies/bots.yaml:2"),
+        "{}",
+        run.stderr
+    );
+}
+
+trait UsageFailure {
+    fn failure_usage(self) -> Run;
+}
+
+impl UsageFailure for Run {
+    /// A clap usage error: exit 2 (clap's own message, not `keys: error:`).
+    #[track_caller]
+    fn failure_usage(self) -> Run {
+        assert_eq!(
+            self.code, 2,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
