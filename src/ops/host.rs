@@ -131,7 +131,7 @@ pub fn check_new_host(repo: &Repo, name: &str) -> Result<()> {
 /// first file is written.
 pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
     layout::check_name(&spec.name).map_err(name_error("host name", &spec.name))?;
-    let mut ws = Workspace::load(repo)?;
+    let mut ws = Workspace::load_writable(repo)?;
     refuse_taken(&ws, &spec.name)?;
     let (public, private) = match &spec.key {
         KeySource::Given(r) => {
@@ -176,7 +176,7 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
 /// containers') go too, with their lock entries.
 pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     layout::check_name(name).map_err(name_error("host name", name))?;
-    let mut ws = Workspace::load(repo)?;
+    let mut ws = Workspace::load_writable(repo)?;
     let Some(host) = ws.fleet.host(name) else {
         return Err(usage(
             format!("no host named {name} (no {}/{name}.yaml)", layout::HOSTS),
@@ -246,7 +246,7 @@ pub struct ContainerSpec {
 pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
     layout::check_name(&spec.name).map_err(name_error("container name", &spec.name))?;
     layout::check_name(&spec.host).map_err(name_error("host name", &spec.host))?;
-    let mut ws = Workspace::load(repo)?;
+    let mut ws = Workspace::load_writable(repo)?;
     if ws.fleet.host(&spec.host).is_none() {
         return Err(usage(
             format!(
@@ -494,7 +494,7 @@ fn apply_key_secret(
     if let Some(path) = &plan.policy {
         fsutil::write_new(path, KEY_POLICY_TEXT.as_bytes(), fsutil::PUBLIC)?;
         report.steps.push(Step::Created(KEY_POLICY.to_string()));
-        *ws = Workspace::load(&ws.repo)?;
+        ws.reload()?;
     }
     let opts = EncryptOptions {
         force: false,

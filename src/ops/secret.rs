@@ -42,6 +42,16 @@ impl Workspace {
         })
     }
 
+    /// Reads the fleet, policy and lock again (after this process changed them),
+    /// keeping the writer lock.
+    pub fn reload(&mut self) -> Result<()> {
+        let fresh = Workspace::load(&self.repo)?;
+        self.fleet = fresh.fleet;
+        self.policy = fresh.policy;
+        self.lock = None;
+        Ok(())
+    }
+
     /// Like `load`, for a command that writes: takes the repository's writer lock
     /// first, so what it reads cannot change under it.
     pub fn load_writable(repo: &Repo) -> Result<Workspace> {
