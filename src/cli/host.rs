@@ -23,6 +23,38 @@ enum HostCommand {
     Add(AddArgs),
     Ls(LsArgs),
     Rm(RmArgs),
+    Rotate(RotateArgs),
+}
+
+/// Give a host a new host key and re-encrypt what it reads, in one run.
+///
+/// The new key comes from exactly one of --key FILE, --keyscan ADDR[:PORT] (shown and
+/// confirmed, or --yes) or --generate (the private key replaces the one stored in
+/// hosts/NAME/ssh_host_ed25519_key). Then every secret whose rule names the host or
+/// one of its containers is re-encrypted as `keys rekey --host NAME` does. If that
+/// fails, the host file, the stored key and keys.lock are put back as they were.
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["key", "keyscan", "generate"])))]
+struct RotateArgs {
+    /// The host's name.
+    #[arg(value_name = "NAME")]
+    name: String,
+
+    /// The new public key: an ssh-ed25519 line, or a known_hosts or ssh-keyscan line.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+
+    /// Scan the host for its new key with ssh-keyscan.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    keyscan: Option<String>,
+
+    /// Make a new key pair here.
+    #[arg(long)]
+    generate: bool,
+
+    /// Accept the scanned key without asking.
+    #[arg(long, requires = "keyscan")]
+    yes: bool,
 }
 
 /// Add a host, named by its SSH ed25519 host key.
@@ -112,6 +144,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     match args.command {
         HostCommand::Add(a) => add(ctx, a),
         HostCommand::Ls(_) => ls(ctx),
+        HostCommand::Rotate(a) => rotate(ctx, a),
         HostCommand::Rm(a) => {
             let report = host::remove_host(&ctx.repo()?, &a.name, a.with_key)?;
             super::out(&render(&report))
@@ -170,6 +203,54 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
     };
     let report = host::add_host(&repo, spec)?;
     super::out(&render(&report))
+}
+
+fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
+    let repo = ctx.repo()?;
+    let key = if let Some(file) = &args.key {
+        KeySource::Given(host::read_key_file(file)?)
+    } else if let Some(target) = &args.keyscan {
+        let (addr, port) = host::parse_target(target)?;
+        let port = port.unwrap_or(22);
+        if !args.yes && !super::prompt::has_tty() {
+            return Err(usage(
+                "keys host rotate --keyscan asks to confirm the scanned key and there is no terminal",
+                "compare the host's fingerprint another way and pass --yes, or use --key FILE",
+            ));
+        }
+        let program = std::env::var_os("KEYS_SSH_KEYSCAN")
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from("ssh-keyscan"), PathBuf::from);
+        let found = host::keyscan(&program, &addr, port, KEYSCAN_TIMEOUT)?;
+        super::note(&format!(
+            "{addr} port {port} has host key {} {}",
+            found.kind(),
+            found.fingerprint()
+        ));
+        if !args.yes
+            && super::prompt::confirm(&format!("Rotate host {} to this key?", args.name))
+                != Some(true)
+        {
+            return Err(usage(
+                "the scanned key was not confirmed; nothing was written",
+                "run again and answer y once the fingerprint matches the host's",
+            ));
+        }
+        KeySource::Given(found)
+    } else {
+        KeySource::Generate
+    };
+    let mut ids = crate::identity::Identities::search(&crate::identity::Search::from_env(
+        ctx.identities.clone(),
+    )?)?;
+    let done = host::rotate_host(&repo, &args.name, key, &mut ids, &ctx.prompt)?;
+    let mut text = render(&done.report);
+    text.push_str(&format!(
+        "rekeyed   {} secret{} for the new key\n",
+        done.rekeyed,
+        if done.rekeyed == 1 { "" } else { "s" }
+    ));
+    super::out(&text)
 }
 
 /// The report's lines, then the new key's fingerprint and age key.

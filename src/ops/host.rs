@@ -83,6 +83,7 @@ pub enum Step {
     },
 }
 
+#[derive(Default)]
 pub struct Report {
     pub steps: Vec<Step>,
     /// The machine's public key (for `add`), to show its fingerprint and age key.
@@ -304,6 +305,160 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
     fsutil::write_atomic(&file, text.as_bytes(), fsutil::PUBLIC)?;
     report.steps.push(Step::Updated(rel));
     Ok(report)
+}
+
+/// What `rotate_host` did: the host file and key steps, and the rekey.
+pub struct Rotated {
+    pub report: Report,
+    pub rekeyed: usize,
+}
+
+/// Gives host `name` a new host key and re-encrypts, in the same run, every secret
+/// its policy gives it (as `keys rekey --host NAME`). A generated key replaces the
+/// stored private key. If the rekey fails, the host file, the key secret and the
+/// lock are put back as they were, so the repository never names a key that its
+/// secrets are not encrypted to.
+pub fn rotate_host(
+    repo: &Repo,
+    name: &str,
+    key: KeySource,
+    identities: &mut crate::identity::Identities,
+    prompt: &dyn crate::identity::Prompt,
+) -> Result<Rotated> {
+    let mut ws = Workspace::load_writable(repo)?;
+    let Some(host) = ws.fleet.host(name) else {
+        return Err(usage(
+            format!("no host named {name} (no {}/{name}.yaml)", layout::HOSTS),
+            "`keys host ls` lists the hosts; `keys host add NAME` adds one",
+        ));
+    };
+    let old_fingerprint = host.key.fingerprint();
+    let (public, private) = match key {
+        KeySource::Given(r) => {
+            if !matches!(r, Recipient::SshEd25519(_)) {
+                return Err(Error::UnsupportedKey {
+                    at: Location::named("host key"),
+                    key_type: r.kind().to_string(),
+                    purpose: Some("for a host (hosts are named by their ssh-ed25519 key)"),
+                });
+            }
+            (r, None)
+        }
+        KeySource::Generate => {
+            let (public, private) = generate(&format!("root@{name}"))?;
+            (public, Some(private))
+        }
+    };
+    if public.fingerprint() == old_fingerprint {
+        return Err(usage(
+            format!("host {name} already has this key"),
+            "give the new key, or --generate one",
+        ));
+    }
+    let file = repo.host_file(name);
+    let rel = repo.rel(&file);
+    let old_text = fsutil::read(&file)?;
+    let old_text = String::from_utf8(old_text).map_err(|_| Error::InvalidFile {
+        at: Location::named(&rel),
+        reason: "not UTF-8 text".into(),
+    })?;
+    let mut replaced = false;
+    let new_text: String = old_text
+        .split_inclusive('\n')
+        .map(|line| {
+            if !replaced && line.starts_with("ssh_key:") {
+                replaced = true;
+                format!("ssh_key: {}\n", public_line(&public))
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    let parsed = crate::policy::fleet::parse_host(name, &new_text, &rel)?;
+    if !replaced || parsed.key.fingerprint() != public.fingerprint() {
+        return Err(Error::InvalidFile {
+            at: Location::named(&rel),
+            reason: "no top-level `ssh_key:` line to replace".into(),
+        });
+    }
+    let secret_name = host_key_secret(name);
+    let secret_before = ws.locate(&secret_name).ok().map(|(p, _)| p);
+    let secret_bytes = match &secret_before {
+        Some(p) => Some(fsutil::read(p)?),
+        None => None,
+    };
+    let key_plan = match (&private, &secret_before) {
+        (Some(_), None) => Some(plan_key_secret(&ws, &secret_name)?),
+        _ => None,
+    };
+    let lock_before = std::fs::read(repo.lock_file()).ok();
+    let created_policy = key_plan.as_ref().and_then(|p| p.policy.clone());
+    let new_secret = repo
+        .root()
+        .join(crate::policy::secret_path(&secret_name, Format::Age));
+    let mut report = Report::default();
+    let restore = |ws: &Workspace| {
+        let _ = fsutil::write_atomic(&file, old_text.as_bytes(), fsutil::PUBLIC);
+        match (&secret_before, &secret_bytes) {
+            (Some(p), Some(b)) => {
+                let _ = fsutil::write_atomic(p, b, fsutil::PUBLIC);
+            }
+            _ if private.is_some() => {
+                let _ = std::fs::remove_file(&new_secret);
+            }
+            _ => {}
+        }
+        if let Some(p) = &created_policy {
+            let _ = std::fs::remove_file(p);
+        }
+        match &lock_before {
+            Some(b) => {
+                let _ = fsutil::write_atomic(&ws.repo.lock_file(), b, fsutil::PUBLIC);
+            }
+            None => {
+                let _ = std::fs::remove_file(ws.repo.lock_file());
+            }
+        }
+    };
+    fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
+    report.steps.push(Step::Updated(rel));
+    let result = (|| -> Result<usize> {
+        ws.reload()?;
+        if let Some(private) = &private {
+            match key_plan {
+                Some(plan) => apply_key_secret(&mut ws, plan, private, &mut report)?,
+                None => {
+                    let opts = EncryptOptions {
+                        force: true,
+                        allow_empty: false,
+                    };
+                    let done =
+                        secret::encrypt(&mut ws, &secret_name, private.as_bytes(), &opts, None)?;
+                    report.steps.push(Step::KeyStored {
+                        path: ws.repo.rel(&done.path),
+                        secret: secret_name.clone(),
+                        recipients: done.recipients,
+                    });
+                }
+            }
+        }
+        let plan = super::rekey::plan(&mut ws, Some(name))?;
+        if plan.changes.is_empty() {
+            super::rekey::tidy(&ws)?;
+            return Ok(0);
+        }
+        Ok(super::rekey::apply(&mut ws, plan, identities, prompt, &|| {})?.rewritten)
+    })();
+    match result {
+        Ok(rekeyed) => {
+            report.key = Some(public);
+            Ok(Rotated { report, rekeyed })
+        }
+        Err(e) => {
+            restore(&ws);
+            Err(e)
+        }
+    }
 }
 
 /// A new ed25519 key pair: the public key (with `comment`) and the private key in

@@ -359,3 +359,76 @@ fn kill_tree(pid: u32) {
         let _ = Command::new("kill").arg("-9").arg(p.to_string()).status();
     }
 }
+
+#[test]
+fn host_rotate_records_the_new_key_and_rekeys_in_one_run_or_changes_nothing() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/token"], b"bot-canary")
+        .success();
+    env.keys_stdin(&["encrypt", "json/admin-only"], b"{\"a\": 1}")
+        .success();
+    let old_key = host_key(&env, "vps-arm");
+
+    // Without an identity that opens the secrets, nothing changes at all.
+    let before = tree(&repo);
+    let mut stranger = TestEnv::new();
+    stranger.set(
+        "KEYS_IDENTITY",
+        host_key(&env, "vps-x86").display().to_string(),
+    );
+    let new_key = new_ssh_key(&env, "arm-2");
+    let pubfile = new_key.with_extension("pub").display().to_string();
+    let mut cmd = stranger.command(&[
+        "--repo",
+        &repo.display().to_string(),
+        "host",
+        "rotate",
+        "vps-arm",
+        "--key",
+        &pubfile,
+    ]);
+    cmd.current_dir(&repo);
+    let r = crate::common::run(cmd, b"");
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(
+        tree(&repo),
+        before,
+        "a failed rotation puts everything back"
+    );
+
+    // With the admin identity: the host file names the new key and its secrets open with it.
+    let out = env
+        .keys(&["host", "rotate", "vps-arm", "--key", &pubfile])
+        .success();
+    assert!(out.stdout.contains("rekeyed   1 secret"), "{}", out.stdout);
+    let bot = repo.join("secrets/bot/token.age");
+    assert_eq!(
+        age_decrypt(&env, &new_key, &bot).success().stdout,
+        "bot-canary"
+    );
+    assert_ne!(age_decrypt(&env, &old_key, &bot).code, 0);
+    env.keys(&["check"]).success();
+
+    // A generated key: stored for the admins, and it opens the host's secrets.
+    env.keys(&["host", "rotate", "vps-arm", "--generate"])
+        .success();
+    let private = env
+        .keys(&["decrypt", "hosts/vps-arm/ssh_host_ed25519_key"])
+        .success()
+        .raw_stdout;
+    let generated = env.write("keys/generated", private);
+    std::fs::set_permissions(
+        &generated,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    assert_eq!(
+        age_decrypt(&env, &generated, &bot).success().stdout,
+        "bot-canary"
+    );
+    assert_ne!(age_decrypt(&env, &new_key, &bot).code, 0);
+    env.keys(&["check"]).success();
+    let again = env.keys(&["rekey"]).success();
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+}
