@@ -3,17 +3,10 @@
 //! each), and `keys encrypt` / `keys decrypt` of one secret beside one `age` process
 //! doing the same. Run with `cargo bench --bench secrets`; it prints medians.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use keys::layout::Repo;
-use keys::lock::{self, Lock};
-use keys::policy::{Fleet, Policy, secret_path};
-use keys::tree::Snapshot;
-use rayon::prelude::*;
-
-const HOSTS: usize = 20;
-const ADMINS: usize = 3;
+use keys::policy::secret_path;
 
 mod common;
 
@@ -24,7 +17,7 @@ fn main() {
     for n in [1_000, 5_000] {
         let dir = tempfile::tempdir().unwrap();
         let id_dir = tempfile::tempdir().unwrap();
-        let ids = generate(dir.path(), id_dir.path(), n);
+        let ids = common::generate(dir.path(), id_dir.path(), n, keys::policy::Format::Age);
         let check = median(21, || {
             let out = keys(dir.path(), &["check"], &ids[0], None);
             assert!(
@@ -83,7 +76,7 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
     };
     // The same recipients: 3 admin age keys and the host's ssh-ed25519 key.
     let mut args: Vec<String> = Vec::new();
-    for a in 0..ADMINS {
+    for a in 0..common::ADMINS {
         let r = std::fs::read_to_string(root.join(format!("recipients/admins/a{a}.pub"))).unwrap();
         args.extend(["-r".into(), r.trim().to_string()]);
     }
@@ -116,80 +109,6 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
     });
     println!("age -e, same recipients:    median {:>6.1} ms", ms(age_enc));
     println!("age -d, same file:          median {:>6.1} ms", ms(age_dec));
-}
-
-/// Writes a fleet of `n` secrets under `root`; returns the admins' identity files.
-fn generate(root: &Path, id_dir: &Path, n: usize) -> Vec<PathBuf> {
-    let mut ids = Vec::new();
-    std::fs::create_dir_all(root.join("recipients/admins")).unwrap();
-    std::fs::create_dir_all(root.join("recipients/hosts")).unwrap();
-    std::fs::create_dir_all(root.join("policies")).unwrap();
-    for a in 0..ADMINS {
-        let id = age::x25519::Identity::generate();
-        let path = id_dir.join(format!("a{a}.txt"));
-        use age::secrecy::ExposeSecret;
-        std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::write(
-            root.join(format!("recipients/admins/a{a}.pub")),
-            format!("{}\n", id.to_public()),
-        )
-        .unwrap();
-        ids.push(path);
-    }
-    let mut policy = String::from("rules:\n");
-    for h in 0..HOSTS {
-        use sha2::Digest;
-        let seed: [u8; 32] = sha2::Sha256::digest(format!("bench host {h}")).into();
-        let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
-        let public = ssh_key::PublicKey::new(ssh_key::public::KeyData::Ed25519(pair.public), "")
-            .to_openssh()
-            .unwrap();
-        std::fs::write(
-            root.join(format!("recipients/hosts/h{h:02}.yaml")),
-            format!("ssh_key: {public}\n"),
-        )
-        .unwrap();
-        policy.push_str(&format!(
-            "  - secrets: \"h{h:02}/*\"\n    format: age\n    readers: [admins, host:h{h:02}]\n"
-        ));
-    }
-    std::fs::write(root.join("policies/fleet.yaml"), policy).unwrap();
-    let repo = Repo::at(root.to_path_buf());
-    let files = Snapshot::from_work_tree(&repo, &["recipients", "policies"]).unwrap();
-    let fleet = Fleet::from_snapshot(&files).unwrap();
-    let policy = Policy::from_snapshot(&files, &fleet).unwrap();
-    let entries: Vec<(String, lock::Entry)> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let name = format!("h{:02}/s{i:05}", i % HOSTS);
-            let (_, rule) = policy.rule_for(&name).unwrap();
-            let r = policy.resolve(rule, &fleet).unwrap();
-            let at = keys::error::Location::named(&name);
-            let data = keys::format::age::seal(
-                format!("secret {i}").as_bytes(),
-                &r.recipients,
-                false,
-                &at,
-            )
-            .unwrap();
-            let path = root.join(secret_path(&name, rule.format));
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, &data).unwrap();
-            let entry = lock::Entry {
-                format: rule.format,
-                sha256: lock::sha256_hex(&data),
-                recipients: r.fingerprints,
-            };
-            (name, entry)
-        })
-        .collect();
-    let lock = Lock {
-        entries: entries.into_iter().collect(),
-    };
-    std::fs::write(root.join("secrets/keys.lock"), lock.render()).unwrap();
-    ids
 }
 
 fn keys(root: &Path, args: &[&str], identity: &Path, stdin: Option<&[u8]>) -> std::process::Output {

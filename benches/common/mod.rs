@@ -1,7 +1,14 @@
-//! What the bench binaries share: timing and finding a tool on PATH.
+//! What the bench binaries share: generated fleets, timing, finding a tool on PATH.
+#![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use keys::layout::Repo;
+use keys::lock::{self, Lock};
+use keys::policy::{Fleet, Format, Policy, secret_path};
+use keys::tree::Snapshot;
+use rayon::prelude::*;
 
 /// The median of `runs` timed calls, after one untimed call to warm the caches.
 pub fn median(runs: usize, mut f: impl FnMut()) -> Duration {
@@ -26,4 +33,88 @@ pub fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
+}
+
+pub const HOSTS: usize = 20;
+pub const ADMINS: usize = 3;
+
+/// Writes a fleet of `n` secrets under `root`; returns the admins' identity files.
+pub fn generate(root: &Path, id_dir: &Path, n: usize, format: Format) -> Vec<PathBuf> {
+    let mut ids = Vec::new();
+    std::fs::create_dir_all(root.join("recipients/admins")).unwrap();
+    std::fs::create_dir_all(root.join("recipients/hosts")).unwrap();
+    std::fs::create_dir_all(root.join("policies")).unwrap();
+    for a in 0..ADMINS {
+        let id = age::x25519::Identity::generate();
+        let path = id_dir.join(format!("a{a}.txt"));
+        use age::secrecy::ExposeSecret;
+        std::fs::write(&path, format!("{}\n", id.to_string().expose_secret())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(
+            root.join(format!("recipients/admins/a{a}.pub")),
+            format!("{}\n", id.to_public()),
+        )
+        .unwrap();
+        ids.push(path);
+    }
+    let mut policy = String::from("rules:\n");
+    for h in 0..HOSTS {
+        use sha2::Digest;
+        let seed: [u8; 32] = sha2::Sha256::digest(format!("bench host {h}")).into();
+        let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+        let public = ssh_key::PublicKey::new(ssh_key::public::KeyData::Ed25519(pair.public), "")
+            .to_openssh()
+            .unwrap();
+        std::fs::write(
+            root.join(format!("recipients/hosts/h{h:02}.yaml")),
+            format!("ssh_key: {public}\n"),
+        )
+        .unwrap();
+        policy.push_str(&format!(
+            "  - secrets: \"h{h:02}/*\"\n    format: {}\n    readers: [admins, host:h{h:02}]\n",
+            format.name()
+        ));
+    }
+    std::fs::write(root.join("policies/fleet.yaml"), policy).unwrap();
+    let repo = Repo::at(root.to_path_buf());
+    let files = Snapshot::from_work_tree(&repo, &["recipients", "policies"]).unwrap();
+    let fleet = Fleet::from_snapshot(&files).unwrap();
+    let policy = Policy::from_snapshot(&files, &fleet).unwrap();
+    let entries: Vec<(String, lock::Entry)> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let name = format!("h{:02}/s{i:05}", i % HOSTS);
+            let (_, rule) = policy.rule_for(&name).unwrap();
+            let r = policy.resolve(rule, &fleet).unwrap();
+            let at = keys::error::Location::named(&name);
+            let plain = format!("token: secret-{i}-{}\n", "x".repeat(150));
+            let data = match format {
+                Format::Age => keys::format::age::seal(plain.as_bytes(), &r.recipients, false, &at),
+                sops => keys::format::sops::encrypt_file(
+                    sops,
+                    plain.as_bytes(),
+                    &r.recipients,
+                    Default::default(),
+                    None,
+                    &at,
+                ),
+            }
+            .unwrap();
+            let path = root.join(secret_path(&name, rule.format));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &data).unwrap();
+            let entry = lock::Entry {
+                format: rule.format,
+                sha256: lock::sha256_hex(&data),
+                recipients: r.fingerprints,
+            };
+            (name, entry)
+        })
+        .collect();
+    let lock = Lock {
+        entries: entries.into_iter().collect(),
+    };
+    std::fs::write(root.join("secrets/keys.lock"), lock.render()).unwrap();
+    ids
 }
