@@ -319,6 +319,14 @@ fn killing_the_rekey_at_any_point_loses_nothing_and_a_rerun_finishes_it() {
         let status = child.wait().unwrap();
         if !status.success() && repo.join(".keys-journal").exists() {
             killed_mid_write += 1;
+            let check = env.keys(&["check"]).failure(8);
+            assert!(
+                check
+                    .stdout
+                    .contains(".keys-journal: a rekey was interrupted"),
+                "{}",
+                check.stdout
+            );
         }
         assert_eq!(
             all_plaintexts(&repo, &admin),
@@ -431,4 +439,46 @@ fn host_rotate_records_the_new_key_and_rekeys_in_one_run_or_changes_nothing() {
     env.keys(&["check"]).success();
     let again = env.keys(&["rekey"]).success();
     assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+}
+
+#[test]
+fn a_passphrase_protected_identity_is_asked_for_once_per_rekey() {
+    let mut env = TestEnv::new();
+    peer("script");
+    let pass = env.write("pass.txt", "correct horse\n");
+    env.set("KEYS_PASSPHRASE_FILE", pass.display().to_string());
+    env.keys(&["init", "--admin", "alice", "--passphrase", "--no-hook"])
+        .success();
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for h in ["vps-arm", "vps-x86"] {
+        let rel = format!("recipients/hosts/{h}.yaml");
+        env.write(
+            &format!("work/{rel}"),
+            std::fs::read(top.join(&rel)).unwrap(),
+        );
+    }
+    let policy =
+        "rules:\n  - secrets: \"**\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
+    env.write("work/policies/default.yaml", policy);
+    for i in 0..3 {
+        env.keys_stdin(&["encrypt", &format!("s{i}")], b"x")
+            .success();
+    }
+    env.write(
+        "work/policies/default.yaml",
+        policy.replace("vps-arm", "vps-x86"),
+    );
+    env.set("KEYS_PASSPHRASE_FILE", "");
+    // One line typed: a second prompt would wait for input that never comes.
+    let run = crate::secrets::on_terminal(&env, "rekey", &["correct horse"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(
+        run.stdout.matches("Passphrase for ").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("rekeyed 3 secrets"), "{}", run.stdout);
+    assert!(run.stdout.contains("rekey   s2"), "{}", run.stdout);
+    env.keys(&["check"]).success();
 }

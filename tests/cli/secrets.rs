@@ -454,7 +454,7 @@ fn rm_removes_the_file_and_its_lock_line() {
 
 /// Runs `keys ARGS` on a pseudo-terminal (util-linux `script`), typing each line of
 /// `typed` after a pause so that it arrives at the prompt, not before it.
-fn on_terminal(env: &TestEnv, args: &str, typed: &[&str]) -> Run {
+pub fn on_terminal(env: &TestEnv, args: &str, typed: &[&str]) -> Run {
     let mut feed = String::new();
     for line in typed {
         feed.push_str(&format!("sleep 1; printf '%s\\n' '{line}'; "));
