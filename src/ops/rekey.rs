@@ -64,6 +64,14 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
         ));
     }
     let lock = Lock::parse(ws.lock()?.text())?;
+    // Secrets a killed run may have rewritten without recording them in the lock:
+    // they are rewritten again whatever the lock says.
+    let journaled: std::collections::HashSet<String> =
+        std::fs::read_to_string(ws.repo.root().join(JOURNAL))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
     let mut changes = Vec::new();
     let mut skipped = Vec::new();
     let mut resolved: HashMap<usize, (Vec<Recipient>, Vec<String>)> = HashMap::new();
@@ -83,8 +91,10 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
             ));
             continue;
         }
+        let unfinished = journaled.contains(name);
         if let Some(h) = host
             && !names_host(rule, h, ws)
+            && !unfinished
         {
             continue;
         }
@@ -95,7 +105,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
                 e.insert((r.recipients, r.fingerprints))
             }
         };
-        if *fingerprints == entry.recipients {
+        if *fingerprints == entry.recipients && !unfinished {
             continue;
         }
         changes.push(Change {
