@@ -120,7 +120,45 @@ pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
         )?;
         report.steps.push(Step::Created(repo.rel(&policy)));
     }
+    ignore_run_files(repo, &mut report)?;
     Ok(report)
+}
+
+/// Files `keys` keeps at the repository root while it runs, which git must not pick up.
+const RUN_FILES: [&str; 2] = ["/.keys-writer", "/.keys-journal"];
+
+/// Adds the run files to `.gitignore` (created if absent); lines already there are kept.
+fn ignore_run_files(repo: &Repo, report: &mut Report) -> Result<()> {
+    let path = repo.root().join(".gitignore");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let text = existing.clone().unwrap_or_default();
+    let missing: Vec<&str> = RUN_FILES
+        .into_iter()
+        .filter(|f| !text.lines().any(|l| l.trim() == *f))
+        .collect();
+    if missing.is_empty() {
+        report.steps.push(Step::Kept(".gitignore".into()));
+        return Ok(());
+    }
+    let mut new = text;
+    if !new.is_empty() && !new.ends_with('\n') {
+        new.push('\n');
+    }
+    for f in missing {
+        new.push_str(f);
+        new.push('\n');
+    }
+    fsutil::write_atomic(&path, new.as_bytes(), fsutil::PUBLIC)?;
+    report.steps.push(Step::Created(if existing.is_some() {
+        ".gitignore entries for /.keys-writer and /.keys-journal".into()
+    } else {
+        ".gitignore".into()
+    }));
+    Ok(())
 }
 
 fn starter_policy(admin: &str) -> String {
