@@ -120,6 +120,43 @@ pub fn decrypt_first(
     })
 }
 
+/// Whether every stanza of a binary age header ends with a short body line (one of
+/// fewer than 64 characters, possibly empty), as the age spec requires; the age
+/// crate accepts a stanza whose body is missing.
+fn stanzas_are_canonical(binary: &[u8]) -> bool {
+    let mut open = false;
+    for line in binary.split(|b| *b == b'\n').skip(1) {
+        if line.starts_with(b"--- ") || line == b"---" {
+            return !open;
+        }
+        if line.starts_with(b"-> ") {
+            if open {
+                return false;
+            }
+            open = true;
+            continue;
+        }
+        if !open || line.len() > 64 {
+            return false;
+        }
+        if line.len() < 64 {
+            open = false;
+        }
+    }
+    false
+}
+
+const ARMOR: &str = "broken age armor (not canonical base64 lines between the markers)";
+
+/// Whether an I/O error from the age reader is the armor's, not the payload's.
+fn is_armor_error(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| {
+        inner
+            .downcast_ref::<age::armor::ArmoredReadError>()
+            .is_some()
+    })
+}
+
 /// Decrypts with the identities that are ready (nothing is unlocked or asked for);
 /// `None` when none of them opens the file. Usable from several threads at once.
 pub fn try_decrypt(
@@ -131,8 +168,42 @@ pub fn try_decrypt(
         at: at.clone(),
         reason: reason.to_string(),
     };
-    let reader = age::armor::ArmoredReader::new(ciphertext);
-    let decryptor = age::Decryptor::new_buffered(reader).map_err(|e| match e {
+    const BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+    let lead = ciphertext
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
+    let body = &ciphertext[lead..];
+    if !body.starts_with(BEGIN)
+        && !ciphertext.starts_with(b"age-encryption.org/")
+        && (body.starts_with(b"-----") || memchr::memmem::find(ciphertext, BEGIN).is_some())
+    {
+        // A damaged begin marker, or something before it.
+        return Err(corrupt(ARMOR));
+    }
+    // Whitespace before the armor is allowed (as in age). Armor is decoded whole first,
+    // so an armor fault is told apart from a payload fault.
+    let decoded;
+    let binary: &[u8] = if body.starts_with(BEGIN) {
+        let mut out = Vec::with_capacity(body.len());
+        age::armor::ArmoredReader::new(body)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                if is_armor_error(&e) {
+                    corrupt(ARMOR)
+                } else {
+                    corrupt("malformed age header")
+                }
+            })?;
+        decoded = out;
+        &decoded
+    } else {
+        ciphertext
+    };
+    if binary.starts_with(b"age-encryption.org/v1\n") && !stanzas_are_canonical(binary) {
+        return Err(corrupt("malformed age header"));
+    }
+    let decryptor = age::Decryptor::new_buffered(binary).map_err(|e| match e {
         age::DecryptError::UnknownFormat => corrupt("not an age file, or an unknown age version"),
         age::DecryptError::InvalidMac => corrupt("age header MAC mismatch (the file was altered)"),
         _ => corrupt("malformed age header"),
@@ -157,7 +228,10 @@ pub fn try_decrypt(
         Err(_) => return Err(corrupt("malformed age header")),
     };
     let mut plain = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
-    if stream.read_to_end(&mut plain).is_err() {
+    if let Err(e) = stream.read_to_end(&mut plain) {
+        if is_armor_error(&e) {
+            return Err(corrupt(ARMOR));
+        }
         // Drop what was read so far: a failed file releases nothing.
         return Err(corrupt(
             "payload failed to authenticate (truncated or altered)",

@@ -306,7 +306,8 @@ pub fn open_any(
     ignore_mac: bool,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let data = fsutil::read(path)?;
-    if format::age::looks_like_age(&data) {
+    let age_name = path.extension().is_some_and(|e| e == "age");
+    if age_name || format::age::looks_like_age(&data) {
         return format::age::open(&data, identities, prompt, &Location::file(path));
     }
     Ok(open_file(

@@ -2,6 +2,7 @@
 //! environment and checks what a user would see.
 
 mod common;
+mod conformance;
 mod docs;
 mod edit;
 mod hook;
