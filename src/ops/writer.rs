@@ -3,7 +3,8 @@
 //! process is refused at once with the holder's pid instead of interleaving.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
@@ -33,9 +34,9 @@ impl WriterLock {
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
         if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim();
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let pid = text.lines().next().unwrap_or("").trim();
             return Err(Error::Busy {
                 path,
                 pid: if pid.is_empty() {
@@ -45,9 +46,10 @@ impl WriterLock {
                 },
             });
         }
-        file.set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| writeln!(file, "{}", std::process::id()))
+        // Written over the old pid, then cut to length: a reader never sees it empty.
+        let pid = format!("{}\n", std::process::id());
+        file.write_all_at(pid.as_bytes(), 0)
+            .and_then(|()| file.set_len(pid.len() as u64))
             .map_err(|e| Error::io(&path, e))?;
         Ok(WriterLock { _file: file })
     }

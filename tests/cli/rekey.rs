@@ -482,3 +482,67 @@ fn a_passphrase_protected_identity_is_asked_for_once_per_rekey() {
     assert!(run.stdout.contains("rekey   s2"), "{}", run.stdout);
     env.keys(&["check"]).success();
 }
+
+#[test]
+fn two_rekeys_at_once_one_proceeds_the_other_is_refused_and_nothing_is_lost() {
+    let mut env = TestEnv::new();
+    let repo = crate::secrets::fleet(&mut env);
+    let admin = env.root.join("keys/demo.txt");
+    let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
+    env.write("work/policies/default.yaml", policy);
+    let script = format!(
+        "for i in $(seq 0 99); do printf 'secret-%s' \"$i\" | {} encrypt many/s$i || exit 1; done",
+        crate::common::keys_bin()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script);
+    env.apply(&mut cmd);
+    crate::common::run(cmd, b"").success();
+    let original = all_plaintexts(&repo, &admin);
+    env.write(
+        "work/policies/default.yaml",
+        policy.replace("vps-arm", "vps-x86"),
+    );
+    // The lock file holds the last writer's pid; start from none, to see the first take it.
+    std::fs::remove_file(repo.join(".keys-writer")).unwrap();
+    let first = env
+        .command(&["rekey"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first run holds the lock, then start the second and an encrypt.
+    let lock = repo.join(".keys-writer");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let held = std::fs::read_to_string(&lock).is_ok_and(|t| !t.trim().is_empty());
+        if held || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let second = env.keys(&["rekey"]);
+    let third = env.keys_stdin(&["encrypt", "many/new"], b"n");
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "first: {}\nsecond: {} {}\nthird: {} {}",
+        String::from_utf8_lossy(&first.stderr),
+        second.code,
+        second.stderr,
+        third.code,
+        third.stderr
+    );
+    for r in [&second, &third] {
+        assert_eq!(r.code, 10, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("another keys process (pid "),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(all_plaintexts(&repo, &admin), original);
+    env.keys(&["check"]).success();
+    assert!(env.keys(&["rekey"]).success().stdout.contains("up to date"));
+}
