@@ -33,15 +33,40 @@ pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
     let staged = on_threads(files, |(path, data, mode)| staged(path, data, *mode))
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
+    // What each target held, to put back if a later step fails: all or nothing.
+    let before: Vec<Option<(Vec<u8>, u32)>> = files
+        .iter()
+        .map(|(path, _, _)| {
+            let meta = fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
+            Some((fs::read(path).ok()?, meta.permissions().mode() & 0o7777))
+        })
+        .collect();
     let mut dirs: Vec<&Path> = Vec::new();
+    let mut done = 0;
+    let mut result = Ok(());
     for (tmp, (path, _, _)) in staged.into_iter().zip(files) {
-        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+        if let Err(e) = tmp.persist(path) {
+            result = Err(Error::io(path, e.error));
+            break;
+        }
+        done += 1;
         let dir = parent_of(path);
         if !dirs.contains(&dir) {
             dirs.push(dir);
         }
     }
-    on_threads(&dirs, |d| sync_dir(d)).into_iter().collect()
+    if result.is_ok() {
+        result = on_threads(&dirs, |d| sync_dir(d)).into_iter().collect();
+    }
+    if result.is_err() {
+        for ((path, _, _), old) in files.iter().zip(&before).take(done) {
+            let _ = match old {
+                Some((data, mode)) => write_atomic(path, data, *mode),
+                None => remove(path),
+            };
+        }
+    }
+    result
 }
 
 /// Replaces many files at once, durably and cheaply: every file is written to a temp

@@ -5,6 +5,7 @@ mod common;
 mod conformance;
 mod docs;
 mod edit;
+mod faults;
 mod hook;
 mod host;
 mod init;

@@ -1,0 +1,90 @@
+//! Fault injection with `strace -e inject`: ENOSPC and EIO at each write, fsync and
+//! rename of `keys encrypt` and `keys edit` in turn. Every run either succeeds, or
+//! fails non-zero leaving every file byte-identical.
+
+use std::process::Command;
+
+use crate::common::{TestEnv, keys_bin, peer, run};
+use crate::secrets::{fleet, tree};
+
+/// The syscalls a write goes through, each injected on its own counter.
+const SYSCALLS: [&str; 6] = [
+    "write",
+    "fsync",
+    "fdatasync",
+    "rename",
+    "renameat",
+    "renameat2",
+];
+
+fn injected(
+    env: &TestEnv,
+    syscall: &str,
+    err: &str,
+    n: usize,
+    args: &[&str],
+    stdin: &[u8],
+) -> crate::common::Run {
+    let mut cmd = Command::new(peer("strace"));
+    cmd.args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:error={err}:when={n}"))
+        .arg(keys_bin())
+        .args(args);
+    env.apply(&mut cmd);
+    run(cmd, stdin)
+}
+
+#[test]
+fn injected_write_fsync_and_rename_failures_leave_every_file_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/a"], b"first").success();
+    let run_dir = tempfile::Builder::new().tempdir_in("/dev/shm").unwrap();
+    std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.set("XDG_RUNTIME_DIR", run_dir.path().display().to_string());
+    let editor = env.write(
+        "bin/ed",
+        "#!/bin/sh\nfor a; do f=$a; done\necho more >> \"$f\"\n",
+    );
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.set("EDITOR", editor.display().to_string());
+    let (mut failed, mut succeeded) = (0, 0);
+    for syscall in SYSCALLS {
+        for err in ["ENOSPC", "EIO"] {
+            for n in 1..=8 {
+                for cmd in [&["encrypt", "--force", "bot/a"][..], &["edit", "bot/a"]] {
+                    let before = tree(&repo);
+                    let r = injected(&env, syscall, err, n, cmd, b"canary-plaintext");
+                    assert_ne!(
+                        r.code, 101,
+                        "{syscall} {err} {n} {cmd:?}: panic\n{}",
+                        r.stderr
+                    );
+                    assert!(!r.stderr.contains("canary") && !r.stdout.contains("canary"));
+                    if r.code == 0 {
+                        succeeded += 1;
+                        env.keys(&["check"]).success();
+                    } else {
+                        failed += 1;
+                        assert_eq!(
+                            tree(&repo),
+                            before,
+                            "{syscall} {err} #{n} {cmd:?} changed a file: {}",
+                            r.stderr
+                        );
+                    }
+                    assert!(
+                        std::fs::read_dir(run_dir.path()).unwrap().next().is_none(),
+                        "plaintext left behind"
+                    );
+                }
+            }
+        }
+    }
+    println!("fault injection: {failed} runs failed cleanly, {succeeded} succeeded");
+    assert!(failed > 20, "the injections reached keys: {failed}");
+    env.keys(&["check"]).success();
+}
