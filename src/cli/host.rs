@@ -159,33 +159,13 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
     let key = if let Some(file) = &args.key {
         KeySource::Given(host::read_key_file(file)?)
     } else if let Some(target) = &args.keyscan {
-        let (addr, port) = host::parse_target(target)?;
-        let port = port.or(args.ssh_port).unwrap_or(22);
         host::check_new_host(&repo, &args.name)?;
-        if !args.yes && !super::prompt::has_tty() {
-            return Err(usage(
-                "keys host add --keyscan asks to confirm the scanned key and there is no terminal",
-                "compare the host's fingerprint (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it) and pass --yes, or use --key FILE",
-            ));
-        }
-        let program = std::env::var_os("KEYS_SSH_KEYSCAN")
-            .filter(|p| !p.is_empty())
-            .map_or_else(|| PathBuf::from("ssh-keyscan"), PathBuf::from);
-        let found = host::keyscan(&program, &addr, port, KEYSCAN_TIMEOUT)?;
-        super::note(&format!(
-            "{addr} port {port} has host key {} {}",
-            found.kind(),
-            found.fingerprint()
-        ));
-        if !args.yes {
-            let question = format!("Add host {} with this key?", args.name);
-            if super::prompt::confirm(&question) != Some(true) {
-                return Err(usage(
-                    "the scanned key was not confirmed; nothing was written",
-                    "run again and answer y once the fingerprint matches the host's",
-                ));
-            }
-        }
+        let (found, addr, port) = scan(
+            target,
+            args.ssh_port,
+            args.yes,
+            &format!("Add host {} with this key?", args.name),
+        )?;
         address.get_or_insert(addr);
         ssh_port.get_or_insert(port);
         KeySource::Given(found)
@@ -210,32 +190,12 @@ fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
     let key = if let Some(file) = &args.key {
         KeySource::Given(host::read_key_file(file)?)
     } else if let Some(target) = &args.keyscan {
-        let (addr, port) = host::parse_target(target)?;
-        let port = port.unwrap_or(22);
-        if !args.yes && !super::prompt::has_tty() {
-            return Err(usage(
-                "keys host rotate --keyscan asks to confirm the scanned key and there is no terminal",
-                "compare the host's fingerprint another way and pass --yes, or use --key FILE",
-            ));
-        }
-        let program = std::env::var_os("KEYS_SSH_KEYSCAN")
-            .filter(|p| !p.is_empty())
-            .map_or_else(|| PathBuf::from("ssh-keyscan"), PathBuf::from);
-        let found = host::keyscan(&program, &addr, port, KEYSCAN_TIMEOUT)?;
-        super::note(&format!(
-            "{addr} port {port} has host key {} {}",
-            found.kind(),
-            found.fingerprint()
-        ));
-        if !args.yes
-            && super::prompt::confirm(&format!("Rotate host {} to this key?", args.name))
-                != Some(true)
-        {
-            return Err(usage(
-                "the scanned key was not confirmed; nothing was written",
-                "run again and answer y once the fingerprint matches the host's",
-            ));
-        }
+        let (found, _, _) = scan(
+            target,
+            None,
+            args.yes,
+            &format!("Rotate host {} to this key?", args.name),
+        )?;
         KeySource::Given(found)
     } else {
         KeySource::Generate
@@ -251,6 +211,40 @@ fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
         if done.rekeyed == 1 { "" } else { "s" }
     ));
     super::out(&text)
+}
+
+/// Runs ssh-keyscan on `target` (port from the target, else `port`, else 22), shows
+/// the key's fingerprint and has it confirmed on the terminal unless `yes`.
+fn scan(
+    target: &str,
+    port: Option<u16>,
+    yes: bool,
+    question: &str,
+) -> Result<(Recipient, String, u16)> {
+    let (addr, in_target) = host::parse_target(target)?;
+    let port = in_target.or(port).unwrap_or(22);
+    if !yes && !super::prompt::has_tty() {
+        return Err(usage(
+            "--keyscan asks to confirm the scanned key and there is no terminal",
+            "compare the host's fingerprint (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it) and pass --yes, or use --key FILE",
+        ));
+    }
+    let program = std::env::var_os("KEYS_SSH_KEYSCAN")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from("ssh-keyscan"), PathBuf::from);
+    let found = host::keyscan(&program, &addr, port, KEYSCAN_TIMEOUT)?;
+    super::note(&format!(
+        "{addr} port {port} has host key {} {}",
+        found.kind(),
+        found.fingerprint()
+    ));
+    if !yes && super::prompt::confirm(question) != Some(true) {
+        return Err(usage(
+            "the scanned key was not confirmed; nothing was written",
+            "run again and answer y once the fingerprint matches the host's",
+        ));
+    }
+    Ok((found, addr, port))
 }
 
 /// The report's lines, then the new key's fingerprint and age key.

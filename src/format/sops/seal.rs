@@ -450,6 +450,37 @@ pub fn audit(doc: &EncryptedDocument) -> std::result::Result<Vec<String>, String
     Ok(metadata.age.into_iter().map(|e| e.recipient).collect())
 }
 
+fn data_key(raw: &[u8], at: &Location) -> Result<DataKey> {
+    let key = <[u8; 32]>::try_from(raw).map_err(|_| Error::Corrupt {
+        at: at.clone(),
+        reason: "the sops data key is not 32 bytes".into(),
+    })?;
+    Ok(Zeroizing::new(key))
+}
+
+/// Decrypts every value with the data key and checks the MAC (unless `ignore_mac`).
+fn verified(
+    doc: &EncryptedDocument,
+    metadata: &Metadata,
+    key: &DataKey,
+    at: &Location,
+    ignore_mac: bool,
+) -> Result<(Plain, Stash)> {
+    let rules = Rules::new(&metadata.options, at)?;
+    let mut plain = Plain(doc.branches.clone());
+    let mut stash = Stash::default();
+    let computed = open_branches(&mut plain.0, &rules, key, &mut stash, at)?;
+    if !ignore_mac {
+        let stored = cipher::parse(&metadata.mac)
+            .and_then(|s| cipher::open(key, &s, &metadata.lastmodified))
+            .ok_or_else(|| Error::MacMismatch { at: at.clone() })?;
+        if stored.as_slice() != computed.as_bytes() {
+            return Err(Error::MacMismatch { at: at.clone() });
+        }
+    }
+    Ok((plain, stash))
+}
+
 /// Decrypts a sops document: finds the data key with the identities, decrypts every
 /// value and checks the MAC unless `ignore_mac`.
 pub fn open(
@@ -476,26 +507,11 @@ pub fn open(
             searched: vec!["the file has no age recipients (only pgp or cloud KMS keys)".into()],
         });
     }
-    let raw = crypto::decrypt_first(&wrapped, identities, prompt, at)?;
-    let key: DataKey =
-        Zeroizing::new(
-            <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| Error::Corrupt {
-                at: at.clone(),
-                reason: "the sops data key is not 32 bytes".into(),
-            })?,
-        );
-    let rules = Rules::new(&metadata.options, at)?;
-    let mut plain = Plain(doc.branches.clone());
-    let mut stash = Stash::default();
-    let computed = open_branches(&mut plain.0, &rules, &key, &mut stash, at)?;
-    if !ignore_mac {
-        let stored = cipher::parse(&metadata.mac)
-            .and_then(|s| cipher::open(&key, &s, &metadata.lastmodified))
-            .ok_or_else(|| Error::MacMismatch { at: at.clone() })?;
-        if stored.as_slice() != computed.as_bytes() {
-            return Err(Error::MacMismatch { at: at.clone() });
-        }
-    }
+    let key = data_key(
+        &crypto::decrypt_first(&wrapped, identities, prompt, at)?,
+        at,
+    )?;
+    let (plain, stash) = verified(doc, &metadata, &key, at, ignore_mac)?;
     Ok(Opened {
         plain,
         metadata,
@@ -530,22 +546,8 @@ pub fn rewrap(
         at: at.clone(),
         searched: identities.searched().to_vec(),
     })?;
-    let key: DataKey =
-        Zeroizing::new(
-            <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| Error::Corrupt {
-                at: at.clone(),
-                reason: "the sops data key is not 32 bytes".into(),
-            })?,
-        );
-    let rules = Rules::new(&metadata.options, at)?;
-    let mut plain = Plain(doc.branches.clone());
-    let computed = open_branches(&mut plain.0, &rules, &key, &mut Stash::default(), at)?;
-    let stored = cipher::parse(&metadata.mac)
-        .and_then(|s| cipher::open(&key, &s, &metadata.lastmodified))
-        .ok_or_else(|| Error::MacMismatch { at: at.clone() })?;
-    if stored.as_slice() != computed.as_bytes() {
-        return Err(Error::MacMismatch { at: at.clone() });
-    }
+    let key = data_key(&raw, at)?;
+    verified(doc, &metadata, &key, at, false)?;
     let old = std::mem::take(&mut metadata.age);
     metadata.age = recipients
         .iter()
