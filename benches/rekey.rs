@@ -52,17 +52,10 @@ fn main() {
 }
 
 fn rekey(root: &Path, identity: &Path, extra: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_keys"))
-        .arg("rekey")
-        .args(extra)
-        .arg("--repo")
-        .arg(root)
-        .env("KEYS_IDENTITY", identity)
-        .env("KEYS_KEYRING", "none")
-        .env("HOME", root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let args: Vec<&str> = std::iter::once("rekey")
+        .chain(extra.iter().copied())
+        .collect();
+    let out = common::keys(root, &args, identity);
     assert!(
         out.status.success(),
         "{}",

@@ -10,7 +10,7 @@ use keys::policy::secret_path;
 
 mod common;
 
-use common::{median, ms, which};
+use common::{keys, median, ms, which};
 
 fn main() {
     let age = which("age");
@@ -19,7 +19,7 @@ fn main() {
         let id_dir = tempfile::tempdir().unwrap();
         let ids = common::generate(dir.path(), id_dir.path(), n, keys::policy::Format::Age);
         let check = median(21, || {
-            let out = keys(dir.path(), &["check"], &ids[0], None);
+            let out = keys(dir.path(), &["check"], &ids[0]);
             assert!(
                 out.status.success(),
                 "{}",
@@ -52,7 +52,6 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
             root,
             &["encrypt", &name, "--from", plain.to_str().unwrap()],
             identity,
-            None,
         );
         assert!(
             out.status.success(),
@@ -61,7 +60,7 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
         );
     });
     let dec = median(21, || {
-        let out = keys(root, &["decrypt", "h00/s00000"], identity, None);
+        let out = keys(root, &["decrypt", "h00/s00000"], identity);
         assert!(
             out.status.success(),
             "{}",
@@ -109,20 +108,4 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
     });
     println!("age -e, same recipients:    median {:>6.1} ms", ms(age_enc));
     println!("age -d, same file:          median {:>6.1} ms", ms(age_dec));
-}
-
-fn keys(root: &Path, args: &[&str], identity: &Path, stdin: Option<&[u8]>) -> std::process::Output {
-    let _ = stdin;
-    Command::new(env!("CARGO_BIN_EXE_keys"))
-        .args(args)
-        .arg("--repo")
-        .arg(root)
-        .env("KEYS_IDENTITY", identity)
-        .env("KEYS_KEYRING", "none")
-        .env("HOME", root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap()
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 mod common;
 
-use common::{median, ms, which};
+use common::{keys, median, ms, which};
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,19 +101,6 @@ fn ok(out: Output) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn keys(root: &Path, args: &[&str], identity: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keys"))
-        .args(args)
-        .arg("--repo")
-        .arg(root)
-        .env("KEYS_IDENTITY", identity)
-        .env("KEYS_KEYRING", "none")
-        .env("HOME", root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 fn sops_cmd(sops: &Path, home: &Path, args: &[&str], identity: &Path) -> Output {

@@ -10,6 +10,20 @@ use keys::policy::{Fleet, Format, Policy, secret_path};
 use keys::tree::Snapshot;
 use rayon::prelude::*;
 
+/// Runs the `keys` binary on the fleet at `root` with `identity`, hermetically.
+pub fn keys(root: &Path, args: &[&str], identity: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_keys"))
+        .args(args)
+        .arg("--repo")
+        .arg(root)
+        .env("KEYS_IDENTITY", identity)
+        .env("KEYS_KEYRING", "none")
+        .env("HOME", root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// The median of `runs` timed calls, after one untimed call to warm the caches.
 pub fn median(runs: usize, mut f: impl FnMut()) -> Duration {
     f();

@@ -40,19 +40,30 @@ struct RotateArgs {
     #[arg(value_name = "NAME")]
     name: String,
 
-    /// The new public key: an ssh-ed25519 line, or a known_hosts or ssh-keyscan line.
+    #[command(flatten)]
+    source: KeySourceArgs,
+}
+
+/// Where a host key comes from: exactly one of --key, --keyscan and --generate.
+#[derive(clap::Args)]
+struct KeySourceArgs {
+    /// Read the host key from this file: an ssh-ed25519 public key, or a known_hosts
+    /// or ssh-keyscan line.
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
 
-    /// Scan the host for its new key with ssh-keyscan.
+    /// Ask the host for its key with ssh-keyscan (port: the one given here, else
+    /// --ssh-port when adding, else 22). When adding, its address is recorded unless
+    /// --address says otherwise.
     #[arg(long, value_name = "ADDR[:PORT]")]
     keyscan: Option<String>,
 
-    /// Make a new key pair here.
+    /// Generate a new ed25519 host key pair and store the private key encrypted to the
+    /// admins.
     #[arg(long)]
     generate: bool,
 
-    /// Accept the scanned key without asking.
+    /// Accept the scanned key without asking (check its fingerprint another way).
     #[arg(long, requires = "keyscan")]
     yes: bool,
 }
@@ -78,24 +89,8 @@ struct AddArgs {
     #[arg(value_name = "NAME")]
     name: String,
 
-    /// Read the host key from this file: an ssh-ed25519 public key, or a known_hosts
-    /// or ssh-keyscan line.
-    #[arg(long, value_name = "FILE")]
-    key: Option<PathBuf>,
-
-    /// Ask the host for its key with ssh-keyscan (port: the one given here, else
-    /// --ssh-port, else 22). Its address is recorded unless --address says otherwise.
-    #[arg(long, value_name = "ADDR[:PORT]")]
-    keyscan: Option<String>,
-
-    /// Generate a new ed25519 host key pair and store the private key encrypted to the
-    /// admins.
-    #[arg(long)]
-    generate: bool,
-
-    /// Accept the scanned key without asking (check its fingerprint another way).
-    #[arg(long, requires = "keyscan")]
-    yes: bool,
+    #[command(flatten)]
+    source: KeySourceArgs,
 
     /// The address to deploy to (IP address or DNS name).
     #[arg(long, value_name = "ADDR")]
@@ -156,14 +151,14 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
     let repo = ctx.repo()?;
     let mut address = args.address;
     let mut ssh_port = args.ssh_port;
-    let key = if let Some(file) = &args.key {
+    let key = if let Some(file) = &args.source.key {
         KeySource::Given(host::read_key_file(file)?)
-    } else if let Some(target) = &args.keyscan {
+    } else if let Some(target) = &args.source.keyscan {
         host::check_new_host(&repo, &args.name)?;
         let (found, addr, port) = scan(
             target,
             args.ssh_port,
-            args.yes,
+            args.source.yes,
             &format!("Add host {} with this key?", args.name),
         )?;
         address.get_or_insert(addr);
@@ -187,13 +182,13 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
 
 fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
     let repo = ctx.repo()?;
-    let key = if let Some(file) = &args.key {
+    let key = if let Some(file) = &args.source.key {
         KeySource::Given(host::read_key_file(file)?)
-    } else if let Some(target) = &args.keyscan {
+    } else if let Some(target) = &args.source.keyscan {
         let (found, _, _) = scan(
             target,
             None,
-            args.yes,
+            args.source.yes,
             &format!("Rotate host {} to this key?", args.name),
         )?;
         KeySource::Given(found)
