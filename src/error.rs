@@ -148,6 +148,14 @@ pub enum Error {
     #[error("{}: another keys process (pid {pid}) is writing this repository", path.display())]
     Busy { path: PathBuf, pid: String },
 
+    /// A host would be sent secrets it cannot decrypt.
+    #[error("{host} cannot decrypt {}: {}", if problems.len() == 1 { "1 secret".to_string() } else { format!("{} secrets", problems.len()) }, problems.join(", "))]
+    Undeployable { host: String, problems: Vec<String> },
+
+    /// A remote step failed (ssh, rsync, nixos-anywhere): what happened and what to do.
+    #[error("{message}")]
+    Remote { message: String, hint: String },
+
     /// `keys check` found problems (each already reported).
     #[error("check found {count} problem{}", if *count == 1 { "" } else { "s" })]
     CheckFailed { count: usize },
@@ -192,7 +200,8 @@ impl Error {
             Error::Keyring { .. } => Class::Keyring,
             Error::NotARepo { .. } => Class::Repo,
             Error::Usage { .. } => Class::Usage,
-            Error::CheckFailed { .. } => Class::Check,
+            Error::CheckFailed { .. } | Error::Undeployable { .. } => Class::Check,
+            Error::Remote { .. } => Class::External,
             Error::Busy { .. } => Class::Busy,
             Error::Batch { first, .. } => first.class(),
             Error::External { .. } => Class::External,
@@ -257,6 +266,12 @@ impl Error {
             Error::Busy { .. } => "wait for it to finish, then run the command again",
             Error::Batch { first, .. } => return first.hint(),
             Error::CheckFailed { .. } => "fix what is listed above, then run `keys check` again",
+            Error::Undeployable { host, .. } => {
+                return Some(format!(
+                    "run `keys rekey --host {host}` (and `keys check`), then update again; nothing was sent"
+                ));
+            }
+            Error::Remote { hint, .. } => return Some(hint.clone()),
         };
         Some(hint.to_string())
     }

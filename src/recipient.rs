@@ -159,6 +159,22 @@ impl Recipient {
         }
     }
 
+    /// The tag an age `ssh-ed25519` or `ssh-rsa` stanza carries for this key: the first
+    /// four bytes of the SHA-256 of its wire encoding, unpadded base64. Lets a file's
+    /// header be matched to a key without any private key.
+    pub fn ssh_tag(&self) -> Option<String> {
+        match self {
+            Recipient::SshEd25519(k) | Recipient::SshRsa(k) => {
+                use base64::Engine;
+                use sha2::Digest;
+                let wire = k.key.to_bytes().ok()?;
+                let digest = sha2::Sha256::digest(&wire);
+                Some(base64::engine::general_purpose::STANDARD_NO_PAD.encode(&digest[..4]))
+            }
+            Recipient::X25519(_) | Recipient::Plugin(_) => None,
+        }
+    }
+
     /// The age library's recipient for a native (non-plugin) key.
     pub fn age_recipient(&self) -> Option<Box<dyn age::Recipient + Send>> {
         match self {

@@ -43,6 +43,8 @@ pub struct Scratch {
     /// The directory itself, opened once: every later operation goes through it, so a
     /// path swapped underneath cannot redirect a write or a read.
     dir: OwnedFd,
+    /// Set by `keep`: drop leaves the directory.
+    kept: bool,
 }
 
 impl Scratch {
@@ -66,6 +68,66 @@ impl Scratch {
         })
     }
 
+    /// A new or empty directory at `path` with exactly `mode` (the staged tree of
+    /// `stage-install --out`), owned by us, never a symlink. Its parent must be on tmpfs
+    /// unless `allow_disk`, and not writable by others unless sticky. A non-empty
+    /// directory is refused.
+    pub fn create_at(path: &Path, mode: u32, allow_disk: bool) -> Result<Scratch> {
+        let refuse = |why: String| {
+            error::usage(
+                format!("{} {why}", path.display()),
+                "give --out a new or empty directory of yours on tmpfs",
+            )
+        };
+        let absolute = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+        let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
+            return Err(refuse("cannot hold a staged tree".into()));
+        };
+        if !plain_name(name) {
+            return Err(refuse("is not a plain directory name".into()));
+        }
+        if !allow_disk {
+            ram_backed(parent).map_err(|why| {
+                error::usage(
+                    format!("{} {why}", parent.display()),
+                    format!(
+                        "stage on tmpfs, or pass {DISK_FLAG} (the key may then reach the disk)"
+                    ),
+                )
+            })?;
+        }
+        let parent_fd = rustix::fs::openat(
+            CWD,
+            parent,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(parent, e.into()))?;
+        let st = rustix::fs::fstat(&parent_fd).map_err(|e| Error::io(parent, e.into()))?;
+        if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
+            return Err(error::usage(
+                format!("{} is writable by others and not sticky", parent.display()),
+                "give --out a directory whose parent only you can change",
+            ));
+        }
+        let name = name.to_string_lossy();
+        let dir = make_subdir(parent_fd.as_fd(), &name, mode).map_err(|e| refuse(e.to_string()))?;
+        if !entries(dir.as_fd())
+            .map_err(|e| Error::io(&absolute, e))?
+            .is_empty()
+        {
+            return Err(refuse("is not empty".into()));
+        }
+        // Empty, so no data is exposed while the mode changes.
+        rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode as RawMode))
+            .map_err(|e| Error::io(&absolute, e.into()))?;
+        Ok(Scratch {
+            path: absolute,
+            dir,
+            kept: false,
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -82,30 +144,53 @@ impl Scratch {
             ));
         }
         let path = self.path.join(name);
-        let mode = mode & 0o777;
-        let fd = rustix::fs::openat(
-            &self.dir,
-            name,
-            OFlags::WRONLY
-                | OFlags::CREATE
-                | OFlags::EXCL
-                | OFlags::NOFOLLOW
-                | OFlags::CLOEXEC
-                | OFlags::NOCTTY,
-            Mode::from_raw_mode(mode as RawMode),
-        )
-        .map_err(|e| match e {
-            Errno::EXIST => Error::Exists { path: path.clone() },
-            e => Error::io(&path, e.into()),
-        })?;
-        let mut file = File::from(fd);
-        let written = exact_mode(&file, mode).and_then(|()| file.write_all(data));
-        if let Err(e) = written {
-            drop(file);
-            remove_entry(self.dir.as_fd(), &c_name(OsStr::new(name)), 0);
-            return Err(Error::io(&path, e));
-        }
+        create_file_in(self.dir.as_fd(), name, &path, data, mode)?;
         Ok(path)
+    }
+
+    /// Creates the file at `rel` (plain names joined by '/') with `mode`, creating the
+    /// directories on the way with mode 0755, every step through the parent's
+    /// descriptor with `O_NOFOLLOW`: a symlink anywhere on the path is refused.
+    pub fn create_path(&self, rel: &str, data: &[u8], mode: u32) -> Result<PathBuf> {
+        let segments: Vec<&str> = rel.split('/').collect();
+        if segments.iter().any(|s| !plain_name(OsStr::new(s))) {
+            return Err(error::usage(
+                format!("{rel:?} is not a relative path of plain names"),
+                "this is a bug in keys: please report it",
+            ));
+        }
+        let (file, dirs) = segments.split_last().unwrap_or((&"", &[]));
+        let mut path = self.path.clone();
+        let mut held: Option<OwnedFd> = None;
+        for dir in dirs {
+            path.push(dir);
+            let parent = held.as_ref().map_or(self.dir.as_fd(), AsFd::as_fd);
+            let sub = make_subdir(parent, dir, 0o755).map_err(|e| Error::io(&path, e))?;
+            held = Some(sub);
+        }
+        path.push(file);
+        let parent = held.as_ref().map_or(self.dir.as_fd(), AsFd::as_fd);
+        create_file_in(parent, file, &path, data, mode)?;
+        Ok(path)
+    }
+
+    /// Creates the subdirectory `name` with exactly `mode`.
+    pub fn create_dir(&self, name: &str, mode: u32) -> Result<PathBuf> {
+        let path = self.path.join(name);
+        if !plain_name(OsStr::new(name)) {
+            return Err(error::usage(
+                format!("{name:?} is not a plain directory name"),
+                "this is a bug in keys: please report it",
+            ));
+        }
+        make_subdir(self.dir.as_fd(), name, mode).map_err(|e| Error::io(&path, e))?;
+        Ok(path)
+    }
+
+    /// Keeps the directory and everything in it: it is no longer removed on drop.
+    pub fn keep(mut self) -> PathBuf {
+        self.kept = true;
+        self.path.clone()
     }
 
     /// Reads a file inside the scratch dir into zeroized memory, refusing symlinks
@@ -181,6 +266,9 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         // An editor may have narrowed the directory's mode; unlinking needs rwx.
         let _ = rustix::fs::fchmod(&self.dir, Mode::from_raw_mode(0o700));
         purge(self.dir.as_fd(), 0);
@@ -192,6 +280,21 @@ impl std::fmt::Debug for Scratch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scratch").field("path", &self.path).finish()
     }
+}
+
+/// Zero-fills and removes the directory `path` and everything in it, never following a
+/// symlink (a symlink at `path` itself is refused).
+pub fn wipe(path: &Path) -> Result<()> {
+    let dir = rustix::fs::openat(
+        CWD,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(path, e.into()))?;
+    let _ = rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o700));
+    purge(dir.as_fd(), 0);
+    std::fs::remove_dir(path).map_err(|e| Error::io(path, e))
 }
 
 /// `Scratch::create` with its inputs made explicit: the first RAM-backed directory of
@@ -273,7 +376,11 @@ fn make_dir(base: &Path) -> Result<Scratch> {
         Ok(dir)
     });
     match opened {
-        Ok(dir) => Ok(Scratch { path, dir }),
+        Ok(dir) => Ok(Scratch {
+            path,
+            dir,
+            kept: false,
+        }),
         Err(e) => {
             let _ = std::fs::remove_dir(&path);
             Err(Error::io(path, e))
@@ -298,6 +405,74 @@ fn private_dir(dir: &OwnedFd) -> io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Creates `dir/name` with O_CREAT|O_EXCL|O_NOFOLLOW and `mode` given at open time (made
+/// exact before any data if the umask narrowed it), then writes `data`; `path` names it
+/// in errors. On a failed write the file is removed.
+fn create_file_in(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+) -> Result<()> {
+    let mode = mode & 0o777;
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY
+            | OFlags::CREATE
+            | OFlags::EXCL
+            | OFlags::NOFOLLOW
+            | OFlags::CLOEXEC
+            | OFlags::NOCTTY,
+        Mode::from_raw_mode(mode as RawMode),
+    )
+    .map_err(|e| match e {
+        Errno::EXIST => Error::Exists {
+            path: path.to_path_buf(),
+        },
+        e => Error::io(path, e.into()),
+    })?;
+    let mut file = File::from(fd);
+    let written = exact_mode(&file, mode).and_then(|()| file.write_all(data));
+    if let Err(e) = written {
+        drop(file);
+        remove_entry(dir, &c_name(OsStr::new(name)), 0);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// Opens the subdirectory `name` of `dir`, creating it with exactly `mode` if it does
+/// not exist; never through a symlink, and only a directory of ours.
+fn make_subdir(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<OwnedFd> {
+    let created = match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode as RawMode)) {
+        Ok(()) => true,
+        Err(Errno::EXIST) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let sub = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::LOOP | Errno::NOTDIR => {
+            io::Error::other("is a symbolic link or not a directory; keys does not follow it")
+        }
+        e => e.into(),
+    })?;
+    let st = rustix::fs::fstat(&sub)?;
+    if st.st_uid != rustix::process::geteuid().as_raw() {
+        return Err(io::Error::other("is a directory owned by another user"));
+    }
+    if created && st.st_mode & 0o7777 != mode {
+        rustix::fs::fchmod(&sub, Mode::from_raw_mode(mode as RawMode))?;
+    }
+    Ok(sub)
 }
 
 /// Sets a new, still empty file's mode to exactly `mode` if the umask narrowed it.

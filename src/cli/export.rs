@@ -1,4 +1,5 @@
-//! `keys export`: the policy as `.sops.yaml` and agenix `secrets.nix`.
+//! `keys export`: the policy as `.sops.yaml`, agenix `secrets.nix` and the NixOS
+//! modules of `keys.nix`.
 
 use std::path::PathBuf;
 
@@ -20,7 +21,8 @@ pub(crate) struct Args {
     #[arg(value_enum)]
     what: What,
 
-    /// Write here instead of the repository root's .sops.yaml or secrets.nix ("-" for stdout).
+    /// Write here instead of the repository root's .sops.yaml, secrets.nix or keys.nix
+    /// ("-" for stdout).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -31,6 +33,9 @@ enum What {
     SopsConfig,
     /// agenix secrets.nix.
     AgenixRules,
+    /// keys.nix: one NixOS module per host declaring its agenix and sops-nix secrets,
+    /// identity paths and container key bind mounts.
+    Nix,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
@@ -39,6 +44,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let export = match args.what {
         What::SopsConfig => Export::SopsConfig,
         What::AgenixRules => Export::AgenixRules,
+        What::Nix => Export::Nix,
     };
     let secrets: Vec<_> = check::secrets(&repo)?
         .secrets

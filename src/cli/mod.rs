@@ -12,13 +12,16 @@ mod export;
 mod hook;
 mod host;
 mod init;
+mod install;
 mod ls;
 mod prompt;
 mod rekey;
 mod rm;
 mod set;
+mod stage;
 mod status;
 mod to_age;
+mod update;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -129,6 +132,9 @@ enum Command {
     Host(host::Args),
     Container(container::Args),
     Export(export::Args),
+    StageInstall(stage::Args),
+    Install(install::Args),
+    Update(update::Args),
     Rm(rm::Args),
     Set(set::SetArgs),
     Unset(set::UnsetArgs),
@@ -186,6 +192,9 @@ pub fn main() -> ExitCode {
         Command::Host(args) => host::run(&ctx, args),
         Command::Container(args) => container::run(&ctx, args),
         Command::Export(args) => export::run(&ctx, args),
+        Command::StageInstall(args) => stage::run(&ctx, args),
+        Command::Install(args) => install::run(&ctx, args),
+        Command::Update(args) => update::run(&ctx, args),
         Command::Rm(args) => rm::run(&ctx, args),
         Command::Set(args) => set::set(&ctx, args),
         Command::Unset(args) => set::unset(&ctx, args),

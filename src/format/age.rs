@@ -49,21 +49,24 @@ fn skip_leading_whitespace(data: &[u8]) -> &[u8] {
     &data[n..]
 }
 
+/// The binary form of an age file: armor removed when there is some.
+fn unarmored(data: &[u8]) -> std::result::Result<std::borrow::Cow<'_, [u8]>, String> {
+    if !skip_leading_whitespace(data).starts_with(ARMOR_BEGIN) {
+        return Ok(std::borrow::Cow::Borrowed(data));
+    }
+    let mut out = Vec::with_capacity(data.len());
+    age::armor::ArmoredReader::new(data)
+        .read_to_end(&mut out)
+        .map_err(|_| "broken age armor".to_string())?;
+    Ok(std::borrow::Cow::Owned(out))
+}
+
 /// Checks that `data` is a well-formed age file encrypted to recipients: the header
 /// parses, it is not passphrase-encrypted, and the payload is not truncated. The
 /// reason says what is wrong, without quoting the file.
 pub fn inspect(data: &[u8]) -> std::result::Result<(), String> {
-    let decoded;
-    let binary: &[u8] = if skip_leading_whitespace(data).starts_with(ARMOR_BEGIN) {
-        let mut out = Vec::with_capacity(data.len());
-        age::armor::ArmoredReader::new(data)
-            .read_to_end(&mut out)
-            .map_err(|_| "broken age armor".to_string())?;
-        decoded = out;
-        &decoded
-    } else {
-        data
-    };
+    let unarmored = unarmored(data)?;
+    let binary: &[u8] = &unarmored;
     if !binary.starts_with(MAGIC) {
         return Err("not an age file (no age-encryption.org/v1 header): plaintext?".into());
     }
@@ -86,6 +89,26 @@ pub fn inspect(data: &[u8]) -> std::result::Result<(), String> {
         return Err("truncated: the last chunk is cut short".into());
     }
     Ok(())
+}
+
+/// The tags of the SSH stanzas (`-> ssh-ed25519 TAG …`, `-> ssh-rsa TAG …`) in an age
+/// file's header: which SSH keys it was encrypted to, readable without any key.
+pub fn ssh_tags(data: &[u8]) -> std::result::Result<Vec<String>, String> {
+    inspect(data)?;
+    let unarmored = unarmored(data)?;
+    let binary: &[u8] = &unarmored;
+    let end = memchr::memmem::find(binary, b"\n--- ").unwrap_or(binary.len());
+    let header = String::from_utf8_lossy(&binary[..end]);
+    Ok(header
+        .lines()
+        .filter_map(|line| {
+            let mut args = line.strip_prefix("-> ")?.split(' ');
+            match args.next()? {
+                "ssh-ed25519" | "ssh-rsa" => args.next().map(str::to_string),
+                _ => None,
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -2,10 +2,12 @@
 //! Library code here never prints; it returns reports for the CLI to show.
 
 pub mod check;
+pub mod deploy;
 pub mod export;
 pub mod hook;
 pub mod host;
 pub mod init;
 pub mod rekey;
 pub mod secret;
+pub mod stage;
 pub mod writer;

@@ -24,6 +24,13 @@ pub struct Host {
     pub system: Option<String>,
     pub flake_attr: String,
     pub persist: Option<String>,
+    /// The user `keys update` and `keys install` log in as after the install.
+    pub ssh_user: String,
+    /// Where `keys update` puts the flake on the host.
+    pub flake_dir: String,
+    /// Where sops-nix reads an age key file (the host key converted), when the host
+    /// file asks for one; relative to the root, the persist prefix not included.
+    pub age_key_file: Option<String>,
     pub containers: Vec<Container>,
 }
 
@@ -61,6 +68,12 @@ pub struct HostFile {
     pub flake_attr: Option<String>,
     #[serde(default)]
     pub persist: Option<String>,
+    #[serde(default)]
+    pub ssh_user: Option<String>,
+    #[serde(default)]
+    pub flake_dir: Option<String>,
+    #[serde(default)]
+    pub age_key_file: Option<String>,
     #[serde(default)]
     pub containers: BTreeMap<String, ContainerFile>,
 }
@@ -190,12 +203,55 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
             reason: format!("system {system:?} is not one of {}", SYSTEMS.join(", ")),
         });
     }
-    if let Some(persist) = &raw.persist
-        && (!persist.starts_with('/') || persist.split('/').any(|s| s == ".."))
+    for (field, value) in [
+        ("persist", &raw.persist),
+        ("flake_dir", &raw.flake_dir),
+        ("age_key_file", &raw.age_key_file),
+    ] {
+        if let Some(path) = value
+            && !plain_absolute(path)
+        {
+            return Err(Error::InvalidFile {
+                at: Location::named(file),
+                reason: format!(
+                    "{field} {path:?} must be an absolute path without '..' or control characters"
+                ),
+            });
+        }
+    }
+    if let Some(user) = &raw.ssh_user
+        && (user.is_empty()
+            || user.starts_with('-')
+            || !user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
     {
         return Err(Error::InvalidFile {
             at: Location::named(file),
-            reason: format!("persist {persist:?} must be an absolute path without '..'"),
+            reason: format!("ssh_user {user:?} is not a user name"),
+        });
+    }
+    if let Some(attr) = &raw.flake_attr
+        && (attr.is_empty()
+            || !attr
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-'".contains(c)))
+    {
+        return Err(Error::InvalidFile {
+            at: Location::named(file),
+            reason: format!("flake_attr {attr:?} is not a flake attribute name"),
+        });
+    }
+    if let Some(address) = &raw.address
+        && (address.is_empty()
+            || address.starts_with('-')
+            || address
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '@'))
+    {
+        return Err(Error::InvalidFile {
+            at: Location::named(file),
+            reason: format!("address {address:?} is not a host name or IP address"),
         });
     }
     let mut containers = Vec::new();
@@ -222,8 +278,18 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
         system: raw.system,
         flake_attr: raw.flake_attr.unwrap_or_else(|| name.to_string()),
         persist: raw.persist.filter(|p| p != "/"),
+        ssh_user: raw.ssh_user.unwrap_or_else(|| "root".to_string()),
+        flake_dir: raw.flake_dir.unwrap_or_else(|| "/etc/nixos".to_string()),
+        age_key_file: raw.age_key_file,
         containers,
     })
+}
+
+/// An absolute path with no `..` segment and no control character.
+fn plain_absolute(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.split('/').any(|s| s == "..")
+        && !path.chars().any(char::is_control)
 }
 
 #[cfg(test)]

@@ -34,6 +34,11 @@ pub struct Rule {
     /// The readers as written (group names unexpanded), for display.
     pub labels: Vec<String>,
     pub readers: Vec<Reader>,
+    /// Who owns the decrypted file on the host (agenix and sops-nix options).
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    /// Its mode, as four octal digits (`0400`).
+    pub mode: Option<String>,
 }
 
 pub struct Policy {
@@ -79,6 +84,12 @@ struct RuleFile {
     encrypted_regex: Option<String>,
     #[serde(default)]
     mac_only_encrypted: bool,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    mode: Option<Spanned<String>>,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -86,6 +97,26 @@ fn invalid(at: Location, reason: impl Into<String>) -> Error {
         at,
         reason: reason.into(),
     }
+}
+
+/// A user or group name as NixOS accepts one.
+fn account_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+/// `400`, `0400` or `0o400` as four octal digits; `None` for anything else.
+fn file_mode(text: &str) -> Option<String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 4 || !digits.chars().all(|c| ('0'..='7').contains(&c)) {
+        return None;
+    }
+    let value = u32::from_str_radix(digits, 8).ok()?;
+    Some(format!("{value:04o}"))
 }
 
 fn glob(pattern: &str) -> std::result::Result<globset::Glob, globset::Error> {
@@ -198,6 +229,25 @@ impl Policy {
                         format!("rule {:?} has no readers", raw.secrets.value),
                     ));
                 }
+                for (field, name) in [("owner", &raw.owner), ("group", &raw.group)] {
+                    if let Some(name) = name
+                        && !account_name(name)
+                    {
+                        return Err(invalid(
+                            at,
+                            format!("{field} {name:?} is not a user or group name"),
+                        ));
+                    }
+                }
+                let mode = match raw.mode {
+                    Some(m) => Some(file_mode(&m.value).ok_or_else(|| {
+                        invalid(
+                            Location::named(&rel).at_line(m.referenced.line()),
+                            format!("mode {:?} is not an octal file mode such as 0400", m.value),
+                        )
+                    })?),
+                    None => None,
+                };
                 rules.push(Rule {
                     at,
                     glob: raw.secrets.value,
@@ -206,6 +256,9 @@ impl Policy {
                     sops,
                     labels: raw.readers.value.into_iter().map(|l| l.value).collect(),
                     readers,
+                    owner: raw.owner,
+                    group: raw.group,
+                    mode,
                 });
             }
         }

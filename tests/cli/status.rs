@@ -75,17 +75,25 @@ fn a_bad_host_file_is_named_with_its_line() {
 fn the_demo_secrets_are_listed_clean_and_open_with_the_demo_identity() {
     let env = TestEnv::new();
     let run = env.keys(&["--repo", &project(), "status"]).success();
-    for line in [
-        "bot/telegram-token       age          ok            admins, host:vps-arm",
-        "vps-x86/restic-password  age          ok            admins, host:vps-x86",
-        "nannuo-bot/env           age          ok            admins, container:nannuo-bot",
-        "nannuo-bot/config        sops-yaml    ok            admins, container:nannuo-bot",
+    for (name, format, readers) in [
+        ("bot/telegram-token", "age", "admins, host:vps-arm"),
+        ("vps-x86/restic-password", "age", "admins, host:vps-x86"),
+        ("nannuo-bot/env", "age", "admins, container:nannuo-bot"),
+        ("nannuo-bot/config", "sops-yaml", "admins, container:nannuo-bot"),
+        ("hosts/vps-arm/ssh_host_ed25519_key", "age", "admins"),
+        ("hosts/vps-x86/ssh_host_ed25519_key", "age", "admins"),
     ] {
-        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+        let listed = run.stdout.lines().any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.len() >= 4
+                && words[..3] == [name, format, "ok"]
+                && words[3..].join(" ") == readers
+        });
+        assert!(listed, "{name} missing:\n{}", run.stdout);
     }
     assert!(!run.stdout.contains("problem"), "{}", run.stdout);
     let check = env.keys(&["--repo", &project(), "check"]).success();
-    assert!(check.stdout.contains("ok: 4 secrets"), "{}", check.stdout);
+    assert!(check.stdout.contains("ok: 6 secrets"), "{}", check.stdout);
     // As the README shows it; git keeps the test identity at mode 0644.
     let id = format!("{}/tests/fixtures/demo-admin.age-identity", project());
     let token = env

@@ -1,0 +1,110 @@
+//! `keys update`: send the flake to a host and switch to it.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::ops::deploy::{self, Failure};
+use crate::ops::secret::Workspace;
+use crate::scratch::{Scratch, SignalGuard};
+
+/// Send the flake to a host with rsync and run nixos-rebuild switch over ssh.
+///
+/// First checks, without any private key, that the host can decrypt every secret
+/// its policy gives it and its containers (keys.lock up to date, and each file
+/// naming the host's key). Then, with known_hosts built from the repository
+/// (StrictHostKeyChecking=yes: an unknown or changed host key stops here), copies
+/// flake.nix, flake.lock, the *.nix files, modules/ and the host's secrets to the
+/// host file's flake_dir (default /etc/nixos) and runs `nixos-rebuild switch --flake
+/// FLAKE_DIR#ATTR`. Reads address, ssh_port, ssh_user and flake_attr from
+/// recipients/hosts/NAME.yaml.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// The host to update.
+    #[arg(long, value_name = "NAME")]
+    host: String,
+
+    /// The SSH private key to log in with (ssh -i).
+    #[arg(long, value_name = "FILE")]
+    ssh_key: Option<PathBuf>,
+
+    /// Check and print the commands, and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    let repo = ctx.repo()?;
+    let ws = Workspace::load(&repo)?;
+    let host = ws
+        .fleet
+        .host(&args.host)
+        .ok_or_else(|| super::stage::unknown_host(&args.host))?;
+    let address = deploy::address(host)?;
+    let needed = deploy::readable(&repo, &ws.policy, &ws.fleet, host)?;
+    let files = deploy::flake_files(&repo, &needed)?;
+    super::note(&format!(
+        "{} can decrypt the {} secret{} it is sent",
+        host.name,
+        needed.len(),
+        if needed.len() == 1 { "" } else { "s" }
+    ));
+    let known_hosts_text = deploy::known_hosts(host, address, host.ssh_port);
+    if args.dry_run {
+        let path = std::path::Path::new("$PINNED_KNOWN_HOSTS");
+        let mut out = format!("# $PINNED_KNOWN_HOSTS: {known_hosts_text}");
+        for step in deploy::update_steps(&repo, host, &files, path, args.ssh_key.as_deref())? {
+            out.push_str(&format!("{step}\n"));
+        }
+        return super::out(&out);
+    }
+    let guard = SignalGuard::new()?;
+    // Not secret, but private and temporary: removed on every exit path.
+    let scratch = Scratch::create(true)?;
+    let known_hosts = scratch.create_file("known_hosts", known_hosts_text.as_bytes(), 0o644)?;
+    let steps = deploy::update_steps(&repo, host, &files, &known_hosts, args.ssh_key.as_deref())?;
+    let what = [
+        "connecting",
+        "sending the flake",
+        "running nixos-rebuild switch",
+    ];
+    for (i, (step, what)) in steps.iter().zip(what).enumerate() {
+        super::note(&format!("{}: {what}", host.name));
+        let capture = i < 2;
+        match deploy::run(step, &guard, capture)? {
+            Ok(()) => {}
+            Err(Failure::Missing(e)) => {
+                return Err(Error::External {
+                    program: step.program.clone(),
+                    reason: format!("cannot run it ({e})"),
+                });
+            }
+            Err(Failure::Exit { stderr, .. }) if deploy::host_key_refused(&stderr) => {
+                return Err(super::install::host_key_error(host, address));
+            }
+            Err(Failure::Exit { code, stderr }) => {
+                let sent = if i == 0 {
+                    "nothing was sent"
+                } else if i == 1 {
+                    "the copy may be partial"
+                } else {
+                    "the flake files were sent"
+                };
+                let detail = deploy::last_line(&stderr);
+                return Err(Error::Remote {
+                    message: format!(
+                        "{} {what} failed ({}){}{detail}; {sent}",
+                        host.name,
+                        super::install::exit_text(code),
+                        if detail.is_empty() { "" } else { ": " },
+                    ),
+                    hint: format!(
+                        "check that {address}:{} accepts ssh as {} (--ssh-key FILE) and has rsync and nixos-rebuild",
+                        host.ssh_port, host.ssh_user
+                    ),
+                });
+            }
+        }
+    }
+    super::note(&format!("updated {}", host.name));
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! The `--extra-files` tree nixos-anywhere copies onto a new host: its pre-generated
+//! SSH host key (decrypted from the repository), the sops-nix age key file when the
+//! host file asks for one, and the own keys of its containers. The tree is built in a
+//! private RAM-backed directory; `clean` wipes one.
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::host::{container_key_secret, host_key_secret};
+use super::secret::{self, Workspace};
+use crate::error::{self, Error, Location, Result};
+use crate::identity::{Identities, Parsed, Prompt};
+use crate::policy::fleet::Host;
+use crate::recipient::Recipient;
+use crate::scratch::Scratch;
+
+/// The host key's path on the host, below the persist prefix.
+pub const HOST_KEY: &str = "etc/ssh/ssh_host_ed25519_key";
+/// Where a container's own key lives on its host, below the persist prefix.
+pub const CONTAINER_KEYS: &str = "etc/ssh/containers";
+/// The staged tree inside the private directory `stage-install` makes.
+pub const TREE: &str = "tree";
+
+/// One file of the tree: its path relative to the tree root, content and mode.
+pub struct StagedFile {
+    pub rel: String,
+    pub data: Zeroizing<Vec<u8>>,
+    pub mode: u32,
+}
+
+/// The absolute path on the host of `rel` (below the persist prefix).
+pub fn on_host(host: &Host, rel: &str) -> String {
+    format!("{}/{rel}", host.persist.as_deref().unwrap_or(""))
+}
+
+/// `rel` below the host's persist prefix, as a path inside the tree.
+fn in_tree(host: &Host, rel: &str) -> String {
+    on_host(host, rel).trim_start_matches('/').to_string()
+}
+
+/// Where a container's own key lives on its host, below the persist prefix.
+pub fn container_key(container: &str) -> String {
+    format!("{CONTAINER_KEYS}/{container}/ssh_host_ed25519_key")
+}
+
+/// Decrypts the host's key (and its containers' own keys) and lays out the files of
+/// its tree. Each stored key must match the public key the host file names.
+pub fn files(
+    ws: &Workspace,
+    host: &Host,
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+) -> Result<Vec<StagedFile>> {
+    let mut out = Vec::new();
+    let key = open_key(
+        ws,
+        &host_key_secret(&host.name),
+        &host.key,
+        identities,
+        prompt,
+    )?;
+    out.push(private_file(in_tree(host, HOST_KEY), &key.text));
+    out.push(public_file(
+        in_tree(host, &format!("{HOST_KEY}.pub")),
+        &host.key,
+        &format!("root@{}", host.name),
+    ));
+    if let Some(key_file) = &host.age_key_file {
+        let identity = key.parsed.age_identity()?;
+        let public = host.key.to_x25519().unwrap_or_default();
+        let mut text = Zeroizing::new(format!("# public key: {public}\n").into_bytes());
+        text.extend_from_slice(identity.as_bytes());
+        text.push(b'\n');
+        out.push(StagedFile {
+            rel: in_tree(host, key_file.trim_start_matches('/')),
+            data: text,
+            mode: 0o600,
+        });
+    }
+    for c in &host.containers {
+        let Some(own) = &c.own_key else { continue };
+        let secret = container_key_secret(&host.name, &c.name);
+        let key = open_key(ws, &secret, own, identities, prompt)?;
+        let rel = container_key(&c.name);
+        out.push(private_file(in_tree(host, &rel), &key.text));
+        out.push(public_file(
+            in_tree(host, &format!("{rel}.pub")),
+            own,
+            &format!("root@{}", c.name),
+        ));
+    }
+    Ok(out)
+}
+
+struct OpenedKey {
+    text: Zeroizing<Vec<u8>>,
+    parsed: crate::identity::SshPrivate,
+}
+
+/// Decrypts a stored private key and checks it against the public key on record.
+fn open_key(
+    ws: &Workspace,
+    name: &str,
+    expected: &Recipient,
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+) -> Result<OpenedKey> {
+    let (path, format) = ws.locate(name).map_err(|_| {
+        error::usage(
+            format!("secret {name} does not exist: the repository holds no private key to stage"),
+            "store one with `keys host rotate HOST --generate` (or `keys container add NAME --host HOST --own-key`)",
+        )
+    })?;
+    let text = secret::open_file(&path, format, identities, prompt, false)?.plain;
+    let origin = path.display().to_string();
+    let Parsed::Ssh(parsed) = Parsed::parse(&text, &origin)? else {
+        return Err(Error::InvalidFile {
+            at: Location::file(&path),
+            reason: "does not hold an unencrypted OpenSSH private key".into(),
+        });
+    };
+    if parsed.public()?.fingerprint() != expected.fingerprint() {
+        return Err(Error::InvalidFile {
+            at: Location::file(&path),
+            reason: format!(
+                "holds a key whose public half is not {}, the key the host file names; \
+                 run `keys host rotate HOST --generate` to make a new matching pair",
+                expected.fingerprint()
+            ),
+        });
+    }
+    Ok(OpenedKey { text, parsed })
+}
+
+fn private_file(rel: String, text: &[u8]) -> StagedFile {
+    StagedFile {
+        rel,
+        data: Zeroizing::new(text.to_vec()),
+        mode: 0o600,
+    }
+}
+
+fn public_file(rel: String, key: &Recipient, comment: &str) -> StagedFile {
+    StagedFile {
+        rel,
+        data: Zeroizing::new(format!("{key} {comment}\n").into_bytes()),
+        mode: 0o644,
+    }
+}
+
+/// Where a tree goes: a new private directory on tmpfs (the tree is its `tree`
+/// subdirectory), or a new or empty directory the user named.
+pub enum Target<'a> {
+    Private,
+    Out(&'a Path),
+}
+
+/// A staged tree. Dropping it wipes it; `keep` leaves it for the user.
+pub struct Staged {
+    scratch: Scratch,
+    root: PathBuf,
+}
+
+impl Staged {
+    /// The tree root to hand to `--extra-files` (mode 0755).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The private directory around the tree, for files that must not be copied.
+    pub fn scratch(&self) -> &Scratch {
+        &self.scratch
+    }
+
+    pub fn keep(self) -> PathBuf {
+        self.scratch.keep();
+        self.root
+    }
+}
+
+/// Writes the files into a new tree: directories 0755, files created with their final
+/// mode, nothing followed through a symlink.
+pub fn write(target: Target<'_>, files: &[StagedFile], allow_disk: bool) -> Result<Staged> {
+    let (scratch, prefix) = match target {
+        Target::Private => {
+            let scratch = Scratch::create(allow_disk)?;
+            scratch.create_dir(TREE, 0o755)?;
+            (scratch, format!("{TREE}/"))
+        }
+        Target::Out(dir) => (Scratch::create_at(dir, 0o755, allow_disk)?, String::new()),
+    };
+    for f in files {
+        scratch.create_path(&format!("{prefix}{}", f.rel), &f.data, f.mode)?;
+    }
+    let root = scratch.path().join(prefix.trim_end_matches('/'));
+    Ok(Staged { scratch, root })
+}
+
+/// Whether `rel` (a path inside a tree) is one `stage-install` writes, below any
+/// persist prefix.
+fn is_staged_path(rel: &str) -> bool {
+    let rel = rel.trim_end_matches(".pub");
+    if rel == HOST_KEY || rel.ends_with(&format!("/{HOST_KEY}")) {
+        return true;
+    }
+    let mut parts = rel.rsplit('/');
+    parts.next() == Some("ssh_host_ed25519_key")
+        && parts.next().is_some()
+        && parts.next() == Some("containers")
+        && parts.next() == Some("ssh")
+        && parts.next() == Some("etc")
+}
+
+/// Whether the file is an age key file as `files` writes one for sops-nix.
+fn is_age_key_file(path: &Path) -> bool {
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head.starts_with(b"# public key: ag"))
+}
+
+/// Wipes a tree `stage-install` made: only a directory of ours holding nothing but
+/// the files stage-install writes. Its private parent goes too when it is one
+/// `stage-install` made and nothing else is in it.
+pub fn clean(dir: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
+    let foreign = |why: &str| {
+        error::usage(
+            format!("{} {why}; nothing was removed", dir.display()),
+            "give --clean the path `keys stage-install` printed",
+        )
+    };
+    if !meta.is_dir() {
+        return Err(foreign("is not a directory"));
+    }
+    use std::os::unix::fs::MetadataExt;
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(foreign("belongs to another user"));
+    }
+    for entry in walkdir(dir)? {
+        let rel = entry
+            .strip_prefix(dir)
+            .unwrap_or(&entry)
+            .to_string_lossy()
+            .into_owned();
+        let kind = std::fs::symlink_metadata(&entry).map_err(|e| Error::io(&entry, e))?;
+        if kind.is_dir() {
+            continue;
+        }
+        if !kind.is_file() || !(is_staged_path(&rel) || is_age_key_file(&entry)) {
+            return Err(foreign(&format!(
+                "holds {rel}, which keys does not stage: it is not a staged tree"
+            )));
+        }
+    }
+    crate::scratch::wipe(dir)?;
+    if let Some(parent) = dir.parent()
+        && dir.file_name().is_some_and(|n| n == TREE)
+        && parent
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("keys-"))
+    {
+        // Fails, harmlessly, when anything else is there.
+        let _ = std::fs::remove_dir(parent);
+    }
+    Ok(())
+}
+
+/// Every entry below `dir`, without following symlinks.
+fn walkdir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
+            let entry = entry.map_err(|e| Error::io(&d, e))?;
+            let path = entry.path();
+            if entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir() {
+                todo.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_the_paths_it_stages() {
+        for yes in [
+            "etc/ssh/ssh_host_ed25519_key",
+            "etc/ssh/ssh_host_ed25519_key.pub",
+            "persistent/etc/ssh/ssh_host_ed25519_key",
+            "etc/ssh/containers/bot/ssh_host_ed25519_key.pub",
+        ] {
+            assert!(is_staged_path(yes), "{yes}");
+        }
+        for no in ["etc/passwd", "home/me/.bashrc", "etc/ssh/sshd_config"] {
+            assert!(!is_staged_path(no), "{no}");
+        }
+    }
+}
