@@ -193,7 +193,10 @@ pub fn write(target: Target<'_>, files: &[StagedFile], allow_disk: bool) -> Resu
     for f in files {
         scratch.create_path(&format!("{prefix}{}", f.rel), &f.data, f.mode)?;
     }
-    let root = scratch.path().join(prefix.trim_end_matches('/'));
+    let root = match prefix.is_empty() {
+        true => scratch.path().to_path_buf(),
+        false => scratch.path().join(TREE),
+    };
     Ok(Staged { scratch, root })
 }
 

@@ -79,7 +79,11 @@ fn the_demo_secrets_are_listed_clean_and_open_with_the_demo_identity() {
         ("bot/telegram-token", "age", "admins, host:vps-arm"),
         ("vps-x86/restic-password", "age", "admins, host:vps-x86"),
         ("nannuo-bot/env", "age", "admins, container:nannuo-bot"),
-        ("nannuo-bot/config", "sops-yaml", "admins, container:nannuo-bot"),
+        (
+            "nannuo-bot/config",
+            "sops-yaml",
+            "admins, container:nannuo-bot",
+        ),
         ("hosts/vps-arm/ssh_host_ed25519_key", "age", "admins"),
         ("hosts/vps-x86/ssh_host_ed25519_key", "age", "admins"),
     ] {
