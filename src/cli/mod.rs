@@ -56,12 +56,13 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (7, "not inside a keys repository"),
     (
         8,
-        "check found problems: plaintext, drift, edits outside keys, missing or unlisted files",
+        "check found problems: plaintext, drift, edits outside keys, missing or unlisted files; or a host cannot decrypt what `keys update` would send it",
     ),
     (
         9,
-        "an external program (git, the editor) is missing or failed",
+        "an external program (git, the editor, ssh, rsync, nixos-anywhere) is missing or failed, or a host does not present its pinned key",
     ),
+    (10, "another keys process is writing this repository"),
     (
         130,
         "interrupted (Ctrl-C, SIGTERM, SIGHUP); temporary plaintext removed",
