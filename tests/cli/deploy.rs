@@ -313,6 +313,15 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
     assert!(!dry.stdout.contains("PRIVATE KEY") && !dry.stdout.contains("AGE-SECRET-KEY"));
     assert!(!log.exists());
     assert_eq!(std::fs::read_dir(rundir.path()).unwrap().count(), 0);
+    // Through Docker, as the seed's bootstrap.sh: the repository and the tree mounted.
+    let docker = env
+        .keys(&["install", "--host", "imp", "--dry-run", "--via", "docker"])
+        .success();
+    let want = format!(
+        "docker run --rm -i -v {}:/work -v '$STAGED_TREE:/extra-files:ro' -w /work nixos/nix nix --extra-experimental-features 'nix-command flakes' run github:nix-community/nixos-anywhere -- --flake /work#imp --extra-files /extra-files --target-host root@192.0.2.2",
+        repo.display()
+    );
+    assert!(docker.stdout.contains(&want), "{}", docker.stdout);
 
     env.keys(&["install", "--host", "imp", "--wait", "0"])
         .success();
