@@ -68,10 +68,7 @@ const KNOWN_HOSTS: &str = "$PINNED_KNOWN_HOSTS";
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
     let ws = Workspace::load(&repo)?;
-    let host = ws
-        .fleet
-        .host(&args.host)
-        .ok_or_else(|| super::stage::unknown_host(&args.host))?;
+    let host = super::stage::host(&ws, &args.host)?;
     let target = match &args.target {
         Some(t) => t.clone(),
         None => format!("root@{}", deploy::address(host)?),

@@ -6,6 +6,7 @@ use crate::error::{Result, usage};
 use crate::identity::{Identities, Search};
 use crate::ops::secret::Workspace;
 use crate::ops::stage::{self, Target};
+use crate::policy::fleet::Host;
 use crate::scratch::SignalGuard;
 
 /// Stage a host's pre-generated SSH host key for nixos-anywhere --extra-files.
@@ -45,7 +46,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     }
     let name = args.host.as_deref().unwrap_or_default();
     let ws = Workspace::load(&ctx.repo()?)?;
-    let host = ws.fleet.host(name).ok_or_else(|| unknown_host(name))?;
+    let host = host(&ws, name)?;
     let guard = SignalGuard::new()?;
     let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
     let files = stage::files(&ws, host, &mut ids, &ctx.prompt)?;
@@ -66,9 +67,12 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     super::out(&format!("{}\n", root.display()))
 }
 
-pub(crate) fn unknown_host(name: &str) -> crate::error::Error {
-    usage(
-        format!("no host {name:?} in recipients/hosts/"),
-        "run `keys host ls` to see the hosts, or `keys host add NAME` to add one",
-    )
+/// The host of that name, or a usage error saying how to find one.
+pub(crate) fn host<'a>(ws: &'a Workspace, name: &str) -> Result<&'a Host> {
+    ws.fleet.host(name).ok_or_else(|| {
+        usage(
+            format!("no host {name:?} in recipients/hosts/"),
+            "run `keys host ls` to see the hosts, or `keys host add NAME` to add one",
+        )
+    })
 }

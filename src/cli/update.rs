@@ -35,10 +35,7 @@ pub(crate) struct Args {
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
     let ws = Workspace::load(&repo)?;
-    let host = ws
-        .fleet
-        .host(&args.host)
-        .ok_or_else(|| super::stage::unknown_host(&args.host))?;
+    let host = super::stage::host(&ws, &args.host)?;
     let address = deploy::address(host)?;
     let needed = deploy::readable(&repo, &ws.policy, &ws.fleet, host)?;
     let files = deploy::flake_files(&repo, &needed)?;

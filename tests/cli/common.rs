@@ -196,3 +196,16 @@ pub fn private_copy(env: &TestEnv, src: &Path, name: &str) -> PathBuf {
     std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o600)).unwrap();
     dst
 }
+
+/// A private tmpfs directory standing in for $XDG_RUNTIME_DIR, so a test sees what
+/// keys leaves there.
+pub fn runtime_dir(env: &mut TestEnv) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("keys-test-run-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.set("XDG_RUNTIME_DIR", dir.path().display().to_string());
+    dir
+}

@@ -7,20 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
-use crate::common::{TestEnv, mode_of, peer, run};
+use crate::common::{TestEnv, mode_of, peer, run, runtime_dir};
 use crate::secrets::fleet;
-
-/// A private tmpfs directory standing in for $XDG_RUNTIME_DIR, so a test sees what
-/// keys leaves there.
-fn runtime_dir(env: &mut TestEnv) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("keys-test-run-")
-        .tempdir_in("/dev/shm")
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    env.set("XDG_RUNTIME_DIR", dir.path().display().to_string());
-    dir
-}
 
 /// Every entry below `dir` with its mode, relative to `dir`.
 fn listing(dir: &Path) -> BTreeMap<String, u32> {
@@ -38,6 +26,14 @@ fn listing(dir: &Path) -> BTreeMap<String, u32> {
         }
     }
     out
+}
+
+/// Runs keys, expecting exit `code` and `needle` in its error.
+#[track_caller]
+fn refused(env: &TestEnv, args: &[&str], code: i32, needle: &str) -> crate::common::Run {
+    let r = env.keys(args).failure(code);
+    assert!(r.stderr.contains(needle), "{}", r.stderr);
+    r
 }
 
 fn expect(entries: &[(&str, u32)]) -> BTreeMap<String, u32> {
@@ -214,33 +210,39 @@ fn stage_install_refuses_symlinks_full_and_foreign_directories() {
     std::fs::create_dir(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, base.join("out")).unwrap();
     let out = base.join("out").display().to_string();
-    let r = env
-        .keys(&["stage-install", "--host", "plain", "--out", &out])
-        .failure(2);
-    assert!(r.stderr.contains(&out), "{}", r.stderr);
+    refused(
+        &env,
+        &["stage-install", "--host", "plain", "--out", &out],
+        2,
+        &out,
+    );
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 
     // A non-empty directory: refused, left as it was.
     let full = base.join("full");
     std::fs::create_dir(&full).unwrap();
     std::fs::write(full.join("keep"), b"mine").unwrap();
-    let r = env
-        .keys(&[
+    refused(
+        &env,
+        &[
             "stage-install",
             "--host",
             "plain",
             "--out",
             &full.display().to_string(),
-        ])
-        .failure(2);
-    assert!(r.stderr.contains("is not empty"), "{}", r.stderr);
+        ],
+        2,
+        "is not empty",
+    );
     assert_eq!(std::fs::read(full.join("keep")).unwrap(), b"mine");
 
     // --clean refuses a directory that holds anything keys does not stage.
-    let r = env
-        .keys(&["stage-install", "--clean", &full.display().to_string()])
-        .failure(2);
-    assert!(r.stderr.contains("keep"), "{}", r.stderr);
+    refused(
+        &env,
+        &["stage-install", "--clean", &full.display().to_string()],
+        2,
+        "keep",
+    );
     assert_eq!(std::fs::read(full.join("keep")).unwrap(), b"mine");
 
     // A new directory given with --out becomes the tree root, mode 0755.
@@ -263,11 +265,11 @@ fn stage_install_refuses_symlinks_full_and_foreign_directories() {
     assert!(!fresh.exists());
 
     // A host whose key was not generated here has nothing to stage.
-    let r = env.keys(&["stage-install", "--host", "vps-arm"]).failure(2);
-    assert!(
-        r.stderr.contains("hosts/vps-arm/ssh_host_ed25519_key"),
-        "{}",
-        r.stderr
+    refused(
+        &env,
+        &["stage-install", "--host", "vps-arm"],
+        2,
+        "hosts/vps-arm/ssh_host_ed25519_key",
     );
 }
 
@@ -352,8 +354,9 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
     // A failing nixos-anywhere: exit 9, and the tree is gone all the same.
     std::fs::remove_dir_all(&copy).unwrap();
     stand_in(&mut env, 3);
-    let r = env
-        .keys(&[
+    refused(
+        &env,
+        &[
             "install",
             "--host",
             "plain",
@@ -361,12 +364,9 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
             "0",
             "--target",
             "root@198.51.100.7",
-        ])
-        .failure(9);
-    assert!(
-        r.stderr.contains("nixos-anywhere failed (exit 3)"),
-        "{}",
-        r.stderr
+        ],
+        9,
+        "nixos-anywhere failed (exit 3)",
     );
     assert!(copy.join("etc/ssh/ssh_host_ed25519_key").exists());
     assert_eq!(std::fs::read_dir(rundir.path()).unwrap().count(), 0);
@@ -403,15 +403,15 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
     assert_eq!(status.code(), Some(130));
     assert_eq!(std::fs::read_dir(rundir.path()).unwrap().count(), 0);
 
-    // A host file without an address: a clear error before anything runs.
-    let r = env
-        .keys(&["install", "--host", "vps-arm", "--wait", "0"])
-        .failure(2);
-    assert!(
-        r.stderr.contains("no stored private key") || r.stderr.contains("does not exist"),
-        "{}",
-        r.stderr
+    // A host with no stored key has nothing to install with.
+    refused(
+        &env,
+        &["install", "--host", "vps-arm", "--wait", "0"],
+        2,
+        "secret hosts/vps-arm/ssh_host_ed25519_key does not exist",
     );
+
+    // A host file without an address: a clear error before anything runs.
     let host = repo.join("recipients/hosts/plain.yaml");
     let text = std::fs::read_to_string(&host).unwrap();
     std::fs::write(
@@ -687,8 +687,9 @@ fn update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key() {
     assert!(r.stderr.contains("keys host rotate srv"), "{}", r.stderr);
     assert!(!flake_dir.exists());
     assert_eq!(std::fs::read_to_string(&record).unwrap().lines().count(), 3);
-    let r = env
-        .keys(&[
+    refused(
+        &env,
+        &[
             "install",
             "--host",
             "srv",
@@ -696,12 +697,9 @@ fn update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key() {
             &client_arg,
             "--wait",
             "10",
-        ])
-        .failure(9);
-    assert!(
-        r.stderr.contains("does not present srv's key"),
-        "{}",
-        r.stderr
+        ],
+        9,
+        "does not present srv's key",
     );
     assert_eq!(std::fs::read_dir(&remote_tmp).unwrap().count(), 0);
 }

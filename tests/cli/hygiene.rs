@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{TestEnv, keys_bin, peer, run};
+use crate::common::{TestEnv, keys_bin, peer, run, runtime_dir};
 use crate::sops::sops_fleet;
 
 /// The canary as strace prints a buffer with `-xx`: every byte hex-escaped.
@@ -116,16 +116,6 @@ fn assert_clean(trace: &str, canary: &str, allowed: &dyn Fn(&str, &str) -> bool,
         }
     }
     eprintln!("{what}: {carried} writes carried the plaintext, all to allowed places");
-}
-
-fn runtime_dir(env: &mut TestEnv) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("keys-hygiene-")
-        .tempdir_in("/dev/shm")
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    env.set("XDG_RUNTIME_DIR", dir.path().display().to_string());
-    dir
 }
 
 #[test]
