@@ -219,40 +219,30 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
             });
         }
     }
-    if let Some(user) = &raw.ssh_user
-        && (user.is_empty()
-            || user.starts_with('-')
-            || !user
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
-    {
-        return Err(Error::InvalidFile {
-            at: Location::named(file),
-            reason: format!("ssh_user {user:?} is not a user name"),
-        });
-    }
-    if let Some(attr) = &raw.flake_attr
-        && (attr.is_empty()
-            || !attr
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-'".contains(c)))
-    {
-        return Err(Error::InvalidFile {
-            at: Location::named(file),
-            reason: format!("flake_attr {attr:?} is not a flake attribute name"),
-        });
-    }
-    if let Some(address) = &raw.address
-        && (address.is_empty()
-            || address.starts_with('-')
-            || address
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '@'))
-    {
-        return Err(Error::InvalidFile {
-            at: Location::named(file),
-            reason: format!("address {address:?} is not a host name or IP address"),
-        });
+    let checks: [(&str, &Option<String>, Validator, &str); 3] = [
+        ("ssh_user", &raw.ssh_user, user_name, "a user name"),
+        (
+            "flake_attr",
+            &raw.flake_attr,
+            attr_name,
+            "a flake attribute name",
+        ),
+        (
+            "address",
+            &raw.address,
+            host_address,
+            "a host name or IP address",
+        ),
+    ];
+    for (field, value, valid, what) in checks {
+        if let Some(value) = value
+            && !valid(value)
+        {
+            return Err(Error::InvalidFile {
+                at: Location::named(file),
+                reason: format!("{field} {value:?} is not {what}"),
+            });
+        }
     }
     let mut containers = Vec::new();
     for (cname, c) in raw.containers {
@@ -283,6 +273,32 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
         age_key_file: raw.age_key_file,
         containers,
     })
+}
+
+/// Whether a host file's value is well-formed.
+type Validator = fn(&str) -> bool;
+
+/// Letters, digits and `extra`, not empty, not starting with '-'.
+fn word(text: &str, extra: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with('-')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+}
+
+fn user_name(text: &str) -> bool {
+    word(text, "._-")
+}
+
+fn attr_name(text: &str) -> bool {
+    word(text, "._-'")
+}
+
+/// A DNS name, IPv4 or IPv6 address: nothing ssh or rsync would read as an option,
+/// a user or a second argument.
+fn host_address(text: &str) -> bool {
+    word(text, ".-:[]%_")
 }
 
 /// An absolute path with no `..` segment and no control character.

@@ -500,6 +500,13 @@ fn sshd(dir: &Path, host_key: &Path, authorized: &Path, bin: &Path, tmp: &Path, 
     Sshd { child }
 }
 
+/// A new unencrypted ed25519 key pair at `path` and `path.pub`.
+fn keygen(path: &Path) {
+    let mut cmd = Command::new(peer("ssh-keygen"));
+    cmd.args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path);
+    run(cmd, b"").success();
+}
+
 fn user() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
@@ -563,11 +570,7 @@ fn update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key() {
     ])
     .success();
     let client = env.root.join("client_key");
-    let mut keygen = Command::new(peer("ssh-keygen"));
-    keygen
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&client);
-    run(keygen, b"").success();
+    keygen(&client);
     let authorized = env.root.join("authorized_keys");
     std::fs::copy(client.with_extension("pub"), &authorized).unwrap();
     let bin = env.root.join("remote-bin");
@@ -653,7 +656,7 @@ fn update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key() {
 
     // install's check after the reboot passes against the same server...
     let (log, _) = stand_in(&mut env, 0);
-    env.keys(&[
+    let install = [
         "install",
         "--host",
         "srv",
@@ -661,46 +664,26 @@ fn update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key() {
         &client_arg,
         "--wait",
         "10",
-    ])
-    .success();
+    ];
+    env.keys(&install).success();
     assert!(log.exists());
     drop(server);
 
     // ...and a server presenting another key is refused before anything is copied.
     let other = env.root.join("other_host_key");
-    let mut keygen = Command::new(peer("ssh-keygen"));
-    keygen
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&other);
-    run(keygen, b"").success();
+    keygen(&other);
     let _server = sshd(&env.root, &other, &authorized, &bin, &remote_tmp, port);
     std::fs::remove_dir_all(&flake_dir).unwrap();
-    let r = env
-        .keys(&["update", "--host", "srv", "--ssh-key", &client_arg])
-        .failure(9);
-    assert!(
-        r.stderr
-            .contains(&format!("127.0.0.1:{port} does not present srv's key")),
-        "{}",
-        r.stderr
+    let r = refused(
+        &env,
+        &["update", "--host", "srv", "--ssh-key", &client_arg],
+        9,
+        &format!("127.0.0.1:{port} does not present srv's key"),
     );
     assert!(r.stderr.contains("keys host rotate srv"), "{}", r.stderr);
     assert!(!flake_dir.exists());
     assert_eq!(std::fs::read_to_string(&record).unwrap().lines().count(), 3);
-    refused(
-        &env,
-        &[
-            "install",
-            "--host",
-            "srv",
-            "--ssh-key",
-            &client_arg,
-            "--wait",
-            "10",
-        ],
-        9,
-        "does not present srv's key",
-    );
+    refused(&env, &install, 9, "does not present srv's key");
     assert_eq!(std::fs::read_dir(&remote_tmp).unwrap().count(), 0);
 }
 
