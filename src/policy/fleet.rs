@@ -325,6 +325,10 @@ mod tests {
         assert_eq!(host.flake_attr, "vps-arm");
         assert_eq!(host.persist.as_deref(), Some("/persistent"));
         assert_eq!(host.containers.len(), 2);
+        assert_eq!(
+            (host.ssh_user.as_str(), host.flake_dir.as_str()),
+            ("root", "/etc/nixos")
+        );
         assert!(
             host.containers
                 .iter()
@@ -355,6 +359,26 @@ mod tests {
                 "h.yaml: invalid name",
             ),
             ("[1, 2".to_string(), "h.yaml:"),
+            (
+                format!("ssh_key: {KEY}\nssh_user: \"-oProxyCommand=x\"\n"),
+                "h.yaml: ssh_user \"-oProxyCommand=x\" is not a user name",
+            ),
+            (
+                format!("ssh_key: {KEY}\naddress: \"a b\"\n"),
+                "h.yaml: address \"a b\" is not a host name or IP address",
+            ),
+            (
+                format!("ssh_key: {KEY}\nflake_attr: \"x; rm -rf /\"\n"),
+                "h.yaml: flake_attr",
+            ),
+            (
+                format!("ssh_key: {KEY}\nflake_dir: etc/nixos\n"),
+                "h.yaml: flake_dir \"etc/nixos\" must be an absolute path",
+            ),
+            (
+                format!("ssh_key: {KEY}\nage_key_file: /var/../etc/shadow\n"),
+                "h.yaml: age_key_file",
+            ),
         ];
         for (text, want) in cases {
             let err = parse_host("h", &text, "h.yaml").err().unwrap().to_string();

@@ -440,6 +440,45 @@ mod tests {
     }
 
     #[test]
+    fn owner_group_and_mode_are_read_and_checked() {
+        for (mode, want) in [
+            ("0440", "0440"),
+            ("\"0440\"", "0440"),
+            ("\"400\"", "0400"),
+            ("\"0o600\"", "0600"),
+        ] {
+            let (_, p) = load(&format!(
+                "rules:\n  - secrets: x\n    format: age\n    readers: [alice]\n    owner: bot\n    group: wheel\n    mode: {mode}\n"
+            ))
+            .unwrap();
+            let rule = &p.rules[0];
+            assert_eq!(rule.mode.as_deref(), Some(want), "{mode}");
+            assert_eq!(rule.owner.as_deref(), Some("bot"));
+            assert_eq!(rule.group.as_deref(), Some("wheel"));
+        }
+        for (field, want) in [
+            (
+                "mode: \"0999\"",
+                "policies/a.yaml:5: mode \"0999\" is not an octal file mode",
+            ),
+            ("mode: \"rw\"", "policies/a.yaml:5: mode"),
+            (
+                "owner: \"a b\"",
+                "policies/a.yaml:2: owner \"a b\" is not a user or group name",
+            ),
+            ("group: \"-x\"", "policies/a.yaml:2: group"),
+        ] {
+            let err = load(&format!(
+                "rules:\n  - secrets: x\n    format: age\n    readers: [alice]\n    {field}\n"
+            ))
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(err.starts_with(want), "{field}: {err}");
+        }
+    }
+
+    #[test]
     fn errors_name_file_and_line() {
         let cases = [
             (
