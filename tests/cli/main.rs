@@ -8,6 +8,7 @@ mod edit;
 mod faults;
 mod hook;
 mod host;
+mod hostile;
 mod init;
 mod interop;
 mod rekey;
