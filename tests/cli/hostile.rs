@@ -825,14 +825,29 @@ fn sops_cases(c: &mut Corpus) {
     }
 }
 
-/// A hostile YAML construct: a value for a field, or a change to the whole document.
+/// A hostile YAML construct: a value for a field (one line, or built), or a change to
+/// the whole document.
 enum Hostile {
+    Value(&'static str),
     Field(fn(&str) -> Vec<u8>),
     Document(fn(&[u8]) -> Vec<u8>),
 }
 
+impl Hostile {
+    /// A document of `prefix`, then `field` with this value, then `suffix`; a
+    /// whole-document change is made to `valid` instead.
+    fn document(&self, prefix: &str, field: &str, suffix: &str, valid: &[u8]) -> Vec<u8> {
+        let value = match self {
+            Hostile::Value(v) => format!("{field}: {v}\n").into_bytes(),
+            Hostile::Field(f) => f(field),
+            Hostile::Document(d) => return d(valid),
+        };
+        [prefix.as_bytes(), &value, suffix.as_bytes()].concat()
+    }
+}
+
 fn hostile_yaml() -> Vec<(&'static str, Hostile)> {
-    use Hostile::{Document, Field};
+    use Hostile::{Document, Field, Value};
     fn nested(field: &str, open: &str, close: &str, depth: usize) -> Vec<u8> {
         format!("{field}: {}x{}\n", open.repeat(depth), close.repeat(depth)).into_bytes()
     }
@@ -886,14 +901,8 @@ fn hostile_yaml() -> Vec<(&'static str, Hostile)> {
                 format!("{f}:\n  a: &a [x]\n  b: [{}]\n", vec!["*a"; 500].join(", ")).into_bytes()
             }),
         ),
-        (
-            "undefined alias",
-            Field(|f| format!("{f}: *nope\n").into_bytes()),
-        ),
-        (
-            "self alias",
-            Field(|f| format!("{f}: &a [*a]\n").into_bytes()),
-        ),
+        ("undefined alias", Value("*nope")),
+        ("self alias", Value("&a [*a]")),
         (
             "merge key of aliases",
             Field(|f| {
@@ -901,28 +910,16 @@ fn hostile_yaml() -> Vec<(&'static str, Hostile)> {
                     .into_bytes()
             }),
         ),
-        (
-            "binary tag",
-            Field(|f| format!("{f}: !!binary aGVsbG8=\n").into_bytes()),
-        ),
-        (
-            "custom tag",
-            Field(|f| format!("{f}: !evil {{a: b}}\n").into_bytes()),
-        ),
+        ("binary tag", Value("!!binary aGVsbG8=")),
+        ("custom tag", Value("!evil {a: b}")),
         (
             "python tag",
             Field(|f| {
                 format!("{f}: !!python/object/apply:os.system [\"touch pwned\"]\n").into_bytes()
             }),
         ),
-        (
-            "int tag on a mapping",
-            Field(|f| format!("{f}: !!int {{a: b}}\n").into_bytes()),
-        ),
-        (
-            "verbatim tag",
-            Field(|f| format!("{f}: !<tag:yaml.org,2002:str> [a]\n").into_bytes()),
-        ),
+        ("int tag on a mapping", Value("!!int {a: b}")),
+        ("verbatim tag", Value("!<tag:yaml.org,2002:str> [a]")),
         (
             "huge quoted scalar",
             Field(|f| format!("{f}: \"{}\"\n", "A".repeat(1 << 20)).into_bytes()),
@@ -957,30 +954,15 @@ fn hostile_yaml() -> Vec<(&'static str, Hostile)> {
             "UTF-16 surrogate",
             Field(|f| [format!("{f}: ").as_bytes(), b"\xed\xa0\x80\n"].concat()),
         ),
-        (
-            "BOM inside",
-            Field(|f| format!("{f}: \u{feff}[a]\n").into_bytes()),
-        ),
-        (
-            "NUL byte",
-            Field(|f| format!("{f}: a\u{0}b\n").into_bytes()),
-        ),
-        (
-            "control character",
-            Field(|f| format!("{f}: a\u{7}b\n").into_bytes()),
-        ),
+        ("BOM inside", Value("\u{feff}[a]")),
+        ("NUL byte", Value("a\u{0}b")),
+        ("control character", Value("a\u{7}b")),
         (
             "tab indentation",
             Field(|f| format!("{f}:\n\ta: [x]\n").into_bytes()),
         ),
-        (
-            "unterminated quote",
-            Field(|f| format!("{f}: \"abc\n").into_bytes()),
-        ),
-        (
-            "unterminated flow",
-            Field(|f| format!("{f}: [a, b\n").into_bytes()),
-        ),
+        ("unterminated quote", Value("\"abc")),
+        ("unterminated flow", Value("[a, b")),
         (
             "complex key",
             Field(|f| format!("{f}:\n  ? [a, b]\n  : x\n").into_bytes()),
@@ -999,29 +981,23 @@ fn yaml_cases(c: &mut Corpus) {
     let other_key = std::fs::read_to_string(vectors().join("keys/ed25519-02.pub")).unwrap();
     let cmds: [&[&str]; 4] = [&["check"], &["status"], &["ls"], &["encrypt", "misc/new"]];
     for (i, (what, hostile)) in hostile_yaml().into_iter().enumerate() {
-        let build = |prefix: &str, field: &str, suffix: &str| -> Vec<u8> {
-            match &hostile {
-                Hostile::Field(f) => [prefix.as_bytes(), &f(field), suffix.as_bytes()].concat(),
-                Hostile::Document(d) => d(format!("{prefix}{field}: {{}}\n{suffix}").as_bytes()),
-            }
-        };
         let rule = "rules:\n  - secrets: \"zz/*\"\n    format: age\n    readers: [admins]\n";
+        let valid_policy = format!("groups:\n  ops: [demo]\n{rule}");
         let policy = if i % 2 == 0 {
-            build("", "groups", rule)
+            hostile.document("", "groups", rule, valid_policy.as_bytes())
         } else {
-            build("groups:\n  ops: [demo]\n", "rules", "")
+            hostile.document(
+                "groups:\n  ops: [demo]\n",
+                "rules",
+                "",
+                valid_policy.as_bytes(),
+            )
         };
-        let host_key = format!("ssh_key: {}", other_key.trim());
+        let host_key = format!("ssh_key: {}\n", other_key.trim());
         let host = if i % 2 == 0 {
-            build(&format!("{host_key}\n"), "containers", "")
+            hostile.document(&host_key, "containers", "", host_key.as_bytes())
         } else {
-            build("address: 203.0.113.9\n", "ssh_key", "")
-        };
-        // A document-wide change is applied to a valid host file: it must be
-        // refused for what it is.
-        let host = match &hostile {
-            Hostile::Document(d) => d(format!("{host_key}\n").as_bytes()),
-            Hostile::Field(_) => host,
+            hostile.document("address: 203.0.113.9\n", "ssh_key", "", host_key.as_bytes())
         };
         for cmd in cmds {
             for (file, data) in [
@@ -1045,10 +1021,7 @@ fn yaml_cases(c: &mut Corpus) {
         for by_name in [false, true] {
             let canary = c.canary("yaml");
             let sops = c.sops(Format::SopsYaml, &sops_plain(Format::SopsYaml, &canary));
-            let data = match &hostile {
-                Hostile::Field(f) => [f("hostile"), sops].concat(),
-                Hostile::Document(d) => d(&sops),
-            };
+            let data = hostile.document("", "hostile", &String::from_utf8_lossy(&sops), &sops);
             if by_name {
                 let mut files = c.repo_files(&canary);
                 files.push(("secrets/yaml/x.yaml".into(), data));
