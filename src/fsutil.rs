@@ -34,13 +34,7 @@ pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
         .into_iter()
         .collect::<Result<Vec<_>>>()?;
     // What each target held, to put back if a later step fails: all or nothing.
-    let before: Vec<Option<(Vec<u8>, u32)>> = files
-        .iter()
-        .map(|(path, _, _)| {
-            let meta = fs::symlink_metadata(path).ok().filter(|m| m.is_file())?;
-            Some((fs::read(path).ok()?, meta.permissions().mode() & 0o7777))
-        })
-        .collect();
+    let before = Backup::read(files.iter().map(|(path, _, _)| *path));
     let mut dirs: Vec<&Path> = Vec::new();
     let mut done = 0;
     let mut result = Ok(());
@@ -59,14 +53,61 @@ pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
         result = on_threads(&dirs, |d| sync_dir(d)).into_iter().collect();
     }
     if result.is_err() {
-        for ((path, _, _), old) in files.iter().zip(&before).take(done) {
-            let _ = match old {
-                Some((data, mode)) => write_atomic(path, data, *mode),
-                None => remove(path),
+        before.restore_first(done);
+    }
+    result
+}
+
+/// What files held before a write replaced them, so that a write that fails part way
+/// can put every one back: its bytes and mode, or no file where there was none.
+pub struct Backup(Vec<(PathBuf, Held)>);
+
+enum Held {
+    File(Vec<u8>, u32),
+    Nothing,
+    /// A file that could not be read: left as it is.
+    Unknown,
+}
+
+impl Backup {
+    /// Reads what each path holds now (never following a symlink).
+    pub fn read<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Backup {
+        use rayon::prelude::*;
+        let paths: Vec<&Path> = paths.into_iter().collect();
+        Backup(
+            paths
+                .par_iter()
+                .map(|path| {
+                    let held = match fs::symlink_metadata(path) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Held::Nothing,
+                        Ok(meta) if meta.is_file() => match fs::read(path) {
+                            Ok(data) => Held::File(data, meta.permissions().mode() & 0o7777),
+                            Err(_) => Held::Unknown,
+                        },
+                        _ => Held::Unknown,
+                    };
+                    (path.to_path_buf(), held)
+                })
+                .collect(),
+        )
+    }
+
+    /// Puts every file back, the last read first (so the first, a journal, goes last).
+    pub fn restore(&self) {
+        self.restore_first(self.0.len());
+    }
+
+    /// Puts back the first `n` files, in reverse order, each by a temp file and a
+    /// rename. Best effort: the error that started the rollback is the one reported.
+    pub fn restore_first(&self, n: usize) {
+        for (path, held) in self.0.iter().take(n).rev() {
+            let _ = match held {
+                Held::File(data, mode) => write_atomic(path, data, *mode),
+                Held::Nothing if fs::symlink_metadata(path).is_ok() => remove(path),
+                Held::Nothing | Held::Unknown => Ok(()),
             };
         }
     }
-    result
 }
 
 /// Replaces many files at once, durably and cheaply: every file is written to a temp
@@ -282,6 +323,25 @@ mod tests {
             1,
             "no temp left"
         );
+    }
+
+    #[test]
+    fn a_backup_puts_back_bytes_and_modes_and_removes_new_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+        fs::write(&old, b"before").unwrap();
+        fs::set_permissions(&old, Permissions::from_mode(0o600)).unwrap();
+        let backup = Backup::read([old.as_path(), new.as_path()]);
+        write_atomic(&old, b"after", PUBLIC).unwrap();
+        write_atomic(&new, b"created", PUBLIC).unwrap();
+        backup.restore();
+        assert_eq!(fs::read(&old).unwrap(), b"before");
+        assert_eq!(
+            fs::metadata(&old).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!new.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left");
     }
 
     #[test]

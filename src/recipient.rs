@@ -5,6 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bech32::{Bech32, Hrp};
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use sha2::{Digest, Sha512};
@@ -97,8 +99,14 @@ impl Recipient {
                 });
             }
         }
-        let key = PublicKey::from_openssh(&format!("{key_type} {blob}"))
-            .map_err(|_| invalid(at, &format!("malformed {key_type} public key")))?;
+        let malformed = || invalid(at, &format!("malformed {key_type} public key"));
+        let key =
+            PublicKey::from_openssh(&format!("{key_type} {blob}")).map_err(|_| malformed())?;
+        // ssh-key reads some blobs OpenSSH refuses (stray bits in a length prefix) as
+        // a valid key; only the canonical encoding of the key it read is accepted.
+        if key.to_bytes().ok() != STANDARD.decode(blob).ok() {
+            return Err(malformed());
+        }
         if key.algorithm().as_str() != key_type {
             return Err(invalid(
                 at,
@@ -307,6 +315,11 @@ mod tests {
                 "unsupported key type sk-ssh-ed25519",
             ),
             ("hello world", "no age recipient"),
+            // ED with a stray bit in the point's length prefix (0x20 -> 0x10020).
+            (
+                "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAEAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5",
+                "malformed ssh-ed25519",
+            ),
             (
                 "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5",
                 "malformed ssh-rsa",

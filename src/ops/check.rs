@@ -98,7 +98,8 @@ fn is_bookkeeping(rel: &str) -> bool {
 }
 
 /// The secrets of the work tree with their status, for `keys ls` and `keys status`
-/// (no search for private keys outside `secrets/`).
+/// (no search for private keys outside `secrets/`). A fleet or policy file that does
+/// not load is their error: without it they cannot say who reads what.
 pub fn secrets(repo: &crate::layout::Repo) -> crate::error::Result<Report> {
     let files = Snapshot::from_work_tree(
         repo,
@@ -109,16 +110,27 @@ pub fn secrets(repo: &crate::layout::Repo) -> crate::error::Result<Report> {
             layout::SECRETS,
         ],
     )?;
-    Ok(inspect(&files, false))
+    let (fleet, policy) = load(&files)?;
+    Ok(examine(
+        &files,
+        false,
+        Report::default(),
+        Some(fleet),
+        Some(policy),
+    ))
+}
+
+fn load(files: &Snapshot) -> crate::error::Result<(Fleet, Policy)> {
+    let fleet = Fleet::from_snapshot(files)?;
+    let policy = Policy::from_snapshot(files, &fleet)?;
+    Ok((fleet, policy))
 }
 
 /// Examines everything in `files`. With `scan_keys`, every file outside `secrets/`
 /// is also searched for private key material.
 pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
     let mut report = Report::default();
-    let loaded = Fleet::from_snapshot(files)
-        .and_then(|fleet| Policy::from_snapshot(files, &fleet).map(|p| (fleet, p)));
-    let (fleet, policy) = match loaded {
+    let (fleet, policy) = match load(files) {
         Ok(fp) => (Some(fp.0), Some(fp.1)),
         Err(e) => {
             report.problem(
@@ -129,6 +141,16 @@ pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
             (None, None)
         }
     };
+    examine(files, scan_keys, report, fleet, policy)
+}
+
+fn examine(
+    files: &Snapshot,
+    scan_keys: bool,
+    mut report: Report,
+    fleet: Option<Fleet>,
+    policy: Option<Policy>,
+) -> Report {
     let lock = match files.get(layout::LOCK) {
         None => Some(Lock::default()),
         Some(Blob::Symlink) => {

@@ -2,9 +2,10 @@
 //! It plans from the policy and `keys.lock` (never by trial decryption), then does
 //! all the work in memory — `.age` files decrypted and re-encrypted, sops files'
 //! data keys re-wrapped with values, IVs and MAC untouched — and writes only if every
-//! file succeeded: temp files, one `syncfs`, renames, the lock last. A journal marks
-//! the write so an interrupted run is reported and finished by the next one; every
-//! rewritten file is then proven to open with an identity that was used.
+//! file succeeded: temp files, one `syncfs`, renames, the lock last. A write that
+//! fails puts every file back as it was. A journal marks the write so a killed run is
+//! reported and finished by the next one; every rewritten file is then proven to open
+//! with an identity that was used.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -264,8 +265,6 @@ pub fn apply(
         .iter()
         .map(|c| format!("{}\n", c.name))
         .collect();
-    fsutil::write_atomic(&journal, names.as_bytes(), fsutil::PUBLIC)?;
-    fsutil::write_many(&files)?;
     let mut lock = plan.lock;
     for (change, (_, data, _)) in plan.changes.iter().zip(&files) {
         lock.entries.insert(
@@ -277,12 +276,23 @@ pub fn apply(
             },
         );
     }
-    fsutil::write_atomic(
-        &ws.repo.lock_file(),
-        lock.render().as_bytes(),
-        fsutil::PUBLIC,
-    )?;
-    fsutil::remove(&journal)?;
+    let lock_file = ws.repo.lock_file();
+    // What the journal, the secrets and the lock hold now: if any write fails, they
+    // are put back (the journal last, for a kill during that) and nothing changed.
+    let backup = fsutil::Backup::read(
+        std::iter::once(journal.as_path())
+            .chain(files.iter().map(|(path, _, _)| path.as_path()))
+            .chain(std::iter::once(lock_file.as_path())),
+    );
+    let lock_text = lock.render();
+    let written = fsutil::write_atomic(&journal, names.as_bytes(), fsutil::PUBLIC)
+        .and_then(|()| fsutil::write_many(&files))
+        .and_then(|()| fsutil::write_atomic(&lock_file, lock_text.as_bytes(), fsutil::PUBLIC))
+        .and_then(|()| fsutil::remove(&journal));
+    if let Err(e) = written {
+        backup.restore();
+        return Err(e);
+    }
     let checked: Vec<Result<()>> = plan
         .changes
         .par_iter()

@@ -1,6 +1,7 @@
-//! Fault injection with `strace -e inject`: ENOSPC and EIO at each write, fsync and
-//! rename of `keys encrypt` and `keys edit` in turn. Every run either succeeds, or
-//! fails non-zero leaving every file byte-identical.
+//! Fault injection with `strace -e inject`: ENOSPC and EIO at each write, fsync,
+//! syncfs and rename of `keys encrypt`, `keys edit` and `keys rekey` in turn. Every run
+//! either succeeds, or fails non-zero with one error line leaving every file
+//! byte-identical. (strace counts calls per thread: `write` #N fails in each thread.)
 
 use std::process::Command;
 
@@ -87,4 +88,67 @@ fn injected_write_fsync_and_rename_failures_leave_every_file_as_it_was() {
     println!("fault injection: {failed} runs failed cleanly, {succeeded} succeeded");
     assert!(failed > 20, "the injections reached keys: {failed}");
     env.keys(&["check"]).success();
+}
+
+#[test]
+fn injected_failures_during_a_rekey_leave_every_file_as_it_was() {
+    let mut env = TestEnv::new();
+    let repo = crate::sops::sops_fleet(&mut env);
+    for (name, plain) in [
+        ("bot/a", &b"canary-a"[..]),
+        ("bot/b", b"canary-b"),
+        ("misc/c", b"canary-c"),
+        ("yaml/d", b"key: canary-d\n"),
+    ] {
+        env.keys_stdin(&["encrypt", name], plain).success();
+    }
+    let policy_file = repo.join("policies/default.yaml");
+    let policy = std::fs::read_to_string(&policy_file).unwrap();
+    // The other policy moves every one of the four secrets to another host.
+    let moved = policy
+        .replace("host:vps-arm", "host:vps-x86")
+        .replace("container:nannuo-bot", "host:vps-x86");
+    let mut syscalls = SYSCALLS.to_vec();
+    syscalls.push("syncfs");
+    let (mut failed, mut rounds) = (0, 0);
+    for syscall in syscalls {
+        for err in ["ENOSPC", "EIO"] {
+            let next = if rounds % 2 == 0 { &moved } else { &policy };
+            std::fs::write(&policy_file, next).unwrap();
+            rounds += 1;
+            let mut n = 1;
+            loop {
+                let before = tree(&repo);
+                let r = injected(&env, syscall, err, n, &["rekey"], b"");
+                let at = format!("{syscall} {err} #{n}");
+                assert!(
+                    r.code != 101 && !r.stderr.contains("panicked"),
+                    "{at}: panic\n{}",
+                    r.stderr
+                );
+                assert!(!r.stderr.contains("canary") && !r.stdout.contains("canary"));
+                if r.code == 0 {
+                    println!("{syscall} {err}: {} failed runs before success", n - 1);
+                    assert!(r.stdout.contains("rekey   yaml/d"), "{at}: {}", r.stdout);
+                    env.keys(&["check"]).success();
+                    break;
+                }
+                failed += 1;
+                let errors: Vec<&str> = r
+                    .stderr
+                    .lines()
+                    .filter(|l| l.starts_with("keys: error: "))
+                    .collect();
+                assert_eq!(errors.len(), 1, "{at}: {}", r.stderr);
+                assert_eq!(tree(&repo), before, "{at} changed a file: {}", r.stderr);
+                n += 1;
+                assert!(n < 200, "{at}: the rekey never succeeded");
+            }
+        }
+    }
+    println!("rekey fault injection: {failed} runs failed cleanly, {rounds} rekeys done");
+    assert!(failed > 30, "the injections reached keys: {failed}");
+    for (name, plain) in [("bot/a", "canary-a"), ("misc/c", "canary-c")] {
+        assert_eq!(env.keys(&["decrypt", name]).success().stdout, plain);
+    }
 }

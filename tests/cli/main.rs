@@ -9,6 +9,7 @@ mod edit;
 mod faults;
 mod hook;
 mod host;
+mod hostile;
 mod hygiene;
 mod init;
 mod interop;

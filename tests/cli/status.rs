@@ -72,6 +72,29 @@ fn a_bad_host_file_is_named_with_its_line() {
 }
 
 #[test]
+fn ls_and_status_refuse_a_policy_or_host_file_that_does_not_load() {
+    let env = TestEnv::new();
+    env.keys(&["init", "--admin", "a"]).success();
+    // Found by the hostile corpus: both printed their table and exited 0.
+    let policy = env.work.join("policies/zz.yaml");
+    std::fs::write(&policy, b"groups: \xff\n").unwrap();
+    for cmd in ["ls", "status"] {
+        let run = env.keys(&[cmd]).failure(3);
+        assert!(run.stderr.contains("policies/zz.yaml"), "{}", run.stderr);
+    }
+    std::fs::remove_file(&policy).unwrap();
+    env.keys(&["ls"]).success();
+    let host = env.work.join("recipients/hosts/h1.yaml");
+    std::fs::write(&host, "ssh_key: ssh-ed25519 AAAAbroken\n").unwrap();
+    let run = env.keys(&["ls"]).failure(3);
+    assert!(
+        run.stderr.contains("recipients/hosts/h1.yaml:1"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn the_demo_secrets_are_listed_clean_and_open_with_the_demo_identity() {
     let env = TestEnv::new();
     let run = env.keys(&["--repo", &project(), "status"]).success();
