@@ -471,7 +471,9 @@ fn verified(
     let mut stash = Stash::default();
     let computed = open_branches(&mut plain.0, &rules, key, &mut stash, at)?;
     if !ignore_mac {
+        // sops writes the MAC as a string and refuses any other type on reading.
         let stored = cipher::parse(&metadata.mac)
+            .filter(|s| s.kind == "str")
             .and_then(|s| cipher::open(key, &s, &metadata.lastmodified))
             .ok_or_else(|| Error::MacMismatch { at: at.clone() })?;
         if stored.as_slice() != computed.as_bytes() {
@@ -774,6 +776,19 @@ mod tests {
             open(&removed, &mut ids, &NoPrompt, &at, true).is_ok(),
             "--ignore-mac"
         );
+        // The MAC's type is part of its form: sops reads only a string.
+        let mut retyped = sealed.clone();
+        for item in &mut retyped.metadata {
+            if let Item::Pair(k, Value::Str(mac)) = item
+                && k == "mac"
+            {
+                *mac = mac.replace(",type:str]", ",type:Atr]");
+            }
+        }
+        assert!(matches!(
+            open(&retyped, &mut ids, &NoPrompt, &at, false),
+            Err(Error::MacMismatch { .. })
+        ));
         // A plaintext value where the options require encryption.
         let mut plain = sealed.clone();
         let mut items = db(&mut plain);
