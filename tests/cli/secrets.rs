@@ -594,3 +594,66 @@ fn a_second_writer_is_refused_at_once_with_the_holders_pid() {
     holder.wait().unwrap();
     env.keys_stdin(&["encrypt", "bot/b"], b"b").success();
 }
+
+/// Every command that may need a passphrase, with a passphrase-protected identity and
+/// no terminal or passphrase source: a clear error within 3 s, nothing written.
+#[test]
+fn with_no_terminal_every_command_needing_a_passphrase_fails_at_once() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let locked = env.root.join("locked");
+    let mut keygen = Command::new(peer("ssh-keygen"));
+    keygen
+        .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
+        .arg(&locked);
+    run_ok(keygen, b"");
+    env.write(
+        "work/recipients/admins/locked.pub",
+        std::fs::read(locked.with_extension("pub")).unwrap(),
+    );
+    let policy = repo.join("policies/default.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("admins: [demo]", "admins: [demo, locked]"),
+    )
+    .unwrap();
+    env.write(
+        "work/policies/0-sops.yaml",
+        "rules:\n  - secrets: \"cfg/*\"\n    format: sops-yaml\n    readers: [admins]\n",
+    );
+    env.keys_stdin(&["encrypt", "bot/a"], b"canary-a").success();
+    env.keys_stdin(&["encrypt", "cfg/b"], b"k: canary-b\n")
+        .success();
+    env.keys(&["host", "add", "gen", "--generate"]).success();
+    // From now on only the locked key is there to decrypt with.
+    env.set("KEYS_IDENTITY", locked.display().to_string());
+    std::fs::write(
+        &policy,
+        text.replace("admins: [demo]", "admins: [locked, demo]")
+            .replace("host:vps-arm]", "host:vps-x86]"),
+    )
+    .unwrap();
+    let editor = env.write("bin/ed", "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.set("EDITOR", editor.display().to_string());
+    let before = tree(&repo);
+    for args in [
+        &["decrypt", "bot/a"][..],
+        &["edit", "bot/a"],
+        &["set", "cfg/b", "k"],
+        &["rekey"],
+        &["stage-install", "--host", "gen"],
+    ] {
+        let r = env.keys_stdin(args, b"new-value").failure(4);
+        assert!(
+            r.stderr
+                .contains("a passphrase is needed and there is no terminal"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.elapsed.as_secs() < 3, "{args:?} took {:?}", r.elapsed);
+        assert!(!r.stdout.contains("canary") && !r.stderr.contains("canary"));
+        assert_eq!(tree(&repo), before, "{args:?} wrote something");
+    }
+}
