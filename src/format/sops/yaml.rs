@@ -6,8 +6,9 @@
 //! is re-emitted as a head comment (as `sops decrypt` prints it anyway); a block
 //! scalar starting with a space or newline inside a list is double-quoted, where
 //! go-yaml writes an indentation indicator that no parser (sops included) reads
-//! back; keys that are not strings, `<<` merge keys, custom tags, integers beyond
-//! `i64` and comment-only input are refused rather than passed through.
+//! back; keys that are not strings, `<<` merge keys, keys over 128 bytes or with a
+//! line break (go-yaml's `? key` form), custom tags, integers beyond `i64` and
+//! comment-only input are refused rather than passed through.
 
 use std::collections::{HashMap, HashSet};
 
@@ -537,6 +538,9 @@ impl Builder<'_> {
         line: usize,
     ) -> Result<String> {
         let at = || self.at(line);
+        if unwritable_key(text) {
+            return Err(invalid(at(), UNWRITABLE_KEY));
+        }
         match tag {
             Some(tag) if tag.is_yaml_core_schema_tag("str") => return Ok(text.to_string()),
             Some(_) => return Err(invalid(at(), "a map key with a YAML tag is not supported")),
@@ -1053,14 +1057,18 @@ fn seq_node(values: &[Value]) -> Result<Node> {
     Ok(sequence)
 }
 
+/// go-yaml writes a key with a line break or over 128 bytes as a complex `? key`
+/// entry; sops files never have one, and `keys` neither reads nor writes it.
+fn unwritable_key(key: &str) -> bool {
+    key.len() > 128 || key.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+}
+
+const UNWRITABLE_KEY: &str =
+    "a map key longer than 128 bytes or with a line break is not supported";
+
 fn key_node(key: &str) -> Result<Node> {
-    // go-yaml writes a key with a line break or over 128 bytes as a complex
-    // `? key` entry; sops files never have one, and `keys` does not write it.
-    if key.len() > 128 || key.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']) {
-        return Err(invalid(
-            Location::named("<yaml output>"),
-            "a map key longer than 128 bytes or with a line break cannot be written",
-        ));
+    if unwritable_key(key) {
+        return Err(invalid(Location::named("<yaml output>"), UNWRITABLE_KEY));
     }
     Ok(string_node(key))
 }
@@ -2356,6 +2364,10 @@ mod tests {
             "h.yaml:1: a map key that is not a string",
         ),
         (b"a: &x SECRETVALUE\n<<: *x\n", "h.yaml:2: YAML merge keys"),
+        (
+            b"a: SECRETVALUE\n\"long\\nkey\": SECRETVALUE\n",
+            "h.yaml:2: a map key longer than 128 bytes or with a line break",
+        ),
         (b"# SECRETVALUE\n", "h.yaml:"),
         (
             b"a: 18446744073709551615\nb: SECRETVALUE\n",
@@ -2373,6 +2385,25 @@ mod tests {
             assert!(err.contains(want), "{err:?} lacks {want:?}");
             assert!(!err.contains("SECRETVALUE"), "{err:?} quotes a value");
         }
+    }
+
+    /// Found by fuzzing: a key go-yaml would write as `? key` parsed, and the file
+    /// then failed to emit. It is refused when read, naming the line.
+    #[test]
+    fn keys_go_yaml_writes_in_complex_form_are_refused_when_read() {
+        let fuzzed: &[u8] = b"shared_se@cr :etveadable-by-two-y-two-recipkistdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd:\n  ... \t\t\t?\t\t\t\t\t\t - t\n  ";
+        let at_limit = format!("{}: v\n", "k".repeat(128));
+        let over = format!("a: b\n{}: v\n", "k".repeat(129));
+        for (input, line) in [(fuzzed, 1), (over.as_bytes(), 2)] {
+            let err = YamlStore
+                .load_plain(input, "h.yaml")
+                .unwrap_err()
+                .to_string();
+            let want = format!("h.yaml:{line}: a map key longer than 128 bytes");
+            assert!(err.starts_with(&want), "{err}");
+        }
+        let tree = YamlStore.load_plain(at_limit.as_bytes(), "h.yaml").unwrap();
+        assert_eq!(YamlStore.emit_plain(&tree).unwrap(), at_limit.as_bytes());
     }
 
     #[test]
