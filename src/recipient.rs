@@ -246,6 +246,7 @@ pub fn ssh_ed25519_seed_to_age_identity(seed: &[u8]) -> Zeroizing<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const ED: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
@@ -331,5 +332,49 @@ mod tests {
             r.to_x25519().unwrap(),
             "age1gtgcllee7sy506uce06jc57qlw5pzp7yudcp9ytn2yzjzt2ald8qm47rmy"
         );
+    }
+
+    /// Text with whatever known_hosts and authorized_keys put before a key.
+    const PREFIX: &str =
+        "([a-z0-9.,*]{1,12}|\\[[a-z0-9.]{1,8}\\]:[0-9]{1,5}|no-pty|@cert-authority [a-z.*]{1,8})";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn age_recipients_print_and_parse_back(key in any::<[u8; 32]>()) {
+            let text = bech32::encode::<Bech32>(Hrp::parse(AGE_RECIPIENT_HRP).unwrap(), &key).unwrap();
+            let r = Recipient::parse_line(&format!(" {text}\r"), &at()).unwrap();
+            prop_assert_eq!(r.kind(), "age");
+            prop_assert_eq!(r.to_string(), text.clone());
+            prop_assert_eq!(r.to_x25519(), Some(text.clone()));
+            prop_assert_eq!(r.fingerprint(), text);
+        }
+
+        #[test]
+        fn ssh_keys_print_parse_back_and_convert_as_their_private_key_does(
+            seed in any::<[u8; 32]>(),
+            prefix in prop::option::of(PREFIX),
+            comment in "[ -~]{0,16}",
+        ) {
+            let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+            let key = PublicKey::new(ssh_key::public::KeyData::Ed25519(pair.public), "");
+            let bare = key.to_openssh().unwrap();
+            let line = format!("{} {bare} {comment}", prefix.unwrap_or_default());
+            let r = Recipient::parse_line(&line, &at()).unwrap();
+            prop_assert_eq!(r.kind(), "ssh-ed25519");
+            prop_assert_eq!(r.to_string(), bare.clone());
+            let back = Recipient::parse_line(&r.to_string(), &at()).unwrap();
+            prop_assert_eq!(back.fingerprint(), r.fingerprint());
+            prop_assert_eq!(back.to_x25519(), r.to_x25519());
+            if let Recipient::SshEd25519(k) = &r {
+                prop_assert_eq!(k.comment(), comment.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+            // The age identity of the private key opens what is sealed to the converted
+            // recipient of its public key.
+            let identity = ssh_ed25519_seed_to_age_identity(&seed);
+            let identity = age::x25519::Identity::from_str(&identity).unwrap();
+            prop_assert_eq!(r.to_x25519(), Some(identity.to_public().to_string()));
+        }
     }
 }
