@@ -6,9 +6,11 @@
 //! is re-emitted as a head comment (as `sops decrypt` prints it anyway); a block
 //! scalar starting with a space or newline inside a list is double-quoted, where
 //! go-yaml writes an indentation indicator that no parser (sops included) reads
-//! back; keys that are not strings, `<<` merge keys, keys over 128 bytes or with a
-//! line break (go-yaml's `? key` form), custom tags, integers beyond `i64` and
-//! comment-only input are refused rather than passed through.
+//! back; so is a value with U+2028 or U+2029, which go-yaml (YAML 1.1) takes for a
+//! line break and indents after, and this reader (YAML 1.2) does not; keys that
+//! are not strings, `<<` merge keys, keys over 128 bytes or with a line break
+//! (go-yaml's `? key` form), custom tags, integers beyond `i64` and comment-only
+//! input are refused rather than passed through.
 
 use std::collections::{HashMap, HashSet};
 
@@ -1642,11 +1644,17 @@ impl Emitter {
         // whatever the content's offset from its parent, so a block scalar that
         // starts with a space or line break inside a list comes out as YAML that
         // neither sops nor any parser reads back. Write those double-quoted.
+        // Likewise go-yaml, reading YAML 1.1, takes U+2028 and U+2029 for line breaks
+        // and indents the text after them in single-quoted and block scalars; YAML
+        // 1.2 (our reader) keeps that indentation as part of the value. Write those
+        // double-quoted, as `\L` and `\P`, which both read back the same.
         let parent = self.indents.last().copied().unwrap_or(-1).max(0);
-        let style = if style == Style::Literal
+        let unreadable_block = style == Style::Literal
             && value.starts_with(|c: char| c == ' ' || is_break(c))
-            && self.indent != parent + INDENT
-        {
+            && self.indent != parent + INDENT;
+        let line_separator = matches!(style, Style::Single | Style::Literal)
+            && value.contains(['\u{2028}', '\u{2029}']);
+        let style = if unreadable_block || line_separator {
             Style::Double
         } else {
             style
@@ -2384,6 +2392,26 @@ mod tests {
                 .to_string();
             assert!(err.contains(want), "{err:?} lacks {want:?}");
             assert!(!err.contains("SECRETVALUE"), "{err:?} quotes a value");
+        }
+    }
+
+    /// Found by property testing: a U+2028 in a nested single-quoted value came back
+    /// with the indentation go-yaml writes after it.
+    #[test]
+    fn line_separators_are_written_double_quoted() {
+        for value in ["\u{2028}A", "a\u{2029}b\nc\n"] {
+            let tree = vec![vec![Item::Pair(
+                "a".into(),
+                Value::Map(vec![Item::Pair("b".into(), Value::Str(value.into()))]),
+            )]];
+            let out = YamlStore.emit_plain(&tree).unwrap();
+            let text = String::from_utf8(out.clone()).unwrap();
+            assert!(text.contains("\\L") || text.contains("\\P"), "{text:?}");
+            assert_eq!(
+                YamlStore.load_plain(&out, "p.yaml").unwrap(),
+                tree,
+                "{text:?}"
+            );
         }
     }
 
