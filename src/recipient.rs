@@ -112,7 +112,20 @@ impl Recipient {
                 .ok_or_else(|| invalid(at, "ssh-ed25519 key is not a valid curve point"))?;
             Ok(Recipient::SshEd25519(ssh))
         } else {
-            Ok(Recipient::SshRsa(ssh))
+            // Refused here, where the key is named, rather than when encrypting to it.
+            use age::ssh::ParseRecipientKeyError as Refused;
+            match age::ssh::Recipient::from_str(&ssh.openssh()) {
+                Ok(_) => Ok(Recipient::SshRsa(ssh)),
+                Err(Refused::RsaModulusTooSmall) => Err(invalid(
+                    at,
+                    "ssh-rsa key under 2048 bits, which age refuses as weak",
+                )),
+                Err(Refused::RsaModulusTooLarge) => Err(invalid(
+                    at,
+                    "ssh-rsa key over 4096 bits, which age does not support",
+                )),
+                Err(_) => Err(invalid(at, "malformed ssh-rsa public key")),
+            }
         }
     }
 
@@ -322,6 +335,18 @@ mod tests {
             "agenix can still encrypt to ssh-rsa"
         );
         assert!(r.fingerprint().starts_with("SHA256:"));
+    }
+
+    /// Found by fuzzing: an ssh-rsa key age will not encrypt to (modulus over 4096
+    /// bits here) was accepted, and encrypting to it failed later.
+    #[test]
+    fn rsa_keys_age_refuses_are_refused_when_read() {
+        let large = "eva.thalheim.io ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAACAQEnKgLuYrFYqmUQUBjz+9bF/TUgHiL8Fq20y/gT96S7yGc/pxe936ikJIYIf5/X3auFqUOcVKWlrZ6X19PS+h/0UOd08+PG7Nd+5EFD5sgaFfIhxHs7oTzBq3v3S++uVT7wn/VfoERQpt181RIc95iBLA0ZOuuM1cF2GDI5vSCXi+cM7WVbxNHpoiwgtNDMgOGEcB//5cCh0PK39AC5PGzvZa6ynJNpEWqzkEjxJ8DWfpb99mBIKrurr4HktP55Zzw57SuGbugK4hA4j81WTOoDyhx0YT2SuVbgqRDXfRQj0vEUspDe0Y/MpqoBAzP4eexE5WD7xHlaDIglS5hBQ4KD0m2qBcri4GCBOa6+nfKdplMo/4iw7XNXAiXq1v3oMVsqli3hs6Mu0Z2rDgNB+TJCSM9daO5XXheb3kGyRT1O4k1X/S4Is4M+pgZ1Mtkjl2E3jExlEFKXwrTtWOE6VuT2q6nvWWNiU9p6Aio1oKr+UsncMHGH9dS8Ip9+Bip/0ORd/HCY3WPi2JN70hQNtESvMuZWVVFG+ZE5/+4LpydN90NJMLtLrFGKlpNqn0eRVZ8PTGYO4/OgCd/+90RUKha2qp7C+tt20bajRm0GOkbJBvEiayOojMv9UVxbd3LzQBlSRsOcoy+dpUARwcKeKO/bkYaibEb4E1o/fAVdp7AJVQ==";
+        let small = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC161IjbiB1tBDo7oRNEubBmAMpfmqvwrG/vXe84kjWiUvr11tZY8hBpSFOmAkpUmMbSytYCCpx2dnY0uR+VOD5ifD+8cx1pBV8+3DBot/FfpMbW4oaZ4RqSa1j/VUQWCXwQpCXsxGe8IipFzl6hJR4a+rSPjodctwXxyEywdwItw==";
+        for (line, want) in [(large, "over 4096 bits"), (small, "under 2048 bits")] {
+            let err = Recipient::parse_line(line, &at()).unwrap_err().to_string();
+            assert!(err.starts_with("test:1: ") && err.contains(want), "{err}");
+        }
     }
 
     #[test]
