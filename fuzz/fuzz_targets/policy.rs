@@ -17,11 +17,17 @@ const NAMES: &[&str] = &[
     "x",
 ];
 
-fuzz_target!(|data: &[u8]| {
+thread_local! {
+    /// The demo fleet, loaded once: only the policy changes between inputs.
+    static FLEET: Fleet = Fleet::from_snapshot(&keys_fuzz::demo_repo()).expect("the demo fleet loads");
+}
+
+fuzz_target!(|data: &[u8]| FLEET.with(|fleet| check(fleet, data)));
+
+fn check(fleet: &Fleet, data: &[u8]) {
     let mut files = keys_fuzz::demo_repo();
     files.insert(FILE.into(), Blob::File(data.to_vec()));
-    let fleet = Fleet::from_snapshot(&files).expect("the demo fleet loads");
-    match Policy::from_snapshot(&files, &fleet) {
+    match Policy::from_snapshot(&files, fleet) {
         Ok(policy) => {
             for name in NAMES {
                 if let Some((i, rule)) = policy.rule_for(name) {
@@ -30,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             }
             for rule in &policy.rules {
                 assert!(!rule.readers.is_empty());
-                if let Ok(resolved) = policy.resolve(rule, &fleet) {
+                if let Ok(resolved) = policy.resolve(rule, fleet) {
                     assert!(!resolved.recipients.is_empty());
                 }
             }
@@ -38,4 +44,4 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => keys_fuzz::assert_one_line(&e, "policies/"),
     }
-});
+}
