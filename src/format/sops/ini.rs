@@ -191,12 +191,13 @@ fn quote_key(name: &str) -> String {
 
 /// Whether go-ini writes `key` so that it reads back as the same key. It does not
 /// for an empty key, `-` (read as an auto-increment `#N`), a key starting with a
-/// comment or section character, and keys whose quoting clashes with their content.
+/// comment or section character or a byte order mark (skipped at the start of a
+/// file), and keys whose quoting clashes with their content.
 fn key_reads_back(key: &str) -> bool {
     !key.is_empty()
         && key.trim() == key
         && !key.contains(['\n', '\r'])
-        && !key.starts_with(['#', ';', '['])
+        && !key.starts_with(['#', ';', '[', '\u{feff}'])
         && key != "-"
         && key_name(&format!("{} = ", quote_key(key))).is_ok_and(|(k, _)| k == key)
 }
@@ -383,15 +384,25 @@ impl Store for IniStore {
             .iter()
             .position(|s| s.name == METADATA_KEY)
             .ok_or_else(|| invalid(file, None, "not a sops file: no sops metadata"))?;
-        let metadata = sections.remove(at);
-        let flat = metadata
+        let section = sections.remove(at);
+        let flat = section
             .keys
             .into_iter()
             .map(|k| (k.name, k.value))
             .collect();
+        let metadata = unflatten_metadata(flat, file)?;
+        // Flattening again escapes line breaks, which can leave a value quoted
+        // in a way that does not read back.
+        if metadata_keys(&metadata).is_err() {
+            return Err(invalid(
+                file,
+                Some(section.line),
+                "the [sops] section holds a value that cannot be written back",
+            ));
+        }
         Ok(EncryptedDocument {
             branches: vec![sections.into_iter().map(section_item).collect()],
-            metadata: unflatten_metadata(flat, file)?,
+            metadata,
         })
     }
 
@@ -411,17 +422,30 @@ impl Store for IniStore {
         sections.push(OutSection {
             name: METADATA_KEY.into(),
             comment: String::new(),
-            keys: flatten_metadata(&doc.metadata)?
-                .into_iter()
-                .map(|(name, value)| OutKey {
-                    name,
-                    value: value.into_bytes(),
-                    comment: String::new(),
-                })
-                .collect(),
+            keys: metadata_keys(&doc.metadata)?,
         });
         Ok(write(&sections))
     }
+}
+
+/// The keys of the `[sops]` section that holds `metadata`.
+fn metadata_keys(metadata: &[Item]) -> Result<Vec<OutKey>> {
+    flatten_metadata(metadata)?
+        .into_iter()
+        .map(|(name, value)| {
+            if !value_reads_back(value.as_bytes()) {
+                return Err(unemittable(
+                    "ini",
+                    format!("sops metadata {name} cannot be written to an INI file"),
+                ));
+            }
+            Ok(OutKey {
+                name,
+                value: value.into_bytes(),
+                comment: String::new(),
+            })
+        })
+        .collect()
 }
 
 struct OutSection {
@@ -813,6 +837,7 @@ mod tests {
                 "f.ini:1: a key that is empty",
             ),
             (b"a = `\"x\"`\n", "f.ini:1: a value that mixes quote"),
+            (b" \xef\xbb\xbfk = v\n", "f.ini:1: a key that is empty"),
             (
                 b"; c\n[dattag:\x7f\rrOg=offype:str]\n",
                 "f.ini:2: a section name with a line break",
@@ -822,6 +847,21 @@ mod tests {
             let e = IniStore.load_plain(input, "f.ini").unwrap_err().to_string();
             assert!(e.starts_with(want), "{input:?}: {e}");
         }
+    }
+
+    /// Found by fuzzing: a `[sops]` value with a line break, quoted so it read back,
+    /// was flattened to one line whose quotes then did not (`"a\nb"` lost them).
+    #[test]
+    fn metadata_that_does_not_read_back_is_refused_when_read() {
+        let input = b"[s]\na = 1\n\n[sops]\nversion = 3.11.0\nnote = \"\"\"\"a\nb\"\"\"\"\n";
+        let e = IniStore
+            .load_encrypted(input, "f.ini")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("f.ini:4: the [sops] section holds a value"),
+            "{e}"
+        );
     }
 
     /// Found by property testing: a lone `;` parsed to an empty comment that the
