@@ -120,7 +120,20 @@ impl Recipient {
                 .ok_or_else(|| invalid(at, "ssh-ed25519 key is not a valid curve point"))?;
             Ok(Recipient::SshEd25519(ssh))
         } else {
-            Ok(Recipient::SshRsa(ssh))
+            // Refused here, where the key is named, rather than when encrypting to it.
+            use age::ssh::ParseRecipientKeyError as Refused;
+            match age::ssh::Recipient::from_str(&ssh.openssh()) {
+                Ok(_) => Ok(Recipient::SshRsa(ssh)),
+                Err(Refused::RsaModulusTooSmall) => Err(invalid(
+                    at,
+                    "ssh-rsa key under 2048 bits, which age refuses as weak",
+                )),
+                Err(Refused::RsaModulusTooLarge) => Err(invalid(
+                    at,
+                    "ssh-rsa key over 4096 bits, which age does not support",
+                )),
+                Err(_) => Err(invalid(at, "malformed ssh-rsa public key")),
+            }
         }
     }
 
@@ -270,6 +283,7 @@ pub fn ssh_ed25519_seed_to_age_identity(seed: &[u8]) -> Zeroizing<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const ED: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
@@ -352,6 +366,18 @@ mod tests {
         assert!(r.fingerprint().starts_with("SHA256:"));
     }
 
+    /// Found by fuzzing: an ssh-rsa key age will not encrypt to (modulus over 4096
+    /// bits here) was accepted, and encrypting to it failed later.
+    #[test]
+    fn rsa_keys_age_refuses_are_refused_when_read() {
+        let large = "eva.thalheim.io ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAACAQEnKgLuYrFYqmUQUBjz+9bF/TUgHiL8Fq20y/gT96S7yGc/pxe936ikJIYIf5/X3auFqUOcVKWlrZ6X19PS+h/0UOd08+PG7Nd+5EFD5sgaFfIhxHs7oTzBq3v3S++uVT7wn/VfoERQpt181RIc95iBLA0ZOuuM1cF2GDI5vSCXi+cM7WVbxNHpoiwgtNDMgOGEcB//5cCh0PK39AC5PGzvZa6ynJNpEWqzkEjxJ8DWfpb99mBIKrurr4HktP55Zzw57SuGbugK4hA4j81WTOoDyhx0YT2SuVbgqRDXfRQj0vEUspDe0Y/MpqoBAzP4eexE5WD7xHlaDIglS5hBQ4KD0m2qBcri4GCBOa6+nfKdplMo/4iw7XNXAiXq1v3oMVsqli3hs6Mu0Z2rDgNB+TJCSM9daO5XXheb3kGyRT1O4k1X/S4Is4M+pgZ1Mtkjl2E3jExlEFKXwrTtWOE6VuT2q6nvWWNiU9p6Aio1oKr+UsncMHGH9dS8Ip9+Bip/0ORd/HCY3WPi2JN70hQNtESvMuZWVVFG+ZE5/+4LpydN90NJMLtLrFGKlpNqn0eRVZ8PTGYO4/OgCd/+90RUKha2qp7C+tt20bajRm0GOkbJBvEiayOojMv9UVxbd3LzQBlSRsOcoy+dpUARwcKeKO/bkYaibEb4E1o/fAVdp7AJVQ==";
+        let small = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC161IjbiB1tBDo7oRNEubBmAMpfmqvwrG/vXe84kjWiUvr11tZY8hBpSFOmAkpUmMbSytYCCpx2dnY0uR+VOD5ifD+8cx1pBV8+3DBot/FfpMbW4oaZ4RqSa1j/VUQWCXwQpCXsxGe8IipFzl6hJR4a+rSPjodctwXxyEywdwItw==";
+        for (line, want) in [(large, "over 4096 bits"), (small, "under 2048 bits")] {
+            let err = Recipient::parse_line(line, &at()).unwrap_err().to_string();
+            assert!(err.starts_with("test:1: ") && err.contains(want), "{err}");
+        }
+    }
+
     #[test]
     fn converts_like_ssh_to_age() {
         // keys/ed25519-08 of the shared vectors; ssh-to-age prints this recipient for it.
@@ -360,5 +386,49 @@ mod tests {
             r.to_x25519().unwrap(),
             "age1gtgcllee7sy506uce06jc57qlw5pzp7yudcp9ytn2yzjzt2ald8qm47rmy"
         );
+    }
+
+    /// Text with whatever known_hosts and authorized_keys put before a key.
+    const PREFIX: &str =
+        "([a-z0-9.,*]{1,12}|\\[[a-z0-9.]{1,8}\\]:[0-9]{1,5}|no-pty|@cert-authority [a-z.*]{1,8})";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn age_recipients_print_and_parse_back(key in any::<[u8; 32]>()) {
+            let text = bech32::encode::<Bech32>(Hrp::parse(AGE_RECIPIENT_HRP).unwrap(), &key).unwrap();
+            let r = Recipient::parse_line(&format!(" {text}\r"), &at()).unwrap();
+            prop_assert_eq!(r.kind(), "age");
+            prop_assert_eq!(r.to_string(), text.clone());
+            prop_assert_eq!(r.to_x25519(), Some(text.clone()));
+            prop_assert_eq!(r.fingerprint(), text);
+        }
+
+        #[test]
+        fn ssh_keys_print_parse_back_and_convert_as_their_private_key_does(
+            seed in any::<[u8; 32]>(),
+            prefix in prop::option::of(PREFIX),
+            comment in "[ -~]{0,16}",
+        ) {
+            let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+            let key = PublicKey::new(ssh_key::public::KeyData::Ed25519(pair.public), "");
+            let bare = key.to_openssh().unwrap();
+            let line = format!("{} {bare} {comment}", prefix.unwrap_or_default());
+            let r = Recipient::parse_line(&line, &at()).unwrap();
+            prop_assert_eq!(r.kind(), "ssh-ed25519");
+            prop_assert_eq!(r.to_string(), bare.clone());
+            let back = Recipient::parse_line(&r.to_string(), &at()).unwrap();
+            prop_assert_eq!(back.fingerprint(), r.fingerprint());
+            prop_assert_eq!(back.to_x25519(), r.to_x25519());
+            if let Recipient::SshEd25519(k) = &r {
+                prop_assert_eq!(k.comment(), comment.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+            // The age identity of the private key opens what is sealed to the converted
+            // recipient of its public key.
+            let identity = ssh_ed25519_seed_to_age_identity(&seed);
+            let identity = age::x25519::Identity::from_str(&identity).unwrap();
+            prop_assert_eq!(r.to_x25519(), Some(identity.to_public().to_string()));
+        }
     }
 }

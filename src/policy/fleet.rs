@@ -310,6 +310,8 @@ fn plain_absolute(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const KEY: &str =
@@ -384,6 +386,78 @@ mod tests {
             let err = parse_host("h", &text, "h.yaml").err().unwrap().to_string();
             assert!(err.starts_with(want), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    /// Pieces of host files, in any order.
+    const TOKENS: &[&str] = &[
+        "ssh_key: ",
+        "address: ",
+        "ssh_port: ",
+        "system: ",
+        "flake_attr: ",
+        "persist: ",
+        "containers:",
+        "\n",
+        "  ",
+        "    ",
+        KEY,
+        "ssh-ed25519 AAAA",
+        "x86_64-linux",
+        "riscv",
+        "/persistent",
+        "/..",
+        "/",
+        "65536",
+        "22",
+        "{}",
+        "{",
+        "}",
+        "[",
+        "]",
+        "- ",
+        ": ",
+        "\"",
+        "bot",
+        "../x",
+        "own:",
+        "~",
+        "&a ",
+        "*a",
+        "# c",
+        "\u{feff}",
+        "\t",
+    ];
+
+    fn host_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..128),
+            prop::collection::vec(prop::sample::select(TOKENS), 0..32)
+                .prop_map(|t| t.concat().into_bytes()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn loading_any_bytes_answers_or_names_the_file(data in host_bytes()) {
+            let mut files = Snapshot::default();
+            files.insert("recipients/hosts/h.yaml".into(), crate::tree::Blob::File(data));
+            match Fleet::from_snapshot(&files) {
+                Ok(fleet) => {
+                    let host = &fleet.hosts[0];
+                    prop_assert!(host.key.to_x25519().is_some());
+                    prop_assert!(host.persist.as_deref().is_none_or(|p| p.starts_with('/')));
+                    for c in &host.containers {
+                        prop_assert!(layout::check_name(&c.name).is_ok());
+                    }
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    prop_assert!(e.starts_with("recipients/hosts/h.yaml") && !e.contains('\n'), "{e}");
+                }
+            }
         }
     }
 }

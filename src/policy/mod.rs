@@ -97,3 +97,48 @@ pub fn secret_of_path(rel: &str) -> Option<(&str, Format)> {
     }
     Some((name, Format::from_extension(ext)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Component, Path};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::layout::check_secret_name;
+
+    fn name() -> impl Strategy<Value = String> {
+        prop::collection::vec("[a-zA-Z0-9_+@][a-zA-Z0-9._+@-]{0,10}", 1..5)
+            .prop_map(|segments| segments.join("/"))
+    }
+
+    /// A segment no name may have.
+    const HOSTILE: &str = "|\\.|\\.\\.|\\.[a-z]{0,3}|-[a-z]{0,3}|[a-z]{0,2}[\\\\ \\x00\\n\\t\\x7f\\x{202e}ü*?:<>|~$'\"][a-z]{0,2}";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn valid_names_map_to_files_under_secrets_and_back(name in name(), i in 0..Format::ALL.len()) {
+            prop_assert_eq!(check_secret_name(&name), Ok(()));
+            let format = Format::ALL[i];
+            let rel = secret_path(&name, format);
+            let mut parts = Path::new(&rel).components();
+            prop_assert_eq!(parts.next(), Some(Component::Normal("secrets".as_ref())));
+            prop_assert!(parts.all(|c| matches!(c, Component::Normal(_))), "{rel}");
+            prop_assert_eq!(secret_of_path(&rel), Some((name.as_str(), format)));
+        }
+
+        #[test]
+        fn hostile_names_are_refused(name in name(), at in any::<prop::sample::Index>(), bad in HOSTILE) {
+            let mut segments: Vec<&str> = name.split('/').collect();
+            let i = at.index(segments.len());
+            segments[i] = &bad;
+            let hostile = segments.join("/");
+            prop_assert!(check_secret_name(&hostile).is_err(), "{hostile:?}");
+            let (absolute, trailing) = (format!("/{name}"), format!("{name}/"));
+            prop_assert!(check_secret_name(&absolute).is_err());
+            prop_assert!(check_secret_name(&trailing).is_err());
+        }
+    }
+}

@@ -402,6 +402,8 @@ fn resolve_label(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use crate::tree::Blob;
 
@@ -409,13 +411,17 @@ mod tests {
     const ADMIN: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n";
 
     fn load(policy: &str) -> Result<(Fleet, Policy)> {
+        load_bytes(policy.as_bytes())
+    }
+
+    fn load_bytes(policy: &[u8]) -> Result<(Fleet, Policy)> {
         let mut s = Snapshot::default();
         s.insert(
             "recipients/admins/alice.pub".into(),
             Blob::File(ADMIN.into()),
         );
         s.insert("recipients/hosts/web.yaml".into(), Blob::File(HOST.into()));
-        s.insert("policies/a.yaml".into(), Blob::File(policy.into()));
+        s.insert("policies/a.yaml".into(), Blob::File(policy.to_vec()));
         let fleet = Fleet::from_snapshot(&s)?;
         let policy = Policy::from_snapshot(&s, &fleet)?;
         Ok((fleet, policy))
@@ -522,6 +528,83 @@ mod tests {
             let err = load(text).err().unwrap().to_string();
             assert!(err.starts_with(want), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    /// Pieces of policy files, in any order.
+    const TOKENS: &[&str] = &[
+        "groups:",
+        "rules:",
+        "allow_private_keys:",
+        "secrets:",
+        "format:",
+        "readers:",
+        "armor:",
+        "encrypted_regex:",
+        "unencrypted_suffix:",
+        "mac_only_encrypted:",
+        "\n",
+        "  ",
+        "    ",
+        "- ",
+        ": ",
+        "[",
+        "]",
+        "{",
+        "}",
+        ", ",
+        "\"",
+        "'",
+        "*",
+        "**/",
+        "a[",
+        "alice",
+        "admins",
+        "ops",
+        "host:web",
+        "container:bot",
+        "host:",
+        "age",
+        "sops-yaml",
+        "true",
+        "&a ",
+        "*a",
+        "!!str ",
+        "<<: ",
+        "# c",
+        "(",
+        "\t",
+        "~",
+        "1",
+        "\u{feff}",
+    ];
+
+    fn policy_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..128),
+            prop::collection::vec(prop::sample::select(TOKENS), 0..48)
+                .prop_map(|t| t.concat().into_bytes()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn loading_any_bytes_answers_or_names_the_file(policy in policy_bytes()) {
+            match load_bytes(&policy) {
+                Ok((fleet, p)) => {
+                    for rule in &p.rules {
+                        prop_assert!(!rule.readers.is_empty());
+                        let _ = p.resolve(rule, &fleet);
+                    }
+                    let _ = p.rule_for("bot/x");
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    prop_assert!(e.starts_with("policies/a.yaml") && !e.contains('\n'), "{e}");
+                }
+            }
         }
     }
 }

@@ -2,7 +2,10 @@
 //! each section is a top-level key whose value is a map of string values, the
 //! keyless first section is `DEFAULT`, comments attach to the next section or key
 //! (and are written as `; …` lines before it), `key = value` padding is re-aligned
-//! per section, and the metadata is a `[sops]` section of flattened keys.
+//! per section, and the metadata is a `[sops]` section of flattened keys. Unlike
+//! sops, a key, value or section name that go-ini would write back as something
+//! else (a `-` auto-increment key, quotes it cannot wrap) is refused when read, and
+//! a value ending in a backslash is quoted so it does not continue onto the next line.
 
 use super::flatten::{flatten_metadata, unflatten_metadata};
 use super::json::METADATA_KEY;
@@ -82,7 +85,6 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
         keys: Vec::new(),
     }];
     let mut comment = String::new();
-    let mut count = 1;
     while !lines.eof {
         let raw = lines.next_line();
         let n = lines.line;
@@ -102,6 +104,12 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
             if name.is_empty() {
                 return Err(err(n, "empty section name"));
             }
+            if !writable_section(name) {
+                return Err(err(
+                    n,
+                    "a section name with a line break cannot be written back",
+                ));
+            }
             if let Some(i) = line[close + 1..].find(['#', ';']) {
                 comment.push_str(&line[close + 1 + i..]);
             }
@@ -112,7 +120,6 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
                 keys: Vec::new(),
             };
             comment.clear();
-            count = 1;
             // An explicit [DEFAULT] first: the keyless DEFAULT section it names.
             if name == DEFAULT_SECTION && sections.len() == 1 && sections[0].keys.is_empty() {
                 sections[0] = section;
@@ -128,13 +135,23 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
             sections.push(section);
             continue;
         }
-        let (mut name, offset) = key_name(line).map_err(|reason| err(n, reason))?;
-        if name == "-" {
-            name = format!("#{count}");
-            count += 1;
+        let (name, offset) = key_name(line).map_err(|reason| err(n, reason))?;
+        // go-ini reads these (`-` as an auto-increment `#N`) but writes them back as
+        // something else, so sops cannot decrypt the file it wrote: refuse them here.
+        if !key_reads_back(&name) {
+            return Err(err(
+                n,
+                "a key that is empty, `-`, starts with #, ; or [, or mixes quote characters cannot be written back to an INI file",
+            ));
         }
         let value =
             value(&line[offset..], &mut lines, &mut comment).map_err(|reason| err(n, reason))?;
+        if !value_reads_back(value.as_bytes()) {
+            return Err(err(
+                n,
+                "a value that mixes quote characters this way cannot be written back to an INI file",
+            ));
+        }
         let section = sections.last_mut().unwrap_or_else(|| unreachable!());
         if section.keys.iter().any(|k| k.name == name) {
             return Err(invalid(
@@ -154,6 +171,71 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
         comment.clear();
     }
     Ok(sections)
+}
+
+/// Whether `[name]` reads back as section `name`.
+fn writable_section(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['\n', '\r'])
+}
+
+/// go-ini's quoting of a key it writes.
+fn quote_key(name: &str) -> String {
+    if name.contains(['"', '=', ':']) {
+        format!("`{name}`")
+    } else if name.contains('`') {
+        format!("\"\"\"{name}\"\"\"")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Whether go-ini writes `key` so that it reads back as the same key. It does not
+/// for an empty key, `-` (read as an auto-increment `#N`), a key starting with a
+/// comment or section character or a byte order mark (skipped at the start of a
+/// file), and keys whose quoting clashes with their content.
+fn key_reads_back(key: &str) -> bool {
+    !key.is_empty()
+        && key.trim() == key
+        && !key.contains(['\n', '\r'])
+        && !key.starts_with(['#', ';', '[', '\u{feff}'])
+        && key != "-"
+        && key_name(&format!("{} = ", quote_key(key))).is_ok_and(|(k, _)| k == key)
+}
+
+/// go-ini's quoting of a value it writes.
+fn quote_value(v: &[u8]) -> Vec<u8> {
+    let has = |set: &[u8]| v.iter().any(|b| set.contains(b));
+    let wrap = |quote: &[u8]| [quote, v, quote].concat();
+    if has(b"\n`") {
+        wrap(b"\"\"\"")
+    } else if has(b"#;") || v.ends_with(b"\\") {
+        // go-ini writes a trailing backslash bare, which reads back as a
+        // continuation line swallowing the next key; sops then loses it.
+        wrap(b"`")
+    } else if has_surrounding_space(v) {
+        wrap(b"\"")
+    } else {
+        v.to_vec()
+    }
+}
+
+/// Whether a value reads back from the form `quote_value` gives it, with nothing
+/// taken for a comment. Values that are not UTF-8 are written as they are.
+fn value_reads_back(v: &[u8]) -> bool {
+    let Ok(mut written) = String::from_utf8(quote_value(v)) else {
+        return true;
+    };
+    written.push('\n');
+    let (first, rest) = written.split_at(written.find('\n').unwrap_or_default() + 1);
+    let mut lines = Lines {
+        rest,
+        line: 0,
+        eof: false,
+    };
+    let mut comment = String::new();
+    value(first, &mut lines, &mut comment).is_ok_and(|back| back.as_bytes() == v)
+        && comment.is_empty()
+        && lines.rest.is_empty()
 }
 
 /// go-ini's `readKeyName` with delimiters `=` and `:`: the key and the offset of
@@ -266,16 +348,18 @@ fn strip_comment_char(c: &str) -> &str {
 }
 
 /// A section as sops's tree has it: the section comment first, each key's
-/// comment after the key.
+/// comment after the key. A comment with no text (a lone `;`) is left out, as
+/// writing the file would drop it.
 fn section_item(section: Section) -> Item {
     let mut items = Vec::new();
-    if !section.comment.is_empty() {
-        items.push(Item::Comment(strip_comment_char(&section.comment).into()));
+    let comment = |c: &str| Some(strip_comment_char(c).to_string()).filter(|c| !c.is_empty());
+    if let Some(c) = comment(&section.comment) {
+        items.push(Item::Comment(c));
     }
     for key in section.keys {
         items.push(Item::Pair(key.name, Value::Str(key.value)));
-        if !key.comment.is_empty() {
-            items.push(Item::Comment(strip_comment_char(&key.comment).into()));
+        if let Some(c) = comment(&key.comment) {
+            items.push(Item::Comment(c));
         }
     }
     Item::Pair(section.name, Value::Map(items))
@@ -300,15 +384,25 @@ impl Store for IniStore {
             .iter()
             .position(|s| s.name == METADATA_KEY)
             .ok_or_else(|| invalid(file, None, "not a sops file: no sops metadata"))?;
-        let metadata = sections.remove(at);
-        let flat = metadata
+        let section = sections.remove(at);
+        let flat = section
             .keys
             .into_iter()
             .map(|k| (k.name, k.value))
             .collect();
+        let metadata = unflatten_metadata(flat, file)?;
+        // Flattening again escapes line breaks, which can leave a value quoted
+        // in a way that does not read back.
+        if metadata_keys(&metadata).is_err() {
+            return Err(invalid(
+                file,
+                Some(section.line),
+                "the [sops] section holds a value that cannot be written back",
+            ));
+        }
         Ok(EncryptedDocument {
             branches: vec![sections.into_iter().map(section_item).collect()],
-            metadata: unflatten_metadata(flat, file)?,
+            metadata,
         })
     }
 
@@ -328,17 +422,30 @@ impl Store for IniStore {
         sections.push(OutSection {
             name: METADATA_KEY.into(),
             comment: String::new(),
-            keys: flatten_metadata(&doc.metadata)?
-                .into_iter()
-                .map(|(name, value)| OutKey {
-                    name,
-                    value: value.into_bytes(),
-                    comment: String::new(),
-                })
-                .collect(),
+            keys: metadata_keys(&doc.metadata)?,
         });
         Ok(write(&sections))
     }
+}
+
+/// The keys of the `[sops]` section that holds `metadata`.
+fn metadata_keys(metadata: &[Item]) -> Result<Vec<OutKey>> {
+    flatten_metadata(metadata)?
+        .into_iter()
+        .map(|(name, value)| {
+            if !value_reads_back(value.as_bytes()) {
+                return Err(unemittable(
+                    "ini",
+                    format!("sops metadata {name} cannot be written to an INI file"),
+                ));
+            }
+            Ok(OutKey {
+                name,
+                value: value.into_bytes(),
+                comment: String::new(),
+            })
+        })
+        .collect()
 }
 
 struct OutSection {
@@ -362,7 +469,7 @@ fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
         let Item::Pair(name, value) = item else {
             continue;
         };
-        if name.is_empty() || name.contains(['\n', '\r']) {
+        if !writable_section(name) {
             return Err(unemittable(
                 "ini",
                 format!("section name {} cannot be written", join_key("", name)),
@@ -393,12 +500,7 @@ fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
                 }
                 Item::Pair(key, value) => {
                     let path = join_key(&join_key("", name), key);
-                    let writable = !key.is_empty()
-                        && key.trim() == key
-                        && !key.contains(['\n', '\r'])
-                        && !key.starts_with(['#', ';', '['])
-                        && key != "-";
-                    if !writable {
+                    if !key_reads_back(key) {
                         return Err(unemittable(
                             "ini",
                             format!("key {path} cannot be written to an INI file"),
@@ -415,6 +517,12 @@ fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
                             ),
                         ));
                     };
+                    if !value_reads_back(&value) {
+                        return Err(unemittable(
+                            "ini",
+                            format!("the value of key {path} cannot be written to an INI file"),
+                        ));
+                    }
                     section.keys.push(OutKey {
                         name: key.clone(),
                         value,
@@ -456,19 +564,10 @@ fn write(sections: &[OutSection]) -> Vec<u8> {
         } else if sec.keys.is_empty() {
             continue;
         }
-        let quoted = |name: &str| -> String {
-            if name.contains(['"', '=', ':']) {
-                format!("`{name}`")
-            } else if name.contains('`') {
-                format!("\"\"\"{name}\"\"\"")
-            } else {
-                name.to_string()
-            }
-        };
         let align = sec
             .keys
             .iter()
-            .map(|k| quoted(&k.name).len())
+            .map(|k| quote_key(&k.name).len())
             .max()
             .unwrap_or(0);
         for key in &sec.keys {
@@ -488,27 +587,11 @@ fn write(sections: &[OutSection]) -> Vec<u8> {
                     buf.push(b'\n');
                 }
             }
-            let name = quoted(&key.name);
+            let name = quote_key(&key.name);
             buf.extend_from_slice(name.as_bytes());
             buf.resize(buf.len() + (align - name.len()), b' ');
             buf.extend_from_slice(b" = ");
-            let v = key.value.as_slice();
-            let has = |set: &[u8]| v.iter().any(|b| set.contains(b));
-            if has(b"\n`") {
-                buf.extend_from_slice(b"\"\"\"");
-                buf.extend_from_slice(v);
-                buf.extend_from_slice(b"\"\"\"");
-            } else if has(b"#;") {
-                buf.push(b'`');
-                buf.extend_from_slice(v);
-                buf.push(b'`');
-            } else if has_surrounding_space(v) {
-                buf.push(b'"');
-                buf.extend_from_slice(v);
-                buf.push(b'"');
-            } else {
-                buf.extend_from_slice(v);
-            }
+            buf.extend_from_slice(&quote_value(&key.value));
             buf.push(b'\n');
         }
         if i != last {
@@ -687,6 +770,11 @@ mod tests {
             (b"[s\na = hunter2\n", "f.ini:1: unclosed section header"),
             (b"[s]\nhunter2\n", "f.ini:2: expected key = value"),
             (b"[s]\n= hunter2\n", "f.ini:2: empty key name"),
+            (b"[s]\n- = hunter2\n", "f.ini:2: a key that is empty, `-`"),
+            (
+                b"[s]\n`#a` = hunter2\n",
+                "f.ini:2: a key that is empty, `-`",
+            ),
             (b"[s]\na = 1\na = hunter2\n", "f.ini:3: duplicate key s.a"),
             (b"[s]\n[s]\n", "f.ini:2: duplicate section s"),
             (b"[]\n", "f.ini:1: empty section name"),
@@ -720,6 +808,83 @@ mod tests {
         )]];
         let e = IniStore.emit_plain(&nested).unwrap_err().to_string();
         assert!(e.contains("offending key s.k"), "{e}");
+    }
+
+    /// Found by fuzzing: keys go-ini reads but writes back as something else (here
+    /// an empty quoted key) parsed, and the file then failed to emit; sops itself
+    /// writes such a file and then cannot decrypt it (MAC mismatch).
+    #[test]
+    fn keys_that_do_not_read_back_are_refused_when_read() {
+        let fuzzed: &[u8] = b"; g=b.intern\t\t{\n``...``````````````````````````````````````````````e   = 5432\nparsword = i/i-s%cret-valu.example.test\n";
+        for input in [fuzzed, b"[s]\n`[a` = v\n", b"[s]\n`;a` = v\n"] {
+            let e = IniStore.load_plain(input, "f.ini").unwrap_err().to_string();
+            assert!(e.starts_with("f.ini:2: a key that is empty"), "{e}");
+        }
+        let tree = IniStore.load_plain(b"`a=b` = v\n", "f.ini").unwrap();
+        assert_eq!(IniStore.emit_plain(&tree).unwrap(), b"`a=b` = v\n");
+    }
+
+    /// Found by fuzzing: keys, values and section names that go-ini reads but writes
+    /// in a form that reads back as something else (so the data changed on the next
+    /// encrypt). Each is refused when read, naming the line.
+    #[test]
+    fn what_would_not_read_back_is_refused_when_read() {
+        let table: &[(&[u8], &str)] = &[
+            (b"\0\"\"\"t:\"\"\"", "f.ini:1: a value that mixes quote"),
+            (b"-y]\0t:\"\"\"", "f.ini:1: a value that mixes quote"),
+            (
+                b"\t\0```ni-s%c\"\"\"-valu.exv  = 5432\n",
+                "f.ini:1: a key that is empty",
+            ),
+            (b"a = `\"x\"`\n", "f.ini:1: a value that mixes quote"),
+            (b" \xef\xbb\xbfk = v\n", "f.ini:1: a key that is empty"),
+            (
+                b"; c\n[dattag:\x7f\rrOg=offype:str]\n",
+                "f.ini:2: a section name with a line break",
+            ),
+        ];
+        for (input, want) in table {
+            let e = IniStore.load_plain(input, "f.ini").unwrap_err().to_string();
+            assert!(e.starts_with(want), "{input:?}: {e}");
+        }
+    }
+
+    /// Found by fuzzing: a `[sops]` value with a line break, quoted so it read back,
+    /// was flattened to one line whose quotes then did not (`"a\nb"` lost them).
+    #[test]
+    fn metadata_that_does_not_read_back_is_refused_when_read() {
+        let input = b"[s]\na = 1\n\n[sops]\nversion = 3.11.0\nnote = \"\"\"\"a\nb\"\"\"\"\n";
+        let e = IniStore
+            .load_encrypted(input, "f.ini")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("f.ini:4: the [sops] section holds a value"),
+            "{e}"
+        );
+    }
+
+    /// Found by property testing: a lone `;` parsed to an empty comment that the
+    /// file written from it no longer had.
+    #[test]
+    fn comments_without_text_are_left_out() {
+        let tree = IniStore
+            .load_plain(b"[s] ;\na = 1 ; \x0b\n", "f.ini")
+            .unwrap();
+        assert_eq!(tree[0][1], pair("s", Value::Map(vec![pair("a", s("1"))])));
+    }
+
+    /// Found by fuzzing: a value ending in a backslash was written bare and read
+    /// back as a continuation line taking in the next key (sops 3.11 does this:
+    /// `a = "x\"` then `b = y` decrypt, re-encrypt and decrypt to `a = xb = y`).
+    #[test]
+    fn values_ending_in_a_backslash_are_quoted() {
+        let tree = IniStore
+            .load_plain(b"a = \"x\\\"\nb = y\nc = `#\\`\n", "f.ini")
+            .unwrap();
+        let out = IniStore.emit_plain(&tree).unwrap();
+        assert_eq!(out, b"a = `x\\`\nb = y\nc = `#\\`\n");
+        assert_eq!(IniStore.load_plain(&out, "f.ini").unwrap(), tree);
     }
 
     fn key_items() -> impl Strategy<Value = Vec<Item>> {

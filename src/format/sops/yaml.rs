@@ -6,8 +6,11 @@
 //! is re-emitted as a head comment (as `sops decrypt` prints it anyway); a block
 //! scalar starting with a space or newline inside a list is double-quoted, where
 //! go-yaml writes an indentation indicator that no parser (sops included) reads
-//! back; keys that are not strings, `<<` merge keys, custom tags, integers beyond
-//! `i64` and comment-only input are refused rather than passed through.
+//! back; so is a value with U+2028 or U+2029, which go-yaml (YAML 1.1) takes for a
+//! line break and indents after, and this reader (YAML 1.2) does not; keys that
+//! are not strings, `<<` merge keys, keys over 128 bytes or with a line break
+//! (go-yaml's `? key` form), custom tags, integers beyond `i64` and comment-only
+//! input are refused rather than passed through.
 
 use std::collections::{HashMap, HashSet};
 
@@ -537,6 +540,9 @@ impl Builder<'_> {
         line: usize,
     ) -> Result<String> {
         let at = || self.at(line);
+        if unwritable_key(text) {
+            return Err(invalid(at(), UNWRITABLE_KEY));
+        }
         match tag {
             Some(tag) if tag.is_yaml_core_schema_tag("str") => return Ok(text.to_string()),
             Some(_) => return Err(invalid(at(), "a map key with a YAML tag is not supported")),
@@ -1053,14 +1059,18 @@ fn seq_node(values: &[Value]) -> Result<Node> {
     Ok(sequence)
 }
 
+/// go-yaml writes a key with a line break or over 128 bytes as a complex `? key`
+/// entry; sops files never have one, and `keys` neither reads nor writes it.
+fn unwritable_key(key: &str) -> bool {
+    key.len() > 128 || key.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+}
+
+const UNWRITABLE_KEY: &str =
+    "a map key longer than 128 bytes or with a line break is not supported";
+
 fn key_node(key: &str) -> Result<Node> {
-    // go-yaml writes a key with a line break or over 128 bytes as a complex
-    // `? key` entry; sops files never have one, and `keys` does not write it.
-    if key.len() > 128 || key.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']) {
-        return Err(invalid(
-            Location::named("<yaml output>"),
-            "a map key longer than 128 bytes or with a line break cannot be written",
-        ));
+    if unwritable_key(key) {
+        return Err(invalid(Location::named("<yaml output>"), UNWRITABLE_KEY));
     }
     Ok(string_node(key))
 }
@@ -1634,11 +1644,17 @@ impl Emitter {
         // whatever the content's offset from its parent, so a block scalar that
         // starts with a space or line break inside a list comes out as YAML that
         // neither sops nor any parser reads back. Write those double-quoted.
+        // Likewise go-yaml, reading YAML 1.1, takes U+2028 and U+2029 for line breaks
+        // and indents the text after them in single-quoted and block scalars; YAML
+        // 1.2 (our reader) keeps that indentation as part of the value. Write those
+        // double-quoted, as `\L` and `\P`, which both read back the same.
         let parent = self.indents.last().copied().unwrap_or(-1).max(0);
-        let style = if style == Style::Literal
+        let unreadable_block = style == Style::Literal
             && value.starts_with(|c: char| c == ' ' || is_break(c))
-            && self.indent != parent + INDENT
-        {
+            && self.indent != parent + INDENT;
+        let line_separator = matches!(style, Style::Single | Style::Literal)
+            && value.contains(['\u{2028}', '\u{2029}']);
+        let style = if unreadable_block || line_separator {
             Style::Double
         } else {
             style
@@ -2356,6 +2372,10 @@ mod tests {
             "h.yaml:1: a map key that is not a string",
         ),
         (b"a: &x SECRETVALUE\n<<: *x\n", "h.yaml:2: YAML merge keys"),
+        (
+            b"a: SECRETVALUE\n\"long\\nkey\": SECRETVALUE\n",
+            "h.yaml:2: a map key longer than 128 bytes or with a line break",
+        ),
         (b"# SECRETVALUE\n", "h.yaml:"),
         (
             b"a: 18446744073709551615\nb: SECRETVALUE\n",
@@ -2373,6 +2393,45 @@ mod tests {
             assert!(err.contains(want), "{err:?} lacks {want:?}");
             assert!(!err.contains("SECRETVALUE"), "{err:?} quotes a value");
         }
+    }
+
+    /// Found by property testing: a U+2028 in a nested single-quoted value came back
+    /// with the indentation go-yaml writes after it.
+    #[test]
+    fn line_separators_are_written_double_quoted() {
+        for value in ["\u{2028}A", "a\u{2029}b\nc\n"] {
+            let tree = vec![vec![Item::Pair(
+                "a".into(),
+                Value::Map(vec![Item::Pair("b".into(), Value::Str(value.into()))]),
+            )]];
+            let out = YamlStore.emit_plain(&tree).unwrap();
+            let text = String::from_utf8(out.clone()).unwrap();
+            assert!(text.contains("\\L") || text.contains("\\P"), "{text:?}");
+            assert_eq!(
+                YamlStore.load_plain(&out, "p.yaml").unwrap(),
+                tree,
+                "{text:?}"
+            );
+        }
+    }
+
+    /// Found by fuzzing: a key go-yaml would write as `? key` parsed, and the file
+    /// then failed to emit. It is refused when read, naming the line.
+    #[test]
+    fn keys_go_yaml_writes_in_complex_form_are_refused_when_read() {
+        let fuzzed: &[u8] = b"shared_se@cr :etveadable-by-two-y-two-recipkistdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd:\n  ... \t\t\t?\t\t\t\t\t\t - t\n  ";
+        let at_limit = format!("{}: v\n", "k".repeat(128));
+        let over = format!("a: b\n{}: v\n", "k".repeat(129));
+        for (input, line) in [(fuzzed, 1), (over.as_bytes(), 2)] {
+            let err = YamlStore
+                .load_plain(input, "h.yaml")
+                .unwrap_err()
+                .to_string();
+            let want = format!("h.yaml:{line}: a map key longer than 128 bytes");
+            assert!(err.starts_with(&want), "{err}");
+        }
+        let tree = YamlStore.load_plain(at_limit.as_bytes(), "h.yaml").unwrap();
+        assert_eq!(YamlStore.emit_plain(&tree).unwrap(), at_limit.as_bytes());
     }
 
     #[test]
