@@ -241,17 +241,23 @@ pub fn clean(dir: &Path) -> Result<()> {
     if meta.uid() != rustix::process::geteuid().as_raw() {
         return Err(foreign("belongs to another user"));
     }
-    for entry in walkdir(dir)? {
-        let rel = entry
+    // walkdir does not follow symlinks unless asked.
+    for entry in walkdir::WalkDir::new(dir).min_depth(1) {
+        let entry = entry.map_err(|e| {
+            let at = e.path().unwrap_or(dir).to_path_buf();
+            Error::io(at, e.into())
+        })?;
+        let path = entry.path();
+        let rel = path
             .strip_prefix(dir)
-            .unwrap_or(&entry)
+            .unwrap_or(path)
             .to_string_lossy()
             .into_owned();
-        let kind = std::fs::symlink_metadata(&entry).map_err(|e| Error::io(&entry, e))?;
+        let kind = entry.file_type();
         if kind.is_dir() {
             continue;
         }
-        if !kind.is_file() || !(is_staged_path(&rel) || is_age_key_file(&entry)) {
+        if !kind.is_file() || !(is_staged_path(&rel) || is_age_key_file(path)) {
             return Err(foreign(&format!(
                 "holds {rel}, which keys does not stage: it is not a staged tree"
             )));
@@ -268,23 +274,6 @@ pub fn clean(dir: &Path) -> Result<()> {
         let _ = std::fs::remove_dir(parent);
     }
     Ok(())
-}
-
-/// Every entry below `dir`, without following symlinks.
-fn walkdir(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
-            let entry = entry.map_err(|e| Error::io(&d, e))?;
-            let path = entry.path();
-            if entry.file_type().map_err(|e| Error::io(&path, e))?.is_dir() {
-                todo.push(path.clone());
-            }
-            out.push(path);
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
