@@ -134,6 +134,14 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
     })
 }
 
+/// The store of a sops format (every format but age has one).
+fn sops_store(format: Format, at: &Location) -> Result<&'static dyn sops::tree::Store> {
+    sops::store(format).ok_or_else(|| Error::Corrupt {
+        at: at.clone(),
+        reason: "unsupported sops format".into(),
+    })
+}
+
 /// Re-encrypts one secret in memory for its new recipients.
 fn rekey_one(change: &Change, data: &[u8], ids: &Identities) -> Result<Vec<u8>> {
     let at = Location::file(&change.path);
@@ -146,10 +154,7 @@ fn rekey_one(change: &Change, data: &[u8], ids: &Identities) -> Result<Vec<u8>> 
             crypto::encrypt(&plain, &change.recipients, change.armor, &at)
         }
         format => {
-            let store = sops::store(format).ok_or_else(|| Error::Corrupt {
-                at: at.clone(),
-                reason: "unsupported sops format".into(),
-            })?;
+            let store = sops_store(format, &at)?;
             let doc = store.load_encrypted(data, &at.file)?;
             let doc = sops::seal::rewrap(&doc, ids, &change.recipients, &at)?;
             store.emit_encrypted(&doc)
@@ -163,10 +168,7 @@ fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
     let opened = match change.format {
         Format::Age => crypto::try_decrypt(data, ids, &at)?.is_some(),
         format => {
-            let store = sops::store(format).ok_or_else(|| Error::Corrupt {
-                at: at.clone(),
-                reason: "unsupported sops format".into(),
-            })?;
+            let store = sops_store(format, &at)?;
             let doc = store.load_encrypted(data, &at.file)?;
             let found = sops::seal::audit(&doc).map_err(|reason| Error::Corrupt {
                 at: at.clone(),

@@ -537,26 +537,34 @@ fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
 }
 
 /// go-ini's `WriteTo` with its defaults (`PrettyFormat`, `PrettySection`).
+/// Writes a comment's lines as go-ini does: a line with its own `#` or `;` keeps it,
+/// with one space after; any other gets `; ` (a key's comment lines also trimmed).
+fn push_comment(buf: &mut Vec<u8>, comment: &str, trim_plain: bool) {
+    if comment.is_empty() {
+        return;
+    }
+    for line in comment.split('\n') {
+        match line.as_bytes().first() {
+            Some(c @ (b'#' | b';')) => {
+                buf.push(*c);
+                buf.push(b' ');
+                buf.extend_from_slice(line[1..].trim().as_bytes());
+            }
+            _ => {
+                buf.extend_from_slice(b"; ");
+                let plain = if trim_plain { line.trim() } else { line };
+                buf.extend_from_slice(plain.as_bytes());
+            }
+        }
+        buf.push(b'\n');
+    }
+}
+
 fn write(sections: &[OutSection]) -> Vec<u8> {
     let mut buf = Vec::new();
     let last = sections.len().saturating_sub(1);
     for (i, sec) in sections.iter().enumerate() {
-        if !sec.comment.is_empty() {
-            for line in sec.comment.split('\n') {
-                match line.as_bytes().first() {
-                    Some(c @ (b'#' | b';')) => {
-                        buf.push(*c);
-                        buf.push(b' ');
-                        buf.extend_from_slice(line[1..].trim().as_bytes());
-                    }
-                    _ => {
-                        buf.extend_from_slice(b"; ");
-                        buf.extend_from_slice(line.as_bytes());
-                    }
-                }
-                buf.push(b'\n');
-            }
-        }
+        push_comment(&mut buf, &sec.comment, false);
         if i > 0 || sec.name.to_uppercase() != DEFAULT_SECTION {
             buf.push(b'[');
             buf.extend_from_slice(sec.name.as_bytes());
@@ -571,22 +579,7 @@ fn write(sections: &[OutSection]) -> Vec<u8> {
             .max()
             .unwrap_or(0);
         for key in &sec.keys {
-            if !key.comment.is_empty() {
-                for line in key.comment.split('\n') {
-                    match line.as_bytes().first() {
-                        Some(c @ (b'#' | b';')) => {
-                            buf.push(*c);
-                            buf.push(b' ');
-                            buf.extend_from_slice(line[1..].trim().as_bytes());
-                        }
-                        _ => {
-                            buf.extend_from_slice(b"; ");
-                            buf.extend_from_slice(line.trim().as_bytes());
-                        }
-                    }
-                    buf.push(b'\n');
-                }
-            }
+            push_comment(&mut buf, &key.comment, true);
             let name = quote_key(&key.name);
             buf.extend_from_slice(name.as_bytes());
             buf.resize(buf.len() + (align - name.len()), b' ');
