@@ -2,6 +2,8 @@
 //! generated repositories of 1,000 and 5,000 secrets (3 admins and 1 of 20 hosts
 //! each), and `keys encrypt` / `keys decrypt` of one secret beside one `age` process
 //! doing the same. Run with `cargo bench --bench secrets`; it prints medians.
+//! `keys encrypt` makes the secret and the lock durable before it returns; `age` does
+//! not sync.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -44,6 +46,9 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
     let scratch = tempfile::tempdir().unwrap();
     let plain = scratch.path().join("plain.txt");
     std::fs::write(&plain, b"123456789:AAE-bench-token\n").unwrap();
+    // The generated repository is written out first, so the figures are those of a
+    // quiet disk (keys syncs; a write of its own would otherwise also flush these).
+    rustix::fs::sync();
     let mut i = 0;
     let enc = median(21, || {
         i += 1;

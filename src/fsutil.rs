@@ -25,16 +25,25 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     sync_dir(parent_of(path))
 }
 
-/// Replaces several files: each is staged and synced beside its target (in parallel,
-/// so the syncs overlap), then all are renamed in order and their directories synced
-/// once each. A crash leaves every target either old or new; the renames happen only
-/// after every file is durable.
+/// Replaces several files: each is written beside its target, all are made durable,
+/// then renamed in order, and the renames made durable (see `settle`). A crash leaves
+/// every target either old or new; the renames happen only after every file is
+/// durable. What the targets held is kept under a second name until the end, so a
+/// failure at any step puts all of them back.
 pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
-    let staged = on_threads(files, |(path, data, mode)| staged(path, data, *mode))
-        .into_iter()
+    let staged = files
+        .iter()
+        .map(|(path, data, mode)| unsynced(path, data, *mode))
         .collect::<Result<Vec<_>>>()?;
+    settle(
+        &staged
+            .iter()
+            .zip(files)
+            .map(|(tmp, (path, _, _))| (tmp.as_file(), *path))
+            .collect::<Vec<_>>(),
+    )?;
     // What each target held, to put back if a later step fails: all or nothing.
-    let before = Backup::read(files.iter().map(|(path, _, _)| *path));
+    let before = Backup::link(files.iter().map(|(path, _, _)| *path));
     let mut dirs: Vec<&Path> = Vec::new();
     let mut done = 0;
     let mut result = Ok(());
@@ -50,7 +59,11 @@ pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
         }
     }
     if result.is_ok() {
-        result = on_threads(&dirs, |d| sync_dir(d)).into_iter().collect();
+        result = dirs
+            .iter()
+            .map(|d| File::open(d).map_err(|e| Error::io(d, e)))
+            .collect::<Result<Vec<File>>>()
+            .and_then(|open| settle(&open.iter().zip(dirs.iter().copied()).collect::<Vec<_>>()));
     }
     if result.is_err() {
         before.restore_first(done);
@@ -64,6 +77,8 @@ pub struct Backup(Vec<(PathBuf, Held)>);
 
 enum Held {
     File(Vec<u8>, u32),
+    /// A second name for the file, beside it (removed when the backup is dropped).
+    Linked(PathBuf),
     Nothing,
     /// A file that could not be read: left as it is.
     Unknown,
@@ -77,14 +92,28 @@ impl Backup {
         Backup(
             paths
                 .par_iter()
+                .map(|path| (path.to_path_buf(), Held::read(path)))
+                .collect(),
+        )
+    }
+
+    /// Keeps what each path holds now under a second, temporary name beside it, so
+    /// nothing is copied; a file that cannot be linked is read instead.
+    pub fn link<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Backup {
+        Backup(
+            paths
+                .into_iter()
                 .map(|path| {
                     let held = match fs::symlink_metadata(path) {
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Held::Nothing,
-                        Ok(meta) if meta.is_file() => match fs::read(path) {
-                            Ok(data) => Held::File(data, meta.permissions().mode() & 0o7777),
-                            Err(_) => Held::Unknown,
-                        },
-                        _ => Held::Unknown,
+                        Ok(meta) if meta.is_file() => {
+                            let spare = parent_of(path)
+                                .join(format!("{TEMP_PREFIX}{}", spare_suffix(path)));
+                            match fs::hard_link(path, &spare) {
+                                Ok(()) => Held::Linked(spare),
+                                Err(_) => Held::read(path),
+                            }
+                        }
+                        _ => Held::read(path),
                     };
                     (path.to_path_buf(), held)
                 })
@@ -103,11 +132,49 @@ impl Backup {
         for (path, held) in self.0.iter().take(n).rev() {
             let _ = match held {
                 Held::File(data, mode) => write_atomic(path, data, *mode),
+                Held::Linked(spare) => fs::rename(spare, path)
+                    .map_err(|e| Error::io(path, e))
+                    .and_then(|()| sync_dir(parent_of(path))),
                 Held::Nothing if fs::symlink_metadata(path).is_ok() => remove(path),
                 Held::Nothing | Held::Unknown => Ok(()),
             };
         }
     }
+}
+
+impl Held {
+    fn read(path: &Path) -> Held {
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Held::Nothing,
+            Ok(meta) if meta.is_file() => match fs::read(path) {
+                Ok(data) => Held::File(data, meta.permissions().mode() & 0o7777),
+                Err(_) => Held::Unknown,
+            },
+            _ => Held::Unknown,
+        }
+    }
+}
+
+impl Drop for Backup {
+    /// Removes the second names a backup made (gone already where it was restored).
+    fn drop(&mut self) {
+        for (_, held) in &self.0 {
+            if let Held::Linked(spare) = held {
+                let _ = fs::remove_file(spare);
+            }
+        }
+    }
+}
+
+/// A name no other run picks: the process id, a counter and the target's name.
+fn spare_suffix(path: &Path) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    format!("{}-{n}-{name}", std::process::id())
 }
 
 /// Replaces many files at once, durably and cheaply: every file is written to a temp
@@ -134,6 +201,42 @@ pub fn write_many(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<()> {
     sync(&anchor, &files[0].0)
 }
 
+/// Makes what was written to `files` (files or directories, each with the path its
+/// errors name) durable. Each fsync is a flush of the disk's cache, so while little
+/// else waits to be written one `syncfs` of their filesystem does it with a single
+/// flush; otherwise each is fsynced, so another program's pending writes never hold
+/// keys up.
+fn settle(files: &[(&File, &Path)]) -> Result<()> {
+    let Some((first, at)) = files.first() else {
+        return Ok(());
+    };
+    if files.len() > 1 && pending_writes().is_some_and(|bytes| bytes <= SETTLE_BY_SYNCFS) {
+        return rustix::fs::syncfs(first).map_err(|e| Error::io(at, std::io::Error::from(e)));
+    }
+    files
+        .iter()
+        .try_for_each(|(f, at)| f.sync_all().map_err(|e| Error::io(at, e)))
+}
+
+/// Up to how many bytes waiting to be written, system-wide, `settle` uses `syncfs`.
+const SETTLE_BY_SYNCFS: u64 = 8 << 20;
+
+/// The bytes of page cache waiting to be written or being written (`Dirty` and
+/// `Writeback` in /proc/meminfo), if the kernel says.
+fn pending_writes() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |field: &str| -> Option<u64> {
+        let line = meminfo.lines().find(|l| l.starts_with(field))?;
+        line[field.len()..]
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((kib("Dirty:")? + kib("Writeback:")?) * 1024)
+}
+
 /// Removes temp files a killed run left under `dir` (never following symlinks).
 pub fn remove_leftovers(dir: &Path) -> usize {
     let mut removed = 0;
@@ -146,31 +249,6 @@ pub fn remove_leftovers(dir: &Path) -> usize {
         }
     }
     removed
-}
-
-/// Runs `f` on every item, the first on this thread and the rest on their own, so
-/// that waits on the disk overlap; results in order.
-fn on_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Vec<Result<R>> {
-    let Some((first, rest)) = items.split_first() else {
-        return Vec::new();
-    };
-    std::thread::scope(|scope| {
-        let f = &f;
-        let handles: Vec<_> = rest
-            .iter()
-            .map(|item| scope.spawn(move || f(item)))
-            .collect();
-        let mut out = vec![f(first)];
-        out.extend(handles.into_iter().map(|h| {
-            h.join().unwrap_or_else(|_| {
-                Err(Error::io(
-                    ".",
-                    std::io::Error::other("a write thread failed"),
-                ))
-            })
-        }));
-        out
-    })
 }
 
 /// Creates `path` with `data` only if nothing is there yet (no symlink followed).

@@ -116,7 +116,8 @@ impl Recipient {
         let ssh = SshKey { key, comment };
         if key_type == "ssh-ed25519" {
             // A point that does not decompress has no X25519 form and opens nothing.
-            ed25519_to_x25519(&ssh.ed25519_bytes().unwrap_or_default())
+            CompressedEdwardsY(ssh.ed25519_bytes().unwrap_or_default())
+                .decompress()
                 .ok_or_else(|| invalid(at, "ssh-ed25519 key is not a valid curve point"))?;
             Ok(Recipient::SshEd25519(ssh))
         } else {

@@ -201,11 +201,11 @@ pub fn encrypt(
             recipients: resolved.fingerprints,
         },
     );
-    let lock_text = ws.lock()?.text().to_string();
+    let lock_file = ws.repo.lock_file();
     // The secret and the lock that describes it are made durable together.
     fsutil::write_batch(&[
         (&path, &sealed, fsutil::PUBLIC),
-        (&ws.repo.lock_file(), lock_text.as_bytes(), fsutil::PUBLIC),
+        (&lock_file, ws.lock()?.text().as_bytes(), fsutil::PUBLIC),
     ])?;
     for other in &others {
         fsutil::remove(other)?;

@@ -1,5 +1,5 @@
 //! Fault injection with `strace -e inject`: ENOSPC and EIO at each write, fsync,
-//! syncfs and rename of `keys encrypt`, `keys edit` and `keys rekey` in turn. Every run
+//! syncfs, link and rename of `keys encrypt`, `keys edit` and `keys rekey` in turn. Every run
 //! either succeeds, or fails non-zero with one error line leaving every file
 //! byte-identical. (strace counts calls per thread: `write` #N fails in each thread.)
 
@@ -9,10 +9,12 @@ use crate::common::{TestEnv, keys_bin, peer, run};
 use crate::secrets::{fleet, tree};
 
 /// The syscalls a write goes through, each injected on its own counter.
-const SYSCALLS: [&str; 6] = [
+const SYSCALLS: [&str; 8] = [
     "write",
     "fsync",
     "fdatasync",
+    "syncfs",
+    "linkat",
     "rename",
     "renameat",
     "renameat2",
@@ -108,10 +110,8 @@ fn injected_failures_during_a_rekey_leave_every_file_as_it_was() {
     let moved = policy
         .replace("host:vps-arm", "host:vps-x86")
         .replace("container:nannuo-bot", "host:vps-x86");
-    let mut syscalls = SYSCALLS.to_vec();
-    syscalls.push("syncfs");
     let (mut failed, mut rounds) = (0, 0);
-    for syscall in syscalls {
+    for syscall in SYSCALLS {
         for err in ["ENOSPC", "EIO"] {
             let next = if rounds % 2 == 0 { &moved } else { &policy };
             std::fs::write(&policy_file, next).unwrap();
