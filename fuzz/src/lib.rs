@@ -24,8 +24,10 @@ pub fn assert_one_line(err: &Error, file: &str) {
 /// integral float printed as an integer (YAML `1.0` → `1`, `-0.0` → `-0`, which reads
 /// back as the integer 0) and the order of metadata keys (dotenv and INI sort them).
 /// Comments are not compared: go-ini moves, merges and drops some as it writes, and
-/// so does sops; the YAML emitter drops a comment between a key and a list whose
-/// first item carries its own comment (which sops keeps).
+/// so does sops; and go-yaml's emitter, which sops and `keys` share, writes only the
+/// last head comment when a list and its first item both carry one (a list's leading
+/// comment before a map item that starts with a comment). Encrypted, that comment is
+/// a list item, as sops writes it, and is kept.
 pub fn sops_round_trip(format: Format, data: &[u8]) {
     let store = keys::format::sops::store(format).expect("a sops store");
     let trees = reparse(data, |d| store.load_plain(d, FILE), |t| store.emit_plain(t));

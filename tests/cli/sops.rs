@@ -207,6 +207,65 @@ fn files_keys_writes_are_read_by_sops_and_files_sops_writes_are_read_by_keys() {
     env.keys(&["check"]).success();
 }
 
+/// sops writes an encrypted comment among a list's items as an item of its own (a
+/// string of type `comment`), not as a `#` line; keys writes the same, so a list's
+/// leading comment before a map item that starts with a comment is kept, as sops
+/// keeps it.
+#[test]
+fn comments_in_lists_are_written_as_sops_writes_them() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let admin = env.root.join("keys/demo.txt");
+    let plaintext = "list:\n   key:\n  # c1\n    - k:\n  # c2\n           v\nplain:\n    # c\n    - a\n    # d\n    - b\n    # e\n";
+    env.keys_stdin(&["encrypt", "yaml/lists"], plaintext.as_bytes())
+        .success();
+    let ours = repo.join("secrets/yaml/lists.yaml");
+    let admin_file = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
+    let recipient = admin_file.lines().find(|l| l.starts_with("age1")).unwrap();
+    let input = env.write("sops-in/lists.yaml", plaintext);
+    let theirs = sops(
+        &env,
+        &[
+            "encrypt",
+            "--age",
+            recipient.trim(),
+            &input.display().to_string(),
+        ],
+        &admin,
+    )
+    .success();
+    let theirs = env.write("sops-out/lists.yaml", &theirs.raw_stdout);
+    // The same layout: which lines are comment items, comments and values.
+    let shape = |path: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .take_while(|l| !l.starts_with("sops:"))
+            .map(|l| {
+                let kind = l.rsplit("type:").next().unwrap_or("").trim_end_matches(']');
+                format!("{} {kind}", l.split("ENC[").next().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(shape(&ours), shape(&theirs));
+    let decrypt = |path: &std::path::Path| {
+        sops(&env, &["decrypt", &path.display().to_string()], &admin)
+            .success()
+            .stdout
+    };
+    let expected = decrypt(&theirs);
+    assert!(
+        expected.contains("        # c1\n        # c2\n        - k: v\n"),
+        "{expected}"
+    );
+    assert_eq!(decrypt(&ours), expected);
+    assert_eq!(
+        env.keys(&["decrypt", "yaml/lists"]).success().stdout,
+        expected
+    );
+    env.keys(&["check"]).success();
+}
+
 #[test]
 fn tampered_sops_files_are_refused_with_distinct_errors_and_nothing_written() {
     let mut env = TestEnv::new();

@@ -185,7 +185,29 @@ fn aad(path: &[String]) -> String {
 /// walked through; nulls are skipped, as sops skips them).
 enum Leaf<'v> {
     Comment(&'v mut String),
+    /// A comment among a list's items (a `Value::Comment`). sops writes it, once
+    /// encrypted, as an item of the list (a string of type `comment`), which reads
+    /// back as a comment; as a `#` line before a map item it could be lost.
+    ListComment(&'v mut Value),
     Scalar(&'v mut Value),
+}
+
+impl<'v> Leaf<'v> {
+    /// The text of a comment leaf.
+    fn into_comment(self) -> Option<&'v mut String> {
+        match self {
+            Leaf::Comment(c) | Leaf::ListComment(Value::Comment(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn comment(&self) -> Option<&str> {
+        match self {
+            Leaf::Comment(c) => Some(c),
+            Leaf::ListComment(Value::Comment(c)) => Some(c),
+            _ => None,
+        }
+    }
 }
 
 /// Called for each leaf with its key path and the comments seen at each level.
@@ -237,7 +259,7 @@ fn walk_value(
                     if let Some(level) = comments.last_mut() {
                         level.push(c.clone());
                     }
-                    visit(Leaf::Comment(c), path, comments)?;
+                    visit(Leaf::ListComment(item), path, comments)?;
                     continue;
                 }
                 walk_value(item, path, comments, visit)?;
@@ -283,7 +305,10 @@ fn open_branches(
     let mut hash = new_mac(&rules.options);
     let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
         match leaf {
-            Leaf::Comment(c) => {
+            leaf @ (Leaf::Comment(_) | Leaf::ListComment(_)) => {
+                let Some(c) = leaf.into_comment() else {
+                    return Ok(());
+                };
                 // sops keeps a comment that does not decrypt as it is (older files).
                 let a = aad(path);
                 if rules.encrypts(path, comments, true)
@@ -342,11 +367,19 @@ fn seal_branches(branches: &mut Branches, rules: &Rules, key: &DataKey, stash: &
     let mut hash = new_mac(&rules.options);
     let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
         match leaf {
-            Leaf::Comment(c) => {
-                if rules.encrypts(path, comments, true) && !c.is_empty() {
+            leaf @ (Leaf::Comment(_) | Leaf::ListComment(_)) => {
+                let Some(c) = leaf.comment().filter(|c| !c.is_empty()) else {
+                    return Ok(());
+                };
+                if rules.encrypts(path, comments, true) {
                     let a = aad(path);
                     let iv = stash.get(&a, "comment", c.as_bytes());
-                    *c = cipher::seal(key, c.as_bytes(), "comment", &a, iv);
+                    let sealed = cipher::seal(key, c.as_bytes(), "comment", &a, iv);
+                    match leaf {
+                        Leaf::ListComment(item) => *item = Value::Str(sealed),
+                        Leaf::Comment(c) => *c = sealed,
+                        Leaf::Scalar(_) => {}
+                    }
                 }
             }
             Leaf::Scalar(v) => {
@@ -427,10 +460,12 @@ pub fn audit(doc: &EncryptedDocument) -> std::result::Result<Vec<String>, String
                     "is plaintext where the file's options require encryption",
                 ))
             }
-            Leaf::Comment(c)
-                if rules.encrypts(path, comments, true)
-                    && !c.is_empty()
-                    && cipher::parse(c).is_none() =>
+            leaf @ (Leaf::Comment(_) | Leaf::ListComment(_))
+                if leaf.comment().is_some_and(|c| {
+                    rules.encrypts(path, comments, true)
+                        && !c.is_empty()
+                        && cipher::parse(c).is_none()
+                }) =>
             {
                 Err(Error::Corrupt {
                     at: at.clone(),

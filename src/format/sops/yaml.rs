@@ -2342,6 +2342,20 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing: a list's leading comment and the comment its first item (a
+    /// map) starts with. go-yaml writes only the item's, for sops as for keys (checked
+    /// with `sops encrypt --unencrypted-regex '.*'`, which writes the tree as read);
+    /// encrypted, the list's comment is an item and both are kept (tests/cli/sops.rs).
+    #[test]
+    fn a_plain_list_comment_before_a_commented_map_item_is_written_as_sops_writes_it() {
+        let input = "list:\n   key:\n  # c1\n    - k:\n  # c2\n           v\n";
+        let tree = YamlStore.load_plain(input.as_bytes(), "c.yaml").unwrap();
+        let out = String::from_utf8(YamlStore.emit_plain(&tree).unwrap()).unwrap();
+        assert_eq!(out, "list:\n    key:\n        # c2\n        - k: v\n");
+        let again = YamlStore.load_plain(out.as_bytes(), "c.yaml").unwrap();
+        assert_eq!(YamlStore.emit_plain(&again).unwrap(), out.as_bytes());
+    }
+
     /// (input, what the error must say). Every input holds the value SECRETVALUE,
     /// which no error may quote.
     const HOSTILE: &[(&[u8], &str)] = &[
