@@ -203,14 +203,22 @@ pub fn write_many(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<()> {
 
 /// Makes what was written to `files` (files or directories, each with the path its
 /// errors name) durable. Each fsync is a flush of the disk's cache, so while little
-/// else waits to be written one `syncfs` of their filesystem does it with a single
-/// flush; otherwise each is fsynced, so another program's pending writes never hold
-/// keys up.
+/// else waits to be written one `syncfs` of their filesystem (when they share one)
+/// does it with a single flush; otherwise each is fsynced, so another program's
+/// pending writes never hold keys up.
 fn settle(files: &[(&File, &Path)]) -> Result<()> {
     let Some((first, at)) = files.first() else {
         return Ok(());
     };
-    if files.len() > 1 && pending_writes().is_some_and(|bytes| bytes <= SETTLE_BY_SYNCFS) {
+    let device = |f: &File| rustix::fs::fstat(f).ok().map(|st| st.st_dev);
+    let one_filesystem = || {
+        let dev = device(first);
+        dev.is_some() && files.iter().all(|(f, _)| device(f) == dev)
+    };
+    if files.len() > 1
+        && one_filesystem()
+        && pending_writes().is_some_and(|bytes| bytes <= SETTLE_BY_SYNCFS)
+    {
         return rustix::fs::syncfs(first).map_err(|e| Error::io(at, std::io::Error::from(e)));
     }
     files
