@@ -366,20 +366,24 @@ fn open_branches(
 fn seal_branches(branches: &mut Branches, rules: &Rules, key: &DataKey, stash: &Stash) -> String {
     let mut hash = new_mac(&rules.options);
     let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
+        let seal_comment = |c: &str| {
+            (rules.encrypts(path, comments, true) && !c.is_empty()).then(|| {
+                let a = aad(path);
+                let iv = stash.get(&a, "comment", c.as_bytes());
+                cipher::seal(key, c.as_bytes(), "comment", &a, iv)
+            })
+        };
         match leaf {
-            leaf @ (Leaf::Comment(_) | Leaf::ListComment(_)) => {
-                let Some(c) = leaf.comment().filter(|c| !c.is_empty()) else {
-                    return Ok(());
-                };
-                if rules.encrypts(path, comments, true) {
-                    let a = aad(path);
-                    let iv = stash.get(&a, "comment", c.as_bytes());
-                    let sealed = cipher::seal(key, c.as_bytes(), "comment", &a, iv);
-                    match leaf {
-                        Leaf::ListComment(item) => *item = Value::Str(sealed),
-                        Leaf::Comment(c) => *c = sealed,
-                        Leaf::Scalar(_) => {}
-                    }
+            Leaf::Comment(c) => {
+                if let Some(sealed) = seal_comment(c) {
+                    *c = sealed;
+                }
+            }
+            Leaf::ListComment(item) => {
+                if let Value::Comment(c) = item
+                    && let Some(sealed) = seal_comment(c)
+                {
+                    *item = Value::Str(sealed);
                 }
             }
             Leaf::Scalar(v) => {
