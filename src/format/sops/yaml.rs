@@ -1110,7 +1110,9 @@ fn value_node(value: &Value) -> Result<Node> {
 
 /// go-yaml's `stringv`: the style asked for a string.
 fn string_node(s: &str) -> Node {
+    // `<<` resolves to YAML's merge tag, so a string `<<` is quoted.
     let plain = matches!(resolve_plain(s), Ok(Value::Str(_)))
+        && s != "<<"
         && !is_base60_float(s)
         && !matches!(
             s,
@@ -2427,6 +2429,20 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    /// Found by property testing: a string `<<` was written plain, which reads back as
+    /// a merge key. It is written quoted (sops 3.11 writes `!!merge <<`, which neither
+    /// it nor keys reads back).
+    #[test]
+    fn a_string_that_reads_as_a_merge_key_is_written_quoted() {
+        let tree = vec![vec![
+            Item::Pair("<<".into(), Value::Str(String::new())),
+            Item::Pair("v".into(), Value::List(vec![Value::Str("<<".into())])),
+        ]];
+        let out = YamlStore.emit_plain(&tree).unwrap();
+        assert_eq!(out, b"\"<<\": \"\"\nv:\n    - \"<<\"\n");
+        assert_eq!(YamlStore.load_plain(&out, "p.yaml").unwrap(), tree);
     }
 
     /// Found by fuzzing: a key go-yaml would write as `? key` parsed, and the file
