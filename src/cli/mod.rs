@@ -120,26 +120,52 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run (or when help,
+// completions or man pages need them all), which halves the start of every command.
+// The one-line summaries below are what `keys --help` lists without building them;
+// they repeat the first paragraph of each command's own doc (a test keeps them equal).
+#[command(defer = true)]
 enum Command {
+    /// Create a fleet repository here (or at --repo) with its first admin.
     Init(init::Args),
+    /// Show the fleet: admins, hosts and containers with their recipients, and the secrets
+    /// with their readers and status.
     Status(status::Args),
+    /// Encrypt a secret for the readers its policy rule names.
     Encrypt(encrypt::Args),
+    /// Decrypt a secret (by name) or an age file (by path) to stdout or a new 0600 file.
     Decrypt(decrypt::Args),
+    /// Edit a secret in $VISUAL or $EDITOR, or create it.
     Edit(edit::Args),
+    /// List every secret: name, format, status and readers.
     Ls(ls::Args),
+    /// Check the repository: policy, keys.lock, and no plaintext or private keys.
     Check(check::Args),
+    /// Re-encrypt every secret whose recipients differ from what its policy resolves to.
     Rekey(rekey::Args),
+    /// Manage the git pre-commit hook that runs `keys check --staged`.
     Hook(hook::Args),
+    /// Add, list and remove hosts (recipients/hosts/NAME.yaml).
     Host(host::Args),
+    /// Add containers to a host's file.
     Container(container::Args),
+    /// Write the policy as another tool's configuration.
     Export(export::Args),
+    /// Stage a host's pre-generated SSH host key for nixos-anywhere --extra-files.
     StageInstall(stage::Args),
+    /// Install NixOS on a host with nixos-anywhere, its host key staged from the repo.
     Install(install::Args),
+    /// Send the flake to a host with rsync and run nixos-rebuild switch over ssh.
     Update(update::Args),
+    /// Remove a secret: its file under secrets/ and its line in secrets/keys.lock.
     Rm(rm::Args),
+    /// Set one value of a sops secret, like `sops set`.
     Set(set::SetArgs),
+    /// Remove one value of a sops secret, like `sops unset`.
     Unset(set::UnsetArgs),
+    /// Convert SSH ed25519 keys to age recipients (or, with --private, identities).
     ToAge(to_age::Args),
+    /// Print a completion script for a shell.
     Completions(completions::Args),
 }
 
@@ -237,4 +263,22 @@ pub(crate) fn out_bytes(data: &[u8]) -> Result<()> {
 /// A note on stderr (progress, warnings); never carries secrets.
 pub(crate) fn note(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "keys: {text}");
+}
+
+#[cfg(test)]
+mod tests {
+    /// `keys --help` lists each command by the summary on its variant (its arguments
+    /// are not built for the listing); it must be the command's own.
+    #[test]
+    fn the_listed_summary_of_every_command_is_its_own() {
+        let listed = super::command();
+        let mut built = super::command();
+        built.build();
+        let about = |c: &clap::Command| c.get_about().map(|a| a.to_string());
+        for sub in built.get_subcommands().filter(|s| s.get_name() != "help") {
+            let summary = listed.find_subcommand(sub.get_name()).and_then(about);
+            assert!(summary.is_some(), "{} has no summary", sub.get_name());
+            assert_eq!(summary, about(sub), "{}", sub.get_name());
+        }
+    }
 }
