@@ -3,7 +3,7 @@
 //! each), and `keys encrypt` / `keys decrypt` of one secret beside one `age` process
 //! doing the same. Run with `cargo bench --bench secrets`; it prints medians.
 //! `keys encrypt` makes the secret and the lock durable before it returns; `age` does
-//! not sync.
+//! not sync, so it is also timed with its output then fsynced.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -99,6 +99,24 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
             .unwrap();
         assert!(st.success());
     });
+    // The same, with its output then made as durable as keys makes its own (the file's
+    // data and its name), for a comparison that includes the flush keys pays.
+    let age_enc_durable = median(21, || {
+        let _ = std::fs::remove_file(&out_file);
+        let st = Command::new(age)
+            .args(&args)
+            .arg("-o")
+            .arg(&out_file)
+            .arg(&plain)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::File::open(&out_file).unwrap().sync_all().unwrap();
+        std::fs::File::open(scratch.path())
+            .unwrap()
+            .sync_all()
+            .unwrap();
+    });
     let file = root.join(secret_path("h00/s00000", keys::policy::Format::Age));
     let age_dec = median(21, || {
         let out = Command::new(age)
@@ -112,5 +130,9 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
         assert!(out.status.success());
     });
     println!("age -e, same recipients:    median {:>6.1} ms", ms(age_enc));
+    println!(
+        "age -e, then fsync:         median {:>6.1} ms",
+        ms(age_enc_durable)
+    );
     println!("age -d, same file:          median {:>6.1} ms", ms(age_dec));
 }

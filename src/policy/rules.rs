@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use std::sync::OnceLock;
+
+use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -43,8 +45,39 @@ pub struct Rule {
 
 pub struct Policy {
     pub rules: Vec<Rule>,
-    matcher: GlobSet,
-    allowed_keys: GlobSet,
+    /// Each rule's glob, compiled when a name first passes its literal prefix: a
+    /// command about one secret compiles one glob, not the whole policy's.
+    matchers: Vec<LazyGlob>,
+    /// `allow_private_keys`, compiled when `keys check` first asks.
+    allowed_keys: Vec<Glob>,
+    allowed_set: OnceLock<Option<GlobSet>>,
+}
+
+struct LazyGlob {
+    /// What every match starts with: the glob up to its first special character.
+    prefix: String,
+    glob: Glob,
+    compiled: OnceLock<GlobMatcher>,
+}
+
+impl LazyGlob {
+    fn new(glob: Glob) -> LazyGlob {
+        let text = glob.glob();
+        let end = text.find(['*', '?', '[', '{', '\\']).unwrap_or(text.len());
+        LazyGlob {
+            prefix: text[..end].to_string(),
+            glob,
+            compiled: OnceLock::new(),
+        }
+    }
+
+    fn is_match(&self, name: &str) -> bool {
+        name.starts_with(&self.prefix)
+            && self
+                .compiled
+                .get_or_init(|| self.glob.compile_matcher())
+                .is_match(name)
+    }
 }
 
 /// The recipients a rule resolves to for its format, and their sorted fingerprints.
@@ -119,11 +152,18 @@ fn file_mode(text: &str) -> Option<String> {
     Some(format!("{value:04o}"))
 }
 
-fn glob(pattern: &str) -> std::result::Result<globset::Glob, globset::Error> {
+/// The longest glob accepted: far below what could fail to compile.
+const MAX_GLOB: usize = 1024;
+
+fn glob(pattern: &str) -> std::result::Result<Glob, String> {
+    if pattern.len() > MAX_GLOB {
+        return Err(format!("bad glob: longer than {MAX_GLOB} bytes"));
+    }
     GlobBuilder::new(pattern)
         .literal_separator(true)
         .backslash_escape(true)
         .build()
+        .map_err(|e| format!("bad glob: {}", e.kind()))
 }
 
 impl Policy {
@@ -157,21 +197,17 @@ impl Policy {
             }
         }
         let mut rules = Vec::new();
-        let mut matcher = GlobSetBuilder::new();
-        let mut allowed = GlobSetBuilder::new();
+        let mut matchers = Vec::new();
+        let mut allowed_keys = Vec::new();
         for (rel, file) in parsed {
             for pattern in &file.allow_private_keys {
                 let at = Location::named(&rel).at_line(pattern.referenced.line());
-                allowed.add(
-                    glob(&pattern.value)
-                        .map_err(|e| invalid(at, format!("bad glob: {}", e.kind())))?,
-                );
+                allowed_keys.push(glob(&pattern.value).map_err(|e| invalid(at, e))?);
             }
             for raw in file.rules {
                 let at = Location::named(&rel).at_line(raw.secrets.referenced.line());
-                let g = glob(&raw.secrets.value)
-                    .map_err(|e| invalid(at.clone(), format!("bad glob: {}", e.kind())))?;
-                matcher.add(g);
+                let g = glob(&raw.secrets.value).map_err(|e| invalid(at.clone(), e))?;
+                matchers.push(LazyGlob::new(g));
                 let format_at = Location::named(&rel).at_line(raw.format.referenced.line());
                 let format = Format::from_name(&raw.format.value).ok_or_else(|| {
                     invalid(
@@ -262,26 +298,33 @@ impl Policy {
                 });
             }
         }
-        let build = |b: GlobSetBuilder| {
-            b.build()
-                .map_err(|e| invalid(Location::named(layout::POLICIES), e.to_string()))
-        };
         Ok(Policy {
             rules,
-            matcher: build(matcher)?,
-            allowed_keys: build(allowed)?,
+            matchers,
+            allowed_keys,
+            allowed_set: OnceLock::new(),
         })
     }
 
     /// The first rule whose glob matches `name`.
     pub fn rule_for(&self, name: &str) -> Option<(usize, &Rule)> {
-        let first = self.matcher.matches(name).into_iter().min()?;
+        let first = self.matchers.iter().position(|m| m.is_match(name))?;
         Some((first, &self.rules[first]))
     }
 
     /// Whether private key material is expected at this path (outside `secrets/`).
     pub fn allows_private_key(&self, rel: &str) -> bool {
-        self.allowed_keys.is_match(rel)
+        // A set that fails to build (no glob this short does) allows nothing.
+        self.allowed_set
+            .get_or_init(|| {
+                let mut set = GlobSetBuilder::new();
+                for g in &self.allowed_keys {
+                    set.add(g.clone());
+                }
+                set.build().ok()
+            })
+            .as_ref()
+            .is_some_and(|set| set.is_match(rel))
     }
 
     /// The recipients a rule's readers resolve to, each in the form its format's
@@ -524,6 +567,14 @@ mod tests {
                 "policies/a.yaml:2: group alice has the name of an admin",
             ),
         ];
+        let long = format!(
+            "rules:\n  - secrets: x\n    format: age\n    readers: [alice]\nallow_private_keys: [\"{}\"]\n",
+            "*a".repeat(513)
+        );
+        let cases = cases.into_iter().chain([(
+            long.as_str(),
+            "policies/a.yaml:5: bad glob: longer than 1024 bytes",
+        )]);
         for (text, want) in cases {
             let err = load(text).err().unwrap().to_string();
             assert!(err.starts_with(want), "{text:?}: {err}");
@@ -587,8 +638,38 @@ mod tests {
         ]
     }
 
+    /// Globs and names over the characters that matter to glob matching.
+    fn glob_text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(
+                &[
+                    "a", "b", "/", "*", "**", "?", "[ab]", "[!a]", "{a,b/}", "\\*", ".",
+                ][..],
+            ),
+            0..6,
+        )
+        .prop_map(|t| t.concat())
+    }
+
+    fn name_text() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop::sample::select(&["a", "b", "/", "*", ".", "ab"][..]),
+            0..6,
+        )
+        .prop_map(|t| t.concat())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// The literal-prefix shortcut never changes what a glob matches.
+        #[test]
+        fn a_lazy_glob_matches_as_the_compiled_glob_does(g in glob_text(), name in name_text()) {
+            if let Ok(glob) = super::glob(&g) {
+                let full = glob.compile_matcher().is_match(&name);
+                prop_assert_eq!(super::LazyGlob::new(glob).is_match(&name), full, "{} {}", g, name);
+            }
+        }
 
         #[test]
         fn loading_any_bytes_answers_or_names_the_file(policy in policy_bytes()) {
