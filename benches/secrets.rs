@@ -88,7 +88,7 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
     let host_key = host.trim().trim_start_matches("ssh_key: ").to_string();
     args.extend(["-r".into(), host_key]);
     let out_file = scratch.path().join("age-out.age");
-    let age_enc = median(21, || {
+    let age_encrypt = || {
         let _ = std::fs::remove_file(&out_file);
         let st = Command::new(age)
             .args(&args)
@@ -98,24 +98,15 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
             .status()
             .unwrap();
         assert!(st.success());
-    });
+    };
+    let age_enc = median(21, age_encrypt);
     // The same, with its output then made as durable as keys makes its own (the file's
     // data and its name), for a comparison that includes the flush keys pays.
     let age_enc_durable = median(21, || {
-        let _ = std::fs::remove_file(&out_file);
-        let st = Command::new(age)
-            .args(&args)
-            .arg("-o")
-            .arg(&out_file)
-            .arg(&plain)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        std::fs::File::open(&out_file).unwrap().sync_all().unwrap();
-        std::fs::File::open(scratch.path())
-            .unwrap()
-            .sync_all()
-            .unwrap();
+        age_encrypt();
+        for synced in [out_file.as_path(), scratch.path()] {
+            std::fs::File::open(synced).unwrap().sync_all().unwrap();
+        }
     });
     let file = root.join(secret_path("h00/s00000", keys::policy::Format::Age));
     let age_dec = median(21, || {
