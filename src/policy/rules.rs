@@ -3,10 +3,9 @@
 //! order; the first rule whose glob matches a secret's name decides.
 
 use std::collections::BTreeMap;
-
 use std::sync::OnceLock;
 
-use globset::{Glob, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -49,8 +48,7 @@ pub struct Policy {
     /// command about one secret compiles one glob, not the whole policy's.
     matchers: Vec<LazyGlob>,
     /// `allow_private_keys`, compiled when `keys check` first asks.
-    allowed_keys: Vec<Glob>,
-    allowed_set: OnceLock<Option<GlobSet>>,
+    allowed_keys: Vec<LazyGlob>,
 }
 
 struct LazyGlob {
@@ -202,7 +200,9 @@ impl Policy {
         for (rel, file) in parsed {
             for pattern in &file.allow_private_keys {
                 let at = Location::named(&rel).at_line(pattern.referenced.line());
-                allowed_keys.push(glob(&pattern.value).map_err(|e| invalid(at, e))?);
+                allowed_keys.push(LazyGlob::new(
+                    glob(&pattern.value).map_err(|e| invalid(at, e))?,
+                ));
             }
             for raw in file.rules {
                 let at = Location::named(&rel).at_line(raw.secrets.referenced.line());
@@ -302,7 +302,6 @@ impl Policy {
             rules,
             matchers,
             allowed_keys,
-            allowed_set: OnceLock::new(),
         })
     }
 
@@ -314,17 +313,7 @@ impl Policy {
 
     /// Whether private key material is expected at this path (outside `secrets/`).
     pub fn allows_private_key(&self, rel: &str) -> bool {
-        // A set that fails to build (no glob this short does) allows nothing.
-        self.allowed_set
-            .get_or_init(|| {
-                let mut set = GlobSetBuilder::new();
-                for g in &self.allowed_keys {
-                    set.add(g.clone());
-                }
-                set.build().ok()
-            })
-            .as_ref()
-            .is_some_and(|set| set.is_match(rel))
+        self.allowed_keys.iter().any(|g| g.is_match(rel))
     }
 
     /// The recipients a rule's readers resolve to, each in the form its format's
