@@ -121,7 +121,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 // Each subcommand's arguments are built only when it is the one run (or when help,
-// completions or man pages need them all), which halves the start of every command.
+// completions or man pages need them all), which halves the time spent parsing them.
 // The one-line summaries below are what `keys --help` lists without building them;
 // they repeat the first paragraph of each command's own doc (a test keeps them equal).
 #[command(defer = true)]
