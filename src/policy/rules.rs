@@ -44,8 +44,9 @@ pub struct Rule {
 
 pub struct Policy {
     pub rules: Vec<Rule>,
-    /// Each rule's glob, compiled when a name first passes its literal prefix: a
-    /// command about one secret compiles one glob, not the whole policy's.
+    /// Each rule's glob. One that is more than a literal name or `prefix*` is
+    /// compiled when a name first passes its literal prefix: a command about one
+    /// secret compiles at most one glob, not the whole policy's.
     matchers: Vec<LazyGlob>,
     /// `allow_private_keys`, compiled when `keys check` first asks.
     allowed_keys: Vec<LazyGlob>,
@@ -54,27 +55,51 @@ pub struct Policy {
 struct LazyGlob {
     /// What every match starts with: the glob up to its first special character.
     prefix: String,
+    /// What the glob asks of the rest of a name.
+    tail: Tail,
     glob: Glob,
     compiled: OnceLock<GlobMatcher>,
+}
+
+/// The common globs (`bot/telegram-token`, `bot/*`) need no compiled matcher.
+enum Tail {
+    /// The glob is a literal name.
+    Empty,
+    /// The glob ends in its only `*`: the rest of the name stays within one segment.
+    Segment,
+    /// Anything else: the compiled glob decides.
+    Pattern,
 }
 
 impl LazyGlob {
     fn new(glob: Glob) -> LazyGlob {
         let text = glob.glob();
         let end = text.find(['*', '?', '[', '{', '\\']).unwrap_or(text.len());
+        let tail = match &text[end..] {
+            "" => Tail::Empty,
+            "*" => Tail::Segment,
+            _ => Tail::Pattern,
+        };
         LazyGlob {
             prefix: text[..end].to_string(),
+            tail,
             glob,
             compiled: OnceLock::new(),
         }
     }
 
     fn is_match(&self, name: &str) -> bool {
-        name.starts_with(&self.prefix)
-            && self
+        let Some(rest) = name.strip_prefix(&self.prefix) else {
+            return false;
+        };
+        match self.tail {
+            Tail::Empty => rest.is_empty(),
+            Tail::Segment => !rest.contains('/'),
+            Tail::Pattern => self
                 .compiled
                 .get_or_init(|| self.glob.compile_matcher())
-                .is_match(name)
+                .is_match(name),
+        }
     }
 }
 
@@ -651,7 +676,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1024))]
 
-        /// The literal-prefix shortcut never changes what a glob matches.
+        /// The literal-prefix and one-segment shortcuts never change what a glob matches.
         #[test]
         fn a_lazy_glob_matches_as_the_compiled_glob_does(g in glob_text(), name in name_text()) {
             if let Ok(glob) = super::glob(&g) {
