@@ -17,7 +17,7 @@ pub struct Entry {
     pub format: Format,
     /// Lowercase hex SHA-256 of the file as written.
     pub sha256: String,
-    /// Sorted recipient fingerprints (`age1…`, `SHA256:…` for SSH keys).
+    /// Sorted short recipient fingerprints (see `short_id`).
     pub recipients: Vec<String>,
 }
 
@@ -30,6 +30,24 @@ const HEADER: &str = "\
 # keys.lock: what each secret under secrets/ was last encrypted to. Written by keys.
 # One secret per line: NAME FORMAT SHA-256 RECIPIENT,RECIPIENT,...
 ";
+
+/// How many characters of key data a short fingerprint keeps: 60 bits of an age
+/// key's bech32, 72 of an SSH key's SHA-256 in base64.
+const SHORT: usize = 12;
+
+/// The short fingerprint the lock records for a recipient's full one: an `age1…`
+/// string (or a plugin's `age1name1…`) up to its last `1` and 12 characters after it,
+/// or `SHA256:` and the first 12 characters of an SSH key's fingerprint. It is how
+/// users know the key (a prefix, like a short git hash), and it keeps a large fleet's
+/// lock small, which every command that writes reads and rewrites whole. A full
+/// fingerprint, as older locks hold, shortens to the same value.
+pub fn short_id(fingerprint: &str) -> &str {
+    let data = match fingerprint.strip_prefix("SHA256:") {
+        Some(_) => "SHA256:".len(),
+        None => fingerprint.rfind('1').map_or(0, |i| i + 1),
+    };
+    fingerprint.get(..data + SHORT).unwrap_or(fingerprint)
+}
 
 /// Lowercase hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -74,7 +92,7 @@ impl Lock {
                 return Err(bad("the hash is not 64 hex digits"));
             }
             let mut list = Vec::with_capacity(4);
-            list.extend(recipients.split(',').map(str::to_string));
+            list.extend(recipients.split(',').map(|r| short_id(r).to_string()));
             let recipients = list;
             if recipients.iter().any(String::is_empty) {
                 return Err(bad("an empty recipient"));
@@ -221,6 +239,48 @@ mod tests {
         lock.entries.remove("m/a");
         assert_eq!(text.text(), lock.render());
         assert_eq!(text.names().collect::<Vec<_>>(), ["a", "m/b", "z/z"]);
+    }
+
+    #[test]
+    fn short_ids_keep_the_kind_and_twelve_characters_of_key_data() {
+        for (full, short) in [
+            (
+                "age1t9jzmsuj2txxh6q5857skvch8drp4r8h4kxxvfll33nfany4wftq72qkyu",
+                "age1t9jzmsuj2txx",
+            ),
+            (
+                "age1yubikey1qwf7n3r8uynm6zth6gd8y6hvvz8wyp9wvxd6hmvq8m0s5xk4p7xlyq3l4g8",
+                "age1yubikey1qwf7n3r8uynm",
+            ),
+            (
+                "SHA256:6Iqic8mNT1vFtzqKH87gEey2As1mzRvRmw68Vc16RcE",
+                "SHA256:6Iqic8mNT1vF",
+            ),
+            // Already short, or not a fingerprint at all: kept as they are.
+            ("age1t9jzmsuj2txx", "age1t9jzmsuj2txx"),
+            ("SHA256:6Iq", "SHA256:6Iq"),
+            ("x", "x"),
+            ("1xéééééééé", "1xéééééééé"),
+        ] {
+            assert_eq!(short_id(full), short, "{full}");
+            assert_eq!(short_id(short), short, "{short} is stable");
+        }
+    }
+
+    #[test]
+    fn an_older_lock_with_full_fingerprints_reads_as_its_short_form() {
+        let sha = sha256_hex(b"x");
+        let old = format!(
+            "a age {sha} SHA256:6Iqic8mNT1vFtzqKH87gEey2As1mzRvRmw68Vc16RcE,age1t9jzmsuj2txxh6q5857skvch8drp4r8h4kxxvfll33nfany4wftq72qkyu\n"
+        );
+        let lock = Lock::parse(&old).unwrap();
+        assert_eq!(
+            lock.entries["a"].recipients,
+            ["SHA256:6Iqic8mNT1vF", "age1t9jzmsuj2txx"]
+        );
+        assert!(lock.render().ends_with(&format!(
+            "a age {sha} SHA256:6Iqic8mNT1vF,age1t9jzmsuj2txx\n"
+        )));
     }
 
     #[test]

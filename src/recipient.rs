@@ -181,6 +181,11 @@ impl Recipient {
         }
     }
 
+    /// The short fingerprint `keys.lock` records (`lock::short_id`).
+    pub fn lock_id(&self) -> String {
+        crate::lock::short_id(&self.fingerprint()).to_string()
+    }
+
     /// The tag an age `ssh-ed25519` or `ssh-rsa` stanza carries for this key: the first
     /// four bytes of the SHA-256 of its wire encoding, unpadded base64. Lets a file's
     /// header be matched to a key without any private key.

@@ -16,7 +16,8 @@ use crate::ops::secret::Workspace;
 /// identity, tampered, MAC mismatch) nothing is written and every failed file is
 /// named. Otherwise all files are written at once (temp files, one syncfs, renames,
 /// keys.lock last) and each is then proven to open with an identity that was used.
-/// Says "up to date" and writes nothing when nothing changed.
+/// A lock written by an older keys, with full fingerprints, is rewritten with
+/// short ones. Says "up to date" and writes nothing when nothing changed.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// Only secrets whose rule names this host (or one of its containers).
@@ -49,7 +50,13 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         ));
     }
     if plan.changes.is_empty() {
-        text.push_str("up to date\n");
+        if plan.relock {
+            text.push_str(
+                "relock  secrets/keys.lock  (short fingerprints, sorted; no secret changes)\n",
+            );
+        } else {
+            text.push_str("up to date\n");
+        }
     }
     super::out(&text)?;
     if args.dry_run {
@@ -58,6 +65,9 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     if plan.changes.is_empty() {
         // Nothing to decrypt, so no identity is needed.
         rekey::tidy(&ws)?;
+        if plan.relock {
+            rekey::relock(&ws, &plan)?;
+        }
         return Ok(());
     }
     let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;

@@ -496,14 +496,15 @@ pub fn private_key_material(data: &[u8]) -> Option<&'static str> {
     None
 }
 
-/// Fingerprints of recipients as a sops file's metadata names them, sorted.
+/// Short fingerprints (as the lock has them) of the recipients a sops file's
+/// metadata names, sorted.
 fn fingerprints(recipients: &[String]) -> Vec<String> {
     let at = crate::error::Location::named("sops metadata");
     let mut out: Vec<String> = recipients
         .iter()
         .map(|r| {
             crate::recipient::Recipient::parse_line(r, &at)
-                .map(|p| p.fingerprint())
+                .map(|p| p.lock_id())
                 .unwrap_or_else(|_| r.clone())
         })
         .collect();

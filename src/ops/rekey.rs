@@ -41,6 +41,9 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Secrets the plan leaves alone, and why.
     pub skipped: Vec<(String, String)>,
+    /// The lock is not as `keys` writes it now (an older lock's full fingerprints,
+    /// lines out of order): rewriting it changes no secret.
+    pub relock: bool,
     lock: Lock,
 }
 
@@ -64,7 +67,9 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
             "`keys status` lists the hosts",
         ));
     }
-    let lock = Lock::parse(ws.lock()?.text())?;
+    let text = ws.lock()?.text();
+    let lock = Lock::parse(text)?;
+    let relock = !text.is_empty() && lock.render() != text;
     // Secrets a killed run may have rewritten without recording them in the lock:
     // they are rewritten again whatever the lock says.
     let journaled: std::collections::HashSet<String> =
@@ -130,6 +135,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
     Ok(Plan {
         changes,
         skipped,
+        relock,
         lock,
     })
 }
@@ -203,6 +209,16 @@ pub fn tidy(ws: &Workspace) -> Result<usize> {
         fsutil::remove(&journal)?;
     }
     Ok(removed)
+}
+
+/// Writes the lock as `keys` writes it now, for a plan with no changes: no secret
+/// is touched, so no identity is needed.
+pub fn relock(ws: &Workspace, plan: &Plan) -> Result<()> {
+    fsutil::write_atomic(
+        &ws.repo.lock_file(),
+        plan.lock.render().as_bytes(),
+        fsutil::PUBLIC,
+    )
 }
 
 /// What `apply` did.

@@ -103,7 +103,8 @@ impl LazyGlob {
     }
 }
 
-/// The recipients a rule resolves to for its format, and their sorted fingerprints.
+/// The recipients a rule resolves to for its format, and their sorted short
+/// fingerprints, as the lock records them.
 pub struct Resolved {
     pub recipients: Vec<Recipient>,
     pub fingerprints: Vec<String>,
@@ -379,16 +380,17 @@ impl Policy {
                 }
             }
         }
-        let mut fingerprints: Vec<String> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         recipients.retain(|r| {
             let f = r.fingerprint();
-            if fingerprints.contains(&f) {
+            if seen.contains(&f) {
                 false
             } else {
-                fingerprints.push(f);
+                seen.push(f);
                 true
             }
         });
+        let mut fingerprints: Vec<String> = recipients.iter().map(Recipient::lock_id).collect();
         fingerprints.sort();
         Ok(Resolved {
             recipients,

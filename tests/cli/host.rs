@@ -222,7 +222,8 @@ fn generate_stores_the_private_key_for_the_admins_only() {
         .unwrap_or_else(|| panic!("{lock}"));
     let admin = read(&repo.join("recipients/admins/demo.pub"));
     let admin = admin.lines().find(|l| l.starts_with("age1")).unwrap();
-    assert!(line.ends_with(&format!(" {admin}")), "{line}");
+    // The lock keeps a short fingerprint: the recipient's first 16 characters.
+    assert!(line.ends_with(&format!(" {}", &admin[..16])), "{line}");
     check_clean(&env);
 
     // A second generated host reuses the rule; `rm --with-key` removes key and lock line.

@@ -546,3 +546,69 @@ fn two_rekeys_at_once_one_proceeds_the_other_is_refused_and_nothing_is_lost() {
     env.keys(&["check"]).success();
     assert!(env.keys(&["rekey"]).success().stdout.contains("up to date"));
 }
+
+/// A lock that records full fingerprints, as earlier versions of keys wrote it, is the
+/// same lock: `keys check` finds it clean, and `keys rekey` rewrites it with short
+/// fingerprints without touching a secret.
+#[test]
+fn an_older_lock_with_full_fingerprints_is_clean_and_rekey_shortens_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/token"], b"bot-canary")
+        .success();
+    env.keys_stdin(&["encrypt", "json/admin-only"], b"{\"a\": \"b\"}")
+        .success();
+    let lock_file = repo.join("secrets/keys.lock");
+    let short = std::fs::read_to_string(&lock_file).unwrap();
+
+    // Every full fingerprint `keys status` shows: admins' age1… keys, hosts' SHA256:….
+    let status = env.keys(&["status"]).success().stdout;
+    let full: Vec<&str> = status
+        .split_whitespace()
+        .filter(|t| t.starts_with("age1") || t.starts_with("SHA256:"))
+        .collect();
+    let mut expanded = 0;
+    let old: String = short
+        .lines()
+        .map(|line| {
+            let Some((head, ids)) = line.rsplit_once(' ').filter(|_| !line.starts_with('#')) else {
+                return format!("{line}\n");
+            };
+            let ids: Vec<&str> = ids
+                .split(',')
+                .map(|id| {
+                    let f = full
+                        .iter()
+                        .find(|f| f.starts_with(id) && f.len() > id.len());
+                    let f = f.unwrap_or_else(|| panic!("no full form of {id} in:\n{status}"));
+                    expanded += 1;
+                    *f
+                })
+                .collect();
+            format!("{head} {}\n", ids.join(","))
+        })
+        .collect();
+    assert!(expanded >= 3 && old.len() > short.len() + 60, "{old}");
+    std::fs::write(&lock_file, &old).unwrap();
+    env.keys(&["check"]).success();
+
+    let before = tree(&repo);
+    let dry = env.keys(&["rekey", "--dry-run"]).success();
+    assert!(
+        dry.stdout.contains("relock  secrets/keys.lock"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(tree(&repo), before, "a dry run writes nothing");
+
+    env.keys(&["rekey"]).success();
+    assert_eq!(std::fs::read_to_string(&lock_file).unwrap(), short);
+    let mut after = tree(&repo);
+    after.remove(&lock_file);
+    let mut before = before;
+    before.remove(&lock_file);
+    assert_eq!(after, before, "no secret changes");
+    let again = env.keys(&["rekey"]).success();
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    env.keys(&["check"]).success();
+}
