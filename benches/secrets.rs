@@ -1,12 +1,14 @@
 //! Whole-process figures for the commands a user waits on: `keys check` over
 //! generated repositories of 1,000 and 5,000 secrets (3 admins and 1 of 20 hosts
 //! each), and `keys encrypt` / `keys decrypt` of one secret beside one `age` process
-//! doing the same. Run with `cargo bench --bench secrets`; it prints medians.
+//! doing the same, run in alternation. Run with `cargo bench --bench secrets`; it
+//! prints medians.
 //! `keys encrypt` makes the secret and the lock durable before it returns; `age` does
 //! not sync, so it is also timed with its output then fsynced.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use keys::policy::secret_path;
 
@@ -49,32 +51,53 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
     // The generated repository is written out first, so the figures are those of a
     // quiet disk (keys syncs; a write of its own would otherwise also flush these).
     rustix::fs::sync();
+    // Every process is started alike (stdin and stdout from /dev/null, stderr kept to
+    // check it succeeded), and each round runs keys and age back to back, so a
+    // slower or faster spell of the machine falls on both.
+    let run = |program: &Path, args: &[&std::ffi::OsStr]| {
+        let out = Command::new(program)
+            .args(args)
+            .env("KEYS_IDENTITY", identity)
+            .env("KEYS_KEYRING", "none")
+            .env("HOME", root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let keys_bin = Path::new(env!("CARGO_BIN_EXE_keys"));
+    let repo = ["--repo".as_ref(), root.as_os_str()];
     let mut i = 0;
-    let enc = median(21, || {
-        i += 1;
+    let keys_encrypt = |i: usize| {
         let name = format!("h00/new{i}");
-        let out = keys(
-            root,
-            &["encrypt", &name, "--from", plain.to_str().unwrap()],
-            identity,
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    let dec = median(21, || {
-        let out = keys(root, &["decrypt", "h00/s00000"], identity);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    println!("keys encrypt, one secret:   median {:>6.1} ms", ms(enc));
-    println!("keys decrypt, one secret:   median {:>6.1} ms", ms(dec));
+        let args = [
+            "encrypt".as_ref(),
+            name.as_ref(),
+            "--from".as_ref(),
+            plain.as_os_str(),
+        ];
+        run(keys_bin, &[&args[..], &repo[..]].concat());
+    };
+    let keys_decrypt = || {
+        run(
+            keys_bin,
+            &[&["decrypt".as_ref(), "h00/s00000".as_ref()][..], &repo[..]].concat(),
+        )
+    };
     let Some(age) = age else {
+        let enc = median(21, || {
+            i += 1;
+            keys_encrypt(i);
+        });
+        let dec = median(21, keys_decrypt);
+        println!("keys encrypt, one secret:   median {:>6.1} ms", ms(enc));
+        println!("keys decrypt, one secret:   median {:>6.1} ms", ms(dec));
         println!("age not on PATH: no side-by-side figures");
         return;
     };
@@ -88,42 +111,64 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
     let host_key = host.trim().trim_start_matches("ssh_key: ").to_string();
     args.extend(["-r".into(), host_key]);
     let out_file = scratch.path().join("age-out.age");
+    args.extend(["-o".into(), out_file.to_string_lossy().into_owned()]);
+    args.push(plain.to_string_lossy().into_owned());
+    let age_args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
     let age_encrypt = || {
         let _ = std::fs::remove_file(&out_file);
-        let st = Command::new(age)
-            .args(&args)
-            .arg("-o")
-            .arg(&out_file)
-            .arg(&plain)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        run(age, &age_args);
     };
-    let age_enc = median(21, age_encrypt);
-    // The same, with its output then made as durable as keys makes its own (the file's
-    // data and its name), for a comparison that includes the flush keys pays.
-    let age_enc_durable = median(21, || {
-        age_encrypt();
-        for synced in [out_file.as_path(), scratch.path()] {
-            std::fs::File::open(synced).unwrap().sync_all().unwrap();
-        }
-    });
     let file = root.join(secret_path("h00/s00000", keys::policy::Format::Age));
-    let age_dec = median(21, || {
-        let out = Command::new(age)
-            .arg("-d")
-            .arg("-i")
-            .arg(identity)
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .output()
-            .unwrap();
-        assert!(out.status.success());
+    let age_decrypt = || {
+        run(
+            age,
+            &[
+                "-d".as_ref(),
+                "-i".as_ref(),
+                identity.as_os_str(),
+                file.as_os_str(),
+            ],
+        )
+    };
+    let timed = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed()
+    };
+    const RUNS: usize = 41;
+    let mut figures: [Vec<Duration>; 5] = Default::default();
+    for round in 0..=RUNS {
+        let times = [
+            timed(&mut || keys_encrypt(round)),
+            timed(&mut || age_encrypt()),
+            // The same, with its output then made as durable as keys makes its own
+            // (the file's data and its name): the flush keys pays, paid by age too.
+            timed(&mut || {
+                age_encrypt();
+                for synced in [out_file.as_path(), scratch.path()] {
+                    std::fs::File::open(synced).unwrap().sync_all().unwrap();
+                }
+            }),
+            timed(&mut || keys_decrypt()),
+            timed(&mut || age_decrypt()),
+        ];
+        // The first round warms the caches and is not counted.
+        if round > 0 {
+            for (all, t) in figures.iter_mut().zip(times) {
+                all.push(t);
+            }
+        }
+    }
+    let [enc, age_enc, age_enc_durable, dec, age_dec] = figures.map(|mut all| {
+        all.sort();
+        all[all.len() / 2]
     });
+    println!("keys encrypt, one secret:   median {:>6.1} ms", ms(enc));
     println!("age -e, same recipients:    median {:>6.1} ms", ms(age_enc));
     println!(
         "age -e, then fsync:         median {:>6.1} ms",
         ms(age_enc_durable)
     );
+    println!("keys decrypt, one secret:   median {:>6.1} ms", ms(dec));
     println!("age -d, same file:          median {:>6.1} ms", ms(age_dec));
 }
