@@ -138,13 +138,14 @@ pub(crate) fn confirm(question: &str) -> Option<bool> {
 }
 
 /// Reads a whole secret from `reader` into zeroized memory. The buffer grows by
-/// copying into a larger zeroized one, so no freed allocation keeps a copy.
+/// copying into a larger zeroized one, so no freed allocation keeps a copy. It starts
+/// empty: zeroizing wipes the whole capacity, so a short token costs a short wipe.
 pub(crate) fn read_secret(
     mut reader: impl std::io::Read,
     what: &str,
     max: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(64 * 1024));
+    let mut buf: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::new());
     let mut chunk = Zeroizing::new([0u8; 8192]);
     loop {
         let n = match reader.read(&mut chunk[..]) {
@@ -185,4 +186,22 @@ pub(crate) fn secret_from_tty(name: &str) -> Result<Zeroizing<Vec<u8>>> {
         ));
     }
     Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_read_whole_across_chunks_and_refused_past_its_limit() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        let read = read_secret(&data[..], "<test>", 1 << 20).unwrap();
+        assert_eq!(&read[..], &data[..]);
+        assert!(read_secret(&b""[..], "<test>", 16).unwrap().is_empty());
+        let refused = read_secret(&data[..], "<test>", 40_000).unwrap_err();
+        assert!(
+            refused.to_string().contains("<test>: more than"),
+            "{refused}"
+        );
+    }
 }
