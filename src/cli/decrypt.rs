@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Result;
 use crate::fsutil;
 use crate::identity::{Identities, Search};
-use crate::ops::secret::{self, Workspace};
+use crate::ops::secret::{self, Hosts, Workspace};
 
 /// Decrypt a secret (by name) or an age file (by path) to stdout or a new 0600 file.
 ///
@@ -39,7 +39,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         let mut ids = Identities::search(&search)?;
         secret::open_any(as_path, &mut ids, &ctx.prompt, args.ignore_mac)?
     } else {
-        let ws = Workspace::load(&ctx.repo()?)?;
+        let ws = Workspace::load(&ctx.repo()?, Hosts::AsNeeded)?;
         let (path, format) = ws.locate(&args.target)?;
         let mut ids = Identities::search(&search)?;
         secret::open_file(&path, format, &mut ids, &ctx.prompt, args.ignore_mac)?.plain

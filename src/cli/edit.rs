@@ -4,7 +4,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Result, usage};
 use crate::identity::{Identities, Search};
-use crate::ops::secret::{self, EncryptOptions, Workspace};
+use crate::ops::secret::{self, EncryptOptions, Hosts, Workspace};
 use crate::scratch::{Scratch, SignalGuard};
 
 /// Edit a secret in $VISUAL or $EDITOR, or create it.
@@ -31,7 +31,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load_writable(&ctx.repo()?)?;
+    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
     ws.rule(&args.name)?;
     let guard = SignalGuard::new()?;
     let scratch = Scratch::create(args.allow_disk_temp)?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 use crate::error::{Result, usage};
-use crate::ops::secret::{self, EncryptOptions, Workspace};
+use crate::ops::secret::{self, EncryptOptions, Hosts, Workspace};
 
 /// The largest plaintext accepted.
 pub(crate) const MAX_SECRET: usize = 64 << 20;
@@ -39,7 +39,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load_writable(&ctx.repo()?)?;
+    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
     // Name and policy errors come before any input is read.
     ws.rule(&args.name)?;
     let plaintext = read_plaintext(args.from.as_ref(), &args.name)?;

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::fsutil;
 use crate::ops::check;
 use crate::ops::export::Export;
-use crate::ops::secret::Workspace;
+use crate::ops::secret::{Hosts, Workspace};
 
 /// Write the policy as another tool's configuration.
 ///
@@ -40,7 +40,7 @@ enum What {
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
-    let ws = Workspace::load(&repo)?;
+    let ws = Workspace::load(&repo, Hosts::All)?;
     let export = match args.what {
         What::SopsConfig => Export::SopsConfig,
         What::AgenixRules => Export::AgenixRules,
@@ -51,7 +51,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         .into_iter()
         .filter_map(|s| Some((s.name, s.format?)))
         .collect();
-    let text = export.render(&ws.policy, &ws.fleet, &secrets);
+    let text = export.render(&ws.policy, &ws.fleet, &secrets)?;
     match args.output {
         Some(p) if p.as_os_str() == "-" => super::out(&text),
         Some(p) => fsutil::write_atomic(&p, text.as_bytes(), fsutil::PUBLIC),

@@ -289,7 +289,7 @@ fn ls(ctx: &super::Context) -> Result<()> {
         "ADDRESS".to_string(),
         "CONTAINERS".to_string(),
     ]];
-    for h in &fleet.hosts {
+    for h in fleet.hosts()? {
         let address = match &h.address {
             Some(a) if a.contains(':') => format!("[{a}]:{}", h.ssh_port),
             Some(a) => format!("{a}:{}", h.ssh_port),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::identity::{Identities, Search};
 use crate::ops::deploy::{self, Failure, Install, Via};
-use crate::ops::secret::Workspace;
+use crate::ops::secret::{Hosts, Workspace};
 use crate::ops::stage::{self, Target};
 use crate::scratch::SignalGuard;
 
@@ -67,7 +67,7 @@ const KNOWN_HOSTS: &str = "$PINNED_KNOWN_HOSTS";
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
-    let ws = Workspace::load(&repo)?;
+    let ws = Workspace::load(&repo, Hosts::All)?;
     let host = super::stage::host(&ws, &args.host)?;
     let target = match &args.target {
         Some(t) => t.clone(),

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use crate::error::Result;
 use crate::identity::{Identities, Search};
 use crate::ops::rekey;
-use crate::ops::secret::Workspace;
+use crate::ops::secret::{Hosts, Workspace};
 
 /// Re-encrypt every secret whose recipients differ from what its policy resolves to.
 ///
@@ -34,7 +34,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load_writable(&ctx.repo()?)?;
+    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::All)?;
     let plan = rekey::plan(&mut ws, args.host.as_deref())?;
     let mut text = String::new();
     for (name, why) in &plan.skipped {

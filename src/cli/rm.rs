@@ -1,7 +1,7 @@
 //! `keys rm NAME`: remove a secret and its lock entry.
 
 use crate::error::Result;
-use crate::ops::secret::{self, Workspace};
+use crate::ops::secret::{self, Hosts, Workspace};
 
 /// Remove a secret: its file under secrets/ and its line in secrets/keys.lock.
 #[derive(clap::Args)]
@@ -12,7 +12,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load_writable(&ctx.repo()?)?;
+    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
     let done = secret::remove(&mut ws, &args.name)?;
     match done.path {
         Some(p) => super::note(&format!("removed {}", ws.repo.rel(&p))),

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use crate::error::{Error, Location, Result, usage};
 use crate::format::sops::tree::{self, Value};
 use crate::identity::{Identities, Search};
-use crate::ops::secret::{self, Workspace};
+use crate::ops::secret::{self, Hosts, Workspace};
 
 /// Set one value of a sops secret, like `sops set`.
 ///
@@ -52,7 +52,7 @@ fn key_path(text: &str) -> Result<Vec<tree::Step>> {
 
 pub(crate) fn set(ctx: &super::Context, args: SetArgs) -> Result<()> {
     let path = key_path(&args.path)?;
-    let mut ws = Workspace::load_writable(&ctx.repo()?)?;
+    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
     ws.locate(&args.name)?;
     let mut raw = if std::io::stdin().is_terminal() {
         super::prompt::secret_from_tty(&format!("{} {}", args.name, args.path))?
@@ -96,7 +96,7 @@ pub(crate) fn set(ctx: &super::Context, args: SetArgs) -> Result<()> {
 
 pub(crate) fn unset(ctx: &super::Context, args: UnsetArgs) -> Result<()> {
     let path = key_path(&args.path)?;
-    let mut ws = Workspace::load_writable(&ctx.repo()?)?;
+    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
     let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
     let done = secret::set_value(&mut ws, &args.name, &path, None, &mut ids, &ctx.prompt)?;
     super::note(&format!(

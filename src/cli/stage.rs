@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::error::{Result, usage};
 use crate::identity::{Identities, Search};
-use crate::ops::secret::Workspace;
+use crate::ops::secret::{Hosts, Workspace};
 use crate::ops::stage::{self, Target};
 use crate::policy::fleet::Host;
 use crate::scratch::SignalGuard;
@@ -45,7 +45,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         return Ok(());
     }
     let name = args.host.as_deref().unwrap_or_default();
-    let ws = Workspace::load(&ctx.repo()?)?;
+    let ws = Workspace::load(&ctx.repo()?, Hosts::All)?;
     let host = host(&ws, name)?;
     let guard = SignalGuard::new()?;
     let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
@@ -69,7 +69,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
 
 /// The host of that name, or a usage error saying how to find one.
 pub(crate) fn host<'a>(ws: &'a Workspace, name: &str) -> Result<&'a Host> {
-    ws.fleet.host(name).ok_or_else(|| {
+    ws.fleet.host(name)?.ok_or_else(|| {
         usage(
             format!("no host {name:?} in recipients/hosts/"),
             "run `keys host ls` to see the hosts, or `keys host add NAME` to add one",

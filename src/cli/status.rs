@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::ops::check;
-use crate::policy::fleet::Fleet;
+use crate::policy::fleet::{Fleet, Host};
 
 /// Show the fleet: admins, hosts and containers with their recipients, and the secrets
 /// with their readers and status.
@@ -27,8 +27,9 @@ pub(crate) fn run(ctx: &super::Context, _args: Args) -> Result<()> {
         }
     }
 
-    s.push_str(&format!("\nhosts ({})\n", fleet.hosts.len()));
-    for host in &fleet.hosts {
+    let hosts: Vec<&Host> = fleet.hosts()?.collect();
+    s.push_str(&format!("\nhosts ({})\n", hosts.len()));
+    for host in &hosts {
         s.push_str(&format!(
             "  {:<14} ssh-ed25519 {}\n",
             host.name,
@@ -53,8 +54,7 @@ pub(crate) fn run(ctx: &super::Context, _args: Args) -> Result<()> {
         s.push_str(&format!("  {:<14} deploy      {}\n", "", deploy.join(", ")));
     }
 
-    let containers: Vec<_> = fleet
-        .hosts
+    let containers: Vec<_> = hosts
         .iter()
         .flat_map(|h| h.containers.iter().map(move |c| (h, c)))
         .collect();

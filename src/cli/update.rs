@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::ops::deploy::{self, Failure};
-use crate::ops::secret::Workspace;
+use crate::ops::secret::{Hosts, Workspace};
 use crate::scratch::{Scratch, SignalGuard};
 
 /// Send the flake to a host with rsync and run nixos-rebuild switch over ssh.
@@ -34,7 +34,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
-    let ws = Workspace::load(&repo)?;
+    let ws = Workspace::load(&repo, Hosts::All)?;
     let host = super::stage::host(&ws, &args.host)?;
     let address = deploy::address(host)?;
     let needed = deploy::readable(&repo, &ws.policy, &ws.fleet, host)?;

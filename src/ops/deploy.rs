@@ -155,7 +155,7 @@ pub fn readable(repo: &Repo, policy: &Policy, fleet: &Fleet, host: &Host) -> Res
             match reader {
                 Reader::Host(h) if *h == host.name => keys.push((&host.name, &host.key)),
                 Reader::Container(c) => {
-                    if let Some((h, container)) = fleet.container(c)
+                    if let Some((h, container)) = fleet.container(c)?
                         && h.name == host.name
                     {
                         keys.push((&container.name, container.key(host)));

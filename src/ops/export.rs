@@ -3,6 +3,7 @@
 //! `secrets.nix` for `agenix -e`. Both are deterministic, carry a marker line, and
 //! `keys check` reports a committed export that no longer matches the policy.
 
+use crate::error::Result;
 use crate::ops::stage;
 use crate::policy::{Fleet, Format, Policy, Reader, Rule, secret_path};
 
@@ -38,12 +39,17 @@ impl Export {
 
     /// The file's content for this policy; `secrets` are the existing secret names
     /// with their formats (agenix lists files, not globs).
-    pub fn render(self, policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> String {
-        match self {
+    pub fn render(
+        self,
+        policy: &Policy,
+        fleet: &Fleet,
+        secrets: &[(String, Format)],
+    ) -> Result<String> {
+        Ok(match self {
             Export::SopsConfig => sops_config(policy, fleet),
             Export::AgenixRules => agenix_rules(policy, fleet, secrets),
-            Export::Nix => nix_modules(policy, fleet, secrets),
-        }
+            Export::Nix => nix_modules(policy, fleet, secrets)?,
+        })
     }
 }
 
@@ -165,7 +171,7 @@ struct Machine<'a> {
 /// One NixOS module per host: `age.secrets` and `sops.secrets` for what it reads,
 /// its identity paths at the persisted host key, and for each container a read-only
 /// bind mount of its key and the container's own declarations.
-fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> String {
+fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> Result<String> {
     let mut out = format!(
         "{MARKER} nix` from policies/ and recipients/; do not edit.\n\
          # One NixOS module per host, for agenix and sops-nix: in a host's configuration,\n\
@@ -174,7 +180,7 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
     let mut names: Vec<&(String, Format)> = secrets.iter().collect();
     names.sort();
     names.dedup();
-    for host in &fleet.hosts {
+    for host in fleet.hosts()? {
         let mut own = Machine::default();
         let mut containers: Vec<Machine<'_>> =
             host.containers.iter().map(|_| Machine::default()).collect();
@@ -237,7 +243,7 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
         out.push_str("  };\n");
     }
     out.push_str("}\n");
-    out
+    Ok(out)
 }
 
 /// The agenix and sops-nix declarations of one machine, decrypting with `key`.

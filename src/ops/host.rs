@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Location, Result, usage};
 use crate::fsutil;
 use crate::layout::{self, Repo};
-use crate::ops::secret::{self, EncryptOptions, Workspace};
+use crate::ops::secret::{self, EncryptOptions, Hosts, Workspace};
 use crate::policy::fleet::{self, Host};
 use crate::policy::{Format, Policy, Reader};
 use crate::recipient::Recipient;
@@ -101,12 +101,12 @@ fn name_error(what: &str, name: &str) -> impl FnOnce(&'static str) -> Error {
 
 /// Refuses a name already used by a host or a container.
 fn refuse_taken(ws: &Workspace, name: &str) -> Result<()> {
-    if ws.fleet.host(name).is_some() || ws.repo.host_file(name).exists() {
+    if ws.fleet.has_host(name) || ws.repo.host_file(name).exists() {
         return Err(Error::Exists {
             path: ws.repo.host_file(name),
         });
     }
-    if let Some((host, _)) = ws.fleet.container(name) {
+    if let Some((host, _)) = ws.fleet.container(name)? {
         return Err(usage(
             format!(
                 "{name} is already a container on host {} ({}/{}.yaml)",
@@ -123,7 +123,7 @@ fn refuse_taken(ws: &Workspace, name: &str) -> Result<()> {
 /// Checks that `name` could be added as a new host, before a key is fetched for it.
 pub fn check_new_host(repo: &Repo, name: &str) -> Result<()> {
     layout::check_name(name).map_err(name_error("host name", name))?;
-    refuse_taken(&Workspace::load(repo)?, name)
+    refuse_taken(&Workspace::load(repo, Hosts::All)?, name)
 }
 
 /// Adds a host: writes `recipients/hosts/NAME.yaml` and, for a generated key, the
@@ -132,7 +132,7 @@ pub fn check_new_host(repo: &Repo, name: &str) -> Result<()> {
 /// first file is written.
 pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
     layout::check_name(&spec.name).map_err(name_error("host name", &spec.name))?;
-    let mut ws = Workspace::load_writable(repo)?;
+    let mut ws = Workspace::load_writable(repo, Hosts::All)?;
     refuse_taken(&ws, &spec.name)?;
     let (public, private) = match &spec.key {
         KeySource::Given(r) => {
@@ -177,8 +177,8 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
 /// containers') go too, with their lock entries.
 pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     layout::check_name(name).map_err(name_error("host name", name))?;
-    let mut ws = Workspace::load_writable(repo)?;
-    let Some(host) = ws.fleet.host(name) else {
+    let mut ws = Workspace::load_writable(repo, Hosts::All)?;
+    let Some(host) = ws.fleet.host(name)? else {
         return Err(usage(
             format!("no host named {name} (no {}/{name}.yaml)", layout::HOSTS),
             "`keys host ls` lists the hosts",
@@ -247,8 +247,8 @@ pub struct ContainerSpec {
 pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
     layout::check_name(&spec.name).map_err(name_error("container name", &spec.name))?;
     layout::check_name(&spec.host).map_err(name_error("host name", &spec.host))?;
-    let mut ws = Workspace::load_writable(repo)?;
-    if ws.fleet.host(&spec.host).is_none() {
+    let mut ws = Workspace::load_writable(repo, Hosts::All)?;
+    if !ws.fleet.has_host(&spec.host) {
         return Err(usage(
             format!(
                 "no host named {} (no {}/{}.yaml)",
@@ -325,8 +325,8 @@ pub fn rotate_host(
     identities: &mut crate::identity::Identities,
     prompt: &dyn crate::identity::Prompt,
 ) -> Result<Rotated> {
-    let mut ws = Workspace::load_writable(repo)?;
-    let Some(host) = ws.fleet.host(name) else {
+    let mut ws = Workspace::load_writable(repo, Hosts::All)?;
+    let Some(host) = ws.fleet.host(name)? else {
         return Err(usage(
             format!("no host named {name} (no {}/{name}.yaml)", layout::HOSTS),
             "`keys host ls` lists the hosts; `keys host add NAME` adds one",

@@ -48,19 +48,25 @@ pub struct Plan {
 }
 
 /// Whether a rule gives host `host` (or a container on it) a key.
-fn names_host(rule: &Rule, host: &str, ws: &Workspace) -> bool {
-    rule.readers.iter().any(|r| match r {
-        Reader::Host(h) => h == host,
-        Reader::Container(c) => ws.fleet.container(c).is_some_and(|(h, _)| h.name == host),
-        Reader::Admin(_) => false,
-    })
+fn names_host(rule: &Rule, host: &str, ws: &Workspace) -> Result<bool> {
+    for reader in &rule.readers {
+        let named = match reader {
+            Reader::Host(h) => h == host,
+            Reader::Container(c) => ws.fleet.container(c)?.is_some_and(|(h, _)| h.name == host),
+            Reader::Admin(_) => false,
+        };
+        if named {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// What a rekey would change, from the policy and the lock alone. With `host`,
 /// only secrets whose rule names that host (or one of its containers).
 pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
     if let Some(h) = host
-        && ws.fleet.host(h).is_none()
+        && !ws.fleet.has_host(h)
     {
         return Err(crate::error::usage(
             format!("no host {h} (no recipients/hosts/{h}.yaml)"),
@@ -99,7 +105,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
         }
         let unfinished = journaled.contains(name);
         if let Some(h) = host
-            && !names_host(rule, h, ws)
+            && !names_host(rule, h, ws)?
             && !unfinished
         {
             continue;

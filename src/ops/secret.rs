@@ -16,11 +16,23 @@ use crate::lock::{self, LockText};
 use crate::policy::{self, Fleet, Format, Policy, Rule};
 use crate::tree::Snapshot;
 
+/// How much of the fleet a command reads before it starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Hosts {
+    /// Every host file, parsed and checked: commands that report on, rekey or deploy
+    /// the fleet, so a broken host file stops them.
+    All,
+    /// Only the host files the command's secret needs, when it needs them: commands
+    /// on one secret. A broken file of another host is `keys check`'s to report.
+    AsNeeded,
+}
+
 /// The fleet, its policy and the lock, read from the work tree.
 pub struct Workspace {
     pub repo: Repo,
     pub fleet: Fleet,
     pub policy: Policy,
+    hosts: Hosts,
     /// Read on first use: opening a secret does not need it.
     lock: Option<LockText>,
     /// Held by commands that write (see `load_writable`).
@@ -28,15 +40,24 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    pub fn load(repo: &Repo) -> Result<Workspace> {
-        let files =
-            Snapshot::from_work_tree(repo, &[layout::ADMINS, layout::HOSTS, layout::POLICIES])?;
-        let fleet = Fleet::from_snapshot(&files)?;
+    pub fn load(repo: &Repo, hosts: Hosts) -> Result<Workspace> {
+        let read = |dirs: &[&str]| Snapshot::from_work_tree(repo, dirs);
+        let (fleet, files) = match hosts {
+            Hosts::All => {
+                let files = read(&[layout::ADMINS, layout::HOSTS, layout::POLICIES])?;
+                (Fleet::from_snapshot(&files)?, files)
+            }
+            Hosts::AsNeeded => {
+                let files = read(&[layout::ADMINS, layout::POLICIES])?;
+                (Fleet::open(repo, &files)?, files)
+            }
+        };
         let policy = Policy::from_snapshot(&files, &fleet)?;
         Ok(Workspace {
             repo: repo.clone(),
             fleet,
             policy,
+            hosts,
             lock: None,
             _writer: None,
         })
@@ -45,7 +66,7 @@ impl Workspace {
     /// Reads the fleet, policy and lock again (after this process changed them),
     /// keeping the writer lock.
     pub fn reload(&mut self) -> Result<()> {
-        let fresh = Workspace::load(&self.repo)?;
+        let fresh = Workspace::load(&self.repo, self.hosts)?;
         self.fleet = fresh.fleet;
         self.policy = fresh.policy;
         self.lock = None;
@@ -54,9 +75,9 @@ impl Workspace {
 
     /// Like `load`, for a command that writes: takes the repository's writer lock
     /// first, so what it reads cannot change under it.
-    pub fn load_writable(repo: &Repo) -> Result<Workspace> {
+    pub fn load_writable(repo: &Repo, hosts: Hosts) -> Result<Workspace> {
         let writer = super::writer::WriterLock::acquire(repo)?;
-        let mut ws = Workspace::load(repo)?;
+        let mut ws = Workspace::load(repo, hosts)?;
         ws._writer = Some(writer);
         Ok(ws)
     }

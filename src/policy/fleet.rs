@@ -5,6 +5,8 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use crate::error::{Error, Location, Result};
 use crate::layout::{self, Repo};
@@ -47,9 +49,48 @@ impl Container {
     }
 }
 
+/// The admins, and the hosts with their containers. A host file is parsed when first
+/// needed: a fleet read whole has parsed and cross-checked every one; a fleet opened
+/// for one secret reads only the host files that secret's readers name.
 pub struct Fleet {
     pub admins: Vec<Admin>,
-    pub hosts: Vec<Host>,
+    /// Every host file, in name order.
+    slots: Vec<Slot>,
+    /// Set once every host is parsed and no container is declared twice.
+    whole: OnceLock<()>,
+}
+
+/// One host file: its name, where its text comes from, and the host once parsed.
+struct Slot {
+    name: String,
+    rel: String,
+    source: Source,
+    parsed: OnceLock<Host>,
+}
+
+enum Source {
+    /// Already read, from a snapshot of the work tree or the index.
+    Read(Vec<u8>),
+    /// In the work tree, read on first use.
+    Path(PathBuf),
+}
+
+impl Slot {
+    fn host(&self) -> Result<&Host> {
+        if let Some(host) = self.parsed.get() {
+            return Ok(host);
+        }
+        let read;
+        let data = match &self.source {
+            Source::Read(data) => data.as_slice(),
+            Source::Path(path) => {
+                read = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+                read.as_slice()
+            }
+        };
+        let host = parse_host(&self.name, text_of(&self.rel, data)?, &self.rel)?;
+        Ok(self.parsed.get_or_init(|| host))
+    }
 }
 
 /// The host file as written on disk.
@@ -89,7 +130,7 @@ pub struct ContainerFile {
 const SYSTEMS: &[&str] = &["x86_64-linux", "aarch64-linux"];
 
 impl Fleet {
-    /// Reads `recipients/` from the work tree.
+    /// Reads `recipients/` from the work tree, every host file parsed and checked.
     pub fn load(repo: &Repo) -> Result<Fleet> {
         Fleet::from_snapshot(&Snapshot::from_work_tree(
             repo,
@@ -98,51 +139,138 @@ impl Fleet {
     }
 
     /// Reads `recipients/admins/*.pub` and `recipients/hosts/*.yaml` from a view of the
-    /// repository (the work tree or the git index).
+    /// repository (the work tree or the git index), every host file parsed and checked.
     pub fn from_snapshot(files: &Snapshot) -> Result<Fleet> {
-        let mut admins = Vec::new();
-        for (rel, data) in files.files_in(layout::ADMINS, "pub") {
-            admins.push(load_admin(rel, data)?);
+        let slots = files
+            .files_in(layout::HOSTS, "yaml")
+            .map(|(rel, data)| {
+                Ok(Slot {
+                    name: name_of(rel)?,
+                    rel: rel.to_string(),
+                    source: Source::Read(data.to_vec()),
+                    parsed: OnceLock::new(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let fleet = Fleet {
+            admins: admins_of(files)?,
+            slots,
+            whole: OnceLock::new(),
+        };
+        fleet.check_whole()?;
+        Ok(fleet)
+    }
+
+    /// The admins from `files` (a view of the work tree that holds `recipients/admins`),
+    /// and the host files found in the work tree, each parsed when first needed.
+    pub fn open(repo: &Repo, files: &Snapshot) -> Result<Fleet> {
+        let dir = repo.hosts_dir();
+        let mut slots = Vec::new();
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(|e| Error::io(&dir, e))?;
+                    let file = entry.file_name().to_string_lossy().into_owned();
+                    // Regular files only, as a snapshot lists them: a symlink is not read.
+                    let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+                    if !is_file || file.strip_suffix(".yaml").is_none_or(str::is_empty) {
+                        continue;
+                    }
+                    let rel = format!("{}/{file}", layout::HOSTS);
+                    slots.push(Slot {
+                        name: name_of(&rel)?,
+                        rel,
+                        source: Source::Path(entry.path()),
+                        parsed: OnceLock::new(),
+                    });
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&dir, e)),
         }
-        let mut hosts = Vec::new();
-        for (rel, data) in files.files_in(layout::HOSTS, "yaml") {
-            hosts.push(parse_host(&name_of(rel)?, text_of(rel, data)?, rel)?);
+        slots.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(Fleet {
+            admins: admins_of(files)?,
+            slots,
+            whole: OnceLock::new(),
+        })
+    }
+
+    /// Parses every host file and checks what spans them: a container is declared
+    /// once, and never under the name of a host.
+    fn check_whole(&self) -> Result<()> {
+        if self.whole.get().is_some() {
+            return Ok(());
         }
+        let hosts = self
+            .slots
+            .iter()
+            .map(Slot::host)
+            .collect::<Result<Vec<&Host>>>()?;
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-        for host in &hosts {
-            let file = format!("{}/{}.yaml", layout::HOSTS, host.name);
+        for (slot, host) in self.slots.iter().zip(&hosts) {
             for c in &host.containers {
                 if let Some(other) = seen.insert(&c.name, &host.name) {
                     return Err(Error::InvalidFile {
-                        at: Location::named(&file),
+                        at: Location::named(&slot.rel),
                         reason: format!("container {} is also declared by host {other}", c.name),
                     });
                 }
-                if hosts.iter().any(|h| h.name == c.name) {
+                if self.has_host(&c.name) {
                     return Err(Error::InvalidFile {
-                        at: Location::named(&file),
+                        at: Location::named(&slot.rel),
                         reason: format!("container {} has the name of a host", c.name),
                     });
                 }
             }
         }
-        Ok(Fleet { admins, hosts })
+        self.whole.get_or_init(|| ());
+        Ok(())
+    }
+
+    /// Whether every host file has been parsed and checked.
+    pub fn is_whole(&self) -> bool {
+        self.whole.get().is_some()
     }
 
     pub fn admin(&self, name: &str) -> Option<&Admin> {
         self.admins.iter().find(|a| a.name == name)
     }
 
-    pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
+    /// Whether `recipients/hosts/NAME.yaml` exists (without reading it).
+    pub fn has_host(&self, name: &str) -> bool {
+        self.slot(name).is_some()
     }
 
-    /// A container and the host it runs on.
-    pub fn container(&self, name: &str) -> Option<(&Host, &Container)> {
-        self.hosts
-            .iter()
-            .find_map(|h| h.containers.iter().find(|c| c.name == name).map(|c| (h, c)))
+    fn slot(&self, name: &str) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.name == name)
     }
+
+    /// A host, its file parsed now if it was not yet.
+    pub fn host(&self, name: &str) -> Result<Option<&Host>> {
+        self.slot(name).map(Slot::host).transpose()
+    }
+
+    /// Every host in name order, every host file parsed and checked.
+    pub fn hosts(&self) -> Result<impl Iterator<Item = &Host>> {
+        self.check_whole()?;
+        Ok(self.slots.iter().filter_map(|s| s.parsed.get()))
+    }
+
+    /// A container and the host it runs on (which needs every host file: a container
+    /// is declared in its host's).
+    pub fn container(&self, name: &str) -> Result<Option<(&Host, &Container)>> {
+        Ok(self
+            .hosts()?
+            .find_map(|h| h.containers.iter().find(|c| c.name == name).map(|c| (h, c))))
+    }
+}
+
+fn admins_of(files: &Snapshot) -> Result<Vec<Admin>> {
+    files
+        .files_in(layout::ADMINS, "pub")
+        .map(|(rel, data)| load_admin(rel, data))
+        .collect()
 }
 
 /// The admin, host or container name a fleet file's stem gives.
@@ -389,6 +517,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_opened_fleet_reads_a_host_file_when_it_is_first_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::at(dir.path().to_path_buf());
+        let hosts = repo.hosts_dir();
+        std::fs::create_dir_all(&hosts).unwrap();
+        let host = |containers: &str| format!("ssh_key: {KEY}\ncontainers:\n{containers}");
+        std::fs::write(hosts.join("a.yaml"), host("  box: {}\n")).unwrap();
+        std::fs::write(hosts.join("b.yaml"), host("  box: {}\n")).unwrap();
+        std::fs::write(hosts.join("c.yaml"), "ssh_key: [\n").unwrap();
+        std::fs::write(hosts.join("notes.txt"), "not a host").unwrap();
+        std::os::unix::fs::symlink(hosts.join("a.yaml"), hosts.join("link.yaml")).unwrap();
+
+        let fleet = Fleet::open(&repo, &Snapshot::default()).unwrap();
+        assert!(fleet.has_host("c") && !fleet.has_host("notes") && !fleet.has_host("link"));
+        assert_eq!(fleet.host("a").unwrap().unwrap().containers[0].name, "box");
+        assert!(fleet.host("nope").unwrap().is_none());
+        assert!(!fleet.is_whole());
+        let err = fleet.host("c").err().unwrap().to_string();
+        assert!(err.starts_with("recipients/hosts/c.yaml:"), "{err}");
+        // A container needs every host file; so does the list of hosts.
+        let err = fleet.container("box").err().unwrap().to_string();
+        assert!(err.starts_with("recipients/hosts/c.yaml:"), "{err}");
+        std::fs::write(hosts.join("c.yaml"), format!("ssh_key: {KEY}\n")).unwrap();
+        let err = fleet.hosts().err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "recipients/hosts/b.yaml: container box is also declared by host a"
+        );
+        assert!(!fleet.is_whole());
+    }
+
     /// Pieces of host files, in any order.
     const TOKENS: &[&str] = &[
         "ssh_key: ",
@@ -446,7 +606,7 @@ mod tests {
             files.insert("recipients/hosts/h.yaml".into(), crate::tree::Blob::File(data));
             match Fleet::from_snapshot(&files) {
                 Ok(fleet) => {
-                    let host = &fleet.hosts[0];
+                    let host = fleet.host("h").unwrap().unwrap();
                     prop_assert!(host.key.to_x25519().is_some());
                     prop_assert!(host.persist.as_deref().is_none_or(|p| p.starts_with('/')));
                     for c in &host.containers {

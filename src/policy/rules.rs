@@ -35,6 +35,8 @@ pub struct Rule {
     /// The readers as written (group names unexpanded), for display.
     pub labels: Vec<String>,
     pub readers: Vec<Reader>,
+    /// The line of its `readers:` list, for a reader found unknown when resolved.
+    pub readers_at: Location,
     /// Who owns the decrypted file on the host (agenix and sops-nix options).
     pub owner: Option<String>,
     pub group: Option<String>,
@@ -287,7 +289,7 @@ impl Policy {
                 readers.dedup();
                 if readers.is_empty() {
                     return Err(invalid(
-                        readers_at,
+                        readers_at.clone(),
                         format!("rule {:?} has no readers", raw.secrets.value),
                     ));
                 }
@@ -318,6 +320,7 @@ impl Policy {
                     sops,
                     labels: raw.readers.value.into_iter().map(|l| l.value).collect(),
                     readers,
+                    readers_at,
                     owner: raw.owner,
                     group: raw.group,
                     mode,
@@ -368,16 +371,14 @@ impl Policy {
                         recipients.extend(admin.recipients.iter().cloned());
                     }
                 }
-                Reader::Host(name) => {
-                    if let Some(host) = fleet.host(name) {
-                        recipients.push(machine_key(&host.key)?);
-                    }
-                }
-                Reader::Container(name) => {
-                    if let Some((host, c)) = fleet.container(name) {
-                        recipients.push(machine_key(c.key(host))?);
-                    }
-                }
+                Reader::Host(name) => match fleet.host(name)? {
+                    Some(host) => recipients.push(machine_key(&host.key)?),
+                    None => return Err(unknown_host(&rule.readers_at, name)),
+                },
+                Reader::Container(name) => match fleet.container(name)? {
+                    Some((host, c)) => recipients.push(machine_key(c.key(host))?),
+                    None => return Err(unknown_container(&rule.readers_at, name)),
+                },
             }
         }
         let mut seen: Vec<String> = Vec::new();
@@ -397,6 +398,26 @@ impl Policy {
             fingerprints,
         })
     }
+}
+
+fn unknown_host(at: &Location, name: &str) -> Error {
+    invalid(
+        at.clone(),
+        format!(
+            "unknown reader {:?}: no recipients/hosts/{name}.yaml",
+            format!("host:{name}")
+        ),
+    )
+}
+
+fn unknown_container(at: &Location, name: &str) -> Error {
+    invalid(
+        at.clone(),
+        format!(
+            "unknown reader {:?}: no host file declares container {name}",
+            format!("container:{name}")
+        ),
+    )
 }
 
 /// Expands one reader label into readers: `host:NAME`, `container:NAME`, a group, or
@@ -424,21 +445,17 @@ fn resolve_label(
         return Ok(());
     }
     if let Some(host) = label.strip_prefix("host:") {
-        if fleet.host(host).is_none() {
-            return Err(invalid(
-                at.clone(),
-                format!("unknown reader {label:?}: no recipients/hosts/{host}.yaml"),
-            ));
+        if !fleet.has_host(host) {
+            return Err(unknown_host(at, host));
         }
         out.push(Reader::Host(host.to_string()));
         return Ok(());
     }
     if let Some(name) = label.strip_prefix("container:") {
-        if fleet.container(name).is_none() {
-            return Err(invalid(
-                at.clone(),
-                format!("unknown reader {label:?}: no host file declares container {name}"),
-            ));
+        // A container is declared in its host's file. A fleet read whole is asked
+        // now; one opened for a single secret, when a rule naming it is resolved.
+        if fleet.is_whole() && fleet.container(name)?.is_none() {
+            return Err(unknown_container(at, name));
         }
         out.push(Reader::Container(name.to_string()));
         return Ok(());

@@ -240,6 +240,72 @@ fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() 
 }
 
 #[test]
+fn a_command_on_one_secret_reads_only_the_host_files_its_readers_need() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let without_catch_all = &POLICY[..POLICY.find("  - secrets: \"**\"").unwrap()];
+    env.write(
+        "work/policies/default.yaml",
+        format!(
+            "{without_catch_all}  - secrets: \"x86/*\"\n    format: age\n    readers: [admins, host:vps-x86]\n  - secrets: \"box/*\"\n    format: age\n    readers: [admins, container:nannuo-bot]\n"
+        ),
+    );
+    env.keys_stdin(&["encrypt", "bot/a"], b"one").success();
+    env.write(
+        "work/recipients/hosts/vps-x86.yaml",
+        "ssh_key: ssh-ed25519 AAAAbroken\n",
+    );
+    let broken = "recipients/hosts/vps-x86.yaml:1: malformed ssh-ed25519";
+
+    // Secrets whose readers do not include vps-x86 are written and read as before.
+    env.keys_stdin(&["encrypt", "--force", "bot/a"], b"two")
+        .success();
+    env.keys_stdin(&["encrypt", "armored/b"], b"three")
+        .success();
+    assert_eq!(env.keys(&["decrypt", "bot/a"]).success().raw_stdout, b"two");
+
+    // A secret for that host, or for a container (found by reading every host
+    // file), is refused with the broken file and line named, and nothing is written.
+    let before = tree(&repo);
+    for name in ["x86/c", "box/d"] {
+        let run = env.keys_stdin(&["encrypt", name], b"four").failure(3);
+        assert!(run.stderr.contains(broken), "{name}: {}", run.stderr);
+    }
+    assert_eq!(tree(&repo), before);
+
+    // Commands over the whole fleet read every host file.
+    for args in [&["ls"][..], &["status"], &["rekey"]] {
+        let run = env.keys(args).failure(3);
+        assert!(run.stderr.contains(broken), "{args:?}: {}", run.stderr);
+    }
+    let check = env.keys(&["check"]).failure(8);
+    assert!(check.stdout.contains(broken), "{}", check.stdout);
+}
+
+#[test]
+fn an_unknown_container_reader_is_refused_where_it_is_needed() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let without_catch_all = &POLICY[..POLICY.find("  - secrets: \"**\"").unwrap()];
+    env.write(
+        "work/policies/default.yaml",
+        format!(
+            "{without_catch_all}  - secrets: \"box/*\"\n    format: age\n    readers: [admins, container:nope]\n"
+        ),
+    );
+    let unknown = "policies/default.yaml:13: unknown reader \"container:nope\": no host file declares container nope";
+    // Which host declares a container is known only from every host file: a secret
+    // of another rule does not wait for them.
+    env.keys_stdin(&["encrypt", "bot/a"], b"one").success();
+    let before = tree(&repo);
+    let run = env.keys_stdin(&["encrypt", "box/b"], b"two").failure(3);
+    assert!(run.stderr.contains(unknown), "{}", run.stderr);
+    assert_eq!(tree(&repo), before);
+    let check = env.keys(&["check"]).failure(8);
+    assert!(check.stdout.contains(unknown), "{}", check.stdout);
+}
+
+#[test]
 fn hostile_secret_names_are_refused_before_anything_is_written() {
     let mut env = TestEnv::new();
     let repo = fleet(&mut env);
