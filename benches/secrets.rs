@@ -71,7 +71,7 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let keys_bin = Path::new(env!("CARGO_BIN_EXE_keys"));
+    let keys_bin = common::keys_bin();
     let repo = ["--repo".as_ref(), root.as_os_str()];
     let keys_encrypt = |i: usize| {
         let name = format!("h00/new{i}");
