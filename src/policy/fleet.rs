@@ -141,6 +141,7 @@ impl Fleet {
     /// Reads `recipients/admins/*.pub` and `recipients/hosts/*.yaml` from a view of the
     /// repository (the work tree or the git index), every host file parsed and checked.
     pub fn from_snapshot(files: &Snapshot) -> Result<Fleet> {
+        let admins = admins_of(files)?;
         let slots = files
             .files_in(layout::HOSTS, "yaml")
             .map(|(rel, data)| {
@@ -153,7 +154,7 @@ impl Fleet {
             })
             .collect::<Result<Vec<_>>>()?;
         let fleet = Fleet {
-            admins: admins_of(files)?,
+            admins,
             slots,
             whole: OnceLock::new(),
         };
@@ -164,6 +165,7 @@ impl Fleet {
     /// The admins from `files` (a view of the work tree that holds `recipients/admins`),
     /// and the host files found in the work tree, each parsed when first needed.
     pub fn open(repo: &Repo, files: &Snapshot) -> Result<Fleet> {
+        let admins = admins_of(files)?;
         let dir = repo.hosts_dir();
         let mut slots = Vec::new();
         match std::fs::read_dir(&dir) {
@@ -190,7 +192,7 @@ impl Fleet {
         }
         slots.sort_by(|a, b| a.rel.cmp(&b.rel));
         Ok(Fleet {
-            admins: admins_of(files)?,
+            admins,
             slots,
             whole: OnceLock::new(),
         })

@@ -216,10 +216,7 @@ fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() 
     env.keys_stdin(&["encrypt", "misc/z"], b"z").success();
 
     // No rule: a policy without the catch-all.
-    env.write(
-        "work/policies/default.yaml",
-        &POLICY[..POLICY.find("  - secrets: \"**\"").unwrap()],
-    );
+    env.write("work/policies/default.yaml", policy_with(&[]));
     let before = tree(&repo);
     let run = env.keys_stdin(&["encrypt", "other/x"], b"x").failure(2);
     assert!(
@@ -239,16 +236,27 @@ fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() 
     );
 }
 
+/// `POLICY` without its catch-all rule, then an age rule for each (glob, readers).
+fn policy_with(rules: &[(&str, &str)]) -> String {
+    let mut policy = POLICY[..POLICY.find("  - secrets: \"**\"").unwrap()].to_string();
+    for (glob, readers) in rules {
+        policy.push_str(&format!(
+            "  - secrets: \"{glob}\"\n    format: age\n    readers: [{readers}]\n"
+        ));
+    }
+    policy
+}
+
 #[test]
 fn a_command_on_one_secret_reads_only_the_host_files_its_readers_need() {
     let mut env = TestEnv::new();
     let repo = fleet(&mut env);
-    let without_catch_all = &POLICY[..POLICY.find("  - secrets: \"**\"").unwrap()];
     env.write(
         "work/policies/default.yaml",
-        format!(
-            "{without_catch_all}  - secrets: \"x86/*\"\n    format: age\n    readers: [admins, host:vps-x86]\n  - secrets: \"box/*\"\n    format: age\n    readers: [admins, container:nannuo-bot]\n"
-        ),
+        policy_with(&[
+            ("x86/*", "admins, host:vps-x86"),
+            ("box/*", "admins, container:nannuo-bot"),
+        ]),
     );
     env.keys_stdin(&["encrypt", "bot/a"], b"one").success();
     env.write(
@@ -286,12 +294,9 @@ fn a_command_on_one_secret_reads_only_the_host_files_its_readers_need() {
 fn an_unknown_container_reader_is_refused_where_it_is_needed() {
     let mut env = TestEnv::new();
     let repo = fleet(&mut env);
-    let without_catch_all = &POLICY[..POLICY.find("  - secrets: \"**\"").unwrap()];
     env.write(
         "work/policies/default.yaml",
-        format!(
-            "{without_catch_all}  - secrets: \"box/*\"\n    format: age\n    readers: [admins, container:nope]\n"
-        ),
+        policy_with(&[("box/*", "admins, container:nope")]),
     );
     let unknown = "policies/default.yaml:13: unknown reader \"container:nope\": no host file declares container nope";
     // Which host declares a container is known only from every host file: a secret
