@@ -1,13 +1,53 @@
 //! How a secret is sealed: age encryption to a set of recipients and decryption with
 //! the identities found, asking for passphrases only when no unlocked key opens it.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
+use std::sync::{Mutex, PoisonError};
 
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Location, Result};
 use crate::identity::{Identities, Prompt};
-use crate::recipient::Recipient;
+use crate::recipient::{self, Recipient};
+
+/// Refuses every recipient that age would wrap a file key to with an all-zero
+/// shared secret (a small-order point, on the curve or its twist): anyone could
+/// unwrap such a stanza from the file alone. Checked here, before any stanza is
+/// written, whatever the key's parser and the age crate do; each key once per run.
+pub fn refuse_low_order(recipients: &[Recipient], at: &Location) -> Result<()> {
+    static SOUND: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    for r in recipients {
+        if matches!(r, Recipient::SshRsa(_) | Recipient::Plugin(_)) {
+            continue;
+        }
+        let key = r.to_string();
+        let known = SOUND
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&key);
+        if known {
+            continue;
+        }
+        if r.montgomery_u()
+            .is_none_or(|u| recipient::is_low_order_u(&u))
+        {
+            return Err(Error::WeakKey {
+                at: at.clone(),
+                reason: format!(
+                    "cannot encrypt to {} key {}: it is a small-order point (anyone could decrypt what is sealed to it)",
+                    r.kind(),
+                    r.fingerprint()
+                ),
+            });
+        }
+        SOUND
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key);
+    }
+    Ok(())
+}
 
 /// Encrypts `plaintext` to every recipient, armored (PEM-like text) or binary.
 pub fn encrypt(
@@ -23,6 +63,7 @@ pub fn encrypt(
     if recipients.is_empty() {
         return Err(fail("no recipients".into()));
     }
+    refuse_low_order(recipients, at)?;
     let mut boxed: Vec<Box<dyn age::Recipient + Send>> = Vec::new();
     let mut plugin_recipients: Vec<age::plugin::Recipient> = Vec::new();
     for r in recipients {
@@ -259,4 +300,77 @@ pub fn encrypt_with_passphrase(
     writer.write_all(plaintext).map_err(io)?;
     writer.finish().and_then(|a| a.finish()).map_err(io)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use std::str::FromStr;
+
+    fn age_recipient(u: &[u8; 32]) -> Recipient {
+        let hrp = bech32::Hrp::parse("age").unwrap();
+        let text = bech32::encode::<bech32::Bech32>(hrp, u).unwrap();
+        Recipient::X25519(age::x25519::Recipient::from_str(&text).unwrap())
+    }
+
+    /// Every u whose X25519 product with a clamped scalar is zero: those of the
+    /// curve's 8-torsion, p - 1 on the twist, and other encodings of them.
+    fn low_order_us() -> Vec<[u8; 32]> {
+        let mut us: Vec<[u8; 32]> = EIGHT_TORSION
+            .iter()
+            .map(|t| t.to_montgomery().to_bytes())
+            .collect();
+        let mut p = [0xff; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        for k in [0, 1] {
+            let mut u = p;
+            u[0] += k;
+            us.push(u);
+        }
+        p[0] -= 1;
+        us.push(p);
+        for i in 0..us.len() {
+            let mut top = us[i];
+            top[31] |= 0x80;
+            us.push(top);
+        }
+        us
+    }
+
+    #[test]
+    fn no_stanza_is_written_to_a_low_order_recipient_however_it_was_made() {
+        let at = Location::named("t.age");
+        let good = Recipient::X25519(age::x25519::Identity::generate().to_public());
+        assert!(encrypt(b"x", std::slice::from_ref(&good), false, &at).is_ok());
+        for u in low_order_us() {
+            assert!(recipient::is_low_order_u(&u), "{u:?}");
+            // Built directly, past the parser that refuses it.
+            let weak = age_recipient(&u);
+            let err = encrypt(b"x", &[good.clone(), weak], true, &at).unwrap_err();
+            assert!(matches!(err, Error::WeakKey { .. }), "{u:?}: {err}");
+            assert!(
+                err.to_string()
+                    .starts_with("t.age: cannot encrypt to age key age1")
+            );
+        }
+        // ssh-ed25519 keys of small order, which age's ssh wrap would take.
+        for t in EIGHT_TORSION {
+            let weak = Recipient::ssh_ed25519_unchecked(t.compress().to_bytes());
+            let err = encrypt(b"x", &[good.clone(), weak], true, &at).unwrap_err();
+            assert!(matches!(err, Error::WeakKey { .. }), "{err}");
+            assert!(err.to_string().contains("ssh-ed25519 key SHA256:"), "{err}");
+        }
+        // Honest keys, and the converted ssh-ed25519 keys of real key pairs, pass.
+        for seed in [[1u8; 32], [2; 32]] {
+            let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+            let line = ssh_key::PublicKey::new(pair.public.into(), "")
+                .to_openssh()
+                .unwrap();
+            let r = Recipient::parse_line(&line, &at).unwrap();
+            assert!(!recipient::is_low_order_u(&r.montgomery_u().unwrap()));
+            assert!(refuse_low_order(&[r, good.clone()], &at).is_ok());
+        }
+    }
 }

@@ -57,6 +57,11 @@ pub enum Error {
     #[error("{at}: {reason}")]
     InvalidKey { at: Location, reason: String },
 
+    /// A public key that decodes but that no honest key pair has: a small-order or
+    /// non-canonical point, whose shared secrets anyone can compute.
+    #[error("{at}: {reason}")]
+    WeakKey { at: Location, reason: String },
+
     /// A key that parses but that `keys` cannot use for this purpose.
     #[error("{at}: unsupported key type {key_type}{}", purpose.map(|p| format!(" {p}")).unwrap_or_default())]
     UnsupportedKey {
@@ -188,6 +193,7 @@ impl Error {
         match self {
             Error::Io { .. } | Error::Exists { .. } | Error::OpenPermissions { .. } => Class::Io,
             Error::InvalidKey { .. }
+            | Error::WeakKey { .. }
             | Error::UnsupportedKey { .. }
             | Error::InvalidFile { .. }
             | Error::InvalidName { .. }
@@ -222,6 +228,9 @@ impl Error {
             },
             Error::InvalidKey { .. } => {
                 "expected an age1… recipient, an AGE-SECRET-KEY-1… identity or an OpenSSH key"
+            }
+            Error::WeakKey { .. } => {
+                "no real key pair has this public key: replace it with the genuine one (a host's is shown by `ssh-keyscan -t ed25519 HOST`)"
             }
             Error::UnsupportedKey { .. } => {
                 "use an ed25519 key (ssh-keygen -t ed25519) or an age key (keys init --generate)"

@@ -2,13 +2,16 @@
 //! recipients, parsed from the lines users paste (authorized_keys, known_hosts,
 //! ssh-keyscan output), and the ssh-ed25519 → age conversion ssh-to-age does.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Mutex, PoisonError};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bech32::{Bech32, Hrp};
 use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::montgomery::MontgomeryPoint;
 use sha2::{Digest, Sha512};
 use ssh_key::{HashAlg, PublicKey};
 use zeroize::{Zeroize, Zeroizing};
@@ -115,10 +118,9 @@ impl Recipient {
         }
         let ssh = SshKey { key, comment };
         if key_type == "ssh-ed25519" {
-            // A point that does not decompress has no X25519 form and opens nothing.
-            CompressedEdwardsY(ssh.ed25519_bytes().unwrap_or_default())
-                .decompress()
-                .ok_or_else(|| invalid(at, "ssh-ed25519 key is not a valid curve point"))?;
+            if let Some(flaw) = flaw_of(Curve::Ed25519, &ssh.ed25519_bytes().unwrap_or_default()) {
+                return Err(flaw.error(at, "ssh-ed25519 key"));
+            }
             Ok(Recipient::SshEd25519(ssh))
         } else {
             // Refused here, where the key is named, rather than when encrypting to it.
@@ -136,6 +138,17 @@ impl Recipient {
                 Err(_) => Err(invalid(at, "malformed ssh-rsa public key")),
             }
         }
+    }
+
+    /// An ssh-ed25519 key taken as it is, without the checks of [`Recipient::parse_line`]:
+    /// for testing the layers that must not rely on them.
+    #[cfg(test)]
+    pub(crate) fn ssh_ed25519_unchecked(point: [u8; 32]) -> Recipient {
+        let data = ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(point));
+        Recipient::SshEd25519(SshKey {
+            key: PublicKey::new(data, ""),
+            comment: String::new(),
+        })
     }
 
     /// Parses every key in a text: one per non-blank line, `#` comments skipped.
@@ -202,6 +215,17 @@ impl Recipient {
         }
     }
 
+    /// The X25519 public key (Montgomery u) that age wraps a file key to for this
+    /// recipient: the key itself, or the converted ssh-ed25519 key. `None` for keys
+    /// without one (ssh-rsa, plugins) and for an ssh-ed25519 key off the curve.
+    pub fn montgomery_u(&self) -> Option<[u8; 32]> {
+        match self {
+            Recipient::X25519(r) => Some(x25519_bytes(r)),
+            Recipient::SshEd25519(k) => k.ed25519_bytes().and_then(|b| ed25519_to_x25519(&b)),
+            Recipient::SshRsa(_) | Recipient::Plugin(_) => None,
+        }
+    }
+
     /// The age library's recipient for a native (non-plugin) key.
     pub fn age_recipient(&self) -> Option<Box<dyn age::Recipient + Send>> {
         match self {
@@ -235,6 +259,9 @@ impl fmt::Debug for Recipient {
 
 fn parse_age(token: &str, at: &Location) -> Result<Recipient> {
     if let Ok(r) = age::x25519::Recipient::from_str(token) {
+        if let Some(flaw) = flaw_of(Curve::X25519, &x25519_bytes(&r)) {
+            return Err(flaw.error(at, "age recipient"));
+        }
         return Ok(Recipient::X25519(r));
     }
     if let Ok(r) = age::plugin::Recipient::from_str(token) {
@@ -258,6 +285,131 @@ fn invalid(at: &Location, reason: &str) -> Error {
         at: at.clone(),
         reason: reason.to_string(),
     }
+}
+
+/// The 32 bytes of an `age1…` key (its Montgomery u, as written).
+fn x25519_bytes(r: &age::x25519::Recipient) -> [u8; 32] {
+    let mut u = [0u8; 32];
+    if let Ok((_, data)) = bech32::decode(&r.to_string())
+        && data.len() == 32
+    {
+        u.copy_from_slice(&data);
+    }
+    u
+}
+
+/// What makes a public key unusable although it decodes. An honest key (a secret
+/// scalar times the base point) is a canonically encoded point of the prime-order
+/// subgroup, never the identity, so it has none of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    /// The bytes are no point of the curve at all.
+    NotOnCurve,
+    /// A u-coordinate of the twist of Curve25519, not of the curve.
+    OnTwist,
+    /// The identity or a point of order 2, 4 or 8: every shared secret with it is
+    /// fixed, so anyone can compute the key that wraps what is sealed to it.
+    SmallOrder,
+    /// A point written in a form no key generator writes (y or u not reduced, or
+    /// the sign bit set on x = 0).
+    NonCanonical,
+    /// A real key with a small-order point added.
+    MixedOrder,
+}
+
+impl Flaw {
+    fn error(self, at: &Location, kind: &str) -> Error {
+        let reason = match self {
+            Flaw::NotOnCurve => return invalid(at, &format!("{kind} is not a valid curve point")),
+            Flaw::OnTwist => "is not a point of Curve25519 (it lies on the twist)",
+            Flaw::SmallOrder => {
+                "is a small-order point (anyone could decrypt what is sealed to it)"
+            }
+            Flaw::NonCanonical => "has a non-canonical encoding (no key generator writes it)",
+            Flaw::MixedOrder => "has a small-order component (no key generator makes one)",
+        };
+        Error::WeakKey {
+            at: at.clone(),
+            reason: format!("{kind} {reason}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Curve {
+    Ed25519,
+    X25519,
+}
+
+/// Why a public key is refused, if it is. Keys found sound are remembered for the
+/// run: a key read again (every sops file names its recipients) costs a lookup,
+/// not the point arithmetic.
+fn flaw_of(curve: Curve, bytes: &[u8; 32]) -> Option<Flaw> {
+    static SOUND: Mutex<BTreeSet<(Curve, [u8; 32])>> = Mutex::new(BTreeSet::new());
+    let key = (curve, *bytes);
+    if SOUND
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&key)
+    {
+        return None;
+    }
+    let flaw = match curve {
+        Curve::Ed25519 => ed25519_flaw(bytes),
+        Curve::X25519 => x25519_flaw(bytes),
+    };
+    if flaw.is_none() {
+        SOUND
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key);
+    }
+    flaw
+}
+
+/// Why an ed25519 public key is refused, if it is.
+fn ed25519_flaw(bytes: &[u8; 32]) -> Option<Flaw> {
+    let Some(point) = CompressedEdwardsY(*bytes).decompress() else {
+        return Some(Flaw::NotOnCurve);
+    };
+    if point.is_small_order() {
+        Some(Flaw::SmallOrder)
+    } else if point.compress().0 != *bytes {
+        Some(Flaw::NonCanonical)
+    } else if !point.is_torsion_free() {
+        Some(Flaw::MixedOrder)
+    } else {
+        None
+    }
+}
+
+/// Why an X25519 public key (a Montgomery u-coordinate) is refused, if it is.
+fn x25519_flaw(u: &[u8; 32]) -> Option<Flaw> {
+    // The curve point with this u (either sign: the subgroup is closed under negation).
+    let Some(point) = MontgomeryPoint(*u).to_edwards(0) else {
+        return Some(if is_low_order_u(u) {
+            Flaw::SmallOrder
+        } else {
+            Flaw::OnTwist
+        });
+    };
+    if point.is_small_order() {
+        Some(Flaw::SmallOrder)
+    } else if point.to_montgomery().0 != *u {
+        Some(Flaw::NonCanonical)
+    } else if !point.is_torsion_free() {
+        Some(Flaw::MixedOrder)
+    } else {
+        None
+    }
+}
+
+/// Whether X25519 with `u` gives the all-zero shared secret whatever the secret
+/// scalar: a clamped scalar is a multiple of 8, so its product with `u` is zero
+/// exactly when `u` has order 1, 2, 4 or 8, on the curve or on its twist (however
+/// `u` is encoded). One scalar multiplication.
+pub fn is_low_order_u(u: &[u8; 32]) -> bool {
+    MontgomeryPoint(*u).mul_clamped([0x5a; 32]).0 == [0u8; 32]
 }
 
 fn ed25519_to_x25519(ed: &[u8; 32]) -> Option<[u8; 32]> {
@@ -394,6 +546,138 @@ mod tests {
         );
     }
 
+    /// The `age1…` recipient of the identity with this secret scalar.
+    fn age_public(secret: &[u8; 32]) -> String {
+        let hrp = Hrp::parse(AGE_IDENTITY_HRP).unwrap();
+        let text = bech32::encode::<Bech32>(hrp, secret)
+            .unwrap()
+            .to_uppercase();
+        age::x25519::Identity::from_str(&text)
+            .unwrap()
+            .to_public()
+            .to_string()
+    }
+
+    fn ssh_line(point: &[u8; 32]) -> String {
+        let data = ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(*point));
+        PublicKey::new(data, "").to_openssh().unwrap()
+    }
+
+    fn age_line(u: &[u8; 32]) -> String {
+        bech32::encode::<Bech32>(Hrp::parse(AGE_RECIPIENT_HRP).unwrap(), u).unwrap()
+    }
+
+    /// What parsing says of a key, in a word: "ok" or the start of its error.
+    fn verdict(line: &str) -> String {
+        match Recipient::parse_line(line, &at()) {
+            Ok(_) => "ok".into(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// 2^255 - 19 plus `k`, little-endian (k < 19 keeps it below 2^255).
+    fn p_plus(k: u8) -> [u8; 32] {
+        let mut p = [0xff; 32];
+        p[0] = 0xed + k;
+        p[31] = 0x7f;
+        p
+    }
+
+    #[test]
+    fn small_order_and_non_canonical_points_are_refused_by_name() {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+        use curve25519_dalek::scalar::Scalar;
+        let small = "is a small-order point (anyone could decrypt what is sealed to it)";
+        for (i, t) in EIGHT_TORSION.iter().enumerate() {
+            let ed = t.compress().to_bytes();
+            let said = verdict(&ssh_line(&ed));
+            assert_eq!(said, format!("test:1: ssh-ed25519 key {small}"), "[{i}]T");
+            let u = t.to_montgomery().to_bytes();
+            let said = verdict(&age_line(&u));
+            assert_eq!(said, format!("test:1: age recipient {small}"), "[{i}]T");
+            assert!(is_low_order_u(&u), "[{i}]T");
+        }
+        // u = p - 1 (order 4 on the twist), and u = 0 and 1 written as u + p.
+        for u in [p_plus(0), p_plus(1), {
+            let mut m = p_plus(0);
+            m[0] -= 1;
+            m
+        }] {
+            assert!(verdict(&age_line(&u)).ends_with(small), "{u:?}");
+        }
+
+        let honest = B * Scalar::from(0x1234_5678_9abc_u64);
+        let mixed = honest + EIGHT_TORSION[1];
+        let cases = [
+            (ssh_line(&honest.compress().0), "ok"),
+            (age_line(&honest.to_montgomery().0), "ok"),
+            (
+                ssh_line(&mixed.compress().0),
+                "ssh-ed25519 key has a small-order component",
+            ),
+            (
+                age_line(&mixed.to_montgomery().0),
+                "age recipient has a small-order component",
+            ),
+            (
+                age_line(&{
+                    let mut u = honest.to_montgomery().0;
+                    u[31] |= 0x80;
+                    u
+                }),
+                "age recipient has a non-canonical encoding",
+            ),
+        ];
+        for (line, want) in cases {
+            let said = verdict(&line);
+            assert!(
+                said == want || said.starts_with(&format!("test:1: {want}")),
+                "{line}: {said}"
+            );
+        }
+        // A small y (2 to 18) that decompresses, written as y + p.
+        let y = (2..19u8)
+            .find(|y| {
+                let mut b = [0u8; 32];
+                b[0] = *y;
+                CompressedEdwardsY(b).decompress().is_some()
+            })
+            .unwrap();
+        let said = verdict(&ssh_line(&p_plus(y)));
+        assert!(
+            said.contains("ssh-ed25519 key has a non-canonical encoding"),
+            "{said}"
+        );
+        // A u of the twist that is not of low order.
+        let twist = (2..=255u8)
+            .map(|k| {
+                let mut u = [0u8; 32];
+                u[0] = k;
+                u
+            })
+            .find(|u| MontgomeryPoint(*u).to_edwards(0).is_none() && !is_low_order_u(u))
+            .unwrap();
+        let said = verdict(&age_line(&twist));
+        assert!(
+            said.contains("age recipient is not a point of Curve25519"),
+            "{said}"
+        );
+        // Not on the curve at all: no x for this y.
+        let off = (2..=255u8)
+            .map(|k| {
+                let mut b = [0u8; 32];
+                b[0] = k;
+                b
+            })
+            .find(|b| CompressedEdwardsY(*b).decompress().is_none())
+            .unwrap();
+        let said = verdict(&ssh_line(&off));
+        assert!(
+            said.contains("ssh-ed25519 key is not a valid curve point"),
+            "{said}"
+        );
+    }
+
     /// Text with whatever known_hosts and authorized_keys put before a key.
     const PREFIX: &str =
         "([a-z0-9.,*]{1,12}|\\[[a-z0-9.]{1,8}\\]:[0-9]{1,5}|no-pty|@cert-authority [a-z.*]{1,8})";
@@ -402,13 +686,50 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
-        fn age_recipients_print_and_parse_back(key in any::<[u8; 32]>()) {
-            let text = bech32::encode::<Bech32>(Hrp::parse(AGE_RECIPIENT_HRP).unwrap(), &key).unwrap();
+        fn age_recipients_print_and_parse_back(secret in any::<[u8; 32]>()) {
+            let text = age_public(&secret);
             let r = Recipient::parse_line(&format!(" {text}\r"), &at()).unwrap();
             prop_assert_eq!(r.kind(), "age");
             prop_assert_eq!(r.to_string(), text.clone());
             prop_assert_eq!(r.to_x25519(), Some(text.clone()));
             prop_assert_eq!(r.fingerprint(), text);
+        }
+
+        /// Whatever 32 bytes are offered as an ssh-ed25519 or age key, one that is
+        /// accepted is the canonical encoding of a point of the prime-order subgroup
+        /// other than the identity.
+        #[test]
+        fn every_accepted_key_is_canonical_and_torsion_free(bytes in any::<[u8; 32]>()) {
+            use curve25519_dalek::traits::IsIdentity;
+            if Recipient::parse_line(&ssh_line(&bytes), &at()).is_ok() {
+                let point = CompressedEdwardsY(bytes).decompress().unwrap();
+                prop_assert_eq!(point.compress().0, bytes);
+                prop_assert!(point.is_torsion_free() && !point.is_identity());
+            }
+            if Recipient::parse_line(&age_line(&bytes), &at()).is_ok() {
+                prop_assert!(bytes[31] & 0x80 == 0);
+                let point = MontgomeryPoint(bytes).to_edwards(0).unwrap();
+                prop_assert_eq!(point.to_montgomery().0, bytes);
+                prop_assert!(point.is_torsion_free() && !point.is_identity());
+            }
+        }
+
+        /// A real key plus a point of small order is accepted only when that point
+        /// is the identity, in either form.
+        #[test]
+        fn a_key_is_accepted_exactly_when_it_has_no_torsion(
+            scalar in any::<[u8; 32]>(),
+            torsion in 0..8usize,
+        ) {
+            use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+            use curve25519_dalek::scalar::Scalar;
+            let s = Scalar::from_bytes_mod_order(scalar);
+            prop_assume!(s != Scalar::ZERO);
+            let point = B * s + EIGHT_TORSION[torsion];
+            let ssh = Recipient::parse_line(&ssh_line(&point.compress().0), &at());
+            let age = Recipient::parse_line(&age_line(&point.to_montgomery().0), &at());
+            prop_assert_eq!(ssh.is_ok(), torsion == 0);
+            prop_assert_eq!(age.is_ok(), torsion == 0);
         }
 
         #[test]

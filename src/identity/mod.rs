@@ -122,15 +122,63 @@ fn parse_ssh(text: &str, origin: &str) -> Result<Parsed> {
         // Legacy PEM: only RSA uses it, and RSA only works natively.
         return SshPrivate::native_only(Zeroizing::new(text.to_string()), origin).map(Parsed::Ssh);
     }
-    let key = ssh_key::PrivateKey::from_openssh(text).map_err(|_| Error::InvalidKey {
-        at: at.clone(),
-        reason: "malformed or truncated OpenSSH private key".into(),
+    // The public key in the clear header is checked first, as any key is where it
+    // enters, even when the sealed part of the file is never opened.
+    if let Some(public) = declared_public(text)
+        && let Ok(line) = public.to_openssh()
+        && let Err(e @ Error::WeakKey { .. }) = Recipient::parse_line(&line, &at)
+    {
+        return Err(e);
+    }
+    let key = ssh_key::PrivateKey::from_openssh(text).map_err(|e| match e {
+        ssh_key::Error::Crypto | ssh_key::Error::PublicKey => invalid_key(&at, MISMATCH),
+        _ => invalid_key(&at, "malformed or truncated OpenSSH private key"),
     })?;
     check_ssh_algorithm(&key.algorithm(), &at)?;
     if key.is_encrypted() {
         return Ok(Parsed::EncryptedSsh(Zeroizing::new(text.to_string())));
     }
     SshPrivate::from_key(&key, origin).map(Parsed::Ssh)
+}
+
+const MISMATCH: &str =
+    "inconsistent OpenSSH private key (its public key or check bytes do not match its private key)";
+
+/// The public key an OpenSSH private key file declares in its clear header, read
+/// without the rest of the file (sealed, when the key has a passphrase).
+fn declared_public(text: &str) -> Option<ssh_key::PublicKey> {
+    use base64::Engine;
+    let body: String = text
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .map(str::trim)
+        .collect();
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    let mut rest = data.strip_prefix(b"openssh-key-v1\0")?;
+    // Cipher, KDF and KDF options; then the number of keys, and the first key.
+    for _ in 0..3 {
+        ssh_string(&mut rest)?;
+    }
+    let (count, mut rest) = rest.split_first_chunk::<4>()?;
+    if u32::from_be_bytes(*count) != 1 {
+        return None;
+    }
+    ssh_key::PublicKey::from_bytes(ssh_string(&mut rest)?).ok()
+}
+
+/// The next SSH wire string (a 32-bit big-endian length, then the bytes).
+fn ssh_string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, tail) = rest.split_first_chunk::<4>()?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if tail.len() < len {
+        return None;
+    }
+    let (value, tail) = tail.split_at(len);
+    *rest = tail;
+    Some(value)
 }
 
 fn check_ssh_algorithm(alg: &ssh_key::Algorithm, at: &Location) -> Result<()> {
@@ -154,6 +202,14 @@ pub struct SshPrivate {
 impl SshPrivate {
     fn from_key(key: &ssh_key::PrivateKey, origin: &str) -> Result<SshPrivate> {
         let at = Location::named(origin);
+        // The public key age reads from the file must be the seed's own.
+        if let Some(pair) = key.key_data().ed25519() {
+            let seed = Zeroizing::new(pair.private.to_bytes());
+            let derived = ssh_key::private::Ed25519Keypair::from_seed(&seed).public;
+            if derived != pair.public || key.public_key().key_data().ed25519() != Some(&derived) {
+                return Err(invalid_key(&at, MISMATCH));
+            }
+        }
         let text = key
             .to_openssh(ssh_key::LineEnding::LF)
             .map_err(|_| invalid_key(&at, "cannot re-encode the private key"))?;
@@ -224,7 +280,11 @@ pub fn unlock_ssh(text: &str, pass: &SecretString, origin: &str) -> Result<SshPr
         .map_err(|_| invalid_key(&at, "malformed or truncated OpenSSH private key"))?;
     let key = key
         .decrypt(pass.expose_secret().as_bytes())
-        .map_err(|_| Error::WrongPassphrase { at: at.clone() })?;
+        .map_err(|e| match e {
+            // The sealed key opened, and holds another public key than the header's.
+            ssh_key::Error::PublicKey => invalid_key(&at, MISMATCH),
+            _ => Error::WrongPassphrase { at: at.clone() },
+        })?;
     SshPrivate::from_key(&key, origin)
 }
 

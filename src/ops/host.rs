@@ -791,6 +791,8 @@ fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
                     purpose: Some("(a host is named by its ssh-ed25519 host key)"),
                 });
             }
+            // A forged key is never passed over for another line.
+            Err(e @ Error::WeakKey { .. }) => return Err(e),
             Err(e) => {
                 refused.get_or_insert(e);
             }

@@ -84,7 +84,7 @@ fn no_clear_private_key(repo: &Path) {
 }
 
 /// A fake ssh-keyscan: records its arguments in `args` and prints `output`.
-fn fake_keyscan(env: &mut TestEnv, output: &str) -> PathBuf {
+pub(crate) fn fake_keyscan(env: &mut TestEnv, output: &str) -> PathBuf {
     let args = env.root.join("keyscan-args");
     let script = env.write(
         "bin/fake-keyscan",
@@ -360,9 +360,9 @@ fn keyscan_failures_name_the_program_and_what_it_said() {
 }
 
 /// An sshd on 127.0.0.1 with a fresh host key, stopped when dropped.
-struct Sshd {
+pub(crate) struct Sshd {
     child: Child,
-    port: u16,
+    pub port: u16,
     _dir: tempfile::TempDir,
     pubkey: PathBuf,
 }
@@ -375,6 +375,12 @@ impl Drop for Sshd {
 }
 
 fn start_sshd(env: &TestEnv) -> Sshd {
+    start_sshd_with_key(env, None)
+}
+
+/// A real sshd on a free local port, serving `host_key` (OpenSSH private key text)
+/// or, without one, a key ssh-keygen makes.
+pub(crate) fn start_sshd_with_key(env: &TestEnv, host_key: Option<&str>) -> Sshd {
     let sshd = Path::new("/usr/sbin/sshd");
     assert!(
         sshd.is_file(),
@@ -383,11 +389,16 @@ fn start_sshd(env: &TestEnv) -> Sshd {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let key = dir.path().join("ssh_host_ed25519_key");
-    let mut cmd = Command::new(peer("ssh-keygen"));
-    cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", "sshd-test", "-f"])
-        .arg(&key);
-    env.apply(&mut cmd);
-    run(cmd, b"").success();
+    if let Some(text) = host_key {
+        std::fs::write(&key, text).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    } else {
+        let mut cmd = Command::new(peer("ssh-keygen"));
+        cmd.args(["-q", "-t", "ed25519", "-N", "", "-C", "sshd-test", "-f"])
+            .arg(&key);
+        env.apply(&mut cmd);
+        run(cmd, b"").success();
+    }
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

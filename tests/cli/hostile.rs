@@ -189,7 +189,7 @@ fn spread(range: std::ops::Range<usize>, n: usize) -> Vec<usize> {
     out
 }
 
-fn ssh_string(out: &mut Vec<u8>, data: &[u8]) {
+pub(crate) fn ssh_string(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     out.extend_from_slice(data);
 }
@@ -364,7 +364,7 @@ fn pubkey_cases(c: &mut Corpus) {
 }
 
 /// An OpenSSH ed25519 private key whose comment is `comment`.
-fn ssh_private(seed: u8, comment: &str) -> String {
+pub(crate) fn ssh_private(seed: u8, comment: &str) -> String {
     let pair = ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]);
     ssh_key::PrivateKey::new(pair.into(), comment)
         .unwrap()
@@ -374,7 +374,7 @@ fn ssh_private(seed: u8, comment: &str) -> String {
 }
 
 /// A passphrase-protected ed25519 key from ssh-keygen (2 KDF rounds: fast).
-fn ssh_private_encrypted(dir: &Path, comment: &str, pass: &str) -> String {
+pub(crate) fn ssh_private_encrypted(dir: &Path, comment: &str, pass: &str) -> String {
     let path = dir.join(comment);
     let mut cmd = Command::new(peer("ssh-keygen"));
     cmd.args([
@@ -386,12 +386,12 @@ fn ssh_private_encrypted(dir: &Path, comment: &str, pass: &str) -> String {
 }
 
 /// The body of an armored text between its BEGIN and END lines, decoded.
-fn armor_body(text: &str) -> Vec<u8> {
+pub(crate) fn armor_body(text: &str) -> Vec<u8> {
     let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
     B64.decode(body).unwrap()
 }
 
-fn rearmor(label: &str, data: &[u8], width: usize) -> String {
+pub(crate) fn rearmor(label: &str, data: &[u8], width: usize) -> String {
     let b = B64.encode(data);
     let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b.as_bytes().chunks(width) {

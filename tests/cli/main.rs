@@ -19,3 +19,4 @@ mod sops;
 mod status;
 mod to_age;
 mod vectors;
+mod weak_keys;

@@ -589,6 +589,7 @@ pub fn rewrap(
     })?;
     let key = data_key(&raw, at)?;
     verified(doc, &metadata, &key, at, false)?;
+    crypto::refuse_low_order(recipients, at)?;
     let old = std::mem::take(&mut metadata.age);
     metadata.age = recipients
         .iter()
@@ -643,6 +644,7 @@ pub fn seal(
             .iter()
             .all(|n| metadata.age.iter().any(|e| &e.recipient == n));
     if !same {
+        crypto::refuse_low_order(recipients, at)?;
         metadata.age = recipients
             .iter()
             .map(|r| {
@@ -915,5 +917,22 @@ mod tests {
         let opened = open(&changed, &mut ids, &NoPrompt, &at, false).unwrap();
         assert!(format!("{:?}", opened.plain.0).contains("someone-else"));
         assert!(opened.metadata.options.mac_only_encrypted);
+    }
+
+    /// Neither sealing nor re-wrapping writes a wrapped key for a low-order age
+    /// recipient, however it was made (here past the parser that refuses it).
+    #[test]
+    fn no_data_key_is_wrapped_to_a_low_order_recipient() {
+        let (_d, ids, r) = identity();
+        let at = Location::named("t.yaml");
+        let zero = bech32::encode::<bech32::Bech32>(bech32::Hrp::parse("age").unwrap(), &[0u8; 32])
+            .unwrap();
+        let weak = Recipient::X25519(zero.parse().unwrap());
+        let both = [r.clone(), weak];
+        let refused = |e: Error| matches!(e, Error::WeakKey { .. });
+        let sealed = seal(&doc(), &both, Options::default(), None, &at);
+        assert!(sealed.is_err_and(refused));
+        let sealed = seal(&doc(), &[r], Options::default(), None, &at).unwrap();
+        assert!(rewrap(&sealed, &ids, &both, &at).is_err_and(refused));
     }
 }
