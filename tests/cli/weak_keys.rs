@@ -365,7 +365,8 @@ fn to_age_refuses_weak_public_keys_and_prints_nothing() {
 
 /// A private key file whose public half is a small-order point, or is not its
 /// seed's, is refused as an identity (`-i`, `KEYS_IDENTITY`) and by `to-age
-/// --private`, before any passphrase is asked for.
+/// --private`: a small-order one as soon as the file is read, before any passphrase
+/// is asked for.
 #[test]
 fn private_keys_with_a_weak_or_foreign_public_half_are_refused() {
     let mut env = TestEnv::new();
@@ -411,4 +412,15 @@ fn private_keys_with_a_weak_or_foreign_public_half_are_refused() {
         env.set("KEYS_IDENTITY", demo.display().to_string());
         assert!(tree(&repo) == before, "{what}: a file changed");
     }
+    // A sealed key whose clear public key is another key's: found once it is opened
+    // (the right passphrase is not taken for a wrong one).
+    let file = env.write("keys/crafted", with_public(&sealed, &foreign));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let shown = file.display().to_string();
+    let run = env.keys(&["to-age", "--private", &shown]);
+    refused(run, 3, &shown, INCONSISTENT, "sealed, foreign");
+    env.set("KEYS_IDENTITY", &shown);
+    let run = env.keys(&["decrypt", "bot/x"]);
+    refused(run, 3, &shown, INCONSISTENT, "sealed, foreign");
+    assert!(tree(&repo) == before);
 }
