@@ -186,8 +186,9 @@ impl Backup {
             paths
                 .into_iter()
                 .map(|path| {
+                    let reachable = check_way(path, false).is_ok();
                     let held = match fs::symlink_metadata(path) {
-                        _ if check_way(path, false).is_err() => Held::Unknown,
+                        _ if !reachable => Held::Unknown,
                         Ok(meta) if meta.is_file() => {
                             let spare = parent_of(path)
                                 .join(format!("{TEMP_PREFIX}{}", spare_suffix(path)));
@@ -586,6 +587,75 @@ mod tests {
         assert!(!outside.path().join("x").exists());
         fs::write(dir.path().join("secrets/file"), b"").unwrap();
         assert!(create_dirs_within(dir.path(), Path::new("secrets/file/x"), 0o755).is_err());
+    }
+
+    #[test]
+    fn below_a_confined_root_nothing_goes_through_a_symlink() {
+        let base = tempfile::tempdir().unwrap();
+        let outside = base.path().join("outside");
+        fs::create_dir_all(outside.join("bot")).unwrap();
+        fs::write(outside.join("bot/x.age"), b"outside").unwrap();
+        fs::write(outside.join(format!("{TEMP_PREFIX}old")), b"outside").unwrap();
+        let real = base.path().join("real");
+        fs::create_dir_all(real.join("secrets")).unwrap();
+        // The root is reached through a link: that is allowed.
+        let root = base.path().join("checkout");
+        symlink(&real, &root).unwrap();
+        confine(&root);
+        symlink(outside.join("bot"), root.join("secrets/bot")).unwrap();
+        symlink(&outside, root.join("linked")).unwrap();
+        fs::write(root.join("secrets/plain"), b"inside").unwrap();
+        symlink(outside.join("bot/x.age"), root.join("secrets/file-link")).unwrap();
+
+        let through = root.join("secrets/bot/x.age");
+        let is_link = |r: Result<()>, shown: &str| match r {
+            Err(Error::Symlink { path }) => assert_eq!(path, Path::new(shown)),
+            other => panic!("{shown}: {other:?}"),
+        };
+        is_link(write_atomic(&through, b"x", PUBLIC), "secrets/bot");
+        is_link(
+            write_new(&root.join("secrets/bot/new"), b"x", PUBLIC),
+            "secrets/bot",
+        );
+        is_link(
+            write_batch(&[
+                (&root.join("secrets/plain"), b"x", PUBLIC),
+                (&through, b"x", PUBLIC),
+            ]),
+            "secrets/bot",
+        );
+        is_link(
+            write_many(&[
+                (root.join("secrets/plain"), b"x".to_vec(), PUBLIC),
+                (through.clone(), b"x".to_vec(), PUBLIC),
+            ]),
+            "secrets/bot",
+        );
+        is_link(remove(&through), "secrets/bot");
+        is_link(read(&through).map(drop), "secrets/bot");
+        is_link(
+            read(&root.join("secrets/file-link")).map(drop),
+            "secrets/file-link",
+        );
+        is_link(create_dir_all(&root.join("linked/sub"), 0o755), "linked");
+        is_link(remove_leftovers(&root.join("linked")).map(drop), "linked");
+        let backup = Backup::link([through.as_path()]);
+        backup.restore();
+        drop(backup);
+        let backup = Backup::read([through.as_path()]);
+        backup.restore();
+
+        assert_eq!(fs::read(outside.join("bot/x.age")).unwrap(), b"outside");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 2);
+        assert_eq!(fs::read_dir(outside.join("bot")).unwrap().count(), 1);
+        assert_eq!(fs::read(root.join("secrets/plain")).unwrap(), b"inside");
+        // What is not reached through a link works as before.
+        write_atomic(&root.join("secrets/plain"), b"new", PUBLIC).unwrap();
+        assert_eq!(read(&root.join("secrets/plain")).unwrap(), b"new");
+        assert_eq!(read_optional(&root.join("secrets/none")).unwrap(), None);
+        // A symlink at the target of a write is replaced, not followed.
+        write_atomic(&root.join("secrets/file-link"), b"replaced", PUBLIC).unwrap();
+        assert_eq!(fs::read(outside.join("bot/x.age")).unwrap(), b"outside");
     }
 
     #[test]

@@ -648,6 +648,22 @@ mod tests {
                 "groups:\n  alice: [alice]\n",
                 "policies/a.yaml:2: group alice has the name of an admin",
             ),
+            (
+                "groups:\n  \"host:web\": [alice]\nrules:\n  - secrets: x\n    format: age\n    readers: [host:web]\n",
+                "policies/a.yaml:2: invalid name \"host:web\"",
+            ),
+            (
+                "groups:\n  \"container:bot\": [alice]\n",
+                "policies/a.yaml:2: invalid name \"container:bot\"",
+            ),
+            (
+                "groups:\n  a/b: [alice]\n",
+                "policies/a.yaml:2: invalid name \"a/b\"",
+            ),
+            (
+                "rules:\n  - secrets: \"{{{{{{{{{{{{{{{{{a}}}}}}}}}}}}}}}}}\"\n    format: age\n    readers: [alice]\n",
+                "policies/a.yaml:2: bad glob: {…} alternatives nested more than 16 deep",
+            ),
         ];
         let long = format!(
             "rules:\n  - secrets: x\n    format: age\n    readers: [alice]\nallow_private_keys: [\"{}\"]\n",
@@ -662,6 +678,28 @@ mod tests {
             assert!(err.starts_with(want), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn brace_depth_counts_only_alternatives() {
+        for (glob, depth) in [
+            ("bot/*", 0),
+            ("{a,b}", 1),
+            ("{a,{b,c}}/{d,e}", 2),
+            ("\\{\\{a", 0),
+            ("[{][{]{a,b}", 1),
+            ("[]{]{x}", 1),
+            ("[!]{]{x}", 1),
+            ("{{{", 3),
+        ] {
+            assert_eq!(brace_depth(glob), depth, "{glob}");
+        }
+        // The deepest nesting allowed, with the costliest pieces in each level,
+        // compiles and matches.
+        let deepest = format!("{}x{}", "{**/a*,[!b]?,".repeat(16), "}".repeat(16));
+        let g = glob(&deepest).unwrap();
+        assert!(g.compile_matcher().is_match("x"));
+        assert!(glob(&format!("{}x{}", "{".repeat(17), "}".repeat(17))).is_err());
     }
 
     /// Pieces of policy files, in any order.

@@ -106,22 +106,29 @@ fn commands_never_write_or_remove_through_a_symlinked_directory() {
             "[admins, host:vps-arm, host:vps-x86]",
         ),
     );
-    let commands: [(&[&str], &str); 5] = [
-        (&["rekey"], "bot"),
-        (&["rm", "bot/token"], "bot"),
-        (&["host", "rotate", "vps-arm", "--generate"], "bot"),
-        (&["host", "rm", "gen-box", "--with-key"], "hosts"),
+    // Each command, with the directory under secrets/ it reads or writes, and whether
+    // it changes the repository when nothing is linked.
+    let commands: [(&[&str], &str, bool); 8] = [
+        (&["rekey"], "bot", true),
+        (&["rm", "bot/token"], "bot", true),
+        (&["host", "rotate", "vps-arm", "--generate"], "bot", true),
+        (&["host", "rm", "gen-box", "--with-key"], "hosts", true),
         (
             &["container", "add", "c1", "--host", "vps-x86", "--own-key"],
             "hosts",
+            true,
         ),
+        (&["encrypt", "--force", "bot/token"], "bot", true),
+        (&["decrypt", "bot/token"], "bot", false),
+        (&["edit", "bot/token"], "bot", false),
     ];
-    for (args, dir) in commands {
-        // Without a link, each command writes or removes something.
-        let env = copy_of(&template);
+    for (args, dir, writes) in commands {
+        // Without a link, each command works (and the writers change something).
+        let mut env = copy_of(&template);
+        env.set("EDITOR", "true");
         let before = listing(&env.work);
-        env.keys(args).success();
-        assert_ne!(listing(&env.work), before, "{args:?} changed nothing");
+        env.keys_stdin(args, b"new-token").success();
+        assert_eq!(listing(&env.work) != before, writes, "{args:?}");
 
         for link in [
             "secrets".to_string(),
@@ -129,13 +136,14 @@ fn commands_never_write_or_remove_through_a_symlinked_directory() {
             "recipients".to_string(),
             "recipients/hosts".to_string(),
         ] {
-            let env = copy_of(&template);
+            let mut env = copy_of(&template);
+            env.set("EDITOR", "true");
             let outside = link_out(&env, &link);
             let (outside_before, repo_before) = (listing(&outside), listing(&env.work));
             assert!(outside_before.values().any(|e| matches!(e, Entry::File(_))));
             let what = format!("{args:?} with {link} a symlink");
             refused_naming(
-                env.keys(args),
+                env.keys_stdin(args, b"new-token"),
                 3,
                 &what,
                 &format!("{link}: is a symbolic link"),
