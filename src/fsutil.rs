@@ -465,6 +465,12 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
         return fs::read(path).map_err(|e| Error::io(path, e));
     }
     check_way(path, false)?;
+    read_regular(path)
+}
+
+/// Reads `path` if it is a regular file, itself no symlink (a FIFO or a device is
+/// refused, not waited on); the directories above it are the caller's to have checked.
+pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
     let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
     let mut file = File::options()
         .read(true)

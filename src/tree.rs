@@ -3,7 +3,6 @@
 //! pre-commit check sees exactly what will be committed.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -63,19 +62,8 @@ impl Snapshot {
             if link {
                 return Ok((rel, Blob::Symlink));
             }
-            let path = repo.root().join(&rel);
             // Listed as a regular file: if it became a symlink since, it is not followed.
-            let data = std::fs::File::options()
-                .read(true)
-                .custom_flags(
-                    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-                )
-                .open(&path)
-                .and_then(|mut f| {
-                    let mut data = Vec::new();
-                    std::io::Read::read_to_end(&mut f, &mut data).map(|_| data)
-                })
-                .map_err(|e| Error::io(&path, e))?;
+            let data = crate::fsutil::read_regular(&repo.root().join(&rel))?;
             Ok((rel, Blob::File(data)))
         };
         // Threads pay off only for many files; a small fleet reads faster on one.

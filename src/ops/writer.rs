@@ -3,7 +3,6 @@
 //! process is refused at once with the holder's pid instead of interleaving.
 
 use std::fs::{File, OpenOptions};
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -80,8 +79,10 @@ fn holder(file: &File) -> Option<String> {
     if let Some(pid) = kernel_holder(file) {
         return Some(pid.to_string());
     }
-    let mut text = String::new();
-    (&*file).read_to_string(&mut text).ok()?;
+    // Read from the start each time: this is called again while the holder writes.
+    let mut head = [0u8; 32];
+    let n = file.read_at(&mut head, 0).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
     let pid = text.lines().next()?.trim();
     (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then(|| pid.to_string())
 }
