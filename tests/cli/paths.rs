@@ -240,6 +240,36 @@ fn symlinked_fleet_files_and_directories_are_refused_by_every_command_and_report
 }
 
 #[test]
+fn a_staged_symlinked_policy_or_host_file_blocks_the_commit_check() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let git = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(crate::common::peer("git"));
+        cmd.args(args);
+        env.apply(&mut cmd);
+        crate::common::run(cmd, b"").success()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    env.keys(&["check", "--staged"]).success();
+    let rule = env.write(
+        "outside/extra.yaml",
+        "rules:\n  - secrets: \"extra/*\"\n    format: age\n    readers: [admins]\n",
+    );
+    for rel in ["policies/extra.yaml", "recipients/hosts/extra.yaml"] {
+        std::os::unix::fs::symlink(&rule, repo.join(rel)).unwrap();
+        git(&["add", rel]);
+        let run = env.keys(&["check", "--staged"]).failure(8);
+        assert!(
+            run.stdout.contains(&format!("{rel}: is a symbolic link")),
+            "{}",
+            run.stdout
+        );
+        git(&["rm", "-q", "--cached", rel]);
+        std::fs::remove_file(repo.join(rel)).unwrap();
+    }
+}
+
+#[test]
 fn group_and_admin_names_follow_the_secret_name_rule_and_never_name_a_reader() {
     let mut env = TestEnv::new();
     let repo = fleet(&mut env);
