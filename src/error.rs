@@ -124,6 +124,11 @@ pub enum Error {
     #[error("{}: identity file is readable by others (mode {mode:o})", path.display())]
     OpenPermissions { path: PathBuf, mode: u32 },
 
+    /// A symbolic link inside the repository where `keys` reads, writes or removes:
+    /// it is never followed (`path` is relative to the repository root).
+    #[error("{}: is a symbolic link; keys does not read, write or remove through links in the repository", path.display())]
+    Symlink { path: PathBuf },
+
     /// A file or identity that exists and would have been overwritten.
     #[error("{}: already exists", path.display())]
     Exists { path: PathBuf },
@@ -197,6 +202,7 @@ impl Error {
             | Error::UnsupportedKey { .. }
             | Error::InvalidFile { .. }
             | Error::InvalidName { .. }
+            | Error::Symlink { .. }
             | Error::Corrupt { .. }
             | Error::MacMismatch { .. }
             | Error::Encrypt { .. } => Class::InvalidInput,
@@ -239,7 +245,7 @@ impl Error {
                 "fix the file at the place named, then run the command again"
             }
             Error::InvalidName { .. } => {
-                "names use letters, digits, '.', '_' and '-', start with a letter or digit, at most 63 characters"
+                "names use letters, digits, '.', '_' and '-' (admin and group names also '+' and '@'), do not start with '.' or '-', at most 63 characters"
             }
             Error::NoPassphrase { .. } => {
                 "run on a terminal, or give the passphrase with KEYS_PASSPHRASE_FILE=FILE or --passphrase-fd N"
@@ -263,6 +269,9 @@ impl Error {
             }
             Error::OpenPermissions { path, .. } => {
                 return Some(format!("run `chmod 600 {}`", path.display()));
+            }
+            Error::Symlink { .. } => {
+                "replace the link with the file or directory it points to; nothing was written or removed"
             }
             Error::Exists { .. } => {
                 "nothing was overwritten; remove the file first if you mean to replace it"

@@ -1,13 +1,93 @@
 //! Safe file writes: every file is written to a temp file beside its target, created
 //! with its final mode, synced, then renamed over the target, so a crash leaves either
 //! the old file or the new one and a symlink at the target is replaced, never followed.
+//! Below a repository root (`confine`), nothing is read, written or removed through a
+//! symbolic link: every directory on the way is checked right before each operation.
 
 use std::fs::{self, File, Permissions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
 
 use crate::error::{Error, Result};
+
+/// The repository roots this process works in (see `confine`).
+static ROOTS: RwLock<Vec<PathBuf>> = RwLock::new(Vec::new());
+
+/// Confines every read, write and removal below `root` that goes through this module:
+/// a symbolic link at any component between `root` and the file is refused
+/// (`Error::Symlink`), and a file read is never itself a link. `root` may be reached
+/// through a link (a user's checkout path); only what is below it is checked.
+pub fn confine(root: &Path) {
+    let mut roots = ROOTS.write().unwrap_or_else(PoisonError::into_inner);
+    if !roots.iter().any(|r| r == root) {
+        roots.push(root.to_path_buf());
+    }
+}
+
+/// The confined root `path` lies below (the deepest, should roots nest) and the rest
+/// of `path`, or `None` for a path outside every repository.
+fn confined(path: &Path) -> Option<(PathBuf, PathBuf)> {
+    let roots = ROOTS.read().unwrap_or_else(PoisonError::into_inner);
+    roots
+        .iter()
+        .filter_map(|root| Some((root, path.strip_prefix(root).ok()?)))
+        .max_by_key(|(root, _)| root.as_os_str().len())
+        .map(|(root, rel)| (root.clone(), rel.to_path_buf()))
+}
+
+/// Refuses `rel` below `root` when a component on the way is a symbolic link: every
+/// directory above the last component, and the last one too when `last`. A component
+/// that does not exist ends the walk (nothing below it can be reached through a link).
+pub fn refuse_links(root: &Path, rel: &Path, last: bool) -> Result<()> {
+    let parts: Vec<Component> = rel.components().collect();
+    let checked = if last {
+        parts.len()
+    } else {
+        parts.len().saturating_sub(1)
+    };
+    let mut here = root.to_path_buf();
+    let mut shown = PathBuf::new();
+    for part in &parts[..checked] {
+        match part {
+            Component::Normal(name) => {
+                here.push(name);
+                shown.push(name);
+            }
+            Component::CurDir => continue,
+            _ => {
+                return Err(Error::io(
+                    root.join(rel),
+                    std::io::Error::other("leaves the repository; keys does not go there"),
+                ));
+            }
+        }
+        match fs::symlink_metadata(&here) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(Error::Symlink { path: shown });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&here, e)),
+        }
+    }
+    Ok(())
+}
+
+/// `refuse_links` for a path below a confined root; nothing for any other path.
+fn check_way(path: &Path, last: bool) -> Result<()> {
+    match confined(path) {
+        Some((root, rel)) => refuse_links(&root, &rel, last),
+        None => Ok(()),
+    }
+}
+
+/// The error for `path`, found to be a symbolic link where it was opened.
+fn link_error(path: &Path) -> Error {
+    let shown = confined(path).map_or_else(|| path.to_path_buf(), |(_, rel)| rel);
+    Error::Symlink { path: shown }
+}
 
 /// The name prefix of temp files, so leftovers of a killed run can be recognised.
 pub const TEMP_PREFIX: &str = ".keys-tmp-";
@@ -19,6 +99,7 @@ pub const PUBLIC: u32 = 0o644;
 
 /// Replaces (or creates) `path` with `data`, atomically, with the given mode.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    check_way(path, false)?;
     staged(path, data, mode)?
         .persist(path)
         .map_err(|e| Error::io(path, e.error))?;
@@ -31,6 +112,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 /// durable. What the targets held is kept under a second name until the end, so a
 /// failure at any step puts all of them back.
 pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
+    check_dirs(files.iter().map(|(path, _, _)| *path))?;
     let staged = files
         .iter()
         .map(|(path, data, mode)| unsynced(path, data, *mode))
@@ -104,7 +186,9 @@ impl Backup {
             paths
                 .into_iter()
                 .map(|path| {
+                    let reachable = check_way(path, false).is_ok();
                     let held = match fs::symlink_metadata(path) {
+                        _ if !reachable => Held::Unknown,
                         Ok(meta) if meta.is_file() => {
                             let spare = parent_of(path)
                                 .join(format!("{TEMP_PREFIX}{}", spare_suffix(path)));
@@ -132,9 +216,11 @@ impl Backup {
         for (path, held) in self.0.iter().take(n).rev() {
             let _ = match held {
                 Held::File(data, mode) => write_atomic(path, data, *mode),
-                Held::Linked(spare) => fs::rename(spare, path)
-                    .map_err(|e| Error::io(path, e))
-                    .and_then(|()| sync_dir(parent_of(path))),
+                Held::Linked(spare) => check_way(path, false).and_then(|()| {
+                    fs::rename(spare, path)
+                        .map_err(|e| Error::io(path, e))
+                        .and_then(|()| sync_dir(parent_of(path)))
+                }),
                 Held::Nothing if fs::symlink_metadata(path).is_ok() => remove(path),
                 Held::Nothing | Held::Unknown => Ok(()),
             };
@@ -144,6 +230,9 @@ impl Backup {
 
 impl Held {
     fn read(path: &Path) -> Held {
+        if check_way(path, false).is_err() {
+            return Held::Unknown;
+        }
         match fs::symlink_metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Held::Nothing,
             Ok(meta) if meta.is_file() => match fs::read(path) {
@@ -183,6 +272,7 @@ fn spare_suffix(path: &Path) -> String {
 /// each target either old or new (and perhaps temp files, named `TEMP_PREFIX…`).
 pub fn write_many(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<()> {
     use rayon::prelude::*;
+    check_dirs(files.iter().map(|(path, _, _)| path.as_path()))?;
     let staged: Vec<tempfile::NamedTempFile> = files
         .par_iter()
         .map(|(path, data, mode)| unsynced(path, data, *mode))
@@ -199,6 +289,19 @@ pub fn write_many(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<()> {
         tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     }
     sync(&anchor, &files[0].0)
+}
+
+/// Checks the directory of each of `paths` once, before anything is written.
+fn check_dirs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for path in paths {
+        let dir = parent_of(path);
+        if !dirs.contains(&dir) {
+            check_way(dir, true)?;
+            dirs.push(dir);
+        }
+    }
+    Ok(())
 }
 
 /// Makes what was written to `files` (files or directories, each with the path its
@@ -246,7 +349,8 @@ fn pending_writes() -> Option<u64> {
 }
 
 /// Removes temp files a killed run left under `dir` (never following symlinks).
-pub fn remove_leftovers(dir: &Path) -> usize {
+pub fn remove_leftovers(dir: &Path) -> Result<usize> {
+    check_way(dir, true)?;
     let mut removed = 0;
     for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
         if entry.file_type().is_file()
@@ -256,11 +360,12 @@ pub fn remove_leftovers(dir: &Path) -> usize {
             removed += 1;
         }
     }
-    removed
+    Ok(removed)
 }
 
 /// Creates `path` with `data` only if nothing is there yet (no symlink followed).
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    check_way(path, false)?;
     let exists = || Error::Exists {
         path: path.to_path_buf(),
     };
@@ -295,8 +400,12 @@ fn unsynced(path: &Path, data: &[u8], mode: u32) -> Result<tempfile::NamedTempFi
     Ok(tmp)
 }
 
-/// Creates a directory (and its parents) with the given mode for the ones it creates.
+/// Creates a directory (and its parents) with the given mode for the ones it creates;
+/// below a confined root, never through a symlink (see `create_dirs_within`).
 pub fn create_dir_all(path: &Path, mode: u32) -> Result<()> {
+    if let Some((root, rel)) = confined(path) {
+        return create_dirs_within(&root, &rel, mode);
+    }
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
@@ -312,12 +421,15 @@ pub fn create_dirs_within(root: &Path, rel: &Path, mode: u32) -> Result<()> {
         dir.push(part);
         match fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => continue,
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::Symlink {
+                    path: dir.strip_prefix(root).unwrap_or(&dir).to_path_buf(),
+                });
+            }
             Ok(_) => {
                 return Err(Error::io(
                     &dir,
-                    std::io::Error::other(
-                        "is a symlink or not a directory; keys does not write through it",
-                    ),
+                    std::io::Error::other("is not a directory; keys does not write through it"),
                 ));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -339,15 +451,55 @@ pub fn create_dirs_within(root: &Path, rel: &Path, mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// Removes a file (not following a symlink) and syncs its directory.
+/// Removes a file (a symlink there is removed, not followed) and syncs its directory.
 pub fn remove(path: &Path) -> Result<()> {
+    check_way(path, false)?;
     fs::remove_file(path).map_err(|e| Error::io(path, e))?;
     sync_dir(parent_of(path))
 }
 
-/// Reads a file, naming it in the error.
+/// Reads a file, naming it in the error. Below a confined root the file must be a
+/// regular file reached without any symlink (a FIFO there is refused, not waited on).
 pub fn read(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).map_err(|e| Error::io(path, e))
+    if confined(path).is_none() {
+        return fs::read(path).map_err(|e| Error::io(path, e));
+    }
+    check_way(path, false)?;
+    read_regular(path)
+}
+
+/// Reads `path` if it is a regular file, itself no symlink (a FIFO or a device is
+/// refused, not waited on); the directories above it are the caller's to have checked.
+pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == rustix::io::Errno::LOOP.raw_os_error() => link_error(path),
+            _ => Error::io(path, e),
+        })?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            path,
+            std::io::Error::other("is not a regular file; keys reads only regular files here"),
+        ));
+    }
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut data)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(data)
+}
+
+/// `read`, with `None` for a file that does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match read(path) {
+        Ok(data) => Ok(Some(data)),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -441,6 +593,75 @@ mod tests {
         assert!(!outside.path().join("x").exists());
         fs::write(dir.path().join("secrets/file"), b"").unwrap();
         assert!(create_dirs_within(dir.path(), Path::new("secrets/file/x"), 0o755).is_err());
+    }
+
+    #[test]
+    fn below_a_confined_root_nothing_goes_through_a_symlink() {
+        let base = tempfile::tempdir().unwrap();
+        let outside = base.path().join("outside");
+        fs::create_dir_all(outside.join("bot")).unwrap();
+        fs::write(outside.join("bot/x.age"), b"outside").unwrap();
+        fs::write(outside.join(format!("{TEMP_PREFIX}old")), b"outside").unwrap();
+        let real = base.path().join("real");
+        fs::create_dir_all(real.join("secrets")).unwrap();
+        // The root is reached through a link: that is allowed.
+        let root = base.path().join("checkout");
+        symlink(&real, &root).unwrap();
+        confine(&root);
+        symlink(outside.join("bot"), root.join("secrets/bot")).unwrap();
+        symlink(&outside, root.join("linked")).unwrap();
+        fs::write(root.join("secrets/plain"), b"inside").unwrap();
+        symlink(outside.join("bot/x.age"), root.join("secrets/file-link")).unwrap();
+
+        let through = root.join("secrets/bot/x.age");
+        let is_link = |r: Result<()>, shown: &str| match r {
+            Err(Error::Symlink { path }) => assert_eq!(path, Path::new(shown)),
+            other => panic!("{shown}: {other:?}"),
+        };
+        is_link(write_atomic(&through, b"x", PUBLIC), "secrets/bot");
+        is_link(
+            write_new(&root.join("secrets/bot/new"), b"x", PUBLIC),
+            "secrets/bot",
+        );
+        is_link(
+            write_batch(&[
+                (&root.join("secrets/plain"), b"x", PUBLIC),
+                (&through, b"x", PUBLIC),
+            ]),
+            "secrets/bot",
+        );
+        is_link(
+            write_many(&[
+                (root.join("secrets/plain"), b"x".to_vec(), PUBLIC),
+                (through.clone(), b"x".to_vec(), PUBLIC),
+            ]),
+            "secrets/bot",
+        );
+        is_link(remove(&through), "secrets/bot");
+        is_link(read(&through).map(drop), "secrets/bot");
+        is_link(
+            read(&root.join("secrets/file-link")).map(drop),
+            "secrets/file-link",
+        );
+        is_link(create_dir_all(&root.join("linked/sub"), 0o755), "linked");
+        is_link(remove_leftovers(&root.join("linked")).map(drop), "linked");
+        let backup = Backup::link([through.as_path()]);
+        backup.restore();
+        drop(backup);
+        let backup = Backup::read([through.as_path()]);
+        backup.restore();
+
+        assert_eq!(fs::read(outside.join("bot/x.age")).unwrap(), b"outside");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 2);
+        assert_eq!(fs::read_dir(outside.join("bot")).unwrap().count(), 1);
+        assert_eq!(fs::read(root.join("secrets/plain")).unwrap(), b"inside");
+        // What is not reached through a link works as before.
+        write_atomic(&root.join("secrets/plain"), b"new", PUBLIC).unwrap();
+        assert_eq!(read(&root.join("secrets/plain")).unwrap(), b"new");
+        assert_eq!(read_optional(&root.join("secrets/none")).unwrap(), None);
+        // A symlink at the target of a write is replaced, not followed.
+        write_atomic(&root.join("secrets/file-link"), b"replaced", PUBLIC).unwrap();
+        assert_eq!(fs::read(outside.join("bot/x.age")).unwrap(), b"outside");
     }
 
     #[test]

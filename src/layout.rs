@@ -11,7 +11,8 @@ pub const POLICIES: &str = "policies";
 pub const SECRETS: &str = "secrets";
 pub const LOCK: &str = "secrets/keys.lock";
 
-/// A fleet repository's root.
+/// A fleet repository's root. Making one confines the file operations of `fsutil`
+/// below it: nothing there is read, written or removed through a symbolic link.
 #[derive(Debug, Clone)]
 pub struct Repo {
     root: PathBuf,
@@ -30,13 +31,11 @@ impl Repo {
             if !is_repo(&root) {
                 return Err(Error::NotARepo { start: root });
             }
-            return Ok(Repo { root });
+            return Ok(Repo::at(root));
         }
         cwd.ancestors()
             .find(|d| is_repo(d))
-            .map(|d| Repo {
-                root: d.to_path_buf(),
-            })
+            .map(|d| Repo::at(d.to_path_buf()))
             .ok_or_else(|| Error::NotARepo {
                 start: cwd.to_path_buf(),
             })
@@ -44,6 +43,7 @@ impl Repo {
 
     /// A repository at `root` that may not exist yet (for `keys init`).
     pub fn at(root: PathBuf) -> Repo {
+        crate::fsutil::confine(&root);
         Repo { root }
     }
 
@@ -93,18 +93,47 @@ fn is_repo(dir: &Path) -> bool {
     dir.join(POLICIES).is_dir() && dir.join(RECIPIENTS).is_dir()
 }
 
-/// Checks an admin, host or container name.
-pub fn check_name(name: &str) -> std::result::Result<(), &'static str> {
-    let mut chars = name.chars();
-    match chars.next() {
-        None => return Err("empty"),
-        Some(c) if !c.is_ascii_alphanumeric() => return Err("must start with a letter or digit"),
-        _ => {}
+/// The longest admin, group, host or container name accepted.
+pub const MAX_NAME: usize = 63;
+
+/// Why a segment of a secret name, or a whole admin or group name, is not allowed:
+/// the one rule both follow. A segment is letters, digits, '.', '_', '-', '+' and
+/// '@', not empty and not starting with '.' or '-' (so no `.`, `..`, hidden file or
+/// option, and never a ':' as in `host:NAME`).
+fn segment_fault(segment: &str) -> Option<&'static str> {
+    match segment {
+        "" => Some("empty"),
+        s if s.starts_with('.') => Some("starts with '.'"),
+        s if s.starts_with('-') => Some("starts with '-'"),
+        s if !s.chars().all(segment_char) => {
+            Some("only letters, digits, '.', '_', '-', '+' and '@' are allowed")
+        }
+        _ => None,
     }
-    if name.len() > 63 {
+}
+
+fn segment_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@')
+}
+
+/// Checks an admin or group name: one segment of a secret name (see
+/// `check_secret_name`), at most `MAX_NAME` characters. `host:` and `container:` are
+/// never names.
+pub fn check_reader_name(name: &str) -> std::result::Result<(), &'static str> {
+    if let Some(fault) = segment_fault(name) {
+        return Err(fault);
+    }
+    if name.len() > MAX_NAME {
         return Err("longer than 63 characters");
     }
-    if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+    Ok(())
+}
+
+/// Checks a host or container name: an admin name (`check_reader_name`) without '+'
+/// or '@', since it also names a flake attribute, a NixOS module and a container.
+pub fn check_name(name: &str) -> std::result::Result<(), &'static str> {
+    check_reader_name(name)?;
+    if name.contains(['+', '@']) {
         return Err("only letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
@@ -113,10 +142,9 @@ pub fn check_name(name: &str) -> std::result::Result<(), &'static str> {
 /// The longest secret name accepted.
 pub const MAX_SECRET_NAME: usize = 200;
 
-/// Checks a secret name such as `bot/telegram-token`: '/'-separated segments of
-/// letters, digits, '.', '_', '-', '+' and '@', none empty, none starting with '.' or
-/// '-' (so no `.`, `..` or hidden files, and nothing that reads as an option), and not
-/// absolute. The name maps to `secrets/NAME.EXT`.
+/// Checks a secret name such as `bot/telegram-token`: '/'-separated segments, each
+/// following the rule of `segment_fault`, and not absolute. The name maps to
+/// `secrets/NAME.EXT`.
 pub fn check_secret_name(name: &str) -> std::result::Result<(), &'static str> {
     if name.is_empty() {
         return Err("empty");
@@ -136,10 +164,7 @@ pub fn check_secret_name(name: &str) -> std::result::Result<(), &'static str> {
             "." | ".." => return Err("has a '.' or '..' segment"),
             s if s.starts_with('.') => return Err("has a segment starting with '.'"),
             s if s.starts_with('-') => return Err("has a segment starting with '-'"),
-            s if !s
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@')) =>
-            {
+            s if segment_fault(s).is_some() => {
                 return Err("only letters, digits, '.', '_', '-', '+', '@' and '/' are allowed");
             }
             _ => {}
@@ -205,7 +230,13 @@ mod tests {
     fn names() {
         for ok in ["demo", "vps-arm", "nannuo-bot", "a", "x86_64.box"] {
             assert_eq!(check_name(ok), Ok(()), "{ok}");
+            assert_eq!(check_reader_name(ok), Ok(()), "{ok}");
         }
+        for ok in ["me@laptop", "ops+oncall", "_x", "9"] {
+            assert_eq!(check_reader_name(ok), Ok(()), "{ok}");
+            assert_eq!(check_secret_name(ok), Ok(()), "{ok}");
+        }
+        assert!(check_name("me@laptop").is_err());
         for bad in [
             "",
             "-x",
@@ -214,9 +245,14 @@ mod tests {
             "..",
             "a b",
             "é",
+            "host:vps-arm",
+            "container:bot",
+            "host:",
+            "a:b",
             &"x".repeat(64),
         ] {
             assert!(check_name(bad).is_err(), "{bad}");
+            assert!(check_reader_name(bad).is_err(), "{bad}");
         }
     }
 

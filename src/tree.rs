@@ -25,12 +25,21 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The regular files and symlinks under each of `dirs` (relative to the root), read
-    /// from the work tree. Absent directories are empty.
+    /// from the work tree. Absent directories are empty; a directory that is a symlink,
+    /// or is reached through one, is that symlink (as git records it), not followed.
     pub fn from_work_tree(repo: &Repo, dirs: &[&str]) -> Result<Snapshot> {
         let mut paths = Vec::new();
         for dir in dirs {
-            collect(repo, &repo.root().join(dir), &mut paths)?;
+            match crate::fsutil::refuse_links(repo.root(), Path::new(dir), true) {
+                Err(Error::Symlink { path }) => {
+                    paths.push((path.to_string_lossy().into_owned(), true));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => collect(repo, &repo.root().join(dir), &mut paths)?,
+            }
         }
+        paths.sort();
+        paths.dedup();
         Snapshot::read_paths(repo, paths)
     }
 
@@ -53,8 +62,8 @@ impl Snapshot {
             if link {
                 return Ok((rel, Blob::Symlink));
             }
-            let path = repo.root().join(&rel);
-            let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            // Listed as a regular file: if it became a symlink since, it is not followed.
+            let data = crate::fsutil::read_regular(&repo.root().join(&rel))?;
             Ok((rel, Blob::File(data)))
         };
         // Threads pay off only for many files; a small fleet reads faster on one.
@@ -103,6 +112,27 @@ impl Snapshot {
             }
             _ => None,
         })
+    }
+
+    /// The first symlink where the files of `dir` with extension `ext` are read: the
+    /// directory itself or one above it, or such a file.
+    pub fn symlink_at(&self, dir: &str, ext: &str) -> Option<&str> {
+        let mut end = 0;
+        while end < dir.len() {
+            end = dir[end..].find('/').map_or(dir.len(), |i| end + i);
+            if let Some((rel, Blob::Symlink)) = self.files.get_key_value(&dir[..end]) {
+                return Some(rel);
+            }
+            end += 1;
+        }
+        let skip = dir.len() + 1;
+        self.under(dir)
+            .find(|(rel, blob)| {
+                matches!(blob, Blob::Symlink)
+                    && !rel[skip..].contains('/')
+                    && rel.ends_with(&format!(".{ext}"))
+            })
+            .map(|(rel, _)| rel)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Blob)> {

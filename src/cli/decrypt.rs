@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{Result, usage};
 use crate::fsutil;
 use crate::identity::{Identities, Search};
 use crate::ops::secret::{self, Hosts, Workspace};
@@ -21,7 +21,9 @@ pub(crate) struct Args {
     #[arg(value_name = "TARGET")]
     target: String,
 
-    /// Write the plaintext to this file (mode 0600) instead of stdout.
+    /// Write the plaintext to this file (mode 0600) instead of stdout; `-` is stdout.
+    /// An existing FILE is replaced only if it is a regular file (never a symlink, a
+    /// device such as /dev/null or /dev/stdout, or a FIFO).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 
@@ -33,6 +35,10 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    let output = args.output.as_deref().filter(|p| *p != Path::new("-"));
+    if let Some(path) = output {
+        refuse_special(path)?;
+    }
     let as_path = Path::new(&args.target);
     let search = Search::from_env(ctx.identities.clone())?;
     let plain = if std::fs::metadata(as_path).is_ok_and(|m| m.is_file()) {
@@ -49,8 +55,41 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             "warning: --ignore-mac: the sops MAC was not checked; values added, removed or reordered outside sops or keys would go unnoticed",
         );
     }
-    match &args.output {
+    match output {
         Some(path) => fsutil::write_atomic(path, &plain, fsutil::PRIVATE),
         None => super::out_bytes(&plain),
     }
+}
+
+/// Refuses an output path that exists and is not a regular file: the plaintext would
+/// replace a device, a FIFO or a symlink with a file (and never reach what the user
+/// meant), so nothing is decrypted.
+fn refuse_special(path: &Path) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        }
+    };
+    Err(usage(
+        format!(
+            "-o {}: is {what}; keys writes plaintext only to a new or regular file",
+            path.display()
+        ),
+        "leave out -o (or give `-o -`) to write to stdout, or name a regular file",
+    ))
 }

@@ -180,6 +180,13 @@ fn examine(
             }
         }
     };
+    if let Some(Blob::Symlink) = files.get(layout::SECRETS) {
+        report.problem(
+            layout::SECRETS,
+            "is a symlink: keys does not read or write secrets through it",
+            "replace the link with the directory it points to",
+        );
+    }
     let mut resolved: BTreeMap<usize, Option<Vec<String>>> = BTreeMap::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut used_rules: BTreeSet<usize> = BTreeSet::new();

@@ -391,7 +391,7 @@ pub fn rotate_host(
         (Some(_), None) => Some(plan_key_secret(&ws, &secret_name)?),
         _ => None,
     };
-    let lock_before = std::fs::read(repo.lock_file()).ok();
+    let lock_before = fsutil::read_optional(&repo.lock_file())?;
     let created_policy = key_plan.as_ref().and_then(|p| p.policy.clone());
     let new_secret = repo
         .root()
@@ -404,19 +404,19 @@ pub fn rotate_host(
                 let _ = fsutil::write_atomic(p, b, fsutil::PUBLIC);
             }
             _ if private.is_some() => {
-                let _ = std::fs::remove_file(&new_secret);
+                let _ = fsutil::remove(&new_secret);
             }
             _ => {}
         }
         if let Some(p) = &created_policy {
-            let _ = std::fs::remove_file(p);
+            let _ = fsutil::remove(p);
         }
         match &lock_before {
             Some(b) => {
                 let _ = fsutil::write_atomic(&ws.repo.lock_file(), b, fsutil::PUBLIC);
             }
             None => {
-                let _ = std::fs::remove_file(ws.repo.lock_file());
+                let _ = fsutil::remove(&ws.repo.lock_file());
             }
         }
     };

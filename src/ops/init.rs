@@ -130,10 +130,12 @@ const RUN_FILES: [&str; 2] = ["/.keys-writer", "/.keys-journal"];
 /// Adds the run files to `.gitignore` (created if absent); lines already there are kept.
 fn ignore_run_files(repo: &Repo, report: &mut Report) -> Result<()> {
     let path = repo.root().join(".gitignore");
-    let existing = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(&path, e)),
+    let existing = match fsutil::read_optional(&path)? {
+        Some(data) => Some(String::from_utf8(data).map_err(|_| Error::InvalidFile {
+            at: crate::error::Location::named(".gitignore"),
+            reason: "not UTF-8 text".into(),
+        })?),
+        None => None,
     };
     let text = existing.clone().unwrap_or_default();
     let missing: Vec<&str> = RUN_FILES

@@ -78,12 +78,11 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
     let relock = !text.is_empty() && lock.render() != text;
     // Secrets a killed run may have rewritten without recording them in the lock:
     // they are rewritten again whatever the lock says.
-    let journaled: std::collections::HashSet<String> =
-        std::fs::read_to_string(ws.repo.root().join(JOURNAL))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect();
+    let journal = fsutil::read_optional(&ws.repo.root().join(JOURNAL))?.unwrap_or_default();
+    let journaled: std::collections::HashSet<String> = String::from_utf8_lossy(&journal)
+        .lines()
+        .map(str::to_string)
+        .collect();
     let mut changes = Vec::new();
     let mut skipped = Vec::new();
     let mut resolved: HashMap<usize, (Vec<Recipient>, Vec<String>)> = HashMap::new();
@@ -209,9 +208,9 @@ fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
 /// Finishes what a killed run left: temp files under `secrets/`, and a journal whose
 /// run had already written the lock. Returns how many temp files were removed.
 pub fn tidy(ws: &Workspace) -> Result<usize> {
-    let removed = fsutil::remove_leftovers(&ws.repo.secrets_dir());
+    let removed = fsutil::remove_leftovers(&ws.repo.secrets_dir())?;
     let journal = ws.repo.root().join(JOURNAL);
-    if journal.exists() {
+    if std::fs::symlink_metadata(&journal).is_ok() {
         fsutil::remove(&journal)?;
     }
     Ok(removed)
@@ -242,7 +241,7 @@ pub fn apply(
     prompt: &dyn Prompt,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Applied> {
-    let leftovers_removed = fsutil::remove_leftovers(&ws.repo.secrets_dir());
+    let leftovers_removed = fsutil::remove_leftovers(&ws.repo.secrets_dir())?;
     let journal = ws.repo.root().join(JOURNAL);
     if plan.changes.is_empty() {
         tidy(ws)?;

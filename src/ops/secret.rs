@@ -126,15 +126,14 @@ impl Workspace {
 }
 
 fn read_lock(repo: &Repo) -> Result<LockText> {
-    match std::fs::read(repo.lock_file()) {
-        Ok(data) => Ok(LockText::new(String::from_utf8(data).map_err(|_| {
+    match fsutil::read_optional(&repo.lock_file())? {
+        Some(data) => Ok(LockText::new(String::from_utf8(data).map_err(|_| {
             Error::InvalidFile {
                 at: Location::named(layout::LOCK),
                 reason: "not UTF-8 text".into(),
             }
         })?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LockText::new(String::new())),
-        Err(e) => Err(Error::io(repo.lock_file(), e)),
+        None => Ok(LockText::new(String::new())),
     }
 }
 

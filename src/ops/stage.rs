@@ -262,6 +262,16 @@ pub fn clean(dir: &Path) -> Result<()> {
                 "holds {rel}, which keys does not stage: it is not a staged tree"
             )));
         }
+        // Zero-filling a file with a second name would wipe that other file too.
+        let links = entry
+            .metadata()
+            .map_err(|e| Error::io(path, e.into()))?
+            .nlink();
+        if links > 1 {
+            return Err(foreign(&format!(
+                "holds {rel}, which has {links} names (a hard link): keys does not wipe through it"
+            )));
+        }
     }
     crate::scratch::wipe(dir)?;
     if let Some(parent) = dir.parent()

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Location, Result};
@@ -84,7 +84,7 @@ impl Slot {
         let data = match &self.source {
             Source::Read(data) => data.as_slice(),
             Source::Path(path) => {
-                read = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+                read = crate::fsutil::read(path)?;
                 read.as_slice()
             }
         };
@@ -100,21 +100,21 @@ pub struct HostFile {
     /// The host's public SSH host key (`ssh-ed25519 AAAA…`).
     pub ssh_key: Spanned<String>,
     #[serde(default)]
-    pub address: Option<String>,
+    pub address: Option<Spanned<String>>,
     #[serde(default)]
     pub ssh_port: Option<u16>,
     #[serde(default)]
-    pub system: Option<String>,
+    pub system: Option<Spanned<String>>,
     #[serde(default)]
-    pub flake_attr: Option<String>,
+    pub flake_attr: Option<Spanned<String>>,
     #[serde(default)]
-    pub persist: Option<String>,
+    pub persist: Option<Spanned<String>>,
     #[serde(default)]
-    pub ssh_user: Option<String>,
+    pub ssh_user: Option<Spanned<String>>,
     #[serde(default)]
-    pub flake_dir: Option<String>,
+    pub flake_dir: Option<Spanned<String>>,
     #[serde(default)]
-    pub age_key_file: Option<String>,
+    pub age_key_file: Option<Spanned<String>>,
     #[serde(default)]
     pub containers: BTreeMap<String, ContainerFile>,
 }
@@ -142,11 +142,12 @@ impl Fleet {
     /// repository (the work tree or the git index), every host file parsed and checked.
     pub fn from_snapshot(files: &Snapshot) -> Result<Fleet> {
         let admins = admins_of(files)?;
+        refuse_symlink(files, layout::HOSTS, "yaml")?;
         let slots = files
             .files_in(layout::HOSTS, "yaml")
             .map(|(rel, data)| {
                 Ok(Slot {
-                    name: name_of(rel)?,
+                    name: name_of(rel, layout::check_name)?,
                     rel: rel.to_string(),
                     source: Source::Read(data.to_vec()),
                     parsed: OnceLock::new(),
@@ -167,20 +168,27 @@ impl Fleet {
     pub fn open(repo: &Repo, files: &Snapshot) -> Result<Fleet> {
         let admins = admins_of(files)?;
         let dir = repo.hosts_dir();
+        crate::fsutil::refuse_links(repo.root(), Path::new(layout::HOSTS), true)?;
         let mut slots = Vec::new();
         match std::fs::read_dir(&dir) {
             Ok(entries) => {
                 for entry in entries {
                     let entry = entry.map_err(|e| Error::io(&dir, e))?;
                     let file = entry.file_name().to_string_lossy().into_owned();
-                    // Regular files only, as a snapshot lists them: a symlink is not read.
-                    let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-                    if !is_file || file.strip_suffix(".yaml").is_none_or(str::is_empty) {
+                    if file.strip_suffix(".yaml").is_none_or(str::is_empty) {
                         continue;
                     }
                     let rel = format!("{}/{file}", layout::HOSTS);
+                    // Regular files only, as a snapshot lists them; a symlink is refused.
+                    match entry.file_type() {
+                        Ok(t) if t.is_symlink() => {
+                            return Err(Error::Symlink { path: rel.into() });
+                        }
+                        Ok(t) if t.is_file() => {}
+                        _ => continue,
+                    }
                     slots.push(Slot {
-                        name: name_of(&rel)?,
+                        name: name_of(&rel, layout::check_name)?,
                         rel,
                         source: Source::Path(entry.path()),
                         parsed: OnceLock::new(),
@@ -269,17 +277,28 @@ impl Fleet {
 }
 
 fn admins_of(files: &Snapshot) -> Result<Vec<Admin>> {
+    refuse_symlink(files, layout::ADMINS, "pub")?;
     files
         .files_in(layout::ADMINS, "pub")
         .map(|(rel, data)| load_admin(rel, data))
         .collect()
 }
 
-/// The admin, host or container name a fleet file's stem gives.
-fn name_of(rel: &str) -> Result<String> {
+/// Refuses a symlink where fleet or policy files are read (`dir`, a directory above
+/// it, or a `*.ext` file in it): a link is never followed, and a file is never
+/// silently left out.
+pub(crate) fn refuse_symlink(files: &Snapshot, dir: &str, ext: &str) -> Result<()> {
+    match files.symlink_at(dir, ext) {
+        Some(rel) => Err(Error::Symlink { path: rel.into() }),
+        None => Ok(()),
+    }
+}
+
+/// The admin or host name a fleet file's stem gives, checked by `check`.
+fn name_of(rel: &str, check: fn(&str) -> std::result::Result<(), &'static str>) -> Result<String> {
     let file = rel.rsplit('/').next().unwrap_or(rel);
     let name = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
-    layout::check_name(name).map_err(|reason| Error::InvalidName {
+    check(name).map_err(|reason| Error::InvalidName {
         at: Location::named(rel),
         name: name.to_string(),
         reason,
@@ -295,7 +314,7 @@ fn text_of<'a>(rel: &str, data: &'a [u8]) -> Result<&'a str> {
 }
 
 fn load_admin(rel: &str, data: &[u8]) -> Result<Admin> {
-    let name = name_of(rel)?;
+    let name = name_of(rel, layout::check_reader_name)?;
     let recipients: Vec<Recipient> = Recipient::parse_all(text_of(rel, data)?, rel)?
         .into_iter()
         .map(|(_, r)| r)
@@ -325,31 +344,35 @@ fn spanned_key(file: &str, key: &Spanned<String>, what: &str) -> Result<Recipien
 pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
     let raw: HostFile = serde_saphyr::from_str(text).map_err(|e| super::yaml_error(file, &e))?;
     let key = spanned_key(file, &raw.ssh_key, "ssh_key")?;
+    // Each value is checked where it is written: the file and the line of the value.
+    let invalid = |value: &Spanned<String>, reason: String| Error::InvalidFile {
+        at: Location::named(file).at_line(value.referenced.line()),
+        reason,
+    };
     if let Some(system) = &raw.system
-        && !SYSTEMS.contains(&system.as_str())
+        && !SYSTEMS.contains(&system.value.as_str())
     {
-        return Err(Error::InvalidFile {
-            at: Location::named(file),
-            reason: format!("system {system:?} is not one of {}", SYSTEMS.join(", ")),
-        });
+        return Err(invalid(
+            system,
+            format!(
+                "system {:?} is not one of {}",
+                system.value,
+                SYSTEMS.join(", ")
+            ),
+        ));
     }
-    for (field, value) in [
-        ("persist", &raw.persist),
-        ("flake_dir", &raw.flake_dir),
-        ("age_key_file", &raw.age_key_file),
+    for (field, value, root_allowed) in [
+        ("persist", &raw.persist, true),
+        ("flake_dir", &raw.flake_dir, true),
+        ("age_key_file", &raw.age_key_file, false),
     ] {
         if let Some(path) = value
-            && !plain_absolute(path)
+            && let Err(why) = plain_absolute(&path.value, root_allowed)
         {
-            return Err(Error::InvalidFile {
-                at: Location::named(file),
-                reason: format!(
-                    "{field} {path:?} must be an absolute path without '..' or control characters"
-                ),
-            });
+            return Err(invalid(path, format!("{field} {:?} {why}", path.value)));
         }
     }
-    let checks: [(&str, &Option<String>, Validator, &str); 3] = [
+    let checks: [(&str, &Option<Spanned<String>>, Validator, &str); 3] = [
         ("ssh_user", &raw.ssh_user, user_name, "a user name"),
         (
             "flake_attr",
@@ -366,12 +389,12 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
     ];
     for (field, value, valid, what) in checks {
         if let Some(value) = value
-            && !valid(value)
+            && !valid(&value.value)
         {
-            return Err(Error::InvalidFile {
-                at: Location::named(file),
-                reason: format!("{field} {value:?} is not {what}"),
-            });
+            return Err(invalid(
+                value,
+                format!("{field} {:?} is not {what}", value.value),
+            ));
         }
     }
     let mut containers = Vec::new();
@@ -393,14 +416,16 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
     Ok(Host {
         name: name.to_string(),
         key,
-        address: raw.address,
+        address: raw.address.map(|v| v.value),
         ssh_port: raw.ssh_port.unwrap_or(22),
-        system: raw.system,
-        flake_attr: raw.flake_attr.unwrap_or_else(|| name.to_string()),
-        persist: raw.persist.filter(|p| p != "/"),
-        ssh_user: raw.ssh_user.unwrap_or_else(|| "root".to_string()),
-        flake_dir: raw.flake_dir.unwrap_or_else(|| "/etc/nixos".to_string()),
-        age_key_file: raw.age_key_file,
+        system: raw.system.map(|v| v.value),
+        flake_attr: raw.flake_attr.map_or_else(|| name.to_string(), |v| v.value),
+        persist: raw.persist.map(|v| v.value).filter(|p| p != "/"),
+        ssh_user: raw.ssh_user.map_or_else(|| "root".to_string(), |v| v.value),
+        flake_dir: raw
+            .flake_dir
+            .map_or_else(|| "/etc/nixos".to_string(), |v| v.value),
+        age_key_file: raw.age_key_file.map(|v| v.value),
         containers,
     })
 }
@@ -431,11 +456,39 @@ fn host_address(text: &str) -> bool {
     word(text, ".-:[]%_")
 }
 
-/// An absolute path with no `..` segment and no control character.
-fn plain_absolute(path: &str) -> bool {
-    path.starts_with('/')
-        && !path.split('/').any(|s| s == "..")
-        && !path.chars().any(char::is_control)
+/// The longest path a host file may give, and the longest segment of one (NAME_MAX):
+/// a staged tree nests files below them.
+const MAX_PATH: usize = 1024;
+const MAX_SEGMENT: usize = 255;
+
+/// Why `path` is not a plain absolute path on a host: one that starts with '/', has
+/// no empty, `.` or `..` segment (so no `//` and no trailing '/'), no control
+/// character, and fits the file system's limits. `/` itself only if `root_allowed`.
+fn plain_absolute(path: &str, root_allowed: bool) -> std::result::Result<(), &'static str> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("must be an absolute path (starting with '/')");
+    };
+    if path.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    if path.len() > MAX_PATH {
+        return Err("is longer than 1024 bytes");
+    }
+    if rest.is_empty() {
+        return match root_allowed {
+            true => Ok(()),
+            false => Err("must name a file, not '/'"),
+        };
+    }
+    for segment in rest.split('/') {
+        match segment {
+            "" => return Err("must not contain '//' or end with '/'"),
+            "." | ".." => return Err("must not contain '.' or '..' segments"),
+            s if s.len() > MAX_SEGMENT => return Err("has a segment longer than 255 bytes"),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -485,7 +538,10 @@ mod tests {
                 "h.yaml:1: ssh_key must be an ssh-ed25519 key",
             ),
             (format!("ssh_key: {KEY}\nssh_key: {KEY}\n"), "h.yaml:2"),
-            (format!("ssh_key: {KEY}\nsystem: riscv\n"), "h.yaml: system"),
+            (
+                format!("ssh_key: {KEY}\nsystem: riscv\n"),
+                "h.yaml:2: system",
+            ),
             (
                 format!("ssh_key: {KEY}\ncontainers:\n  ../x: {{}}\n"),
                 "h.yaml: invalid name",
@@ -493,25 +549,44 @@ mod tests {
             ("[1, 2".to_string(), "h.yaml:"),
             (
                 format!("ssh_key: {KEY}\nssh_user: \"-oProxyCommand=x\"\n"),
-                "h.yaml: ssh_user \"-oProxyCommand=x\" is not a user name",
+                "h.yaml:2: ssh_user \"-oProxyCommand=x\" is not a user name",
             ),
             (
                 format!("ssh_key: {KEY}\naddress: \"a b\"\n"),
-                "h.yaml: address \"a b\" is not a host name or IP address",
+                "h.yaml:2: address \"a b\" is not a host name or IP address",
             ),
             (
                 format!("ssh_key: {KEY}\nflake_attr: \"x; rm -rf /\"\n"),
-                "h.yaml: flake_attr",
+                "h.yaml:2: flake_attr",
             ),
             (
                 format!("ssh_key: {KEY}\nflake_dir: etc/nixos\n"),
-                "h.yaml: flake_dir \"etc/nixos\" must be an absolute path",
+                "h.yaml:2: flake_dir \"etc/nixos\" must be an absolute path",
             ),
             (
                 format!("ssh_key: {KEY}\nage_key_file: /var/../etc/shadow\n"),
-                "h.yaml: age_key_file",
+                "h.yaml:2: age_key_file",
             ),
         ];
+        let persist = |value: &str| format!("ssh_key: {KEY}\naddress: x\npersist: {value}\n");
+        let bad_persist = [
+            "/persistent/",
+            "/a//b",
+            "//",
+            "/./x",
+            "/a/.",
+            "/a/../b",
+            "relative",
+            "\"\"",
+            "\"/a\\tb\"",
+            &format!("/{}", "x".repeat(256)),
+            &format!("/{}", "x/".repeat(600)),
+        ]
+        .map(|v| (persist(v), "h.yaml:3: persist"));
+        let cases = cases.into_iter().chain(bad_persist).chain([(
+            format!("ssh_key: {KEY}\nage_key_file: /\n"),
+            "h.yaml:2: age_key_file \"/\" must name a file",
+        )]);
         for (text, want) in cases {
             let err = parse_host("h", &text, "h.yaml").err().unwrap().to_string();
             assert!(err.starts_with(want), "{text:?}: {err}");
@@ -530,10 +605,18 @@ mod tests {
         std::fs::write(hosts.join("b.yaml"), host("  box: {}\n")).unwrap();
         std::fs::write(hosts.join("c.yaml"), "ssh_key: [\n").unwrap();
         std::fs::write(hosts.join("notes.txt"), "not a host").unwrap();
-        std::os::unix::fs::symlink(hosts.join("a.yaml"), hosts.join("link.yaml")).unwrap();
+        let link = hosts.join("link.yaml");
+        std::os::unix::fs::symlink(hosts.join("a.yaml"), &link).unwrap();
+        let err = Fleet::open(&repo, &Snapshot::default()).err().unwrap();
+        assert_eq!(
+            err.to_string().split(':').next(),
+            Some("recipients/hosts/link.yaml"),
+            "a symlinked host file is refused, not left out: {err}"
+        );
+        std::fs::remove_file(&link).unwrap();
 
         let fleet = Fleet::open(&repo, &Snapshot::default()).unwrap();
-        assert!(fleet.has_host("c") && !fleet.has_host("notes") && !fleet.has_host("link"));
+        assert!(fleet.has_host("c") && !fleet.has_host("notes"));
         assert_eq!(fleet.host("a").unwrap().unwrap().containers[0].name, "box");
         assert!(fleet.host("nope").unwrap().is_none());
         assert!(!fleet.is_whole());
@@ -610,7 +693,8 @@ mod tests {
                 Ok(fleet) => {
                     let host = fleet.host("h").unwrap().unwrap();
                     prop_assert!(host.key.to_x25519().is_some());
-                    prop_assert!(host.persist.as_deref().is_none_or(|p| p.starts_with('/')));
+                    prop_assert!(host.persist.as_deref().is_none_or(|p| p.starts_with('/')
+                        && p[1..].split('/').all(|s| !matches!(s, "" | "." | ".."))));
                     for c in &host.containers {
                         prop_assert!(layout::check_name(&c.name).is_ok());
                     }

@@ -178,12 +178,55 @@ fn file_mode(text: &str) -> Option<String> {
     Some(format!("{value:04o}"))
 }
 
-/// The longest glob accepted: far below what could fail to compile.
+/// The longest glob accepted, and the deepest nesting of `{…}` alternatives: far
+/// below what the glob compiler can take (each level is a nested group of the regex
+/// it builds, which refuses about 120 to 250 of them).
 const MAX_GLOB: usize = 1024;
+const MAX_BRACE_DEPTH: usize = 16;
+
+/// How deeply `{…}` alternatives nest in a glob (a `\`-escaped brace or one inside
+/// a `[…]` class is a literal).
+fn brace_depth(pattern: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '[' => {
+                // `]` right after `[` or `[!` is a member, not the end.
+                if chars.peek() == Some(&'!') {
+                    chars.next();
+                }
+                if chars.peek() == Some(&']') {
+                    chars.next();
+                }
+                for c in chars.by_ref() {
+                    if c == ']' {
+                        break;
+                    }
+                }
+            }
+            '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
 
 fn glob(pattern: &str) -> std::result::Result<Glob, String> {
     if pattern.len() > MAX_GLOB {
         return Err(format!("bad glob: longer than {MAX_GLOB} bytes"));
+    }
+    if brace_depth(pattern) > MAX_BRACE_DEPTH {
+        return Err(format!(
+            "bad glob: {{…}} alternatives nested more than {MAX_BRACE_DEPTH} deep"
+        ));
     }
     GlobBuilder::new(pattern)
         .literal_separator(true)
@@ -195,6 +238,7 @@ fn glob(pattern: &str) -> std::result::Result<Glob, String> {
 impl Policy {
     /// Reads every `policies/*.yaml` in the view and checks each reader against the fleet.
     pub fn from_snapshot(files: &Snapshot, fleet: &Fleet) -> Result<Policy> {
+        super::fleet::refuse_symlink(files, layout::POLICIES, "yaml")?;
         let mut parsed = Vec::new();
         for (rel, data) in files.files_in(layout::POLICIES, "yaml") {
             let text = std::str::from_utf8(data)
@@ -207,6 +251,11 @@ impl Policy {
         for (rel, file) in &parsed {
             for (name, members) in &file.groups {
                 let at = Location::named(rel).at_line(members.referenced.line());
+                layout::check_reader_name(name).map_err(|reason| Error::InvalidName {
+                    at: at.clone(),
+                    name: name.clone(),
+                    reason,
+                })?;
                 if let Some((other, _)) = groups.get(name) {
                     return Err(invalid(
                         at,
@@ -599,6 +648,22 @@ mod tests {
                 "groups:\n  alice: [alice]\n",
                 "policies/a.yaml:2: group alice has the name of an admin",
             ),
+            (
+                "groups:\n  \"host:web\": [alice]\nrules:\n  - secrets: x\n    format: age\n    readers: [host:web]\n",
+                "policies/a.yaml:2: invalid name \"host:web\"",
+            ),
+            (
+                "groups:\n  \"container:bot\": [alice]\n",
+                "policies/a.yaml:2: invalid name \"container:bot\"",
+            ),
+            (
+                "groups:\n  a/b: [alice]\n",
+                "policies/a.yaml:2: invalid name \"a/b\"",
+            ),
+            (
+                "rules:\n  - secrets: \"{{{{{{{{{{{{{{{{{a}}}}}}}}}}}}}}}}}\"\n    format: age\n    readers: [alice]\n",
+                "policies/a.yaml:2: bad glob: {…} alternatives nested more than 16 deep",
+            ),
         ];
         let long = format!(
             "rules:\n  - secrets: x\n    format: age\n    readers: [alice]\nallow_private_keys: [\"{}\"]\n",
@@ -613,6 +678,28 @@ mod tests {
             assert!(err.starts_with(want), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn brace_depth_counts_only_alternatives() {
+        for (glob, depth) in [
+            ("bot/*", 0),
+            ("{a,b}", 1),
+            ("{a,{b,c}}/{d,e}", 2),
+            ("\\{\\{a", 0),
+            ("[{][{]{a,b}", 1),
+            ("[]{]{x}", 1),
+            ("[!]{]{x}", 1),
+            ("{{{", 3),
+        ] {
+            assert_eq!(brace_depth(glob), depth, "{glob}");
+        }
+        // The deepest nesting allowed, with the costliest pieces in each level,
+        // compiles and matches.
+        let deepest = format!("{}x{}", "{**/a*,[!b]?,".repeat(16), "}".repeat(16));
+        let g = glob(&deepest).unwrap();
+        assert!(g.compile_matcher().is_match("x"));
+        assert!(glob(&format!("{}x{}", "{".repeat(17), "}".repeat(17))).is_err());
     }
 
     /// Pieces of policy files, in any order.
