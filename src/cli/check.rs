@@ -31,7 +31,10 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     } else {
         work_tree(&repo)?
     };
-    let report = check::inspect(&files, true);
+    let mut report = check::inspect(&files, true);
+    if let Some(bypass) = crate::ops::hook::audit(repo.root())? {
+        report.findings.push(bypass.finding(repo.root()));
+    }
     let mut text = String::new();
     for f in &report.findings {
         let label = match f.severity {
@@ -69,6 +72,11 @@ fn work_tree(repo: &Repo) -> Result<Snapshot> {
     let journal = crate::ops::rekey::JOURNAL;
     if snap.get(journal).is_none() && repo.root().join(journal).is_file() {
         snap.insert(journal.to_string(), Blob::File(Vec::new()));
+    }
+    let rotation = crate::ops::host::ROTATION;
+    if snap.get(rotation).is_none() && repo.root().join(rotation).is_file() {
+        let data = std::fs::read(repo.root().join(rotation)).unwrap_or_default();
+        snap.insert(rotation.to_string(), Blob::File(data));
     }
     Ok(snap)
 }

@@ -13,6 +13,7 @@ mod hostile;
 mod hygiene;
 mod init;
 mod interop;
+mod leaks;
 mod rekey;
 mod secrets;
 mod sops;
