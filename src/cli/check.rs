@@ -11,11 +11,14 @@ use crate::tree::{Blob, Snapshot};
 /// (plaintext, truncated, wrong magic), files changed outside keys (hash differs from
 /// keys.lock), secrets whose recipients differ from what the policy resolves to
 /// (drift), secrets the lock lists that are missing and files it does not list,
-/// secrets no rule matches, and private key material (age identities, PEM or OpenSSH
-/// private keys) anywhere outside secrets/ except where a policy's
-/// allow_private_keys permits it. Needs no identity and never writes. Exits 0 when
-/// clean and 8 when it finds a problem; warnings (a rule that matches nothing) do not
-/// fail it.
+/// secrets no rule matches, a generated host key that is not the key its host file
+/// names, an interrupted rekey or host key rotation, and private key material (age
+/// identities, PEM, OpenSSH and PuTTY private keys, however indented, quoted,
+/// commented or escaped) in any file, secrets/ included, except where a policy's
+/// allow_private_keys permits it. In a git repository where `keys hook install` ran,
+/// it also reports a keys hook that git no longer runs (core.hooksPath changed, or
+/// not executable). Needs no identity and never writes. Exits 0 when clean and 8
+/// when it finds a problem; warnings (a rule that matches nothing) do not fail it.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// Check what will be committed: the blobs staged in the git index (honouring

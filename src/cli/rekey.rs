@@ -17,7 +17,9 @@ use crate::ops::{host, rekey};
 /// named. Otherwise all files are written at once (temp files, one syncfs, renames,
 /// keys.lock last) and each is then proven to open with an identity that was used.
 /// A lock written by an older keys, with full fingerprints, is rewritten with
-/// short ones. Says "up to date" and writes nothing when nothing changed.
+/// short ones. A host key rotation that was killed (.keys-rotation) is undone first
+/// when its host file does not name the new key yet, and finished by this rekey
+/// otherwise. Says "up to date" and writes nothing when nothing changed.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// Only secrets whose rule names this host (or one of its containers).
