@@ -750,6 +750,50 @@ mod tests {
         "KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS3290GG"
     );
 
+    /// Pieces a key and its disguises are made of, so that generated input reaches
+    /// every branch of the search.
+    const PIECES: &[&str] = &[
+        BEGIN,
+        END,
+        BODY[0],
+        "AGE-SECRET-",
+        "KEY-1",
+        "qpzry9x8gf2tvdw0s3jn54khce6mua7l",
+        "\n",
+        "\\n",
+        "\\/",
+        "\\u000a",
+        "\n  ",
+        "# ",
+        "\"",
+        "Proc-Type: 4",
+        "Version: x",
+        "PuTTY-User-Key-File-3: ",
+        "Private-Lines: 1",
+        "-",
+        "//",
+        "",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Any bytes are searched without a panic; a key's body put after a BEGIN
+        /// line, with whatever separators, is found.
+        #[test]
+        fn any_bytes_are_searched_and_a_key_after_any_separators_is_found(
+            pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..24),
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            gap in proptest::collection::vec(proptest::sample::select(&[" ", "\t", "\r\n", "\\n", "\"", "# ", "  - "][..]), 0..6),
+        ) {
+            let text = pieces.concat();
+            let _ = private_key_material(text.as_bytes());
+            let _ = private_key_material(&raw);
+            let key = format!("{text}{BEGIN}{}{}\n", gap.concat(), BODY[0]);
+            proptest::prop_assert!(private_key_material(key.as_bytes()).is_some(), "{}", key);
+        }
+    }
+
     #[test]
     fn key_material_is_found_but_mentions_are_not() {
         let [b1, b2] = BODY;
