@@ -97,6 +97,14 @@ pub const PRIVATE: u32 = 0o600;
 /// Mode of public files (recipients, policies, ciphertext).
 pub const PUBLIC: u32 = 0o644;
 
+/// Makes a write past the file size limit (`ulimit -f`) fail with EFBIG, which keys
+/// reports and undoes like a full disk, instead of killing the process half way
+/// through a change (SIGXFSZ). Programs keys runs start with the default again.
+pub fn catch_file_size_limit() {
+    let caught = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::signal::SIGXFSZ, caught);
+}
+
 /// Replaces (or creates) `path` with `data`, atomically, with the given mode.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     check_way(path, false)?;
@@ -149,6 +157,40 @@ pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
     }
     if result.is_err() {
         before.restore_first(done);
+    }
+    result
+}
+
+/// Replaces `files` (as `write_batch`) and then removes `gone`, as one change: what
+/// every path holds is first kept under a second name beside it (a hard link, so
+/// putting it back needs no free space), and if any step fails, every path is put
+/// back as it was. A crash leaves each path old or new, and perhaps a second name
+/// (`TEMP_PREFIX…`).
+pub fn write_and_remove(files: &[(&Path, &[u8], u32)], gone: &[&Path]) -> Result<()> {
+    check_dirs(
+        files
+            .iter()
+            .map(|(path, _, _)| *path)
+            .chain(gone.iter().copied()),
+    )?;
+    let before = Backup::link(
+        files
+            .iter()
+            .map(|(path, _, _)| *path)
+            .chain(gone.iter().copied()),
+    );
+    let result = write_batch(files).and_then(|()| {
+        let mut dirs: Vec<&Path> = Vec::new();
+        for path in gone {
+            fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            if !dirs.contains(&parent_of(path)) {
+                dirs.push(parent_of(path));
+            }
+        }
+        dirs.into_iter().try_for_each(sync_dir)
+    });
+    if result.is_err() {
+        before.restore();
     }
     result
 }

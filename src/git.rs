@@ -136,6 +136,76 @@ pub(crate) fn hooks_dir_env(dir: &Path, env: Env, cwd: &Path) -> Result<Option<P
     Ok(Some(base.join(hooks)))
 }
 
+/// The hooks directory git uses now (honouring core.hooksPath) and the one it uses
+/// without core.hooksPath (`hooks` in the common git directory), both absolute.
+/// Ok(None) when `dir` is not inside a git work tree.
+pub fn hook_dirs(dir: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
+    hook_dirs_env(dir, &[], &current_dir()?)
+}
+
+pub(crate) fn hook_dirs_env(
+    dir: &Path,
+    env: Env,
+    cwd: &Path,
+) -> Result<Option<(PathBuf, PathBuf)>> {
+    let Some(effective) = hooks_dir_env(dir, env, cwd)? else {
+        return Ok(None);
+    };
+    let git = Git::new(env, cwd);
+    let args = ["rev-parse", "--path-format=absolute", "--git-common-dir"];
+    let common = strip_newline(git.output(dir, &args)?);
+    if common.is_empty() {
+        return Err(unparsable(&args));
+    }
+    let default = PathBuf::from(OsString::from_vec(common)).join("hooks");
+    Ok(Some((effective, default)))
+}
+
+/// The value of a git configuration variable for the repository containing `dir`
+/// (`git config --get`), or None when it is not set.
+pub(crate) fn config_get_env(
+    dir: &Path,
+    key: &str,
+    env: Env,
+    cwd: &Path,
+) -> Result<Option<Vec<u8>>> {
+    check_dir(dir)?;
+    let git = Git::new(env, cwd);
+    let args = ["config", "--get", key];
+    let out = git.run(dir, &args)?;
+    match out.status.code() {
+        Some(0) => Ok(Some(strip_newline(out.stdout))),
+        Some(1) => Ok(None),
+        _ => Err(failed(&args, &out.status, &out.stderr)),
+    }
+}
+
+/// Sets a variable in the repository's own configuration (`git config --local`).
+pub(crate) fn config_set_env(
+    dir: &Path,
+    key: &str,
+    value: &OsStr,
+    env: Env,
+    cwd: &Path,
+) -> Result<()> {
+    check_dir(dir)?;
+    let git = Git::new(env, cwd);
+    let out = git
+        .command(dir, &["config", "--local", key])
+        .arg(value)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(spawn_error)?;
+    if !out.status.success() {
+        return Err(failed(
+            &["config", "--local", key],
+            &out.status,
+            &out.stderr,
+        ));
+    }
+    Ok(())
+}
+
 /// Where `dir` is inside its work tree, as `git rev-parse --show-prefix` prints it:
 /// '/'-separated with a trailing '/', or empty at the top level. Ok(None) when `dir`
 /// is not inside a git work tree.

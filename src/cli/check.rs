@@ -11,11 +11,14 @@ use crate::tree::{Blob, Snapshot};
 /// (plaintext, truncated, wrong magic), files changed outside keys (hash differs from
 /// keys.lock), secrets whose recipients differ from what the policy resolves to
 /// (drift), secrets the lock lists that are missing and files it does not list,
-/// secrets no rule matches, and private key material (age identities, PEM or OpenSSH
-/// private keys) anywhere outside secrets/ except where a policy's
-/// allow_private_keys permits it. Needs no identity and never writes. Exits 0 when
-/// clean and 8 when it finds a problem; warnings (a rule that matches nothing) do not
-/// fail it.
+/// secrets no rule matches, a generated host key that is not the key its host file
+/// names, an interrupted rekey or host key rotation, and private key material (age
+/// identities, PEM, OpenSSH and PuTTY private keys, however indented, quoted,
+/// commented or escaped) in any file, secrets/ included, except where a policy's
+/// allow_private_keys permits it. In a git repository where `keys hook install` ran,
+/// it also reports a keys hook that git no longer runs (core.hooksPath changed, or
+/// not executable). Needs no identity and never writes. Exits 0 when clean and 8
+/// when it finds a problem; warnings (a rule that matches nothing) do not fail it.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// Check what will be committed: the blobs staged in the git index (honouring
@@ -31,7 +34,10 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     } else {
         work_tree(&repo)?
     };
-    let report = check::inspect(&files, true);
+    let mut report = check::inspect(&files, true);
+    if let Some(bypass) = crate::ops::hook::audit(repo.root())? {
+        report.findings.push(bypass.finding(repo.root()));
+    }
     let mut text = String::new();
     for f in &report.findings {
         let label = match f.severity {
@@ -69,6 +75,11 @@ fn work_tree(repo: &Repo) -> Result<Snapshot> {
     let journal = crate::ops::rekey::JOURNAL;
     if snap.get(journal).is_none() && repo.root().join(journal).is_file() {
         snap.insert(journal.to_string(), Blob::File(Vec::new()));
+    }
+    let rotation = crate::ops::host::ROTATION;
+    if snap.get(rotation).is_none() && repo.root().join(rotation).is_file() {
+        let data = std::fs::read(repo.root().join(rotation)).unwrap_or_default();
+        snap.insert(rotation.to_string(), Blob::File(data));
     }
     Ok(snap)
 }

@@ -1,4 +1,5 @@
-//! `keys hook install`: the pre-commit hook that runs `keys check --staged`.
+//! `keys hook install`: the hooks that run `keys check --staged` before a commit and
+//! before a merge commits.
 
 use std::path::Path;
 
@@ -16,10 +17,13 @@ pub(crate) struct Args {
 enum HookCommand {
     /// Install the pre-commit hook in the git repository holding the fleet.
     ///
-    /// Writes pre-commit in git's hooks directory (honouring core.hooksPath). An
-    /// existing hook is kept as pre-commit.before-keys and run after a passing check.
-    /// The hook fails closed: if keys is missing or the check fails, the commit is
-    /// blocked. Running it again changes nothing.
+    /// Writes pre-commit and pre-merge-commit (so merges are checked too) in git's
+    /// hooks directory (honouring core.hooksPath), and records that directory in
+    /// git's configuration (keys.hooksdir), so that `keys check` reports when git no
+    /// longer runs them. An existing hook is kept as NAME.before-keys and run after a
+    /// passing check. The hooks fail closed: if keys is missing or the check fails,
+    /// the commit or merge is blocked. Running it again changes nothing. Hooks do not
+    /// run for `git commit --no-verify` or `git cherry-pick`: run `keys check` in CI.
     Install,
 }
 
@@ -30,16 +34,20 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     }
 }
 
-/// Installs the hook and says what happened, in one line.
+/// Installs the hooks and says what happened, one line per hook.
 pub(crate) fn install(root: &Path) -> Result<String> {
     let exe = std::env::current_exe().map_err(|e| Error::io("<current executable>", e))?;
-    Ok(match hook::install(root, &exe)? {
-        Installed::New(p) => format!("installed {}", p.display()),
-        Installed::Already(p) => format!("already installed: {}", p.display()),
-        Installed::Chained { hook, previous } => format!(
-            "installed {} (the existing hook runs after it, as {})",
-            hook.display(),
-            previous.display()
-        ),
-    })
+    let lines: Vec<String> = hook::install(root, &exe)?
+        .into_iter()
+        .map(|done| match done {
+            Installed::New(p) => format!("installed {}", p.display()),
+            Installed::Already(p) => format!("already installed: {}", p.display()),
+            Installed::Chained { hook, previous } => format!(
+                "installed {} (the existing hook runs after it, as {})",
+                hook.display(),
+                previous.display()
+            ),
+        })
+        .collect();
+    Ok(lines.join("\n"))
 }

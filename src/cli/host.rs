@@ -30,9 +30,14 @@ enum HostCommand {
 ///
 /// The new key comes from exactly one of --key FILE, --keyscan ADDR[:PORT] (shown and
 /// confirmed, or --yes) or --generate (the private key replaces the one stored in
-/// hosts/NAME/ssh_host_ed25519_key). Then every secret whose rule names the host or
-/// one of its containers is re-encrypted as `keys rekey --host NAME` does. If that
-/// fails, the host file, the stored key and keys.lock are put back as they were.
+/// hosts/NAME/ssh_host_ed25519_key, and is stored before the host file names it; a
+/// key from --key or --keyscan removes a stored key of the old one). Then every
+/// secret whose rule names the host or one of its containers is re-encrypted as
+/// `keys rekey --host NAME` does. If that fails, the host file, the stored key and
+/// keys.lock are put back as they were. If the run is killed, a journal
+/// (.keys-rotation) lets `keys check` report it and the next `keys rekey` or `keys
+/// host rotate` undo it (when the host file does not name the new key yet) or
+/// finish it.
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["key", "keyscan", "generate"])))]
 struct RotateArgs {

@@ -103,7 +103,9 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             Some(_) => super::hook::install(repo.root())?,
             None => "not a git repository: after `git init`, run `keys hook install`".to_string(),
         };
-        s.push_str(&format!("hook      {line}\n"));
+        for line in line.lines() {
+            s.push_str(&format!("hook      {line}\n"));
+        }
     }
     if let Some(r) = &report.admin_recipient {
         s.push_str(&format!("admin     {r}\n"));

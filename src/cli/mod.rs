@@ -192,6 +192,7 @@ pub fn command() -> clap::Command {
 }
 
 pub fn main() -> ExitCode {
+    crate::fsutil::catch_file_size_limit();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 
 use crate::error::Result;
 use crate::identity::{Identities, Search};
-use crate::ops::rekey;
 use crate::ops::secret::{Hosts, Workspace};
+use crate::ops::{host, rekey};
 
 /// Re-encrypt every secret whose recipients differ from what its policy resolves to.
 ///
@@ -17,7 +17,9 @@ use crate::ops::secret::{Hosts, Workspace};
 /// named. Otherwise all files are written at once (temp files, one syncfs, renames,
 /// keys.lock last) and each is then proven to open with an identity that was used.
 /// A lock written by an older keys, with full fingerprints, is rewritten with
-/// short ones. Says "up to date" and writes nothing when nothing changed.
+/// short ones. A host key rotation that was killed (.keys-rotation) is undone first
+/// when its host file does not name the new key yet, and finished by this rekey
+/// otherwise. Says "up to date" and writes nothing when nothing changed.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// Only secrets whose rule names this host (or one of its containers).
@@ -35,8 +37,26 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::All)?;
-    let plan = rekey::plan(&mut ws, args.host.as_deref())?;
+    // A host key rotation that was killed is undone, or finished by this rekey.
+    let rotation = if args.dry_run {
+        host::Pending::None
+    } else {
+        host::settle_rotation(&mut ws)?
+    };
     let mut text = String::new();
+    match &rotation {
+        host::Pending::Undone(h) => text.push_str(&format!(
+            "undone  the interrupted key rotation of host {h} (its host file did not name the new key)\n"
+        )),
+        host::Pending::Finish(h) => text.push_str(&format!(
+            "finish  the interrupted key rotation of host {h}\n"
+        )),
+        host::Pending::None => {}
+    }
+    // Only a rekey of every secret, or of that host's, finishes a rotation.
+    let finishes =
+        matches!(&rotation, host::Pending::Finish(h) if args.host.as_ref().is_none_or(|a| a == h));
+    let plan = rekey::plan(&mut ws, args.host.as_deref())?;
     for (name, why) in &plan.skipped {
         text.push_str(&format!("skip    {name}: {why}\n"));
     }
@@ -68,6 +88,9 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         if plan.relock {
             rekey::relock(&ws, &plan)?;
         }
+        if finishes {
+            host::end_rotation(&ws)?;
+        }
         return Ok(());
     }
     let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
@@ -95,6 +118,9 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     };
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    if finishes {
+        host::end_rotation(&ws)?;
     }
     super::note(&format!(
         "rekeyed {} secret{}; each opens with the identity used",

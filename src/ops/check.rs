@@ -92,10 +92,8 @@ impl Report {
 
 const REENCRYPT: &str = "re-encrypt it with keys: `keys decrypt NAME | keys encrypt --force NAME`";
 
-/// Files under `secrets/` that are not secrets.
-fn is_bookkeeping(rel: &str) -> bool {
-    rel == layout::LOCK || rel == "secrets/.gitkeep"
-}
+/// The empty file that keeps an empty `secrets/` in git.
+const GITKEEP: &str = "secrets/.gitkeep";
 
 /// The secrets of the work tree with their status, for `keys ls` and `keys status`
 /// (no search for private keys outside `secrets/`). A fleet or policy file that does
@@ -190,8 +188,30 @@ fn examine(
     let mut resolved: BTreeMap<usize, Option<Vec<String>>> = BTreeMap::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut used_rules: BTreeSet<usize> = BTreeSet::new();
+    let mut public_halves: Vec<(&str, &str, &[u8])> = Vec::new();
     for (rel, blob) in files.under(layout::SECRETS) {
-        if is_bookkeeping(rel) {
+        if rel == layout::LOCK {
+            continue;
+        }
+        if rel == GITKEEP {
+            if let Blob::File(data) = blob
+                && !data.iter().all(u8::is_ascii_whitespace)
+            {
+                report.problem(
+                    rel,
+                    "is not empty: it only keeps secrets/ in git, and text there is plaintext",
+                    "empty it (`: > secrets/.gitkeep`); encrypt a secret with `keys encrypt NAME`",
+                );
+            }
+            continue;
+        }
+        if let Some(name) = rel
+            .strip_suffix(".pub")
+            .and_then(|stem| stem.strip_prefix("secrets/"))
+            && super::secret::public_half(name).is_some()
+            && let Blob::File(data) = blob
+        {
+            public_halves.push((rel, name, data));
             continue;
         }
         let Blob::File(data) = blob else {
@@ -341,6 +361,9 @@ fn examine(
         });
     }
     nesting(&mut report, &seen);
+    for (rel, name, data) in public_halves {
+        stored_key(&mut report, fleet.as_ref(), &seen, rel, name, data);
+    }
     if let Some(lock) = &lock {
         for (name, e) in &lock.entries {
             if !seen.contains(name.as_str()) {
@@ -376,6 +399,24 @@ fn examine(
             }
         }
     }
+    if let Some(blob) = files.get(super::host::ROTATION) {
+        let host = match blob {
+            Blob::File(data) => std::str::from_utf8(data)
+                .ok()
+                .and_then(|t| t.lines().find_map(|l| l.strip_prefix("host ")))
+                .filter(|h| layout::check_name(h).is_ok())
+                .map(|h| format!(" of host {h}")),
+            Blob::Symlink => None,
+        };
+        report.problem(
+            super::host::ROTATION,
+            format!(
+                "a host key rotation{} was interrupted",
+                host.unwrap_or_default()
+            ),
+            "run `keys rekey`: it finishes the rotation, or undoes it if the host file does not name the new key yet",
+        );
+    }
     if files.get(super::rekey::JOURNAL).is_some() {
         report.problem(
             super::rekey::JOURNAL,
@@ -406,10 +447,11 @@ fn examine(
         }
     }
     if scan_keys {
+        // Every file, secrets/ included: ciphertext never looks like a key, and a key
+        // pasted into a note, a comment of keys.lock or a sops value left in clear is
+        // as leaked as one anywhere else.
         for (rel, blob) in files.iter() {
-            if rel.starts_with("secrets/")
-                || policy.as_ref().is_some_and(|p| p.allows_private_key(rel))
-            {
+            if policy.as_ref().is_some_and(|p| p.allows_private_key(rel)) {
                 continue;
             }
             if let Blob::File(data) = blob
@@ -417,14 +459,91 @@ fn examine(
             {
                 report.problem(
                     rel,
-                    format!("contains {kind} outside secrets/"),
-                    "remove it and encrypt it with `keys encrypt NAME`; if it was ever committed, rotate the key",
+                    format!("contains {kind} in clear"),
+                    "remove it and keep it only as a secret (`keys encrypt NAME`); if it was ever committed, rotate the key",
                 );
             }
         }
     }
     report.secrets.sort_by(|a, b| a.name.cmp(&b.name));
     report
+}
+
+/// Checks the public half kept beside a generated key secret (`rel`, for secret
+/// `name`): one ssh-ed25519 key, beside its secret, and the key its host file (or
+/// its container's entry) names. It is how the stored private key is compared with
+/// the host file without decrypting it.
+fn stored_key(
+    report: &mut Report,
+    fleet: Option<&Fleet>,
+    seen: &BTreeSet<&str>,
+    rel: &str,
+    name: &str,
+    data: &[u8],
+) {
+    let secret = policy::secret_path(name, Format::Age);
+    let at = crate::error::Location::named(rel);
+    let key = std::str::from_utf8(data)
+        .ok()
+        .map(str::trim)
+        .filter(|t| !t.contains('\n'))
+        .and_then(|t| crate::recipient::Recipient::parse_line(t, &at).ok())
+        .filter(|k| matches!(k, crate::recipient::Recipient::SshEd25519(_)));
+    let Some(key) = key else {
+        report.problem(
+            rel,
+            format!("is not the ssh-ed25519 public key of {secret}"),
+            "restore it from git; keys writes it with the key",
+        );
+        return;
+    };
+    if !seen.contains(name) {
+        report.problem(
+            rel,
+            format!("is the public half of {secret}, which is missing"),
+            "restore the key from git, or remove this file",
+        );
+        return;
+    }
+    let parts: Vec<&str> = name.split('/').collect();
+    let (host, container) = match parts.as_slice() {
+        ["hosts", h, "ssh_host_ed25519_key"] => (*h, None),
+        ["hosts", h, "containers", c, "ssh_host_ed25519_key"] => (*h, Some(*c)),
+        _ => return,
+    };
+    // A host removed with its key kept has nothing to compare with.
+    let Some(host) = fleet.and_then(|f| f.host(host).ok().flatten()) else {
+        return;
+    };
+    let named = match container {
+        None => Some(&host.key),
+        Some(c) => host
+            .containers
+            .iter()
+            .find(|x| x.name == c)
+            .and_then(|x| x.own_key.as_ref()),
+    };
+    let Some(named) = named else {
+        return;
+    };
+    if named.fingerprint() != key.fingerprint() {
+        let whose = match container {
+            None => "its ssh_key".to_string(),
+            Some(c) => format!("the ssh_key of container {c}"),
+        };
+        report.problem(
+            format!("{}/{}.yaml", layout::HOSTS, host.name),
+            format!(
+                "{whose} ({}) is not the generated key stored in {secret} ({}, says {rel}): that key's private half is not in the repository",
+                named.fingerprint(),
+                key.fingerprint()
+            ),
+            format!(
+                "if `keys host rotate {}` was interrupted, run `keys rekey`; if the file was edited, restore its key from git or rotate it with `keys host rotate {} --key FILE`",
+                host.name, host.name
+            ),
+        );
+    }
 }
 
 fn worst(a: Status, b: Status) -> Status {
@@ -450,59 +569,159 @@ fn nesting(report: &mut Report, names: &BTreeSet<&str>) {
 
 const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 
-/// Names the private key material in `data`, if any: an age identity, or a PEM or
-/// OpenSSH private key block with a body. A mention of the marker alone (in code or
+/// Names the private key material in `data`, if any: an age identity, a PEM or
+/// OpenSSH private key block with a body, or a PuTTY private key. A key is found
+/// however it is wrapped: indented, in a YAML block scalar, a heredoc or a Nix
+/// string, JSON-escaped (`\n`), commented out line by line, with blank lines or
+/// trailing blanks after its first line. A mention of a marker alone (in code or
 /// docs) is not reported.
 pub fn private_key_material(data: &[u8]) -> Option<&'static str> {
-    for prefix in [&b"AGE-SECRET-KEY-"[..], b"age-secret-key-"] {
-        for at in memchr::memmem::find_iter(data, prefix) {
-            let rest = &data[at + prefix.len()..];
-            let token: &[u8] = &rest[..rest
-                .iter()
-                .position(|b| !(b.is_ascii_alphanumeric() || *b == b'-'))
-                .unwrap_or(rest.len())];
-            if let Some(one) = token.iter().rposition(|b| *b == b'1') {
-                let body = &token[one + 1..];
-                if body.len() >= 50
-                    && body
-                        .iter()
-                        .all(|b| BECH32.contains(&b.to_ascii_lowercase()))
-                {
-                    return Some("an age identity (AGE-SECRET-KEY-…)");
-                }
-            }
-        }
+    if has_age_identity(data) {
+        return Some("an age identity (AGE-SECRET-KEY-…)");
     }
-    for at in memchr::memmem::find_iter(data, b"-----BEGIN ") {
-        let rest = &data[at + 11..];
-        let Some(end) = memchr::memmem::find(&rest[..rest.len().min(64)], b"-----") else {
-            continue;
-        };
-        if !rest[..end].ends_with(b"PRIVATE KEY") {
-            continue;
-        }
-        let mut body = &rest[end + 5..];
-        if body.starts_with(b"\r") {
-            body = &body[1..];
-        }
-        let Some(body) = body.strip_prefix(b"\n") else {
-            continue;
-        };
-        let run = body
-            .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
-            .count();
-        if run >= 40 || body.starts_with(b"Proc-Type:") {
-            return Some("a private key block (-----BEGIN … PRIVATE KEY-----)");
-        }
+    if has_key_block(data) {
+        return Some("a private key block (-----BEGIN … PRIVATE KEY-----)");
     }
     let at_line_start = |needle: &[u8]| {
-        memchr::memmem::find_iter(data, needle).any(|i| i == 0 || data[i - 1] == b'\n')
+        memchr::memmem::find_iter(data, needle).any(|i| {
+            let lead = data[..i]
+                .iter()
+                .rev()
+                .take_while(|b| matches!(b, b' ' | b'\t'))
+                .count();
+            i == lead || data[i - lead - 1] == b'\n' || data[..i - lead].ends_with(b"\\n")
+        })
     };
     if at_line_start(b"PuTTY-User-Key-File-") && at_line_start(b"Private-Lines: ") {
         return Some("a PuTTY private key");
     }
     None
+}
+
+/// `AGE-SECRET-KEY-1` in any case, anywhere in a line, followed by the bech32 data
+/// of a key (an identity has 58 characters of it).
+fn has_age_identity(data: &[u8]) -> bool {
+    const HRP: &[u8] = b"age-secret-key-1";
+    memchr::memchr_iter(b'-', data)
+        .filter(|&dash| dash >= 3)
+        .map(|dash| dash - 3)
+        .any(|at| {
+            data[at..].len() > HRP.len()
+                && data[at..at + HRP.len()].eq_ignore_ascii_case(HRP)
+                && data[at + HRP.len()..]
+                    .iter()
+                    .take_while(|b| BECH32.contains(&b.to_ascii_lowercase()))
+                    .count()
+                    >= 50
+        })
+}
+
+/// A `-----BEGIN … PRIVATE KEY-----` line followed by a key's body.
+fn has_key_block(data: &[u8]) -> bool {
+    memchr::memmem::find_iter(data, b"-----BEGIN ").any(|at| {
+        let rest = &data[at + 11..];
+        let Some(end) = memchr::memmem::find(&rest[..rest.len().min(64)], b"-----") else {
+            return false;
+        };
+        let label = &rest[..end];
+        (label.ends_with(b"PRIVATE KEY") || label.ends_with(b"PRIVATE KEY BLOCK"))
+            && key_body(&rest[end + 5..])
+    })
+}
+
+/// Whether the text after a BEGIN line is a key's body. What a disguise puts
+/// between its lines is skipped: blanks and line breaks, escaped line breaks (`\n`,
+/// `\r`, `\` at the end of a line), quotes, commas, `+` and comment markers. Then
+/// comes either a PEM header (`Proc-Type:` of an encrypted key, PGP's `Version:`)
+/// or a run of at least 40 base64 characters (a body line has 64 or 70).
+fn key_body(after: &[u8]) -> bool {
+    // Far enough for a few blank, indented or commented lines and headers.
+    let text = &after[..after.len().min(1024)];
+    let mut i = 0;
+    let mut headers = 0;
+    while i < text.len() {
+        i += separators(&text[i..]);
+        let rest = &text[i..];
+        if rest.starts_with(b"Proc-Type:") {
+            return true;
+        }
+        if headers < 4
+            && let Some(len) = header_line(rest)
+        {
+            headers += 1;
+            i += len;
+            continue;
+        }
+        let (run, len) = base64_run(rest);
+        if run >= 40 {
+            return true;
+        }
+        // A `//` comment marker is base64 too.
+        if len == 0 || !rest[..len].iter().all(|&b| b == b'/') {
+            return false;
+        }
+        i += len;
+    }
+    false
+}
+
+/// How many bytes at the start of `text` only separate the lines of a key.
+fn separators(text: &[u8]) -> usize {
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c => i += 1,
+            b'"' | b'\'' | b'`' | b',' | b'+' | b'#' | b';' | b'*' | b'>' | b'|' | b'-' => i += 1,
+            b'(' | b')' | b'[' | b']' | b'{' | b'}' => i += 1,
+            b'\\' => match text.get(i + 1) {
+                Some(b'n' | b'r' | b't' | b'\\' | b'"' | b'\'' | b'\n' | b'\r') => i += 2,
+                Some(b'u')
+                    if matches!(
+                        &text[i..],
+                        [_, _, b'0', b'0', b'0', b'a' | b'A' | b'd' | b'D', ..]
+                    ) =>
+                {
+                    i += 6
+                }
+                _ => break,
+            },
+            _ => break,
+        }
+    }
+    i
+}
+
+/// The length of a PEM header line (`Name: value` up to its line break), if `text`
+/// starts with one.
+fn header_line(text: &[u8]) -> Option<usize> {
+    let name = text
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+        .count();
+    if name == 0
+        || !text[..name][0].is_ascii_alphabetic()
+        || text.get(name..name + 2) != Some(b": ")
+    {
+        return None;
+    }
+    let line = memchr::memchr(b'\n', text).unwrap_or(text.len());
+    let escaped = memchr::memmem::find(&text[..line], b"\\n").unwrap_or(line);
+    Some(escaped.min(line))
+}
+
+/// The base64 characters at the start of `text` (a JSON-escaped `\/` counts as one)
+/// and the bytes they take.
+fn base64_run(text: &[u8]) -> (usize, usize) {
+    let (mut run, mut i) = (0, 0);
+    while i < text.len() {
+        match text[i] {
+            b if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') => i += 1,
+            b'\\' if text.get(i + 1) == Some(&b'/') => i += 2,
+            _ => break,
+        }
+        run += 1;
+    }
+    (run, i)
 }
 
 /// Short fingerprints (as the lock has them) of the recipients a sops file's
@@ -526,28 +745,129 @@ fn fingerprints(recipients: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// The markers are split so that this file holds no key material itself.
+    const BEGIN: &str = concat!("-----BEGIN OPENSSH PRIVATE", " KEY-----");
+    const END: &str = concat!("-----END OPENSSH PRIVATE", " KEY-----");
+    const BODY: [&str; 2] = [
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
+        "QyNTUxOQAAACCr/XxGrAQj0Fq3QgGZ2SQ2pmdR3IxONS5K4FXBWK0zSgAAAJi3c7xot3O8",
+    ];
+    const AGE_ID: &str = concat!(
+        "AGE-SECRET-",
+        "KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS3290GG"
+    );
+
+    /// Pieces a key and its disguises are made of, so that generated input reaches
+    /// every branch of the search.
+    const PIECES: &[&str] = &[
+        BEGIN,
+        END,
+        BODY[0],
+        "AGE-SECRET-",
+        "KEY-1",
+        "qpzry9x8gf2tvdw0s3jn54khce6mua7l",
+        "\n",
+        "\\n",
+        "\\/",
+        "\\u000a",
+        "\n  ",
+        "# ",
+        "\"",
+        "Proc-Type: 4",
+        "Version: x",
+        "PuTTY-User-Key-File-3: ",
+        "Private-Lines: 1",
+        "-",
+        "//",
+        "",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// Any bytes are searched without a panic; a key's body put after a BEGIN
+        /// line, with whatever separators, is found.
+        #[test]
+        fn any_bytes_are_searched_and_a_key_after_any_separators_is_found(
+            pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..24),
+            raw in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            gap in proptest::collection::vec(proptest::sample::select(&[" ", "\t", "\r\n", "\\n", "\"", "# ", "  - "][..]), 0..6),
+        ) {
+            let text = pieces.concat();
+            let _ = private_key_material(text.as_bytes());
+            let _ = private_key_material(&raw);
+            let key = format!("{text}{BEGIN}{}{}\n", gap.concat(), BODY[0]);
+            proptest::prop_assert!(private_key_material(key.as_bytes()).is_some(), "{}", key);
+        }
+    }
+
     #[test]
     fn key_material_is_found_but_mentions_are_not() {
-        let age_id = concat!(
-            "AGE-SECRET-",
-            "KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS3290GG"
+        let [b1, b2] = BODY;
+        let block = |sep: &str, indent: &str| {
+            format!("{indent}{BEGIN}{sep}{indent}{b1}{sep}{indent}{b2}{sep}{indent}{END}{sep}")
+        };
+        let rsa = concat!(
+            "-----BEGIN RSA PRIVATE",
+            " KEY-----\r\nProc-Type: 4,ENCRYPTED\r\n"
         );
-        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----\n";
-        let rsa = "-----BEGIN RSA PRIVATE KEY-----\r\nProc-Type: 4,ENCRYPTED\r\n";
-        for hit in [
-            age_id.to_string(),
-            format!("x = \"{}\"", age_id.to_lowercase()),
-            pem.into(),
+        let pgp = format!(
+            "{}\nVersion: GnuPG v2\nComment: x\n\n{b1}\n",
+            concat!("-----BEGIN PGP PRIVATE", " KEY BLOCK-----")
+        );
+        let hits = [
+            AGE_ID.to_string(),
+            format!("x = \"{}\"", AGE_ID.to_lowercase()),
+            format!("export KEY={AGE_ID}; echo"),
+            format!("https://example.org/?identity={AGE_ID}&x=1"),
+            format!(
+                "'{}'",
+                AGE_ID.replacen("AGE-SECRET-KEY", "Age-Secret-Key", 1)
+            ),
+            format!("# {AGE_ID}-1\n"),
+            block("\n", ""),
+            block("\r\n", ""),
+            block("\n", "    "),
+            block("\n", "\t\t"),
+            format!("host_key: |\n{}", block("\n", "  ")),
+            format!("{{\"key\": \"{}\"}}", block("\\n", "")),
+            format!("{{\"key\": \"{}\"}}", block("\\n", "").replace('/', "\\/")),
+            format!("{BEGIN}  \t\r\n\n{b1}\n"),
+            format!("{BEGIN}\n\n\n{b1}\n"),
+            format!("  key = ''\n{}  '';\n", block("\n", "    ")),
+            format!("key = \"{}\";\n", block("\\n", "")),
+            format!("cat > k <<EOF\n{}EOF\n", block("\n", "")),
+            format!("cat > k <<-EOF\n{}\tEOF\n", block("\n", "\t")),
+            block("\n", "# "),
+            block("\n", "// "),
+            format!("lines:\n  - \"{BEGIN}\"\n  - \"{b1}\"\n"),
+            format!("k = (\"{BEGIN}\\n\"\n     \"{b1}\\n\")"),
+            format!("KEY_unencrypted=\"{}\"\n", block("\\n", "")),
             rsa.into(),
-        ] {
+            pgp,
+            "PuTTY-User-Key-File-3: ssh-ed25519\nPrivate-Lines: 1\nAAAA\n".into(),
+        ];
+        for hit in &hits {
             assert!(private_key_material(hit.as_bytes()).is_some(), "{hit}");
         }
-        for miss in [
-            "if line.starts_with(\"AGE-SECRET-KEY-1\") {",
-            "const BEGIN: &str = \"-----BEGIN OPENSSH PRIVATE KEY-----\";",
-            "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n",
-            "-----BEGIN AGE ENCRYPTED FILE-----\nYWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSBhYmNk\n",
-        ] {
+        let misses = [
+            "if line.starts_with(\"AGE-SECRET-KEY-1\") {".to_string(),
+            "an identity looks like AGE-SECRET-KEY-1…".into(),
+            format!("const BEGIN: &str = \"{BEGIN}\";\nconst END: &str = \"{END}\";\n"),
+            format!("{BEGIN}\n...\n{END}\n"),
+            format!("{BEGIN}\n<your key here>\n{END}\n"),
+            format!("{BEGIN}\n{END}\n"),
+            format!("match x {{\n  \"{BEGIN}\" => parse(rest),\n}}\n"),
+            "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n".into(),
+            "-----BEGIN CERTIFICATE-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA\n".into(),
+            "-----BEGIN AGE ENCRYPTED FILE-----\nYWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSBhYmNk\n".into(),
+            "    enc: |\n        -----BEGIN AGE ENCRYPTED FILE-----\n        YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSBhYmNk\n".into(),
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5 root@h".into(),
+            "age1t9jzmsuj2txxh6q5857skvch8drp4r8h4kxxvfll33nfany4wftq72qkyu".into(),
+            "AGE-PLUGIN-YUBIKEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQS3290GG".into(),
+            "if at_line_start(b\"PuTTY-User-Key-File-\") && at_line_start(b\"Private-Lines: \")".into(),
+        ];
+        for miss in &misses {
             assert_eq!(private_key_material(miss.as_bytes()), None, "{miss}");
         }
     }

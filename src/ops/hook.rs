@@ -1,13 +1,15 @@
-//! `keys hook install`: the pre-commit hook that runs `keys check --staged`.
+//! `keys hook install`: the pre-commit and pre-merge-commit hooks that run `keys
+//! check --staged`, and whether git still runs them.
 //!
-//! The hook is a POSIX sh script that fails closed: the commit goes through only when
-//! `keys check --staged` ran and passed in the fleet directory. A pre-commit hook that
-//! was there before is kept beside it as `pre-commit.before-keys` and run after a
-//! passing check.
+//! The hook is a POSIX sh script that fails closed: the commit (or merge) goes through
+//! only when `keys check --staged` ran and passed in the fleet directory. A hook that
+//! was there before is kept beside it as `NAME.before-keys` and run after a passing
+//! check. Where the hooks went is recorded in git's configuration (`keys.hooksdir`),
+//! so that `keys check` can tell when git no longer runs them (core.hooksPath changed).
 
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -17,8 +19,14 @@ use crate::git::{self, Env};
 
 /// The line that marks a hook as ours, so a second install recognises it.
 pub const MARKER: &str = "# keys pre-commit hook";
-/// What an existing hook is renamed to when ours takes its place.
+/// The hooks installed: before a commit, and before a merge commits.
+pub const HOOKS: [&str; 2] = ["pre-commit", "pre-merge-commit"];
+/// What an existing hook is renamed to when ours takes its place: `NAME` + this.
+pub const PREVIOUS_SUFFIX: &str = ".before-keys";
+/// What an existing pre-commit hook is renamed to.
 pub const PREVIOUS: &str = "pre-commit.before-keys";
+/// The git configuration variable that records where the hooks were installed.
+pub const RECORD: &str = "keys.hooksdir";
 /// Mode of the hooks directory when it is created, and of the hook.
 const EXECUTABLE: u32 = 0o755;
 
@@ -32,16 +40,17 @@ pub enum Installed {
     Chained { hook: PathBuf, previous: PathBuf },
 }
 
-/// Installs the pre-commit hook for the git repository containing `dir` (the fleet
-/// root). `keys_exe` is the absolute path of the running keys binary, used only when
-/// `keys` is not on PATH at commit time. Err(usage error with hint `git init`) when `dir`
-/// is not in a git work tree. A hook of ours that differs (another fleet directory or
-/// binary) is replaced and reported as `New`.
-pub fn install(dir: &Path, keys_exe: &Path) -> Result<Installed> {
+/// Installs the hooks (pre-commit, then pre-merge-commit) for the git repository
+/// containing `dir` (the fleet root), and records their directory in git's
+/// configuration. `keys_exe` is the absolute path of the running keys binary, used
+/// only when `keys` is not on PATH at commit time. Err(usage error with hint `git
+/// init`) when `dir` is not in a git work tree. A hook of ours that differs (another
+/// fleet directory or binary) is replaced and reported as `New`.
+pub fn install(dir: &Path, keys_exe: &Path) -> Result<Vec<Installed>> {
     install_env(dir, keys_exe, &[], &git::current_dir()?)
 }
 
-fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Installed> {
+fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Vec<Installed>> {
     let not_a_repo = || {
         error::usage(
             format!("{}: not inside a git work tree", dir.display()),
@@ -54,11 +63,24 @@ fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Inst
     let script = script(&prefix, &exe);
 
     fsutil::create_dir_all(&hooks, EXECUTABLE)?;
-    let hook = hooks.join("pre-commit");
+    let done = HOOKS
+        .iter()
+        .map(|name| install_one(&hooks, name, &script))
+        .collect::<Result<Vec<_>>>()?;
+    let recorded = git::config_get_env(dir, RECORD, env, cwd)?;
+    if recorded.as_deref() != Some(hooks.as_os_str().as_bytes()) {
+        git::config_set_env(dir, RECORD, hooks.as_os_str(), env, cwd)?;
+    }
+    Ok(done)
+}
+
+/// Writes hook `name` in `hooks`, keeping one that is there as `NAME.before-keys`.
+fn install_one(hooks: &Path, name: &str, script: &[u8]) -> Result<Installed> {
+    let hook = hooks.join(name);
     let meta = match fs::symlink_metadata(&hook) {
         Ok(meta) => meta,
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            fsutil::write_new(&hook, &script, EXECUTABLE)?;
+            fsutil::write_new(&hook, script, EXECUTABLE)?;
             return Ok(Installed::New(hook));
         }
         Err(e) => return Err(Error::io(&hook, e)),
@@ -69,7 +91,7 @@ fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Inst
             if existing == script && meta.permissions().mode() & 0o100 != 0 {
                 return Ok(Installed::Already(hook));
             }
-            fsutil::write_atomic(&hook, &script, EXECUTABLE)?;
+            fsutil::write_atomic(&hook, script, EXECUTABLE)?;
             return Ok(Installed::New(hook));
         }
     } else if !meta.file_type().is_symlink() {
@@ -78,13 +100,116 @@ fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Inst
             "move it away, then run `keys hook install` again",
         ));
     }
-    let previous = keep_previous(&hook, &hooks.join(PREVIOUS), meta.is_file())?;
-    if let Err(e) = fsutil::write_atomic(&hook, &script, EXECUTABLE) {
+    let previous = hooks.join(format!("{name}{PREVIOUS_SUFFIX}"));
+    let previous = keep_previous(&hook, &previous, meta.is_file())?;
+    if let Err(e) = fsutil::write_atomic(&hook, script, EXECUTABLE) {
         // The old hook is still in place; do not leave a second name for it behind.
         let _ = fs::remove_file(&previous);
         return Err(e);
     }
     Ok(Installed::Chained { hook, previous })
+}
+
+/// Why git will not run keys' pre-commit hook, though keys installed one in this
+/// clone of the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bypass {
+    /// The hooks directory git uses (core.hooksPath) has no pre-commit hook of ours;
+    /// ours is at `installed`, where git does not look.
+    Elsewhere { hook: PathBuf, installed: PathBuf },
+    /// Our pre-commit hook is where git looks, but not executable: git skips it.
+    NotExecutable { hook: PathBuf },
+    /// Our pre-commit hook runs, but merges are not checked: no pre-merge-commit hook
+    /// of ours (installed by an older keys).
+    NoMergeHook { hook: PathBuf },
+}
+
+/// Whether git runs keys' hooks for the repository containing `dir`. Ok(None) when
+/// it does, when `dir` is not in a git work tree, and when keys' hook was never
+/// installed in this clone: no hook of ours in git's default hooks directory nor in
+/// the directory `keys hook install` recorded (a hook deliberately removed, or
+/// replaced by another framework, is not reported).
+pub fn audit(dir: &Path) -> Result<Option<Bypass>> {
+    audit_env(dir, &[], &git::current_dir()?)
+}
+
+fn audit_env(dir: &Path, env: Env, cwd: &Path) -> Result<Option<Bypass>> {
+    let Some((effective, default)) = git::hook_dirs_env(dir, env, cwd)? else {
+        return Ok(None);
+    };
+    let hook = effective.join(HOOKS[0]);
+    match ours(&hook) {
+        Some(true) => {
+            let merge = effective.join(HOOKS[1]);
+            return Ok((ours(&merge) != Some(true)).then_some(Bypass::NoMergeHook { hook: merge }));
+        }
+        Some(false) => return Ok(Some(Bypass::NotExecutable { hook })),
+        None => {}
+    }
+    let recorded = git::config_get_env(dir, RECORD, env, cwd)?
+        .map(|raw| PathBuf::from(std::ffi::OsString::from_vec(raw)));
+    let same = |a: &Path, b: &Path| {
+        a == b || fs::canonicalize(a).is_ok_and(|a| fs::canonicalize(b).is_ok_and(|b| a == b))
+    };
+    let installed = [Some(default), recorded]
+        .into_iter()
+        .flatten()
+        .filter(|d| !same(d, &effective))
+        .map(|d| d.join(HOOKS[0]))
+        .find(|h| ours(h).is_some());
+    Ok(installed.map(|installed| Bypass::Elsewhere { hook, installed }))
+}
+
+impl Bypass {
+    /// What `keys check` says about it; paths relative to `root` when under it.
+    pub fn finding(&self, root: &Path) -> super::check::Finding {
+        use super::check::{Finding, Severity};
+        let shown = |p: &Path| {
+            let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+            let p = p
+                .parent()
+                .and_then(|d| fs::canonicalize(d).ok())
+                .and_then(|d| Some(d.join(p.file_name()?)))
+                .unwrap_or_else(|| p.to_path_buf());
+            p.strip_prefix(&root)
+                .map(|rel| rel.display().to_string())
+                .unwrap_or_else(|_| p.display().to_string())
+        };
+        let again = "run `keys hook install` again: it installs the hooks where git looks now (a hook there is kept and run after the check)";
+        match self {
+            Bypass::Elsewhere { hook, installed } => Finding {
+                severity: Severity::Problem,
+                at: shown(hook),
+                what: format!(
+                    "git looks for its pre-commit hook here (core.hooksPath) and finds no keys hook; the one installed at {} never runs: commits are not checked",
+                    shown(installed)
+                ),
+                fix: again.into(),
+            },
+            Bypass::NotExecutable { hook } => Finding {
+                severity: Severity::Problem,
+                at: shown(hook),
+                what: "the keys hook is not executable, so git skips it: commits are not checked"
+                    .into(),
+                fix: again.into(),
+            },
+            Bypass::NoMergeHook { hook } => Finding {
+                severity: Severity::Warning,
+                at: shown(hook),
+                what: "is not the keys hook: merges are not checked".into(),
+                fix: again.into(),
+            },
+        }
+    }
+}
+
+/// Whether `hook` is a hook of ours: Some(executable), or None when it is not.
+fn ours(hook: &Path) -> Option<bool> {
+    let meta = fs::metadata(hook).ok()?;
+    if !meta.is_file() || !is_ours(&fs::read(hook).ok()?) {
+        return None;
+    }
+    Some(meta.permissions().mode() & 0o111 != 0)
 }
 
 /// Gives the existing hook its second name without ever leaving `hook` missing and
@@ -151,9 +276,10 @@ fn script(prefix: &str, keys_exe: &Path) -> Vec<u8> {
 
 const HEAD: &str = r#"#!/bin/sh
 # keys pre-commit hook
-# Written by `keys hook install`. It blocks the commit unless `keys check --staged`
-# passes in the fleet directory, then runs the hook that was here before, if any
-# (pre-commit.before-keys). Run `keys hook install` again rather than editing this.
+# Written by `keys hook install` as pre-commit and pre-merge-commit. It blocks the
+# commit (or the merge) unless `keys check --staged` passes in the fleet directory,
+# then runs the hook that was here before under this name, if any
+# (NAME.before-keys). Run `keys hook install` again rather than editing this.
 
 # The fleet directory, relative to the top of the work tree, where git runs hooks.
 "#;
@@ -173,10 +299,9 @@ else
 fi
 
 case $0 in
-*/pre-commit.before-keys | pre-commit.before-keys) previous= ;; # never run itself
-/*) previous=${0%/*}/pre-commit.before-keys ;;
-*/*) previous=$PWD/${0%/*}/pre-commit.before-keys ;;
-*) previous=$PWD/pre-commit.before-keys ;;
+*.before-keys) previous= ;; # never run itself
+/*) previous=$0.before-keys ;;
+*) previous=$PWD/$0.before-keys ;;
 esac
 
 if ! (
@@ -245,7 +370,12 @@ exit \"${KEYS_EXIT:-0}\"
             }
         }
 
+        /// Installs the hooks; what happened to pre-commit.
         fn install(&self) -> Result<Installed> {
+            self.install_all().map(|done| done[0].clone())
+        }
+
+        fn install_all(&self) -> Result<Vec<Installed>> {
             install_env(
                 &self.fleet,
                 Path::new("/nonexistent/keys"),
@@ -261,7 +391,11 @@ exit \"${KEYS_EXIT:-0}\"
         fn fake_keys(&self, dir: &Path) -> PathBuf {
             fs::create_dir_all(dir).unwrap();
             let keys = dir.join("keys");
-            fsutil::write_atomic(&keys, FAKE_KEYS, EXECUTABLE).unwrap();
+            // Written once: a file being written while another test thread forks
+            // cannot be run ("Text file busy") until that child execs.
+            if !keys.exists() {
+                fsutil::write_atomic(&keys, FAKE_KEYS, EXECUTABLE).unwrap();
+            }
             keys
         }
 
@@ -345,7 +479,8 @@ exit \"${KEYS_EXIT:-0}\"
             Path::new("/elsewhere/keys"),
             &isolated(),
             &fx.repo.top(),
-        );
+        )
+        .map(|done| done[0].clone());
         assert_eq!(other.unwrap(), Installed::New(fx.hook()));
         assert!(!fx.hook().with_file_name(PREVIOUS).exists());
     }
@@ -377,7 +512,7 @@ exit \"${KEYS_EXIT:-0}\"
         let elsewhere = fx.repo.tmp.path().join("it's elsewhere");
         let exe = fx.fake_keys(&elsewhere);
         let installed = install_env(&fx.fleet, &exe, &isolated(), &fx.repo.top());
-        assert_eq!(installed.unwrap(), Installed::New(fx.hook()));
+        assert_eq!(installed.unwrap()[0], Installed::New(fx.hook()));
         let empty = fx.repo.tmp.path().join("empty");
         fs::create_dir(&empty).unwrap();
         // Not on PATH: the recorded binary runs.
@@ -582,6 +717,86 @@ exit \"${KEYS_EXIT:-0}\"
             "{log}"
         );
         assert!(log.contains(" 0\tsecret.age\n"), "{log}");
+    }
+
+    #[test]
+    fn both_hooks_are_installed_and_their_directory_recorded() {
+        let fx = Fixture::new();
+        let done = fx.install_all().unwrap();
+        let merge = fx.hook().with_file_name("pre-merge-commit");
+        assert_eq!(
+            done,
+            [Installed::New(fx.hook()), Installed::New(merge.clone())]
+        );
+        assert_eq!(fs::read(&merge).unwrap(), fs::read(fx.hook()).unwrap());
+        let recorded = fx.repo.git(&["config", "--get", RECORD]);
+        assert_eq!(
+            Path::new(std::str::from_utf8(&recorded).unwrap().trim()),
+            fx.repo.top().join(".git/hooks")
+        );
+        // An older install had pre-commit only: the second install adds the other.
+        fs::remove_file(&merge).unwrap();
+        assert_eq!(
+            fx.install_all().unwrap(),
+            [Installed::Already(fx.hook()), Installed::New(merge)]
+        );
+    }
+
+    #[test]
+    fn audit_reports_a_hook_git_does_not_run_only_once_installed() {
+        let fx = Fixture::new();
+        let audit = || audit_env(&fx.fleet, &isolated(), &fx.repo.top()).unwrap();
+        assert_eq!(audit(), None, "never installed");
+        fx.repo.git(&["config", "core.hooksPath", "hooks-a"]);
+        assert_eq!(audit(), None, "never installed, hooks elsewhere");
+        fx.repo.git(&["config", "--unset", "core.hooksPath"]);
+        fx.install().unwrap();
+        assert_eq!(audit(), None);
+        fx.repo.git(&["config", "core.hooksPath", "hooks-a"]);
+        let a = fx.repo.top().join("hooks-a");
+        assert_eq!(
+            audit(),
+            Some(Bypass::Elsewhere {
+                hook: a.join("pre-commit"),
+                installed: fx.hook(),
+            })
+        );
+        fx.install().unwrap();
+        assert_eq!(audit(), None);
+        // Recorded in hooks-a, none left in .git/hooks; git now looks in hooks-b.
+        fs::remove_file(fx.hook()).unwrap();
+        fx.repo.git(&["config", "core.hooksPath", "hooks-b"]);
+        let b = fx.repo.top().join("hooks-b");
+        assert_eq!(
+            audit(),
+            Some(Bypass::Elsewhere {
+                hook: b.join("pre-commit"),
+                installed: a.join("pre-commit"),
+            })
+        );
+        // Someone else's hook there is no keys hook either.
+        fs::create_dir_all(&b).unwrap();
+        fsutil::write_atomic(&b.join("pre-commit"), OLD_HOOK, 0o755).unwrap();
+        assert!(matches!(audit(), Some(Bypass::Elsewhere { .. })));
+        fx.repo.git(&["config", "core.hooksPath", "hooks-a"]);
+        fs::set_permissions(a.join("pre-commit"), fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            audit(),
+            Some(Bypass::NotExecutable {
+                hook: a.join("pre-commit")
+            })
+        );
+        fs::set_permissions(a.join("pre-commit"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::remove_file(a.join("pre-merge-commit")).unwrap();
+        assert_eq!(
+            audit(),
+            Some(Bypass::NoMergeHook {
+                hook: a.join("pre-merge-commit")
+            })
+        );
+        // A hook removed on purpose leaves nothing to report.
+        fs::remove_file(a.join("pre-commit")).unwrap();
+        assert_eq!(audit(), None);
     }
 
     #[test]

@@ -157,18 +157,19 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
 
     let mut report = Report {
         steps: Vec::new(),
-        key: Some(public),
+        key: None,
     };
     let key_plan = match &private {
         Some(_) => Some(plan_key_secret(&ws, &host_key_secret(&spec.name))?),
         None => None,
     };
     if let (Some(private), Some(plan)) = (&private, key_plan) {
-        apply_key_secret(&mut ws, plan, private, &mut report)?;
+        apply_key_secret(&mut ws, plan, private, &public, &mut report)?;
     }
     fsutil::create_dirs_within(repo.root(), Path::new(layout::HOSTS), 0o755)?;
     fsutil::write_new(&repo.host_file(&spec.name), text.as_bytes(), fsutil::PUBLIC)?;
     report.steps.push(Step::Created(rel));
+    report.key = Some(public);
     Ok(report)
 }
 
@@ -299,8 +300,9 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
         )?),
         None => None,
     };
-    if let (Some(private), Some(plan)) = (&private, key_plan) {
-        apply_key_secret(&mut ws, plan, private, &mut report)?;
+    if let (Some(private), Some(public), Some(plan)) = (&private, &report.key, key_plan) {
+        let public = public.clone();
+        apply_key_secret(&mut ws, plan, private, &public, &mut report)?;
     }
     fsutil::write_atomic(&file, text.as_bytes(), fsutil::PUBLIC)?;
     report.steps.push(Step::Updated(rel));
@@ -313,11 +315,18 @@ pub struct Rotated {
     pub rekeyed: usize,
 }
 
+/// The journal of a host key rotation in progress, at the repository root.
+pub const ROTATION: &str = ".keys-rotation";
+
 /// Gives host `name` a new host key and re-encrypts, in the same run, every secret
-/// its policy gives it (as `keys rekey --host NAME`). A generated key replaces the
-/// stored private key. If the rekey fails, the host file, the key secret and the
-/// lock are put back as they were, so the repository never names a key that its
-/// secrets are not encrypted to.
+/// its policy gives it (as `keys rekey --host NAME`). A generated key is stored
+/// first, with its public half, and then the host file names it; a given key
+/// removes a stored key of the old one first. A journal (`.keys-rotation`) written
+/// before anything else lets the next `keys rekey` or `keys host rotate` undo a
+/// killed run whose host file does not name the new key yet, or finish one whose
+/// host file does. If the rekey fails, the host file, the key secret and the lock
+/// are put back as they were, so the repository never names a key that its secrets
+/// are not encrypted to.
 pub fn rotate_host(
     repo: &Repo,
     name: &str,
@@ -326,6 +335,15 @@ pub fn rotate_host(
     prompt: &dyn crate::identity::Prompt,
 ) -> Result<Rotated> {
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
+    if let Pending::Finish(host) = settle_rotation(&mut ws)? {
+        let plan = super::rekey::plan(&mut ws, Some(&host))?;
+        if plan.changes.is_empty() {
+            super::rekey::tidy(&ws)?;
+        } else {
+            super::rekey::apply(&mut ws, plan, identities, prompt, &|| {})?;
+        }
+        end_rotation(&ws)?;
+    }
     let Some(host) = ws.fleet.host(name)? else {
         return Err(usage(
             format!("no host named {name} (no {}/{name}.yaml)", layout::HOSTS),
@@ -382,66 +400,52 @@ pub fn rotate_host(
         });
     }
     let secret_name = host_key_secret(name);
-    let secret_before = ws.locate(&secret_name).ok().map(|(p, _)| p);
-    let secret_bytes = match &secret_before {
-        Some(p) => Some(fsutil::read(p)?),
-        None => None,
-    };
-    let key_plan = match (&private, &secret_before) {
-        (Some(_), None) => Some(plan_key_secret(&ws, &secret_name)?),
+    let stored = ws.locate(&secret_name).is_ok() || ws.lock()?.contains(&secret_name);
+    let key_plan = match (&private, stored) {
+        (Some(_), false) => Some(plan_key_secret(&ws, &secret_name)?),
         _ => None,
     };
     let lock_before = fsutil::read_optional(&repo.lock_file())?;
-    let created_policy = key_plan.as_ref().and_then(|p| p.policy.clone());
-    let new_secret = repo
-        .root()
-        .join(crate::policy::secret_path(&secret_name, Format::Age));
+    let journal = Journal::read_state(
+        &mut ws,
+        name,
+        &public,
+        key_plan.as_ref().is_some_and(|p| p.policy.is_some()),
+    )?;
+    let journal_file = repo.root().join(ROTATION);
+    fsutil::write_atomic(&journal_file, journal.render().as_bytes(), fsutil::PUBLIC)?;
     let mut report = Report::default();
-    let restore = |ws: &Workspace| {
-        let _ = fsutil::write_atomic(&file, old_text.as_bytes(), fsutil::PUBLIC);
-        match (&secret_before, &secret_bytes) {
-            (Some(p), Some(b)) => {
-                let _ = fsutil::write_atomic(p, b, fsutil::PUBLIC);
-            }
-            _ if private.is_some() => {
-                let _ = fsutil::remove(&new_secret);
-            }
-            _ => {}
-        }
-        if let Some(p) = &created_policy {
-            let _ = fsutil::remove(p);
-        }
-        match &lock_before {
-            Some(b) => {
-                let _ = fsutil::write_atomic(&ws.repo.lock_file(), b, fsutil::PUBLIC);
-            }
-            None => {
-                let _ = fsutil::remove(&ws.repo.lock_file());
-            }
-        }
-    };
-    fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
-    report.steps.push(Step::Updated(rel));
     let result = (|| -> Result<usize> {
-        ws.reload()?;
-        if let Some(private) = &private {
-            match key_plan {
-                Some(plan) => apply_key_secret(&mut ws, plan, private, &mut report)?,
-                None => {
-                    let opts = EncryptOptions {
-                        force: true,
-                        allow_empty: false,
-                    };
-                    let done =
-                        secret::encrypt(&mut ws, &secret_name, private.as_bytes(), &opts, None)?;
-                    report.steps.push(Step::KeyStored {
-                        path: ws.repo.rel(&done.path),
-                        secret: secret_name.clone(),
-                        recipients: done.recipients,
-                    });
+        // The new key's private half is stored before the host file names it.
+        match (&private, key_plan) {
+            (Some(private), Some(plan)) => {
+                apply_key_secret(&mut ws, plan, private, &public, &mut report)?
+            }
+            (Some(private), None) => {
+                let opts = EncryptOptions {
+                    force: true,
+                    allow_empty: false,
+                };
+                let done = store_key(&mut ws, &secret_name, private, &public, &opts)?;
+                report.steps.push(Step::KeyStored {
+                    path: ws.repo.rel(&done.path),
+                    secret: secret_name.clone(),
+                    recipients: done.recipients,
+                });
+            }
+            // A stored private key of the old key is no longer this host's.
+            (None, _) if stored => {
+                let done = secret::remove(&mut ws, &secret_name)?;
+                if let Some(p) = done.path {
+                    report.steps.push(Step::Removed(ws.repo.rel(&p)));
                 }
             }
+            (None, _) => {}
         }
+        // From here on an interrupted rotation is finished, not undone.
+        fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
+        report.steps.push(Step::Updated(rel.clone()));
+        ws.reload()?;
         let plan = super::rekey::plan(&mut ws, Some(name))?;
         if plan.changes.is_empty() {
             super::rekey::tidy(&ws)?;
@@ -449,15 +453,238 @@ pub fn rotate_host(
         }
         Ok(super::rekey::apply(&mut ws, plan, identities, prompt, &|| {})?.rewritten)
     })();
-    match result {
-        Ok(rekeyed) => {
-            report.key = Some(public);
-            Ok(Rotated { report, rekeyed })
-        }
+    let rekeyed = match result {
+        Ok(rekeyed) => rekeyed,
         Err(e) => {
-            restore(&ws);
-            Err(e)
+            // Put back what the journal says, the host file and the whole lock.
+            let _ = fsutil::write_atomic(&file, old_text.as_bytes(), fsutil::PUBLIC);
+            ws.reload().ok();
+            let _ = journal.undo(&mut ws);
+            let lock_file = repo.lock_file();
+            let _ = match &lock_before {
+                Some(b) => fsutil::write_atomic(&lock_file, b, fsutil::PUBLIC),
+                None if lock_file.exists() => fsutil::remove(&lock_file),
+                None => Ok(()),
+            };
+            let _ = fsutil::remove(&journal_file);
+            return Err(e);
         }
+    };
+    end_rotation(&ws)?;
+    report.key = Some(public);
+    Ok(Rotated { report, rekeyed })
+}
+
+/// What a killed rotation left, once `settle_rotation` has seen it.
+pub enum Pending {
+    /// No rotation was interrupted.
+    None,
+    /// The host file did not name the new key yet: the rotation was undone.
+    Undone(String),
+    /// The host file names the new key: the host's secrets must be rekeyed for it,
+    /// then `end_rotation` removes the journal.
+    Finish(String),
+}
+
+/// Settles a rotation that a killed run left (its journal is there). Undoes it when
+/// the host file does not name the new key yet: the key secret, its public half,
+/// its lock line and a policy file the rotation created are put back as they were.
+/// Otherwise the rotation is to be finished by rekeying the host's secrets.
+pub fn settle_rotation(ws: &mut Workspace) -> Result<Pending> {
+    let path = ws.repo.root().join(ROTATION);
+    let Some(text) = fsutil::read_optional(&path)? else {
+        return Ok(Pending::None);
+    };
+    let journal = Journal::parse(&text).map_err(|reason| Error::InvalidFile {
+        at: Location::named(ROTATION),
+        reason,
+    })?;
+    let named = ws
+        .fleet
+        .host(&journal.host)?
+        .is_some_and(|h| h.key.fingerprint() == journal.key.fingerprint());
+    if named {
+        return Ok(Pending::Finish(journal.host));
+    }
+    journal.undo(ws)?;
+    fsutil::remove(&path)?;
+    ws.reload()?;
+    Ok(Pending::Undone(journal.host))
+}
+
+/// Removes the journal of a finished rotation.
+pub fn end_rotation(ws: &Workspace) -> Result<()> {
+    let path = ws.repo.root().join(ROTATION);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        fsutil::remove(&path)?;
+    }
+    Ok(())
+}
+
+/// The rotation journal: the host, its new key, and what the host's key secret, its
+/// public half and its lock line held before (the stored key is ciphertext for the
+/// admins, as in the repository), so that a rotation killed before its host file
+/// named the new key can be undone.
+struct Journal {
+    host: String,
+    key: Recipient,
+    secret: Option<Vec<u8>>,
+    public: Option<Vec<u8>>,
+    lock: Option<String>,
+    created_policy: bool,
+}
+
+const JOURNAL_HEAD: &str = "\
+# keys host rotate: a host key rotation in progress, interrupted if this file is
+# still here. `keys rekey` finishes it, or undoes it if the host file does not name
+# the new key yet.
+";
+
+impl Journal {
+    fn read_state(
+        ws: &mut Workspace,
+        host: &str,
+        key: &Recipient,
+        created_policy: bool,
+    ) -> Result<Journal> {
+        let name = host_key_secret(host);
+        let root = ws.repo.root().to_path_buf();
+        let read = |rel: String| -> Result<Option<Vec<u8>>> {
+            let path = root.join(rel);
+            match std::fs::symlink_metadata(&path) {
+                Ok(_) => fsutil::read(&path).map(Some),
+                Err(_) => Ok(None),
+            }
+        };
+        let lock = crate::lock::Lock::parse(ws.lock()?.text())?;
+        Ok(Journal {
+            host: host.to_string(),
+            key: key.clone(),
+            secret: read(crate::policy::secret_path(&name, Format::Age))?,
+            public: match secret::public_half(&name) {
+                Some(rel) => read(rel)?,
+                None => None,
+            },
+            lock: lock.entries.get(&name).map(|e| {
+                format!(
+                    "{} {} {}",
+                    e.format.name(),
+                    e.sha256,
+                    e.recipients.join(",")
+                )
+            }),
+            created_policy,
+        })
+    }
+
+    fn render(&self) -> String {
+        use base64::Engine as _;
+        let b64 = |d: &Option<Vec<u8>>| match d {
+            Some(d) => base64::engine::general_purpose::STANDARD.encode(d),
+            None => "-".into(),
+        };
+        format!(
+            "{JOURNAL_HEAD}host {}\nkey {}\nsecret {}\npublic {}\nlock {}\npolicy {}\n",
+            self.host,
+            public_line(&self.key),
+            b64(&self.secret),
+            b64(&self.public),
+            self.lock.as_deref().unwrap_or("-"),
+            if self.created_policy { "created" } else { "-" },
+        )
+    }
+
+    fn parse(data: &[u8]) -> std::result::Result<Journal, String> {
+        use base64::Engine as _;
+        let text = std::str::from_utf8(data).map_err(|_| "not UTF-8 text".to_string())?;
+        let mut fields = std::collections::BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+            fields.insert(k, v);
+        }
+        let field = |k: &str| {
+            fields
+                .get(k)
+                .copied()
+                .ok_or_else(|| format!("no `{k}` line; remove the file if no rotation was running"))
+        };
+        let opt = |v: &str| (v != "-").then(|| v.to_string());
+        let bytes = |v: &str| match opt(v) {
+            None => Ok(None),
+            Some(v) => base64::engine::general_purpose::STANDARD
+                .decode(v)
+                .map(Some)
+                .map_err(|_| "unreadable saved file".to_string()),
+        };
+        let host = field("host")?.to_string();
+        layout::check_name(&host).map_err(|r| format!("host name: {r}"))?;
+        let key = Recipient::parse_line(field("key")?, &Location::named(ROTATION))
+            .map_err(|e| e.to_string())?;
+        Ok(Journal {
+            host,
+            key,
+            secret: bytes(field("secret")?)?,
+            public: bytes(field("public")?)?,
+            lock: opt(field("lock")?),
+            created_policy: field("policy")? == "created",
+        })
+    }
+
+    /// Puts the host's key secret, its public half, its lock line and the policy
+    /// back as the journal says they were.
+    fn undo(&self, ws: &mut Workspace) -> Result<()> {
+        let name = host_key_secret(&self.host);
+        let root = ws.repo.root().to_path_buf();
+        let secret_file = root.join(crate::policy::secret_path(&name, Format::Age));
+        let public_file = secret::public_half(&name).map(|rel| root.join(rel));
+        match &self.lock {
+            Some(line) => {
+                let entry = crate::lock::Lock::parse(&format!("{name} {line}\n"))?
+                    .entries
+                    .remove(&name)
+                    .ok_or_else(|| Error::InvalidFile {
+                        at: Location::named(ROTATION),
+                        reason: "unreadable lock line".into(),
+                    })?;
+                ws.lock()?.upsert(&name, &entry);
+            }
+            None => {
+                ws.lock()?.remove(&name);
+            }
+        }
+        let lock_text = ws.lock()?.text().to_string();
+        let lock_file = ws.repo.lock_file();
+        let mut files: Vec<(&Path, &[u8], u32)> = Vec::new();
+        let mut gone: Vec<&Path> = Vec::new();
+        for (path, held) in std::iter::once((Some(&secret_file), &self.secret))
+            .chain(std::iter::once((public_file.as_ref(), &self.public)))
+        {
+            let Some(path) = path else { continue };
+            match held {
+                Some(data) => files.push((path, data, fsutil::PUBLIC)),
+                None if std::fs::symlink_metadata(path).is_ok() => gone.push(path),
+                None => {}
+            }
+        }
+        if !lock_text.is_empty() || lock_file.exists() {
+            files.push((&lock_file, lock_text.as_bytes(), fsutil::PUBLIC));
+        }
+        if self.secret.is_some()
+            && let Some(parent) = secret_file.parent()
+        {
+            fsutil::create_dirs_within(&root, parent.strip_prefix(&root).unwrap_or(parent), 0o755)?;
+        }
+        fsutil::write_and_remove(&files, &gone)?;
+        let policy = root.join(KEY_POLICY);
+        if self.created_policy
+            && fsutil::read(&policy).is_ok_and(|p| p == KEY_POLICY_TEXT.as_bytes())
+        {
+            fsutil::remove(&policy)?;
+        }
+        Ok(())
     }
 }
 
@@ -644,6 +871,7 @@ fn apply_key_secret(
     ws: &mut Workspace,
     plan: KeyPlan,
     private: &Zeroizing<String>,
+    public: &Recipient,
     report: &mut Report,
 ) -> Result<()> {
     if let Some(path) = &plan.policy {
@@ -655,13 +883,30 @@ fn apply_key_secret(
         force: false,
         allow_empty: false,
     };
-    let done = secret::encrypt(ws, &plan.secret, private.as_bytes(), &opts, None)?;
+    let done = store_key(ws, &plan.secret, private, public, &opts)?;
     report.steps.push(Step::KeyStored {
         path: ws.repo.rel(&done.path),
         secret: plan.secret,
         recipients: done.recipients,
     });
     Ok(())
+}
+
+/// Encrypts a generated private key as secret `name`, with its public half beside it.
+fn store_key(
+    ws: &mut Workspace,
+    name: &str,
+    private: &Zeroizing<String>,
+    public: &Recipient,
+    opts: &EncryptOptions,
+) -> Result<secret::Written> {
+    let line = format!("{}\n", public_line(public));
+    let beside = secret::public_half(name).map(|rel| ws.repo.root().join(rel));
+    let beside: Vec<(&Path, &[u8])> = beside
+        .iter()
+        .map(|p| (p.as_path(), line.as_bytes()))
+        .collect();
+    secret::encrypt_with(ws, name, private.as_bytes(), opts, None, &beside)
 }
 
 /// Adds container `name` to a host file's text: under its block `containers:` map
@@ -791,8 +1036,6 @@ fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
                     purpose: Some("(a host is named by its ssh-ed25519 host key)"),
                 });
             }
-            // A forged key is never passed over for another line.
-            Err(e @ Error::WeakKey { .. }) => return Err(e),
             Err(e) => {
                 refused.get_or_insert(e);
             }

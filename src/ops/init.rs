@@ -125,7 +125,7 @@ pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
 }
 
 /// Files `keys` keeps at the repository root while it runs, which git must not pick up.
-const RUN_FILES: [&str; 2] = ["/.keys-writer", "/.keys-journal"];
+const RUN_FILES: [&str; 3] = ["/.keys-writer", "/.keys-journal", "/.keys-rotation"];
 
 /// Adds the run files to `.gitignore` (created if absent); lines already there are kept.
 fn ignore_run_files(repo: &Repo, report: &mut Report) -> Result<()> {
@@ -156,7 +156,7 @@ fn ignore_run_files(repo: &Repo, report: &mut Report) -> Result<()> {
     }
     fsutil::write_atomic(&path, new.as_bytes(), fsutil::PUBLIC)?;
     report.steps.push(Step::Created(if existing.is_some() {
-        ".gitignore entries for /.keys-writer and /.keys-journal".into()
+        ".gitignore entries for /.keys-writer, /.keys-journal and /.keys-rotation".into()
     } else {
         ".gitignore".into()
     }));

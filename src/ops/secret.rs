@@ -172,6 +172,19 @@ pub fn encrypt(
     opts: &EncryptOptions,
     previous: Option<&sops::Opened>,
 ) -> Result<Written> {
+    encrypt_with(ws, name, plaintext, opts, previous, &[])
+}
+
+/// `encrypt`, writing the public files `beside` (a generated key's public half) in
+/// the same batch as the secret and the lock.
+pub fn encrypt_with(
+    ws: &mut Workspace,
+    name: &str,
+    plaintext: &[u8],
+    opts: &EncryptOptions,
+    previous: Option<&sops::Opened>,
+    beside: &[(&Path, &[u8])],
+) -> Result<Written> {
     ws.lock()?;
     let rule = ws.rule(name)?;
     let format = rule.format;
@@ -223,10 +236,11 @@ pub fn encrypt(
     );
     let lock_file = ws.repo.lock_file();
     // The secret and the lock that describes it are made durable together.
-    fsutil::write_batch(&[
-        (&path, &sealed, fsutil::PUBLIC),
-        (&lock_file, ws.lock()?.text().as_bytes(), fsutil::PUBLIC),
-    ])?;
+    let mut files: Vec<(&Path, &[u8], u32)> = vec![(&path, &sealed, fsutil::PUBLIC)];
+    files.extend(beside.iter().map(|(p, d)| (*p, *d, fsutil::PUBLIC)));
+    let lock_text = ws.lock()?.text().to_string();
+    files.push((&lock_file, lock_text.as_bytes(), fsutil::PUBLIC));
+    fsutil::write_batch(&files)?;
     for other in &others {
         fsutil::remove(other)?;
     }
@@ -275,12 +289,6 @@ fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
         prefix.push_str(segment);
     }
     Ok(())
-}
-
-fn write_lock(ws: &mut Workspace) -> Result<()> {
-    fsutil::create_dirs_within(ws.repo.root(), Path::new(layout::SECRETS), 0o755)?;
-    let text = ws.lock()?.text().to_string();
-    fsutil::write_atomic(&ws.repo.lock_file(), text.as_bytes(), fsutil::PUBLIC)
 }
 
 /// A decrypted secret: the plaintext as its format prints it, and for a sops file
@@ -387,7 +395,9 @@ pub struct Removed {
     pub in_lock: bool,
 }
 
-/// Removes secret `name`'s file and its lock entry.
+/// Removes secret `name`'s file (with the public half of a generated key) and its
+/// lock entry, as one change: the lock is written first, then the files removed, and
+/// if any step fails (a full disk) the lock and the files are all as they were.
 pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
     check_name(name)?;
     let path = ws.locate(name).ok().map(|(p, _)| p);
@@ -398,14 +408,41 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
             "`keys ls` lists the secrets",
         ));
     }
+    let public = public_half(name)
+        .map(|rel| ws.repo.root().join(rel))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok());
+    let gone: Vec<&Path> = path
+        .iter()
+        .chain(public.iter())
+        .map(PathBuf::as_path)
+        .collect();
+    let lock_file = ws.repo.lock_file();
+    let lock_text = if ws.lock()?.remove(name) {
+        Some(ws.lock()?.text().to_string())
+    } else {
+        None
+    };
+    let files: Vec<(&Path, &[u8], u32)> = lock_text
+        .iter()
+        .map(|t| (lock_file.as_path(), t.as_bytes(), fsutil::PUBLIC))
+        .collect();
+    if let Err(e) = fsutil::write_and_remove(&files, &gone) {
+        ws.lock = None;
+        return Err(e);
+    }
     if let Some(p) = &path {
-        fsutil::remove(p)?;
         prune_empty_dirs(&ws.repo, p);
     }
-    if ws.lock()?.remove(name) {
-        write_lock(ws)?;
-    }
     Ok(Removed { path, in_lock })
+}
+
+/// Where a generated host or container key (`hosts/**/ssh_host_ed25519_key`) keeps
+/// its public half, relative to the root: `secrets/NAME.pub`, as ssh names it. It is
+/// written with the key and lets `keys check` compare the stored key with the host
+/// file without decrypting it. None for other secrets.
+pub fn public_half(name: &str) -> Option<String> {
+    (name.starts_with("hosts/") && name.ends_with("/ssh_host_ed25519_key"))
+        .then(|| format!("{}/{name}.pub", layout::SECRETS))
 }
 
 /// Removes directories left empty under `secrets/` (never `secrets/` itself).

@@ -189,3 +189,124 @@ fn injected_failures_during_a_rekey_leave_every_file_as_it_was() {
         assert_eq!(env.keys(&["decrypt", name]).success().stdout, plain);
     }
 }
+
+#[test]
+fn rm_that_fails_at_any_write_leaves_the_secret_and_the_lock_as_they_were() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/a"], b"canary-a").success();
+    // Enough secrets that keys.lock is larger than one 1 KiB block.
+    let input: String = (0..12).map(|i| format!("{i}\n")).collect();
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(format!(
+        "for i in $(cat); do printf x | '{}' encrypt other/s$i || exit 1; done",
+        keys_bin()
+    ));
+    env.apply(&mut sh);
+    assert_eq!(run(sh, input.as_bytes()).code, 0);
+    let secret = repo.join("secrets/bot/a.age");
+    let lock = repo.join("secrets/keys.lock");
+    let mut failed_at: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut removed = 0;
+    for (syscall, err) in [
+        ("write", "ENOSPC"),
+        ("linkat", "ENOSPC"),
+        ("rename", "ENOSPC"),
+        ("renameat", "ENOSPC"),
+        ("renameat2", "ENOSPC"),
+        ("unlink", "EIO"),
+        ("unlinkat", "EIO"),
+        ("fsync", "EIO"),
+        ("fdatasync", "EIO"),
+        ("syncfs", "EIO"),
+    ] {
+        {
+            // Past the calls a removal makes, nothing is injected and rm succeeds:
+            // two successes in a row end the round (an early call, such as removing
+            // a backup's second name at the end, may fail without failing rm).
+            let mut in_a_row = 0;
+            for n in 1.. {
+                if in_a_row == 2 {
+                    break;
+                }
+                let before = tree(&repo);
+                let r = injected(&env, syscall, err, n, &["rm", "bot/a"], b"");
+                let at = format!("{syscall} {err} #{n}");
+                assert_ne!(r.code, 101, "{at}: panic\n{}", r.stderr);
+                if r.code == 0 {
+                    assert!(!secret.exists(), "{at}");
+                    assert!(!std::fs::read_to_string(&lock).unwrap().contains("bot/a "));
+                    if syscall.starts_with("unlink") {
+                        // A backup's second name that could not be removed at the end
+                        // is left for the next rekey to sweep.
+                        env.keys(&["rekey"]).success();
+                    }
+                    let check = env.keys(&["check"]);
+                    assert_eq!(check.code, 0, "{at}: {}", check.stdout);
+                    env.keys_stdin(&["encrypt", "bot/a"], b"canary-a").success();
+                    removed += 1;
+                    in_a_row += 1;
+                    continue;
+                }
+                in_a_row = 0;
+                *failed_at.entry(syscall).or_default() += 1;
+                let errors: Vec<&str> = r
+                    .stderr
+                    .lines()
+                    .filter(|l| l.starts_with("keys: error: "))
+                    .collect();
+                assert_eq!(errors.len(), 1, "{at}: {}", r.stderr);
+                assert_eq!(
+                    changed(&before, &tree(&repo)),
+                    Vec::<String>::new(),
+                    "{at}: {}",
+                    r.stderr
+                );
+            }
+        }
+    }
+    println!("rm fault injection: failed cleanly at {failed_at:?}, {removed} removals");
+    for syscall in ["write", "renameat", "unlink", "fsync"] {
+        assert!(
+            failed_at.get(syscall).is_some_and(|n| *n > 0),
+            "no {syscall} failure reached rm"
+        );
+    }
+
+    // A file size limit: none at all (the writer lock cannot be taken), then one
+    // block (the lock cannot be written). Either way nothing is removed.
+    assert!(std::fs::metadata(&lock).unwrap().len() > 1024);
+    for (limit, names) in [("0", ".keys-writer"), ("1", "keys.lock")] {
+        let before = tree(&repo);
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!("ulimit -f {limit}; exec '{}' rm bot/a", keys_bin()));
+        env.apply(&mut sh);
+        let r = run(sh, b"");
+        assert_eq!(r.code, 5, "ulimit -f {limit}: {}", r.stderr);
+        assert!(r.stderr.starts_with("keys: error: "), "{}", r.stderr);
+        assert!(r.stderr.contains(names), "ulimit -f {limit}: {}", r.stderr);
+        assert_eq!(
+            changed(&before, &tree(&repo)),
+            Vec::<String>::new(),
+            "ulimit -f {limit}"
+        );
+    }
+    assert_eq!(env.keys(&["decrypt", "bot/a"]).success().stdout, "canary-a");
+    env.keys(&["check"]).success();
+}
+
+/// The paths whose bytes differ between two trees (or that are in one only).
+fn changed(
+    before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    after: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+) -> Vec<String> {
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .map(|p| p.display().to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}

@@ -231,3 +231,176 @@ fn init_installs_the_hook_in_a_git_repository() {
         run.stdout
     );
 }
+
+fn head(env: &TestEnv) -> String {
+    git(env, &["rev-parse", "HEAD"], b"").success().stdout
+}
+
+#[test]
+fn a_merge_that_brings_a_private_key_in_is_refused_by_the_pre_merge_commit_hook() {
+    let mut env = TestEnv::new();
+    repo_with_hook(&mut env);
+    let hook = env.work.join(".git/hooks/pre-merge-commit");
+    assert_eq!(mode_of(&hook), 0o755);
+    // A branch that slipped a key past the hooks (--no-verify)...
+    git(&env, &["checkout", "-q", "-b", "side"], b"").success();
+    env.write("work/deploy.env", format!("DEPLOY_KEY={AGE_ID}\n"));
+    git(&env, &["add", "deploy.env"], b"").success();
+    git(&env, &["commit", "-q", "--no-verify", "-m", "key"], b"").success();
+    // ...merged into a branch that moved on, so git makes a merge commit.
+    git(&env, &["checkout", "-q", "main"], b"").success();
+    env.write("work/other.md", "fine\n");
+    git(&env, &["add", "other.md"], b"").success();
+    git(&env, &["commit", "-qm", "other"], b"").success();
+    let before = head(&env);
+    let run = git(&env, &["merge", "--no-edit", "side"], b"");
+    assert_ne!(run.code, 0, "the merge went through: {}", run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("deploy.env: contains an age identity"),
+        "{all}"
+    );
+    assert!(all.contains("keys: commit blocked"), "{all}");
+    assert!(!all.contains("QYQSZ"), "{all}");
+    assert_eq!(head(&env), before, "a merge commit was made");
+    git(&env, &["merge", "--abort"], b"").success();
+    // A clean merge goes through the same hook.
+    git(&env, &["checkout", "-q", "-b", "clean", "HEAD~1"], b"").success();
+    env.write("work/third.md", "fine\n");
+    git(&env, &["add", "third.md"], b"").success();
+    git(&env, &["commit", "-qm", "third"], b"").success();
+    git(&env, &["checkout", "-q", "main"], b"").success();
+    git(&env, &["merge", "-q", "--no-edit", "clean"], b"").success();
+    assert_eq!(
+        git(&env, &["rev-list", "--count", "--merges", "HEAD"], b"")
+            .stdout
+            .trim(),
+        "1"
+    );
+}
+
+#[test]
+fn check_reports_a_hook_that_git_no_longer_runs() {
+    let mut env = TestEnv::new();
+    repo_with_hook(&mut env);
+    env.keys(&["check"]).success();
+    // husky: hooks now come from another directory, where there is no keys hook.
+    git(&env, &["config", "core.hooksPath", ".husky/_"], b"").success();
+    for args in [&["check"][..], &["check", "--staged"]] {
+        let run = env.keys(args).failure(8);
+        assert!(
+            run.stdout.contains(
+                ".husky/_/pre-commit: git looks for its pre-commit hook here (core.hooksPath) and finds no keys hook; the one installed at .git/hooks/pre-commit never runs"
+            ),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("run `keys hook install` again"),
+            "{}",
+            run.stdout
+        );
+    }
+    // Which is so: a key goes in unchecked.
+    env.write("work/leak.txt", format!("{AGE_ID}\n"));
+    git(&env, &["add", "leak.txt"], b"").success();
+    git(&env, &["commit", "-qm", "unchecked"], b"").success();
+    git(&env, &["rm", "-q", "leak.txt"], b"").success();
+    git(&env, &["commit", "-qm", "removed"], b"").success();
+    // Installing again puts the hooks where git looks, and the check is clean.
+    let run = env.keys(&["hook", "install"]).success();
+    assert!(run.stdout.contains(".husky/_/pre-commit"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(".husky/_/pre-merge-commit"),
+        "{}",
+        run.stdout
+    );
+    env.keys(&["check"]).success();
+    // Moving on from a recorded directory is reported too, and so is a hook git
+    // skips because it is not executable.
+    git(&env, &["config", "core.hooksPath", "elsewhere"], b"").success();
+    let run = env.keys(&["check"]).failure(8);
+    assert!(
+        run.stdout
+            .contains("elsewhere/pre-commit: git looks for its pre-commit hook here"),
+        "{}",
+        run.stdout
+    );
+    git(&env, &["config", "--unset", "core.hooksPath"], b"").success();
+    env.keys(&["check"]).success();
+    let hook = env.work.join(".git/hooks/pre-commit");
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let run = env.keys(&["check"]).failure(8);
+    assert!(
+        run.stdout
+            .contains(".git/hooks/pre-commit: the keys hook is not executable, so git skips it"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_repository_whose_hook_was_never_installed_is_not_reported() {
+    let mut env = TestEnv::new();
+    fleet(&mut env);
+    git(&env, &["init", "-q", "-b", "main"], b"").success();
+    env.keys_stdin(&["encrypt", "bot/token"], b"x").success();
+    env.keys(&["check"]).success();
+    git(&env, &["config", "core.hooksPath", ".husky/_"], b"").success();
+    env.keys(&["check"]).success();
+    // Nor one whose hook was replaced by another framework's (which runs `keys
+    // check --staged` itself, as the keys-check hook id does).
+    git(&env, &["config", "--unset", "core.hooksPath"], b"").success();
+    env.keys(&["hook", "install"]).success();
+    env.write(
+        "work/.git/hooks/pre-commit",
+        "#!/bin/sh\nexec keys check --staged\n",
+    );
+    env.keys(&["check"]).success();
+}
+
+#[test]
+fn install_adds_pre_merge_commit_beside_an_older_pre_commit_hook() {
+    let mut env = TestEnv::new();
+    repo_with_hook(&mut env);
+    let hooks = env.work.join(".git/hooks");
+    let merge = hooks.join("pre-merge-commit");
+    std::fs::remove_file(&merge).unwrap();
+    let run = env.keys(&["check"]).success();
+    assert!(
+        run.stdout.contains(
+            "warning: .git/hooks/pre-merge-commit: is not the keys hook: merges are not checked"
+        ),
+        "{}",
+        run.stdout
+    );
+    // An existing pre-merge-commit hook is chained like pre-commit's.
+    let marker = env.root.join("merge-hook-ran");
+    env.write(
+        "work/.git/hooks/pre-merge-commit",
+        format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+    );
+    std::fs::set_permissions(&merge, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = env.keys(&["hook", "install"]).success();
+    assert!(
+        run.stdout.contains("already installed: ")
+            && run.stdout.contains("pre-merge-commit.before-keys"),
+        "{}",
+        run.stdout
+    );
+    let run = env.keys(&["check"]).success();
+    assert!(!run.stdout.contains("pre-merge-commit"), "{}", run.stdout);
+    git(&env, &["checkout", "-q", "-b", "side"], b"").success();
+    env.write("work/a.md", "a\n");
+    git(&env, &["add", "a.md"], b"").success();
+    git(&env, &["commit", "-qm", "a"], b"").success();
+    git(&env, &["checkout", "-q", "main"], b"").success();
+    env.write("work/b.md", "b\n");
+    git(&env, &["add", "b.md"], b"").success();
+    git(&env, &["commit", "-qm", "b"], b"").success();
+    git(&env, &["merge", "-q", "--no-edit", "side"], b"").success();
+    assert!(
+        marker.exists(),
+        "the chained pre-merge-commit hook did not run"
+    );
+}

@@ -713,3 +713,168 @@ impl UsageFailure for Run {
         self
     }
 }
+
+/// A fleet with a generated host `h` whose secrets are an age file and a sops file.
+fn generated_host(env: &mut TestEnv) -> PathBuf {
+    let repo = fleet(env);
+    env.keys(&["host", "add", "h", "--generate"]).success();
+    env.write(
+        "work/policies/0-h.yaml",
+        "rules:\n  - secrets: \"h/*\"\n    format: age\n    readers: [admins, host:h]\n  - secrets: \"hs/*\"\n    format: sops-yaml\n    readers: [admins, host:h]\n",
+    );
+    env.keys_stdin(&["encrypt", "h/token"], b"canary-h")
+        .success();
+    env.keys_stdin(&["encrypt", "hs/conf"], b"a: canary-hs\n")
+        .success();
+    repo
+}
+
+/// The key `recipients/hosts/h.yaml` names, and the public key of the private key
+/// stored for it, derived by ssh-keygen; the stored key is also left in `out`.
+fn host_and_stored(env: &TestEnv, repo: &Path, out: &Path) -> (String, String) {
+    let named = ssh_keys(&read(&repo.join("recipients/hosts/h.yaml")))[0].clone();
+    let _ = std::fs::remove_file(out);
+    env.keys(&[
+        "decrypt",
+        "hosts/h/ssh_host_ed25519_key",
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .success();
+    let mut cmd = Command::new(peer("ssh-keygen"));
+    cmd.arg("-y").arg("-f").arg(out);
+    env.apply(&mut cmd);
+    (named, key_of(&run(cmd, b"").success().stdout))
+}
+
+#[test]
+fn a_rotation_killed_at_any_point_keeps_a_private_key_for_the_host_file() {
+    let mut env = TestEnv::new();
+    let repo = generated_host(&mut env);
+    let stored = env.root.join("stored-key");
+    let mut points = 0;
+    let mut reported = 0;
+    // Every change a rotation makes to the repository is a rename, a link or an
+    // unlink: killing it before each of them in turn leaves each state it can be in.
+    for syscall in [
+        "renameat",
+        "rename",
+        "renameat2",
+        "linkat",
+        "unlink",
+        "unlinkat",
+    ] {
+        for n in 1.. {
+            let mut cmd = Command::new(peer("strace"));
+            cmd.args(["-f", "-qq", "-o", "/dev/null", "-e"])
+                .arg(format!("trace={syscall}"))
+                .arg("-e")
+                .arg(format!("inject={syscall}:signal=KILL:when={n}"))
+                .arg(crate::common::keys_bin())
+                .args(["host", "rotate", "h", "--generate"]);
+            env.apply(&mut cmd);
+            let r = run(cmd, b"");
+            let at = format!("killed before {syscall} #{n}");
+            assert!(!r.stderr.contains("PRIVATE"), "{at}: {}", r.stderr);
+            let (named, have) = host_and_stored(&env, &repo, &stored);
+            if r.code == 0 {
+                assert_eq!(named, have, "{at}: finished with another key");
+                check_clean(&env);
+                break;
+            }
+            points += 1;
+            let check = env.keys(&["check"]);
+            if named != have {
+                // The host file names a key whose private half is not stored:
+                // check says so, and the next run puts things right.
+                assert_eq!(check.code, 8, "{at}: check is clean\n{}", check.stdout);
+                assert!(
+                    check
+                        .stdout
+                        .contains(".keys-rotation: a host key rotation of host h was interrupted")
+                        || check
+                            .stdout
+                            .contains("recipients/hosts/h.yaml: its ssh_key"),
+                    "{at}: {}",
+                    check.stdout
+                );
+            }
+            if check.code != 0 {
+                reported += 1;
+                // The next run puts it right: a rekey, or the rotation run again.
+                let rerun = if reported % 2 == 0 {
+                    env.keys(&["rekey"])
+                } else {
+                    env.keys(&["host", "rotate", "h", "--generate"])
+                };
+                assert_eq!(rerun.code, 0, "{at}: {}", rerun.stderr);
+                check_clean(&env);
+                // Whatever happened, the key the host file names is the one stored.
+                let (named, have) = host_and_stored(&env, &repo, &stored);
+                assert_eq!(named, have, "{at}: the host file names a lost key");
+            }
+            // ...and it opens the host's secrets.
+            let opened = env
+                .keys(&["decrypt", "-i", stored.to_str().unwrap(), "h/token"])
+                .success();
+            assert_eq!(opened.stdout, "canary-h", "{at}");
+            assert!(n < 40, "{at}: the rotation never finished");
+        }
+    }
+    let opened = env
+        .keys(&["decrypt", "-i", stored.to_str().unwrap(), "hs/conf"])
+        .success();
+    assert_eq!(opened.stdout, "a: canary-hs\n");
+    println!("rotation killed at {points} points, {reported} reported by check");
+    assert!(points >= 12, "{points} kill points");
+}
+
+#[test]
+fn a_host_file_whose_key_is_not_the_generated_one_is_reported() {
+    let mut env = TestEnv::new();
+    let repo = generated_host(&mut env);
+    let public = repo.join("secrets/hosts/h/ssh_host_ed25519_key.pub");
+    let file = repo.join("recipients/hosts/h.yaml");
+    assert_eq!(key_of(&read(&public)), ssh_keys(&read(&file))[0]);
+    check_clean(&env);
+    // The host file's key replaced by hand with another one.
+    let other = key_of(&read(&vector("ed25519-01.pub")));
+    let text = read(&file);
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("ssh_key:") {
+                format!("ssh_key: {other} root@h\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&file, edited).unwrap();
+    let run = env.keys(&["check"]).failure(8);
+    assert!(
+        run.stdout.contains(&format!(
+            "recipients/hosts/h.yaml: its ssh_key ({}) is not the generated key stored in secrets/hosts/h/ssh_host_ed25519_key.age",
+            fingerprint(&env, &vector("ed25519-01.pub"))
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("keys host rotate h --key FILE"),
+        "{}",
+        run.stdout
+    );
+    // A public half that does not belong to its secret, or to no secret.
+    std::fs::write(&file, text).unwrap();
+    check_clean(&env);
+    std::fs::write(&public, "not a key\n").unwrap();
+    let run = env.keys(&["check"]).failure(8);
+    assert!(
+        run.stdout.contains(
+            "secrets/hosts/h/ssh_host_ed25519_key.pub: is not the ssh-ed25519 public key of secrets/hosts/h/ssh_host_ed25519_key.age"
+        ),
+        "{}",
+        run.stdout
+    );
+}

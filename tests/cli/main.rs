@@ -13,6 +13,7 @@ mod hostile;
 mod hygiene;
 mod init;
 mod interop;
+mod leaks;
 mod paths;
 mod rekey;
 mod secrets;
