@@ -115,9 +115,18 @@ pub enum Error {
     #[error("{}: not inside a keys repository (no policies/ and recipients/ here or above)", start.display())]
     NotARepo { start: PathBuf },
 
-    /// A plain identity file that others can read.
-    #[error("{}: identity file is readable by others (mode {mode:o})", path.display())]
+    /// A private key file that other users can read or change.
+    #[error("{}: private key file is open to other users (mode {mode:o})", path.display())]
     OpenPermissions { path: PathBuf, mode: u32 },
+
+    /// A key, identity or passphrase source that is a FIFO, a device or a directory
+    /// where a regular file (or, for a file descriptor, a pipe) is needed.
+    #[error("{name}: is {what}, not {wanted}")]
+    NotAFile {
+        name: String,
+        what: &'static str,
+        wanted: &'static str,
+    },
 
     /// A file or identity that exists and would have been overwritten.
     #[error("{}: already exists", path.display())]
@@ -186,7 +195,10 @@ impl Error {
 
     pub fn class(&self) -> Class {
         match self {
-            Error::Io { .. } | Error::Exists { .. } | Error::OpenPermissions { .. } => Class::Io,
+            Error::Io { .. }
+            | Error::Exists { .. }
+            | Error::OpenPermissions { .. }
+            | Error::NotAFile { .. } => Class::Io,
             Error::InvalidKey { .. }
             | Error::UnsupportedKey { .. }
             | Error::InvalidFile { .. }
@@ -254,6 +266,9 @@ impl Error {
             }
             Error::OpenPermissions { path, .. } => {
                 return Some(format!("run `chmod 600 {}`", path.display()));
+            }
+            Error::NotAFile { .. } => {
+                "keys reads keys and passphrases from regular files only (and --passphrase-fd from a pipe); name the file itself"
             }
             Error::Exists { .. } => {
                 "nothing was overwritten; remove the file first if you mean to replace it"

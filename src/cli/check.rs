@@ -31,7 +31,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     } else {
         work_tree(&repo)?
     };
-    let report = check::inspect(&files, true);
+    let mut report = check::inspect(&files, true);
+    if !args.staged {
+        // Plaintext on this machine, outside the repository: first, as it matters most.
+        report.findings.splice(0..0, check::scratch_leftovers());
+    }
     let mut text = String::new();
     for f in &report.findings {
         let label = match f.severity {

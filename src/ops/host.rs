@@ -753,7 +753,7 @@ pub fn insert_container(
 /// Reads the host key from a file: an ssh-ed25519 public key, or a keyscan or
 /// known_hosts line. Other key types are refused by name.
 pub fn read_key_file(path: &Path) -> Result<Recipient> {
-    let data = fsutil::read(path)?;
+    let data = fsutil::read_private(path)?.data;
     let shown = path.display().to_string();
     let text = std::str::from_utf8(&data).map_err(|_| Error::InvalidFile {
         at: Location::named(&shown),
