@@ -9,12 +9,16 @@ use crate::scratch::{Scratch, SignalGuard};
 
 /// Edit a secret in $VISUAL or $EDITOR, or create it.
 ///
-/// The plaintext goes to a new 0600 file in a 0700 directory on tmpfs
-/// ($XDG_RUNTIME_DIR, else /dev/shm); a disk-backed directory is refused unless
-/// --allow-disk-temp. vi, vim and nvim are started with swap, backup, undo and
-/// viminfo files off. The secret is re-encrypted for its policy's readers only if
-/// the content changed, and the plaintext is removed on every exit path, including
-/// Ctrl-C (which reaches the editor, not keys).
+/// The plaintext goes to a new 0600 file, named like the secret with its format's
+/// extension (config.yaml), in a 0700 directory on tmpfs ($XDG_RUNTIME_DIR when it
+/// is yours alone, else /dev/shm); a disk-backed directory is refused unless
+/// --allow-disk-temp. Vim, Neovim, Emacs and nano, recognised by the program the
+/// editor resolves to (through symlinks such as /etc/alternatives/editor), are
+/// started with their swap, backup, undo, auto-save and history files off; any other
+/// editor is named in a warning. The secret is re-encrypted for its policy's readers
+/// only if the content changed, and the plaintext is removed on every exit path,
+/// including Ctrl-C (which reaches the editor, not keys); what a killed run left is
+/// wiped by the next one.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The secret's name, e.g. bot/telegram-token. A new secret starts empty.
