@@ -710,6 +710,115 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     #[test]
+    fn temp_names_carry_the_pid_and_whether_they_hold_plaintext() {
+        for (name, want) in [
+            (".keys-tmp-123-AbCdEf", Some((123, false))),
+            (".keys-tmp-123-plain-AbCdEf", Some((123, true))),
+            (".keys-tmp-9-0-keys.lock", Some((9, false))),
+            (".keys-tmp-AbCdEf", None),
+            (".keys-tmp--plain-x", None),
+            ("keys-tmp-1-plain-x", None),
+            ("secret.age", None),
+        ] {
+            let got = TempName::parse(name).map(|t| (t.pid, t.plain));
+            assert_eq!(got, want, "{name}");
+        }
+        let mine = temp_prefix(true);
+        let parsed = TempName::parse(&format!("{mine}XYZ")).unwrap();
+        assert_eq!((parsed.pid, parsed.plain), (std::process::id(), true));
+    }
+
+    #[test]
+    fn a_plaintext_write_leaves_no_temp_and_what_a_dead_process_left_is_wiped() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.txt");
+        write_plaintext(&out, b"plain").unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"plain");
+        assert_eq!(
+            fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let left = dir.path().join(format!(".keys-tmp-{dead}-plain-AbCdEf"));
+        let ciphertext = dir.path().join(format!(".keys-tmp-{dead}-AbCdEf"));
+        let live = dir
+            .path()
+            .join(format!(".keys-tmp-{}-plain-AbCdEf", std::process::id()));
+        for f in [&left, &ciphertext, &live] {
+            fs::write(f, b"secret").unwrap();
+        }
+        let held = File::open(&left).unwrap();
+        assert_eq!(sweep_plain(dir.path()), [(left.clone(), dead)]);
+        assert!(!left.exists());
+        let mut seen = Vec::new();
+        (&held).read_to_end(&mut seen).unwrap();
+        assert_eq!(seen, [0u8; 6], "zero-filled before removal");
+        assert!(ciphertext.exists() && live.exists());
+    }
+
+    #[test]
+    fn private_sources_are_regular_files_of_at_most_a_mebibyte() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        fs::write(&key, b"AGE-SECRET-KEY-1\n").unwrap();
+        fs::set_permissions(&key, Permissions::from_mode(0o640)).unwrap();
+        let read = read_private(&key).unwrap();
+        assert_eq!(&read.data[..], b"AGE-SECRET-KEY-1\n");
+        assert_eq!(read.mode, 0o640);
+
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let refused = |path: &Path| read_private(path).err().unwrap().to_string();
+        assert_eq!(
+            refused(&fifo),
+            format!("{}: is a FIFO, not a regular file", fifo.display())
+        );
+        assert_eq!(
+            refused(Path::new("/dev/zero")),
+            "/dev/zero: is a character device, not a regular file"
+        );
+        assert_eq!(
+            refused(dir.path()),
+            format!(
+                "{}: is a directory, not a regular file",
+                dir.path().display()
+            )
+        );
+        let big = dir.path().join("big");
+        fs::write(&big, vec![b'x'; MAX_KEY_FILE + 1]).unwrap();
+        assert!(refused(&big).ends_with("more than 1024 KiB: not a key or passphrase file"));
+        fs::write(&big, vec![b'x'; MAX_KEY_FILE]).unwrap();
+        assert_eq!(read_private(&big).unwrap().data.len(), MAX_KEY_FILE);
+
+        // A descriptor: a pipe (its writer still open) or a file, never a device.
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(b"first line\r\nsecond\n").unwrap();
+        let line = read_fd_line(reader.as_raw_fd() as u32).unwrap();
+        assert_eq!(&line[..], b"first line");
+        drop(writer);
+        let file = File::open(&key).unwrap();
+        let line = read_fd_line(file.as_raw_fd() as u32).unwrap();
+        assert_eq!(&line[..], b"AGE-SECRET-KEY-1");
+        let null = File::open("/dev/null").unwrap();
+        let fd = null.as_raw_fd();
+        assert_eq!(
+            read_fd_line(fd as u32).err().unwrap().to_string(),
+            format!("--passphrase-fd {fd}: is a character device, not a pipe or a regular file")
+        );
+    }
+
+    #[test]
     fn atomic_write_sets_mode_and_replaces_symlink_without_following_it() {
         let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("victim");

@@ -223,17 +223,24 @@ impl Scratch {
             let kept = name
                 .rsplit_once('-')
                 .map(|(_, random)| format!("{PREFIX}{KEPT}{random}"));
-            if let Some(kept) = kept
-                && rustix::fs::renameat_with(
+            if let Some(kept) = kept {
+                let renamed = match rustix::fs::renameat_with(
                     base,
                     name.as_str(),
                     base,
                     kept.as_str(),
                     rustix::fs::RenameFlags::NOREPLACE,
-                )
-                .is_ok()
-            {
-                self.path.set_file_name(kept);
+                ) {
+                    // A file system without RENAME_NOREPLACE: the name is random, and
+                    // rename(2) replaces at most an empty directory.
+                    Err(Errno::INVAL) => {
+                        rustix::fs::renameat(base, name.as_str(), base, kept.as_str())
+                    }
+                    other => other,
+                };
+                if renamed.is_ok() {
+                    self.path.set_file_name(kept);
+                }
             }
         }
         self.path.clone()
@@ -1138,6 +1145,173 @@ mod tests {
         }
         assert_eq!(std::fs::read_dir(disk.path()).unwrap().count(), 1);
         assert_eq!(std::fs::read_dir(fallback.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_base_must_be_the_users_own_and_private_or_roots_sticky_directory() {
+        // Owner, mode, the user: the verdict (Ok, or the start of the reason).
+        let cases: &[(u32, u32, u32, Result<(), &str>)] = &[
+            (1000, 0o40700, 1000, Ok(())),
+            (1000, 0o40755, 1000, Ok(())),
+            (0, 0o41777, 1000, Ok(())),
+            (0, 0o41777, 0, Ok(())),
+            (0, 0o40700, 0, Ok(())),
+            // `sudo -E`: root runs with the invoking user's runtime directory.
+            (
+                1000,
+                0o40700,
+                0,
+                Err("is owned by uid 1000, not by you (uid 0)"),
+            ),
+            (12345, 0o40700, 1000, Err("is owned by uid 12345")),
+            (12345, 0o41777, 1000, Err("is owned by uid 12345")),
+            (0, 0o40755, 1000, Err("is owned by uid 0")),
+            (
+                1000,
+                0o40770,
+                1000,
+                Err("is writable by group or others (mode 770)"),
+            ),
+            (1000, 0o40702, 1000, Err("is writable by group or others")),
+            (1000, 0o41777, 1000, Err("is writable by group or others")),
+        ];
+        for (uid, mode, euid, want) in cases {
+            let got = safe_base(*uid, *mode, *euid);
+            match (want, &got) {
+                (Ok(()), Ok(())) => {}
+                (Err(start), Err(why)) if why.starts_with(start) => {}
+                _ => panic!("owner {uid} mode {mode:o} user {euid}: {got:?}"),
+            }
+        }
+        assert!(safe_ancestor(0, 0o40755, 1000).is_ok());
+        assert!(safe_ancestor(0, 0o41777, 1000).is_ok());
+        assert!(safe_ancestor(1000, 0o40700, 1000).is_ok());
+        assert!(safe_ancestor(12345, 0o40755, 1000).is_err());
+        assert!(safe_ancestor(1000, 0o40777, 1000).is_err());
+    }
+
+    #[test]
+    fn a_runtime_dir_of_another_user_is_passed_over() {
+        if !rustix::process::geteuid().is_root() {
+            return; // only root can give a directory away; the rule is tested above
+        }
+        let foreign = tempfile::tempdir_in("/dev/shm").unwrap();
+        std::fs::set_permissions(foreign.path(), Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(foreign.path(), Some(12345), None).unwrap();
+        let fallback = tempfile::tempdir().unwrap();
+        match create_in(&[foreign.path().to_path_buf()], false, fallback.path()) {
+            Err(Error::Usage { message, .. }) => assert!(
+                message.contains(&format!(
+                    "{} is owned by uid 12345, not by you (uid 0)",
+                    foreign.path().display()
+                )),
+                "{message}"
+            ),
+            other => panic!("a foreign runtime directory was used: {other:?}"),
+        }
+        let s = create_in(
+            &[foreign.path().to_path_buf(), PathBuf::from("/dev/shm")],
+            false,
+            fallback.path(),
+        )
+        .unwrap();
+        assert_eq!(s.path().parent(), Some(Path::new("/dev/shm")));
+        assert_eq!(std::fs::read_dir(foreign.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn scratch_names_carry_the_pid_and_kept_ones_do_not() {
+        let s = scratch();
+        let name = s.path().file_name().unwrap().to_owned();
+        assert_eq!(scratch_pid(&name), Some(std::process::id()), "{name:?}");
+        let base = s.path().parent().unwrap().to_path_buf();
+        s.create_file("f", b"x", 0o600).unwrap();
+        let kept = s.keep();
+        assert_eq!(kept.parent(), Some(base.as_path()));
+        let kept_name = kept.file_name().unwrap();
+        assert!(
+            kept_name.to_string_lossy().starts_with("keys-kept-"),
+            "{kept_name:?}"
+        );
+        assert_eq!(scratch_pid(kept_name), None);
+        assert_eq!(std::fs::read(kept.join("f")).unwrap(), b"x");
+        wipe(&kept).unwrap();
+        for (name, pid) in [
+            ("keys-123-abcDEF", Some(123)),
+            ("keys-1-x", Some(1)),
+            ("keys-kept-abcDEF", None),
+            ("keys-abcDEF", None),
+            ("keys--abc", None),
+            ("keys-12-", None),
+            ("other-12-abc", None),
+        ] {
+            assert_eq!(scratch_pid(OsStr::new(name)), pid, "{name}");
+        }
+    }
+
+    #[test]
+    fn what_a_dead_process_left_is_found_and_wiped_and_nothing_else() {
+        let base = tempfile::tempdir().unwrap();
+        // A pid that is certainly not running: a child that has exited and been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let alive = std::process::id();
+        let parent = rustix::process::getppid().map_or(1, |p| p.as_raw_nonzero().get() as u32);
+        let make = |name: String| {
+            let dir = base.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("secret"), b"plaintext").unwrap();
+            dir
+        };
+        let left = make(format!("keys-{dead}-AbCdEf"));
+        let live = make(format!("keys-{alive}-AbCdEf"));
+        let other_live = make(format!("keys-{parent}-AbCdEf"));
+        let kept = make("keys-kept-AbCdEf".into());
+        let unrelated = make(format!("notkeys-{dead}-x"));
+        std::os::unix::fs::symlink(&kept, base.path().join(format!("keys-{dead}-link"))).unwrap();
+        let held = File::open(left.join("secret")).unwrap();
+
+        let found = find_leftovers([base.path()]);
+        assert_eq!(
+            found,
+            [Leftover {
+                path: left.clone(),
+                pid: dead
+            }]
+        );
+        assert_eq!(sweep([base.path()]), found);
+        assert!(!left.exists());
+        let mut seen = Vec::new();
+        (&held).read_to_end(&mut seen).unwrap();
+        assert_eq!(seen, vec![0u8; 9], "zero-filled before removal");
+        for dir in [&live, &other_live, &kept, &unrelated] {
+            assert_eq!(std::fs::read(dir.join("secret")).unwrap(), b"plaintext");
+        }
+        assert!(find_leftovers([base.path()]).is_empty());
+    }
+
+    #[test]
+    fn core_dumps_are_off_after_no_core_dumps() {
+        // In a child, so that this test process keeps its limits.
+        if std::env::var_os("KEYS_TEST_CORE_CHILD").is_some() {
+            no_core_dumps().unwrap();
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Core);
+            println!("core {:?} {:?}", limit.current, limit.maximum);
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "scratch::tests::core_dumps_are_off_after_no_core_dumps",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("KEYS_TEST_CORE_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("core Some(0) Some(0)"), "{stdout}");
     }
 
     #[test]

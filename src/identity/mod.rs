@@ -742,6 +742,63 @@ mod tests {
     }
 
     #[test]
+    fn a_named_key_others_can_read_is_refused_unless_published() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id.txt");
+        let text = concat!(
+            "AGE-SECRET-",
+            "KEY-1GYLS8VC9HRQ3FW27JK0CAPKTKP2EYV4KPD7P55P5UVNYA482K56SXC9XUZ\n"
+        );
+        std::fs::write(&key, text).unwrap();
+        let search = Search {
+            flags: vec![key.clone()],
+            env_identity: None,
+            keyring: keyring::Backend::Disabled,
+            config_dir: None,
+            home: None,
+        };
+        let chmod =
+            |mode| std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602] {
+            chmod(mode);
+            match Identities::search(&search) {
+                Err(Error::OpenPermissions { path, mode: m }) => {
+                    assert_eq!((path, m), (key.clone(), mode));
+                }
+                Err(e) => panic!("{mode:o}: {e}"),
+                Ok(_) => panic!("{mode:o} accepted"),
+            }
+        }
+        for mode in [0o600, 0o400] {
+            chmod(mode);
+            let ids = Identities::search(&search).unwrap();
+            assert_eq!(ids.ready().len(), 1);
+            assert!(ids.notes().is_empty());
+        }
+        chmod(0o644);
+        let asked = std::sync::Mutex::new(Vec::new());
+        let ids = Identities::search_with(&search, &|p: &Path| {
+            asked.lock().unwrap().push(p.to_path_buf());
+            Some("it is published".into())
+        })
+        .unwrap();
+        assert_eq!(ids.ready().len(), 1);
+        assert_eq!(*asked.lock().unwrap(), vec![key.clone()]);
+        assert_eq!(
+            ids.notes(),
+            [format!(
+                "note: {} is readable by other users (mode 644); used because it is published",
+                key.display()
+            )]
+        );
+        // A passphrase-encrypted identity file is ciphertext: its mode does not matter.
+        std::fs::write(&key, "age-encryption.org/v1\n-> scrypt x 10\n").unwrap();
+        let ids = Identities::search(&search).unwrap();
+        assert!(ids.has_locked());
+    }
+
+    #[test]
     fn refuses_unsupported_pem_keys_by_type() {
         let err = Parsed::parse(b"-----BEGIN DSA PRIVATE KEY-----\nAAAA\n", "k")
             .err()

@@ -133,8 +133,12 @@ fn real_vim_edits_without_swap_backup_undo_or_viminfo_files() {
         "home/.vimrc",
         "set undofile undodir=~ backup backupdir=~ writebackup swapfile directory=~\n",
     );
-    // Ex mode reads its commands from standard input, which the editor inherits.
-    env.set("VISUAL", format!("{} -e", vim.display()));
+    // Ex mode reads its commands from standard input, which the editor inherits. On a
+    // pipe it skips the user's vimrc unless named, as it is read on a terminal.
+    env.set(
+        "VISUAL",
+        format!("{} -u {}/.vimrc -e", vim.display(), env.home.display()),
+    );
     env.set("EDITOR", "/nonexistent");
     let home_before = tree(&env.home);
     env.keys_stdin(&["edit", "bot/token"], b"normal! Goline two\nwq\n")
@@ -191,16 +195,32 @@ fn vim_is_recognised_by_what_it_resolves_to_not_by_its_name() {
     let mut want = String::from("line one\n");
     for (n, name) in ["editor", "view", "my-vim"].into_iter().enumerate() {
         let home_before = tree(&env.home);
-        // Ex mode reads its commands from standard input, which the editor inherits;
+        // Ex mode reads its commands from standard input, which the editor inherits
+        // (and skips the vimrc on a pipe unless named, as a terminal would read it);
         // `view` is read-only until told otherwise.
-        env.set("VISUAL", format!("{name} -e"));
+        env.set(
+            "VISUAL",
+            format!("{name} -u {}/.vimrc -e", env.home.display()),
+        );
         let line = format!("line {}", n + 2);
+        // While vim runs: what its swap directory and the scratch directory hold.
+        let seen = env.root.join("seen-while-editing");
         let run = env
             .keys_stdin(
                 &["edit", "bot/token"],
-                format!("normal! Go{line}\nwq!\n").as_bytes(),
+                format!(
+                    "normal! Go{line}\nsilent !ls -A {}/.vim/swap \"$(dirname %)\" | grep -v ':$' | grep . > {}\nwq!\n",
+                    env.home.display(),
+                    seen.display()
+                )
+                .as_bytes(),
             )
             .success();
+        assert_eq!(
+            std::fs::read_to_string(&seen).unwrap(),
+            "token\n",
+            "{name}: a swap file while editing"
+        );
         assert!(!run.stderr.contains("warning"), "{name}: {}", run.stderr);
         want.push_str(&format!("{line}\n"));
         assert_eq!(
