@@ -367,8 +367,8 @@ fn bases() -> Vec<PathBuf> {
 fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> Result<Scratch> {
     let mut refused = Vec::with_capacity(candidates.len());
     for base in candidates {
-        let made = open_base(base, true).and_then(|fd| {
-            make_dir(base, fd).map_err(|e| format!("cannot hold a private directory ({e})"))
+        let made = open_base(base, true).and_then(|(fd, real)| {
+            make_dir(&real, fd).map_err(|e| format!("cannot hold a private directory ({e})"))
         });
         match made {
             Ok(scratch) => return Ok(scratch),
@@ -376,13 +376,13 @@ fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> 
         }
     }
     if allow_disk {
-        let fd = open_base(disk_fallback, false).map_err(|why| {
+        let (fd, real) = open_base(disk_fallback, false).map_err(|why| {
             error::usage(
                 format!("{} {why}", disk_fallback.display()),
                 "set TMPDIR to a directory of yours",
             )
         })?;
-        return make_dir(disk_fallback, fd).map_err(|e| Error::io(disk_fallback, e));
+        return make_dir(&real, fd).map_err(|e| Error::io(disk_fallback, e));
     }
     if refused.is_empty() {
         refused.push("no candidate directory".to_string());
@@ -404,8 +404,9 @@ fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> 
 /// absolute directory that only this user (or root, for a sticky directory such as
 /// /dev/shm) can rename entries in, with no ancestor another user could swap it
 /// through, and with `ram` on tmpfs or ramfs. The checks are made on the opened
-/// directory, which is the one the scratch directory is then made in.
-fn open_base(base: &Path, ram: bool) -> Result<OwnedFd, String> {
+/// directory, which is the one the scratch directory is then made in; its path is
+/// returned without symlinks, for the editor to open.
+fn open_base(base: &Path, ram: bool) -> Result<(OwnedFd, PathBuf), String> {
     if !base.is_absolute() {
         return Err("is not an absolute path".into());
     }
@@ -435,7 +436,7 @@ fn open_base(base: &Path, ram: bool) -> Result<OwnedFd, String> {
     if ram {
         on_ram(&fd)?;
     }
-    Ok(fd)
+    Ok((fd, real))
 }
 
 /// Whether the opened directory is on tmpfs or ramfs; the `Err` says why not.

@@ -107,12 +107,12 @@ pub struct Cli {
 
     /// An identity file to decrypt with (age identity or SSH private key); repeatable.
     /// Tried before $KEYS_IDENTITY, the OS keyring, ~/.config/keys/identity.txt and
-    /// ~/.ssh/id_ed25519.
+    /// ~/.ssh/id_ed25519. Like ssh, keys refuses a key file other users can read.
     #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
     identities: Vec<PathBuf>,
 
-    /// Read passphrases from this file descriptor (first line) instead of the
-    /// terminal. $KEYS_PASSPHRASE_FILE names a file to read instead.
+    /// Read passphrases from this file descriptor (first line; a pipe or a regular
+    /// file) instead of the terminal. $KEYS_PASSPHRASE_FILE names a file to read instead.
     #[arg(long, global = true, value_name = "N")]
     passphrase_fd: Option<u32>,
 
@@ -209,7 +209,7 @@ impl Context {
             crate::ops::secret::Workspace::load(&repo, crate::ops::secret::Hosts::AsNeeded).ok()?;
         let at = ws.policy.private_key_allowed_by(&rel)?;
         Some(format!(
-            "allow_private_keys ({at}) lists {rel} as a published test key"
+            "allow_private_keys ({at}) lists it as a published test key"
         ))
     }
 }

@@ -547,14 +547,12 @@ fn plaintext_of_a_decrypt_o_killed_with_sigkill_is_reported_then_wiped() {
     let out_dir = repo.join("out");
     std::fs::create_dir(&out_dir).unwrap();
     let out = out_dir.join("token.txt");
-    // keys is held at its rename, the plaintext written to its temp file, and killed.
+    // keys is held for four seconds at its rename, the plaintext written to its temp
+    // file, and killed then (strace returns when the four seconds are over).
     let mut cmd = Command::new(peer("strace"));
     cmd.args(["-f", "-qq", "-o", "/dev/null"])
         .args(["-e", "trace=rename,renameat,renameat2"])
-        .args([
-            "-e",
-            "inject=rename,renameat,renameat2:delay_enter=30000000",
-        ])
+        .args(["-e", "inject=rename,renameat,renameat2:delay_enter=4000000"])
         .arg(keys_bin())
         .args(["decrypt", "bot/token", "-o"])
         .arg(&out);
