@@ -120,14 +120,22 @@ pub enum Error {
     #[error("{}: not inside a keys repository (no policies/ and recipients/ here or above)", start.display())]
     NotARepo { start: PathBuf },
 
-    /// A plain identity file that others can read.
-    #[error("{}: identity file is readable by others (mode {mode:o})", path.display())]
+    /// A private key file that other users can read or change.
+    #[error("{}: private key file is open to other users (mode {mode:o})", path.display())]
     OpenPermissions { path: PathBuf, mode: u32 },
 
     /// A symbolic link inside the repository where `keys` reads, writes or removes:
     /// it is never followed (`path` is relative to the repository root).
     #[error("{}: is a symbolic link; keys does not read, write or remove through links in the repository", path.display())]
     Symlink { path: PathBuf },
+    /// A key, identity or passphrase source that is a FIFO, a device or a directory
+    /// where a regular file (or, for a file descriptor, a pipe) is needed.
+    #[error("{name}: is {what}, not {wanted}")]
+    NotAFile {
+        name: String,
+        what: &'static str,
+        wanted: &'static str,
+    },
 
     /// A file or identity that exists and would have been overwritten.
     #[error("{}: already exists", path.display())]
@@ -196,7 +204,10 @@ impl Error {
 
     pub fn class(&self) -> Class {
         match self {
-            Error::Io { .. } | Error::Exists { .. } | Error::OpenPermissions { .. } => Class::Io,
+            Error::Io { .. }
+            | Error::Exists { .. }
+            | Error::OpenPermissions { .. }
+            | Error::NotAFile { .. } => Class::Io,
             Error::InvalidKey { .. }
             | Error::WeakKey { .. }
             | Error::UnsupportedKey { .. }
@@ -272,6 +283,9 @@ impl Error {
             }
             Error::Symlink { .. } => {
                 "replace the link with the file or directory it points to; nothing was written or removed"
+            }
+            Error::NotAFile { .. } => {
+                "keys reads keys and passphrases from regular files only (and --passphrase-fd from a pipe); name the file itself"
             }
             Error::Exists { .. } => {
                 "nothing was overwritten; remove the file first if you mean to replace it"

@@ -4,13 +4,19 @@
 //! Below a repository root (`confine`), nothing is read, written or removed through a
 //! symbolic link: every directory on the way is checked right before each operation.
 
+use std::ffi::CStr;
 use std::fs::{self, File, Permissions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{PoisonError, RwLock};
 
-use crate::error::{Error, Result};
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::io::Errno;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Location, Result};
 
 /// The repository roots this process works in (see `confine`).
 static ROOTS: RwLock<Vec<PathBuf>> = RwLock::new(Vec::new());
@@ -90,7 +96,15 @@ fn link_error(path: &Path) -> Error {
 }
 
 /// The name prefix of temp files, so leftovers of a killed run can be recognised.
+/// The full name is `.keys-tmp-<pid>-…`, and `.keys-tmp-<pid>-plain-…` for plaintext,
+/// so that the next run can tell whose it was and whether that process is gone.
 pub const TEMP_PREFIX: &str = ".keys-tmp-";
+/// Marks a temp file that holds plaintext (`decrypt -o`).
+const PLAIN_MARK: &str = "plain-";
+
+/// The most a private key, identity, key file or passphrase source may hold: far
+/// more than any key, and little enough that `-i /dev/zero` is refused at once.
+pub const MAX_KEY_FILE: usize = 1 << 20;
 
 /// Mode of files that hold secrets or private keys.
 pub const PRIVATE: u32 = 0o600;
@@ -112,6 +126,324 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         .persist(path)
         .map_err(|e| Error::io(path, e.error))?;
     sync_dir(parent_of(path))
+}
+
+/// `write_atomic` for plaintext (mode 0600): the temp file beside `path` is named
+/// `.keys-tmp-<pid>-plain-…`, so that if this process is killed before the rename,
+/// the next `decrypt -o` into the same directory wipes it (`sweep_plain`) and
+/// `keys check` reports it.
+pub fn write_plaintext(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = unsynced_as(path, data, PRIVATE, &temp_prefix(true))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(parent_of(path))
+}
+
+/// The prefix of this process's temp files.
+fn temp_prefix(plain: bool) -> String {
+    format!(
+        "{TEMP_PREFIX}{}-{}",
+        std::process::id(),
+        if plain { PLAIN_MARK } else { "" }
+    )
+}
+
+/// A temp file name as this module makes them: the pid of the process that made it,
+/// and whether it holds plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TempName {
+    pub pid: u32,
+    pub plain: bool,
+}
+
+impl TempName {
+    /// `Some` for `.keys-tmp-<pid>-…`; `None` for any other name.
+    pub fn parse(name: &str) -> Option<TempName> {
+        let rest = name.strip_prefix(TEMP_PREFIX)?;
+        let (pid, rest) = rest.split_once('-')?;
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(TempName {
+            pid: pid.parse().ok()?,
+            plain: rest.starts_with(PLAIN_MARK),
+        })
+    }
+}
+
+/// Whether process `pid` may still be running. Only a definite "no such process"
+/// counts as gone: a process of another user, or one this process may not signal,
+/// is taken to be alive, so nothing of a live process is ever removed.
+pub fn pid_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return true;
+    };
+    !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH))
+}
+
+/// Wipes the plaintext temp files (`.keys-tmp-<pid>-plain-…`) in `dir` whose process
+/// is gone: each regular file of ours is zero-filled, then unlinked, never through a
+/// symlink. Returns the files removed, with the pid that left each.
+pub fn sweep_plain(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return removed;
+    };
+    let Ok(dir_fd) = rustix::fs::openat(
+        rustix::fs::CWD,
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(temp) = name.to_str().and_then(TempName::parse) else {
+            continue;
+        };
+        if !temp.plain || temp.pid == std::process::id() || pid_alive(temp.pid) {
+            continue;
+        }
+        let Ok(c_name) = std::ffi::CString::new(name.as_encoded_bytes()) else {
+            continue;
+        };
+        if wipe_file_at(dir_fd.as_fd(), &c_name) {
+            removed.push((entry.path(), temp.pid));
+        }
+    }
+    removed
+}
+
+/// Zero-fills and unlinks the regular file `name` of ours in `dir`; false (and
+/// nothing removed) for anything else.
+pub fn wipe_file_at(dir: BorrowedFd<'_>, name: &CStr) -> bool {
+    let ours =
+        rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+            FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                && st.st_uid == rustix::process::geteuid().as_raw()
+        });
+    if !ours {
+        return false;
+    }
+    zero_fill_at(dir, name);
+    rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty()).is_ok()
+}
+
+/// Zeros written over files before they are unlinked.
+static ZEROS: [u8; 16 * 1024] = [0; 16 * 1024];
+
+/// Overwrites the regular file `name` of ours in `dir` with zeros, through a descriptor
+/// opened without following symlinks. A read-only file is made writable through its
+/// descriptor first. Best effort.
+pub fn zero_fill_at(dir: BorrowedFd<'_>, name: &CStr) {
+    let open = |flags: OFlags| {
+        rustix::fs::openat(
+            dir,
+            name,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+    };
+    let fd = match open(OFlags::WRONLY) {
+        Ok(fd) => fd,
+        Err(Errno::ACCESS) => {
+            let Ok(ro) = open(OFlags::RDONLY) else { return };
+            if rustix::fs::fchmod(&ro, Mode::from_raw_mode(0o600)).is_err() {
+                return;
+            }
+            drop(ro);
+            let Ok(fd) = open(OFlags::WRONLY) else { return };
+            fd
+        }
+        Err(_) => return,
+    };
+    let Ok(st) = rustix::fs::fstat(&fd) else {
+        return;
+    };
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
+        || st.st_uid != rustix::process::geteuid().as_raw()
+    {
+        return;
+    }
+    let mut file = File::from(fd);
+    let mut left = u64::try_from(st.st_size).unwrap_or(0);
+    while left > 0 {
+        let n = usize::try_from(left).map_or(ZEROS.len(), |l| l.min(ZEROS.len()));
+        if file.write_all(&ZEROS[..n]).is_err() {
+            return;
+        }
+        left -= n as u64;
+    }
+    // On tmpfs this is a no-op; on disk it pushes the zeros out before the unlink lets
+    // the file system drop the dirty pages.
+    let _ = file.sync_data();
+}
+
+/// A private key, identity or passphrase as read, and the mode its file had.
+pub struct Private {
+    pub data: Zeroizing<Vec<u8>>,
+    pub mode: u32,
+}
+
+/// Reads a private key, identity, key file or passphrase file: a regular file
+/// (symlinks to one are followed) of at most `MAX_KEY_FILE` bytes. It is opened
+/// without blocking and without becoming a controlling terminal, checked by `fstat`,
+/// and read into one zeroized buffer sized from the file, so a FIFO with no writer
+/// cannot hang, a device cannot fill memory, and no reallocation leaves a copy.
+pub fn read_private(path: &Path) -> Result<Private> {
+    let name = path.display().to_string();
+    const WANTED: &str = "a regular file";
+    // Refused by type before opening: opening some devices does something.
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if let Some(what) = not_regular(meta.file_type()) {
+        return Err(not_a_file(&name, what, WANTED));
+    }
+    let fd = open_nonblocking(path)?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(path, e.into()))?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind != FileType::RegularFile {
+        return Err(not_a_file(&name, kind_name(kind), WANTED));
+    }
+    let size = usize::try_from(st.st_size).unwrap_or(usize::MAX);
+    if size > MAX_KEY_FILE {
+        return Err(too_large(&name));
+    }
+    // One byte more than the file holds, so growth is seen without reallocating.
+    let mut buf = Zeroizing::new(vec![0u8; size + 1]);
+    let filled = read_into(&mut File::from(fd), &mut buf, false, &name)?;
+    if filled > size {
+        return Err(Error::InvalidFile {
+            at: Location::named(&name),
+            reason: "grew while being read".into(),
+        });
+    }
+    buf.truncate(filled);
+    Ok(Private {
+        data: buf,
+        mode: st.st_mode & 0o7777,
+    })
+}
+
+/// Reads the first line (without its line ending) from file descriptor `fd`, which
+/// must be a pipe or a regular file: a terminal or another device is refused. Reading
+/// stops at the first newline, so a writer that keeps its end open does not hang it;
+/// more than `MAX_KEY_FILE` bytes without one is refused.
+pub fn read_fd_line(fd: u32) -> Result<Zeroizing<Vec<u8>>> {
+    let name = format!("--passphrase-fd {fd}");
+    const WANTED: &str = "a pipe or a regular file";
+    let path = PathBuf::from(format!("/dev/fd/{fd}"));
+    let opened = open_nonblocking(&path).map_err(|e| match e {
+        Error::Io { source, .. } => Error::io(&name, source),
+        e => e,
+    })?;
+    let st = rustix::fs::fstat(&opened).map_err(|e| Error::io(&name, e.into()))?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    match kind {
+        FileType::RegularFile => {}
+        // A pipe is read blocking, as it is meant to be: the writer may be slow.
+        FileType::Fifo => {
+            let flags = rustix::fs::fcntl_getfl(&opened).map_err(|e| Error::io(&name, e.into()))?;
+            rustix::fs::fcntl_setfl(&opened, flags - OFlags::NONBLOCK)
+                .map_err(|e| Error::io(&name, e.into()))?;
+        }
+        other => return Err(not_a_file(&name, kind_name(other), WANTED)),
+    }
+    let mut buf = Zeroizing::new(vec![0u8; MAX_KEY_FILE + 1]);
+    let filled = read_into(&mut File::from(opened), &mut buf, true, &name)?;
+    let line_end = buf[..filled].iter().position(|&b| b == b'\n');
+    let end = match line_end {
+        Some(end) => end,
+        None if filled > MAX_KEY_FILE => return Err(too_large(&name)),
+        None => filled,
+    };
+    let end = if end > 0 && buf[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    };
+    buf.truncate(end);
+    Ok(buf)
+}
+
+fn open_nonblocking(path: &Path) -> Result<rustix::fd::OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(path, e.into()))
+}
+
+/// Fills `buf` from `file` until it is full or the input ends (or, with
+/// `stop_at_newline`, a newline arrives); returns how many bytes were read.
+fn read_into(file: &mut File, buf: &mut [u8], stop_at_newline: bool, name: &str) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if stop_at_newline && buf[filled - n..filled].contains(&b'\n') {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(name, e)),
+        }
+    }
+    Ok(filled)
+}
+
+fn not_regular(kind: fs::FileType) -> Option<&'static str> {
+    if kind.is_file() {
+        None
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_char_device() {
+        Some("a character device")
+    } else if kind.is_block_device() {
+        Some("a block device")
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a file")
+    }
+}
+
+fn kind_name(kind: FileType) -> &'static str {
+    match kind {
+        FileType::Fifo => "a FIFO",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        FileType::Directory => "a directory",
+        FileType::Socket => "a socket",
+        FileType::Symlink => "a symbolic link",
+        _ => "not a file",
+    }
+}
+
+fn not_a_file(name: &str, what: &'static str, wanted: &'static str) -> Error {
+    Error::NotAFile {
+        name: name.to_string(),
+        what,
+        wanted,
+    }
+}
+
+fn too_large(name: &str) -> Error {
+    Error::InvalidFile {
+        at: Location::named(name),
+        reason: format!(
+            "more than {} KiB: not a key or passphrase file",
+            MAX_KEY_FILE >> 10
+        ),
+    }
 }
 
 /// Replaces several files: each is written beside its target, all are made durable,
@@ -432,9 +764,18 @@ fn staged(path: &Path, data: &[u8], mode: u32) -> Result<tempfile::NamedTempFile
 
 /// A temp file beside `path`, created with its final mode, holding `data` (not synced).
 fn unsynced(path: &Path, data: &[u8], mode: u32) -> Result<tempfile::NamedTempFile> {
+    unsynced_as(path, data, mode, &temp_prefix(false))
+}
+
+fn unsynced_as(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    prefix: &str,
+) -> Result<tempfile::NamedTempFile> {
     let dir = parent_of(path);
     let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+        .prefix(prefix)
         .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
@@ -561,6 +902,115 @@ fn sync_dir(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn temp_names_carry_the_pid_and_whether_they_hold_plaintext() {
+        for (name, want) in [
+            (".keys-tmp-123-AbCdEf", Some((123, false))),
+            (".keys-tmp-123-plain-AbCdEf", Some((123, true))),
+            (".keys-tmp-9-0-keys.lock", Some((9, false))),
+            (".keys-tmp-AbCdEf", None),
+            (".keys-tmp--plain-x", None),
+            ("keys-tmp-1-plain-x", None),
+            ("secret.age", None),
+        ] {
+            let got = TempName::parse(name).map(|t| (t.pid, t.plain));
+            assert_eq!(got, want, "{name}");
+        }
+        let mine = temp_prefix(true);
+        let parsed = TempName::parse(&format!("{mine}XYZ")).unwrap();
+        assert_eq!((parsed.pid, parsed.plain), (std::process::id(), true));
+    }
+
+    #[test]
+    fn a_plaintext_write_leaves_no_temp_and_what_a_dead_process_left_is_wiped() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.txt");
+        write_plaintext(&out, b"plain").unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"plain");
+        assert_eq!(
+            fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let left = dir.path().join(format!(".keys-tmp-{dead}-plain-AbCdEf"));
+        let ciphertext = dir.path().join(format!(".keys-tmp-{dead}-AbCdEf"));
+        let live = dir
+            .path()
+            .join(format!(".keys-tmp-{}-plain-AbCdEf", std::process::id()));
+        for f in [&left, &ciphertext, &live] {
+            fs::write(f, b"secret").unwrap();
+        }
+        let held = File::open(&left).unwrap();
+        assert_eq!(sweep_plain(dir.path()), [(left.clone(), dead)]);
+        assert!(!left.exists());
+        let mut seen = Vec::new();
+        (&held).read_to_end(&mut seen).unwrap();
+        assert_eq!(seen, [0u8; 6], "zero-filled before removal");
+        assert!(ciphertext.exists() && live.exists());
+    }
+
+    #[test]
+    fn private_sources_are_regular_files_of_at_most_a_mebibyte() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        fs::write(&key, b"AGE-SECRET-KEY-1\n").unwrap();
+        fs::set_permissions(&key, Permissions::from_mode(0o640)).unwrap();
+        let read = read_private(&key).unwrap();
+        assert_eq!(&read.data[..], b"AGE-SECRET-KEY-1\n");
+        assert_eq!(read.mode, 0o640);
+
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let refused = |path: &Path| read_private(path).err().unwrap().to_string();
+        assert_eq!(
+            refused(&fifo),
+            format!("{}: is a FIFO, not a regular file", fifo.display())
+        );
+        assert_eq!(
+            refused(Path::new("/dev/zero")),
+            "/dev/zero: is a character device, not a regular file"
+        );
+        assert_eq!(
+            refused(dir.path()),
+            format!(
+                "{}: is a directory, not a regular file",
+                dir.path().display()
+            )
+        );
+        let big = dir.path().join("big");
+        fs::write(&big, vec![b'x'; MAX_KEY_FILE + 1]).unwrap();
+        assert!(refused(&big).ends_with("more than 1024 KiB: not a key or passphrase file"));
+        fs::write(&big, vec![b'x'; MAX_KEY_FILE]).unwrap();
+        assert_eq!(read_private(&big).unwrap().data.len(), MAX_KEY_FILE);
+
+        // A descriptor: a pipe (its writer still open) or a file, never a device.
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(b"first line\r\nsecond\n").unwrap();
+        let line = read_fd_line(reader.as_raw_fd() as u32).unwrap();
+        assert_eq!(&line[..], b"first line");
+        drop(writer);
+        let file = File::open(&key).unwrap();
+        let line = read_fd_line(file.as_raw_fd() as u32).unwrap();
+        assert_eq!(&line[..], b"AGE-SECRET-KEY-1");
+        let null = File::open("/dev/null").unwrap();
+        let fd = null.as_raw_fd();
+        assert_eq!(
+            read_fd_line(fd as u32).err().unwrap().to_string(),
+            format!("--passphrase-fd {fd}: is a character device, not a pipe or a regular file")
+        );
+    }
 
     #[test]
     fn atomic_write_sets_mode_and_replaces_symlink_without_following_it() {

@@ -1,18 +1,20 @@
 //! A private RAM-backed directory for plaintext that must touch a file (edit, stage).
 //!
-//! `Scratch` is a fresh 0700 directory on tmpfs ($XDG_RUNTIME_DIR, else /dev/shm; disk
-//! only when the user allows it). Files are created and read through the directory's
-//! descriptor with `O_NOFOLLOW`, and on drop everything inside is zero-filled and
-//! unlinked, whatever an editor left there (renamed-over files, backups, swap files,
-//! subdirectories). `SignalGuard` keeps SIGINT, SIGTERM, SIGHUP and SIGQUIT from killing
-//! the process while plaintext exists, so that the scratch directory is always removed.
+//! `Scratch` is a fresh 0700 directory on tmpfs ($XDG_RUNTIME_DIR when it is the
+//! user's own, else /dev/shm; disk only when the user allows it), named
+//! `keys-<pid>-XXXXXX` so that what a killed run left is recognised and wiped by the
+//! next one. Files are created and read through the directory's descriptor with
+//! `O_NOFOLLOW`, and on drop everything inside is zero-filled and unlinked, whatever an
+//! editor left there (renamed-over files, backups, swap files, subdirectories).
+//! `SignalGuard` keeps SIGINT, SIGTERM, SIGHUP and SIGQUIT from killing the process
+//! while plaintext exists, so that the scratch directory is always removed.
 
 use std::ffi::{CStr, CString, OsStr};
-use std::fs::{File, Permissions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +26,7 @@ use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use zeroize::Zeroizing;
 
 use crate::error::{self, Error, Location, Result};
+use crate::fsutil;
 
 /// `statfs` magic of tmpfs.
 const TMPFS_MAGIC: u32 = 0x0102_1994;
@@ -33,8 +36,9 @@ const RAMFS_MAGIC: u32 = 0x8584_58f6;
 const DISK_FLAG: &str = "--allow-disk-temp";
 /// How deep `Drop` descends into subdirectories an editor made.
 const MAX_DEPTH: usize = 32;
-/// Zeros written over files before they are unlinked.
-static ZEROS: [u8; 16 * 1024] = [0; 16 * 1024];
+/// Scratch directories are `keys-<pid>-XXXXXX`; kept ones `keys-kept-XXXXXX`.
+const PREFIX: &str = "keys-";
+const KEPT: &str = "kept-";
 
 /// A fresh 0700 directory on tmpfs holding plaintext; removed (files zero-filled, then
 /// unlinked) on drop.
@@ -43,29 +47,50 @@ pub struct Scratch {
     /// The directory itself, opened once: every later operation goes through it, so a
     /// path swapped underneath cannot redirect a write or a read.
     dir: OwnedFd,
+    /// The directory it was made in and its name there, for `keep` to rename it (only
+    /// for directories `create` made).
+    base: Option<(OwnedFd, String)>,
     /// Set by `keep`: drop leaves the directory.
     kept: bool,
+    /// What killed runs had left in the scratch bases, wiped before this was made.
+    swept: Vec<Leftover>,
+}
+
+/// A scratch directory a killed `keys` left behind: plaintext of an edit, or a staged
+/// host key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub path: PathBuf,
+    pub pid: u32,
 }
 
 impl Scratch {
-    /// Base: $XDG_RUNTIME_DIR if set, a directory, and tmpfs; else /dev/shm if tmpfs.
-    /// With neither, a usage error naming the directory and why, hint
+    /// Base: $XDG_RUNTIME_DIR if set, a directory of the user's own that nobody else
+    /// may write to, and on tmpfs; else /dev/shm (root's sticky directory) if tmpfs.
+    /// With neither, a usage error naming each directory and why, hint
     /// "--allow-disk-temp"; with `allow_disk` true, falls back to
-    /// `std::env::temp_dir()`. Creates `keys-XXXXXX` with mode 0700 at creation and
-    /// checks its mode and owner afterwards.
+    /// `std::env::temp_dir()`. First wipes what killed runs left in these places
+    /// (`swept`), then makes `keys-<pid>-XXXXXX` with a fresh name (mkdir fails on an
+    /// existing one) and mode 0700 through the base's descriptor, and checks its owner
+    /// and mode on the opened directory.
     pub fn create(allow_disk: bool) -> Result<Scratch> {
         let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty());
-        let mut candidates = Vec::with_capacity(2);
-        if let Some(dir) = &xdg {
-            candidates.push(PathBuf::from(dir));
-        }
-        candidates.push(PathBuf::from("/dev/shm"));
-        create_in(&candidates, allow_disk, &std::env::temp_dir()).map_err(|e| match e {
+        let candidates = bases();
+        let disk = std::env::temp_dir();
+        let swept = sweep(candidates.iter().chain([&disk]).map(PathBuf::as_path));
+        let mut scratch = create_in(&candidates, allow_disk, &disk).map_err(|e| match e {
             Error::Usage { message, hint } if xdg.is_none() => {
                 error::usage(format!("{message}; $XDG_RUNTIME_DIR is not set"), hint)
             }
             e => e,
-        })
+        })?;
+        scratch.swept = swept;
+        Ok(scratch)
+    }
+
+    /// Scratch directories of killed runs that `create` wiped before making this one.
+    pub fn swept(&self) -> &[Leftover] {
+        &self.swept
     }
 
     /// A new or empty directory at `path` with exactly `mode` (the staged tree of
@@ -86,8 +111,15 @@ impl Scratch {
         if !plain_name(name) {
             return Err(refuse("is not a plain directory name".into()));
         }
+        let parent_fd = rustix::fs::openat(
+            CWD,
+            parent,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(parent, e.into()))?;
         if !allow_disk {
-            ram_backed(parent).map_err(|why| {
+            on_ram(&parent_fd).map_err(|why| {
                 error::usage(
                     format!("{} {why}", parent.display()),
                     format!(
@@ -96,13 +128,6 @@ impl Scratch {
                 )
             })?;
         }
-        let parent_fd = rustix::fs::openat(
-            CWD,
-            parent,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::io(parent, e.into()))?;
         let st = rustix::fs::fstat(&parent_fd).map_err(|e| Error::io(parent, e.into()))?;
         if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
             return Err(error::usage(
@@ -124,7 +149,9 @@ impl Scratch {
         Ok(Scratch {
             path: absolute,
             dir,
+            base: None,
             kept: false,
+            swept: Vec::new(),
         })
     }
 
@@ -187,9 +214,35 @@ impl Scratch {
         Ok(path)
     }
 
-    /// Keeps the directory and everything in it: it is no longer removed on drop.
+    /// Keeps the directory and everything in it: it is no longer removed on drop,
+    /// and a directory `create` made is renamed `keys-kept-XXXXXX` so that no later
+    /// run takes it for the leftover of a killed one. Returns where it now is.
     pub fn keep(mut self) -> PathBuf {
         self.kept = true;
+        if let Some((base, name)) = &self.base {
+            let kept = name
+                .rsplit_once('-')
+                .map(|(_, random)| format!("{PREFIX}{KEPT}{random}"));
+            if let Some(kept) = kept {
+                let renamed = match rustix::fs::renameat_with(
+                    base,
+                    name.as_str(),
+                    base,
+                    kept.as_str(),
+                    rustix::fs::RenameFlags::NOREPLACE,
+                ) {
+                    // A file system without RENAME_NOREPLACE: the name is random, and
+                    // rename(2) replaces at most an empty directory.
+                    Err(Errno::INVAL) => {
+                        rustix::fs::renameat(base, name.as_str(), base, kept.as_str())
+                    }
+                    other => other,
+                };
+                if renamed.is_ok() {
+                    self.path.set_file_name(kept);
+                }
+            }
+        }
         self.path.clone()
     }
 
@@ -297,14 +350,25 @@ pub fn wipe(path: &Path) -> Result<()> {
     std::fs::remove_dir(path).map_err(|e| Error::io(path, e))
 }
 
-/// `Scratch::create` with its inputs made explicit: the first RAM-backed directory of
-/// `candidates`, else `disk_fallback` when `allow_disk`, else a usage error that says
-/// why each candidate was refused.
+/// Where scratch directories go, in order of preference: $XDG_RUNTIME_DIR (if set),
+/// then /dev/shm.
+fn bases() -> Vec<PathBuf> {
+    let mut bases = Vec::with_capacity(2);
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        bases.push(PathBuf::from(dir));
+    }
+    bases.push(PathBuf::from("/dev/shm"));
+    bases
+}
+
+/// `Scratch::create` with its inputs made explicit: the first usable RAM-backed
+/// directory of `candidates`, else `disk_fallback` when `allow_disk`, else a usage
+/// error that says why each candidate was refused.
 fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> Result<Scratch> {
     let mut refused = Vec::with_capacity(candidates.len());
     for base in candidates {
-        let made = ram_backed(base).and_then(|()| {
-            make_dir(base).map_err(|e| format!("cannot hold a private directory ({e})"))
+        let made = open_base(base, true).and_then(|(fd, real)| {
+            make_dir(&real, fd).map_err(|e| format!("cannot hold a private directory ({e})"))
         });
         match made {
             Ok(scratch) => return Ok(scratch),
@@ -312,7 +376,13 @@ fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> 
         }
     }
     if allow_disk {
-        return make_dir(disk_fallback);
+        let (fd, real) = open_base(disk_fallback, false).map_err(|why| {
+            error::usage(
+                format!("{} {why}", disk_fallback.display()),
+                "set TMPDIR to a directory of yours",
+            )
+        })?;
+        return make_dir(&real, fd).map_err(|e| Error::io(disk_fallback, e));
     }
     if refused.is_empty() {
         refused.push("no candidate directory".to_string());
@@ -323,30 +393,55 @@ fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> 
             refused.join("; ")
         ),
         format!(
-            "set XDG_RUNTIME_DIR to a tmpfs directory, or pass {DISK_FLAG} to use {} \
-             (the plaintext may then reach the disk)",
+            "set XDG_RUNTIME_DIR to a tmpfs directory of yours (mode 0700), or pass {DISK_FLAG} \
+             to use {} (the plaintext may then reach the disk)",
             disk_fallback.display()
         ),
     ))
 }
 
-/// Whether `base` may hold plaintext: an absolute directory on tmpfs or ramfs that
-/// others cannot rename entries in. The `Err` says why not, for the message.
-fn ram_backed(base: &Path) -> Result<(), String> {
+/// Opens `base` if it may hold plaintext, else says why not (for the message): an
+/// absolute directory that only this user (or root, for a sticky directory such as
+/// /dev/shm) can rename entries in, with no ancestor another user could swap it
+/// through, and with `ram` on tmpfs or ramfs. The checks are made on the opened
+/// directory, which is the one the scratch directory is then made in; its path is
+/// returned without symlinks, for the editor to open.
+fn open_base(base: &Path, ram: bool) -> Result<(OwnedFd, PathBuf), String> {
     if !base.is_absolute() {
         return Err("is not an absolute path".into());
     }
-    let meta = std::fs::metadata(base).map_err(|e| match e.kind() {
+    let real = std::fs::canonicalize(base).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => "does not exist".to_string(),
         _ => format!("cannot be read ({e})"),
     })?;
-    if !meta.is_dir() {
-        return Err("is not a directory".into());
+    let fd = rustix::fs::openat(
+        CWD,
+        &real,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        Errno::NOTDIR => "is not a directory".to_string(),
+        e => format!("cannot be opened ({})", io::Error::from(e)),
+    })?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| format!("cannot be examined ({e})"))?;
+    let euid = rustix::process::geteuid().as_raw();
+    safe_base(st.st_uid, st.st_mode, euid)?;
+    for ancestor in real.ancestors().skip(1) {
+        let meta = std::fs::symlink_metadata(ancestor)
+            .map_err(|e| format!("cannot be examined ({}: {e})", ancestor.display()))?;
+        safe_ancestor(meta.uid(), meta.mode(), euid)
+            .map_err(|why| format!("lies in {}, which {why}", ancestor.display()))?;
     }
-    if meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0 {
-        return Err("is writable by others and not sticky".into());
+    if ram {
+        on_ram(&fd)?;
     }
-    let fs = rustix::fs::statfs(base).map_err(|e| format!("cannot be examined ({e})"))?;
+    Ok((fd, real))
+}
+
+/// Whether the opened directory is on tmpfs or ramfs; the `Err` says why not.
+fn on_ram(dir: &OwnedFd) -> Result<(), String> {
+    let fs = rustix::fs::fstatfs(dir).map_err(|e| format!("cannot be examined ({e})"))?;
     #[allow(clippy::unnecessary_cast)] // the width of f_type differs between platforms
     let magic = fs.f_type as u32;
     if magic != TMPFS_MAGIC && magic != RAMFS_MAGIC {
@@ -355,37 +450,83 @@ fn ram_backed(base: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Creates `base/keys-XXXXXX` with mode 0700 and checks that it is ours and 0700.
-fn make_dir(base: &Path) -> Result<Scratch> {
-    let path = tempfile::Builder::new()
-        .prefix("keys-")
-        .rand_bytes(6)
-        .permissions(Permissions::from_mode(0o700))
-        .tempdir_in(base)
-        .map_err(|e| Error::io(base, e))?
-        .keep();
-    let opened = rustix::fs::openat(
-        CWD,
-        &path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(io::Error::from)
-    .and_then(|dir| {
-        private_dir(&dir)?;
-        Ok(dir)
-    });
-    match opened {
-        Ok(dir) => Ok(Scratch {
-            path,
-            dir,
-            kept: false,
-        }),
-        Err(e) => {
-            let _ = std::fs::remove_dir(&path);
-            Err(Error::io(path, e))
-        }
+/// Whether a directory with owner `uid` and `mode` may hold scratch directories of
+/// user `euid`: one of the user's own that nobody else can write to, or root's sticky
+/// directory (/dev/shm, /tmp), where only the owner of an entry can rename it. A
+/// directory of another user is refused even when its mode is private: its owner can
+/// rename our directory away and put one of theirs at its path, which the editor opens.
+fn safe_base(uid: u32, mode: u32, euid: u32) -> Result<(), String> {
+    if uid == 0 && mode & 0o1000 != 0 {
+        return Ok(());
     }
+    if uid != euid {
+        return Err(format!("is owned by uid {uid}, not by you (uid {euid})"));
+    }
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "is writable by group or others (mode {:o})",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a directory above a base is safe: owned by the user or root, and writable
+/// by others only if sticky.
+fn safe_ancestor(uid: u32, mode: u32, euid: u32) -> Result<(), String> {
+    if uid != 0 && uid != euid {
+        return Err(format!("is owned by uid {uid}"));
+    }
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err("is writable by others and not sticky".into());
+    }
+    Ok(())
+}
+
+/// Makes `keys-<pid>-XXXXXX` in the opened `base` with mode 0700, a fresh name each
+/// try (mkdir fails on an existing entry, a symlink included), and checks on the
+/// opened directory that it is ours and 0700.
+fn make_dir(base_path: &Path, base: OwnedFd) -> io::Result<Scratch> {
+    let pid = std::process::id();
+    for _ in 0..64 {
+        let random: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(6)
+            .collect();
+        let name = format!("{PREFIX}{pid}-{random}");
+        match rustix::fs::mkdirat(&base, name.as_str(), Mode::from_raw_mode(0o700)) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let opened = rustix::fs::openat(
+            &base,
+            name.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)
+        .and_then(|dir| {
+            private_dir(&dir)?;
+            Ok(dir)
+        });
+        return match opened {
+            Ok(dir) => Ok(Scratch {
+                path: base_path.join(&name),
+                dir,
+                base: Some((base, name)),
+                kept: false,
+                swept: Vec::new(),
+            }),
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(&base, name.as_str(), AtFlags::REMOVEDIR);
+                Err(e)
+            }
+        };
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free name for a scratch directory",
+    ))
 }
 
 /// Checks that a new, empty directory is owned by us with mode 0700; a umask that took
@@ -404,6 +545,88 @@ fn private_dir(dir: &OwnedFd) -> io::Result<()> {
             st.st_uid
         )));
     }
+    Ok(())
+}
+
+/// The pid in a scratch directory's name `keys-<pid>-XXXXXX`.
+fn scratch_pid(name: &OsStr) -> Option<u32> {
+    let rest = name.to_str()?.strip_prefix(PREFIX)?;
+    let (pid, random) = rest.split_once('-')?;
+    if pid.is_empty() || random.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// The scratch directories in `bases` that a `keys` process now gone left: our own
+/// directories named `keys-<pid>-XXXXXX` whose pid no longer runs.
+fn find_leftovers<'a>(bases: impl IntoIterator<Item = &'a Path>) -> Vec<Leftover> {
+    let euid = rustix::process::geteuid().as_raw();
+    let me = std::process::id();
+    let mut found = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for base in bases {
+        let Ok(real) = std::fs::canonicalize(base) else {
+            continue;
+        };
+        if seen.contains(&real) {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&real) else {
+            seen.push(real);
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = scratch_pid(&entry.file_name()) else {
+                continue;
+            };
+            let ours = std::fs::symlink_metadata(entry.path())
+                .is_ok_and(|m| m.is_dir() && m.uid() == euid);
+            if ours && pid != me && !fsutil::pid_alive(pid) {
+                found.push(Leftover {
+                    path: base.join(entry.file_name()),
+                    pid,
+                });
+            }
+        }
+        seen.push(real);
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
+/// The scratch directories killed runs left in the places `Scratch::create` uses
+/// ($XDG_RUNTIME_DIR, /dev/shm and the disk fallback), for `keys check`.
+pub fn leftovers() -> Vec<Leftover> {
+    let disk = std::env::temp_dir();
+    let bases = bases();
+    find_leftovers(bases.iter().chain([&disk]).map(PathBuf::as_path))
+}
+
+/// Wipes (zero-fills, then removes) what killed runs left in `bases`; returns what
+/// was removed.
+fn sweep<'a>(bases: impl IntoIterator<Item = &'a Path>) -> Vec<Leftover> {
+    find_leftovers(bases)
+        .into_iter()
+        .filter(|l| wipe(&l.path).is_ok())
+        .collect()
+}
+
+/// Makes this process's memory, which holds plaintext and keys, stay out of core
+/// files: the core size limit goes to 0, soft and hard (so nothing started from here
+/// can raise it again), and the process is marked not dumpable, which also keeps other
+/// processes of the same user from reading its memory through ptrace or /proc.
+/// Programs it starts (an editor, ssh) are dumpable again after their exec, as usual.
+pub fn no_core_dumps() -> io::Result<()> {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit};
+    rustix::process::setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )?;
+    rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable)?;
     Ok(())
 }
 
@@ -541,7 +764,7 @@ fn remove_entry(dir: BorrowedFd<'_>, name: &CStr, depth: usize) {
             let _ = rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR);
         }
         FileType::RegularFile => {
-            zero_fill(dir, name);
+            fsutil::zero_fill_at(dir, name);
             let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
         }
         _ => {
@@ -564,52 +787,6 @@ fn open_subdir(dir: BorrowedFd<'_>, name: &CStr) -> Option<OwnedFd> {
         let _ = rustix::fs::fchmod(&sub, Mode::from_raw_mode(0o700));
     }
     Some(sub)
-}
-
-/// Overwrites a regular file of ours with zeros, through a descriptor opened without
-/// following symlinks. A read-only file is made writable through its descriptor first.
-fn zero_fill(dir: BorrowedFd<'_>, name: &CStr) {
-    let open = |flags: OFlags| {
-        rustix::fs::openat(
-            dir,
-            name,
-            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
-            Mode::empty(),
-        )
-    };
-    let fd = match open(OFlags::WRONLY) {
-        Ok(fd) => fd,
-        Err(Errno::ACCESS) => {
-            let Ok(ro) = open(OFlags::RDONLY) else { return };
-            if rustix::fs::fchmod(&ro, Mode::from_raw_mode(0o600)).is_err() {
-                return;
-            }
-            drop(ro);
-            let Ok(fd) = open(OFlags::WRONLY) else { return };
-            fd
-        }
-        Err(_) => return,
-    };
-    let Ok(st) = rustix::fs::fstat(&fd) else {
-        return;
-    };
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
-        || st.st_uid != rustix::process::geteuid().as_raw()
-    {
-        return;
-    }
-    let mut file = File::from(fd);
-    let mut left = u64::try_from(st.st_size).unwrap_or(0);
-    while left > 0 {
-        let n = usize::try_from(left).map_or(ZEROS.len(), |l| l.min(ZEROS.len()));
-        if file.write_all(&ZEROS[..n]).is_err() {
-            return;
-        }
-        left -= n as u64;
-    }
-    // On tmpfs this is a no-op; on a disk fallback it pushes the zeros out before the
-    // unlink lets the file system drop the dirty pages.
-    let _ = file.sync_data();
 }
 
 /// The signals that would otherwise kill `keys` while plaintext sits in a file.
@@ -782,7 +959,8 @@ pub(crate) static SIGNAL_TEST_LOCK: Mutex<()> = Mutex::new(());
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::fs::Permissions;
+    use std::os::unix::fs::{PermissionsExt, symlink};
     use std::os::unix::process::ExitStatusExt;
 
     fn scratch() -> Scratch {
@@ -968,6 +1146,173 @@ mod tests {
         }
         assert_eq!(std::fs::read_dir(disk.path()).unwrap().count(), 1);
         assert_eq!(std::fs::read_dir(fallback.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_base_must_be_the_users_own_and_private_or_roots_sticky_directory() {
+        // Owner, mode, the user: the verdict (Ok, or the start of the reason).
+        let cases: &[(u32, u32, u32, Result<(), &str>)] = &[
+            (1000, 0o40700, 1000, Ok(())),
+            (1000, 0o40755, 1000, Ok(())),
+            (0, 0o41777, 1000, Ok(())),
+            (0, 0o41777, 0, Ok(())),
+            (0, 0o40700, 0, Ok(())),
+            // `sudo -E`: root runs with the invoking user's runtime directory.
+            (
+                1000,
+                0o40700,
+                0,
+                Err("is owned by uid 1000, not by you (uid 0)"),
+            ),
+            (12345, 0o40700, 1000, Err("is owned by uid 12345")),
+            (12345, 0o41777, 1000, Err("is owned by uid 12345")),
+            (0, 0o40755, 1000, Err("is owned by uid 0")),
+            (
+                1000,
+                0o40770,
+                1000,
+                Err("is writable by group or others (mode 770)"),
+            ),
+            (1000, 0o40702, 1000, Err("is writable by group or others")),
+            (1000, 0o41777, 1000, Err("is writable by group or others")),
+        ];
+        for (uid, mode, euid, want) in cases {
+            let got = safe_base(*uid, *mode, *euid);
+            match (want, &got) {
+                (Ok(()), Ok(())) => {}
+                (Err(start), Err(why)) if why.starts_with(start) => {}
+                _ => panic!("owner {uid} mode {mode:o} user {euid}: {got:?}"),
+            }
+        }
+        assert!(safe_ancestor(0, 0o40755, 1000).is_ok());
+        assert!(safe_ancestor(0, 0o41777, 1000).is_ok());
+        assert!(safe_ancestor(1000, 0o40700, 1000).is_ok());
+        assert!(safe_ancestor(12345, 0o40755, 1000).is_err());
+        assert!(safe_ancestor(1000, 0o40777, 1000).is_err());
+    }
+
+    #[test]
+    fn a_runtime_dir_of_another_user_is_passed_over() {
+        if !rustix::process::geteuid().is_root() {
+            return; // only root can give a directory away; the rule is tested above
+        }
+        let foreign = tempfile::tempdir_in("/dev/shm").unwrap();
+        std::fs::set_permissions(foreign.path(), Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(foreign.path(), Some(12345), None).unwrap();
+        let fallback = tempfile::tempdir().unwrap();
+        match create_in(&[foreign.path().to_path_buf()], false, fallback.path()) {
+            Err(Error::Usage { message, .. }) => assert!(
+                message.contains(&format!(
+                    "{} is owned by uid 12345, not by you (uid 0)",
+                    foreign.path().display()
+                )),
+                "{message}"
+            ),
+            other => panic!("a foreign runtime directory was used: {other:?}"),
+        }
+        let s = create_in(
+            &[foreign.path().to_path_buf(), PathBuf::from("/dev/shm")],
+            false,
+            fallback.path(),
+        )
+        .unwrap();
+        assert_eq!(s.path().parent(), Some(Path::new("/dev/shm")));
+        assert_eq!(std::fs::read_dir(foreign.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn scratch_names_carry_the_pid_and_kept_ones_do_not() {
+        let s = scratch();
+        let name = s.path().file_name().unwrap().to_owned();
+        assert_eq!(scratch_pid(&name), Some(std::process::id()), "{name:?}");
+        let base = s.path().parent().unwrap().to_path_buf();
+        s.create_file("f", b"x", 0o600).unwrap();
+        let kept = s.keep();
+        assert_eq!(kept.parent(), Some(base.as_path()));
+        let kept_name = kept.file_name().unwrap();
+        assert!(
+            kept_name.to_string_lossy().starts_with("keys-kept-"),
+            "{kept_name:?}"
+        );
+        assert_eq!(scratch_pid(kept_name), None);
+        assert_eq!(std::fs::read(kept.join("f")).unwrap(), b"x");
+        wipe(&kept).unwrap();
+        for (name, pid) in [
+            ("keys-123-abcDEF", Some(123)),
+            ("keys-1-x", Some(1)),
+            ("keys-kept-abcDEF", None),
+            ("keys-abcDEF", None),
+            ("keys--abc", None),
+            ("keys-12-", None),
+            ("other-12-abc", None),
+        ] {
+            assert_eq!(scratch_pid(OsStr::new(name)), pid, "{name}");
+        }
+    }
+
+    #[test]
+    fn what_a_dead_process_left_is_found_and_wiped_and_nothing_else() {
+        let base = tempfile::tempdir().unwrap();
+        // A pid that is certainly not running: a child that has exited and been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let alive = std::process::id();
+        let parent = rustix::process::getppid().map_or(1, |p| p.as_raw_nonzero().get() as u32);
+        let make = |name: String| {
+            let dir = base.path().join(name);
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::write(dir.join("secret"), b"plaintext").unwrap();
+            dir
+        };
+        let left = make(format!("keys-{dead}-AbCdEf"));
+        let live = make(format!("keys-{alive}-AbCdEf"));
+        let other_live = make(format!("keys-{parent}-AbCdEf"));
+        let kept = make("keys-kept-AbCdEf".into());
+        let unrelated = make(format!("notkeys-{dead}-x"));
+        std::os::unix::fs::symlink(&kept, base.path().join(format!("keys-{dead}-link"))).unwrap();
+        let held = File::open(left.join("secret")).unwrap();
+
+        let found = find_leftovers([base.path()]);
+        assert_eq!(
+            found,
+            [Leftover {
+                path: left.clone(),
+                pid: dead
+            }]
+        );
+        assert_eq!(sweep([base.path()]), found);
+        assert!(!left.exists());
+        let mut seen = Vec::new();
+        (&held).read_to_end(&mut seen).unwrap();
+        assert_eq!(seen, vec![0u8; 9], "zero-filled before removal");
+        for dir in [&live, &other_live, &kept, &unrelated] {
+            assert_eq!(std::fs::read(dir.join("secret")).unwrap(), b"plaintext");
+        }
+        assert!(find_leftovers([base.path()]).is_empty());
+    }
+
+    #[test]
+    fn core_dumps_are_off_after_no_core_dumps() {
+        // In a child, so that this test process keeps its limits.
+        if std::env::var_os("KEYS_TEST_CORE_CHILD").is_some() {
+            no_core_dumps().unwrap();
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Core);
+            println!("core {:?} {:?}", limit.current, limit.maximum);
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "scratch::tests::core_dumps_are_off_after_no_core_dumps",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("KEYS_TEST_CORE_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("core Some(0) Some(0)"), "{stdout}");
     }
 
     #[test]

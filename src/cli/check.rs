@@ -38,6 +38,10 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     if let Some(bypass) = crate::ops::hook::audit(repo.root())? {
         report.findings.push(bypass.finding(repo.root()));
     }
+    if !args.staged {
+        // Plaintext on this machine, outside the repository: first, as it matters most.
+        report.findings.splice(0..0, check::scratch_leftovers());
+    }
     let mut text = String::new();
     for f in &report.findings {
         let label = match f.severity {

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, usage};
 use crate::fsutil;
-use crate::identity::{Identities, Search};
 use crate::ops::secret::{self, Hosts, Workspace};
 
 /// Decrypt a secret (by name) or an age file (by path) to stdout or a new 0600 file.
@@ -38,16 +37,26 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let output = args.output.as_deref().filter(|p| *p != Path::new("-"));
     if let Some(path) = output {
         refuse_special(path)?;
+        // Plaintext that a killed `decrypt -o` left beside its target is wiped first.
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        for (left, pid) in fsutil::sweep_plain(dir) {
+            super::note(&format!(
+                "removed {}, plaintext left by a keys process that was killed (pid {pid})",
+                left.display()
+            ));
+        }
     }
     let as_path = Path::new(&args.target);
-    let search = Search::from_env(ctx.identities.clone())?;
     let plain = if std::fs::metadata(as_path).is_ok_and(|m| m.is_file()) {
-        let mut ids = Identities::search(&search)?;
+        let mut ids = ctx.find_identities()?;
         secret::open_any(as_path, &mut ids, &ctx.prompt, args.ignore_mac)?
     } else {
         let ws = Workspace::load(&ctx.repo()?, Hosts::AsNeeded)?;
         let (path, format) = ws.locate(&args.target)?;
-        let mut ids = Identities::search(&search)?;
+        let mut ids = ctx.find_identities()?;
         secret::open_file(&path, format, &mut ids, &ctx.prompt, args.ignore_mac)?.plain
     };
     if args.ignore_mac {
@@ -56,7 +65,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         );
     }
     match output {
-        Some(path) => fsutil::write_atomic(path, &plain, fsutil::PRIVATE),
+        Some(path) => fsutil::write_plaintext(path, &plain),
         None => super::out_bytes(&plain),
     }
 }

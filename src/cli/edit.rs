@@ -3,18 +3,22 @@
 use zeroize::Zeroizing;
 
 use crate::error::{Result, usage};
-use crate::identity::{Identities, Search};
 use crate::ops::secret::{self, EncryptOptions, Hosts, Workspace};
+use crate::policy::Format;
 use crate::scratch::{Scratch, SignalGuard};
 
 /// Edit a secret in $VISUAL or $EDITOR, or create it.
 ///
-/// The plaintext goes to a new 0600 file in a 0700 directory on tmpfs
-/// ($XDG_RUNTIME_DIR, else /dev/shm); a disk-backed directory is refused unless
-/// --allow-disk-temp. vi, vim and nvim are started with swap, backup, undo and
-/// viminfo files off. The secret is re-encrypted for its policy's readers only if
-/// the content changed, and the plaintext is removed on every exit path, including
-/// Ctrl-C (which reaches the editor, not keys).
+/// The plaintext goes to a new 0600 file, named like the secret with its format's
+/// extension (config.yaml), in a 0700 directory on tmpfs ($XDG_RUNTIME_DIR when it
+/// is yours alone, else /dev/shm); a disk-backed directory is refused unless
+/// --allow-disk-temp. Vim, Neovim, Emacs and nano, recognised by the program the
+/// editor resolves to (through symlinks such as /etc/alternatives/editor), are
+/// started with their swap, backup, undo, auto-save and history files off; any other
+/// editor is named in a warning. The secret is re-encrypted for its policy's readers
+/// only if the content changed, and the plaintext is removed on every exit path,
+/// including Ctrl-C (which reaches the editor, not keys); what a killed run left is
+/// wiped by the next one.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The secret's name, e.g. bot/telegram-token. A new secret starts empty.
@@ -32,14 +36,16 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
-    ws.rule(&args.name)?;
+    let format = ws.rule(&args.name)?.format;
     let guard = SignalGuard::new()?;
     let scratch = Scratch::create(args.allow_disk_temp)?;
+    super::note_swept(&scratch);
     let found = ws.locate(&args.name).ok();
     let exists = found.is_some();
+    let found_format = found.as_ref().map(|(_, format)| *format);
     let opened = match found {
         Some((path, format)) => {
-            let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
+            let mut ids = ctx.find_identities()?;
             secret::open_file(&path, format, &mut ids, &ctx.prompt, false)?
         }
         None => secret::Opened {
@@ -49,8 +55,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     };
     let original = &opened.plain;
     guard.check()?;
-    let base = args.name.rsplit('/').next().unwrap_or("secret");
-    let file = scratch.create_file(base, original, 0o600)?;
+    let format = found_format.unwrap_or(format);
+    let file = scratch.create_file(&file_name(&args.name, format), original, 0o600)?;
     super::editor::edit(&file, &guard)?;
     let edited = scratch.read_file(&file, super::encrypt::MAX_SECRET as u64)?;
     guard.check()?;
@@ -83,4 +89,36 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         done.recipients
     ));
     Ok(())
+}
+
+/// The plaintext's file name: the secret's last name segment, with the extension of
+/// its format for sops files (`config.yaml`, `app.env`), so that the editor picks the
+/// right syntax, as `sops edit` does; an `.age` or sops-binary secret keeps its bare
+/// name (`telegram-token`).
+fn file_name(name: &str, format: Format) -> String {
+    let base = name.rsplit('/').next().unwrap_or("secret");
+    match format {
+        Format::Age | Format::SopsBinary => base.to_string(),
+        sops => format!("{base}.{}", sops.extension()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plaintext_is_named_for_its_format() {
+        for (name, format, want) in [
+            ("bot/telegram-token", Format::Age, "telegram-token"),
+            ("nannuo-bot/config", Format::SopsYaml, "config.yaml"),
+            ("app/settings", Format::SopsJson, "settings.json"),
+            ("app/env", Format::SopsDotenv, "env.env"),
+            ("app/db", Format::SopsIni, "db.ini"),
+            ("app/blob", Format::SopsBinary, "blob"),
+            ("top", Format::SopsYaml, "top.yaml"),
+        ] {
+            assert_eq!(file_name(name, format), want, "{name} {format:?}");
+        }
+    }
 }

@@ -200,9 +200,7 @@ fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
     } else {
         KeySource::Generate
     };
-    let mut ids = crate::identity::Identities::search(&crate::identity::Search::from_env(
-        ctx.identities.clone(),
-    )?)?;
+    let mut ids = ctx.find_identities()?;
     let done = host::rotate_host(&repo, &args.name, key, &mut ids, &ctx.prompt)?;
     let mut text = render(&done.report);
     text.push_str(&format!(

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::identity::{Identities, Search};
 use crate::ops::deploy::{self, Failure, Install, Via};
 use crate::ops::secret::{Hosts, Workspace};
 use crate::ops::stage::{self, Target};
@@ -118,7 +117,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         return super::out(&out);
     }
     let guard = SignalGuard::new()?;
-    let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
+    let mut ids = ctx.find_identities()?;
     let files = stage::files(&ws, host, &mut ids, &ctx.prompt)?;
     guard.check()?;
     // Dropped on every path out of this function: the tree is wiped.

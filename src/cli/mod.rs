@@ -24,12 +24,13 @@ mod to_age;
 mod update;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::{Class, Error, Result};
+use crate::identity::{Identities, Search};
 use crate::layout::Repo;
 
 /// Exit codes, one per class of failure. Documented in the man page and README.
@@ -106,12 +107,12 @@ pub struct Cli {
 
     /// An identity file to decrypt with (age identity or SSH private key); repeatable.
     /// Tried before $KEYS_IDENTITY, the OS keyring, ~/.config/keys/identity.txt and
-    /// ~/.ssh/id_ed25519.
+    /// ~/.ssh/id_ed25519. Like ssh, keys refuses a key file other users can read.
     #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
     identities: Vec<PathBuf>,
 
-    /// Read passphrases from this file descriptor (first line) instead of the
-    /// terminal. $KEYS_PASSPHRASE_FILE names a file to read instead.
+    /// Read passphrases from this file descriptor (first line; a pipe or a regular
+    /// file) instead of the terminal. $KEYS_PASSPHRASE_FILE names a file to read instead.
     #[arg(long, global = true, value_name = "N")]
     passphrase_fd: Option<u32>,
 
@@ -184,6 +185,33 @@ impl Context {
             .map(PathBuf::from);
         Repo::discover(self.repo_flag.as_deref(), env.as_deref(), &cwd)
     }
+
+    /// The identities to decrypt with, in the documented order, with what the search
+    /// has to say (a key skipped or used despite its mode) printed on stderr.
+    fn find_identities(&self) -> Result<Identities> {
+        let search = Search::from_env(self.identities.clone())?;
+        let ids = Identities::search_with(&search, &|path| self.published_key(path))?;
+        for line in ids.notes() {
+            note(line);
+        }
+        Ok(ids)
+    }
+
+    /// Why a key file others can read may still be used: it lies in this fleet
+    /// repository where a policy's `allow_private_keys` expects private keys (a test key
+    /// published with the repository, whose bytes are in git anyway).
+    fn published_key(&self, path: &Path) -> Option<String> {
+        let repo = self.repo().ok()?;
+        let real = std::fs::canonicalize(path).ok()?;
+        let root = std::fs::canonicalize(repo.root()).ok()?;
+        let rel = real.strip_prefix(&root).ok()?.to_str()?.to_string();
+        let ws =
+            crate::ops::secret::Workspace::load(&repo, crate::ops::secret::Hosts::AsNeeded).ok()?;
+        let at = ws.policy.private_key_allowed_by(&rel)?;
+        Some(format!(
+            "allow_private_keys ({at}) lists it as a published test key"
+        ))
+    }
 }
 
 /// The clap command, for man pages and completions.
@@ -193,6 +221,9 @@ pub fn command() -> clap::Command {
 
 pub fn main() -> ExitCode {
     crate::fsutil::catch_file_size_limit();
+    // Before anything is decrypted. Best effort: a kernel that refuses leaves the
+    // process as it was.
+    let _ = crate::scratch::no_core_dumps();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -259,6 +290,18 @@ pub(crate) fn out_bytes(data: &[u8]) -> Result<()> {
         .write_all(data)
         .and_then(|()| stdout.flush())
         .map_err(|e| Error::io("<stdout>", e))
+}
+
+/// Says what a new scratch directory's creation wiped: plaintext that killed runs
+/// had left behind.
+pub(crate) fn note_swept(scratch: &crate::scratch::Scratch) {
+    for left in scratch.swept() {
+        note(&format!(
+            "removed {}, plaintext left by a keys process that was killed (pid {})",
+            left.path.display(),
+            left.pid
+        ));
+    }
 }
 
 /// A note on stderr (progress, warnings); never carries secrets.

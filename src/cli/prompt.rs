@@ -3,7 +3,7 @@
 //! of these it says so at once instead of waiting.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use age::secrecy::{ExposeSecret, SecretString};
@@ -37,14 +37,12 @@ impl CliPrompt {
         }
     }
 
-    fn read_first_line(path: &PathBuf) -> Result<SecretString> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut line = Zeroizing::new(String::with_capacity(1024));
-        BufReader::new(file)
-            .read_line(&mut line)
-            .map_err(|e| Error::io(path, e))?;
-        let trimmed = line.trim_end_matches(['\n', '\r']);
-        Ok(SecretString::from(trimmed.to_string()))
+    /// The first line of a passphrase file: a regular file of at most 1 MiB.
+    fn file_first_line(path: &Path) -> Result<SecretString> {
+        let read = crate::fsutil::read_private(path)?;
+        let line = read.data.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        utf8_secret(line, &path.display().to_string())
     }
 
     /// A new passphrase: asked twice on a terminal, read once from a file or fd.
@@ -75,23 +73,34 @@ impl CliPrompt {
 
 impl Prompt for CliPrompt {
     fn passphrase(&self, description: &str) -> Result<Option<SecretString>> {
-        let path = match &self.source {
-            Source::Fd(fd) => PathBuf::from(format!("/dev/fd/{fd}")),
-            Source::File(path) => path.clone(),
+        let copy = |s: &SecretString| SecretString::from(s.expose_secret().to_string());
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = cached.as_ref() {
+            return Ok(Some(copy(known)));
+        }
+        let read = match &self.source {
             Source::Tty => {
                 return Ok(rpassword::prompt_password(format!("{description}: "))
                     .ok()
                     .map(SecretString::from));
             }
+            Source::Fd(fd) => {
+                let line = crate::fsutil::read_fd_line(*fd)?;
+                utf8_secret(&line, &format!("--passphrase-fd {fd}"))?
+            }
+            Source::File(path) => Self::file_first_line(path)?,
         };
-        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        if cached.is_none() {
-            *cached = Some(Self::read_first_line(&path)?);
-        }
-        Ok(cached
-            .as_ref()
-            .map(|s| SecretString::from(s.expose_secret().to_string())))
+        Ok(Some(copy(cached.insert(read))))
     }
+}
+
+/// A passphrase from bytes read from a file or descriptor; `name` names it in errors.
+fn utf8_secret(line: &[u8], name: &str) -> Result<SecretString> {
+    let text = std::str::from_utf8(line).map_err(|_| Error::InvalidFile {
+        at: crate::error::Location::named(name),
+        reason: "the passphrase is not UTF-8 text".into(),
+    })?;
+    Ok(SecretString::from(text.to_string()))
 }
 
 /// Asks a question with a default on the terminal; `None` when there is no terminal.

@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 
 use crate::error::Result;
-use crate::identity::{Identities, Search};
 use crate::ops::secret::{Hosts, Workspace};
 use crate::ops::{host, rekey};
 
@@ -93,7 +92,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         }
         return Ok(());
     }
-    let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
+    let mut ids = ctx.find_identities()?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(plan.changes.len() as u64);
         bar.set_style(

@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 
 use crate::error::{Error, Location, Result, usage};
 use crate::format::sops::tree::{self, Value};
-use crate::identity::{Identities, Search};
 use crate::ops::secret::{self, Hosts, Workspace};
 
 /// Set one value of a sops secret, like `sops set`.
@@ -81,7 +80,7 @@ pub(crate) fn set(ctx: &super::Context, args: SetArgs) -> Result<()> {
             })?,
         )
     };
-    let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
+    let mut ids = ctx.find_identities()?;
     let done = secret::set_value(
         &mut ws,
         &args.name,
@@ -97,7 +96,7 @@ pub(crate) fn set(ctx: &super::Context, args: SetArgs) -> Result<()> {
 pub(crate) fn unset(ctx: &super::Context, args: UnsetArgs) -> Result<()> {
     let path = key_path(&args.path)?;
     let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
-    let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
+    let mut ids = ctx.find_identities()?;
     let done = secret::set_value(&mut ws, &args.name, &path, None, &mut ids, &ctx.prompt)?;
     super::note(&format!(
         "removed {} from {}",

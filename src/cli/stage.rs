@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use crate::error::{Result, usage};
-use crate::identity::{Identities, Search};
 use crate::ops::secret::{Hosts, Workspace};
 use crate::ops::stage::{self, Target};
 use crate::policy::fleet::Host;
@@ -48,7 +47,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let ws = Workspace::load(&ctx.repo()?, Hosts::All)?;
     let host = host(&ws, name)?;
     let guard = SignalGuard::new()?;
-    let mut ids = Identities::search(&Search::from_env(ctx.identities.clone())?)?;
+    let mut ids = ctx.find_identities()?;
     let files = stage::files(&ws, host, &mut ids, &ctx.prompt)?;
     guard.check()?;
     let target = match &args.out {

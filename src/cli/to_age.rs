@@ -52,11 +52,8 @@ const MAX_STDIN: usize = 1 << 20;
 fn read_input(input: Option<&PathBuf>) -> Result<(String, Zeroizing<Vec<u8>>)> {
     match input {
         Some(path) if path.as_os_str() != "-" => {
-            // fs::read sizes its buffer from the file: it does not reallocate.
-            Ok((
-                path.display().to_string(),
-                Zeroizing::new(fsutil::read(path)?),
-            ))
+            // A regular file of at most 1 MiB, read into one buffer sized from it.
+            Ok((path.display().to_string(), fsutil::read_private(path)?.data))
         }
         _ => {
             // Room for the whole input up front: a growing buffer would leave copies

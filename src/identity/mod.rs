@@ -4,7 +4,6 @@
 
 pub mod keyring;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -438,6 +437,21 @@ impl Identity {
     }
 }
 
+/// The default places searched after the keyring.
+#[derive(Clone, Copy)]
+enum DefaultPlace {
+    /// `identity.txt`: keys made it 0600, so a wider mode is an error.
+    Keys,
+    /// `~/.ssh/id_ed25519`: skipped, with a warning, when others can read it.
+    Ssh,
+}
+
+/// Whether a key file with `mode` is open to other users in a way that matters: a
+/// passphrase-encrypted age identity file is ciphertext, and exempt.
+fn open_to_others(id: &Identity, mode: u32) -> bool {
+    mode & OPEN_TO_OTHERS != 0 && !matches!(id.state, State::LockedAgeFile(_))
+}
+
 fn ready_age(keys: Vec<AgeKey>) -> State {
     let mut x25519 = 0;
     let mut plugins = Vec::new();
@@ -531,6 +545,9 @@ fn decrypt_with_passphrase(
 pub struct Identities {
     found: Vec<Identity>,
     searched: Vec<String>,
+    /// Things the user should hear about the search (a key skipped or used despite
+    /// its mode), one line each, for the CLI to print.
+    notes: Vec<String>,
 }
 
 /// Where to look for identities, in order.
@@ -573,6 +590,10 @@ impl Search {
 
 const IDENTITY_FILE: &str = "identity.txt";
 
+/// Mode bits that let other users read or change a private key file: ssh refuses a
+/// key with any of them, and so does keys.
+const OPEN_TO_OTHERS: u32 = 0o077;
+
 /// The keys identity file for this user: `config_dir(home)/identity.txt`.
 pub fn identity_file(home: Option<&Path>) -> Option<PathBuf> {
     config_dir(home).map(|d| d.join(IDENTITY_FILE))
@@ -586,19 +607,33 @@ pub fn config_dir(home: Option<&Path>) -> Option<PathBuf> {
     }
 }
 
+/// Asked about a key file named with `-i` or `KEYS_IDENTITY` whose mode lets other
+/// users read it: `Some(why)` when it may be used anyway because it is published on
+/// purpose (a test key the repository's policy lists under `allow_private_keys`).
+/// Asked only in that rare case.
+pub type Published<'a> = &'a dyn Fn(&Path) -> Option<String>;
+
 impl Identities {
     /// Searches every place in order. An identity named explicitly (flag or
     /// `KEYS_IDENTITY`) must load; the default places are noted and skipped when absent.
+    /// A private key file others can read is refused, as ssh refuses it.
     pub fn search(search: &Search) -> Result<Identities> {
+        Identities::search_with(search, &|_| None)
+    }
+
+    /// `search`, where an explicitly named key file that others can read is still used
+    /// when `published` says why (and a note says so).
+    pub fn search_with(search: &Search, published: Published<'_>) -> Result<Identities> {
         let mut ids = Identities {
             found: Vec::new(),
             searched: Vec::new(),
+            notes: Vec::new(),
         };
         for path in &search.flags {
-            ids.load_explicit(path, "-i")?;
+            ids.load_explicit(path, "-i", published)?;
         }
         match &search.env_identity {
-            Some(path) => ids.load_explicit(path, "KEYS_IDENTITY")?,
+            Some(path) => ids.load_explicit(path, "KEYS_IDENTITY", published)?,
             None => ids.searched.push("KEYS_IDENTITY: not set".into()),
         }
         let origin = format!("OS keyring ({})", search.keyring.name());
@@ -615,10 +650,10 @@ impl Identities {
             Err(e) => ids.searched.push(format!("{origin}: unavailable ({e})")),
         }
         if let Some(path) = search.identity_file() {
-            ids.load_default(&path, true)?;
+            ids.load_default(&path, DefaultPlace::Keys)?;
         }
         if let Some(path) = search.ssh_default() {
-            ids.load_default(&path, false)?;
+            ids.load_default(&path, DefaultPlace::Ssh)?;
         }
         Ok(ids)
     }
@@ -629,42 +664,72 @@ impl Identities {
             .iter()
             .map(|i| format!("{}: {}", i.origin, i.summary()))
             .collect();
-        Identities { found, searched }
+        Identities {
+            found,
+            searched,
+            notes: Vec::new(),
+        }
     }
 
-    fn load_explicit(&mut self, path: &Path, how: &str) -> Result<()> {
-        let data = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
-        let id = Identity::from_bytes(&data, &path.display().to_string())?;
+    fn load_explicit(&mut self, path: &Path, how: &str, published: Published<'_>) -> Result<()> {
+        let read = crate::fsutil::read_private(path)?;
+        let shown = path.display().to_string();
+        let id = Identity::from_bytes(&read.data, &shown)?;
+        if open_to_others(&id, read.mode) {
+            match published(path) {
+                Some(why) => self.notes.push(format!(
+                    "note: {shown} is readable by other users (mode {:o}); used because {why}",
+                    read.mode & 0o777
+                )),
+                None => {
+                    return Err(Error::OpenPermissions {
+                        path: path.to_path_buf(),
+                        mode: read.mode & 0o777,
+                    });
+                }
+            }
+        }
         self.searched
             .push(format!("{how} {}: {}", path.display(), id.summary()));
         self.found.push(id);
         Ok(())
     }
 
-    fn load_default(&mut self, path: &Path, check_mode: bool) -> Result<()> {
+    fn load_default(&mut self, path: &Path, which: DefaultPlace) -> Result<()> {
         let shown = path.display();
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let read = match crate::fsutil::read_private(path) {
+            Ok(read) => read,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 self.searched.push(format!("{shown}: not found"));
                 return Ok(());
             }
-            Err(e) => return Err(Error::io(path, e)),
+            Err(e) => return Err(e),
         };
-        let data = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
-        let loaded = Identity::from_bytes(&data, &shown.to_string());
-        let encrypted = matches!(
-            &loaded,
-            Ok(Identity {
-                state: State::LockedAgeFile(_),
-                ..
-            })
-        );
-        if check_mode && !encrypted && meta.permissions().mode() & 0o077 != 0 {
-            return Err(Error::OpenPermissions {
-                path: path.to_path_buf(),
-                mode: meta.permissions().mode() & 0o777,
+        let loaded = Identity::from_bytes(&read.data, &shown.to_string());
+        let open = loaded
+            .as_ref()
+            .map_or(read.mode & OPEN_TO_OTHERS != 0, |id| {
+                open_to_others(id, read.mode)
             });
+        if open {
+            let mode = read.mode & 0o777;
+            match which {
+                DefaultPlace::Keys => {
+                    return Err(Error::OpenPermissions {
+                        path: path.to_path_buf(),
+                        mode,
+                    });
+                }
+                // Not named by the user: skipped, and said so where it will be seen.
+                DefaultPlace::Ssh => {
+                    let why = format!(
+                        "skipped: readable by other users (mode {mode:o}); run `chmod 600 {shown}`"
+                    );
+                    self.notes.push(format!("warning: {shown} {why}"));
+                    self.searched.push(format!("{shown}: {why}"));
+                    return Ok(());
+                }
+            }
         }
         match loaded {
             Ok(id) => {
@@ -674,6 +739,12 @@ impl Identities {
             Err(e) => self.searched.push(format!("{shown}: unusable ({e})")),
         }
         Ok(())
+    }
+
+    /// What the user should be told about the search, one line each (a key skipped
+    /// or used despite its mode).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The places searched, one line each, for "nothing can decrypt" errors.
@@ -728,6 +799,63 @@ mod tests {
             "id.txt:3: not an age identity (AGE-SECRET-KEY-1… or AGE-PLUGIN-…)"
         );
         assert!(!err.contains("GYLS8"));
+    }
+
+    #[test]
+    fn a_named_key_others_can_read_is_refused_unless_published() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id.txt");
+        let text = concat!(
+            "AGE-SECRET-",
+            "KEY-1GYLS8VC9HRQ3FW27JK0CAPKTKP2EYV4KPD7P55P5UVNYA482K56SXC9XUZ\n"
+        );
+        std::fs::write(&key, text).unwrap();
+        let search = Search {
+            flags: vec![key.clone()],
+            env_identity: None,
+            keyring: keyring::Backend::Disabled,
+            config_dir: None,
+            home: None,
+        };
+        let chmod =
+            |mode| std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602] {
+            chmod(mode);
+            match Identities::search(&search) {
+                Err(Error::OpenPermissions { path, mode: m }) => {
+                    assert_eq!((path, m), (key.clone(), mode));
+                }
+                Err(e) => panic!("{mode:o}: {e}"),
+                Ok(_) => panic!("{mode:o} accepted"),
+            }
+        }
+        for mode in [0o600, 0o400] {
+            chmod(mode);
+            let ids = Identities::search(&search).unwrap();
+            assert_eq!(ids.ready().len(), 1);
+            assert!(ids.notes().is_empty());
+        }
+        chmod(0o644);
+        let asked = std::sync::Mutex::new(Vec::new());
+        let ids = Identities::search_with(&search, &|p: &Path| {
+            asked.lock().unwrap().push(p.to_path_buf());
+            Some("it is published".into())
+        })
+        .unwrap();
+        assert_eq!(ids.ready().len(), 1);
+        assert_eq!(*asked.lock().unwrap(), vec![key.clone()]);
+        assert_eq!(
+            ids.notes(),
+            [format!(
+                "note: {} is readable by other users (mode 644); used because it is published",
+                key.display()
+            )]
+        );
+        // A passphrase-encrypted identity file is ciphertext: its mode does not matter.
+        std::fs::write(&key, "age-encryption.org/v1\n-> scrypt x 10\n").unwrap();
+        let ids = Identities::search(&search).unwrap();
+        assert!(ids.has_locked());
     }
 
     #[test]

@@ -224,11 +224,14 @@ fn examine(
         };
         let base = rel.rsplit('/').next().unwrap_or(rel);
         if base.starts_with(crate::fsutil::TEMP_PREFIX) {
-            report.problem(
-                rel,
-                "is a temp file left by an interrupted write",
-                "run `keys rekey`, which removes it (or delete it)",
-            );
+            // Plaintext is reported below, with every other plaintext temp file.
+            if !crate::fsutil::TempName::parse(base).is_some_and(|t| t.plain) {
+                report.problem(
+                    rel,
+                    "is a temp file left by an interrupted write",
+                    "run `keys rekey`, which removes it (or delete it)",
+                );
+            }
             continue;
         }
         let Some((name, format)) = policy::secret_of_path(rel) else {
@@ -446,6 +449,7 @@ fn examine(
             }
         }
     }
+    plaintext_temp_files(files, &mut report);
     if scan_keys {
         // Every file, secrets/ included: ciphertext never looks like a key, and a key
         // pasted into a note, a comment of keys.lock or a sops value left in clear is
@@ -544,6 +548,48 @@ fn stored_key(
             ),
         );
     }
+}
+
+/// Plaintext temp files (`.keys-tmp-<pid>-plain-…`) anywhere in the tree: what a
+/// `keys decrypt -o` killed before its rename left. Reported whatever the pid, so that
+/// no commit picks one up.
+fn plaintext_temp_files(files: &Snapshot, report: &mut Report) {
+    for (rel, _) in files.iter() {
+        let base = rel.rsplit('/').next().unwrap_or(rel);
+        if let Some(temp) = crate::fsutil::TempName::parse(base)
+            && temp.plain
+        {
+            report.problem(
+                rel,
+                format!(
+                    "plaintext left by an interrupted keys decrypt -o (pid {})",
+                    temp.pid
+                ),
+                "delete it; the next `keys decrypt -o` into its directory wipes it",
+            );
+        }
+    }
+}
+
+/// Scratch directories that killed `keys` processes left on tmpfs (or the disk
+/// fallback), holding the plaintext of an edit: problems for `keys check`, which does
+/// not remove them (the next command that uses a scratch directory does).
+pub fn scratch_leftovers() -> Vec<Finding> {
+    crate::scratch::leftovers()
+        .into_iter()
+        .map(|left| Finding {
+            severity: Severity::Problem,
+            at: left.path.display().to_string(),
+            what: format!(
+                "plaintext left by an interrupted keys edit (pid {})",
+                left.pid
+            ),
+            fix: format!(
+                "the next `keys edit` wipes it; or remove it now: rm -r {}",
+                left.path.display()
+            ),
+        })
+        .collect()
 }
 
 fn worst(a: Status, b: Status) -> Status {

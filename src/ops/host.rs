@@ -998,7 +998,7 @@ pub fn insert_container(
 /// Reads the host key from a file: an ssh-ed25519 public key, or a keyscan or
 /// known_hosts line. Other key types are refused by name.
 pub fn read_key_file(path: &Path) -> Result<Recipient> {
-    let data = fsutil::read(path)?;
+    let data = fsutil::read_private(path)?.data;
     let shown = path.display().to_string();
     let text = std::str::from_utf8(&data).map_err(|_| Error::InvalidFile {
         at: Location::named(&shown),
@@ -1036,6 +1036,8 @@ fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
                     purpose: Some("(a host is named by its ssh-ed25519 host key)"),
                 });
             }
+            // A forged key is never passed over for another line.
+            Err(e @ Error::WeakKey { .. }) => return Err(e),
             Err(e) => {
                 refused.get_or_insert(e);
             }

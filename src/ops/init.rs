@@ -174,7 +174,7 @@ fn starter_policy(admin: &str) -> String {
 fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> Result<Recipient> {
     match &opts.source {
         Source::Import(path) => {
-            let data = Zeroizing::new(fsutil::read(path)?);
+            let data = fsutil::read_private(path)?.data;
             let r = identity::public_of(&data, &path.display().to_string(), prompt)?;
             report.steps.push(Step::IdentityImported(format!(
                 "{} ({})",
@@ -203,7 +203,7 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
         }
         Source::Generate(Store::File { path, passphrase }) => {
             if path.exists() {
-                let data = Zeroizing::new(fsutil::read(path)?);
+                let data = fsutil::read_private(path)?.data;
                 let r = identity::public_of(&data, &path.display().to_string(), prompt)?;
                 report
                     .steps

@@ -173,9 +173,20 @@ impl Staged {
         &self.scratch
     }
 
+    /// Keeps the tree for the user; returns where it is (the private directory around
+    /// it is renamed so that no later run takes it for a killed run's leftover).
     pub fn keep(self) -> PathBuf {
-        self.scratch.keep();
-        self.root
+        let rel = self
+            .root
+            .strip_prefix(self.scratch.path())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let kept = self.scratch.keep();
+        if rel.as_os_str().is_empty() {
+            kept
+        } else {
+            kept.join(rel)
+        }
     }
 }
 

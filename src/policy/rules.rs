@@ -52,6 +52,8 @@ pub struct Policy {
     matchers: Vec<LazyGlob>,
     /// `allow_private_keys`, compiled when `keys check` first asks.
     allowed_keys: Vec<LazyGlob>,
+    /// Where each of `allowed_keys` is written (policy file and line).
+    allowed_keys_at: Vec<Location>,
 }
 
 struct LazyGlob {
@@ -274,12 +276,14 @@ impl Policy {
         let mut rules = Vec::new();
         let mut matchers = Vec::new();
         let mut allowed_keys = Vec::new();
+        let mut allowed_keys_at = Vec::new();
         for (rel, file) in parsed {
             for pattern in &file.allow_private_keys {
                 let at = Location::named(&rel).at_line(pattern.referenced.line());
                 allowed_keys.push(LazyGlob::new(
-                    glob(&pattern.value).map_err(|e| invalid(at, e))?,
+                    glob(&pattern.value).map_err(|e| invalid(at.clone(), e))?,
                 ));
+                allowed_keys_at.push(at);
             }
             for raw in file.rules {
                 let at = Location::named(&rel).at_line(raw.secrets.referenced.line());
@@ -380,6 +384,7 @@ impl Policy {
             rules,
             matchers,
             allowed_keys,
+            allowed_keys_at,
         })
     }
 
@@ -392,6 +397,13 @@ impl Policy {
     /// Whether private key material is expected at this path (outside `secrets/`).
     pub fn allows_private_key(&self, rel: &str) -> bool {
         self.allowed_keys.iter().any(|g| g.is_match(rel))
+    }
+
+    /// The `allow_private_keys` entry (file and line) that expects private key
+    /// material at `rel`, if one does.
+    pub fn private_key_allowed_by(&self, rel: &str) -> Option<&Location> {
+        let i = self.allowed_keys.iter().position(|g| g.is_match(rel))?;
+        self.allowed_keys_at.get(i)
     }
 
     /// The recipients a rule's readers resolve to, each in the form its format's

@@ -189,6 +189,15 @@ pub fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// Writes a private key file with mode 0600, as keys (like ssh) refuses one that
+/// other users can read.
+pub fn write_private(env: &TestEnv, rel: &str, data: impl AsRef<[u8]>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = env.write(rel, data);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
 /// Copies a private key fixture with mode 0600 (git keeps only 0644).
 pub fn private_copy(env: &TestEnv, src: &Path, name: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;

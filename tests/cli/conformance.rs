@@ -110,7 +110,7 @@ fn every_cctv_age_vector_is_decided_as_expected() {
             let stranger = age::x25519::Identity::generate();
             identities.push(stranger.to_string().expose_secret().to_string());
         }
-        let ids = env.write("ids.txt", identities.join("\n") + "\n");
+        let ids = crate::common::write_private(&env, "ids.txt", identities.join("\n") + "\n");
         let file = env.write("vector.age", &v.file);
         let run = env.keys(&[
             "decrypt",

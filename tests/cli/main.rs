@@ -6,6 +6,7 @@ mod conformance;
 mod deploy;
 mod docs;
 mod edit;
+mod environment;
 mod faults;
 mod hook;
 mod host;

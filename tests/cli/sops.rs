@@ -22,7 +22,8 @@ fn identity_file(env: &TestEnv, identity: &str, kind: &str) -> PathBuf {
             let out = env
                 .keys(&["to-age", "--private", &path.display().to_string()])
                 .success();
-            env.write(
+            crate::common::write_private(
+                env,
                 &format!("ids/{}.txt", identity.replace('/', "_")),
                 out.stdout,
             )

@@ -148,7 +148,7 @@ fn every_age_vector_decrypts_with_each_listed_identity_and_no_other() {
                     let run = env
                         .keys(&["to-age", "--private", &id_path.display().to_string()])
                         .success();
-                    env.write("converted.txt", run.stdout)
+                    crate::common::write_private(&env, "converted.txt", run.stdout)
                 }
                 _ => crate::common::private_copy(&env, &id_path, "id"),
             };

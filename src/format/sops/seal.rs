@@ -708,6 +708,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("id.txt");
         std::fs::write(&path, id.to_string().expose_secret()).unwrap();
+        // A private key file others can read is refused, as ssh refuses one.
+        let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+        std::fs::set_permissions(&path, private).unwrap();
         let search = Search {
             flags: vec![path],
             env_identity: None,
