@@ -8,7 +8,7 @@ use std::ffi::CStr;
 use std::fs::{self, File, Permissions};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{PoisonError, RwLock};
 
@@ -299,8 +299,9 @@ pub fn read_private(path: &Path) -> Result<Private> {
     const WANTED: &str = "a regular file";
     // Refused by type before opening: opening some devices does something.
     let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if let Some(what) = not_regular(meta.file_type()) {
-        return Err(not_a_file(&name, what, WANTED));
+    let kind = FileType::from_raw_mode(meta.mode() as rustix::fs::RawMode);
+    if kind != FileType::RegularFile {
+        return Err(not_a_file(&name, kind_name(kind), WANTED));
     }
     let fd = open_nonblocking(path)?;
     let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(path, e.into()))?;
@@ -398,22 +399,13 @@ fn read_into(file: &mut File, buf: &mut [u8], stop_at_newline: bool, name: &str)
     Ok(filled)
 }
 
-fn not_regular(kind: fs::FileType) -> Option<&'static str> {
-    if kind.is_file() {
-        None
-    } else if kind.is_fifo() {
-        Some("a FIFO")
-    } else if kind.is_char_device() {
-        Some("a character device")
-    } else if kind.is_block_device() {
-        Some("a block device")
-    } else if kind.is_dir() {
-        Some("a directory")
-    } else if kind.is_socket() {
-        Some("a socket")
-    } else {
-        Some("not a file")
-    }
+/// What a path is when it exists and is not a regular file, not following a final
+/// symlink ("a FIFO", "a symbolic link", …): an output path that would be replaced by
+/// a file rather than written to where the user meant.
+pub fn special_output(path: &Path) -> Option<&'static str> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    let kind = FileType::from_raw_mode(meta.mode() as rustix::fs::RawMode);
+    (kind != FileType::RegularFile).then(|| kind_name(kind))
 }
 
 fn kind_name(kind: FileType) -> &'static str {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Result, usage};
+use crate::error::Result;
 use crate::fsutil;
 use crate::ops::secret::{self, Hosts, Workspace};
 
@@ -36,7 +36,7 @@ pub(crate) struct Args {
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let output = args.output.as_deref().filter(|p| *p != Path::new("-"));
     if let Some(path) = output {
-        refuse_special(path)?;
+        super::refuse_special_output(path)?;
         // Plaintext that a killed `decrypt -o` left beside its target is wiped first.
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
@@ -68,37 +68,4 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         Some(path) => fsutil::write_plaintext(path, &plain),
         None => super::out_bytes(&plain),
     }
-}
-
-/// Refuses an output path that exists and is not a regular file: the plaintext would
-/// replace a device, a FIFO or a symlink with a file (and never reach what the user
-/// meant), so nothing is decrypted.
-fn refuse_special(path: &Path) -> Result<()> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    let kind = meta.file_type();
-    let what = if kind.is_file() {
-        return Ok(());
-    } else if kind.is_symlink() {
-        "a symbolic link"
-    } else if kind.is_dir() {
-        "a directory"
-    } else {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_char_device() || kind.is_block_device() {
-            "a device"
-        } else {
-            "not a regular file"
-        }
-    };
-    Err(usage(
-        format!(
-            "-o {}: is {what}; keys writes plaintext only to a new or regular file",
-            path.display()
-        ),
-        "leave out -o (or give `-o -`) to write to stdout, or name a regular file",
-    ))
 }

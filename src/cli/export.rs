@@ -54,7 +54,10 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let text = export.render(&ws.policy, &ws.fleet, &secrets)?;
     match args.output {
         Some(p) if p.as_os_str() == "-" => super::out(&text),
-        Some(p) => fsutil::write_atomic(&p, text.as_bytes(), fsutil::PUBLIC),
+        Some(p) => {
+            super::refuse_special_output(&p)?;
+            fsutil::write_atomic(&p, text.as_bytes(), fsutil::PUBLIC)
+        }
         None => {
             let path = repo.root().join(export.file());
             fsutil::write_atomic(&path, text.as_bytes(), fsutil::PUBLIC)?;

@@ -326,3 +326,19 @@ mod tests {
         }
     }
 }
+
+/// Refuses an `-o` path that exists and is not a regular file: the output would
+/// replace a device, a FIFO or a symlink with a file and never reach what the user
+/// meant, so nothing is written.
+pub(crate) fn refuse_special_output(path: &std::path::Path) -> Result<()> {
+    match crate::fsutil::special_output(path) {
+        None => Ok(()),
+        Some(what) => Err(crate::error::usage(
+            format!(
+                "-o {}: is {what}; keys writes only to a new or regular file",
+                path.display()
+            ),
+            "leave out -o (or give `-o -`) to write to stdout, or name a regular file",
+        )),
+    }
+}

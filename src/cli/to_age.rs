@@ -34,13 +34,17 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    let output = args.output.as_deref().filter(|p| p.as_os_str() != "-");
+    if let Some(path) = output {
+        super::refuse_special_output(path)?;
+    }
     let (name, data) = read_input(args.input.as_ref())?;
     let (text, mode) = if args.private {
         (private(&ctx.prompt, &data, &name)?, fsutil::PRIVATE)
     } else {
         (Zeroizing::new(public(&data, &name)?), fsutil::PUBLIC)
     };
-    match &args.output {
+    match output {
         Some(path) => fsutil::write_atomic(path, text.as_bytes(), mode),
         None => super::out(&text),
     }

@@ -366,7 +366,7 @@ fn decrypt_output_is_a_new_or_regular_file_or_stdout() {
     let dir = env.root.join("dir");
     std::fs::create_dir(&dir).unwrap();
     for (target, kind) in [
-        (&null, "a device"),
+        (&null, "a character device"),
         (&fifo, "a FIFO"),
         (&stdout, "a symbolic link"),
         (&link, "a symbolic link"),
@@ -379,6 +379,29 @@ fn decrypt_output_is_a_new_or_regular_file_or_stdout() {
         refused_naming(run, 2, out, &format!("-o {out}: is {kind}"));
         assert_eq!(listing(&env.root), before, "{out} changed");
     }
+    assert_eq!(std::fs::read(&file).unwrap(), b"kept");
+    // The other commands that take -o refuse the same targets.
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/hosts/vps-arm.ssh_host_ed25519_key.pub"
+    );
+    for (target, kind) in [
+        (&null, "a character device"),
+        (&fifo, "a FIFO"),
+        (&link, "a symbolic link"),
+    ] {
+        let out = target.to_str().unwrap();
+        for args in [
+            &["export", "nix", "-o", out][..],
+            &["to-age", key, "-o", out],
+        ] {
+            let before = listing(&env.root);
+            refused_naming(env.keys(args), 2, out, &format!("-o {out}: is {kind}"));
+            assert_eq!(listing(&env.root), before, "{args:?} changed {out}");
+        }
+    }
+    let run = env.keys(&["to-age", key, "-o", "-"]).success();
+    assert!(run.stdout.starts_with("age1"), "{}", run.stdout);
     assert_eq!(std::fs::read(&file).unwrap(), b"kept");
     let run = env.keys(&["decrypt", "bot/token", "-o", "-"]).success();
     assert_eq!(run.stdout, "token-canary");
