@@ -309,6 +309,22 @@ pub(crate) fn note(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "keys: {text}");
 }
 
+/// Refuses an `-o` path that exists and is not a regular file: the output would
+/// replace a device, a FIFO or a symlink with a file and never reach what the user
+/// meant, so nothing is written.
+pub(crate) fn refuse_special_output(path: &std::path::Path) -> Result<()> {
+    match crate::fsutil::special_output(path) {
+        None => Ok(()),
+        Some(what) => Err(crate::error::usage(
+            format!(
+                "-o {}: is {what}; keys writes only to a new or regular file",
+                path.display()
+            ),
+            "leave out -o (or give `-o -`) to write to stdout, or name a regular file",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// `keys --help` lists each command by the summary on its variant (its arguments
@@ -324,21 +340,5 @@ mod tests {
             assert!(summary.is_some(), "{} has no summary", sub.get_name());
             assert_eq!(summary, about(sub), "{}", sub.get_name());
         }
-    }
-}
-
-/// Refuses an `-o` path that exists and is not a regular file: the output would
-/// replace a device, a FIFO or a symlink with a file and never reach what the user
-/// meant, so nothing is written.
-pub(crate) fn refuse_special_output(path: &std::path::Path) -> Result<()> {
-    match crate::fsutil::special_output(path) {
-        None => Ok(()),
-        Some(what) => Err(crate::error::usage(
-            format!(
-                "-o {}: is {what}; keys writes only to a new or regular file",
-                path.display()
-            ),
-            "leave out -o (or give `-o -`) to write to stdout, or name a regular file",
-        )),
     }
 }
