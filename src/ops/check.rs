@@ -3,7 +3,9 @@
 //! needs no identity, and reads through a `Snapshot` so the pre-commit hook checks
 //! the staged blobs rather than the work tree.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rayon::prelude::*;
 
 use super::export::Export;
 use crate::format;
@@ -180,14 +182,15 @@ fn examine(
             }
         }
     };
-    let mut resolved: BTreeMap<usize, Option<Vec<String>>> = BTreeMap::new();
+    let facts = secret_facts(files, policy.as_ref());
+    let mut resolved: BTreeMap<usize, Option<policy::Resolved>> = BTreeMap::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut used_rules: BTreeSet<usize> = BTreeSet::new();
     for (rel, blob) in files.under(layout::SECRETS) {
         if is_bookkeeping(rel) {
             continue;
         }
-        let Blob::File(data) = blob else {
+        let Blob::File(_) = blob else {
             report.problem(
                 rel,
                 "is a symlink under secrets/",
@@ -230,22 +233,24 @@ fn examine(
         }
         seen.insert(name);
         let mut status = Status::Ok;
-        let mut named: Option<Vec<String>> = None;
-        let valid = match format {
-            Format::Age => format::age::inspect(data),
-            other => format::sops::inspect(other, data).map(|found| {
-                named = Some(fingerprints(&found)).filter(|f| !f.is_empty());
-            }),
+        let Some(fact) = facts.get(rel) else {
+            continue;
         };
-        if let Err(reason) = valid {
-            report.problem(
-                rel,
-                format!("not a valid {} file: {reason}", format.name()),
-                fix_name("restore it from git (git checkout -- FILE), or encrypt it again: `keys encrypt --force NAME`"),
-            );
-            status = Status::Invalid;
-        }
-        let rule = policy.as_ref().and_then(|p| p.rule_for(name));
+        let readers = match &fact.readers {
+            Ok(readers) => Some(readers),
+            Err(reason) => {
+                report.problem(
+                    rel,
+                    format!("not a valid {} file: {reason}", format.name()),
+                    fix_name("restore it from git (git checkout -- FILE), or encrypt it again: `keys encrypt --force NAME`"),
+                );
+                status = Status::Invalid;
+                None
+            }
+        };
+        let rule = fact
+            .rule
+            .and_then(|i| Some((i, policy.as_ref()?.rules.get(i)?)));
         let entry = lock.as_ref().and_then(|l| l.entries.get(name));
         match (entry, &lock) {
             (None, Some(_)) => {
@@ -264,7 +269,7 @@ fn examine(
                 );
                 status = worst(status, Status::Drift);
             }
-            (Some(e), _) if e.sha256 != lock::sha256_hex(data) => {
+            (Some(e), _) if e.sha256 != fact.sha256 => {
                 report.problem(
                     rel,
                     "was changed outside keys (its SHA-256 differs from keys.lock)",
@@ -298,26 +303,40 @@ fn examine(
                         fix_name(REENCRYPT),
                     );
                     status = worst(status, Status::Drift);
-                } else {
-                    let want = resolved.entry(i).or_insert_with(|| {
-                        policy.resolve(rule, fleet).ok().map(|r| r.fingerprints)
-                    });
-                    // A sops file names its recipients itself; an .age file only in the lock.
-                    let have = named.as_ref().or(entry.map(|e| &e.recipients));
-                    if let (Some(want), Some(have)) = (want.as_ref(), have)
-                        && want != have
+                } else if let Some(want) = resolved
+                    .entry(i)
+                    .or_insert_with(|| policy.resolve(rule, fleet).ok())
+                {
+                    // The lock and the file's own header must both agree with the
+                    // policy: the lock is text anyone can edit.
+                    let fix = "run `keys rekey` (add --host NAME to limit it to one host)";
+                    let want_ids = &want.fingerprints;
+                    if let Some(have) = entry.map(|e| &e.recipients)
+                        && want_ids != have
                     {
-                        let added = want.iter().filter(|w| !have.contains(w)).count();
-                        let removed = have.iter().filter(|r| !want.contains(r)).count();
+                        let added = want_ids.iter().filter(|w| !have.contains(w)).count();
+                        let removed = have.iter().filter(|r| !want_ids.contains(r)).count();
                         report.problem(
                             rel,
                             format!(
                                 "drift: encrypted to {} recipients, its policy ({}) resolves to {} ({added} to add, {removed} to remove)",
                                 have.len(),
                                 rule.at,
-                                want.len()
+                                want_ids.len()
                             ),
-                            "run `keys rekey` (add --host NAME to limit it to one host)",
+                            fix,
+                        );
+                        status = worst(status, Status::Drift);
+                    } else if let Some(what) =
+                        readers.and_then(|r| r.differs_from(&want.recipients))
+                    {
+                        report.problem(
+                            rel,
+                            format!(
+                                "drift: the file itself is not encrypted as its policy ({}) says: {what}",
+                                rule.at
+                            ),
+                            fix,
                         );
                         status = worst(status, Status::Drift);
                     }
@@ -498,21 +517,41 @@ pub fn private_key_material(data: &[u8]) -> Option<&'static str> {
     None
 }
 
-/// Short fingerprints (as the lock has them) of the recipients a sops file's
-/// metadata names, sorted.
-fn fingerprints(recipients: &[String]) -> Vec<String> {
-    let at = crate::error::Location::named("sops metadata");
-    let mut out: Vec<String> = recipients
-        .iter()
-        .map(|r| {
-            crate::recipient::Recipient::parse_line(r, &at)
-                .map(|p| p.lock_id())
-                .unwrap_or_else(|_| r.clone())
+/// What `check` needs of one secret file: its header (parsed once, for validity
+/// and readers), its hash, and the rule that matches it.
+struct Fact {
+    readers: std::result::Result<format::Readers, String>,
+    sha256: String,
+    rule: Option<usize>,
+}
+
+/// The facts of every secret file under `secrets/`, worked out on every core: the
+/// headers, hashes and rule matches of thousands of files are most of a check.
+fn secret_facts<'a>(files: &'a Snapshot, policy: Option<&Policy>) -> HashMap<&'a str, Fact> {
+    let secrets: Vec<(&str, &[u8], &str, Format)> = files
+        .under(layout::SECRETS)
+        .filter_map(|(rel, blob)| match blob {
+            Blob::File(data) if !is_bookkeeping(rel) => {
+                let (name, format) = policy::secret_of_path(rel)?;
+                Some((rel, data.as_slice(), name, format))
+            }
+            _ => None,
         })
         .collect();
-    out.sort();
-    out.dedup();
-    out
+    let fact = |&(rel, data, name, format): &(&'a str, &[u8], &str, Format)| {
+        let fact = Fact {
+            readers: format::examine(format, data),
+            sha256: lock::sha256_hex(data),
+            rule: policy.and_then(|p| p.rule_for(name)).map(|(i, _)| i),
+        };
+        (rel, fact)
+    };
+    // Threads pay off only for many files.
+    if secrets.len() < 64 {
+        secrets.iter().map(fact).collect()
+    } else {
+        secrets.par_iter().map(fact).collect()
+    }
 }
 
 #[cfg(test)]

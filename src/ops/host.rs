@@ -442,7 +442,7 @@ pub fn rotate_host(
                 }
             }
         }
-        let plan = super::rekey::plan(&mut ws, Some(name))?;
+        let plan = super::rekey::plan(&mut ws, Some(name), false)?;
         if plan.changes.is_empty() {
             super::rekey::tidy(&ws)?;
             return Ok(0);

@@ -13,6 +13,7 @@ mod hostile;
 mod hygiene;
 mod init;
 mod interop;
+mod lock_truth;
 mod rekey;
 mod secrets;
 mod sops;
