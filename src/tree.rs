@@ -123,8 +123,22 @@ fn read_no_follow(path: &Path) -> std::io::Result<Option<Blob>> {
     if !meta.is_file() {
         return Ok(None);
     }
-    let mut data = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut data)?;
+    // Sized by the one fstat above, with a byte to spare for the read that finds the
+    // end (`read_to_end` would ask the size again and seek).
+    let mut data = vec![0; meta.len() as usize + 1];
+    let mut filled = 0;
+    loop {
+        if filled == data.len() {
+            data.resize(filled * 2, 0);
+        }
+        match file.read(&mut data[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    data.truncate(filled);
     Ok(Some(Blob::File(data)))
 }
 

@@ -3,7 +3,7 @@
 //! needs no identity, and reads through a `Snapshot` so the pre-commit hook checks
 //! the staged blobs rather than the work tree.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use rayon::prelude::*;
 
@@ -182,180 +182,52 @@ fn examine(
             }
         }
     };
-    let facts = secret_facts(files, policy.as_ref());
-    let mut resolved: BTreeMap<usize, Option<policy::Resolved>> = BTreeMap::new();
-    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    // Every rule's recipients, resolved once; then each secret is examined on its own,
+    // on every core: the headers and hashes of thousands of files are most of a check.
+    let resolved: Vec<Option<policy::Resolved>> = match (&fleet, &policy) {
+        (Some(fleet), Some(policy)) => policy
+            .rules
+            .iter()
+            .map(|rule| policy.resolve(rule, fleet).ok())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let context = Context {
+        lock: lock.as_ref(),
+        policy: policy.as_ref().filter(|_| fleet.is_some()),
+        resolved: &resolved,
+    };
+    let secrets: Vec<(&str, &Blob)> = files
+        .under(layout::SECRETS)
+        .filter(|(rel, _)| !is_bookkeeping(rel))
+        .collect();
+    let examined: Vec<Examined> = if secrets.len() < 64 {
+        secrets
+            .iter()
+            .map(|&(rel, blob)| context.secret(rel, blob))
+            .collect()
+    } else {
+        secrets
+            .par_iter()
+            .map(|&(rel, blob)| context.secret(rel, blob))
+            .collect()
+    };
     let mut used_rules: BTreeSet<usize> = BTreeSet::new();
-    for (rel, blob) in files.under(layout::SECRETS) {
-        if is_bookkeeping(rel) {
-            continue;
-        }
-        let Blob::File(_) = blob else {
-            report.problem(
-                rel,
-                "is a symlink under secrets/",
-                "replace it with the encrypted file itself",
-            );
-            continue;
-        };
-        let base = rel.rsplit('/').next().unwrap_or(rel);
-        if base.starts_with(crate::fsutil::TEMP_PREFIX) {
-            report.problem(
-                rel,
-                "is a temp file left by an interrupted write",
-                "run `keys rekey`, which removes it (or delete it)",
-            );
-            continue;
-        }
-        let Some((name, format)) = policy::secret_of_path(rel) else {
-            report.problem(
-                rel,
-                "is not a secret file (unknown extension; plaintext?)",
-                "move it out of secrets/, or encrypt its content with `keys encrypt NAME`",
-            );
-            report.secrets.push(Secret {
-                name: rel.trim_start_matches("secrets/").to_string(),
-                format: None,
-                path: Some(rel.to_string()),
-                readers: Vec::new(),
-                status: Status::Unknown,
-            });
-            continue;
-        };
-        let fix_name = |s: &str| s.replace("NAME", name);
-        if let Err(reason) = layout::check_secret_name(name) {
-            report.problem(
-                rel,
-                format!("invalid secret name: {reason}"),
-                "rename the file",
-            );
-            continue;
-        }
-        seen.insert(name);
-        let mut status = Status::Ok;
-        let Some(fact) = facts.get(rel) else {
-            continue;
-        };
-        let readers = match &fact.readers {
-            Ok(readers) => Some(readers),
-            Err(reason) => {
-                report.problem(
-                    rel,
-                    format!("not a valid {} file: {reason}", format.name()),
-                    fix_name("restore it from git (git checkout -- FILE), or encrypt it again: `keys encrypt --force NAME`"),
-                );
-                status = Status::Invalid;
-                None
-            }
-        };
-        let rule = fact
-            .rule
-            .and_then(|i| Some((i, policy.as_ref()?.rules.get(i)?)));
-        let entry = lock.as_ref().and_then(|l| l.entries.get(name));
-        match (entry, &lock) {
-            (None, Some(_)) => {
-                report.problem(
-                    rel,
-                    "is not in secrets/keys.lock (added outside keys)",
-                    fix_name("encrypt it with keys: `keys encrypt --force NAME`, or remove it"),
-                );
-                status = worst(status, Status::Unknown);
-            }
-            (Some(e), _) if e.format != format => {
-                report.problem(
-                    rel,
-                    format!("keys.lock records format {} for it", e.format.name()),
-                    fix_name(REENCRYPT),
-                );
-                status = worst(status, Status::Drift);
-            }
-            (Some(e), _) if e.sha256 != fact.sha256 => {
-                report.problem(
-                    rel,
-                    "was changed outside keys (its SHA-256 differs from keys.lock)",
-                    fix_name(&format!(
-                        "if the change is yours, {REENCRYPT}; otherwise restore it from git"
-                    )),
-                );
-                status = worst(status, Status::Modified);
-            }
-            _ => {}
-        }
-        match (rule, &fleet, &policy) {
-            (None, Some(_), Some(_)) => {
-                report.problem(
-                    rel,
-                    "no policy rule matches this secret",
-                    fix_name("add a rule for NAME to a policies/*.yaml file, or `keys rm NAME`"),
-                );
-                status = worst(status, Status::Unknown);
-            }
-            (Some((i, rule)), Some(fleet), Some(policy)) => {
-                used_rules.insert(i);
-                if rule.format != format {
-                    report.problem(
-                        rel,
-                        format!(
-                            "its policy rule ({}) says format {}",
-                            rule.at,
-                            rule.format.name()
-                        ),
-                        fix_name(REENCRYPT),
-                    );
-                    status = worst(status, Status::Drift);
-                } else if let Some(want) = resolved
-                    .entry(i)
-                    .or_insert_with(|| policy.resolve(rule, fleet).ok())
-                {
-                    // The lock and the file's own header must both agree with the
-                    // policy: the lock is text anyone can edit.
-                    let fix = "run `keys rekey` (add --host NAME to limit it to one host)";
-                    let want_ids = &want.fingerprints;
-                    if let Some(have) = entry.map(|e| &e.recipients)
-                        && want_ids != have
-                    {
-                        let added = want_ids.iter().filter(|w| !have.contains(w)).count();
-                        let removed = have.iter().filter(|r| !want_ids.contains(r)).count();
-                        report.problem(
-                            rel,
-                            format!(
-                                "drift: encrypted to {} recipients, its policy ({}) resolves to {} ({added} to add, {removed} to remove)",
-                                have.len(),
-                                rule.at,
-                                want_ids.len()
-                            ),
-                            fix,
-                        );
-                        status = worst(status, Status::Drift);
-                    } else if let Some(what) =
-                        readers.and_then(|r| r.differs_from(&want.recipients))
-                    {
-                        report.problem(
-                            rel,
-                            format!(
-                                "drift: the file itself is not encrypted as its policy ({}) says: {what}",
-                                rule.at
-                            ),
-                            fix,
-                        );
-                        status = worst(status, Status::Drift);
-                    }
-                }
-            }
-            _ => {}
-        }
-        report.secrets.push(Secret {
-            name: name.to_string(),
-            format: Some(format),
-            path: Some(rel.to_string()),
-            readers: rule.map(|(_, r)| r.labels.clone()).unwrap_or_default(),
-            status,
-        });
+    let mut names = Vec::with_capacity(examined.len());
+    for e in examined {
+        report.findings.extend(e.findings);
+        report.secrets.extend(e.secret);
+        names.extend(e.name);
+        used_rules.extend(e.rule);
     }
+    let seen: BTreeSet<&str> = names.into_iter().collect();
     nesting(&mut report, &seen);
     if let Some(lock) = &lock {
+        // Both are sorted: one walk through the two finds what the lock lists alone.
+        let mut present = seen.iter().peekable();
         for (name, e) in &lock.entries {
-            if !seen.contains(name.as_str()) {
+            while present.next_if(|p| **p < name.as_str()).is_some() {}
+            if present.next_if(|p| **p == name.as_str()).is_none() {
                 let rel = policy::secret_path(name, e.format);
                 report.problem(
                     &rel,
@@ -396,18 +268,26 @@ fn examine(
         );
     }
     if let (Some(fleet), Some(policy)) = (&fleet, &policy) {
-        let secrets: Vec<(String, Format)> = report
-            .secrets
-            .iter()
-            .filter(|s| s.status != Status::Missing)
-            .filter_map(|s| Some((s.name.clone(), s.format?)))
-            .collect();
+        // Listed only when an export is there to compare.
+        let mut secrets: Option<Vec<(String, Format)>> = None;
         for export in Export::ALL {
-            if let Some(Blob::File(data)) = files.get(export.file())
-                && data.starts_with(super::export::MARKER.as_bytes())
-                && !export
-                    .render(policy, fleet, &secrets)
-                    .is_ok_and(|text| *data == text.into_bytes())
+            let Some(Blob::File(data)) = files.get(export.file()) else {
+                continue;
+            };
+            if !data.starts_with(super::export::MARKER.as_bytes()) {
+                continue;
+            }
+            let secrets = secrets.get_or_insert_with(|| {
+                report
+                    .secrets
+                    .iter()
+                    .filter(|s| s.status != Status::Missing)
+                    .filter_map(|s| Some((s.name.clone(), s.format?)))
+                    .collect()
+            });
+            if !export
+                .render(policy, fleet, secrets)
+                .is_ok_and(|text| *data == text.into_bytes())
             {
                 report.problem(
                     export.file(),
@@ -437,6 +317,201 @@ fn examine(
     }
     report.secrets.sort_by(|a, b| a.name.cmp(&b.name));
     report
+}
+
+/// What every secret is examined against.
+struct Context<'a> {
+    lock: Option<&'a Lock>,
+    /// The policy, when it and the fleet loaded.
+    policy: Option<&'a Policy>,
+    /// Each rule's recipients, by rule index (`None` when they do not resolve).
+    resolved: &'a [Option<policy::Resolved>],
+}
+
+/// What examining one file under `secrets/` found.
+#[derive(Default)]
+struct Examined<'a> {
+    findings: Vec<Finding>,
+    secret: Option<Secret>,
+    /// Its secret name, when it is a secret.
+    name: Option<&'a str>,
+    /// The rule that matches it.
+    rule: Option<usize>,
+}
+
+impl Examined<'_> {
+    fn problem(&mut self, at: &str, what: impl Into<String>, fix: impl Into<String>) {
+        self.findings.push(Finding {
+            severity: Severity::Problem,
+            at: at.to_string(),
+            what: what.into(),
+            fix: fix.into(),
+        });
+    }
+}
+
+impl Context<'_> {
+    /// Examines the file at `rel` under `secrets/`: its header (parsed once, for
+    /// validity and readers), its hash against the lock, and its readers against the
+    /// lock and the policy.
+    fn secret<'a>(&self, rel: &'a str, blob: &Blob) -> Examined<'a> {
+        let mut out = Examined::default();
+        let Blob::File(data) = blob else {
+            out.problem(
+                rel,
+                "is a symlink under secrets/",
+                "replace it with the encrypted file itself",
+            );
+            return out;
+        };
+        let base = rel.rsplit('/').next().unwrap_or(rel);
+        if base.starts_with(crate::fsutil::TEMP_PREFIX) {
+            out.problem(
+                rel,
+                "is a temp file left by an interrupted write",
+                "run `keys rekey`, which removes it (or delete it)",
+            );
+            return out;
+        }
+        let Some((name, format)) = policy::secret_of_path(rel) else {
+            out.problem(
+                rel,
+                "is not a secret file (unknown extension; plaintext?)",
+                "move it out of secrets/, or encrypt its content with `keys encrypt NAME`",
+            );
+            out.secret = Some(Secret {
+                name: rel.trim_start_matches("secrets/").to_string(),
+                format: None,
+                path: Some(rel.to_string()),
+                readers: Vec::new(),
+                status: Status::Unknown,
+            });
+            return out;
+        };
+        let fix_name = |s: &str| s.replace("NAME", name);
+        if let Err(reason) = layout::check_secret_name(name) {
+            out.problem(
+                rel,
+                format!("invalid secret name: {reason}"),
+                "rename the file",
+            );
+            return out;
+        }
+        out.name = Some(name);
+        let mut status = Status::Ok;
+        let readers = match format::examine(format, data) {
+            Ok(readers) => Some(readers),
+            Err(reason) => {
+                out.problem(
+                    rel,
+                    format!("not a valid {} file: {reason}", format.name()),
+                    fix_name("restore it from git (git checkout -- FILE), or encrypt it again: `keys encrypt --force NAME`"),
+                );
+                status = Status::Invalid;
+                None
+            }
+        };
+        let rule = self.policy.and_then(|p| p.rule_for(name));
+        let entry = self.lock.and_then(|l| l.entries.get(name));
+        match (entry, self.lock) {
+            (None, Some(_)) => {
+                out.problem(
+                    rel,
+                    "is not in secrets/keys.lock (added outside keys)",
+                    fix_name("encrypt it with keys: `keys encrypt --force NAME`, or remove it"),
+                );
+                status = worst(status, Status::Unknown);
+            }
+            (Some(e), _) if e.format != format => {
+                out.problem(
+                    rel,
+                    format!("keys.lock records format {} for it", e.format.name()),
+                    fix_name(REENCRYPT),
+                );
+                status = worst(status, Status::Drift);
+            }
+            (Some(e), _) if e.sha256 != lock::sha256_hex(data) => {
+                out.problem(
+                    rel,
+                    "was changed outside keys (its SHA-256 differs from keys.lock)",
+                    fix_name(&format!(
+                        "if the change is yours, {REENCRYPT}; otherwise restore it from git"
+                    )),
+                );
+                status = worst(status, Status::Modified);
+            }
+            _ => {}
+        }
+        match (rule, self.policy) {
+            (None, Some(_)) => {
+                out.problem(
+                    rel,
+                    "no policy rule matches this secret",
+                    fix_name("add a rule for NAME to a policies/*.yaml file, or `keys rm NAME`"),
+                );
+                status = worst(status, Status::Unknown);
+            }
+            (Some((i, rule)), Some(_)) => {
+                out.rule = Some(i);
+                if rule.format != format {
+                    out.problem(
+                        rel,
+                        format!(
+                            "its policy rule ({}) says format {}",
+                            rule.at,
+                            rule.format.name()
+                        ),
+                        fix_name(REENCRYPT),
+                    );
+                    status = worst(status, Status::Drift);
+                } else if let Some(Some(want)) = self.resolved.get(i) {
+                    // The lock and the file's own header must both agree with the
+                    // policy: the lock is text anyone can edit.
+                    let fix = "run `keys rekey` (add --host NAME to limit it to one host)";
+                    let want_ids = &want.fingerprints;
+                    if let Some(have) = entry.map(|e| &e.recipients)
+                        && want_ids != have
+                    {
+                        let added = want_ids.iter().filter(|w| !have.contains(w)).count();
+                        let removed = have.iter().filter(|r| !want_ids.contains(r)).count();
+                        out.problem(
+                            rel,
+                            format!(
+                                "drift: encrypted to {} recipients, its policy ({}) resolves to {} ({added} to add, {removed} to remove)",
+                                have.len(),
+                                rule.at,
+                                want_ids.len()
+                            ),
+                            fix,
+                        );
+                        status = worst(status, Status::Drift);
+                    } else if let Some(what) = readers
+                        .as_ref()
+                        .and_then(|r| r.differs_from(&want.recipients))
+                    {
+                        out.problem(
+                            rel,
+                            format!(
+                                "drift: the file itself is not encrypted as its policy ({}) says: {what}",
+                                rule.at
+                            ),
+                            fix,
+                        );
+                        status = worst(status, Status::Drift);
+                    }
+                }
+            }
+            _ => {}
+        }
+        out.secret = Some(Secret {
+            name: name.to_string(),
+            format: Some(format),
+            path: Some(rel.to_string()),
+            readers: rule.map(|(_, r)| r.labels.clone()).unwrap_or_default(),
+            status,
+        });
+        out
+    }
 }
 
 fn worst(a: Status, b: Status) -> Status {
@@ -515,43 +590,6 @@ pub fn private_key_material(data: &[u8]) -> Option<&'static str> {
         return Some("a PuTTY private key");
     }
     None
-}
-
-/// What `check` needs of one secret file: its header (parsed once, for validity
-/// and readers), its hash, and the rule that matches it.
-struct Fact {
-    readers: std::result::Result<format::Readers, String>,
-    sha256: String,
-    rule: Option<usize>,
-}
-
-/// The facts of every secret file under `secrets/`, worked out on every core: the
-/// headers, hashes and rule matches of thousands of files are most of a check.
-fn secret_facts<'a>(files: &'a Snapshot, policy: Option<&Policy>) -> HashMap<&'a str, Fact> {
-    let secrets: Vec<(&str, &[u8], &str, Format)> = files
-        .under(layout::SECRETS)
-        .filter_map(|(rel, blob)| match blob {
-            Blob::File(data) if !is_bookkeeping(rel) => {
-                let (name, format) = policy::secret_of_path(rel)?;
-                Some((rel, data.as_slice(), name, format))
-            }
-            _ => None,
-        })
-        .collect();
-    let fact = |&(rel, data, name, format): &(&'a str, &[u8], &str, Format)| {
-        let fact = Fact {
-            readers: format::examine(format, data),
-            sha256: lock::sha256_hex(data),
-            rule: policy.and_then(|p| p.rule_for(name)).map(|(i, _)| i),
-        };
-        (rel, fact)
-    };
-    // Threads pay off only for many files.
-    if secrets.len() < 64 {
-        secrets.iter().map(fact).collect()
-    } else {
-        secrets.par_iter().map(fact).collect()
-    }
 }
 
 #[cfg(test)]
