@@ -93,11 +93,14 @@ struct Candidate<'a> {
 
 /// What the plan found in one file.
 enum Found {
-    File {
+    /// To be rewritten.
+    Change {
         data: Vec<u8>,
         /// What its header says that the policy does not.
         differs: Option<String>,
     },
+    /// The lock and its header agree with the policy.
+    Same,
     /// Why it is left alone.
     Skip(String),
 }
@@ -182,11 +185,19 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
                 }
                 Err(e) => return Err(Error::io(&path, e)),
             };
+            let (recipients, fingerprints) = &resolved[&c.rule];
             match format::readers(c.entry.format, &data) {
-                Ok(readers) => Ok(Found::File {
-                    differs: readers.differs_from(&resolved[&c.rule].0),
-                    data,
-                }),
+                Ok(readers) => {
+                    let differs = readers.differs_from(recipients);
+                    if differs.is_none()
+                        && *fingerprints == c.entry.recipients
+                        && !c.unfinished
+                        && !all
+                    {
+                        return Ok(Found::Same);
+                    }
+                    Ok(Found::Change { data, differs })
+                }
                 Err(reason) => Ok(Found::Skip(format!(
                     "{rel} is not a valid {} file ({reason}); restore it from git",
                     c.entry.format.name()
@@ -197,7 +208,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
     let mut changes = Vec::new();
     for (c, found) in candidates.iter().zip(found) {
         let (data, differs) = match found? {
-            Found::File { data, differs } => (data, differs),
+            Found::Change { data, differs } => (data, differs),
+            Found::Same => continue,
             Found::Skip(why) => {
                 skipped.push((c.name.to_string(), why));
                 continue;
@@ -211,10 +223,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
             Reason::Header(what)
         } else if c.unfinished {
             Reason::Unfinished
-        } else if all {
-            Reason::Forced
         } else {
-            continue;
+            Reason::Forced
         };
         changes.push(Change {
             name: c.name.to_string(),
