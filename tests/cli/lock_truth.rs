@@ -406,3 +406,63 @@ fn a_second_reader_hidden_in_a_sops_files_wrapped_key_is_drift_and_rekey_removes
     );
     env.keys(&["check"]).success();
 }
+
+#[test]
+fn a_pgp_reader_in_a_sops_nix_file_is_drift_and_rekey_drops_it() {
+    let mut env = TestEnv::new();
+    let upstream = vectors().join("upstream/sops-nix");
+    let ages = [
+        "age1yt3tfqlfrwdwx0z0ynwplcr6qxcxfaqycuprpmy89nr83ltx74tqdpszlw",
+        "age1a8pk4akrdamj7nvqy3zywgtny8dxz7t5xzu7u8v9mhrayp9freqsqatyrs",
+    ];
+    env.write(
+        "work/recipients/admins/nix.pub",
+        format!("{}\n{}\n", ages[0], ages[1]),
+    );
+    env.write("work/recipients/hosts/.keep", "");
+    env.write(
+        "work/policies/default.yaml",
+        "groups:\n  admins: [nix]\nrules:\n  - secrets: \"nix/*\"\n    format: sops-yaml\n    readers: [admins]\n",
+    );
+    // The sops-nix test secret (age and PGP readers), with the lock forged to show the
+    // policy's two age recipients.
+    let data = std::fs::read(upstream.join("secrets.yaml")).unwrap();
+    let file = env.write("work/secrets/nix/secrets.yaml", &data);
+    let mut ids: Vec<&str> = ages.iter().map(|a| &a[..16]).collect();
+    ids.sort();
+    env.write(
+        "work/secrets/keys.lock",
+        format!(
+            "nix/secrets sops-yaml {} {}\n",
+            sha256_hex(&data),
+            ids.join(",")
+        ),
+    );
+    let key = upstream.join("age-keys.txt");
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check.stdout.contains(
+            "secrets/nix/secrets.yaml: drift: the file itself is not encrypted as its policy (policies/default.yaml:4) says: its sops metadata has 2 age entries holding 2 wrapped keys (also pgp entries)"
+        ),
+        "{}",
+        check.stdout
+    );
+
+    let key_copy = crate::common::private_copy(&env, &key, "nix-age.txt");
+    env.set("KEYS_IDENTITY", key_copy.display().to_string());
+    let rekey = env.keys(&["rekey"]).success();
+    assert!(
+        rekey.stdout.contains("rekey   nix/secrets  (sops-yaml, "),
+        "{}",
+        rekey.stdout
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("BEGIN PGP MESSAGE"), "{text}");
+    let plain = std::fs::read(upstream.join("secrets.plain.yaml")).unwrap();
+    let path = file.display().to_string();
+    assert_eq!(
+        sops(&env, &["decrypt", &path], &key).success().raw_stdout,
+        plain
+    );
+    env.keys(&["check"]).success();
+}
