@@ -53,6 +53,8 @@ pub struct Change {
     armor: bool,
     /// The file as the plan read it: what `apply` re-encrypts.
     data: Vec<u8>,
+    /// A sops file as the plan parsed it.
+    doc: Option<sops::tree::EncryptedDocument>,
 }
 
 pub struct Plan {
@@ -96,6 +98,7 @@ enum Found {
     /// To be rewritten.
     Change {
         data: Vec<u8>,
+        doc: Option<sops::tree::EncryptedDocument>,
         /// What its header says that the policy does not.
         differs: Option<String>,
     },
@@ -186,8 +189,12 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
                 Err(e) => return Err(Error::io(&path, e)),
             };
             let (recipients, fingerprints) = &resolved[&c.rule];
-            match format::readers(c.entry.format, &data) {
-                Ok(readers) => {
+            let loaded = match c.entry.format {
+                Format::Age => format::age::header(&data).map(|s| (format::Readers::Age(s), None)),
+                f => sops::load(f, &data).map(|(doc, r)| (format::Readers::Sops(r), Some(doc))),
+            };
+            match loaded {
+                Ok((readers, doc)) => {
                     let differs = readers.differs_from(recipients);
                     if differs.is_none()
                         && *fingerprints == c.entry.recipients
@@ -196,7 +203,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
                     {
                         return Ok(Found::Same);
                     }
-                    Ok(Found::Change { data, differs })
+                    Ok(Found::Change { data, doc, differs })
                 }
                 Err(reason) => Ok(Found::Skip(format!(
                     "{rel} is not a valid {} file ({reason}); restore it from git",
@@ -207,8 +214,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
         .collect();
     let mut changes = Vec::new();
     for (c, found) in candidates.iter().zip(found) {
-        let (data, differs) = match found? {
-            Found::Change { data, differs } => (data, differs),
+        let (data, doc, differs) = match found? {
+            Found::Change { data, doc, differs } => (data, doc, differs),
             Found::Same => continue,
             Found::Skip(why) => {
                 skipped.push((c.name.to_string(), why));
@@ -237,6 +244,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
             fingerprints: fingerprints.clone(),
             armor: c.armor,
             data,
+            doc,
         });
     }
     Ok(Plan {
@@ -271,8 +279,15 @@ fn rekey_one(change: &Change, ids: &Identities, fresh: bool) -> Result<Vec<u8>> 
         }
         format => {
             let store = sops_store(format, &at)?;
-            let doc = store.load_encrypted(data, &at.file)?;
-            let doc = sops::seal::rewrap(&doc, ids, &change.recipients, fresh, &at)?;
+            let loaded;
+            let doc = match &change.doc {
+                Some(doc) => doc,
+                None => {
+                    loaded = store.load_encrypted(data, &at.file)?;
+                    &loaded
+                }
+            };
+            let doc = sops::seal::rewrap(doc, ids, &change.recipients, fresh, &at)?;
             store.emit_encrypted(&doc)
         }
     }
@@ -282,26 +297,29 @@ fn rekey_one(change: &Change, ids: &Identities, fresh: bool) -> Result<Vec<u8>> 
 /// opens with the identities used (no lockout).
 fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
     let at = Location::file(&change.path);
-    let differs = format::readers(change.format, data)
-        .map_err(|reason| Error::Corrupt {
-            at: at.clone(),
-            reason,
-        })?
-        .differs_from(&change.recipients);
-    if let Some(what) = differs {
-        return Err(Error::Corrupt {
-            at,
-            reason: format!("after the rekey its recipients are not the policy's: {what}"),
-        });
-    }
-    let opened = match change.format {
-        Format::Age => crypto::try_decrypt(data, ids, &at)?.is_some(),
+    let corrupt = |reason: String| Error::Corrupt {
+        at: at.clone(),
+        reason,
+    };
+    let (readers, opened) = match change.format {
+        Format::Age => (
+            format::readers(Format::Age, data).map_err(corrupt)?,
+            crypto::try_decrypt(data, ids, &at)?.is_some(),
+        ),
         format => {
             let store = sops_store(format, &at)?;
             let doc = store.load_encrypted(data, &at.file)?;
-            sops::seal::rewrap(&doc, ids, &change.recipients, false, &at).is_ok()
+            (
+                format::Readers::Sops(sops::Readers::of_document(&doc).map_err(corrupt)?),
+                sops::seal::rewrap(&doc, ids, &change.recipients, false, &at).is_ok(),
+            )
         }
     };
+    if let Some(what) = readers.differs_from(&change.recipients) {
+        return Err(corrupt(format!(
+            "after the rekey its recipients are not the policy's: {what}"
+        )));
+    }
     if opened {
         Ok(())
     } else {

@@ -105,6 +105,13 @@ pub struct Readers {
 }
 
 impl Readers {
+    /// The readers of a loaded document, from its metadata alone.
+    pub fn of_document(doc: &tree::EncryptedDocument) -> std::result::Result<Readers, String> {
+        let metadata =
+            Metadata::from_items(&doc.metadata).map_err(|r| format!("bad sops metadata: {r}"))?;
+        Ok(Readers::of(&metadata))
+    }
+
     fn of(metadata: &Metadata) -> Readers {
         Readers {
             age: metadata
@@ -195,13 +202,20 @@ pub(crate) fn wrapped_for(enc: &str, recipient: &Recipient) -> bool {
 /// The readers of a sops file of `format`, from its metadata alone (its values are
 /// not checked).
 pub fn readers(format: Format, data: &[u8]) -> std::result::Result<Readers, String> {
+    load(format, data).map(|(_, readers)| readers)
+}
+
+/// A sops file of `format` parsed (its values still encrypted), with its readers.
+pub fn load(
+    format: Format,
+    data: &[u8],
+) -> std::result::Result<(tree::EncryptedDocument, Readers), String> {
     let store = store(format).ok_or("not a sops format")?;
     let doc = store
         .load_encrypted(data, "")
         .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
-    let metadata =
-        Metadata::from_items(&doc.metadata).map_err(|r| format!("bad sops metadata: {r}"))?;
-    Ok(Readers::of(&metadata))
+    let readers = Readers::of_document(&doc)?;
+    Ok((doc, readers))
 }
 
 /// Checks without any key that `data` is a sops file of `format` whose values are
