@@ -79,7 +79,7 @@ pub struct Stanzas {
 impl Stanzas {
     /// The stanzas a file encrypted to `recipients` has, one per recipient (a plugin's
     /// counted as one of its own kind, whatever it is).
-    pub fn expected(recipients: &[Recipient]) -> Stanzas {
+    fn expected(recipients: &[Recipient]) -> Stanzas {
         let mut want = Stanzas::default();
         for r in recipients {
             match r {
@@ -127,8 +127,8 @@ impl Stanzas {
             format!(" ({} for a key the policy does not name)", unknown.len())
         };
         Some(format!(
-            "its header has {} SSH stanza{}{not_named}, {} X25519 and {} of other kinds; \
-             the policy calls for {} SSH, {} X25519 and {} plugin",
+            "its header has {} SSH stanza{}{not_named}, {} X25519 and {} other; \
+             the policy calls for {} SSH, {} X25519 and {} plugin stanzas",
             self.ssh.len(),
             plural(self.ssh.len()),
             self.x25519,
@@ -273,7 +273,7 @@ mod tests {
         for (want, says) in [
             (
                 vec![x.clone()],
-                "1 SSH stanza (1 for a key the policy does not name), 1 X25519 and 0 of other kinds; the policy calls for 0 SSH, 1 X25519",
+                "1 SSH stanza (1 for a key the policy does not name), 1 X25519 and 0 other; the policy calls for 0 SSH, 1 X25519",
             ),
             (
                 vec![x.clone(), other_host.clone()],
@@ -281,7 +281,7 @@ mod tests {
             ),
             (
                 vec![x.clone(), recipient(), host.clone()],
-                "the policy calls for 1 SSH, 2 X25519 and 0 plugin",
+                "the policy calls for 1 SSH, 2 X25519 and 0 plugin stanzas",
             ),
         ] {
             let what = found.differs_from(&want).unwrap();
@@ -298,7 +298,7 @@ mod tests {
             found
                 .differs_from(&policy)
                 .unwrap()
-                .contains("1 of other kinds")
+                .contains("1 X25519 and 1 other")
         );
         let extra_x = with_stanza(&file, "-> X25519 abcd\nAAAA\n");
         assert_eq!(header(&extra_x).unwrap().x25519, 2);

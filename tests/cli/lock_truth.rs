@@ -67,7 +67,7 @@ fn a_lock_that_claims_a_host_is_gone_does_not_keep_it_reading_an_age_secret() {
     let check = env.keys(&["check"]).failure(8);
     assert!(
         check.stdout.contains(
-            "secrets/bot/token.age: drift: the file itself is not encrypted as its policy (policies/default.yaml:4) says: its header has 1 SSH stanza (1 for a key the policy does not name), 1 X25519 and 0 of other kinds; the policy calls for 0 SSH, 1 X25519 and 0 plugin"
+            "secrets/bot/token.age: drift: the file itself is not encrypted as its policy (policies/default.yaml:4) says: its header has 1 SSH stanza (1 for a key the policy does not name), 1 X25519 and 0 other; the policy calls for 0 SSH, 1 X25519 and 0 plugin stanzas"
         ),
         "{}",
         check.stdout
@@ -213,7 +213,7 @@ fn an_extra_x25519_stanza_the_lock_does_not_show_is_drift_and_rekey_removes_it()
             "secrets/misc/conf.age: drift: the file itself is not encrypted as its policy (policies/default.yaml:"
         ) && check
             .stdout
-            .contains("its header has 1 SSH stanza, 2 X25519 and 0 of other kinds; the policy calls for 1 SSH, 1 X25519 and 0 plugin"),
+            .contains("its header has 1 SSH stanza, 2 X25519 and 0 other; the policy calls for 1 SSH, 1 X25519 and 0 plugin stanzas"),
         "{}",
         check.stdout
     );
