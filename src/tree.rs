@@ -46,34 +46,29 @@ impl Snapshot {
     /// The given repository-relative files, read from the work tree. Paths that vanished
     /// or are not regular files or symlinks are left out.
     pub fn from_work_tree_files(repo: &Repo, rels: Vec<String>) -> Result<Snapshot> {
-        let mut paths = Vec::new();
-        for rel in rels {
-            match std::fs::symlink_metadata(repo.root().join(&rel)) {
-                Ok(m) if m.is_file() => paths.push((rel, false)),
-                Ok(m) if m.is_symlink() => paths.push((rel, true)),
-                _ => {}
-            }
-        }
-        Snapshot::read_paths(repo, paths)
+        Snapshot::read_paths(repo, rels.into_iter().map(|rel| (rel, false)).collect())
     }
 
+    /// Reads each path that is not known to be a symlink: each is opened once,
+    /// without following a symlink or blocking on a FIFO, and its type is told by
+    /// the open file, so a file is never read through a link it was swapped for.
     fn read_paths(repo: &Repo, paths: Vec<(String, bool)>) -> Result<Snapshot> {
-        let read_one = |(rel, link): (String, bool)| {
+        let read_one = |(rel, link): (String, bool)| -> Result<Option<(String, Blob)>> {
             if link {
-                return Ok((rel, Blob::Symlink));
+                return Ok(Some((rel, Blob::Symlink)));
             }
-            // Listed as a regular file: if it became a symlink since, it is not followed.
-            let data = crate::fsutil::read_regular(&repo.root().join(&rel))?;
-            Ok((rel, Blob::File(data)))
+            let path = repo.root().join(&rel);
+            let blob = read_no_follow(&path).map_err(|e| Error::io(&path, e))?;
+            Ok(blob.map(|b| (rel, b)))
         };
         // Threads pay off only for many files; a small fleet reads faster on one.
-        let read: Vec<(String, Blob)> = if paths.len() < 256 {
+        let read: Vec<Option<(String, Blob)>> = if paths.len() < 256 {
             paths.into_iter().map(read_one).collect::<Result<_>>()?
         } else {
             paths.into_par_iter().map(read_one).collect::<Result<_>>()?
         };
         Ok(Snapshot {
-            files: read.into_iter().collect(),
+            files: read.into_iter().flatten().collect(),
         })
     }
 
@@ -138,6 +133,43 @@ impl Snapshot {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Blob)> {
         self.files.iter().map(|(k, v)| (k.as_str(), v))
     }
+}
+
+/// A regular file's bytes, `Blob::Symlink` for a symlink, `None` for anything else
+/// or a path that vanished.
+fn read_no_follow(path: &Path) -> std::io::Result<Option<Blob>> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    use std::io::Read;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::LOOP) => return Ok(Some(Blob::Symlink)),
+        Err(Errno::NOENT | Errno::NOTDIR | Errno::NXIO) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut file = std::fs::File::from(fd);
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    // Sized by the one fstat above, with a byte to spare for the read that finds the
+    // end (`read_to_end` would ask the size again and seek).
+    let mut data = vec![0; meta.len() as usize + 1];
+    let mut filled = 0;
+    loop {
+        if filled == data.len() {
+            data.resize(filled * 2, 0);
+        }
+        match file.read(&mut data[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    data.truncate(filled);
+    Ok(Some(Blob::File(data)))
 }
 
 /// Walks `dir` (not following symlinks), collecting (relative path, is_symlink).

@@ -8,8 +8,13 @@ use crate::ops::{host, rekey};
 
 /// Re-encrypt every secret whose recipients differ from what its policy resolves to.
 ///
-/// The plan comes from the policy and secrets/keys.lock, without decrypting
-/// anything, and is printed first. .age files are decrypted and re-encrypted in
+/// The plan comes from the policy, secrets/keys.lock and each file's own header,
+/// without decrypting anything, and is printed first. A secret is rewritten when the
+/// lock or its header differs from the policy: for a .age file, the ssh-ed25519 and
+/// ssh-rsa stanzas' key tags and the number of X25519 and other stanzas; for a sops
+/// file, the recipients its metadata names, one wrapped data key each, and no other
+/// key source (pgp, cloud KMS). The lock alone is never trusted: it is text anyone
+/// can edit. .age files are decrypted and re-encrypted in
 /// memory; sops files keep their values, IVs and MAC and only get their data key
 /// wrapped for the new recipients (as `sops updatekeys`). If any file fails (no
 /// identity, tampered, MAC mismatch) nothing is written and every failed file is
@@ -32,6 +37,12 @@ pub(crate) struct Args {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
+
+    /// Rewrite every secret (with --host, every one of that host's), whatever
+    /// keys.lock and the headers say: .age files are encrypted again, and sops files
+    /// get every data key wrapped anew.
+    #[arg(long)]
+    all: bool,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
@@ -55,17 +66,23 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     // Only a rekey of every secret, or of that host's, finishes a rotation.
     let finishes =
         matches!(&rotation, host::Pending::Finish(h) if args.host.as_ref().is_none_or(|a| a == h));
-    let plan = rekey::plan(&mut ws, args.host.as_deref())?;
+    let plan = rekey::plan(&mut ws, args.host.as_deref(), args.all)?;
     for (name, why) in &plan.skipped {
         text.push_str(&format!("skip    {name}: {why}\n"));
     }
     for c in &plan.changes {
+        let why = match &c.reason {
+            rekey::Reason::Recipients => format!("+{} -{} recipients", c.added, c.removed),
+            rekey::Reason::Header(what) => {
+                format!("keys.lock agrees with the policy, the file does not: {what}")
+            }
+            rekey::Reason::Unfinished => "left by an interrupted rekey".into(),
+            rekey::Reason::Forced => "--all".into(),
+        };
         text.push_str(&format!(
-            "rekey   {}  ({}, +{} -{} recipients)\n",
+            "rekey   {}  ({}, {why})\n",
             c.name,
-            c.format.name(),
-            c.added,
-            c.removed
+            c.format.name()
         ));
     }
     if plan.changes.is_empty() {

@@ -61,25 +61,150 @@ fn unarmored(data: &[u8]) -> std::result::Result<std::borrow::Cow<'_, [u8]>, Str
     Ok(std::borrow::Cow::Owned(out))
 }
 
+/// Who an age file's header wraps its file key for, read without any key: one stanza
+/// per reader. An SSH stanza names its key by a tag; an X25519 stanza names nothing,
+/// so those are only counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stanzas {
+    /// The tags of the `ssh-ed25519` and `ssh-rsa` stanzas, sorted.
+    pub ssh: Vec<String>,
+    /// How many `X25519` stanzas.
+    pub x25519: usize,
+    /// The kinds of every other stanza (a plugin's, `scrypt`), sorted. The one
+    /// `…-grease` stanza the age library adds to every file it writes is not counted:
+    /// no identity opens it.
+    pub other: Vec<String>,
+}
+
+impl Stanzas {
+    /// The stanzas a file encrypted to `recipients` has, one per recipient (a plugin's
+    /// counted as one of its own kind, whatever it is).
+    fn expected(recipients: &[Recipient]) -> Stanzas {
+        let mut want = Stanzas::default();
+        for r in recipients {
+            match r {
+                Recipient::X25519(_) => want.x25519 += 1,
+                Recipient::SshEd25519(_) | Recipient::SshRsa(_) => {
+                    want.ssh.push(r.ssh_tag().unwrap_or_default())
+                }
+                Recipient::Plugin(_) => want.other.push("plugin".into()),
+            }
+        }
+        want.ssh.sort();
+        want
+    }
+
+    /// How many stanzas in all.
+    pub fn len(&self) -> usize {
+        self.ssh.len() + self.x25519 + self.other.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What differs between a file's stanzas (`self`) and the ones `recipients` call
+    /// for, in counts (never a key or a tag); `None` when they match. A plugin's
+    /// stanza kind is its own, so only their number is compared.
+    pub fn differs_from(&self, recipients: &[Recipient]) -> Option<String> {
+        let want = Stanzas::expected(recipients);
+        let mut unknown = self.ssh.clone();
+        for tag in &want.ssh {
+            if let Some(i) = unknown.iter().position(|t| t == tag) {
+                unknown.swap_remove(i);
+            }
+        }
+        if unknown.is_empty()
+            && self.ssh.len() == want.ssh.len()
+            && self.x25519 == want.x25519
+            && self.other.len() == want.other.len()
+        {
+            return None;
+        }
+        let not_named = if unknown.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} for a key the policy does not name)", unknown.len())
+        };
+        Some(format!(
+            "its header has {} SSH stanza{}{not_named}, {} X25519 and {} other; \
+             the policy calls for {} SSH, {} X25519 and {} plugin stanzas",
+            self.ssh.len(),
+            plural(self.ssh.len()),
+            self.x25519,
+            self.other.len(),
+            want.ssh.len(),
+            want.x25519,
+            want.other.len(),
+        ))
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 /// Checks that `data` is a well-formed age file encrypted to recipients: the header
 /// parses, it is not passphrase-encrypted, and the payload is not truncated. The
 /// reason says what is wrong, without quoting the file.
 pub fn inspect(data: &[u8]) -> std::result::Result<(), String> {
+    header(data).map(|_| ())
+}
+
+/// Checks `data` as `inspect` does and returns its header's stanzas, parsing the
+/// header once.
+pub fn header(data: &[u8]) -> std::result::Result<Stanzas, String> {
     let unarmored = unarmored(data)?;
     let binary: &[u8] = &unarmored;
-    if !binary.starts_with(MAGIC) {
+    let Some(mut rest) = binary.strip_prefix(MAGIC) else {
         return Err("not an age file (no age-encryption.org/v1 header): plaintext?".into());
+    };
+    let malformed = || "malformed age header".to_string();
+    let mut stanzas = Stanzas::default();
+    let mut grease = false;
+    let mut scrypt = false;
+    while rest.starts_with(b"-> ") {
+        let (next, stanza) = age_core::format::read::age_stanza(rest).map_err(|e| {
+            if e.is_incomplete() {
+                "truncated in the header".to_string()
+            } else {
+                malformed()
+            }
+        })?;
+        match (stanza.tag, stanza.args.first()) {
+            ("X25519", _) => stanzas.x25519 += 1,
+            ("ssh-ed25519" | "ssh-rsa", Some(tag)) => stanzas.ssh.push(tag.to_string()),
+            (kind, _) if kind.ends_with("-grease") && !grease => grease = true,
+            (kind, _) => {
+                scrypt |= kind == "scrypt";
+                stanzas.other.push(kind.to_string());
+            }
+        }
+        rest = next;
     }
-    let decryptor =
-        age::Decryptor::new_buffered(binary).map_err(|_| "malformed age header".to_string())?;
-    if decryptor.is_scrypt() {
-        return Err("passphrase-encrypted, not encrypted to recipients".into());
+    if stanzas.is_empty() && !grease {
+        return Err(malformed());
     }
-    let mac_line = memchr::memmem::find(binary, b"\n--- ").ok_or("no header MAC line")?;
-    let payload_start = memchr::memchr(b'\n', &binary[mac_line + 1..])
-        .map(|i| mac_line + 1 + i + 1)
-        .ok_or("truncated in the header")?;
-    let payload = binary.len() - payload_start;
+    if scrypt {
+        return Err(if stanzas.len() == 1 && !grease {
+            "passphrase-encrypted, not encrypted to recipients".into()
+        } else {
+            malformed()
+        });
+    }
+    // The MAC line: `---`, a space, 32 bytes in canonical unpadded base64.
+    let Some(mac_end) = memchr::memchr(b'\n', rest) else {
+        return Err("truncated in the header".into());
+    };
+    let mac = rest[..mac_end]
+        .strip_prefix(b"--- ")
+        .ok_or_else(malformed)?;
+    use base64::Engine;
+    match base64::engine::general_purpose::STANDARD_NO_PAD.decode(mac) {
+        Ok(m) if m.len() == 32 => {}
+        _ => return Err(malformed()),
+    }
+    let payload = rest.len() - mac_end - 1;
     if payload < NONCE + TAG {
         return Err("truncated: the payload is missing".into());
     }
@@ -88,27 +213,15 @@ pub fn inspect(data: &[u8]) -> std::result::Result<(), String> {
     if (last > 0 && last < TAG) || (last == 0 && chunks == 0) {
         return Err("truncated: the last chunk is cut short".into());
     }
-    Ok(())
+    stanzas.ssh.sort();
+    stanzas.other.sort();
+    Ok(stanzas)
 }
 
 /// The tags of the SSH stanzas (`-> ssh-ed25519 TAG …`, `-> ssh-rsa TAG …`) in an age
 /// file's header: which SSH keys it was encrypted to, readable without any key.
 pub fn ssh_tags(data: &[u8]) -> std::result::Result<Vec<String>, String> {
-    inspect(data)?;
-    let unarmored = unarmored(data)?;
-    let binary: &[u8] = &unarmored;
-    let end = memchr::memmem::find(binary, b"\n--- ").unwrap_or(binary.len());
-    let header = String::from_utf8_lossy(&binary[..end]);
-    Ok(header
-        .lines()
-        .filter_map(|line| {
-            let mut args = line.strip_prefix("-> ")?.split(' ');
-            match args.next()? {
-                "ssh-ed25519" | "ssh-rsa" => args.next().map(str::to_string),
-                _ => None,
-            }
-        })
-        .collect())
+    header(data).map(|s| s.ssh)
 }
 
 #[cfg(test)]
@@ -118,6 +231,86 @@ mod tests {
     fn recipient() -> Recipient {
         let id = age::x25519::Identity::generate();
         Recipient::X25519(id.to_public())
+    }
+
+    fn ssh(seed: u8) -> Recipient {
+        let pair = ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]);
+        let line = ssh_key::PublicKey::new(ssh_key::public::KeyData::Ed25519(pair.public), "")
+            .to_openssh()
+            .unwrap();
+        Recipient::parse_line(&line, &Location::named("t")).unwrap()
+    }
+
+    /// `file` with `stanza` (its line and body, each ending in a newline) added first.
+    fn with_stanza(file: &[u8], stanza: &str) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(stanza.as_bytes());
+        out.extend_from_slice(&file[MAGIC.len()..]);
+        out
+    }
+
+    #[test]
+    fn the_header_counts_every_reader_by_kind_and_names_ssh_keys_by_tag() {
+        let at = Location::named("t");
+        let (x, host, other_host) = (recipient(), ssh(1), ssh(2));
+        let policy = [x.clone(), host.clone()];
+        for armor in [false, true] {
+            let file = seal(b"secret", &policy, armor, &at).unwrap();
+            let found = header(&file).unwrap();
+            assert_eq!(
+                found,
+                Stanzas {
+                    ssh: vec![host.ssh_tag().unwrap()],
+                    x25519: 1,
+                    other: Vec::new(),
+                }
+            );
+            assert_eq!(found.differs_from(&policy), None);
+            assert_eq!(ssh_tags(&file).unwrap(), found.ssh);
+        }
+        let found = header(&seal(b"secret", &policy, false, &at).unwrap()).unwrap();
+        // A host removed, another host in its place, one more X25519 reader.
+        for (want, says) in [
+            (
+                vec![x.clone()],
+                "1 SSH stanza (1 for a key the policy does not name), 1 X25519 and 0 other; the policy calls for 0 SSH, 1 X25519",
+            ),
+            (
+                vec![x.clone(), other_host.clone()],
+                "1 SSH stanza (1 for a key the policy does not name), 1 X25519",
+            ),
+            (
+                vec![x.clone(), recipient(), host.clone()],
+                "the policy calls for 1 SSH, 2 X25519 and 0 plugin stanzas",
+            ),
+        ] {
+            let what = found.differs_from(&want).unwrap();
+            assert!(what.contains(says), "{what}");
+        }
+
+        // Stanzas of other kinds count; the one grease stanza the age library writes
+        // does not, a second one does.
+        let file = seal(b"secret", &policy, false, &at).unwrap();
+        let plugin = with_stanza(&file, "-> piv-p256 abcd\nAAAA\n");
+        let found = header(&plugin).unwrap();
+        assert_eq!(found.other, ["piv-p256"]);
+        assert!(
+            found
+                .differs_from(&policy)
+                .unwrap()
+                .contains("1 X25519 and 1 other")
+        );
+        let extra_x = with_stanza(&file, "-> X25519 abcd\nAAAA\n");
+        assert_eq!(header(&extra_x).unwrap().x25519, 2);
+        let greased = with_stanza(&file, "-> x-grease\n\n");
+        let other = header(&greased).unwrap().other;
+        assert!(
+            other.len() == 1 && other[0].ends_with("-grease"),
+            "{other:?}"
+        );
+        // scrypt with recipients is not a valid age file at all.
+        let scrypt = with_stanza(&file, "-> scrypt abcd 10\nAAAA\n");
+        assert_eq!(header(&scrypt).unwrap_err(), "malformed age header");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! needs no identity, and reads through a `Snapshot` so the pre-commit hook checks
 //! the staged blobs rather than the work tree.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use rayon::prelude::*;
 
 use super::export::Export;
 use crate::format;
@@ -185,9 +187,22 @@ fn examine(
             "replace the link with the directory it points to",
         );
     }
-    let mut resolved: BTreeMap<usize, Option<Vec<String>>> = BTreeMap::new();
-    let mut seen: BTreeSet<&str> = BTreeSet::new();
-    let mut used_rules: BTreeSet<usize> = BTreeSet::new();
+    // Every rule's recipients, resolved once; then each secret is examined on its own,
+    // on every core: the headers and hashes of thousands of files are most of a check.
+    let resolved: Vec<Option<policy::Resolved>> = match (&fleet, &policy) {
+        (Some(fleet), Some(policy)) => policy
+            .rules
+            .iter()
+            .map(|rule| policy.resolve(rule, fleet).ok())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let context = Context {
+        lock: lock.as_ref(),
+        policy: policy.as_ref().filter(|_| fleet.is_some()),
+        resolved: &resolved,
+    };
+    let mut secrets: Vec<(&str, &Blob)> = Vec::new();
     let mut public_halves: Vec<(&str, &str, &[u8])> = Vec::new();
     for (rel, blob) in files.under(layout::SECRETS) {
         if rel == layout::LOCK {
@@ -214,162 +229,38 @@ fn examine(
             public_halves.push((rel, name, data));
             continue;
         }
-        let Blob::File(data) = blob else {
-            report.problem(
-                rel,
-                "is a symlink under secrets/",
-                "replace it with the encrypted file itself",
-            );
-            continue;
-        };
-        let base = rel.rsplit('/').next().unwrap_or(rel);
-        if base.starts_with(crate::fsutil::TEMP_PREFIX) {
-            // Plaintext is reported below, with every other plaintext temp file.
-            if !crate::fsutil::TempName::parse(base).is_some_and(|t| t.plain) {
-                report.problem(
-                    rel,
-                    "is a temp file left by an interrupted write",
-                    "run `keys rekey`, which removes it (or delete it)",
-                );
-            }
-            continue;
-        }
-        let Some((name, format)) = policy::secret_of_path(rel) else {
-            report.problem(
-                rel,
-                "is not a secret file (unknown extension; plaintext?)",
-                "move it out of secrets/, or encrypt its content with `keys encrypt NAME`",
-            );
-            report.secrets.push(Secret {
-                name: rel.trim_start_matches("secrets/").to_string(),
-                format: None,
-                path: Some(rel.to_string()),
-                readers: Vec::new(),
-                status: Status::Unknown,
-            });
-            continue;
-        };
-        let fix_name = |s: &str| s.replace("NAME", name);
-        if let Err(reason) = layout::check_secret_name(name) {
-            report.problem(
-                rel,
-                format!("invalid secret name: {reason}"),
-                "rename the file",
-            );
-            continue;
-        }
-        seen.insert(name);
-        let mut status = Status::Ok;
-        let mut named: Option<Vec<String>> = None;
-        let valid = match format {
-            Format::Age => format::age::inspect(data),
-            other => format::sops::inspect(other, data).map(|found| {
-                named = Some(fingerprints(&found)).filter(|f| !f.is_empty());
-            }),
-        };
-        if let Err(reason) = valid {
-            report.problem(
-                rel,
-                format!("not a valid {} file: {reason}", format.name()),
-                fix_name("restore it from git (git checkout -- FILE), or encrypt it again: `keys encrypt --force NAME`"),
-            );
-            status = Status::Invalid;
-        }
-        let rule = policy.as_ref().and_then(|p| p.rule_for(name));
-        let entry = lock.as_ref().and_then(|l| l.entries.get(name));
-        match (entry, &lock) {
-            (None, Some(_)) => {
-                report.problem(
-                    rel,
-                    "is not in secrets/keys.lock (added outside keys)",
-                    fix_name("encrypt it with keys: `keys encrypt --force NAME`, or remove it"),
-                );
-                status = worst(status, Status::Unknown);
-            }
-            (Some(e), _) if e.format != format => {
-                report.problem(
-                    rel,
-                    format!("keys.lock records format {} for it", e.format.name()),
-                    fix_name(REENCRYPT),
-                );
-                status = worst(status, Status::Drift);
-            }
-            (Some(e), _) if e.sha256 != lock::sha256_hex(data) => {
-                report.problem(
-                    rel,
-                    "was changed outside keys (its SHA-256 differs from keys.lock)",
-                    fix_name(&format!(
-                        "if the change is yours, {REENCRYPT}; otherwise restore it from git"
-                    )),
-                );
-                status = worst(status, Status::Modified);
-            }
-            _ => {}
-        }
-        match (rule, &fleet, &policy) {
-            (None, Some(_), Some(_)) => {
-                report.problem(
-                    rel,
-                    "no policy rule matches this secret",
-                    fix_name("add a rule for NAME to a policies/*.yaml file, or `keys rm NAME`"),
-                );
-                status = worst(status, Status::Unknown);
-            }
-            (Some((i, rule)), Some(fleet), Some(policy)) => {
-                used_rules.insert(i);
-                if rule.format != format {
-                    report.problem(
-                        rel,
-                        format!(
-                            "its policy rule ({}) says format {}",
-                            rule.at,
-                            rule.format.name()
-                        ),
-                        fix_name(REENCRYPT),
-                    );
-                    status = worst(status, Status::Drift);
-                } else {
-                    let want = resolved.entry(i).or_insert_with(|| {
-                        policy.resolve(rule, fleet).ok().map(|r| r.fingerprints)
-                    });
-                    // A sops file names its recipients itself; an .age file only in the lock.
-                    let have = named.as_ref().or(entry.map(|e| &e.recipients));
-                    if let (Some(want), Some(have)) = (want.as_ref(), have)
-                        && want != have
-                    {
-                        let added = want.iter().filter(|w| !have.contains(w)).count();
-                        let removed = have.iter().filter(|r| !want.contains(r)).count();
-                        report.problem(
-                            rel,
-                            format!(
-                                "drift: encrypted to {} recipients, its policy ({}) resolves to {} ({added} to add, {removed} to remove)",
-                                have.len(),
-                                rule.at,
-                                want.len()
-                            ),
-                            "run `keys rekey` (add --host NAME to limit it to one host)",
-                        );
-                        status = worst(status, Status::Drift);
-                    }
-                }
-            }
-            _ => {}
-        }
-        report.secrets.push(Secret {
-            name: name.to_string(),
-            format: Some(format),
-            path: Some(rel.to_string()),
-            readers: rule.map(|(_, r)| r.labels.clone()).unwrap_or_default(),
-            status,
-        });
+        secrets.push((rel, blob));
     }
+    let examined: Vec<Examined> = if secrets.len() < 64 {
+        secrets
+            .iter()
+            .map(|&(rel, blob)| context.secret(rel, blob))
+            .collect()
+    } else {
+        secrets
+            .par_iter()
+            .map(|&(rel, blob)| context.secret(rel, blob))
+            .collect()
+    };
+    let mut used_rules: BTreeSet<usize> = BTreeSet::new();
+    let mut names = Vec::with_capacity(examined.len());
+    for e in examined {
+        report.findings.extend(e.findings);
+        report.secrets.extend(e.secret);
+        names.extend(e.name);
+        used_rules.extend(e.rule);
+    }
+    let seen: BTreeSet<&str> = names.into_iter().collect();
     nesting(&mut report, &seen);
     for (rel, name, data) in public_halves {
         stored_key(&mut report, fleet.as_ref(), &seen, rel, name, data);
     }
     if let Some(lock) = &lock {
+        // Both are sorted: one walk through the two finds what the lock lists alone.
+        let mut present = seen.iter().peekable();
         for (name, e) in &lock.entries {
-            if !seen.contains(name.as_str()) {
+            while present.next_if(|p| **p < name.as_str()).is_some() {}
+            if present.next_if(|p| **p == name.as_str()).is_none() {
                 let rel = policy::secret_path(name, e.format);
                 report.problem(
                     &rel,
@@ -428,18 +319,26 @@ fn examine(
         );
     }
     if let (Some(fleet), Some(policy)) = (&fleet, &policy) {
-        let secrets: Vec<(String, Format)> = report
-            .secrets
-            .iter()
-            .filter(|s| s.status != Status::Missing)
-            .filter_map(|s| Some((s.name.clone(), s.format?)))
-            .collect();
+        // Listed only when an export is there to compare.
+        let mut secrets: Option<Vec<(String, Format)>> = None;
         for export in Export::ALL {
-            if let Some(Blob::File(data)) = files.get(export.file())
-                && data.starts_with(super::export::MARKER.as_bytes())
-                && !export
-                    .render(policy, fleet, &secrets)
-                    .is_ok_and(|text| *data == text.into_bytes())
+            let Some(Blob::File(data)) = files.get(export.file()) else {
+                continue;
+            };
+            if !data.starts_with(super::export::MARKER.as_bytes()) {
+                continue;
+            }
+            let secrets = secrets.get_or_insert_with(|| {
+                report
+                    .secrets
+                    .iter()
+                    .filter(|s| s.status != Status::Missing)
+                    .filter_map(|s| Some((s.name.clone(), s.format?)))
+                    .collect()
+            });
+            if !export
+                .render(policy, fleet, secrets)
+                .is_ok_and(|text| *data == text.into_bytes())
             {
                 report.problem(
                     export.file(),
@@ -471,6 +370,204 @@ fn examine(
     }
     report.secrets.sort_by(|a, b| a.name.cmp(&b.name));
     report
+}
+
+/// What every secret is examined against.
+struct Context<'a> {
+    lock: Option<&'a Lock>,
+    /// The policy, when it and the fleet loaded.
+    policy: Option<&'a Policy>,
+    /// Each rule's recipients, by rule index (`None` when they do not resolve).
+    resolved: &'a [Option<policy::Resolved>],
+}
+
+/// What examining one file under `secrets/` found.
+#[derive(Default)]
+struct Examined<'a> {
+    findings: Vec<Finding>,
+    secret: Option<Secret>,
+    /// Its secret name, when it is a secret.
+    name: Option<&'a str>,
+    /// The rule that matches it.
+    rule: Option<usize>,
+}
+
+impl Examined<'_> {
+    fn problem(&mut self, at: &str, what: impl Into<String>, fix: impl Into<String>) {
+        self.findings.push(Finding {
+            severity: Severity::Problem,
+            at: at.to_string(),
+            what: what.into(),
+            fix: fix.into(),
+        });
+    }
+}
+
+impl Context<'_> {
+    /// Examines the file at `rel` under `secrets/`: its header (parsed once, for
+    /// validity and readers), its hash against the lock, and its readers against the
+    /// lock and the policy.
+    fn secret<'a>(&self, rel: &'a str, blob: &Blob) -> Examined<'a> {
+        let mut out = Examined::default();
+        let Blob::File(data) = blob else {
+            out.problem(
+                rel,
+                "is a symlink under secrets/",
+                "replace it with the encrypted file itself",
+            );
+            return out;
+        };
+        let base = rel.rsplit('/').next().unwrap_or(rel);
+        if base.starts_with(crate::fsutil::TEMP_PREFIX) {
+            // Plaintext is reported with every other plaintext temp file.
+            if !crate::fsutil::TempName::parse(base).is_some_and(|t| t.plain) {
+                out.problem(
+                    rel,
+                    "is a temp file left by an interrupted write",
+                    "run `keys rekey`, which removes it (or delete it)",
+                );
+            }
+            return out;
+        }
+        let Some((name, format)) = policy::secret_of_path(rel) else {
+            out.problem(
+                rel,
+                "is not a secret file (unknown extension; plaintext?)",
+                "move it out of secrets/, or encrypt its content with `keys encrypt NAME`",
+            );
+            out.secret = Some(Secret {
+                name: rel.trim_start_matches("secrets/").to_string(),
+                format: None,
+                path: Some(rel.to_string()),
+                readers: Vec::new(),
+                status: Status::Unknown,
+            });
+            return out;
+        };
+        let fix_name = |s: &str| s.replace("NAME", name);
+        if let Err(reason) = layout::check_secret_name(name) {
+            out.problem(
+                rel,
+                format!("invalid secret name: {reason}"),
+                "rename the file",
+            );
+            return out;
+        }
+        out.name = Some(name);
+        let mut status = Status::Ok;
+        let readers = match format::examine(format, data) {
+            Ok(readers) => Some(readers),
+            Err(reason) => {
+                out.problem(
+                    rel,
+                    format!("not a valid {} file: {reason}", format.name()),
+                    fix_name("restore it from git (git checkout -- FILE), or encrypt it again: `keys encrypt --force NAME`"),
+                );
+                status = Status::Invalid;
+                None
+            }
+        };
+        let rule = self.policy.and_then(|p| p.rule_for(name));
+        let entry = self.lock.and_then(|l| l.entries.get(name));
+        match (entry, self.lock) {
+            (None, Some(_)) => {
+                out.problem(
+                    rel,
+                    "is not in secrets/keys.lock (added outside keys)",
+                    fix_name("encrypt it with keys: `keys encrypt --force NAME`, or remove it"),
+                );
+                status = worst(status, Status::Unknown);
+            }
+            (Some(e), _) if e.format != format => {
+                out.problem(
+                    rel,
+                    format!("keys.lock records format {} for it", e.format.name()),
+                    fix_name(REENCRYPT),
+                );
+                status = worst(status, Status::Drift);
+            }
+            (Some(e), _) if e.sha256 != lock::sha256_hex(data) => {
+                out.problem(
+                    rel,
+                    "was changed outside keys (its SHA-256 differs from keys.lock)",
+                    fix_name(&format!(
+                        "if the change is yours, {REENCRYPT}; otherwise restore it from git"
+                    )),
+                );
+                status = worst(status, Status::Modified);
+            }
+            _ => {}
+        }
+        match (rule, self.policy) {
+            (None, Some(_)) => {
+                out.problem(
+                    rel,
+                    "no policy rule matches this secret",
+                    fix_name("add a rule for NAME to a policies/*.yaml file, or `keys rm NAME`"),
+                );
+                status = worst(status, Status::Unknown);
+            }
+            (Some((i, rule)), Some(_)) => {
+                out.rule = Some(i);
+                if rule.format != format {
+                    out.problem(
+                        rel,
+                        format!(
+                            "its policy rule ({}) says format {}",
+                            rule.at,
+                            rule.format.name()
+                        ),
+                        fix_name(REENCRYPT),
+                    );
+                    status = worst(status, Status::Drift);
+                } else if let Some(Some(want)) = self.resolved.get(i) {
+                    // The lock and the file's own header must both agree with the
+                    // policy: the lock is text anyone can edit.
+                    let fix = "run `keys rekey` (add --host NAME to limit it to one host)";
+                    let want_ids = &want.fingerprints;
+                    if let Some(have) = entry.map(|e| &e.recipients)
+                        && want_ids != have
+                    {
+                        let added = want_ids.iter().filter(|w| !have.contains(w)).count();
+                        let removed = have.iter().filter(|r| !want_ids.contains(r)).count();
+                        out.problem(
+                            rel,
+                            format!(
+                                "drift: encrypted to {} recipients, its policy ({}) resolves to {} ({added} to add, {removed} to remove)",
+                                have.len(),
+                                rule.at,
+                                want_ids.len()
+                            ),
+                            fix,
+                        );
+                        status = worst(status, Status::Drift);
+                    } else if let Some(what) = readers
+                        .as_ref()
+                        .and_then(|r| r.differs_from(&want.recipients))
+                    {
+                        out.problem(
+                            rel,
+                            format!(
+                                "drift: the file itself is not encrypted as its policy ({}) says: {what}",
+                                rule.at
+                            ),
+                            fix,
+                        );
+                        status = worst(status, Status::Drift);
+                    }
+                }
+            }
+            _ => {}
+        }
+        out.secret = Some(Secret {
+            name: name.to_string(),
+            format: Some(format),
+            path: Some(rel.to_string()),
+            readers: rule.map(|(_, r)| r.labels.clone()).unwrap_or_default(),
+            status,
+        });
+        out
+    }
 }
 
 /// Checks the public half kept beside a generated key secret (`rel`, for secret
@@ -768,23 +865,6 @@ fn base64_run(text: &[u8]) -> (usize, usize) {
         run += 1;
     }
     (run, i)
-}
-
-/// Short fingerprints (as the lock has them) of the recipients a sops file's
-/// metadata names, sorted.
-fn fingerprints(recipients: &[String]) -> Vec<String> {
-    let at = crate::error::Location::named("sops metadata");
-    let mut out: Vec<String> = recipients
-        .iter()
-        .map(|r| {
-            crate::recipient::Recipient::parse_line(r, &at)
-                .map(|p| p.lock_id())
-                .unwrap_or_else(|_| r.clone())
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
 }
 
 #[cfg(test)]

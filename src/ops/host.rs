@@ -336,7 +336,7 @@ pub fn rotate_host(
 ) -> Result<Rotated> {
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
     if let Pending::Finish(host) = settle_rotation(&mut ws)? {
-        let plan = super::rekey::plan(&mut ws, Some(&host))?;
+        let plan = super::rekey::plan(&mut ws, Some(&host), false)?;
         if plan.changes.is_empty() {
             super::rekey::tidy(&ws)?;
         } else {
@@ -446,7 +446,7 @@ pub fn rotate_host(
         fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
         report.steps.push(Step::Updated(rel.clone()));
         ws.reload()?;
-        let plan = super::rekey::plan(&mut ws, Some(name))?;
+        let plan = super::rekey::plan(&mut ws, Some(name), false)?;
         if plan.changes.is_empty() {
             super::rekey::tidy(&ws)?;
             return Ok(0);

@@ -1,5 +1,6 @@
 //! `keys rekey`: bring every secret to the recipients its policy resolves to now.
-//! It plans from the policy and `keys.lock` (never by trial decryption), then does
+//! It plans from the policy, `keys.lock` and each file's own header (never by trial
+//! decryption; the lock alone is not trusted, as anyone can edit it), then does
 //! all the work in memory — `.age` files decrypted and re-encrypted, sops files'
 //! data keys re-wrapped with values, IVs and MAC untouched — and writes only if every
 //! file succeeded: temp files, one `syncfs`, renames, the lock last. A write that
@@ -15,7 +16,7 @@ use rayon::prelude::*;
 use super::secret::Workspace;
 use crate::crypto;
 use crate::error::{Error, Location, Result};
-use crate::format::sops;
+use crate::format::{self, sops};
 use crate::fsutil;
 use crate::identity::{Identities, Prompt};
 use crate::lock::{self, Lock};
@@ -25,6 +26,20 @@ use crate::recipient::Recipient;
 /// The journal of a rekey in progress, at the repository root.
 pub const JOURNAL: &str = ".keys-journal";
 
+/// Why a secret is rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// `keys.lock` records other recipients than the policy resolves to.
+    Recipients,
+    /// The lock agrees with the policy but the file's own header does not: what
+    /// differs, in counts.
+    Header(String),
+    /// A killed run may have rewritten it without recording it in the lock.
+    Unfinished,
+    /// Asked for (`--all`), though nothing differs.
+    Forced,
+}
+
 /// One secret whose recipients change.
 pub struct Change {
     pub name: String,
@@ -32,9 +47,14 @@ pub struct Change {
     pub path: PathBuf,
     pub added: usize,
     pub removed: usize,
+    pub reason: Reason,
     recipients: Vec<Recipient>,
     fingerprints: Vec<String>,
     armor: bool,
+    /// The file as the plan read it: what `apply` re-encrypts.
+    data: Vec<u8>,
+    /// A sops file as the plan parsed it.
+    doc: Option<sops::tree::EncryptedDocument>,
 }
 
 pub struct Plan {
@@ -44,6 +64,8 @@ pub struct Plan {
     /// The lock is not as `keys` writes it now (an older lock's full fingerprints,
     /// lines out of order): rewriting it changes no secret.
     pub relock: bool,
+    /// Every secret is rewritten, whatever the lock and the headers say.
+    fresh: bool,
     lock: Lock,
 }
 
@@ -62,9 +84,36 @@ fn names_host(rule: &Rule, host: &str, ws: &Workspace) -> Result<bool> {
     Ok(false)
 }
 
-/// What a rekey would change, from the policy and the lock alone. With `host`,
-/// only secrets whose rule names that host (or one of its containers).
-pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
+/// A secret the plan reads: its lock entry and what its rule resolves to.
+struct Candidate<'a> {
+    name: &'a str,
+    entry: &'a lock::Entry,
+    rule: usize,
+    armor: bool,
+    unfinished: bool,
+}
+
+/// What the plan found in one file.
+enum Found {
+    /// To be rewritten.
+    Change {
+        data: Vec<u8>,
+        doc: Option<sops::tree::EncryptedDocument>,
+        /// What its header says that the policy does not.
+        differs: Option<String>,
+    },
+    /// The lock and its header agree with the policy.
+    Same,
+    /// Why it is left alone.
+    Skip(String),
+}
+
+/// What a rekey would change, from the policy, the lock and each file's own header
+/// (never by trial decryption): a secret is rewritten when the lock or its header
+/// differs from the policy, as the lock is text anyone can edit. With `host`, only
+/// secrets whose rule names that host (or one of its containers); with `all`, every
+/// secret, whatever the lock and the headers say.
+pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
     if let Some(h) = host
         && !ws.fleet.has_host(h)
     {
@@ -83,9 +132,9 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
         .lines()
         .map(str::to_string)
         .collect();
-    let mut changes = Vec::new();
     let mut skipped = Vec::new();
     let mut resolved: HashMap<usize, (Vec<Recipient>, Vec<String>)> = HashMap::new();
+    let mut candidates = Vec::new();
     for (name, entry) in &lock.entries {
         let Some((i, rule)) = ws.policy.rule_for(name) else {
             skipped.push((name.clone(), "no policy rule matches it".into()));
@@ -109,38 +158,95 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>) -> Result<Plan> {
         {
             continue;
         }
-        let (recipients, fingerprints) = match resolved.entry(i) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let r = ws.policy.resolve(rule, &ws.fleet)?;
-                e.insert((r.recipients, r.fingerprints))
+        if let std::collections::hash_map::Entry::Vacant(e) = resolved.entry(i) {
+            let r = ws.policy.resolve(rule, &ws.fleet)?;
+            e.insert((r.recipients, r.fingerprints));
+        }
+        candidates.push(Candidate {
+            name,
+            entry,
+            rule: i,
+            armor: rule.armor,
+            unfinished,
+        });
+    }
+    // Each file is read once, header only, on every core.
+    let root = ws.repo.root();
+    let found: Vec<Result<Found>> = candidates
+        .par_iter()
+        .map(|c| {
+            let rel = secret_path(c.name, c.entry.format);
+            let path = root.join(&rel);
+            let Some(data) = fsutil::read_optional(&path)? else {
+                return Ok(Found::Skip(format!(
+                    "{rel} is missing; restore it from git, or drop it with `keys rm {}`",
+                    c.name
+                )));
+            };
+            let (recipients, fingerprints) = &resolved[&c.rule];
+            let loaded = match c.entry.format {
+                Format::Age => format::age::header(&data).map(|s| (format::Readers::Age(s), None)),
+                f => sops::load(f, &data).map(|(doc, r)| (format::Readers::Sops(r), Some(doc))),
+            };
+            match loaded {
+                Ok((readers, doc)) => {
+                    let differs = readers.differs_from(recipients);
+                    if differs.is_none()
+                        && *fingerprints == c.entry.recipients
+                        && !c.unfinished
+                        && !all
+                    {
+                        return Ok(Found::Same);
+                    }
+                    Ok(Found::Change { data, doc, differs })
+                }
+                Err(reason) => Ok(Found::Skip(format!(
+                    "{rel} is not a valid {} file ({reason}); restore it from git",
+                    c.entry.format.name()
+                ))),
+            }
+        })
+        .collect();
+    let mut changes = Vec::new();
+    for (c, found) in candidates.iter().zip(found) {
+        let (data, doc, differs) = match found? {
+            Found::Change { data, doc, differs } => (data, doc, differs),
+            Found::Same => continue,
+            Found::Skip(why) => {
+                skipped.push((c.name.to_string(), why));
+                continue;
             }
         };
-        if *fingerprints == entry.recipients && !unfinished {
-            continue;
-        }
+        let (recipients, fingerprints) = &resolved[&c.rule];
+        let had = &c.entry.recipients;
+        let reason = if fingerprints != had {
+            Reason::Recipients
+        } else if let Some(what) = differs {
+            Reason::Header(what)
+        } else if c.unfinished {
+            Reason::Unfinished
+        } else {
+            Reason::Forced
+        };
         changes.push(Change {
-            name: name.clone(),
-            format: entry.format,
-            path: ws.repo.root().join(secret_path(name, entry.format)),
-            added: fingerprints
-                .iter()
-                .filter(|f| !entry.recipients.contains(f))
-                .count(),
-            removed: entry
-                .recipients
-                .iter()
-                .filter(|f| !fingerprints.contains(f))
-                .count(),
+            name: c.name.to_string(),
+            format: c.entry.format,
+            path: root.join(secret_path(c.name, c.entry.format)),
+            added: fingerprints.iter().filter(|f| !had.contains(f)).count(),
+            removed: had.iter().filter(|f| !fingerprints.contains(f)).count(),
+            reason,
             recipients: recipients.clone(),
             fingerprints: fingerprints.clone(),
-            armor: rule.armor,
+            armor: c.armor,
+            data,
+            doc,
         });
     }
     Ok(Plan {
         changes,
         skipped,
         relock,
+        fresh: all,
         lock,
     })
 }
@@ -153,9 +259,11 @@ fn sops_store(format: Format, at: &Location) -> Result<&'static dyn sops::tree::
     })
 }
 
-/// Re-encrypts one secret in memory for its new recipients.
-fn rekey_one(change: &Change, data: &[u8], ids: &Identities) -> Result<Vec<u8>> {
+/// Re-encrypts one secret in memory for its new recipients; with `fresh`, a sops
+/// file's data key is wrapped anew for every recipient.
+fn rekey_one(change: &Change, ids: &Identities, fresh: bool) -> Result<Vec<u8>> {
     let at = Location::file(&change.path);
+    let data = &change.data;
     match change.format {
         Format::Age => {
             let plain = crypto::try_decrypt(data, ids, &at)?.ok_or_else(|| Error::NoIdentity {
@@ -166,35 +274,47 @@ fn rekey_one(change: &Change, data: &[u8], ids: &Identities) -> Result<Vec<u8>> 
         }
         format => {
             let store = sops_store(format, &at)?;
-            let doc = store.load_encrypted(data, &at.file)?;
-            let doc = sops::seal::rewrap(&doc, ids, &change.recipients, &at)?;
+            let loaded;
+            let doc = match &change.doc {
+                Some(doc) => doc,
+                None => {
+                    loaded = store.load_encrypted(data, &at.file)?;
+                    &loaded
+                }
+            };
+            let doc = sops::seal::rewrap(doc, ids, &change.recipients, fresh, &at)?;
             store.emit_encrypted(&doc)
         }
     }
 }
 
-/// Proves a rewritten file opens with the identities used (no lockout).
+/// Proves a rewritten file is for the policy's recipients, by its own header, and
+/// opens with the identities used (no lockout).
 fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
     let at = Location::file(&change.path);
-    let opened = match change.format {
-        Format::Age => crypto::try_decrypt(data, ids, &at)?.is_some(),
+    let corrupt = |reason: String| Error::Corrupt {
+        at: at.clone(),
+        reason,
+    };
+    let (readers, opened) = match change.format {
+        Format::Age => (
+            format::readers(Format::Age, data).map_err(corrupt)?,
+            crypto::try_decrypt(data, ids, &at)?.is_some(),
+        ),
         format => {
             let store = sops_store(format, &at)?;
             let doc = store.load_encrypted(data, &at.file)?;
-            let found = sops::seal::audit(&doc).map_err(|reason| Error::Corrupt {
-                at: at.clone(),
-                reason,
-            })?;
-            let want: Vec<String> = change.recipients.iter().map(Recipient::to_string).collect();
-            if found.len() != want.len() || !want.iter().all(|w| found.contains(w)) {
-                return Err(Error::Corrupt {
-                    at,
-                    reason: "after the rekey its recipients are not the policy's".into(),
-                });
-            }
-            sops::seal::rewrap(&doc, ids, &change.recipients, &at).is_ok()
+            (
+                format::Readers::Sops(sops::Readers::of_document(&doc).map_err(corrupt)?),
+                sops::seal::rewrap(&doc, ids, &change.recipients, false, &at).is_ok(),
+            )
         }
     };
+    if let Some(what) = readers.differs_from(&change.recipients) {
+        return Err(corrupt(format!(
+            "after the rekey its recipients are not the policy's: {what}"
+        )));
+    }
     if opened {
         Ok(())
     } else {
@@ -255,12 +375,12 @@ pub fn apply(
         identities.unlock_all(prompt)?;
     }
     let ids: &Identities = identities;
+    let fresh = plan.fresh;
     let results: Vec<Result<(PathBuf, Vec<u8>, u32)>> = plan
         .changes
         .par_iter()
         .map(|c| {
-            let data = fsutil::read(&c.path)?;
-            let out = rekey_one(c, &data, ids)?;
+            let out = rekey_one(c, ids, fresh)?;
             progress();
             Ok((c.path.clone(), out, fsutil::PUBLIC))
         })

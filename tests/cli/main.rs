@@ -15,6 +15,7 @@ mod hygiene;
 mod init;
 mod interop;
 mod leaks;
+mod lock_truth;
 mod paths;
 mod rekey;
 mod secrets;

@@ -56,6 +56,26 @@ pub struct Metadata {
     pub raw: Vec<Item>,
 }
 
+/// The key sources sops has besides `age`, each a list of wrapped data keys.
+const FOREIGN: [&str; 6] = [
+    "pgp",
+    "kms",
+    "gcp_kms",
+    "azure_kv",
+    "hc_vault",
+    "key_groups",
+];
+
+fn empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::List(l) => l.iter().all(|v| matches!(v, Value::Comment(_))),
+        Value::Map(m) => m.iter().all(|i| matches!(i, Item::Comment(_))),
+        Value::Str(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::Str(s) | Value::Time(s) => Some(s.clone()),
@@ -87,20 +107,26 @@ impl Metadata {
                     let Value::List(list) = value else {
                         return Err("sops.age is not a list".into());
                     };
+                    // An entry without its recipient or its wrapped key is kept (empty):
+                    // it is one more entry than the policy calls for, and a rekey
+                    // replaces it.
                     for entry in list {
-                        let Value::Map(fields) = entry else {
-                            continue;
+                        let fields: &[Item] = match entry {
+                            Value::Map(fields) => fields,
+                            _ => &[],
                         };
                         let get = |k: &str| {
-                            fields.iter().find_map(|i| match i {
-                                Item::Pair(n, v) if n == k => text(v),
-                                _ => None,
-                            })
+                            fields
+                                .iter()
+                                .find_map(|i| match i {
+                                    Item::Pair(n, v) if n == k => text(v),
+                                    _ => None,
+                                })
+                                .unwrap_or_default()
                         };
                         m.age.push(AgeEntry {
-                            recipient: get("recipient")
-                                .ok_or("sops.age entry without recipient")?,
-                            enc: get("enc").ok_or("sops.age entry without enc")?,
+                            recipient: get("recipient"),
+                            enc: get("enc"),
                         });
                     }
                 }
@@ -127,6 +153,28 @@ impl Metadata {
             return Err("no sops.lastmodified".into());
         }
         Ok(m)
+    }
+
+    /// The key sources other than age that hold something (`pgp`, `kms`, `key_groups`,
+    /// …): readers `keys` never names, so a policy never calls for them.
+    pub fn foreign(&self) -> Vec<String> {
+        self.raw
+            .iter()
+            .filter_map(|item| match item {
+                Item::Pair(key, value) if FOREIGN.contains(&key.as_str()) && !empty(value) => {
+                    Some(key.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Drops every key source other than age, for a file rewritten for the policy's
+    /// recipients alone.
+    pub fn drop_foreign(&mut self) {
+        self.raw
+            .retain(|item| !matches!(item, Item::Pair(key, _) if FOREIGN.contains(&key.as_str())));
+        self.key_groups = false;
     }
 
     /// The metadata map to write: the keys read (in their order) with `age`,

@@ -21,6 +21,8 @@ use crate::identity::{Identities, Prompt};
 use crate::policy::Format;
 use crate::recipient::Recipient;
 
+use crate::format::age::Stanzas;
+use metadata::Metadata;
 pub use metadata::Options;
 pub use seal::Opened;
 use tree::Store;
@@ -89,15 +91,149 @@ pub fn encrypt_file(
     store.emit_encrypted(&doc)
 }
 
+/// Who a sops file's metadata says can open it, read without any key: each age
+/// entry's recipient and the stanzas of its wrapped data key, and any other key
+/// source (pgp, cloud KMS, key groups) that holds something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readers {
+    /// Each `sops.age` entry: the recipient it names (empty when it names none) and
+    /// the stanzas of its wrapped data key (`None` when it has none or it is not a
+    /// valid age file).
+    pub age: Vec<(String, Option<Stanzas>)>,
+    /// The other key sources that hold something (`pgp`, `kms`, `key_groups`, …).
+    pub foreign: Vec<String>,
+}
+
+impl Readers {
+    /// The readers of a loaded document, from its metadata alone.
+    pub fn of_document(doc: &tree::EncryptedDocument) -> std::result::Result<Readers, String> {
+        let metadata =
+            Metadata::from_items(&doc.metadata).map_err(|r| format!("bad sops metadata: {r}"))?;
+        Ok(Readers::of(&metadata))
+    }
+
+    fn of(metadata: &Metadata) -> Readers {
+        Readers {
+            age: metadata
+                .age
+                .iter()
+                .map(|e| {
+                    let stanzas = (!e.enc.is_empty())
+                        .then(|| crate::format::age::header(e.enc.as_bytes()).ok())
+                        .flatten();
+                    (e.recipient.clone(), stanzas)
+                })
+                .collect(),
+            foreign: metadata.foreign(),
+        }
+    }
+
+    /// What differs between the file's readers and `recipients`, in counts (never a
+    /// key); `None` when every recipient has exactly one entry whose wrapped key is
+    /// for it alone, and there is nothing else.
+    pub fn differs_from(&self, recipients: &[Recipient]) -> Option<String> {
+        let want: Vec<String> = recipients.iter().map(Recipient::to_string).collect();
+        let (mut unnamed, mut twice, mut unsound, mut wrapped) = (0, 0, 0, 0);
+        let mut seen: Vec<usize> = Vec::new();
+        for (name, stanzas) in &self.age {
+            wrapped += stanzas.as_ref().map_or(0, Stanzas::len);
+            let name = canonical(name);
+            let Some(i) = want.iter().position(|w| *w == name) else {
+                unnamed += 1;
+                continue;
+            };
+            if seen.contains(&i) {
+                twice += 1;
+                continue;
+            }
+            seen.push(i);
+            if stanzas
+                .as_ref()
+                .is_none_or(|s| s.differs_from(&recipients[i..=i]).is_some())
+            {
+                unsound += 1;
+            }
+        }
+        let missing = want.len() - seen.len();
+        let mut what: Vec<String> = [
+            (unnamed, "for recipients the policy does not name"),
+            (twice, "listed twice"),
+            (missing, "missing"),
+            (unsound, "whose wrapped key is not for its recipient alone"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, why)| format!("{n} {why}"))
+        .collect();
+        if !self.foreign.is_empty() {
+            what.push(format!("also {} entries", self.foreign.join(", ")));
+        }
+        if what.is_empty() {
+            return None;
+        }
+        let n = self.age.len();
+        Some(format!(
+            "its sops metadata has {n} age entr{} holding {wrapped} wrapped key{} ({}); \
+             the policy calls for {} recipient{}, one wrapped key each",
+            if n == 1 { "y" } else { "ies" },
+            if wrapped == 1 { "" } else { "s" },
+            what.join(", "),
+            want.len(),
+            if want.len() == 1 { "" } else { "s" },
+        ))
+    }
+}
+
+/// A recipient as `keys` writes it (an SSH key without its comment), or the text as
+/// it is when it is not a key.
+fn canonical(name: &str) -> String {
+    Recipient::parse_line(name, &Location::named("sops metadata"))
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| name.to_string())
+}
+
+/// Whether a wrapped data key is for `recipient` alone: its one stanza is that
+/// recipient's.
+pub(crate) fn wrapped_for(enc: &str, recipient: &Recipient) -> bool {
+    crate::format::age::header(enc.as_bytes())
+        .is_ok_and(|s| s.differs_from(std::slice::from_ref(recipient)).is_none())
+}
+
+/// The readers of a sops file of `format`, from its metadata alone (its values are
+/// not checked).
+pub fn readers(format: Format, data: &[u8]) -> std::result::Result<Readers, String> {
+    load(format, data).map(|(_, readers)| readers)
+}
+
+/// A sops file of `format` parsed (its values still encrypted), with its readers.
+pub fn load(
+    format: Format,
+    data: &[u8],
+) -> std::result::Result<(tree::EncryptedDocument, Readers), String> {
+    let store = store(format).ok_or("not a sops format")?;
+    let doc = store
+        .load_encrypted(data, "")
+        .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
+    let readers = Readers::of_document(&doc)?;
+    Ok((doc, readers))
+}
+
 /// Checks without any key that `data` is a sops file of `format` whose values are
-/// encrypted as its options require; returns the recipients its metadata names
-/// (for drift against the policy). The reason never quotes the file.
+/// encrypted as its options require, and returns its readers, parsing it once.
+pub fn examine(format: Format, data: &[u8]) -> std::result::Result<Readers, String> {
+    let store = store(format).ok_or("not a sops format")?;
+    let doc = store
+        .load_encrypted(data, "")
+        .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
+    Ok(Readers::of(&seal::audit(&doc)?))
+}
+
+/// Checks without any key that `data` is a sops file of `format` whose values are
+/// encrypted as its options require; returns the recipients its metadata names.
+/// The reason never quotes the file.
 pub fn inspect(format: Format, data: &[u8]) -> std::result::Result<Vec<String>, String> {
-    if let Some(store) = store(format) {
-        let doc = store
-            .load_encrypted(data, "")
-            .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
-        return seal::audit(&doc);
+    if store(format).is_some() {
+        return examine(format, data).map(|r| r.age.into_iter().map(|(name, _)| name).collect());
     }
     let has = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
     let metadata = match format {
@@ -124,6 +260,93 @@ mod tests {
     use super::tree::{Branches, Item, Value};
     use super::*;
     use proptest::prelude::*;
+
+    fn x25519() -> Recipient {
+        Recipient::X25519(::age::x25519::Identity::generate().to_public())
+    }
+
+    #[test]
+    fn readers_count_every_way_a_file_can_hold_a_reader_the_policy_does_not_name() {
+        let at = Location::named("t");
+        let (admin, host, extra) = (x25519(), x25519(), x25519());
+        let policy = [admin.clone(), host.clone()];
+        let file = encrypt_file(
+            Format::SopsYaml,
+            b"a: b\n",
+            &policy,
+            Options::default(),
+            None,
+            &at,
+        )
+        .unwrap();
+        let differs = |data: &[u8], want: &[Recipient]| {
+            readers(Format::SopsYaml, data).unwrap().differs_from(want)
+        };
+        assert_eq!(differs(&file, &policy), None);
+        assert_eq!(
+            examine(Format::SopsYaml, &file).unwrap(),
+            readers(Format::SopsYaml, &file).unwrap()
+        );
+        // The file rewritten with its metadata changed by `edit`.
+        let edited = |edit: &dyn Fn(&mut Metadata)| {
+            let store = store(Format::SopsYaml).unwrap();
+            let mut doc = store.load_encrypted(&file, "t").unwrap();
+            let mut m = Metadata::from_items(&doc.metadata).unwrap();
+            edit(&mut m);
+            doc.metadata = m.to_items();
+            store.emit_encrypted(&doc).unwrap()
+        };
+        let wrapped_twice = String::from_utf8(
+            crate::crypto::encrypt(&[7; 32], &[admin.clone(), extra.clone()], true, &at).unwrap(),
+        )
+        .unwrap();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                file.clone(),
+                "2 age entries holding 2 wrapped keys (1 for recipients the policy does not name); the policy calls for 1 recipient",
+            ),
+            (
+                edited(&|m| m.age[0].enc = wrapped_twice.clone()),
+                "2 age entries holding 3 wrapped keys (1 whose wrapped key is not for its recipient alone)",
+            ),
+            (
+                edited(&|m| {
+                    let again = m.age[0].clone();
+                    m.age.push(again);
+                }),
+                "3 age entries holding 3 wrapped keys (1 listed twice)",
+            ),
+            (
+                edited(&|m| m.age[1].enc.clear()),
+                "2 age entries holding 1 wrapped key (1 whose wrapped key is not for its recipient alone)",
+            ),
+            (
+                edited(&|m| m.age[1].recipient.clear()),
+                "(1 for recipients the policy does not name, 1 missing)",
+            ),
+            (
+                edited(&|m| {
+                    let fp = Item::Pair("fp".into(), Value::Str("0123".into()));
+                    m.raw.push(Item::Pair(
+                        "pgp".into(),
+                        Value::List(vec![Value::Map(vec![fp])]),
+                    ));
+                }),
+                "(also pgp entries)",
+            ),
+        ];
+        for (i, (data, says)) in cases.iter().enumerate() {
+            let want: &[Recipient] = if i == 0 { &policy[..1] } else { &policy };
+            let what = differs(data, want).unwrap_or_else(|| panic!("case {i}: no drift"));
+            assert!(what.contains(says), "case {i}: {what}");
+        }
+        // Empty key sources, as sops writes them, hold no reader.
+        let empty_kms = edited(&|m| {
+            m.raw
+                .push(Item::Pair("kms".into(), Value::List(Vec::new())))
+        });
+        assert_eq!(differs(&empty_kms, &policy), None);
+    }
 
     /// Text with the characters each store quotes, escapes or splits on.
     const HOSTILE: &str = "[a-z0-9 \\\\\"'`#;:=\\[\\]{}\\-.,&*!|>%@\t\n]{0,12}|\\PC{0,8}";

@@ -444,9 +444,9 @@ fn sealed_or_empty(v: &Value) -> bool {
 }
 
 /// Checks without any key that every value the file's options require to be
-/// encrypted is, and returns the recipients its metadata names. The reason names
-/// the key path and never quotes a value.
-pub fn audit(doc: &EncryptedDocument) -> std::result::Result<Vec<String>, String> {
+/// encrypted is, and returns its metadata. The reason names the key path and never
+/// quotes a value.
+pub fn audit(doc: &EncryptedDocument) -> std::result::Result<Metadata, String> {
     let metadata =
         Metadata::from_items(&doc.metadata).map_err(|r| format!("bad sops metadata: {r}"))?;
     if !cipher::is_sealed(&metadata.mac) {
@@ -486,7 +486,7 @@ pub fn audit(doc: &EncryptedDocument) -> std::result::Result<Vec<String>, String
         walk_items(branch, &mut Vec::new(), &mut Vec::new(), &mut visit)
             .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
     }
-    Ok(metadata.age.into_iter().map(|e| e.recipient).collect())
+    Ok(metadata)
 }
 
 fn data_key(raw: &[u8], at: &Location) -> Result<DataKey> {
@@ -541,7 +541,12 @@ pub fn open(
             reason: "sops key groups (Shamir secret sharing) are not supported".into(),
         });
     }
-    let wrapped: Vec<&[u8]> = metadata.age.iter().map(|e| e.enc.as_bytes()).collect();
+    let wrapped: Vec<&[u8]> = metadata
+        .age
+        .iter()
+        .filter(|e| !e.enc.is_empty())
+        .map(|e| e.enc.as_bytes())
+        .collect();
     if wrapped.is_empty() {
         return Err(Error::NoIdentity {
             at: at.clone(),
@@ -563,39 +568,59 @@ pub fn open(
 
 /// Re-wraps the data key of an encrypted document for `recipients`, as `sops
 /// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
-/// wrapped key of a recipient that stays is kept byte for byte. The document is
-/// fully checked first (every value authenticates, the MAC matches) with identities
-/// that are ready; nothing is asked for.
+/// wrapped key of a recipient that stays is kept byte for byte when it is for that
+/// recipient alone (unless `fresh`, which wraps every key anew). Key sources other
+/// than age are dropped. The document is fully checked first (every value
+/// authenticates, the MAC matches) with identities that are ready; nothing is asked for.
 pub fn rewrap(
     doc: &EncryptedDocument,
     identities: &Identities,
     recipients: &[Recipient],
+    fresh: bool,
     at: &Location,
 ) -> Result<EncryptedDocument> {
     let mut metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
         at: at.clone(),
         reason: format!("bad sops metadata: {reason}"),
     })?;
+    // A damaged entry is passed over (a rewrite replaces it), as sops passes over a
+    // key it cannot use.
     let mut raw = None;
-    for entry in &metadata.age {
-        if let Some(k) = crypto::try_decrypt(entry.enc.as_bytes(), identities, at)? {
-            raw = Some(k);
-            break;
+    let mut failure = None;
+    for entry in metadata.age.iter().filter(|e| !e.enc.is_empty()) {
+        match crypto::try_decrypt(entry.enc.as_bytes(), identities, at) {
+            Ok(Some(k)) => {
+                raw = Some(k);
+                break;
+            }
+            Ok(None) => {}
+            Err(e) => failure = Some(e),
         }
     }
-    let raw = raw.ok_or_else(|| Error::NoIdentity {
-        at: at.clone(),
-        searched: identities.searched().to_vec(),
-    })?;
+    let raw = match (raw, failure) {
+        (Some(raw), _) => raw,
+        (None, Some(e)) => return Err(e),
+        (None, None) => {
+            return Err(Error::NoIdentity {
+                at: at.clone(),
+                searched: identities.searched().to_vec(),
+            });
+        }
+    };
     let key = data_key(&raw, at)?;
     verified(doc, &metadata, &key, at, false)?;
     crypto::refuse_low_order(recipients, at)?;
     let old = std::mem::take(&mut metadata.age);
+    metadata.drop_foreign();
     metadata.age = recipients
         .iter()
         .map(|r| {
             let name = r.to_string();
-            if let Some(kept) = old.iter().find(|e| e.recipient == name) {
+            let mut named = old.iter().filter(|e| e.recipient == name);
+            if let (Some(kept), None) = (named.next(), named.next())
+                && !fresh
+                && super::wrapped_for(&kept.enc, r)
+            {
                 return Ok(kept.clone());
             }
             let enc = crypto::encrypt(key.as_slice(), std::slice::from_ref(r), true, at)?;
@@ -936,6 +961,6 @@ mod tests {
         let sealed = seal(&doc(), &both, Options::default(), None, &at);
         assert!(sealed.is_err_and(refused));
         let sealed = seal(&doc(), &[r], Options::default(), None, &at).unwrap();
-        assert!(rewrap(&sealed, &ids, &both, &at).is_err_and(refused));
+        assert!(rewrap(&sealed, &ids, &both, false, &at).is_err_and(refused));
     }
 }
