@@ -43,7 +43,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         3,
-        "invalid input: a key, file or name that does not parse or is not allowed",
+        "invalid input: a key, file or name that does not parse or is not allowed (a weak key, a symbolic link in the repository)",
     ),
     (
         4,
@@ -51,7 +51,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     ),
     (
         5,
-        "file system: a file cannot be read or written, is too open, or already exists",
+        "file system: a file cannot be read or written, is not a regular file where one is needed, is readable by others, or already exists",
     ),
     (6, "OS keyring unavailable, locked or not answering"),
     (7, "not inside a keys repository"),
