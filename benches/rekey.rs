@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use common::{ms, which};
-use keys::policy::Format;
+use keys::format::Format;
 
 /// How many files the per-file loops are timed on before scaling.
 const SAMPLE: usize = 200;

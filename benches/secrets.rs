@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keys::policy::secret_path;
+use keys::format::secret_path;
 use rayon::prelude::*;
 
 mod common;
@@ -24,7 +24,7 @@ fn main() {
     for n in [1_000, 5_000] {
         let dir = tempfile::tempdir().unwrap();
         let id_dir = tempfile::tempdir().unwrap();
-        let ids = common::generate(dir.path(), id_dir.path(), n, keys::policy::Format::Age);
+        let ids = common::generate(dir.path(), id_dir.path(), n, keys::format::Format::Age);
         // Each round runs both back to back, so a slower spell of the machine falls
         // on both; the first round warms the caches and is not counted.
         const RUNS: usize = 21;
@@ -158,7 +158,7 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
         let _ = std::fs::remove_file(&out_file);
         run(age, &age_args);
     };
-    let file = root.join(secret_path("h00/s00000", keys::policy::Format::Age));
+    let file = root.join(secret_path("h00/s00000", keys::format::Format::Age));
     let age_decrypt = || {
         run(
             age,

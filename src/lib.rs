@@ -11,7 +11,6 @@ pub mod fsutil;
 pub mod git;
 pub mod identity;
 pub mod layout;
-pub mod lock;
 pub mod ops;
 pub mod policy;
 pub mod recipient;

@@ -194,9 +194,9 @@ impl Recipient {
         }
     }
 
-    /// The short fingerprint `keys.lock` records (`lock::short_id`).
+    /// The short fingerprint `keys.lock` records (`short_id`).
     pub fn lock_id(&self) -> String {
-        crate::lock::short_id(&self.fingerprint()).to_string()
+        short_id(&self.fingerprint()).to_string()
     }
 
     /// The tag an age `ssh-ed25519` or `ssh-rsa` stanza carries for this key: the first
@@ -255,6 +255,24 @@ impl fmt::Debug for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Recipient({self})")
     }
+}
+
+/// How many characters of key data a short fingerprint keeps: 60 bits of an age
+/// key's bech32, 72 of an SSH key's SHA-256 in base64.
+const SHORT: usize = 12;
+
+/// The short fingerprint the lock records for a recipient's full one: an `age1…`
+/// string (or a plugin's `age1name1…`) up to its last `1` and 12 characters after it,
+/// or `SHA256:` and the first 12 characters of an SSH key's fingerprint. It is how
+/// users know the key (a prefix, like a short git hash), and it keeps a large fleet's
+/// lock small, which every command that writes reads and rewrites whole. A full
+/// fingerprint, as older locks hold, shortens to the same value.
+pub fn short_id(fingerprint: &str) -> &str {
+    let data = match fingerprint.strip_prefix("SHA256:") {
+        Some(_) => "SHA256:".len(),
+        None => fingerprint.rfind('1').map_or(0, |i| i + 1),
+    };
+    fingerprint.get(..data + SHORT).unwrap_or(fingerprint)
 }
 
 fn parse_age(token: &str, at: &Location) -> Result<Recipient> {

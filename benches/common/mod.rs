@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use keys::format::lockfile::{self, Lock};
+use keys::format::{Format, secret_path};
 use keys::layout::Repo;
-use keys::lock::{self, Lock};
-use keys::policy::{Fleet, Format, Policy, secret_path};
+use keys::policy::{Fleet, Policy};
 use keys::tree::Snapshot;
 use rayon::prelude::*;
 
@@ -111,7 +112,7 @@ pub fn generate(root: &Path, id_dir: &Path, n: usize, format: Format) -> Vec<Pat
     let files = Snapshot::from_work_tree(&repo, &["recipients", "policies"]).unwrap();
     let fleet = Fleet::from_snapshot(&files).unwrap();
     let policy = Policy::from_snapshot(&files, &fleet).unwrap();
-    let entries: Vec<(String, lock::Entry)> = (0..n)
+    let entries: Vec<(String, lockfile::Entry)> = (0..n)
         .into_par_iter()
         .map(|i| {
             let name = format!("h{:02}/s{i:05}", i % HOSTS);
@@ -134,9 +135,9 @@ pub fn generate(root: &Path, id_dir: &Path, n: usize, format: Format) -> Vec<Pat
             let path = root.join(secret_path(&name, rule.format));
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &data).unwrap();
-            let entry = lock::Entry {
+            let entry = lockfile::Entry {
                 format: rule.format,
-                sha256: lock::sha256_hex(&data),
+                sha256: lockfile::sha256_hex(&data),
                 recipients: r.fingerprints,
             };
             (name, entry)

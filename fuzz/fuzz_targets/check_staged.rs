@@ -4,7 +4,7 @@
 #![no_main]
 
 use keys::ops::check::{Severity, inspect, private_key_material};
-use keys::policy::Format;
+use keys::format::Format;
 use keys::tree::Blob;
 use libfuzzer_sys::fuzz_target;
 

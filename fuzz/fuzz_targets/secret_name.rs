@@ -5,7 +5,7 @@
 use std::path::{Component, Path};
 
 use keys::layout::{check_name, check_secret_name, secret_names_nest};
-use keys::policy::{Format, secret_of_path, secret_path};
+use keys::format::{Format, secret_of_path, secret_path};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! first input byte picks the store (YAML, JSON, dotenv, INI); the rest is the file.
 #![no_main]
 
-use keys::policy::Format;
+use keys::format::Format;
 use libfuzzer_sys::fuzz_target;
 
 const STORES: [Format; 4] = [

@@ -3,7 +3,7 @@
 
 use keys::error::Error;
 use keys::format::sops::tree::{EncryptedDocument, Item, Value};
-use keys::policy::Format;
+use keys::format::Format;
 use keys::tree::{Blob, Snapshot};
 
 /// The file name given to parsers; errors must name it.

@@ -3,8 +3,8 @@
 use zeroize::Zeroizing;
 
 use crate::error::{Result, usage};
+use crate::format::Format;
 use crate::ops::secret::{self, EncryptOptions, Hosts, Workspace};
-use crate::policy::Format;
 use crate::scratch::{Scratch, SignalGuard};
 
 /// Edit a secret in $VISUAL or $EDITOR, or create it.

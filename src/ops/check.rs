@@ -9,9 +9,10 @@ use rayon::prelude::*;
 
 use super::export::Export;
 use crate::format;
+use crate::format::Format;
+use crate::format::lockfile::{self, Lock};
 use crate::layout;
-use crate::lock::{self, Lock};
-use crate::policy::{self, Fleet, Format, Policy};
+use crate::policy::{self, Fleet, Policy};
 use crate::tree::{Blob, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,7 +262,7 @@ fn examine(
         for (name, e) in &lock.entries {
             while present.next_if(|p| **p < name.as_str()).is_some() {}
             if present.next_if(|p| **p == name.as_str()).is_none() {
-                let rel = policy::secret_path(name, e.format);
+                let rel = format::secret_path(name, e.format);
                 report.problem(
                     &rel,
                     "is listed in secrets/keys.lock but missing",
@@ -429,7 +430,7 @@ impl Context<'_> {
             }
             return out;
         }
-        let Some((name, format)) = policy::secret_of_path(rel) else {
+        let Some((name, format)) = format::secret_of_path(rel) else {
             out.problem(
                 rel,
                 "is not a secret file (unknown extension; plaintext?)",
@@ -486,7 +487,7 @@ impl Context<'_> {
                 );
                 status = worst(status, Status::Drift);
             }
-            (Some(e), _) if e.sha256 != lock::sha256_hex(data) => {
+            (Some(e), _) if e.sha256 != lockfile::sha256_hex(data) => {
                 out.problem(
                     rel,
                     "was changed outside keys (its SHA-256 differs from keys.lock)",
@@ -582,7 +583,7 @@ fn stored_key(
     name: &str,
     data: &[u8],
 ) {
-    let secret = policy::secret_path(name, Format::Age);
+    let secret = format::secret_path(name, Format::Age);
     let at = crate::error::Location::named(rel);
     let key = std::str::from_utf8(data)
         .ok()

@@ -10,10 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::format::Format;
 use crate::layout::{self, Repo};
 use crate::ops::check;
 use crate::policy::fleet::{Fleet, Host};
-use crate::policy::{Format, Policy, Reader};
+use crate::policy::{Policy, Reader};
 use crate::recipient::Recipient;
 use crate::scratch::SignalGuard;
 

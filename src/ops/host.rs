@@ -12,11 +12,12 @@ use ssh_key::{LineEnding, PrivateKey};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Location, Result, usage};
+use crate::format::Format;
 use crate::fsutil;
 use crate::layout::{self, Repo};
 use crate::ops::secret::{self, EncryptOptions, Hosts, Workspace};
 use crate::policy::fleet::{self, Host};
-use crate::policy::{Format, Policy, Reader};
+use crate::policy::{Policy, Reader};
 use crate::recipient::Recipient;
 use crate::tree::{Blob, Snapshot};
 
@@ -556,11 +557,11 @@ impl Journal {
                 Err(_) => Ok(None),
             }
         };
-        let lock = crate::lock::Lock::parse(ws.lock()?.text())?;
+        let lock = crate::format::lockfile::Lock::parse(ws.lock()?.text())?;
         Ok(Journal {
             host: host.to_string(),
             key: key.clone(),
-            secret: read(crate::policy::secret_path(&name, Format::Age))?,
+            secret: read(crate::format::secret_path(&name, Format::Age))?,
             public: match secret::public_half(&name) {
                 Some(rel) => read(rel)?,
                 None => None,
@@ -638,11 +639,11 @@ impl Journal {
     fn undo(&self, ws: &mut Workspace) -> Result<()> {
         let name = host_key_secret(&self.host);
         let root = ws.repo.root().to_path_buf();
-        let secret_file = root.join(crate::policy::secret_path(&name, Format::Age));
+        let secret_file = root.join(crate::format::secret_path(&name, Format::Age));
         let public_file = secret::public_half(&name).map(|rel| root.join(rel));
         match &self.lock {
             Some(line) => {
-                let entry = crate::lock::Lock::parse(&format!("{name} {line}\n"))?
+                let entry = crate::format::lockfile::Lock::parse(&format!("{name} {line}\n"))?
                     .entries
                     .remove(&name)
                     .ok_or_else(|| Error::InvalidFile {

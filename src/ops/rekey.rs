@@ -16,11 +16,12 @@ use rayon::prelude::*;
 use super::secret::Workspace;
 use crate::crypto;
 use crate::error::{Error, Location, Result};
+use crate::format::lockfile::{self, Lock};
 use crate::format::{self, sops};
+use crate::format::{Format, secret_path};
 use crate::fsutil;
 use crate::identity::{Identities, Prompt};
-use crate::lock::{self, Lock};
-use crate::policy::{Format, Reader, Rule, secret_path};
+use crate::policy::{Reader, Rule};
 use crate::recipient::Recipient;
 
 /// The journal of a rekey in progress, at the repository root.
@@ -87,7 +88,7 @@ fn names_host(rule: &Rule, host: &str, ws: &Workspace) -> Result<bool> {
 /// A secret the plan reads: its lock entry and what its rule resolves to.
 struct Candidate<'a> {
     name: &'a str,
-    entry: &'a lock::Entry,
+    entry: &'a lockfile::Entry,
     rule: usize,
     armor: bool,
     unfinished: bool,
@@ -412,9 +413,9 @@ pub fn apply(
     for (change, (_, data, _)) in plan.changes.iter().zip(&files) {
         lock.entries.insert(
             change.name.clone(),
-            lock::Entry {
+            lockfile::Entry {
                 format: change.format,
-                sha256: lock::sha256_hex(data),
+                sha256: lockfile::sha256_hex(data),
                 recipients: change.fingerprints.clone(),
             },
         );

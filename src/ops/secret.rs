@@ -8,12 +8,13 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Location, Result, usage};
 use crate::format;
+use crate::format::Format;
+use crate::format::lockfile::{self, LockText};
 use crate::format::sops;
 use crate::fsutil;
 use crate::identity::{Identities, Prompt};
 use crate::layout::{self, Repo};
-use crate::lock::{self, LockText};
-use crate::policy::{self, Fleet, Format, Policy, Rule};
+use crate::policy::{Fleet, Policy, Rule};
 use crate::tree::Snapshot;
 
 /// How much of the fleet a command reads before it starts.
@@ -113,7 +114,7 @@ impl Workspace {
         }
         formats.extend(Format::ALL);
         for f in formats {
-            let path = self.repo.root().join(policy::secret_path(name, f));
+            let path = self.repo.root().join(format::secret_path(name, f));
             if std::fs::symlink_metadata(&path).is_ok() {
                 return Ok((path, f));
             }
@@ -195,12 +196,12 @@ pub fn encrypt_with(
         ));
     }
     refuse_nesting(ws, name)?;
-    let rel = policy::secret_path(name, format);
+    let rel = format::secret_path(name, format);
     let path = ws.repo.root().join(&rel);
     let others: Vec<PathBuf> = Format::ALL
         .into_iter()
         .filter(|f| *f != format)
-        .map(|f| ws.repo.root().join(policy::secret_path(name, f)))
+        .map(|f| ws.repo.root().join(format::secret_path(name, f)))
         .filter(|p| std::fs::symlink_metadata(p).is_ok())
         .collect();
     let exists = std::fs::symlink_metadata(&path).is_ok() || !others.is_empty();
@@ -228,9 +229,9 @@ pub fn encrypt_with(
     fsutil::create_dirs_within(ws.repo.root(), parent, 0o755)?;
     ws.lock()?.upsert(
         name,
-        &lock::Entry {
+        &lockfile::Entry {
             format,
-            sha256: lock::sha256_hex(&sealed),
+            sha256: lockfile::sha256_hex(&sealed),
             recipients: resolved.fingerprints,
         },
     );
@@ -278,7 +279,7 @@ fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
     for segment in name.split('/') {
         if !prefix.is_empty() {
             for f in Format::ALL {
-                if std::fs::symlink_metadata(ws.repo.root().join(policy::secret_path(&prefix, f)))
+                if std::fs::symlink_metadata(ws.repo.root().join(format::secret_path(&prefix, f)))
                     .is_ok()
                 {
                     return Err(clash(&prefix));

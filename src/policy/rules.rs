@@ -9,9 +9,9 @@ use globset::{Glob, GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::Format;
 use super::fleet::Fleet;
 use crate::error::{Error, Location, Result};
+use crate::format::Format;
 use crate::layout;
 use crate::recipient::Recipient;
 use crate::tree::Snapshot;

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use keys::error::Location;
+use keys::format::Format;
 use keys::format::sops::Options;
-use keys::policy::Format;
 use keys::recipient::Recipient;
 
 use crate::common::{TestEnv, peer, run, sha256_hex, vectors};

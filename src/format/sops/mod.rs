@@ -17,8 +17,8 @@ pub mod yaml;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Location, Result};
+use crate::format::Format;
 use crate::identity::{Identities, Prompt};
-use crate::policy::Format;
 use crate::recipient::Recipient;
 
 use crate::format::age::Stanzas;

@@ -881,7 +881,7 @@ mod tests {
 
     #[test]
     fn every_encrypted_vector_passes_the_keyless_audit_and_plaintext_fails_it() {
-        use crate::policy::Format;
+        use crate::format::Format;
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/");
         for (file, format) in [
             ("sops/basic.enc.yaml", Format::SopsYaml),

@@ -4,13 +4,13 @@
 //! per line, sorted, so that merges stay simple.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Location, Result};
+use crate::format::Format;
 use crate::layout;
-use crate::policy::Format;
+use crate::recipient::short_id;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -31,32 +31,9 @@ const HEADER: &str = "\
 # One secret per line: NAME FORMAT SHA-256 RECIPIENT,RECIPIENT,...
 ";
 
-/// How many characters of key data a short fingerprint keeps: 60 bits of an age
-/// key's bech32, 72 of an SSH key's SHA-256 in base64.
-const SHORT: usize = 12;
-
-/// The short fingerprint the lock records for a recipient's full one: an `age1…`
-/// string (or a plugin's `age1name1…`) up to its last `1` and 12 characters after it,
-/// or `SHA256:` and the first 12 characters of an SSH key's fingerprint. It is how
-/// users know the key (a prefix, like a short git hash), and it keeps a large fleet's
-/// lock small, which every command that writes reads and rewrites whole. A full
-/// fingerprint, as older locks hold, shortens to the same value.
-pub fn short_id(fingerprint: &str) -> &str {
-    let data = match fingerprint.strip_prefix("SHA256:") {
-        Some(_) => "SHA256:".len(),
-        None => fingerprint.rfind('1').map_or(0, |i| i + 1),
-    };
-    fingerprint.get(..data + SHORT).unwrap_or(fingerprint)
-}
-
 /// Lowercase hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    format!("{:x}", Sha256::digest(data))
 }
 
 impl Lock {
