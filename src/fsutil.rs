@@ -111,14 +111,6 @@ pub const PRIVATE: u32 = 0o600;
 /// Mode of public files (recipients, policies, ciphertext).
 pub const PUBLIC: u32 = 0o644;
 
-/// Makes a write past the file size limit (`ulimit -f`) fail with EFBIG, which keys
-/// reports and undoes like a full disk, instead of killing the process half way
-/// through a change (SIGXFSZ). Programs keys runs start with the default again.
-pub fn catch_file_size_limit() {
-    let caught = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let _ = signal_hook::flag::register(signal_hook::consts::signal::SIGXFSZ, caught);
-}
-
 /// Replaces (or creates) `path` with `data`, atomically, with the given mode.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     check_way(path, false)?;

@@ -15,4 +15,5 @@ pub mod ops;
 pub mod policy;
 pub mod recipient;
 pub mod scratch;
-pub mod tree;
+pub mod signal;
+pub mod snapshot;

@@ -9,7 +9,7 @@ use keys::format::lockfile::{self, Lock};
 use keys::format::{Format, secret_path};
 use keys::layout::Repo;
 use keys::policy::{Fleet, Policy};
-use keys::tree::Snapshot;
+use keys::snapshot::Snapshot;
 use rayon::prelude::*;
 
 /// The `keys` binary as users run it: a copy of the one cargo built, as `cargo install`

@@ -5,7 +5,7 @@
 
 use keys::ops::check::{Severity, inspect, private_key_material};
 use keys::format::Format;
-use keys::tree::Blob;
+use keys::snapshot::Blob;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,7 +5,7 @@
 use keys::policy::Fleet;
 use keys::policy::fleet::parse_host;
 use keys::recipient::Recipient;
-use keys::tree::Blob;
+use keys::snapshot::Blob;
 use libfuzzer_sys::fuzz_target;
 
 const FILE: &str = "recipients/hosts/fuzz.yaml";

@@ -4,7 +4,7 @@
 #![no_main]
 
 use keys::policy::{Fleet, Policy};
-use keys::tree::Blob;
+use keys::snapshot::Blob;
 use libfuzzer_sys::fuzz_target;
 
 const FILE: &str = "policies/fuzz.yaml";

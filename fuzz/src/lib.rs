@@ -2,9 +2,9 @@
 //! demo fleet of this repository as a `Snapshot` for the loaders and `keys check`.
 
 use keys::error::Error;
-use keys::format::sops::tree::{EncryptedDocument, Item, Value};
+use keys::format::sops::document::{EncryptedDocument, Item, Value};
 use keys::format::Format;
-use keys::tree::{Blob, Snapshot};
+use keys::snapshot::{Blob, Snapshot};
 
 /// The file name given to parsers; errors must name it.
 pub const FILE: &str = "fuzz-input";

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::layout::Repo;
 use crate::ops::check::{self, Severity};
-use crate::tree::{Blob, Snapshot};
+use crate::snapshot::{Blob, Snapshot};
 
 /// Check the repository: policy, keys.lock, and no plaintext or private keys.
 ///

@@ -5,7 +5,8 @@ use zeroize::Zeroizing;
 use crate::error::{Result, usage};
 use crate::format::Format;
 use crate::ops::secret::{self, EncryptOptions, Hosts, Workspace};
-use crate::scratch::{Scratch, SignalGuard};
+use crate::scratch::Scratch;
+use crate::signal::SignalGuard;
 
 /// Edit a secret in $VISUAL or $EDITOR, or create it.
 ///

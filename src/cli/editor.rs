@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Error, Result};
-use crate::scratch::SignalGuard;
+use crate::signal::SignalGuard;
 
 /// Vim and Neovim settings that keep plaintext out of backup, undo and swap files.
 const VIM_SETTINGS: &str = "set nobackup nowritebackup noundofile noswapfile";
@@ -289,7 +289,7 @@ fn run(cmd: &EditorCommand, file: &Path, guard: &SignalGuard) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scratch::SIGNAL_TEST_LOCK;
+    use crate::signal::SIGNAL_TEST_LOCK;
     use std::fs::Permissions;
     use std::os::unix::fs::PermissionsExt;
     use std::sync::PoisonError;

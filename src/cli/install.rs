@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::ops::deploy::{self, Failure, Install, Via};
 use crate::ops::secret::{Hosts, Workspace};
 use crate::ops::stage::{self, Target};
-use crate::scratch::SignalGuard;
+use crate::signal::SignalGuard;
 
 /// Install NixOS on a host with nixos-anywhere, its host key staged from the repo.
 ///

@@ -220,10 +220,10 @@ pub fn command() -> clap::Command {
 }
 
 pub fn main() -> ExitCode {
-    crate::fsutil::catch_file_size_limit();
+    crate::signal::catch_file_size_limit();
     // Before anything is decrypted. Best effort: a kernel that refuses leaves the
     // process as it was.
-    let _ = crate::scratch::no_core_dumps();
+    let _ = crate::signal::no_core_dumps();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

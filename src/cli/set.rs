@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use crate::error::{Error, Location, Result, usage};
-use crate::format::sops::tree::{self, Value};
+use crate::format::sops::document::{self, Value};
 use crate::ops::secret::{self, Hosts, Workspace};
 
 /// Set one value of a sops secret, like `sops set`.
@@ -40,8 +40,8 @@ pub(crate) struct UnsetArgs {
     path: String,
 }
 
-fn key_path(text: &str) -> Result<Vec<tree::Step>> {
-    tree::parse_path(text).ok_or_else(|| {
+fn key_path(text: &str) -> Result<Vec<document::Step>> {
+    document::parse_path(text).ok_or_else(|| {
         usage(
             format!("cannot read key path {text:?}"),
             "write it as db.password or '[\"db\"][\"password\"]' (a number is a list index)",
@@ -118,7 +118,7 @@ fn from_json(v: serde_json::Value) -> Value {
         serde_json::Value::Array(a) => Value::List(a.into_iter().map(from_json).collect()),
         serde_json::Value::Object(o) => Value::Map(
             o.into_iter()
-                .map(|(k, v)| tree::Item::Pair(k, from_json(v)))
+                .map(|(k, v)| document::Item::Pair(k, from_json(v)))
                 .collect(),
         ),
     }

@@ -6,7 +6,7 @@ use crate::error::{Result, usage};
 use crate::ops::secret::{Hosts, Workspace};
 use crate::ops::stage::{self, Target};
 use crate::policy::fleet::Host;
-use crate::scratch::SignalGuard;
+use crate::signal::SignalGuard;
 
 /// Stage a host's pre-generated SSH host key for nixos-anywhere --extra-files.
 ///

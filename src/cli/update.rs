@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::ops::deploy::{self, Failure};
 use crate::ops::secret::{Hosts, Workspace};
-use crate::scratch::{Scratch, SignalGuard};
+use crate::scratch::Scratch;
+use crate::signal::SignalGuard;
 
 /// Send the flake to a host with rsync and run nixos-rebuild switch over ssh.
 ///

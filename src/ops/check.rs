@@ -13,7 +13,7 @@ use crate::format::Format;
 use crate::format::lockfile::{self, Lock};
 use crate::layout;
 use crate::policy::{self, Fleet, Policy};
-use crate::tree::{Blob, Snapshot};
+use crate::snapshot::{Blob, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {

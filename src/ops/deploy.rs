@@ -16,7 +16,7 @@ use crate::ops::check;
 use crate::policy::fleet::{Fleet, Host};
 use crate::policy::{Policy, Reader};
 use crate::recipient::Recipient;
-use crate::scratch::SignalGuard;
+use crate::signal::SignalGuard;
 
 /// A program and its arguments, run in a directory.
 pub struct Step {

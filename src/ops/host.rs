@@ -19,7 +19,7 @@ use crate::ops::secret::{self, EncryptOptions, Hosts, Workspace};
 use crate::policy::fleet::{self, Host};
 use crate::policy::{Policy, Reader};
 use crate::recipient::Recipient;
-use crate::tree::{Blob, Snapshot};
+use crate::snapshot::{Blob, Snapshot};
 
 /// The policy file `keys` writes for generated host and container keys; it sorts
 /// first so its rule wins over broader globs.

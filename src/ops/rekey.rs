@@ -55,7 +55,7 @@ pub struct Change {
     /// The file as the plan read it: what `apply` re-encrypts.
     data: Vec<u8>,
     /// A sops file as the plan parsed it.
-    doc: Option<sops::tree::EncryptedDocument>,
+    doc: Option<sops::document::EncryptedDocument>,
 }
 
 pub struct Plan {
@@ -99,7 +99,7 @@ enum Found {
     /// To be rewritten.
     Change {
         data: Vec<u8>,
-        doc: Option<sops::tree::EncryptedDocument>,
+        doc: Option<sops::document::EncryptedDocument>,
         /// What its header says that the policy does not.
         differs: Option<String>,
     },
@@ -253,7 +253,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
 }
 
 /// The store of a sops format (every format but age has one).
-fn sops_store(format: Format, at: &Location) -> Result<&'static dyn sops::tree::Store> {
+fn sops_store(format: Format, at: &Location) -> Result<&'static dyn sops::document::Store> {
     sops::store(format).ok_or_else(|| Error::Corrupt {
         at: at.clone(),
         reason: "unsupported sops format".into(),

@@ -15,7 +15,7 @@ use crate::fsutil;
 use crate::identity::{Identities, Prompt};
 use crate::layout::{self, Repo};
 use crate::policy::{Fleet, Policy, Rule};
-use crate::tree::Snapshot;
+use crate::snapshot::Snapshot;
 
 /// How much of the fleet a command reads before it starts.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -355,8 +355,8 @@ pub fn open_any(
 pub fn set_value(
     ws: &mut Workspace,
     name: &str,
-    path: &[sops::tree::Step],
-    value: Option<sops::tree::Value>,
+    path: &[sops::document::Step],
+    value: Option<sops::document::Value>,
     identities: &mut Identities,
     prompt: &dyn Prompt,
 ) -> Result<Written> {
@@ -378,7 +378,7 @@ pub fn set_value(
         .0
         .first_mut()
         .ok_or_else(|| usage("the document is empty", "use `keys edit NAME`"))?;
-    sops::tree::set_path(branch, path, value).map_err(|reason| Error::InvalidFile {
+    sops::document::set_path(branch, path, value).map_err(|reason| Error::InvalidFile {
         at: Location::file(&file),
         reason: format!("key path: {reason}"),
     })?;

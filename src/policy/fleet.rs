@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use crate::error::{Error, Location, Result};
 use crate::layout::{self, Repo};
 use crate::recipient::Recipient;
-use crate::tree::Snapshot;
+use crate::snapshot::Snapshot;
 
 pub struct Admin {
     pub name: String,
@@ -688,7 +688,7 @@ mod tests {
         #[test]
         fn loading_any_bytes_answers_or_names_the_file(data in host_bytes()) {
             let mut files = Snapshot::default();
-            files.insert("recipients/hosts/h.yaml".into(), crate::tree::Blob::File(data));
+            files.insert("recipients/hosts/h.yaml".into(), crate::snapshot::Blob::File(data));
             match Fleet::from_snapshot(&files) {
                 Ok(fleet) => {
                     let host = fleet.host("h").unwrap().unwrap();

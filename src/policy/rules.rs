@@ -14,7 +14,7 @@ use crate::error::{Error, Location, Result};
 use crate::format::Format;
 use crate::layout;
 use crate::recipient::Recipient;
-use crate::tree::Snapshot;
+use crate::snapshot::Snapshot;
 
 /// One reader named by a rule, after groups are expanded.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -542,7 +542,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::tree::Blob;
+    use crate::snapshot::Blob;
 
     const HOST: &str = "ssh_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5\ncontainers:\n  bot: {}\n";
     const ADMIN: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n";

@@ -2,9 +2,9 @@
 //! and the encrypted file is a sops JSON document. Plaintext that is UTF-8 is a
 //! `Str`, anything else `Bytes` (sops encrypts both as `type:str`).
 
+use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::json::{JsonStore, single_branch};
 use super::text::{check_size, unemittable};
-use super::tree::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::error::Result;
 
 /// The one key of a binary store's document.

@@ -5,10 +5,10 @@
 
 use std::collections::HashSet;
 
+use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::flatten::{flatten_metadata, unflatten_metadata};
 use super::json::single_branch;
 use super::text::{invalid, text, unemittable, val_to_string};
-use super::tree::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::error::Result;
 
 /// The prefix of the keys that hold sops metadata.

@@ -4,8 +4,8 @@
 //! `stores.Flatten`/`Unflatten`, `EncodeNewLines`/`DecodeNewLines` and
 //! `EncodeNonStrings`/`DecodeNonStrings`, in one place.
 
+use super::document::{Item, Value};
 use super::text::{invalid, join_index, join_key, json_float, val_to_string};
-use super::tree::{Item, Value};
 
 const MAP_SEPARATOR: &str = "__map_";
 const LIST_SEPARATOR: &str = "__list_";

@@ -7,10 +7,10 @@
 //! else (a `-` auto-increment key, quotes it cannot wrap) is refused when read, and
 //! a value ending in a backslash is quoted so it does not continue onto the next line.
 
+use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::flatten::{flatten_metadata, unflatten_metadata};
 use super::json::METADATA_KEY;
 use super::text::{invalid, join_key, text, unemittable, val_to_string};
-use super::tree::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::error::Result;
 
 /// The name of the section that holds keys before the first `[section]`.

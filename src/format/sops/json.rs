@@ -10,8 +10,8 @@
 
 use std::collections::HashSet;
 
+use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::text::{MAX_DEPTH, invalid, join_index, join_key, json_float, line_at, text};
-use super::tree::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::error::Result;
 
 /// The top-level key under which sops keeps its metadata.

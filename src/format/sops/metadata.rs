@@ -3,7 +3,7 @@
 //! encrypted. Read from and written back to the store's map, keeping keys `keys`
 //! does not use (pgp, kms, …) as they were.
 
-use super::tree::{Item, Value};
+use super::document::{Item, Value};
 
 /// The sops version `keys` writes files as.
 pub const VERSION: &str = "3.11.0";

@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod cipher;
+pub mod document;
 pub mod dotenv;
 pub mod flatten;
 pub mod ini;
@@ -11,7 +12,6 @@ pub mod json;
 pub mod metadata;
 pub mod seal;
 mod text;
-pub mod tree;
 pub mod yaml;
 
 use zeroize::Zeroizing;
@@ -22,10 +22,10 @@ use crate::identity::{Identities, Prompt};
 use crate::recipient::Recipient;
 
 use crate::format::age::Stanzas;
+use document::Store;
 use metadata::Metadata;
 pub use metadata::Options;
 pub use seal::Opened;
-use tree::Store;
 
 /// The store for a sops format.
 pub fn store(format: Format) -> Option<&'static dyn Store> {
@@ -106,7 +106,7 @@ pub struct Readers {
 
 impl Readers {
     /// The readers of a loaded document, from its metadata alone.
-    pub fn of_document(doc: &tree::EncryptedDocument) -> std::result::Result<Readers, String> {
+    pub fn of_document(doc: &document::EncryptedDocument) -> std::result::Result<Readers, String> {
         let metadata =
             Metadata::from_items(&doc.metadata).map_err(|r| format!("bad sops metadata: {r}"))?;
         Ok(Readers::of(&metadata))
@@ -209,7 +209,7 @@ pub fn readers(format: Format, data: &[u8]) -> std::result::Result<Readers, Stri
 pub fn load(
     format: Format,
     data: &[u8],
-) -> std::result::Result<(tree::EncryptedDocument, Readers), String> {
+) -> std::result::Result<(document::EncryptedDocument, Readers), String> {
     let store = store(format).ok_or("not a sops format")?;
     let doc = store
         .load_encrypted(data, "")
@@ -257,7 +257,7 @@ pub fn inspect(format: Format, data: &[u8]) -> std::result::Result<Vec<String>, 
 
 #[cfg(test)]
 mod tests {
-    use super::tree::{Branches, Item, Value};
+    use super::document::{Branches, Item, Value};
     use super::*;
     use proptest::prelude::*;
 

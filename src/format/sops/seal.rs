@@ -10,8 +10,8 @@ use sha2::{Digest, Sha512};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::cipher::{self, DataKey, IV_LEN};
+use super::document::{Branches, EncryptedDocument, Item, Value};
 use super::metadata::{AgeEntry, Metadata, Options, VERSION};
-use super::tree::{Branches, EncryptedDocument, Item, Value};
 use crate::crypto;
 use crate::error::{Error, Location, Result};
 use crate::identity::{Identities, Prompt};

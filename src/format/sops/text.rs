@@ -2,7 +2,7 @@
 //! or key path, never a value), key paths, and Go's rendering of scalars, which
 //! sops output depends on byte for byte (`strconv.FormatFloat`, `stores.ValToString`).
 
-use super::tree::Value;
+use super::document::Value;
 use crate::error::{Error, Location};
 
 /// Inputs larger than this are refused before parsing.

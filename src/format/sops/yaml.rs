@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use base64::Engine as _;
 use serde_saphyr::granit_parser::{self as gp, Event, Placement, ScalarStyle};
 
-use super::tree::{Branches, EncryptedDocument, Item, Store, Value};
+use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::error::{Error, Location, Result};
 
 /// Input larger than this is refused before it is parsed.
