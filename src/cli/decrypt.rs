@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Result;
 use crate::fsutil;
-use crate::ops::secret::{self, Hosts, Workspace};
+use crate::ops::secret;
+use crate::ops::workspace::{Hosts, Workspace};
 
 /// Decrypt a secret (by name) or an age file (by path) to stdout or a new 0600 file.
 ///

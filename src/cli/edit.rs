@@ -4,7 +4,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{Result, usage};
 use crate::format::Format;
-use crate::ops::secret::{self, EncryptOptions, Hosts, Workspace};
+use crate::ops::secret::{self, EncryptOptions};
+use crate::ops::workspace::{Hosts, Workspace};
 use crate::scratch::Scratch;
 use crate::signal::SignalGuard;
 

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 use crate::error::{Result, usage};
-use crate::ops::secret::{self, EncryptOptions, Hosts, Workspace};
+use crate::ops::secret::{self, EncryptOptions};
+use crate::ops::workspace::{Hosts, Workspace};
 
 /// The largest plaintext accepted.
 pub(crate) const MAX_SECRET: usize = 64 << 20;

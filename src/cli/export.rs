@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::fsutil;
 use crate::ops::check;
 use crate::ops::export::Export;
-use crate::ops::secret::{Hosts, Workspace};
+use crate::ops::workspace::{Hosts, Workspace};
 
 /// Write the policy as another tool's configuration.
 ///

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::ops::deploy::{self, Failure, Install, Via};
-use crate::ops::secret::{Hosts, Workspace};
 use crate::ops::stage::{self, Target};
+use crate::ops::workspace::{Hosts, Workspace};
 use crate::signal::SignalGuard;
 
 /// Install NixOS on a host with nixos-anywhere, its host key staged from the repo.

@@ -206,7 +206,8 @@ impl Context {
         let root = std::fs::canonicalize(repo.root()).ok()?;
         let rel = real.strip_prefix(&root).ok()?.to_str()?.to_string();
         let ws =
-            crate::ops::secret::Workspace::load(&repo, crate::ops::secret::Hosts::AsNeeded).ok()?;
+            crate::ops::workspace::Workspace::load(&repo, crate::ops::workspace::Hosts::AsNeeded)
+                .ok()?;
         let at = ws.policy.private_key_allowed_by(&rel)?;
         Some(format!(
             "allow_private_keys ({at}) lists it as a published test key"

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use crate::error::Result;
-use crate::ops::secret::{Hosts, Workspace};
+use crate::ops::workspace::{Hosts, Workspace};
 use crate::ops::{host, rekey};
 
 /// Re-encrypt every secret whose recipients differ from what its policy resolves to.

@@ -1,7 +1,8 @@
 //! `keys rm NAME`: remove a secret and its lock entry.
 
 use crate::error::Result;
-use crate::ops::secret::{self, Hosts, Workspace};
+use crate::ops::secret;
+use crate::ops::workspace::{Hosts, Workspace};
 
 /// Remove a secret: its file under secrets/ and its line in secrets/keys.lock.
 #[derive(clap::Args)]

@@ -4,7 +4,8 @@ use std::io::IsTerminal;
 
 use crate::error::{Error, Location, Result, usage};
 use crate::format::sops::document::{self, Value};
-use crate::ops::secret::{self, Hosts, Workspace};
+use crate::ops::secret;
+use crate::ops::workspace::{Hosts, Workspace};
 
 /// Set one value of a sops secret, like `sops set`.
 ///

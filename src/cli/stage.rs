@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use crate::error::{Result, usage};
-use crate::ops::secret::{Hosts, Workspace};
 use crate::ops::stage::{self, Target};
+use crate::ops::workspace::{Hosts, Workspace};
 use crate::policy::fleet::Host;
 use crate::signal::SignalGuard;
 

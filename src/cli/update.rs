@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::ops::deploy::{self, Failure};
-use crate::ops::secret::{Hosts, Workspace};
+use crate::ops::workspace::{Hosts, Workspace};
 use crate::scratch::Scratch;
 use crate::signal::SignalGuard;
 

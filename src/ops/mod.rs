@@ -10,4 +10,4 @@ pub mod init;
 pub mod rekey;
 pub mod secret;
 pub mod stage;
-pub mod writer;
+pub mod workspace;

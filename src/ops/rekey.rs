@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use super::secret::Workspace;
+use super::workspace::Workspace;
 use crate::crypto;
 use crate::error::{Error, Location, Result};
 use crate::format::lockfile::{self, Lock};

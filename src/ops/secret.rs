@@ -9,142 +9,13 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Location, Result, usage};
 use crate::format;
 use crate::format::Format;
-use crate::format::lockfile::{self, LockText};
+use crate::format::lockfile;
 use crate::format::sops;
 use crate::fsutil;
 use crate::identity::{Identities, Prompt};
 use crate::layout::{self, Repo};
-use crate::policy::{Fleet, Policy, Rule};
-use crate::snapshot::Snapshot;
 
-/// How much of the fleet a command reads before it starts.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Hosts {
-    /// Every host file, parsed and checked: commands that report on, rekey or deploy
-    /// the fleet, so a broken host file stops them.
-    All,
-    /// Only the host files the command's secret needs, when it needs them: commands
-    /// on one secret. A broken file of another host is `keys check`'s to report.
-    AsNeeded,
-}
-
-/// The fleet, its policy and the lock, read from the work tree.
-pub struct Workspace {
-    pub repo: Repo,
-    pub fleet: Fleet,
-    pub policy: Policy,
-    hosts: Hosts,
-    /// Read on first use: opening a secret does not need it.
-    lock: Option<LockText>,
-    /// Held by commands that write (see `load_writable`).
-    _writer: Option<super::writer::WriterLock>,
-}
-
-impl Workspace {
-    pub fn load(repo: &Repo, hosts: Hosts) -> Result<Workspace> {
-        let read = |dirs: &[&str]| Snapshot::from_work_tree(repo, dirs);
-        let (fleet, files) = match hosts {
-            Hosts::All => {
-                let files = read(&[layout::ADMINS, layout::HOSTS, layout::POLICIES])?;
-                (Fleet::from_snapshot(&files)?, files)
-            }
-            Hosts::AsNeeded => {
-                let files = read(&[layout::ADMINS, layout::POLICIES])?;
-                (Fleet::open(repo, &files)?, files)
-            }
-        };
-        let policy = Policy::from_snapshot(&files, &fleet)?;
-        Ok(Workspace {
-            repo: repo.clone(),
-            fleet,
-            policy,
-            hosts,
-            lock: None,
-            _writer: None,
-        })
-    }
-
-    /// Reads the fleet, policy and lock again (after this process changed them),
-    /// keeping the writer lock.
-    pub fn reload(&mut self) -> Result<()> {
-        let fresh = Workspace::load(&self.repo, self.hosts)?;
-        self.fleet = fresh.fleet;
-        self.policy = fresh.policy;
-        self.lock = None;
-        Ok(())
-    }
-
-    /// Like `load`, for a command that writes: takes the repository's writer lock
-    /// first, so what it reads cannot change under it.
-    pub fn load_writable(repo: &Repo, hosts: Hosts) -> Result<Workspace> {
-        let writer = super::writer::WriterLock::acquire(repo)?;
-        let mut ws = Workspace::load(repo, hosts)?;
-        ws._writer = Some(writer);
-        Ok(ws)
-    }
-
-    /// `secrets/keys.lock`, read once.
-    pub fn lock(&mut self) -> Result<&mut LockText> {
-        if self.lock.is_none() {
-            self.lock = Some(read_lock(&self.repo)?);
-        }
-        Ok(self
-            .lock
-            .get_or_insert_with(|| LockText::new(String::new())))
-    }
-
-    /// The rule for a secret name, or an error saying no rule matches.
-    pub fn rule(&self, name: &str) -> Result<&Rule> {
-        check_name(name)?;
-        self.policy.rule_for(name).map(|(_, r)| r).ok_or_else(|| {
-            usage(
-                format!("no policy rule matches secret {name}"),
-                "add a rule whose `secrets:` glob matches it to a policies/*.yaml file",
-            )
-        })
-    }
-
-    /// Where an existing secret is: the file of its rule's format, else whichever
-    /// secret file exists under that name.
-    pub fn locate(&self, name: &str) -> Result<(PathBuf, Format)> {
-        check_name(name)?;
-        let mut formats: Vec<Format> = Vec::new();
-        if let Some((_, rule)) = self.policy.rule_for(name) {
-            formats.push(rule.format);
-        }
-        formats.extend(Format::ALL);
-        for f in formats {
-            let path = self.repo.root().join(format::secret_path(name, f));
-            if std::fs::symlink_metadata(&path).is_ok() {
-                return Ok((path, f));
-            }
-        }
-        Err(usage(
-            format!("no secret named {name} (nothing at secrets/{name}.*)"),
-            "`keys ls` lists the secrets; `keys encrypt NAME` creates one",
-        ))
-    }
-}
-
-fn read_lock(repo: &Repo) -> Result<LockText> {
-    match fsutil::read_optional(&repo.lock_file())? {
-        Some(data) => Ok(LockText::new(String::from_utf8(data).map_err(|_| {
-            Error::InvalidFile {
-                at: Location::named(layout::LOCK),
-                reason: "not UTF-8 text".into(),
-            }
-        })?)),
-        None => Ok(LockText::new(String::new())),
-    }
-}
-
-fn check_name(name: &str) -> Result<()> {
-    layout::check_secret_name(name).map_err(|reason| Error::InvalidName {
-        at: Location::named("secret name"),
-        name: name.to_string(),
-        reason,
-    })
-}
+use super::workspace::Workspace;
 
 pub struct EncryptOptions {
     /// Replace an existing secret.
@@ -264,8 +135,8 @@ fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
         )
     };
     if let Some(other) = ws
-        .lock
-        .iter()
+        .lock_if_read()
+        .into_iter()
         .flat_map(|l| l.names())
         .find(|k| layout::secret_names_nest(k, name))
     {
@@ -400,7 +271,7 @@ pub struct Removed {
 /// lock entry, as one change: the lock is written first, then the files removed, and
 /// if any step fails (a full disk) the lock and the files are all as they were.
 pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
-    check_name(name)?;
+    super::workspace::check_name(name)?;
     let path = ws.locate(name).ok().map(|(p, _)| p);
     let in_lock = ws.lock()?.contains(name);
     if path.is_none() && !in_lock {
@@ -428,7 +299,7 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
         .map(|t| (lock_file.as_path(), t.as_bytes(), fsutil::PUBLIC))
         .collect();
     if let Err(e) = fsutil::write_and_remove(&files, &gone) {
-        ws.lock = None;
+        ws.forget_lock();
         return Err(e);
     }
     if let Some(p) = &path {

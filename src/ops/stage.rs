@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::host::{container_key_secret, host_key_secret};
-use super::secret::{self, Workspace};
+use super::secret;
+use super::workspace::Workspace;
 use crate::error::{self, Error, Location, Result};
 use crate::identity::{Identities, Parsed, Prompt};
 use crate::policy::fleet::Host;

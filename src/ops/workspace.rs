@@ -1,0 +1,283 @@
+//! The workspace a command works in: the fleet, its policy and `keys.lock`, read from
+//! the work tree, and the writer lock that keeps a second writing `keys` out. Commands
+//! that write take an exclusive `flock` on `.keys-writer` at the repository root,
+//! holding their pid in it, so a second process is refused at once with the holder's
+//! pid instead of interleaving.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rustix::fs::{FlockOperation, flock};
+
+use crate::error::{Error, Location, Result, usage};
+use crate::format::lockfile::LockText;
+use crate::format::{self, Format};
+use crate::fsutil;
+use crate::layout::{self, Repo};
+use crate::policy::{Fleet, Policy, Rule};
+use crate::snapshot::Snapshot;
+
+/// The lock file, relative to the repository root (git should ignore it).
+pub const FILE: &str = ".keys-writer";
+
+/// How long a refused process looks for the holder's pid: the holder may have taken
+/// the lock and not yet written it, or released it a moment ago.
+const FIND_HOLDER: Duration = Duration::from_secs(1);
+
+/// Held for as long as the value lives; released when dropped or when the process dies.
+pub struct WriterLock {
+    _file: File,
+}
+
+impl WriterLock {
+    pub fn acquire(repo: &Repo) -> Result<WriterLock> {
+        let path: PathBuf = repo.root().join(FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        // The pid is written into the file: never into another file by a second name.
+        let links = rustix::fs::fstat(&file)
+            .map_err(|e| Error::io(&path, e.into()))?
+            .st_nlink;
+        if links > 1 {
+            return Err(Error::io(
+                &path,
+                std::io::Error::other(format!(
+                    "has {links} names (a hard link); keys does not write through it"
+                )),
+            ));
+        }
+        let deadline = Instant::now() + FIND_HOLDER;
+        while flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+            if let Some(pid) = holder(&file) {
+                return Err(Error::Busy { path, pid });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Busy {
+                    path,
+                    pid: "unknown".into(),
+                });
+            }
+            // Taken and not yet written, or released since: look again.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // Written over the old pid, then cut to length: a reader never sees it empty.
+        let pid = format!("{}\n", std::process::id());
+        file.write_all_at(pid.as_bytes(), 0)
+            .and_then(|()| file.set_len(pid.len() as u64))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(WriterLock { _file: file })
+    }
+}
+
+/// The pid of the process holding the lock on `file`: as the kernel records it when
+/// it says (so it is right from the moment the lock is taken), else as the holder
+/// wrote it into the file, once it has.
+fn holder(file: &File) -> Option<String> {
+    if let Some(pid) = kernel_holder(file) {
+        return Some(pid.to_string());
+    }
+    // Read from the start each time: this is called again while the holder writes.
+    let mut head = [0u8; 32];
+    let n = file.read_at(&mut head, 0).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
+    let pid = text.lines().next()?.trim();
+    (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then(|| pid.to_string())
+}
+
+/// The pid `/proc/locks` gives for the `flock` write lock on `file`'s inode (Linux;
+/// `None` elsewhere, or for a holder outside this pid namespace).
+fn kernel_holder(file: &File) -> Option<u32> {
+    let st = rustix::fs::fstat(file).ok()?;
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        rustix::fs::major(st.st_dev),
+        rustix::fs::minor(st.st_dev),
+        st.st_ino
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        // `N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END`; waiters have `->`.
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields[..] {
+            [_, "FLOCK", _, "WRITE", pid, inode, ..] if inode == id => {
+                pid.parse::<u32>().ok().filter(|p| *p > 0)
+            }
+            _ => None,
+        }
+    })
+}
+
+/// How much of the fleet a command reads before it starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Hosts {
+    /// Every host file, parsed and checked: commands that report on, rekey or deploy
+    /// the fleet, so a broken host file stops them.
+    All,
+    /// Only the host files the command's secret needs, when it needs them: commands
+    /// on one secret. A broken file of another host is `keys check`'s to report.
+    AsNeeded,
+}
+
+/// The fleet, its policy and the lock, read from the work tree.
+pub struct Workspace {
+    pub repo: Repo,
+    pub fleet: Fleet,
+    pub policy: Policy,
+    hosts: Hosts,
+    /// Read on first use: opening a secret does not need it.
+    lock: Option<LockText>,
+    /// Held by commands that write (see `load_writable`).
+    _writer: Option<WriterLock>,
+}
+
+impl Workspace {
+    pub fn load(repo: &Repo, hosts: Hosts) -> Result<Workspace> {
+        let read = |dirs: &[&str]| Snapshot::from_work_tree(repo, dirs);
+        let (fleet, files) = match hosts {
+            Hosts::All => {
+                let files = read(&[layout::ADMINS, layout::HOSTS, layout::POLICIES])?;
+                (Fleet::from_snapshot(&files)?, files)
+            }
+            Hosts::AsNeeded => {
+                let files = read(&[layout::ADMINS, layout::POLICIES])?;
+                (Fleet::open(repo, &files)?, files)
+            }
+        };
+        let policy = Policy::from_snapshot(&files, &fleet)?;
+        Ok(Workspace {
+            repo: repo.clone(),
+            fleet,
+            policy,
+            hosts,
+            lock: None,
+            _writer: None,
+        })
+    }
+
+    /// Reads the fleet, policy and lock again (after this process changed them),
+    /// keeping the writer lock.
+    pub fn reload(&mut self) -> Result<()> {
+        let fresh = Workspace::load(&self.repo, self.hosts)?;
+        self.fleet = fresh.fleet;
+        self.policy = fresh.policy;
+        self.lock = None;
+        Ok(())
+    }
+
+    /// Like `load`, for a command that writes: takes the repository's writer lock
+    /// first, so what it reads cannot change under it.
+    pub fn load_writable(repo: &Repo, hosts: Hosts) -> Result<Workspace> {
+        let writer = WriterLock::acquire(repo)?;
+        let mut ws = Workspace::load(repo, hosts)?;
+        ws._writer = Some(writer);
+        Ok(ws)
+    }
+
+    /// `secrets/keys.lock`, read once.
+    pub fn lock(&mut self) -> Result<&mut LockText> {
+        if self.lock.is_none() {
+            self.lock = Some(read_lock(&self.repo)?);
+        }
+        Ok(self
+            .lock
+            .get_or_insert_with(|| LockText::new(String::new())))
+    }
+
+    /// `secrets/keys.lock` if it has been read, without reading it.
+    pub fn lock_if_read(&self) -> Option<&LockText> {
+        self.lock.as_ref()
+    }
+
+    /// Forgets the lock read so far (after a write that failed): the next use reads it
+    /// again from disk.
+    pub fn forget_lock(&mut self) {
+        self.lock = None;
+    }
+
+    /// The rule for a secret name, or an error saying no rule matches.
+    pub fn rule(&self, name: &str) -> Result<&Rule> {
+        check_name(name)?;
+        self.policy.rule_for(name).map(|(_, r)| r).ok_or_else(|| {
+            usage(
+                format!("no policy rule matches secret {name}"),
+                "add a rule whose `secrets:` glob matches it to a policies/*.yaml file",
+            )
+        })
+    }
+
+    /// Where an existing secret is: the file of its rule's format, else whichever
+    /// secret file exists under that name.
+    pub fn locate(&self, name: &str) -> Result<(PathBuf, Format)> {
+        check_name(name)?;
+        let mut formats: Vec<Format> = Vec::new();
+        if let Some((_, rule)) = self.policy.rule_for(name) {
+            formats.push(rule.format);
+        }
+        formats.extend(Format::ALL);
+        for f in formats {
+            let path = self.repo.root().join(format::secret_path(name, f));
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Ok((path, f));
+            }
+        }
+        Err(usage(
+            format!("no secret named {name} (nothing at secrets/{name}.*)"),
+            "`keys ls` lists the secrets; `keys encrypt NAME` creates one",
+        ))
+    }
+}
+
+fn read_lock(repo: &Repo) -> Result<LockText> {
+    match fsutil::read_optional(&repo.lock_file())? {
+        Some(data) => Ok(LockText::new(String::from_utf8(data).map_err(|_| {
+            Error::InvalidFile {
+                at: Location::named(layout::LOCK),
+                reason: "not UTF-8 text".into(),
+            }
+        })?)),
+        None => Ok(LockText::new(String::new())),
+    }
+}
+
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    layout::check_secret_name(name).map_err(|reason| Error::InvalidName {
+        at: Location::named("secret name"),
+        name: name.to_string(),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_holder_before_it_has_written_its_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::at(dir.path().to_path_buf());
+        // A holder that has taken the lock and written nothing yet (or left a stale pid).
+        std::fs::write(dir.path().join(FILE), "999999999\n").unwrap();
+        let held = File::open(dir.path().join(FILE)).unwrap();
+        flock(&held, FlockOperation::NonBlockingLockExclusive).unwrap();
+        let Err(Error::Busy { pid, .. }) = WriterLock::acquire(&repo) else {
+            panic!("not refused");
+        };
+        assert_eq!(pid, std::process::id().to_string());
+        drop(held);
+        let lock = WriterLock::acquire(&repo).unwrap();
+        drop(lock);
+        std::fs::hard_link(dir.path().join(FILE), dir.path().join("other")).unwrap();
+        let err = WriterLock::acquire(&repo).err().unwrap().to_string();
+        assert!(err.contains("hard link"), "{err}");
+    }
+}
