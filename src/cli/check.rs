@@ -5,6 +5,8 @@ use crate::layout::Repo;
 use crate::ops::check::{self, Severity};
 use crate::snapshot::{Blob, Snapshot};
 
+use super::ui;
+
 /// Check the repository: policy, keys.lock, and no plaintext or private keys.
 ///
 /// Reports files under secrets/ that are not valid encrypted files of their format
@@ -30,9 +32,9 @@ pub(crate) struct Args {
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
     let files = if args.staged {
-        staged(&repo)?
+        staged(repo)?
     } else {
-        work_tree(&repo)?
+        work_tree(repo)?
     };
     let mut report = check::inspect(&files, true);
     if let Some(bypass) = crate::ops::hook::audit(repo.root())? {
@@ -60,11 +62,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         text.push_str(&format!(
             "ok: {} secret{} match the policy and keys.lock{}\n",
             report.secrets.len(),
-            if report.secrets.len() == 1 { "" } else { "s" },
+            ui::plural(report.secrets.len()),
             if args.staged { " (staged)" } else { "" }
         ));
     }
-    super::out(&text)?;
+    ui::out(&text)?;
     // Left for the exit to free: freeing the thousands of buffers of a large
     // repository one by one is a measurable part of its check.
     std::mem::forget(files);

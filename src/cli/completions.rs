@@ -4,6 +4,8 @@ use clap_complete::Shell;
 
 use crate::error::Result;
 
+use super::ui;
+
 /// Print a completion script for a shell.
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -15,5 +17,5 @@ pub(crate) fn run(args: Args) -> Result<()> {
     let mut cmd = super::command();
     let mut buf = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "keys", &mut buf);
-    super::out(&String::from_utf8_lossy(&buf))
+    ui::out(&String::from_utf8_lossy(&buf))
 }

@@ -3,6 +3,8 @@
 use crate::error::Result;
 use crate::ops::host::{self, ContainerSpec};
 
+use super::{shared, ui};
+
 /// Add containers to a host's file.
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -47,8 +49,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                 host: a.host,
                 own_key: a.own_key,
             };
-            let report = host::add_container(&ctx.repo()?, spec)?;
-            super::out(&super::host::render(&report))
+            let report = host::add_container(ctx.repo()?, spec)?;
+            ui::out(&shared::host_report(&report))
         }
     }
 }

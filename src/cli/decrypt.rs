@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use crate::error::Result;
 use crate::fsutil;
 use crate::ops::secret;
-use crate::ops::workspace::{Hosts, Workspace};
+use crate::ops::workspace::Hosts;
+
+use super::{shared, ui};
 
 /// Decrypt a secret (by name) or an age file (by path) to stdout or a new 0600 file.
 ///
@@ -37,36 +39,33 @@ pub(crate) struct Args {
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let output = args.output.as_deref().filter(|p| *p != Path::new("-"));
     if let Some(path) = output {
-        super::refuse_special_output(path)?;
+        shared::refuse_special_output(path)?;
         // Plaintext that a killed `decrypt -o` left beside its target is wiped first.
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
         for (left, pid) in fsutil::sweep_plain(dir) {
-            super::note(&format!(
-                "removed {}, plaintext left by a keys process that was killed (pid {pid})",
-                left.display()
-            ));
+            ui::note_leftover(&left, pid);
         }
     }
     let as_path = Path::new(&args.target);
     let plain = if std::fs::metadata(as_path).is_ok_and(|m| m.is_file()) {
-        let mut ids = ctx.find_identities()?;
-        secret::open_any(as_path, &mut ids, &ctx.prompt, args.ignore_mac)?
+        let mut ids = ctx.identities()?;
+        secret::open_any(as_path, &mut ids, ctx.prompt(), args.ignore_mac)?
     } else {
-        let ws = Workspace::load(&ctx.repo()?, Hosts::AsNeeded)?;
+        let ws = ctx.workspace(Hosts::AsNeeded)?;
         let (path, format) = ws.locate(&args.target)?;
-        let mut ids = ctx.find_identities()?;
-        secret::open_file(&path, format, &mut ids, &ctx.prompt, args.ignore_mac)?.plain
+        let mut ids = ctx.identities()?;
+        secret::open_file(&path, format, &mut ids, ctx.prompt(), args.ignore_mac)?.plain
     };
     if args.ignore_mac {
-        super::note(
-            "warning: --ignore-mac: the sops MAC was not checked; values added, removed or reordered outside sops or keys would go unnoticed",
+        ui::warn(
+            "--ignore-mac: the sops MAC was not checked; values added, removed or reordered outside sops or keys would go unnoticed",
         );
     }
     match output {
         Some(path) => fsutil::write_plaintext(path, &plain),
-        None => super::out_bytes(&plain),
+        None => ui::out_bytes(&plain),
     }
 }

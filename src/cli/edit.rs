@@ -5,9 +5,11 @@ use zeroize::Zeroizing;
 use crate::error::{Result, usage};
 use crate::format::Format;
 use crate::ops::secret::{self, EncryptOptions};
-use crate::ops::workspace::{Hosts, Workspace};
+use crate::ops::workspace::Hosts;
 use crate::scratch::Scratch;
 use crate::signal::SignalGuard;
+
+use super::{editor, shared, ui};
 
 /// Edit a secret in $VISUAL or $EDITOR, or create it.
 ///
@@ -37,18 +39,18 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
+    let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
     let format = ws.rule(&args.name)?.format;
     let guard = SignalGuard::new()?;
     let scratch = Scratch::create(args.allow_disk_temp)?;
-    super::note_swept(&scratch);
+    ui::note_swept(&scratch);
     let found = ws.locate(&args.name).ok();
     let exists = found.is_some();
     let found_format = found.as_ref().map(|(_, format)| *format);
     let opened = match found {
         Some((path, format)) => {
-            let mut ids = ctx.find_identities()?;
-            secret::open_file(&path, format, &mut ids, &ctx.prompt, false)?
+            let mut ids = ctx.identities()?;
+            secret::open_file(&path, format, &mut ids, ctx.prompt(), false)?
         }
         None => secret::Opened {
             plain: Zeroizing::new(Vec::new()),
@@ -59,11 +61,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     guard.check()?;
     let format = found_format.unwrap_or(format);
     let file = scratch.create_file(&file_name(&args.name, format), original, 0o600)?;
-    super::editor::edit(&file, &guard)?;
-    let edited = scratch.read_file(&file, super::encrypt::MAX_SECRET as u64)?;
+    editor::edit(&file, &guard)?;
+    let edited = scratch.read_file(&file, shared::MAX_SECRET as u64)?;
     guard.check()?;
     if *edited == **original {
-        super::note(&format!(
+        ui::note(&format!(
             "no changes; {} left as it was",
             if exists {
                 args.name.as_str()
@@ -84,7 +86,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         allow_empty: args.allow_empty,
     };
     let done = secret::encrypt(&mut ws, &args.name, &edited, &opts, opened.sops.as_ref())?;
-    super::note(&format!(
+    ui::note(&format!(
         "{} {} for {} recipients",
         if exists { "re-encrypted" } else { "wrote" },
         ws.repo.rel(&done.path),

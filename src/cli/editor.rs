@@ -18,6 +18,8 @@ use std::process::Command;
 use crate::error::{Error, Result};
 use crate::signal::SignalGuard;
 
+use super::ui;
+
 /// Vim and Neovim settings that keep plaintext out of backup, undo and swap files.
 const VIM_SETTINGS: &str = "set nobackup nowritebackup noundofile noswapfile";
 
@@ -156,8 +158,8 @@ pub(crate) fn edit(file: &Path, guard: &SignalGuard) -> Result<()> {
         resolve(program, path.as_deref())
     });
     if let Kind::Other(name) = &cmd.kind {
-        super::note(&format!(
-            "warning: keys does not know how to keep {} ({name}) from writing swap, backup or history files; those files are outside the tmpfs guarantee",
+        ui::warn(&format!(
+            "keys does not know how to keep {} ({name}) from writing swap, backup or history files; those files are outside the tmpfs guarantee",
             program_of(&cmd.editor)
         ));
     }

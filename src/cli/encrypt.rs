@@ -7,10 +7,10 @@ use zeroize::Zeroizing;
 
 use crate::error::{Result, usage};
 use crate::ops::secret::{self, EncryptOptions};
-use crate::ops::workspace::{Hosts, Workspace};
+use crate::ops::workspace::Hosts;
 
-/// The largest plaintext accepted.
-pub(crate) const MAX_SECRET: usize = 64 << 20;
+use super::shared::MAX_SECRET;
+use super::{prompt, ui};
 
 /// Encrypt a secret for the readers its policy rule names.
 ///
@@ -40,7 +40,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
+    let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
     // Name and policy errors come before any input is read.
     ws.rule(&args.name)?;
     let plaintext = read_plaintext(args.from.as_ref(), &args.name)?;
@@ -49,25 +49,25 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         allow_empty: args.allow_empty,
     };
     let done = secret::encrypt(&mut ws, &args.name, &plaintext, &opts, None)?;
-    super::note(&format!(
+    ui::note(&format!(
         "{} {} for {} recipient{}",
         if done.replaced { "replaced" } else { "wrote" },
         ws.repo.rel(&done.path),
         done.recipients,
-        if done.recipients == 1 { "" } else { "s" }
+        ui::plural(done.recipients)
     ));
     Ok(())
 }
 
-pub(crate) fn read_plaintext(from: Option<&PathBuf>, name: &str) -> Result<Zeroizing<Vec<u8>>> {
+fn read_plaintext(from: Option<&PathBuf>, name: &str) -> Result<Zeroizing<Vec<u8>>> {
     match from {
         Some(path) if path.as_os_str() != "-" => {
             let file = std::fs::File::open(path).map_err(|e| crate::error::Error::io(path, e))?;
-            super::prompt::read_secret(file, &path.display().to_string(), MAX_SECRET)
+            prompt::read_secret(file, &path.display().to_string(), MAX_SECRET)
         }
-        Some(_) => super::prompt::read_secret(std::io::stdin().lock(), "<stdin>", MAX_SECRET),
+        Some(_) => prompt::read_secret(std::io::stdin().lock(), "<stdin>", MAX_SECRET),
         None if !std::io::stdin().is_terminal() => {
-            super::prompt::read_secret(std::io::stdin().lock(), "<stdin>", MAX_SECRET)
+            prompt::read_secret(std::io::stdin().lock(), "<stdin>", MAX_SECRET)
         }
         None => {
             if std::fs::File::open("/dev/tty").is_err() {
@@ -76,7 +76,7 @@ pub(crate) fn read_plaintext(from: Option<&PathBuf>, name: &str) -> Result<Zeroi
                     "pipe the secret in, or pass --from FILE",
                 ));
             }
-            super::prompt::secret_from_tty(name)
+            prompt::secret_from_tty(name)
         }
     }
 }

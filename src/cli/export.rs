@@ -7,7 +7,9 @@ use crate::error::Result;
 use crate::fsutil;
 use crate::ops::check;
 use crate::ops::export::Export;
-use crate::ops::workspace::{Hosts, Workspace};
+use crate::ops::workspace::Hosts;
+
+use super::{shared, ui};
 
 /// Write the policy as another tool's configuration.
 ///
@@ -40,28 +42,28 @@ enum What {
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
-    let ws = Workspace::load(&repo, Hosts::All)?;
+    let ws = ctx.workspace(Hosts::All)?;
     let export = match args.what {
         What::SopsConfig => Export::SopsConfig,
         What::AgenixRules => Export::AgenixRules,
         What::Nix => Export::Nix,
     };
-    let secrets: Vec<_> = check::secrets(&repo)?
+    let secrets: Vec<_> = check::secrets(repo)?
         .secrets
         .into_iter()
         .filter_map(|s| Some((s.name, s.format?)))
         .collect();
     let text = export.render(&ws.policy, &ws.fleet, &secrets)?;
     match args.output {
-        Some(p) if p.as_os_str() == "-" => super::out(&text),
+        Some(p) if p.as_os_str() == "-" => ui::out(&text),
         Some(p) => {
-            super::refuse_special_output(&p)?;
+            shared::refuse_special_output(&p)?;
             fsutil::write_atomic(&p, text.as_bytes(), fsutil::PUBLIC)
         }
         None => {
             let path = repo.root().join(export.file());
             fsutil::write_atomic(&path, text.as_bytes(), fsutil::PUBLIC)?;
-            super::note(&format!("wrote {}", export.file()));
+            ui::note(&format!("wrote {}", export.file()));
             Ok(())
         }
     }

@@ -1,10 +1,9 @@
 //! `keys hook install`: the hooks that run `keys check --staged` before a commit and
 //! before a merge commits.
 
-use std::path::Path;
+use crate::error::Result;
 
-use crate::error::{Error, Result};
-use crate::ops::hook::{self, Installed};
+use super::{shared, ui};
 
 /// Manage the git pre-commit hook that runs `keys check --staged`.
 #[derive(clap::Args)]
@@ -30,24 +29,6 @@ enum HookCommand {
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
     match args.command {
-        HookCommand::Install => super::out(&format!("{}\n", install(repo.root())?)),
+        HookCommand::Install => ui::out(&format!("{}\n", shared::install_hooks(repo.root())?)),
     }
-}
-
-/// Installs the hooks and says what happened, one line per hook.
-pub(crate) fn install(root: &Path) -> Result<String> {
-    let exe = std::env::current_exe().map_err(|e| Error::io("<current executable>", e))?;
-    let lines: Vec<String> = hook::install(root, &exe)?
-        .into_iter()
-        .map(|done| match done {
-            Installed::New(p) => format!("installed {}", p.display()),
-            Installed::Already(p) => format!("already installed: {}", p.display()),
-            Installed::Chained { hook, previous } => format!(
-                "installed {} (the existing hook runs after it, as {})",
-                hook.display(),
-                previous.display()
-            ),
-        })
-        .collect();
-    Ok(lines.join("\n"))
 }

@@ -4,9 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Result, usage};
-use crate::ops::host::{self, HostSpec, KeySource, Report, Step};
+use crate::ops::host::{self, HostSpec, KeySource};
 use crate::policy::fleet::Fleet;
 use crate::recipient::Recipient;
+
+use super::ui::{self, Table};
+use super::{prompt, shared};
 
 /// How long ssh-keyscan may take.
 const KEYSCAN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,8 +149,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         HostCommand::Ls(_) => ls(ctx),
         HostCommand::Rotate(a) => rotate(ctx, a),
         HostCommand::Rm(a) => {
-            let report = host::remove_host(&ctx.repo()?, &a.name, a.with_key)?;
-            super::out(&render(&report))
+            let report = host::remove_host(ctx.repo()?, &a.name, a.with_key)?;
+            ui::out(&shared::host_report(&report))
         }
     }
 }
@@ -159,7 +162,7 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
     let key = if let Some(file) = &args.source.key {
         KeySource::Given(host::read_key_file(file)?)
     } else if let Some(target) = &args.source.keyscan {
-        host::check_new_host(&repo, &args.name)?;
+        host::check_new_host(repo, &args.name)?;
         let (found, addr, port) = scan(
             target,
             args.ssh_port,
@@ -181,8 +184,8 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
         flake_attr: args.flake_attr,
         persist: args.persist,
     };
-    let report = host::add_host(&repo, spec)?;
-    super::out(&render(&report))
+    let report = host::add_host(repo, spec)?;
+    ui::out(&shared::host_report(&report))
 }
 
 fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
@@ -200,15 +203,15 @@ fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
     } else {
         KeySource::Generate
     };
-    let mut ids = ctx.find_identities()?;
-    let done = host::rotate_host(&repo, &args.name, key, &mut ids, &ctx.prompt)?;
-    let mut text = render(&done.report);
+    let mut ids = ctx.identities()?;
+    let done = host::rotate_host(repo, &args.name, key, &mut ids, ctx.prompt())?;
+    let mut text = shared::host_report(&done.report);
     text.push_str(&format!(
         "rekeyed   {} secret{} for the new key\n",
         done.rekeyed,
-        if done.rekeyed == 1 { "" } else { "s" }
+        ui::plural(done.rekeyed)
     ));
-    super::out(&text)
+    ui::out(&text)
 }
 
 /// Runs ssh-keyscan on `target` (port from the target, else `port`, else 22), shows
@@ -221,7 +224,7 @@ fn scan(
 ) -> Result<(Recipient, String, u16)> {
     let (addr, in_target) = host::parse_target(target)?;
     let port = in_target.or(port).unwrap_or(22);
-    if !yes && !super::prompt::has_tty() {
+    if !yes && !prompt::has_tty() {
         return Err(usage(
             "--keyscan asks to confirm the scanned key and there is no terminal",
             "compare the host's fingerprint (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it) and pass --yes, or use --key FILE",
@@ -231,12 +234,12 @@ fn scan(
         .filter(|p| !p.is_empty())
         .map_or_else(|| PathBuf::from("ssh-keyscan"), PathBuf::from);
     let found = host::keyscan(&program, &addr, port, KEYSCAN_TIMEOUT)?;
-    super::note(&format!(
+    ui::note(&format!(
         "{addr} port {port} has host key {} {}",
         found.kind(),
         found.fingerprint()
     ));
-    if !yes && super::prompt::confirm(question) != Some(true) {
+    if !yes && prompt::confirm(question) != Some(true) {
         return Err(usage(
             "the scanned key was not confirmed; nothing was written",
             "run again and answer y once the fingerprint matches the host's",
@@ -245,53 +248,10 @@ fn scan(
     Ok((found, addr, port))
 }
 
-/// The report's lines, then the new key's fingerprint and age key.
-pub(crate) fn render(report: &Report) -> String {
-    let mut s = String::new();
-    for step in &report.steps {
-        let line = match step {
-            Step::Created(p) => format!("created   {p}"),
-            Step::Updated(p) => format!("updated   {p}"),
-            Step::Removed(p) => format!("removed   {p}"),
-            Step::KeyStored {
-                secret,
-                path,
-                recipients,
-            } => format!(
-                "key       private key stored as secret {secret} ({path}, for {recipients} admin recipient{})",
-                if *recipients == 1 { "" } else { "s" }
-            ),
-            Step::KeyKept { secret } => {
-                format!("kept      secret {secret} (pass --with-key to remove it)")
-            }
-        };
-        s.push_str(&line);
-        s.push('\n');
-    }
-    if let Some(key) = &report.key {
-        s.push_str(&key_lines(key));
-    }
-    s
-}
-
-fn key_lines(key: &Recipient) -> String {
-    format!(
-        "{:<9} {}\nage       {}\n",
-        key.kind(),
-        key.fingerprint(),
-        key.to_x25519().unwrap_or_default()
-    )
-}
-
 fn ls(ctx: &super::Context) -> Result<()> {
-    let fleet = Fleet::load(&ctx.repo()?)?;
-    let mut rows = vec![[
-        "HOST".to_string(),
-        "FINGERPRINT".to_string(),
-        "AGE".to_string(),
-        "ADDRESS".to_string(),
-        "CONTAINERS".to_string(),
-    ]];
+    let fleet = Fleet::load(ctx.repo()?)?;
+    let mut table = Table::new("", &[]);
+    table.row(["HOST", "FINGERPRINT", "AGE", "ADDRESS", "CONTAINERS"]);
     for h in fleet.hosts()? {
         let address = match &h.address {
             Some(a) if a.contains(':') => format!("[{a}]:{}", h.ssh_port),
@@ -306,7 +266,7 @@ fn ls(ctx: &super::Context) -> Result<()> {
                 None => c.name.clone(),
             })
             .collect();
-        rows.push([
+        table.row([
             h.name.clone(),
             h.key.fingerprint(),
             h.key.to_x25519().unwrap_or_default(),
@@ -318,24 +278,5 @@ fn ls(ctx: &super::Context) -> Result<()> {
             },
         ]);
     }
-    let mut widths = [0usize; 5];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut s = String::new();
-    for row in &rows {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        s.push_str(line.trim_end());
-        s.push('\n');
-    }
-    super::out(&s)
+    ui::out(&table.render())
 }

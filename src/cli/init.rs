@@ -7,6 +7,8 @@ use crate::identity::keyring::Backend;
 use crate::layout::Repo;
 use crate::ops::init::{self, Options, Source, Step, Store};
 
+use super::{prompt, shared, ui};
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum StoreArg {
     /// The OS keyring ($KEYS_KEYRING chooses which; default: Keychain on macOS,
@@ -49,16 +51,12 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let root = match &ctx.repo_flag {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir().map_err(|e| error::Error::io(".", e))?,
-    };
-    let repo = Repo::at(root);
+    let repo = Repo::at(ctx.new_repo_root()?);
     let admin = match args.admin.clone() {
         Some(a) => a,
         None => {
             let default = std::env::var("USER").unwrap_or_else(|_| "admin".into());
-            super::prompt::ask_line("Admin name", &default).ok_or_else(|| {
+            prompt::ask_line("Admin name", &default).ok_or_else(|| {
                 error::usage(
                     "keys init needs an admin name and there is no terminal to ask for it",
                     "pass --admin NAME (and --store, --passphrase or -i FILE as wanted)",
@@ -66,7 +64,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             })?
         }
     };
-    let source = match ctx.identities.as_slice() {
+    let source = match ctx.identity_files() {
         [] => Source::Generate(store(ctx, &args)?),
         [one] => {
             if args.passphrase {
@@ -84,7 +82,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             ));
         }
     };
-    let report = init::run(&repo, &Options { admin, source }, &ctx.prompt)?;
+    let report = init::run(&repo, &Options { admin, source }, ctx.prompt())?;
     let mut s = String::new();
     for step in &report.steps {
         let line = match step {
@@ -100,7 +98,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     }
     if !args.no_hook {
         let line = match crate::git::hooks_dir(repo.root())? {
-            Some(_) => super::hook::install(repo.root())?,
+            Some(_) => shared::install_hooks(repo.root())?,
             None => "not a git repository: after `git init`, run `keys hook install`".to_string(),
         };
         for line in line.lines() {
@@ -113,7 +111,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     if report.unchanged() {
         s.push_str("nothing to do: this repository is already initialised\n");
     }
-    super::out(&s)
+    ui::out(&s)
 }
 
 fn store(ctx: &super::Context, args: &Args) -> Result<Store> {
@@ -133,7 +131,7 @@ fn store(ctx: &super::Context, args: &Args) -> Result<Store> {
                 error::usage("HOME is not set", "set HOME, or use --store keyring")
             })?;
             let passphrase = if args.passphrase && !path.exists() {
-                Some(ctx.prompt.new_passphrase(&path.display().to_string())?.ok_or_else(|| {
+                Some(ctx.prompt().new_passphrase(&path.display().to_string())?.ok_or_else(|| {
                     error::usage(
                         "--passphrase needs a terminal or a passphrase source",
                         "run on a terminal, or set KEYS_PASSPHRASE_FILE=FILE or --passphrase-fd N",

@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::ops::deploy::{self, Failure, Install, Via};
 use crate::ops::stage::{self, Target};
-use crate::ops::workspace::{Hosts, Workspace};
+use crate::ops::workspace::Hosts;
 use crate::signal::SignalGuard;
+
+use super::shared::{exit_text, host_key_error};
+use super::ui;
 
 /// Install NixOS on a host with nixos-anywhere, its host key staged from the repo.
 ///
@@ -66,8 +69,8 @@ const KNOWN_HOSTS: &str = "$PINNED_KNOWN_HOSTS";
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
-    let ws = Workspace::load(&repo, Hosts::All)?;
-    let host = super::stage::host(&ws, &args.host)?;
+    let ws = ctx.workspace(Hosts::All)?;
+    let host = ws.host(&args.host)?;
     let target = match &args.target {
         Some(t) => t.clone(),
         None => format!("root@{}", deploy::address(host)?),
@@ -84,7 +87,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         deploy::install_step(
             via,
             &Install {
-                repo: &repo,
+                repo,
                 host,
                 target: target.clone(),
                 port: args.port,
@@ -114,16 +117,16 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             ));
         }
         out.push_str(&format!("# remove {TREE}\n"));
-        return super::out(&out);
+        return ui::out(&out);
     }
     let guard = SignalGuard::new()?;
-    let mut ids = ctx.find_identities()?;
-    let files = stage::files(&ws, host, &mut ids, &ctx.prompt)?;
+    let mut ids = ctx.identities()?;
+    let files = stage::files(&ws, host, &mut ids, ctx.prompt())?;
     guard.check()?;
     // Dropped on every path out of this function: the tree is wiped.
     let staged = stage::write(Target::Private, &files, args.allow_disk_temp)?;
     let step = install(staged.root());
-    super::note(&format!("running {step}"));
+    ui::note(&format!("running {step}"));
     match deploy::run(&step, &guard, false)? {
         Ok(()) => {}
         Err(Failure::Missing(e)) => {
@@ -144,7 +147,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         }
     }
     if args.wait == 0 {
-        super::note(&format!("installed {}", host.name));
+        ui::note(&format!("installed {}", host.name));
         return Ok(());
     }
     let address = deploy::address(host)?;
@@ -185,32 +188,9 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         std::thread::sleep(Duration::from_secs(2));
         guard.check()?;
     }
-    super::note(&format!(
+    ui::note(&format!(
         "installed {}: it answers on {address}:{} with its pinned key",
         host.name, host.ssh_port
     ));
     Ok(())
-}
-
-pub(crate) fn exit_text(code: Option<i32>) -> String {
-    match code {
-        Some(code) => format!("exit {code}"),
-        None => "killed by a signal".into(),
-    }
-}
-
-pub(crate) fn host_key_error(host: &crate::policy::fleet::Host, address: &str) -> Error {
-    Error::Remote {
-        message: format!(
-            "{address}:{} does not present {}'s key {} (recipients/hosts/{}.yaml); nothing was sent",
-            host.ssh_port,
-            host.name,
-            host.key.fingerprint(),
-            host.name
-        ),
-        hint: format!(
-            "if the host was reinstalled or its key rotated on purpose, record the new key with `keys host rotate {} --keyscan {address}:{}`",
-            host.name, host.ssh_port
-        ),
-    }
 }

@@ -3,6 +3,8 @@
 use crate::error::Result;
 use crate::ops::check;
 
+use super::{shared, ui};
+
 /// List every secret: name, format, status and readers.
 ///
 /// Status is ok, drift (encrypted to other recipients or in another format than the
@@ -18,7 +20,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
-    let report = check::secrets(&repo)?;
+    let report = check::secrets(repo)?;
     if args.json {
         let list: Vec<serde_json::Value> = report
             .secrets
@@ -35,35 +37,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             .collect();
         let mut text = serde_json::to_string_pretty(&list).unwrap_or_default();
         text.push('\n');
-        return super::out(&text);
+        return ui::out(&text);
     }
-    let mut text = String::new();
-    table(&mut text, &report.secrets, "", true);
-    super::out(&text)
-}
-
-/// Secrets as aligned rows: name, format, status, readers.
-pub(crate) fn table(out: &mut String, secrets: &[check::Secret], indent: &str, header: bool) {
-    let width = secrets
-        .iter()
-        .map(|s| s.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    let mut row = |name: &str, format: &str, status: &str, readers: &str| {
-        out.push_str(&format!(
-            "{indent}{name:<width$}  {format:<11}  {status:<12}  {readers}\n"
-        ));
-    };
-    if header {
-        row("NAME", "FORMAT", "STATUS", "READERS");
-    }
-    for s in secrets {
-        row(
-            &s.name,
-            s.format.map_or("?", |f| f.name()),
-            s.status.name(),
-            &s.readers.join(", "),
-        );
-    }
+    ui::out(&shared::secrets_table(&report.secrets, "", true))
 }

@@ -1,5 +1,6 @@
 //! The command line: clap definitions (one file per subcommand), the one dispatch
-//! `match`, and the exit-code table. Only this module prints or prompts.
+//! `match`, and the `Context` that gives a command its repository, workspace and
+//! identities. Only this module prints (through `ui`) or prompts.
 
 mod check;
 mod completions;
@@ -18,11 +19,14 @@ mod prompt;
 mod rekey;
 mod rm;
 mod set;
+mod shared;
 mod stage;
 mod status;
 mod to_age;
+mod ui;
 mod update;
 
+use std::cell::{OnceCell, RefCell, RefMut};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,6 +36,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::error::{Class, Error, Result};
 use crate::identity::{Identities, Search};
 use crate::layout::Repo;
+use crate::ops::workspace::{Hosts, Workspace};
 
 /// Exit codes, one per class of failure. Documented in the man page and README.
 pub const EXIT_CODES: &[(u8, &str)] = &[
@@ -170,31 +175,90 @@ enum Command {
     Completions(completions::Args),
 }
 
-/// What every subcommand gets: the global options, resolved lazily.
+/// What every subcommand gets: the global options, and what they lead to (the
+/// repository, its workspace, the identities), each found when first asked for.
 pub(crate) struct Context {
     repo_flag: Option<PathBuf>,
-    identities: Vec<PathBuf>,
+    identity_files: Vec<PathBuf>,
     prompt: prompt::CliPrompt,
+    repo: OnceCell<Repo>,
+    identities: OnceCell<RefCell<Identities>>,
 }
 
 impl Context {
-    fn repo(&self) -> Result<Repo> {
+    fn new(
+        repo_flag: Option<PathBuf>,
+        identity_files: Vec<PathBuf>,
+        prompt: prompt::CliPrompt,
+    ) -> Context {
+        Context {
+            repo_flag,
+            identity_files,
+            prompt,
+            repo: OnceCell::new(),
+            identities: OnceCell::new(),
+        }
+    }
+
+    /// The fleet repository: --repo, else $KEYS_REPO, else the nearest ancestor of the
+    /// working directory with policies/ and recipients/. Found once.
+    pub(crate) fn repo(&self) -> Result<&Repo> {
+        if let Some(repo) = self.repo.get() {
+            return Ok(repo);
+        }
         let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
         let env = std::env::var_os("KEYS_REPO")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
-        Repo::discover(self.repo_flag.as_deref(), env.as_deref(), &cwd)
+        let repo = Repo::discover(self.repo_flag.as_deref(), env.as_deref(), &cwd)?;
+        Ok(self.repo.get_or_init(|| repo))
     }
 
-    /// The identities to decrypt with, in the documented order, with what the search
-    /// has to say (a key skipped or used despite its mode) printed on stderr.
-    fn find_identities(&self) -> Result<Identities> {
-        let search = Search::from_env(self.identities.clone())?;
-        let ids = Identities::search_with(&search, &|path| self.published_key(path))?;
-        for line in ids.notes() {
-            note(line);
+    /// Where `keys init` makes a repository: --repo, else the working directory.
+    pub(crate) fn new_repo_root(&self) -> Result<PathBuf> {
+        match &self.repo_flag {
+            Some(dir) => Ok(dir.clone()),
+            None => std::env::current_dir().map_err(|e| Error::io(".", e)),
         }
-        Ok(ids)
+    }
+
+    /// The repository's fleet, policy and lock, for a command that only reads.
+    pub(crate) fn workspace(&self, hosts: Hosts) -> Result<Workspace> {
+        Workspace::load(self.repo()?, hosts)
+    }
+
+    /// The workspace for a command that writes: the repository's writer lock is
+    /// taken first and held for as long as the workspace lives.
+    pub(crate) fn writable_workspace(&self, hosts: Hosts) -> Result<Workspace> {
+        Workspace::load_writable(self.repo()?, hosts)
+    }
+
+    /// The identity files given with -i, in order.
+    pub(crate) fn identity_files(&self) -> &[PathBuf] {
+        &self.identity_files
+    }
+
+    /// Asks for passphrases (and new ones) the way the global options say.
+    pub(crate) fn prompt(&self) -> &prompt::CliPrompt {
+        &self.prompt
+    }
+
+    /// The identities to decrypt with, in the documented order, searched once, with
+    /// what the search has to say (a key skipped or used despite its mode) printed on
+    /// stderr.
+    pub(crate) fn identities(&self) -> Result<RefMut<'_, Identities>> {
+        let cell = match self.identities.get() {
+            Some(cell) => cell,
+            None => {
+                let search = Search::from_env(self.identity_files.clone())?;
+                let ids = Identities::search_with(&search, &|path| self.published_key(path))?;
+                for line in ids.notes() {
+                    ui::note(line);
+                }
+                self.identities.get_or_init(|| RefCell::new(ids))
+            }
+        };
+        Ok(cell.borrow_mut())
     }
 
     /// Why a key file others can read may still be used: it lies in this fleet
@@ -205,9 +269,7 @@ impl Context {
         let real = std::fs::canonicalize(path).ok()?;
         let root = std::fs::canonicalize(repo.root()).ok()?;
         let rel = real.strip_prefix(&root).ok()?.to_str()?.to_string();
-        let ws =
-            crate::ops::workspace::Workspace::load(&repo, crate::ops::workspace::Hosts::AsNeeded)
-                .ok()?;
+        let ws = Workspace::load(repo, Hosts::AsNeeded).ok()?;
         let at = ws.policy.private_key_allowed_by(&rel)?;
         Some(format!(
             "allow_private_keys ({at}) lists it as a published test key"
@@ -233,11 +295,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let ctx = Context {
-        repo_flag: cli.repo,
-        identities: cli.identities,
-        prompt: prompt::CliPrompt::new(cli.passphrase_fd),
-    };
+    let ctx = Context::new(
+        cli.repo,
+        cli.identities,
+        prompt::CliPrompt::new(cli.passphrase_fd),
+    );
     let result = match cli.command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
@@ -277,52 +339,6 @@ fn report(e: &Error) {
     let _ = writeln!(err, "keys: error: {e}");
     if let Some(hint) = e.hint() {
         let _ = writeln!(err, "  hint: {hint}");
-    }
-}
-
-/// Writes to stdout, mapping a closed pipe to a quiet exit.
-pub(crate) fn out(text: &str) -> Result<()> {
-    out_bytes(text.as_bytes())
-}
-
-pub(crate) fn out_bytes(data: &[u8]) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(data)
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Error::io("<stdout>", e))
-}
-
-/// Says what a new scratch directory's creation wiped: plaintext that killed runs
-/// had left behind.
-pub(crate) fn note_swept(scratch: &crate::scratch::Scratch) {
-    for left in scratch.swept() {
-        note(&format!(
-            "removed {}, plaintext left by a keys process that was killed (pid {})",
-            left.path.display(),
-            left.pid
-        ));
-    }
-}
-
-/// A note on stderr (progress, warnings); never carries secrets.
-pub(crate) fn note(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "keys: {text}");
-}
-
-/// Refuses an `-o` path that exists and is not a regular file: the output would
-/// replace a device, a FIFO or a symlink with a file and never reach what the user
-/// meant, so nothing is written.
-pub(crate) fn refuse_special_output(path: &std::path::Path) -> Result<()> {
-    match crate::fsutil::special_output(path) {
-        None => Ok(()),
-        Some(what) => Err(crate::error::usage(
-            format!(
-                "-o {}: is {what}; keys writes only to a new or regular file",
-                path.display()
-            ),
-            "leave out -o (or give `-o -`) to write to stdout, or name a regular file",
-        )),
     }
 }
 

@@ -3,8 +3,10 @@
 use std::io::IsTerminal;
 
 use crate::error::Result;
-use crate::ops::workspace::{Hosts, Workspace};
+use crate::ops::workspace::Hosts;
 use crate::ops::{host, rekey};
+
+use super::ui;
 
 /// Re-encrypt every secret whose recipients differ from what its policy resolves to.
 ///
@@ -46,7 +48,7 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::All)?;
+    let mut ws = ctx.writable_workspace(Hosts::All)?;
     // A host key rotation that was killed is undone, or finished by this rekey.
     let rotation = if args.dry_run {
         host::Pending::None
@@ -94,7 +96,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             text.push_str("up to date\n");
         }
     }
-    super::out(&text)?;
+    ui::out(&text)?;
     if args.dry_run {
         return Ok(());
     }
@@ -109,7 +111,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         }
         return Ok(());
     }
-    let mut ids = ctx.find_identities()?;
+    let mut guard = ctx.identities()?;
+    let ids: &mut crate::identity::Identities = &mut guard;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(plan.changes.len() as u64);
         bar.set_style(
@@ -123,7 +126,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             b.inc(1);
         }
     };
-    let work = || rekey::apply(&mut ws, plan, &mut ids, &ctx.prompt, &tick);
+    let prompt = ctx.prompt();
+    let work = || rekey::apply(&mut ws, plan, ids, prompt, &tick);
     let done = match args.jobs {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
@@ -138,10 +142,10 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     if finishes {
         host::end_rotation(&ws)?;
     }
-    super::note(&format!(
+    ui::note(&format!(
         "rekeyed {} secret{}; each opens with the identity used",
         done.rewritten,
-        if done.rewritten == 1 { "" } else { "s" }
+        ui::plural(done.rewritten)
     ));
     Ok(())
 }

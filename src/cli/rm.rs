@@ -2,7 +2,9 @@
 
 use crate::error::Result;
 use crate::ops::secret;
-use crate::ops::workspace::{Hosts, Workspace};
+use crate::ops::workspace::Hosts;
+
+use super::ui;
 
 /// Remove a secret: its file under secrets/ and its line in secrets/keys.lock.
 #[derive(clap::Args)]
@@ -13,11 +15,11 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
-    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
+    let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
     let done = secret::remove(&mut ws, &args.name)?;
     match done.path {
-        Some(p) => super::note(&format!("removed {}", ws.repo.rel(&p))),
-        None => super::note(&format!("removed {} from secrets/keys.lock", args.name)),
+        Some(p) => ui::note(&format!("removed {}", ws.repo.rel(&p))),
+        None => ui::note(&format!("removed {} from secrets/keys.lock", args.name)),
     }
     Ok(())
 }

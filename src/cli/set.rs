@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use crate::error::{Error, Location, Result, usage};
 use crate::format::sops::document::{self, Value};
 use crate::ops::secret;
-use crate::ops::workspace::{Hosts, Workspace};
+use crate::ops::workspace::Hosts;
+
+use super::{prompt, shared, ui};
 
 /// Set one value of a sops secret, like `sops set`.
 ///
@@ -52,16 +54,12 @@ fn key_path(text: &str) -> Result<Vec<document::Step>> {
 
 pub(crate) fn set(ctx: &super::Context, args: SetArgs) -> Result<()> {
     let path = key_path(&args.path)?;
-    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
+    let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
     ws.locate(&args.name)?;
     let mut raw = if std::io::stdin().is_terminal() {
-        super::prompt::secret_from_tty(&format!("{} {}", args.name, args.path))?
+        prompt::secret_from_tty(&format!("{} {}", args.name, args.path))?
     } else {
-        super::prompt::read_secret(
-            std::io::stdin().lock(),
-            "<stdin>",
-            super::encrypt::MAX_SECRET,
-        )?
+        prompt::read_secret(std::io::stdin().lock(), "<stdin>", shared::MAX_SECRET)?
     };
     if raw.last() == Some(&b'\n') {
         raw.pop();
@@ -81,25 +79,25 @@ pub(crate) fn set(ctx: &super::Context, args: SetArgs) -> Result<()> {
             })?,
         )
     };
-    let mut ids = ctx.find_identities()?;
+    let mut ids = ctx.identities()?;
     let done = secret::set_value(
         &mut ws,
         &args.name,
         &path,
         Some(value),
         &mut ids,
-        &ctx.prompt,
+        ctx.prompt(),
     )?;
-    super::note(&format!("set {} in {}", args.path, ws.repo.rel(&done.path)));
+    ui::note(&format!("set {} in {}", args.path, ws.repo.rel(&done.path)));
     Ok(())
 }
 
 pub(crate) fn unset(ctx: &super::Context, args: UnsetArgs) -> Result<()> {
     let path = key_path(&args.path)?;
-    let mut ws = Workspace::load_writable(&ctx.repo()?, Hosts::AsNeeded)?;
-    let mut ids = ctx.find_identities()?;
-    let done = secret::set_value(&mut ws, &args.name, &path, None, &mut ids, &ctx.prompt)?;
-    super::note(&format!(
+    let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
+    let mut ids = ctx.identities()?;
+    let done = secret::set_value(&mut ws, &args.name, &path, None, &mut ids, ctx.prompt())?;
+    ui::note(&format!(
         "removed {} from {}",
         args.path,
         ws.repo.rel(&done.path)

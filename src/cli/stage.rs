@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Result, usage};
+use crate::error::Result;
 use crate::ops::stage::{self, Target};
-use crate::ops::workspace::{Hosts, Workspace};
-use crate::policy::fleet::Host;
+use crate::ops::workspace::Hosts;
 use crate::signal::SignalGuard;
+
+use super::ui;
 
 /// Stage a host's pre-generated SSH host key for nixos-anywhere --extra-files.
 ///
@@ -40,15 +41,15 @@ pub(crate) struct Args {
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     if let Some(dir) = &args.clean {
         stage::clean(dir)?;
-        super::note(&format!("removed {}", dir.display()));
+        ui::note(&format!("removed {}", dir.display()));
         return Ok(());
     }
     let name = args.host.as_deref().unwrap_or_default();
-    let ws = Workspace::load(&ctx.repo()?, Hosts::All)?;
-    let host = host(&ws, name)?;
+    let ws = ctx.workspace(Hosts::All)?;
+    let host = ws.host(name)?;
     let guard = SignalGuard::new()?;
-    let mut ids = ctx.find_identities()?;
-    let files = stage::files(&ws, host, &mut ids, &ctx.prompt)?;
+    let mut ids = ctx.identities()?;
+    let files = stage::files(&ws, host, &mut ids, ctx.prompt())?;
     guard.check()?;
     let target = match &args.out {
         Some(dir) => Target::Out(dir),
@@ -57,21 +58,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let staged = stage::write(target, &files, args.allow_disk_temp)?;
     guard.check()?;
     let root = staged.keep();
-    super::note(&format!(
+    ui::note(&format!(
         "staged {} file{} for {name}; pass the tree to nixos-anywhere --extra-files, then run `keys stage-install --clean {}`",
         files.len(),
-        if files.len() == 1 { "" } else { "s" },
+        ui::plural(files.len()),
         root.display()
     ));
-    super::out(&format!("{}\n", root.display()))
-}
-
-/// The host of that name, or a usage error saying how to find one.
-pub(crate) fn host<'a>(ws: &'a Workspace, name: &str) -> Result<&'a Host> {
-    ws.fleet.host(name)?.ok_or_else(|| {
-        usage(
-            format!("no host {name:?} in recipients/hosts/"),
-            "run `keys host ls` to see the hosts, or `keys host add NAME` to add one",
-        )
-    })
+    ui::out(&format!("{}\n", root.display()))
 }

@@ -5,6 +5,8 @@ use crate::error::Result;
 use crate::ops::check;
 use crate::policy::fleet::{Fleet, Host};
 
+use super::{shared, ui};
+
 /// Show the fleet: admins, hosts and containers with their recipients, and the secrets
 /// with their readers and status.
 #[derive(clap::Args)]
@@ -12,7 +14,7 @@ pub(crate) struct Args {}
 
 pub(crate) fn run(ctx: &super::Context, _args: Args) -> Result<()> {
     let repo = ctx.repo()?;
-    let fleet = Fleet::load(&repo)?;
+    let fleet = Fleet::load(repo)?;
     let mut s = format!("fleet {}\n", repo.root().display());
 
     s.push_str(&format!("\nadmins ({})\n", fleet.admins.len()));
@@ -72,15 +74,15 @@ pub(crate) fn run(ctx: &super::Context, _args: Args) -> Result<()> {
             c.key(host).to_x25519().unwrap_or_default()
         ));
     }
-    let report = check::secrets(&repo)?;
+    let report = check::secrets(repo)?;
     s.push_str(&format!("\nsecrets ({})\n", report.secrets.len()));
-    super::ls::table(&mut s, &report.secrets, "  ", false);
+    s.push_str(&shared::secrets_table(&report.secrets, "  ", false));
     let problems = report.problems();
     if problems > 0 {
         s.push_str(&format!(
             "\n{problems} problem{} found: run `keys check` for details\n",
-            if problems == 1 { "" } else { "s" }
+            ui::plural(problems)
         ));
     }
-    super::out(&s)
+    ui::out(&s)
 }

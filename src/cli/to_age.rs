@@ -12,6 +12,8 @@ use crate::fsutil;
 use crate::identity::{self, Parsed};
 use crate::recipient::Recipient;
 
+use super::{shared, ui};
+
 /// Convert SSH ed25519 keys to age recipients (or, with --private, identities).
 ///
 /// Reads FILE, or standard input when FILE is absent or "-". In public mode every
@@ -36,17 +38,17 @@ pub(crate) struct Args {
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let output = args.output.as_deref().filter(|p| p.as_os_str() != "-");
     if let Some(path) = output {
-        super::refuse_special_output(path)?;
+        shared::refuse_special_output(path)?;
     }
     let (name, data) = read_input(args.input.as_ref())?;
     let (text, mode) = if args.private {
-        (private(&ctx.prompt, &data, &name)?, fsutil::PRIVATE)
+        (private(ctx.prompt(), &data, &name)?, fsutil::PRIVATE)
     } else {
         (Zeroizing::new(public(&data, &name)?), fsutil::PUBLIC)
     };
     match output {
         Some(path) => fsutil::write_atomic(path, text.as_bytes(), mode),
-        None => super::out(&text),
+        None => ui::out(&text),
     }
 }
 
@@ -121,7 +123,7 @@ fn public(data: &[u8], name: &str) -> Result<String> {
 }
 
 fn skip(at: &Location, key_type: &str, skipped: &mut Vec<String>) {
-    super::note(&format!(
+    ui::note(&format!(
         "{at}: skipped {key_type} key (only ssh-ed25519 converts to age)"
     ));
     skipped.push(key_type.to_string());

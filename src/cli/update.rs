@@ -4,9 +4,12 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::ops::deploy::{self, Failure};
-use crate::ops::workspace::{Hosts, Workspace};
+use crate::ops::workspace::Hosts;
 use crate::scratch::Scratch;
 use crate::signal::SignalGuard;
+
+use super::shared::{exit_text, host_key_error};
+use super::ui;
 
 /// Send the flake to a host with rsync and run nixos-rebuild switch over ssh.
 ///
@@ -35,38 +38,38 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
-    let ws = Workspace::load(&repo, Hosts::All)?;
-    let host = super::stage::host(&ws, &args.host)?;
+    let ws = ctx.workspace(Hosts::All)?;
+    let host = ws.host(&args.host)?;
     let address = deploy::address(host)?;
-    let needed = deploy::readable(&repo, &ws.policy, &ws.fleet, host)?;
-    let files = deploy::flake_files(&repo, &needed)?;
-    super::note(&format!(
+    let needed = deploy::readable(repo, &ws.policy, &ws.fleet, host)?;
+    let files = deploy::flake_files(repo, &needed)?;
+    ui::note(&format!(
         "{} can decrypt the {} secret{} it is sent",
         host.name,
         needed.len(),
-        if needed.len() == 1 { "" } else { "s" }
+        ui::plural(needed.len())
     ));
     let known_hosts_text = deploy::known_hosts(host, address, host.ssh_port);
     if args.dry_run {
         let path = std::path::Path::new("$PINNED_KNOWN_HOSTS");
         let mut out = format!("# $PINNED_KNOWN_HOSTS: {known_hosts_text}");
-        for step in deploy::update_steps(&repo, host, &files, path, args.ssh_key.as_deref())? {
+        for step in deploy::update_steps(repo, host, &files, path, args.ssh_key.as_deref())? {
             out.push_str(&format!("{step}\n"));
         }
-        return super::out(&out);
+        return ui::out(&out);
     }
     let guard = SignalGuard::new()?;
     // Not secret, but private and temporary: removed on every exit path.
     let scratch = Scratch::create(true)?;
     let known_hosts = scratch.create_file("known_hosts", known_hosts_text.as_bytes(), 0o644)?;
-    let steps = deploy::update_steps(&repo, host, &files, &known_hosts, args.ssh_key.as_deref())?;
+    let steps = deploy::update_steps(repo, host, &files, &known_hosts, args.ssh_key.as_deref())?;
     let what = [
         "connecting",
         "sending the flake",
         "running nixos-rebuild switch",
     ];
     for (i, (step, what)) in steps.iter().zip(what).enumerate() {
-        super::note(&format!("{}: {what}", host.name));
+        ui::note(&format!("{}: {what}", host.name));
         let capture = i < 2;
         match deploy::run(step, &guard, capture)? {
             Ok(()) => {}
@@ -77,7 +80,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                 });
             }
             Err(Failure::Exit { stderr, .. }) if deploy::host_key_refused(&stderr) => {
-                return Err(super::install::host_key_error(host, address));
+                return Err(host_key_error(host, address));
             }
             Err(Failure::Exit { code, stderr }) => {
                 let sent = if i == 0 {
@@ -92,7 +95,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                     message: format!(
                         "{} {what} failed ({}){}{detail}; {sent}",
                         host.name,
-                        super::install::exit_text(code),
+                        exit_text(code),
                         if detail.is_empty() { "" } else { ": " },
                     ),
                     hint: format!(
@@ -103,6 +106,6 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             }
         }
     }
-    super::note(&format!("updated {}", host.name));
+    ui::note(&format!("updated {}", host.name));
     Ok(())
 }

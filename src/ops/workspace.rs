@@ -17,6 +17,7 @@ use crate::format::lockfile::LockText;
 use crate::format::{self, Format};
 use crate::fsutil;
 use crate::layout::{self, Repo};
+use crate::policy::fleet::Host;
 use crate::policy::{Fleet, Policy, Rule};
 use crate::snapshot::Snapshot;
 
@@ -211,6 +212,16 @@ impl Workspace {
             usage(
                 format!("no policy rule matches secret {name}"),
                 "add a rule whose `secrets:` glob matches it to a policies/*.yaml file",
+            )
+        })
+    }
+
+    /// The host of that name.
+    pub fn host(&self, name: &str) -> Result<&Host> {
+        self.fleet.host(name)?.ok_or_else(|| {
+            usage(
+                format!("no host {name:?} in recipients/hosts/"),
+                "run `keys host ls` to see the hosts, or `keys host add NAME` to add one",
             )
         })
     }

@@ -1,0 +1,136 @@
+//! What several commands say or check the same way: the secrets table of `ls` and
+//! `status`, the lines of a host change, the hooks installed, an `-o` path, and the
+//! words for a remote step that failed. Commands import this, never each other.
+
+use std::path::Path;
+
+use crate::error::{Error, Result, usage};
+use crate::ops::check;
+use crate::ops::hook::{self, Installed};
+use crate::ops::host::{Report, Step};
+use crate::policy::fleet::Host;
+use crate::recipient::Recipient;
+
+use super::ui::{Table, plural};
+
+/// The largest plaintext accepted.
+pub(crate) const MAX_SECRET: usize = 64 << 20;
+
+/// Refuses an `-o` path that exists and is not a regular file: the output would
+/// replace a device, a FIFO or a symlink with a file and never reach what the user
+/// meant, so nothing is written.
+pub(crate) fn refuse_special_output(path: &Path) -> Result<()> {
+    match crate::fsutil::special_output(path) {
+        None => Ok(()),
+        Some(what) => Err(usage(
+            format!(
+                "-o {}: is {what}; keys writes only to a new or regular file",
+                path.display()
+            ),
+            "leave out -o (or give `-o -`) to write to stdout, or name a regular file",
+        )),
+    }
+}
+
+/// Secrets as aligned rows: name, format, status, readers.
+pub(crate) fn secrets_table(
+    secrets: &[check::Secret],
+    indent: &'static str,
+    header: bool,
+) -> String {
+    let mut table = Table::new(indent, &[4, 11, 12]);
+    if header {
+        table.row(["NAME", "FORMAT", "STATUS", "READERS"]);
+    }
+    for s in secrets {
+        table.row([
+            s.name.clone(),
+            s.format.map_or("?", |f| f.name()).to_string(),
+            s.status.name().to_string(),
+            s.readers.join(", "),
+        ]);
+    }
+    table.render()
+}
+
+/// A host change's lines, then the new key's fingerprint and age key.
+pub(crate) fn host_report(report: &Report) -> String {
+    let mut s = String::new();
+    for step in &report.steps {
+        let line = match step {
+            Step::Created(p) => format!("created   {p}"),
+            Step::Updated(p) => format!("updated   {p}"),
+            Step::Removed(p) => format!("removed   {p}"),
+            Step::KeyStored {
+                secret,
+                path,
+                recipients,
+            } => format!(
+                "key       private key stored as secret {secret} ({path}, for {recipients} admin recipient{})",
+                plural(*recipients)
+            ),
+            Step::KeyKept { secret } => {
+                format!("kept      secret {secret} (pass --with-key to remove it)")
+            }
+        };
+        s.push_str(&line);
+        s.push('\n');
+    }
+    if let Some(key) = &report.key {
+        s.push_str(&key_lines(key));
+    }
+    s
+}
+
+fn key_lines(key: &Recipient) -> String {
+    format!(
+        "{:<9} {}\nage       {}\n",
+        key.kind(),
+        key.fingerprint(),
+        key.to_x25519().unwrap_or_default()
+    )
+}
+
+/// Installs the git hooks for the fleet at `root` and says what happened, one line
+/// per hook.
+pub(crate) fn install_hooks(root: &Path) -> Result<String> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("<current executable>", e))?;
+    let lines: Vec<String> = hook::install(root, &exe)?
+        .into_iter()
+        .map(|done| match done {
+            Installed::New(p) => format!("installed {}", p.display()),
+            Installed::Already(p) => format!("already installed: {}", p.display()),
+            Installed::Chained { hook, previous } => format!(
+                "installed {} (the existing hook runs after it, as {})",
+                hook.display(),
+                previous.display()
+            ),
+        })
+        .collect();
+    Ok(lines.join("\n"))
+}
+
+/// How a remote program ended, for a message.
+pub(crate) fn exit_text(code: Option<i32>) -> String {
+    match code {
+        Some(code) => format!("exit {code}"),
+        None => "killed by a signal".into(),
+    }
+}
+
+/// A host that answered with another key than the one its host file pins.
+pub(crate) fn host_key_error(host: &Host, address: &str) -> Error {
+    Error::Remote {
+        message: format!(
+            "{address}:{} does not present {}'s key {} (recipients/hosts/{}.yaml); nothing was sent",
+            host.ssh_port,
+            host.name,
+            host.key.fingerprint(),
+            host.name
+        ),
+        hint: format!(
+            "if the host was reinstalled or its key rotated on purpose, record the new key with `keys host rotate {} --keyscan {address}:{}`",
+            host.name, host.ssh_port
+        ),
+    }
+}
