@@ -10,7 +10,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -196,24 +195,14 @@ fn command_line(
 /// executable file.
 fn resolve(program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
     let found = if program.contains('/') {
-        Some(PathBuf::from(program))
+        PathBuf::from(program)
     } else if program.is_empty() {
-        None
+        return None;
     } else {
-        std::env::split_paths(path.unwrap_or_default())
-            .map(|dir| {
-                if dir.as_os_str().is_empty() {
-                    PathBuf::from(".").join(program)
-                } else {
-                    dir.join(program)
-                }
-            })
-            .find(|candidate| {
-                std::fs::metadata(candidate)
-                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            })
+        let cwd = std::env::current_dir().ok()?;
+        which::which_in(program, Some(path.unwrap_or_default()), cwd).ok()?
     };
-    std::fs::canonicalize(found?).ok()
+    std::fs::canonicalize(found).ok()
 }
 
 fn set(value: Option<&OsStr>) -> Option<&OsStr> {
