@@ -1,6 +1,6 @@
 //! The library's one error type. Every variant names the file (and the line or key
-//! path where there is one) and never carries key material or plaintext; `hint` says
-//! what to do next. The CLI maps variants to exit codes.
+//! path where there is one) and never carries key material or plaintext. What to do
+//! next and the exit code are the command line's to say (`cli/error.rs`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -179,133 +179,12 @@ pub enum Error {
     CheckFailed { count: usize },
 }
 
-/// What kind of failure this is, for the CLI's exit-code table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    Usage,
-    InvalidInput,
-    Decrypt,
-    Io,
-    Keyring,
-    Repo,
-    Check,
-    External,
-    Busy,
-    Interrupted,
-}
-
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,
         }
-    }
-
-    pub fn class(&self) -> Class {
-        match self {
-            Error::Io { .. }
-            | Error::Exists { .. }
-            | Error::OpenPermissions { .. }
-            | Error::NotAFile { .. } => Class::Io,
-            Error::InvalidKey { .. }
-            | Error::WeakKey { .. }
-            | Error::UnsupportedKey { .. }
-            | Error::InvalidFile { .. }
-            | Error::InvalidName { .. }
-            | Error::Symlink { .. }
-            | Error::Corrupt { .. }
-            | Error::MacMismatch { .. }
-            | Error::Encrypt { .. } => Class::InvalidInput,
-            Error::NoPassphrase { .. }
-            | Error::WrongPassphrase { .. }
-            | Error::NoIdentity { .. } => Class::Decrypt,
-            Error::Keyring { .. } => Class::Keyring,
-            Error::NotARepo { .. } => Class::Repo,
-            Error::Usage { .. } => Class::Usage,
-            Error::CheckFailed { .. } | Error::Undeployable { .. } => Class::Check,
-            Error::Remote { .. } => Class::External,
-            Error::Busy { .. } => Class::Busy,
-            Error::Batch { first, .. } => first.class(),
-            Error::External { .. } => Class::External,
-            Error::Interrupted { .. } => Class::Interrupted,
-        }
-    }
-
-    /// What the user can do next.
-    pub fn hint(&self) -> Option<String> {
-        let hint = match self {
-            Error::Io { source, .. } => match source.kind() {
-                std::io::ErrorKind::NotFound => "check the path",
-                std::io::ErrorKind::PermissionDenied => "check the file's owner and mode",
-                std::io::ErrorKind::Other => {
-                    "replace the path named with a real directory or file; nothing was written"
-                }
-                _ => return None,
-            },
-            Error::InvalidKey { .. } => {
-                "expected an age1… recipient, an AGE-SECRET-KEY-1… identity or an OpenSSH key"
-            }
-            Error::WeakKey { .. } => {
-                "no real key pair has this public key: replace it with the genuine one (a host's is shown by `ssh-keyscan -t ed25519 HOST`)"
-            }
-            Error::UnsupportedKey { .. } => {
-                "use an ed25519 key (ssh-keygen -t ed25519) or an age key (keys init --generate)"
-            }
-            Error::InvalidFile { .. } => {
-                "fix the file at the place named, then run the command again"
-            }
-            Error::InvalidName { .. } => {
-                "names use letters, digits, '.', '_' and '-' (admin and group names also '+' and '@'), do not start with '.' or '-', at most 63 characters"
-            }
-            Error::NoPassphrase { .. } => {
-                "run on a terminal, or give the passphrase with KEYS_PASSPHRASE_FILE=FILE or --passphrase-fd N"
-            }
-            Error::WrongPassphrase { .. } => "try again with the right passphrase",
-            Error::NoIdentity { .. } => {
-                "pass -i FILE, set KEYS_IDENTITY, or run `keys init` to create an admin identity"
-            }
-            Error::Corrupt { .. } => "restore the file from git (git checkout -- FILE)",
-            Error::MacMismatch { .. } => {
-                "restore the file from git; `keys decrypt --ignore-mac` reads it anyway, without the check"
-            }
-            Error::Encrypt { .. } => {
-                "check the recipient; a plugin recipient needs its age-plugin-* program on PATH"
-            }
-            Error::Keyring { .. } => {
-                "unlock the keyring, choose another with KEYS_KEYRING=keyutils|secret-service|keychain, or use --store file"
-            }
-            Error::NotARepo { .. } => {
-                "run `keys init`, cd into the fleet repository, or pass --repo DIR"
-            }
-            Error::OpenPermissions { path, .. } => {
-                return Some(format!("run `chmod 600 {}`", path.display()));
-            }
-            Error::Symlink { .. } => {
-                "replace the link with the file or directory it points to; nothing was written or removed"
-            }
-            Error::NotAFile { .. } => {
-                "keys reads keys and passphrases from regular files only (and --passphrase-fd from a pipe); name the file itself"
-            }
-            Error::Exists { .. } => {
-                "nothing was overwritten; remove the file first if you mean to replace it"
-            }
-            Error::Usage { hint, .. } => return Some(hint.clone()),
-            Error::External { program, .. } => {
-                return Some(format!("check that {program} is installed and works"));
-            }
-            Error::Interrupted { .. } => return None,
-            Error::Busy { .. } => "wait for it to finish, then run the command again",
-            Error::Batch { first, .. } => return first.hint(),
-            Error::CheckFailed { .. } => "fix what is listed above, then run `keys check` again",
-            Error::Undeployable { host, .. } => {
-                return Some(format!(
-                    "run `keys rekey --host {host}` (and `keys check`), then update again; nothing was sent"
-                ));
-            }
-            Error::Remote { hint, .. } => return Some(hint.clone()),
-        };
-        Some(hint.to_string())
     }
 }
 

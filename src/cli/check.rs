@@ -2,10 +2,10 @@
 
 use crate::error::{Error, Result};
 use crate::layout::Repo;
-use crate::ops::check::{self, Severity};
+use crate::ops::check::{self, Fix, Severity};
 use crate::snapshot::{Blob, Snapshot};
 
-use super::ui;
+use super::{error, ui};
 
 /// Check the repository: policy, keys.lock, and no plaintext or private keys.
 ///
@@ -55,7 +55,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         } else {
             format!("{}: ", f.at)
         };
-        text.push_str(&format!("{label}{at}{}\n  fix: {}\n", f.what, f.fix));
+        let fix = match &f.fix {
+            Fix::Do(text) => text.clone(),
+            Fix::Error(e) => error::hint(e).unwrap_or_else(|| "fix the file named".into()),
+        };
+        text.push_str(&format!("{label}{at}{}\n  fix: {fix}\n", f.what));
     }
     let problems = report.problems();
     if problems == 0 {

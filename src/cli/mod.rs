@@ -9,6 +9,7 @@ mod decrypt;
 mod edit;
 mod editor;
 mod encrypt;
+mod error;
 mod export;
 mod hook;
 mod host;
@@ -27,83 +28,24 @@ mod ui;
 mod update;
 
 use std::cell::{OnceCell, RefCell, RefMut};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::error::{Class, Error, Result};
+pub use error::EXIT_CODES;
+
+use crate::error::{Error, Result};
 use crate::identity::{Identities, Search};
 use crate::layout::Repo;
 use crate::ops::workspace::{Hosts, Workspace};
-
-/// Exit codes, one per class of failure. Documented in the man page and README.
-pub const EXIT_CODES: &[(u8, &str)] = &[
-    (0, "success"),
-    (1, "internal error (a bug: please report it)"),
-    (
-        2,
-        "usage: bad arguments, or input is needed and there is no terminal",
-    ),
-    (
-        3,
-        "invalid input: a key, file or name that does not parse or is not allowed (a weak key, a symbolic link in the repository)",
-    ),
-    (
-        4,
-        "cannot decrypt: no identity opens the file, or a passphrase is wrong or missing",
-    ),
-    (
-        5,
-        "file system: a file cannot be read or written, is not a regular file where one is needed, is readable by others, or already exists",
-    ),
-    (6, "OS keyring unavailable, locked or not answering"),
-    (7, "not inside a keys repository"),
-    (
-        8,
-        "check found problems: plaintext, drift, edits outside keys, missing or unlisted files; or a host cannot decrypt what `keys update` would send it",
-    ),
-    (
-        9,
-        "an external program (git, the editor, ssh, rsync, nixos-anywhere) is missing or failed, or a host does not present its pinned key",
-    ),
-    (10, "another keys process is writing this repository"),
-    (
-        130,
-        "interrupted (Ctrl-C, SIGTERM, SIGHUP); temporary plaintext removed",
-    ),
-];
-
-fn exit_code(class: Class) -> u8 {
-    match class {
-        Class::Usage => 2,
-        Class::InvalidInput => 3,
-        Class::Decrypt => 4,
-        Class::Io => 5,
-        Class::Keyring => 6,
-        Class::Repo => 7,
-        Class::Check => 8,
-        Class::External => 9,
-        Class::Busy => 10,
-        Class::Interrupted => 130,
-    }
-}
-
-fn exit_codes_help() -> String {
-    let mut s = String::from("Exit status:\n");
-    for (code, what) in EXIT_CODES {
-        s.push_str(&format!("  {code:<3} {what}\n"));
-    }
-    s
-}
 
 /// Secrets and machine identities for a NixOS fleet kept in git.
 ///
 /// keys derives age recipients from SSH host keys, encrypts secrets for sops-nix and
 /// agenix from one policy, and drives nixos-anywhere installs and updates.
 #[derive(Parser)]
-#[command(name = "keys", version, about, long_about, after_long_help = exit_codes_help())]
+#[command(name = "keys", version, about, long_about, after_long_help = error::exit_codes_help())]
 pub struct Cli {
     /// The fleet repository (default: $KEYS_REPO, else the nearest ancestor with
     /// policies/ and recipients/).
@@ -328,17 +270,9 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            report(&e);
-            ExitCode::from(exit_code(e.class()))
+            error::report(&e);
+            ExitCode::from(error::exit_code(&e))
         }
-    }
-}
-
-fn report(e: &Error) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "keys: error: {e}");
-    if let Some(hint) = e.hint() {
-        let _ = writeln!(err, "  hint: {hint}");
     }
 }
 

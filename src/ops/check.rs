@@ -22,12 +22,34 @@ pub enum Severity {
 }
 
 /// One thing `check` found: where (file, or file:line), what, and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Finding {
     pub severity: Severity,
     pub at: String,
     pub what: String,
-    pub fix: String,
+    pub fix: Fix,
+}
+
+/// How to fix what was found.
+#[derive(Debug)]
+pub enum Fix {
+    /// What to do, in words.
+    Do(String),
+    /// A fleet or policy file does not load, so nothing else can be checked: what to
+    /// do is what this error calls for.
+    Error(Box<crate::error::Error>),
+}
+
+impl From<String> for Fix {
+    fn from(text: String) -> Fix {
+        Fix::Do(text)
+    }
+}
+
+impl From<&str> for Fix {
+    fn from(text: &str) -> Fix {
+        Fix::Do(text.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +105,7 @@ impl Report {
             .count()
     }
 
-    fn problem(&mut self, at: impl Into<String>, what: impl Into<String>, fix: impl Into<String>) {
+    fn problem(&mut self, at: impl Into<String>, what: impl Into<String>, fix: impl Into<Fix>) {
         self.findings.push(Finding {
             severity: Severity::Problem,
             at: at.into(),
@@ -134,11 +156,7 @@ pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
     let (fleet, policy) = match load(files) {
         Ok(fp) => (Some(fp.0), Some(fp.1)),
         Err(e) => {
-            report.problem(
-                "",
-                e.to_string(),
-                e.hint().unwrap_or_else(|| "fix the file named".into()),
-            );
+            report.problem("", e.to_string(), Fix::Error(Box::new(e)));
             (None, None)
         }
     };
@@ -394,7 +412,7 @@ struct Examined<'a> {
 }
 
 impl Examined<'_> {
-    fn problem(&mut self, at: &str, what: impl Into<String>, fix: impl Into<String>) {
+    fn problem(&mut self, at: &str, what: impl Into<String>, fix: impl Into<Fix>) {
         self.findings.push(Finding {
             severity: Severity::Problem,
             at: at.to_string(),
@@ -685,7 +703,8 @@ pub fn scratch_leftovers() -> Vec<Finding> {
             fix: format!(
                 "the next `keys edit` wipes it; or remove it now: rm -r {}",
                 left.path.display()
-            ),
+            )
+            .into(),
         })
         .collect()
 }
