@@ -141,9 +141,85 @@ pub enum Error {
     #[error("{}: already exists", path.display())]
     Exists { path: PathBuf },
 
-    /// A combination of arguments or inputs that makes no sense.
+    /// No secret of that name: nothing at `secrets/NAME.*` (nor, for a removal, in
+    /// `secrets/keys.lock`).
+    #[error("no secret named {name} (nothing at secrets/{name}.*)")]
+    NoSecret { name: String },
+
+    /// No policy rule's `secrets:` glob matches the secret's name.
+    #[error("no policy rule matches secret {name}")]
+    NoRule { name: String },
+
+    /// No host of that name: no `recipients/hosts/NAME.yaml`.
+    #[error("no host {name:?} (no recipients/hosts/{name}.yaml)")]
+    NoHost { name: String },
+
+    /// A new secret whose name would make it a directory of another secret, or the
+    /// other a directory of it.
+    #[error("secret {name} would nest with secret {other} (one is a directory of the other)")]
+    NestedSecret { name: String, other: String },
+
+    /// An empty plaintext where the caller did not allow one; nothing was written.
+    #[error("the plaintext for {name} is empty; nothing was written")]
+    EmptySecret { name: String },
+
+    /// A secret that has no value at a key path to set or remove (an age file, or a
+    /// sops file with no document).
+    #[error("secret {name} {reason}")]
+    NotSettable { name: String, reason: &'static str },
+
+    /// A path in the git index that is unmerged (a conflict), so its staged content
+    /// cannot be checked.
+    #[error("{path}: unmerged in the git index; the staged contents cannot be checked")]
+    Unmerged { path: String },
+
+    /// A directory that is not inside a git work tree where one is needed.
+    #[error("{}: not inside a git work tree", dir.display())]
+    NotInGit { dir: PathBuf },
+
+    /// Something that is not a file where a git hook is to be written.
+    #[error("{}: not a file", path.display())]
+    HookInTheWay { path: PathBuf },
+
+    /// The keyring named in $KEYS_KEYRING is not one `keys` knows.
+    #[error("KEYS_KEYRING={value:?} is not a keyring")]
+    UnknownKeyring { value: String },
+
+    /// No RAM-backed directory may hold temporary plaintext: each place tried and why
+    /// it was refused. `disk` is where it would go if a disk were allowed.
+    #[error(
+        "no RAM-backed (tmpfs) directory for temporary plaintext: {}{}",
+        refused.join("; "),
+        if *runtime_dir_set { "" } else { "; $XDG_RUNTIME_DIR is not set" }
+    )]
+    NoRuntimeDir {
+        refused: Vec<String>,
+        runtime_dir_set: bool,
+        disk: PathBuf,
+    },
+
+    /// A directory for a staged tree that is not on tmpfs (or cannot be examined).
+    #[error("{} {reason}", path.display())]
+    NotOnTmpfs { path: PathBuf, reason: String },
+
+    /// A directory that may not hold a staged tree: not new or empty, not ours, or
+    /// in a directory others can change.
+    #[error("{} {reason}", path.display())]
+    UnsafeStagingDir { path: PathBuf, reason: String },
+
+    /// The disk-backed temporary directory, allowed for plaintext, that may not hold
+    /// it either.
+    #[error("{} {reason}", path.display())]
+    UnsafeTempDir { path: PathBuf, reason: String },
+
+    /// A combination of arguments that makes no sense, or input that is needed when
+    /// there is no terminal to ask for it.
     #[error("{message}")]
     Usage { message: String, hint: String },
+
+    /// Something `keys` itself got wrong: a bug.
+    #[error("internal error: {what}")]
+    Bug { what: String },
 
     /// An external program (git, the editor) is missing, failed, or said something
     /// `keys` cannot read.

@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
-use crate::error::{self, Error, Location, Result};
+use crate::error::{Error, Location, Result};
 
 /// One entry of the git index (stage 0), read from the object store, not the work tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -516,13 +516,9 @@ fn parse_stage_listing(listing: &[u8]) -> Result<Vec<Entry>> {
         match stage {
             "0" => {}
             "1" | "2" | "3" => {
-                return Err(error::usage(
-                    format!(
-                        "{}: unmerged in the git index; the staged contents cannot be checked",
-                        String::from_utf8_lossy(raw_path)
-                    ),
-                    "resolve the conflict and `git add` the file, then commit again",
-                ));
+                return Err(Error::Unmerged {
+                    path: String::from_utf8_lossy(raw_path).into_owned(),
+                });
             }
             _ => return Err(unparsable()),
         }
@@ -805,8 +801,10 @@ pub(crate) mod tests {
             .output();
         assert!(!merge.unwrap().status.success());
         let err = staged_files_env(&repo.top(), &isolated(), &repo.top()).unwrap_err();
-        assert!(matches!(err, Error::Usage { .. }), "{err:?}");
-        assert!(err.to_string().contains("conflict.age"), "{err}");
+        assert!(
+            matches!(&err, Error::Unmerged { path } if path == "conflict.age"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -19,15 +19,13 @@ use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, RawMode};
 use rustix::io::Errno;
 use zeroize::Zeroizing;
 
-use crate::error::{self, Error, Location, Result};
+use crate::error::{Error, Location, Result};
 use crate::fsutil;
 
 /// `statfs` magic of tmpfs.
 const TMPFS_MAGIC: u32 = 0x0102_1994;
 /// `statfs` magic of ramfs.
 const RAMFS_MAGIC: u32 = 0x8584_58f6;
-/// The flag that allows plaintext on disk, for hints.
-const DISK_FLAG: &str = "--allow-disk-temp";
 /// How deep `Drop` descends into subdirectories an editor made.
 const MAX_DEPTH: usize = 32;
 /// Scratch directories are `keys-<pid>-XXXXXX`; kept ones `keys-kept-XXXXXX`.
@@ -61,9 +59,8 @@ pub struct Leftover {
 impl Scratch {
     /// Base: $XDG_RUNTIME_DIR if set, a directory of the user's own that nobody else
     /// may write to, and on tmpfs; else /dev/shm (root's sticky directory) if tmpfs.
-    /// With neither, a usage error naming each directory and why, hint
-    /// "--allow-disk-temp"; with `allow_disk` true, falls back to
-    /// `std::env::temp_dir()`. First wipes what killed runs left in these places
+    /// With neither, `Error::NoRuntimeDir` naming each directory and why; with
+    /// `allow_disk` true, falls back to `std::env::temp_dir()`. First wipes what killed runs left in these places
     /// (`swept`), then makes `keys-<pid>-XXXXXX` with a fresh name (mkdir fails on an
     /// existing one) and mode 0700 through the base's descriptor, and checks its owner
     /// and mode on the opened directory.
@@ -73,9 +70,11 @@ impl Scratch {
         let disk = std::env::temp_dir();
         let swept = sweep(candidates.iter().chain([&disk]).map(PathBuf::as_path));
         let mut scratch = create_in(&candidates, allow_disk, &disk).map_err(|e| match e {
-            Error::Usage { message, hint } if xdg.is_none() => {
-                error::usage(format!("{message}; $XDG_RUNTIME_DIR is not set"), hint)
-            }
+            Error::NoRuntimeDir { refused, disk, .. } => Error::NoRuntimeDir {
+                refused,
+                runtime_dir_set: xdg.is_some(),
+                disk,
+            },
             e => e,
         })?;
         scratch.swept = swept;
@@ -92,11 +91,9 @@ impl Scratch {
     /// unless `allow_disk`, and not writable by others unless sticky. A non-empty
     /// directory is refused.
     pub fn create_at(path: &Path, mode: u32, allow_disk: bool) -> Result<Scratch> {
-        let refuse = |why: String| {
-            error::usage(
-                format!("{} {why}", path.display()),
-                "give --out a new or empty directory of yours on tmpfs",
-            )
+        let refuse = |reason: String| Error::UnsafeStagingDir {
+            path: path.to_path_buf(),
+            reason,
         };
         let absolute = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
         let (Some(parent), Some(name)) = (absolute.parent(), absolute.file_name()) else {
@@ -113,21 +110,17 @@ impl Scratch {
         )
         .map_err(|e| Error::io(parent, e.into()))?;
         if !allow_disk {
-            on_ram(&parent_fd).map_err(|why| {
-                error::usage(
-                    format!("{} {why}", parent.display()),
-                    format!(
-                        "stage on tmpfs, or pass {DISK_FLAG} (the key may then reach the disk)"
-                    ),
-                )
+            on_ram(&parent_fd).map_err(|reason| Error::NotOnTmpfs {
+                path: parent.to_path_buf(),
+                reason,
             })?;
         }
         let st = rustix::fs::fstat(&parent_fd).map_err(|e| Error::io(parent, e.into()))?;
         if st.st_mode & 0o022 != 0 && st.st_mode & 0o1000 == 0 {
-            return Err(error::usage(
-                format!("{} is writable by others and not sticky", parent.display()),
-                "give --out a directory whose parent only you can change",
-            ));
+            return Err(Error::UnsafeStagingDir {
+                path: parent.to_path_buf(),
+                reason: "is writable by others and not sticky".into(),
+            });
         }
         let name = name.to_string_lossy();
         let dir = make_subdir(parent_fd.as_fd(), &name, mode).map_err(|e| refuse(e.to_string()))?;
@@ -155,14 +148,11 @@ impl Scratch {
 
     /// Creates `dir/name` with O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC and `mode` given at
     /// open time, writes `data`, returns its path. `name` is a single plain file name
-    /// (no '/', not '.' or '..'); anything else is a usage error. An existing entry of
+    /// (no '/', not '.' or '..'); anything else is a bug of the caller. An existing entry of
     /// that name (a symlink included) is `Error::Exists`.
     pub fn create_file(&self, name: &str, data: &[u8], mode: u32) -> Result<PathBuf> {
         if !plain_name(OsStr::new(name)) {
-            return Err(error::usage(
-                format!("{name:?} is not a plain file name"),
-                "give a single file name, without '/'",
-            ));
+            return Err(bug(format!("{name:?} is not a plain file name")));
         }
         let path = self.path.join(name);
         create_file_in(self.dir.as_fd(), name, &path, data, mode)?;
@@ -175,10 +165,9 @@ impl Scratch {
     pub fn create_path(&self, rel: &str, data: &[u8], mode: u32) -> Result<PathBuf> {
         let segments: Vec<&str> = rel.split('/').collect();
         if segments.iter().any(|s| !plain_name(OsStr::new(s))) {
-            return Err(error::usage(
-                format!("{rel:?} is not a relative path of plain names"),
-                "this is a bug in keys: please report it",
-            ));
+            return Err(bug(format!(
+                "{rel:?} is not a relative path of plain names"
+            )));
         }
         let (file, dirs) = segments.split_last().unwrap_or((&"", &[]));
         let mut path = self.path.clone();
@@ -199,10 +188,7 @@ impl Scratch {
     pub fn create_dir(&self, name: &str, mode: u32) -> Result<PathBuf> {
         let path = self.path.join(name);
         if !plain_name(OsStr::new(name)) {
-            return Err(error::usage(
-                format!("{name:?} is not a plain directory name"),
-                "this is a bug in keys: please report it",
-            ));
+            return Err(bug(format!("{name:?} is not a plain directory name")));
         }
         make_subdir(self.dir.as_fd(), name, mode).map_err(|e| Error::io(&path, e))?;
         Ok(path)
@@ -299,14 +285,11 @@ impl Scratch {
             _ => None,
         };
         name.filter(|n| plain_name(n)).ok_or_else(|| {
-            error::usage(
-                format!(
-                    "{} is not a file in the scratch directory {}",
-                    path.display(),
-                    self.path.display()
-                ),
-                "this is a bug in keys: please report it",
-            )
+            bug(format!(
+                "{} is not a file in the scratch directory {}",
+                path.display(),
+                self.path.display()
+            ))
         })
     }
 }
@@ -356,8 +339,8 @@ fn bases() -> Vec<PathBuf> {
 }
 
 /// `Scratch::create` with its inputs made explicit: the first usable RAM-backed
-/// directory of `candidates`, else `disk_fallback` when `allow_disk`, else a usage
-/// error that says why each candidate was refused.
+/// directory of `candidates`, else `disk_fallback` when `allow_disk`, else
+/// `Error::NoRuntimeDir` saying why each candidate was refused.
 fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> Result<Scratch> {
     let mut refused = Vec::with_capacity(candidates.len());
     for base in candidates {
@@ -370,28 +353,26 @@ fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> 
         }
     }
     if allow_disk {
-        let (fd, real) = open_base(disk_fallback, false).map_err(|why| {
-            error::usage(
-                format!("{} {why}", disk_fallback.display()),
-                "set TMPDIR to a directory of yours",
-            )
-        })?;
+        let (fd, real) =
+            open_base(disk_fallback, false).map_err(|reason| Error::UnsafeTempDir {
+                path: disk_fallback.to_path_buf(),
+                reason,
+            })?;
         return make_dir(&real, fd).map_err(|e| Error::io(disk_fallback, e));
     }
     if refused.is_empty() {
         refused.push("no candidate directory".to_string());
     }
-    Err(error::usage(
-        format!(
-            "no RAM-backed (tmpfs) directory for temporary plaintext: {}",
-            refused.join("; ")
-        ),
-        format!(
-            "set XDG_RUNTIME_DIR to a tmpfs directory of yours (mode 0700), or pass {DISK_FLAG} \
-             to use {} (the plaintext may then reach the disk)",
-            disk_fallback.display()
-        ),
-    ))
+    Err(Error::NoRuntimeDir {
+        refused,
+        runtime_dir_set: true,
+        disk: disk_fallback.to_path_buf(),
+    })
+}
+
+/// Something a caller of this module got wrong.
+fn bug(what: String) -> Error {
+    Error::Bug { what }
 }
 
 /// Opens `base` if it may hold plaintext, else says why not (for the message): an
@@ -828,7 +809,7 @@ mod tests {
 
         for bad in ["", ".", "..", "a/b", "/etc/passwd", "../x", "nul\0"] {
             assert!(
-                matches!(s.create_file(bad, b"x", 0o600), Err(Error::Usage { .. })),
+                matches!(s.create_file(bad, b"x", 0o600), Err(Error::Bug { .. })),
                 "{bad:?} was accepted"
             );
         }
@@ -868,7 +849,7 @@ mod tests {
             PathBuf::from("sub/f"),
         ] {
             assert!(
-                matches!(s.read_file(&bad, 100), Err(Error::Usage { .. })),
+                matches!(s.read_file(&bad, 100), Err(Error::Bug { .. })),
                 "{} was read",
                 bad.display()
             );
@@ -926,15 +907,18 @@ mod tests {
             PathBuf::from("relative"),
         ];
         if !on_ram(disk.path()) {
+            let disk_dir = disk.path();
             match create_in(&candidates, false, fallback.path()) {
-                Err(Error::Usage { message, hint }) => {
+                Err(Error::NoRuntimeDir { refused, disk, .. }) => {
+                    let refused = refused.join("; ");
                     assert!(
-                        message.contains(&format!("{} is not on tmpfs", disk.path().display()))
+                        refused.contains(&format!("{} is not on tmpfs", disk_dir.display())),
+                        "{refused}"
                     );
-                    assert!(message.contains(&format!("{} does not exist", missing.display())));
-                    assert!(message.contains(&format!("{} is not a directory", a_file.display())));
-                    assert!(message.contains("relative is not an absolute path"));
-                    assert!(hint.contains("--allow-disk-temp"), "{hint}");
+                    assert!(refused.contains(&format!("{} does not exist", missing.display())));
+                    assert!(refused.contains(&format!("{} is not a directory", a_file.display())));
+                    assert!(refused.contains("relative is not an absolute path"));
+                    assert_eq!(disk, fallback.path());
                 }
                 other => panic!("disk accepted: {other:?}"),
             }
@@ -1009,12 +993,12 @@ mod tests {
         std::os::unix::fs::chown(foreign.path(), Some(12345), None).unwrap();
         let fallback = tempfile::tempdir().unwrap();
         match create_in(&[foreign.path().to_path_buf()], false, fallback.path()) {
-            Err(Error::Usage { message, .. }) => assert!(
-                message.contains(&format!(
+            Err(e @ Error::NoRuntimeDir { .. }) => assert!(
+                e.to_string().contains(&format!(
                     "{} is owned by uid 12345, not by you (uid 0)",
                     foreign.path().display()
                 )),
-                "{message}"
+                "{e}"
             ),
             other => panic!("a foreign runtime directory was used: {other:?}"),
         }

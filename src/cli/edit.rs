@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::error::{Result, usage};
+use crate::error::Result;
 use crate::format::Format;
 use crate::ops::secret::{self, EncryptOptions};
 use crate::ops::workspace::Hosts;
@@ -74,12 +74,6 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             }
         ));
         return Ok(());
-    }
-    if edited.is_empty() && !args.allow_empty {
-        return Err(usage(
-            format!("the edited {} is empty; nothing was written", args.name),
-            "use `keys rm NAME` to remove a secret, or pass --allow-empty",
-        ));
     }
     let opts = EncryptOptions {
         force: true,

@@ -55,7 +55,8 @@ pub(super) fn exit_codes_help() -> String {
 /// The exit code for `e`, by the table above.
 pub(super) fn exit_code(e: &Error) -> u8 {
     match e {
-        Error::Usage { .. } => 2,
+        Error::Bug { .. } => 1,
+        Error::Usage { .. } | Error::NotInGit { .. } | Error::UnknownKeyring { .. } => 2,
         Error::InvalidKey { .. }
         | Error::WeakKey { .. }
         | Error::UnsupportedKey { .. }
@@ -64,12 +65,24 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::Symlink { .. }
         | Error::Corrupt { .. }
         | Error::MacMismatch { .. }
-        | Error::Encrypt { .. } => 3,
+        | Error::Encrypt { .. }
+        | Error::NoSecret { .. }
+        | Error::NoRule { .. }
+        | Error::NoHost { .. }
+        | Error::NestedSecret { .. }
+        | Error::EmptySecret { .. }
+        | Error::NotSettable { .. }
+        | Error::Unmerged { .. } => 3,
         Error::NoPassphrase { .. } | Error::WrongPassphrase { .. } | Error::NoIdentity { .. } => 4,
         Error::Io { .. }
         | Error::Exists { .. }
         | Error::OpenPermissions { .. }
-        | Error::NotAFile { .. } => 5,
+        | Error::NotAFile { .. }
+        | Error::HookInTheWay { .. }
+        | Error::NoRuntimeDir { .. }
+        | Error::NotOnTmpfs { .. }
+        | Error::UnsafeStagingDir { .. }
+        | Error::UnsafeTempDir { .. } => 5,
         Error::Keyring { .. } => 6,
         Error::NotARepo { .. } => 7,
         Error::CheckFailed { .. } | Error::Undeployable { .. } => 8,
@@ -145,7 +158,41 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::Exists { .. } => {
             "nothing was overwritten; remove the file first if you mean to replace it"
         }
+        Error::NoSecret { .. } => "`keys ls` lists the secrets; `keys encrypt NAME` creates one",
+        Error::NoRule { .. } => {
+            "add a rule whose `secrets:` glob matches it to a policies/*.yaml file"
+        }
+        Error::NoHost { .. } => {
+            "run `keys host ls` to see the hosts, or `keys host add NAME` to add one"
+        }
+        Error::NestedSecret { .. } => {
+            "choose a name that is not a prefix directory of another secret"
+        }
+        Error::EmptySecret { .. } => {
+            "pass --allow-empty if an empty secret is really meant (`keys rm NAME` removes a secret)"
+        }
+        Error::NotSettable { .. } => {
+            "use `keys edit NAME` (or `keys encrypt --force NAME`) to change it whole"
+        }
+        Error::Unmerged { .. } => "resolve the conflict and `git add` the file, then commit again",
+        Error::NotInGit { .. } => "run `git init` first, then `keys hook install` again",
+        Error::HookInTheWay { .. } => "move it away, then run `keys hook install` again",
+        Error::UnknownKeyring { .. } => "use keychain, secret-service, keyutils or none",
+        Error::NoRuntimeDir { disk, .. } => {
+            return Some(format!(
+                "set XDG_RUNTIME_DIR to a tmpfs directory of yours (mode 0700), or pass --allow-disk-temp to use {} (the plaintext may then reach the disk)",
+                disk.display()
+            ));
+        }
+        Error::NotOnTmpfs { .. } => {
+            "stage on tmpfs, or pass --allow-disk-temp (the key may then reach the disk)"
+        }
+        Error::UnsafeStagingDir { .. } => {
+            "give --out a new or empty directory of yours on tmpfs, in a directory only you can change"
+        }
+        Error::UnsafeTempDir { .. } => "set TMPDIR to a directory of yours",
         Error::Usage { hint, .. } => return Some(hint.clone()),
+        Error::Bug { .. } => "this is a bug in keys: please report it",
         Error::External { program, .. } => {
             return Some(format!("check that {program} is installed and works"));
         }
@@ -161,4 +208,147 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::Remote { hint, .. } => return Some(hint.clone()),
     };
     Some(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// What the user sees for each library refusal: the exit code the table gives its
+    /// meaning, a one-line message naming what was refused, and a hint.
+    #[test]
+    fn library_refusals_exit_by_their_meaning_with_a_hint() {
+        let name = || "bot/token".to_string();
+        let cases: Vec<(Error, u8, &str, &str)> = vec![
+            (
+                Error::NoSecret { name: name() },
+                3,
+                "no secret named bot/token (nothing at secrets/bot/token.*)",
+                "keys ls",
+            ),
+            (
+                Error::NoRule { name: name() },
+                3,
+                "no policy rule matches secret bot/token",
+                "policies/*.yaml",
+            ),
+            (
+                Error::NoHost { name: "web".into() },
+                3,
+                "no host \"web\" (no recipients/hosts/web.yaml)",
+                "keys host ls",
+            ),
+            (
+                Error::NestedSecret {
+                    name: "a/b".into(),
+                    other: "a".into(),
+                },
+                3,
+                "secret a/b would nest with secret a (one is a directory of the other)",
+                "prefix directory",
+            ),
+            (
+                Error::EmptySecret { name: name() },
+                3,
+                "the plaintext for bot/token is empty; nothing was written",
+                "--allow-empty",
+            ),
+            (
+                Error::NotSettable {
+                    name: name(),
+                    reason: "is an age file, which has no keys to set",
+                },
+                3,
+                "secret bot/token is an age file, which has no keys to set",
+                "keys edit NAME",
+            ),
+            (
+                Error::Unmerged {
+                    path: "secrets/a.age".into(),
+                },
+                3,
+                "secrets/a.age: unmerged in the git index; the staged contents cannot be checked",
+                "git add",
+            ),
+            (
+                Error::NotInGit {
+                    dir: PathBuf::from("/srv/fleet"),
+                },
+                2,
+                "/srv/fleet: not inside a git work tree",
+                "git init",
+            ),
+            (
+                Error::HookInTheWay {
+                    path: PathBuf::from(".git/hooks/pre-commit"),
+                },
+                5,
+                ".git/hooks/pre-commit: not a file",
+                "move it away",
+            ),
+            (
+                Error::UnknownKeyring {
+                    value: "vault".into(),
+                },
+                2,
+                "KEYS_KEYRING=\"vault\" is not a keyring",
+                "keyutils",
+            ),
+            (
+                Error::NoRuntimeDir {
+                    refused: vec!["/dev/shm does not exist".into()],
+                    runtime_dir_set: false,
+                    disk: PathBuf::from("/tmp"),
+                },
+                5,
+                "no RAM-backed (tmpfs) directory for temporary plaintext: /dev/shm does not exist; $XDG_RUNTIME_DIR is not set",
+                "--allow-disk-temp to use /tmp",
+            ),
+            (
+                Error::NotOnTmpfs {
+                    path: PathBuf::from("/home/me"),
+                    reason: "is not on tmpfs (file system type 0xef53)".into(),
+                },
+                5,
+                "/home/me is not on tmpfs (file system type 0xef53)",
+                "--allow-disk-temp",
+            ),
+            (
+                Error::UnsafeStagingDir {
+                    path: PathBuf::from("/run/user/1000/out"),
+                    reason: "is not empty".into(),
+                },
+                5,
+                "/run/user/1000/out is not empty",
+                "--out",
+            ),
+            (
+                Error::UnsafeTempDir {
+                    path: PathBuf::from("/tmp"),
+                    reason: "is owned by uid 0".into(),
+                },
+                5,
+                "/tmp is owned by uid 0",
+                "TMPDIR",
+            ),
+            (
+                Error::Bug {
+                    what: "\"a/b\" is not a plain file name".into(),
+                },
+                1,
+                "internal error: \"a/b\" is not a plain file name",
+                "please report it",
+            ),
+        ];
+        let documented: Vec<u8> = EXIT_CODES.iter().map(|(code, _)| *code).collect();
+        for (e, code, message, in_hint) in cases {
+            assert_eq!(exit_code(&e), code, "{e:?}");
+            assert!(documented.contains(&code), "{code} is not in the table");
+            assert_eq!(e.to_string(), message);
+            let hint = hint(&e).unwrap_or_default();
+            assert!(hint.contains(in_hint), "{e:?}: {hint}");
+        }
+    }
 }

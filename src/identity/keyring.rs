@@ -44,10 +44,9 @@ impl Backend {
             "secret-service" => Ok(Backend::SecretService),
             "keyutils" => Ok(Backend::Keyutils),
             "none" => Ok(Backend::Disabled),
-            other => Err(crate::error::usage(
-                format!("KEYS_KEYRING={other:?} is not a keyring"),
-                "use keychain, secret-service, keyutils or none",
-            )),
+            other => Err(crate::error::Error::UnknownKeyring {
+                value: other.to_string(),
+            }),
         }
     }
 

@@ -13,7 +13,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{self, Error, Result};
+use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::git::{self, Env};
 
@@ -43,19 +43,16 @@ pub enum Installed {
 /// Installs the hooks (pre-commit, then pre-merge-commit) for the git repository
 /// containing `dir` (the fleet root), and records their directory in git's
 /// configuration. `keys_exe` is the absolute path of the running keys binary, used
-/// only when `keys` is not on PATH at commit time. Err(usage error with hint `git
-/// init`) when `dir` is not in a git work tree. A hook of ours that differs (another
+/// only when `keys` is not on PATH at commit time. `Error::NotInGit` when `dir` is
+/// not in a git work tree. A hook of ours that differs (another
 /// fleet directory or binary) is replaced and reported as `New`.
 pub fn install(dir: &Path, keys_exe: &Path) -> Result<Vec<Installed>> {
     install_env(dir, keys_exe, &[], &git::current_dir()?)
 }
 
 fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Vec<Installed>> {
-    let not_a_repo = || {
-        error::usage(
-            format!("{}: not inside a git work tree", dir.display()),
-            "run `git init` first, then `keys hook install` again",
-        )
+    let not_a_repo = || Error::NotInGit {
+        dir: dir.to_path_buf(),
     };
     let prefix = git::work_tree_prefix(dir, env, cwd)?.ok_or_else(not_a_repo)?;
     let hooks = git::hooks_dir_env(dir, env, cwd)?.ok_or_else(not_a_repo)?;
@@ -95,10 +92,7 @@ fn install_one(hooks: &Path, name: &str, script: &[u8]) -> Result<Installed> {
             return Ok(Installed::New(hook));
         }
     } else if !meta.file_type().is_symlink() {
-        return Err(error::usage(
-            format!("{}: not a file", hook.display()),
-            "move it away, then run `keys hook install` again",
-        ));
+        return Err(Error::HookInTheWay { path: hook });
     }
     let previous = hooks.join(format!("{name}{PREVIOUS_SUFFIX}"));
     let previous = keep_previous(&hook, &previous, meta.is_file())?;
@@ -647,17 +641,14 @@ exit \"${KEYS_EXIT:-0}\"
     }
 
     #[test]
-    fn not_a_repo_is_a_usage_error_pointing_at_git_init() {
+    fn not_a_repo_is_refused_as_not_in_git() {
         let tmp = tempfile::tempdir().unwrap();
         let plain = tmp.path().join("plain");
         fs::create_dir(&plain).unwrap();
         let mut env = isolated();
         env.push(("GIT_CEILING_DIRECTORIES", Some(tmp.path().as_os_str())));
         let err = install_env(&plain, Path::new("/k"), &env, &plain).unwrap_err();
-        assert!(
-            matches!(&err, Error::Usage { hint, .. } if hint.contains("git init")),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::NotInGit { .. }), "{err:?}");
         assert_eq!(fs::read_dir(&plain).unwrap().count(), 0);
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Location, Result, usage};
+use crate::error::{Error, Location, Result};
 use crate::format;
 use crate::format::Format;
 use crate::format::lockfile;
@@ -61,10 +61,9 @@ pub fn encrypt_with(
     let rule = ws.rule(name)?;
     let format = rule.format;
     if plaintext.is_empty() && !opts.allow_empty {
-        return Err(usage(
-            format!("the plaintext for {name} is empty; nothing was written"),
-            "pass --allow-empty if an empty secret is really meant",
-        ));
+        return Err(Error::EmptySecret {
+            name: name.to_string(),
+        });
     }
     refuse_nesting(ws, name)?;
     let rel = format::secret_path(name, format);
@@ -126,13 +125,9 @@ pub fn encrypt_with(
 
 /// Refuses a name that is a directory of an existing secret or the reverse.
 fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
-    let clash = |other: &str| {
-        usage(
-            format!(
-                "secret {name} would nest with secret {other} (one is a directory of the other)"
-            ),
-            "choose a name that is not a prefix directory of another secret",
-        )
+    let clash = |other: &str| Error::NestedSecret {
+        name: name.to_string(),
+        other: other.to_string(),
     };
     if let Some(other) = ws
         .lock_if_read()
@@ -232,23 +227,24 @@ pub fn set_value(
     prompt: &dyn Prompt,
 ) -> Result<Written> {
     let (file, format) = ws.locate(name)?;
-    if format == Format::Age {
-        return Err(usage(
-            format!("secret {name} is an age file, which has no keys to set"),
-            "use `keys edit NAME` or `keys encrypt --force NAME` for age secrets",
-        ));
-    }
+    let not_settable = |reason| Error::NotSettable {
+        name: name.to_string(),
+        reason,
+    };
+    let Some(store) = sops::store(format) else {
+        return Err(not_settable("is an age file, which has no keys to set"));
+    };
     let opened = open_file(&file, format, identities, prompt, false)?;
     let Some(previous) = opened.sops else {
-        return Err(usage("not a sops file", "use `keys edit NAME`"));
+        return Err(Error::Bug {
+            what: format!("{} opened as sops without a sops document", file.display()),
+        });
     };
-    let store = sops::store(format)
-        .ok_or_else(|| usage("unsupported sops format", "use `keys edit NAME`"))?;
     let mut plain = sops::seal::Plain(previous.plain.0.clone());
     let branch = plain
         .0
         .first_mut()
-        .ok_or_else(|| usage("the document is empty", "use `keys edit NAME`"))?;
+        .ok_or_else(|| not_settable("has no document to set a value in"))?;
     sops::document::set_path(branch, path, value).map_err(|reason| Error::InvalidFile {
         at: Location::file(&file),
         reason: format!("key path: {reason}"),
@@ -275,10 +271,9 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
     let path = ws.locate(name).ok().map(|(p, _)| p);
     let in_lock = ws.lock()?.contains(name);
     if path.is_none() && !in_lock {
-        return Err(usage(
-            format!("no secret named {name}"),
-            "`keys ls` lists the secrets",
-        ));
+        return Err(Error::NoSecret {
+            name: name.to_string(),
+        });
     }
     let public = public_half(name)
         .map(|rel| ws.repo.root().join(rel))

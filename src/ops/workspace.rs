@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{FlockOperation, flock};
 
-use crate::error::{Error, Location, Result, usage};
+use crate::error::{Error, Location, Result};
 use crate::format::lockfile::LockText;
 use crate::format::{self, Format};
 use crate::fsutil;
@@ -208,21 +208,18 @@ impl Workspace {
     /// The rule for a secret name, or an error saying no rule matches.
     pub fn rule(&self, name: &str) -> Result<&Rule> {
         check_name(name)?;
-        self.policy.rule_for(name).map(|(_, r)| r).ok_or_else(|| {
-            usage(
-                format!("no policy rule matches secret {name}"),
-                "add a rule whose `secrets:` glob matches it to a policies/*.yaml file",
-            )
-        })
+        self.policy
+            .rule_for(name)
+            .map(|(_, r)| r)
+            .ok_or_else(|| Error::NoRule {
+                name: name.to_string(),
+            })
     }
 
     /// The host of that name.
     pub fn host(&self, name: &str) -> Result<&Host> {
-        self.fleet.host(name)?.ok_or_else(|| {
-            usage(
-                format!("no host {name:?} in recipients/hosts/"),
-                "run `keys host ls` to see the hosts, or `keys host add NAME` to add one",
-            )
+        self.fleet.host(name)?.ok_or_else(|| Error::NoHost {
+            name: name.to_string(),
         })
     }
 
@@ -241,10 +238,9 @@ impl Workspace {
                 return Ok((path, f));
             }
         }
-        Err(usage(
-            format!("no secret named {name} (nothing at secrets/{name}.*)"),
-            "`keys ls` lists the secrets; `keys encrypt NAME` creates one",
-        ))
+        Err(Error::NoSecret {
+            name: name.to_string(),
+        })
     }
 }
 

@@ -114,7 +114,7 @@ fn a_failing_or_interrupted_editor_changes_nothing_and_leaves_no_plaintext() {
 
     // Emptied by the editor: refused.
     editor(&mut env, ": > \"$f\"");
-    env.keys(&["edit", "bot/token"]).failure(2);
+    env.keys(&["edit", "bot/token"]).failure(3);
     assert_eq!(tree(&repo), before);
     assert!(empty(&run_dir));
     let _ = std::fs::remove_dir_all(&run_dir);

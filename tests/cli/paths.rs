@@ -537,7 +537,7 @@ fn a_writer_lock_refusal_always_names_the_holders_pid() {
                     "pair {pair}: {stderr}"
                 );
             } else {
-                assert_eq!(out.status.code(), Some(2), "pair {pair}");
+                assert_eq!(out.status.code(), Some(3), "pair {pair}");
             }
         }
     }

@@ -204,7 +204,7 @@ fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() 
     let before = tree(&repo);
     let run = env.keys_stdin(&["encrypt", "bot/a"], b"two").failure(5);
     assert!(run.stderr.contains("already exists"), "{}", run.stderr);
-    let run = env.keys_stdin(&["encrypt", "bot/b"], b"").failure(2);
+    let run = env.keys_stdin(&["encrypt", "bot/b"], b"").failure(3);
     assert!(run.stderr.contains("--allow-empty"), "{}", run.stderr);
     assert_eq!(tree(&repo), before);
     env.keys_stdin(&["encrypt", "--force", "bot/a"], b"two")
@@ -218,7 +218,7 @@ fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() 
     // No rule: a policy without the catch-all.
     env.write("work/policies/default.yaml", policy_with(&[]));
     let before = tree(&repo);
-    let run = env.keys_stdin(&["encrypt", "other/x"], b"x").failure(2);
+    let run = env.keys_stdin(&["encrypt", "other/x"], b"x").failure(3);
     assert!(
         run.stderr.contains("no policy rule matches secret other/x"),
         "{}",
@@ -519,7 +519,7 @@ fn rm_removes_the_file_and_its_lock_line() {
     );
     let lock = std::fs::read_to_string(repo.join("secrets/keys.lock")).unwrap();
     assert!(!lock.contains("deep/a/b") && lock.contains("bot/keep"));
-    env.keys(&["rm", "deep/a/b"]).failure(2);
+    env.keys(&["rm", "deep/a/b"]).failure(3);
     env.keys(&["check"]).success();
 }
 
