@@ -324,33 +324,33 @@ pub fn read_private(path: &Path) -> Result<Private> {
 /// Reads the first line (without its line ending) from file descriptor `fd`, which
 /// must be a pipe or a regular file: a terminal or another device is refused. Reading
 /// stops at the first newline, so a writer that keeps its end open does not hang it;
-/// more than `MAX_KEY_FILE` bytes without one is refused.
-pub fn read_fd_line(fd: u32) -> Result<Zeroizing<Vec<u8>>> {
-    let name = format!("--passphrase-fd {fd}");
+/// more than `MAX_KEY_FILE` bytes without one is refused. `name` names the
+/// descriptor in errors.
+pub fn read_fd_line(fd: u32, name: &str) -> Result<Zeroizing<Vec<u8>>> {
     const WANTED: &str = "a pipe or a regular file";
     let path = PathBuf::from(format!("/dev/fd/{fd}"));
     let opened = open_nonblocking(&path).map_err(|e| match e {
-        Error::Io { source, .. } => Error::io(&name, source),
+        Error::Io { source, .. } => Error::io(name, source),
         e => e,
     })?;
-    let st = rustix::fs::fstat(&opened).map_err(|e| Error::io(&name, e.into()))?;
+    let st = rustix::fs::fstat(&opened).map_err(|e| Error::io(name, e.into()))?;
     let kind = FileType::from_raw_mode(st.st_mode);
     match kind {
         FileType::RegularFile => {}
         // A pipe is read blocking, as it is meant to be: the writer may be slow.
         FileType::Fifo => {
-            let flags = rustix::fs::fcntl_getfl(&opened).map_err(|e| Error::io(&name, e.into()))?;
+            let flags = rustix::fs::fcntl_getfl(&opened).map_err(|e| Error::io(name, e.into()))?;
             rustix::fs::fcntl_setfl(&opened, flags - OFlags::NONBLOCK)
-                .map_err(|e| Error::io(&name, e.into()))?;
+                .map_err(|e| Error::io(name, e.into()))?;
         }
-        other => return Err(not_a_file(&name, kind_name(other), WANTED)),
+        other => return Err(not_a_file(name, kind_name(other), WANTED)),
     }
     let mut buf = Zeroizing::new(vec![0u8; MAX_KEY_FILE + 1]);
-    let filled = read_into(&mut File::from(opened), &mut buf, true, &name)?;
+    let filled = read_into(&mut File::from(opened), &mut buf, true, name)?;
     let line_end = buf[..filled].iter().position(|&b| b == b'\n');
     let end = match line_end {
         Some(end) => end,
-        None if filled > MAX_KEY_FILE => return Err(too_large(&name)),
+        None if filled > MAX_KEY_FILE => return Err(too_large(name)),
         None => filled,
     };
     let end = if end > 0 && buf[end - 1] == b'\r' {
@@ -982,17 +982,20 @@ mod tests {
         // A descriptor: a pipe (its writer still open) or a file, never a device.
         let (reader, mut writer) = std::io::pipe().unwrap();
         writer.write_all(b"first line\r\nsecond\n").unwrap();
-        let line = read_fd_line(reader.as_raw_fd() as u32).unwrap();
+        let line = read_fd_line(reader.as_raw_fd() as u32, "fd").unwrap();
         assert_eq!(&line[..], b"first line");
         drop(writer);
         let file = File::open(&key).unwrap();
-        let line = read_fd_line(file.as_raw_fd() as u32).unwrap();
+        let line = read_fd_line(file.as_raw_fd() as u32, "fd").unwrap();
         assert_eq!(&line[..], b"AGE-SECRET-KEY-1");
         let null = File::open("/dev/null").unwrap();
         let fd = null.as_raw_fd();
         assert_eq!(
-            read_fd_line(fd as u32).err().unwrap().to_string(),
-            format!("--passphrase-fd {fd}: is a character device, not a pipe or a regular file")
+            read_fd_line(fd as u32, &format!("fd {fd}"))
+                .err()
+                .unwrap()
+                .to_string(),
+            format!("fd {fd}: is a character device, not a pipe or a regular file")
         );
     }
 

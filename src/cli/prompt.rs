@@ -85,8 +85,9 @@ impl Prompt for CliPrompt {
                     .map(SecretString::from));
             }
             Source::Fd(fd) => {
-                let line = crate::fsutil::read_fd_line(*fd)?;
-                utf8_secret(&line, &format!("--passphrase-fd {fd}"))?
+                let name = format!("--passphrase-fd {fd}");
+                let line = crate::fsutil::read_fd_line(*fd, &name)?;
+                utf8_secret(&line, &name)?
             }
             Source::File(path) => Self::file_first_line(path)?,
         };

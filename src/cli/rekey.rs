@@ -70,6 +70,25 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         matches!(&rotation, host::Pending::Finish(h) if args.host.as_ref().is_none_or(|a| a == h));
     let plan = rekey::plan(&mut ws, args.host.as_deref(), args.all)?;
     for (name, why) in &plan.skipped {
+        let why = match why {
+            rekey::Skip::NoRule => "no policy rule matches it".to_string(),
+            rekey::Skip::OtherFormat { rule, file } => format!(
+                "its rule says format {} but it is {}; re-encrypt it with `keys decrypt {name} | keys encrypt --force {name}`",
+                rule.name(),
+                file.name()
+            ),
+            rekey::Skip::Missing { rel } => {
+                format!("{rel} is missing; restore it from git, or drop it with `keys rm {name}`")
+            }
+            rekey::Skip::Invalid {
+                rel,
+                format,
+                reason,
+            } => format!(
+                "{rel} is not a valid {} file ({reason}); restore it from git",
+                format.name()
+            ),
+        };
         text.push_str(&format!("skip    {name}: {why}\n"));
     }
     for c in &plan.changes {

@@ -62,7 +62,7 @@ const STARTER_POLICY: &str = "default.yaml";
 
 pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
     layout::check_name(&opts.admin).map_err(|reason| Error::InvalidName {
-        at: Location::named("--admin"),
+        at: Location::named("admin name"),
         name: opts.admin.clone(),
         reason,
     })?;

@@ -61,13 +61,30 @@ pub struct Change {
 pub struct Plan {
     pub changes: Vec<Change>,
     /// Secrets the plan leaves alone, and why.
-    pub skipped: Vec<(String, String)>,
+    pub skipped: Vec<(String, Skip)>,
     /// The lock is not as `keys` writes it now (an older lock's full fingerprints,
     /// lines out of order): rewriting it changes no secret.
     pub relock: bool,
     /// Every secret is rewritten, whatever the lock and the headers say.
     fresh: bool,
     lock: Lock,
+}
+
+/// Why the plan leaves a secret alone.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// No policy rule matches its name.
+    NoRule,
+    /// Its rule says one format and the lock another: it must be encrypted anew.
+    OtherFormat { rule: Format, file: Format },
+    /// The lock lists it and its file (relative to the root) is missing.
+    Missing { rel: String },
+    /// Its file is not a valid file of its format.
+    Invalid {
+        rel: String,
+        format: Format,
+        reason: String,
+    },
 }
 
 /// Whether a rule gives host `host` (or a container on it) a key.
@@ -106,7 +123,7 @@ enum Found {
     /// The lock and its header agree with the policy.
     Same,
     /// Why it is left alone.
-    Skip(String),
+    Skip(Skip),
 }
 
 /// What a rekey would change, from the policy, the lock and each file's own header
@@ -137,17 +154,16 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
     let mut candidates = Vec::new();
     for (name, entry) in &lock.entries {
         let Some((i, rule)) = ws.policy.rule_for(name) else {
-            skipped.push((name.clone(), "no policy rule matches it".into()));
+            skipped.push((name.clone(), Skip::NoRule));
             continue;
         };
         if rule.format != entry.format {
             skipped.push((
                 name.clone(),
-                format!(
-                    "its rule says format {} but it is {}; re-encrypt it with `keys decrypt {name} | keys encrypt --force {name}`",
-                    rule.format.name(),
-                    entry.format.name()
-                ),
+                Skip::OtherFormat {
+                    rule: rule.format,
+                    file: entry.format,
+                },
             ));
             continue;
         }
@@ -178,10 +194,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
             let rel = secret_path(c.name, c.entry.format);
             let path = root.join(&rel);
             let Some(data) = fsutil::read_optional(&path)? else {
-                return Ok(Found::Skip(format!(
-                    "{rel} is missing; restore it from git, or drop it with `keys rm {}`",
-                    c.name
-                )));
+                return Ok(Found::Skip(Skip::Missing { rel }));
             };
             let (recipients, fingerprints) = &resolved[&c.rule];
             let loaded = match c.entry.format {
@@ -200,10 +213,11 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
                     }
                     Ok(Found::Change { data, doc, differs })
                 }
-                Err(reason) => Ok(Found::Skip(format!(
-                    "{rel} is not a valid {} file ({reason}); restore it from git",
-                    c.entry.format.name()
-                ))),
+                Err(reason) => Ok(Found::Skip(Skip::Invalid {
+                    rel,
+                    format: c.entry.format,
+                    reason,
+                })),
             }
         })
         .collect();
