@@ -103,17 +103,34 @@ pub fn parse_path(text: &str) -> Option<Vec<Step>> {
     Some(steps)
 }
 
+/// Why a key path does not fit a document: which step is missing or of the wrong
+/// kind, naming keys, never values.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("an empty key path")]
+    Empty,
+    #[error("{0:?} is a list index where the document has a map")]
+    IndexInMap(Step),
+    #[error("no key {0:?}")]
+    NoKey(String),
+    #[error("no index {0}")]
+    NoIndex(usize),
+    #[error("{0:?} does not match the document's shape there")]
+    Shape(Step),
+}
+
 /// Sets the value at `path` in a top-level map (creating missing map keys), or
-/// removes it with `None`. `Err` says which step is missing or of the wrong kind,
-/// naming keys, never values.
-pub fn set_path(items: &mut Vec<Item>, path: &[Step], value: Option<Value>) -> Result<(), String> {
+/// removes it with `None`.
+pub fn set_path(
+    items: &mut Vec<Item>,
+    path: &[Step],
+    value: Option<Value>,
+) -> Result<(), PathError> {
     let Some((first, rest)) = path.split_first() else {
-        return Err("an empty key path".into());
+        return Err(PathError::Empty);
     };
     let Step::Key(key) = first else {
-        return Err(format!(
-            "{first:?} is a list index where the document has a map"
-        ));
+        return Err(PathError::IndexInMap(first.clone()));
     };
     let pos = items
         .iter()
@@ -125,7 +142,7 @@ pub fn set_path(items: &mut Vec<Item>, path: &[Step], value: Option<Value>) -> R
             (Some(p), None) => {
                 items.remove(p);
             }
-            (None, None) => return Err(format!("no key {key:?}")),
+            (None, None) => return Err(PathError::NoKey(key.clone())),
         }
         return Ok(());
     }
@@ -135,15 +152,15 @@ pub fn set_path(items: &mut Vec<Item>, path: &[Step], value: Option<Value>) -> R
             items.push(Item::Pair(key.clone(), Value::Map(Vec::new())));
             items.len() - 1
         }
-        None => return Err(format!("no key {key:?}")),
+        None => return Err(PathError::NoKey(key.clone())),
     };
     match &mut items[p] {
         Item::Pair(_, child) => set_in(child, rest, value),
-        Item::Comment(_) => Err(format!("no key {key:?}")),
+        Item::Comment(_) => Err(PathError::NoKey(key.clone())),
     }
 }
 
-fn set_in(node: &mut Value, path: &[Step], value: Option<Value>) -> Result<(), String> {
+fn set_in(node: &mut Value, path: &[Step], value: Option<Value>) -> Result<(), PathError> {
     if matches!(node, Value::Null) && value.is_some() && matches!(path.first(), Some(Step::Key(_)))
     {
         *node = Value::Map(Vec::new());
@@ -166,16 +183,14 @@ fn set_in(node: &mut Value, path: &[Step], value: Option<Value>) -> Result<(), S
                     (Some(&j), None) => {
                         list.remove(j);
                     }
-                    _ => return Err(format!("no index {i}")),
+                    _ => return Err(PathError::NoIndex(*i)),
                 }
                 return Ok(());
             }
-            let &j = slots.get(*i).ok_or(format!("no index {i}"))?;
+            let &j = slots.get(*i).ok_or(PathError::NoIndex(*i))?;
             set_in(&mut list[j], rest, value)
         }
-        (_, step) => Err(format!(
-            "{step:?} does not match the document's shape there"
-        )),
+        (_, step) => Err(PathError::Shape(step.clone())),
     }
 }
 
@@ -230,8 +245,17 @@ mod tests {
                 )]),
             )
         );
-        assert!(set_path(&mut doc, &parse_path("db.hosts.9").unwrap(), s("x")).is_err());
-        assert!(set_path(&mut doc, &parse_path("missing").unwrap(), None).is_err());
-        assert!(set_path(&mut doc, &parse_path("db.0").unwrap(), s("x")).is_err());
+        assert_eq!(
+            set_path(&mut doc, &parse_path("db.hosts.9").unwrap(), s("x")),
+            Err(PathError::NoIndex(9))
+        );
+        assert_eq!(
+            set_path(&mut doc, &parse_path("missing").unwrap(), None),
+            Err(PathError::NoKey("missing".into()))
+        );
+        assert_eq!(
+            set_path(&mut doc, &parse_path("db.0").unwrap(), s("x")),
+            Err(PathError::Shape(Step::Index(0)))
+        );
     }
 }
