@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use crate::crypto;
 use crate::error::{Error, Location, Result, usage};
 use crate::format;
 use crate::format::Format;
@@ -84,7 +85,7 @@ pub fn encrypt_with(
     let resolved = ws.policy.resolve(rule, &ws.fleet)?;
     let at = Location::named(&rel);
     let sealed = match format {
-        Format::Age => format::age::seal(plaintext, &resolved.recipients, rule.armor, &at)?,
+        Format::Age => crypto::age::encrypt(plaintext, &resolved.recipients, rule.armor, &at)?,
         sops_format => sops::encrypt_file(
             sops_format,
             plaintext,
@@ -183,7 +184,7 @@ pub fn open_file(
     let at = Location::file(path);
     match format {
         Format::Age => Ok(Opened {
-            plain: format::age::open(&data, identities, prompt, &at)?,
+            plain: crypto::age::decrypt(&data, identities, prompt, &at)?,
             sops: None,
         }),
         sops_format => {
@@ -208,7 +209,7 @@ pub fn open_any(
     let data = fsutil::read(path)?;
     let age_name = path.extension().is_some_and(|e| e == "age");
     if age_name || format::age::looks_like_age(&data) {
-        return format::age::open(&data, identities, prompt, &Location::file(path));
+        return crypto::age::decrypt(&data, identities, prompt, &Location::file(path));
     }
     Ok(open_file(
         path,

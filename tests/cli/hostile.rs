@@ -64,7 +64,7 @@ impl Corpus {
 
     /// The base repository with `misc/base` holding `canary`, its lock line updated.
     fn repo_files(&self, canary: &str) -> Vec<(String, Vec<u8>)> {
-        let secret = keys::crypto::encrypt(
+        let secret = keys::crypto::age::encrypt(
             format!("base secret {canary}\n").as_bytes(),
             &self.base_recipients,
             false,
@@ -95,7 +95,7 @@ impl Corpus {
     }
 
     fn age(&self, plain: &[u8], armor: bool) -> Vec<u8> {
-        keys::crypto::encrypt(
+        keys::crypto::age::encrypt(
             plain,
             std::slice::from_ref(&self.admin),
             armor,

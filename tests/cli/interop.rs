@@ -59,7 +59,7 @@ fn real_age_opens_files_keys_writes_for_derived_and_native_ssh_recipients() {
         let to_derived = Recipient::parse_line(derived.trim(), &at).unwrap();
         let file = env.write(
             "derived.age",
-            keys::crypto::encrypt(plaintext, &[to_derived], armor, &at).unwrap(),
+            keys::crypto::age::encrypt(plaintext, &[to_derived], armor, &at).unwrap(),
         );
         let out = age(
             &env,
@@ -89,7 +89,7 @@ fn real_age_opens_files_keys_writes_for_derived_and_native_ssh_recipients() {
         let to_ssh = Recipient::parse_line(public.trim(), &at).unwrap();
         let file = env.write(
             "native.age",
-            keys::crypto::encrypt(plaintext, &[to_ssh], armor, &at).unwrap(),
+            keys::crypto::age::encrypt(plaintext, &[to_ssh], armor, &at).unwrap(),
         );
         let out = age(
             &env,

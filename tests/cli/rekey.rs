@@ -256,7 +256,7 @@ fn all_plaintexts(repo: &Path, identity: &Path) -> Vec<(String, Vec<u8>)> {
         let data = std::fs::read(&path).unwrap();
         assert!(!data.is_empty(), "{name} is empty");
         let at = keys::error::Location::file(&path);
-        let plain = keys::crypto::decrypt(&data, &mut ids, &NoPrompt, &at)
+        let plain = keys::crypto::age::decrypt(&data, &mut ids, &NoPrompt, &at)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         out.push((name, plain.to_vec()));
     }

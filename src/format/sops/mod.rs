@@ -297,7 +297,8 @@ mod tests {
             store.emit_encrypted(&doc).unwrap()
         };
         let wrapped_twice = String::from_utf8(
-            crate::crypto::encrypt(&[7; 32], &[admin.clone(), extra.clone()], true, &at).unwrap(),
+            crate::crypto::age::encrypt(&[7; 32], &[admin.clone(), extra.clone()], true, &at)
+                .unwrap(),
         )
         .unwrap();
         let cases: Vec<(Vec<u8>, &str)> = vec![

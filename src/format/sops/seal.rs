@@ -554,7 +554,7 @@ pub fn open(
         });
     }
     let key = data_key(
-        &crypto::decrypt_first(&wrapped, identities, prompt, at)?,
+        &crypto::age::decrypt_first(&wrapped, identities, prompt, at)?,
         at,
     )?;
     let (plain, stash) = verified(doc, &metadata, &key, at, ignore_mac)?;
@@ -588,7 +588,7 @@ pub fn rewrap(
     let mut raw = None;
     let mut failure = None;
     for entry in metadata.age.iter().filter(|e| !e.enc.is_empty()) {
-        match crypto::try_decrypt(entry.enc.as_bytes(), identities, at) {
+        match crypto::age::try_decrypt(entry.enc.as_bytes(), identities, at) {
             Ok(Some(k)) => {
                 raw = Some(k);
                 break;
@@ -609,7 +609,7 @@ pub fn rewrap(
     };
     let key = data_key(&raw, at)?;
     verified(doc, &metadata, &key, at, false)?;
-    crypto::refuse_low_order(recipients, at)?;
+    crypto::age::refuse_low_order(recipients, at)?;
     let old = std::mem::take(&mut metadata.age);
     metadata.drop_foreign();
     metadata.age = recipients
@@ -623,7 +623,7 @@ pub fn rewrap(
             {
                 return Ok(kept.clone());
             }
-            let enc = crypto::encrypt(key.as_slice(), std::slice::from_ref(r), true, at)?;
+            let enc = crypto::age::encrypt(key.as_slice(), std::slice::from_ref(r), true, at)?;
             Ok(AgeEntry {
                 recipient: name,
                 enc: String::from_utf8(enc).unwrap_or_default(),
@@ -669,11 +669,11 @@ pub fn seal(
             .iter()
             .all(|n| metadata.age.iter().any(|e| &e.recipient == n));
     if !same {
-        crypto::refuse_low_order(recipients, at)?;
+        crypto::age::refuse_low_order(recipients, at)?;
         metadata.age = recipients
             .iter()
             .map(|r| {
-                let enc = crypto::encrypt(key.as_slice(), std::slice::from_ref(r), true, at)?;
+                let enc = crypto::age::encrypt(key.as_slice(), std::slice::from_ref(r), true, at)?;
                 Ok(AgeEntry {
                     recipient: r.to_string(),
                     enc: String::from_utf8(enc).unwrap_or_default(),

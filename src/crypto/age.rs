@@ -1,5 +1,6 @@
-//! How a secret is sealed: age encryption to a set of recipients and decryption with
-//! the identities found, asking for passphrases only when no unlocked key opens it.
+//! age files: encryption to a set of recipients (never to a small-order key) and
+//! decryption with the identities found, asking for passphrases only when no unlocked
+//! key opens it; and the passphrase-encrypted file that holds the admin's own identity.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -305,6 +306,9 @@ pub fn encrypt_with_passphrase(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::age::{
+        CHUNK, MAGIC, NONCE, Stanzas, header, inspect, looks_like_age, ssh_tags,
+    };
     use curve25519_dalek::constants::EIGHT_TORSION;
     use std::str::FromStr;
 
@@ -372,5 +376,129 @@ mod tests {
             assert!(!recipient::is_low_order_u(&r.montgomery_u().unwrap()));
             assert!(refuse_low_order(&[r, good.clone()], &at).is_ok());
         }
+    }
+
+    fn recipient() -> Recipient {
+        let id = age::x25519::Identity::generate();
+        Recipient::X25519(id.to_public())
+    }
+
+    fn ssh(seed: u8) -> Recipient {
+        let pair = ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]);
+        let line = ssh_key::PublicKey::new(ssh_key::public::KeyData::Ed25519(pair.public), "")
+            .to_openssh()
+            .unwrap();
+        Recipient::parse_line(&line, &Location::named("t")).unwrap()
+    }
+
+    /// `file` with `stanza` (its line and body, each ending in a newline) added first.
+    fn with_stanza(file: &[u8], stanza: &str) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(stanza.as_bytes());
+        out.extend_from_slice(&file[MAGIC.len()..]);
+        out
+    }
+
+    #[test]
+    fn the_header_counts_every_reader_by_kind_and_names_ssh_keys_by_tag() {
+        let at = Location::named("t");
+        let (x, host, other_host) = (recipient(), ssh(1), ssh(2));
+        let policy = [x.clone(), host.clone()];
+        for armor in [false, true] {
+            let file = encrypt(b"secret", &policy, armor, &at).unwrap();
+            let found = header(&file).unwrap();
+            assert_eq!(
+                found,
+                Stanzas {
+                    ssh: vec![host.ssh_tag().unwrap()],
+                    x25519: 1,
+                    other: Vec::new(),
+                }
+            );
+            assert_eq!(found.differs_from(&policy), None);
+            assert_eq!(ssh_tags(&file).unwrap(), found.ssh);
+        }
+        let found = header(&encrypt(b"secret", &policy, false, &at).unwrap()).unwrap();
+        // A host removed, another host in its place, one more X25519 reader.
+        for (want, says) in [
+            (
+                vec![x.clone()],
+                "1 SSH stanza (1 for a key the policy does not name), 1 X25519 and 0 other; the policy calls for 0 SSH, 1 X25519",
+            ),
+            (
+                vec![x.clone(), other_host.clone()],
+                "1 SSH stanza (1 for a key the policy does not name), 1 X25519",
+            ),
+            (
+                vec![x.clone(), recipient(), host.clone()],
+                "the policy calls for 1 SSH, 2 X25519 and 0 plugin stanzas",
+            ),
+        ] {
+            let what = found.differs_from(&want).unwrap();
+            assert!(what.contains(says), "{what}");
+        }
+
+        // Stanzas of other kinds count; the one grease stanza the age library writes
+        // does not, a second one does.
+        let file = encrypt(b"secret", &policy, false, &at).unwrap();
+        let plugin = with_stanza(&file, "-> piv-p256 abcd\nAAAA\n");
+        let found = header(&plugin).unwrap();
+        assert_eq!(found.other, ["piv-p256"]);
+        assert!(
+            found
+                .differs_from(&policy)
+                .unwrap()
+                .contains("1 X25519 and 1 other")
+        );
+        let extra_x = with_stanza(&file, "-> X25519 abcd\nAAAA\n");
+        assert_eq!(header(&extra_x).unwrap().x25519, 2);
+        let greased = with_stanza(&file, "-> x-grease\n\n");
+        let other = header(&greased).unwrap().other;
+        assert!(
+            other.len() == 1 && other[0].ends_with("-grease"),
+            "{other:?}"
+        );
+        // scrypt with recipients is not a valid age file at all.
+        let scrypt = with_stanza(&file, "-> scrypt abcd 10\nAAAA\n");
+        assert_eq!(header(&scrypt).unwrap_err(), "malformed age header");
+    }
+
+    #[test]
+    fn inspect_accepts_what_seal_writes_and_names_damage() {
+        let at = Location::named("t");
+        let r = [recipient()];
+        for size in [0, 1, 64 * 1024, 64 * 1024 + 1, 200_000] {
+            let plain = vec![7u8; size];
+            for armor in [false, true] {
+                let file = encrypt(&plain, &r, armor, &at).unwrap();
+                assert_eq!(inspect(&file), Ok(()), "size {size} armor {armor}");
+                assert!(looks_like_age(&file));
+            }
+            let file = encrypt(&plain, &r, false, &at).unwrap();
+            let header = memchr::memmem::find(&file, b"\n--- ").unwrap();
+            let body = header + 1 + memchr::memchr(b'\n', &file[header + 1..]).unwrap() + 1;
+            for end in [
+                header / 2,
+                header + 3,
+                body + NONCE + 8,
+                body + NONCE + CHUNK + 3,
+            ] {
+                if end >= file.len() {
+                    continue;
+                }
+                let err = inspect(&file[..end]).unwrap_err();
+                assert!(
+                    err.contains("truncated") || err.contains("header"),
+                    "{size} {end}: {err}"
+                );
+            }
+        }
+        assert!(
+            inspect(b"TOKEN=hunter2\n")
+                .unwrap_err()
+                .contains("plaintext")
+        );
+        assert!(inspect(b"age-encryption.org/v1\n-> X25519\n").is_err());
+        assert!(inspect(b"-----BEGIN AGE ENCRYPTED FILE-----\nnot base64!\n").is_err());
     }
 }
