@@ -9,10 +9,11 @@ use regex::Regex;
 use sha2::{Digest, Sha512};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::cipher::{self, DataKey, IV_LEN};
+use super::cipher::{self, IV_LEN};
 use super::document::{Branches, EncryptedDocument, Item, Value};
 use super::metadata::{AgeEntry, Metadata, Options, VERSION};
 use crate::crypto;
+use crate::crypto::aes::{self, DataKey};
 use crate::error::{Error, Location, Result};
 use crate::identity::{Identities, Prompt};
 use crate::recipient::Recipient;
@@ -313,7 +314,7 @@ fn open_branches(
                 let a = aad(path);
                 if rules.encrypts(path, comments, true)
                     && let Some(sealed) = cipher::parse(c)
-                    && let Some(plain) = cipher::open(key, &sealed, &a)
+                    && let Some(plain) = aes::open(key, &sealed, &a)
                     && let Ok(text) = std::str::from_utf8(&plain)
                 {
                     if let Ok(iv) = <[u8; IV_LEN]>::try_from(sealed.iv.as_slice()) {
@@ -333,7 +334,7 @@ fn open_branches(
                         let sealed =
                             cipher::parse(s).ok_or_else(|| corrupt(at, path, not_sealed))?;
                         let a = aad(path);
-                        let plain = cipher::open(key, &sealed, &a).ok_or_else(|| {
+                        let plain = aes::open(key, &sealed, &a).ok_or_else(|| {
                             corrupt(
                                 at,
                                 path,
@@ -370,7 +371,7 @@ fn seal_branches(branches: &mut Branches, rules: &Rules, key: &DataKey, stash: &
             (rules.encrypts(path, comments, true) && !c.is_empty()).then(|| {
                 let a = aad(path);
                 let iv = stash.get(&a, "comment", c.as_bytes());
-                cipher::seal(key, c.as_bytes(), "comment", &a, iv)
+                aes::seal(key, c.as_bytes(), "comment", &a, iv)
             })
         };
         match leaf {
@@ -395,7 +396,7 @@ fn seal_branches(branches: &mut Branches, rules: &Rules, key: &DataKey, stash: &
                     if encrypted && !bytes.is_empty() {
                         let a = aad(path);
                         let iv = stash.get(&a, kind, &bytes);
-                        *v = Value::Str(cipher::seal(key, &bytes, kind, &a, iv));
+                        *v = Value::Str(aes::seal(key, &bytes, kind, &a, iv));
                     }
                 }
             }
@@ -513,7 +514,7 @@ fn verified(
         // sops writes the MAC as a string and refuses any other type on reading.
         let stored = cipher::parse(&metadata.mac)
             .filter(|s| s.kind == "str")
-            .and_then(|s| cipher::open(key, &s, &metadata.lastmodified))
+            .and_then(|s| aes::open(key, &s, &metadata.lastmodified))
             .ok_or_else(|| Error::MacMismatch { at: at.clone() })?;
         if stored.as_slice() != computed.as_bytes() {
             return Err(Error::MacMismatch { at: at.clone() });
@@ -650,7 +651,7 @@ pub fn seal(
     let (key, stash, mut metadata) = match previous {
         Some(p) => (p.key.clone(), &p.stash, p.metadata.clone()),
         None => (
-            cipher::fresh_key(),
+            aes::fresh_key(),
             &empty,
             Metadata {
                 age: Vec::new(),
@@ -686,7 +687,7 @@ pub fn seal(
     let mac = seal_branches(&mut out, &rules, &key, stash);
     metadata.lastmodified =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    metadata.mac = cipher::seal(&key, mac.as_bytes(), "str", &metadata.lastmodified, None);
+    metadata.mac = aes::seal(&key, mac.as_bytes(), "str", &metadata.lastmodified, None);
     metadata.version = VERSION.into();
     Ok(EncryptedDocument {
         branches: out,
