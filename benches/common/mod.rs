@@ -124,7 +124,7 @@ pub fn generate(root: &Path, id_dir: &Path, n: usize, format: Format) -> Vec<Pat
                 Format::Age => {
                     keys::crypto::age::encrypt(plain.as_bytes(), &r.recipients, false, &at)
                 }
-                sops => keys::format::sops::encrypt_file(
+                sops => keys::crypto::sops::encrypt_file(
                     sops,
                     plain.as_bytes(),
                     &r.recipients,

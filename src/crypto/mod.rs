@@ -4,3 +4,4 @@
 
 pub mod aes;
 pub mod age;
+pub mod sops;

@@ -284,7 +284,7 @@ fn rekey_one(change: &Change, ids: &Identities, fresh: bool) -> Result<Vec<u8>> 
                     &loaded
                 }
             };
-            let doc = sops::seal::rewrap(doc, ids, &change.recipients, fresh, &at)?;
+            let doc = crypto::sops::rewrap(doc, ids, &change.recipients, fresh, &at)?;
             store.emit_encrypted(&doc)
         }
     }
@@ -308,7 +308,7 @@ fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
             let doc = store.load_encrypted(data, &at.file)?;
             (
                 format::Readers::Sops(sops::Readers::of_document(&doc).map_err(corrupt)?),
-                sops::seal::rewrap(&doc, ids, &change.recipients, false, &at).is_ok(),
+                crypto::sops::rewrap(&doc, ids, &change.recipients, false, &at).is_ok(),
             )
         }
     };

@@ -43,7 +43,7 @@ pub fn encrypt(
     name: &str,
     plaintext: &[u8],
     opts: &EncryptOptions,
-    previous: Option<&sops::Opened>,
+    previous: Option<&crypto::sops::Opened>,
 ) -> Result<Written> {
     encrypt_with(ws, name, plaintext, opts, previous, &[])
 }
@@ -55,7 +55,7 @@ pub fn encrypt_with(
     name: &str,
     plaintext: &[u8],
     opts: &EncryptOptions,
-    previous: Option<&sops::Opened>,
+    previous: Option<&crypto::sops::Opened>,
     beside: &[(&Path, &[u8])],
 ) -> Result<Written> {
     ws.lock()?;
@@ -86,7 +86,7 @@ pub fn encrypt_with(
     let at = Location::named(&rel);
     let sealed = match format {
         Format::Age => crypto::age::encrypt(plaintext, &resolved.recipients, rule.armor, &at)?,
-        sops_format => sops::encrypt_file(
+        sops_format => crypto::sops::encrypt_file(
             sops_format,
             plaintext,
             &resolved.recipients,
@@ -168,7 +168,7 @@ fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
 /// what re-encrypting an edited version needs.
 pub struct Opened {
     pub plain: Zeroizing<Vec<u8>>,
-    pub sops: Option<sops::Opened>,
+    pub sops: Option<crypto::sops::Opened>,
 }
 
 /// Opens an encrypted file of a known format (a secret found with `Workspace::locate`).
@@ -188,8 +188,14 @@ pub fn open_file(
             sops: None,
         }),
         sops_format => {
-            let (plain, opened) =
-                sops::decrypt_file(sops_format, &data, identities, prompt, &at, ignore_mac)?;
+            let (plain, opened) = crypto::sops::decrypt_file(
+                sops_format,
+                &data,
+                identities,
+                prompt,
+                &at,
+                ignore_mac,
+            )?;
             Ok(Opened {
                 plain,
                 sops: Some(opened),
@@ -245,7 +251,7 @@ pub fn set_value(
     };
     let store = sops::store(format)
         .ok_or_else(|| usage("unsupported sops format", "use `keys edit NAME`"))?;
-    let mut plain = sops::seal::Plain(previous.plain.0.clone());
+    let mut plain = crypto::sops::Plain(previous.plain.0.clone());
     let branch = plain
         .0
         .first_mut()

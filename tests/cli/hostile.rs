@@ -105,7 +105,7 @@ impl Corpus {
     }
 
     fn sops(&self, format: Format, plain: &[u8]) -> Vec<u8> {
-        keys::format::sops::encrypt_file(
+        keys::crypto::sops::encrypt_file(
             format,
             plain,
             std::slice::from_ref(&self.admin),

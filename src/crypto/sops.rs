@@ -1,20 +1,22 @@
-//! Encrypting and decrypting a whole sops document: which values are encrypted
-//! (the metadata's options), each value sealed under its key path, the MAC over the
-//! plaintext values checked on every decrypt, and the data key wrapped per age
-//! recipient. IVs of unchanged values are kept, so a rewrite changes only what changed.
+//! Encrypting, decrypting and re-wrapping whole sops files: each value sealed under
+//! its key path where the file's options say, the MAC over the plaintext values checked
+//! on every decrypt, and the data key wrapped per age recipient. IVs of unchanged values
+//! are kept, so a rewrite changes only what changed.
 
 use std::collections::HashMap;
 
-use regex::Regex;
 use sha2::{Digest, Sha512};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::cipher::{self, IV_LEN};
-use super::document::{Branches, EncryptedDocument, Item, Value};
-use super::metadata::{AgeEntry, Metadata, Options, VERSION};
 use crate::crypto;
 use crate::crypto::aes::{self, DataKey};
 use crate::error::{Error, Location, Result};
+use crate::format::Format;
+use crate::format::sops;
+use crate::format::sops::audit::{Leaf, Rules, corrupt, walk_items};
+use crate::format::sops::cipher::{self, IV_LEN};
+use crate::format::sops::document::{Branches, EncryptedDocument, Item, Value};
+use crate::format::sops::metadata::{AgeEntry, Metadata, Options, VERSION};
 use crate::identity::{Identities, Prompt};
 use crate::recipient::Recipient;
 
@@ -84,80 +86,6 @@ pub struct Opened {
     pub stash: Stash,
 }
 
-/// Which values a file's options encrypt, compiled once.
-struct Rules {
-    options: Options,
-    unencrypted_regex: Option<Regex>,
-    encrypted_regex: Option<Regex>,
-    unencrypted_comment_regex: Option<Regex>,
-    encrypted_comment_regex: Option<Regex>,
-}
-
-impl Rules {
-    fn new(options: &Options, at: &Location) -> Result<Rules> {
-        let compile = |r: &Option<String>, name: &str| -> Result<Option<Regex>> {
-            r.as_deref()
-                .map(|r| {
-                    Regex::new(r).map_err(|_| Error::Corrupt {
-                        at: at.clone(),
-                        reason: format!("sops.{name} is not a valid regular expression"),
-                    })
-                })
-                .transpose()
-        };
-        Ok(Rules {
-            unencrypted_regex: compile(&options.unencrypted_regex, "unencrypted_regex")?,
-            encrypted_regex: compile(&options.encrypted_regex, "encrypted_regex")?,
-            unencrypted_comment_regex: compile(
-                &options.unencrypted_comment_regex,
-                "unencrypted_comment_regex",
-            )?,
-            encrypted_comment_regex: compile(
-                &options.encrypted_comment_regex,
-                "encrypted_comment_regex",
-            )?,
-            options: options.clone(),
-        })
-    }
-
-    /// sops's `shouldBeEncrypted`, rule for rule.
-    fn encrypts(&self, path: &[String], comments: &[Vec<String>], is_comment: bool) -> bool {
-        let o = &self.options;
-        let mut encrypted = true;
-        if let Some(suffix) = &o.unencrypted_suffix
-            && path.iter().any(|p| p.ends_with(suffix.as_str()))
-        {
-            encrypted = false;
-        }
-        if let Some(suffix) = &o.encrypted_suffix {
-            encrypted = path.iter().any(|p| p.ends_with(suffix.as_str()));
-        }
-        if let Some(r) = &self.unencrypted_regex
-            && path.iter().any(|p| r.is_match(p))
-        {
-            encrypted = false;
-        }
-        if let Some(r) = &self.encrypted_regex {
-            encrypted = path.iter().any(|p| r.is_match(p));
-        }
-        if let Some(r) = &self.unencrypted_comment_regex
-            && comments.iter().flatten().any(|c| r.is_match(c))
-        {
-            encrypted = false;
-        }
-        if let Some(r) = &self.encrypted_comment_regex {
-            let last = comments.len().saturating_sub(1);
-            let last_len = comments.last().map_or(0, Vec::len);
-            encrypted = comments.iter().enumerate().any(|(i, cs)| {
-                cs.iter()
-                    .enumerate()
-                    .any(|(j, c)| !(is_comment && i == last && j + 1 == last_len) && r.is_match(c))
-            });
-        }
-        encrypted
-    }
-}
-
 /// A scalar's bytes and sops type name, as sops hashes and encrypts it.
 fn scalar(v: &Value) -> Option<(Zeroizing<Vec<u8>>, &'static str)> {
     let (bytes, kind) = match v {
@@ -182,100 +110,6 @@ fn aad(path: &[String]) -> String {
     s
 }
 
-/// A leaf the walk visits: a comment line, or a scalar value (maps and lists are
-/// walked through; nulls are skipped, as sops skips them).
-enum Leaf<'v> {
-    Comment(&'v mut String),
-    /// A comment among a list's items (a `Value::Comment`). sops writes it, once
-    /// encrypted, as an item of the list (a string of type `comment`), which reads
-    /// back as a comment; as a `#` line before a map item it could be lost.
-    ListComment(&'v mut Value),
-    Scalar(&'v mut Value),
-}
-
-impl<'v> Leaf<'v> {
-    /// The text of a comment leaf.
-    fn into_comment(self) -> Option<&'v mut String> {
-        match self {
-            Leaf::Comment(c) | Leaf::ListComment(Value::Comment(c)) => Some(c),
-            _ => None,
-        }
-    }
-
-    fn comment(&self) -> Option<&str> {
-        match self {
-            Leaf::Comment(c) => Some(c),
-            Leaf::ListComment(Value::Comment(c)) => Some(c),
-            _ => None,
-        }
-    }
-}
-
-/// Called for each leaf with its key path and the comments seen at each level.
-type Visitor<'f> = dyn FnMut(Leaf, &[String], &[Vec<String>]) -> Result<()> + 'f;
-
-/// Visits every leaf in document order with its key path (list items share their
-/// list's path) and the comments seen at each level, as sops's tree walk does.
-fn walk_items(
-    items: &mut [Item],
-    path: &mut Vec<String>,
-    comments: &mut Vec<Vec<String>>,
-    visit: &mut Visitor,
-) -> Result<()> {
-    comments.push(Vec::new());
-    for item in items.iter_mut() {
-        match item {
-            Item::Comment(c) => {
-                if let Some(level) = comments.last_mut() {
-                    level.push(c.clone());
-                }
-                visit(Leaf::Comment(c), path, comments)?;
-            }
-            Item::Pair(k, v) => {
-                path.push(k.clone());
-                walk_value(v, path, comments, visit)?;
-                path.pop();
-                if let Some(level) = comments.last_mut() {
-                    level.clear();
-                }
-            }
-        }
-    }
-    comments.pop();
-    Ok(())
-}
-
-fn walk_value(
-    v: &mut Value,
-    path: &mut Vec<String>,
-    comments: &mut Vec<Vec<String>>,
-    visit: &mut Visitor,
-) -> Result<()> {
-    match v {
-        Value::Map(items) => walk_items(items, path, comments, visit),
-        Value::List(list) => {
-            comments.push(Vec::new());
-            for item in list.iter_mut() {
-                if let Value::Comment(c) = item {
-                    if let Some(level) = comments.last_mut() {
-                        level.push(c.clone());
-                    }
-                    visit(Leaf::ListComment(item), path, comments)?;
-                    continue;
-                }
-                walk_value(item, path, comments, visit)?;
-                if let Some(level) = comments.last_mut() {
-                    level.clear();
-                }
-            }
-            comments.pop();
-            Ok(())
-        }
-        Value::Null | Value::Comment(_) => Ok(()),
-        scalar => visit(Leaf::Scalar(scalar), path, comments),
-    }
-}
-
 fn new_mac(options: &Options) -> Sha512 {
     let mut hash = Sha512::new();
     if options.mac_only_encrypted {
@@ -286,13 +120,6 @@ fn new_mac(options: &Options) -> Sha512 {
 
 fn mac_hex(hash: Sha512) -> String {
     hash.finalize().iter().map(|b| format!("{b:02X}")).collect()
-}
-
-fn corrupt(at: &Location, path: &[String], what: &str) -> Error {
-    Error::Corrupt {
-        at: at.clone(),
-        reason: format!("value at {}: {what}", display_path(path)),
-    }
 }
 
 /// Decrypts every value of `branches` in place; returns the MAC of the plaintext.
@@ -432,64 +259,6 @@ fn typed(kind: &str, plain: &[u8]) -> Option<Value> {
     })
 }
 
-fn display_path(path: &[String]) -> String {
-    if path.is_empty() {
-        "the top level".into()
-    } else {
-        path.join(".")
-    }
-}
-
-fn sealed_or_empty(v: &Value) -> bool {
-    matches!(v, Value::Str(s) if s.is_empty() || cipher::parse(s).is_some())
-}
-
-/// Checks without any key that every value the file's options require to be
-/// encrypted is, and returns its metadata. The reason names the key path and never
-/// quotes a value.
-pub fn audit(doc: &EncryptedDocument) -> std::result::Result<Metadata, String> {
-    let metadata =
-        Metadata::from_items(&doc.metadata).map_err(|r| format!("bad sops metadata: {r}"))?;
-    if !cipher::is_sealed(&metadata.mac) {
-        return Err("the sops MAC is missing or not encrypted".into());
-    }
-    let at = Location::named("");
-    let rules = Rules::new(&metadata.options, &at).map_err(|e| e.to_string())?;
-    let mut branches = doc.branches.clone();
-    let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
-        match leaf {
-            Leaf::Scalar(v) if rules.encrypts(path, comments, false) && !sealed_or_empty(v) => {
-                Err(corrupt(
-                    &at,
-                    path,
-                    "is plaintext where the file's options require encryption",
-                ))
-            }
-            leaf @ (Leaf::Comment(_) | Leaf::ListComment(_))
-                if leaf.comment().is_some_and(|c| {
-                    rules.encrypts(path, comments, true)
-                        && !c.is_empty()
-                        && cipher::parse(c).is_none()
-                }) =>
-            {
-                Err(Error::Corrupt {
-                    at: at.clone(),
-                    reason: format!(
-                        "a comment at {} is plaintext where the file's options require encryption",
-                        display_path(path)
-                    ),
-                })
-            }
-            _ => Ok(()),
-        }
-    };
-    for branch in branches.iter_mut() {
-        walk_items(branch, &mut Vec::new(), &mut Vec::new(), &mut visit)
-            .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
-    }
-    Ok(metadata)
-}
-
 fn data_key(raw: &[u8], at: &Location) -> Result<DataKey> {
     let key = <[u8; 32]>::try_from(raw).map_err(|_| Error::Corrupt {
         at: at.clone(),
@@ -620,7 +389,7 @@ pub fn rewrap(
             let mut named = old.iter().filter(|e| e.recipient == name);
             if let (Some(kept), None) = (named.next(), named.next())
                 && !fresh
-                && super::wrapped_for(&kept.enc, r)
+                && sops::wrapped_for(&kept.enc, r)
             {
                 return Ok(kept.clone());
             }
@@ -695,9 +464,44 @@ pub fn seal(
     })
 }
 
+/// Decrypts a sops file to the bytes `sops decrypt` prints, and what re-encrypting
+/// an edited version needs.
+pub fn decrypt_file(
+    format: Format,
+    data: &[u8],
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+    at: &Location,
+    ignore_mac: bool,
+) -> Result<(Zeroizing<Vec<u8>>, Opened)> {
+    let store = sops::require_store(format, at)?;
+    let doc = store.load_encrypted(data, &at.file)?;
+    let opened = open(&doc, identities, prompt, at, ignore_mac)?;
+    let plain = Zeroizing::new(store.emit_plain(&opened.plain.0)?);
+    Ok((plain, opened))
+}
+
+/// Encrypts a plaintext document of `format` for `recipients`; with `previous`, the
+/// data key and the ciphertext of unchanged values are kept.
+pub fn encrypt_file(
+    format: Format,
+    plaintext: &[u8],
+    recipients: &[Recipient],
+    options: Options,
+    previous: Option<&Opened>,
+    at: &Location,
+) -> Result<Vec<u8>> {
+    let store = sops::require_store(format, at)?;
+    let plain = Plain(store.load_plain(plaintext, &at.file)?);
+    let doc = seal(&plain.0, recipients, options, previous, at)?;
+    store.emit_encrypted(&doc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::Format;
+    use crate::format::sops::{examine, readers, store};
     use crate::identity::{NoPrompt, Search};
 
     fn doc() -> Branches {
@@ -881,49 +685,6 @@ mod tests {
     }
 
     #[test]
-    fn every_encrypted_vector_passes_the_keyless_audit_and_plaintext_fails_it() {
-        use crate::format::Format;
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/");
-        for (file, format) in [
-            ("sops/basic.enc.yaml", Format::SopsYaml),
-            ("sops/types.enc.yaml", Format::SopsYaml),
-            ("sops/encrypted-regex.enc.yaml", Format::SopsYaml),
-            ("sops/mac-only-encrypted.enc.yaml", Format::SopsYaml),
-            ("sops/unencrypted-suffix.enc.yaml", Format::SopsYaml),
-            ("sops/two-recipients.enc.yaml", Format::SopsYaml),
-            ("sops/ssh-recipient.enc.yaml", Format::SopsYaml),
-            ("sops/basic.enc.json", Format::SopsJson),
-            ("sops/native-age.enc.json", Format::SopsJson),
-            ("sops/encrypted-suffix.enc.json", Format::SopsJson),
-            ("sops/app.enc.env", Format::SopsDotenv),
-            ("sops/app.enc.ini", Format::SopsIni),
-            ("sops/blob.enc.bin", Format::SopsBinary),
-            ("upstream/sops-nix/secrets.yaml", Format::SopsYaml),
-        ] {
-            let data = std::fs::read(format!("{dir}{file}")).unwrap();
-            let found =
-                super::super::inspect(format, &data).unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert!(!found.is_empty(), "{file}");
-            if file == "sops/basic.enc.yaml" {
-                // Each encrypted value or comment in turn replaced by plaintext.
-                let text = String::from_utf8(data).unwrap();
-                for (at, _) in text.match_indices("ENC[AES256_GCM,data:").take(6) {
-                    if text[..at].ends_with("mac: ") {
-                        continue;
-                    }
-                    let end = text[at..].find(']').unwrap() + at + 1;
-                    let tampered = format!("{}plain-canary{}", &text[..at], &text[end..]);
-                    let err = super::super::inspect(format, tampered.as_bytes()).unwrap_err();
-                    assert!(
-                        err.contains("plaintext where") && !err.contains("canary"),
-                        "{file}: {err}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
     fn mac_only_encrypted_and_regex_options() {
         let (_d, mut ids, r) = identity();
         let at = Location::named("t.yaml");
@@ -963,5 +724,92 @@ mod tests {
         assert!(sealed.is_err_and(refused));
         let sealed = seal(&doc(), &[r], Options::default(), None, &at).unwrap();
         assert!(rewrap(&sealed, &ids, &both, false, &at).is_err_and(refused));
+    }
+
+    fn x25519() -> Recipient {
+        Recipient::X25519(::age::x25519::Identity::generate().to_public())
+    }
+
+    #[test]
+    fn readers_count_every_way_a_file_can_hold_a_reader_the_policy_does_not_name() {
+        let at = Location::named("t");
+        let (admin, host, extra) = (x25519(), x25519(), x25519());
+        let policy = [admin.clone(), host.clone()];
+        let file = encrypt_file(
+            Format::SopsYaml,
+            b"a: b\n",
+            &policy,
+            Options::default(),
+            None,
+            &at,
+        )
+        .unwrap();
+        let differs = |data: &[u8], want: &[Recipient]| {
+            readers(Format::SopsYaml, data).unwrap().differs_from(want)
+        };
+        assert_eq!(differs(&file, &policy), None);
+        assert_eq!(
+            examine(Format::SopsYaml, &file).unwrap(),
+            readers(Format::SopsYaml, &file).unwrap()
+        );
+        // The file rewritten with its metadata changed by `edit`.
+        let edited = |edit: &dyn Fn(&mut Metadata)| {
+            let store = store(Format::SopsYaml).unwrap();
+            let mut doc = store.load_encrypted(&file, "t").unwrap();
+            let mut m = Metadata::from_items(&doc.metadata).unwrap();
+            edit(&mut m);
+            doc.metadata = m.to_items();
+            store.emit_encrypted(&doc).unwrap()
+        };
+        let wrapped_twice = String::from_utf8(
+            crypto::age::encrypt(&[7; 32], &[admin.clone(), extra.clone()], true, &at).unwrap(),
+        )
+        .unwrap();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                file.clone(),
+                "2 age entries holding 2 wrapped keys (1 for recipients the policy does not name); the policy calls for 1 recipient",
+            ),
+            (
+                edited(&|m| m.age[0].enc = wrapped_twice.clone()),
+                "2 age entries holding 3 wrapped keys (1 whose wrapped key is not for its recipient alone)",
+            ),
+            (
+                edited(&|m| {
+                    let again = m.age[0].clone();
+                    m.age.push(again);
+                }),
+                "3 age entries holding 3 wrapped keys (1 listed twice)",
+            ),
+            (
+                edited(&|m| m.age[1].enc.clear()),
+                "2 age entries holding 1 wrapped key (1 whose wrapped key is not for its recipient alone)",
+            ),
+            (
+                edited(&|m| m.age[1].recipient.clear()),
+                "(1 for recipients the policy does not name, 1 missing)",
+            ),
+            (
+                edited(&|m| {
+                    let fp = Item::Pair("fp".into(), Value::Str("0123".into()));
+                    m.raw.push(Item::Pair(
+                        "pgp".into(),
+                        Value::List(vec![Value::Map(vec![fp])]),
+                    ));
+                }),
+                "(also pgp entries)",
+            ),
+        ];
+        for (i, (data, says)) in cases.iter().enumerate() {
+            let want: &[Recipient] = if i == 0 { &policy[..1] } else { &policy };
+            let what = differs(data, want).unwrap_or_else(|| panic!("case {i}: no drift"));
+            assert!(what.contains(says), "case {i}: {what}");
+        }
+        // Empty key sources, as sops writes them, hold no reader.
+        let empty_kms = edited(&|m| {
+            m.raw
+                .push(Item::Pair("kms".into(), Value::List(Vec::new())))
+        });
+        assert_eq!(differs(&empty_kms, &policy), None);
     }
 }
