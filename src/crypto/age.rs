@@ -307,7 +307,7 @@ pub fn encrypt_with_passphrase(
 mod tests {
     use super::*;
     use crate::format::age::{
-        CHUNK, MAGIC, NONCE, Stanzas, header, inspect, looks_like_age, ssh_tags,
+        CHUNK, MAGIC, NONCE, Stanzas, check_structure, header, looks_like_age, ssh_tags,
     };
     use curve25519_dalek::constants::EIGHT_TORSION;
     use std::str::FromStr;
@@ -464,14 +464,14 @@ mod tests {
     }
 
     #[test]
-    fn inspect_accepts_what_seal_writes_and_names_damage() {
+    fn check_structure_accepts_what_encrypt_writes_and_names_damage() {
         let at = Location::named("t");
         let r = [recipient()];
         for size in [0, 1, 64 * 1024, 64 * 1024 + 1, 200_000] {
             let plain = vec![7u8; size];
             for armor in [false, true] {
                 let file = encrypt(&plain, &r, armor, &at).unwrap();
-                assert_eq!(inspect(&file), Ok(()), "size {size} armor {armor}");
+                assert_eq!(check_structure(&file), Ok(()), "size {size} armor {armor}");
                 assert!(looks_like_age(&file));
             }
             let file = encrypt(&plain, &r, false, &at).unwrap();
@@ -486,7 +486,7 @@ mod tests {
                 if end >= file.len() {
                     continue;
                 }
-                let err = inspect(&file[..end]).unwrap_err();
+                let err = check_structure(&file[..end]).unwrap_err();
                 assert!(
                     err.contains("truncated") || err.contains("header"),
                     "{size} {end}: {err}"
@@ -494,11 +494,11 @@ mod tests {
             }
         }
         assert!(
-            inspect(b"TOKEN=hunter2\n")
+            check_structure(b"TOKEN=hunter2\n")
                 .unwrap_err()
                 .contains("plaintext")
         );
-        assert!(inspect(b"age-encryption.org/v1\n-> X25519\n").is_err());
-        assert!(inspect(b"-----BEGIN AGE ENCRYPTED FILE-----\nnot base64!\n").is_err());
+        assert!(check_structure(b"age-encryption.org/v1\n-> X25519\n").is_err());
+        assert!(check_structure(b"-----BEGIN AGE ENCRYPTED FILE-----\nnot base64!\n").is_err());
     }
 }

@@ -1,6 +1,6 @@
-//! agenix secrets: plain age v1 files, binary or armored, readable by `age -d` and by
-//! the agenix module. `inspect` checks a file's structure without any key, for
-//! `keys check`.
+//! agenix secrets on disk: plain age v1 files, binary or armored, readable by `age -d`
+//! and the agenix module. Read here without any key (the header's stanzas, whether the
+//! file is whole) for `keys check` and rekey plans; encryption is `crypto::age`.
 
 use std::io::Read;
 
@@ -123,11 +123,11 @@ fn plural(n: usize) -> &'static str {
 /// Checks that `data` is a well-formed age file encrypted to recipients: the header
 /// parses, it is not passphrase-encrypted, and the payload is not truncated. The
 /// reason says what is wrong, without quoting the file.
-pub fn inspect(data: &[u8]) -> std::result::Result<(), String> {
+pub fn check_structure(data: &[u8]) -> std::result::Result<(), String> {
     header(data).map(|_| ())
 }
 
-/// Checks `data` as `inspect` does and returns its header's stanzas, parsing the
+/// Checks `data` as `check_structure` does and returns its header's stanzas, parsing the
 /// header once.
 pub fn header(data: &[u8]) -> std::result::Result<Stanzas, String> {
     let unarmored = unarmored(data)?;

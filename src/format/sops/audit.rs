@@ -266,8 +266,8 @@ mod tests {
             ("upstream/sops-nix/secrets.yaml", Format::SopsYaml),
         ] {
             let data = std::fs::read(format!("{dir}{file}")).unwrap();
-            let found =
-                super::super::inspect(format, &data).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let found = super::super::check_structure(format, &data)
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
             assert!(!found.is_empty(), "{file}");
             if file == "sops/basic.enc.yaml" {
                 // Each encrypted value or comment in turn replaced by plaintext.
@@ -278,7 +278,8 @@ mod tests {
                     }
                     let end = text[at..].find(']').unwrap() + at + 1;
                     let tampered = format!("{}plain-canary{}", &text[..at], &text[end..]);
-                    let err = super::super::inspect(format, tampered.as_bytes()).unwrap_err();
+                    let err =
+                        super::super::check_structure(format, tampered.as_bytes()).unwrap_err();
                     assert!(
                         err.contains("plaintext where") && !err.contains("canary"),
                         "{file}: {err}"

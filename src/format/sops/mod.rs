@@ -195,7 +195,7 @@ pub fn examine(format: Format, data: &[u8]) -> std::result::Result<Readers, Stri
 /// Checks without any key that `data` is a sops file of `format` whose values are
 /// encrypted as its options require; returns the recipients its metadata names.
 /// The reason never quotes the file.
-pub fn inspect(format: Format, data: &[u8]) -> std::result::Result<Vec<String>, String> {
+pub fn check_structure(format: Format, data: &[u8]) -> std::result::Result<Vec<String>, String> {
     if store(format).is_some() {
         return examine(format, data).map(|r| r.age.into_iter().map(|(name, _)| name).collect());
     }
