@@ -6,6 +6,7 @@ use base64::Engine as _;
 
 use super::{Emitter, INDENT, Node, is_break};
 use crate::format::sops::document::Value;
+use crate::format::sops::golang::{Fmt, format_float};
 use crate::format::sops::yaml::resolve::resolve_plain;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -89,54 +90,15 @@ fn is_base60_float(s: &str) -> bool {
     i == b.len()
 }
 
-/// Go's `strconv.FormatFloat(f, 'g', -1, 64)` with YAML's names for the specials.
+/// go-yaml's float: Go's `strconv.FormatFloat(f, 'g', -1, 64)` with YAML's names
+/// for the specials.
 pub(super) fn go_float(f: f64) -> String {
-    if f.is_nan() {
-        return ".nan".into();
+    match format_float(f, Fmt::G).as_str() {
+        "+Inf" => ".inf".into(),
+        "-Inf" => "-.inf".into(),
+        "NaN" => ".nan".into(),
+        s => s.into(),
     }
-    if f.is_infinite() {
-        return if f > 0.0 { ".inf" } else { "-.inf" }.into();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    // Rust's `{:e}` gives the shortest digits that round-trip, as Go's -1 does.
-    let e = format!("{:e}", f.abs());
-    let (mantissa, exp) = e.split_once('e').expect("LowerExp has an exponent");
-    let exp: i32 = exp.parse().expect("LowerExp exponent is an integer");
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let sign = if f < 0.0 { "-" } else { "" };
-    go_float_digits(sign, &digits, exp)
-}
-
-fn go_float_digits(sign: &str, digits: &str, exp: i32) -> String {
-    // %e when the exponent is < -4 or >= 6 (the shortest format's precision).
-    if !(-4..6).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        let mut out = format!("{sign}{first}");
-        if !rest.is_empty() {
-            out.push('.');
-            out.push_str(rest);
-        }
-        let esign = if exp < 0 { '-' } else { '+' };
-        out.push_str(&format!("e{esign}{:02}", exp.abs()));
-        return out;
-    }
-    let point = exp + 1; // digits before the decimal point
-    let mut out = sign.to_string();
-    if point <= 0 {
-        out.push_str("0.");
-        out.push_str(&"0".repeat((-point) as usize));
-        out.push_str(digits);
-    } else if (point as usize) >= digits.len() {
-        out.push_str(digits);
-        out.push_str(&"0".repeat(point as usize - digits.len()));
-    } else {
-        out.push_str(&digits[..point as usize]);
-        out.push('.');
-        out.push_str(&digits[point as usize..]);
-    }
-    out
 }
 
 /// go-yaml's `encodeBase64`: lines of 70 characters, each ending in a newline,
