@@ -22,10 +22,8 @@ mod resolve;
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::error::{Error, Location, Result};
 
-/// Input larger than this is refused before it is parsed.
-pub const MAX_INPUT: usize = 16 << 20;
-/// Collections nested deeper than this are refused.
-pub const MAX_DEPTH: usize = 64;
+pub use super::text::{MAX_DEPTH, MAX_INPUT};
+
 /// More alias expansions than this are refused (an alias bomb).
 pub const MAX_ALIASES: usize = 100;
 /// Nodes that alias expansions may add in total.

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::error::{Location, Result};
 use crate::format::sops::document::{Branches, Item, Value};
+use crate::format::sops::text::line_at;
 
 /// A collection being built.
 enum Frame {
@@ -59,12 +60,10 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Branches> {
     // sops (go-yaml) accepts and drops a UTF-8 byte order mark.
     let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
     let text = std::str::from_utf8(data).map_err(|e| {
-        let line = data[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        invalid(at().at_line(line as u64), "not valid UTF-8")
+        invalid(
+            at().at_line(line_at(data, e.valid_up_to())),
+            "not valid UTF-8",
+        )
     })?;
     let options = gp::options! {
         emit_comments: true,
