@@ -493,9 +493,9 @@ fn size(value: &Value) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::super::YamlStore;
     use super::*;
     use crate::format::sops::document::Store;
+    use crate::format::sops::yaml::YamlStore;
 
     fn pair(key: &str, value: Value) -> Item {
         Item::Pair(key.into(), value)

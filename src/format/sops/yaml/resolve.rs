@@ -331,8 +331,8 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::YamlStore;
     use crate::format::sops::document::{Item, Store, Value};
+    use crate::format::sops::yaml::YamlStore;
 
     fn pair(key: &str, value: Value) -> Item {
         Item::Pair(key.into(), value)

@@ -473,8 +473,8 @@ impl Emitter {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::YamlStore;
     use crate::format::sops::document::{Item, Store, Value};
+    use crate::format::sops::yaml::YamlStore;
 
     fn pair(key: &str, value: Value) -> Item {
         Item::Pair(key.into(), value)
