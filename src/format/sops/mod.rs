@@ -8,6 +8,7 @@ pub mod cipher;
 pub mod document;
 pub mod dotenv;
 pub mod flatten;
+mod golang;
 pub mod ini;
 pub mod json;
 pub mod metadata;
