@@ -3,6 +3,7 @@
 
 mod common;
 mod conformance;
+mod contracts;
 mod deploy;
 mod docs;
 mod edit;
