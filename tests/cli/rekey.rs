@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::{TestEnv, peer, run};
+use crate::interop::sops::{sops, sops_fleet};
 use crate::secrets::{host_key, tree};
-use crate::sops::{sops, sops_fleet};
 
 fn age_decrypt(env: &TestEnv, identity: &Path, file: &Path) -> crate::common::Run {
     let mut cmd = Command::new(peer("age"));

@@ -1227,7 +1227,7 @@ fn verdict(case: &Case, o: &Outcome, changed: bool) -> Option<String> {
 }
 
 fn build_corpus(env: &mut TestEnv) -> Corpus {
-    let repo = crate::sops::sops_fleet(env);
+    let repo = crate::interop::sops::sops_fleet(env);
     env.keys_stdin(&["encrypt", "misc/base"], b"base").success();
     let base = files_of(&repo);
     let text = |rel: &str| String::from_utf8(base[rel].clone()).unwrap();

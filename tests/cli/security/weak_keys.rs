@@ -14,9 +14,11 @@ use curve25519_dalek::montgomery::MontgomeryPoint;
 
 use crate::common::{Run, TestEnv, vectors};
 use crate::host::{fake_keyscan, start_sshd_with_key};
-use crate::hostile::{armor_body, rearmor, ssh_private, ssh_private_encrypted, ssh_string};
+use crate::interop::sops::sops_fleet;
 use crate::secrets::{POLICY, fleet, tree};
-use crate::sops::sops_fleet;
+use crate::security::hostile::{
+    armor_body, rearmor, ssh_private, ssh_private_encrypted, ssh_string,
+};
 
 /// The field prime 2^255 - 19, little-endian.
 const P: [u8; 32] = {

@@ -127,7 +127,7 @@ fn busy_disk(ballast: &std::path::Path) {
 #[test]
 fn injected_failures_during_a_rekey_leave_every_file_as_it_was() {
     let mut env = TestEnv::new();
-    let repo = crate::sops::sops_fleet(&mut env);
+    let repo = crate::interop::sops::sops_fleet(&mut env);
     for (name, plain) in [
         ("bot/a", &b"canary-a"[..]),
         ("bot/b", b"canary-b"),
