@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::{TestEnv, peer};
-use crate::secrets::{fleet, tree};
+use crate::fixture::{fleet, tree};
 
 /// A private runtime directory on /dev/shm for the run, as a login session has.
 fn runtime_dir(env: &mut TestEnv) -> PathBuf {
@@ -362,7 +362,7 @@ fn an_editor_keys_cannot_harden_is_named_in_one_warning() {
 #[test]
 fn the_plaintext_file_is_named_with_its_format_extension() {
     let mut env = TestEnv::new();
-    let _repo = crate::interop::sops::sops_fleet(&mut env);
+    let _repo = crate::fixture::sops_fleet(&mut env);
     let run_dir = runtime_dir(&mut env);
     for (name, plain) in [
         ("yaml/config", &b"a: 1\n"[..]),

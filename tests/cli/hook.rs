@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{Run, TestEnv, mode_of, peer, run};
-use crate::secrets::fleet;
+use crate::fixture::fleet;
 
 fn git(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Run {
     let mut cmd = Command::new(peer("git"));

@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{Run, TestEnv, mode_of, peer, run, vectors};
-use crate::secrets::{fleet, tree};
+use crate::fixture::{fleet, tree};
 
-fn check_clean(env: &TestEnv) {
+pub(crate) fn check_clean(env: &TestEnv) {
     let run = env.keys(&["check"]).success();
     assert!(run.stdout.contains("ok: "), "{}", run.stdout);
 }
@@ -20,7 +20,7 @@ fn vector(name: &str) -> PathBuf {
     vectors().join("keys").join(name)
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -46,7 +46,7 @@ fn key_of(text: &str) -> String {
 }
 
 /// The `ssh_key:` lines of a host file, in order (host first, then containers).
-fn ssh_keys(host_file: &str) -> Vec<String> {
+pub(crate) fn ssh_keys(host_file: &str) -> Vec<String> {
     host_file
         .lines()
         .filter(|l| l.trim_start().starts_with("ssh_key:"))
@@ -56,7 +56,7 @@ fn ssh_keys(host_file: &str) -> Vec<String> {
 
 /// Decrypts a generated key secret with the admin identity and returns the public key
 /// `ssh-keygen -y` derives from it.
-fn public_of_secret(env: &TestEnv, secret: &str) -> String {
+pub(crate) fn public_of_secret(env: &TestEnv, secret: &str) -> String {
     let out = env.root.join("plain-key");
     let _ = std::fs::remove_file(&out);
     env.keys(&["decrypt", secret, "-o", out.to_str().unwrap()])
@@ -72,7 +72,7 @@ fn public_of_secret(env: &TestEnv, secret: &str) -> String {
 }
 
 /// No file in the repository holds a private key in clear.
-fn no_clear_private_key(repo: &Path) {
+pub(crate) fn no_clear_private_key(repo: &Path) {
     for (path, data) in tree(repo) {
         let text = String::from_utf8_lossy(&data);
         assert!(
@@ -612,89 +612,6 @@ fn host_rm_is_refused_while_a_policy_names_the_host_or_its_containers() {
     );
     drop(before);
     check_clean(&env);
-}
-
-#[test]
-fn container_add_shares_the_host_key_or_gets_its_own() {
-    let mut env = TestEnv::new();
-    let repo = fleet(&mut env);
-    let file = repo.join("recipients/hosts/vps-arm.yaml");
-    let original = read(&file);
-
-    let run = env
-        .keys(&["container", "add", "web-bot", "--host", "vps-arm"])
-        .success();
-    assert!(
-        run.stdout
-            .contains("updated   recipients/hosts/vps-arm.yaml")
-    );
-    assert_eq!(read(&file), format!("{original}  web-bot: {{}}\n"));
-    let status = env.keys(&["status"]).success().stdout;
-    assert!(
-        status.lines().any(|l| l.starts_with("  web-bot ")
-            && l.ends_with(" on vps-arm (host key, read-only bind mount)")),
-        "{status}"
-    );
-    check_clean(&env);
-
-    let run = env
-        .keys(&[
-            "container",
-            "add",
-            "own-bot",
-            "--host",
-            "vps-x86",
-            "--own-key",
-        ])
-        .success();
-    assert!(
-        run.stdout.contains("created   policies/00-host-keys.yaml"),
-        "{}",
-        run.stdout
-    );
-    let x86 = read(&repo.join("recipients/hosts/vps-x86.yaml"));
-    assert!(
-        x86.starts_with("# Demo host (test key;"),
-        "comments kept: {x86}"
-    );
-    let keys = ssh_keys(&x86);
-    assert_eq!(keys.len(), 2, "{x86}");
-    assert!(x86.ends_with(" root@own-bot\n"), "{x86}");
-    assert_eq!(
-        public_of_secret(
-            &env,
-            "hosts/vps-x86/containers/own-bot/ssh_host_ed25519_key"
-        ),
-        keys[1]
-    );
-    no_clear_private_key(&repo);
-    let status = env.keys(&["status"]).success().stdout;
-    assert!(
-        status
-            .lines()
-            .any(|l| l.starts_with("  own-bot ") && l.ends_with(" on vps-x86 (own key)")),
-        "{status}"
-    );
-    let ls = env.keys(&["host", "ls"]).success().stdout;
-    assert!(ls.contains("own-bot (own key)"), "{ls}");
-    check_clean(&env);
-
-    // A policy can name the new containers; secrets for them encrypt.
-    env.write(
-        "work/policies/bots.yaml",
-        "rules:\n  - secrets: \"own-bot/*\"\n    format: sops-yaml\n    readers: [admins, container:own-bot]\n",
-    );
-    env.keys_stdin(&["encrypt", "own-bot/config"], b"token: x\n")
-        .success();
-    check_clean(&env);
-    let run = env
-        .keys(&["host", "rm", "vps-x86", "--with-key"])
-        .failure(3);
-    assert!(
-        run.stderr.contains("policies/bots.yaml:2"),
-        "{}",
-        run.stderr
-    );
 }
 
 trait UsageFailure {

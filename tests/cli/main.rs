@@ -2,17 +2,22 @@
 //! environment and checks what a user would see. A module named after a command tests
 //! that command; `security/` and `interop/` hold what holds across commands.
 
+mod check;
 mod common;
+mod container;
 mod contracts;
 mod deploy;
 mod docs;
 mod edit;
+mod encrypt;
+mod export;
+mod fixture;
 mod hook;
 mod host;
 mod init;
 mod interop;
 mod rekey;
-mod secrets;
+mod rm;
 mod security;
 mod status;
 mod to_age;

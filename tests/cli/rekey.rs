@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::{TestEnv, peer, run};
-use crate::interop::sops::{sops, sops_fleet};
-use crate::secrets::{host_key, tree};
+use crate::fixture::{host_key, tree};
+use crate::fixture::{sops, sops_fleet};
 
 fn age_decrypt(env: &TestEnv, identity: &Path, file: &Path) -> crate::common::Run {
     let mut cmd = Command::new(peer("age"));
@@ -267,7 +267,7 @@ fn all_plaintexts(repo: &Path, identity: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn killing_the_rekey_at_any_point_loses_nothing_and_a_rerun_finishes_it() {
     let mut env = TestEnv::new();
-    let repo = crate::secrets::fleet(&mut env);
+    let repo = crate::fixture::fleet(&mut env);
     let admin = env.root.join("keys/demo.txt");
     let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
     env.write("work/policies/default.yaml", policy);
@@ -470,7 +470,7 @@ fn a_passphrase_protected_identity_is_asked_for_once_per_rekey() {
     );
     env.set("KEYS_PASSPHRASE_FILE", "");
     // One line typed: a second prompt would wait for input that never comes.
-    let run = crate::secrets::on_terminal(&env, "rekey", &["correct horse"]);
+    let run = crate::fixture::on_terminal(&env, "rekey", &["correct horse"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(
         run.stdout.matches("Passphrase for ").count(),
@@ -486,7 +486,7 @@ fn a_passphrase_protected_identity_is_asked_for_once_per_rekey() {
 #[test]
 fn two_rekeys_at_once_one_proceeds_the_other_is_refused_and_nothing_is_lost() {
     let mut env = TestEnv::new();
-    let repo = crate::secrets::fleet(&mut env);
+    let repo = crate::fixture::fleet(&mut env);
     let admin = env.root.join("keys/demo.txt");
     let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
     env.write("work/policies/default.yaml", policy);

@@ -2,11 +2,11 @@
 //! files `keys` writes decrypt with `sops`, files `sops` writes decrypt with `keys`,
 //! and tampering is refused with the right error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use crate::common::{Run, TestEnv, peer, private_copy, run, vectors};
-use crate::secrets::{fleet, tree};
+use crate::common::{TestEnv, peer, private_copy, run, vectors};
+use crate::fixture::{sops, sops_fleet, tree};
 
 fn manifest() -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(vectors().join("MANIFEST.json")).unwrap();
@@ -69,52 +69,6 @@ fn every_sops_vector_decrypts_to_what_sops_prints() {
     }
     println!("sops vectors decrypted: {checked} (file, identity) pairs");
     assert_eq!(checked, 27, "every listed (file, identity) pair");
-}
-
-pub fn sops(env: &TestEnv, args: &[&str], key_file: &Path) -> Run {
-    let mut cmd = Command::new(peer("sops"));
-    cmd.arg("--disable-version-check").args(args);
-    env.apply(&mut cmd);
-    cmd.env("SOPS_AGE_KEY_FILE", key_file);
-    run(cmd, b"")
-}
-
-const SOPS_POLICY: &str = "
-  - secrets: \"yaml/*\"
-    format: sops-yaml
-    readers: [admins, container:nannuo-bot]
-  - secrets: \"json/*\"
-    format: sops-json
-    readers: [admins]
-  - secrets: \"env/*\"
-    format: sops-dotenv
-    readers: [admins]
-  - secrets: \"ini/*\"
-    format: sops-ini
-    readers: [admins]
-  - secrets: \"bin/*\"
-    format: sops-binary
-    readers: [admins]
-  - secrets: \"suffix/*\"
-    format: sops-json
-    encrypted_suffix: _secret
-    readers: [admins]
-  - secrets: \"clear/*\"
-    format: sops-yaml
-    unencrypted_suffix: _unencrypted
-    readers: [admins, host:vps-x86]
-  - secrets: \"regex/*\"
-    format: sops-yaml
-    encrypted_regex: \"^(password|token)$\"
-    mac_only_encrypted: true
-    readers: [admins]
-";
-
-pub fn sops_fleet(env: &mut TestEnv) -> PathBuf {
-    let repo = fleet(env);
-    let policy = crate::secrets::POLICY.replace("rules:\n", &format!("rules:{SOPS_POLICY}"));
-    env.write("work/policies/default.yaml", policy);
-    repo
 }
 
 #[test]

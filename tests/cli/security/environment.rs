@@ -1,6 +1,7 @@
 //! What `keys` takes from its environment and leaves in it: the runtime directory it
 //! trusts with plaintext, identity and passphrase sources that are not regular files,
-//! private keys other users can read, core dumps, and plaintext left by a killed run.
+//! private keys other users can read, core dumps, plaintext left by a killed run, and
+//! a passphrase needed where there is no terminal.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{Run, TestEnv, keys_bin, peer, run, vectors};
-use crate::secrets::fleet;
+use crate::fixture::{fleet, run_ok, tree};
 
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -151,7 +152,7 @@ fn identity_passphrase_and_key_sources_must_be_regular_files_of_sane_size() {
     assert!(status.success());
     let fifo_s = fifo.display().to_string();
     let is_fifo = format!("{fifo_s}: is a FIFO, not a regular file");
-    let before = crate::secrets::tree(&repo);
+    let before = crate::fixture::tree(&repo);
 
     // -i /dev/zero grew until the kernel killed keys; a FIFO with no writer hung.
     refused_at_once(
@@ -230,7 +231,7 @@ fn identity_passphrase_and_key_sources_must_be_regular_files_of_sane_size() {
             big.display()
         ),
     );
-    assert_eq!(crate::secrets::tree(&repo), before);
+    assert_eq!(crate::fixture::tree(&repo), before);
 }
 
 // ---- 4c: private keys other users can read ------------------------------------------
@@ -605,4 +606,67 @@ fn plaintext_of_a_decrypt_o_killed_with_sigkill_is_reported_then_wiped() {
     assert_eq!(std::fs::read(&out).unwrap(), b"canary-decrypt-o");
     std::fs::remove_file(&out).unwrap();
     env.keys(&["check"]).success();
+}
+
+/// Every command that may need a passphrase, with a passphrase-protected identity and
+/// no terminal or passphrase source: a clear error within 3 s, nothing written.
+#[test]
+fn with_no_terminal_every_command_needing_a_passphrase_fails_at_once() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let locked = env.root.join("locked");
+    let mut keygen = Command::new(peer("ssh-keygen"));
+    keygen
+        .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
+        .arg(&locked);
+    run_ok(keygen, b"");
+    env.write(
+        "work/recipients/admins/locked.pub",
+        std::fs::read(locked.with_extension("pub")).unwrap(),
+    );
+    let policy = repo.join("policies/default.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("admins: [demo]", "admins: [demo, locked]"),
+    )
+    .unwrap();
+    env.write(
+        "work/policies/0-sops.yaml",
+        "rules:\n  - secrets: \"cfg/*\"\n    format: sops-yaml\n    readers: [admins]\n",
+    );
+    env.keys_stdin(&["encrypt", "bot/a"], b"canary-a").success();
+    env.keys_stdin(&["encrypt", "cfg/b"], b"k: canary-b\n")
+        .success();
+    env.keys(&["host", "add", "gen", "--generate"]).success();
+    // From now on only the locked key is there to decrypt with.
+    env.set("KEYS_IDENTITY", locked.display().to_string());
+    std::fs::write(
+        &policy,
+        text.replace("admins: [demo]", "admins: [locked, demo]")
+            .replace("host:vps-arm]", "host:vps-x86]"),
+    )
+    .unwrap();
+    let editor = env.write("bin/ed", "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.set("EDITOR", editor.display().to_string());
+    let before = tree(&repo);
+    for args in [
+        &["decrypt", "bot/a"][..],
+        &["edit", "bot/a"],
+        &["set", "cfg/b", "k"],
+        &["rekey"],
+        &["stage-install", "--host", "gen"],
+    ] {
+        let r = env.keys_stdin(args, b"new-value").failure(4);
+        assert!(
+            r.stderr
+                .contains("a passphrase is needed and there is no terminal"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.elapsed.as_secs() < 3, "{args:?} took {:?}", r.elapsed);
+        assert!(!r.stdout.contains("canary") && !r.stderr.contains("canary"));
+        assert_eq!(tree(&repo), before, "{args:?} wrote something");
+    }
 }

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use crate::common::{TestEnv, keys_bin, peer, run};
-use crate::secrets::{fleet, tree};
+use crate::fixture::{fleet, tree};
 
 /// The syscalls a write goes through, each injected on its own counter.
 const SYSCALLS: [&str; 8] = [
@@ -127,7 +127,7 @@ fn busy_disk(ballast: &std::path::Path) {
 #[test]
 fn injected_failures_during_a_rekey_leave_every_file_as_it_was() {
     let mut env = TestEnv::new();
-    let repo = crate::interop::sops::sops_fleet(&mut env);
+    let repo = crate::fixture::sops_fleet(&mut env);
     for (name, plain) in [
         ("bot/a", &b"canary-a"[..]),
         ("bot/b", b"canary-b"),

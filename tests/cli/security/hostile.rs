@@ -19,7 +19,7 @@ use keys::format::sops::Options;
 use keys::recipient::Recipient;
 
 use crate::common::{TestEnv, peer, run, sha256_hex, vectors};
-use crate::secrets::tree;
+use crate::fixture::tree;
 
 /// How long one case may run before it is killed and counted as a hang.
 const LIMIT: Duration = Duration::from_secs(5);
@@ -1227,7 +1227,7 @@ fn verdict(case: &Case, o: &Outcome, changed: bool) -> Option<String> {
 }
 
 fn build_corpus(env: &mut TestEnv) -> Corpus {
-    let repo = crate::interop::sops::sops_fleet(env);
+    let repo = crate::fixture::sops_fleet(env);
     env.keys_stdin(&["encrypt", "misc/base"], b"base").success();
     let base = files_of(&repo);
     let text = |rel: &str| String::from_utf8(base[rel].clone()).unwrap();

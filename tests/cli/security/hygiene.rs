@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{TestEnv, keys_bin, peer, run, runtime_dir};
-use crate::interop::sops::sops_fleet;
+use crate::fixture::sops_fleet;
 
 /// The canary as strace prints a buffer with `-xx`: every byte hex-escaped.
 fn hex(text: &str) -> String {

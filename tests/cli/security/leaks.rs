@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{Run, TestEnv, peer, run, vectors};
-use crate::secrets::fleet;
+use crate::fixture::fleet;
 
 fn git(env: &TestEnv, args: &[&str]) -> Run {
     let mut cmd = Command::new(peer("git"));

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::{Run, TestEnv, peer, run, sha256_hex, vectors};
-use crate::interop::sops::{sops, sops_fleet};
-use crate::secrets::{POLICY, fleet, host_key, tree};
+use crate::fixture::{POLICY, fleet, host_key, tree};
+use crate::fixture::{sops, sops_fleet};
 
 fn age_decrypt(env: &TestEnv, identity: &Path, file: &Path) -> Run {
     let mut cmd = Command::new(peer("age"));

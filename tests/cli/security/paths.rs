@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::common::{Run, TestEnv, sha256_hex};
-use crate::secrets::{POLICY, fleet};
+use crate::fixture::{POLICY, fleet, tree};
 
 /// What is at one path, never following a symlink.
 #[derive(Debug, PartialEq, Eq)]
@@ -594,4 +594,46 @@ fn every_bad_persist_path_names_the_host_file_and_line() {
         );
         refused_naming(env.keys(&["status"]), 3, value, &needle);
     }
+}
+
+#[test]
+fn a_second_writer_is_refused_at_once_with_the_holders_pid() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/a"], b"a").success();
+    let run_dir = tempfile::Builder::new().tempdir_in("/dev/shm").unwrap();
+    std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.set("XDG_RUNTIME_DIR", run_dir.path().display().to_string());
+    let marker = env.root.join("editing");
+    let editor = env.write(
+        "bin/slow",
+        format!("#!/bin/sh\ntouch '{}'\nsleep 3\n", marker.display()),
+    );
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.set("EDITOR", editor.display().to_string());
+    let mut holder = env
+        .command(&["edit", "bot/a"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while !marker.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let before = tree(&repo);
+    let run = env.keys_stdin(&["encrypt", "bot/b"], b"b").failure(10);
+    assert!(
+        run.stderr.contains("another keys process (pid "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.elapsed < std::time::Duration::from_secs(2),
+        "refused at once"
+    );
+    assert_eq!(tree(&repo), before);
+    holder.wait().unwrap();
+    env.keys_stdin(&["encrypt", "bot/b"], b"b").success();
 }

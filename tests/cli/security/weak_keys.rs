@@ -13,9 +13,9 @@ use curve25519_dalek::constants::EIGHT_TORSION;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 
 use crate::common::{Run, TestEnv, vectors};
+use crate::fixture::sops_fleet;
+use crate::fixture::{POLICY, fleet, tree};
 use crate::host::{fake_keyscan, start_sshd_with_key};
-use crate::interop::sops::sops_fleet;
-use crate::secrets::{POLICY, fleet, tree};
 use crate::security::hostile::{
     armor_body, rearmor, ssh_private, ssh_private_encrypted, ssh_string,
 };
