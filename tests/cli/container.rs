@@ -14,10 +14,7 @@ fn container_add_shares_the_host_key_or_gets_its_own() {
     let run = env
         .keys(&["container", "add", "web-bot", "--host", "vps-arm"])
         .success();
-    assert!(
-        run.stdout
-            .contains("updated   recipients/hosts/vps-arm.yaml")
-    );
+    crate::assert_output!(env, "add_web_bot", run.stdout);
     assert_eq!(read(&file), format!("{original}  web-bot: {{}}\n"));
     let status = env.keys(&["status"]).success().stdout;
     assert!(
@@ -37,11 +34,8 @@ fn container_add_shares_the_host_key_or_gets_its_own() {
             "--own-key",
         ])
         .success();
-    assert!(
-        run.stdout.contains("created   policies/00-host-keys.yaml"),
-        "{}",
-        run.stdout
-    );
+    env.snapshots_of_new_keys()
+        .bind(|| insta::assert_snapshot!("add_own_bot", run.stdout));
     let x86 = read(&repo.join("recipients/hosts/vps-x86.yaml"));
     assert!(
         x86.starts_with("# Demo host (test key;"),
@@ -66,7 +60,8 @@ fn container_add_shares_the_host_key_or_gets_its_own() {
         "{status}"
     );
     let ls = env.keys(&["host", "ls"]).success().stdout;
-    assert!(ls.contains("own-bot (own key)"), "{ls}");
+    env.snapshots_of_new_keys()
+        .bind(|| insta::assert_snapshot!("host_ls_with_own_bot", ls));
     check_clean(&env);
 
     // A policy can name the new containers; secrets for them encrypt.
@@ -80,9 +75,5 @@ fn container_add_shares_the_host_key_or_gets_its_own() {
     let run = env
         .keys(&["host", "rm", "vps-x86", "--with-key"])
         .failure(3);
-    assert!(
-        run.stderr.contains("policies/bots.yaml:2"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "rm_host_of_a_named_container", run.stderr);
 }

@@ -22,12 +22,8 @@ fn encrypt_writes_an_age_file_that_real_age_opens_with_the_admin_and_host_keys()
     let run = env
         .keys_stdin(&["encrypt", "bot/telegram-token"], TOKEN)
         .success();
-    assert!(
-        run.stderr
-            .contains("wrote secrets/bot/telegram-token.age for 2 recipients"),
-        "{}",
-        run.stderr
-    );
+    assert_eq!(run.stdout, "");
+    crate::assert_output!(env, "wrote_for_two_recipients", run.stderr);
     assert!(!run.stdout.contains("canary") && !run.stderr.contains("canary"));
     let file = repo.join("secrets/bot/telegram-token.age");
     assert_eq!(mode_of(&file), 0o644);
@@ -109,7 +105,7 @@ fn encrypt_writes_an_age_file_that_real_age_opens_with_the_admin_and_host_keys()
         serde_json::json!(["admins", "host:vps-arm"])
     );
     let check = env.keys(&["check"]).success();
-    assert!(check.stdout.contains("ok: 3 secrets"), "{}", check.stdout);
+    crate::assert_output!(env, "check_after_three", check.stdout);
 }
 
 fn env_identity(env: &TestEnv) -> String {
@@ -123,9 +119,9 @@ fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() 
     env.keys_stdin(&["encrypt", "bot/a"], b"one").success();
     let before = tree(&repo);
     let run = env.keys_stdin(&["encrypt", "bot/a"], b"two").failure(5);
-    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    crate::assert_output!(env, "already_exists", run.stderr);
     let run = env.keys_stdin(&["encrypt", "bot/b"], b"").failure(2);
-    assert!(run.stderr.contains("--allow-empty"), "{}", run.stderr);
+    crate::assert_output!(env, "empty_input", run.stderr);
     assert_eq!(tree(&repo), before);
     env.keys_stdin(&["encrypt", "--force", "bot/a"], b"two")
         .success();
@@ -139,21 +135,11 @@ fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() 
     env.write("work/policies/default.yaml", policy_with(&[]));
     let before = tree(&repo);
     let run = env.keys_stdin(&["encrypt", "other/x"], b"x").failure(2);
-    assert!(
-        run.stderr.contains("no policy rule matches secret other/x"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "no_rule_matches", run.stderr);
     assert_eq!(tree(&repo), before);
     // A secret that no rule matches any more is an error for `keys check`.
     let check = env.keys(&["check"]).failure(8);
-    assert!(
-        check
-            .stdout
-            .contains("secrets/misc/z.age: no policy rule matches this secret"),
-        "{}",
-        check.stdout
-    );
+    crate::assert_output!(env, "check_no_rule_matches", check.stdout);
 }
 
 /// `POLICY` without its catch-all rule, then an age rule for each (glob, readers).

@@ -10,11 +10,7 @@ fn rm_removes_the_file_and_its_lock_line() {
     env.keys_stdin(&["encrypt", "deep/a/b"], b"x").success();
     env.keys_stdin(&["encrypt", "bot/keep"], b"y").success();
     let run = env.keys(&["rm", "deep/a/b"]).success();
-    assert!(
-        run.stderr.contains("removed secrets/deep/a/b.age"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "removed", run.stderr);
     assert!(
         !repo.join("secrets/deep").exists(),
         "empty directories are pruned"
