@@ -138,6 +138,10 @@ impl TestEnv {
         let mut settings = self.snapshots();
         settings.add_filter(r"SHA256:[A-Za-z0-9+/]{43}", "SHA256:[FINGERPRINT]");
         settings.add_filter(r"\bage1[02-9ac-hj-np-z]{58}\b", "[AGE]");
+        settings.add_filter(
+            r"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43}",
+            "ssh-ed25519 [KEY]",
+        );
         settings
     }
 }

@@ -198,6 +198,10 @@ fn decrypt_to_a_file_creates_it_0600_and_a_failure_writes_nothing() {
             &out2.display().to_string(),
         ])
         .failure(3);
-    assert!(run.stderr.contains("bad.age"), "{}", run.stderr);
+    crate::assert_output!(
+        env,
+        "decrypt_to_a_file_creates_it_0600_and_a_failure_writes_nothing",
+        run.stderr
+    );
     assert!(!out2.exists());
 }
