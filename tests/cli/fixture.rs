@@ -59,32 +59,17 @@ pub fn host_key(env: &TestEnv, host: &str) -> PathBuf {
 /// Every file under `dir` with its bytes, to prove a failed command changed nothing
 /// (the writer lock, which holds the last writer's pid, aside).
 pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    walkdir(dir)
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
         .into_iter()
+        .flatten()
+        .map(walkdir::DirEntry::into_path)
         .filter(|p| !p.ends_with(".keys-writer"))
         .map(|p| {
             let data = std::fs::read(&p).unwrap_or_default();
             (p, data)
         })
         .collect()
-}
-
-pub fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                out.push(p.clone());
-                out.extend(walkdir(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 pub const TOKEN: &[u8] = b"123456789:AAE-canary-telegram-token\n";

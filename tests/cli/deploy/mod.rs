@@ -17,17 +17,10 @@ pub(crate) use crate::fixture::fleet;
 /// Every entry below `dir` with its mode, relative to `dir`.
 pub(crate) fn listing(dir: &Path) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            if meta.is_dir() {
-                todo.push(p.clone());
-            }
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            out.insert(rel, meta.permissions().mode() & 0o7777);
-        }
+    for e in walkdir::WalkDir::new(dir).min_depth(1) {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+        out.insert(rel, e.metadata().unwrap().permissions().mode() & 0o7777);
     }
     out
 }

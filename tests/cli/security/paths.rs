@@ -23,26 +23,23 @@ enum Entry {
 /// followed), but the writer lock, which holds the last writer's pid.
 fn listing(dir: &Path) -> BTreeMap<PathBuf, Entry> {
     let mut out = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.file_name().is_some_and(|n| n == ".keys-writer") {
-                continue;
-            }
-            let t = e.file_type().unwrap();
-            let entry = if t.is_symlink() {
-                Entry::Link(std::fs::read_link(&p).unwrap())
-            } else if t.is_dir() {
-                todo.push(p.clone());
-                Entry::Dir
-            } else if t.is_file() {
-                Entry::File(sha256_hex(&std::fs::read(&p).unwrap()))
-            } else {
-                Entry::Other
-            };
-            out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), entry);
+    for e in walkdir::WalkDir::new(dir).min_depth(1) {
+        let e = e.unwrap();
+        let p = e.path();
+        if e.file_name() == ".keys-writer" {
+            continue;
         }
+        let t = e.file_type();
+        let entry = if t.is_symlink() {
+            Entry::Link(std::fs::read_link(p).unwrap())
+        } else if t.is_dir() {
+            Entry::Dir
+        } else if t.is_file() {
+            Entry::File(sha256_hex(&std::fs::read(p).unwrap()))
+        } else {
+            Entry::Other
+        };
+        out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), entry);
     }
     out
 }
