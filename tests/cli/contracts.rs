@@ -2,7 +2,8 @@
 //! stdin and fixture directory of one run and pins its exit code, stdout and stderr
 //! (`trycmd`). `TRYCMD=overwrite cargo test --test cli contracts` rewrites the
 //! expectations. The runs are as hermetic as [`crate::common::TestEnv`]'s: an empty
-//! HOME, no inherited environment, NO_COLOR, no terminal, the keyring off.
+//! HOME, no inherited environment, NO_COLOR, no terminal, the keyring off; a case
+//! that changes files runs in a copy of its fixture (`fs.sandbox = true`).
 
 use std::path::{Path, PathBuf};
 
@@ -84,4 +85,9 @@ fn the_command_line_keeps_its_contract() {
         .unwrap()
         .case(cases_dir().join("*.toml"))
         .run();
+    // The cases share this HOME: none may leave anything in it for the next.
+    assert!(
+        std::fs::read_dir(&home).unwrap().next().is_none(),
+        "a case wrote into HOME"
+    );
 }
