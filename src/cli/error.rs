@@ -168,9 +168,7 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::NestedSecret { .. } => {
             "choose a name that is not a prefix directory of another secret"
         }
-        Error::EmptySecret { .. } => {
-            "pass --allow-empty if an empty secret is really meant (`keys rm NAME` removes a secret)"
-        }
+        Error::EmptySecret { .. } => "pass --allow-empty if an empty secret is really meant",
         Error::NotSettable { .. } => {
             "use `keys edit NAME` (or `keys encrypt --force NAME`) to change it whole"
         }
