@@ -200,7 +200,9 @@ impl Context {
                 self.identities.get_or_init(|| RefCell::new(ids))
             }
         };
-        Ok(cell.borrow_mut())
+        cell.try_borrow_mut().map_err(|_| Error::Bug {
+            what: "the identities were asked for while in use".into(),
+        })
     }
 
     /// Why a key file others can read may still be used: it lies in this fleet
