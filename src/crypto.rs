@@ -1,6 +1,8 @@
 //! How a secret is sealed: age encryption to a set of recipients and decryption with
 //! the identities found, asking for passphrases only when no unlocked key opens it.
 
+pub mod keygen;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::sync::{Mutex, PoisonError};

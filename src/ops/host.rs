@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ssh_key::private::Ed25519Keypair;
-use ssh_key::{LineEnding, PrivateKey};
 use zeroize::Zeroizing;
 
+use crate::crypto::keygen;
 use crate::error::{Error, Location, Result, usage};
 use crate::format::Format;
 use crate::fsutil;
@@ -148,7 +147,7 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
             (r.clone(), None)
         }
         KeySource::Generate => {
-            let (public, private) = generate(&format!("root@{}", spec.name))?;
+            let (public, private) = keygen::ssh_ed25519(&format!("root@{}", spec.name))?;
             (public, Some(private))
         }
     };
@@ -270,7 +269,7 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
         reason: "not UTF-8 text".into(),
     })?;
     let (public, private) = if spec.own_key {
-        let (public, private) = generate(&format!("root@{}", spec.name))?;
+        let (public, private) = keygen::ssh_ed25519(&format!("root@{}", spec.name))?;
         (Some(public), Some(private))
     } else {
         (None, None)
@@ -365,7 +364,7 @@ pub fn rotate_host(
             (r, None)
         }
         KeySource::Generate => {
-            let (public, private) = generate(&format!("root@{name}"))?;
+            let (public, private) = keygen::ssh_ed25519(&format!("root@{name}"))?;
             (public, Some(private))
         }
     };
@@ -688,29 +687,6 @@ impl Journal {
         }
         Ok(())
     }
-}
-
-/// A new ed25519 key pair: the public key (with `comment`) and the private key in
-/// OpenSSH's format, as `ssh-keygen` writes it, only in zeroized memory.
-fn generate(comment: &str) -> Result<(Recipient, Zeroizing<String>)> {
-    use aes_gcm::aead::rand_core::RngCore;
-    let mut seed = Zeroizing::new([0u8; 32]);
-    aes_gcm::aead::OsRng.fill_bytes(&mut seed[..]);
-    let pair = Ed25519Keypair::from_seed(&seed);
-    let key = PrivateKey::new(pair.into(), comment).map_err(|e| Error::Encrypt {
-        at: Location::named("new host key"),
-        reason: e.to_string(),
-    })?;
-    let private = key.to_openssh(LineEnding::LF).map_err(|e| Error::Encrypt {
-        at: Location::named("new host key"),
-        reason: e.to_string(),
-    })?;
-    let line = key.public_key().to_openssh().map_err(|e| Error::Encrypt {
-        at: Location::named("new host key"),
-        reason: e.to_string(),
-    })?;
-    let public = Recipient::parse_line(&line, &Location::named("new host key"))?;
-    Ok((public, private))
 }
 
 /// `ssh-ed25519 AAAA… comment`, the key as a host file records it.
