@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::ops::deploy::{self, Failure};
+use crate::ops::deploy;
+use crate::ops::remote::{self, Failure};
 use crate::ops::workspace::{Hosts, Workspace};
 use crate::scratch::Scratch;
 use crate::signal::SignalGuard;
@@ -37,7 +38,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
     let ws = Workspace::load(&repo, Hosts::All)?;
     let host = super::stage::host(&ws, &args.host)?;
-    let address = deploy::address(host)?;
+    let address = remote::address(host)?;
     let needed = deploy::readable(&repo, &ws.policy, &ws.fleet, host)?;
     let files = deploy::flake_files(&repo, &needed)?;
     super::note(&format!(
@@ -46,11 +47,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         needed.len(),
         if needed.len() == 1 { "" } else { "s" }
     ));
-    let known_hosts_text = deploy::known_hosts(host, address, host.ssh_port);
+    let known_hosts_text = remote::known_hosts(host, address, host.ssh_port);
     if args.dry_run {
         let path = std::path::Path::new("$PINNED_KNOWN_HOSTS");
         let mut out = format!("# $PINNED_KNOWN_HOSTS: {known_hosts_text}");
-        for step in deploy::update_steps(&repo, host, &files, path, args.ssh_key.as_deref())? {
+        for step in remote::update_steps(&repo, host, &files, path, args.ssh_key.as_deref())? {
             out.push_str(&format!("{step}\n"));
         }
         return super::out(&out);
@@ -59,7 +60,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     // Not secret, but private and temporary: removed on every exit path.
     let scratch = Scratch::create(true)?;
     let known_hosts = scratch.create_file("known_hosts", known_hosts_text.as_bytes(), 0o644)?;
-    let steps = deploy::update_steps(&repo, host, &files, &known_hosts, args.ssh_key.as_deref())?;
+    let steps = remote::update_steps(&repo, host, &files, &known_hosts, args.ssh_key.as_deref())?;
     let what = [
         "connecting",
         "sending the flake",
@@ -68,7 +69,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     for (i, (step, what)) in steps.iter().zip(what).enumerate() {
         super::note(&format!("{}: {what}", host.name));
         let capture = i < 2;
-        match deploy::run(step, &guard, capture)? {
+        match remote::run(step, &guard, capture)? {
             Ok(()) => {}
             Err(Failure::Missing(e)) => {
                 return Err(Error::External {
@@ -76,7 +77,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                     reason: format!("cannot run it ({e})"),
                 });
             }
-            Err(Failure::Exit { stderr, .. }) if deploy::host_key_refused(&stderr) => {
+            Err(Failure::Exit { stderr, .. }) if remote::host_key_refused(&stderr) => {
                 return Err(super::install::host_key_error(host, address));
             }
             Err(Failure::Exit { code, stderr }) => {
@@ -87,7 +88,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                 } else {
                     "the flake files were sent"
                 };
-                let detail = deploy::last_line(&stderr);
+                let detail = remote::last_line(&stderr);
                 return Err(Error::Remote {
                     message: format!(
                         "{} {what} failed ({}){}{detail}; {sent}",

@@ -2,10 +2,7 @@
 //! is named by its SSH ed25519 host key, given, scanned, or generated here; a
 //! generated private key is stored only as an age secret readable by the admins.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
@@ -986,7 +983,7 @@ pub fn read_key_file(path: &Path) -> Result<Recipient> {
 }
 
 /// The one ssh-ed25519 key among the lines of `text`; other keys refused by type.
-fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
+pub(super) fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
     let mut found: Option<Recipient> = None;
     let mut refused: Option<Error> = None;
     for (n, line) in text.lines().enumerate() {
@@ -1029,114 +1026,6 @@ fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
             reason: "no ssh-ed25519 public key in this file".into(),
         }),
     }
-}
-
-/// `ADDR`, `ADDR:PORT`, `[ADDR]:PORT` or a bare IPv6 address.
-pub fn parse_target(target: &str) -> Result<(String, Option<u16>)> {
-    let bad = |why: &str| {
-        usage(
-            format!("--keyscan {target:?}: {why}"),
-            "give ADDR or ADDR:PORT, e.g. 203.0.113.20:2222 or [2001:db8::1]:2222",
-        )
-    };
-    let (addr, port) = if let Some(rest) = target.strip_prefix('[') {
-        let (addr, after) = rest.split_once(']').ok_or_else(|| bad("no closing ']'"))?;
-        match after {
-            "" => (addr, None),
-            p => (
-                addr,
-                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
-            ),
-        }
-    } else {
-        match target.split_once(':') {
-            Some((a, p)) if !p.contains(':') => (a, Some(p)),
-            _ => (target, None),
-        }
-    };
-    if addr.is_empty()
-        || addr.starts_with('-')
-        || !addr
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_:%".contains(c))
-    {
-        return Err(bad("not a host name or IP address"));
-    }
-    let port = match port {
-        Some(p) => Some(
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
-        ),
-        None => None,
-    };
-    Ok((addr.to_string(), port))
-}
-
-/// Asks a host for its ed25519 host key: `PROGRAM -T SECS -t ed25519 -p PORT ADDR`
-/// (no shell), killed after `timeout`; its stderr is kept for the error.
-pub fn keyscan(program: &Path, addr: &str, port: u16, timeout: Duration) -> Result<Recipient> {
-    let shown = program.display().to_string();
-    let external = |reason: String| Error::External {
-        program: shown.clone(),
-        reason,
-    };
-    let mut child = Command::new(program)
-        .args(["-T", &timeout.as_secs().max(1).to_string()])
-        .args(["-t", "ed25519", "-p", &port.to_string(), addr])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| external(format!("cannot run it: {e}")))?;
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.by_ref().take(1 << 20).read_to_end(&mut buf);
-            buf
-        })
-    };
-    let out = child.stdout.take().map(|s| drain(Box::new(s)));
-    let err = child.stderr.take().map(|s| drain(Box::new(s)));
-    let deadline = Instant::now() + timeout + Duration::from_secs(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(external(format!(
-                    "no answer from {addr} port {port} within {} s",
-                    timeout.as_secs()
-                )));
-            }
-            Err(e) => return Err(external(e.to_string())),
-        }
-    };
-    let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-        h.and_then(|h| h.join().ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    };
-    let (stdout, stderr) = (collect(out), collect(err));
-    let origin = format!("ssh-keyscan {addr}:{port}");
-    let has_key = stdout
-        .lines()
-        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    if has_key {
-        return pick_ed25519(&stdout, &origin);
-    }
-    let said = stderr
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| format!(": {l}"))
-        .unwrap_or_default();
-    Err(external(format!(
-        "no ssh-ed25519 host key from {addr} port {port} ({status}){said}"
-    )))
 }
 
 #[cfg(test)]
@@ -1239,22 +1128,6 @@ mod tests {
         assert!(text.contains("address: 203.0.113.20\n"), "{text}");
         check_round_trip(&v4, &key, &host(&text), "h.yaml").unwrap();
         assert!(text.contains(&format!("ssh_key: {KEY} root@h\n")), "{text}");
-    }
-
-    #[test]
-    fn parses_keyscan_targets() {
-        let ok = [
-            ("vps", ("vps", None)),
-            ("203.0.113.20:2222", ("203.0.113.20", Some(2222))),
-            ("[2001:db8::1]:22", ("2001:db8::1", Some(22))),
-            ("2001:db8::1", ("2001:db8::1", None)),
-        ];
-        for (t, (a, p)) in ok {
-            assert_eq!(parse_target(t).unwrap(), (a.to_string(), p), "{t}");
-        }
-        for bad in ["", "-oProxyCommand=x", "a b", "h:0", "h:99999", "[::1"] {
-            assert!(parse_target(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod hook;
 pub mod host;
 pub mod init;
 pub mod rekey;
+pub mod remote;
 pub mod secret;
 pub mod stage;
 pub mod workspace;
