@@ -76,12 +76,14 @@ pub fn shell_quote(word: &[u8]) -> Vec<u8> {
 }
 
 /// A word of a command line as shown to the user: bare when it is made only of
-/// characters the shell takes literally, else [`shell_quote`]d.
+/// characters the shell takes literally, else [`shell_quote`]d. A `#` is literal
+/// inside a word, not at its start (a comment), and `[` or `]` would make it a glob.
 pub fn shell_word(word: &str) -> String {
     let literal = !word.is_empty()
+        && !word.starts_with('#')
         && word
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-#[]".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-#".contains(c));
     if literal {
         word.to_string()
     } else {
@@ -538,6 +540,63 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(out.stdout, tricky);
+    }
+
+    /// sh reads back every word as it was, quoted or shown bare: every byte but NUL
+    /// alone, next to a quote, and words a command line or a hook script holds.
+    #[test]
+    fn the_shell_reads_every_quoted_word_back() {
+        use std::os::unix::ffi::OsStringExt;
+        let mut words: Vec<Vec<u8>> = (1..=255u8)
+            .flat_map(|b| [vec![b], vec![b'\'', b, b'\''], vec![b'a', b, b'b']])
+            .collect();
+        for w in [
+            "",
+            "'",
+            "''",
+            "a'b\"c $d `e` \\f\ng",
+            "./fleet's -dir",
+            "-n",
+            "~",
+            "a=b",
+            "#x",
+            "[ab]",
+            "*",
+            "root@[2001:db8::1]",
+            "nixos-rebuild switch --flake /x#y",
+        ] {
+            words.push(w.as_bytes().to_vec());
+        }
+        let mut script = b"printf '%s\\0'".to_vec();
+        let mut shown = script.clone();
+        for w in &words {
+            script.push(b' ');
+            script.extend_from_slice(&shell_quote(w));
+            shown.push(b' ');
+            match std::str::from_utf8(w) {
+                Ok(text) => shown.extend_from_slice(shell_word(text).as_bytes()),
+                Err(_) => shown.extend_from_slice(&shell_quote(w)),
+            }
+        }
+        let mut want: Vec<u8> = Vec::new();
+        for w in &words {
+            want.extend_from_slice(w);
+            want.push(0);
+        }
+        for script in [script, shown] {
+            let out = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(std::ffi::OsString::from_vec(script))
+                .env("LC_ALL", "C")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.stdout, want);
+        }
     }
 
     #[test]

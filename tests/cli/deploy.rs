@@ -295,6 +295,31 @@ fn stand_in(env: &mut TestEnv, code: i32) -> (PathBuf, PathBuf) {
 }
 
 #[test]
+fn dry_run_prints_commands_a_shell_reads_back_as_run() {
+    let mut env = TestEnv::new();
+    generated_fleet(&mut env);
+    // A word starting with '#' would be a comment, one with brackets a glob.
+    let dry = env
+        .keys(&[
+            "install",
+            "--host",
+            "plain",
+            "--dry-run",
+            "--ssh-key",
+            "#id",
+            "--target",
+            "root@[2001:db8::1]",
+        ])
+        .success();
+    assert!(dry.stdout.contains(" -i '#id'"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains(" --target-host 'root@[2001:db8::1]'"),
+        "{}",
+        dry.stdout
+    );
+}
+
+#[test]
 fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
     let mut env = TestEnv::new();
     let repo = generated_fleet(&mut env);
