@@ -13,7 +13,7 @@ use crate::fsutil;
 use crate::layout::{self, Repo};
 use crate::ops::secret::{self, EncryptOptions};
 use crate::ops::workspace::{Hosts, Workspace};
-use crate::policy::fleet::{self, Host};
+use crate::policy::host_file::{self, NewHost};
 use crate::policy::{Policy, Reader};
 use crate::recipient::Recipient;
 use crate::snapshot::{Blob, Snapshot};
@@ -149,9 +149,18 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
         }
     };
     let rel = format!("{}/{}.yaml", layout::HOSTS, spec.name);
-    let text = host_file_text(&spec, &public);
-    let parsed = fleet::parse_host(&spec.name, &text, &rel)?;
-    check_round_trip(&spec, &public, &parsed, &rel)?;
+    let text = host_file::render(
+        &NewHost {
+            name: &spec.name,
+            key: &public,
+            address: spec.address.as_deref(),
+            ssh_port: spec.ssh_port,
+            system: spec.system.as_deref(),
+            flake_attr: spec.flake_attr.as_deref(),
+            persist: spec.persist.as_deref(),
+        },
+        &rel,
+    )?;
 
     let mut report = Report {
         steps: Vec::new(),
@@ -271,14 +280,8 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
     } else {
         (None, None)
     };
-    let key_line = public.as_ref().map(public_line);
-    let text = insert_container(&old, &spec.name, key_line.as_deref()).map_err(|reason| {
-        Error::InvalidFile {
-            at: Location::named(&rel),
-            reason,
-        }
-    })?;
-    let parsed = fleet::parse_host(&spec.host, &text, &rel)?;
+    let text = host_file::insert_container(&old, &rel, &spec.name, public.as_ref())?;
+    let parsed = host_file::parse_host(&spec.host, &text, &rel)?;
     let added = parsed.containers.iter().find(|c| c.name == spec.name);
     let fingerprint = |r: Option<&Recipient>| r.map(Recipient::fingerprint);
     if added.is_none_or(|c| fingerprint(c.own_key.as_ref()) != fingerprint(public.as_ref())) {
@@ -378,24 +381,17 @@ pub fn rotate_host(
         at: Location::named(&rel),
         reason: "not UTF-8 text".into(),
     })?;
-    let mut replaced = false;
-    let new_text: String = old_text
-        .split_inclusive('\n')
-        .map(|line| {
-            if !replaced && line.starts_with("ssh_key:") {
-                replaced = true;
-                format!("ssh_key: {}\n", public_line(&public))
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
-    let parsed = crate::policy::fleet::parse_host(name, &new_text, &rel)?;
-    if !replaced || parsed.key.fingerprint() != public.fingerprint() {
-        return Err(Error::InvalidFile {
-            at: Location::named(&rel),
-            reason: "no top-level `ssh_key:` line to replace".into(),
-        });
+    let no_key_line = || Error::InvalidFile {
+        at: Location::named(&rel),
+        reason: "no top-level `ssh_key:` line to replace".into(),
+    };
+    let new_text = host_file::replace_key(&old_text, &public, &rel)?.ok_or_else(no_key_line)?;
+    if host_file::parse_host(name, &new_text, &rel)?
+        .key
+        .fingerprint()
+        != public.fingerprint()
+    {
+        return Err(no_key_line());
     }
     let secret_name = host_key_secret(name);
     let stored = ws.locate(&secret_name).is_ok() || ws.lock()?.contains(&secret_name);
@@ -584,7 +580,7 @@ impl Journal {
         format!(
             "{JOURNAL_HEAD}host {}\nkey {}\nsecret {}\npublic {}\nlock {}\npolicy {}\n",
             self.host,
-            public_line(&self.key),
+            host_file::key_line(&self.key),
             b64(&self.secret),
             b64(&self.public),
             self.lock.as_deref().unwrap_or("-"),
@@ -683,84 +679,6 @@ impl Journal {
             fsutil::remove(&policy)?;
         }
         Ok(())
-    }
-}
-
-/// `ssh-ed25519 AAAA… comment`, the key as a host file records it.
-fn public_line(key: &Recipient) -> String {
-    match key {
-        Recipient::SshEd25519(k) if !k.comment().is_empty() => format!("{key} {}", k.comment()),
-        _ => key.to_string(),
-    }
-}
-
-/// A YAML scalar: plain when that reads back as the same string, else double-quoted
-/// (a JSON string is a valid YAML double-quoted scalar).
-fn scalar(value: &str) -> String {
-    // An IPv4 address reads back as a string; other digit-led scalars may be numbers.
-    let ipv4 = value.split('.').count() == 4
-        && value
-            .split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-    let plain = (ipv4
-        || value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '/'))
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || " ./_@+=-".contains(c))
-        && !value.ends_with(' ')
-        && !value.contains("  ")
-        && !matches!(
-            value.to_ascii_lowercase().as_str(),
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
-        );
-    if plain {
-        value.to_string()
-    } else {
-        serde_json::to_string(value).unwrap_or_else(|_| format!("{value:?}"))
-    }
-}
-
-fn host_file_text(spec: &HostSpec, key: &Recipient) -> String {
-    let mut s = format!(
-        "# host {}, added by `keys host add`\nssh_key: {}\n",
-        spec.name,
-        scalar(&public_line(key))
-    );
-    if let Some(a) = &spec.address {
-        s.push_str(&format!("address: {}\n", scalar(a)));
-    }
-    s.push_str(&format!("ssh_port: {}\n", spec.ssh_port));
-    if let Some(system) = &spec.system {
-        s.push_str(&format!("system: {}\n", scalar(system)));
-    }
-    if let Some(f) = &spec.flake_attr {
-        s.push_str(&format!("flake_attr: {}\n", scalar(f)));
-    }
-    if let Some(p) = &spec.persist {
-        s.push_str(&format!("persist: {}\n", scalar(p)));
-    }
-    s
-}
-
-/// The host file as written must read back as what was asked for.
-fn check_round_trip(spec: &HostSpec, key: &Recipient, host: &Host, rel: &str) -> Result<()> {
-    let same = host.key.fingerprint() == key.fingerprint()
-        && host.address == spec.address
-        && host.ssh_port == spec.ssh_port
-        && host.system == spec.system
-        && host.flake_attr == *spec.flake_attr.as_ref().unwrap_or(&spec.name)
-        && host.persist == spec.persist.clone().filter(|p| p != "/")
-        && host.containers.is_empty();
-    if same {
-        Ok(())
-    } else {
-        Err(Error::InvalidFile {
-            at: Location::named(rel),
-            reason: "the host file would not read back as given".into(),
-        })
     }
 }
 
@@ -875,99 +793,13 @@ fn store_key(
     public: &Recipient,
     opts: &EncryptOptions,
 ) -> Result<secret::Written> {
-    let line = format!("{}\n", public_line(public));
+    let line = format!("{}\n", host_file::key_line(public));
     let beside = secret::public_half(name).map(|rel| ws.repo.root().join(rel));
     let beside: Vec<(&Path, &[u8])> = beside
         .iter()
         .map(|p| (p.as_path(), line.as_bytes()))
         .collect();
     secret::encrypt_with(ws, name, private.as_bytes(), opts, None, &beside)
-}
-
-/// Adds container `name` to a host file's text: under its block `containers:` map
-/// (indented like the entries there), in place of an empty `containers: {}`, or as a
-/// new `containers:` block at the end. Everything else is kept byte for byte.
-pub fn insert_container(
-    text: &str,
-    name: &str,
-    ssh_key: Option<&str>,
-) -> std::result::Result<String, String> {
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let top = |l: &str| {
-        l.strip_prefix("containers:")
-            .map(|rest| rest.split('#').next().unwrap_or("").trim().to_string())
-    };
-    let entry = |indent: &str| match ssh_key {
-        None => format!("{indent}{name}: {{}}\n"),
-        Some(k) => format!("{indent}{name}:\n{indent}{indent}ssh_key: {}\n", scalar(k)),
-    };
-    let Some(at) = lines.iter().position(|l| top(l).is_some()) else {
-        let mut out = text.to_string();
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str("containers:\n");
-        out.push_str(&entry("  "));
-        return Ok(out);
-    };
-    let value = top(lines[at]).unwrap_or_default();
-    let mut out: String = lines[..at].concat();
-    match value.as_str() {
-        "{}" | "" | "~" | "null" => {}
-        _ => {
-            return Err(format!(
-                "containers is written as {value:?}; write it as a block map (one `NAME: {{}}` per line) so keys can add {name}"
-            ));
-        }
-    }
-    if !value.is_empty() {
-        // `containers: {}` (or null) becomes a block map; a trailing comment is kept.
-        let line = lines[at];
-        let comment = line.find('#').map(|i| line[i..].trim_end()).unwrap_or("");
-        out.push_str("containers:");
-        if !comment.is_empty() {
-            out.push_str(&format!(" {comment}"));
-        }
-        out.push('\n');
-        out.push_str(&entry("  "));
-        out.push_str(&lines[at + 1..].concat());
-        return Ok(out);
-    }
-    // The block: every following line that is indented, blank, or a comment, up to
-    // the last indented content line.
-    let mut last = at;
-    let mut indent: Option<String> = None;
-    for (i, l) in lines.iter().enumerate().skip(at + 1) {
-        let body = l.trim_end_matches(['\n', '\r']);
-        let trimmed = body.trim_start();
-        if trimmed.is_empty() {
-            continue;
-        }
-        let lead = &body[..body.len() - trimmed.len()];
-        if lead.is_empty() {
-            if trimmed.starts_with('#') {
-                continue;
-            }
-            break;
-        }
-        if lead.contains('\t') {
-            return Err("a tab in the indentation of containers".into());
-        }
-        if !trimmed.starts_with('#') {
-            if indent.is_none() {
-                indent = Some(lead.to_string());
-            }
-            last = i;
-        }
-    }
-    let indent = indent.unwrap_or_else(|| "  ".to_string());
-    out.push_str(&lines[at..=last].concat());
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&entry(&indent));
-    out.push_str(&lines[last + 1..].concat());
-    Ok(out)
 }
 
 /// Reads the host key from a file: an ssh-ed25519 public key, or a keyscan or
@@ -1034,101 +866,6 @@ mod tests {
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
-
-    fn host(text: &str) -> Host {
-        fleet::parse_host("h", text, "h.yaml").unwrap_or_else(|e| panic!("{text}\n{e}"))
-    }
-
-    #[test]
-    fn inserts_containers_keeping_everything_else() {
-        let head = format!("# my host\nssh_key: {KEY} root@h # the key\naddress: 192.0.2.1\n");
-        let cases = [
-            // No containers yet: a block at the end.
-            (head.clone(), format!("{head}containers:\n  new: {{}}\n")),
-            // Without a final newline.
-            (
-                head.trim_end().to_string(),
-                format!("{head}containers:\n  new: {{}}\n"),
-            ),
-            // An empty flow map, with its comment.
-            (
-                format!("{head}containers: {{}} # none yet\nsystem: x86_64-linux\n"),
-                format!("{head}containers: # none yet\n  new: {{}}\nsystem: x86_64-linux\n"),
-            ),
-            // A block: appended after its last entry, with its indentation, before
-            // the next top-level key; comments inside kept.
-            (
-                format!(
-                    "{head}containers:\n    # the bot\n    bot: {{}}   # shares\n    own:\n        ssh_key: {KEY}\n\n# deploy\nsystem: aarch64-linux\n"
-                ),
-                format!(
-                    "{head}containers:\n    # the bot\n    bot: {{}}   # shares\n    own:\n        ssh_key: {KEY}\n    new: {{}}\n\n# deploy\nsystem: aarch64-linux\n"
-                ),
-            ),
-            // A block at the very end without a final newline.
-            (
-                format!("{head}containers:\n  bot: {{}}"),
-                format!("{head}containers:\n  bot: {{}}\n  new: {{}}\n"),
-            ),
-        ];
-        for (before, want) in cases {
-            let got = insert_container(&before, "new", None).unwrap();
-            assert_eq!(got, want, "from:\n{before}");
-            let h = host(&got);
-            assert!(
-                h.containers
-                    .iter()
-                    .any(|c| c.name == "new" && c.own_key.is_none())
-            );
-        }
-    }
-
-    #[test]
-    fn inserts_a_container_with_its_own_key() {
-        let before = format!("ssh_key: {KEY}\ncontainers:\n  bot: {{}}\n");
-        let got = insert_container(&before, "own", Some(&format!("{KEY} root@own"))).unwrap();
-        assert_eq!(
-            got,
-            format!("{before}  own:\n    ssh_key: {KEY} root@own\n")
-        );
-        let h = host(&got);
-        let own = h.containers.iter().find(|c| c.name == "own").unwrap();
-        assert!(own.own_key.is_some());
-    }
-
-    #[test]
-    fn refuses_a_flow_map_it_cannot_extend() {
-        let before = format!("ssh_key: {KEY}\ncontainers: {{bot: {{}}}}\n");
-        let err = insert_container(&before, "new", None).unwrap_err();
-        assert!(err.contains("block map"), "{err}");
-    }
-
-    #[test]
-    fn writes_host_files_that_read_back() {
-        let key = Recipient::parse_line(&format!("{KEY} root@h"), &Location::named("t")).unwrap();
-        let spec = HostSpec {
-            name: "h".into(),
-            key: KeySource::Generate,
-            address: Some("2001:db8::1".into()),
-            ssh_port: 2222,
-            system: Some("aarch64-linux".into()),
-            flake_attr: Some("true".into()),
-            persist: Some("/persistent".into()),
-        };
-        let text = host_file_text(&spec, &key);
-        let h = host(&text);
-        check_round_trip(&spec, &key, &h, "h.yaml").unwrap();
-        assert!(text.contains("address: \"2001:db8::1\"\n"), "{text}");
-        assert!(text.contains("flake_attr: \"true\"\n"), "{text}");
-        let v4 = HostSpec {
-            address: Some("203.0.113.20".into()),
-            ..spec
-        };
-        let text = host_file_text(&v4, &key);
-        assert!(text.contains("address: 203.0.113.20\n"), "{text}");
-        check_round_trip(&v4, &key, &host(&text), "h.yaml").unwrap();
-        assert!(text.contains(&format!("ssh_key: {KEY} root@h\n")), "{text}");
-    }
 
     #[test]
     fn picks_the_ed25519_key_and_names_other_types() {

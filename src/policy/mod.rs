@@ -3,6 +3,7 @@
 //! for fleet files.
 
 pub mod fleet;
+pub mod host_file;
 pub mod rules;
 
 pub use fleet::Fleet;

@@ -878,3 +878,21 @@ fn a_host_file_whose_key_is_not_the_generated_one_is_reported() {
         run.stdout
     );
 }
+
+#[test]
+fn host_rotate_records_a_key_comment_that_yaml_would_misread() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let key: Vec<String> = read(&vector("ed25519-02.pub"))
+        .split_whitespace()
+        .take(2)
+        .map(str::to_string)
+        .collect();
+    let line = format!("{} ops: laptop #2", key.join(" "));
+    let file = env.write("new.pub", format!("{line}\n"));
+    env.keys(&["host", "rotate", "vps-x86", "--key", file.to_str().unwrap()])
+        .success();
+    let text = read(&repo.join("recipients/hosts/vps-x86.yaml"));
+    assert!(text.contains(&format!("\nssh_key: \"{line}\"\n")), "{text}");
+    check_clean(&env);
+}
