@@ -1,6 +1,7 @@
-//! `keys host` and `keys container`: machines joining and leaving the fleet. A host
-//! is named by its SSH ed25519 host key, given, scanned, or generated here; a
-//! generated private key is stored only as an age secret readable by the admins.
+//! `keys host add|rm|rotate`: machines joining and leaving the fleet, and the journal
+//! that lets a killed rotation be undone or finished. A host is named by its SSH
+//! ed25519 host key; a generated private key is stored only as an age secret for the
+//! admins, the same way for a host and for a container with a key of its own.
 
 use std::path::{Path, PathBuf};
 
@@ -88,7 +89,7 @@ pub struct Report {
     pub key: Option<Recipient>,
 }
 
-fn name_error(what: &str, name: &str) -> impl FnOnce(&'static str) -> Error {
+pub(super) fn name_error(what: &str, name: &str) -> impl FnOnce(&'static str) -> Error {
     let (what, name) = (what.to_string(), name.to_string());
     move |reason| Error::InvalidName {
         at: Location::named(&what),
@@ -98,7 +99,7 @@ fn name_error(what: &str, name: &str) -> impl FnOnce(&'static str) -> Error {
 }
 
 /// Refuses a name already used by a host or a container.
-fn refuse_taken(ws: &Workspace, name: &str) -> Result<()> {
+pub(super) fn refuse_taken(ws: &Workspace, name: &str) -> Result<()> {
     if ws.fleet.has_host(name) || ws.repo.host_file(name).exists() {
         return Err(Error::Exists {
             path: ws.repo.host_file(name),
@@ -239,74 +240,6 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     let file = repo.host_file(name);
     fsutil::remove(&file)?;
     report.steps.push(Step::Removed(repo.rel(&file)));
-    Ok(report)
-}
-
-pub struct ContainerSpec {
-    pub name: String,
-    pub host: String,
-    /// Generate a key of its own instead of sharing the host's.
-    pub own_key: bool,
-}
-
-/// Adds a container to its host's file, keeping the file's other content and
-/// comments. With `own_key`, a new key pair: the public key in the container's entry,
-/// the private key as secret `hosts/HOST/containers/NAME/ssh_host_ed25519_key`.
-pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
-    layout::check_name(&spec.name).map_err(name_error("container name", &spec.name))?;
-    layout::check_name(&spec.host).map_err(name_error("host name", &spec.host))?;
-    let mut ws = Workspace::load_writable(repo, Hosts::All)?;
-    if !ws.fleet.has_host(&spec.host) {
-        return Err(usage(
-            format!(
-                "no host named {} (no {}/{}.yaml)",
-                spec.host,
-                layout::HOSTS,
-                spec.host
-            ),
-            "`keys host ls` lists the hosts; `keys host add` adds one",
-        ));
-    }
-    refuse_taken(&ws, &spec.name)?;
-    let file = repo.host_file(&spec.host);
-    let rel = repo.rel(&file);
-    let old = String::from_utf8(fsutil::read(&file)?).map_err(|_| Error::InvalidFile {
-        at: Location::named(&rel),
-        reason: "not UTF-8 text".into(),
-    })?;
-    let (public, private) = if spec.own_key {
-        let (public, private) = keygen::ssh_ed25519(&format!("root@{}", spec.name))?;
-        (Some(public), Some(private))
-    } else {
-        (None, None)
-    };
-    let text = host_file::insert_container(&old, &rel, &spec.name, public.as_ref())?;
-    let parsed = host_file::parse_host(&spec.host, &text, &rel)?;
-    let added = parsed.containers.iter().find(|c| c.name == spec.name);
-    let fingerprint = |r: Option<&Recipient>| r.map(Recipient::fingerprint);
-    if added.is_none_or(|c| fingerprint(c.own_key.as_ref()) != fingerprint(public.as_ref())) {
-        return Err(Error::InvalidFile {
-            at: Location::named(&rel),
-            reason: format!("cannot add container {} to this file's layout", spec.name),
-        });
-    }
-    let mut report = Report {
-        steps: Vec::new(),
-        key: public,
-    };
-    let key_plan = match &private {
-        Some(_) => Some(plan_key_secret(
-            &ws,
-            &container_key_secret(&spec.host, &spec.name),
-        )?),
-        None => None,
-    };
-    if let (Some(private), Some(public), Some(plan)) = (&private, &report.key, key_plan) {
-        let public = public.clone();
-        apply_key_secret(&mut ws, plan, private, &public, &mut report)?;
-    }
-    fsutil::write_atomic(&file, text.as_bytes(), fsutil::PUBLIC)?;
-    report.steps.push(Step::Updated(rel));
     Ok(report)
 }
 
@@ -684,14 +617,14 @@ impl Journal {
 
 /// What storing a generated key needs: its secret name and, when no rule gives it to
 /// exactly the admins, the policy file to create.
-struct KeyPlan {
+pub(super) struct KeyPlan {
     secret: String,
     policy: Option<PathBuf>,
 }
 
 /// Checks, before anything is written, that the key secret does not exist and that
 /// it will be encrypted to the admins only.
-fn plan_key_secret(ws: &Workspace, name: &str) -> Result<KeyPlan> {
+pub(super) fn plan_key_secret(ws: &Workspace, name: &str) -> Result<KeyPlan> {
     if let Ok((path, _)) = ws.locate(name) {
         return Err(Error::Exists { path });
     }
@@ -760,7 +693,7 @@ fn admin_readers(repo: &Repo) -> Result<Vec<Reader>> {
         .ok_or_else(|| usage("no admins", "add an admin to recipients/admins/"))
 }
 
-fn apply_key_secret(
+pub(super) fn apply_key_secret(
     ws: &mut Workspace,
     plan: KeyPlan,
     private: &Zeroizing<String>,

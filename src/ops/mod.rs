@@ -2,6 +2,7 @@
 //! Library code here never prints; it returns reports for the CLI to show.
 
 pub mod check;
+pub mod container;
 pub mod deploy;
 pub mod export;
 pub mod hook;
