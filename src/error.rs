@@ -141,6 +141,79 @@ pub enum Error {
     #[error("{}: already exists", path.display())]
     Exists { path: PathBuf },
 
+    /// A host name that no host file declares (`file` is the one that would).
+    #[error("no host named {name} (no {file})")]
+    NoHost { name: String, file: String },
+
+    /// A name a new host or container cannot take: a container of that name runs on
+    /// `host`, declared in `file` (hosts and containers share one namespace).
+    #[error("{name} is already a container on host {host} ({file})")]
+    NameTaken {
+        name: String,
+        host: String,
+        file: String,
+    },
+
+    /// A host's new key that is the key it already has.
+    #[error("host {host} already has this key")]
+    SameKey { host: String },
+
+    /// A generated key secret that no policy rule gives to exactly the admins, while
+    /// `file`, the policy file keys would create for it, exists; `rule` is the rule
+    /// that matches the secret now, if any.
+    #[error("no policy rule gives secret {secret} to exactly the admins{}, and {file} exists", rule.as_ref().map(|at| format!(" (the rule at {at} matches it)")).unwrap_or_default())]
+    KeyRuleMissing {
+        secret: String,
+        file: String,
+        glob: String,
+        rule: Option<Location>,
+    },
+
+    /// A generated key secret that the rule at `rule` would still decide, even with
+    /// `file`, the policy file keys would create for it.
+    #[error("the rule at {rule} would still decide secret {secret}, not {file}")]
+    KeyRuleOverridden {
+        secret: String,
+        file: String,
+        rule: Location,
+    },
+
+    /// The repository has no admin to give a generated key to.
+    #[error("{dir}: no admins")]
+    NoAdmins { dir: String },
+
+    /// A host file without the address a command needs to reach the host.
+    #[error("{file} has no address: keys cannot reach {host}")]
+    NoAddress { host: String, file: String },
+
+    /// A repository without the flake that is sent to a host.
+    #[error("{}: no flake.nix here to send", dir.display())]
+    NoFlake { dir: PathBuf },
+
+    /// A host's (or container's) private key that the repository does not hold.
+    #[error("secret {secret} does not exist: the repository holds no private key to stage")]
+    NoStoredKey { secret: String },
+
+    /// A stored private key whose public half is not the key the host file names.
+    #[error("{}: holds a key whose public half is not {expected}, the key the host file names", path.display())]
+    KeyMismatch { path: PathBuf, expected: String },
+
+    /// An address to scan that is not `ADDR`, `ADDR:PORT`, `[ADDR]:PORT` or an IPv6
+    /// address.
+    #[error("ssh-keyscan target {target:?}: {reason}")]
+    BadAddress {
+        target: String,
+        reason: &'static str,
+    },
+
+    /// An ssh option (a path in it) that rsync cannot pass on to ssh.
+    #[error("{option} contains a single quote, which rsync cannot pass to ssh")]
+    SshOptionQuote { option: String },
+
+    /// A directory to wipe that is not a tree keys staged.
+    #[error("{} {reason}; nothing was removed", dir.display())]
+    NotStaged { dir: PathBuf, reason: String },
+
     /// A combination of arguments or inputs that makes no sense.
     #[error("{message}")]
     Usage { message: String, hint: String },
@@ -216,13 +289,26 @@ impl Error {
             | Error::Symlink { .. }
             | Error::Corrupt { .. }
             | Error::MacMismatch { .. }
-            | Error::Encrypt { .. } => Class::InvalidInput,
+            | Error::Encrypt { .. }
+            | Error::NoHost { .. }
+            | Error::NameTaken { .. }
+            | Error::SameKey { .. }
+            | Error::KeyRuleMissing { .. }
+            | Error::KeyRuleOverridden { .. }
+            | Error::NoAdmins { .. }
+            | Error::NoAddress { .. }
+            | Error::NoFlake { .. }
+            | Error::NoStoredKey { .. }
+            | Error::KeyMismatch { .. } => Class::InvalidInput,
             Error::NoPassphrase { .. }
             | Error::WrongPassphrase { .. }
             | Error::NoIdentity { .. } => Class::Decrypt,
             Error::Keyring { .. } => Class::Keyring,
             Error::NotARepo { .. } => Class::Repo,
-            Error::Usage { .. } => Class::Usage,
+            Error::Usage { .. }
+            | Error::BadAddress { .. }
+            | Error::SshOptionQuote { .. }
+            | Error::NotStaged { .. } => Class::Usage,
             Error::CheckFailed { .. } | Error::Undeployable { .. } => Class::Check,
             Error::Remote { .. } => Class::External,
             Error::Busy { .. } => Class::Busy,
@@ -290,6 +376,39 @@ impl Error {
             Error::Exists { .. } => {
                 "nothing was overwritten; remove the file first if you mean to replace it"
             }
+            Error::NoHost { .. } => "`keys host ls` lists the hosts; `keys host add NAME` adds one",
+            Error::NameTaken { .. } => {
+                "host and container names share one namespace; choose another name"
+            }
+            Error::SameKey { .. } => "give the new key, or --generate one",
+            Error::KeyRuleMissing { file, glob, .. } => {
+                return Some(format!(
+                    "add `- secrets: \"{glob}\"` with `format: age` and `readers: [admins]` as the first rule of {file}"
+                ));
+            }
+            Error::KeyRuleOverridden { secret, .. } => {
+                return Some(format!(
+                    "give {secret} to the admins only in the policy file that sorts first, with format age"
+                ));
+            }
+            Error::NoAdmins { dir } => return Some(format!("add an admin to {dir}/")),
+            Error::NoAddress { .. } => {
+                "add `address: IP-OR-DNS-NAME` to the host file (and `ssh_port:` if not 22)"
+            }
+            Error::NoFlake { .. } => {
+                "`keys update` sends the repository's flake; add flake.nix at its root"
+            }
+            Error::NoStoredKey { .. } => {
+                "store one with `keys host rotate HOST --generate` (or `keys container add NAME --host HOST --own-key`)"
+            }
+            Error::KeyMismatch { .. } => {
+                "run `keys host rotate HOST --generate` to make a new matching pair"
+            }
+            Error::BadAddress { .. } => {
+                "give ADDR or ADDR:PORT, e.g. 203.0.113.20:2222 or [2001:db8::1]:2222"
+            }
+            Error::SshOptionQuote { .. } => "use paths without single quotes",
+            Error::NotStaged { .. } => "give --clean the path `keys stage-install` printed",
             Error::Usage { hint, .. } => return Some(hint.clone()),
             Error::External { program, .. } => {
                 return Some(format!("check that {program} is installed and works"));

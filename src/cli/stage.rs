@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Result, usage};
+use crate::error::Result;
 use crate::ops::stage::{self, Target};
 use crate::ops::workspace::{Hosts, Workspace};
 use crate::policy::fleet::Host;
@@ -66,12 +66,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     super::out(&format!("{}\n", root.display()))
 }
 
-/// The host of that name, or a usage error saying how to find one.
+/// The host of that name.
 pub(crate) fn host<'a>(ws: &'a Workspace, name: &str) -> Result<&'a Host> {
-    ws.fleet.host(name)?.ok_or_else(|| {
-        usage(
-            format!("no host {name:?} in recipients/hosts/"),
-            "run `keys host ls` to see the hosts, or `keys host add NAME` to add one",
-        )
-    })
+    ws.fleet.require_host(name)
 }

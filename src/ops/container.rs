@@ -3,14 +3,14 @@
 //! key, or has one of its own, generated here and stored like a host's.
 
 use crate::crypto::keygen;
-use crate::error::{Error, Location, Result, usage};
+use crate::error::{Error, Location, Result};
 use crate::fsutil;
 use crate::layout::{self, Repo};
 use crate::ops::host::{
     Report, Step, apply_key_secret, container_key_secret, name_error, plan_key_secret, refuse_taken,
 };
 use crate::ops::workspace::{Hosts, Workspace};
-use crate::policy::host_file;
+use crate::policy::{fleet, host_file};
 use crate::recipient::Recipient;
 
 pub struct ContainerSpec {
@@ -28,15 +28,7 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
     layout::check_name(&spec.host).map_err(name_error("host name", &spec.host))?;
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
     if !ws.fleet.has_host(&spec.host) {
-        return Err(usage(
-            format!(
-                "no host named {} (no {}/{}.yaml)",
-                spec.host,
-                layout::HOSTS,
-                spec.host
-            ),
-            "`keys host ls` lists the hosts; `keys host add` adds one",
-        ));
+        return Err(fleet::no_host(&spec.host));
     }
     refuse_taken(&ws, &spec.name)?;
     let file = repo.host_file(&spec.host);

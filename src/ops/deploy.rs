@@ -106,10 +106,9 @@ pub fn flake_files(repo: &Repo, secrets: &[Needed]) -> Result<Vec<String>> {
         }
     }
     if !files.iter().any(|f| f == "flake.nix") {
-        return Err(crate::error::usage(
-            format!("{}: no flake.nix here to send", root.display()),
-            "`keys update` sends the repository's flake; add flake.nix at its root",
-        ));
+        return Err(Error::NoFlake {
+            dir: root.to_path_buf(),
+        });
     }
     files.extend(secrets.iter().map(|s| s.file.clone()));
     files.sort();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::crypto::keygen;
-use crate::error::{Error, Location, Result, usage};
+use crate::error::{Error, Location, Result};
 use crate::format::Format;
 use crate::fsutil;
 use crate::layout::{self, Repo};
@@ -106,15 +106,11 @@ pub(super) fn refuse_taken(ws: &Workspace, name: &str) -> Result<()> {
         });
     }
     if let Some((host, _)) = ws.fleet.container(name)? {
-        return Err(usage(
-            format!(
-                "{name} is already a container on host {} ({}/{}.yaml)",
-                host.name,
-                layout::HOSTS,
-                host.name
-            ),
-            "host and container names share one namespace; choose another name",
-        ));
+        return Err(Error::NameTaken {
+            name: name.to_string(),
+            host: host.name.clone(),
+            file: format!("{}/{}.yaml", layout::HOSTS, host.name),
+        });
     }
     Ok(())
 }
@@ -187,12 +183,7 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
 pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     layout::check_name(name).map_err(name_error("host name", name))?;
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
-    let Some(host) = ws.fleet.host(name)? else {
-        return Err(usage(
-            format!("no host named {name} (no {}/{name}.yaml)", layout::HOSTS),
-            "`keys host ls` lists the hosts",
-        ));
-    };
+    let host = ws.fleet.require_host(name)?;
     let containers: Vec<String> = host.containers.iter().map(|c| c.name.clone()).collect();
     for rule in &ws.policy.rules {
         for reader in &rule.readers {
@@ -278,12 +269,7 @@ pub fn rotate_host(
         }
         end_rotation(&ws)?;
     }
-    let Some(host) = ws.fleet.host(name)? else {
-        return Err(usage(
-            format!("no host named {name} (no {}/{name}.yaml)", layout::HOSTS),
-            "`keys host ls` lists the hosts; `keys host add NAME` adds one",
-        ));
-    };
+    let host = ws.fleet.require_host(name)?;
     let old_fingerprint = host.key.fingerprint();
     let (public, private) = match key {
         KeySource::Given(r) => {
@@ -302,10 +288,9 @@ pub fn rotate_host(
         }
     };
     if public.fingerprint() == old_fingerprint {
-        return Err(usage(
-            format!("host {name} already has this key"),
-            "give the new key, or --generate one",
-        ));
+        return Err(Error::SameKey {
+            host: name.to_string(),
+        });
     }
     let file = repo.host_file(name);
     let rel = repo.rel(&file);
@@ -640,32 +625,25 @@ pub(super) fn plan_key_secret(ws: &Workspace, name: &str) -> Result<KeyPlan> {
         });
     }
     let path = ws.repo.root().join(KEY_POLICY);
-    let blocking = ws.policy.rule_for(name).map(|(_, r)| r.at.to_string());
+    let blocking = ws.policy.rule_for(name).map(|(_, r)| r.at.clone());
     if std::fs::symlink_metadata(&path).is_ok() {
-        return Err(usage(
-            format!(
-                "no policy rule gives secret {name} to exactly the admins{}, and {KEY_POLICY} exists",
-                blocking
-                    .map(|at| format!(" (the rule at {at} matches it)"))
-                    .unwrap_or_default()
-            ),
-            format!(
-                "add `- secrets: \"{KEY_GLOB}\"` with `format: age` and `readers: [admins]` as the first rule of {KEY_POLICY}"
-            ),
-        ));
+        return Err(Error::KeyRuleMissing {
+            secret: name.to_string(),
+            file: KEY_POLICY.to_string(),
+            glob: KEY_GLOB.to_string(),
+            rule: blocking,
+        });
     }
     let probe = probe_policy(&ws.repo)?;
     if !admins_only(&probe) {
-        let winner = probe
+        let rule = probe
             .rule_for(name)
-            .map(|(_, r)| r.at.to_string())
-            .unwrap_or_default();
-        return Err(usage(
-            format!("the rule at {winner} would still decide secret {name}, not {KEY_POLICY}"),
-            format!(
-                "give {name} to the admins only in the policy file that sorts first, with format age"
-            ),
-        ));
+            .map_or_else(|| Location::named(KEY_POLICY), |(_, r)| r.at.clone());
+        return Err(Error::KeyRuleOverridden {
+            secret: name.to_string(),
+            file: KEY_POLICY.to_string(),
+            rule,
+        });
     }
     Ok(KeyPlan {
         secret: name.to_string(),
@@ -690,7 +668,9 @@ fn admin_readers(repo: &Repo) -> Result<Vec<Reader>> {
         .iter()
         .find(|r| r.at.file == KEY_POLICY)
         .map(|r| r.readers.clone())
-        .ok_or_else(|| usage("no admins", "add an admin to recipients/admins/"))
+        .ok_or_else(|| Error::NoAdmins {
+            dir: layout::ADMINS.to_string(),
+        })
 }
 
 pub(super) fn apply_key_secret(

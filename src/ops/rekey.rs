@@ -118,10 +118,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
     if let Some(h) = host
         && !ws.fleet.has_host(h)
     {
-        return Err(crate::error::usage(
-            format!("no host {h} (no recipients/hosts/{h}.yaml)"),
-            "`keys status` lists the hosts",
-        ));
+        return Err(crate::policy::fleet::no_host(h));
     }
     let text = ws.lock()?.text();
     let lock = Lock::parse(text)?;

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::host::pick_ed25519;
-use crate::error::{Error, Result, usage};
+use crate::error::{Error, Result};
 use crate::layout::{self, Repo};
 use crate::policy::fleet::Host;
 use crate::recipient::Recipient;
@@ -93,16 +93,9 @@ pub fn shell_word(word: &str) -> String {
 
 /// The host's address from its host file; a clear error when it has none.
 pub fn address(host: &Host) -> Result<&str> {
-    host.address.as_deref().ok_or_else(|| {
-        usage(
-            format!(
-                "{}/{}.yaml has no address: keys cannot reach {}",
-                layout::HOSTS,
-                host.name,
-                host.name
-            ),
-            "add `address: IP-OR-DNS-NAME` to the host file (and `ssh_port:` if not 22)",
-        )
+    host.address.as_deref().ok_or_else(|| Error::NoAddress {
+        host: host.name.clone(),
+        file: format!("{}/{}.yaml", layout::HOSTS, host.name),
     })
 }
 
@@ -168,10 +161,9 @@ pub fn update_steps(
     for o in &options {
         let o = o.to_string_lossy();
         if o.contains('\'') {
-            return Err(usage(
-                format!("{o} contains a single quote, which rsync cannot pass to ssh"),
-                "use paths without single quotes",
-            ));
+            return Err(Error::SshOptionQuote {
+                option: o.into_owned(),
+            });
         }
         remote_shell.push(' ');
         remote_shell.push_str(&shell_word(&o));
@@ -407,11 +399,9 @@ pub fn host_key_refused(stderr: &str) -> bool {
 
 /// `ADDR`, `ADDR:PORT`, `[ADDR]:PORT` or a bare IPv6 address.
 pub fn parse_target(target: &str) -> Result<(String, Option<u16>)> {
-    let bad = |why: &str| {
-        usage(
-            format!("--keyscan {target:?}: {why}"),
-            "give ADDR or ADDR:PORT, e.g. 203.0.113.20:2222 or [2001:db8::1]:2222",
-        )
+    let bad = |reason: &'static str| Error::BadAddress {
+        target: target.to_string(),
+        reason,
     };
     let (addr, port) = if let Some(rest) = target.strip_prefix('[') {
         let (addr, after) = rest.split_once(']').ok_or_else(|| bad("no closing ']'"))?;

@@ -194,6 +194,12 @@ impl Fleet {
         self.slot(name).map(Slot::host).transpose()
     }
 
+    /// A host, its file parsed now if it was not yet; [`Error::NoHost`] when no host
+    /// file declares it.
+    pub fn require_host(&self, name: &str) -> Result<&Host> {
+        self.host(name)?.ok_or_else(|| no_host(name))
+    }
+
     /// Every host in name order, every host file parsed and checked.
     pub fn hosts(&self) -> Result<impl Iterator<Item = &Host>> {
         self.check_whole()?;
@@ -206,6 +212,14 @@ impl Fleet {
         Ok(self
             .hosts()?
             .find_map(|h| h.containers.iter().find(|c| c.name == name).map(|c| (h, c))))
+    }
+}
+
+/// The error for a host name that no host file declares.
+pub fn no_host(name: &str) -> Error {
+    Error::NoHost {
+        name: name.to_string(),
+        file: format!("{}/{name}.yaml", layout::HOSTS),
     }
 }
 

@@ -268,7 +268,7 @@ fn stage_install_refuses_symlinks_full_and_foreign_directories() {
     refused(
         &env,
         &["stage-install", "--host", "vps-arm"],
-        2,
+        3,
         "hosts/vps-arm/ssh_host_ed25519_key",
     );
 }
@@ -432,7 +432,7 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
     refused(
         &env,
         &["install", "--host", "vps-arm", "--wait", "0"],
-        2,
+        3,
         "secret hosts/vps-arm/ssh_host_ed25519_key does not exist",
     );
 
@@ -447,14 +447,14 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
             .collect::<String>(),
     )
     .unwrap();
-    let r = env.keys(&["install", "--host", "plain"]).failure(2);
+    let r = env.keys(&["install", "--host", "plain"]).failure(3);
     assert!(
         r.stderr
             .contains("recipients/hosts/plain.yaml has no address"),
         "{}",
         r.stderr
     );
-    let r = env.keys(&["update", "--host", "plain"]).failure(2);
+    let r = env.keys(&["update", "--host", "plain"]).failure(3);
     assert!(
         r.stderr
             .contains("recipients/hosts/plain.yaml has no address"),

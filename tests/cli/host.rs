@@ -524,7 +524,7 @@ fn taken_names_and_bad_arguments_leave_every_file_unchanged() {
         .failure(5);
     let run = env
         .keys(&["host", "add", "nannuo-bot", "--generate"])
-        .failure(2);
+        .failure(3);
     assert!(
         run.stderr.contains("already a container on host vps-arm"),
         "{}",
@@ -565,9 +565,9 @@ fn taken_names_and_bad_arguments_leave_every_file_unchanged() {
         run.stderr
     );
     env.keys(&["container", "add", "nannuo-bot", "--host", "vps-x86"])
-        .failure(2);
+        .failure(3);
     env.keys(&["container", "add", "c", "--host", "nowhere"])
-        .failure(2);
+        .failure(3);
     assert_eq!(tree(&repo), before);
 }
 
@@ -597,7 +597,7 @@ fn host_rm_is_refused_while_a_policy_names_the_host_or_its_containers() {
         run.stderr
     );
     assert!(repo.join("recipients/hosts/vps-arm.yaml").exists());
-    env.keys(&["host", "rm", "nowhere"]).failure(2);
+    env.keys(&["host", "rm", "nowhere"]).failure(3);
     let run = env.keys(&["host", "rm", "vps-x86"]).success();
     assert!(
         run.stdout
@@ -895,4 +895,63 @@ fn host_rotate_records_a_key_comment_that_yaml_would_misread() {
     let text = read(&repo.join("recipients/hosts/vps-x86.yaml"));
     assert!(text.contains(&format!("\nssh_key: \"{line}\"\n")), "{text}");
     check_clean(&env);
+}
+
+#[test]
+fn every_command_names_a_missing_host_in_one_way_and_exits_3() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let before = tree(&repo);
+    let commands: &[&[&str]] = &[
+        &["host", "rm", "nowhere"],
+        &["host", "rotate", "nowhere", "--generate"],
+        &["container", "add", "c", "--host", "nowhere"],
+        &["rekey", "--host", "nowhere"],
+        &["stage-install", "--host", "nowhere"],
+        &["install", "--host", "nowhere", "--dry-run"],
+        &["update", "--host", "nowhere", "--dry-run"],
+    ];
+    for args in commands {
+        let run = env.keys(args).failure(3);
+        assert_eq!(
+            run.stderr,
+            "keys: error: no host named nowhere (no recipients/hosts/nowhere.yaml)\n  \
+             hint: `keys host ls` lists the hosts; `keys host add NAME` adds one\n",
+            "{args:?}"
+        );
+    }
+    assert_eq!(tree(&repo), before);
+}
+
+#[test]
+fn library_errors_of_hosts_name_no_command_line_flag() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let before = tree(&repo);
+    // A rotation to the key the host has: invalid input, the flag only in the hint.
+    let text = read(&repo.join("recipients/hosts/vps-x86.yaml"));
+    let line = text.lines().find_map(|l| l.strip_prefix("ssh_key: "));
+    let key = env.write("same.pub", line.unwrap());
+    let run = env
+        .keys(&["host", "rotate", "vps-x86", "--key", key.to_str().unwrap()])
+        .failure(3);
+    assert!(
+        run.stderr
+            .starts_with("keys: error: host vps-x86 already has this key\n  hint: "),
+        "{}",
+        run.stderr
+    );
+    // A scan target that does not parse: a usage error that names the target, not
+    // the flag.
+    let run = env
+        .keys(&["host", "add", "h", "--keyscan=h:0", "--yes"])
+        .failure(2);
+    assert!(
+        run.stderr.starts_with(
+            "keys: error: ssh-keyscan target \"h:0\": the port is not a number from 1 to 65535\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tree(&repo), before);
 }
