@@ -407,10 +407,7 @@ pub fn settle_rotation(ws: &mut Workspace) -> Result<Pending> {
     let Some(text) = fsutil::read_optional(&path)? else {
         return Ok(Pending::None);
     };
-    let journal = Journal::parse(&text).map_err(|reason| Error::InvalidFile {
-        at: Location::named(ROTATION),
-        reason,
-    })?;
+    let journal = Journal::parse(&text)?;
     let named = ws
         .fleet
         .host(&journal.host)?
@@ -506,42 +503,57 @@ impl Journal {
         )
     }
 
-    fn parse(data: &[u8]) -> std::result::Result<Journal, String> {
+    /// Reads a journal; errors name `.keys-rotation` and the line.
+    fn parse(data: &[u8]) -> Result<Journal> {
         use base64::Engine as _;
-        let text = std::str::from_utf8(data).map_err(|_| "not UTF-8 text".to_string())?;
+        let invalid = |line: Option<usize>, reason: String| {
+            let at = Location::named(ROTATION);
+            Error::InvalidFile {
+                at: match line {
+                    Some(n) => at.at_line(n as u64 + 1),
+                    None => at,
+                },
+                reason,
+            }
+        };
+        let text = std::str::from_utf8(data).map_err(|_| invalid(None, "not UTF-8 text".into()))?;
         let mut fields = std::collections::BTreeMap::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (k, v) = line.split_once(' ').unwrap_or((line, ""));
-            fields.insert(k, v);
+        for (n, line) in text.lines().enumerate() {
+            if !line.starts_with('#') && !line.is_empty() {
+                let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+                fields.insert(k, (n, v));
+            }
         }
         let field = |k: &str| {
-            fields
-                .get(k)
-                .copied()
-                .ok_or_else(|| format!("no `{k}` line; remove the file if no rotation was running"))
+            fields.get(k).copied().ok_or_else(|| {
+                invalid(
+                    None,
+                    format!("no `{k}` line; remove the file if no rotation was running"),
+                )
+            })
         };
         let opt = |v: &str| (v != "-").then(|| v.to_string());
-        let bytes = |v: &str| match opt(v) {
-            None => Ok(None),
-            Some(v) => base64::engine::general_purpose::STANDARD
-                .decode(v)
-                .map(Some)
-                .map_err(|_| "unreadable saved file".to_string()),
+        let bytes = |k: &str| {
+            let (n, v) = field(k)?;
+            match opt(v) {
+                None => Ok(None),
+                Some(v) => base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map(Some)
+                    .map_err(|_| invalid(Some(n), "unreadable saved file".into())),
+            }
         };
-        let host = field("host")?.to_string();
-        layout::check_name(&host).map_err(|r| format!("host name: {r}"))?;
-        let key = Recipient::parse_line(field("key")?, &Location::named(ROTATION))
-            .map_err(|e| e.to_string())?;
+        let (n, host) = field("host")?;
+        layout::check_name(host).map_err(|r| invalid(Some(n), format!("host name: {r}")))?;
+        let (n, key) = field("key")?;
+        let key = Recipient::parse_line(key, &Location::named(ROTATION).at_line(n as u64 + 1))?;
         Ok(Journal {
-            host,
+            host: host.to_string(),
             key,
-            secret: bytes(field("secret")?)?,
-            public: bytes(field("public")?)?,
-            lock: opt(field("lock")?),
-            created_policy: field("policy")? == "created",
+            secret: bytes("secret")?,
+            public: bytes("public")?,
+            lock: opt(field("lock")?.1),
+            created_policy: field("policy")?.1 == "created",
         })
     }
 
@@ -779,6 +791,29 @@ mod tests {
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
+
+    #[test]
+    fn a_broken_journal_is_named_with_its_line() {
+        let full = |secret: &str| {
+            format!("# head\nhost h\nkey {KEY}\nsecret {secret}\npublic -\nlock -\npolicy -\n")
+        };
+        let cases = [
+            ("host ../x\n".to_string(), ".keys-rotation:1: host name: "),
+            (
+                "host h\nkey ssh-ed25519 AAAA\n".to_string(),
+                ".keys-rotation:2: malformed",
+            ),
+            ("host h\n".to_string(), ".keys-rotation: no `key` line"),
+            (full("%%%"), ".keys-rotation:4: unreadable saved file"),
+        ];
+        for (text, want) in cases {
+            let err = Journal::parse(text.as_bytes()).err().unwrap().to_string();
+            assert!(err.starts_with(want), "{text:?}: {err}");
+            assert_eq!(err.matches(ROTATION).count(), 1, "{err}");
+        }
+        let journal = Journal::parse(full("-").as_bytes()).unwrap();
+        assert_eq!((journal.host.as_str(), journal.secret), ("h", None));
+    }
 
     #[test]
     fn picks_the_ed25519_key_and_names_other_types() {
