@@ -121,8 +121,10 @@ pub fn generate(root: &Path, id_dir: &Path, n: usize, format: Format) -> Vec<Pat
             let at = keys::error::Location::named(&name);
             let plain = format!("token: secret-{i}-{}\n", "x".repeat(150));
             let data = match format {
-                Format::Age => keys::format::age::seal(plain.as_bytes(), &r.recipients, false, &at),
-                sops => keys::format::sops::encrypt_file(
+                Format::Age => {
+                    keys::crypto::age::encrypt(plain.as_bytes(), &r.recipients, false, &at)
+                }
+                sops => keys::crypto::sops::encrypt_file(
                     sops,
                     plain.as_bytes(),
                     &r.recipients,

@@ -1,42 +1,18 @@
-//! agenix secrets: plain age v1 files, binary or armored, readable by `age -d` and by
-//! the agenix module. `inspect` checks a file's structure without any key, for
-//! `keys check`.
+//! agenix secrets on disk: plain age v1 files, binary or armored, readable by `age -d`
+//! and the agenix module. Read here without any key (the header's stanzas, whether the
+//! file is whole) for `keys check` and rekey plans; encryption is `crypto::age`.
 
 use std::io::Read;
 
-use zeroize::Zeroizing;
-
-use crate::crypto;
-use crate::error::{Location, Result};
-use crate::identity::{Identities, Prompt};
 use crate::recipient::Recipient;
 
-const MAGIC: &[u8] = b"age-encryption.org/v1\n";
+/// The first line of a binary age v1 file.
+pub const MAGIC: &[u8] = b"age-encryption.org/v1\n";
 const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
 /// Payload: a 16-byte nonce, then chunks of 64 KiB plaintext plus a 16-byte tag.
-const NONCE: usize = 16;
+pub const NONCE: usize = 16;
 const TAG: usize = 16;
-const CHUNK: usize = 64 * 1024 + TAG;
-
-/// Encrypts `plaintext` to `recipients`, armored when the rule says so.
-pub fn seal(
-    plaintext: &[u8],
-    recipients: &[Recipient],
-    armor: bool,
-    at: &Location,
-) -> Result<Vec<u8>> {
-    crypto::encrypt(plaintext, recipients, armor, at)
-}
-
-/// Decrypts with the identities found; nothing is returned unless the file authenticated.
-pub fn open(
-    data: &[u8],
-    identities: &mut Identities,
-    prompt: &dyn Prompt,
-    at: &Location,
-) -> Result<Zeroizing<Vec<u8>>> {
-    crypto::decrypt(data, identities, prompt, at)
-}
+pub const CHUNK: usize = 64 * 1024 + TAG;
 
 /// Whether the bytes start like an age file (binary or armored).
 pub fn looks_like_age(data: &[u8]) -> bool {
@@ -147,11 +123,11 @@ fn plural(n: usize) -> &'static str {
 /// Checks that `data` is a well-formed age file encrypted to recipients: the header
 /// parses, it is not passphrase-encrypted, and the payload is not truncated. The
 /// reason says what is wrong, without quoting the file.
-pub fn inspect(data: &[u8]) -> std::result::Result<(), String> {
+pub fn check_structure(data: &[u8]) -> std::result::Result<(), String> {
     header(data).map(|_| ())
 }
 
-/// Checks `data` as `inspect` does and returns its header's stanzas, parsing the
+/// Checks `data` as `check_structure` does and returns its header's stanzas, parsing the
 /// header once.
 pub fn header(data: &[u8]) -> std::result::Result<Stanzas, String> {
     let unarmored = unarmored(data)?;
@@ -222,133 +198,4 @@ pub fn header(data: &[u8]) -> std::result::Result<Stanzas, String> {
 /// file's header: which SSH keys it was encrypted to, readable without any key.
 pub fn ssh_tags(data: &[u8]) -> std::result::Result<Vec<String>, String> {
     header(data).map(|s| s.ssh)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn recipient() -> Recipient {
-        let id = age::x25519::Identity::generate();
-        Recipient::X25519(id.to_public())
-    }
-
-    fn ssh(seed: u8) -> Recipient {
-        let pair = ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]);
-        let line = ssh_key::PublicKey::new(ssh_key::public::KeyData::Ed25519(pair.public), "")
-            .to_openssh()
-            .unwrap();
-        Recipient::parse_line(&line, &Location::named("t")).unwrap()
-    }
-
-    /// `file` with `stanza` (its line and body, each ending in a newline) added first.
-    fn with_stanza(file: &[u8], stanza: &str) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(stanza.as_bytes());
-        out.extend_from_slice(&file[MAGIC.len()..]);
-        out
-    }
-
-    #[test]
-    fn the_header_counts_every_reader_by_kind_and_names_ssh_keys_by_tag() {
-        let at = Location::named("t");
-        let (x, host, other_host) = (recipient(), ssh(1), ssh(2));
-        let policy = [x.clone(), host.clone()];
-        for armor in [false, true] {
-            let file = seal(b"secret", &policy, armor, &at).unwrap();
-            let found = header(&file).unwrap();
-            assert_eq!(
-                found,
-                Stanzas {
-                    ssh: vec![host.ssh_tag().unwrap()],
-                    x25519: 1,
-                    other: Vec::new(),
-                }
-            );
-            assert_eq!(found.differs_from(&policy), None);
-            assert_eq!(ssh_tags(&file).unwrap(), found.ssh);
-        }
-        let found = header(&seal(b"secret", &policy, false, &at).unwrap()).unwrap();
-        // A host removed, another host in its place, one more X25519 reader.
-        for (want, says) in [
-            (
-                vec![x.clone()],
-                "1 SSH stanza (1 for a key the policy does not name), 1 X25519 and 0 other; the policy calls for 0 SSH, 1 X25519",
-            ),
-            (
-                vec![x.clone(), other_host.clone()],
-                "1 SSH stanza (1 for a key the policy does not name), 1 X25519",
-            ),
-            (
-                vec![x.clone(), recipient(), host.clone()],
-                "the policy calls for 1 SSH, 2 X25519 and 0 plugin stanzas",
-            ),
-        ] {
-            let what = found.differs_from(&want).unwrap();
-            assert!(what.contains(says), "{what}");
-        }
-
-        // Stanzas of other kinds count; the one grease stanza the age library writes
-        // does not, a second one does.
-        let file = seal(b"secret", &policy, false, &at).unwrap();
-        let plugin = with_stanza(&file, "-> piv-p256 abcd\nAAAA\n");
-        let found = header(&plugin).unwrap();
-        assert_eq!(found.other, ["piv-p256"]);
-        assert!(
-            found
-                .differs_from(&policy)
-                .unwrap()
-                .contains("1 X25519 and 1 other")
-        );
-        let extra_x = with_stanza(&file, "-> X25519 abcd\nAAAA\n");
-        assert_eq!(header(&extra_x).unwrap().x25519, 2);
-        let greased = with_stanza(&file, "-> x-grease\n\n");
-        let other = header(&greased).unwrap().other;
-        assert!(
-            other.len() == 1 && other[0].ends_with("-grease"),
-            "{other:?}"
-        );
-        // scrypt with recipients is not a valid age file at all.
-        let scrypt = with_stanza(&file, "-> scrypt abcd 10\nAAAA\n");
-        assert_eq!(header(&scrypt).unwrap_err(), "malformed age header");
-    }
-
-    #[test]
-    fn inspect_accepts_what_seal_writes_and_names_damage() {
-        let at = Location::named("t");
-        let r = [recipient()];
-        for size in [0, 1, 64 * 1024, 64 * 1024 + 1, 200_000] {
-            let plain = vec![7u8; size];
-            for armor in [false, true] {
-                let file = seal(&plain, &r, armor, &at).unwrap();
-                assert_eq!(inspect(&file), Ok(()), "size {size} armor {armor}");
-                assert!(looks_like_age(&file));
-            }
-            let file = seal(&plain, &r, false, &at).unwrap();
-            let header = memchr::memmem::find(&file, b"\n--- ").unwrap();
-            let body = header + 1 + memchr::memchr(b'\n', &file[header + 1..]).unwrap() + 1;
-            for end in [
-                header / 2,
-                header + 3,
-                body + NONCE + 8,
-                body + NONCE + CHUNK + 3,
-            ] {
-                if end >= file.len() {
-                    continue;
-                }
-                let err = inspect(&file[..end]).unwrap_err();
-                assert!(
-                    err.contains("truncated") || err.contains("header"),
-                    "{size} {end}: {err}"
-                );
-            }
-        }
-        assert!(
-            inspect(b"TOKEN=hunter2\n")
-                .unwrap_err()
-                .contains("plaintext")
-        );
-        assert!(inspect(b"age-encryption.org/v1\n-> X25519\n").is_err());
-        assert!(inspect(b"-----BEGIN AGE ENCRYPTED FILE-----\nnot base64!\n").is_err());
-    }
 }

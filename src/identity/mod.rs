@@ -658,19 +658,6 @@ impl Identities {
         Ok(ids)
     }
 
-    /// Identities given directly (for library use and tests).
-    pub fn from_identities(found: Vec<Identity>) -> Identities {
-        let searched = found
-            .iter()
-            .map(|i| format!("{}: {}", i.origin, i.summary()))
-            .collect();
-        Identities {
-            found,
-            searched,
-            notes: Vec::new(),
-        }
-    }
-
     fn load_explicit(&mut self, path: &Path, how: &str, published: Published<'_>) -> Result<()> {
         let read = crate::fsutil::read_private(path)?;
         let shown = path.display().to_string();

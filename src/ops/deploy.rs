@@ -83,7 +83,10 @@ fn names_key(format: Format, data: &[u8], key: &Recipient) -> bool {
             (Some(tag), Ok(tags)) => tags.contains(&tag),
             _ => false,
         },
-        sops => match (key.to_x25519(), crate::format::sops::inspect(sops, data)) {
+        sops => match (
+            key.to_x25519(),
+            crate::format::sops::check_structure(sops, data),
+        ) {
             (Some(age), Ok(recipients)) => recipients.contains(&age),
             _ => false,
         },

@@ -24,8 +24,6 @@ pub const MARKER: &str = "# keys pre-commit hook";
 pub const HOOKS: [&str; 2] = ["pre-commit", "pre-merge-commit"];
 /// What an existing hook is renamed to when ours takes its place: `NAME` + this.
 pub const PREVIOUS_SUFFIX: &str = ".before-keys";
-/// What an existing pre-commit hook is renamed to.
-pub const PREVIOUS: &str = "pre-commit.before-keys";
 /// The git configuration variable that records where the hooks were installed.
 pub const RECORD: &str = "keys.hooksdir";
 /// Mode of the hooks directory when it is created, and of the hook.
@@ -323,6 +321,9 @@ mod tests {
     use std::ffi::OsStr;
     use std::os::unix::fs::symlink;
     use std::process::{Command, Output};
+
+    /// What an existing pre-commit hook is renamed to.
+    const PREVIOUS: &str = "pre-commit.before-keys";
 
     /// A repository with a fleet directory whose name needs quoting, and a bin
     /// directory holding a fake `keys` that logs where it ran and what git has staged.

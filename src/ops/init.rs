@@ -212,7 +212,7 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
             }
             let (secret, r) = generate();
             let data = match passphrase {
-                Some(p) => Zeroizing::new(crate::crypto::encrypt_with_passphrase(
+                Some(p) => Zeroizing::new(crate::crypto::age::encrypt_with_passphrase(
                     secret.as_bytes(),
                     SecretString::from(p.expose_secret().to_string()),
                     &Location::file(path),

@@ -264,11 +264,12 @@ fn rekey_one(change: &Change, ids: &Identities, fresh: bool) -> Result<Vec<u8>> 
     let data = &change.data;
     match change.format {
         Format::Age => {
-            let plain = crypto::try_decrypt(data, ids, &at)?.ok_or_else(|| Error::NoIdentity {
-                at: at.clone(),
-                searched: ids.searched().to_vec(),
-            })?;
-            crypto::encrypt(&plain, &change.recipients, change.armor, &at)
+            let plain =
+                crypto::age::try_decrypt(data, ids, &at)?.ok_or_else(|| Error::NoIdentity {
+                    at: at.clone(),
+                    searched: ids.searched().to_vec(),
+                })?;
+            crypto::age::encrypt(&plain, &change.recipients, change.armor, &at)
         }
         format => {
             let store = sops_store(format, &at)?;
@@ -280,7 +281,7 @@ fn rekey_one(change: &Change, ids: &Identities, fresh: bool) -> Result<Vec<u8>> 
                     &loaded
                 }
             };
-            let doc = sops::seal::rewrap(doc, ids, &change.recipients, fresh, &at)?;
+            let doc = crypto::sops::rewrap(doc, ids, &change.recipients, fresh, &at)?;
             store.emit_encrypted(&doc)
         }
     }
@@ -297,14 +298,14 @@ fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
     let (readers, opened) = match change.format {
         Format::Age => (
             format::readers(Format::Age, data).map_err(corrupt)?,
-            crypto::try_decrypt(data, ids, &at)?.is_some(),
+            crypto::age::try_decrypt(data, ids, &at)?.is_some(),
         ),
         format => {
             let store = sops_store(format, &at)?;
             let doc = store.load_encrypted(data, &at.file)?;
             (
                 format::Readers::Sops(sops::Readers::of_document(&doc).map_err(corrupt)?),
-                sops::seal::rewrap(&doc, ids, &change.recipients, false, &at).is_ok(),
+                crypto::sops::rewrap(&doc, ids, &change.recipients, false, &at).is_ok(),
             )
         }
     };

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use crate::crypto;
 use crate::error::{Error, Location, Result, usage};
 use crate::format;
 use crate::format::Format;
@@ -42,7 +43,7 @@ pub fn encrypt(
     name: &str,
     plaintext: &[u8],
     opts: &EncryptOptions,
-    previous: Option<&sops::Opened>,
+    previous: Option<&crypto::sops::Opened>,
 ) -> Result<Written> {
     encrypt_with(ws, name, plaintext, opts, previous, &[])
 }
@@ -54,7 +55,7 @@ pub fn encrypt_with(
     name: &str,
     plaintext: &[u8],
     opts: &EncryptOptions,
-    previous: Option<&sops::Opened>,
+    previous: Option<&crypto::sops::Opened>,
     beside: &[(&Path, &[u8])],
 ) -> Result<Written> {
     ws.lock()?;
@@ -84,8 +85,8 @@ pub fn encrypt_with(
     let resolved = ws.policy.resolve(rule, &ws.fleet)?;
     let at = Location::named(&rel);
     let sealed = match format {
-        Format::Age => format::age::seal(plaintext, &resolved.recipients, rule.armor, &at)?,
-        sops_format => sops::encrypt_file(
+        Format::Age => crypto::age::encrypt(plaintext, &resolved.recipients, rule.armor, &at)?,
+        sops_format => crypto::sops::encrypt_file(
             sops_format,
             plaintext,
             &resolved.recipients,
@@ -167,7 +168,7 @@ fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
 /// what re-encrypting an edited version needs.
 pub struct Opened {
     pub plain: Zeroizing<Vec<u8>>,
-    pub sops: Option<sops::Opened>,
+    pub sops: Option<crypto::sops::Opened>,
 }
 
 /// Opens an encrypted file of a known format (a secret found with `Workspace::locate`).
@@ -183,12 +184,18 @@ pub fn open_file(
     let at = Location::file(path);
     match format {
         Format::Age => Ok(Opened {
-            plain: format::age::open(&data, identities, prompt, &at)?,
+            plain: crypto::age::decrypt(&data, identities, prompt, &at)?,
             sops: None,
         }),
         sops_format => {
-            let (plain, opened) =
-                sops::decrypt_file(sops_format, &data, identities, prompt, &at, ignore_mac)?;
+            let (plain, opened) = crypto::sops::decrypt_file(
+                sops_format,
+                &data,
+                identities,
+                prompt,
+                &at,
+                ignore_mac,
+            )?;
             Ok(Opened {
                 plain,
                 sops: Some(opened),
@@ -208,7 +215,7 @@ pub fn open_any(
     let data = fsutil::read(path)?;
     let age_name = path.extension().is_some_and(|e| e == "age");
     if age_name || format::age::looks_like_age(&data) {
-        return format::age::open(&data, identities, prompt, &Location::file(path));
+        return crypto::age::decrypt(&data, identities, prompt, &Location::file(path));
     }
     Ok(open_file(
         path,
@@ -244,7 +251,7 @@ pub fn set_value(
     };
     let store = sops::store(format)
         .ok_or_else(|| usage("unsupported sops format", "use `keys edit NAME`"))?;
-    let mut plain = sops::seal::Plain(previous.plain.0.clone());
+    let mut plain = crypto::sops::Plain(previous.plain.0.clone());
     let branch = plain
         .0
         .first_mut()

@@ -110,6 +110,42 @@ impl TestEnv {
     }
 }
 
+/// Compares a whole output with its committed snapshot (`insta`, under `snapshots/`
+/// beside the test file), with this environment's temporary root written `[ROOT]` and
+/// this checkout `[PROJECT]`. A missing or different snapshot fails the test;
+/// `cargo insta review` (or `INSTA_UPDATE=always`) writes it.
+#[macro_export]
+macro_rules! assert_output {
+    ($env:expr, $name:expr, $output:expr $(,)?) => {
+        $env.snapshots()
+            .bind(|| insta::assert_snapshot!($name, $output))
+    };
+}
+
+impl TestEnv {
+    /// The snapshot settings of [`assert_output!`].
+    pub fn snapshots(&self) -> insta::Settings {
+        let mut settings = insta::Settings::clone_current();
+        settings.add_filter(&regex::escape(&self.root.display().to_string()), "[ROOT]");
+        settings.add_filter(&regex::escape(env!("CARGO_MANIFEST_DIR")), "[PROJECT]");
+        settings.set_omit_expression(true);
+        settings
+    }
+
+    /// [`TestEnv::snapshots`] for an output naming keys made during the test: their
+    /// fingerprints and age recipients read `[FINGERPRINT]` and `[AGE]`.
+    pub fn snapshots_of_new_keys(&self) -> insta::Settings {
+        let mut settings = self.snapshots();
+        settings.add_filter(r"SHA256:[A-Za-z0-9+/]{43}", "SHA256:[FINGERPRINT]");
+        settings.add_filter(r"\bage1[02-9ac-hj-np-z]{58}\b", "[AGE]");
+        settings.add_filter(
+            r"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43}",
+            "ssh-ed25519 [KEY]",
+        );
+        settings
+    }
+}
+
 pub fn keys_bin() -> &'static str {
     env!("CARGO_BIN_EXE_keys")
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::{TestEnv, peer};
-use crate::secrets::{fleet, tree};
+use crate::fixture::{fleet, tree};
 
 /// A private runtime directory on /dev/shm for the run, as a login session has.
 fn runtime_dir(env: &mut TestEnv) -> PathBuf {
@@ -48,9 +48,9 @@ fn edit_reencrypts_changes_in_a_private_tmpfs_file_and_removes_it() {
         .success();
     let log = editor(&mut env, "printf 'new-canary\\n' >> \"$f\"");
     let run = env.keys(&["edit", "bot/token"]).success();
-    assert!(
-        run.stderr.contains("re-encrypted secrets/bot/token.age"),
-        "{}",
+    crate::assert_output!(
+        env,
+        "edit_reencrypts_changes_in_a_private_tmpfs_file_and_removes_it",
         run.stderr
     );
     let seen = std::fs::read_to_string(&log).unwrap();
@@ -71,7 +71,11 @@ fn edit_reencrypts_changes_in_a_private_tmpfs_file_and_removes_it() {
     editor(&mut env, "true");
     let before = tree(&repo);
     let run = env.keys(&["edit", "bot/token"]).success();
-    assert!(run.stderr.contains("no changes"), "{}", run.stderr);
+    crate::assert_output!(
+        env,
+        "edit_reencrypts_changes_in_a_private_tmpfs_file_and_removes_it_2",
+        run.stderr
+    );
     assert_eq!(tree(&repo), before);
 
     // A new secret starts empty.
@@ -96,9 +100,9 @@ fn a_failing_or_interrupted_editor_changes_nothing_and_leaves_no_plaintext() {
 
     editor(&mut env, "echo changed >> \"$f\"; exit 3");
     let run = env.keys(&["edit", "bot/token"]).failure(9);
-    assert!(
-        run.stderr.contains("exited with status 3"),
-        "{}",
+    crate::assert_output!(
+        env,
+        "a_failing_or_interrupted_editor_changes_nothing_and_leaves_no_plaintext",
         run.stderr
     );
     assert_eq!(tree(&repo), before);
@@ -108,7 +112,11 @@ fn a_failing_or_interrupted_editor_changes_nothing_and_leaves_no_plaintext() {
     // removes the plaintext and exits 130 without writing.
     editor(&mut env, "echo changed >> \"$f\"; kill -INT 0; sleep 1");
     let run = env.keys(&["edit", "bot/token"]).failure(130);
-    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+    crate::assert_output!(
+        env,
+        "a_failing_or_interrupted_editor_changes_nothing_and_leaves_no_plaintext_2",
+        run.stderr
+    );
     assert_eq!(tree(&repo), before);
     assert!(empty(&run_dir));
 
@@ -362,7 +370,7 @@ fn an_editor_keys_cannot_harden_is_named_in_one_warning() {
 #[test]
 fn the_plaintext_file_is_named_with_its_format_extension() {
     let mut env = TestEnv::new();
-    let _repo = crate::sops::sops_fleet(&mut env);
+    let _repo = crate::fixture::sops_fleet(&mut env);
     let run_dir = runtime_dir(&mut env);
     for (name, plain) in [
         ("yaml/config", &b"a: 1\n"[..]),

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{Run, TestEnv, mode_of, peer, run};
-use crate::secrets::fleet;
+use crate::fixture::fleet;
 
 fn git(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Run {
     let mut cmd = Command::new(peer("git"));
@@ -64,7 +64,11 @@ fn a_key_staged_with_add_p_is_blocked_though_the_work_tree_is_clean() {
     );
     assert!(!run.stdout.contains("QYQSZ") && !run.stderr.contains("QYQSZ"));
     let staged = env.keys(&["check", "--staged"]).failure(8);
-    assert!(staged.stdout.contains("notes.md"), "{}", staged.stdout);
+    crate::assert_output!(
+        env,
+        "a_key_staged_with_add_p_is_blocked_though_the_work_tree_is_clean",
+        staged.stdout
+    );
     assert_eq!(
         git(&env, &["rev-list", "--count", "HEAD"], b"")
             .stdout
@@ -108,18 +112,12 @@ fn staged_check_reads_odd_paths_renames_and_an_alternate_index() {
     )
     .success();
     let run = env.keys(&["check", "--staged"]).failure(8);
-    assert!(
-        run.stdout
-            .contains("secrets/bot/renamed.age: is not in secrets/keys.lock"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("secrets/bot/token.age: is listed in secrets/keys.lock but missing"),
-        "{}",
+    crate::assert_output!(
+        env,
+        "staged_check_reads_odd_paths_renames_and_an_alternate_index",
         run.stdout
     );
+
     git(
         &env,
         &["mv", "secrets/bot/renamed.age", "secrets/bot/token.age"],
@@ -133,10 +131,9 @@ fn staged_check_reads_odd_paths_renames_and_an_alternate_index() {
     env.write(&format!("work/{odd}"), format!("\0\x01binary\n{AGE_ID}\n"));
     git(&env, &["add", "--", odd], b"").success();
     let run = env.keys(&["check", "--staged"]).failure(8);
-    assert!(
-        run.stdout
-            .contains("-rf odd\nname.md: contains an age identity"),
-        "{}",
+    crate::assert_output!(
+        env,
+        "staged_check_reads_odd_paths_renames_and_an_alternate_index_2",
         run.stdout
     );
     git(&env, &["rm", "-q", "--cached", "--", odd], b"").success();
@@ -155,9 +152,9 @@ fn staged_check_reads_odd_paths_renames_and_an_alternate_index() {
     let mut env2 = env;
     env2.set("GIT_INDEX_FILE", alt.display().to_string());
     let run = env2.keys(&["check", "--staged"]).failure(8);
-    assert!(
-        run.stdout.contains("key.pem: contains a private key block"),
-        "{}",
+    crate::assert_output!(
+        env2,
+        "staged_check_reads_odd_paths_renames_and_an_alternate_index_3",
         run.stdout
     );
 }
@@ -179,9 +176,9 @@ fn install_chains_an_existing_hook_honours_hooks_path_and_fails_closed() {
     )
     .unwrap();
     let run = env.keys(&["hook", "install"]).success();
-    assert!(
-        run.stdout.contains("pre-commit.before-keys"),
-        "{}",
+    crate::assert_output!(
+        env,
+        "install_chains_an_existing_hook_honours_hooks_path_and_fails_closed",
         run.stdout
     );
     assert_eq!(
@@ -218,16 +215,13 @@ fn init_installs_the_hook_in_a_git_repository() {
     let env = TestEnv::new();
     git(&env, &["init", "-q", "-b", "main"], b"").success();
     let run = env.keys(&["init", "--admin", "alice"]).success();
-    assert!(
-        run.stdout.contains("hook      installed "),
-        "{}",
-        run.stdout
-    );
+    env.snapshots_of_new_keys()
+        .bind(|| insta::assert_snapshot!("init_installs_the_hook", run.stdout));
     assert!(env.work.join(".git/hooks/pre-commit").is_file());
     let run = env.keys(&["init", "--admin", "alice"]).success();
-    assert!(
-        run.stdout.contains("hook      already installed"),
-        "{}",
+    crate::assert_output!(
+        env,
+        "init_installs_the_hook_in_a_git_repository_2",
         run.stdout
     );
 }
@@ -309,21 +303,20 @@ fn check_reports_a_hook_that_git_no_longer_runs() {
     git(&env, &["commit", "-qm", "removed"], b"").success();
     // Installing again puts the hooks where git looks, and the check is clean.
     let run = env.keys(&["hook", "install"]).success();
-    assert!(run.stdout.contains(".husky/_/pre-commit"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains(".husky/_/pre-merge-commit"),
-        "{}",
+    crate::assert_output!(
+        env,
+        "check_reports_a_hook_that_git_no_longer_runs",
         run.stdout
     );
+
     env.keys(&["check"]).success();
     // Moving on from a recorded directory is reported too, and so is a hook git
     // skips because it is not executable.
     git(&env, &["config", "core.hooksPath", "elsewhere"], b"").success();
     let run = env.keys(&["check"]).failure(8);
-    assert!(
-        run.stdout
-            .contains("elsewhere/pre-commit: git looks for its pre-commit hook here"),
-        "{}",
+    crate::assert_output!(
+        env,
+        "check_reports_a_hook_that_git_no_longer_runs_2",
         run.stdout
     );
     git(&env, &["config", "--unset", "core.hooksPath"], b"").success();
@@ -331,10 +324,9 @@ fn check_reports_a_hook_that_git_no_longer_runs() {
     let hook = env.work.join(".git/hooks/pre-commit");
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let run = env.keys(&["check"]).failure(8);
-    assert!(
-        run.stdout
-            .contains(".git/hooks/pre-commit: the keys hook is not executable, so git skips it"),
-        "{}",
+    crate::assert_output!(
+        env,
+        "check_reports_a_hook_that_git_no_longer_runs_3",
         run.stdout
     );
 }
@@ -367,11 +359,9 @@ fn install_adds_pre_merge_commit_beside_an_older_pre_commit_hook() {
     let merge = hooks.join("pre-merge-commit");
     std::fs::remove_file(&merge).unwrap();
     let run = env.keys(&["check"]).success();
-    assert!(
-        run.stdout.contains(
-            "warning: .git/hooks/pre-merge-commit: is not the keys hook: merges are not checked"
-        ),
-        "{}",
+    crate::assert_output!(
+        env,
+        "install_adds_pre_merge_commit_beside_an_older_pre_commit_hook",
         run.stdout
     );
     // An existing pre-merge-commit hook is chained like pre-commit's.
@@ -382,10 +372,9 @@ fn install_adds_pre_merge_commit_beside_an_older_pre_commit_hook() {
     );
     std::fs::set_permissions(&merge, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let run = env.keys(&["hook", "install"]).success();
-    assert!(
-        run.stdout.contains("already installed: ")
-            && run.stdout.contains("pre-merge-commit.before-keys"),
-        "{}",
+    crate::assert_output!(
+        env,
+        "install_adds_pre_merge_commit_beside_an_older_pre_commit_hook_2",
         run.stdout
     );
     let run = env.keys(&["check"]).success();

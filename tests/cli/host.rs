@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{Run, TestEnv, mode_of, peer, run, vectors};
-use crate::secrets::{fleet, tree};
+use crate::fixture::{fleet, tree};
 
-fn check_clean(env: &TestEnv) {
+pub(crate) fn check_clean(env: &TestEnv) {
     let run = env.keys(&["check"]).success();
     assert!(run.stdout.contains("ok: "), "{}", run.stdout);
 }
@@ -20,7 +20,7 @@ fn vector(name: &str) -> PathBuf {
     vectors().join("keys").join(name)
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -46,7 +46,7 @@ fn key_of(text: &str) -> String {
 }
 
 /// The `ssh_key:` lines of a host file, in order (host first, then containers).
-fn ssh_keys(host_file: &str) -> Vec<String> {
+pub(crate) fn ssh_keys(host_file: &str) -> Vec<String> {
     host_file
         .lines()
         .filter(|l| l.trim_start().starts_with("ssh_key:"))
@@ -56,7 +56,7 @@ fn ssh_keys(host_file: &str) -> Vec<String> {
 
 /// Decrypts a generated key secret with the admin identity and returns the public key
 /// `ssh-keygen -y` derives from it.
-fn public_of_secret(env: &TestEnv, secret: &str) -> String {
+pub(crate) fn public_of_secret(env: &TestEnv, secret: &str) -> String {
     let out = env.root.join("plain-key");
     let _ = std::fs::remove_file(&out);
     env.keys(&["decrypt", secret, "-o", out.to_str().unwrap()])
@@ -72,7 +72,7 @@ fn public_of_secret(env: &TestEnv, secret: &str) -> String {
 }
 
 /// No file in the repository holds a private key in clear.
-fn no_clear_private_key(repo: &Path) {
+pub(crate) fn no_clear_private_key(repo: &Path) {
     for (path, data) in tree(repo) {
         let text = String::from_utf8_lossy(&data);
         assert!(
@@ -124,7 +124,7 @@ fn add_with_key_reads_public_key_and_keyscan_lines() {
         .success();
     let fp = fingerprint(&env, &pubkey);
     let age = read(&vector("ed25519-01.age-recipient"));
-    assert!(run.stdout.contains("created   recipients/hosts/web.yaml"));
+    crate::assert_output!(env, "add_web", run.stdout);
     assert!(run.stdout.contains(&fp), "{}", run.stdout);
     assert!(run.stdout.contains(age.trim()), "{}", run.stdout);
     let file = repo.join("recipients/hosts/web.yaml");
@@ -132,14 +132,8 @@ fn add_with_key_reads_public_key_and_keyscan_lines() {
     let text = read(&file);
     assert_eq!(ssh_keys(&text), vec![key_of(&read(&pubkey))]);
     let status = env.keys(&["status"]).success().stdout;
-    for want in [
-        "root@192.0.2.7:2200",
-        "x86_64-linux",
-        ".#webserver",
-        "persist /persist",
-    ] {
-        assert!(status.contains(want), "{want}: {status}");
-    }
+    // web's address, port, system, flake attribute and persist path.
+    crate::assert_output!(env, "status_with_web", status);
     assert!(!repo.join("policies/00-host-keys.yaml").exists());
     check_clean(&env);
 
@@ -153,17 +147,14 @@ fn add_with_key_reads_public_key_and_keyscan_lines() {
     env.keys(&["host", "add", "db", "--key", scanned.to_str().unwrap()])
         .success();
     let ls = env.keys(&["host", "ls"]).success().stdout;
+    // db without an address (-:22), web at 192.0.2.7:2200, vps-arm with its container.
+    crate::assert_output!(env, "host_ls", &ls);
     let row = ls.lines().find(|l| l.starts_with("db ")).unwrap();
     assert!(
         row.contains(&fingerprint(&env, &vector("ed25519-02.pub"))),
         "{ls}"
     );
     assert!(row.contains(read(&vector("ed25519-02.age-recipient")).trim()));
-    assert!(row.contains("-:22"), "{row}");
-    let web = ls.lines().find(|l| l.starts_with("web ")).unwrap();
-    assert!(web.contains("192.0.2.7:2200"), "{web}");
-    let arm = ls.lines().find(|l| l.starts_with("vps-arm ")).unwrap();
-    assert!(arm.ends_with("nannuo-bot"), "{arm}");
     check_clean(&env);
 }
 
@@ -182,17 +173,9 @@ fn generate_stores_the_private_key_for_the_admins_only() {
         ])
         .success();
     assert!(!run.stdout.contains("PRIVATE") && !run.stderr.contains("PRIVATE"));
-    assert!(
-        run.stdout.contains("created   policies/00-host-keys.yaml"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("secret hosts/fresh/ssh_host_ed25519_key (secrets/hosts/fresh/ssh_host_ed25519_key.age, for 1 admin recipient)"),
-        "{}",
-        run.stdout
-    );
+    // The policy file created for generated keys, and the secret for the admins.
+    env.snapshots_of_new_keys()
+        .bind(|| insta::assert_snapshot!("generate_fresh", run.stdout));
     let policy = read(&repo.join("policies/00-host-keys.yaml"));
     assert!(policy.contains("secrets: \"hosts/**/ssh_host_ed25519_key\""));
     assert!(policy.contains("readers: [admins]") && policy.starts_with('#'));
@@ -230,20 +213,11 @@ fn generate_stores_the_private_key_for_the_admins_only() {
     let run = env.keys(&["host", "add", "other", "--generate"]).success();
     assert!(!run.stdout.contains("00-host-keys"), "{}", run.stdout);
     let run = env.keys(&["host", "rm", "fresh", "--with-key"]).success();
-    assert!(
-        run.stdout
-            .contains("removed   secrets/hosts/fresh/ssh_host_ed25519_key.age")
-    );
-    assert!(run.stdout.contains("removed   recipients/hosts/fresh.yaml"));
+    crate::assert_output!(env, "rm_fresh_with_key", run.stdout);
     assert!(!secret.exists() && !repo.join("secrets/hosts/fresh").exists());
     assert!(!read(&repo.join("secrets/keys.lock")).contains("hosts/fresh/"));
     let run = env.keys(&["host", "rm", "other"]).success();
-    assert!(
-        run.stdout
-            .contains("kept      secret hosts/other/ssh_host_ed25519_key"),
-        "{}",
-        run.stdout
-    );
+    crate::assert_output!(env, "rm_other_keeps_its_key", run.stdout);
     check_clean(&env);
 }
 
@@ -312,8 +286,7 @@ fn keyscan_without_a_terminal_or_yes_fails_at_once() {
     let run = env
         .keys(&["host", "add", "scanned", "--keyscan", "203.0.113.9"])
         .failure(2);
-    assert!(run.stderr.contains("no terminal"), "{}", run.stderr);
-    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    crate::assert_output!(env, "keyscan_without_a_terminal", run.stderr);
     assert!(run.elapsed < Duration::from_secs(5));
     assert!(!args.exists(), "ssh-keyscan must not run");
     assert_eq!(tree(&repo), before);
@@ -332,27 +305,19 @@ fn keyscan_failures_name_the_program_and_what_it_said() {
     let run = env
         .keys(&["host", "add", "h", "--keyscan", "203.0.113.9", "--yes"])
         .failure(3);
-    assert!(run.stderr.contains("ecdsa-sha2-nistp256"), "{}", run.stderr);
+    crate::assert_output!(env, "keyscan_finds_only_ecdsa", run.stderr);
     // Nothing at all: an external failure quoting its stderr.
     fake_keyscan(&mut env, "");
     let run = env
         .keys(&["host", "add", "h", "--keyscan", "203.0.113.9", "--yes"])
         .failure(9);
-    assert!(
-        run.stderr.contains("no ssh-ed25519 host key"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "keyscan_finds_nothing", run.stderr);
     // A missing program.
     env.set("KEYS_SSH_KEYSCAN", "/nonexistent/ssh-keyscan");
     let run = env
         .keys(&["host", "add", "h", "--keyscan", "203.0.113.9", "--yes"])
         .failure(9);
-    assert!(
-        run.stderr.contains("/nonexistent/ssh-keyscan"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "keyscan_missing", run.stderr);
     // An address that would read as an option.
     env.keys(&["host", "add", "h", "--keyscan=-oProxyCommand=x", "--yes"])
         .failure(2);
@@ -486,21 +451,13 @@ fn other_key_types_are_refused_by_name() {
         let run = env
             .keys(&["host", "add", "h", "--key", path.to_str().unwrap()])
             .failure(3);
-        assert!(
-            run.stderr.contains(&format!("unsupported key type {kind}")),
-            "{}",
-            run.stderr
-        );
+        crate::assert_output!(env, format!("unsupported_{kind}"), run.stderr);
     }
     let age = env.write("age.txt", read(&vector("ed25519-01.age-recipient")));
     let run = env
         .keys(&["host", "add", "h", "--key", age.to_str().unwrap()])
         .failure(3);
-    assert!(
-        run.stderr.contains("unsupported key type age"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "unsupported_age", run.stderr);
     let junk = env.write("junk.txt", "ssh-ed25519 AAAA\n");
     env.keys(&["host", "add", "h", "--key", junk.to_str().unwrap()])
         .failure(3);
@@ -516,20 +473,13 @@ fn taken_names_and_bad_arguments_leave_every_file_unchanged() {
     let run = env
         .keys(&["host", "add", "vps-arm", "--generate"])
         .failure(5);
-    assert!(
-        run.stderr
-            .contains("recipients/hosts/vps-arm.yaml: already exists")
-    );
+    crate::assert_output!(env, "host_exists", run.stderr);
     env.keys(&["host", "add", "vps-x86", "--key", pubkey.to_str().unwrap()])
         .failure(5);
     let run = env
         .keys(&["host", "add", "nannuo-bot", "--generate"])
         .failure(3);
-    assert!(
-        run.stderr.contains("already a container on host vps-arm"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "name_of_a_container", run.stderr);
     fake_keyscan(&mut env, "");
     env.keys(&["host", "add", "vps-arm", "--keyscan", "192.0.2.1", "--yes"])
         .failure(5);
@@ -559,11 +509,7 @@ fn taken_names_and_bad_arguments_leave_every_file_unchanged() {
     let run = env
         .keys(&["container", "add", "vps-x86", "--host", "vps-arm"])
         .failure(5);
-    assert!(
-        run.stderr.contains("vps-x86.yaml: already exists"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "container_name_of_a_host", run.stderr);
     env.keys(&["container", "add", "nannuo-bot", "--host", "vps-x86"])
         .failure(3);
     env.keys(&["container", "add", "c", "--host", "nowhere"])
@@ -577,124 +523,23 @@ fn host_rm_is_refused_while_a_policy_names_the_host_or_its_containers() {
     let repo = fleet(&mut env);
     let before = tree(&repo);
     let run = env.keys(&["host", "rm", "vps-arm"]).failure(3);
-    assert!(
-        run.stderr
-            .contains("policies/default.yaml:4: rule \"bot/*\" names host:vps-arm"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "rm_named_by_a_rule", run.stderr);
     // Only a container of it named, through a group.
     env.write(
         "work/policies/default.yaml",
         "groups:\n  admins: [demo]\n  bots: [container:nannuo-bot]\nrules:\n  - secrets: \"**\"\n    format: age\n    readers: [admins, bots]\n",
     );
     let run = env.keys(&["host", "rm", "vps-arm"]).failure(3);
-    assert!(
-        run.stderr.contains(
-            "policies/default.yaml:5: rule \"**\" names container:nannuo-bot (on host vps-arm)"
-        ),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "rm_container_named_by_a_rule", run.stderr);
     assert!(repo.join("recipients/hosts/vps-arm.yaml").exists());
     env.keys(&["host", "rm", "nowhere"]).failure(3);
     let run = env.keys(&["host", "rm", "vps-x86"]).success();
-    assert!(
-        run.stdout
-            .contains("removed   recipients/hosts/vps-x86.yaml")
-    );
+    crate::assert_output!(env, "rm_vps_x86", run.stdout);
     assert!(!repo.join("recipients/hosts/vps-x86.yaml").exists());
-    assert!(
-        !env.keys(&["host", "ls"])
-            .success()
-            .stdout
-            .contains("vps-x86")
-    );
+    let ls = env.keys(&["host", "ls"]).success().stdout;
+    crate::assert_output!(env, "host_ls_without_vps_x86", ls);
     drop(before);
     check_clean(&env);
-}
-
-#[test]
-fn container_add_shares_the_host_key_or_gets_its_own() {
-    let mut env = TestEnv::new();
-    let repo = fleet(&mut env);
-    let file = repo.join("recipients/hosts/vps-arm.yaml");
-    let original = read(&file);
-
-    let run = env
-        .keys(&["container", "add", "web-bot", "--host", "vps-arm"])
-        .success();
-    assert!(
-        run.stdout
-            .contains("updated   recipients/hosts/vps-arm.yaml")
-    );
-    assert_eq!(read(&file), format!("{original}  web-bot: {{}}\n"));
-    let status = env.keys(&["status"]).success().stdout;
-    assert!(
-        status.lines().any(|l| l.starts_with("  web-bot ")
-            && l.ends_with(" on vps-arm (host key, read-only bind mount)")),
-        "{status}"
-    );
-    check_clean(&env);
-
-    let run = env
-        .keys(&[
-            "container",
-            "add",
-            "own-bot",
-            "--host",
-            "vps-x86",
-            "--own-key",
-        ])
-        .success();
-    assert!(
-        run.stdout.contains("created   policies/00-host-keys.yaml"),
-        "{}",
-        run.stdout
-    );
-    let x86 = read(&repo.join("recipients/hosts/vps-x86.yaml"));
-    assert!(
-        x86.starts_with("# Demo host (test key;"),
-        "comments kept: {x86}"
-    );
-    let keys = ssh_keys(&x86);
-    assert_eq!(keys.len(), 2, "{x86}");
-    assert!(x86.ends_with(" root@own-bot\n"), "{x86}");
-    assert_eq!(
-        public_of_secret(
-            &env,
-            "hosts/vps-x86/containers/own-bot/ssh_host_ed25519_key"
-        ),
-        keys[1]
-    );
-    no_clear_private_key(&repo);
-    let status = env.keys(&["status"]).success().stdout;
-    assert!(
-        status
-            .lines()
-            .any(|l| l.starts_with("  own-bot ") && l.ends_with(" on vps-x86 (own key)")),
-        "{status}"
-    );
-    let ls = env.keys(&["host", "ls"]).success().stdout;
-    assert!(ls.contains("own-bot (own key)"), "{ls}");
-    check_clean(&env);
-
-    // A policy can name the new containers; secrets for them encrypt.
-    env.write(
-        "work/policies/bots.yaml",
-        "rules:\n  - secrets: \"own-bot/*\"\n    format: sops-yaml\n    readers: [admins, container:own-bot]\n",
-    );
-    env.keys_stdin(&["encrypt", "own-bot/config"], b"token: x\n")
-        .success();
-    check_clean(&env);
-    let run = env
-        .keys(&["host", "rm", "vps-x86", "--with-key"])
-        .failure(3);
-    assert!(
-        run.stderr.contains("policies/bots.yaml:2"),
-        "{}",
-        run.stderr
-    );
 }
 
 trait UsageFailure {

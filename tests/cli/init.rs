@@ -37,13 +37,8 @@ fn age_encrypt_to_admin(env: &TestEnv, admin: &str, plaintext: &[u8]) -> std::pa
 fn file_store_then_a_second_run_changes_nothing() {
     let env = TestEnv::new();
     let first = env.keys(&["init", "--admin", "alice"]).success();
-    assert!(
-        first
-            .stdout
-            .contains("created   recipients/admins/alice.pub"),
-        "{}",
-        first.stdout
-    );
+    env.snapshots_of_new_keys()
+        .bind(|| insta::assert_snapshot!("first_run", first.stdout));
     for dir in [
         "recipients/admins",
         "recipients/hosts",
@@ -63,11 +58,11 @@ fn file_store_then_a_second_run_changes_nothing() {
     let admin = std::fs::read_to_string(env.work.join("recipients/admins/alice.pub")).unwrap();
     assert!(admin.contains(recipient.trim()));
     let policy = std::fs::read_to_string(env.work.join("policies/default.yaml")).unwrap();
-    assert!(policy.contains("admins: [alice]"));
+    crate::assert_output!(env, "starter_policy", policy);
 
     let before = snapshot(&env);
     let second = env.keys(&["init", "--admin", "alice"]).success();
-    assert!(second.stdout.contains("nothing to do"), "{}", second.stdout);
+    crate::assert_output!(env, "second_run", second.stdout);
     assert_eq!(before, snapshot(&env));
 
     // What is encrypted to the new admin opens with the stored identity, no flags.
@@ -104,18 +99,14 @@ fn passphrase_protected_identity_file_unlocks_from_a_passphrase_file_only() {
     let run = env
         .keys(&["decrypt", &secret.display().to_string()])
         .failure(4);
-    assert!(
-        run.stderr.contains("identity.txt: wrong passphrase"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "wrong_passphrase", run.stderr);
 
     // No terminal and no passphrase source: an error at once, not a wait.
     env.set("KEYS_PASSPHRASE_FILE", "");
     let run = env
         .keys(&["decrypt", &secret.display().to_string()])
         .failure(4);
-    assert!(run.stderr.contains("no terminal"), "{}", run.stderr);
+    crate::assert_output!(env, "passphrase_without_a_terminal", run.stderr);
     assert!(run.elapsed.as_secs() < 5);
 }
 
@@ -203,12 +194,7 @@ fn an_unavailable_keyring_is_a_prompt_clear_error_and_writes_nothing() {
     let run = env
         .keys(&["init", "--admin", "a", "--store", "keyring"])
         .failure(6);
-    assert!(
-        run.stderr.contains("OS keyring (secret-service)"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("hint:"));
+    crate::assert_output!(env, "secret_service_unavailable", run.stderr);
     assert!(run.elapsed.as_secs() < 10);
     assert!(snapshot(&env).is_empty(), "files were written");
 }
@@ -217,11 +203,7 @@ fn an_unavailable_keyring_is_a_prompt_clear_error_and_writes_nothing() {
 fn without_a_terminal_or_flags_it_fails_at_once_with_a_hint() {
     let env = TestEnv::new();
     let run = env.keys(&["init"]).failure(2);
-    assert!(
-        run.stderr.contains("hint: pass --admin NAME"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "no_admin_without_a_terminal", run.stderr);
     assert!(run.elapsed.as_secs() < 5);
     assert!(snapshot(&env).is_empty());
 
@@ -229,11 +211,7 @@ fn without_a_terminal_or_flags_it_fails_at_once_with_a_hint() {
     let run = env
         .keys(&["init", "--admin", "x", "--passphrase"])
         .failure(2);
-    assert!(
-        run.stderr.contains("KEYS_PASSPHRASE_FILE"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "passphrase_flag_without_a_terminal", run.stderr);
     assert!(snapshot(&env).is_empty());
 }
 
@@ -270,19 +248,8 @@ fn nothing_can_decrypt_lists_every_place_searched() {
             &file.display().to_string(),
         ])
         .failure(4);
-    for place in [
-        "-i ",
-        "KEYS_IDENTITY ",
-        "OS keyring (none)",
-        ".config/keys/identity.txt: not found",
-        ".ssh/id_ed25519: not found",
-    ] {
-        assert!(
-            run.stderr.contains(place),
-            "{place} missing: {}",
-            run.stderr
-        );
-    }
+    // -i, KEYS_IDENTITY, the keyring, ~/.config/keys/identity.txt, ~/.ssh/id_ed25519.
+    crate::assert_output!(env, "every_place_searched", run.stderr);
     assert_eq!(run.stderr.lines().next().unwrap().matches(';').count(), 4);
 }
 
@@ -297,11 +264,7 @@ fn an_identity_file_readable_by_others_is_refused() {
     let run = env
         .keys(&["decrypt", &secret.display().to_string()])
         .failure(5);
-    assert!(
-        run.stderr.contains("hint: run `chmod 600"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "identity_readable_by_others", run.stderr);
 }
 
 #[test]

@@ -1,26 +1,23 @@
 //! The one integration test binary: runs the real `keys` binary in a hermetic
-//! environment and checks what a user would see.
+//! environment and checks what a user would see. A module named after a command tests
+//! that command; `security/` and `interop/` hold what holds across commands.
 
+mod check;
 mod common;
-mod conformance;
+mod container;
+mod contracts;
 mod deploy;
 mod docs;
 mod edit;
-mod environment;
-mod faults;
+mod encrypt;
+mod export;
+mod fixture;
 mod hook;
 mod host;
-mod hostile;
-mod hygiene;
 mod init;
 mod interop;
-mod leaks;
-mod lock_truth;
-mod paths;
 mod rekey;
-mod secrets;
-mod sops;
+mod rm;
+mod security;
 mod status;
 mod to_age;
-mod vectors;
-mod weak_keys;

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::{TestEnv, peer, run};
-use crate::secrets::{host_key, tree};
-use crate::sops::{sops, sops_fleet};
+use crate::fixture::{host_key, tree};
+use crate::fixture::{sops, sops_fleet};
 
 fn age_decrypt(env: &TestEnv, identity: &Path, file: &Path) -> crate::common::Run {
     let mut cmd = Command::new(peer("age"));
@@ -63,23 +63,9 @@ fn rotating_a_host_rekeys_only_its_secrets_and_the_new_key_opens_them() {
     let dry = env
         .keys(&["rekey", "--host", "vps-arm", "--dry-run"])
         .success();
-    assert!(
-        dry.stdout
-            .contains("rekey   bot/token  (age, +1 -1 recipients)"),
-        "{}",
-        dry.stdout
-    );
-    assert!(
-        dry.stdout
-            .contains("rekey   yaml/app  (sops-yaml, +1 -1 recipients)"),
-        "{}",
-        dry.stdout
-    );
-    assert!(
-        dry.stdout.contains("misc/other"),
-        "misc/* is read by the container on vps-arm: {}",
-        dry.stdout
-    );
+    // The plan: each secret vps-arm reads (misc/* through its container), with the
+    // change to its recipients.
+    crate::assert_output!(env, "rotation_plan", dry.stdout);
     assert!(!dry.stdout.contains("json/admin-only"), "{}", dry.stdout);
     let mut after_dry = tree(&repo);
     after_dry.remove(&host_file);
@@ -159,7 +145,7 @@ fn rotating_a_host_rekeys_only_its_secrets_and_the_new_key_opens_them() {
     );
     env.keys(&["check"]).success();
     let again = env.keys(&["rekey"]).success();
-    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    crate::assert_output!(env, "up_to_date_after_rotation", again.stdout);
     assert_eq!(tree(&repo), after, "an up-to-date rekey writes nothing");
 }
 
@@ -197,17 +183,7 @@ fn a_file_that_fails_stops_the_whole_rekey_before_anything_is_written() {
     );
     let before = tree(&repo);
     let run = env.keys(&["rekey"]).failure(3);
-    assert!(
-        run.stderr.contains("2 files failed, nothing was written"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("secrets/bot/s3.age"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("value at app.database.password"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "two_files_failed", run.stderr);
     assert_eq!(tree(&repo), before);
 
     // A write that fails (a file-size limit) leaves every original as it was.
@@ -256,7 +232,7 @@ fn all_plaintexts(repo: &Path, identity: &Path) -> Vec<(String, Vec<u8>)> {
         let data = std::fs::read(&path).unwrap();
         assert!(!data.is_empty(), "{name} is empty");
         let at = keys::error::Location::file(&path);
-        let plain = keys::crypto::decrypt(&data, &mut ids, &NoPrompt, &at)
+        let plain = keys::crypto::age::decrypt(&data, &mut ids, &NoPrompt, &at)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         out.push((name, plain.to_vec()));
     }
@@ -267,7 +243,7 @@ fn all_plaintexts(repo: &Path, identity: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn killing_the_rekey_at_any_point_loses_nothing_and_a_rerun_finishes_it() {
     let mut env = TestEnv::new();
-    let repo = crate::secrets::fleet(&mut env);
+    let repo = crate::fixture::fleet(&mut env);
     let admin = env.root.join("keys/demo.txt");
     let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
     env.write("work/policies/default.yaml", policy);
@@ -409,7 +385,8 @@ fn host_rotate_records_the_new_key_and_rekeys_in_one_run_or_changes_nothing() {
     let out = env
         .keys(&["host", "rotate", "vps-arm", "--key", &pubfile])
         .success();
-    assert!(out.stdout.contains("rekeyed   1 secret"), "{}", out.stdout);
+    env.snapshots_of_new_keys()
+        .bind(|| insta::assert_snapshot!("host_rotate", out.stdout));
     let bot = repo.join("secrets/bot/token.age");
     assert_eq!(
         age_decrypt(&env, &new_key, &bot).success().stdout,
@@ -438,7 +415,7 @@ fn host_rotate_records_the_new_key_and_rekeys_in_one_run_or_changes_nothing() {
     assert_ne!(age_decrypt(&env, &new_key, &bot).code, 0);
     env.keys(&["check"]).success();
     let again = env.keys(&["rekey"]).success();
-    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    crate::assert_output!(env, "up_to_date_after_host_rotate", again.stdout);
 }
 
 #[test]
@@ -470,7 +447,7 @@ fn a_passphrase_protected_identity_is_asked_for_once_per_rekey() {
     );
     env.set("KEYS_PASSPHRASE_FILE", "");
     // One line typed: a second prompt would wait for input that never comes.
-    let run = crate::secrets::on_terminal(&env, "rekey", &["correct horse"]);
+    let run = crate::fixture::on_terminal(&env, "rekey", &["correct horse"]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(
         run.stdout.matches("Passphrase for ").count(),
@@ -486,7 +463,7 @@ fn a_passphrase_protected_identity_is_asked_for_once_per_rekey() {
 #[test]
 fn two_rekeys_at_once_one_proceeds_the_other_is_refused_and_nothing_is_lost() {
     let mut env = TestEnv::new();
-    let repo = crate::secrets::fleet(&mut env);
+    let repo = crate::fixture::fleet(&mut env);
     let admin = env.root.join("keys/demo.txt");
     let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
     env.write("work/policies/default.yaml", policy);
@@ -594,11 +571,7 @@ fn an_older_lock_with_full_fingerprints_is_clean_and_rekey_shortens_it() {
 
     let before = tree(&repo);
     let dry = env.keys(&["rekey", "--dry-run"]).success();
-    assert!(
-        dry.stdout.contains("relock  secrets/keys.lock"),
-        "{}",
-        dry.stdout
-    );
+    crate::assert_output!(env, "relock_plan", dry.stdout);
     assert_eq!(tree(&repo), before, "a dry run writes nothing");
 
     env.keys(&["rekey"]).success();
@@ -609,6 +582,6 @@ fn an_older_lock_with_full_fingerprints_is_clean_and_rekey_shortens_it() {
     before.remove(&lock_file);
     assert_eq!(after, before, "no secret changes");
     let again = env.keys(&["rekey"]).success();
-    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    crate::assert_output!(env, "up_to_date_after_relock", again.stdout);
     env.keys(&["check"]).success();
 }

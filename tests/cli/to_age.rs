@@ -44,11 +44,7 @@ fn a_malformed_line_is_named_and_nothing_is_printed() {
         .keys(&["to-age", &file.display().to_string()])
         .failure(3);
     assert!(run.stdout.is_empty());
-    assert!(
-        run.stderr.contains("keys.txt:2: malformed ssh-ed25519"),
-        "{}",
-        run.stderr
-    );
+    crate::assert_output!(env, "malformed_second_line", run.stderr);
 }
 
 #[test]
@@ -84,7 +80,7 @@ fn a_wrong_passphrase_is_refused() {
     let run = env
         .keys(&["to-age", "--private", &key.display().to_string()])
         .failure(4);
-    assert!(run.stderr.contains("wrong passphrase"), "{}", run.stderr);
+    crate::assert_output!(env, "wrong_passphrase", run.stderr);
     assert!(run.stdout.is_empty());
 }
 

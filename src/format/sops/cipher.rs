@@ -1,21 +1,14 @@
-//! sops's per-value encryption: AES-256-GCM with a 32-byte IV and the value's key
-//! path (`a:b:`) as additional data, written as
-//! `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]` in standard base64.
+//! How sops writes an encrypted value: `ENC[AES256_GCM,data:…,iv:…,tag:…,type:…]`
+//! in standard base64, read and written here without any key (the cipher itself is
+//! `crypto::aes`).
 
-use aes_gcm::aead::consts::{U12, U32};
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::aes::Aes256;
-use aes_gcm::{AesGcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use zeroize::Zeroizing;
-
-/// The data key: 32 bytes, wrapped per recipient in the metadata.
-pub type DataKey = Zeroizing<[u8; 32]>;
 
 /// sops writes 32-byte IVs; files from other writers may use the usual 12.
 pub const IV_LEN: usize = 32;
-const TAG_LEN: usize = 16;
+/// The length of an AES-GCM tag.
+pub const TAG_LEN: usize = 16;
 
 /// One encrypted value, parsed.
 pub struct Sealed {
@@ -50,28 +43,8 @@ pub fn parse(s: &str) -> Option<Sealed> {
     (sealed.tag.len() == TAG_LEN && matches!(sealed.iv.len(), 12 | 32)).then_some(sealed)
 }
 
-/// Encrypts `plain` as a value of type `kind` at key path `aad`, with the given IV
-/// (kept from the previous version of an unchanged value) or a fresh one.
-pub fn seal(
-    key: &DataKey,
-    plain: &[u8],
-    kind: &str,
-    aad: &str,
-    iv: Option<[u8; IV_LEN]>,
-) -> String {
-    let iv = iv.unwrap_or_else(fresh_iv);
-    let cipher = AesGcm::<Aes256, U32>::new(key.as_slice().into());
-    // Encryption with a valid key and nonce size cannot fail.
-    let out = cipher
-        .encrypt(
-            Nonce::<U32>::from_slice(&iv),
-            Payload {
-                msg: plain,
-                aad: aad.as_bytes(),
-            },
-        )
-        .unwrap_or_default();
-    let (data, tag) = out.split_at(out.len().saturating_sub(TAG_LEN));
+/// Writes an encrypted value of type `kind` in the form `parse` reads.
+pub fn render(data: &[u8], iv: &[u8], tag: &[u8], kind: &str) -> String {
     format!(
         "ENC[AES256_GCM,data:{},iv:{},tag:{},type:{kind}]",
         STANDARD.encode(data),
@@ -80,59 +53,12 @@ pub fn seal(
     )
 }
 
-/// Decrypts a parsed value at key path `aad`; `None` when it does not authenticate.
-pub fn open(key: &DataKey, sealed: &Sealed, aad: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let mut msg = Zeroizing::new(Vec::with_capacity(sealed.data.len() + TAG_LEN));
-    msg.extend_from_slice(&sealed.data);
-    msg.extend_from_slice(&sealed.tag);
-    let payload = Payload {
-        msg: &msg,
-        aad: aad.as_bytes(),
-    };
-    let plain = match sealed.iv.len() {
-        32 => AesGcm::<Aes256, U32>::new(key.as_slice().into())
-            .decrypt(Nonce::<U32>::from_slice(&sealed.iv), payload),
-        _ => AesGcm::<Aes256, U12>::new(key.as_slice().into())
-            .decrypt(Nonce::<U12>::from_slice(&sealed.iv), payload),
-    };
-    plain.ok().map(Zeroizing::new)
-}
-
-pub fn fresh_iv() -> [u8; IV_LEN] {
-    random()
-}
-
-pub fn fresh_key() -> DataKey {
-    Zeroizing::new(random())
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    use aes_gcm::aead::rand_core::RngCore;
-    let mut out = [0u8; N];
-    aes_gcm::aead::OsRng.fill_bytes(&mut out);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn seals_and_opens_with_the_key_path_bound() {
-        let key = fresh_key();
-        let s = seal(&key, b"hunter2", "str", "db:password:", None);
-        assert!(is_sealed(&s) && s.ends_with(",type:str]"));
-        let p = parse(&s).unwrap();
-        assert_eq!(p.iv.len(), 32);
-        assert_eq!(&open(&key, &p, "db:password:").unwrap()[..], b"hunter2");
-        assert!(open(&key, &p, "db:user:").is_none(), "moved to another key");
-        assert!(open(&fresh_key(), &p, "db:password:").is_none());
-        let iv = [7u8; 32];
-        assert_eq!(
-            seal(&key, b"x", "str", "a:", Some(iv)),
-            seal(&key, b"x", "str", "a:", Some(iv)),
-            "an unchanged value keeps its ciphertext"
-        );
+    fn malformed_values_do_not_parse() {
         for bad in [
             "ENC[AES256_GCM,data:!!,iv:AAAA,tag:AAAA,type:str]",
             "ENC[AES256_GCM,data:,iv:,tag:,type:str]",

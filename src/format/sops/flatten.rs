@@ -5,7 +5,8 @@
 //! `EncodeNonStrings`/`DecodeNonStrings`, in one place.
 
 use super::document::{Item, Value};
-use super::text::{invalid, join_index, join_key, json_float, val_to_string};
+use super::golang::json_float;
+use super::text::{invalid, join_index, join_key, val_to_string};
 
 const MAP_SEPARATOR: &str = "__map_";
 const LIST_SEPARATOR: &str = "__list_";

@@ -11,7 +11,8 @@
 use std::collections::HashSet;
 
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
-use super::text::{MAX_DEPTH, invalid, join_index, join_key, json_float, line_at, text};
+use super::golang::json_float;
+use super::text::{MAX_DEPTH, invalid, join_index, join_key, line_at, text};
 use crate::error::Result;
 
 /// The top-level key under which sops keeps its metadata.

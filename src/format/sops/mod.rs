@@ -1,31 +1,28 @@
-//! sops files: the stores (one per file format) parse into one document model,
-//! `seal` encrypts and decrypts it as sops does, and this module ties the two
-//! together for whole files.
+//! sops files as they are on disk, read without any key: the stores (one per file
+//! format) parse into one document model, `audit` checks it against its options, and
+//! `Readers` says who its metadata names. Encryption is `crypto::sops`.
 
+pub mod audit;
 pub mod binary;
 pub mod cipher;
 pub mod document;
 pub mod dotenv;
 pub mod flatten;
+mod golang;
 pub mod ini;
 pub mod json;
 pub mod metadata;
-pub mod seal;
 mod text;
 pub mod yaml;
 
-use zeroize::Zeroizing;
-
 use crate::error::{Error, Location, Result};
 use crate::format::Format;
-use crate::identity::{Identities, Prompt};
 use crate::recipient::Recipient;
 
 use crate::format::age::Stanzas;
 use document::Store;
 use metadata::Metadata;
 pub use metadata::Options;
-pub use seal::Opened;
 
 /// The store for a sops format.
 pub fn store(format: Format) -> Option<&'static dyn Store> {
@@ -51,44 +48,12 @@ pub fn format_of_path(path: &std::path::Path) -> Format {
     }
 }
 
-fn unsupported(format: Format, at: &Location) -> Error {
-    Error::Corrupt {
+/// The store for a sops format, or an error naming the file when this build has none.
+pub fn require_store(format: Format, at: &Location) -> Result<&'static dyn Store> {
+    store(format).ok_or_else(|| Error::Corrupt {
         at: at.clone(),
         reason: format!("{} files are not supported by this build", format.name()),
-    }
-}
-
-/// Decrypts a sops file to the bytes `sops decrypt` prints, and what re-encrypting
-/// an edited version needs.
-pub fn decrypt_file(
-    format: Format,
-    data: &[u8],
-    identities: &mut Identities,
-    prompt: &dyn Prompt,
-    at: &Location,
-    ignore_mac: bool,
-) -> Result<(Zeroizing<Vec<u8>>, Opened)> {
-    let store = store(format).ok_or_else(|| unsupported(format, at))?;
-    let doc = store.load_encrypted(data, &at.file)?;
-    let opened = seal::open(&doc, identities, prompt, at, ignore_mac)?;
-    let plain = Zeroizing::new(store.emit_plain(&opened.plain.0)?);
-    Ok((plain, opened))
-}
-
-/// Encrypts a plaintext document of `format` for `recipients`; with `previous`, the
-/// data key and the ciphertext of unchanged values are kept.
-pub fn encrypt_file(
-    format: Format,
-    plaintext: &[u8],
-    recipients: &[Recipient],
-    options: Options,
-    previous: Option<&Opened>,
-    at: &Location,
-) -> Result<Vec<u8>> {
-    let store = store(format).ok_or_else(|| unsupported(format, at))?;
-    let plain = seal::Plain(store.load_plain(plaintext, &at.file)?);
-    let doc = seal::seal(&plain.0, recipients, options, previous, at)?;
-    store.emit_encrypted(&doc)
+    })
 }
 
 /// Who a sops file's metadata says can open it, read without any key: each age
@@ -225,13 +190,13 @@ pub fn examine(format: Format, data: &[u8]) -> std::result::Result<Readers, Stri
     let doc = store
         .load_encrypted(data, "")
         .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
-    Ok(Readers::of(&seal::audit(&doc)?))
+    Ok(Readers::of(&audit::audit(&doc)?))
 }
 
 /// Checks without any key that `data` is a sops file of `format` whose values are
 /// encrypted as its options require; returns the recipients its metadata names.
 /// The reason never quotes the file.
-pub fn inspect(format: Format, data: &[u8]) -> std::result::Result<Vec<String>, String> {
+pub fn check_structure(format: Format, data: &[u8]) -> std::result::Result<Vec<String>, String> {
     if store(format).is_some() {
         return examine(format, data).map(|r| r.age.into_iter().map(|(name, _)| name).collect());
     }
@@ -260,93 +225,6 @@ mod tests {
     use super::document::{Branches, Item, Value};
     use super::*;
     use proptest::prelude::*;
-
-    fn x25519() -> Recipient {
-        Recipient::X25519(::age::x25519::Identity::generate().to_public())
-    }
-
-    #[test]
-    fn readers_count_every_way_a_file_can_hold_a_reader_the_policy_does_not_name() {
-        let at = Location::named("t");
-        let (admin, host, extra) = (x25519(), x25519(), x25519());
-        let policy = [admin.clone(), host.clone()];
-        let file = encrypt_file(
-            Format::SopsYaml,
-            b"a: b\n",
-            &policy,
-            Options::default(),
-            None,
-            &at,
-        )
-        .unwrap();
-        let differs = |data: &[u8], want: &[Recipient]| {
-            readers(Format::SopsYaml, data).unwrap().differs_from(want)
-        };
-        assert_eq!(differs(&file, &policy), None);
-        assert_eq!(
-            examine(Format::SopsYaml, &file).unwrap(),
-            readers(Format::SopsYaml, &file).unwrap()
-        );
-        // The file rewritten with its metadata changed by `edit`.
-        let edited = |edit: &dyn Fn(&mut Metadata)| {
-            let store = store(Format::SopsYaml).unwrap();
-            let mut doc = store.load_encrypted(&file, "t").unwrap();
-            let mut m = Metadata::from_items(&doc.metadata).unwrap();
-            edit(&mut m);
-            doc.metadata = m.to_items();
-            store.emit_encrypted(&doc).unwrap()
-        };
-        let wrapped_twice = String::from_utf8(
-            crate::crypto::encrypt(&[7; 32], &[admin.clone(), extra.clone()], true, &at).unwrap(),
-        )
-        .unwrap();
-        let cases: Vec<(Vec<u8>, &str)> = vec![
-            (
-                file.clone(),
-                "2 age entries holding 2 wrapped keys (1 for recipients the policy does not name); the policy calls for 1 recipient",
-            ),
-            (
-                edited(&|m| m.age[0].enc = wrapped_twice.clone()),
-                "2 age entries holding 3 wrapped keys (1 whose wrapped key is not for its recipient alone)",
-            ),
-            (
-                edited(&|m| {
-                    let again = m.age[0].clone();
-                    m.age.push(again);
-                }),
-                "3 age entries holding 3 wrapped keys (1 listed twice)",
-            ),
-            (
-                edited(&|m| m.age[1].enc.clear()),
-                "2 age entries holding 1 wrapped key (1 whose wrapped key is not for its recipient alone)",
-            ),
-            (
-                edited(&|m| m.age[1].recipient.clear()),
-                "(1 for recipients the policy does not name, 1 missing)",
-            ),
-            (
-                edited(&|m| {
-                    let fp = Item::Pair("fp".into(), Value::Str("0123".into()));
-                    m.raw.push(Item::Pair(
-                        "pgp".into(),
-                        Value::List(vec![Value::Map(vec![fp])]),
-                    ));
-                }),
-                "(also pgp entries)",
-            ),
-        ];
-        for (i, (data, says)) in cases.iter().enumerate() {
-            let want: &[Recipient] = if i == 0 { &policy[..1] } else { &policy };
-            let what = differs(data, want).unwrap_or_else(|| panic!("case {i}: no drift"));
-            assert!(what.contains(says), "case {i}: {what}");
-        }
-        // Empty key sources, as sops writes them, hold no reader.
-        let empty_kms = edited(&|m| {
-            m.raw
-                .push(Item::Pair("kms".into(), Value::List(Vec::new())))
-        });
-        assert_eq!(differs(&empty_kms, &policy), None);
-    }
 
     /// Text with the characters each store quotes, escapes or splits on.
     const HOSTILE: &str = "[a-z0-9 \\\\\"'`#;:=\\[\\]{}\\-.,&*!|>%@\t\n]{0,12}|\\PC{0,8}";

@@ -1,8 +1,9 @@
 //! What the text stores share: input limits, the errors they raise (file and line
-//! or key path, never a value), key paths, and Go's rendering of scalars, which
-//! sops output depends on byte for byte (`strconv.FormatFloat`, `stores.ValToString`).
+//! or key path, never a value), key paths, and sops's rendering of a scalar as
+//! text (`stores.ValToString`), which dotenv and INI output depend on byte for byte.
 
 use super::document::Value;
+use super::golang::{Fmt, format_float};
 use crate::error::{Error, Location};
 
 /// Inputs larger than this are refused before parsing.
@@ -116,116 +117,6 @@ pub(crate) fn join_index(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }
 
-/// The shortest decimal digits that read back as `v` (which is finite and not
-/// zero), and the decimal point position: `v = 0.DIGITS × 10^point`, as Go's
-/// `strconv` has them (`digs.d`, `digs.dp`).
-fn shortest_digits(v: f64) -> (Vec<u8>, i32) {
-    let e = format!("{:e}", v.abs());
-    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let digits: Vec<u8> = mantissa.bytes().filter(|b| *b != b'.').collect();
-    let exp: i32 = exp.parse().unwrap_or(0);
-    (digits, exp + 1)
-}
-
-/// Go's `%f` layout of `digits`/`point` with `prec` digits after the point.
-fn fmt_f(out: &mut String, digits: &[u8], point: i32, prec: usize) {
-    if point > 0 {
-        for i in 0..point as usize {
-            out.push(*digits.get(i).unwrap_or(&b'0') as char);
-        }
-    } else {
-        out.push('0');
-    }
-    if prec > 0 {
-        out.push('.');
-        for i in 1..=prec as i32 {
-            let j = point + i - 1;
-            let d = if j >= 0 {
-                *digits.get(j as usize).unwrap_or(&b'0')
-            } else {
-                b'0'
-            };
-            out.push(d as char);
-        }
-    }
-}
-
-/// Go's `%e` layout with all of `digits`, an exponent of at least two digits.
-fn fmt_e(out: &mut String, digits: &[u8], point: i32, e: char) {
-    out.push(digits[0] as char);
-    if digits.len() > 1 {
-        out.push('.');
-        out.extend(digits[1..].iter().map(|d| *d as char));
-    }
-    out.push(e);
-    let exp = point - 1;
-    out.push(if exp < 0 { '-' } else { '+' });
-    let exp = exp.unsigned_abs();
-    if exp < 10 {
-        out.push('0');
-    }
-    out.push_str(&exp.to_string());
-}
-
-/// A float as Go's `encoding/json` writes it (`'f'` format, `'e'` below 1e-6 and
-/// from 1e21, `e-07` shortened to `e-7`).
-pub(crate) fn json_float(v: f64) -> String {
-    let mut out = String::new();
-    if v.is_sign_negative() {
-        out.push('-');
-    }
-    if v == 0.0 {
-        out.push('0');
-        return out;
-    }
-    let (digits, point) = shortest_digits(v);
-    let abs = v.abs();
-    if !(1e-6..1e21).contains(&abs) {
-        fmt_e(&mut out, &digits, point, 'e');
-        // Go cleans up e-09 to e-9.
-        let n = out.len();
-        let b = out.as_bytes();
-        if n >= 4 && b[n - 4] == b'e' && b[n - 3] == b'-' && b[n - 2] == b'0' {
-            out.remove(n - 2);
-        }
-    } else {
-        let prec = (digits.len() as i32 - point).max(0) as usize;
-        fmt_f(&mut out, &digits, point, prec);
-    }
-    out
-}
-
-/// Go's `strconv.FormatFloat(v, 'G', -1, 64)`.
-fn go_g(v: f64) -> String {
-    let mut out = String::new();
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if v.is_sign_negative() {
-        out.push('-');
-    }
-    if v == 0.0 {
-        out.push('0');
-        return out;
-    }
-    let (digits, point) = shortest_digits(v);
-    let exp = point - 1;
-    if !(-4..6).contains(&exp) {
-        fmt_e(&mut out, &digits, point, 'E');
-    } else {
-        let prec = (digits.len() as i32 - point).max(0) as usize;
-        fmt_f(&mut out, &digits, point, prec);
-    }
-    out
-}
-
 /// A scalar as sops's `stores.ValToString` renders it for dotenv and INI, as
 /// bytes because a `Bytes` value is written as it is. `None` for maps and lists.
 pub(crate) fn val_to_string(v: &Value) -> Option<Vec<u8>> {
@@ -234,7 +125,7 @@ pub(crate) fn val_to_string(v: &Value) -> Option<Vec<u8>> {
         Value::Bytes(b) => return Some(b.clone()),
         Value::Int(i) => i.to_string(),
         Value::Float(f) => {
-            let g = go_g(*f);
+            let g = format_float(*f, Fmt::UpperG);
             if g.contains('.') || g.contains('E') || !f.is_finite() {
                 g
             } else {
@@ -253,28 +144,6 @@ pub(crate) fn val_to_string(v: &Value) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_float_matches_go() {
-        let table: &[(f64, &str)] = &[
-            (8080.0, "8080"),
-            (0.5, "0.5"),
-            (-0.0, "-0"),
-            (0.0, "0"),
-            (1e21, "1e+21"),
-            (1.5e-7, "1.5e-7"),
-            (1e-7, "1e-7"),
-            (0.000001, "0.000001"),
-            (1e20, "100000000000000000000"),
-            (12345678901234567890.0, "12345678901234567000"),
-            (1.2345e-10, "1.2345e-10"),
-            (-2.5e300, "-2.5e+300"),
-            (1234.56789, "1234.56789"),
-        ];
-        for (v, want) in table {
-            assert_eq!(json_float(*v), *want, "{v:e}");
-        }
-    }
 
     #[test]
     fn val_to_string_matches_go() {

@@ -1,0 +1,504 @@
+//! age files: encryption to a set of recipients (never to a small-order key) and
+//! decryption with the identities found, asking for passphrases only when no unlocked
+//! key opens it; and the passphrase-encrypted file that holds the admin's own identity.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::sync::{Mutex, PoisonError};
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Location, Result};
+use crate::identity::{Identities, Prompt};
+use crate::recipient::{self, Recipient};
+
+/// Refuses every recipient that age would wrap a file key to with an all-zero
+/// shared secret (a small-order point, on the curve or its twist): anyone could
+/// unwrap such a stanza from the file alone. Checked here, before any stanza is
+/// written, whatever the key's parser and the age crate do; each key once per run.
+pub fn refuse_low_order(recipients: &[Recipient], at: &Location) -> Result<()> {
+    static SOUND: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    for r in recipients {
+        if matches!(r, Recipient::SshRsa(_) | Recipient::Plugin(_)) {
+            continue;
+        }
+        let key = r.to_string();
+        let known = SOUND
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&key);
+        if known {
+            continue;
+        }
+        if r.montgomery_u()
+            .is_none_or(|u| recipient::is_low_order_u(&u))
+        {
+            return Err(Error::WeakKey {
+                at: at.clone(),
+                reason: format!(
+                    "cannot encrypt to {} key {}: it is a small-order point (anyone could decrypt what is sealed to it)",
+                    r.kind(),
+                    r.fingerprint()
+                ),
+            });
+        }
+        SOUND
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key);
+    }
+    Ok(())
+}
+
+/// Encrypts `plaintext` to every recipient, armored (PEM-like text) or binary.
+pub fn encrypt(
+    plaintext: &[u8],
+    recipients: &[Recipient],
+    armor: bool,
+    at: &Location,
+) -> Result<Vec<u8>> {
+    let fail = |reason: String| Error::Encrypt {
+        at: at.clone(),
+        reason,
+    };
+    if recipients.is_empty() {
+        return Err(fail("no recipients".into()));
+    }
+    refuse_low_order(recipients, at)?;
+    let mut boxed: Vec<Box<dyn age::Recipient + Send>> = Vec::new();
+    let mut plugin_recipients: Vec<age::plugin::Recipient> = Vec::new();
+    for r in recipients {
+        match r {
+            Recipient::Plugin(p) => plugin_recipients.push(p.clone()),
+            other => boxed.push(
+                other
+                    .age_recipient()
+                    .ok_or_else(|| fail(format!("unusable recipient {other}")))?,
+            ),
+        }
+    }
+    let mut names: Vec<&str> = plugin_recipients.iter().map(|p| p.plugin()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let plugin =
+            age::plugin::RecipientPluginV1::new(name, &plugin_recipients, &[], age::NoCallbacks)
+                .map_err(|_| fail(format!("age-plugin-{name} is not installed")))?;
+        boxed.push(Box::new(plugin));
+    }
+    let encryptor =
+        age::Encryptor::with_recipients(boxed.iter().map(|b| b.as_ref() as &dyn age::Recipient))
+            .map_err(|e| fail(e.to_string()))?;
+    let format = if armor {
+        age::armor::Format::AsciiArmor
+    } else {
+        age::armor::Format::Binary
+    };
+    let io = |e: std::io::Error| fail(e.to_string());
+    let mut out = Vec::with_capacity(plaintext.len() + 512);
+    let armored = age::armor::ArmoredWriter::wrap_output(&mut out, format).map_err(io)?;
+    let mut writer = encryptor.wrap_output(armored).map_err(io)?;
+    writer.write_all(plaintext).map_err(io)?;
+    writer.finish().and_then(|a| a.finish()).map_err(io)?;
+    Ok(out)
+}
+
+/// Decrypts an age file (binary or armored). Unlocked identities are tried first;
+/// passphrase-protected ones are unlocked (once each) only when those fail.
+/// Nothing is returned unless the whole payload authenticated.
+pub fn decrypt(
+    ciphertext: &[u8],
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+    at: &Location,
+) -> Result<Zeroizing<Vec<u8>>> {
+    if let Some(plain) = try_decrypt(ciphertext, identities, at)? {
+        return Ok(plain);
+    }
+    if identities.has_locked() {
+        identities.unlock_all(prompt)?;
+        if let Some(plain) = try_decrypt(ciphertext, identities, at)? {
+            return Ok(plain);
+        }
+    }
+    Err(Error::NoIdentity {
+        at: at.clone(),
+        searched: identities.searched().to_vec(),
+    })
+}
+
+/// Decrypts the first of several age files that an identity opens (sops wraps its
+/// data key once per recipient). Unlocked identities are tried on every file before
+/// any passphrase is asked for.
+pub fn decrypt_first(
+    files: &[&[u8]],
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+    at: &Location,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let attempt = |identities: &Identities| -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let mut failure = None;
+        for file in files {
+            match try_decrypt(file, identities, at) {
+                Ok(Some(plain)) => return Ok(Some(plain)),
+                Ok(None) => {}
+                Err(e) => failure = Some(e),
+            }
+        }
+        failure.map_or(Ok(None), Err)
+    };
+    if let Some(plain) = attempt(identities)? {
+        return Ok(plain);
+    }
+    if identities.has_locked() {
+        identities.unlock_all(prompt)?;
+        if let Some(plain) = attempt(identities)? {
+            return Ok(plain);
+        }
+    }
+    Err(Error::NoIdentity {
+        at: at.clone(),
+        searched: identities.searched().to_vec(),
+    })
+}
+
+/// Whether every stanza of a binary age header ends with a short body line (one of
+/// fewer than 64 characters, possibly empty), as the age spec requires; the age
+/// crate accepts a stanza whose body is missing.
+fn stanzas_are_canonical(binary: &[u8]) -> bool {
+    let mut open = false;
+    for line in binary.split(|b| *b == b'\n').skip(1) {
+        if line.starts_with(b"--- ") || line == b"---" {
+            return !open;
+        }
+        if line.starts_with(b"-> ") {
+            if open {
+                return false;
+            }
+            open = true;
+            continue;
+        }
+        if !open || line.len() > 64 {
+            return false;
+        }
+        if line.len() < 64 {
+            open = false;
+        }
+    }
+    false
+}
+
+const ARMOR: &str = "broken age armor (not canonical base64 lines between the markers)";
+
+/// Whether an I/O error from the age reader is the armor's, not the payload's.
+fn is_armor_error(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| {
+        inner
+            .downcast_ref::<age::armor::ArmoredReadError>()
+            .is_some()
+    })
+}
+
+/// Decrypts with the identities that are ready (nothing is unlocked or asked for);
+/// `None` when none of them opens the file. Usable from several threads at once.
+pub fn try_decrypt(
+    ciphertext: &[u8],
+    identities: &Identities,
+    at: &Location,
+) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    let corrupt = |reason: &str| Error::Corrupt {
+        at: at.clone(),
+        reason: reason.to_string(),
+    };
+    const BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+    let lead = ciphertext
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
+    let body = &ciphertext[lead..];
+    if !body.starts_with(BEGIN)
+        && !ciphertext.starts_with(b"age-encryption.org/")
+        && (body.starts_with(b"-----") || memchr::memmem::find(ciphertext, BEGIN).is_some())
+    {
+        // A damaged begin marker, or something before it.
+        return Err(corrupt(ARMOR));
+    }
+    // Whitespace before the armor is allowed (as in age). Armor is decoded whole first,
+    // so an armor fault is told apart from a payload fault.
+    let decoded;
+    let binary: &[u8] = if body.starts_with(BEGIN) {
+        let mut out = Vec::with_capacity(body.len());
+        age::armor::ArmoredReader::new(body)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                if is_armor_error(&e) {
+                    corrupt(ARMOR)
+                } else {
+                    corrupt("malformed age header")
+                }
+            })?;
+        decoded = out;
+        &decoded
+    } else {
+        ciphertext
+    };
+    if binary.starts_with(b"age-encryption.org/v1\n") && !stanzas_are_canonical(binary) {
+        return Err(corrupt("malformed age header"));
+    }
+    let decryptor = age::Decryptor::new_buffered(binary).map_err(|e| match e {
+        age::DecryptError::UnknownFormat => corrupt("not an age file, or an unknown age version"),
+        age::DecryptError::InvalidMac => corrupt("age header MAC mismatch (the file was altered)"),
+        _ => corrupt("malformed age header"),
+    })?;
+    if decryptor.is_scrypt() {
+        return Err(corrupt(
+            "passphrase-encrypted age file; keys secrets are encrypted to recipients",
+        ));
+    }
+    let ready = identities.ready();
+    let mut stream = match decryptor.decrypt(ready.into_iter()) {
+        Ok(stream) => stream,
+        Err(age::DecryptError::NoMatchingKeys) => return Ok(None),
+        Err(age::DecryptError::InvalidMac) => {
+            return Err(corrupt("age header MAC mismatch (the file was altered)"));
+        }
+        Err(age::DecryptError::DecryptionFailed) => {
+            return Err(corrupt(
+                "a recipient stanza failed to decrypt (the file was altered)",
+            ));
+        }
+        Err(_) => return Err(corrupt("malformed age header")),
+    };
+    let mut plain = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
+    if let Err(e) = stream.read_to_end(&mut plain) {
+        if is_armor_error(&e) {
+            return Err(corrupt(ARMOR));
+        }
+        // Drop what was read so far: a failed file releases nothing.
+        return Err(corrupt(
+            "payload failed to authenticate (truncated or altered)",
+        ));
+    }
+    Ok(Some(plain))
+}
+
+/// Encrypts with a passphrase (scrypt), armored: for the admin's own identity file,
+/// which `age -d` can open as well.
+pub fn encrypt_with_passphrase(
+    plaintext: &[u8],
+    passphrase: age::secrecy::SecretString,
+    at: &Location,
+) -> Result<Vec<u8>> {
+    let io = |e: std::io::Error| Error::Encrypt {
+        at: at.clone(),
+        reason: e.to_string(),
+    };
+    let encryptor = age::Encryptor::with_user_passphrase(passphrase);
+    let mut out = Vec::new();
+    let armored = age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+        .map_err(io)?;
+    let mut writer = encryptor.wrap_output(armored).map_err(io)?;
+    writer.write_all(plaintext).map_err(io)?;
+    writer.finish().and_then(|a| a.finish()).map_err(io)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::age::{
+        CHUNK, MAGIC, NONCE, Stanzas, check_structure, header, looks_like_age, ssh_tags,
+    };
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use std::str::FromStr;
+
+    fn age_recipient(u: &[u8; 32]) -> Recipient {
+        let hrp = bech32::Hrp::parse("age").unwrap();
+        let text = bech32::encode::<bech32::Bech32>(hrp, u).unwrap();
+        Recipient::X25519(age::x25519::Recipient::from_str(&text).unwrap())
+    }
+
+    /// Every u whose X25519 product with a clamped scalar is zero: those of the
+    /// curve's 8-torsion, p - 1 on the twist, and other encodings of them.
+    fn low_order_us() -> Vec<[u8; 32]> {
+        let mut us: Vec<[u8; 32]> = EIGHT_TORSION
+            .iter()
+            .map(|t| t.to_montgomery().to_bytes())
+            .collect();
+        let mut p = [0xff; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        for k in [0, 1] {
+            let mut u = p;
+            u[0] += k;
+            us.push(u);
+        }
+        p[0] -= 1;
+        us.push(p);
+        for i in 0..us.len() {
+            let mut top = us[i];
+            top[31] |= 0x80;
+            us.push(top);
+        }
+        us
+    }
+
+    #[test]
+    fn no_stanza_is_written_to_a_low_order_recipient_however_it_was_made() {
+        let at = Location::named("t.age");
+        let good = Recipient::X25519(age::x25519::Identity::generate().to_public());
+        assert!(encrypt(b"x", std::slice::from_ref(&good), false, &at).is_ok());
+        for u in low_order_us() {
+            assert!(recipient::is_low_order_u(&u), "{u:?}");
+            // Built directly, past the parser that refuses it.
+            let weak = age_recipient(&u);
+            let err = encrypt(b"x", &[good.clone(), weak], true, &at).unwrap_err();
+            assert!(matches!(err, Error::WeakKey { .. }), "{u:?}: {err}");
+            assert!(
+                err.to_string()
+                    .starts_with("t.age: cannot encrypt to age key age1")
+            );
+        }
+        // ssh-ed25519 keys of small order, which age's ssh wrap would take.
+        for t in EIGHT_TORSION {
+            let weak = Recipient::ssh_ed25519_unchecked(t.compress().to_bytes());
+            let err = encrypt(b"x", &[good.clone(), weak], true, &at).unwrap_err();
+            assert!(matches!(err, Error::WeakKey { .. }), "{err}");
+            assert!(err.to_string().contains("ssh-ed25519 key SHA256:"), "{err}");
+        }
+        // Honest keys, and the converted ssh-ed25519 keys of real key pairs, pass.
+        for seed in [[1u8; 32], [2; 32]] {
+            let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+            let line = ssh_key::PublicKey::new(pair.public.into(), "")
+                .to_openssh()
+                .unwrap();
+            let r = Recipient::parse_line(&line, &at).unwrap();
+            assert!(!recipient::is_low_order_u(&r.montgomery_u().unwrap()));
+            assert!(refuse_low_order(&[r, good.clone()], &at).is_ok());
+        }
+    }
+
+    fn recipient() -> Recipient {
+        let id = age::x25519::Identity::generate();
+        Recipient::X25519(id.to_public())
+    }
+
+    fn ssh(seed: u8) -> Recipient {
+        let pair = ssh_key::private::Ed25519Keypair::from_seed(&[seed; 32]);
+        let line = ssh_key::PublicKey::new(ssh_key::public::KeyData::Ed25519(pair.public), "")
+            .to_openssh()
+            .unwrap();
+        Recipient::parse_line(&line, &Location::named("t")).unwrap()
+    }
+
+    /// `file` with `stanza` (its line and body, each ending in a newline) added first.
+    fn with_stanza(file: &[u8], stanza: &str) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(stanza.as_bytes());
+        out.extend_from_slice(&file[MAGIC.len()..]);
+        out
+    }
+
+    #[test]
+    fn the_header_counts_every_reader_by_kind_and_names_ssh_keys_by_tag() {
+        let at = Location::named("t");
+        let (x, host, other_host) = (recipient(), ssh(1), ssh(2));
+        let policy = [x.clone(), host.clone()];
+        for armor in [false, true] {
+            let file = encrypt(b"secret", &policy, armor, &at).unwrap();
+            let found = header(&file).unwrap();
+            assert_eq!(
+                found,
+                Stanzas {
+                    ssh: vec![host.ssh_tag().unwrap()],
+                    x25519: 1,
+                    other: Vec::new(),
+                }
+            );
+            assert_eq!(found.differs_from(&policy), None);
+            assert_eq!(ssh_tags(&file).unwrap(), found.ssh);
+        }
+        let found = header(&encrypt(b"secret", &policy, false, &at).unwrap()).unwrap();
+        // A host removed, another host in its place, one more X25519 reader.
+        for (want, says) in [
+            (
+                vec![x.clone()],
+                "1 SSH stanza (1 for a key the policy does not name), 1 X25519 and 0 other; the policy calls for 0 SSH, 1 X25519",
+            ),
+            (
+                vec![x.clone(), other_host.clone()],
+                "1 SSH stanza (1 for a key the policy does not name), 1 X25519",
+            ),
+            (
+                vec![x.clone(), recipient(), host.clone()],
+                "the policy calls for 1 SSH, 2 X25519 and 0 plugin stanzas",
+            ),
+        ] {
+            let what = found.differs_from(&want).unwrap();
+            assert!(what.contains(says), "{what}");
+        }
+
+        // Stanzas of other kinds count; the one grease stanza the age library writes
+        // does not, a second one does.
+        let file = encrypt(b"secret", &policy, false, &at).unwrap();
+        let plugin = with_stanza(&file, "-> piv-p256 abcd\nAAAA\n");
+        let found = header(&plugin).unwrap();
+        assert_eq!(found.other, ["piv-p256"]);
+        assert!(
+            found
+                .differs_from(&policy)
+                .unwrap()
+                .contains("1 X25519 and 1 other")
+        );
+        let extra_x = with_stanza(&file, "-> X25519 abcd\nAAAA\n");
+        assert_eq!(header(&extra_x).unwrap().x25519, 2);
+        let greased = with_stanza(&file, "-> x-grease\n\n");
+        let other = header(&greased).unwrap().other;
+        assert!(
+            other.len() == 1 && other[0].ends_with("-grease"),
+            "{other:?}"
+        );
+        // scrypt with recipients is not a valid age file at all.
+        let scrypt = with_stanza(&file, "-> scrypt abcd 10\nAAAA\n");
+        assert_eq!(header(&scrypt).unwrap_err(), "malformed age header");
+    }
+
+    #[test]
+    fn check_structure_accepts_what_encrypt_writes_and_names_damage() {
+        let at = Location::named("t");
+        let r = [recipient()];
+        for size in [0, 1, 64 * 1024, 64 * 1024 + 1, 200_000] {
+            let plain = vec![7u8; size];
+            for armor in [false, true] {
+                let file = encrypt(&plain, &r, armor, &at).unwrap();
+                assert_eq!(check_structure(&file), Ok(()), "size {size} armor {armor}");
+                assert!(looks_like_age(&file));
+            }
+            let file = encrypt(&plain, &r, false, &at).unwrap();
+            let header = memchr::memmem::find(&file, b"\n--- ").unwrap();
+            let body = header + 1 + memchr::memchr(b'\n', &file[header + 1..]).unwrap() + 1;
+            for end in [
+                header / 2,
+                header + 3,
+                body + NONCE + 8,
+                body + NONCE + CHUNK + 3,
+            ] {
+                if end >= file.len() {
+                    continue;
+                }
+                let err = check_structure(&file[..end]).unwrap_err();
+                assert!(
+                    err.contains("truncated") || err.contains("header"),
+                    "{size} {end}: {err}"
+                );
+            }
+        }
+        assert!(
+            check_structure(b"TOKEN=hunter2\n")
+                .unwrap_err()
+                .contains("plaintext")
+        );
+        assert!(check_structure(b"age-encryption.org/v1\n-> X25519\n").is_err());
+        assert!(check_structure(b"-----BEGIN AGE ENCRYPTED FILE-----\nnot base64!\n").is_err());
+    }
+}

@@ -1,0 +1,302 @@
+//! The sops YAML store: parses YAML into the sops document model the way sops 3.11
+//! (go-yaml v3 underneath) types and places things, and emits the bytes sops writes:
+//! go-yaml's emitter with four-space indentation, ported for the subset sops uses.
+//!
+//! Known differences from sops: the tree has no inline-comment flag, so `a: 1 # c`
+//! is re-emitted as a head comment (as `sops decrypt` prints it anyway); a block
+//! scalar starting with a space or newline inside a list is double-quoted, where
+//! go-yaml writes an indentation indicator that no parser (sops included) reads
+//! back; so is a value with U+2028 or U+2029, which go-yaml (YAML 1.1) takes for a
+//! line break and indents after, and this reader (YAML 1.2) does not; keys that
+//! are not strings, `<<` merge keys, keys over 128 bytes or with a line break
+//! (go-yaml's `? key` form), custom tags, integers beyond `i64` and comment-only
+//! input are refused rather than passed through.
+//!
+//! `read` builds the tree from the parser's events, `resolve` types its scalars as
+//! YAML 1.1 does, and `emit` writes it back.
+
+mod emit;
+mod read;
+mod resolve;
+
+use super::document::{Branches, EncryptedDocument, Item, Store, Value};
+use crate::error::{Error, Location, Result};
+
+pub use super::text::{MAX_DEPTH, MAX_INPUT};
+
+/// More alias expansions than this are refused (an alias bomb).
+pub const MAX_ALIASES: usize = 100;
+/// Nodes that alias expansions may add in total.
+const MAX_ALIAS_NODES: usize = 100_000;
+
+/// The sops YAML store (`.yaml`, `.yml`).
+pub struct YamlStore;
+
+impl Store for YamlStore {
+    fn load_plain(&self, data: &[u8], file: &str) -> Result<Branches> {
+        let branches = read::parse(data, file)?;
+        if branches
+            .iter()
+            .flatten()
+            .any(|item| matches!(item, Item::Pair(key, _) if key == "sops"))
+        {
+            return Err(invalid(
+                Location::named(file),
+                "top-level key `sops` is reserved for sops metadata: is the file already encrypted?",
+            ));
+        }
+        Ok(branches)
+    }
+
+    fn load_encrypted(&self, data: &[u8], file: &str) -> Result<EncryptedDocument> {
+        let mut branches = read::parse(data, file)?;
+        // As sops's ExtractMetadata: the metadata is the first document's `sops`
+        // map; every document's `sops` key is dropped.
+        let mut metadata = None;
+        for (index, branch) in branches.iter_mut().enumerate() {
+            let mut i = 0;
+            while i < branch.len() {
+                if matches!(&branch[i], Item::Pair(key, _) if key == "sops") {
+                    let Item::Pair(_, value) = branch.remove(i) else {
+                        unreachable!()
+                    };
+                    if index == 0 {
+                        if metadata.is_some() {
+                            return Err(invalid(Location::named(file), "duplicate `sops` key"));
+                        }
+                        match value {
+                            Value::Map(items) => metadata = Some(items),
+                            _ => {
+                                return Err(invalid(
+                                    Location::named(file),
+                                    "the `sops` key is not a map",
+                                ));
+                            }
+                        }
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let metadata = metadata.ok_or_else(|| Error::Corrupt {
+            at: Location::named(file),
+            reason: "not a sops file: no sops metadata".into(),
+        })?;
+        Ok(EncryptedDocument { branches, metadata })
+    }
+
+    fn emit_plain(&self, branches: &Branches) -> Result<Vec<u8>> {
+        emit::emit(branches.iter().map(|b| (b, None)))
+    }
+
+    fn emit_encrypted(&self, doc: &EncryptedDocument) -> Result<Vec<u8>> {
+        emit::emit(doc.branches.iter().map(|b| (b, Some(&doc.metadata))))
+    }
+}
+
+fn invalid(at: Location, reason: impl Into<String>) -> Error {
+    Error::InvalidFile {
+        at,
+        reason: reason.into(),
+    }
+}
+
+/// go-yaml writes a key with a line break or over 128 bytes as a complex `? key`
+/// entry; sops files never have one, and `keys` neither reads nor writes it.
+fn unwritable_key(key: &str) -> bool {
+    key.len() > 128 || key.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
+}
+
+const UNWRITABLE_KEY: &str =
+    "a map key longer than 128 bytes or with a line break is not supported";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
+
+    fn read(rel: &str) -> Vec<u8> {
+        std::fs::read(format!("{VECTORS}/{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    fn plain_roundtrip(input: &str, expected: &str) {
+        let branches = YamlStore.load_plain(&read(input), input).unwrap();
+        let out = YamlStore.emit_plain(&branches).unwrap();
+        let want = read(expected);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&want),
+            "{input} -> {expected}"
+        );
+    }
+
+    const PLAIN_VECTORS: &[&str] = &[
+        "sops/basic",
+        "sops/encrypted-regex",
+        "sops/mac-only-encrypted",
+        "sops/ssh-recipient",
+        "sops/two-recipients",
+        "sops/types",
+        "sops/unencrypted-suffix",
+    ];
+
+    #[test]
+    fn plain_vectors_round_trip_byte_for_byte() {
+        for name in PLAIN_VECTORS {
+            plain_roundtrip(&format!("{name}.plain.yaml"), &format!("{name}.plain.yaml"));
+        }
+        plain_roundtrip(
+            "upstream/sops-nix/secrets.plain.yaml",
+            "upstream/sops-nix/secrets.plain.yaml",
+        );
+    }
+
+    #[test]
+    fn input_vectors_emit_what_sops_decrypt_prints() {
+        plain_roundtrip("sops/basic.input.yaml", "sops/basic.plain.yaml");
+    }
+
+    #[test]
+    fn encrypted_vectors_round_trip_byte_for_byte() {
+        let mut names: Vec<String> = PLAIN_VECTORS
+            .iter()
+            .map(|n| format!("{n}.enc.yaml"))
+            .collect();
+        names.push("upstream/sops-nix/secrets.yaml".into());
+        for name in names {
+            let doc = YamlStore.load_encrypted(&read(&name), &name).unwrap();
+            assert!(!doc.metadata.is_empty(), "{name}");
+            let out = YamlStore.emit_encrypted(&doc).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&read(&name)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn encrypted_load_takes_metadata_from_the_first_document() {
+        let data =
+            b"a: ENC[x]\nsops:\n    version: 3.11.0\n---\nb: 1\nsops:\n    version: 3.11.0\n";
+        let doc = YamlStore.load_encrypted(data, "f.yaml").unwrap();
+        assert_eq!(doc.branches.len(), 2);
+        assert!(
+            doc.branches
+                .iter()
+                .flatten()
+                .all(|i| !matches!(i, Item::Pair(k, _) if k == "sops"))
+        );
+        assert_eq!(
+            doc.metadata,
+            vec![Item::Pair("version".into(), Value::Str("3.11.0".into()))]
+        );
+        assert_eq!(YamlStore.emit_encrypted(&doc).unwrap(), data);
+        let err = YamlStore.load_encrypted(b"a: 1\n", "f.yaml").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("f.yaml: not a sops file: no sops metadata"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn comments_are_placed_and_emitted_as_sops_does() {
+        // Pairs of (input, what `sops decrypt` prints after `sops encrypt`),
+        // checked against sops 3.11.
+        let cases: &[(&str, &str)] = &[
+            ("a: 1 # inline\n", "# inline\na: 1\n"),
+            ("# top\n\nx: 1\n", "# top\nx: 1\n"),
+            (
+                "a:\n    b: 1\n    # end of a\n# head c\nc: 2\n# end\n",
+                "a:\n    b: 1\n    # end of a\n# head c\nc: 2\n# end\n",
+            ),
+            (
+                "e:\n    - x\n    # mid\n    - y # in\n    # end e\nf: 1\n",
+                "e:\n    - x\n    # mid\n    # in\n    - \"y\"\n    # end e\nf: 1\n",
+            ),
+            (
+                "a:\n    - b: 1\n      # in item\n    # list end\nz: 1\n",
+                "a:\n    - b: 1\n      # in item\n# list end\nz: 1\n",
+            ),
+            ("a: # on key\n    b: 1\n", "# on key\na:\n    b: 1\n"),
+            (
+                "a: 1\n# one\n---\n# two\nb: 2\n",
+                "a: 1\n# one\n---\n# two\nb: 2\n",
+            ),
+        ];
+        for (input, want) in cases {
+            let tree = YamlStore.load_plain(input.as_bytes(), "c.yaml").unwrap();
+            let out = String::from_utf8(YamlStore.emit_plain(&tree).unwrap()).unwrap();
+            assert_eq!(&out, want, "{input:?}");
+        }
+    }
+
+    /// Found by fuzzing: a list's leading comment and the comment its first item (a
+    /// map) starts with. go-yaml writes only the item's, for sops as for keys (checked
+    /// with `sops encrypt --unencrypted-regex '.*'`, which writes the tree as read);
+    /// encrypted, the list's comment is an item and both are kept (tests/cli/sops.rs).
+    #[test]
+    fn a_plain_list_comment_before_a_commented_map_item_is_written_as_sops_writes_it() {
+        let input = "list:\n   key:\n  # c1\n    - k:\n  # c2\n           v\n";
+        let tree = YamlStore.load_plain(input.as_bytes(), "c.yaml").unwrap();
+        let out = String::from_utf8(YamlStore.emit_plain(&tree).unwrap()).unwrap();
+        assert_eq!(out, "list:\n    key:\n        # c2\n        - k: v\n");
+        let again = YamlStore.load_plain(out.as_bytes(), "c.yaml").unwrap();
+        assert_eq!(YamlStore.emit_plain(&again).unwrap(), out.as_bytes());
+    }
+
+    #[test]
+    fn empty_input_and_empty_documents() {
+        assert_eq!(
+            YamlStore.load_plain(b"", "e.yaml").unwrap(),
+            Branches::new()
+        );
+        assert_eq!(
+            YamlStore.load_plain(b"---\n", "e.yaml").unwrap(),
+            vec![vec![]]
+        );
+        assert_eq!(YamlStore.emit_plain(&vec![vec![]]).unwrap(), b"{}\n");
+        assert_eq!(YamlStore.emit_plain(&Branches::new()).unwrap(), b"");
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<String>().prop_map(Value::Str),
+            "[ -~\n]{0,12}".prop_map(Value::Str),
+            any::<i64>().prop_map(Value::Int),
+            any::<bool>().prop_map(Value::Bool),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::List),
+                prop::collection::btree_map("[a-z0-9 _.-]{1,8}", inner, 0..5).prop_map(|m| {
+                    Value::Map(m.into_iter().map(|(k, v)| Item::Pair(k, v)).collect())
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn emitted_trees_load_back_unchanged(
+            top in prop::collection::btree_map("[a-zA-Z0-9 _.-]{1,10}", value(), 0..6)
+        ) {
+            let branch: Vec<Item> = top
+                .into_iter()
+                .filter(|(k, _)| k != "sops")
+                .map(|(k, v)| Item::Pair(k, v))
+                .collect();
+            let branches = vec![branch];
+            let out = YamlStore.emit_plain(&branches).unwrap();
+            let back = YamlStore.load_plain(&out, "p.yaml");
+            prop_assert_eq!(back.ok(), Some(branches), "{}", String::from_utf8_lossy(&out));
+        }
+    }
+}

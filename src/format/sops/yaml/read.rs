@@ -1,0 +1,624 @@
+//! Reading YAML into the sops document model: the parser's events built into maps
+//! and lists, comments placed where sops places them, aliases expanded within a
+//! budget, and every refusal naming the line and never the value.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_saphyr::granit_parser::{self as gp, Event, Placement, ScalarStyle};
+
+use super::resolve::{self, resolve_plain};
+use super::{
+    MAX_ALIAS_NODES, MAX_ALIASES, MAX_DEPTH, MAX_INPUT, UNWRITABLE_KEY, invalid, unwritable_key,
+};
+use crate::error::{Location, Result};
+use crate::format::sops::document::{Branches, Item, Value};
+use crate::format::sops::text::line_at;
+
+/// A collection being built.
+enum Frame {
+    Map {
+        items: Vec<Item>,
+        /// The key read, waiting for its value.
+        key: Option<String>,
+        keys: HashSet<String>,
+    },
+    List(Vec<Value>),
+}
+
+struct Open {
+    frame: Frame,
+    /// Column of the collection's first entry, once seen: comments indented at
+    /// least this far that close the collection belong to it.
+    col: Option<usize>,
+    anchor: usize,
+}
+
+struct Builder<'f> {
+    file: &'f str,
+    stack: Vec<Open>,
+    /// Own-line comments not yet placed, with their column.
+    pending: Vec<(String, usize)>,
+    /// The document's top-level map, once complete.
+    root: Option<Vec<Item>>,
+    /// Whether the document had a root node at all.
+    root_seen: bool,
+    branches: Branches,
+    anchors: HashMap<usize, (Value, usize)>,
+    aliases: usize,
+    alias_nodes: usize,
+}
+
+/// The YAML documents in `data`, one branch each; `file` names it in errors.
+pub(super) fn parse(data: &[u8], file: &str) -> Result<Branches> {
+    let at = || Location::named(file);
+    if data.len() > MAX_INPUT {
+        return Err(invalid(
+            at(),
+            format!("larger than {} MiB; refused", MAX_INPUT >> 20),
+        ));
+    }
+    // sops (go-yaml) accepts and drops a UTF-8 byte order mark.
+    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+    let text = std::str::from_utf8(data).map_err(|e| {
+        invalid(
+            at().at_line(line_at(data, e.valid_up_to())),
+            "not valid UTF-8",
+        )
+    })?;
+    let options = gp::options! {
+        emit_comments: true,
+        max_buffered_comment_events: 100_000,
+        block_nesting_limit: MAX_DEPTH + 8,
+        flow_nesting_limit: MAX_DEPTH + 8,
+    };
+    let mut builder = Builder {
+        file,
+        stack: Vec::new(),
+        pending: Vec::new(),
+        root: None,
+        root_seen: false,
+        branches: Vec::new(),
+        anchors: HashMap::new(),
+        aliases: 0,
+        alias_nodes: 0,
+    };
+    for event in gp::Parser::new_from_str_with_options(text, options) {
+        let (event, span) = event.map_err(|e| {
+            invalid(
+                at().at_line(e.marker().line() as u64),
+                scan_reason(&e.info()),
+            )
+        })?;
+        builder.event(event, span)?;
+    }
+    Ok(builder.branches)
+}
+
+/// The first line of a parser error: it describes the syntax, never a value.
+fn scan_reason(info: &str) -> String {
+    let reason = info.lines().next().unwrap_or("").trim();
+    if reason.is_empty() {
+        "invalid YAML".into()
+    } else {
+        format!("invalid YAML: {reason}")
+    }
+}
+
+impl Builder<'_> {
+    fn at(&self, line: usize) -> Location {
+        Location::named(self.file).at_line(line as u64)
+    }
+
+    fn event(&mut self, event: Event<'_>, span: gp::Span) -> Result<()> {
+        let line = span.start.line();
+        let col = span.start.col();
+        match event {
+            Event::StreamStart => {}
+            Event::StreamEnd if !self.pending.is_empty() => {
+                // Comments and no document: sops (go-yaml) fails on this too.
+                let Some(branch) = self.branches.last_mut() else {
+                    return Err(invalid(self.at(line), "no YAML document, only comments"));
+                };
+                let comments = std::mem::take(&mut self.pending);
+                branch.extend(comments.into_iter().map(|(c, _)| Item::Comment(c)));
+            }
+            Event::DocumentStart(..) => {
+                self.root = None;
+                self.root_seen = false;
+                self.anchors.clear();
+            }
+            Event::DocumentEnd => {
+                let mut branch = self.root.take().unwrap_or_default();
+                branch.extend(
+                    std::mem::take(&mut self.pending)
+                        .into_iter()
+                        .map(|(c, _)| Item::Comment(c)),
+                );
+                self.branches.push(branch);
+            }
+            Event::Comment(text, placement) => {
+                let text = text.into_owned();
+                if placement == Placement::Right {
+                    self.line_comment(text);
+                } else {
+                    self.pending.push((text, col));
+                }
+            }
+            Event::Alias(id) => {
+                self.aliases += 1;
+                if self.aliases > MAX_ALIASES {
+                    return Err(invalid(
+                        self.at(line),
+                        format!("more than {MAX_ALIASES} alias expansions; refused"),
+                    ));
+                }
+                let (value, size) = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| invalid(self.at(line), "alias to an unknown anchor"))?;
+                self.alias_nodes += size;
+                if self.alias_nodes > MAX_ALIAS_NODES {
+                    return Err(invalid(
+                        self.at(line),
+                        "aliases expand to too many nodes; refused",
+                    ));
+                }
+                if self.expects_key() {
+                    return Err(invalid(
+                        self.at(line),
+                        "an alias as a map key is not supported",
+                    ));
+                }
+                self.node(value, 0, line, col)?;
+            }
+            Event::UnresolvedAlias(_) => {
+                return Err(invalid(self.at(line), "alias to an unknown anchor"));
+            }
+            Event::Anchor(..) => {}
+            Event::Scalar(value, style, anchor, tag) => {
+                if self.expects_key() {
+                    let key = self.key(&value, style, tag.as_deref(), line)?;
+                    self.place_pending(col);
+                    let Some(Open {
+                        frame:
+                            Frame::Map {
+                                key: slot, keys, ..
+                            },
+                        col: frame_col,
+                        ..
+                    }) = self.stack.last_mut()
+                    else {
+                        unreachable!()
+                    };
+                    frame_col.get_or_insert(col);
+                    if !keys.insert(key.clone()) {
+                        return Err(invalid(self.at(line), format!("duplicate key {key:?}")));
+                    }
+                    *slot = Some(key);
+                } else {
+                    let value = resolve::scalar(&value, style, tag.as_deref())
+                        .map_err(|reason| invalid(self.at(line), reason))?;
+                    self.node(value, anchor, line, col)?;
+                }
+            }
+            Event::SequenceStart(_, anchor, tag) => {
+                self.open(false, anchor, tag.as_deref(), line, col)?;
+            }
+            Event::MappingStart(_, anchor, tag) => {
+                self.open(true, anchor, tag.as_deref(), line, col)?;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                self.close(line)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Builder<'_> {
+    fn expects_key(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Open {
+                frame: Frame::Map { key: None, .. },
+                ..
+            })
+        )
+    }
+
+    /// Puts the own-line comments read so far into the innermost collection, before
+    /// the entry that starts at `col`.
+    fn place_pending(&mut self, col: usize) {
+        let Some(open) = self.stack.last_mut() else {
+            return;
+        };
+        open.col.get_or_insert(col);
+        for (text, _) in self.pending.drain(..) {
+            match &mut open.frame {
+                Frame::Map { items, .. } => items.push(Item::Comment(text)),
+                Frame::List(items) => items.push(Value::Comment(text)),
+            }
+        }
+    }
+
+    /// A comment on the same line as content: sops puts it before the entry it
+    /// follows.
+    fn line_comment(&mut self, text: String) {
+        match self.stack.last_mut().map(|open| &mut open.frame) {
+            Some(Frame::Map {
+                items,
+                key: Some(_),
+                ..
+            }) => items.push(Item::Comment(text)),
+            Some(Frame::Map { items, .. }) => {
+                let at = items
+                    .iter()
+                    .rposition(|item| matches!(item, Item::Pair(..)))
+                    .unwrap_or(items.len());
+                items.insert(at, Item::Comment(text));
+            }
+            Some(Frame::List(items)) => {
+                let at = items
+                    .iter()
+                    .rposition(|item| !matches!(item, Value::Comment(_)))
+                    .unwrap_or(items.len());
+                items.insert(at, Value::Comment(text));
+            }
+            None => self.pending.push((text, 0)),
+        }
+    }
+
+    fn open(
+        &mut self,
+        is_map: bool,
+        anchor: usize,
+        tag: Option<&gp::Tag>,
+        line: usize,
+        col: usize,
+    ) -> Result<()> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(invalid(
+                self.at(line),
+                format!("nested deeper than {MAX_DEPTH} levels; refused"),
+            ));
+        }
+        if self.expects_key() {
+            return Err(invalid(
+                self.at(line),
+                "a map key that is a map or list is not supported",
+            ));
+        }
+        if let Some(tag) = tag {
+            let expected = if is_map { "map" } else { "seq" };
+            if !tag.is_yaml_core_schema_tag(expected) {
+                return Err(invalid(
+                    self.at(line),
+                    "unsupported YAML tag on a map or list",
+                ));
+            }
+        }
+        let frame = if is_map {
+            Frame::Map {
+                items: Vec::new(),
+                key: None,
+                keys: HashSet::new(),
+            }
+        } else {
+            Frame::List(Vec::new())
+        };
+        match self.stack.last() {
+            None => {
+                if !is_map {
+                    return Err(invalid(
+                        self.at(line),
+                        "the top level of a YAML document must be a map, not a list",
+                    ));
+                }
+                self.root_seen = true;
+            }
+            Some(Open {
+                frame: Frame::List(_),
+                ..
+            }) => self.place_pending(col),
+            // A map or list that is a map's value: comments read since its key
+            // are its own.
+            Some(_) => {}
+        }
+        let mut open = Open {
+            frame,
+            // A list's entries start at its dashes; a map's at its first key.
+            col: (!is_map).then_some(col),
+            anchor,
+        };
+        if matches!(
+            self.stack.last(),
+            None | Some(Open {
+                frame: Frame::Map { .. },
+                ..
+            })
+        ) {
+            for (text, _) in self.pending.drain(..) {
+                match &mut open.frame {
+                    Frame::Map { items, .. } => items.push(Item::Comment(text)),
+                    Frame::List(items) => items.push(Value::Comment(text)),
+                }
+            }
+        }
+        self.stack.push(open);
+        Ok(())
+    }
+
+    fn close(&mut self, line: usize) -> Result<()> {
+        let Some(mut open) = self.stack.pop() else {
+            return Err(invalid(self.at(line), "unbalanced YAML structure"));
+        };
+        // Own-line comments indented at least as far as this collection's
+        // entries close it; the rest belong to an enclosing collection.
+        // go-yaml gives a list whose last entry is a map or list no comments of
+        // its own after that entry: they go to the enclosing map.
+        let nested_last = matches!(
+            &open.frame,
+            Frame::List(items) if matches!(
+                items.iter().rev().find(|v| !matches!(v, Value::Comment(_))),
+                Some(Value::Map(_) | Value::List(_))
+            )
+        );
+        if let Some(col) = open.col.filter(|_| !nested_last) {
+            let n = self.pending.iter().take_while(|(_, c)| *c >= col).count();
+            for (text, _) in self.pending.drain(..n) {
+                match &mut open.frame {
+                    Frame::Map { items, .. } => items.push(Item::Comment(text)),
+                    Frame::List(items) => items.push(Value::Comment(text)),
+                }
+            }
+        }
+        if self.stack.is_empty() {
+            // The root: remaining comments stay in the document.
+            let Frame::Map { mut items, .. } = open.frame else {
+                unreachable!("a list at the root is refused when it opens")
+            };
+            items.extend(self.pending.drain(..).map(|(text, _)| Item::Comment(text)));
+            if open.anchor != 0 {
+                let value = Value::Map(items.clone());
+                let size = size(&value);
+                self.anchors.insert(open.anchor, (value, size));
+            }
+            self.root = Some(items);
+            return Ok(());
+        }
+        let value = match open.frame {
+            Frame::Map { items, .. } => Value::Map(items),
+            Frame::List(items) => Value::List(items),
+        };
+        self.complete(value, open.anchor, line)
+    }
+
+    /// A scalar or alias read where a value goes.
+    fn node(&mut self, value: Value, anchor: usize, line: usize, col: usize) -> Result<()> {
+        if self.stack.is_empty() {
+            if self.root_seen {
+                return Err(invalid(self.at(line), "more than one root node"));
+            }
+            self.root_seen = true;
+            return match value {
+                // An empty document (`---` alone) is an empty map to sops.
+                Value::Null => {
+                    self.root = Some(Vec::new());
+                    Ok(())
+                }
+                Value::Map(items) => {
+                    self.root = Some(items);
+                    Ok(())
+                }
+                _ => Err(invalid(
+                    self.at(line),
+                    "the top level of a YAML document must be a map",
+                )),
+            };
+        }
+        self.place_pending(col);
+        self.complete(value, anchor, line)
+    }
+
+    fn complete(&mut self, value: Value, anchor: usize, line: usize) -> Result<()> {
+        if anchor != 0 {
+            let size = size(&value);
+            self.anchors.insert(anchor, (value.clone(), size));
+        }
+        match self.stack.last_mut().map(|open| &mut open.frame) {
+            Some(Frame::Map { items, key, .. }) => {
+                let Some(key) = key.take() else {
+                    return Err(invalid(self.at(line), "a map key that is not a string"));
+                };
+                items.push(Item::Pair(key, value));
+            }
+            Some(Frame::List(items)) => items.push(value),
+            None => unreachable!("checked by the caller"),
+        }
+        Ok(())
+    }
+
+    fn key(
+        &self,
+        text: &str,
+        style: ScalarStyle,
+        tag: Option<&gp::Tag>,
+        line: usize,
+    ) -> Result<String> {
+        let at = || self.at(line);
+        if unwritable_key(text) {
+            return Err(invalid(at(), UNWRITABLE_KEY));
+        }
+        match tag {
+            Some(tag) if tag.is_yaml_core_schema_tag("str") => return Ok(text.to_string()),
+            Some(_) => return Err(invalid(at(), "a map key with a YAML tag is not supported")),
+            None => {}
+        }
+        if style == ScalarStyle::Plain {
+            if text == "<<" {
+                return Err(invalid(at(), "YAML merge keys (<<) are not supported"));
+            }
+            match resolve_plain(text) {
+                Ok(Value::Str(_)) => {}
+                _ => {
+                    return Err(invalid(
+                        at(),
+                        "a map key that is not a string (a number, bool, null or date); quote it",
+                    ));
+                }
+            }
+        }
+        Ok(text.to_string())
+    }
+}
+
+/// How many nodes a value holds, for the alias budget.
+fn size(value: &Value) -> usize {
+    match value {
+        Value::Map(items) => {
+            1 + items
+                .iter()
+                .map(|item| match item {
+                    Item::Pair(_, v) => 1 + size(v),
+                    Item::Comment(_) => 1,
+                })
+                .sum::<usize>()
+        }
+        Value::List(items) => 1 + items.iter().map(size).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::sops::document::Store;
+    use crate::format::sops::yaml::YamlStore;
+
+    fn pair(key: &str, value: Value) -> Item {
+        Item::Pair(key.into(), value)
+    }
+
+    /// (input, what the error must say). Every input holds the value SECRETVALUE,
+    /// which no error may quote.
+    const HOSTILE: &[(&[u8], &str)] = &[
+        (
+            b"a: SECRETVALUE\na: SECRETVALUE\n",
+            "h.yaml:2: duplicate key \"a\"",
+        ),
+        (
+            b"sops: SECRETVALUE\n",
+            "h.yaml: top-level key `sops` is reserved",
+        ),
+        (
+            b"- SECRETVALUE\n",
+            "h.yaml:1: the top level of a YAML document must be a map",
+        ),
+        (
+            b"SECRETVALUE\n",
+            "h.yaml:1: the top level of a YAML document must be a map",
+        ),
+        (b"a: SECRETVALUE\nb: \xff\n", "h.yaml:2: not valid UTF-8"),
+        (b"a: SECRETVALUE\n  b: [\n", "h.yaml:"),
+        (
+            b"a: !custom SECRETVALUE\n",
+            "h.yaml:1: unsupported YAML tag",
+        ),
+        (
+            b"1: SECRETVALUE\n",
+            "h.yaml:1: a map key that is not a string",
+        ),
+        (b"a: &x SECRETVALUE\n<<: *x\n", "h.yaml:2: YAML merge keys"),
+        (
+            b"a: SECRETVALUE\n\"long\\nkey\": SECRETVALUE\n",
+            "h.yaml:2: a map key longer than 128 bytes or with a line break",
+        ),
+        (b"# SECRETVALUE\n", "h.yaml:"),
+        (
+            b"a: 18446744073709551615\nb: SECRETVALUE\n",
+            "h.yaml:1: integer too large",
+        ),
+    ];
+
+    #[test]
+    fn hostile_input_is_refused_naming_the_file_and_no_value() {
+        for (input, want) in HOSTILE {
+            let err = YamlStore
+                .load_plain(input, "h.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err:?} lacks {want:?}");
+            assert!(!err.contains("SECRETVALUE"), "{err:?} quotes a value");
+        }
+    }
+
+    /// Found by fuzzing: a key go-yaml would write as `? key` parsed, and the file
+    /// then failed to emit. It is refused when read, naming the line.
+    #[test]
+    fn keys_go_yaml_writes_in_complex_form_are_refused_when_read() {
+        let fuzzed: &[u8] = b"shared_se@cr :etveadable-by-two-y-two-recipkistdddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd:\n  ... \t\t\t?\t\t\t\t\t\t - t\n  ";
+        let at_limit = format!("{}: v\n", "k".repeat(128));
+        let over = format!("a: b\n{}: v\n", "k".repeat(129));
+        for (input, line) in [(fuzzed, 1), (over.as_bytes(), 2)] {
+            let err = YamlStore
+                .load_plain(input, "h.yaml")
+                .unwrap_err()
+                .to_string();
+            let want = format!("h.yaml:{line}: a map key longer than 128 bytes");
+            assert!(err.starts_with(&want), "{err}");
+        }
+        let tree = YamlStore.load_plain(at_limit.as_bytes(), "h.yaml").unwrap();
+        assert_eq!(YamlStore.emit_plain(&tree).unwrap(), at_limit.as_bytes());
+    }
+
+    #[test]
+    fn alias_bombs_deep_nesting_and_huge_input_are_refused() {
+        let mut bomb = String::from("a0: &a0 [SECRETVALUE, SECRETVALUE]\n");
+        for i in 1..12 {
+            let p = i - 1;
+            bomb.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let err = YamlStore
+            .load_plain(bomb.as_bytes(), "b.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("b.yaml:"), "{err}");
+        assert!(err.contains("alias"), "{err}");
+        assert!(!err.contains("SECRETVALUE"));
+
+        let deep = format!("a: {}1{}\n", "[".repeat(70), "]".repeat(70));
+        let err = YamlStore
+            .load_plain(deep.as_bytes(), "d.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("d.yaml:1:"), "{err}");
+        assert!(err.contains("nested deeper than 64"), "{err}");
+        let ok = format!("a: {}1{}\n", "[".repeat(60), "]".repeat(60));
+        YamlStore.load_plain(ok.as_bytes(), "d.yaml").unwrap();
+
+        let huge = vec![b'#'; MAX_INPUT + 1];
+        let err = YamlStore
+            .load_plain(&huge, "big.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("big.yaml: larger than 16 MiB"), "{err}");
+
+        // A few aliases are fine, and expand as sops expands them.
+        let tree = YamlStore
+            .load_plain(b"a: &x {b: 1}\nc: *x\n", "ok.yaml")
+            .unwrap();
+        let inner = Value::Map(vec![pair("b", Value::Int(1))]);
+        assert_eq!(tree, vec![vec![pair("a", inner.clone()), pair("c", inner)]]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_dropped_as_sops_does() {
+        let tree = YamlStore
+            .load_plain(b"\xef\xbb\xbfa: 1\n", "bom.yaml")
+            .unwrap();
+        assert_eq!(tree, vec![vec![pair("a", Value::Int(1))]]);
+        assert_eq!(YamlStore.emit_plain(&tree).unwrap(), b"a: 1\n");
+    }
+}

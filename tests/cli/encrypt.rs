@@ -1,0 +1,306 @@
+//! `keys encrypt`: what it writes the real age opens with the admin and host keys; the
+//! refusals (empty input, unmatched, hostile or unknown names and readers) write
+//! nothing; on a terminal the secret is typed twice without echo.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{Run, TestEnv, mode_of, peer, run, sha256_hex};
+use crate::fixture::{POLICY, TOKEN, fleet, host_key, on_terminal, tree};
+
+fn age_decrypt(env: &TestEnv, identity: &Path, file: &Path) -> Run {
+    let mut cmd = Command::new(peer("age"));
+    cmd.arg("-d").arg("-i").arg(identity).arg(file);
+    env.apply(&mut cmd);
+    run(cmd, b"")
+}
+
+#[test]
+fn encrypt_writes_an_age_file_that_real_age_opens_with_the_admin_and_host_keys() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let run = env
+        .keys_stdin(&["encrypt", "bot/telegram-token"], TOKEN)
+        .success();
+    assert_eq!(run.stdout, "");
+    crate::assert_output!(env, "wrote_for_two_recipients", run.stderr);
+    assert!(!run.stdout.contains("canary") && !run.stderr.contains("canary"));
+    let file = repo.join("secrets/bot/telegram-token.age");
+    assert_eq!(mode_of(&file), 0o644);
+    let data = std::fs::read(&file).unwrap();
+    assert!(
+        data.starts_with(b"age-encryption.org/v1\n"),
+        "binary by default"
+    );
+
+    let admin = PathBuf::from(env_identity(&env));
+    assert_eq!(age_decrypt(&env, &admin, &file).success().raw_stdout, TOKEN);
+    // agenix hands the host's SSH key to age as it is.
+    let host = host_key(&env, "vps-arm");
+    assert_eq!(age_decrypt(&env, &host, &file).success().raw_stdout, TOKEN);
+    // A host the policy does not name cannot read it.
+    let other = host_key(&env, "vps-x86");
+    assert_ne!(age_decrypt(&env, &other, &file).code, 0);
+
+    let lock = std::fs::read_to_string(repo.join("secrets/keys.lock")).unwrap();
+    let line = lock
+        .lines()
+        .find(|l| l.starts_with("bot/telegram-token "))
+        .unwrap();
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields[1], "age");
+    assert_eq!(fields[2], sha256_hex(&data));
+    assert_eq!(fields[3].split(',').count(), 2);
+
+    // keys opens it by name and by path; output to a new 0600 file.
+    assert_eq!(
+        env.keys(&["decrypt", "bot/telegram-token"])
+            .success()
+            .raw_stdout,
+        TOKEN
+    );
+    let out = env.root.join("plain.txt");
+    env.keys(&[
+        "decrypt",
+        "secrets/bot/telegram-token.age",
+        "-o",
+        &out.display().to_string(),
+    ])
+    .success();
+    assert_eq!(std::fs::read(&out).unwrap(), TOKEN);
+    assert_eq!(mode_of(&out), 0o600);
+
+    // Armored when the rule says so, and container readers resolve to the host key.
+    env.keys_stdin(&["encrypt", "armored/x"], b"a").success();
+    let armored = repo.join("secrets/armored/x.age");
+    assert!(
+        std::fs::read(&armored)
+            .unwrap()
+            .starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    );
+    assert_eq!(
+        age_decrypt(&env, &admin, &armored).success().raw_stdout,
+        b"a"
+    );
+    env.keys_stdin(&["encrypt", "nannuo-bot/env"], b"K=v\n")
+        .success();
+    let shared = repo.join("secrets/nannuo-bot/env.age");
+    assert_eq!(
+        age_decrypt(&env, &host, &shared).success().raw_stdout,
+        b"K=v\n"
+    );
+
+    let ls = env.keys(&["ls", "--json"]).success();
+    let list: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["armored/x", "bot/telegram-token", "nannuo-bot/env"]);
+    assert!(list.as_array().unwrap().iter().all(|s| s["status"] == "ok"));
+    assert_eq!(
+        list[1]["readers"],
+        serde_json::json!(["admins", "host:vps-arm"])
+    );
+    let check = env.keys(&["check"]).success();
+    crate::assert_output!(env, "check_after_three", check.stdout);
+}
+
+fn env_identity(env: &TestEnv) -> String {
+    env.root.join("keys/demo.txt").display().to_string()
+}
+
+#[test]
+fn encrypt_refuses_to_replace_empty_input_and_unmatched_names_without_writing() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/a"], b"one").success();
+    let before = tree(&repo);
+    let run = env.keys_stdin(&["encrypt", "bot/a"], b"two").failure(5);
+    crate::assert_output!(env, "already_exists", run.stderr);
+    let run = env.keys_stdin(&["encrypt", "bot/b"], b"").failure(2);
+    crate::assert_output!(env, "empty_input", run.stderr);
+    assert_eq!(tree(&repo), before);
+    env.keys_stdin(&["encrypt", "--force", "bot/a"], b"two")
+        .success();
+    assert_eq!(env.keys(&["decrypt", "bot/a"]).success().raw_stdout, b"two");
+    env.keys_stdin(&["encrypt", "--allow-empty", "bot/b"], b"")
+        .success();
+    assert_eq!(env.keys(&["decrypt", "bot/b"]).success().raw_stdout, b"");
+    env.keys_stdin(&["encrypt", "misc/z"], b"z").success();
+
+    // No rule: a policy without the catch-all.
+    env.write("work/policies/default.yaml", policy_with(&[]));
+    let before = tree(&repo);
+    let run = env.keys_stdin(&["encrypt", "other/x"], b"x").failure(2);
+    crate::assert_output!(env, "no_rule_matches", run.stderr);
+    assert_eq!(tree(&repo), before);
+    // A secret that no rule matches any more is an error for `keys check`.
+    let check = env.keys(&["check"]).failure(8);
+    crate::assert_output!(env, "check_no_rule_matches", check.stdout);
+}
+
+/// `POLICY` without its catch-all rule, then an age rule for each (glob, readers).
+fn policy_with(rules: &[(&str, &str)]) -> String {
+    let mut policy = POLICY[..POLICY.find("  - secrets: \"**\"").unwrap()].to_string();
+    for (glob, readers) in rules {
+        policy.push_str(&format!(
+            "  - secrets: \"{glob}\"\n    format: age\n    readers: [{readers}]\n"
+        ));
+    }
+    policy
+}
+
+#[test]
+fn a_command_on_one_secret_reads_only_the_host_files_its_readers_need() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.write(
+        "work/policies/default.yaml",
+        policy_with(&[
+            ("x86/*", "admins, host:vps-x86"),
+            ("box/*", "admins, container:nannuo-bot"),
+        ]),
+    );
+    env.keys_stdin(&["encrypt", "bot/a"], b"one").success();
+    env.write(
+        "work/recipients/hosts/vps-x86.yaml",
+        "ssh_key: ssh-ed25519 AAAAbroken\n",
+    );
+    let broken = "recipients/hosts/vps-x86.yaml:1: malformed ssh-ed25519";
+
+    // Secrets whose readers do not include vps-x86 are written and read as before.
+    env.keys_stdin(&["encrypt", "--force", "bot/a"], b"two")
+        .success();
+    env.keys_stdin(&["encrypt", "armored/b"], b"three")
+        .success();
+    assert_eq!(env.keys(&["decrypt", "bot/a"]).success().raw_stdout, b"two");
+
+    // A secret for that host, or for a container (found by reading every host
+    // file), is refused with the broken file and line named, and nothing is written.
+    let before = tree(&repo);
+    for name in ["x86/c", "box/d"] {
+        let run = env.keys_stdin(&["encrypt", name], b"four").failure(3);
+        assert!(run.stderr.contains(broken), "{name}: {}", run.stderr);
+    }
+    assert_eq!(tree(&repo), before);
+
+    // Commands over the whole fleet read every host file.
+    for args in [&["ls"][..], &["status"], &["rekey"]] {
+        let run = env.keys(args).failure(3);
+        assert!(run.stderr.contains(broken), "{args:?}: {}", run.stderr);
+    }
+    let check = env.keys(&["check"]).failure(8);
+    assert!(check.stdout.contains(broken), "{}", check.stdout);
+}
+
+#[test]
+fn an_unknown_container_reader_is_refused_where_it_is_needed() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.write(
+        "work/policies/default.yaml",
+        policy_with(&[("box/*", "admins, container:nope")]),
+    );
+    let unknown = "policies/default.yaml:13: unknown reader \"container:nope\": no host file declares container nope";
+    // Which host declares a container is known only from every host file: a secret
+    // of another rule does not wait for them.
+    env.keys_stdin(&["encrypt", "bot/a"], b"one").success();
+    let before = tree(&repo);
+    let run = env.keys_stdin(&["encrypt", "box/b"], b"two").failure(3);
+    assert!(run.stderr.contains(unknown), "{}", run.stderr);
+    assert_eq!(tree(&repo), before);
+    let check = env.keys(&["check"]).failure(8);
+    assert!(check.stdout.contains(unknown), "{}", check.stdout);
+}
+
+#[test]
+fn hostile_secret_names_are_refused_before_anything_is_written() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/x"], b"x").success();
+    let outside = env.root.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, repo.join("secrets/evil")).unwrap();
+    let before = tree(&env.root);
+    for name in [
+        "../x",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "bot/../../x",
+        "a//b",
+        "a/./b",
+        ".",
+        "..",
+        "",
+        "bot/",
+        "-rf",
+        "bot/-x",
+        "a\u{1}b",
+        "a\nb",
+        "a\u{7f}",
+        ".git/config",
+        "bot",
+        "bot/x/y",
+        "evil/x",
+        "a b",
+    ] {
+        // `--` so that a leading '-' reaches keys as a name, as a user would write it.
+        for cmd in [
+            &["encrypt", "--", name][..],
+            &["encrypt", "--force", "--", name],
+        ] {
+            let run = env.keys_stdin(cmd, b"canary-plaintext");
+            assert!(
+                matches!(run.code, 2 | 3 | 5),
+                "{name:?}: {} {}",
+                run.code,
+                run.stderr
+            );
+            assert!(
+                run.stderr.starts_with("keys: error: "),
+                "{name:?}: {}",
+                run.stderr
+            );
+            assert_eq!(run.stderr.lines().count(), 2, "{name:?}: {}", run.stderr);
+            assert!(!run.stderr.contains("canary"));
+        }
+        assert_eq!(tree(&env.root), before, "{name:?} changed a file");
+    }
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+}
+
+#[test]
+fn on_a_terminal_the_secret_is_typed_twice_without_echo() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    peer("script");
+    let run = on_terminal(&env, "encrypt bot/tty", &["typed-canary", "typed-canary"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("Secret for bot/tty: "),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Repeat it: "), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("typed-canary"),
+        "echoed: {}",
+        run.stdout
+    );
+    assert_eq!(
+        env.keys(&["decrypt", "bot/tty"]).success().raw_stdout,
+        b"typed-canary"
+    );
+    let before = tree(&repo);
+    let run = on_terminal(&env, "encrypt bot/other", &["one-canary", "two-canary"]);
+    assert!(
+        run.stdout.contains("the two entries differ"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("canary"), "{}", run.stdout);
+    assert_eq!(tree(&repo), before);
+}
