@@ -33,10 +33,7 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
     refuse_taken(&ws, &spec.name)?;
     let file = repo.host_file(&spec.host);
     let rel = repo.rel(&file);
-    let old = String::from_utf8(fsutil::read(&file)?).map_err(|_| Error::InvalidFile {
-        at: Location::named(&rel),
-        reason: "not UTF-8 text".into(),
-    })?;
+    let old = host_file::read(&file, &rel)?;
     let (public, private) = if spec.own_key {
         let (public, private) = keygen::ssh_ed25519(&format!("root@{}", spec.name))?;
         (Some(public), Some(private))

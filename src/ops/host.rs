@@ -294,11 +294,7 @@ pub fn rotate_host(
     }
     let file = repo.host_file(name);
     let rel = repo.rel(&file);
-    let old_text = fsutil::read(&file)?;
-    let old_text = String::from_utf8(old_text).map_err(|_| Error::InvalidFile {
-        at: Location::named(&rel),
-        reason: "not UTF-8 text".into(),
-    })?;
+    let old_text = host_file::read(&file, &rel)?;
     let no_key_line = || Error::InvalidFile {
         at: Location::named(&rel),
         reason: "no top-level `ssh_key:` line to replace".into(),

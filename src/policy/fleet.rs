@@ -57,7 +57,7 @@ impl Slot {
                 read.as_slice()
             }
         };
-        let host = parse_host(&self.name, text_of(&self.rel, data)?, &self.rel)?;
+        let host = parse_host(&self.name, super::text_of(&self.rel, data)?, &self.rel)?;
         Ok(self.parsed.get_or_init(|| host))
     }
 }
@@ -253,16 +253,9 @@ fn name_of(rel: &str, check: fn(&str) -> std::result::Result<(), &'static str>) 
     Ok(name.to_string())
 }
 
-fn text_of<'a>(rel: &str, data: &'a [u8]) -> Result<&'a str> {
-    std::str::from_utf8(data).map_err(|_| Error::InvalidFile {
-        at: Location::named(rel),
-        reason: "not UTF-8 text".into(),
-    })
-}
-
 fn load_admin(rel: &str, data: &[u8]) -> Result<Admin> {
     let name = name_of(rel, layout::check_reader_name)?;
-    let recipients: Vec<Recipient> = Recipient::parse_all(text_of(rel, data)?, rel)?
+    let recipients: Vec<Recipient> = Recipient::parse_all(super::text_of(rel, data)?, rel)?
         .into_iter()
         .map(|(_, r)| r)
         .collect();

@@ -4,6 +4,7 @@
 //! replaced).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_saphyr::{DoubleQuoted, Spanned};
@@ -362,6 +363,12 @@ pub fn render(new: &NewHost<'_>, file: &str) -> Result<String> {
         });
     }
     Ok(text)
+}
+
+/// A host file's text, read for an edit that keeps the rest of it; `rel` names it.
+pub fn read(path: &Path, rel: &str) -> Result<String> {
+    let data = crate::fsutil::read(path)?;
+    super::text_of(rel, &data).map(str::to_string)
 }
 
 /// Replaces the host key in a host file's text (its top-level `ssh_key:` line),
