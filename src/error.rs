@@ -141,6 +141,79 @@ pub enum Error {
     #[error("{}: already exists", path.display())]
     Exists { path: PathBuf },
 
+    /// A host name that no host file declares (`file` is the one that would).
+    #[error("no host named {name} (no {file})")]
+    NoHost { name: String, file: String },
+
+    /// A name a new host or container cannot take: a container of that name runs on
+    /// `host`, declared in `file` (hosts and containers share one namespace).
+    #[error("{name} is already a container on host {host} ({file})")]
+    NameTaken {
+        name: String,
+        host: String,
+        file: String,
+    },
+
+    /// A host's new key that is the key it already has.
+    #[error("host {host} already has this key")]
+    SameKey { host: String },
+
+    /// A generated key secret that no policy rule gives to exactly the admins, while
+    /// `file`, the policy file keys would create for it, exists; `rule` is the rule
+    /// that matches the secret now, if any.
+    #[error("no policy rule gives secret {secret} to exactly the admins{}, and {file} exists", rule.as_ref().map(|at| format!(" (the rule at {at} matches it)")).unwrap_or_default())]
+    KeyRuleMissing {
+        secret: String,
+        file: String,
+        glob: String,
+        rule: Option<Location>,
+    },
+
+    /// A generated key secret that the rule at `rule` would still decide, even with
+    /// `file`, the policy file keys would create for it.
+    #[error("the rule at {rule} would still decide secret {secret}, not {file}")]
+    KeyRuleOverridden {
+        secret: String,
+        file: String,
+        rule: Location,
+    },
+
+    /// The repository has no admin to give a generated key to.
+    #[error("{dir}: no admins")]
+    NoAdmins { dir: String },
+
+    /// A host file without the address a command needs to reach the host.
+    #[error("{file} has no address: keys cannot reach {host}")]
+    NoAddress { host: String, file: String },
+
+    /// A repository without the flake that is sent to a host.
+    #[error("{}: no flake.nix here to send", dir.display())]
+    NoFlake { dir: PathBuf },
+
+    /// A host's (or container's) private key that the repository does not hold.
+    #[error("secret {secret} does not exist: the repository holds no private key to stage")]
+    NoStoredKey { secret: String },
+
+    /// A stored private key whose public half is not the key the host file names.
+    #[error("{}: holds a key whose public half is not {expected}, the key the host file names", path.display())]
+    KeyMismatch { path: PathBuf, expected: String },
+
+    /// An address to scan that is not `ADDR`, `ADDR:PORT`, `[ADDR]:PORT` or an IPv6
+    /// address.
+    #[error("ssh-keyscan target {target:?}: {reason}")]
+    BadAddress {
+        target: String,
+        reason: &'static str,
+    },
+
+    /// An ssh option (a path in it) that rsync cannot pass on to ssh.
+    #[error("{option} contains a single quote, which rsync cannot pass to ssh")]
+    SshOptionQuote { option: String },
+
+    /// A directory to wipe that is not a tree keys staged.
+    #[error("{} {reason}; nothing was removed", dir.display())]
+    NotStaged { dir: PathBuf, reason: String },
+
     /// No secret of that name: nothing at `secrets/NAME.*` (nor, for a removal, in
     /// `secrets/keys.lock`).
     #[error("no secret named {name} (nothing at secrets/{name}.*)")]
@@ -149,10 +222,6 @@ pub enum Error {
     /// No policy rule's `secrets:` glob matches the secret's name.
     #[error("no policy rule matches secret {name}")]
     NoRule { name: String },
-
-    /// No host of that name: no `recipients/hosts/NAME.yaml`.
-    #[error("no host {name:?} (no recipients/hosts/{name}.yaml)")]
-    NoHost { name: String },
 
     /// A new secret whose name would make it a directory of another secret, or the
     /// other a directory of it.

@@ -1,7 +1,7 @@
 //! `keys container add`: a NixOS container on one of the fleet's hosts.
 
 use crate::error::Result;
-use crate::ops::host::{self, ContainerSpec};
+use crate::ops::container::{self, ContainerSpec};
 
 use super::{shared, ui};
 
@@ -49,7 +49,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                 host: a.host,
                 own_key: a.own_key,
             };
-            let report = host::add_container(ctx.repo()?, spec)?;
+            let report = container::add_container(ctx.repo()?, spec)?;
             ui::out(&shared::host_report(&report))
         }
     }

@@ -56,7 +56,12 @@ pub(super) fn exit_codes_help() -> String {
 pub(super) fn exit_code(e: &Error) -> u8 {
     match e {
         Error::Bug { .. } => 1,
-        Error::Usage { .. } | Error::NotInGit { .. } | Error::UnknownKeyring { .. } => 2,
+        Error::Usage { .. }
+        | Error::NotInGit { .. }
+        | Error::UnknownKeyring { .. }
+        | Error::BadAddress { .. }
+        | Error::SshOptionQuote { .. }
+        | Error::NotStaged { .. } => 2,
         Error::InvalidKey { .. }
         | Error::WeakKey { .. }
         | Error::UnsupportedKey { .. }
@@ -72,7 +77,16 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::NestedSecret { .. }
         | Error::EmptySecret { .. }
         | Error::NotSettable { .. }
-        | Error::Unmerged { .. } => 3,
+        | Error::Unmerged { .. }
+        | Error::NameTaken { .. }
+        | Error::SameKey { .. }
+        | Error::KeyRuleMissing { .. }
+        | Error::KeyRuleOverridden { .. }
+        | Error::NoAdmins { .. }
+        | Error::NoAddress { .. }
+        | Error::NoFlake { .. }
+        | Error::NoStoredKey { .. }
+        | Error::KeyMismatch { .. } => 3,
         Error::NoPassphrase { .. } | Error::WrongPassphrase { .. } | Error::NoIdentity { .. } => 4,
         Error::Io { .. }
         | Error::Exists { .. }
@@ -162,9 +176,39 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::NoRule { .. } => {
             "add a rule whose `secrets:` glob matches it to a policies/*.yaml file"
         }
-        Error::NoHost { .. } => {
-            "run `keys host ls` to see the hosts, or `keys host add NAME` to add one"
+        Error::NoHost { .. } => "`keys host ls` lists the hosts; `keys host add NAME` adds one",
+        Error::NameTaken { .. } => {
+            "host and container names share one namespace; choose another name"
         }
+        Error::SameKey { .. } => "give the new key, or --generate one",
+        Error::KeyRuleMissing { file, glob, .. } => {
+            return Some(format!(
+                "add `- secrets: \"{glob}\"` with `format: age` and `readers: [admins]` as the first rule of {file}"
+            ));
+        }
+        Error::KeyRuleOverridden { secret, .. } => {
+            return Some(format!(
+                "give {secret} to the admins only in the policy file that sorts first, with format age"
+            ));
+        }
+        Error::NoAdmins { dir } => return Some(format!("add an admin to {dir}/")),
+        Error::NoAddress { .. } => {
+            "add `address: IP-OR-DNS-NAME` to the host file (and `ssh_port:` if not 22)"
+        }
+        Error::NoFlake { .. } => {
+            "`keys update` sends the repository's flake; add flake.nix at its root"
+        }
+        Error::NoStoredKey { .. } => {
+            "store one with `keys host rotate HOST --generate` (or `keys container add NAME --host HOST --own-key`)"
+        }
+        Error::KeyMismatch { .. } => {
+            "run `keys host rotate HOST --generate` to make a new matching pair"
+        }
+        Error::BadAddress { .. } => {
+            "give ADDR or ADDR:PORT, e.g. 203.0.113.20:2222 or [2001:db8::1]:2222"
+        }
+        Error::SshOptionQuote { .. } => "use paths without single quotes",
+        Error::NotStaged { .. } => "give --clean the path `keys stage-install` printed",
         Error::NestedSecret { .. } => {
             "choose a name that is not a prefix directory of another secret"
         }
@@ -233,9 +277,9 @@ mod tests {
                 "policies/*.yaml",
             ),
             (
-                Error::NoHost { name: "web".into() },
+                crate::policy::fleet::no_host("web"),
                 3,
-                "no host \"web\" (no recipients/hosts/web.yaml)",
+                "no host named web (no recipients/hosts/web.yaml)",
                 "keys host ls",
             ),
             (

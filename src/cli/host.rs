@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::error::{Result, usage};
 use crate::ops::host::{self, HostSpec, KeySource};
+use crate::ops::remote;
 use crate::policy::fleet::Fleet;
 use crate::recipient::Recipient;
 
@@ -222,7 +223,7 @@ fn scan(
     yes: bool,
     question: &str,
 ) -> Result<(Recipient, String, u16)> {
-    let (addr, in_target) = host::parse_target(target)?;
+    let (addr, in_target) = remote::parse_target(target)?;
     let port = in_target.or(port).unwrap_or(22);
     if !yes && !prompt::has_tty() {
         return Err(usage(
@@ -233,7 +234,7 @@ fn scan(
     let program = std::env::var_os("KEYS_SSH_KEYSCAN")
         .filter(|p| !p.is_empty())
         .map_or_else(|| PathBuf::from("ssh-keyscan"), PathBuf::from);
-    let found = host::keyscan(&program, &addr, port, KEYSCAN_TIMEOUT)?;
+    let found = remote::keyscan(&program, &addr, port, KEYSCAN_TIMEOUT)?;
     ui::note(&format!(
         "{addr} port {port} has host key {} {}",
         found.kind(),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::ops::deploy::{self, Failure, Install, Via};
+use crate::ops::remote::{self, Failure, Install, Via};
 use crate::ops::stage::{self, Target};
 use crate::ops::workspace::Hosts;
 use crate::signal::SignalGuard;
@@ -73,18 +73,18 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let host = ws.host(&args.host)?;
     let target = match &args.target {
         Some(t) => t.clone(),
-        None => format!("root@{}", deploy::address(host)?),
+        None => format!("root@{}", remote::address(host)?),
     };
     if args.wait > 0 {
-        deploy::address(host)?;
+        remote::address(host)?;
     }
     let via = match args.via {
         Some(ViaArg::Nix) => Via::Nix,
         Some(ViaArg::Docker) => Via::Docker,
-        None => deploy::default_via(),
+        None => remote::default_via(),
     };
     let install = |tree: &std::path::Path| {
-        deploy::install_step(
+        remote::install_step(
             via,
             &Install {
                 repo,
@@ -105,11 +105,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         if args.wait > 0 {
             out.push_str(&format!(
                 "# {KNOWN_HOSTS}: {}",
-                deploy::known_hosts(host, deploy::address(host)?, host.ssh_port)
+                remote::known_hosts(host, remote::address(host)?, host.ssh_port)
             ));
             out.push_str(&format!(
                 "{}\n",
-                deploy::verify_step(
+                remote::verify_step(
                     host,
                     std::path::Path::new(KNOWN_HOSTS),
                     args.ssh_key.as_deref()
@@ -127,7 +127,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let staged = stage::write(Target::Private, &files, args.allow_disk_temp)?;
     let step = install(staged.root());
     ui::note(&format!("running {step}"));
-    match deploy::run(&step, &guard, false)? {
+    match remote::run(&step, &guard, false)? {
         Ok(()) => {}
         Err(Failure::Missing(e)) => {
             return Err(Error::External {
@@ -150,16 +150,16 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         ui::note(&format!("installed {}", host.name));
         return Ok(());
     }
-    let address = deploy::address(host)?;
+    let address = remote::address(host)?;
     let known_hosts = staged.scratch().create_file(
         "known_hosts",
-        deploy::known_hosts(host, address, host.ssh_port).as_bytes(),
+        remote::known_hosts(host, address, host.ssh_port).as_bytes(),
         0o644,
     )?;
-    let verify = deploy::verify_step(host, &known_hosts, args.ssh_key.as_deref())?;
+    let verify = remote::verify_step(host, &known_hosts, args.ssh_key.as_deref())?;
     let deadline = Instant::now() + Duration::from_secs(args.wait);
     loop {
-        match deploy::run(&verify, &guard, true)? {
+        match remote::run(&verify, &guard, true)? {
             Ok(()) => break,
             Err(Failure::Missing(e)) => {
                 return Err(Error::External {
@@ -167,7 +167,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                     reason: format!("cannot run it ({e})"),
                 });
             }
-            Err(Failure::Exit { stderr, .. }) if deploy::host_key_refused(&stderr) => {
+            Err(Failure::Exit { stderr, .. }) if remote::host_key_refused(&stderr) => {
                 return Err(host_key_error(host, address));
             }
             Err(Failure::Exit { stderr, .. }) => {
@@ -178,7 +178,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                             host.name,
                             host.ssh_port,
                             args.wait,
-                            deploy::last_line(&stderr)
+                            remote::last_line(&stderr)
                         ),
                         hint: "check the host's console; the install itself finished".into(),
                     });

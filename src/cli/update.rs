@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::ops::deploy::{self, Failure};
+use crate::ops::deploy;
+use crate::ops::remote::{self, Failure};
 use crate::ops::workspace::Hosts;
 use crate::scratch::Scratch;
 use crate::signal::SignalGuard;
@@ -40,7 +41,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
     let ws = ctx.workspace(Hosts::All)?;
     let host = ws.host(&args.host)?;
-    let address = deploy::address(host)?;
+    let address = remote::address(host)?;
     let needed = deploy::readable(repo, &ws.policy, &ws.fleet, host)?;
     let files = deploy::flake_files(repo, &needed)?;
     ui::note(&format!(
@@ -49,11 +50,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         needed.len(),
         ui::plural(needed.len())
     ));
-    let known_hosts_text = deploy::known_hosts(host, address, host.ssh_port);
+    let known_hosts_text = remote::known_hosts(host, address, host.ssh_port);
     if args.dry_run {
         let path = std::path::Path::new("$PINNED_KNOWN_HOSTS");
         let mut out = format!("# $PINNED_KNOWN_HOSTS: {known_hosts_text}");
-        for step in deploy::update_steps(repo, host, &files, path, args.ssh_key.as_deref())? {
+        for step in remote::update_steps(repo, host, &files, path, args.ssh_key.as_deref())? {
             out.push_str(&format!("{step}\n"));
         }
         return ui::out(&out);
@@ -62,7 +63,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     // Not secret, but private and temporary: removed on every exit path.
     let scratch = Scratch::create(true)?;
     let known_hosts = scratch.create_file("known_hosts", known_hosts_text.as_bytes(), 0o644)?;
-    let steps = deploy::update_steps(repo, host, &files, &known_hosts, args.ssh_key.as_deref())?;
+    let steps = remote::update_steps(repo, host, &files, &known_hosts, args.ssh_key.as_deref())?;
     let what = [
         "connecting",
         "sending the flake",
@@ -71,7 +72,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     for (i, (step, what)) in steps.iter().zip(what).enumerate() {
         ui::note(&format!("{}: {what}", host.name));
         let capture = i < 2;
-        match deploy::run(step, &guard, capture)? {
+        match remote::run(step, &guard, capture)? {
             Ok(()) => {}
             Err(Failure::Missing(e)) => {
                 return Err(Error::External {
@@ -79,7 +80,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                     reason: format!("cannot run it ({e})"),
                 });
             }
-            Err(Failure::Exit { stderr, .. }) if deploy::host_key_refused(&stderr) => {
+            Err(Failure::Exit { stderr, .. }) if remote::host_key_refused(&stderr) => {
                 return Err(host_key_error(host, address));
             }
             Err(Failure::Exit { code, stderr }) => {
@@ -90,7 +91,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                 } else {
                     "the flake files were sent"
                 };
-                let detail = deploy::last_line(&stderr);
+                let detail = remote::last_line(&stderr);
                 return Err(Error::Remote {
                     message: format!(
                         "{} {what} failed ({}){}{detail}; {sent}",

@@ -1,7 +1,9 @@
 //! How a secret is sealed, and the only place that holds keys to do it: `age` encrypts
 //! and decrypts whole age files with the identities found, `aes` seals one sops value,
-//! and `sops` seals, opens and re-wraps whole sops files (values, MAC, data key).
+//! `sops` seals, opens and re-wraps whole sops files (values, MAC, data key), and
+//! `keygen` makes the host keys generated here.
 
 pub mod aes;
 pub mod age;
+pub mod keygen;
 pub mod sops;

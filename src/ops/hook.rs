@@ -13,6 +13,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use super::remote::shell_quote;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::git::{self, Env};
@@ -230,21 +231,6 @@ fn keep_previous(hook: &Path, previous: &Path, is_file: bool) -> Result<PathBuf>
 fn is_ours(hook: &[u8]) -> bool {
     hook.split(|&b| b == b'\n')
         .any(|line| line == MARKER.as_bytes())
-}
-
-/// Single-quotes bytes for sh: every byte but `'` stands for itself inside quotes.
-fn shell_quote(raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len() + 2);
-    out.push(b'\'');
-    for &b in raw {
-        if b == b'\'' {
-            out.extend_from_slice(b"'\\''");
-        } else {
-            out.push(b);
-        }
-    }
-    out.push(b'\'');
-    out
 }
 
 /// The hook for a fleet at `prefix` (as `git rev-parse --show-prefix` prints it)
@@ -791,18 +777,5 @@ exit \"${KEYS_EXIT:-0}\"
         // A hook removed on purpose leaves nothing to report.
         fs::remove_file(a.join("pre-commit")).unwrap();
         assert_eq!(audit(), None);
-    }
-
-    #[test]
-    fn shell_quote_survives_quotes() {
-        assert_eq!(shell_quote(b"plain"), b"'plain'");
-        assert_eq!(shell_quote(b"it's"), b"'it'\\''s'");
-        let tricky = b"a'b\"c $d `e` \\f\ng";
-        let quoted = String::from_utf8(shell_quote(tricky)).unwrap();
-        let out = Command::new("/bin/sh")
-            .args(["-c", &format!("printf %s {quoted}")])
-            .output()
-            .unwrap();
-        assert_eq!(out.stdout, tricky);
     }
 }

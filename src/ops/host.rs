@@ -1,23 +1,20 @@
-//! `keys host` and `keys container`: machines joining and leaving the fleet. A host
-//! is named by its SSH ed25519 host key, given, scanned, or generated here; a
-//! generated private key is stored only as an age secret readable by the admins.
+//! `keys host add|rm|rotate`: machines joining and leaving the fleet, and the journal
+//! that lets a killed rotation be undone or finished. A host is named by its SSH
+//! ed25519 host key; a generated private key is stored only as an age secret for the
+//! admins, the same way for a host and for a container with a key of its own.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use ssh_key::private::Ed25519Keypair;
-use ssh_key::{LineEnding, PrivateKey};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Location, Result, usage};
+use crate::crypto::keygen;
+use crate::error::{Error, Location, Result};
 use crate::format::Format;
 use crate::fsutil;
 use crate::layout::{self, Repo};
 use crate::ops::secret::{self, EncryptOptions};
 use crate::ops::workspace::{Hosts, Workspace};
-use crate::policy::fleet::{self, Host};
+use crate::policy::host_file::{self, NewHost};
 use crate::policy::{Policy, Reader};
 use crate::recipient::Recipient;
 use crate::snapshot::{Blob, Snapshot};
@@ -92,7 +89,7 @@ pub struct Report {
     pub key: Option<Recipient>,
 }
 
-fn name_error(what: &str, name: &str) -> impl FnOnce(&'static str) -> Error {
+pub(super) fn name_error(what: &str, name: &str) -> impl FnOnce(&'static str) -> Error {
     let (what, name) = (what.to_string(), name.to_string());
     move |reason| Error::InvalidName {
         at: Location::named(&what),
@@ -102,22 +99,18 @@ fn name_error(what: &str, name: &str) -> impl FnOnce(&'static str) -> Error {
 }
 
 /// Refuses a name already used by a host or a container.
-fn refuse_taken(ws: &Workspace, name: &str) -> Result<()> {
+pub(super) fn refuse_taken(ws: &Workspace, name: &str) -> Result<()> {
     if ws.fleet.has_host(name) || ws.repo.host_file(name).exists() {
         return Err(Error::Exists {
             path: ws.repo.host_file(name),
         });
     }
     if let Some((host, _)) = ws.fleet.container(name)? {
-        return Err(usage(
-            format!(
-                "{name} is already a container on host {} ({}/{}.yaml)",
-                host.name,
-                layout::HOSTS,
-                host.name
-            ),
-            "host and container names share one namespace; choose another name",
-        ));
+        return Err(Error::NameTaken {
+            name: name.to_string(),
+            host: host.name.clone(),
+            file: format!("{}/{}.yaml", layout::HOSTS, host.name),
+        });
     }
     Ok(())
 }
@@ -148,14 +141,23 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
             (r.clone(), None)
         }
         KeySource::Generate => {
-            let (public, private) = generate(&format!("root@{}", spec.name))?;
+            let (public, private) = keygen::ssh_ed25519(&format!("root@{}", spec.name))?;
             (public, Some(private))
         }
     };
     let rel = format!("{}/{}.yaml", layout::HOSTS, spec.name);
-    let text = host_file_text(&spec, &public);
-    let parsed = fleet::parse_host(&spec.name, &text, &rel)?;
-    check_round_trip(&spec, &public, &parsed, &rel)?;
+    let text = host_file::render(
+        &NewHost {
+            name: &spec.name,
+            key: &public,
+            address: spec.address.as_deref(),
+            ssh_port: spec.ssh_port,
+            system: spec.system.as_deref(),
+            flake_attr: spec.flake_attr.as_deref(),
+            persist: spec.persist.as_deref(),
+        },
+        &rel,
+    )?;
 
     let mut report = Report {
         steps: Vec::new(),
@@ -181,12 +183,7 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
 pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     layout::check_name(name).map_err(name_error("host name", name))?;
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
-    let Some(host) = ws.fleet.host(name)? else {
-        return Err(usage(
-            format!("no host named {name} (no {}/{name}.yaml)", layout::HOSTS),
-            "`keys host ls` lists the hosts",
-        ));
-    };
+    let host = ws.fleet.require_host(name)?;
     let containers: Vec<String> = host.containers.iter().map(|c| c.name.clone()).collect();
     for rule in &ws.policy.rules {
         for reader in &rule.readers {
@@ -237,80 +234,6 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     Ok(report)
 }
 
-pub struct ContainerSpec {
-    pub name: String,
-    pub host: String,
-    /// Generate a key of its own instead of sharing the host's.
-    pub own_key: bool,
-}
-
-/// Adds a container to its host's file, keeping the file's other content and
-/// comments. With `own_key`, a new key pair: the public key in the container's entry,
-/// the private key as secret `hosts/HOST/containers/NAME/ssh_host_ed25519_key`.
-pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
-    layout::check_name(&spec.name).map_err(name_error("container name", &spec.name))?;
-    layout::check_name(&spec.host).map_err(name_error("host name", &spec.host))?;
-    let mut ws = Workspace::load_writable(repo, Hosts::All)?;
-    if !ws.fleet.has_host(&spec.host) {
-        return Err(usage(
-            format!(
-                "no host named {} (no {}/{}.yaml)",
-                spec.host,
-                layout::HOSTS,
-                spec.host
-            ),
-            "`keys host ls` lists the hosts; `keys host add` adds one",
-        ));
-    }
-    refuse_taken(&ws, &spec.name)?;
-    let file = repo.host_file(&spec.host);
-    let rel = repo.rel(&file);
-    let old = String::from_utf8(fsutil::read(&file)?).map_err(|_| Error::InvalidFile {
-        at: Location::named(&rel),
-        reason: "not UTF-8 text".into(),
-    })?;
-    let (public, private) = if spec.own_key {
-        let (public, private) = generate(&format!("root@{}", spec.name))?;
-        (Some(public), Some(private))
-    } else {
-        (None, None)
-    };
-    let key_line = public.as_ref().map(public_line);
-    let text = insert_container(&old, &spec.name, key_line.as_deref()).map_err(|reason| {
-        Error::InvalidFile {
-            at: Location::named(&rel),
-            reason,
-        }
-    })?;
-    let parsed = fleet::parse_host(&spec.host, &text, &rel)?;
-    let added = parsed.containers.iter().find(|c| c.name == spec.name);
-    let fingerprint = |r: Option<&Recipient>| r.map(Recipient::fingerprint);
-    if added.is_none_or(|c| fingerprint(c.own_key.as_ref()) != fingerprint(public.as_ref())) {
-        return Err(Error::InvalidFile {
-            at: Location::named(&rel),
-            reason: format!("cannot add container {} to this file's layout", spec.name),
-        });
-    }
-    let mut report = Report {
-        steps: Vec::new(),
-        key: public,
-    };
-    let key_plan = match &private {
-        Some(_) => Some(plan_key_secret(
-            &ws,
-            &container_key_secret(&spec.host, &spec.name),
-        )?),
-        None => None,
-    };
-    if let (Some(private), Some(public), Some(plan)) = (&private, &report.key, key_plan) {
-        let public = public.clone();
-        apply_key_secret(&mut ws, plan, private, &public, &mut report)?;
-    }
-    fsutil::write_atomic(&file, text.as_bytes(), fsutil::PUBLIC)?;
-    report.steps.push(Step::Updated(rel));
-    Ok(report)
-}
-
 /// What `rotate_host` did: the host file and key steps, and the rekey.
 pub struct Rotated {
     pub report: Report,
@@ -346,12 +269,7 @@ pub fn rotate_host(
         }
         end_rotation(&ws)?;
     }
-    let Some(host) = ws.fleet.host(name)? else {
-        return Err(usage(
-            format!("no host named {name} (no {}/{name}.yaml)", layout::HOSTS),
-            "`keys host ls` lists the hosts; `keys host add NAME` adds one",
-        ));
-    };
+    let host = ws.fleet.require_host(name)?;
     let old_fingerprint = host.key.fingerprint();
     let (public, private) = match key {
         KeySource::Given(r) => {
@@ -365,41 +283,29 @@ pub fn rotate_host(
             (r, None)
         }
         KeySource::Generate => {
-            let (public, private) = generate(&format!("root@{name}"))?;
+            let (public, private) = keygen::ssh_ed25519(&format!("root@{name}"))?;
             (public, Some(private))
         }
     };
     if public.fingerprint() == old_fingerprint {
-        return Err(usage(
-            format!("host {name} already has this key"),
-            "give the new key, or --generate one",
-        ));
+        return Err(Error::SameKey {
+            host: name.to_string(),
+        });
     }
     let file = repo.host_file(name);
     let rel = repo.rel(&file);
-    let old_text = fsutil::read(&file)?;
-    let old_text = String::from_utf8(old_text).map_err(|_| Error::InvalidFile {
+    let old_text = host_file::read(&file, &rel)?;
+    let no_key_line = || Error::InvalidFile {
         at: Location::named(&rel),
-        reason: "not UTF-8 text".into(),
-    })?;
-    let mut replaced = false;
-    let new_text: String = old_text
-        .split_inclusive('\n')
-        .map(|line| {
-            if !replaced && line.starts_with("ssh_key:") {
-                replaced = true;
-                format!("ssh_key: {}\n", public_line(&public))
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
-    let parsed = crate::policy::fleet::parse_host(name, &new_text, &rel)?;
-    if !replaced || parsed.key.fingerprint() != public.fingerprint() {
-        return Err(Error::InvalidFile {
-            at: Location::named(&rel),
-            reason: "no top-level `ssh_key:` line to replace".into(),
-        });
+        reason: "no top-level `ssh_key:` line to replace".into(),
+    };
+    let new_text = host_file::replace_key(&old_text, &public, &rel)?.ok_or_else(no_key_line)?;
+    if host_file::parse_host(name, &new_text, &rel)?
+        .key
+        .fingerprint()
+        != public.fingerprint()
+    {
+        return Err(no_key_line());
     }
     let secret_name = host_key_secret(name);
     let stored = ws.locate(&secret_name).is_ok() || ws.lock()?.contains(&secret_name);
@@ -497,10 +403,7 @@ pub fn settle_rotation(ws: &mut Workspace) -> Result<Pending> {
     let Some(text) = fsutil::read_optional(&path)? else {
         return Ok(Pending::None);
     };
-    let journal = Journal::parse(&text).map_err(|reason| Error::InvalidFile {
-        at: Location::named(ROTATION),
-        reason,
-    })?;
+    let journal = Journal::parse(&text)?;
     let named = ws
         .fleet
         .host(&journal.host)?
@@ -588,7 +491,7 @@ impl Journal {
         format!(
             "{JOURNAL_HEAD}host {}\nkey {}\nsecret {}\npublic {}\nlock {}\npolicy {}\n",
             self.host,
-            public_line(&self.key),
+            host_file::key_line(&self.key),
             b64(&self.secret),
             b64(&self.public),
             self.lock.as_deref().unwrap_or("-"),
@@ -596,42 +499,57 @@ impl Journal {
         )
     }
 
-    fn parse(data: &[u8]) -> std::result::Result<Journal, String> {
+    /// Reads a journal; errors name `.keys-rotation` and the line.
+    fn parse(data: &[u8]) -> Result<Journal> {
         use base64::Engine as _;
-        let text = std::str::from_utf8(data).map_err(|_| "not UTF-8 text".to_string())?;
+        let invalid = |line: Option<usize>, reason: String| {
+            let at = Location::named(ROTATION);
+            Error::InvalidFile {
+                at: match line {
+                    Some(n) => at.at_line(n as u64 + 1),
+                    None => at,
+                },
+                reason,
+            }
+        };
+        let text = std::str::from_utf8(data).map_err(|_| invalid(None, "not UTF-8 text".into()))?;
         let mut fields = std::collections::BTreeMap::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (k, v) = line.split_once(' ').unwrap_or((line, ""));
-            fields.insert(k, v);
+        for (n, line) in text.lines().enumerate() {
+            if !line.starts_with('#') && !line.is_empty() {
+                let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+                fields.insert(k, (n, v));
+            }
         }
         let field = |k: &str| {
-            fields
-                .get(k)
-                .copied()
-                .ok_or_else(|| format!("no `{k}` line; remove the file if no rotation was running"))
+            fields.get(k).copied().ok_or_else(|| {
+                invalid(
+                    None,
+                    format!("no `{k}` line; remove the file if no rotation was running"),
+                )
+            })
         };
         let opt = |v: &str| (v != "-").then(|| v.to_string());
-        let bytes = |v: &str| match opt(v) {
-            None => Ok(None),
-            Some(v) => base64::engine::general_purpose::STANDARD
-                .decode(v)
-                .map(Some)
-                .map_err(|_| "unreadable saved file".to_string()),
+        let bytes = |k: &str| {
+            let (n, v) = field(k)?;
+            match opt(v) {
+                None => Ok(None),
+                Some(v) => base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map(Some)
+                    .map_err(|_| invalid(Some(n), "unreadable saved file".into())),
+            }
         };
-        let host = field("host")?.to_string();
-        layout::check_name(&host).map_err(|r| format!("host name: {r}"))?;
-        let key = Recipient::parse_line(field("key")?, &Location::named(ROTATION))
-            .map_err(|e| e.to_string())?;
+        let (n, host) = field("host")?;
+        layout::check_name(host).map_err(|r| invalid(Some(n), format!("host name: {r}")))?;
+        let (n, key) = field("key")?;
+        let key = Recipient::parse_line(key, &Location::named(ROTATION).at_line(n as u64 + 1))?;
         Ok(Journal {
-            host,
+            host: host.to_string(),
             key,
-            secret: bytes(field("secret")?)?,
-            public: bytes(field("public")?)?,
-            lock: opt(field("lock")?),
-            created_policy: field("policy")? == "created",
+            secret: bytes("secret")?,
+            public: bytes("public")?,
+            lock: opt(field("lock")?.1),
+            created_policy: field("policy")?.1 == "created",
         })
     }
 
@@ -690,117 +608,16 @@ impl Journal {
     }
 }
 
-/// A new ed25519 key pair: the public key (with `comment`) and the private key in
-/// OpenSSH's format, as `ssh-keygen` writes it, only in zeroized memory.
-fn generate(comment: &str) -> Result<(Recipient, Zeroizing<String>)> {
-    use aes_gcm::aead::rand_core::RngCore;
-    let mut seed = Zeroizing::new([0u8; 32]);
-    aes_gcm::aead::OsRng.fill_bytes(&mut seed[..]);
-    let pair = Ed25519Keypair::from_seed(&seed);
-    let key = PrivateKey::new(pair.into(), comment).map_err(|e| Error::Encrypt {
-        at: Location::named("new host key"),
-        reason: e.to_string(),
-    })?;
-    let private = key.to_openssh(LineEnding::LF).map_err(|e| Error::Encrypt {
-        at: Location::named("new host key"),
-        reason: e.to_string(),
-    })?;
-    let line = key.public_key().to_openssh().map_err(|e| Error::Encrypt {
-        at: Location::named("new host key"),
-        reason: e.to_string(),
-    })?;
-    let public = Recipient::parse_line(&line, &Location::named("new host key"))?;
-    Ok((public, private))
-}
-
-/// `ssh-ed25519 AAAA… comment`, the key as a host file records it.
-fn public_line(key: &Recipient) -> String {
-    match key {
-        Recipient::SshEd25519(k) if !k.comment().is_empty() => format!("{key} {}", k.comment()),
-        _ => key.to_string(),
-    }
-}
-
-/// A YAML scalar: plain when that reads back as the same string, else double-quoted
-/// (a JSON string is a valid YAML double-quoted scalar).
-fn scalar(value: &str) -> String {
-    // An IPv4 address reads back as a string; other digit-led scalars may be numbers.
-    let ipv4 = value.split('.').count() == 4
-        && value
-            .split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-    let plain = (ipv4
-        || value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '/'))
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || " ./_@+=-".contains(c))
-        && !value.ends_with(' ')
-        && !value.contains("  ")
-        && !matches!(
-            value.to_ascii_lowercase().as_str(),
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
-        );
-    if plain {
-        value.to_string()
-    } else {
-        serde_json::to_string(value).unwrap_or_else(|_| format!("{value:?}"))
-    }
-}
-
-fn host_file_text(spec: &HostSpec, key: &Recipient) -> String {
-    let mut s = format!(
-        "# host {}, added by `keys host add`\nssh_key: {}\n",
-        spec.name,
-        scalar(&public_line(key))
-    );
-    if let Some(a) = &spec.address {
-        s.push_str(&format!("address: {}\n", scalar(a)));
-    }
-    s.push_str(&format!("ssh_port: {}\n", spec.ssh_port));
-    if let Some(system) = &spec.system {
-        s.push_str(&format!("system: {}\n", scalar(system)));
-    }
-    if let Some(f) = &spec.flake_attr {
-        s.push_str(&format!("flake_attr: {}\n", scalar(f)));
-    }
-    if let Some(p) = &spec.persist {
-        s.push_str(&format!("persist: {}\n", scalar(p)));
-    }
-    s
-}
-
-/// The host file as written must read back as what was asked for.
-fn check_round_trip(spec: &HostSpec, key: &Recipient, host: &Host, rel: &str) -> Result<()> {
-    let same = host.key.fingerprint() == key.fingerprint()
-        && host.address == spec.address
-        && host.ssh_port == spec.ssh_port
-        && host.system == spec.system
-        && host.flake_attr == *spec.flake_attr.as_ref().unwrap_or(&spec.name)
-        && host.persist == spec.persist.clone().filter(|p| p != "/")
-        && host.containers.is_empty();
-    if same {
-        Ok(())
-    } else {
-        Err(Error::InvalidFile {
-            at: Location::named(rel),
-            reason: "the host file would not read back as given".into(),
-        })
-    }
-}
-
 /// What storing a generated key needs: its secret name and, when no rule gives it to
 /// exactly the admins, the policy file to create.
-struct KeyPlan {
+pub(super) struct KeyPlan {
     secret: String,
     policy: Option<PathBuf>,
 }
 
 /// Checks, before anything is written, that the key secret does not exist and that
 /// it will be encrypted to the admins only.
-fn plan_key_secret(ws: &Workspace, name: &str) -> Result<KeyPlan> {
+pub(super) fn plan_key_secret(ws: &Workspace, name: &str) -> Result<KeyPlan> {
     if let Ok((path, _)) = ws.locate(name) {
         return Err(Error::Exists { path });
     }
@@ -816,32 +633,25 @@ fn plan_key_secret(ws: &Workspace, name: &str) -> Result<KeyPlan> {
         });
     }
     let path = ws.repo.root().join(KEY_POLICY);
-    let blocking = ws.policy.rule_for(name).map(|(_, r)| r.at.to_string());
+    let blocking = ws.policy.rule_for(name).map(|(_, r)| r.at.clone());
     if std::fs::symlink_metadata(&path).is_ok() {
-        return Err(usage(
-            format!(
-                "no policy rule gives secret {name} to exactly the admins{}, and {KEY_POLICY} exists",
-                blocking
-                    .map(|at| format!(" (the rule at {at} matches it)"))
-                    .unwrap_or_default()
-            ),
-            format!(
-                "add `- secrets: \"{KEY_GLOB}\"` with `format: age` and `readers: [admins]` as the first rule of {KEY_POLICY}"
-            ),
-        ));
+        return Err(Error::KeyRuleMissing {
+            secret: name.to_string(),
+            file: KEY_POLICY.to_string(),
+            glob: KEY_GLOB.to_string(),
+            rule: blocking,
+        });
     }
     let probe = probe_policy(&ws.repo)?;
     if !admins_only(&probe) {
-        let winner = probe
+        let rule = probe
             .rule_for(name)
-            .map(|(_, r)| r.at.to_string())
-            .unwrap_or_default();
-        return Err(usage(
-            format!("the rule at {winner} would still decide secret {name}, not {KEY_POLICY}"),
-            format!(
-                "give {name} to the admins only in the policy file that sorts first, with format age"
-            ),
-        ));
+            .map_or_else(|| Location::named(KEY_POLICY), |(_, r)| r.at.clone());
+        return Err(Error::KeyRuleOverridden {
+            secret: name.to_string(),
+            file: KEY_POLICY.to_string(),
+            rule,
+        });
     }
     Ok(KeyPlan {
         secret: name.to_string(),
@@ -866,10 +676,12 @@ fn admin_readers(repo: &Repo) -> Result<Vec<Reader>> {
         .iter()
         .find(|r| r.at.file == KEY_POLICY)
         .map(|r| r.readers.clone())
-        .ok_or_else(|| usage("no admins", "add an admin to recipients/admins/"))
+        .ok_or_else(|| Error::NoAdmins {
+            dir: layout::ADMINS.to_string(),
+        })
 }
 
-fn apply_key_secret(
+pub(super) fn apply_key_secret(
     ws: &mut Workspace,
     plan: KeyPlan,
     private: &Zeroizing<String>,
@@ -902,99 +714,13 @@ fn store_key(
     public: &Recipient,
     opts: &EncryptOptions,
 ) -> Result<secret::Written> {
-    let line = format!("{}\n", public_line(public));
+    let line = format!("{}\n", host_file::key_line(public));
     let beside = secret::public_half(name).map(|rel| ws.repo.root().join(rel));
     let beside: Vec<(&Path, &[u8])> = beside
         .iter()
         .map(|p| (p.as_path(), line.as_bytes()))
         .collect();
     secret::encrypt_with(ws, name, private.as_bytes(), opts, None, &beside)
-}
-
-/// Adds container `name` to a host file's text: under its block `containers:` map
-/// (indented like the entries there), in place of an empty `containers: {}`, or as a
-/// new `containers:` block at the end. Everything else is kept byte for byte.
-pub fn insert_container(
-    text: &str,
-    name: &str,
-    ssh_key: Option<&str>,
-) -> std::result::Result<String, String> {
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let top = |l: &str| {
-        l.strip_prefix("containers:")
-            .map(|rest| rest.split('#').next().unwrap_or("").trim().to_string())
-    };
-    let entry = |indent: &str| match ssh_key {
-        None => format!("{indent}{name}: {{}}\n"),
-        Some(k) => format!("{indent}{name}:\n{indent}{indent}ssh_key: {}\n", scalar(k)),
-    };
-    let Some(at) = lines.iter().position(|l| top(l).is_some()) else {
-        let mut out = text.to_string();
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str("containers:\n");
-        out.push_str(&entry("  "));
-        return Ok(out);
-    };
-    let value = top(lines[at]).unwrap_or_default();
-    let mut out: String = lines[..at].concat();
-    match value.as_str() {
-        "{}" | "" | "~" | "null" => {}
-        _ => {
-            return Err(format!(
-                "containers is written as {value:?}; write it as a block map (one `NAME: {{}}` per line) so keys can add {name}"
-            ));
-        }
-    }
-    if !value.is_empty() {
-        // `containers: {}` (or null) becomes a block map; a trailing comment is kept.
-        let line = lines[at];
-        let comment = line.find('#').map(|i| line[i..].trim_end()).unwrap_or("");
-        out.push_str("containers:");
-        if !comment.is_empty() {
-            out.push_str(&format!(" {comment}"));
-        }
-        out.push('\n');
-        out.push_str(&entry("  "));
-        out.push_str(&lines[at + 1..].concat());
-        return Ok(out);
-    }
-    // The block: every following line that is indented, blank, or a comment, up to
-    // the last indented content line.
-    let mut last = at;
-    let mut indent: Option<String> = None;
-    for (i, l) in lines.iter().enumerate().skip(at + 1) {
-        let body = l.trim_end_matches(['\n', '\r']);
-        let trimmed = body.trim_start();
-        if trimmed.is_empty() {
-            continue;
-        }
-        let lead = &body[..body.len() - trimmed.len()];
-        if lead.is_empty() {
-            if trimmed.starts_with('#') {
-                continue;
-            }
-            break;
-        }
-        if lead.contains('\t') {
-            return Err("a tab in the indentation of containers".into());
-        }
-        if !trimmed.starts_with('#') {
-            if indent.is_none() {
-                indent = Some(lead.to_string());
-            }
-            last = i;
-        }
-    }
-    let indent = indent.unwrap_or_else(|| "  ".to_string());
-    out.push_str(&lines[at..=last].concat());
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&entry(&indent));
-    out.push_str(&lines[last + 1..].concat());
-    Ok(out)
 }
 
 /// Reads the host key from a file: an ssh-ed25519 public key, or a keyscan or
@@ -1010,7 +736,7 @@ pub fn read_key_file(path: &Path) -> Result<Recipient> {
 }
 
 /// The one ssh-ed25519 key among the lines of `text`; other keys refused by type.
-fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
+pub(super) fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
     let mut found: Option<Recipient> = None;
     let mut refused: Option<Error> = None;
     for (n, line) in text.lines().enumerate() {
@@ -1055,114 +781,6 @@ fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
     }
 }
 
-/// `ADDR`, `ADDR:PORT`, `[ADDR]:PORT` or a bare IPv6 address.
-pub fn parse_target(target: &str) -> Result<(String, Option<u16>)> {
-    let bad = |why: &str| {
-        usage(
-            format!("--keyscan {target:?}: {why}"),
-            "give ADDR or ADDR:PORT, e.g. 203.0.113.20:2222 or [2001:db8::1]:2222",
-        )
-    };
-    let (addr, port) = if let Some(rest) = target.strip_prefix('[') {
-        let (addr, after) = rest.split_once(']').ok_or_else(|| bad("no closing ']'"))?;
-        match after {
-            "" => (addr, None),
-            p => (
-                addr,
-                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
-            ),
-        }
-    } else {
-        match target.split_once(':') {
-            Some((a, p)) if !p.contains(':') => (a, Some(p)),
-            _ => (target, None),
-        }
-    };
-    if addr.is_empty()
-        || addr.starts_with('-')
-        || !addr
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-_:%".contains(c))
-    {
-        return Err(bad("not a host name or IP address"));
-    }
-    let port = match port {
-        Some(p) => Some(
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
-        ),
-        None => None,
-    };
-    Ok((addr.to_string(), port))
-}
-
-/// Asks a host for its ed25519 host key: `PROGRAM -T SECS -t ed25519 -p PORT ADDR`
-/// (no shell), killed after `timeout`; its stderr is kept for the error.
-pub fn keyscan(program: &Path, addr: &str, port: u16, timeout: Duration) -> Result<Recipient> {
-    let shown = program.display().to_string();
-    let external = |reason: String| Error::External {
-        program: shown.clone(),
-        reason,
-    };
-    let mut child = Command::new(program)
-        .args(["-T", &timeout.as_secs().max(1).to_string()])
-        .args(["-t", "ed25519", "-p", &port.to_string(), addr])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| external(format!("cannot run it: {e}")))?;
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.by_ref().take(1 << 20).read_to_end(&mut buf);
-            buf
-        })
-    };
-    let out = child.stdout.take().map(|s| drain(Box::new(s)));
-    let err = child.stderr.take().map(|s| drain(Box::new(s)));
-    let deadline = Instant::now() + timeout + Duration::from_secs(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(external(format!(
-                    "no answer from {addr} port {port} within {} s",
-                    timeout.as_secs()
-                )));
-            }
-            Err(e) => return Err(external(e.to_string())),
-        }
-    };
-    let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-        h.and_then(|h| h.join().ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    };
-    let (stdout, stderr) = (collect(out), collect(err));
-    let origin = format!("ssh-keyscan {addr}:{port}");
-    let has_key = stdout
-        .lines()
-        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    if has_key {
-        return pick_ed25519(&stdout, &origin);
-    }
-    let said = stderr
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| format!(": {l}"))
-        .unwrap_or_default();
-    Err(external(format!(
-        "no ssh-ed25519 host key from {addr} port {port} ({status}){said}"
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1170,115 +788,27 @@ mod tests {
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
 
-    fn host(text: &str) -> Host {
-        fleet::parse_host("h", text, "h.yaml").unwrap_or_else(|e| panic!("{text}\n{e}"))
-    }
-
     #[test]
-    fn inserts_containers_keeping_everything_else() {
-        let head = format!("# my host\nssh_key: {KEY} root@h # the key\naddress: 192.0.2.1\n");
+    fn a_broken_journal_is_named_with_its_line() {
+        let full = |secret: &str| {
+            format!("# head\nhost h\nkey {KEY}\nsecret {secret}\npublic -\nlock -\npolicy -\n")
+        };
         let cases = [
-            // No containers yet: a block at the end.
-            (head.clone(), format!("{head}containers:\n  new: {{}}\n")),
-            // Without a final newline.
+            ("host ../x\n".to_string(), ".keys-rotation:1: host name: "),
             (
-                head.trim_end().to_string(),
-                format!("{head}containers:\n  new: {{}}\n"),
+                "host h\nkey ssh-ed25519 AAAA\n".to_string(),
+                ".keys-rotation:2: malformed",
             ),
-            // An empty flow map, with its comment.
-            (
-                format!("{head}containers: {{}} # none yet\nsystem: x86_64-linux\n"),
-                format!("{head}containers: # none yet\n  new: {{}}\nsystem: x86_64-linux\n"),
-            ),
-            // A block: appended after its last entry, with its indentation, before
-            // the next top-level key; comments inside kept.
-            (
-                format!(
-                    "{head}containers:\n    # the bot\n    bot: {{}}   # shares\n    own:\n        ssh_key: {KEY}\n\n# deploy\nsystem: aarch64-linux\n"
-                ),
-                format!(
-                    "{head}containers:\n    # the bot\n    bot: {{}}   # shares\n    own:\n        ssh_key: {KEY}\n    new: {{}}\n\n# deploy\nsystem: aarch64-linux\n"
-                ),
-            ),
-            // A block at the very end without a final newline.
-            (
-                format!("{head}containers:\n  bot: {{}}"),
-                format!("{head}containers:\n  bot: {{}}\n  new: {{}}\n"),
-            ),
+            ("host h\n".to_string(), ".keys-rotation: no `key` line"),
+            (full("%%%"), ".keys-rotation:4: unreadable saved file"),
         ];
-        for (before, want) in cases {
-            let got = insert_container(&before, "new", None).unwrap();
-            assert_eq!(got, want, "from:\n{before}");
-            let h = host(&got);
-            assert!(
-                h.containers
-                    .iter()
-                    .any(|c| c.name == "new" && c.own_key.is_none())
-            );
+        for (text, want) in cases {
+            let err = Journal::parse(text.as_bytes()).err().unwrap().to_string();
+            assert!(err.starts_with(want), "{text:?}: {err}");
+            assert_eq!(err.matches(ROTATION).count(), 1, "{err}");
         }
-    }
-
-    #[test]
-    fn inserts_a_container_with_its_own_key() {
-        let before = format!("ssh_key: {KEY}\ncontainers:\n  bot: {{}}\n");
-        let got = insert_container(&before, "own", Some(&format!("{KEY} root@own"))).unwrap();
-        assert_eq!(
-            got,
-            format!("{before}  own:\n    ssh_key: {KEY} root@own\n")
-        );
-        let h = host(&got);
-        let own = h.containers.iter().find(|c| c.name == "own").unwrap();
-        assert!(own.own_key.is_some());
-    }
-
-    #[test]
-    fn refuses_a_flow_map_it_cannot_extend() {
-        let before = format!("ssh_key: {KEY}\ncontainers: {{bot: {{}}}}\n");
-        let err = insert_container(&before, "new", None).unwrap_err();
-        assert!(err.contains("block map"), "{err}");
-    }
-
-    #[test]
-    fn writes_host_files_that_read_back() {
-        let key = Recipient::parse_line(&format!("{KEY} root@h"), &Location::named("t")).unwrap();
-        let spec = HostSpec {
-            name: "h".into(),
-            key: KeySource::Generate,
-            address: Some("2001:db8::1".into()),
-            ssh_port: 2222,
-            system: Some("aarch64-linux".into()),
-            flake_attr: Some("true".into()),
-            persist: Some("/persistent".into()),
-        };
-        let text = host_file_text(&spec, &key);
-        let h = host(&text);
-        check_round_trip(&spec, &key, &h, "h.yaml").unwrap();
-        assert!(text.contains("address: \"2001:db8::1\"\n"), "{text}");
-        assert!(text.contains("flake_attr: \"true\"\n"), "{text}");
-        let v4 = HostSpec {
-            address: Some("203.0.113.20".into()),
-            ..spec
-        };
-        let text = host_file_text(&v4, &key);
-        assert!(text.contains("address: 203.0.113.20\n"), "{text}");
-        check_round_trip(&v4, &key, &host(&text), "h.yaml").unwrap();
-        assert!(text.contains(&format!("ssh_key: {KEY} root@h\n")), "{text}");
-    }
-
-    #[test]
-    fn parses_keyscan_targets() {
-        let ok = [
-            ("vps", ("vps", None)),
-            ("203.0.113.20:2222", ("203.0.113.20", Some(2222))),
-            ("[2001:db8::1]:22", ("2001:db8::1", Some(22))),
-            ("2001:db8::1", ("2001:db8::1", None)),
-        ];
-        for (t, (a, p)) in ok {
-            assert_eq!(parse_target(t).unwrap(), (a.to_string(), p), "{t}");
-        }
-        for bad in ["", "-oProxyCommand=x", "a b", "h:0", "h:99999", "[::1"] {
-            assert!(parse_target(bad).is_err(), "{bad}");
-        }
+        let journal = Journal::parse(full("-").as_bytes()).unwrap();
+        assert_eq!((journal.host.as_str(), journal.secret), ("h", None));
     }
 
     #[test]

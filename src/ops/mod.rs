@@ -2,12 +2,14 @@
 //! Library code here never prints; it returns reports for the CLI to show.
 
 pub mod check;
+pub mod container;
 pub mod deploy;
 pub mod export;
 pub mod hook;
 pub mod host;
 pub mod init;
 pub mod rekey;
+pub mod remote;
 pub mod secret;
 pub mod stage;
 pub mod workspace;

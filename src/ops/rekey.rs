@@ -135,9 +135,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
     if let Some(h) = host
         && !ws.fleet.has_host(h)
     {
-        return Err(crate::error::Error::NoHost {
-            name: h.to_string(),
-        });
+        return Err(crate::policy::fleet::no_host(h));
     }
     let text = ws.lock()?.text();
     let lock = Lock::parse(text)?;

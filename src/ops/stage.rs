@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use super::host::{container_key_secret, host_key_secret};
 use super::secret;
 use super::workspace::Workspace;
-use crate::error::{self, Error, Location, Result};
+use crate::error::{Error, Location, Result};
 use crate::identity::{Identities, Parsed, Prompt};
 use crate::policy::fleet::Host;
 use crate::recipient::Recipient;
@@ -107,11 +107,8 @@ fn open_key(
     identities: &mut Identities,
     prompt: &dyn Prompt,
 ) -> Result<OpenedKey> {
-    let (path, format) = ws.locate(name).map_err(|_| {
-        error::usage(
-            format!("secret {name} does not exist: the repository holds no private key to stage"),
-            "store one with `keys host rotate HOST --generate` (or `keys container add NAME --host HOST --own-key`)",
-        )
+    let (path, format) = ws.locate(name).map_err(|_| Error::NoStoredKey {
+        secret: name.to_string(),
     })?;
     let text = secret::open_file(&path, format, identities, prompt, false)?.plain;
     let origin = path.display().to_string();
@@ -122,13 +119,9 @@ fn open_key(
         });
     };
     if parsed.public()?.fingerprint() != expected.fingerprint() {
-        return Err(Error::InvalidFile {
-            at: Location::file(&path),
-            reason: format!(
-                "holds a key whose public half is not {}, the key the host file names; \
-                 run `keys host rotate HOST --generate` to make a new matching pair",
-                expected.fingerprint()
-            ),
+        return Err(Error::KeyMismatch {
+            path,
+            expected: expected.fingerprint(),
         });
     }
     Ok(OpenedKey { text, parsed })
@@ -240,11 +233,9 @@ fn is_age_key_file(path: &Path) -> bool {
 /// `stage-install` made and nothing else is in it.
 pub fn clean(dir: &Path) -> Result<()> {
     let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io(dir, e))?;
-    let foreign = |why: &str| {
-        error::usage(
-            format!("{} {why}; nothing was removed", dir.display()),
-            "give --clean the path `keys stage-install` printed",
-        )
+    let foreign = |reason: &str| Error::NotStaged {
+        dir: dir.to_path_buf(),
+        reason: reason.to_string(),
     };
     if !meta.is_dir() {
         return Err(foreign("is not a directory"));

@@ -218,9 +218,7 @@ impl Workspace {
 
     /// The host of that name.
     pub fn host(&self, name: &str) -> Result<&Host> {
-        self.fleet.host(name)?.ok_or_else(|| Error::NoHost {
-            name: name.to_string(),
-        })
+        self.fleet.require_host(name)
     }
 
     /// Where an existing secret is: the file of its rule's format, else whichever

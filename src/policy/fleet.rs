@@ -2,8 +2,6 @@
 //! more public keys per admin) and `recipients/hosts/NAME.yaml` (a host's SSH host
 //! key, how to reach and deploy it, and its containers).
 
-use serde::Deserialize;
-use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -13,40 +11,11 @@ use crate::layout::{self, Repo};
 use crate::recipient::Recipient;
 use crate::snapshot::Snapshot;
 
+pub use super::host_file::{Container, Host, parse_host};
+
 pub struct Admin {
     pub name: String,
     pub recipients: Vec<Recipient>,
-}
-
-pub struct Host {
-    pub name: String,
-    pub key: Recipient,
-    pub address: Option<String>,
-    pub ssh_port: u16,
-    pub system: Option<String>,
-    pub flake_attr: String,
-    pub persist: Option<String>,
-    /// The user `keys update` and `keys install` log in as after the install.
-    pub ssh_user: String,
-    /// Where `keys update` puts the flake on the host.
-    pub flake_dir: String,
-    /// Where sops-nix reads an age key file (the host key converted), when the host
-    /// file asks for one; relative to the root, the persist prefix not included.
-    pub age_key_file: Option<String>,
-    pub containers: Vec<Container>,
-}
-
-pub struct Container {
-    pub name: String,
-    /// `None`: shares the host's key through a read-only bind mount.
-    pub own_key: Option<Recipient>,
-}
-
-impl Container {
-    /// The key this container decrypts with: its own, or its host's.
-    pub fn key<'a>(&'a self, host: &'a Host) -> &'a Recipient {
-        self.own_key.as_ref().unwrap_or(&host.key)
-    }
 }
 
 /// The admins, and the hosts with their containers. A host file is parsed when first
@@ -88,46 +57,10 @@ impl Slot {
                 read.as_slice()
             }
         };
-        let host = parse_host(&self.name, text_of(&self.rel, data)?, &self.rel)?;
+        let host = parse_host(&self.name, super::text_of(&self.rel, data)?, &self.rel)?;
         Ok(self.parsed.get_or_init(|| host))
     }
 }
-
-/// The host file as written on disk.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HostFile {
-    /// The host's public SSH host key (`ssh-ed25519 AAAA…`).
-    pub ssh_key: Spanned<String>,
-    #[serde(default)]
-    pub address: Option<Spanned<String>>,
-    #[serde(default)]
-    pub ssh_port: Option<u16>,
-    #[serde(default)]
-    pub system: Option<Spanned<String>>,
-    #[serde(default)]
-    pub flake_attr: Option<Spanned<String>>,
-    #[serde(default)]
-    pub persist: Option<Spanned<String>>,
-    #[serde(default)]
-    pub ssh_user: Option<Spanned<String>>,
-    #[serde(default)]
-    pub flake_dir: Option<Spanned<String>>,
-    #[serde(default)]
-    pub age_key_file: Option<Spanned<String>>,
-    #[serde(default)]
-    pub containers: BTreeMap<String, ContainerFile>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContainerFile {
-    /// The container's own key; absent when it shares the host's.
-    #[serde(default)]
-    pub ssh_key: Option<Spanned<String>>,
-}
-
-const SYSTEMS: &[&str] = &["x86_64-linux", "aarch64-linux"];
 
 impl Fleet {
     /// Reads `recipients/` from the work tree, every host file parsed and checked.
@@ -261,6 +194,12 @@ impl Fleet {
         self.slot(name).map(Slot::host).transpose()
     }
 
+    /// A host, its file parsed now if it was not yet; [`Error::NoHost`] when no host
+    /// file declares it.
+    pub fn require_host(&self, name: &str) -> Result<&Host> {
+        self.host(name)?.ok_or_else(|| no_host(name))
+    }
+
     /// Every host in name order, every host file parsed and checked.
     pub fn hosts(&self) -> Result<impl Iterator<Item = &Host>> {
         self.check_whole()?;
@@ -273,6 +212,14 @@ impl Fleet {
         Ok(self
             .hosts()?
             .find_map(|h| h.containers.iter().find(|c| c.name == name).map(|c| (h, c))))
+    }
+}
+
+/// The error for a host name that no host file declares.
+pub fn no_host(name: &str) -> Error {
+    Error::NoHost {
+        name: name.to_string(),
+        file: format!("{}/{name}.yaml", layout::HOSTS),
     }
 }
 
@@ -306,16 +253,9 @@ fn name_of(rel: &str, check: fn(&str) -> std::result::Result<(), &'static str>) 
     Ok(name.to_string())
 }
 
-fn text_of<'a>(rel: &str, data: &'a [u8]) -> Result<&'a str> {
-    std::str::from_utf8(data).map_err(|_| Error::InvalidFile {
-        at: Location::named(rel),
-        reason: "not UTF-8 text".into(),
-    })
-}
-
 fn load_admin(rel: &str, data: &[u8]) -> Result<Admin> {
     let name = name_of(rel, layout::check_reader_name)?;
-    let recipients: Vec<Recipient> = Recipient::parse_all(text_of(rel, data)?, rel)?
+    let recipients: Vec<Recipient> = Recipient::parse_all(super::text_of(rel, data)?, rel)?
         .into_iter()
         .map(|(_, r)| r)
         .collect();
@@ -328,169 +268,6 @@ fn load_admin(rel: &str, data: &[u8]) -> Result<Admin> {
     Ok(Admin { name, recipients })
 }
 
-fn spanned_key(file: &str, key: &Spanned<String>, what: &str) -> Result<Recipient> {
-    let at = Location::named(file).at_line(key.referenced.line());
-    let r = Recipient::parse_line(&key.value, &at)?;
-    match r {
-        Recipient::SshEd25519(_) => Ok(r),
-        other => Err(Error::InvalidFile {
-            at,
-            reason: format!("{what} must be an ssh-ed25519 key, not {}", other.kind()),
-        }),
-    }
-}
-
-/// Parses a host file's text; `file` names it in errors.
-pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
-    let raw: HostFile = serde_saphyr::from_str(text).map_err(|e| super::yaml_error(file, &e))?;
-    let key = spanned_key(file, &raw.ssh_key, "ssh_key")?;
-    // Each value is checked where it is written: the file and the line of the value.
-    let invalid = |value: &Spanned<String>, reason: String| Error::InvalidFile {
-        at: Location::named(file).at_line(value.referenced.line()),
-        reason,
-    };
-    if let Some(system) = &raw.system
-        && !SYSTEMS.contains(&system.value.as_str())
-    {
-        return Err(invalid(
-            system,
-            format!(
-                "system {:?} is not one of {}",
-                system.value,
-                SYSTEMS.join(", ")
-            ),
-        ));
-    }
-    for (field, value, root_allowed) in [
-        ("persist", &raw.persist, true),
-        ("flake_dir", &raw.flake_dir, true),
-        ("age_key_file", &raw.age_key_file, false),
-    ] {
-        if let Some(path) = value
-            && let Err(why) = plain_absolute(&path.value, root_allowed)
-        {
-            return Err(invalid(path, format!("{field} {:?} {why}", path.value)));
-        }
-    }
-    let checks: [(&str, &Option<Spanned<String>>, Validator, &str); 3] = [
-        ("ssh_user", &raw.ssh_user, user_name, "a user name"),
-        (
-            "flake_attr",
-            &raw.flake_attr,
-            attr_name,
-            "a flake attribute name",
-        ),
-        (
-            "address",
-            &raw.address,
-            host_address,
-            "a host name or IP address",
-        ),
-    ];
-    for (field, value, valid, what) in checks {
-        if let Some(value) = value
-            && !valid(&value.value)
-        {
-            return Err(invalid(
-                value,
-                format!("{field} {:?} is not {what}", value.value),
-            ));
-        }
-    }
-    let mut containers = Vec::new();
-    for (cname, c) in raw.containers {
-        layout::check_name(&cname).map_err(|reason| Error::InvalidName {
-            at: Location::named(file),
-            name: cname.clone(),
-            reason,
-        })?;
-        let own_key = match &c.ssh_key {
-            Some(k) => Some(spanned_key(file, k, "a container's ssh_key")?),
-            None => None,
-        };
-        containers.push(Container {
-            name: cname,
-            own_key,
-        });
-    }
-    Ok(Host {
-        name: name.to_string(),
-        key,
-        address: raw.address.map(|v| v.value),
-        ssh_port: raw.ssh_port.unwrap_or(22),
-        system: raw.system.map(|v| v.value),
-        flake_attr: raw.flake_attr.map_or_else(|| name.to_string(), |v| v.value),
-        persist: raw.persist.map(|v| v.value).filter(|p| p != "/"),
-        ssh_user: raw.ssh_user.map_or_else(|| "root".to_string(), |v| v.value),
-        flake_dir: raw
-            .flake_dir
-            .map_or_else(|| "/etc/nixos".to_string(), |v| v.value),
-        age_key_file: raw.age_key_file.map(|v| v.value),
-        containers,
-    })
-}
-
-/// Whether a host file's value is well-formed.
-type Validator = fn(&str) -> bool;
-
-/// Letters, digits and `extra`, not empty, not starting with '-'.
-fn word(text: &str, extra: &str) -> bool {
-    !text.is_empty()
-        && !text.starts_with('-')
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
-}
-
-fn user_name(text: &str) -> bool {
-    word(text, "._-")
-}
-
-fn attr_name(text: &str) -> bool {
-    word(text, "._-'")
-}
-
-/// A DNS name, IPv4 or IPv6 address: nothing ssh or rsync would read as an option,
-/// a user or a second argument.
-fn host_address(text: &str) -> bool {
-    word(text, ".-:[]%_")
-}
-
-/// The longest path a host file may give, and the longest segment of one (NAME_MAX):
-/// a staged tree nests files below them.
-const MAX_PATH: usize = 1024;
-const MAX_SEGMENT: usize = 255;
-
-/// Why `path` is not a plain absolute path on a host: one that starts with '/', has
-/// no empty, `.` or `..` segment (so no `//` and no trailing '/'), no control
-/// character, and fits the file system's limits. `/` itself only if `root_allowed`.
-fn plain_absolute(path: &str, root_allowed: bool) -> std::result::Result<(), &'static str> {
-    let Some(rest) = path.strip_prefix('/') else {
-        return Err("must be an absolute path (starting with '/')");
-    };
-    if path.chars().any(char::is_control) {
-        return Err("must not contain control characters");
-    }
-    if path.len() > MAX_PATH {
-        return Err("is longer than 1024 bytes");
-    }
-    if rest.is_empty() {
-        return match root_allowed {
-            true => Ok(()),
-            false => Err("must name a file, not '/'"),
-        };
-    }
-    for segment in rest.split('/') {
-        match segment {
-            "" => return Err("must not contain '//' or end with '/'"),
-            "." | ".." => return Err("must not contain '.' or '..' segments"),
-            s if s.len() > MAX_SEGMENT => return Err("has a segment longer than 255 bytes"),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -499,100 +276,6 @@ mod tests {
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
-
-    #[test]
-    fn reads_a_full_host_file() {
-        let text = format!(
-            "ssh_key: {KEY} root@vps-arm\naddress: 203.0.113.20\nssh_port: 2222\nsystem: aarch64-linux\npersist: /persistent\ncontainers:\n  nannuo-bot: {{}}\n  own:\n    ssh_key: {KEY}\n"
-        );
-        let host = parse_host("vps-arm", &text, "h.yaml").unwrap();
-        assert_eq!(host.ssh_port, 2222);
-        assert_eq!(host.flake_attr, "vps-arm");
-        assert_eq!(host.persist.as_deref(), Some("/persistent"));
-        assert_eq!(host.containers.len(), 2);
-        assert_eq!(
-            (host.ssh_user.as_str(), host.flake_dir.as_str()),
-            ("root", "/etc/nixos")
-        );
-        assert!(
-            host.containers
-                .iter()
-                .any(|c| c.name == "nannuo-bot" && c.own_key.is_none())
-        );
-    }
-
-    #[test]
-    fn errors_name_file_and_line() {
-        let cases = [
-            (
-                format!("address: x\nssh_key: {KEY}\nbogus: 1\n"),
-                "h.yaml:3",
-            ),
-            (
-                "address: x\nssh_key: ssh-ed25519 AAAA\n".to_string(),
-                "h.yaml:2: malformed",
-            ),
-            (
-                "ssh_key: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n"
-                    .to_string(),
-                "h.yaml:1: ssh_key must be an ssh-ed25519 key",
-            ),
-            (format!("ssh_key: {KEY}\nssh_key: {KEY}\n"), "h.yaml:2"),
-            (
-                format!("ssh_key: {KEY}\nsystem: riscv\n"),
-                "h.yaml:2: system",
-            ),
-            (
-                format!("ssh_key: {KEY}\ncontainers:\n  ../x: {{}}\n"),
-                "h.yaml: invalid name",
-            ),
-            ("[1, 2".to_string(), "h.yaml:"),
-            (
-                format!("ssh_key: {KEY}\nssh_user: \"-oProxyCommand=x\"\n"),
-                "h.yaml:2: ssh_user \"-oProxyCommand=x\" is not a user name",
-            ),
-            (
-                format!("ssh_key: {KEY}\naddress: \"a b\"\n"),
-                "h.yaml:2: address \"a b\" is not a host name or IP address",
-            ),
-            (
-                format!("ssh_key: {KEY}\nflake_attr: \"x; rm -rf /\"\n"),
-                "h.yaml:2: flake_attr",
-            ),
-            (
-                format!("ssh_key: {KEY}\nflake_dir: etc/nixos\n"),
-                "h.yaml:2: flake_dir \"etc/nixos\" must be an absolute path",
-            ),
-            (
-                format!("ssh_key: {KEY}\nage_key_file: /var/../etc/shadow\n"),
-                "h.yaml:2: age_key_file",
-            ),
-        ];
-        let persist = |value: &str| format!("ssh_key: {KEY}\naddress: x\npersist: {value}\n");
-        let bad_persist = [
-            "/persistent/",
-            "/a//b",
-            "//",
-            "/./x",
-            "/a/.",
-            "/a/../b",
-            "relative",
-            "\"\"",
-            "\"/a\\tb\"",
-            &format!("/{}", "x".repeat(256)),
-            &format!("/{}", "x/".repeat(600)),
-        ]
-        .map(|v| (persist(v), "h.yaml:3: persist"));
-        let cases = cases.into_iter().chain(bad_persist).chain([(
-            format!("ssh_key: {KEY}\nage_key_file: /\n"),
-            "h.yaml:2: age_key_file \"/\" must name a file",
-        )]);
-        for (text, want) in cases {
-            let err = parse_host("h", &text, "h.yaml").err().unwrap().to_string();
-            assert!(err.starts_with(want), "{text:?}: {err}");
-            assert!(!err.contains('\n'), "{err}");
-        }
-    }
 
     #[test]
     fn an_opened_fleet_reads_a_host_file_when_it_is_first_needed() {

@@ -3,12 +3,21 @@
 //! for fleet files.
 
 pub mod fleet;
+pub mod host_file;
 pub mod rules;
 
 pub use fleet::Fleet;
 pub use rules::{Policy, Reader, Resolved, Rule};
 
 use crate::error::{Error, Location};
+
+/// A fleet or policy file's bytes as text; `rel` names it in the error.
+pub(crate) fn text_of<'a>(rel: &str, data: &'a [u8]) -> Result<&'a str, Error> {
+    std::str::from_utf8(data).map_err(|_| Error::InvalidFile {
+        at: Location::named(rel),
+        reason: "not UTF-8 text".into(),
+    })
+}
 
 /// Turns a YAML error into a one-line error naming the file and line.
 pub(crate) fn yaml_error(file: &str, err: &serde_saphyr::Error) -> Error {

@@ -478,7 +478,7 @@ fn taken_names_and_bad_arguments_leave_every_file_unchanged() {
         .failure(5);
     let run = env
         .keys(&["host", "add", "nannuo-bot", "--generate"])
-        .failure(2);
+        .failure(3);
     crate::assert_output!(env, "name_of_a_container", run.stderr);
     fake_keyscan(&mut env, "");
     env.keys(&["host", "add", "vps-arm", "--keyscan", "192.0.2.1", "--yes"])
@@ -511,9 +511,9 @@ fn taken_names_and_bad_arguments_leave_every_file_unchanged() {
         .failure(5);
     crate::assert_output!(env, "container_name_of_a_host", run.stderr);
     env.keys(&["container", "add", "nannuo-bot", "--host", "vps-x86"])
-        .failure(2);
+        .failure(3);
     env.keys(&["container", "add", "c", "--host", "nowhere"])
-        .failure(2);
+        .failure(3);
     assert_eq!(tree(&repo), before);
 }
 
@@ -532,7 +532,7 @@ fn host_rm_is_refused_while_a_policy_names_the_host_or_its_containers() {
     let run = env.keys(&["host", "rm", "vps-arm"]).failure(3);
     crate::assert_output!(env, "rm_container_named_by_a_rule", run.stderr);
     assert!(repo.join("recipients/hosts/vps-arm.yaml").exists());
-    env.keys(&["host", "rm", "nowhere"]).failure(2);
+    env.keys(&["host", "rm", "nowhere"]).failure(3);
     let run = env.keys(&["host", "rm", "vps-x86"]).success();
     crate::assert_output!(env, "rm_vps_x86", run.stdout);
     assert!(!repo.join("recipients/hosts/vps-x86.yaml").exists());
@@ -722,4 +722,81 @@ fn a_host_file_whose_key_is_not_the_generated_one_is_reported() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn host_rotate_records_a_key_comment_that_yaml_would_misread() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let key: Vec<String> = read(&vector("ed25519-02.pub"))
+        .split_whitespace()
+        .take(2)
+        .map(str::to_string)
+        .collect();
+    let line = format!("{} ops: laptop #2", key.join(" "));
+    let file = env.write("new.pub", format!("{line}\n"));
+    env.keys(&["host", "rotate", "vps-x86", "--key", file.to_str().unwrap()])
+        .success();
+    let text = read(&repo.join("recipients/hosts/vps-x86.yaml"));
+    assert!(text.contains(&format!("\nssh_key: \"{line}\"\n")), "{text}");
+    check_clean(&env);
+}
+
+#[test]
+fn every_command_names_a_missing_host_in_one_way_and_exits_3() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let before = tree(&repo);
+    let commands: &[&[&str]] = &[
+        &["host", "rm", "nowhere"],
+        &["host", "rotate", "nowhere", "--generate"],
+        &["container", "add", "c", "--host", "nowhere"],
+        &["rekey", "--host", "nowhere"],
+        &["stage-install", "--host", "nowhere"],
+        &["install", "--host", "nowhere", "--dry-run"],
+        &["update", "--host", "nowhere", "--dry-run"],
+    ];
+    for args in commands {
+        let run = env.keys(args).failure(3);
+        assert_eq!(
+            run.stderr,
+            "keys: error: no host named nowhere (no recipients/hosts/nowhere.yaml)\n  \
+             hint: `keys host ls` lists the hosts; `keys host add NAME` adds one\n",
+            "{args:?}"
+        );
+    }
+    assert_eq!(tree(&repo), before);
+}
+
+#[test]
+fn library_errors_of_hosts_name_no_command_line_flag() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let before = tree(&repo);
+    // A rotation to the key the host has: invalid input, the flag only in the hint.
+    let text = read(&repo.join("recipients/hosts/vps-x86.yaml"));
+    let line = text.lines().find_map(|l| l.strip_prefix("ssh_key: "));
+    let key = env.write("same.pub", line.unwrap());
+    let run = env
+        .keys(&["host", "rotate", "vps-x86", "--key", key.to_str().unwrap()])
+        .failure(3);
+    assert!(
+        run.stderr
+            .starts_with("keys: error: host vps-x86 already has this key\n  hint: "),
+        "{}",
+        run.stderr
+    );
+    // A scan target that does not parse: a usage error that names the target, not
+    // the flag.
+    let run = env
+        .keys(&["host", "add", "h", "--keyscan=h:0", "--yes"])
+        .failure(2);
+    assert!(
+        run.stderr.starts_with(
+            "keys: error: ssh-keyscan target \"h:0\": the port is not a number from 1 to 65535\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(tree(&repo), before);
 }

@@ -112,7 +112,7 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
     refused(
         &env,
         &["install", "--host", "vps-arm", "--wait", "0"],
-        2,
+        3,
         "secret hosts/vps-arm/ssh_host_ed25519_key does not exist",
     );
 
@@ -127,16 +127,41 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
             .collect::<String>(),
     )
     .unwrap();
-    let r = env.keys(&["install", "--host", "plain"]).failure(2);
+    let r = env.keys(&["install", "--host", "plain"]).failure(3);
     crate::assert_output!(
         env,
         "install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it_2",
         r.stderr
     );
-    let r = env.keys(&["update", "--host", "plain"]).failure(2);
+    let r = env.keys(&["update", "--host", "plain"]).failure(3);
     crate::assert_output!(
         env,
         "install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it_3",
         r.stderr
+    );
+}
+
+#[test]
+fn dry_run_prints_commands_a_shell_reads_back_as_run() {
+    let mut env = TestEnv::new();
+    generated_fleet(&mut env);
+    // A word starting with '#' would be a comment, one with brackets a glob.
+    let dry = env
+        .keys(&[
+            "install",
+            "--host",
+            "plain",
+            "--dry-run",
+            "--ssh-key",
+            "#id",
+            "--target",
+            "root@[2001:db8::1]",
+        ])
+        .success();
+    assert!(dry.stdout.contains(" -i '#id'"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains(" --target-host 'root@[2001:db8::1]'"),
+        "{}",
+        dry.stdout
     );
 }

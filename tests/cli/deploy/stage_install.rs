@@ -166,7 +166,7 @@ fn stage_install_refuses_symlinks_full_and_foreign_directories() {
     refused(
         &env,
         &["stage-install", "--host", "vps-arm"],
-        2,
+        3,
         "hosts/vps-arm/ssh_host_ed25519_key",
     );
 }

@@ -1,0 +1,613 @@
+//! Everything that talks to another machine: ssh-keyscan for a host's key, and the
+//! commands of `keys install` and `keys update` (nixos-anywhere, rsync, ssh with the
+//! host's key pinned from the repository), shown by `--dry-run` and run here.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::host::pick_ed25519;
+use crate::error::{Error, Result};
+use crate::layout::{self, Repo};
+use crate::policy::fleet::Host;
+use crate::recipient::Recipient;
+use crate::signal::SignalGuard;
+
+/// A program and its arguments, run in a directory.
+pub struct Step {
+    pub program: String,
+    pub args: Vec<OsString>,
+    pub cwd: Option<PathBuf>,
+}
+
+impl Step {
+    fn new(program: &str) -> Step {
+        Step {
+            program: program.to_string(),
+            args: Vec::new(),
+            cwd: None,
+        }
+    }
+
+    fn arg(mut self, arg: impl Into<OsString>) -> Step {
+        self.args.push(arg.into());
+        self
+    }
+
+    fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Step {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(cwd) = &self.cwd {
+            write!(f, "(cd {} && ", shell_word(&cwd.to_string_lossy()))?;
+        }
+        f.write_str(&shell_word(&self.program))?;
+        for a in &self.args {
+            write!(f, " {}", shell_word(&a.to_string_lossy()))?;
+        }
+        if self.cwd.is_some() {
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+/// Quotes `word` for a POSIX shell: in single quotes, inside which every byte stands
+/// for itself, each `'` written as `'\''` (close, escaped quote, reopen). The one
+/// quoting rule of every command line and script keys writes.
+pub fn shell_quote(word: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(word.len() + 2);
+    out.push(b'\'');
+    for &b in word {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+/// A word of a command line as shown to the user: bare when it is made only of
+/// characters the shell takes literally, else [`shell_quote`]d. A `#` is literal
+/// inside a word, not at its start (a comment), and `[` or `]` would make it a glob.
+pub fn shell_word(word: &str) -> String {
+    let literal = !word.is_empty()
+        && !word.starts_with('#')
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-#".contains(c));
+    if literal {
+        word.to_string()
+    } else {
+        String::from_utf8_lossy(&shell_quote(word.as_bytes())).into_owned()
+    }
+}
+
+/// The host's address from its host file; a clear error when it has none.
+pub fn address(host: &Host) -> Result<&str> {
+    host.address.as_deref().ok_or_else(|| Error::NoAddress {
+        host: host.name.clone(),
+        file: format!("{}/{}.yaml", layout::HOSTS, host.name),
+    })
+}
+
+/// The known_hosts line pinning the host's key at `address:port`.
+pub fn known_hosts(host: &Host, address: &str, port: u16) -> String {
+    let name = if port == 22 {
+        address.to_string()
+    } else {
+        format!("[{address}]:{port}")
+    };
+    format!("{name} {}\n", host.key)
+}
+
+/// The ssh options of every connection made with the host's key pinned.
+pub fn ssh_options(known_hosts: &Path, port: u16, ssh_key: Option<&Path>) -> Vec<OsString> {
+    let mut o: Vec<OsString> = vec!["-p".into(), port.to_string().into()];
+    for opt in [
+        "StrictHostKeyChecking=yes".to_string(),
+        format!("UserKnownHostsFile={}", known_hosts.display()),
+        "GlobalKnownHostsFile=/dev/null".to_string(),
+        "HostKeyAlgorithms=ssh-ed25519".to_string(),
+        "UpdateHostKeys=no".to_string(),
+        "CheckHostIP=no".to_string(),
+        "ConnectTimeout=20".to_string(),
+    ] {
+        o.push("-o".into());
+        o.push(opt.into());
+    }
+    if let Some(key) = ssh_key {
+        o.push("-i".into());
+        o.push(key.into());
+        o.push("-o".into());
+        o.push("IdentitiesOnly=yes".into());
+    }
+    o
+}
+
+/// `user@address`, bracketing an IPv6 address where rsync needs it.
+fn login(host: &Host, address: &str, for_rsync: bool) -> String {
+    if for_rsync && address.contains(':') {
+        format!("{}@[{address}]", host.ssh_user)
+    } else {
+        format!("{}@{address}", host.ssh_user)
+    }
+}
+
+/// The commands of `keys update`: a connection that proves the host presents its
+/// pinned key, rsync of the flake files, and `nixos-rebuild switch` over ssh.
+pub fn update_steps(
+    repo: &Repo,
+    host: &Host,
+    files: &[String],
+    known_hosts: &Path,
+    ssh_key: Option<&Path>,
+) -> Result<Vec<Step>> {
+    let address = address(host)?;
+    let options = ssh_options(known_hosts, host.ssh_port, ssh_key);
+    let probe = Step::new("ssh")
+        .args(options.iter().cloned())
+        .arg(login(host, address, false))
+        .arg("true");
+    let mut remote_shell = String::from("ssh");
+    for o in &options {
+        let o = o.to_string_lossy();
+        if o.contains('\'') {
+            return Err(Error::SshOptionQuote {
+                option: o.into_owned(),
+            });
+        }
+        remote_shell.push(' ');
+        remote_shell.push_str(&shell_word(&o));
+    }
+    let mut rsync = Step::new("rsync")
+        .args(["--recursive", "--times", "--relative", "-s"])
+        .arg("--chmod=D0755,F0644")
+        .arg("-e")
+        .arg(remote_shell)
+        .arg("--")
+        .args(files.iter().map(|f| format!("./{f}")))
+        .arg(format!(
+            "{}:{}/",
+            login(host, address, true),
+            host.flake_dir.trim_end_matches('/')
+        ));
+    rsync.cwd = Some(repo.root().to_path_buf());
+    let flake = format!(
+        "{}#{}",
+        host.flake_dir.trim_end_matches('/'),
+        host.flake_attr
+    );
+    let switch = Step::new("ssh")
+        .args(options)
+        .arg(login(host, address, false))
+        .arg(format!(
+            "nixos-rebuild switch --flake {}",
+            shell_word(&flake)
+        ));
+    Ok(vec![probe, rsync, switch])
+}
+
+/// How `keys install` runs nixos-anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `nixos-anywhere` on PATH, else `nix run github:nix-community/nixos-anywhere`.
+    Nix,
+    /// The `nixos/nix` Docker image, with the repository and the tree mounted.
+    Docker,
+}
+
+const NIXOS_ANYWHERE: &str = "github:nix-community/nixos-anywhere";
+const DOCKER_IMAGE: &str = "nixos/nix";
+
+/// Whether `program` is an executable on PATH.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Picks nix when nixos-anywhere or nix is on PATH, else Docker.
+pub fn default_via() -> Via {
+    if on_path("nixos-anywhere") || on_path("nix") {
+        Via::Nix
+    } else {
+        Via::Docker
+    }
+}
+
+pub struct Install<'a> {
+    pub repo: &'a Repo,
+    pub host: &'a Host,
+    pub target: String,
+    pub port: Option<u16>,
+    pub tree: &'a Path,
+    pub ssh_key: Option<&'a Path>,
+}
+
+/// The nixos-anywhere command of `keys install`.
+pub fn install_step(via: Via, i: &Install<'_>) -> Step {
+    let anywhere_args = |flake_root: &str, tree: OsString, key: Option<OsString>| {
+        let mut args: Vec<OsString> = vec![
+            "--flake".into(),
+            format!("{flake_root}#{}", i.host.flake_attr).into(),
+            "--extra-files".into(),
+            tree,
+            "--target-host".into(),
+            i.target.clone().into(),
+        ];
+        if let Some(port) = i.port {
+            args.push("--ssh-port".into());
+            args.push(port.to_string().into());
+        }
+        if let Some(key) = key {
+            args.push("-i".into());
+            args.push(key);
+        }
+        args
+    };
+    let nix_run = |step: Step| {
+        step.args([
+            "--extra-experimental-features",
+            "nix-command flakes",
+            "run",
+            NIXOS_ANYWHERE,
+            "--",
+        ])
+    };
+    match via {
+        Via::Nix => {
+            let step = if on_path("nixos-anywhere") {
+                Step::new("nixos-anywhere")
+            } else {
+                nix_run(Step::new("nix"))
+            };
+            let mut step = step.args(anywhere_args(".", i.tree.into(), i.ssh_key.map(Into::into)));
+            step.cwd = Some(i.repo.root().to_path_buf());
+            step
+        }
+        Via::Docker => {
+            let mut step = Step::new("docker").args(["run", "--rm", "-i"]);
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                step = step.arg("-t");
+            }
+            step = step
+                .arg("-v")
+                .arg(format!("{}:/work", i.repo.root().display()))
+                .arg("-v")
+                .arg(format!("{}:/extra-files:ro", i.tree.display()));
+            if let Some(key) = i.ssh_key {
+                step = step
+                    .arg("-v")
+                    .arg(format!("{}:/root/.ssh/id:ro", key.display()));
+            }
+            let step = step.args(["-w", "/work", DOCKER_IMAGE, "nix"]);
+            nix_run(step).args(anywhere_args(
+                "/work",
+                "/extra-files".into(),
+                i.ssh_key.map(|_| "/root/.ssh/id".into()),
+            ))
+        }
+    }
+}
+
+/// The connection `install` makes after the reboot to prove the new host presents
+/// the staged key.
+pub fn verify_step(host: &Host, known_hosts: &Path, ssh_key: Option<&Path>) -> Result<Step> {
+    let address = address(host)?;
+    Ok(Step::new("ssh")
+        .args(ssh_options(known_hosts, host.ssh_port, ssh_key))
+        .args(["-o", "BatchMode=yes"])
+        .arg(login(host, address, false))
+        .arg("true"))
+}
+
+/// How a step ended, when it did not succeed.
+pub enum Failure {
+    /// The program could not be started.
+    Missing(std::io::Error),
+    /// It exited non-zero (or was killed); the last lines of its stderr when captured.
+    Exit { code: Option<i32>, stderr: String },
+}
+
+/// Runs a step with the terminal's stdin, stdout and stderr (stderr captured when
+/// `capture` is set). A signal received by `keys` is passed on to the program, which
+/// is then waited for, and reported as `Interrupted`.
+pub fn run(step: &Step, guard: &SignalGuard, capture: bool) -> Result<Result<(), Failure>> {
+    let mut cmd = Command::new(&step.program);
+    cmd.args(&step.args);
+    if let Some(cwd) = &step.cwd {
+        cmd.current_dir(cwd);
+    }
+    if capture {
+        cmd.stderr(Stdio::piped());
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return Ok(Err(Failure::Missing(e))),
+    };
+    let reader = child.stderr.take().map(|mut err| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = err.read_to_end(&mut buf);
+            buf
+        })
+    });
+    let mut signalled = None;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| Error::io(&step.program, e))? {
+            break status;
+        }
+        if signalled.is_none()
+            && let Some(signal) = guard.interrupted()
+        {
+            signalled = Some(signal);
+            if let Some(pid) = i32::try_from(child.id())
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader
+        .and_then(|r| r.join().ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    if let Some(signal) = signalled.or_else(|| guard.interrupted()) {
+        return Err(Error::Interrupted { signal });
+    }
+    if status.success() {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(Failure::Exit {
+            code: status.code(),
+            stderr,
+        }))
+    }
+}
+
+/// The last non-empty line a program wrote, for a one-line error.
+pub fn last_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+/// Whether ssh refused the host's key (changed, or not the pinned one).
+pub fn host_key_refused(stderr: &str) -> bool {
+    stderr.contains("Host key verification failed")
+        || stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || stderr.contains("No ED25519 host key is known")
+}
+
+/// `ADDR`, `ADDR:PORT`, `[ADDR]:PORT` or a bare IPv6 address.
+pub fn parse_target(target: &str) -> Result<(String, Option<u16>)> {
+    let bad = |reason: &'static str| Error::BadAddress {
+        target: target.to_string(),
+        reason,
+    };
+    let (addr, port) = if let Some(rest) = target.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']').ok_or_else(|| bad("no closing ']'"))?;
+        match after {
+            "" => (addr, None),
+            p => (
+                addr,
+                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+            ),
+        }
+    } else {
+        match target.split_once(':') {
+            Some((a, p)) if !p.contains(':') => (a, Some(p)),
+            _ => (target, None),
+        }
+    };
+    if addr.is_empty()
+        || addr.starts_with('-')
+        || !addr
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:%".contains(c))
+    {
+        return Err(bad("not a host name or IP address"));
+    }
+    let port = match port {
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
+        ),
+        None => None,
+    };
+    Ok((addr.to_string(), port))
+}
+
+/// Asks a host for its ed25519 host key: `PROGRAM -T SECS -t ed25519 -p PORT ADDR`
+/// (no shell), killed after `timeout`; its stderr is kept for the error.
+pub fn keyscan(program: &Path, addr: &str, port: u16, timeout: Duration) -> Result<Recipient> {
+    let shown = program.display().to_string();
+    let external = |reason: String| Error::External {
+        program: shown.clone(),
+        reason,
+    };
+    let mut child = Command::new(program)
+        .args(["-T", &timeout.as_secs().max(1).to_string()])
+        .args(["-t", "ed25519", "-p", &port.to_string(), addr])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| external(format!("cannot run it: {e}")))?;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.by_ref().take(1 << 20).read_to_end(&mut buf);
+            buf
+        })
+    };
+    let out = child.stdout.take().map(|s| drain(Box::new(s)));
+    let err = child.stderr.take().map(|s| drain(Box::new(s)));
+    let deadline = Instant::now() + timeout + Duration::from_secs(1);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(external(format!(
+                    "no answer from {addr} port {port} within {} s",
+                    timeout.as_secs()
+                )));
+            }
+            Err(e) => return Err(external(e.to_string())),
+        }
+    };
+    let collect = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        h.and_then(|h| h.join().ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let (stdout, stderr) = (collect(out), collect(err));
+    let origin = format!("ssh-keyscan {addr}:{port}");
+    let has_key = stdout
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    if has_key {
+        return pick_ed25519(&stdout, &origin);
+    }
+    let said = stderr
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| format!(": {l}"))
+        .unwrap_or_default();
+    Err(external(format!(
+        "no ssh-ed25519 host key from {addr} port {port} ({status}){said}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_words_for_the_shell() {
+        assert_eq!(shell_word("root@203.0.113.1"), "root@203.0.113.1");
+        assert_eq!(shell_word(".#vps-arm"), ".#vps-arm");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("$(x)"), "'$(x)'");
+        assert_eq!(shell_quote(b"plain"), b"'plain'");
+        assert_eq!(shell_quote(b"it's"), b"'it'\\''s'");
+    }
+
+    #[test]
+    fn shell_quote_survives_quotes() {
+        assert_eq!(shell_quote(b"plain"), b"'plain'");
+        assert_eq!(shell_quote(b"it's"), b"'it'\\''s'");
+        let tricky = b"a'b\"c $d `e` \\f\ng";
+        let quoted = String::from_utf8(shell_quote(tricky)).unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", &format!("printf %s {quoted}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, tricky);
+    }
+
+    /// sh reads back every word as it was, quoted or shown bare: every byte but NUL
+    /// alone, next to a quote, and words a command line or a hook script holds.
+    #[test]
+    fn the_shell_reads_every_quoted_word_back() {
+        use std::os::unix::ffi::OsStringExt;
+        let mut words: Vec<Vec<u8>> = (1..=255u8)
+            .flat_map(|b| [vec![b], vec![b'\'', b, b'\''], vec![b'a', b, b'b']])
+            .collect();
+        for w in [
+            "",
+            "'",
+            "''",
+            "a'b\"c $d `e` \\f\ng",
+            "./fleet's -dir",
+            "-n",
+            "~",
+            "a=b",
+            "#x",
+            "[ab]",
+            "*",
+            "root@[2001:db8::1]",
+            "nixos-rebuild switch --flake /x#y",
+        ] {
+            words.push(w.as_bytes().to_vec());
+        }
+        let mut script = b"printf '%s\\0'".to_vec();
+        let mut shown = script.clone();
+        for w in &words {
+            script.push(b' ');
+            script.extend_from_slice(&shell_quote(w));
+            shown.push(b' ');
+            match std::str::from_utf8(w) {
+                Ok(text) => shown.extend_from_slice(shell_word(text).as_bytes()),
+                Err(_) => shown.extend_from_slice(&shell_quote(w)),
+            }
+        }
+        let mut want: Vec<u8> = Vec::new();
+        for w in &words {
+            want.extend_from_slice(w);
+            want.push(0);
+        }
+        for script in [script, shown] {
+            let out = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(std::ffi::OsString::from_vec(script))
+                .env("LC_ALL", "C")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.stdout, want);
+        }
+    }
+
+    #[test]
+    fn last_line_skips_blank_lines() {
+        assert_eq!(last_line("a\nb\n\n  \n"), "b");
+        assert_eq!(last_line(""), "");
+    }
+
+    #[test]
+    fn parses_keyscan_targets() {
+        let ok = [
+            ("vps", ("vps", None)),
+            ("203.0.113.20:2222", ("203.0.113.20", Some(2222))),
+            ("[2001:db8::1]:22", ("2001:db8::1", Some(22))),
+            ("2001:db8::1", ("2001:db8::1", None)),
+        ];
+        for (t, (a, p)) in ok {
+            assert_eq!(parse_target(t).unwrap(), (a.to_string(), p), "{t}");
+        }
+        for bad in ["", "-oProxyCommand=x", "a b", "h:0", "h:99999", "[::1"] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,797 @@
+//! A host file, `recipients/hosts/NAME.yaml`: read with serde into a checked [`Host`],
+//! written new with serde through the same YAML crate, and edited as text where the
+//! rest of the file, comments included, must stay as it is (a container added, a key
+//! replaced).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::{DoubleQuoted, Spanned};
+
+use crate::error::{Error, Location, Result};
+use crate::layout;
+use crate::recipient::Recipient;
+
+pub struct Host {
+    pub name: String,
+    pub key: Recipient,
+    pub address: Option<String>,
+    pub ssh_port: u16,
+    pub system: Option<String>,
+    pub flake_attr: String,
+    pub persist: Option<String>,
+    /// The user `keys update` and `keys install` log in as after the install.
+    pub ssh_user: String,
+    /// Where `keys update` puts the flake on the host.
+    pub flake_dir: String,
+    /// Where sops-nix reads an age key file (the host key converted), when the host
+    /// file asks for one; relative to the root, the persist prefix not included.
+    pub age_key_file: Option<String>,
+    pub containers: Vec<Container>,
+}
+
+pub struct Container {
+    pub name: String,
+    /// `None`: shares the host's key through a read-only bind mount.
+    pub own_key: Option<Recipient>,
+}
+
+impl Container {
+    /// The key this container decrypts with: its own, or its host's.
+    pub fn key<'a>(&'a self, host: &'a Host) -> &'a Recipient {
+        self.own_key.as_ref().unwrap_or(&host.key)
+    }
+}
+
+/// The host file as written on disk.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostFile {
+    /// The host's public SSH host key (`ssh-ed25519 AAAA…`).
+    ssh_key: Spanned<String>,
+    #[serde(default)]
+    address: Option<Spanned<String>>,
+    #[serde(default)]
+    ssh_port: Option<u16>,
+    #[serde(default)]
+    system: Option<Spanned<String>>,
+    #[serde(default)]
+    flake_attr: Option<Spanned<String>>,
+    #[serde(default)]
+    persist: Option<Spanned<String>>,
+    #[serde(default)]
+    ssh_user: Option<Spanned<String>>,
+    #[serde(default)]
+    flake_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    age_key_file: Option<Spanned<String>>,
+    #[serde(default)]
+    containers: BTreeMap<String, ContainerFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContainerFile {
+    /// The container's own key; absent when it shares the host's.
+    #[serde(default)]
+    ssh_key: Option<Spanned<String>>,
+}
+
+const SYSTEMS: &[&str] = &["x86_64-linux", "aarch64-linux"];
+
+fn spanned_key(file: &str, key: &Spanned<String>, what: &str) -> Result<Recipient> {
+    let at = Location::named(file).at_line(key.referenced.line());
+    let r = Recipient::parse_line(&key.value, &at)?;
+    match r {
+        Recipient::SshEd25519(_) => Ok(r),
+        other => Err(Error::InvalidFile {
+            at,
+            reason: format!("{what} must be an ssh-ed25519 key, not {}", other.kind()),
+        }),
+    }
+}
+
+/// Parses a host file's text; `file` names it in errors.
+pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
+    let raw: HostFile = serde_saphyr::from_str(text).map_err(|e| super::yaml_error(file, &e))?;
+    let key = spanned_key(file, &raw.ssh_key, "ssh_key")?;
+    // Each value is checked where it is written: the file and the line of the value.
+    let invalid = |value: &Spanned<String>, reason: String| Error::InvalidFile {
+        at: Location::named(file).at_line(value.referenced.line()),
+        reason,
+    };
+    if let Some(system) = &raw.system
+        && !SYSTEMS.contains(&system.value.as_str())
+    {
+        return Err(invalid(
+            system,
+            format!(
+                "system {:?} is not one of {}",
+                system.value,
+                SYSTEMS.join(", ")
+            ),
+        ));
+    }
+    for (field, value, root_allowed) in [
+        ("persist", &raw.persist, true),
+        ("flake_dir", &raw.flake_dir, true),
+        ("age_key_file", &raw.age_key_file, false),
+    ] {
+        if let Some(path) = value
+            && let Err(why) = plain_absolute(&path.value, root_allowed)
+        {
+            return Err(invalid(path, format!("{field} {:?} {why}", path.value)));
+        }
+    }
+    let checks: [(&str, &Option<Spanned<String>>, Validator, &str); 3] = [
+        ("ssh_user", &raw.ssh_user, user_name, "a user name"),
+        (
+            "flake_attr",
+            &raw.flake_attr,
+            attr_name,
+            "a flake attribute name",
+        ),
+        (
+            "address",
+            &raw.address,
+            host_address,
+            "a host name or IP address",
+        ),
+    ];
+    for (field, value, valid, what) in checks {
+        if let Some(value) = value
+            && !valid(&value.value)
+        {
+            return Err(invalid(
+                value,
+                format!("{field} {:?} is not {what}", value.value),
+            ));
+        }
+    }
+    let mut containers = Vec::new();
+    for (cname, c) in raw.containers {
+        layout::check_name(&cname).map_err(|reason| Error::InvalidName {
+            at: Location::named(file),
+            name: cname.clone(),
+            reason,
+        })?;
+        let own_key = match &c.ssh_key {
+            Some(k) => Some(spanned_key(file, k, "a container's ssh_key")?),
+            None => None,
+        };
+        containers.push(Container {
+            name: cname,
+            own_key,
+        });
+    }
+    Ok(Host {
+        name: name.to_string(),
+        key,
+        address: raw.address.map(|v| v.value),
+        ssh_port: raw.ssh_port.unwrap_or(22),
+        system: raw.system.map(|v| v.value),
+        flake_attr: raw.flake_attr.map_or_else(|| name.to_string(), |v| v.value),
+        persist: raw.persist.map(|v| v.value).filter(|p| p != "/"),
+        ssh_user: raw.ssh_user.map_or_else(|| "root".to_string(), |v| v.value),
+        flake_dir: raw
+            .flake_dir
+            .map_or_else(|| "/etc/nixos".to_string(), |v| v.value),
+        age_key_file: raw.age_key_file.map(|v| v.value),
+        containers,
+    })
+}
+
+/// Whether a host file's value is well-formed.
+type Validator = fn(&str) -> bool;
+
+/// Letters, digits and `extra`, not empty, not starting with '-'.
+fn word(text: &str, extra: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with('-')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+}
+
+fn user_name(text: &str) -> bool {
+    word(text, "._-")
+}
+
+fn attr_name(text: &str) -> bool {
+    word(text, "._-'")
+}
+
+/// A DNS name, IPv4 or IPv6 address: nothing ssh or rsync would read as an option,
+/// a user or a second argument.
+fn host_address(text: &str) -> bool {
+    word(text, ".-:[]%_")
+}
+
+/// The longest path a host file may give, and the longest segment of one (NAME_MAX):
+/// a staged tree nests files below them.
+const MAX_PATH: usize = 1024;
+const MAX_SEGMENT: usize = 255;
+
+/// Why `path` is not a plain absolute path on a host: one that starts with '/', has
+/// no empty, `.` or `..` segment (so no `//` and no trailing '/'), no control
+/// character, and fits the file system's limits. `/` itself only if `root_allowed`.
+fn plain_absolute(path: &str, root_allowed: bool) -> std::result::Result<(), &'static str> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("must be an absolute path (starting with '/')");
+    };
+    if path.chars().any(char::is_control) {
+        return Err("must not contain control characters");
+    }
+    if path.len() > MAX_PATH {
+        return Err("is longer than 1024 bytes");
+    }
+    if rest.is_empty() {
+        return match root_allowed {
+            true => Ok(()),
+            false => Err("must name a file, not '/'"),
+        };
+    }
+    for segment in rest.split('/') {
+        match segment {
+            "" => return Err("must not contain '//' or end with '/'"),
+            "." | ".." => return Err("must not contain '.' or '..' segments"),
+            s if s.len() > MAX_SEGMENT => return Err("has a segment longer than 255 bytes"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// What `keys host add` writes into a new host file.
+pub struct NewHost<'a> {
+    pub name: &'a str,
+    pub key: &'a Recipient,
+    pub address: Option<&'a str>,
+    pub ssh_port: u16,
+    pub system: Option<&'a str>,
+    pub flake_attr: Option<&'a str>,
+    pub persist: Option<&'a str>,
+}
+
+/// A new host file as serde writes it, in this order.
+#[derive(Serialize)]
+struct Written<'a> {
+    ssh_key: Scalar<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address: Option<Scalar<'a>>,
+    ssh_port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<Scalar<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flake_attr: Option<Scalar<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    persist: Option<Scalar<'a>>,
+}
+
+/// A container's entry with a key of its own.
+#[derive(Serialize)]
+struct WrittenKey<'a> {
+    ssh_key: Scalar<'a>,
+}
+
+/// A string value as host files hold it: plain when it is a word, a path or an IPv4
+/// address that every YAML reader takes for the same string, else double-quoted. The
+/// YAML crate escapes it, and quotes a plain value it would read as something else.
+struct Scalar<'a>(&'a str);
+
+impl Serialize for Scalar<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let value = self.0;
+        let ipv4 = value.split('.').count() == 4
+            && value
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        let plain = (ipv4
+            || value
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '/'))
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " ./_@+=-".contains(c))
+            && !value.ends_with(' ')
+            && !value.contains("  ")
+            && !matches!(
+                value.to_ascii_lowercase().as_str(),
+                "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+            );
+        if plain {
+            s.serialize_str(value)
+        } else {
+            DoubleQuoted(value).serialize(s)
+        }
+    }
+}
+
+/// `value` in YAML: one document, no folded lines, YAML 1.2 typing (an IPv4 address
+/// stays plain) and no directive line.
+fn to_yaml(value: &impl Serialize, file: &str) -> Result<String> {
+    let options = serde_saphyr::ser_options! {
+        prefer_block_scalars: false,
+        yaml_12: true,
+        no_lang_directive: true,
+    };
+    serde_saphyr::to_string_with_options(value, options).map_err(|e| Error::InvalidFile {
+        at: Location::named(file),
+        reason: format!("cannot write it: {e}"),
+    })
+}
+
+/// `ssh-ed25519 AAAA… comment`, the key as a host file records it.
+pub fn key_line(key: &Recipient) -> String {
+    match key {
+        Recipient::SshEd25519(k) if !k.comment().is_empty() => format!("{key} {}", k.comment()),
+        _ => key.to_string(),
+    }
+}
+
+/// The text of a new host file (`file` names it in errors), checked to read back as
+/// exactly what was asked for.
+pub fn render(new: &NewHost<'_>, file: &str) -> Result<String> {
+    let key = key_line(new.key);
+    let written = Written {
+        ssh_key: Scalar(&key),
+        address: new.address.map(Scalar),
+        ssh_port: new.ssh_port,
+        system: new.system.map(Scalar),
+        flake_attr: new.flake_attr.map(Scalar),
+        persist: new.persist.map(Scalar),
+    };
+    let text = format!(
+        "# host {}, added by `keys host add`\n{}",
+        new.name,
+        to_yaml(&written, file)?
+    );
+    let host = parse_host(new.name, &text, file)?;
+    let same = host.key.fingerprint() == new.key.fingerprint()
+        && host.address.as_deref() == new.address
+        && host.ssh_port == new.ssh_port
+        && host.system.as_deref() == new.system
+        && host.flake_attr == new.flake_attr.unwrap_or(new.name)
+        && host.persist.as_deref() == new.persist.filter(|p| *p != "/")
+        && host.containers.is_empty();
+    if !same {
+        return Err(Error::InvalidFile {
+            at: Location::named(file),
+            reason: "the host file would not read back as given".into(),
+        });
+    }
+    Ok(text)
+}
+
+/// A host file's text, read for an edit that keeps the rest of it; `rel` names it.
+pub fn read(path: &Path, rel: &str) -> Result<String> {
+    let data = crate::fsutil::read(path)?;
+    super::text_of(rel, &data).map(str::to_string)
+}
+
+/// Replaces the host key in a host file's text (its top-level `ssh_key:` line),
+/// keeping every other line byte for byte. `None` when there is no such line.
+pub fn replace_key(text: &str, key: &Recipient, file: &str) -> Result<Option<String>> {
+    let line = to_yaml(
+        &WrittenKey {
+            ssh_key: Scalar(&key_line(key)),
+        },
+        file,
+    )?;
+    let mut replaced = false;
+    let new: String = text
+        .split_inclusive('\n')
+        .map(|l| {
+            if !replaced && l.starts_with("ssh_key:") {
+                replaced = true;
+                line.as_str()
+            } else {
+                l
+            }
+        })
+        .collect();
+    Ok(replaced.then_some(new))
+}
+
+/// Adds container `name` to a host file's text: under its block `containers:` map
+/// (indented like the entries there), in place of an empty `containers: {}`, or as a
+/// new `containers:` block at the end. Everything else is kept byte for byte.
+pub fn insert_container(
+    text: &str,
+    file: &str,
+    name: &str,
+    own_key: Option<&Recipient>,
+) -> Result<String> {
+    let invalid = |line: usize, reason: String| Error::InvalidFile {
+        at: Location::named(file).at_line(line as u64 + 1),
+        reason,
+    };
+    let own_key = match own_key {
+        Some(key) => Some(to_yaml(
+            &WrittenKey {
+                ssh_key: Scalar(&key_line(key)),
+            },
+            file,
+        )?),
+        None => None,
+    };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let top = |l: &str| {
+        l.strip_prefix("containers:")
+            .map(|rest| rest.split('#').next().unwrap_or("").trim().to_string())
+    };
+    let entry = |indent: &str| match &own_key {
+        None => format!("{indent}{name}: {{}}\n"),
+        Some(key) => format!("{indent}{name}:\n{indent}{indent}{key}"),
+    };
+    let Some(at) = lines.iter().position(|l| top(l).is_some()) else {
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str("containers:\n");
+        out.push_str(&entry("  "));
+        return Ok(out);
+    };
+    let value = top(lines[at]).unwrap_or_default();
+    let mut out: String = lines[..at].concat();
+    match value.as_str() {
+        "{}" | "" | "~" | "null" => {}
+        _ => {
+            return Err(invalid(
+                at,
+                format!(
+                    "containers is written as {value:?}; write it as a block map (one `NAME: {{}}` per line) so keys can add {name}"
+                ),
+            ));
+        }
+    }
+    if !value.is_empty() {
+        // `containers: {}` (or null) becomes a block map; a trailing comment is kept.
+        let line = lines[at];
+        let comment = line.find('#').map(|i| line[i..].trim_end()).unwrap_or("");
+        out.push_str("containers:");
+        if !comment.is_empty() {
+            out.push_str(&format!(" {comment}"));
+        }
+        out.push('\n');
+        out.push_str(&entry("  "));
+        out.push_str(&lines[at + 1..].concat());
+        return Ok(out);
+    }
+    // The block: every following line that is indented, blank, or a comment, up to
+    // the last indented content line.
+    let mut last = at;
+    let mut indent: Option<String> = None;
+    for (i, l) in lines.iter().enumerate().skip(at + 1) {
+        let body = l.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let lead = &body[..body.len() - trimmed.len()];
+        if lead.is_empty() {
+            if trimmed.starts_with('#') {
+                continue;
+            }
+            break;
+        }
+        if lead.contains('\t') {
+            return Err(invalid(i, "a tab in the indentation of containers".into()));
+        }
+        if !trimmed.starts_with('#') {
+            if indent.is_none() {
+                indent = Some(lead.to_string());
+            }
+            last = i;
+        }
+    }
+    let indent = indent.unwrap_or_else(|| "  ".to_string());
+    out.push_str(&lines[at..=last].concat());
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&entry(&indent));
+    out.push_str(&lines[last + 1..].concat());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
+
+    #[test]
+    fn reads_a_full_host_file() {
+        let text = format!(
+            "ssh_key: {KEY} root@vps-arm\naddress: 203.0.113.20\nssh_port: 2222\nsystem: aarch64-linux\npersist: /persistent\ncontainers:\n  nannuo-bot: {{}}\n  own:\n    ssh_key: {KEY}\n"
+        );
+        let host = parse_host("vps-arm", &text, "h.yaml").unwrap();
+        assert_eq!(host.ssh_port, 2222);
+        assert_eq!(host.flake_attr, "vps-arm");
+        assert_eq!(host.persist.as_deref(), Some("/persistent"));
+        assert_eq!(host.containers.len(), 2);
+        assert_eq!(
+            (host.ssh_user.as_str(), host.flake_dir.as_str()),
+            ("root", "/etc/nixos")
+        );
+        assert!(
+            host.containers
+                .iter()
+                .any(|c| c.name == "nannuo-bot" && c.own_key.is_none())
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases = [
+            (
+                format!("address: x\nssh_key: {KEY}\nbogus: 1\n"),
+                "h.yaml:3",
+            ),
+            (
+                "address: x\nssh_key: ssh-ed25519 AAAA\n".to_string(),
+                "h.yaml:2: malformed",
+            ),
+            (
+                "ssh_key: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n"
+                    .to_string(),
+                "h.yaml:1: ssh_key must be an ssh-ed25519 key",
+            ),
+            (format!("ssh_key: {KEY}\nssh_key: {KEY}\n"), "h.yaml:2"),
+            (
+                format!("ssh_key: {KEY}\nsystem: riscv\n"),
+                "h.yaml:2: system",
+            ),
+            (
+                format!("ssh_key: {KEY}\ncontainers:\n  ../x: {{}}\n"),
+                "h.yaml: invalid name",
+            ),
+            ("[1, 2".to_string(), "h.yaml:"),
+            (
+                format!("ssh_key: {KEY}\nssh_user: \"-oProxyCommand=x\"\n"),
+                "h.yaml:2: ssh_user \"-oProxyCommand=x\" is not a user name",
+            ),
+            (
+                format!("ssh_key: {KEY}\naddress: \"a b\"\n"),
+                "h.yaml:2: address \"a b\" is not a host name or IP address",
+            ),
+            (
+                format!("ssh_key: {KEY}\nflake_attr: \"x; rm -rf /\"\n"),
+                "h.yaml:2: flake_attr",
+            ),
+            (
+                format!("ssh_key: {KEY}\nflake_dir: etc/nixos\n"),
+                "h.yaml:2: flake_dir \"etc/nixos\" must be an absolute path",
+            ),
+            (
+                format!("ssh_key: {KEY}\nage_key_file: /var/../etc/shadow\n"),
+                "h.yaml:2: age_key_file",
+            ),
+        ];
+        let persist = |value: &str| format!("ssh_key: {KEY}\naddress: x\npersist: {value}\n");
+        let bad_persist = [
+            "/persistent/",
+            "/a//b",
+            "//",
+            "/./x",
+            "/a/.",
+            "/a/../b",
+            "relative",
+            "\"\"",
+            "\"/a\\tb\"",
+            &format!("/{}", "x".repeat(256)),
+            &format!("/{}", "x/".repeat(600)),
+        ]
+        .map(|v| (persist(v), "h.yaml:3: persist"));
+        let cases = cases.into_iter().chain(bad_persist).chain([(
+            format!("ssh_key: {KEY}\nage_key_file: /\n"),
+            "h.yaml:2: age_key_file \"/\" must name a file",
+        )]);
+        for (text, want) in cases {
+            let err = parse_host("h", &text, "h.yaml").err().unwrap().to_string();
+            assert!(err.starts_with(want), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    fn host(text: &str) -> Host {
+        parse_host("h", text, "h.yaml").unwrap_or_else(|e| panic!("{text}\n{e}"))
+    }
+
+    #[test]
+    fn inserts_containers_keeping_everything_else() {
+        let head = format!("# my host\nssh_key: {KEY} root@h # the key\naddress: 192.0.2.1\n");
+        let cases = [
+            // No containers yet: a block at the end.
+            (head.clone(), format!("{head}containers:\n  new: {{}}\n")),
+            // Without a final newline.
+            (
+                head.trim_end().to_string(),
+                format!("{head}containers:\n  new: {{}}\n"),
+            ),
+            // An empty flow map, with its comment.
+            (
+                format!("{head}containers: {{}} # none yet\nsystem: x86_64-linux\n"),
+                format!("{head}containers: # none yet\n  new: {{}}\nsystem: x86_64-linux\n"),
+            ),
+            // A block: appended after its last entry, with its indentation, before
+            // the next top-level key; comments inside kept.
+            (
+                format!(
+                    "{head}containers:\n    # the bot\n    bot: {{}}   # shares\n    own:\n        ssh_key: {KEY}\n\n# deploy\nsystem: aarch64-linux\n"
+                ),
+                format!(
+                    "{head}containers:\n    # the bot\n    bot: {{}}   # shares\n    own:\n        ssh_key: {KEY}\n    new: {{}}\n\n# deploy\nsystem: aarch64-linux\n"
+                ),
+            ),
+            // A block at the very end without a final newline.
+            (
+                format!("{head}containers:\n  bot: {{}}"),
+                format!("{head}containers:\n  bot: {{}}\n  new: {{}}\n"),
+            ),
+        ];
+        for (before, want) in cases {
+            let got = insert_container(&before, "h.yaml", "new", None).unwrap();
+            assert_eq!(got, want, "from:\n{before}");
+            let h = host(&got);
+            assert!(
+                h.containers
+                    .iter()
+                    .any(|c| c.name == "new" && c.own_key.is_none())
+            );
+        }
+    }
+
+    #[test]
+    fn inserts_a_container_with_its_own_key() {
+        let before = format!("ssh_key: {KEY}\ncontainers:\n  bot: {{}}\n");
+        let own = Recipient::parse_line(&format!("{KEY} root@own"), &Location::named("t")).unwrap();
+        let got = insert_container(&before, "h.yaml", "own", Some(&own)).unwrap();
+        assert_eq!(
+            got,
+            format!("{before}  own:\n    ssh_key: {KEY} root@own\n")
+        );
+        let h = host(&got);
+        let own = h.containers.iter().find(|c| c.name == "own").unwrap();
+        assert!(own.own_key.is_some());
+    }
+
+    #[test]
+    fn refuses_a_flow_map_it_cannot_extend() {
+        let before = format!("ssh_key: {KEY}\ncontainers: {{bot: {{}}}}\n");
+        let err = insert_container(&before, "h.yaml", "new", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("h.yaml:2: containers is written as"),
+            "{err}"
+        );
+        assert!(err.contains("block map"), "{err}");
+    }
+
+    #[test]
+    fn writes_new_host_files_as_they_always_were() {
+        let new = |comment: &str| {
+            let line = match comment {
+                "" => KEY.to_string(),
+                c => format!("{KEY} {c}"),
+            };
+            Recipient::parse_line(&line, &Location::named("t")).unwrap()
+        };
+        let head = "# host h, added by `keys host add`\nssh_key: ";
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            u16,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: &[Case] = &[
+            (
+                "root@h",
+                Some("203.0.113.20"),
+                22,
+                Some("x86_64-linux"),
+                None,
+                None,
+                "{KEY} root@h\naddress: 203.0.113.20\nssh_port: 22\nsystem: x86_64-linux\n",
+            ),
+            (
+                "root@h",
+                Some("2001:db8::1"),
+                2222,
+                Some("aarch64-linux"),
+                Some("true"),
+                Some("/persistent"),
+                "{KEY} root@h\naddress: \"2001:db8::1\"\nssh_port: 2222\nsystem: aarch64-linux\nflake_attr: \"true\"\npersist: /persistent\n",
+            ),
+            (
+                "",
+                Some("fe80::1%eth0"),
+                22,
+                None,
+                Some("it's"),
+                Some("/a b/c"),
+                "{KEY}\naddress: \"fe80::1%eth0\"\nssh_port: 22\nflake_attr: \"it's\"\npersist: /a b/c\n",
+            ),
+            (
+                "root@h",
+                Some("host.example"),
+                22,
+                None,
+                Some("yes"),
+                Some("/p#x"),
+                "{KEY} root@h\naddress: host.example\nssh_port: 22\nflake_attr: \"yes\"\npersist: \"/p#x\"\n",
+            ),
+            (
+                "root@h",
+                Some("10"),
+                22,
+                None,
+                Some("a.b-c_d"),
+                Some("/é/\"q\"\\"),
+                "{KEY} root@h\naddress: \"10\"\nssh_port: 22\nflake_attr: a.b-c_d\npersist: \"/é/\\\"q\\\"\\\\\"\n",
+            ),
+            (
+                "me (laptop) #1",
+                Some("[::1]"),
+                22,
+                None,
+                Some("Off"),
+                Some("/"),
+                "\"{KEY} me (laptop) #1\"\naddress: \"[::1]\"\nssh_port: 22\nflake_attr: \"Off\"\npersist: /\n",
+            ),
+            (
+                "root@h",
+                Some("1.2.3"),
+                22,
+                None,
+                Some("x'y"),
+                Some("/a: b"),
+                "{KEY} root@h\naddress: \"1.2.3\"\nssh_port: 22\nflake_attr: \"x'y\"\npersist: \"/a: b\"\n",
+            ),
+            (
+                "root@h",
+                Some("_x.y"),
+                22,
+                None,
+                Some("null"),
+                Some("/a  b"),
+                "{KEY} root@h\naddress: \"_x.y\"\nssh_port: 22\nflake_attr: \"null\"\npersist: \"/a  b\"\n",
+            ),
+        ];
+        for (comment, address, ssh_port, system, flake_attr, persist, want) in cases {
+            let key = new(comment);
+            let host = NewHost {
+                name: "h",
+                key: &key,
+                address: *address,
+                ssh_port: *ssh_port,
+                system: *system,
+                flake_attr: *flake_attr,
+                persist: *persist,
+            };
+            let text = render(&host, "h.yaml").unwrap();
+            assert_eq!(text, format!("{head}{}", want.replace("{KEY}", KEY)));
+        }
+    }
+
+    #[test]
+    fn replaces_the_key_line_only() {
+        let key = Recipient::parse_line(&format!("{KEY} root@h"), &Location::named("t")).unwrap();
+        let text =
+            "# mine\nssh_key: ssh-ed25519 AAAA old # was\ncontainers:\n  c:\n    ssh_key: x\n";
+        assert_eq!(
+            replace_key(text, &key, "h.yaml").unwrap().unwrap(),
+            format!("# mine\nssh_key: {KEY} root@h\ncontainers:\n  c:\n    ssh_key: x\n")
+        );
+        assert_eq!(replace_key("address: x\n", &key, "h.yaml").unwrap(), None);
+    }
+}
