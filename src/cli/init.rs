@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::error::{self, Result};
 use crate::identity::keyring::Backend;
 use crate::layout::Repo;
-use crate::ops::init::{self, Options, Source, Step, Store};
+use crate::ops::init::{self, Options, Outcome, Source, Store};
 
 use super::{prompt, shared, ui};
 
@@ -84,14 +84,14 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     };
     let report = init::run(&repo, &Options { admin, source }, ctx.prompt())?;
     let mut s = String::new();
-    for step in &report.steps {
-        let line = match step {
-            Step::Created(p) => format!("created   {p}"),
-            Step::Kept(p) => format!("kept      {p}"),
-            Step::IdentityStored(w) => format!("identity  new age identity stored in {w}"),
-            Step::IdentityReused(w) => format!("identity  existing identity in {w} reused"),
-            Step::IdentityImported(w) => format!("identity  public key of {w} recorded"),
-            Step::Warning(w) => format!("warning   {w}"),
+    for outcome in &report.outcomes {
+        let line = match outcome {
+            Outcome::Created(p) => format!("created   {p}"),
+            Outcome::Kept(p) => format!("kept      {p}"),
+            Outcome::IdentityStored(w) => format!("identity  new age identity stored in {w}"),
+            Outcome::IdentityReused(w) => format!("identity  existing identity in {w} reused"),
+            Outcome::IdentityImported(w) => format!("identity  public key of {w} recorded"),
+            Outcome::Warning(w) => format!("warning   {w}"),
         };
         s.push_str(&line);
         s.push('\n');

@@ -84,7 +84,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         None => remote::default_via(),
     };
     let install = |tree: &std::path::Path| {
-        remote::install_step(
+        remote::install_command(
             via,
             &Install {
                 repo,
@@ -109,7 +109,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             ));
             out.push_str(&format!(
                 "{}\n",
-                remote::verify_step(
+                remote::verify_command(
                     host,
                     std::path::Path::new(KNOWN_HOSTS),
                     args.ssh_key.as_deref()
@@ -125,13 +125,13 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     guard.check()?;
     // Dropped on every path out of this function: the tree is wiped.
     let staged = stage::write(Target::Private, &files, args.allow_disk_temp)?;
-    let step = install(staged.root());
-    ui::note(&format!("running {step}"));
-    match remote::run(&step, &guard, false)? {
+    let command = install(staged.root());
+    ui::note(&format!("running {command}"));
+    match remote::run(&command, &guard, false)? {
         Ok(()) => {}
         Err(Failure::Missing(e)) => {
             return Err(Error::External {
-                program: step.program.clone(),
+                program: command.program.clone(),
                 reason: format!("cannot run it ({e}); the staged tree was removed"),
             });
         }
@@ -139,7 +139,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             return Err(Error::Remote {
                 message: format!(
                     "{} failed ({}); the staged tree was removed",
-                    step.program,
+                    command.program,
                     exit_text(code)
                 ),
                 hint: "read its output above, fix the cause, and run `keys install` again".into(),
@@ -156,7 +156,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         remote::known_hosts(host, address, host.ssh_port).as_bytes(),
         0o644,
     )?;
-    let verify = remote::verify_step(host, &known_hosts, args.ssh_key.as_deref())?;
+    let verify = remote::verify_command(host, &known_hosts, args.ssh_key.as_deref())?;
     let deadline = Instant::now() + Duration::from_secs(args.wait);
     loop {
         match remote::run(&verify, &guard, true)? {

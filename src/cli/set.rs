@@ -43,7 +43,7 @@ pub(crate) struct UnsetArgs {
     path: String,
 }
 
-fn key_path(text: &str) -> Result<Vec<document::Step>> {
+fn key_path(text: &str) -> Result<Vec<document::PathSegment>> {
     document::parse_path(text).ok_or_else(|| {
         usage(
             format!("cannot read key path {text:?}"),

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::error::{Error, Result, usage};
 use crate::ops::check;
 use crate::ops::hook::{self, Installed};
-use crate::ops::host::{Report, Step};
+use crate::ops::host::{Change, Report};
 use crate::policy::fleet::Host;
 use crate::recipient::Recipient;
 
@@ -56,12 +56,12 @@ pub(crate) fn secrets_table(
 /// A host change's lines, then the new key's fingerprint and age key.
 pub(crate) fn host_report(report: &Report) -> String {
     let mut s = String::new();
-    for step in &report.steps {
-        let line = match step {
-            Step::Created(p) => format!("created   {p}"),
-            Step::Updated(p) => format!("updated   {p}"),
-            Step::Removed(p) => format!("removed   {p}"),
-            Step::KeyStored {
+    for change in &report.changes {
+        let line = match change {
+            Change::Created(p) => format!("created   {p}"),
+            Change::Updated(p) => format!("updated   {p}"),
+            Change::Removed(p) => format!("removed   {p}"),
+            Change::KeyStored {
                 secret,
                 path,
                 recipients,
@@ -69,7 +69,7 @@ pub(crate) fn host_report(report: &Report) -> String {
                 "key       private key stored as secret {secret} ({path}, for {recipients} admin recipient{})",
                 plural(*recipients)
             ),
-            Step::KeyKept { secret } => {
+            Change::KeyKept { secret } => {
                 format!("kept      secret {secret} (pass --with-key to remove it)")
             }
         };

@@ -54,8 +54,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     if args.dry_run {
         let path = std::path::Path::new("$PINNED_KNOWN_HOSTS");
         let mut out = format!("# $PINNED_KNOWN_HOSTS: {known_hosts_text}");
-        for step in remote::update_steps(repo, host, &files, path, args.ssh_key.as_deref())? {
-            out.push_str(&format!("{step}\n"));
+        for command in remote::update_commands(repo, host, &files, path, args.ssh_key.as_deref())? {
+            out.push_str(&format!("{command}\n"));
         }
         return ui::out(&out);
     }
@@ -63,20 +63,21 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     // Not secret, but private and temporary: removed on every exit path.
     let scratch = Scratch::create(true)?;
     let known_hosts = scratch.create_file("known_hosts", known_hosts_text.as_bytes(), 0o644)?;
-    let steps = remote::update_steps(repo, host, &files, &known_hosts, args.ssh_key.as_deref())?;
+    let commands =
+        remote::update_commands(repo, host, &files, &known_hosts, args.ssh_key.as_deref())?;
     let what = [
         "connecting",
         "sending the flake",
         "running nixos-rebuild switch",
     ];
-    for (i, (step, what)) in steps.iter().zip(what).enumerate() {
+    for (i, (command, what)) in commands.iter().zip(what).enumerate() {
         ui::note(&format!("{}: {what}", host.name));
         let capture = i < 2;
-        match remote::run(step, &guard, capture)? {
+        match remote::run(command, &guard, capture)? {
             Ok(()) => {}
             Err(Failure::Missing(e)) => {
                 return Err(Error::External {
-                    program: step.program.clone(),
+                    program: command.program.clone(),
                     reason: format!("cannot run it ({e})"),
                 });
             }

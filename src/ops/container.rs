@@ -7,7 +7,8 @@ use crate::error::{Error, Location, Result};
 use crate::fsutil;
 use crate::layout::{self, Repo};
 use crate::ops::host::{
-    Report, Step, apply_key_secret, container_key_secret, name_error, plan_key_secret, refuse_taken,
+    Change, Report, apply_key_secret, container_key_secret, name_error, plan_key_secret,
+    refuse_taken,
 };
 use crate::ops::workspace::{Hosts, Workspace};
 use crate::policy::{fleet, host_file};
@@ -51,7 +52,7 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
         });
     }
     let mut report = Report {
-        steps: Vec::new(),
+        changes: Vec::new(),
         key: public,
     };
     let key_plan = match &private {
@@ -66,6 +67,6 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
         apply_key_secret(&mut ws, plan, private, &public, &mut report)?;
     }
     fsutil::write_atomic(&file, text.as_bytes(), fsutil::PUBLIC)?;
-    report.steps.push(Step::Updated(rel));
+    report.changes.push(Change::Updated(rel));
     Ok(report)
 }

@@ -65,8 +65,9 @@ pub struct HostSpec {
     pub persist: Option<String>,
 }
 
-/// One thing a command did, with the repository-relative path it touched.
-pub enum Step {
+/// One change a host or container command made (or a key secret it left in place),
+/// with the repository-relative path it touched.
+pub enum Change {
     Created(String),
     Updated(String),
     Removed(String),
@@ -84,7 +85,7 @@ pub enum Step {
 
 #[derive(Default)]
 pub struct Report {
-    pub steps: Vec<Step>,
+    pub changes: Vec<Change>,
     /// The machine's public key (for `add`), to show its fingerprint and age key.
     pub key: Option<Recipient>,
 }
@@ -160,7 +161,7 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
     )?;
 
     let mut report = Report {
-        steps: Vec::new(),
+        changes: Vec::new(),
         key: None,
     };
     let key_plan = match &private {
@@ -172,7 +173,7 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
     }
     fsutil::create_dirs_within(repo.root(), Path::new(layout::HOSTS), 0o755)?;
     fsutil::write_new(&repo.host_file(&spec.name), text.as_bytes(), fsutil::PUBLIC)?;
-    report.steps.push(Step::Created(rel));
+    report.changes.push(Change::Created(rel));
     report.key = Some(public);
     Ok(report)
 }
@@ -206,7 +207,7 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     let mut secrets = vec![host_key_secret(name)];
     secrets.extend(containers.iter().map(|c| container_key_secret(name, c)));
     let mut report = Report {
-        steps: Vec::new(),
+        changes: Vec::new(),
         key: None,
     };
     let mut lock_changed = false;
@@ -218,23 +219,25 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
         if with_key {
             let done = secret::remove(&mut ws, &s)?;
             if let Some(p) = done.path {
-                report.steps.push(Step::Removed(repo.rel(&p)));
+                report.changes.push(Change::Removed(repo.rel(&p)));
             }
             lock_changed |= done.in_lock;
         } else {
-            report.steps.push(Step::KeyKept { secret: s });
+            report.changes.push(Change::KeyKept { secret: s });
         }
     }
     if lock_changed {
-        report.steps.push(Step::Updated(layout::LOCK.to_string()));
+        report
+            .changes
+            .push(Change::Updated(layout::LOCK.to_string()));
     }
     let file = repo.host_file(name);
     fsutil::remove(&file)?;
-    report.steps.push(Step::Removed(repo.rel(&file)));
+    report.changes.push(Change::Removed(repo.rel(&file)));
     Ok(report)
 }
 
-/// What `rotate_host` did: the host file and key steps, and the rekey.
+/// What `rotate_host` did: the changes to the host file and key, and the rekey.
 pub struct Rotated {
     pub report: Report,
     pub rekeyed: usize,
@@ -335,7 +338,7 @@ pub fn rotate_host(
                     allow_empty: false,
                 };
                 let done = store_key(&mut ws, &secret_name, private, &public, &opts)?;
-                report.steps.push(Step::KeyStored {
+                report.changes.push(Change::KeyStored {
                     path: ws.repo.rel(&done.path),
                     secret: secret_name.clone(),
                     recipients: done.recipients,
@@ -345,14 +348,14 @@ pub fn rotate_host(
             (None, _) if stored => {
                 let done = secret::remove(&mut ws, &secret_name)?;
                 if let Some(p) = done.path {
-                    report.steps.push(Step::Removed(ws.repo.rel(&p)));
+                    report.changes.push(Change::Removed(ws.repo.rel(&p)));
                 }
             }
             (None, _) => {}
         }
         // From here on an interrupted rotation is finished, not undone.
         fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
-        report.steps.push(Step::Updated(rel.clone()));
+        report.changes.push(Change::Updated(rel.clone()));
         ws.reload()?;
         let plan = super::rekey::plan(&mut ws, Some(name), false)?;
         if plan.changes.is_empty() {
@@ -690,7 +693,7 @@ pub(super) fn apply_key_secret(
 ) -> Result<()> {
     if let Some(path) = &plan.policy {
         fsutil::write_new(path, KEY_POLICY_TEXT.as_bytes(), fsutil::PUBLIC)?;
-        report.steps.push(Step::Created(KEY_POLICY.to_string()));
+        report.changes.push(Change::Created(KEY_POLICY.to_string()));
         ws.reload()?;
     }
     let opts = EncryptOptions {
@@ -698,7 +701,7 @@ pub(super) fn apply_key_secret(
         allow_empty: false,
     };
     let done = store_key(ws, &plan.secret, private, public, &opts)?;
-    report.steps.push(Step::KeyStored {
+    report.changes.push(Change::KeyStored {
         path: ws.repo.rel(&done.path),
         secret: plan.secret,
         recipients: done.recipients,

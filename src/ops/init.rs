@@ -35,7 +35,7 @@ pub struct Options {
 }
 
 /// One thing `init` did or found already done.
-pub enum Step {
+pub enum Outcome {
     Created(String),
     Kept(String),
     IdentityStored(String),
@@ -45,16 +45,16 @@ pub enum Step {
 }
 
 pub struct Report {
-    pub steps: Vec<Step>,
+    pub outcomes: Vec<Outcome>,
     pub admin_recipient: Option<String>,
 }
 
 impl Report {
     /// True when the run changed nothing.
     pub fn unchanged(&self) -> bool {
-        self.steps
+        self.outcomes
             .iter()
-            .all(|s| matches!(s, Step::Kept(_) | Step::Warning(_)))
+            .all(|s| matches!(s, Outcome::Kept(_) | Outcome::Warning(_)))
     }
 }
 
@@ -67,7 +67,7 @@ pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
         reason,
     })?;
     let mut report = Report {
-        steps: Vec::new(),
+        outcomes: Vec::new(),
         admin_recipient: None,
     };
     let admin_file = repo.admin_file(&opts.admin);
@@ -86,10 +86,10 @@ pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
     ] {
         let shown = format!("{}/", repo.rel(&dir));
         if dir.is_dir() {
-            report.steps.push(Step::Kept(shown));
+            report.outcomes.push(Outcome::Kept(shown));
         } else {
             fsutil::create_dir_all(&dir, 0o755)?;
-            report.steps.push(Step::Created(shown));
+            report.outcomes.push(Outcome::Created(shown));
         }
     }
 
@@ -97,10 +97,12 @@ pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
         Some(r) => {
             let text = format!("# admin {}\n{r}\n", opts.admin);
             fsutil::write_new(&admin_file, text.as_bytes(), fsutil::PUBLIC)?;
-            report.steps.push(Step::Created(repo.rel(&admin_file)));
+            report
+                .outcomes
+                .push(Outcome::Created(repo.rel(&admin_file)));
             report.admin_recipient = Some(r.to_string());
         }
-        None => report.steps.push(Step::Kept(repo.rel(&admin_file))),
+        None => report.outcomes.push(Outcome::Kept(repo.rel(&admin_file))),
     }
 
     let has_policy = std::fs::read_dir(repo.policies_dir())
@@ -110,15 +112,15 @@ pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
     let policy = repo.policies_dir().join(STARTER_POLICY);
     if has_policy {
         report
-            .steps
-            .push(Step::Kept(format!("{}/", layout::POLICIES)));
+            .outcomes
+            .push(Outcome::Kept(format!("{}/", layout::POLICIES)));
     } else {
         fsutil::write_new(
             &policy,
             starter_policy(&opts.admin).as_bytes(),
             fsutil::PUBLIC,
         )?;
-        report.steps.push(Step::Created(repo.rel(&policy)));
+        report.outcomes.push(Outcome::Created(repo.rel(&policy)));
     }
     ignore_run_files(repo, &mut report)?;
     Ok(report)
@@ -143,7 +145,7 @@ fn ignore_run_files(repo: &Repo, report: &mut Report) -> Result<()> {
         .filter(|f| !text.lines().any(|l| l.trim() == *f))
         .collect();
     if missing.is_empty() {
-        report.steps.push(Step::Kept(".gitignore".into()));
+        report.outcomes.push(Outcome::Kept(".gitignore".into()));
         return Ok(());
     }
     let mut new = text;
@@ -155,11 +157,13 @@ fn ignore_run_files(repo: &Repo, report: &mut Report) -> Result<()> {
         new.push('\n');
     }
     fsutil::write_atomic(&path, new.as_bytes(), fsutil::PUBLIC)?;
-    report.steps.push(Step::Created(if existing.is_some() {
-        ".gitignore entries for /.keys-writer, /.keys-journal and /.keys-rotation".into()
-    } else {
-        ".gitignore".into()
-    }));
+    report
+        .outcomes
+        .push(Outcome::Created(if existing.is_some() {
+            ".gitignore entries for /.keys-writer, /.keys-journal and /.keys-rotation".into()
+        } else {
+            ".gitignore".into()
+        }));
     Ok(())
 }
 
@@ -176,7 +180,7 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
         Source::Import(path) => {
             let data = fsutil::read_private(path)?.data;
             let r = identity::public_of(&data, &path.display().to_string(), prompt)?;
-            report.steps.push(Step::IdentityImported(format!(
+            report.outcomes.push(Outcome::IdentityImported(format!(
                 "{} ({})",
                 path.display(),
                 r.kind()
@@ -187,14 +191,14 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
             let origin = format!("OS keyring ({})", backend.name());
             if let Some(existing) = keyring::load(*backend)? {
                 let r = identity::public_of(existing.as_bytes(), &origin, prompt)?;
-                report.steps.push(Step::IdentityReused(origin));
+                report.outcomes.push(Outcome::IdentityReused(origin));
                 return Ok(r);
             }
             let (secret, r) = generate();
             keyring::store(*backend, &secret)?;
-            report.steps.push(Step::IdentityStored(origin));
+            report.outcomes.push(Outcome::IdentityStored(origin));
             if !backend.is_persistent() {
-                report.steps.push(Step::Warning(format!(
+                report.outcomes.push(Outcome::Warning(format!(
                     "the {} keyring does not survive a reboot; add a second admin key before encrypting secrets",
                     backend.name()
                 )));
@@ -206,8 +210,8 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
                 let data = fsutil::read_private(path)?.data;
                 let r = identity::public_of(&data, &path.display().to_string(), prompt)?;
                 report
-                    .steps
-                    .push(Step::IdentityReused(path.display().to_string()));
+                    .outcomes
+                    .push(Outcome::IdentityReused(path.display().to_string()));
                 return Ok(r);
             }
             let (secret, r) = generate();
@@ -224,8 +228,8 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
             }
             fsutil::write_new(path, &data, fsutil::PRIVATE)?;
             report
-                .steps
-                .push(Step::IdentityStored(path.display().to_string()));
+                .outcomes
+                .push(Outcome::IdentityStored(path.display().to_string()));
             Ok(r)
         }
     }

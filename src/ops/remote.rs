@@ -16,33 +16,33 @@ use crate::recipient::Recipient;
 use crate::signal::SignalGuard;
 
 /// A program and its arguments, run in a directory.
-pub struct Step {
+pub struct CommandLine {
     pub program: String,
     pub args: Vec<OsString>,
     pub cwd: Option<PathBuf>,
 }
 
-impl Step {
-    fn new(program: &str) -> Step {
-        Step {
+impl CommandLine {
+    fn new(program: &str) -> CommandLine {
+        CommandLine {
             program: program.to_string(),
             args: Vec::new(),
             cwd: None,
         }
     }
 
-    fn arg(mut self, arg: impl Into<OsString>) -> Step {
+    fn arg(mut self, arg: impl Into<OsString>) -> CommandLine {
         self.args.push(arg.into());
         self
     }
 
-    fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Step {
+    fn args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> CommandLine {
         self.args.extend(args.into_iter().map(Into::into));
         self
     }
 }
 
-impl std::fmt::Display for Step {
+impl std::fmt::Display for CommandLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(cwd) = &self.cwd {
             write!(f, "(cd {} && ", shell_word(&cwd.to_string_lossy()))?;
@@ -144,16 +144,16 @@ fn login(host: &Host, address: &str, for_rsync: bool) -> String {
 
 /// The commands of `keys update`: a connection that proves the host presents its
 /// pinned key, rsync of the flake files, and `nixos-rebuild switch` over ssh.
-pub fn update_steps(
+pub fn update_commands(
     repo: &Repo,
     host: &Host,
     files: &[String],
     known_hosts: &Path,
     ssh_key: Option<&Path>,
-) -> Result<Vec<Step>> {
+) -> Result<Vec<CommandLine>> {
     let address = address(host)?;
     let options = ssh_options(known_hosts, host.ssh_port, ssh_key);
-    let probe = Step::new("ssh")
+    let probe = CommandLine::new("ssh")
         .args(options.iter().cloned())
         .arg(login(host, address, false))
         .arg("true");
@@ -168,7 +168,7 @@ pub fn update_steps(
         remote_shell.push(' ');
         remote_shell.push_str(&shell_word(&o));
     }
-    let mut rsync = Step::new("rsync")
+    let mut rsync = CommandLine::new("rsync")
         .args(["--recursive", "--times", "--relative", "-s"])
         .arg("--chmod=D0755,F0644")
         .arg("-e")
@@ -186,7 +186,7 @@ pub fn update_steps(
         host.flake_dir.trim_end_matches('/'),
         host.flake_attr
     );
-    let switch = Step::new("ssh")
+    let switch = CommandLine::new("ssh")
         .args(options)
         .arg(login(host, address, false))
         .arg(format!(
@@ -238,7 +238,7 @@ pub struct Install<'a> {
 }
 
 /// The nixos-anywhere command of `keys install`.
-pub fn install_step(via: Via, i: &Install<'_>) -> Step {
+pub fn install_command(via: Via, i: &Install<'_>) -> CommandLine {
     let anywhere_args = |flake_root: &str, tree: OsString, key: Option<OsString>| {
         let mut args: Vec<OsString> = vec![
             "--flake".into(),
@@ -258,8 +258,8 @@ pub fn install_step(via: Via, i: &Install<'_>) -> Step {
         }
         args
     };
-    let nix_run = |step: Step| {
-        step.args([
+    let nix_run = |command: CommandLine| {
+        command.args([
             "--extra-experimental-features",
             "nix-command flakes",
             "run",
@@ -269,32 +269,33 @@ pub fn install_step(via: Via, i: &Install<'_>) -> Step {
     };
     match via {
         Via::Nix => {
-            let step = if on_path("nixos-anywhere") {
-                Step::new("nixos-anywhere")
+            let command = if on_path("nixos-anywhere") {
+                CommandLine::new("nixos-anywhere")
             } else {
-                nix_run(Step::new("nix"))
+                nix_run(CommandLine::new("nix"))
             };
-            let mut step = step.args(anywhere_args(".", i.tree.into(), i.ssh_key.map(Into::into)));
-            step.cwd = Some(i.repo.root().to_path_buf());
-            step
+            let mut command =
+                command.args(anywhere_args(".", i.tree.into(), i.ssh_key.map(Into::into)));
+            command.cwd = Some(i.repo.root().to_path_buf());
+            command
         }
         Via::Docker => {
-            let mut step = Step::new("docker").args(["run", "--rm", "-i"]);
+            let mut command = CommandLine::new("docker").args(["run", "--rm", "-i"]);
             if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                step = step.arg("-t");
+                command = command.arg("-t");
             }
-            step = step
+            command = command
                 .arg("-v")
                 .arg(format!("{}:/work", i.repo.root().display()))
                 .arg("-v")
                 .arg(format!("{}:/extra-files:ro", i.tree.display()));
             if let Some(key) = i.ssh_key {
-                step = step
+                command = command
                     .arg("-v")
                     .arg(format!("{}:/root/.ssh/id:ro", key.display()));
             }
-            let step = step.args(["-w", "/work", DOCKER_IMAGE, "nix"]);
-            nix_run(step).args(anywhere_args(
+            let command = command.args(["-w", "/work", DOCKER_IMAGE, "nix"]);
+            nix_run(command).args(anywhere_args(
                 "/work",
                 "/extra-files".into(),
                 i.ssh_key.map(|_| "/root/.ssh/id".into()),
@@ -305,16 +306,20 @@ pub fn install_step(via: Via, i: &Install<'_>) -> Step {
 
 /// The connection `install` makes after the reboot to prove the new host presents
 /// the staged key.
-pub fn verify_step(host: &Host, known_hosts: &Path, ssh_key: Option<&Path>) -> Result<Step> {
+pub fn verify_command(
+    host: &Host,
+    known_hosts: &Path,
+    ssh_key: Option<&Path>,
+) -> Result<CommandLine> {
     let address = address(host)?;
-    Ok(Step::new("ssh")
+    Ok(CommandLine::new("ssh")
         .args(ssh_options(known_hosts, host.ssh_port, ssh_key))
         .args(["-o", "BatchMode=yes"])
         .arg(login(host, address, false))
         .arg("true"))
 }
 
-/// How a step ended, when it did not succeed.
+/// How a command ended, when it did not succeed.
 pub enum Failure {
     /// The program could not be started.
     Missing(std::io::Error),
@@ -322,13 +327,17 @@ pub enum Failure {
     Exit { code: Option<i32>, stderr: String },
 }
 
-/// Runs a step with the terminal's stdin, stdout and stderr (stderr captured when
+/// Runs a command with the terminal's stdin, stdout and stderr (stderr captured when
 /// `capture` is set). A signal received by `keys` is passed on to the program, which
 /// is then waited for, and reported as `Interrupted`.
-pub fn run(step: &Step, guard: &SignalGuard, capture: bool) -> Result<Result<(), Failure>> {
-    let mut cmd = Command::new(&step.program);
-    cmd.args(&step.args);
-    if let Some(cwd) = &step.cwd {
+pub fn run(
+    command: &CommandLine,
+    guard: &SignalGuard,
+    capture: bool,
+) -> Result<Result<(), Failure>> {
+    let mut cmd = Command::new(&command.program);
+    cmd.args(&command.args);
+    if let Some(cwd) = &command.cwd {
         cmd.current_dir(cwd);
     }
     if capture {
@@ -347,7 +356,10 @@ pub fn run(step: &Step, guard: &SignalGuard, capture: bool) -> Result<Result<(),
     });
     let mut signalled = None;
     let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| Error::io(&step.program, e))? {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Error::io(&command.program, e))?
+        {
             break status;
         }
         if signalled.is_none()

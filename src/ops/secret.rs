@@ -228,7 +228,7 @@ pub fn open_any(
 pub fn set_value(
     ws: &mut Workspace,
     name: &str,
-    path: &[sops::document::Step],
+    path: &[sops::document::PathSegment],
     value: Option<sops::document::Value>,
     identities: &mut Identities,
     prompt: &dyn Prompt,

@@ -61,16 +61,16 @@ pub trait Store {
     fn emit_encrypted(&self, doc: &EncryptedDocument) -> crate::error::Result<Vec<u8>>;
 }
 
-/// One step of a key path: a map key or a list index.
+/// One segment of a key path: a map key or a list index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub enum PathSegment {
     Key(String),
     Index(usize),
 }
 
 /// Parses a key path as sops writes it (`["db"]["password"]`, `["hosts"][0]`) or
 /// dotted (`db.password`, `hosts.0`, where a number is an index).
-pub fn parse_path(text: &str) -> Option<Vec<Step>> {
+pub fn parse_path(text: &str) -> Option<Vec<PathSegment>> {
     let text = text.trim();
     if text.is_empty() {
         return None;
@@ -79,57 +79,57 @@ pub fn parse_path(text: &str) -> Option<Vec<Step>> {
         return text
             .split('.')
             .map(|s| match s.parse::<usize>() {
-                Ok(i) => Some(Step::Index(i)),
-                Err(_) if !s.is_empty() => Some(Step::Key(s.to_string())),
+                Ok(i) => Some(PathSegment::Index(i)),
+                Err(_) if !s.is_empty() => Some(PathSegment::Key(s.to_string())),
                 Err(_) => None,
             })
             .collect();
     }
-    let mut steps = Vec::new();
+    let mut segments = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
         let inner = rest.strip_prefix('[')?;
         let end = if let Some(q) = inner.strip_prefix('"') {
             let close = q.find("\"]")?;
-            steps.push(Step::Key(q[..close].to_string()));
+            segments.push(PathSegment::Key(q[..close].to_string()));
             close + 3
         } else {
             let close = inner.find(']')?;
-            steps.push(Step::Index(inner[..close].trim().parse().ok()?));
+            segments.push(PathSegment::Index(inner[..close].trim().parse().ok()?));
             close + 1
         };
         rest = &inner[end..];
     }
-    Some(steps)
+    Some(segments)
 }
 
-/// Why a key path does not fit a document: which step is missing or of the wrong
+/// Why a key path does not fit a document: which segment is missing or of the wrong
 /// kind, naming keys, never values.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     #[error("an empty key path")]
     Empty,
     #[error("{0:?} is a list index where the document has a map")]
-    IndexInMap(Step),
+    IndexInMap(PathSegment),
     #[error("no key {0:?}")]
     NoKey(String),
     #[error("no index {0}")]
     NoIndex(usize),
     #[error("{0:?} does not match the document's shape there")]
-    Shape(Step),
+    Shape(PathSegment),
 }
 
 /// Sets the value at `path` in a top-level map (creating missing map keys), or
 /// removes it with `None`.
 pub fn set_path(
     items: &mut Vec<Item>,
-    path: &[Step],
+    path: &[PathSegment],
     value: Option<Value>,
 ) -> Result<(), PathError> {
     let Some((first, rest)) = path.split_first() else {
         return Err(PathError::Empty);
     };
-    let Step::Key(key) = first else {
+    let PathSegment::Key(key) = first else {
         return Err(PathError::IndexInMap(first.clone()));
     };
     let pos = items
@@ -160,14 +160,16 @@ pub fn set_path(
     }
 }
 
-fn set_in(node: &mut Value, path: &[Step], value: Option<Value>) -> Result<(), PathError> {
-    if matches!(node, Value::Null) && value.is_some() && matches!(path.first(), Some(Step::Key(_)))
+fn set_in(node: &mut Value, path: &[PathSegment], value: Option<Value>) -> Result<(), PathError> {
+    if matches!(node, Value::Null)
+        && value.is_some()
+        && matches!(path.first(), Some(PathSegment::Key(_)))
     {
         *node = Value::Map(Vec::new());
     }
     match (node, &path[0]) {
-        (Value::Map(items), Step::Key(_)) => set_path(items, path, value),
-        (Value::List(list), Step::Index(i)) => {
+        (Value::Map(items), PathSegment::Key(_)) => set_path(items, path, value),
+        (Value::List(list), PathSegment::Index(i)) => {
             // Indexes count values, not comment lines.
             let slots: Vec<usize> = list
                 .iter()
@@ -190,7 +192,7 @@ fn set_in(node: &mut Value, path: &[Step], value: Option<Value>) -> Result<(), P
             let &j = slots.get(*i).ok_or(PathError::NoIndex(*i))?;
             set_in(&mut list[j], rest, value)
         }
-        (_, step) => Err(PathError::Shape(step.clone())),
+        (_, segment) => Err(PathError::Shape(segment.clone())),
     }
 }
 
@@ -203,9 +205,9 @@ mod tests {
         assert_eq!(
             parse_path(r#"["db"]["hosts"][1]"#),
             Some(vec![
-                Step::Key("db".into()),
-                Step::Key("hosts".into()),
-                Step::Index(1)
+                PathSegment::Key("db".into()),
+                PathSegment::Key("hosts".into()),
+                PathSegment::Index(1)
             ])
         );
         assert_eq!(
@@ -255,7 +257,7 @@ mod tests {
         );
         assert_eq!(
             set_path(&mut doc, &parse_path("db.0").unwrap(), s("x")),
-            Err(PathError::Shape(Step::Index(0)))
+            Err(PathError::Shape(PathSegment::Index(0)))
         );
     }
 }
