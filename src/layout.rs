@@ -9,7 +9,7 @@ pub const ADMINS: &str = "recipients/admins";
 pub const HOSTS: &str = "recipients/hosts";
 pub const POLICIES: &str = "policies";
 pub const SECRETS: &str = "secrets";
-pub const LOCK: &str = "secrets/keys.lock";
+pub const LOCKFILE: &str = "secrets/keys.lock";
 
 /// A fleet repository's root. Making one confines the file operations of `fsutil`
 /// below it: nothing there is read, written or removed through a symbolic link.
@@ -72,8 +72,8 @@ impl Repo {
     }
 
     /// `secrets/keys.lock`.
-    pub fn lock_file(&self) -> PathBuf {
-        self.root.join(LOCK)
+    pub fn lockfile(&self) -> PathBuf {
+        self.root.join(LOCKFILE)
     }
 
     pub fn host_file(&self, name: &str) -> PathBuf {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use keys::format::lockfile::{self, Lock};
+use keys::format::lockfile::{self, Lockfile};
 use keys::format::{Format, secret_path};
 use keys::layout::Repo;
 use keys::policy::{Fleet, Policy};
@@ -145,7 +145,7 @@ pub fn generate(root: &Path, id_dir: &Path, n: usize, format: Format) -> Vec<Pat
             (name, entry)
         })
         .collect();
-    let lock = Lock {
+    let lock = Lockfile {
         entries: entries.into_iter().collect(),
     };
     std::fs::write(root.join("secrets/keys.lock"), lock.render()).unwrap();

@@ -21,8 +21,9 @@ pub struct Entry {
     pub recipients: Vec<String>,
 }
 
+/// `keys.lock` parsed: every entry, by secret name.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Lock {
+pub struct Lockfile {
     pub entries: BTreeMap<String, Entry>,
 }
 
@@ -36,12 +37,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", Sha256::digest(data))
 }
 
-impl Lock {
-    /// Parses the lock's text; errors name `secrets/keys.lock` and the line.
-    pub fn parse(text: &str) -> Result<Lock> {
+impl Lockfile {
+    /// Parses the lock file's text; errors name `secrets/keys.lock` and the line.
+    pub fn parse(text: &str) -> Result<Lockfile> {
         let mut entries = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
-            let at = || Location::named(layout::LOCK).at_line(i as u64 + 1);
+            let at = || Location::named(layout::LOCKFILE).at_line(i as u64 + 1);
             let bad = |reason: &str| Error::InvalidFile {
                 at: at(),
                 reason: reason.to_string(),
@@ -83,7 +84,7 @@ impl Lock {
                 return Err(bad(&format!("{name} is listed twice")));
             }
         }
-        Ok(Lock { entries })
+        Ok(Lockfile { entries })
     }
 
     pub fn render(&self) -> String {
@@ -105,16 +106,16 @@ fn line(name: &str, e: &Entry) -> String {
     )
 }
 
-/// The lock as text, for commands that change one entry: lines are found by their
+/// The lock file as text, for commands that change one entry: lines are found by their
 /// first field, and the others are kept as they are without being parsed (a large
-/// fleet's lock is mostly untouched). `keys check` parses and validates it all.
-pub struct LockText {
+/// fleet's lock file is mostly untouched). `keys check` parses and validates it all.
+pub struct LockfileText {
     text: String,
 }
 
-impl LockText {
-    pub fn new(text: String) -> LockText {
-        LockText { text }
+impl LockfileText {
+    pub fn new(text: String) -> LockfileText {
+        LockfileText { text }
     }
 
     pub fn text(&self) -> &str {
@@ -178,7 +179,7 @@ mod tests {
 
     #[test]
     fn round_trips_sorted_one_line_per_secret() {
-        let mut lock = Lock::default();
+        let mut lock = Lockfile::default();
         for name in ["z/last", "a/first"] {
             lock.entries.insert(
                 name.into(),
@@ -193,7 +194,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("a/first age "));
-        assert_eq!(Lock::parse(&text).unwrap(), lock);
+        assert_eq!(Lockfile::parse(&text).unwrap(), lock);
     }
 
     #[test]
@@ -203,8 +204,8 @@ mod tests {
             sha256: sha256_hex(&[i]),
             recipients: vec![format!("age1r{i}")],
         };
-        let mut lock = Lock::default();
-        let mut text = LockText::new(String::new());
+        let mut lock = Lockfile::default();
+        let mut text = LockfileText::new(String::new());
         for (i, name) in ["m/b", "a", "z/z", "m/a", "m/b"].into_iter().enumerate() {
             lock.entries.insert(name.into(), entry(i as u8));
             text.upsert(name, &entry(i as u8));
@@ -250,7 +251,7 @@ mod tests {
         let old = format!(
             "a age {sha} SHA256:6Iqic8mNT1vFtzqKH87gEey2As1mzRvRmw68Vc16RcE,age1t9jzmsuj2txxh6q5857skvch8drp4r8h4kxxvfll33nfany4wftq72qkyu\n"
         );
-        let lock = Lock::parse(&old).unwrap();
+        let lock = Lockfile::parse(&old).unwrap();
         assert_eq!(
             lock.entries["a"].recipients,
             ["SHA256:6Iqic8mNT1vF", "age1t9jzmsuj2txx"]
@@ -283,7 +284,7 @@ mod tests {
                 "secrets/keys.lock:2: a is listed twice",
             ),
         ] {
-            let err = Lock::parse(&text).unwrap_err().to_string();
+            let err = Lockfile::parse(&text).unwrap_err().to_string();
             assert!(err.starts_with(want), "{text:?}: {err}");
         }
     }

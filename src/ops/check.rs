@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::export::Export;
 use crate::format;
 use crate::format::Format;
-use crate::format::lockfile::{self, Lock};
+use crate::format::lockfile::{self, Lockfile};
 use crate::layout;
 use crate::policy::{self, Fleet, Policy};
 use crate::snapshot::{Blob, Snapshot};
@@ -170,11 +170,11 @@ fn examine(
     fleet: Option<Fleet>,
     policy: Option<Policy>,
 ) -> Report {
-    let lock = match files.get(layout::LOCK) {
-        None => Some(Lock::default()),
+    let lock = match files.get(layout::LOCKFILE) {
+        None => Some(Lockfile::default()),
         Some(Blob::Symlink) => {
             report.problem(
-                layout::LOCK,
+                layout::LOCKFILE,
                 "is a symlink",
                 "replace it with the file itself",
             );
@@ -183,13 +183,13 @@ fn examine(
         Some(Blob::File(data)) => {
             match std::str::from_utf8(data)
                 .map_err(|_| "not UTF-8 text".to_string())
-                .and_then(|t| Lock::parse(t).map_err(|e| e.to_string()))
+                .and_then(|t| Lockfile::parse(t).map_err(|e| e.to_string()))
             {
                 Ok(l) => Some(l),
                 Err(e) => {
                     report.problem(
-                        layout::LOCK,
-                        e.trim_start_matches(&format!("{}:", layout::LOCK))
+                        layout::LOCKFILE,
+                        e.trim_start_matches(&format!("{}:", layout::LOCKFILE))
                             .trim()
                             .to_string(),
                         "restore it from git; keys writes it whenever it writes a secret",
@@ -224,7 +224,7 @@ fn examine(
     let mut secrets: Vec<(&str, &Blob)> = Vec::new();
     let mut public_halves: Vec<(&str, &str, &[u8])> = Vec::new();
     for (rel, blob) in files.under(layout::SECRETS) {
-        if rel == layout::LOCK {
+        if rel == layout::LOCKFILE {
             continue;
         }
         if rel == GITKEEP {
@@ -393,7 +393,7 @@ fn examine(
 
 /// What every secret is examined against.
 struct Context<'a> {
-    lock: Option<&'a Lock>,
+    lock: Option<&'a Lockfile>,
     /// The policy, when it and the fleet loaded.
     policy: Option<&'a Policy>,
     /// Each rule's recipients, by rule index (`None` when they do not resolve).

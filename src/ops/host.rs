@@ -212,7 +212,7 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     };
     let mut lock_changed = false;
     for s in secrets {
-        let present = ws.locate(&s).is_ok() || ws.lock()?.contains(&s);
+        let present = ws.locate(&s).is_ok() || ws.lockfile()?.contains(&s);
         if !present {
             continue;
         }
@@ -229,7 +229,7 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     if lock_changed {
         report
             .changes
-            .push(Change::Updated(layout::LOCK.to_string()));
+            .push(Change::Updated(layout::LOCKFILE.to_string()));
     }
     let file = repo.host_file(name);
     fsutil::remove(&file)?;
@@ -311,12 +311,12 @@ pub fn rotate_host(
         return Err(no_key_line());
     }
     let secret_name = host_key_secret(name);
-    let stored = ws.locate(&secret_name).is_ok() || ws.lock()?.contains(&secret_name);
+    let stored = ws.locate(&secret_name).is_ok() || ws.lockfile()?.contains(&secret_name);
     let key_plan = match (&private, stored) {
         (Some(_), false) => Some(plan_key_secret(&ws, &secret_name)?),
         _ => None,
     };
-    let lock_before = fsutil::read_optional(&repo.lock_file())?;
+    let lock_before = fsutil::read_optional(&repo.lockfile())?;
     let journal = Journal::read_state(
         &mut ws,
         name,
@@ -371,7 +371,7 @@ pub fn rotate_host(
             let _ = fsutil::write_atomic(&file, old_text.as_bytes(), fsutil::PUBLIC);
             ws.reload().ok();
             let _ = journal.undo(&mut ws);
-            let lock_file = repo.lock_file();
+            let lock_file = repo.lockfile();
             let _ = match &lock_before {
                 Some(b) => fsutil::write_atomic(&lock_file, b, fsutil::PUBLIC),
                 None if lock_file.exists() => fsutil::remove(&lock_file),
@@ -464,7 +464,7 @@ impl Journal {
                 Err(_) => Ok(None),
             }
         };
-        let lock = crate::format::lockfile::Lock::parse(ws.lock()?.text())?;
+        let lock = crate::format::lockfile::Lockfile::parse(ws.lockfile()?.text())?;
         Ok(Journal {
             host: host.to_string(),
             key: key.clone(),
@@ -565,21 +565,21 @@ impl Journal {
         let public_file = secret::public_half(&name).map(|rel| root.join(rel));
         match &self.lock {
             Some(line) => {
-                let entry = crate::format::lockfile::Lock::parse(&format!("{name} {line}\n"))?
+                let entry = crate::format::lockfile::Lockfile::parse(&format!("{name} {line}\n"))?
                     .entries
                     .remove(&name)
                     .ok_or_else(|| Error::InvalidFile {
                         at: Location::named(ROTATION),
                         reason: "unreadable lock line".into(),
                     })?;
-                ws.lock()?.upsert(&name, &entry);
+                ws.lockfile()?.upsert(&name, &entry);
             }
             None => {
-                ws.lock()?.remove(&name);
+                ws.lockfile()?.remove(&name);
             }
         }
-        let lock_text = ws.lock()?.text().to_string();
-        let lock_file = ws.repo.lock_file();
+        let lock_text = ws.lockfile()?.text().to_string();
+        let lock_file = ws.repo.lockfile();
         let mut files: Vec<(&Path, &[u8], u32)> = Vec::new();
         let mut gone: Vec<&Path> = Vec::new();
         for (path, held) in std::iter::once((Some(&secret_file), &self.secret))

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use super::workspace::Workspace;
 use crate::crypto;
 use crate::error::{Error, Location, Result};
-use crate::format::lockfile::{self, Lock};
+use crate::format::lockfile::{self, Lockfile};
 use crate::format::{self, sops};
 use crate::format::{Format, secret_path};
 use crate::fsutil;
@@ -67,7 +67,7 @@ pub struct Plan {
     pub relock: bool,
     /// Every secret is rewritten, whatever the lock and the headers say.
     fresh: bool,
-    lock: Lock,
+    lock: Lockfile,
 }
 
 /// Why the plan leaves a secret alone.
@@ -137,8 +137,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
     {
         return Err(crate::policy::fleet::no_host(h));
     }
-    let text = ws.lock()?.text();
-    let lock = Lock::parse(text)?;
+    let text = ws.lockfile()?.text();
+    let lock = Lockfile::parse(text)?;
     let relock = !text.is_empty() && lock.render() != text;
     // Secrets a killed run may have rewritten without recording them in the lock:
     // they are rewritten again whatever the lock says.
@@ -353,7 +353,7 @@ pub fn tidy(ws: &Workspace) -> Result<usize> {
 /// is touched, so no identity is needed.
 pub fn relock(ws: &Workspace, plan: &Plan) -> Result<()> {
     fsutil::write_atomic(
-        &ws.repo.lock_file(),
+        &ws.repo.lockfile(),
         plan.lock.render().as_bytes(),
         fsutil::PUBLIC,
     )
@@ -432,7 +432,7 @@ pub fn apply(
             },
         );
     }
-    let lock_file = ws.repo.lock_file();
+    let lock_file = ws.repo.lockfile();
     // What the journal, the secrets and the lock hold now: if any write fails, they
     // are put back (the journal last, for a kill during that) and nothing changed.
     let backup = fsutil::Backup::read(

@@ -58,7 +58,7 @@ pub fn encrypt_with(
     previous: Option<&crypto::sops::Opened>,
     beside: &[(&Path, &[u8])],
 ) -> Result<Written> {
-    ws.lock()?;
+    ws.lockfile()?;
     let rule = ws.rule(name)?;
     let format = rule.format;
     if plaintext.is_empty() && !opts.allow_empty {
@@ -98,7 +98,7 @@ pub fn encrypt_with(
         .parent()
         .unwrap_or(Path::new(layout::SECRETS));
     fsutil::create_dirs_within(ws.repo.root(), parent, 0o755)?;
-    ws.lock()?.upsert(
+    ws.lockfile()?.upsert(
         name,
         &lockfile::Entry {
             format,
@@ -106,11 +106,11 @@ pub fn encrypt_with(
             recipients: resolved.fingerprints,
         },
     );
-    let lock_file = ws.repo.lock_file();
+    let lock_file = ws.repo.lockfile();
     // The secret and the lock that describes it are made durable together.
     let mut files: Vec<(&Path, &[u8], u32)> = vec![(&path, &sealed, fsutil::PUBLIC)];
     files.extend(beside.iter().map(|(p, d)| (*p, *d, fsutil::PUBLIC)));
-    let lock_text = ws.lock()?.text().to_string();
+    let lock_text = ws.lockfile()?.text().to_string();
     files.push((&lock_file, lock_text.as_bytes(), fsutil::PUBLIC));
     fsutil::write_batch(&files)?;
     for other in &others {
@@ -131,7 +131,7 @@ fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
         other: other.to_string(),
     };
     if let Some(other) = ws
-        .lock_if_read()
+        .lockfile_if_read()
         .into_iter()
         .flat_map(|l| l.names())
         .find(|k| layout::secret_names_nest(k, name))
@@ -276,7 +276,7 @@ pub struct Removed {
 pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
     super::workspace::check_name(name)?;
     let path = ws.locate(name).ok().map(|(p, _)| p);
-    let in_lock = ws.lock()?.contains(name);
+    let in_lock = ws.lockfile()?.contains(name);
     if path.is_none() && !in_lock {
         return Err(Error::NoSecret {
             name: name.to_string(),
@@ -290,9 +290,9 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
         .chain(public.iter())
         .map(PathBuf::as_path)
         .collect();
-    let lock_file = ws.repo.lock_file();
-    let lock_text = if ws.lock()?.remove(name) {
-        Some(ws.lock()?.text().to_string())
+    let lock_file = ws.repo.lockfile();
+    let lock_text = if ws.lockfile()?.remove(name) {
+        Some(ws.lockfile()?.text().to_string())
     } else {
         None
     };
@@ -301,7 +301,7 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
         .map(|t| (lock_file.as_path(), t.as_bytes(), fsutil::PUBLIC))
         .collect();
     if let Err(e) = fsutil::write_and_remove(&files, &gone) {
-        ws.forget_lock();
+        ws.forget_lockfile();
         return Err(e);
     }
     if let Some(p) = &path {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{FlockOperation, flock};
 
 use crate::error::{Error, Location, Result};
-use crate::format::lockfile::LockText;
+use crate::format::lockfile::LockfileText;
 use crate::format::{self, Format};
 use crate::fsutil;
 use crate::layout::{self, Repo};
@@ -21,7 +21,7 @@ use crate::policy::fleet::Host;
 use crate::policy::{Fleet, Policy, Rule};
 use crate::snapshot::Snapshot;
 
-/// The lock file, relative to the repository root (git should ignore it).
+/// The writer lock's file, relative to the repository root (git should ignore it).
 pub const FILE: &str = ".keys-writer";
 
 /// How long a refused process looks for the holder's pid: the holder may have taken
@@ -129,14 +129,14 @@ pub enum Hosts {
     AsNeeded,
 }
 
-/// The fleet, its policy and the lock, read from the work tree.
+/// The fleet, its policy and the lock file, read from the work tree.
 pub struct Workspace {
     pub repo: Repo,
     pub fleet: Fleet,
     pub policy: Policy,
     hosts: Hosts,
     /// Read on first use: opening a secret does not need it.
-    lock: Option<LockText>,
+    lockfile: Option<LockfileText>,
     /// Held by commands that write (see `load_writable`).
     _writer: Option<WriterLock>,
 }
@@ -160,18 +160,18 @@ impl Workspace {
             fleet,
             policy,
             hosts,
-            lock: None,
+            lockfile: None,
             _writer: None,
         })
     }
 
-    /// Reads the fleet, policy and lock again (after this process changed them),
+    /// Reads the fleet, policy and lock file again (after this process changed them),
     /// keeping the writer lock.
     pub fn reload(&mut self) -> Result<()> {
         let fresh = Workspace::load(&self.repo, self.hosts)?;
         self.fleet = fresh.fleet;
         self.policy = fresh.policy;
-        self.lock = None;
+        self.lockfile = None;
         Ok(())
     }
 
@@ -185,24 +185,24 @@ impl Workspace {
     }
 
     /// `secrets/keys.lock`, read once.
-    pub fn lock(&mut self) -> Result<&mut LockText> {
-        if self.lock.is_none() {
-            self.lock = Some(read_lock(&self.repo)?);
+    pub fn lockfile(&mut self) -> Result<&mut LockfileText> {
+        if self.lockfile.is_none() {
+            self.lockfile = Some(read_lockfile(&self.repo)?);
         }
         Ok(self
-            .lock
-            .get_or_insert_with(|| LockText::new(String::new())))
+            .lockfile
+            .get_or_insert_with(|| LockfileText::new(String::new())))
     }
 
     /// `secrets/keys.lock` if it has been read, without reading it.
-    pub fn lock_if_read(&self) -> Option<&LockText> {
-        self.lock.as_ref()
+    pub fn lockfile_if_read(&self) -> Option<&LockfileText> {
+        self.lockfile.as_ref()
     }
 
-    /// Forgets the lock read so far (after a write that failed): the next use reads it
+    /// Forgets the lock file read so far (after a write that failed): the next use reads it
     /// again from disk.
-    pub fn forget_lock(&mut self) {
-        self.lock = None;
+    pub fn forget_lockfile(&mut self) {
+        self.lockfile = None;
     }
 
     /// The rule for a secret name, or an error saying no rule matches.
@@ -242,15 +242,15 @@ impl Workspace {
     }
 }
 
-fn read_lock(repo: &Repo) -> Result<LockText> {
-    match fsutil::read_optional(&repo.lock_file())? {
-        Some(data) => Ok(LockText::new(String::from_utf8(data).map_err(|_| {
-            Error::InvalidFile {
-                at: Location::named(layout::LOCK),
+fn read_lockfile(repo: &Repo) -> Result<LockfileText> {
+    match fsutil::read_optional(&repo.lockfile())? {
+        Some(data) => Ok(LockfileText::new(String::from_utf8(data).map_err(
+            |_| Error::InvalidFile {
+                at: Location::named(layout::LOCKFILE),
                 reason: "not UTF-8 text".into(),
-            }
-        })?)),
-        None => Ok(LockText::new(String::new())),
+            },
+        )?)),
+        None => Ok(LockfileText::new(String::new())),
     }
 }
 
