@@ -43,15 +43,28 @@ fn confined(path: &Path) -> Option<(PathBuf, PathBuf)> {
         .map(|(root, rel)| (root.clone(), rel.to_path_buf()))
 }
 
-/// Refuses `rel` below `root` when a component on the way is a symbolic link: every
-/// directory above the last component, and the last one too when `last`. A component
-/// that does not exist ends the walk (nothing below it can be reached through a link).
-pub fn refuse_links(root: &Path, rel: &Path, last: bool) -> Result<()> {
+/// How far along a path symbolic links are refused.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Upto {
+    /// The directories above the last component (which is opened without following
+    /// a link, or replaced by a rename).
+    Parent,
+    /// Every component, the last one too.
+    Last,
+}
+
+/// Refuses `rel` below `root` when a component of it is a symbolic link, the last
+/// one included. A component that does not exist ends the walk (nothing below it
+/// can be reached through a link).
+pub fn refuse_links(root: &Path, rel: &Path) -> Result<()> {
+    refuse_links_upto(root, rel, Upto::Last)
+}
+
+fn refuse_links_upto(root: &Path, rel: &Path, upto: Upto) -> Result<()> {
     let parts: Vec<Component> = rel.components().collect();
-    let checked = if last {
-        parts.len()
-    } else {
-        parts.len().saturating_sub(1)
+    let checked = match upto {
+        Upto::Last => parts.len(),
+        Upto::Parent => parts.len().saturating_sub(1),
     };
     let mut here = root.to_path_buf();
     let mut shown = PathBuf::new();
@@ -81,10 +94,11 @@ pub fn refuse_links(root: &Path, rel: &Path, last: bool) -> Result<()> {
     Ok(())
 }
 
-/// `refuse_links` for a path below a confined root; nothing for any other path.
-fn check_way(path: &Path, last: bool) -> Result<()> {
+/// `refuse_links` (up to `upto`) for a path below a confined root; nothing for any
+/// other path.
+fn check_way(path: &Path, upto: Upto) -> Result<()> {
     match confined(path) {
-        Some((root, rel)) => refuse_links(&root, &rel, last),
+        Some((root, rel)) => refuse_links_upto(&root, &rel, upto),
         None => Ok(()),
     }
 }
@@ -113,7 +127,7 @@ pub const PUBLIC: u32 = 0o644;
 
 /// Replaces (or creates) `path` with `data`, atomically, with the given mode.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    check_way(path, false)?;
+    check_way(path, Upto::Parent)?;
     staged(path, data, mode)?
         .persist(path)
         .map_err(|e| Error::io(path, e.error))?;
@@ -544,7 +558,7 @@ impl Backup {
             paths
                 .into_iter()
                 .map(|path| {
-                    let reachable = check_way(path, false).is_ok();
+                    let reachable = check_way(path, Upto::Parent).is_ok();
                     let held = match fs::symlink_metadata(path) {
                         _ if !reachable => Held::Unknown,
                         Ok(meta) if meta.is_file() => {
@@ -574,7 +588,7 @@ impl Backup {
         for (path, held) in self.0.iter().take(n).rev() {
             let _ = match held {
                 Held::File(data, mode) => write_atomic(path, data, *mode),
-                Held::Linked(spare) => check_way(path, false).and_then(|()| {
+                Held::Linked(spare) => check_way(path, Upto::Parent).and_then(|()| {
                     fs::rename(spare, path)
                         .map_err(|e| Error::io(path, e))
                         .and_then(|()| sync_dir(parent_of(path)))
@@ -588,7 +602,7 @@ impl Backup {
 
 impl Held {
     fn read(path: &Path) -> Held {
-        if check_way(path, false).is_err() {
+        if check_way(path, Upto::Parent).is_err() {
             return Held::Unknown;
         }
         match fs::symlink_metadata(path) {
@@ -655,7 +669,7 @@ fn check_dirs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
     for path in paths {
         let dir = parent_of(path);
         if !dirs.contains(&dir) {
-            check_way(dir, true)?;
+            check_way(dir, Upto::Last)?;
             dirs.push(dir);
         }
     }
@@ -708,7 +722,7 @@ fn pending_writes() -> Option<u64> {
 
 /// Removes temp files a killed run left under `dir` (never following symlinks).
 pub fn remove_leftovers(dir: &Path) -> Result<usize> {
-    check_way(dir, true)?;
+    check_way(dir, Upto::Last)?;
     let mut removed = 0;
     for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
         if entry.file_type().is_file()
@@ -723,7 +737,7 @@ pub fn remove_leftovers(dir: &Path) -> Result<usize> {
 
 /// Creates `path` with `data` only if nothing is there yet (no symlink followed).
 pub fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    check_way(path, false)?;
+    check_way(path, Upto::Parent)?;
     let exists = || Error::Exists {
         path: path.to_path_buf(),
     };
@@ -820,7 +834,7 @@ pub fn create_dirs_within(root: &Path, rel: &Path, mode: u32) -> Result<()> {
 
 /// Removes a file (a symlink there is removed, not followed) and syncs its directory.
 pub fn remove(path: &Path) -> Result<()> {
-    check_way(path, false)?;
+    check_way(path, Upto::Parent)?;
     fs::remove_file(path).map_err(|e| Error::io(path, e))?;
     sync_dir(parent_of(path))
 }
@@ -831,7 +845,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     if confined(path).is_none() {
         return fs::read(path).map_err(|e| Error::io(path, e));
     }
-    check_way(path, false)?;
+    check_way(path, Upto::Parent)?;
     read_regular(path)
 }
 

@@ -48,6 +48,15 @@ pub struct Scratch {
     swept: Vec<Leftover>,
 }
 
+/// Where a scratch directory may be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Medium {
+    /// Only on tmpfs: plaintext never reaches a disk.
+    Ram,
+    /// On tmpfs when one is usable, else on disk (`--allow-disk-temp`).
+    RamOrDisk,
+}
+
 /// A scratch directory a killed `keys` left behind: plaintext of an edit, or a staged
 /// host key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,16 +69,16 @@ impl Scratch {
     /// Base: $XDG_RUNTIME_DIR if set, a directory of the user's own that nobody else
     /// may write to, and on tmpfs; else /dev/shm (root's sticky directory) if tmpfs.
     /// With neither, `Error::NoRuntimeDir` naming each directory and why; with
-    /// `allow_disk` true, falls back to `std::env::temp_dir()`. First wipes what killed runs left in these places
+    /// `Medium::RamOrDisk`, falls back to `std::env::temp_dir()`. First wipes what killed runs left in these places
     /// (`swept`), then makes `keys-<pid>-XXXXXX` with a fresh name (mkdir fails on an
     /// existing one) and mode 0700 through the base's descriptor, and checks its owner
     /// and mode on the opened directory.
-    pub fn create(allow_disk: bool) -> Result<Scratch> {
+    pub fn create(medium: Medium) -> Result<Scratch> {
         let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty());
         let candidates = bases();
         let disk = std::env::temp_dir();
         let swept = sweep(candidates.iter().chain([&disk]).map(PathBuf::as_path));
-        let mut scratch = create_in(&candidates, allow_disk, &disk).map_err(|e| match e {
+        let mut scratch = create_in(&candidates, medium, &disk).map_err(|e| match e {
             Error::NoRuntimeDir { refused, disk, .. } => Error::NoRuntimeDir {
                 refused,
                 runtime_dir_set: xdg.is_some(),
@@ -88,9 +97,9 @@ impl Scratch {
 
     /// A new or empty directory at `path` with exactly `mode` (the staged tree of
     /// `stage-install --out`), owned by us, never a symlink. Its parent must be on tmpfs
-    /// unless `allow_disk`, and not writable by others unless sticky. A non-empty
-    /// directory is refused.
-    pub fn create_at(path: &Path, mode: u32, allow_disk: bool) -> Result<Scratch> {
+    /// unless `Medium::RamOrDisk`, and not writable by others unless sticky. A
+    /// non-empty directory is refused.
+    pub fn create_at(path: &Path, mode: u32, medium: Medium) -> Result<Scratch> {
         let refuse = |reason: String| Error::UnsafeStagingDir {
             path: path.to_path_buf(),
             reason,
@@ -109,7 +118,7 @@ impl Scratch {
             Mode::empty(),
         )
         .map_err(|e| Error::io(parent, e.into()))?;
-        if !allow_disk {
+        if medium == Medium::Ram {
             on_ram(&parent_fd).map_err(|reason| Error::NotOnTmpfs {
                 path: parent.to_path_buf(),
                 reason,
@@ -339,12 +348,12 @@ fn bases() -> Vec<PathBuf> {
 }
 
 /// `Scratch::create` with its inputs made explicit: the first usable RAM-backed
-/// directory of `candidates`, else `disk_fallback` when `allow_disk`, else
+/// directory of `candidates`, else `disk_fallback` with `Medium::RamOrDisk`, else
 /// `Error::NoRuntimeDir` saying why each candidate was refused.
-fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> Result<Scratch> {
+fn create_in(candidates: &[PathBuf], medium: Medium, disk_fallback: &Path) -> Result<Scratch> {
     let mut refused = Vec::with_capacity(candidates.len());
     for base in candidates {
-        let made = open_base(base, true).and_then(|(fd, real)| {
+        let made = open_base(base, Medium::Ram).and_then(|(fd, real)| {
             make_dir(&real, fd).map_err(|e| format!("cannot hold a private directory ({e})"))
         });
         match made {
@@ -352,9 +361,9 @@ fn create_in(candidates: &[PathBuf], allow_disk: bool, disk_fallback: &Path) -> 
             Err(why) => refused.push(format!("{} {why}", base.display())),
         }
     }
-    if allow_disk {
+    if medium == Medium::RamOrDisk {
         let (fd, real) =
-            open_base(disk_fallback, false).map_err(|reason| Error::UnsafeTempDir {
+            open_base(disk_fallback, Medium::RamOrDisk).map_err(|reason| Error::UnsafeTempDir {
                 path: disk_fallback.to_path_buf(),
                 reason,
             })?;
@@ -378,10 +387,10 @@ fn bug(what: String) -> Error {
 /// Opens `base` if it may hold plaintext, else says why not (for the message): an
 /// absolute directory that only this user (or root, for a sticky directory such as
 /// /dev/shm) can rename entries in, with no ancestor another user could swap it
-/// through, and with `ram` on tmpfs or ramfs. The checks are made on the opened
+/// through, and with `Medium::Ram` on tmpfs or ramfs. The checks are made on the opened
 /// directory, which is the one the scratch directory is then made in; its path is
 /// returned without symlinks, for the editor to open.
-fn open_base(base: &Path, ram: bool) -> Result<(OwnedFd, PathBuf), String> {
+fn open_base(base: &Path, medium: Medium) -> Result<(OwnedFd, PathBuf), String> {
     if !base.is_absolute() {
         return Err("is not an absolute path".into());
     }
@@ -408,7 +417,7 @@ fn open_base(base: &Path, ram: bool) -> Result<(OwnedFd, PathBuf), String> {
         safe_ancestor(meta.uid(), meta.mode(), euid)
             .map_err(|why| format!("lies in {}, which {why}", ancestor.display()))?;
     }
-    if ram {
+    if medium == Medium::Ram {
         on_ram(&fd)?;
     }
     Ok((fd, real))
@@ -753,7 +762,7 @@ mod tests {
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn scratch() -> Scratch {
-        Scratch::create(true).unwrap()
+        Scratch::create(Medium::RamOrDisk).unwrap()
     }
 
     fn mode_of(path: &Path) -> u32 {
@@ -908,7 +917,7 @@ mod tests {
         ];
         if !on_ram(disk.path()) {
             let disk_dir = disk.path();
-            match create_in(&candidates, false, fallback.path()) {
+            match create_in(&candidates, Medium::Ram, fallback.path()) {
                 Err(Error::NoRuntimeDir { refused, disk, .. }) => {
                     let refused = refused.join("; ");
                     assert!(
@@ -922,7 +931,7 @@ mod tests {
                 }
                 other => panic!("disk accepted: {other:?}"),
             }
-            let s = create_in(&candidates, true, fallback.path()).unwrap();
+            let s = create_in(&candidates, Medium::RamOrDisk, fallback.path()).unwrap();
             assert_eq!(s.path().parent(), Some(fallback.path()));
             assert_eq!(mode_of(s.path()), 0o700);
         }
@@ -930,7 +939,7 @@ mod tests {
         if on_ram(&shm) {
             let s = create_in(
                 &[disk.path().to_path_buf(), shm.clone()],
-                false,
+                Medium::Ram,
                 fallback.path(),
             )
             .unwrap();
@@ -992,7 +1001,11 @@ mod tests {
         std::fs::set_permissions(foreign.path(), Permissions::from_mode(0o700)).unwrap();
         std::os::unix::fs::chown(foreign.path(), Some(12345), None).unwrap();
         let fallback = tempfile::tempdir().unwrap();
-        match create_in(&[foreign.path().to_path_buf()], false, fallback.path()) {
+        match create_in(
+            &[foreign.path().to_path_buf()],
+            Medium::Ram,
+            fallback.path(),
+        ) {
             Err(e @ Error::NoRuntimeDir { .. }) => assert!(
                 e.to_string().contains(&format!(
                     "{} is owned by uid 12345, not by you (uid 0)",
@@ -1004,7 +1017,7 @@ mod tests {
         }
         let s = create_in(
             &[foreign.path().to_path_buf(), PathBuf::from("/dev/shm")],
-            false,
+            Medium::Ram,
             fallback.path(),
         )
         .unwrap();

@@ -30,7 +30,7 @@ impl Snapshot {
     pub fn from_work_tree(repo: &Repo, dirs: &[&str]) -> Result<Snapshot> {
         let mut paths = Vec::new();
         for dir in dirs {
-            match crate::fsutil::refuse_links(repo.root(), Path::new(dir), true) {
+            match crate::fsutil::refuse_links(repo.root(), Path::new(dir)) {
                 Err(Error::Symlink { path }) => {
                     paths.push((path.to_string_lossy().into_owned(), true));
                 }

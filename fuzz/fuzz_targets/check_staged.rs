@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut files = keys_fuzz::demo_repo();
     files.insert(rel.clone(), Blob::File(blob.to_vec()));
-    let report = inspect(&files, true);
+    let report = inspect(&files);
     for f in &report.findings {
         assert!(!f.what.contains('\n') && !f.at.contains('\n'), "{f:?}");
     }

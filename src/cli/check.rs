@@ -36,7 +36,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     } else {
         work_tree(repo)?
     };
-    let mut report = check::inspect(&files, true);
+    let mut report = check::inspect(&files);
     if let Some(bypass) = crate::ops::hook::audit(repo.root())? {
         report.findings.push(bypass.finding(repo.root()));
     }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::crypto::sops::Mac;
 use crate::error::Result;
 use crate::fsutil;
 use crate::ops::secret;
@@ -50,14 +51,19 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         }
     }
     let as_path = Path::new(&args.target);
+    let mac = if args.ignore_mac {
+        Mac::Ignore
+    } else {
+        Mac::Check
+    };
     let plain = if std::fs::metadata(as_path).is_ok_and(|m| m.is_file()) {
         let mut ids = ctx.identities()?;
-        secret::open_any(as_path, &mut ids, ctx.prompt(), args.ignore_mac)?
+        secret::open_any(as_path, &mut ids, ctx.prompt(), mac)?
     } else {
         let ws = ctx.workspace(Hosts::AsNeeded)?;
         let (path, format) = ws.locate(&args.target)?;
         let mut ids = ctx.identities()?;
-        secret::open_file(&path, format, &mut ids, ctx.prompt(), args.ignore_mac)?.plain
+        secret::open_file(&path, format, &mut ids, ctx.prompt(), mac)?.plain
     };
     if args.ignore_mac {
         ui::warn(

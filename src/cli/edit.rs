@@ -2,6 +2,7 @@
 
 use zeroize::Zeroizing;
 
+use crate::crypto::sops::Mac;
 use crate::error::Result;
 use crate::format::Format;
 use crate::ops::secret::{self, EncryptOptions};
@@ -42,7 +43,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
     let format = ws.rule(&args.name)?.format;
     let guard = SignalGuard::new()?;
-    let scratch = Scratch::create(args.allow_disk_temp)?;
+    let scratch = Scratch::create(shared::medium(args.allow_disk_temp))?;
     ui::note_swept(&scratch);
     let found = ws.locate(&args.name).ok();
     let exists = found.is_some();
@@ -50,7 +51,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let opened = match found {
         Some((path, format)) => {
             let mut ids = ctx.identities()?;
-            secret::open_file(&path, format, &mut ids, ctx.prompt(), false)?
+            secret::open_file(&path, format, &mut ids, ctx.prompt(), Mac::Check)?
         }
         None => secret::Opened {
             plain: Zeroizing::new(Vec::new()),

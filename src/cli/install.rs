@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::ops::remote::{self, Failure, Install, Via};
+use crate::ops::remote::{self, Failure, Install, Stderr, Via};
 use crate::ops::stage::{self, Target};
 use crate::ops::workspace::Hosts;
 use crate::signal::SignalGuard;
 
-use super::shared::{exit_text, host_key_error};
+use super::shared::{self, exit_text, host_key_error};
 use super::ui;
 
 /// Install NixOS on a host with nixos-anywhere, its host key staged from the repo.
@@ -124,10 +124,14 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let files = stage::files(&ws, host, &mut ids, ctx.prompt())?;
     guard.check()?;
     // Dropped on every path out of this function: the tree is wiped.
-    let staged = stage::write(Target::Private, &files, args.allow_disk_temp)?;
+    let staged = stage::write(
+        Target::Private,
+        &files,
+        shared::medium(args.allow_disk_temp),
+    )?;
     let command = install(staged.root());
     ui::note(&format!("running {command}"));
-    match remote::run(&command, &guard, false)? {
+    match remote::run(&command, &guard, Stderr::Shown)? {
         Ok(()) => {}
         Err(Failure::Missing(e)) => {
             return Err(Error::External {
@@ -159,7 +163,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let verify = remote::verify_command(host, &known_hosts, args.ssh_key.as_deref())?;
     let deadline = Instant::now() + Duration::from_secs(args.wait);
     loop {
-        match remote::run(&verify, &guard, true)? {
+        match remote::run(&verify, &guard, Stderr::Captured)? {
             Ok(()) => break,
             Err(Failure::Missing(e)) => {
                 return Err(Error::External {

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 
 use crate::error::Result;
+use crate::ops::rekey::Rewrite;
 use crate::ops::workspace::Hosts;
 use crate::ops::{host, rekey};
 
@@ -68,7 +69,12 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     // Only a rekey of every secret, or of that host's, finishes a rotation.
     let finishes =
         matches!(&rotation, host::Pending::Finish(h) if args.host.as_ref().is_none_or(|a| a == h));
-    let plan = rekey::plan(&mut ws, args.host.as_deref(), args.all)?;
+    let rewrite = if args.all {
+        Rewrite::All
+    } else {
+        Rewrite::Outdated
+    };
+    let plan = rekey::plan(&mut ws, args.host.as_deref(), rewrite)?;
     for (name, why) in &plan.skipped {
         let why = match why {
             rekey::Skip::NoRule => "no policy rule matches it".to_string(),

@@ -1,6 +1,7 @@
 //! What several commands say or check the same way: the secrets table of `ls` and
-//! `status`, the lines of a host change, the hooks installed, an `-o` path, and the
-//! words for a remote step that failed. Commands import this, never each other.
+//! `status`, the lines of a host change, the hooks installed, an `-o` path, where
+//! `--allow-disk-temp` lets plaintext go, and the words for a remote step that failed.
+//! Commands import this, never each other.
 
 use std::path::Path;
 
@@ -10,8 +11,18 @@ use crate::ops::hook::{self, Installed};
 use crate::ops::host::{Change, Report};
 use crate::policy::fleet::Host;
 use crate::recipient::Recipient;
+use crate::scratch::Medium;
 
 use super::ui::{Table, plural};
+
+/// Where `--allow-disk-temp` lets plaintext be put.
+pub(crate) fn medium(allow_disk_temp: bool) -> Medium {
+    if allow_disk_temp {
+        Medium::RamOrDisk
+    } else {
+        Medium::Ram
+    }
+}
 
 /// The largest plaintext accepted.
 pub(crate) const MAX_SECRET: usize = 64 << 20;

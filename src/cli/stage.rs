@@ -7,7 +7,7 @@ use crate::ops::stage::{self, Target};
 use crate::ops::workspace::Hosts;
 use crate::signal::SignalGuard;
 
-use super::ui;
+use super::{shared, ui};
 
 /// Stage a host's pre-generated SSH host key for nixos-anywhere --extra-files.
 ///
@@ -55,7 +55,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         Some(dir) => Target::Out(dir),
         None => Target::Private,
     };
-    let staged = stage::write(target, &files, args.allow_disk_temp)?;
+    let staged = stage::write(target, &files, shared::medium(args.allow_disk_temp))?;
     guard.check()?;
     let root = staged.keep();
     ui::note(&format!(

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::ops::deploy;
-use crate::ops::remote::{self, Failure};
+use crate::ops::remote::{self, Failure, Stderr};
 use crate::ops::workspace::Hosts;
-use crate::scratch::Scratch;
+use crate::scratch::{Medium, Scratch};
 use crate::signal::SignalGuard;
 
 use super::shared::{exit_text, host_key_error};
@@ -61,7 +61,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     }
     let guard = SignalGuard::new()?;
     // Not secret, but private and temporary: removed on every exit path.
-    let scratch = Scratch::create(true)?;
+    let scratch = Scratch::create(Medium::RamOrDisk)?;
     let known_hosts = scratch.create_file("known_hosts", known_hosts_text.as_bytes(), 0o644)?;
     let commands =
         remote::update_commands(repo, host, &files, &known_hosts, args.ssh_key.as_deref())?;
@@ -72,8 +72,13 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     ];
     for (i, (command, what)) in commands.iter().zip(what).enumerate() {
         ui::note(&format!("{}: {what}", host.name));
-        let capture = i < 2;
-        match remote::run(command, &guard, capture)? {
+        // ssh and rsync are read for a refused host key; nixos-rebuild speaks as it goes.
+        let stderr = if i < 2 {
+            Stderr::Captured
+        } else {
+            Stderr::Shown
+        };
+        match remote::run(command, &guard, stderr)? {
             Ok(()) => {}
             Err(Failure::Missing(e)) => {
                 return Err(Error::External {

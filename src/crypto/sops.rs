@@ -139,7 +139,7 @@ fn open_branches(
                 };
                 // sops keeps a comment that does not decrypt as it is (older files).
                 let a = aad(path);
-                if rules.encrypts(path, comments, true)
+                if rules.encrypts_comment(path, comments)
                     && let Some(sealed) = cipher::parse(c)
                     && let Some(plain) = aes::open(key, &sealed, &a)
                     && let Ok(text) = std::str::from_utf8(&plain)
@@ -151,7 +151,7 @@ fn open_branches(
                 }
             }
             Leaf::Scalar(v) => {
-                let encrypted = rules.encrypts(path, comments, false);
+                let encrypted = rules.encrypts_value(path, comments);
                 if encrypted {
                     let not_sealed = "not encrypted, but the file's options say it must be";
                     let Value::Str(s) = v else {
@@ -195,7 +195,7 @@ fn seal_branches(branches: &mut Branches, rules: &Rules, key: &DataKey, stash: &
     let mut hash = new_mac(&rules.options);
     let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
         let seal_comment = |c: &str| {
-            (rules.encrypts(path, comments, true) && !c.is_empty()).then(|| {
+            (rules.encrypts_comment(path, comments) && !c.is_empty()).then(|| {
                 let a = aad(path);
                 let iv = stash.get(&a, "comment", c.as_bytes());
                 aes::seal(key, c.as_bytes(), "comment", &a, iv)
@@ -215,7 +215,7 @@ fn seal_branches(branches: &mut Branches, rules: &Rules, key: &DataKey, stash: &
                 }
             }
             Leaf::Scalar(v) => {
-                let encrypted = rules.encrypts(path, comments, false);
+                let encrypted = rules.encrypts_value(path, comments);
                 if let Some((bytes, kind)) = scalar(v) {
                     if !rules.options.mac_only_encrypted || encrypted {
                         hash.update(&bytes);
@@ -267,19 +267,38 @@ fn data_key(raw: &[u8], at: &Location) -> Result<DataKey> {
     Ok(Zeroizing::new(key))
 }
 
-/// Decrypts every value with the data key and checks the MAC (unless `ignore_mac`).
+/// Whether opening a sops file checks its MAC (values authenticate one by one
+/// either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mac {
+    Check,
+    /// As `sops decrypt --ignore-mac`.
+    Ignore,
+}
+
+/// Which wrapped data keys `rewrap` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrap {
+    /// The key of a recipient that stays, when it is wrapped for that recipient
+    /// alone, byte for byte (as `sops updatekeys`).
+    KeepStaying,
+    /// None: every recipient's key is wrapped anew.
+    Anew,
+}
+
+/// Decrypts every value with the data key and checks the MAC (unless told to ignore it).
 fn verified(
     doc: &EncryptedDocument,
     metadata: &Metadata,
     key: &DataKey,
     at: &Location,
-    ignore_mac: bool,
+    mac: Mac,
 ) -> Result<(Plain, Stash)> {
     let rules = Rules::new(&metadata.options, at)?;
     let mut plain = Plain(doc.branches.clone());
     let mut stash = Stash::default();
     let computed = open_branches(&mut plain.0, &rules, key, &mut stash, at)?;
-    if !ignore_mac {
+    if mac == Mac::Check {
         // sops writes the MAC as a string and refuses any other type on reading.
         let stored = cipher::parse(&metadata.mac)
             .filter(|s| s.kind == "str")
@@ -293,13 +312,13 @@ fn verified(
 }
 
 /// Decrypts a sops document: finds the data key with the identities, decrypts every
-/// value and checks the MAC unless `ignore_mac`.
+/// value and checks the MAC unless told to ignore it.
 pub fn open(
     doc: &EncryptedDocument,
     identities: &mut Identities,
     prompt: &dyn Prompt,
     at: &Location,
-    ignore_mac: bool,
+    mac: Mac,
 ) -> Result<Opened> {
     let metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
         at: at.clone(),
@@ -327,7 +346,7 @@ pub fn open(
         &crypto::age::decrypt_first(&wrapped, identities, prompt, at)?,
         at,
     )?;
-    let (plain, stash) = verified(doc, &metadata, &key, at, ignore_mac)?;
+    let (plain, stash) = verified(doc, &metadata, &key, at, mac)?;
     Ok(Opened {
         plain,
         metadata,
@@ -339,14 +358,14 @@ pub fn open(
 /// Re-wraps the data key of an encrypted document for `recipients`, as `sops
 /// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
 /// wrapped key of a recipient that stays is kept byte for byte when it is for that
-/// recipient alone (unless `fresh`, which wraps every key anew). Key sources other
+/// recipient alone (unless `wrap` is `Wrap::Anew`). Key sources other
 /// than age are dropped. The document is fully checked first (every value
 /// authenticates, the MAC matches) with identities that are ready; nothing is asked for.
 pub fn rewrap(
     doc: &EncryptedDocument,
     identities: &Identities,
     recipients: &[Recipient],
-    fresh: bool,
+    wrap: Wrap,
     at: &Location,
 ) -> Result<EncryptedDocument> {
     let mut metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
@@ -378,7 +397,7 @@ pub fn rewrap(
         }
     };
     let key = data_key(&raw, at)?;
-    verified(doc, &metadata, &key, at, false)?;
+    verified(doc, &metadata, &key, at, Mac::Check)?;
     crypto::age::refuse_low_order(recipients, at)?;
     let old = std::mem::take(&mut metadata.age);
     metadata.drop_foreign();
@@ -388,7 +407,7 @@ pub fn rewrap(
             let name = r.to_string();
             let mut named = old.iter().filter(|e| e.recipient == name);
             if let (Some(kept), None) = (named.next(), named.next())
-                && !fresh
+                && wrap == Wrap::KeepStaying
                 && sops::wrapped_for(&kept.enc, r)
             {
                 return Ok(kept.clone());
@@ -472,11 +491,11 @@ pub fn decrypt_file(
     identities: &mut Identities,
     prompt: &dyn Prompt,
     at: &Location,
-    ignore_mac: bool,
+    mac: Mac,
 ) -> Result<(Zeroizing<Vec<u8>>, Opened)> {
     let store = sops::require_store(format, at)?;
     let doc = store.load_encrypted(data, &at.file)?;
-    let opened = open(&doc, identities, prompt, at, ignore_mac)?;
+    let opened = open(&doc, identities, prompt, at, mac)?;
     let plain = Zeroizing::new(store.emit_plain(&opened.plain.0)?);
     Ok((plain, opened))
 }
@@ -577,7 +596,7 @@ mod tests {
             text.contains("visible"),
             "the unencrypted suffix stays clear"
         );
-        let opened = open(&sealed, &mut ids, &NoPrompt, &at, false).unwrap();
+        let opened = open(&sealed, &mut ids, &NoPrompt, &at, Mac::Check).unwrap();
         assert_eq!(opened.plain.0, doc());
         // Re-sealing with the previous version keeps every ciphertext.
         let again = seal(
@@ -629,7 +648,7 @@ mod tests {
             items[1] = Item::Pair("password".into(), uv.clone());
         }
         swapped.branches[0][1] = Item::Pair("db".into(), Value::Map(items));
-        let err = open(&swapped, &mut ids, &NoPrompt, &at, false)
+        let err = open(&swapped, &mut ids, &NoPrompt, &at, Mac::Check)
             .err()
             .unwrap()
             .to_string();
@@ -643,11 +662,11 @@ mod tests {
         items.retain(|i| !matches!(i, Item::Pair(k, _) if k == "note_unencrypted"));
         removed.branches[0][1] = Item::Pair("db".into(), Value::Map(items));
         assert!(matches!(
-            open(&removed, &mut ids, &NoPrompt, &at, false),
+            open(&removed, &mut ids, &NoPrompt, &at, Mac::Check),
             Err(Error::MacMismatch { .. })
         ));
         assert!(
-            open(&removed, &mut ids, &NoPrompt, &at, true).is_ok(),
+            open(&removed, &mut ids, &NoPrompt, &at, Mac::Ignore).is_ok(),
             "--ignore-mac"
         );
         // The MAC's type is part of its form: sops reads only a string.
@@ -660,7 +679,7 @@ mod tests {
             }
         }
         assert!(matches!(
-            open(&retyped, &mut ids, &NoPrompt, &at, false),
+            open(&retyped, &mut ids, &NoPrompt, &at, Mac::Check),
             Err(Error::MacMismatch { .. })
         ));
         // A plaintext value where the options require encryption.
@@ -668,7 +687,7 @@ mod tests {
         let mut items = db(&mut plain);
         items[1] = Item::Pair("password".into(), Value::Str("hunter2-canary".into()));
         plain.branches[0][1] = Item::Pair("db".into(), Value::Map(items));
-        let err = open(&plain, &mut ids, &NoPrompt, &at, false)
+        let err = open(&plain, &mut ids, &NoPrompt, &at, Mac::Check)
             .err()
             .unwrap()
             .to_string();
@@ -679,7 +698,7 @@ mod tests {
         // Nobody's key.
         let (_d2, mut other, _) = identity();
         assert!(matches!(
-            open(&sealed, &mut other, &NoPrompt, &at, false),
+            open(&sealed, &mut other, &NoPrompt, &at, Mac::Check),
             Err(Error::NoIdentity { .. })
         ));
     }
@@ -704,7 +723,7 @@ mod tests {
             items[0] = Item::Pair("user".into(), Value::Str("someone-else".into()));
         }
         // Clear values are outside the MAC with mac_only_encrypted.
-        let opened = open(&changed, &mut ids, &NoPrompt, &at, false).unwrap();
+        let opened = open(&changed, &mut ids, &NoPrompt, &at, Mac::Check).unwrap();
         assert!(format!("{:?}", opened.plain.0).contains("someone-else"));
         assert!(opened.metadata.options.mac_only_encrypted);
     }
@@ -723,7 +742,7 @@ mod tests {
         let sealed = seal(&doc(), &both, Options::default(), None, &at);
         assert!(sealed.is_err_and(refused));
         let sealed = seal(&doc(), &[r], Options::default(), None, &at).unwrap();
-        assert!(rewrap(&sealed, &ids, &both, false, &at).is_err_and(refused));
+        assert!(rewrap(&sealed, &ids, &both, Wrap::KeepStaying, &at).is_err_and(refused));
     }
 
     fn x25519() -> Recipient {

@@ -136,10 +136,9 @@ pub fn secrets(repo: &crate::layout::Repo) -> crate::error::Result<Report> {
     let (fleet, policy) = load(&files)?;
     Ok(examine(
         &files,
-        false,
         Report::default(),
-        Some(fleet),
-        Some(policy),
+        Some(&fleet),
+        Some(&policy),
     ))
 }
 
@@ -149,26 +148,33 @@ fn load(files: &Snapshot) -> crate::error::Result<(Fleet, Policy)> {
     Ok((fleet, policy))
 }
 
-/// Examines everything in `files`. With `scan_keys`, every file outside `secrets/`
-/// is also searched for private key material.
-pub fn inspect(files: &Snapshot, scan_keys: bool) -> Report {
+/// Examines everything in `files`, and searches every file (outside what the policy
+/// allows) for private key material.
+pub fn inspect(files: &Snapshot) -> Report {
     let mut report = Report::default();
-    let (fleet, policy) = match load(files) {
-        Ok(fp) => (Some(fp.0), Some(fp.1)),
+    let loaded = match load(files) {
+        Ok(fp) => Some(fp),
         Err(e) => {
             report.problem("", e.to_string(), Fix::Error(Box::new(e)));
-            (None, None)
+            None
         }
     };
-    examine(files, scan_keys, report, fleet, policy)
+    let (fleet, policy) = match &loaded {
+        Some((fleet, policy)) => (Some(fleet), Some(policy)),
+        None => (None, None),
+    };
+    let mut report = examine(files, report, fleet, policy);
+    private_keys(files, policy, &mut report);
+    report
 }
 
+/// The secrets, the lock file, the rules, interrupted runs, exports and leftover
+/// plaintext of `files`.
 fn examine(
     files: &Snapshot,
-    scan_keys: bool,
     mut report: Report,
-    fleet: Option<Fleet>,
-    policy: Option<Policy>,
+    fleet: Option<&Fleet>,
+    policy: Option<&Policy>,
 ) -> Report {
     let lock = match files.get(layout::LOCKFILE) {
         None => Some(Lockfile::default()),
@@ -208,7 +214,7 @@ fn examine(
     }
     // Every rule's recipients, resolved once; then each secret is examined on its own,
     // on every core: the headers and hashes of thousands of files are most of a check.
-    let resolved: Vec<Option<policy::Resolved>> = match (&fleet, &policy) {
+    let resolved: Vec<Option<policy::Resolved>> = match (fleet, policy) {
         (Some(fleet), Some(policy)) => policy
             .rules
             .iter()
@@ -218,7 +224,7 @@ fn examine(
     };
     let context = Context {
         lock: lock.as_ref(),
-        policy: policy.as_ref().filter(|_| fleet.is_some()),
+        policy: policy.filter(|_| fleet.is_some()),
         resolved: &resolved,
     };
     let mut secrets: Vec<(&str, &Blob)> = Vec::new();
@@ -272,7 +278,7 @@ fn examine(
     let seen: BTreeSet<&str> = names.into_iter().collect();
     nesting(&mut report, &seen);
     for (rel, name, data) in public_halves {
-        stored_key(&mut report, fleet.as_ref(), &seen, rel, name, data);
+        stored_key(&mut report, fleet, &seen, rel, name, data);
     }
     if let Some(lock) = &lock {
         // Both are sorted: one walk through the two finds what the lock lists alone.
@@ -291,7 +297,6 @@ fn examine(
                     format: Some(e.format),
                     path: Some(rel),
                     readers: policy
-                        .as_ref()
                         .and_then(|p| p.rule_for(name))
                         .map(|(_, r)| r.labels.clone())
                         .unwrap_or_default(),
@@ -300,7 +305,7 @@ fn examine(
             }
         }
     }
-    if let Some(policy) = &policy {
+    if let Some(policy) = policy {
         for (i, rule) in policy.rules.iter().enumerate() {
             if !used_rules.contains(&i) {
                 report.findings.push(Finding {
@@ -337,7 +342,7 @@ fn examine(
             "run `keys rekey` to finish it",
         );
     }
-    if let (Some(fleet), Some(policy)) = (&fleet, &policy) {
+    if let (Some(fleet), Some(policy)) = (fleet, policy) {
         // Listed only when an export is there to compare.
         let mut secrets: Option<Vec<(String, Format)>> = None;
         for export in Export::ALL {
@@ -368,27 +373,29 @@ fn examine(
         }
     }
     plaintext_temp_files(files, &mut report);
-    if scan_keys {
-        // Every file, secrets/ included: ciphertext never looks like a key, and a key
-        // pasted into a note, a comment of keys.lock or a sops value left in clear is
-        // as leaked as one anywhere else.
-        for (rel, blob) in files.iter() {
-            if policy.as_ref().is_some_and(|p| p.allows_private_key(rel)) {
-                continue;
-            }
-            if let Blob::File(data) = blob
-                && let Some(kind) = private_key_material(data)
-            {
-                report.problem(
-                    rel,
-                    format!("contains {kind} in clear"),
-                    "remove it and keep it only as a secret (`keys encrypt NAME`); if it was ever committed, rotate the key",
-                );
-            }
-        }
-    }
     report.secrets.sort_by(|a, b| a.name.cmp(&b.name));
     report
+}
+
+/// Finds private key material in clear in any file of `files`.
+fn private_keys(files: &Snapshot, policy: Option<&Policy>, report: &mut Report) {
+    // Every file, secrets/ included: ciphertext never looks like a key, and a key
+    // pasted into a note, a comment of keys.lock or a sops value left in clear is
+    // as leaked as one anywhere else.
+    for (rel, blob) in files.iter() {
+        if policy.is_some_and(|p| p.allows_private_key(rel)) {
+            continue;
+        }
+        if let Blob::File(data) = blob
+            && let Some(kind) = private_key_material(data)
+        {
+            report.problem(
+                rel,
+                format!("contains {kind} in clear"),
+                "remove it and keep it only as a secret (`keys encrypt NAME`); if it was ever committed, rotate the key",
+            );
+        }
+    }
 }
 
 /// What every secret is examined against.

@@ -12,6 +12,7 @@ use crate::error::{Error, Location, Result};
 use crate::format::Format;
 use crate::fsutil;
 use crate::layout::{self, Repo};
+use crate::ops::rekey::Rewrite;
 use crate::ops::secret::{self, EncryptOptions};
 use crate::ops::workspace::{Hosts, Workspace};
 use crate::policy::host_file::{self, NewHost};
@@ -264,7 +265,7 @@ pub fn rotate_host(
 ) -> Result<Rotated> {
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
     if let Pending::Finish(host) = settle_rotation(&mut ws)? {
-        let plan = super::rekey::plan(&mut ws, Some(&host), false)?;
+        let plan = super::rekey::plan(&mut ws, Some(&host), Rewrite::Outdated)?;
         if plan.changes.is_empty() {
             super::rekey::tidy(&ws)?;
         } else {
@@ -357,7 +358,7 @@ pub fn rotate_host(
         fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
         report.changes.push(Change::Updated(rel.clone()));
         ws.reload()?;
-        let plan = super::rekey::plan(&mut ws, Some(name), false)?;
+        let plan = super::rekey::plan(&mut ws, Some(name), Rewrite::Outdated)?;
         if plan.changes.is_empty() {
             super::rekey::tidy(&ws)?;
             return Ok(0);

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use super::workspace::Workspace;
 use crate::crypto;
+use crate::crypto::sops::Wrap;
 use crate::error::{Error, Location, Result};
 use crate::format::lockfile::{self, Lockfile};
 use crate::format::{self, sops};
@@ -26,6 +27,17 @@ use crate::recipient::Recipient;
 
 /// The journal of a rekey in progress, at the repository root.
 pub const JOURNAL: &str = ".keys-journal";
+
+/// Which secrets a rekey rewrites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Those whose lock entry or header differs from the policy, and those a killed
+    /// run may have rewritten.
+    Outdated,
+    /// Every secret, whatever the lock and the headers say (`--all`), each sops
+    /// file's data key wrapped anew.
+    All,
+}
 
 /// Why a secret is rewritten.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +78,7 @@ pub struct Plan {
     /// lines out of order): rewriting it changes no secret.
     pub relock: bool,
     /// Every secret is rewritten, whatever the lock and the headers say.
-    fresh: bool,
+    rewrite: Rewrite,
     lock: Lockfile,
 }
 
@@ -129,9 +141,8 @@ enum Found {
 /// What a rekey would change, from the policy, the lock and each file's own header
 /// (never by trial decryption): a secret is rewritten when the lock or its header
 /// differs from the policy, as the lock is text anyone can edit. With `host`, only
-/// secrets whose rule names that host (or one of its containers); with `all`, every
-/// secret, whatever the lock and the headers say.
-pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
+/// secrets whose rule names that host (or one of its containers).
+pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<Plan> {
     if let Some(h) = host
         && !ws.fleet.has_host(h)
     {
@@ -205,7 +216,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
                     if differs.is_none()
                         && *fingerprints == c.entry.recipients
                         && !c.unfinished
-                        && !all
+                        && rewrite == Rewrite::Outdated
                     {
                         return Ok(Found::Same);
                     }
@@ -258,7 +269,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, all: bool) -> Result<Plan> {
         changes,
         skipped,
         relock,
-        fresh: all,
+        rewrite,
         lock,
     })
 }
@@ -271,9 +282,9 @@ fn sops_store(format: Format, at: &Location) -> Result<&'static dyn sops::docume
     })
 }
 
-/// Re-encrypts one secret in memory for its new recipients; with `fresh`, a sops
-/// file's data key is wrapped anew for every recipient.
-fn rekey_one(change: &Change, ids: &Identities, fresh: bool) -> Result<Vec<u8>> {
+/// Re-encrypts one secret in memory for its new recipients, wrapping a sops file's
+/// data key as `wrap` says.
+fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Vec<u8>> {
     let at = Location::file(&change.path);
     let data = &change.data;
     match change.format {
@@ -295,7 +306,7 @@ fn rekey_one(change: &Change, ids: &Identities, fresh: bool) -> Result<Vec<u8>> 
                     &loaded
                 }
             };
-            let doc = crypto::sops::rewrap(doc, ids, &change.recipients, fresh, &at)?;
+            let doc = crypto::sops::rewrap(doc, ids, &change.recipients, wrap, &at)?;
             store.emit_encrypted(&doc)
         }
     }
@@ -319,7 +330,7 @@ fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
             let doc = store.load_encrypted(data, &at.file)?;
             (
                 format::Readers::Sops(sops::Readers::of_document(&doc).map_err(corrupt)?),
-                crypto::sops::rewrap(&doc, ids, &change.recipients, false, &at).is_ok(),
+                crypto::sops::rewrap(&doc, ids, &change.recipients, Wrap::KeepStaying, &at).is_ok(),
             )
         }
     };
@@ -388,12 +399,15 @@ pub fn apply(
         identities.unlock_all(prompt)?;
     }
     let ids: &Identities = identities;
-    let fresh = plan.fresh;
+    let wrap = match plan.rewrite {
+        Rewrite::Outdated => Wrap::KeepStaying,
+        Rewrite::All => Wrap::Anew,
+    };
     let results: Vec<Result<(PathBuf, Vec<u8>, u32)>> = plan
         .changes
         .par_iter()
         .map(|c| {
-            let out = rekey_one(c, ids, fresh)?;
+            let out = rekey_one(c, ids, wrap)?;
             progress();
             Ok((c.path.clone(), out, fsutil::PUBLIC))
         })

@@ -133,12 +133,17 @@ pub fn ssh_options(known_hosts: &Path, port: u16, ssh_key: Option<&Path>) -> Vec
     o
 }
 
-/// `user@address`, bracketing an IPv6 address where rsync needs it.
-fn login(host: &Host, address: &str, for_rsync: bool) -> String {
-    if for_rsync && address.contains(':') {
+/// `user@address`, as ssh takes it.
+fn login(host: &Host, address: &str) -> String {
+    format!("{}@{address}", host.ssh_user)
+}
+
+/// `user@address` as rsync's `HOST:PATH` takes it: an IPv6 address in brackets.
+fn rsync_login(host: &Host, address: &str) -> String {
+    if address.contains(':') {
         format!("{}@[{address}]", host.ssh_user)
     } else {
-        format!("{}@{address}", host.ssh_user)
+        login(host, address)
     }
 }
 
@@ -155,7 +160,7 @@ pub fn update_commands(
     let options = ssh_options(known_hosts, host.ssh_port, ssh_key);
     let probe = CommandLine::new("ssh")
         .args(options.iter().cloned())
-        .arg(login(host, address, false))
+        .arg(login(host, address))
         .arg("true");
     let mut remote_shell = String::from("ssh");
     for o in &options {
@@ -177,7 +182,7 @@ pub fn update_commands(
         .args(files.iter().map(|f| format!("./{f}")))
         .arg(format!(
             "{}:{}/",
-            login(host, address, true),
+            rsync_login(host, address),
             host.flake_dir.trim_end_matches('/')
         ));
     rsync.cwd = Some(repo.root().to_path_buf());
@@ -188,7 +193,7 @@ pub fn update_commands(
     );
     let switch = CommandLine::new("ssh")
         .args(options)
-        .arg(login(host, address, false))
+        .arg(login(host, address))
         .arg(format!(
             "nixos-rebuild switch --flake {}",
             shell_word(&flake)
@@ -315,7 +320,7 @@ pub fn verify_command(
     Ok(CommandLine::new("ssh")
         .args(ssh_options(known_hosts, host.ssh_port, ssh_key))
         .args(["-o", "BatchMode=yes"])
-        .arg(login(host, address, false))
+        .arg(login(host, address))
         .arg("true"))
 }
 
@@ -327,20 +332,29 @@ pub enum Failure {
     Exit { code: Option<i32>, stderr: String },
 }
 
-/// Runs a command with the terminal's stdin, stdout and stderr (stderr captured when
-/// `capture` is set). A signal received by `keys` is passed on to the program, which
-/// is then waited for, and reported as `Interrupted`.
+/// Where a command's stderr goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stderr {
+    /// To the terminal, as it comes.
+    Shown,
+    /// Kept, for the last lines of a failure (`Failure::Exit`).
+    Captured,
+}
+
+/// Runs a command with the terminal's stdin, stdout and stderr (stderr captured
+/// when asked). A signal received by `keys` is passed on to the program, which is
+/// then waited for, and reported as `Interrupted`.
 pub fn run(
     command: &CommandLine,
     guard: &SignalGuard,
-    capture: bool,
+    errors: Stderr,
 ) -> Result<Result<(), Failure>> {
     let mut cmd = Command::new(&command.program);
     cmd.args(&command.args);
     if let Some(cwd) = &command.cwd {
         cmd.current_dir(cwd);
     }
-    if capture {
+    if errors == Stderr::Captured {
         cmd.stderr(Stdio::piped());
     }
     let mut child = match cmd.spawn() {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::crypto;
+use crate::crypto::sops::Mac;
 use crate::error::{Error, Location, Result};
 use crate::format;
 use crate::format::Format;
@@ -167,13 +168,13 @@ pub struct Opened {
 }
 
 /// Opens an encrypted file of a known format (a secret found with `Workspace::locate`).
-/// `ignore_mac` skips the sops MAC check (values still authenticate one by one).
+/// `Mac::Ignore` skips the sops MAC check (values still authenticate one by one).
 pub fn open_file(
     path: &Path,
     format: Format,
     identities: &mut Identities,
     prompt: &dyn Prompt,
-    ignore_mac: bool,
+    mac: Mac,
 ) -> Result<Opened> {
     let data = fsutil::read(path)?;
     let at = Location::file(path);
@@ -183,14 +184,8 @@ pub fn open_file(
             sops: None,
         }),
         sops_format => {
-            let (plain, opened) = crypto::sops::decrypt_file(
-                sops_format,
-                &data,
-                identities,
-                prompt,
-                &at,
-                ignore_mac,
-            )?;
+            let (plain, opened) =
+                crypto::sops::decrypt_file(sops_format, &data, identities, prompt, &at, mac)?;
             Ok(Opened {
                 plain,
                 sops: Some(opened),
@@ -205,21 +200,14 @@ pub fn open_any(
     path: &Path,
     identities: &mut Identities,
     prompt: &dyn Prompt,
-    ignore_mac: bool,
+    mac: Mac,
 ) -> Result<Zeroizing<Vec<u8>>> {
     let data = fsutil::read(path)?;
     let age_name = path.extension().is_some_and(|e| e == "age");
     if age_name || format::age::looks_like_age(&data) {
         return crypto::age::decrypt(&data, identities, prompt, &Location::file(path));
     }
-    Ok(open_file(
-        path,
-        sops::format_of_path(path),
-        identities,
-        prompt,
-        ignore_mac,
-    )?
-    .plain)
+    Ok(open_file(path, sops::format_of_path(path), identities, prompt, mac)?.plain)
 }
 
 /// Sets (or with `None` removes) one value of a sops secret, like `sops set` and
@@ -241,7 +229,7 @@ pub fn set_value(
     let Some(store) = sops::store(format) else {
         return Err(not_settable("is an age file, which has no keys to set"));
     };
-    let opened = open_file(&file, format, identities, prompt, false)?;
+    let opened = open_file(&file, format, identities, prompt, Mac::Check)?;
     let Some(previous) = opened.sops else {
         return Err(Error::Bug {
             what: format!("{} opened as sops without a sops document", file.display()),

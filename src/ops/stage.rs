@@ -10,11 +10,12 @@ use zeroize::Zeroizing;
 use super::host::{container_key_secret, host_key_secret};
 use super::secret;
 use super::workspace::Workspace;
+use crate::crypto::sops::Mac;
 use crate::error::{Error, Location, Result};
 use crate::identity::{Identities, Parsed, Prompt};
 use crate::policy::fleet::Host;
 use crate::recipient::Recipient;
-use crate::scratch::Scratch;
+use crate::scratch::{Medium, Scratch};
 
 /// The host key's path on the host, below the persist prefix.
 pub const HOST_KEY: &str = "etc/ssh/ssh_host_ed25519_key";
@@ -110,7 +111,7 @@ fn open_key(
     let (path, format) = ws.locate(name).map_err(|_| Error::NoStoredKey {
         secret: name.to_string(),
     })?;
-    let text = secret::open_file(&path, format, identities, prompt, false)?.plain;
+    let text = secret::open_file(&path, format, identities, prompt, Mac::Check)?.plain;
     let origin = path.display().to_string();
     let Parsed::Ssh(parsed) = Parsed::parse(&text, &origin)? else {
         return Err(Error::InvalidFile {
@@ -186,14 +187,14 @@ impl Staged {
 
 /// Writes the files into a new tree: directories 0755, files created with their final
 /// mode, nothing followed through a symlink.
-pub fn write(target: Target<'_>, files: &[StagedFile], allow_disk: bool) -> Result<Staged> {
+pub fn write(target: Target<'_>, files: &[StagedFile], medium: Medium) -> Result<Staged> {
     let (scratch, prefix) = match target {
         Target::Private => {
-            let scratch = Scratch::create(allow_disk)?;
+            let scratch = Scratch::create(medium)?;
             scratch.create_dir(TREE, 0o755)?;
             (scratch, format!("{TREE}/"))
         }
-        Target::Out(dir) => (Scratch::create_at(dir, 0o755, allow_disk)?, String::new()),
+        Target::Out(dir) => (Scratch::create_at(dir, 0o755, medium)?, String::new()),
     };
     for f in files {
         scratch.create_path(&format!("{prefix}{}", f.rel), &f.data, f.mode)?;

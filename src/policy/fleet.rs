@@ -101,7 +101,7 @@ impl Fleet {
     pub fn open(repo: &Repo, files: &Snapshot) -> Result<Fleet> {
         let admins = admins_of(files)?;
         let dir = repo.hosts_dir();
-        crate::fsutil::refuse_links(repo.root(), Path::new(layout::HOSTS), true)?;
+        crate::fsutil::refuse_links(repo.root(), Path::new(layout::HOSTS))?;
         let mut slots = Vec::new();
         match std::fs::read_dir(&dir) {
             Ok(entries) => {

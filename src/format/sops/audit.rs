@@ -45,8 +45,24 @@ impl Rules {
         })
     }
 
+    /// Whether the value at `path` (under `comments`) is encrypted.
+    pub fn encrypts_value(&self, path: &[String], comments: &[Vec<String>]) -> bool {
+        self.should_be_encrypted(path, comments, false)
+    }
+
+    /// Whether the comment at `path` (the last of `comments`) is encrypted: it does
+    /// not match `encrypted_comment_regex` by itself.
+    pub fn encrypts_comment(&self, path: &[String], comments: &[Vec<String>]) -> bool {
+        self.should_be_encrypted(path, comments, true)
+    }
+
     /// sops's `shouldBeEncrypted`, rule for rule.
-    pub fn encrypts(&self, path: &[String], comments: &[Vec<String>], is_comment: bool) -> bool {
+    fn should_be_encrypted(
+        &self,
+        path: &[String],
+        comments: &[Vec<String>],
+        is_comment: bool,
+    ) -> bool {
         let o = &self.options;
         let mut encrypted = true;
         if let Some(suffix) = &o.unencrypted_suffix
@@ -211,7 +227,7 @@ pub fn audit(doc: &EncryptedDocument) -> std::result::Result<Metadata, String> {
     let mut branches = doc.branches.clone();
     let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
         match leaf {
-            Leaf::Scalar(v) if rules.encrypts(path, comments, false) && !sealed_or_empty(v) => {
+            Leaf::Scalar(v) if rules.encrypts_value(path, comments) && !sealed_or_empty(v) => {
                 Err(corrupt(
                     &at,
                     path,
@@ -220,7 +236,7 @@ pub fn audit(doc: &EncryptedDocument) -> std::result::Result<Metadata, String> {
             }
             leaf @ (Leaf::Comment(_) | Leaf::ListComment(_))
                 if leaf.comment().is_some_and(|c| {
-                    rules.encrypts(path, comments, true)
+                    rules.encrypts_comment(path, comments)
                         && !c.is_empty()
                         && cipher::parse(c).is_none()
                 }) =>

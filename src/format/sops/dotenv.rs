@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::flatten::{flatten_metadata, unflatten_metadata};
 use super::json::single_branch;
-use super::text::{invalid, text, unemittable, val_to_string};
+use super::text::{Bom, invalid, text, unemittable, val_to_string};
 use crate::error::Result;
 
 /// The prefix of the keys that hold sops metadata.
@@ -21,7 +21,7 @@ pub struct DotenvStore;
 /// The items of a dotenv file, each with its line, as sops's `LoadPlainFile`
 /// reads them; duplicate keys are refused.
 fn parse(data: &[u8], file: &str) -> Result<Vec<(u64, Item)>> {
-    let text = text(data, file, false)?;
+    let text = text(data, file, Bom::Refused)?;
     let mut items = Vec::new();
     let mut seen = HashSet::new();
     for (n, line) in text.split('\n').enumerate() {

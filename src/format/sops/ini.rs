@@ -10,7 +10,7 @@
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::flatten::{flatten_metadata, unflatten_metadata};
 use super::json::METADATA_KEY;
-use super::text::{invalid, join_key, text, unemittable, val_to_string};
+use super::text::{Bom, invalid, join_key, text, unemittable, val_to_string};
 use crate::error::Result;
 
 /// The name of the section that holds keys before the first `[section]`.
@@ -71,7 +71,7 @@ fn surrounded(s: &str, quote: char) -> bool {
 /// refusing duplicate keys and sections.
 fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
     // go-ini skips a UTF-8 byte order mark.
-    let text = text(data, file, true)?;
+    let text = text(data, file, Bom::Skipped)?;
     let err = |line: u64, reason: &str| invalid(file, Some(line), reason);
     let mut lines = Lines {
         rest: text,

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::golang::json_float;
-use super::text::{MAX_DEPTH, invalid, join_index, join_key, line_at, text};
+use super::text::{Bom, MAX_DEPTH, invalid, join_index, join_key, line_at, text};
 use crate::error::Result;
 
 /// The top-level key under which sops keeps its metadata.
@@ -103,7 +103,7 @@ pub(crate) fn refuse_metadata_key(branch: &[Item], store: &str) -> Result<()> {
 
 /// Parses a JSON document whose top level is an object into its items.
 pub(crate) fn parse(data: &[u8], file: &str) -> Result<Vec<Item>> {
-    let text = text(data, file, false)?;
+    let text = text(data, file, Bom::Refused)?;
     let mut p = Parser {
         s: text.as_bytes(),
         pos: 0,

@@ -82,18 +82,22 @@ pub(crate) fn utf8<'a>(data: &'a [u8], file: &str) -> crate::error::Result<&'a s
     })
 }
 
-/// Size, UTF-8 and (when `bom_allowed` is false) BOM checks, in that order.
-pub(crate) fn text<'a>(
-    data: &'a [u8],
-    file: &str,
-    bom_allowed: bool,
-) -> crate::error::Result<&'a str> {
+/// What a store does with a UTF-8 byte order mark at the start of its input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bom {
+    Refused,
+    Skipped,
+}
+
+/// Size, UTF-8 and BOM checks, in that order.
+pub(crate) fn text<'a>(data: &'a [u8], file: &str, bom: Bom) -> crate::error::Result<&'a str> {
     check_size(data, file)?;
-    let data = if bom_allowed {
-        strip_bom(data)
-    } else {
-        refuse_bom(data, file)?;
-        data
+    let data = match bom {
+        Bom::Skipped => strip_bom(data),
+        Bom::Refused => {
+            refuse_bom(data, file)?;
+            data
+        }
     };
     utf8(data, file)
 }
