@@ -214,14 +214,8 @@ const NIXOS_ANYWHERE: &str = "github:nix-community/nixos-anywhere";
 const DOCKER_IMAGE: &str = "nixos/nix";
 
 /// Whether `program` is an executable on PATH.
-pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(dir.join(program))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-    })
+fn on_path(program: &str) -> bool {
+    which::which(program).is_ok()
 }
 
 /// Picks nix when nixos-anywhere or nix is on PATH, else Docker.
