@@ -274,14 +274,6 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     })
 }
 
-/// The store of a sops format (every format but age has one).
-fn sops_store(format: Format, at: &Location) -> Result<&'static dyn sops::document::Store> {
-    sops::store(format).ok_or_else(|| Error::Corrupt {
-        at: at.clone(),
-        reason: "unsupported sops format".into(),
-    })
-}
-
 /// Re-encrypts one secret in memory for its new recipients, wrapping a sops file's
 /// data key as `wrap` says.
 fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Vec<u8>> {
@@ -297,7 +289,7 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Vec<u8>> {
             crypto::age::encrypt(&plain, &change.recipients, change.armor, &at)
         }
         format => {
-            let store = sops_store(format, &at)?;
+            let store = sops::require_store(format, &at)?;
             let loaded;
             let doc = match &change.doc {
                 Some(doc) => doc,
@@ -326,7 +318,7 @@ fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
             crypto::age::try_decrypt(data, ids, &at)?.is_some(),
         ),
         format => {
-            let store = sops_store(format, &at)?;
+            let store = sops::require_store(format, &at)?;
             let doc = store.load_encrypted(data, &at.file)?;
             (
                 format::Readers::Sops(sops::Readers::of_document(&doc).map_err(corrupt)?),
