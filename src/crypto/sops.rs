@@ -16,6 +16,7 @@ use crate::format::sops;
 use crate::format::sops::audit::{Leaf, Rules, corrupt, walk_items};
 use crate::format::sops::cipher::{self, IV_LEN};
 use crate::format::sops::document::{Branches, EncryptedDocument, Item, Value};
+use crate::format::sops::golang::{Fmt, format_float};
 use crate::format::sops::metadata::{AgeEntry, Metadata, Options, VERSION};
 use crate::identity::{Identities, Prompt};
 use crate::recipient::Recipient;
@@ -92,8 +93,8 @@ fn scalar(v: &Value) -> Option<(Zeroizing<Vec<u8>>, &'static str)> {
         Value::Str(s) => (s.as_bytes().to_vec(), "str"),
         Value::Bytes(b) => (b.clone(), "str"),
         Value::Int(i) => (i.to_string().into_bytes(), "int"),
-        // Rust's shortest round-trip form without exponent is Go's FormatFloat('f', -1).
-        Value::Float(f) => (format!("{f}").into_bytes(), "float"),
+        // sops's ToBytes: Go's FormatFloat(f, 'f', -1, 64), `+Inf` and `NaN` included.
+        Value::Float(f) => (format_float(*f, Fmt::F).into_bytes(), "float"),
         Value::Bool(b) => (
             (if *b { "True" } else { "False" }).as_bytes().to_vec(),
             "bool",

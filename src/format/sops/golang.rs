@@ -1,6 +1,7 @@
 //! Go's own number layouts, which sops output depends on byte for byte:
 //! `strconv.FormatFloat` at the shortest precision, and the layout `encoding/json`
-//! picks for a float. Every store that writes a float writes it through here.
+//! picks for a float. Every store that writes a float, and the bytes sops encrypts
+//! and authenticates a float as, go through here.
 
 /// The `fmt` byte of Go's `strconv.FormatFloat`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

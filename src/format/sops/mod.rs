@@ -8,7 +8,7 @@ pub mod cipher;
 pub mod document;
 pub mod dotenv;
 pub mod flatten;
-mod golang;
+pub(crate) mod golang;
 pub mod ini;
 pub mod json;
 pub mod metadata;

@@ -221,6 +221,53 @@ fn comments_in_lists_are_written_as_sops_writes_them() {
     env.keys(&["check"]).success();
 }
 
+/// A float is encrypted in the layout sops gives it (Go's `FormatFloat(f, 'f', -1,
+/// 64)`), which the MAC covers: infinities are `+Inf` and `-Inf`, so sops verifies
+/// and decrypts what keys wrote, and the other way round.
+#[test]
+fn floats_sops_reads_back_including_infinities() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let admin = env.root.join("keys/demo.txt");
+    let plaintext = "up: .inf\ndown: -.inf\nnot: .nan\ntiny: 1.0e-7\nhuge: 1.0e+21\nhalf: 0.5\n";
+    env.keys_stdin(&["encrypt", "yaml/floats"], plaintext.as_bytes())
+        .success();
+    let file = repo.join("secrets/yaml/floats.yaml");
+    let by_sops = sops(&env, &["decrypt", &file.display().to_string()], &admin);
+    assert_eq!(
+        by_sops.code, 0,
+        "sops refused keys' file: {}",
+        by_sops.stderr
+    );
+    let expected = "up: .inf\ndown: -.inf\nnot: .nan\ntiny: 1e-07\nhuge: 1e+21\nhalf: 0.5\n";
+    assert_eq!(by_sops.stdout, expected);
+    assert_eq!(
+        env.keys(&["decrypt", "yaml/floats"]).success().stdout,
+        expected
+    );
+    let admin_file = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
+    let recipient = admin_file.lines().find(|l| l.starts_with("age1")).unwrap();
+    let input = env.write("sops-in/floats.yaml", plaintext);
+    let theirs = sops(
+        &env,
+        &[
+            "encrypt",
+            "--age",
+            recipient.trim(),
+            &input.display().to_string(),
+        ],
+        &admin,
+    )
+    .success();
+    let theirs = env.write("sops-out/floats.yaml", &theirs.raw_stdout);
+    assert_eq!(
+        env.keys(&["decrypt", &theirs.display().to_string()])
+            .success()
+            .stdout,
+        expected
+    );
+}
+
 #[test]
 fn tampered_sops_files_are_refused_with_distinct_errors_and_nothing_written() {
     let mut env = TestEnv::new();
