@@ -11,6 +11,34 @@ pub const POLICIES: &str = "policies";
 pub const SECRETS: &str = "secrets";
 pub const LOCKFILE: &str = "secrets/keys.lock";
 
+/// The file a writing `keys` holds its lock on, at the repository root.
+pub const WRITER: &str = ".keys-writer";
+/// The journal of a rekey in progress, at the repository root.
+pub const REKEY_JOURNAL: &str = ".keys-journal";
+/// The journal of a host key rotation in progress, at the repository root.
+pub const ROTATION_JOURNAL: &str = ".keys-rotation";
+/// Files `keys` keeps at the repository root while it runs, which git must not pick up.
+pub const RUN_FILES: [&str; 3] = [WRITER, REKEY_JOURNAL, ROTATION_JOURNAL];
+
+/// The secret holding a host's generated private key.
+pub fn host_key_secret(host: &str) -> String {
+    format!("hosts/{host}/ssh_host_ed25519_key")
+}
+
+/// The secret holding a container's own generated private key.
+pub fn container_key_secret(host: &str, container: &str) -> String {
+    format!("hosts/{host}/containers/{container}/ssh_host_ed25519_key")
+}
+
+/// Where a generated host or container key (`hosts/**/ssh_host_ed25519_key`) keeps
+/// its public half, relative to the root: `secrets/NAME.pub`, as ssh names it. It is
+/// written with the key and lets `keys check` compare the stored key with the host
+/// file without decrypting it. None for other secrets.
+pub fn public_half(name: &str) -> Option<String> {
+    (name.starts_with("hosts/") && name.ends_with("/ssh_host_ed25519_key"))
+        .then(|| format!("{SECRETS}/{name}.pub"))
+}
+
 /// A fleet repository's root. Making one confines the file operations of `fsutil`
 /// below it: nothing there is read, written or removed through a symbolic link.
 #[derive(Debug, Clone)]

@@ -63,6 +63,9 @@ impl SshKey {
     }
 }
 
+/// Why a key of another type is refused where a host key is expected.
+pub const HOST_KEY_PURPOSE: &str = "(a host is named by its ssh-ed25519 host key)";
+
 impl Recipient {
     /// Parses one line: an age recipient, or an SSH public key in authorized_keys,
     /// known_hosts or ssh-keyscan form. `at` names where the line came from.
@@ -236,6 +239,55 @@ impl Recipient {
                     .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
             }
             Recipient::Plugin(_) => None,
+        }
+    }
+
+    /// The one ssh-ed25519 key among the lines of `text` (a public key file, or
+    /// known_hosts or ssh-keyscan lines): a host's key. Other key types are refused
+    /// by name, `origin` and the line.
+    pub fn host_key_in(text: &str, origin: &str) -> Result<Recipient> {
+        let mut found: Option<Recipient> = None;
+        let mut refused: Option<Error> = None;
+        for (n, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let at = Location::named(origin).at_line(n as u64 + 1);
+            match Recipient::parse_line(trimmed, &at) {
+                Ok(r @ Recipient::SshEd25519(_)) => match &found {
+                    Some(f) if f.fingerprint() != r.fingerprint() => {
+                        return Err(Error::InvalidFile {
+                            at,
+                            reason:
+                                "a second, different ssh-ed25519 key; give the file one host key"
+                                    .into(),
+                        });
+                    }
+                    Some(_) => {}
+                    None => found = Some(r),
+                },
+                Ok(other) => {
+                    refused.get_or_insert(Error::UnsupportedKey {
+                        at,
+                        key_type: other.kind().to_string(),
+                        purpose: Some(HOST_KEY_PURPOSE),
+                    });
+                }
+                // A forged key is never passed over for another line.
+                Err(e @ Error::WeakKey { .. }) => return Err(e),
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        match (found, refused) {
+            (Some(r), _) => Ok(r),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(Error::InvalidKey {
+                at: Location::named(origin),
+                reason: "no ssh-ed25519 public key in this file".into(),
+            }),
         }
     }
 }
@@ -466,6 +518,21 @@ mod tests {
 
     fn at() -> Location {
         Location::named("test").at_line(1)
+    }
+
+    #[test]
+    fn picks_the_ed25519_key_and_names_other_types() {
+        let key =
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
+        let text = format!("# comment\n[h]:22 ssh-rsa AAAAB3NzaC1yc2E\n[h]:22 {key}\n");
+        assert!(matches!(
+            Recipient::host_key_in(&text, "f").unwrap(),
+            Recipient::SshEd25519(_)
+        ));
+        let err = Recipient::host_key_in("h ecdsa-sha2-nistp256 AAAAE2VjZHNh\n", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ecdsa-sha2-nistp256"), "{err}");
     }
 
     #[test]

@@ -86,11 +86,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
 fn work_tree(repo: &Repo) -> Result<Snapshot> {
     let mut snap = candidates(repo)?;
     // git ignores the journal; an interrupted rekey must still be seen.
-    let journal = crate::ops::rekey::JOURNAL;
+    let journal = crate::layout::REKEY_JOURNAL;
     if snap.get(journal).is_none() && repo.root().join(journal).is_file() {
         snap.insert(journal.to_string(), Blob::File(Vec::new()));
     }
-    let rotation = crate::ops::host::ROTATION;
+    let rotation = crate::layout::ROTATION_JOURNAL;
     if snap.get(rotation).is_none() && repo.root().join(rotation).is_file() {
         let data = std::fs::read(repo.root().join(rotation)).unwrap_or_default();
         snap.insert(rotation.to_string(), Blob::File(data));

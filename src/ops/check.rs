@@ -248,7 +248,7 @@ fn examine(
         if let Some(name) = rel
             .strip_suffix(".pub")
             .and_then(|stem| stem.strip_prefix("secrets/"))
-            && super::secret::public_half(name).is_some()
+            && layout::public_half(name).is_some()
             && let Blob::File(data) = blob
         {
             public_halves.push((rel, name, data));
@@ -317,7 +317,7 @@ fn examine(
             }
         }
     }
-    if let Some(blob) = files.get(super::host::ROTATION) {
+    if let Some(blob) = files.get(layout::ROTATION_JOURNAL) {
         let host = match blob {
             Blob::File(data) => std::str::from_utf8(data)
                 .ok()
@@ -327,7 +327,7 @@ fn examine(
             Blob::Symlink => None,
         };
         report.problem(
-            super::host::ROTATION,
+            layout::ROTATION_JOURNAL,
             format!(
                 "a host key rotation{} was interrupted",
                 host.unwrap_or_default()
@@ -335,9 +335,9 @@ fn examine(
             "run `keys rekey`: it finishes the rotation, or undoes it if the host file does not name the new key yet",
         );
     }
-    if files.get(super::rekey::JOURNAL).is_some() {
+    if files.get(layout::REKEY_JOURNAL).is_some() {
         report.problem(
-            super::rekey::JOURNAL,
+            layout::REKEY_JOURNAL,
             "a rekey was interrupted: some secrets may not match keys.lock yet",
             "run `keys rekey` to finish it",
         );

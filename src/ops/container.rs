@@ -7,8 +7,7 @@ use crate::error::{Error, Location, Result};
 use crate::fsutil;
 use crate::layout::{self, Repo};
 use crate::ops::host::{
-    Change, Report, apply_key_secret, container_key_secret, name_error, plan_key_secret,
-    refuse_taken,
+    Change, Report, apply_key_secret, name_error, plan_key_secret, refuse_taken,
 };
 use crate::ops::workspace::{Hosts, Workspace};
 use crate::policy::{fleet, host_file};
@@ -58,7 +57,7 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
     let key_plan = match &private {
         Some(_) => Some(plan_key_secret(
             &ws,
-            &container_key_secret(&spec.host, &spec.name),
+            &layout::container_key_secret(&spec.host, &spec.name),
         )?),
         None => None,
     };

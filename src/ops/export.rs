@@ -5,7 +5,7 @@
 
 use crate::error::Result;
 use crate::format::{Format, secret_path};
-use crate::ops::stage;
+use crate::policy::host_file::HOST_KEY;
 use crate::policy::{Fleet, Policy, Reader, Rule};
 
 /// The first line of every exported file.
@@ -214,7 +214,7 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
                 }
             }
         }
-        let key = stage::on_host(host, stage::HOST_KEY);
+        let key = host.on_host(HOST_KEY);
         out.push_str(&format!("  {} = {{ ... }}: {{\n", nix_attr(&host.name)));
         machine_body(
             &mut out,
@@ -223,13 +223,13 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
             &key,
             host.age_key_file
                 .as_ref()
-                .map(|f| stage::on_host(host, f.trim_start_matches('/')))
+                .map(|f| host.on_host(f.trim_start_matches('/')))
                 .as_deref(),
         );
         for (c, m) in host.containers.iter().zip(&containers) {
             let host_path = match &c.own_key {
                 None => key.clone(),
-                Some(_) => stage::on_host(host, &stage::container_key(&c.name)),
+                Some(_) => host.on_host(&c.own_key_path()),
             };
             out.push_str(&format!("    containers.{} = {{\n", nix_attr(&c.name)));
             out.push_str(&format!(

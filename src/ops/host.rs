@@ -38,16 +38,6 @@ rules:
     readers: [admins]
 ";
 
-/// The secret holding a host's generated private key.
-pub fn host_key_secret(host: &str) -> String {
-    format!("hosts/{host}/ssh_host_ed25519_key")
-}
-
-/// The secret holding a container's own generated private key.
-pub fn container_key_secret(host: &str, container: &str) -> String {
-    format!("hosts/{host}/containers/{container}/ssh_host_ed25519_key")
-}
-
 /// Where a new host's public key comes from.
 pub enum KeySource {
     /// A key the user gave (a file, or what ssh-keyscan returned).
@@ -166,7 +156,7 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
         key: None,
     };
     let key_plan = match &private {
-        Some(_) => Some(plan_key_secret(&ws, &host_key_secret(&spec.name))?),
+        Some(_) => Some(plan_key_secret(&ws, &layout::host_key_secret(&spec.name))?),
         None => None,
     };
     if let (Some(private), Some(plan)) = (&private, key_plan) {
@@ -205,8 +195,12 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
             });
         }
     }
-    let mut secrets = vec![host_key_secret(name)];
-    secrets.extend(containers.iter().map(|c| container_key_secret(name, c)));
+    let mut secrets = vec![layout::host_key_secret(name)];
+    secrets.extend(
+        containers
+            .iter()
+            .map(|c| layout::container_key_secret(name, c)),
+    );
     let mut report = Report {
         changes: Vec::new(),
         key: None,
@@ -243,9 +237,6 @@ pub struct Rotated {
     pub report: Report,
     pub rekeyed: usize,
 }
-
-/// The journal of a host key rotation in progress, at the repository root.
-pub const ROTATION: &str = ".keys-rotation";
 
 /// Gives host `name` a new host key and re-encrypts, in the same run, every secret
 /// its policy gives it (as `keys rekey --host NAME`). A generated key is stored
@@ -311,7 +302,7 @@ pub fn rotate_host(
     {
         return Err(no_key_line());
     }
-    let secret_name = host_key_secret(name);
+    let secret_name = layout::host_key_secret(name);
     let stored = ws.locate(&secret_name).is_ok() || ws.lockfile()?.contains(&secret_name);
     let key_plan = match (&private, stored) {
         (Some(_), false) => Some(plan_key_secret(&ws, &secret_name)?),
@@ -324,7 +315,7 @@ pub fn rotate_host(
         &public,
         key_plan.as_ref().is_some_and(|p| p.policy.is_some()),
     )?;
-    let journal_file = repo.root().join(ROTATION);
+    let journal_file = repo.root().join(layout::ROTATION_JOURNAL);
     fsutil::write_atomic(&journal_file, journal.render().as_bytes(), fsutil::PUBLIC)?;
     let mut report = Report::default();
     let result = (|| -> Result<usize> {
@@ -403,7 +394,7 @@ pub enum Pending {
 /// its lock line and a policy file the rotation created are put back as they were.
 /// Otherwise the rotation is to be finished by rekeying the host's secrets.
 pub fn settle_rotation(ws: &mut Workspace) -> Result<Pending> {
-    let path = ws.repo.root().join(ROTATION);
+    let path = ws.repo.root().join(layout::ROTATION_JOURNAL);
     let Some(text) = fsutil::read_optional(&path)? else {
         return Ok(Pending::None);
     };
@@ -423,7 +414,7 @@ pub fn settle_rotation(ws: &mut Workspace) -> Result<Pending> {
 
 /// Removes the journal of a finished rotation.
 pub fn end_rotation(ws: &Workspace) -> Result<()> {
-    let path = ws.repo.root().join(ROTATION);
+    let path = ws.repo.root().join(layout::ROTATION_JOURNAL);
     if std::fs::symlink_metadata(&path).is_ok() {
         fsutil::remove(&path)?;
     }
@@ -456,7 +447,7 @@ impl Journal {
         key: &Recipient,
         created_policy: bool,
     ) -> Result<Journal> {
-        let name = host_key_secret(host);
+        let name = layout::host_key_secret(host);
         let root = ws.repo.root().to_path_buf();
         let read = |rel: String| -> Result<Option<Vec<u8>>> {
             let path = root.join(rel);
@@ -470,7 +461,7 @@ impl Journal {
             host: host.to_string(),
             key: key.clone(),
             secret: read(crate::format::secret_path(&name, Format::Age))?,
-            public: match secret::public_half(&name) {
+            public: match layout::public_half(&name) {
                 Some(rel) => read(rel)?,
                 None => None,
             },
@@ -507,7 +498,7 @@ impl Journal {
     fn parse(data: &[u8]) -> Result<Journal> {
         use base64::Engine as _;
         let invalid = |line: Option<usize>, reason: String| {
-            let at = Location::named(ROTATION);
+            let at = Location::named(layout::ROTATION_JOURNAL);
             Error::InvalidFile {
                 at: match line {
                     Some(n) => at.at_line(n as u64 + 1),
@@ -546,7 +537,10 @@ impl Journal {
         let (n, host) = field("host")?;
         layout::check_name(host).map_err(|r| invalid(Some(n), format!("host name: {r}")))?;
         let (n, key) = field("key")?;
-        let key = Recipient::parse_line(key, &Location::named(ROTATION).at_line(n as u64 + 1))?;
+        let key = Recipient::parse_line(
+            key,
+            &Location::named(layout::ROTATION_JOURNAL).at_line(n as u64 + 1),
+        )?;
         Ok(Journal {
             host: host.to_string(),
             key,
@@ -560,17 +554,17 @@ impl Journal {
     /// Puts the host's key secret, its public half, its lock line and the policy
     /// back as the journal says they were.
     fn undo(&self, ws: &mut Workspace) -> Result<()> {
-        let name = host_key_secret(&self.host);
+        let name = layout::host_key_secret(&self.host);
         let root = ws.repo.root().to_path_buf();
         let secret_file = root.join(crate::format::secret_path(&name, Format::Age));
-        let public_file = secret::public_half(&name).map(|rel| root.join(rel));
+        let public_file = layout::public_half(&name).map(|rel| root.join(rel));
         match &self.lock {
             Some(line) => {
                 let entry = crate::format::lockfile::Lockfile::parse(&format!("{name} {line}\n"))?
                     .entries
                     .remove(&name)
                     .ok_or_else(|| Error::InvalidFile {
-                        at: Location::named(ROTATION),
+                        at: Location::named(layout::ROTATION_JOURNAL),
                         reason: "unreadable lock line".into(),
                     })?;
                 ws.lockfile()?.upsert(&name, &entry);
@@ -719,7 +713,7 @@ fn store_key(
     opts: &EncryptOptions,
 ) -> Result<secret::Written> {
     let line = format!("{}\n", host_file::key_line(public));
-    let beside = secret::public_half(name).map(|rel| ws.repo.root().join(rel));
+    let beside = layout::public_half(name).map(|rel| ws.repo.root().join(rel));
     let beside: Vec<(&Path, &[u8])> = beside
         .iter()
         .map(|p| (p.as_path(), line.as_bytes()))
@@ -736,53 +730,7 @@ pub fn read_key_file(path: &Path) -> Result<Recipient> {
         at: Location::named(&shown),
         reason: "not UTF-8 text".into(),
     })?;
-    pick_ed25519(text, &shown)
-}
-
-/// The one ssh-ed25519 key among the lines of `text`; other keys refused by type.
-pub(super) fn pick_ed25519(text: &str, origin: &str) -> Result<Recipient> {
-    let mut found: Option<Recipient> = None;
-    let mut refused: Option<Error> = None;
-    for (n, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let at = Location::named(origin).at_line(n as u64 + 1);
-        match Recipient::parse_line(trimmed, &at) {
-            Ok(r @ Recipient::SshEd25519(_)) => match &found {
-                Some(f) if f.fingerprint() != r.fingerprint() => {
-                    return Err(Error::InvalidFile {
-                        at,
-                        reason: "a second, different ssh-ed25519 key; give the file one host key"
-                            .into(),
-                    });
-                }
-                Some(_) => {}
-                None => found = Some(r),
-            },
-            Ok(other) => {
-                refused.get_or_insert(Error::UnsupportedKey {
-                    at,
-                    key_type: other.kind().to_string(),
-                    purpose: Some("(a host is named by its ssh-ed25519 host key)"),
-                });
-            }
-            // A forged key is never passed over for another line.
-            Err(e @ Error::WeakKey { .. }) => return Err(e),
-            Err(e) => {
-                refused.get_or_insert(e);
-            }
-        }
-    }
-    match (found, refused) {
-        (Some(r), _) => Ok(r),
-        (None, Some(e)) => Err(e),
-        (None, None) => Err(Error::InvalidKey {
-            at: Location::named(origin),
-            reason: "no ssh-ed25519 public key in this file".into(),
-        }),
-    }
+    Recipient::host_key_in(text, &shown)
 }
 
 #[cfg(test)]
@@ -809,22 +757,9 @@ mod tests {
         for (text, want) in cases {
             let err = Journal::parse(text.as_bytes()).err().unwrap().to_string();
             assert!(err.starts_with(want), "{text:?}: {err}");
-            assert_eq!(err.matches(ROTATION).count(), 1, "{err}");
+            assert_eq!(err.matches(layout::ROTATION_JOURNAL).count(), 1, "{err}");
         }
         let journal = Journal::parse(full("-").as_bytes()).unwrap();
         assert_eq!((journal.host.as_str(), journal.secret), ("h", None));
-    }
-
-    #[test]
-    fn picks_the_ed25519_key_and_names_other_types() {
-        let text = format!("# comment\n[h]:22 ssh-rsa AAAAB3NzaC1yc2E\n[h]:22 {KEY}\n");
-        assert!(matches!(
-            pick_ed25519(&text, "f").unwrap(),
-            Recipient::SshEd25519(_)
-        ));
-        let err = pick_ed25519("h ecdsa-sha2-nistp256 AAAAE2VjZHNh\n", "f")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("ecdsa-sha2-nistp256"), "{err}");
     }
 }

@@ -126,9 +126,6 @@ pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
     Ok(report)
 }
 
-/// Files `keys` keeps at the repository root while it runs, which git must not pick up.
-const RUN_FILES: [&str; 3] = ["/.keys-writer", "/.keys-journal", "/.keys-rotation"];
-
 /// Adds the run files to `.gitignore` (created if absent); lines already there are kept.
 fn ignore_run_files(repo: &Repo, report: &mut Report) -> Result<()> {
     let path = repo.root().join(".gitignore");
@@ -140,9 +137,11 @@ fn ignore_run_files(repo: &Repo, report: &mut Report) -> Result<()> {
         None => None,
     };
     let text = existing.clone().unwrap_or_default();
-    let missing: Vec<&str> = RUN_FILES
-        .into_iter()
-        .filter(|f| !text.lines().any(|l| l.trim() == *f))
+    // Anchored at the root, where keys keeps them.
+    let lines = layout::RUN_FILES.map(|f| format!("/{f}"));
+    let missing: Vec<&String> = lines
+        .iter()
+        .filter(|f| !text.lines().any(|l| l.trim() == f.as_str()))
         .collect();
     if missing.is_empty() {
         report.outcomes.push(Outcome::Kept(".gitignore".into()));
@@ -160,7 +159,8 @@ fn ignore_run_files(repo: &Repo, report: &mut Report) -> Result<()> {
     report
         .outcomes
         .push(Outcome::Created(if existing.is_some() {
-            ".gitignore entries for /.keys-writer, /.keys-journal and /.keys-rotation".into()
+            let [a, b, c] = &lines;
+            format!(".gitignore entries for {a}, {b} and {c}")
         } else {
             ".gitignore".into()
         }));

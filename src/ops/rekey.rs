@@ -22,11 +22,9 @@ use crate::format::{self, sops};
 use crate::format::{Format, secret_path};
 use crate::fsutil;
 use crate::identity::{Identities, Prompt};
+use crate::layout;
 use crate::policy::{Reader, Rule};
 use crate::recipient::Recipient;
-
-/// The journal of a rekey in progress, at the repository root.
-pub const JOURNAL: &str = ".keys-journal";
 
 /// Which secrets a rekey rewrites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +151,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     let relock = !text.is_empty() && lock.render() != text;
     // Secrets a killed run may have rewritten without recording them in the lock:
     // they are rewritten again whatever the lock says.
-    let journal = fsutil::read_optional(&ws.repo.root().join(JOURNAL))?.unwrap_or_default();
+    let journal =
+        fsutil::read_optional(&ws.repo.root().join(layout::REKEY_JOURNAL))?.unwrap_or_default();
     let journaled: std::collections::HashSet<String> = String::from_utf8_lossy(&journal)
         .lines()
         .map(str::to_string)
@@ -345,7 +344,7 @@ fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
 /// run had already written the lock. Returns how many temp files were removed.
 pub fn tidy(ws: &Workspace) -> Result<usize> {
     let removed = fsutil::remove_leftovers(&ws.repo.secrets_dir())?;
-    let journal = ws.repo.root().join(JOURNAL);
+    let journal = ws.repo.root().join(layout::REKEY_JOURNAL);
     if std::fs::symlink_metadata(&journal).is_ok() {
         fsutil::remove(&journal)?;
     }
@@ -378,7 +377,7 @@ pub fn apply(
     progress: &(dyn Fn() + Sync),
 ) -> Result<Applied> {
     let leftovers_removed = fsutil::remove_leftovers(&ws.repo.secrets_dir())?;
-    let journal = ws.repo.root().join(JOURNAL);
+    let journal = ws.repo.root().join(layout::REKEY_JOURNAL);
     if plan.changes.is_empty() {
         tidy(ws)?;
         return Ok(Applied {

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::host::pick_ed25519;
 use crate::error::{Error, Result};
 use crate::layout::{self, Repo};
 use crate::policy::fleet::Host;
@@ -510,7 +509,7 @@ pub fn keyscan(program: &Path, addr: &str, port: u16, timeout: Duration) -> Resu
         .lines()
         .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
     if has_key {
-        return pick_ed25519(&stdout, &origin);
+        return Recipient::host_key_in(&stdout, &origin);
     }
     let said = stderr
         .lines()

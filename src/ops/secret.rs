@@ -270,7 +270,7 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
             name: name.to_string(),
         });
     }
-    let public = public_half(name)
+    let public = layout::public_half(name)
         .map(|rel| ws.repo.root().join(rel))
         .filter(|p| std::fs::symlink_metadata(p).is_ok());
     let gone: Vec<&Path> = path
@@ -296,15 +296,6 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
         prune_empty_dirs(&ws.repo, p);
     }
     Ok(Removed { path, in_lock })
-}
-
-/// Where a generated host or container key (`hosts/**/ssh_host_ed25519_key`) keeps
-/// its public half, relative to the root: `secrets/NAME.pub`, as ssh names it. It is
-/// written with the key and lets `keys check` compare the stored key with the host
-/// file without decrypting it. None for other secrets.
-pub fn public_half(name: &str) -> Option<String> {
-    (name.starts_with("hosts/") && name.ends_with("/ssh_host_ed25519_key"))
-        .then(|| format!("{}/{name}.pub", layout::SECRETS))
 }
 
 /// Removes directories left empty under `secrets/` (never `secrets/` itself).

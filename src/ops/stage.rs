@@ -7,20 +7,17 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::host::{container_key_secret, host_key_secret};
 use super::secret;
 use super::workspace::Workspace;
 use crate::crypto::sops::Mac;
 use crate::error::{Error, Location, Result};
 use crate::identity::{Identities, Parsed, Prompt};
+use crate::layout;
 use crate::policy::fleet::Host;
+use crate::policy::host_file::HOST_KEY;
 use crate::recipient::Recipient;
 use crate::scratch::{Medium, Scratch};
 
-/// The host key's path on the host, below the persist prefix.
-pub const HOST_KEY: &str = "etc/ssh/ssh_host_ed25519_key";
-/// Where a container's own key lives on its host, below the persist prefix.
-pub const CONTAINER_KEYS: &str = "etc/ssh/containers";
 /// The staged tree inside the private directory `stage-install` makes.
 pub const TREE: &str = "tree";
 
@@ -31,19 +28,9 @@ pub struct StagedFile {
     pub mode: u32,
 }
 
-/// The absolute path on the host of `rel` (below the persist prefix).
-pub fn on_host(host: &Host, rel: &str) -> String {
-    format!("{}/{rel}", host.persist.as_deref().unwrap_or(""))
-}
-
 /// `rel` below the host's persist prefix, as a path inside the tree.
 fn in_tree(host: &Host, rel: &str) -> String {
-    on_host(host, rel).trim_start_matches('/').to_string()
-}
-
-/// Where a container's own key lives on its host, below the persist prefix.
-pub fn container_key(container: &str) -> String {
-    format!("{CONTAINER_KEYS}/{container}/ssh_host_ed25519_key")
+    host.on_host(rel).trim_start_matches('/').to_string()
 }
 
 /// Decrypts the host's key (and its containers' own keys) and lays out the files of
@@ -57,7 +44,7 @@ pub fn files(
     let mut out = Vec::new();
     let key = open_key(
         ws,
-        &host_key_secret(&host.name),
+        &layout::host_key_secret(&host.name),
         &host.key,
         identities,
         prompt,
@@ -82,9 +69,9 @@ pub fn files(
     }
     for c in &host.containers {
         let Some(own) = &c.own_key else { continue };
-        let secret = container_key_secret(&host.name, &c.name);
+        let secret = layout::container_key_secret(&host.name, &c.name);
         let key = open_key(ws, &secret, own, identities, prompt)?;
-        let rel = container_key(&c.name);
+        let rel = c.own_key_path();
         out.push(private_file(in_tree(host, &rel), &key.text));
         out.push(public_file(
             in_tree(host, &format!("{rel}.pub")),

@@ -21,9 +21,6 @@ use crate::policy::fleet::Host;
 use crate::policy::{Fleet, Policy, Rule};
 use crate::snapshot::Snapshot;
 
-/// The writer lock's file, relative to the repository root (git should ignore it).
-pub const FILE: &str = ".keys-writer";
-
 /// How long a refused process looks for the holder's pid: the holder may have taken
 /// the lock and not yet written it, or released it a moment ago.
 const FIND_HOLDER: Duration = Duration::from_secs(1);
@@ -35,7 +32,7 @@ pub struct WriterLock {
 
 impl WriterLock {
     pub fn acquire(repo: &Repo) -> Result<WriterLock> {
-        let path: PathBuf = repo.root().join(FILE);
+        let path: PathBuf = repo.root().join(layout::WRITER);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -271,8 +268,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repo::at(dir.path().to_path_buf());
         // A holder that has taken the lock and written nothing yet (or left a stale pid).
-        std::fs::write(dir.path().join(FILE), "999999999\n").unwrap();
-        let held = File::open(dir.path().join(FILE)).unwrap();
+        std::fs::write(dir.path().join(layout::WRITER), "999999999\n").unwrap();
+        let held = File::open(dir.path().join(layout::WRITER)).unwrap();
         flock(&held, FlockOperation::NonBlockingLockExclusive).unwrap();
         let Err(Error::Busy { pid, .. }) = WriterLock::acquire(&repo) else {
             panic!("not refused");
@@ -281,7 +278,7 @@ mod tests {
         drop(held);
         let lock = WriterLock::acquire(&repo).unwrap();
         drop(lock);
-        std::fs::hard_link(dir.path().join(FILE), dir.path().join("other")).unwrap();
+        std::fs::hard_link(dir.path().join(layout::WRITER), dir.path().join("other")).unwrap();
         let err = WriterLock::acquire(&repo).err().unwrap().to_string();
         assert!(err.contains("hard link"), "{err}");
     }

@@ -37,10 +37,28 @@ pub struct Container {
     pub own_key: Option<Recipient>,
 }
 
+/// The host key's path on the machine, below the persist prefix (where
+/// `keys stage-install` puts it and the exported NixOS modules read it).
+pub const HOST_KEY: &str = "etc/ssh/ssh_host_ed25519_key";
+/// Where the containers' own keys live on their host, below the persist prefix.
+pub const CONTAINER_KEYS: &str = "etc/ssh/containers";
+
+impl Host {
+    /// The absolute path on the machine of `rel` (below the persist prefix).
+    pub fn on_host(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.persist.as_deref().unwrap_or(""))
+    }
+}
+
 impl Container {
     /// The key this container decrypts with: its own, or its host's.
     pub fn key<'a>(&'a self, host: &'a Host) -> &'a Recipient {
         self.own_key.as_ref().unwrap_or(&host.key)
+    }
+
+    /// Where its own key lives on its host, below the persist prefix.
+    pub fn own_key_path(&self) -> String {
+        format!("{CONTAINER_KEYS}/{}/ssh_host_ed25519_key", self.name)
     }
 }
 
