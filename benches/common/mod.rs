@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use keys::crypto::age::Armor;
 use keys::format::lockfile::{self, Lockfile};
 use keys::format::{Format, secret_path};
 use keys::layout::Repo;
@@ -122,7 +123,7 @@ pub fn generate(root: &Path, id_dir: &Path, n: usize, format: Format) -> Vec<Pat
             let plain = format!("token: secret-{i}-{}\n", "x".repeat(150));
             let data = match format {
                 Format::Age => {
-                    keys::crypto::age::encrypt(plain.as_bytes(), &r.recipients, false, &at)
+                    keys::crypto::age::encrypt(plain.as_bytes(), &r.recipients, Armor::Binary, &at)
                 }
                 sops => keys::crypto::sops::encrypt_file(
                     sops,

@@ -50,11 +50,26 @@ pub fn refuse_low_order(recipients: &[Recipient], at: &Location) -> Result<()> {
     Ok(())
 }
 
+/// How an age file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Armor {
+    Binary,
+    /// PEM-like text (`-----BEGIN AGE ENCRYPTED FILE-----`).
+    Ascii,
+}
+
+impl Armor {
+    /// `Ascii` when a policy rule says `armor: true`.
+    pub fn when(armored: bool) -> Armor {
+        if armored { Armor::Ascii } else { Armor::Binary }
+    }
+}
+
 /// Encrypts `plaintext` to every recipient, armored (PEM-like text) or binary.
 pub fn encrypt(
     plaintext: &[u8],
     recipients: &[Recipient],
-    armor: bool,
+    armor: Armor,
     at: &Location,
 ) -> Result<Vec<u8>> {
     let fail = |reason: String| Error::Encrypt {
@@ -89,10 +104,9 @@ pub fn encrypt(
     let encryptor =
         age::Encryptor::with_recipients(boxed.iter().map(|b| b.as_ref() as &dyn age::Recipient))
             .map_err(|e| fail(e.to_string()))?;
-    let format = if armor {
-        age::armor::Format::AsciiArmor
-    } else {
-        age::armor::Format::Binary
+    let format = match armor {
+        Armor::Ascii => age::armor::Format::AsciiArmor,
+        Armor::Binary => age::armor::Format::Binary,
     };
     let io = |e: std::io::Error| fail(e.to_string());
     let mut out = Vec::with_capacity(plaintext.len() + 512);
@@ -347,12 +361,12 @@ mod tests {
     fn no_stanza_is_written_to_a_low_order_recipient_however_it_was_made() {
         let at = Location::named("t.age");
         let good = Recipient::X25519(age::x25519::Identity::generate().to_public());
-        assert!(encrypt(b"x", std::slice::from_ref(&good), false, &at).is_ok());
+        assert!(encrypt(b"x", std::slice::from_ref(&good), Armor::Binary, &at).is_ok());
         for u in low_order_us() {
             assert!(recipient::is_low_order_u(&u), "{u:?}");
             // Built directly, past the parser that refuses it.
             let weak = age_recipient(&u);
-            let err = encrypt(b"x", &[good.clone(), weak], true, &at).unwrap_err();
+            let err = encrypt(b"x", &[good.clone(), weak], Armor::Ascii, &at).unwrap_err();
             assert!(matches!(err, Error::WeakKey { .. }), "{u:?}: {err}");
             assert!(
                 err.to_string()
@@ -362,7 +376,7 @@ mod tests {
         // ssh-ed25519 keys of small order, which age's ssh wrap would take.
         for t in EIGHT_TORSION {
             let weak = Recipient::ssh_ed25519_unchecked(t.compress().to_bytes());
-            let err = encrypt(b"x", &[good.clone(), weak], true, &at).unwrap_err();
+            let err = encrypt(b"x", &[good.clone(), weak], Armor::Ascii, &at).unwrap_err();
             assert!(matches!(err, Error::WeakKey { .. }), "{err}");
             assert!(err.to_string().contains("ssh-ed25519 key SHA256:"), "{err}");
         }
@@ -404,7 +418,7 @@ mod tests {
         let at = Location::named("t");
         let (x, host, other_host) = (recipient(), ssh(1), ssh(2));
         let policy = [x.clone(), host.clone()];
-        for armor in [false, true] {
+        for armor in [Armor::Binary, Armor::Ascii] {
             let file = encrypt(b"secret", &policy, armor, &at).unwrap();
             let found = header(&file).unwrap();
             assert_eq!(
@@ -418,7 +432,7 @@ mod tests {
             assert_eq!(found.differs_from(&policy), None);
             assert_eq!(ssh_tags(&file).unwrap(), found.ssh);
         }
-        let found = header(&encrypt(b"secret", &policy, false, &at).unwrap()).unwrap();
+        let found = header(&encrypt(b"secret", &policy, Armor::Binary, &at).unwrap()).unwrap();
         // A host removed, another host in its place, one more X25519 reader.
         for (want, says) in [
             (
@@ -440,7 +454,7 @@ mod tests {
 
         // Stanzas of other kinds count; the one grease stanza the age library writes
         // does not, a second one does.
-        let file = encrypt(b"secret", &policy, false, &at).unwrap();
+        let file = encrypt(b"secret", &policy, Armor::Binary, &at).unwrap();
         let plugin = with_stanza(&file, "-> piv-p256 abcd\nAAAA\n");
         let found = header(&plugin).unwrap();
         assert_eq!(found.other, ["piv-p256"]);
@@ -469,12 +483,12 @@ mod tests {
         let r = [recipient()];
         for size in [0, 1, 64 * 1024, 64 * 1024 + 1, 200_000] {
             let plain = vec![7u8; size];
-            for armor in [false, true] {
+            for armor in [Armor::Binary, Armor::Ascii] {
                 let file = encrypt(&plain, &r, armor, &at).unwrap();
-                assert_eq!(check_structure(&file), Ok(()), "size {size} armor {armor}");
+                assert_eq!(check_structure(&file), Ok(()), "size {size} {armor:?}");
                 assert!(looks_like_age(&file));
             }
-            let file = encrypt(&plain, &r, false, &at).unwrap();
+            let file = encrypt(&plain, &r, Armor::Binary, &at).unwrap();
             let header = memchr::memmem::find(&file, b"\n--- ").unwrap();
             let body = header + 1 + memchr::memchr(b'\n', &file[header + 1..]).unwrap() + 1;
             for end in [

@@ -10,6 +10,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto;
 use crate::crypto::aes::{self, DataKey};
+use crate::crypto::age::Armor;
 use crate::error::{Error, Location, Result};
 use crate::format::Format;
 use crate::format::sops;
@@ -413,7 +414,8 @@ pub fn rewrap(
             {
                 return Ok(kept.clone());
             }
-            let enc = crypto::age::encrypt(key.as_slice(), std::slice::from_ref(r), true, at)?;
+            let enc =
+                crypto::age::encrypt(key.as_slice(), std::slice::from_ref(r), Armor::Ascii, at)?;
             Ok(AgeEntry {
                 recipient: name,
                 enc: String::from_utf8(enc).unwrap_or_default(),
@@ -463,7 +465,12 @@ pub fn seal(
         metadata.age = recipients
             .iter()
             .map(|r| {
-                let enc = crypto::age::encrypt(key.as_slice(), std::slice::from_ref(r), true, at)?;
+                let enc = crypto::age::encrypt(
+                    key.as_slice(),
+                    std::slice::from_ref(r),
+                    Armor::Ascii,
+                    at,
+                )?;
                 Ok(AgeEntry {
                     recipient: r.to_string(),
                     enc: String::from_utf8(enc).unwrap_or_default(),
@@ -782,7 +789,8 @@ mod tests {
             store.emit_encrypted(&doc).unwrap()
         };
         let wrapped_twice = String::from_utf8(
-            crypto::age::encrypt(&[7; 32], &[admin.clone(), extra.clone()], true, &at).unwrap(),
+            crypto::age::encrypt(&[7; 32], &[admin.clone(), extra.clone()], Armor::Ascii, &at)
+                .unwrap(),
         )
         .unwrap();
         let cases: Vec<(Vec<u8>, &str)> = vec![

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use super::workspace::Workspace;
 use crate::crypto;
+use crate::crypto::age::Armor;
 use crate::crypto::sops::Wrap;
 use crate::error::{Error, Location, Result};
 use crate::format::lockfile::{self, Lockfile};
@@ -285,7 +286,7 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Vec<u8>> {
                     at: at.clone(),
                     searched: ids.searched().to_vec(),
                 })?;
-            crypto::age::encrypt(&plain, &change.recipients, change.armor, &at)
+            crypto::age::encrypt(&plain, &change.recipients, Armor::when(change.armor), &at)
         }
         format => {
             let store = sops::require_store(format, &at)?;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::crypto;
+use crate::crypto::age::Armor;
 use crate::crypto::sops::Mac;
 use crate::error::{Error, Location, Result};
 use crate::format;
@@ -85,7 +86,12 @@ pub fn encrypt_with(
     let resolved = ws.policy.resolve(rule, &ws.fleet)?;
     let at = Location::named(&rel);
     let sealed = match format {
-        Format::Age => crypto::age::encrypt(plaintext, &resolved.recipients, rule.armor, &at)?,
+        Format::Age => crypto::age::encrypt(
+            plaintext,
+            &resolved.recipients,
+            Armor::when(rule.armor),
+            &at,
+        )?,
         sops_format => crypto::sops::encrypt_file(
             sops_format,
             plaintext,

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use keys::crypto::age::Armor;
 use keys::error::Location;
 use keys::recipient::Recipient;
 
@@ -55,7 +56,7 @@ fn real_age_opens_files_keys_writes_for_derived_and_native_ssh_recipients() {
     let ssh_key = private_copy(&env, &key, "ed25519-02");
     let at = Location::named("test");
     let plaintext = b"telegram-token: 123456:ABC\n";
-    for armor in [false, true] {
+    for armor in [Armor::Binary, Armor::Ascii] {
         let to_derived = Recipient::parse_line(derived.trim(), &at).unwrap();
         let file = env.write(
             "derived.age",

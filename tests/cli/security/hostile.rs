@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use keys::crypto::age::Armor;
 use keys::error::Location;
 use keys::format::Format;
 use keys::format::sops::Options;
@@ -67,7 +68,7 @@ impl Corpus {
         let secret = keys::crypto::age::encrypt(
             format!("base secret {canary}\n").as_bytes(),
             &self.base_recipients,
-            false,
+            Armor::Binary,
             &Location::named("misc/base"),
         )
         .unwrap();
@@ -98,7 +99,7 @@ impl Corpus {
         keys::crypto::age::encrypt(
             plain,
             std::slice::from_ref(&self.admin),
-            armor,
+            Armor::when(armor),
             &Location::named("x"),
         )
         .unwrap()
