@@ -667,7 +667,7 @@ mod tests {
         // Remove a clear value: the MAC no longer matches.
         let mut removed = sealed.clone();
         let mut items = db(&mut removed);
-        items.retain(|i| !matches!(i, Item::Pair(k, _) if k == "note_unencrypted"));
+        items.retain(|i| i.key() != Some("note_unencrypted"));
         removed.branches[0][1] = Item::Pair("db".into(), Value::Map(items));
         assert!(matches!(
             open(&removed, &mut ids, &NoPrompt, &at, Mac::Check),

@@ -56,14 +56,8 @@ impl Store for BinaryStore {
 mod tests {
     use super::*;
 
-    const ENC: &[u8] = include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/sops/blob.enc.bin"
-    ));
-    const PLAIN: &[u8] = include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/sops/blob.plain.bin"
-    ));
+    const ENC: &[u8] = sops_vector!("blob.enc.bin");
+    const PLAIN: &[u8] = sops_vector!("blob.plain.bin");
 
     #[test]
     fn vectors_round_trip_byte_for_byte() {

@@ -35,6 +35,16 @@ pub enum Item {
     Comment(String),
 }
 
+impl Item {
+    /// The key of a pair; `None` for a comment.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Item::Pair(k, _) => Some(k),
+            Item::Comment(_) => None,
+        }
+    }
+}
+
 /// The top-level maps of a document: one per YAML document, one for every other
 /// store. In an encrypted file the `sops` metadata key is not part of a branch.
 pub type Branches = Vec<Vec<Item>>;
@@ -132,9 +142,7 @@ pub fn set_path(
     let PathSegment::Key(key) = first else {
         return Err(PathError::IndexInMap(first.clone()));
     };
-    let pos = items
-        .iter()
-        .position(|i| matches!(i, Item::Pair(k, _) if k == key));
+    let pos = items.iter().position(|i| i.key() == Some(key));
     if rest.is_empty() {
         match (pos, value) {
             (Some(p), Some(v)) => items[p] = Item::Pair(key.clone(), v),

@@ -141,7 +141,7 @@ impl Store for DotenvStore {
         let mut branch = single_branch(&doc.branches, "dotenv")?.to_vec();
         if branch
             .iter()
-            .any(|i| matches!(i, Item::Pair(k, _) if k.starts_with(METADATA_PREFIX)))
+            .any(|i| i.key().is_some_and(|k| k.starts_with(METADATA_PREFIX)))
         {
             return Err(unemittable(
                 "dotenv",
@@ -165,14 +165,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const ENC: &[u8] = include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/sops/app.enc.env"
-    ));
-    const PLAIN: &[u8] = include_bytes!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/vectors/sops/app.plain.env"
-    ));
+    const ENC: &[u8] = sops_vector!("app.enc.env");
+    const PLAIN: &[u8] = sops_vector!("app.plain.env");
 
     fn pair(k: &str, v: &str) -> Item {
         Item::Pair(k.into(), Value::Str(v.into()))
@@ -205,14 +199,7 @@ mod tests {
     #[test]
     fn metadata_is_unflattened() {
         let doc = DotenvStore.load_encrypted(ENC, "app.enc.env").unwrap();
-        let keys: Vec<&str> = doc
-            .metadata
-            .iter()
-            .filter_map(|i| match i {
-                Item::Pair(k, _) => Some(k.as_str()),
-                Item::Comment(_) => None,
-            })
-            .collect();
+        let keys: Vec<&str> = doc.metadata.iter().filter_map(Item::key).collect();
         assert_eq!(
             keys,
             [

@@ -238,19 +238,19 @@ fn value_reads_back(v: &[u8]) -> bool {
         && lines.rest.is_empty()
 }
 
+/// The first of `quotes` that `line` opens with; go-ini takes `"""` only on a line
+/// longer than `triple_after` bytes.
+fn opening_quote(line: &str, quotes: &[&'static str], triple_after: usize) -> Option<&'static str> {
+    quotes
+        .iter()
+        .copied()
+        .find(|q| line.starts_with(q) && (*q != "\"\"\"" || line.len() > triple_after))
+}
+
 /// go-ini's `readKeyName` with delimiters `=` and `:`: the key and the offset of
 /// the value.
 fn key_name(line: &str) -> std::result::Result<(String, usize), &'static str> {
-    let quote = if line.starts_with("\"\"\"") && line.len() > 6 {
-        Some("\"\"\"")
-    } else if line.starts_with('"') {
-        Some("\"")
-    } else if line.starts_with('`') {
-        Some("`")
-    } else {
-        None
-    };
-    if let Some(q) = quote {
+    if let Some(q) = opening_quote(line, &["\"\"\"", "\"", "`"], 6) {
         let start = q.len();
         let pos = line[start..].find(q).ok_or("missing closing key quote")? + start;
         let i = line[pos + start..]
@@ -275,14 +275,7 @@ fn value(
     if line.is_empty() {
         return Ok(String::new());
     }
-    let quote = if line.len() > 3 && line.starts_with("\"\"\"") {
-        Some("\"\"\"")
-    } else if line.starts_with('`') {
-        Some("`")
-    } else {
-        None
-    };
-    if let Some(q) = quote {
+    if let Some(q) = opening_quote(line, &["\"\"\"", "`"], 3) {
         let start = q.len();
         return match line[start..].rfind(q) {
             Some(pos) => Ok(line[start..start + pos].to_string()),
@@ -607,16 +600,6 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::HashSet;
 
-    macro_rules! vector {
-        ($name:literal) => {
-            include_bytes!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/vectors/sops/",
-                $name
-            ))
-        };
-    }
-
     fn s(v: &str) -> Value {
         Value::Str(v.into())
     }
@@ -638,14 +621,14 @@ mod tests {
 
     #[test]
     fn vectors_round_trip_byte_for_byte() {
-        let enc = vector!("app.enc.ini");
-        let plain = vector!("app.plain.ini");
+        let enc = sops_vector!("app.enc.ini");
+        let plain = sops_vector!("app.plain.ini");
         let doc = IniStore.load_encrypted(enc, "app.enc.ini").unwrap();
         assert_eq!(IniStore.emit_encrypted(&doc).unwrap(), enc);
         let tree = IniStore.load_plain(plain, "app.plain.ini").unwrap();
         assert_eq!(IniStore.emit_plain(&tree).unwrap(), plain);
         let tree = IniStore
-            .load_plain(vector!("app.input.ini"), "app.input.ini")
+            .load_plain(sops_vector!("app.input.ini"), "app.input.ini")
             .unwrap();
         assert_eq!(IniStore.emit_plain(&tree).unwrap(), plain);
     }
@@ -653,7 +636,7 @@ mod tests {
     #[test]
     fn vector_tree_is_sops_tree() {
         let tree = IniStore
-            .load_plain(vector!("app.input.ini"), "app.input.ini")
+            .load_plain(sops_vector!("app.input.ini"), "app.input.ini")
             .unwrap();
         let want = vec![
             pair(DEFAULT_SECTION, Value::Map(vec![])),
@@ -676,16 +659,9 @@ mod tests {
         ];
         assert_eq!(tree, vec![want]);
         let doc = IniStore
-            .load_encrypted(vector!("app.enc.ini"), "app.enc.ini")
+            .load_encrypted(sops_vector!("app.enc.ini"), "app.enc.ini")
             .unwrap();
-        let keys: Vec<&str> = doc
-            .metadata
-            .iter()
-            .filter_map(|i| match i {
-                Item::Pair(k, _) => Some(k.as_str()),
-                Item::Comment(_) => None,
-            })
-            .collect();
+        let keys: Vec<&str> = doc.metadata.iter().filter_map(Item::key).collect();
         // The order sops (Go map order) happened to write them in.
         assert_eq!(
             keys,
@@ -757,6 +733,16 @@ mod tests {
         );
     }
 
+    /// Reads each input as a plaintext `f.ini` and checks it is refused with an
+    /// error that starts as given and quotes no value.
+    fn assert_refused(table: &[(&[u8], &str)]) {
+        for (input, want) in table {
+            let e = IniStore.load_plain(input, "f.ini").unwrap_err().to_string();
+            assert!(e.starts_with(want), "{input:?}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
+
     #[test]
     fn hostile_input_is_refused_without_quoting_it() {
         let table: &[(&[u8], &str)] = &[
@@ -785,11 +771,7 @@ mod tests {
                 "f.ini:1: section [sops] is reserved",
             ),
         ];
-        for (input, want) in table {
-            let e = IniStore.load_plain(input, "f.ini").unwrap_err().to_string();
-            assert!(e.contains(want), "{e}");
-            assert!(!e.contains("hunter2"), "{e}");
-        }
+        assert_refused(table);
         let e = IniStore
             .load_encrypted(b"[s]\na = 1\n", "f.ini")
             .unwrap_err()
@@ -809,10 +791,12 @@ mod tests {
     #[test]
     fn keys_that_do_not_read_back_are_refused_when_read() {
         let fuzzed: &[u8] = b"; g=b.intern\t\t{\n``...``````````````````````````````````````````````e   = 5432\nparsword = i/i-s%cret-valu.example.test\n";
-        for input in [fuzzed, b"[s]\n`[a` = v\n", b"[s]\n`;a` = v\n"] {
-            let e = IniStore.load_plain(input, "f.ini").unwrap_err().to_string();
-            assert!(e.starts_with("f.ini:2: a key that is empty"), "{e}");
-        }
+        let want = "f.ini:2: a key that is empty";
+        assert_refused(&[
+            (fuzzed, want),
+            (b"[s]\n`[a` = v\n", want),
+            (b"[s]\n`;a` = v\n", want),
+        ]);
         let tree = IniStore.load_plain(b"`a=b` = v\n", "f.ini").unwrap();
         assert_eq!(IniStore.emit_plain(&tree).unwrap(), b"`a=b` = v\n");
     }
@@ -836,10 +820,7 @@ mod tests {
                 "f.ini:2: a section name with a line break",
             ),
         ];
-        for (input, want) in table {
-            let e = IniStore.load_plain(input, "f.ini").unwrap_err().to_string();
-            assert!(e.starts_with(want), "{input:?}: {e}");
-        }
+        assert_refused(table);
     }
 
     /// Found by fuzzing: a `[sops]` value with a line break, quoted so it read back,

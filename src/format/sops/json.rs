@@ -25,10 +25,7 @@ pub struct JsonStore;
 impl Store for JsonStore {
     fn load_plain(&self, data: &[u8], file: &str) -> Result<Branches> {
         let branch = parse(data, file)?;
-        if branch
-            .iter()
-            .any(|i| matches!(i, Item::Pair(k, _) if k == METADATA_KEY))
-        {
+        if branch.iter().any(|i| i.key() == Some(METADATA_KEY)) {
             return Err(invalid(
                 file,
                 None,
@@ -42,7 +39,7 @@ impl Store for JsonStore {
         let mut branch = parse(data, file)?;
         let at = branch
             .iter()
-            .position(|i| matches!(i, Item::Pair(k, _) if k == METADATA_KEY))
+            .position(|i| i.key() == Some(METADATA_KEY))
             .ok_or_else(|| invalid(file, None, "not a sops file: no sops metadata"))?;
         match branch.remove(at) {
             Item::Pair(_, Value::Map(metadata)) => Ok(EncryptedDocument {
@@ -87,10 +84,7 @@ pub(crate) fn single_branch<'a>(branches: &'a Branches, store: &str) -> Result<&
 }
 
 pub(crate) fn refuse_metadata_key(branch: &[Item], store: &str) -> Result<()> {
-    if branch
-        .iter()
-        .any(|i| matches!(i, Item::Pair(k, _) if k == METADATA_KEY))
-    {
+    if branch.iter().any(|i| i.key() == Some(METADATA_KEY)) {
         return Err(super::text::unemittable(
             store,
             "the document already has a top-level `sops` key",
@@ -167,13 +161,42 @@ impl Parser<'_> {
         }
     }
 
+    /// Reads `close` if it comes next: the end of an empty object or array.
+    fn empty(&mut self, close: u8) -> bool {
+        self.ws();
+        let empty = self.peek() == Some(close);
+        if empty {
+            self.pos += 1;
+        }
+        empty
+    }
+
+    /// What follows the item `after` of the object or array at `path`: `,` and
+    /// another item (false), or its closing `close` (true).
+    fn closed(&mut self, close: u8, path: &str, after: &str) -> Result<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(b) if b == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            None => Err(self.eof(&container(path))),
+            Some(_) => Err(self.err(format!(
+                "expected ',' or '{}' after {after}",
+                char::from(close)
+            ))),
+        }
+    }
+
     /// The items of an object whose `{` was just read.
     fn object(&mut self, path: &str, depth: usize) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut seen = HashSet::new();
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
+        if self.empty(b'}') {
             return Ok(items);
         }
         loop {
@@ -198,17 +221,8 @@ impl Parser<'_> {
             self.expect(b':', "':' after the key", &key_path)?;
             let value = self.value(&key_path, depth)?;
             items.push(Item::Pair(key, value));
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(items);
-                }
-                None => return Err(self.eof(&container(path))),
-                Some(_) => {
-                    return Err(self.err(format!("expected ',' or '}}' after {key_path}")));
-                }
+            if self.closed(b'}', path, &key_path)? {
+                return Ok(items);
             }
         }
     }
@@ -216,25 +230,14 @@ impl Parser<'_> {
     /// The values of an array whose `[` was just read.
     fn array(&mut self, path: &str, depth: usize) -> Result<Vec<Value>> {
         let mut values = Vec::new();
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
+        if self.empty(b']') {
             return Ok(values);
         }
         loop {
             let item_path = join_index(path, values.len());
             values.push(self.value(&item_path, depth)?);
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(values);
-                }
-                None => return Err(self.eof(&container(path))),
-                Some(_) => {
-                    return Err(self.err(format!("expected ',' or ']' after {item_path}")));
-                }
+            if self.closed(b']', path, &item_path)? {
+                return Ok(values);
             }
         }
     }
@@ -534,16 +537,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    macro_rules! vector {
-        ($name:literal) => {
-            include_bytes!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/vectors/sops/",
-                $name
-            ))
-        };
-    }
-
     fn pair(k: &str, v: Value) -> Item {
         Item::Pair(k.into(), v)
     }
@@ -566,21 +559,21 @@ mod tests {
         let table: &[Vector] = &[
             (
                 "basic",
-                vector!("basic.enc.json"),
-                vector!("basic.plain.json"),
-                vector!("basic.input.json"),
+                sops_vector!("basic.enc.json"),
+                sops_vector!("basic.plain.json"),
+                sops_vector!("basic.input.json"),
             ),
             (
                 "encrypted-suffix",
-                vector!("encrypted-suffix.enc.json"),
-                vector!("encrypted-suffix.plain.json"),
-                vector!("encrypted-suffix.input.json"),
+                sops_vector!("encrypted-suffix.enc.json"),
+                sops_vector!("encrypted-suffix.plain.json"),
+                sops_vector!("encrypted-suffix.input.json"),
             ),
             (
                 "native-age",
-                vector!("native-age.enc.json"),
-                vector!("native-age.plain.json"),
-                vector!("native-age.input.json"),
+                sops_vector!("native-age.enc.json"),
+                sops_vector!("native-age.plain.json"),
+                sops_vector!("native-age.input.json"),
             ),
         ];
         for (name, enc, plain, input) in table {
@@ -596,10 +589,10 @@ mod tests {
     #[test]
     fn numbers_are_floats_as_in_sops_3_11() {
         let doc = JsonStore
-            .load_encrypted(vector!("basic.enc.json"), "basic")
+            .load_encrypted(sops_vector!("basic.enc.json"), "basic")
             .unwrap();
         let tree = JsonStore
-            .load_plain(vector!("basic.plain.json"), "basic")
+            .load_plain(sops_vector!("basic.plain.json"), "basic")
             .unwrap();
         let Item::Pair(_, Value::Map(service)) = &tree[0][0] else {
             panic!("service")
@@ -719,6 +712,11 @@ mod tests {
             (b"{\"a\": hunter2}", "invalid value for a"),
             (b"{\"a\": 1e999}", "out of range"),
             (b"{\"a\": 01}", "expected ',' or '}' after a"),
+            (
+                b"{\"a\": [1 2]}",
+                "f.json:1: expected ',' or ']' after a[0]",
+            ),
+            (b"{\"a\": [1", "f.json:1: unexpected end of input in a"),
             (b"{\"a\": \"x\ny\"}", "control character"),
             (b"{\"a\": \"\\q\"}", "invalid escape"),
             (b"{\"a\": 1} trailing", "after the top-level object"),

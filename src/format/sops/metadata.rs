@@ -173,7 +173,7 @@ impl Metadata {
     /// recipients alone.
     pub fn drop_foreign(&mut self) {
         self.raw
-            .retain(|item| !matches!(item, Item::Pair(key, _) if FOREIGN.contains(&key.as_str())));
+            .retain(|item| !item.key().is_some_and(|key| FOREIGN.contains(&key)));
         self.key_groups = false;
     }
 

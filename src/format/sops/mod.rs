@@ -2,6 +2,18 @@
 //! format) parse into one document model, `audit` checks it against its options, and
 //! `Readers` says who its metadata names. Encryption is `crypto::sops`.
 
+/// A file the real sops wrote, from the shared vectors, for the stores' unit tests.
+#[cfg(test)]
+macro_rules! sops_vector {
+    ($name:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/vectors/sops/",
+            $name
+        ))
+    };
+}
+
 pub mod audit;
 pub mod binary;
 pub mod cipher;

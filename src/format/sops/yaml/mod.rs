@@ -38,7 +38,7 @@ impl Store for YamlStore {
         if branches
             .iter()
             .flatten()
-            .any(|item| matches!(item, Item::Pair(key, _) if key == "sops"))
+            .any(|item| item.key() == Some("sops"))
         {
             return Err(invalid(
                 Location::named(file),
@@ -56,7 +56,7 @@ impl Store for YamlStore {
         for (index, branch) in branches.iter_mut().enumerate() {
             let mut i = 0;
             while i < branch.len() {
-                if matches!(&branch[i], Item::Pair(key, _) if key == "sops") {
+                if branch[i].key() == Some("sops") {
                     let Item::Pair(_, value) = branch.remove(i) else {
                         unreachable!()
                     };
@@ -188,7 +188,7 @@ mod tests {
             doc.branches
                 .iter()
                 .flatten()
-                .all(|i| !matches!(i, Item::Pair(k, _) if k == "sops"))
+                .all(|i| i.key() != Some("sops"))
         );
         assert_eq!(
             doc.metadata,
