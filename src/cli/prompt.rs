@@ -104,47 +104,45 @@ fn utf8_secret(line: &[u8], name: &str) -> Result<SecretString> {
     Ok(SecretString::from(text.to_string()))
 }
 
-/// Asks a question with a default on the terminal; `None` when there is no terminal.
-pub(crate) fn ask_line(question: &str, default: &str) -> Option<String> {
-    let mut tty = std::fs::OpenOptions::new()
+/// The terminal, to ask the user something; `None` when there is none.
+fn tty() -> Option<std::fs::File> {
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .ok()?;
-    write!(tty, "{question} [{default}]: ").ok()?;
+        .ok()
+}
+
+/// Writes `prompt` and `: ` on the terminal and reads the answer, trimmed.
+fn ask(prompt: &str) -> Option<String> {
+    let mut tty = tty()?;
+    write!(tty, "{prompt}: ").ok()?;
     tty.flush().ok()?;
     let mut line = String::new();
     BufReader::new(tty).read_line(&mut line).ok()?;
-    let answer = line.trim();
+    Some(line.trim().to_string())
+}
+
+/// Asks a question with a default on the terminal; `None` when there is no terminal.
+pub(crate) fn ask_line(question: &str, default: &str) -> Option<String> {
+    let answer = ask(&format!("{question} [{default}]"))?;
     Some(if answer.is_empty() {
         default.to_string()
     } else {
-        answer.to_string()
+        answer
     })
 }
 
 /// Whether a terminal can be opened to ask the user something.
 pub(crate) fn has_tty() -> bool {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .is_ok()
+    tty().is_some()
 }
 
 /// Asks a yes/no question on the terminal (default no); `None` when there is no
 /// terminal.
 pub(crate) fn confirm(question: &str) -> Option<bool> {
-    let mut tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .ok()?;
-    write!(tty, "{question} [y/N]: ").ok()?;
-    tty.flush().ok()?;
-    let mut line = String::new();
-    BufReader::new(tty).read_line(&mut line).ok()?;
-    Some(matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+    let answer = ask(&format!("{question} [y/N]"))?;
+    Some(matches!(answer.as_str(), "y" | "Y" | "yes" | "Yes" | "YES"))
 }
 
 /// Reads a whole secret from `reader` into zeroized memory. The buffer grows by
