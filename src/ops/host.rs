@@ -17,7 +17,7 @@ use crate::ops::secret::{self, EncryptOptions};
 use crate::ops::workspace::{Hosts, Workspace};
 use crate::policy::host_file::{self, NewHost};
 use crate::policy::{Policy, Reader};
-use crate::recipient::Recipient;
+use crate::recipient::{HOST_KEY_PURPOSE, Recipient};
 use crate::snapshot::{Blob, Snapshot};
 
 /// The policy file `keys` writes for generated host and container keys; it sorts
@@ -44,6 +44,25 @@ pub enum KeySource {
     Given(Recipient),
     /// A new ed25519 key pair made here.
     Generate,
+}
+
+impl KeySource {
+    /// The host's public key, and its private key when one is made here (named
+    /// `root@HOST`). A given key must be ssh-ed25519.
+    fn pair(self, host: &str) -> Result<(Recipient, Option<Zeroizing<String>>)> {
+        match self {
+            KeySource::Given(r @ Recipient::SshEd25519(_)) => Ok((r, None)),
+            KeySource::Given(r) => Err(Error::UnsupportedKey {
+                at: Location::named("host key"),
+                key_type: r.kind().to_string(),
+                purpose: Some(HOST_KEY_PURPOSE),
+            }),
+            KeySource::Generate => {
+                let (public, private) = keygen::ssh_ed25519(&format!("root@{host}"))?;
+                Ok((public, Some(private)))
+            }
+        }
+    }
 }
 
 pub struct HostSpec {
@@ -121,22 +140,7 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
     layout::check_name(&spec.name).map_err(name_error("host name", &spec.name))?;
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
     refuse_taken(&ws, &spec.name)?;
-    let (public, private) = match &spec.key {
-        KeySource::Given(r) => {
-            if !matches!(r, Recipient::SshEd25519(_)) {
-                return Err(Error::UnsupportedKey {
-                    at: Location::named("host key"),
-                    key_type: r.kind().to_string(),
-                    purpose: Some("(a host is named by its ssh-ed25519 host key)"),
-                });
-            }
-            (r.clone(), None)
-        }
-        KeySource::Generate => {
-            let (public, private) = keygen::ssh_ed25519(&format!("root@{}", spec.name))?;
-            (public, Some(private))
-        }
-    };
+    let (public, private) = spec.key.pair(&spec.name)?;
     let rel = format!("{}/{}.yaml", layout::HOSTS, spec.name);
     let text = host_file::render(
         &NewHost {
@@ -232,6 +236,22 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     Ok(report)
 }
 
+/// Re-encrypts what the policy gives `host` (or its containers) for the keys the
+/// host files name now, as `keys rekey --host HOST`: how many secrets were rewritten.
+fn rekey_host(
+    ws: &mut Workspace,
+    host: &str,
+    identities: &mut crate::identity::Identities,
+    prompt: &dyn crate::identity::Prompt,
+) -> Result<usize> {
+    let plan = super::rekey::plan(ws, Some(host), Rewrite::Outdated)?;
+    if plan.changes.is_empty() {
+        super::rekey::tidy(ws)?;
+        return Ok(0);
+    }
+    Ok(super::rekey::apply(ws, plan, identities, prompt, &|| {})?.rewritten)
+}
+
 /// What `rotate_host` did: the changes to the host file and key, and the rekey.
 pub struct Rotated {
     pub report: Report,
@@ -256,32 +276,12 @@ pub fn rotate_host(
 ) -> Result<Rotated> {
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
     if let Pending::Finish(host) = settle_rotation(&mut ws)? {
-        let plan = super::rekey::plan(&mut ws, Some(&host), Rewrite::Outdated)?;
-        if plan.changes.is_empty() {
-            super::rekey::tidy(&ws)?;
-        } else {
-            super::rekey::apply(&mut ws, plan, identities, prompt, &|| {})?;
-        }
+        rekey_host(&mut ws, &host, identities, prompt)?;
         end_rotation(&ws)?;
     }
     let host = ws.fleet.require_host(name)?;
     let old_fingerprint = host.key.fingerprint();
-    let (public, private) = match key {
-        KeySource::Given(r) => {
-            if !matches!(r, Recipient::SshEd25519(_)) {
-                return Err(Error::UnsupportedKey {
-                    at: Location::named("host key"),
-                    key_type: r.kind().to_string(),
-                    purpose: Some("for a host (hosts are named by their ssh-ed25519 key)"),
-                });
-            }
-            (r, None)
-        }
-        KeySource::Generate => {
-            let (public, private) = keygen::ssh_ed25519(&format!("root@{name}"))?;
-            (public, Some(private))
-        }
-    };
+    let (public, private) = key.pair(name)?;
     if public.fingerprint() == old_fingerprint {
         return Err(Error::SameKey {
             host: name.to_string(),
@@ -349,12 +349,7 @@ pub fn rotate_host(
         fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
         report.changes.push(Change::Updated(rel.clone()));
         ws.reload()?;
-        let plan = super::rekey::plan(&mut ws, Some(name), Rewrite::Outdated)?;
-        if plan.changes.is_empty() {
-            super::rekey::tidy(&ws)?;
-            return Ok(0);
-        }
-        Ok(super::rekey::apply(&mut ws, plan, identities, prompt, &|| {})?.rewritten)
+        rekey_host(&mut ws, name, identities, prompt)
     })();
     let rekeyed = match result {
         Ok(rekeyed) => rekeyed,
