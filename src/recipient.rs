@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bech32::{Bech32, Hrp};
-use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use sha2::{Digest, Sha512};
 use ssh_key::{HashAlg, PublicKey};
@@ -442,15 +442,7 @@ fn ed25519_flaw(bytes: &[u8; 32]) -> Option<Flaw> {
     let Some(point) = CompressedEdwardsY(*bytes).decompress() else {
         return Some(Flaw::NotOnCurve);
     };
-    if point.is_small_order() {
-        Some(Flaw::SmallOrder)
-    } else if point.compress().0 != *bytes {
-        Some(Flaw::NonCanonical)
-    } else if !point.is_torsion_free() {
-        Some(Flaw::MixedOrder)
-    } else {
-        None
-    }
+    point_flaw(&point, point.compress().0 == *bytes)
 }
 
 /// Why an X25519 public key (a Montgomery u-coordinate) is refused, if it is.
@@ -463,9 +455,16 @@ fn x25519_flaw(u: &[u8; 32]) -> Option<Flaw> {
             Flaw::OnTwist
         });
     };
+    point_flaw(&point, point.to_montgomery().0 == *u)
+}
+
+/// Why a curve point read from a key is refused, if it is: of small order, read
+/// from an encoding that is not its own (`canonical` false), or with a small-order
+/// component.
+fn point_flaw(point: &EdwardsPoint, canonical: bool) -> Option<Flaw> {
     if point.is_small_order() {
         Some(Flaw::SmallOrder)
-    } else if point.to_montgomery().0 != *u {
+    } else if !canonical {
         Some(Flaw::NonCanonical)
     } else if !point.is_torsion_free() {
         Some(Flaw::MixedOrder)
@@ -720,42 +719,34 @@ mod tests {
                 "{line}: {said}"
             );
         }
-        // A small y (2 to 18) that decompresses, written as y + p.
-        let y = (2..19u8)
-            .find(|y| {
-                let mut b = [0u8; 32];
-                b[0] = *y;
-                CompressedEdwardsY(b).decompress().is_some()
-            })
-            .unwrap();
+        // The first 32-byte little-endian number from 2 up that `fits`.
+        let small = |fits: &dyn Fn(&[u8; 32]) -> bool| {
+            (2..=255u8)
+                .map(|k| {
+                    let mut b = [0u8; 32];
+                    b[0] = k;
+                    b
+                })
+                .find(|b| fits(b))
+                .unwrap()
+        };
+        // A small y that decompresses, written as y + p.
+        let y = small(&|b| CompressedEdwardsY(*b).decompress().is_some())[0];
+        assert!(y < 19);
         let said = verdict(&ssh_line(&p_plus(y)));
         assert!(
             said.contains("ssh-ed25519 key has a non-canonical encoding"),
             "{said}"
         );
         // A u of the twist that is not of low order.
-        let twist = (2..=255u8)
-            .map(|k| {
-                let mut u = [0u8; 32];
-                u[0] = k;
-                u
-            })
-            .find(|u| MontgomeryPoint(*u).to_edwards(0).is_none() && !is_low_order_u(u))
-            .unwrap();
+        let twist = small(&|u| MontgomeryPoint(*u).to_edwards(0).is_none() && !is_low_order_u(u));
         let said = verdict(&age_line(&twist));
         assert!(
             said.contains("age recipient is not a point of Curve25519"),
             "{said}"
         );
         // Not on the curve at all: no x for this y.
-        let off = (2..=255u8)
-            .map(|k| {
-                let mut b = [0u8; 32];
-                b[0] = k;
-                b
-            })
-            .find(|b| CompressedEdwardsY(*b).decompress().is_none())
-            .unwrap();
+        let off = small(&|b| CompressedEdwardsY(*b).decompress().is_none());
         let said = verdict(&ssh_line(&off));
         assert!(
             said.contains("ssh-ed25519 key is not a valid curve point"),

@@ -210,6 +210,16 @@ mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
 
+    /// Runs the unit test `test` alone in a child process with `env` set, for what
+    /// must not touch this process (its limits, its signal dispositions).
+    fn in_child(test: &str, env: &str) -> std::process::Output {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(env, "1")
+            .output()
+            .unwrap()
+    }
+
     #[test]
     fn core_dumps_are_off_after_no_core_dumps() {
         // In a child, so that this test process keeps its limits.
@@ -219,16 +229,10 @@ mod tests {
             println!("core {:?} {:?}", limit.current, limit.maximum);
             return;
         }
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "signal::tests::core_dumps_are_off_after_no_core_dumps",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("KEYS_TEST_CORE_CHILD", "1")
-            .output()
-            .unwrap();
+        let out = in_child(
+            "signal::tests::core_dumps_are_off_after_no_core_dumps",
+            "KEYS_TEST_CORE_CHILD",
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("core Some(0) Some(0)"), "{stdout}");
     }
@@ -268,16 +272,7 @@ mod tests {
         drop(guard);
 
         // After the last guard, SIGTERM kills again: checked in a child process.
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "signal::tests::signal_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("KEYS_TEST_SIGNAL_CHILD", "1")
-            .output()
-            .unwrap();
+        let out = in_child("signal::tests::signal_child", "KEYS_TEST_SIGNAL_CHILD");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("survived SIGTERM"), "{stdout}");
         assert_eq!(out.status.signal(), Some(SIGTERM), "{:?}", out.status);
