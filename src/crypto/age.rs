@@ -320,9 +320,7 @@ pub fn encrypt_with_passphrase(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::age::{
-        CHUNK, MAGIC, NONCE, Stanzas, check_structure, header, looks_like_age, ssh_tags,
-    };
+    use crate::format::age::{CHUNK, MAGIC, NONCE, Stanzas, header, looks_like_age, ssh_tags};
     use curve25519_dalek::constants::EIGHT_TORSION;
     use std::str::FromStr;
 
@@ -485,22 +483,22 @@ mod tests {
             let plain = vec![7u8; size];
             for armor in [Armor::Binary, Armor::Ascii] {
                 let file = encrypt(&plain, &r, armor, &at).unwrap();
-                assert_eq!(check_structure(&file), Ok(()), "size {size} {armor:?}");
+                assert!(header(&file).is_ok(), "size {size} {armor:?}");
                 assert!(looks_like_age(&file));
             }
             let file = encrypt(&plain, &r, Armor::Binary, &at).unwrap();
-            let header = memchr::memmem::find(&file, b"\n--- ").unwrap();
-            let body = header + 1 + memchr::memchr(b'\n', &file[header + 1..]).unwrap() + 1;
+            let head = memchr::memmem::find(&file, b"\n--- ").unwrap();
+            let body = head + 1 + memchr::memchr(b'\n', &file[head + 1..]).unwrap() + 1;
             for end in [
-                header / 2,
-                header + 3,
+                head / 2,
+                head + 3,
                 body + NONCE + 8,
                 body + NONCE + CHUNK + 3,
             ] {
                 if end >= file.len() {
                     continue;
                 }
-                let err = check_structure(&file[..end]).unwrap_err();
+                let err = header(&file[..end]).unwrap_err();
                 assert!(
                     err.contains("truncated") || err.contains("header"),
                     "{size} {end}: {err}"
@@ -508,11 +506,11 @@ mod tests {
             }
         }
         assert!(
-            check_structure(b"TOKEN=hunter2\n")
+            header(b"TOKEN=hunter2\n")
                 .unwrap_err()
                 .contains("plaintext")
         );
-        assert!(check_structure(b"age-encryption.org/v1\n-> X25519\n").is_err());
-        assert!(check_structure(b"-----BEGIN AGE ENCRYPTED FILE-----\nnot base64!\n").is_err());
+        assert!(header(b"age-encryption.org/v1\n-> X25519\n").is_err());
+        assert!(header(b"-----BEGIN AGE ENCRYPTED FILE-----\nnot base64!\n").is_err());
     }
 }

@@ -120,15 +120,10 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Checks that `data` is a well-formed age file encrypted to recipients: the header
-/// parses, it is not passphrase-encrypted, and the payload is not truncated. The
-/// reason says what is wrong, without quoting the file.
-pub fn check_structure(data: &[u8]) -> std::result::Result<(), String> {
-    header(data).map(|_| ())
-}
-
-/// Checks `data` as `check_structure` does and returns its header's stanzas, parsing the
-/// header once.
+/// Checks that `data` is a well-formed age file encrypted to recipients (the header
+/// parses, it is not passphrase-encrypted, and the payload is not truncated) and
+/// returns its header's stanzas. The reason says what is wrong, without quoting the
+/// file; each caller names the file.
 pub fn header(data: &[u8]) -> std::result::Result<Stanzas, String> {
     let unarmored = unarmored(data)?;
     let binary: &[u8] = &unarmored;
