@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::common::{TestEnv, peer, private_copy, run, vectors};
-use crate::fixture::{sops, sops_fleet, tree};
+use crate::fixture::{sops, sops_encrypted, sops_fleet, tree};
 
 fn manifest() -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(vectors().join("MANIFEST.json")).unwrap();
@@ -245,21 +245,7 @@ fn floats_sops_reads_back_including_infinities() {
         env.keys(&["decrypt", "yaml/floats"]).success().stdout,
         expected
     );
-    let admin_file = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
-    let recipient = admin_file.lines().find(|l| l.starts_with("age1")).unwrap();
-    let input = env.write("sops-in/floats.yaml", plaintext);
-    let theirs = sops(
-        &env,
-        &[
-            "encrypt",
-            "--age",
-            recipient.trim(),
-            &input.display().to_string(),
-        ],
-        &admin,
-    )
-    .success();
-    let theirs = env.write("sops-out/floats.yaml", &theirs.raw_stdout);
+    let theirs = sops_encrypted(&env, &repo, "floats.yaml", plaintext.as_bytes());
     assert_eq!(
         env.keys(&["decrypt", &theirs.display().to_string()])
             .success()
