@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::error::{Error, Result, usage};
 use crate::ops::check;
 use crate::ops::hook::{self, Installed};
-use crate::ops::host::{Change, Report};
+use crate::ops::host::{Effect, Report};
 use crate::policy::fleet::Host;
 use crate::recipient::Recipient;
 use crate::scratch::Medium;
@@ -67,12 +67,12 @@ pub(crate) fn secrets_table(
 /// A host change's lines, then the new key's fingerprint and age key.
 pub(crate) fn host_report(report: &Report) -> String {
     let mut s = String::new();
-    for change in &report.changes {
-        let line = match change {
-            Change::Created(p) => format!("created   {p}"),
-            Change::Updated(p) => format!("updated   {p}"),
-            Change::Removed(p) => format!("removed   {p}"),
-            Change::KeyStored {
+    for effect in &report.effects {
+        let line = match effect {
+            Effect::Created(p) => format!("created   {p}"),
+            Effect::Updated(p) => format!("updated   {p}"),
+            Effect::Removed(p) => format!("removed   {p}"),
+            Effect::KeyStored {
                 secret,
                 path,
                 recipients,
@@ -80,7 +80,7 @@ pub(crate) fn host_report(report: &Report) -> String {
                 "key       private key stored as secret {secret} ({path}, for {recipients} admin recipient{})",
                 plural(*recipients)
             ),
-            Change::KeyKept { secret } => {
+            Effect::KeyKept { secret } => {
                 format!("kept      secret {secret} (pass --with-key to remove it)")
             }
         };

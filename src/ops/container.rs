@@ -7,7 +7,7 @@ use crate::error::{Error, Location, Result};
 use crate::fsutil;
 use crate::layout::{self, Repo};
 use crate::ops::host::{
-    Change, Report, apply_key_secret, name_error, plan_key_secret, refuse_taken,
+    Effect, Report, apply_key_secret, name_error, plan_key_secret, refuse_taken,
 };
 use crate::ops::workspace::{Hosts, Workspace};
 use crate::policy::{fleet, host_file};
@@ -51,7 +51,7 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
         });
     }
     let mut report = Report {
-        changes: Vec::new(),
+        effects: Vec::new(),
         key: public,
     };
     let key_plan = match &private {
@@ -66,6 +66,6 @@ pub fn add_container(repo: &Repo, spec: ContainerSpec) -> Result<Report> {
         apply_key_secret(&mut ws, plan, private, &public, &mut report)?;
     }
     fsutil::write_atomic(&file, text.as_bytes(), fsutil::PUBLIC)?;
-    report.changes.push(Change::Updated(rel));
+    report.effects.push(Effect::Updated(rel));
     Ok(report)
 }

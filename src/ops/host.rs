@@ -75,9 +75,9 @@ pub struct HostSpec {
     pub persist: Option<String>,
 }
 
-/// One change a host or container command made (or a key secret it left in place),
-/// with the repository-relative path it touched.
-pub enum Change {
+/// One effect of a host or container command (a file made, changed or removed, or a
+/// key secret stored or left in place), with the repository-relative path it touched.
+pub enum Effect {
     Created(String),
     Updated(String),
     Removed(String),
@@ -95,7 +95,7 @@ pub enum Change {
 
 #[derive(Default)]
 pub struct Report {
-    pub changes: Vec<Change>,
+    pub effects: Vec<Effect>,
     /// The machine's public key (for `add`), to show its fingerprint and age key.
     pub key: Option<Recipient>,
 }
@@ -156,7 +156,7 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
     )?;
 
     let mut report = Report {
-        changes: Vec::new(),
+        effects: Vec::new(),
         key: None,
     };
     let key_plan = match &private {
@@ -168,7 +168,7 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
     }
     fsutil::create_dirs_within(repo.root(), Path::new(layout::HOSTS), 0o755)?;
     fsutil::write_new(&repo.host_file(&spec.name), text.as_bytes(), fsutil::PUBLIC)?;
-    report.changes.push(Change::Created(rel));
+    report.effects.push(Effect::Created(rel));
     report.key = Some(public);
     Ok(report)
 }
@@ -206,7 +206,7 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
             .map(|c| layout::container_key_secret(name, c)),
     );
     let mut report = Report {
-        changes: Vec::new(),
+        effects: Vec::new(),
         key: None,
     };
     let mut lock_changed = false;
@@ -218,21 +218,21 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
         if with_key {
             let done = secret::remove(&mut ws, &s)?;
             if let Some(p) = done.path {
-                report.changes.push(Change::Removed(repo.rel(&p)));
+                report.effects.push(Effect::Removed(repo.rel(&p)));
             }
             lock_changed |= done.in_lock;
         } else {
-            report.changes.push(Change::KeyKept { secret: s });
+            report.effects.push(Effect::KeyKept { secret: s });
         }
     }
     if lock_changed {
         report
-            .changes
-            .push(Change::Updated(layout::LOCKFILE.to_string()));
+            .effects
+            .push(Effect::Updated(layout::LOCKFILE.to_string()));
     }
     let file = repo.host_file(name);
     fsutil::remove(&file)?;
-    report.changes.push(Change::Removed(repo.rel(&file)));
+    report.effects.push(Effect::Removed(repo.rel(&file)));
     Ok(report)
 }
 
@@ -252,7 +252,7 @@ fn rekey_host(
     Ok(super::rekey::apply(ws, plan, identities, prompt, &|| {})?.rewritten)
 }
 
-/// What `rotate_host` did: the changes to the host file and key, and the rekey.
+/// What `rotate_host` did: its effects on the host file and key, and the rekey.
 pub struct Rotated {
     pub report: Report,
     pub rekeyed: usize,
@@ -330,7 +330,7 @@ pub fn rotate_host(
                     allow_empty: false,
                 };
                 let done = store_key(&mut ws, &secret_name, private, &public, &opts)?;
-                report.changes.push(Change::KeyStored {
+                report.effects.push(Effect::KeyStored {
                     path: ws.repo.rel(&done.path),
                     secret: secret_name.clone(),
                     recipients: done.recipients,
@@ -340,14 +340,14 @@ pub fn rotate_host(
             (None, _) if stored => {
                 let done = secret::remove(&mut ws, &secret_name)?;
                 if let Some(p) = done.path {
-                    report.changes.push(Change::Removed(ws.repo.rel(&p)));
+                    report.effects.push(Effect::Removed(ws.repo.rel(&p)));
                 }
             }
             (None, _) => {}
         }
         // From here on an interrupted rotation is finished, not undone.
         fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
-        report.changes.push(Change::Updated(rel.clone()));
+        report.effects.push(Effect::Updated(rel.clone()));
         ws.reload()?;
         rekey_host(&mut ws, name, identities, prompt)
     })();
@@ -683,7 +683,7 @@ pub(super) fn apply_key_secret(
 ) -> Result<()> {
     if let Some(path) = &plan.policy {
         fsutil::write_new(path, KEY_POLICY_TEXT.as_bytes(), fsutil::PUBLIC)?;
-        report.changes.push(Change::Created(KEY_POLICY.to_string()));
+        report.effects.push(Effect::Created(KEY_POLICY.to_string()));
         ws.reload()?;
     }
     let opts = EncryptOptions {
@@ -691,7 +691,7 @@ pub(super) fn apply_key_secret(
         allow_empty: false,
     };
     let done = store_key(ws, &plan.secret, private, public, &opts)?;
-    report.changes.push(Change::KeyStored {
+    report.effects.push(Effect::KeyStored {
         path: ws.repo.rel(&done.path),
         secret: plan.secret,
         recipients: done.recipients,
