@@ -27,7 +27,7 @@ const FIND_HOLDER: Duration = Duration::from_secs(1);
 
 /// Held for as long as the value lives; released when dropped or when the process dies.
 pub struct WriterLock {
-    _file: File,
+    file: File,
 }
 
 impl WriterLock {
@@ -73,7 +73,15 @@ impl WriterLock {
         file.write_all_at(pid.as_bytes(), 0)
             .and_then(|()| file.set_len(pid.len() as u64))
             .map_err(|e| Error::io(&path, e))?;
-        Ok(WriterLock { _file: file })
+        Ok(WriterLock { file })
+    }
+}
+
+impl Drop for WriterLock {
+    /// Released at once, even while a child forked a moment ago still holds the
+    /// descriptor (until its exec closes it).
+    fn drop(&mut self) {
+        let _ = flock(&self.file, FlockOperation::Unlock);
     }
 }
 
@@ -275,6 +283,9 @@ mod tests {
             panic!("not refused");
         };
         assert_eq!(pid, std::process::id().to_string());
+        // Unlocked, not only closed: a child another test forks meanwhile may hold
+        // the descriptor until its exec.
+        flock(&held, FlockOperation::Unlock).unwrap();
         drop(held);
         let lock = WriterLock::acquire(&repo).unwrap();
         drop(lock);
