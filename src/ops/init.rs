@@ -194,7 +194,7 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
                 report.outcomes.push(Outcome::IdentityReused(origin));
                 return Ok(r);
             }
-            let (secret, r) = generate();
+            let (secret, r) = crate::crypto::keygen::age_x25519("keys admin identity");
             keyring::store(*backend, &secret)?;
             report.outcomes.push(Outcome::IdentityStored(origin));
             if !backend.is_persistent() {
@@ -214,7 +214,7 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
                     .push(Outcome::IdentityReused(path.display().to_string()));
                 return Ok(r);
             }
-            let (secret, r) = generate();
+            let (secret, r) = crate::crypto::keygen::age_x25519("keys admin identity");
             let data = match passphrase {
                 Some(p) => Zeroizing::new(crate::crypto::age::encrypt_with_passphrase(
                     secret.as_bytes(),
@@ -233,15 +233,4 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
             Ok(r)
         }
     }
-}
-
-/// A new age X25519 identity in age-keygen's file format, and its recipient.
-fn generate() -> (Zeroizing<String>, Recipient) {
-    let id = age::x25519::Identity::generate();
-    let public = id.to_public();
-    let text = Zeroizing::new(format!(
-        "# keys admin identity\n# public key: {public}\n{}\n",
-        id.to_string().expose_secret()
-    ));
-    (text, Recipient::X25519(public))
 }
