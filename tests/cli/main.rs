@@ -12,6 +12,7 @@ mod edit;
 mod encrypt;
 mod export;
 mod fixture;
+mod gitignore;
 mod hook;
 mod host;
 mod init;
