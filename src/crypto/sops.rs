@@ -574,6 +574,7 @@ mod tests {
             keyring: crate::identity::keyring::Backend::Disabled,
             config_dir: None,
             home: None,
+            sops: crate::identity::SopsPlaces::default(),
         };
         let ids = Identities::search(&search).unwrap();
         (dir, ids, Recipient::X25519(id.to_public()))

@@ -15,6 +15,7 @@ mod fixture;
 mod gitignore;
 mod hook;
 mod host;
+mod identities;
 mod init;
 mod interop;
 mod rekey;

@@ -220,6 +220,7 @@ fn all_plaintexts(repo: &Path, identity: &Path) -> Vec<(String, Vec<u8>)> {
         keyring: keys::identity::keyring::Backend::Disabled,
         config_dir: None,
         home: None,
+        sops: keys::identity::SopsPlaces::default(),
     };
     let mut ids = Identities::search(&search).unwrap();
     let mut out = Vec::new();
