@@ -369,19 +369,29 @@ pub fn open(
     })
 }
 
+/// A document whose data key `rewrap` wrapped anew.
+pub struct Rewrapped {
+    pub doc: EncryptedDocument,
+    /// Its MAC did not match its values, before and so after: re-wrapping the data
+    /// key needs no MAC and leaves it as it was (a file sops wrote with a float -0 in
+    /// clear is one).
+    pub mac_mismatch: bool,
+}
+
 /// Re-wraps the data key of an encrypted document for `recipients`, as `sops
 /// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
 /// wrapped key of a recipient that stays is kept byte for byte when it is for that
 /// recipient alone (unless `wrap` is `Wrap::Anew`). Key sources other
-/// than age are dropped. The document is fully checked first (every value
-/// authenticates, the MAC matches) with identities that are ready; nothing is asked for.
+/// than age are dropped. The document is checked first with identities that are
+/// ready (nothing is asked for): every value authenticates under the data key, and
+/// whether the MAC matches is told, not required.
 pub fn rewrap(
     doc: &EncryptedDocument,
     identities: &Identities,
     recipients: &[Recipient],
     wrap: Wrap,
     at: &Location,
-) -> Result<EncryptedDocument> {
+) -> Result<Rewrapped> {
     let mut metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
         at: at.clone(),
         reason: format!("bad sops metadata: {reason}"),
@@ -411,7 +421,11 @@ pub fn rewrap(
         }
     };
     let key = data_key(&raw, at)?;
-    verified(doc, &metadata, &key, at, Mac::Check)?;
+    let mac_mismatch = match verified(doc, &metadata, &key, at, Mac::Check) {
+        Ok(_) => false,
+        Err(Error::MacMismatch { .. }) => true,
+        Err(e) => return Err(e),
+    };
     crypto::age::refuse_low_order(recipients, at)?;
     let old = std::mem::take(&mut metadata.age);
     metadata.drop_foreign();
@@ -434,9 +448,12 @@ pub fn rewrap(
             })
         })
         .collect::<Result<_>>()?;
-    Ok(EncryptedDocument {
-        branches: doc.branches.clone(),
-        metadata: metadata.to_items(),
+    Ok(Rewrapped {
+        doc: EncryptedDocument {
+            branches: doc.branches.clone(),
+            metadata: metadata.to_items(),
+        },
+        mac_mismatch,
     })
 }
 
