@@ -254,17 +254,21 @@ fn floats_sops_reads_back_including_infinities() {
     );
 }
 
-/// Infinities and NaN that sops wrote, encrypted and in clear (the
-/// `_unencrypted` suffix), read with the MAC sops computed over its own layout of
-/// them: `keys decrypt` prints what `sops decrypt` prints.
+/// Infinities and NaN, encrypted and in clear (the `_unencrypted` suffix), in
+/// every spelling YAML gives them. What sops wrote is read with the MAC sops
+/// computed over its own layout of them: `keys decrypt` prints what `sops decrypt`
+/// prints. What keys writes has the same values in clear, and sops verifies its
+/// MAC and prints the same.
 #[test]
-fn floats_sops_wrote_in_clear_and_encrypted_decrypt_as_sops_decrypts_them() {
+fn infinities_and_nan_in_clear_and_encrypted_read_the_same_both_ways() {
     let mut env = TestEnv::new();
     let repo = sops_fleet(&mut env);
     let admin = env.root.join("keys/demo.txt");
     let plaintext = "up: .inf\ndown: -.inf\nnot: .nan\nup_unencrypted: .inf\n\
         down_unencrypted: -.inf\nnot_unencrypted: .nan\nlist_unencrypted: [.inf, -.inf, .nan, 1.5e300]\n\
-        inner:\n    deep_unencrypted: -.Inf\n    tiny: -1.0e-300\n";
+        inner:\n    deep_unencrypted: -.Inf\n    tiny: -1.0e-300\n\
+        spelled_unencrypted: [+.inf, .Inf, .INF, +.Inf, -.INF, .NaN, .NAN]\n\
+        spelled: [+.inf, .INF, -.INF, .NaN]\n";
     let theirs = sops_encrypted(&env, &repo, "specials.yaml", plaintext.as_bytes());
     let text = std::fs::read_to_string(&theirs).unwrap();
     assert!(
@@ -277,6 +281,34 @@ fn floats_sops_wrote_in_clear_and_encrypted_decrypt_as_sops_decrypts_them() {
         .keys(&["decrypt", &theirs.display().to_string()])
         .success();
     assert_eq!(ours.stdout, by_sops.stdout);
+
+    env.keys_stdin(&["encrypt", "yaml/specials"], plaintext.as_bytes())
+        .success();
+    let file = repo.join("secrets/yaml/specials.yaml");
+    let values = |t: &str| -> Vec<String> {
+        t.lines()
+            .take_while(|l| !l.starts_with("sops:"))
+            .map(|l| {
+                let kind = l.rsplit("type:").next().unwrap_or("").trim_end_matches(']');
+                format!("{} {kind}", l.split("ENC[").next().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(
+        values(&std::fs::read_to_string(&file).unwrap()),
+        values(&text)
+    );
+    let of_ours = sops(&env, &["decrypt", &file.display().to_string()], &admin);
+    assert_eq!(
+        of_ours.code, 0,
+        "sops refused keys' file: {}",
+        of_ours.stderr
+    );
+    assert_eq!(of_ours.stdout, by_sops.stdout);
+    assert_eq!(
+        env.keys(&["decrypt", "yaml/specials"]).success().stdout,
+        by_sops.stdout
+    );
 }
 
 /// A float -0 left in clear: sops writes it `-0`, which reads back as the integer
