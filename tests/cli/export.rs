@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use crate::common::{Run, TestEnv, peer, run};
-use crate::deploy::{append, generated_fleet};
+use crate::deploy::generated_fleet;
 use crate::fixture::{POLICY, fleet};
 
 #[test]
