@@ -1,7 +1,9 @@
-//! SSH private keys in every layout the reference tools take, made by the real
-//! ssh-keygen: what OpenSSH (`ssh-keygen -y`), age (`age -d -i`) or ssh-to-age takes,
-//! `keys` takes as an identity and converts; what none of them takes is refused with
-//! the file and line.
+//! SSH keys made by the real ssh-keygen, in every layout the reference tools take.
+//! Private keys: what OpenSSH (`ssh-keygen -y`), age (`age -d -i`) or ssh-to-age
+//! takes, `keys` takes as an identity and converts; what none of them takes is
+//! refused with the file and line. Public keys: `to-age` reads authorized_keys and
+//! known_hosts lines as sshd and ssh-keygen do, converts each ssh-ed25519 key as
+//! ssh-to-age does, and skips the other key types by line.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -255,5 +257,122 @@ fn private_key_layouts_no_tool_takes_are_refused_by_file_and_line() {
                 );
             }
         }
+    }
+}
+
+/// A public key line of `kind` for the ed25519 key `point` (base64 of its wire form).
+fn public_line(kind: &str, point: &[u8], extra: &[u8], comment: &str) -> String {
+    use base64::Engine;
+    let mut blob = Vec::new();
+    for part in [kind.as_bytes(), point, extra] {
+        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        blob.extend_from_slice(part);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
+    format!("{kind} {b64} {comment}")
+}
+
+#[test]
+fn public_key_lines_are_read_as_sshd_reads_them_and_other_types_are_skipped_by_line() {
+    let env = TestEnv::new();
+    let ed = env.root.join("ed");
+    let ec = env.root.join("ec");
+    let ca = env.root.join("ca");
+    for (key, kind) in [(&ed, "ed25519"), (&ec, "ecdsa"), (&ca, "ed25519")] {
+        tool(
+            &env,
+            "ssh-keygen",
+            &["-q", "-N", "", "-t", kind, "-f", &path(key)],
+        )
+        .success();
+    }
+    let ed_pub = format!("{}.pub", path(&ed));
+    // A user certificate of the ed25519 key, signed by the CA key.
+    tool(
+        &env,
+        "ssh-keygen",
+        &["-q", "-s", &path(&ca), "-I", "me", "-n", "root", &ed_pub],
+    )
+    .success();
+    let line = std::fs::read_to_string(&ed_pub).unwrap().trim().to_string();
+    let cert = std::fs::read_to_string(env.root.join("ed-cert.pub")).unwrap();
+    let ecdsa = std::fs::read_to_string(format!("{}.pub", path(&ec))).unwrap();
+    let want = env.keys(&["to-age", &ed_pub]).success().stdout;
+    assert!(want.starts_with("age1") && want.lines().count() == 1);
+    // A security-key line: ssh-keygen makes one only with a FIDO token at hand.
+    let point = {
+        use base64::Engine;
+        let blob = base64::engine::general_purpose::STANDARD
+            .decode(line.split(' ').nth(1).unwrap())
+            .unwrap();
+        blob[blob.len() - 32..].to_vec()
+    };
+    let sk = public_line("sk-ssh-ed25519@openssh.com", &point, b"ssh:", "me@token");
+
+    // authorized_keys options, quoted blanks and a key type inside the quotes included:
+    // each line is the ed25519 key, as `ssh-keygen -l` (sshd's parser) reads it.
+    for (what, text) in [
+        (
+            "options with quoted blanks",
+            format!("from=\"10.0.0.1\",command=\"echo hi there\" {line}"),
+        ),
+        (
+            "a key type inside quotes",
+            format!("command=\"echo ssh-ed25519 x\",no-pty {line}"),
+        ),
+        (
+            "an escaped quote",
+            format!("restrict,command=\"sh -c \\\" ssh-rsa AAAA\\\"\" {line}"),
+        ),
+        ("blanks around the line", format!("  \t{line}  ")),
+    ] {
+        let file = env.write("authorized_keys", format!("{text}\n"));
+        tool(&env, "ssh-keygen", &["-l", "-f", &path(&file)]).success();
+        let run = env.keys(&["to-age", &path(&file)]);
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (0, want.as_str()),
+            "{what}: {}",
+            run.stderr
+        );
+    }
+
+    // Other key types are skipped, each named by its line; the ed25519 key converts.
+    let file = env.write(
+        "mixed",
+        format!(
+            "\u{feff}# host keys\r\n{ecdsa}{sk}\r\n{cert}  # indented comment\n   \n{line}\r\n"
+        ),
+    );
+    let file = path(&file);
+    let run = env.keys(&["to-age", &file]).success();
+    assert_eq!(run.stdout, want);
+    for (n, kind) in [
+        (2, "ecdsa-sha2-nistp256"),
+        (3, "sk-ssh-ed25519@openssh.com"),
+        (4, "ssh-ed25519-cert-v01@openssh.com"),
+    ] {
+        let note = format!("keys: {file}:{n}: skipped {kind} key");
+        assert!(run.stderr.contains(&note), "{note}: {}", run.stderr);
+    }
+
+    // Only keys that do not convert: an error, not an empty list of recipients.
+    for (what, text) in [
+        ("certificate", &cert),
+        ("ecdsa", &ecdsa),
+        ("security key", &format!("{sk}\n")),
+    ] {
+        let file = path(&env.write("only", text));
+        let run = env.keys(&["to-age", &file]).failure(3);
+        assert!(run.stdout.is_empty(), "{what}");
+        let first = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("keys: error:"))
+            .unwrap();
+        assert!(
+            first.starts_with(&format!("keys: error: {file}: unsupported key type")),
+            "{what}: {first}"
+        );
     }
 }
