@@ -169,6 +169,23 @@ fn private_key_layouts_ssh_age_or_ssh_to_age_take_are_identities_and_convert() {
     }
     println!("{}", taken_by.join("\n"));
 
+    // A passphrase-protected key (ssh-to-age's own test key, passphrase `test`).
+    let key = crate::common::vectors().join("upstream/ssh-to-age/id_ed25519_passphrase");
+    let key = std::fs::read_to_string(key).unwrap();
+    let text = Parts::of(&key).join(&["# laptop"], &[""], &["old"], "\r\n");
+    let file = path(&write_private(&env, "sealed-layout", text));
+    let mut env = env;
+    let pass = env.write("pass", "test\n");
+    env.set("KEYS_PASSPHRASE_FILE", path(&pass));
+    let run = env.keys(&["to-age", "--private", &file]).success();
+    assert_eq!(
+        run.stdout.trim(),
+        concat!(
+            "AGE-SECRET-",
+            "KEY-1EJQ0DZ679RZ4MF6KDC8L8F327SHUULYD5XP53C08ZHYT0KQLNWJQHG7X8P"
+        )
+    );
+
     // A legacy PEM RSA key (ssh-keygen -m PEM), which age takes as an identity.
     let (key, sealed) = keygen(&env, "rsa", &["-t", "rsa", "-b", "2048", "-m", "PEM"]);
     let sealed = path(&sealed);
