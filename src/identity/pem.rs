@@ -3,7 +3,8 @@
 //! takes as a key is taken here too:
 //!
 //! - text before the BEGIN line (a comment, blank lines) and after the END line is
-//!   ignored, and so is a byte-order mark;
+//!   ignored, and so is a byte-order mark; a file with an `AGE-SECRET-KEY-1…` line
+//!   before the BEGIN line is an age identity file, never an SSH key;
 //! - lines end with LF, CRLF or CR, and may carry leading or trailing blanks;
 //! - blank lines and `Name: value` header lines may follow the BEGIN line, blank lines
 //!   may sit anywhere in the base64, and the base64 may be wrapped at any width.
@@ -42,6 +43,11 @@ pub struct Armor {
 pub fn find<'a>(data: &'a [u8], origin: &'a str) -> Result<Option<Block<'a>>> {
     let mut lines = Lines::new(data);
     while let Some((line, text)) = lines.next() {
+        // An age identity file, which the age parser reads (and names a BEGIN line
+        // in it as what it is not).
+        if text.starts_with(b"AGE-SECRET-KEY-") || text.starts_with(b"AGE-PLUGIN-") {
+            return Ok(None);
+        }
         if let Some(label) = begin_label(text, origin, line)? {
             return Ok(Some(Block {
                 label,
@@ -297,7 +303,13 @@ mod tests {
 
     #[test]
     fn other_files_are_no_private_key() {
-        for data in ["AGE-SECRET-KEY-1…\n", "-----BEGIN CERTIFICATE-----\n", ""] {
+        let key = armor("AAAA");
+        for data in [
+            "AGE-SECRET-KEY-1…\n",
+            &format!("AGE-SECRET-KEY-1…\n{key}"),
+            "-----BEGIN CERTIFICATE-----\n",
+            "",
+        ] {
             assert!(find(data.as_bytes(), "k").unwrap().is_none());
         }
     }
