@@ -648,6 +648,22 @@ mod tests {
     }
 
     #[test]
+    fn fields_split_as_sshd_splits_authorized_keys_options() {
+        assert_eq!(
+            fields(r#" from="a b",command="x \" y" ssh-ed25519  AAAA c d "#),
+            [
+                r#"from="a b",command="x \" y""#,
+                "ssh-ed25519",
+                "AAAA",
+                "c",
+                "d"
+            ]
+        );
+        assert_eq!(fields(r#"a="unclosed b c"#), [r#"a="unclosed b c"#]);
+        assert!(fields(" \t ").is_empty());
+    }
+
+    #[test]
     fn converts_like_ssh_to_age() {
         // keys/ed25519-08 of the shared vectors; ssh-to-age prints this recipient for it.
         let r = Recipient::parse_line(ED, &at()).unwrap();
