@@ -1,11 +1,16 @@
 //! The sops INI store, as sops 3.11 reads and writes it through go-ini v1.67:
-//! each section is a top-level key whose value is a map of string values, the
-//! keyless first section is `DEFAULT`, comments attach to the next section or key
-//! (and are written as `; …` lines before it), `key = value` padding is re-aligned
-//! per section, and the metadata is a `[sops]` section of flattened keys. Unlike
-//! sops, a key, value or section name that go-ini would write back as something
-//! else (a `-` auto-increment key, quotes it cannot wrap) is refused when read, and
-//! a value ending in a backslash is quoted so it does not continue onto the next line.
+//! each section is a top-level key whose value is a map of string values. The
+//! keyless first section is `DEFAULT`; every `[name]` line starts a section of its
+//! own, an explicit `[DEFAULT]` and a repeated name included (go-ini's
+//! `AllowNonUniqueSections`), and a key repeated in a section keeps its first place
+//! with its last value and comment. Comments attach to the next section or key (and
+//! are written as `; …` lines before it), `key = value` padding is re-aligned per
+//! section, and the metadata is a `[sops]` section of flattened keys. Unlike sops, a
+//! key, value or section name that go-ini would write back as something else (a `-`
+//! auto-increment key, quotes it cannot wrap) is refused when read, and a value
+//! ending in a backslash is quoted so it does not continue onto the next line.
+
+use std::collections::HashMap;
 
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::flatten::{flatten_metadata, unflatten_metadata};
@@ -67,8 +72,7 @@ fn surrounded(s: &str, quote: char) -> bool {
         && s[1..].find(quote) == Some(s.len() - 2)
 }
 
-/// go-ini's parser with the options sops uses (`AllowNonUniqueSections`), but
-/// refusing duplicate keys and sections.
+/// go-ini's parser with the options sops uses (`AllowNonUniqueSections`).
 fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
     // go-ini skips a UTF-8 byte order mark.
     let text = text(data, file, Bom::Skipped)?;
@@ -85,6 +89,8 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
         keys: Vec::new(),
     }];
     let mut comment = String::new();
+    // The keys of the current section, by name: where each is in `keys`.
+    let mut seen: HashMap<String, usize> = HashMap::new();
     while !lines.eof {
         let raw = lines.next_line();
         let n = lines.line;
@@ -120,19 +126,8 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
                 keys: Vec::new(),
             };
             comment.clear();
-            // An explicit [DEFAULT] first: the keyless DEFAULT section it names.
-            if name == DEFAULT_SECTION && sections.len() == 1 && sections[0].keys.is_empty() {
-                sections[0] = section;
-                continue;
-            }
-            if sections.iter().any(|s| s.name == name) {
-                return Err(invalid(
-                    file,
-                    Some(n),
-                    format!("duplicate section {}", join_key("", name)),
-                ));
-            }
             sections.push(section);
+            seen.clear();
             continue;
         }
         let (name, offset) = key_name(line).map_err(|reason| err(n, reason))?;
@@ -152,23 +147,24 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
                 "a value that mixes quote characters this way cannot be written back to an INI file",
             ));
         }
+        let key_comment = std::mem::take(&mut comment).trim().to_string();
         let section = sections.last_mut().unwrap_or_else(|| unreachable!());
-        if section.keys.iter().any(|k| k.name == name) {
-            return Err(invalid(
-                file,
-                Some(n),
-                format!(
-                    "duplicate key {}",
-                    join_key(&join_key("", &section.name), &name)
-                ),
-            ));
+        // go-ini's `NewKey`: a key seen before in this section takes the new value
+        // (and comment) in its first place.
+        match seen.get(&name) {
+            Some(&at) => {
+                section.keys[at].value = value;
+                section.keys[at].comment = key_comment;
+            }
+            None => {
+                seen.insert(name.clone(), section.keys.len());
+                section.keys.push(Key {
+                    name,
+                    value,
+                    comment: key_comment,
+                });
+            }
         }
-        section.keys.push(Key {
-            name,
-            value,
-            comment: comment.trim().to_string(),
-        });
-        comment.clear();
     }
     Ok(sections)
 }
@@ -484,11 +480,15 @@ fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
             section.comment = c.clone();
             rest = tail;
         }
+        // The key a comment after it belongs to (go-ini's `lastItem`), and where
+        // each key is.
+        let mut last: Option<usize> = None;
+        let mut seen: HashMap<&str, usize> = HashMap::new();
         for item in rest {
             match item {
                 Item::Comment(c) => {
-                    if let Some(key) = section.keys.last_mut() {
-                        key.comment = c.clone();
+                    if let Some(at) = last {
+                        section.keys[at].comment.clone_from(c);
                     }
                 }
                 Item::Pair(key, value) => {
@@ -498,9 +498,6 @@ fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
                             "ini",
                             format!("key {path} cannot be written to an INI file"),
                         ));
-                    }
-                    if section.keys.iter().any(|k| &k.name == key) {
-                        return Err(unemittable("ini", format!("duplicate key {path}")));
                     }
                     let Some(value) = val_to_string(value) else {
                         return Err(unemittable(
@@ -516,11 +513,23 @@ fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
                             format!("the value of key {path} cannot be written to an INI file"),
                         ));
                     }
-                    section.keys.push(OutKey {
-                        name: key.clone(),
-                        value,
-                        comment: String::new(),
-                    });
+                    // go-ini's `NewKey` again: a repeated key takes the new value
+                    // in its first place.
+                    match seen.get(key.as_str()) {
+                        Some(&at) => {
+                            section.keys[at].value = value;
+                            last = Some(at);
+                        }
+                        None => {
+                            seen.insert(key, section.keys.len());
+                            section.keys.push(OutKey {
+                                name: key.clone(),
+                                value,
+                                comment: String::new(),
+                            });
+                            last = Some(section.keys.len() - 1);
+                        }
+                    }
                 }
             }
         }
@@ -715,13 +724,66 @@ mod tests {
         }
     }
 
+    /// go-ini starts every file with a keyless DEFAULT section and opens a new
+    /// section at every header, `[DEFAULT]` included; only the keyless one, when
+    /// first and empty, is written without its header.
     #[test]
-    fn explicit_default_header_names_the_first_section() {
-        let tree = load("[DEFAULT]\na = 1\n[s]\nb = 2\n");
-        assert_eq!(tree.len(), 2);
+    fn an_explicit_default_section_is_a_section_of_its_own() {
+        let table: &[(&str, &str)] = &[
+            (
+                "[DEFAULT]\na = 1\n[s]\nb = 2\n",
+                "[DEFAULT]\na = 1\n\n[s]\nb = 2\n",
+            ),
+            (
+                "; c0\n[DEFAULT] ; c1\n; c2\na = 1\n",
+                "; c0\n; c1\n[DEFAULT]\n; c2\na = 1\n",
+            ),
+            ("x = 0\n[DEFAULT]\na = 1\n", "x = 0\n\n[DEFAULT]\na = 1\n"),
+            (
+                "[s]\nb = 2\n[DEFAULT]\na = 1\n",
+                "[s]\nb = 2\n\n[DEFAULT]\na = 1\n",
+            ),
+            ("[DEFAULT]\n[s]\na=1\n", "[DEFAULT]\n\n[s]\na = 1\n"),
+        ];
+        for (input, want) in table {
+            let tree = IniStore.load_plain(input.as_bytes(), "f.ini").unwrap();
+            let got = IniStore.emit_plain(&tree).unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), *want, "{input:?}");
+        }
+        let tree = load("[DEFAULT]\na = 1\n");
         assert_eq!(
-            tree[0],
-            pair(DEFAULT_SECTION, Value::Map(vec![pair("a", s("1"))]))
+            tree,
+            vec![
+                pair(DEFAULT_SECTION, Value::Map(vec![])),
+                pair(DEFAULT_SECTION, Value::Map(vec![pair("a", s("1"))])),
+            ]
+        );
+    }
+
+    /// A repeated section is a section of its own; a repeated key keeps its first
+    /// place with its last value and comment.
+    #[test]
+    fn repeated_sections_and_keys_read_as_go_ini_reads_them() {
+        let tree = load("[s]\n; first\na = 1\nb = x\n; second\na = 2\n[t]\nc = 3\n[s]\nb = 4\n");
+        assert_eq!(
+            tree[1..],
+            [
+                pair(
+                    "s",
+                    Value::Map(vec![
+                        pair("a", s("2")),
+                        comment("second"),
+                        pair("b", s("x"))
+                    ])
+                ),
+                pair("t", Value::Map(vec![pair("c", s("3"))])),
+                pair("s", Value::Map(vec![pair("b", s("4"))])),
+            ]
+        );
+        let got = IniStore.emit_plain(&vec![tree]).unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "[s]\n; second\na = 2\nb = x\n\n[t]\nc = 3\n\n[s]\nb = 4\n"
         );
     }
 
@@ -754,8 +816,6 @@ mod tests {
                 b"[s]\n`#a` = hunter2\n",
                 "f.ini:2: a key that is empty, `-`",
             ),
-            (b"[s]\na = 1\na = hunter2\n", "f.ini:3: duplicate key s.a"),
-            (b"[s]\n[s]\n", "f.ini:2: duplicate section s"),
             (b"[]\n", "f.ini:1: empty section name"),
             (
                 b"[s]\na = \"\"\"hunter2\n",
