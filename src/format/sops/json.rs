@@ -568,10 +568,16 @@ fn quote_bytes_into(out: &mut String, bytes: &[u8]) {
     out.push('"');
 }
 
+/// A line break and a tab for each level: a whole run at a time, as a deep
+/// document has millions of them.
 fn newline(out: &mut String, depth: usize) {
+    const TABS: &str = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
     out.push('\n');
-    for _ in 0..depth {
-        out.push('\t');
+    let mut left = depth;
+    while left > 0 {
+        let n = left.min(TABS.len());
+        out.push_str(&TABS[..n]);
+        left -= n;
     }
 }
 

@@ -5,4 +5,5 @@
 mod age;
 mod conformance;
 pub(crate) mod sops;
+mod stores_wild;
 mod vectors;
