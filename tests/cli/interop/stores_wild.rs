@@ -64,7 +64,7 @@ impl Fleet {
         );
         let back = self.env.keys(&["decrypt", &secret]).success();
         assert!(back.raw_stdout == expected, "{name}: {}", back.stdout);
-        String::from_utf8(expected).unwrap()
+        String::from_utf8_lossy(&expected).into_owned()
     }
 }
 
@@ -114,6 +114,7 @@ fn ini_default_sections_read_and_written_as_sops_does() {
     for (name, plaintext, want) in cases {
         assert_eq!(fleet.both_ways(name, "ini", plaintext.as_bytes()), *want);
     }
+    fleet.env.keys(&["check"]).success();
 }
 
 /// Repeated keys: dotenv and JSON keep every one, in order, and sops prints them
@@ -169,10 +170,12 @@ fn repeated_keys_and_sections_read_and_written_as_sops_does() {
             "{name}.{ext}"
         );
     }
+    fleet.env.keys(&["check"]).success();
 }
 
 /// A dotenv file starting with a byte order mark: sops keeps it as the start of the
-/// first key, so the decrypted file starts with it again. A second JSON document
+/// first key, so the decrypted file starts with it again. Dotenv values that are not
+/// UTF-8 are kept as bytes. A second JSON document
 /// (or anything) after the first object: sops reads the first and ignores the rest.
 #[test]
 fn a_dotenv_byte_order_mark_and_a_second_json_document_as_sops_reads_them() {
@@ -181,6 +184,11 @@ fn a_dotenv_byte_order_mark_and_a_second_json_document_as_sops_reads_them() {
         fleet.both_ways("bom", "env", "\u{feff}A=1\nB=2\n".as_bytes()),
         "\u{feff}A=1\nB=2\n"
     );
+    // Values are bytes to sops: Latin-1 ones, encrypted or left in clear, come back as
+    // they were.
+    let latin1 = b"A=\xe9t\xe9\nB_unencrypted=\xe9t\xe9\n";
+    let shown = fleet.both_ways("latin1", "env", latin1);
+    assert_eq!(shown, String::from_utf8_lossy(latin1));
     for (name, plaintext) in [
         ("second-doc", "{\"a\": 1}\n{\"b\": 2}\n"),
         ("trailing", "{\"a\": 1} trailing"),
@@ -190,6 +198,7 @@ fn a_dotenv_byte_order_mark_and_a_second_json_document_as_sops_reads_them() {
             "{\n\t\"a\": 1\n}\n"
         );
     }
+    fleet.env.keys(&["check"]).success();
 }
 
 /// JSON nested 200 levels, in objects and in lists, is read and written as sops
@@ -215,6 +224,7 @@ fn deep_json_read_and_written_as_sops_does() {
         let out = fleet.both_ways(name, "json", plaintext.as_bytes());
         assert!(out.contains(&line), "{name}");
     }
+    fleet.env.keys(&["check"]).success();
 }
 
 /// JSON nested 10,000 levels, the most Go's encoder writes (here with
