@@ -114,6 +114,21 @@ fn ini_default_sections_read_and_written_as_sops_does() {
     for (name, plaintext, want) in cases {
         assert_eq!(fleet.both_ways(name, "ini", plaintext.as_bytes()), *want);
     }
+    for (name, plaintext) in [
+        (
+            "default-three",
+            "x=1\n[DEFAULT]\ny=2\n[s]\nz=3\n[DEFAULT]\nw=4\n",
+        ),
+        (
+            "default-trailing-comment",
+            "[DEFAULT]\na = 1\n; trailing\n[s]\n",
+        ),
+        ("default-repeats-a-key", "a = 1\n[DEFAULT]\na = 2\n"),
+        ("default-lower-case", "[default]\na = 1\n[DEFAULT]\nb = 2\n"),
+        ("empty-sections", "[a]\n[b]\n[a]\n"),
+    ] {
+        fleet.both_ways(name, "ini", plaintext.as_bytes());
+    }
     fleet.env.keys(&["check"]).success();
 }
 
