@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::flatten::{flatten_metadata, unflatten_metadata};
 use super::json::METADATA_KEY;
-use super::text::{Bom, invalid, join_key, text, unemittable, val_to_string};
+use super::text::{check_size, invalid, join_key, line_at, strip_bom, unemittable, val_to_string};
 use crate::error::Result;
 
 /// The name of the section that holds keys before the first `[section]`.
@@ -35,7 +35,7 @@ struct Section {
 
 struct Key {
     name: String,
-    value: String,
+    value: Value,
     comment: String,
 }
 
@@ -72,13 +72,78 @@ fn surrounded(s: &str, quote: char) -> bool {
         && s[1..].find(quote) == Some(s.len() - 2)
 }
 
-/// go-ini's parser with the options sops uses (`AllowNonUniqueSections`).
+/// Where the bytes that are not UTF-8 go in the text the parser reads: byte `b` is
+/// the private-use character `RAW + b`, which no rule of go-ini's treats as special
+/// (Go sees such a byte as a character that is neither space nor punctuation).
+const RAW: u32 = 0x10_FF00;
+
+fn is_raw(c: char) -> bool {
+    u32::from(c) >= RAW
+}
+
+/// `data` as text, each byte that is not UTF-8 carried as a `RAW` character. A
+/// file with such bytes that also has characters from U+10FF00 up is refused, as
+/// the two could not be told apart.
+fn decode(data: &[u8], file: &str) -> Result<(String, bool)> {
+    let mut out = String::with_capacity(data.len());
+    let (mut raw, mut clash, mut at) = (false, None, 0);
+    for chunk in data.utf8_chunks() {
+        let valid = chunk.valid();
+        if clash.is_none() {
+            clash = valid.find(is_raw).map(|i| at + i);
+        }
+        out.push_str(valid);
+        for &b in chunk.invalid() {
+            raw = true;
+            out.extend(char::from_u32(RAW + u32::from(b)));
+        }
+        at += valid.len() + chunk.invalid().len();
+    }
+    if let (true, Some(at)) = (raw, clash) {
+        return Err(invalid(
+            file,
+            Some(line_at(data, at)),
+            "invalid UTF-8 in a file that also has characters from U+10FF00 up; save it as UTF-8",
+        ));
+    }
+    Ok((out, raw))
+}
+
+/// A value read with [`decode`] from a file that is not all UTF-8 (`raw`): text, or
+/// the bytes it stands for when some are not UTF-8.
+fn raw_value(value: String, raw: bool) -> Value {
+    if !raw || !value.contains(is_raw) {
+        return Value::Str(value);
+    }
+    let mut bytes = Vec::with_capacity(value.len());
+    for c in value.chars() {
+        if is_raw(c) {
+            bytes.push((u32::from(c) - RAW) as u8);
+        } else {
+            bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        }
+    }
+    Value::Bytes(bytes)
+}
+
+/// go-ini's parser with the options sops uses (`AllowNonUniqueSections`). Values
+/// are bytes, as in Go; section names, keys and comments must be UTF-8.
 fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
+    check_size(data, file)?;
     // go-ini skips a UTF-8 byte order mark.
-    let text = text(data, file, Bom::Skipped)?;
+    let (text, has_raw) = decode(strip_bom(data), file)?;
     let err = |line: u64, reason: &str| invalid(file, Some(line), reason);
+    let not_utf8 = |line: u64, what: &str| {
+        invalid(
+            file,
+            Some(line),
+            format!(
+                "invalid UTF-8 in a {what}; INI section names, keys and comments must be UTF-8 text"
+            ),
+        )
+    };
     let mut lines = Lines {
-        rest: text,
+        rest: &text,
         line: 0,
         eof: false,
     };
@@ -116,8 +181,14 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
                     "a section name with a line break cannot be written back",
                 ));
             }
+            if name.contains(is_raw) {
+                return Err(not_utf8(n, "section name"));
+            }
             if let Some(i) = line[close + 1..].find(['#', ';']) {
                 comment.push_str(&line[close + 1 + i..]);
+            }
+            if comment.contains(is_raw) {
+                return Err(not_utf8(n, "comment"));
             }
             let section = Section {
                 name: name.to_string(),
@@ -131,6 +202,9 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
             continue;
         }
         let (name, offset) = key_name(line).map_err(|reason| err(n, reason))?;
+        if name.contains(is_raw) {
+            return Err(not_utf8(n, "key"));
+        }
         // go-ini reads these (`-` as an auto-increment `#N`) but writes them back as
         // something else, so sops cannot decrypt the file it wrote: refuse them here.
         if !key_reads_back(&name) {
@@ -141,13 +215,17 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
         }
         let value =
             value(&line[offset..], &mut lines, &mut comment).map_err(|reason| err(n, reason))?;
-        if !value_reads_back(value.as_bytes()) {
+        let value = raw_value(value, has_raw);
+        if !val_to_string(&value).is_some_and(|bytes| value_reads_back(&bytes)) {
             return Err(err(
                 n,
                 "a value that mixes quote characters this way cannot be written back to an INI file",
             ));
         }
         let key_comment = std::mem::take(&mut comment).trim().to_string();
+        if key_comment.contains(is_raw) {
+            return Err(not_utf8(n, "comment"));
+        }
         let section = sections.last_mut().unwrap_or_else(|| unreachable!());
         // go-ini's `NewKey`: a key seen before in this section takes the new value
         // (and comment) in its first place.
@@ -346,7 +424,7 @@ fn section_item(section: Section) -> Item {
         items.push(Item::Comment(c));
     }
     for key in section.keys {
-        items.push(Item::Pair(key.name, Value::Str(key.value)));
+        items.push(Item::Pair(key.name, key.value));
         if let Some(c) = comment(&key.comment) {
             items.push(Item::Comment(c));
         }
@@ -377,7 +455,10 @@ impl Store for IniStore {
         let flat = section
             .keys
             .into_iter()
-            .map(|k| (k.name, k.value))
+            .map(|k| {
+                let value = val_to_string(&k.value).unwrap_or_default();
+                (k.name, String::from_utf8_lossy(&value).into_owned())
+            })
             .collect();
         let metadata = unflatten_metadata(flat, file)?;
         // Flattening again escapes line breaks, which can leave a value quoted
@@ -760,6 +841,36 @@ mod tests {
         );
     }
 
+    /// sops's values are Go strings, bytes of any kind: one that is not UTF-8 is
+    /// read and written back as it is.
+    #[test]
+    fn values_that_are_not_utf8_are_kept_as_bytes() {
+        // In a UTF-8 file, the characters that carry other bytes are just text.
+        let tree = load("[s]\na = \u{10ff41}\n");
+        assert_eq!(
+            tree[1],
+            pair("s", Value::Map(vec![pair("a", s("\u{10ff41}"))]))
+        );
+        let input = b"[s]\na = \xe9t\xe9 \xff\nb = \xe9 # c\nc = \xe9\xa0\n";
+        let tree = IniStore.load_plain(input, "f.ini").unwrap();
+        assert_eq!(
+            tree[0][1],
+            pair(
+                "s",
+                Value::Map(vec![
+                    pair("a", Value::Bytes(b"\xe9t\xe9 \xff".to_vec())),
+                    pair("b", Value::Bytes(b"\xe9".to_vec())),
+                    comment("c"),
+                    pair("c", Value::Bytes(b"\xe9\xa0".to_vec())),
+                ])
+            )
+        );
+        assert_eq!(
+            IniStore.emit_plain(&tree).unwrap(),
+            b"[s]\na = \xe9t\xe9 \xff\n; c\nb = \xe9\nc = \xe9\xa0\n"
+        );
+    }
+
     /// A repeated section is a section of its own; a repeated key keeps its first
     /// place with its last value and comment.
     #[test]
@@ -825,7 +936,23 @@ mod tests {
                 b"[s]\n\"a = hunter2\n",
                 "f.ini:2: missing closing key quote",
             ),
-            (b"[s]\na = \xffhunter2\n", "f.ini:2: invalid UTF-8"),
+            (b"[s]\n\xffa = hunter2\n", "f.ini:2: invalid UTF-8 in a key"),
+            (
+                b"[s\xff]\na = hunter2\n",
+                "f.ini:1: invalid UTF-8 in a section name",
+            ),
+            (
+                b"; \xff\n[s]\na = hunter2\n",
+                "f.ini:2: invalid UTF-8 in a comment",
+            ),
+            (
+                b"[s]\na = 1 ; \xff\n",
+                "f.ini:2: invalid UTF-8 in a comment",
+            ),
+            (
+                b"[s]\na = \xff\n\nb = \xf4\x8f\xbd\x81\n",
+                "f.ini:4: invalid UTF-8 in a file that also has",
+            ),
             (
                 b"[sops]\na = hunter2\n",
                 "f.ini:1: section [sops] is reserved",

@@ -10,7 +10,7 @@
 
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::golang::json_float;
-use super::text::{Bom, invalid, join_index, join_key, line_at, text};
+use super::text::{invalid, join_index, join_key, line_at, text};
 use crate::error::Result;
 
 /// The top-level key under which sops keeps its metadata.
@@ -113,7 +113,7 @@ pub(crate) enum Rest {
 /// recursion, so that no nesting within [`MAX_DEPTH`] can exhaust the stack.
 pub(crate) fn parse(data: &[u8], file: &str, rest: Rest) -> Result<Vec<Item>> {
     // Go's decoder sees a byte order mark as an invalid character.
-    let text = text(data, file, Bom::Refused)?;
+    let text = text(data, file)?;
     let mut p = Parser {
         s: text.as_bytes(),
         pos: 0,

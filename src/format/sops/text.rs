@@ -82,23 +82,10 @@ pub(crate) fn utf8<'a>(data: &'a [u8], file: &str) -> crate::error::Result<&'a s
     })
 }
 
-/// What a store does with a UTF-8 byte order mark at the start of its input.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Bom {
-    Refused,
-    Skipped,
-}
-
-/// Size, UTF-8 and BOM checks, in that order.
-pub(crate) fn text<'a>(data: &'a [u8], file: &str, bom: Bom) -> crate::error::Result<&'a str> {
+/// Size, byte order mark (refused) and UTF-8 checks, in that order.
+pub(crate) fn text<'a>(data: &'a [u8], file: &str) -> crate::error::Result<&'a str> {
     check_size(data, file)?;
-    let data = match bom {
-        Bom::Skipped => strip_bom(data),
-        Bom::Refused => {
-            refuse_bom(data, file)?;
-            data
-        }
-    };
+    refuse_bom(data, file)?;
     utf8(data, file)
 }
 

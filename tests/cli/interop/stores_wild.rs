@@ -189,8 +189,8 @@ fn repeated_keys_and_sections_read_and_written_as_sops_does() {
 }
 
 /// A dotenv file starting with a byte order mark: sops keeps it as the start of the
-/// first key, so the decrypted file starts with it again. Dotenv values that are not
-/// UTF-8 are kept as bytes. A second JSON document
+/// first key, so the decrypted file starts with it again. Dotenv and INI values that
+/// are not UTF-8 are kept as bytes. A second JSON document
 /// (or anything) after the first object: sops reads the first and ignores the rest.
 #[test]
 fn a_dotenv_byte_order_mark_and_a_second_json_document_as_sops_reads_them() {
@@ -203,6 +203,9 @@ fn a_dotenv_byte_order_mark_and_a_second_json_document_as_sops_reads_them() {
     // they were.
     let latin1 = b"A=\xe9t\xe9\nB_unencrypted=\xe9t\xe9\n";
     let shown = fleet.both_ways("latin1", "env", latin1);
+    assert_eq!(shown, String::from_utf8_lossy(latin1));
+    let latin1 = b"[s]\na             = \xe9t\xe9\nb_unencrypted = \xe9t\xe9\n";
+    let shown = fleet.both_ways("latin1", "ini", latin1);
     assert_eq!(shown, String::from_utf8_lossy(latin1));
     for (name, plaintext) in [
         ("second-doc", "{\"a\": 1}\n{\"b\": 2}\n"),
