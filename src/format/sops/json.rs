@@ -10,7 +10,7 @@
 
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::golang::json_float;
-use super::text::{invalid, join_index, join_key, line_at, text};
+use super::text::{check_size, invalid, join_index, join_key, line_at, refuse_bom};
 use crate::error::Result;
 
 /// The top-level key under which sops keeps its metadata.
@@ -112,10 +112,11 @@ pub(crate) enum Rest {
 /// Parses a JSON document whose top level is an object into its items, without
 /// recursion, so that no nesting within [`MAX_DEPTH`] can exhaust the stack.
 pub(crate) fn parse(data: &[u8], file: &str, rest: Rest) -> Result<Vec<Item>> {
+    check_size(data, file)?;
     // Go's decoder sees a byte order mark as an invalid character.
-    let text = text(data, file)?;
+    refuse_bom(data, file)?;
     let mut p = Parser {
-        s: text.as_bytes(),
+        s: data,
         pos: 0,
         file,
     };
@@ -456,14 +457,11 @@ impl Parser<'_> {
                 }
                 self.pos += 1;
             }
-            let text = std::str::from_utf8(&self.s[run..self.pos]).map_err(|e| {
-                invalid(
-                    self.file,
-                    Some(line_at(self.s, run + e.valid_up_to())),
-                    format!("invalid UTF-8 in {}; JSON must be UTF-8 text", what()),
-                )
-            })?;
-            out.push_str(text);
+            // Go's decoder: each byte that is not part of UTF-8 is a U+FFFD.
+            for chunk in self.s[run..self.pos].utf8_chunks() {
+                out.push_str(chunk.valid());
+                out.extend(std::iter::repeat_n('\u{fffd}', chunk.invalid().len()));
+            }
             match self.peek() {
                 None => return Err(self.eof(&format!("{} (unterminated string)", what()))),
                 Some(b'"') => {
@@ -867,7 +865,7 @@ mod tests {
             ),
             (deeper.as_bytes(), "nested deeper than 10000 levels"),
             (list_deep.as_bytes(), "nested deeper than 10000 levels"),
-            (b"{\"a\": \"\xff\"}", "f.json:1: invalid UTF-8"),
+            (b"{\"a\": \xff}", "f.json:1: invalid value for a"),
             (b"\xEF\xBB\xBF{}", "byte order mark"),
             (b"[1, 2]", "top-level object"),
             (b"{\"sops\": {}}", "reserved for sops metadata"),
@@ -915,6 +913,25 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\n\t\"a\": 1,\n\t\"x\": {\n\t\t\"k\": \"one\",\n\t\t\"k\": \"two\"\n\t},\n\t\"a\": 2\n}\n"
+        );
+    }
+
+    /// Go's decoder reads each byte of a string that is not part of UTF-8 as a
+    /// U+FFFD, in keys and values.
+    #[test]
+    fn bytes_that_are_not_utf8_read_as_go_reads_them() {
+        let tree = JsonStore
+            .load_plain(
+                b"{\"k\xff\": \"\xe9t\xe9 \xe2\x82 \xe2\x82\xac\"}\n\xff",
+                "f.json",
+            )
+            .unwrap();
+        assert_eq!(
+            tree[0],
+            vec![pair(
+                "k\u{fffd}",
+                Value::Str("\u{fffd}t\u{fffd} \u{fffd}\u{fffd} \u{20ac}".into())
+            )]
         );
     }
 

@@ -71,24 +71,6 @@ pub(crate) fn refuse_bom(data: &[u8], file: &str) -> crate::error::Result<()> {
     Ok(())
 }
 
-/// `data` as UTF-8 text, or an error naming the line of the first invalid byte.
-pub(crate) fn utf8<'a>(data: &'a [u8], file: &str) -> crate::error::Result<&'a str> {
-    std::str::from_utf8(data).map_err(|e| {
-        invalid(
-            file,
-            Some(line_at(data, e.valid_up_to())),
-            "invalid UTF-8; this format must be UTF-8 text",
-        )
-    })
-}
-
-/// Size, byte order mark (refused) and UTF-8 checks, in that order.
-pub(crate) fn text<'a>(data: &'a [u8], file: &str) -> crate::error::Result<&'a str> {
-    check_size(data, file)?;
-    refuse_bom(data, file)?;
-    utf8(data, file)
-}
-
 /// `path` extended by a map key: `a.b`, or `a["odd key"]` when the key is not a
 /// plain identifier. Keys are names, not secret values.
 pub(crate) fn join_key(path: &str, key: &str) -> String {
@@ -164,11 +146,5 @@ mod tests {
         assert_eq!(join_key("a", "b_c"), "a.b_c");
         assert_eq!(join_key("a", "x y"), "a[\"x y\"]");
         assert_eq!(join_index("a", 2), "a[2]");
-    }
-
-    #[test]
-    fn utf8_error_names_the_line() {
-        let err = utf8(b"a\nb\n\xff", "f").unwrap_err().to_string();
-        assert_eq!(err, "f:3: invalid UTF-8; this format must be UTF-8 text");
     }
 }

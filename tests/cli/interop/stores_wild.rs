@@ -190,7 +190,7 @@ fn repeated_keys_and_sections_read_and_written_as_sops_does() {
 
 /// A dotenv file starting with a byte order mark: sops keeps it as the start of the
 /// first key, so the decrypted file starts with it again. Dotenv and INI values that
-/// are not UTF-8 are kept as bytes. A second JSON document
+/// are not UTF-8 are kept as bytes; in JSON each such byte is a U+FFFD. A second JSON document
 /// (or anything) after the first object: sops reads the first and ignores the rest.
 #[test]
 fn a_dotenv_byte_order_mark_and_a_second_json_document_as_sops_reads_them() {
@@ -207,15 +207,22 @@ fn a_dotenv_byte_order_mark_and_a_second_json_document_as_sops_reads_them() {
     let latin1 = b"[s]\na             = \xe9t\xe9\nb_unencrypted = \xe9t\xe9\n";
     let shown = fleet.both_ways("latin1", "ini", latin1);
     assert_eq!(shown, String::from_utf8_lossy(latin1));
+    let not_utf8: &[u8] = b"{\"a\": 1}\n\xff";
     for (name, plaintext) in [
-        ("second-doc", "{\"a\": 1}\n{\"b\": 2}\n"),
-        ("trailing", "{\"a\": 1} trailing"),
+        ("second-doc", &b"{\"a\": 1}\n{\"b\": 2}\n"[..]),
+        ("trailing", b"{\"a\": 1} trailing"),
+        ("trailing-not-utf8", not_utf8),
     ] {
         assert_eq!(
-            fleet.both_ways(name, "json", plaintext.as_bytes()),
+            fleet.both_ways(name, "json", plaintext),
             "{\n\t\"a\": 1\n}\n"
         );
     }
+    // A JSON string's bytes that are not UTF-8 are each a U+FFFD to Go.
+    assert_eq!(
+        fleet.both_ways("latin1", "json", b"{\"k\xe9\": \"\xe9t\xe9 \xe2\x82\"}"),
+        "{\n\t\"k\u{fffd}\": \"\u{fffd}t\u{fffd} \u{fffd}\u{fffd}\"\n}\n"
+    );
     fleet.env.keys(&["check"]).success();
 }
 
