@@ -6,4 +6,5 @@ mod age;
 mod conformance;
 pub(crate) mod sops;
 mod ssh_keys;
+mod stores_wild;
 mod vectors;
