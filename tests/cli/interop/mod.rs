@@ -6,3 +6,4 @@ mod age;
 mod conformance;
 pub(crate) mod sops;
 mod vectors;
+mod yaml_wild;

@@ -34,7 +34,17 @@ pub struct YamlStore;
 
 impl Store for YamlStore {
     fn load_plain(&self, data: &[u8], file: &str) -> Result<Branches> {
-        let branches = read::parse(data, file)?;
+        let read::Parsed {
+            branches,
+            scalar_merge,
+        } = read::parse(data, file)?;
+        if let Some(line) = scalar_merge {
+            return Err(invalid(
+                Location::named(file).at_line(line as u64),
+                "a `<<` key whose value is not a map or a list of maps: sops writes it \
+                 as a merge key and cannot read that file back",
+            ));
+        }
         if branches
             .iter()
             .flatten()
@@ -49,7 +59,7 @@ impl Store for YamlStore {
     }
 
     fn load_encrypted(&self, data: &[u8], file: &str) -> Result<EncryptedDocument> {
-        let mut branches = read::parse(data, file)?;
+        let mut branches = read::parse(data, file)?.branches;
         // As sops's ExtractMetadata: the metadata is the first document's `sops`
         // map; every document's `sops` key is dropped.
         let mut metadata = None;
@@ -101,15 +111,6 @@ fn invalid(at: Location, reason: impl Into<String>) -> Error {
         reason: reason.into(),
     }
 }
-
-/// go-yaml writes a key with a line break or over 128 bytes as a complex `? key`
-/// entry; sops files never have one, and `keys` neither reads nor writes it.
-fn unwritable_key(key: &str) -> bool {
-    key.len() > 128 || key.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
-}
-
-const UNWRITABLE_KEY: &str =
-    "a map key longer than 128 bytes or with a line break is not supported";
 
 #[cfg(test)]
 mod tests {

@@ -19,9 +19,16 @@ pub(super) enum Style {
 
 /// go-yaml's `stringv`: the style asked for a string.
 pub(super) fn string_node(s: &str) -> Node {
-    // `<<` resolves to YAML's merge tag, so a string `<<` is quoted.
+    // go-yaml reads a plain `<<` as a merge key and writes the string back
+    // with that tag, as sops prints it.
+    if s == "<<" {
+        return Node::new(super::Kind::Scalar {
+            value: s.to_string(),
+            style: Style::Plain,
+            tag: Some("!!merge"),
+        });
+    }
     let plain = matches!(resolve_plain(s), Ok(Value::Str(_)))
-        && s != "<<"
         && !is_base60_float(s)
         && !matches!(
             s,
@@ -119,7 +126,7 @@ pub(super) fn go_base64(bytes: &[u8]) -> String {
 
 #[derive(Default)]
 pub(super) struct ScalarData {
-    multiline: bool,
+    pub(super) multiline: bool,
     block_plain_allowed: bool,
     flow_plain_allowed: bool,
     single_quoted_allowed: bool,
@@ -550,16 +557,22 @@ mod tests {
     }
 
     /// Found by property testing: a string `<<` was written plain, which reads back as
-    /// a merge key. It is written quoted (sops 3.11 writes `!!merge <<`, which neither
-    /// it nor keys reads back).
+    /// a merge key. It is written as sops 3.11 writes it, `!!merge <<`, and reads
+    /// back as the string.
     #[test]
-    fn a_string_that_reads_as_a_merge_key_is_written_quoted() {
+    fn a_string_that_reads_as_a_merge_key_is_written_as_sops_writes_it() {
         let tree = vec![vec![
             Item::Pair("<<".into(), Value::Str(String::new())),
             Item::Pair("v".into(), Value::List(vec![Value::Str("<<".into())])),
         ]];
         let out = YamlStore.emit_plain(&tree).unwrap();
-        assert_eq!(out, b"\"<<\": \"\"\nv:\n    - \"<<\"\n");
-        assert_eq!(YamlStore.load_plain(&out, "p.yaml").unwrap(), tree);
+        assert_eq!(out, b"!!merge <<: \"\"\nv:\n    - !!merge <<\n");
+        assert_eq!(
+            YamlStore
+                .load_encrypted(&[&out[..], b"sops: {}\n"].concat(), "p.yaml")
+                .unwrap()
+                .branches,
+            tree
+        );
     }
 }

@@ -1,0 +1,146 @@
+//! YAML that sops 3.11 writes and reads beyond the common shapes: `? key` entries,
+//! merge keys and the string `<<`, tags, line separators, deep nesting and comments
+//! after nested maps. Each document goes both ways: sops encrypts it and `keys
+//! decrypt` prints what `sops decrypt` prints; `keys encrypt` writes it and `sops
+//! decrypt` prints the same again.
+
+use std::path::Path;
+
+use crate::common::TestEnv;
+use crate::fixture::{sops, sops_encrypted, sops_fleet};
+
+/// What `sops decrypt` prints for `plaintext` encrypted by sops; asserts that
+/// `keys decrypt` prints the same for that file and that the file `keys encrypt`
+/// writes for `plaintext` (as `SECRET` under the policy's rules, e.g. `yaml/x` or
+/// `clear/x`) decrypts to it with both tools, without a warning from sops.
+fn both_ways(env: &TestEnv, repo: &Path, secret: &str, plaintext: &str) -> String {
+    let admin = env.root.join("keys/demo.txt");
+    let name = secret.replace('/', "-") + ".yaml";
+    let theirs = sops_encrypted(env, repo, &name, plaintext.as_bytes());
+    let sops_decrypt = |path: &Path| {
+        let run = sops(env, &["decrypt", &path.display().to_string()], &admin);
+        assert_eq!(run.code, 0, "{secret}: sops decrypt: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("level=warning"),
+            "{secret}: {}",
+            run.stderr
+        );
+        run.stdout
+    };
+    let expected = sops_decrypt(&theirs);
+    let read = env.keys(&["decrypt", &theirs.display().to_string()]);
+    assert_eq!(read.code, 0, "{secret}: keys decrypt: {}", read.stderr);
+    assert_eq!(
+        read.stdout, expected,
+        "{secret}: keys reads sops's file differently"
+    );
+    let wrote = env.keys_stdin(&["encrypt", secret], plaintext.as_bytes());
+    assert_eq!(wrote.code, 0, "{secret}: keys encrypt: {}", wrote.stderr);
+    let ours = repo.join(format!("secrets/{secret}.yaml"));
+    assert_eq!(
+        sops_decrypt(&ours),
+        expected,
+        "{secret}: sops reads keys' file differently"
+    );
+    assert_eq!(
+        env.keys(&["decrypt", secret]).success().stdout,
+        expected,
+        "{secret}: keys reads its own file differently"
+    );
+    expected
+}
+
+/// go-yaml writes a key over 128 bytes (or with a line break) as `? key` and `:
+/// value`, and reads it back; so does keys, in maps at every depth and in lists.
+#[test]
+fn keys_over_128_bytes_are_written_and_read_as_sops_does() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let long = "k".repeat(130);
+    let plaintext = format!(
+        "a: 1\n{long}: v\n{long}x:\n    n: 2\n{long}y:\n    - 1\n{long}z: {{}}\n\
+         lst:\n    - {long}: 3\nm:\n    {long}: 4\n\"multi\\nline\": 5\n"
+    );
+    let printed = both_ways(&env, &repo, "yaml/long-keys", &plaintext);
+    assert!(
+        printed.starts_with(&format!("a: 1\n? {long}\n: v\n? {long}x\n:   \"n\": 2\n")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("    - ? {long}\n      : 3\n")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("? |-\n    multi\n    line\n: 5\n"),
+        "{printed}"
+    );
+}
+
+/// A merge key reads as sops reads it: the key `<<` with the alias expanded under
+/// it, written back as `!!merge <<`; so is the string `<<`, as a value and in a
+/// list, including values sops stores in clear (which the MAC covers).
+#[test]
+fn merge_keys_anchors_and_the_string_merge_are_read_as_sops_does() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "base: &b\n    x: 1\n    y: [2, &s two]\nd:\n    <<: *b\n    y: 3\n\
+                     e:\n    <<: [*b]\nf: *s\ns: \"<<\"\nt: <<\nl:\n    - \"<<\"\n";
+    let printed = both_ways(&env, &repo, "yaml/merge", plaintext);
+    assert!(
+        printed.contains("d:\n    !!merge <<:\n        x: 1\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("s: !!merge <<\nt: !!merge <<\nl:\n    - !!merge <<\n"),
+        "{printed}"
+    );
+    let clear = "s_unencrypted: \"<<\"\nl_unencrypted:\n    - \"<<\"\n";
+    let printed = both_ways(&env, &repo, "clear/merge", clear);
+    assert_eq!(
+        printed,
+        "s_unencrypted: !!merge <<\nl_unencrypted:\n    - !!merge <<\n"
+    );
+
+    // A quoted `"<<"` key over a scalar: sops encrypts it and then cannot read its
+    // own file (the key comes back a merge key); keys refuses to write it.
+    let bad = "a: 1\n\"<<\": SECRETVALUE\n";
+    let theirs = sops_encrypted(&env, &repo, "bad-merge.yaml", bad.as_bytes());
+    let admin = env.root.join("keys/demo.txt");
+    let run = sops(&env, &["decrypt", &theirs.display().to_string()], &admin);
+    assert_ne!(run.code, 0, "sops now reads it: {}", run.stdout);
+    let before = crate::fixture::tree(&repo);
+    let run = env
+        .keys_stdin(&["encrypt", "yaml/bad-merge"], bad.as_bytes())
+        .failure(3);
+    assert!(
+        run.stderr
+            .contains("yaml/bad-merge.yaml:2: a `<<` key whose value is not a map"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("SECRETVALUE"));
+    assert_eq!(crate::fixture::tree(&repo), before);
+}
+
+/// sops drops custom tags and the collection tags go-yaml does not resolve: a
+/// tagged scalar is its text (a string), a tagged map or list its content; the
+/// non-specific tag `!` types a plain scalar as if it had none.
+#[test]
+fn custom_and_collection_tags_are_dropped_as_sops_drops_them() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "a: !foo 123\nb: !foo bar\nc: !!str 123\nd: !!int \"12\"\n\
+                     f: !foo\n    g: 1\nh: !!set\n    ? x\n    ? y\ni: !!omap\n    - k: 1\n\
+                     j: !<tag:example.com,2000:x> 5\nk: !foo [1, 2]\nl: ! 12\nn: !foo true\n\
+                     !foo o: 1\n";
+    let printed = both_ways(&env, &repo, "yaml/tags", plaintext);
+    assert!(
+        printed
+            .starts_with("a: \"123\"\nb: bar\nc: \"123\"\nd: 12\nf:\n    g: 1\nh:\n    x: null\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("j: \"5\"\nk:\n    - 1\n    - 2\nl: 12\n\"n\": \"true\"\no: 1\n"),
+        "{printed}"
+    );
+}
