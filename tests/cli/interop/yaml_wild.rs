@@ -144,3 +144,34 @@ fn custom_and_collection_tags_are_dropped_as_sops_drops_them() {
         "{printed}"
     );
 }
+
+/// Nesting as deep as sops files have (150 levels here) is read and written both
+/// ways; a document nested far deeper (100,000 levels, which go-yaml refuses past
+/// 10,000) is refused naming the line, without crashing and without writing.
+#[test]
+fn deep_nesting_is_read_as_sops_reads_it_and_absurd_depth_is_refused() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let mut deep = String::new();
+    for level in 0..150 {
+        deep.push_str(&format!("{}k{level}:\n", "    ".repeat(level)));
+    }
+    deep.push_str(&format!("{}- v: SECRETVALUE\n", "    ".repeat(150)));
+    let printed = both_ways(&env, &repo, "yaml/deep", &deep);
+    assert_eq!(printed, deep);
+
+    let before = crate::fixture::tree(&repo);
+    let flow = format!("a: {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let mut block = String::from("a:\n");
+    for level in 1..1100 {
+        block.push_str(&format!("{}-\n", " ".repeat(level)));
+    }
+    for (name, input, line) in [("flow", flow, 1), ("block", block, 1025)] {
+        let run = env
+            .keys_stdin(&["encrypt", &format!("yaml/{name}")], input.as_bytes())
+            .failure(3);
+        let want = format!("yaml/{name}.yaml:{line}: ");
+        assert!(run.stderr.contains(&want), "{want}: {}", run.stderr);
+    }
+    assert_eq!(crate::fixture::tree(&repo), before);
+}

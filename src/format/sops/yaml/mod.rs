@@ -22,12 +22,18 @@ mod resolve;
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::error::{Error, Location, Result};
 
-pub use super::text::{MAX_DEPTH, MAX_INPUT};
+pub use super::text::MAX_INPUT;
 
-/// More alias expansions than this are refused (an alias bomb).
-pub const MAX_ALIASES: usize = 100;
-/// Nodes that alias expansions may add in total.
-const MAX_ALIAS_NODES: usize = 100_000;
+/// Maps and lists nested deeper than this are refused. go-yaml (and so sops) stops
+/// at 10,000; a file within the input size limit that sops writes (four spaces a
+/// level) cannot nest much beyond 2,800. The tree is walked recursively when
+/// encrypted and written, so the limit keeps that walk well within the stack.
+pub const MAX_DEPTH: usize = 1024;
+
+/// What alias expansions may add in total, in bytes of the tree (about 48 a node
+/// plus its text): a document whose aliases expand beyond it (an alias bomb) is
+/// refused. go-yaml's own limit is a ratio of aliases to nodes decoded.
+pub const MAX_ALIAS_BYTES: usize = 32 << 20;
 
 /// The sops YAML store (`.yaml`, `.yml`).
 pub struct YamlStore;
