@@ -175,3 +175,27 @@ fn deep_nesting_is_read_as_sops_reads_it_and_absurd_depth_is_refused() {
     }
     assert_eq!(crate::fixture::tree(&repo), before);
 }
+
+/// go-yaml takes U+2028 and U+2029 for line breaks: sops writes a value holding
+/// one single-quoted (or as a block) with the indentation after the break, and
+/// reads the indentation away. keys prints the same, and a value sops stored in
+/// clear passes the MAC.
+#[test]
+fn line_separators_are_written_and_read_as_sops_does() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "a: \"x\\u2028y\"\nb: \"p\\u2029q\"\nc_unencrypted: \"x\\u2028y z\"\n\
+                     d_unencrypted: \"l1\\nl2\\u2028l3\"\ne:\n    f_unencrypted: \"\\u2028 a \\u2029b\"\n\
+                     \x20   \"k\\u2028ey\": 1\nl_unencrypted:\n    - \"x\\u2028y\"\n    - \"l1\\nl2\\u2028l3\\n\"\n";
+    let printed = both_ways(&env, &repo, "clear/separators", plaintext);
+    assert!(
+        printed.starts_with(
+            "a: 'x\u{2028}    y'\nb: 'p\u{2029}    q'\nc_unencrypted: 'x\u{2028}    y z'\n"
+        ),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("    - 'x\u{2028}      y'\n    - |\n      l1\n      l2\u{2028}      l3\n"),
+        "{printed}"
+    );
+}

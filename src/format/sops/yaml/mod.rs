@@ -6,11 +6,10 @@
 //! is re-emitted as a head comment (as `sops decrypt` prints it anyway); a block
 //! scalar starting with a space or newline inside a list is double-quoted, where
 //! go-yaml writes an indentation indicator that no parser (sops included) reads
-//! back; so is a value with U+2028 or U+2029, which go-yaml (YAML 1.1) takes for a
-//! line break and indents after, and this reader (YAML 1.2) does not; keys that
-//! are not strings, `<<` merge keys, keys over 128 bytes or with a line break
-//! (go-yaml's `? key` form), custom tags, integers beyond `i64` and comment-only
-//! input are refused rather than passed through.
+//! back; keys that are not strings, aliases as keys, integers beyond `i64`, nesting
+//! beyond [`MAX_DEPTH`] and comment-only input are refused rather than passed
+//! through; so is a `<<` key over a scalar on encryption, which sops writes as a
+//! merge key and then cannot read.
 //!
 //! `read` builds the tree from the parser's events, `resolve` types its scalars as
 //! YAML 1.1 does, and `emit` writes it back.

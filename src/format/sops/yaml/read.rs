@@ -2,6 +2,7 @@
 //! and lists, comments placed where sops places them, aliases expanded within a
 //! budget, and every refusal naming the line and never the value.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde_saphyr::granit_parser::{self as gp, Event, Placement, ScalarStyle};
@@ -33,6 +34,8 @@ struct Open {
 
 struct Builder<'f> {
     file: &'f str,
+    /// The input's lines (split at `\n`), 0-based.
+    lines: Vec<&'f str>,
     stack: Vec<Open>,
     /// Own-line comments not yet placed, with their column.
     pending: Vec<(String, usize)>,
@@ -80,6 +83,7 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
     };
     let mut builder = Builder {
         file,
+        lines: text.split('\n').collect(),
         stack: Vec::new(),
         pending: Vec::new(),
         root: None,
@@ -183,6 +187,7 @@ impl Builder<'_> {
             }
             Event::Anchor(..) => {}
             Event::Scalar(value, style, anchor, tag) => {
+                let value = self.yaml11_breaks(value, style, line);
                 if self.expects_key() {
                     let key = self.key(&value, style, tag.as_deref(), line)?;
                     self.place_pending(col);
@@ -221,6 +226,65 @@ impl Builder<'_> {
 }
 
 impl Builder<'_> {
+    /// go-yaml reads YAML 1.1, where U+0085, U+2028 and U+2029 are line breaks,
+    /// kept as they are (never folded); the parser (YAML 1.2) takes them for text.
+    /// So, as go-yaml: in a plain or single-quoted scalar the blanks around such a
+    /// break go (line folding); in a block scalar, the indentation after it. sops
+    /// writes a value holding one single-quoted, indented after the break.
+    fn yaml11_breaks<'v>(
+        &self,
+        value: Cow<'v, str>,
+        style: ScalarStyle,
+        line: usize,
+    ) -> Cow<'v, str> {
+        const BREAKS: [char; 3] = ['\u{85}', '\u{2028}', '\u{2029}'];
+        if !value.contains(BREAKS) {
+            return value;
+        }
+        let blank = |c: char| c == ' ' || c == '\t';
+        match style {
+            ScalarStyle::Plain | ScalarStyle::SingleQuoted => {
+                let mut out = String::with_capacity(value.len());
+                let mut after_break = false;
+                for c in value.chars() {
+                    if BREAKS.contains(&c) {
+                        out.truncate(out.trim_end_matches(blank).len());
+                        after_break = true;
+                    } else if after_break && blank(c) {
+                        continue;
+                    } else {
+                        after_break = false;
+                    }
+                    out.push(c);
+                }
+                Cow::Owned(out)
+            }
+            ScalarStyle::Literal | ScalarStyle::Folded => {
+                // The block's indentation: that of its first line with text.
+                let indent = self
+                    .lines
+                    .iter()
+                    .skip(line)
+                    .find(|l| !l.trim().is_empty())
+                    .map_or(0, |l| l.len() - l.trim_start_matches(' ').len());
+                let mut out = String::with_capacity(value.len());
+                let mut skip = 0;
+                for c in value.chars() {
+                    if skip > 0 && c == ' ' {
+                        skip -= 1;
+                        continue;
+                    }
+                    skip = if BREAKS.contains(&c) { indent } else { 0 };
+                    out.push(c);
+                }
+                Cow::Owned(out)
+            }
+            // Escapes cannot be told from raw characters here; sops writes these
+            // escaped (`\N`, `\L`, `\P`).
+            _ => value,
+        }
+    }
+
     fn expects_key(&self) -> bool {
         matches!(
             self.stack.last(),
