@@ -199,3 +199,33 @@ fn line_separators_are_written_and_read_as_sops_does() {
         "{printed}"
     );
 }
+
+/// go-yaml makes the comments right after a nested map's last entry, before a
+/// dedent, foot comments of that innermost map, whatever their indentation, and
+/// sops encrypts each comment under the path of the map it is in: keys places
+/// them there too, so sops decrypts the comments of a file keys wrote.
+#[test]
+fn comments_after_a_nested_map_in_a_list_item_decrypt_with_sops() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "l:\n    - a:\n          b: 1\n      # after nested\n      c: 2\n    - x:\n          y: 1\n      # tail of item\nz: 1\n\
+                     m:\n    x:\n        y: 1\n    # tail of m\nn:\n    - b:\n          c: 1\n      # p\n    # q\no: 1\n\
+                     p:\n    b:\n        c: 1\n        # p\n    # q\n  # r\nq: 1\n";
+    let printed = both_ways(&env, &repo, "yaml/nested-comments", plaintext);
+    assert!(
+        printed.contains("    - x:\n        \"y\": 1\n        # tail of item\nz: 1\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("m:\n    x:\n        \"y\": 1\n        # tail of m\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("        c: 1\n        # p\n# q\no: 1\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.ends_with("        c: 1\n        # p\n    # q\n# r\nq: 1\n"),
+        "{printed}"
+    );
+}

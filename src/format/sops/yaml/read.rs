@@ -39,6 +39,11 @@ struct Builder<'f> {
     stack: Vec<Open>,
     /// Own-line comments not yet placed, with their column.
     pending: Vec<(String, usize)>,
+    /// The (1-based) line of the last comment in `pending`.
+    pending_line: usize,
+    /// Whether a collection closed since the last node: the innermost of a run
+    /// of closes takes the comments right after its last entry.
+    closed: bool,
     /// The document's top-level map, once complete.
     root: Option<Vec<Item>>,
     /// Whether the document had a root node at all.
@@ -86,6 +91,8 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
         lines: text.split('\n').collect(),
         stack: Vec::new(),
         pending: Vec::new(),
+        pending_line: 0,
+        closed: false,
         root: None,
         root_seen: false,
         branches: Vec::new(),
@@ -156,9 +163,11 @@ impl Builder<'_> {
                     self.line_comment(text);
                 } else {
                     self.pending.push((text, col));
+                    self.pending_line = line;
                 }
             }
             Event::Alias(id) => {
+                self.closed = false;
                 let (value, size) = self
                     .anchors
                     .get(&id)
@@ -187,6 +196,7 @@ impl Builder<'_> {
             }
             Event::Anchor(..) => {}
             Event::Scalar(value, style, anchor, tag) => {
+                self.closed = false;
                 let value = self.yaml11_breaks(value, style, line);
                 if self.expects_key() {
                     let key = self.key(&value, style, tag.as_deref(), line)?;
@@ -338,6 +348,7 @@ impl Builder<'_> {
     }
 
     fn open(&mut self, is_map: bool, anchor: usize, line: usize, col: usize) -> Result<()> {
+        self.closed = false;
         if self.stack.len() >= MAX_DEPTH {
             return Err(invalid(
                 self.at(line),
@@ -405,6 +416,15 @@ impl Builder<'_> {
         let Some(mut open) = self.stack.pop() else {
             return Err(invalid(self.at(line), "unbalanced YAML structure"));
         };
+        if !std::mem::replace(&mut self.closed, true) {
+            let n = self.foot_comments(open.col);
+            for (text, _) in self.pending.drain(..n) {
+                match &mut open.frame {
+                    Frame::Map { items, .. } => items.push(Item::Comment(text)),
+                    Frame::List(items) => items.push(Value::Comment(text)),
+                }
+            }
+        }
         // Own-line comments indented at least as far as this collection's
         // entries close it; the rest belong to an enclosing collection.
         // go-yaml gives a list whose last entry is a map or list no comments of
@@ -444,6 +464,37 @@ impl Builder<'_> {
             Frame::List(items) => Value::List(items),
         };
         self.complete(value, open.anchor, line)
+    }
+
+    /// How many of the pending comments go-yaml makes foot comments of the
+    /// innermost collection closing, whose entries start at `col`, whatever their
+    /// own indentation: the first run of them (a comment dedented from `col` to
+    /// another column starts a new run), unless that run is all there is and
+    /// sits at the column of what follows, whose head it then is.
+    fn foot_comments(&self, col: Option<usize>) -> usize {
+        let (Some(col), Some(&(_, first))) = (col, self.pending.first()) else {
+            return 0;
+        };
+        let run = 1 + self.pending[1..]
+            .iter()
+            .take_while(|(_, c)| *c >= col || *c == first)
+            .count();
+        if run < self.pending.len() {
+            return run;
+        }
+        // The column of the next line with content; at the end of the input, the
+        // comments go by their column.
+        let next = self
+            .lines
+            .iter()
+            .skip(self.pending_line)
+            .map(|l| l.trim_end_matches('\r'))
+            .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(|l| l.len() - l.trim_start().len());
+        match next {
+            Some(next) if next != first => run,
+            _ => 0,
+        }
     }
 
     /// A scalar or alias read where a value goes.
