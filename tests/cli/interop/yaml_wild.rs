@@ -170,7 +170,7 @@ fn deep_nesting_is_read_as_sops_reads_it_and_absurd_depth_is_refused() {
         let run = env
             .keys_stdin(&["encrypt", &format!("yaml/{name}")], input.as_bytes())
             .failure(3);
-        let want = format!("yaml/{name}.yaml:{line}: ");
+        let want = format!("yaml/{name}.yaml:{line}: nested deeper than 1024 levels; refused");
         assert!(run.stderr.contains(&want), "{want}: {}", run.stderr);
     }
     assert_eq!(crate::fixture::tree(&repo), before);

@@ -118,7 +118,10 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
 /// The first line of a parser error: it describes the syntax, never a value.
 fn scan_reason(info: &str) -> String {
     let reason = info.lines().next().unwrap_or("").trim();
-    if reason.is_empty() {
+    if reason.contains("recursion limit exceeded") {
+        // The parser's own nesting limit, a little above ours.
+        format!("nested deeper than {MAX_DEPTH} levels; refused")
+    } else if reason.is_empty() {
         "invalid YAML".into()
     } else {
         format!("invalid YAML: {reason}")
