@@ -186,7 +186,8 @@ fn line_separators_are_written_and_read_as_sops_does() {
     let repo = sops_fleet(&mut env);
     let plaintext = "a: \"x\\u2028y\"\nb: \"p\\u2029q\"\nc_unencrypted: \"x\\u2028y z\"\n\
                      d_unencrypted: \"l1\\nl2\\u2028l3\"\ne:\n    f_unencrypted: \"\\u2028 a \\u2029b\"\n\
-                     \x20   \"k\\u2028ey\": 1\nl_unencrypted:\n    - \"x\\u2028y\"\n    - \"l1\\nl2\\u2028l3\\n\"\n";
+                     \x20   \"k\\u2028ey\": 1\nl_unencrypted:\n    - \"x\\u2028y\"\n    - \"l1\\nl2\\u2028l3\\n\"\n\
+                     raw_unencrypted: \"x\u{2028}   y \u{2029}\\u2028 z\"\nfold_unencrypted: 'x\u{2028}\n    y'\n";
     let printed = both_ways(&env, &repo, "clear/separators", plaintext);
     assert!(
         printed.starts_with(
@@ -196,6 +197,12 @@ fn line_separators_are_written_and_read_as_sops_does() {
     );
     assert!(
         printed.contains("    - 'x\u{2028}      y'\n    - |\n      l1\n      l2\u{2028}      l3\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.ends_with(
+            "raw_unencrypted: \"x\\Ly\\P\\L z\"\nfold_unencrypted: |-\n    x\u{2028}\n    y\n"
+        ),
         "{printed}"
     );
 }

@@ -34,7 +34,8 @@ struct Open {
 
 struct Builder<'f> {
     file: &'f str,
-    /// The input's lines (split at `\n`), 0-based.
+    /// The input, and its lines (split at `\n`), 0-based.
+    text: &'f str,
     lines: Vec<&'f str>,
     stack: Vec<Open>,
     /// Own-line comments not yet placed, with their column.
@@ -88,6 +89,7 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
     };
     let mut builder = Builder {
         file,
+        text,
         lines: text.split('\n').collect(),
         stack: Vec::new(),
         pending: Vec::new(),
@@ -113,6 +115,128 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
         branches: builder.branches,
         scalar_merge: builder.scalar_merge,
     })
+}
+
+/// The characters go-yaml (YAML 1.1) takes for line breaks beside `\n` and `\r`.
+const GO_BREAKS: [char; 3] = ['\u{85}', '\u{2028}', '\u{2029}'];
+
+/// A quoted scalar's text (quotes included) read as go-yaml's `scan_flow_scalar`
+/// reads it: blanks around a line break dropped, a `\n` (or NEL, or CR) folded
+/// to a space unless more breaks follow, U+2028 and U+2029 kept as they are.
+/// `None` for an escape it does not know (the parser already accepted the text).
+fn go_flow_scalar(raw: &str) -> Option<String> {
+    let chars: Vec<char> = raw.chars().collect();
+    let quote = *chars.first()?;
+    let single = quote == '\'';
+    let is_break = |c: char| matches!(c, '\n' | '\r') || GO_BREAKS.contains(&c);
+    let blank = |c: char| c == ' ' || c == '\t';
+    let mut s = String::new();
+    let mut i = 1;
+    // go-yaml's read_line: CR LF, CR and NEL become LF; U+2028 and U+2029 stay.
+    let read_line = |i: &mut usize| -> char {
+        let c = chars[*i];
+        *i += 1;
+        match c {
+            '\r' if chars.get(*i) == Some(&'\n') => {
+                *i += 1;
+                '\n'
+            }
+            '\r' | '\u{85}' => '\n',
+            c => c,
+        }
+    };
+    loop {
+        let mut leading_blanks = false;
+        while let Some(&c) = chars.get(i) {
+            if blank(c) || is_break(c) {
+                break;
+            }
+            if single && c == '\'' && chars.get(i + 1) == Some(&'\'') {
+                s.push('\'');
+                i += 2;
+            } else if c == quote {
+                break;
+            } else if !single && c == '\\' && chars.get(i + 1).is_some_and(|&n| is_break(n)) {
+                i += 1;
+                read_line(&mut i);
+                leading_blanks = true;
+                break;
+            } else if !single && c == '\\' {
+                let e = *chars.get(i + 1)?;
+                i += 2;
+                let hex = |n: usize, i: &mut usize| -> Option<char> {
+                    let digits: String = chars.get(*i..*i + n)?.iter().collect();
+                    *i += n;
+                    char::from_u32(u32::from_str_radix(&digits, 16).ok()?)
+                };
+                s.push(match e {
+                    '0' => '\0',
+                    'a' => '\u{07}',
+                    'b' => '\u{08}',
+                    't' | '\t' => '\t',
+                    'n' => '\n',
+                    'v' => '\u{0b}',
+                    'f' => '\u{0c}',
+                    'r' => '\r',
+                    'e' => '\u{1b}',
+                    ' ' | '"' | '\'' | '/' | '\\' => e,
+                    'N' => '\u{85}',
+                    '_' => '\u{a0}',
+                    'L' => '\u{2028}',
+                    'P' => '\u{2029}',
+                    'x' => hex(2, &mut i)?,
+                    'u' => hex(4, &mut i)?,
+                    'U' => hex(8, &mut i)?,
+                    _ => return None,
+                });
+            } else {
+                s.push(c);
+                i += 1;
+            }
+        }
+        match chars.get(i) {
+            Some(&c) if c == quote => return Some(s),
+            None => return None,
+            _ => {}
+        }
+        let mut whitespaces = String::new();
+        let mut leading_break = None;
+        let mut trailing_breaks = String::new();
+        while let Some(&c) = chars.get(i) {
+            if blank(c) {
+                if !leading_blanks {
+                    whitespaces.push(c);
+                }
+                i += 1;
+            } else if is_break(c) {
+                if leading_blanks {
+                    trailing_breaks.push(read_line(&mut i));
+                } else {
+                    whitespaces.clear();
+                    leading_break = Some(read_line(&mut i));
+                    leading_blanks = true;
+                }
+            } else {
+                break;
+            }
+        }
+        if leading_blanks {
+            match leading_break {
+                Some('\n') | None if trailing_breaks.is_empty() => {
+                    if leading_break.is_some() {
+                        s.push(' ');
+                    }
+                }
+                Some('\n') | None => s.push_str(&trailing_breaks),
+                Some(b) => {
+                    s.push(b);
+                    s.push_str(&trailing_breaks);
+                }
+            }
+        } else {
+            s.push_str(&whitespaces);
+        }
+    }
 }
 
 /// The first line of a parser error: it describes the syntax, never a value.
@@ -200,7 +324,7 @@ impl Builder<'_> {
             Event::Anchor(..) => {}
             Event::Scalar(value, style, anchor, tag) => {
                 self.closed = false;
-                let value = self.yaml11_breaks(value, style, line);
+                let value = self.yaml11_breaks(value, style, span);
                 if self.expects_key() {
                     let key = self.key(&value, style, tag.as_deref(), line)?;
                     self.place_pending(col);
@@ -239,47 +363,53 @@ impl Builder<'_> {
 }
 
 impl Builder<'_> {
-    /// go-yaml reads YAML 1.1, where U+0085, U+2028 and U+2029 are line breaks,
-    /// kept as they are (never folded); the parser (YAML 1.2) takes them for text.
-    /// So, as go-yaml: in a plain or single-quoted scalar the blanks around such a
-    /// break go (line folding); in a block scalar, the indentation after it. sops
-    /// writes a value holding one single-quoted, indented after the break.
+    /// go-yaml reads YAML 1.1, where U+0085 (NEL), U+2028 and U+2029 are line
+    /// breaks; the parser (YAML 1.2) takes them for text. So, as go-yaml: a quoted
+    /// scalar holding one raw is read again by go-yaml's rules; in a plain scalar
+    /// the blanks around such a break go (a NEL folds to a space); in a block
+    /// scalar, the indentation after it (a NEL is a newline). sops writes a value
+    /// holding U+2028 or U+2029 single-quoted or as a block, indented after it.
     fn yaml11_breaks<'v>(
         &self,
         value: Cow<'v, str>,
         style: ScalarStyle,
-        line: usize,
+        span: gp::Span,
     ) -> Cow<'v, str> {
-        const BREAKS: [char; 3] = ['\u{85}', '\u{2028}', '\u{2029}'];
-        if !value.contains(BREAKS) {
-            return value;
-        }
         let blank = |c: char| c == ' ' || c == '\t';
         match style {
-            ScalarStyle::Plain | ScalarStyle::SingleQuoted => {
+            ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                let raw = span
+                    .start
+                    .byte_offset()
+                    .zip(span.end.byte_offset())
+                    .and_then(|(start, end)| self.text.get(start..end));
+                match raw {
+                    Some(raw) if raw.contains(GO_BREAKS) => match go_flow_scalar(raw) {
+                        Some(decoded) => Cow::Owned(decoded),
+                        None => value,
+                    },
+                    _ => value,
+                }
+            }
+            _ if !value.contains(GO_BREAKS) => value,
+            ScalarStyle::Plain => {
                 let mut out = String::with_capacity(value.len());
                 let mut after_break = false;
                 for c in value.chars() {
-                    if BREAKS.contains(&c) {
+                    if GO_BREAKS.contains(&c) {
                         out.truncate(out.trim_end_matches(blank).len());
                         after_break = true;
-                    } else if after_break && blank(c) {
-                        continue;
-                    } else {
+                        out.push(if c == '\u{85}' { ' ' } else { c });
+                    } else if !(after_break && blank(c)) {
                         after_break = false;
+                        out.push(c);
                     }
-                    out.push(c);
                 }
                 Cow::Owned(out)
             }
-            ScalarStyle::Literal | ScalarStyle::Folded => {
-                // The block's indentation: that of its first line with text.
-                let indent = self
-                    .lines
-                    .iter()
-                    .skip(line)
-                    .find(|l| !l.trim().is_empty())
-                    .map_or(0, |l| l.len() - l.trim_start_matches(' ').len());
+            _ => {
+                // The block's indentation: the parser's span starts at its text.
+                let indent = span.start.col();
                 let mut out = String::with_capacity(value.len());
                 let mut skip = 0;
                 for c in value.chars() {
@@ -287,14 +417,11 @@ impl Builder<'_> {
                         skip -= 1;
                         continue;
                     }
-                    skip = if BREAKS.contains(&c) { indent } else { 0 };
-                    out.push(c);
+                    skip = if GO_BREAKS.contains(&c) { indent } else { 0 };
+                    out.push(if c == '\u{85}' { '\n' } else { c });
                 }
                 Cow::Owned(out)
             }
-            // Escapes cannot be told from raw characters here; sops writes these
-            // escaped (`\N`, `\L`, `\P`).
-            _ => value,
         }
     }
 
@@ -720,6 +847,31 @@ mod tests {
             .unwrap();
         let inner = Value::Map(vec![pair("b", Value::Int(1))]);
         assert_eq!(tree, vec![vec![pair("a", inner.clone()), pair("c", inner)]]);
+    }
+
+    /// Quoted scalars holding a raw U+2028, U+2029 or NEL, read as go-yaml reads
+    /// them (checked against sops 3.11).
+    #[test]
+    fn quoted_scalars_with_yaml_1_1_breaks_read_as_go_yaml_reads_them() {
+        let cases = [
+            ("\"x\u{2028}   y\"", "x\u{2028}y"),
+            ("\"p \u{2029}q\\u2028 r\"", "p\u{2029}q\u{2028} r"),
+            ("\"n\u{85} m\"", "n m"),
+            ("'x\u{2028}\n    y'", "x\u{2028}\ny"),
+            ("'it''s \u{2028} x'", "it's\u{2028}x"),
+            ("\"x\u{2028}\\\n   y  \\t z\"", "x\u{2028}y  \t z"),
+            ("'a\n\n  b'", "a\nb"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(go_flow_scalar(raw).as_deref(), Some(want), "{raw:?}");
+        }
+        for (input, want) in [
+            ("a: x\u{2028}  y\n", "x\u{2028}y"),
+            ("a: |-\n    l\u{2028}    m\n", "l\u{2028}m"),
+        ] {
+            let tree = YamlStore.load_plain(input.as_bytes(), "s.yaml").unwrap();
+            assert_eq!(tree, vec![vec![pair("a", Value::Str(want.into()))]]);
+        }
     }
 
     #[test]
