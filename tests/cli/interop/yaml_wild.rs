@@ -235,4 +235,13 @@ fn comments_after_a_nested_map_in_a_list_item_decrypt_with_sops() {
         printed.ends_with("        c: 1\n        # p\n    # q\n# r\nq: 1\n"),
         "{printed}"
     );
+
+    // At the end of the input, an enclosing map takes only the comments at its
+    // own column; the others go to the document.
+    let plaintext = "m:\n    x:\n        y: 1\n        # t8\n      # t6\n";
+    let printed = both_ways(&env, &repo, "yaml/end-comments", plaintext);
+    assert_eq!(
+        printed,
+        "m:\n    x:\n        \"y\": 1\n        # t8\n# t6\n"
+    );
 }

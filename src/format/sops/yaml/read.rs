@@ -546,7 +546,8 @@ impl Builder<'_> {
         let Some(mut open) = self.stack.pop() else {
             return Err(invalid(self.at(line), "unbalanced YAML structure"));
         };
-        if !std::mem::replace(&mut self.closed, true) {
+        let innermost = !std::mem::replace(&mut self.closed, true);
+        if innermost {
             let n = self.foot_comments(open.col);
             for (text, _) in self.pending.drain(..n) {
                 match &mut open.frame {
@@ -566,8 +567,15 @@ impl Builder<'_> {
                 Some(Value::Map(_) | Value::List(_))
             )
         );
+        // At the end of the input, go-yaml gives an enclosing collection only the
+        // comments at its own column; the rest go to the document.
+        let exact = !innermost && !self.pending.is_empty() && self.next_content_col().is_none();
         if let Some(col) = open.col.filter(|_| !nested_last) {
-            let n = self.pending.iter().take_while(|(_, c)| *c >= col).count();
+            let n = self
+                .pending
+                .iter()
+                .take_while(|(_, c)| *c == col || (*c > col && !exact))
+                .count();
             for (text, _) in self.pending.drain(..n) {
                 match &mut open.frame {
                     Frame::Map { items, .. } => items.push(Item::Comment(text)),
@@ -612,19 +620,23 @@ impl Builder<'_> {
         if run < self.pending.len() {
             return run;
         }
-        // The column of the next line with content; at the end of the input, the
-        // comments go by their column.
-        let next = self
-            .lines
-            .iter()
-            .skip(self.pending_line)
-            .map(|l| l.trim_end_matches('\r'))
-            .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-            .map(|l| l.len() - l.trim_start().len());
+        // At the end of the input, the comments go by their column.
+        let next = self.next_content_col();
         match next {
             Some(next) if next != first => run,
             _ => 0,
         }
+    }
+
+    /// The column of the next line with content after the pending comments; `None`
+    /// at the end of the input.
+    fn next_content_col(&self) -> Option<usize> {
+        self.lines
+            .iter()
+            .skip(self.pending_line)
+            .map(|l| l.trim_end_matches('\r'))
+            .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .map(|l| l.len() - l.trim_start().len())
     }
 
     /// A scalar or alias read where a value goes.
