@@ -101,6 +101,15 @@ fn merge_keys_anchors_and_the_string_merge_are_read_as_sops_does() {
         "s_unencrypted: !!merge <<\nl_unencrypted:\n    - !!merge <<\n"
     );
 
+    // Many aliases, as sops reads them (go-yaml limits their share of the nodes,
+    // not their count); an alias bomb stays refused (the hostile input tests).
+    let mut many = String::from("a: &x {b: 1}\n");
+    for i in 0..150 {
+        many.push_str(&format!("c{i}: *x\n"));
+    }
+    let printed = both_ways(&env, &repo, "yaml/aliases", &many);
+    assert!(printed.ends_with("c149:\n    b: 1\n"), "{printed}");
+
     // A quoted `"<<"` key over a scalar: sops encrypts it and then cannot read its
     // own file (the key comes back a merge key); keys refuses to write it.
     let bad = "a: 1\n\"<<\": SECRETVALUE\n";
