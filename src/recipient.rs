@@ -94,7 +94,12 @@ impl Recipient {
                 &format!("{key_type} key without its base64 data"),
             ));
         };
-        let comment = tokens[i + 2..].join(" ");
+        // The comment is the rest of the line after the key, where quotes mean nothing.
+        let after_blob = blob.as_ptr() as usize - line.as_ptr() as usize + blob.len();
+        let comment = line[after_blob..]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         match key_type {
             "ssh-ed25519" | "ssh-rsa" => {}
             other => {

@@ -291,6 +291,25 @@ mod tests {
         })
     }
 
+    /// A map starting with a comment as the value of a key go-yaml writes as `? key`
+    /// (with a line break or over 128 bytes): the comment lands on the `:` line and
+    /// reads back before the key, in sops as in keys.
+    fn comment_under_complex_key(items: &[Item]) -> bool {
+        items.iter().any(|item| match item {
+            Item::Pair(key, Value::Map(inner)) => {
+                let complex =
+                    key.len() > 128 || key.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']);
+                (complex && matches!(inner.first(), Some(Item::Comment(_))))
+                    || comment_under_complex_key(inner)
+            }
+            Item::Pair(_, Value::List(values)) => values.iter().any(|v| match v {
+                Value::Map(inner) => comment_under_complex_key(inner),
+                _ => false,
+            }),
+            _ => false,
+        })
+    }
+
     fn scalar() -> impl Strategy<Value = Value> {
         prop_oneof![
             HOSTILE.prop_map(Value::Str),
@@ -317,6 +336,7 @@ mod tests {
 
         #[test]
         fn yaml_parse_emit_parse_is_stable(top in pairs(HOSTILE, nested(), "[a-z #]{0,8}", 6)) {
+            prop_assume!(!comment_under_complex_key(&top));
             stable(Format::SopsYaml, vec![top])?;
         }
 

@@ -8,8 +8,6 @@ use crate::error::{Error, Location};
 
 /// Inputs larger than this are refused before parsing.
 pub const MAX_INPUT: usize = 16 << 20;
-/// Maps and lists nested deeper than this are refused.
-pub const MAX_DEPTH: usize = 64;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 

@@ -8,3 +8,4 @@ pub(crate) mod sops;
 mod ssh_keys;
 mod stores_wild;
 mod vectors;
+mod yaml_wild;

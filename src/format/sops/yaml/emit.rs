@@ -7,7 +7,7 @@ mod scalar;
 
 use scalar::{ScalarData, Style, go_base64, go_float, string_node};
 
-use super::{UNWRITABLE_KEY, invalid, unwritable_key};
+use super::invalid;
 use crate::error::{Location, Result};
 use crate::format::sops::document::{Item, Value};
 
@@ -96,7 +96,7 @@ fn map_node(items: &[Item]) -> Result<Node> {
                     add_head(&mut mapping, &mut head);
                     beginning = false;
                 }
-                let mut key_node = key_node(key)?;
+                let mut key_node = string_node(key);
                 add_head(&mut key_node, &mut head);
                 pairs.push((key_node, value_node(value)?));
             }
@@ -139,13 +139,6 @@ fn seq_node(values: &[Value]) -> Result<Node> {
     }
     sequence.kind = Kind::Seq(nodes);
     Ok(sequence)
-}
-
-fn key_node(key: &str) -> Result<Node> {
-    if unwritable_key(key) {
-        return Err(invalid(Location::named("<yaml output>"), UNWRITABLE_KEY));
-    }
-    Ok(string_node(key))
 }
 
 /// A float as the plain scalar go-yaml writes.
@@ -319,6 +312,7 @@ enum State {
     BlockMapFirstKey,
     BlockMapKey,
     BlockMapSimpleValue,
+    BlockMapValue,
     FlowSeqFirstItem,
     FlowMapFirstKey,
 }
@@ -438,7 +432,8 @@ impl Emitter {
             State::BlockSeqItem => self.block_sequence_item(evs, i, false),
             State::BlockMapFirstKey => self.block_mapping_key(evs, i, true),
             State::BlockMapKey => self.block_mapping_key(evs, i, false),
-            State::BlockMapSimpleValue => self.block_mapping_value(evs, i),
+            State::BlockMapSimpleValue => self.block_mapping_value(evs, i, true),
+            State::BlockMapValue => self.block_mapping_value(evs, i, false),
             State::FlowSeqFirstItem => self.flow_end('[', ']'),
             State::FlowMapFirstKey => self.flow_end('{', '}'),
         }
@@ -520,14 +515,32 @@ impl Emitter {
             return;
         }
         self.write_indent();
-        // Keys are simple: checked when the tree is turned into nodes.
-        self.states.push(State::BlockMapSimpleValue);
-        self.node(evs, i, true);
+        if self.simple_key(&evs[i]) {
+            self.states.push(State::BlockMapSimpleValue);
+            self.node(evs, i, true);
+        } else {
+            // A key over 128 bytes or with a line break: `? key` then `: value`.
+            self.write_indicator("?", true, false, true);
+            self.states.push(State::BlockMapValue);
+            self.node(evs, i, false);
+        }
     }
 
-    /// Keys are always simple here (checked when nodes are built).
-    fn block_mapping_value(&mut self, evs: &[Ev<'_>], i: usize) {
-        self.write_indicator(":", false, false, false);
+    /// go-yaml's `check_simple_key` for the keys sops writes (scalars).
+    fn simple_key(&self, ev: &Ev<'_>) -> bool {
+        let Ev::Scalar { value, tag, .. } = ev else {
+            return false;
+        };
+        !self.scalar.multiline && tag.map_or(0, str::len) + value.len() <= 128
+    }
+
+    fn block_mapping_value(&mut self, evs: &[Ev<'_>], i: usize, simple: bool) {
+        if simple {
+            self.write_indicator(":", false, false, false);
+        } else {
+            self.write_indent();
+            self.write_indicator(":", true, false, true);
+        }
         self.states.push(State::BlockMapKey);
         self.node(evs, i, false);
         self.process_line_comment(false);

@@ -6,11 +6,10 @@
 //! is re-emitted as a head comment (as `sops decrypt` prints it anyway); a block
 //! scalar starting with a space or newline inside a list is double-quoted, where
 //! go-yaml writes an indentation indicator that no parser (sops included) reads
-//! back; so is a value with U+2028 or U+2029, which go-yaml (YAML 1.1) takes for a
-//! line break and indents after, and this reader (YAML 1.2) does not; keys that
-//! are not strings, `<<` merge keys, keys over 128 bytes or with a line break
-//! (go-yaml's `? key` form), custom tags, integers beyond `i64` and comment-only
-//! input are refused rather than passed through.
+//! back; keys that are not strings, aliases as keys, integers beyond `i64`, nesting
+//! beyond [`MAX_DEPTH`] and comment-only input are refused rather than passed
+//! through; so is a `<<` key over a scalar on encryption, which sops writes as a
+//! merge key and then cannot read.
 //!
 //! `read` builds the tree from the parser's events, `resolve` types its scalars as
 //! YAML 1.1 does, and `emit` writes it back.
@@ -22,19 +21,35 @@ mod resolve;
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::error::{Error, Location, Result};
 
-pub use super::text::{MAX_DEPTH, MAX_INPUT};
+pub use super::text::MAX_INPUT;
 
-/// More alias expansions than this are refused (an alias bomb).
-pub const MAX_ALIASES: usize = 100;
-/// Nodes that alias expansions may add in total.
-const MAX_ALIAS_NODES: usize = 100_000;
+/// Maps and lists nested deeper than this are refused. go-yaml (and so sops) stops
+/// at 10,000; a file within the input size limit that sops writes (four spaces a
+/// level) cannot nest much beyond 2,800. The tree is walked recursively when
+/// encrypted and written, so the limit keeps that walk well within the stack.
+pub const MAX_DEPTH: usize = 1024;
+
+/// What alias expansions may add in total, in bytes of the tree (about 48 a node
+/// plus its text): a document whose aliases expand beyond it (an alias bomb) is
+/// refused. go-yaml's own limit is a ratio of aliases to nodes decoded.
+pub const MAX_ALIAS_BYTES: usize = 32 << 20;
 
 /// The sops YAML store (`.yaml`, `.yml`).
 pub struct YamlStore;
 
 impl Store for YamlStore {
     fn load_plain(&self, data: &[u8], file: &str) -> Result<Branches> {
-        let branches = read::parse(data, file)?;
+        let read::Parsed {
+            branches,
+            scalar_merge,
+        } = read::parse(data, file)?;
+        if let Some(line) = scalar_merge {
+            return Err(invalid(
+                Location::named(file).at_line(line as u64),
+                "a `<<` key whose value is not a map or a list of maps: sops writes it \
+                 as a merge key and cannot read that file back",
+            ));
+        }
         if branches
             .iter()
             .flatten()
@@ -49,7 +64,7 @@ impl Store for YamlStore {
     }
 
     fn load_encrypted(&self, data: &[u8], file: &str) -> Result<EncryptedDocument> {
-        let mut branches = read::parse(data, file)?;
+        let mut branches = read::parse(data, file)?.branches;
         // As sops's ExtractMetadata: the metadata is the first document's `sops`
         // map; every document's `sops` key is dropped.
         let mut metadata = None;
@@ -114,15 +129,6 @@ fn invalid(at: Location, reason: impl Into<String>) -> Error {
         reason: reason.into(),
     }
 }
-
-/// go-yaml writes a key with a line break or over 128 bytes as a complex `? key`
-/// entry; sops files never have one, and `keys` neither reads nor writes it.
-fn unwritable_key(key: &str) -> bool {
-    key.len() > 128 || key.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'])
-}
-
-const UNWRITABLE_KEY: &str =
-    "a map key longer than 128 bytes or with a line break is not supported";
 
 #[cfg(test)]
 mod tests {

@@ -23,12 +23,14 @@ pub(super) fn scalar(
         }
         return Ok(resolve_plain(text)?);
     };
-    if tag.handle() == "!" && tag.suffix().is_empty() {
-        // The non-specific tag `!`: a string.
-        return Ok(Value::Str(text.to_string()));
+    if tag.handle().is_empty() && tag.suffix() == "!" {
+        // The non-specific tag `!` types a plain scalar as if it had no tag.
+        return scalar(text, style, None);
     }
     if !tag.is_yaml_core_schema() && tag.handle() != "tag:yaml.org,2002:" {
-        return Err("unsupported YAML tag; only the core !! tags are read".into());
+        // A custom tag (`!foo`, `!<tag:example.com,2000:x>`): go-yaml cannot
+        // resolve it and keeps the text, and sops writes it back untagged.
+        return Ok(Value::Str(text.to_string()));
     }
     let mismatch = || -> Cow<'static, str> {
         format!("value does not match its tag !!{}", tag.suffix()).into()
@@ -66,7 +68,9 @@ pub(super) fn scalar(
             Some(t) => Ok(Value::Time(t)),
             None => Err(mismatch()),
         },
-        _ => Err("unsupported YAML tag on a scalar".into()),
+        // `!!merge` (which sops writes on a `<<` string) and the core tags
+        // go-yaml does not resolve on a scalar (`!!set`, `!!omap`, …): the text.
+        _ => Ok(Value::Str(text.to_string())),
     }
 }
 

@@ -19,9 +19,16 @@ pub(super) enum Style {
 
 /// go-yaml's `stringv`: the style asked for a string.
 pub(super) fn string_node(s: &str) -> Node {
-    // `<<` resolves to YAML's merge tag, so a string `<<` is quoted.
+    // go-yaml reads a plain `<<` as a merge key and writes the string back
+    // with that tag, as sops prints it.
+    if s == "<<" {
+        return Node::new(super::Kind::Scalar {
+            value: s.to_string(),
+            style: Style::Plain,
+            tag: Some("!!merge"),
+        });
+    }
     let plain = matches!(resolve_plain(s), Ok(Value::Str(_)))
-        && s != "<<"
         && !is_base60_float(s)
         && !matches!(
             s,
@@ -119,7 +126,7 @@ pub(super) fn go_base64(bytes: &[u8]) -> String {
 
 #[derive(Default)]
 pub(super) struct ScalarData {
-    multiline: bool,
+    pub(super) multiline: bool,
     block_plain_allowed: bool,
     flow_plain_allowed: bool,
     single_quoted_allowed: bool,
@@ -146,17 +153,11 @@ impl Emitter {
         // whatever the content's offset from its parent, so a block scalar that
         // starts with a space or line break inside a list comes out as YAML that
         // neither sops nor any parser reads back. Write those double-quoted.
-        // Likewise go-yaml, reading YAML 1.1, takes U+2028 and U+2029 for line breaks
-        // and indents the text after them in single-quoted and block scalars; YAML
-        // 1.2 (our reader) keeps that indentation as part of the value. Write those
-        // double-quoted, as `\L` and `\P`, which both read back the same.
         let parent = self.indents.last().copied().unwrap_or(-1).max(0);
         let unreadable_block = style == Style::Literal
             && value.starts_with(|c: char| c == ' ' || is_break(c))
             && self.indent != parent + INDENT;
-        let line_separator = matches!(style, Style::Single | Style::Literal)
-            && value.contains(['\u{2028}', '\u{2029}']);
-        let style = if unreadable_block || line_separator {
+        let style = if unreadable_block {
             Style::Double
         } else {
             style
@@ -530,17 +531,24 @@ mod tests {
     }
 
     /// Found by property testing: a U+2028 in a nested single-quoted value came back
-    /// with the indentation go-yaml writes after it.
+    /// with the indentation go-yaml writes after it. It is written as go-yaml writes
+    /// it (a line break, indented after) and read as go-yaml reads it.
     #[test]
-    fn line_separators_are_written_double_quoted() {
-        for value in ["\u{2028}A", "a\u{2029}b\nc\n"] {
+    fn line_separators_are_written_and_read_as_go_yaml_does() {
+        for (value, written) in [
+            ("\u{2028}A", "a:\n    b: '\u{2028}        A'\n"),
+            (
+                "a\u{2029}b\nc\n",
+                "a:\n    b: |\n        a\u{2029}        b\n        c\n",
+            ),
+        ] {
             let tree = vec![vec![Item::Pair(
                 "a".into(),
                 Value::Map(vec![Item::Pair("b".into(), Value::Str(value.into()))]),
             )]];
             let out = YamlStore.emit_plain(&tree).unwrap();
             let text = String::from_utf8(out.clone()).unwrap();
-            assert!(text.contains("\\L") || text.contains("\\P"), "{text:?}");
+            assert_eq!(text, written);
             assert_eq!(
                 YamlStore.load_plain(&out, "p.yaml").unwrap(),
                 tree,
@@ -550,16 +558,22 @@ mod tests {
     }
 
     /// Found by property testing: a string `<<` was written plain, which reads back as
-    /// a merge key. It is written quoted (sops 3.11 writes `!!merge <<`, which neither
-    /// it nor keys reads back).
+    /// a merge key. It is written as sops 3.11 writes it, `!!merge <<`, and reads
+    /// back as the string.
     #[test]
-    fn a_string_that_reads_as_a_merge_key_is_written_quoted() {
+    fn a_string_that_reads_as_a_merge_key_is_written_as_sops_writes_it() {
         let tree = vec![vec![
             Item::Pair("<<".into(), Value::Str(String::new())),
             Item::Pair("v".into(), Value::List(vec![Value::Str("<<".into())])),
         ]];
         let out = YamlStore.emit_plain(&tree).unwrap();
-        assert_eq!(out, b"\"<<\": \"\"\nv:\n    - \"<<\"\n");
-        assert_eq!(YamlStore.load_plain(&out, "p.yaml").unwrap(), tree);
+        assert_eq!(out, b"!!merge <<: \"\"\nv:\n    - !!merge <<\n");
+        assert_eq!(
+            YamlStore
+                .load_encrypted(&[&out[..], b"sops: {}\n"].concat(), "p.yaml")
+                .unwrap()
+                .branches,
+            tree
+        );
     }
 }

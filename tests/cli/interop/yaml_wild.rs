@@ -1,0 +1,256 @@
+//! YAML that sops 3.11 writes and reads beyond the common shapes: `? key` entries,
+//! merge keys and the string `<<`, tags, line separators, deep nesting and comments
+//! after nested maps. Each document goes both ways: sops encrypts it and `keys
+//! decrypt` prints what `sops decrypt` prints; `keys encrypt` writes it and `sops
+//! decrypt` prints the same again.
+
+use std::path::Path;
+
+use crate::common::TestEnv;
+use crate::fixture::{sops, sops_encrypted, sops_fleet};
+
+/// What `sops decrypt` prints for `plaintext` encrypted by sops; asserts that
+/// `keys decrypt` prints the same for that file and that the file `keys encrypt`
+/// writes for `plaintext` (as `SECRET` under the policy's rules, e.g. `yaml/x` or
+/// `clear/x`) decrypts to it with both tools, without a warning from sops.
+fn both_ways(env: &TestEnv, repo: &Path, secret: &str, plaintext: &str) -> String {
+    let admin = env.root.join("keys/demo.txt");
+    let name = secret.replace('/', "-") + ".yaml";
+    let theirs = sops_encrypted(env, repo, &name, plaintext.as_bytes());
+    let sops_decrypt = |path: &Path| {
+        let run = sops(env, &["decrypt", &path.display().to_string()], &admin);
+        assert_eq!(run.code, 0, "{secret}: sops decrypt: {}", run.stderr);
+        assert!(
+            !run.stderr.contains("level=warning"),
+            "{secret}: {}",
+            run.stderr
+        );
+        run.stdout
+    };
+    let expected = sops_decrypt(&theirs);
+    let read = env.keys(&["decrypt", &theirs.display().to_string()]);
+    assert_eq!(read.code, 0, "{secret}: keys decrypt: {}", read.stderr);
+    assert_eq!(
+        read.stdout, expected,
+        "{secret}: keys reads sops's file differently"
+    );
+    let wrote = env.keys_stdin(&["encrypt", secret], plaintext.as_bytes());
+    assert_eq!(wrote.code, 0, "{secret}: keys encrypt: {}", wrote.stderr);
+    let ours = repo.join(format!("secrets/{secret}.yaml"));
+    assert_eq!(
+        sops_decrypt(&ours),
+        expected,
+        "{secret}: sops reads keys' file differently"
+    );
+    assert_eq!(
+        env.keys(&["decrypt", secret]).success().stdout,
+        expected,
+        "{secret}: keys reads its own file differently"
+    );
+    expected
+}
+
+/// go-yaml writes a key over 128 bytes (or with a line break) as `? key` and `:
+/// value`, and reads it back; so does keys, in maps at every depth and in lists.
+#[test]
+fn keys_over_128_bytes_are_written_and_read_as_sops_does() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let long = "k".repeat(130);
+    let plaintext = format!(
+        "a: 1\n{long}: v\n{long}x:\n    n: 2\n{long}y:\n    - 1\n{long}z: {{}}\n\
+         lst:\n    - {long}: 3\nm:\n    {long}: 4\n\"multi\\nline\": 5\n"
+    );
+    let printed = both_ways(&env, &repo, "yaml/long-keys", &plaintext);
+    assert!(
+        printed.starts_with(&format!("a: 1\n? {long}\n: v\n? {long}x\n:   \"n\": 2\n")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("    - ? {long}\n      : 3\n")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("? |-\n    multi\n    line\n: 5\n"),
+        "{printed}"
+    );
+}
+
+/// A merge key reads as sops reads it: the key `<<` with the alias expanded under
+/// it, written back as `!!merge <<`; so is the string `<<`, as a value and in a
+/// list, including values sops stores in clear (which the MAC covers).
+#[test]
+fn merge_keys_anchors_and_the_string_merge_are_read_as_sops_does() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "base: &b\n    x: 1\n    y: [2, &s two]\nd:\n    <<: *b\n    y: 3\n\
+                     e:\n    <<: [*b]\nf: *s\ns: \"<<\"\nt: <<\nl:\n    - \"<<\"\n";
+    let printed = both_ways(&env, &repo, "yaml/merge", plaintext);
+    assert!(
+        printed.contains("d:\n    !!merge <<:\n        x: 1\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("s: !!merge <<\nt: !!merge <<\nl:\n    - !!merge <<\n"),
+        "{printed}"
+    );
+    let clear = "s_unencrypted: \"<<\"\nl_unencrypted:\n    - \"<<\"\n";
+    let printed = both_ways(&env, &repo, "clear/merge", clear);
+    assert_eq!(
+        printed,
+        "s_unencrypted: !!merge <<\nl_unencrypted:\n    - !!merge <<\n"
+    );
+
+    // Many aliases, as sops reads them (go-yaml limits their share of the nodes,
+    // not their count); an alias bomb stays refused (the hostile input tests).
+    let mut many = String::from("a: &x {b: 1}\n");
+    for i in 0..150 {
+        many.push_str(&format!("c{i}: *x\n"));
+    }
+    let printed = both_ways(&env, &repo, "yaml/aliases", &many);
+    assert!(printed.ends_with("c149:\n    b: 1\n"), "{printed}");
+
+    // A quoted `"<<"` key over a scalar: sops encrypts it and then cannot read its
+    // own file (the key comes back a merge key); keys refuses to write it.
+    let bad = "a: 1\n\"<<\": SECRETVALUE\n";
+    let theirs = sops_encrypted(&env, &repo, "bad-merge.yaml", bad.as_bytes());
+    let admin = env.root.join("keys/demo.txt");
+    let run = sops(&env, &["decrypt", &theirs.display().to_string()], &admin);
+    assert_ne!(run.code, 0, "sops now reads it: {}", run.stdout);
+    let before = crate::fixture::tree(&repo);
+    let run = env
+        .keys_stdin(&["encrypt", "yaml/bad-merge"], bad.as_bytes())
+        .failure(3);
+    assert!(
+        run.stderr
+            .contains("yaml/bad-merge.yaml:2: a `<<` key whose value is not a map"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("SECRETVALUE"));
+    assert_eq!(crate::fixture::tree(&repo), before);
+}
+
+/// sops drops custom tags and the collection tags go-yaml does not resolve: a
+/// tagged scalar is its text (a string), a tagged map or list its content; the
+/// non-specific tag `!` types a plain scalar as if it had none.
+#[test]
+fn custom_and_collection_tags_are_dropped_as_sops_drops_them() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "a: !foo 123\nb: !foo bar\nc: !!str 123\nd: !!int \"12\"\n\
+                     f: !foo\n    g: 1\nh: !!set\n    ? x\n    ? y\ni: !!omap\n    - k: 1\n\
+                     j: !<tag:example.com,2000:x> 5\nk: !foo [1, 2]\nl: ! 12\nn: !foo true\n\
+                     !foo o: 1\n";
+    let printed = both_ways(&env, &repo, "yaml/tags", plaintext);
+    assert!(
+        printed
+            .starts_with("a: \"123\"\nb: bar\nc: \"123\"\nd: 12\nf:\n    g: 1\nh:\n    x: null\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("j: \"5\"\nk:\n    - 1\n    - 2\nl: 12\n\"n\": \"true\"\no: 1\n"),
+        "{printed}"
+    );
+}
+
+/// Nesting as deep as sops files have (150 levels here) is read and written both
+/// ways; a document nested far deeper (100,000 levels, which go-yaml refuses past
+/// 10,000) is refused naming the line, without crashing and without writing.
+#[test]
+fn deep_nesting_is_read_as_sops_reads_it_and_absurd_depth_is_refused() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let mut deep = String::new();
+    for level in 0..150 {
+        deep.push_str(&format!("{}k{level}:\n", "    ".repeat(level)));
+    }
+    deep.push_str(&format!("{}- v: SECRETVALUE\n", "    ".repeat(150)));
+    let printed = both_ways(&env, &repo, "yaml/deep", &deep);
+    assert_eq!(printed, deep);
+
+    let before = crate::fixture::tree(&repo);
+    let flow = format!("a: {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let mut block = String::from("a:\n");
+    for level in 1..1100 {
+        block.push_str(&format!("{}-\n", " ".repeat(level)));
+    }
+    for (name, input, line) in [("flow", flow, 1), ("block", block, 1025)] {
+        let run = env
+            .keys_stdin(&["encrypt", &format!("yaml/{name}")], input.as_bytes())
+            .failure(3);
+        let want = format!("yaml/{name}.yaml:{line}: nested deeper than 1024 levels; refused");
+        assert!(run.stderr.contains(&want), "{want}: {}", run.stderr);
+    }
+    assert_eq!(crate::fixture::tree(&repo), before);
+}
+
+/// go-yaml takes U+2028 and U+2029 for line breaks: sops writes a value holding
+/// one single-quoted (or as a block) with the indentation after the break, and
+/// reads the indentation away. keys prints the same, and a value sops stored in
+/// clear passes the MAC.
+#[test]
+fn line_separators_are_written_and_read_as_sops_does() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "a: \"x\\u2028y\"\nb: \"p\\u2029q\"\nc_unencrypted: \"x\\u2028y z\"\n\
+                     d_unencrypted: \"l1\\nl2\\u2028l3\"\ne:\n    f_unencrypted: \"\\u2028 a \\u2029b\"\n\
+                     \x20   \"k\\u2028ey\": 1\nl_unencrypted:\n    - \"x\\u2028y\"\n    - \"l1\\nl2\\u2028l3\\n\"\n\
+                     raw_unencrypted: \"x\u{2028}   y \u{2029}\\u2028 z\"\nfold_unencrypted: 'x\u{2028}\n    y'\n";
+    let printed = both_ways(&env, &repo, "clear/separators", plaintext);
+    assert!(
+        printed.starts_with(
+            "a: 'x\u{2028}    y'\nb: 'p\u{2029}    q'\nc_unencrypted: 'x\u{2028}    y z'\n"
+        ),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("    - 'x\u{2028}      y'\n    - |\n      l1\n      l2\u{2028}      l3\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.ends_with(
+            "raw_unencrypted: \"x\\Ly\\P\\L z\"\nfold_unencrypted: |-\n    x\u{2028}\n    y\n"
+        ),
+        "{printed}"
+    );
+}
+
+/// go-yaml makes the comments right after a nested map's last entry, before a
+/// dedent, foot comments of that innermost map, whatever their indentation, and
+/// sops encrypts each comment under the path of the map it is in: keys places
+/// them there too, so sops decrypts the comments of a file keys wrote.
+#[test]
+fn comments_after_a_nested_map_in_a_list_item_decrypt_with_sops() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "l:\n    - a:\n          b: 1\n      # after nested\n      c: 2\n    - x:\n          y: 1\n      # tail of item\nz: 1\n\
+                     m:\n    x:\n        y: 1\n    # tail of m\nn:\n    - b:\n          c: 1\n      # p\n    # q\no: 1\n\
+                     p:\n    b:\n        c: 1\n        # p\n    # q\n  # r\nq: 1\n";
+    let printed = both_ways(&env, &repo, "yaml/nested-comments", plaintext);
+    assert!(
+        printed.contains("    - x:\n        \"y\": 1\n        # tail of item\nz: 1\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("m:\n    x:\n        \"y\": 1\n        # tail of m\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("        c: 1\n        # p\n# q\no: 1\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.ends_with("        c: 1\n        # p\n    # q\n# r\nq: 1\n"),
+        "{printed}"
+    );
+
+    // At the end of the input, an enclosing map takes only the comments at its
+    // own column; the others go to the document.
+    let plaintext = "m:\n    x:\n        y: 1\n        # t8\n      # t6\n";
+    let printed = both_ways(&env, &repo, "yaml/end-comments", plaintext);
+    assert_eq!(
+        printed,
+        "m:\n    x:\n        \"y\": 1\n        # t8\n# t6\n"
+    );
+}
