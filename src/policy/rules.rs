@@ -12,6 +12,7 @@ use serde_saphyr::Spanned;
 use super::fleet::Fleet;
 use crate::error::{Error, Location, Result};
 use crate::format::Format;
+use crate::format::sops::goregex::GoRegex;
 use crate::layout;
 use crate::recipient::Recipient;
 use crate::snapshot::Snapshot;
@@ -140,9 +141,9 @@ struct RuleFile {
     #[serde(default)]
     encrypted_suffix: Option<String>,
     #[serde(default)]
-    unencrypted_regex: Option<String>,
+    unencrypted_regex: Option<Spanned<String>>,
     #[serde(default)]
-    encrypted_regex: Option<String>,
+    encrypted_regex: Option<Spanned<String>>,
     #[serde(default)]
     mac_only_encrypted: bool,
     #[serde(default)]
@@ -307,11 +308,29 @@ impl Policy {
                 if raw.armor && format != Format::Age {
                     return Err(invalid(format_at, "armor applies only to format age"));
                 }
+                // Go's regexp, as sops evaluates these options; sops would silently
+                // match nothing with a pattern Go refuses.
+                for (name, r) in [
+                    ("encrypted_regex", &raw.encrypted_regex),
+                    ("unencrypted_regex", &raw.unencrypted_regex),
+                ] {
+                    if let Some(r) = r
+                        && let Err(e) = GoRegex::new(&r.value)
+                    {
+                        return Err(invalid(
+                            Location::named(&rel).at_line(r.referenced.line()),
+                            format!(
+                                "{name} {:?} is not a regular expression sops can use: {e}",
+                                r.value
+                            ),
+                        ));
+                    }
+                }
                 let sops = crate::format::sops::Options {
                     unencrypted_suffix: raw.unencrypted_suffix,
                     encrypted_suffix: raw.encrypted_suffix,
-                    unencrypted_regex: raw.unencrypted_regex,
-                    encrypted_regex: raw.encrypted_regex,
+                    unencrypted_regex: raw.unencrypted_regex.map(|r| r.value),
+                    encrypted_regex: raw.encrypted_regex.map(|r| r.value),
                     mac_only_encrypted: raw.mac_only_encrypted,
                     ..Default::default()
                 };
@@ -320,17 +339,6 @@ impl Policy {
                         format_at,
                         "encrypted_regex, unencrypted_regex, encrypted_suffix, unencrypted_suffix and mac_only_encrypted apply only to sops formats",
                     ));
-                }
-                for r in [&sops.encrypted_regex, &sops.unencrypted_regex]
-                    .into_iter()
-                    .flatten()
-                {
-                    if regex::Regex::new(r).is_err() {
-                        return Err(invalid(
-                            format_at,
-                            format!("{r:?} is not a valid regular expression"),
-                        ));
-                    }
                 }
                 let readers_at = Location::named(&rel).at_line(raw.readers.referenced.line());
                 let mut readers = Vec::new();
@@ -618,6 +626,40 @@ mod tests {
             .unwrap()
             .to_string();
             assert!(err.starts_with(want), "{field}: {err}");
+        }
+    }
+
+    #[test]
+    fn regex_options_go_refuses_are_refused_with_their_line() {
+        for (field, want) in [
+            (
+                "encrypted_regex: '(?=pass)'",
+                "policies/a.yaml:5: encrypted_regex \"(?=pass)\" is not a regular expression sops can use: invalid or unsupported Perl syntax: `(?=`",
+            ),
+            (
+                "unencrypted_regex: '(a)\\1'",
+                "policies/a.yaml:5: unencrypted_regex \"(a)\\\\1\" is not a regular expression sops can use: invalid escape sequence: `\\1`",
+            ),
+            (
+                "encrypted_regex: 'a\\Z'",
+                "policies/a.yaml:5: encrypted_regex \"a\\\\Z\" is not a regular expression sops can use: invalid escape sequence: `\\Z`",
+            ),
+        ] {
+            let err = load(&format!(
+                "rules:\n  - secrets: x\n    format: sops-yaml\n    readers: [alice]\n    {field}\n"
+            ))
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(err.starts_with(want), "{field}: {err}");
+        }
+        // What Go accepts and Rust's regex refuses, or reads otherwise, loads.
+        for pattern in [r"\Qa.b\E", r"\141", r"\<x", r"[[:word:]]"] {
+            let (_, p) = load(&format!(
+                "rules:\n  - secrets: x\n    format: sops-yaml\n    readers: [alice]\n    encrypted_regex: '{pattern}'\n"
+            ))
+            .unwrap();
+            assert_eq!(p.rules[0].sops.encrypted_regex.as_deref(), Some(pattern));
         }
     }
 

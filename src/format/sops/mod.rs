@@ -21,6 +21,7 @@ pub mod document;
 pub mod dotenv;
 pub mod flatten;
 pub(crate) mod golang;
+pub mod goregex;
 pub mod ini;
 pub mod json;
 pub mod metadata;
