@@ -5,4 +5,5 @@
 mod age;
 mod conformance;
 pub(crate) mod sops;
+mod sops_options;
 mod vectors;
