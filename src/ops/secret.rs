@@ -182,6 +182,18 @@ pub fn open_file(
     prompt: &dyn Prompt,
     mac: Mac,
 ) -> Result<Opened> {
+    open_indented(path, (format, None), identities, prompt, mac)
+}
+
+/// `open_file` with the plaintext of a sops file laid out by its rule's `indent`,
+/// as `sops decrypt` prints it with the exported `.sops.yaml`.
+pub fn open_indented(
+    path: &Path,
+    (format, indent): (Format, Option<u8>),
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+    mac: Mac,
+) -> Result<Opened> {
     let data = fsutil::read(path)?;
     let at = Location::file(path);
     match format {
@@ -190,8 +202,15 @@ pub fn open_file(
             sops: None,
         }),
         sops_format => {
-            let (plain, opened) =
-                crypto::sops::decrypt_file(sops_format, &data, identities, prompt, &at, mac)?;
+            let (plain, opened) = crypto::sops::decrypt_file(
+                sops_format,
+                &data,
+                identities,
+                prompt,
+                &at,
+                mac,
+                indent,
+            )?;
             Ok(Opened {
                 plain,
                 sops: Some(opened),

@@ -49,6 +49,81 @@ pub fn store(format: Format) -> Option<&'static dyn Store> {
     }
 }
 
+/// The store for a sops format writing with sops's `stores.<format>.indent` setting
+/// (`yaml`, `json`, and `json_binary` for a binary file's JSON): `None` is sops's
+/// default, four spaces in YAML and a tab in JSON.
+pub fn indented_store(format: Format, indent: Option<u8>) -> Option<Box<dyn Store>> {
+    Some(match (format, indent) {
+        (Format::SopsYaml, _) => Box::new(yaml::IndentedYamlStore(indent)),
+        (Format::SopsJson | Format::SopsBinary, Some(spaces)) => Box::new(IndentedJson {
+            store: store(format)?,
+            spaces,
+            plain_too: format == Format::SopsJson,
+        }),
+        _ => Box::new(AsIs(store(format)?)),
+    })
+}
+
+/// A store as it is.
+struct AsIs(&'static dyn Store);
+
+impl Store for AsIs {
+    fn load_plain(&self, data: &[u8], file: &str) -> Result<document::Branches> {
+        self.0.load_plain(data, file)
+    }
+    fn load_encrypted(&self, data: &[u8], file: &str) -> Result<document::EncryptedDocument> {
+        self.0.load_encrypted(data, file)
+    }
+    fn emit_plain(&self, branches: &document::Branches) -> Result<Vec<u8>> {
+        self.0.emit_plain(branches)
+    }
+    fn emit_encrypted(&self, doc: &document::EncryptedDocument) -> Result<Vec<u8>> {
+        self.0.emit_encrypted(doc)
+    }
+}
+
+/// A JSON store re-indented as sops does it (Go's `json.Indent` with that many
+/// spaces): the tabs that start each line become spaces. A tab elsewhere in JSON is
+/// escaped inside a string, so only indentation starts a line with one.
+struct IndentedJson {
+    store: &'static dyn Store,
+    spaces: u8,
+    /// The binary store's plaintext is the data itself, not JSON.
+    plain_too: bool,
+}
+
+impl IndentedJson {
+    fn reindent(&self, json: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(json.len() + json.len() / 2);
+        for line in json.split_inclusive(|b| *b == b'\n') {
+            let tabs = line.iter().take_while(|b| **b == b'\t').count();
+            out.resize(out.len() + tabs * usize::from(self.spaces), b' ');
+            out.extend_from_slice(&line[tabs..]);
+        }
+        out
+    }
+}
+
+impl Store for IndentedJson {
+    fn load_plain(&self, data: &[u8], file: &str) -> Result<document::Branches> {
+        self.store.load_plain(data, file)
+    }
+    fn load_encrypted(&self, data: &[u8], file: &str) -> Result<document::EncryptedDocument> {
+        self.store.load_encrypted(data, file)
+    }
+    fn emit_plain(&self, branches: &document::Branches) -> Result<Vec<u8>> {
+        let out = zeroize::Zeroizing::new(self.store.emit_plain(branches)?);
+        Ok(if self.plain_too {
+            self.reindent(&out)
+        } else {
+            out.to_vec()
+        })
+    }
+    fn emit_encrypted(&self, doc: &document::EncryptedDocument) -> Result<Vec<u8>> {
+        Ok(self.reindent(&self.store.emit_encrypted(doc)?))
+    }
+}
+
 /// The sops format of a file outside the repository, by extension as sops decides:
 /// `.yaml`/`.yml`, `.json`, `.env`, `.ini`, anything else binary.
 pub fn format_of_path(path: &std::path::Path) -> Format {
@@ -66,6 +141,18 @@ pub fn require_store(format: Format, at: &Location) -> Result<&'static dyn Store
     store(format).ok_or_else(|| Error::Corrupt {
         at: at.clone(),
         reason: format!("{} files are not supported by this build", format.name()),
+    })
+}
+
+/// `indented_store`, or an error naming the file when this build has no such store.
+pub fn require_indented_store(
+    format: Format,
+    indent: Option<u8>,
+    at: &Location,
+) -> Result<Box<dyn Store>> {
+    require_store(format, at)?;
+    indented_store(format, indent).ok_or_else(|| Error::Bug {
+        what: format!("no store for {}", format.name()),
     })
 }
 

@@ -141,3 +141,149 @@ fn a_regex_go_refuses_is_refused_in_a_policy_with_its_line() {
         assert!(!repo.join("secrets/word").exists());
     }
 }
+
+/// A sops file with what differs between two encryptions (ciphertext, the wrapped
+/// data key's armor, the MAC and the date) masked, to compare layouts.
+fn layout(file: &str) -> String {
+    let enc = regex::Regex::new(r"ENC\[[^\]]*\]").unwrap();
+    let mut out = String::new();
+    let mut armor = false;
+    for line in file.lines() {
+        let trimmed = line.trim_start();
+        let lead = &line[..line.len() - trimmed.len()];
+        if trimmed.starts_with("-----BEGIN") {
+            armor = true;
+        }
+        if armor {
+            armor = !trimmed.starts_with("-----END");
+            continue;
+        }
+        let masked = if ["\"lastmodified\"", "lastmodified:", "\"enc\""]
+            .iter()
+            .any(|k| trimmed.starts_with(k))
+        {
+            format!("{lead}{}", &trimmed[..8])
+        } else {
+            enc.replace_all(line, "ENC").into_owned()
+        };
+        out.push_str(&masked);
+        out.push('\n');
+    }
+    out
+}
+
+const NESTED_YAML: &str = "\
+app:
+  name: canary
+  hosts:
+    - a
+    - port: 1
+      tls:
+        - x
+empty: {}
+";
+
+const NESTED_JSON: &str = "{\n  \"app\": {\n    \"name\": \"canary\",\n    \"hosts\": [\n      \"a\",\n      {\n        \"port\": 1\n      }\n    ]\n  },\n  \"empty\": {}\n}\n";
+
+/// `indent:` in a rule is sops's `stores.<format>.indent`: files keys writes are laid
+/// out as sops lays them out with the exported `.sops.yaml`, both print the same
+/// plaintext, and a value set later keeps the layout.
+#[test]
+fn a_rule_indent_lays_files_out_as_sops_does_with_the_exported_config() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let rules = "rules:
+  - secrets: \"yaml/*\"
+    format: sops-yaml
+    indent: 2
+    readers: [admins]
+  - secrets: \"json/*\"
+    format: sops-json
+    indent: 2
+    readers: [admins]
+";
+    env.write(
+        "work/policies/default.yaml",
+        POLICY.replace("rules:\n", rules),
+    );
+    let admin = env.root.join("keys/demo.txt");
+    env.keys(&["export", "sops-config"]).success();
+    let config = std::fs::read_to_string(repo.join(".sops.yaml")).unwrap();
+    assert!(
+        config.ends_with("stores:\n  yaml:\n    indent: 2\n  json:\n    indent: 2\n"),
+        "{config}"
+    );
+    let in_repo = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(crate::common::peer("sops"));
+        cmd.arg("--disable-version-check").args(args);
+        env.apply(&mut cmd);
+        cmd.env("SOPS_AGE_KEY_FILE", &admin);
+        crate::common::run(cmd, b"").success()
+    };
+    for (name, ext, plain) in [
+        ("yaml/a", "yaml", NESTED_YAML),
+        ("json/a", "json", NESTED_JSON),
+    ] {
+        env.keys_stdin(&["encrypt", name], plain.as_bytes())
+            .success();
+        let ours = format!("secrets/{name}.{ext}");
+        // sops, with the exported config, prints the same plaintext as keys.
+        assert_eq!(in_repo(&["decrypt", &ours]).stdout, plain, "{name}");
+        assert_eq!(
+            env.keys(&["decrypt", name]).success().stdout,
+            plain,
+            "{name}"
+        );
+        // sops lays out the same document as keys did.
+        let theirs = format!("secrets/{name}-sops.{ext}");
+        env.write(&format!("work/{theirs}"), plain);
+        in_repo(&["encrypt", "-i", &theirs]);
+        let read = |rel: &str| std::fs::read_to_string(repo.join(rel)).unwrap();
+        assert_eq!(layout(&read(&ours)), layout(&read(&theirs)), "{name}");
+        // A value set later: keys and sops keep the layout alike.
+        let key = r#"["app"]["name"]"#;
+        env.keys_stdin(&["set", name, key], b"renamed\n").success();
+        in_repo(&["set", &theirs, key, "\"renamed\""]);
+        assert_eq!(layout(&read(&ours)), layout(&read(&theirs)), "{name}");
+        assert!(
+            read(&ours).contains(if ext == "yaml" {
+                "\n  name: ENC["
+            } else {
+                "\n    \"name\": \"ENC["
+            }),
+            "{}",
+            read(&ours)
+        );
+    }
+}
+
+#[test]
+fn an_indent_sops_cannot_write_or_rules_that_disagree_are_refused() {
+    let mut env = TestEnv::new();
+    fleet(&mut env);
+    for (rules, want) in [
+        (
+            "rules:\n  - secrets: a\n    format: sops-yaml\n    readers: [admins]\n    indent: 12\n",
+            "policies/default.yaml:7: indent 12 for sops-yaml: sops writes 2 to 9 spaces",
+        ),
+        (
+            "rules:\n  - secrets: a\n    format: age\n    readers: [admins]\n    indent: 2\n",
+            "policies/default.yaml:7: indent applies only to sops-yaml, sops-json and sops-binary",
+        ),
+        (
+            "rules:\n  - secrets: a\n    format: sops-yaml\n    readers: [admins]\n    indent: 2\n  - secrets: b\n    format: sops-yaml\n    readers: [admins]\n",
+            "policies/default.yaml:8: the sops-yaml rule at policies/default.yaml:7 has indent 2; sops has one indentation per format",
+        ),
+    ] {
+        env.write(
+            "work/policies/default.yaml",
+            POLICY.replace("rules:\n", rules),
+        );
+        let r = env.keys_stdin(&["encrypt", "a"], b"a: 1\n").failure(3);
+        assert!(
+            r.stderr.starts_with(&format!("keys: error: {want}")),
+            "{}",
+            r.stderr
+        );
+    }
+}
