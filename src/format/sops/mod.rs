@@ -326,6 +326,48 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `stores.<format>.indent` as sops 3.11 prints a decrypted file with it
+    /// (`sops --config … decrypt`).
+    #[test]
+    fn indented_stores_print_as_sops_does() {
+        let yaml = "a:\n    b:\n        - x\n        - c: 1\n          d: [1]\n    e: f\n";
+        #[rustfmt::skip]
+        let cases: &[(Format, Option<u8>, &str)] = &[
+            (Format::SopsYaml, None, "a:\n    b:\n        - x\n        - c: 1\n          d:\n            - 1\n    e: f\n"),
+            (Format::SopsYaml, Some(0), "a:\n    b:\n        - x\n        - c: 1\n          d:\n            - 1\n    e: f\n"),
+            (Format::SopsYaml, Some(1), "a:\n  b:\n    - x\n    - c: 1\n      d:\n        - 1\n  e: f\n"),
+            (Format::SopsYaml, Some(3), "a:\n   b:\n      - x\n      - c: 1\n        d:\n         - 1\n   e: f\n"),
+            (Format::SopsYaml, Some(9), "a:\n         b:\n                  - x\n                  - c: 1\n                    d:\n                           - 1\n         e: f\n"),
+            (Format::SopsYaml, Some(12), "a:\n  b:\n    - x\n    - c: 1\n      d:\n        - 1\n  e: f\n"),
+        ];
+        let json = "{\"a\": {\"b\": [1, {\"c\": \"x\"}], \"e\": {}}}";
+        #[rustfmt::skip]
+        let json_cases: &[(Format, Option<u8>, &str)] = &[
+            (Format::SopsJson, None, "{\n\t\"a\": {\n\t\t\"b\": [\n\t\t\t1,\n\t\t\t{\n\t\t\t\t\"c\": \"x\"\n\t\t\t}\n\t\t],\n\t\t\"e\": {}\n\t}\n}\n"),
+            (Format::SopsJson, Some(0), "{\n\"a\": {\n\"b\": [\n1,\n{\n\"c\": \"x\"\n}\n],\n\"e\": {}\n}\n}\n"),
+            (Format::SopsJson, Some(3), "{\n   \"a\": {\n      \"b\": [\n         1,\n         {\n            \"c\": \"x\"\n         }\n      ],\n      \"e\": {}\n   }\n}\n"),
+        ];
+        for (format, indent, want) in cases.iter().chain(json_cases) {
+            let input = if *format == Format::SopsYaml {
+                yaml
+            } else {
+                json
+            };
+            let store = indented_store(*format, *indent).unwrap();
+            let tree = store.load_plain(input.as_bytes(), "t").unwrap();
+            let got = store.emit_plain(&tree).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                *want,
+                "{format:?} {indent:?}"
+            );
+        }
+        // A binary file's plaintext is its data, whatever the JSON around it.
+        let store = indented_store(Format::SopsBinary, Some(2)).unwrap();
+        let tree = store.load_plain(b"\tx\n", "t").unwrap();
+        assert_eq!(store.emit_plain(&tree).unwrap(), b"\tx\n");
+    }
+
     /// Text with the characters each store quotes, escapes or splits on.
     const HOSTILE: &str = "[a-z0-9 \\\\\"'`#;:=\\[\\]{}\\-.,&*!|>%@\t\n]{0,12}|\\PC{0,8}";
 

@@ -255,6 +255,27 @@ fn a_rule_indent_lays_files_out_as_sops_does_with_the_exported_config() {
             read(&ours)
         );
     }
+    // A new reader: keys re-wraps its files, sops updates the keys of its own with
+    // the config exported again; the layouts stay alike.
+    let policy = std::fs::read_to_string(repo.join("policies/default.yaml")).unwrap();
+    env.write(
+        "work/policies/default.yaml",
+        policy.replace(
+            "indent: 2\n    readers: [admins]",
+            "indent: 2\n    readers: [admins, host:vps-arm]",
+        ),
+    );
+    env.keys(&["export", "sops-config"]).success();
+    env.keys(&["rekey"]).success();
+    for (name, ext) in [("yaml/a", "yaml"), ("json/a", "json")] {
+        let (ours, theirs) = (
+            format!("secrets/{name}.{ext}"),
+            format!("secrets/{name}-sops.{ext}"),
+        );
+        in_repo(&["updatekeys", "-y", &theirs]);
+        let read = |rel: &str| std::fs::read_to_string(repo.join(rel)).unwrap();
+        assert_eq!(layout(&read(&ours)), layout(&read(&theirs)), "{name}");
+    }
 }
 
 #[test]
