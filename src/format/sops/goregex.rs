@@ -12,17 +12,8 @@ use regex_automata::meta;
 use regex_syntax::hir::{Class, ClassUnicode, ClassUnicodeRange, Dot, Hir, HirKind, Look};
 
 /// A pattern as Go's `regexp` matches it.
+#[derive(Debug)]
 pub struct GoRegex(Option<meta::Regex>);
-
-impl std::fmt::Debug for GoRegex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "GoRegex"
-        } else {
-            "GoRegex(matches nothing)"
-        })
-    }
-}
 
 impl GoRegex {
     /// Compiles `pattern` as Go does; the reason says why Go refuses it, in Go's
