@@ -17,6 +17,7 @@ macro_rules! sops_vector {
 pub mod audit;
 pub mod binary;
 pub mod cipher;
+pub mod config;
 pub mod document;
 pub mod dotenv;
 pub mod flatten;

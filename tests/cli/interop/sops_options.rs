@@ -275,6 +275,10 @@ fn a_rule_indent_lays_files_out_as_sops_does_with_the_exported_config() {
         in_repo(&["updatekeys", "-y", &theirs]);
         let read = |rel: &str| std::fs::read_to_string(repo.join(rel)).unwrap();
         assert_eq!(layout(&read(&ours)), layout(&read(&theirs)), "{name}");
+        // A file given by path is printed with the `.sops.yaml` sops would read here.
+        let printed = env.keys(&["decrypt", &theirs]).success().stdout;
+        assert_eq!(printed, in_repo(&["decrypt", &theirs]).stdout, "{name}");
+        assert!(printed.contains("\n  "), "{printed}");
     }
 }
 
