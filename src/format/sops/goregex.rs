@@ -276,54 +276,38 @@ fn range(lo: u32, hi: u32) -> ClassUnicode {
     class
 }
 
-fn ranges(bounds: &[(u32, u32)]) -> ClassUnicode {
-    let mut class = ClassUnicode::empty();
-    for &(lo, hi) in bounds {
-        class.union(&range(lo, hi));
+/// Go's POSIX classes (`[:alpha:]`): ASCII, the same as the regex crate's.
+fn posix_class(name: &str) -> Option<ClassUnicode> {
+    const NAMES: &str =
+        "alnum alpha ascii blank cntrl digit graph lower print punct space upper word xdigit";
+    if !NAMES.split(' ').any(|n| n == name) {
+        return None;
     }
-    class
+    let hir = regex_syntax::Parser::new()
+        .parse(&format!("[[:{name}:]]"))
+        .ok()?;
+    match hir.into_kind() {
+        HirKind::Class(Class::Unicode(class)) => Some(class),
+        _ => None,
+    }
 }
 
-/// Go's Perl classes: ASCII, and `\s` without `\v`.
-fn perl_class(c: char) -> Option<(bool, &'static [(u32, u32)])> {
-    const DIGIT: &[(u32, u32)] = &[(0x30, 0x39)];
-    const SPACE: &[(u32, u32)] = &[(0x09, 0x0A), (0x0C, 0x0D), (0x20, 0x20)];
-    const WORD: &[(u32, u32)] = &[(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)];
-    Some(match c {
-        'd' => (false, DIGIT),
-        'D' => (true, DIGIT),
-        's' => (false, SPACE),
-        'S' => (true, SPACE),
-        'w' => (false, WORD),
-        'W' => (true, WORD),
-        _ => return None,
-    })
-}
-
-/// Go's POSIX classes (`[:alpha:]`), all ASCII.
-fn posix_class(name: &str) -> Option<&'static [(u32, u32)]> {
-    Some(match name {
-        "alnum" => &[(0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A)],
-        "alpha" => &[(0x41, 0x5A), (0x61, 0x7A)],
-        "ascii" => &[(0x00, 0x7F)],
-        "blank" => &[(0x09, 0x09), (0x20, 0x20)],
-        "cntrl" => &[(0x00, 0x1F), (0x7F, 0x7F)],
-        "digit" => &[(0x30, 0x39)],
-        "graph" => &[(0x21, 0x7E)],
-        "lower" => &[(0x61, 0x7A)],
-        "print" => &[(0x20, 0x7E)],
-        "punct" => &[(0x21, 0x2F), (0x3A, 0x40), (0x5B, 0x60), (0x7B, 0x7E)],
-        "space" => &[(0x09, 0x0D), (0x20, 0x20)],
-        "upper" => &[(0x41, 0x5A)],
-        "word" => &[(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)],
-        "xdigit" => &[(0x30, 0x39), (0x41, 0x46), (0x61, 0x66)],
-        _ => return None,
-    })
+/// Go's Perl classes (`\d`, `\D`…): ASCII, and `\s` without `\v`.
+fn perl_class(c: char) -> Option<(bool, ClassUnicode)> {
+    let class = match c.to_ascii_lowercase() {
+        'd' => posix_class("digit"),
+        'w' => posix_class("word"),
+        's' => posix_class("space").map(|mut space| {
+            space.difference(&single('\u{b}'));
+            space
+        }),
+        _ => None,
+    }?;
+    Some((c.is_ascii_uppercase(), class))
 }
 
 /// A Perl or POSIX class as Go builds it: case-folded first, then negated.
-fn group(negated: bool, bounds: &[(u32, u32)], flags: Flags) -> ClassUnicode {
-    let mut class = ranges(bounds);
+fn group(negated: bool, mut class: ClassUnicode, flags: Flags) -> ClassUnicode {
     if flags.fold {
         class.case_fold_simple();
     }
@@ -820,8 +804,8 @@ impl<'p> Parser<'p> {
                 return Ok(rest);
             }
             Some(c) => {
-                if let Some((negated, bounds)) = perl_class(c) {
-                    let class = group(negated, bounds, self.flags);
+                if let Some((negated, class)) = perl_class(c) {
+                    let class = group(negated, class, self.flags);
                     self.class(class);
                     return Ok(&t[2..]);
                 }
@@ -888,9 +872,9 @@ impl<'p> Parser<'p> {
                     Some(n) => (true, n),
                     None => (false, inner),
                 };
-                let bounds =
+                let posix =
                     posix_class(inner).ok_or_else(|| refused(INVALID_CHAR_CLASS_RANGE, name))?;
-                class.union(&group(neg, bounds, self.flags));
+                class.union(&group(neg, posix, self.flags));
                 t = &t[name.len()..];
                 continue;
             }
@@ -902,8 +886,8 @@ impl<'p> Parser<'p> {
                     t = rest;
                     continue;
                 }
-                if let Some((neg, bounds)) = perl_class(c) {
-                    class.union(&group(neg, bounds, self.flags));
+                if let Some((neg, perl)) = perl_class(c) {
+                    class.union(&group(neg, perl, self.flags));
                     t = &t[2..];
                     continue;
                 }
