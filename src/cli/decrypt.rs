@@ -62,8 +62,10 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     } else {
         let ws = ctx.workspace(Hosts::AsNeeded)?;
         let (path, format) = ws.locate(&args.target)?;
+        let rule = ws.rule(&args.target).ok().filter(|r| r.format == format);
+        let indent = rule.and_then(|r| r.sops.indent);
         let mut ids = ctx.identities()?;
-        secret::open_file(&path, format, &mut ids, ctx.prompt(), mac)?.plain
+        secret::open_indented(&path, (format, indent), &mut ids, ctx.prompt(), mac)?.plain
     };
     if args.ignore_mac {
         ui::warn(

@@ -41,7 +41,8 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
-    let format = ws.rule(&args.name)?.format;
+    let rule = ws.rule(&args.name)?;
+    let (format, indent) = (rule.format, rule.sops.indent);
     let guard = SignalGuard::new()?;
     let scratch = Scratch::create(shared::medium(args.allow_disk_temp))?;
     ui::note_swept(&scratch);
@@ -49,9 +50,10 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let exists = found.is_some();
     let found_format = found.as_ref().map(|(_, format)| *format);
     let opened = match found {
-        Some((path, format)) => {
+        Some((path, found)) => {
             let mut ids = ctx.identities()?;
-            secret::open_file(&path, format, &mut ids, ctx.prompt(), Mac::Check)?
+            let indent = indent.filter(|_| found == format);
+            secret::open_indented(&path, (found, indent), &mut ids, ctx.prompt(), Mac::Check)?
         }
         None => secret::Opened {
             plain: Zeroizing::new(Vec::new()),

@@ -521,8 +521,8 @@ pub fn seal(
     })
 }
 
-/// Decrypts a sops file to the bytes `sops decrypt` prints, and what re-encrypting
-/// an edited version needs.
+/// Decrypts a sops file to the bytes `sops decrypt` prints (with `indent`, sops's
+/// `stores.<format>.indent`), and what re-encrypting an edited version needs.
 pub fn decrypt_file(
     format: Format,
     data: &[u8],
@@ -530,8 +530,9 @@ pub fn decrypt_file(
     prompt: &dyn Prompt,
     at: &Location,
     mac: Mac,
+    indent: Option<u8>,
 ) -> Result<(Zeroizing<Vec<u8>>, Opened)> {
-    let store = sops::require_store(format, at)?;
+    let store = sops::require_indented_store(format, indent, at)?;
     let doc = store.load_encrypted(data, &at.file)?;
     let opened = open(&doc, identities, prompt, at, mac)?;
     let plain = Zeroizing::new(store.emit_plain(&opened.plain.0)?);
@@ -548,9 +549,9 @@ pub fn encrypt_file(
     previous: Option<&Opened>,
     at: &Location,
 ) -> Result<Vec<u8>> {
-    let store = sops::require_store(format, at)?;
+    let store = sops::require_indented_store(format, options.indent, at)?;
     let plain = Plain(store.load_plain(plaintext, &at.file)?);
-    let doc = seal(store, &plain.0, recipients, options, previous, at)?;
+    let doc = seal(&*store, &plain.0, recipients, options, previous, at)?;
     let out = store.emit_encrypted(&doc)?;
     // A file keys would refuse to read back is not written. JSON indents a tab a
     // level, so a document nested a few thousand levels deep comes to this.

@@ -156,6 +156,22 @@ fn sops_config(policy: &Policy, fleet: &Fleet) -> String {
             out.push_str("    mac_only_encrypted: true\n");
         }
     }
+    // The policy gives every rule of a format the same indentation.
+    let mut stores = String::new();
+    for (format, store) in [
+        (Format::SopsYaml, "yaml"),
+        (Format::SopsJson, "json"),
+        (Format::SopsBinary, "json_binary"),
+    ] {
+        let indent = policy.rules.iter().find(|r| r.format == format);
+        if let Some(indent) = indent.and_then(|r| r.sops.indent) {
+            stores.push_str(&format!("  {store}:\n    indent: {indent}\n"));
+        }
+    }
+    if !stores.is_empty() {
+        out.push_str("stores:\n");
+        out.push_str(&stores);
+    }
     out
 }
 

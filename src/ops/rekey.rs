@@ -65,6 +65,8 @@ pub struct Change {
     recipients: Vec<Recipient>,
     fingerprints: Vec<String>,
     armor: bool,
+    /// The rule's sops indentation, which the rewritten file is laid out with.
+    indent: Option<u8>,
     /// The file as the plan read it: what `apply` re-encrypts.
     data: Vec<u8>,
     /// A sops file as the plan parsed it.
@@ -121,6 +123,7 @@ struct Candidate<'a> {
     entry: &'a lockfile::Entry,
     rule: usize,
     armor: bool,
+    indent: Option<u8>,
     unfinished: bool,
 }
 
@@ -194,6 +197,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             entry,
             rule: i,
             armor: rule.armor,
+            indent: rule.sops.indent,
             unfinished,
         });
     }
@@ -263,6 +267,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             recipients: recipients.clone(),
             fingerprints: fingerprints.clone(),
             armor: c.armor,
+            indent: c.indent,
             data,
             doc,
         });
@@ -303,7 +308,7 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Rekeyed> {
             })
         }
         format => {
-            let store = sops::require_store(format, &at)?;
+            let store = sops::require_indented_store(format, change.indent, &at)?;
             let loaded;
             let doc = match &change.doc {
                 Some(doc) => doc,

@@ -182,6 +182,18 @@ pub fn open_file(
     prompt: &dyn Prompt,
     mac: Mac,
 ) -> Result<Opened> {
+    open_indented(path, (format, None), identities, prompt, mac)
+}
+
+/// `open_file` with the plaintext of a sops file laid out by its rule's `indent`,
+/// as `sops decrypt` prints it with the exported `.sops.yaml`.
+pub fn open_indented(
+    path: &Path,
+    (format, indent): (Format, Option<u8>),
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+    mac: Mac,
+) -> Result<Opened> {
     let data = fsutil::read(path)?;
     let at = Location::file(path);
     match format {
@@ -190,8 +202,15 @@ pub fn open_file(
             sops: None,
         }),
         sops_format => {
-            let (plain, opened) =
-                crypto::sops::decrypt_file(sops_format, &data, identities, prompt, &at, mac)?;
+            let (plain, opened) = crypto::sops::decrypt_file(
+                sops_format,
+                &data,
+                identities,
+                prompt,
+                &at,
+                mac,
+                indent,
+            )?;
             Ok(Opened {
                 plain,
                 sops: Some(opened),
@@ -213,7 +232,26 @@ pub fn open_any(
     if age_name || format::age::looks_like_age(&data) {
         return crypto::age::decrypt(&data, identities, prompt, &Location::file(path));
     }
-    Ok(open_file(path, sops::format_of_path(path), identities, prompt, mac)?.plain)
+    let format = sops::format_of_path(path);
+    let indent = sops_config_indent(format)?;
+    Ok(open_indented(path, (format, indent), identities, prompt, mac)?.plain)
+}
+
+/// How the `.sops.yaml` that sops would read for a command run here (in the working
+/// directory or the nearest of its parents, up to 100 levels as sops looks) says
+/// files of `format` are indented.
+fn sops_config_indent(format: Format) -> Result<Option<u8>> {
+    let mut dir = std::path::PathBuf::from(".");
+    for _ in 0..100 {
+        let config = dir.join(".sops.yaml");
+        if std::fs::metadata(&config).is_ok() {
+            let data = fsutil::read(&config)?;
+            let text = String::from_utf8_lossy(&data);
+            return sops::config::stores_indent(&text, format, &config.display().to_string());
+        }
+        dir.push("..");
+    }
+    Ok(None)
 }
 
 /// Sets (or with `None` removes) one value of a sops secret, like `sops set` and

@@ -12,6 +12,7 @@ use serde_saphyr::Spanned;
 use super::fleet::Fleet;
 use crate::error::{Error, Location, Result};
 use crate::format::Format;
+use crate::format::sops::goregex::GoRegex;
 use crate::layout;
 use crate::recipient::Recipient;
 use crate::snapshot::Snapshot;
@@ -140,11 +141,13 @@ struct RuleFile {
     #[serde(default)]
     encrypted_suffix: Option<String>,
     #[serde(default)]
-    unencrypted_regex: Option<String>,
+    unencrypted_regex: Option<Spanned<String>>,
     #[serde(default)]
-    encrypted_regex: Option<String>,
+    encrypted_regex: Option<Spanned<String>>,
     #[serde(default)]
     mac_only_encrypted: bool,
+    #[serde(default)]
+    indent: Option<Spanned<i64>>,
     #[serde(default)]
     owner: Option<String>,
     #[serde(default)]
@@ -178,6 +181,41 @@ fn file_mode(text: &str) -> Option<String> {
     }
     let value = u32::from_str_radix(digits, 8).ok()?;
     Some(format!("{value:04o}"))
+}
+
+/// A rule's `indent:` as `.sops.yaml`'s `stores.<format>.indent` takes it: the YAML
+/// emitter indents by 2 to 9 spaces (and writes 2 for any other number), Go's JSON
+/// by any number, 0 writing one value a line without indentation.
+fn check_indent(format: Format, indent: i64) -> std::result::Result<u8, String> {
+    let range = match format {
+        Format::SopsYaml => 2..=9,
+        Format::SopsJson | Format::SopsBinary => 0..=16,
+        _ => return Err("indent applies only to sops-yaml, sops-json and sops-binary".into()),
+    };
+    u8::try_from(indent)
+        .ok()
+        .filter(|i| range.contains(i))
+        .ok_or_else(|| {
+            format!(
+                "indent {indent} for {}: sops writes {} to {} spaces",
+                format.name(),
+                range.start(),
+                range.end()
+            )
+        })
+}
+
+/// Why a rule's indentation cannot stand beside another rule's of the same format.
+fn indent_conflict(format: Format, other: &Location, other_indent: Option<u8>) -> String {
+    let theirs = match other_indent {
+        Some(n) => format!("indent {n}"),
+        None => "sops's default indentation".into(),
+    };
+    format!(
+        "the {} rule at {other} has {theirs}; sops has one indentation per format (`stores:` in .sops.yaml), so every {} rule needs the same `indent:`",
+        format.name(),
+        format.name()
+    )
 }
 
 /// The longest glob accepted, and the deepest nesting of `{…}` alternatives: far
@@ -274,6 +312,9 @@ impl Policy {
             }
         }
         let mut rules = Vec::new();
+        // Where each sops rule says (or leaves to sops) its indentation: `.sops.yaml`
+        // has one per format, so the rules of a format agree.
+        let mut indents: Vec<(Location, (Format, Option<u8>))> = Vec::new();
         let mut matchers = Vec::new();
         let mut allowed_keys = Vec::new();
         let mut allowed_keys_at = Vec::new();
@@ -307,12 +348,65 @@ impl Policy {
                 if raw.armor && format != Format::Age {
                     return Err(invalid(format_at, "armor applies only to format age"));
                 }
+                // Go's regexp, as sops evaluates these options; sops would silently
+                // match nothing with a pattern Go refuses.
+                for (name, r) in [
+                    ("encrypted_regex", &raw.encrypted_regex),
+                    ("unencrypted_regex", &raw.unencrypted_regex),
+                ] {
+                    if let Some(r) = r
+                        && let Err(e) = GoRegex::new(&r.value)
+                    {
+                        return Err(invalid(
+                            Location::named(&rel).at_line(r.referenced.line()),
+                            format!(
+                                "{name} {:?} is not a regular expression sops can use: {e}",
+                                r.value
+                            ),
+                        ));
+                    }
+                }
+                let indent = match raw.indent {
+                    Some(i) => {
+                        let indent_at = Location::named(&rel).at_line(i.referenced.line());
+                        let spaces = check_indent(format, i.value)
+                            .map_err(|reason| invalid(indent_at.clone(), reason))?;
+                        if let Some((other, store)) = indents
+                            .iter()
+                            .find(|(_, (f, s))| *f == format && *s != Some(spaces))
+                            .map(|(at, (_, s))| (at, s))
+                        {
+                            return Err(invalid(indent_at, indent_conflict(format, other, *store)));
+                        }
+                        indents.push((indent_at, (format, Some(spaces))));
+                        Some(spaces)
+                    }
+                    None => {
+                        if let Some((other, (_, theirs))) = indents
+                            .iter()
+                            .find(|(_, (f, s))| *f == format && s.is_some())
+                        {
+                            return Err(invalid(
+                                at.clone(),
+                                indent_conflict(format, other, *theirs),
+                            ));
+                        }
+                        if matches!(
+                            format,
+                            Format::SopsYaml | Format::SopsJson | Format::SopsBinary
+                        ) {
+                            indents.push((at.clone(), (format, None)));
+                        }
+                        None
+                    }
+                };
                 let sops = crate::format::sops::Options {
                     unencrypted_suffix: raw.unencrypted_suffix,
                     encrypted_suffix: raw.encrypted_suffix,
-                    unencrypted_regex: raw.unencrypted_regex,
-                    encrypted_regex: raw.encrypted_regex,
+                    unencrypted_regex: raw.unencrypted_regex.map(|r| r.value),
+                    encrypted_regex: raw.encrypted_regex.map(|r| r.value),
                     mac_only_encrypted: raw.mac_only_encrypted,
+                    indent,
                     ..Default::default()
                 };
                 if format == Format::Age && sops != Default::default() {
@@ -320,17 +414,6 @@ impl Policy {
                         format_at,
                         "encrypted_regex, unencrypted_regex, encrypted_suffix, unencrypted_suffix and mac_only_encrypted apply only to sops formats",
                     ));
-                }
-                for r in [&sops.encrypted_regex, &sops.unencrypted_regex]
-                    .into_iter()
-                    .flatten()
-                {
-                    if regex::Regex::new(r).is_err() {
-                        return Err(invalid(
-                            format_at,
-                            format!("{r:?} is not a valid regular expression"),
-                        ));
-                    }
                 }
                 let readers_at = Location::named(&rel).at_line(raw.readers.referenced.line());
                 let mut readers = Vec::new();
@@ -618,6 +701,40 @@ mod tests {
             .unwrap()
             .to_string();
             assert!(err.starts_with(want), "{field}: {err}");
+        }
+    }
+
+    #[test]
+    fn regex_options_go_refuses_are_refused_with_their_line() {
+        for (field, want) in [
+            (
+                "encrypted_regex: '(?=pass)'",
+                "policies/a.yaml:5: encrypted_regex \"(?=pass)\" is not a regular expression sops can use: invalid or unsupported Perl syntax: `(?=`",
+            ),
+            (
+                "unencrypted_regex: '(a)\\1'",
+                "policies/a.yaml:5: unencrypted_regex \"(a)\\\\1\" is not a regular expression sops can use: invalid escape sequence: `\\1`",
+            ),
+            (
+                "encrypted_regex: 'a\\Z'",
+                "policies/a.yaml:5: encrypted_regex \"a\\\\Z\" is not a regular expression sops can use: invalid escape sequence: `\\Z`",
+            ),
+        ] {
+            let err = load(&format!(
+                "rules:\n  - secrets: x\n    format: sops-yaml\n    readers: [alice]\n    {field}\n"
+            ))
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(err.starts_with(want), "{field}: {err}");
+        }
+        // What Go accepts and Rust's regex refuses, or reads otherwise, loads.
+        for pattern in [r"\Qa.b\E", r"\141", r"\<x", r"[[:word:]]"] {
+            let (_, p) = load(&format!(
+                "rules:\n  - secrets: x\n    format: sops-yaml\n    readers: [alice]\n    encrypted_regex: '{pattern}'\n"
+            ))
+            .unwrap();
+            assert_eq!(p.rules[0].sops.encrypted_regex.as_deref(), Some(pattern));
         }
     }
 

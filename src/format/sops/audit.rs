@@ -2,30 +2,29 @@
 //! visits them in sops's order, and the key-less audit `keys check` runs: every value
 //! the options require to be encrypted is, and the metadata is sane.
 
-use regex::Regex;
-
 use super::cipher;
 use super::document::{EncryptedDocument, Item, Value};
+use super::goregex::GoRegex;
 use super::metadata::{Metadata, Options};
 use crate::error::{Error, Location, Result};
 
 /// Which values a file's options encrypt, compiled once.
 pub struct Rules {
     pub options: Options,
-    unencrypted_regex: Option<Regex>,
-    encrypted_regex: Option<Regex>,
-    unencrypted_comment_regex: Option<Regex>,
-    encrypted_comment_regex: Option<Regex>,
+    unencrypted_regex: Option<GoRegex>,
+    encrypted_regex: Option<GoRegex>,
+    unencrypted_comment_regex: Option<GoRegex>,
+    encrypted_comment_regex: Option<GoRegex>,
 }
 
 impl Rules {
     pub fn new(options: &Options, at: &Location) -> Result<Rules> {
-        let compile = |r: &Option<String>, name: &str| -> Result<Option<Regex>> {
+        let compile = |r: &Option<String>, name: &str| -> Result<Option<GoRegex>> {
             r.as_deref()
                 .map(|r| {
-                    Regex::new(r).map_err(|_| Error::Corrupt {
+                    GoRegex::as_sops_uses(r).map_err(|e| Error::Corrupt {
                         at: at.clone(),
-                        reason: format!("sops.{name} is not a valid regular expression"),
+                        reason: format!("sops.{name}: {e}"),
                     })
                 })
                 .transpose()

@@ -15,7 +15,8 @@ pub struct AgeEntry {
     pub enc: String,
 }
 
-/// Which values are encrypted; the defaults are sops's.
+/// A creation rule's options: which values are encrypted (the defaults are sops's),
+/// and how the file is laid out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     pub unencrypted_suffix: Option<String>,
@@ -25,6 +26,9 @@ pub struct Options {
     pub unencrypted_comment_regex: Option<String>,
     pub encrypted_comment_regex: Option<String>,
     pub mac_only_encrypted: bool,
+    /// sops's `stores.<format>.indent` (`.sops.yaml`), which the file does not
+    /// record: `None` is sops's default.
+    pub indent: Option<u8>,
 }
 
 impl Options {

@@ -17,10 +17,12 @@ macro_rules! sops_vector {
 pub mod audit;
 pub mod binary;
 pub mod cipher;
+pub mod config;
 pub mod document;
 pub mod dotenv;
 pub mod flatten;
 pub(crate) mod golang;
+pub mod goregex;
 pub mod ini;
 pub mod json;
 pub mod metadata;
@@ -49,6 +51,81 @@ pub fn store(format: Format) -> Option<&'static dyn Store> {
     }
 }
 
+/// The store for a sops format writing with sops's `stores.<format>.indent` setting
+/// (`yaml`, `json`, and `json_binary` for a binary file's JSON): `None` is sops's
+/// default, four spaces in YAML and a tab in JSON.
+pub fn indented_store(format: Format, indent: Option<u8>) -> Option<Box<dyn Store>> {
+    Some(match (format, indent) {
+        (Format::SopsYaml, _) => Box::new(yaml::IndentedYamlStore(indent)),
+        (Format::SopsJson | Format::SopsBinary, Some(spaces)) => Box::new(IndentedJson {
+            store: store(format)?,
+            spaces,
+            plain_too: format == Format::SopsJson,
+        }),
+        _ => Box::new(AsIs(store(format)?)),
+    })
+}
+
+/// A store as it is.
+struct AsIs(&'static dyn Store);
+
+impl Store for AsIs {
+    fn load_plain(&self, data: &[u8], file: &str) -> Result<document::Branches> {
+        self.0.load_plain(data, file)
+    }
+    fn load_encrypted(&self, data: &[u8], file: &str) -> Result<document::EncryptedDocument> {
+        self.0.load_encrypted(data, file)
+    }
+    fn emit_plain(&self, branches: &document::Branches) -> Result<Vec<u8>> {
+        self.0.emit_plain(branches)
+    }
+    fn emit_encrypted(&self, doc: &document::EncryptedDocument) -> Result<Vec<u8>> {
+        self.0.emit_encrypted(doc)
+    }
+}
+
+/// A JSON store re-indented as sops does it (Go's `json.Indent` with that many
+/// spaces): the tabs that start each line become spaces. A tab elsewhere in JSON is
+/// escaped inside a string, so only indentation starts a line with one.
+struct IndentedJson {
+    store: &'static dyn Store,
+    spaces: u8,
+    /// The binary store's plaintext is the data itself, not JSON.
+    plain_too: bool,
+}
+
+impl IndentedJson {
+    fn reindent(&self, json: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(json.len() + json.len() / 2);
+        for line in json.split_inclusive(|b| *b == b'\n') {
+            let tabs = line.iter().take_while(|b| **b == b'\t').count();
+            out.resize(out.len() + tabs * usize::from(self.spaces), b' ');
+            out.extend_from_slice(&line[tabs..]);
+        }
+        out
+    }
+}
+
+impl Store for IndentedJson {
+    fn load_plain(&self, data: &[u8], file: &str) -> Result<document::Branches> {
+        self.store.load_plain(data, file)
+    }
+    fn load_encrypted(&self, data: &[u8], file: &str) -> Result<document::EncryptedDocument> {
+        self.store.load_encrypted(data, file)
+    }
+    fn emit_plain(&self, branches: &document::Branches) -> Result<Vec<u8>> {
+        let out = zeroize::Zeroizing::new(self.store.emit_plain(branches)?);
+        Ok(if self.plain_too {
+            self.reindent(&out)
+        } else {
+            out.to_vec()
+        })
+    }
+    fn emit_encrypted(&self, doc: &document::EncryptedDocument) -> Result<Vec<u8>> {
+        Ok(self.reindent(&self.store.emit_encrypted(doc)?))
+    }
+}
+
 /// The sops format of a file outside the repository, by extension as sops decides:
 /// `.yaml`/`.yml`, `.json`, `.env`, `.ini`, anything else binary.
 pub fn format_of_path(path: &std::path::Path) -> Format {
@@ -66,6 +143,18 @@ pub fn require_store(format: Format, at: &Location) -> Result<&'static dyn Store
     store(format).ok_or_else(|| Error::Corrupt {
         at: at.clone(),
         reason: format!("{} files are not supported by this build", format.name()),
+    })
+}
+
+/// `indented_store`, or an error naming the file when this build has no such store.
+pub fn require_indented_store(
+    format: Format,
+    indent: Option<u8>,
+    at: &Location,
+) -> Result<Box<dyn Store>> {
+    require_store(format, at)?;
+    indented_store(format, indent).ok_or_else(|| Error::Bug {
+        what: format!("no store for {}", format.name()),
     })
 }
 
@@ -238,6 +327,48 @@ mod tests {
     use super::document::{Branches, Item, Value};
     use super::*;
     use proptest::prelude::*;
+
+    /// `stores.<format>.indent` as sops 3.11 prints a decrypted file with it
+    /// (`sops --config … decrypt`).
+    #[test]
+    fn indented_stores_print_as_sops_does() {
+        let yaml = "a:\n    b:\n        - x\n        - c: 1\n          d: [1]\n    e: f\n";
+        #[rustfmt::skip]
+        let cases: &[(Format, Option<u8>, &str)] = &[
+            (Format::SopsYaml, None, "a:\n    b:\n        - x\n        - c: 1\n          d:\n            - 1\n    e: f\n"),
+            (Format::SopsYaml, Some(0), "a:\n    b:\n        - x\n        - c: 1\n          d:\n            - 1\n    e: f\n"),
+            (Format::SopsYaml, Some(1), "a:\n  b:\n    - x\n    - c: 1\n      d:\n        - 1\n  e: f\n"),
+            (Format::SopsYaml, Some(3), "a:\n   b:\n      - x\n      - c: 1\n        d:\n         - 1\n   e: f\n"),
+            (Format::SopsYaml, Some(9), "a:\n         b:\n                  - x\n                  - c: 1\n                    d:\n                           - 1\n         e: f\n"),
+            (Format::SopsYaml, Some(12), "a:\n  b:\n    - x\n    - c: 1\n      d:\n        - 1\n  e: f\n"),
+        ];
+        let json = "{\"a\": {\"b\": [1, {\"c\": \"x\"}], \"e\": {}}}";
+        #[rustfmt::skip]
+        let json_cases: &[(Format, Option<u8>, &str)] = &[
+            (Format::SopsJson, None, "{\n\t\"a\": {\n\t\t\"b\": [\n\t\t\t1,\n\t\t\t{\n\t\t\t\t\"c\": \"x\"\n\t\t\t}\n\t\t],\n\t\t\"e\": {}\n\t}\n}\n"),
+            (Format::SopsJson, Some(0), "{\n\"a\": {\n\"b\": [\n1,\n{\n\"c\": \"x\"\n}\n],\n\"e\": {}\n}\n}\n"),
+            (Format::SopsJson, Some(3), "{\n   \"a\": {\n      \"b\": [\n         1,\n         {\n            \"c\": \"x\"\n         }\n      ],\n      \"e\": {}\n   }\n}\n"),
+        ];
+        for (format, indent, want) in cases.iter().chain(json_cases) {
+            let input = if *format == Format::SopsYaml {
+                yaml
+            } else {
+                json
+            };
+            let store = indented_store(*format, *indent).unwrap();
+            let tree = store.load_plain(input.as_bytes(), "t").unwrap();
+            let got = store.emit_plain(&tree).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                *want,
+                "{format:?} {indent:?}"
+            );
+        }
+        // A binary file's plaintext is its data, whatever the JSON around it.
+        let store = indented_store(Format::SopsBinary, Some(2)).unwrap();
+        let tree = store.load_plain(b"\tx\n", "t").unwrap();
+        assert_eq!(store.emit_plain(&tree).unwrap(), b"\tx\n");
+    }
 
     /// Text with the characters each store quotes, escapes or splits on.
     const HOSTILE: &str = "[a-z0-9 \\\\\"'`#;:=\\[\\]{}\\-.,&*!|>%@\t\n]{0,12}|\\PC{0,8}";

@@ -5,6 +5,7 @@
 mod age;
 mod conformance;
 pub(crate) mod sops;
+mod sops_options;
 mod ssh_keys;
 mod stores_wild;
 mod vectors;

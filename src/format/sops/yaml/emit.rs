@@ -1,7 +1,8 @@
 //! Writing the tree as sops does: sops builds go-yaml nodes (stores/yaml/store.go
 //! appendTreeBranch), go-yaml turns them into events (encode.go) and its emitter
 //! writes them (emitterc.go). Each step is ported for what sops produces: block maps
-//! and lists, empty ones in flow style, comments and scalars (`scalar`), indentation 4.
+//! and lists, empty ones in flow style, comments and scalars (`scalar`), with the
+//! indentation of `stores.yaml.indent` (four spaces by default).
 
 mod scalar;
 
@@ -11,7 +12,8 @@ use super::invalid;
 use crate::error::{Location, Result};
 use crate::format::sops::document::{Item, Value};
 
-const INDENT: i64 = 4;
+/// sops's indentation when `.sops.yaml` sets none.
+pub(super) const DEFAULT_INDENT: i64 = 4;
 
 struct Node {
     kind: Kind,
@@ -275,6 +277,7 @@ fn events<'a>(node: &'a Node, tail: &'a str, out: &mut Vec<Ev<'a>>) {
 /// there is one.
 pub(super) fn emit<'a>(
     branches: impl Iterator<Item = (&'a Vec<Item>, Option<&'a Vec<Item>>)>,
+    indent: i64,
 ) -> Result<Vec<u8>> {
     let mut nodes = Vec::new();
     for (branch, metadata) in branches {
@@ -293,7 +296,10 @@ pub(super) fn emit<'a>(
         events(node, "", &mut evs);
         evs.push(Ev::DocEnd);
     }
-    let mut emitter = Emitter::default();
+    let mut emitter = Emitter {
+        best_indent: indent,
+        ..Emitter::default()
+    };
     emitter.run(&evs);
     Ok(emitter.out.into_bytes())
 }
@@ -325,6 +331,8 @@ struct Emitter {
     open_ended: bool,
     foot_indent: i64,
     indent: i64,
+    /// go-yaml's `best_indent`: the spaces of one level.
+    best_indent: i64,
     indents: Vec<i64>,
     state: State,
     states: Vec<State>,
@@ -347,6 +355,7 @@ impl Default for Emitter {
             open_ended: false,
             foot_indent: -1,
             indent: -1,
+            best_indent: DEFAULT_INDENT,
             indents: Vec::new(),
             state: State::FirstDocStart,
             states: Vec::new(),
@@ -459,12 +468,13 @@ impl Emitter {
     fn increase_indent(&mut self, flow: bool, indentless: bool) {
         self.indents.push(self.indent);
         if self.indent < 0 {
-            self.indent = if flow { INDENT } else { 0 };
+            self.indent = if flow { self.best_indent } else { 0 };
         } else if !indentless {
             if self.states.last() == Some(&State::BlockSeqItem) {
                 self.indent += 2;
             } else {
-                self.indent = INDENT * ((self.indent + INDENT) / INDENT);
+                let step = self.best_indent;
+                self.indent = step * ((self.indent + step) / step);
             }
         }
     }

@@ -102,11 +102,11 @@ impl Store for YamlStore {
     }
 
     fn emit_plain(&self, branches: &Branches) -> Result<Vec<u8>> {
-        emit::emit(branches.iter().map(|b| (b, None)))
+        emit::emit(branches.iter().map(|b| (b, None)), emit::DEFAULT_INDENT)
     }
 
     fn emit_encrypted(&self, doc: &EncryptedDocument) -> Result<Vec<u8>> {
-        emit::emit(doc.branches.iter().map(|b| (b, Some(&doc.metadata))))
+        IndentedYamlStore(None).emit_encrypted(doc)
     }
 
     /// go-yaml writes a float in Go's shortest `'g'` layout, which reads back as an
@@ -120,6 +120,46 @@ impl Store for YamlStore {
             Ok(v @ Value::Int(_)) => Some(v),
             _ => None,
         }
+    }
+}
+
+/// The YAML store writing with `stores.yaml.indent` as sops applies it: go-yaml
+/// takes 2 to 9 spaces and writes 2 for any other number; sops takes 0 (or none)
+/// for its default, 4.
+pub struct IndentedYamlStore(pub Option<u8>);
+
+impl IndentedYamlStore {
+    fn indent(&self) -> i64 {
+        match self.0 {
+            None | Some(0) => emit::DEFAULT_INDENT,
+            Some(n @ 2..=9) => i64::from(n),
+            Some(_) => 2,
+        }
+    }
+}
+
+impl Store for IndentedYamlStore {
+    fn load_plain(&self, data: &[u8], file: &str) -> Result<Branches> {
+        YamlStore.load_plain(data, file)
+    }
+
+    fn load_encrypted(&self, data: &[u8], file: &str) -> Result<EncryptedDocument> {
+        YamlStore.load_encrypted(data, file)
+    }
+
+    fn emit_plain(&self, branches: &Branches) -> Result<Vec<u8>> {
+        emit::emit(branches.iter().map(|b| (b, None)), self.indent())
+    }
+
+    fn emit_encrypted(&self, doc: &EncryptedDocument) -> Result<Vec<u8>> {
+        emit::emit(
+            doc.branches.iter().map(|b| (b, Some(&doc.metadata))),
+            self.indent(),
+        )
+    }
+
+    fn reread(&self, value: &Value) -> Option<Value> {
+        YamlStore.reread(value)
     }
 }
 

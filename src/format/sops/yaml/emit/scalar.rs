@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 
-use super::{Emitter, INDENT, Node, is_break};
+use super::{Emitter, Node, is_break};
 use crate::format::sops::document::Value;
 use crate::format::sops::golang::{Fmt, format_float};
 use crate::format::sops::yaml::resolve::resolve_plain;
@@ -149,14 +149,14 @@ impl Emitter {
             self.write_indicator(tag, true, false, false);
         }
         self.increase_indent(true, false);
-        // Deliberate deviation: go-yaml writes the indentation indicator as 4
+        // Deliberate deviation: go-yaml writes the indentation indicator as one level
         // whatever the content's offset from its parent, so a block scalar that
         // starts with a space or line break inside a list comes out as YAML that
         // neither sops nor any parser reads back. Write those double-quoted.
         let parent = self.indents.last().copied().unwrap_or(-1).max(0);
         let unreadable_block = style == Style::Literal
             && value.starts_with(|c: char| c == ' ' || is_break(c))
-            && self.indent != parent + INDENT;
+            && self.indent != parent + self.best_indent;
         let style = if unreadable_block {
             Style::Double
         } else {
@@ -435,7 +435,7 @@ impl Emitter {
         // Block scalar hints.
         let first = value.chars().next();
         if first.is_some_and(|c| c == ' ' || is_break(c)) {
-            self.write_indicator(&INDENT.to_string(), false, false, false);
+            self.write_indicator(&self.best_indent.to_string(), false, false, false);
         }
         self.open_ended = false;
         let mut rev = value.chars().rev();
