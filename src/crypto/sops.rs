@@ -18,7 +18,7 @@ use crate::format::sops::audit::{Leaf, Rules, corrupt, walk_items};
 use crate::format::sops::cipher::{self, IV_LEN};
 use crate::format::sops::document::{Branches, EncryptedDocument, Item, Value};
 use crate::format::sops::golang::{Fmt, format_float};
-use crate::format::sops::metadata::{AgeEntry, Metadata, Options, VERSION};
+use crate::format::sops::metadata::{AgeEntry, KeyGroup, Metadata, Options, Shamir, VERSION};
 use crate::identity::{Identities, Prompt};
 use crate::recipient::Recipient;
 
@@ -313,6 +313,137 @@ fn verified(
     Ok((plain, stash))
 }
 
+type Share = Option<Zeroizing<Vec<u8>>>;
+
+/// Decrypts the share of each key group not yet opened that a ready identity opens
+/// (any one of its age entries); keeps the last failure of a damaged entry.
+fn group_shares(
+    metadata: &Metadata,
+    identities: &Identities,
+    shares: &mut [Share],
+    failure: &mut Option<Error>,
+    at: &Location,
+) {
+    for (group, share) in metadata.key_groups.iter().zip(shares.iter_mut()) {
+        if share.is_some() {
+            continue;
+        }
+        for entry in group.age.iter().filter(|e| !e.enc.is_empty()) {
+            match crypto::age::try_decrypt(entry.enc.as_bytes(), identities, at) {
+                Ok(Some(part)) => {
+                    *share = Some(part);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => *failure = Some(e),
+            }
+        }
+    }
+}
+
+fn opened(shares: &[Share]) -> usize {
+    shares.iter().filter(|s| s.is_some()).count()
+}
+
+/// How many key groups open a file, as sops counts: one of one, else the
+/// threshold (and never fewer than the two shares a secret is combined from).
+fn needed(metadata: &Metadata) -> usize {
+    match metadata.key_groups.len() {
+        1 => 1,
+        _ => metadata.shamir_threshold.max(2),
+    }
+}
+
+/// The data key from the key groups' shares, as sops recovers it: the one group's
+/// key, or every share opened combined when there are at least the threshold.
+fn group_key(
+    metadata: &Metadata,
+    shares: &[Share],
+    failure: Option<Error>,
+    identities: &Identities,
+    at: &Location,
+) -> Result<DataKey> {
+    let parts: Vec<&[u8]> = shares.iter().flatten().map(|s| s.as_slice()).collect();
+    if parts.len() < needed(metadata) {
+        return Err(match failure {
+            Some(e) if parts.is_empty() => e,
+            _ if parts.is_empty() && metadata.key_groups.len() == 1 => Error::NoIdentity {
+                at: at.clone(),
+                searched: identities.searched().to_vec(),
+            },
+            _ => Error::TooFewGroups {
+                at: at.clone(),
+                opened: parts.len(),
+                groups: metadata.key_groups.len(),
+                needed: needed(metadata),
+            },
+        });
+    }
+    if let [one] = parts.as_slice()
+        && metadata.key_groups.len() == 1
+    {
+        return data_key(one, at);
+    }
+    let key = crypto::shamir::combine(&parts).map_err(|e| Error::Corrupt {
+        at: at.clone(),
+        reason: format!("sops key groups: {e}"),
+    })?;
+    data_key(&key, at)
+}
+
+/// The data key wrapped for `shamir`'s groups: each group's recipients wrap one
+/// share of it (the whole key when there is one group).
+fn wrap_groups(key: &DataKey, shamir: &Shamir, at: &Location) -> Result<Vec<KeyGroup>> {
+    let all: Vec<Recipient> = shamir.groups.iter().flatten().cloned().collect();
+    crypto::age::refuse_low_order(&all, at)?;
+    let shares = match shamir.groups.len() {
+        1 => vec![Zeroizing::new(key.to_vec())],
+        n => crypto::shamir::split(key.as_slice(), n, shamir.threshold),
+    };
+    shamir
+        .groups
+        .iter()
+        .zip(shares)
+        .map(|(group, share)| {
+            let age = group
+                .iter()
+                .map(|r| wrap_for(&share, r, at))
+                .collect::<Result<_>>()?;
+            Ok(KeyGroup {
+                age,
+                foreign: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+fn wrap_for(key: &[u8], r: &Recipient, at: &Location) -> Result<AgeEntry> {
+    let enc = crypto::age::encrypt(key, std::slice::from_ref(r), Armor::Ascii, at)?;
+    Ok(AgeEntry {
+        recipient: r.to_string(),
+        enc: String::from_utf8(enc).unwrap_or_default(),
+    })
+}
+
+/// Whether the file's key groups are `shamir`'s: the same threshold, and each
+/// group names the same recipients, each once.
+fn groups_are(metadata: &Metadata, shamir: &Shamir) -> bool {
+    metadata.uses_groups()
+        && metadata.shamir_threshold == shamir.threshold
+        && metadata.key_groups.len() == shamir.groups.len()
+        && metadata
+            .key_groups
+            .iter()
+            .zip(&shamir.groups)
+            .all(|(have, want)| {
+                have.age.len() == want.len()
+                    && want.iter().all(|r| {
+                        let name = r.to_string();
+                        have.age.iter().filter(|e| e.recipient == name).count() == 1
+                    })
+            })
+}
+
 /// Decrypts a sops document: finds the data key with the identities, decrypts every
 /// value and checks the MAC unless told to ignore it.
 pub fn open(
@@ -326,10 +457,21 @@ pub fn open(
         at: at.clone(),
         reason: format!("bad sops metadata: {reason}"),
     })?;
-    if metadata.key_groups {
-        return Err(Error::Corrupt {
-            at: at.clone(),
-            reason: "sops key groups (Shamir secret sharing) are not supported".into(),
+    if metadata.uses_groups() {
+        let mut shares = vec![None; metadata.key_groups.len()];
+        let mut failure = None;
+        group_shares(&metadata, identities, &mut shares, &mut failure, at);
+        if opened(&shares) < needed(&metadata) && identities.has_locked() {
+            identities.unlock_all(prompt)?;
+            group_shares(&metadata, identities, &mut shares, &mut failure, at);
+        }
+        let key = group_key(&metadata, &shares, failure, identities, at)?;
+        let (plain, stash) = verified(doc, &metadata, &key, at, mac)?;
+        return Ok(Opened {
+            plain,
+            metadata,
+            key,
+            stash,
         });
     }
     let wrapped: Vec<&[u8]> = metadata
@@ -357,25 +499,10 @@ pub fn open(
     })
 }
 
-/// Re-wraps the data key of an encrypted document for `recipients`, as `sops
-/// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
-/// wrapped key of a recipient that stays is kept byte for byte when it is for that
-/// recipient alone (unless `wrap` is `Wrap::Anew`). Key sources other
-/// than age are dropped. The document is fully checked first (every value
-/// authenticates, the MAC matches) with identities that are ready; nothing is asked for.
-pub fn rewrap(
-    doc: &EncryptedDocument,
-    identities: &Identities,
-    recipients: &[Recipient],
-    wrap: Wrap,
-    at: &Location,
-) -> Result<EncryptedDocument> {
-    let mut metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
-        at: at.clone(),
-        reason: format!("bad sops metadata: {reason}"),
-    })?;
-    // A damaged entry is passed over (a rewrite replaces it), as sops passes over a
-    // key it cannot use.
+/// The data key from the top-level age entries, with the identities that are ready.
+/// A damaged entry is passed over (a rewrite replaces it), as sops passes over a
+/// key it cannot use.
+fn whole_key(metadata: &Metadata, identities: &Identities, at: &Location) -> Result<DataKey> {
     let mut raw = None;
     let mut failure = None;
     for entry in metadata.age.iter().filter(|e| !e.enc.is_empty()) {
@@ -398,8 +525,45 @@ pub fn rewrap(
             });
         }
     };
-    let key = data_key(&raw, at)?;
+    data_key(&raw, at)
+}
+
+/// Re-wraps the data key of an encrypted document for `recipients`, as `sops
+/// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
+/// wrapped key of a recipient that stays is kept byte for byte when it is for that
+/// recipient alone (unless `wrap` is `Wrap::Anew`). Key sources other
+/// than age are dropped. The document is fully checked first (every value
+/// authenticates, the MAC matches) with identities that are ready; nothing is asked for.
+pub fn rewrap(
+    doc: &EncryptedDocument,
+    identities: &Identities,
+    recipients: &[Recipient],
+    shamir: Option<&Shamir>,
+    wrap: Wrap,
+    at: &Location,
+) -> Result<EncryptedDocument> {
+    let mut metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
+        at: at.clone(),
+        reason: format!("bad sops metadata: {reason}"),
+    })?;
+    let key = if metadata.uses_groups() {
+        let mut shares = vec![None; metadata.key_groups.len()];
+        let mut failure = None;
+        group_shares(&metadata, identities, &mut shares, &mut failure, at);
+        group_key(&metadata, &shares, failure, identities, at)?
+    } else {
+        whole_key(&metadata, identities, at)?
+    };
     verified(doc, &metadata, &key, at, Mac::Check)?;
+    if let Some(shamir) = shamir {
+        // New shares for every group, as `sops updatekeys` splits the key anew.
+        let groups = wrap_groups(&key, shamir, at)?;
+        metadata.set_groups(groups, shamir.threshold);
+        return Ok(EncryptedDocument {
+            branches: doc.branches.clone(),
+            metadata: metadata.to_items(),
+        });
+    }
     crypto::age::refuse_low_order(recipients, at)?;
     let old = std::mem::take(&mut metadata.age);
     metadata.drop_foreign();
@@ -434,6 +598,7 @@ pub fn rewrap(
 pub fn seal(
     branches: &Branches,
     recipients: &[Recipient],
+    shamir: Option<&Shamir>,
     options: Options,
     previous: Option<&Opened>,
     at: &Location,
@@ -450,11 +615,22 @@ pub fn seal(
                 mac: String::new(),
                 version: VERSION.into(),
                 options: options.with_default(),
-                key_groups: false,
+                key_groups: Vec::new(),
+                shamir_threshold: 0,
                 raw: Vec::new(),
             },
         ),
     };
+    if let Some(shamir) = shamir {
+        if !groups_are(&metadata, shamir) {
+            let groups = wrap_groups(&key, shamir, at)?;
+            metadata.set_groups(groups, shamir.threshold);
+        }
+        return finish(branches, metadata, &key, stash, at);
+    }
+    if metadata.uses_groups() {
+        metadata.drop_groups();
+    }
     let names: Vec<String> = recipients.iter().map(Recipient::to_string).collect();
     let same = metadata.age.len() == names.len()
         && names
@@ -478,12 +654,23 @@ pub fn seal(
             })
             .collect::<Result<_>>()?;
     }
+    finish(branches, metadata, &key, stash, at)
+}
+
+/// Seals the values with the data key and writes the MAC and `lastmodified`.
+fn finish(
+    branches: &Branches,
+    mut metadata: Metadata,
+    key: &DataKey,
+    stash: &Stash,
+    at: &Location,
+) -> Result<EncryptedDocument> {
     let rules = Rules::new(&metadata.options, at)?;
     let mut out = branches.clone();
-    let mac = seal_branches(&mut out, &rules, &key, stash);
+    let mac = seal_branches(&mut out, &rules, key, stash);
     metadata.lastmodified =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    metadata.mac = aes::seal(&key, mac.as_bytes(), "str", &metadata.lastmodified, None);
+    metadata.mac = aes::seal(key, mac.as_bytes(), "str", &metadata.lastmodified, None);
     metadata.version = VERSION.into();
     Ok(EncryptedDocument {
         branches: out,
@@ -514,13 +701,14 @@ pub fn encrypt_file(
     format: Format,
     plaintext: &[u8],
     recipients: &[Recipient],
+    shamir: Option<&Shamir>,
     options: Options,
     previous: Option<&Opened>,
     at: &Location,
 ) -> Result<Vec<u8>> {
     let store = sops::require_store(format, at)?;
     let plain = Plain(store.load_plain(plaintext, &at.file)?);
-    let doc = seal(&plain.0, recipients, options, previous, at)?;
+    let doc = seal(&plain.0, recipients, shamir, options, previous, at)?;
     store.emit_encrypted(&doc)
 }
 
@@ -590,6 +778,7 @@ mod tests {
         let sealed = seal(
             &doc(),
             std::slice::from_ref(&r),
+            None,
             Options::default(),
             None,
             &at,
@@ -610,6 +799,7 @@ mod tests {
         let again = seal(
             &doc(),
             std::slice::from_ref(&r),
+            None,
             Options::default(),
             Some(&opened),
             &at,
@@ -622,7 +812,7 @@ mod tests {
         if let Item::Pair(_, Value::Map(items)) = &mut changed[0][1] {
             items[0] = Item::Pair("user".into(), Value::Str("other".into()));
         }
-        let third = seal(&changed, &[r], Options::default(), Some(&opened), &at).unwrap();
+        let third = seal(&changed, &[r], None, Options::default(), Some(&opened), &at).unwrap();
         let (a, b) = (
             format!("{:?}", sealed.branches[0][1]),
             format!("{:?}", third.branches[0][1]),
@@ -642,7 +832,7 @@ mod tests {
     fn tampering_gives_distinct_errors() {
         let (_d, mut ids, r) = identity();
         let at = Location::named("t.yaml");
-        let sealed = seal(&doc(), &[r], Options::default(), None, &at).unwrap();
+        let sealed = seal(&doc(), &[r], None, Options::default(), None, &at).unwrap();
         let db = |d: &mut EncryptedDocument| match &mut d.branches[0][1] {
             Item::Pair(_, Value::Map(items)) => items.clone(),
             _ => unreachable!(),
@@ -720,7 +910,7 @@ mod tests {
             mac_only_encrypted: true,
             ..Options::default()
         };
-        let sealed = seal(&doc(), &[r], options, None, &at).unwrap();
+        let sealed = seal(&doc(), &[r], None, options, None, &at).unwrap();
         let text = flat(&sealed);
         assert!(
             text.contains("\"app\"") && !text.contains("hunter2"),
@@ -747,10 +937,10 @@ mod tests {
         let weak = Recipient::X25519(zero.parse().unwrap());
         let both = [r.clone(), weak];
         let refused = |e: Error| matches!(e, Error::WeakKey { .. });
-        let sealed = seal(&doc(), &both, Options::default(), None, &at);
+        let sealed = seal(&doc(), &both, None, Options::default(), None, &at);
         assert!(sealed.is_err_and(refused));
-        let sealed = seal(&doc(), &[r], Options::default(), None, &at).unwrap();
-        assert!(rewrap(&sealed, &ids, &both, Wrap::KeepStaying, &at).is_err_and(refused));
+        let sealed = seal(&doc(), &[r], None, Options::default(), None, &at).unwrap();
+        assert!(rewrap(&sealed, &ids, &both, None, Wrap::KeepStaying, &at).is_err_and(refused));
     }
 
     fn x25519() -> Recipient {
@@ -766,13 +956,16 @@ mod tests {
             Format::SopsYaml,
             b"a: b\n",
             &policy,
+            None,
             Options::default(),
             None,
             &at,
         )
         .unwrap();
         let differs = |data: &[u8], want: &[Recipient]| {
-            readers(Format::SopsYaml, data).unwrap().differs_from(want)
+            readers(Format::SopsYaml, data)
+                .unwrap()
+                .differs_from(want, None)
         };
         assert_eq!(differs(&file, &policy), None);
         assert_eq!(

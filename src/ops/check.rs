@@ -569,7 +569,7 @@ impl Context<'_> {
                         status = worst(status, Status::Drift);
                     } else if let Some(what) = readers
                         .as_ref()
-                        .and_then(|r| r.differs_from(&want.recipients))
+                        .and_then(|r| r.differs_from(&want.recipients, want.shamir.as_ref()))
                     {
                         out.problem(
                             rel,
