@@ -4,5 +4,6 @@
 
 mod age;
 mod conformance;
+mod shamir;
 pub(crate) mod sops;
 mod vectors;
