@@ -259,3 +259,52 @@ fn key_groups_in_a_policy_are_checked_when_it_is_read() {
         assert_eq!(tree(&repo), before);
     }
 }
+
+#[test]
+fn host_rotate_rewraps_the_rotated_hosts_key_group_so_sops_reads_it() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.write("work/policies/default.yaml", shamir_policy(2));
+    env.keys_stdin(&["encrypt", "yaml/s"], FORMATS[0].2.as_bytes())
+        .success();
+    let admin = env.root.join("keys/demo.txt");
+    let old_x86 = host_age_identity(&env, "vps-x86");
+    let new_key = env.root.join("new_host_key");
+    let mut cmd = Command::new(peer("ssh-keygen"));
+    cmd.args([
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        "",
+        "-f",
+        arg(&new_key),
+    ]);
+    run(cmd, b"").success();
+    let new_pub = new_key.with_extension("pub");
+    // The admin's group alone cannot split the key anew: nothing changes.
+    let before = tree(&repo);
+    let rotate = ["host", "rotate", "vps-x86", "--key", arg(&new_pub)];
+    env.keys(&rotate).failure(4);
+    assert_eq!(tree(&repo), before);
+    // With a second group's identity it can.
+    let arm = host_key(&env, "vps-arm");
+    let mut args = rotate.to_vec();
+    args.extend(["-i", arg(&arm)]);
+    env.keys(&args).success();
+    env.keys(&["check"]).success();
+    let out = env.keys(&["to-age", "--private", arg(&new_key)]).success();
+    let new_x86 = write_private(&env, "ids/new-x86.age", out.stdout);
+    let file = repo.join("secrets/yaml/s.yaml");
+    let decrypt = |keys: &[&Path], name: &str| {
+        let key = key_file(&env, name, keys);
+        sops(&env, &["decrypt", arg(&file)], &key)
+    };
+    assert_eq!(
+        decrypt(&[&admin, &new_x86], "admin-new").success().stdout,
+        FORMATS[0].2
+    );
+    assert_ne!(decrypt(&[&admin, &old_x86], "admin-old").code, 0);
+}
