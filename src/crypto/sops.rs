@@ -1033,4 +1033,149 @@ mod tests {
         });
         assert_eq!(differs(&empty_kms, &policy), None);
     }
+
+    /// Three identities, each the one recipient of its key group.
+    fn groups(threshold: usize) -> (Vec<(tempfile::TempDir, Identities, Recipient)>, Shamir) {
+        let ids: Vec<_> = (0..3).map(|_| identity()).collect();
+        let groups = ids.iter().map(|(_, _, r)| vec![r.clone()]).collect();
+        (ids, Shamir { groups, threshold })
+    }
+
+    #[test]
+    fn key_groups_open_with_threshold_groups_and_are_kept_on_edit() {
+        let at = Location::named("t.yaml");
+        let (mut ids, shamir) = groups(2);
+        let sealed = seal(&doc(), &[], Some(&shamir), Options::default(), None, &at).unwrap();
+        let keys: Vec<&str> = sealed.metadata.iter().filter_map(Item::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "shamir_threshold",
+                "key_groups",
+                "lastmodified",
+                "mac",
+                "unencrypted_suffix",
+                "version"
+            ],
+            "sops's order"
+        );
+        // One group's identity: too few; it names the counts.
+        let err = open(&sealed, &mut ids[1].1, &NoPrompt, &at, Mac::Check)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::TooFewGroups {
+                    opened: 1,
+                    groups: 3,
+                    needed: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Two groups' identities (in one search): the file opens.
+        let (_d, mut both) = {
+            let dir = tempfile::tempdir().unwrap();
+            let mut flags = Vec::new();
+            for (i, (d, _, _)) in ids.iter().enumerate().filter(|(i, _)| *i != 1) {
+                let path = dir.path().join(format!("{i}.txt"));
+                std::fs::copy(d.path().join("id.txt"), &path).unwrap();
+                flags.push(path);
+            }
+            let search = Search {
+                flags,
+                env_identity: None,
+                keyring: crate::identity::keyring::Backend::Disabled,
+                config_dir: None,
+                home: None,
+            };
+            let ids = Identities::search(&search).unwrap();
+            (dir, ids)
+        };
+        let opened = open(&sealed, &mut both, &NoPrompt, &at, Mac::Check).unwrap();
+        assert_eq!(opened.plain.0, doc());
+        // Sealing it again for the same groups keeps its key groups as they were.
+        let again = seal(
+            &doc(),
+            &[],
+            Some(&shamir),
+            Options::default(),
+            Some(&opened),
+            &at,
+        )
+        .unwrap();
+        let groups_of =
+            |d: &EncryptedDocument| Metadata::from_items(&d.metadata).unwrap().key_groups;
+        assert_eq!(groups_of(&again), groups_of(&sealed));
+        // Re-wrapped for one recipient: the groups are gone, the top-level entry opens it.
+        let plain = rewrap(
+            &sealed,
+            &both,
+            std::slice::from_ref(&ids[1].2),
+            None,
+            Wrap::Anew,
+            &at,
+        )
+        .unwrap();
+        let m = Metadata::from_items(&plain.metadata).unwrap();
+        assert!(!m.uses_groups() && m.shamir_threshold == 0 && m.age.len() == 1);
+        let keys: Vec<&str> = plain.metadata.iter().filter_map(Item::key).collect();
+        assert!(
+            !keys.contains(&"key_groups") && !keys.contains(&"shamir_threshold"),
+            "{keys:?}"
+        );
+        assert!(open(&plain, &mut ids[1].1, &NoPrompt, &at, Mac::Check).is_ok());
+        // And back to groups with all three needed: new shares, the old ones useless.
+        let three = Shamir {
+            threshold: 3,
+            ..shamir.clone()
+        };
+        let regrouped = rewrap(&plain, &ids[1].1, &[], Some(&three), Wrap::Anew, &at).unwrap();
+        let err = open(&regrouped, &mut both, &NoPrompt, &at, Mac::Check)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::TooFewGroups {
+                    opened: 2,
+                    needed: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Checked against a policy without any key.
+        let emit =
+            |d: &EncryptedDocument| store(Format::SopsYaml).unwrap().emit_encrypted(d).unwrap();
+        let found = readers(Format::SopsYaml, &emit(&regrouped)).unwrap();
+        assert_eq!(found.differs_from(&[], Some(&three)), None);
+        let mut swapped = three.clone();
+        swapped.groups.swap(0, 1);
+        let recipients = [ids[0].2.clone()];
+        let top_level = readers(Format::SopsYaml, &emit(&plain)).unwrap();
+        for (what, says) in [
+            (
+                found.differs_from(&[], Some(&swapped)),
+                "key group 1 has 1 age entry (1 for recipients the policy does not name, 1 missing); key group 2 has",
+            ),
+            (
+                found.differs_from(&[], Some(&shamir)),
+                "3 key groups (Shamir threshold 3); the policy calls for 3 key groups (Shamir threshold 2)",
+            ),
+            (
+                found.differs_from(&recipients, None),
+                "its sops metadata has 3 key groups (Shamir threshold 3); the policy calls for 1 recipient",
+            ),
+            (
+                top_level.differs_from(&[], Some(&three)),
+                "its sops metadata has 1 age entry and no key groups; the policy calls for 3 key groups",
+            ),
+        ] {
+            let what = what.unwrap();
+            assert!(what.contains(says), "{what}");
+        }
+    }
 }

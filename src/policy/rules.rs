@@ -748,6 +748,61 @@ mod tests {
     }
 
     #[test]
+    fn key_groups_resolve_per_group_and_are_checked() {
+        let (fleet, p) = load(
+            "rules:\n  - secrets: x\n    format: sops-yaml\n    key_groups: [[alice], [host:web, container:bot]]\n    shamir_threshold: 2\n",
+        )
+        .unwrap();
+        let rule = &p.rules[0];
+        assert_eq!(rule.key_groups.len(), 2);
+        assert_eq!(rule.readers.len(), 3, "every group's readers");
+        let r = p.resolve(rule, &fleet).unwrap();
+        let shamir = r.shamir.unwrap();
+        assert_eq!(shamir.threshold, 2);
+        assert_eq!(
+            shamir.groups.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1, 1],
+            "the container shares its host's key"
+        );
+        assert_eq!(r.recipients.len(), 2);
+        // Without a threshold, every group is needed.
+        let (fleet, p) = load(
+            "rules:\n  - secrets: x\n    format: sops-json\n    key_groups: [[alice], [host:web]]\n",
+        )
+        .unwrap();
+        let shamir = p.resolve(&p.rules[0], &fleet).unwrap().shamir.unwrap();
+        assert_eq!(shamir.threshold, 2);
+        for (rule, says) in [
+            (
+                "    format: age\n    key_groups: [[alice], [host:web]]\n",
+                "policies/a.yaml:4: key_groups applies only to sops formats",
+            ),
+            (
+                "    format: sops-yaml\n    readers: [alice]\n    key_groups: [[alice], [host:web]]\n",
+                "policies/a.yaml:5: give a rule readers or key_groups, not both",
+            ),
+            (
+                "    format: sops-yaml\n    key_groups: [[alice], []]\n",
+                "policies/a.yaml:4: key group 2 has no readers",
+            ),
+            (
+                "    format: sops-yaml\n    key_groups: [[alice], [host:web]]\n    shamir_threshold: 1\n",
+                "policies/a.yaml:5: shamir_threshold 1 is not between 2 and the 2 key groups",
+            ),
+            (
+                "    format: sops-yaml\n",
+                "policies/a.yaml:2: rule \"x\" has no readers (give readers or key_groups)",
+            ),
+        ] {
+            let err = load(&format!("rules:\n  - secrets: x\n{rule}"))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.starts_with(says), "{rule}: {err}");
+        }
+    }
+
+    #[test]
     fn owner_group_and_mode_are_read_and_checked() {
         for (mode, want) in [
             ("0440", "0440"),

@@ -287,7 +287,14 @@ fn host_rotate_rewraps_the_rotated_hosts_key_group_so_sops_reads_it() {
     // The admin's group alone cannot split the key anew: nothing changes.
     let before = tree(&repo);
     let rotate = ["host", "rotate", "vps-x86", "--key", arg(&new_pub)];
-    env.keys(&rotate).failure(4);
+    let run = env.keys(&rotate).failure(4);
+    assert!(
+        run.stderr.contains(
+            "secrets/yaml/s.yaml: the identities found open 1 of its 3 key groups; 2 are needed"
+        ),
+        "{}",
+        run.stderr
+    );
     assert_eq!(tree(&repo), before);
     // With a second group's identity it can.
     let arm = host_key(&env, "vps-arm");
