@@ -315,3 +315,55 @@ fn host_rotate_rewraps_the_rotated_hosts_key_group_so_sops_reads_it() {
     );
     assert_ne!(decrypt(&[&admin, &old_x86], "admin-old").code, 0);
 }
+
+#[test]
+fn exported_creation_rules_give_sops_the_key_groups_and_check_finds_no_drift() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.write("work/policies/default.yaml", shamir_policy(2));
+    env.keys(&["export", "sops-config"]).success();
+    let config = std::fs::read_to_string(repo.join(".sops.yaml")).unwrap();
+    assert!(
+        config
+            .contains("    shamir_threshold: 2\n    key_groups:\n      - age:\n          - 'age1"),
+        "{config}"
+    );
+    // sops encrypts a new file by those rules; keys reads it and checks it without a key.
+    env.write("work/secrets/yaml/new.yaml", "token: fresh\n");
+    let mut cmd = Command::new(peer("sops"));
+    cmd.args([
+        "--disable-version-check",
+        "encrypt",
+        "-i",
+        "secrets/yaml/new.yaml",
+    ]);
+    env.apply(&mut cmd);
+    run(cmd, b"").success();
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check.stdout.contains("yaml/new") && !check.stdout.contains("drift"),
+        "{}",
+        check.stdout
+    );
+    let arm = host_key(&env, "vps-arm");
+    let out = env
+        .keys(&["decrypt", "-i", arg(&arm), "yaml/new"])
+        .success();
+    assert_eq!(out.stdout, "token: fresh\n");
+    // A group's recipient that is not the policy's is drift, found without a key.
+    env.write(
+        "work/policies/default.yaml",
+        shamir_policy(2).replace(
+            "[[admins], [host:vps-arm], [host:vps-x86]]",
+            "[[admins], [host:vps-x86], [host:vps-arm]]",
+        ),
+    );
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check.stdout.contains(
+            "key group 2 has 1 age entry (1 for recipients the policy does not name, 1 missing)"
+        ),
+        "{}",
+        check.stdout
+    );
+}
