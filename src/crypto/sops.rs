@@ -532,7 +532,8 @@ fn whole_key(metadata: &Metadata, identities: &Identities, at: &Location) -> Res
 /// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
 /// wrapped key of a recipient that stays is kept byte for byte when it is for that
 /// recipient alone (unless `wrap` is `Wrap::Anew`). Key sources other
-/// than age are dropped. The document is fully checked first (every value
+/// than age are dropped. For `shamir`'s key groups the key is split anew, and the
+/// identities must open the threshold of the new groups too. The document is fully checked first (every value
 /// authenticates, the MAC matches) with identities that are ready; nothing is asked for.
 pub fn rewrap(
     doc: &EncryptedDocument,
@@ -559,6 +560,11 @@ pub fn rewrap(
         // New shares for every group, as `sops updatekeys` splits the key anew.
         let groups = wrap_groups(&key, shamir, at)?;
         metadata.set_groups(groups, shamir.threshold);
+        // The identities that opened the file open what is written (nothing is
+        // written that they could not check).
+        let mut shares = vec![None; metadata.key_groups.len()];
+        group_shares(&metadata, identities, &mut shares, &mut None, at);
+        group_key(&metadata, &shares, None, identities, at)?;
         return Ok(EncryptedDocument {
             branches: doc.branches.clone(),
             metadata: metadata.to_items(),
@@ -1034,6 +1040,18 @@ mod tests {
         assert_eq!(differs(&empty_kms, &policy), None);
     }
 
+    /// The identities of `dirs` (each made by `identity`) in one search.
+    fn searched(dirs: &[&tempfile::TempDir]) -> Identities {
+        let search = Search {
+            flags: dirs.iter().map(|d| d.path().join("id.txt")).collect(),
+            env_identity: None,
+            keyring: crate::identity::keyring::Backend::Disabled,
+            config_dir: None,
+            home: None,
+        };
+        Identities::search(&search).unwrap()
+    }
+
     /// Three identities, each the one recipient of its key group.
     fn groups(threshold: usize) -> (Vec<(tempfile::TempDir, Identities, Recipient)>, Shamir) {
         let ids: Vec<_> = (0..3).map(|_| identity()).collect();
@@ -1076,24 +1094,7 @@ mod tests {
             "{err}"
         );
         // Two groups' identities (in one search): the file opens.
-        let (_d, mut both) = {
-            let dir = tempfile::tempdir().unwrap();
-            let mut flags = Vec::new();
-            for (i, (d, _, _)) in ids.iter().enumerate().filter(|(i, _)| *i != 1) {
-                let path = dir.path().join(format!("{i}.txt"));
-                std::fs::copy(d.path().join("id.txt"), &path).unwrap();
-                flags.push(path);
-            }
-            let search = Search {
-                flags,
-                env_identity: None,
-                keyring: crate::identity::keyring::Backend::Disabled,
-                config_dir: None,
-                home: None,
-            };
-            let ids = Identities::search(&search).unwrap();
-            (dir, ids)
-        };
+        let mut both = searched(&[&ids[0].0, &ids[2].0]);
         let opened = open(&sealed, &mut both, &NoPrompt, &at, Mac::Check).unwrap();
         assert_eq!(opened.plain.0, doc());
         // Sealing it again for the same groups keeps its key groups as they were.
@@ -1132,7 +1133,23 @@ mod tests {
             threshold: 3,
             ..shamir.clone()
         };
-        let regrouped = rewrap(&plain, &ids[1].1, &[], Some(&three), Wrap::Anew, &at).unwrap();
+        // The identities used must open what is written.
+        let err = rewrap(&plain, &ids[1].1, &[], Some(&three), Wrap::Anew, &at)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::TooFewGroups {
+                    opened: 1,
+                    needed: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let all = searched(&[&ids[0].0, &ids[1].0, &ids[2].0]);
+        let regrouped = rewrap(&plain, &all, &[], Some(&three), Wrap::Anew, &at).unwrap();
         let err = open(&regrouped, &mut both, &NoPrompt, &at, Mac::Check)
             .err()
             .unwrap();
