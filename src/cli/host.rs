@@ -206,6 +206,7 @@ fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
     };
     let mut ids = ctx.identities()?;
     let done = host::rotate_host(repo, &args.name, key, &mut ids, ctx.prompt())?;
+    super::rekey::warn_mac_mismatch(&done.mac_mismatch);
     let mut text = shared::host_report(&done.report);
     text.push_str(&format!(
         "rekeyed   {} secret{} for the new key\n",

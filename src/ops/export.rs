@@ -173,6 +173,16 @@ fn agenix_rules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) ->
 /// host: the host's key, or the container's own).
 pub const CONTAINER_KEY_PATH: &str = "/var/lib/keys/ssh_host_ed25519_key";
 
+/// The option a host with containers declares: the modules each of its containers
+/// imports, so that their `age.*` and `sops.*` declarations evaluate.
+const CONTAINER_MODULES_OPTION: &str = "    options.keys.containerModules = lib.mkOption {
+      type = lib.types.listOf lib.types.raw;
+      default = [ ];
+      example = lib.literalExpression \"[ agenix.nixosModules.default sops-nix.nixosModules.sops ]\";
+      description = \"The agenix and sops-nix NixOS modules, imported into each container of this host.\";
+    };
+";
+
 /// The secrets one machine (a host, or a container on it) decrypts.
 #[derive(Default)]
 struct Machine<'a> {
@@ -187,7 +197,9 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
     let mut out = format!(
         "{MARKER} nix` from policies/ and recipients/; do not edit.\n\
          # One NixOS module per host, for agenix and sops-nix: in a host's configuration,\n\
-         #   imports = [ (import ./keys.nix).HOST ];\n{{\n"
+         #   imports = [ (import ./keys.nix).HOST ];\n\
+         # and on a host with containers also\n\
+         #   keys.containerModules = [ agenix.nixosModules.default sops-nix.nixosModules.sops ];\n{{\n"
     );
     let mut names: Vec<&(String, Format)> = secrets.iter().collect();
     names.sort();
@@ -226,10 +238,22 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
             }
         }
         let key = host.on_host(HOST_KEY);
-        out.push_str(&format!("  {} = {{ ... }}: {{\n", nix_attr(&host.name)));
+        // A container's configuration is a system of its own that imports nothing of
+        // its host's: the host names the agenix and sops-nix modules once, in
+        // keys.containerModules, and each container imports them from there.
+        let pad = if host.containers.is_empty() {
+            out.push_str(&format!("  {} = {{ ... }}: {{\n", nix_attr(&host.name)));
+            "    "
+        } else {
+            out.push_str(&format!(
+                "  {} = {{ config, lib, ... }}: {{\n{CONTAINER_MODULES_OPTION}    config = {{\n",
+                nix_attr(&host.name)
+            ));
+            "      "
+        };
         machine_body(
             &mut out,
-            "    ",
+            pad,
             &own,
             &key,
             host.age_key_file
@@ -242,15 +266,20 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
                 None => key.clone(),
                 Some(_) => host.on_host(&c.own_key_path()),
             };
-            out.push_str(&format!("    containers.{} = {{\n", nix_attr(&c.name)));
+            out.push_str(&format!("{pad}containers.{} = {{\n", nix_attr(&c.name)));
             out.push_str(&format!(
-                "      bindMounts.{} = {{\n        hostPath = {};\n        isReadOnly = true;\n      }};\n",
+                "{pad}  bindMounts.{} = {{\n{pad}    hostPath = {};\n{pad}    isReadOnly = true;\n{pad}  }};\n",
                 nix_string(CONTAINER_KEY_PATH),
                 nix_string(&host_path)
             ));
-            out.push_str("      config = { ... }: {\n");
-            machine_body(&mut out, "        ", m, CONTAINER_KEY_PATH, None);
-            out.push_str("      };\n    };\n");
+            out.push_str(&format!(
+                "{pad}  config = {{ ... }}: {{\n{pad}    imports = config.keys.containerModules;\n"
+            ));
+            machine_body(&mut out, &format!("{pad}    "), m, CONTAINER_KEY_PATH, None);
+            out.push_str(&format!("{pad}  }};\n{pad}}};\n"));
+        }
+        if !host.containers.is_empty() {
+            out.push_str("    };\n");
         }
         out.push_str("  };\n");
     }

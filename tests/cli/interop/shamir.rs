@@ -141,6 +141,7 @@ fn key_groups_from_a_policy_rule_are_written_so_sops_reads_them_and_rekeyed_anew
     let repo = fleet(&mut env);
     env.write("work/policies/default.yaml", shamir_policy(2));
     let admin = env.root.join("keys/demo.txt");
+    let (arm_ssh, x86_ssh) = (host_key(&env, "vps-arm"), host_key(&env, "vps-x86"));
     let arm = host_age_identity(&env, "vps-arm");
     let x86 = host_age_identity(&env, "vps-x86");
     let admin_arm = key_file(&env, "admin-arm", &[&admin, &arm]);
@@ -182,7 +183,7 @@ fn key_groups_from_a_policy_rule_are_written_so_sops_reads_them_and_rekeyed_anew
             run.stderr
         );
         let run = env
-            .keys(&["decrypt", "-i", arg(&host_key(&env, "vps-x86")), &name])
+            .keys(&["decrypt", "-i", arg(&admin), "-i", arg(&x86_ssh), &name])
             .success();
         assert_eq!(run.stdout, plain);
     }
@@ -203,8 +204,9 @@ fn key_groups_from_a_policy_rule_are_written_so_sops_reads_them_and_rekeyed_anew
     assert_eq!(tree(&repo), before);
     // Two groups' identities re-split the key, but would not open what is written:
     // nothing is.
-    let (arm_ssh, x86_ssh) = (host_key(&env, "vps-arm"), host_key(&env, "vps-x86"));
-    let run = env.keys(&["rekey", "-i", arg(&arm_ssh)]).failure(4);
+    let run = env
+        .keys(&["rekey", "-i", arg(&admin), "-i", arg(&arm_ssh)])
+        .failure(4);
     assert!(
         run.stderr
             .contains("open 2 of its 3 key groups; 3 are needed"),
@@ -214,8 +216,16 @@ fn key_groups_from_a_policy_rule_are_written_so_sops_reads_them_and_rekeyed_anew
     assert_eq!(tree(&repo), before);
     // With every group's identity the key is split anew (and the rewritten files
     // are proven to open with the identities used).
-    env.keys(&["rekey", "-i", arg(&arm_ssh), "-i", arg(&x86_ssh)])
-        .success();
+    env.keys(&[
+        "rekey",
+        "-i",
+        arg(&admin),
+        "-i",
+        arg(&arm_ssh),
+        "-i",
+        arg(&x86_ssh),
+    ])
+    .success();
     env.keys(&["check"]).success();
     let all = key_file(&env, "all", &[&admin, &arm, &x86]);
     for ((kind, _, plain), run) in FORMATS.iter().zip(sops_reads(&all)) {
@@ -287,8 +297,19 @@ fn host_rotate_rewraps_the_rotated_hosts_key_group_so_sops_reads_it() {
     };
     let before = groups_of(&std::fs::read_to_string(&file).unwrap());
     let arm = host_key(&env, "vps-arm");
-    env.keys_stdin(&["set", "-i", arg(&arm), "yaml/s", "db.port"], b"6543\n")
-        .success();
+    env.keys_stdin(
+        &[
+            "set",
+            "-i",
+            arg(&admin),
+            "-i",
+            arg(&arm),
+            "yaml/s",
+            "db.port",
+        ],
+        b"6543\n",
+    )
+    .success();
     assert_eq!(groups_of(&std::fs::read_to_string(&file).unwrap()), before);
     let old_x86 = host_age_identity(&env, "vps-x86");
     let new_key = env.root.join("new_host_key");
@@ -320,7 +341,7 @@ fn host_rotate_rewraps_the_rotated_hosts_key_group_so_sops_reads_it() {
     assert_eq!(tree(&repo), before);
     // With a second group's identity it can.
     let mut args = rotate.to_vec();
-    args.extend(["-i", arg(&arm)]);
+    args.extend(["-i", arg(&admin), "-i", arg(&arm)]);
     env.keys(&args).success();
     env.keys(&["check"]).success();
     let out = env.keys(&["to-age", "--private", arg(&new_key)]).success();
@@ -367,8 +388,9 @@ fn exported_creation_rules_give_sops_the_key_groups_and_check_finds_no_drift() {
         check.stdout
     );
     let arm = host_key(&env, "vps-arm");
+    let admin = env.root.join("keys/demo.txt");
     let out = env
-        .keys(&["decrypt", "-i", arg(&arm), "yaml/new"])
+        .keys(&["decrypt", "-i", arg(&admin), "-i", arg(&arm), "yaml/new"])
         .success();
     assert_eq!(out.stdout, "token: fresh\n");
     // A group's recipient that is not the policy's is drift, found without a key.
