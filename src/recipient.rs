@@ -71,7 +71,7 @@ impl Recipient {
     /// known_hosts or ssh-keyscan form. `at` names where the line came from.
     pub fn parse_line(line: &str, at: &Location) -> Result<Recipient> {
         let line = line.trim_start_matches('\u{feff}').trim();
-        let tokens: Vec<&str> = line.split_whitespace().collect();
+        let tokens = fields(line);
         let Some(first) = tokens.first() else {
             return Err(invalid(at, "empty line where a key was expected"));
         };
@@ -341,6 +341,33 @@ fn parse_age(token: &str, at: &Location) -> Result<Recipient> {
         at,
         "malformed age recipient (bad bech32 or length)",
     ))
+}
+
+/// The blank-separated fields of a key line, as sshd splits an authorized_keys line:
+/// a blank inside double quotes (`command="a b"`) does not split, nor does `\"`
+/// end the quotes.
+fn fields(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        if c.is_whitespace() && !quoted {
+            if let Some(s) = start.take() {
+                out.push(&line[s..i]);
+            }
+            continue;
+        }
+        start.get_or_insert(i);
+        if c == '"' && !escaped {
+            quoted = !quoted;
+        }
+        escaped = c == '\\';
+    }
+    if let Some(s) = start {
+        out.push(&line[s..]);
+    }
+    out
 }
 
 fn looks_like_key_type(token: &str) -> bool {
@@ -618,6 +645,22 @@ mod tests {
             let err = Recipient::parse_line(line, &at()).unwrap_err().to_string();
             assert!(err.starts_with("test:1: ") && err.contains(want), "{err}");
         }
+    }
+
+    #[test]
+    fn fields_split_as_sshd_splits_authorized_keys_options() {
+        assert_eq!(
+            fields(r#" from="a b",command="x \" y" ssh-ed25519  AAAA c d "#),
+            [
+                r#"from="a b",command="x \" y""#,
+                "ssh-ed25519",
+                "AAAA",
+                "c",
+                "d"
+            ]
+        );
+        assert_eq!(fields(r#"a="unclosed b c"#), [r#"a="unclosed b c"#]);
+        assert!(fields(" \t ").is_empty());
     }
 
     #[test]

@@ -56,10 +56,17 @@ struct RotateArgs {
 /// Where a host key comes from: exactly one of --key, --keyscan and --generate.
 #[derive(clap::Args)]
 struct KeySourceArgs {
-    /// Read the host key from this file: an ssh-ed25519 public key, or a known_hosts
-    /// or ssh-keyscan line.
+    /// Read the host key from this file: an ssh-ed25519 public key, a known_hosts or
+    /// ssh-keyscan line, or the host's unencrypted OpenSSH private key (its public half
+    /// is recorded).
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
+
+    /// With --key PRIVATE_KEY: also store that private key as the host's key secret
+    /// (hosts/NAME/ssh_host_ed25519_key, encrypted to the admins, as --generate does),
+    /// so stage-install can install a key made before keys.
+    #[arg(long, requires = "key")]
+    store_private: bool,
 
     /// Ask the host for its key with ssh-keyscan (port: the one given here, else
     /// --ssh-port when adding, else 22). When adding, its address is recorded unless
@@ -79,8 +86,9 @@ struct KeySourceArgs {
 
 /// Add a host, named by its SSH ed25519 host key.
 ///
-/// The key comes from exactly one of --key FILE (an ssh-ed25519 public key, or a
-/// known_hosts or ssh-keyscan line), --keyscan ADDR[:PORT] (runs `ssh-keyscan -t
+/// The key comes from exactly one of --key FILE (an ssh-ed25519 public key, a
+/// known_hosts or ssh-keyscan line, or the host's OpenSSH private key, which
+/// --store-private also stores as its key secret), --keyscan ADDR[:PORT] (runs `ssh-keyscan -t
 /// ed25519`, shows the key's SHA256 fingerprint and asks on the terminal to confirm it,
 /// unless --yes), or --generate (a new key pair made here: the public key goes into the
 /// host file, the OpenSSH private key into the secret hosts/NAME/ssh_host_ed25519_key,
@@ -151,7 +159,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         HostCommand::Rotate(a) => rotate(ctx, a),
         HostCommand::Rm(a) => {
             let report = host::remove_host(ctx.repo()?, &a.name, a.with_key)?;
-            ui::out(&shared::host_report(&report))
+            ui::out(&shared::host_report(&report))?;
+            shared::refresh_exports(ctx)
         }
     }
 }
@@ -161,7 +170,7 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
     let mut address = args.address;
     let mut ssh_port = args.ssh_port;
     let key = if let Some(file) = &args.source.key {
-        KeySource::Given(host::read_key_file(file)?)
+        host::read_key_file(file, args.source.store_private)?
     } else if let Some(target) = &args.source.keyscan {
         host::check_new_host(repo, &args.name)?;
         let (found, addr, port) = scan(
@@ -186,13 +195,14 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
         persist: args.persist,
     };
     let report = host::add_host(repo, spec)?;
-    ui::out(&shared::host_report(&report))
+    ui::out(&shared::host_report(&report))?;
+    shared::refresh_exports(ctx)
 }
 
 fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
     let repo = ctx.repo()?;
     let key = if let Some(file) = &args.source.key {
-        KeySource::Given(host::read_key_file(file)?)
+        host::read_key_file(file, args.source.store_private)?
     } else if let Some(target) = &args.source.keyscan {
         let (found, _, _) = scan(
             target,
@@ -213,7 +223,8 @@ fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
         done.rekeyed,
         ui::plural(done.rekeyed)
     ));
-    ui::out(&text)
+    ui::out(&text)?;
+    shared::refresh_exports(ctx)
 }
 
 /// Runs ssh-keyscan on `target` (port from the target, else `port`, else 22), shows

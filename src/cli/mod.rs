@@ -229,11 +229,31 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
+/// The stack a command runs on. A document may nest as deep as sops writes one
+/// (10,000 levels of JSON); reading it takes no stack, but encrypting, checking,
+/// writing and freeing its tree walk it, which takes more than the 8 MiB a main
+/// thread usually has. Only the pages used are ever allocated.
+const STACK: usize = 256 << 20;
+
 pub fn main() -> ExitCode {
     crate::signal::catch_file_size_limit();
     // Before anything is decrypted. Best effort: a kernel that refuses leaves the
     // process as it was.
     let _ = crate::signal::no_core_dumps();
+    match std::thread::Builder::new()
+        .name("keys".into())
+        .stack_size(STACK)
+        .spawn(run)
+    {
+        Ok(command) => command
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        Err(_) => run(),
+    }
+}
+
+/// Parses the command line and runs the command.
+fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

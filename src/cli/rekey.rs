@@ -7,7 +7,7 @@ use crate::ops::rekey::Rewrite;
 use crate::ops::workspace::Hosts;
 use crate::ops::{host, rekey};
 
-use super::ui;
+use super::{shared, ui};
 
 /// Re-encrypt every secret whose recipients differ from what its policy resolves to.
 ///
@@ -140,7 +140,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         if finishes {
             host::end_rotation(&ws)?;
         }
-        return Ok(());
+        return shared::refresh_exports(ctx);
     }
     let mut guard = ctx.identities()?;
     let ids: &mut crate::identity::Identities = &mut guard;
@@ -179,7 +179,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         done.rewritten,
         ui::plural(done.rewritten)
     ));
-    Ok(())
+    shared::refresh_exports(ctx)
 }
 
 /// Names each sops file a rekey rewrote though its MAC did not match its values.

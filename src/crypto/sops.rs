@@ -750,7 +750,20 @@ pub fn encrypt_file(
     let store = sops::require_store(format, at)?;
     let plain = Plain(store.load_plain(plaintext, &at.file)?);
     let doc = seal(store, &plain.0, recipients, shamir, options, previous, at)?;
-    store.emit_encrypted(&doc)
+    let out = store.emit_encrypted(&doc)?;
+    // A file keys would refuse to read back is not written. JSON indents a tab a
+    // level, so a document nested a few thousand levels deep comes to this.
+    if out.len() > sops::MAX_INPUT {
+        return Err(Error::InvalidFile {
+            at: at.clone(),
+            reason: format!(
+                "encrypted, it would be {} MiB, more than the {} MiB keys reads; nest it less deeply or split it",
+                out.len() >> 20,
+                sops::MAX_INPUT >> 20
+            ),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

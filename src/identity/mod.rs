@@ -4,6 +4,7 @@
 //! run. Passphrases come through the caller's [`Prompt`].
 
 pub mod keyring;
+mod pem;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -49,7 +50,7 @@ pub struct Identity {
 
 enum State {
     Ready { keys: Vec<Key>, summary: String },
-    LockedSsh(Zeroizing<String>),
+    LockedSsh(Zeroizing<Vec<u8>>),
     LockedAgeFile(Zeroizing<Vec<u8>>),
 }
 
@@ -59,8 +60,8 @@ pub enum Parsed {
     Age(Vec<AgeKey>),
     /// An unencrypted SSH private key.
     Ssh(SshPrivate),
-    /// A passphrase-protected OpenSSH key (its text, still encrypted).
-    EncryptedSsh(Zeroizing<String>),
+    /// A passphrase-protected OpenSSH key (its binary form, still encrypted).
+    EncryptedSsh(Zeroizing<Vec<u8>>),
     /// A passphrase-encrypted age file holding an identity file.
     EncryptedAgeFile,
 }
@@ -79,26 +80,15 @@ impl Parsed {
         {
             return Ok(Parsed::EncryptedAgeFile);
         }
+        if let Some(block) = pem::find(data, origin)? {
+            return parse_armored(block, origin);
+        }
         let at = Location::named(origin);
         let text = std::str::from_utf8(data).map_err(|_| Error::InvalidKey {
             at: at.clone(),
             reason: "not a key file (binary data)".into(),
         })?;
-        let trimmed = text.trim_start();
-        for (header, key_type) in [
-            ("-----BEGIN DSA PRIVATE KEY-----", "ssh-dss"),
-            ("-----BEGIN EC PRIVATE KEY-----", "ecdsa"),
-        ] {
-            if trimmed.starts_with(header) {
-                return Err(unsupported(&at, key_type));
-            }
-        }
-        if trimmed.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
-            || trimmed.starts_with("-----BEGIN RSA PRIVATE KEY-----")
-        {
-            return parse_ssh(trimmed, origin);
-        }
-        if trimmed.starts_with("-----BEGIN") {
+        if text.trim_start().starts_with("-----BEGIN") {
             return Err(Error::InvalidKey {
                 at,
                 reason: "unrecognised PEM block; expected an OpenSSH or age private key".into(),
@@ -116,27 +106,73 @@ fn unsupported(at: &Location, key_type: &str) -> Error {
     }
 }
 
-fn parse_ssh(text: &str, origin: &str) -> Result<Parsed> {
-    let at = Location::named(origin);
-    if text.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
-        // Legacy PEM: only RSA uses it, and RSA only works natively.
-        return SshPrivate::native_only(Zeroizing::new(text.to_string()), origin).map(Parsed::Ssh);
+/// A private key in a PEM-style armor: OpenSSH's own format, or RSA's legacy PEM.
+fn parse_armored(block: pem::Block, origin: &str) -> Result<Parsed> {
+    let at = Location::named(origin).at_line(block.line);
+    match block.label.as_str() {
+        "OPENSSH PRIVATE KEY" => parse_openssh(&block.decode()?.data, origin),
+        "RSA PRIVATE KEY" => {
+            let armor = block.decode()?;
+            if armor.encrypted {
+                return Err(invalid_key(
+                    &at,
+                    "encrypted PEM keys are not supported; convert with ssh-keygen -p -o",
+                ));
+            }
+            // Legacy PEM: only RSA uses it, and RSA only works natively. The key
+            // goes on in the plain layout age's parser reads.
+            SshPrivate::native_only(rsa_pem(&armor.data), origin).map(Parsed::Ssh)
+        }
+        "DSA PRIVATE KEY" => Err(unsupported(&at, "ssh-dss")),
+        "EC PRIVATE KEY" => Err(unsupported(&at, "ecdsa")),
+        _ => Err(invalid_key(
+            &at,
+            "unrecognised PEM block; expected an OpenSSH or age private key",
+        )),
     }
+}
+
+/// An RSA private key (PKCS#1 DER) as PEM text: 64 base64 characters a line, LF.
+fn rsa_pem(der: &[u8]) -> Zeroizing<String> {
+    use base64::Engine;
+    const BEGIN: &str = "-----BEGIN RSA PRIVATE KEY-----\n";
+    const END: &str = "-----END RSA PRIVATE KEY-----\n";
+    let b64_len = der.len().div_ceil(3) * 4;
+    // Room for all of it up front: a growing buffer would leave copies of the key
+    // behind in freed memory.
+    let mut b64 = Zeroizing::new(String::with_capacity(b64_len));
+    base64::engine::general_purpose::STANDARD.encode_string(der, &mut b64);
+    let mut text = Zeroizing::new(String::with_capacity(
+        BEGIN.len() + b64_len + b64_len / 64 + 1 + END.len(),
+    ));
+    text.push_str(BEGIN);
+    for chunk in b64.as_bytes().chunks(64) {
+        // Base64 is ASCII, so every chunk is whole characters.
+        text.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        text.push('\n');
+    }
+    text.push_str(END);
+    text
+}
+
+/// An OpenSSH private key (its binary form, `openssh-key-v1\0…`).
+fn parse_openssh(blob: &[u8], origin: &str) -> Result<Parsed> {
+    let at = Location::named(origin);
     // The public key in the clear header is checked first, as any key is where it
     // enters, even when the sealed part of the file is never opened.
-    if let Some(public) = declared_public(text)
+    if let Some(public) = declared_public(blob)
         && let Ok(line) = public.to_openssh()
         && let Err(e @ Error::WeakKey { .. }) = Recipient::parse_line(&line, &at)
     {
         return Err(e);
     }
-    let key = ssh_key::PrivateKey::from_openssh(text).map_err(|e| match e {
+    let key = ssh_key::PrivateKey::from_bytes(blob).map_err(|e| match e {
         ssh_key::Error::Crypto | ssh_key::Error::PublicKey => invalid_key(&at, MISMATCH),
         _ => invalid_key(&at, "malformed or truncated OpenSSH private key"),
     })?;
     check_ssh_algorithm(&key.algorithm(), &at)?;
     if key.is_encrypted() {
-        return Ok(Parsed::EncryptedSsh(Zeroizing::new(text.to_string())));
+        return Ok(Parsed::EncryptedSsh(Zeroizing::new(blob.to_vec())));
     }
     SshPrivate::from_key(&key, origin).map(Parsed::Ssh)
 }
@@ -144,20 +180,10 @@ fn parse_ssh(text: &str, origin: &str) -> Result<Parsed> {
 const MISMATCH: &str =
     "inconsistent OpenSSH private key (its public key or check bytes do not match its private key)";
 
-/// The public key an OpenSSH private key file declares in its clear header, read
-/// without the rest of the file (sealed, when the key has a passphrase).
-fn declared_public(text: &str) -> Option<ssh_key::PublicKey> {
-    use base64::Engine;
-    let body: String = text
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .map(str::trim)
-        .collect();
-    let data = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .ok()?;
-    let mut rest = data.strip_prefix(b"openssh-key-v1\0")?;
+/// The public key an OpenSSH private key declares in its clear header, read without
+/// the rest of the key (sealed, when the key has a passphrase).
+fn declared_public(blob: &[u8]) -> Option<ssh_key::PublicKey> {
+    let mut rest = blob.strip_prefix(b"openssh-key-v1\0")?;
     // Cipher, KDF and KDF options; then the number of keys, and the first key.
     for _ in 0..3 {
         ssh_string(&mut rest)?;
@@ -273,10 +299,11 @@ impl SshPrivate {
     }
 }
 
-/// Decrypts a passphrase-protected OpenSSH key.
-pub fn unlock_ssh(text: &str, pass: &SecretString, origin: &str) -> Result<SshPrivate> {
+/// Decrypts a passphrase-protected OpenSSH key (its binary form, as
+/// [`Parsed::EncryptedSsh`] holds it).
+pub fn unlock_ssh(blob: &[u8], pass: &SecretString, origin: &str) -> Result<SshPrivate> {
     let at = Location::named(origin);
-    let key = ssh_key::PrivateKey::from_openssh(text)
+    let key = ssh_key::PrivateKey::from_bytes(blob)
         .map_err(|_| invalid_key(&at, "malformed or truncated OpenSSH private key"))?;
     let key = key
         .decrypt(pass.expose_secret().as_bytes())
@@ -288,10 +315,11 @@ pub fn unlock_ssh(text: &str, pass: &SecretString, origin: &str) -> Result<SshPr
     SshPrivate::from_key(&key, origin)
 }
 
-/// The public key embedded (unencrypted) in an OpenSSH private key, encrypted or not.
-pub fn ssh_public_of_encrypted(text: &str, origin: &str) -> Result<Recipient> {
+/// The public key embedded (unencrypted) in an OpenSSH private key (its binary form),
+/// encrypted or not.
+pub fn ssh_public_of_encrypted(blob: &[u8], origin: &str) -> Result<Recipient> {
     let at = Location::named(origin);
-    let key = ssh_key::PrivateKey::from_openssh(text)
+    let key = ssh_key::PrivateKey::from_bytes(blob)
         .map_err(|_| invalid_key(&at, "malformed OpenSSH private key"))?;
     let line = key
         .public_key()
@@ -937,6 +965,6 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert_eq!(err, "k: unsupported key type ssh-dss");
+        assert_eq!(err, "k:1: unsupported key type ssh-dss");
     }
 }

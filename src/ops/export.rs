@@ -3,8 +3,11 @@
 //! `secrets.nix` for `agenix -e`. Both are deterministic, carry a marker line, and
 //! `keys check` reports a committed export that no longer matches the policy.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::{Format, secret_path};
+use crate::fsutil;
+use crate::layout::Repo;
+use crate::ops::workspace::{Hosts, Workspace};
 use crate::policy::host_file::HOST_KEY;
 use crate::policy::{Fleet, Policy, Reader, Rule};
 
@@ -52,6 +55,65 @@ impl Export {
             Export::Nix => nix_modules(policy, fleet, secrets)?,
         })
     }
+}
+
+/// Rewrites each export that exists at the repository root (and starts with the
+/// marker line, so a hand-written file is left alone) whose content no longer matches
+/// the policy, the fleet and the secrets on disk, so a change is never left half made
+/// by a stale export. Renders from what is on disk, so running it twice, or from two
+/// writers one after the other, ends with the same files. Returns the exports
+/// rewritten; reads nothing when no export exists.
+pub fn refresh(repo: &Repo) -> Result<Vec<Export>> {
+    let mut present = Vec::new();
+    for export in Export::ALL {
+        let path = repo.root().join(export.file());
+        if let Some(data) = fsutil::read_optional(&path)?
+            && data.starts_with(MARKER.as_bytes())
+        {
+            present.push((export, path, data));
+        }
+    }
+    if present.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ws = Workspace::load(repo, Hosts::All)?;
+    let secrets = secrets_on_disk(repo)?;
+    let mut rewritten = Vec::new();
+    for (export, path, data) in present {
+        let text = export.render(&ws.policy, &ws.fleet, &secrets)?;
+        if text.as_bytes() != data.as_slice() {
+            fsutil::write_atomic(&path, text.as_bytes(), fsutil::PUBLIC)?;
+            rewritten.push(export);
+        }
+    }
+    Ok(rewritten)
+}
+
+/// The secrets under `secrets/` by name and format, from their paths alone.
+fn secrets_on_disk(repo: &Repo) -> Result<Vec<(String, Format)>> {
+    let dir = repo.secrets_dir();
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for entry in walkdir::WalkDir::new(&dir).min_depth(1) {
+        let entry = entry.map_err(|e| {
+            Error::io(
+                e.path().unwrap_or(&dir).to_path_buf(),
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
+            )
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = repo.rel(entry.path());
+        if let Some((name, format)) = crate::format::secret_of_path(&rel) {
+            out.push((name.to_string(), format));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn yaml_quote(s: &str) -> String {

@@ -44,6 +44,12 @@ pub enum KeySource {
     Given(Recipient),
     /// A new ed25519 key pair made here.
     Generate,
+    /// A key pair made before keys (an OpenSSH private key file): its public half is
+    /// recorded and the private key stored as a generated one would be.
+    Existing {
+        public: Recipient,
+        private: Zeroizing<String>,
+    },
 }
 
 impl KeySource {
@@ -61,6 +67,7 @@ impl KeySource {
                 let (public, private) = keygen::ssh_ed25519(&format!("root@{host}"))?;
                 Ok((public, Some(private)))
             }
+            KeySource::Existing { public, private } => Ok((public, Some(private))),
         }
     }
 }
@@ -731,14 +738,59 @@ fn store_key(
 
 /// Reads the host key from a file: an ssh-ed25519 public key, or a keyscan or
 /// known_hosts line. Other key types are refused by name.
-pub fn read_key_file(path: &Path) -> Result<Recipient> {
-    let data = fsutil::read_private(path)?.data;
+/// The host key in a file: a public key (or a known_hosts or ssh-keyscan line), or an
+/// unencrypted OpenSSH ed25519 private key, whose public half is taken. With
+/// `store_private` the file must be such a private key, kept to be stored as the
+/// host's key secret.
+pub fn read_key_file(path: &Path, store_private: bool) -> Result<KeySource> {
+    let data = Zeroizing::new(fsutil::read_private(path)?.data);
     let shown = path.display().to_string();
+    let at = Location::named(&shown);
     let text = std::str::from_utf8(&data).map_err(|_| Error::InvalidFile {
-        at: Location::named(&shown),
+        at: at.clone(),
         reason: "not UTF-8 text".into(),
     })?;
-    Recipient::host_key_in(text, &shown)
+    if !text.contains("PRIVATE KEY-----") {
+        if store_private {
+            return Err(Error::InvalidKey {
+                at,
+                reason:
+                    "--store-private needs the host's private key; this file holds a public key"
+                        .into(),
+            });
+        }
+        return Recipient::host_key_in(text, &shown).map(KeySource::Given);
+    }
+    let public = match crate::identity::Parsed::parse(text.as_bytes(), &shown)? {
+        crate::identity::Parsed::Ssh(key) => key.public()?,
+        crate::identity::Parsed::EncryptedSsh(_) => {
+            return Err(Error::InvalidKey {
+                at,
+                reason: "a passphrase-protected private key; a host key has no passphrase (sshd cannot use one)".into(),
+            });
+        }
+        _ => {
+            return Err(Error::InvalidKey {
+                at,
+                reason: "not an OpenSSH private key".into(),
+            });
+        }
+    };
+    if !matches!(public, Recipient::SshEd25519(_)) {
+        return Err(Error::UnsupportedKey {
+            at,
+            key_type: public.kind().to_string(),
+            purpose: Some(crate::recipient::HOST_KEY_PURPOSE),
+        });
+    }
+    Ok(if store_private {
+        KeySource::Existing {
+            public,
+            private: Zeroizing::new(text.to_string()),
+        }
+    } else {
+        KeySource::Given(public)
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use crate::common::{Run, TestEnv, peer, run};
-use crate::deploy::{append, generated_fleet};
+use crate::deploy::generated_fleet;
 use crate::fixture::{POLICY, fleet};
 
 #[test]
@@ -74,14 +74,97 @@ fn export_nix_declares_each_hosts_secrets_and_container_bind_mounts() {
     env.apply(&mut parse);
     run(parse, b"").success();
     env.keys(&["check"]).success();
-    // A policy change makes the committed export stale.
-    append(
-        &repo.join("policies/0-imp.yaml"),
-        "  - secrets: \"imp/extra\"\n    format: age\n    readers: [admins, host:imp]\n",
-    );
-    env.keys_stdin(&["encrypt", "imp/extra"], b"x").success();
+    // A policy edited by hand makes the committed export stale.
+    let policy = repo.join("policies/0-imp.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replacen("[admins, host:imp]", "[admins, host:imp, host:plain]", 1),
+    )
+    .unwrap();
     let r = env.keys(&["check"]).failure(8);
     crate::assert_output!(env, "stale_keys_nix", r.stdout);
+    // The rekey the new reader needs brings every export along.
+    let run = env.keys(&["rekey"]).success();
+    assert!(
+        run.stderr.contains("keys: updated keys.nix to match"),
+        "{}",
+        run.stderr
+    );
+    let text = std::fs::read_to_string(repo.join("keys.nix")).unwrap();
+    assert!(
+        text.contains("  plain = { ... }: {\n    sops.age"),
+        "{text}"
+    );
+    env.keys(&["check"]).success();
+}
+
+/// Each command that changes what an export says rewrites the exports that exist in
+/// the same run: a new secret, a removed one, a new host, a container, a rotation, a
+/// rekey after a policy edit. A repository without exports gets none.
+#[test]
+fn exports_follow_every_change_that_alters_them() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/token"], b"t").success();
+    assert!(!repo.join("keys.nix").exists());
+    for what in ["nix", "agenix-rules", "sops-config"] {
+        env.keys(&["export", what]).success();
+    }
+    let steps: [(&[&str], &[u8]); 6] = [
+        (&["encrypt", "misc/new"], b"n"),
+        (&["rm", "misc/new"], b""),
+        (
+            &[
+                "host",
+                "add",
+                "extra",
+                "--generate",
+                "--address",
+                "192.0.2.9",
+            ],
+            b"",
+        ),
+        (&["container", "add", "c1", "--host", "extra"], b""),
+        (&["host", "rotate", "vps-arm", "--generate"], b""),
+        (&["host", "rm", "extra"], b""),
+    ];
+    let exports = || -> Vec<String> {
+        ["keys.nix", "secrets.nix", ".sops.yaml"]
+            .iter()
+            .map(|f| std::fs::read_to_string(repo.join(f)).unwrap())
+            .collect()
+    };
+    for (args, stdin) in steps {
+        let before = exports();
+        let run = env.keys_stdin(args, stdin).success();
+        env.keys(&["check"]).success();
+        assert_ne!(before, exports(), "{args:?} left every export as it was");
+        assert!(
+            run.stderr.contains("keys: updated "),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // A policy edited by hand, then a rekey: .sops.yaml and secrets.nix follow too.
+    env.write(
+        "work/policies/default.yaml",
+        POLICY.replace(
+            "[admins, host:vps-arm]",
+            "[admins, host:vps-arm, host:vps-x86]",
+        ),
+    );
+    env.keys(&["check"]).failure(8);
+    let run = env.keys(&["rekey"]).success();
+    assert!(run.stderr.contains("secrets.nix"), "{}", run.stderr);
+    env.keys(&["check"]).success();
+    // A hand-written file of the same name is left alone.
+    env.write("work/secrets.nix", "# mine\n{ }\n");
+    env.keys_stdin(&["encrypt", "misc/other"], b"o").success();
+    assert_eq!(
+        std::fs::read_to_string(repo.join("secrets.nix")).unwrap(),
+        "# mine\n{ }\n"
+    );
 }
 
 /// `keys.nix` of one host evaluated by the real Nix with `lib.evalModules`, the real

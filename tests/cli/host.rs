@@ -800,3 +800,98 @@ fn library_errors_of_hosts_name_no_command_line_flag() {
     );
     assert_eq!(tree(&repo), before);
 }
+
+/// A host whose key was made before keys (seed 001 keeps it under
+/// `secrets-init/keys/persistent/etc/ssh/`): --key takes the private key and records
+/// its public half; --store-private also stores it as the host's key secret.
+#[test]
+fn add_with_an_existing_private_key_records_it_and_stores_it_on_request() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let dir = env.root.join("old");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("ssh_host_ed25519_key");
+    let mut keygen = Command::new(peer("ssh-keygen"));
+    keygen.args(["-q", "-t", "ed25519", "-N", "", "-C", "root@old", "-f"]);
+    keygen.arg(&key);
+    env.apply(&mut keygen);
+    crate::common::run(keygen, b"").success();
+    let public = key_of(&read(&dir.join("ssh_host_ed25519_key.pub")));
+    let private = read(&key);
+    let shown = key.display().to_string();
+
+    // Recorded from the private key; nothing stored without --store-private.
+    let run = env
+        .keys(&[
+            "host",
+            "add",
+            "old",
+            "--key",
+            &shown,
+            "--address",
+            "192.0.2.7",
+        ])
+        .success();
+    assert!(!run.stdout.contains("PRIVATE") && !run.stderr.contains("PRIVATE"));
+    assert_eq!(
+        ssh_keys(&read(&repo.join("recipients/hosts/old.yaml"))),
+        vec![public.clone()]
+    );
+    assert!(!repo.join("secrets/hosts/old").exists());
+    env.keys(&["host", "rm", "old"]).success();
+
+    // Stored: the admins read back the very bytes of the file; the host file names it.
+    env.keys(&[
+        "host",
+        "add",
+        "old",
+        "--key",
+        &shown,
+        "--store-private",
+        "--address",
+        "192.0.2.7",
+    ])
+    .success();
+    assert_eq!(
+        ssh_keys(&read(&repo.join("recipients/hosts/old.yaml"))),
+        vec![public.clone()]
+    );
+    let back = env
+        .keys(&["decrypt", "hosts/old/ssh_host_ed25519_key"])
+        .success();
+    assert_eq!(back.stdout, private);
+    assert_eq!(
+        public_of_secret(&env, "hosts/old/ssh_host_ed25519_key"),
+        public
+    );
+    no_clear_private_key(&repo);
+    check_clean(&env);
+
+    // A public key cannot be stored, and a passphrase-protected key is no host key.
+    let pubfile = dir.join("ssh_host_ed25519_key.pub").display().to_string();
+    let before = crate::fixture::tree(&repo);
+    let run = env
+        .keys(&["host", "add", "p", "--key", &pubfile, "--store-private"])
+        .failure(3);
+    assert!(
+        run.stderr
+            .contains("--store-private needs the host's private key"),
+        "{}",
+        run.stderr
+    );
+    let locked = dir.join("locked");
+    let mut keygen = Command::new(peer("ssh-keygen"));
+    keygen.args(["-q", "-t", "ed25519", "-N", "pass phrase", "-f"]);
+    keygen.arg(&locked);
+    env.apply(&mut keygen);
+    crate::common::run(keygen, b"").success();
+    let run = env
+        .keys(&["host", "add", "q", "--key", &locked.display().to_string()])
+        .failure(3);
+    assert!(
+        run.stderr.contains("passphrase-protected"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(crate::fixture::tree(&repo), before);
+}

@@ -1,14 +1,15 @@
 //! The sops dotenv store, as sops 3.11 reads and writes it: one `KEY=value` per
 //! line, the value verbatim after the first `=` (quotes and spaces kept, `\n`
-//! meaning a newline), `#` lines as comments, blank lines dropped, and the
-//! metadata as `sops_`-prefixed flattened keys in sorted order at the end.
+//! meaning a newline), `#` lines as comments, blank lines dropped, a repeated key
+//! kept as often as it comes, a byte order mark kept as part of the first line, and
+//! the metadata as `sops_`-prefixed flattened keys in sorted order at the end.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::flatten::{flatten_metadata, unflatten_metadata};
 use super::json::single_branch;
-use super::text::{Bom, invalid, text, unemittable, val_to_string};
+use super::text::{check_size, invalid, unemittable, val_to_string};
 use crate::error::Result;
 
 /// The prefix of the keys that hold sops metadata.
@@ -19,36 +20,55 @@ pub const METADATA_PREFIX: &str = "sops_";
 pub struct DotenvStore;
 
 /// The items of a dotenv file, each with its line, as sops's `LoadPlainFile`
-/// reads them; duplicate keys are refused.
+/// reads them: every line on its own, so a repeated key is two items and a byte
+/// order mark is the start of the first key. A value is bytes, as in Go: one that
+/// is not UTF-8 is kept as it is; keys and comments must be UTF-8.
 fn parse(data: &[u8], file: &str) -> Result<Vec<(u64, Item)>> {
-    let text = text(data, file, Bom::Refused)?;
+    check_size(data, file)?;
     let mut items = Vec::new();
-    let mut seen = HashSet::new();
-    for (n, line) in text.split('\n').enumerate() {
+    for (n, line) in data.split(|&b| b == b'\n').enumerate() {
         let n = n as u64 + 1;
+        let text = |bytes: &[u8], what: &str| {
+            std::str::from_utf8(bytes).map(str::to_string).map_err(|_| {
+                invalid(
+                    file,
+                    Some(n),
+                    format!(
+                        "invalid UTF-8 in a {what}; dotenv keys and comments must be UTF-8 text"
+                    ),
+                )
+            })
+        };
         if line.is_empty() {
             continue;
         }
-        if let Some(comment) = line.strip_prefix('#') {
-            items.push((n, Item::Comment(comment.to_string())));
+        if let Some(comment) = line.strip_prefix(b"#") {
+            items.push((n, Item::Comment(text(comment, "comment")?)));
             continue;
         }
-        let Some((key, value)) = line.split_once('=') else {
+        let Some(eq) = memchr::memchr(b'=', line) else {
             return Err(invalid(file, Some(n), "expected KEY=VALUE or a # comment"));
         };
-        if !seen.insert(key) {
-            return Err(invalid(
-                file,
-                Some(n),
-                format!("duplicate key {}", super::text::join_key("", key)),
-            ));
-        }
-        items.push((
-            n,
-            Item::Pair(key.to_string(), Value::Str(value.replace("\\n", "\n"))),
-        ));
+        let value = match String::from_utf8(unescape_newlines(&line[eq + 1..])) {
+            Ok(value) => Value::Str(value),
+            Err(e) => Value::Bytes(e.into_bytes()),
+        };
+        items.push((n, Item::Pair(text(&line[..eq], "key")?, value)));
     }
     Ok(items)
+}
+
+/// `value` with every `\n` (backslash, n) a newline.
+fn unescape_newlines(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = memchr::memmem::find(rest, b"\\n") {
+        out.extend_from_slice(&rest[..at]);
+        out.push(b'\n');
+        rest = &rest[at + 2..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 impl Store for DotenvStore {
@@ -73,11 +93,20 @@ impl Store for DotenvStore {
 
     fn load_encrypted(&self, data: &[u8], file: &str) -> Result<EncryptedDocument> {
         let mut branch = Vec::new();
-        let mut flat = Vec::new();
+        let mut flat: Vec<(String, String)> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
         for (_, item) in parse(data, file)? {
             match item {
                 Item::Pair(key, Value::Str(value)) if key.starts_with(METADATA_PREFIX) => {
-                    flat.push((key[METADATA_PREFIX.len()..].to_string(), value));
+                    // sops gathers these in a map: a repeated key's last value wins.
+                    let key = key[METADATA_PREFIX.len()..].to_string();
+                    match seen.get(&key) {
+                        Some(&at) => flat[at].1 = value,
+                        None => {
+                            seen.insert(key.clone(), flat.len());
+                            flat.push((key, value));
+                        }
+                    }
                 }
                 item => branch.push(item),
             }
@@ -164,6 +193,7 @@ impl Store for DotenvStore {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashSet;
 
     const ENC: &[u8] = sops_vector!("app.enc.env");
     const PLAIN: &[u8] = sops_vector!("app.plain.env");
@@ -263,15 +293,42 @@ mod tests {
     }
 
     #[test]
+    fn repeated_keys_and_a_byte_order_mark_are_kept_as_sops_keeps_them() {
+        let input = b"\xEF\xBB\xBFA=1\nB=2\nA=3\n";
+        let tree = DotenvStore.load_plain(input, "f.env").unwrap();
+        assert_eq!(
+            tree[0],
+            vec![
+                Item::Pair("\u{feff}A".into(), Value::Str("1".into())),
+                Item::Pair("B".into(), Value::Str("2".into())),
+                Item::Pair("A".into(), Value::Str("3".into())),
+            ]
+        );
+        assert_eq!(DotenvStore.emit_plain(&tree).unwrap(), input);
+    }
+
+    /// sops's values are Go strings, bytes of any kind: one that is not UTF-8 is
+    /// read, encrypted and written back as it is.
+    #[test]
+    fn values_that_are_not_utf8_are_kept_as_bytes() {
+        let input = b"A=\xe9t\xe9\\n\xff\nB=x\n";
+        let tree = DotenvStore.load_plain(input, "f.env").unwrap();
+        assert_eq!(
+            tree[0],
+            vec![
+                Item::Pair("A".into(), Value::Bytes(b"\xe9t\xe9\n\xff".to_vec())),
+                Item::Pair("B".into(), Value::Str("x".into())),
+            ]
+        );
+        assert_eq!(DotenvStore.emit_plain(&tree).unwrap(), input);
+    }
+
+    #[test]
     fn hostile_input_is_refused_without_quoting_it() {
         let table: &[(&[u8], &str)] = &[
             (b"A=1\nhunter2\n", "f.env:2: expected KEY=VALUE"),
-            (b"A=1\nA=hunter2\n", "f.env:2: duplicate key A"),
-            (b"A=1\nB=\xffhunter2\n", "f.env:2: invalid UTF-8"),
-            (
-                b"\xEF\xBB\xBFA=hunter2\n",
-                "f.env:1: file starts with a byte order mark",
-            ),
+            (b"A=1\n\xffB=hunter2\n", "f.env:2: invalid UTF-8 in a key"),
+            (b"#\xff\nB=hunter2\n", "f.env:1: invalid UTF-8 in a comment"),
             (
                 b"sops_mac=hunter2\n",
                 "f.env:1: key sops_mac starts with sops_",

@@ -1,16 +1,21 @@
 //! The sops INI store, as sops 3.11 reads and writes it through go-ini v1.67:
-//! each section is a top-level key whose value is a map of string values, the
-//! keyless first section is `DEFAULT`, comments attach to the next section or key
-//! (and are written as `; …` lines before it), `key = value` padding is re-aligned
-//! per section, and the metadata is a `[sops]` section of flattened keys. Unlike
-//! sops, a key, value or section name that go-ini would write back as something
-//! else (a `-` auto-increment key, quotes it cannot wrap) is refused when read, and
-//! a value ending in a backslash is quoted so it does not continue onto the next line.
+//! each section is a top-level key whose value is a map of string values. The
+//! keyless first section is `DEFAULT`; every `[name]` line starts a section of its
+//! own, an explicit `[DEFAULT]` and a repeated name included (go-ini's
+//! `AllowNonUniqueSections`), and a key repeated in a section keeps its first place
+//! with its last value and comment. Comments attach to the next section or key (and
+//! are written as `; …` lines before it), `key = value` padding is re-aligned per
+//! section, and the metadata is a `[sops]` section of flattened keys. Unlike sops, a
+//! key, value or section name that go-ini would write back as something else (a `-`
+//! auto-increment key, quotes it cannot wrap) is refused when read, and a value
+//! ending in a backslash is quoted so it does not continue onto the next line.
+
+use std::collections::HashMap;
 
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::flatten::{flatten_metadata, unflatten_metadata};
 use super::json::METADATA_KEY;
-use super::text::{Bom, invalid, join_key, text, unemittable, val_to_string};
+use super::text::{check_size, invalid, join_key, line_at, strip_bom, unemittable, val_to_string};
 use crate::error::Result;
 
 /// The name of the section that holds keys before the first `[section]`.
@@ -30,7 +35,7 @@ struct Section {
 
 struct Key {
     name: String,
-    value: String,
+    value: Value,
     comment: String,
 }
 
@@ -67,14 +72,78 @@ fn surrounded(s: &str, quote: char) -> bool {
         && s[1..].find(quote) == Some(s.len() - 2)
 }
 
-/// go-ini's parser with the options sops uses (`AllowNonUniqueSections`), but
-/// refusing duplicate keys and sections.
+/// Where the bytes that are not UTF-8 go in the text the parser reads: byte `b` is
+/// the private-use character `RAW + b`, which no rule of go-ini's treats as special
+/// (Go sees such a byte as a character that is neither space nor punctuation).
+const RAW: u32 = 0x10_FF00;
+
+fn is_raw(c: char) -> bool {
+    u32::from(c) >= RAW
+}
+
+/// `data` as text, each byte that is not UTF-8 carried as a `RAW` character. A
+/// file with such bytes that also has characters from U+10FF00 up is refused, as
+/// the two could not be told apart.
+fn decode(data: &[u8], file: &str) -> Result<(String, bool)> {
+    let mut out = String::with_capacity(data.len());
+    let (mut raw, mut clash, mut at) = (false, None, 0);
+    for chunk in data.utf8_chunks() {
+        let valid = chunk.valid();
+        if clash.is_none() {
+            clash = valid.find(is_raw).map(|i| at + i);
+        }
+        out.push_str(valid);
+        for &b in chunk.invalid() {
+            raw = true;
+            out.extend(char::from_u32(RAW + u32::from(b)));
+        }
+        at += valid.len() + chunk.invalid().len();
+    }
+    if let (true, Some(at)) = (raw, clash) {
+        return Err(invalid(
+            file,
+            Some(line_at(data, at)),
+            "invalid UTF-8 in a file that also has characters from U+10FF00 up; save it as UTF-8",
+        ));
+    }
+    Ok((out, raw))
+}
+
+/// A value read with [`decode`] from a file that is not all UTF-8 (`raw`): text, or
+/// the bytes it stands for when some are not UTF-8.
+fn raw_value(value: String, raw: bool) -> Value {
+    if !raw || !value.contains(is_raw) {
+        return Value::Str(value);
+    }
+    let mut bytes = Vec::with_capacity(value.len());
+    for c in value.chars() {
+        if is_raw(c) {
+            bytes.push((u32::from(c) - RAW) as u8);
+        } else {
+            bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        }
+    }
+    Value::Bytes(bytes)
+}
+
+/// go-ini's parser with the options sops uses (`AllowNonUniqueSections`). Values
+/// are bytes, as in Go; section names, keys and comments must be UTF-8.
 fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
+    check_size(data, file)?;
     // go-ini skips a UTF-8 byte order mark.
-    let text = text(data, file, Bom::Skipped)?;
+    let (text, has_raw) = decode(strip_bom(data), file)?;
     let err = |line: u64, reason: &str| invalid(file, Some(line), reason);
+    let not_utf8 = |line: u64, what: &str| {
+        invalid(
+            file,
+            Some(line),
+            format!(
+                "invalid UTF-8 in a {what}; INI section names, keys and comments must be UTF-8 text"
+            ),
+        )
+    };
     let mut lines = Lines {
-        rest: text,
+        rest: &text,
         line: 0,
         eof: false,
     };
@@ -85,6 +154,8 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
         keys: Vec::new(),
     }];
     let mut comment = String::new();
+    // The keys of the current section, by name: where each is in `keys`.
+    let mut seen: HashMap<String, usize> = HashMap::new();
     while !lines.eof {
         let raw = lines.next_line();
         let n = lines.line;
@@ -110,8 +181,14 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
                     "a section name with a line break cannot be written back",
                 ));
             }
+            if name.contains(is_raw) {
+                return Err(not_utf8(n, "section name"));
+            }
             if let Some(i) = line[close + 1..].find(['#', ';']) {
                 comment.push_str(&line[close + 1 + i..]);
+            }
+            if comment.contains(is_raw) {
+                return Err(not_utf8(n, "comment"));
             }
             let section = Section {
                 name: name.to_string(),
@@ -120,22 +197,14 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
                 keys: Vec::new(),
             };
             comment.clear();
-            // An explicit [DEFAULT] first: the keyless DEFAULT section it names.
-            if name == DEFAULT_SECTION && sections.len() == 1 && sections[0].keys.is_empty() {
-                sections[0] = section;
-                continue;
-            }
-            if sections.iter().any(|s| s.name == name) {
-                return Err(invalid(
-                    file,
-                    Some(n),
-                    format!("duplicate section {}", join_key("", name)),
-                ));
-            }
             sections.push(section);
+            seen.clear();
             continue;
         }
         let (name, offset) = key_name(line).map_err(|reason| err(n, reason))?;
+        if name.contains(is_raw) {
+            return Err(not_utf8(n, "key"));
+        }
         // go-ini reads these (`-` as an auto-increment `#N`) but writes them back as
         // something else, so sops cannot decrypt the file it wrote: refuse them here.
         if !key_reads_back(&name) {
@@ -146,29 +215,34 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
         }
         let value =
             value(&line[offset..], &mut lines, &mut comment).map_err(|reason| err(n, reason))?;
-        if !value_reads_back(value.as_bytes()) {
+        let value = raw_value(value, has_raw);
+        if !val_to_string(&value).is_some_and(|bytes| value_reads_back(&bytes)) {
             return Err(err(
                 n,
                 "a value that mixes quote characters this way cannot be written back to an INI file",
             ));
         }
-        let section = sections.last_mut().unwrap_or_else(|| unreachable!());
-        if section.keys.iter().any(|k| k.name == name) {
-            return Err(invalid(
-                file,
-                Some(n),
-                format!(
-                    "duplicate key {}",
-                    join_key(&join_key("", &section.name), &name)
-                ),
-            ));
+        let key_comment = std::mem::take(&mut comment).trim().to_string();
+        if key_comment.contains(is_raw) {
+            return Err(not_utf8(n, "comment"));
         }
-        section.keys.push(Key {
-            name,
-            value,
-            comment: comment.trim().to_string(),
-        });
-        comment.clear();
+        let section = sections.last_mut().unwrap_or_else(|| unreachable!());
+        // go-ini's `NewKey`: a key seen before in this section takes the new value
+        // (and comment) in its first place.
+        match seen.get(&name) {
+            Some(&at) => {
+                section.keys[at].value = value;
+                section.keys[at].comment = key_comment;
+            }
+            None => {
+                seen.insert(name.clone(), section.keys.len());
+                section.keys.push(Key {
+                    name,
+                    value,
+                    comment: key_comment,
+                });
+            }
+        }
     }
     Ok(sections)
 }
@@ -350,7 +424,7 @@ fn section_item(section: Section) -> Item {
         items.push(Item::Comment(c));
     }
     for key in section.keys {
-        items.push(Item::Pair(key.name, Value::Str(key.value)));
+        items.push(Item::Pair(key.name, key.value));
         if let Some(c) = comment(&key.comment) {
             items.push(Item::Comment(c));
         }
@@ -381,7 +455,10 @@ impl Store for IniStore {
         let flat = section
             .keys
             .into_iter()
-            .map(|k| (k.name, k.value))
+            .map(|k| {
+                let value = val_to_string(&k.value).unwrap_or_default();
+                (k.name, String::from_utf8_lossy(&value).into_owned())
+            })
             .collect();
         let metadata = unflatten_metadata(flat, file)?;
         // Flattening again escapes line breaks, which can leave a value quoted
@@ -484,11 +561,15 @@ fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
             section.comment = c.clone();
             rest = tail;
         }
+        // The key a comment after it belongs to (go-ini's `lastItem`), and where
+        // each key is.
+        let mut last: Option<usize> = None;
+        let mut seen: HashMap<&str, usize> = HashMap::new();
         for item in rest {
             match item {
                 Item::Comment(c) => {
-                    if let Some(key) = section.keys.last_mut() {
-                        key.comment = c.clone();
+                    if let Some(at) = last {
+                        section.keys[at].comment.clone_from(c);
                     }
                 }
                 Item::Pair(key, value) => {
@@ -498,9 +579,6 @@ fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
                             "ini",
                             format!("key {path} cannot be written to an INI file"),
                         ));
-                    }
-                    if section.keys.iter().any(|k| &k.name == key) {
-                        return Err(unemittable("ini", format!("duplicate key {path}")));
                     }
                     let Some(value) = val_to_string(value) else {
                         return Err(unemittable(
@@ -516,11 +594,23 @@ fn sections(branches: &Branches) -> Result<Vec<OutSection>> {
                             format!("the value of key {path} cannot be written to an INI file"),
                         ));
                     }
-                    section.keys.push(OutKey {
-                        name: key.clone(),
-                        value,
-                        comment: String::new(),
-                    });
+                    // go-ini's `NewKey` again: a repeated key takes the new value
+                    // in its first place.
+                    match seen.get(key.as_str()) {
+                        Some(&at) => {
+                            section.keys[at].value = value;
+                            last = Some(at);
+                        }
+                        None => {
+                            seen.insert(key, section.keys.len());
+                            section.keys.push(OutKey {
+                                name: key.clone(),
+                                value,
+                                comment: String::new(),
+                            });
+                            last = Some(section.keys.len() - 1);
+                        }
+                    }
                 }
             }
         }
@@ -715,13 +805,96 @@ mod tests {
         }
     }
 
+    /// go-ini starts every file with a keyless DEFAULT section and opens a new
+    /// section at every header, `[DEFAULT]` included; only the keyless one, when
+    /// first and empty, is written without its header.
     #[test]
-    fn explicit_default_header_names_the_first_section() {
-        let tree = load("[DEFAULT]\na = 1\n[s]\nb = 2\n");
-        assert_eq!(tree.len(), 2);
+    fn an_explicit_default_section_is_a_section_of_its_own() {
+        let table: &[(&str, &str)] = &[
+            (
+                "[DEFAULT]\na = 1\n[s]\nb = 2\n",
+                "[DEFAULT]\na = 1\n\n[s]\nb = 2\n",
+            ),
+            (
+                "; c0\n[DEFAULT] ; c1\n; c2\na = 1\n",
+                "; c0\n; c1\n[DEFAULT]\n; c2\na = 1\n",
+            ),
+            ("x = 0\n[DEFAULT]\na = 1\n", "x = 0\n\n[DEFAULT]\na = 1\n"),
+            (
+                "[s]\nb = 2\n[DEFAULT]\na = 1\n",
+                "[s]\nb = 2\n\n[DEFAULT]\na = 1\n",
+            ),
+            ("[DEFAULT]\n[s]\na=1\n", "[DEFAULT]\n\n[s]\na = 1\n"),
+        ];
+        for (input, want) in table {
+            let tree = IniStore.load_plain(input.as_bytes(), "f.ini").unwrap();
+            let got = IniStore.emit_plain(&tree).unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), *want, "{input:?}");
+        }
+        let tree = load("[DEFAULT]\na = 1\n");
         assert_eq!(
-            tree[0],
-            pair(DEFAULT_SECTION, Value::Map(vec![pair("a", s("1"))]))
+            tree,
+            vec![
+                pair(DEFAULT_SECTION, Value::Map(vec![])),
+                pair(DEFAULT_SECTION, Value::Map(vec![pair("a", s("1"))])),
+            ]
+        );
+    }
+
+    /// sops's values are Go strings, bytes of any kind: one that is not UTF-8 is
+    /// read and written back as it is.
+    #[test]
+    fn values_that_are_not_utf8_are_kept_as_bytes() {
+        // In a UTF-8 file, the characters that carry other bytes are just text.
+        let tree = load("[s]\na = \u{10ff41}\n");
+        assert_eq!(
+            tree[1],
+            pair("s", Value::Map(vec![pair("a", s("\u{10ff41}"))]))
+        );
+        let input = b"[s]\na = \xe9t\xe9 \xff\nb = \xe9 # c\nc = \xe9\xa0\n";
+        let tree = IniStore.load_plain(input, "f.ini").unwrap();
+        assert_eq!(
+            tree[0][1],
+            pair(
+                "s",
+                Value::Map(vec![
+                    pair("a", Value::Bytes(b"\xe9t\xe9 \xff".to_vec())),
+                    pair("b", Value::Bytes(b"\xe9".to_vec())),
+                    comment("c"),
+                    pair("c", Value::Bytes(b"\xe9\xa0".to_vec())),
+                ])
+            )
+        );
+        assert_eq!(
+            IniStore.emit_plain(&tree).unwrap(),
+            b"[s]\na = \xe9t\xe9 \xff\n; c\nb = \xe9\nc = \xe9\xa0\n"
+        );
+    }
+
+    /// A repeated section is a section of its own; a repeated key keeps its first
+    /// place with its last value and comment.
+    #[test]
+    fn repeated_sections_and_keys_read_as_go_ini_reads_them() {
+        let tree = load("[s]\n; first\na = 1\nb = x\n; second\na = 2\n[t]\nc = 3\n[s]\nb = 4\n");
+        assert_eq!(
+            tree[1..],
+            [
+                pair(
+                    "s",
+                    Value::Map(vec![
+                        pair("a", s("2")),
+                        comment("second"),
+                        pair("b", s("x"))
+                    ])
+                ),
+                pair("t", Value::Map(vec![pair("c", s("3"))])),
+                pair("s", Value::Map(vec![pair("b", s("4"))])),
+            ]
+        );
+        let got = IniStore.emit_plain(&vec![tree]).unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "[s]\n; second\na = 2\nb = x\n\n[t]\nc = 3\n\n[s]\nb = 4\n"
         );
     }
 
@@ -754,8 +927,6 @@ mod tests {
                 b"[s]\n`#a` = hunter2\n",
                 "f.ini:2: a key that is empty, `-`",
             ),
-            (b"[s]\na = 1\na = hunter2\n", "f.ini:3: duplicate key s.a"),
-            (b"[s]\n[s]\n", "f.ini:2: duplicate section s"),
             (b"[]\n", "f.ini:1: empty section name"),
             (
                 b"[s]\na = \"\"\"hunter2\n",
@@ -765,7 +936,23 @@ mod tests {
                 b"[s]\n\"a = hunter2\n",
                 "f.ini:2: missing closing key quote",
             ),
-            (b"[s]\na = \xffhunter2\n", "f.ini:2: invalid UTF-8"),
+            (b"[s]\n\xffa = hunter2\n", "f.ini:2: invalid UTF-8 in a key"),
+            (
+                b"[s\xff]\na = hunter2\n",
+                "f.ini:1: invalid UTF-8 in a section name",
+            ),
+            (
+                b"; \xff\n[s]\na = hunter2\n",
+                "f.ini:2: invalid UTF-8 in a comment",
+            ),
+            (
+                b"[s]\na = 1 ; \xff\n",
+                "f.ini:2: invalid UTF-8 in a comment",
+            ),
+            (
+                b"[s]\na = \xff\n\nb = \xf4\x8f\xbd\x81\n",
+                "f.ini:4: invalid UTF-8 in a file that also has",
+            ),
             (
                 b"[sops]\na = hunter2\n",
                 "f.ini:1: section [sops] is reserved",

@@ -8,15 +8,18 @@
 //! reading is Go's: lone surrogate escapes become U+FFFD, every number is a float,
 //! and errors must give a line and key path without quoting the document.
 
-use std::collections::HashSet;
-
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use super::golang::json_float;
-use super::text::{Bom, MAX_DEPTH, invalid, join_index, join_key, line_at, text};
+use super::text::{check_size, invalid, join_index, join_key, line_at, refuse_bom};
 use crate::error::Result;
 
 /// The top-level key under which sops keeps its metadata.
 pub const METADATA_KEY: &str = "sops";
+
+/// Objects and arrays nested deeper than this (the top-level object is the first
+/// level) are refused: Go's JSON scanner stops there, so sops can neither write
+/// nor read such a file.
+pub const MAX_DEPTH: usize = 10_000;
 
 /// The sops JSON store.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,7 +27,7 @@ pub struct JsonStore;
 
 impl Store for JsonStore {
     fn load_plain(&self, data: &[u8], file: &str) -> Result<Branches> {
-        let branch = parse(data, file)?;
+        let branch = parse(data, file, Rest::Ignored)?;
         if branch.iter().any(|i| i.key() == Some(METADATA_KEY)) {
             return Err(invalid(
                 file,
@@ -36,7 +39,7 @@ impl Store for JsonStore {
     }
 
     fn load_encrypted(&self, data: &[u8], file: &str) -> Result<EncryptedDocument> {
-        let mut branch = parse(data, file)?;
+        let mut branch = parse(data, file, Rest::Refused)?;
         let at = branch
             .iter()
             .position(|i| i.key() == Some(METADATA_KEY))
@@ -53,7 +56,7 @@ impl Store for JsonStore {
     fn emit_plain(&self, branches: &Branches) -> Result<Vec<u8>> {
         let branch = single_branch(branches, "json")?;
         let mut out = String::new();
-        write_map(&mut out, branch, 0);
+        write_document(&mut out, branch);
         out.push('\n');
         Ok(out.into_bytes())
     }
@@ -95,11 +98,25 @@ pub(crate) fn refuse_metadata_key(branch: &[Item], store: &str) -> Result<()> {
 
 // ---- reading ----
 
-/// Parses a JSON document whose top level is an object into its items.
-pub(crate) fn parse(data: &[u8], file: &str) -> Result<Vec<Item>> {
-    let text = text(data, file, Bom::Refused)?;
+/// Whether anything but white space may follow the top-level object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rest {
+    /// sops reads a plaintext file token by token and stops at the end of the
+    /// first object: what follows (a second document, anything) is not read.
+    Ignored,
+    /// sops reads an encrypted file whole with `json.Unmarshal` first, which
+    /// refuses anything after the object.
+    Refused,
+}
+
+/// Parses a JSON document whose top level is an object into its items, without
+/// recursion, so that no nesting within [`MAX_DEPTH`] can exhaust the stack.
+pub(crate) fn parse(data: &[u8], file: &str, rest: Rest) -> Result<Vec<Item>> {
+    check_size(data, file)?;
+    // Go's decoder sees a byte order mark as an invalid character.
+    refuse_bom(data, file)?;
     let mut p = Parser {
-        s: text.as_bytes(),
+        s: data,
         pos: 0,
         file,
     };
@@ -113,13 +130,69 @@ pub(crate) fn parse(data: &[u8], file: &str) -> Result<Vec<Item>> {
             ));
         }
     }
-    p.pos += 1;
-    let items = p.object("", 1)?;
+    let items = p.document()?;
     p.ws();
-    if p.pos < p.s.len() {
+    if rest == Rest::Refused && p.pos < p.s.len() {
         return Err(p.err("unexpected content after the top-level object"));
     }
     Ok(items)
+}
+
+/// An object or array being read. Its last item is the one being read (a
+/// placeholder until its value is complete), so the open containers spell the
+/// key path of the value being read.
+enum Open {
+    Object(Vec<Item>),
+    Array(Vec<Value>),
+}
+
+impl Open {
+    /// The value being read in this container.
+    fn slot(&mut self) -> Option<&mut Value> {
+        match self {
+            Open::Object(items) => match items.last_mut() {
+                Some(Item::Pair(_, value)) => Some(value),
+                _ => None,
+            },
+            Open::Array(values) => values.last_mut(),
+        }
+    }
+
+    /// `path` extended by the key or index of the item being read.
+    fn extend(&self, path: &str) -> String {
+        match self {
+            Open::Object(items) => join_key(path, items.last().and_then(Item::key).unwrap_or("")),
+            Open::Array(values) => join_index(path, values.len().saturating_sub(1)),
+        }
+    }
+}
+
+/// Paths longer than this many segments are shortened in errors to their first
+/// and last few.
+const SHOWN_SEGMENTS: usize = 16;
+
+/// The key path the open containers spell: `a.b[2]`, with the middle of a very
+/// deep one left out (`a.b.c.d[…].y.z`).
+fn path_of(stack: &[Open]) -> String {
+    // The top-level object's own path is empty; each container adds its item.
+    if stack.len() <= SHOWN_SEGMENTS {
+        return stack.iter().fold(String::new(), |p, open| open.extend(&p));
+    }
+    let head = stack[..4]
+        .iter()
+        .fold(String::new(), |p, open| open.extend(&p));
+    let tail = &stack[stack.len() - 8..];
+    tail.iter()
+        .fold(format!("{head}[…]"), |p, open| open.extend(&p))
+}
+
+/// `path` as a container in an error: "the top-level object" when empty.
+fn container(path: String) -> String {
+    if path.is_empty() {
+        "the top-level object".into()
+    } else {
+        path
+    }
 }
 
 struct Parser<'a> {
@@ -149,18 +222,6 @@ impl Parser<'_> {
         ))
     }
 
-    fn expect(&mut self, byte: u8, what: &str, path: &str) -> Result<()> {
-        self.ws();
-        match self.peek() {
-            Some(b) if b == byte => {
-                self.pos += 1;
-                Ok(())
-            }
-            None => Err(self.eof(&container(path))),
-            Some(_) => Err(self.err(format!("expected {what} in {}", container(path)))),
-        }
-    }
-
     /// Reads `close` if it comes next: the end of an empty object or array.
     fn empty(&mut self, close: u8) -> bool {
         self.ws();
@@ -171,9 +232,106 @@ impl Parser<'_> {
         empty
     }
 
-    /// What follows the item `after` of the object or array at `path`: `,` and
-    /// another item (false), or its closing `close` (true).
-    fn closed(&mut self, close: u8, path: &str, after: &str) -> Result<bool> {
+    /// The object whose `{` is next, read to its end.
+    fn document(&mut self) -> Result<Vec<Item>> {
+        let mut stack: Vec<Open> = Vec::new();
+        if self.open(&mut stack)?.is_some() {
+            return Ok(Vec::new());
+        }
+        loop {
+            // The value of the innermost container's last item.
+            let Some(mut value) = self.value(&mut stack)? else {
+                continue;
+            };
+            // Store it, and close every container it completes.
+            loop {
+                let Some(open) = stack.last_mut() else {
+                    unreachable!("a value is read inside an open container");
+                };
+                if let Some(slot) = open.slot() {
+                    *slot = value;
+                }
+                let close = match open {
+                    Open::Object(_) => b'}',
+                    Open::Array(_) => b']',
+                };
+                if !self.closed(close, &stack)? {
+                    self.next_item(&mut stack)?;
+                    break;
+                }
+                value = match stack.pop() {
+                    Some(Open::Object(items)) if stack.is_empty() => return Ok(items),
+                    Some(Open::Object(items)) => Value::Map(items),
+                    Some(Open::Array(values)) => Value::List(values),
+                    None => unreachable!("the stack was not empty"),
+                };
+            }
+        }
+    }
+
+    /// Opens the object or array whose `{` or `[` is next: its value when it is
+    /// empty, or `None` once it is on `stack` with its first item begun.
+    fn open(&mut self, stack: &mut Vec<Open>) -> Result<Option<Value>> {
+        if stack.len() >= MAX_DEPTH {
+            return Err(self.err(format!(
+                "{} is nested deeper than {MAX_DEPTH} levels, which sops cannot write either",
+                path_of(stack)
+            )));
+        }
+        let object = self.peek() == Some(b'{');
+        self.pos += 1;
+        if object {
+            if self.empty(b'}') {
+                return Ok(Some(Value::Map(Vec::new())));
+            }
+            stack.push(Open::Object(Vec::new()));
+        } else {
+            if self.empty(b']') {
+                return Ok(Some(Value::List(Vec::new())));
+            }
+            stack.push(Open::Array(Vec::new()));
+        }
+        self.next_item(stack)?;
+        Ok(None)
+    }
+
+    /// Begins the next item of the innermost container: an array's slot, or an
+    /// object's key and `:`.
+    fn next_item(&mut self, stack: &mut [Open]) -> Result<()> {
+        let at = stack.len() - 1;
+        if let Open::Array(values) = &mut stack[at] {
+            values.push(Value::Null);
+            return Ok(());
+        }
+        self.ws();
+        match self.peek() {
+            Some(b'"') => {}
+            None => return Err(self.eof(&container(path_of(&stack[..at])))),
+            Some(_) => {
+                return Err(self.err(format!(
+                    "expected a key in {}",
+                    container(path_of(&stack[..at]))
+                )));
+            }
+        }
+        let key = self.string(|| "a key".into())?;
+        if let Open::Object(items) = &mut stack[at] {
+            items.push(Item::Pair(key, Value::Null));
+        }
+        self.ws();
+        match self.peek() {
+            Some(b':') => {
+                self.pos += 1;
+                Ok(())
+            }
+            None => Err(self.eof(&path_of(stack))),
+            Some(_) => Err(self.err(format!("expected ':' after the key in {}", path_of(stack)))),
+        }
+    }
+
+    /// What follows an item of the innermost container: `,` and another item
+    /// (false), or its closing `close` (true).
+    fn closed(&mut self, close: u8, stack: &[Open]) -> Result<bool> {
         self.ws();
         match self.peek() {
             Some(b',') => {
@@ -184,107 +342,56 @@ impl Parser<'_> {
                 self.pos += 1;
                 Ok(true)
             }
-            None => Err(self.eof(&container(path))),
+            None => Err(self.eof(&container(path_of(&stack[..stack.len() - 1])))),
             Some(_) => Err(self.err(format!(
-                "expected ',' or '{}' after {after}",
-                char::from(close)
+                "expected ',' or '{}' after {}",
+                char::from(close),
+                path_of(stack)
             ))),
         }
     }
 
-    /// The items of an object whose `{` was just read.
-    fn object(&mut self, path: &str, depth: usize) -> Result<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut seen = HashSet::new();
-        if self.empty(b'}') {
-            return Ok(items);
-        }
-        loop {
-            self.ws();
-            match self.peek() {
-                Some(b'"') => {}
-                None => return Err(self.eof(&container(path))),
-                Some(_) => {
-                    return Err(self.err(format!("expected a key in {}", container(path))));
-                }
-            }
-            let line = line_at(self.s, self.pos);
-            let key = self.string(path)?;
-            let key_path = join_key(path, &key);
-            if !seen.insert(key.clone()) {
-                return Err(invalid(
-                    self.file,
-                    Some(line),
-                    format!("duplicate key {key_path}"),
-                ));
-            }
-            self.expect(b':', "':' after the key", &key_path)?;
-            let value = self.value(&key_path, depth)?;
-            items.push(Item::Pair(key, value));
-            if self.closed(b'}', path, &key_path)? {
-                return Ok(items);
-            }
-        }
-    }
-
-    /// The values of an array whose `[` was just read.
-    fn array(&mut self, path: &str, depth: usize) -> Result<Vec<Value>> {
-        let mut values = Vec::new();
-        if self.empty(b']') {
-            return Ok(values);
-        }
-        loop {
-            let item_path = join_index(path, values.len());
-            values.push(self.value(&item_path, depth)?);
-            if self.closed(b']', path, &item_path)? {
-                return Ok(values);
-            }
-        }
-    }
-
-    fn value(&mut self, path: &str, depth: usize) -> Result<Value> {
+    /// The value of the innermost container's last item: a scalar or an empty
+    /// container, or `None` when it opened a container that has items.
+    fn value(&mut self, stack: &mut Vec<Open>) -> Result<Option<Value>> {
         self.ws();
         let Some(b) = self.peek() else {
-            return Err(self.eof(&format!("the value of {path}")));
+            return Err(self.eof(&format!("the value of {}", path_of(stack))));
         };
-        let nest = |p: &Self| {
-            if depth + 1 > MAX_DEPTH {
-                Err(p.err(format!("{path} is nested deeper than {MAX_DEPTH} levels")))
-            } else {
-                Ok(())
-            }
+        let invalid_value = |p: &Self| p.err(format!("invalid value for {}", path_of(stack)));
+        let value = match b {
+            b'{' | b'[' => return self.open(stack),
+            b'"' => Some(Ok(Value::Str(
+                self.string(|| format!("a string in {}", path_of(stack)))?,
+            ))),
+            b't' => self.literal(b"true", Value::Bool(true)),
+            b'f' => self.literal(b"false", Value::Bool(false)),
+            b'n' => self.literal(b"null", Value::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
         };
-        match b {
-            b'{' => {
-                nest(self)?;
-                self.pos += 1;
-                Ok(Value::Map(self.object(path, depth + 1)?))
-            }
-            b'[' => {
-                nest(self)?;
-                self.pos += 1;
-                Ok(Value::List(self.array(path, depth + 1)?))
-            }
-            b'"' => Ok(Value::Str(self.string(path)?)),
-            b't' => self.literal(b"true", Value::Bool(true), path),
-            b'f' => self.literal(b"false", Value::Bool(false), path),
-            b'n' => self.literal(b"null", Value::Null, path),
-            b'-' | b'0'..=b'9' => self.number(path),
-            _ => Err(self.err(format!("invalid value for {path}"))),
+        match value {
+            Some(Ok(v)) => Ok(Some(v)),
+            Some(Err(reason)) => Err(self.err(format!("{reason} for {}", path_of(stack)))),
+            None => Err(invalid_value(self)),
         }
     }
 
-    fn literal(&mut self, word: &[u8], value: Value, path: &str) -> Result<Value> {
+    fn literal(
+        &mut self,
+        word: &[u8],
+        value: Value,
+    ) -> Option<std::result::Result<Value, &'static str>> {
         if self.s[self.pos..].starts_with(word) {
             self.pos += word.len();
-            Ok(value)
+            Some(Ok(value))
         } else {
-            Err(self.err(format!("invalid value for {path}")))
+            None
         }
     }
 
     /// A JSON number: always a float, as sops 3.11's decoder has it.
-    fn number(&mut self, path: &str) -> Result<Value> {
+    fn number(&mut self) -> Option<std::result::Result<Value, &'static str>> {
         let start = self.pos;
         let digits = |p: &mut Self| {
             let from = p.pos;
@@ -293,19 +400,19 @@ impl Parser<'_> {
             }
             p.pos > from
         };
-        let bad = |p: &Self| p.err(format!("invalid number for {path}"));
+        let bad = Some(Err("invalid number"));
         if self.peek() == Some(b'-') {
             self.pos += 1;
         }
         if self.peek() == Some(b'0') {
             self.pos += 1;
         } else if !digits(self) {
-            return Err(bad(self));
+            return bad;
         }
         if self.peek() == Some(b'.') {
             self.pos += 1;
             if !digits(self) {
-                return Err(bad(self));
+                return bad;
             }
         }
         if matches!(self.peek(), Some(b'e' | b'E')) {
@@ -314,15 +421,18 @@ impl Parser<'_> {
                 self.pos += 1;
             }
             if !digits(self) {
-                return Err(bad(self));
+                return bad;
             }
         }
-        let text = std::str::from_utf8(&self.s[start..self.pos]).map_err(|_| bad(self))?;
-        let f: f64 = text.parse().map_err(|_| bad(self))?;
+        // ASCII digits, signs, `.` and `e`.
+        let text = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or_default();
+        let Ok(f) = text.parse::<f64>() else {
+            return bad;
+        };
         if !f.is_finite() {
-            return Err(self.err(format!("number for {path} is out of range of a float64")));
+            return Some(Err("number out of range of a float64"));
         }
-        Ok(Value::Float(f))
+        Some(Ok(Value::Float(f)))
     }
 
     fn hex4(&self, at: usize) -> Option<u32> {
@@ -334,13 +444,9 @@ impl Parser<'_> {
         u32::from_str_radix(h, 16).ok()
     }
 
-    /// A string whose opening quote is at `pos`, decoded as Go decodes it.
-    fn string(&mut self, path: &str) -> Result<String> {
-        let what = if path.is_empty() {
-            "a key".to_string()
-        } else {
-            format!("a string in {path}")
-        };
+    /// A string whose opening quote is at `pos`, decoded as Go decodes it; `what`
+    /// names it in errors.
+    fn string(&mut self, what: impl Fn() -> String) -> Result<String> {
         self.pos += 1;
         let mut out = String::new();
         loop {
@@ -351,10 +457,13 @@ impl Parser<'_> {
                 }
                 self.pos += 1;
             }
-            // The input is UTF-8 and the run stops at ASCII bytes.
-            out.push_str(std::str::from_utf8(&self.s[run..self.pos]).unwrap_or_default());
+            // Go's decoder: each byte that is not part of UTF-8 is a U+FFFD.
+            for chunk in self.s[run..self.pos].utf8_chunks() {
+                out.push_str(chunk.valid());
+                out.extend(std::iter::repeat_n('\u{fffd}', chunk.invalid().len()));
+            }
             match self.peek() {
-                None => return Err(self.eof(&format!("{what} (unterminated string)"))),
+                None => return Err(self.eof(&format!("{} (unterminated string)", what()))),
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(out);
@@ -374,20 +483,20 @@ impl Parser<'_> {
                         Some(b'u') => {
                             let Some(u) = self.hex4(self.pos) else {
                                 self.pos -= 2;
-                                return Err(self.err(format!("invalid \\u escape in {what}")));
+                                return Err(self.err(format!("invalid \\u escape in {}", what())));
                             };
                             self.pos += 4;
                             out.push(self.surrogates(u));
                         }
-                        None => return Err(self.eof(&what)),
+                        None => return Err(self.eof(&what())),
                         Some(_) => {
                             self.pos -= 2;
-                            return Err(self.err(format!("invalid escape in {what}")));
+                            return Err(self.err(format!("invalid escape in {}", what())));
                         }
                     }
                 }
                 Some(_) => {
-                    return Err(self.err(format!("control character in {what}")));
+                    return Err(self.err(format!("control character in {}", what())));
                 }
             }
         }
@@ -409,14 +518,6 @@ impl Parser<'_> {
             return char::from_u32(c).unwrap_or('\u{FFFD}');
         }
         '\u{FFFD}'
-    }
-}
-
-fn container(path: &str) -> String {
-    if path.is_empty() {
-        "the top-level object".into()
-    } else {
-        path.to_string()
     }
 }
 
@@ -465,62 +566,100 @@ fn quote_bytes_into(out: &mut String, bytes: &[u8]) {
     out.push('"');
 }
 
+/// A line break and a tab for each level: a whole run at a time, as a deep
+/// document has millions of them.
 fn newline(out: &mut String, depth: usize) {
+    const TABS: &str = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
     out.push('\n');
-    for _ in 0..depth {
-        out.push('\t');
+    let mut left = depth;
+    while left > 0 {
+        let n = left.min(TABS.len());
+        out.push_str(&TABS[..n]);
+        left -= n;
     }
 }
 
-fn write_map(out: &mut String, items: &[Item], depth: usize) {
-    let pairs: Vec<(&String, &Value)> = items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Pair(k, v) => Some((k, v)),
-            Item::Comment(_) => None,
-        })
-        .collect();
-    if pairs.is_empty() {
+/// A map or list being written: the items left, and whether one was written.
+enum Writing<'a> {
+    Map(std::slice::Iter<'a, Item>, bool),
+    List(std::slice::Iter<'a, Value>, bool),
+}
+
+/// The next key (for a map) and value left in `level`, comments skipped, and
+/// whether it is the first.
+fn next_item<'a>(level: &mut Writing<'a>) -> Option<(Option<&'a str>, &'a Value, bool)> {
+    match level {
+        Writing::Map(items, started) => {
+            let (k, v) = items.find_map(|i| match i {
+                Item::Pair(k, v) => Some((k.as_str(), v)),
+                Item::Comment(_) => None,
+            })?;
+            Some((Some(k), v, !std::mem::replace(started, true)))
+        }
+        Writing::List(values, started) => {
+            let v = values.find(|v| !matches!(v, Value::Comment(_)))?;
+            Some((None, v, !std::mem::replace(started, true)))
+        }
+    }
+}
+
+/// A map with no pairs, or a list with no values, written as `json.Indent` writes
+/// it: `{}` or `[]`.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Map(items) => !items.iter().any(|i| matches!(i, Item::Pair(..))),
+        Value::List(values) => values.iter().all(|v| matches!(v, Value::Comment(_))),
+        _ => false,
+    }
+}
+
+/// The document as sops writes it: `json.Indent` with a tab. Without recursion, so
+/// that a deep document cannot exhaust the stack.
+fn write_document(out: &mut String, items: &[Item]) {
+    if !items.iter().any(|i| matches!(i, Item::Pair(..))) {
         out.push_str("{}");
         return;
     }
     out.push('{');
-    for (n, (k, v)) in pairs.into_iter().enumerate() {
-        if n > 0 {
+    let mut stack = vec![Writing::Map(items.iter(), false)];
+    while let Some(level) = stack.last_mut() {
+        let Some((key, value, first)) = next_item(level) else {
+            let close = match level {
+                Writing::Map(..) => '}',
+                Writing::List(..) => ']',
+            };
+            stack.pop();
+            newline(out, stack.len());
+            out.push(close);
+            continue;
+        };
+        if !first {
             out.push(',');
         }
-        newline(out, depth + 1);
-        quote_into(out, k);
-        out.push_str(": ");
-        write_value(out, v, depth + 1);
+        newline(out, stack.len());
+        if let Some(key) = key {
+            quote_into(out, key);
+            out.push_str(": ");
+        }
+        match value {
+            Value::Map(items) if !is_empty(value) => {
+                out.push('{');
+                stack.push(Writing::Map(items.iter(), false));
+            }
+            Value::List(values) if !is_empty(value) => {
+                out.push('[');
+                stack.push(Writing::List(values.iter(), false));
+            }
+            _ => write_scalar(out, value),
+        }
     }
-    newline(out, depth);
-    out.push('}');
 }
 
-fn write_value(out: &mut String, value: &Value, depth: usize) {
+/// A scalar, or an empty map or list.
+fn write_scalar(out: &mut String, value: &Value) {
     match value {
-        Value::Map(items) => write_map(out, items, depth),
-        Value::List(values) => {
-            let values: Vec<&Value> = values
-                .iter()
-                .filter(|v| !matches!(v, Value::Comment(_)))
-                .collect();
-            if values.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push('[');
-            for (n, v) in values.into_iter().enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                newline(out, depth + 1);
-                write_value(out, v, depth + 1);
-            }
-            newline(out, depth);
-            out.push(']');
-        }
+        Value::Map(_) => out.push_str("{}"),
+        Value::List(_) => out.push_str("[]"),
         Value::Str(s) | Value::Time(s) | Value::Comment(s) => quote_into(out, s),
         Value::Bytes(b) => quote_bytes_into(out, b),
         Value::Int(i) => out.push_str(&i.to_string()),
@@ -536,6 +675,7 @@ fn write_value(out: &mut String, value: &Value, depth: usize) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashSet;
 
     fn pair(k: &str, v: Value) -> Item {
         Item::Pair(k.into(), v)
@@ -545,6 +685,19 @@ mod tests {
         JsonStore
             .load_plain(s.as_bytes(), "f.json")
             .map(|mut b| b.remove(0))
+    }
+
+    /// Runs `f` on a stack as large as the command line's: parsing and writing take
+    /// none, but freeing a tree 10,000 levels deep does.
+    fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(256 << 20)
+                .spawn_scoped(scope, f)
+                .unwrap()
+                .join()
+                .unwrap()
+        })
     }
 
     fn err(s: &[u8]) -> String {
@@ -681,14 +834,23 @@ mod tests {
 
     #[test]
     fn hostile_input_is_refused_without_quoting_it() {
-        let deep = format!(
-            "{}{}",
-            "{\"a\":".repeat(64),
-            "1".to_string() + &"}".repeat(64)
+        // Go's scanner refuses nesting past 10,000 levels, the top-level object
+        // the first.
+        let deep = format!("{}1{}", "{\"a\":".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+        assert!(
+            on_big_stack(|| load(&deep).is_ok()),
+            "{MAX_DEPTH} levels are allowed"
         );
-        assert!(load(&deep).is_ok(), "64 levels are allowed");
-        let deeper = format!("{}1{}", "{\"a\":".repeat(65), "}".repeat(65));
-        let list_deep = format!("{{\"a\":{}1{}}}", "[".repeat(64), "]".repeat(64));
+        let deeper = format!(
+            "{}1{}",
+            "{\"a\":".repeat(MAX_DEPTH + 1),
+            "}".repeat(MAX_DEPTH + 1)
+        );
+        let list_deep = format!(
+            "{{\"a\":{}1{}}}",
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
         let mut big = b"{\"a\": \"".to_vec();
         big.resize(super::super::text::MAX_INPUT + 1, b'x');
         let table: &[(&[u8], &str)] = &[
@@ -701,11 +863,9 @@ mod tests {
                 b"{\"a\": {\"b\": 1,",
                 "f.json:1: unexpected end of input in a",
             ),
-            (b"{\"a\": 1,\n\"a\": 2}", "f.json:2: duplicate key a"),
-            (b"{\"x\": {\"k\": 1, \"k\": 2}}", "duplicate key x.k"),
-            (deeper.as_bytes(), "nested deeper than 64 levels"),
-            (list_deep.as_bytes(), "nested deeper than 64 levels"),
-            (b"{\"a\": \"\xff\"}", "f.json:1: invalid UTF-8"),
+            (deeper.as_bytes(), "nested deeper than 10000 levels"),
+            (list_deep.as_bytes(), "nested deeper than 10000 levels"),
+            (b"{\"a\": \xff}", "f.json:1: invalid value for a"),
             (b"\xEF\xBB\xBF{}", "byte order mark"),
             (b"[1, 2]", "top-level object"),
             (b"{\"sops\": {}}", "reserved for sops metadata"),
@@ -719,7 +879,6 @@ mod tests {
             (b"{\"a\": [1", "f.json:1: unexpected end of input in a"),
             (b"{\"a\": \"x\ny\"}", "control character"),
             (b"{\"a\": \"\\q\"}", "invalid escape"),
-            (b"{\"a\": 1} trailing", "after the top-level object"),
             (&big, "larger than 16 MiB"),
         ];
         for (input, want) in table {
@@ -731,6 +890,81 @@ mod tests {
             );
             assert!(!e.contains("hunter2") && !e.contains("secret\""), "{e}");
         }
+    }
+
+    #[test]
+    fn duplicate_keys_are_kept_in_order_as_sops_keeps_them() {
+        let tree = load("{\"a\": 1,\n\"x\": {\"k\": \"one\", \"k\": \"two\"},\n\"a\": 2}").unwrap();
+        assert_eq!(
+            tree,
+            vec![
+                pair("a", Value::Float(1.0)),
+                pair(
+                    "x",
+                    Value::Map(vec![
+                        pair("k", Value::Str("one".into())),
+                        pair("k", Value::Str("two".into()))
+                    ])
+                ),
+                pair("a", Value::Float(2.0)),
+            ]
+        );
+        let out = JsonStore.emit_plain(&vec![tree]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\n\t\"a\": 1,\n\t\"x\": {\n\t\t\"k\": \"one\",\n\t\t\"k\": \"two\"\n\t},\n\t\"a\": 2\n}\n"
+        );
+    }
+
+    /// Go's decoder reads each byte of a string that is not part of UTF-8 as a
+    /// U+FFFD, in keys and values.
+    #[test]
+    fn bytes_that_are_not_utf8_read_as_go_reads_them() {
+        let tree = JsonStore
+            .load_plain(
+                b"{\"k\xff\": \"\xe9t\xe9 \xe2\x82 \xe2\x82\xac\"}\n\xff",
+                "f.json",
+            )
+            .unwrap();
+        assert_eq!(
+            tree[0],
+            vec![pair(
+                "k\u{fffd}",
+                Value::Str("\u{fffd}t\u{fffd} \u{fffd}\u{fffd} \u{20ac}".into())
+            )]
+        );
+    }
+
+    #[test]
+    fn what_follows_the_object_is_ignored_in_plaintext_and_refused_when_encrypted() {
+        for rest in ["\n{\"b\": 2}\n", " trailing", "]"] {
+            let input = format!("{{\"a\": 1}}{rest}");
+            assert_eq!(load(&input).unwrap(), vec![pair("a", Value::Float(1.0))]);
+            let e = JsonStore
+                .load_encrypted(input.as_bytes(), "f.json")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("f.json:"), "{e}");
+            assert!(e.contains("after the top-level object"), "{e}");
+        }
+    }
+
+    #[test]
+    fn deep_documents_are_read_and_written_without_recursion() {
+        let deep = |levels: usize| {
+            format!(
+                "{}\"v\"{}",
+                "{\"a\": [".repeat(levels / 2),
+                "]}".repeat(levels / 2)
+            )
+        };
+        on_big_stack(|| {
+            assert_eq!(load(&deep(MAX_DEPTH)).unwrap().len(), 1);
+            // Written with a tab a level, a tree this deep is a few MiB.
+            let tree = load(&deep(1000)).unwrap();
+            let out = JsonStore.emit_plain(&vec![tree.clone()]).unwrap();
+            assert_eq!(JsonStore.load_plain(&out, "p").unwrap(), vec![tree]);
+        });
     }
 
     #[test]

@@ -35,6 +35,7 @@ use crate::format::age::Stanzas;
 use document::Store;
 pub use metadata::Options;
 use metadata::{Metadata, Shamir};
+pub use text::MAX_INPUT;
 
 /// The store for a sops format.
 pub fn store(format: Format) -> Option<&'static dyn Store> {

@@ -71,37 +71,6 @@ pub(crate) fn refuse_bom(data: &[u8], file: &str) -> crate::error::Result<()> {
     Ok(())
 }
 
-/// `data` as UTF-8 text, or an error naming the line of the first invalid byte.
-pub(crate) fn utf8<'a>(data: &'a [u8], file: &str) -> crate::error::Result<&'a str> {
-    std::str::from_utf8(data).map_err(|e| {
-        invalid(
-            file,
-            Some(line_at(data, e.valid_up_to())),
-            "invalid UTF-8; this format must be UTF-8 text",
-        )
-    })
-}
-
-/// What a store does with a UTF-8 byte order mark at the start of its input.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Bom {
-    Refused,
-    Skipped,
-}
-
-/// Size, UTF-8 and BOM checks, in that order.
-pub(crate) fn text<'a>(data: &'a [u8], file: &str, bom: Bom) -> crate::error::Result<&'a str> {
-    check_size(data, file)?;
-    let data = match bom {
-        Bom::Skipped => strip_bom(data),
-        Bom::Refused => {
-            refuse_bom(data, file)?;
-            data
-        }
-    };
-    utf8(data, file)
-}
-
 /// `path` extended by a map key: `a.b`, or `a["odd key"]` when the key is not a
 /// plain identifier. Keys are names, not secret values.
 pub(crate) fn join_key(path: &str, key: &str) -> String {
@@ -177,11 +146,5 @@ mod tests {
         assert_eq!(join_key("a", "b_c"), "a.b_c");
         assert_eq!(join_key("a", "x y"), "a[\"x y\"]");
         assert_eq!(join_index("a", 2), "a[2]");
-    }
-
-    #[test]
-    fn utf8_error_names_the_line() {
-        let err = utf8(b"a\nb\n\xff", "f").unwrap_err().to_string();
-        assert_eq!(err, "f:3: invalid UTF-8; this format must be UTF-8 text");
     }
 }

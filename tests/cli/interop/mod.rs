@@ -6,4 +6,6 @@ mod age;
 mod conformance;
 mod shamir;
 pub(crate) mod sops;
+mod ssh_keys;
+mod stores_wild;
 mod vectors;
