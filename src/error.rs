@@ -97,6 +97,18 @@ pub enum Error {
     #[error("{}: no identity can decrypt this file (searched: {})", at, searched.join("; "))]
     NoIdentity { at: Location, searched: Vec<String> },
 
+    /// A sops file whose data key is shared among key groups, and the identities
+    /// found open fewer groups than its threshold.
+    #[error(
+        "{at}: the identities found open {opened} of its {groups} key groups; {needed} are needed (Shamir threshold)"
+    )]
+    TooFewGroups {
+        at: Location,
+        opened: usize,
+        groups: usize,
+        needed: usize,
+    },
+
     /// The file is not a valid encrypted file, or it was tampered with.
     #[error("{at}: {reason}")]
     Corrupt { at: Location, reason: String },

@@ -129,6 +129,7 @@ pub fn generate(root: &Path, id_dir: &Path, n: usize, format: Format) -> Vec<Pat
                     sops,
                     plain.as_bytes(),
                     &r.recipients,
+                    r.shamir.as_ref(),
                     Default::default(),
                     None,
                     &at,

@@ -87,7 +87,10 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::NoFlake { .. }
         | Error::NoStoredKey { .. }
         | Error::KeyMismatch { .. } => 3,
-        Error::NoPassphrase { .. } | Error::WrongPassphrase { .. } | Error::NoIdentity { .. } => 4,
+        Error::NoPassphrase { .. }
+        | Error::WrongPassphrase { .. }
+        | Error::NoIdentity { .. }
+        | Error::TooFewGroups { .. } => 4,
         Error::Io { .. }
         | Error::Exists { .. }
         | Error::OpenPermissions { .. }
@@ -146,6 +149,9 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::WrongPassphrase { .. } => "try again with the right passphrase",
         Error::NoIdentity { .. } => {
             "pass -i FILE, set KEYS_IDENTITY, or run `keys init` to create an admin identity"
+        }
+        Error::TooFewGroups { .. } => {
+            "pass one -i FILE for an identity of each of enough key groups (-i may be given more than once)"
         }
         Error::Corrupt { .. } => "restore the file from git (git checkout -- FILE)",
         Error::MacMismatch { .. } => {

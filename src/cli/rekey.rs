@@ -19,7 +19,9 @@ use super::{shared, ui};
 /// key source (pgp, cloud KMS). The lock alone is never trusted: it is text anyone
 /// can edit. .age files are decrypted and re-encrypted in
 /// memory; sops files keep their values, IVs and MAC and only get their data key
-/// wrapped for the new recipients (as `sops updatekeys`). If any file fails (no
+/// wrapped for the new recipients (as `sops updatekeys`); for a rule with
+/// key_groups the data key is split anew among the groups, which takes identities of
+/// shamir_threshold groups, of the file and of the groups it gets. If any file fails (no
 /// identity, a value that does not authenticate) nothing is written and every
 /// failed file is named. A sops file whose MAC does not match its values is no
 /// failure, as re-wrapping its data key needs no MAC: it is rewritten all the same,

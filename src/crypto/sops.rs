@@ -18,7 +18,7 @@ use crate::format::sops::audit::{Leaf, Rules, corrupt, walk_items};
 use crate::format::sops::cipher::{self, IV_LEN};
 use crate::format::sops::document::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::format::sops::golang::{Fmt, format_float};
-use crate::format::sops::metadata::{AgeEntry, Metadata, Options, VERSION};
+use crate::format::sops::metadata::{AgeEntry, KeyGroup, Metadata, Options, Shamir, VERSION};
 use crate::identity::{Identities, Prompt};
 use crate::recipient::Recipient;
 
@@ -325,6 +325,137 @@ fn verified(
     Ok((plain, stash))
 }
 
+type Share = Option<Zeroizing<Vec<u8>>>;
+
+/// Decrypts the share of each key group not yet opened that a ready identity opens
+/// (any one of its age entries); keeps the last failure of a damaged entry.
+fn group_shares(
+    metadata: &Metadata,
+    identities: &Identities,
+    shares: &mut [Share],
+    failure: &mut Option<Error>,
+    at: &Location,
+) {
+    for (group, share) in metadata.key_groups.iter().zip(shares.iter_mut()) {
+        if share.is_some() {
+            continue;
+        }
+        for entry in group.age.iter().filter(|e| !e.enc.is_empty()) {
+            match crypto::age::try_decrypt(entry.enc.as_bytes(), identities, at) {
+                Ok(Some(part)) => {
+                    *share = Some(part);
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => *failure = Some(e),
+            }
+        }
+    }
+}
+
+fn opened(shares: &[Share]) -> usize {
+    shares.iter().filter(|s| s.is_some()).count()
+}
+
+/// How many key groups open a file, as sops counts: one of one, else the
+/// threshold (and never fewer than the two shares a secret is combined from).
+fn needed(metadata: &Metadata) -> usize {
+    match metadata.key_groups.len() {
+        1 => 1,
+        _ => metadata.shamir_threshold.max(2),
+    }
+}
+
+/// The data key from the key groups' shares, as sops recovers it: the one group's
+/// key, or every share opened combined when there are at least the threshold.
+fn group_key(
+    metadata: &Metadata,
+    shares: &[Share],
+    failure: Option<Error>,
+    identities: &Identities,
+    at: &Location,
+) -> Result<DataKey> {
+    let parts: Vec<&[u8]> = shares.iter().flatten().map(|s| s.as_slice()).collect();
+    if parts.len() < needed(metadata) {
+        return Err(match failure {
+            Some(e) if parts.is_empty() => e,
+            _ if parts.is_empty() && metadata.key_groups.len() == 1 => Error::NoIdentity {
+                at: at.clone(),
+                searched: identities.searched().to_vec(),
+            },
+            _ => Error::TooFewGroups {
+                at: at.clone(),
+                opened: parts.len(),
+                groups: metadata.key_groups.len(),
+                needed: needed(metadata),
+            },
+        });
+    }
+    if let [one] = parts.as_slice()
+        && metadata.key_groups.len() == 1
+    {
+        return data_key(one, at);
+    }
+    let key = crypto::shamir::combine(&parts).map_err(|e| Error::Corrupt {
+        at: at.clone(),
+        reason: format!("sops key groups: {e}"),
+    })?;
+    data_key(&key, at)
+}
+
+/// The data key wrapped for `shamir`'s groups: each group's recipients wrap one
+/// share of it (the whole key when there is one group).
+fn wrap_groups(key: &DataKey, shamir: &Shamir, at: &Location) -> Result<Vec<KeyGroup>> {
+    let all: Vec<Recipient> = shamir.groups.iter().flatten().cloned().collect();
+    crypto::age::refuse_low_order(&all, at)?;
+    let shares = match shamir.groups.len() {
+        1 => vec![Zeroizing::new(key.to_vec())],
+        n => crypto::shamir::split(key.as_slice(), n, shamir.threshold),
+    };
+    shamir
+        .groups
+        .iter()
+        .zip(shares)
+        .map(|(group, share)| {
+            let age = group
+                .iter()
+                .map(|r| wrap_for(&share, r, at))
+                .collect::<Result<_>>()?;
+            Ok(KeyGroup {
+                age,
+                foreign: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+fn wrap_for(key: &[u8], r: &Recipient, at: &Location) -> Result<AgeEntry> {
+    let enc = crypto::age::encrypt(key, std::slice::from_ref(r), Armor::Ascii, at)?;
+    Ok(AgeEntry {
+        recipient: r.to_string(),
+        enc: String::from_utf8(enc).unwrap_or_default(),
+    })
+}
+
+/// Whether the file's key groups are `shamir`'s: the same threshold, and each
+/// group names the same recipients, each once.
+fn groups_are(metadata: &Metadata, shamir: &Shamir) -> bool {
+    metadata.uses_groups()
+        && metadata.shamir_threshold == shamir.threshold
+        && metadata.key_groups.len() == shamir.groups.len()
+        && metadata
+            .key_groups
+            .iter()
+            .zip(&shamir.groups)
+            .all(|(have, want)| {
+                have.age.len() == want.len()
+                    && want.iter().all(|r| {
+                        let name = r.to_string();
+                        have.age.iter().filter(|e| e.recipient == name).count() == 1
+                    })
+            })
+}
+
 /// Decrypts a sops document: finds the data key with the identities, decrypts every
 /// value and checks the MAC unless told to ignore it.
 pub fn open(
@@ -338,10 +469,21 @@ pub fn open(
         at: at.clone(),
         reason: format!("bad sops metadata: {reason}"),
     })?;
-    if metadata.key_groups {
-        return Err(Error::Corrupt {
-            at: at.clone(),
-            reason: "sops key groups (Shamir secret sharing) are not supported".into(),
+    if metadata.uses_groups() {
+        let mut shares = vec![None; metadata.key_groups.len()];
+        let mut failure = None;
+        group_shares(&metadata, identities, &mut shares, &mut failure, at);
+        if opened(&shares) < needed(&metadata) && identities.has_locked() {
+            identities.unlock_all(prompt)?;
+            group_shares(&metadata, identities, &mut shares, &mut failure, at);
+        }
+        let key = group_key(&metadata, &shares, failure, identities, at)?;
+        let (plain, stash) = verified(doc, &metadata, &key, at, mac)?;
+        return Ok(Opened {
+            plain,
+            metadata,
+            key,
+            stash,
         });
     }
     let wrapped: Vec<&[u8]> = metadata
@@ -369,35 +511,10 @@ pub fn open(
     })
 }
 
-/// A document whose data key `rewrap` wrapped anew.
-pub struct Rewrapped {
-    pub doc: EncryptedDocument,
-    /// Its MAC did not match its values, before and so after: re-wrapping the data
-    /// key needs no MAC and leaves it as it was (a file sops wrote with a float -0 in
-    /// clear is one).
-    pub mac_mismatch: bool,
-}
-
-/// Re-wraps the data key of an encrypted document for `recipients`, as `sops
-/// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
-/// wrapped key of a recipient that stays is kept byte for byte when it is for that
-/// recipient alone (unless `wrap` is `Wrap::Anew`). Key sources other
-/// than age are dropped. The document is checked first with identities that are
-/// ready (nothing is asked for): every value authenticates under the data key, and
-/// whether the MAC matches is told, not required.
-pub fn rewrap(
-    doc: &EncryptedDocument,
-    identities: &Identities,
-    recipients: &[Recipient],
-    wrap: Wrap,
-    at: &Location,
-) -> Result<Rewrapped> {
-    let mut metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
-        at: at.clone(),
-        reason: format!("bad sops metadata: {reason}"),
-    })?;
-    // A damaged entry is passed over (a rewrite replaces it), as sops passes over a
-    // key it cannot use.
+/// The data key from the top-level age entries, with the identities that are ready.
+/// A damaged entry is passed over (a rewrite replaces it), as sops passes over a
+/// key it cannot use.
+fn whole_key(metadata: &Metadata, identities: &Identities, at: &Location) -> Result<DataKey> {
     let mut raw = None;
     let mut failure = None;
     for entry in metadata.age.iter().filter(|e| !e.enc.is_empty()) {
@@ -420,12 +537,69 @@ pub fn rewrap(
             });
         }
     };
-    let key = data_key(&raw, at)?;
+    data_key(&raw, at)
+}
+
+/// A document whose data key `rewrap` wrapped anew.
+pub struct Rewrapped {
+    pub doc: EncryptedDocument,
+    /// Its MAC did not match its values, before and so after: re-wrapping the data
+    /// key needs no MAC and leaves it as it was (a file sops wrote with a float -0 in
+    /// clear is one).
+    pub mac_mismatch: bool,
+}
+
+/// Re-wraps the data key of an encrypted document for `recipients`, as `sops
+/// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
+/// wrapped key of a recipient that stays is kept byte for byte when it is for that
+/// recipient alone (unless `wrap` is `Wrap::Anew`). Key sources other
+/// than age are dropped. For `shamir`'s key groups the key is split anew, and the
+/// identities must open the threshold of the new groups too. The document is checked
+/// first with identities that are ready (nothing is asked for): every value
+/// authenticates under the data key, and whether the MAC matches is told, not
+/// required.
+pub fn rewrap(
+    doc: &EncryptedDocument,
+    identities: &Identities,
+    recipients: &[Recipient],
+    shamir: Option<&Shamir>,
+    wrap: Wrap,
+    at: &Location,
+) -> Result<Rewrapped> {
+    let mut metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
+        at: at.clone(),
+        reason: format!("bad sops metadata: {reason}"),
+    })?;
+    let key = if metadata.uses_groups() {
+        let mut shares = vec![None; metadata.key_groups.len()];
+        let mut failure = None;
+        group_shares(&metadata, identities, &mut shares, &mut failure, at);
+        group_key(&metadata, &shares, failure, identities, at)?
+    } else {
+        whole_key(&metadata, identities, at)?
+    };
     let mac_mismatch = match verified(doc, &metadata, &key, at, Mac::Check) {
         Ok(_) => false,
         Err(Error::MacMismatch { .. }) => true,
         Err(e) => return Err(e),
     };
+    if let Some(shamir) = shamir {
+        // New shares for every group, as `sops updatekeys` splits the key anew.
+        let groups = wrap_groups(&key, shamir, at)?;
+        metadata.set_groups(groups, shamir.threshold);
+        // The identities that opened the file open what is written (nothing is
+        // written that they could not check).
+        let mut shares = vec![None; metadata.key_groups.len()];
+        group_shares(&metadata, identities, &mut shares, &mut None, at);
+        group_key(&metadata, &shares, None, identities, at)?;
+        return Ok(Rewrapped {
+            doc: EncryptedDocument {
+                branches: doc.branches.clone(),
+                metadata: metadata.to_items(),
+            },
+            mac_mismatch,
+        });
+    }
     crypto::age::refuse_low_order(recipients, at)?;
     let old = std::mem::take(&mut metadata.age);
     metadata.drop_foreign();
@@ -464,6 +638,7 @@ pub fn seal(
     store: &dyn Store,
     branches: &Branches,
     recipients: &[Recipient],
+    shamir: Option<&Shamir>,
     options: Options,
     previous: Option<&Opened>,
     at: &Location,
@@ -480,11 +655,22 @@ pub fn seal(
                 mac: String::new(),
                 version: VERSION.into(),
                 options: options.with_default(),
-                key_groups: false,
+                key_groups: Vec::new(),
+                shamir_threshold: 0,
                 raw: Vec::new(),
             },
         ),
     };
+    if let Some(shamir) = shamir {
+        if !groups_are(&metadata, shamir) {
+            let groups = wrap_groups(&key, shamir, at)?;
+            metadata.set_groups(groups, shamir.threshold);
+        }
+        return finish(store, branches, metadata, &key, stash, at);
+    }
+    if metadata.uses_groups() {
+        metadata.drop_groups();
+    }
     let names: Vec<String> = recipients.iter().map(Recipient::to_string).collect();
     let same = metadata.age.len() == names.len()
         && names
@@ -508,12 +694,24 @@ pub fn seal(
             })
             .collect::<Result<_>>()?;
     }
+    finish(store, branches, metadata, &key, stash, at)
+}
+
+/// Seals the values with the data key and writes the MAC and `lastmodified`.
+fn finish(
+    store: &dyn Store,
+    branches: &Branches,
+    mut metadata: Metadata,
+    key: &DataKey,
+    stash: &Stash,
+    at: &Location,
+) -> Result<EncryptedDocument> {
     let rules = Rules::new(&metadata.options, at)?;
     let mut out = branches.clone();
-    let mac = seal_branches(&mut out, &rules, &key, stash, store);
+    let mac = seal_branches(&mut out, &rules, key, stash, store);
     metadata.lastmodified =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    metadata.mac = aes::seal(&key, mac.as_bytes(), "str", &metadata.lastmodified, None);
+    metadata.mac = aes::seal(key, mac.as_bytes(), "str", &metadata.lastmodified, None);
     metadata.version = VERSION.into();
     Ok(EncryptedDocument {
         branches: out,
@@ -545,13 +743,14 @@ pub fn encrypt_file(
     format: Format,
     plaintext: &[u8],
     recipients: &[Recipient],
+    shamir: Option<&Shamir>,
     options: Options,
     previous: Option<&Opened>,
     at: &Location,
 ) -> Result<Vec<u8>> {
     let store = sops::require_indented_store(format, options.indent, at)?;
     let plain = Plain(store.load_plain(plaintext, &at.file)?);
-    let doc = seal(&*store, &plain.0, recipients, options, previous, at)?;
+    let doc = seal(&*store, &plain.0, recipients, shamir, options, previous, at)?;
     let out = store.emit_encrypted(&doc)?;
     // A file keys would refuse to read back is not written. JSON indents a tab a
     // level, so a document nested a few thousand levels deep comes to this.
@@ -640,6 +839,7 @@ mod tests {
             yaml(),
             &doc(),
             std::slice::from_ref(&r),
+            None,
             Options::default(),
             None,
             &at,
@@ -661,6 +861,7 @@ mod tests {
             yaml(),
             &doc(),
             std::slice::from_ref(&r),
+            None,
             Options::default(),
             Some(&opened),
             &at,
@@ -677,6 +878,7 @@ mod tests {
             yaml(),
             &changed,
             &[r],
+            None,
             Options::default(),
             Some(&opened),
             &at,
@@ -701,7 +903,7 @@ mod tests {
     fn tampering_gives_distinct_errors() {
         let (_d, mut ids, r) = identity();
         let at = Location::named("t.yaml");
-        let sealed = seal(yaml(), &doc(), &[r], Options::default(), None, &at).unwrap();
+        let sealed = seal(yaml(), &doc(), &[r], None, Options::default(), None, &at).unwrap();
         let db = |d: &mut EncryptedDocument| match &mut d.branches[0][1] {
             Item::Pair(_, Value::Map(items)) => items.clone(),
             _ => unreachable!(),
@@ -779,7 +981,7 @@ mod tests {
             mac_only_encrypted: true,
             ..Options::default()
         };
-        let sealed = seal(yaml(), &doc(), &[r], options, None, &at).unwrap();
+        let sealed = seal(yaml(), &doc(), &[r], None, options, None, &at).unwrap();
         let text = flat(&sealed);
         assert!(
             text.contains("\"app\"") && !text.contains("hunter2"),
@@ -806,10 +1008,10 @@ mod tests {
         let weak = Recipient::X25519(zero.parse().unwrap());
         let both = [r.clone(), weak];
         let refused = |e: Error| matches!(e, Error::WeakKey { .. });
-        let sealed = seal(yaml(), &doc(), &both, Options::default(), None, &at);
+        let sealed = seal(yaml(), &doc(), &both, None, Options::default(), None, &at);
         assert!(sealed.is_err_and(refused));
-        let sealed = seal(yaml(), &doc(), &[r], Options::default(), None, &at).unwrap();
-        assert!(rewrap(&sealed, &ids, &both, Wrap::KeepStaying, &at).is_err_and(refused));
+        let sealed = seal(yaml(), &doc(), &[r], None, Options::default(), None, &at).unwrap();
+        assert!(rewrap(&sealed, &ids, &both, None, Wrap::KeepStaying, &at).is_err_and(refused));
     }
 
     fn x25519() -> Recipient {
@@ -825,13 +1027,16 @@ mod tests {
             Format::SopsYaml,
             b"a: b\n",
             &policy,
+            None,
             Options::default(),
             None,
             &at,
         )
         .unwrap();
         let differs = |data: &[u8], want: &[Recipient]| {
-            readers(Format::SopsYaml, data).unwrap().differs_from(want)
+            readers(Format::SopsYaml, data)
+                .unwrap()
+                .differs_from(want, None)
         };
         assert_eq!(differs(&file, &policy), None);
         assert_eq!(
@@ -898,5 +1103,175 @@ mod tests {
                 .push(Item::Pair("kms".into(), Value::List(Vec::new())))
         });
         assert_eq!(differs(&empty_kms, &policy), None);
+    }
+
+    /// The identities of `dirs` (each made by `identity`) in one search.
+    fn searched(dirs: &[&tempfile::TempDir]) -> Identities {
+        let search = Search {
+            flags: dirs.iter().map(|d| d.path().join("id.txt")).collect(),
+            env_identity: None,
+            keyring: crate::identity::keyring::Backend::Disabled,
+            config_dir: None,
+            home: None,
+            sops: crate::identity::SopsPlaces::default(),
+        };
+        Identities::search(&search).unwrap()
+    }
+
+    /// Three identities, each the one recipient of its key group.
+    fn groups(threshold: usize) -> (Vec<(tempfile::TempDir, Identities, Recipient)>, Shamir) {
+        let ids: Vec<_> = (0..3).map(|_| identity()).collect();
+        let groups = ids.iter().map(|(_, _, r)| vec![r.clone()]).collect();
+        (ids, Shamir { groups, threshold })
+    }
+
+    #[test]
+    fn key_groups_open_with_threshold_groups_and_are_kept_on_edit() {
+        let at = Location::named("t.yaml");
+        let (mut ids, shamir) = groups(2);
+        let sealed = seal(
+            yaml(),
+            &doc(),
+            &[],
+            Some(&shamir),
+            Options::default(),
+            None,
+            &at,
+        )
+        .unwrap();
+        let keys: Vec<&str> = sealed.metadata.iter().filter_map(Item::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "shamir_threshold",
+                "key_groups",
+                "lastmodified",
+                "mac",
+                "unencrypted_suffix",
+                "version"
+            ],
+            "sops's order"
+        );
+        // One group's identity: too few; it names the counts.
+        let err = open(&sealed, &mut ids[1].1, &NoPrompt, &at, Mac::Check)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::TooFewGroups {
+                    opened: 1,
+                    groups: 3,
+                    needed: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Two groups' identities (in one search): the file opens.
+        let mut both = searched(&[&ids[0].0, &ids[2].0]);
+        let opened = open(&sealed, &mut both, &NoPrompt, &at, Mac::Check).unwrap();
+        assert_eq!(opened.plain.0, doc());
+        // Sealing it again for the same groups keeps its key groups as they were.
+        let again = seal(
+            yaml(),
+            &doc(),
+            &[],
+            Some(&shamir),
+            Options::default(),
+            Some(&opened),
+            &at,
+        )
+        .unwrap();
+        let groups_of =
+            |d: &EncryptedDocument| Metadata::from_items(&d.metadata).unwrap().key_groups;
+        assert_eq!(groups_of(&again), groups_of(&sealed));
+        // Re-wrapped for one recipient: the groups are gone, the top-level entry opens it.
+        let plain = rewrap(
+            &sealed,
+            &both,
+            std::slice::from_ref(&ids[1].2),
+            None,
+            Wrap::Anew,
+            &at,
+        )
+        .unwrap()
+        .doc;
+        let m = Metadata::from_items(&plain.metadata).unwrap();
+        assert!(!m.uses_groups() && m.shamir_threshold == 0 && m.age.len() == 1);
+        let keys: Vec<&str> = plain.metadata.iter().filter_map(Item::key).collect();
+        assert!(
+            !keys.contains(&"key_groups") && !keys.contains(&"shamir_threshold"),
+            "{keys:?}"
+        );
+        assert!(open(&plain, &mut ids[1].1, &NoPrompt, &at, Mac::Check).is_ok());
+        // And back to groups with all three needed: new shares, the old ones useless.
+        let three = Shamir {
+            threshold: 3,
+            ..shamir.clone()
+        };
+        // The identities used must open what is written.
+        let err = rewrap(&plain, &ids[1].1, &[], Some(&three), Wrap::Anew, &at)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::TooFewGroups {
+                    opened: 1,
+                    needed: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let all = searched(&[&ids[0].0, &ids[1].0, &ids[2].0]);
+        let regrouped = rewrap(&plain, &all, &[], Some(&three), Wrap::Anew, &at)
+            .unwrap()
+            .doc;
+        let err = open(&regrouped, &mut both, &NoPrompt, &at, Mac::Check)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::TooFewGroups {
+                    opened: 2,
+                    needed: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Checked against a policy without any key.
+        let emit =
+            |d: &EncryptedDocument| store(Format::SopsYaml).unwrap().emit_encrypted(d).unwrap();
+        let found = readers(Format::SopsYaml, &emit(&regrouped)).unwrap();
+        assert_eq!(found.differs_from(&[], Some(&three)), None);
+        let mut swapped = three.clone();
+        swapped.groups.swap(0, 1);
+        let recipients = [ids[0].2.clone()];
+        let top_level = readers(Format::SopsYaml, &emit(&plain)).unwrap();
+        for (what, says) in [
+            (
+                found.differs_from(&[], Some(&swapped)),
+                "key group 1 has 1 age entry (1 for recipients the policy does not name, 1 missing); key group 2 has",
+            ),
+            (
+                found.differs_from(&[], Some(&shamir)),
+                "3 key groups (Shamir threshold 3); the policy calls for 3 key groups (Shamir threshold 2)",
+            ),
+            (
+                found.differs_from(&recipients, None),
+                "its sops metadata has 3 key groups (Shamir threshold 3); the policy calls for 1 recipient",
+            ),
+            (
+                top_level.differs_from(&[], Some(&three)),
+                "its sops metadata has 1 age entry and no key groups; the policy calls for 3 key groups",
+            ),
+        ] {
+            let what = what.unwrap();
+            assert!(what.contains(says), "{what}");
+        }
     }
 }

@@ -89,12 +89,16 @@ pub enum Readers {
 }
 
 impl Readers {
-    /// What differs from what `recipients` call for, in counts (never a key);
-    /// `None` when they match.
-    pub fn differs_from(&self, recipients: &[Recipient]) -> Option<String> {
+    /// What differs from what `recipients` (or a sops file's key groups) call
+    /// for, in counts (never a key); `None` when they match.
+    pub fn differs_from(
+        &self,
+        recipients: &[Recipient],
+        shamir: Option<&sops::metadata::Shamir>,
+    ) -> Option<String> {
         match self {
             Readers::Age(s) => s.differs_from(recipients),
-            Readers::Sops(r) => r.differs_from(recipients),
+            Readers::Sops(r) => r.differs_from(recipients, shamir),
         }
     }
 }

@@ -315,6 +315,32 @@ fn examine(
                     fix: "encrypt a secret it matches, or remove the rule".into(),
                 });
             }
+            // A machine decrypts a key-group file by itself only when it holds the
+            // shares of `shamir_threshold` groups.
+            for reader in &rule.readers {
+                let name = match reader {
+                    policy::Reader::Admin(_) => continue,
+                    policy::Reader::Host(n) => format!("host:{n}"),
+                    policy::Reader::Container(n) => format!("container:{n}"),
+                };
+                let holds = rule
+                    .key_groups
+                    .iter()
+                    .filter(|g| g.contains(reader))
+                    .count();
+                if !rule.key_groups.is_empty() && holds < rule.shamir_threshold {
+                    report.findings.push(Finding {
+                        severity: Severity::Warning,
+                        at: rule.readers_at.to_string(),
+                        what: format!(
+                            "rule {:?}: {name} is in {holds} of its key groups and {} are needed, so it cannot decrypt the secret by itself (on the machine, sops-nix fails)",
+                            rule.glob, rule.shamir_threshold
+                        ),
+                        fix: "put it in shamir_threshold of the groups, or leave it out if it only holds a share"
+                            .into(),
+                    });
+                }
+            }
         }
     }
     if let Some(blob) = files.get(layout::ROTATION_JOURNAL) {
@@ -569,7 +595,7 @@ impl Context<'_> {
                         status = worst(status, Status::Drift);
                     } else if let Some(what) = readers
                         .as_ref()
-                        .and_then(|r| r.differs_from(&want.recipients))
+                        .and_then(|r| r.differs_from(&want.recipients, want.shamir.as_ref()))
                     {
                         out.problem(
                             rel,

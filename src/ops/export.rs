@@ -133,13 +133,24 @@ fn sops_config(policy: &Policy, fleet: &Fleet) -> String {
         );
         out.push_str(&format!("  # {} ({})\n", rule.glob, rule.at));
         out.push_str(&format!("  - path_regex: {}\n", yaml_quote(&regex)));
-        let recipients = policy
-            .resolve(rule, fleet)
-            .map(|r| r.recipients)
-            .unwrap_or_default();
-        out.push_str("    age:\n");
-        for r in recipients {
-            out.push_str(&format!("      - {}\n", yaml_quote(&r.to_string())));
+        let resolved = policy.resolve(rule, fleet).ok();
+        match resolved.as_ref().and_then(|r| r.shamir.as_ref()) {
+            Some(shamir) => {
+                out.push_str(&format!("    shamir_threshold: {}\n", shamir.threshold));
+                out.push_str("    key_groups:\n");
+                for group in &shamir.groups {
+                    out.push_str("      - age:\n");
+                    for r in group {
+                        out.push_str(&format!("          - {}\n", yaml_quote(&r.to_string())));
+                    }
+                }
+            }
+            None => {
+                out.push_str("    age:\n");
+                for r in resolved.map(|r| r.recipients).unwrap_or_default() {
+                    out.push_str(&format!("      - {}\n", yaml_quote(&r.to_string())));
+                }
+            }
         }
         let o = &rule.sops;
         for (k, v) in [

@@ -21,6 +21,7 @@ use crate::crypto::age::Armor;
 use crate::crypto::sops::Wrap;
 use crate::error::{Error, Location, Result};
 use crate::format::lockfile::{self, Lockfile};
+use crate::format::sops::metadata::Shamir;
 use crate::format::{self, sops};
 use crate::format::{Format, secret_path};
 use crate::fsutil;
@@ -63,6 +64,8 @@ pub struct Change {
     pub removed: usize,
     pub reason: Reason,
     recipients: Vec<Recipient>,
+    /// A sops rule's key groups, when it has them.
+    shamir: Option<Shamir>,
     fingerprints: Vec<String>,
     armor: bool,
     /// The rule's sops indentation, which the rewritten file is laid out with.
@@ -164,7 +167,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         .map(str::to_string)
         .collect();
     let mut skipped = Vec::new();
-    let mut resolved: HashMap<usize, (Vec<Recipient>, Vec<String>)> = HashMap::new();
+    type Wanted = (Vec<Recipient>, Vec<String>, Option<Shamir>);
+    let mut resolved: HashMap<usize, Wanted> = HashMap::new();
     let mut candidates = Vec::new();
     for (name, entry) in &lock.entries {
         let Some((i, rule)) = ws.policy.rule_for(name) else {
@@ -190,7 +194,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         }
         if let std::collections::hash_map::Entry::Vacant(e) = resolved.entry(i) {
             let r = ws.policy.resolve(rule, &ws.fleet)?;
-            e.insert((r.recipients, r.fingerprints));
+            e.insert((r.recipients, r.fingerprints, r.shamir));
         }
         candidates.push(Candidate {
             name,
@@ -211,14 +215,14 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             let Some(data) = fsutil::read_optional(&path)? else {
                 return Ok(Found::Skip(Skip::Missing { rel }));
             };
-            let (recipients, fingerprints) = &resolved[&c.rule];
+            let (recipients, fingerprints, shamir) = &resolved[&c.rule];
             let loaded = match c.entry.format {
                 Format::Age => format::age::header(&data).map(|s| (format::Readers::Age(s), None)),
                 f => sops::load(f, &data).map(|(doc, r)| (format::Readers::Sops(r), Some(doc))),
             };
             match loaded {
                 Ok((readers, doc)) => {
-                    let differs = readers.differs_from(recipients);
+                    let differs = readers.differs_from(recipients, shamir.as_ref());
                     if differs.is_none()
                         && *fingerprints == c.entry.recipients
                         && !c.unfinished
@@ -246,7 +250,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                 continue;
             }
         };
-        let (recipients, fingerprints) = &resolved[&c.rule];
+        let (recipients, fingerprints, shamir) = &resolved[&c.rule];
         let had = &c.entry.recipients;
         let reason = if fingerprints != had {
             Reason::Recipients
@@ -265,6 +269,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             removed: had.iter().filter(|f| !fingerprints.contains(f)).count(),
             reason,
             recipients: recipients.clone(),
+            shamir: shamir.clone(),
             fingerprints: fingerprints.clone(),
             armor: c.armor,
             indent: c.indent,
@@ -317,7 +322,14 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Rekeyed> {
                     &loaded
                 }
             };
-            let done = crypto::sops::rewrap(doc, ids, &change.recipients, wrap, &at)?;
+            let done = crypto::sops::rewrap(
+                doc,
+                ids,
+                &change.recipients,
+                change.shamir.as_ref(),
+                wrap,
+                &at,
+            )?;
             Ok(Rekeyed {
                 data: store.emit_encrypted(&done.doc)?,
                 mac_mismatch: done.mac_mismatch,
@@ -344,16 +356,22 @@ fn verify(change: &Change, data: &[u8], ids: &Identities, mac_mismatch: bool) ->
         format => {
             let store = sops::require_store(format, &at)?;
             let doc = store.load_encrypted(data, &at.file)?;
-            let opened =
-                crypto::sops::rewrap(&doc, ids, &change.recipients, Wrap::KeepStaying, &at)
-                    .is_ok_and(|r| mac_mismatch || !r.mac_mismatch);
+            let opened = crypto::sops::rewrap(
+                &doc,
+                ids,
+                &change.recipients,
+                change.shamir.as_ref(),
+                Wrap::KeepStaying,
+                &at,
+            )
+            .is_ok_and(|r| mac_mismatch || !r.mac_mismatch);
             (
                 format::Readers::Sops(sops::Readers::of_document(&doc).map_err(corrupt)?),
                 opened,
             )
         }
     };
-    if let Some(what) = readers.differs_from(&change.recipients) {
+    if let Some(what) = readers.differs_from(&change.recipients, change.shamir.as_ref()) {
         return Err(corrupt(format!(
             "after the rekey its recipients are not the policy's: {what}"
         )));

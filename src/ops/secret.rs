@@ -96,6 +96,7 @@ pub fn encrypt_with(
             sops_format,
             plaintext,
             &resolved.recipients,
+            resolved.shamir.as_ref(),
             rule.sops.clone(),
             previous,
             &at,

@@ -13,6 +13,7 @@ use super::fleet::Fleet;
 use crate::error::{Error, Location, Result};
 use crate::format::Format;
 use crate::format::sops::goregex::GoRegex;
+use crate::format::sops::metadata::Shamir;
 use crate::layout;
 use crate::recipient::Recipient;
 use crate::snapshot::Snapshot;
@@ -38,6 +39,11 @@ pub struct Rule {
     pub readers: Vec<Reader>,
     /// The line of its `readers:` list, for a reader found unknown when resolved.
     pub readers_at: Location,
+    /// `key_groups` (a sops rule's alternative to `readers`): each group's readers
+    /// wrap one Shamir share of the data key, and `shamir_threshold` groups open
+    /// it. `readers` is then every group's readers together.
+    pub key_groups: Vec<Vec<Reader>>,
+    pub shamir_threshold: usize,
     /// Who owns the decrypted file on the host (agenix and sops-nix options).
     pub owner: Option<String>,
     pub group: Option<String>,
@@ -113,6 +119,8 @@ impl LazyGlob {
 pub struct Resolved {
     pub recipients: Vec<Recipient>,
     pub fingerprints: Vec<String>,
+    /// A `key_groups` rule's groups, each resolved as `recipients` is.
+    pub shamir: Option<Shamir>,
 }
 
 #[derive(Deserialize)]
@@ -135,7 +143,12 @@ struct RuleFile {
     format: Spanned<String>,
     #[serde(default)]
     armor: bool,
-    readers: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    readers: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    key_groups: LabelGroups,
+    #[serde(default)]
+    shamir_threshold: Option<Spanned<i64>>,
     #[serde(default)]
     unencrypted_suffix: Option<String>,
     #[serde(default)]
@@ -273,6 +286,86 @@ fn glob(pattern: &str) -> std::result::Result<Glob, String> {
         .backslash_escape(true)
         .build()
         .map_err(|e| format!("bad glob: {}", e.kind()))
+}
+
+/// Key groups are at most this many, as sops splits a key into at most 255 shares.
+const MAX_KEY_GROUPS: usize = 255;
+
+/// A rule's `key_groups` and `shamir_threshold`, each group's labels expanded
+/// with `expand`; empty when the rule has none.
+type LabelGroups = Option<Spanned<Vec<Spanned<Vec<Spanned<String>>>>>>;
+
+/// Expands one reader label (a group, an admin, `host:NAME`, …) into readers.
+type Expand<'a> = &'a dyn Fn(&Spanned<String>, &mut Vec<Reader>) -> Result<()>;
+
+fn key_groups(
+    list: &LabelGroups,
+    threshold: &Option<Spanned<i64>>,
+    format: Format,
+    at: &Location,
+    expand: Expand,
+    line: &dyn Fn(u64) -> Location,
+) -> Result<(Vec<Vec<Reader>>, usize)> {
+    let Some(list) = list else {
+        if let Some(t) = threshold {
+            return Err(invalid(
+                line(t.referenced.line()),
+                "shamir_threshold applies only to a rule with key_groups",
+            ));
+        }
+        return Ok((Vec::new(), 0));
+    };
+    if format == Format::Age {
+        return Err(invalid(
+            at.clone(),
+            "key_groups applies only to sops formats (an age file has no key groups)",
+        ));
+    }
+    let n = list.value.len();
+    if n < 2 {
+        return Err(invalid(
+            at.clone(),
+            "key_groups needs at least two groups (one group is `readers`)",
+        ));
+    }
+    if n > MAX_KEY_GROUPS {
+        return Err(invalid(
+            at.clone(),
+            format!("key_groups has {n} groups; at most {MAX_KEY_GROUPS}"),
+        ));
+    }
+    let mut groups = Vec::new();
+    for (i, group) in list.value.iter().enumerate() {
+        let mut readers = Vec::new();
+        for label in &group.value {
+            expand(label, &mut readers)?;
+        }
+        readers.sort();
+        readers.dedup();
+        if readers.is_empty() {
+            return Err(invalid(
+                line(group.referenced.line()),
+                format!("key group {} has no readers", i + 1),
+            ));
+        }
+        groups.push(readers);
+    }
+    let threshold = match threshold {
+        None => n,
+        Some(t) => {
+            if t.value < 2 || t.value > n as i64 {
+                return Err(invalid(
+                    line(t.referenced.line()),
+                    format!(
+                        "shamir_threshold {} is not between 2 and the {n} key groups",
+                        t.value
+                    ),
+                ));
+            }
+            t.value as usize
+        }
+    };
+    Ok((groups, threshold))
 }
 
 impl Policy {
@@ -415,11 +508,38 @@ impl Policy {
                         "encrypted_regex, unencrypted_regex, encrypted_suffix, unencrypted_suffix and mac_only_encrypted apply only to sops formats",
                     ));
                 }
-                let readers_at = Location::named(&rel).at_line(raw.readers.referenced.line());
+                let line = |l: u64| Location::named(&rel).at_line(l);
+                let (readers_at, labels) = match (&raw.readers, &raw.key_groups) {
+                    (Some(r), None) => (line(r.referenced.line()), r.value.clone()),
+                    (None, Some(g)) => (
+                        line(g.referenced.line()),
+                        g.value.iter().flat_map(|g| g.value.clone()).collect(),
+                    ),
+                    (Some(_), Some(g)) => {
+                        return Err(invalid(
+                            line(g.referenced.line()),
+                            "give a rule readers or key_groups, not both",
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            at,
+                            format!(
+                                "rule {:?} has no readers (give readers or key_groups)",
+                                raw.secrets.value
+                            ),
+                        ));
+                    }
+                };
                 let mut readers = Vec::new();
-                for label in &raw.readers.value {
-                    let at = Location::named(&rel).at_line(label.referenced.line());
-                    resolve_label(&label.value, &at, &groups, fleet, &mut readers)?;
+                for label in &labels {
+                    resolve_label(
+                        &label.value,
+                        &line(label.referenced.line()),
+                        &groups,
+                        fleet,
+                        &mut readers,
+                    )?;
                 }
                 readers.sort();
                 readers.dedup();
@@ -429,6 +549,22 @@ impl Policy {
                         format!("rule {:?} has no readers", raw.secrets.value),
                     ));
                 }
+                let (key_groups, shamir_threshold) = key_groups(
+                    &raw.key_groups,
+                    &raw.shamir_threshold,
+                    format,
+                    &readers_at,
+                    &|label: &Spanned<String>, out: &mut Vec<Reader>| {
+                        resolve_label(
+                            &label.value,
+                            &line(label.referenced.line()),
+                            &groups,
+                            fleet,
+                            out,
+                        )
+                    },
+                    &line,
+                )?;
                 for (field, name) in [("owner", &raw.owner), ("group", &raw.group)] {
                     if let Some(name) = name
                         && !account_name(name)
@@ -454,9 +590,11 @@ impl Policy {
                     format,
                     armor: raw.armor,
                     sops,
-                    labels: raw.readers.value.into_iter().map(|l| l.value).collect(),
+                    labels: labels.into_iter().map(|l| l.value).collect(),
                     readers,
                     readers_at,
+                    key_groups,
+                    shamir_threshold,
                     owner: raw.owner,
                     group: raw.group,
                     mode,
@@ -493,55 +631,82 @@ impl Policy {
     /// consumer needs: for `.age` files (agenix) a host is its ssh-ed25519 key; for sops
     /// files (sops-nix) it is the derived `age1…` key.
     pub fn resolve(&self, rule: &Rule, fleet: &Fleet) -> Result<Resolved> {
-        let mut recipients: Vec<Recipient> = Vec::new();
-        for reader in &rule.readers {
-            let machine_key = |key: &Recipient| -> Result<Recipient> {
-                if rule.format == Format::Age {
-                    return Ok(key.clone());
-                }
-                key.to_x25519()
-                    .and_then(|s| s.parse::<age::x25519::Recipient>().ok())
-                    .map(Recipient::X25519)
-                    .ok_or_else(|| {
-                        invalid(
-                            rule.at.clone(),
-                            format!("{reader:?} has no ed25519 key to derive an age key from"),
-                        )
-                    })
-            };
-            match reader {
-                Reader::Admin(name) => {
-                    if let Some(admin) = fleet.admin(name) {
-                        recipients.extend(admin.recipients.iter().cloned());
-                    }
-                }
-                Reader::Host(name) => match fleet.host(name)? {
-                    Some(host) => recipients.push(machine_key(&host.key)?),
-                    None => return Err(unknown_host(&rule.readers_at, name)),
-                },
-                Reader::Container(name) => match fleet.container(name)? {
-                    Some((host, c)) => recipients.push(machine_key(c.key(host))?),
-                    None => return Err(unknown_container(&rule.readers_at, name)),
-                },
-            }
-        }
-        let mut seen: Vec<String> = Vec::new();
-        recipients.retain(|r| {
-            let f = r.fingerprint();
-            if seen.contains(&f) {
-                false
-            } else {
-                seen.push(f);
-                true
-            }
-        });
+        let recipients = recipients_of(rule, &rule.readers, fleet)?;
         let mut fingerprints: Vec<String> = recipients.iter().map(Recipient::lock_id).collect();
         fingerprints.sort();
+        let shamir = if rule.key_groups.is_empty() {
+            None
+        } else {
+            let groups = rule
+                .key_groups
+                .iter()
+                .map(|g| recipients_of(rule, g, fleet))
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(i) = groups.iter().position(Vec::is_empty) {
+                return Err(invalid(
+                    rule.readers_at.clone(),
+                    format!("key group {} has no recipients", i + 1),
+                ));
+            }
+            Some(Shamir {
+                groups,
+                threshold: rule.shamir_threshold,
+            })
+        };
         Ok(Resolved {
             recipients,
             fingerprints,
+            shamir,
         })
     }
+}
+
+/// The recipients `readers` of `rule` resolve to, each once, in the form the rule's
+/// format's consumer needs.
+fn recipients_of(rule: &Rule, readers: &[Reader], fleet: &Fleet) -> Result<Vec<Recipient>> {
+    let mut recipients: Vec<Recipient> = Vec::new();
+    for reader in readers {
+        let machine_key = |key: &Recipient| -> Result<Recipient> {
+            if rule.format == Format::Age {
+                return Ok(key.clone());
+            }
+            key.to_x25519()
+                .and_then(|s| s.parse::<age::x25519::Recipient>().ok())
+                .map(Recipient::X25519)
+                .ok_or_else(|| {
+                    invalid(
+                        rule.at.clone(),
+                        format!("{reader:?} has no ed25519 key to derive an age key from"),
+                    )
+                })
+        };
+        match reader {
+            Reader::Admin(name) => {
+                if let Some(admin) = fleet.admin(name) {
+                    recipients.extend(admin.recipients.iter().cloned());
+                }
+            }
+            Reader::Host(name) => match fleet.host(name)? {
+                Some(host) => recipients.push(machine_key(&host.key)?),
+                None => return Err(unknown_host(&rule.readers_at, name)),
+            },
+            Reader::Container(name) => match fleet.container(name)? {
+                Some((host, c)) => recipients.push(machine_key(c.key(host))?),
+                None => return Err(unknown_container(&rule.readers_at, name)),
+            },
+        }
+    }
+    let mut seen: Vec<String> = Vec::new();
+    recipients.retain(|r| {
+        let f = r.fingerprint();
+        if seen.contains(&f) {
+            false
+        } else {
+            seen.push(f);
+            true
+        }
+    });
+    Ok(recipients)
 }
 
 fn unknown_host(at: &Location, name: &str) -> Error {
@@ -663,6 +828,61 @@ mod tests {
         let sops = p.resolve(&p.rules[0], &fleet).unwrap();
         assert!(sops.fingerprints.iter().all(|f| f.starts_with("age1")));
         assert_eq!(sops.fingerprints.len(), 2);
+    }
+
+    #[test]
+    fn key_groups_resolve_per_group_and_are_checked() {
+        let (fleet, p) = load(
+            "rules:\n  - secrets: x\n    format: sops-yaml\n    key_groups: [[alice], [host:web, container:bot]]\n    shamir_threshold: 2\n",
+        )
+        .unwrap();
+        let rule = &p.rules[0];
+        assert_eq!(rule.key_groups.len(), 2);
+        assert_eq!(rule.readers.len(), 3, "every group's readers");
+        let r = p.resolve(rule, &fleet).unwrap();
+        let shamir = r.shamir.unwrap();
+        assert_eq!(shamir.threshold, 2);
+        assert_eq!(
+            shamir.groups.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1, 1],
+            "the container shares its host's key"
+        );
+        assert_eq!(r.recipients.len(), 2);
+        // Without a threshold, every group is needed.
+        let (fleet, p) = load(
+            "rules:\n  - secrets: x\n    format: sops-json\n    key_groups: [[alice], [host:web]]\n",
+        )
+        .unwrap();
+        let shamir = p.resolve(&p.rules[0], &fleet).unwrap().shamir.unwrap();
+        assert_eq!(shamir.threshold, 2);
+        for (rule, says) in [
+            (
+                "    format: age\n    key_groups: [[alice], [host:web]]\n",
+                "policies/a.yaml:4: key_groups applies only to sops formats",
+            ),
+            (
+                "    format: sops-yaml\n    readers: [alice]\n    key_groups: [[alice], [host:web]]\n",
+                "policies/a.yaml:5: give a rule readers or key_groups, not both",
+            ),
+            (
+                "    format: sops-yaml\n    key_groups: [[alice], []]\n",
+                "policies/a.yaml:4: key group 2 has no readers",
+            ),
+            (
+                "    format: sops-yaml\n    key_groups: [[alice], [host:web]]\n    shamir_threshold: 1\n",
+                "policies/a.yaml:5: shamir_threshold 1 is not between 2 and the 2 key groups",
+            ),
+            (
+                "    format: sops-yaml\n",
+                "policies/a.yaml:2: rule \"x\" has no readers (give readers or key_groups)",
+            ),
+        ] {
+            let err = load(&format!("rules:\n  - secrets: x\n{rule}"))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.starts_with(says), "{rule}: {err}");
+        }
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! The `sops:` metadata: the data key wrapped per age recipient, `lastmodified`,
 //! the encrypted MAC, `version`, and the options that say which values are
 //! encrypted. Read from and written back to the store's map, keeping keys `keys`
-//! does not use (pgp, kms, …) as they were.
+//! does not use (pgp, kms, …) as they were. A file may instead hold `key_groups`:
+//! each group's keys wrap one Shamir share of the data key, and `shamir_threshold`
+//! shares open it.
 
 use super::document::{Item, Value};
+use crate::recipient::Recipient;
 
 /// The sops version `keys` writes files as.
 pub const VERSION: &str = "3.11.0";
@@ -47,15 +50,35 @@ impl Options {
     }
 }
 
+/// One of a file's `key_groups`: its age entries, each wrapping the group's share,
+/// and the other key sources it holds (`pgp`, `kms`, …), which `keys` cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyGroup {
+    pub age: Vec<AgeEntry>,
+    pub foreign: Vec<String>,
+}
+
+/// Key groups a file is written for: each group's recipients wrap one share of the
+/// data key, and any `threshold` groups open it.
+#[derive(Debug, Clone)]
+pub struct Shamir {
+    pub groups: Vec<Vec<Recipient>>,
+    pub threshold: usize,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Metadata {
+    /// The top-level age entries (each wrapping the whole data key).
     pub age: Vec<AgeEntry>,
     pub lastmodified: String,
     pub mac: String,
     pub version: String,
     pub options: Options,
-    /// `key_groups` with a Shamir threshold: not supported.
-    pub key_groups: bool,
+    /// `key_groups`, used (as sops uses them) when no top-level key source holds
+    /// anything.
+    pub key_groups: Vec<KeyGroup>,
+    /// `shamir_threshold`: how many of `key_groups` open the file (0 when absent).
+    pub shamir_threshold: usize,
     /// The map as read, for writing back what `keys` does not manage.
     pub raw: Vec<Item>,
 }
@@ -80,6 +103,86 @@ fn empty(v: &Value) -> bool {
     }
 }
 
+/// The age entries of an `age` list; an entry without its recipient or its wrapped
+/// key is kept (empty): it is one more entry than the policy calls for, and a rekey
+/// replaces it.
+fn age_entries(value: &Value, what: &str) -> Result<Vec<AgeEntry>, String> {
+    let list: &[Value] = match value {
+        Value::List(list) => list,
+        Value::Null => &[],
+        _ => return Err(format!("{what} is not a list")),
+    };
+    Ok(list
+        .iter()
+        .filter(|v| !matches!(v, Value::Comment(_)))
+        .map(|entry| {
+            let fields: &[Item] = match entry {
+                Value::Map(fields) => fields,
+                _ => &[],
+            };
+            let get = |k: &str| {
+                fields
+                    .iter()
+                    .find_map(|i| match i {
+                        Item::Pair(n, v) if n == k => text(v),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            };
+            AgeEntry {
+                recipient: get("recipient"),
+                enc: get("enc"),
+            }
+        })
+        .collect())
+}
+
+fn key_groups(value: &Value) -> Result<Vec<KeyGroup>, String> {
+    let list: &[Value] = match value {
+        Value::List(list) => list,
+        Value::Null => &[],
+        _ => return Err("sops.key_groups is not a list".into()),
+    };
+    let mut groups = Vec::new();
+    for (i, group) in list
+        .iter()
+        .filter(|v| !matches!(v, Value::Comment(_)))
+        .enumerate()
+    {
+        let items: &[Item] = match group {
+            Value::Map(items) => items,
+            Value::Null => &[],
+            _ => return Err(format!("sops.key_groups[{i}] is not a map")),
+        };
+        let mut g = KeyGroup::default();
+        for item in items {
+            let Item::Pair(key, value) = item else {
+                continue;
+            };
+            if key == "age" {
+                g.age = age_entries(value, &format!("sops.key_groups[{i}].age"))?;
+            } else if FOREIGN.contains(&key.as_str()) && !empty(value) {
+                g.foreign.push(key.clone());
+            }
+        }
+        groups.push(g);
+    }
+    Ok(groups)
+}
+
+/// `shamir_threshold` as sops reads it (an integer; the flat stores' text and JSON's
+/// float included).
+fn threshold(value: &Value) -> Result<usize, String> {
+    let bad = || "sops.shamir_threshold is not a non-negative integer".to_string();
+    match value {
+        Value::Int(i) => usize::try_from(*i).map_err(|_| bad()),
+        Value::Float(f) if f.fract() == 0.0 && *f >= 0.0 && *f < 1e9 => Ok(*f as usize),
+        Value::Str(s) => s.trim().parse().map_err(|_| bad()),
+        Value::Null => Ok(0),
+        _ => Err(bad()),
+    }
+}
+
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::Str(s) | Value::Time(s) => Some(s.clone()),
@@ -98,7 +201,8 @@ impl Metadata {
             mac: String::new(),
             version: String::new(),
             options: Options::default(),
-            key_groups: false,
+            key_groups: Vec::new(),
+            shamir_threshold: 0,
             raw: items.to_vec(),
         };
         for item in items {
@@ -107,34 +211,9 @@ impl Metadata {
             };
             let opt = || text(value).filter(|s| !s.is_empty());
             match key.as_str() {
-                "age" => {
-                    let Value::List(list) = value else {
-                        return Err("sops.age is not a list".into());
-                    };
-                    // An entry without its recipient or its wrapped key is kept (empty):
-                    // it is one more entry than the policy calls for, and a rekey
-                    // replaces it.
-                    for entry in list {
-                        let fields: &[Item] = match entry {
-                            Value::Map(fields) => fields,
-                            _ => &[],
-                        };
-                        let get = |k: &str| {
-                            fields
-                                .iter()
-                                .find_map(|i| match i {
-                                    Item::Pair(n, v) if n == k => text(v),
-                                    _ => None,
-                                })
-                                .unwrap_or_default()
-                        };
-                        m.age.push(AgeEntry {
-                            recipient: get("recipient"),
-                            enc: get("enc"),
-                        });
-                    }
-                }
-                "key_groups" => m.key_groups = !matches!(value, Value::List(l) if l.is_empty()),
+                "age" => m.age = age_entries(value, "sops.age")?,
+                "key_groups" => m.key_groups = key_groups(value)?,
+                "shamir_threshold" => m.shamir_threshold = threshold(value)?,
                 "lastmodified" => {
                     m.lastmodified = text(value).ok_or("sops.lastmodified is not a time")?
                 }
@@ -159,13 +238,19 @@ impl Metadata {
         Ok(m)
     }
 
-    /// The key sources other than age that hold something (`pgp`, `kms`, `key_groups`,
-    /// …): readers `keys` never names, so a policy never calls for them.
-    pub fn foreign(&self) -> Vec<String> {
+    /// Whether the file is opened by its `key_groups`, as sops decides: no
+    /// top-level key source holds anything, and there are groups.
+    pub fn uses_groups(&self) -> bool {
+        self.age.is_empty() && self.top_level_foreign().is_empty() && !self.key_groups.is_empty()
+    }
+
+    fn top_level_foreign(&self) -> Vec<String> {
         self.raw
             .iter()
             .filter_map(|item| match item {
-                Item::Pair(key, value) if FOREIGN.contains(&key.as_str()) && !empty(value) => {
+                Item::Pair(key, value)
+                    if key != "key_groups" && FOREIGN.contains(&key.as_str()) && !empty(value) =>
+                {
                     Some(key.clone())
                 }
                 _ => None,
@@ -173,19 +258,55 @@ impl Metadata {
             .collect()
     }
 
-    /// Drops every key source other than age, for a file rewritten for the policy's
-    /// recipients alone.
-    pub fn drop_foreign(&mut self) {
-        self.raw
-            .retain(|item| !item.key().is_some_and(|key| FOREIGN.contains(&key)));
-        self.key_groups = false;
+    /// The key sources other than age that hold something (`pgp`, `kms`, …, and
+    /// `key_groups` when sops passes over them): readers `keys` never names, so a
+    /// policy never calls for them.
+    pub fn foreign(&self) -> Vec<String> {
+        let mut out = self.top_level_foreign();
+        if !self.key_groups.is_empty() && !self.uses_groups() {
+            out.push("key_groups".into());
+        }
+        out
     }
 
-    /// The metadata map to write: the keys read (in their order) with `age`,
-    /// `lastmodified`, `mac` and `version` replaced, or sops's order for a new file.
-    pub fn to_items(&self) -> Vec<Item> {
-        let age = Value::List(
-            self.age
+    /// Drops every key source other than age (key groups and their threshold
+    /// included), for a file rewritten for the policy's recipients alone.
+    pub fn drop_foreign(&mut self) {
+        self.raw.retain(|item| {
+            !item
+                .key()
+                .is_some_and(|key| FOREIGN.contains(&key) || key == "shamir_threshold")
+        });
+        self.key_groups.clear();
+        self.shamir_threshold = 0;
+    }
+
+    /// Drops the key groups and their threshold, for a file rewritten for
+    /// top-level age entries.
+    pub fn drop_groups(&mut self) {
+        self.raw.retain(|item| {
+            !item
+                .key()
+                .is_some_and(|key| key == "key_groups" || key == "shamir_threshold")
+        });
+        self.key_groups.clear();
+        self.shamir_threshold = 0;
+    }
+
+    /// Writes the data key's wrappings as key groups (replacing any top-level age
+    /// entries), or as top-level age entries when `groups` is empty.
+    pub fn set_groups(&mut self, groups: Vec<KeyGroup>, threshold: usize) {
+        self.drop_foreign();
+        if !groups.is_empty() {
+            self.age.clear();
+        }
+        self.key_groups = groups;
+        self.shamir_threshold = threshold;
+    }
+
+    fn age_value(entries: &[AgeEntry]) -> Value {
+        Value::List(
+            entries
                 .iter()
                 .map(|e| {
                     Value::Map(vec![
@@ -194,9 +315,32 @@ impl Metadata {
                     ])
                 })
                 .collect(),
-        );
+        )
+    }
+
+    /// The metadata map to write: the keys read (in their order) with the key
+    /// sources `keys` writes, `lastmodified`, `mac` and `version` replaced, or sops's
+    /// order for a new file.
+    pub fn to_items(&self) -> Vec<Item> {
+        // As sops writes them: `age` at the top level, or the threshold and the
+        // groups (each an `age` list) when the key is shared among groups.
+        let grouped = self.age.is_empty() && !self.key_groups.is_empty();
+        let key_sources: Vec<(&str, Value)> = if grouped {
+            let groups = self
+                .key_groups
+                .iter()
+                .map(|g| Value::Map(vec![Item::Pair("age".into(), Metadata::age_value(&g.age))]))
+                .collect();
+            let mut v = Vec::new();
+            if self.shamir_threshold > 0 {
+                v.push(("shamir_threshold", Value::Int(self.shamir_threshold as i64)));
+            }
+            v.push(("key_groups", Value::List(groups)));
+            v
+        } else {
+            vec![("age", Metadata::age_value(&self.age))]
+        };
         let managed: Vec<(&str, Value)> = vec![
-            ("age", age),
             ("lastmodified", Value::Str(self.lastmodified.clone())),
             ("mac", Value::Str(self.mac.clone())),
         ];
@@ -218,8 +362,9 @@ impl Metadata {
             options.push(("mac_only_encrypted", Value::Bool(true)));
         }
         if self.raw.is_empty() {
-            let mut out: Vec<Item> = managed
+            let mut out: Vec<Item> = key_sources
                 .into_iter()
+                .chain(managed)
                 .chain(options)
                 .map(|(k, v)| Item::Pair(k.into(), v))
                 .collect();
@@ -230,6 +375,35 @@ impl Metadata {
             return out;
         }
         let mut out = self.raw.clone();
+        // Key groups as read are kept as they were (with any key source in them
+        // that `keys` does not use).
+        let find = |k: &str| {
+            self.raw.iter().find_map(|i| match i {
+                Item::Pair(n, v) if n == k => Some(v),
+                _ => None,
+            })
+        };
+        let as_read = grouped
+            && find("key_groups").and_then(|v| key_groups(v).ok()).as_ref()
+                == Some(&self.key_groups)
+            && find("shamir_threshold").map_or(Ok(0), threshold) == Ok(self.shamir_threshold);
+        let key_sources = if as_read { Vec::new() } else { key_sources };
+        // The key sources replace the ones read, where the first of them was.
+        let replaced = |k: &str| {
+            k == "age" || (grouped && !as_read && (k == "key_groups" || k == "shamir_threshold"))
+        };
+        let at = out
+            .iter()
+            .position(|i| i.key().is_some_and(replaced))
+            .unwrap_or(0);
+        out.retain(|i| !i.key().is_some_and(replaced));
+        let at = at.min(out.len());
+        out.splice(
+            at..at,
+            key_sources
+                .into_iter()
+                .map(|(k, v)| Item::Pair(k.into(), v)),
+        );
         for (k, v) in managed
             .into_iter()
             .chain([("version", Value::Str(self.version.clone()))])

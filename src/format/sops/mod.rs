@@ -35,8 +35,8 @@ use crate::recipient::Recipient;
 
 use crate::format::age::Stanzas;
 use document::Store;
-use metadata::Metadata;
 pub use metadata::Options;
+use metadata::{Metadata, Shamir};
 pub use text::MAX_INPUT;
 
 /// The store for a sops format.
@@ -167,8 +167,68 @@ pub struct Readers {
     /// the stanzas of its wrapped data key (`None` when it has none or it is not a
     /// valid age file).
     pub age: Vec<(String, Option<Stanzas>)>,
-    /// The other key sources that hold something (`pgp`, `kms`, `key_groups`, …).
+    /// The key groups, when they open the file (as `age`, one list per group), and
+    /// how many of them do.
+    pub groups: Vec<Vec<(String, Option<Stanzas>)>>,
+    pub threshold: usize,
+    /// The other key sources that hold something (`pgp`, `kms`, `key_groups` sops
+    /// passes over, a key group's own, …).
     pub foreign: Vec<String>,
+}
+
+/// Each age entry's recipient and the stanzas of its wrapped data key.
+fn entries(age: &[metadata::AgeEntry]) -> Vec<(String, Option<Stanzas>)> {
+    age.iter()
+        .map(|e| {
+            let stanzas = (!e.enc.is_empty())
+                .then(|| crate::format::age::header(e.enc.as_bytes()).ok())
+                .flatten();
+            (e.recipient.clone(), stanzas)
+        })
+        .collect()
+}
+
+/// How `entries` differ from one wrapped key for each of `recipients`, as counts
+/// (empty when they match), and how many wrapped keys they hold.
+fn tally(entries: &[(String, Option<Stanzas>)], recipients: &[Recipient]) -> (Vec<String>, usize) {
+    let want: Vec<String> = recipients.iter().map(Recipient::to_string).collect();
+    let (mut unnamed, mut twice, mut unsound, mut wrapped) = (0, 0, 0, 0);
+    let mut seen: Vec<usize> = Vec::new();
+    for (name, stanzas) in entries {
+        wrapped += stanzas.as_ref().map_or(0, Stanzas::len);
+        let name = canonical(name);
+        let Some(i) = want.iter().position(|w| *w == name) else {
+            unnamed += 1;
+            continue;
+        };
+        if seen.contains(&i) {
+            twice += 1;
+            continue;
+        }
+        seen.push(i);
+        if stanzas
+            .as_ref()
+            .is_none_or(|s| s.differs_from(&recipients[i..=i]).is_some())
+        {
+            unsound += 1;
+        }
+    }
+    let missing = want.len() - seen.len();
+    let what = [
+        (unnamed, "for recipients the policy does not name"),
+        (twice, "listed twice"),
+        (missing, "missing"),
+        (unsound, "whose wrapped key is not for its recipient alone"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, why)| format!("{n} {why}"))
+    .collect();
+    (what, wrapped)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 impl Readers {
@@ -180,73 +240,108 @@ impl Readers {
     }
 
     fn of(metadata: &Metadata) -> Readers {
+        let mut foreign = metadata.foreign();
+        let mut groups = Vec::new();
+        if metadata.uses_groups() {
+            for (i, g) in metadata.key_groups.iter().enumerate() {
+                foreign.extend(g.foreign.iter().map(|f| format!("key group {} {f}", i + 1)));
+                groups.push(entries(&g.age));
+            }
+        }
         Readers {
-            age: metadata
-                .age
-                .iter()
-                .map(|e| {
-                    let stanzas = (!e.enc.is_empty())
-                        .then(|| crate::format::age::header(e.enc.as_bytes()).ok())
-                        .flatten();
-                    (e.recipient.clone(), stanzas)
-                })
-                .collect(),
-            foreign: metadata.foreign(),
+            age: entries(&metadata.age),
+            groups,
+            threshold: if metadata.uses_groups() {
+                metadata.shamir_threshold
+            } else {
+                0
+            },
+            foreign,
         }
     }
 
-    /// What differs between the file's readers and `recipients`, in counts (never a
-    /// key); `None` when every recipient has exactly one entry whose wrapped key is
-    /// for it alone, and there is nothing else.
-    pub fn differs_from(&self, recipients: &[Recipient]) -> Option<String> {
-        let want: Vec<String> = recipients.iter().map(Recipient::to_string).collect();
-        let (mut unnamed, mut twice, mut unsound, mut wrapped) = (0, 0, 0, 0);
-        let mut seen: Vec<usize> = Vec::new();
-        for (name, stanzas) in &self.age {
-            wrapped += stanzas.as_ref().map_or(0, Stanzas::len);
-            let name = canonical(name);
-            let Some(i) = want.iter().position(|w| *w == name) else {
-                unnamed += 1;
-                continue;
-            };
-            if seen.contains(&i) {
-                twice += 1;
-                continue;
+    /// Every recipient the metadata names, in the groups too.
+    pub fn names(&self) -> Vec<String> {
+        self.age
+            .iter()
+            .chain(self.groups.iter().flatten())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// What differs between the file's readers and `recipients` (or the key
+    /// groups of `shamir`), in counts (never a key); `None` when every recipient
+    /// has exactly one entry whose wrapped key is for it alone (in its group), and
+    /// there is nothing else.
+    pub fn differs_from(
+        &self,
+        recipients: &[Recipient],
+        shamir: Option<&Shamir>,
+    ) -> Option<String> {
+        let foreign =
+            (!self.foreign.is_empty()).then(|| format!("also {} entries", self.foreign.join(", ")));
+        let Some(shamir) = shamir else {
+            if !self.groups.is_empty() {
+                return Some(format!(
+                    "its sops metadata has {} (Shamir threshold {}); the policy calls for {}, one wrapped key each",
+                    plural(self.groups.len(), "key group", "key groups"),
+                    self.threshold,
+                    plural(recipients.len(), "recipient", "recipients"),
+                ));
             }
-            seen.push(i);
-            if stanzas
-                .as_ref()
-                .is_none_or(|s| s.differs_from(&recipients[i..=i]).is_some())
-            {
-                unsound += 1;
+            let (mut what, wrapped) = tally(&self.age, recipients);
+            what.extend(foreign);
+            if what.is_empty() {
+                return None;
+            }
+            let n = self.age.len();
+            return Some(format!(
+                "its sops metadata has {n} age entr{} holding {} ({}); \
+                 the policy calls for {}, one wrapped key each",
+                if n == 1 { "y" } else { "ies" },
+                plural(wrapped, "wrapped key", "wrapped keys"),
+                what.join(", "),
+                plural(recipients.len(), "recipient", "recipients"),
+            ));
+        };
+        let calls = format!(
+            "the policy calls for {} (Shamir threshold {})",
+            plural(shamir.groups.len(), "key group", "key groups"),
+            shamir.threshold
+        );
+        if self.groups.is_empty() {
+            return Some(format!(
+                "its sops metadata has {} and no key groups; {calls}",
+                plural(self.age.len(), "age entry", "age entries"),
+            ));
+        }
+        let mut what = Vec::new();
+        if self.groups.len() != shamir.groups.len() || self.threshold != shamir.threshold {
+            what.push(format!(
+                "{} (Shamir threshold {})",
+                plural(self.groups.len(), "key group", "key groups"),
+                self.threshold
+            ));
+        } else {
+            for (i, (have, want)) in self.groups.iter().zip(&shamir.groups).enumerate() {
+                let (differs, _) = tally(have, want);
+                if !differs.is_empty() {
+                    what.push(format!(
+                        "key group {} has {} ({})",
+                        i + 1,
+                        plural(have.len(), "age entry", "age entries"),
+                        differs.join(", ")
+                    ));
+                }
             }
         }
-        let missing = want.len() - seen.len();
-        let mut what: Vec<String> = [
-            (unnamed, "for recipients the policy does not name"),
-            (twice, "listed twice"),
-            (missing, "missing"),
-            (unsound, "whose wrapped key is not for its recipient alone"),
-        ]
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, why)| format!("{n} {why}"))
-        .collect();
-        if !self.foreign.is_empty() {
-            what.push(format!("also {} entries", self.foreign.join(", ")));
-        }
+        what.extend(foreign);
         if what.is_empty() {
             return None;
         }
-        let n = self.age.len();
         Some(format!(
-            "its sops metadata has {n} age entr{} holding {wrapped} wrapped key{} ({}); \
-             the policy calls for {} recipient{}, one wrapped key each",
-            if n == 1 { "y" } else { "ies" },
-            if wrapped == 1 { "" } else { "s" },
-            what.join(", "),
-            want.len(),
-            if want.len() == 1 { "" } else { "s" },
+            "its sops metadata differs: {}; {calls}, one wrapped share per recipient",
+            what.join("; ")
         ))
     }
 }
@@ -300,7 +395,7 @@ pub fn examine(format: Format, data: &[u8]) -> std::result::Result<Readers, Stri
 /// The reason never quotes the file.
 pub fn check_structure(format: Format, data: &[u8]) -> std::result::Result<Vec<String>, String> {
     if store(format).is_some() {
-        return examine(format, data).map(|r| r.age.into_iter().map(|(name, _)| name).collect());
+        return examine(format, data).map(|r| r.names());
     }
     let has = |needle: &[u8]| memchr::memmem::find(data, needle).is_some();
     let metadata = match format {

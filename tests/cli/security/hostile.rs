@@ -110,6 +110,7 @@ impl Corpus {
             format,
             plain,
             std::slice::from_ref(&self.admin),
+            None,
             Options::default().with_default(),
             None,
             &Location::named("x"),
