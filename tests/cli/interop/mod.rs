@@ -4,5 +4,6 @@
 
 mod age;
 mod conformance;
+mod matrix;
 pub(crate) mod sops;
 mod vectors;

