@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::common::{Run, TestEnv, peer, run};
 use crate::fixture::fleet;
@@ -16,7 +17,112 @@ use crate::fixture::fleet;
 /// Classes of cases that differ today, each with the change that makes them pass. The
 /// test fails when a case differs in a class not listed here, and when a class listed
 /// here no longer differs (delete its line then).
-const KNOWN: &[(&str, &str)] = &[];
+const KNOWN: &[(&str, &str)] = &[
+    (
+        "binary/data-in-clear",
+        "binary store: data an option set leaves in clear is written as sops writes it (invalid UTF-8 as Go's JSON encoder writes it), so sops reads the same bytes under the same MAC",
+    ),
+    (
+        "dotenv/bom",
+        "dotenv store: a leading byte order mark is read as sops reads it (part of the first key), not refused",
+    ),
+    (
+        "dotenv/duplicate-key",
+        "dotenv store: a repeated key is read and written as sops does, not refused",
+    ),
+    (
+        "ini/default-section",
+        "INI store: the [DEFAULT] header and its comments are kept on decrypt and encrypt",
+    ),
+    (
+        "ini/default-section-later",
+        "INI store: a [DEFAULT] after another section or after top-level keys is read as sops reads it, not refused as a repeated section",
+    ),
+    (
+        "ini/duplicate-key",
+        "INI store: a key repeated in a section is taken on encrypt as sops takes it",
+    ),
+    (
+        "ini/duplicate-section",
+        "INI store: a repeated section is read and written as sops does, not refused",
+    ),
+    (
+        "json/deep-nesting",
+        "JSON store: no limit of 64 levels on reading; parsing that a deep file cannot overflow the stack",
+    ),
+    (
+        "json/duplicate-key",
+        "JSON store: a repeated key is read and written as sops does, not refused",
+    ),
+    (
+        "json/indent",
+        "stores.json.indent: the indentation a file's creation rule sets is used on decrypt and encrypt",
+    ),
+    (
+        "json/second-document",
+        "JSON store: content after the first top-level object is ignored on encrypt as sops ignores it",
+    ),
+    (
+        "policy/encrypted-comment-regex",
+        "policy rules take encrypted_comment_regex",
+    ),
+    (
+        "policy/indent",
+        "policy rules take indent (stores.yaml.indent / stores.json.indent)",
+    ),
+    (
+        "policy/unencrypted-comment-regex",
+        "policy rules take unencrypted_comment_regex",
+    ),
+    (
+        "regex/non-ascii-word-boundary",
+        "regex options evaluated as Go's RE2: \\b is an ASCII word boundary",
+    ),
+    (
+        "regex/non-ascii-word-class",
+        "regex options evaluated as Go's RE2: \\w, \\d and \\s are ASCII classes",
+    ),
+    (
+        "regex/re2-syntax",
+        "regex options evaluated as Go's RE2: \\Q…\\E quoting and octal escapes",
+    ),
+    (
+        "yaml/comment-after-empty-tagged-value",
+        "YAML store: a comment after a tagged empty value (`key: !!str`) stays after it on encrypt",
+    ),
+    (
+        "yaml/comment-after-nested-map-in-list",
+        "YAML store: a comment after a nested map inside a list item is written where sops writes it, in clear or encrypted as sops does",
+    ),
+    (
+        "yaml/deep-nesting",
+        "YAML store: no limit of 64 levels on reading; parsing that a deep file cannot overflow the stack",
+    ),
+    (
+        "yaml/indent",
+        "stores.yaml.indent: the indentation a file's creation rule sets is used on decrypt and encrypt",
+    ),
+    (
+        "yaml/long-key",
+        "YAML store: keys longer than 128 bytes, which sops writes as `? key` / `: value`, are read and written",
+    ),
+    (
+        "yaml/merge-key",
+        "YAML store: anchors, aliases and merge keys read and written as sops does (an expanded merge key as `!!merge <<`)",
+    ),
+    (
+        "yaml/merge-string",
+        "YAML store: the string value \"<<\" read and written as sops does",
+    ),
+    (
+        "yaml/tag-custom",
+        "YAML store: custom tags (!foo, !!set, !!omap) taken on encrypt, the tag dropped as sops drops it",
+    ),
+    (
+        "yaml/u2028",
+        "YAML store: U+2028 and U+2029 in strings printed and MAC-checked as sops does",
+    ),
+];
 
 // ---------------------------------------------------------------------------------
 // Option sets: the same lines go into a `.sops.yaml` creation rule and a policy rule.
@@ -166,6 +272,9 @@ struct Doc {
 #[derive(Default)]
 struct Docs(Vec<Doc>);
 
+/// The class of the documents sops itself refuses or cannot read back.
+const SOPS_FAILS: &str = "sops-fails";
+
 impl Docs {
     fn add(&mut self, kind: Kind, class: &'static str, text: impl Into<Vec<u8>>) {
         let n = self.0.iter().filter(|d| d.class == class).count() + 1;
@@ -173,6 +282,17 @@ impl Docs {
         self.0.push(Doc {
             name,
             class,
+            kind,
+            text: text.into(),
+        });
+    }
+
+    /// An input sops itself refuses to encrypt or cannot read back: listed, never
+    /// counted, and the test fails if sops starts to take it (move it to a class).
+    fn sops_fails(&mut self, kind: Kind, what: &str, text: impl Into<Vec<u8>>) {
+        self.0.push(Doc {
+            name: format!("{}-sops-fails-{what}", kind.ext()),
+            class: SOPS_FAILS,
             kind,
             text: text.into(),
         });
@@ -316,7 +436,7 @@ fn yaml_docs(d: &mut Docs) {
             &[
                 r#""tab\there""#,
                 r#""""#,
-                r#""esc \\ \" \/""#,
+                r#""esc \\ \"""#,
                 r#""\u00e9\x41""#,
                 r#""line\nbreak""#,
                 r#""cr\rlf""#,
@@ -355,7 +475,6 @@ fn yaml_docs(d: &mut Docs) {
                 "|2\n    indented\n  two",
                 "|\n  trailing spaces   \n  # not a comment",
                 "|\n  first\n\n  after blank",
-                "|\n  \ttab start",
             ],
         ),
         (
@@ -375,10 +494,8 @@ fn yaml_docs(d: &mut Docs) {
         (
             "yaml/int-big",
             &[
-                "12345678901234567890",
                 "9223372036854775807",
                 "-9223372036854775808",
-                "9223372036854775808",
                 "18446744073709551616",
             ],
         ),
@@ -406,7 +523,7 @@ fn yaml_docs(d: &mut Docs) {
             &[".inf", "-.inf", "+.inf", ".Inf", "-.INF"],
         ),
         ("yaml/float-nan", &[".nan", ".NaN", ".NAN"]),
-        ("yaml/float-neg-zero", &["-0.0", "-0.", "-0e0"]),
+        ("yaml/float-negative-zero", &["-0.0", "-0.", "-0e0"]),
         ("yaml/bool", &["true", "false", "True", "FALSE"]),
         (
             "yaml/bool-yaml11",
@@ -426,7 +543,7 @@ fn yaml_docs(d: &mut Docs) {
             "yaml/binary",
             &[
                 "!!binary aGVsbG8gd29ybGQ=",
-                "!!binary |\n  R0lGODlhDAAMAIQAAP//9/X17unp5WZmZgAAAOfn515eXvPz7Y6OjuDg4J+fn5",
+                "!!binary |\n  R0lGODlhDAAMAIQAAP//9/X17unp5WZmZgAAAOfn515eXvPz7Y6OjuDg4J+fn5OTk6enp56enmlpaWNjY6Ojo4SEhP/++f/++f/++f/++f/++f/++f/++f/++f/+\n  +f/++f/++f/++f/++f/++SH+Dk1hZGUgd2l0aCBHSU1QACwAAAAADAAMAAAFLCAgjoEwnuNAFOhpEMTRiggcz4BNJHrv/zCFcLiwMWYNG84BwwEeECcgggoBADs=",
             ],
         ),
         (
@@ -451,10 +568,16 @@ fn yaml_docs(d: &mut Docs) {
                 "'single\u{2028}sep'",
             ],
         ),
-        ("yaml/control", &["\"bell\u{7}\"", "\"del\u{7f}\"", "a\tb"]),
+        ("yaml/control", &["a\tb", "\"escaped \\x07 bell\""]),
         (
             "yaml/tag-std",
-            &["!!str 123", "!!float 1", "!!str true", "!!null ''", "!!str"],
+            &[
+                "!!str 123",
+                "!!float 1",
+                "!!str true",
+                "!!null ''",
+                "!!int \"7\"",
+            ],
         ),
         (
             "yaml/tag-custom",
@@ -493,23 +616,44 @@ fn yaml_docs(d: &mut Docs) {
     d.add(
         Yaml,
         "yaml/key-odd",
-        "\"a b\": 1\n1: one\ntrue: yes-key\n\"\": empty\n\"a:b\": colon\n'quoted': q\n-1.5: neg\n\"key # hash\": h\npassword: p\n",
+        "\"a b\": 1\n\"1\": one\n\"true\": yes-key\n\"\": empty\n\"a:b\": colon\n'quoted': q\n\"-1.5\": neg\n\"key # hash\": h\npassword: p\n",
     );
     d.add(
         Yaml,
         "yaml/key-odd",
         format!("{}: exactly128\npassword: p\n", "k".repeat(128)),
     );
-    d.add(Yaml, "yaml/key-null", "~: null-key\npassword: p\n");
-    d.add(Yaml, "yaml/key-complex", "[a, b]: list-key\npassword: p\n");
+    for (what, text) in [
+        ("key-int", "1: one\npassword: p\n"),
+        ("key-bool", "true: yes\npassword: p\n"),
+        ("key-float", "-1.5: neg\npassword: p\n"),
+        ("key-null", "~: null-key\npassword: p\n"),
+        ("key-complex", "[a, b]: list-key\npassword: p\n"),
+        ("key-duplicate", "password: one\nname: n\npassword: two\n"),
+        ("uint64", "big: 12345678901234567890\npassword: p\n"),
+        ("int64-overflow", "big: 9223372036854775808\npassword: p\n"),
+        ("escape-slash", "password: \"a\\/b\"\n"),
+        ("tab-in-literal", "password: |\n  \ttab start\n"),
+        ("raw-control", "password: \"bell\u{7}\"\n"),
+        ("raw-del", "password: \"del\u{7f}\"\n"),
+        ("binary-bad-base64", "password: !!binary R0lGOD=lh\n"),
+        ("directive", "%YAML 1.2\n---\npassword: p\n"),
+        ("top-level-list", "- a\n- b\n"),
+        ("top-level-scalar", "just a scalar\n"),
+        ("empty", ""),
+        ("only-comment", "# only a comment\n"),
+        ("merge-string-key", "\"<<\": string-key\npassword: p\n"),
+    ] {
+        d.sops_fails(Yaml, what, text);
+    }
     d.add(
         Yaml,
-        "yaml/key-long",
+        "yaml/long-key",
         format!("{}: long\npassword: p\n", "k".repeat(129)),
     );
     d.add(
         Yaml,
-        "yaml/key-long",
+        "yaml/long-key",
         format!(
             "top:\n  {}_secret: nested\n  password: p\n",
             "n".repeat(300)
@@ -517,7 +661,7 @@ fn yaml_docs(d: &mut Docs) {
     );
     d.add(
         Yaml,
-        "yaml/key-long",
+        "yaml/long-key",
         format!("# before\n{}: {}\n# after\nname: n\n", "é".repeat(70), "v"),
     );
     d.add(
@@ -532,8 +676,13 @@ fn yaml_docs(d: &mut Docs) {
     );
     d.add(
         Yaml,
+        "yaml/comment-after-empty-tagged-value",
+        "name: n\n# before\nnote: !!str\n# after\npassword: p\n",
+    );
+    d.add(
+        Yaml,
         "yaml/merge-string",
-        "\"<<\": string-key\npassword: p\nlist:\n  - \"<<\"\n",
+        "password: p\nlist:\n  - \"<<\"\n  - '<<'\n",
     );
     d.add(
         Yaml,
@@ -616,17 +765,13 @@ fn yaml_docs(d: &mut Docs) {
         "password: p\r\nname: n\r\n",
         "password: p\nname: no newline at end",
         "password: p\n\n\n",
-        "%YAML 1.2\n---\npassword: p\n",
         "\u{feff}password: p\n",
     ];
     for s in structure {
         d.add(Yaml, "yaml/structure", s);
     }
-    d.add(Yaml, "yaml/top-level", "- a\n- b\n");
-    d.add(Yaml, "yaml/top-level", "just a scalar\n");
-    d.add(Yaml, "yaml/top-level", "");
-    d.add(Yaml, "yaml/top-level", "# only a comment\n");
     d.add(Yaml, "yaml/top-level", "{}\n");
+    d.add(Yaml, "yaml/top-level", "{password: p, name: n}\n");
 
     // Nesting.
     for depth in [1, 2, 10, 32, 63] {
@@ -634,12 +779,12 @@ fn yaml_docs(d: &mut Docs) {
     }
     d.add(Yaml, "yaml/nesting", yaml_nested_lists(10));
     for depth in [64, 65, 100, 130] {
-        d.add(Yaml, "yaml/nesting-deep", yaml_nested_maps(depth));
+        d.add(Yaml, "yaml/deep-nesting", yaml_nested_maps(depth));
     }
-    d.add(Yaml, "yaml/nesting-deep", yaml_nested_lists(100));
+    d.add(Yaml, "yaml/deep-nesting", yaml_nested_lists(100));
     d.add(
         Yaml,
-        "yaml/nesting-deep",
+        "yaml/deep-nesting",
         format!("flow: {}x{}\n", "[".repeat(100), "]".repeat(100)),
     );
 }
@@ -657,7 +802,7 @@ fn json_docs(d: &mut Docs) {
                 "123456789012345678901234567890",
             ],
         ),
-        ("json/neg-zero", &["-0", "-0.0"]),
+        ("json/negative-zero", &["-0", "-0.0"]),
         (
             "json/float",
             &["1.5", "0.1", "1.0", "1.50", "-2.25", "3.141592653589793"],
@@ -668,7 +813,12 @@ fn json_docs(d: &mut Docs) {
         ),
         (
             "json/float-extreme",
-            &["1.7976931348623157e308", "5e-324", "1e400", "-1e400"],
+            &[
+                "1.7976931348623157e308",
+                "5e-324",
+                "-1.7976931348623157e308",
+                "2.2250738585072014e-308",
+            ],
         ),
         ("json/literal", &["true", "false", "null"]),
         (
@@ -727,7 +877,7 @@ fn json_docs(d: &mut Docs) {
     );
     d.add(
         Json,
-        "json/key-long",
+        "json/long-key",
         format!(
             "{{\"{}\": \"long\", \"password\": \"p\"}}\n",
             "k".repeat(300)
@@ -764,15 +914,22 @@ fn json_docs(d: &mut Docs) {
         "{\"password\": \"p\"}\n{\"name\": \"n\"}\n",
     );
     d.add(Json, "json/second-document", "{\"password\": \"p\"} []");
-    d.add(Json, "json/top-level", "[1, 2, 3]\n");
-    d.add(Json, "json/top-level", "\"text\"\n");
     d.add(Json, "json/top-level", "{}\n");
-    d.add(Json, "json/top-level", "");
-    for depth in [10, 63] {
+    for (what, text) in [
+        ("top-level-list", "[1, 2, 3]\n"),
+        ("top-level-string", "\"text\"\n"),
+        ("empty", ""),
+        ("float-overflow", "{\"password\": 1e400}\n"),
+        ("trailing-comma", "{\"password\": \"p\",}\n"),
+        ("comment", "{\"password\": \"p\" // note\n}\n"),
+    ] {
+        d.sops_fails(Json, what, text);
+    }
+    for depth in [10, 50] {
         d.add(Json, "json/nesting", json_nested(depth));
     }
     for depth in [64, 100, 150] {
-        d.add(Json, "json/nesting-deep", json_nested(depth));
+        d.add(Json, "json/deep-nesting", json_nested(depth));
     }
 }
 
@@ -833,11 +990,7 @@ fn dotenv_docs(d: &mut Docs) {
         "dotenv/comments",
         "# top\n\n# between\nname=n\n#no-space\npassword=p\n# trailing\n",
     );
-    d.add(
-        Dotenv,
-        "dotenv/comments",
-        "name=n\n   # indented\npassword=p\n\n\n",
-    );
+    d.add(Dotenv, "dotenv/comments", "name=n\npassword=p\n\n\n");
     d.add(
         Dotenv,
         "dotenv/keys",
@@ -859,12 +1012,16 @@ fn dotenv_docs(d: &mut Docs) {
         "dotenv/duplicate-key",
         "password=first\nname=n\npassword=second\n",
     );
-    d.add(Dotenv, "dotenv/no-equals", "name=n\njustakey\n");
-    d.add(
-        Dotenv,
-        "dotenv/multiline",
-        "password=\"first line\nsecond line\"\nname=n\n",
-    );
+    for (what, text) in [
+        ("indented-comment", "name=n\n   # indented\npassword=p\n"),
+        ("no-equals", "name=n\njustakey\n"),
+        (
+            "multiline",
+            "password=\"first line\nsecond line\"\nname=n\n",
+        ),
+    ] {
+        d.sops_fails(Dotenv, what, text);
+    }
     d.add(
         Dotenv,
         "dotenv/long",
@@ -941,17 +1098,17 @@ fn ini_docs(d: &mut Docs) {
     d.add(Ini, "ini/section-non-ascii", "[sécurité]\npassword = p\n");
     d.add(
         Ini,
-        "ini/default",
+        "ini/default-section",
         "[DEFAULT]\nname = n\n\n[app]\npassword = p\n",
     );
     d.add(
         Ini,
-        "ini/default",
+        "ini/default-section",
         "; the defaults\n[DEFAULT]\n; inside default\nname = n\n[app]\npassword = p\n",
     );
     d.add(
         Ini,
-        "ini/default-later",
+        "ini/default-section-later",
         "[app]\npassword = p\n[DEFAULT]\nname = n\n",
     );
     d.add(
@@ -961,7 +1118,7 @@ fn ini_docs(d: &mut Docs) {
     );
     d.add(
         Ini,
-        "ini/keys-before-section",
+        "ini/default-section-later",
         "name = n\n[DEFAULT]\npassword = p\n[app]\nnote = x\n",
     );
     d.add(
@@ -975,6 +1132,22 @@ fn ini_docs(d: &mut Docs) {
         "[app]\npassword = p\n[other]\nx = 1\n[app]\nname = n\n",
     );
     d.add(Ini, "ini/bom", "\u{feff}[app]\npassword = p\n");
+    d.add(
+        Ini,
+        "ini/default-section-lowercase",
+        "[default]\nname = n\n[app]\npassword = p\n",
+    );
+    d.add(
+        Ini,
+        "ini/multiline",
+        "[app]\npassword = \"\"\"first\nsecond\"\"\"\nname = n\n",
+    );
+    for (what, text) in [
+        ("no-value", "[app]\nflag\npassword = p\n"),
+        ("continuation", "[app]\npassword = a\n  continued\n"),
+    ] {
+        d.sops_fails(Ini, what, text);
+    }
     d.add(
         Ini,
         "ini/long",
@@ -1001,7 +1174,7 @@ fn binary_docs(d: &mut Docs) {
     d.add(Binary, "binary/non-utf8", (0u8..=255).collect::<Vec<u8>>());
     // A deterministic stream of bytes: large, and no text.
     let mut x: u32 = 0x1234_5678;
-    let large: Vec<u8> = (0..1 << 20)
+    let large: Vec<u8> = (0..1 << 18)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 17;
@@ -1157,7 +1330,8 @@ impl Dir {
 enum Outcome {
     /// sops refused to encrypt the document, or could not read its own file.
     Listed(String),
-    Compared(Vec<(Dir, Option<String>)>),
+    /// Per direction, the difference if any.
+    Compared([Option<String>; 2]),
 }
 
 /// The first line where two outputs differ, both sides shortened.
@@ -1200,16 +1374,29 @@ fn failed(run: &Run, what: &str) -> String {
     format!("{what} exit {}: {}", run.code, first_line(&run.stderr))
 }
 
-fn case(sops: &Path, sb: &Sandbox, doc: &Doc) -> Outcome {
+/// The tools' runs of one case, in order: sops encrypt, sops decrypt of its file, keys
+/// decrypt of it, keys encrypt, sops decrypt of keys' file.
+const STEPS: [&str; 5] = [
+    "sops encrypt",
+    "sops decrypt",
+    "keys decrypt",
+    "keys encrypt",
+    "sops decrypt of keys' file",
+];
+
+type Times = [Duration; 5];
+
+fn case(sops: &Path, sb: &Sandbox, doc: &Doc, times: &mut Times) -> Outcome {
     let ext = doc.kind.ext();
     let input = sb
         .env
         .write(&format!("sops/in/{}.{ext}", doc.name), &doc.text);
     let input = input.to_str().unwrap();
     let enc = sb.sops(sops, &["encrypt", input]);
+    times[0] += enc.elapsed;
     if enc.code != 0 {
         return Outcome::Listed(format!(
-            "sops refuses to encrypt: {}",
+            "sops refuses to encrypt it: {}",
             first_line(&enc.stderr)
         ));
     }
@@ -1218,6 +1405,7 @@ fn case(sops: &Path, sb: &Sandbox, doc: &Doc) -> Outcome {
         .write(&format!("sops/enc/{}.{ext}", doc.name), &enc.raw_stdout);
     let theirs = theirs.to_str().unwrap();
     let reference = sb.sops(sops, &["decrypt", theirs]);
+    times[1] += reference.elapsed;
     if reference.code != 0 {
         return Outcome::Listed(format!(
             "sops cannot read its own file: {}",
@@ -1229,6 +1417,7 @@ fn case(sops: &Path, sb: &Sandbox, doc: &Doc) -> Outcome {
     let mut cmd = sb.env.command(&["decrypt", theirs]);
     cmd.current_dir(&sb.sops_dir);
     let ours = run(cmd, b"");
+    times[2] += ours.elapsed;
     let decrypt = if ours.code != 0 {
         Some(failed(&ours, "keys decrypt"))
     } else if &ours.raw_stdout != want {
@@ -1241,11 +1430,13 @@ fn case(sops: &Path, sb: &Sandbox, doc: &Doc) -> Outcome {
     let written = sb
         .env
         .keys_stdin(&["encrypt", "--allow-empty", &name], &doc.text);
+    times[3] += written.elapsed;
     let encrypt = if written.code != 0 {
         Some(failed(&written, "keys encrypt"))
     } else {
         let file = sb.env.work.join(format!("secrets/{name}.{ext}"));
         let read = sb.sops(sops, &["decrypt", file.to_str().unwrap()]);
+        times[4] += read.elapsed;
         if read.code != 0 {
             Some(failed(&read, "sops decrypt of keys' file"))
         } else if &read.raw_stdout != want {
@@ -1254,23 +1445,54 @@ fn case(sops: &Path, sb: &Sandbox, doc: &Doc) -> Outcome {
             None
         }
     };
-    Outcome::Compared(vec![(Dir::Decrypt, decrypt), (Dir::Encrypt, encrypt)])
+    Outcome::Compared([decrypt, encrypt])
 }
 
-/// The classes a comparison belongs to: its document's and its option set's, each
-/// also per direction, and where Go's ASCII classes meet a non-ASCII key.
-fn tags(doc: &Doc, opts: &Opts, dir: Dir) -> Vec<String> {
-    let mut t = Vec::new();
-    let mut both = |c: String| {
-        t.push(format!("{c}:{}", dir.name()));
-        t.push(c);
-    };
-    both(doc.class.to_string());
-    both(format!("opt/{}", opts.name));
-    if opts.ascii_classes && !doc.text.is_ascii() {
-        both("regex/non-ascii".to_string());
+/// Option sets that change nothing sops does with a format: the comment regexes where
+/// the format has no comments, the indentation of formats that are not YAML or JSON
+/// on disk. Their cases are not run.
+fn inert(kind: Kind, opts: &Opts) -> bool {
+    let comments = opts.name.ends_with("comment_regex");
+    match kind {
+        Kind::Json | Kind::Binary => comments,
+        Kind::Dotenv | Kind::Ini => opts.name == "indent",
+        Kind::Yaml => false,
     }
-    t
+}
+
+/// The one class a difference belongs to. A policy rule `keys` refuses is the option's
+/// class; otherwise a document that differs with no options at all differs for what it
+/// holds (its own class), and one that differs only under an option set differs for
+/// that option.
+fn class_of(doc: &Doc, opts: &Opts, diff: &str, differs_bare: bool) -> String {
+    if let Some(field) = diff
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+    {
+        return format!("policy/{}", field.replace('_', "-"));
+    }
+    if opts.name == "regex_re2_syntax" && diff.contains("is not a valid regular expression") {
+        return "regex/re2-syntax".into();
+    }
+    if differs_bare {
+        return doc.class.to_string();
+    }
+    let kind = doc.kind.ext();
+    match opts.name {
+        "indent" => format!("{kind}/indent"),
+        _ if doc.kind == Kind::Binary => "binary/data-in-clear".into(),
+        // In JSON a `\u` escape may spell a non-ASCII key.
+        _ if opts.ascii_classes
+            && (!doc.text.is_ascii() || doc.text.windows(2).any(|w| w == b"\\u")) =>
+        {
+            format!(
+                "regex/non-ascii-{}",
+                opts.name.trim_start_matches("regex_").replace('_', "-")
+            )
+        }
+        other => format!("{kind}/{}", other.replace('_', "-")),
+    }
 }
 
 struct Result {
@@ -1281,53 +1503,89 @@ struct Result {
 
 #[test]
 fn every_document_under_every_option_set_reads_as_sops_reads_it() {
+    let start = Instant::now();
     let sops = sops_binary();
     let docs = documents();
     let jobs: Vec<(usize, usize)> = (0..docs.len())
         .flat_map(|d| (0..OPTIONS.len()).map(move |o| (d, o)))
+        .filter(|&(d, o)| !inert(docs[d].kind, &OPTIONS[o]))
         .collect();
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
+    let times = Mutex::new(Times::default());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
                 let mut sandboxes: HashMap<usize, Sandbox> = HashMap::new();
+                let mut mine = Times::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&(d, o)) = jobs.get(i) else { break };
                     let sb = sandboxes.entry(o).or_insert_with(|| sandbox(&OPTIONS[o]));
-                    let outcome = case(&sops, sb, &docs[d]);
+                    let outcome = case(&sops, sb, &docs[d], &mut mine);
                     results.lock().unwrap().push(Result {
                         doc: d,
                         opts: o,
                         outcome,
                     });
                 }
+                let mut all = times.lock().unwrap();
+                for (a, m) in all.iter_mut().zip(mine) {
+                    *a += m;
+                }
             });
         }
     });
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|r| (r.doc, r.opts));
+    let pairs = docs.len() * OPTIONS.len();
+    println!(
+        "sops matrix: {} documents × {} option sets = {pairs} pairs, {} run ({} where the option set changes nothing sops does with the format), 2 directions each",
+        docs.len(),
+        OPTIONS.len(),
+        jobs.len(),
+        pairs - jobs.len(),
+    );
+    let times = times.into_inner().unwrap();
+    let spent: Vec<String> = STEPS
+        .iter()
+        .zip(times)
+        .map(|(step, t)| format!("{step} {:.1}s", t.as_secs_f64()))
+        .collect();
+    println!(
+        "time: {:.1}s on {workers} threads; in the tools: {}",
+        start.elapsed().as_secs_f64(),
+        spent.join(", ")
+    );
     report(&docs, &results);
-}
-
-#[derive(Default)]
-struct Count {
-    equal: [usize; 2],
-    differing: [usize; 2],
 }
 
 fn report(docs: &[Doc], results: &[Result]) {
     let known: BTreeMap<&str, &str> = KNOWN.iter().copied().collect();
-    let mut per_class: BTreeMap<String, Count> = BTreeMap::new();
-    let (mut cases, mut equal, mut differing, mut listed) = (0, 0, 0, 0);
+    let bare = OPTIONS.iter().position(|o| o.name == "none").unwrap();
+    // Per document and direction: does it differ (or is it listed) with no options?
+    let mut differs_bare: HashMap<(usize, usize), bool> = HashMap::new();
+    for r in results.iter().filter(|r| r.opts == bare) {
+        for dir in 0..2 {
+            let differs = match &r.outcome {
+                Outcome::Listed(_) => true,
+                Outcome::Compared(diffs) => diffs[dir].is_some(),
+            };
+            differs_bare.insert((r.doc, dir), differs);
+        }
+    }
+
+    let (mut cases, mut equal, mut listed) = (0, 0, 0);
+    // Per class: differing cases per direction, and the first of them.
+    let mut classes: BTreeMap<String, ([usize; 2], String)> = BTreeMap::new();
     let mut listed_lines: BTreeMap<(usize, String), Vec<&str>> = BTreeMap::new();
-    // Every comparison with its tags and its difference.
-    let mut compared: Vec<(&Result, Dir, Vec<String>, Option<&String>)> = Vec::new();
+    let mut compared_docs: BTreeSet<usize> = BTreeSet::new();
+    let mut run_per_doc: BTreeMap<usize, usize> = BTreeMap::new();
     for r in results {
         let doc = &docs[r.doc];
         let opts = &OPTIONS[r.opts];
+        *run_per_doc.entry(r.doc).or_default() += 1;
         match &r.outcome {
             Outcome::Listed(reason) => {
                 listed += 2;
@@ -1336,48 +1594,47 @@ fn report(docs: &[Doc], results: &[Result]) {
                     .or_default()
                     .push(opts.name);
             }
-            Outcome::Compared(dirs) => {
-                for (dir, diff) in dirs {
+            Outcome::Compared(diffs) => {
+                compared_docs.insert(r.doc);
+                for (dir, diff) in diffs.iter().enumerate() {
                     cases += 1;
-                    let t = tags(doc, opts, *dir);
-                    let slot = *dir as usize;
-                    for c in [doc.class.to_string(), format!("opt/{}", opts.name)] {
-                        let count = per_class.entry(c).or_default();
-                        match diff {
-                            None => count.equal[slot] += 1,
-                            Some(_) => count.differing[slot] += 1,
-                        }
-                    }
-                    match diff {
-                        None => equal += 1,
-                        Some(_) => differing += 1,
-                    }
-                    compared.push((r, *dir, t, diff.as_ref()));
+                    let Some(diff) = diff else {
+                        equal += 1;
+                        continue;
+                    };
+                    let bare = differs_bare.get(&(r.doc, dir)).copied().unwrap_or(true);
+                    let class = class_of(doc, opts, diff, bare);
+                    let entry = classes.entry(class).or_insert_with(|| {
+                        (
+                            [0, 0],
+                            format!(
+                                "{} under {} ({}): {diff}",
+                                doc.name,
+                                opts.name,
+                                [Dir::Decrypt, Dir::Encrypt][dir].name()
+                            ),
+                        )
+                    });
+                    entry.0[dir] += 1;
                 }
             }
         }
     }
 
     println!(
-        "sops matrix: {} documents × {} option sets: cases {cases}, equal {equal}, differing {differing}, listed {listed}",
-        docs.len(),
-        OPTIONS.len()
+        "cases {cases}, equal {equal}, differing {}, listed as sops's own failure (not counted) {listed}",
+        cases - equal
     );
-    println!(
-        "{:<42} {:>17} {:>17}",
-        "class", "decrypt eq/diff", "encrypt eq/diff"
-    );
-    for (class, c) in &per_class {
-        println!(
-            "{class:<42} {:>17} {:>17}",
-            format!("{}/{}", c.equal[0], c.differing[0]),
-            format!("{}/{}", c.equal[1], c.differing[1])
-        );
+    if !classes.is_empty() {
+        println!("differing classes (decrypt, encrypt), one example each:");
+        for (class, (n, example)) in &classes {
+            println!("  {class:<40} {:>3} {:>3}  {example}", n[0], n[1]);
+        }
     }
     if !listed_lines.is_empty() {
-        println!("listed (sops itself fails; not counted):");
+        println!("listed: sops itself fails (not counted):");
         for ((d, reason), opts) in &listed_lines {
-            let which = if opts.len() == OPTIONS.len() {
+            let which = if opts.len() == run_per_doc[d] {
                 "every option set".to_string()
             } else {
                 opts.join(", ")
@@ -1386,59 +1643,31 @@ fn report(docs: &[Doc], results: &[Result]) {
         }
     }
 
-    // Differences outside the known classes, and known classes that no longer differ.
     let mut problems = Vec::new();
-    let mut examples: BTreeMap<&str, String> = BTreeMap::new();
-    for (r, dir, t, diff) in &compared {
-        let Some(diff) = diff else { continue };
-        let explained: Vec<&str> = t
-            .iter()
-            .filter_map(|c| known.get_key_value(c.as_str()).map(|(k, _)| *k))
-            .collect();
-        let line = format!(
-            "{} under {} ({}): {diff}",
-            docs[r.doc].name,
-            OPTIONS[r.opts].name,
-            dir.name()
-        );
-        if explained.is_empty() {
-            problems.push(format!("differs, in no known class: {line}"));
-        }
-        for k in explained {
-            examples.entry(k).or_insert_with(|| line.clone());
+    for (class, (_, example)) in &classes {
+        if !known.contains_key(class.as_str()) {
+            problems.push(format!("a class not in KNOWN differs: {class}: {example}"));
         }
     }
     for (class, fix) in &known {
-        let tagged: Vec<_> = compared
-            .iter()
-            .filter(|(_, _, t, _)| t.iter().any(|c| c == class))
-            .collect();
-        // The cases only this known class explains show whether it still differs.
-        let only: Vec<_> = tagged
-            .iter()
-            .filter(|(_, _, t, _)| {
-                t.iter()
-                    .all(|c| c == class || !known.contains_key(c.as_str()))
-            })
-            .copied()
-            .collect();
-        let evidence = if only.is_empty() {
-            tagged.clone()
-        } else {
-            only
-        };
-        if tagged.is_empty() {
-            problems.push(format!("known class {class} matches no case"));
-        } else if evidence.iter().all(|(_, _, _, diff)| diff.is_none()) {
+        if !classes.contains_key(*class) {
             problems.push(format!(
-                "known class {class} ({fix}) no longer differs: delete it from KNOWN"
+                "{class} no longer differs ({fix}): delete its line from KNOWN"
             ));
         }
     }
-    if !examples.is_empty() {
-        println!("known differing classes, one example each:");
-        for (class, line) in &examples {
-            println!("  {class} ({}): {line}", known[class]);
+    for (d, doc) in docs.iter().enumerate() {
+        let compared = compared_docs.contains(&d);
+        if doc.class == SOPS_FAILS && compared {
+            problems.push(format!(
+                "sops now takes {}: give it a class of its own",
+                doc.name
+            ));
+        } else if doc.class != SOPS_FAILS && !compared {
+            problems.push(format!(
+                "sops takes {} under no option set: move it to the documents sops fails on",
+                doc.name
+            ));
         }
     }
     assert!(
