@@ -3,6 +3,11 @@
 //! print what `sops decrypt` prints, byte for byte, and `sops decrypt` of the file
 //! `keys encrypt` writes (a policy rule with the same options) must print the same.
 //! A case sops itself refuses to encrypt or cannot read back is listed, not counted.
+//!
+//! Every difference belongs to one class (`class_of`). `KNOWN` lists the classes that
+//! differ today, each with the change that makes it pass: the test fails when a class
+//! not listed there differs, and when a listed class no longer differs. Run it alone
+//! with `cargo test --test cli interop::matrix -- --nocapture` to see the counts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -774,11 +779,11 @@ fn yaml_docs(d: &mut Docs) {
     d.add(Yaml, "yaml/top-level", "{password: p, name: n}\n");
 
     // Nesting.
-    for depth in [1, 2, 10, 32, 63] {
+    for depth in [1, 10, 63] {
         d.add(Yaml, "yaml/nesting", yaml_nested_maps(depth));
     }
     d.add(Yaml, "yaml/nesting", yaml_nested_lists(10));
-    for depth in [64, 65, 100, 130] {
+    for depth in [64, 130] {
         d.add(Yaml, "yaml/deep-nesting", yaml_nested_maps(depth));
     }
     d.add(Yaml, "yaml/deep-nesting", yaml_nested_lists(100));
@@ -928,7 +933,7 @@ fn json_docs(d: &mut Docs) {
     for depth in [10, 50] {
         d.add(Json, "json/nesting", json_nested(depth));
     }
-    for depth in [64, 100, 150] {
+    for depth in [64, 150] {
         d.add(Json, "json/deep-nesting", json_nested(depth));
     }
 }
@@ -1301,8 +1306,10 @@ impl Sandbox {
             .arg(&self.config)
             .args(args);
         self.env.apply(&mut cmd);
+        // Each run is short: its garbage collector only costs time.
         cmd.current_dir(&self.sops_dir)
-            .env("SOPS_AGE_KEY_FILE", &self.key);
+            .env("SOPS_AGE_KEY_FILE", &self.key)
+            .env("GOGC", "off");
         run(cmd, b"")
     }
 }
@@ -1386,7 +1393,18 @@ const STEPS: [&str; 5] = [
 
 type Times = [Duration; 5];
 
-fn case(sops: &Path, sb: &Sandbox, doc: &Doc, times: &mut Times) -> Outcome {
+/// One document under one option set. `bare` is what sops printed for the document
+/// with no options, when this option set leaves sops's output as it is: sops is then
+/// asked to read its own file only when what a `keys` side printed differs from that,
+/// to tell a difference from a file sops itself cannot read. Also returns sops's own
+/// reading when it was asked.
+fn case(
+    sops: &Path,
+    sb: &Sandbox,
+    doc: &Doc,
+    bare: Option<&[u8]>,
+    times: &mut Times,
+) -> (Outcome, Option<Vec<u8>>) {
     let ext = doc.kind.ext();
     let input = sb
         .env
@@ -1395,57 +1413,72 @@ fn case(sops: &Path, sb: &Sandbox, doc: &Doc, times: &mut Times) -> Outcome {
     let enc = sb.sops(sops, &["encrypt", input]);
     times[0] += enc.elapsed;
     if enc.code != 0 {
-        return Outcome::Listed(format!(
-            "sops refuses to encrypt it: {}",
-            first_line(&enc.stderr)
-        ));
+        let why = format!("sops refuses to encrypt it: {}", first_line(&enc.stderr));
+        return (Outcome::Listed(why), None);
     }
     let theirs = sb
         .env
         .write(&format!("sops/enc/{}.{ext}", doc.name), &enc.raw_stdout);
     let theirs = theirs.to_str().unwrap();
-    let reference = sb.sops(sops, &["decrypt", theirs]);
-    times[1] += reference.elapsed;
-    if reference.code != 0 {
-        return Outcome::Listed(format!(
-            "sops cannot read its own file: {}",
-            first_line(&reference.stderr)
-        ));
+    let mut own: Option<std::result::Result<Vec<u8>, String>> = None;
+    let ask = |times: &mut Times| {
+        let reading = sb.sops(sops, &["decrypt", theirs]);
+        times[1] += reading.elapsed;
+        if reading.code == 0 {
+            Ok(reading.raw_stdout)
+        } else {
+            Err(format!(
+                "sops cannot read its own file: {}",
+                first_line(&reading.stderr)
+            ))
+        }
+    };
+    if bare.is_none() {
+        own = Some(ask(times));
     }
-    let want = &reference.raw_stdout;
 
     let mut cmd = sb.env.command(&["decrypt", theirs]);
     cmd.current_dir(&sb.sops_dir);
     let ours = run(cmd, b"");
     times[2] += ours.elapsed;
-    let decrypt = if ours.code != 0 {
-        Some(failed(&ours, "keys decrypt"))
-    } else if &ours.raw_stdout != want {
-        Some(first_difference(&ours.raw_stdout, want))
-    } else {
-        None
-    };
 
     let name = format!("m/{ext}/{}", doc.name);
     let written = sb
         .env
         .keys_stdin(&["encrypt", "--allow-empty", &name], &doc.text);
     times[3] += written.elapsed;
-    let encrypt = if written.code != 0 {
-        Some(failed(&written, "keys encrypt"))
-    } else {
+    let read = (written.code == 0).then(|| {
         let file = sb.env.work.join(format!("secrets/{name}.{ext}"));
         let read = sb.sops(sops, &["decrypt", file.to_str().unwrap()]);
         times[4] += read.elapsed;
-        if read.code != 0 {
-            Some(failed(&read, "sops decrypt of keys' file"))
-        } else if &read.raw_stdout != want {
-            Some(first_difference(&read.raw_stdout, want))
-        } else {
-            None
-        }
+        read
+    });
+
+    let matches = |run: &Run| Some(run.raw_stdout.as_slice()) == bare && run.code == 0;
+    // A refusal of `keys encrypt` is no reason to ask: sops's reading explains no bytes.
+    if own.is_none() && (!matches(&ours) || read.as_ref().is_some_and(|r| !matches(r))) {
+        own = Some(ask(times));
+    }
+    let want: &[u8] = match &own {
+        None => bare.unwrap(),
+        Some(Ok(want)) => want,
+        Some(Err(why)) => return (Outcome::Listed(why.clone()), None),
     };
-    Outcome::Compared([decrypt, encrypt])
+    let decrypt = if ours.code != 0 {
+        Some(failed(&ours, "keys decrypt"))
+    } else if ours.raw_stdout != want {
+        Some(first_difference(&ours.raw_stdout, want))
+    } else {
+        None
+    };
+    let encrypt = match &read {
+        None => Some(failed(&written, "keys encrypt")),
+        Some(read) if read.code != 0 => Some(failed(read, "sops decrypt of keys' file")),
+        Some(read) if read.raw_stdout != want => Some(first_difference(&read.raw_stdout, want)),
+        Some(_) => None,
+    };
+    let own = own.and_then(std::result::Result::ok);
+    (Outcome::Compared([decrypt, encrypt]), own)
 }
 
 /// Option sets that change nothing sops does with a format: the comment regexes where
@@ -1506,46 +1539,61 @@ fn every_document_under_every_option_set_reads_as_sops_reads_it() {
     let start = Instant::now();
     let sops = sops_binary();
     let docs = documents();
-    let jobs: Vec<(usize, usize)> = (0..docs.len())
+    let bare = OPTIONS.iter().position(|o| o.name == "none").unwrap();
+    // Option sets with a `stores` section change what sops prints; the others share
+    // what sops prints with no options, so those run once that is known.
+    let (first, then): (Vec<(usize, usize)>, Vec<(usize, usize)>) = (0..docs.len())
         .flat_map(|d| (0..OPTIONS.len()).map(move |o| (d, o)))
         .filter(|&(d, o)| !inert(docs[d].kind, &OPTIONS[o]))
-        .collect();
-    let next = AtomicUsize::new(0);
+        .partition(|&(_, o)| o == bare || !OPTIONS[o].stores.is_empty());
     let results = Mutex::new(Vec::new());
+    let printed: Mutex<HashMap<usize, Vec<u8>>> = Mutex::new(HashMap::new());
     let times = Mutex::new(Times::default());
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                let mut sandboxes: HashMap<usize, Sandbox> = HashMap::new();
-                let mut mine = Times::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(d, o)) = jobs.get(i) else { break };
-                    let sb = sandboxes.entry(o).or_insert_with(|| sandbox(&OPTIONS[o]));
-                    let outcome = case(&sops, sb, &docs[d], &mut mine);
-                    results.lock().unwrap().push(Result {
-                        doc: d,
-                        opts: o,
-                        outcome,
-                    });
-                }
-                let mut all = times.lock().unwrap();
-                for (a, m) in all.iter_mut().zip(mine) {
-                    *a += m;
-                }
-            });
-        }
-    });
+    for jobs in [&first, &then] {
+        let next = AtomicUsize::new(0);
+        let known = printed.lock().unwrap().clone();
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    let mut sandboxes: HashMap<usize, Sandbox> = HashMap::new();
+                    let mut mine = Times::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(d, o)) = jobs.get(i) else { break };
+                        let sb = sandboxes.entry(o).or_insert_with(|| sandbox(&OPTIONS[o]));
+                        let shared = OPTIONS[o].stores.is_empty() && o != bare;
+                        let reference = known.get(&d).filter(|_| shared);
+                        let (outcome, own) =
+                            case(&sops, sb, &docs[d], reference.map(Vec::as_slice), &mut mine);
+                        if o == bare
+                            && let Some(own) = own
+                        {
+                            printed.lock().unwrap().insert(d, own);
+                        }
+                        results.lock().unwrap().push(Result {
+                            doc: d,
+                            opts: o,
+                            outcome,
+                        });
+                    }
+                    let mut all = times.lock().unwrap();
+                    for (a, m) in all.iter_mut().zip(mine) {
+                        *a += m;
+                    }
+                });
+            }
+        });
+    }
     let mut results = results.into_inner().unwrap();
     results.sort_by_key(|r| (r.doc, r.opts));
     let pairs = docs.len() * OPTIONS.len();
+    let run = first.len() + then.len();
     println!(
-        "sops matrix: {} documents × {} option sets = {pairs} pairs, {} run ({} where the option set changes nothing sops does with the format), 2 directions each",
+        "sops matrix: {} documents × {} option sets = {pairs} pairs, {run} run ({} where the option set changes nothing sops does with the format), 2 directions each",
         docs.len(),
         OPTIONS.len(),
-        jobs.len(),
-        pairs - jobs.len(),
+        pairs - run,
     );
     let times = times.into_inner().unwrap();
     let spent: Vec<String> = STEPS
