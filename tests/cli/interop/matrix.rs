@@ -1528,6 +1528,9 @@ fn class_of(doc: &Doc, opts: &Opts, diff: &str, differs_bare: bool) -> String {
     }
 }
 
+/// A document and an option set, by index.
+type Pair = (usize, usize);
+
 struct Result {
     doc: usize,
     opts: usize,
@@ -1542,7 +1545,7 @@ fn every_document_under_every_option_set_reads_as_sops_reads_it() {
     let bare = OPTIONS.iter().position(|o| o.name == "none").unwrap();
     // Option sets with a `stores` section change what sops prints; the others share
     // what sops prints with no options, so those run once that is known.
-    let (first, then): (Vec<(usize, usize)>, Vec<(usize, usize)>) = (0..docs.len())
+    let (first, then): (Vec<Pair>, Vec<Pair>) = (0..docs.len())
         .flat_map(|d| (0..OPTIONS.len()).map(move |o| (d, o)))
         .filter(|&(d, o)| !inert(docs[d].kind, &OPTIONS[o]))
         .partition(|&(_, o)| o == bare || !OPTIONS[o].stores.is_empty());
