@@ -1609,11 +1609,19 @@ fn every_document_under_every_option_set_reads_as_sops_reads_it() {
         start.elapsed().as_secs_f64(),
         spent.join(", ")
     );
-    report(&docs, &results);
+    let problems = report(&docs, &results, KNOWN);
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
-fn report(docs: &[Doc], results: &[Result]) {
-    let known: BTreeMap<&str, &str> = KNOWN.iter().copied().collect();
+/// Prints the counts, the differing classes and the listed cases; returns what is
+/// wrong against `known`.
+fn report(docs: &[Doc], results: &[Result], known: &[(&str, &str)]) -> Vec<String> {
+    let known: BTreeMap<&str, &str> = known.iter().copied().collect();
     let bare = OPTIONS.iter().position(|o| o.name == "none").unwrap();
     // Per document and direction: does it differ (or is it listed) with no options?
     let mut differs_bare: HashMap<(usize, usize), bool> = HashMap::new();
@@ -1716,15 +1724,68 @@ fn report(docs: &[Doc], results: &[Result]) {
             ));
         } else if doc.class != SOPS_FAILS && !compared {
             problems.push(format!(
-                "sops takes {} under no option set: move it to the documents sops fails on",
+                "sops refuses {} under every option set: move it to the documents sops fails on",
                 doc.name
             ));
         }
     }
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.join("\n")
+    problems
+}
+
+/// The verdict on known classes, without running a tool: a difference outside them,
+/// a known class with no difference, an input sops now takes and one it refuses.
+#[test]
+fn matrix_report_names_new_and_fixed_classes() {
+    let bare = OPTIONS.iter().position(|o| o.name == "none").unwrap();
+    let doc = |name: &str, class: &'static str| Doc {
+        name: name.into(),
+        class,
+        kind: Kind::Yaml,
+        text: b"a: b\n".to_vec(),
+    };
+    let docs = [
+        doc("long", "yaml/long-key"),
+        doc("plain", "yaml/plain"),
+        doc("refused", SOPS_FAILS),
+    ];
+    let result = |doc, opts, outcome| Result { doc, opts, outcome };
+    let differs = |what: &str| Outcome::Compared([Some(what.into()), None]);
+    let same = || Outcome::Compared([None, None]);
+    let listed = || Outcome::Listed("sops refuses to encrypt it".into());
+    let results = [
+        result(0, bare, differs("long key refused")),
+        result(1, bare, same()),
+        result(2, bare, listed()),
+    ];
+    let fix = [("yaml/long-key", "read long keys")];
+    assert_eq!(report(&docs, &results, &fix), Vec::<String>::new());
+
+    let problems = report(&docs, &results, &[]);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("a class not in KNOWN differs: yaml/long-key: long under none (decrypt): long key refused"), "{problems:?}");
+
+    let fixed = [
+        result(0, bare, same()),
+        result(1, bare, same()),
+        result(2, bare, listed()),
+    ];
+    let problems = report(&docs, &fixed, &fix);
+    assert_eq!(
+        problems,
+        ["yaml/long-key no longer differs (read long keys): delete its line from KNOWN"]
+    );
+
+    let swapped = [
+        result(0, bare, differs("x")),
+        result(1, bare, listed()),
+        result(2, bare, same()),
+    ];
+    let problems = report(&docs, &swapped, &fix);
+    assert_eq!(
+        problems,
+        [
+            "sops refuses plain under every option set: move it to the documents sops fails on",
+            "sops now takes refused: give it a class of its own",
+        ]
     );
 }
