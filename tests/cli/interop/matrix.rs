@@ -6,8 +6,9 @@
 //!
 //! Every difference belongs to one class (`class_of`). `KNOWN` lists the classes that
 //! differ today, each with the change that makes it pass: the test fails when a class
-//! not listed there differs, and when a listed class no longer differs. Run it alone
-//! with `cargo test --test cli interop::matrix -- --nocapture` to see the counts.
+//! not listed there differs, and when a listed class no longer differs. Run it alone,
+//! with the counts printed:
+//! `cargo test --test cli interop::matrix::every_document_under_every_option_set_reads_as_sops_reads_it -- --exact --nocapture`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -1621,7 +1622,8 @@ fn every_document_under_every_option_set_reads_as_sops_reads_it() {
         start.elapsed().as_secs_f64(),
         spent.join(", ")
     );
-    let problems = report(&docs, &results, KNOWN);
+    let (problems, text) = report(&docs, &results, KNOWN);
+    print!("{text}");
     assert!(
         problems.is_empty(),
         "{} problems:\n{}",
@@ -1630,9 +1632,16 @@ fn every_document_under_every_option_set_reads_as_sops_reads_it() {
     );
 }
 
-/// Prints the counts, the differing classes and the listed cases; returns what is
-/// wrong against `known`.
-fn report(docs: &[Doc], results: &[Result], known: &[(&str, &str)]) -> Vec<String> {
+/// What is wrong against `known`, and the report: the counts, the differing classes
+/// and the listed cases.
+fn report(docs: &[Doc], results: &[Result], known: &[(&str, &str)]) -> (Vec<String>, String) {
+    let mut out = String::new();
+    macro_rules! say {
+        ($($arg:tt)*) => {{
+            out.push_str(&format!($($arg)*));
+            out.push('\n');
+        }};
+    }
     let known: BTreeMap<&str, &str> = known.iter().copied().collect();
     let bare = OPTIONS.iter().position(|o| o.name == "none").unwrap();
     // Per document and direction: does it differ (or is it listed) with no options?
@@ -1692,25 +1701,25 @@ fn report(docs: &[Doc], results: &[Result], known: &[(&str, &str)]) -> Vec<Strin
         }
     }
 
-    println!(
+    say!(
         "cases {cases}, equal {equal}, differing {}, listed as sops's own failure (not counted) {listed}",
         cases - equal
     );
     if !classes.is_empty() {
-        println!("differing classes (decrypt, encrypt), one example each:");
+        say!("differing classes (decrypt, encrypt), one example each:");
         for (class, (n, example)) in &classes {
-            println!("  {class:<40} {:>3} {:>3}  {example}", n[0], n[1]);
+            say!("  {class:<40} {:>3} {:>3}  {example}", n[0], n[1]);
         }
     }
     if !listed_lines.is_empty() {
-        println!("listed: sops itself fails (not counted):");
+        say!("listed: sops itself fails (not counted):");
         for ((d, reason), opts) in &listed_lines {
             let which = if opts.len() == run_per_doc[d] {
                 "every option set".to_string()
             } else {
                 opts.join(", ")
             };
-            println!("  {} under {which}: {reason}", docs[*d].name);
+            say!("  {} under {which}: {reason}", docs[*d].name);
         }
     }
 
@@ -1741,7 +1750,7 @@ fn report(docs: &[Doc], results: &[Result], known: &[(&str, &str)]) -> Vec<Strin
             ));
         }
     }
-    problems
+    (problems, out)
 }
 
 /// The verdict on known classes, without running a tool: a difference outside them,
@@ -1770,9 +1779,15 @@ fn matrix_report_names_new_and_fixed_classes() {
         result(2, bare, listed()),
     ];
     let fix = [("yaml/long-key", "read long keys")];
-    assert_eq!(report(&docs, &results, &fix), Vec::<String>::new());
+    assert_eq!(report(&docs, &results, &fix).0, Vec::<String>::new());
 
-    let problems = report(&docs, &results, &[]);
+    let (problems, text) = report(&docs, &results, &[]);
+    assert!(
+        text.starts_with(
+            "cases 4, equal 3, differing 1, listed as sops's own failure (not counted) 2\n"
+        ),
+        "{text}"
+    );
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].starts_with("a class not in KNOWN differs: yaml/long-key: long under none (decrypt): long key refused"), "{problems:?}");
 
@@ -1781,7 +1796,7 @@ fn matrix_report_names_new_and_fixed_classes() {
         result(1, bare, same()),
         result(2, bare, listed()),
     ];
-    let problems = report(&docs, &fixed, &fix);
+    let problems = report(&docs, &fixed, &fix).0;
     assert_eq!(
         problems,
         ["yaml/long-key no longer differs (read long keys): delete its line from KNOWN"]
@@ -1792,7 +1807,7 @@ fn matrix_report_names_new_and_fixed_classes() {
         result(1, bare, listed()),
         result(2, bare, same()),
     ];
-    let problems = report(&docs, &swapped, &fix);
+    let problems = report(&docs, &swapped, &fix).0;
     assert_eq!(
         problems,
         [
