@@ -246,6 +246,16 @@ pub enum Error {
     #[error("{}: not inside a git work tree", dir.display())]
     NotInGit { dir: PathBuf },
 
+    /// A line of a git ignore file that makes git ignore part of what keys keeps
+    /// (`secrets/`, `policies/`, `recipients/`, the exports); `outside` when that
+    /// file is not in the repository, so keys will not edit it.
+    #[error("{at}: git ignores {path}, which keys keeps and git must commit")]
+    IgnoredByGit {
+        at: Location,
+        path: String,
+        outside: bool,
+    },
+
     /// Something that is not a file where a git hook is to be written.
     #[error("{}: not a file", path.display())]
     HookInTheWay { path: PathBuf },

@@ -50,6 +50,96 @@ pub fn candidate_files(dir: &Path) -> Result<Option<Vec<String>>> {
     candidate_files_env(dir, &[], &current_dir()?)
 }
 
+/// The ignore-file line that makes git ignore a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredBy {
+    /// The ignore file as git names it: relative to `dir` inside the repository
+    /// (`.gitignore`, `sub/.gitignore`, `.git/info/exclude`), absolute outside it.
+    pub source: String,
+    pub line: usize,
+    pub pattern: String,
+    /// The path it ignores, as asked.
+    pub path: String,
+}
+
+/// For each of `paths` (relative to `dir`, a directory with a trailing `/`) that git
+/// would ignore whether or not it is tracked, the line that ignores it
+/// (`git check-ignore -v --no-index --stdin -z`). A path a negated line (`!…`)
+/// re-includes is not listed. Ok(None) outside a git work tree.
+pub fn ignored_by(dir: &Path, paths: &[String]) -> Result<Option<Vec<IgnoredBy>>> {
+    ignored_by_env(dir, paths, &[], &current_dir()?)
+}
+
+/// The untracked files under `pathspecs` (relative to `dir`) that git ignores
+/// (`git ls-files -z --others --ignored --exclude-standard`). Ok(None) outside a
+/// git work tree.
+pub fn ignored_files(dir: &Path, pathspecs: &[&str]) -> Result<Option<Vec<String>>> {
+    check_dir(dir)?;
+    let git = Git::new(&[], &current_dir()?);
+    if git.in_work_tree(dir, "--show-prefix")?.is_none() {
+        return Ok(None);
+    }
+    let mut args = vec![
+        "ls-files",
+        "-z",
+        "--others",
+        "--ignored",
+        "--exclude-standard",
+        "--",
+    ];
+    args.extend(pathspecs);
+    let listing = git.output(dir, &args)?;
+    let mut files = Vec::new();
+    for raw in records(&listing) {
+        if !raw.ends_with(b"/") {
+            files.push(utf8_path(raw)?);
+        }
+    }
+    files.sort_unstable();
+    Ok(Some(files))
+}
+
+pub(crate) fn ignored_by_env(
+    dir: &Path,
+    paths: &[String],
+    env: Env,
+    cwd: &Path,
+) -> Result<Option<Vec<IgnoredBy>>> {
+    check_dir(dir)?;
+    let git = Git::new(env, cwd);
+    if git.in_work_tree(dir, "--show-prefix")?.is_none() {
+        return Ok(None);
+    }
+    let args = ["check-ignore", "-v", "--no-index", "--stdin", "-z"];
+    let mut input = Vec::new();
+    for p in paths {
+        input.extend_from_slice(p.as_bytes());
+        input.push(0);
+    }
+    let out = git.run_with_input(dir, &args, input)?;
+    // 1: nothing is ignored.
+    if !matches!(out.status.code(), Some(0 | 1)) {
+        return Err(failed(&args, &out.status, &out.stderr));
+    }
+    let fields: Vec<&[u8]> = out.stdout.split(|&b| b == 0).collect();
+    let mut found = Vec::new();
+    for record in fields.chunks_exact(4) {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let pattern = text(record[2]);
+        if pattern.starts_with('!') {
+            continue;
+        }
+        let line = text(record[1]).parse().map_err(|_| unparsable(&args))?;
+        found.push(IgnoredBy {
+            source: text(record[0]),
+            line,
+            pattern,
+            path: text(record[3]),
+        });
+    }
+    Ok(Some(found))
+}
+
 /// The hooks directory git uses for the repository containing `dir`, honouring
 /// core.hooksPath (`git rev-parse --path-format=absolute --git-path hooks`; a relative
 /// answer would be taken relative to `dir`). Ok(None) when `dir` is not inside a git
@@ -317,6 +407,31 @@ impl Git {
             .stdin(Stdio::null())
             .output()
             .map_err(spawn_error)
+    }
+
+    /// Runs git with `input` on its standard input (written from a thread of its own,
+    /// so a long answer cannot block a long question), returning the output whatever
+    /// the exit status.
+    fn run_with_input(&self, dir: &Path, args: &[&str], input: Vec<u8>) -> Result<Output> {
+        let mut child = self
+            .command(dir, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_error)?;
+        let Some(mut stdin) = child.stdin.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(external("standard input was not opened"));
+        };
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                // A failed write means git exited; its status tells why.
+                let _ = stdin.write_all(&input);
+            });
+            child.wait_with_output().map_err(spawn_error)
+        })
     }
 
     /// Standard output of a git command that must succeed.

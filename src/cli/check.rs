@@ -37,6 +37,27 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         work_tree(repo)?
     };
     let mut report = check::inspect(&files);
+    // An ignored part of what keys keeps is never committed, and plaintext there is
+    // never seen by a commit's check: each ignoring line fails the check.
+    for line in crate::ops::gitignore::ignoring_lines(repo.root())?
+        .into_iter()
+        .rev()
+    {
+        let e = Error::IgnoredByGit {
+            at: crate::ops::gitignore::location(&line),
+            path: line.path.clone(),
+            outside: std::path::Path::new(&line.source).is_absolute(),
+        };
+        report.findings.insert(
+            0,
+            check::Finding {
+                severity: Severity::Problem,
+                at: String::new(),
+                what: e.to_string(),
+                fix: Fix::Error(Box::new(e)),
+            },
+        );
+    }
     if let Some(bypass) = crate::ops::hook::audit(repo.root())? {
         report.findings.push(bypass.finding(repo.root()));
     }
@@ -100,7 +121,15 @@ fn work_tree(repo: &Repo) -> Result<Snapshot> {
 
 fn candidates(repo: &Repo) -> Result<Snapshot> {
     match crate::git::candidate_files(repo.root())? {
-        Some(list) => Snapshot::from_work_tree_files(repo, list),
+        Some(mut list) => {
+            // What git ignores under secrets/ is checked all the same.
+            if let Some(ignored) =
+                crate::git::ignored_files(repo.root(), &[crate::layout::SECRETS])?
+            {
+                list.extend(ignored);
+            }
+            Snapshot::from_work_tree_files(repo, list)
+        }
         None => {
             let mut rels = Vec::new();
             // Unsorted: the snapshot sorts what it reads.

@@ -50,7 +50,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                 own_key: a.own_key,
             };
             let report = container::add_container(ctx.repo()?, spec)?;
-            ui::out(&shared::host_report(&report))
+            ui::out(&shared::host_report(&report))?;
+            shared::refresh_exports(ctx)
         }
     }
 }

@@ -87,7 +87,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         ws.repo.rel(&done.path),
         done.recipients
     ));
-    Ok(())
+    drop(ws);
+    shared::refresh_exports(ctx)
 }
 
 /// The plaintext's file name: the secret's last name segment, with the extension of

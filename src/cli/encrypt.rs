@@ -10,7 +10,7 @@ use crate::ops::secret::{self, EncryptOptions};
 use crate::ops::workspace::Hosts;
 
 use super::shared::MAX_SECRET;
-use super::{prompt, ui};
+use super::{prompt, shared, ui};
 
 /// Encrypt a secret for the readers its policy rule names.
 ///
@@ -56,7 +56,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         done.recipients,
         ui::plural(done.recipients)
     ));
-    Ok(())
+    drop(ws);
+    shared::refresh_exports(ctx)
 }
 
 fn read_plaintext(from: Option<&PathBuf>, name: &str) -> Result<Zeroizing<Vec<u8>>> {

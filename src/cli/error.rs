@@ -30,7 +30,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (7, "not inside a keys repository"),
     (
         8,
-        "check found problems: plaintext, drift, edits outside keys, missing or unlisted files; or a host cannot decrypt what `keys update` would send it",
+        "check found problems: plaintext, drift, edits outside keys, missing or unlisted files, a git ignore line that hides what keys keeps; or a host cannot decrypt what `keys update` would send it",
     ),
     (
         9,
@@ -99,7 +99,7 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::UnsafeTempDir { .. } => 5,
         Error::Keyring { .. } => 6,
         Error::NotARepo { .. } => 7,
-        Error::CheckFailed { .. } | Error::Undeployable { .. } => 8,
+        Error::CheckFailed { .. } | Error::Undeployable { .. } | Error::IgnoredByGit { .. } => 8,
         Error::External { .. } | Error::Remote { .. } => 9,
         Error::Busy { .. } => 10,
         Error::Interrupted { .. } => 130,
@@ -219,6 +219,12 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::Unmerged { .. } => "resolve the conflict and `git add` the file, then commit again",
         Error::NotInGit { .. } => "run `git init` first, then `keys hook install` again",
         Error::HookInTheWay { .. } => "move it away, then run `keys hook install` again",
+        Error::IgnoredByGit { outside: false, .. } => {
+            "remove that line (`keys init --fix-gitignore` does), so git sees every secret and plaintext beside them"
+        }
+        Error::IgnoredByGit { outside: true, .. } => {
+            "remove that line from your global git ignore file, or negate it in the repository's .gitignore"
+        }
         Error::UnknownKeyring { .. } => "use keychain, secret-service, keyutils or none",
         Error::NoRuntimeDir { disk, .. } => {
             return Some(format!(
@@ -321,6 +327,16 @@ mod tests {
                 2,
                 "/srv/fleet: not inside a git work tree",
                 "git init",
+            ),
+            (
+                Error::IgnoredByGit {
+                    at: crate::error::Location::named(".gitignore").at_line(3),
+                    path: "secrets/".into(),
+                    outside: false,
+                },
+                8,
+                ".gitignore:3: git ignores secrets/, which keys keeps and git must commit",
+                "--fix-gitignore",
             ),
             (
                 Error::HookInTheWay {

@@ -151,7 +151,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         HostCommand::Rotate(a) => rotate(ctx, a),
         HostCommand::Rm(a) => {
             let report = host::remove_host(ctx.repo()?, &a.name, a.with_key)?;
-            ui::out(&shared::host_report(&report))
+            ui::out(&shared::host_report(&report))?;
+            shared::refresh_exports(ctx)
         }
     }
 }
@@ -186,7 +187,8 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
         persist: args.persist,
     };
     let report = host::add_host(repo, spec)?;
-    ui::out(&shared::host_report(&report))
+    ui::out(&shared::host_report(&report))?;
+    shared::refresh_exports(ctx)
 }
 
 fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
@@ -206,13 +208,15 @@ fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
     };
     let mut ids = ctx.identities()?;
     let done = host::rotate_host(repo, &args.name, key, &mut ids, ctx.prompt())?;
+    super::rekey::warn_mac_mismatch(&done.mac_mismatch);
     let mut text = shared::host_report(&done.report);
     text.push_str(&format!(
         "rekeyed   {} secret{} for the new key\n",
         done.rekeyed,
         ui::plural(done.rekeyed)
     ));
-    ui::out(&text)
+    ui::out(&text)?;
+    shared::refresh_exports(ctx)
 }
 
 /// Runs ssh-keyscan on `target` (port from the target, else `port`, else 22), shows

@@ -45,6 +45,12 @@ pub(crate) struct Args {
     #[arg(long)]
     passphrase: bool,
 
+    /// Remove the lines of the repository's .gitignore files (or .git/info/exclude)
+    /// that make git ignore secrets/, policies/, recipients/ or the exports; without it,
+    /// init refuses to scaffold under such a line.
+    #[arg(long)]
+    fix_gitignore: bool,
+
     /// Do not install the pre-commit hook.
     #[arg(long)]
     no_hook: bool,
@@ -82,7 +88,15 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             ));
         }
     };
-    let report = init::run(&repo, &Options { admin, source }, ctx.prompt())?;
+    let report = init::run(
+        &repo,
+        &Options {
+            admin,
+            source,
+            fix_gitignore: args.fix_gitignore,
+        },
+        ctx.prompt(),
+    )?;
     let mut s = String::new();
     for outcome in &report.outcomes {
         let line = match outcome {
@@ -91,6 +105,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             Outcome::IdentityStored(w) => format!("identity  new age identity stored in {w}"),
             Outcome::IdentityReused(w) => format!("identity  existing identity in {w} reused"),
             Outcome::IdentityImported(w) => format!("identity  public key of {w} recorded"),
+            Outcome::Removed(at, pattern) => format!("removed   {at}: {pattern}"),
             Outcome::Warning(w) => format!("warning   {w}"),
         };
         s.push_str(&line);

@@ -53,8 +53,11 @@ pub struct Cli {
     repo: Option<PathBuf>,
 
     /// An identity file to decrypt with (age identity or SSH private key); repeatable.
-    /// Tried before $KEYS_IDENTITY, the OS keyring, ~/.config/keys/identity.txt and
-    /// ~/.ssh/id_ed25519. Like ssh, keys refuses a key file other users can read.
+    /// As with age and sops, only the identities named are tried. Without -i:
+    /// $KEYS_IDENTITY alone when set, else the OS keyring, ~/.config/keys/identity.txt,
+    /// ~/.ssh/id_ed25519, $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE,
+    /// $SOPS_AGE_SSH_PRIVATE_KEY_FILE and sops's keys.txt. Like ssh, keys refuses a key
+    /// file other users can read.
     #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
     identities: Vec<PathBuf>,
 

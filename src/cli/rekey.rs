@@ -7,7 +7,7 @@ use crate::ops::rekey::Rewrite;
 use crate::ops::workspace::Hosts;
 use crate::ops::{host, rekey};
 
-use super::ui;
+use super::{shared, ui};
 
 /// Re-encrypt every secret whose recipients differ from what its policy resolves to.
 ///
@@ -20,9 +20,13 @@ use super::ui;
 /// can edit. .age files are decrypted and re-encrypted in
 /// memory; sops files keep their values, IVs and MAC and only get their data key
 /// wrapped for the new recipients (as `sops updatekeys`). If any file fails (no
-/// identity, tampered, MAC mismatch) nothing is written and every failed file is
-/// named. Otherwise all files are written at once (temp files, one syncfs, renames,
-/// keys.lock last) and each is then proven to open with an identity that was used.
+/// identity, a value that does not authenticate) nothing is written and every
+/// failed file is named. A sops file whose MAC does not match its values is no
+/// failure, as re-wrapping its data key needs no MAC: it is rewritten all the same,
+/// values and MAC as they were, and a warning names it. Otherwise all files are
+/// written at once (temp files, one syncfs, renames, keys.lock last) and each is then
+/// proven to open with an identity that was used (with its MAC checked unless it did
+/// not match before the rekey either).
 /// A lock written by an older keys, with full fingerprints, is rewritten with
 /// short ones. A host key rotation that was killed (.keys-rotation) is undone first
 /// when its host file does not name the new key yet, and finished by this rekey
@@ -134,7 +138,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         if finishes {
             host::end_rotation(&ws)?;
         }
-        return Ok(());
+        return shared::refresh_exports(ctx);
     }
     let mut guard = ctx.identities()?;
     let ids: &mut crate::identity::Identities = &mut guard;
@@ -164,6 +168,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    warn_mac_mismatch(&done.mac_mismatch);
     if finishes {
         host::end_rotation(&ws)?;
     }
@@ -172,5 +177,16 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         done.rewritten,
         ui::plural(done.rewritten)
     ));
-    Ok(())
+    shared::refresh_exports(ctx)
+}
+
+/// Names each sops file a rekey rewrote though its MAC did not match its values.
+pub(crate) fn warn_mac_mismatch(files: &[String]) {
+    for rel in files {
+        ui::warn(&format!(
+            "{rel}: MAC mismatch: the values do not match the file's MAC; its data key was \
+             re-wrapped all the same, its values and MAC left as they were (to repair it, \
+             re-encrypt what `keys decrypt --ignore-mac` prints with `keys encrypt --force`)"
+        ));
+    }
 }

@@ -21,5 +21,6 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         Some(p) => ui::note(&format!("removed {}", ws.repo.rel(&p))),
         None => ui::note(&format!("removed {} from secrets/keys.lock", args.name)),
     }
-    Ok(())
+    drop(ws);
+    super::shared::refresh_exports(ctx)
 }

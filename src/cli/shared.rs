@@ -145,3 +145,14 @@ pub(crate) fn host_key_error(host: &Host, address: &str) -> Error {
         ),
     }
 }
+
+/// Rewrites the exports a change made stale (`keys.nix`, `secrets.nix`, `.sops.yaml`,
+/// each only if it exists), and says which.
+pub(crate) fn refresh_exports(ctx: &super::Context) -> Result<()> {
+    let rewritten = crate::ops::export::refresh(ctx.repo()?)?;
+    if !rewritten.is_empty() {
+        let files: Vec<&str> = rewritten.iter().map(|e| e.file()).collect();
+        super::ui::note(&format!("updated {} to match", files.join(", ")));
+    }
+    Ok(())
+}

@@ -1,5 +1,6 @@
-//! New key pairs made here: an SSH ed25519 host key, drawn from the operating
-//! system's random source through ssh-key's own RNG, held only in zeroized memory.
+//! New key pairs made here, held only in zeroized memory: an SSH ed25519 host key,
+//! drawn from the operating system's random source through ssh-key's own RNG, and an
+//! admin's age X25519 identity from the age crate's.
 
 use ssh_key::private::Ed25519Keypair;
 use ssh_key::rand_core::{OsRng, RngCore};
@@ -32,6 +33,19 @@ pub fn ssh_ed25519(comment: &str) -> Result<(Recipient, Zeroizing<String>)> {
     Ok((public, private))
 }
 
+/// A new age X25519 identity in age-keygen's file format (`# title`, the public key
+/// as a comment, the secret key), and its recipient.
+pub fn age_x25519(title: &str) -> (Zeroizing<String>, Recipient) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let public = id.to_public();
+    let text = Zeroizing::new(format!(
+        "# {title}\n# public key: {public}\n{}\n",
+        id.to_string().expose_secret()
+    ));
+    (text, Recipient::X25519(public))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +61,18 @@ mod tests {
         let back = Recipient::parse_line(&line, &Location::named("t")).unwrap();
         assert_eq!(back.fingerprint(), public.fingerprint());
         assert!(private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
+    }
+
+    #[test]
+    fn an_age_identity_reads_back_as_its_recipient() {
+        use std::str::FromStr;
+        let (text, public) = age_x25519("t");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+            .unwrap();
+        let id = age::x25519::Identity::from_str(line).unwrap();
+        assert_eq!(id.to_public().to_string(), public.to_string());
+        assert!(text.starts_with(&format!("# t\n# public key: {public}\n")));
     }
 }

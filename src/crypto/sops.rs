@@ -16,7 +16,7 @@ use crate::format::Format;
 use crate::format::sops;
 use crate::format::sops::audit::{Leaf, Rules, corrupt, walk_items};
 use crate::format::sops::cipher::{self, IV_LEN};
-use crate::format::sops::document::{Branches, EncryptedDocument, Item, Value};
+use crate::format::sops::document::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::format::sops::golang::{Fmt, format_float};
 use crate::format::sops::metadata::{AgeEntry, Metadata, Options, VERSION};
 use crate::identity::{Identities, Prompt};
@@ -192,8 +192,15 @@ fn open_branches(
     Ok(mac_hex(hash))
 }
 
-/// Encrypts every value of `branches` in place; returns the MAC of the plaintext.
-fn seal_branches(branches: &mut Branches, rules: &Rules, key: &DataKey, stash: &Stash) -> String {
+/// Encrypts every value of `branches` in place; returns the MAC of the plaintext,
+/// where a value left in clear counts as what `store` reads it back as.
+fn seal_branches(
+    branches: &mut Branches,
+    rules: &Rules,
+    key: &DataKey,
+    stash: &Stash,
+    store: &dyn Store,
+) -> String {
     let mut hash = new_mac(&rules.options);
     let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
         let seal_comment = |c: &str| {
@@ -218,11 +225,16 @@ fn seal_branches(branches: &mut Branches, rules: &Rules, key: &DataKey, stash: &
             }
             Leaf::Scalar(v) => {
                 let encrypted = rules.encrypts_value(path, comments);
-                if let Some((bytes, kind)) = scalar(v) {
-                    if !rules.options.mac_only_encrypted || encrypted {
+                if !encrypted {
+                    let read = store.reread(v);
+                    if !rules.options.mac_only_encrypted
+                        && let Some((bytes, _)) = scalar(read.as_ref().unwrap_or(v))
+                    {
                         hash.update(&bytes);
                     }
-                    if encrypted && !bytes.is_empty() {
+                } else if let Some((bytes, kind)) = scalar(v) {
+                    hash.update(&bytes);
+                    if !bytes.is_empty() {
                         let a = aad(path);
                         let iv = stash.get(&a, kind, &bytes);
                         *v = Value::Str(aes::seal(key, &bytes, kind, &a, iv));
@@ -357,19 +369,29 @@ pub fn open(
     })
 }
 
+/// A document whose data key `rewrap` wrapped anew.
+pub struct Rewrapped {
+    pub doc: EncryptedDocument,
+    /// Its MAC did not match its values, before and so after: re-wrapping the data
+    /// key needs no MAC and leaves it as it was (a file sops wrote with a float -0 in
+    /// clear is one).
+    pub mac_mismatch: bool,
+}
+
 /// Re-wraps the data key of an encrypted document for `recipients`, as `sops
 /// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
 /// wrapped key of a recipient that stays is kept byte for byte when it is for that
 /// recipient alone (unless `wrap` is `Wrap::Anew`). Key sources other
-/// than age are dropped. The document is fully checked first (every value
-/// authenticates, the MAC matches) with identities that are ready; nothing is asked for.
+/// than age are dropped. The document is checked first with identities that are
+/// ready (nothing is asked for): every value authenticates under the data key, and
+/// whether the MAC matches is told, not required.
 pub fn rewrap(
     doc: &EncryptedDocument,
     identities: &Identities,
     recipients: &[Recipient],
     wrap: Wrap,
     at: &Location,
-) -> Result<EncryptedDocument> {
+) -> Result<Rewrapped> {
     let mut metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
         at: at.clone(),
         reason: format!("bad sops metadata: {reason}"),
@@ -399,7 +421,11 @@ pub fn rewrap(
         }
     };
     let key = data_key(&raw, at)?;
-    verified(doc, &metadata, &key, at, Mac::Check)?;
+    let mac_mismatch = match verified(doc, &metadata, &key, at, Mac::Check) {
+        Ok(_) => false,
+        Err(Error::MacMismatch { .. }) => true,
+        Err(e) => return Err(e),
+    };
     crypto::age::refuse_low_order(recipients, at)?;
     let old = std::mem::take(&mut metadata.age);
     metadata.drop_foreign();
@@ -422,9 +448,12 @@ pub fn rewrap(
             })
         })
         .collect::<Result<_>>()?;
-    Ok(EncryptedDocument {
-        branches: doc.branches.clone(),
-        metadata: metadata.to_items(),
+    Ok(Rewrapped {
+        doc: EncryptedDocument {
+            branches: doc.branches.clone(),
+            metadata: metadata.to_items(),
+        },
+        mac_mismatch,
     })
 }
 
@@ -432,6 +461,7 @@ pub fn rewrap(
 /// as it was decrypted), its data key, options and the IVs of unchanged values are
 /// kept, and its wrapped keys too when the recipients are the same.
 pub fn seal(
+    store: &dyn Store,
     branches: &Branches,
     recipients: &[Recipient],
     options: Options,
@@ -480,7 +510,7 @@ pub fn seal(
     }
     let rules = Rules::new(&metadata.options, at)?;
     let mut out = branches.clone();
-    let mac = seal_branches(&mut out, &rules, &key, stash);
+    let mac = seal_branches(&mut out, &rules, &key, stash, store);
     metadata.lastmodified =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     metadata.mac = aes::seal(&key, mac.as_bytes(), "str", &metadata.lastmodified, None);
@@ -520,7 +550,7 @@ pub fn encrypt_file(
 ) -> Result<Vec<u8>> {
     let store = sops::require_store(format, at)?;
     let plain = Plain(store.load_plain(plaintext, &at.file)?);
-    let doc = seal(&plain.0, recipients, options, previous, at)?;
+    let doc = seal(store, &plain.0, recipients, options, previous, at)?;
     store.emit_encrypted(&doc)
 }
 
@@ -574,9 +604,14 @@ mod tests {
             keyring: crate::identity::keyring::Backend::Disabled,
             config_dir: None,
             home: None,
+            sops: crate::identity::SopsPlaces::default(),
         };
         let ids = Identities::search(&search).unwrap();
         (dir, ids, Recipient::X25519(id.to_public()))
+    }
+
+    fn yaml() -> &'static dyn Store {
+        store(Format::SopsYaml).unwrap()
     }
 
     fn flat(doc: &EncryptedDocument) -> String {
@@ -588,6 +623,7 @@ mod tests {
         let (_d, mut ids, r) = identity();
         let at = Location::named("t.yaml");
         let sealed = seal(
+            yaml(),
             &doc(),
             std::slice::from_ref(&r),
             Options::default(),
@@ -608,6 +644,7 @@ mod tests {
         assert_eq!(opened.plain.0, doc());
         // Re-sealing with the previous version keeps every ciphertext.
         let again = seal(
+            yaml(),
             &doc(),
             std::slice::from_ref(&r),
             Options::default(),
@@ -622,7 +659,15 @@ mod tests {
         if let Item::Pair(_, Value::Map(items)) = &mut changed[0][1] {
             items[0] = Item::Pair("user".into(), Value::Str("other".into()));
         }
-        let third = seal(&changed, &[r], Options::default(), Some(&opened), &at).unwrap();
+        let third = seal(
+            yaml(),
+            &changed,
+            &[r],
+            Options::default(),
+            Some(&opened),
+            &at,
+        )
+        .unwrap();
         let (a, b) = (
             format!("{:?}", sealed.branches[0][1]),
             format!("{:?}", third.branches[0][1]),
@@ -642,7 +687,7 @@ mod tests {
     fn tampering_gives_distinct_errors() {
         let (_d, mut ids, r) = identity();
         let at = Location::named("t.yaml");
-        let sealed = seal(&doc(), &[r], Options::default(), None, &at).unwrap();
+        let sealed = seal(yaml(), &doc(), &[r], Options::default(), None, &at).unwrap();
         let db = |d: &mut EncryptedDocument| match &mut d.branches[0][1] {
             Item::Pair(_, Value::Map(items)) => items.clone(),
             _ => unreachable!(),
@@ -720,7 +765,7 @@ mod tests {
             mac_only_encrypted: true,
             ..Options::default()
         };
-        let sealed = seal(&doc(), &[r], options, None, &at).unwrap();
+        let sealed = seal(yaml(), &doc(), &[r], options, None, &at).unwrap();
         let text = flat(&sealed);
         assert!(
             text.contains("\"app\"") && !text.contains("hunter2"),
@@ -747,9 +792,9 @@ mod tests {
         let weak = Recipient::X25519(zero.parse().unwrap());
         let both = [r.clone(), weak];
         let refused = |e: Error| matches!(e, Error::WeakKey { .. });
-        let sealed = seal(&doc(), &both, Options::default(), None, &at);
+        let sealed = seal(yaml(), &doc(), &both, Options::default(), None, &at);
         assert!(sealed.is_err_and(refused));
-        let sealed = seal(&doc(), &[r], Options::default(), None, &at).unwrap();
+        let sealed = seal(yaml(), &doc(), &[r], Options::default(), None, &at).unwrap();
         assert!(rewrap(&sealed, &ids, &both, Wrap::KeepStaying, &at).is_err_and(refused));
     }
 

@@ -1,6 +1,7 @@
-//! Who is reading: the admin's private keys, found in a fixed order (flags,
-//! `KEYS_IDENTITY`, the OS keyring, the keys identity file, `~/.ssh/id_ed25519`) and
-//! unlocked at most once per run. Passphrases come through the caller's [`Prompt`].
+//! Who is reading: the admin's private keys, found in a fixed order (the OS keyring,
+//! the keys identity file, `~/.ssh/id_ed25519`, then where sops users keep theirs),
+//! or only those named with `-i` or `KEYS_IDENTITY`, and unlocked at most once per
+//! run. Passphrases come through the caller's [`Prompt`].
 
 pub mod keyring;
 
@@ -442,7 +443,8 @@ impl Identity {
 enum DefaultPlace {
     /// `identity.txt`: keys made it 0600, so a wider mode is an error.
     Keys,
-    /// `~/.ssh/id_ed25519`: skipped, with a warning, when others can read it.
+    /// `~/.ssh/id_ed25519` and the sops places: skipped, with a warning, when others
+    /// can read it.
     Ssh,
 }
 
@@ -557,6 +559,44 @@ pub struct Search {
     pub keyring: keyring::Backend,
     pub config_dir: Option<PathBuf>,
     pub home: Option<PathBuf>,
+    pub sops: SopsPlaces,
+}
+
+/// Where sops users keep their age identities, searched after keys' own places.
+#[derive(Default)]
+pub struct SopsPlaces {
+    /// `$SOPS_AGE_KEY_FILE`.
+    pub key_file: Option<PathBuf>,
+    /// `$SOPS_AGE_KEY`: identities in the variable itself.
+    pub key: Option<Zeroizing<String>>,
+    /// `$SOPS_AGE_SSH_PRIVATE_KEY_FILE`.
+    pub ssh_key_file: Option<PathBuf>,
+    /// sops's default `keys.txt`: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else
+    /// `~/.config/sops/age/keys.txt` (`~/Library/Application Support/sops/age/keys.txt`
+    /// on macOS).
+    pub default_file: Option<PathBuf>,
+}
+
+impl SopsPlaces {
+    pub fn from_env(home: Option<&Path>) -> SopsPlaces {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        let config = match var("XDG_CONFIG_HOME") {
+            Some(x) => Some(PathBuf::from(x)),
+            None if cfg!(target_os = "macos") => {
+                home.map(|h| h.join("Library").join("Application Support"))
+            }
+            None => home.map(|h| h.join(".config")),
+        };
+        SopsPlaces {
+            key_file: var("SOPS_AGE_KEY_FILE").map(PathBuf::from),
+            key: std::env::var("SOPS_AGE_KEY")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(Zeroizing::new),
+            ssh_key_file: var("SOPS_AGE_SSH_PRIVATE_KEY_FILE").map(PathBuf::from),
+            default_file: config.map(|c| c.join("sops").join("age").join("keys.txt")),
+        }
+    }
 }
 
 impl Search {
@@ -572,6 +612,7 @@ impl Search {
                 .map(PathBuf::from),
             keyring: keyring::Backend::from_env()?,
             config_dir: config_dir(home.as_deref()),
+            sops: SopsPlaces::from_env(home.as_deref()),
             home,
         })
     }
@@ -632,10 +673,21 @@ impl Identities {
         for path in &search.flags {
             ids.load_explicit(path, "-i", published)?;
         }
-        match &search.env_identity {
-            Some(path) => ids.load_explicit(path, "KEYS_IDENTITY", published)?,
-            None => ids.searched.push("KEYS_IDENTITY: not set".into()),
+        // As age, agenix and sops: named identities are the only ones tried, so "can
+        // this key read it?" is never answered by another key. -i names them first,
+        // else KEYS_IDENTITY.
+        if !search.flags.is_empty() {
+            ids.searched
+                .push("no other place: -i names the only identities to try".into());
+            return Ok(ids);
         }
+        if let Some(path) = &search.env_identity {
+            ids.load_explicit(path, "KEYS_IDENTITY", published)?;
+            ids.searched
+                .push("no other place: KEYS_IDENTITY names the only identity to try".into());
+            return Ok(ids);
+        }
+        ids.searched.push("KEYS_IDENTITY: not set".into());
         let origin = format!("OS keyring ({})", search.keyring.name());
         match keyring::load(search.keyring) {
             Ok(Some(secret)) => {
@@ -655,6 +707,7 @@ impl Identities {
         if let Some(path) = search.ssh_default() {
             ids.load_default(&path, DefaultPlace::Ssh)?;
         }
+        ids.load_sops(&search.sops)?;
         Ok(ids)
     }
 
@@ -679,6 +732,38 @@ impl Identities {
         self.searched
             .push(format!("{how} {}: {}", path.display(), id.summary()));
         self.found.push(id);
+        Ok(())
+    }
+
+    /// The places sops reads age identities from, in sops's order.
+    fn load_sops(&mut self, sops: &SopsPlaces) -> Result<()> {
+        match &sops.key {
+            Some(text) => {
+                let origin = "$SOPS_AGE_KEY";
+                match Identity::from_bytes(text.as_bytes(), origin) {
+                    Ok(id) => {
+                        self.searched.push(format!("{origin}: {}", id.summary()));
+                        self.found.push(id);
+                    }
+                    Err(e) => self.searched.push(format!("{origin}: unusable ({e})")),
+                }
+            }
+            None => self.searched.push("SOPS_AGE_KEY: not set".into()),
+        }
+        for (var, path) in [
+            ("SOPS_AGE_KEY_FILE", &sops.key_file),
+            ("SOPS_AGE_SSH_PRIVATE_KEY_FILE", &sops.ssh_key_file),
+        ] {
+            match path {
+                Some(path) => self.load_default(path, DefaultPlace::Ssh)?,
+                None => self.searched.push(format!("{var}: not set")),
+            }
+        }
+        if let Some(path) = &sops.default_file
+            && sops.key_file.as_ref() != Some(path)
+        {
+            self.load_default(path, DefaultPlace::Ssh)?;
+        }
         Ok(())
     }
 
@@ -804,6 +889,7 @@ mod tests {
             keyring: keyring::Backend::Disabled,
             config_dir: None,
             home: None,
+            sops: SopsPlaces::default(),
         };
         let chmod =
             |mode| std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();

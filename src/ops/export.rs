@@ -3,8 +3,11 @@
 //! `secrets.nix` for `agenix -e`. Both are deterministic, carry a marker line, and
 //! `keys check` reports a committed export that no longer matches the policy.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::{Format, secret_path};
+use crate::fsutil;
+use crate::layout::Repo;
+use crate::ops::workspace::{Hosts, Workspace};
 use crate::policy::host_file::HOST_KEY;
 use crate::policy::{Fleet, Policy, Reader, Rule};
 
@@ -52,6 +55,65 @@ impl Export {
             Export::Nix => nix_modules(policy, fleet, secrets)?,
         })
     }
+}
+
+/// Rewrites each export that exists at the repository root (and starts with the
+/// marker line, so a hand-written file is left alone) whose content no longer matches
+/// the policy, the fleet and the secrets on disk, so a change is never left half made
+/// by a stale export. Renders from what is on disk, so running it twice, or from two
+/// writers one after the other, ends with the same files. Returns the exports
+/// rewritten; reads nothing when no export exists.
+pub fn refresh(repo: &Repo) -> Result<Vec<Export>> {
+    let mut present = Vec::new();
+    for export in Export::ALL {
+        let path = repo.root().join(export.file());
+        if let Some(data) = fsutil::read_optional(&path)?
+            && data.starts_with(MARKER.as_bytes())
+        {
+            present.push((export, path, data));
+        }
+    }
+    if present.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ws = Workspace::load(repo, Hosts::All)?;
+    let secrets = secrets_on_disk(repo)?;
+    let mut rewritten = Vec::new();
+    for (export, path, data) in present {
+        let text = export.render(&ws.policy, &ws.fleet, &secrets)?;
+        if text.as_bytes() != data.as_slice() {
+            fsutil::write_atomic(&path, text.as_bytes(), fsutil::PUBLIC)?;
+            rewritten.push(export);
+        }
+    }
+    Ok(rewritten)
+}
+
+/// The secrets under `secrets/` by name and format, from their paths alone.
+fn secrets_on_disk(repo: &Repo) -> Result<Vec<(String, Format)>> {
+    let dir = repo.secrets_dir();
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for entry in walkdir::WalkDir::new(&dir).min_depth(1) {
+        let entry = entry.map_err(|e| {
+            Error::io(
+                e.path().unwrap_or(&dir).to_path_buf(),
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
+            )
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = repo.rel(entry.path());
+        if let Some((name, format)) = crate::format::secret_of_path(&rel) {
+            out.push((name.to_string(), format));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn yaml_quote(s: &str) -> String {
@@ -162,6 +224,16 @@ fn agenix_rules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) ->
 /// host: the host's key, or the container's own).
 pub const CONTAINER_KEY_PATH: &str = "/var/lib/keys/ssh_host_ed25519_key";
 
+/// The option a host with containers declares: the modules each of its containers
+/// imports, so that their `age.*` and `sops.*` declarations evaluate.
+const CONTAINER_MODULES_OPTION: &str = "    options.keys.containerModules = lib.mkOption {
+      type = lib.types.listOf lib.types.raw;
+      default = [ ];
+      example = lib.literalExpression \"[ agenix.nixosModules.default sops-nix.nixosModules.sops ]\";
+      description = \"The agenix and sops-nix NixOS modules, imported into each container of this host.\";
+    };
+";
+
 /// The secrets one machine (a host, or a container on it) decrypts.
 #[derive(Default)]
 struct Machine<'a> {
@@ -176,7 +248,9 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
     let mut out = format!(
         "{MARKER} nix` from policies/ and recipients/; do not edit.\n\
          # One NixOS module per host, for agenix and sops-nix: in a host's configuration,\n\
-         #   imports = [ (import ./keys.nix).HOST ];\n{{\n"
+         #   imports = [ (import ./keys.nix).HOST ];\n\
+         # and on a host with containers also\n\
+         #   keys.containerModules = [ agenix.nixosModules.default sops-nix.nixosModules.sops ];\n{{\n"
     );
     let mut names: Vec<&(String, Format)> = secrets.iter().collect();
     names.sort();
@@ -215,10 +289,22 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
             }
         }
         let key = host.on_host(HOST_KEY);
-        out.push_str(&format!("  {} = {{ ... }}: {{\n", nix_attr(&host.name)));
+        // A container's configuration is a system of its own that imports nothing of
+        // its host's: the host names the agenix and sops-nix modules once, in
+        // keys.containerModules, and each container imports them from there.
+        let pad = if host.containers.is_empty() {
+            out.push_str(&format!("  {} = {{ ... }}: {{\n", nix_attr(&host.name)));
+            "    "
+        } else {
+            out.push_str(&format!(
+                "  {} = {{ config, lib, ... }}: {{\n{CONTAINER_MODULES_OPTION}    config = {{\n",
+                nix_attr(&host.name)
+            ));
+            "      "
+        };
         machine_body(
             &mut out,
-            "    ",
+            pad,
             &own,
             &key,
             host.age_key_file
@@ -231,15 +317,20 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
                 None => key.clone(),
                 Some(_) => host.on_host(&c.own_key_path()),
             };
-            out.push_str(&format!("    containers.{} = {{\n", nix_attr(&c.name)));
+            out.push_str(&format!("{pad}containers.{} = {{\n", nix_attr(&c.name)));
             out.push_str(&format!(
-                "      bindMounts.{} = {{\n        hostPath = {};\n        isReadOnly = true;\n      }};\n",
+                "{pad}  bindMounts.{} = {{\n{pad}    hostPath = {};\n{pad}    isReadOnly = true;\n{pad}  }};\n",
                 nix_string(CONTAINER_KEY_PATH),
                 nix_string(&host_path)
             ));
-            out.push_str("      config = { ... }: {\n");
-            machine_body(&mut out, "        ", m, CONTAINER_KEY_PATH, None);
-            out.push_str("      };\n    };\n");
+            out.push_str(&format!(
+                "{pad}  config = {{ ... }}: {{\n{pad}    imports = config.keys.containerModules;\n"
+            ));
+            machine_body(&mut out, &format!("{pad}    "), m, CONTAINER_KEY_PATH, None);
+            out.push_str(&format!("{pad}  }};\n{pad}}};\n"));
+        }
+        if !host.containers.is_empty() {
+            out.push_str("    };\n");
         }
         out.push_str("  };\n");
     }

@@ -237,25 +237,30 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
 }
 
 /// Re-encrypts what the policy gives `host` (or its containers) for the keys the
-/// host files name now, as `keys rekey --host HOST`: how many secrets were rewritten.
+/// host files name now, as `keys rekey --host HOST`: how many secrets were
+/// rewritten, and the sops files among them whose MAC did not match.
 fn rekey_host(
     ws: &mut Workspace,
     host: &str,
     identities: &mut crate::identity::Identities,
     prompt: &dyn crate::identity::Prompt,
-) -> Result<usize> {
+) -> Result<(usize, Vec<String>)> {
     let plan = super::rekey::plan(ws, Some(host), Rewrite::Outdated)?;
     if plan.changes.is_empty() {
         super::rekey::tidy(ws)?;
-        return Ok(0);
+        return Ok((0, Vec::new()));
     }
-    Ok(super::rekey::apply(ws, plan, identities, prompt, &|| {})?.rewritten)
+    let done = super::rekey::apply(ws, plan, identities, prompt, &|| {})?;
+    Ok((done.rewritten, done.mac_mismatch))
 }
 
 /// What `rotate_host` did: its effects on the host file and key, and the rekey.
 pub struct Rotated {
     pub report: Report,
     pub rekeyed: usize,
+    /// sops files rekeyed though their MAC did not match their values (relative to
+    /// the root): their data keys were re-wrapped, values and MAC left as they were.
+    pub mac_mismatch: Vec<String>,
 }
 
 /// Gives host `name` a new host key and re-encrypts, in the same run, every secret
@@ -275,8 +280,9 @@ pub fn rotate_host(
     prompt: &dyn crate::identity::Prompt,
 ) -> Result<Rotated> {
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
+    let mut mac_mismatch = Vec::new();
     if let Pending::Finish(host) = settle_rotation(&mut ws)? {
-        rekey_host(&mut ws, &host, identities, prompt)?;
+        mac_mismatch = rekey_host(&mut ws, &host, identities, prompt)?.1;
         end_rotation(&ws)?;
     }
     let host = ws.fleet.require_host(name)?;
@@ -318,7 +324,7 @@ pub fn rotate_host(
     let journal_file = repo.root().join(layout::ROTATION_JOURNAL);
     fsutil::write_atomic(&journal_file, journal.render().as_bytes(), fsutil::PUBLIC)?;
     let mut report = Report::default();
-    let result = (|| -> Result<usize> {
+    let result = (|| -> Result<(usize, Vec<String>)> {
         // The new key's private half is stored before the host file names it.
         match (&private, key_plan) {
             (Some(private), Some(plan)) => {
@@ -352,7 +358,10 @@ pub fn rotate_host(
         rekey_host(&mut ws, name, identities, prompt)
     })();
     let rekeyed = match result {
-        Ok(rekeyed) => rekeyed,
+        Ok((rekeyed, mismatched)) => {
+            mac_mismatch.extend(mismatched);
+            rekeyed
+        }
         Err(e) => {
             // Put back what the journal says, the host file and the whole lock.
             let _ = fsutil::write_atomic(&file, old_text.as_bytes(), fsutil::PUBLIC);
@@ -370,7 +379,11 @@ pub fn rotate_host(
     };
     end_rotation(&ws)?;
     report.key = Some(public);
-    Ok(Rotated { report, rekeyed })
+    Ok(Rotated {
+        report,
+        rekeyed,
+        mac_mismatch,
+    })
 }
 
 /// What a killed rotation left, once `settle_rotation` has seen it.

@@ -11,6 +11,7 @@ use crate::error::{Error, Location, Result};
 use crate::fsutil;
 use crate::identity::{self, Prompt, keyring};
 use crate::layout::{self, Repo};
+use crate::ops::gitignore;
 use crate::recipient::Recipient;
 
 /// Where a generated identity is kept.
@@ -32,6 +33,9 @@ pub enum Source {
 pub struct Options {
     pub admin: String,
     pub source: Source,
+    /// Remove the ignore-file lines that make git ignore what keys keeps, instead of
+    /// refusing to scaffold under them.
+    pub fix_gitignore: bool,
 }
 
 /// One thing `init` did or found already done.
@@ -41,6 +45,8 @@ pub enum Outcome {
     IdentityStored(String),
     IdentityReused(String),
     IdentityImported(String),
+    /// An ignore-file line removed: `FILE:LINE` and its pattern.
+    Removed(String, String),
     Warning(String),
 }
 
@@ -70,6 +76,26 @@ pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
         outcomes: Vec::new(),
         admin_recipient: None,
     };
+    // Before anything is made: a repository whose git ignores secrets/ (or any part of
+    // what keys keeps) would never commit them, nor check the plaintext beside them.
+    if repo.root().is_dir() {
+        let lines = gitignore::ignoring_lines(repo.root())?;
+        if let Some(first) = lines.first()
+            && !opts.fix_gitignore
+        {
+            return Err(Error::IgnoredByGit {
+                at: gitignore::location(first),
+                path: first.path.clone(),
+                outside: std::path::Path::new(&first.source).is_absolute(),
+            });
+        }
+        for l in gitignore::remove_lines(repo.root(), &lines)? {
+            report.outcomes.push(Outcome::Removed(
+                gitignore::location(&l).to_string(),
+                l.pattern,
+            ));
+        }
+    }
     let admin_file = repo.admin_file(&opts.admin);
     // An existing admin file means this admin was set up already: identities are left alone.
     let recipient = if admin_file.exists() {
@@ -194,7 +220,7 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
                 report.outcomes.push(Outcome::IdentityReused(origin));
                 return Ok(r);
             }
-            let (secret, r) = generate();
+            let (secret, r) = crate::crypto::keygen::age_x25519("keys admin identity");
             keyring::store(*backend, &secret)?;
             report.outcomes.push(Outcome::IdentityStored(origin));
             if !backend.is_persistent() {
@@ -214,7 +240,7 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
                     .push(Outcome::IdentityReused(path.display().to_string()));
                 return Ok(r);
             }
-            let (secret, r) = generate();
+            let (secret, r) = crate::crypto::keygen::age_x25519("keys admin identity");
             let data = match passphrase {
                 Some(p) => Zeroizing::new(crate::crypto::age::encrypt_with_passphrase(
                     secret.as_bytes(),
@@ -233,15 +259,4 @@ fn admin_recipient(opts: &Options, prompt: &dyn Prompt, report: &mut Report) -> 
             Ok(r)
         }
     }
-}
-
-/// A new age X25519 identity in age-keygen's file format, and its recipient.
-fn generate() -> (Zeroizing<String>, Recipient) {
-    let id = age::x25519::Identity::generate();
-    let public = id.to_public();
-    let text = Zeroizing::new(format!(
-        "# keys admin identity\n# public key: {public}\n{}\n",
-        id.to_string().expose_secret()
-    ));
-    (text, Recipient::X25519(public))
 }

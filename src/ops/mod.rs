@@ -5,6 +5,7 @@ pub mod check;
 pub mod container;
 pub mod deploy;
 pub mod export;
+pub mod gitignore;
 pub mod hook;
 pub mod host;
 pub mod init;

@@ -3,10 +3,12 @@
 //! decryption; the lock alone is not trusted, as anyone can edit it), then does
 //! all the work in memory — `.age` files decrypted and re-encrypted, sops files'
 //! data keys re-wrapped with values, IVs and MAC untouched — and writes only if every
-//! file succeeded: temp files, one `syncfs`, renames, the lock last. A write that
+//! file succeeded: temp files, one `syncfs`, renames, the lock last. A sops file whose
+//! MAC does not match its values has not failed (re-wrapping needs no MAC): it is
+//! rewritten as it was, data key aside, and named. A write that
 //! fails puts every file back as it was. A journal marks the write so a killed run is
 //! reported and finished by the next one; every rewritten file is then proven to open
-//! with an identity that was used.
+//! with an identity that was used, its MAC checked unless it did not match before.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -274,9 +276,16 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     })
 }
 
+/// One secret re-encrypted in memory.
+struct Rekeyed {
+    data: Vec<u8>,
+    /// A sops file whose MAC did not match its values before the rekey.
+    mac_mismatch: bool,
+}
+
 /// Re-encrypts one secret in memory for its new recipients, wrapping a sops file's
 /// data key as `wrap` says.
-fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Vec<u8>> {
+fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Rekeyed> {
     let at = Location::file(&change.path);
     let data = &change.data;
     match change.format {
@@ -286,7 +295,12 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Vec<u8>> {
                     at: at.clone(),
                     searched: ids.searched().to_vec(),
                 })?;
-            crypto::age::encrypt(&plain, &change.recipients, Armor::when(change.armor), &at)
+            let data =
+                crypto::age::encrypt(&plain, &change.recipients, Armor::when(change.armor), &at)?;
+            Ok(Rekeyed {
+                data,
+                mac_mismatch: false,
+            })
         }
         format => {
             let store = sops::require_store(format, &at)?;
@@ -298,15 +312,20 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Vec<u8>> {
                     &loaded
                 }
             };
-            let doc = crypto::sops::rewrap(doc, ids, &change.recipients, wrap, &at)?;
-            store.emit_encrypted(&doc)
+            let done = crypto::sops::rewrap(doc, ids, &change.recipients, wrap, &at)?;
+            Ok(Rekeyed {
+                data: store.emit_encrypted(&done.doc)?,
+                mac_mismatch: done.mac_mismatch,
+            })
         }
     }
 }
 
 /// Proves a rewritten file is for the policy's recipients, by its own header, and
-/// opens with the identities used (no lockout).
-fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
+/// opens with the identities used (no lockout): a sops file's data key opens and
+/// every value authenticates, and its MAC matches unless it did not before the
+/// rekey either (`mac_mismatch`).
+fn verify(change: &Change, data: &[u8], ids: &Identities, mac_mismatch: bool) -> Result<()> {
     let at = Location::file(&change.path);
     let corrupt = |reason: String| Error::Corrupt {
         at: at.clone(),
@@ -320,9 +339,12 @@ fn verify(change: &Change, data: &[u8], ids: &Identities) -> Result<()> {
         format => {
             let store = sops::require_store(format, &at)?;
             let doc = store.load_encrypted(data, &at.file)?;
+            let opened =
+                crypto::sops::rewrap(&doc, ids, &change.recipients, Wrap::KeepStaying, &at)
+                    .is_ok_and(|r| mac_mismatch || !r.mac_mismatch);
             (
                 format::Readers::Sops(sops::Readers::of_document(&doc).map_err(corrupt)?),
-                crypto::sops::rewrap(&doc, ids, &change.recipients, Wrap::KeepStaying, &at).is_ok(),
+                opened,
             )
         }
     };
@@ -366,6 +388,10 @@ pub fn relock(ws: &Workspace, plan: &Plan) -> Result<()> {
 pub struct Applied {
     pub rewritten: usize,
     pub leftovers_removed: usize,
+    /// The sops files (relative to the root) rewritten though their MAC did not match
+    /// their values: their data keys were re-wrapped, their values and MAC left as
+    /// they were.
+    pub mac_mismatch: Vec<String>,
 }
 
 /// Rewrites every planned secret, or nothing if any of them fails. `progress` is
@@ -384,6 +410,7 @@ pub fn apply(
         return Ok(Applied {
             rewritten: 0,
             leftovers_removed,
+            mac_mismatch: Vec::new(),
         });
     }
     // Each passphrase is asked for once per run, not per file.
@@ -395,21 +422,27 @@ pub fn apply(
         Rewrite::Outdated => Wrap::KeepStaying,
         Rewrite::All => Wrap::Anew,
     };
-    let results: Vec<Result<(PathBuf, Vec<u8>, u32)>> = plan
+    let results: Vec<Result<Rekeyed>> = plan
         .changes
         .par_iter()
         .map(|c| {
             let out = rekey_one(c, ids, wrap)?;
             progress();
-            Ok((c.path.clone(), out, fsutil::PUBLIC))
+            Ok(out)
         })
         .collect();
+    // A file whose MAC did not match before is no failure: re-wrapping its data key
+    // needs no MAC and leaves it as it was. It is rewritten and named.
     let mut files = Vec::with_capacity(results.len());
+    let mut mismatched = Vec::with_capacity(results.len());
     let mut failures = Vec::new();
     let mut first = None;
-    for r in results {
+    for (change, r) in plan.changes.iter().zip(results) {
         match r {
-            Ok(f) => files.push(f),
+            Ok(out) => {
+                files.push((change.path.clone(), out.data, fsutil::PUBLIC));
+                mismatched.push(out.mac_mismatch);
+            }
             Err(e) => {
                 failures.push(e.to_string());
                 first.get_or_insert(e);
@@ -458,11 +491,19 @@ pub fn apply(
     let checked: Vec<Result<()>> = plan
         .changes
         .par_iter()
-        .map(|c| verify(c, &fsutil::read(&c.path)?, ids))
+        .zip(&mismatched)
+        .map(|(c, mac_mismatch)| verify(c, &fsutil::read(&c.path)?, ids, *mac_mismatch))
         .collect();
     checked.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(Applied {
         rewritten: files.len(),
         leftovers_removed,
+        mac_mismatch: plan
+            .changes
+            .iter()
+            .zip(&mismatched)
+            .filter(|(_, m)| **m)
+            .map(|(c, _)| secret_path(&c.name, c.format))
+            .collect(),
     })
 }

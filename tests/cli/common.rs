@@ -212,6 +212,18 @@ pub fn vectors() -> PathBuf {
     dir
 }
 
+/// `../shared/nix`, beside the repository: nixpkgs' lib and the agenix, sops-nix and
+/// colmena module sources.
+pub fn nix_sources() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/nix");
+    assert!(
+        dir.join("nixpkgs-lib/default.nix").is_file(),
+        "missing {}",
+        dir.display()
+    );
+    dir
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(data)

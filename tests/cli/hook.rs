@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::common::{Run, TestEnv, mode_of, peer, run};
 use crate::fixture::fleet;
 
-fn git(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Run {
+pub(crate) fn git(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Run {
     let mut cmd = Command::new(peer("git"));
     cmd.args(args);
     env.apply(&mut cmd);

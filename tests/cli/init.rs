@@ -237,20 +237,16 @@ fn nothing_can_decrypt_lists_every_place_searched() {
         &vectors().join("keys/age-native-01.age-identity"),
         "other",
     );
-    env.set("KEYS_IDENTITY", other.display().to_string());
+    env.set("SOPS_AGE_KEY_FILE", other.display().to_string());
     let file = vectors().join("age/x25519.armored.age");
-    let extra = crate::common::private_copy(&env, &vectors().join("keys/ed25519-01"), "flag");
     let run = env
-        .keys(&[
-            "decrypt",
-            "-i",
-            &extra.display().to_string(),
-            &file.display().to_string(),
-        ])
+        .keys(&["decrypt", &file.display().to_string()])
         .failure(4);
-    // -i, KEYS_IDENTITY, the keyring, ~/.config/keys/identity.txt, ~/.ssh/id_ed25519.
+    // KEYS_IDENTITY, the keyring, ~/.config/keys/identity.txt, ~/.ssh/id_ed25519, and
+    // sops's places: $SOPS_AGE_KEY, $SOPS_AGE_KEY_FILE, $SOPS_AGE_SSH_PRIVATE_KEY_FILE,
+    // its keys.txt.
     crate::assert_output!(env, "every_place_searched", run.stderr);
-    assert_eq!(run.stderr.lines().next().unwrap().matches(';').count(), 4);
+    assert_eq!(run.stderr.lines().next().unwrap().matches(';').count(), 7);
 }
 
 #[test]

@@ -220,6 +220,7 @@ fn all_plaintexts(repo: &Path, identity: &Path) -> Vec<(String, Vec<u8>)> {
         keyring: keys::identity::keyring::Backend::Disabled,
         config_dir: None,
         home: None,
+        sops: keys::identity::SopsPlaces::default(),
     };
     let mut ids = Identities::search(&search).unwrap();
     let mut out = Vec::new();
@@ -584,4 +585,206 @@ fn an_older_lock_with_full_fingerprints_is_clean_and_rekey_shortens_it() {
     let again = env.keys(&["rekey"]).success();
     crate::assert_output!(env, "up_to_date_after_relock", again.stdout);
     env.keys(&["check"]).success();
+}
+
+/// A fleet with a healthy age and sops secret and one sops file, `yaml/zero`, that
+/// the real sops wrote with a MAC it cannot verify itself (it writes a float -0
+/// left in clear as `-0`, which reads back as the integer 0, but hashes `-0`).
+/// Returns that file's path and text.
+fn fleet_with_a_broken_mac(env: &mut TestEnv) -> (PathBuf, PathBuf, String) {
+    let repo = sops_fleet(env);
+    let admin = env.root.join("keys/demo.txt");
+    env.keys_stdin(&["encrypt", "bot/token"], b"bot-canary")
+        .success();
+    env.keys_stdin(&["encrypt", "yaml/app"], b"token: app-canary\n")
+        .success();
+    env.keys_stdin(&["encrypt", "yaml/zero"], b"placeholder: 1\n")
+        .success();
+    // sops rewrites yaml/zero by the exported creation rules, to the same readers.
+    env.keys(&["export", "sops-config"]).success();
+    let zero = repo.join("secrets/yaml/zero.yaml");
+    std::fs::write(&zero, "zero_unencrypted: -0.0\nsecret: zero-canary\n").unwrap();
+    let mut cmd = Command::new(peer("sops"));
+    cmd.args([
+        "--disable-version-check",
+        "encrypt",
+        "-i",
+        "secrets/yaml/zero.yaml",
+    ]);
+    env.apply(&mut cmd);
+    run(cmd, b"").success();
+    let broken = sops(env, &["decrypt", &zero.display().to_string()], &admin);
+    assert!(broken.stderr.contains("MAC mismatch"), "{}", broken.stderr);
+    let text = std::fs::read_to_string(&zero).unwrap();
+    (repo, zero, text)
+}
+
+/// The values of a sops YAML file, as written before its metadata.
+fn body(text: &str) -> &str {
+    &text[..text.find("\nsops:").unwrap()]
+}
+
+/// The first line of a sops file that starts with `key`, indentation aside.
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.trim_start().starts_with(key))
+        .unwrap()
+}
+
+/// The age identity sops-nix derives from a host's SSH key, in a file.
+fn age_identity_of(env: &TestEnv, ssh_key: &Path, name: &str) -> PathBuf {
+    let converted = env
+        .keys(&["to-age", "--private", &ssh_key.display().to_string()])
+        .success();
+    env.write(&format!("{name}-age.txt"), converted.stdout)
+}
+
+/// `keys rekey` after a policy change: the one sops file whose MAC sops broke does
+/// not stop the others. It is rewrapped with them, named once in a warning, its
+/// values and MAC left as they were; the new reader opens it with the real sops
+/// (`--ignore-mac`, as the MAC still fails, as it did before) and every other file.
+#[test]
+fn rekey_rewraps_a_file_whose_mac_sops_broke_and_names_it() {
+    let mut env = TestEnv::new();
+    let (repo, zero, before) = fleet_with_a_broken_mac(&mut env);
+    let age_before = std::fs::read(repo.join("secrets/bot/token.age")).unwrap();
+    env.write(
+        "work/policies/default.yaml",
+        std::fs::read_to_string(repo.join("policies/default.yaml"))
+            .unwrap()
+            .replace(
+                "[admins, container:nannuo-bot]\n  - secrets: \"json/*\"",
+                "[admins, container:nannuo-bot, host:vps-x86]\n  - secrets: \"json/*\"",
+            ),
+    );
+    let out = env.keys(&["rekey"]).success();
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("keys: warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning:\n{}", out.stderr);
+    assert!(
+        warnings[0].starts_with("keys: warning: secrets/yaml/zero.yaml: MAC mismatch"),
+        "{}",
+        warnings[0]
+    );
+    assert!(out.stderr.contains("rekeyed 2 secrets"), "{}", out.stderr);
+    let after = std::fs::read_to_string(&zero).unwrap();
+    assert_ne!(after, before, "its data key was wrapped for the new reader");
+    assert_eq!(field(&after, "mac:"), field(&before, "mac:"));
+    assert_eq!(
+        body(&after),
+        body(&before).replace("zero_unencrypted: -0\n", "zero_unencrypted: 0\n"),
+        "values as read (the `-0` both tools read as the integer 0 is written `0`)"
+    );
+    assert_eq!(
+        std::fs::read(repo.join("secrets/bot/token.age")).unwrap(),
+        age_before,
+        "a secret the change does not concern is untouched"
+    );
+
+    let x86 = age_identity_of(&env, &host_key(&env, "vps-x86"), "vps-x86");
+    let read = |rel: &str, extra: &[&str]| {
+        let path = repo.join(rel).display().to_string();
+        let mut args = vec!["decrypt"];
+        args.extend_from_slice(extra);
+        args.push(&path);
+        sops(&env, &args, &x86)
+    };
+    assert_eq!(
+        read("secrets/yaml/zero.yaml", &["--ignore-mac"])
+            .success()
+            .stdout,
+        "zero_unencrypted: 0\nsecret: zero-canary\n"
+    );
+    assert!(
+        read("secrets/yaml/zero.yaml", &[])
+            .stderr
+            .contains("MAC mismatch")
+    );
+    assert_eq!(
+        read("secrets/yaml/app.yaml", &[]).success().stdout,
+        "token: app-canary\n"
+    );
+    // keys still refuses its values without --ignore-mac: nothing was laundered.
+    let refused = env.keys(&["decrypt", "yaml/zero"]).failure(3);
+    assert!(
+        refused.stderr.contains("MAC mismatch"),
+        "{}",
+        refused.stderr
+    );
+    env.keys(&["export", "sops-config"]).success();
+    env.keys(&["check"]).success();
+    let again = env.keys(&["rekey"]).success();
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+    assert!(!again.stderr.contains("warning"), "{}", again.stderr);
+}
+
+/// `keys host rotate` likewise: the rotation rewraps the broken file with the
+/// others and names it, and the new host key opens every one of its files.
+#[test]
+fn host_rotate_rewraps_a_file_whose_mac_sops_broke_and_names_it() {
+    let mut env = TestEnv::new();
+    let (repo, zero, before) = fleet_with_a_broken_mac(&mut env);
+    let new_key = new_ssh_key(&env, "arm-3");
+    let pubfile = new_key.with_extension("pub").display().to_string();
+    let out = env
+        .keys(&["host", "rotate", "vps-arm", "--key", &pubfile])
+        .success();
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("keys: warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning:\n{}", out.stderr);
+    assert!(
+        warnings[0].starts_with("keys: warning: secrets/yaml/zero.yaml: MAC mismatch"),
+        "{}",
+        warnings[0]
+    );
+    assert!(out.stdout.contains("rekeyed   3 secrets"), "{}", out.stdout);
+    let after = std::fs::read_to_string(&zero).unwrap();
+    assert_ne!(after, before, "its data key was wrapped for the new key");
+    assert_eq!(field(&after, "mac:"), field(&before, "mac:"));
+    let as_read = body(&before).replace("zero_unencrypted: -0\n", "zero_unencrypted: 0\n");
+    assert_eq!(body(&after), as_read);
+
+    // The new host key, converted as sops-nix does, opens every one of its files.
+    let new_age = age_identity_of(&env, &new_key, "arm-3");
+    let read = |rel: &str, extra: &[&str]| {
+        let path = repo.join(rel).display().to_string();
+        let mut args = vec!["decrypt"];
+        args.extend_from_slice(extra);
+        args.push(&path);
+        sops(&env, &args, &new_age)
+    };
+    assert_eq!(
+        read("secrets/yaml/app.yaml", &[]).success().stdout,
+        "token: app-canary\n"
+    );
+    assert_eq!(
+        read("secrets/yaml/zero.yaml", &["--ignore-mac"])
+            .success()
+            .stdout,
+        "zero_unencrypted: 0\nsecret: zero-canary\n"
+    );
+    assert_eq!(
+        age_decrypt(&env, &new_key, &repo.join("secrets/bot/token.age"))
+            .success()
+            .stdout,
+        "bot-canary"
+    );
+    env.keys(&["export", "sops-config"]).success();
+    env.keys(&["check"]).success();
+
+    // `keys rekey --all` rewraps it too, and says so again.
+    let all = env.keys(&["rekey", "--all"]).success();
+    assert!(
+        all.stderr
+            .contains("keys: warning: secrets/yaml/zero.yaml: MAC mismatch"),
+        "{}",
+        all.stderr
+    );
+    assert_eq!(body(&std::fs::read_to_string(&zero).unwrap()), as_read);
 }

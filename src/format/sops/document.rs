@@ -69,6 +69,12 @@ pub trait Store {
     fn emit_plain(&self, branches: &Branches) -> crate::error::Result<Vec<u8>>;
     /// The encrypted file, as `sops encrypt` writes it, with `metadata` under `sops`.
     fn emit_encrypted(&self, doc: &EncryptedDocument) -> crate::error::Result<Vec<u8>>;
+    /// What a scalar left in clear reads back as once this store has written it, where
+    /// that is another value (`None` otherwise): sops's MAC covers what a reader of the
+    /// file finds, not what the writer held.
+    fn reread(&self, _value: &Value) -> Option<Value> {
+        None
+    }
 }
 
 /// One segment of a key path: a map key or a list index.

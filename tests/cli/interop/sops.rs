@@ -254,6 +254,113 @@ fn floats_sops_reads_back_including_infinities() {
     );
 }
 
+/// Infinities and NaN, encrypted and in clear (the `_unencrypted` suffix), in
+/// every spelling YAML gives them. What sops wrote is read with the MAC sops
+/// computed over its own layout of them: `keys decrypt` prints what `sops decrypt`
+/// prints. What keys writes has the same values in clear, and sops verifies its
+/// MAC and prints the same.
+#[test]
+fn infinities_and_nan_in_clear_and_encrypted_read_the_same_both_ways() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let admin = env.root.join("keys/demo.txt");
+    let plaintext = "up: .inf\ndown: -.inf\nnot: .nan\nup_unencrypted: .inf\n\
+        down_unencrypted: -.inf\nnot_unencrypted: .nan\nlist_unencrypted: [.inf, -.inf, .nan, 1.5e300]\n\
+        inner:\n    deep_unencrypted: -.Inf\n    tiny: -1.0e-300\n\
+        spelled_unencrypted: [+.inf, .Inf, .INF, +.Inf, -.INF, .NaN, .NAN]\n\
+        spelled: [+.inf, .INF, -.INF, .NaN]\n";
+    let theirs = sops_encrypted(&env, &repo, "specials.yaml", plaintext.as_bytes());
+    let text = std::fs::read_to_string(&theirs).unwrap();
+    assert!(
+        text.contains("up_unencrypted: .inf\n") && text.contains("down: ENC["),
+        "{text}"
+    );
+    let by_sops = sops(&env, &["decrypt", &theirs.display().to_string()], &admin).success();
+    assert!(by_sops.stdout.contains("- -.inf\n"), "{}", by_sops.stdout);
+    let ours = env
+        .keys(&["decrypt", &theirs.display().to_string()])
+        .success();
+    assert_eq!(ours.stdout, by_sops.stdout);
+
+    env.keys_stdin(&["encrypt", "yaml/specials"], plaintext.as_bytes())
+        .success();
+    let file = repo.join("secrets/yaml/specials.yaml");
+    let values = |t: &str| -> Vec<String> {
+        t.lines()
+            .take_while(|l| !l.starts_with("sops:"))
+            .map(|l| {
+                let kind = l.rsplit("type:").next().unwrap_or("").trim_end_matches(']');
+                format!("{} {kind}", l.split("ENC[").next().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(
+        values(&std::fs::read_to_string(&file).unwrap()),
+        values(&text)
+    );
+    let of_ours = sops(&env, &["decrypt", &file.display().to_string()], &admin);
+    assert_eq!(
+        of_ours.code, 0,
+        "sops refused keys' file: {}",
+        of_ours.stderr
+    );
+    assert_eq!(of_ours.stdout, by_sops.stdout);
+    assert_eq!(
+        env.keys(&["decrypt", "yaml/specials"]).success().stdout,
+        by_sops.stdout
+    );
+}
+
+/// A float -0 left in clear: sops writes it `-0`, which reads back as the integer
+/// 0, so its MAC must cover `0`. sops's own file fails its MAC check (and keys'
+/// check, the same); the file keys writes has the same bytes and a MAC both read.
+#[test]
+fn negative_zero_in_clear_is_written_as_sops_writes_it_and_both_read_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let admin = env.root.join("keys/demo.txt");
+    let plaintext = "zero_unencrypted: -0.0\nzero: -0.0\nlist_unencrypted: [-0.0, 0.0, -0.5]\n";
+    env.keys_stdin(&["encrypt", "yaml/zero"], plaintext.as_bytes())
+        .success();
+    let file = repo.join("secrets/yaml/zero.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let theirs = sops_encrypted(&env, &repo, "zero.yaml", plaintext.as_bytes());
+    let their_text = std::fs::read_to_string(&theirs).unwrap();
+    let values = |t: &str| -> Vec<String> {
+        t.lines()
+            .take_while(|l| !l.starts_with("sops:"))
+            .map(|l| l.split("ENC[").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(values(&text), values(&their_text));
+    assert!(text.starts_with("zero_unencrypted: -0\n"), "{text}");
+    let by_sops = sops(&env, &["decrypt", &file.display().to_string()], &admin);
+    assert_eq!(
+        by_sops.code, 0,
+        "sops refused keys' file: {}",
+        by_sops.stderr
+    );
+    let expected =
+        "zero_unencrypted: 0\nzero: -0\nlist_unencrypted:\n    - 0\n    - 0\n    - -0.5\n";
+    assert_eq!(by_sops.stdout, expected);
+    assert_eq!(
+        env.keys(&["decrypt", "yaml/zero"]).success().stdout,
+        expected
+    );
+    // sops cannot read the file it wrote; neither can keys, for the same reason.
+    let sops_own = sops(&env, &["decrypt", &theirs.display().to_string()], &admin);
+    assert!(
+        sops_own.stderr.contains("MAC mismatch"),
+        "{}",
+        sops_own.stderr
+    );
+    let r = env
+        .keys(&["decrypt", &theirs.display().to_string()])
+        .failure(3);
+    assert!(r.stderr.contains("MAC mismatch"), "{}", r.stderr);
+    env.keys(&["check"]).success();
+}
+
 #[test]
 fn tampered_sops_files_are_refused_with_distinct_errors_and_nothing_written() {
     let mut env = TestEnv::new();

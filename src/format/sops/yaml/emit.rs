@@ -148,6 +148,11 @@ fn key_node(key: &str) -> Result<Node> {
     Ok(string_node(key))
 }
 
+/// A float as the plain scalar go-yaml writes.
+pub(super) fn float_text(f: f64) -> String {
+    go_float(f)
+}
+
 fn value_node(value: &Value) -> Result<Node> {
     Ok(match value {
         Value::Map(items) => map_node(items)?,

@@ -93,6 +93,19 @@ impl Store for YamlStore {
     fn emit_encrypted(&self, doc: &EncryptedDocument) -> Result<Vec<u8>> {
         emit::emit(doc.branches.iter().map(|b| (b, Some(&doc.metadata))))
     }
+
+    /// go-yaml writes a float in Go's shortest `'g'` layout, which reads back as an
+    /// integer where it has no point or exponent: `1.0` is written `1`, and `-0.0`
+    /// is written `-0`, the integer 0, which sops hashes as `0`.
+    fn reread(&self, value: &Value) -> Option<Value> {
+        let Value::Float(f) = value else {
+            return None;
+        };
+        match resolve::resolve_plain(&emit::float_text(*f)) {
+            Ok(v @ Value::Int(_)) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -142,6 +155,21 @@ mod tests {
         "sops/types",
         "sops/unencrypted-suffix",
     ];
+
+    /// A float in clear is hashed as what its written form reads back as.
+    #[test]
+    fn floats_reread_as_their_written_form() {
+        for (f, back) in [
+            (-0.0, Some(Value::Int(0))),
+            (1.0, Some(Value::Int(1))),
+            (0.5, None),
+            (1e21, None),
+            (f64::NEG_INFINITY, None),
+        ] {
+            assert_eq!(YamlStore.reread(&Value::Float(f)), back, "{f}");
+        }
+        assert_eq!(YamlStore.reread(&Value::Int(0)), None);
+    }
 
     #[test]
     fn plain_vectors_round_trip_byte_for_byte() {

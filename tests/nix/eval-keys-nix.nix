@@ -1,0 +1,195 @@
+# Evaluates one host module of a generated keys.nix with lib.evalModules, the real
+# agenix and sops-nix NixOS modules, and small stand-ins for the nixpkgs options those
+# modules touch. Prints what a host (and each of its containers) would decrypt:
+#   nix-instantiate --eval --strict --json --store dummy:// eval-keys-nix.nix \
+#     --arg nixDir /path/to/nix-sources --arg keysNix ./keys.nix --argstr host NAME
+# With `--arg containerModules true` the host sets keys.containerModules to the
+# agenix and sops-nix modules (a host with containers needs it).
+{
+  nixDir,
+  keysNix,
+  host,
+  containerModules ? false,
+}:
+let
+  lib = import (nixDir + "/nixpkgs-lib");
+  inherit (lib) mkOption types;
+
+  # Package paths the modules interpolate; never built here.
+  pkgs = {
+    age = "/stand-in/age";
+    mount = "/stand-in/mount";
+    gnugrep = "/stand-in/gnugrep";
+    coreutils = "/stand-in/coreutils";
+    writeShellScript = name: _: "/stand-in/${name}";
+    writeTextFile = args: "/stand-in/${args.name}";
+    callPackage = _: _: _: "/stand-in/package";
+  };
+
+  anything = mkOption {
+    type = types.lazyAttrsOf types.raw;
+    default = { };
+  };
+
+  freeform = mkOption {
+    type = types.submodule { freeformType = types.lazyAttrsOf types.raw; };
+    default = { };
+  };
+
+  # The nixpkgs options that agenix and sops-nix read or set.
+  standIns =
+    { ... }:
+    {
+      options = {
+        assertions = mkOption {
+          type = types.listOf types.raw;
+          default = [ ];
+        };
+        warnings = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+        };
+        users = {
+          users = mkOption {
+            type = types.attrsOf (
+              types.submodule {
+                freeformType = types.lazyAttrsOf types.raw;
+                options.group = mkOption {
+                  type = types.str;
+                  default = "users";
+                };
+              }
+            );
+            default = { };
+          };
+          mutableUsers = mkOption {
+            type = types.bool;
+            default = true;
+          };
+        };
+        services.openssh = {
+          enable = mkOption {
+            type = types.bool;
+            default = false;
+          };
+          hostKeys = mkOption {
+            type = types.listOf types.raw;
+            default = [ ];
+          };
+        };
+        services.userborn.enable = mkOption {
+          type = types.bool;
+          default = false;
+        };
+        systemd = anything;
+        system = freeform;
+        environment = anything;
+        boot = anything;
+        containers = mkOption {
+          type = types.attrsOf (types.submodule container);
+          default = { };
+        };
+      };
+      config._module.args.pkgs = pkgs;
+    };
+
+  # nixpkgs' containers.<name>: bindMounts as nixos-containers.nix declares them, and
+  # config evaluated as a system of its own (which imports nothing of its host's).
+  container =
+    { ... }:
+    {
+      options.bindMounts = mkOption {
+        default = { };
+        type = types.attrsOf (
+          types.submodule (
+            { name, ... }:
+            {
+              options = {
+                mountPoint = mkOption {
+                  type = types.str;
+                  default = name;
+                };
+                hostPath = mkOption {
+                  type = types.nullOr types.str;
+                  default = null;
+                };
+                isReadOnly = mkOption {
+                  type = types.bool;
+                  default = true;
+                };
+              };
+            }
+          )
+        );
+      };
+      options.config = mkOption {
+        type = lib.mkOptionType {
+          name = "Toplevel NixOS config";
+          merge = _: defs: (lib.evalModules { modules = [ standIns ] ++ map (d: d.value) defs; }).config;
+        };
+      };
+    };
+
+  agenix = nixDir + "/agenix/modules/age.nix";
+  sopsNix = nixDir + "/sops-nix/modules/sops";
+
+  hostModule = (import keysNix).${host};
+
+  system = lib.evalModules {
+    modules = [
+      standIns
+      agenix
+      sopsNix
+      hostModule
+    ]
+    ++ lib.optional containerModules {
+      keys.containerModules = [
+        agenix
+        sopsNix
+      ];
+    };
+  };
+
+  failed = c: map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+
+  decrypts = c: {
+    age = {
+      identityPaths = map toString c.age.identityPaths;
+      secrets = lib.mapAttrs (_: s: {
+        file = toString s.file;
+        inherit (s)
+          name
+          path
+          mode
+          owner
+          group
+          symlink
+          ;
+      }) c.age.secrets;
+    };
+    sops = {
+      sshKeyPaths = map toString c.sops.age.sshKeyPaths;
+      keyFile = if c.sops.age.keyFile == null then null else toString c.sops.age.keyFile;
+      secrets = lib.mapAttrs (_: s: {
+        sopsFile = toString s.sopsFile;
+        inherit (s)
+          name
+          key
+          format
+          path
+          mode
+          owner
+          group
+          ;
+      }) c.sops.secrets;
+    };
+    assertions = failed c;
+  };
+in
+decrypts system.config
+// {
+  containers = lib.mapAttrs (_: c: {
+    bindMounts = lib.mapAttrs (_: m: { inherit (m) mountPoint hostPath isReadOnly; }) c.bindMounts;
+    config = decrypts c.config;
+  }) system.config.containers;
+}
