@@ -750,7 +750,22 @@ pub fn encrypt_file(
 ) -> Result<Vec<u8>> {
     let store = sops::require_indented_store(format, options.indent, at)?;
     let plain = Plain(store.load_plain(plaintext, &at.file)?);
-    let doc = seal(&*store, &plain.0, recipients, shamir, options, previous, at)?;
+    // A binary file is one value, always encrypted: sops ignores (and does not
+    // record) the options that choose values, and so does keys.
+    let options = if format == Format::SopsBinary {
+        Options {
+            indent: options.indent,
+            ..Options::default()
+        }
+    } else {
+        options
+    };
+    let mut doc = seal(&*store, &plain.0, recipients, shamir, options, previous, at)?;
+    if format == Format::SopsBinary && previous.is_none() {
+        // Nor sops's default suffix, which only a store of many values records.
+        doc.metadata
+            .retain(|item| item.key() != Some("unencrypted_suffix"));
+    }
     let out = store.emit_encrypted(&doc)?;
     // A file keys would refuse to read back is not written. JSON indents a tab a
     // level, so a document nested a few thousand levels deep comes to this.

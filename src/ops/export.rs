@@ -158,6 +158,8 @@ fn sops_config(policy: &Policy, fleet: &Fleet) -> String {
             ("encrypted_suffix", &o.encrypted_suffix),
             ("unencrypted_regex", &o.unencrypted_regex),
             ("encrypted_regex", &o.encrypted_regex),
+            ("unencrypted_comment_regex", &o.unencrypted_comment_regex),
+            ("encrypted_comment_regex", &o.encrypted_comment_regex),
         ] {
             if let Some(v) = v {
                 out.push_str(&format!("    {k}: {}\n", yaml_quote(v)));

@@ -158,6 +158,10 @@ struct RuleFile {
     #[serde(default)]
     encrypted_regex: Option<Spanned<String>>,
     #[serde(default)]
+    unencrypted_comment_regex: Option<Spanned<String>>,
+    #[serde(default)]
+    encrypted_comment_regex: Option<Spanned<String>>,
+    #[serde(default)]
     mac_only_encrypted: bool,
     #[serde(default)]
     indent: Option<Spanned<i64>>,
@@ -446,6 +450,8 @@ impl Policy {
                 for (name, r) in [
                     ("encrypted_regex", &raw.encrypted_regex),
                     ("unencrypted_regex", &raw.unencrypted_regex),
+                    ("encrypted_comment_regex", &raw.encrypted_comment_regex),
+                    ("unencrypted_comment_regex", &raw.unencrypted_comment_regex),
                 ] {
                     if let Some(r) = r
                         && let Err(e) = GoRegex::new(&r.value)
@@ -498,14 +504,15 @@ impl Policy {
                     encrypted_suffix: raw.encrypted_suffix,
                     unencrypted_regex: raw.unencrypted_regex.map(|r| r.value),
                     encrypted_regex: raw.encrypted_regex.map(|r| r.value),
+                    unencrypted_comment_regex: raw.unencrypted_comment_regex.map(|r| r.value),
+                    encrypted_comment_regex: raw.encrypted_comment_regex.map(|r| r.value),
                     mac_only_encrypted: raw.mac_only_encrypted,
                     indent,
-                    ..Default::default()
                 };
                 if format == Format::Age && sops != Default::default() {
                     return Err(invalid(
                         format_at,
-                        "encrypted_regex, unencrypted_regex, encrypted_suffix, unencrypted_suffix and mac_only_encrypted apply only to sops formats",
+                        "encrypted_regex, unencrypted_regex, the comment regexes, encrypted_suffix, unencrypted_suffix and mac_only_encrypted apply only to sops formats",
                     ));
                 }
                 let line = |l: u64| Location::named(&rel).at_line(l);

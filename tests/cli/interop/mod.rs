@@ -4,6 +4,7 @@
 
 mod age;
 mod conformance;
+mod matrix;
 mod shamir;
 pub(crate) mod sops;
 mod sops_options;
