@@ -2,6 +2,7 @@
 //! `match`, and the `Context` that gives a command its repository, workspace and
 //! identities. Only this module prints (through `ui`) or prompts.
 
+mod adopt;
 mod check;
 mod completions;
 mod container;
@@ -94,6 +95,8 @@ enum Command {
     Check(check::Args),
     /// Re-encrypt every secret whose recipients differ from what its policy resolves to.
     Rekey(rekey::Args),
+    /// Record secrets that sops or agenix wrote in secrets/keys.lock.
+    Adopt(adopt::Args),
     /// Manage the git pre-commit hook that runs `keys check --staged`.
     Hook(hook::Args),
     /// Add, list and remove hosts (recipients/hosts/NAME.yaml).
@@ -277,6 +280,7 @@ fn run() -> ExitCode {
         Command::Ls(args) => ls::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args),
         Command::Rekey(args) => rekey::run(&ctx, args),
+        Command::Adopt(args) => adopt::run(&ctx, args),
         Command::Hook(args) => hook::run(&ctx, args),
         Command::Host(args) => host::run(&ctx, args),
         Command::Container(args) => container::run(&ctx, args),

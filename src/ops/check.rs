@@ -521,13 +521,47 @@ impl Context<'_> {
         };
         let rule = self.policy.and_then(|p| p.rule_for(name));
         let entry = self.lock.and_then(|l| l.entries.get(name));
+        // Whether the file's own header names exactly the readers its rule resolves
+        // to: what sops or agenix wrote can then be adopted as it is.
+        let header_matches = match (rule, readers.as_ref()) {
+            (Some((i, rule)), Some(readers)) if rule.format == format => {
+                match self.resolved.get(i) {
+                    Some(Some(want)) => readers
+                        .differs_from(&want.recipients, want.shamir.as_ref())
+                        .is_none(),
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        let outside = |what: &str| {
+            if header_matches {
+                (
+                    format!("{what}; its recipients match the policy"),
+                    fix_name(
+                        "if sops or agenix made the change, record it with `keys adopt NAME`; otherwise restore it from git",
+                    ),
+                )
+            } else {
+                (
+                    what.to_string(),
+                    fix_name(&format!(
+                        "if the change is yours, {REENCRYPT}; otherwise restore it from git"
+                    )),
+                )
+            }
+        };
         match (entry, self.lock) {
             (None, Some(_)) => {
-                out.problem(
-                    rel,
-                    "is not in secrets/keys.lock (added outside keys)",
-                    fix_name("encrypt it with keys: `keys encrypt --force NAME`, or remove it"),
-                );
+                let (what, fix) = if header_matches {
+                    outside("is not in secrets/keys.lock (added outside keys)")
+                } else {
+                    (
+                        "is not in secrets/keys.lock (added outside keys)".to_string(),
+                        fix_name("encrypt it with keys: `keys encrypt --force NAME`, or remove it"),
+                    )
+                };
+                out.problem(rel, what, fix);
                 status = worst(status, Status::Unknown);
             }
             (Some(e), _) if e.format != format => {
@@ -539,13 +573,9 @@ impl Context<'_> {
                 status = worst(status, Status::Drift);
             }
             (Some(e), _) if e.sha256 != lockfile::sha256_hex(data) => {
-                out.problem(
-                    rel,
-                    "was changed outside keys (its SHA-256 differs from keys.lock)",
-                    fix_name(&format!(
-                        "if the change is yours, {REENCRYPT}; otherwise restore it from git"
-                    )),
-                );
+                let (what, fix) =
+                    outside("was changed outside keys (its SHA-256 differs from keys.lock)");
+                out.problem(rel, what, fix);
                 status = worst(status, Status::Modified);
             }
             _ => {}

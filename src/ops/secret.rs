@@ -354,3 +354,127 @@ fn prune_empty_dirs(repo: &Repo, file: &Path) {
         dir = d.parent();
     }
 }
+
+/// What `adopt` recorded for one secret.
+pub struct Adopted {
+    pub name: String,
+    /// Whether an identity opened it (None: no identity was at hand to try).
+    pub opened: Option<bool>,
+}
+
+/// Records in `keys.lock` secrets that sops or agenix wrote (`sops edit`, `sops
+/// updatekeys`, `agenix -e`, `agenix -r`): each file's own header must name exactly the
+/// readers its policy rule resolves to, and with identities at hand it must open. All
+/// or nothing: one file that does not qualify leaves the lock as it was. `names` empty:
+/// every secret whose file differs from the lock, or that the lock does not list.
+pub fn adopt(
+    ws: &mut Workspace,
+    names: &[String],
+    identities: Option<&mut Identities>,
+    prompt: &dyn Prompt,
+) -> Result<Vec<Adopted>> {
+    let names: Vec<String> = if names.is_empty() {
+        outside_changes(ws)?
+    } else {
+        names.to_vec()
+    };
+    let mut identities = identities;
+    let mut entries = Vec::new();
+    for name in &names {
+        let (path, format) = ws.locate(name)?;
+        let rel = ws.repo.rel(&path);
+        let at = Location::named(&rel);
+        let rule = ws.rule(name)?;
+        if rule.format != format {
+            return Err(Error::InvalidFile {
+                at,
+                reason: format!(
+                    "its policy rule ({}) says format {}: re-encrypt it with `keys encrypt --force {name}`",
+                    rule.at,
+                    rule.format.name()
+                ),
+            });
+        }
+        let resolved = ws.policy.resolve(rule, &ws.fleet)?;
+        let data = fsutil::read(&path)?;
+        let readers = format::examine(format, &data).map_err(|reason| Error::InvalidFile {
+            at: at.clone(),
+            reason,
+        })?;
+        if let Some(what) = readers.differs_from(&resolved.recipients, resolved.shamir.as_ref()) {
+            return Err(Error::InvalidFile {
+                at,
+                reason: format!(
+                    "its recipients differ from its policy rule ({}): {what}; run `keys rekey` instead",
+                    rule.at
+                ),
+            });
+        }
+        let opened = match identities.as_deref_mut() {
+            Some(ids) if !ids.is_empty() => {
+                open_file(&path, format, ids, prompt, Mac::Check)?;
+                Some(true)
+            }
+            _ => None,
+        };
+        entries.push((
+            Adopted {
+                name: name.clone(),
+                opened,
+            },
+            lockfile::Entry {
+                format,
+                sha256: lockfile::sha256_hex(&data),
+                recipients: resolved.fingerprints,
+            },
+        ));
+    }
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lock = ws.lockfile()?;
+    for (adopted, entry) in &entries {
+        lock.upsert(&adopted.name, entry);
+    }
+    let text = lock.text().to_string();
+    let lock_file = ws.repo.lockfile();
+    if let Err(e) = fsutil::write_batch(&[(lock_file.as_path(), text.as_bytes(), fsutil::PUBLIC)]) {
+        ws.forget_lockfile();
+        return Err(e);
+    }
+    Ok(entries.into_iter().map(|(a, _)| a).collect())
+}
+
+/// The secrets whose file differs from `keys.lock`, or that it does not list.
+fn outside_changes(ws: &mut Workspace) -> Result<Vec<String>> {
+    let lock = lockfile::Lockfile::parse(ws.lockfile()?.text())?;
+    let mut out = Vec::new();
+    let dir = ws.repo.secrets_dir();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for entry in walkdir::WalkDir::new(&dir).min_depth(1).sort_by_file_name() {
+        let entry = entry.map_err(|e| {
+            Error::io(
+                e.path().unwrap_or(&dir).to_path_buf(),
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
+            )
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = ws.repo.rel(entry.path());
+        let Some((name, _)) = format::secret_of_path(&rel) else {
+            continue;
+        };
+        let changed = match lock.entries.get(name) {
+            Some(e) => e.sha256 != lockfile::sha256_hex(&fsutil::read(entry.path())?),
+            None => true,
+        };
+        if changed {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}

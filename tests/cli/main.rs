@@ -2,6 +2,7 @@
 //! environment and checks what a user would see. A module named after a command tests
 //! that command; `security/` and `interop/` hold what holds across commands.
 
+mod adopt;
 mod check;
 mod common;
 mod container;
