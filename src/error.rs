@@ -268,6 +268,10 @@ pub enum Error {
         outside: bool,
     },
 
+    /// A merge of `keys.lock` in which both branches changed the same secrets.
+    #[error("{file}: both branches changed {}", names.join(", "))]
+    MergeConflict { file: String, names: Vec<String> },
+
     /// Something that is not a file where a git hook is to be written.
     #[error("{}: not a file", path.display())]
     HookInTheWay { path: PathBuf },

@@ -102,7 +102,10 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::UnsafeTempDir { .. } => 5,
         Error::Keyring { .. } => 6,
         Error::NotARepo { .. } => 7,
-        Error::CheckFailed { .. } | Error::Undeployable { .. } | Error::IgnoredByGit { .. } => 8,
+        Error::CheckFailed { .. }
+        | Error::Undeployable { .. }
+        | Error::IgnoredByGit { .. }
+        | Error::MergeConflict { .. } => 8,
         Error::External { .. } | Error::Remote { .. } => 9,
         Error::Busy { .. } => 10,
         Error::Interrupted { .. } => 130,
@@ -225,6 +228,9 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::Unmerged { .. } => "resolve the conflict and `git add` the file, then commit again",
         Error::NotInGit { .. } => "run `git init` first, then `keys hook install` again",
         Error::HookInTheWay { .. } => "move it away, then run `keys hook install` again",
+        Error::MergeConflict { .. } => {
+            "keep one line for each secret named (the one whose file the merge keeps), then `keys check` and `git add` the lock"
+        }
         Error::IgnoredByGit { outside: false, .. } => {
             "remove that line (`keys init --fix-gitignore` does), so git sees every secret and plaintext beside them"
         }

@@ -17,6 +17,7 @@ mod host;
 mod init;
 mod install;
 mod ls;
+mod merge_lock;
 mod prompt;
 mod rekey;
 mod rm;
@@ -97,6 +98,9 @@ enum Command {
     Rekey(rekey::Args),
     /// Record secrets that sops or agenix wrote in secrets/keys.lock.
     Adopt(adopt::Args),
+    /// Merge keys.lock secret by secret (git runs this as a merge driver).
+    #[command(hide = true)]
+    MergeLock(merge_lock::Args),
     /// Manage the git pre-commit hook that runs `keys check --staged`.
     Hook(hook::Args),
     /// Add, list and remove hosts (recipients/hosts/NAME.yaml).
@@ -281,6 +285,7 @@ fn run() -> ExitCode {
         Command::Check(args) => check::run(&ctx, args),
         Command::Rekey(args) => rekey::run(&ctx, args),
         Command::Adopt(args) => adopt::run(&ctx, args),
+        Command::MergeLock(args) => merge_lock::run(args),
         Command::Hook(args) => hook::run(&ctx, args),
         Command::Host(args) => host::run(&ctx, args),
         Command::Container(args) => container::run(&ctx, args),

@@ -96,6 +96,46 @@ impl Lockfile {
     }
 }
 
+/// A three-way merge of lock files, entry by entry: an entry changed (or added, or
+/// removed) on one side only takes that side; the same change on both sides is taken
+/// once; different changes to one secret are a conflict, written between git's
+/// conflict markers so the merged file does not parse until it is resolved. Returns the
+/// merged text and the names in conflict.
+pub fn merge3(base: &Lockfile, ours: &Lockfile, theirs: &Lockfile) -> (String, Vec<String>) {
+    let names: std::collections::BTreeSet<&String> = base
+        .entries
+        .keys()
+        .chain(ours.entries.keys())
+        .chain(theirs.entries.keys())
+        .collect();
+    let mut out = String::from(HEADER);
+    let mut conflicts = Vec::new();
+    for name in names {
+        let (o, a, b) = (
+            base.entries.get(name),
+            ours.entries.get(name),
+            theirs.entries.get(name),
+        );
+        let take = if a == b || b == o {
+            a
+        } else if a == o {
+            b
+        } else {
+            conflicts.push(name.clone());
+            out.push_str("<<<<<<< ours\n");
+            out.push_str(&a.map(|e| line(name, e)).unwrap_or_default());
+            out.push_str("=======\n");
+            out.push_str(&b.map(|e| line(name, e)).unwrap_or_default());
+            out.push_str(">>>>>>> theirs\n");
+            continue;
+        };
+        if let Some(e) = take {
+            out.push_str(&line(name, e));
+        }
+    }
+    (out, conflicts)
+}
+
 /// One entry's line, with its newline.
 fn line(name: &str, e: &Entry) -> String {
     format!(

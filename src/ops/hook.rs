@@ -67,7 +67,45 @@ fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Vec<
     if recorded.as_deref() != Some(hooks.as_os_str().as_bytes()) {
         git::config_set_env(dir, RECORD, hooks.as_os_str(), env, cwd)?;
     }
+    register_merge_driver(dir, &exe, env, cwd)?;
     Ok(done)
+}
+
+/// The git merge driver for `keys.lock` (`keys merge-lock`): named in the fleet's
+/// `.gitattributes` and defined in the repository's git configuration, so two
+/// branches that each add or change other secrets merge without a conflict.
+pub const MERGE_DRIVER: &str = "keys-lock";
+const ATTRIBUTE: &str = "secrets/keys.lock merge=keys-lock";
+
+fn register_merge_driver(dir: &Path, exe: &Path, env: Env, cwd: &Path) -> Result<()> {
+    let mut driver = shell_quote(exe.as_os_str().as_bytes());
+    driver.extend_from_slice(b" merge-lock %O %A %B %P");
+    for (key, value) in [
+        (
+            "merge.keys-lock.name",
+            &b"keys.lock, merged secret by secret"[..],
+        ),
+        ("merge.keys-lock.driver", &driver[..]),
+    ] {
+        if git::config_get_env(dir, key, env, cwd)?.as_deref() != Some(value) {
+            git::config_set_env(dir, key, std::ffi::OsStr::from_bytes(value), env, cwd)?;
+        }
+    }
+    let path = dir.join(".gitattributes");
+    let text = fsutil::read_optional(&path)?.unwrap_or_default();
+    if !text
+        .split(|&b| b == b'\n')
+        .any(|l| l.trim_ascii() == ATTRIBUTE.as_bytes())
+    {
+        let mut new = text;
+        if !new.is_empty() && !new.ends_with(b"\n") {
+            new.push(b'\n');
+        }
+        new.extend_from_slice(ATTRIBUTE.as_bytes());
+        new.push(b'\n');
+        fsutil::write_atomic(&path, &new, fsutil::PUBLIC)?;
+    }
+    Ok(())
 }
 
 /// Writes hook `name` in `hooks`, keeping one that is there as `NAME.before-keys`.

@@ -19,6 +19,7 @@ mod host;
 mod identities;
 mod init;
 mod interop;
+mod merge;
 mod rekey;
 mod rm;
 mod security;
