@@ -38,6 +38,9 @@ enum What {
     /// keys.nix: one NixOS module per host declaring its agenix and sops-nix secrets,
     /// identity paths and container key bind mounts.
     Nix,
+    /// Rewrite each keys-made export that exists and no longer matches, printing the
+    /// files rewritten (what the git hooks run to regenerate the exports of a merge).
+    Refresh,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
@@ -47,6 +50,14 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         What::SopsConfig => Export::SopsConfig,
         What::AgenixRules => Export::AgenixRules,
         What::Nix => Export::Nix,
+        What::Refresh => {
+            let rewritten = crate::ops::export::refresh(repo)?;
+            let text: String = rewritten
+                .iter()
+                .map(|e| format!("{}\n", e.file()))
+                .collect();
+            return ui::out(&text);
+        }
     };
     let secrets: Vec<_> = check::secrets(repo)?
         .secrets

@@ -16,6 +16,8 @@ fn neighbouring_secrets_merge_cleanly_and_the_same_secret_conflicts_by_name() {
         "/.keys-writer\n/.keys-journal\n/.keys-rotation\n",
     );
     env.keys_stdin(&["encrypt", "bot/a"], b"a").success();
+    env.keys(&["export", "agenix-rules"]).success();
+    env.keys(&["export", "nix"]).success();
     env.keys(&["hook", "install"]).success();
     let attributes = std::fs::read_to_string(repo.join(".gitattributes")).unwrap();
     assert!(
@@ -45,7 +47,25 @@ fn neighbouring_secrets_merge_cleanly_and_the_same_secret_conflicts_by_name() {
     for name in ["bot/a ", "bot/b ", "bot/c "] {
         assert_eq!(lock.matches(name).count(), 1, "{lock}");
     }
+    // The exports, which both branches changed next to each other, did not conflict:
+    // the merge kept this branch's text, and the hook regenerated them from the merged
+    // secrets and staged them (git writes a merge's tree before its hook runs, so they
+    // go into the next commit).
+    let status = git(&env, &["status", "--porcelain"], b"").success();
+    assert_eq!(status.stdout, "M  keys.nix\nM  secrets.nix\n");
     env.keys(&["check"]).success();
+    git(&env, &["commit", "-qm", "exports after the merge"], b"").success();
+    for export in ["secrets.nix", "keys.nix"] {
+        let text = git(&env, &["show", &format!("HEAD:{export}")], b"")
+            .success()
+            .stdout;
+        for name in ["bot/a", "bot/b", "bot/c"] {
+            assert!(
+                text.contains(&format!("secrets/{name}.age")),
+                "{export}: {text}"
+            );
+        }
+    }
 
     // Both change the same secret: a conflict naming it, the rest merged.
     git(&env, &["checkout", "-q", "-b", "carol"], b"").success();
