@@ -20,6 +20,7 @@ mod identities;
 mod init;
 mod interop;
 mod merge;
+mod precommit;
 mod rekey;
 mod rm;
 mod security;
