@@ -254,3 +254,20 @@ fn comments_after_a_nested_map_in_a_list_item_decrypt_with_sops() {
         "m:\n    x:\n        \"y\": 1\n        # t8\n# t6\n"
     );
 }
+
+/// A comment after an empty value with a tag or an anchor (`key: !!str`, `key: &a`)
+/// stays after it, in maps and lists: go-yaml gives it to what follows, and keys
+/// places it there too, so sops reads it back where it was from either file.
+#[test]
+fn a_comment_after_an_empty_tagged_value_stays_after_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "name: n\n# before\nnote: !!str\n# after\npassword: p\nx: &a\n# c2\ny: 1\n\
+                     l:\n    - !!str\n    # c3\n    - b\nm:\n    k: !!str\n    # c4\nz: 1\n";
+    let printed = both_ways(&env, &repo, "yaml/empty-tagged", plaintext);
+    assert_eq!(
+        printed,
+        "name: \"n\"\n# before\nnote: \"\"\n# after\npassword: p\nx: null\n# c2\n\"y\": 1\n\
+         l:\n    - \"\"\n    # c3\n    - b\nm:\n    k: \"\"\n    # c4\nz: 1\n"
+    );
+}
