@@ -517,21 +517,32 @@ mod tests {
         })
     }
 
-    /// A map starting with a comment as the value of a key go-yaml writes as `? key`
-    /// (with a line break or over 128 bytes): the comment lands on the `:` line and
-    /// reads back before the key, in sops as in keys.
+    /// A map starting with a comment (or a list whose first item is one) as the value
+    /// of a key go-yaml writes as `? key` (with a line break or over 128 bytes): the
+    /// comment lands on the `:` line and reads back before the key, in sops as in keys.
     fn comment_under_complex_key(items: &[Item]) -> bool {
+        let starts_with_comment = |inner: &[Item]| matches!(inner.first(), Some(Item::Comment(_)));
         items.iter().any(|item| match item {
-            Item::Pair(key, Value::Map(inner)) => {
+            Item::Pair(key, value @ (Value::Map(_) | Value::List(_))) => {
                 let complex =
                     key.len() > 128 || key.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']);
-                (complex && matches!(inner.first(), Some(Item::Comment(_))))
-                    || comment_under_complex_key(inner)
+                let first = match value {
+                    Value::Map(inner) => starts_with_comment(inner),
+                    Value::List(values) => {
+                        matches!(values.first(), Some(Value::Map(inner)) if starts_with_comment(inner))
+                    }
+                    _ => false,
+                };
+                let nested = match value {
+                    Value::Map(inner) => comment_under_complex_key(inner),
+                    Value::List(values) => values.iter().any(|v| match v {
+                        Value::Map(inner) => comment_under_complex_key(inner),
+                        _ => false,
+                    }),
+                    _ => false,
+                };
+                (complex && first) || nested
             }
-            Item::Pair(_, Value::List(values)) => values.iter().any(|v| match v {
-                Value::Map(inner) => comment_under_complex_key(inner),
-                _ => false,
-            }),
             _ => false,
         })
     }

@@ -254,3 +254,72 @@ fn comments_after_a_nested_map_in_a_list_item_decrypt_with_sops() {
         "m:\n    x:\n        \"y\": 1\n        # t8\n# t6\n"
     );
 }
+
+/// A comment after an empty value with a tag or an anchor (`key: !!str`, `key: &a`)
+/// stays after it, in maps and lists: go-yaml gives it to what follows, and keys
+/// places it there too, so sops reads it back where it was from either file.
+#[test]
+fn a_comment_after_an_empty_tagged_value_stays_after_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "name: n\n# before\nnote: !!str\n# after\npassword: p\nx: &a\n# c2\ny: 1\n\
+                     l:\n    - !!str\n    # c3\n    - b\nm:\n    k: !!str\n    # c4\nz: 1\n";
+    let printed = both_ways(&env, &repo, "yaml/empty-tagged", plaintext);
+    assert_eq!(
+        printed,
+        "name: \"n\"\n# before\nnote: \"\"\n# after\npassword: p\nx: null\n# c2\n\"y\": 1\n\
+         l:\n    - \"\"\n    # c3\n    - b\nm:\n    k: \"\"\n    # c4\nz: 1\n"
+    );
+}
+
+/// A comment that ends a list item after a nested map: sops encrypts it under the
+/// item's path, go-yaml reads it back into the nested map, and sops cannot decrypt it
+/// and prints it as it is. keys places and encrypts it as sops does, so both tools read
+/// either file alike: the same lines, that comment still encrypted at the same place.
+#[test]
+fn a_comment_ending_a_list_item_after_a_nested_map_is_encrypted_as_sops_encrypts_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let admin = env.root.join("keys/demo.txt");
+    let plaintext = "items:\n  - sub:\n      password: p\n    # last, after nested map\n";
+    // The text with each ciphertext masked, its length and type kept.
+    let masked = |text: &str| -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("ENC[AES256_GCM,data:") {
+            let (head, tail) = rest.split_at(at);
+            let end = tail.find(']').unwrap();
+            let fields: Vec<&str> = tail[..end].split(',').collect();
+            let data = fields[1].trim_start_matches("data:");
+            let kind = fields.last().unwrap().trim_start_matches("type:");
+            out.push_str(&format!("{head}ENC[{} {kind}]", data.len()));
+            rest = &tail[end + 1..];
+        }
+        out + rest
+    };
+    let body = |path: &Path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        masked(text.split("sops:\n").next().unwrap())
+    };
+    let theirs = sops_encrypted(&env, &repo, "item-comment.yaml", plaintext.as_bytes());
+    let sops_reads = sops(&env, &["decrypt", &theirs.display().to_string()], &admin).success();
+    let want = "items:\n    - sub:\n        password: p\n        #ENC[32 comment]\n";
+    assert_eq!(masked(&sops_reads.stdout), want);
+    assert!(sops_reads.stderr.contains("possibly unencrypted comment"));
+    let read = env
+        .keys(&["decrypt", &theirs.display().to_string()])
+        .success();
+    assert_eq!(
+        read.stdout, sops_reads.stdout,
+        "keys reads sops's file as sops does"
+    );
+
+    env.keys_stdin(&["encrypt", "yaml/item-comment"], plaintext.as_bytes())
+        .success();
+    let ours = repo.join("secrets/yaml/item-comment.yaml");
+    assert_eq!(body(&ours), body(&theirs), "keys writes what sops writes");
+    let sops_reads_ours = sops(&env, &["decrypt", &ours.display().to_string()], &admin).success();
+    assert_eq!(masked(&sops_reads_ours.stdout), want);
+    let keys_reads_ours = env.keys(&["decrypt", "yaml/item-comment"]).success();
+    assert_eq!(keys_reads_ours.stdout, sops_reads_ours.stdout);
+}

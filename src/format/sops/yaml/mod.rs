@@ -298,6 +298,10 @@ mod tests {
             ),
             ("a: # on key\n    b: 1\n", "# on key\na:\n    b: 1\n"),
             (
+                "a: !!str\n# after a\nb: &x\n    # after b\nc: [!!str , 1]\n",
+                "a: \"\"\n# after a\nb: null\n# after b\nc:\n    - \"\"\n    - 1\n",
+            ),
+            (
                 "a: 1\n# one\n---\n# two\nb: 2\n",
                 "a: 1\n# one\n---\n# two\nb: 2\n",
             ),

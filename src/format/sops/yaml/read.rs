@@ -38,8 +38,8 @@ struct Builder<'f> {
     text: &'f str,
     lines: Vec<&'f str>,
     stack: Vec<Open>,
-    /// Own-line comments not yet placed, with their column.
-    pending: Vec<(String, usize)>,
+    /// Own-line comments not yet placed, with their column and (1-based) line.
+    pending: Vec<(String, usize, usize)>,
     /// The (1-based) line of the last comment in `pending`.
     pending_line: usize,
     /// Whether a collection closed since the last node: the innermost of a run
@@ -268,7 +268,7 @@ impl Builder<'_> {
                     return Err(invalid(self.at(line), "no YAML document, only comments"));
                 };
                 let comments = std::mem::take(&mut self.pending);
-                branch.extend(comments.into_iter().map(|(c, _)| Item::Comment(c)));
+                branch.extend(comments.into_iter().map(|(c, ..)| Item::Comment(c)));
             }
             Event::DocumentStart(..) => {
                 self.root = None;
@@ -280,7 +280,7 @@ impl Builder<'_> {
                 branch.extend(
                     std::mem::take(&mut self.pending)
                         .into_iter()
-                        .map(|(c, _)| Item::Comment(c)),
+                        .map(|(c, ..)| Item::Comment(c)),
                 );
                 self.branches.push(branch);
             }
@@ -289,7 +289,7 @@ impl Builder<'_> {
                 if placement == Placement::Right {
                     self.line_comment(text);
                 } else {
-                    self.pending.push((text, col));
+                    self.pending.push((text, col, line));
                     self.pending_line = line;
                 }
             }
@@ -347,7 +347,18 @@ impl Builder<'_> {
                 } else {
                     let value = resolve::scalar(&value, style, tag.as_deref())
                         .map_err(|reason| invalid(self.at(line), reason))?;
+                    // An empty value with a tag or anchor (`key: !!str`) comes after
+                    // the comments below it; go-yaml gives those to what follows.
+                    let empty =
+                        span.start.line() == span.end.line() && span.start.col() == span.end.col();
+                    let after = if empty {
+                        let at = self.pending.partition_point(|&(_, _, l)| l <= line);
+                        self.pending.split_off(at)
+                    } else {
+                        Vec::new()
+                    };
                     self.node(value, anchor, line, col)?;
+                    self.pending.extend(after);
                 }
             }
             // sops drops a map's or list's tag (`!!set`, `!!omap`, `!foo`).
@@ -442,7 +453,7 @@ impl Builder<'_> {
             return;
         };
         open.col.get_or_insert(col);
-        for (text, _) in self.pending.drain(..) {
+        for (text, ..) in self.pending.drain(..) {
             match &mut open.frame {
                 Frame::Map { items, .. } => items.push(Item::Comment(text)),
                 Frame::List(items) => items.push(Value::Comment(text)),
@@ -473,7 +484,7 @@ impl Builder<'_> {
                     .unwrap_or(items.len());
                 items.insert(at, Value::Comment(text));
             }
-            None => self.pending.push((text, 0)),
+            None => self.pending.push((text, 0, 0)),
         }
     }
 
@@ -531,7 +542,7 @@ impl Builder<'_> {
                 ..
             })
         ) {
-            for (text, _) in self.pending.drain(..) {
+            for (text, ..) in self.pending.drain(..) {
                 match &mut open.frame {
                     Frame::Map { items, .. } => items.push(Item::Comment(text)),
                     Frame::List(items) => items.push(Value::Comment(text)),
@@ -549,7 +560,7 @@ impl Builder<'_> {
         let innermost = !std::mem::replace(&mut self.closed, true);
         if innermost {
             let n = self.foot_comments(open.col);
-            for (text, _) in self.pending.drain(..n) {
+            for (text, ..) in self.pending.drain(..n) {
                 match &mut open.frame {
                     Frame::Map { items, .. } => items.push(Item::Comment(text)),
                     Frame::List(items) => items.push(Value::Comment(text)),
@@ -574,9 +585,9 @@ impl Builder<'_> {
             let n = self
                 .pending
                 .iter()
-                .take_while(|(_, c)| *c == col || (*c > col && !exact))
+                .take_while(|(_, c, _)| *c == col || (*c > col && !exact))
                 .count();
-            for (text, _) in self.pending.drain(..n) {
+            for (text, ..) in self.pending.drain(..n) {
                 match &mut open.frame {
                     Frame::Map { items, .. } => items.push(Item::Comment(text)),
                     Frame::List(items) => items.push(Value::Comment(text)),
@@ -588,7 +599,7 @@ impl Builder<'_> {
             let Frame::Map { mut items, .. } = open.frame else {
                 unreachable!("a list at the root is refused when it opens")
             };
-            items.extend(self.pending.drain(..).map(|(text, _)| Item::Comment(text)));
+            items.extend(self.pending.drain(..).map(|(text, ..)| Item::Comment(text)));
             if open.anchor != 0 {
                 let value = Value::Map(items.clone());
                 let size = size(&value);
@@ -610,12 +621,12 @@ impl Builder<'_> {
     /// another column starts a new run), unless that run is all there is and
     /// sits at the column of what follows, whose head it then is.
     fn foot_comments(&self, col: Option<usize>) -> usize {
-        let (Some(col), Some(&(_, first))) = (col, self.pending.first()) else {
+        let (Some(col), Some(&(_, first, _))) = (col, self.pending.first()) else {
             return 0;
         };
         let run = 1 + self.pending[1..]
             .iter()
-            .take_while(|(_, c)| *c >= col || *c == first)
+            .take_while(|(_, c, _)| *c >= col || *c == first)
             .count();
         if run < self.pending.len() {
             return run;
