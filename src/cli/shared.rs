@@ -116,6 +116,11 @@ pub(crate) fn install_hooks(root: &Path) -> Result<String> {
                 hook.display(),
                 previous.display()
             ),
+            Installed::Husky { hook, caller } => format!(
+                "installed {}, called from husky's {}",
+                hook.display(),
+                caller.display()
+            ),
         })
         .collect();
     Ok(lines.join("\n"))

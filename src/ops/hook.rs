@@ -37,6 +37,9 @@ pub enum Installed {
     Already(PathBuf),
     /// An existing hook was kept: renamed to `previous`, and our hook runs it after the check.
     Chained { hook: PathBuf, previous: PathBuf },
+    /// husky manages the hooks: ours is `hook`, and husky's script `caller` (written
+    /// or appended to) runs it, so husky's own hooks and a later `npm install` keep it.
+    Husky { hook: PathBuf, caller: PathBuf },
 }
 
 /// Installs the hooks (pre-commit, then pre-merge-commit) for the git repository
@@ -58,17 +61,73 @@ fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Vec<
     let exe = std::path::absolute(keys_exe).map_err(|e| Error::io(keys_exe, e))?;
     let script = script(&prefix, &exe);
 
-    fsutil::create_dir_all(&hooks, EXECUTABLE)?;
-    let done = HOOKS
-        .iter()
-        .map(|name| install_one(&hooks, name, &script))
-        .collect::<Result<Vec<_>>>()?;
+    let done = match husky_dir(&hooks) {
+        Some(husky) => install_husky(&husky, &script)?,
+        None => {
+            fsutil::create_dir_all(&hooks, EXECUTABLE)?;
+            HOOKS
+                .iter()
+                .map(|name| install_one(&hooks, name, &script))
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
     let recorded = git::config_get_env(dir, RECORD, env, cwd)?;
     if recorded.as_deref() != Some(hooks.as_os_str().as_bytes()) {
         git::config_set_env(dir, RECORD, hooks.as_os_str(), env, cwd)?;
     }
     register_merge_driver(dir, &exe, env, cwd)?;
     Ok(done)
+}
+
+/// The `.husky` directory when git's hooks path is husky's (`core.hooksPath` =
+/// `.husky/_`, whose scripts run `.husky/NAME` with `sh -e`).
+fn husky_dir(hooks: &Path) -> Option<PathBuf> {
+    let husky = hooks.parent()?;
+    (hooks.file_name()? == "_" && husky.file_name()? == ".husky").then(|| husky.to_path_buf())
+}
+
+/// Where keys' hooks live under husky, beside the scripts husky runs.
+const HUSKY_KEYS_DIR: &str = "keys";
+
+/// What husky's script for hook `name` runs to call keys' hook.
+fn husky_call(name: &str) -> String {
+    format!(
+        "# keys: the commit is blocked unless `keys check --staged` passes (`keys hook install`)\n\"$(dirname \"$0\")/{HUSKY_KEYS_DIR}/{name}\"\n"
+    )
+}
+
+/// Under husky: keys' hooks in `.husky/keys/`, each called from husky's script of the
+/// same name (`.husky/pre-commit`), created or appended to, never replaced.
+fn install_husky(husky: &Path, script: &[u8]) -> Result<Vec<Installed>> {
+    let dir = husky.join(HUSKY_KEYS_DIR);
+    fsutil::create_dir_all(&dir, EXECUTABLE)?;
+    let mut done = Vec::new();
+    for name in HOOKS {
+        let hook = match install_one(&dir, name, script)? {
+            Installed::New(p) | Installed::Already(p) => p,
+            Installed::Chained { hook, .. } | Installed::Husky { hook, .. } => hook,
+        };
+        let caller = husky.join(name);
+        let text = fsutil::read_optional(&caller)?.unwrap_or_default();
+        let call = husky_call(name);
+        if !calls_keys(&text, name) {
+            let mut new = text;
+            if !new.is_empty() && !new.ends_with(b"\n") {
+                new.push(b'\n');
+            }
+            new.extend_from_slice(call.as_bytes());
+            fsutil::write_atomic(&caller, &new, 0o644)?;
+        }
+        done.push(Installed::Husky { hook, caller });
+    }
+    Ok(done)
+}
+
+/// Whether husky's script calls keys' hook `name`.
+fn calls_keys(text: &[u8], name: &str) -> bool {
+    let line = format!("\"$(dirname \"$0\")/{HUSKY_KEYS_DIR}/{name}\"");
+    text.split(|&b| b == b'\n')
+        .any(|l| l.trim_ascii() == line.as_bytes())
 }
 
 /// The git merge driver for `keys.lock` (`keys merge-lock`): named in the fleet's
@@ -169,6 +228,8 @@ pub enum Bypass {
     /// Our pre-commit hook runs, but merges are not checked: no pre-merge-commit hook
     /// of ours (installed by an older keys).
     NoMergeHook { hook: PathBuf },
+    /// husky runs `caller`, which no longer calls keys' `hook`.
+    NotCalled { caller: PathBuf, hook: PathBuf },
 }
 
 /// Whether git runs keys' hooks for the repository containing `dir`. Ok(None) when
@@ -184,6 +245,14 @@ fn audit_env(dir: &Path, env: Env, cwd: &Path) -> Result<Option<Bypass>> {
     let Some((effective, default)) = git::hook_dirs_env(dir, env, cwd)? else {
         return Ok(None);
     };
+    if let Some(husky) = husky_dir(&effective) {
+        let hook = husky.join(HUSKY_KEYS_DIR).join(HOOKS[0]);
+        if ours(&hook).is_some() {
+            let caller = husky.join(HOOKS[0]);
+            let text = fs::read(&caller).unwrap_or_default();
+            return Ok((!calls_keys(&text, HOOKS[0])).then_some(Bypass::NotCalled { caller, hook }));
+        }
+    }
     let hook = effective.join(HOOKS[0]);
     match ours(&hook) {
         Some(true) => {
@@ -238,6 +307,15 @@ impl Bypass {
                 at: shown(hook),
                 what: "the keys hook is not executable, so git skips it: commits are not checked"
                     .into(),
+                fix: again.into(),
+            },
+            Bypass::NotCalled { caller, hook } => Finding {
+                severity: Severity::Problem,
+                at: shown(caller),
+                what: format!(
+                    "husky runs this script for git's pre-commit hook, and it no longer calls {}: commits are not checked",
+                    shown(hook)
+                ),
                 fix: again.into(),
             },
             Bypass::NoMergeHook { hook } => Finding {

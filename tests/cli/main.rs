@@ -16,6 +16,7 @@ mod fixture;
 mod gitignore;
 mod hook;
 mod host;
+mod husky;
 mod identities;
 mod init;
 mod interop;

@@ -87,3 +87,58 @@ fn the_system_hook_id_runs_the_installed_keys_and_blocks_plaintext() {
     assert!(said.contains("secrets/api.txt"), "{said}");
     assert!(said.contains("keys check"), "{said}");
 }
+
+/// The pre-commit framework's hook and keys' hook, installed in either order: both run
+/// on every commit, and a plaintext file is blocked.
+#[test]
+fn keys_and_pre_commit_install_in_either_order_both_run() {
+    for keys_first in [true, false] {
+        let mut env = TestEnv::new();
+        fleet(&mut env);
+        git(&env, &["init", "-q", "-b", "main"], b"").success();
+        env.write(
+            "work/.gitignore",
+            "/.keys-writer\n/.keys-journal\n/.keys-rotation\n/framework-ran\n",
+        );
+        env.write(
+            "work/.pre-commit-config.yaml",
+            "repos:\n  - repo: local\n    hooks:\n      - id: mark\n        name: mark\n        entry: sh -c 'echo ran > framework-ran'\n        language: system\n        pass_filenames: false\n        always_run: true\n",
+        );
+        let pre_commit_install = || {
+            let mut install = Command::new(peer("pre-commit"));
+            install.arg("install");
+            env.apply(&mut install);
+            run(install, b"").success();
+        };
+        if keys_first {
+            env.keys(&["hook", "install"]).success();
+            pre_commit_install();
+        } else {
+            pre_commit_install();
+            env.keys(&["hook", "install"]).success();
+        }
+        env.keys(&["check"]).success();
+        env.keys_stdin(&["encrypt", "bot/token"], b"canary-token")
+            .success();
+        git(&env, &["add", "-A"], b"").success();
+        let ok = git_with_keys(&env, &["commit", "-qm", "fleet"]);
+        assert_eq!(
+            ok.code, 0,
+            "keys first: {keys_first}: {}{}",
+            ok.stdout, ok.stderr
+        );
+        assert!(
+            env.work.join("framework-ran").exists(),
+            "keys first: {keys_first}: the framework's hook did not run"
+        );
+        env.write("work/secrets/api.txt", "API_KEY=sk-live-canary\n");
+        git(&env, &["add", "-A"], b"").success();
+        let blocked = git_with_keys(&env, &["commit", "-qm", "leak"]);
+        assert_ne!(
+            blocked.code, 0,
+            "keys first: {keys_first}: the commit went through"
+        );
+        let said = format!("{}{}", blocked.stdout, blocked.stderr);
+        assert!(said.contains("secrets/api.txt"), "{said}");
+    }
+}
