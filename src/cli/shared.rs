@@ -116,6 +116,10 @@ pub(crate) fn install_hooks(root: &Path) -> Result<String> {
                 hook.display(),
                 previous.display()
             ),
+            Installed::Lefthook { config } => format!(
+                "added the keys-check command to {} (lefthook runs it; run `lefthook install` if its hooks are not installed)",
+                config.display()
+            ),
             Installed::Husky { hook, caller } => format!(
                 "installed {}, called from husky's {}",
                 hook.display(),

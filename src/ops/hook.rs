@@ -40,6 +40,8 @@ pub enum Installed {
     /// husky manages the hooks: ours is `hook`, and husky's script `caller` (written
     /// or appended to) runs it, so husky's own hooks and a later `npm install` keep it.
     Husky { hook: PathBuf, caller: PathBuf },
+    /// lefthook manages the hooks: its configuration runs `keys check --staged`.
+    Lefthook { config: PathBuf },
 }
 
 /// Installs the hooks (pre-commit, then pre-merge-commit) for the git repository
@@ -61,6 +63,12 @@ fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Vec<
     let exe = std::path::absolute(keys_exe).map_err(|e| Error::io(keys_exe, e))?;
     let script = script(&prefix, &exe);
 
+    let top = top_of(dir, &prefix);
+    if let Some(config) = lefthook_config(&top) {
+        register_merge_driver(dir, &exe, env, cwd)?;
+        return install_lefthook(&config, &prefix)
+            .map(|caller| vec![Installed::Lefthook { config: caller }]);
+    }
     let done = match husky_dir(&hooks) {
         Some(husky) => install_husky(&husky, &script)?,
         None => {
@@ -79,11 +87,113 @@ fn install_env(dir: &Path, keys_exe: &Path, env: Env, cwd: &Path) -> Result<Vec<
     Ok(done)
 }
 
+/// The top of the work tree, from the fleet directory and its prefix there.
+fn top_of(dir: &Path, prefix: &str) -> PathBuf {
+    let depth = prefix.split('/').filter(|s| !s.is_empty()).count();
+    dir.ancestors().nth(depth).unwrap_or(dir).to_path_buf()
+}
+
+/// lefthook's configuration at the top of the work tree, if there is one.
+fn lefthook_config(top: &Path) -> Option<PathBuf> {
+    [
+        "lefthook.yml",
+        ".lefthook.yml",
+        "lefthook.yaml",
+        ".lefthook.yaml",
+    ]
+    .iter()
+    .map(|f| top.join(f))
+    .find(|p| p.is_file())
+}
+
+/// The command lefthook's configuration names for keys' check.
+const LEFTHOOK_COMMAND: &str = "keys-check";
+
+/// Whether lefthook's configuration `text` runs keys' check for git hook `name`.
+fn lefthook_runs_keys(text: &str, name: &str) -> bool {
+    let mut inside = false;
+    for line in text.lines() {
+        if !line.starts_with([' ', '\t', '#']) && !line.is_empty() {
+            inside = line.trim_end() == format!("{name}:");
+            continue;
+        }
+        if inside && line.trim() == format!("{LEFTHOOK_COMMAND}:") {
+            return true;
+        }
+    }
+    false
+}
+
+/// Adds a `keys-check` command to each of keys' hooks in lefthook's configuration,
+/// editing it as text so its comments and layout stay: under an existing
+/// `commands:` of that hook, else as the hook's first key, else as a new hook.
+fn install_lefthook(config: &Path, prefix: &str) -> Result<PathBuf> {
+    let data = fsutil::read(config)?;
+    let mut text = String::from_utf8(data).map_err(|_| Error::InvalidFile {
+        at: crate::error::Location::file(config),
+        reason: "not UTF-8 text".into(),
+    })?;
+    let root = match prefix.trim_end_matches('/') {
+        "" => String::new(),
+        p => format!("      root: \"{p}/\"\n"),
+    };
+    let entry = |pad: &str| {
+        format!(
+            "{pad}{LEFTHOOK_COMMAND}:\n{pad}  run: keys check --staged\n{}",
+            root.replace("      ", &format!("{pad}  "))
+        )
+    };
+    for name in HOOKS {
+        if lefthook_runs_keys(&text, name) {
+            continue;
+        }
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        let head = lines
+            .iter()
+            .position(|l| l.trim_end() == format!("{name}:"));
+        let new = match head {
+            None => {
+                let mut t = text.clone();
+                if !t.is_empty() && !t.ends_with('\n') {
+                    t.push('\n');
+                }
+                t.push_str(&format!("{name}:\n  commands:\n{}", entry("    ")));
+                t
+            }
+            Some(h) => {
+                let end = lines[h + 1..]
+                    .iter()
+                    .position(|l| !l.starts_with([' ', '\t', '#']) && !l.trim().is_empty())
+                    .map_or(lines.len(), |i| h + 1 + i);
+                let commands =
+                    (h + 1..end).find(|&i| lines[i].trim_end().trim_start() == "commands:");
+                let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+                match commands {
+                    Some(c) => {
+                        let indent = lines[c].len() - lines[c].trim_start().len();
+                        let pad = " ".repeat(indent + 2);
+                        out.insert(c + 1, entry(&pad));
+                    }
+                    None => out.insert(h + 1, format!("  commands:\n{}", entry("    "))),
+                }
+                out.concat()
+            }
+        };
+        text = new;
+    }
+    fsutil::write_atomic(config, text.as_bytes(), 0o644)?;
+    Ok(config.to_path_buf())
+}
+
 /// The `.husky` directory when git's hooks path is husky's (`core.hooksPath` =
 /// `.husky/_`, whose scripts run `.husky/NAME` with `sh -e`).
 fn husky_dir(hooks: &Path) -> Option<PathBuf> {
     let husky = hooks.parent()?;
-    (hooks.file_name()? == "_" && husky.file_name()? == ".husky").then(|| husky.to_path_buf())
+    // husky 9 writes its runner `h` there (and `husky.sh` for older scripts); without
+    // it, git would run nothing husky calls, so the directory is an ordinary one.
+    let runner = hooks.join("h").is_file() || hooks.join("husky.sh").is_file();
+    (hooks.file_name()? == "_" && husky.file_name()? == ".husky" && runner)
+        .then(|| husky.to_path_buf())
 }
 
 /// Where keys' hooks live under husky, beside the scripts husky runs.
@@ -106,6 +216,7 @@ fn install_husky(husky: &Path, script: &[u8]) -> Result<Vec<Installed>> {
         let hook = match install_one(&dir, name, script)? {
             Installed::New(p) | Installed::Already(p) => p,
             Installed::Chained { hook, .. } | Installed::Husky { hook, .. } => hook,
+            Installed::Lefthook { config } => config,
         };
         let caller = husky.join(name);
         let text = fsutil::read_optional(&caller)?.unwrap_or_default();
@@ -230,6 +341,10 @@ pub enum Bypass {
     NoMergeHook { hook: PathBuf },
     /// husky runs `caller`, which no longer calls keys' `hook`.
     NotCalled { caller: PathBuf, hook: PathBuf },
+    /// keys' hook was installed at `hook` and something else is there now.
+    Replaced { hook: PathBuf },
+    /// lefthook's configuration runs keys' check, but its hook is not installed.
+    LefthookNotInstalled { config: PathBuf, hook: PathBuf },
 }
 
 /// Whether git runs keys' hooks for the repository containing `dir`. Ok(None) when
@@ -245,6 +360,17 @@ fn audit_env(dir: &Path, env: Env, cwd: &Path) -> Result<Option<Bypass>> {
     let Some((effective, default)) = git::hook_dirs_env(dir, env, cwd)? else {
         return Ok(None);
     };
+    if let Some(prefix) = git::work_tree_prefix(dir, env, cwd)?
+        && let Some(config) = lefthook_config(&top_of(dir, &prefix))
+        && lefthook_runs_keys(
+            &String::from_utf8_lossy(&fs::read(&config).unwrap_or_default()),
+            HOOKS[0],
+        )
+    {
+        let hook = effective.join(HOOKS[0]);
+        let runs = fs::read(&hook).is_ok_and(|t| t.windows(8).any(|w| w == b"lefthook"));
+        return Ok((!runs).then_some(Bypass::LefthookNotInstalled { config, hook }));
+    }
     if let Some(husky) = husky_dir(&effective) {
         let hook = husky.join(HUSKY_KEYS_DIR).join(HOOKS[0]);
         if ours(&hook).is_some() {
@@ -267,13 +393,42 @@ fn audit_env(dir: &Path, env: Env, cwd: &Path) -> Result<Option<Bypass>> {
     let same = |a: &Path, b: &Path| {
         a == b || fs::canonicalize(a).is_ok_and(|a| fs::canonicalize(b).is_ok_and(|b| a == b))
     };
-    let installed = [Some(default), recorded]
+    let installed = [Some(default), recorded.clone()]
         .into_iter()
         .flatten()
         .filter(|d| !same(d, &effective))
         .map(|d| d.join(HOOKS[0]))
         .find(|h| ours(h).is_some());
-    Ok(installed.map(|installed| Bypass::Elsewhere { hook, installed }))
+    if let Some(installed) = installed {
+        return Ok(Some(Bypass::Elsewhere { hook, installed }));
+    }
+    // Installed here, and no longer here: another tool's `install` put its own hook in
+    // its place (lefthook keeps ours as `.old` and never runs it). The pre-commit
+    // framework keeps ours as `.legacy` and runs it.
+    // A hook removed on purpose (nothing there) is not reported.
+    if recorded.is_some_and(|r| same(&r, &effective)) && fs::symlink_metadata(&hook).is_ok() {
+        let text = fs::read(&hook).unwrap_or_default();
+        let has = |t: &[u8], what: &[u8]| t.windows(what.len()).any(|w| w == what);
+        let legacy = effective.join(format!("{}.legacy", HOOKS[0]));
+        // A hook that runs keys' check itself, or the pre-commit framework's running
+        // ours as its legacy hook or a keys-check hook id of its configuration.
+        let framework_runs_keys = || -> Result<bool> {
+            if ours(&legacy) == Some(true) {
+                return Ok(true);
+            }
+            let Some(prefix) = git::work_tree_prefix(dir, env, cwd)? else {
+                return Ok(false);
+            };
+            let config = top_of(dir, &prefix).join(".pre-commit-config.yaml");
+            Ok(fs::read(config).is_ok_and(|c| has(&c, b"keys-check")))
+        };
+        let checks =
+            has(&text, b"keys check") || (has(&text, b"hook-impl") && framework_runs_keys()?);
+        if !checks {
+            return Ok(Some(Bypass::Replaced { hook }));
+        }
+    }
+    Ok(None)
 }
 
 impl Bypass {
@@ -307,6 +462,21 @@ impl Bypass {
                 at: shown(hook),
                 what: "the keys hook is not executable, so git skips it: commits are not checked"
                     .into(),
+                fix: again.into(),
+            },
+            Bypass::LefthookNotInstalled { config, hook } => Finding {
+                severity: Severity::Problem,
+                at: shown(hook),
+                what: format!(
+                    "is not lefthook's hook, so the keys-check command of {} never runs: commits are not checked",
+                    shown(config)
+                ),
+                fix: "run `lefthook install`".into(),
+            },
+            Bypass::Replaced { hook } => Finding {
+                severity: Severity::Problem,
+                at: shown(hook),
+                what: "keys' hook was installed here and another hook has taken its place (another tool's install): commits are not checked".into(),
                 fix: again.into(),
             },
             Bypass::NotCalled { caller, hook } => Finding {

@@ -20,6 +20,7 @@ mod husky;
 mod identities;
 mod init;
 mod interop;
+mod lefthook;
 mod merge;
 mod precommit;
 mod rekey;
