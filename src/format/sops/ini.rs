@@ -181,13 +181,13 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
                     "a section name with a line break cannot be written back",
                 ));
             }
-            if name.contains(is_raw) {
+            if has_raw && name.contains(is_raw) {
                 return Err(not_utf8(n, "section name"));
             }
             if let Some(i) = line[close + 1..].find(['#', ';']) {
                 comment.push_str(&line[close + 1 + i..]);
             }
-            if comment.contains(is_raw) {
+            if has_raw && comment.contains(is_raw) {
                 return Err(not_utf8(n, "comment"));
             }
             let section = Section {
@@ -202,7 +202,7 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
             continue;
         }
         let (name, offset) = key_name(line).map_err(|reason| err(n, reason))?;
-        if name.contains(is_raw) {
+        if has_raw && name.contains(is_raw) {
             return Err(not_utf8(n, "key"));
         }
         // go-ini reads these (`-` as an auto-increment `#N`) but writes them back as
@@ -223,7 +223,7 @@ fn parse(data: &[u8], file: &str) -> Result<Vec<Section>> {
             ));
         }
         let key_comment = std::mem::take(&mut comment).trim().to_string();
-        if key_comment.contains(is_raw) {
+        if has_raw && key_comment.contains(is_raw) {
             return Err(not_utf8(n, "comment"));
         }
         let section = sections.last_mut().unwrap_or_else(|| unreachable!());
