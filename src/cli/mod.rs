@@ -14,6 +14,7 @@ mod error;
 mod export;
 mod hook;
 mod host;
+mod import;
 mod init;
 mod install;
 mod ls;
@@ -98,6 +99,8 @@ enum Command {
     Rekey(rekey::Args),
     /// Record secrets that sops or agenix wrote in secrets/keys.lock.
     Adopt(adopt::Args),
+    /// Make an existing repository a keys repository, in place.
+    Import(import::Args),
     /// Merge keys.lock secret by secret (git runs this as a merge driver).
     #[command(hide = true)]
     MergeLock(merge_lock::Args),
@@ -285,6 +288,7 @@ fn run() -> ExitCode {
         Command::Check(args) => check::run(&ctx, args),
         Command::Rekey(args) => rekey::run(&ctx, args),
         Command::Adopt(args) => adopt::run(&ctx, args),
+        Command::Import(args) => import::run(&ctx, args),
         Command::MergeLock(args) => merge_lock::run(args),
         Command::Hook(args) => hook::run(&ctx, args),
         Command::Host(args) => host::run(&ctx, args),

@@ -8,6 +8,7 @@ pub mod export;
 pub mod gitignore;
 pub mod hook;
 pub mod host;
+pub mod import;
 pub mod init;
 pub mod rekey;
 pub mod remote;

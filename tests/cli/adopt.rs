@@ -28,7 +28,7 @@ fn agenix(env: &TestEnv) -> PathBuf {
     path
 }
 
-fn run_agenix(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Run {
+pub(crate) fn run_agenix(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Run {
     let mut cmd = Command::new(peer("bash"));
     cmd.arg(agenix(env)).args(args);
     env.apply(&mut cmd);

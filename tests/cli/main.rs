@@ -18,6 +18,7 @@ mod hook;
 mod host;
 mod husky;
 mod identities;
+mod import;
 mod init;
 mod interop;
 mod lefthook;
