@@ -28,6 +28,7 @@ enum HostCommand {
     Ls(LsArgs),
     Rm(RmArgs),
     Rotate(RotateArgs),
+    Rename(super::shared::RenameArgs),
 }
 
 /// Give a host a new host key and re-encrypt what it reads, in one run.
@@ -162,6 +163,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             ui::out(&shared::host_report(&report))?;
             shared::refresh_exports(ctx)
         }
+        HostCommand::Rename(a) => shared::rename(ctx, crate::ops::rename::Kind::Host, a),
     }
 }
 

@@ -2,6 +2,7 @@
 //! `match`, and the `Context` that gives a command its repository, workspace and
 //! identities. Only this module prints (through `ui`) or prompts.
 
+mod admin;
 mod adopt;
 mod check;
 mod completions;
@@ -99,6 +100,8 @@ enum Command {
     Rekey(rekey::Args),
     /// Record secrets that sops or agenix wrote in secrets/keys.lock.
     Adopt(adopt::Args),
+    /// Manage admins (recipients/admins/NAME.pub).
+    Admin(admin::Args),
     /// Make an existing repository a keys repository, in place.
     Import(import::Args),
     /// Merge keys.lock secret by secret (git runs this as a merge driver).
@@ -288,6 +291,7 @@ fn run() -> ExitCode {
         Command::Check(args) => check::run(&ctx, args),
         Command::Rekey(args) => rekey::run(&ctx, args),
         Command::Adopt(args) => adopt::run(&ctx, args),
+        Command::Admin(args) => admin::run(&ctx, args),
         Command::Import(args) => import::run(&ctx, args),
         Command::MergeLock(args) => merge_lock::run(args),
         Command::Hook(args) => hook::run(&ctx, args),

@@ -165,3 +165,40 @@ pub(crate) fn refresh_exports(ctx: &super::Context) -> Result<()> {
     }
     Ok(())
 }
+
+/// Rename an admin or a host everywhere it is named, re-encrypting nothing.
+///
+/// Renames its file under recipients/, every place the policies name it (groups,
+/// readers, key groups), and for a host its key secrets under secrets/hosts/NAME/
+/// with their lines in keys.lock (a host whose file sets no flake_attr keeps the old
+/// name as its flake attribute). Who reads what does not change: the policy is
+/// checked to resolve every rule to the same recipients, or everything is put back.
+#[derive(clap::Args)]
+pub(crate) struct RenameArgs {
+    /// The current name.
+    #[arg(value_name = "OLD")]
+    old: String,
+    /// The new name.
+    #[arg(value_name = "NEW")]
+    new: String,
+}
+
+pub(crate) fn rename(
+    ctx: &super::Context,
+    kind: crate::ops::rename::Kind,
+    args: RenameArgs,
+) -> Result<()> {
+    let done = crate::ops::rename::rename(ctx.repo()?, kind, &args.old, &args.new)?;
+    let mut text = String::new();
+    for (from, to) in &done.files {
+        text.push_str(&format!("renamed   {from} -> {to}\n"));
+    }
+    for p in &done.policies {
+        text.push_str(&format!("updated   {p}\n"));
+    }
+    for (from, to) in &done.secrets {
+        text.push_str(&format!("moved     {from} -> {to}\n"));
+    }
+    super::ui::out(&text)?;
+    refresh_exports(ctx)
+}

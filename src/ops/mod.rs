@@ -12,6 +12,7 @@ pub mod import;
 pub mod init;
 pub mod rekey;
 pub mod remote;
+pub mod rename;
 pub mod secret;
 pub mod stage;
 pub mod workspace;

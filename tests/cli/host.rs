@@ -895,3 +895,80 @@ fn add_with_an_existing_private_key_records_it_and_stores_it_on_request() {
     );
     assert_eq!(crate::fixture::tree(&repo), before);
 }
+
+/// `keys host rename` and `keys admin rename`: every place that names the reader
+/// follows, nothing is re-encrypted, and `check` stays clean.
+#[test]
+fn hosts_and_admins_are_renamed_everywhere_they_are_named() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys(&["host", "add", "fresh", "--generate"]).success();
+    env.keys(&["container", "add", "box", "--host", "fresh", "--own-key"])
+        .success();
+    env.write(
+        "work/policies/0-fresh.yaml",
+        "groups:\n  ops: [demo, host:fresh]\nrules:\n  - secrets: \"fresh/*\"\n    format: age\n    readers: [ops, container:box]\n  - secrets: \"both/*\"\n    format: age\n    readers:\n      - demo\n      - host:fresh # the web host\n",
+    );
+    env.keys_stdin(&["encrypt", "fresh/token"], b"t").success();
+    env.keys_stdin(&["encrypt", "both/token"], b"b").success();
+    env.keys(&["check"]).success();
+    let values = |repo: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let dir = repo.join("secrets");
+        tree(&dir)
+            .into_iter()
+            .filter_map(|(p, d)| Some((p.strip_prefix(&dir).ok()?.to_path_buf(), d)))
+            .filter(|(p, _)| !p.ends_with("keys.lock") && !p.starts_with("hosts"))
+            .collect()
+    };
+    let secrets_before = values(&repo);
+
+    // A name that is taken changes nothing.
+    let before = crate::fixture::tree(&repo);
+    env.keys(&["host", "rename", "fresh", "vps-arm"]).failure(3);
+    assert!(
+        crate::fixture::tree(&repo) == before,
+        "a refused rename changed files"
+    );
+
+    let run = env.keys(&["host", "rename", "fresh", "web"]).success();
+    assert!(
+        run.stdout
+            .contains("renamed   recipients/hosts/fresh.yaml -> recipients/hosts/web.yaml"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "moved     hosts/fresh/ssh_host_ed25519_key -> hosts/web/ssh_host_ed25519_key"
+        ),
+        "{}",
+        run.stdout
+    );
+    let policy = read(&repo.join("policies/0-fresh.yaml"));
+    assert!(policy.contains("ops: [demo, host:web]"), "{policy}");
+    assert!(
+        policy.contains("      - host:web # the web host\n"),
+        "{policy}"
+    );
+    assert!(policy.contains("secrets: \"fresh/*\""), "{policy}");
+    assert!(read(&repo.join("recipients/hosts/web.yaml")).contains("flake_attr: fresh\n"));
+    assert!(!repo.join("secrets/hosts/fresh").exists());
+    env.keys(&["check"]).success();
+    env.keys(&["decrypt", "hosts/web/ssh_host_ed25519_key"])
+        .success();
+
+    let run = env.keys(&["admin", "rename", "demo", "alice"]).success();
+    assert!(
+        run.stdout.contains("recipients/admins/alice.pub"),
+        "{}",
+        run.stdout
+    );
+    let policy = read(&repo.join("policies/0-fresh.yaml"));
+    assert!(policy.contains("ops: [alice, host:web]"), "{policy}");
+    assert!(policy.contains("      - alice\n"), "{policy}");
+    assert!(read(&repo.join("policies/default.yaml")).contains("admins: [alice]"));
+    env.keys(&["check"]).success();
+    assert_eq!(env.keys(&["decrypt", "both/token"]).success().stdout, "b");
+    // Nothing was re-encrypted.
+    assert!(values(&repo) == secrets_before, "a secret was re-encrypted");
+}
