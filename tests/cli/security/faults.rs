@@ -98,6 +98,52 @@ fn injected_write_fsync_and_rename_failures_leave_every_file_as_it_was() {
             }
         }
     }
+    // Other tests run beside this one: a `sync` of theirs may flush the ballast
+    // before keys looks (so it takes one syncfs where fsyncs were expected), and
+    // their writes may leave much unsynced (so it takes fsyncs where a syncfs was).
+    // Try again until a failure of each kind reaches keys, each try held to the same
+    // rules.
+    for (calls, inject) in [
+        (&["fsync", "fdatasync"][..], "fsync"),
+        (&["syncfs"][..], "syncfs"),
+    ] {
+        for _ in 0..40 {
+            if calls
+                .iter()
+                .any(|c| failed_at.get(c).is_some_and(|n| *n > 0))
+            {
+                break;
+            }
+            let before = tree(&repo);
+            if inject == "syncfs" {
+                rustix::fs::sync();
+            } else {
+                busy_disk(&ballast);
+            }
+            let r = injected(
+                &env,
+                inject,
+                "EIO",
+                1,
+                &["encrypt", "--force", "bot/a"],
+                b"canary-plaintext",
+            );
+            assert_ne!(r.code, 101, "{inject} retry: panic\n{}", r.stderr);
+            assert!(!r.stderr.contains("canary") && !r.stdout.contains("canary"));
+            if r.code == 0 {
+                succeeded += 1;
+            } else {
+                failed += 1;
+                *failed_at.entry(inject).or_default() += 1;
+                assert_eq!(
+                    tree(&repo),
+                    before,
+                    "{inject} retry changed a file: {}",
+                    r.stderr
+                );
+            }
+        }
+    }
     println!(
         "fault injection: {failed} runs failed cleanly ({failed_at:?}), {succeeded} succeeded"
     );
