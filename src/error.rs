@@ -229,7 +229,11 @@ pub enum Error {
     /// No secret of that name: nothing at `secrets/NAME.*` (nor, for a removal, in
     /// `secrets/keys.lock`).
     #[error("no secret named {name} (nothing at secrets/{name}.*)")]
-    NoSecret { name: String },
+    NoSecret {
+        name: String,
+        /// Existing names close to it, nearest first.
+        near: Vec<String>,
+    },
 
     /// No policy rule's `secrets:` glob matches the secret's name.
     #[error("no policy rule matches secret {name}")]

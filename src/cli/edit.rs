@@ -10,7 +10,7 @@ use crate::ops::workspace::Hosts;
 use crate::scratch::Scratch;
 use crate::signal::SignalGuard;
 
-use super::{editor, shared, ui};
+use super::{editor, prompt, shared, ui};
 
 /// Edit a secret in $VISUAL or $EDITOR, or create it.
 ///
@@ -26,9 +26,15 @@ use super::{editor, shared, ui};
 /// wiped by the next one.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// The secret's name, e.g. bot/telegram-token. A new secret starts empty.
+    /// The secret's name, e.g. bot/telegram-token (or its file, secrets/….age).
     #[arg(value_name = "NAME")]
     name: String,
+
+    /// Create the secret if it does not exist (it starts empty). Without it, a name
+    /// that names no secret is an error suggesting the nearest names, unless a yes
+    /// on the terminal confirms the new secret.
+    #[arg(long)]
+    new: bool,
 
     /// Allow the plaintext on a disk-backed temporary directory when no tmpfs is found.
     #[arg(long)]
@@ -39,7 +45,8 @@ pub(crate) struct Args {
     allow_empty: bool,
 }
 
-pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+pub(crate) fn run(ctx: &super::Context, mut args: Args) -> Result<()> {
+    args.name = super::shared::secret_name(&args.name)?;
     let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
     let rule = ws.rule(&args.name)?;
     let (format, indent) = (rule.format, rule.sops.indent);
@@ -48,6 +55,15 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     ui::note_swept(&scratch);
     let found = ws.locate(&args.name).ok();
     let exists = found.is_some();
+    if !exists && !args.new {
+        let question = format!("There is no secret {}. Create it?", args.name);
+        if !(prompt::has_tty() && prompt::confirm(&question) == Some(true)) {
+            return Err(crate::error::Error::NoSecret {
+                name: args.name.clone(),
+                near: ws.near_names(&args.name),
+            });
+        }
+    }
     let found_format = found.as_ref().map(|(_, format)| *format);
     let opened = match found {
         Some((path, found)) => {

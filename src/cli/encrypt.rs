@@ -39,7 +39,8 @@ pub(crate) struct Args {
     allow_empty: bool,
 }
 
-pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+pub(crate) fn run(ctx: &super::Context, mut args: Args) -> Result<()> {
+    args.name = super::shared::secret_name(&args.name)?;
     let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
     // Name and policy errors come before any input is read.
     ws.rule(&args.name)?;

@@ -181,7 +181,15 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::Exists { .. } => {
             "nothing was overwritten; remove the file first if you mean to replace it"
         }
-        Error::NoSecret { .. } => "`keys ls` lists the secrets; `keys encrypt NAME` creates one",
+        Error::NoSecret { near, .. } if !near.is_empty() => {
+            return Some(format!(
+                "did you mean {}? (`keys ls` lists the secrets)",
+                near.join(", ")
+            ));
+        }
+        Error::NoSecret { .. } => {
+            "`keys ls` lists the secrets; `keys encrypt NAME` or `keys edit --new NAME` creates one"
+        }
         Error::NoRule { .. } => {
             "add a rule whose `secrets:` glob matches it to a policies/*.yaml file"
         }
@@ -283,7 +291,10 @@ mod tests {
         let name = || "bot/token".to_string();
         let cases: Vec<(Error, u8, &str, &str)> = vec![
             (
-                Error::NoSecret { name: name() },
+                Error::NoSecret {
+                    name: name(),
+                    near: Vec::new(),
+                },
                 3,
                 "no secret named bot/token (nothing at secrets/bot/token.*)",
                 "keys ls",

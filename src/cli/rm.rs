@@ -14,7 +14,8 @@ pub(crate) struct Args {
     name: String,
 }
 
-pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+pub(crate) fn run(ctx: &super::Context, mut args: Args) -> Result<()> {
+    args.name = super::shared::secret_name(&args.name)?;
     let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
     let done = secret::remove(&mut ws, &args.name)?;
     match done.path {

@@ -52,7 +52,8 @@ fn key_path(text: &str) -> Result<Vec<document::PathSegment>> {
     })
 }
 
-pub(crate) fn set(ctx: &super::Context, args: SetArgs) -> Result<()> {
+pub(crate) fn set(ctx: &super::Context, mut args: SetArgs) -> Result<()> {
+    args.name = super::shared::secret_name(&args.name)?;
     let path = key_path(&args.path)?;
     let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
     ws.locate(&args.name)?;
@@ -92,7 +93,8 @@ pub(crate) fn set(ctx: &super::Context, args: SetArgs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn unset(ctx: &super::Context, args: UnsetArgs) -> Result<()> {
+pub(crate) fn unset(ctx: &super::Context, mut args: UnsetArgs) -> Result<()> {
+    args.name = super::shared::secret_name(&args.name)?;
     let path = key_path(&args.path)?;
     let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
     let mut ids = ctx.identities()?;

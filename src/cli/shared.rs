@@ -202,3 +202,28 @@ pub(crate) fn rename(
     super::ui::out(&text)?;
     refresh_exports(ctx)
 }
+
+/// A secret's name as the user gave it: a name, or its file's path under `secrets/`
+/// (`secrets/bot/token.age` is `bot/token`). A name ending in a format's extension is
+/// refused with the name meant: the format comes from the policy rule.
+pub(crate) fn secret_name(arg: &str) -> Result<String> {
+    let trimmed = arg.strip_prefix("./").unwrap_or(arg);
+    let extension = |s: &str| {
+        crate::format::Format::ALL.iter().find_map(|f| {
+            s.strip_suffix(&format!(".{}", f.extension()))
+                .map(str::to_string)
+        })
+    };
+    if let Some(rest) = trimmed.strip_prefix(&format!("{}/", crate::layout::SECRETS)) {
+        return Ok(extension(rest).unwrap_or_else(|| rest.to_string()));
+    }
+    if let Some(stem) = extension(trimmed)
+        && !stem.is_empty()
+    {
+        return Err(crate::error::usage(
+            format!("{arg}: a secret's name has no extension (its policy rule gives the format)"),
+            format!("use `{stem}`"),
+        ));
+    }
+    Ok(arg.to_string())
+}

@@ -313,6 +313,7 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
     if path.is_none() && !in_lock {
         return Err(Error::NoSecret {
             name: name.to_string(),
+            near: ws.near_names(name),
         });
     }
     let public = layout::public_half(name)

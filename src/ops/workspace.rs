@@ -243,7 +243,29 @@ impl Workspace {
         }
         Err(Error::NoSecret {
             name: name.to_string(),
+            near: self.near_names(name),
         })
+    }
+
+    /// Up to three existing secret names close to `name` (a typo, a missing
+    /// segment), nearest first.
+    pub fn near_names(&self, name: &str) -> Vec<String> {
+        let dir = self.repo.secrets_dir();
+        let mut scored: Vec<(f64, String)> = walkdir::WalkDir::new(&dir)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .filter_map(|e| {
+                let rel = self.repo.rel(e.path());
+                let (n, _) = format::secret_of_path(&rel)?;
+                let score = strsim::normalized_damerau_levenshtein(name, n)
+                    .max(strsim::jaro_winkler(name, n) - 0.1);
+                (score >= 0.7 && n != name).then(|| (score, n.to_string()))
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        scored.dedup_by(|a, b| a.1 == b.1);
+        scored.into_iter().take(3).map(|(_, n)| n).collect()
     }
 }
 

@@ -78,9 +78,28 @@ fn edit_reencrypts_changes_in_a_private_tmpfs_file_and_removes_it() {
     );
     assert_eq!(tree(&repo), before);
 
-    // A new secret starts empty.
+    // A typo names no secret: refused, the nearest names suggested, nothing made.
+    let before = tree(&repo);
+    let miss = env.keys(&["edit", "bot/tokne"]).failure(3);
+    assert!(
+        miss.stderr
+            .starts_with("keys: error: no secret named bot/tokne (nothing at secrets/bot/tokne.*)\n  hint: did you mean bot/token?"),
+        "{}",
+        miss.stderr
+    );
+    assert_eq!(tree(&repo), before);
+    // Its file's path is its name; a name with an extension is refused with the right one.
+    editor(&mut env, "printf 'again' > \"$f\"");
+    env.keys(&["edit", "secrets/bot/token.age"]).success();
+    let wrong = env.keys(&["edit", "bot/token.age"]).failure(2);
+    assert!(
+        wrong.stderr.contains("hint: use `bot/token`"),
+        "{}",
+        wrong.stderr
+    );
+    // A new secret, asked for with --new, starts empty.
     editor(&mut env, "printf 'fresh' > \"$f\"");
-    env.keys(&["edit", "bot/new"]).success();
+    env.keys(&["edit", "--new", "bot/new"]).success();
     assert_eq!(
         env.keys(&["decrypt", "bot/new"]).success().raw_stdout,
         b"fresh"
@@ -395,7 +414,7 @@ fn the_plaintext_file_is_named_with_its_format_extension() {
         env.keys(&["edit", name]).success();
     }
     // A new secret is named by its rule's format.
-    env.keys(&["edit", "yaml/fresh"]).success();
+    env.keys(&["edit", "--new", "yaml/fresh"]).success();
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
         "config.yaml\nsettings.json\napp.env\ndb.ini\nblob\ntoken\nfresh.yaml\n"

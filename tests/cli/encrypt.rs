@@ -304,3 +304,34 @@ fn on_a_terminal_the_secret_is_typed_twice_without_echo() {
     assert!(!run.stdout.contains("canary"), "{}", run.stdout);
     assert_eq!(tree(&repo), before);
 }
+
+/// A secret is named by its name or by its file under secrets/; a name with a
+/// format's extension is refused with the name meant, before any input is read.
+#[test]
+fn a_path_names_a_secret_and_an_extension_is_refused_with_the_right_name() {
+    let mut env = TestEnv::new();
+    let repo = crate::fixture::fleet(&mut env);
+    env.keys_stdin(&["encrypt", "secrets/bot/token.age"], b"t")
+        .success();
+    assert!(repo.join("secrets/bot/token.age").is_file());
+    assert!(!repo.join("secrets/bot/token.age.age").exists());
+    let before = crate::fixture::tree(&repo);
+    let r = env
+        .keys_stdin(&["encrypt", "foo/x.yaml"], b"a: 1\n")
+        .failure(2);
+    assert_eq!(
+        r.stderr,
+        "keys: error: foo/x.yaml: a secret's name has no extension (its policy rule gives the format)\n  hint: use `foo/x`\n"
+    );
+    assert!(
+        crate::fixture::tree(&repo) == before,
+        "a refused encrypt changed files"
+    );
+    // A miss suggests the nearest names.
+    let r = env.keys(&["rm", "bot/tokn"]).failure(3);
+    assert!(
+        r.stderr.contains("hint: did you mean bot/token?"),
+        "{}",
+        r.stderr
+    );
+}
