@@ -523,7 +523,9 @@ impl Context<'_> {
         let entry = self.lock.and_then(|l| l.entries.get(name));
         // Whether the file's own header names exactly the readers its rule resolves
         // to: what sops or agenix wrote can then be adopted as it is.
-        let header_matches = match (rule, readers.as_ref()) {
+        // Asked only of a file changed or added outside keys, so a clean check does
+        // not compare each header twice.
+        let header_matches = || match (rule, readers.as_ref()) {
             (Some((i, rule)), Some(readers)) if rule.format == format => {
                 match self.resolved.get(i) {
                     Some(Some(want)) => readers
@@ -535,7 +537,7 @@ impl Context<'_> {
             _ => false,
         };
         let outside = |what: &str| {
-            if header_matches {
+            if header_matches() {
                 (
                     format!("{what}; its recipients match the policy"),
                     fix_name(
@@ -553,7 +555,7 @@ impl Context<'_> {
         };
         match (entry, self.lock) {
             (None, Some(_)) => {
-                let (what, fix) = if header_matches {
+                let (what, fix) = if header_matches() {
                     outside("is not in secrets/keys.lock (added outside keys)")
                 } else {
                     (
