@@ -31,18 +31,16 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
+    let ignored = crate::ops::gitignore::ignored(repo.root())?;
     let files = if args.staged {
         staged(repo)?
     } else {
-        work_tree(repo)?
+        work_tree(repo, &ignored.files)?
     };
     let mut report = check::inspect(&files);
     // An ignored part of what keys keeps is never committed, and plaintext there is
     // never seen by a commit's check: each ignoring line fails the check.
-    for line in crate::ops::gitignore::ignoring_lines(repo.root())?
-        .into_iter()
-        .rev()
-    {
+    for line in ignored.lines.into_iter().rev() {
         let e = Error::IgnoredByGit {
             at: crate::ops::gitignore::location(&line),
             path: line.path.clone(),
@@ -104,8 +102,9 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
 
 /// The files a commit could pick up: tracked and untracked-not-ignored in git, or
 /// everything but `.git` outside git.
-fn work_tree(repo: &Repo) -> Result<Snapshot> {
-    let mut snap = candidates(repo)?;
+/// Files git ignores under `secrets/` (`ignored`) are checked all the same.
+fn work_tree(repo: &Repo, ignored: &[String]) -> Result<Snapshot> {
+    let mut snap = candidates(repo, ignored)?;
     // git ignores the journal; an interrupted rekey must still be seen.
     let journal = crate::layout::REKEY_JOURNAL;
     if snap.get(journal).is_none() && repo.root().join(journal).is_file() {
@@ -119,15 +118,16 @@ fn work_tree(repo: &Repo) -> Result<Snapshot> {
     Ok(snap)
 }
 
-fn candidates(repo: &Repo) -> Result<Snapshot> {
+fn candidates(repo: &Repo, ignored: &[String]) -> Result<Snapshot> {
+    let under_secrets = format!("{}/", crate::layout::SECRETS);
     match crate::git::candidate_files(repo.root())? {
         Some(mut list) => {
-            // What git ignores under secrets/ is checked all the same.
-            if let Some(ignored) =
-                crate::git::ignored_files(repo.root(), &[crate::layout::SECRETS])?
-            {
-                list.extend(ignored);
-            }
+            list.extend(
+                ignored
+                    .iter()
+                    .filter(|f| f.starts_with(&under_secrets))
+                    .cloned(),
+            );
             Snapshot::from_work_tree_files(repo, list)
         }
         None => {

@@ -16,12 +16,21 @@ use crate::ops::export::Export;
 /// The directories keys keeps, every file of which must be committed.
 const KEPT_DIRS: [&str; 3] = [layout::SECRETS, layout::POLICIES, layout::RECIPIENTS];
 
-/// The lines of the repository's ignore files (and git's global ones) that make git
-/// ignore a part of what keys keeps, one per line, naming the first path it ignores.
-/// Empty outside git.
-pub fn ignoring_lines(root: &Path) -> Result<Vec<IgnoredBy>> {
+/// What git ignores of what keys keeps.
+#[derive(Default)]
+pub struct Ignored {
+    /// The lines of the repository's ignore files (and git's global ones) that do it,
+    /// one per line, each naming the first path it ignores.
+    pub lines: Vec<IgnoredBy>,
+    /// The files there now that git ignores, repository-relative.
+    pub files: Vec<String>,
+}
+
+/// What git ignores of `secrets/`, `policies/`, `recipients/` and the exports.
+/// Nothing outside git.
+pub fn ignored(root: &Path) -> Result<Ignored> {
     let Some(existing) = git::ignored_files(root, &KEPT_DIRS)? else {
-        return Ok(Vec::new());
+        return Ok(Ignored::default());
     };
     let mut paths: Vec<String> = KEPT_DIRS.iter().map(|d| format!("{d}/")).collect();
     paths.extend([
@@ -40,9 +49,9 @@ pub fn ignoring_lines(root: &Path) -> Result<Vec<IgnoredBy>> {
         format!("{}/a.yaml", layout::HOSTS),
     ]);
     paths.extend(Export::ALL.iter().map(|e| e.file().to_string()));
-    paths.extend(existing);
+    paths.extend(existing.iter().cloned());
     let Some(found) = git::ignored_by(root, &paths)? else {
-        return Ok(Vec::new());
+        return Ok(Ignored::default());
     };
     let mut lines: Vec<IgnoredBy> = Vec::new();
     for hit in found {
@@ -53,7 +62,10 @@ pub fn ignoring_lines(root: &Path) -> Result<Vec<IgnoredBy>> {
             lines.push(hit);
         }
     }
-    Ok(lines)
+    Ok(Ignored {
+        lines,
+        files: existing,
+    })
 }
 
 /// Where a line is, for a message: `FILE:LINE`.

@@ -79,7 +79,7 @@ pub fn run(repo: &Repo, opts: &Options, prompt: &dyn Prompt) -> Result<Report> {
     // Before anything is made: a repository whose git ignores secrets/ (or any part of
     // what keys keeps) would never commit them, nor check the plaintext beside them.
     if repo.root().is_dir() {
-        let lines = gitignore::ignoring_lines(repo.root())?;
+        let lines = gitignore::ignored(repo.root())?.lines;
         if let Some(first) = lines.first()
             && !opts.fix_gitignore
         {
