@@ -3,7 +3,7 @@
 //! `secrets.nix` for `agenix -e`. Both are deterministic, carry a marker line, and
 //! `keys check` reports a committed export that no longer matches the policy.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::{Format, secret_path};
 use crate::fsutil;
 use crate::layout::Repo;
@@ -77,7 +77,10 @@ pub fn refresh(repo: &Repo) -> Result<Vec<Export>> {
         return Ok(Vec::new());
     }
     let ws = Workspace::load(repo, Hosts::All)?;
-    let secrets = secrets_on_disk(repo)?;
+    let secrets: Vec<(String, Format)> = super::workspace::secret_files(repo)?
+        .into_iter()
+        .map(|(name, format, _)| (name, format))
+        .collect();
     let mut rewritten = Vec::new();
     for (export, path, data) in present {
         let text = export.render(&ws.policy, &ws.fleet, &secrets)?;
@@ -87,33 +90,6 @@ pub fn refresh(repo: &Repo) -> Result<Vec<Export>> {
         }
     }
     Ok(rewritten)
-}
-
-/// The secrets under `secrets/` by name and format, from their paths alone.
-fn secrets_on_disk(repo: &Repo) -> Result<Vec<(String, Format)>> {
-    let dir = repo.secrets_dir();
-    let mut out = Vec::new();
-    if !dir.is_dir() {
-        return Ok(out);
-    }
-    for entry in walkdir::WalkDir::new(&dir).min_depth(1) {
-        let entry = entry.map_err(|e| {
-            Error::io(
-                e.path().unwrap_or(&dir).to_path_buf(),
-                e.into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
-            )
-        })?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let rel = repo.rel(entry.path());
-        if let Some((name, format)) = crate::format::secret_of_path(&rel) {
-            out.push((name.to_string(), format));
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 fn yaml_quote(s: &str) -> String {

@@ -132,23 +132,13 @@ pub fn agenix(repo: &Repo, rules: &Path) -> Result<Imported> {
     }
     // .age files under secrets/ that secrets.nix does not name.
     let named: Vec<&String> = secrets.iter().map(|(n, _, _)| n).collect();
-    let dir = repo.secrets_dir();
-    if dir.is_dir() {
-        for e in walkdir::WalkDir::new(&dir)
-            .sort_by_file_name()
-            .into_iter()
-            .flatten()
-        {
-            let rel = repo.rel(e.path());
-            if let Some((name, Format::Age)) = crate::format::secret_of_path(&rel)
-                && e.file_type().is_file()
-                && !named.iter().any(|n| n.as_str() == name)
-            {
-                out.left.push(format!(
-                    "{rel}: not in {}: no rule made for it",
-                    rules.display()
-                ));
-            }
+    for (name, format, path) in super::workspace::secret_files(repo)? {
+        if format == Format::Age && !named.contains(&&name) {
+            out.left.push(format!(
+                "{}: not in {}: no rule made for it",
+                repo.rel(&path),
+                rules.display()
+            ));
         }
     }
 
@@ -179,12 +169,7 @@ pub fn agenix(repo: &Repo, rules: &Path) -> Result<Imported> {
             out.hosts.push(name.clone());
         } else {
             let file = repo.admin_file(name);
-            let line = match key {
-                Recipient::SshEd25519(k) if !k.comment().is_empty() => {
-                    format!("{key} {}", k.comment())
-                }
-                _ => key.to_string(),
-            };
+            let line = host_file::key_line(key);
             writes.push((
                 file,
                 format!("# admin {name}, imported from agenix\n{line}\n"),
@@ -231,23 +216,38 @@ pub fn agenix(repo: &Repo, rules: &Path) -> Result<Imported> {
         ));
     }
     out.rules = by_readers.len();
-    let policy_file = repo.policies_dir().join(POLICY_FILE);
+    let names: Vec<&String> = secrets.iter().map(|(n, _, _)| n).collect();
+    finish(repo, writes, POLICY_FILE, policy, &names, out)
+}
+
+/// Writes the new recipients and the policy (none may exist yet; all or none are
+/// written), then records each secret in keys.lock as it is, when its header is
+/// what the old configuration said (else it is reported).
+fn finish(
+    repo: &Repo,
+    mut writes: Vec<(PathBuf, String)>,
+    policy_name: &str,
+    policy: String,
+    secrets: &[&String],
+    mut out: Imported,
+) -> Result<Imported> {
+    let policy_file = repo.policies_dir().join(policy_name);
     writes.push((policy_file.clone(), policy));
     for (path, _) in &writes {
-        if path.exists() {
+        if std::fs::symlink_metadata(path).is_ok() {
             return Err(Error::Exists { path: path.clone() });
         }
     }
-    for (path, text) in &writes {
-        fsutil::write_new(path, text.as_bytes(), fsutil::PUBLIC)?;
-    }
+    let files: Vec<(&Path, &[u8], u32)> = writes
+        .iter()
+        .map(|(p, t)| (p.as_path(), t.as_bytes(), fsutil::PUBLIC))
+        .collect();
+    fsutil::write_batch(&files)?;
     out.policy = repo.rel(&policy_file);
-
-    // Every file recorded as it is, when its header is what secrets.nix says.
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
-    for (name, _, _) in &secrets {
-        match super::secret::adopt(&mut ws, std::slice::from_ref(name), None, &NoPrompt) {
-            Ok(_) => out.secrets.push(name.clone()),
+    for name in secrets {
+        match super::secret::adopt(&mut ws, std::slice::from_ref(*name), None, &NoPrompt) {
+            Ok(_) => out.secrets.push((*name).clone()),
             Err(e) => out.left.push(format!("{e}")),
         }
     }
@@ -505,38 +505,24 @@ pub fn sops(repo: &Repo, config: &Path) -> Result<Imported> {
         rules.push((regex, readers, rule));
     }
     // The sops files under secrets/, each with the first rule whose path_regex matches.
-    let mut secrets: Vec<(String, usize)> = Vec::new();
-    let dir = repo.secrets_dir();
-    if dir.is_dir() {
-        for e in walkdir::WalkDir::new(&dir)
-            .sort_by_file_name()
-            .into_iter()
-            .flatten()
+    let mut secrets: Vec<(String, Format, usize)> = Vec::new();
+    for (name, format, path) in super::workspace::secret_files(repo)? {
+        if format == Format::Age {
+            continue;
+        }
+        let rel = repo.rel(&path);
+        let from_config = path
+            .strip_prefix(base)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| rel.clone());
+        match rules
+            .iter()
+            .position(|(re, _, _)| re.as_ref().is_none_or(|re| re.is_match(&from_config)))
         {
-            if !e.file_type().is_file() {
-                continue;
-            }
-            let rel = repo.rel(e.path());
-            let Some((name, format)) = crate::format::secret_of_path(&rel) else {
-                continue;
-            };
-            if format == Format::Age {
-                continue;
-            }
-            let from_config = e
-                .path()
-                .strip_prefix(base)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| rel.clone());
-            match rules
-                .iter()
-                .position(|(re, _, _)| re.as_ref().is_none_or(|re| re.is_match(&from_config)))
-            {
-                Some(i) if !rules[i].1.is_empty() => secrets.push((name.to_string(), i)),
-                _ => out.left.push(format!(
-                    "{rel}: no creation rule with age recipients matches it"
-                )),
-            }
+            Some(i) if !rules[i].1.is_empty() => secrets.push((name, format, i)),
+            _ => out.left.push(format!(
+                "{rel}: no creation rule with age recipients matches it"
+            )),
         }
     }
     let admins: Vec<String> = names.values().map(|(n, _)| n.clone()).collect();
@@ -553,9 +539,11 @@ pub fn sops(repo: &Repo, config: &Path) -> Result<Imported> {
     }
     // One rule per creation rule and format, its secrets as a brace glob.
     let mut groups: BTreeMap<(usize, &'static str), Vec<String>> = BTreeMap::new();
-    for (name, i) in &secrets {
-        let (_, format) = repo_format(repo, name);
-        groups.entry((*i, format)).or_default().push(name.clone());
+    for (name, format, i) in &secrets {
+        groups
+            .entry((*i, format.name()))
+            .or_default()
+            .push(name.clone());
     }
     let mut policy = format!(
         "# Imported from {} by `keys import sops`: one rule per creation rule and format.\ngroups:\n  admins: [{}]\nrules:\n",
@@ -589,37 +577,6 @@ pub fn sops(repo: &Repo, config: &Path) -> Result<Imported> {
         }
     }
     out.rules = groups.len();
-    let policy_file = repo.policies_dir().join("imported-sops.yaml");
-    writes.push((policy_file.clone(), policy));
-    for (path, _) in &writes {
-        if path.exists() {
-            return Err(Error::Exists { path: path.clone() });
-        }
-    }
-    for (path, text) in &writes {
-        fsutil::write_new(path, text.as_bytes(), fsutil::PUBLIC)?;
-    }
-    out.policy = repo.rel(&policy_file);
-    let mut ws = Workspace::load_writable(repo, Hosts::All)?;
-    for (name, _) in &secrets {
-        match super::secret::adopt(&mut ws, std::slice::from_ref(name), None, &NoPrompt) {
-            Ok(_) => out.secrets.push(name.clone()),
-            Err(e) => out.left.push(format!("{e}")),
-        }
-    }
-    Ok(out)
-}
-
-/// The format of an existing secret's file, by its extension.
-fn repo_format(repo: &Repo, name: &str) -> (Format, &'static str) {
-    for f in Format::ALL {
-        if repo
-            .root()
-            .join(crate::format::secret_path(name, f))
-            .is_file()
-        {
-            return (f, f.name());
-        }
-    }
-    (Format::SopsYaml, Format::SopsYaml.name())
+    let names: Vec<&String> = secrets.iter().map(|(n, _, _)| n).collect();
+    finish(repo, writes, "imported-sops.yaml", policy, &names, out)
 }

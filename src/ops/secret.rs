@@ -450,31 +450,13 @@ pub fn adopt(
 fn outside_changes(ws: &mut Workspace) -> Result<Vec<String>> {
     let lock = lockfile::Lockfile::parse(ws.lockfile()?.text())?;
     let mut out = Vec::new();
-    let dir = ws.repo.secrets_dir();
-    if !dir.is_dir() {
-        return Ok(out);
-    }
-    for entry in walkdir::WalkDir::new(&dir).min_depth(1).sort_by_file_name() {
-        let entry = entry.map_err(|e| {
-            Error::io(
-                e.path().unwrap_or(&dir).to_path_buf(),
-                e.into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
-            )
-        })?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let rel = ws.repo.rel(entry.path());
-        let Some((name, _)) = format::secret_of_path(&rel) else {
-            continue;
-        };
-        let changed = match lock.entries.get(name) {
-            Some(e) => e.sha256 != lockfile::sha256_hex(&fsutil::read(entry.path())?),
+    for (name, _, path) in super::workspace::secret_files(&ws.repo)? {
+        let changed = match lock.entries.get(&name) {
+            Some(e) => e.sha256 != lockfile::sha256_hex(&fsutil::read(&path)?),
             None => true,
         };
         if changed {
-            out.push(name.to_string());
+            out.push(name);
         }
     }
     Ok(out)

@@ -250,23 +250,47 @@ impl Workspace {
     /// Up to three existing secret names close to `name` (a typo, a missing
     /// segment), nearest first.
     pub fn near_names(&self, name: &str) -> Vec<String> {
-        let dir = self.repo.secrets_dir();
-        let mut scored: Vec<(f64, String)> = walkdir::WalkDir::new(&dir)
+        let mut scored: Vec<(f64, String)> = secret_files(&self.repo)
+            .unwrap_or_default()
             .into_iter()
-            .flatten()
-            .filter(|e| e.file_type().is_file())
-            .filter_map(|e| {
-                let rel = self.repo.rel(e.path());
-                let (n, _) = format::secret_of_path(&rel)?;
-                let score = strsim::normalized_damerau_levenshtein(name, n)
-                    .max(strsim::jaro_winkler(name, n) - 0.1);
-                (score >= 0.7 && n != name).then(|| (score, n.to_string()))
+            .filter_map(|(n, _, _)| {
+                let score = strsim::normalized_damerau_levenshtein(name, &n)
+                    .max(strsim::jaro_winkler(name, &n) - 0.1);
+                (score >= 0.7 && n != name).then_some((score, n))
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         scored.dedup_by(|a, b| a.1 == b.1);
         scored.into_iter().take(3).map(|(_, n)| n).collect()
     }
+}
+
+/// Every secret file under `secrets/`, by the name and format its path gives
+/// (files of no secret format left out), sorted by name.
+pub fn secret_files(repo: &Repo) -> Result<Vec<(String, Format, PathBuf)>> {
+    let dir = repo.secrets_dir();
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for entry in walkdir::WalkDir::new(&dir).min_depth(1) {
+        let entry = entry.map_err(|e| {
+            Error::io(
+                e.path().unwrap_or(&dir).to_path_buf(),
+                e.into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("walk failed")),
+            )
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = repo.rel(entry.path());
+        if let Some((name, format)) = format::secret_of_path(&rel) {
+            out.push((name.to_string(), format, entry.into_path()));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn read_lockfile(repo: &Repo) -> Result<LockfileText> {
