@@ -8,6 +8,10 @@ use crate::common::{Run, TestEnv, mode_of, peer, run};
 use crate::fixture::fleet;
 
 pub(crate) fn git(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Run {
+    run(git_command(env, args), stdin)
+}
+
+fn git_command(env: &TestEnv, args: &[&str]) -> Command {
     let mut cmd = Command::new(peer("git"));
     cmd.args(args);
     env.apply(&mut cmd);
@@ -16,7 +20,23 @@ pub(crate) fn git(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Run {
         .env("GIT_AUTHOR_EMAIL", "t@example.org")
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@example.org");
-    run(cmd, stdin)
+    cmd
+}
+
+/// `git` with the keys under test first on PATH, as an installed keys would be (for
+/// hooks that run the `keys` on PATH: a pre-commit `language: system` id, lefthook).
+pub(crate) fn git_with_keys(env: &TestEnv, args: &[&str]) -> Run {
+    let mut cmd = git_command(env, args);
+    let bin = Path::new(crate::common::keys_bin());
+    cmd.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            bin.parent().unwrap().display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+    run(cmd, b"")
 }
 
 const AGE_ID: &str = concat!(

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::common::{Run, TestEnv, peer, run};
 use crate::fixture::fleet;
-use crate::hook::git;
+use crate::hook::{git, git_with_keys};
 
 fn lefthook_install(env: &TestEnv) -> Run {
     let mut cmd = Command::new(peer("lefthook"));
@@ -17,25 +17,8 @@ fn lefthook_install(env: &TestEnv) -> Run {
 
 fn commit(env: &TestEnv, message: &str) -> Run {
     git(env, &["add", "-A"], b"").success();
-    let mut cmd = Command::new(peer("git"));
-    cmd.args(["commit", "-qm", message]);
-    env.apply(&mut cmd);
     // lefthook runs the `keys` on PATH: the one under test.
-    let bin = std::path::Path::new(crate::common::keys_bin());
-    cmd.env(
-        "PATH",
-        format!(
-            "{}:{}",
-            bin.parent().unwrap().display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    )
-    .env("GIT_CONFIG_NOSYSTEM", "1")
-    .env("GIT_AUTHOR_NAME", "t")
-    .env("GIT_AUTHOR_EMAIL", "t@example.org")
-    .env("GIT_COMMITTER_NAME", "t")
-    .env("GIT_COMMITTER_EMAIL", "t@example.org");
-    run(cmd, b"")
+    git_with_keys(env, &["commit", "-qm", message])
 }
 
 const CONFIG: &str = "\

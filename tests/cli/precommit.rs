@@ -4,33 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{Run, TestEnv, peer, run};
+use crate::common::{TestEnv, peer, run};
 use crate::fixture::fleet;
-use crate::hook::git;
-
-/// `git` with the directory of the keys under test first on PATH, as an installed
-/// keys would be.
-fn git_with_keys(env: &TestEnv, args: &[&str]) -> Run {
-    let bin = Path::new(crate::common::keys_bin());
-    let dir = bin.parent().unwrap();
-    let mut cmd = Command::new(peer("git"));
-    cmd.args(args);
-    env.apply(&mut cmd);
-    cmd.env(
-        "PATH",
-        format!(
-            "{}:{}",
-            dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    )
-    .env("GIT_CONFIG_NOSYSTEM", "1")
-    .env("GIT_AUTHOR_NAME", "t")
-    .env("GIT_AUTHOR_EMAIL", "t@example.org")
-    .env("GIT_COMMITTER_NAME", "t")
-    .env("GIT_COMMITTER_EMAIL", "t@example.org");
-    run(cmd, b"")
-}
+use crate::hook::{git, git_with_keys};
 
 #[test]
 fn the_system_hook_id_runs_the_installed_keys_and_blocks_plaintext() {
