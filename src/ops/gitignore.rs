@@ -109,8 +109,10 @@ pub fn remove_lines(root: &Path, lines: &[IgnoredBy]) -> Result<Vec<IgnoredBy>> 
             .collect();
         edits.push((path, kept));
     }
-    for (path, text) in &edits {
-        fsutil::write_atomic(path, text.as_bytes(), fsutil::PUBLIC)?;
-    }
+    let files: Vec<(&Path, &[u8], u32)> = edits
+        .iter()
+        .map(|(p, t)| (p.as_path(), t.as_bytes(), fsutil::PUBLIC))
+        .collect();
+    fsutil::write_batch(&files)?;
     Ok(lines.to_vec())
 }
