@@ -54,6 +54,25 @@ struct Installed {
 
 static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
 
+/// Set once an interruption has been reported: the process is on its way out with
+/// 128 + signal, so the default action is not armed again. A signal sent to the whole
+/// process group (Ctrl-C) may be handled on another thread after the editor it killed
+/// was already seen to die; re-arming would let that late delivery kill the process
+/// instead of letting it exit with its code.
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// The error for an interruption by `signal`, noted so that no later delivery of the
+/// same group signal terminates the process before it exits cleanly.
+pub fn interruption(signal: i32) -> Error {
+    REPORTED.store(true, Ordering::SeqCst);
+    Error::Interrupted { signal }
+}
+
+/// Whether `signal` is one a `SignalGuard` catches (SIGINT, SIGTERM, SIGHUP, SIGQUIT).
+pub fn is_guarded(signal: i32) -> bool {
+    SIGNALS.contains(&signal)
+}
+
 /// While alive, SIGINT, SIGTERM, SIGHUP and SIGQUIT do not kill the process: they are
 /// recorded, and `interrupted()` returns the one received. Drop unregisters the
 /// recording handlers; once no guard is alive the signals terminate the process again,
@@ -122,7 +141,7 @@ impl SignalGuard {
     /// `Err(Error::Interrupted { signal })` if a signal arrived.
     pub fn check(&self) -> Result<()> {
         match self.interrupted() {
-            Some(signal) => Err(Error::Interrupted { signal }),
+            Some(signal) => Err(interruption(signal)),
             None => Ok(()),
         }
     }
@@ -133,7 +152,7 @@ impl Drop for SignalGuard {
         let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(state) = installed.as_mut() {
             state.live = state.live.saturating_sub(1);
-            if state.live == 0 {
+            if state.live == 0 && !REPORTED.load(Ordering::SeqCst) {
                 state.default_armed.store(true, Ordering::SeqCst);
             }
         }

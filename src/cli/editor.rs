@@ -250,6 +250,12 @@ fn run(cmd: &EditorCommand, file: &Path, guard: &SignalGuard) -> Result<()> {
             reason: format!("cannot start the shell to run the editor: {e}"),
         })?;
     guard.check()?;
+    // The editor died of a signal keys itself guards against: a Ctrl-C or hang-up sent
+    // to the whole group, whose delivery to keys may still be on its way on another
+    // thread. Reported as the interruption it is.
+    if let Some(signal) = status.signal().filter(|s| crate::signal::is_guarded(*s)) {
+        return Err(crate::signal::interruption(signal));
+    }
     let failed = |reason: String| {
         Err(Error::External {
             program: program_of(&cmd.editor),

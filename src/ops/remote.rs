@@ -387,7 +387,7 @@ pub fn run(
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
     if let Some(signal) = signalled.or_else(|| guard.interrupted()) {
-        return Err(Error::Interrupted { signal });
+        return Err(crate::signal::interruption(signal));
     }
     if status.success() {
         Ok(Ok(()))
