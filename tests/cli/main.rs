@@ -13,6 +13,7 @@ mod edit;
 mod encrypt;
 mod export;
 mod fixture;
+mod flake;
 mod gitignore;
 mod hook;
 mod host;
