@@ -12,6 +12,9 @@
       description = "The agenix and sops-nix NixOS modules, imported into each container of this host.";
     };
     config = {
+      services.openssh.hostKeys = [
+        { path = "/persistent/etc/ssh/ssh_host_ed25519_key"; type = "ed25519"; }
+      ];
       age.identityPaths = [ "/persistent/etc/ssh/ssh_host_ed25519_key" ];
       age.secrets."bot/telegram-token" = {
         file = ./secrets/bot/telegram-token.age;

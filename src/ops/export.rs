@@ -247,8 +247,9 @@ struct Machine<'a> {
 }
 
 /// One NixOS module per host: `age.secrets` and `sops.secrets` for what it reads,
-/// its identity paths at the persisted host key, and for each container a read-only
-/// bind mount of its key and the container's own declarations.
+/// its identity paths at the persisted host key (which is also sshd's only host key
+/// on a host with a persist prefix), and for each container that reads a secret a
+/// read-only bind mount of its key and the container's own declarations.
 fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> Result<String> {
     let mut out = format!(
         "{MARKER} nix` from policies/ and recipients/; do not edit.\n\
@@ -307,6 +308,14 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
             ));
             "      "
         };
+        if host.persist.is_some() {
+            // sshd's own list, which NixOS fills with keys under /etc/ssh and
+            // generates at boot when missing: the persisted key is the only one.
+            out.push_str(&format!(
+                "{pad}services.openssh.hostKeys = [\n{pad}  {{ path = {}; type = \"ed25519\"; }}\n{pad}];\n",
+                nix_string(&key)
+            ));
+        }
         machine_body(
             &mut out,
             pad,
@@ -317,7 +326,11 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
                 .map(|f| host.on_host(f.trim_start_matches('/')))
                 .as_deref(),
         );
+        // A container that decrypts nothing gets no key mounted, and nothing declared.
         for (c, m) in host.containers.iter().zip(&containers) {
+            if m.age.is_empty() && m.sops.is_empty() {
+                continue;
+            }
             let host_path = match &c.own_key {
                 None => key.clone(),
                 Some(_) => host.on_host(&c.own_key_path()),

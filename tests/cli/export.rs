@@ -356,3 +356,67 @@ fn the_demo_fleets_keys_nix_evaluates() {
         serde_json::json!(["/etc/ssh/ssh_host_ed25519_key"])
     );
 }
+
+/// On a host with a persist prefix, sshd's host keys are the persisted key alone, so a
+/// missing impermanence line cannot make sshd generate a new key at boot (the key
+/// every secret is encrypted to); a host without one keeps NixOS's default. Only the
+/// containers that read a secret get a key mounted.
+#[test]
+fn keys_nix_keeps_sshd_on_the_persisted_key_and_mounts_keys_only_where_read() {
+    let mut env = TestEnv::new();
+    let repo = generated_fleet(&mut env);
+    env.keys(&["container", "add", "test-container", "--host", "vps-arm"])
+        .success();
+    env.write(
+        "work/policies/0-some.yaml",
+        "rules:\n  - secrets: \"imp/*\"\n    format: age\n    readers: [admins, host:imp]\n  - secrets: \"own/*\"\n    format: age\n    readers: [admins, container:own]\n",
+    );
+    for name in ["imp/token", "own/token", "nannuo-bot/env"] {
+        env.keys_stdin(&["encrypt", name], b"t").success();
+    }
+    env.keys(&["export", "nix"]).success();
+    let persisted = serde_json::json!([
+        { "path": "/persistent/etc/ssh/ssh_host_ed25519_key", "type": "ed25519" }
+    ]);
+    let containers = |c: &serde_json::Value| -> Vec<String> {
+        c["containers"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+
+    let imp = evaluated(&env, &repo, "imp", true);
+    assert_eq!(imp["hostKeys"], persisted, "{imp}");
+    // The key sshd presents is the one agenix decrypts with.
+    assert_eq!(imp["age"]["identityPaths"][0], persisted[0]["path"]);
+    assert_eq!(imp["assertions"], serde_json::json!([]), "{imp}");
+    // `shared` reads nothing: no mount of the host's key into it.
+    assert_eq!(containers(&imp), ["own"]);
+    assert_eq!(
+        imp["containers"]["own"]["config"]["hostKeys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "a container's own sshd is left as NixOS has it"
+    );
+
+    let arm = evaluated(&env, &repo, "vps-arm", true);
+    assert_eq!(arm["hostKeys"], persisted);
+    assert_eq!(containers(&arm), ["nannuo-bot"]);
+    let text = std::fs::read_to_string(repo.join("keys.nix")).unwrap();
+    assert!(!text.contains("test-container"), "{text}");
+    assert!(!text.contains("containers.shared"), "{text}");
+
+    // No persist prefix: the host key is where NixOS keeps it, and so are sshd's.
+    let plain = evaluated(&env, &repo, "plain", false);
+    assert_eq!(
+        plain["hostKeys"],
+        serde_json::json!([
+            { "bits": 4096, "path": "/etc/ssh/ssh_host_rsa_key", "type": "rsa" },
+            { "path": "/etc/ssh/ssh_host_ed25519_key", "type": "ed25519" }
+        ])
+    );
+}

@@ -58,6 +58,11 @@ let
                   type = types.str;
                   default = "users";
                 };
+                # As nixpkgs' sshd.nix declares it for every user.
+                options.openssh.authorizedKeys.keys = mkOption {
+                  type = types.listOf types.singleLineStr;
+                  default = [ ];
+                };
               }
             );
             default = { };
@@ -72,9 +77,21 @@ let
             type = types.bool;
             default = false;
           };
+          # As nixpkgs' sshd.nix declares it: its type, and its default (the keys
+          # sshd generates at boot when they are missing).
           hostKeys = mkOption {
-            type = types.listOf types.raw;
-            default = [ ];
+            type = types.listOf types.attrs;
+            default = [
+              {
+                type = "rsa";
+                bits = 4096;
+                path = "/etc/ssh/ssh_host_rsa_key";
+              }
+              {
+                type = "ed25519";
+                path = "/etc/ssh/ssh_host_ed25519_key";
+              }
+            ];
           };
         };
         services.userborn.enable = mkOption {
@@ -183,6 +200,8 @@ let
           ;
       }) c.sops.secrets;
     };
+    hostKeys = c.services.openssh.hostKeys;
+    authorizedKeys = lib.mapAttrs (_: u: u.openssh.authorizedKeys.keys) c.users.users;
     assertions = failed c;
   };
 in
