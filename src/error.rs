@@ -166,6 +166,23 @@ pub enum Error {
         file: String,
     },
 
+    /// A deploy key name that a host file already declares (deploy key names are
+    /// unique in the fleet: each names a secret, `deploy/NAME`).
+    #[error("deploy key {name} already exists, on host {host} ({file})")]
+    DeployKeyExists {
+        name: String,
+        host: String,
+        file: String,
+    },
+
+    /// A deploy key name that no host file declares.
+    #[error("no deploy key named {name} (no host file declares it under deploy_keys)")]
+    NoDeployKey { name: String },
+
+    /// A command-line value that is not allowed (`arg` names the option).
+    #[error("{arg}: {reason}; nothing was written")]
+    InvalidArgument { arg: &'static str, reason: String },
+
     /// A host's new key that is the key it already has.
     #[error("host {host} already has this key")]
     SameKey { host: String },

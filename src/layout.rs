@@ -25,6 +25,11 @@ pub fn host_key_secret(host: &str) -> String {
     format!("hosts/{host}/ssh_host_ed25519_key")
 }
 
+/// The secret holding a deploy key's private half, for the admins (and the CI).
+pub fn deploy_key_secret(name: &str) -> String {
+    format!("deploy/{name}")
+}
+
 /// The secret holding a container's own generated private key.
 pub fn container_key_secret(host: &str, container: &str) -> String {
     format!("hosts/{host}/containers/{container}/ssh_host_ed25519_key")

@@ -79,6 +79,9 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::NotSettable { .. }
         | Error::Unmerged { .. }
         | Error::NameTaken { .. }
+        | Error::DeployKeyExists { .. }
+        | Error::NoDeployKey { .. }
+        | Error::InvalidArgument { .. }
         | Error::SameKey { .. }
         | Error::KeyRuleMissing { .. }
         | Error::KeyRuleOverridden { .. }
@@ -198,6 +201,25 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
             "host and container names share one namespace; choose another name"
         }
         Error::SameKey { .. } => "give the new key, or --generate one",
+        Error::DeployKeyExists { name, .. } => {
+            return Some(format!(
+                "`keys deploy-key rotate {name}` gives it a new key pair; choose another name for another key"
+            ));
+        }
+        Error::NoDeployKey { .. } => {
+            "`keys deploy-key ls` lists the deploy keys; `keys deploy-key add NAME --host HOST` adds one"
+        }
+        Error::InvalidArgument {
+            arg: "--command", ..
+        } => {
+            "give a one-line command without double quotes; for more, put a script on the host and give its path"
+        }
+        Error::InvalidArgument { arg: "--user", .. } => {
+            "give the user's login name, e.g. root or deploy"
+        }
+        Error::InvalidArgument { arg, .. } => {
+            return Some(format!("give another value for {arg}"));
+        }
         Error::KeyRuleMissing { file, glob, .. } => {
             return Some(format!(
                 "add `- secrets: \"{glob}\"` with `format: age` and `readers: [admins]` as the first rule of {file}"
@@ -413,6 +435,31 @@ mod tests {
                 5,
                 "/tmp is owned by uid 0",
                 "TMPDIR",
+            ),
+            (
+                Error::DeployKeyExists {
+                    name: "ci".into(),
+                    host: "web".into(),
+                    file: "recipients/hosts/web.yaml".into(),
+                },
+                3,
+                "deploy key ci already exists, on host web (recipients/hosts/web.yaml)",
+                "keys deploy-key rotate ci",
+            ),
+            (
+                Error::NoDeployKey { name: "ci".into() },
+                3,
+                "no deploy key named ci (no host file declares it under deploy_keys)",
+                "keys deploy-key ls",
+            ),
+            (
+                Error::InvalidArgument {
+                    arg: "--command",
+                    reason: "contains a double quote".into(),
+                },
+                3,
+                "--command: contains a double quote; nothing was written",
+                "without double quotes",
             ),
             (
                 Error::Bug {

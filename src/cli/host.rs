@@ -147,8 +147,8 @@ struct RmArgs {
     #[arg(value_name = "NAME")]
     name: String,
 
-    /// Also remove its generated private keys (hosts/NAME/ssh_host_ed25519_key and
-    /// those of its containers) and their keys.lock lines.
+    /// Also remove its generated private keys (hosts/NAME/ssh_host_ed25519_key, those
+    /// of its containers and its deploy keys' deploy/KEY) and their keys.lock lines.
     #[arg(long)]
     with_key: bool,
 }

@@ -8,6 +8,7 @@ mod check;
 mod completions;
 mod container;
 mod decrypt;
+mod deploy_key;
 mod edit;
 mod editor;
 mod encrypt;
@@ -113,6 +114,8 @@ enum Command {
     Host(host::Args),
     /// Add containers to a host's file.
     Container(container::Args),
+    /// Manage CI deploy keys: SSH keys that can only run one command on a host.
+    DeployKey(deploy_key::Args),
     /// Write the policy as another tool's configuration.
     Export(export::Args),
     /// Stage a host's pre-generated SSH host key for nixos-anywhere --extra-files.
@@ -297,6 +300,7 @@ fn run() -> ExitCode {
         Command::Hook(args) => hook::run(&ctx, args),
         Command::Host(args) => host::run(&ctx, args),
         Command::Container(args) => container::run(&ctx, args),
+        Command::DeployKey(args) => deploy_key::run(&ctx, args),
         Command::Export(args) => export::run(&ctx, args),
         Command::StageInstall(args) => stage::run(&ctx, args),
         Command::Install(args) => install::run(&ctx, args),

@@ -248,8 +248,9 @@ struct Machine<'a> {
 
 /// One NixOS module per host: `age.secrets` and `sops.secrets` for what it reads,
 /// its identity paths at the persisted host key (which is also sshd's only host key
-/// on a host with a persist prefix), and for each container that reads a secret a
-/// read-only bind mount of its key and the container's own declarations.
+/// on a host with a persist prefix), its deploy keys' authorized_keys lines, and for
+/// each container that reads a secret a read-only bind mount of its key and the
+/// container's own declarations.
 fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> Result<String> {
     let mut out = format!(
         "{MARKER} nix` from policies/ and recipients/; do not edit.\n\
@@ -326,6 +327,24 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
                 .map(|f| host.on_host(f.trim_start_matches('/')))
                 .as_deref(),
         );
+        // Deploy keys, authorized for their users to run their command only.
+        let mut authorized: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for d in &host.deploy_keys {
+            authorized
+                .entry(&d.user)
+                .or_default()
+                .push(d.authorized_key());
+        }
+        for (user, lines) in authorized {
+            out.push_str(&format!(
+                "{pad}users.users.{}.openssh.authorizedKeys.keys = [\n",
+                nix_attr(user)
+            ));
+            for line in lines {
+                out.push_str(&format!("{pad}  {}\n", nix_string(&line)));
+            }
+            out.push_str(&format!("{pad}];\n"));
+        }
         // A container that decrypts nothing gets no key mounted, and nothing declared.
         for (c, m) in host.containers.iter().zip(&containers) {
             if m.age.is_empty() && m.sops.is_empty() {

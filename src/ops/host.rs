@@ -38,6 +38,21 @@ rules:
     readers: [admins]
 ";
 
+/// A policy file keys creates so that private keys it generates are read by the
+/// admins alone: its path, the glob of its one rule, and its text.
+pub(super) struct AdminsRule {
+    pub file: &'static str,
+    pub glob: &'static str,
+    pub text: &'static str,
+}
+
+/// The rule for generated host and container keys.
+const HOST_KEYS: AdminsRule = AdminsRule {
+    file: KEY_POLICY,
+    glob: KEY_GLOB,
+    text: KEY_POLICY_TEXT,
+};
+
 /// Where a new host's public key comes from.
 pub enum KeySource {
     /// A key the user gave (a file, or what ssh-keyscan returned).
@@ -181,13 +196,18 @@ pub fn add_host(repo: &Repo, spec: HostSpec) -> Result<Report> {
 }
 
 /// Removes a host's file, refused while a policy rule names the host or one of its
-/// containers. With `with_key`, its generated key secrets (the host's and its
-/// containers') go too, with their lock entries.
+/// containers. With `with_key`, its generated key secrets (the host's, its
+/// containers' and its deploy keys') go too, with their lock entries.
 pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     layout::check_name(name).map_err(name_error("host name", name))?;
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
     let host = ws.fleet.require_host(name)?;
     let containers: Vec<String> = host.containers.iter().map(|c| c.name.clone()).collect();
+    let deploy_keys: Vec<String> = host
+        .deploy_keys
+        .iter()
+        .map(|d| layout::deploy_key_secret(&d.name))
+        .collect();
     for rule in &ws.policy.rules {
         for reader in &rule.readers {
             let named = match reader {
@@ -212,6 +232,7 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
             .iter()
             .map(|c| layout::container_key_secret(name, c)),
     );
+    secrets.extend(deploy_keys);
     let mut report = Report {
         effects: Vec::new(),
         key: None,
@@ -626,6 +647,7 @@ impl Journal {
 pub(super) struct KeyPlan {
     secret: String,
     policy: Option<PathBuf>,
+    rule: &'static AdminsRule,
 }
 
 /// Checks, before anything is written, that the key secret does not exist and that
@@ -634,7 +656,17 @@ pub(super) fn plan_key_secret(ws: &Workspace, name: &str) -> Result<KeyPlan> {
     if let Ok((path, _)) = ws.locate(name) {
         return Err(Error::Exists { path });
     }
-    let admins = admin_readers(&ws.repo)?;
+    plan_admins_secret(ws, name, &HOST_KEYS)
+}
+
+/// Checks, before anything is written, that secret `name` will be encrypted to the
+/// admins only: by a rule of the policy, or by `rule`'s file, to be created.
+pub(super) fn plan_admins_secret(
+    ws: &Workspace,
+    name: &str,
+    rule: &'static AdminsRule,
+) -> Result<KeyPlan> {
+    let admins = admin_readers(&ws.repo, rule)?;
     let admins_only = |p: &Policy| {
         p.rule_for(name)
             .is_some_and(|(_, r)| r.format == Format::Age && r.readers == admins)
@@ -643,51 +675,53 @@ pub(super) fn plan_key_secret(ws: &Workspace, name: &str) -> Result<KeyPlan> {
         return Ok(KeyPlan {
             secret: name.to_string(),
             policy: None,
+            rule,
         });
     }
-    let path = ws.repo.root().join(KEY_POLICY);
+    let path = ws.repo.root().join(rule.file);
     let blocking = ws.policy.rule_for(name).map(|(_, r)| r.at.clone());
     if std::fs::symlink_metadata(&path).is_ok() {
         return Err(Error::KeyRuleMissing {
             secret: name.to_string(),
-            file: KEY_POLICY.to_string(),
-            glob: KEY_GLOB.to_string(),
+            file: rule.file.to_string(),
+            glob: rule.glob.to_string(),
             rule: blocking,
         });
     }
-    let probe = probe_policy(&ws.repo)?;
+    let probe = probe_policy(&ws.repo, rule)?;
     if !admins_only(&probe) {
-        let rule = probe
+        let at = probe
             .rule_for(name)
-            .map_or_else(|| Location::named(KEY_POLICY), |(_, r)| r.at.clone());
+            .map_or_else(|| Location::named(rule.file), |(_, r)| r.at.clone());
         return Err(Error::KeyRuleOverridden {
             secret: name.to_string(),
-            file: KEY_POLICY.to_string(),
-            rule,
+            file: rule.file.to_string(),
+            rule: at,
         });
     }
     Ok(KeyPlan {
         secret: name.to_string(),
         policy: Some(path),
+        rule,
     })
 }
 
-/// The work tree's fleet and policies with [`KEY_POLICY`] added.
-fn probe_policy(repo: &Repo) -> Result<Policy> {
+/// The work tree's fleet and policies with `rule`'s file added.
+fn probe_policy(repo: &Repo, rule: &AdminsRule) -> Result<Policy> {
     let mut files =
         Snapshot::from_work_tree(repo, &[layout::ADMINS, layout::HOSTS, layout::POLICIES])?;
-    files.insert(KEY_POLICY.to_string(), Blob::File(KEY_POLICY_TEXT.into()));
+    files.insert(rule.file.to_string(), Blob::File(rule.text.into()));
     let fleet = crate::policy::Fleet::from_snapshot(&files)?;
     Policy::from_snapshot(&files, &fleet)
 }
 
 /// What `readers: [admins]` resolves to in this repository.
-fn admin_readers(repo: &Repo) -> Result<Vec<Reader>> {
-    let probe = probe_policy(repo)?;
+fn admin_readers(repo: &Repo, rule: &AdminsRule) -> Result<Vec<Reader>> {
+    let probe = probe_policy(repo, rule)?;
     probe
         .rules
         .iter()
-        .find(|r| r.at.file == KEY_POLICY)
+        .find(|r| r.at.file == rule.file)
         .map(|r| r.readers.clone())
         .ok_or_else(|| Error::NoAdmins {
             dir: layout::ADMINS.to_string(),
@@ -701,11 +735,7 @@ pub(super) fn apply_key_secret(
     public: &Recipient,
     report: &mut Report,
 ) -> Result<()> {
-    if let Some(path) = &plan.policy {
-        fsutil::write_new(path, KEY_POLICY_TEXT.as_bytes(), fsutil::PUBLIC)?;
-        report.effects.push(Effect::Created(KEY_POLICY.to_string()));
-        ws.reload()?;
-    }
+    create_rule_file(ws, &plan, report)?;
     let opts = EncryptOptions {
         force: false,
         allow_empty: false,
@@ -716,6 +746,22 @@ pub(super) fn apply_key_secret(
         secret: plan.secret,
         recipients: done.recipients,
     });
+    Ok(())
+}
+
+/// Creates the policy file a plan needs, if any, and reads the policy again.
+pub(super) fn create_rule_file(
+    ws: &mut Workspace,
+    plan: &KeyPlan,
+    report: &mut Report,
+) -> Result<()> {
+    if let Some(path) = &plan.policy {
+        fsutil::write_new(path, plan.rule.text.as_bytes(), fsutil::PUBLIC)?;
+        report
+            .effects
+            .push(Effect::Created(plan.rule.file.to_string()));
+        ws.reload()?;
+    }
     Ok(())
 }
 

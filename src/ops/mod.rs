@@ -4,6 +4,7 @@
 pub mod check;
 pub mod container;
 pub mod deploy;
+pub mod deploy_key;
 pub mod export;
 pub mod gitignore;
 pub mod hook;

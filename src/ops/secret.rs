@@ -307,6 +307,12 @@ pub struct Removed {
 /// lock entry, as one change: the lock is written first, then the files removed, and
 /// if any step fails (a full disk) the lock and the files are all as they were.
 pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
+    remove_with(ws, name, &[])
+}
+
+/// `remove`, writing the public files `beside` (a host file that named the secret's
+/// key) in the same change.
+pub fn remove_with(ws: &mut Workspace, name: &str, beside: &[(&Path, &[u8])]) -> Result<Removed> {
     super::workspace::check_name(name)?;
     let path = ws.locate(name).ok().map(|(p, _)| p);
     let in_lock = ws.lockfile()?.contains(name);
@@ -333,6 +339,7 @@ pub fn remove(ws: &mut Workspace, name: &str) -> Result<Removed> {
     let files: Vec<(&Path, &[u8], u32)> = lock_text
         .iter()
         .map(|t| (lock_file.as_path(), t.as_bytes(), fsutil::PUBLIC))
+        .chain(beside.iter().map(|(p, d)| (*p, *d, fsutil::PUBLIC)))
         .collect();
     if let Err(e) = fsutil::write_and_remove(&files, &gone) {
         ws.forget_lockfile();

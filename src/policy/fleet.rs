@@ -11,7 +11,7 @@ use crate::layout::{self, Repo};
 use crate::recipient::Recipient;
 use crate::snapshot::Snapshot;
 
-pub use super::host_file::{Container, Host, parse_host};
+pub use super::host_file::{Container, DeployKey, Host, parse_host};
 
 pub struct Admin {
     pub name: String,
@@ -151,7 +151,19 @@ impl Fleet {
             .map(Slot::host)
             .collect::<Result<Vec<&Host>>>()?;
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut deploy_keys: BTreeMap<&str, &str> = BTreeMap::new();
         for (slot, host) in self.slots.iter().zip(&hosts) {
+            for d in &host.deploy_keys {
+                if let Some(other) = deploy_keys.insert(&d.name, &host.name) {
+                    return Err(Error::InvalidFile {
+                        at: Location::named(&slot.rel),
+                        reason: format!(
+                            "deploy key {} is also declared by host {other} (its secret is deploy/{})",
+                            d.name, d.name
+                        ),
+                    });
+                }
+            }
             for c in &host.containers {
                 if let Some(other) = seen.insert(&c.name, &host.name) {
                     return Err(Error::InvalidFile {
@@ -212,6 +224,16 @@ impl Fleet {
         Ok(self
             .hosts()?
             .find_map(|h| h.containers.iter().find(|c| c.name == name).map(|c| (h, c))))
+    }
+
+    /// A deploy key and the host that authorizes it (which needs every host file).
+    pub fn deploy_key(&self, name: &str) -> Result<Option<(&Host, &DeployKey)>> {
+        Ok(self.hosts()?.find_map(|h| {
+            h.deploy_keys
+                .iter()
+                .find(|d| d.name == name)
+                .map(|d| (h, d))
+        }))
     }
 }
 
@@ -317,6 +339,25 @@ mod tests {
         assert!(!fleet.is_whole());
     }
 
+    #[test]
+    fn a_deploy_key_name_is_declared_once_in_the_fleet() {
+        let mut files = Snapshot::default();
+        let host = format!(
+            "ssh_key: {KEY}\ndeploy_keys:\n  ci:\n    key: {KEY}\n    user: root\n    command: run\n"
+        );
+        for h in ["a", "b"] {
+            files.insert(
+                format!("recipients/hosts/{h}.yaml"),
+                crate::snapshot::Blob::File(host.clone().into_bytes()),
+            );
+        }
+        let err = Fleet::from_snapshot(&files).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "recipients/hosts/b.yaml: deploy key ci is also declared by host a (its secret is deploy/ci)"
+        );
+    }
+
     /// Pieces of host files, in any order.
     const TOKENS: &[&str] = &[
         "ssh_key: ",
@@ -326,6 +367,10 @@ mod tests {
         "flake_attr: ",
         "persist: ",
         "containers:",
+        "deploy_keys:",
+        "key: ",
+        "user: ",
+        "command: ",
         "\n",
         "  ",
         "    ",

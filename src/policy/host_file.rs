@@ -29,12 +29,35 @@ pub struct Host {
     /// file asks for one; relative to the root, the persist prefix not included.
     pub age_key_file: Option<String>,
     pub containers: Vec<Container>,
+    /// Keys that may log in to this host only to run one command (a CI's deploy).
+    pub deploy_keys: Vec<DeployKey>,
 }
 
 pub struct Container {
     pub name: String,
     /// `None`: shares the host's key through a read-only bind mount.
     pub own_key: Option<Recipient>,
+}
+
+/// A deploy key: an SSH key that the host authorizes for `user` only to run
+/// `command`, its private half kept as the admins' secret `deploy/NAME`.
+pub struct DeployKey {
+    pub name: String,
+    pub key: Recipient,
+    pub user: String,
+    pub command: String,
+}
+
+impl DeployKey {
+    /// The line of `authorized_keys` that lets the key run its command and nothing
+    /// else: no shell, no port, agent or X11 forwarding, no terminal.
+    pub fn authorized_key(&self) -> String {
+        format!(
+            "restrict,command=\"{}\" {}",
+            self.command,
+            key_line(&self.key)
+        )
+    }
 }
 
 /// The host key's path on the machine, below the persist prefix (where
@@ -86,6 +109,16 @@ struct HostFile {
     age_key_file: Option<Spanned<String>>,
     #[serde(default)]
     containers: BTreeMap<String, ContainerFile>,
+    #[serde(default)]
+    deploy_keys: Option<BTreeMap<String, DeployKeyFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployKeyFile {
+    key: Spanned<String>,
+    user: Spanned<String>,
+    command: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -183,6 +216,27 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
             own_key,
         });
     }
+    let mut deploy_keys = Vec::new();
+    for (dname, d) in raw.deploy_keys.unwrap_or_default() {
+        layout::check_name(&dname).map_err(|reason| Error::InvalidName {
+            at: Location::named(file),
+            name: dname.clone(),
+            reason,
+        })?;
+        let key = spanned_key(file, &d.key, "a deploy key")?;
+        if let Err(why) = unix_user(&d.user.value) {
+            return Err(invalid(&d.user, format!("user {:?} {why}", d.user.value)));
+        }
+        if let Err(why) = forced_command(&d.command.value) {
+            return Err(invalid(&d.command, format!("command {why}")));
+        }
+        deploy_keys.push(DeployKey {
+            name: dname,
+            key,
+            user: d.user.value,
+            command: d.command.value,
+        });
+    }
     Ok(Host {
         name: name.to_string(),
         key,
@@ -197,7 +251,49 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
             .map_or_else(|| "/etc/nixos".to_string(), |v| v.value),
         age_key_file: raw.age_key_file.map(|v| v.value),
         containers,
+        deploy_keys,
     })
+}
+
+/// Why `user` is not a user name that NixOS and useradd accept for a login: a
+/// lowercase letter or '_', then lowercase letters, digits, '_' and '-', at most 32.
+pub fn unix_user(user: &str) -> std::result::Result<(), &'static str> {
+    let mut chars = user.chars();
+    let first = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c));
+    match (first && rest, user.len() <= 32) {
+        (true, true) => Ok(()),
+        (_, false) => Err("is longer than 32 characters"),
+        (false, _) => Err(
+            "is not a user name (a lowercase letter or '_', then lowercase letters, digits, '_' and '-')",
+        ),
+    }
+}
+
+/// The longest forced command a deploy key may carry.
+pub const MAX_COMMAND: usize = 2048;
+
+/// Why `command` cannot be a forced command in an `authorized_keys` line: sshd reads
+/// `command="…"` up to the first double quote not escaped by a backslash, and the
+/// line ends at a line break.
+pub fn forced_command(command: &str) -> std::result::Result<(), &'static str> {
+    if command.contains(['\n', '\r']) {
+        Err("contains a line break, which would end the authorized_keys line")
+    } else if command.contains('"') {
+        Err("contains a double quote, which would end command=\"…\" in the authorized_keys line")
+    } else if command.chars().any(char::is_control) {
+        Err("contains a control character")
+    } else if command.ends_with('\\') {
+        Err("ends with a backslash, which would escape the closing quote of command=\"…\"")
+    } else if command.trim().is_empty() {
+        Err("is empty")
+    } else if command.len() > MAX_COMMAND {
+        Err("is longer than 2048 bytes")
+    } else {
+        Ok(())
+    }
 }
 
 /// Whether a host file's value is well-formed.
@@ -516,6 +612,237 @@ pub fn insert_container(
     Ok(out)
 }
 
+/// A deploy key's entry as `keys deploy-key add` writes it.
+#[derive(Serialize)]
+struct WrittenDeployKey<'a> {
+    key: Scalar<'a>,
+    user: Scalar<'a>,
+    command: Scalar<'a>,
+}
+
+/// A deploy key's `key:` line.
+#[derive(Serialize)]
+struct WrittenDeployKeyLine<'a> {
+    key: Scalar<'a>,
+}
+
+/// The top-level block map `section:` of a host file's lines: the index of its
+/// line, and each entry's name with the lines it spans (its own line to its last
+/// more-indented line). `None` when the file has no such line.
+struct Section {
+    at: usize,
+    /// The value written after `section:` (without a comment): empty for a block.
+    value: String,
+    indent: Option<String>,
+    entries: Vec<(String, std::ops::Range<usize>)>,
+    /// One past the last line of the block (its last entry's last line).
+    end: usize,
+}
+
+fn find_section(lines: &[&str], file: &str, key: &str) -> Result<Option<Section>> {
+    let head = format!("{key}:");
+    let Some(at) = lines.iter().position(|l| l.starts_with(&head)) else {
+        return Ok(None);
+    };
+    let value = lines[at][head.len()..]
+        .split('#')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let mut section = Section {
+        at,
+        value,
+        indent: None,
+        entries: Vec::new(),
+        end: at + 1,
+    };
+    if !section.value.is_empty() {
+        return Ok(Some(section));
+    }
+    for (i, l) in lines.iter().enumerate().skip(at + 1) {
+        let body = l.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let lead = &body[..body.len() - trimmed.len()];
+        if lead.is_empty() {
+            if trimmed.starts_with('#') {
+                continue;
+            }
+            break;
+        }
+        if lead.contains('\t') {
+            return Err(Error::InvalidFile {
+                at: Location::named(file).at_line(i as u64 + 1),
+                reason: format!("a tab in the indentation of {key}"),
+            });
+        }
+        let comment = trimmed.starts_with('#');
+        if !comment && section.indent.is_none() {
+            section.indent = Some(lead.to_string());
+        }
+        let Some(indent) = section.indent.as_deref() else {
+            continue;
+        };
+        if lead == indent && !comment {
+            let name = trimmed.split(':').next().unwrap_or("").trim().to_string();
+            section.entries.push((name, i..i + 1));
+            section.end = i + 1;
+        } else if lead.len() > indent.len()
+            && let Some((_, range)) = section.entries.last_mut()
+        {
+            range.end = i + 1;
+            section.end = i + 1;
+        } else if !comment {
+            section.end = i + 1;
+        }
+    }
+    Ok(Some(section))
+}
+
+/// A file's text that keys cannot edit as asked, at `line` (0-based).
+fn layout_error(file: &str, line: usize, reason: String) -> Error {
+    Error::InvalidFile {
+        at: Location::named(file).at_line(line as u64 + 1),
+        reason,
+    }
+}
+
+/// Adds deploy key `name` to a host file's text: under its block `deploy_keys:` map,
+/// in place of an empty `deploy_keys: {}`, or as a new block at the end. Everything
+/// else is kept byte for byte.
+pub fn insert_deploy_key(text: &str, file: &str, name: &str, key: &DeployKey) -> Result<String> {
+    let line = key_line(&key.key);
+    let entry = to_yaml(
+        &WrittenDeployKey {
+            key: Scalar(&line),
+            user: Scalar(&key.user),
+            command: Scalar(&key.command),
+        },
+        file,
+    )?;
+    let block = |indent: &str| {
+        let mut out = format!("{indent}{name}:\n");
+        for l in entry.lines() {
+            out.push_str(&format!("{indent}{indent}{l}\n"));
+        }
+        out
+    };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let Some(section) = find_section(&lines, file, "deploy_keys")? else {
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str("deploy_keys:\n");
+        out.push_str(&block("  "));
+        return Ok(out);
+    };
+    let mut out: String = lines[..section.at].concat();
+    match section.value.as_str() {
+        "" => {
+            out.push_str(&lines[section.at..section.end].concat());
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&block(section.indent.as_deref().unwrap_or("  ")));
+            out.push_str(&lines[section.end..].concat());
+        }
+        "{}" | "~" | "null" => {
+            let line = lines[section.at];
+            let comment = line.find('#').map(|i| line[i..].trim_end()).unwrap_or("");
+            out.push_str("deploy_keys:");
+            if !comment.is_empty() {
+                out.push_str(&format!(" {comment}"));
+            }
+            out.push('\n');
+            out.push_str(&block("  "));
+            out.push_str(&lines[section.at + 1..].concat());
+        }
+        value => {
+            return Err(layout_error(
+                file,
+                section.at,
+                format!(
+                    "deploy_keys is written as {value:?}; write it as a block map (one `NAME:` per line) so keys can add {name}"
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The lines of deploy key `name`'s entry in a host file's block `deploy_keys:` map.
+fn deploy_key_entry(
+    lines: &[&str],
+    file: &str,
+    name: &str,
+) -> Result<(Section, std::ops::Range<usize>)> {
+    let section = find_section(lines, file, "deploy_keys")?;
+    let range = section
+        .as_ref()
+        .and_then(|s| s.entries.iter().find(|(n, _)| n == name))
+        .map(|(_, r)| r.clone());
+    match (section, range) {
+        (Some(section), Some(range)) => Ok((section, range)),
+        (section, _) => Err(layout_error(
+            file,
+            section.map_or(0, |s| s.at),
+            format!("no entry `{name}:` under a block `deploy_keys:` map"),
+        )),
+    }
+}
+
+/// Replaces deploy key `name`'s `key:` line in a host file's text, keeping every
+/// other line byte for byte.
+pub fn replace_deploy_key(text: &str, file: &str, name: &str, key: &Recipient) -> Result<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let (_, range) = deploy_key_entry(&lines, file, name)?;
+    let new = to_yaml(
+        &WrittenDeployKeyLine {
+            key: Scalar(&key_line(key)),
+        },
+        file,
+    )?;
+    let at = (range.start + 1..range.end)
+        .find(|&i| lines[i].trim_start().starts_with("key:"))
+        .ok_or_else(|| {
+            layout_error(
+                file,
+                range.start,
+                format!("deploy key {name} has no `key:` line of its own"),
+            )
+        })?;
+    let lead = &lines[at][..lines[at].len() - lines[at].trim_start().len()];
+    let mut out: String = lines[..at].concat();
+    out.push_str(lead);
+    out.push_str(&new);
+    out.push_str(&lines[at + 1..].concat());
+    Ok(out)
+}
+
+/// Removes deploy key `name`'s entry from a host file's text (and the `deploy_keys:`
+/// line when nothing else is left under it), keeping every other line.
+pub fn remove_deploy_key(text: &str, file: &str, name: &str) -> Result<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let (section, range) = deploy_key_entry(&lines, file, name)?;
+    let alone = section.entries.len() == 1
+        && lines[section.at + 1..section.end]
+            .iter()
+            .enumerate()
+            .all(|(i, l)| range.contains(&(section.at + 1 + i)) || l.trim().is_empty());
+    let (from, to) = if alone {
+        (section.at, section.end)
+    } else {
+        (range.start, range.end)
+    };
+    let mut out: String = lines[..from].concat();
+    out.push_str(&lines[to..].concat());
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,6 +1004,131 @@ mod tests {
         let h = host(&got);
         let own = h.containers.iter().find(|c| c.name == "own").unwrap();
         assert!(own.own_key.is_some());
+    }
+
+    fn deploy_key(name: &str, command: &str) -> DeployKey {
+        let key =
+            Recipient::parse_line(&format!("{KEY} deploy/{name}"), &Location::named("t")).unwrap();
+        DeployKey {
+            name: name.into(),
+            key,
+            user: "root".into(),
+            command: command.into(),
+        }
+    }
+
+    #[test]
+    fn edits_deploy_keys_keeping_everything_else() {
+        let head = format!("# my host\nssh_key: {KEY} root@h\n");
+        let ci = deploy_key("ci", "cd /etc/nixos && nixos-rebuild switch --flake .#h");
+        let entry = |indent: &str| {
+            format!(
+                "{indent}ci:\n{indent}{indent}key: {KEY} deploy/ci\n{indent}{indent}user: root\n{indent}{indent}command: \"cd /etc/nixos && nixos-rebuild switch --flake .#h\"\n"
+            )
+        };
+        let other = format!(
+            "    # the old one\n    old:\n        key: {KEY}\n        user: deploy\n        command: run\n"
+        );
+        let cases = [
+            (head.clone(), format!("{head}deploy_keys:\n{}", entry("  "))),
+            (
+                format!("{head}deploy_keys: {{}} # none yet\naddress: x\n"),
+                format!("{head}deploy_keys: # none yet\n{}address: x\n", entry("  ")),
+            ),
+            (
+                format!("{head}deploy_keys:\n{other}\n# next\naddress: x\n"),
+                format!(
+                    "{head}deploy_keys:\n{other}{}\n# next\naddress: x\n",
+                    entry("    ")
+                ),
+            ),
+        ];
+        for (before, want) in cases {
+            let got = insert_deploy_key(&before, "h.yaml", "ci", &ci).unwrap();
+            assert_eq!(got, want, "from:\n{before}");
+            let h = host(&got);
+            let d = h.deploy_keys.iter().find(|d| d.name == "ci").unwrap();
+            assert_eq!(
+                (d.user.as_str(), d.command.as_str()),
+                ("root", ci.command.as_str())
+            );
+            // Removing it gives back the file as it was, but for an emptied `{}`.
+            let back = remove_deploy_key(&got, "h.yaml", "ci").unwrap();
+            if !before.contains("{}") {
+                assert_eq!(back, before);
+            }
+            assert!(host(&back).deploy_keys.iter().all(|d| d.name != "ci"));
+        }
+        // A new key replaces the `key:` line of that entry only.
+        let two = format!("{head}deploy_keys:\n{other}{}", entry("    "));
+        let new = Recipient::parse_line(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILvsTY0E1zqA2TgZP8n1y7xwMPEDpwbW2CdnCrY7I4IJ deploy/ci",
+            &Location::named("t"),
+        )
+        .unwrap();
+        let got = replace_deploy_key(&two, "h.yaml", "ci", &new).unwrap();
+        assert_eq!(
+            got,
+            two.replace(
+                &format!("key: {KEY} deploy/ci"),
+                &format!("key: {}", key_line(&new))
+            )
+        );
+        assert_eq!(
+            replace_deploy_key(&two, "h.yaml", "nope", &new)
+                .unwrap_err()
+                .to_string(),
+            "h.yaml:3: no entry `nope:` under a block `deploy_keys:` map"
+        );
+        let err = insert_deploy_key(
+            &format!("{head}deploy_keys: {{a: {{}}}}\n"),
+            "h.yaml",
+            "ci",
+            &ci,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("h.yaml:3: deploy_keys is written as"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_deploy_key_sshd_would_misread_is_named_with_its_line() {
+        let file = |user: &str, command: &str| {
+            format!(
+                "ssh_key: {KEY}\ndeploy_keys:\n  ci:\n    key: {KEY}\n    user: {user}\n    command: {command}\n"
+            )
+        };
+        let cases = [
+            (
+                file("root", "'echo \"x\"'"),
+                "h.yaml:6: command contains a double quote",
+            ),
+            (
+                file("root", "\"a\\nb\""),
+                "h.yaml:6: command contains a line break",
+            ),
+            (
+                file("root", "'a\\'"),
+                "h.yaml:6: command ends with a backslash",
+            ),
+            (
+                file("Root", "run"),
+                "h.yaml:5: user \"Root\" is not a user name",
+            ),
+            (file("root", "''"), "h.yaml:6: command is empty"),
+        ];
+        for (text, want) in cases {
+            let err = parse_host("h", &text, "h.yaml").err().unwrap().to_string();
+            assert!(err.starts_with(want), "{text}: {err}");
+        }
+        let ok = host(&file("_ci-1", "run --now"));
+        assert_eq!(
+            ok.deploy_keys[0].authorized_key(),
+            format!("restrict,command=\"run --now\" {KEY}")
+        );
     }
 
     #[test]

@@ -188,7 +188,7 @@ fn evaluate(env: &TestEnv, repo: &std::path::Path, host: &str, modules: bool) ->
     run(nix, b"")
 }
 
-fn evaluated(
+pub(crate) fn evaluated(
     env: &TestEnv,
     repo: &std::path::Path,
     host: &str,

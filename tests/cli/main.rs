@@ -8,6 +8,7 @@ mod common;
 mod container;
 mod contracts;
 mod deploy;
+mod deploy_key;
 mod docs;
 mod edit;
 mod encrypt;
