@@ -479,4 +479,13 @@ fn the_default_command_pulls_into_the_flake_dir_and_switches() {
         .keys(&["deploy-key", "ls", "--authorized-keys", "--user", "root"])
         .success();
     assert_eq!(only.stdout, "");
+    // The host's removal keeps its deploy key's secret unless told to remove it.
+    let gone = env.keys(&["host", "rm", "vps-x86", "--with-key"]).success();
+    assert!(
+        gone.stdout.contains("removed   secrets/deploy/gh.age"),
+        "{}",
+        gone.stdout
+    );
+    assert!(!repo.join("secrets/deploy/gh.age").exists());
+    env.keys(&["check"]).success();
 }
