@@ -7,6 +7,7 @@ mod check;
 mod common;
 mod container;
 mod contracts;
+mod decrypt;
 mod deploy;
 mod docs;
 mod edit;
