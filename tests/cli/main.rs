@@ -12,6 +12,7 @@ mod deploy;
 mod docs;
 mod edit;
 mod encrypt;
+mod exec;
 mod export;
 mod fixture;
 mod gitignore;
