@@ -143,10 +143,14 @@ fn textconv(ctx: &super::Context, file: &Path) -> Result<()> {
         Ok(data) => data,
         Err(e) => return ui::out(&format!("{}\n", placeholder(&e, None))),
     };
-    let opened = ctx.identities().and_then(|mut ids| {
-        let prompt = NoTerminal(ctx.prompt());
-        secret::open_any(file, &mut ids, &prompt, Mac::Check)
-    });
+    let mut ids = match ctx.identities() {
+        Ok(ids) => ids,
+        Err(e) => {
+            let why = format!("no identity here opens it ({})", one_line(&e));
+            return ui::out(&format!("{}\n", line(&why, Some(&data))));
+        }
+    };
+    let opened = secret::open_any(file, &mut ids, &NoTerminal(ctx.prompt()), Mac::Check);
     match opened {
         Ok(plain) => ui::out_bytes(&plain),
         Err(e) => ui::out(&format!("{}\n", placeholder(&e, Some(&data)))),
@@ -165,6 +169,10 @@ fn placeholder(e: &Error, data: Option<&[u8]>) -> String {
         Error::MacMismatch { .. } => "its sops MAC does not match",
         _ => "it does not decrypt (`keys decrypt` on it says why)",
     };
+    line(why, data)
+}
+
+fn line(why: &str, data: Option<&[u8]>) -> String {
     match data {
         Some(data) => {
             let hash = crate::format::lockfile::sha256_hex(data);
@@ -172,6 +180,11 @@ fn placeholder(e: &Error, data: Option<&[u8]>) -> String {
         }
         None => format!("[keys: not decrypted: {why}]"),
     }
+}
+
+/// An identity search's error, on one line.
+fn one_line(e: &Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 /// Passphrases for git's textconv: from a file or descriptor when one is given, and

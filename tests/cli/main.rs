@@ -9,6 +9,7 @@ mod container;
 mod contracts;
 mod decrypt;
 mod deploy;
+mod diff;
 mod docs;
 mod edit;
 mod encrypt;
