@@ -26,7 +26,7 @@ use super::{prompt::CliPrompt, shared, ui};
 /// Nothing is written unless the whole file decrypts and authenticates.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// A secret name, or the path of an age file.
+    /// A secret name, or the path of an age or sops file.
     #[arg(value_name = "TARGET")]
     target: String,
 
@@ -45,6 +45,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "PATH")]
     extract: Option<String>,
 
+    /// Do not check a sops file's MAC. Each value is still authenticated, but values
+    /// added, removed or reordered outside sops and keys go unnoticed. For reading
+    /// a damaged file only.
+    #[arg(long)]
+    ignore_mac: bool,
+
     /// Print the plaintext for git's diff (`keys hook install --diff` sets git's
     /// diff.keys.textconv to run this): TARGET is a file git wrote, an age or sops
     /// file. A file that cannot be decrypted here prints one line saying so, with the
@@ -52,12 +58,6 @@ pub(crate) struct Args {
     /// for on the terminal.
     #[arg(long, conflicts_with_all = ["output", "extract", "ignore_mac"])]
     textconv: bool,
-
-    /// Do not check a sops file's MAC. Each value is still authenticated, but values
-    /// added, removed or reordered outside sops and keys go unnoticed. For reading
-    /// a damaged file only.
-    #[arg(long)]
-    ignore_mac: bool,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
