@@ -78,9 +78,12 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                 hook::uninstall(repo.root())?
             };
             let lines: Vec<String> = done.iter().map(|d| said(repo, d)).collect();
-            match lines.is_empty() {
-                true => ui::out("nothing to remove: keys' hooks are not installed here\n"),
-                false => ui::out(&format!("{}\n", lines.join("\n"))),
+            if lines.is_empty() && uninstall.diff {
+                ui::out("nothing to remove: keys is not git's diff driver here\n")
+            } else if lines.is_empty() {
+                ui::out("nothing to remove: keys' hooks are not installed here\n")
+            } else {
+                ui::out(&format!("{}\n", lines.join("\n")))
             }
         }
     }
@@ -97,9 +100,10 @@ fn install_diff(ctx: &super::Context) -> Result<String> {
     }
     let exe = std::env::current_exe().map_err(|e| Error::io("<current executable>", e))?;
     let done = hook::install_diff(repo.root(), &exe, &formats)?;
-    let mut lines = vec![match done.registered {
-        true => "registered keys as git's diff driver for secrets (diff.keys.textconv)".to_string(),
-        false => "already registered: keys as git's diff driver for secrets".to_string(),
+    let mut lines = vec![if done.registered {
+        "registered keys as git's diff driver for secrets (diff.keys.textconv)".to_string()
+    } else {
+        "already registered: keys as git's diff driver for secrets".to_string()
     }];
     if !done.added.is_empty() {
         lines.push(format!(
