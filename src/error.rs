@@ -270,6 +270,16 @@ pub enum Error {
     #[error("secret {name} {reason}")]
     NotSettable { name: String, reason: &'static str },
 
+    /// An `--extract` path that names nothing in the document: the file and the key
+    /// path, never a value.
+    #[error("{at}: {reason}")]
+    KeyPath { at: Location, reason: String },
+
+    /// A top-level key or value of a secret that cannot be an environment variable
+    /// (`keys exec`): the file and the key, never a value.
+    #[error("{at}: {reason}")]
+    NotEnvironment { at: Location, reason: String },
+
     /// A path in the git index that is unmerged (a conflict), so its staged content
     /// cannot be checked.
     #[error("{path}: unmerged in the git index; the staged contents cannot be checked")]

@@ -296,6 +296,41 @@ pub(crate) fn config_set_env(
     Ok(())
 }
 
+/// Removes a section and every variable in it from the repository's own
+/// configuration (`git config --local --remove-section`); false when there was none.
+pub(crate) fn config_remove_section_env(
+    dir: &Path,
+    section: &str,
+    env: Env,
+    cwd: &Path,
+) -> Result<bool> {
+    check_dir(dir)?;
+    let git = Git::new(env, cwd);
+    let args = ["config", "--local", "--remove-section", section];
+    let out = git.run(dir, &args)?;
+    if out.status.success() {
+        return Ok(true);
+    }
+    if String::from_utf8_lossy(&out.stderr).contains("no such section") {
+        return Ok(false);
+    }
+    Err(failed(&args, &out.status, &out.stderr))
+}
+
+/// Removes a variable from the repository's own configuration (`git config --local
+/// --unset-all`); false when it was not set there.
+pub(crate) fn config_unset_env(dir: &Path, key: &str, env: Env, cwd: &Path) -> Result<bool> {
+    check_dir(dir)?;
+    let git = Git::new(env, cwd);
+    let args = ["config", "--local", "--unset-all", key];
+    let out = git.run(dir, &args)?;
+    match out.status.code() {
+        Some(0) => Ok(true),
+        Some(5) => Ok(false),
+        _ => Err(failed(&args, &out.status, &out.stderr)),
+    }
+}
+
 /// Where `dir` is inside its work tree, as `git rev-parse --show-prefix` prints it:
 /// '/'-separated with a trailing '/', or empty at the top level. Ok(None) when `dir`
 /// is not inside a git work tree.

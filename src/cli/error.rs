@@ -77,6 +77,8 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::NestedSecret { .. }
         | Error::EmptySecret { .. }
         | Error::NotSettable { .. }
+        | Error::KeyPath { .. }
+        | Error::NotEnvironment { .. }
         | Error::Unmerged { .. }
         | Error::NameTaken { .. }
         | Error::DeployKeyExists { .. }
@@ -254,6 +256,12 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::EmptySecret { .. } => "pass --allow-empty if an empty secret is really meant",
         Error::NotSettable { .. } => {
             "use `keys edit NAME` (or `keys encrypt --force NAME`) to change it whole"
+        }
+        Error::KeyPath { .. } => {
+            "`keys decrypt NAME` shows the whole document; a path is written as sops writes it, [\"key\"] for a map key and [N] for a list item"
+        }
+        Error::NotEnvironment { .. } => {
+            "keys exec passes a secret's top-level strings, numbers, booleans and timestamps; read a nested value with `keys decrypt NAME --extract PATH`"
         }
         Error::Unmerged { .. } => "resolve the conflict and `git add` the file, then commit again",
         Error::NotInGit { .. } => "run `git init` first, then `keys hook install` again",

@@ -13,6 +13,7 @@ mod edit;
 mod editor;
 mod encrypt;
 mod error;
+mod exec;
 mod export;
 mod hook;
 mod host;
@@ -91,6 +92,8 @@ enum Command {
     Encrypt(encrypt::Args),
     /// Decrypt a secret (by name) or an age file (by path) to stdout or a new 0600 file.
     Decrypt(decrypt::Args),
+    /// Run a command with a secret's top-level values in its environment, like `sops exec-env`.
+    Exec(exec::Args),
     /// Edit a secret in $VISUAL or $EDITOR, or create it.
     Edit(edit::Args),
     /// List every secret: name, format, status and readers.
@@ -289,6 +292,7 @@ fn run() -> ExitCode {
         Command::ToAge(args) => to_age::run(&ctx, args),
         Command::Encrypt(args) => encrypt::run(&ctx, args),
         Command::Decrypt(args) => decrypt::run(&ctx, args),
+        Command::Exec(args) => exec::run(&ctx, args),
         Command::Edit(args) => edit::run(&ctx, args),
         Command::Ls(args) => ls::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args),

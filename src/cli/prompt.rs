@@ -37,6 +37,11 @@ impl CliPrompt {
         }
     }
 
+    /// Whether passphrases come from the terminal (no file or descriptor given).
+    pub(crate) fn asks_terminal(&self) -> bool {
+        matches!(self.source, Source::Tty)
+    }
+
     /// The first line of a passphrase file: a regular file of at most 1 MiB.
     fn file_first_line(path: &Path) -> Result<SecretString> {
         let read = crate::fsutil::read_private(path)?;

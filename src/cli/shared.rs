@@ -227,3 +227,47 @@ pub(crate) fn secret_name(arg: &str) -> Result<String> {
     }
     Ok(arg.to_string())
 }
+
+/// A secret, or an age or sops file given by path, decrypted: the plaintext, the
+/// format it was read as with its layout, and where it is.
+pub(crate) struct Target {
+    pub(crate) opened: crate::ops::secret::Opened,
+    pub(crate) layout: (crate::format::Format, Option<u8>),
+    pub(crate) at: crate::error::Location,
+}
+
+/// Opens `target` as `keys decrypt` does: the file at that path when there is one
+/// (its format from its name and content, as sops and age decide), else the secret
+/// of that name (its format from its file, laid out by its rule's `indent`).
+/// `accept` sees the format before anything is decrypted, and may refuse it.
+pub(crate) fn open_target(
+    ctx: &super::Context,
+    target: &str,
+    mac: crate::crypto::sops::Mac,
+    accept: &dyn Fn(crate::format::Format) -> Result<()>,
+) -> Result<Target> {
+    use crate::ops::secret;
+    let as_path = Path::new(target);
+    if std::fs::metadata(as_path).is_ok_and(|m| m.is_file()) {
+        accept(secret::format_of_file(as_path)?)?;
+        let mut ids = ctx.identities()?;
+        let (opened, layout) = secret::open_path(as_path, &mut ids, ctx.prompt(), mac)?;
+        return Ok(Target {
+            opened,
+            layout,
+            at: crate::error::Location::file(as_path),
+        });
+    }
+    let ws = ctx.workspace(crate::ops::workspace::Hosts::AsNeeded)?;
+    let (path, format) = ws.locate(target)?;
+    accept(format)?;
+    let rule = ws.rule(target).ok().filter(|r| r.format == format);
+    let indent = rule.and_then(|r| r.sops.indent);
+    let mut ids = ctx.identities()?;
+    let opened = secret::open_indented(&path, (format, indent), &mut ids, ctx.prompt(), mac)?;
+    Ok(Target {
+        opened,
+        layout: (format, indent),
+        at: crate::error::Location::file(&path),
+    })
+}

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::remote::shell_quote;
 use crate::error::{Error, Result};
+use crate::format::Format;
 use crate::fsutil;
 use crate::git::{self, Env};
 
@@ -273,25 +274,355 @@ fn register_merge_driver(dir: &Path, exe: &Path, env: Env, cwd: &Path) -> Result
             git::config_set_env(dir, key, std::ffi::OsStr::from_bytes(value), env, cwd)?;
         }
     }
-    let path = dir.join(".gitattributes");
-    let text = fsutil::read_optional(&path)?.unwrap_or_default();
+    add_attributes(&dir.join(ATTRIBUTES_FILE), &ATTRIBUTES)?;
+    Ok(())
+}
+
+/// The fleet's attributes file, where the drivers are named for its paths.
+const ATTRIBUTES_FILE: &str = ".gitattributes";
+
+/// Appends each of `lines` that `path` does not have yet (edited as text, every other
+/// line kept); the lines added.
+fn add_attributes(path: &Path, lines: &[&str]) -> Result<Vec<String>> {
+    let text = fsutil::read_optional(path)?.unwrap_or_default();
     let mut new = text.clone();
-    for attribute in ATTRIBUTES {
+    let mut added = Vec::new();
+    for line in lines {
         if !text
             .split(|&b| b == b'\n')
-            .any(|l| l.trim_ascii() == attribute.as_bytes())
+            .any(|l| l.trim_ascii() == line.as_bytes())
         {
             if !new.is_empty() && !new.ends_with(b"\n") {
                 new.push(b'\n');
             }
-            new.extend_from_slice(attribute.as_bytes());
+            new.extend_from_slice(line.as_bytes());
             new.push(b'\n');
+            added.push(line.to_string());
         }
     }
     if new != text {
-        fsutil::write_atomic(&path, &new, fsutil::PUBLIC)?;
+        fsutil::write_atomic(path, &new, fsutil::PUBLIC)?;
     }
-    Ok(())
+    Ok(added)
+}
+
+/// Removes every line of `path` that is one of `lines` (surrounding blanks aside),
+/// keeping the others; a file left with nothing in it is removed. The lines removed.
+fn remove_attributes(path: &Path, lines: &[&str]) -> Result<Vec<String>> {
+    let Some(text) = fsutil::read_optional(path)? else {
+        return Ok(Vec::new());
+    };
+    let mut removed = Vec::new();
+    let mut kept = Vec::with_capacity(text.len());
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let bare = line.trim_ascii();
+        match lines.iter().find(|l| l.as_bytes() == bare) {
+            Some(l) => removed.push(l.to_string()),
+            None => kept.extend_from_slice(line),
+        }
+    }
+    if removed.is_empty() {
+        return Ok(removed);
+    }
+    if kept.trim_ascii().is_empty() {
+        fsutil::remove(path)?;
+    } else {
+        fsutil::write_atomic(path, &kept, fsutil::PUBLIC)?;
+    }
+    Ok(removed)
+}
+
+/// git's diff driver for secrets (`diff=keys`): git shows, for each side of a
+/// change, the plaintext `keys decrypt --textconv` prints, or a line saying the file
+/// does not decrypt here. Its output is never cached (`diff.keys.cachetextconv`):
+/// git would keep the plaintext in its notes (`refs/notes/textconv/keys`).
+pub const DIFF_DRIVER: &str = "keys";
+const DIFF_SECTION: &str = "diff.keys";
+const DIFF_TEXTCONV: &str = "diff.keys.textconv";
+const DIFF_CACHE: &str = "diff.keys.cachetextconv";
+
+/// The `.gitattributes` line that has git diff the secrets of `format` through keys.
+pub fn diff_attribute(format: Format) -> String {
+    format!(
+        "{}/**/*.{} diff={DIFF_DRIVER}",
+        crate::layout::SECRETS,
+        format.extension()
+    )
+}
+
+/// What `install_diff` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffInstalled {
+    /// Whether `diff.keys.textconv` was set or changed (false when it was already so).
+    pub registered: bool,
+    /// The attributes file and the lines added to it.
+    pub attributes: PathBuf,
+    pub added: Vec<String>,
+    /// A `diff.keys.cachetextconv` setting was removed.
+    pub uncached: bool,
+}
+
+/// Registers keys' diff driver for the git repository containing `dir` (the fleet
+/// root): `diff.keys.textconv` runs `keys_exe decrypt --textconv`, and the fleet's
+/// `.gitattributes` names it for the secrets of each of `formats` (`.age` files
+/// always). Removes a `diff.keys.cachetextconv` setting. `Error::NotInGit` when `dir`
+/// is not in a git work tree.
+pub fn install_diff(dir: &Path, keys_exe: &Path, formats: &[Format]) -> Result<DiffInstalled> {
+    install_diff_env(dir, keys_exe, formats, &[], &git::current_dir()?)
+}
+
+fn install_diff_env(
+    dir: &Path,
+    keys_exe: &Path,
+    formats: &[Format],
+    env: Env,
+    cwd: &Path,
+) -> Result<DiffInstalled> {
+    git::work_tree_prefix(dir, env, cwd)?.ok_or_else(|| Error::NotInGit {
+        dir: dir.to_path_buf(),
+    })?;
+    let exe = std::path::absolute(keys_exe).map_err(|e| Error::io(keys_exe, e))?;
+    let mut textconv = shell_quote(exe.as_os_str().as_bytes());
+    textconv.extend_from_slice(b" decrypt --textconv");
+    let registered =
+        git::config_get_env(dir, DIFF_TEXTCONV, env, cwd)?.as_deref() != Some(&textconv[..]);
+    if registered {
+        git::config_set_env(
+            dir,
+            DIFF_TEXTCONV,
+            std::ffi::OsStr::from_bytes(&textconv),
+            env,
+            cwd,
+        )?;
+    }
+    let uncached = git::config_unset_env(dir, DIFF_CACHE, env, cwd)?;
+    let mut wanted: Vec<Format> = vec![Format::Age];
+    for f in Format::ALL {
+        if f != Format::Age && formats.contains(&f) {
+            wanted.push(f);
+        }
+    }
+    let lines: Vec<String> = wanted.into_iter().map(diff_attribute).collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let attributes = dir.join(ATTRIBUTES_FILE);
+    let added = add_attributes(&attributes, &lines)?;
+    Ok(DiffInstalled {
+        registered,
+        attributes,
+        added,
+        uncached,
+    })
+}
+
+/// What `uninstall_diff` removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffRemoved {
+    /// Whether the repository's configuration had a `diff.keys` section.
+    pub config: bool,
+    pub attributes: PathBuf,
+    /// The `diff=keys` lines removed from the attributes file.
+    pub removed: Vec<String>,
+}
+
+/// Removes keys' diff driver: the `diff.keys` section of the repository's
+/// configuration and the fleet's `.gitattributes` lines that name it for the
+/// secrets, every other line kept.
+pub fn uninstall_diff(dir: &Path) -> Result<DiffRemoved> {
+    uninstall_diff_env(dir, &[], &git::current_dir()?)
+}
+
+fn uninstall_diff_env(dir: &Path, env: Env, cwd: &Path) -> Result<DiffRemoved> {
+    git::work_tree_prefix(dir, env, cwd)?.ok_or_else(|| Error::NotInGit {
+        dir: dir.to_path_buf(),
+    })?;
+    let config = git::config_remove_section_env(dir, DIFF_SECTION, env, cwd)?;
+    let lines: Vec<String> = Format::ALL.into_iter().map(diff_attribute).collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let attributes = dir.join(ATTRIBUTES_FILE);
+    let removed = remove_attributes(&attributes, &lines)?;
+    Ok(DiffRemoved {
+        config,
+        attributes,
+        removed,
+    })
+}
+
+/// One thing `uninstall` removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uninstalled {
+    /// A hook of ours, with nothing kept behind it.
+    Removed(PathBuf),
+    /// A hook of ours, replaced by the one it kept and ran (`previous`).
+    Restored { hook: PathBuf, previous: PathBuf },
+    /// The lines of husky's script that called keys' hook.
+    Called(PathBuf),
+    /// The keys-check command of lefthook's configuration.
+    Lefthook(PathBuf),
+    /// A section or variable of the repository's git configuration.
+    Config(String),
+    /// Lines of the fleet's attributes file.
+    Attributes { file: PathBuf, lines: Vec<String> },
+}
+
+/// Removes what `install` and `install_diff` put in the git repository containing
+/// `dir` (the fleet root): keys' hooks wherever git looks or looked for them (a
+/// hook they kept as `NAME.before-keys` put back in their place), keys' calls in
+/// husky's scripts and its command in lefthook's configuration (edited as text),
+/// the `keys.hooksdir`, merge and diff driver configuration, and the drivers'
+/// lines in the fleet's `.gitattributes`. Anything else is left as it is.
+pub fn uninstall(dir: &Path) -> Result<Vec<Uninstalled>> {
+    uninstall_env(dir, &[], &git::current_dir()?)
+}
+
+fn uninstall_env(dir: &Path, env: Env, cwd: &Path) -> Result<Vec<Uninstalled>> {
+    let not_a_repo = || Error::NotInGit {
+        dir: dir.to_path_buf(),
+    };
+    let prefix = git::work_tree_prefix(dir, env, cwd)?.ok_or_else(not_a_repo)?;
+    let (effective, default) = git::hook_dirs_env(dir, env, cwd)?.ok_or_else(not_a_repo)?;
+    let recorded = git::config_get_env(dir, RECORD, env, cwd)?
+        .map(|raw| PathBuf::from(std::ffi::OsString::from_vec(raw)));
+    let top = top_of(dir, &prefix);
+    let mut done = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let husky = top.join(".husky");
+    let dirs = [
+        Some(effective),
+        Some(default),
+        recorded,
+        Some(husky.join(HUSKY_KEYS_DIR)),
+    ];
+    for hooks in dirs.into_iter().flatten() {
+        let real = fs::canonicalize(&hooks).unwrap_or_else(|_| hooks.clone());
+        if seen.contains(&real) {
+            continue;
+        }
+        seen.push(real);
+        for name in HOOKS {
+            done.extend(uninstall_one(&hooks, name)?);
+        }
+    }
+    for name in HOOKS {
+        let caller = husky.join(name);
+        let call = husky_call(name);
+        let lines: Vec<&str> = call.lines().collect();
+        if !remove_attributes(&caller, &lines)?.is_empty() {
+            done.push(Uninstalled::Called(caller));
+        }
+    }
+    let _ = fs::remove_dir(husky.join(HUSKY_KEYS_DIR));
+    if let Some(config) = lefthook_config(&top)
+        && uninstall_lefthook(&config)?
+    {
+        done.push(Uninstalled::Lefthook(config));
+    }
+    if git::config_unset_env(dir, RECORD, env, cwd)? {
+        done.push(Uninstalled::Config(RECORD.into()));
+    }
+    for section in [
+        format!("merge.{MERGE_DRIVER}"),
+        "merge.keys-export".to_string(),
+        DIFF_SECTION.to_string(),
+    ] {
+        if git::config_remove_section_env(dir, &section, env, cwd)? {
+            done.push(Uninstalled::Config(section));
+        }
+    }
+    let diff: Vec<String> = Format::ALL.into_iter().map(diff_attribute).collect();
+    let mut lines: Vec<&str> = ATTRIBUTES.to_vec();
+    lines.extend(diff.iter().map(String::as_str));
+    let file = dir.join(ATTRIBUTES_FILE);
+    let removed = remove_attributes(&file, &lines)?;
+    if !removed.is_empty() {
+        done.push(Uninstalled::Attributes {
+            file,
+            lines: removed,
+        });
+    }
+    Ok(done)
+}
+
+/// Removes hook `name` from `hooks` if it is ours, putting back the hook it kept.
+fn uninstall_one(hooks: &Path, name: &str) -> Result<Option<Uninstalled>> {
+    let hook = hooks.join(name);
+    let ours = fs::symlink_metadata(&hook).is_ok_and(|m| m.is_file())
+        && fs::read(&hook).is_ok_and(|text| is_ours(&text));
+    if !ours {
+        return Ok(None);
+    }
+    let previous = hooks.join(format!("{name}{PREVIOUS_SUFFIX}"));
+    if fs::symlink_metadata(&previous).is_ok() {
+        fs::rename(&previous, &hook).map_err(|e| Error::io(&previous, e))?;
+        return Ok(Some(Uninstalled::Restored { hook, previous }));
+    }
+    fs::remove_file(&hook).map_err(|e| Error::io(&hook, e))?;
+    Ok(Some(Uninstalled::Removed(hook)))
+}
+
+/// Removes the keys-check command from each of keys' hooks in lefthook's
+/// configuration, as text: the command's lines, then a `commands:` or a hook left
+/// with nothing under it. Whether anything was removed.
+fn uninstall_lefthook(config: &Path) -> Result<bool> {
+    let data = fsutil::read(config)?;
+    let Ok(text) = String::from_utf8(data) else {
+        return Ok(false);
+    };
+    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let blank = |l: &str| l.trim().is_empty();
+    // The end of the block under line `at`: the next line indented no deeper than it
+    // that is neither blank nor a comment.
+    let end_of = |lines: &[&str], at: usize| {
+        let depth = indent(lines[at]);
+        (at + 1..lines.len())
+            .find(|&i| {
+                !blank(lines[i])
+                    && !lines[i].trim_start().starts_with('#')
+                    && indent(lines[i]) <= depth
+            })
+            .unwrap_or(lines.len())
+    };
+    let empty =
+        |lines: &[&str], at: usize| lines[at + 1..end_of(lines, at)].iter().all(|l| blank(l));
+    let mut changed = false;
+    for name in HOOKS {
+        let Some(head) = lines
+            .iter()
+            .position(|l| indent(l) == 0 && l.trim_end() == format!("{name}:"))
+        else {
+            continue;
+        };
+        let Some(command) = (head + 1..end_of(&lines, head))
+            .find(|&i| lines[i].trim() == format!("{LEFTHOOK_COMMAND}:"))
+        else {
+            continue;
+        };
+        let depth = indent(lines[command]);
+        let parent = (head + 1..command)
+            .rev()
+            .find(|&i| !blank(lines[i]) && indent(lines[i]) < depth)
+            .filter(|&i| lines[i].trim() == "commands:");
+        lines.drain(command..end_of(&lines, command));
+        changed = true;
+        // A `commands:`, then a hook, left with nothing under it goes too.
+        if let Some(parent) = parent
+            && empty(&lines, parent)
+        {
+            lines.drain(parent..end_of(&lines, parent));
+        }
+        if empty(&lines, head) {
+            lines.drain(head..end_of(&lines, head));
+        }
+    }
+    if changed {
+        let new: String = lines.concat();
+        if new.trim().is_empty() {
+            fsutil::remove(config)?;
+        } else {
+            fsutil::write_atomic(config, new.as_bytes(), 0o644)?;
+        }
+    }
+    Ok(changed)
 }
 
 /// Writes hook `name` in `hooks`, keeping one that is there as `NAME.before-keys`.
@@ -1088,5 +1419,119 @@ exit \"${KEYS_EXIT:-0}\"
         // A hook removed on purpose leaves nothing to report.
         fs::remove_file(a.join("pre-commit")).unwrap();
         assert_eq!(audit(), None);
+    }
+
+    fn config(fx: &Fixture, key: &str) -> Option<String> {
+        git::config_get_env(&fx.fleet, key, &isolated(), &fx.repo.top())
+            .unwrap()
+            .map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn uninstall_puts_back_what_install_kept_and_removes_the_rest() {
+        let fx = Fixture::new();
+        let hooks = fx.repo.top().join(".git/hooks");
+        fs::create_dir_all(&hooks).unwrap();
+        fsutil::write_atomic(&fx.hook(), OLD_HOOK, 0o755).unwrap();
+        let attributes = fx.fleet.join(".gitattributes");
+        fs::write(&attributes, "*.png binary\n").unwrap();
+        fx.install_all().unwrap();
+        let formats = [Format::SopsYaml, Format::Age, Format::SopsYaml];
+        let env = isolated();
+        let diff =
+            install_diff_env(&fx.fleet, Path::new("/k"), &formats, &env, &fx.repo.top()).unwrap();
+        assert_eq!(
+            diff.added,
+            ["secrets/**/*.age diff=keys", "secrets/**/*.yaml diff=keys"]
+        );
+        assert_eq!(
+            config(&fx, "diff.keys.textconv").as_deref(),
+            Some("'/k' decrypt --textconv")
+        );
+        let merge = hooks.join("pre-merge-commit");
+        let done = uninstall_env(&fx.fleet, &env, &fx.repo.top()).unwrap();
+        assert_eq!(
+            done[..2],
+            [
+                Uninstalled::Restored {
+                    hook: fx.hook(),
+                    previous: hooks.join(PREVIOUS)
+                },
+                Uninstalled::Removed(merge.clone()),
+            ]
+        );
+        assert_eq!(fs::read(fx.hook()).unwrap(), OLD_HOOK);
+        assert!(!merge.exists() && !hooks.join(PREVIOUS).exists());
+        for key in [
+            RECORD,
+            "merge.keys-lock.driver",
+            "merge.keys-export.driver",
+            "diff.keys.textconv",
+        ] {
+            assert_eq!(config(&fx, key), None, "{key}");
+        }
+        assert_eq!(fs::read_to_string(&attributes).unwrap(), "*.png binary\n");
+        assert_eq!(uninstall_env(&fx.fleet, &env, &fx.repo.top()).unwrap(), []);
+    }
+
+    #[test]
+    fn the_diff_driver_alone_comes_and_goes_and_is_never_cached() {
+        let fx = Fixture::new();
+        let env = isolated();
+        let top = fx.repo.top();
+        fx.repo.git(&["config", "diff.keys.cachetextconv", "true"]);
+        let done = install_diff_env(&fx.fleet, Path::new("/k"), &[], &env, &top).unwrap();
+        assert!(done.registered && done.uncached);
+        assert_eq!(done.added, ["secrets/**/*.age diff=keys"]);
+        assert_eq!(config(&fx, "diff.keys.cachetextconv"), None);
+        let again = install_diff_env(&fx.fleet, Path::new("/k"), &[], &env, &top).unwrap();
+        assert!(!again.registered && !again.uncached && again.added.is_empty());
+        let removed = uninstall_diff_env(&fx.fleet, &env, &top).unwrap();
+        assert!(removed.config);
+        assert_eq!(removed.removed, ["secrets/**/*.age diff=keys"]);
+        assert!(!fx.fleet.join(".gitattributes").exists());
+        assert_eq!(config(&fx, "diff.keys.textconv"), None);
+    }
+
+    #[test]
+    fn uninstall_takes_keys_out_of_lefthook_and_husky_as_it_put_it_in() {
+        let fx = Fixture::new();
+        let env = isolated();
+        let top = fx.repo.top();
+        // lefthook: one hook with a command of its own, the other added by keys.
+        let lefthook = top.join("lefthook.yml");
+        let original =
+            "# hooks\npre-commit:\n  commands:\n    lint:\n      run: make lint\n\nother: 1\n";
+        fs::write(&lefthook, original).unwrap();
+        install_env(&fx.fleet, Path::new("/k"), &env, &top).unwrap();
+        assert_ne!(fs::read_to_string(&lefthook).unwrap(), original);
+        let done = uninstall_env(&fx.fleet, &env, &top).unwrap();
+        assert!(
+            done.contains(&Uninstalled::Lefthook(lefthook.clone())),
+            "{done:?}"
+        );
+        assert_eq!(fs::read_to_string(&lefthook).unwrap(), original);
+        fs::remove_file(&lefthook).unwrap();
+
+        // husky: its script for pre-commit had a line of its own.
+        let husky = top.join(".husky");
+        fs::create_dir_all(husky.join("_")).unwrap();
+        fs::write(husky.join("_/h"), "").unwrap();
+        fs::write(husky.join("pre-commit"), "npm test\n").unwrap();
+        fx.repo.git(&["config", "core.hooksPath", ".husky/_"]);
+        install_env(&fx.fleet, Path::new("/k"), &env, &top).unwrap();
+        assert!(husky.join("keys/pre-commit").exists());
+        let done = uninstall_env(&fx.fleet, &env, &top).unwrap();
+        assert!(
+            done.contains(&Uninstalled::Called(husky.join("pre-commit"))),
+            "{done:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(husky.join("pre-commit")).unwrap(),
+            "npm test\n"
+        );
+        assert!(!husky.join("pre-merge-commit").exists());
+        assert!(!husky.join("keys").exists());
+        assert!(husky.join("_/h").exists());
     }
 }

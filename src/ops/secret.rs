@@ -228,14 +228,167 @@ pub fn open_any(
     prompt: &dyn Prompt,
     mac: Mac,
 ) -> Result<Zeroizing<Vec<u8>>> {
+    Ok(open_path(path, identities, prompt, mac)?.0.plain)
+}
+
+/// `open_any`, with the format the file was read as and the indentation its
+/// plaintext was laid out with (for a sops file, as `.sops.yaml` says).
+pub fn open_path(
+    path: &Path,
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+    mac: Mac,
+) -> Result<(Opened, (Format, Option<u8>))> {
     let data = fsutil::read(path)?;
-    let age_name = path.extension().is_some_and(|e| e == "age");
-    if age_name || format::age::looks_like_age(&data) {
-        return crypto::age::decrypt(&data, identities, prompt, &Location::file(path));
+    let format = format_of(path, &data);
+    if format == Format::Age {
+        let plain = crypto::age::decrypt(&data, identities, prompt, &Location::file(path))?;
+        return Ok((Opened { plain, sops: None }, (Format::Age, None)));
     }
-    let format = sops::format_of_path(path);
     let indent = sops_config_indent(format)?;
-    Ok(open_indented(path, (format, indent), identities, prompt, mac)?.plain)
+    let opened = open_indented(path, (format, indent), identities, prompt, mac)?;
+    Ok((opened, (format, indent)))
+}
+
+/// The format `open_path` reads a file as: age when it is named `.age` or starts
+/// like an age file, else the sops store its extension names, as sops decides.
+pub fn format_of_file(path: &Path) -> Result<Format> {
+    Ok(format_of(path, &fsutil::read(path)?))
+}
+
+fn format_of(path: &Path, data: &[u8]) -> Format {
+    let age_name = path.extension().is_some_and(|e| e == "age");
+    if age_name || format::age::looks_like_age(data) {
+        Format::Age
+    } else {
+        sops::format_of_path(path)
+    }
+}
+
+/// The environment `keys exec` gives a command from a decrypted sops document: each
+/// top-level key and its value, in the document's order (a repeated key's last
+/// value wins), as `sops exec-env` sets them: strings as they are, numbers and
+/// booleans as sops renders them (`8080`, `1.5`, a JSON `8080` as `8080.0`, `true`),
+/// timestamps in RFC 3339 to the second. Comments are passed over. A map or list,
+/// a null, a key that is empty or holds `=`, and a NUL byte anywhere are refused,
+/// naming the key.
+pub fn environment(opened: &Opened, at: &Location) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
+    use sops::document::{Item, Value};
+    let Some(doc) = &opened.sops else {
+        return Err(Error::Bug {
+            what: format!("an environment from age file {}", at.file),
+        });
+    };
+    let refuse = |key: &str, why: &str| Error::NotEnvironment {
+        at: at.clone(),
+        reason: format!("key {key:?} {why}"),
+    };
+    let mut env = Vec::new();
+    for item in doc.plain.0.first().into_iter().flatten() {
+        let Item::Pair(key, value) = item else {
+            continue;
+        };
+        if key.is_empty() {
+            return Err(Error::NotEnvironment {
+                at: at.clone(),
+                reason: "an empty key cannot name an environment variable".into(),
+            });
+        }
+        if key.contains(['=', '\0']) {
+            return Err(refuse(
+                key,
+                "holds '=' or a NUL byte, which an environment variable's name cannot",
+            ));
+        }
+        let text = match value {
+            Value::Map(_) | Value::List(_) => {
+                return Err(refuse(
+                    key,
+                    "holds a map or a list, which cannot be an environment variable",
+                ));
+            }
+            Value::Null => {
+                return Err(refuse(
+                    key,
+                    "is null; give it a value (\"\" for an empty one)",
+                ));
+            }
+            Value::Time(t) => rfc3339_seconds(t).into_bytes(),
+            other => sops::val_to_string(other).unwrap_or_default(),
+        };
+        let text = Zeroizing::new(text);
+        if text.contains(&0) {
+            return Err(refuse(
+                key,
+                "has a NUL byte in its value, which an environment cannot hold",
+            ));
+        }
+        env.push((key.clone(), text));
+    }
+    Ok(env)
+}
+
+/// A timestamp as Go's `time.RFC3339` writes it: without fractions of a second.
+fn rfc3339_seconds(t: &str) -> String {
+    match (t.find('.'), t.find('T')) {
+        (Some(dot), Some(tee)) if dot > tee => {
+            let zone = t[dot + 1..]
+                .find(|c: char| !c.is_ascii_digit())
+                .map_or(t.len(), |i| dot + 1 + i);
+            format!("{}{}", &t[..dot], &t[zone..])
+        }
+        _ => t.to_string(),
+    }
+}
+
+/// What `sops decrypt --extract PATH` prints for the sops file `opened` (read from
+/// `at` as `format`, laid out with `indent`): a string as its bytes, a map as a
+/// document of the file's format (in a YAML file of several documents, the first
+/// replaced by the map and the others after it, as sops writes them), any other
+/// value as the store writes a lone value. An empty path is the whole document.
+pub fn extract(
+    opened: &Opened,
+    (format, indent): (Format, Option<u8>),
+    path: &[sops::document::PathSegment],
+    at: &Location,
+) -> Result<Zeroizing<Vec<u8>>> {
+    use sops::document::{Found, Value};
+    let doc = match (&opened.sops, format) {
+        (Some(doc), Format::SopsYaml | Format::SopsJson | Format::SopsDotenv | Format::SopsIni) => {
+            doc
+        }
+        _ => {
+            return Err(Error::Bug {
+                what: format!("--extract from {} file {}", format.name(), at.file),
+            });
+        }
+    };
+    let store = sops::require_indented_store(format, indent, at)?;
+    let no_path = |reason: String| Error::KeyPath {
+        at: at.clone(),
+        reason,
+    };
+    let first: &[sops::document::Item] = doc.plain.0.first().map_or(&[], |b| b.as_slice());
+    let found = sops::document::find(first, path).map_err(|e| no_path(e.to_string()))?;
+    let bytes = match found {
+        Found::Value(Value::Str(s)) => s.as_bytes().to_vec(),
+        Found::Value(Value::Bytes(b)) => b.clone(),
+        Found::Map(items) => {
+            if format == Format::SopsIni && !path.is_empty() {
+                let text = sops::document::tree_path_text(path);
+                return Err(no_path(format!(
+                    "{text} is a section, which sops cannot print alone; name one of its keys, as {text}[\"KEY\"]"
+                )));
+            }
+            let mut branches = crypto::sops::Plain(doc.plain.0.clone());
+            if let Some(top) = branches.0.first_mut() {
+                *top = items.to_vec();
+            }
+            store.emit_plain(&branches.0)?
+        }
+        Found::Value(other) => store.emit_value(other)?,
+    };
+    Ok(Zeroizing::new(bytes))
 }
 
 /// How the `.sops.yaml` that sops would read for a command run here (in the working

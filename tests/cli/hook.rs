@@ -413,3 +413,40 @@ fn install_adds_pre_merge_commit_beside_an_older_pre_commit_hook() {
         "the chained pre-merge-commit hook did not run"
     );
 }
+
+/// `keys hook uninstall` takes out what `keys hook install --diff` put in, puts back
+/// the hook it kept, leaves every other line, and says what it did.
+#[test]
+fn uninstall_removes_the_hooks_and_drivers_and_says_so() {
+    let mut env = TestEnv::new();
+    fleet(&mut env);
+    git(&env, &["init", "-q", "-b", "main"], b"").success();
+    let old = b"#!/bin/sh\nexit 0\n";
+    let hook = env.work.join(".git/hooks/pre-commit");
+    std::fs::write(&hook, old).unwrap();
+    std::fs::write(env.work.join(".gitattributes"), "*.png binary\n").unwrap();
+    env.keys(&["hook", "install", "--diff"]).success();
+    let r = env.keys(&["hook", "uninstall"]).success();
+    assert_eq!(
+        r.stdout,
+        "removed .git/hooks/pre-commit and put back the hook it kept (.git/hooks/pre-commit.before-keys)\n\
+         removed .git/hooks/pre-merge-commit\n\
+         removed keys.hooksdir from the repository's git configuration\n\
+         removed merge.keys-lock from the repository's git configuration\n\
+         removed merge.keys-export from the repository's git configuration\n\
+         removed diff.keys from the repository's git configuration\n\
+         removed from .gitattributes (commit it): secrets/keys.lock merge=keys-lock, keys.nix merge=keys-export, secrets.nix merge=keys-export, .sops.yaml merge=keys-export, secrets/**/*.age diff=keys\n"
+    );
+    assert_eq!(std::fs::read(&hook).unwrap(), old);
+    assert_eq!(
+        std::fs::read_to_string(env.work.join(".gitattributes")).unwrap(),
+        "*.png binary\n"
+    );
+    let config = std::fs::read_to_string(env.work.join(".git/config")).unwrap();
+    assert!(!config.contains("keys"), "{config}");
+    let again = env.keys(&["hook", "uninstall"]).success();
+    assert_eq!(
+        again.stdout,
+        "nothing to remove: keys' hooks are not installed here\n"
+    );
+}

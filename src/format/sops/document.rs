@@ -69,6 +69,13 @@ pub trait Store {
     fn emit_plain(&self, branches: &Branches) -> crate::error::Result<Vec<u8>>;
     /// The encrypted file, as `sops encrypt` writes it, with `metadata` under `sops`.
     fn emit_encrypted(&self, doc: &EncryptedDocument) -> crate::error::Result<Vec<u8>>;
+    /// One value that is neither a string nor a map, as `sops decrypt --extract`
+    /// prints it (sops's `EmitValue`). Stores whose values are all strings have none.
+    fn emit_value(&self, _value: &Value) -> crate::error::Result<Vec<u8>> {
+        Err(crate::error::Error::Bug {
+            what: "a value other than a string in a store of strings".into(),
+        })
+    }
     /// What a scalar left in clear reads back as once this store has written it, where
     /// that is another value (`None` otherwise): sops's MAC covers what a reader of the
     /// file finds, not what the writer held.
@@ -117,6 +124,188 @@ pub fn parse_path(text: &str) -> Option<Vec<PathSegment>> {
         rest = &inner[end..];
     }
     Some(segments)
+}
+
+/// Parses an `--extract` path exactly as sops's `parseTreePath` reads it: the text
+/// is cut at each `[`; every piece but an empty one must end with `]`; a piece that
+/// starts with `"` or `'` is a map key (its first and last character dropped, so
+/// `["a"]` and `['a']` are `a`), any other is a list index written as Go's
+/// `strconv.Atoi` reads it (`[0]`, `[+1]`, `[007]`). An empty text is the whole
+/// document. Where sops would crash (`[]`, `["]`, a negative index) this is an
+/// error instead.
+pub fn parse_tree_path(text: &str) -> Result<Vec<PathSegment>, String> {
+    let mut path = Vec::new();
+    for piece in text.split('[') {
+        if piece.is_empty() {
+            continue;
+        }
+        let Some(inner) = piece.strip_suffix(']') else {
+            return Err(format!("`[{piece}` does not end with ]"));
+        };
+        let bytes = inner.as_bytes();
+        match bytes.first() {
+            None => return Err("[] names neither a key nor an index".into()),
+            Some(b'"' | b'\'') => {
+                if bytes.len() < 2 {
+                    return Err(format!("[{inner}] has no closing quote"));
+                }
+                let key = std::str::from_utf8(&bytes[1..bytes.len() - 1])
+                    .map_err(|_| format!("[{inner}] ends inside a character"))?;
+                path.push(PathSegment::Key(key.to_string()));
+            }
+            Some(_) => {
+                let digits = inner.strip_prefix(['+', '-']).unwrap_or(inner);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!(
+                        "[{inner}] is neither a quoted key nor a list index"
+                    ));
+                }
+                // Go's Atoi reads up to 64 bits; sops crashes on a negative index.
+                let index = inner
+                    .parse::<i64>()
+                    .map_err(|_| format!("[{inner}] is too large a list index"))?;
+                let index = usize::try_from(index)
+                    .map_err(|_| format!("[{inner}] is a negative list index"))?;
+                path.push(PathSegment::Index(index));
+            }
+        }
+    }
+    Ok(path)
+}
+
+/// `path` as sops writes it: `["db"]["hosts"][0]`, keys quoted and escaped.
+pub fn tree_path_text(path: &[PathSegment]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            PathSegment::Key(k) => out.push_str(&format!("[{k:?}]")),
+            PathSegment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// What a path leads to in a document: a map (the top-level one when the path is
+/// empty) or any other value (never a `Value::Map`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Found<'a> {
+    Map(&'a [Item]),
+    Value(&'a Value),
+}
+
+impl<'a> Found<'a> {
+    fn of(value: &'a Value) -> Found<'a> {
+        match value {
+            Value::Map(items) => Found::Map(items),
+            other => Found::Value(other),
+        }
+    }
+}
+
+/// Why an `--extract` path leads nowhere: the place it names, as sops writes
+/// paths, never a value.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    #[error("no key {key} in {within}")]
+    NoKey { within: String, key: String },
+    #[error("no item [{index}] in {within}")]
+    NoItem { within: String, index: usize },
+    #[error("{within} is {what}, so it has no key {key}")]
+    NotAMap {
+        within: String,
+        what: &'static str,
+        key: String,
+    },
+    #[error("{within} is {what}, so it has no item [{index}]")]
+    NotAList {
+        within: String,
+        what: &'static str,
+        index: usize,
+    },
+    #[error("{at} is a comment line, not a value")]
+    Comment { at: String },
+}
+
+/// What kind of value `v` is, for a message.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Str(_) | Value::Bytes(_) => "a string",
+        Value::Int(_) | Value::Float(_) => "a number",
+        Value::Bool(_) => "a boolean",
+        Value::Time(_) => "a timestamp",
+        Value::Null => "null",
+        Value::Map(_) => "a map",
+        Value::List(_) => "a list",
+        Value::Comment(_) => "a comment",
+    }
+}
+
+/// Follows `path` from a top-level map as sops's `Truncate` does: a key names the
+/// first pair with that key, and an index counts a list's comment lines too (so
+/// `[2]` is the same item for both tools). Where sops would crash or return an
+/// internal structure (a key into a scalar, an index into a map, an index naming a
+/// comment line) this is an error.
+pub fn find<'a>(top: &'a [Item], path: &[PathSegment]) -> Result<Found<'a>, ExtractError> {
+    let mut current = Found::Map(top);
+    for (depth, segment) in path.iter().enumerate() {
+        let within = || match depth {
+            0 => "the document".to_string(),
+            _ => tree_path_text(&path[..depth]),
+        };
+        current = match (segment, current) {
+            (PathSegment::Key(key), Found::Map(items)) => {
+                let value = items
+                    .iter()
+                    .find_map(|item| match item {
+                        Item::Pair(k, v) if k == key => Some(v),
+                        _ => None,
+                    })
+                    .ok_or_else(|| ExtractError::NoKey {
+                        within: within(),
+                        key: tree_path_text(std::slice::from_ref(segment)),
+                    })?;
+                Found::of(value)
+            }
+            (PathSegment::Key(_), Found::Value(other)) => {
+                return Err(ExtractError::NotAMap {
+                    within: within(),
+                    what: kind(other),
+                    key: tree_path_text(std::slice::from_ref(segment)),
+                });
+            }
+            (PathSegment::Index(index), Found::Value(Value::List(values))) => {
+                match values.get(*index) {
+                    Some(Value::Comment(_)) => {
+                        return Err(ExtractError::Comment {
+                            at: tree_path_text(&path[..=depth]),
+                        });
+                    }
+                    Some(value) => Found::of(value),
+                    None => {
+                        return Err(ExtractError::NoItem {
+                            within: within(),
+                            index: *index,
+                        });
+                    }
+                }
+            }
+            (PathSegment::Index(index), Found::Map(_)) => {
+                return Err(ExtractError::NotAList {
+                    within: within(),
+                    what: "a map",
+                    index: *index,
+                });
+            }
+            (PathSegment::Index(index), Found::Value(other)) => {
+                return Err(ExtractError::NotAList {
+                    within: within(),
+                    what: kind(other),
+                    index: *index,
+                });
+            }
+        };
+    }
+    Ok(current)
 }
 
 /// Why a key path does not fit a document: which segment is missing or of the wrong
@@ -213,6 +402,101 @@ fn set_in(node: &mut Value, path: &[PathSegment], value: Option<Value>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// sops 3.11's `parseTreePath`, case by case (`sops decrypt --extract`).
+    #[test]
+    fn tree_paths_parse_as_sops_parses_them() {
+        let k = |s: &str| PathSegment::Key(s.into());
+        let i = PathSegment::Index;
+        let table: &[(&str, Vec<PathSegment>)] = &[
+            ("", vec![]),
+            (r#"["db"]["password"]"#, vec![k("db"), k("password")]),
+            ("['db']['password']", vec![k("db"), k("password")]),
+            (r#"["hosts"][0]"#, vec![k("hosts"), i(0)]),
+            ("[+1][007][-0]", vec![i(1), i(7), i(0)]),
+            // The last character is dropped whatever it is; quotes are not escaped.
+            (r#"["a"b"]"#, vec![k("a\"b")]),
+            (r#"["db]"#, vec![k("d")]),
+            (r#"["a'][' x ']"#, vec![k("a"), k(" x ")]),
+            (r#"["a]b"]"#, vec![k("a]b")]),
+            (r#"[""]"#, vec![k("")]),
+            ("[\"\u{e9}t\u{e9}\"]", vec![k("\u{e9}t\u{e9}")]),
+        ];
+        for (text, want) in table {
+            assert_eq!(parse_tree_path(text).as_ref(), Ok(want), "{text}");
+        }
+        for bad in [
+            "db",
+            "db.password",
+            r#"["db"]x"#,
+            r#"["a[b"]"#,
+            r#"["db"] ["x"]"#,
+            "[]",
+            r#"["]"#,
+            "[-1]",
+            "[x]",
+            "[1_000]",
+            "[ 1]",
+            "[99999999999999999999]",
+            "[\"\u{e9}]",
+        ] {
+            assert!(parse_tree_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn find_follows_a_path_as_sops_truncates_a_tree() {
+        let doc = vec![
+            Item::Comment(" top".into()),
+            Item::Pair(
+                "db".into(),
+                Value::Map(vec![
+                    Item::Pair("password".into(), Value::Str("pw".into())),
+                    Item::Pair(
+                        "list".into(),
+                        Value::List(vec![
+                            Value::Int(1),
+                            Value::Comment(" c".into()),
+                            Value::Bool(true),
+                        ]),
+                    ),
+                ]),
+            ),
+            Item::Pair("db".into(), Value::Null),
+        ];
+        let find = |text: &str| find(&doc, &parse_tree_path(text).unwrap());
+        assert_eq!(find(""), Ok(Found::Map(&doc)));
+        assert_eq!(
+            find(r#"["db"]["password"]"#),
+            Ok(Found::Value(&Value::Str("pw".into())))
+        );
+        // A list's comment lines count, as in sops.
+        assert_eq!(
+            find(r#"["db"]["list"][2]"#),
+            Ok(Found::Value(&Value::Bool(true)))
+        );
+        assert!(matches!(find(r#"["db"]"#), Ok(Found::Map(items)) if items.len() == 2));
+        let err = |text: &str| find(text).unwrap_err().to_string();
+        assert_eq!(err(r#"["nope"]"#), r#"no key ["nope"] in the document"#);
+        assert_eq!(err(r#"["db"]["x"]["y"]"#), r#"no key ["x"] in ["db"]"#);
+        assert_eq!(
+            err(r#"["db"]["list"][1]"#),
+            r#"["db"]["list"][1] is a comment line, not a value"#
+        );
+        assert_eq!(
+            err(r#"["db"]["list"][3]"#),
+            r#"no item [3] in ["db"]["list"]"#
+        );
+        assert_eq!(err("[0]"), "the document is a map, so it has no item [0]");
+        assert_eq!(
+            err(r#"["db"]["password"]["x"]"#),
+            r#"["db"]["password"] is a string, so it has no key ["x"]"#
+        );
+        assert_eq!(
+            err(r#"["db"]["list"]["x"]"#),
+            r#"["db"]["list"] is a list, so it has no key ["x"]"#
+        );
+    }
 
     #[test]
     fn paths_parse_and_set() {

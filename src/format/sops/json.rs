@@ -61,6 +61,12 @@ impl Store for JsonStore {
         Ok(out.into_bytes())
     }
 
+    fn emit_value(&self, value: &Value) -> Result<Vec<u8>> {
+        let mut out = String::new();
+        write_value(&mut out, value);
+        Ok(out.into_bytes())
+    }
+
     fn emit_encrypted(&self, doc: &EncryptedDocument) -> Result<Vec<u8>> {
         let branch = single_branch(&doc.branches, "json")?;
         let mut branch = branch.to_vec();
@@ -621,7 +627,24 @@ fn write_document(out: &mut String, items: &[Item]) {
         return;
     }
     out.push('{');
-    let mut stack = vec![Writing::Map(items.iter(), false)];
+    write_nested(out, vec![Writing::Map(items.iter(), false)]);
+}
+
+/// One value as sops's `EmitValue` writes it for `--extract`, before `json.Indent`
+/// with the store's indentation: like a document, without the final line break.
+fn write_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Map(items) => write_document(out, items),
+        Value::List(values) if !is_empty(value) => {
+            out.push('[');
+            write_nested(out, vec![Writing::List(values.iter(), false)]);
+        }
+        _ => write_scalar(out, value),
+    }
+}
+
+/// Writes what is left of the open maps and lists on `stack`, closing each.
+fn write_nested<'a>(out: &mut String, mut stack: Vec<Writing<'a>>) {
     while let Some(level) = stack.last_mut() {
         let Some((key, value, first)) = next_item(level) else {
             let close = match level {

@@ -38,6 +38,7 @@ use document::Store;
 pub use metadata::Options;
 use metadata::{Metadata, Shamir};
 pub use text::MAX_INPUT;
+pub(crate) use text::val_to_string;
 
 /// The store for a sops format.
 pub fn store(format: Format) -> Option<&'static dyn Store> {
@@ -82,6 +83,9 @@ impl Store for AsIs {
     fn emit_encrypted(&self, doc: &document::EncryptedDocument) -> Result<Vec<u8>> {
         self.0.emit_encrypted(doc)
     }
+    fn emit_value(&self, value: &document::Value) -> Result<Vec<u8>> {
+        self.0.emit_value(value)
+    }
 }
 
 /// A JSON store re-indented as sops does it (Go's `json.Indent` with that many
@@ -123,6 +127,10 @@ impl Store for IndentedJson {
     }
     fn emit_encrypted(&self, doc: &document::EncryptedDocument) -> Result<Vec<u8>> {
         Ok(self.reindent(&self.store.emit_encrypted(doc)?))
+    }
+    fn emit_value(&self, value: &document::Value) -> Result<Vec<u8>> {
+        let out = zeroize::Zeroizing::new(self.store.emit_value(value)?);
+        Ok(self.reindent(&out))
     }
 }
 

@@ -204,3 +204,74 @@ fn plaintext_goes_only_where_it_may_and_no_mode_changes_after_data() {
     env.keys(&["stage-install", "--clean", &tree]).success();
     assert!(Path::new(&tree).parent().is_some_and(|p| !p.exists()));
 }
+
+/// `keys exec`: the secret's values reach the command's environment and nothing
+/// else: no execve carries them in its arguments, keys opens no file to write, and
+/// the only write that carries one is the command's own, to its stdout.
+#[test]
+fn exec_puts_the_values_in_the_commands_environment_only() {
+    let mut env = TestEnv::new();
+    sops_fleet(&mut env);
+    let canary = "canary-exec-93b1d7";
+    env.keys_stdin(
+        &["encrypt", "env/app"],
+        format!("TOKEN={canary}\n").as_bytes(),
+    )
+    .success();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new(peer("strace"));
+    cmd.args(["-f", "-qq", "-y", "-xx", "-v", "-s", "1000000", "-e"])
+        .arg("trace=execve,open,openat,openat2,creat,mknodat,write,pwrite64,writev,pwritev,pwritev2,sendto,sendmsg")
+        .arg("-o")
+        .arg(log.path())
+        .arg(keys_bin())
+        .args(["exec", "env/app", "--", "sh", "-c", "printf '%s' \"$TOKEN\""]);
+    env.apply(&mut cmd);
+    let r = run(cmd, b"");
+    assert_eq!(r.success().stdout, canary);
+    let trace = std::fs::read_to_string(log.path()).unwrap();
+    let needle = hex(canary);
+    let mut in_env = 0;
+    for line in trace.lines() {
+        let call = line.split_once(' ').map_or(line, |(_, c)| c).trim_start();
+        let name = call.split('(').next().unwrap_or("");
+        match name {
+            "execve" => {
+                // execve("path", [argv…], [envp…]): the arguments are the first list.
+                let args_end = call.find("], [").unwrap_or(call.len());
+                assert!(
+                    !call[..args_end].contains(&needle),
+                    "the plaintext is on a command line: {call:.300}"
+                );
+                if call[args_end..].contains(&needle) {
+                    in_env += 1;
+                }
+            }
+            "open" | "openat" | "openat2" | "creat" | "mknodat" => {
+                let writes = ["O_WRONLY", "O_RDWR", "O_CREAT"]
+                    .iter()
+                    .any(|f| call.contains(f))
+                    || name == "creat"
+                    || name == "mknodat";
+                let result = call.rsplit_once(" = ").map_or("", |(_, r)| r);
+                assert!(
+                    !writes || result.contains("</dev/"),
+                    "keys exec opened a file to write: {call:.300}"
+                );
+            }
+            _ => {
+                if call.contains(&needle) {
+                    let (fd, path) = fd_path(call).unwrap_or_default();
+                    assert!(
+                        fd == "1" && path.starts_with("pipe:"),
+                        "the plaintext was written to {path} (fd {fd}): {call:.300}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        in_env, 1,
+        "one execve, the command's, carries the value: {trace:.2000}"
+    );
+}

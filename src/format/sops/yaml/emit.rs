@@ -304,6 +304,22 @@ pub(super) fn emit<'a>(
     Ok(emitter.out.into_bytes())
 }
 
+/// One value as sops's `EmitValue` writes it for `--extract`: `yaml.Marshal` of its
+/// node, a document of its own with go-yaml's default four-space indentation,
+/// whatever `stores.yaml.indent` says.
+pub(super) fn emit_value(value: &Value) -> Result<Vec<u8>> {
+    let node = value_node(value)?;
+    let mut evs = vec![Ev::DocStart];
+    events(&node, "", &mut evs);
+    evs.push(Ev::DocEnd);
+    let mut emitter = Emitter {
+        best_indent: DEFAULT_INDENT,
+        ..Emitter::default()
+    };
+    emitter.run(&evs);
+    Ok(emitter.out.into_bytes())
+}
+
 // -- go-yaml's emitter -------------------------------------------------------
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]

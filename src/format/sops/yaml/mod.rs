@@ -109,6 +109,10 @@ impl Store for YamlStore {
         IndentedYamlStore(None).emit_encrypted(doc)
     }
 
+    fn emit_value(&self, value: &Value) -> Result<Vec<u8>> {
+        emit::emit_value(value)
+    }
+
     /// go-yaml writes a float in Go's shortest `'g'` layout, which reads back as an
     /// integer where it has no point or exponent: `1.0` is written `1`, and `-0.0`
     /// is written `-0`, the integer 0, which sops hashes as `0`.
@@ -156,6 +160,10 @@ impl Store for IndentedYamlStore {
             doc.branches.iter().map(|b| (b, Some(&doc.metadata))),
             self.indent(),
         )
+    }
+
+    fn emit_value(&self, value: &Value) -> Result<Vec<u8>> {
+        emit::emit_value(value)
     }
 
     fn reread(&self, value: &Value) -> Option<Value> {
