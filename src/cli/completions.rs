@@ -10,12 +10,11 @@ use super::{complete, ui};
 /// Print a completion script for a shell.
 ///
 /// The script asks keys for candidates as you type: besides commands and options it
-/// offers the repository's secret, host, container and admin names (`keys decrypt
-/// b<TAB>` gives bot/telegram-token), from the repository the command would use
-/// (--repo on the line, else $KEYS_REPO, else the one around the working directory).
-/// Completing only lists file names: it never decrypts, prompts, touches the keyring
-/// or writes. The script runs keys by the name it was made by: `keys` from PATH, else
-/// an absolute path.
+/// offers the repository's secret, host and admin names (`keys decrypt b<TAB>` gives
+/// bot/telegram-token), from the repository the command would use (--repo on the
+/// line, else $KEYS_REPO, else the one around the working directory). Completing only
+/// reads names: it never decrypts, prompts, touches the keyring or writes. The script
+/// runs keys by the name it was made by: `keys` from PATH, else an absolute path.
 ///
 /// bash (~/.bashrc): source <(keys completions bash)
 ///
