@@ -13,6 +13,7 @@ pub(crate) struct Args {
 
 #[derive(clap::Subcommand)]
 enum AdminCommand {
+    #[command(mut_args(super::complete::on("old", super::complete::admin_names())))]
     Rename(shared::RenameArgs),
 }
 

@@ -19,7 +19,7 @@ use super::{shared, ui};
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The secrets to adopt, e.g. bot/telegram-token.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = super::complete::secret_names())]
     names: Vec<String>,
 }
 

@@ -33,7 +33,7 @@ struct AddArgs {
     name: String,
 
     /// The host it runs on.
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", add = super::complete::host_names())]
     host: String,
 
     /// Give it its own generated SSH host key instead of sharing the host's.

@@ -27,7 +27,7 @@ use super::{prompt::CliPrompt, shared, ui};
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// A secret name, or the path of an age or sops file.
-    #[arg(value_name = "TARGET")]
+    #[arg(value_name = "TARGET", add = super::complete::secret_names())]
     target: String,
 
     /// Write the plaintext to this file (mode 0600) instead of stdout; `-` is stdout.

@@ -41,7 +41,7 @@ struct AddArgs {
     name: String,
 
     /// The host that authorizes it.
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", add = super::complete::host_names())]
     host: String,
 
     /// The user it logs in as [default: root].
@@ -85,7 +85,7 @@ struct LsArgs {
     authorized_keys: bool,
 
     /// Only the keys of this host.
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", add = super::complete::host_names())]
     host: Option<String>,
 
     /// Only the keys that log in as this user.

@@ -27,7 +27,7 @@ use super::{editor, prompt, shared, ui};
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The secret's name, e.g. bot/telegram-token (or its file, secrets/….age).
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = super::complete::secret_names())]
     name: String,
 
     /// Create the secret if it does not exist (it starts empty). Without it, a name

@@ -23,7 +23,7 @@ use super::{prompt, shared, ui};
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The secret's name, e.g. bot/telegram-token.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = super::complete::secret_names())]
     name: String,
 
     /// Read the plaintext from this file ("-" for standard input).

@@ -26,7 +26,7 @@ use super::shared;
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The secret's name (e.g. nannuo-bot/config), or the path of a sops file.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = super::complete::secret_names())]
     name: String,
 
     /// Give CMD only the secret's values, none of keys's own environment (PATH

@@ -28,6 +28,7 @@ enum HostCommand {
     Ls(LsArgs),
     Rm(RmArgs),
     Rotate(RotateArgs),
+    #[command(mut_args(super::complete::on("old", super::complete::host_names())))]
     Rename(super::shared::RenameArgs),
 }
 
@@ -47,7 +48,7 @@ enum HostCommand {
 #[command(group(clap::ArgGroup::new("source").required(true).args(["key", "keyscan", "generate"])))]
 struct RotateArgs {
     /// The host's name.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = super::complete::host_names())]
     name: String,
 
     #[command(flatten)]
@@ -144,7 +145,7 @@ struct LsArgs {}
 #[derive(clap::Args)]
 struct RmArgs {
     /// The host's name.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = super::complete::host_names())]
     name: String,
 
     /// Also remove its generated private keys (hosts/NAME/ssh_host_ed25519_key, those

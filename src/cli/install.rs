@@ -24,7 +24,7 @@ use super::ui;
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The host to install.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = super::complete::host_names())]
     host: String,
 
     /// Where nixos-anywhere connects before the install (default: root@ADDRESS).

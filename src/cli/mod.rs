@@ -5,6 +5,7 @@
 mod admin;
 mod adopt;
 mod check;
+mod complete;
 mod completions;
 mod container;
 mod decrypt;
@@ -255,6 +256,8 @@ pub fn command() -> clap::Command {
 const STACK: usize = 256 << 20;
 
 pub fn main() -> ExitCode {
+    // A completion script asking for candidates: answered before anything else runs.
+    complete::answer_if_asked();
     crate::signal::catch_file_size_limit();
     // Before anything is decrypted. Best effort: a kernel that refuses leaves the
     // process as it was.

@@ -36,7 +36,7 @@ use super::{shared, ui};
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// Only secrets whose rule names this host (or one of its containers).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = super::complete::host_names())]
     host: Option<String>,
 
     /// Print the plan and write nothing.

@@ -10,7 +10,7 @@ use super::ui;
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The secret's name, e.g. bot/telegram-token.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = super::complete::secret_names())]
     name: String,
 }
 

@@ -19,7 +19,7 @@ use super::{prompt, shared, ui};
 #[derive(clap::Args)]
 pub(crate) struct SetArgs {
     /// The secret's name, e.g. nannuo-bot/env.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = super::complete::secret_names())]
     name: String,
 
     /// Where in the document, e.g. db.password or '["db"]["password"]'.
@@ -35,7 +35,7 @@ pub(crate) struct SetArgs {
 #[derive(clap::Args)]
 pub(crate) struct UnsetArgs {
     /// The secret's name.
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = super::complete::secret_names())]
     name: String,
 
     /// Where in the document, e.g. db.password or '["db"]["password"]'.

@@ -22,7 +22,7 @@ use super::{shared, ui};
 #[command(group(clap::ArgGroup::new("what").required(true).args(["host", "clean"])))]
 pub(crate) struct Args {
     /// The host whose key to stage.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = super::complete::host_names())]
     host: Option<String>,
 
     /// Stage into this new or empty directory (it becomes the tree root).

@@ -25,7 +25,7 @@ use super::ui;
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The host to update.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = super::complete::host_names())]
     host: String,
 
     /// The SSH private key to log in with (ssh -i).

@@ -237,6 +237,68 @@ impl Fleet {
     }
 }
 
+/// The admin names `recipients/admins/*.pub` gives, in name order, without reading
+/// the files. For offering names (shell completion), never for deciding anything: a
+/// directory that cannot be read gives none, and a file that is not a regular file or
+/// whose name is not valid is left out.
+pub fn admin_names(repo: &Repo) -> Vec<String> {
+    stems(&repo.admins_dir(), "pub", layout::check_reader_name)
+}
+
+/// The host names `recipients/hosts/*.yaml` gives, in name order, without reading the
+/// files; as forgiving as [`admin_names`].
+pub fn host_names(repo: &Repo) -> Vec<String> {
+    stems(&repo.hosts_dir(), "yaml", layout::check_name)
+}
+
+/// Every container the host files declare, with its host, host by host; as forgiving
+/// as [`admin_names`]: a host file that cannot be read or parsed gives none, and
+/// nothing is checked across files.
+pub fn container_names(repo: &Repo) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for host in host_names(repo) {
+        let rel = format!("{}/{host}.yaml", layout::HOSTS);
+        let Ok(data) = crate::fsutil::read(&repo.host_file(&host)) else {
+            continue;
+        };
+        let parsed = super::text_of(&rel, &data).and_then(|text| parse_host(&host, text, &rel));
+        if let Ok(parsed) = parsed {
+            out.extend(
+                parsed
+                    .containers
+                    .into_iter()
+                    .map(|c| (c.name, host.clone())),
+            );
+        }
+    }
+    out
+}
+
+/// The valid names of the regular `*.EXT` files in `dir`, sorted.
+fn stems(
+    dir: &Path,
+    ext: &str,
+    check: fn(&str) -> std::result::Result<(), &'static str>,
+) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            if !entry.file_type().ok()?.is_file() {
+                return None;
+            }
+            let file = entry.file_name().into_string().ok()?;
+            let name = file.strip_suffix(ext)?.strip_suffix('.')?;
+            check(name).ok()?;
+            Some(name.to_string())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// The error for a host name that no host file declares.
 pub fn no_host(name: &str) -> Error {
     Error::NoHost {
@@ -298,6 +360,35 @@ mod tests {
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
+
+    #[test]
+    fn names_are_listed_from_the_files_that_can_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::at(dir.path().to_path_buf());
+        assert!(admin_names(&repo).is_empty() && host_names(&repo).is_empty());
+        let (admins, hosts) = (repo.admins_dir(), repo.hosts_dir());
+        std::fs::create_dir_all(&admins).unwrap();
+        std::fs::create_dir_all(&hosts).unwrap();
+        for file in ["bob.pub", "alice.pub", "notes.txt", ".pub", "a b.pub"] {
+            std::fs::write(admins.join(file), "not read").unwrap();
+        }
+        std::fs::create_dir(admins.join("dir.pub")).unwrap();
+        let host = |containers: &str| format!("ssh_key: {KEY}\ncontainers:\n{containers}");
+        std::fs::write(hosts.join("b.yaml"), host("  web: {}\n  db: {}\n")).unwrap();
+        std::fs::write(hosts.join("a.yaml"), host("  box: {}\n")).unwrap();
+        std::fs::write(hosts.join("broken.yaml"), "ssh_key: [\n").unwrap();
+        std::fs::write(hosts.join("x@y.yaml"), host("  hidden: {}\n")).unwrap();
+        std::os::unix::fs::symlink(hosts.join("a.yaml"), hosts.join("link.yaml")).unwrap();
+
+        assert_eq!(admin_names(&repo), ["alice", "bob"]);
+        assert_eq!(host_names(&repo), ["a", "b", "broken"]);
+        let containers = container_names(&repo);
+        let containers: Vec<(&str, &str)> = containers
+            .iter()
+            .map(|(c, h)| (c.as_str(), h.as_str()))
+            .collect();
+        assert_eq!(containers, [("box", "a"), ("db", "b"), ("web", "b")]);
+    }
 
     #[test]
     fn an_opened_fleet_reads_a_host_file_when_it_is_first_needed() {

@@ -5,6 +5,7 @@
 mod adopt;
 mod check;
 mod common;
+mod completion;
 mod container;
 mod contracts;
 mod decrypt;
