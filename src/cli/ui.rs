@@ -125,6 +125,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_user_temp_notice_is_one_line_naming_the_directory() {
+        let dir = std::path::Path::new("/private/var/folders/xy/abc/T/keys-1-AbCdEf");
+        let line = user_temp_notice(dir);
+        assert!(!line.contains('\n'));
+        assert!(
+            line.contains("/private/var/folders/xy/abc/T/keys-1-AbCdEf on disk"),
+            "{line}"
+        );
+        assert!(line.contains("zero-filled"), "{line}");
+    }
+
+    #[test]
     fn a_table_pads_every_column_but_the_last_to_its_widest_or_minimum() {
         let mut t = Table::new("  ", &[4, 6]);
         t.row(["NAME", "FORMAT", "READERS"]);

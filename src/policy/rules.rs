@@ -971,6 +971,59 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_encryption_key_is_an_absolute_path_for_a_whole_secret() {
+        for format in ["age", "sops-binary"] {
+            let (_, p) = load(&format!(
+                "rules:\n  - secrets: web/luks\n    format: {format}\n    readers: [alice]\n    disk_encryption_key: /tmp/secret.key\n"
+            ))
+            .unwrap();
+            assert_eq!(
+                p.rules[0].disk_encryption_key.as_deref(),
+                Some("/tmp/secret.key")
+            );
+        }
+        let (_, p) =
+            load("rules:\n  - secrets: x\n    format: age\n    readers: [alice]\n").unwrap();
+        assert_eq!(p.rules[0].disk_encryption_key, None);
+        for (format, path, want) in [
+            (
+                "age",
+                "tmp/k",
+                "policies/a.yaml:5: disk_encryption_key \"tmp/k\" is not an absolute path",
+            ),
+            (
+                "age",
+                "\"/tmp/a b\"",
+                "policies/a.yaml:5: disk_encryption_key \"/tmp/a b\"",
+            ),
+            (
+                "age",
+                "/tmp/../etc/k",
+                "policies/a.yaml:5: disk_encryption_key",
+            ),
+            (
+                "age",
+                "\"/tmp/k'$(x)\"",
+                "policies/a.yaml:5: disk_encryption_key",
+            ),
+            ("age", "/", "policies/a.yaml:5: disk_encryption_key"),
+            (
+                "sops-yaml",
+                "/tmp/k",
+                "policies/a.yaml:5: disk_encryption_key applies only to formats age and sops-binary",
+            ),
+        ] {
+            let err = load(&format!(
+                "rules:\n  - secrets: x\n    format: {format}\n    readers: [alice]\n    disk_encryption_key: {path}\n"
+            ))
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(err.starts_with(want), "{path}: {err}");
+        }
+    }
+
+    #[test]
     fn regex_options_go_refuses_are_refused_with_their_line() {
         for (field, want) in [
             (
