@@ -24,9 +24,11 @@ use super::ui;
 /// (default /etc/nixos) and runs `nixos-rebuild switch --flake FLAKE_DIR#ATTR` there.
 /// With --build-on local it sends nothing to flake_dir: `nixos-rebuild switch --flake
 /// .#ATTR --target-host USER@ADDRESS` builds here and copies the closure, over ssh
-/// with the same pinned options. A ssh_user other than root runs both through `sudo
-/// -n` (passwordless sudo). Reads address, ssh_port, ssh_user, flake_dir and
-/// flake_attr from recipients/hosts/NAME.yaml.
+/// with the same pinned options. When ssh_user is not root, what runs on the host
+/// runs through `sudo -n` (passwordless sudo). An rsync without -s (macOS's 2.6.9
+/// or openrsync) is found out and the remote path quoted for it instead. Reads
+/// address, ssh_port, ssh_user, flake_dir and flake_attr from
+/// recipients/hosts/NAME.yaml.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The host to update.
