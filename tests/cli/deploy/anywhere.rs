@@ -245,6 +245,15 @@ fn dry_run_fails_where_the_install_would() {
         &format!("{key_arg}: private key file is open to other users (mode 644)"),
     );
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for dry in [&["--dry-run"][..], &[]] {
+        let mut args = vec!["install", "--host", "nope"];
+        args.extend(dry);
+        let r = env.keys(&args).failure(3);
+        assert_eq!(
+            r.stderr.lines().next().unwrap(),
+            "keys: error: no host named nope (no recipients/hosts/nope.yaml)"
+        );
+    }
     let r = env
         .keys(&["install", "--host", "vps-arm", "--dry-run"])
         .failure(3);

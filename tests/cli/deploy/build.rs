@@ -371,6 +371,14 @@ fn build_on_local_switches_from_here_with_the_host_key_pinned() {
     f.local_bin(&local_bin);
 
     keys(&f, &f.update(&["--via", "docker"])).failure(2);
+    let r = f
+        .env
+        .keys(&["update", "--host", "nope", "--build-on", "local"])
+        .failure(3);
+    assert_eq!(
+        r.stderr.lines().next().unwrap(),
+        "keys: error: no host named nope (no recipients/hosts/nope.yaml)"
+    );
     let r = keys(&f, &f.update(&["--build-on", "local"])).success();
     assert!(
         r.stderr
