@@ -43,6 +43,31 @@ impl fmt::Display for Location {
     }
 }
 
+/// What is wrong with a file of the flake a host is installed or updated from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlakeProblem {
+    /// `flake.nix` or `flake.lock` is not at the repository root.
+    Missing,
+    /// It is there, but git does not track it, so nix does not see it.
+    Untracked,
+    /// The repository is not in a git work tree: there are no tracked files to send.
+    NotInGit,
+}
+
+impl fmt::Display for FlakeProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FlakeProblem::Missing => "missing: a host is built only from a locked flake",
+            FlakeProblem::Untracked => {
+                "not tracked by git, and nix reads only the files git tracks"
+            }
+            FlakeProblem::NotInGit => {
+                "not inside a git work tree: keys update sends the files git tracks"
+            }
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read, written or created.
@@ -215,9 +240,13 @@ pub enum Error {
     #[error("{file} has no address: keys cannot reach {host}")]
     NoAddress { host: String, file: String },
 
-    /// A repository without the flake that is sent to a host.
-    #[error("{}: no flake.nix here to send", dir.display())]
-    NoFlake { dir: PathBuf },
+    /// A file of the flake that installing or updating a host needs: missing, not
+    /// tracked by git (nix reads only what git tracks), or no git work tree at all.
+    #[error("{}: {problem}", path.display())]
+    FlakeFile {
+        path: PathBuf,
+        problem: FlakeProblem,
+    },
 
     /// A host's (or container's) private key that the repository does not hold.
     #[error("secret {secret} does not exist: the repository holds no private key to stage")]
@@ -238,6 +267,11 @@ pub enum Error {
     /// An ssh option (a path in it) that rsync cannot pass on to ssh.
     #[error("{option} contains a single quote, which rsync cannot pass to ssh")]
     SshOptionQuote { option: String },
+
+    /// An ssh option (a path in it) that nixos-rebuild cannot pass on to ssh: it
+    /// splits `NIX_SSHOPTS` at spaces.
+    #[error("{option} contains a space or a quote, which NIX_SSHOPTS cannot carry to ssh")]
+    SshOptionSpace { option: String },
 
     /// A directory to wipe that is not a tree keys staged.
     #[error("{} {reason}; nothing was removed", dir.display())]

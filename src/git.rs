@@ -50,6 +50,26 @@ pub fn candidate_files(dir: &Path) -> Result<Option<Vec<String>>> {
     candidate_files_env(dir, &[], &current_dir()?)
 }
 
+/// The files git tracks under `dir` (`git ls-files -s -z`, run in `dir`), relative to
+/// it, sorted: regular files and symlinks, not submodules (as a flake sees them).
+/// Unmerged entries are `Error::Unmerged`. Ok(None) when `dir` is not inside a git
+/// work tree.
+pub fn tracked_files(dir: &Path) -> Result<Option<Vec<String>>> {
+    check_dir(dir)?;
+    let git = Git::new(&[], &current_dir()?);
+    if git.in_work_tree(dir, "--show-prefix")?.is_none() {
+        return Ok(None);
+    }
+    let listing = git.output(dir, &["ls-files", "-s", "-z"])?;
+    let mut files: Vec<String> = parse_stage_listing(&listing)?
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    Ok(Some(files))
+}
+
 /// The ignore-file line that makes git ignore a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IgnoredBy {

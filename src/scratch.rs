@@ -1,7 +1,8 @@
 //! A private RAM-backed directory for plaintext that must touch a file (edit, stage).
 //!
 //! `Scratch` is a fresh 0700 directory on tmpfs ($XDG_RUNTIME_DIR when it is the
-//! user's own, else /dev/shm; disk only when the user allows it), named
+//! user's own, else /dev/shm; on macOS, which has no tmpfs, the per-user $TMPDIR;
+//! elsewhere disk only when the user allows it), named
 //! `keys-<pid>-XXXXXX` so that what a killed run left is recognised and wiped by the
 //! next one. Files are created and read through the directory's descriptor with
 //! `O_NOFOLLOW`, and on drop everything inside is zero-filled and unlinked, whatever an
@@ -46,6 +47,33 @@ pub struct Scratch {
     kept: bool,
     /// What killed runs had left in the scratch bases, wiped before this was made.
     swept: Vec<Leftover>,
+    /// Made on disk in the per-user temporary directory, for want of a tmpfs.
+    in_user_temp: bool,
+}
+
+/// Whether plaintext may go to the per-user temporary directory, on disk, when no
+/// tmpfs is usable: on macOS, which has none, and on no other system (Linux stays
+/// tmpfs-only unless the user passes `--allow-disk-temp`). A constant of the build,
+/// not a setting: nothing at run time turns it on.
+const USER_TEMP_ON_DISK: bool = cfg!(target_os = "macos");
+
+/// Where macOS keeps each user's temporary directory ($TMPDIR, `/var/folders/…/T`).
+const DARWIN_USER_TEMP: [&str; 2] = ["/private/var/folders/", "/var/folders/"];
+
+/// The per-user temporary directory `tmpdir` ($TMPDIR) resolved, or why it is not
+/// one: only macOS's own, under /var/folders, so that a changed $TMPDIR cannot send
+/// plaintext into a synced or shared folder.
+fn user_temp_dir(tmpdir: &Path) -> std::result::Result<PathBuf, String> {
+    let real = std::fs::canonicalize(tmpdir)
+        .map_err(|e| format!("$TMPDIR {} cannot be read ({e})", tmpdir.display()))?;
+    let text = real.to_string_lossy();
+    if !DARWIN_USER_TEMP.iter().any(|p| text.starts_with(p)) {
+        return Err(format!(
+            "$TMPDIR {} is not the per-user temporary directory macOS makes (/var/folders/…/T)",
+            tmpdir.display()
+        ));
+    }
+    Ok(real)
 }
 
 /// Where a scratch directory may be made.
@@ -78,14 +106,16 @@ impl Scratch {
         let candidates = bases();
         let disk = std::env::temp_dir();
         let swept = sweep(candidates.iter().chain([&disk]).map(PathBuf::as_path));
-        let mut scratch = create_in(&candidates, medium, &disk).map_err(|e| match e {
-            Error::NoRuntimeDir { refused, disk, .. } => Error::NoRuntimeDir {
-                refused,
-                runtime_dir_set: xdg.is_some(),
-                disk,
-            },
-            e => e,
-        })?;
+        let user_temp = USER_TEMP_ON_DISK.then(|| user_temp_dir(&disk));
+        let mut scratch =
+            create_in(&candidates, medium, &disk, user_temp).map_err(|e| match e {
+                Error::NoRuntimeDir { refused, disk, .. } => Error::NoRuntimeDir {
+                    refused,
+                    runtime_dir_set: xdg.is_some(),
+                    disk,
+                },
+                e => e,
+            })?;
         scratch.swept = swept;
         Ok(scratch)
     }
@@ -93,6 +123,13 @@ impl Scratch {
     /// Scratch directories of killed runs that `create` wiped before making this one.
     pub fn swept(&self) -> &[Leftover] {
         &self.swept
+    }
+
+    /// Whether it is on disk, in the per-user temporary directory, because the system
+    /// has no tmpfs (macOS): its files are zero-filled before removal all the same,
+    /// and the caller says where plaintext goes.
+    pub fn in_user_temp(&self) -> bool {
+        self.in_user_temp
     }
 
     /// A new or empty directory at `path` with exactly `mode` (the staged tree of
@@ -148,6 +185,7 @@ impl Scratch {
             base: None,
             kept: false,
             swept: Vec::new(),
+            in_user_temp: false,
         })
     }
 
@@ -348,10 +386,17 @@ fn bases() -> Vec<PathBuf> {
 }
 
 /// `Scratch::create` with its inputs made explicit: the first usable RAM-backed
-/// directory of `candidates`, else `disk_fallback` with `Medium::RamOrDisk`, else
-/// `Error::NoRuntimeDir` saying why each candidate was refused.
-fn create_in(candidates: &[PathBuf], medium: Medium, disk_fallback: &Path) -> Result<Scratch> {
-    let mut refused = Vec::with_capacity(candidates.len());
+/// directory of `candidates`, else the per-user temporary directory `user_temp` when
+/// the system has no tmpfs (macOS: `Some`, resolved or refused), else
+/// `disk_fallback` with `Medium::RamOrDisk`, else `Error::NoRuntimeDir` saying why
+/// each candidate was refused.
+fn create_in(
+    candidates: &[PathBuf],
+    medium: Medium,
+    disk_fallback: &Path,
+    user_temp: Option<std::result::Result<PathBuf, String>>,
+) -> Result<Scratch> {
+    let mut refused = Vec::with_capacity(candidates.len() + 1);
     for base in candidates {
         let made = open_base(base, Medium::Ram).and_then(|(fd, real)| {
             make_dir(&real, fd).map_err(|e| format!("cannot hold a private directory ({e})"))
@@ -360,6 +405,17 @@ fn create_in(candidates: &[PathBuf], medium: Medium, disk_fallback: &Path) -> Re
             Ok(scratch) => return Ok(scratch),
             Err(why) => refused.push(format!("{} {why}", base.display())),
         }
+    }
+    match user_temp {
+        Some(Ok(base)) => match open_user_temp(&base) {
+            Ok(mut scratch) => {
+                scratch.in_user_temp = true;
+                return Ok(scratch);
+            }
+            Err(why) => refused.push(format!("{} {why}", base.display())),
+        },
+        Some(Err(why)) => refused.push(why),
+        None => {}
     }
     if medium == Medium::RamOrDisk {
         let (fd, real) =
@@ -377,6 +433,20 @@ fn create_in(candidates: &[PathBuf], medium: Medium, disk_fallback: &Path) -> Re
         runtime_dir_set: true,
         disk: disk_fallback.to_path_buf(),
     })
+}
+
+/// A scratch directory in the per-user temporary directory: one that is the user's
+/// own and that nobody else may even enter (macOS makes it 0700).
+fn open_user_temp(base: &Path) -> std::result::Result<Scratch, String> {
+    let (fd, real) = open_base(base, Medium::RamOrDisk)?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| format!("cannot be examined ({e})"))?;
+    if st.st_mode & 0o077 != 0 {
+        return Err(format!(
+            "is open to group or others (mode {:o}), not private to you",
+            st.st_mode & 0o7777
+        ));
+    }
+    make_dir(&real, fd).map_err(|e| format!("cannot hold a private directory ({e})"))
 }
 
 /// Something a caller of this module got wrong.
@@ -500,6 +570,7 @@ fn make_dir(base_path: &Path, base: OwnedFd) -> io::Result<Scratch> {
                 base: Some((base, name)),
                 kept: false,
                 swept: Vec::new(),
+                in_user_temp: false,
             }),
             Err(e) => {
                 let _ = rustix::fs::unlinkat(&base, name.as_str(), AtFlags::REMOVEDIR);
@@ -917,7 +988,7 @@ mod tests {
         ];
         if !on_ram(disk.path()) {
             let disk_dir = disk.path();
-            match create_in(&candidates, Medium::Ram, fallback.path()) {
+            match create_in(&candidates, Medium::Ram, fallback.path(), None) {
                 Err(Error::NoRuntimeDir { refused, disk, .. }) => {
                     let refused = refused.join("; ");
                     assert!(
@@ -931,7 +1002,7 @@ mod tests {
                 }
                 other => panic!("disk accepted: {other:?}"),
             }
-            let s = create_in(&candidates, Medium::RamOrDisk, fallback.path()).unwrap();
+            let s = create_in(&candidates, Medium::RamOrDisk, fallback.path(), None).unwrap();
             assert_eq!(s.path().parent(), Some(fallback.path()));
             assert_eq!(mode_of(s.path()), 0o700);
         }
@@ -941,12 +1012,101 @@ mod tests {
                 &[disk.path().to_path_buf(), shm.clone()],
                 Medium::Ram,
                 fallback.path(),
+                None,
             )
             .unwrap();
             assert_eq!(s.path().parent(), Some(shm.as_path()));
         }
         assert_eq!(std::fs::read_dir(disk.path()).unwrap().count(), 1);
         assert_eq!(std::fs::read_dir(fallback.path()).unwrap().count(), 0);
+    }
+
+    /// macOS's path, taken on this system by handing `create_in` a disk directory as
+    /// the per-user temporary directory: a 0700 directory on disk, 0600 files,
+    /// zero-filled before removal, and said so (`in_user_temp`).
+    #[test]
+    fn the_user_temp_directory_takes_plaintext_when_there_is_no_tmpfs() {
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        if on_ram(disk.path()) {
+            return; // the checkout is on tmpfs: there is no disk here to point at
+        }
+        let user_temp = disk.path().join("T");
+        std::fs::create_dir(&user_temp).unwrap();
+        std::fs::set_permissions(&user_temp, Permissions::from_mode(0o700)).unwrap();
+        let fallback = disk.path().join("fallback");
+        std::fs::create_dir(&fallback).unwrap();
+        let not_ram = [disk.path().to_path_buf()];
+
+        let s = create_in(
+            &not_ram,
+            Medium::Ram,
+            &fallback,
+            Some(Ok(user_temp.clone())),
+        )
+        .unwrap();
+        assert!(s.in_user_temp());
+        assert_eq!(s.path().parent(), Some(user_temp.as_path()));
+        assert_eq!(mode_of(s.path()), 0o700);
+        assert!(!on_ram(s.path()), "the test is meant to write to a disk");
+        let dir = s.path().to_path_buf();
+        let p = s.create_file("secret", b"disk plaintext", 0o600).unwrap();
+        assert_eq!(mode_of(&p), 0o600);
+        let held = File::open(&p).unwrap();
+        drop(s);
+        assert!(!dir.exists());
+        let mut seen = Vec::new();
+        (&held).read_to_end(&mut seen).unwrap();
+        assert_eq!(seen, vec![0u8; 14], "zero-filled before removal");
+
+        // A tmpfs candidate still comes first, and its directory says nothing.
+        let shm = PathBuf::from("/dev/shm");
+        if on_ram(&shm) {
+            let s = create_in(&[shm], Medium::Ram, &fallback, Some(Ok(user_temp.clone()))).unwrap();
+            assert!(!s.in_user_temp());
+        }
+
+        // One that others may enter is refused, and so is a $TMPDIR elsewhere.
+        std::fs::set_permissions(&user_temp, Permissions::from_mode(0o755)).unwrap();
+        let refused = |user_temp| match create_in(&not_ram, Medium::Ram, &fallback, user_temp) {
+            Err(Error::NoRuntimeDir { refused, .. }) => refused.join("; "),
+            other => panic!("accepted: {other:?}"),
+        };
+        let why = refused(Some(Ok(user_temp.clone())));
+        assert!(
+            why.contains(&format!(
+                "{} is open to group or others (mode 755)",
+                user_temp.display()
+            )),
+            "{why}"
+        );
+        let why = refused(Some(user_temp_dir(&user_temp)));
+        assert!(
+            why.contains("is not the per-user temporary directory macOS makes"),
+            "{why}"
+        );
+        // Without the macOS path (every other system), disk is never taken.
+        assert!(refused(None).contains("is not on tmpfs"));
+        assert_eq!(std::fs::read_dir(&user_temp).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(&fallback).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn only_macos_puts_plaintext_in_the_user_temp_directory() {
+        assert_eq!(USER_TEMP_ON_DISK, cfg!(target_os = "macos"));
+        for (path, ok) in [
+            ("/var/folders/xy/abc123/T", true),
+            ("/private/var/folders/xy/abc123/T", true),
+            ("/tmp", false),
+            ("/Users/me/Dropbox", false),
+            ("/var/foldersx", false),
+        ] {
+            let text = path.to_string();
+            assert_eq!(
+                DARWIN_USER_TEMP.iter().any(|p| text.starts_with(p)),
+                ok,
+                "{path}"
+            );
+        }
     }
 
     #[test]
@@ -1005,6 +1165,7 @@ mod tests {
             &[foreign.path().to_path_buf()],
             Medium::Ram,
             fallback.path(),
+            None,
         ) {
             Err(e @ Error::NoRuntimeDir { .. }) => assert!(
                 e.to_string().contains(&format!(
@@ -1019,6 +1180,7 @@ mod tests {
             &[foreign.path().to_path_buf(), PathBuf::from("/dev/shm")],
             Medium::Ram,
             fallback.path(),
+            None,
         )
         .unwrap();
         assert_eq!(s.path().parent(), Some(Path::new("/dev/shm")));

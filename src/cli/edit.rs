@@ -52,7 +52,7 @@ pub(crate) fn run(ctx: &super::Context, mut args: Args) -> Result<()> {
     let (format, indent) = (rule.format, rule.sops.indent);
     let guard = SignalGuard::new()?;
     let scratch = Scratch::create(shared::medium(args.allow_disk_temp))?;
-    ui::note_swept(&scratch);
+    ui::note_scratch(&scratch);
     let found = ws.locate(&args.name).ok();
     let exists = found.is_some();
     if !exists && !args.new {

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use crate::error::Error;
+use crate::error::{Error, FlakeProblem};
 
 /// Exit codes, one per class of failure. Documented in the man page and README.
 pub const EXIT_CODES: &[(u8, &str)] = &[
@@ -61,6 +61,7 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::UnknownKeyring { .. }
         | Error::BadAddress { .. }
         | Error::SshOptionQuote { .. }
+        | Error::SshOptionSpace { .. }
         | Error::NotStaged { .. } => 2,
         Error::InvalidKey { .. }
         | Error::WeakKey { .. }
@@ -89,7 +90,7 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::KeyRuleOverridden { .. }
         | Error::NoAdmins { .. }
         | Error::NoAddress { .. }
-        | Error::NoFlake { .. }
+        | Error::FlakeFile { .. }
         | Error::NoStoredKey { .. }
         | Error::KeyMismatch { .. } => 3,
         Error::NoPassphrase { .. }
@@ -236,8 +237,22 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::NoAddress { .. } => {
             "add `address: IP-OR-DNS-NAME` to the host file (and `ssh_port:` if not 22)"
         }
-        Error::NoFlake { .. } => {
-            "`keys update` sends the repository's flake; add flake.nix at its root"
+        Error::FlakeFile { path, problem } => {
+            let file = path.file_name().unwrap_or_default().to_string_lossy();
+            return Some(match (problem, file.as_ref()) {
+                (FlakeProblem::Missing, "flake.lock") => {
+                    "run `nix flake lock` and commit flake.lock, then run keys again".into()
+                }
+                (FlakeProblem::Missing, _) => {
+                    "add flake.nix, with nixosConfigurations.ATTR for each host, at the repository root".into()
+                }
+                (FlakeProblem::Untracked, _) => {
+                    format!("run `git add {file}` (and commit it), then run keys again")
+                }
+                (FlakeProblem::NotInGit, _) => {
+                    "run `git init` and commit the flake, then update again".into()
+                }
+            });
         }
         Error::NoStoredKey { .. } => {
             "store one with `keys host rotate HOST --generate` (or `keys container add NAME --host HOST --own-key`)"
@@ -249,6 +264,9 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
             "give ADDR or ADDR:PORT, e.g. 203.0.113.20:2222 or [2001:db8::1]:2222"
         }
         Error::SshOptionQuote { .. } => "use paths without single quotes",
+        Error::SshOptionSpace { .. } => {
+            "use paths without spaces or quotes for --ssh-key and $TMPDIR"
+        }
         Error::NotStaged { .. } => "give --clean the path `keys stage-install` printed",
         Error::NestedSecret { .. } => {
             "choose a name that is not a prefix directory of another secret"

@@ -1,26 +1,34 @@
 //! `keys install`: nixos-anywhere with the host's staged key.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::ops::remote::{self, Failure, Install, Stderr, Via};
+use crate::ops::deploy;
+use crate::ops::remote::{self, Failure, Install, Runner, Stderr};
 use crate::ops::stage::{self, Target};
 use crate::ops::workspace::Hosts;
 use crate::signal::SignalGuard;
 
-use super::shared::{self, exit_text, host_key_error};
+use super::shared::{self, ViaArg, exit_text, host_key_error};
 use super::ui;
 
 /// Install NixOS on a host with nixos-anywhere, its host key staged from the repo.
 ///
-/// Stages the host's key as `keys stage-install` does, runs `nixos-anywhere --flake
-/// .#ATTR --extra-files TREE --target-host TARGET` (the nixos-anywhere on PATH, else
-/// `nix run`, else the nixos/nix Docker image with the repository and the tree
-/// mounted), then waits for the host to come back and checks, with known_hosts built
-/// from the repository, that it presents the staged key. The staged tree is removed
-/// whatever happens: success, failure or Ctrl-C. Reads address, ssh_port and
-/// flake_attr from recipients/hosts/NAME.yaml.
+/// First checks what the install needs (flake.nix and flake.lock, tracked by git in
+/// a git work tree; the --ssh-key file; the stored host key), as --dry-run does.
+/// Then stages the host's key as `keys stage-install` does, and the host's disk
+/// encryption keys (secrets named HOST/… or hosts/HOST/… whose policy rule sets
+/// `disk_encryption_key: PATH`) as 0600 files beside the tree, and runs
+/// `nixos-anywhere --flake .#ATTR --extra-files TREE --target-host TARGET
+/// [--disk-encryption-keys PATH FILE]… [ARGS…]` (the nixos-anywhere on PATH, else
+/// `nix run` of nixos-anywhere 1.13.0, else the same in the nixos/nix:2.35.2 Docker
+/// image with the repository and the tree mounted, the ssh agent forwarded and /nix
+/// kept in the volume keys-nix-2.35.2). It then waits for the host to come back and
+/// checks, with known_hosts built from the repository, that it presents the staged
+/// key. Everything staged is removed whatever happens: success, failure or Ctrl-C.
+/// Reads address, ssh_port and flake_attr from recipients/hosts/NAME.yaml.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// The host to install.
@@ -48,19 +56,20 @@ pub(crate) struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     wait: u64,
 
-    /// Print the commands, with no secret in them, and run nothing.
+    /// Check what the install needs and print the commands, with no secret in them;
+    /// decrypt and run nothing.
     #[arg(long)]
     dry_run: bool,
 
     /// Allow a disk-backed directory for the staged tree when no tmpfs is found.
     #[arg(long)]
     allow_disk_temp: bool,
-}
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ViaArg {
-    Nix,
-    Docker,
+    /// Arguments passed on to nixos-anywhere after keys' own, e.g. `-- --build-on
+    /// remote`, `-- --generate-hardware-config nixos-facter ./facter.json`, `--
+    /// --kexec URL` (relative paths are from the repository root).
+    #[arg(last = true, value_name = "ARGS")]
+    anywhere: Vec<OsString>,
 }
 
 /// Placeholders for what exists only while a real install runs.
@@ -78,14 +87,18 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     if args.wait > 0 {
         remote::address(host)?;
     }
-    let via = match args.via {
-        Some(ViaArg::Nix) => Via::Nix,
-        Some(ViaArg::Docker) => Via::Docker,
-        None => remote::default_via(),
-    };
-    let install = |tree: &std::path::Path| {
+    // What the real run needs, before anything is decrypted or run: --dry-run fails
+    // where the install would.
+    remote::check_passthrough(&args.anywhere)?;
+    if let Some(key) = &args.ssh_key {
+        remote::check_ssh_key(key)?;
+    }
+    deploy::check_flake(repo)?;
+    stage::check_stored_keys(&ws, host)?;
+    let disk_keys = stage::disk_keys(&ws, host)?;
+    let install = |runner: &Runner, tree: &Path, disk: &[(String, PathBuf)]| {
         remote::install_command(
-            via,
+            runner,
             &Install {
                 repo,
                 host,
@@ -93,15 +106,30 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                 port: args.port,
                 tree,
                 ssh_key: args.ssh_key.as_deref(),
+                disk_keys: disk,
+                extra: &args.anywhere,
             },
         )
     };
     if args.dry_run {
+        let runner = shared::runner(args.via, "nixos-anywhere", || {
+            Ok(PathBuf::from(shared::GITCONFIG))
+        })?;
         let mut out = format!(
             "# stage {}'s host key into {TREE} (a 0700 directory on tmpfs), as `keys stage-install --host {}`\n",
             host.name, host.name
         );
-        out.push_str(&format!("{}\n", install(std::path::Path::new(TREE))));
+        let mut disk = Vec::new();
+        for (n, key) in disk_keys.iter().enumerate() {
+            let file = format!("$DISK_KEY_{}", n + 1);
+            out.push_str(&format!(
+                "# decrypt {} into {file}, a 0600 file beside the tree: {}'s disk encryption key at {} on the installer\n",
+                key.name, host.name, key.remote
+            ));
+            disk.push((key.remote.clone(), PathBuf::from(file)));
+        }
+        out.push_str(&shared::gitconfig_comment(&runner));
+        out.push_str(&format!("{}\n", install(&runner, Path::new(TREE), &disk)));
         if args.wait > 0 {
             out.push_str(&format!(
                 "# {KNOWN_HOSTS}: {}",
@@ -109,11 +137,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             ));
             out.push_str(&format!(
                 "{}\n",
-                remote::verify_command(
-                    host,
-                    std::path::Path::new(KNOWN_HOSTS),
-                    args.ssh_key.as_deref()
-                )?
+                remote::verify_command(host, Path::new(KNOWN_HOSTS), args.ssh_key.as_deref())?
             ));
         }
         out.push_str(&format!("# remove {TREE}\n"));
@@ -122,14 +146,33 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let guard = SignalGuard::new()?;
     let mut ids = ctx.identities()?;
     let files = stage::files(&ws, host, &mut ids, ctx.prompt())?;
+    let disk_plain = stage::open_disk_keys(&disk_keys, &mut ids, ctx.prompt())?;
     guard.check()?;
-    // Dropped on every path out of this function: the tree is wiped.
+    // Dropped on every path out of this function: the tree and the keys are wiped.
     let staged = stage::write(
         Target::Private,
         &files,
         shared::medium(args.allow_disk_temp),
     )?;
-    let command = install(staged.root());
+    ui::note_scratch(staged.scratch());
+    let mut disk = Vec::new();
+    for (n, (key, plain)) in disk_keys.iter().zip(&disk_plain).enumerate() {
+        let file = staged
+            .scratch()
+            .create_file(&format!("disk-key-{}", n + 1), plain, 0o600)?;
+        ui::note(&format!(
+            "{}: disk encryption key {} goes to {} on the installer",
+            host.name, key.name, key.remote
+        ));
+        disk.push((key.remote.clone(), file));
+    }
+    drop(disk_plain);
+    let runner = shared::runner(args.via, "nixos-anywhere", || {
+        staged
+            .scratch()
+            .create_file("gitconfig", remote::GITCONFIG.as_bytes(), 0o644)
+    })?;
+    let command = install(&runner, staged.root(), &disk);
     ui::note(&format!("running {command}"));
     match remote::run(&command, &guard, Stderr::Shown)? {
         Ok(()) => {}

@@ -9,6 +9,7 @@ use crate::error::{Error, Result, usage};
 use crate::ops::check;
 use crate::ops::hook::{self, Installed};
 use crate::ops::host::{Effect, Report};
+use crate::ops::remote::{self, Docker, Runner, Via};
 use crate::policy::fleet::Host;
 use crate::recipient::Recipient;
 use crate::scratch::Medium;
@@ -21,6 +22,49 @@ pub(crate) fn medium(allow_disk_temp: bool) -> Medium {
         Medium::RamOrDisk
     } else {
         Medium::Ram
+    }
+}
+
+/// How to run nixos-anywhere (install) or nixos-rebuild (update --build-on local).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ViaArg {
+    Nix,
+    Docker,
+}
+
+/// Stands for the file holding the container's git configuration in `--dry-run`.
+pub(crate) const GITCONFIG: &str = "$GITCONFIG";
+
+/// What runs `program` for `via` (default: nix when `program` or nix is on PATH,
+/// else docker). With docker, `gitconfig` makes the file the container reads as its
+/// git configuration (called only then).
+pub(crate) fn runner(
+    via: Option<ViaArg>,
+    program: &str,
+    gitconfig: impl FnOnce() -> Result<std::path::PathBuf>,
+) -> Result<Runner> {
+    let via = match via {
+        Some(ViaArg::Nix) => Via::Nix,
+        Some(ViaArg::Docker) => Via::Docker,
+        None => remote::default_via(program),
+    };
+    Ok(match via {
+        Via::Nix => Runner::Nix,
+        Via::Docker => Runner::Docker(Docker::detect(gitconfig()?)),
+    })
+}
+
+/// The comment `--dry-run` prints for the container's git configuration.
+pub(crate) fn gitconfig_comment(runner: &Runner) -> String {
+    match runner {
+        Runner::Docker(_) => format!(
+            "# {GITCONFIG}: {}\n",
+            remote::GITCONFIG
+                .replace('\n', " ")
+                .replace('\t', "")
+                .trim()
+        ),
+        Runner::Nix => String::new(),
     }
 }
 

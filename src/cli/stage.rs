@@ -56,6 +56,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         None => Target::Private,
     };
     let staged = stage::write(target, &files, shared::medium(args.allow_disk_temp))?;
+    ui::note_scratch(staged.scratch());
     guard.check()?;
     let root = staged.keep();
     ui::note(&format!(

@@ -37,6 +37,24 @@ pub(crate) fn note_swept(scratch: &crate::scratch::Scratch) {
     }
 }
 
+/// Says what a new scratch directory's creation wiped and, when it is on disk for
+/// want of a tmpfs (macOS), where plaintext goes: one line, in place of a flag on
+/// every command.
+pub(crate) fn note_scratch(scratch: &crate::scratch::Scratch) {
+    note_swept(scratch);
+    if scratch.in_user_temp() {
+        note(&user_temp_notice(scratch.path()));
+    }
+}
+
+/// The line `note_scratch` writes for a scratch directory on disk.
+pub(crate) fn user_temp_notice(dir: &std::path::Path) -> String {
+    format!(
+        "no tmpfs here: temporary plaintext goes to {} on disk, in 0600 files that are zero-filled and removed when keys exits",
+        dir.display()
+    )
+}
+
 /// Says that plaintext a killed run had left at `path` was removed.
 pub(crate) fn note_leftover(path: &std::path::Path, pid: u32) {
     note(&format!(
@@ -105,6 +123,18 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_temp_notice_is_one_line_naming_the_directory() {
+        let dir = std::path::Path::new("/private/var/folders/xy/abc/T/keys-1-AbCdEf");
+        let line = user_temp_notice(dir);
+        assert!(!line.contains('\n'));
+        assert!(
+            line.contains("/private/var/folders/xy/abc/T/keys-1-AbCdEf on disk"),
+            "{line}"
+        );
+        assert!(line.contains("zero-filled"), "{line}");
+    }
 
     #[test]
     fn a_table_pads_every_column_but_the_last_to_its_widest_or_minimum() {

@@ -1,10 +1,10 @@
 //! What `keys update` sends a host: the check, without any private key, that the
-//! host can decrypt every secret it will be sent, and the flake files that go with
-//! them. The commands that send them are in `remote`.
+//! host can decrypt every secret it will be sent, and the files git tracks in the
+//! flake that go with them. The commands that send them are in `remote`.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FlakeProblem, Result};
 use crate::format::Format;
-use crate::layout::Repo;
+use crate::layout::{self, Repo};
 use crate::ops::check;
 use crate::policy::fleet::{Fleet, Host};
 use crate::policy::{Policy, Reader};
@@ -93,28 +93,119 @@ fn names_key(format: Format, data: &[u8], key: &Recipient) -> bool {
     }
 }
 
-/// The flake files `update` sends, relative to the repository root: `flake.nix`,
-/// `flake.lock`, every `*.nix` at the root, `modules/`, and the given secrets.
-pub fn flake_files(repo: &Repo, secrets: &[Needed]) -> Result<Vec<String>> {
+/// The flake's own files, which must be at the repository root.
+pub const FLAKE: &str = "flake.nix";
+pub const FLAKE_LOCK: &str = "flake.lock";
+
+/// Checks the flake a host is installed or updated from: `flake.nix` and `flake.lock`
+/// at the repository root and, in a git work tree, both tracked (nix reads only what
+/// git tracks). Returns the files git tracks there, or None outside a git work tree.
+pub fn check_flake(repo: &Repo) -> Result<Option<Vec<String>>> {
     let root = repo.root();
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
-        let entry = entry.map_err(|e| Error::io(root, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
-        if kind.is_file() && (name.ends_with(".nix") || name == "flake.lock") {
-            files.push(name);
-        } else if kind.is_dir() && name == "modules" {
-            files.push(format!("{name}/"));
+    for name in [FLAKE, FLAKE_LOCK] {
+        let path = root.join(name);
+        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Err(Error::FlakeFile {
+                path,
+                problem: FlakeProblem::Missing,
+            });
         }
     }
-    if !files.iter().any(|f| f == "flake.nix") {
-        return Err(Error::NoFlake {
-            dir: root.to_path_buf(),
-        });
+    let tracked = crate::git::tracked_files(root)?;
+    if let Some(tracked) = &tracked {
+        for name in [FLAKE, FLAKE_LOCK] {
+            if tracked.binary_search_by(|t| t.as_str().cmp(name)).is_err() {
+                return Err(Error::FlakeFile {
+                    path: root.join(name),
+                    problem: FlakeProblem::Untracked,
+                });
+            }
+        }
     }
+    Ok(tracked)
+}
+
+/// What `update` sends, relative to the repository root: every file git tracks in
+/// the flake except those under `secrets/`, and of `secrets/` only the files of the
+/// secrets the host reads (`secrets`). A tracked file deleted from the work tree is
+/// not sent, as nix would not see it.
+pub fn flake_files(repo: &Repo, secrets: &[Needed]) -> Result<Vec<String>> {
+    let Some(tracked) = check_flake(repo)? else {
+        return Err(Error::FlakeFile {
+            path: repo.root().to_path_buf(),
+            problem: FlakeProblem::NotInGit,
+        });
+    };
+    let secrets_dir = format!("{}/", layout::SECRETS);
+    let mut files: Vec<String> = tracked
+        .into_iter()
+        .filter(|f| !f.starts_with(&secrets_dir))
+        .filter(|f| std::fs::symlink_metadata(repo.root().join(f)).is_ok())
+        .collect();
     files.extend(secrets.iter().map(|s| s.file.clone()));
     files.sort();
     files.dedup();
     Ok(files)
+}
+
+/// What was sent, in a few words: each file at the root, each directory with the
+/// number of files in it, and the secrets.
+pub fn summary(files: &[String]) -> String {
+    let secrets_dir = format!("{}/", layout::SECRETS);
+    let mut parts: Vec<(String, usize)> = Vec::new();
+    let mut secrets = 0;
+    for f in files {
+        if f.starts_with(&secrets_dir) {
+            secrets += 1;
+            continue;
+        }
+        let top = match f.split_once('/') {
+            Some((dir, _)) => format!("{dir}/"),
+            None => f.clone(),
+        };
+        match parts.iter_mut().find(|(p, _)| *p == top) {
+            Some((_, n)) => *n += 1,
+            None => parts.push((top, 1)),
+        }
+    }
+    let mut words: Vec<String> = parts
+        .into_iter()
+        .map(|(p, n)| match p.ends_with('/') {
+            true => format!("{p} ({n})"),
+            false => p,
+        })
+        .collect();
+    if secrets > 0 {
+        words.push(format!(
+            "{secrets} secret{}",
+            if secrets == 1 { "" } else { "s" }
+        ));
+    }
+    words.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_directories_and_secrets() {
+        let files: Vec<String> = [
+            "containers/a.nix",
+            "containers/b/c.nix",
+            "flake.lock",
+            "flake.nix",
+            "keys.nix",
+            "modules/x.nix",
+            "secrets/srv/a.age",
+            "secrets/srv/b.yaml",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            summary(&files),
+            "containers/ (2), flake.lock, flake.nix, keys.nix, modules/ (1), 2 secrets"
+        );
+        assert_eq!(summary(&files[2..3]), "flake.lock");
+    }
 }

@@ -2,7 +2,7 @@
 //! commands of `keys install` and `keys update` (nixos-anywhere, rsync, ssh with the
 //! host's key pinned from the repository), shown by `--dry-run` and run here.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,11 +14,13 @@ use crate::policy::fleet::Host;
 use crate::recipient::Recipient;
 use crate::signal::SignalGuard;
 
-/// A program and its arguments, run in a directory.
+/// A program and its arguments, run in a directory with some variables set.
 pub struct CommandLine {
     pub program: String,
     pub args: Vec<OsString>,
     pub cwd: Option<PathBuf>,
+    /// Variables set for it on top of keys' own environment (never a secret).
+    pub env: Vec<(String, OsString)>,
 }
 
 impl CommandLine {
@@ -27,6 +29,7 @@ impl CommandLine {
             program: program.to_string(),
             args: Vec::new(),
             cwd: None,
+            env: Vec::new(),
         }
     }
 
@@ -45,6 +48,9 @@ impl std::fmt::Display for CommandLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(cwd) = &self.cwd {
             write!(f, "(cd {} && ", shell_word(&cwd.to_string_lossy()))?;
+        }
+        for (name, value) in &self.env {
+            write!(f, "{name}={} ", shell_word(&value.to_string_lossy()))?;
         }
         f.write_str(&shell_word(&self.program))?;
         for a in &self.args {
@@ -132,6 +138,33 @@ pub fn ssh_options(known_hosts: &Path, port: u16, ssh_key: Option<&Path>) -> Vec
     o
 }
 
+/// Checks the `--ssh-key` file as ssh does before using it, so that a run fails
+/// here and not halfway: a regular file that, when it is the user's own, group and
+/// others cannot read or write.
+pub fn check_ssh_key(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            name: path.display().to_string(),
+            what: if meta.is_dir() {
+                "a directory"
+            } else {
+                "a special file"
+            },
+            wanted: "an SSH private key file",
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() == rustix::process::geteuid().as_raw() && mode & 0o077 != 0 {
+        return Err(Error::OpenPermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
 /// `user@address`, as ssh takes it.
 fn login(host: &Host, address: &str) -> String {
     format!("{}@{address}", host.ssh_user)
@@ -146,80 +179,361 @@ fn rsync_login(host: &Host, address: &str) -> String {
     }
 }
 
-/// The commands of `keys update`: a connection that proves the host presents its
-/// pinned key, rsync of the flake files, and `nixos-rebuild switch` over ssh.
-pub fn update_commands(
-    repo: &Repo,
-    host: &Host,
-    files: &[String],
-    known_hosts: &Path,
-    ssh_key: Option<&Path>,
-) -> Result<Vec<CommandLine>> {
+/// Whether the host's ssh user needs `sudo` for what keys runs there: anyone but root.
+pub fn needs_sudo(host: &Host) -> bool {
+    host.ssh_user != "root"
+}
+
+/// How keys runs a command as root on a host whose ssh user is not root: sudo that
+/// fails at once rather than wait for a password nobody can type.
+const SUDO: &str = "sudo -n";
+
+/// Whether the `rsync` on PATH has `-s` (`--protect-args`, rsync 3.0 and later),
+/// asked by running `rsync -s --version`: the rsync macOS ships (2.6.9, or
+/// openrsync) refuses it as an unknown option.
+pub fn rsync_protects_args() -> bool {
+    Command::new("rsync")
+        .args(["-s", "--version"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// One step of `keys update`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A connection that proves the host presents its pinned key (and, for a user
+    /// other than root, that sudo works without a password).
+    Connect,
+    /// rsync of the flake's files to `flake_dir`.
+    Send,
+    /// `nixos-rebuild switch` on the host, from `flake_dir`.
+    Switch,
+    /// `nixos-rebuild switch --target-host` here: build, copy the closure, switch.
+    BuildHere,
+}
+
+/// What `keys update` connects with.
+pub struct Update<'a> {
+    pub repo: &'a Repo,
+    pub host: &'a Host,
+    pub known_hosts: &'a Path,
+    pub ssh_key: Option<&'a Path>,
+}
+
+/// Where `keys update` builds the new system.
+pub enum Build<'a> {
+    /// On the host: send `files` with rsync (`protect_args`: the local rsync has
+    /// `-s`), then `nixos-rebuild switch` there.
+    Remote {
+        files: &'a [String],
+        protect_args: bool,
+    },
+    /// Here, with `nixos-rebuild switch --target-host`, which copies the closure.
+    Local(&'a Runner),
+}
+
+/// The commands of `keys update`, each with its step: a connection that proves the
+/// host presents its pinned key, then either rsync of the flake files and
+/// `nixos-rebuild switch` over ssh (`sudo -n` for a user other than root), or
+/// `nixos-rebuild switch --target-host` run here with the same pinned ssh options.
+pub fn update_commands(u: &Update<'_>, build: &Build<'_>) -> Result<Vec<(Step, CommandLine)>> {
+    let host = u.host;
     let address = address(host)?;
-    let options = ssh_options(known_hosts, host.ssh_port, ssh_key);
+    let options = ssh_options(u.known_hosts, host.ssh_port, u.ssh_key);
+    let sudo = needs_sudo(host);
     let probe = CommandLine::new("ssh")
         .args(options.iter().cloned())
         .arg(login(host, address))
-        .arg("true");
-    let mut remote_shell = String::from("ssh");
-    for o in &options {
-        let o = o.to_string_lossy();
-        if o.contains('\'') {
-            return Err(Error::SshOptionQuote {
-                option: o.into_owned(),
-            });
+        .arg(if sudo { "sudo -n true" } else { "true" });
+    let mut commands = vec![(Step::Connect, probe)];
+    match build {
+        Build::Remote {
+            files,
+            protect_args,
+        } => {
+            let mut remote_shell = String::from("ssh");
+            for o in &options {
+                let o = o.to_string_lossy();
+                if o.contains('\'') {
+                    return Err(Error::SshOptionQuote {
+                        option: o.into_owned(),
+                    });
+                }
+                remote_shell.push(' ');
+                remote_shell.push_str(&shell_word(&o));
+            }
+            let dir = host.flake_dir.trim_end_matches('/');
+            // Without -s the remote shell reads the path: it is quoted for it.
+            let remote_dir = if *protect_args {
+                dir.to_string()
+            } else {
+                shell_word(dir)
+            };
+            let mut rsync =
+                CommandLine::new("rsync").args(["--recursive", "--links", "--times", "--relative"]);
+            if *protect_args {
+                rsync = rsync.arg("-s");
+            }
+            rsync = rsync.arg("--chmod=D0755,F0644");
+            if sudo {
+                rsync = rsync.arg(format!("--rsync-path={SUDO} rsync"));
+            }
+            rsync = rsync
+                .arg("-e")
+                .arg(remote_shell)
+                .arg("--")
+                .args(files.iter().map(|f| format!("./{f}")))
+                .arg(format!("{}:{remote_dir}/", rsync_login(host, address)));
+            rsync.cwd = Some(u.repo.root().to_path_buf());
+            let flake = format!("{dir}#{}", host.flake_attr);
+            let switch = CommandLine::new("ssh")
+                .args(options)
+                .arg(login(host, address))
+                .arg(format!(
+                    "{}nixos-rebuild switch --flake {}",
+                    if sudo { "sudo -n " } else { "" },
+                    shell_word(&flake)
+                ));
+            commands.push((Step::Send, rsync));
+            commands.push((Step::Switch, switch));
         }
-        remote_shell.push(' ');
-        remote_shell.push_str(&shell_word(&o));
+        Build::Local(runner) => {
+            commands.push((Step::BuildHere, local_switch(u, runner)?));
+        }
     }
-    let mut rsync = CommandLine::new("rsync")
-        .args(["--recursive", "--times", "--relative", "-s"])
-        .arg("--chmod=D0755,F0644")
-        .arg("-e")
-        .arg(remote_shell)
-        .arg("--")
-        .args(files.iter().map(|f| format!("./{f}")))
-        .arg(format!(
-            "{}:{}/",
-            rsync_login(host, address),
-            host.flake_dir.trim_end_matches('/')
-        ));
-    rsync.cwd = Some(repo.root().to_path_buf());
-    let flake = format!(
-        "{}#{}",
-        host.flake_dir.trim_end_matches('/'),
-        host.flake_attr
-    );
-    let switch = CommandLine::new("ssh")
-        .args(options)
-        .arg(login(host, address))
-        .arg(format!(
-            "nixos-rebuild switch --flake {}",
-            shell_word(&flake)
-        ));
-    Ok(vec![probe, rsync, switch])
+    Ok(commands)
 }
 
-/// How `keys install` runs nixos-anywhere.
+/// `NIX_SSHOPTS`, which nixos-rebuild splits at spaces and hands to ssh and to
+/// `nix copy`: the pinned options, each word checked to need no quoting.
+fn nix_sshopts(options: &[OsString]) -> Result<OsString> {
+    let mut out = OsString::new();
+    for (i, o) in options.iter().enumerate() {
+        let text = o.to_string_lossy();
+        if text.is_empty() || text.contains(|c: char| c.is_whitespace() || "'\"\\".contains(c)) {
+            return Err(Error::SshOptionSpace {
+                option: text.into_owned(),
+            });
+        }
+        if i > 0 {
+            out.push(" ");
+        }
+        out.push(o);
+    }
+    Ok(out)
+}
+
+/// `nixos-rebuild switch --flake .#ATTR --target-host USER@ADDR` run here: the
+/// `nixos-rebuild` on PATH, else the one of the flake's own nixpkgs through `nix
+/// shell`, else that inside the nixos/nix image with the repository, the pinned
+/// known_hosts and the key mounted.
+fn local_switch(u: &Update<'_>, runner: &Runner) -> Result<CommandLine> {
+    let host = u.host;
+    let address = address(host)?;
+    let target = login(host, address);
+    let rebuild = |command: CommandLine, flake_root: &str| {
+        let mut command = command.args([
+            "switch",
+            "--flake",
+            &format!("{flake_root}#{}", host.flake_attr),
+            "--target-host",
+            &target,
+        ]);
+        if needs_sudo(host) {
+            command = command.arg("--use-remote-sudo");
+        }
+        command
+    };
+    let from_nixpkgs = |command: CommandLine, flake_root: &str| {
+        command.args([
+            "shell",
+            "--inputs-from",
+            flake_root,
+            "nixpkgs#nixos-rebuild",
+            "--command",
+            "nixos-rebuild",
+        ])
+    };
+    match runner {
+        Runner::Nix => {
+            let sshopts = nix_sshopts(&ssh_options(u.known_hosts, host.ssh_port, u.ssh_key))?;
+            let command = if on_path("nixos-rebuild") {
+                CommandLine::new("nixos-rebuild")
+            } else {
+                from_nixpkgs(CommandLine::new("nix").args(NIX_FEATURES), ".")
+            };
+            let mut command = rebuild(command, ".");
+            command.cwd = Some(u.repo.root().to_path_buf());
+            command.env.push(("NIX_SSHOPTS".into(), sshopts));
+            Ok(command)
+        }
+        Runner::Docker(docker) => {
+            let inside_key = u.ssh_key.map(|_| Path::new(IN_SSH_KEY));
+            let sshopts = nix_sshopts(&ssh_options(
+                Path::new(IN_KNOWN_HOSTS),
+                host.ssh_port,
+                inside_key,
+            ))?;
+            let mut mounts = vec![(u.known_hosts.as_os_str().to_owned(), IN_KNOWN_HOSTS)];
+            if let Some(key) = u.ssh_key {
+                mounts.push((key.as_os_str().to_owned(), IN_SSH_KEY));
+            }
+            let command = docker.run(u.repo, &mounts, &[("NIX_SSHOPTS", sshopts)]);
+            Ok(rebuild(from_nixpkgs(command, WORK), WORK))
+        }
+    }
+}
+
+/// How `keys install` runs nixos-anywhere and `keys update --build-on local` runs
+/// nixos-rebuild, as the user asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
-    /// `nixos-anywhere` on PATH, else `nix run github:nix-community/nixos-anywhere`.
+    /// The program on PATH, else through `nix`.
     Nix,
-    /// The `nixos/nix` Docker image, with the repository and the tree mounted.
+    /// The pinned `nixos/nix` Docker image, with the repository mounted.
     Docker,
 }
 
-const NIXOS_ANYWHERE: &str = "github:nix-community/nixos-anywhere";
-const DOCKER_IMAGE: &str = "nixos/nix";
+/// Where a program runs: here through nix, or in the nixos/nix image.
+pub enum Runner {
+    Nix,
+    Docker(Docker),
+}
+
+/// nixos-anywhere, pinned to a release rather than whatever its default branch holds.
+pub const NIXOS_ANYWHERE: &str = "github:nix-community/nixos-anywhere/1.13.0";
+/// The Docker image, pinned to a Nix release.
+pub const DOCKER_IMAGE: &str = "nixos/nix:2.35.2";
+/// The named volume that keeps the image's /nix (its store and what it built or
+/// fetched) from one run to the next; named after the image, so that another
+/// image's store is never mixed in.
+pub const NIX_VOLUME: &str = "keys-nix-2.35.2";
+const NIX_FEATURES: [&str; 2] = ["--extra-experimental-features", "nix-command flakes"];
+
+/// Where things are inside the container.
+const WORK: &str = "/work";
+const IN_SSH_KEY: &str = "/root/.ssh/id";
+const IN_KNOWN_HOSTS: &str = "/root/.ssh/keys_known_hosts";
+const IN_AGENT: &str = "/run/keys-ssh-agent.sock";
+const IN_GITCONFIG: &str = "/root/.gitconfig";
+/// The agent socket Docker Desktop (and OrbStack) forward from the Mac into every
+/// container that mounts it; the Mac's own socket cannot be mounted.
+pub const DESKTOP_AGENT: &str = "/run/host-services/ssh-auth.sock";
+
+/// The git configuration mounted as the container's global one: the repository,
+/// which belongs to another user there, is safe to read (else git and nix refuse it).
+pub const GITCONFIG: &str = "[safe]\n\tdirectory = /work\n";
+
+/// The ssh agent a container is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Agent {
+    /// The socket `$SSH_AUTH_SOCK` names, mounted.
+    Socket(PathBuf),
+    /// Docker Desktop's forwarded socket (macOS, where the Mac's cannot be mounted).
+    DockerDesktop,
+}
+
+/// What a command run in the nixos/nix image is given beyond the repository.
+pub struct Docker {
+    /// A file holding [`GITCONFIG`], mounted as the global git configuration.
+    pub gitconfig: PathBuf,
+    pub agent: Option<Agent>,
+    /// Whether to allocate a terminal (`-t`): when keys has one on stdin and stdout.
+    pub tty: bool,
+}
+
+impl Docker {
+    /// The agent and terminal of this process, and the gitconfig file at `gitconfig`.
+    pub fn detect(gitconfig: PathBuf) -> Docker {
+        use std::io::IsTerminal;
+        Docker {
+            gitconfig,
+            agent: agent(cfg!(target_os = "macos"), std::env::var_os("SSH_AUTH_SOCK")),
+            tty: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
+        }
+    }
+
+    /// `docker run` of the image with the repository at /work, `mounts` (source,
+    /// where) read-only, the agent, the gitconfig, /nix in its named volume and
+    /// `env`, up to and including `nix` and its experimental features.
+    fn run(
+        &self,
+        repo: &Repo,
+        mounts: &[(OsString, &str)],
+        env: &[(&str, OsString)],
+    ) -> CommandLine {
+        let volume = |source: &OsStr, inside: &str, ro: bool| {
+            let mut v = source.to_owned();
+            v.push(format!(":{inside}"));
+            if ro {
+                v.push(":ro");
+            }
+            v
+        };
+        let mut command = CommandLine::new("docker").args(["run", "--rm", "-i"]);
+        if self.tty {
+            command = command.arg("-t");
+        }
+        command = command
+            .arg("-v")
+            .arg(volume(repo.root().as_os_str(), WORK, false));
+        for (source, inside) in mounts {
+            command = command.arg("-v").arg(volume(source, inside, true));
+        }
+        let agent = match &self.agent {
+            Some(Agent::Socket(path)) => Some((path.as_os_str(), IN_AGENT)),
+            Some(Agent::DockerDesktop) => Some((OsStr::new(DESKTOP_AGENT), DESKTOP_AGENT)),
+            None => None,
+        };
+        if let Some((source, inside)) = agent {
+            command = command
+                .arg("-v")
+                .arg(volume(source, inside, false))
+                .arg("-e")
+                .arg(format!("SSH_AUTH_SOCK={inside}"));
+        }
+        command = command
+            .arg("-v")
+            .arg(volume(self.gitconfig.as_os_str(), IN_GITCONFIG, true))
+            .arg("-v")
+            .arg(format!("{NIX_VOLUME}:/nix"));
+        for (name, value) in env {
+            let mut e = OsString::from(format!("{name}="));
+            e.push(value);
+            command = command.arg("-e").arg(e);
+        }
+        command
+            .args(["-w", WORK, DOCKER_IMAGE, "nix"])
+            .args(NIX_FEATURES)
+    }
+}
+
+/// The agent to give a container: on macOS, Docker Desktop's forwarded socket when
+/// an agent runs (`$SSH_AUTH_SOCK` is set); elsewhere the socket `$SSH_AUTH_SOCK`
+/// names, when it is one (a missing path would make docker create a directory there).
+fn agent(docker_desktop: bool, sock: Option<OsString>) -> Option<Agent> {
+    use std::os::unix::fs::FileTypeExt;
+    let sock = sock.filter(|s| !s.is_empty())?;
+    if docker_desktop {
+        return Some(Agent::DockerDesktop);
+    }
+    let path = PathBuf::from(sock);
+    let socket =
+        path.is_absolute() && std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_socket());
+    socket.then_some(Agent::Socket(path))
+}
 
 /// Whether `program` is an executable on PATH.
 fn on_path(program: &str) -> bool {
     which::which(program).is_ok()
 }
 
-/// Picks nix when nixos-anywhere or nix is on PATH, else Docker.
-pub fn default_via() -> Via {
-    if on_path("nixos-anywhere") || on_path("nix") {
+/// Picks nix when `program` or nix is on PATH, else Docker.
+pub fn default_via(program: &str) -> Via {
+    if on_path(program) || on_path("nix") {
         Via::Nix
     } else {
         Via::Docker
@@ -233,70 +547,104 @@ pub struct Install<'a> {
     pub port: Option<u16>,
     pub tree: &'a Path,
     pub ssh_key: Option<&'a Path>,
+    /// Disk encryption keys: where nixos-anywhere puts each on the installer, and
+    /// the staged file it reads.
+    pub disk_keys: &'a [(String, PathBuf)],
+    /// What the user passed on to nixos-anywhere, after keys' own arguments.
+    pub extra: &'a [OsString],
+}
+
+/// nixos-anywhere options that keys gives itself, and what sets each in keys.
+const OWN_OPTIONS: &[(&str, &str)] = &[
+    ("-f", "the host file's flake_attr"),
+    ("--flake", "the host file's flake_attr"),
+    ("--target-host", "--target"),
+    ("--extra-files", "the tree keys stages"),
+    ("-i", "--ssh-key"),
+    ("-p", "--port"),
+    ("--ssh-port", "--port"),
+];
+
+/// Refuses arguments for nixos-anywhere that would replace what keys gives it.
+pub fn check_passthrough(extra: &[OsString]) -> Result<()> {
+    for arg in extra {
+        if let Some((option, instead)) = OWN_OPTIONS.iter().find(|(o, _)| arg == *o) {
+            return Err(crate::error::usage(
+                format!("{option} after `--` would replace what keys gives nixos-anywhere"),
+                format!("leave it out and use {instead}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The nixos-anywhere command of `keys install`.
-pub fn install_command(via: Via, i: &Install<'_>) -> CommandLine {
-    let anywhere_args = |flake_root: &str, tree: OsString, key: Option<OsString>| {
-        let mut args: Vec<OsString> = vec![
-            "--flake".into(),
-            format!("{flake_root}#{}", i.host.flake_attr).into(),
-            "--extra-files".into(),
-            tree,
-            "--target-host".into(),
-            i.target.clone().into(),
-        ];
-        if let Some(port) = i.port {
-            args.push("--ssh-port".into());
-            args.push(port.to_string().into());
-        }
-        if let Some(key) = key {
-            args.push("-i".into());
-            args.push(key);
-        }
-        args
-    };
-    let nix_run = |command: CommandLine| {
-        command.args([
-            "--extra-experimental-features",
-            "nix-command flakes",
-            "run",
-            NIXOS_ANYWHERE,
-            "--",
-        ])
-    };
-    match via {
-        Via::Nix => {
+pub fn install_command(runner: &Runner, i: &Install<'_>) -> CommandLine {
+    let anywhere_args =
+        |flake_root: &str, tree: OsString, key: Option<OsString>, disk: Vec<OsString>| {
+            let mut args: Vec<OsString> = vec![
+                "--flake".into(),
+                format!("{flake_root}#{}", i.host.flake_attr).into(),
+                "--extra-files".into(),
+                tree,
+                "--target-host".into(),
+                i.target.clone().into(),
+            ];
+            if let Some(port) = i.port {
+                args.push("--ssh-port".into());
+                args.push(port.to_string().into());
+            }
+            if let Some(key) = key {
+                args.push("-i".into());
+                args.push(key);
+            }
+            for ((remote, _), local) in i.disk_keys.iter().zip(disk) {
+                args.push("--disk-encryption-keys".into());
+                args.push(remote.into());
+                args.push(local);
+            }
+            args.extend(i.extra.iter().cloned());
+            args
+        };
+    let nix_run = |command: CommandLine| command.args(["run", NIXOS_ANYWHERE, "--"]);
+    match runner {
+        Runner::Nix => {
             let command = if on_path("nixos-anywhere") {
                 CommandLine::new("nixos-anywhere")
             } else {
-                nix_run(CommandLine::new("nix"))
+                nix_run(CommandLine::new("nix").args(NIX_FEATURES))
             };
-            let mut command =
-                command.args(anywhere_args(".", i.tree.into(), i.ssh_key.map(Into::into)));
+            let disk = i
+                .disk_keys
+                .iter()
+                .map(|(_, local)| local.as_os_str().to_owned())
+                .collect();
+            let mut command = command.args(anywhere_args(
+                ".",
+                i.tree.into(),
+                i.ssh_key.map(Into::into),
+                disk,
+            ));
             command.cwd = Some(i.repo.root().to_path_buf());
             command
         }
-        Via::Docker => {
-            let mut command = CommandLine::new("docker").args(["run", "--rm", "-i"]);
-            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                command = command.arg("-t");
+        Runner::Docker(docker) => {
+            let mut mounts = vec![(i.tree.as_os_str().to_owned(), "/extra-files")];
+            let inside: Vec<String> = (1..=i.disk_keys.len())
+                .map(|n| format!("/disk-keys/{n}"))
+                .collect();
+            for ((_, local), inside) in i.disk_keys.iter().zip(&inside) {
+                mounts.push((local.as_os_str().to_owned(), inside));
             }
-            command = command
-                .arg("-v")
-                .arg(format!("{}:/work", i.repo.root().display()))
-                .arg("-v")
-                .arg(format!("{}:/extra-files:ro", i.tree.display()));
             if let Some(key) = i.ssh_key {
-                command = command
-                    .arg("-v")
-                    .arg(format!("{}:/root/.ssh/id:ro", key.display()));
+                mounts.push((key.as_os_str().to_owned(), IN_SSH_KEY));
             }
-            let command = command.args(["-w", "/work", DOCKER_IMAGE, "nix"]);
+            let command = docker.run(i.repo, &mounts, &[]);
             nix_run(command).args(anywhere_args(
-                "/work",
+                WORK,
                 "/extra-files".into(),
-                i.ssh_key.map(|_| "/root/.ssh/id".into()),
+                i.ssh_key.map(|_| IN_SSH_KEY.into()),
+                inside.into_iter().map(Into::into).collect(),
             ))
         }
     }
@@ -347,6 +695,7 @@ pub fn run(
     if let Some(cwd) = &command.cwd {
         cmd.current_dir(cwd);
     }
+    cmd.envs(command.env.iter().map(|(k, v)| (k, v)));
     if errors == Stderr::Captured {
         cmd.stderr(Stdio::piped());
     }
@@ -605,6 +954,174 @@ mod tests {
                 String::from_utf8_lossy(&out.stderr)
             );
             assert_eq!(out.stdout, want);
+        }
+    }
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5";
+
+    fn host(extra: &str) -> Host {
+        let text = format!("ssh_key: {KEY}\naddress: 192.0.2.9\n{extra}");
+        crate::policy::host_file::parse_host("h", &text, "h.yaml").unwrap()
+    }
+
+    fn words(c: &CommandLine) -> Vec<String> {
+        c.args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// The commands of an update: sudo for a user other than root, the remote path
+    /// quoted for the remote shell when rsync has no -s, and a local build with the
+    /// pinned options in NIX_SSHOPTS.
+    #[test]
+    fn update_commands_follow_the_user_and_the_rsync() {
+        let repo = Repo::at(PathBuf::from("/fleet"));
+        let files = ["flake.nix".to_string()];
+        let kh = Path::new("/run/kh");
+        for (extra, protect_args) in [
+            ("", true),
+            ("ssh_user: deploy\nflake_dir: /srv/my flake\n", false),
+        ] {
+            let h = host(extra);
+            let u = Update {
+                repo: &repo,
+                host: &h,
+                known_hosts: kh,
+                ssh_key: None,
+            };
+            let steps = update_commands(
+                &u,
+                &Build::Remote {
+                    files: &files,
+                    protect_args,
+                },
+            )
+            .unwrap();
+            let steps: Vec<(Step, Vec<String>)> =
+                steps.iter().map(|(s, c)| (*s, words(c))).collect();
+            assert_eq!(
+                steps.iter().map(|s| s.0).collect::<Vec<_>>(),
+                [Step::Connect, Step::Send, Step::Switch]
+            );
+            let (probe, rsync, switch) = (&steps[0].1, &steps[1].1, &steps[2].1);
+            if extra.is_empty() {
+                assert_eq!(probe.last().unwrap(), "true");
+                assert!(rsync.contains(&"-s".to_string()));
+                assert!(!rsync.iter().any(|a| a.starts_with("--rsync-path")));
+                assert_eq!(rsync.last().unwrap(), "root@192.0.2.9:/etc/nixos/");
+                assert_eq!(
+                    switch.last().unwrap(),
+                    "nixos-rebuild switch --flake /etc/nixos#h"
+                );
+            } else {
+                assert_eq!(probe.last().unwrap(), "sudo -n true");
+                assert!(!rsync.contains(&"-s".to_string()));
+                assert!(rsync.contains(&"--rsync-path=sudo -n rsync".to_string()));
+                assert_eq!(rsync.last().unwrap(), "deploy@192.0.2.9:'/srv/my flake'/");
+                assert_eq!(
+                    switch.last().unwrap(),
+                    "sudo -n nixos-rebuild switch --flake '/srv/my flake#h'"
+                );
+            }
+        }
+        let h = host("ssh_user: deploy\nssh_port: 2222\n");
+        let u = Update {
+            repo: &repo,
+            host: &h,
+            known_hosts: kh,
+            ssh_key: Some(Path::new("/k/id")),
+        };
+        let steps = update_commands(&u, &Build::Local(&Runner::Nix)).unwrap();
+        assert_eq!(steps.len(), 2);
+        let (step, local) = &steps[1];
+        assert_eq!(*step, Step::BuildHere);
+        let w = words(local);
+        let tail = &w[w.len() - 5..];
+        assert_eq!(
+            tail,
+            [
+                "--flake",
+                ".#h",
+                "--target-host",
+                "deploy@192.0.2.9",
+                "--use-remote-sudo"
+            ]
+        );
+        assert_eq!(local.cwd.as_deref(), Some(Path::new("/fleet")));
+        let (name, opts) = &local.env[0];
+        assert_eq!(name, "NIX_SSHOPTS");
+        assert_eq!(
+            opts.to_string_lossy(),
+            "-p 2222 -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/run/kh -o GlobalKnownHostsFile=/dev/null -o HostKeyAlgorithms=ssh-ed25519 -o UpdateHostKeys=no -o CheckHostIP=no -o ConnectTimeout=20 -i /k/id -o IdentitiesOnly=yes"
+        );
+        // A key path with a space cannot go through NIX_SSHOPTS.
+        let u = Update {
+            repo: &repo,
+            host: &h,
+            known_hosts: kh,
+            ssh_key: Some(Path::new("/my keys/id")),
+        };
+        assert!(matches!(
+            update_commands(&u, &Build::Local(&Runner::Nix)),
+            Err(Error::SshOptionSpace { .. })
+        ));
+    }
+
+    #[test]
+    fn the_agent_a_container_gets() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let some = |p: &Path| Some(p.as_os_str().to_owned());
+        assert_eq!(agent(false, some(&sock)), Some(Agent::Socket(sock.clone())));
+        assert_eq!(agent(false, some(&file)), None);
+        assert_eq!(agent(false, some(&dir.path().join("gone"))), None);
+        assert_eq!(agent(false, Some("relative.sock".into())), None);
+        assert_eq!(agent(false, None), None);
+        assert_eq!(agent(false, Some("".into())), None);
+        // Docker Desktop: the Mac's socket cannot be mounted; its forwarded one is.
+        assert_eq!(agent(true, some(&file)), Some(Agent::DockerDesktop));
+        assert_eq!(agent(true, None), None);
+    }
+
+    #[test]
+    fn passthrough_keeps_what_keys_gives_nixos_anywhere() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(
+            check_passthrough(&args(&[
+                "--build-on",
+                "remote",
+                "--kexec",
+                "https://x/k.tar.gz"
+            ]))
+            .is_ok()
+        );
+        assert!(
+            check_passthrough(&args(&[
+                "--generate-hardware-config",
+                "nixos-facter",
+                "./facter.json"
+            ]))
+            .is_ok()
+        );
+        for own in [
+            "--flake",
+            "-f",
+            "--extra-files",
+            "--target-host",
+            "-i",
+            "-p",
+            "--ssh-port",
+        ] {
+            let err = check_passthrough(&args(&["--debug", own, "x"])).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("{own} after `--`")),
+                "{err}"
+            );
         }
     }
 

@@ -82,6 +82,84 @@ pub fn files(
     Ok(out)
 }
 
+/// A secret that a policy rule marks as a disk encryption key of the host: one named
+/// `HOST/…` or `hosts/HOST/…` whose rule has `disk_encryption_key: PATH`. keys
+/// install decrypts it into the private directory beside the tree (never into the
+/// tree, which is copied onto the new system) and hands it to nixos-anywhere
+/// `--disk-encryption-keys PATH FILE`.
+pub struct DiskKey {
+    pub name: String,
+    /// Where nixos-anywhere puts it on the installer, for disko to read.
+    pub remote: String,
+    pub file: PathBuf,
+    pub format: crate::format::Format,
+}
+
+/// The host's disk encryption keys, sorted by name; two at the same installer path
+/// are refused.
+pub fn disk_keys(ws: &Workspace, host: &Host) -> Result<Vec<DiskKey>> {
+    let prefixes = [format!("{}/", host.name), format!("hosts/{}/", host.name)];
+    let mut names: Vec<String> = super::workspace::secret_files(&ws.repo)?
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .filter(|name| prefixes.iter().any(|p| name.starts_with(p.as_str())))
+        .collect();
+    names.dedup();
+    let mut keys: Vec<DiskKey> = Vec::new();
+    for name in names {
+        let Some((_, rule)) = ws.policy.rule_for(&name) else {
+            continue;
+        };
+        let Some(remote) = &rule.disk_encryption_key else {
+            continue;
+        };
+        if let Some(other) = keys.iter().find(|k| k.remote == *remote) {
+            return Err(Error::InvalidFile {
+                at: rule.at.clone(),
+                reason: format!(
+                    "secrets {} and {name} are both {}'s disk encryption key at {remote}",
+                    other.name, host.name
+                ),
+            });
+        }
+        let (file, format) = ws.locate(&name)?;
+        keys.push(DiskKey {
+            name,
+            remote: remote.clone(),
+            file,
+            format,
+        });
+    }
+    Ok(keys)
+}
+
+/// Decrypts the disk encryption keys, in order.
+pub fn open_disk_keys(
+    keys: &[DiskKey],
+    identities: &mut Identities,
+    prompt: &dyn Prompt,
+) -> Result<Vec<Zeroizing<Vec<u8>>>> {
+    keys.iter()
+        .map(|k| Ok(secret::open_file(&k.file, k.format, identities, prompt, Mac::Check)?.plain))
+        .collect()
+}
+
+/// Checks, without decrypting anything, that the keys `files` stages are stored:
+/// the host's and those of its containers with their own.
+pub fn check_stored_keys(ws: &Workspace, host: &Host) -> Result<()> {
+    let own = host
+        .containers
+        .iter()
+        .filter(|c| c.own_key.is_some())
+        .map(|c| layout::container_key_secret(&host.name, &c.name));
+    for name in std::iter::once(layout::host_key_secret(&host.name)).chain(own) {
+        if ws.locate(&name).is_err() {
+            return Err(Error::NoStoredKey { secret: name });
+        }
+    }
+    Ok(())
+}
+
 struct OpenedKey {
     text: Zeroizing<Vec<u8>>,
     parsed: crate::identity::SshPrivate,

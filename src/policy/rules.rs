@@ -49,6 +49,9 @@ pub struct Rule {
     pub group: Option<String>,
     /// Its mode, as four octal digits (`0400`).
     pub mode: Option<String>,
+    /// Where nixos-anywhere puts the secret on the installer, before disko runs,
+    /// when it is a disk encryption key (`--disk-encryption-keys PATH FILE`).
+    pub disk_encryption_key: Option<String>,
 }
 
 pub struct Policy {
@@ -171,6 +174,8 @@ struct RuleFile {
     group: Option<String>,
     #[serde(default)]
     mode: Option<Spanned<String>>,
+    #[serde(default)]
+    disk_encryption_key: Option<Spanned<String>>,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -198,6 +203,33 @@ fn file_mode(text: &str) -> Option<String> {
     }
     let value = u32::from_str_radix(digits, 8).ok()?;
     Some(format!("{value:04o}"))
+}
+
+/// A rule's `disk_encryption_key:`, the absolute path on the installer where disko
+/// reads the key: plain segments of printable characters other than a quote or `\`
+/// (nixos-anywhere quotes it for a remote shell). Only a secret whose plaintext is
+/// the key itself (age, sops-binary) can be one.
+fn disk_key_path(format: Format, path: &str) -> std::result::Result<String, String> {
+    if !matches!(format, Format::Age | Format::SopsBinary) {
+        return Err(format!(
+            "disk_encryption_key applies only to formats age and sops-binary (the key is the whole secret), not {}",
+            format.name()
+        ));
+    }
+    let plain = path.len() <= 1024
+        && path.starts_with('/')
+        && path[1..]
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+        && path
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !"'\"\\`$".contains(c));
+    if !plain {
+        return Err(format!(
+            "disk_encryption_key {path:?} is not an absolute path of plain names (such as /tmp/disk.key)"
+        ));
+    }
+    Ok(path.to_string())
 }
 
 /// A rule's `indent:` as `.sops.yaml`'s `stores.<format>.indent` takes it: the YAML
@@ -591,6 +623,12 @@ impl Policy {
                     })?),
                     None => None,
                 };
+                let disk_encryption_key = match raw.disk_encryption_key {
+                    Some(p) => Some(disk_key_path(format, &p.value).map_err(|reason| {
+                        invalid(Location::named(&rel).at_line(p.referenced.line()), reason)
+                    })?),
+                    None => None,
+                };
                 rules.push(Rule {
                     at,
                     glob: raw.secrets.value,
@@ -605,6 +643,7 @@ impl Policy {
                     owner: raw.owner,
                     group: raw.group,
                     mode,
+                    disk_encryption_key,
                 });
             }
         }
@@ -928,6 +967,59 @@ mod tests {
             .unwrap()
             .to_string();
             assert!(err.starts_with(want), "{field}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_disk_encryption_key_is_an_absolute_path_for_a_whole_secret() {
+        for format in ["age", "sops-binary"] {
+            let (_, p) = load(&format!(
+                "rules:\n  - secrets: web/luks\n    format: {format}\n    readers: [alice]\n    disk_encryption_key: /tmp/secret.key\n"
+            ))
+            .unwrap();
+            assert_eq!(
+                p.rules[0].disk_encryption_key.as_deref(),
+                Some("/tmp/secret.key")
+            );
+        }
+        let (_, p) =
+            load("rules:\n  - secrets: x\n    format: age\n    readers: [alice]\n").unwrap();
+        assert_eq!(p.rules[0].disk_encryption_key, None);
+        for (format, path, want) in [
+            (
+                "age",
+                "tmp/k",
+                "policies/a.yaml:5: disk_encryption_key \"tmp/k\" is not an absolute path",
+            ),
+            (
+                "age",
+                "\"/tmp/a b\"",
+                "policies/a.yaml:5: disk_encryption_key \"/tmp/a b\"",
+            ),
+            (
+                "age",
+                "/tmp/../etc/k",
+                "policies/a.yaml:5: disk_encryption_key",
+            ),
+            (
+                "age",
+                "\"/tmp/k'$(x)\"",
+                "policies/a.yaml:5: disk_encryption_key",
+            ),
+            ("age", "/", "policies/a.yaml:5: disk_encryption_key"),
+            (
+                "sops-yaml",
+                "/tmp/k",
+                "policies/a.yaml:5: disk_encryption_key applies only to formats age and sops-binary",
+            ),
+        ] {
+            let err = load(&format!(
+                "rules:\n  - secrets: x\n    format: {format}\n    readers: [alice]\n    disk_encryption_key: {path}\n"
+            ))
+            .err()
+            .unwrap()
+            .to_string();
+            assert!(err.starts_with(want), "{path}: {err}");
         }
     }
 

@@ -7,6 +7,7 @@ use super::*;
 fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
     let mut env = TestEnv::new();
     let repo = generated_fleet(&mut env);
+    flake(&env);
     let rundir = runtime_dir(&mut env);
     let (log, copy) = stand_in(&mut env, 0);
 
@@ -20,12 +21,14 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
     assert!(!dry.stdout.contains("PRIVATE KEY") && !dry.stdout.contains("AGE-SECRET-KEY"));
     assert!(!log.exists());
     assert_eq!(std::fs::read_dir(rundir.path()).unwrap().count(), 0);
-    // Through Docker, as the seed's bootstrap.sh: the repository and the tree mounted.
+    // Through Docker, as the seed's bootstrap.sh: the repository and the tree mounted,
+    // git told the repository is safe, /nix in its volume, image and nixos-anywhere
+    // pinned.
     let docker = env
         .keys(&["install", "--host", "imp", "--dry-run", "--via", "docker"])
         .success();
     let want = format!(
-        "docker run --rm -i -v {}:/work -v '$STAGED_TREE:/extra-files:ro' -w /work nixos/nix nix --extra-experimental-features 'nix-command flakes' run github:nix-community/nixos-anywhere -- --flake /work#imp --extra-files /extra-files --target-host root@192.0.2.2",
+        "docker run --rm -i -v {}:/work -v '$STAGED_TREE:/extra-files:ro' -v '$GITCONFIG:/root/.gitconfig:ro' -v keys-nix-2.35.2:/nix -w /work nixos/nix:2.35.2 nix --extra-experimental-features 'nix-command flakes' run github:nix-community/nixos-anywhere/1.13.0 -- --flake /work#imp --extra-files /extra-files --target-host root@192.0.2.2",
         repo.display()
     );
     assert!(docker.stdout.contains(&want), "{}", docker.stdout);
@@ -145,6 +148,10 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
 fn dry_run_prints_commands_a_shell_reads_back_as_run() {
     let mut env = TestEnv::new();
     generated_fleet(&mut env);
+    flake(&env);
+    env.write("id", "not checked past its mode\n");
+    std::fs::set_permissions(env.root.join("id"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(env.root.join("id"), env.work.join("#id")).unwrap();
     // A word starting with '#' would be a comment, one with brackets a glob.
     let dry = env
         .keys(&[
@@ -164,4 +171,10 @@ fn dry_run_prints_commands_a_shell_reads_back_as_run() {
         "{}",
         dry.stdout
     );
+}
+
+/// The flake an install or update needs at the repository root.
+pub(crate) fn flake(env: &TestEnv) {
+    env.write("work/flake.nix", "{ outputs = _: { }; }\n");
+    env.write("work/flake.lock", "{}\n");
 }

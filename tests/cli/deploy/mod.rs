@@ -2,6 +2,8 @@
 //! they share: a fleet of generated hosts, a nixos-anywhere stand-in that records what
 //! it was given, and a real OpenSSH server on 127.0.0.1.
 
+mod anywhere;
+mod build;
 mod install;
 mod stage_install;
 mod update;

@@ -1,5 +1,5 @@
-//! `keys update`: the flake goes to a real OpenSSH server on 127.0.0.1 with real
-//! rsync; a host that does not present its pinned key is refused.
+//! `keys update`: the files git tracks in the flake go to a real OpenSSH server on
+//! 127.0.0.1 with real rsync; a host that does not present its pinned key is refused.
 
 use super::*;
 
@@ -46,10 +46,17 @@ fn update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key() {
         ("work/flake.lock", "{}\n"),
         ("work/host.nix", "{ }\n"),
         ("work/modules/a.nix", "{ }\n"),
-        ("work/README.md", "not sent\n"),
+        ("work/containers/bot.nix", "{ }\n"),
+        ("work/containers/web/default.nix", "{ }\n"),
+        ("work/README.md", "tracked, so sent\n"),
+        ("work/.gitignore", "/.keys-writer\n/.keys-journal\n"),
     ] {
         env.write(rel, text);
     }
+    // The flake is what git tracks: everything but a file nobody added.
+    crate::hook::git(&env, &["init", "-q"], b"").success();
+    crate::hook::git(&env, &["add", "-A"], b"").success();
+    env.write("work/notes.txt", "untracked, so not sent\n");
 
     // The server: srv's own host key, our client key, a recording nixos-rebuild.
     let host_key = env.root.join("srv_host_key");
@@ -102,22 +109,62 @@ fn update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key() {
     assert!(!flake_dir.exists());
     std::fs::write(&policy, &original_policy).unwrap();
 
-    let r = env
-        .keys(&["update", "--host", "srv", "--ssh-key", &client_arg])
-        .success();
+    // No flake.lock, or one git does not track: a one-line error, nothing sent.
+    let update = ["update", "--host", "srv", "--ssh-key", &client_arg];
+    let lock = repo.join("flake.lock");
+    std::fs::rename(&lock, env.root.join("flake.lock.away")).unwrap();
+    let r = env.keys(&update).failure(3);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "keys: error: {}: missing: a host is built only from a locked flake\n  hint: run `nix flake lock` and commit flake.lock, then run keys again\n",
+            lock.display()
+        )
+    );
+    std::fs::rename(env.root.join("flake.lock.away"), &lock).unwrap();
+    crate::hook::git(&env, &["rm", "-q", "--cached", "flake.lock"], b"").success();
+    refused(
+        &env,
+        &update,
+        3,
+        "flake.lock: not tracked by git, and nix reads only the files git tracks",
+    );
+    assert!(!flake_dir.exists());
+    crate::hook::git(&env, &["add", "flake.lock"], b"").success();
+
+    let r = env.keys(&update).success();
     crate::assert_output!(
         env,
         "update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key_2",
         r.stderr
     );
+    // Every tracked file but the secrets srv does not read (another host's, srv's own
+    // private key for the admins, the lock): least privilege stays.
     assert_eq!(
         listing(&flake_dir),
         expect(&[
+            (".gitignore", 0o644),
+            ("README.md", 0o644),
+            ("containers", 0o755),
+            ("containers/bot.nix", 0o644),
+            ("containers/web", 0o755),
+            ("containers/web/default.nix", 0o644),
             ("flake.nix", 0o644),
             ("flake.lock", 0o644),
             ("host.nix", 0o644),
             ("modules", 0o755),
             ("modules/a.nix", 0o644),
+            ("policies", 0o755),
+            ("policies/0-srv.yaml", 0o644),
+            ("policies/00-host-keys.yaml", 0o644),
+            ("policies/default.yaml", 0o644),
+            ("recipients", 0o755),
+            ("recipients/admins", 0o755),
+            ("recipients/admins/demo.pub", 0o644),
+            ("recipients/hosts", 0o755),
+            ("recipients/hosts/srv.yaml", 0o644),
+            ("recipients/hosts/vps-arm.yaml", 0o644),
+            ("recipients/hosts/vps-x86.yaml", 0o644),
             ("secrets", 0o755),
             ("secrets/srv", 0o755),
             ("secrets/srv/token.age", 0o644),
