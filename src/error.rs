@@ -239,6 +239,19 @@ pub enum Error {
     #[error("no policy rule matches secret {name}")]
     NoRule { name: String },
 
+    /// No rule matches a secret whose name is shaped for a rule that binds its first
+    /// segment to a host (or container), and that segment names none.
+    /// `rule` is that rule's glob and place.
+    #[error(
+        "no policy rule matches secret {name}: {segment} is not a {kind}, and the rule {rule} applies only to a {kind}'s name"
+    )]
+    Unbound {
+        name: String,
+        segment: String,
+        kind: &'static str,
+        rule: String,
+    },
+
     /// A new secret whose name would make it a directory of another secret, or the
     /// other a directory of it.
     #[error("secret {name} would nest with secret {other} (one is a directory of the other)")]

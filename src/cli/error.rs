@@ -73,6 +73,7 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::Encrypt { .. }
         | Error::NoSecret { .. }
         | Error::NoRule { .. }
+        | Error::Unbound { .. }
         | Error::NoHost { .. }
         | Error::NestedSecret { .. }
         | Error::EmptySecret { .. }
@@ -192,6 +193,16 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         }
         Error::NoRule { .. } => {
             "add a rule whose `secrets:` glob matches it to a policies/*.yaml file"
+        }
+        Error::Unbound { segment, kind, .. } => {
+            return Some(match *kind {
+                "container" => format!(
+                    "add the container first (`keys container add {segment} --host HOST`), then run the command again"
+                ),
+                _ => format!(
+                    "add the host first (`keys host add {segment} --key FILE`, or --generate), then run the command again"
+                ),
+            });
         }
         Error::NoHost { .. } => "`keys host ls` lists the hosts; `keys host add NAME` adds one",
         Error::NameTaken { .. } => {

@@ -7,7 +7,7 @@ pub mod host_file;
 pub mod rules;
 
 pub use fleet::Fleet;
-pub use rules::{Policy, Reader, Resolved, Rule};
+pub use rules::{Placeholder, Policy, Reader, Resolved, Rule};
 
 use crate::error::{Error, Location};
 

@@ -16,6 +16,7 @@ mod fixture;
 mod gitignore;
 mod hook;
 mod host;
+mod host_rules;
 mod husky;
 mod identities;
 mod import;
