@@ -153,6 +153,23 @@ pub enum Error {
     #[error("{}: already exists", path.display())]
     Exists { path: PathBuf },
 
+    /// An admin name that no admin file declares.
+    #[error("no admin named {name} (no recipients/admins/{name}.pub)")]
+    NoAdmin { name: String },
+
+    /// The one admin left, which is not removed.
+    #[error("{name} is the only admin: without one, no one could decrypt the secrets")]
+    LastAdmin { name: String },
+
+    /// A change to the policy (a rule, an admin) that the policy would refuse once
+    /// made: `at` is where it would go or what it breaks, `what` the change.
+    #[error("{at}: {what}: {reason}; nothing was written")]
+    PolicyRefused {
+        at: String,
+        what: String,
+        reason: String,
+    },
+
     /// A host name that no host file declares (`file` is the one that would).
     #[error("no host named {name} (no {file})")]
     NoHost { name: String, file: String },

@@ -75,6 +75,9 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::NoRule { .. }
         | Error::Unbound { .. }
         | Error::NoHost { .. }
+        | Error::NoAdmin { .. }
+        | Error::LastAdmin { .. }
+        | Error::PolicyRefused { .. }
         | Error::NestedSecret { .. }
         | Error::EmptySecret { .. }
         | Error::NotSettable { .. }
@@ -205,6 +208,15 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
             });
         }
         Error::NoHost { .. } => "`keys host ls` lists the hosts; `keys host add NAME` adds one",
+        Error::NoAdmin { .. } => {
+            "`keys status` lists the admins; `keys admin add NAME --key FILE` adds one"
+        }
+        Error::LastAdmin { .. } => {
+            "add another admin first (`keys admin add NAME --key FILE`, then `keys rekey`), then remove this one"
+        }
+        Error::PolicyRefused { .. } => {
+            "`keys status` lists the admins, hosts and containers; `keys rule ls` lists the rules"
+        }
         Error::NameTaken { .. } => {
             "host and container names share one namespace; choose another name"
         }

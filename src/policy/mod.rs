@@ -2,6 +2,7 @@
 //! `recipients/`, and the rules under `policies/`. This module owns the YAML crate
 //! for fleet files.
 
+pub mod edit;
 pub mod fleet;
 pub mod host_file;
 pub mod rules;

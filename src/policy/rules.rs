@@ -972,6 +972,15 @@ impl Policy {
             .map(|template| Unbound { template, segment })
     }
 
+    /// Whether the rule written at `at` (a rule, or a rule with a placeholder for a
+    /// host or container it binds) matches `name`.
+    pub fn written_rule_matches(&self, at: &Location, name: &str) -> bool {
+        self.rules
+            .iter()
+            .zip(&self.matchers)
+            .any(|(r, m)| r.at == *at && m.is_match(name))
+    }
+
     /// The first rule whose glob matches `name`.
     pub fn rule_for(&self, name: &str) -> Option<(usize, &Rule)> {
         let first = self.matchers.iter().position(|m| m.is_match(name))?;

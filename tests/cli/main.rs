@@ -24,6 +24,7 @@ mod init;
 mod interop;
 mod lefthook;
 mod merge;
+mod policy_cli;
 mod precommit;
 mod rekey;
 mod rm;
