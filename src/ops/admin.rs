@@ -144,24 +144,25 @@ pub fn add(repo: &Repo, name: &str, keys: &[Recipient]) -> Result<Changed> {
                 .is_some_and(|(_, r)| r.readers.contains(&reader))
         })
         .count();
-    fsutil::create_dirs_within(repo.root(), Path::new(layout::ADMINS), 0o755)?;
-    fsutil::write_new(&file, text.as_bytes(), fsutil::PUBLIC)?;
     let mut out = Changed {
         created: vec![rel],
         removed: Vec::new(),
         policies: Vec::new(),
         stale,
     };
-    if let Some(p) = policy {
-        let path = repo.root().join(&policy_rel);
-        if path.exists() {
-            fsutil::write_atomic(&path, p.as_bytes(), fsutil::PUBLIC)?;
+    // Both files or neither (the writer lock keeps the new ones new).
+    fsutil::create_dirs_within(repo.root(), Path::new(layout::ADMINS), 0o755)?;
+    let policy_path = repo.root().join(&policy_rel);
+    let mut writes: Vec<(&Path, &[u8], u32)> = vec![(&file, text.as_bytes(), fsutil::PUBLIC)];
+    if let Some(p) = &policy {
+        if std::fs::symlink_metadata(&policy_path).is_ok() {
             out.policies.push((policy_rel, joined));
         } else {
-            fsutil::write_new(&path, p.as_bytes(), fsutil::PUBLIC)?;
             out.created.push(policy_rel);
         }
+        writes.push((&policy_path, p.as_bytes(), fsutil::PUBLIC));
     }
+    fsutil::write_batch(&writes)?;
     drop(ws);
     Ok(out)
 }

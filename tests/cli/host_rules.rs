@@ -82,6 +82,21 @@ fn seed_002_a_new_bot_is_one_host_add_and_one_encrypt() {
         .success();
     env.keys(&["host", "add", "bot-9c1e", "--key", &pub_of(&b)])
         .success();
+    // No secret yet: the rule is warned of once, as written, not once per host.
+    let check = env.keys(&["check"]).success();
+    assert_eq!(
+        check.stdout.matches("matches no secret").count(),
+        1,
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("policies/default.yaml:6: rule \"{host}/*\" matches no secret"),
+        "{}",
+        check.stdout
+    );
     env.keys_stdin(&["encrypt", "bot-7f3a/telegram-token"], TOKEN)
         .success();
     let file = repo.join("secrets/bot-7f3a/telegram-token.age");

@@ -136,6 +136,47 @@ fn rule_add_makes_the_first_example_work_and_keeps_every_comment() {
         read(&repo.join("policies/zz-more.yaml")),
         "rules:\n  - secrets: \"bot/special\"\n    format: age\n    readers: [admins]\n"
     );
+    // Long globs and reader lists are cut to fit 80 columns.
+    env.keys(&[
+        "rule",
+        "add",
+        "services/a-rather-long-directory-name/**/credentials-*",
+        "--format",
+        "age",
+        "--readers",
+        "admins,demo,host:vps-arm,host:vps-x86,container:nannuo-bot",
+        "--file",
+        "zz-more",
+    ])
+    .success();
+    let ls = env.keys(&["rule", "ls"]).success();
+    for line in ls.stdout.lines() {
+        assert!(line.chars().count() <= 80, "{line:?}");
+    }
+    let last = ls.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with("policies/zz-more.yaml:5  services/"),
+        "{last}"
+    );
+    assert!(
+        last.ends_with('…') && last.contains("admins, demo, host"),
+        "{last}"
+    );
+    let json = env.keys(&["rule", "ls", "--json"]).success();
+    let rules: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(rules.as_array().unwrap().len(), 4);
+    assert_eq!(
+        rules[3]["readers"],
+        serde_json::json!([
+            "admins",
+            "demo",
+            "host:vps-arm",
+            "host:vps-x86",
+            "container:nannuo-bot"
+        ])
+    );
+    assert_eq!(rules[1]["secrets"], "{host}/*");
+    assert_eq!(rules[1]["line"], 9);
 }
 
 #[test]
