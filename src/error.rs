@@ -178,6 +178,23 @@ pub enum Error {
     #[error("{}: already exists", path.display())]
     Exists { path: PathBuf },
 
+    /// An admin name that no admin file declares.
+    #[error("no admin named {name} (no recipients/admins/{name}.pub)")]
+    NoAdmin { name: String },
+
+    /// The one admin left, which is not removed.
+    #[error("{name} is the only admin: without one, no one could decrypt the secrets")]
+    LastAdmin { name: String },
+
+    /// A change to the policy (a rule, an admin) that the policy would refuse once
+    /// made: `at` is where it would go or what it breaks, `what` the change.
+    #[error("{at}: {what}: {reason}; nothing was written")]
+    PolicyRefused {
+        at: String,
+        what: String,
+        reason: String,
+    },
+
     /// A host name that no host file declares (`file` is the one that would).
     #[error("no host named {name} (no {file})")]
     NoHost { name: String, file: String },
@@ -289,6 +306,19 @@ pub enum Error {
     /// No policy rule's `secrets:` glob matches the secret's name.
     #[error("no policy rule matches secret {name}")]
     NoRule { name: String },
+
+    /// No rule matches a secret whose name is shaped for a rule that binds its first
+    /// segment to a host (or container), and that segment names none.
+    /// `rule` is that rule's glob and place.
+    #[error(
+        "no policy rule matches secret {name}: {segment} is not a {kind}, and the rule {rule} applies only to a {kind}'s name"
+    )]
+    Unbound {
+        name: String,
+        segment: String,
+        kind: &'static str,
+        rule: String,
+    },
 
     /// A new secret whose name would make it a directory of another secret, or the
     /// other a directory of it.

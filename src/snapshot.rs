@@ -76,6 +76,10 @@ impl Snapshot {
         self.files.insert(rel, blob);
     }
 
+    pub fn remove(&mut self, rel: &str) -> Option<Blob> {
+        self.files.remove(rel)
+    }
+
     pub fn get(&self, rel: &str) -> Option<&Blob> {
         self.files.get(rel)
     }

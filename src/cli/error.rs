@@ -74,7 +74,11 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::Encrypt { .. }
         | Error::NoSecret { .. }
         | Error::NoRule { .. }
+        | Error::Unbound { .. }
         | Error::NoHost { .. }
+        | Error::NoAdmin { .. }
+        | Error::LastAdmin { .. }
+        | Error::PolicyRefused { .. }
         | Error::NestedSecret { .. }
         | Error::EmptySecret { .. }
         | Error::NotSettable { .. }
@@ -199,7 +203,26 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::NoRule { .. } => {
             "add a rule whose `secrets:` glob matches it to a policies/*.yaml file"
         }
+        Error::Unbound { segment, kind, .. } => {
+            return Some(match *kind {
+                "container" => format!(
+                    "add the container first (`keys container add {segment} --host HOST`), then run the command again"
+                ),
+                _ => format!(
+                    "add the host first (`keys host add {segment} --key FILE`, or --generate), then run the command again"
+                ),
+            });
+        }
         Error::NoHost { .. } => "`keys host ls` lists the hosts; `keys host add NAME` adds one",
+        Error::NoAdmin { .. } => {
+            "`keys status` lists the admins; `keys admin add NAME --key FILE` adds one"
+        }
+        Error::LastAdmin { .. } => {
+            "add another admin first (`keys admin add NAME --key FILE`, then `keys rekey`), then remove this one"
+        }
+        Error::PolicyRefused { .. } => {
+            "`keys status` lists the admins, hosts and containers; `keys rule ls` lists the rules"
+        }
         Error::NameTaken { .. } => {
             "host and container names share one namespace; choose another name"
         }

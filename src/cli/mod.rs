@@ -26,6 +26,7 @@ mod merge_lock;
 mod prompt;
 mod rekey;
 mod rm;
+mod rule;
 mod set;
 mod shared;
 mod stage;
@@ -107,6 +108,8 @@ enum Command {
     Adopt(adopt::Args),
     /// Manage admins (recipients/admins/NAME.pub).
     Admin(admin::Args),
+    /// Add and list policy rules (policies/*.yaml).
+    Rule(rule::Args),
     /// Make an existing repository a keys repository, in place.
     Import(import::Args),
     /// Merge keys.lock secret by secret (git runs this as a merge driver).
@@ -302,6 +305,7 @@ fn run() -> ExitCode {
         Command::Rekey(args) => rekey::run(&ctx, args),
         Command::Adopt(args) => adopt::run(&ctx, args),
         Command::Admin(args) => admin::run(&ctx, args),
+        Command::Rule(args) => rule::run(&ctx, args),
         Command::Import(args) => import::run(&ctx, args),
         Command::MergeLock(args) => merge_lock::run(args),
         Command::Hook(args) => hook::run(&ctx, args),

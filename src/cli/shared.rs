@@ -127,6 +127,9 @@ pub(crate) fn host_report(report: &Report) -> String {
             Effect::KeyKept { secret } => {
                 format!("kept      secret {secret} (pass --with-key to remove it)")
             }
+            Effect::Unbound { secret, glob } => format!(
+                "kept      secret {secret} (its rule {glob:?} no longer applies: `keys rm {secret}`, or add the host again)"
+            ),
         };
         s.push_str(&line);
         s.push('\n');

@@ -306,8 +306,24 @@ fn examine(
         }
     }
     if let Some(policy) = policy {
+        for t in &policy.templates {
+            let own = t.first..t.first + t.names.len();
+            if !used_rules.iter().any(|i| own.contains(i)) {
+                report.findings.push(Finding {
+                    severity: Severity::Warning,
+                    at: t.at.to_string(),
+                    what: format!("rule {:?} matches no secret", t.glob),
+                    fix: "encrypt a secret it matches, or remove the rule".into(),
+                });
+            }
+        }
         for (i, rule) in policy.rules.iter().enumerate() {
-            if !used_rules.contains(&i) {
+            // A rule a placeholder made is told of once, as written.
+            let template = rule.bound.as_ref().map(|b| &policy.templates[b.template]);
+            if template.is_some_and(|t| t.first != i) {
+                continue;
+            }
+            if template.is_none() && !used_rules.contains(&i) {
                 report.findings.push(Finding {
                     severity: Severity::Warning,
                     at: rule.at.to_string(),
@@ -323,6 +339,16 @@ fn examine(
                     policy::Reader::Host(n) => format!("host:{n}"),
                     policy::Reader::Container(n) => format!("container:{n}"),
                 };
+                let (name, glob) = match (template, &rule.bound) {
+                    (Some(t), Some(b)) => (
+                        name.replace(
+                            &format!(":{}", b.name),
+                            &format!(":{}", t.placeholder.token()),
+                        ),
+                        &t.glob,
+                    ),
+                    _ => (name, &rule.glob),
+                };
                 let holds = rule
                     .key_groups
                     .iter()
@@ -334,7 +360,7 @@ fn examine(
                         at: rule.readers_at.to_string(),
                         what: format!(
                             "rule {:?}: {name} is in {holds} of its key groups and {} are needed, so it cannot decrypt the secret by itself (on the machine, sops-nix fails)",
-                            rule.glob, rule.shamir_threshold
+                            glob, rule.shamir_threshold
                         ),
                         fix: "put it in shamir_threshold of the groups, or leave it out if it only holds a share"
                             .into(),
@@ -582,7 +608,31 @@ impl Context<'_> {
             }
             _ => {}
         }
+        // A secret shaped for a `{host}` (or `{container}`) rule whose first segment
+        // names none: its host was removed, or never added.
+        let unbound = self.policy.and_then(|p| p.unbound(name));
+        if let Some(u) = &unbound {
+            let kind = u.template.placeholder.kind();
+            let add = match u.template.placeholder {
+                policy::Placeholder::Host => format!("keys host add {} --key FILE", u.segment),
+                policy::Placeholder::Container => {
+                    format!("keys container add {} --host HOST", u.segment)
+                }
+            };
+            out.problem(
+                rel,
+                format!(
+                    "{} is not a {kind}, so the rule {:?} ({}) does not apply to it",
+                    u.segment, u.template.glob, u.template.at
+                ),
+                fix_name(&format!(
+                    "add the {kind} (`{add}`), or remove the secret (`keys rm NAME`)"
+                )),
+            );
+            status = worst(status, Status::Unknown);
+        }
         match (rule, self.policy) {
+            (None, Some(_)) if unbound.is_some() => {}
             (None, Some(_)) => {
                 out.problem(
                     rel,

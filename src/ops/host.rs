@@ -113,6 +113,12 @@ pub enum Effect {
     KeyKept {
         secret: String,
     },
+    /// A secret left in place whose rule, made by a placeholder (`glob`) for the
+    /// host removed, no longer applies.
+    Unbound {
+        secret: String,
+        glob: String,
+    },
 }
 
 #[derive(Default)]
@@ -208,7 +214,18 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
         .iter()
         .map(|d| layout::deploy_key_secret(&d.name))
         .collect();
-    for rule in &ws.policy.rules {
+    // A rule a placeholder made for the host (`{host}/*`) goes with it; its secrets
+    // are left for `keys check` to report.
+    let mut unbound: Vec<(String, String)> = Vec::new();
+    for (secret, _, _) in super::workspace::secret_files(repo)? {
+        if let Some((_, rule)) = ws.policy.rule_for(&secret)
+            && let Some(b) = &rule.bound
+            && (b.name == name || containers.contains(&b.name))
+        {
+            unbound.push((secret, ws.policy.templates[b.template].glob.clone()));
+        }
+    }
+    for rule in ws.policy.rules.iter().filter(|r| r.bound.is_none()) {
         for reader in &rule.readers {
             let named = match reader {
                 Reader::Host(h) if h == name => format!("host:{h}"),
@@ -261,6 +278,9 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
     let file = repo.host_file(name);
     fsutil::remove(&file)?;
     report.effects.push(Effect::Removed(repo.rel(&file)));
+    for (secret, glob) in unbound {
+        report.effects.push(Effect::Unbound { secret, glob });
+    }
     Ok(report)
 }
 

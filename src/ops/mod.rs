@@ -1,6 +1,7 @@
 //! The verbs: what a command does to a fleet repository, planned and then applied.
 //! Library code here never prints; it returns reports for the CLI to show.
 
+pub mod admin;
 pub mod check;
 pub mod container;
 pub mod deploy;
@@ -14,6 +15,7 @@ pub mod init;
 pub mod rekey;
 pub mod remote;
 pub mod rename;
+pub mod rule;
 pub mod secret;
 pub mod stage;
 pub mod workspace;

@@ -139,13 +139,47 @@ pub fn rename(repo: &Repo, kind: Kind, old: &str, new: &str) -> Result<Renamed> 
             lock.upsert(&renamed, &entry);
             out.secrets.push((name, renamed));
         }
+        // Secrets a `{host}` rule gives the host by their first segment follow it.
+        let entries = crate::format::lockfile::Lockfile::parse(lock.text())?.entries;
+        for (name, format, path) in super::workspace::secret_files(repo)? {
+            let bound = ws
+                .policy
+                .rule_for(&name)
+                .and_then(|(_, r)| r.bound.as_ref());
+            if bound.is_none_or(|b| b.name != old) {
+                continue;
+            }
+            let renamed = format!("{new}{}", &name[old.len()..]);
+            let dest = repo
+                .root()
+                .join(crate::format::secret_path(&renamed, format));
+            if std::fs::symlink_metadata(&dest).is_ok() {
+                return Err(Error::Exists { path: dest });
+            }
+            writes.push((dest, fsutil::read(&path)?));
+            gone.push(path);
+            if let Some(entry) = entries.get(&name) {
+                lock.remove(&name);
+                lock.upsert(&renamed, entry);
+            }
+            out.secrets.push((name, renamed));
+        }
         if !out.secrets.is_empty() {
             writes.push((repo.lockfile(), lock.text().as_bytes().to_vec()));
         }
     }
 
     // All or nothing, then the policy must load and resolve the same readers.
-    let before = resolved(&ws)?;
+    let mut before = resolved(&ws)?;
+    if kind == Kind::Host {
+        before = before
+            .into_iter()
+            .map(|((at, bound), ids)| {
+                let bound = bound.map(|b| if b == old { new.to_string() } else { b });
+                ((at, bound), ids)
+            })
+            .collect();
+    }
     let originals: Vec<(PathBuf, Option<Vec<u8>>)> = writes
         .iter()
         .map(|(p, _)| p)
@@ -191,25 +225,40 @@ pub fn rename(repo: &Repo, kind: Kind, old: &str, new: &str) -> Result<Renamed> 
     }
     if kind == Kind::Host {
         // The emptied directories of the old name.
-        let old_dir = repo.secrets_dir().join("hosts").join(old);
-        for e in walkdir::WalkDir::new(&old_dir)
-            .contents_first(true)
-            .into_iter()
-            .flatten()
-        {
-            if e.file_type().is_dir() {
-                let _ = std::fs::remove_dir(e.path());
-            }
+        for old_dir in [
+            repo.secrets_dir().join("hosts").join(old),
+            repo.secrets_dir().join(old),
+        ] {
+            remove_empty_dirs(&old_dir);
         }
     }
     Ok(out)
 }
 
-/// Every rule's resolved recipients, to prove a rename changed no reader.
-fn resolved(ws: &Workspace) -> Result<Vec<Vec<String>>> {
+/// Removes the directories under `dir`, and `dir`, that hold nothing.
+fn remove_empty_dirs(dir: &Path) {
+    for e in walkdir::WalkDir::new(dir)
+        .contents_first(true)
+        .into_iter()
+        .flatten()
+    {
+        if e.file_type().is_dir() {
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
+}
+
+/// Every rule's resolved recipients, by its place and the name a placeholder bound
+/// it to, to prove a rename changed no reader.
+type Resolved = std::collections::BTreeMap<(String, Option<String>), Vec<String>>;
+
+fn resolved(ws: &Workspace) -> Result<Resolved> {
     ws.policy
         .rules
         .iter()
-        .map(|r| ws.policy.resolve(r, &ws.fleet).map(|r| r.fingerprints))
+        .map(|r| {
+            let key = (r.at.to_string(), r.bound.as_ref().map(|b| b.name.clone()));
+            Ok((key, ws.policy.resolve(r, &ws.fleet)?.fingerprints))
+        })
         .collect()
 }

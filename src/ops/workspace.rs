@@ -216,8 +216,16 @@ impl Workspace {
         self.policy
             .rule_for(name)
             .map(|(_, r)| r)
-            .ok_or_else(|| Error::NoRule {
-                name: name.to_string(),
+            .ok_or_else(|| match self.policy.unbound(name) {
+                Some(u) => Error::Unbound {
+                    name: name.to_string(),
+                    segment: u.segment.to_string(),
+                    kind: u.template.placeholder.kind(),
+                    rule: format!("{:?} ({})", u.template.glob, u.template.at),
+                },
+                None => Error::NoRule {
+                    name: name.to_string(),
+                },
             })
     }
 

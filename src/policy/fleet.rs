@@ -197,6 +197,21 @@ impl Fleet {
         self.slot(name).is_some()
     }
 
+    /// Every host's name, in order (without reading the host files).
+    pub fn host_names(&self) -> impl Iterator<Item = &str> {
+        self.slots.iter().map(|s| s.name.as_str())
+    }
+
+    /// Every container's name, in order (which reads every host file).
+    pub fn container_names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .hosts()?
+            .flat_map(|h| h.containers.iter().map(|c| c.name.clone()))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn slot(&self, name: &str) -> Option<&Slot> {
         self.slots.iter().find(|s| s.name == name)
     }

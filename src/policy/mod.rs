@@ -2,12 +2,13 @@
 //! `recipients/`, and the rules under `policies/`. This module owns the YAML crate
 //! for fleet files.
 
+pub mod edit;
 pub mod fleet;
 pub mod host_file;
 pub mod rules;
 
 pub use fleet::Fleet;
-pub use rules::{Policy, Reader, Resolved, Rule};
+pub use rules::{Placeholder, Policy, Reader, Resolved, Rule};
 
 use crate::error::{Error, Location};
 

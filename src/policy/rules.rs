@@ -52,10 +52,192 @@ pub struct Rule {
     /// Where nixos-anywhere puts the secret on the installer, before disko runs,
     /// when it is a disk encryption key (`--disk-encryption-keys PATH FILE`).
     pub disk_encryption_key: Option<String>,
+    /// For a rule a placeholder made (`{host}/*` for host `web`): which, and for whom.
+    pub bound: Option<Bound>,
+}
+
+/// What a rule's glob may begin with to bind the first segment of a name to a host
+/// (`{host}/*`) or a container (`{container}/*`), whose reader the rule then names
+/// as `host:{host}` (`container:{container}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placeholder {
+    Host,
+    Container,
+}
+
+impl Placeholder {
+    const ALL: [Placeholder; 2] = [Placeholder::Host, Placeholder::Container];
+
+    /// As a glob writes it: `{host}`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Placeholder::Host => "{host}",
+            Placeholder::Container => "{container}",
+        }
+    }
+
+    /// What it binds: `host`, `container`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Placeholder::Host => "host",
+            Placeholder::Container => "container",
+        }
+    }
+
+    /// The reader it stands for: `host:{host}`.
+    pub fn reader(self) -> &'static str {
+        match self {
+            Placeholder::Host => "host:{host}",
+            Placeholder::Container => "container:{container}",
+        }
+    }
+
+    /// The placeholder a text names, if any.
+    fn in_text(text: &str) -> Option<Placeholder> {
+        Placeholder::ALL
+            .into_iter()
+            .find(|p| text.contains(p.token()))
+    }
+
+    /// The reader of a rule checked as written, before it is bound to a name.
+    fn unbound_reader(self) -> Reader {
+        match self {
+            Placeholder::Host => Reader::Host(self.token().into()),
+            Placeholder::Container => Reader::Container(self.token().into()),
+        }
+    }
+}
+
+/// The placeholder a rule's glob begins with and the rest of the glob, or why a
+/// placeholder elsewhere in it is refused.
+fn placeholder_in(glob: &str) -> std::result::Result<Option<(Placeholder, &str)>, String> {
+    let Some(p) = Placeholder::in_text(glob) else {
+        return Ok(None);
+    };
+    let rest = glob.strip_prefix(p.token());
+    match rest {
+        Some(rest)
+            if (rest.is_empty() || rest.starts_with('/'))
+                && Placeholder::in_text(rest).is_none() =>
+        {
+            Ok(Some((p, rest)))
+        }
+        _ => Err(format!(
+            "{} stands only for the first segment of a name, once: write \"{}/…\"",
+            p.token(),
+            p.token()
+        )),
+    }
+}
+
+/// `text` with each placeholder reader written bare in a flow list (`[admins,
+/// host:{host}]`, which YAML cannot read) quoted, on the same lines; `None` when there
+/// is none.
+fn quote_placeholder_readers(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut rest = text;
+    let mut changed = false;
+    'scan: while !rest.is_empty() {
+        for p in Placeholder::ALL {
+            let Some(i) = rest.find(p.reader()) else {
+                continue;
+            };
+            // The nearest placeholder reader first.
+            if Placeholder::ALL
+                .iter()
+                .any(|q| rest.find(q.reader()).is_some_and(|j| j < i))
+            {
+                continue;
+            }
+            let (before, after) = (&rest[..i], &rest[i + p.reader().len()..]);
+            let prior = match before.trim_end_matches([' ', '\t']) {
+                "" => out.trim_end_matches([' ', '\t']),
+                prior => prior,
+            };
+            let opens = prior.ends_with(['[', ',']);
+            let closes = after
+                .trim_start_matches([' ', '\t'])
+                .starts_with([',', ']']);
+            out.push_str(before);
+            if opens && closes {
+                out.push('"');
+                out.push_str(p.reader());
+                out.push('"');
+                changed = true;
+            } else {
+                out.push_str(p.reader());
+            }
+            rest = after;
+            continue 'scan;
+        }
+        out.push_str(rest);
+        break;
+    }
+    changed.then_some(out)
+}
+
+/// A rule made from a rule whose glob begins with a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    /// The rule as written, in `Policy::templates`.
+    pub template: usize,
+    /// The host or container it is for.
+    pub name: String,
+}
+
+/// A rule whose glob begins with a placeholder, as written: it stands for one rule
+/// per host (or container), at its place in the order.
+pub struct Template {
+    pub at: Location,
+    /// As written (`{host}/*`).
+    pub glob: String,
+    pub placeholder: Placeholder,
+    pub format: Format,
+    /// The readers as written (`admins`, `host:{host}`).
+    pub labels: Vec<String>,
+    /// Where its rules begin in `Policy::rules` (those before it come first).
+    pub first: usize,
+    /// The hosts (or containers) it has a rule for, in order.
+    pub names: Vec<String>,
+    /// The glob with any one segment in the placeholder's place.
+    shape: LazyGlob,
+}
+
+impl Template {
+    fn written(&self) -> Written<'_> {
+        Written {
+            at: &self.at,
+            glob: &self.glob,
+            format: self.format,
+            labels: &self.labels,
+        }
+    }
+}
+
+/// A rule as a policy file writes it, in match order: a rule, or a template.
+pub struct Written<'a> {
+    pub at: &'a Location,
+    pub glob: &'a str,
+    pub format: Format,
+    pub labels: &'a [String],
+}
+
+/// A secret name shaped like a template's glob whose first segment names no host
+/// (or container): no rule of the template's decides it.
+pub struct Unbound<'a> {
+    pub template: &'a Template,
+    /// The first segment of the name.
+    pub segment: &'a str,
 }
 
 pub struct Policy {
+    /// The rules in match order, each rule with a placeholder made into one rule per
+    /// host (or container) it binds.
     pub rules: Vec<Rule>,
+    /// The rules with a placeholder, as written.
+    pub templates: Vec<Template>,
+    /// Each group's members as written, with the file and line of the group.
+    pub groups: BTreeMap<String, (Location, Vec<String>)>,
     /// Each rule's glob. One that is more than a literal name or `prefix*` is
     /// compiled when a name first passes its literal prefix: a command about one
     /// secret compiles at most one glob, not the whole policy's.
@@ -404,6 +586,254 @@ fn key_groups(
     Ok((groups, threshold))
 }
 
+/// One rule of a policy file, for `glob_text` (its glob, or the glob a placeholder
+/// made of it), with the compiled glob. `bind` is the placeholder its glob begins
+/// with and the name it stands for (`None` to check the rule as written).
+fn build_rule(
+    raw: &RuleFile,
+    rel: &str,
+    glob_text: &str,
+    bind: Option<(Placeholder, Option<&str>)>,
+    groups: &BTreeMap<String, (String, Vec<Spanned<String>>)>,
+    fleet: &Fleet,
+    indents: &mut Vec<(Location, (Format, Option<u8>))>,
+) -> Result<(Rule, LazyGlob)> {
+    let at = Location::named(rel).at_line(raw.secrets.referenced.line());
+    let matcher = LazyGlob::new(glob(glob_text).map_err(|e| invalid(at.clone(), e))?);
+    let format_at = Location::named(rel).at_line(raw.format.referenced.line());
+    let format = Format::from_name(&raw.format.value).ok_or_else(|| {
+        invalid(
+            format_at.clone(),
+            format!(
+                "unknown format {:?}; expected one of {}",
+                raw.format.value,
+                Format::ALL
+                    .iter()
+                    .map(|f| f.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    if raw.armor && format != Format::Age {
+        return Err(invalid(format_at, "armor applies only to format age"));
+    }
+    // Go's regexp, as sops evaluates these options; sops would silently
+    // match nothing with a pattern Go refuses.
+    for (name, r) in [
+        ("encrypted_regex", &raw.encrypted_regex),
+        ("unencrypted_regex", &raw.unencrypted_regex),
+        ("encrypted_comment_regex", &raw.encrypted_comment_regex),
+        ("unencrypted_comment_regex", &raw.unencrypted_comment_regex),
+    ] {
+        if let Some(r) = r
+            && let Err(e) = GoRegex::new(&r.value)
+        {
+            return Err(invalid(
+                Location::named(rel).at_line(r.referenced.line()),
+                format!(
+                    "{name} {:?} is not a regular expression sops can use: {e}",
+                    r.value
+                ),
+            ));
+        }
+    }
+    let indent = match &raw.indent {
+        Some(i) => {
+            let indent_at = Location::named(rel).at_line(i.referenced.line());
+            let spaces = check_indent(format, i.value)
+                .map_err(|reason| invalid(indent_at.clone(), reason))?;
+            if let Some((other, store)) = indents
+                .iter()
+                .find(|(_, (f, s))| *f == format && *s != Some(spaces))
+                .map(|(at, (_, s))| (at, s))
+            {
+                return Err(invalid(indent_at, indent_conflict(format, other, *store)));
+            }
+            indents.push((indent_at, (format, Some(spaces))));
+            Some(spaces)
+        }
+        None => {
+            if let Some((other, (_, theirs))) = indents
+                .iter()
+                .find(|(_, (f, s))| *f == format && s.is_some())
+            {
+                return Err(invalid(at.clone(), indent_conflict(format, other, *theirs)));
+            }
+            if matches!(
+                format,
+                Format::SopsYaml | Format::SopsJson | Format::SopsBinary
+            ) {
+                indents.push((at.clone(), (format, None)));
+            }
+            None
+        }
+    };
+    let sops = crate::format::sops::Options {
+        unencrypted_suffix: raw.unencrypted_suffix.clone(),
+        encrypted_suffix: raw.encrypted_suffix.clone(),
+        unencrypted_regex: raw.unencrypted_regex.as_ref().map(|r| r.value.clone()),
+        encrypted_regex: raw.encrypted_regex.as_ref().map(|r| r.value.clone()),
+        unencrypted_comment_regex: raw
+            .unencrypted_comment_regex
+            .as_ref()
+            .map(|r| r.value.clone()),
+        encrypted_comment_regex: raw
+            .encrypted_comment_regex
+            .as_ref()
+            .map(|r| r.value.clone()),
+        mac_only_encrypted: raw.mac_only_encrypted,
+        indent,
+    };
+    if format == Format::Age && sops != Default::default() {
+        return Err(invalid(
+            format_at,
+            "encrypted_regex, unencrypted_regex, the comment regexes, encrypted_suffix, unencrypted_suffix and mac_only_encrypted apply only to sops formats",
+        ));
+    }
+    let line = |l: u64| Location::named(rel).at_line(l);
+    let (readers_at, labels) = match (&raw.readers, &raw.key_groups) {
+        (Some(r), None) => (line(r.referenced.line()), r.value.clone()),
+        (None, Some(g)) => (
+            line(g.referenced.line()),
+            g.value.iter().flat_map(|g| g.value.clone()).collect(),
+        ),
+        (Some(_), Some(g)) => {
+            return Err(invalid(
+                line(g.referenced.line()),
+                "give a rule readers or key_groups, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                at,
+                format!(
+                    "rule {:?} has no readers (give readers or key_groups)",
+                    raw.secrets.value
+                ),
+            ));
+        }
+    };
+    // A rule's readers, its placeholder reader bound to the name the rule is for.
+    let expand = |label: &Spanned<String>, out: &mut Vec<Reader>| -> Result<()> {
+        let at = line(label.referenced.line());
+        let Some(wanted) = Placeholder::in_text(&label.value) else {
+            return resolve_label(&label.value, &at, groups, fleet, out);
+        };
+        match bind {
+            Some((p, name)) if p == wanted && label.value == p.reader() => match name {
+                Some(name) => {
+                    resolve_label(&format!("{}:{name}", p.kind()), &at, groups, fleet, out)
+                }
+                // The rule as written: the placeholder stands for a reader.
+                None => {
+                    out.push(p.unbound_reader());
+                    Ok(())
+                }
+            },
+            Some((p, _)) if p != wanted => Err(invalid(
+                at,
+                format!(
+                    "reader {:?} needs {} in the glob, which binds {} ({:?})",
+                    label.value,
+                    wanted.token(),
+                    p.token(),
+                    raw.secrets.value
+                ),
+            )),
+            Some(_) => Err(invalid(
+                at,
+                format!(
+                    "reader {:?}: a placeholder stands alone after its prefix, as {}",
+                    label.value,
+                    wanted.reader()
+                ),
+            )),
+            None => Err(invalid(
+                at,
+                format!(
+                    "reader {:?} names {}, and the glob {:?} does not bind it: begin the glob with \"{}/\"",
+                    label.value,
+                    wanted.token(),
+                    raw.secrets.value,
+                    wanted.token()
+                ),
+            )),
+        }
+    };
+    let mut readers = Vec::new();
+    for label in &labels {
+        expand(label, &mut readers)?;
+    }
+    readers.sort();
+    readers.dedup();
+    if readers.is_empty() {
+        return Err(invalid(
+            readers_at.clone(),
+            format!("rule {:?} has no readers", raw.secrets.value),
+        ));
+    }
+    let (key_groups, shamir_threshold) = key_groups(
+        &raw.key_groups,
+        &raw.shamir_threshold,
+        format,
+        &readers_at,
+        &expand,
+        &line,
+    )?;
+    for (field, name) in [("owner", &raw.owner), ("group", &raw.group)] {
+        if let Some(name) = name
+            && !account_name(name)
+        {
+            return Err(invalid(
+                at,
+                format!("{field} {name:?} is not a user or group name"),
+            ));
+        }
+    }
+    let mode = match &raw.mode {
+        Some(m) => Some(file_mode(&m.value).ok_or_else(|| {
+            invalid(
+                Location::named(rel).at_line(m.referenced.line()),
+                format!("mode {:?} is not an octal file mode such as 0400", m.value),
+            )
+        })?),
+        None => None,
+    };
+    let disk_encryption_key = match &raw.disk_encryption_key {
+        Some(p) => Some(disk_key_path(format, &p.value).map_err(|reason| {
+            invalid(Location::named(rel).at_line(p.referenced.line()), reason)
+        })?),
+        None => None,
+    };
+    let rule = Rule {
+        at,
+        glob: glob_text.to_string(),
+        format,
+        armor: raw.armor,
+        sops,
+        labels: labels
+            .into_iter()
+            .map(|l| match bind {
+                Some((p, Some(name))) if l.value == p.reader() => {
+                    format!("{}:{name}", p.kind())
+                }
+                _ => l.value,
+            })
+            .collect(),
+        readers,
+        readers_at,
+        key_groups,
+        shamir_threshold,
+        owner: raw.owner.clone(),
+        group: raw.group.clone(),
+        mode,
+        disk_encryption_key,
+        bound: None,
+    };
+    Ok((rule, matcher))
+}
+
 impl Policy {
     /// Reads every `policies/*.yaml` in the view and checks each reader against the fleet.
     pub fn from_snapshot(files: &Snapshot, fleet: &Fleet) -> Result<Policy> {
@@ -412,11 +842,18 @@ impl Policy {
         for (rel, data) in files.files_in(layout::POLICIES, "yaml") {
             let text = std::str::from_utf8(data)
                 .map_err(|_| invalid(Location::named(rel), "not UTF-8 text"))?;
-            let file: PolicyFile =
-                serde_saphyr::from_str(text).map_err(|e| super::yaml_error(rel, &e))?;
+            let file: PolicyFile = match serde_saphyr::from_str(text) {
+                Ok(file) => file,
+                // `[admins, host:{host}]`: YAML takes the `{` for a mapping, which
+                // no reader list holds; the placeholder reader is meant.
+                Err(e) => quote_placeholder_readers(text)
+                    .and_then(|quoted| serde_saphyr::from_str(&quoted).ok())
+                    .ok_or_else(|| super::yaml_error(rel, &e))?,
+            };
             parsed.push((rel.to_string(), file));
         }
         let mut groups: BTreeMap<String, (String, Vec<Spanned<String>>)> = BTreeMap::new();
+        let mut group_at: BTreeMap<String, Location> = BTreeMap::new();
         for (rel, file) in &parsed {
             for (name, members) in &file.groups {
                 let at = Location::named(rel).at_line(members.referenced.line());
@@ -438,6 +875,7 @@ impl Policy {
                     ));
                 }
                 groups.insert(name.clone(), (rel.clone(), members.value.clone()));
+                group_at.insert(name.clone(), at);
             }
         }
         let mut rules = Vec::new();
@@ -445,6 +883,7 @@ impl Policy {
         // has one per format, so the rules of a format agree.
         let mut indents: Vec<(Location, (Format, Option<u8>))> = Vec::new();
         let mut matchers = Vec::new();
+        let mut templates: Vec<Template> = Vec::new();
         let mut allowed_keys = Vec::new();
         let mut allowed_keys_at = Vec::new();
         for (rel, file) in parsed {
@@ -457,202 +896,128 @@ impl Policy {
             }
             for raw in file.rules {
                 let at = Location::named(&rel).at_line(raw.secrets.referenced.line());
-                let g = glob(&raw.secrets.value).map_err(|e| invalid(at.clone(), e))?;
-                matchers.push(LazyGlob::new(g));
-                let format_at = Location::named(&rel).at_line(raw.format.referenced.line());
-                let format = Format::from_name(&raw.format.value).ok_or_else(|| {
-                    invalid(
-                        format_at.clone(),
-                        format!(
-                            "unknown format {:?}; expected one of {}",
-                            raw.format.value,
-                            Format::ALL
-                                .iter()
-                                .map(|f| f.name())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
-                })?;
-                if raw.armor && format != Format::Age {
-                    return Err(invalid(format_at, "armor applies only to format age"));
-                }
-                // Go's regexp, as sops evaluates these options; sops would silently
-                // match nothing with a pattern Go refuses.
-                for (name, r) in [
-                    ("encrypted_regex", &raw.encrypted_regex),
-                    ("unencrypted_regex", &raw.unencrypted_regex),
-                    ("encrypted_comment_regex", &raw.encrypted_comment_regex),
-                    ("unencrypted_comment_regex", &raw.unencrypted_comment_regex),
-                ] {
-                    if let Some(r) = r
-                        && let Err(e) = GoRegex::new(&r.value)
-                    {
-                        return Err(invalid(
-                            Location::named(&rel).at_line(r.referenced.line()),
-                            format!(
-                                "{name} {:?} is not a regular expression sops can use: {e}",
-                                r.value
-                            ),
-                        ));
-                    }
-                }
-                let indent = match raw.indent {
-                    Some(i) => {
-                        let indent_at = Location::named(&rel).at_line(i.referenced.line());
-                        let spaces = check_indent(format, i.value)
-                            .map_err(|reason| invalid(indent_at.clone(), reason))?;
-                        if let Some((other, store)) = indents
-                            .iter()
-                            .find(|(_, (f, s))| *f == format && *s != Some(spaces))
-                            .map(|(at, (_, s))| (at, s))
-                        {
-                            return Err(invalid(indent_at, indent_conflict(format, other, *store)));
-                        }
-                        indents.push((indent_at, (format, Some(spaces))));
-                        Some(spaces)
-                    }
-                    None => {
-                        if let Some((other, (_, theirs))) = indents
-                            .iter()
-                            .find(|(_, (f, s))| *f == format && s.is_some())
-                        {
-                            return Err(invalid(
-                                at.clone(),
-                                indent_conflict(format, other, *theirs),
-                            ));
-                        }
-                        if matches!(
-                            format,
-                            Format::SopsYaml | Format::SopsJson | Format::SopsBinary
-                        ) {
-                            indents.push((at.clone(), (format, None)));
-                        }
-                        None
-                    }
-                };
-                let sops = crate::format::sops::Options {
-                    unencrypted_suffix: raw.unencrypted_suffix,
-                    encrypted_suffix: raw.encrypted_suffix,
-                    unencrypted_regex: raw.unencrypted_regex.map(|r| r.value),
-                    encrypted_regex: raw.encrypted_regex.map(|r| r.value),
-                    unencrypted_comment_regex: raw.unencrypted_comment_regex.map(|r| r.value),
-                    encrypted_comment_regex: raw.encrypted_comment_regex.map(|r| r.value),
-                    mac_only_encrypted: raw.mac_only_encrypted,
-                    indent,
-                };
-                if format == Format::Age && sops != Default::default() {
-                    return Err(invalid(
-                        format_at,
-                        "encrypted_regex, unencrypted_regex, the comment regexes, encrypted_suffix, unencrypted_suffix and mac_only_encrypted apply only to sops formats",
-                    ));
-                }
-                let line = |l: u64| Location::named(&rel).at_line(l);
-                let (readers_at, labels) = match (&raw.readers, &raw.key_groups) {
-                    (Some(r), None) => (line(r.referenced.line()), r.value.clone()),
-                    (None, Some(g)) => (
-                        line(g.referenced.line()),
-                        g.value.iter().flat_map(|g| g.value.clone()).collect(),
-                    ),
-                    (Some(_), Some(g)) => {
-                        return Err(invalid(
-                            line(g.referenced.line()),
-                            "give a rule readers or key_groups, not both",
-                        ));
-                    }
-                    (None, None) => {
-                        return Err(invalid(
-                            at,
-                            format!(
-                                "rule {:?} has no readers (give readers or key_groups)",
-                                raw.secrets.value
-                            ),
-                        ));
-                    }
-                };
-                let mut readers = Vec::new();
-                for label in &labels {
-                    resolve_label(
-                        &label.value,
-                        &line(label.referenced.line()),
+                let Some((placeholder, rest)) = placeholder_in(&raw.secrets.value)
+                    .map_err(|reason| invalid(at.clone(), reason))?
+                else {
+                    let (rule, matcher) = build_rule(
+                        &raw,
+                        &rel,
+                        &raw.secrets.value,
+                        None,
                         &groups,
                         fleet,
-                        &mut readers,
+                        &mut indents,
                     )?;
-                }
-                readers.sort();
-                readers.dedup();
-                if readers.is_empty() {
-                    return Err(invalid(
-                        readers_at.clone(),
-                        format!("rule {:?} has no readers", raw.secrets.value),
-                    ));
-                }
-                let (key_groups, shamir_threshold) = key_groups(
-                    &raw.key_groups,
-                    &raw.shamir_threshold,
-                    format,
-                    &readers_at,
-                    &|label: &Spanned<String>, out: &mut Vec<Reader>| {
-                        resolve_label(
-                            &label.value,
-                            &line(label.referenced.line()),
-                            &groups,
-                            fleet,
-                            out,
-                        )
-                    },
-                    &line,
+                    rules.push(rule);
+                    matchers.push(matcher);
+                    continue;
+                };
+                // The rule as written, checked whether or not anything binds it: its
+                // glob with any one segment in the placeholder's place.
+                let shape = format!("*{rest}");
+                let (checked, shape) = build_rule(
+                    &raw,
+                    &rel,
+                    &shape,
+                    Some((placeholder, None)),
+                    &groups,
+                    fleet,
+                    &mut indents,
                 )?;
-                for (field, name) in [("owner", &raw.owner), ("group", &raw.group)] {
-                    if let Some(name) = name
-                        && !account_name(name)
-                    {
-                        return Err(invalid(
-                            at,
-                            format!("{field} {name:?} is not a user or group name"),
-                        ));
-                    }
+                let names: Vec<String> = match placeholder {
+                    Placeholder::Host => fleet.host_names().map(str::to_string).collect(),
+                    Placeholder::Container => fleet.container_names()?,
+                };
+                let first = rules.len();
+                for name in &names {
+                    let (mut rule, matcher) = build_rule(
+                        &raw,
+                        &rel,
+                        &format!("{name}{rest}"),
+                        Some((placeholder, Some(name))),
+                        &groups,
+                        fleet,
+                        &mut indents,
+                    )?;
+                    rule.bound = Some(Bound {
+                        template: templates.len(),
+                        name: name.clone(),
+                    });
+                    rules.push(rule);
+                    matchers.push(matcher);
                 }
-                let mode = match raw.mode {
-                    Some(m) => Some(file_mode(&m.value).ok_or_else(|| {
-                        invalid(
-                            Location::named(&rel).at_line(m.referenced.line()),
-                            format!("mode {:?} is not an octal file mode such as 0400", m.value),
-                        )
-                    })?),
-                    None => None,
-                };
-                let disk_encryption_key = match raw.disk_encryption_key {
-                    Some(p) => Some(disk_key_path(format, &p.value).map_err(|reason| {
-                        invalid(Location::named(&rel).at_line(p.referenced.line()), reason)
-                    })?),
-                    None => None,
-                };
-                rules.push(Rule {
+                templates.push(Template {
                     at,
-                    glob: raw.secrets.value,
-                    format,
-                    armor: raw.armor,
-                    sops,
-                    labels: labels.into_iter().map(|l| l.value).collect(),
-                    readers,
-                    readers_at,
-                    key_groups,
-                    shamir_threshold,
-                    owner: raw.owner,
-                    group: raw.group,
-                    mode,
-                    disk_encryption_key,
+                    glob: raw.secrets.value.clone(),
+                    placeholder,
+                    format: checked.format,
+                    labels: checked.labels,
+                    first,
+                    names,
+                    shape,
                 });
             }
         }
+        let groups = groups
+            .into_iter()
+            .filter_map(|(name, (_, members))| {
+                let at = group_at.remove(&name)?;
+                Some((name, (at, members.into_iter().map(|m| m.value).collect())))
+            })
+            .collect();
         Ok(Policy {
             rules,
+            templates,
+            groups,
             matchers,
             allowed_keys,
             allowed_keys_at,
         })
+    }
+
+    /// The rules as the policy files write them, in match order: each rule with a
+    /// placeholder once, as written, where its rules are.
+    pub fn written(&self) -> Vec<Written<'_>> {
+        let mut out = Vec::new();
+        let mut templates = self.templates.iter().peekable();
+        for (i, rule) in self.rules.iter().enumerate() {
+            while let Some(t) = templates.next_if(|t| t.first <= i) {
+                out.push(t.written());
+            }
+            if rule.bound.is_none() {
+                out.push(Written {
+                    at: &rule.at,
+                    glob: &rule.glob,
+                    format: rule.format,
+                    labels: &rule.labels,
+                });
+            }
+        }
+        out.extend(templates.map(Template::written));
+        out
+    }
+
+    /// For a name no rule decides, the first template it is shaped for (its first
+    /// segment names no host, or container, of the template's): a secret of a host
+    /// that was removed, or of one not added yet.
+    pub fn unbound<'a>(&'a self, name: &'a str) -> Option<Unbound<'a>> {
+        if self.rule_for(name).is_some() {
+            return None;
+        }
+        let segment = name.split('/').next()?;
+        self.templates
+            .iter()
+            .find(|t| t.shape.is_match(name))
+            .map(|template| Unbound { template, segment })
+    }
+
+    /// Whether the rule written at `at` (a rule, or a rule with a placeholder for a
+    /// host or container it binds) matches `name`.
+    pub fn written_rule_matches(&self, at: &Location, name: &str) -> bool {
+        self.rules
+            .iter()
+            .zip(&self.matchers)
+            .any(|(r, m)| r.at == *at && m.is_match(name))
     }
 
     /// The first rule whose glob matches `name`.
@@ -784,8 +1149,18 @@ fn resolve_label(
     fleet: &Fleet,
     out: &mut Vec<Reader>,
 ) -> Result<()> {
-    if let Some((_, members)) = groups.get(label) {
+    if let Some((rel, members)) = groups.get(label) {
         for m in members {
+            if let Some(p) = Placeholder::in_text(&m.value) {
+                return Err(invalid(
+                    Location::named(rel).at_line(m.referenced.line()),
+                    format!(
+                        "group {label} holds {:?}; {} is bound by a rule, so write it in the rule's readers",
+                        m.value,
+                        p.token()
+                    ),
+                ));
+            }
             if groups.contains_key(&m.value) {
                 return Err(invalid(
                     at.clone(),
@@ -1126,6 +1501,175 @@ mod tests {
             assert!(err.starts_with(want), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    /// A fleet of hosts `a` and `web` (container `bot` on `web`) with one policy file.
+    fn load_two(policy: &str) -> Result<(Fleet, Policy)> {
+        let mut s = Snapshot::default();
+        s.insert(
+            "recipients/admins/alice.pub".into(),
+            Blob::File(ADMIN.into()),
+        );
+        s.insert("recipients/hosts/web.yaml".into(), Blob::File(HOST.into()));
+        let plain = HOST.split("containers").next().unwrap();
+        s.insert("recipients/hosts/a.yaml".into(), Blob::File(plain.into()));
+        s.insert(
+            "policies/a.yaml".into(),
+            Blob::File(policy.as_bytes().to_vec()),
+        );
+        let fleet = Fleet::from_snapshot(&s)?;
+        let policy = Policy::from_snapshot(&s, &fleet)?;
+        Ok((fleet, policy))
+    }
+
+    #[test]
+    fn a_placeholder_binds_the_first_segment_to_each_host_in_place() {
+        for readers in [
+            "[admins, host:{host}]",
+            "[admins, \"host:{host}\"]",
+            "\n      - admins\n      - host:{host}",
+        ] {
+            let (fleet, p) = load_two(&format!(
+                "rules:\n  - secrets: \"x/*\"\n    format: age\n    readers: [alice]\n  - secrets: \"{{host}}/*\"\n    format: age\n    readers: {readers}\n  - secrets: \"**\"\n    format: age\n    readers: [alice]\n"
+            ))
+            .unwrap();
+            let globs: Vec<&str> = p.rules.iter().map(|r| r.glob.as_str()).collect();
+            assert_eq!(globs, ["x/*", "a/*", "web/*", "**"], "{readers}");
+            let (i, rule) = p.rule_for("web/token").unwrap();
+            assert_eq!(i, 2);
+            assert_eq!(rule.labels, ["admins", "host:web"]);
+            assert_eq!(
+                rule.readers,
+                [Reader::Admin("alice".into()), Reader::Host("web".into())]
+            );
+            assert_eq!(rule.at.to_string(), "policies/a.yaml:5");
+            assert_eq!(rule.bound.as_ref().unwrap().name, "web");
+            assert_eq!(p.resolve(rule, &fleet).unwrap().recipients.len(), 2);
+            // A name whose first segment is no host falls through to later rules.
+            assert_eq!(p.rule_for("ghost/token").unwrap().0, 3);
+            assert!(
+                p.unbound("ghost/token").is_none(),
+                "a later rule decides it"
+            );
+            assert!(p.unbound("web/token").is_none());
+            let written: Vec<(String, &str)> = p
+                .written()
+                .iter()
+                .map(|w| (w.at.to_string(), w.glob))
+                .collect();
+            assert_eq!(
+                written[..2],
+                [
+                    ("policies/a.yaml:2".to_string(), "x/*"),
+                    ("policies/a.yaml:5".to_string(), "{host}/*"),
+                ]
+            );
+            assert_eq!(written[2].1, "**");
+            assert_eq!(p.templates[0].labels, ["admins", "host:{host}"]);
+        }
+        // Containers likewise; a template that binds nothing is still listed.
+        let (_, p) = load_two(
+            "rules:\n  - secrets: \"{container}/env\"\n    format: sops-yaml\n    readers: [alice, \"container:{container}\"]\n  - secrets: \"{host}\"\n    format: age\n    readers: [host:{host}]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.rule_for("bot/env").unwrap().1.labels,
+            ["alice", "container:bot"]
+        );
+        assert!(p.rule_for("web/env").is_none());
+        assert_eq!(p.rule_for("a").unwrap().1.labels, ["host:a"]);
+        let u = p.unbound("web/env").unwrap();
+        assert_eq!(
+            (u.segment, u.template.glob.as_str()),
+            ("web", "{container}/env")
+        );
+        assert_eq!(p.unbound("ghost").unwrap().template.glob, "{host}");
+        assert!(p.unbound("ghost/a/b").is_none(), "not a template's shape");
+        let (_, p) = load(
+            "rules:\n  - secrets: \"{container}/*\"\n    format: age\n    readers: [\"container:{container}\"]\n",
+        )
+        .unwrap();
+        assert_eq!(p.rules.len(), 1);
+        let mut s = Snapshot::default();
+        s.insert(
+            "recipients/admins/alice.pub".into(),
+            Blob::File(ADMIN.into()),
+        );
+        s.insert(
+            "policies/a.yaml".into(),
+            Blob::File(b"rules:\n  - secrets: \"{host}/*\"\n    format: age\n    readers: [admins, host:{host}]\n".to_vec()),
+        );
+        let fleet = Fleet::from_snapshot(&s).unwrap();
+        let p = Policy::from_snapshot(&s, &fleet).unwrap();
+        assert!(p.rules.is_empty());
+        assert_eq!(p.written().len(), 1);
+        assert_eq!(
+            p.unbound("bot-7f3a/telegram-token").unwrap().segment,
+            "bot-7f3a"
+        );
+    }
+
+    #[test]
+    fn a_misplaced_placeholder_is_refused_with_its_line() {
+        for (text, want) in [
+            (
+                "rules:\n  - secrets: \"bot/*\"\n    format: age\n    readers: [admins, host:{host}]\n",
+                "policies/a.yaml:4: reader \"host:{host}\" names {host}, and the glob \"bot/*\" does not bind it",
+            ),
+            (
+                "rules:\n  - secrets: \"bot/*\"\n    format: age\n    readers:\n      - admins\n      - container:{container}\n",
+                "policies/a.yaml:6: reader \"container:{container}\" names {container}",
+            ),
+            (
+                "rules:\n  - secrets: \"{host}/*\"\n    format: age\n    readers: [\"container:{container}\"]\n",
+                "policies/a.yaml:4: reader \"container:{container}\" needs {container} in the glob, which binds {host}",
+            ),
+            (
+                "rules:\n  - secrets: \"{host}/*\"\n    format: age\n    readers: [\"admins-{host}\"]\n",
+                "policies/a.yaml:4: reader \"admins-{host}\": a placeholder stands alone",
+            ),
+            (
+                "rules:\n  - secrets: \"bots/{host}/*\"\n    format: age\n    readers: [admins]\n",
+                "policies/a.yaml:2: {host} stands only for the first segment of a name",
+            ),
+            (
+                "rules:\n  - secrets: \"{host}-x/*\"\n    format: age\n    readers: [admins]\n",
+                "policies/a.yaml:2: {host} stands only for the first segment",
+            ),
+            (
+                "rules:\n  - secrets: \"{host}/{container}\"\n    format: age\n    readers: [admins]\n",
+                "policies/a.yaml:2: {host} stands only",
+            ),
+            (
+                "groups:\n  bots:\n    - alice\n    - host:{host}\nrules:\n  - secrets: \"{host}/*\"\n    format: age\n    readers: [bots]\n",
+                "policies/a.yaml:4: group bots holds \"host:{host}\"",
+            ),
+            (
+                "rules:\n  - secrets: \"{host}/*\"\n    format: sops-yaml\n    armor: true\n    readers: [host:{host}]\n",
+                "policies/a.yaml:3: armor applies only to format age",
+            ),
+            (
+                "rules:\n  - secrets: \"{host}/[\"\n    format: age\n    readers: [host:{host}]\n",
+                "policies/a.yaml:2: bad glob",
+            ),
+            (
+                "rules:\n  - secrets: \"{host}/*\"\n    format: age\n    readers: [bob, host:{host}]\n",
+                "policies/a.yaml:4: unknown reader \"bob\"",
+            ),
+        ] {
+            let err = load_two(text).err().unwrap().to_string();
+            assert!(err.starts_with(want), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        // The placeholder reader is quoted only where YAML could not read it.
+        assert_eq!(
+            quote_placeholder_readers(
+                "r: [a, host:{host}]\ns: \"{host}/*\"\nt: [host:{host} ,b]\n"
+            )
+            .as_deref(),
+            Some("r: [a, \"host:{host}\"]\ns: \"{host}/*\"\nt: [\"host:{host}\" ,b]\n")
+        );
+        assert_eq!(quote_placeholder_readers("r:\n  - host:{host}\n"), None);
     }
 
     #[test]
