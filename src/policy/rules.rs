@@ -26,6 +26,17 @@ pub enum Reader {
     Container(String),
 }
 
+impl Reader {
+    /// The reader as a policy names it: `NAME`, `host:NAME` or `container:NAME`.
+    pub fn label(&self) -> String {
+        match self {
+            Reader::Admin(n) => n.clone(),
+            Reader::Host(n) => format!("host:{n}"),
+            Reader::Container(n) => format!("container:{n}"),
+        }
+    }
+}
+
 pub struct Rule {
     /// The policy file and line of the rule's `secrets:` glob.
     pub at: Location,
@@ -61,7 +72,12 @@ pub struct Policy {
     allowed_keys: Vec<LazyGlob>,
     /// Where each of `allowed_keys` is written (policy file and line).
     allowed_keys_at: Vec<Location>,
+    /// The groups: each name with its file and members as written.
+    groups: Groups,
 }
+
+/// Groups by name, each with the policy file that defines it and its members.
+type Groups = BTreeMap<String, (String, Vec<Spanned<String>>)>;
 
 struct LazyGlob {
     /// What every match starts with: the glob up to its first special character.
@@ -384,7 +400,7 @@ impl Policy {
                 serde_saphyr::from_str(text).map_err(|e| super::yaml_error(rel, &e))?;
             parsed.push((rel.to_string(), file));
         }
-        let mut groups: BTreeMap<String, (String, Vec<Spanned<String>>)> = BTreeMap::new();
+        let mut groups: Groups = BTreeMap::new();
         for (rel, file) in &parsed {
             for (name, members) in &file.groups {
                 let at = Location::named(rel).at_line(members.referenced.line());
@@ -613,6 +629,7 @@ impl Policy {
             matchers,
             allowed_keys,
             allowed_keys_at,
+            groups,
         })
     }
 
@@ -632,6 +649,41 @@ impl Policy {
     pub fn private_key_allowed_by(&self, rel: &str) -> Option<&Location> {
         let i = self.allowed_keys.iter().position(|g| g.is_match(rel))?;
         self.allowed_keys_at.get(i)
+    }
+
+    /// The names of the groups, in name order.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.groups.keys().map(String::as_str)
+    }
+
+    /// The readers `label` names as a rule's `readers:` would take it (a group, an
+    /// admin, `admins`, `host:NAME`, `container:NAME`), sorted, each once.
+    pub fn readers_of(&self, label: &str, fleet: &Fleet) -> Result<Vec<Reader>> {
+        let mut out = Vec::new();
+        resolve_label(
+            label,
+            &Location::named(label),
+            &self.groups,
+            fleet,
+            &mut out,
+        )?;
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Each of a rule's readers with the recipients it resolves to, in the form the
+    /// rule's format needs (as [`Policy::resolve`] gives them, before duplicates
+    /// are dropped: a container that shares its host's key has the same one).
+    pub fn recipients_by_reader<'a>(
+        &self,
+        rule: &'a Rule,
+        fleet: &Fleet,
+    ) -> Result<Vec<(&'a Reader, Vec<Recipient>)>> {
+        rule.readers
+            .iter()
+            .map(|r| Ok((r, recipients_of(rule, std::slice::from_ref(r), fleet)?)))
+            .collect()
     }
 
     /// The recipients a rule's readers resolve to, each in the form its format's
@@ -741,7 +793,7 @@ fn unknown_container(at: &Location, name: &str) -> Error {
 fn resolve_label(
     label: &str,
     at: &Location,
-    groups: &BTreeMap<String, (String, Vec<Spanned<String>>)>,
+    groups: &Groups,
     fleet: &Fleet,
     out: &mut Vec<Reader>,
 ) -> Result<()> {

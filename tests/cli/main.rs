@@ -22,6 +22,7 @@ mod import;
 mod init;
 mod interop;
 mod lefthook;
+mod ls;
 mod merge;
 mod precommit;
 mod rekey;
