@@ -34,6 +34,26 @@ impl Location {
     }
 }
 
+/// A place named by a path relative to the repository (or an empty name: nowhere in
+/// particular).
+impl From<&str> for Location {
+    fn from(file: &str) -> Self {
+        Location::named(file)
+    }
+}
+
+impl From<String> for Location {
+    fn from(file: String) -> Self {
+        Location { file, line: None }
+    }
+}
+
+impl From<&String> for Location {
+    fn from(file: &String) -> Self {
+        Location::named(file)
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
@@ -197,7 +217,21 @@ pub enum Error {
 
     /// A host name that no host file declares (`file` is the one that would).
     #[error("no host named {name} (no {file})")]
-    NoHost { name: String, file: String },
+    NoHost {
+        name: String,
+        file: String,
+        /// Host names close to it, nearest first.
+        near: Vec<String>,
+    },
+
+    /// A reader name (an admin, a group, `host:NAME`, `container:NAME`) that names no
+    /// one in the fleet or the policy.
+    #[error("no reader named {name} (not an admin, a group, host:NAME or container:NAME)")]
+    NoReader {
+        name: String,
+        /// Reader names close to it, nearest first.
+        near: Vec<String>,
+    },
 
     /// A name a new host or container cannot take: a container of that name runs on
     /// `host`, declared in `file` (hosts and containers share one namespace).
@@ -452,6 +486,22 @@ impl Error {
             source,
         }
     }
+}
+
+/// Up to three of `candidates` close to `name` (a typo, a missing segment), nearest
+/// first: what a "did you mean" offers.
+pub fn nearest(name: &str, candidates: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut scored: Vec<(f64, String)> = candidates
+        .into_iter()
+        .filter_map(|n| {
+            let score = strsim::normalized_damerau_levenshtein(name, &n)
+                .max(strsim::jaro_winkler(name, &n) - 0.1);
+            (score >= 0.7 && n != name).then_some((score, n))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
 }
 
 /// A usage error with its hint.

@@ -22,7 +22,13 @@ use super::{error, ui};
 /// not executable). Needs no identity and never writes. Exits 0 when clean and 8
 /// when it finds a problem; warnings (a rule that matches nothing) do not fail it.
 #[derive(clap::Args)]
+#[command(after_long_help = super::json::check_schema())]
 pub(crate) struct Args {
+    /// Print what was found as JSON (version 1, described below); the exit code is
+    /// the same.
+    #[arg(long)]
+    json: bool,
+
     /// Check what will be committed: the blobs staged in the git index (honouring
     /// GIT_INDEX_FILE), not the work tree. Any error blocks the commit.
     #[arg(long)]
@@ -50,7 +56,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             0,
             check::Finding {
                 severity: Severity::Problem,
-                at: String::new(),
+                kind: check::Kind::Ignored,
+                at: "".into(),
                 what: e.to_string(),
                 fix: Fix::Error(Box::new(e)),
             },
@@ -63,32 +70,12 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         // Plaintext on this machine, outside the repository: first, as it matters most.
         report.findings.splice(0..0, check::scratch_leftovers());
     }
-    let mut text = String::new();
-    for f in &report.findings {
-        let label = match f.severity {
-            Severity::Problem => "",
-            Severity::Warning => "warning: ",
-        };
-        let at = if f.at.is_empty() {
-            String::new()
-        } else {
-            format!("{}: ", f.at)
-        };
-        let fix = match &f.fix {
-            Fix::Do(text) => text.clone(),
-            Fix::Error(e) => error::hint(e).unwrap_or_else(|| "fix the file named".into()),
-        };
-        text.push_str(&format!("{label}{at}{}\n  fix: {fix}\n", f.what));
-    }
     let problems = report.problems();
-    if problems == 0 {
-        text.push_str(&format!(
-            "ok: {} secret{} match the policy and keys.lock{}\n",
-            report.secrets.len(),
-            ui::plural(report.secrets.len()),
-            if args.staged { " (staged)" } else { "" }
-        ));
-    }
+    let text = if args.json {
+        json(&report, args.staged)?
+    } else {
+        text(&report, args.staged)
+    };
     ui::out(&text)?;
     // Left for the exit to free: freeing the thousands of buffers of a large
     // repository one by one is a measurable part of its check.
@@ -98,6 +85,73 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         return Err(Error::CheckFailed { count: problems });
     }
     Ok(())
+}
+
+/// How a finding is to be fixed.
+fn hint(f: &check::Finding) -> String {
+    match &f.fix {
+        Fix::Do(text) => text.clone(),
+        Fix::Error(e) => error::hint(e).unwrap_or_else(|| "fix the file named".into()),
+    }
+}
+
+fn text(report: &check::Report, staged: bool) -> String {
+    let mut text = String::new();
+    for f in &report.findings {
+        let label = match f.severity {
+            Severity::Problem => "",
+            Severity::Warning => "warning: ",
+        };
+        let at = if f.at.file.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", f.at)
+        };
+        text.push_str(&format!("{label}{at}{}\n  fix: {}\n", f.what, hint(f)));
+    }
+    if report.problems() == 0 {
+        text.push_str(&format!(
+            "ok: {} secret{} match the policy and keys.lock{}\n",
+            report.secrets.len(),
+            ui::plural(report.secrets.len()),
+            if staged { " (staged)" } else { "" }
+        ));
+    }
+    text
+}
+
+fn json(report: &check::Report, staged: bool) -> Result<String> {
+    let finding = |f: &check::Finding| {
+        // A file that does not load names its place in the error itself.
+        let at = match &f.fix {
+            Fix::Error(e) if f.at.file.is_empty() => error::location(e),
+            _ => None,
+        }
+        .unwrap_or_else(|| f.at.clone());
+        let prefix = format!("{at}: ");
+        super::json::Finding {
+            file: (!at.file.is_empty()).then(|| at.file.clone()),
+            line: at.line,
+            kind: f.kind.name(),
+            message: f.what.strip_prefix(&prefix).unwrap_or(&f.what).to_string(),
+            hint: hint(f),
+        }
+    };
+    let of = |severity: Severity| {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .map(finding)
+            .collect()
+    };
+    super::json::to_string(&super::json::CheckReport {
+        version: super::json::VERSION,
+        staged,
+        secrets: report.secrets.len(),
+        problems: of(Severity::Problem),
+        warnings: of(Severity::Warning),
+    })
 }
 
 /// The files a commit could pick up: tracked and untracked-not-ignored in git, or

@@ -167,10 +167,7 @@ pub(crate) fn host_names() -> ArgValueCompleter {
 }
 
 /// Container names, from the host files, each shown with its host.
-#[allow(
-    dead_code,
-    reason = "for the options that name a container or a reader"
-)]
+#[allow(dead_code, reason = "for an option that names an existing container")]
 pub(crate) fn container_names() -> ArgValueCompleter {
     names_in_repo(containers)
 }
@@ -182,10 +179,6 @@ pub(crate) fn admin_names() -> ArgValueCompleter {
 
 /// Readers as a policy names them: admins by name, `host:NAME` and
 /// `container:NAME`.
-#[allow(
-    dead_code,
-    reason = "for the options that name a container or a reader"
-)]
 pub(crate) fn reader_names() -> ArgValueCompleter {
     names_in_repo(readers)
 }

@@ -155,11 +155,9 @@ fn ls(ctx: &Context, args: LsArgs) -> Result<()> {
     if let Some(host) = &args.host {
         ws.fleet.require_host(host)?;
     }
-    let mut table = Table::new("", &[4, 4, 4, 11]);
+    let mut table = Table::new("");
     let mut lines = String::new();
-    if !args.authorized_keys {
-        table.row(["NAME", "HOST", "USER", "KEY", "COMMAND"]);
-    }
+    table.header(["NAME", "HOST", "USER", "KEY", "COMMAND"]);
     for host in ws.fleet.hosts()? {
         if args.host.as_ref().is_some_and(|h| *h != host.name) {
             continue;

@@ -79,6 +79,7 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::NoAdmin { .. }
         | Error::LastAdmin { .. }
         | Error::PolicyRefused { .. }
+        | Error::NoReader { .. }
         | Error::NestedSecret { .. }
         | Error::EmptySecret { .. }
         | Error::NotSettable { .. }
@@ -129,6 +130,24 @@ pub(super) fn report(e: &Error) {
     let _ = writeln!(err, "keys: error: {e}");
     if let Some(hint) = hint(e) {
         let _ = writeln!(err, "  hint: {hint}");
+    }
+}
+
+/// The file (and line) an error names, when it names one as its place: what
+/// `keys check --json` reports for a fleet or policy file that does not load.
+pub(crate) fn location(e: &Error) -> Option<crate::error::Location> {
+    match e {
+        Error::InvalidKey { at, .. }
+        | Error::WeakKey { at, .. }
+        | Error::UnsupportedKey { at, .. }
+        | Error::InvalidFile { at, .. }
+        | Error::InvalidName { at, .. }
+        | Error::Corrupt { at, .. }
+        | Error::IgnoredByGit { at, .. } => Some(at.clone()),
+        Error::Io { path, .. } | Error::Symlink { path } => {
+            Some(crate::error::Location::file(path))
+        }
+        _ => None,
     }
 }
 
@@ -213,7 +232,6 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
                 ),
             });
         }
-        Error::NoHost { .. } => "`keys host ls` lists the hosts; `keys host add NAME` adds one",
         Error::NoAdmin { .. } => {
             "`keys status` lists the admins; `keys admin add NAME --key FILE` adds one"
         }
@@ -222,6 +240,22 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         }
         Error::PolicyRefused { .. } => {
             "`keys status` lists the admins, hosts and containers; `keys rule ls` lists the rules"
+        }
+        Error::NoHost { near, .. } if !near.is_empty() => {
+            return Some(format!(
+                "did you mean {}? (`keys host ls` lists the hosts)",
+                near.join(", ")
+            ));
+        }
+        Error::NoHost { .. } => "`keys host ls` lists the hosts; `keys host add NAME` adds one",
+        Error::NoReader { near, .. } if !near.is_empty() => {
+            return Some(format!(
+                "did you mean {}? (`keys status` lists the admins and hosts)",
+                near.join(", ")
+            ));
+        }
+        Error::NoReader { .. } => {
+            "name an admin, a group of the policies, host:NAME or container:NAME (`keys status` lists them)"
         }
         Error::NameTaken { .. } => {
             "host and container names share one namespace; choose another name"
@@ -381,6 +415,15 @@ mod tests {
                 3,
                 "no host named web (no recipients/hosts/web.yaml)",
                 "keys host ls",
+            ),
+            (
+                Error::NoReader {
+                    name: "host:wbe".into(),
+                    near: vec!["host:web".into()],
+                },
+                3,
+                "no reader named host:wbe (not an admin, a group, host:NAME or container:NAME)",
+                "did you mean host:web?",
             ),
             (
                 Error::NestedSecret {

@@ -17,6 +17,7 @@ const KEYSCAN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Add, list and remove hosts (recipients/hosts/NAME.yaml).
 #[derive(clap::Args)]
+#[command(after_long_help = super::json::host_ls_schema())]
 pub(crate) struct Args {
     #[command(subcommand)]
     command: HostCommand,
@@ -132,10 +133,18 @@ struct AddArgs {
     persist: Option<String>,
 }
 
-/// List the hosts: name, host key fingerprint, derived age key, address and
+/// List the hosts: name, address, host key fingerprint, derived age key and
 /// containers.
+///
+/// The table fits the terminal (80 columns when stdout is not one, or $COLUMNS),
+/// cutting long keys with …; --json prints every field in full.
 #[derive(clap::Args)]
-struct LsArgs {}
+#[command(after_long_help = super::json::host_ls_schema())]
+struct LsArgs {
+    /// Print JSON (version 1, described below) instead of the table.
+    #[arg(long)]
+    json: bool,
+}
 
 /// Remove a host's file, recipients/hosts/NAME.yaml.
 ///
@@ -157,7 +166,7 @@ struct RmArgs {
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     match args.command {
         HostCommand::Add(a) => add(ctx, a),
-        HostCommand::Ls(_) => ls(ctx),
+        HostCommand::Ls(a) => ls(ctx, a),
         HostCommand::Rotate(a) => rotate(ctx, a),
         HostCommand::Rm(a) => {
             let report = host::remove_host(ctx.repo()?, &a.name, a.with_key)?;
@@ -264,16 +273,20 @@ fn scan(
     Ok((found, addr, port))
 }
 
-fn ls(ctx: &super::Context) -> Result<()> {
+fn ls(ctx: &super::Context, args: LsArgs) -> Result<()> {
     let fleet = Fleet::load(ctx.repo()?)?;
-    let mut table = Table::new("", &[]);
-    table.row(["HOST", "FINGERPRINT", "AGE", "ADDRESS", "CONTAINERS"]);
+    if args.json {
+        return super::json::print(&super::json::HostList::new(&fleet)?);
+    }
+    let mut table = Table::new("");
+    table.header(["HOST", "ADDRESS", "FINGERPRINT", "AGE", "CONTAINERS"]);
+    table.keep(0, 24);
+    table.keep(1, 24);
+    // Keys are cut before names: a key's start still tells it apart.
+    table.keep(2, 15);
+    table.keep(3, 14);
+    table.keep(4, 24);
     for h in fleet.hosts()? {
-        let address = match &h.address {
-            Some(a) if a.contains(':') => format!("[{a}]:{}", h.ssh_port),
-            Some(a) => format!("{a}:{}", h.ssh_port),
-            None => format!("-:{}", h.ssh_port),
-        };
         let containers: Vec<String> = h
             .containers
             .iter()
@@ -284,9 +297,9 @@ fn ls(ctx: &super::Context) -> Result<()> {
             .collect();
         table.row([
             h.name.clone(),
+            shared::address(h),
             h.key.fingerprint(),
             h.key.to_x25519().unwrap_or_default(),
-            address,
             if containers.is_empty() {
                 "-".to_string()
             } else {

@@ -1,43 +1,67 @@
-//! `keys ls`: every secret with its format, readers and status.
+//! `keys ls`: every secret with its format, readers and status, or those one reader
+//! can open.
 
 use crate::error::Result;
 use crate::ops::check;
+use crate::ops::readers::{self, Audience, Keys};
 
-use super::{shared, ui};
+use super::{json, shared, ui};
 
 /// List every secret: name, format, status and readers.
 ///
 /// Status is ok, drift (encrypted to other recipients or in another format than the
 /// policy says), modified (changed outside keys), unknown file (not in keys.lock or
 /// matched by no rule), invalid (not a valid encrypted file) or missing (in keys.lock,
-/// not on disk). Needs no identity; `keys check` explains each problem.
+/// not on disk). Needs no identity; `keys check` explains each problem. The table
+/// fits the terminal (80 columns when stdout is not one, or $COLUMNS), cutting long
+/// cells with …; --json prints every field in full.
 #[derive(clap::Args)]
+#[command(after_long_help = json::ls_schema())]
 pub(crate) struct Args {
-    /// Print a JSON array of {name, format, path, status, readers}.
+    /// Only the secrets READER can open, by the keys the policy resolves its rule to:
+    /// an admin, host:NAME, container:NAME, or a group of the policies (the secrets
+    /// every member can open; `admins` is every admin unless a group has that name).
+    /// A container that shares its host's key opens what the host opens.
+    #[arg(long, value_name = "READER", add = super::complete::reader_names())]
+    reader: Option<String>,
+
+    /// Print JSON (version 1, described below) instead of the table.
     #[arg(long)]
     json: bool,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let repo = ctx.repo()?;
-    let report = check::secrets(repo)?;
-    if args.json {
-        let list: Vec<serde_json::Value> = report
-            .secrets
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "name": s.name,
-                    "format": s.format.map(|f| f.name()),
-                    "path": s.path,
-                    "status": s.status.name(),
-                    "readers": s.readers,
-                })
-            })
-            .collect();
-        let mut text = serde_json::to_string_pretty(&list).unwrap_or_default();
-        text.push('\n');
-        return ui::out(&text);
+    let listing = check::listing(repo)?;
+    let (policy, fleet) = (&listing.policy, &listing.fleet);
+    let mut secrets: Vec<&check::Secret> = listing.report.secrets.iter().collect();
+    if !args.json && args.reader.is_none() {
+        return ui::out(&shared::secrets_table(&secrets, ""));
     }
-    ui::out(&shared::secrets_table(&report.secrets, "", true))
+    // Each rule's readers resolved to their keys: what --reader and --json need.
+    let audience = Audience::new(policy, fleet);
+    if let Some(name) = &args.reader {
+        let keys = readers::named(policy, fleet, name)?
+            .iter()
+            .map(|r| Keys::of(fleet, r))
+            .collect::<Result<Vec<_>>>()?;
+        secrets.retain(|s| {
+            !keys.is_empty()
+                && s.rule
+                    .is_some_and(|i| keys.iter().all(|k| audience.opens(i, k)))
+        });
+        if secrets.is_empty() && !args.json {
+            ui::note(&format!("{name} can open no secret"));
+        }
+    }
+    if args.json {
+        return json::print(&json::SecretList {
+            version: json::VERSION,
+            secrets: secrets
+                .iter()
+                .map(|s| json::Secret::new(s, policy, &audience))
+                .collect(),
+        });
+    }
+    ui::out(&shared::secrets_table(&secrets, ""))
 }

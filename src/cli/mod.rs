@@ -21,6 +21,7 @@ mod host;
 mod import;
 mod init;
 mod install;
+mod json;
 mod ls;
 mod merge_lock;
 mod prompt;
@@ -87,8 +88,8 @@ pub struct Cli {
 enum Command {
     /// Create a fleet repository here (or at --repo) with its first admin.
     Init(init::Args),
-    /// Show the fleet: admins, hosts and containers with their recipients, and the secrets
-    /// with their readers and status.
+    /// Show the fleet at a glance: the admins, and each host's address, key and secrets
+    /// by status.
     Status(status::Args),
     /// Encrypt a secret for the readers its policy rule names.
     Encrypt(encrypt::Args),

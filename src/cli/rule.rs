@@ -53,7 +53,8 @@ struct AddArgs {
 /// List the rules in match order: file and line, glob, format and readers.
 #[derive(clap::Args)]
 struct LsArgs {
-    /// Print a JSON array of {file, line, secrets, format, readers}.
+    /// Print a JSON document: {"version": 1, "rules": [{file, line, secrets, format,
+    /// readers}]}, the rules in match order.
     #[arg(long)]
     json: bool,
 }
@@ -104,9 +105,6 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
     shared::refresh_exports(ctx)
 }
 
-/// The widest line `keys rule ls` prints.
-const WIDTH: usize = 80;
-
 fn ls(ctx: &super::Context, args: LsArgs) -> Result<()> {
     let rules = rule::list(ctx.repo()?)?;
     if args.json {
@@ -122,7 +120,8 @@ fn ls(ctx: &super::Context, args: LsArgs) -> Result<()> {
                 })
             })
             .collect();
-        let mut text = serde_json::to_string_pretty(&list).unwrap_or_default();
+        let doc = serde_json::json!({ "version": 1, "rules": list });
+        let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         text.push('\n');
         return ui::out(&text);
     }
@@ -137,37 +136,13 @@ fn ls(ctx: &super::Context, args: LsArgs) -> Result<()> {
             ]
         })
         .collect();
-    let head = ["RULE", "SECRETS", "FORMAT", "READERS"];
-    let width = |i: usize| {
-        rows.iter()
-            .map(|r| r[i].chars().count())
-            .chain([head[i].len()])
-            .max()
-            .unwrap_or(0)
-    };
-    // The glob and the readers share what the place and format leave of 80 columns.
-    let room = WIDTH.saturating_sub(width(0) + width(2) + 6);
-    let readers = width(3);
-    let glob = if width(1) + 2 + readers <= room {
-        width(1)
-    } else {
-        width(1).min((room / 2).max(room.saturating_sub(readers + 2)).max(12))
-    };
-    let readers = room.saturating_sub(glob + 2).max(12);
-    let mut table = Table::new("", &[]);
-    table.row(head);
-    for [at, g, format, r] in rows {
-        table.row([at, fit(&g, glob), format, fit(&r, readers)]);
+    let mut table = Table::new("");
+    table.header(["RULE", "SECRETS", "FORMAT", "READERS"]);
+    table.keep(1, 12);
+    table.keep(3, 12);
+    table.cut_middle(0);
+    for row in rows {
+        table.row(row);
     }
     ui::out(&table.render())
-}
-
-/// `text` cut to `width` characters, ending in `…` when cut.
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }

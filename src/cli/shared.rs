@@ -87,16 +87,12 @@ pub(crate) fn refuse_special_output(path: &Path) -> Result<()> {
     }
 }
 
-/// Secrets as aligned rows: name, format, status, readers.
-pub(crate) fn secrets_table(
-    secrets: &[check::Secret],
-    indent: &'static str,
-    header: bool,
-) -> String {
-    let mut table = Table::new(indent, &[4, 11, 12]);
-    if header {
-        table.row(["NAME", "FORMAT", "STATUS", "READERS"]);
-    }
+/// Secrets as a table under a header: name, format, status, readers.
+pub(crate) fn secrets_table(secrets: &[&check::Secret], indent: &'static str) -> String {
+    let mut table = Table::new(indent);
+    table.header(["NAME", "FORMAT", "STATUS", "READERS"]);
+    table.keep(0, NAME_WIDTH);
+    table.cut_middle(0);
     for s in secrets {
         table.row([
             s.name.clone(),
@@ -106,6 +102,65 @@ pub(crate) fn secrets_table(
         ]);
     }
     table.render()
+}
+
+/// A secret's name is cut (in its middle) only beyond this many columns.
+pub(crate) const NAME_WIDTH: usize = 48;
+
+/// How many secrets have each status. Shown in words (`25 ok, 2 drift`, or `none`);
+/// as JSON, every status in the order of [`check::Status::ALL`] with its count.
+pub(crate) struct Counts([usize; check::Status::ALL.len()]);
+
+impl Counts {
+    pub(crate) fn of(statuses: impl IntoIterator<Item = check::Status>) -> Counts {
+        let mut counts = [0; check::Status::ALL.len()];
+        for s in statuses {
+            if let Some(i) = check::Status::ALL.iter().position(|x| *x == s) {
+                counts[i] += 1;
+            }
+        }
+        Counts(counts)
+    }
+
+    fn each(&self) -> impl Iterator<Item = (&'static str, usize)> {
+        check::Status::ALL.iter().map(|s| s.name()).zip(self.0)
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words: Vec<String> = self
+            .each()
+            .filter(|(_, n)| *n > 0)
+            .map(|(status, n)| format!("{n} {status}"))
+            .collect();
+        if words.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&words.join(", "))
+        }
+    }
+}
+
+impl serde::Serialize for Counts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (status, n) in self.each() {
+            map.serialize_entry(status, &n)?;
+        }
+        map.end()
+    }
+}
+
+/// Where a host is reached: `ADDR:PORT` (`[ADDR]:PORT` for IPv6), or `-` without an
+/// address.
+pub(crate) fn address(host: &Host) -> String {
+    match &host.address {
+        Some(a) if a.contains(':') => format!("[{a}]:{}", host.ssh_port),
+        Some(a) => format!("{a}:{}", host.ssh_port),
+        None => "-".into(),
+    }
 }
 
 /// A host change's lines, then the new key's fingerprint and age key.

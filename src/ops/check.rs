@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use rayon::prelude::*;
 
 use super::export::Export;
+use crate::error::Location;
 use crate::format;
 use crate::format::Format;
 use crate::format::lockfile::{self, Lockfile};
@@ -21,13 +22,116 @@ pub enum Severity {
     Warning,
 }
 
-/// One thing `check` found: where (file, or file:line), what, and how to fix it.
+/// One thing `check` found: what kind of thing, where (a file, or a file and line; an
+/// empty file name when the finding names its place itself), what, and how to fix it.
 #[derive(Debug)]
 pub struct Finding {
     pub severity: Severity,
-    pub at: String,
+    pub kind: Kind,
+    pub at: Location,
     pub what: String,
     pub fix: Fix,
+}
+
+/// What kind of thing a finding is: a stable name for scripts (`keys check --json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A fleet or policy file that does not load: nothing else can be checked.
+    Policy,
+    /// `secrets/keys.lock` is a symlink or does not parse.
+    Lock,
+    /// A symlink where keys reads secrets.
+    Symlink,
+    /// Plaintext where it must not be: a file of no secret format under `secrets/`,
+    /// a non-empty `.gitkeep`, what an interrupted decrypt or edit left.
+    Plaintext,
+    /// Private key material in clear.
+    PrivateKey,
+    /// A temp file an interrupted write left (ciphertext).
+    TempFile,
+    /// A secret whose name is not allowed.
+    InvalidName,
+    /// Not a valid encrypted file of its format.
+    Invalid,
+    /// A secret file `keys.lock` does not list.
+    Unlisted,
+    /// A secret changed outside keys (its hash differs from `keys.lock`).
+    Modified,
+    /// A secret encrypted to other recipients or in another format than its policy says.
+    Drift,
+    /// A secret that no policy rule matches.
+    NoRule,
+    /// A secret `keys.lock` lists that is not on disk.
+    Missing,
+    /// A secret whose name makes it a directory of another's.
+    Nesting,
+    /// A generated host key's public half, or a host file's key, that does not match.
+    StoredKey,
+    /// An interrupted rekey or host key rotation.
+    Interrupted,
+    /// An export (`.sops.yaml`, `secrets.nix`, `keys.nix`) the policy has moved on from.
+    StaleExport,
+    /// A git ignore line that hides part of what keys keeps.
+    Ignored,
+    /// A pre-commit hook git no longer runs.
+    Hook,
+    /// A rule that matches no secret (a warning).
+    UnusedRule,
+    /// A key-group reader that cannot decrypt by itself (a warning).
+    KeyGroups,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 21] = [
+        Kind::Policy,
+        Kind::Lock,
+        Kind::Symlink,
+        Kind::Plaintext,
+        Kind::PrivateKey,
+        Kind::TempFile,
+        Kind::InvalidName,
+        Kind::Invalid,
+        Kind::Unlisted,
+        Kind::Modified,
+        Kind::Drift,
+        Kind::NoRule,
+        Kind::Missing,
+        Kind::Nesting,
+        Kind::StoredKey,
+        Kind::Interrupted,
+        Kind::StaleExport,
+        Kind::Ignored,
+        Kind::Hook,
+        Kind::UnusedRule,
+        Kind::KeyGroups,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Policy => "policy",
+            Kind::Lock => "lock",
+            Kind::Symlink => "symlink",
+            Kind::Plaintext => "plaintext",
+            Kind::PrivateKey => "private-key",
+            Kind::TempFile => "temp-file",
+            Kind::InvalidName => "invalid-name",
+            Kind::Invalid => "invalid",
+            Kind::Unlisted => "unlisted",
+            Kind::Modified => "modified",
+            Kind::Drift => "drift",
+            Kind::NoRule => "no-rule",
+            Kind::Missing => "missing",
+            Kind::Nesting => "nesting",
+            Kind::StoredKey => "stored-key",
+            Kind::Interrupted => "interrupted",
+            Kind::StaleExport => "stale-export",
+            Kind::Ignored => "ignored",
+            Kind::Hook => "hook",
+            Kind::UnusedRule => "unused-rule",
+            Kind::KeyGroups => "key-groups",
+        }
+    }
 }
 
 /// How to fix what was found.
@@ -68,6 +172,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order keys lists them.
+    pub const ALL: [Status; 6] = [
+        Status::Ok,
+        Status::Drift,
+        Status::Modified,
+        Status::Unknown,
+        Status::Invalid,
+        Status::Missing,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Status::Ok => "ok",
@@ -88,6 +202,8 @@ pub struct Secret {
     pub path: Option<String>,
     /// The readers of its rule as written (`admins`, `host:vps-arm`).
     pub readers: Vec<String>,
+    /// The index of its rule in the policy, when one matches it.
+    pub rule: Option<usize>,
     pub status: Status,
 }
 
@@ -105,9 +221,16 @@ impl Report {
             .count()
     }
 
-    fn problem(&mut self, at: impl Into<String>, what: impl Into<String>, fix: impl Into<Fix>) {
+    fn problem(
+        &mut self,
+        kind: Kind,
+        at: impl Into<Location>,
+        what: impl Into<String>,
+        fix: impl Into<Fix>,
+    ) {
         self.findings.push(Finding {
             severity: Severity::Problem,
+            kind,
             at: at.into(),
             what: what.into(),
             fix: fix.into(),
@@ -124,6 +247,19 @@ const GITKEEP: &str = "secrets/.gitkeep";
 /// (no search for private keys outside `secrets/`). A fleet or policy file that does
 /// not load is their error: without it they cannot say who reads what.
 pub fn secrets(repo: &crate::layout::Repo) -> crate::error::Result<Report> {
+    Ok(listing(repo)?.report)
+}
+
+/// The secrets of the work tree with their status (as [`secrets`] finds them), and
+/// the fleet and policy they were examined against.
+pub struct Listing {
+    pub report: Report,
+    pub fleet: Fleet,
+    pub policy: Policy,
+}
+
+/// The secrets of the work tree with the fleet and policy that say who reads them.
+pub fn listing(repo: &crate::layout::Repo) -> crate::error::Result<Listing> {
     let files = Snapshot::from_work_tree(
         repo,
         &[
@@ -134,12 +270,12 @@ pub fn secrets(repo: &crate::layout::Repo) -> crate::error::Result<Report> {
         ],
     )?;
     let (fleet, policy) = load(&files)?;
-    Ok(examine(
-        &files,
-        Report::default(),
-        Some(&fleet),
-        Some(&policy),
-    ))
+    let report = examine(&files, Report::default(), Some(&fleet), Some(&policy));
+    Ok(Listing {
+        report,
+        fleet,
+        policy,
+    })
 }
 
 fn load(files: &Snapshot) -> crate::error::Result<(Fleet, Policy)> {
@@ -155,7 +291,7 @@ pub fn inspect(files: &Snapshot) -> Report {
     let loaded = match load(files) {
         Ok(fp) => Some(fp),
         Err(e) => {
-            report.problem("", e.to_string(), Fix::Error(Box::new(e)));
+            report.problem(Kind::Policy, "", e.to_string(), Fix::Error(Box::new(e)));
             None
         }
     };
@@ -180,6 +316,7 @@ fn examine(
         None => Some(Lockfile::default()),
         Some(Blob::Symlink) => {
             report.problem(
+                Kind::Lock,
                 layout::LOCKFILE,
                 "is a symlink",
                 "replace it with the file itself",
@@ -194,6 +331,7 @@ fn examine(
                 Ok(l) => Some(l),
                 Err(e) => {
                     report.problem(
+                        Kind::Lock,
                         layout::LOCKFILE,
                         e.trim_start_matches(&format!("{}:", layout::LOCKFILE))
                             .trim()
@@ -207,6 +345,7 @@ fn examine(
     };
     if let Some(Blob::Symlink) = files.get(layout::SECRETS) {
         report.problem(
+            Kind::Symlink,
             layout::SECRETS,
             "is a symlink: keys does not read or write secrets through it",
             "replace the link with the directory it points to",
@@ -238,6 +377,7 @@ fn examine(
                 && !data.iter().all(u8::is_ascii_whitespace)
             {
                 report.problem(
+                    Kind::Plaintext,
                     rel,
                     "is not empty: it only keeps secrets/ in git, and text there is plaintext",
                     "empty it (`: > secrets/.gitkeep`); encrypt a secret with `keys encrypt NAME`",
@@ -288,18 +428,18 @@ fn examine(
             if present.next_if(|p| **p == name.as_str()).is_none() {
                 let rel = format::secret_path(name, e.format);
                 report.problem(
+                    Kind::Missing,
                     &rel,
                     "is listed in secrets/keys.lock but missing",
                     format!("restore it from git, or drop it from the lock with `keys rm {name}`"),
                 );
+                let rule = policy.and_then(|p| p.rule_for(name));
                 report.secrets.push(Secret {
                     name: name.clone(),
                     format: Some(e.format),
                     path: Some(rel),
-                    readers: policy
-                        .and_then(|p| p.rule_for(name))
-                        .map(|(_, r)| r.labels.clone())
-                        .unwrap_or_default(),
+                    readers: rule.map(|(_, r)| r.labels.clone()).unwrap_or_default(),
+                    rule: rule.map(|(i, _)| i),
                     status: Status::Missing,
                 });
             }
@@ -311,7 +451,8 @@ fn examine(
             if !used_rules.iter().any(|i| own.contains(i)) {
                 report.findings.push(Finding {
                     severity: Severity::Warning,
-                    at: t.at.to_string(),
+                    kind: Kind::UnusedRule,
+                    at: t.at.clone(),
                     what: format!("rule {:?} matches no secret", t.glob),
                     fix: "encrypt a secret it matches, or remove the rule".into(),
                 });
@@ -326,7 +467,8 @@ fn examine(
             if template.is_none() && !used_rules.contains(&i) {
                 report.findings.push(Finding {
                     severity: Severity::Warning,
-                    at: rule.at.to_string(),
+                    kind: Kind::UnusedRule,
+                    at: rule.at.clone(),
                     what: format!("rule {:?} matches no secret", rule.glob),
                     fix: "encrypt a secret it matches, or remove the rule".into(),
                 });
@@ -357,7 +499,8 @@ fn examine(
                 if !rule.key_groups.is_empty() && holds < rule.shamir_threshold {
                     report.findings.push(Finding {
                         severity: Severity::Warning,
-                        at: rule.readers_at.to_string(),
+                        kind: Kind::KeyGroups,
+                        at: rule.readers_at.clone(),
                         what: format!(
                             "rule {:?}: {name} is in {holds} of its key groups and {} are needed, so it cannot decrypt the secret by itself (on the machine, sops-nix fails)",
                             glob, rule.shamir_threshold
@@ -379,6 +522,7 @@ fn examine(
             Blob::Symlink => None,
         };
         report.problem(
+            Kind::Interrupted,
             layout::ROTATION_JOURNAL,
             format!(
                 "a host key rotation{} was interrupted",
@@ -389,6 +533,7 @@ fn examine(
     }
     if files.get(layout::REKEY_JOURNAL).is_some() {
         report.problem(
+            Kind::Interrupted,
             layout::REKEY_JOURNAL,
             "a rekey was interrupted: some secrets may not match keys.lock yet",
             "run `keys rekey` to finish it",
@@ -417,6 +562,7 @@ fn examine(
                 .is_ok_and(|text| *data == text.into_bytes())
             {
                 report.problem(
+                    Kind::StaleExport,
                     export.file(),
                     "is stale: it no longer matches the policy and the secrets",
                     format!("run `{}` and commit the result", export.command()),
@@ -442,6 +588,7 @@ fn private_keys(files: &Snapshot, policy: Option<&Policy>, report: &mut Report) 
             && let Some(kind) = private_key_material(data)
         {
             report.problem(
+                Kind::PrivateKey,
                 rel,
                 format!("contains {kind} in clear"),
                 "remove it and keep it only as a secret (`keys encrypt NAME`); if it was ever committed, rotate the key",
@@ -471,10 +618,11 @@ struct Examined<'a> {
 }
 
 impl Examined<'_> {
-    fn problem(&mut self, at: &str, what: impl Into<String>, fix: impl Into<Fix>) {
+    fn problem(&mut self, kind: Kind, at: &str, what: impl Into<String>, fix: impl Into<Fix>) {
         self.findings.push(Finding {
             severity: Severity::Problem,
-            at: at.to_string(),
+            kind,
+            at: at.into(),
             what: what.into(),
             fix: fix.into(),
         });
@@ -489,6 +637,7 @@ impl Context<'_> {
         let mut out = Examined::default();
         let Blob::File(data) = blob else {
             out.problem(
+                Kind::Symlink,
                 rel,
                 "is a symlink under secrets/",
                 "replace it with the encrypted file itself",
@@ -500,6 +649,7 @@ impl Context<'_> {
             // Plaintext is reported with every other plaintext temp file.
             if !crate::fsutil::TempName::parse(base).is_some_and(|t| t.plain) {
                 out.problem(
+                    Kind::TempFile,
                     rel,
                     "is a temp file left by an interrupted write",
                     "run `keys rekey`, which removes it (or delete it)",
@@ -509,6 +659,7 @@ impl Context<'_> {
         }
         let Some((name, format)) = format::secret_of_path(rel) else {
             out.problem(
+                Kind::Plaintext,
                 rel,
                 "is not a secret file (unknown extension; plaintext?)",
                 "move it out of secrets/, or encrypt its content with `keys encrypt NAME`",
@@ -518,6 +669,7 @@ impl Context<'_> {
                 format: None,
                 path: Some(rel.to_string()),
                 readers: Vec::new(),
+                rule: None,
                 status: Status::Unknown,
             });
             return out;
@@ -525,6 +677,7 @@ impl Context<'_> {
         let fix_name = |s: &str| s.replace("NAME", name);
         if let Err(reason) = layout::check_secret_name(name) {
             out.problem(
+                Kind::InvalidName,
                 rel,
                 format!("invalid secret name: {reason}"),
                 "rename the file",
@@ -537,6 +690,7 @@ impl Context<'_> {
             Ok(readers) => Some(readers),
             Err(reason) => {
                 out.problem(
+                    Kind::Invalid,
                     rel,
                     format!("not a valid {} file: {reason}", format.name()),
                     fix_name("restore it from git (git checkout -- FILE), or encrypt it again: `keys encrypt --force NAME`"),
@@ -589,11 +743,12 @@ impl Context<'_> {
                         fix_name("encrypt it with keys: `keys encrypt --force NAME`, or remove it"),
                     )
                 };
-                out.problem(rel, what, fix);
+                out.problem(Kind::Unlisted, rel, what, fix);
                 status = worst(status, Status::Unknown);
             }
             (Some(e), _) if e.format != format => {
                 out.problem(
+                    Kind::Drift,
                     rel,
                     format!("keys.lock records format {} for it", e.format.name()),
                     fix_name(REENCRYPT),
@@ -603,7 +758,7 @@ impl Context<'_> {
             (Some(e), _) if e.sha256 != lockfile::sha256_hex(data) => {
                 let (what, fix) =
                     outside("was changed outside keys (its SHA-256 differs from keys.lock)");
-                out.problem(rel, what, fix);
+                out.problem(Kind::Modified, rel, what, fix);
                 status = worst(status, Status::Modified);
             }
             _ => {}
@@ -620,6 +775,7 @@ impl Context<'_> {
                 }
             };
             out.problem(
+                Kind::NoRule,
                 rel,
                 format!(
                     "{} is not a {kind}, so the rule {:?} ({}) does not apply to it",
@@ -635,6 +791,7 @@ impl Context<'_> {
             (None, Some(_)) if unbound.is_some() => {}
             (None, Some(_)) => {
                 out.problem(
+                    Kind::NoRule,
                     rel,
                     "no policy rule matches this secret",
                     fix_name("add a rule for NAME to a policies/*.yaml file, or `keys rm NAME`"),
@@ -645,6 +802,7 @@ impl Context<'_> {
                 out.rule = Some(i);
                 if rule.format != format {
                     out.problem(
+                        Kind::Drift,
                         rel,
                         format!(
                             "its policy rule ({}) says format {}",
@@ -665,6 +823,7 @@ impl Context<'_> {
                         let added = want_ids.iter().filter(|w| !have.contains(w)).count();
                         let removed = have.iter().filter(|r| !want_ids.contains(r)).count();
                         out.problem(
+                            Kind::Drift,
                             rel,
                             format!(
                                 "drift: encrypted to {} recipients, its policy ({}) resolves to {} ({added} to add, {removed} to remove)",
@@ -680,6 +839,7 @@ impl Context<'_> {
                         .and_then(|r| r.differs_from(&want.recipients, want.shamir.as_ref()))
                     {
                         out.problem(
+                            Kind::Drift,
                             rel,
                             format!(
                                 "drift: the file itself is not encrypted as its policy ({}) says: {what}",
@@ -698,6 +858,7 @@ impl Context<'_> {
             format: Some(format),
             path: Some(rel.to_string()),
             readers: rule.map(|(_, r)| r.labels.clone()).unwrap_or_default(),
+            rule: rule.map(|(i, _)| i),
             status,
         });
         out
@@ -726,6 +887,7 @@ fn stored_key(
         .filter(|k| matches!(k, crate::recipient::Recipient::SshEd25519(_)));
     let Some(key) = key else {
         report.problem(
+            Kind::StoredKey,
             rel,
             format!("is not the ssh-ed25519 public key of {secret}"),
             "restore it from git; keys writes it with the key",
@@ -734,6 +896,7 @@ fn stored_key(
     };
     if !seen.contains(name) {
         report.problem(
+            Kind::StoredKey,
             rel,
             format!("is the public half of {secret}, which is missing"),
             "restore the key from git, or remove this file",
@@ -767,6 +930,7 @@ fn stored_key(
             Some(c) => format!("the ssh_key of container {c}"),
         };
         report.problem(
+            Kind::StoredKey,
             format!("{}/{}.yaml", layout::HOSTS, host.name),
             format!(
                 "{whose} ({}) is not the generated key stored in {secret} ({}, says {rel}): that key's private half is not in the repository",
@@ -791,6 +955,7 @@ fn plaintext_temp_files(files: &Snapshot, report: &mut Report) {
             && temp.plain
         {
             report.problem(
+                Kind::Plaintext,
                 rel,
                 format!(
                     "plaintext left by an interrupted keys decrypt -o (pid {})",
@@ -810,7 +975,8 @@ pub fn scratch_leftovers() -> Vec<Finding> {
         .into_iter()
         .map(|left| Finding {
             severity: Severity::Problem,
-            at: left.path.display().to_string(),
+            kind: Kind::Plaintext,
+            at: Location::file(&left.path),
             what: format!(
                 "plaintext left by an interrupted keys edit (pid {})",
                 left.pid
@@ -835,6 +1001,7 @@ fn nesting(report: &mut Report, names: &BTreeSet<&str>) {
             && layout::secret_names_nest(p, name)
         {
             report.problem(
+                Kind::Nesting,
                 format!("secrets/{name}"),
                 format!("secret {name} is inside secret {p}'s name"),
                 "rename one of them so neither is a directory of the other",

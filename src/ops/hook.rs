@@ -765,7 +765,7 @@ fn audit_env(dir: &Path, env: Env, cwd: &Path) -> Result<Option<Bypass>> {
 impl Bypass {
     /// What `keys check` says about it; paths relative to `root` when under it.
     pub fn finding(&self, root: &Path) -> super::check::Finding {
-        use super::check::{Finding, Severity};
+        use super::check::{Finding, Kind, Severity};
         let shown = |p: &Path| {
             let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
             let p = p
@@ -781,7 +781,8 @@ impl Bypass {
         match self {
             Bypass::Elsewhere { hook, installed } => Finding {
                 severity: Severity::Problem,
-                at: shown(hook),
+                kind: Kind::Hook,
+                at: shown(hook).into(),
                 what: format!(
                     "git looks for its pre-commit hook here (core.hooksPath) and finds no keys hook; the one installed at {} never runs: commits are not checked",
                     shown(installed)
@@ -790,14 +791,16 @@ impl Bypass {
             },
             Bypass::NotExecutable { hook } => Finding {
                 severity: Severity::Problem,
-                at: shown(hook),
+                kind: Kind::Hook,
+                at: shown(hook).into(),
                 what: "the keys hook is not executable, so git skips it: commits are not checked"
                     .into(),
                 fix: again.into(),
             },
             Bypass::LefthookNotInstalled { config, hook } => Finding {
                 severity: Severity::Problem,
-                at: shown(hook),
+                kind: Kind::Hook,
+                at: shown(hook).into(),
                 what: format!(
                     "is not lefthook's hook, so the keys-check command of {} never runs: commits are not checked",
                     shown(config)
@@ -806,13 +809,15 @@ impl Bypass {
             },
             Bypass::Replaced { hook } => Finding {
                 severity: Severity::Problem,
-                at: shown(hook),
+                kind: Kind::Hook,
+                at: shown(hook).into(),
                 what: "keys' hook was installed here and another hook has taken its place (another tool's install): commits are not checked".into(),
                 fix: again.into(),
             },
             Bypass::NotCalled { caller, hook } => Finding {
                 severity: Severity::Problem,
-                at: shown(caller),
+                kind: Kind::Hook,
+                at: shown(caller).into(),
                 what: format!(
                     "husky runs this script for git's pre-commit hook, and it no longer calls {}: commits are not checked",
                     shown(hook)
@@ -821,7 +826,8 @@ impl Bypass {
             },
             Bypass::NoMergeHook { hook } => Finding {
                 severity: Severity::Warning,
-                at: shown(hook),
+                kind: Kind::Hook,
+                at: shown(hook).into(),
                 what: "is not the keys hook: merges are not checked".into(),
                 fix: again.into(),
             },

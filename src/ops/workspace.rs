@@ -258,18 +258,8 @@ impl Workspace {
     /// Up to three existing secret names close to `name` (a typo, a missing
     /// segment), nearest first.
     pub fn near_names(&self, name: &str) -> Vec<String> {
-        let mut scored: Vec<(f64, String)> = secret_files(&self.repo)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(n, _, _)| {
-                let score = strsim::normalized_damerau_levenshtein(name, &n)
-                    .max(strsim::jaro_winkler(name, &n) - 0.1);
-                (score >= 0.7 && n != name).then_some((score, n))
-            })
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        scored.dedup_by(|a, b| a.1 == b.1);
-        scored.into_iter().take(3).map(|(_, n)| n).collect()
+        let names = secret_files(&self.repo).unwrap_or_default();
+        crate::error::nearest(name, names.into_iter().map(|(n, _, _)| n))
     }
 }
 

@@ -224,7 +224,10 @@ impl Fleet {
     /// A host, its file parsed now if it was not yet; [`Error::NoHost`] when no host
     /// file declares it.
     pub fn require_host(&self, name: &str) -> Result<&Host> {
-        self.host(name)?.ok_or_else(|| no_host(name))
+        self.host(name)?.ok_or_else(|| {
+            let near = crate::error::nearest(name, self.slots.iter().map(|s| s.name.clone()));
+            no_host_near(name, near)
+        })
     }
 
     /// Every host in name order, every host file parsed and checked.
@@ -316,9 +319,15 @@ fn stems(
 
 /// The error for a host name that no host file declares.
 pub fn no_host(name: &str) -> Error {
+    no_host_near(name, Vec::new())
+}
+
+/// The error for a host name that no host file declares, with the names close to it.
+fn no_host_near(name: &str, near: Vec<String>) -> Error {
     Error::NoHost {
         name: name.to_string(),
         file: format!("{}/{name}.yaml", layout::HOSTS),
+        near,
     }
 }
 

@@ -26,6 +26,17 @@ pub enum Reader {
     Container(String),
 }
 
+impl Reader {
+    /// The reader as a policy names it: `NAME`, `host:NAME` or `container:NAME`.
+    pub fn label(&self) -> String {
+        match self {
+            Reader::Admin(n) => n.clone(),
+            Reader::Host(n) => format!("host:{n}"),
+            Reader::Container(n) => format!("container:{n}"),
+        }
+    }
+}
+
 pub struct Rule {
     /// The policy file and line of the rule's `secrets:` glob.
     pub at: Location,
@@ -246,7 +257,12 @@ pub struct Policy {
     allowed_keys: Vec<LazyGlob>,
     /// Where each of `allowed_keys` is written (policy file and line).
     allowed_keys_at: Vec<Location>,
+    /// The groups: each name with its file and members as written, with their lines.
+    raw_groups: Groups,
 }
+
+/// Groups by name, each with the policy file that defines it and its members.
+type Groups = BTreeMap<String, (String, Vec<Spanned<String>>)>;
 
 struct LazyGlob {
     /// What every match starts with: the glob up to its first special character.
@@ -852,8 +868,8 @@ impl Policy {
             };
             parsed.push((rel.to_string(), file));
         }
-        let mut groups: BTreeMap<String, (String, Vec<Spanned<String>>)> = BTreeMap::new();
         let mut group_at: BTreeMap<String, Location> = BTreeMap::new();
+        let mut groups: Groups = BTreeMap::new();
         for (rel, file) in &parsed {
             for (name, members) in &file.groups {
                 let at = Location::named(rel).at_line(members.referenced.line());
@@ -958,20 +974,24 @@ impl Policy {
                 });
             }
         }
-        let groups = groups
-            .into_iter()
+        let written = groups
+            .iter()
             .filter_map(|(name, (_, members))| {
-                let at = group_at.remove(&name)?;
-                Some((name, (at, members.into_iter().map(|m| m.value).collect())))
+                let at = group_at.remove(name)?;
+                Some((
+                    name.clone(),
+                    (at, members.iter().map(|m| m.value.clone()).collect()),
+                ))
             })
             .collect();
         Ok(Policy {
             rules,
             templates,
-            groups,
+            groups: written,
             matchers,
             allowed_keys,
             allowed_keys_at,
+            raw_groups: groups,
         })
     }
 
@@ -1036,6 +1056,41 @@ impl Policy {
     pub fn private_key_allowed_by(&self, rel: &str) -> Option<&Location> {
         let i = self.allowed_keys.iter().position(|g| g.is_match(rel))?;
         self.allowed_keys_at.get(i)
+    }
+
+    /// The names of the groups, in name order.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.raw_groups.keys().map(String::as_str)
+    }
+
+    /// The readers `label` names as a rule's `readers:` would take it (a group, an
+    /// admin, `admins`, `host:NAME`, `container:NAME`), sorted, each once.
+    pub fn readers_of(&self, label: &str, fleet: &Fleet) -> Result<Vec<Reader>> {
+        let mut out = Vec::new();
+        resolve_label(
+            label,
+            &Location::named(label),
+            &self.raw_groups,
+            fleet,
+            &mut out,
+        )?;
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Each of a rule's readers with the recipients it resolves to, in the form the
+    /// rule's format needs (as [`Policy::resolve`] gives them, before duplicates
+    /// are dropped: a container that shares its host's key has the same one).
+    pub fn recipients_by_reader<'a>(
+        &self,
+        rule: &'a Rule,
+        fleet: &Fleet,
+    ) -> Result<Vec<(&'a Reader, Vec<Recipient>)>> {
+        rule.readers
+            .iter()
+            .map(|r| Ok((r, recipients_of(rule, std::slice::from_ref(r), fleet)?)))
+            .collect()
     }
 
     /// The recipients a rule's readers resolve to, each in the form its format's
@@ -1145,7 +1200,7 @@ fn unknown_container(at: &Location, name: &str) -> Error {
 fn resolve_label(
     label: &str,
     at: &Location,
-    groups: &BTreeMap<String, (String, Vec<Spanned<String>>)>,
+    groups: &Groups,
     fleet: &Fleet,
     out: &mut Vec<Reader>,
 ) -> Result<()> {

@@ -59,7 +59,8 @@ fn check_reports_drift_edits_plaintext_and_missing_files_by_name() {
     assert_ne!(before, before_check);
     let ls = env.keys(&["ls", "--json"]).success();
     let list: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
-    let status: BTreeMap<&str, &str> = list
+    assert_eq!(list["version"], 1);
+    let status: BTreeMap<&str, &str> = list["secrets"]
         .as_array()
         .unwrap()
         .iter()

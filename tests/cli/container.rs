@@ -16,10 +16,9 @@ fn container_add_shares_the_host_key_or_gets_its_own() {
         .success();
     crate::assert_output!(env, "add_web_bot", run.stdout);
     assert_eq!(read(&file), format!("{original}  web-bot: {{}}\n"));
-    let status = env.keys(&["status"]).success().stdout;
+    let status = env.keys(&["status", "--long"]).success().stdout;
     assert!(
-        status.lines().any(|l| l.starts_with("  web-bot ")
-            && l.ends_with(" on vps-arm (host key, read-only bind mount)")),
+        status.contains("\n  web-bot\n    host         vps-arm (host key, read-only bind mount)\n"),
         "{status}"
     );
     check_clean(&env);
@@ -52,11 +51,10 @@ fn container_add_shares_the_host_key_or_gets_its_own() {
         keys[1]
     );
     no_clear_private_key(&repo);
-    let status = env.keys(&["status"]).success().stdout;
+    let status = env.keys(&["status", "--long"]).success().stdout;
     assert!(
         status
-            .lines()
-            .any(|l| l.starts_with("  own-bot ") && l.ends_with(" on vps-x86 (own key)")),
+            .contains("\n  own-bot\n    host         vps-x86 (own key)\n    ssh-ed25519  SHA256:"),
         "{status}"
     );
     let ls = env.keys(&["host", "ls"]).success().stdout;

@@ -92,6 +92,7 @@ fn encrypt_writes_an_age_file_that_real_age_opens_with_the_admin_and_host_keys()
 
     let ls = env.keys(&["ls", "--json"]).success();
     let list: serde_json::Value = serde_json::from_str(&ls.stdout).unwrap();
+    let list = &list["secrets"];
     let names: Vec<&str> = list
         .as_array()
         .unwrap()

@@ -155,3 +155,117 @@ pub fn sops_fleet(env: &mut TestEnv) -> PathBuf {
     env.write("work/policies/default.yaml", policy);
     repo
 }
+
+/// The hosts of [`large_fleet`]: `node-00.eu-central-1` and on.
+pub fn large_host(h: usize) -> String {
+    format!("node-{h:02}.eu-central-1")
+}
+
+/// A fleet at the size of a real one, written into `env.work` as keys writes it but
+/// without running keys once per secret (the secrets of a rule share one ciphertext): 3 admins, `hosts` hosts (each with an
+/// address; every fourth runs a container), and `secrets` age secrets spread over
+/// them, encrypted to what the policy resolves to and listed in keys.lock. One
+/// secret is then changed outside keys and one removed.
+pub fn large_fleet(env: &TestEnv, hosts: usize, secrets: usize) -> PathBuf {
+    use keys::format::lockfile::{self, Lockfile};
+    use keys::format::{Format, secret_path};
+    use rayon::prelude::*;
+
+    let root = env.work.clone();
+    for name in ["alice-operations", "bob", "carol"] {
+        let id = age::x25519::Identity::generate();
+        env.write(
+            &format!("work/recipients/admins/{name}.pub"),
+            format!("{}\n", id.to_public()),
+        );
+    }
+    let mut policy = String::from("groups:\n  ops: [alice-operations, bob]\nrules:\n");
+    for h in 0..hosts {
+        use sha2::Digest;
+        let seed: [u8; 32] = sha2::Sha256::digest(format!("large fleet host {h}")).into();
+        let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+        let public = ssh_key::PublicKey::new(ssh_key::public::KeyData::Ed25519(pair.public), "")
+            .to_openssh()
+            .unwrap();
+        let host = large_host(h);
+        let mut file = format!(
+            "ssh_key: {public}\naddress: 198.51.100.{}\nssh_port: 2222\nsystem: x86_64-linux\n",
+            h + 1
+        );
+        if h.is_multiple_of(4) {
+            file.push_str(&format!("containers:\n  app-{h:02}-worker: {{}}\n"));
+            policy.push_str(&format!(
+                "  - secrets: \"{host}/app/**\"\n    format: age\n    readers: [ops, container:app-{h:02}-worker]\n"
+            ));
+        }
+        env.write(&format!("work/recipients/hosts/{host}.yaml"), file);
+        policy.push_str(&format!(
+            "  - secrets: \"{host}/**\"\n    format: age\n    readers: [admins, host:{host}]\n"
+        ));
+    }
+    env.write("work/policies/fleet.yaml", &policy);
+    let repo = keys::layout::Repo::at(root.clone());
+    let files =
+        keys::snapshot::Snapshot::from_work_tree(&repo, &["recipients", "policies"]).unwrap();
+    let fleet = keys::policy::Fleet::from_snapshot(&files).unwrap();
+    let policy = keys::policy::Policy::from_snapshot(&files, &fleet).unwrap();
+    // One encryption per rule, copied to each of its secrets: keys reads only their
+    // headers and hashes.
+    let sealed: Vec<(Vec<u8>, Vec<String>)> = policy
+        .rules
+        .par_iter()
+        .map(|rule| {
+            let r = policy.resolve(rule, &fleet).unwrap();
+            let at = keys::error::Location::named(&rule.glob);
+            let data = keys::crypto::age::encrypt(
+                b"secret\n",
+                &r.recipients,
+                keys::crypto::age::Armor::Binary,
+                &at,
+            )
+            .unwrap();
+            (data, r.fingerprints)
+        })
+        .collect();
+    let entries: Vec<(String, lockfile::Entry)> = (0..secrets)
+        .map(|i| {
+            let host = large_host(i % hosts);
+            let name = if i.is_multiple_of(8) && (i % hosts).is_multiple_of(4) {
+                format!("{host}/app/worker-credentials-{i:04}")
+            } else {
+                format!("{host}/service-{i:04}/database-password")
+            };
+            let (rule, _) = policy.rule_for(&name).unwrap();
+            let (data, recipients) = &sealed[rule];
+            let path = root.join(secret_path(&name, Format::Age));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, data).unwrap();
+            let entry = lockfile::Entry {
+                format: Format::Age,
+                sha256: lockfile::sha256_hex(data),
+                recipients: recipients.clone(),
+            };
+            (name, entry)
+        })
+        .collect();
+    let lock = Lockfile {
+        entries: entries.into_iter().collect(),
+    };
+    std::fs::write(root.join("secrets/keys.lock"), lock.render()).unwrap();
+    // Changed outside keys: another encryption of the same plaintext.
+    let (first, _) = lock.entries.iter().next().unwrap();
+    let (_, rule) = policy.rule_for(first).unwrap();
+    let r = policy.resolve(rule, &fleet).unwrap();
+    let at = keys::error::Location::named(first);
+    let again = keys::crypto::age::encrypt(
+        b"edited\n",
+        &r.recipients,
+        keys::crypto::age::Armor::Binary,
+        &at,
+    )
+    .unwrap();
+    std::fs::write(root.join(secret_path(first, Format::Age)), again).unwrap();
+    let (last, _) = lock.entries.iter().next_back().unwrap();
+    std::fs::remove_file(root.join(secret_path(last, Format::Age))).unwrap();
+    root
+}

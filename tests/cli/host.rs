@@ -131,7 +131,7 @@ fn add_with_key_reads_public_key_and_keyscan_lines() {
     assert_eq!(mode_of(&file), 0o644);
     let text = read(&file);
     assert_eq!(ssh_keys(&text), vec![key_of(&read(&pubkey))]);
-    let status = env.keys(&["status"]).success().stdout;
+    let status = env.keys(&["status", "--long"]).success().stdout;
     // web's address, port, system, flake attribute and persist path.
     crate::assert_output!(env, "status_with_web", status);
     assert!(!repo.join("policies/00-host-keys.yaml").exists());
@@ -147,14 +147,19 @@ fn add_with_key_reads_public_key_and_keyscan_lines() {
     env.keys(&["host", "add", "db", "--key", scanned.to_str().unwrap()])
         .success();
     let ls = env.keys(&["host", "ls"]).success().stdout;
-    // db without an address (-:22), web at 192.0.2.7:2200, vps-arm with its container.
+    // db without an address (-), web at 192.0.2.7:2200, vps-arm with its container.
     crate::assert_output!(env, "host_ls", &ls);
-    let row = ls.lines().find(|l| l.starts_with("db ")).unwrap();
-    assert!(
-        row.contains(&fingerprint(&env, &vector("ed25519-02.pub"))),
-        "{ls}"
+    // The table cuts the keys to fit 80 columns; the JSON has them whole.
+    let json = env.keys(&["host", "ls", "--json"]).success().stdout;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let db = &json["hosts"][0];
+    assert_eq!(db["name"], "db");
+    assert_eq!(
+        db["fingerprint"],
+        fingerprint(&env, &vector("ed25519-02.pub"))
     );
-    assert!(row.contains(read(&vector("ed25519-02.age-recipient")).trim()));
+    assert_eq!(db["age"], read(&vector("ed25519-02.age-recipient")).trim());
+    assert_eq!(db["address"], serde_json::Value::Null);
     check_clean(&env);
 }
 

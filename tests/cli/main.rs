@@ -29,6 +29,7 @@ mod import;
 mod init;
 mod interop;
 mod lefthook;
+mod ls;
 mod merge;
 mod policy_cli;
 mod precommit;

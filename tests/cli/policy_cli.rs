@@ -163,7 +163,9 @@ fn rule_add_makes_the_first_example_work_and_keeps_every_comment() {
         "{last}"
     );
     let json = env.keys(&["rule", "ls", "--json"]).success();
-    let rules: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(doc["version"], 1);
+    let rules = &doc["rules"];
     assert_eq!(rules.as_array().unwrap().len(), 4);
     assert_eq!(
         rules[3]["readers"],

@@ -540,7 +540,7 @@ fn an_older_lock_with_full_fingerprints_is_clean_and_rekey_shortens_it() {
     let short = std::fs::read_to_string(&lock_file).unwrap();
 
     // Every full fingerprint `keys status` shows: admins' age1… keys, hosts' SHA256:….
-    let status = env.keys(&["status"]).success().stdout;
+    let status = env.keys(&["status", "--long"]).success().stdout;
     let full: Vec<&str> = status
         .split_whitespace()
         .filter(|t| t.starts_with("age1") || t.starts_with("SHA256:"))
