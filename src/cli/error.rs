@@ -86,7 +86,9 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::NoAddress { .. }
         | Error::NoFlake { .. }
         | Error::NoStoredKey { .. }
-        | Error::KeyMismatch { .. } => 3,
+        | Error::KeyMismatch { .. }
+        | Error::LocalPath { .. }
+        | Error::NoLocalSecret { .. } => 3,
         Error::NoPassphrase { .. }
         | Error::WrongPassphrase { .. }
         | Error::NoIdentity { .. }
@@ -105,7 +107,8 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         Error::CheckFailed { .. }
         | Error::Undeployable { .. }
         | Error::IgnoredByGit { .. }
-        | Error::MergeConflict { .. } => 8,
+        | Error::MergeConflict { .. }
+        | Error::LocalDrift { .. } => 8,
         Error::External { .. } | Error::Remote { .. } => 9,
         Error::Busy { .. } => 10,
         Error::Interrupted { .. } => 130,
@@ -194,6 +197,21 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
             "add a rule whose `secrets:` glob matches it to a policies/*.yaml file"
         }
         Error::NoHost { .. } => "`keys host ls` lists the hosts; `keys host add NAME` adds one",
+        Error::LocalPath { root, .. } => {
+            return Some(format!(
+                "leave out --path (the file is then {root}/NAME), or give a path below {root}"
+            ));
+        }
+        Error::NoLocalSecret { host, .. } => {
+            return Some(format!(
+                "`keys remote ls --host {host}` lists what the host has and the record names"
+            ));
+        }
+        Error::LocalDrift { host, .. } => {
+            return Some(format!(
+                "set again what is missing or changed (`keys remote set --host {host} NAME`), remove what is not recorded on the host, or drop a record with `keys remote rm --host {host} NAME`"
+            ));
+        }
         Error::NameTaken { .. } => {
             "host and container names share one namespace; choose another name"
         }

@@ -74,6 +74,23 @@ pub(crate) fn run(ctx: &super::Context, _args: Args) -> Result<()> {
             c.key(host).to_x25519().unwrap_or_default()
         ));
     }
+    let records = crate::ops::local::records(repo)?;
+    let local: Vec<_> = records
+        .iter()
+        .flat_map(|r| r.secrets.iter().map(move |(name, e)| (r, name, e)))
+        .collect();
+    if !local.is_empty() {
+        s.push_str(&format!(
+            "\nlocal secrets ({}), kept only on their host\n",
+            local.len()
+        ));
+        for (record, name, e) in local {
+            s.push_str(&format!(
+                "  {:<14} on {} at {}, set {} by {}\n",
+                name, record.host, e.path, e.set, e.by
+            ));
+        }
+    }
     let report = check::secrets(repo)?;
     s.push_str(&format!("\nsecrets ({})\n", report.secrets.len()));
     s.push_str(&shared::secrets_table(&report.secrets, "  ", false));

@@ -399,8 +399,55 @@ fn examine(
         }
     }
     plaintext_temp_files(files, &mut report);
+    local_records(files, fleet, &mut report);
     report.secrets.sort_by(|a, b| a.name.cmp(&b.name));
     report
+}
+
+/// The records of secrets kept only on hosts (`recipients/local/HOST.yaml`): each
+/// must read, name only paths under its root, and belong to a host of the fleet.
+fn local_records(files: &Snapshot, fleet: Option<&Fleet>, report: &mut Report) {
+    use crate::policy::local::{self, Record};
+    let prefix = format!("{}/", local::DIR);
+    for (rel, blob) in files.under(local::DIR) {
+        let host = rel
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".yaml"))
+            .filter(|h| layout::check_name(h).is_ok());
+        let Some(host) = host else {
+            report.problem(
+                rel,
+                "is not a host's record (recipients/local/HOST.yaml)",
+                "move or remove it: keys reads only HOST.yaml files there",
+            );
+            continue;
+        };
+        let data = match blob {
+            Blob::Symlink => {
+                report.problem(rel, "is a symlink", "replace it with the file itself");
+                continue;
+            }
+            Blob::File(data) => data,
+        };
+        let parsed = policy::text_of(rel, data).and_then(|t| Record::parse(host, t, rel));
+        if let Err(e) = parsed {
+            report.problem(
+                "",
+                e.to_string(),
+                "fix the line named (keys remote set and rm rewrite this file)",
+            );
+            continue;
+        }
+        if let Some(fleet) = fleet
+            && !fleet.has_host(host)
+        {
+            report.problem(
+                rel,
+                format!("records local secrets of host {host}, which has no host file"),
+                format!("add the host back, or remove {rel} once its secrets are gone from it"),
+            );
+        }
+    }
 }
 
 /// Finds private key material in clear in any file of `files`.

@@ -10,6 +10,7 @@ pub mod hook;
 pub mod host;
 pub mod import;
 pub mod init;
+pub mod local;
 pub mod push;
 pub mod rekey;
 pub mod remote;

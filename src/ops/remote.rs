@@ -512,18 +512,21 @@ impl Drop for Session {
 }
 
 /// Runs `command` with `input` on its standard input and its output captured (at
-/// most 16 MiB), within `timeout`: the output, or how it failed. A signal received
-/// meanwhile is `Interrupted`.
+/// most 16 MiB), within `timeout`: the lines it printed, and how it ended. A signal
+/// received meanwhile is `Interrupted`.
 pub fn run_with_input(
     command: &CommandLine,
     input: &[u8],
     timeout: Duration,
     guard: &SignalGuard,
-) -> Result<Result<Vec<String>, Failure>> {
+) -> Result<(Vec<String>, Result<(), Failure>)> {
     let mut session = match Session::start(command) {
         Ok(s) => s,
         Err(Error::External { reason, .. }) => {
-            return Ok(Err(Failure::Missing(std::io::Error::other(reason))));
+            return Ok((
+                Vec::new(),
+                Err(Failure::Missing(std::io::Error::other(reason))),
+            ));
         }
         Err(e) => return Err(e),
     };
@@ -541,13 +544,10 @@ pub fn run_with_input(
         }
         lines.push(line);
     }
-    Ok(session
-        .finish(
-            deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_secs(1)),
-        )
-        .map(|()| lines))
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    Ok((lines, session.finish(left)))
 }
 
 /// How a command ended, when it did not succeed.

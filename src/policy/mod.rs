@@ -4,6 +4,7 @@
 
 pub mod fleet;
 pub mod host_file;
+pub mod local;
 pub mod rules;
 
 pub use fleet::Fleet;

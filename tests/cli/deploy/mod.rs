@@ -3,6 +3,7 @@
 //! it was given, and a real OpenSSH server on 127.0.0.1.
 
 mod install;
+mod local;
 mod rotate;
 mod stage_install;
 mod update;
