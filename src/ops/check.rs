@@ -344,22 +344,34 @@ fn examine(
         }
     }
     if let Some(blob) = files.get(layout::ROTATION_JOURNAL) {
-        let host = match blob {
-            Blob::File(data) => std::str::from_utf8(data)
-                .ok()
-                .and_then(|t| t.lines().find_map(|l| l.strip_prefix("host ")))
-                .filter(|h| layout::check_name(h).is_ok())
-                .map(|h| format!(" of host {h}")),
+        let text = match blob {
+            Blob::File(data) => std::str::from_utf8(data).ok(),
             Blob::Symlink => None,
         };
-        report.problem(
-            layout::ROTATION_JOURNAL,
-            format!(
-                "a host key rotation{} was interrupted",
-                host.unwrap_or_default()
-            ),
-            "run `keys rekey`: it finishes the rotation, or undoes it if the host file does not name the new key yet",
-        );
+        let host = text
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("host ")))
+            .filter(|h| layout::check_name(h).is_ok())
+            .map(|h| format!(" of host {h}"));
+        let pushed = text.is_some_and(|t| t.lines().any(|l| l.starts_with("pushed ")));
+        if pushed {
+            report.problem(
+                layout::ROTATION_JOURNAL,
+                format!(
+                    "a host key rotation{} was interrupted before the host kept the pushed key",
+                    host.unwrap_or_default()
+                ),
+                "run `keys rekey`: it puts the repository back to the old key, which the host put back when the session ended",
+            );
+        } else {
+            report.problem(
+                layout::ROTATION_JOURNAL,
+                format!(
+                    "a host key rotation{} was interrupted",
+                    host.unwrap_or_default()
+                ),
+                "run `keys rekey`: it finishes the rotation, or undoes it if the host file does not name the new key yet",
+            );
+        }
     }
     if files.get(layout::REKEY_JOURNAL).is_some() {
         report.problem(

@@ -330,4 +330,13 @@ fn remote_set_writes_a_root_only_file_on_the_host_and_records_only_the_fact() {
     one_line_error(&r, "does not present srv's key");
     assert_eq!(std::fs::read(&file).unwrap(), b"edited by hand");
     assert_eq!(tree(&host.repo), before);
+
+    // The record goes with its host when the host is renamed.
+    host.env.keys(&["host", "rename", "srv", "box"]).success();
+    assert!(!host.repo.join(rel).exists());
+    assert_eq!(
+        std::fs::read_to_string(host.repo.join("recipients/local/box.yaml")).unwrap(),
+        good
+    );
+    host.env.keys(&["check"]).success();
 }
