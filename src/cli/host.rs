@@ -47,7 +47,8 @@ enum HostCommand {
 /// finish it.
 ///
 /// With --generate --push, the host is running and gets the new key first: over one
-/// ssh session pinned to its old key, the private key (on ssh's standard input) is
+/// ssh session pinned to its old key (as the host file's ssh_user, through `sudo -n`
+/// when that is not root), the private key (on ssh's standard input) is
 /// written beside <persist>/etc/ssh/ssh_host_ed25519_key and renamed over it, and
 /// sshd is reloaded (`systemctl reload sshd.service`, else a SIGHUP to its main
 /// process; nothing with socket activation). A fresh connection that knows only the

@@ -14,8 +14,9 @@ use super::ui::{self, Table};
 
 /// Keep secrets only on a host, as root-only files (local mode).
 ///
-/// A local secret is written on the host alone, over ssh with the host's key pinned:
-/// a 0600 file in a 0700 directory owned by the ssh user (root), by default
+/// A local secret is written on the host alone, over ssh with the host's key pinned
+/// (as the host file's ssh_user, through `sudo -n` when that is not root): a 0600
+/// file in a 0700 directory owned by that user (root), by default
 /// /var/lib/keys/local/NAME; `root:` in recipients/local/HOST.yaml names another
 /// directory. The repository records only the fact, in recipients/local/HOST.yaml:
 /// the name, the path, when and by whom, and a digest the host computes (SHA-256 of a

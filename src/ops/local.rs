@@ -688,6 +688,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_scripts_parse() {
+        for script in [SET, LIST, REMOVE] {
+            let out = std::process::Command::new("/bin/sh")
+                .args(["-n", "-c", script])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    #[test]
     fn paths_come_back_from_hex() {
         assert_eq!(decode_hex("2f612f62"), "/a/b");
         assert_eq!(decode_hex("0a"), "\n");

@@ -407,3 +407,21 @@ fn script_error(host: &Host, shown: &str, path: &str, why: &str) -> Error {
         hint,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_parses() {
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-n", "-c", SCRIPT])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -841,6 +841,28 @@ mod tests {
         }
     }
 
+    /// The login shell runs `sh -c SCRIPT NAME ARGS…` with every word as given, and
+    /// behind `sudo -n` for an ssh user other than root.
+    #[test]
+    fn a_remote_script_reaches_sh_word_for_word() {
+        let text = "ssh_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5\nssh_user: deploy\n";
+        let mut host = crate::policy::host_file::parse_host("h", text, "h.yaml").unwrap();
+        let args = ["a b", "it's", "$(x)", "", "\n"];
+        let line = remote_script(&host, "keys-x", "printf '%s|' \"$0\" \"$@\"", &args);
+        assert!(line.starts_with("'sudo' '-n' 'sh' '-c' "), "{line}");
+        host.ssh_user = "root".into();
+        let line = remote_script(&host, "keys-x", "printf '%s|' \"$0\" \"$@\"", &args);
+        assert!(line.starts_with("'sh' '-c' "), "{line}");
+        let out = Command::new("/bin/sh")
+            .args(["-c", &line])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "keys-x|a b|it's|$(x)||\n|"
+        );
+    }
+
     #[test]
     fn last_line_skips_blank_lines() {
         assert_eq!(last_line("a\nb\n\n  \n"), "b");
