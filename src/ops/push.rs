@@ -255,19 +255,31 @@ impl Pushed {
         Ok(None)
     }
 
-    /// Tells the host to keep the new key and waits for it to say so.
+    /// Tells the host to keep the new key and waits for it to say so. Once the word
+    /// is sent a signal no longer stops the wait: the host may already keep the key,
+    /// and so must the repository.
     pub fn keep(&mut self, guard: &SignalGuard) -> Result<Kept> {
+        if let Some(signal) = guard.interrupted() {
+            return Err(crate::signal::interruption(signal));
+        }
         if !self.session.send(b"commit\n") {
             return Err(self.lost("before it was told to keep the new key"));
         }
-        match self.answer(ANSWER, guard)? {
-            Some(word) if word == "committed" => Ok(Kept::Confirmed),
-            Some(word) if word == "restored" || word.starts_with("error") => {
-                let _ = self.close(guard);
-                Err(self.lost("and put its old key back"))
+        let deadline = Instant::now() + ANSWER;
+        while let Some(line) = self
+            .session
+            .line_regardless(deadline.saturating_duration_since(Instant::now()))
+        {
+            match line.strip_prefix("keys: ") {
+                Some("committed") => return Ok(Kept::Confirmed),
+                Some(word) if word == "restored" || word.starts_with("error") => {
+                    let _ = self.close(guard);
+                    return Err(self.lost("and put its old key back"));
+                }
+                _ => {}
             }
-            _ => Ok(Kept::Unconfirmed),
         }
+        Ok(Kept::Unconfirmed)
     }
 
     /// Tells the host to put its old key back; whether it confirmed it did.

@@ -463,6 +463,12 @@ impl Session {
         }
     }
 
+    /// The next line of output within `timeout`, whatever signal comes meanwhile:
+    /// for the answer to a step that cannot be taken back once asked for.
+    pub fn line_regardless(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
     /// Ends the session: closes its input, waits up to `timeout` for the program to
     /// exit (then kills it), and returns how it ended with what it wrote on stderr.
     pub fn finish(mut self, timeout: Duration) -> Result<(), Failure> {
