@@ -474,6 +474,32 @@ pub enum Error {
     #[error("{message}")]
     Remote { message: String, hint: String },
 
+    /// A path for a local secret that is not under its host's local root.
+    #[error("--path {path:?} {reason} (host {host}'s local root is {root}, {file})")]
+    LocalPath {
+        host: String,
+        path: String,
+        root: String,
+        file: String,
+        reason: String,
+    },
+
+    /// A local secret that the host's record does not name.
+    #[error("{file}: host {host} has no local secret {name}")]
+    NoLocalSecret {
+        host: String,
+        name: String,
+        file: String,
+    },
+
+    /// A host whose local secrets differ from its record (each already listed).
+    #[error("host {host} differs from {file}: {count} problem{}", if *count == 1 { "" } else { "s" })]
+    LocalDrift {
+        host: String,
+        file: String,
+        count: usize,
+    },
+
     /// `keys check` found problems (each already reported).
     #[error("check found {count} problem{}", if *count == 1 { "" } else { "s" })]
     CheckFailed { count: usize },

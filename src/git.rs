@@ -70,6 +70,24 @@ pub fn tracked_files(dir: &Path) -> Result<Option<Vec<String>>> {
     Ok(Some(files))
 }
 
+/// Who git would name as the author of a commit made in `dir` now: `Name <email>`
+/// (`git var GIT_AUTHOR_IDENT` without its date), or None when git cannot say (not
+/// a repository, no name configured, no git).
+pub fn author(dir: &Path) -> Option<String> {
+    let cwd = current_dir().ok()?;
+    let git = Git::new(&[], &cwd);
+    let out = git.run(dir, &["var", "GIT_AUTHOR_IDENT"]).ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let ident = String::from_utf8(out.stdout).ok()?;
+    let ident = ident.trim_end();
+    // `Name <email> SECONDS ZONE`: the date is the last two words.
+    let mut parts = ident.rsplitn(3, ' ');
+    let (_zone, _seconds, who) = (parts.next()?, parts.next()?, parts.next()?);
+    (!who.is_empty() && !who.chars().any(char::is_control)).then(|| who.to_string())
+}
+
 /// The ignore-file line that makes git ignore a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IgnoredBy {

@@ -97,7 +97,9 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::NoAddress { .. }
         | Error::FlakeFile { .. }
         | Error::NoStoredKey { .. }
-        | Error::KeyMismatch { .. } => 3,
+        | Error::KeyMismatch { .. }
+        | Error::LocalPath { .. }
+        | Error::NoLocalSecret { .. } => 3,
         Error::NoPassphrase { .. }
         | Error::WrongPassphrase { .. }
         | Error::NoIdentity { .. }
@@ -116,7 +118,8 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         Error::CheckFailed { .. }
         | Error::Undeployable { .. }
         | Error::IgnoredByGit { .. }
-        | Error::MergeConflict { .. } => 8,
+        | Error::MergeConflict { .. }
+        | Error::LocalDrift { .. } => 8,
         Error::External { .. } | Error::Remote { .. } => 9,
         Error::Busy { .. } => 10,
         Error::Interrupted { .. } => 130,
@@ -256,6 +259,21 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         }
         Error::NoReader { .. } => {
             "name an admin, a group of the policies, host:NAME or container:NAME (`keys status` lists them)"
+        }
+        Error::LocalPath { root, .. } => {
+            return Some(format!(
+                "leave out --path (the file is then {root}/NAME), or give a path below {root}"
+            ));
+        }
+        Error::NoLocalSecret { host, .. } => {
+            return Some(format!(
+                "`keys remote ls --host {host}` lists what the host has and the record names"
+            ));
+        }
+        Error::LocalDrift { host, .. } => {
+            return Some(format!(
+                "set again what is missing or changed (`keys remote set --host {host} NAME`), remove what is not recorded on the host, or drop a record with `keys remote rm --host {host} NAME`"
+            ));
         }
         Error::NameTaken { .. } => {
             "host and container names share one namespace; choose another name"

@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{Result, usage};
+use crate::error::{Error, Result, usage};
 use crate::ops::host::{self, HostSpec, KeySource};
-use crate::ops::remote;
+use crate::ops::{push, remote};
 use crate::policy::fleet::Fleet;
 use crate::recipient::Recipient;
+use crate::scratch::{Medium, Scratch};
+use crate::signal::SignalGuard;
 
 use super::ui::{self, Table};
 use super::{prompt, shared};
@@ -45,6 +47,17 @@ enum HostCommand {
 /// (.keys-rotation) lets `keys check` report it and the next `keys rekey` or `keys
 /// host rotate` undo it (when the host file does not name the new key yet) or
 /// finish it.
+///
+/// With --generate --push, the host is running and gets the new key first: over one
+/// ssh session pinned to its old key (as the host file's ssh_user, through `sudo -n`
+/// when that is not root), the private key (on ssh's standard input) is
+/// written beside <persist>/etc/ssh/ssh_host_ed25519_key and renamed over it, and
+/// sshd is reloaded (`systemctl reload sshd.service`, else a SIGHUP to its main
+/// process; nothing with socket activation). A fresh connection that knows only the
+/// new key must then succeed; only then is the key recorded and the secrets rekeyed,
+/// and the host told to keep it. Until then the host holds its old key beside the
+/// new one and puts it back if anything fails, the session ends or 15 minutes pass,
+/// and the repository is put back too.
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["key", "keyscan", "generate"])))]
 struct RotateArgs {
@@ -54,6 +67,15 @@ struct RotateArgs {
 
     #[command(flatten)]
     source: KeySourceArgs,
+
+    /// Install the generated key on the running host (at its address, as its
+    /// ssh_user, its old key pinned) and prove it answers with it before recording it.
+    #[arg(long)]
+    push: bool,
+
+    /// With --push: the SSH private key to log in with (ssh -i).
+    #[arg(long, value_name = "FILE", requires = "push")]
+    ssh_key: Option<PathBuf>,
 }
 
 /// Where a host key comes from: exactly one of --key, --keyscan and --generate.
@@ -212,6 +234,15 @@ fn add(ctx: &super::Context, args: AddArgs) -> Result<()> {
 }
 
 fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
+    if args.push {
+        if !args.source.generate {
+            return Err(usage(
+                "--push installs a key made here: it needs --generate",
+                format!("run `keys host rotate {} --generate --push`", args.name),
+            ));
+        }
+        return rotate_live(ctx, args);
+    }
     let repo = ctx.repo()?;
     let key = if let Some(file) = &args.source.key {
         host::read_key_file(file, args.source.store_private)?
@@ -236,6 +267,79 @@ fn rotate(ctx: &super::Context, args: RotateArgs) -> Result<()> {
         ui::plural(done.rekeyed)
     ));
     ui::out(&text)?;
+    shared::refresh_exports(ctx)
+}
+
+/// `host rotate --generate --push`: the new key goes to the running host and is
+/// proven there before the repository records it; the host keeps it only once the
+/// repository is rekeyed.
+fn rotate_live(ctx: &super::Context, args: RotateArgs) -> Result<()> {
+    let repo = ctx.repo()?;
+    let mut ids = ctx.identities()?;
+    let rotation = host::prepare_rotation(
+        repo,
+        &args.name,
+        KeySource::Generate,
+        &mut ids,
+        ctx.prompt(),
+    )?;
+    let guard = SignalGuard::new()?;
+    // Not secret, but private and temporary: removed on every exit path.
+    let scratch = Scratch::create(Medium::RamOrDisk)?;
+    let mut pushed = {
+        let host = rotation.host()?;
+        let private = rotation.private().ok_or_else(|| Error::Bug {
+            what: "a generated key without its private half".into(),
+        })?;
+        ui::note(&format!(
+            "{}: installing the new key at {} and reloading sshd",
+            host.name,
+            push::key_path(host)
+        ));
+        push::push(
+            &push::KeyPush {
+                host,
+                public: rotation.public(),
+                private,
+                ssh_key: args.ssh_key.as_deref(),
+            },
+            &scratch,
+            &guard,
+        )?
+    };
+    ui::note(&format!(
+        "{} answers with the new key {}; recording it and rekeying",
+        args.name,
+        rotation.public().fingerprint()
+    ));
+    let mut kept = None;
+    let mut keep = || -> Result<()> {
+        kept = Some(pushed.keep(&guard)?);
+        Ok(())
+    };
+    let done = match rotation.apply(&mut ids, ctx.prompt(), Some(&mut keep)) {
+        Ok(done) => done,
+        Err(e) => {
+            if kept.is_none() && pushed.abort(&guard).unwrap_or(false) {
+                ui::note(&format!("{}: the old key was put back", args.name));
+            }
+            return Err(e);
+        }
+    };
+    super::rekey::warn_mac_mismatch(&done.mac_mismatch);
+    let mut text = shared::host_report(&done.report);
+    text.push_str(&format!(
+        "rekeyed   {} secret{} for the new key\n",
+        done.rekeyed,
+        ui::plural(done.rekeyed)
+    ));
+    ui::out(&text)?;
+    if kept == Some(push::Kept::Unconfirmed) {
+        ui::warn(&format!(
+            "{} did not confirm that it keeps the new key: check the key it presents (ssh-keyscan -t ed25519), and if it is the old one run `keys host rotate {} --keyscan ADDR`",
+            args.name, args.name
+        ));
+    }
     shared::refresh_exports(ctx)
 }
 

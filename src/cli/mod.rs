@@ -26,6 +26,7 @@ mod ls;
 mod merge_lock;
 mod prompt;
 mod rekey;
+mod remote;
 mod rm;
 mod rule;
 mod set;
@@ -132,6 +133,8 @@ enum Command {
     Install(install::Args),
     /// Send the flake to a host with rsync and run nixos-rebuild switch over ssh.
     Update(update::Args),
+    /// Keep secrets only on a host, as root-only files (local mode).
+    Remote(remote::Args),
     /// Remove a secret: its file under secrets/ and its line in secrets/keys.lock.
     Rm(rm::Args),
     /// Set one value of a sops secret, like `sops set`.
@@ -317,6 +320,7 @@ fn run() -> ExitCode {
         Command::StageInstall(args) => stage::run(&ctx, args),
         Command::Install(args) => install::run(&ctx, args),
         Command::Update(args) => update::run(&ctx, args),
+        Command::Remote(args) => remote::run(&ctx, args),
         Command::Rm(args) => rm::run(&ctx, args),
         Command::Set(args) => set::set(&ctx, args),
         Command::Unset(args) => set::unset(&ctx, args),

@@ -70,6 +70,9 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         host::Pending::Finish(h) => text.push_str(&format!(
             "finish  the interrupted key rotation of host {h}\n"
         )),
+        host::Pending::Reverted(h) => text.push_str(&format!(
+            "undone  the interrupted key rotation of host {h} (the host never confirmed the pushed key; its secrets go back to the old key)\n"
+        )),
         host::Pending::None => {}
     }
     // Only a rekey of every secret, or of that host's, finishes a rotation.

@@ -106,6 +106,12 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         None if args.long => s.push_str(&view.long(fleet)),
         None => s.push_str(&view.summary(fleet)),
     }
+    s.push_str(&local_secrets(
+        repo,
+        focus.map(|h| h.name.as_str()),
+        focus.is_some() || args.long,
+        view.width,
+    )?);
     if problems > 0 {
         // Right under the summary's totals; after a table, apart from it.
         if focus.is_some() || args.long {
@@ -124,6 +130,50 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         s.push('\n');
     }
     ui::out(&s)
+}
+
+/// The secrets `keys remote set` keeps only on their hosts, from the records: a table
+/// (of one host's, with `only`), or in the summary one line counting them.
+fn local_secrets(
+    repo: &crate::layout::Repo,
+    only: Option<&str>,
+    table: bool,
+    width: usize,
+) -> Result<String> {
+    let records = crate::ops::local::records(repo)?;
+    let local: Vec<_> = records
+        .iter()
+        .filter(|r| only.is_none_or(|h| r.host == h))
+        .flat_map(|r| r.secrets.iter().map(move |(name, e)| (r, name, e)))
+        .collect();
+    if local.is_empty() {
+        return Ok(String::new());
+    }
+    if !table {
+        let hosts = records.iter().filter(|r| !r.secrets.is_empty()).count();
+        return Ok(format!(
+            "{} local secret{} kept only on {hosts} host{} (`keys remote ls --host NAME`)\n",
+            local.len(),
+            plural(local.len()),
+            plural(hosts)
+        ));
+    }
+    let mut t = Table::new("  ");
+    t.header(["LOCAL SECRET", "HOST", "PATH", "SET", "BY"]);
+    t.cut_middle(2);
+    for (record, name, e) in local {
+        t.row([
+            name.clone(),
+            record.host.clone(),
+            e.path.clone(),
+            e.set.clone(),
+            e.by.clone(),
+        ]);
+    }
+    Ok(format!(
+        "\nkept only on their host (keys remote)\n{}",
+        t.render_to(width)
+    ))
 }
 
 /// What is shown: the hosts and secrets (all, or one host's), and how to count the

@@ -79,11 +79,14 @@ pub enum Kind {
     UnusedRule,
     /// A key-group reader that cannot decrypt by itself (a warning).
     KeyGroups,
+    /// A record of secrets kept only on a host (`recipients/local/`) that does not
+    /// read, or names a host the fleet no longer has.
+    LocalRecord,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Policy,
         Kind::Lock,
         Kind::Symlink,
@@ -105,6 +108,7 @@ impl Kind {
         Kind::Hook,
         Kind::UnusedRule,
         Kind::KeyGroups,
+        Kind::LocalRecord,
     ];
 
     pub fn name(self) -> &'static str {
@@ -130,6 +134,7 @@ impl Kind {
             Kind::Hook => "hook",
             Kind::UnusedRule => "unused-rule",
             Kind::KeyGroups => "key-groups",
+            Kind::LocalRecord => "local-record",
         }
     }
 }
@@ -513,23 +518,36 @@ fn examine(
         }
     }
     if let Some(blob) = files.get(layout::ROTATION_JOURNAL) {
-        let host = match blob {
-            Blob::File(data) => std::str::from_utf8(data)
-                .ok()
-                .and_then(|t| t.lines().find_map(|l| l.strip_prefix("host ")))
-                .filter(|h| layout::check_name(h).is_ok())
-                .map(|h| format!(" of host {h}")),
+        let text = match blob {
+            Blob::File(data) => std::str::from_utf8(data).ok(),
             Blob::Symlink => None,
         };
-        report.problem(
-            Kind::Interrupted,
-            layout::ROTATION_JOURNAL,
-            format!(
-                "a host key rotation{} was interrupted",
-                host.unwrap_or_default()
-            ),
-            "run `keys rekey`: it finishes the rotation, or undoes it if the host file does not name the new key yet",
-        );
+        let host = text
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("host ")))
+            .filter(|h| layout::check_name(h).is_ok())
+            .map(|h| format!(" of host {h}"));
+        let pushed = text.is_some_and(|t| t.lines().any(|l| l.starts_with("pushed ")));
+        if pushed {
+            report.problem(
+                Kind::Interrupted,
+                layout::ROTATION_JOURNAL,
+                format!(
+                    "a host key rotation{} was interrupted before the host kept the pushed key",
+                    host.unwrap_or_default()
+                ),
+                "run `keys rekey`: it puts the repository back to the old key, which the host put back when the session ended",
+            );
+        } else {
+            report.problem(
+                Kind::Interrupted,
+                layout::ROTATION_JOURNAL,
+                format!(
+                    "a host key rotation{} was interrupted",
+                    host.unwrap_or_default()
+                ),
+                "run `keys rekey`: it finishes the rotation, or undoes it if the host file does not name the new key yet",
+            );
+        }
     }
     if files.get(layout::REKEY_JOURNAL).is_some() {
         report.problem(
@@ -571,8 +589,63 @@ fn examine(
         }
     }
     plaintext_temp_files(files, &mut report);
+    local_records(files, fleet, &mut report);
     report.secrets.sort_by(|a, b| a.name.cmp(&b.name));
     report
+}
+
+/// The records of secrets kept only on hosts (`recipients/local/HOST.yaml`): each
+/// must read, name only paths under its root, and belong to a host of the fleet.
+fn local_records(files: &Snapshot, fleet: Option<&Fleet>, report: &mut Report) {
+    use crate::policy::local::{self, Record};
+    let prefix = format!("{}/", local::DIR);
+    for (rel, blob) in files.under(local::DIR) {
+        let host = rel
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".yaml"))
+            .filter(|h| layout::check_name(h).is_ok());
+        let Some(host) = host else {
+            report.problem(
+                Kind::LocalRecord,
+                rel,
+                "is not a host's record (recipients/local/HOST.yaml)",
+                "move or remove it: keys reads only HOST.yaml files there",
+            );
+            continue;
+        };
+        let data = match blob {
+            Blob::Symlink => {
+                report.problem(
+                    Kind::Symlink,
+                    rel,
+                    "is a symlink",
+                    "replace it with the file itself",
+                );
+                continue;
+            }
+            Blob::File(data) => data,
+        };
+        let parsed = policy::text_of(rel, data).and_then(|t| Record::parse(host, t, rel));
+        if let Err(e) = parsed {
+            report.problem(
+                Kind::LocalRecord,
+                "",
+                e.to_string(),
+                "fix the line named (keys remote set and rm rewrite this file)",
+            );
+            continue;
+        }
+        if let Some(fleet) = fleet
+            && !fleet.has_host(host)
+        {
+            report.problem(
+                Kind::LocalRecord,
+                rel,
+                format!("records local secrets of host {host}, which has no host file"),
+                format!("add the host back, or remove {rel} once its secrets are gone from it"),
+            );
+        }
+    }
 }
 
 /// Finds private key material in clear in any file of `files`.

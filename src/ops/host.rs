@@ -327,9 +327,44 @@ pub fn rotate_host(
     identities: &mut crate::identity::Identities,
     prompt: &dyn crate::identity::Prompt,
 ) -> Result<Rotated> {
+    prepare_rotation(repo, name, key, identities, prompt)?.apply(identities, prompt, None)
+}
+
+/// A host key rotation checked and ready to apply: the writer lock is held (from
+/// here until it is applied or dropped), the new key made, and the host file's new
+/// text known. Nothing is written until [`Rotation::apply`].
+pub struct Rotation {
+    ws: Workspace,
+    name: String,
+    public: Recipient,
+    private: Option<Zeroizing<String>>,
+    file: PathBuf,
+    rel: String,
+    old_text: String,
+    new_text: String,
+    key_plan: Option<KeyPlan>,
+    stored: bool,
+    mac_mismatch: Vec<String>,
+}
+
+/// What the switch on the host may answer when [`Rotation::apply`] asks it to keep
+/// the new key: an error puts the repository back as it was.
+pub type Switch<'a> = &'a mut dyn FnMut() -> Result<()>;
+
+/// Checks a rotation of host `name` to `key` and makes the key, before anything is
+/// written: the host exists, the key is new, its host file names a key to replace,
+/// and a generated key can be stored for the admins. A rotation a killed run left is
+/// settled first (finished or undone, as `keys rekey` does).
+pub fn prepare_rotation(
+    repo: &Repo,
+    name: &str,
+    key: KeySource,
+    identities: &mut crate::identity::Identities,
+    prompt: &dyn crate::identity::Prompt,
+) -> Result<Rotation> {
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
     let mut mac_mismatch = Vec::new();
-    if let Pending::Finish(host) = settle_rotation(&mut ws)? {
+    if let Pending::Finish(host) | Pending::Reverted(host) = settle_rotation(&mut ws)? {
         mac_mismatch = rekey_host(&mut ws, &host, identities, prompt)?.1;
         end_rotation(&ws)?;
     }
@@ -362,76 +397,154 @@ pub fn rotate_host(
         (Some(_), false) => Some(plan_key_secret(&ws, &secret_name)?),
         _ => None,
     };
-    let lock_before = fsutil::read_optional(&repo.lockfile())?;
-    let journal = Journal::read_state(
-        &mut ws,
-        name,
-        &public,
-        key_plan.as_ref().is_some_and(|p| p.policy.is_some()),
-    )?;
-    let journal_file = repo.root().join(layout::ROTATION_JOURNAL);
-    fsutil::write_atomic(&journal_file, journal.render().as_bytes(), fsutil::PUBLIC)?;
-    let mut report = Report::default();
-    let result = (|| -> Result<(usize, Vec<String>)> {
-        // The new key's private half is stored before the host file names it.
-        match (&private, key_plan) {
-            (Some(private), Some(plan)) => {
-                apply_key_secret(&mut ws, plan, private, &public, &mut report)?
-            }
-            (Some(private), None) => {
-                let opts = EncryptOptions {
-                    force: true,
-                    allow_empty: false,
-                };
-                let done = store_key(&mut ws, &secret_name, private, &public, &opts)?;
-                report.effects.push(Effect::KeyStored {
-                    path: ws.repo.rel(&done.path),
-                    secret: secret_name.clone(),
-                    recipients: done.recipients,
-                });
-            }
-            // A stored private key of the old key is no longer this host's.
-            (None, _) if stored => {
-                let done = secret::remove(&mut ws, &secret_name)?;
-                if let Some(p) = done.path {
-                    report.effects.push(Effect::Removed(ws.repo.rel(&p)));
-                }
-            }
-            (None, _) => {}
-        }
-        // From here on an interrupted rotation is finished, not undone.
-        fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
-        report.effects.push(Effect::Updated(rel.clone()));
-        ws.reload()?;
-        rekey_host(&mut ws, name, identities, prompt)
-    })();
-    let rekeyed = match result {
-        Ok((rekeyed, mismatched)) => {
-            mac_mismatch.extend(mismatched);
-            rekeyed
-        }
-        Err(e) => {
-            // Put back what the journal says, the host file and the whole lock.
-            let _ = fsutil::write_atomic(&file, old_text.as_bytes(), fsutil::PUBLIC);
-            ws.reload().ok();
-            let _ = journal.undo(&mut ws);
-            let lock_file = repo.lockfile();
-            let _ = match &lock_before {
-                Some(b) => fsutil::write_atomic(&lock_file, b, fsutil::PUBLIC),
-                None if lock_file.exists() => fsutil::remove(&lock_file),
-                None => Ok(()),
-            };
-            let _ = fsutil::remove(&journal_file);
-            return Err(e);
-        }
-    };
-    end_rotation(&ws)?;
-    report.key = Some(public);
-    Ok(Rotated {
-        report,
-        rekeyed,
+    Ok(Rotation {
+        ws,
+        name: name.to_string(),
+        public,
+        private,
+        file,
+        rel,
+        old_text,
+        new_text,
+        key_plan,
+        stored,
         mac_mismatch,
     })
+}
+
+impl Rotation {
+    /// The host as its file names it now (with the old key).
+    pub fn host(&self) -> Result<&crate::policy::fleet::Host> {
+        self.ws.fleet.require_host(&self.name)
+    }
+
+    /// The new key.
+    pub fn public(&self) -> &Recipient {
+        &self.public
+    }
+
+    /// The new key's private half, when it was made here.
+    pub fn private(&self) -> Option<&Zeroizing<String>> {
+        self.private.as_ref()
+    }
+
+    /// Stores the new key, writes the host file and rekeys the host's secrets. With
+    /// `switch`, the new key is on the running host but not kept there yet: the
+    /// journal also holds the old host file, so that a run killed before `switch`
+    /// confirmed is undone whole by the next `keys rekey` (the host put its old key
+    /// back when the session ended); `switch` is called once the repository is
+    /// rekeyed, and an error from it puts the repository back as it was.
+    pub fn apply(
+        self,
+        identities: &mut crate::identity::Identities,
+        prompt: &dyn crate::identity::Prompt,
+        mut switch: Option<Switch<'_>>,
+    ) -> Result<Rotated> {
+        let Rotation {
+            mut ws,
+            name,
+            public,
+            private,
+            file,
+            rel,
+            old_text,
+            new_text,
+            key_plan,
+            stored,
+            mut mac_mismatch,
+        } = self;
+        let repo = ws.repo.clone();
+        let name = name.as_str();
+        let secret_name = layout::host_key_secret(name);
+        let lock_before = fsutil::read_optional(&repo.lockfile())?;
+        let mut journal = Journal::read_state(
+            &mut ws,
+            name,
+            &public,
+            key_plan.as_ref().is_some_and(|p| p.policy.is_some()),
+        )?;
+        if switch.is_some() {
+            journal.host_file = Some(old_text.clone().into_bytes());
+        }
+        let journal_file = repo.root().join(layout::ROTATION_JOURNAL);
+        fsutil::write_atomic(&journal_file, journal.render().as_bytes(), fsutil::PUBLIC)?;
+        let mut report = Report::default();
+        let result = (|| -> Result<(usize, Vec<String>)> {
+            // The new key's private half is stored before the host file names it.
+            match (&private, key_plan) {
+                (Some(private), Some(plan)) => {
+                    apply_key_secret(&mut ws, plan, private, &public, &mut report)?
+                }
+                (Some(private), None) => {
+                    let opts = EncryptOptions {
+                        force: true,
+                        allow_empty: false,
+                    };
+                    let done = store_key(&mut ws, &secret_name, private, &public, &opts)?;
+                    report.effects.push(Effect::KeyStored {
+                        path: ws.repo.rel(&done.path),
+                        secret: secret_name.clone(),
+                        recipients: done.recipients,
+                    });
+                }
+                // A stored private key of the old key is no longer this host's.
+                (None, _) if stored => {
+                    let done = secret::remove(&mut ws, &secret_name)?;
+                    if let Some(p) = done.path {
+                        report.effects.push(Effect::Removed(ws.repo.rel(&p)));
+                    }
+                }
+                (None, _) => {}
+            }
+            // From here on an interrupted rotation is finished, not undone (unless
+            // the journal holds the old host file: a switch not confirmed).
+            fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
+            report.effects.push(Effect::Updated(rel.clone()));
+            ws.reload()?;
+            let rekeyed = rekey_host(&mut ws, name, identities, prompt)?;
+            if let Some(switch) = switch.as_mut() {
+                switch()?;
+            }
+            Ok(rekeyed)
+        })();
+        let rekeyed = match result {
+            Ok((rekeyed, mismatched)) => {
+                mac_mismatch.extend(mismatched);
+                rekeyed
+            }
+            Err(e) => {
+                // Put back what the journal says, the host file and the whole lock.
+                let _ = fsutil::write_atomic(&file, old_text.as_bytes(), fsutil::PUBLIC);
+                ws.reload().ok();
+                if switch.is_some() {
+                    // Secrets the rekey wrote for the new key go back to the old one.
+                    let _ = journal.undo(&mut ws);
+                    ws.reload().ok();
+                    let _ = rekey_host(&mut ws, name, identities, prompt);
+                } else {
+                    let _ = journal.undo(&mut ws);
+                }
+                let lock_file = repo.lockfile();
+                let _ = match &lock_before {
+                    Some(b) if switch.is_none() => {
+                        fsutil::write_atomic(&lock_file, b, fsutil::PUBLIC)
+                    }
+                    Some(_) => Ok(()),
+                    None if lock_file.exists() && switch.is_none() => fsutil::remove(&lock_file),
+                    None => Ok(()),
+                };
+                let _ = fsutil::remove(&journal_file);
+                return Err(e);
+            }
+        };
+        end_rotation(&ws)?;
+        report.key = Some(public);
+        Ok(Rotated {
+            report,
+            rekeyed,
+            mac_mismatch,
+        })
+    }
 }
 
 /// What a killed rotation left, once `settle_rotation` has seen it.
@@ -443,6 +556,11 @@ pub enum Pending {
     /// The host file names the new key: the host's secrets must be rekeyed for it,
     /// then `end_rotation` removes the journal.
     Finish(String),
+    /// A new key pushed to the running host was never confirmed there (the host put
+    /// its old key back when the session ended): the host file, its key secret and
+    /// lock line were put back, and the host's secrets must be rekeyed for the old
+    /// key again.
+    Reverted(String),
 }
 
 /// Settles a rotation that a killed run left (its journal is there). Undoes it when
@@ -459,6 +577,24 @@ pub fn settle_rotation(ws: &mut Workspace) -> Result<Pending> {
         .fleet
         .host(&journal.host)?
         .is_some_and(|h| h.key.fingerprint() == journal.key.fingerprint());
+    if let Some(old) = &journal.host_file {
+        if named {
+            let file = ws.repo.host_file(&journal.host);
+            let rel = ws.repo.rel(&file);
+            let text = crate::policy::text_of(&rel, old)?;
+            host_file::parse_host(&journal.host, text, &rel)?;
+            fsutil::write_atomic(&file, old, fsutil::PUBLIC)?;
+            ws.reload()?;
+        }
+        journal.undo(ws)?;
+        fsutil::remove(&path)?;
+        ws.reload()?;
+        return Ok(if named {
+            Pending::Reverted(journal.host)
+        } else {
+            Pending::Undone(journal.host)
+        });
+    }
     if named {
         return Ok(Pending::Finish(journal.host));
     }
@@ -488,6 +624,9 @@ struct Journal {
     public: Option<Vec<u8>>,
     lock: Option<String>,
     created_policy: bool,
+    /// The host file before the rotation, kept while a new key pushed to the
+    /// running host is not confirmed there.
+    host_file: Option<Vec<u8>>,
 }
 
 const JOURNAL_HEAD: &str = "\
@@ -530,6 +669,7 @@ impl Journal {
                 )
             }),
             created_policy,
+            host_file: None,
         })
     }
 
@@ -539,7 +679,7 @@ impl Journal {
             Some(d) => base64::engine::general_purpose::STANDARD.encode(d),
             None => "-".into(),
         };
-        format!(
+        let mut text = format!(
             "{JOURNAL_HEAD}host {}\nkey {}\nsecret {}\npublic {}\nlock {}\npolicy {}\n",
             self.host,
             host_file::key_line(&self.key),
@@ -547,7 +687,11 @@ impl Journal {
             b64(&self.public),
             self.lock.as_deref().unwrap_or("-"),
             if self.created_policy { "created" } else { "-" },
-        )
+        );
+        if self.host_file.is_some() {
+            text.push_str(&format!("pushed {}\n", b64(&self.host_file)));
+        }
+        text
     }
 
     /// Reads a journal; errors name `.keys-rotation` and the line.
@@ -604,6 +748,10 @@ impl Journal {
             public: bytes("public")?,
             lock: opt(field("lock")?.1),
             created_policy: field("policy")?.1 == "created",
+            host_file: match fields.contains_key("pushed") {
+                true => bytes("pushed")?,
+                false => None,
+            },
         })
     }
 

@@ -12,6 +12,8 @@ pub mod hook;
 pub mod host;
 pub mod import;
 pub mod init;
+pub mod local;
+pub mod push;
 pub mod readers;
 pub mod rekey;
 pub mod remote;

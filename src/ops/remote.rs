@@ -665,6 +665,245 @@ pub fn verify_command(
         .arg("true"))
 }
 
+/// The command line a host's login shell runs for `keys`: `sh -c SCRIPT NAME ARGS…`,
+/// every word quoted, so that no value is ever read as shell code, and behind
+/// `sudo -n` when the host's `ssh_user` is not root. Secrets never go here: they go
+/// on the session's standard input.
+pub fn remote_script(host: &Host, name: &str, script: &str, args: &[&str]) -> String {
+    let mut words: Vec<&[u8]> = Vec::new();
+    if host.ssh_user != "root" {
+        words.extend([b"sudo".as_slice(), b"-n".as_slice()]);
+    }
+    words.extend([
+        b"sh".as_slice(),
+        b"-c".as_slice(),
+        script.as_bytes(),
+        name.as_bytes(),
+    ]);
+    words.extend(args.iter().map(|a| a.as_bytes()));
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| String::from_utf8_lossy(&shell_quote(w)).into_owned())
+        .collect();
+    quoted.join(" ")
+}
+
+/// `ssh` running `remote` (a command line for the login shell) on the host, with the
+/// keys in `known_hosts` pinned, never asking anything (BatchMode) and with no
+/// terminal.
+pub fn ssh_command(
+    host: &Host,
+    known_hosts: &Path,
+    ssh_key: Option<&Path>,
+    remote: String,
+) -> Result<CommandLine> {
+    let address = address(host)?;
+    Ok(CommandLine::new("ssh")
+        .args(ssh_options(known_hosts, host.ssh_port, ssh_key))
+        .args(["-o", "BatchMode=yes", "-T"])
+        .arg(login(host, address))
+        .arg(remote))
+}
+
+/// An ssh session whose standard input `keys` writes and whose standard output it
+/// reads line by line: secrets go to the host on its input, never on a command line.
+/// Dropping it closes the input and ends the session (the program is killed if it is
+/// still running), which the scripts `keys` runs on a host read as "put everything
+/// back".
+pub struct Session {
+    program: String,
+    child: std::process::Child,
+    input: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+/// The longest line a session's output may have; a longer one is cut.
+const MAX_LINE: usize = 4096;
+
+impl Session {
+    /// Starts `command` with piped standard input, output and error.
+    pub fn start(command: &CommandLine) -> Result<Session> {
+        let mut cmd = Command::new(&command.program);
+        cmd.args(&command.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(cwd) = &command.cwd {
+            cmd.current_dir(cwd);
+        }
+        let mut child = cmd.spawn().map_err(|e| Error::External {
+            program: command.program.clone(),
+            reason: format!("cannot run it ({e})"),
+        })?;
+        let input = child.stdin.take();
+        let (tx, lines) = std::sync::mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                let mut reader = std::io::BufReader::new(out);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match reader
+                        .by_ref()
+                        .take(MAX_LINE as u64)
+                        .read_until(b'\n', &mut line)
+                    {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let text = String::from_utf8_lossy(&line);
+                            if tx.send(text.trim_end().to_string()).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        let stderr = child.stderr.take().map(|mut err| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = err.by_ref().take(1 << 20).read_to_end(&mut buf);
+                buf
+            })
+        });
+        Ok(Session {
+            program: command.program.clone(),
+            child,
+            input,
+            lines,
+            stderr,
+        })
+    }
+
+    /// Writes `data` to the session's input. False when the session has ended.
+    pub fn send(&mut self, data: &[u8]) -> bool {
+        use std::io::Write;
+        match &mut self.input {
+            Some(input) => input.write_all(data).and_then(|()| input.flush()).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Closes the session's input: the program reads the end of it.
+    pub fn close_input(&mut self) {
+        self.input = None;
+    }
+
+    /// The next line of output, within `timeout`. None when the output ended or
+    /// nothing came in time. A signal received meanwhile is `Interrupted`.
+    pub fn line(&mut self, timeout: Duration, guard: &SignalGuard) -> Result<Option<String>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(signal) = guard.interrupted() {
+                return Err(crate::signal::interruption(signal));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            match self.lines.recv_timeout(left.min(Duration::from_millis(50))) {
+                Ok(line) => return Ok(Some(line)),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(None),
+            }
+        }
+    }
+
+    /// The next line of output within `timeout`, whatever signal comes meanwhile:
+    /// for the answer to a step that cannot be taken back once asked for.
+    pub fn line_regardless(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Ends the session: closes its input, waits up to `timeout` for the program to
+    /// exit (then kills it), and returns how it ended with what it wrote on stderr.
+    pub fn finish(mut self, timeout: Duration) -> Result<(), Failure> {
+        self.input = None;
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    break self.child.wait().ok();
+                }
+            }
+        };
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        match status {
+            Some(s) if s.success() => Ok(()),
+            status => Err(Failure::Exit {
+                code: status.and_then(|s| s.code()),
+                stderr,
+            }),
+        }
+    }
+
+    /// The program the session runs, for messages.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.input = None;
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `command` with `input` on its standard input and its output captured (at
+/// most 16 MiB), within `timeout`: the lines it printed, and how it ended. A signal
+/// received meanwhile is `Interrupted`.
+pub fn run_with_input(
+    command: &CommandLine,
+    input: &[u8],
+    timeout: Duration,
+    guard: &SignalGuard,
+) -> Result<(Vec<String>, Result<(), Failure>)> {
+    let mut session = match Session::start(command) {
+        Ok(s) => s,
+        Err(Error::External { reason, .. }) => {
+            return Ok((
+                Vec::new(),
+                Err(Failure::Missing(std::io::Error::other(reason))),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    session.send(input);
+    session.close_input();
+    let deadline = Instant::now() + timeout;
+    let mut lines = Vec::new();
+    let mut size = 0usize;
+    while let Some(line) =
+        session.line(deadline.saturating_duration_since(Instant::now()), guard)?
+    {
+        size += line.len() + 1;
+        if size > 16 << 20 {
+            break;
+        }
+        lines.push(line);
+    }
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    Ok((lines, session.finish(left)))
+}
+
 /// How a command ended, when it did not succeed.
 pub enum Failure {
     /// The program could not be started.
@@ -1123,6 +1362,28 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// The login shell runs `sh -c SCRIPT NAME ARGS…` with every word as given, and
+    /// behind `sudo -n` for an ssh user other than root.
+    #[test]
+    fn a_remote_script_reaches_sh_word_for_word() {
+        let text = "ssh_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBfGJPhTmEUhNRTXhlljX+/pWA7Q7nbJ0sZzDiIUM5O5\nssh_user: deploy\n";
+        let mut host = crate::policy::host_file::parse_host("h", text, "h.yaml").unwrap();
+        let args = ["a b", "it's", "$(x)", "", "\n"];
+        let line = remote_script(&host, "keys-x", "printf '%s|' \"$0\" \"$@\"", &args);
+        assert!(line.starts_with("'sudo' '-n' 'sh' '-c' "), "{line}");
+        host.ssh_user = "root".into();
+        let line = remote_script(&host, "keys-x", "printf '%s|' \"$0\" \"$@\"", &args);
+        assert!(line.starts_with("'sh' '-c' "), "{line}");
+        let out = Command::new("/bin/sh")
+            .args(["-c", &line])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "keys-x|a b|it's|$(x)||\n|"
+        );
     }
 
     #[test]

@@ -167,6 +167,14 @@ pub fn rename(repo: &Repo, kind: Kind, old: &str, new: &str) -> Result<Renamed> 
         if !out.secrets.is_empty() {
             writes.push((repo.lockfile(), lock.text().as_bytes().to_vec()));
         }
+        // The record of its local secrets, which names no host inside.
+        let record = repo.root().join(crate::policy::local::rel(old));
+        if let Some(data) = fsutil::read_optional(&record)? {
+            let to = repo.root().join(crate::policy::local::rel(new));
+            out.files.push((repo.rel(&record), repo.rel(&to)));
+            writes.push((to, data));
+            gone.push(record);
+        }
     }
 
     // All or nothing, then the policy must load and resolve the same readers.

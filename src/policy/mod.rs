@@ -5,6 +5,7 @@
 pub mod edit;
 pub mod fleet;
 pub mod host_file;
+pub mod local;
 pub mod rules;
 
 pub use fleet::Fleet;

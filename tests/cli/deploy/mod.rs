@@ -5,6 +5,8 @@
 mod anywhere;
 mod build;
 mod install;
+mod local;
+mod rotate;
 mod stage_install;
 mod update;
 
