@@ -160,8 +160,11 @@ fn ls(ctx: &super::Context, args: LsArgs) -> Result<()> {
     };
     let listing = local::list(repo, &args.host, &reach)?;
     let mut table = Table::new("");
-    table.header(["NAME", "PATH", "STATUS", "SET", "BY"]);
-    table.cut_middle(1);
+    table.header(["NAME", "STATUS", "PATH", "SET", "BY"]);
+    // The name and what differs are what the listing is for: kept whole.
+    table.keep(0, 24);
+    table.keep(1, 44);
+    table.cut_middle(2);
     for row in &listing.rows {
         let (set, by) = match &row.entry {
             Some(e) => (e.set.clone(), e.by.clone()),
@@ -169,8 +172,8 @@ fn ls(ctx: &super::Context, args: LsArgs) -> Result<()> {
         };
         table.row([
             row.name.clone().unwrap_or_else(|| "-".into()),
-            row.path.escape_debug().to_string(),
             row.state.text(),
+            row.path.escape_debug().to_string(),
             set,
             by,
         ]);

@@ -138,9 +138,10 @@ fn ls(ctx: &super::Context, args: LsArgs) -> Result<()> {
         .collect();
     let mut table = Table::new("");
     table.header(["RULE", "SECRETS", "FORMAT", "READERS"]);
+    // The place is kept whole: it is what one edits.
+    table.keep(0, 40);
     table.keep(1, 12);
     table.keep(3, 12);
-    table.cut_middle(0);
     for row in rows {
         table.row(row);
     }

@@ -465,6 +465,8 @@ fn the_default_command_pulls_into_the_flake_dir_and_switches() {
         "deploy",
     ])
     .success();
+    // Wide enough for the whole command.
+    env.set("COLUMNS", "200");
     let listed = env.keys(&["deploy-key", "ls"]).success().stdout;
     let row = listed.lines().nth(1).unwrap();
     let cells: Vec<&str> = row.split_whitespace().take(3).collect();

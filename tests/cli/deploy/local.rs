@@ -243,7 +243,12 @@ fn remote_set_writes_a_root_only_file_on_the_host_and_records_only_the_fact() {
     host.env.keys(&["check"]).success();
     let status = host.env.keys(&["status"]).success().stdout;
     assert!(
-        status.contains("local secrets (2)") && status.contains("telegram-token"),
+        status.contains("2 local secrets kept only on 1 host"),
+        "{status}"
+    );
+    let status = host.env.keys(&["status", "--long"]).success().stdout;
+    assert!(
+        status.contains("kept only on their host") && status.contains("telegram-token"),
         "{status}"
     );
 
