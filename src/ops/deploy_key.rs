@@ -144,33 +144,48 @@ pub fn add(repo: &Repo, spec: DeployKeySpec) -> Result<Changed> {
         count + 1,
         Some(&record),
     )?;
-    let plan = host::plan_admins_secret(&ws, &secret_name, &DEPLOY_KEYS)?;
-    let mut report = Report::default();
-    host::create_rule_file(&mut ws, &plan, &mut report)?;
-    let opts = EncryptOptions {
-        force: false,
-        allow_empty: false,
-    };
-    let beside = [(file.as_path(), text.as_bytes())];
-    let done = secret::encrypt_with(
+    let report = store(
         &mut ws,
-        &secret_name,
+        secret_name,
         private.as_bytes(),
-        &opts,
-        None,
-        &beside,
+        &file,
+        &text,
+        false,
     )?;
-    report.effects.push(Effect::KeyStored {
-        path: repo.rel(&done.path),
-        secret: secret_name,
-        recipients: done.recipients,
-    });
-    report.effects.push(Effect::Updated(rel));
     Ok(Changed {
         report,
         host: spec.host,
         key: record,
     })
+}
+
+/// Writes the private key as secret `secret_name` for the admins (its rule file made
+/// first when missing) and the host file's new `text` beside it, as one batch.
+fn store(
+    ws: &mut Workspace,
+    secret_name: String,
+    private: &[u8],
+    file: &std::path::Path,
+    text: &str,
+    replace: bool,
+) -> Result<Report> {
+    let plan = host::plan_admins_secret(ws, &secret_name, &DEPLOY_KEYS)?;
+    let mut report = Report::default();
+    host::create_rule_file(ws, &plan, &mut report)?;
+    let opts = EncryptOptions {
+        force: replace,
+        allow_empty: false,
+    };
+    let beside = [(file, text.as_bytes())];
+    let done = secret::encrypt_with(ws, &secret_name, private, &opts, None, &beside)?;
+    let repo = &ws.repo;
+    report.effects.push(Effect::KeyStored {
+        path: repo.rel(&done.path),
+        secret: secret_name,
+        recipients: done.recipients,
+    });
+    report.effects.push(Effect::Updated(repo.rel(file)));
+    Ok(report)
 }
 
 /// Gives deploy key `name` a new key pair: the host file records the new public key
@@ -200,28 +215,7 @@ pub fn rotate(repo: &Repo, name: &str) -> Result<Changed> {
     let text = host_file::read(&file, &rel)?;
     let text = host_file::replace_deploy_key(&text, &rel, name, &record.key)?;
     read_back(&host_name, &text, &rel, name, count, Some(&record))?;
-    let plan = host::plan_admins_secret(&ws, &secret_name, &DEPLOY_KEYS)?;
-    let mut report = Report::default();
-    host::create_rule_file(&mut ws, &plan, &mut report)?;
-    let opts = EncryptOptions {
-        force: true,
-        allow_empty: false,
-    };
-    let beside = [(file.as_path(), text.as_bytes())];
-    let done = secret::encrypt_with(
-        &mut ws,
-        &secret_name,
-        private.as_bytes(),
-        &opts,
-        None,
-        &beside,
-    )?;
-    report.effects.push(Effect::KeyStored {
-        path: repo.rel(&done.path),
-        secret: secret_name,
-        recipients: done.recipients,
-    });
-    report.effects.push(Effect::Updated(rel));
+    let report = store(&mut ws, secret_name, private.as_bytes(), &file, &text, true)?;
     Ok(Changed {
         report,
         host: host_name,
