@@ -101,21 +101,7 @@ struct Fleet {
 
 impl Fleet {
     fn new(flake_dir_name: &str) -> Fleet {
-        let mut env = TestEnv::new();
-        let repo = fleet(&mut env);
-        let rundir = runtime_dir(&mut env);
-        let port = free_port();
-        env.keys(&[
-            "host",
-            "add",
-            "srv",
-            "--generate",
-            "--address",
-            "127.0.0.1",
-            "--ssh-port",
-            &port.to_string(),
-        ])
-        .success();
+        let (env, repo, rundir, port) = local_host();
         let login = login_user();
         let remote = env.root.join("remote");
         let flake_dir = remote.join(flake_dir_name);

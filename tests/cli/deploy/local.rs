@@ -24,21 +24,7 @@ struct Host {
 
 impl Host {
     fn new() -> Host {
-        let mut env = TestEnv::new();
-        let repo = fleet(&mut env);
-        let rundir = runtime_dir(&mut env);
-        let port = free_port();
-        env.keys(&[
-            "host",
-            "add",
-            "srv",
-            "--generate",
-            "--address",
-            "127.0.0.1",
-            "--ssh-port",
-            &port.to_string(),
-        ])
-        .success();
+        let (mut env, repo, rundir, port) = local_host();
         append(
             &repo.join("recipients/hosts/srv.yaml"),
             &format!("ssh_user: {}\n", user()),

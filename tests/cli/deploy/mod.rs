@@ -207,3 +207,25 @@ pub(crate) fn user() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// The demo fleet with a host `srv` whose generated key a throwaway sshd on
+/// 127.0.0.1 will present, at the free port returned: the environment, the
+/// repository, the private runtime directory and the port.
+fn local_host() -> (TestEnv, PathBuf, tempfile::TempDir, u16) {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let rundir = runtime_dir(&mut env);
+    let port = free_port();
+    env.keys(&[
+        "host",
+        "add",
+        "srv",
+        "--generate",
+        "--address",
+        "127.0.0.1",
+        "--ssh-port",
+        &port.to_string(),
+    ])
+    .success();
+    (env, repo, rundir, port)
+}

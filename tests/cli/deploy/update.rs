@@ -5,21 +5,7 @@ use super::*;
 
 #[test]
 fn update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key() {
-    let mut env = TestEnv::new();
-    let repo = fleet(&mut env);
-    let _rundir = runtime_dir(&mut env);
-    let port = free_port();
-    env.keys(&[
-        "host",
-        "add",
-        "srv",
-        "--generate",
-        "--address",
-        "127.0.0.1",
-        "--ssh-port",
-        &port.to_string(),
-    ])
-    .success();
+    let (mut env, repo, _rundir, port) = local_host();
     let remote = env.root.join("remote");
     let flake_dir = remote.join("etc-nixos");
     let remote_tmp = remote.join("tmp");
