@@ -97,7 +97,8 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::NoAddress { .. }
         | Error::FlakeFile { .. }
         | Error::NoStoredKey { .. }
-        | Error::KeyMismatch { .. } => 3,
+        | Error::KeyMismatch { .. }
+        | Error::UploadCollision { .. } => 3,
         Error::NoPassphrase { .. }
         | Error::WrongPassphrase { .. }
         | Error::NoIdentity { .. }
@@ -218,6 +219,9 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         }
         Error::NoSecret { .. } => {
             "`keys ls` lists the secrets; `keys encrypt NAME` or `keys edit --new NAME` creates one"
+        }
+        Error::UploadCollision { .. } => {
+            "give one of the secrets a name whose last segment differs, or drop upload: true from its rule"
         }
         Error::NoRule { .. } => {
             "add a rule whose `secrets:` glob matches it to a policies/*.yaml file"
