@@ -261,7 +261,8 @@ struct Machine<'a> {
     sops: Vec<(&'a str, &'a Rule)>,
 }
 
-/// One NixOS module per host: `age.secrets` and `sops.secrets` for what it reads,
+/// One NixOS module per host: `age.secrets` and `sops.secrets` for what it reads
+/// (but not what an `upload: true` rule has its deployer send it),
 /// its identity paths at the persisted host key (which is also sshd's only host key
 /// on a host with a persist prefix), its deploy keys' authorized_keys lines, and for
 /// each container that reads a secret a read-only bind mount of its key and the
@@ -290,6 +291,8 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
             }
             for reader in &rule.readers {
                 let machine = match reader {
+                    // Sent by the deployer instead (`keys export colmena`).
+                    Reader::Host(h) if *h == host.name && rule.upload.is_some() => None,
                     Reader::Host(h) if *h == host.name => Some(&mut own),
                     Reader::Container(c) => host
                         .containers

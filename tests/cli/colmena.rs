@@ -107,6 +107,19 @@ fn export_colmena_declares_each_hosts_uploaded_keys_as_colmena_reads_them() {
     );
     // Every host is there, so `(import ./colmena-keys.nix).HOST` always evaluates.
     assert_eq!(keys["vps-arm"], serde_json::json!({}));
+    // What is uploaded is not also decrypted on the host by agenix or sops-nix.
+    env.keys(&["export", "nix"]).success();
+    let imp = crate::export::evaluated(&env, &repo, "imp", true);
+    let declared = |tool: &str| -> Vec<String> {
+        imp[tool]["secrets"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(declared("age"), ["imp/agenix-only"]);
+    assert!(declared("sops").is_empty());
     let again = env.keys(&["export", "colmena", "-o", "-"]).success();
     assert_eq!(again.stdout, text, "deterministic");
     env.keys(&["check"]).success();
