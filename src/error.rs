@@ -466,6 +466,15 @@ pub enum Error {
     #[error("{}: another keys process (pid {pid}) is writing this repository", path.display())]
     Busy { path: PathBuf, pid: String },
 
+    /// Two secrets a host is sent at deploy time would be one file there.
+    #[error("{host}: {first} and {second} would both be uploaded as {key:?}")]
+    UploadCollision {
+        host: String,
+        key: String,
+        first: String,
+        second: String,
+    },
+
     /// A host would be sent secrets it cannot decrypt.
     #[error("{host} cannot decrypt {}: {}", if problems.len() == 1 { "1 secret".to_string() } else { format!("{} secrets", problems.len()) }, problems.join(", "))]
     Undeployable { host: String, problems: Vec<String> },

@@ -21,6 +21,11 @@ use super::{error, ui};
 /// it also reports a keys hook that git no longer runs (core.hooksPath changed, or
 /// not executable). Needs no identity and never writes. Exits 0 when clean and 8
 /// when it finds a problem; warnings (a rule that matches nothing) do not fail it.
+///
+/// With --deploy HOST… it checks only what a deployer (keys update, colmena,
+/// deploy-rs) needs before sending each HOST its configuration: that the host, and
+/// each of its containers, can decrypt every secret its policy gives it (the secret
+/// up to date in keys.lock, and its file naming that machine's key).
 #[derive(clap::Args)]
 #[command(after_long_help = super::json::check_schema())]
 pub(crate) struct Args {
@@ -33,9 +38,17 @@ pub(crate) struct Args {
     /// GIT_INDEX_FILE), not the work tree. Any error blocks the commit.
     #[arg(long)]
     staged: bool,
+
+    /// Check only that each HOST can decrypt every secret it is sent, as `keys
+    /// update` does before it sends anything; run it before any other deployer.
+    #[arg(long, value_name = "HOST", num_args = 1.., conflicts_with_all = ["json", "staged"], add = super::complete::host_names())]
+    deploy: Vec<String>,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    if !args.deploy.is_empty() {
+        return deploy(ctx, &args.deploy);
+    }
     let repo = ctx.repo()?;
     let ignored = crate::ops::gitignore::ignored(repo.root())?;
     let files = if args.staged {
@@ -81,6 +94,45 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     // repository one by one is a measurable part of its check.
     std::mem::forget(files);
     std::mem::forget(report);
+    if problems > 0 {
+        return Err(Error::CheckFailed { count: problems });
+    }
+    Ok(())
+}
+
+/// The pre-deploy gate of `keys update`, for each host named: every host is checked
+/// (an unknown name stops it before any), and each that cannot decrypt what it is
+/// sent is reported with the files at fault.
+fn deploy(ctx: &super::Context, names: &[String]) -> Result<()> {
+    let repo = ctx.repo()?;
+    let ws = ctx.workspace(crate::ops::workspace::Hosts::All)?;
+    let hosts = names
+        .iter()
+        .map(|n| ws.host(n))
+        .collect::<Result<Vec<_>>>()?;
+    let mut text = String::new();
+    let mut problems = 0;
+    for host in hosts {
+        match crate::ops::deploy::readable(repo, &ws.policy, &ws.fleet, host) {
+            Ok(needed) => text.push_str(&format!(
+                "ok: {} can decrypt the {} secret{} it is sent\n",
+                host.name,
+                needed.len(),
+                ui::plural(needed.len())
+            )),
+            Err(e @ Error::Undeployable { .. }) => {
+                if let Error::Undeployable { problems: p, .. } = &e {
+                    problems += p.len();
+                }
+                text.push_str(&format!(
+                    "{e}\n  fix: run `keys rekey --host {}` (and `keys check`), then check again before deploying\n",
+                    host.name
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    ui::out(&text)?;
     if problems > 0 {
         return Err(Error::CheckFailed { count: problems });
     }

@@ -99,7 +99,8 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::NoStoredKey { .. }
         | Error::KeyMismatch { .. }
         | Error::LocalPath { .. }
-        | Error::NoLocalSecret { .. } => 3,
+        | Error::NoLocalSecret { .. }
+        | Error::UploadCollision { .. } => 3,
         Error::NoPassphrase { .. }
         | Error::WrongPassphrase { .. }
         | Error::NoIdentity { .. }
@@ -221,6 +222,9 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         }
         Error::NoSecret { .. } => {
             "`keys ls` lists the secrets; `keys encrypt NAME` or `keys edit --new NAME` creates one"
+        }
+        Error::UploadCollision { .. } => {
+            "give one of the secrets a name whose last segment differs, or drop upload: true from its rule"
         }
         Error::NoRule { .. } => {
             "add a rule whose `secrets:` glob matches it to a policies/*.yaml file"

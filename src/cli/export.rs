@@ -16,15 +16,17 @@ use super::{shared, ui};
 /// sops-config writes .sops.yaml creation rules for the sops-format rules, so
 /// `sops edit secrets/NAME.yaml` encrypts for the same readers. agenix-rules writes
 /// secrets.nix listing every .age secret with its readers' keys, for `agenix -e`.
-/// Both are deterministic and start with a marker line; `keys check` reports an
+/// nix writes keys.nix, a NixOS module per host for agenix and sops-nix; colmena
+/// writes colmena-keys.nix, each host's deployment.keys for the secrets of
+/// `upload: true` rules. All are deterministic and start with a marker line; `keys check` reports an
 /// exported file that no longer matches the policy.
 #[derive(clap::Args)]
 pub(crate) struct Args {
     #[arg(value_enum)]
     what: What,
 
-    /// Write here instead of the repository root's .sops.yaml, secrets.nix or keys.nix
-    /// ("-" for stdout).
+    /// Write here instead of the repository root's .sops.yaml, secrets.nix, keys.nix or
+    /// colmena-keys.nix ("-" for stdout).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -38,6 +40,10 @@ enum What {
     /// keys.nix: one NixOS module per host declaring its agenix and sops-nix secrets,
     /// identity paths and container key bind mounts.
     Nix,
+    /// colmena-keys.nix: one colmena module per host declaring deployment.keys for
+    /// the secrets of `upload: true` rules it reads, each made by `keys decrypt NAME`
+    /// at deploy time and uploaded as the last segment of its name.
+    Colmena,
     /// Rewrite each keys-made export that exists and no longer matches, printing the
     /// files rewritten (what the git hooks run to regenerate the exports of a merge).
     Refresh,
@@ -50,6 +56,7 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         What::SopsConfig => Export::SopsConfig,
         What::AgenixRules => Export::AgenixRules,
         What::Nix => Export::Nix,
+        What::Colmena => Export::Colmena,
         What::Refresh => {
             let rewritten = crate::ops::export::refresh(repo)?;
             let text: String = rewritten

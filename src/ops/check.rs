@@ -575,16 +575,21 @@ fn examine(
                     .filter_map(|s| Some((s.name.clone(), s.format?)))
                     .collect()
             });
-            if !export
-                .render(policy, fleet, secrets)
-                .is_ok_and(|text| *data == text.into_bytes())
-            {
-                report.problem(
+            match export.render(policy, fleet, secrets) {
+                Ok(text) if data.as_slice() == text.as_bytes() => {}
+                // What keeps it from being made (two uploads under one name).
+                Err(e) => report.problem(
+                    Kind::StaleExport,
+                    export.file(),
+                    format!("cannot be made: {e}"),
+                    Fix::Error(Box::new(e)),
+                ),
+                Ok(_) => report.problem(
                     Kind::StaleExport,
                     export.file(),
                     "is stale: it no longer matches the policy and the secrets",
                     format!("run `{}` and commit the result", export.command()),
-                );
+                ),
             }
         }
     }

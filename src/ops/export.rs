@@ -20,16 +20,23 @@ pub enum Export {
     SopsConfig,
     AgenixRules,
     Nix,
+    Colmena,
 }
 
 impl Export {
-    pub const ALL: [Export; 3] = [Export::SopsConfig, Export::AgenixRules, Export::Nix];
+    pub const ALL: [Export; 4] = [
+        Export::SopsConfig,
+        Export::AgenixRules,
+        Export::Nix,
+        Export::Colmena,
+    ];
 
     pub fn file(self) -> &'static str {
         match self {
             Export::SopsConfig => ".sops.yaml",
             Export::AgenixRules => "secrets.nix",
             Export::Nix => "keys.nix",
+            Export::Colmena => "colmena-keys.nix",
         }
     }
 
@@ -38,6 +45,7 @@ impl Export {
             Export::SopsConfig => "keys export sops-config",
             Export::AgenixRules => "keys export agenix-rules",
             Export::Nix => "keys export nix",
+            Export::Colmena => "keys export colmena",
         }
     }
 
@@ -53,6 +61,7 @@ impl Export {
             Export::SopsConfig => sops_config(policy, fleet),
             Export::AgenixRules => agenix_rules(policy, fleet, secrets),
             Export::Nix => nix_modules(policy, fleet, secrets)?,
+            Export::Colmena => colmena_keys(policy, fleet, secrets)?,
         })
     }
 }
@@ -83,7 +92,13 @@ pub fn refresh(repo: &Repo) -> Result<Vec<Export>> {
         .collect();
     let mut rewritten = Vec::new();
     for (export, path, data) in present {
-        let text = export.render(&ws.policy, &ws.fleet, &secrets)?;
+        // An export the secrets keep from being made (two uploads under one name) is
+        // left as it is, for `keys check` to report, rather than fail the change that
+        // made it so.
+        let text = match export.render(&ws.policy, &ws.fleet, &secrets) {
+            Err(crate::error::Error::UploadCollision { .. }) => continue,
+            text => text?,
+        };
         if text.as_bytes() != data.as_slice() {
             fsutil::write_atomic(&path, text.as_bytes(), fsutil::PUBLIC)?;
             rewritten.push(export);
@@ -246,7 +261,8 @@ struct Machine<'a> {
     sops: Vec<(&'a str, &'a Rule)>,
 }
 
-/// One NixOS module per host: `age.secrets` and `sops.secrets` for what it reads,
+/// One NixOS module per host: `age.secrets` and `sops.secrets` for what it reads
+/// (but not what an `upload: true` rule has its deployer send it),
 /// its identity paths at the persisted host key (which is also sshd's only host key
 /// on a host with a persist prefix), its deploy keys' authorized_keys lines, and for
 /// each container that reads a secret a read-only bind mount of its key and the
@@ -275,6 +291,8 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
             }
             for reader in &rule.readers {
                 let machine = match reader {
+                    // Sent by the deployer instead (`keys export colmena`).
+                    Reader::Host(h) if *h == host.name && rule.upload.is_some() => None,
                     Reader::Host(h) if *h == host.name => Some(&mut own),
                     Reader::Container(c) => host
                         .containers
@@ -367,6 +385,90 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
             out.push_str(&format!("{pad}  }};\n{pad}}};\n"));
         }
         if !host.containers.is_empty() {
+            out.push_str("    };\n");
+        }
+        out.push_str("  };\n");
+    }
+    out.push_str("}\n");
+    Ok(out)
+}
+
+/// The file an uploaded secret becomes on its host: the last segment of its name.
+pub fn upload_name(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// One colmena module per host: `deployment.keys` for each secret of an `upload:
+/// true` rule that the host itself reads (a container's secrets are not sent to its
+/// host), its plaintext made at deploy time by `keys decrypt NAME` on the deploying
+/// machine. Every host is listed, so `(import ./colmena-keys.nix).HOST` always
+/// evaluates. Two secrets of one host whose names end in the same segment would be
+/// one file there: refused.
+fn colmena_keys(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> Result<String> {
+    let mut out = format!(
+        "{MARKER} colmena` from policies/ and recipients/; do not edit.\n\
+         # One colmena module per host, for the secrets uploaded at deploy time: in a\n\
+         # node of the hive, imports = [ (import ./colmena-keys.nix).HOST ];\n{{\n"
+    );
+    let mut names: Vec<&(String, Format)> = secrets.iter().collect();
+    names.sort();
+    names.dedup();
+    for host in fleet.hosts()? {
+        let mut keys: Vec<(&str, &Rule)> = Vec::new();
+        for (name, format) in &names {
+            let Some((_, rule)) = policy.rule_for(name) else {
+                continue;
+            };
+            if rule.format != *format || rule.upload.is_none() {
+                continue;
+            }
+            if !rule
+                .readers
+                .iter()
+                .any(|r| matches!(r, Reader::Host(h) if *h == host.name))
+            {
+                continue;
+            }
+            if let Some((other, _)) = keys
+                .iter()
+                .find(|(n, _)| upload_name(n) == upload_name(name))
+            {
+                return Err(crate::error::Error::UploadCollision {
+                    host: host.name.clone(),
+                    key: upload_name(name).to_string(),
+                    first: other.to_string(),
+                    second: name.clone(),
+                });
+            }
+            keys.push((name.as_str(), rule));
+        }
+        if keys.is_empty() {
+            out.push_str(&format!("  {} = {{ }};\n", nix_attr(&host.name)));
+            continue;
+        }
+        out.push_str(&format!("  {} = {{\n", nix_attr(&host.name)));
+        for (name, rule) in keys {
+            let upload = rule.upload.clone().unwrap_or_default();
+            out.push_str(&format!(
+                "    deployment.keys.{} = {{\n",
+                nix_string(upload_name(name))
+            ));
+            out.push_str(&format!(
+                "      keyCommand = [ \"keys\" \"decrypt\" {} ];\n",
+                nix_string(name)
+            ));
+            for (k, v, default) in [
+                ("destDir", &upload.dest_dir, "/run/keys"),
+                ("user", &rule.owner, "root"),
+                ("group", &rule.group, "root"),
+                ("permissions", &rule.mode, "0600"),
+                ("uploadAt", &upload.upload_at, "pre-activation"),
+            ] {
+                out.push_str(&format!(
+                    "      {k} = {};\n",
+                    nix_string(v.as_deref().unwrap_or(default))
+                ));
+            }
             out.push_str("    };\n");
         }
         out.push_str("  };\n");

@@ -63,9 +63,23 @@ pub struct Rule {
     /// Where nixos-anywhere puts the secret on the installer, before disko runs,
     /// when it is a disk encryption key (`--disk-encryption-keys PATH FILE`).
     pub disk_encryption_key: Option<String>,
+    /// `upload: true`: a deployer (colmena) sends the plaintext to its reader hosts
+    /// at deploy time, as `keys export colmena` declares it.
+    pub upload: Option<Upload>,
     /// For a rule a placeholder made (`{host}/*` for host `web`): which, and for whom.
     pub bound: Option<Bound>,
 }
+
+/// Where an uploaded secret goes on its host (colmena's `destDir` and `uploadAt`);
+/// `None` leaves colmena's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Upload {
+    pub dest_dir: Option<String>,
+    pub upload_at: Option<String>,
+}
+
+/// colmena's `uploadAt` values.
+pub const UPLOAD_AT: [&str; 2] = ["pre-activation", "post-activation"];
 
 /// What a rule's glob may begin with to bind the first segment of a name to a host
 /// (`{host}/*`) or a container (`{container}/*`), whose reader the rule then names
@@ -366,14 +380,22 @@ struct RuleFile {
     mac_only_encrypted: bool,
     #[serde(default)]
     indent: Option<Spanned<i64>>,
-    #[serde(default)]
+    /// `user` as colmena names it.
+    #[serde(default, alias = "user")]
     owner: Option<String>,
     #[serde(default)]
     group: Option<String>,
-    #[serde(default)]
+    /// `permissions` as colmena names it.
+    #[serde(default, alias = "permissions")]
     mode: Option<Spanned<String>>,
     #[serde(default)]
     disk_encryption_key: Option<Spanned<String>>,
+    #[serde(default)]
+    upload: Option<Spanned<bool>>,
+    #[serde(default)]
+    dest_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    upload_at: Option<Spanned<String>>,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -428,6 +450,72 @@ fn disk_key_path(format: Format, path: &str) -> std::result::Result<String, Stri
         ));
     }
     Ok(path.to_string())
+}
+
+/// A rule's `upload:`, `dest_dir:` and `upload_at:`: the last two only with
+/// `upload: true`, `dest_dir` an absolute path of plain names, `upload_at` one of
+/// colmena's two moments.
+fn upload(raw: &RuleFile, line: &dyn Fn(u64) -> Location) -> Result<Option<Upload>> {
+    let on = raw.upload.as_ref().is_some_and(|u| u.value);
+    if !on {
+        let given = [
+            (
+                "dest_dir",
+                raw.dest_dir.as_ref().map(|d| d.referenced.line()),
+            ),
+            (
+                "upload_at",
+                raw.upload_at.as_ref().map(|u| u.referenced.line()),
+            ),
+        ];
+        if let Some((field, Some(at))) = given.into_iter().find(|(_, at)| at.is_some()) {
+            return Err(invalid(
+                line(at),
+                format!("{field} applies only to a rule with upload: true"),
+            ));
+        }
+        return Ok(None);
+    }
+    let dest_dir = match &raw.dest_dir {
+        Some(d) => {
+            let path = &d.value;
+            let plain = path.len() <= 1024
+                && path.starts_with('/')
+                && path[1..]
+                    .split('/')
+                    .all(|s| !s.is_empty() && s != "." && s != "..")
+                && path
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !"\"\\$`".contains(c));
+            if !plain {
+                return Err(invalid(
+                    line(d.referenced.line()),
+                    format!(
+                        "dest_dir {path:?} is not an absolute path of plain names (such as /run/keys)"
+                    ),
+                ));
+            }
+            Some(path.clone())
+        }
+        None => None,
+    };
+    let upload_at = match &raw.upload_at {
+        Some(u) if UPLOAD_AT.contains(&u.value.as_str()) => Some(u.value.clone()),
+        Some(u) => {
+            return Err(invalid(
+                line(u.referenced.line()),
+                format!(
+                    "upload_at {:?} is not {} or {}",
+                    u.value, UPLOAD_AT[0], UPLOAD_AT[1]
+                ),
+            ));
+        }
+        None => None,
+    };
+    Ok(Some(Upload {
+        dest_dir,
+        upload_at,
+    }))
 }
 
 /// A rule's `indent:` as `.sops.yaml`'s `stores.<format>.indent` takes it: the YAML
@@ -822,6 +910,7 @@ fn build_rule(
         })?),
         None => None,
     };
+    let upload = upload(raw, &line)?;
     let rule = Rule {
         at,
         glob: glob_text.to_string(),
@@ -845,6 +934,7 @@ fn build_rule(
         group: raw.group.clone(),
         mode,
         disk_encryption_key,
+        upload,
         bound: None,
     };
     Ok((rule, matcher))

@@ -4,6 +4,7 @@
 
 mod adopt;
 mod check;
+mod colmena;
 mod common;
 mod completion;
 mod container;
