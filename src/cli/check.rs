@@ -33,9 +33,19 @@ pub(crate) struct Args {
     /// GIT_INDEX_FILE), not the work tree. Any error blocks the commit.
     #[arg(long)]
     staged: bool,
+
+    /// Check only the secrets pushed to OpenBao (`keys push openbao`) against its
+    /// metadata, reading no value: each secret never pushed, changed in OpenBao since
+    /// it was pushed, deleted or destroyed there, or behind the repository (its
+    /// encrypted file changed since). Connects as `keys push openbao` does.
+    #[arg(long, conflicts_with_all = ["json", "staged"])]
+    openbao: bool,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    if args.openbao {
+        return super::push::check(ctx);
+    }
     let repo = ctx.repo()?;
     let ignored = crate::ops::gitignore::ignored(repo.root())?;
     let files = if args.staged {

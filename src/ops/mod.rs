@@ -12,6 +12,7 @@ pub mod hook;
 pub mod host;
 pub mod import;
 pub mod init;
+pub mod openbao;
 pub mod readers;
 pub mod rekey;
 pub mod remote;
