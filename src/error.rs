@@ -479,6 +479,10 @@ pub enum Error {
     #[error("{host} cannot decrypt {}: {}", if problems.len() == 1 { "1 secret".to_string() } else { format!("{} secrets", problems.len()) }, problems.join(", "))]
     Undeployable { host: String, problems: Vec<String> },
 
+    /// OpenBao refused the token (unknown, expired or revoked).
+    #[error("OpenBao at {addr} refused the token: {reason}")]
+    OpenBaoToken { addr: String, reason: String },
+
     /// A remote step failed (ssh, rsync, nixos-anywhere): what happened and what to do.
     #[error("{message}")]
     Remote { message: String, hint: String },

@@ -10,6 +10,8 @@ pub const HOSTS: &str = "recipients/hosts";
 pub const POLICIES: &str = "policies";
 pub const SECRETS: &str = "secrets";
 pub const LOCKFILE: &str = "secrets/keys.lock";
+/// What `keys push openbao` wrote to OpenBao: paths and versions, no values.
+pub const OPENBAO_LOCK: &str = "secrets/openbao.lock";
 
 /// The file a writing `keys` holds its lock on, at the repository root.
 pub const WRITER: &str = ".keys-writer";

@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod git;
 pub mod identity;
 pub mod layout;
+pub mod openbao;
 pub mod ops;
 pub mod policy;
 pub mod recipient;
@@ -32,7 +33,9 @@ mod layers {
         &["policy", "crypto"],
         &["format", "identity"],
         &["recipient"],
-        &["snapshot", "scratch", "signal", "git", "fsutil", "layout"],
+        &[
+            "snapshot", "scratch", "signal", "git", "fsutil", "layout", "openbao",
+        ],
         &["error"],
     ];
 

@@ -41,13 +41,23 @@ pub(crate) struct Args {
 
     /// Check only that each HOST can decrypt every secret it is sent, as `keys
     /// update` does before it sends anything; run it before any other deployer.
-    #[arg(long, value_name = "HOST", num_args = 1.., conflicts_with_all = ["json", "staged"], add = super::complete::host_names())]
+    #[arg(long, value_name = "HOST", num_args = 1.., conflicts_with_all = ["json", "staged", "openbao"], add = super::complete::host_names())]
     deploy: Vec<String>,
+
+    /// Check only the secrets pushed to OpenBao (`keys push openbao`) against its
+    /// metadata, reading no value: each secret never pushed, changed in OpenBao since
+    /// it was pushed, deleted or destroyed there, or behind the repository (its
+    /// encrypted file changed since). Connects as `keys push openbao` does.
+    #[arg(long, conflicts_with_all = ["json", "staged"])]
+    openbao: bool,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     if !args.deploy.is_empty() {
         return deploy(ctx, &args.deploy);
+    }
+    if args.openbao {
+        return super::push::check(ctx);
     }
     let repo = ctx.repo()?;
     let ignored = crate::ops::gitignore::ignored(repo.root())?;

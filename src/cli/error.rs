@@ -104,7 +104,8 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         Error::NoPassphrase { .. }
         | Error::WrongPassphrase { .. }
         | Error::NoIdentity { .. }
-        | Error::TooFewGroups { .. } => 4,
+        | Error::TooFewGroups { .. }
+        | Error::OpenBaoToken { .. } => 4,
         Error::Io { .. }
         | Error::Exists { .. }
         | Error::OpenPermissions { .. }
@@ -401,6 +402,9 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
             ));
         }
         Error::Remote { hint, .. } => return Some(hint.clone()),
+        Error::OpenBaoToken { .. } => {
+            "set BAO_TOKEN (or VAULT_TOKEN), or log in with `bao login` to write ~/.vault-token"
+        }
     };
     Some(text.to_string())
 }

@@ -25,6 +25,7 @@ mod json;
 mod ls;
 mod merge_lock;
 mod prompt;
+mod push;
 mod rekey;
 mod remote;
 mod rm;
@@ -143,6 +144,8 @@ enum Command {
     Unset(set::UnsetArgs),
     /// Convert SSH ed25519 keys to age recipients (or, with --private, identities).
     ToAge(to_age::Args),
+    /// Write secrets to OpenBao's KV v2 engine, as their policy rules' `openbao:` say.
+    Push(push::Args),
     /// Print a completion script for a shell.
     Completions(completions::Args),
 }
@@ -324,6 +327,7 @@ fn run() -> ExitCode {
         Command::Rm(args) => rm::run(&ctx, args),
         Command::Set(args) => set::set(&ctx, args),
         Command::Unset(args) => set::unset(&ctx, args),
+        Command::Push(args) => push::run(&ctx, args),
         Command::Completions(args) => completions::run(args),
     };
     match result {

@@ -374,7 +374,7 @@ fn examine(
     let mut secrets: Vec<(&str, &Blob)> = Vec::new();
     let mut public_halves: Vec<(&str, &str, &[u8])> = Vec::new();
     for (rel, blob) in files.under(layout::SECRETS) {
-        if rel == layout::LOCKFILE {
+        if rel == layout::LOCKFILE || rel == layout::OPENBAO_LOCK {
             continue;
         }
         if rel == GITKEEP {

@@ -13,6 +13,7 @@ pub mod host;
 pub mod import;
 pub mod init;
 pub mod local;
+pub mod openbao;
 pub mod push;
 pub mod readers;
 pub mod rekey;

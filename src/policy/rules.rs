@@ -68,6 +68,55 @@ pub struct Rule {
     pub upload: Option<Upload>,
     /// For a rule a placeholder made (`{host}/*` for host `web`): which, and for whom.
     pub bound: Option<Bound>,
+    /// Where `keys push openbao` writes the rule's secrets (a KV v2 mount and path).
+    pub openbao: Option<OpenBaoTarget>,
+}
+
+/// A rule's `openbao:` destination: a KV v2 mount, and a path under it in which
+/// `{name}` stands for the secret's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenBaoTarget {
+    pub mount: String,
+    pub path: String,
+}
+
+impl OpenBaoTarget {
+    /// The path under the mount for the secret `name`.
+    pub fn path_for(&self, name: &str) -> String {
+        self.path.replace("{name}", name)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenBaoFile {
+    mount: Spanned<String>,
+    path: Spanned<String>,
+}
+
+/// A segment list as OpenBao paths take them: not empty, no empty, `.` or `..`
+/// segment, and only letters, digits and `_-.@+=:` (with `{name}` where allowed).
+fn openbao_path(text: &str, what: &str) -> std::result::Result<(), String> {
+    let bare = text.replace("{name}", "n");
+    let plain = !bare.is_empty()
+        && bare.split('/').all(|s| {
+            !s.is_empty()
+                && s != "."
+                && s != ".."
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.@+=:".contains(c))
+        });
+    if !plain {
+        return Err(format!(
+            "openbao {what} {text:?} is not a path OpenBao takes: segments of letters, digits and _-.@+=: separated by single '/'{}",
+            if what == "path" {
+                ", with {name} for the secret's name"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(())
 }
 
 /// Where an uploaded secret goes on its host (colmena's `destDir` and `uploadAt`);
@@ -396,6 +445,8 @@ struct RuleFile {
     dest_dir: Option<Spanned<String>>,
     #[serde(default)]
     upload_at: Option<Spanned<String>>,
+    #[serde(default)]
+    openbao: Option<Spanned<OpenBaoFile>>,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -911,6 +962,36 @@ fn build_rule(
         None => None,
     };
     let upload = upload(raw, &line)?;
+    let openbao = match &raw.openbao {
+        Some(o) => {
+            let mount_at = line(o.value.mount.referenced.line());
+            let path_at = line(o.value.path.referenced.line());
+            let (mount, path) = (&o.value.mount.value, &o.value.path.value);
+            if mount.contains('{') {
+                return Err(invalid(
+                    mount_at,
+                    format!("openbao mount {mount:?} cannot hold a placeholder"),
+                ));
+            }
+            openbao_path(mount, "mount").map_err(|r| invalid(mount_at, r))?;
+            openbao_path(path, "path").map_err(|r| invalid(path_at.clone(), r))?;
+            let literal = !glob_text.contains(['*', '?', '[', '{', '\\']);
+            if !path.contains("{name}") && !literal {
+                return Err(invalid(
+                    path_at,
+                    format!(
+                        "openbao path {path:?} has no {{name}}: every secret of {:?} would be written to the same path",
+                        raw.secrets.value
+                    ),
+                ));
+            }
+            Some(OpenBaoTarget {
+                mount: mount.clone(),
+                path: path.clone(),
+            })
+        }
+        None => None,
+    };
     let rule = Rule {
         at,
         glob: glob_text.to_string(),
@@ -936,6 +1017,7 @@ fn build_rule(
         disk_encryption_key,
         upload,
         bound: None,
+        openbao,
     };
     Ok((rule, matcher))
 }

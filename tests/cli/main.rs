@@ -32,6 +32,7 @@ mod interop;
 mod lefthook;
 mod ls;
 mod merge;
+mod openbao;
 mod policy_cli;
 mod precommit;
 mod readme;
