@@ -33,21 +33,7 @@ fn sshd_for_login(
     passwd.push_str("deploy:x:0:0:keys test:/root:/bin/sh\n");
     let passwd_file = dir.join(format!("passwd.{port}"));
     std::fs::write(&passwd_file, passwd).unwrap();
-    let config = dir.join(format!("sshd_config.{port}"));
-    std::fs::write(
-        &config,
-        format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}/sshd.{port}.pid\n\
-             UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-             SetEnv PATH={}:/usr/bin:/bin TMPDIR={}\n",
-            host_key.display(),
-            authorized.display(),
-            dir.display(),
-            bin.display(),
-            tmp.display()
-        ),
-    )
-    .unwrap();
+    let config = sshd_config(dir, host_key, authorized, bin, tmp, port);
     let child = Command::new("unshare")
         .args([
             "--mount",
@@ -131,18 +117,7 @@ impl Fleet {
         crate::hook::git(&env, &["init", "-q"], b"").success();
         crate::hook::git(&env, &["add", "-A"], b"").success();
 
-        let host_key = env.root.join("srv_host_key");
-        env.keys(&[
-            "decrypt",
-            "hosts/srv/ssh_host_ed25519_key",
-            "-o",
-            &host_key.display().to_string(),
-        ])
-        .success();
-        let client = env.root.join("client_key");
-        keygen(&client);
-        let authorized = env.root.join("authorized_keys");
-        std::fs::copy(client.with_extension("pub"), &authorized).unwrap();
+        let (host_key, client, authorized) = server_keys(&env);
         let remote_bin = env.root.join("remote-bin");
         let sudo_log = env.root.join("sudo.log");
         let rebuild_log = env.root.join("rebuild.args");

@@ -37,18 +37,7 @@ impl Host {
             "work/recipients/local/srv.yaml",
             format!("root: {}\n", root.display()),
         );
-        let host_key = env.root.join("srv_host_key");
-        env.keys(&[
-            "decrypt",
-            "hosts/srv/ssh_host_ed25519_key",
-            "-o",
-            &host_key.display().to_string(),
-        ])
-        .success();
-        let client = env.root.join("client_key");
-        keygen(&client);
-        let authorized = env.root.join("authorized_keys");
-        std::fs::copy(client.with_extension("pub"), &authorized).unwrap();
+        let (host_key, client, authorized) = server_keys(&env);
         // sudo, for an ssh_user other than root: runs the command as it is.
         let bin = env.root.join("remote-bin");
         std::fs::create_dir_all(&bin).unwrap();

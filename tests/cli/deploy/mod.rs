@@ -165,21 +165,7 @@ pub(crate) fn sshd(
         // sshd wants its privilege separation directory even for one test session.
         std::fs::create_dir_all("/run/sshd").unwrap();
     }
-    let config = dir.join(format!("sshd_config.{port}"));
-    std::fs::write(
-        &config,
-        format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}/sshd.{port}.pid\n\
-             UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-             SetEnv PATH={}:/usr/bin:/bin TMPDIR={}\n",
-            host_key.display(),
-            authorized.display(),
-            dir.display(),
-            bin.display(),
-            tmp.display()
-        ),
-    )
-    .unwrap();
+    let config = sshd_config(dir, host_key, authorized, bin, tmp, port);
     let child = Command::new(&sshd)
         .arg("-D")
         .arg("-e")
@@ -228,4 +214,51 @@ fn local_host() -> (TestEnv, PathBuf, tempfile::TempDir, u16) {
     ])
     .success();
     (env, repo, rundir, port)
+}
+
+/// The configuration of a throwaway sshd on 127.0.0.1:`port` that presents
+/// `host_key`, lets in the keys of `authorized`, and gives sessions `bin` first on
+/// PATH and `tmp` as TMPDIR; its path, in `dir`.
+pub(crate) fn sshd_config(
+    dir: &Path,
+    host_key: &Path,
+    authorized: &Path,
+    bin: &Path,
+    tmp: &Path,
+    port: u16,
+) -> PathBuf {
+    let config = dir.join(format!("sshd_config.{port}"));
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}/sshd.{port}.pid\n\
+             UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             SetEnv PATH={}:/usr/bin:/bin TMPDIR={}\n",
+            host_key.display(),
+            authorized.display(),
+            dir.display(),
+            bin.display(),
+            tmp.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// srv's generated host key decrypted for the server, and a client key pair whose
+/// public half is the server's authorized_keys: (host key, client key, authorized).
+fn server_keys(env: &TestEnv) -> (PathBuf, PathBuf, PathBuf) {
+    let host_key = env.root.join("srv_host_key");
+    env.keys(&[
+        "decrypt",
+        "hosts/srv/ssh_host_ed25519_key",
+        "-o",
+        &host_key.display().to_string(),
+    ])
+    .success();
+    let client = env.root.join("client_key");
+    keygen(&client);
+    let authorized = env.root.join("authorized_keys");
+    std::fs::copy(client.with_extension("pub"), &authorized).unwrap();
+    (host_key, client, authorized)
 }

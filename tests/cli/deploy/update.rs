@@ -45,18 +45,7 @@ fn update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key() {
     env.write("work/notes.txt", "untracked, so not sent\n");
 
     // The server: srv's own host key, our client key, a recording nixos-rebuild.
-    let host_key = env.root.join("srv_host_key");
-    env.keys(&[
-        "decrypt",
-        "hosts/srv/ssh_host_ed25519_key",
-        "-o",
-        &host_key.display().to_string(),
-    ])
-    .success();
-    let client = env.root.join("client_key");
-    keygen(&client);
-    let authorized = env.root.join("authorized_keys");
-    std::fs::copy(client.with_extension("pub"), &authorized).unwrap();
+    let (host_key, client, authorized) = server_keys(&env);
     let bin = env.root.join("remote-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let record = env.root.join("rebuild.args");
