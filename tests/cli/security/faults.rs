@@ -100,14 +100,15 @@ fn injected_write_fsync_and_rename_failures_leave_every_file_as_it_was() {
     }
     // Other tests run beside this one: a `sync` of theirs may flush the ballast
     // before keys looks (so it takes one syncfs where fsyncs were expected), and
-    // their writes may leave much unsynced (so it takes fsyncs where a syncfs was).
-    // Try again until a failure of each kind reaches keys, each try held to the same
-    // rules.
+    // their writes may leave much unsynced (so it takes fsyncs where a syncfs was);
+    // some systems never show the ballast as waiting at all. Try again until a
+    // failure of each kind reaches keys, each try held to the same rules: for fsync
+    // with a command writing one file (`rule add`), which keys always fsyncs.
     for (calls, inject) in [
         (&["fsync", "fdatasync"][..], "fsync"),
         (&["syncfs"][..], "syncfs"),
     ] {
-        for _ in 0..40 {
+        for i in 0..40 {
             if calls
                 .iter()
                 .any(|c| failed_at.get(c).is_some_and(|n| *n > 0))
@@ -120,14 +121,21 @@ fn injected_write_fsync_and_rename_failures_leave_every_file_as_it_was() {
             } else {
                 busy_disk(&ballast);
             }
-            let r = injected(
-                &env,
-                inject,
-                "EIO",
-                1,
-                &["encrypt", "--force", "bot/a"],
-                b"canary-plaintext",
-            );
+            let glob = format!("retry{i}/*");
+            let args: &[&str] = if inject == "syncfs" {
+                &["encrypt", "--force", "bot/a"]
+            } else {
+                &[
+                    "rule",
+                    "add",
+                    &glob,
+                    "--format",
+                    "age",
+                    "--readers",
+                    "admins",
+                ]
+            };
+            let r = injected(&env, inject, "EIO", 1, args, b"canary-plaintext");
             assert_ne!(r.code, 101, "{inject} retry: panic\n{}", r.stderr);
             assert!(!r.stderr.contains("canary") && !r.stdout.contains("canary"));
             if r.code == 0 {
