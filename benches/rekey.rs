@@ -1,24 +1,57 @@
 //! Whole-process figures for `keys rekey` over generated repositories of 1,000 and
 //! 5,000 secrets (~200 bytes each, readers 3 admins + 1 of 20 hosts), `.age` and sops
-//! YAML: (a) one host rotated, (b) one admin rotated (every file changes). Beside
-//! them, the way users rekey today, timed on a sample and scaled: a loop of
+//! YAML: (a) one host rotated, (b) one admin rotated (every file changes).
+//!
+//! Beside (b), in the same rounds, run alternately so a slow spell of the machine
+//! falls on each:
+//! - the cryptography's floor: the per-file re-encryption in memory with the `age`
+//!   crate (decrypt with the same identity, encrypt to the same recipients; for sops,
+//!   open the data key and wrap it to each recipient) timed on a sample on every
+//!   core and scaled to every file; and the ratio of `keys rekey` to it;
+//! - a plain program that reads every file, re-encrypts them in memory and then
+//!   writes and renames them, with the `age` crate on every core (all or nothing
+//!   like keys, but no journal, lock, sync or proof), as a process of its own: its
+//!   time, and its peak memory beside that of `keys rekey`.
+//!
+//! Then the way users rekey today, timed on a sample and scaled: a loop of
 //! `age -d | age -r …` per file (what `agenix -r` does, minus its nix evaluation)
 //! and `sops updatekeys -y` per file. Run with `cargo bench --bench rekey`, with age
-//! and sops on PATH (e.g. target/peers/venv/bin).
+//! and sops on PATH (e.g. target/peers/venv/bin); peak memory needs `/usr/bin/time`.
 
 mod common;
 
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use common::{ms, which};
 use keys::format::Format;
+use rayon::prelude::*;
 
 /// How many files the per-file loops are timed on before scaling.
 const SAMPLE: usize = 200;
+/// How many files the in-memory floor is timed on before scaling.
+const FLOOR_SAMPLE: usize = 500;
+/// The argument that runs this binary as the plain program.
+const PLAIN: &str = "plain-rekey";
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(PLAIN) {
+        let format = Format::ALL
+            .into_iter()
+            .find(|f| f.name() == args[4])
+            .unwrap();
+        plain_rekey(Path::new(&args[2]), Path::new(&args[3]), format);
+        return;
+    }
+    let time = Path::new("/usr/bin/time");
+    let time = time.is_file().then_some(time);
+    if time.is_none() {
+        println!("/usr/bin/time is missing: no peak memory figures");
+    }
     for format in [Format::Age, Format::SopsYaml] {
         for n in [1_000, 5_000] {
             let dir = tempfile::tempdir().unwrap();
@@ -26,23 +59,33 @@ fn main() {
             let id = common::generate(dir.path(), ids.path(), n, format);
             let root = dir.path();
             let label = format!("{} x {n:>5}", format.name());
+            // What the generator wrote is on disk before anything is timed.
+            rustix::fs::sync();
 
             // (a) one host of 20 gets a new key.
             set_host_key(root, "h07", "rotated host 07");
-            let t = Instant::now();
-            rekey(root, &id[0], &["--host", "h07"]);
-            println!("{label}: one host rotated      {:>8.1} ms", ms(t.elapsed()));
+            let host = rekey(root, &id[0], &["--host", "h07"], None);
+            println!("{label}: one host rotated      {:>8.1} ms", ms(host.wall));
 
             // (b) one admin gets a new key: every file changes.
-            let new_admin = age::x25519::Identity::generate();
-            std::fs::write(
-                root.join("recipients/admins/a2.pub"),
-                format!("{}\n", new_admin.to_public()),
-            )
-            .unwrap();
-            let t = Instant::now();
-            rekey(root, &id[0], &[]);
-            println!("{label}: one admin rotated     {:>8.1} ms", ms(t.elapsed()));
+            let rounds = if n > 1_000 { 5 } else { 7 };
+            let mut figures = Rounds::default();
+            for _ in 0..rounds {
+                let new_admin = age::x25519::Identity::generate();
+                std::fs::write(
+                    root.join("recipients/admins/a2.pub"),
+                    format!("{}\n", new_admin.to_public()),
+                )
+                .unwrap();
+                // The floor is timed just before and just after keys, so a slower
+                // spell of the machine falls on both.
+                let before = floor(root, &id[0], format, n);
+                let keys = rekey(root, &id[0], &[], time);
+                let after = floor(root, &id[0], format, n);
+                let plain = plain(root, &id[0], format, time);
+                figures.push(keys, before.mean(&after), plain);
+            }
+            figures.print(&label);
 
             if n == 1_000 {
                 compare_loops(root, &id[0], format, n);
@@ -51,16 +94,166 @@ fn main() {
     }
 }
 
-fn rekey(root: &Path, identity: &Path, extra: &[&str]) {
-    let args: Vec<&str> = std::iter::once("rekey")
-        .chain(extra.iter().copied())
-        .collect();
-    let out = common::keys(root, &args, identity);
+/// What one run took: wall time, CPU time (user and system, every thread) and peak
+/// resident memory in KiB, where known.
+#[derive(Clone, Copy)]
+struct Usage {
+    wall: Duration,
+    cpu: Option<Duration>,
+    rss: Option<u64>,
+}
+
+impl Usage {
+    fn mean(&self, other: &Usage) -> Usage {
+        Usage {
+            wall: (self.wall + other.wall) / 2,
+            cpu: self.cpu.zip(other.cpu).map(|(a, b)| (a + b) / 2),
+            rss: None,
+        }
+    }
+}
+
+/// The figures of (b), one per round.
+#[derive(Default)]
+struct Rounds {
+    keys: Vec<Usage>,
+    floor: Vec<Usage>,
+    plain: Vec<Usage>,
+}
+
+impl Rounds {
+    fn push(&mut self, keys: Usage, floor: Usage, plain: Usage) {
+        self.keys.push(keys);
+        self.floor.push(floor);
+        self.plain.push(plain);
+    }
+
+    fn print(&self, label: &str) {
+        let runs = self.keys.len();
+        let wall = |all: &[Usage]| all.iter().map(|u| u.wall).collect::<Vec<_>>();
+        let cpu = |all: &[Usage]| all.iter().map(|u| u.cpu).collect::<Option<Vec<_>>>();
+        let ratios = |a: &[Duration], b: &[Duration]| -> Vec<f64> {
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+                .collect()
+        };
+        let spread = |r: &[f64]| {
+            format!(
+                "median {:.2}x, rounds {:.2}x to {:.2}x",
+                median(r.to_vec()),
+                r.iter().copied().fold(f64::INFINITY, f64::min),
+                r.iter().copied().fold(0.0, f64::max)
+            )
+        };
+        let (keys, floor, plain) = (wall(&self.keys), wall(&self.floor), wall(&self.plain));
+        println!(
+            "{label}: one admin rotated     {:>8.1} ms wall (median of {runs}); crypto floor {:.1} ms \
+             ({} threads); keys / floor: {}",
+            ms(median(keys.clone())),
+            ms(median(floor.clone())),
+            rayon::current_num_threads(),
+            spread(&ratios(&keys, &floor)),
+        );
+        if let (Some(k), Some(f)) = (cpu(&self.keys), cpu(&self.floor)) {
+            println!(
+                "{label}:   CPU time: keys {:.1} ms, floor {:.1} ms; keys / floor: {}",
+                ms(median(k.clone())),
+                ms(median(f.clone())),
+                spread(&ratios(&k, &f)),
+            );
+        }
+        println!(
+            "{label}:   plain age-crate program {:.1} ms wall; keys / plain: {}",
+            ms(median(plain.clone())),
+            spread(&ratios(&keys, &plain)),
+        );
+        let rss = |all: &[Usage]| all.iter().map(|u| u.rss).collect::<Option<Vec<_>>>();
+        if let (Some(k), Some(p)) = (rss(&self.keys), rss(&self.plain)) {
+            let (k, p) = (median(k), median(p));
+            println!(
+                "{label}:   peak RSS keys {:.1} MiB, plain {:.1} MiB (keys is {:.2}x)",
+                k as f64 / 1024.0,
+                p as f64 / 1024.0,
+                k as f64 / p as f64
+            );
+        }
+    }
+}
+
+fn median<T: Copy + PartialOrd>(mut all: Vec<T>) -> T {
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    all[all.len() / 2]
+}
+
+/// Runs `keys rekey`: what it took.
+fn rekey(root: &Path, identity: &Path, extra: &[&str], time: Option<&Path>) -> Usage {
+    let mut cmd = measured(common::keys_bin(), time);
+    cmd.arg("rekey")
+        .args(extra)
+        .arg("--repo")
+        .arg(root)
+        .env("KEYS_IDENTITY", identity)
+        .env("KEYS_KEYRING", "none")
+        .env("HOME", root);
+    run(cmd, time)
+}
+
+/// Runs the plain program on the fleet at `root`: what it took.
+fn plain(root: &Path, identity: &Path, format: Format, time: Option<&Path>) -> Usage {
+    let mut cmd = measured(&std::env::current_exe().unwrap(), time);
+    cmd.arg(PLAIN).arg(root).arg(identity).arg(format.name());
+    run(cmd, time)
+}
+
+/// A command that runs `program`, under `time` when there is one, which then writes
+/// the peak resident memory (KiB) and the user and system CPU seconds as the last
+/// line of stderr.
+fn measured(program: &Path, time: Option<&Path>) -> Command {
+    match time {
+        Some(time) => {
+            let mut cmd = Command::new(time);
+            cmd.args(["-f", "%M %U %S"]).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+fn run(mut cmd: Command, time: Option<&Path>) -> Usage {
+    let t = Instant::now();
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    let wall = t.elapsed();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let last = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let fields: Vec<&str> = last.split_whitespace().collect();
+    let measured = time.is_some() && fields.len() == 3;
+    let secs = |f: &str| f.parse::<f64>().ok().map(Duration::from_secs_f64);
+    Usage {
+        wall,
+        cpu: measured
+            .then(|| Some(secs(fields[1])? + secs(fields[2])?))
+            .flatten(),
+        rss: measured.then(|| fields[0].parse().ok()).flatten(),
+    }
+}
+
+/// This process's user and system CPU time so far, every thread (Linux).
+fn own_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports in USER_HZ, 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn set_host_key(root: &Path, host: &str, seed_text: &str) {
@@ -75,6 +268,281 @@ fn set_host_key(root: &Path, host: &str, seed_text: &str) {
         format!("ssh_key: {public}\n"),
     )
     .unwrap();
+}
+
+type Recipients = Vec<(String, Box<dyn age::Recipient + Send + Sync>)>;
+
+/// The recipients the policy gives each host's secrets now (the 3 admins and the
+/// host), each with its name as a sops file lists it, by the host's name, read
+/// straight from the recipient files. The host is an ssh-ed25519 recipient in a
+/// `.age` file and its X25519 conversion (as ssh-to-age makes it) in a sops file.
+fn recipients_by_host(
+    root: &Path,
+    format: Format,
+) -> std::collections::HashMap<String, Recipients> {
+    let admins: Vec<String> = (0..common::ADMINS)
+        .map(|a| {
+            std::fs::read_to_string(root.join(format!("recipients/admins/a{a}.pub")))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    (0..common::HOSTS)
+        .map(|h| {
+            let host = format!("h{h:02}");
+            let text = std::fs::read_to_string(root.join(format!("recipients/hosts/{host}.yaml")))
+                .unwrap();
+            let ssh = text.trim().trim_start_matches("ssh_key: ").to_string();
+            let mut all: Recipients = admins
+                .iter()
+                .map(|a| {
+                    let r = age::x25519::Recipient::from_str(a).unwrap();
+                    (
+                        a.clone(),
+                        Box::new(r) as Box<dyn age::Recipient + Send + Sync>,
+                    )
+                })
+                .collect();
+            if format == Format::Age {
+                let r = age::ssh::Recipient::from_str(&ssh).unwrap();
+                all.push((ssh, Box::new(r)));
+            } else {
+                let x = keys::recipient::Recipient::host_key_in(&text, "host")
+                    .unwrap()
+                    .to_x25519()
+                    .unwrap();
+                let r = age::x25519::Recipient::from_str(&x).unwrap();
+                all.push((x, Box::new(r)));
+            }
+            (host, all)
+        })
+        .collect()
+}
+
+fn identity(path: &Path) -> age::x25519::Identity {
+    let text = std::fs::read_to_string(path).unwrap();
+    age::x25519::Identity::from_str(text.trim()).unwrap()
+}
+
+/// The secret files of `format` under `root`, each with its host's name.
+fn secret_files(root: &Path, format: Format) -> Vec<(String, PathBuf)> {
+    walk(&root.join("secrets"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == format.extension()))
+        .map(|p| {
+            let host = p
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (host, p)
+        })
+        .collect()
+}
+
+/// The in-memory floor of re-encrypting `n` files: the cryptography alone of
+/// re-encrypting FLOOR_SAMPLE of them (read and parsed beforehand) on every core,
+/// scaled to `n`. For sops that is opening the data key and wrapping it for each
+/// recipient the file does not list yet.
+fn floor(root: &Path, identity_file: &Path, format: Format, n: usize) -> Usage {
+    let recipients = recipients_by_host(root, format);
+    let id = identity(identity_file);
+    let step = (n / FLOOR_SAMPLE).max(1);
+    let sample: Vec<(String, Vec<u8>, Vec<Entry>)> = secret_files(root, format)
+        .into_iter()
+        .step_by(step)
+        .take(FLOOR_SAMPLE)
+        .map(|(host, p)| {
+            let data = std::fs::read(&p).unwrap();
+            match format {
+                Format::Age => (host, data, Vec::new()),
+                _ => (
+                    host,
+                    Vec::new(),
+                    age_entries(&String::from_utf8(data).unwrap()),
+                ),
+            }
+        })
+        .collect();
+    let cpu = own_cpu();
+    let t = Instant::now();
+    sample.par_iter().for_each(|(host, data, entries)| {
+        let out = match format {
+            Format::Age => vec![reencrypt(data, &id, &recipients[host])],
+            _ => rewrap(entries, &id, &recipients[host])
+                .into_iter()
+                .map(|(_, block)| block)
+                .collect(),
+        };
+        std::hint::black_box(out);
+    });
+    let wall = t.elapsed();
+    let scale = n as f64 / sample.len() as f64;
+    Usage {
+        wall: wall.mul_f64(scale),
+        cpu: own_cpu()
+            .zip(cpu)
+            .map(|(after, before)| (after - before).mul_f64(scale)),
+        rss: None,
+    }
+}
+
+/// Decrypts a binary age file with `id` and encrypts its plaintext to `recipients`.
+fn reencrypt(data: &[u8], id: &dyn age::Identity, recipients: &Recipients) -> Vec<u8> {
+    let plain = decrypt(data, id).expect("the identity opens the file");
+    encrypt(
+        &plain,
+        recipients.iter().map(|(_, r)| r.as_ref() as _),
+        age::armor::Format::Binary,
+    )
+}
+
+fn decrypt(data: &[u8], id: &dyn age::Identity) -> Option<Vec<u8>> {
+    let reader = age::armor::ArmoredReader::new(data);
+    let decryptor = age::Decryptor::new(reader).unwrap();
+    let mut stream = decryptor.decrypt(std::iter::once(id)).ok()?;
+    let mut plain = Vec::new();
+    stream.read_to_end(&mut plain).unwrap();
+    Some(plain)
+}
+
+fn encrypt<'a>(
+    plain: &[u8],
+    recipients: impl Iterator<Item = &'a dyn age::Recipient>,
+    armor: age::armor::Format,
+) -> Vec<u8> {
+    let encryptor = age::Encryptor::with_recipients(recipients).unwrap();
+    let mut out = Vec::with_capacity(plain.len() + 1024);
+    let armored = age::armor::ArmoredWriter::wrap_output(&mut out, armor).unwrap();
+    let mut w = encryptor.wrap_output(armored).unwrap();
+    w.write_all(plain).unwrap();
+    w.finish().and_then(|a| a.finish()).unwrap();
+    out
+}
+
+/// One entry of a sops file's age list: the recipient's name and the data key
+/// wrapped for it (an armored age file).
+type Entry = (String, Vec<u8>);
+
+/// A sops file's age list for `recipients`: the data key, opened from the first
+/// entry `id` opens, wrapped for each recipient the list lacks, in an armored age
+/// file of its own as sops writes them; the entries of those it has are kept.
+fn rewrap(entries: &[Entry], id: &dyn age::Identity, recipients: &Recipients) -> Vec<Entry> {
+    let key = entries
+        .iter()
+        .find_map(|(_, b)| decrypt(b, id))
+        .expect("the identity opens the data key");
+    recipients
+        .iter()
+        .map(|(name, r)| match entries.iter().find(|(n, _)| n == name) {
+            Some(kept) => kept.clone(),
+            None => (
+                name.clone(),
+                encrypt(
+                    &key,
+                    std::iter::once(r.as_ref() as _),
+                    age::armor::Format::AsciiArmor,
+                ),
+            ),
+        })
+        .collect()
+}
+
+/// The entries of a sops YAML file's age list, each block unindented.
+fn age_entries(text: &str) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut open = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("- recipient: ") {
+            entries.push((name.to_string(), Vec::new()));
+        }
+        if line == "-----BEGIN AGE ENCRYPTED FILE-----" {
+            open = true;
+        }
+        if open && let Some((_, block)) = entries.last_mut() {
+            block.extend_from_slice(line.as_bytes());
+            block.push(b'\n');
+        }
+        if line == "-----END AGE ENCRYPTED FILE-----" {
+            open = false;
+        }
+    }
+    entries
+}
+
+/// The plain program: reads every secret, re-encrypts each in memory for the
+/// fleet's recipients now (a sops file: its data key wrapped for each new recipient,
+/// the age list replaced), then writes each to a temp file and renames it over the
+/// secret, on every core. Like `keys rekey` it writes nothing unless every file
+/// re-encrypted, so it holds them all; it has no journal, lock, sync or proof.
+fn plain_rekey(root: &Path, identity_file: &Path, format: Format) {
+    let recipients = recipients_by_host(root, format);
+    let id = identity(identity_file);
+    let read: Vec<(String, PathBuf, Vec<u8>)> = secret_files(root, format)
+        .into_par_iter()
+        .map(|(host, path)| {
+            let data = std::fs::read(&path).unwrap();
+            (host, path, data)
+        })
+        .collect();
+    let done: Vec<(&PathBuf, Vec<u8>)> = read
+        .par_iter()
+        .map(|(host, path, data)| {
+            let out = match format {
+                Format::Age => reencrypt(data, &id, &recipients[host]),
+                _ => {
+                    let text = std::str::from_utf8(data).unwrap();
+                    let entries = rewrap(&age_entries(text), &id, &recipients[host]);
+                    replace_age_list(text, &entries)
+                }
+            };
+            (path, out)
+        })
+        .collect();
+    done.par_iter().for_each(|(path, out)| {
+        let tmp = path.with_extension("plain-tmp");
+        std::fs::write(&tmp, out).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    });
+}
+
+/// A sops YAML file with its `age:` list replaced by `entries`.
+fn replace_age_list(text: &str, entries: &[Entry]) -> Vec<u8> {
+    let mut out = String::with_capacity(text.len() + 1024);
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        out.push_str(line);
+        out.push('\n');
+        if let Some(indent) = line.strip_suffix("age:")
+            && indent.trim().is_empty()
+        {
+            let mut list = String::new();
+            while lines
+                .peek()
+                .is_some_and(|l| l.len() > indent.len() && l[indent.len()..].starts_with(' '))
+            {
+                list = list + lines.next().unwrap() + "\n";
+            }
+            let item = list
+                .lines()
+                .find_map(|l| {
+                    l.strip_suffix(l.trim_start())
+                        .filter(|_| l.trim_start().starts_with("- recipient:"))
+                })
+                .unwrap_or("    ");
+            for (name, block) in entries {
+                out.push_str(&format!("{item}- recipient: {name}\n{item}  enc: |\n"));
+                for l in String::from_utf8_lossy(block).lines() {
+                    out.push_str(&format!("{item}    {l}\n"));
+                }
+            }
+        }
+    }
+    out.into_bytes()
 }
 
 /// The per-file loops users run today, on SAMPLE files, scaled to every file.
@@ -113,7 +581,6 @@ fn compare_loops(root: &Path, identity: &Path, format: Format, n: usize) {
                     enc.arg("-r").arg(r);
                 }
                 let mut child = enc.arg("-o").arg(f).stdin(Stdio::piped()).spawn().unwrap();
-                use std::io::Write;
                 child
                     .stdin
                     .take()
@@ -165,7 +632,7 @@ fn compare_loops(root: &Path, identity: &Path, format: Format, n: usize) {
     }
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();

@@ -2,8 +2,8 @@
 //! generated repositories of 1,000 and 5,000 secrets (3 admins and 1 of 20 hosts
 //! each), beside the least any check of those files can do: a bare scan that finds
 //! every `.age` file, reads it and parses its header with the `age` crate, on every
-//! core; and `keys encrypt` / `keys decrypt` of one secret beside one `age` process
-//! doing the same, run in alternation. Run with `cargo bench --bench secrets`; it
+//! core; and, in each fleet, `keys encrypt` / `keys decrypt` of one secret beside one
+//! `age` process doing the same, run in alternation, with their ratios. Run with `cargo bench --bench secrets`; it
 //! prints medians.
 //! `keys encrypt` makes the secret and the lock durable before it returns; `age` does
 //! not sync, so it is also timed with its output then fsynced.
@@ -55,9 +55,7 @@ fn main() {
             ms(scan),
             check.as_secs_f64() / scan.as_secs_f64()
         );
-        if n == 1_000 {
-            encrypt_decrypt(dir.path(), &ids[0], age.as_deref());
-        }
+        encrypt_decrypt(dir.path(), &ids[0], age.as_deref(), n);
         if std::env::var_os("KEYS_BENCH_KEEP").is_some() {
             println!(
                 "kept {} and {}",
@@ -92,7 +90,7 @@ fn header_scan(root: &Path) -> usize {
         .count()
 }
 
-fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
+fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>, n: usize) {
     let scratch = tempfile::tempdir().unwrap();
     let plain = scratch.path().join("plain.txt");
     std::fs::write(&plain, b"123456789:AAE-bench-token\n").unwrap();
@@ -203,12 +201,28 @@ fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>) {
         all.sort();
         all[all.len() / 2]
     });
-    println!("keys encrypt, one secret:   median {:>6.1} ms", ms(enc));
-    println!("age -e, same recipients:    median {:>6.1} ms", ms(age_enc));
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!(
-        "age -e, then fsync:         median {:>6.1} ms",
-        ms(age_enc_durable)
+        "keys encrypt, one secret of {n:>5}: median {:>6.1} ms",
+        ms(enc)
     );
-    println!("keys decrypt, one secret:   median {:>6.1} ms", ms(dec));
-    println!("age -d, same file:          median {:>6.1} ms", ms(age_dec));
+    println!(
+        "age -e, same recipients:          median {:>6.1} ms (keys encrypt is {:.2}x)",
+        ms(age_enc),
+        ratio(enc, age_enc)
+    );
+    println!(
+        "age -e, then fsync:               median {:>6.1} ms (keys encrypt is {:.2}x)",
+        ms(age_enc_durable),
+        ratio(enc, age_enc_durable)
+    );
+    println!(
+        "keys decrypt, one secret:         median {:>6.1} ms",
+        ms(dec)
+    );
+    println!(
+        "age -d, same file:                median {:>6.1} ms (keys decrypt is {:.2}x)",
+        ms(age_dec),
+        ratio(dec, age_dec)
+    );
 }

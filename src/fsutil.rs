@@ -551,6 +551,29 @@ impl Backup {
         )
     }
 
+    /// What the caller read from each path moments ago, and its mode (`None`: no
+    /// file there), kept without reading it again.
+    pub fn holding(files: impl IntoIterator<Item = (PathBuf, Option<(Vec<u8>, u32)>)>) -> Backup {
+        Backup(
+            files
+                .into_iter()
+                .map(|(path, held)| {
+                    let held = match held {
+                        Some((data, mode)) => Held::File(data, mode),
+                        None => Held::Nothing,
+                    };
+                    (path, held)
+                })
+                .collect(),
+        )
+    }
+
+    /// This backup, then `next`: restored in reverse, `next`'s files first.
+    pub fn chain(mut self, mut next: Backup) -> Backup {
+        self.0.append(&mut next.0);
+        self
+    }
+
     /// Keeps what each path holds now under a second, temporary name beside it, so
     /// nothing is copied; a file that cannot be linked is read instead.
     pub fn link<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Backup {
@@ -645,26 +668,51 @@ fn spare_suffix(path: &Path) -> String {
 pub fn write_many(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<()> {
     use rayon::prelude::*;
     check_dirs(files.iter().map(|(path, _, _)| path.as_path()))?;
-    let staged: Vec<tempfile::NamedTempFile> = files
+    let staged: Vec<Staged> = files
         .par_iter()
-        .map(|(path, data, mode)| unsynced(path, data, *mode))
+        .map(|(path, data, mode)| stage(path, data, *mode))
         .collect::<Result<_>>()?;
+    commit(staged)
+}
+
+/// A file written beside its target under a temp name, neither durable nor in place
+/// yet (`commit` makes it both); dropped, the temp file is removed. Its descriptor is
+/// closed, so any number of files can be staged at once.
+pub struct Staged {
+    target: PathBuf,
+    tmp: tempfile::TempPath,
+}
+
+/// Writes `data` to a temp file beside `path` with `mode`, not synced. The directories
+/// above `path` are the caller's to have checked first (`check_dirs`).
+pub fn stage(path: &Path, data: &[u8], mode: u32) -> Result<Staged> {
+    Ok(Staged {
+        target: path.to_path_buf(),
+        tmp: unsynced(path, data, mode)?.into_temp_path(),
+    })
+}
+
+/// Makes every staged file durable with one `syncfs`, renames each over its target
+/// in order, and makes the renames durable with a second `syncfs` (the `write_many`
+/// protocol). A rename that fails stops there: the targets renamed so far are new,
+/// and the staged files not renamed are removed.
+pub fn commit(staged: Vec<Staged>) -> Result<()> {
     let Some(first) = staged.first() else {
         return Ok(());
     };
-    let sync = |f: &File, at: &Path| {
-        rustix::fs::syncfs(f).map_err(|e| Error::io(at, std::io::Error::from(e)))
-    };
-    sync(first.as_file(), &files[0].0)?;
-    let anchor = File::open(parent_of(&files[0].0)).map_err(|e| Error::io(&files[0].0, e))?;
-    for (tmp, (path, _, _)) in staged.into_iter().zip(files) {
-        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    let at = first.target.clone();
+    let anchor = File::open(parent_of(&at)).map_err(|e| Error::io(&at, e))?;
+    let sync = || rustix::fs::syncfs(&anchor).map_err(|e| Error::io(&at, std::io::Error::from(e)));
+    sync()?;
+    for Staged { target, tmp } in staged {
+        tmp.persist(&target)
+            .map_err(|e| Error::io(&target, e.error))?;
     }
-    sync(&anchor, &files[0].0)
+    sync()
 }
 
 /// Checks the directory of each of `paths` once, before anything is written.
-fn check_dirs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+pub fn check_dirs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
     let mut dirs: Vec<&Path> = Vec::new();
     for path in paths {
         let dir = parent_of(path);
@@ -849,9 +897,30 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     read_regular(path)
 }
 
+/// `read`, with the file's mode (permission bits) as well.
+pub fn read_with_mode(path: &Path) -> Result<(Vec<u8>, u32)> {
+    if confined(path).is_some() {
+        check_way(path, Upto::Parent)?;
+    }
+    read_regular_with_mode(path)
+}
+
+/// `read_with_mode`, with `None` for a file that does not exist.
+pub fn read_optional_with_mode(path: &Path) -> Result<Option<(Vec<u8>, u32)>> {
+    match read_with_mode(path) {
+        Ok(read) => Ok(Some(read)),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads `path` if it is a regular file, itself no symlink (a FIFO or a device is
 /// refused, not waited on); the directories above it are the caller's to have checked.
 pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    read_regular_with_mode(path).map(|(data, _)| data)
+}
+
+fn read_regular_with_mode(path: &Path) -> Result<(Vec<u8>, u32)> {
     let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
     let mut file = File::options()
         .read(true)
@@ -871,7 +940,7 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
     let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut data)
         .map_err(|e| Error::io(path, e))?;
-    Ok(data)
+    Ok((data, meta.permissions().mode() & 0o7777))
 }
 
 /// `read`, with `None` for a file that does not exist.

@@ -511,23 +511,27 @@ pub fn open(
     })
 }
 
-/// The data key from the top-level age entries, with the identities that are ready.
-/// A damaged entry is passed over (a rewrite replaces it), as sops passes over a
-/// key it cannot use.
-fn whole_key(metadata: &Metadata, identities: &Identities, at: &Location) -> Result<DataKey> {
+/// The data key from the top-level age entries, with the identities that are ready,
+/// and the entry that opened it. A damaged entry is passed over (a rewrite replaces
+/// it), as sops passes over a key it cannot use.
+fn whole_key(
+    metadata: &Metadata,
+    identities: &Identities,
+    at: &Location,
+) -> Result<(DataKey, String)> {
     let mut raw = None;
     let mut failure = None;
     for entry in metadata.age.iter().filter(|e| !e.enc.is_empty()) {
         match crypto::age::try_decrypt(entry.enc.as_bytes(), identities, at) {
             Ok(Some(k)) => {
-                raw = Some(k);
+                raw = Some((k, entry.enc.clone()));
                 break;
             }
             Ok(None) => {}
             Err(e) => failure = Some(e),
         }
     }
-    let raw = match (raw, failure) {
+    let (raw, enc) = match (raw, failure) {
         (Some(raw), _) => raw,
         (None, Some(e)) => return Err(e),
         (None, None) => {
@@ -537,7 +541,47 @@ fn whole_key(metadata: &Metadata, identities: &Identities, at: &Location) -> Res
             });
         }
     };
-    data_key(&raw, at)
+    Ok((data_key(&raw, at)?, enc))
+}
+
+/// A data key `rewrap` opened, and the wrapped key (an armored age file) that an
+/// identity opened it from: the same bytes open to the same key, so a file that
+/// holds them opens without decrypting them again.
+pub struct KnownKey {
+    enc: String,
+    key: DataKey,
+}
+
+/// Proves a document opens with the identities that are ready: its data key opens
+/// (from an entry byte for byte the one `known` was opened from, when it has one;
+/// else by decrypting) and every value authenticates under it. Returns whether its
+/// MAC matches too. Key groups are opened as `rewrap` opens them.
+pub fn prove_opens(
+    doc: &EncryptedDocument,
+    identities: &Identities,
+    known: Option<&KnownKey>,
+    at: &Location,
+) -> Result<bool> {
+    let metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
+        at: at.clone(),
+        reason: format!("bad sops metadata: {reason}"),
+    })?;
+    let key = if metadata.uses_groups() {
+        let mut shares = vec![None; metadata.key_groups.len()];
+        let mut failure = None;
+        group_shares(&metadata, identities, &mut shares, &mut failure, at);
+        group_key(&metadata, &shares, failure, identities, at)?
+    } else {
+        match known.filter(|k| metadata.age.iter().any(|e| e.enc == k.enc)) {
+            Some(k) => k.key.clone(),
+            None => whole_key(&metadata, identities, at)?.0,
+        }
+    };
+    match verified(doc, &metadata, &key, at, Mac::Check) {
+        Ok(_) => Ok(true),
+        Err(Error::MacMismatch { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// A document whose data key `rewrap` wrapped anew.
@@ -547,6 +591,8 @@ pub struct Rewrapped {
     /// key needs no MAC and leaves it as it was (a file sops wrote with a float -0 in
     /// clear is one).
     pub mac_mismatch: bool,
+    /// The data key and the entry it was opened from (none for key groups).
+    pub known: Option<KnownKey>,
 }
 
 /// Re-wraps the data key of an encrypted document for `recipients`, as `sops
@@ -570,13 +616,17 @@ pub fn rewrap(
         at: at.clone(),
         reason: format!("bad sops metadata: {reason}"),
     })?;
-    let key = if metadata.uses_groups() {
+    let (key, opened_from) = if metadata.uses_groups() {
         let mut shares = vec![None; metadata.key_groups.len()];
         let mut failure = None;
         group_shares(&metadata, identities, &mut shares, &mut failure, at);
-        group_key(&metadata, &shares, failure, identities, at)?
+        (
+            group_key(&metadata, &shares, failure, identities, at)?,
+            None,
+        )
     } else {
-        whole_key(&metadata, identities, at)?
+        let (key, enc) = whole_key(&metadata, identities, at)?;
+        (key, Some(enc))
     };
     let mac_mismatch = match verified(doc, &metadata, &key, at, Mac::Check) {
         Ok(_) => false,
@@ -598,6 +648,7 @@ pub fn rewrap(
                 metadata: metadata.to_items(),
             },
             mac_mismatch,
+            known: None,
         });
     }
     crypto::age::refuse_low_order(recipients, at)?;
@@ -628,6 +679,7 @@ pub fn rewrap(
             metadata: metadata.to_items(),
         },
         mac_mismatch,
+        known: opened_from.map(|enc| KnownKey { enc, key }),
     })
 }
 

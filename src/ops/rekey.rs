@@ -1,17 +1,21 @@
 //! `keys rekey`: bring every secret to the recipients its policy resolves to now.
 //! It plans from the policy, `keys.lock` and each file's own header (never by trial
-//! decryption; the lock alone is not trusted, as anyone can edit it), then does
-//! all the work in memory — `.age` files decrypted and re-encrypted, sops files'
-//! data keys re-wrapped with values, IVs and MAC untouched — and writes only if every
-//! file succeeded: temp files, one `syncfs`, renames, the lock last. A sops file whose
-//! MAC does not match its values has not failed (re-wrapping needs no MAC): it is
-//! rewritten as it was, data key aside, and named. A write that
-//! fails puts every file back as it was. A journal marks the write so a killed run is
-//! reported and finished by the next one; every rewritten file is then proven to open
-//! with an identity that was used, its MAC checked unless it did not match before.
+//! decryption; the lock alone is not trusted, as anyone can edit it), reading each
+//! file once. Then, on every core, each secret is re-encrypted in memory — `.age`
+//! files decrypted and re-encrypted, sops files' data keys re-wrapped with values,
+//! IVs and MAC untouched — proven to open with an identity that was used (its MAC
+//! checked unless it did not match before) and written to a temp file beside it.
+//! Only if every file succeeded are they put in place: one `syncfs`, renames, the
+//! lock last. A sops file whose MAC does not match its values has not failed
+//! (re-wrapping needs no MAC): it is rewritten as it was, data key aside, and named.
+//! A write that fails puts every file back as it was (from what the plan read). A
+//! journal marks the write so a killed run is reported and finished by the next one;
+//! every rewritten file is then read back and must be, byte for byte (by SHA-256),
+//! the one proven.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -63,17 +67,18 @@ pub struct Change {
     pub added: usize,
     pub removed: usize,
     pub reason: Reason,
-    recipients: Vec<Recipient>,
+    /// Shared by every secret of its rule.
+    recipients: Arc<[Recipient]>,
     /// A sops rule's key groups, when it has them.
-    shamir: Option<Shamir>,
-    fingerprints: Vec<String>,
+    shamir: Option<Arc<Shamir>>,
+    fingerprints: Arc<[String]>,
     armor: bool,
     /// The rule's sops indentation, which the rewritten file is laid out with.
     indent: Option<u8>,
-    /// The file as the plan read it: what `apply` re-encrypts.
+    /// The file as the plan read it, and its mode: what `apply` re-encrypts, and
+    /// puts back should a write fail.
     data: Vec<u8>,
-    /// A sops file as the plan parsed it.
-    doc: Option<sops::document::EncryptedDocument>,
+    mode: u32,
 }
 
 pub struct Plan {
@@ -135,7 +140,7 @@ enum Found {
     /// To be rewritten.
     Change {
         data: Vec<u8>,
-        doc: Option<sops::document::EncryptedDocument>,
+        mode: u32,
         /// What its header says that the policy does not.
         differs: Option<String>,
     },
@@ -167,7 +172,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         .map(str::to_string)
         .collect();
     let mut skipped = Vec::new();
-    type Wanted = (Vec<Recipient>, Vec<String>, Option<Shamir>);
+    type Wanted = (Arc<[Recipient]>, Arc<[String]>, Option<Arc<Shamir>>);
     let mut resolved: HashMap<usize, Wanted> = HashMap::new();
     let mut candidates = Vec::new();
     for (name, entry) in &lock.entries {
@@ -194,7 +199,11 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         }
         if let std::collections::hash_map::Entry::Vacant(e) = resolved.entry(i) {
             let r = ws.policy.resolve(rule, &ws.fleet)?;
-            e.insert((r.recipients, r.fingerprints, r.shamir));
+            e.insert((
+                r.recipients.into(),
+                r.fingerprints.into(),
+                r.shamir.map(Arc::new),
+            ));
         }
         candidates.push(Candidate {
             name,
@@ -212,25 +221,31 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         .map(|c| {
             let rel = secret_path(c.name, c.entry.format);
             let path = root.join(&rel);
-            let Some(data) = fsutil::read_optional(&path)? else {
+            let Some((data, mode)) = fsutil::read_optional_with_mode(&path)? else {
                 return Ok(Found::Skip(Skip::Missing { rel }));
             };
             let (recipients, fingerprints, shamir) = &resolved[&c.rule];
+            // A sops file's parsed document is not kept: `apply` parses it again
+            // where it is rewritten, so the plan holds only the bytes.
             let loaded = match c.entry.format {
-                Format::Age => format::age::header(&data).map(|s| (format::Readers::Age(s), None)),
-                f => sops::load(f, &data).map(|(doc, r)| (format::Readers::Sops(r), Some(doc))),
+                Format::Age => format::age::header(&data).map(format::Readers::Age),
+                f => sops::load(f, &data).map(|(_, r)| format::Readers::Sops(r)),
             };
             match loaded {
-                Ok((readers, doc)) => {
-                    let differs = readers.differs_from(recipients, shamir.as_ref());
+                Ok(readers) => {
+                    let differs = readers.differs_from(recipients, shamir.as_deref());
                     if differs.is_none()
-                        && *fingerprints == c.entry.recipients
+                        && **fingerprints == c.entry.recipients
                         && !c.unfinished
                         && rewrite == Rewrite::Outdated
                     {
                         return Ok(Found::Same);
                     }
-                    Ok(Found::Change { data, doc, differs })
+                    Ok(Found::Change {
+                        data,
+                        mode,
+                        differs,
+                    })
                 }
                 Err(reason) => Ok(Found::Skip(Skip::Invalid {
                     rel,
@@ -242,8 +257,12 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         .collect();
     let mut changes = Vec::new();
     for (c, found) in candidates.iter().zip(found) {
-        let (data, doc, differs) = match found? {
-            Found::Change { data, doc, differs } => (data, doc, differs),
+        let (data, mode, differs) = match found? {
+            Found::Change {
+                data,
+                mode,
+                differs,
+            } => (data, mode, differs),
             Found::Same => continue,
             Found::Skip(why) => {
                 skipped.push((c.name.to_string(), why));
@@ -252,7 +271,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         };
         let (recipients, fingerprints, shamir) = &resolved[&c.rule];
         let had = &c.entry.recipients;
-        let reason = if fingerprints != had {
+        let reason = if **fingerprints != *had {
             Reason::Recipients
         } else if let Some(what) = differs {
             Reason::Header(what)
@@ -274,7 +293,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             armor: c.armor,
             indent: c.indent,
             data,
-            doc,
+            mode,
         });
     }
     Ok(Plan {
@@ -286,11 +305,20 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     })
 }
 
+/// One secret re-encrypted, proven and written to a temp file beside it.
+struct Staged {
+    file: fsutil::Staged,
+    sha256: String,
+    mac_mismatch: bool,
+}
+
 /// One secret re-encrypted in memory.
 struct Rekeyed {
     data: Vec<u8>,
     /// A sops file whose MAC did not match its values before the rekey.
     mac_mismatch: bool,
+    /// A sops file's data key and the wrapped key it was opened from.
+    known: Option<crypto::sops::KnownKey>,
 }
 
 /// Re-encrypts one secret in memory for its new recipients, wrapping a sops file's
@@ -310,29 +338,24 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Rekeyed> {
             Ok(Rekeyed {
                 data,
                 mac_mismatch: false,
+                known: None,
             })
         }
         format => {
             let store = sops::require_indented_store(format, change.indent, &at)?;
-            let loaded;
-            let doc = match &change.doc {
-                Some(doc) => doc,
-                None => {
-                    loaded = store.load_encrypted(data, &at.file)?;
-                    &loaded
-                }
-            };
+            let doc = store.load_encrypted(data, &at.file)?;
             let done = crypto::sops::rewrap(
-                doc,
+                &doc,
                 ids,
                 &change.recipients,
-                change.shamir.as_ref(),
+                change.shamir.as_deref(),
                 wrap,
                 &at,
             )?;
             Ok(Rekeyed {
                 data: store.emit_encrypted(&done.doc)?,
                 mac_mismatch: done.mac_mismatch,
+                known: done.known,
             })
         }
     }
@@ -341,8 +364,15 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Rekeyed> {
 /// Proves a rewritten file is for the policy's recipients, by its own header, and
 /// opens with the identities used (no lockout): a sops file's data key opens and
 /// every value authenticates, and its MAC matches unless it did not before the
-/// rekey either (`mac_mismatch`).
-fn verify(change: &Change, data: &[u8], ids: &Identities, mac_mismatch: bool) -> Result<()> {
+/// rekey either (`mac_mismatch`). A sops data key wrapped in the very bytes it was
+/// opened from (`known`) is not decrypted again.
+fn verify(
+    change: &Change,
+    data: &[u8],
+    ids: &Identities,
+    mac_mismatch: bool,
+    known: Option<&crypto::sops::KnownKey>,
+) -> Result<()> {
     let at = Location::file(&change.path);
     let corrupt = |reason: String| Error::Corrupt {
         at: at.clone(),
@@ -356,22 +386,15 @@ fn verify(change: &Change, data: &[u8], ids: &Identities, mac_mismatch: bool) ->
         format => {
             let store = sops::require_store(format, &at)?;
             let doc = store.load_encrypted(data, &at.file)?;
-            let opened = crypto::sops::rewrap(
-                &doc,
-                ids,
-                &change.recipients,
-                change.shamir.as_ref(),
-                Wrap::KeepStaying,
-                &at,
-            )
-            .is_ok_and(|r| mac_mismatch || !r.mac_mismatch);
+            let opened = crypto::sops::prove_opens(&doc, ids, known, &at)
+                .is_ok_and(|mac_matches| mac_mismatch || mac_matches);
             (
                 format::Readers::Sops(sops::Readers::of_document(&doc).map_err(corrupt)?),
                 opened,
             )
         }
     };
-    if let Some(what) = readers.differs_from(&change.recipients, change.shamir.as_ref()) {
+    if let Some(what) = readers.differs_from(&change.recipients, change.shamir.as_deref()) {
         return Err(corrupt(format!(
             "after the rekey its recipients are not the policy's: {what}"
         )));
@@ -445,88 +468,145 @@ pub fn apply(
         Rewrite::Outdated => Wrap::KeepStaying,
         Rewrite::All => Wrap::Anew,
     };
-    let results: Vec<Result<Rekeyed>> = plan
-        .changes
-        .par_iter()
-        .map(|c| {
-            let out = rekey_one(c, ids, wrap)?;
-            progress();
-            Ok(out)
-        })
-        .collect();
-    // A file whose MAC did not match before is no failure: re-wrapping its data key
-    // needs no MAC and leaves it as it was. It is rewritten and named.
-    let mut files = Vec::with_capacity(results.len());
-    let mut mismatched = Vec::with_capacity(results.len());
-    let mut failures = Vec::new();
-    let mut first = None;
-    for (change, r) in plan.changes.iter().zip(results) {
-        match r {
-            Ok(out) => {
-                files.push((change.path.clone(), out.data, fsutil::PUBLIC));
-                mismatched.push(out.mac_mismatch);
-            }
-            Err(e) => {
-                failures.push(e.to_string());
-                first.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(first) = first {
-        return Err(Error::Batch {
-            failures,
-            first: Box::new(first),
-        });
-    }
+    fsutil::check_dirs(plan.changes.iter().map(|c| c.path.as_path()))?;
+    // The journal names every secret about to change before any is touched; if the
+    // run fails before the renames, it is put back as it was (normally: no journal).
     let names: String = plan
         .changes
         .iter()
         .map(|c| format!("{}\n", c.name))
         .collect();
+    let journal_before = fsutil::Backup::read([journal.as_path()]);
+    if let Err(e) = fsutil::write_atomic(&journal, names.as_bytes(), fsutil::PUBLIC) {
+        journal_before.restore();
+        return Err(e);
+    }
+    // On every core, each secret is re-encrypted in memory and proven (its header
+    // names the policy's recipients and an identity that was used opens it); this
+    // thread meanwhile writes each result to a temp file beside its secret, so the
+    // writes hide behind the cryptography and few rewritten files are held at once.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<Rekeyed>)>(64);
+    let mut staged: Vec<Option<Staged>> = Vec::new();
+    staged.resize_with(plan.changes.len(), || None);
+    let mut failures: Vec<(usize, Error)> = Vec::new();
+    let mut write_error = None;
+    std::thread::scope(|scope| {
+        let changes = &plan.changes;
+        scope.spawn(move || {
+            changes
+                .par_iter()
+                .enumerate()
+                .for_each_with(tx, |tx, (i, c)| {
+                    let out = rekey_one(c, ids, wrap).and_then(|out| {
+                        verify(c, &out.data, ids, out.mac_mismatch, out.known.as_ref())?;
+                        Ok(out)
+                    });
+                    // The receiver outlives every sender.
+                    let _ = tx.send((i, out));
+                });
+        });
+        for (i, out) in rx {
+            let out = match out {
+                Ok(out) => out,
+                Err(e) => {
+                    failures.push((i, e));
+                    continue;
+                }
+            };
+            if write_error.is_some() {
+                continue;
+            }
+            match fsutil::stage(&plan.changes[i].path, &out.data, fsutil::PUBLIC) {
+                Ok(file) => {
+                    staged[i] = Some(Staged {
+                        file,
+                        sha256: lockfile::sha256_hex(&out.data),
+                        mac_mismatch: out.mac_mismatch,
+                    });
+                    progress();
+                }
+                Err(e) => write_error = Some(e),
+            }
+        }
+    });
+    // A file whose MAC did not match before is no failure: re-wrapping its data key
+    // needs no MAC and leaves it as it was. It is rewritten and named.
+    failures.sort_by_key(|(i, _)| *i);
+    let mut failures = failures.into_iter().map(|(_, e)| e);
+    if let Some(first) = failures.next() {
+        drop(staged);
+        journal_before.restore();
+        let mut all = vec![first.to_string()];
+        all.extend(failures.map(|e| e.to_string()));
+        return Err(Error::Batch {
+            failures: all,
+            first: Box::new(first),
+        });
+    }
+    if let Some(e) = write_error {
+        drop(staged);
+        journal_before.restore();
+        return Err(e);
+    }
+    let staged: Vec<Staged> = staged.into_iter().flatten().collect();
     let mut lock = plan.lock;
-    for (change, (_, data, _)) in plan.changes.iter().zip(&files) {
+    let mut written = Vec::with_capacity(staged.len());
+    let mut files = Vec::with_capacity(staged.len());
+    let mut mac_mismatch = Vec::new();
+    for (change, s) in plan.changes.iter().zip(staged) {
         lock.entries.insert(
             change.name.clone(),
             lockfile::Entry {
                 format: change.format,
-                sha256: lockfile::sha256_hex(data),
-                recipients: change.fingerprints.clone(),
+                sha256: s.sha256.clone(),
+                recipients: change.fingerprints.to_vec(),
             },
         );
+        if s.mac_mismatch {
+            mac_mismatch.push(secret_path(&change.name, change.format));
+        }
+        written.push((change.path.clone(), s.sha256));
+        files.push(s.file);
     }
     let lock_file = ws.repo.lockfile();
-    // What the journal, the secrets and the lock hold now: if any write fails, they
-    // are put back (the journal last, for a kill during that) and nothing changed.
-    let backup = fsutil::Backup::read(
-        std::iter::once(journal.as_path())
-            .chain(files.iter().map(|(path, _, _)| path.as_path()))
-            .chain(std::iter::once(lock_file.as_path())),
-    );
+    // What the journal, the secrets and the lock hold now (the secrets as the plan
+    // read them): if any write fails, they are put back (the journal last, for a kill
+    // during that) and nothing changed.
+    let backup = journal_before
+        .chain(fsutil::Backup::holding(
+            plan.changes
+                .into_iter()
+                .map(|c| (c.path, Some((c.data, c.mode)))),
+        ))
+        .chain(fsutil::Backup::read([lock_file.as_path()]));
     let lock_text = lock.render();
-    let written = fsutil::write_atomic(&journal, names.as_bytes(), fsutil::PUBLIC)
-        .and_then(|()| fsutil::write_many(&files))
+    let result = fsutil::commit(files)
         .and_then(|()| fsutil::write_atomic(&lock_file, lock_text.as_bytes(), fsutil::PUBLIC))
         .and_then(|()| fsutil::remove(&journal));
-    if let Err(e) = written {
+    if let Err(e) = result {
         backup.restore();
         return Err(e);
     }
-    let checked: Vec<Result<()>> = plan
-        .changes
+    drop(backup);
+    // Each file as read back is the one proven to open.
+    let checked: Vec<Result<()>> = written
         .par_iter()
-        .zip(&mismatched)
-        .map(|(c, mac_mismatch)| verify(c, &fsutil::read(&c.path)?, ids, *mac_mismatch))
+        .map(|(path, sha256)| {
+            if lockfile::sha256_hex(&fsutil::read(path)?) == *sha256 {
+                Ok(())
+            } else {
+                Err(Error::Corrupt {
+                    at: Location::file(path),
+                    reason: "after the rekey the file is not the one that was proven to open"
+                        .into(),
+                })
+            }
+        })
         .collect();
     checked.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(Applied {
-        rewritten: files.len(),
+        rewritten: written.len(),
         leftovers_removed,
-        mac_mismatch: plan
-            .changes
-            .iter()
-            .zip(&mismatched)
-            .filter(|(_, m)| **m)
-            .map(|(c, _)| secret_path(&c.name, c.format))
-            .collect(),
+        mac_mismatch,
     })
 }
