@@ -25,10 +25,11 @@ use super::{shared, ui};
 /// identity, a value that does not authenticate) nothing is written and every
 /// failed file is named. A sops file whose MAC does not match its values is no
 /// failure, as re-wrapping its data key needs no MAC: it is rewritten all the same,
-/// values and MAC as they were, and a warning names it. Otherwise all files are
-/// written at once (temp files, one syncfs, renames, keys.lock last) and each is then
+/// values and MAC as they were, and a warning names it. Each rewritten file is
 /// proven to open with an identity that was used (with its MAC checked unless it did
-/// not match before the rekey either).
+/// not match before the rekey either) before any is put in place; then all are
+/// written at once (temp files, one syncfs, renames, keys.lock last) and each is read
+/// back to be the very file proven.
 /// A lock written by an older keys, with full fingerprints, is rewritten with
 /// short ones. A host key rotation that was killed (.keys-rotation) is undone first
 /// when its host file does not name the new key yet, and finished by this rekey

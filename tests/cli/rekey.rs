@@ -788,3 +788,42 @@ fn host_rotate_rewraps_a_file_whose_mac_sops_broke_and_names_it() {
     );
     assert_eq!(body(&std::fs::read_to_string(&zero).unwrap()), as_read);
 }
+
+/// A rekey reads each secret once before it writes (the plan's read serves the
+/// re-encryption and the backup alike) and once after, to prove the file in place is
+/// the one that was shown to open.
+#[test]
+fn a_rekey_opens_each_secret_once_to_rewrite_it_and_once_to_prove_it() {
+    let mut env = TestEnv::new();
+    let repo = crate::fixture::fleet(&mut env);
+    let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
+    env.write("work/policies/default.yaml", policy);
+    for i in 0..3 {
+        env.keys_stdin(&["encrypt", &format!("many/s{i}")], b"secret")
+            .success();
+    }
+    env.write(
+        "work/policies/default.yaml",
+        policy.replace("host:vps-arm", "host:vps-x86"),
+    );
+    let log = env.root.join("openat.log");
+    let mut cmd = Command::new(peer("strace"));
+    cmd.args(["-f", "-qq", "-e", "trace=openat", "-o"])
+        .arg(&log)
+        .arg(crate::common::keys_bin())
+        .arg("rekey");
+    env.apply(&mut cmd);
+    let r = run(cmd, b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("rekey   many/s2"), "{}", r.stdout);
+    let log = std::fs::read_to_string(&log).unwrap();
+    for i in 0..3 {
+        let file = repo.join(format!("secrets/many/s{i}.age"));
+        let opened = log
+            .lines()
+            .filter(|l| l.contains(&format!("\"{}\"", file.display())))
+            .count();
+        assert_eq!(opened, 2, "s{i} opened {opened} times:\n{log}");
+    }
+    env.keys(&["check"]).success();
+}
