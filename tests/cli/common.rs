@@ -74,6 +74,10 @@ impl TestEnv {
         self.env.push((key.to_string(), value.as_ref().to_string()));
     }
 
+    pub fn unset(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
     /// The command line `setsid -w keys ARGS…` with the hermetic environment.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("setsid");
