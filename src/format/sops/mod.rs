@@ -31,7 +31,7 @@ pub mod yaml;
 
 use crate::error::{Error, Location, Result};
 use crate::format::Format;
-use crate::recipient::Recipient;
+use crate::recipient::{Recipient, TRANSIT_PREFIX};
 
 use crate::format::age::Stanzas;
 use document::Store;
@@ -179,6 +179,9 @@ pub struct Readers {
     /// how many of them do.
     pub groups: Vec<Vec<(String, Option<Stanzas>)>>,
     pub threshold: usize,
+    /// Each top-level `hc_vault` entry: its transit key's URL, and whether it holds
+    /// a wrapped data key.
+    pub transit: Vec<(String, bool)>,
     /// The other key sources that hold something (`pgp`, `kms`, `key_groups` sops
     /// passes over, a key group's own, …).
     pub foreign: Vec<String>,
@@ -264,16 +267,27 @@ impl Readers {
             } else {
                 0
             },
+            transit: metadata
+                .hc_vault
+                .iter()
+                .map(|e| (e.url(), !e.enc.is_empty()))
+                .collect(),
             foreign,
         }
     }
 
-    /// Every recipient the metadata names, in the groups too.
+    /// Every recipient the metadata names, in the groups too, and its transit keys
+    /// (`transit:URL`).
     pub fn names(&self) -> Vec<String> {
         self.age
             .iter()
             .chain(self.groups.iter().flatten())
             .map(|(name, _)| name.clone())
+            .chain(
+                self.transit
+                    .iter()
+                    .map(|(url, _)| format!("{TRANSIT_PREFIX}{url}")),
+            )
             .collect()
     }
 
@@ -286,8 +300,12 @@ impl Readers {
         recipients: &[Recipient],
         shamir: Option<&Shamir>,
     ) -> Option<String> {
-        let foreign =
-            (!self.foreign.is_empty()).then(|| format!("also {} entries", self.foreign.join(", ")));
+        let (recipients, transit) = split_transit(recipients);
+        let recipients = recipients.as_slice();
+        let mut foreign = transit_tally(&self.transit, &transit);
+        if !self.foreign.is_empty() {
+            foreign.push(format!("also {} entries", self.foreign.join(", ")));
+        }
         let Some(shamir) = shamir else {
             if !self.groups.is_empty() {
                 return Some(format!(
@@ -303,13 +321,29 @@ impl Readers {
                 return None;
             }
             let n = self.age.len();
+            let calls = if transit.is_empty() {
+                plural(recipients.len(), "recipient", "recipients")
+            } else {
+                format!(
+                    "{} and {}",
+                    plural(recipients.len(), "age recipient", "age recipients"),
+                    plural(transit.len(), "transit key", "transit keys")
+                )
+            };
             return Some(format!(
-                "its sops metadata has {n} age entr{} holding {} ({}); \
-                 the policy calls for {}, one wrapped key each",
+                "its sops metadata has {n} age entr{}{} holding {} ({}); \
+                 the policy calls for {calls}, one wrapped key each",
                 if n == 1 { "y" } else { "ies" },
+                if self.transit.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " and {}",
+                        plural(self.transit.len(), "hc_vault entry", "hc_vault entries")
+                    )
+                },
                 plural(wrapped, "wrapped key", "wrapped keys"),
                 what.join(", "),
-                plural(recipients.len(), "recipient", "recipients"),
             ));
         };
         let calls = format!(
@@ -352,6 +386,61 @@ impl Readers {
             what.join("; ")
         ))
     }
+}
+
+/// The age recipients among `recipients`, and the URLs of the transit keys.
+fn split_transit(recipients: &[Recipient]) -> (Vec<Recipient>, Vec<String>) {
+    let mut age = Vec::new();
+    let mut transit = Vec::new();
+    for r in recipients {
+        match r {
+            Recipient::Transit(t) => transit.push(t.url()),
+            other => age.push(other.clone()),
+        }
+    }
+    (age, transit)
+}
+
+/// How a file's `hc_vault` entries differ from one for each transit key the policy
+/// names, as counts (empty when they match).
+fn transit_tally(entries: &[(String, bool)], want: &[String]) -> Vec<String> {
+    let (mut unnamed, mut twice, mut empty) = (0, 0, 0);
+    let mut seen: Vec<&String> = Vec::new();
+    for (url, wrapped) in entries {
+        match want.iter().find(|w| *w == url) {
+            None => unnamed += 1,
+            Some(w) if seen.contains(&w) => twice += 1,
+            Some(w) => {
+                seen.push(w);
+                if !wrapped {
+                    empty += 1;
+                }
+            }
+        }
+    }
+    let missing = want.len() - seen.len();
+    [
+        (
+            unnamed,
+            "hc_vault entry for a transit key the policy does not name",
+            "hc_vault entries for transit keys the policy does not name",
+        ),
+        (
+            twice,
+            "hc_vault entry listed twice",
+            "hc_vault entries listed twice",
+        ),
+        (missing, "transit key missing", "transit keys missing"),
+        (
+            empty,
+            "hc_vault entry without a wrapped key",
+            "hc_vault entries without a wrapped key",
+        ),
+    ]
+    .into_iter()
+    .filter(|(n, _, _)| *n > 0)
+    .map(|(n, one, many)| plural(n, one, many))
+    .collect()
 }
 
 /// A recipient as `keys` writes it (an SSH key without its comment), or the text as
