@@ -58,18 +58,6 @@ impl Config {
             cacert,
         })
     }
-
-    /// The token and CA as `from_env` finds them, for the server at `addr` (a
-    /// transit key's, which names its own).
-    pub fn for_address(addr: &str) -> Result<Config> {
-        let addr = addr.trim_end_matches('/').to_string();
-        // The address the environment gives is not the one asked about.
-        match Config::from_env() {
-            Ok(c) => Ok(Config { addr, ..c }),
-            Err(Error::OpenBaoToken { reason, .. }) => Err(Error::OpenBaoToken { addr, reason }),
-            Err(e) => Err(e),
-        }
-    }
 }
 
 /// A connection to OpenBao whose token it has accepted.
@@ -135,6 +123,12 @@ impl Client {
     /// Connects with up to `connections` kept alive, and asks OpenBao about its own
     /// token first, so that a refused token stops everything before any write.
     pub fn connect(config: Config, connections: usize) -> Result<Client> {
+        Client::connect_for(config, connections, "auth/token/lookup-self")
+    }
+
+    /// `connect`, its failures naming `shown` (what the connection is for) as
+    /// their path.
+    pub fn connect_for(config: Config, connections: usize, shown: &str) -> Result<Client> {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(ca) = &config.cacert {
             let pem = crate::fsutil::read(ca)?;
@@ -172,14 +166,18 @@ impl Client {
             .get(&url)
             .header("X-Vault-Token", client.token.as_str())
             .call()
-            .map_err(|e| client.unreachable("auth/token/lookup-self", e))?;
+            .map_err(|e| client.unreachable(shown, e))?;
         match response.status().as_u16() {
             200 => Ok(client),
             403 | 401 => Err(Error::OpenBaoToken {
                 addr: client.addr.clone(),
-                reason: "permission denied".into(),
+                reason: if shown == "auth/token/lookup-self" {
+                    "permission denied".into()
+                } else {
+                    format!("permission denied ({shown})")
+                },
             }),
-            _ => Err(client.refused("auth/token/lookup-self", response)),
+            _ => Err(client.refused(shown, response)),
         }
     }
 

@@ -6,12 +6,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use zeroize::Zeroizing;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::sops::metadata::VaultEntry;
 use crate::openbao::{Client, Config, TransitPath};
 use crate::recipient::TransitKey;
 
-/// The connection to the server at `addr`, made (and its token checked) once.
+/// The connection to the server at `addr`, made (and its token checked) once: the
+/// server `BAO_ADDR` (or `VAULT_ADDR`) names, as no other is given the token.
 fn client(addr: &str, engine: &str, key: &str) -> Result<Arc<Client>> {
     static CLIENTS: Mutex<Vec<(String, Arc<Client>)>> = Mutex::new(Vec::new());
     let addr = addr.trim_end_matches('/');
@@ -23,13 +24,26 @@ fn client(addr: &str, engine: &str, key: &str) -> Result<Arc<Client>> {
     {
         return Ok(c.clone());
     }
-    let client = Client::connect(Config::for_address(addr)?, 1).map_err(|e| match e {
-        crate::error::Error::OpenBaoToken { addr, reason } => crate::error::Error::OpenBaoToken {
-            addr,
-            reason: format!("{reason} (for transit key {engine}/keys/{key})"),
+    let shown = format!("{engine}/keys/{key}");
+    let config = Config::from_env().map_err(|e| match e {
+        Error::OpenBaoToken { reason, .. } => Error::OpenBaoToken {
+            addr: addr.to_string(),
+            reason: format!("{reason} ({shown})"),
         },
         e => e,
     })?;
+    // The token goes only to the server the environment names, never to one a
+    // file or a policy names alone.
+    if !config.addr.eq_ignore_ascii_case(addr) {
+        return Err(Error::Remote {
+            message: format!(
+                "OpenBao at {addr} ({shown}): BAO_ADDR (or VAULT_ADDR) names {}, and keys sends the token only there",
+                config.addr
+            ),
+            hint: format!("set BAO_ADDR (or VAULT_ADDR) to {addr} to use this transit key"),
+        });
+    }
+    let client = Client::connect_for(config, 1, &shown)?;
     let client = Arc::new(client);
     CLIENTS
         .lock()
@@ -49,7 +63,7 @@ pub fn wrap(key: &TransitKey, data_key: &[u8]) -> Result<VaultEntry> {
         key: &key.key_name,
     };
     if client.transit_key_exists(&at)? == Some(false) {
-        return Err(crate::error::Error::Remote {
+        return Err(Error::Remote {
             message: format!(
                 "OpenBao at {} ({}): no such transit key",
                 client.addr,
