@@ -629,6 +629,74 @@ pub fn ssh_ed25519_seed_to_age_identity(seed: &[u8]) -> Zeroizing<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transit_urls_are_read_as_sops_reads_them() {
+        for (text, want) in [
+            (
+                "transit:http://127.0.0.1:8200/v1/transit/keys/ci",
+                Ok(("http://127.0.0.1:8200", "transit", "ci")),
+            ),
+            (
+                "https://bao.example.org/v1/team/a/transit/keys/deploy-key",
+                Ok(("https://bao.example.org", "team/a/transit", "deploy-key")),
+            ),
+            (
+                "transit:127.0.0.1:8200/v1/transit/keys/ci",
+                Err("not a URL"),
+            ),
+            ("transit:ftp://h/v1/transit/keys/ci", Err("scheme")),
+            ("transit:http://h/v1/transit/ci", Err("not a transit key")),
+            (
+                "transit:http://h/v2/transit/keys/ci",
+                Err("not a transit key"),
+            ),
+            ("transit:http://h/v1/keys/ci", Err("not a transit key")),
+            (
+                "transit:http://h/v1/transit/keys/",
+                Err("not a transit key"),
+            ),
+            ("transit:http://h/v1/t/../keys/ci", Err("not a transit key")),
+            ("transit:http://h/v1/transit/keys/ci?x=1", Err("query")),
+            ("transit:http:///v1/transit/keys/ci", Err("no host")),
+            ("transit:http://u@h/v1/transit/keys/ci", Err("no host")),
+        ] {
+            match (TransitKey::parse(text), want) {
+                (Ok(k), Ok((address, engine, name))) => {
+                    assert_eq!(
+                        (
+                            k.address.as_str(),
+                            k.engine_path.as_str(),
+                            k.key_name.as_str()
+                        ),
+                        (address, engine, name),
+                        "{text}"
+                    );
+                    assert_eq!(TransitKey::parse(&k.url()), Ok(k.clone()), "{text}");
+                }
+                (Err(reason), Err(part)) => assert!(reason.contains(part), "{text}: {reason}"),
+                (got, want) => panic!("{text}: {got:?}, wanted {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_transit_key_is_named_by_its_url_and_locked_by_a_short_hash_of_it() {
+        let key = TransitKey::parse("transit:http://127.0.0.1:8200/v1/transit/keys/ci").unwrap();
+        let r = Recipient::Transit(key.clone());
+        assert_eq!(
+            r.to_string(),
+            "transit:http://127.0.0.1:8200/v1/transit/keys/ci"
+        );
+        assert_eq!(r.kind(), "transit");
+        let id = r.lock_id();
+        assert_eq!(id.len(), "transit:".len() + 12);
+        assert!(r.fingerprint().starts_with(&id));
+        assert_eq!(short_id(&id), id);
+        assert!(r.to_x25519().is_none() && r.age_recipient().is_none());
+        let other = TransitKey::parse("transit:http://127.0.0.1:8200/v1/transit/keys/cd").unwrap();
+        assert_ne!(Recipient::Transit(other).lock_id(), id);
+    }
     use proptest::prelude::*;
 
     const ED: &str =

@@ -562,6 +562,100 @@ mod tests {
         assert_eq!(store.emit_plain(&tree).unwrap(), b"\tx\n");
     }
 
+    /// A file `sops encrypt --hc-vault-transit URL` wrote (sops 3.11).
+    const TRANSIT_ONLY: &str = "a: ENC[AES256_GCM,data:M3rLGGQCxw==,iv:qN34PYaYIZT+KeivKXE14uIQuw2wBymRai2/Zgs3dTc=,tag:yP23vzo0qnW5pnjAkHhCIg==,type:str]
+sops:
+    hc_vault:
+        - vault_address: http://127.0.0.1:18231
+          engine_path: transit
+          key_name: ci
+          created_at: \"2026-12-03T18:48:26Z\"
+          enc: vault:v1:vLoomnCGnsPmpN8Ze2T84JLQARgDX6m
+    lastmodified: \"2026-12-03T18:48:26Z\"
+    mac: ENC[AES256_GCM,data:CPZF,iv:QOcGChsvNz4Y4HoQpoOxwkecpHD6sNHFLnYnEW2LHqU=,tag:pwBmpVTyh0y+OTGDNUqJQA==,type:str]
+    unencrypted_suffix: _unencrypted
+    version: 3.11.0
+";
+
+    fn transit(url: &str) -> Recipient {
+        Recipient::Transit(crate::recipient::TransitKey::parse(url).unwrap())
+    }
+
+    #[test]
+    fn hc_vault_entries_are_readers_a_policy_names_by_url() {
+        let (doc, readers) = load(Format::SopsYaml, TRANSIT_ONLY.as_bytes()).unwrap();
+        assert_eq!(
+            readers.transit,
+            [(
+                "http://127.0.0.1:18231/v1/transit/keys/ci".to_string(),
+                true
+            )]
+        );
+        assert!(readers.foreign.is_empty(), "{:?}", readers.foreign);
+        assert_eq!(
+            readers.names(),
+            ["transit:http://127.0.0.1:18231/v1/transit/keys/ci"]
+        );
+        let ci = transit("transit:http://127.0.0.1:18231/v1/transit/keys/ci");
+        assert_eq!(readers.differs_from(std::slice::from_ref(&ci), None), None);
+        let other = transit("transit:http://127.0.0.1:18231/v1/transit/keys/other");
+        let what = readers.differs_from(&[other], None).unwrap();
+        assert!(
+            what.contains("1 hc_vault entry for a transit key the policy does not name")
+                && what.contains("1 transit key missing"),
+            "{what}"
+        );
+        let what = readers.differs_from(&[], None).unwrap();
+        assert!(what.contains("does not name"), "{what}");
+
+        // Read and written back, the metadata is as sops wrote it.
+        let metadata = Metadata::from_items(&doc.metadata).unwrap();
+        assert_eq!(metadata.hc_vault.len(), 1);
+        assert_eq!(metadata.hc_vault[0].created_at, "2026-12-03T18:48:26Z");
+        assert_eq!(metadata.to_items(), doc.metadata);
+        // Dropped, the entry leaves no `hc_vault` key behind.
+        let mut dropped = metadata.clone();
+        dropped.hc_vault.clear();
+        assert!(
+            !dropped
+                .to_items()
+                .iter()
+                .any(|i| i.key() == Some("hc_vault"))
+        );
+    }
+
+    #[test]
+    fn a_new_file_lists_hc_vault_before_age_as_sops_does() {
+        let mut m = Metadata::from_items(&[Item::Pair(
+            "lastmodified".into(),
+            Value::Str("2026-01-01T00:00:00Z".into()),
+        )])
+        .unwrap();
+        m.raw.clear();
+        m.hc_vault = vec![metadata::VaultEntry {
+            vault_address: "http://h".into(),
+            engine_path: "transit".into(),
+            key_name: "ci".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            enc: "vault:v1:x".into(),
+        }];
+        let keys = |m: &Metadata| -> Vec<String> {
+            m.to_items()
+                .iter()
+                .filter_map(|i| i.key().map(str::to_string))
+                .collect()
+        };
+        assert_eq!(keys(&m), ["hc_vault", "lastmodified", "mac", "version"]);
+        m.age = vec![metadata::AgeEntry {
+            recipient: "age1x".into(),
+            enc: "e".into(),
+        }];
+        assert_eq!(
+            keys(&m),
+            ["hc_vault", "age", "lastmodified", "mac", "version"]
+        );
+    }
+
     /// Text with the characters each store quotes, escapes or splits on.
     const HOSTILE: &str = "[a-z0-9 \\\\\"'`#;:=\\[\\]{}\\-.,&*!|>%@\t\n]{0,12}|\\PC{0,8}";
 
