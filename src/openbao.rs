@@ -392,13 +392,19 @@ impl Client {
         if response.status().as_u16() != 200 {
             return Err(self.transit_refused(at, response));
         }
-        let answer = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_vec()
-            .map_err(|e| self.unreachable(&at.shown(), e))?;
-        Ok(Zeroizing::new(answer))
+        // Read into room enough for any answer, so that the buffer holding the data
+        // key is never reallocated (leaving copies behind).
+        const ROOM: usize = 64 << 10;
+        let mut answer = Zeroizing::new(Vec::with_capacity(ROOM));
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(response.body_mut().as_reader(), ROOM as u64 - 1),
+            &mut answer,
+        )
+        .map_err(|e| Error::Remote {
+            message: format!("OpenBao at {} ({}): {e}", self.addr, at.shown()),
+            hint: "check BAO_ADDR (or VAULT_ADDR) and that OpenBao is running and unsealed".into(),
+        })?;
+        Ok(answer)
     }
 
     fn unexpected(&self, at: &TransitPath, what: &str) -> Error {
