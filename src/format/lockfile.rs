@@ -279,6 +279,16 @@ mod tests {
             ("SHA256:6Iq", "SHA256:6Iq"),
             ("x", "x"),
             ("1xéééééééé", "1xéééééééé"),
+            // A transit key's: 12 hex digits of its URL's SHA-256, a `1` among them
+            // or not.
+            (
+                "transit:2876f927c8a01d4fa0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3",
+                "transit:2876f927c8a0",
+            ),
+            (
+                "transit:11111111111111111111111111111111",
+                "transit:111111111111",
+            ),
         ] {
             assert_eq!(short_id(full), short, "{full}");
             assert_eq!(short_id(short), short, "{short} is stable");

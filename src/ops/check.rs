@@ -380,7 +380,7 @@ fn examine(
             // shares of `shamir_threshold` groups.
             for reader in &rule.readers {
                 let name = match reader {
-                    policy::Reader::Admin(_) => continue,
+                    policy::Reader::Admin(_) | policy::Reader::Transit(_) => continue,
                     policy::Reader::Host(n) => format!("host:{n}"),
                     policy::Reader::Container(n) => format!("container:{n}"),
                 };

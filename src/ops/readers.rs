@@ -91,6 +91,7 @@ impl Keys {
                     add(c.key(host));
                 }
             }
+            Reader::Transit(key) => add(&Recipient::Transit(key.clone())),
         }
         Ok(Keys(ids))
     }
@@ -144,7 +145,7 @@ pub fn on_host<'r>(rule: &'r Rule, host: &Host) -> Vec<&'r Reader> {
         .filter(|r| match r {
             Reader::Host(h) => *h == host.name,
             Reader::Container(c) => host.containers.iter().any(|x| x.name == *c),
-            Reader::Admin(_) => false,
+            Reader::Admin(_) | Reader::Transit(_) => false,
         })
         .collect()
 }

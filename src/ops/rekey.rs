@@ -111,7 +111,7 @@ fn names_host(rule: &Rule, host: &str, ws: &Workspace) -> Result<bool> {
         let named = match reader {
             Reader::Host(h) => h == host,
             Reader::Container(c) => ws.fleet.container(c)?.is_some_and(|(h, _)| h.name == host),
-            Reader::Admin(_) => false,
+            Reader::Admin(_) | Reader::Transit(_) => false,
         };
         if named {
             return Ok(true);

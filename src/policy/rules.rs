@@ -15,7 +15,7 @@ use crate::format::Format;
 use crate::format::sops::goregex::GoRegex;
 use crate::format::sops::metadata::Shamir;
 use crate::layout;
-use crate::recipient::Recipient;
+use crate::recipient::{Recipient, TRANSIT_PREFIX, TransitKey};
 use crate::snapshot::Snapshot;
 
 mod options;
@@ -32,6 +32,8 @@ pub enum Reader {
     Admin(String),
     Host(String),
     Container(String),
+    /// `transit:URL`: an OpenBao transit key that wraps a sops file's data key.
+    Transit(TransitKey),
 }
 
 impl Reader {
@@ -41,6 +43,7 @@ impl Reader {
             Reader::Admin(n) => n.clone(),
             Reader::Host(n) => format!("host:{n}"),
             Reader::Container(n) => format!("container:{n}"),
+            Reader::Transit(t) => format!("{TRANSIT_PREFIX}{}", t.url()),
         }
     }
 }
@@ -349,6 +352,15 @@ fn key_groups(
                 format!("key group {} has no readers", i + 1),
             ));
         }
+        if readers.iter().any(|r| matches!(r, Reader::Transit(_))) {
+            return Err(invalid(
+                line(group.referenced.line()),
+                format!(
+                    "key group {} names a transit key; keys wraps key groups' shares for age recipients only: name the transit key in a rule's readers",
+                    i + 1
+                ),
+            ));
+        }
         groups.push(readers);
     }
     let threshold = match threshold {
@@ -501,7 +513,22 @@ fn build_rule(
     let expand = |label: &Spanned<String>, out: &mut Vec<Reader>| -> Result<()> {
         let at = line(label.referenced.line());
         let Some(wanted) = Placeholder::in_text(&label.value) else {
-            return resolve_label(&label.value, &at, groups, fleet, out);
+            let before = out.len();
+            resolve_label(&label.value, &at, groups, fleet, out)?;
+            if format == Format::Age
+                && out[before..]
+                    .iter()
+                    .any(|r| matches!(r, Reader::Transit(_)))
+            {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "reader {:?}: a transit key wraps a sops file's data key, and rule {:?} is format age; make the rule a sops format or name age readers",
+                        label.value, raw.secrets.value
+                    ),
+                ));
+            }
+            return Ok(());
         };
         match bind {
             Some((p, name)) if p == wanted && label.value == p.reader() => match name {
@@ -960,6 +987,7 @@ fn recipients_of(rule: &Rule, readers: &[Reader], fleet: &Fleet) -> Result<Vec<R
                 Some((host, c)) => recipients.push(machine_key(c.key(host))?),
                 None => return Err(unknown_container(&rule.readers_at, name)),
             },
+            Reader::Transit(key) => recipients.push(Recipient::Transit(key.clone())),
         }
     }
     let mut seen: Vec<String> = Vec::new();
@@ -1027,6 +1055,12 @@ fn resolve_label(
             }
             resolve_label(&m.value, at, groups, fleet, out)?;
         }
+        return Ok(());
+    }
+    if label.starts_with(TRANSIT_PREFIX) {
+        let key = TransitKey::parse(label)
+            .map_err(|reason| invalid(at.clone(), format!("transit reader: {reason}")))?;
+        out.push(Reader::Transit(key));
         return Ok(());
     }
     if let Some(host) = label.strip_prefix("host:") {

@@ -33,6 +33,7 @@ mod lefthook;
 mod ls;
 mod merge;
 mod openbao;
+mod openbao_transit;
 mod policy_cli;
 mod precommit;
 mod readme;

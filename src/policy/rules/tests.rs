@@ -587,3 +587,45 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn transit_readers_wrap_sops_files_only_and_lock_by_a_short_id() {
+    let url = "transit:http://127.0.0.1:8200/v1/transit/keys/ci";
+    let (fleet, p) = load(&format!(
+        "groups:\n  ci: [\"{url}\"]\nrules:\n  - secrets: x\n    format: sops-yaml\n    readers: [alice, ci]\n"
+    ))
+    .unwrap();
+    let rule = &p.rules[0];
+    assert!(rule.readers.iter().any(|r| r.label() == url));
+    let r = p.resolve(rule, &fleet).unwrap();
+    assert_eq!(r.recipients.len(), 2);
+    assert!(r.recipients.iter().any(|k| k.to_string() == url));
+    assert!(
+        r.fingerprints
+            .iter()
+            .any(|f| f.starts_with("transit:") && f.len() == "transit:".len() + 12)
+    );
+    for (policy, line, says) in [
+        (
+            format!("rules:\n  - secrets: x\n    format: age\n    readers:\n      - alice\n      - \"{url}\"\n"),
+            6,
+            "is format age",
+        ),
+        (
+            "rules:\n  - secrets: x\n    format: sops-yaml\n    readers:\n      - \"transit:bao:8200/transit/ci\"\n".to_string(),
+            5,
+            "not a URL",
+        ),
+        (
+            format!("rules:\n  - secrets: x\n    format: sops-yaml\n    key_groups:\n      - [alice]\n      - [\"{url}\"]\n"),
+            6,
+            "names a transit key",
+        ),
+    ] {
+        let e = load(&policy).err().unwrap().to_string();
+        assert!(
+            e.contains(&format!("policies/a.yaml:{line}:")) && e.contains(says),
+            "{e}"
+        );
+    }
+}
