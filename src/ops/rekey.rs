@@ -86,6 +86,21 @@ pub struct Plan {
     /// Every secret is rewritten, whatever the lock and the headers say.
     rewrite: Rewrite,
     lock: Lockfile,
+    /// The readers of the fleet by the short ids of their keys: what names a reader
+    /// taken away from a secret in the lock.
+    labels: super::readers::Labels,
+}
+
+impl Plan {
+    /// Names readers as an earlier state of the fleet did (before a host's key was
+    /// replaced), where the fleet now does not.
+    pub fn name_readers(&mut self, earlier: &super::readers::Labels) {
+        for (id, label) in earlier {
+            self.labels
+                .entry(id.clone())
+                .or_insert_with(|| label.clone());
+        }
+    }
 }
 
 /// Why the plan leaves a secret alone.
@@ -283,6 +298,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         relock,
         rewrite,
         lock,
+        labels: super::readers::labels(&ws.fleet),
     })
 }
 
@@ -484,15 +500,22 @@ pub fn apply(
         .map(|c| format!("{}\n", c.name))
         .collect();
     let mut lock = plan.lock;
+    let label = |id: &str| plan.labels.get(id).cloned();
     for (change, (_, data, _)) in plan.changes.iter().zip(&files) {
-        lock.entries.insert(
-            change.name.clone(),
-            lockfile::Entry {
+        let sha256 = lockfile::sha256_hex(data);
+        let recipients = change.fingerprints.clone();
+        // The value is the same: the readers taken away have seen it.
+        let entry = match lock.entries.get(&change.name) {
+            Some(old) => old.rekeyed(sha256, recipients, &label),
+            None => lockfile::Entry {
                 format: change.format,
-                sha256: lockfile::sha256_hex(data),
-                recipients: change.fingerprints.clone(),
+                sha256,
+                recipients,
+                changed: None,
+                seen: Vec::new(),
             },
-        );
+        };
+        lock.entries.insert(change.name.clone(), entry);
     }
     let lock_file = ws.repo.lockfile();
     // What the journal, the secrets and the lock hold now: if any write fails, they
