@@ -143,15 +143,18 @@ pub struct Lockfile {
 
 const HEADER: &str = "\
 # keys.lock: what each secret under secrets/ was last encrypted to. Written by keys.
-# One secret per line: NAME FORMAT SHA-256 RECIPIENT,RECIPIENT,... then, when known,
-# changed=DATE (when its value last changed) and seen=ID(READER),... (readers taken
-# away since then, who could read the value it has now).
+# One secret per line: NAME FORMAT SHA-256 RECIPIENT,RECIPIENT,...
 ";
 
 /// Lowercase hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", Sha256::digest(data))
 }
+
+// The header is the same as before lines had `changed=` and `seen=`: a lock written
+// by an older keys is still as keys writes it, and merges with a newer one's header.
+// After the recipients a line may have `changed=DATE` (when its value last changed)
+// and `seen=ID(READER),...` (the readers taken away since, who could read it).
 
 impl Lockfile {
     /// Parses the lock file's text; errors name `secrets/keys.lock` and the line.

@@ -402,3 +402,34 @@ fn a_host_key_rotation_records_the_old_key_as_a_removed_reader() {
     );
     env.keys(&["check", "--strict"]).failure(8);
 }
+
+#[test]
+fn a_lock_date_that_does_not_read_is_refused_by_its_line() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.keys_stdin(&["encrypt", "bot/token"], b"one").success();
+    set_changed(&repo, "bot/token", Some("last-tuesday"));
+    let before = tree(&repo);
+    let line_no = lock(&repo)
+        .lines()
+        .position(|l| l.starts_with("bot/token "))
+        .unwrap()
+        + 1;
+    let out = env.keys(&["rekey", "--all"]).failure(3);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "keys: error: secrets/keys.lock:{line_no}: changed=last-tuesday is not a date such as 2026-03-01"
+        )),
+        "{}",
+        out.stderr
+    );
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check.stdout.contains(&format!(
+            "secrets/keys.lock: {line_no}: changed=last-tuesday"
+        )),
+        "{}",
+        check.stdout
+    );
+    assert_eq!(tree(&repo), before);
+}
