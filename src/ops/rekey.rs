@@ -86,20 +86,16 @@ pub struct Plan {
     /// Every secret is rewritten, whatever the lock and the headers say.
     rewrite: Rewrite,
     lock: Lockfile,
-    /// The readers of the fleet by the short ids of their keys: what names a reader
-    /// taken away from a secret in the lock.
-    labels: super::readers::Labels,
+    /// Readers as an earlier state of the fleet named them (before a host's key was
+    /// replaced), by the short ids of their keys.
+    earlier: super::readers::Labels,
 }
 
 impl Plan {
-    /// Names readers as an earlier state of the fleet did (before a host's key was
-    /// replaced), where the fleet now does not.
+    /// Names readers as an earlier state of the fleet did, where the fleet now does
+    /// not: what names a reader taken away from a secret in the lock.
     pub fn name_readers(&mut self, earlier: &super::readers::Labels) {
-        for (id, label) in earlier {
-            self.labels
-                .entry(id.clone())
-                .or_insert_with(|| label.clone());
-        }
+        self.earlier.extend(earlier.clone());
     }
 }
 
@@ -298,7 +294,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         relock,
         rewrite,
         lock,
-        labels: super::readers::labels(&ws.fleet),
+        earlier: super::readers::Labels::new(),
     })
 }
 
@@ -500,7 +496,16 @@ pub fn apply(
         .map(|c| format!("{}\n", c.name))
         .collect();
     let mut lock = plan.lock;
-    let label = |id: &str| plan.labels.get(id).cloned();
+    // Each reader taken away is named as the fleet names its key now, else as it did.
+    let mut labels = if plan.changes.iter().any(|c| c.removed > 0) {
+        super::readers::labels(&ws.fleet)
+    } else {
+        super::readers::Labels::new()
+    };
+    for (id, label) in plan.earlier {
+        labels.entry(id).or_insert(label);
+    }
+    let label = |id: &str| labels.get(id).cloned();
     for (change, (_, data, _)) in plan.changes.iter().zip(&files) {
         let sha256 = lockfile::sha256_hex(data);
         let recipients = change.fingerprints.clone();

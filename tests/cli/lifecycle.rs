@@ -433,3 +433,31 @@ fn a_lock_date_that_does_not_read_is_refused_by_its_line() {
     );
     assert_eq!(tree(&repo), before);
 }
+
+#[test]
+fn an_admin_removed_is_named_after_its_file_is_gone() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    env.write("work/policies/default.yaml", bot_readers("admins"));
+    env.keys_stdin(&["encrypt", "bot/token"], b"one").success();
+    let alice = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+    env.keys(&["admin", "add", "alice", "--key", alice])
+        .success();
+    env.keys(&["rekey"]).success();
+    env.keys(&["check", "--strict"]).success();
+    env.keys(&["admin", "rm", "alice"]).success();
+    assert!(!repo.join("recipients/admins/alice.pub").exists());
+    env.keys(&["rekey"]).success();
+    let out = env.keys(&["check", "--strict"]).failure(8);
+    assert!(
+        out.stdout.contains(&format!(
+            "secrets/bot/token.age: value seen by a removed reader, not changed since: alice ({})",
+            &alice[..16]
+        )),
+        "{}",
+        out.stdout
+    );
+    env.keys_stdin(&["encrypt", "--force", "bot/token"], b"two")
+        .success();
+    env.keys(&["check", "--strict"]).success();
+}
