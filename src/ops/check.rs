@@ -108,6 +108,11 @@ pub struct Secret {
     /// The index of its rule in the policy, when one matches it.
     pub rule: Option<usize>,
     pub status: Status,
+    /// When its value last changed, as `keys.lock` says.
+    pub changed: Option<std::time::SystemTime>,
+    /// The readers taken away since its value last changed, each named as well as
+    /// keys can: by the policy's name for its key now, else as the lock recorded it.
+    pub seen: Vec<lockfile::Seen>,
 }
 
 #[derive(Default)]
@@ -264,10 +269,19 @@ fn examine(
             .collect(),
         _ => Vec::new(),
     };
+    // Readers taken away are named by the fleet when it still knows their keys.
+    let labels = match (fleet, &lock) {
+        (Some(fleet), Some(lock)) if lock.entries.values().any(|e| !e.seen.is_empty()) => {
+            super::readers::labels(fleet)
+        }
+        _ => super::readers::Labels::new(),
+    };
     let context = Context {
         lock: lock.as_ref(),
         policy: policy.filter(|_| fleet.is_some()),
         resolved: &resolved,
+        labels: &labels,
+        now: std::time::SystemTime::now(),
     };
     let mut secrets: Vec<(&str, &Blob)> = Vec::new();
     let mut public_halves: Vec<(&str, &str, &[u8])> = Vec::new();
@@ -344,6 +358,8 @@ fn examine(
                     readers: rule.map(|(_, r)| r.labels.clone()).unwrap_or_default(),
                     rule: rule.map(|(i, _)| i),
                     status: Status::Missing,
+                    changed: e.changed,
+                    seen: name_seen(&e.seen, &labels),
                 });
             }
         }
@@ -580,6 +596,36 @@ struct Context<'a> {
     policy: Option<&'a Policy>,
     /// Each rule's recipients, by rule index (`None` when they do not resolve).
     resolved: &'a [Option<policy::Resolved>],
+    /// The fleet's readers by the short ids of their keys.
+    labels: &'a super::readers::Labels,
+    now: std::time::SystemTime,
+}
+
+/// The readers a lock entry records as taken away, each named by the fleet when it
+/// knows the key now, else as the lock recorded it.
+fn name_seen(seen: &[lockfile::Seen], labels: &super::readers::Labels) -> Vec<lockfile::Seen> {
+    seen.iter()
+        .map(|s| lockfile::Seen {
+            id: s.id.clone(),
+            label: labels.get(&s.id).cloned().or_else(|| s.label.clone()),
+        })
+        .collect()
+}
+
+/// A reader taken away, as `keys check` and `keys ls --exposed` name it:
+/// `host:web (SHA256:…)`, or its short id alone.
+pub fn seen_text(s: &lockfile::Seen) -> String {
+    match &s.label {
+        Some(label) => format!("{label} ({})", s.id),
+        None => s.id.clone(),
+    }
+}
+
+/// The day of a lock date (`2026-03-01`).
+pub fn day(t: std::time::SystemTime) -> String {
+    let mut text = lockfile::format_date(t);
+    text.truncate(10);
+    text
 }
 
 /// What examining one file under `secrets/` found.
@@ -606,6 +652,74 @@ impl Examined<'_> {
 }
 
 impl Context<'_> {
+    /// What the lock says of the life of a secret's value: overdue for its rule's
+    /// `rotate_every`, or seen by readers taken away since it last changed.
+    fn life(
+        &self,
+        out: &mut Examined,
+        rel: &str,
+        name: &str,
+        rule: Option<&policy::Rule>,
+        entry: &lockfile::Entry,
+        seen: &[lockfile::Seen],
+    ) {
+        let mut warn = |kind: Kind, what: String, fix: String| {
+            out.findings.push(Finding {
+                severity: Severity::Warning,
+                kind,
+                at: rel.into(),
+                what,
+                fix: fix.into(),
+            })
+        };
+        let renew = format!(
+            "give it a new value: `keys edit {name}` (or `keys set`, `keys encrypt --force`)"
+        );
+        if let Some(rule) = rule
+            && let Some(period) = &rule.rotate_every
+        {
+            match entry.changed {
+                None => warn(
+                    Kind::RotationUnknown,
+                    format!(
+                        "rotation date unknown: secrets/keys.lock does not say when its value last changed, and its rule ({}) says rotate_every: {}",
+                        rule.at, period.text
+                    ),
+                    format!(
+                        "{renew} to start its clock, or if you know when it last changed, add changed=YYYY-MM-DD to its line in secrets/keys.lock"
+                    ),
+                ),
+                Some(changed) => {
+                    let age = self.now.duration_since(changed).unwrap_or_default();
+                    if age > period.duration() {
+                        warn(
+                            Kind::RotationDue,
+                            format!(
+                                "rotation due: its value last changed on {}, {} days ago, and its rule ({}) says rotate_every: {}",
+                                day(changed),
+                                age.as_secs() / 86_400,
+                                rule.at,
+                                period.text
+                            ),
+                            renew.clone(),
+                        );
+                    }
+                }
+            }
+        }
+        if !seen.is_empty() {
+            let names: Vec<String> = seen.iter().map(seen_text).collect();
+            warn(
+                Kind::Exposed,
+                format!(
+                    "value seen by a removed reader, not changed since: {}",
+                    names.join(", ")
+                ),
+                format!("{renew}; until then a reader taken away knows it"),
+            );
+        }
+    }
+
     /// Examines the file at `rel` under `secrets/`: its header (parsed once, for
     /// validity and readers), its hash against the lock, and its readers against the
     /// lock and the policy.
@@ -647,6 +761,8 @@ impl Context<'_> {
                 readers: Vec::new(),
                 rule: None,
                 status: Status::Unknown,
+                changed: None,
+                seen: Vec::new(),
             });
             return out;
         };
@@ -829,6 +945,10 @@ impl Context<'_> {
             }
             _ => {}
         }
+        let seen = entry.map_or_else(Vec::new, |e| name_seen(&e.seen, self.labels));
+        if let Some(e) = entry {
+            self.life(&mut out, rel, name, rule.map(|(_, r)| r), e, &seen);
+        }
         out.secret = Some(Secret {
             name: name.to_string(),
             format: Some(format),
@@ -836,6 +956,8 @@ impl Context<'_> {
             readers: rule.map(|(_, r)| r.labels.clone()).unwrap_or_default(),
             rule: rule.map(|(i, _)| i),
             status,
+            changed: entry.and_then(|e| e.changed),
+            seen,
         });
         out
     }

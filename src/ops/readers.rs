@@ -102,6 +102,39 @@ impl Keys {
     }
 }
 
+/// Readers by the short ids `keys.lock` records for their keys (an SSH host key and
+/// the `age1…` key derived from it both name their host), as the policy names them:
+/// `alice`, `host:web1`, `container:db`. A container that shares its host's key is
+/// named by its host.
+pub type Labels = std::collections::BTreeMap<String, String>;
+
+/// Every reader of `fleet` by the short ids of its keys.
+pub fn labels(fleet: &Fleet) -> Labels {
+    let mut out = Labels::new();
+    let mut add = |key: &Recipient, label: &str| {
+        let ids = std::iter::once(key.fingerprint()).chain(key.to_x25519());
+        for id in ids {
+            let short = crate::recipient::short_id(&id).to_string();
+            out.entry(short).or_insert_with(|| label.to_string());
+        }
+    };
+    for admin in &fleet.admins {
+        for key in &admin.recipients {
+            add(key, &admin.name);
+        }
+    }
+    // A host whose file does not read names nothing here; `keys check` says why.
+    for host in fleet.hosts().into_iter().flatten() {
+        add(&host.key, &format!("host:{}", host.name));
+    }
+    for host in fleet.hosts().into_iter().flatten() {
+        for c in &host.containers {
+            add(c.key(host), &format!("container:{}", c.name));
+        }
+    }
+    out
+}
+
 /// The readers `name` names, as a rule's `readers:` takes it: an admin, a group (or
 /// `admins`, every admin, when no group has that name), `host:NAME` or
 /// `container:NAME`. An unknown name is refused with the names close to it (for a

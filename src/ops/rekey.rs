@@ -86,6 +86,17 @@ pub struct Plan {
     /// Every secret is rewritten, whatever the lock and the headers say.
     rewrite: Rewrite,
     lock: Lockfile,
+    /// Readers as an earlier state of the fleet named them (before a host's key was
+    /// replaced), by the short ids of their keys.
+    earlier: super::readers::Labels,
+}
+
+impl Plan {
+    /// Names readers as an earlier state of the fleet did, where the fleet now does
+    /// not: what names a reader taken away from a secret in the lock.
+    pub fn name_readers(&mut self, earlier: &super::readers::Labels) {
+        self.earlier.extend(earlier.clone());
+    }
 }
 
 /// Why the plan leaves a secret alone.
@@ -283,6 +294,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         relock,
         rewrite,
         lock,
+        earlier: super::readers::Labels::new(),
     })
 }
 
@@ -484,15 +496,31 @@ pub fn apply(
         .map(|c| format!("{}\n", c.name))
         .collect();
     let mut lock = plan.lock;
+    // Each reader taken away is named as the fleet names its key now, else as it did.
+    let mut labels = if plan.changes.iter().any(|c| c.removed > 0) {
+        super::readers::labels(&ws.fleet)
+    } else {
+        super::readers::Labels::new()
+    };
+    for (id, label) in plan.earlier {
+        labels.entry(id).or_insert(label);
+    }
+    let label = |id: &str| labels.get(id).cloned();
     for (change, (_, data, _)) in plan.changes.iter().zip(&files) {
-        lock.entries.insert(
-            change.name.clone(),
-            lockfile::Entry {
+        let sha256 = lockfile::sha256_hex(data);
+        let recipients = change.fingerprints.clone();
+        // The value is the same: the readers taken away have seen it.
+        let entry = match lock.entries.get(&change.name) {
+            Some(old) => old.rekeyed(sha256, recipients, &label),
+            None => lockfile::Entry {
                 format: change.format,
-                sha256: lockfile::sha256_hex(data),
-                recipients: change.fingerprints.clone(),
+                sha256,
+                recipients,
+                changed: None,
+                seen: Vec::new(),
             },
-        );
+        };
+        lock.entries.insert(change.name.clone(), entry);
     }
     let lock_file = ws.repo.lockfile();
     // What the journal, the secrets and the lock hold now: if any write fails, they

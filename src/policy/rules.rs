@@ -22,7 +22,7 @@ mod options;
 mod placeholder;
 
 use options::*;
-pub use options::{OpenBaoTarget, UPLOAD_AT, Upload};
+pub use options::{OpenBaoTarget, Period, UPLOAD_AT, Upload};
 pub use placeholder::{Bound, Placeholder, Template, Unbound, Written};
 use placeholder::{placeholder_in, quote_placeholder_readers};
 
@@ -81,6 +81,8 @@ pub struct Rule {
     pub bound: Option<Bound>,
     /// Where `keys push openbao` writes the rule's secrets (a KV v2 mount and path).
     pub openbao: Option<OpenBaoTarget>,
+    /// How often its secrets are to get a new value (`rotate_every: 90d`).
+    pub rotate_every: Option<Period>,
 }
 
 pub struct Policy {
@@ -226,6 +228,8 @@ struct RuleFile {
     upload_at: Option<Spanned<String>>,
     #[serde(default)]
     openbao: Option<Spanned<OpenBaoFile>>,
+    #[serde(default)]
+    rotate_every: Option<Spanned<String>>,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -647,6 +651,12 @@ fn build_rule(
         }
         None => None,
     };
+    let rotate_every = match &raw.rotate_every {
+        Some(p) => Some(
+            Period::parse(&p.value).map_err(|reason| invalid(line(p.referenced.line()), reason))?,
+        ),
+        None => None,
+    };
     let rule = Rule {
         at,
         glob: glob_text.to_string(),
@@ -673,6 +683,7 @@ fn build_rule(
         upload,
         bound: None,
         openbao,
+        rotate_every,
     };
     Ok((rule, matcher))
 }

@@ -30,6 +30,7 @@ mod import;
 mod init;
 mod interop;
 mod lefthook;
+mod lifecycle;
 mod ls;
 mod merge;
 mod openbao;

@@ -460,6 +460,45 @@ fn a_misplaced_placeholder_is_refused_with_its_line() {
 }
 
 #[test]
+fn rotate_every_takes_days_weeks_and_years() {
+    for (text, days) in [
+        ("90d", 90),
+        ("1d", 1),
+        ("12w", 84),
+        ("1y", 365),
+        ("100y", 36_500),
+    ] {
+        assert_eq!(Period::parse(text).map(|p| p.days), Ok(days), "{text}");
+    }
+    for text in [
+        "",
+        "d",
+        "90",
+        "3m",
+        "90D",
+        " 90d",
+        "9 0d",
+        "+1d",
+        "-1d",
+        "1.5y",
+        "0d",
+        "101y",
+        "99999999999999999999d",
+        "9é",
+    ] {
+        assert!(Period::parse(text).is_err(), "{text:?}");
+    }
+    let (_, policy) = load(
+        "groups: {}\nrules:\n  - secrets: \"a\"\n    format: age\n    readers: [alice]\n    rotate_every: 4w\n",
+    )
+    .unwrap();
+    assert_eq!(
+        policy.rules[0].rotate_every.as_ref().map(|p| p.days),
+        Some(28)
+    );
+}
+
+#[test]
 fn brace_depth_counts_only_alternatives() {
     for (glob, depth) in [
         ("bot/*", 0),
