@@ -507,8 +507,17 @@ fn machine_body(
                 "{pad}  file = ./{};\n",
                 nix_path(&secret_path(name, Format::Age))
             ));
+            if let Some(path) = rule.install.path_for(name) {
+                out.push_str(&format!("{pad}  path = {};\n", nix_string(&path)));
+            }
+            if let Some(symlink) = rule.install.symlink {
+                out.push_str(&format!("{pad}  symlink = {symlink};\n"));
+            }
             deploy(out, rule);
             out.push_str(&format!("{pad}}};\n"));
+        }
+        for (name, rule) in m.age.iter().filter(|(_, r)| r.install.touches_units()) {
+            restart_unit(out, pad, name, rule);
         }
     }
     if !m.sops.is_empty() {
@@ -536,10 +545,93 @@ fn machine_body(
             if rule.format != Format::SopsBinary {
                 out.push_str(&format!("{pad}  key = \"\";\n"));
             }
+            if let Some(path) = rule.install.path_for(name) {
+                out.push_str(&format!("{pad}  path = {};\n", nix_string(&path)));
+            }
+            if rule.install.needed_for_users {
+                out.push_str(&format!("{pad}  neededForUsers = true;\n"));
+            }
+            for (option, units) in [
+                ("restartUnits", &rule.install.restart_units),
+                ("reloadUnits", &rule.install.reload_units),
+            ] {
+                if !units.is_empty() {
+                    out.push_str(&format!("{pad}  {option} = {};\n", nix_list(units)));
+                }
+            }
             deploy(out, rule);
             out.push_str(&format!("{pad}}};\n"));
         }
     }
+}
+
+/// agenix restarts nothing when a secret changes: a oneshot unit per such secret
+/// does, restarted by the NixOS switch whenever the encrypted file (so the value,
+/// or its recipients) changes, after agenix has decrypted the new one. It is
+/// ordered before the units it names, so at boot it finds them not started and
+/// leaves them be; `--no-block` keeps it from waiting on a unit ordered after it.
+fn restart_unit(out: &mut String, pad: &str, name: &str, rule: &Rule) {
+    let units: Vec<String> = rule
+        .install
+        .restart_units
+        .iter()
+        .chain(&rule.install.reload_units)
+        .cloned()
+        .collect();
+    let mut script = String::new();
+    for unit in &rule.install.restart_units {
+        script.push_str(&format!("systemctl --no-block try-restart {unit}\n"));
+    }
+    for unit in &rule.install.reload_units {
+        script.push_str(&format!(
+            "systemctl --no-block try-reload-or-restart {unit}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "{pad}systemd.services.{} = {{\n",
+        nix_string(&restart_unit_name(name))
+    ));
+    out.push_str(&format!(
+        "{pad}  description = {};\n",
+        nix_string(&format!(
+            "Restart or reload what reads the secret {name} when it changes"
+        ))
+    ));
+    out.push_str(&format!(
+        "{pad}  wantedBy = [ \"multi-user.target\" ];\n{pad}  before = {};\n",
+        nix_list(&units)
+    ));
+    out.push_str(&format!(
+        "{pad}  restartTriggers = [ ./{} ];\n",
+        nix_path(&secret_path(name, Format::Age))
+    ));
+    out.push_str(&format!(
+        "{pad}  serviceConfig = {{\n{pad}    Type = \"oneshot\";\n{pad}    RemainAfterExit = true;\n{pad}  }};\n"
+    ));
+    out.push_str(&format!("{pad}  script = {};\n", nix_string(&script)));
+    out.push_str(&format!("{pad}}};\n"));
+}
+
+/// The unit that restarts what reads the age secret `name`: its name escaped as
+/// `systemd-escape` does (`/` a dash, anything but letters, digits, `:`, `_` and
+/// an inner `.` as `\xNN`), so two secrets never share one.
+pub fn restart_unit_name(name: &str) -> String {
+    let mut out = String::from("keys-restart-");
+    for (i, b) in name.bytes().enumerate() {
+        match b {
+            b'/' => out.push('-'),
+            b'.' if i > 0 => out.push('.'),
+            b if b.is_ascii_alphanumeric() || b == b':' || b == b'_' => out.push(b as char),
+            b => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
+/// A list of strings.
+fn nix_list(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|i| nix_string(i)).collect();
+    format!("[ {} ]", items.join(" "))
 }
 
 /// An attribute name: bare when Nix reads it as one, else a string.

@@ -18,9 +18,11 @@ use crate::layout;
 use crate::recipient::Recipient;
 use crate::snapshot::Snapshot;
 
+mod install;
 mod options;
 mod placeholder;
 
+pub use install::Install;
 use options::*;
 pub use options::{OpenBaoTarget, UPLOAD_AT, Upload};
 pub use placeholder::{Bound, Placeholder, Template, Unbound, Written};
@@ -78,6 +80,8 @@ pub struct Rule {
     pub bound: Option<Bound>,
     /// Where `keys push openbao` writes the rule's secrets (a KV v2 mount and path).
     pub openbao: Option<OpenBaoTarget>,
+    /// How its machines install the decrypted file (`keys export nix`).
+    pub install: Install,
 }
 
 pub struct Policy {
@@ -223,6 +227,16 @@ struct RuleFile {
     upload_at: Option<Spanned<String>>,
     #[serde(default)]
     openbao: Option<Spanned<OpenBaoFile>>,
+    #[serde(default)]
+    restart_units: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    reload_units: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    needed_for_users: Option<Spanned<bool>>,
+    #[serde(default)]
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    symlink: Option<Spanned<bool>>,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -620,6 +634,7 @@ fn build_rule(
         }
         None => None,
     };
+    let install = install::install(raw, format, glob_text, &line)?;
     let rule = Rule {
         at,
         glob: glob_text.to_string(),
@@ -646,6 +661,7 @@ fn build_rule(
         upload,
         bound: None,
         openbao,
+        install,
     };
     Ok((rule, matcher))
 }
