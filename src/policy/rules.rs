@@ -21,12 +21,14 @@ use crate::snapshot::Snapshot;
 mod install;
 mod options;
 mod placeholder;
+mod rendered;
 
 pub use install::Install;
 use options::*;
 pub use options::{OpenBaoTarget, UPLOAD_AT, Upload};
 pub use placeholder::{Bound, Placeholder, Template, Unbound, Written};
 use placeholder::{placeholder_in, quote_placeholder_readers};
+pub use rendered::{Part, SopsTemplate};
 
 /// One reader named by a rule, after groups are expanded.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -92,6 +94,8 @@ pub struct Policy {
     pub templates: Vec<Template>,
     /// Each group's members as written, with the file and line of the group.
     pub groups: BTreeMap<String, (Location, Vec<String>)>,
+    /// The files sops-nix renders from secrets (`templates:`), in policy order.
+    pub sops_templates: Vec<SopsTemplate>,
     /// Each rule's glob. One that is more than a literal name or `prefix*` is
     /// compiled when a name first passes its literal prefix: a command about one
     /// secret compiles at most one glob, not the whole policy's.
@@ -178,6 +182,9 @@ struct PolicyFile {
     /// (test fixtures); `keys check` does not report it there.
     #[serde(default)]
     allow_private_keys: Vec<Spanned<String>>,
+    /// Files sops-nix renders with secrets in them.
+    #[serde(default)]
+    templates: Vec<rendered::TemplateFile>,
 }
 
 #[derive(Deserialize)]
@@ -718,7 +725,9 @@ impl Policy {
         let mut templates: Vec<Template> = Vec::new();
         let mut allowed_keys = Vec::new();
         let mut allowed_keys_at = Vec::new();
-        for (rel, file) in parsed {
+        let mut sops_templates = Vec::new();
+        for (rel, mut file) in parsed {
+            sops_templates.push((rel.clone(), std::mem::take(&mut file.templates)));
             for pattern in &file.allow_private_keys {
                 let at = Location::named(&rel).at_line(pattern.referenced.line());
                 allowed_keys.push(LazyGlob::new(
@@ -800,15 +809,22 @@ impl Policy {
                 ))
             })
             .collect();
-        Ok(Policy {
+        let mut policy = Policy {
             rules,
             templates,
             groups: written,
+            sops_templates: Vec::new(),
             matchers,
             allowed_keys,
             allowed_keys_at,
             raw_groups: groups,
-        })
+        };
+        let mut checked = Vec::new();
+        for (rel, raw) in &sops_templates {
+            rendered::templates(rel, raw, &policy, fleet, &mut checked)?;
+        }
+        policy.sops_templates = checked;
+        Ok(policy)
     }
 
     /// The rules as the policy files write them, in match order: each rule with a

@@ -156,3 +156,151 @@ fn bad_install_options_are_refused_where_they_are_written() {
         assert_eq!(before, tree(&repo), "{rule}: nothing written");
     }
 }
+
+const TEMPLATES: &str = "rules:
+  - secrets: \"imp/age\"
+    format: age
+    readers: [admins, host:imp]
+  - secrets: \"imp/*\"
+    format: sops-yaml
+    readers: [admins, host:imp]
+  - secrets: \"shared/*\"
+    format: sops-json
+    readers: [admins, container:shared]
+templates:
+  - name: app.env
+    reader: host:imp
+    content: |
+      DB=${HOME} {{ secret:imp/db }}
+      API=\"{{secret:imp/api}}\" {{ not a secret }}
+    owner: app
+    group: app
+    mode: \"0440\"
+    restart_units: [app.service]
+  - name: conf/bot.ini
+    reader: container:shared
+    content: \"token = {{ secret:shared/token }}\"
+    path: /etc/bot.ini
+    reload_units: [bot.service]
+  - name: later.env
+    reader: host:imp
+    content: \"X={{ secret:imp/missing }}\"
+";
+
+/// sops-nix templates: a file whose text embeds secrets, rendered by the machine
+/// that decrypts them; one whose secret does not exist yet is left out.
+#[test]
+fn keys_nix_declares_sops_templates_with_each_secrets_placeholder() {
+    let mut env = TestEnv::new();
+    let repo = generated_fleet(&mut env);
+    env.write("work/policies/0-templates.yaml", TEMPLATES);
+    for (name, text) in [
+        ("imp/db", &b"a: 1\n"[..]),
+        ("imp/api", b"b: 2\n"),
+        ("shared/token", b"{\"t\": 1}"),
+    ] {
+        env.keys_stdin(&["encrypt", name], text).success();
+    }
+    env.keys(&["export", "nix"]).success();
+    let imp = evaluated(&env, &repo, "imp", true);
+    assert_eq!(imp["assertions"], serde_json::json!([]), "{imp}");
+    let placeholder = |m: &serde_json::Value, name: &str| {
+        m["sops"]["placeholder"][name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: {m}"))
+            .to_string()
+    };
+    let app = &imp["sops"]["templates"]["app.env"];
+    assert_eq!(
+        app["content"].as_str().unwrap(),
+        format!(
+            "DB=${{HOME}} {}\nAPI=\"{}\" {{{{ not a secret }}}}\n",
+            placeholder(&imp, "imp/db"),
+            placeholder(&imp, "imp/api")
+        )
+    );
+    assert!(placeholder(&imp, "imp/db").starts_with("<SOPS:"));
+    assert_eq!(app["path"], "/run/secrets/rendered/app.env");
+    assert_eq!(
+        (&app["owner"], &app["group"]),
+        (&"app".into(), &"app".into())
+    );
+    assert_eq!(app["mode"], "0440");
+    assert_eq!(app["restartUnits"], serde_json::json!(["app.service"]));
+    assert_eq!(app["reloadUnits"], serde_json::json!([]));
+    assert_eq!(
+        imp["sops"]["templates"].as_object().unwrap().len(),
+        1,
+        "later.env waits for imp/missing: {imp}"
+    );
+    let shared = &imp["containers"]["shared"]["config"];
+    let bot = &shared["sops"]["templates"]["conf/bot.ini"];
+    assert_eq!(
+        bot["content"].as_str().unwrap(),
+        format!("token = {}", placeholder(shared, "shared/token"))
+    );
+    assert_eq!(bot["path"], "/etc/bot.ini");
+    assert_eq!(bot["reloadUnits"], serde_json::json!(["bot.service"]));
+    assert_eq!(shared["assertions"], serde_json::json!([]), "{shared}");
+    env.keys(&["check"]).success();
+
+    // What a template cannot embed, refused where it is written.
+    let before = tree(&repo);
+    for (from, to, says) in [
+        (
+            "{{ secret:shared/token }}",
+            "{{ secret:imp/db }}",
+            "policies/0-templates.yaml:23: template conf/bot.ini embeds secret imp/db: its rule at policies/0-templates.yaml:5 does not give it to container:shared",
+        ),
+        (
+            "{{ secret:imp/missing }}",
+            "{{ secret:imp/age }}",
+            "policies/0-templates.yaml:28: template later.env embeds secret imp/age: it is an age secret",
+        ),
+        (
+            "{{ secret:imp/missing }}",
+            "{{ secret:imp/x",
+            "policies/0-templates.yaml:28: a {{ secret:NAME }} is not closed with }}",
+        ),
+        (
+            "\"X={{ secret:imp/missing }}\"",
+            "plain",
+            "policies/0-templates.yaml:28: template later.env embeds no secret",
+        ),
+        (
+            "reader: container:shared",
+            "reader: admins",
+            "policies/0-templates.yaml:22: template reader \"admins\" is not one machine",
+        ),
+        (
+            "mode: \"0440\"",
+            "mode: \"rw\"",
+            "policies/0-templates.yaml:19: mode \"rw\" is not an octal file mode",
+        ),
+        (
+            "reload_units: [bot.service]",
+            "reload_units: [bot]",
+            "policies/0-templates.yaml:25: reload_units entry \"bot\" is not a systemd unit name",
+        ),
+        (
+            "name: later.env",
+            "name: app.env",
+            "policies/0-templates.yaml:26: template app.env for host:imp is also written at policies/0-templates.yaml:12",
+        ),
+    ] {
+        assert!(TEMPLATES.contains(from), "{from}");
+        env.write(
+            "work/policies/0-templates.yaml",
+            TEMPLATES.replacen(from, to, 1),
+        );
+        let r = env.keys(&["export", "nix"]).failure(3);
+        let first = r.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("keys: error: {says}")),
+            "{to}: {}",
+            r.stderr
+        );
+        env.write("work/policies/0-templates.yaml", TEMPLATES);
+        assert_eq!(before, tree(&repo), "{to}: nothing written");
+    }
+}

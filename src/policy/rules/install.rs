@@ -65,7 +65,7 @@ pub(super) fn unit_name(name: &str) -> bool {
 
 /// A rule's `path:`: an absolute path of plain names, `{name}` standing for the
 /// secret's name.
-fn install_path(path: &str) -> bool {
+pub(super) fn install_path(path: &str) -> bool {
     let bare = path.replace("{name}", "n");
     bare.len() <= 1024
         && bare.starts_with('/')
