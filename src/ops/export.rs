@@ -289,8 +289,16 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
          # One NixOS module per host, for agenix and sops-nix: in a host's configuration,\n\
          #   imports = [ (import ./keys.nix).HOST ];\n\
          # and on a host with containers also\n\
-         #   keys.containerModules = [ agenix.nixosModules.default sops-nix.nixosModules.sops ];\n{{\n"
+         #   keys.containerModules = [ agenix.nixosModules.default sops-nix.nixosModules.sops ];\n"
     );
+    if fleet.hosts()?.any(|h| !h.users.is_empty()) {
+        out.push_str(
+            "# One home-manager module per user of a host who reads with their own key:\n\
+             #   home-manager.users.NAME.imports = [ agenix.homeManagerModules.default\n\
+             #     sops-nix.homeManagerModules.sops (import ./keys.nix).\"NAME@HOST\" ];\n",
+        );
+    }
+    out.push_str("{\n");
     let mut names: Vec<&(String, Format)> = secrets.iter().collect();
     names.sort();
     names.dedup();
@@ -366,7 +374,7 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
             pad,
             &own,
             "config",
-            &key,
+            &nix_string(&key),
             host.age_key_file
                 .as_ref()
                 .map(|f| host.on_host(f.trim_start_matches('/')))
@@ -420,7 +428,7 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
                 &format!("{pad}    "),
                 m,
                 "container.config",
-                CONTAINER_KEY_PATH,
+                &nix_string(CONTAINER_KEY_PATH),
                 None,
             );
             out.push_str(&format!("{pad}  }};\n{pad}}};\n"));
@@ -430,8 +438,56 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
         }
         out.push_str("  };\n");
     }
+    for host in fleet.hosts()? {
+        for user in &host.users {
+            home_module(&mut out, policy, &names, host, user);
+        }
+    }
     out.push_str("}\n");
     Ok(out)
+}
+
+/// Where home-manager finds a user's own key.
+const USER_KEY: &str = "\"${config.home.homeDirectory}/.ssh/id_ed25519\"";
+
+/// The home-manager module of a host's user (`"NAME@HOST"`, which no host name can
+/// be): the agenix and sops-nix secrets and templates the user reads, decrypted with
+/// the user's own key.
+fn home_module(
+    out: &mut String,
+    policy: &Policy,
+    names: &[&(String, Format)],
+    host: &crate::policy::fleet::Host,
+    user: &crate::policy::fleet::User,
+) {
+    let reader = Reader::User {
+        name: user.name.clone(),
+        host: host.name.clone(),
+    };
+    let mut m = Machine::default();
+    for (name, format) in names {
+        let Some((_, rule)) = policy.rule_for(name) else {
+            continue;
+        };
+        if rule.format != *format || !rule.readers.contains(&reader) {
+            continue;
+        }
+        let list = if *format == Format::Age {
+            &mut m.age
+        } else {
+            &mut m.sops
+        };
+        if !list.iter().any(|(n, _)| n == name) {
+            list.push((name.as_str(), rule));
+        }
+    }
+    m.take_templates(policy, &reader);
+    out.push_str(&format!(
+        "  {} = {{ config, ... }}: {{\n",
+        nix_string(&format!("{}@{}", user.name, host.name))
+    ));
+    machine_body(out, "    ", &m, "config", USER_KEY, None);
+    out.push_str("  };\n");
 }
 
 /// The file an uploaded secret becomes on its host: the last segment of its name.
@@ -518,7 +574,8 @@ fn colmena_keys(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) ->
     Ok(out)
 }
 
-/// The agenix and sops-nix declarations of one machine, decrypting with `key`.
+/// The agenix and sops-nix declarations of one machine, decrypting with the key at
+/// `key` (a Nix expression).
 fn machine_body(
     out: &mut String,
     pad: &str,
@@ -539,10 +596,7 @@ fn machine_body(
         }
     };
     if !m.age.is_empty() {
-        out.push_str(&format!(
-            "{pad}age.identityPaths = [ {} ];\n",
-            nix_string(key)
-        ));
+        out.push_str(&format!("{pad}age.identityPaths = [ {key} ];\n"));
         for (name, rule) in &m.age {
             out.push_str(&format!("{pad}age.secrets.{} = {{\n", nix_string(name)));
             out.push_str(&format!(
@@ -563,10 +617,7 @@ fn machine_body(
         }
     }
     if !m.sops.is_empty() {
-        out.push_str(&format!(
-            "{pad}sops.age.sshKeyPaths = [ {} ];\n",
-            nix_string(key)
-        ));
+        out.push_str(&format!("{pad}sops.age.sshKeyPaths = [ {key} ];\n"));
         if let Some(file) = age_key_file {
             out.push_str(&format!("{pad}sops.age.keyFile = {};\n", nix_string(file)));
         }

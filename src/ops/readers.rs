@@ -91,6 +91,11 @@ impl Keys {
                     add(c.key(host));
                 }
             }
+            Reader::User { name, host } => {
+                if let Some((_, u)) = fleet.user(name, host)? {
+                    add(&u.key);
+                }
+            }
         }
         Ok(Keys(ids))
     }
@@ -114,6 +119,10 @@ pub fn named(policy: &Policy, fleet: &Fleet, name: &str) -> Result<Vec<Reader>> 
         machines.push((host.name.clone(), format!("host:{}", host.name)));
         for c in &host.containers {
             machines.push((c.name.clone(), format!("container:{}", c.name)));
+        }
+        for u in &host.users {
+            let label = format!("user:{}@{}", u.name, host.name);
+            machines.push((label.clone(), label));
         }
     }
     if known.iter().any(|k| k == name) || machines.iter().any(|(_, label)| label == name) {
@@ -144,7 +153,7 @@ pub fn on_host<'r>(rule: &'r Rule, host: &Host) -> Vec<&'r Reader> {
         .filter(|r| match r {
             Reader::Host(h) => *h == host.name,
             Reader::Container(c) => host.containers.iter().any(|x| x.name == *c),
-            Reader::Admin(_) => false,
+            Reader::Admin(_) | Reader::User { .. } => false,
         })
         .collect()
 }

@@ -36,6 +36,11 @@ pub enum Reader {
     Admin(String),
     Host(String),
     Container(String),
+    /// A host's user, reading through home-manager with their own key.
+    User {
+        name: String,
+        host: String,
+    },
 }
 
 impl Reader {
@@ -45,6 +50,7 @@ impl Reader {
             Reader::Admin(n) => n.clone(),
             Reader::Host(n) => format!("host:{n}"),
             Reader::Container(n) => format!("container:{n}"),
+            Reader::User { name, host } => format!("user:{name}@{host}"),
         }
     }
 }
@@ -641,7 +647,7 @@ fn build_rule(
         }
         None => None,
     };
-    let install = install::install(raw, format, glob_text, &line)?;
+    let install = install::install(raw, format, glob_text, &readers, &line)?;
     let rule = Rule {
         at,
         glob: glob_text.to_string(),
@@ -992,6 +998,10 @@ fn recipients_of(rule: &Rule, readers: &[Reader], fleet: &Fleet) -> Result<Vec<R
                 Some((host, c)) => recipients.push(machine_key(c.key(host))?),
                 None => return Err(unknown_container(&rule.readers_at, name)),
             },
+            Reader::User { name, host } => match fleet.user(name, host)? {
+                Some((_, u)) => recipients.push(machine_key(&u.key)?),
+                None => return Err(unknown_user(&rule.readers_at, name, host, fleet)),
+            },
         }
     }
     let mut seen: Vec<String> = Vec::new();
@@ -1013,6 +1023,19 @@ fn unknown_host(at: &Location, name: &str) -> Error {
         format!(
             "unknown reader {:?}: no recipients/hosts/{name}.yaml",
             format!("host:{name}")
+        ),
+    )
+}
+
+fn unknown_user(at: &Location, name: &str, host: &str, fleet: &Fleet) -> Error {
+    if !fleet.has_host(host) {
+        return unknown_host(at, host);
+    }
+    invalid(
+        at.clone(),
+        format!(
+            "unknown reader {:?}: recipients/hosts/{host}.yaml has no user {name} (under users:, with ssh_key)",
+            format!("user:{name}@{host}")
         ),
     )
 }
@@ -1077,6 +1100,22 @@ fn resolve_label(
         out.push(Reader::Container(name.to_string()));
         return Ok(());
     }
+    if let Some(user) = label.strip_prefix("user:") {
+        let Some((name, host)) = user.rsplit_once('@') else {
+            return Err(invalid(
+                at.clone(),
+                format!("reader {label:?} names a user as user:NAME@HOST"),
+            ));
+        };
+        if fleet.user(name, host)?.is_none() {
+            return Err(unknown_user(at, name, host, fleet));
+        }
+        out.push(Reader::User {
+            name: name.to_string(),
+            host: host.to_string(),
+        });
+        return Ok(());
+    }
     if fleet.admin(label).is_some() {
         out.push(Reader::Admin(label.to_string()));
         return Ok(());
@@ -1088,7 +1127,7 @@ fn resolve_label(
     Err(invalid(
         at.clone(),
         format!(
-            "unknown reader {label:?}: not a group, an admin (recipients/admins/{label}.pub), host:NAME or container:NAME"
+            "unknown reader {label:?}: not a group, an admin (recipients/admins/{label}.pub), host:NAME, container:NAME or user:NAME@HOST"
         ),
     ))
 }

@@ -2,7 +2,9 @@
 //! goes, whether users need it, which units follow it — as `keys.nix` declares it,
 //! evaluated with the real agenix and sops-nix modules; and the values refused.
 
-use crate::common::TestEnv;
+use std::process::Command;
+
+use crate::common::{Run, TestEnv, peer, run};
 use crate::deploy::generated_fleet;
 use crate::export::evaluated;
 use crate::fixture::tree;
@@ -301,6 +303,146 @@ fn keys_nix_declares_sops_templates_with_each_secrets_placeholder() {
             r.stderr
         );
         env.write("work/policies/0-templates.yaml", TEMPLATES);
+        assert_eq!(before, tree(&repo), "{to}: nothing written");
+    }
+}
+
+/// One user's home-manager module of `keys.nix`, evaluated with the real agenix and
+/// sops-nix home-manager modules (`tests/nix/eval-keys-home.nix`).
+fn evaluate_home(env: &TestEnv, repo: &std::path::Path, user: &str) -> Run {
+    let mut nix = Command::new(peer("nix-instantiate"));
+    nix.args(["--eval", "--strict", "--json", "--store", "dummy://"])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nix/eval-keys-home.nix"))
+        .args(["--arg", "nixDir"])
+        .arg(crate::common::nix_sources())
+        .args(["--arg", "keysNix"])
+        .arg(repo.join("keys.nix"))
+        .args(["--argstr", "user", user]);
+    env.apply(&mut nix);
+    run(nix, b"")
+}
+
+const USERS: &str = "rules:
+  - secrets: \"alice/age\"
+    format: age
+    readers: [admins, user:alice@imp]
+    mode: \"0440\"
+  - secrets: \"alice/*\"
+    format: sops-yaml
+    readers: [admins, user:alice@imp, host:imp]
+templates:
+  - name: alice.conf
+    reader: user:alice@imp
+    content: \"pw={{ secret:alice/pw }}\"
+";
+
+/// A host's user with a key of their own is a reader, `user:NAME@HOST`: the secrets
+/// are encrypted to that key, and keys.nix gives the user a home-manager module.
+#[test]
+fn a_users_own_key_reads_through_home_manager() {
+    let mut env = TestEnv::new();
+    let repo = generated_fleet(&mut env);
+    let key = env.root.join("alice_ed25519");
+    let mut keygen = Command::new(peer("ssh-keygen"));
+    keygen.args(["-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f"]);
+    keygen.arg(&key);
+    env.apply(&mut keygen);
+    run(keygen, b"").success();
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let host_file = repo.join("recipients/hosts/imp.yaml");
+    let mut text = std::fs::read_to_string(&host_file).unwrap();
+    text.push_str(&format!(
+        "users:\n  alice:\n    ssh_key: {}\n",
+        public.trim()
+    ));
+    std::fs::write(&host_file, text).unwrap();
+    env.write("work/policies/0-users.yaml", USERS);
+    env.keys_stdin(&["encrypt", "alice/age"], b"a").success();
+    env.keys_stdin(&["encrypt", "alice/pw"], b"p: 1\n")
+        .success();
+    env.keys(&["export", "nix"]).success();
+    // The user's own key opens what the user reads.
+    let mut age = Command::new(peer("age"));
+    age.args(["-d", "-i"])
+        .arg(&key)
+        .arg(repo.join("secrets/alice/age.age"));
+    env.apply(&mut age);
+    assert_eq!(run(age, b"").success().stdout, "a");
+
+    let r = evaluate_home(&env, &repo, "alice@imp").success();
+    let home: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(home["assertions"], serde_json::json!([]), "{home}");
+    let s = |rel: &str| repo.join("secrets").join(rel).display().to_string();
+    assert_eq!(
+        home["age"]["identityPaths"],
+        serde_json::json!(["/home/alice/.ssh/id_ed25519"])
+    );
+    let age = &home["age"]["secrets"]["alice/age"];
+    assert_eq!(age["file"], s("alice/age.age"));
+    assert_eq!(age["mode"], "0440");
+    assert_eq!(age["path"], "${XDG_RUNTIME_DIR}/agenix/alice/age");
+    assert_eq!(home["age"]["secrets"].as_object().unwrap().len(), 1);
+    assert_eq!(
+        home["sops"]["sshKeyPaths"],
+        serde_json::json!(["/home/alice/.ssh/id_ed25519"])
+    );
+    let pw = &home["sops"]["secrets"]["alice/pw"];
+    assert_eq!(pw["sopsFile"], s("alice/pw.yaml"));
+    assert_eq!((&pw["format"], &pw["key"]), (&"yaml".into(), &"".into()));
+    assert_eq!(pw["path"], "/home/alice/.config/sops-nix/secrets/alice/pw");
+    let conf = &home["sops"]["templates"]["alice.conf"];
+    let placeholder = home["sops"]["placeholder"]["alice/pw"].as_str().unwrap();
+    assert_eq!(conf["content"], format!("pw={placeholder}"));
+    assert_eq!(
+        conf["path"],
+        "/home/alice/.config/sops-nix/secrets/rendered/alice.conf"
+    );
+    // The host reads alice/pw as a reader of its own, and nothing of alice's else.
+    let imp = evaluated(&env, &repo, "imp", true);
+    assert!(imp["sops"]["secrets"]["alice/pw"].is_object(), "{imp}");
+    assert!(imp["age"]["secrets"]["alice/age"].is_null(), "{imp}");
+    assert_eq!(imp["sops"]["templates"], serde_json::json!({}));
+    env.keys(&["check"]).success();
+
+    // What a user reader cannot be, refused where it is written.
+    let before = tree(&repo);
+    for (from, to, says) in [
+        (
+            "user:alice@imp]\n    mode",
+            "user:bob@imp]\n    mode",
+            "policies/0-users.yaml:4: unknown reader \"user:bob@imp\": recipients/hosts/imp.yaml has no user bob",
+        ),
+        (
+            "user:alice@imp]\n    mode",
+            "user:alice@nohost]\n    mode",
+            "policies/0-users.yaml:4: unknown reader \"host:nohost\": no recipients/hosts/nohost.yaml",
+        ),
+        (
+            "user:alice@imp]\n    mode",
+            "user:alice]\n    mode",
+            "policies/0-users.yaml:4: reader \"user:alice\" names a user as user:NAME@HOST",
+        ),
+        (
+            "mode: \"0440\"",
+            "restart_units: [app.service]",
+            "policies/0-users.yaml:5: restart_units applies to hosts and containers, and user:alice@imp reads this rule through home-manager",
+        ),
+        (
+            "    content:",
+            "    owner: alice\n    content:",
+            "policies/0-users.yaml:12: owner applies to hosts and containers; home-manager renders user:alice@imp's templates as the user",
+        ),
+    ] {
+        assert!(USERS.contains(from), "{from}");
+        env.write("work/policies/0-users.yaml", USERS.replacen(from, to, 1));
+        let r = env.keys(&["export", "nix"]).failure(3);
+        let first = r.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("keys: error: {says}")),
+            "{to}: {}",
+            r.stderr
+        );
+        env.write("work/policies/0-users.yaml", USERS);
         assert_eq!(before, tree(&repo), "{to}: nothing written");
     }
 }

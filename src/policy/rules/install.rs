@@ -83,8 +83,46 @@ pub(super) fn install(
     raw: &RuleFile,
     format: Format,
     glob_text: &str,
+    readers: &[Reader],
     line: &dyn Fn(u64) -> Location,
 ) -> Result<Install> {
+    // A user's copy is home-manager's, in the user's own directory and owned by the
+    // user: the system's options have nothing to say about it.
+    if let Some(user) = readers.iter().find(|r| matches!(r, Reader::User { .. })) {
+        let system = [
+            (
+                "restart_units",
+                raw.restart_units.as_ref().map(|s| s.referenced.line()),
+            ),
+            (
+                "reload_units",
+                raw.reload_units.as_ref().map(|s| s.referenced.line()),
+            ),
+            (
+                "needed_for_users",
+                raw.needed_for_users.as_ref().map(|s| s.referenced.line()),
+            ),
+            ("path", raw.path.as_ref().map(|s| s.referenced.line())),
+            ("symlink", raw.symlink.as_ref().map(|s| s.referenced.line())),
+            (
+                "owner",
+                raw.owner.as_ref().map(|_| raw.secrets.referenced.line()),
+            ),
+            (
+                "group",
+                raw.group.as_ref().map(|_| raw.secrets.referenced.line()),
+            ),
+        ];
+        if let Some((field, Some(at))) = system.into_iter().find(|(_, at)| at.is_some()) {
+            return Err(invalid(
+                line(at),
+                format!(
+                    "{field} applies to hosts and containers, and {} reads this rule through home-manager: give the user's secrets a rule of their own",
+                    user.label()
+                ),
+            ));
+        }
+    }
     let mut units = [Vec::new(), Vec::new()];
     for (i, (field, list)) in [
         ("restart_units", &raw.restart_units),

@@ -178,6 +178,30 @@ pub(super) fn templates(
                 ),
             ));
         }
+        // home-manager's templates belong to the user and restart nothing.
+        if matches!(reader, Reader::User { .. }) {
+            let system = [
+                ("owner", t.owner.as_ref().map(|s| s.referenced.line())),
+                ("group", t.group.as_ref().map(|s| s.referenced.line())),
+                (
+                    "restart_units",
+                    t.restart_units.as_ref().map(|s| s.referenced.line()),
+                ),
+                (
+                    "reload_units",
+                    t.reload_units.as_ref().map(|s| s.referenced.line()),
+                ),
+            ];
+            if let Some((field, Some(l))) = system.into_iter().find(|(_, l)| l.is_some()) {
+                return Err(invalid(
+                    line(l),
+                    format!(
+                        "{field} applies to hosts and containers; home-manager renders {}'s templates as the user",
+                        reader.label()
+                    ),
+                ));
+            }
+        }
         for (field, name) in [("owner", &t.owner), ("group", &t.group)] {
             if let Some(name) = name
                 && !account_name(&name.value)
@@ -268,8 +292,19 @@ fn machine(label: &str, fleet: &Fleet) -> std::result::Result<Reader, String> {
             "template reader {label:?}: no host file declares container {name}"
         ));
     }
+    if let Some((name, host)) = label.strip_prefix("user:").and_then(|u| u.rsplit_once('@')) {
+        if fleet.user(name, host).ok().flatten().is_some() {
+            return Ok(Reader::User {
+                name: name.to_string(),
+                host: host.to_string(),
+            });
+        }
+        return Err(format!(
+            "template reader {label:?}: recipients/hosts/{host}.yaml has no user {name}"
+        ));
+    }
     Err(format!(
-        "template reader {label:?} is not one machine: give host:NAME or container:NAME"
+        "template reader {label:?} is not one machine: give host:NAME, container:NAME or user:NAME@HOST"
     ))
 }
 
