@@ -368,6 +368,16 @@ fn a_users_own_key_reads_through_home_manager() {
         .arg(repo.join("secrets/alice/age.age"));
     env.apply(&mut age);
     assert_eq!(run(age, b"").success().stdout, "a");
+    // sops-nix converts the SSH key to an age key, as `keys to-age --private` does.
+    let age_key = env.root.join("alice.txt");
+    env.keys_stdin(
+        &["to-age", "--private", "-o", age_key.to_str().unwrap()],
+        &std::fs::read(&key).unwrap(),
+    )
+    .success();
+    let pw = repo.join("secrets/alice/pw.yaml");
+    let opened = crate::fixture::sops(&env, &["decrypt", pw.to_str().unwrap()], &age_key);
+    assert_eq!(opened.success().stdout, "p: 1\n");
 
     let r = evaluate_home(&env, &repo, "alice@imp").success();
     let home: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
