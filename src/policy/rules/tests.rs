@@ -611,7 +611,7 @@ fn a_users_reader_is_their_own_key_in_the_form_the_format_needs() {
         host: "web".into(),
     };
     assert_eq!(bob.label(), "user:bob@web");
-    assert_eq!(p.rules[0].readers, [bob.clone()]);
+    assert_eq!(p.rules[0].readers, [bob]);
     let age = p.resolve(&p.rules[0], &fleet).unwrap();
     assert!(
         age.recipients[0]
