@@ -399,6 +399,7 @@ fn examine(
                     policy::Reader::Admin(_) | policy::Reader::Transit(_) => continue,
                     policy::Reader::Host(n) => format!("host:{n}"),
                     policy::Reader::Container(n) => format!("container:{n}"),
+                    policy::Reader::User { .. } => reader.label(),
                 };
                 let (name, glob) = match (template, &rule.bound) {
                     (Some(t), Some(b)) => (

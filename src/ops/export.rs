@@ -9,7 +9,7 @@ use crate::fsutil;
 use crate::layout::Repo;
 use crate::ops::workspace::{Hosts, Workspace};
 use crate::policy::host_file::HOST_KEY;
-use crate::policy::{Fleet, Policy, Reader, Rule};
+use crate::policy::{Fleet, Part, Policy, Reader, Rule, SopsTemplate};
 use crate::recipient::Recipient;
 
 /// The first line of every exported file.
@@ -276,6 +276,22 @@ const CONTAINER_MODULES_OPTION: &str = "    options.keys.containerModules = lib.
 struct Machine<'a> {
     age: Vec<(&'a str, &'a Rule)>,
     sops: Vec<(&'a str, &'a Rule)>,
+    /// The files sops-nix renders there, each of whose secrets it decrypts.
+    templates: Vec<&'a SopsTemplate>,
+}
+
+impl<'a> Machine<'a> {
+    /// Takes the policy's templates for `reader`, those whose secrets are all here.
+    fn take_templates(&mut self, policy: &'a Policy, reader: &Reader) {
+        for t in policy.sops_templates.iter().filter(|t| t.reader == *reader) {
+            if t.secrets()
+                .iter()
+                .all(|s| self.sops.iter().any(|(n, _)| n == s))
+            {
+                self.templates.push(t);
+            }
+        }
+    }
 }
 
 /// One NixOS module per host: `age.secrets` and `sops.secrets` for what it reads
@@ -290,8 +306,16 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
          # One NixOS module per host, for agenix and sops-nix: in a host's configuration,\n\
          #   imports = [ (import ./keys.nix).HOST ];\n\
          # and on a host with containers also\n\
-         #   keys.containerModules = [ agenix.nixosModules.default sops-nix.nixosModules.sops ];\n{{\n"
+         #   keys.containerModules = [ agenix.nixosModules.default sops-nix.nixosModules.sops ];\n"
     );
+    if fleet.hosts()?.any(|h| !h.users.is_empty()) {
+        out.push_str(
+            "# One home-manager module per user of a host who reads with their own key:\n\
+             #   home-manager.users.NAME.imports = [ agenix.homeManagerModules.default\n\
+             #     sops-nix.homeManagerModules.sops (import ./keys.nix).\"NAME@HOST\" ];\n",
+        );
+    }
+    out.push_str("{\n");
     let mut names: Vec<&(String, Format)> = secrets.iter().collect();
     names.sort();
     names.dedup();
@@ -330,12 +354,22 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
                 }
             }
         }
+        own.take_templates(policy, &Reader::Host(host.name.clone()));
+        for (c, m) in host.containers.iter().zip(containers.iter_mut()) {
+            m.take_templates(policy, &Reader::Container(c.name.clone()));
+        }
         let key = host.on_host(HOST_KEY);
         // A container's configuration is a system of its own that imports nothing of
         // its host's: the host names the agenix and sops-nix modules once, in
         // keys.containerModules, and each container imports them from there.
         let pad = if host.containers.is_empty() {
-            out.push_str(&format!("  {} = {{ ... }}: {{\n", nix_attr(&host.name)));
+            // A template's text refers to the configuration's placeholders.
+            let args = if own.templates.is_empty() {
+                "{ ... }"
+            } else {
+                "{ config, ... }"
+            };
+            out.push_str(&format!("  {} = {args}: {{\n", nix_attr(&host.name)));
             "    "
         } else {
             out.push_str(&format!(
@@ -356,7 +390,8 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
             &mut out,
             pad,
             &own,
-            &key,
+            "config",
+            &nix_string(&key),
             host.age_key_file
                 .as_ref()
                 .map(|f| host.on_host(f.trim_start_matches('/')))
@@ -395,10 +430,24 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
                 nix_string(CONTAINER_KEY_PATH),
                 nix_string(&host_path)
             ));
+            // The container's own configuration, where its templates look, is not
+            // the host's `config` that names its modules.
+            let args = if m.templates.is_empty() {
+                "{ ... }"
+            } else {
+                "{ ... }@container"
+            };
             out.push_str(&format!(
-                "{pad}  config = {{ ... }}: {{\n{pad}    imports = config.keys.containerModules;\n"
+                "{pad}  config = {args}: {{\n{pad}    imports = config.keys.containerModules;\n"
             ));
-            machine_body(&mut out, &format!("{pad}    "), m, CONTAINER_KEY_PATH, None);
+            machine_body(
+                &mut out,
+                &format!("{pad}    "),
+                m,
+                "container.config",
+                &nix_string(CONTAINER_KEY_PATH),
+                None,
+            );
             out.push_str(&format!("{pad}  }};\n{pad}}};\n"));
         }
         if !host.containers.is_empty() {
@@ -406,8 +455,56 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
         }
         out.push_str("  };\n");
     }
+    for host in fleet.hosts()? {
+        for user in &host.users {
+            home_module(&mut out, policy, &names, host, user);
+        }
+    }
     out.push_str("}\n");
     Ok(out)
+}
+
+/// Where home-manager finds a user's own key.
+const USER_KEY: &str = "\"${config.home.homeDirectory}/.ssh/id_ed25519\"";
+
+/// The home-manager module of a host's user (`"NAME@HOST"`, which no host name can
+/// be): the agenix and sops-nix secrets and templates the user reads, decrypted with
+/// the user's own key.
+fn home_module(
+    out: &mut String,
+    policy: &Policy,
+    names: &[&(String, Format)],
+    host: &crate::policy::fleet::Host,
+    user: &crate::policy::fleet::User,
+) {
+    let reader = Reader::User {
+        name: user.name.clone(),
+        host: host.name.clone(),
+    };
+    let mut m = Machine::default();
+    for (name, format) in names {
+        let Some((_, rule)) = policy.rule_for(name) else {
+            continue;
+        };
+        if rule.format != *format || !rule.readers.contains(&reader) {
+            continue;
+        }
+        let list = if *format == Format::Age {
+            &mut m.age
+        } else {
+            &mut m.sops
+        };
+        if !list.iter().any(|(n, _)| n == name) {
+            list.push((name.as_str(), rule));
+        }
+    }
+    m.take_templates(policy, &reader);
+    out.push_str(&format!(
+        "  {} = {{ config, ... }}: {{\n",
+        nix_string(&format!("{}@{}", user.name, host.name))
+    ));
+    machine_body(out, "    ", &m, "config", USER_KEY, None);
+    out.push_str("  };\n");
 }
 
 /// The file an uploaded secret becomes on its host: the last segment of its name.
@@ -494,11 +591,13 @@ fn colmena_keys(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) ->
     Ok(out)
 }
 
-/// The agenix and sops-nix declarations of one machine, decrypting with `key`.
+/// The agenix and sops-nix declarations of one machine, decrypting with the key at
+/// `key` (a Nix expression).
 fn machine_body(
     out: &mut String,
     pad: &str,
     m: &Machine<'_>,
+    config: &str,
     key: &str,
     age_key_file: Option<&str>,
 ) {
@@ -514,25 +613,28 @@ fn machine_body(
         }
     };
     if !m.age.is_empty() {
-        out.push_str(&format!(
-            "{pad}age.identityPaths = [ {} ];\n",
-            nix_string(key)
-        ));
+        out.push_str(&format!("{pad}age.identityPaths = [ {key} ];\n"));
         for (name, rule) in &m.age {
             out.push_str(&format!("{pad}age.secrets.{} = {{\n", nix_string(name)));
             out.push_str(&format!(
                 "{pad}  file = ./{};\n",
                 nix_path(&secret_path(name, Format::Age))
             ));
+            if let Some(path) = rule.install.path_for(name) {
+                out.push_str(&format!("{pad}  path = {};\n", nix_string(&path)));
+            }
+            if let Some(symlink) = rule.install.symlink {
+                out.push_str(&format!("{pad}  symlink = {symlink};\n"));
+            }
             deploy(out, rule);
             out.push_str(&format!("{pad}}};\n"));
         }
+        for (name, rule) in m.age.iter().filter(|(_, r)| r.install.touches_units()) {
+            restart_unit(out, pad, name, rule);
+        }
     }
     if !m.sops.is_empty() {
-        out.push_str(&format!(
-            "{pad}sops.age.sshKeyPaths = [ {} ];\n",
-            nix_string(key)
-        ));
+        out.push_str(&format!("{pad}sops.age.sshKeyPaths = [ {key} ];\n"));
         if let Some(file) = age_key_file {
             out.push_str(&format!("{pad}sops.age.keyFile = {};\n", nix_string(file)));
         }
@@ -553,10 +655,138 @@ fn machine_body(
             if rule.format != Format::SopsBinary {
                 out.push_str(&format!("{pad}  key = \"\";\n"));
             }
+            if let Some(path) = rule.install.path_for(name) {
+                out.push_str(&format!("{pad}  path = {};\n", nix_string(&path)));
+            }
+            if rule.install.needed_for_users {
+                out.push_str(&format!("{pad}  neededForUsers = true;\n"));
+            }
+            for (option, units) in [
+                ("restartUnits", &rule.install.restart_units),
+                ("reloadUnits", &rule.install.reload_units),
+            ] {
+                if !units.is_empty() {
+                    out.push_str(&format!("{pad}  {option} = {};\n", nix_list(units)));
+                }
+            }
             deploy(out, rule);
             out.push_str(&format!("{pad}}};\n"));
         }
+        for t in &m.templates {
+            sops_template(out, pad, t, config);
+        }
     }
+}
+
+/// A file sops-nix renders: its text with each secret's placeholder in it.
+fn sops_template(out: &mut String, pad: &str, t: &SopsTemplate, config: &str) {
+    out.push_str(&format!(
+        "{pad}sops.templates.{} = {{\n",
+        nix_string(&t.name)
+    ));
+    let mut content = String::from("\"");
+    for part in &t.content {
+        match part {
+            Part::Text(text) => {
+                let quoted = nix_string(text);
+                content.push_str(&quoted[1..quoted.len() - 1]);
+            }
+            Part::Secret(name) => content.push_str(&format!(
+                "${{{config}.sops.placeholder.{}}}",
+                nix_string(name)
+            )),
+        }
+    }
+    content.push('"');
+    out.push_str(&format!("{pad}  content = {content};\n"));
+    for (k, v) in [
+        ("path", &t.path),
+        ("owner", &t.owner),
+        ("group", &t.group),
+        ("mode", &t.mode),
+    ] {
+        if let Some(v) = v {
+            out.push_str(&format!("{pad}  {k} = {};\n", nix_string(v)));
+        }
+    }
+    for (option, units) in [
+        ("restartUnits", &t.restart_units),
+        ("reloadUnits", &t.reload_units),
+    ] {
+        if !units.is_empty() {
+            out.push_str(&format!("{pad}  {option} = {};\n", nix_list(units)));
+        }
+    }
+    out.push_str(&format!("{pad}}};\n"));
+}
+
+/// agenix restarts nothing when a secret changes: a oneshot unit per such secret
+/// does, restarted by the NixOS switch whenever the encrypted file (so the value,
+/// or its recipients) changes, after agenix has decrypted the new one. It is
+/// ordered before the units it names, so at boot it finds them not started and
+/// leaves them be; `--no-block` keeps it from waiting on a unit ordered after it.
+fn restart_unit(out: &mut String, pad: &str, name: &str, rule: &Rule) {
+    let units: Vec<String> = rule
+        .install
+        .restart_units
+        .iter()
+        .chain(&rule.install.reload_units)
+        .cloned()
+        .collect();
+    let mut script = String::new();
+    for unit in &rule.install.restart_units {
+        script.push_str(&format!("systemctl --no-block try-restart {unit}\n"));
+    }
+    for unit in &rule.install.reload_units {
+        script.push_str(&format!(
+            "systemctl --no-block try-reload-or-restart {unit}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "{pad}systemd.services.{} = {{\n",
+        nix_string(&restart_unit_name(name))
+    ));
+    out.push_str(&format!(
+        "{pad}  description = {};\n",
+        nix_string(&format!(
+            "Restart or reload what reads the secret {name} when it changes"
+        ))
+    ));
+    out.push_str(&format!(
+        "{pad}  wantedBy = [ \"multi-user.target\" ];\n{pad}  before = {};\n",
+        nix_list(&units)
+    ));
+    out.push_str(&format!(
+        "{pad}  restartTriggers = [ ./{} ];\n",
+        nix_path(&secret_path(name, Format::Age))
+    ));
+    out.push_str(&format!(
+        "{pad}  serviceConfig = {{\n{pad}    Type = \"oneshot\";\n{pad}    RemainAfterExit = true;\n{pad}  }};\n"
+    ));
+    out.push_str(&format!("{pad}  script = {};\n", nix_string(&script)));
+    out.push_str(&format!("{pad}}};\n"));
+}
+
+/// The unit that restarts what reads the age secret `name`: its name escaped as
+/// `systemd-escape` does (`/` a dash, anything but letters, digits, `:`, `_` and
+/// an inner `.` as `\xNN`), so two secrets never share one.
+pub fn restart_unit_name(name: &str) -> String {
+    let mut out = String::from("keys-restart-");
+    for (i, b) in name.bytes().enumerate() {
+        match b {
+            b'/' => out.push('-'),
+            b'.' if i > 0 => out.push('.'),
+            b if b.is_ascii_alphanumeric() || b == b':' || b == b'_' => out.push(b as char),
+            b => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out
+}
+
+/// A list of strings.
+fn nix_list(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|i| nix_string(i)).collect();
+    format!("[ {} ]", items.join(" "))
 }
 
 /// An attribute name: bare when Nix reads it as one, else a string.

@@ -232,6 +232,7 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
                 Reader::Container(c) if containers.contains(c) => {
                     format!("container:{c} (on host {name})")
                 }
+                Reader::User { host, .. } if host == name => reader.label(),
                 _ => continue,
             };
             return Err(Error::InvalidFile {

@@ -92,6 +92,11 @@ impl Keys {
                 }
             }
             Reader::Transit(key) => add(&Recipient::Transit(key.clone())),
+            Reader::User { name, host } => {
+                if let Some((_, u)) = fleet.user(name, host)? {
+                    add(&u.key);
+                }
+            }
         }
         Ok(Keys(ids))
     }
@@ -149,6 +154,10 @@ pub fn named(policy: &Policy, fleet: &Fleet, name: &str) -> Result<Vec<Reader>> 
         for c in &host.containers {
             machines.push((c.name.clone(), format!("container:{}", c.name)));
         }
+        for u in &host.users {
+            let label = format!("user:{}@{}", u.name, host.name);
+            machines.push((label.clone(), label));
+        }
     }
     if known.iter().any(|k| k == name) || machines.iter().any(|(_, label)| label == name) {
         return policy.readers_of(name, fleet);
@@ -178,7 +187,7 @@ pub fn on_host<'r>(rule: &'r Rule, host: &Host) -> Vec<&'r Reader> {
         .filter(|r| match r {
             Reader::Host(h) => *h == host.name,
             Reader::Container(c) => host.containers.iter().any(|x| x.name == *c),
-            Reader::Admin(_) | Reader::Transit(_) => false,
+            Reader::Admin(_) | Reader::Transit(_) | Reader::User { .. } => false,
         })
         .collect()
 }

@@ -122,7 +122,8 @@ fn names_host(rule: &Rule, host: &str, ws: &Workspace) -> Result<bool> {
         let named = match reader {
             Reader::Host(h) => h == host,
             Reader::Container(c) => ws.fleet.container(c)?.is_some_and(|(h, _)| h.name == host),
-            Reader::Admin(_) | Reader::Transit(_) => false,
+            // A user's own key does not change with the host's.
+            Reader::Admin(_) | Reader::Transit(_) | Reader::User { .. } => false,
         };
         if named {
             return Ok(true);

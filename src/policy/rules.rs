@@ -18,13 +18,17 @@ use crate::layout;
 use crate::recipient::{Recipient, TRANSIT_PREFIX, TransitKey};
 use crate::snapshot::Snapshot;
 
+mod install;
 mod options;
 mod placeholder;
+mod rendered;
 
+pub use install::Install;
 use options::*;
 pub use options::{OpenBaoTarget, Period, UPLOAD_AT, Upload};
 pub use placeholder::{Bound, Placeholder, Template, Unbound, Written};
 use placeholder::{placeholder_in, quote_placeholder_readers};
+pub use rendered::{Part, SopsTemplate};
 
 /// One reader named by a rule, after groups are expanded.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,6 +38,11 @@ pub enum Reader {
     Container(String),
     /// `transit:URL`: an OpenBao transit key that wraps a sops file's data key.
     Transit(TransitKey),
+    /// A host's user, reading through home-manager with their own key.
+    User {
+        name: String,
+        host: String,
+    },
 }
 
 impl Reader {
@@ -44,6 +53,7 @@ impl Reader {
             Reader::Host(n) => format!("host:{n}"),
             Reader::Container(n) => format!("container:{n}"),
             Reader::Transit(t) => format!("{TRANSIT_PREFIX}{}", t.url()),
+            Reader::User { name, host } => format!("user:{name}@{host}"),
         }
     }
 }
@@ -83,6 +93,8 @@ pub struct Rule {
     pub openbao: Option<OpenBaoTarget>,
     /// How often its secrets are to get a new value (`rotate_every: 90d`).
     pub rotate_every: Option<Period>,
+    /// How its machines install the decrypted file (`keys export nix`).
+    pub install: Install,
 }
 
 pub struct Policy {
@@ -93,6 +105,8 @@ pub struct Policy {
     pub templates: Vec<Template>,
     /// Each group's members as written, with the file and line of the group.
     pub groups: BTreeMap<String, (Location, Vec<String>)>,
+    /// The files sops-nix renders from secrets (`templates:`), in policy order.
+    pub sops_templates: Vec<SopsTemplate>,
     /// Each rule's glob. One that is more than a literal name or `prefix*` is
     /// compiled when a name first passes its literal prefix: a command about one
     /// secret compiles at most one glob, not the whole policy's.
@@ -179,6 +193,9 @@ struct PolicyFile {
     /// (test fixtures); `keys check` does not report it there.
     #[serde(default)]
     allow_private_keys: Vec<Spanned<String>>,
+    /// Files sops-nix renders with secrets in them.
+    #[serde(default)]
+    templates: Vec<rendered::TemplateFile>,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +247,15 @@ struct RuleFile {
     openbao: Option<Spanned<OpenBaoFile>>,
     #[serde(default)]
     rotate_every: Option<Spanned<String>>,
+    restart_units: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    reload_units: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    needed_for_users: Option<Spanned<bool>>,
+    #[serde(default)]
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    symlink: Option<Spanned<bool>>,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -657,6 +683,7 @@ fn build_rule(
         ),
         None => None,
     };
+    let install = install::install(raw, format, glob_text, &readers, &line)?;
     let rule = Rule {
         at,
         glob: glob_text.to_string(),
@@ -684,6 +711,7 @@ fn build_rule(
         bound: None,
         openbao,
         rotate_every,
+        install,
     };
     Ok((rule, matcher))
 }
@@ -740,7 +768,9 @@ impl Policy {
         let mut templates: Vec<Template> = Vec::new();
         let mut allowed_keys = Vec::new();
         let mut allowed_keys_at = Vec::new();
-        for (rel, file) in parsed {
+        let mut sops_templates = Vec::new();
+        for (rel, mut file) in parsed {
+            sops_templates.push((rel.clone(), std::mem::take(&mut file.templates)));
             for pattern in &file.allow_private_keys {
                 let at = Location::named(&rel).at_line(pattern.referenced.line());
                 allowed_keys.push(LazyGlob::new(
@@ -822,15 +852,22 @@ impl Policy {
                 ))
             })
             .collect();
-        Ok(Policy {
+        let mut policy = Policy {
             rules,
             templates,
             groups: written,
+            sops_templates: Vec::new(),
             matchers,
             allowed_keys,
             allowed_keys_at,
             raw_groups: groups,
-        })
+        };
+        let mut checked = Vec::new();
+        for (rel, raw) in &sops_templates {
+            rendered::templates(rel, raw, &policy, fleet, &mut checked)?;
+        }
+        policy.sops_templates = checked;
+        Ok(policy)
     }
 
     /// The rules as the policy files write them, in match order: each rule with a
@@ -999,6 +1036,10 @@ fn recipients_of(rule: &Rule, readers: &[Reader], fleet: &Fleet) -> Result<Vec<R
                 None => return Err(unknown_container(&rule.readers_at, name)),
             },
             Reader::Transit(key) => recipients.push(Recipient::Transit(key.clone())),
+            Reader::User { name, host } => match fleet.user(name, host)? {
+                Some((_, u)) => recipients.push(machine_key(&u.key)?),
+                None => return Err(unknown_user(&rule.readers_at, name, host, fleet)),
+            },
         }
     }
     let mut seen: Vec<String> = Vec::new();
@@ -1020,6 +1061,19 @@ fn unknown_host(at: &Location, name: &str) -> Error {
         format!(
             "unknown reader {:?}: no recipients/hosts/{name}.yaml",
             format!("host:{name}")
+        ),
+    )
+}
+
+fn unknown_user(at: &Location, name: &str, host: &str, fleet: &Fleet) -> Error {
+    if !fleet.has_host(host) {
+        return unknown_host(at, host);
+    }
+    invalid(
+        at.clone(),
+        format!(
+            "unknown reader {:?}: recipients/hosts/{host}.yaml has no user {name} (under users:, with ssh_key)",
+            format!("user:{name}@{host}")
         ),
     )
 }
@@ -1090,6 +1144,22 @@ fn resolve_label(
         out.push(Reader::Container(name.to_string()));
         return Ok(());
     }
+    if let Some(user) = label.strip_prefix("user:") {
+        let Some((name, host)) = user.rsplit_once('@') else {
+            return Err(invalid(
+                at.clone(),
+                format!("reader {label:?} names a user as user:NAME@HOST"),
+            ));
+        };
+        if fleet.user(name, host)?.is_none() {
+            return Err(unknown_user(at, name, host, fleet));
+        }
+        out.push(Reader::User {
+            name: name.to_string(),
+            host: host.to_string(),
+        });
+        return Ok(());
+    }
     if fleet.admin(label).is_some() {
         out.push(Reader::Admin(label.to_string()));
         return Ok(());
@@ -1101,7 +1171,7 @@ fn resolve_label(
     Err(invalid(
         at.clone(),
         format!(
-            "unknown reader {label:?}: not a group, an admin (recipients/admins/{label}.pub), host:NAME or container:NAME"
+            "unknown reader {label:?}: not a group, an admin (recipients/admins/{label}.pub), host:NAME, container:NAME or user:NAME@HOST"
         ),
     ))
 }

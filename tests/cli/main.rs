@@ -24,6 +24,7 @@ mod gitignore;
 mod hook;
 mod host;
 mod host_rules;
+mod host_side;
 mod husky;
 mod identities;
 mod import;

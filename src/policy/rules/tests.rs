@@ -668,3 +668,38 @@ fn transit_readers_wrap_sops_files_only_and_lock_by_a_short_id() {
         );
     }
 }
+
+#[test]
+fn a_users_reader_is_their_own_key_in_the_form_the_format_needs() {
+    let mut s = Snapshot::default();
+    s.insert(
+        "recipients/admins/alice.pub".into(),
+        Blob::File(ADMIN.into()),
+    );
+    let user = HOST.replace("containers:\n  bot: {}\n", "users:\n  bob:\n    ssh_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP5fiAMOFdEaEh7hZPEl4E6o0IISAxB/ixP2MzbSd+ms\n");
+    s.insert("recipients/hosts/web.yaml".into(), Blob::File(user.into()));
+    s.insert(
+        "policies/a.yaml".into(),
+        Blob::File(
+            "rules:\n  - secrets: a\n    format: age\n    readers: [user:bob@web]\n  - secrets: s\n    format: sops-yaml\n    readers: [user:bob@web, host:web]\n"
+                .into(),
+        ),
+    );
+    let fleet = Fleet::from_snapshot(&s).unwrap();
+    let p = Policy::from_snapshot(&s, &fleet).unwrap();
+    let bob = Reader::User {
+        name: "bob".into(),
+        host: "web".into(),
+    };
+    assert_eq!(bob.label(), "user:bob@web");
+    assert_eq!(p.rules[0].readers, [bob]);
+    let age = p.resolve(&p.rules[0], &fleet).unwrap();
+    assert!(
+        age.recipients[0]
+            .to_string()
+            .starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP5f")
+    );
+    let sops = p.resolve(&p.rules[1], &fleet).unwrap();
+    assert_eq!(sops.recipients.len(), 2, "the user's key is not the host's");
+    assert!(sops.fingerprints.iter().all(|f| f.starts_with("age1")));
+}
