@@ -74,6 +74,7 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::Encrypt { .. }
         | Error::NoSecret { .. }
         | Error::NoRule { .. }
+        | Error::NoGenerator { .. }
         | Error::Unbound { .. }
         | Error::NoHost { .. }
         | Error::NoAdmin { .. }
@@ -226,6 +227,9 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         }
         Error::UploadCollision { .. } => {
             "give one of the secrets a name whose last segment differs, or drop upload: true from its rule"
+        }
+        Error::NoGenerator { .. } => {
+            "give its rule `generate: {kind: KIND}` (alnum, hex, base64, passphrase, ssh-ed25519, wireguard, age, hashed-password), or write the value with `keys encrypt NAME` or `keys edit NAME`"
         }
         Error::NoRule { .. } => {
             "add a rule whose `secrets:` glob matches it to a policies/*.yaml file"

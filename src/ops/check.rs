@@ -367,7 +367,7 @@ fn examine(
             if template.is_some_and(|t| t.first != i) {
                 continue;
             }
-            if template.is_none() && !used_rules.contains(&i) {
+            if template.is_none() && !rule.clear && !used_rules.contains(&i) {
                 report.findings.push(Finding {
                     severity: Severity::Warning,
                     kind: Kind::UnusedRule,

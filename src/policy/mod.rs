@@ -9,7 +9,7 @@ pub mod local;
 pub mod rules;
 
 pub use fleet::Fleet;
-pub use rules::{Placeholder, Policy, Reader, Resolved, Rule};
+pub use rules::{CLEAR_SUFFIX, Generator, Placeholder, Policy, Reader, Resolved, Rule};
 
 use crate::error::{Error, Location};
 

@@ -18,9 +18,12 @@ use crate::layout;
 use crate::recipient::Recipient;
 use crate::snapshot::Snapshot;
 
+mod generate;
 mod options;
 mod placeholder;
 
+use generate::GenerateFile;
+pub use generate::{CLEAR_SUFFIX, Generator};
 use options::*;
 pub use options::{OpenBaoTarget, UPLOAD_AT, Upload};
 pub use placeholder::{Bound, Placeholder, Template, Unbound, Written};
@@ -78,6 +81,12 @@ pub struct Rule {
     pub bound: Option<Bound>,
     /// Where `keys push openbao` writes the rule's secrets (a KV v2 mount and path).
     pub openbao: Option<OpenBaoTarget>,
+    /// How `keys generate` makes the values of its secrets.
+    pub generate: Option<Generator>,
+    /// Whether this is the rule a `hashed-password` rule makes for the clear
+    /// passphrases of its secrets (`NAME.clear`, age, the admins only), placed just
+    /// before it and not written in any policy file.
+    pub clear: bool,
 }
 
 pub struct Policy {
@@ -106,6 +115,9 @@ type Groups = BTreeMap<String, (String, Vec<Spanned<String>>)>;
 struct LazyGlob {
     /// What every match starts with: the glob up to its first special character.
     prefix: String,
+    /// What every match ends with, the glob matching the rest (`.clear`, for the
+    /// clear passphrases of a hashed-password rule's secrets); empty for a rule.
+    suffix: &'static str,
     /// What the glob asks of the rest of a name.
     tail: Tail,
     glob: Glob,
@@ -133,6 +145,7 @@ impl LazyGlob {
         };
         LazyGlob {
             prefix: text[..end].to_string(),
+            suffix: "",
             tail,
             glob,
             compiled: OnceLock::new(),
@@ -140,6 +153,9 @@ impl LazyGlob {
     }
 
     fn is_match(&self, name: &str) -> bool {
+        let Some(name) = name.strip_suffix(self.suffix) else {
+            return false;
+        };
         let Some(rest) = name.strip_prefix(&self.prefix) else {
             return false;
         };
@@ -223,6 +239,8 @@ struct RuleFile {
     upload_at: Option<Spanned<String>>,
     #[serde(default)]
     openbao: Option<Spanned<OpenBaoFile>>,
+    #[serde(default)]
+    generate: Option<Spanned<GenerateFile>>,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -620,6 +638,10 @@ fn build_rule(
         }
         None => None,
     };
+    let generate = match &raw.generate {
+        Some(g) => Some(generate::generator(g, format, &line)?),
+        None => None,
+    };
     let rule = Rule {
         at,
         glob: glob_text.to_string(),
@@ -646,8 +668,57 @@ fn build_rule(
         upload,
         bound: None,
         openbao,
+        generate,
+        clear: false,
     };
     Ok((rule, matcher))
+}
+
+/// The rule for the clear passphrases of a `hashed-password` rule's secrets: a
+/// name the rule matches followed by `.clear`, an age file for the admins only.
+fn clear_rule(
+    rule: &Rule,
+    matcher: &LazyGlob,
+    groups: &Groups,
+    fleet: &Fleet,
+) -> Result<(Rule, LazyGlob)> {
+    let mut readers = Vec::new();
+    resolve_label("admins", &rule.at, groups, fleet, &mut readers)?;
+    readers.sort();
+    readers.dedup();
+    if readers.is_empty() {
+        return Err(invalid(
+            rule.at.clone(),
+            format!(
+                "rule {:?} generates hashed passwords, whose clear passphrases are for the admins, and there are none",
+                rule.glob
+            ),
+        ));
+    }
+    let mut glob = LazyGlob::new(matcher.glob.clone());
+    glob.suffix = CLEAR_SUFFIX;
+    let clear = Rule {
+        at: rule.at.clone(),
+        glob: format!("{}{CLEAR_SUFFIX}", rule.glob),
+        format: Format::Age,
+        armor: false,
+        sops: Default::default(),
+        labels: vec!["admins".to_string()],
+        readers,
+        readers_at: rule.at.clone(),
+        key_groups: Vec::new(),
+        shamir_threshold: 0,
+        owner: None,
+        group: None,
+        mode: None,
+        disk_encryption_key: None,
+        upload: None,
+        bound: rule.bound.clone(),
+        openbao: None,
+        generate: None,
+        clear: true,
+    };
+    Ok((clear, glob))
 }
 
 impl Policy {
@@ -724,6 +795,11 @@ impl Policy {
                         fleet,
                         &mut indents,
                     )?;
+                    if rule.generate == Some(Generator::HashedPassword) {
+                        let (clear, m) = clear_rule(&rule, &matcher, &groups, fleet)?;
+                        rules.push(clear);
+                        matchers.push(m);
+                    }
                     rules.push(rule);
                     matchers.push(matcher);
                     continue;
@@ -744,7 +820,7 @@ impl Policy {
                     Placeholder::Host => fleet.host_names().map(str::to_string).collect(),
                     Placeholder::Container => fleet.container_names()?,
                 };
-                let first = rules.len();
+                let mut bound = Vec::new();
                 for name in &names {
                     let (mut rule, matcher) = build_rule(
                         &raw,
@@ -759,6 +835,19 @@ impl Policy {
                         template: templates.len(),
                         name: name.clone(),
                     });
+                    bound.push((rule, matcher));
+                }
+                // The clear passphrases' rules come before every rule the template
+                // makes, which stay together.
+                for (rule, matcher) in &bound {
+                    if rule.generate == Some(Generator::HashedPassword) {
+                        let (clear, m) = clear_rule(rule, matcher, &groups, fleet)?;
+                        rules.push(clear);
+                        matchers.push(m);
+                    }
+                }
+                let first = rules.len();
+                for (rule, matcher) in bound {
                     rules.push(rule);
                     matchers.push(matcher);
                 }
@@ -804,7 +893,7 @@ impl Policy {
             while let Some(t) = templates.next_if(|t| t.first <= i) {
                 out.push(t.written());
             }
-            if rule.bound.is_none() {
+            if rule.bound.is_none() && !rule.clear {
                 out.push(Written {
                     at: &rule.at,
                     glob: &rule.glob,
