@@ -41,6 +41,35 @@ pub fn public_half(name: &str) -> String {
     format!("{}/{name}.pub", layout::SECRETS)
 }
 
+/// Whether `text` (a public half file's content) is one public key of the kind
+/// `generator` makes: an ssh-ed25519 key line, an `age1…` recipient, or a WireGuard
+/// key (32 bytes in base64).
+pub fn is_public_half(generator: Generator, text: &[u8]) -> bool {
+    use crate::recipient::Recipient;
+    let Some(line) = std::str::from_utf8(text)
+        .ok()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.contains('\n'))
+    else {
+        return false;
+    };
+    let at = crate::error::Location::named("public half");
+    match generator {
+        Generator::SshEd25519 => matches!(
+            Recipient::parse_line(line, &at),
+            Ok(Recipient::SshEd25519(_))
+        ),
+        Generator::Age => matches!(Recipient::parse_line(line, &at), Ok(Recipient::X25519(_))),
+        Generator::WireGuard => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(line)
+                .is_ok_and(|k| k.len() == 32)
+        }
+        _ => false,
+    }
+}
+
 /// The name of the secret holding the clear passphrase of hashed password `name`.
 pub fn clear_name(name: &str) -> String {
     format!("{name}{CLEAR_SUFFIX}")
