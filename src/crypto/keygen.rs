@@ -145,16 +145,6 @@ pub fn wireguard() -> Result<(Zeroizing<String>, String)> {
     Ok((private, engine.encode(public.as_bytes())))
 }
 
-/// The WireGuard public key of a private key in base64 (as `wg pubkey` reads it).
-pub fn wireguard_public(private: &str) -> Option<String> {
-    use base64::Engine as _;
-    let engine = &base64::engine::general_purpose::STANDARD;
-    let raw = Zeroizing::new(engine.decode(private.trim()).ok()?);
-    let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(raw.as_slice().try_into().ok()?);
-    let secret = x25519_dalek::StaticSecret::from(*bytes);
-    Some(engine.encode(x25519_dalek::PublicKey::from(&secret).as_bytes()))
-}
-
 /// A SHA-512 crypt hash of `password` (`$6$rounds=5000$SALT$HASH`, as `mkpasswd -m
 /// sha-512` makes and NixOS's `hashedPasswordFile` takes), with a new random salt.
 pub fn sha512_crypt(password: &[u8]) -> Result<String> {
@@ -184,6 +174,71 @@ mod tests {
         let back = Recipient::parse_line(&line, &Location::named("t")).unwrap();
         assert_eq!(back.fingerprint(), public.fingerprint());
         assert!(private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
+    }
+
+    #[test]
+    fn random_text_has_its_length_and_alphabet() {
+        use base64::Engine as _;
+        for n in [8, 33, 4096] {
+            let a = alnum(n).unwrap();
+            assert_eq!(a.len(), n);
+            assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+            let h = hex(n).unwrap();
+            assert_eq!(h.len(), 2 * n);
+            assert!(h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
+            let b = base64(n).unwrap();
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b.as_bytes())
+                .unwrap();
+            assert_eq!(raw.len(), n);
+        }
+        assert_ne!(*alnum(32).unwrap(), *alnum(32).unwrap());
+        // Every letter and digit comes up: nothing of the alphabet is left out.
+        let many = alnum(4096).unwrap();
+        assert_eq!(
+            many.bytes()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            62
+        );
+    }
+
+    #[test]
+    fn a_passphrase_is_words_of_the_eff_long_list() {
+        assert_eq!(words().len(), 7776);
+        assert!(words().iter().all(|w| !w.contains(' ')));
+        let p = passphrase(9).unwrap();
+        let got: Vec<&str> = p.split(' ').collect();
+        assert_eq!(got.len(), 9);
+        assert!(got.iter().all(|w| words().contains(w)));
+    }
+
+    #[test]
+    fn a_wireguard_key_is_clamped_and_its_public_key_derives_from_it() {
+        use base64::Engine as _;
+        let (private, public) = wireguard().unwrap();
+        let engine = base64::engine::general_purpose::STANDARD;
+        assert!(private.ends_with('\n'));
+        let bytes: [u8; 32] = engine.decode(private.trim()).unwrap().try_into().unwrap();
+        assert_eq!((bytes[0] & 7, bytes[31] & 0xc0), (0, 0x40));
+        let derived = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(bytes));
+        assert_eq!(engine.encode(derived.as_bytes()), public);
+    }
+
+    #[test]
+    fn a_password_hash_verifies_its_password_only() {
+        use sha_crypt::PasswordVerifier as _;
+        let hash = sha512_crypt(b"correct horse").unwrap();
+        assert!(hash.starts_with("$6$rounds=5000$"), "{hash}");
+        let parsed = sha_crypt::PasswordHash::new(hash.as_str()).unwrap();
+        let crypt = sha_crypt::ShaCrypt::SHA512;
+        assert!(crypt.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(crypt.verify_password(b"correct horsf", &parsed).is_err());
+        assert_ne!(
+            sha512_crypt(b"correct horse").unwrap(),
+            hash,
+            "a new salt each time"
+        );
     }
 
     #[test]
