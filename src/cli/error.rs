@@ -228,6 +228,14 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         Error::UploadCollision { .. } => {
             "give one of the secrets a name whose last segment differs, or drop upload: true from its rule"
         }
+        Error::NoGenerator {
+            clear_of: Some(hash),
+            ..
+        } => {
+            return Some(format!(
+                "it is the clear passphrase of {hash}, made with it: `keys rotate {hash}` makes a new pair"
+            ));
+        }
         Error::NoGenerator { .. } => {
             "give its rule `generate: {kind: KIND}` (alnum, hex, base64, passphrase, ssh-ed25519, wireguard, age, hashed-password), or write the value with `keys encrypt NAME` or `keys edit NAME`"
         }

@@ -81,6 +81,10 @@ pub fn generator(ws: &Workspace, name: &str) -> Result<Generator> {
     rule.generate.ok_or_else(|| Error::NoGenerator {
         name: name.to_string(),
         rule: rule.at.clone(),
+        clear_of: rule
+            .clear
+            .then(|| name.strip_suffix(CLEAR_SUFFIX).map(str::to_string))
+            .flatten(),
     })
 }
 

@@ -209,6 +209,15 @@ fn generate_makes_each_kind_as_its_tools_read_it_and_prints_no_value() {
         "only the admins read it"
     );
 
+    // The rule of the clear passphrases is the policy's doing, not a written rule.
+    let rules = env.keys(&["rule", "ls"]).success().stdout;
+    assert!(!rules.contains(".clear"), "{rules}");
+    let listed = env.keys(&["ls"]).success().stdout;
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("gen/root.clear "))
+        .unwrap();
+    assert!(line.trim_end().ends_with("ok      admins"), "{line}");
     // keys check accepts the public halves; nothing printed a value.
     env.keys(&["check"]).success();
     for v in [
