@@ -449,6 +449,16 @@ mod tests {
                 "policies/*.yaml",
             ),
             (
+                Error::NoGenerator {
+                    name: name(),
+                    rule: crate::error::Location::named("policies/p.yaml").at_line(4),
+                    clear_of: None,
+                },
+                3,
+                "policies/p.yaml:4: the rule for secret bot/token has no generate: option",
+                "generate: {kind: KIND}",
+            ),
+            (
                 crate::policy::fleet::no_host("web"),
                 3,
                 "no host named web (no recipients/hosts/web.yaml)",

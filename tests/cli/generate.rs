@@ -385,12 +385,8 @@ fn generate_refuses_bad_options_at_their_line_and_names_without_a_generator() {
     }
 }
 
-#[test]
-fn keys_nix_names_the_public_halves_and_still_evaluates() {
-    let mut env = TestEnv::new();
-    let repo = generating_fleet(&mut env);
-    env.keys(&["generate", "--all"]).success();
-    env.keys(&["export", "nix"]).success();
+/// `(import keys.nix)."@public"` evaluated by the real Nix.
+fn public_halves(env: &TestEnv, repo: &Path) -> serde_json::Value {
     let mut nix = Command::new(peer("nix-instantiate"));
     nix.args(["--eval", "--strict", "--json", "--store", "dummy://", "-E"])
         .arg(format!(
@@ -398,7 +394,20 @@ fn keys_nix_names_the_public_halves_and_still_evaluates() {
             repo.join("keys.nix").display()
         ));
     env.apply(&mut nix);
-    let public: serde_json::Value = serde_json::from_str(&run(nix, b"").success().stdout).unwrap();
+    serde_json::from_str(&run(nix, b"").success().stdout).unwrap()
+}
+
+fn value_of_public(env: &TestEnv, repo: &Path, name: &str) -> String {
+    public_halves(env, repo)[name].as_str().unwrap().to_string()
+}
+
+#[test]
+fn keys_nix_names_the_public_halves_and_still_evaluates() {
+    let mut env = TestEnv::new();
+    let repo = generating_fleet(&mut env);
+    env.keys(&["generate", "--all"]).success();
+    env.keys(&["export", "nix"]).success();
+    let public = public_halves(&env, &repo);
     let secrets = repo.join("secrets");
     for name in ["gen/ssh", "gen/age", "vps-arm/wg", "vps-x86/wg"] {
         assert_eq!(
@@ -415,9 +424,20 @@ fn keys_nix_names_the_public_halves_and_still_evaluates() {
         secrets.join("vps-x86/wg.age").display().to_string()
     );
     env.keys(&["check"]).success();
+    // A host renamed takes its key and the key's public half along.
+    env.keys(&["host", "rename", "vps-x86", "x86"]).success();
+    let public = text(&secrets.join("x86/wg.pub"));
+    assert!(!secrets.join("vps-x86/wg.pub").exists());
+    env.keys(&["check"]).success();
+    let keys_nix = text(&repo.join("keys.nix"));
+    assert!(
+        keys_nix.contains("\"x86/wg\" = builtins.replaceStrings"),
+        "{keys_nix}"
+    );
+    assert_eq!(value_of_public(&env, &repo, "x86/wg"), public.trim_end());
     // Rotating a key changes its public half, not keys.nix.
     let nix_before = text(&repo.join("keys.nix"));
-    env.keys(&["rotate", "vps-x86/wg"]).success();
+    env.keys(&["rotate", "x86/wg"]).success();
     assert_eq!(text(&repo.join("keys.nix")), nix_before);
     env.keys(&["check"]).success();
 }
