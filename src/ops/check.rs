@@ -285,6 +285,7 @@ fn examine(
     };
     let mut secrets: Vec<(&str, &Blob)> = Vec::new();
     let mut public_halves: Vec<(&str, &str, &[u8])> = Vec::new();
+    let mut generated_halves: Vec<(&str, &str, policy::Generator, &[u8])> = Vec::new();
     for (rel, blob) in files.under(layout::SECRETS) {
         if rel == layout::LOCKFILE || rel == layout::OPENBAO_LOCK {
             continue;
@@ -309,6 +310,19 @@ fn examine(
             && let Blob::File(data) = blob
         {
             public_halves.push((rel, name, data));
+            continue;
+        }
+        if let Some(name) = rel
+            .strip_suffix(".pub")
+            .and_then(|stem| stem.strip_prefix("secrets/"))
+            && let Some(generator) = context
+                .policy
+                .and_then(|p| p.rule_for(name))
+                .and_then(|(_, r)| r.generate)
+                .filter(|g| g.has_public_half())
+            && let Blob::File(data) = blob
+        {
+            generated_halves.push((rel, name, generator, data));
             continue;
         }
         secrets.push((rel, blob));
@@ -337,6 +351,7 @@ fn examine(
     for (rel, name, data) in public_halves {
         stored_key(&mut report, fleet, &seen, rel, name, data);
     }
+    generated_keys(&mut report, files, context.policy, &seen, &generated_halves);
     if let Some(lock) = &lock {
         // Both are sorted: one walk through the two finds what the lock lists alone.
         let mut present = seen.iter().peekable();
@@ -383,7 +398,7 @@ fn examine(
             if template.is_some_and(|t| t.first != i) {
                 continue;
             }
-            if template.is_none() && !used_rules.contains(&i) {
+            if template.is_none() && !rule.clear && !used_rules.contains(&i) {
                 report.findings.push(Finding {
                     severity: Severity::Warning,
                     kind: Kind::UnusedRule,
@@ -1041,6 +1056,60 @@ fn stored_key(
                 host.name, host.name
             ),
         );
+    }
+}
+
+/// Checks the public halves kept beside generated keys (`secrets/NAME.pub`): each
+/// beside its secret and a public key of the kind its rule makes, and none missing.
+fn generated_keys(
+    report: &mut Report,
+    files: &Snapshot,
+    policy: Option<&Policy>,
+    seen: &BTreeSet<&str>,
+    halves: &[(&str, &str, policy::Generator, &[u8])],
+) {
+    use super::generate;
+    for &(rel, name, generator, data) in halves {
+        if !seen.contains(name) {
+            report.problem(
+                Kind::StoredKey,
+                rel,
+                format!("is the public half of secret {name}, which is missing"),
+                "restore the secret from git, or remove this file",
+            );
+        } else if !generate::is_public_half(generator, data) {
+            report.problem(
+                Kind::StoredKey,
+                rel,
+                format!(
+                    "is not the {} public key of secret {name}",
+                    generator.kind()
+                ),
+                format!("restore it from git; `keys rotate {name}` makes a new key pair"),
+            );
+        }
+    }
+    let Some(policy) = policy.filter(|p| {
+        p.rules
+            .iter()
+            .any(|r| r.generate.is_some_and(|g| g.has_public_half()))
+    }) else {
+        return;
+    };
+    for name in seen {
+        let keyed = policy
+            .rule_for(name)
+            .and_then(|(_, r)| r.generate)
+            .is_some_and(|g| g.has_public_half());
+        let rel = generate::public_half(name);
+        if keyed && files.get(&rel).is_none() {
+            report.problem(
+                Kind::StoredKey,
+                &rel,
+                format!("is missing: it is the public half of secret {name}, which keys.nix reads"),
+                format!("restore it from git; `keys rotate {name}` makes a new key pair"),
+            );
+        }
     }
 }
 

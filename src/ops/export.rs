@@ -319,6 +319,7 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
     let mut names: Vec<&(String, Format)> = secrets.iter().collect();
     names.sort();
     names.dedup();
+    public_halves(&mut out, policy, &names);
     for host in fleet.hosts()? {
         let mut own = Machine::default();
         let mut containers: Vec<Machine<'_>> =
@@ -504,6 +505,40 @@ fn home_module(
         nix_string(&format!("{}@{}", user.name, host.name))
     ));
     machine_body(out, "    ", &m, "config", USER_KEY, None);
+    out.push_str("  };\n");
+}
+
+/// The attribute no host can be named (host names have no '@') that holds the
+/// public halves of generated keys, by secret name: what another host's
+/// configuration names (a WireGuard peer's `publicKey`), read from
+/// `secrets/NAME.pub` when the configuration is evaluated.
+pub const PUBLIC_ATTR: &str = "@public";
+
+fn public_halves(out: &mut String, policy: &Policy, names: &[&(String, Format)]) {
+    let keyed: Vec<&str> = names
+        .iter()
+        .filter(|(name, format)| {
+            policy.rule_for(name).is_some_and(|(_, r)| {
+                r.format == *format && r.generate.is_some_and(|g| g.has_public_half())
+            })
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if keyed.is_empty() {
+        return;
+    }
+    out.push_str(&format!(
+        "  {} = {{
+",
+        nix_string(PUBLIC_ATTR)
+    ));
+    for name in keyed {
+        out.push_str(&format!(
+            "    {} = builtins.replaceStrings [ \"\\n\" ] [ \"\" ] (builtins.readFile ./{});\n",
+            nix_string(name),
+            nix_path(&super::generate::public_half(name))
+        ));
+    }
     out.push_str("  };\n");
 }
 

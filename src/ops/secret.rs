@@ -478,7 +478,13 @@ pub fn remove_with(ws: &mut Workspace, name: &str, beside: &[(&Path, &[u8])]) ->
             near: ws.near_names(name),
         });
     }
+    let generated = ws
+        .policy
+        .rule_for(name)
+        .and_then(|(_, r)| r.generate)
+        .is_some_and(|g| g.has_public_half());
     let public = layout::public_half(name)
+        .or_else(|| generated.then(|| super::generate::public_half(name)))
         .map(|rel| ws.repo.root().join(rel))
         .filter(|p| std::fs::symlink_metadata(p).is_ok());
     let gone: Vec<&Path> = path

@@ -19,11 +19,14 @@ use crate::recipient::{Recipient, TRANSIT_PREFIX, TransitKey};
 use crate::snapshot::Snapshot;
 
 mod install;
+mod generate;
 mod options;
 mod placeholder;
 mod rendered;
 
 pub use install::Install;
+use generate::GenerateFile;
+pub use generate::{CLEAR_SUFFIX, Generator};
 use options::*;
 pub use options::{OpenBaoTarget, Period, UPLOAD_AT, Upload};
 pub use placeholder::{Bound, Placeholder, Template, Unbound, Written};
@@ -95,6 +98,12 @@ pub struct Rule {
     pub rotate_every: Option<Period>,
     /// How its machines install the decrypted file (`keys export nix`).
     pub install: Install,
+    /// How `keys generate` makes the values of its secrets.
+    pub generate: Option<Generator>,
+    /// Whether this is the rule a `hashed-password` rule makes for the clear
+    /// passphrases of its secrets (`NAME.clear`, age, the admins only), placed just
+    /// before it and not written in any policy file.
+    pub clear: bool,
 }
 
 pub struct Policy {
@@ -125,6 +134,9 @@ type Groups = BTreeMap<String, (String, Vec<Spanned<String>>)>;
 struct LazyGlob {
     /// What every match starts with: the glob up to its first special character.
     prefix: String,
+    /// What every match ends with, the glob matching the rest (`.clear`, for the
+    /// clear passphrases of a hashed-password rule's secrets); empty for a rule.
+    suffix: &'static str,
     /// What the glob asks of the rest of a name.
     tail: Tail,
     glob: Glob,
@@ -152,6 +164,7 @@ impl LazyGlob {
         };
         LazyGlob {
             prefix: text[..end].to_string(),
+            suffix: "",
             tail,
             glob,
             compiled: OnceLock::new(),
@@ -159,6 +172,9 @@ impl LazyGlob {
     }
 
     fn is_match(&self, name: &str) -> bool {
+        let Some(name) = name.strip_suffix(self.suffix) else {
+            return false;
+        };
         let Some(rest) = name.strip_prefix(&self.prefix) else {
             return false;
         };
@@ -247,6 +263,7 @@ struct RuleFile {
     openbao: Option<Spanned<OpenBaoFile>>,
     #[serde(default)]
     rotate_every: Option<Spanned<String>>,
+    #[serde(default)]
     restart_units: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     reload_units: Option<Spanned<Vec<Spanned<String>>>>,
@@ -256,6 +273,8 @@ struct RuleFile {
     path: Option<Spanned<String>>,
     #[serde(default)]
     symlink: Option<Spanned<bool>>,
+    #[serde(default)]
+    generate: Option<Spanned<GenerateFile>>,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -684,6 +703,10 @@ fn build_rule(
         None => None,
     };
     let install = install::install(raw, format, glob_text, &readers, &line)?;
+    let generate = match &raw.generate {
+        Some(g) => Some(generate::generator(g, format, &line)?),
+        None => None,
+    };
     let rule = Rule {
         at,
         glob: glob_text.to_string(),
@@ -712,8 +735,59 @@ fn build_rule(
         openbao,
         rotate_every,
         install,
+        generate,
+        clear: false,
     };
     Ok((rule, matcher))
+}
+
+/// The rule for the clear passphrases of a `hashed-password` rule's secrets: a
+/// name the rule matches followed by `.clear`, an age file for the admins only.
+fn clear_rule(
+    rule: &Rule,
+    matcher: &LazyGlob,
+    groups: &Groups,
+    fleet: &Fleet,
+) -> Result<(Rule, LazyGlob)> {
+    let mut readers = Vec::new();
+    resolve_label("admins", &rule.at, groups, fleet, &mut readers)?;
+    readers.sort();
+    readers.dedup();
+    if readers.is_empty() {
+        return Err(invalid(
+            rule.at.clone(),
+            format!(
+                "rule {:?} generates hashed passwords, whose clear passphrases are for the admins, and there are none",
+                rule.glob
+            ),
+        ));
+    }
+    let mut glob = LazyGlob::new(matcher.glob.clone());
+    glob.suffix = CLEAR_SUFFIX;
+    let clear = Rule {
+        at: rule.at.clone(),
+        glob: format!("{}{CLEAR_SUFFIX}", rule.glob),
+        format: Format::Age,
+        armor: false,
+        sops: Default::default(),
+        labels: vec!["admins".to_string()],
+        readers,
+        readers_at: rule.at.clone(),
+        key_groups: Vec::new(),
+        shamir_threshold: 0,
+        owner: None,
+        group: None,
+        mode: None,
+        disk_encryption_key: None,
+        upload: None,
+        bound: rule.bound.clone(),
+        openbao: None,
+        rotate_every: rule.rotate_every.clone(),
+        install: Install::default(),
+        generate: None,
+        clear: true,
+    };
+    Ok((clear, glob))
 }
 
 impl Policy {
@@ -792,6 +866,11 @@ impl Policy {
                         fleet,
                         &mut indents,
                     )?;
+                    if rule.generate == Some(Generator::HashedPassword) {
+                        let (clear, m) = clear_rule(&rule, &matcher, &groups, fleet)?;
+                        rules.push(clear);
+                        matchers.push(m);
+                    }
                     rules.push(rule);
                     matchers.push(matcher);
                     continue;
@@ -812,7 +891,7 @@ impl Policy {
                     Placeholder::Host => fleet.host_names().map(str::to_string).collect(),
                     Placeholder::Container => fleet.container_names()?,
                 };
-                let first = rules.len();
+                let mut bound = Vec::new();
                 for name in &names {
                     let (mut rule, matcher) = build_rule(
                         &raw,
@@ -827,6 +906,19 @@ impl Policy {
                         template: templates.len(),
                         name: name.clone(),
                     });
+                    bound.push((rule, matcher));
+                }
+                // The clear passphrases' rules come before every rule the template
+                // makes, which stay together.
+                for (rule, matcher) in &bound {
+                    if rule.generate == Some(Generator::HashedPassword) {
+                        let (clear, m) = clear_rule(rule, matcher, &groups, fleet)?;
+                        rules.push(clear);
+                        matchers.push(m);
+                    }
+                }
+                let first = rules.len();
+                for (rule, matcher) in bound {
                     rules.push(rule);
                     matchers.push(matcher);
                 }
@@ -879,7 +971,7 @@ impl Policy {
             while let Some(t) = templates.next_if(|t| t.first <= i) {
                 out.push(t.written());
             }
-            if rule.bound.is_none() {
+            if rule.bound.is_none() && !rule.clear {
                 out.push(Written {
                     at: &rule.at,
                     glob: &rule.glob,

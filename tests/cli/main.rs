@@ -20,6 +20,7 @@ mod exec;
 mod export;
 mod fixture;
 mod flake;
+mod generate;
 mod gitignore;
 mod hook;
 mod host;
