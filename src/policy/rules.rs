@@ -18,15 +18,15 @@ use crate::layout;
 use crate::recipient::{Recipient, TRANSIT_PREFIX, TransitKey};
 use crate::snapshot::Snapshot;
 
-mod install;
 mod generate;
+mod install;
 mod options;
 mod placeholder;
 mod rendered;
 
-pub use install::Install;
 use generate::GenerateFile;
 pub use generate::{CLEAR_SUFFIX, Generator};
+pub use install::Install;
 use options::*;
 pub use options::{OpenBaoTarget, Period, UPLOAD_AT, Upload};
 pub use placeholder::{Bound, Placeholder, Template, Unbound, Written};
