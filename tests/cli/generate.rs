@@ -289,17 +289,15 @@ fn generate_leaves_what_exists_unless_forced_and_rotate_makes_a_new_value() {
 
 #[test]
 fn rotate_opens_the_editor_for_a_secret_without_a_generator() {
-    use std::os::unix::fs::PermissionsExt;
     let mut env = TestEnv::new();
     generating_fleet(&mut env);
     let _run_dir = runtime_dir(&mut env);
     env.keys_stdin(&["encrypt", "gen/manual"], b"old-canary")
         .success();
-    let editor = env.write(
+    let editor = env.script(
         "bin/fake-editor",
         "#!/bin/sh\nprintf 'new-canary' > \"$1\"\n",
     );
-    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
     env.set("EDITOR", editor.display().to_string());
     let run = env.keys(&["rotate", "gen/manual"]).success();
     assert!(!run.stderr.contains("canary"));

@@ -105,9 +105,8 @@ fn the_lock_records_when_a_value_changed_and_a_rekey_keeps_it() {
     }
     // edit too, through a real editor program.
     set_changed(&repo, "bot/token", Some("2020-01-02"));
-    let editor = env.write("bin/append-editor", "#!/bin/sh\nprintf x >> \"$1\"\n");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let editor = env.script("bin/append-editor", "#!/bin/sh\nprintf x >> \"$1\"\n");
+
     env.set("EDITOR", editor.display().to_string());
     env.keys(&["edit", "bot/token"]).success();
     let l = line(&repo, "bot/token");
