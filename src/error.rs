@@ -341,6 +341,15 @@ pub enum Error {
     #[error("no policy rule matches secret {name}")]
     NoRule { name: String },
 
+    /// The rule that decides a secret does not say how to make its value.
+    #[error("{rule}: the rule for secret {name} has no generate: option")]
+    NoGenerator {
+        name: String,
+        rule: Location,
+        /// The hashed password whose clear passphrase `name` is, if it is one.
+        clear_of: Option<String>,
+    },
+
     /// No rule matches a secret whose name is shaped for a rule that binds its first
     /// segment to a host (or container), and that segment names none.
     /// `rule` is that rule's glob and place.

@@ -1,7 +1,8 @@
 //! OpenBao's KV v2 engine as a destination: its address, token and CA from the
 //! environment as `bao` reads them, writes with check-and-set, and the metadata of
 //! a path (its versions, never its values). One agent keeps its connections alive
-//! and is shared by every thread that writes.
+//! and is shared by every thread that writes. Its transit engine wraps and unwraps
+//! sops data keys, which stay in zeroized memory on this side.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,6 +123,12 @@ impl Client {
     /// Connects with up to `connections` kept alive, and asks OpenBao about its own
     /// token first, so that a refused token stops everything before any write.
     pub fn connect(config: Config, connections: usize) -> Result<Client> {
+        Client::connect_for(config, connections, "auth/token/lookup-self")
+    }
+
+    /// `connect`, its failures naming `shown` (what the connection is for) as
+    /// their path.
+    pub fn connect_for(config: Config, connections: usize, shown: &str) -> Result<Client> {
         let mut tls = ureq::tls::TlsConfig::builder();
         if let Some(ca) = &config.cacert {
             let pem = crate::fsutil::read(ca)?;
@@ -159,14 +166,18 @@ impl Client {
             .get(&url)
             .header("X-Vault-Token", client.token.as_str())
             .call()
-            .map_err(|e| client.unreachable("auth/token/lookup-self", e))?;
+            .map_err(|e| client.unreachable(shown, e))?;
         match response.status().as_u16() {
             200 => Ok(client),
             403 | 401 => Err(Error::OpenBaoToken {
                 addr: client.addr.clone(),
-                reason: "permission denied".into(),
+                reason: if shown == "auth/token/lookup-self" {
+                    "permission denied".into()
+                } else {
+                    format!("permission denied ({shown})")
+                },
             }),
-            _ => Err(client.refused("auth/token/lookup-self", response)),
+            _ => Err(client.refused(shown, response)),
         }
     }
 
@@ -296,6 +307,179 @@ impl Client {
             }
             _ => Err(self.refused(&shown, response)),
         }
+    }
+}
+
+#[derive(Deserialize)]
+struct TransitResponse<'a> {
+    #[serde(borrow)]
+    data: TransitData<'a>,
+}
+
+#[derive(Deserialize)]
+struct TransitData<'a> {
+    #[serde(default, borrow)]
+    ciphertext: Option<&'a str>,
+    #[serde(default, borrow)]
+    plaintext: Option<&'a str>,
+}
+
+/// Where a transit key is on its server: its engine's mount and its name.
+pub struct TransitPath<'a> {
+    pub engine: &'a str,
+    pub key: &'a str,
+}
+
+impl TransitPath<'_> {
+    fn shown(&self) -> String {
+        format!("{}/keys/{}", self.engine, self.key)
+    }
+}
+
+impl Client {
+    /// Why OpenBao refused a transit call, as one line naming the address and the key.
+    fn transit_refused(
+        &self,
+        at: &TransitPath,
+        mut response: ureq::http::Response<ureq::Body>,
+    ) -> Error {
+        let status = response.status().as_u16();
+        let errors: Errors = response.body_mut().read_json().unwrap_or_default();
+        let said = errors.errors.join("; ").replace(['\n', '\t'], " ");
+        let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (engine, key) = (at.engine, at.key);
+        let (what, hint) = match status {
+            403 => (
+                "permission denied".to_string(),
+                format!(
+                    "give the token a policy with update on {engine}/encrypt/{key} and {engine}/decrypt/{key}"
+                ),
+            ),
+            404 => (
+                format!("no transit engine there ({said})"),
+                format!(
+                    "enable it (`bao secrets enable -path={engine} transit`) or fix the reader's URL"
+                ),
+            ),
+            400 if said.contains("not found") => (
+                "no such transit key".to_string(),
+                format!("create it (`bao write -f {engine}/keys/{key}`) or fix the reader's URL"),
+            ),
+            503 => (
+                format!("OpenBao is sealed or not ready ({said})"),
+                "unseal OpenBao, then run the command again".to_string(),
+            ),
+            _ => (
+                format!("HTTP {status} ({said})"),
+                "check the transit key and OpenBao's logs".to_string(),
+            ),
+        };
+        Error::Remote {
+            message: format!("OpenBao at {} ({}): {what}", self.addr, at.shown()),
+            hint,
+        }
+    }
+
+    fn transit_call(&self, at: &TransitPath, op: &str, body: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let url = format!("{}/v1/{}/{op}/{}", self.addr, at.engine, at.key);
+        let mut response = self
+            .agent
+            .post(&url)
+            .header("X-Vault-Token", self.token.as_str())
+            .content_type("application/json")
+            .send(body)
+            .map_err(|e| self.unreachable(&at.shown(), e))?;
+        if response.status().as_u16() != 200 {
+            return Err(self.transit_refused(at, response));
+        }
+        // Read into room enough for any answer, so that the buffer holding the data
+        // key is never reallocated (leaving copies behind).
+        const ROOM: usize = 64 << 10;
+        let mut answer = Zeroizing::new(Vec::with_capacity(ROOM));
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(response.body_mut().as_reader(), ROOM as u64 - 1),
+            &mut answer,
+        )
+        .map_err(|e| Error::Remote {
+            message: format!("OpenBao at {} ({}): {e}", self.addr, at.shown()),
+            hint: "check BAO_ADDR (or VAULT_ADDR) and that OpenBao is running and unsealed".into(),
+        })?;
+        Ok(answer)
+    }
+
+    fn unexpected(&self, at: &TransitPath, what: &str) -> Error {
+        Error::Remote {
+            message: format!(
+                "OpenBao at {} ({}): unexpected answer: {what}",
+                self.addr,
+                at.shown()
+            ),
+            hint: "check that the engine is a transit engine".into(),
+        }
+    }
+
+    /// Whether the transit key exists, when the token may read it (`None` when it
+    /// may not: then only a call with it tells).
+    pub fn transit_key_exists(&self, at: &TransitPath) -> Result<Option<bool>> {
+        let url = format!("{}/v1/{}/keys/{}", self.addr, at.engine, at.key);
+        let mut response = self
+            .agent
+            .get(&url)
+            .header("X-Vault-Token", self.token.as_str())
+            .call()
+            .map_err(|e| self.unreachable(&at.shown(), e))?;
+        match response.status().as_u16() {
+            200 => Ok(Some(true)),
+            // An unknown key answers 404 and no error; an engine that is not there,
+            // 404 and "no handler", which the encrypt call that follows reports.
+            404 => {
+                let errors: Errors = response.body_mut().read_json().unwrap_or_default();
+                Ok(errors.errors.is_empty().then_some(false))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Wraps `data_key` with the transit key: the ciphertext (`vault:v1:…`) transit
+    /// returns, which names no key material.
+    pub fn transit_encrypt(&self, at: &TransitPath, data_key: &[u8]) -> Result<String> {
+        use base64::Engine;
+        let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(data_key));
+        let mut body = Zeroizing::new(Vec::with_capacity(encoded.len() + 16));
+        body.extend_from_slice(b"{\"plaintext\":\"");
+        body.extend_from_slice(encoded.as_bytes());
+        body.extend_from_slice(b"\"}");
+        let answer = self.transit_call(at, "encrypt", &body)?;
+        let parsed: TransitResponse =
+            serde_json::from_slice(&answer).map_err(|_| self.unexpected(at, "not JSON"))?;
+        match parsed.data.ciphertext {
+            Some(c) if c.starts_with("vault:") => Ok(c.to_string()),
+            _ => Err(self.unexpected(at, "no ciphertext")),
+        }
+    }
+
+    /// Unwraps a data key the transit key wrapped (`vault:v1:…`), into zeroized
+    /// memory.
+    pub fn transit_decrypt(
+        &self,
+        at: &TransitPath,
+        ciphertext: &str,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        use base64::Engine;
+        let body = serde_json::to_vec(&serde_json::json!({ "ciphertext": ciphertext }))
+            .unwrap_or_default();
+        let answer = self.transit_call(at, "decrypt", &body)?;
+        let parsed: TransitResponse =
+            serde_json::from_slice(&answer).map_err(|_| self.unexpected(at, "not JSON"))?;
+        let Some(plain) = parsed.data.plaintext else {
+            return Err(self.unexpected(at, "no plaintext"));
+        };
+        let mut key = Zeroizing::new(vec![0u8; plain.len()]);
+        let n = base64::engine::general_purpose::STANDARD
+            .decode_slice(plain.as_bytes(), &mut key[..])
+            .map_err(|_| self.unexpected(at, "plaintext is not base64"))?;
+        key.truncate(n);
+        Ok(key)
     }
 }
 

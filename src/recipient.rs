@@ -32,6 +32,85 @@ pub enum Recipient {
     SshRsa(SshKey),
     /// `age1<plugin>1…`: handled by an `age-plugin-<name>` program.
     Plugin(age::plugin::Recipient),
+    /// `transit:URL`: an OpenBao (or Vault) transit key that wraps a sops file's
+    /// data key (sops's `hc_vault`).
+    Transit(TransitKey),
+}
+
+/// The prefix of a transit key as a policy names it.
+pub const TRANSIT_PREFIX: &str = "transit:";
+
+/// An OpenBao transit key, as sops records it: the server's address, the path the
+/// transit engine is mounted at, and the key's name. Its URL is
+/// `ADDRESS/v1/ENGINE/keys/NAME`, the form `sops --hc-vault-transit` takes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TransitKey {
+    pub address: String,
+    pub engine_path: String,
+    pub key_name: String,
+}
+
+impl TransitKey {
+    /// Reads `transit:URL` (the prefix may be left out), `URL` as
+    /// `http(s)://HOST[:PORT]/v1/ENGINE/keys/NAME`; the reason says what is wrong.
+    pub fn parse(text: &str) -> std::result::Result<TransitKey, String> {
+        let url = text.strip_prefix(TRANSIT_PREFIX).unwrap_or(text);
+        let form = "write it as transit:https://HOST:PORT/v1/ENGINE/keys/NAME";
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return Err(format!("{url:?} is not a URL; {form}"));
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("{url:?}: the scheme is http or https; {form}"));
+        }
+        if url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '\\'))
+        {
+            return Err(format!(
+                "{url:?} holds a space, a query or a fragment; {form}"
+            ));
+        }
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if host.is_empty() || host.contains('@') {
+            return Err(format!("{url:?} names no host (or holds a user); {form}"));
+        }
+        let segments: Vec<&str> = path.split('/').collect();
+        let n = segments.len();
+        if n < 4
+            || segments[0] != "v1"
+            || segments[n - 2] != "keys"
+            || segments
+                .iter()
+                .any(|s| s.is_empty() || *s == "." || *s == "..")
+        {
+            return Err(format!("{url:?} is not a transit key's URL; {form}"));
+        }
+        Ok(TransitKey {
+            address: format!("{scheme}://{host}"),
+            engine_path: segments[1..n - 2].join("/"),
+            key_name: segments[n - 1].to_string(),
+        })
+    }
+
+    /// `ADDRESS/v1/ENGINE/keys/NAME`, as sops names the key.
+    pub fn url(&self) -> String {
+        format!(
+            "{}/v1/{}/keys/{}",
+            self.address, self.engine_path, self.key_name
+        )
+    }
+
+    /// `ENGINE/keys/NAME`: where the key is, on its server.
+    pub fn path(&self) -> String {
+        format!("{}/keys/{}", self.engine_path, self.key_name)
+    }
+
+    /// A stable identifier of the URL: `transit:` and the hex SHA-256 of the URL.
+    pub fn fingerprint(&self) -> String {
+        let digest = sha2::Sha256::digest(self.url().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{TRANSIT_PREFIX}{hex}")
+    }
 }
 
 /// An SSH public key as it was written (type, base64 blob, comment).
@@ -181,6 +260,7 @@ impl Recipient {
             Recipient::SshEd25519(_) => "ssh-ed25519",
             Recipient::SshRsa(_) => "ssh-rsa",
             Recipient::Plugin(_) => "age-plugin",
+            Recipient::Transit(_) => "transit",
         }
     }
 
@@ -189,16 +269,18 @@ impl Recipient {
         match self {
             Recipient::X25519(r) => Some(r.to_string()),
             Recipient::SshEd25519(k) => k.ed25519_bytes().and_then(|b| ssh_ed25519_to_age(&b)),
-            Recipient::SshRsa(_) | Recipient::Plugin(_) => None,
+            Recipient::SshRsa(_) | Recipient::Plugin(_) | Recipient::Transit(_) => None,
         }
     }
 
-    /// A stable identifier: the `age1…` string, or the SSH key's SHA256 fingerprint.
+    /// A stable identifier: the `age1…` string, or the SSH key's SHA256 fingerprint
+    /// (a transit key's: `transit:` and the SHA-256 of its URL).
     pub fn fingerprint(&self) -> String {
         match self {
             Recipient::X25519(r) => r.to_string(),
             Recipient::Plugin(r) => r.to_string(),
             Recipient::SshEd25519(k) | Recipient::SshRsa(k) => k.fingerprint(),
+            Recipient::Transit(t) => t.fingerprint(),
         }
     }
 
@@ -219,7 +301,7 @@ impl Recipient {
                 let digest = sha2::Sha256::digest(&wire);
                 Some(base64::engine::general_purpose::STANDARD_NO_PAD.encode(&digest[..4]))
             }
-            Recipient::X25519(_) | Recipient::Plugin(_) => None,
+            Recipient::X25519(_) | Recipient::Plugin(_) | Recipient::Transit(_) => None,
         }
     }
 
@@ -230,7 +312,7 @@ impl Recipient {
         match self {
             Recipient::X25519(r) => Some(x25519_bytes(r)),
             Recipient::SshEd25519(k) => k.ed25519_bytes().and_then(|b| ed25519_to_x25519(&b)),
-            Recipient::SshRsa(_) | Recipient::Plugin(_) => None,
+            Recipient::SshRsa(_) | Recipient::Plugin(_) | Recipient::Transit(_) => None,
         }
     }
 
@@ -243,7 +325,7 @@ impl Recipient {
                     .ok()
                     .map(|r| Box::new(r) as Box<dyn age::Recipient + Send>)
             }
-            Recipient::Plugin(_) => None,
+            Recipient::Plugin(_) | Recipient::Transit(_) => None,
         }
     }
 
@@ -304,6 +386,7 @@ impl fmt::Display for Recipient {
             Recipient::X25519(r) => write!(f, "{r}"),
             Recipient::Plugin(r) => write!(f, "{r}"),
             Recipient::SshEd25519(k) | Recipient::SshRsa(k) => f.write_str(&k.openssh()),
+            Recipient::Transit(t) => write!(f, "{TRANSIT_PREFIX}{}", t.url()),
         }
     }
 }
@@ -323,11 +406,15 @@ const SHORT: usize = 12;
 /// or `SHA256:` and the first 12 characters of an SSH key's fingerprint. It is how
 /// users know the key (a prefix, like a short git hash), and it keeps a large fleet's
 /// lock small, which every command that writes reads and rewrites whole. A full
-/// fingerprint, as older locks hold, shortens to the same value.
+/// fingerprint, as older locks hold, shortens to the same value. A transit key's is
+/// `transit:` and 12 hex digits of the SHA-256 of its URL.
 pub fn short_id(fingerprint: &str) -> &str {
-    let data = match fingerprint.strip_prefix("SHA256:") {
-        Some(_) => "SHA256:".len(),
-        None => fingerprint.rfind('1').map_or(0, |i| i + 1),
+    let data = if fingerprint.starts_with("SHA256:") {
+        "SHA256:".len()
+    } else if fingerprint.starts_with(TRANSIT_PREFIX) {
+        TRANSIT_PREFIX.len()
+    } else {
+        fingerprint.rfind('1').map_or(0, |i| i + 1)
     };
     fingerprint.get(..data + SHORT).unwrap_or(fingerprint)
 }
@@ -542,6 +629,74 @@ pub fn ssh_ed25519_seed_to_age_identity(seed: &[u8]) -> Zeroizing<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transit_urls_are_read_as_sops_reads_them() {
+        for (text, want) in [
+            (
+                "transit:http://127.0.0.1:8200/v1/transit/keys/ci",
+                Ok(("http://127.0.0.1:8200", "transit", "ci")),
+            ),
+            (
+                "https://bao.example.org/v1/team/a/transit/keys/deploy-key",
+                Ok(("https://bao.example.org", "team/a/transit", "deploy-key")),
+            ),
+            (
+                "transit:127.0.0.1:8200/v1/transit/keys/ci",
+                Err("not a URL"),
+            ),
+            ("transit:ftp://h/v1/transit/keys/ci", Err("scheme")),
+            ("transit:http://h/v1/transit/ci", Err("not a transit key")),
+            (
+                "transit:http://h/v2/transit/keys/ci",
+                Err("not a transit key"),
+            ),
+            ("transit:http://h/v1/keys/ci", Err("not a transit key")),
+            (
+                "transit:http://h/v1/transit/keys/",
+                Err("not a transit key"),
+            ),
+            ("transit:http://h/v1/t/../keys/ci", Err("not a transit key")),
+            ("transit:http://h/v1/transit/keys/ci?x=1", Err("query")),
+            ("transit:http:///v1/transit/keys/ci", Err("no host")),
+            ("transit:http://u@h/v1/transit/keys/ci", Err("no host")),
+        ] {
+            match (TransitKey::parse(text), want) {
+                (Ok(k), Ok((address, engine, name))) => {
+                    assert_eq!(
+                        (
+                            k.address.as_str(),
+                            k.engine_path.as_str(),
+                            k.key_name.as_str()
+                        ),
+                        (address, engine, name),
+                        "{text}"
+                    );
+                    assert_eq!(TransitKey::parse(&k.url()), Ok(k.clone()), "{text}");
+                }
+                (Err(reason), Err(part)) => assert!(reason.contains(part), "{text}: {reason}"),
+                (got, want) => panic!("{text}: {got:?}, wanted {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_transit_key_is_named_by_its_url_and_locked_by_a_short_hash_of_it() {
+        let key = TransitKey::parse("transit:http://127.0.0.1:8200/v1/transit/keys/ci").unwrap();
+        let r = Recipient::Transit(key.clone());
+        assert_eq!(
+            r.to_string(),
+            "transit:http://127.0.0.1:8200/v1/transit/keys/ci"
+        );
+        assert_eq!(r.kind(), "transit");
+        let id = r.lock_id();
+        assert_eq!(id.len(), "transit:".len() + 12);
+        assert!(r.fingerprint().starts_with(&id));
+        assert_eq!(short_id(&id), id);
+        assert!(r.to_x25519().is_none() && r.age_recipient().is_none());
+        let other = TransitKey::parse("transit:http://127.0.0.1:8200/v1/transit/keys/cd").unwrap();
+        assert_ne!(Recipient::Transit(other).lock_id(), id);
+    }
     use proptest::prelude::*;
 
     const ED: &str =

@@ -143,6 +143,8 @@ pub fn generate(root: &Path, id_dir: &Path, n: usize, format: Format) -> Vec<Pat
                 format: rule.format,
                 sha256: lockfile::sha256_hex(&data),
                 recipients: r.fingerprints,
+                changed: None,
+                seen: Vec::new(),
             };
             (name, entry)
         })

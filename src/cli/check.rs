@@ -22,6 +22,12 @@ use super::{error, ui};
 /// not executable). Needs no identity and never writes. Exits 0 when clean and 8
 /// when it finds a problem; warnings (a rule that matches nothing) do not fail it.
 ///
+/// It also warns of each secret whose value is older than its rule's rotate_every
+/// (or whose lock line does not say when it last changed), and of each secret a
+/// reader taken away by a rekey or host key rotation could read, until its value
+/// changes (`keys ls --exposed` lists them). With --strict, an overdue or exposed
+/// secret fails the check.
+///
 /// With --deploy HOST… it checks only what a deployer (keys update, colmena,
 /// deploy-rs) needs before sending each HOST its configuration: that the host, and
 /// each of its containers, can decrypt every secret its policy gives it (the secret
@@ -50,6 +56,12 @@ pub(crate) struct Args {
     /// encrypted file changed since). Connects as `keys push openbao` does.
     #[arg(long, conflicts_with_all = ["json", "staged"])]
     openbao: bool,
+
+    /// Fail (exit 8) on a secret whose value is overdue for its rule's rotate_every,
+    /// or that a reader taken away could read and has not changed since: in CI, the
+    /// warnings that call for a new value become problems.
+    #[arg(long, conflicts_with_all = ["deploy", "openbao"])]
+    strict: bool,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
@@ -92,6 +104,13 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     if !args.staged {
         // Plaintext on this machine, outside the repository: first, as it matters most.
         report.findings.splice(0..0, check::scratch_leftovers());
+    }
+    if args.strict {
+        for f in &mut report.findings {
+            if f.kind.fails_strict() {
+                f.severity = Severity::Problem;
+            }
+        }
     }
     let problems = report.problems();
     let text = if args.json {

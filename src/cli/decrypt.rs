@@ -23,6 +23,9 @@ use super::{prompt::CliPrompt, shared, ui};
 /// in order: -i FILE (repeatable), $KEYS_IDENTITY, the OS keyring,
 /// ~/.config/keys/identity.txt, ~/.ssh/id_ed25519. An SSH key opens both ssh-ed25519
 /// stanzas (agenix) and X25519 stanzas for its converted recipient (sops-nix).
+/// A sops file whose data key an OpenBao transit key also wraps (hc_vault) opens
+/// through OpenBao when no identity does: its server must be the one BAO_ADDR (or
+/// VAULT_ADDR) names, and the token is BAO_TOKEN, VAULT_TOKEN or ~/.vault-token.
 /// Nothing is written unless the whole file decrypts and authenticates.
 #[derive(clap::Args)]
 pub(crate) struct Args {

@@ -1,16 +1,8 @@
 //! `keys edit NAME`: decrypt into RAM, run the editor, re-encrypt if it changed.
 
-use zeroize::Zeroizing;
-
-use crate::crypto::sops::Mac;
 use crate::error::Result;
-use crate::format::Format;
-use crate::ops::secret::{self, EncryptOptions};
-use crate::ops::workspace::Hosts;
-use crate::scratch::Scratch;
-use crate::signal::SignalGuard;
 
-use super::{editor, prompt, shared, ui};
+use super::shared;
 
 /// Edit a secret in $VISUAL or $EDITOR, or create it.
 ///
@@ -47,83 +39,22 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &super::Context, mut args: Args) -> Result<()> {
     args.name = super::shared::secret_name(&args.name)?;
-    let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
-    let rule = ws.rule(&args.name)?;
-    let (format, indent) = (rule.format, rule.sops.indent);
-    let guard = SignalGuard::new()?;
-    let scratch = Scratch::create(shared::medium(args.allow_disk_temp))?;
-    ui::note_scratch(&scratch);
-    let found = ws.locate(&args.name).ok();
-    let exists = found.is_some();
-    if !exists && !args.new {
-        let question = format!("There is no secret {}. Create it?", args.name);
-        if !(prompt::has_tty() && prompt::confirm(&question) == Some(true)) {
-            return Err(crate::error::Error::NoSecret {
-                name: args.name.clone(),
-                near: ws.near_names(&args.name),
-            });
-        }
-    }
-    let found_format = found.as_ref().map(|(_, format)| *format);
-    let opened = match found {
-        Some((path, found)) => {
-            let mut ids = ctx.identities()?;
-            let indent = indent.filter(|_| found == format);
-            secret::open_indented(&path, (found, indent), &mut ids, ctx.prompt(), Mac::Check)?
-        }
-        None => secret::Opened {
-            plain: Zeroizing::new(Vec::new()),
-            sops: None,
+    shared::edit(
+        ctx,
+        &args.name,
+        shared::EditOptions {
+            new: args.new,
+            allow_disk_temp: args.allow_disk_temp,
+            allow_empty: args.allow_empty,
         },
-    };
-    let original = &opened.plain;
-    guard.check()?;
-    let format = found_format.unwrap_or(format);
-    let file = scratch.create_file(&file_name(&args.name, format), original, 0o600)?;
-    editor::edit(&file, &guard)?;
-    let edited = scratch.read_file(&file, shared::MAX_SECRET as u64)?;
-    guard.check()?;
-    if *edited == **original {
-        ui::note(&format!(
-            "no changes; {} left as it was",
-            if exists {
-                args.name.as_str()
-            } else {
-                "nothing"
-            }
-        ));
-        return Ok(());
-    }
-    let opts = EncryptOptions {
-        force: true,
-        allow_empty: args.allow_empty,
-    };
-    let done = secret::encrypt(&mut ws, &args.name, &edited, &opts, opened.sops.as_ref())?;
-    ui::note(&format!(
-        "{} {} for {} recipients",
-        if exists { "re-encrypted" } else { "wrote" },
-        ws.repo.rel(&done.path),
-        done.recipients
-    ));
-    drop(ws);
-    shared::refresh_exports(ctx)
-}
-
-/// The plaintext's file name: the secret's last name segment, with the extension of
-/// its format for sops files (`config.yaml`, `app.env`), so that the editor picks the
-/// right syntax, as `sops edit` does; an `.age` or sops-binary secret keeps its bare
-/// name (`telegram-token`).
-fn file_name(name: &str, format: Format) -> String {
-    let base = name.rsplit('/').next().unwrap_or("secret");
-    match format {
-        Format::Age | Format::SopsBinary => base.to_string(),
-        sops => format!("{base}.{}", sops.extension()),
-    }
+    )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::format::Format;
+
+    use super::shared::file_name;
 
     #[test]
     fn the_plaintext_is_named_for_its_format() {

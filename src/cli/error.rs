@@ -74,6 +74,7 @@ pub(super) fn exit_code(e: &Error) -> u8 {
         | Error::Encrypt { .. }
         | Error::NoSecret { .. }
         | Error::NoRule { .. }
+        | Error::NoGenerator { .. }
         | Error::Unbound { .. }
         | Error::NoHost { .. }
         | Error::NoAdmin { .. }
@@ -226,6 +227,17 @@ pub(crate) fn hint(e: &Error) -> Option<String> {
         }
         Error::UploadCollision { .. } => {
             "give one of the secrets a name whose last segment differs, or drop upload: true from its rule"
+        }
+        Error::NoGenerator {
+            clear_of: Some(hash),
+            ..
+        } => {
+            return Some(format!(
+                "it is the clear passphrase of {hash}, made with it: `keys rotate {hash}` makes a new pair"
+            ));
+        }
+        Error::NoGenerator { .. } => {
+            "give its rule `generate: {kind: KIND}` (alnum, hex, base64, passphrase, ssh-ed25519, wireguard, age, hashed-password), or write the value with `keys encrypt NAME` or `keys edit NAME`"
         }
         Error::NoRule { .. } => {
             "add a rule whose `secrets:` glob matches it to a policies/*.yaml file"
@@ -435,6 +447,16 @@ mod tests {
                 3,
                 "no policy rule matches secret bot/token",
                 "policies/*.yaml",
+            ),
+            (
+                Error::NoGenerator {
+                    name: name(),
+                    rule: crate::error::Location::named("policies/p.yaml").at_line(4),
+                    clear_of: None,
+                },
+                3,
+                "policies/p.yaml:4: the rule for secret bot/token has no generate: option",
+                "generate: {kind: KIND}",
             ),
             (
                 crate::policy::fleet::no_host("web"),

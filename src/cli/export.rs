@@ -38,7 +38,8 @@ enum What {
     /// agenix secrets.nix.
     AgenixRules,
     /// keys.nix: one NixOS module per host declaring its agenix and sops-nix secrets,
-    /// identity paths and container key bind mounts.
+    /// templates, identity paths and container key bind mounts, and one home-manager
+    /// module per user:NAME@HOST reader.
     Nix,
     /// colmena-keys.nix: one colmena module per host declaring deployment.keys for
     /// the secrets of `upload: true` rules it reads, each made by `keys decrypt NAME`

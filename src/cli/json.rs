@@ -27,7 +27,9 @@ const SECRET: &str = r#"SECRET:
    "readers": ["admins", "host:web"],
    "recipients": [
      {"reader": "alice", "recipient": "age1…"},
-     {"reader": "host:web", "recipient": "ssh-ed25519 AAAA…"}]}
+     {"reader": "host:web", "recipient": "ssh-ed25519 AAAA…"}],
+   "changed": "2026-03-01T09:30:00Z", "rotate_every": "90d",
+   "seen_by": [{"reader": "host:old", "id": "SHA256:…"}]}
   path        its file, relative to the repository
   format      age, sops-yaml, sops-json, sops-dotenv, sops-ini or
               sops-binary (null for a file of no secret format)
@@ -38,7 +40,13 @@ const SECRET: &str = r#"SECRET:
   recipients  each reader the rule resolves to (groups expanded), with
               each of its keys in the form the policy encrypts to: an
               age1… key, or the SSH key of a host or container that
-              reads an age file"#;
+              reads an age file
+  changed     when its value last changed, as keys.lock says (null
+              when it does not say)
+  rotate_every  its rule's rotate_every (null when it has none)
+  seen_by     the readers taken away since its value last changed, who
+              could read it: reader is the policy's name for the key
+              (null when keys cannot name it), id its short fingerprint"#;
 
 /// A host as `keys host ls --json` and `keys status --json` print it.
 const HOST: &str = r#"HOST:
@@ -166,6 +174,15 @@ pub(crate) struct Secret {
     rule: Option<String>,
     readers: Vec<String>,
     recipients: Vec<Recipient>,
+    changed: Option<String>,
+    rotate_every: Option<String>,
+    seen_by: Vec<SeenBy>,
+}
+
+#[derive(Serialize)]
+struct SeenBy {
+    reader: Option<String>,
+    id: String,
 }
 
 #[derive(Serialize)]
@@ -188,17 +205,25 @@ impl Secret {
                 })
             })
             .collect();
+        let rule = s.rule.and_then(|i| policy.rules.get(i));
         Secret {
             name: s.name.clone(),
             path: s.path.clone(),
             format: s.format.map(|f| f.name()),
             status: s.status.name(),
-            rule: s
-                .rule
-                .and_then(|i| policy.rules.get(i))
-                .map(|r| r.at.to_string()),
+            rule: rule.map(|r| r.at.to_string()),
             readers: s.readers.clone(),
             recipients,
+            changed: s.changed.map(crate::format::lockfile::format_date),
+            rotate_every: rule.and_then(|r| r.rotate_every.as_ref().map(|p| p.text.clone())),
+            seen_by: s
+                .seen
+                .iter()
+                .map(|x| SeenBy {
+                    reader: x.label.clone(),
+                    id: x.id.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -15,6 +15,9 @@ use super::{json, shared, ui};
 /// not on disk). Needs no identity; `keys check` explains each problem. The table
 /// fits the terminal (80 columns when stdout is not one, or $COLUMNS), cutting long
 /// cells with …; --json prints every field in full.
+///
+/// With --exposed, only the secrets whose value a reader taken away (by a rekey or a
+/// host key rotation) could read and that have not changed since, with those readers.
 #[derive(clap::Args)]
 #[command(after_long_help = json::ls_schema())]
 pub(crate) struct Args {
@@ -28,6 +31,12 @@ pub(crate) struct Args {
     /// Print JSON (version 1, described below) instead of the table.
     #[arg(long)]
     json: bool,
+
+    /// Only the secrets whose value a reader taken away could read, not changed
+    /// since: each with the date it last changed and those readers. Give each a new
+    /// value (`keys edit NAME`) to take it off the list.
+    #[arg(long)]
+    exposed: bool,
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
@@ -35,8 +44,11 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     let listing = check::listing(repo)?;
     let (policy, fleet) = (&listing.policy, &listing.fleet);
     let mut secrets: Vec<&check::Secret> = listing.report.secrets.iter().collect();
+    if args.exposed {
+        secrets.retain(|s| !s.seen.is_empty());
+    }
     if !args.json && args.reader.is_none() {
-        return ui::out(&shared::secrets_table(&secrets, ""));
+        return show(&secrets, args.exposed);
     }
     // Each rule's readers resolved to their keys: what --reader and --json need.
     let audience = Audience::new(policy, fleet);
@@ -63,5 +75,30 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
                 .collect(),
         });
     }
-    ui::out(&shared::secrets_table(&secrets, ""))
+    show(&secrets, args.exposed)
+}
+
+/// The table of `secrets`; for `--exposed`, with who saw each value and when it last
+/// changed.
+fn show(secrets: &[&check::Secret], exposed: bool) -> Result<()> {
+    if !exposed {
+        return ui::out(&shared::secrets_table(secrets, ""));
+    }
+    if secrets.is_empty() {
+        ui::note("no secret's value was seen by a reader taken away since it last changed");
+        return Ok(());
+    }
+    let mut table = ui::Table::new("");
+    table.header(["NAME", "CHANGED", "SEEN BY"]);
+    table.keep(0, shared::NAME_WIDTH);
+    table.cut_middle(0);
+    for s in secrets {
+        let seen: Vec<String> = s.seen.iter().map(check::seen_text).collect();
+        table.row([
+            s.name.clone(),
+            s.changed.map_or_else(|| "unknown".to_string(), check::day),
+            seen.join(", "),
+        ]);
+    }
+    ui::out(&table.render())
 }

@@ -16,6 +16,7 @@ mod encrypt;
 mod error;
 mod exec;
 mod export;
+mod generate;
 mod hook;
 mod host;
 mod import;
@@ -29,6 +30,7 @@ mod push;
 mod rekey;
 mod remote;
 mod rm;
+mod rotate;
 mod rule;
 mod set;
 mod shared;
@@ -101,6 +103,10 @@ enum Command {
     Exec(exec::Args),
     /// Edit a secret in $VISUAL or $EDITOR, or create it.
     Edit(edit::Args),
+    /// Make secrets whose policy rule says how (`generate:`), from the OS random source.
+    Generate(generate::Args),
+    /// Give a secret a new value: its rule's generator makes one, else the editor opens.
+    Rotate(rotate::Args),
     /// List every secret: name, format, status and readers.
     Ls(ls::Args),
     /// Check the repository: policy, keys.lock, and no plaintext or private keys.
@@ -307,6 +313,8 @@ fn run() -> ExitCode {
         Command::Decrypt(args) => decrypt::run(&ctx, args),
         Command::Exec(args) => exec::run(&ctx, args),
         Command::Edit(args) => edit::run(&ctx, args),
+        Command::Generate(args) => generate::run(&ctx, args),
+        Command::Rotate(args) => rotate::run(&ctx, args),
         Command::Ls(args) => ls::run(&ctx, args),
         Command::Check(args) => check::run(&ctx, args),
         Command::Rekey(args) => rekey::run(&ctx, args),

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result, usage};
+use crate::format::Format;
 use crate::ops::check;
 use crate::ops::hook::{self, Installed};
 use crate::ops::host::{Effect, Report};
@@ -372,4 +373,96 @@ pub(crate) fn open_target(
         layout: (format, indent),
         at: crate::error::Location::file(&path),
     })
+}
+
+/// How `edit` treats a missing secret, where its plaintext may go, and whether an
+/// empty result is kept.
+pub(crate) struct EditOptions {
+    pub(crate) new: bool,
+    pub(crate) allow_disk_temp: bool,
+    pub(crate) allow_empty: bool,
+}
+
+/// Decrypts secret `name` into a private scratch file, runs the editor on it, and
+/// re-encrypts it for its policy's readers if the content changed (`keys edit`, and
+/// `keys rotate` of a secret whose rule has no generator).
+pub(crate) fn edit(ctx: &super::Context, name: &str, opts: EditOptions) -> Result<()> {
+    use zeroize::Zeroizing;
+
+    use crate::crypto::sops::Mac;
+    use crate::ops::secret::{self, EncryptOptions};
+    use crate::ops::workspace::Hosts;
+    use crate::scratch::Scratch;
+    use crate::signal::SignalGuard;
+
+    use super::{editor, prompt, ui};
+
+    let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
+    let rule = ws.rule(name)?;
+    let (format, indent) = (rule.format, rule.sops.indent);
+    let guard = SignalGuard::new()?;
+    let scratch = Scratch::create(medium(opts.allow_disk_temp))?;
+    ui::note_scratch(&scratch);
+    let found = ws.locate(name).ok();
+    let exists = found.is_some();
+    if !exists && !opts.new {
+        let question = format!("There is no secret {name}. Create it?");
+        if !(prompt::has_tty() && prompt::confirm(&question) == Some(true)) {
+            return Err(Error::NoSecret {
+                name: name.to_string(),
+                near: ws.near_names(name),
+            });
+        }
+    }
+    let found_format = found.as_ref().map(|(_, format)| *format);
+    let opened = match found {
+        Some((path, found)) => {
+            let mut ids = ctx.identities()?;
+            let indent = indent.filter(|_| found == format);
+            secret::open_indented(&path, (found, indent), &mut ids, ctx.prompt(), Mac::Check)?
+        }
+        None => secret::Opened {
+            plain: Zeroizing::new(Vec::new()),
+            sops: None,
+        },
+    };
+    let original = &opened.plain;
+    guard.check()?;
+    let format = found_format.unwrap_or(format);
+    let file = scratch.create_file(&file_name(name, format), original, 0o600)?;
+    editor::edit(&file, &guard)?;
+    let edited = scratch.read_file(&file, MAX_SECRET as u64)?;
+    guard.check()?;
+    if *edited == **original {
+        ui::note(&format!(
+            "no changes; {} left as it was",
+            if exists { name } else { "nothing" }
+        ));
+        return Ok(());
+    }
+    let encrypt = EncryptOptions {
+        force: true,
+        allow_empty: opts.allow_empty,
+    };
+    let done = secret::encrypt(&mut ws, name, &edited, &encrypt, opened.sops.as_ref())?;
+    ui::note(&format!(
+        "{} {} for {} recipients",
+        if exists { "re-encrypted" } else { "wrote" },
+        ws.repo.rel(&done.path),
+        done.recipients
+    ));
+    drop(ws);
+    refresh_exports(ctx)
+}
+
+/// The plaintext's file name: the secret's last name segment, with the extension of
+/// its format for sops files (`config.yaml`, `app.env`), so that the editor picks the
+/// right syntax, as `sops edit` does; an `.age` or sops-binary secret keeps its bare
+/// name (`telegram-token`).
+pub(crate) fn file_name(name: &str, format: Format) -> String {
+    let base = name.rsplit('/').next().unwrap_or("secret");
+    match format {
+        Format::Age | Format::SopsBinary => base.to_string(),
+        sops => format!("{base}.{}", sops.extension()),
+    }
 }

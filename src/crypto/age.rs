@@ -19,7 +19,10 @@ use crate::recipient::{self, Recipient};
 pub fn refuse_low_order(recipients: &[Recipient], at: &Location) -> Result<()> {
     static SOUND: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     for r in recipients {
-        if matches!(r, Recipient::SshRsa(_) | Recipient::Plugin(_)) {
+        if matches!(
+            r,
+            Recipient::SshRsa(_) | Recipient::Plugin(_) | Recipient::Transit(_)
+        ) {
             continue;
         }
         let key = r.to_string();

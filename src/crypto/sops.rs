@@ -1,7 +1,8 @@
 //! Encrypting, decrypting and re-wrapping whole sops files: each value sealed under
 //! its key path where the file's options say, the MAC over the plaintext values checked
-//! on every decrypt, and the data key wrapped per age recipient. IVs of unchanged values
-//! are kept, so a rewrite changes only what changed.
+//! on every decrypt, and the data key wrapped per age recipient and per OpenBao transit
+//! key. IVs of unchanged values are kept, so a rewrite changes only what changed. Age
+//! identities are tried first; a transit key only when none of them opens the file.
 
 use std::collections::HashMap;
 
@@ -18,9 +19,11 @@ use crate::format::sops::audit::{Leaf, Rules, corrupt, walk_items};
 use crate::format::sops::cipher::{self, IV_LEN};
 use crate::format::sops::document::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::format::sops::golang::{Fmt, format_float};
-use crate::format::sops::metadata::{AgeEntry, KeyGroup, Metadata, Options, Shamir, VERSION};
+use crate::format::sops::metadata::{
+    AgeEntry, KeyGroup, Metadata, Options, Shamir, VERSION, VaultEntry,
+};
 use crate::identity::{Identities, Prompt};
-use crate::recipient::Recipient;
+use crate::recipient::{Recipient, TransitKey};
 
 /// The first 32 bytes of the MAC hash when `mac_only_encrypted` is set: SHA-256("sops").
 const MAC_ONLY_ENCRYPTED_SEED: [u8; 32] = [
@@ -492,16 +495,23 @@ pub fn open(
         .filter(|e| !e.enc.is_empty())
         .map(|e| e.enc.as_bytes())
         .collect();
-    if wrapped.is_empty() {
-        return Err(Error::NoIdentity {
+    let by_age = if wrapped.is_empty() {
+        Err(Error::NoIdentity {
             at: at.clone(),
-            searched: vec!["the file has no age recipients (only pgp or cloud KMS keys)".into()],
-        });
-    }
-    let key = data_key(
-        &crypto::age::decrypt_first(&wrapped, identities, prompt, at)?,
-        at,
-    )?;
+            searched: vec![
+                "the file has no age recipients (only pgp, cloud KMS or transit keys)".into(),
+            ],
+        })
+    } else {
+        crypto::age::decrypt_first(&wrapped, identities, prompt, at)
+    };
+    let raw = match by_age {
+        Err(Error::NoIdentity { .. }) if let Some(by_transit) = by_transit(&metadata) => {
+            by_transit?
+        }
+        other => other?,
+    };
+    let key = data_key(&raw, at)?;
     let (plain, stash) = verified(doc, &metadata, &key, at, mac)?;
     Ok(Opened {
         plain,
@@ -531,10 +541,12 @@ fn whole_key(
             Err(e) => failure = Some(e),
         }
     }
-    let (raw, enc) = match (raw, failure) {
-        (Some(raw), _) => raw,
-        (None, Some(e)) => return Err(e),
-        (None, None) => {
+    let (raw, enc) = match (raw, failure, by_transit(metadata)) {
+        (Some(raw), _, _) => raw,
+        (None, Some(e), _) => return Err(e),
+        // A key transit unwrapped: no age entry to recognise it by.
+        (None, None, Some(by_transit)) => (by_transit?, String::new()),
+        (None, None, None) => {
             return Err(Error::NoIdentity {
                 at: at.clone(),
                 searched: identities.searched().to_vec(),
@@ -582,6 +594,47 @@ pub fn prove_opens(
         Err(Error::MacMismatch { .. }) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// The data key unwrapped by the file's first transit key that unwraps it, `None`
+/// when it has none.
+fn by_transit(metadata: &Metadata) -> Option<Result<Zeroizing<Vec<u8>>>> {
+    crypto::transit::unwrap_first(&metadata.hc_vault)
+}
+
+/// The age recipients among `recipients`, and the transit keys.
+fn split(recipients: &[Recipient]) -> (Vec<Recipient>, Vec<&TransitKey>) {
+    let mut age = Vec::new();
+    let mut transit = Vec::new();
+    for r in recipients {
+        match r {
+            Recipient::Transit(t) => transit.push(t),
+            other => age.push(other.clone()),
+        }
+    }
+    (age, transit)
+}
+
+/// The `hc_vault` entries for `keys`: an entry of `old` for the same key kept as
+/// it is when `keep` (it wraps the same data key), else the key wrapped anew.
+fn vault_entries(
+    key: &DataKey,
+    keys: &[&TransitKey],
+    old: &[VaultEntry],
+    keep: bool,
+) -> Result<Vec<VaultEntry>> {
+    keys.iter()
+        .map(|t| {
+            let url = t.url();
+            let mut named = old.iter().filter(|e| e.url() == url && !e.enc.is_empty());
+            if let (Some(kept), None) = (named.next(), named.next())
+                && keep
+            {
+                return Ok(kept.clone());
+            }
+            crypto::transit::wrap(t, key.as_slice())
+        })
+        .collect()
 }
 
 /// A document whose data key `rewrap` wrapped anew.
@@ -651,9 +704,12 @@ pub fn rewrap(
             known: None,
         });
     }
-    crypto::age::refuse_low_order(recipients, at)?;
+    let (recipients, transit) = split(recipients);
+    crypto::age::refuse_low_order(&recipients, at)?;
     let old = std::mem::take(&mut metadata.age);
+    let old_vault = std::mem::take(&mut metadata.hc_vault);
     metadata.drop_foreign();
+    metadata.hc_vault = vault_entries(&key, &transit, &old_vault, wrap == Wrap::KeepStaying)?;
     metadata.age = recipients
         .iter()
         .map(|r| {
@@ -679,7 +735,9 @@ pub fn rewrap(
             metadata: metadata.to_items(),
         },
         mac_mismatch,
-        known: opened_from.map(|enc| KnownKey { enc, key }),
+        known: opened_from
+            .filter(|enc| !enc.is_empty())
+            .map(|enc| KnownKey { enc, key }),
     })
 }
 
@@ -703,6 +761,7 @@ pub fn seal(
             &empty,
             Metadata {
                 age: Vec::new(),
+                hc_vault: Vec::new(),
                 lastmodified: String::new(),
                 mac: String::new(),
                 version: VERSION.into(),
@@ -723,13 +782,21 @@ pub fn seal(
     if metadata.uses_groups() {
         metadata.drop_groups();
     }
+    let (recipients, transit) = split(recipients);
     let names: Vec<String> = recipients.iter().map(Recipient::to_string).collect();
+    let urls: Vec<String> = transit.iter().map(|t| t.url()).collect();
     let same = metadata.age.len() == names.len()
         && names
             .iter()
-            .all(|n| metadata.age.iter().any(|e| &e.recipient == n));
+            .all(|n| metadata.age.iter().any(|e| &e.recipient == n))
+        && metadata.hc_vault.len() == urls.len()
+        && urls
+            .iter()
+            .all(|u| metadata.hc_vault.iter().any(|e| &e.url() == u));
     if !same {
-        crypto::age::refuse_low_order(recipients, at)?;
+        crypto::age::refuse_low_order(&recipients, at)?;
+        // A transit entry read with the data key still wraps it.
+        metadata.hc_vault = vault_entries(&key, &transit, &metadata.hc_vault, previous.is_some())?;
         metadata.age = recipients
             .iter()
             .map(|r| {

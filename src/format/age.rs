@@ -64,6 +64,8 @@ impl Stanzas {
                     want.ssh.push(r.ssh_tag().unwrap_or_default())
                 }
                 Recipient::Plugin(_) => want.other.push("plugin".into()),
+                // Never in an age header: it wraps a sops data key itself.
+                Recipient::Transit(_) => {}
             }
         }
         want.ssh.sort();

@@ -1,9 +1,11 @@
 //! `secrets/keys.lock`: what every secret was last encrypted to and the hash of the
 //! file as written, so `keys check` can tell drift from edits made outside `keys`
-//! without any identity (X25519 stanzas do not reveal their recipient). One secret
-//! per line, sorted, so that merges stay simple.
+//! without any identity (X25519 stanzas do not reveal their recipient); and the life
+//! of its value: when it last changed, and the readers taken away since who could
+//! read it. One secret per line, sorted, so that merges stay simple.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
@@ -19,6 +21,118 @@ pub struct Entry {
     pub sha256: String,
     /// Sorted short recipient fingerprints (see `short_id`).
     pub recipients: Vec<String>,
+    /// When the value last changed (`encrypt`, `edit`, `set`; a rekey does not change
+    /// it), to the second; `None` when the lock does not say (written before keys
+    /// recorded it).
+    pub changed: Option<SystemTime>,
+    /// The readers taken away from the secret (by a rekey or a host key rotation)
+    /// since its value last changed: each could read the value it has now. Sorted by
+    /// id, each once.
+    pub seen: Vec<Seen>,
+}
+
+/// A reader taken away from a secret that could read its current value: its short
+/// fingerprint and, when keys could name it then, the reader as the policy named it
+/// (`alice`, `host:web1`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Seen {
+    pub id: String,
+    pub label: Option<String>,
+}
+
+impl Seen {
+    /// `ID` or `ID(LABEL)`, as the lock writes it.
+    fn text(&self) -> String {
+        match &self.label {
+            Some(label) => format!("{}({label})", self.id),
+            None => self.id.clone(),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Seen> {
+        let (id, label) = match text.strip_suffix(')') {
+            Some(rest) => {
+                let (id, label) = rest.split_once('(')?;
+                (id, Some(label))
+            }
+            None => (text, None),
+        };
+        let plain = |t: &str| !t.is_empty() && !t.contains(['(', ')', ',']);
+        if !plain(id) || label.is_some_and(|l| !plain(l)) {
+            return None;
+        }
+        Some(Seen {
+            id: short_id(id).to_string(),
+            label: label.map(str::to_string),
+        })
+    }
+}
+
+impl Entry {
+    /// This entry after a rekey to `recipients`: the value and the date it changed
+    /// are the same, and every recipient taken away is recorded as having seen the
+    /// value (named by `label`, when it can be). A recipient given back is a reader
+    /// again, not a removed one.
+    pub fn rekeyed(
+        &self,
+        sha256: String,
+        recipients: Vec<String>,
+        label: &dyn Fn(&str) -> Option<String>,
+    ) -> Entry {
+        let mut seen: Vec<Seen> = self
+            .seen
+            .iter()
+            .cloned()
+            .chain(
+                self.recipients
+                    .iter()
+                    .filter(|r| !recipients.contains(r))
+                    .map(|id| Seen {
+                        id: id.clone(),
+                        label: label(id),
+                    }),
+            )
+            .filter(|s| !recipients.contains(&s.id))
+            .collect();
+        // One key once, a record that names it before one that does not.
+        seen.sort_by(|a, b| {
+            a.id.cmp(&b.id)
+                .then(b.label.is_some().cmp(&a.label.is_some()))
+        });
+        seen.dedup_by(|a, b| a.id == b.id);
+        Entry {
+            format: self.format,
+            sha256,
+            recipients,
+            changed: self.changed,
+            seen,
+        }
+    }
+}
+
+/// A date in the lock: RFC 3339 in UTC to the second (`2026-03-01T09:30:00Z`), as keys
+/// writes it, or a day alone (`2026-03-01`, its midnight UTC), as one may write it by
+/// hand.
+pub fn parse_date(text: &str) -> Option<SystemTime> {
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_string()
+    };
+    humantime::parse_rfc3339(&full).ok()
+}
+
+/// Now, to the second, as the lock records when a value changed.
+pub fn now() -> SystemTime {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+}
+
+/// A date as the lock writes it.
+pub fn format_date(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// `keys.lock` parsed: every entry, by secret name.
@@ -37,6 +151,11 @@ pub fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", Sha256::digest(data))
 }
 
+// The header is the same as before lines had `changed=` and `seen=`: a lock written
+// by an older keys is still as keys writes it, and merges with a newer one's header.
+// After the recipients a line may have `changed=DATE` (when its value last changed)
+// and `seen=ID(READER),...` (the readers taken away since, who could read it).
+
 impl Lockfile {
     /// Parses the lock file's text; errors name `secrets/keys.lock` and the line.
     pub fn parse(text: &str) -> Result<Lockfile> {
@@ -51,13 +170,9 @@ impl Lockfile {
                 continue;
             }
             let mut fields = line.split(' ');
-            let (Some(name), Some(format), Some(sha), Some(recipients), None) = (
-                fields.next(),
-                fields.next(),
-                fields.next(),
-                fields.next(),
-                fields.next(),
-            ) else {
+            let (Some(name), Some(format), Some(sha), Some(recipients)) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
                 return Err(bad(
                     "expected NAME FORMAT SHA-256 RECIPIENTS separated by single spaces",
                 ));
@@ -75,10 +190,44 @@ impl Lockfile {
             if recipients.iter().any(String::is_empty) {
                 return Err(bad("an empty recipient"));
             }
+            let (mut changed, mut seen) = (None, None);
+            for field in fields {
+                match field.split_once('=') {
+                    Some(("changed", date)) if changed.is_none() => {
+                        changed = Some(parse_date(date).ok_or_else(|| {
+                            bad(&format!(
+                                "changed={date} is not a date such as 2026-03-01 or 2026-03-01T09:30:00Z"
+                            ))
+                        })?);
+                    }
+                    Some(("seen", list)) if seen.is_none() => {
+                        let mut list = list
+                            .split(',')
+                            .map(Seen::parse)
+                            .collect::<Option<Vec<Seen>>>()
+                            .ok_or_else(|| {
+                                bad("seen= is not a list of ID or ID(READER) separated by commas")
+                            })?;
+                        list.sort();
+                        list.dedup_by(|a, b| a.id == b.id);
+                        seen = Some(list);
+                    }
+                    Some((key @ ("changed" | "seen"), _)) => {
+                        return Err(bad(&format!("{key}= is given twice")));
+                    }
+                    _ => {
+                        return Err(bad(&format!(
+                            "unexpected {field:?} after the recipients (expected changed=DATE or seen=ID,...)"
+                        )));
+                    }
+                }
+            }
             let entry = Entry {
                 format,
                 sha256: sha.to_ascii_lowercase(),
                 recipients,
+                changed,
+                seen: seen.unwrap_or_default(),
             };
             if entries.insert(name.to_string(), entry).is_some() {
                 return Err(bad(&format!("{name} is listed twice")));
@@ -138,12 +287,28 @@ pub fn merge3(base: &Lockfile, ours: &Lockfile, theirs: &Lockfile) -> (String, V
 
 /// One entry's line, with its newline.
 fn line(name: &str, e: &Entry) -> String {
-    format!(
-        "{name} {} {} {}\n",
+    format!("{name} {}\n", fields(e))
+}
+
+/// One entry's line without its name and newline: `FORMAT SHA-256 RECIPIENTS`, then
+/// `changed=` and `seen=` when they say something.
+pub fn fields(e: &Entry) -> String {
+    let mut out = format!(
+        "{} {} {}",
         e.format.name(),
         e.sha256,
         e.recipients.join(",")
-    )
+    );
+    if let Some(t) = e.changed {
+        out.push_str(" changed=");
+        out.push_str(&format_date(t));
+    }
+    if !e.seen.is_empty() {
+        let seen: Vec<String> = e.seen.iter().map(Seen::text).collect();
+        out.push_str(" seen=");
+        out.push_str(&seen.join(","));
+    }
+    out
 }
 
 /// The lock file as text, for commands that change one entry: lines are found by their
@@ -227,6 +392,8 @@ mod tests {
                     format: Format::Age,
                     sha256: sha256_hex(name.as_bytes()),
                     recipients: vec!["SHA256:x".into(), "age1y".into()],
+                    changed: None,
+                    seen: Vec::new(),
                 },
             );
         }
@@ -243,6 +410,8 @@ mod tests {
             format: Format::Age,
             sha256: sha256_hex(&[i]),
             recipients: vec![format!("age1r{i}")],
+            changed: None,
+            seen: Vec::new(),
         };
         let mut lock = Lockfile::default();
         let mut text = LockfileText::new(String::new());
@@ -279,6 +448,16 @@ mod tests {
             ("SHA256:6Iq", "SHA256:6Iq"),
             ("x", "x"),
             ("1xéééééééé", "1xéééééééé"),
+            // A transit key's: 12 hex digits of its URL's SHA-256, a `1` among them
+            // or not.
+            (
+                "transit:2876f927c8a01d4fa0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3",
+                "transit:2876f927c8a0",
+            ),
+            (
+                "transit:11111111111111111111111111111111",
+                "transit:111111111111",
+            ),
         ] {
             assert_eq!(short_id(full), short, "{full}");
             assert_eq!(short_id(short), short, "{short} is stable");
@@ -302,6 +481,78 @@ mod tests {
     }
 
     #[test]
+    fn the_life_of_a_value_round_trips_on_its_one_line() {
+        let sha = sha256_hex(b"x");
+        let text = format!(
+            "{HEADER}a age {sha} age1a changed=2026-03-01T09:30:00Z seen=SHA256:6Iqic8mNT1vFtzq(host:web),age1t9jzmsuj2txx\nb age {sha} age1a changed=2026-03-01\n"
+        );
+        let lock = Lockfile::parse(&text).unwrap();
+        let a = &lock.entries["a"];
+        assert_eq!(a.changed, parse_date("2026-03-01T09:30:00Z"));
+        assert_eq!(
+            a.seen,
+            [
+                Seen {
+                    id: "SHA256:6Iqic8mNT1vF".into(),
+                    label: Some("host:web".into())
+                },
+                Seen {
+                    id: "age1t9jzmsuj2txx".into(),
+                    label: None
+                }
+            ]
+        );
+        // A day alone is its midnight UTC, written in full from then on.
+        assert_eq!(
+            lock.entries["b"].changed,
+            parse_date("2026-03-01T00:00:00Z")
+        );
+        let rendered = lock.render();
+        assert!(rendered.contains(&format!(
+            "a age {sha} age1a changed=2026-03-01T09:30:00Z seen=SHA256:6Iqic8mNT1vF(host:web),age1t9jzmsuj2txx\n"
+        )));
+        assert!(rendered.contains(&format!("b age {sha} age1a changed=2026-03-01T00:00:00Z\n")));
+        assert_eq!(Lockfile::parse(&rendered).unwrap(), lock);
+    }
+
+    #[test]
+    fn a_rekey_keeps_the_date_and_records_the_readers_taken_away() {
+        let when = parse_date("2026-03-01");
+        let old = Entry {
+            format: Format::Age,
+            sha256: sha256_hex(b"1"),
+            recipients: vec!["age1a".into(), "age1b".into(), "age1c".into()],
+            changed: when,
+            seen: vec![Seen {
+                id: "age1z".into(),
+                label: None,
+            }],
+        };
+        let named = |id: &str| (id == "age1b").then(|| "host:b".to_string());
+        let new = old.rekeyed(
+            sha256_hex(b"2"),
+            vec!["age1a".into(), "age1z".into()],
+            &named,
+        );
+        assert_eq!(new.changed, when);
+        assert_eq!(new.sha256, sha256_hex(b"2"));
+        // b and c were taken away; z, given back, reads it again.
+        assert_eq!(
+            new.seen,
+            [
+                Seen {
+                    id: "age1b".into(),
+                    label: Some("host:b".into())
+                },
+                Seen {
+                    id: "age1c".into(),
+                    label: None
+                }
+            ]
+        );
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let sha = "0".repeat(64);
         for (text, want) in [
@@ -322,6 +573,30 @@ mod tests {
             (
                 format!("a age {sha} x\na age {sha} x\n"),
                 "secrets/keys.lock:2: a is listed twice",
+            ),
+            (
+                format!("# c\na age {sha} x changed=yesterday\n"),
+                "secrets/keys.lock:2: changed=yesterday is not a date",
+            ),
+            (
+                format!("a age {sha} x changed=2026-02-30\n"),
+                "secrets/keys.lock:1: changed=2026-02-30 is not a date",
+            ),
+            (
+                format!("a age {sha} x changed=2026-01-01 changed=2026-01-02\n"),
+                "secrets/keys.lock:1: changed= is given twice",
+            ),
+            (
+                format!("a age {sha} x seen=a(b\n"),
+                "secrets/keys.lock:1: seen= is not a list",
+            ),
+            (
+                format!("a age {sha} x seen=a,,b\n"),
+                "secrets/keys.lock:1: seen= is not a list",
+            ),
+            (
+                format!("a age {sha} x extra\n"),
+                "secrets/keys.lock:1: unexpected \"extra\"",
             ),
         ] {
             let err = Lockfile::parse(&text).unwrap_err().to_string();

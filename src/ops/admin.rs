@@ -233,6 +233,31 @@ pub fn remove(repo: &Repo, name: &str) -> Result<Changed> {
         .values()
         .filter(|e| e.recipients.iter().any(|r| ids.contains(r)))
         .count();
+    // The admin could read each of these values: the lock names it as a reader taken
+    // away now, while its keys can still be named (its file goes here).
+    let mut lock_changed = false;
+    for (secret, entry) in &lock.entries {
+        let mut entry = entry.clone();
+        for id in entry.recipients.iter().filter(|r| ids.contains(r)) {
+            if !entry.seen.iter().any(|s| s.id == *id) {
+                entry.seen.push(crate::format::lockfile::Seen {
+                    id: id.clone(),
+                    label: Some(name.to_string()),
+                });
+            }
+        }
+        if entry.seen.len() != lock.entries[secret].seen.len() {
+            entry.seen.sort();
+            ws.lockfile()?.upsert(secret, &entry);
+            lock_changed = true;
+        }
+    }
+    if lock_changed {
+        changes.push((
+            crate::layout::LOCKFILE.to_string(),
+            Some(ws.lockfile()?.text().as_bytes().to_vec()),
+        ));
+    }
     let writes: Vec<(PathBuf, Vec<u8>)> = changes
         .iter()
         .filter_map(|(rel, data)| data.as_ref().map(|d| (repo.root().join(rel), d.clone())))

@@ -108,6 +108,11 @@ pub struct Secret {
     /// The index of its rule in the policy, when one matches it.
     pub rule: Option<usize>,
     pub status: Status,
+    /// When its value last changed, as `keys.lock` says.
+    pub changed: Option<std::time::SystemTime>,
+    /// The readers taken away since its value last changed, each named as well as
+    /// keys can: by the policy's name for its key now, else as the lock recorded it.
+    pub seen: Vec<lockfile::Seen>,
 }
 
 #[derive(Default)]
@@ -264,13 +269,23 @@ fn examine(
             .collect(),
         _ => Vec::new(),
     };
+    // Readers taken away are named by the fleet when it still knows their keys.
+    let labels = match (fleet, &lock) {
+        (Some(fleet), Some(lock)) if lock.entries.values().any(|e| !e.seen.is_empty()) => {
+            super::readers::labels(fleet)
+        }
+        _ => super::readers::Labels::new(),
+    };
     let context = Context {
         lock: lock.as_ref(),
         policy: policy.filter(|_| fleet.is_some()),
         resolved: &resolved,
+        labels: &labels,
+        now: std::time::SystemTime::now(),
     };
     let mut secrets: Vec<(&str, &Blob)> = Vec::new();
     let mut public_halves: Vec<(&str, &str, &[u8])> = Vec::new();
+    let mut generated_halves: Vec<(&str, &str, policy::Generator, &[u8])> = Vec::new();
     for (rel, blob) in files.under(layout::SECRETS) {
         if rel == layout::LOCKFILE || rel == layout::OPENBAO_LOCK {
             continue;
@@ -295,6 +310,19 @@ fn examine(
             && let Blob::File(data) = blob
         {
             public_halves.push((rel, name, data));
+            continue;
+        }
+        if let Some(name) = rel
+            .strip_suffix(".pub")
+            .and_then(|stem| stem.strip_prefix("secrets/"))
+            && let Some(generator) = context
+                .policy
+                .and_then(|p| p.rule_for(name))
+                .and_then(|(_, r)| r.generate)
+                .filter(|g| g.has_public_half())
+            && let Blob::File(data) = blob
+        {
+            generated_halves.push((rel, name, generator, data));
             continue;
         }
         secrets.push((rel, blob));
@@ -323,6 +351,7 @@ fn examine(
     for (rel, name, data) in public_halves {
         stored_key(&mut report, fleet, &seen, rel, name, data);
     }
+    generated_keys(&mut report, files, context.policy, &seen, &generated_halves);
     if let Some(lock) = &lock {
         // Both are sorted: one walk through the two finds what the lock lists alone.
         let mut present = seen.iter().peekable();
@@ -344,6 +373,8 @@ fn examine(
                     readers: rule.map(|(_, r)| r.labels.clone()).unwrap_or_default(),
                     rule: rule.map(|(i, _)| i),
                     status: Status::Missing,
+                    changed: e.changed,
+                    seen: name_seen(&e.seen, &labels),
                 });
             }
         }
@@ -367,7 +398,7 @@ fn examine(
             if template.is_some_and(|t| t.first != i) {
                 continue;
             }
-            if template.is_none() && !used_rules.contains(&i) {
+            if template.is_none() && !rule.clear && !used_rules.contains(&i) {
                 report.findings.push(Finding {
                     severity: Severity::Warning,
                     kind: Kind::UnusedRule,
@@ -380,9 +411,10 @@ fn examine(
             // shares of `shamir_threshold` groups.
             for reader in &rule.readers {
                 let name = match reader {
-                    policy::Reader::Admin(_) => continue,
+                    policy::Reader::Admin(_) | policy::Reader::Transit(_) => continue,
                     policy::Reader::Host(n) => format!("host:{n}"),
                     policy::Reader::Container(n) => format!("container:{n}"),
+                    policy::Reader::User { .. } => reader.label(),
                 };
                 let (name, glob) = match (template, &rule.bound) {
                     (Some(t), Some(b)) => (
@@ -580,6 +612,36 @@ struct Context<'a> {
     policy: Option<&'a Policy>,
     /// Each rule's recipients, by rule index (`None` when they do not resolve).
     resolved: &'a [Option<policy::Resolved>],
+    /// The fleet's readers by the short ids of their keys.
+    labels: &'a super::readers::Labels,
+    now: std::time::SystemTime,
+}
+
+/// The readers a lock entry records as taken away, each named by the fleet when it
+/// knows the key now, else as the lock recorded it.
+fn name_seen(seen: &[lockfile::Seen], labels: &super::readers::Labels) -> Vec<lockfile::Seen> {
+    seen.iter()
+        .map(|s| lockfile::Seen {
+            id: s.id.clone(),
+            label: labels.get(&s.id).cloned().or_else(|| s.label.clone()),
+        })
+        .collect()
+}
+
+/// A reader taken away, as `keys check` and `keys ls --exposed` name it:
+/// `host:web (SHA256:…)`, or its short id alone.
+pub fn seen_text(s: &lockfile::Seen) -> String {
+    match &s.label {
+        Some(label) => format!("{label} ({})", s.id),
+        None => s.id.clone(),
+    }
+}
+
+/// The day of a lock date (`2026-03-01`).
+pub fn day(t: std::time::SystemTime) -> String {
+    let mut text = lockfile::format_date(t);
+    text.truncate(10);
+    text
 }
 
 /// What examining one file under `secrets/` found.
@@ -606,6 +668,74 @@ impl Examined<'_> {
 }
 
 impl Context<'_> {
+    /// What the lock says of the life of a secret's value: overdue for its rule's
+    /// `rotate_every`, or seen by readers taken away since it last changed.
+    fn life(
+        &self,
+        out: &mut Examined,
+        rel: &str,
+        name: &str,
+        rule: Option<&policy::Rule>,
+        entry: &lockfile::Entry,
+        seen: &[lockfile::Seen],
+    ) {
+        let mut warn = |kind: Kind, what: String, fix: String| {
+            out.findings.push(Finding {
+                severity: Severity::Warning,
+                kind,
+                at: rel.into(),
+                what,
+                fix: fix.into(),
+            })
+        };
+        let renew = format!(
+            "give it a new value: `keys edit {name}` (or `keys set`, `keys encrypt --force`)"
+        );
+        if let Some(rule) = rule
+            && let Some(period) = &rule.rotate_every
+        {
+            match entry.changed {
+                None => warn(
+                    Kind::RotationUnknown,
+                    format!(
+                        "rotation date unknown: secrets/keys.lock does not say when its value last changed, and its rule ({}) says rotate_every: {}",
+                        rule.at, period.text
+                    ),
+                    format!(
+                        "{renew} to start its clock, or if you know when it last changed, add changed=YYYY-MM-DD to its line in secrets/keys.lock"
+                    ),
+                ),
+                Some(changed) => {
+                    let age = self.now.duration_since(changed).unwrap_or_default();
+                    if age > period.duration() {
+                        warn(
+                            Kind::RotationDue,
+                            format!(
+                                "rotation due: its value last changed on {}, {} days ago, and its rule ({}) says rotate_every: {}",
+                                day(changed),
+                                age.as_secs() / 86_400,
+                                rule.at,
+                                period.text
+                            ),
+                            renew.clone(),
+                        );
+                    }
+                }
+            }
+        }
+        if !seen.is_empty() {
+            let names: Vec<String> = seen.iter().map(seen_text).collect();
+            warn(
+                Kind::Exposed,
+                format!(
+                    "value seen by a removed reader, not changed since: {}",
+                    names.join(", ")
+                ),
+                format!("{renew}; until then a reader taken away knows it"),
+            );
+        }
+    }
+
     /// Examines the file at `rel` under `secrets/`: its header (parsed once, for
     /// validity and readers), its hash against the lock, and its readers against the
     /// lock and the policy.
@@ -647,6 +777,8 @@ impl Context<'_> {
                 readers: Vec::new(),
                 rule: None,
                 status: Status::Unknown,
+                changed: None,
+                seen: Vec::new(),
             });
             return out;
         };
@@ -829,6 +961,10 @@ impl Context<'_> {
             }
             _ => {}
         }
+        let seen = entry.map_or_else(Vec::new, |e| name_seen(&e.seen, self.labels));
+        if let Some(e) = entry {
+            self.life(&mut out, rel, name, rule.map(|(_, r)| r), e, &seen);
+        }
         out.secret = Some(Secret {
             name: name.to_string(),
             format: Some(format),
@@ -836,6 +972,8 @@ impl Context<'_> {
             readers: rule.map(|(_, r)| r.labels.clone()).unwrap_or_default(),
             rule: rule.map(|(i, _)| i),
             status,
+            changed: entry.and_then(|e| e.changed),
+            seen,
         });
         out
     }
@@ -918,6 +1056,60 @@ fn stored_key(
                 host.name, host.name
             ),
         );
+    }
+}
+
+/// Checks the public halves kept beside generated keys (`secrets/NAME.pub`): each
+/// beside its secret and a public key of the kind its rule makes, and none missing.
+fn generated_keys(
+    report: &mut Report,
+    files: &Snapshot,
+    policy: Option<&Policy>,
+    seen: &BTreeSet<&str>,
+    halves: &[(&str, &str, policy::Generator, &[u8])],
+) {
+    use super::generate;
+    for &(rel, name, generator, data) in halves {
+        if !seen.contains(name) {
+            report.problem(
+                Kind::StoredKey,
+                rel,
+                format!("is the public half of secret {name}, which is missing"),
+                "restore the secret from git, or remove this file",
+            );
+        } else if !generate::is_public_half(generator, data) {
+            report.problem(
+                Kind::StoredKey,
+                rel,
+                format!(
+                    "is not the {} public key of secret {name}",
+                    generator.kind()
+                ),
+                format!("restore it from git; `keys rotate {name}` makes a new key pair"),
+            );
+        }
+    }
+    let Some(policy) = policy.filter(|p| {
+        p.rules
+            .iter()
+            .any(|r| r.generate.is_some_and(|g| g.has_public_half()))
+    }) else {
+        return;
+    };
+    for name in seen {
+        let keyed = policy
+            .rule_for(name)
+            .and_then(|(_, r)| r.generate)
+            .is_some_and(|g| g.has_public_half());
+        let rel = generate::public_half(name);
+        if keyed && files.get(&rel).is_none() {
+            report.problem(
+                Kind::StoredKey,
+                &rel,
+                format!("is missing: it is the public half of secret {name}, which keys.nix reads"),
+                format!("restore it from git; `keys rotate {name}` makes a new key pair"),
+            );
+        }
     }
 }
 

@@ -232,6 +232,7 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
                 Reader::Container(c) if containers.contains(c) => {
                     format!("container:{c} (on host {name})")
                 }
+                Reader::User { host, .. } if host == name => reader.label(),
                 _ => continue,
             };
             return Err(Error::InvalidFile {
@@ -287,13 +288,19 @@ pub fn remove_host(repo: &Repo, name: &str, with_key: bool) -> Result<Report> {
 /// Re-encrypts what the policy gives `host` (or its containers) for the keys the
 /// host files name now, as `keys rekey --host HOST`: how many secrets were
 /// rewritten, and the sops files among them whose MAC did not match.
+/// `earlier` names the readers as the fleet did before the host's key was replaced,
+/// so that the lock can name the old key as a reader taken away.
 fn rekey_host(
     ws: &mut Workspace,
     host: &str,
     identities: &mut crate::identity::Identities,
     prompt: &dyn crate::identity::Prompt,
+    earlier: Option<&super::readers::Labels>,
 ) -> Result<(usize, Vec<String>)> {
-    let plan = super::rekey::plan(ws, Some(host), Rewrite::Outdated)?;
+    let mut plan = super::rekey::plan(ws, Some(host), Rewrite::Outdated)?;
+    if let Some(earlier) = earlier {
+        plan.name_readers(earlier);
+    }
     if plan.changes.is_empty() {
         super::rekey::tidy(ws)?;
         return Ok((0, Vec::new()));
@@ -365,7 +372,7 @@ pub fn prepare_rotation(
     let mut ws = Workspace::load_writable(repo, Hosts::All)?;
     let mut mac_mismatch = Vec::new();
     if let Pending::Finish(host) | Pending::Reverted(host) = settle_rotation(&mut ws)? {
-        mac_mismatch = rekey_host(&mut ws, &host, identities, prompt)?.1;
+        mac_mismatch = rekey_host(&mut ws, &host, identities, prompt, None)?.1;
         end_rotation(&ws)?;
     }
     let host = ws.fleet.require_host(name)?;
@@ -457,6 +464,7 @@ impl Rotation {
         let name = name.as_str();
         let secret_name = layout::host_key_secret(name);
         let lock_before = fsutil::read_optional(&repo.lockfile())?;
+        let earlier = super::readers::labels(&ws.fleet);
         let mut journal = Journal::read_state(
             &mut ws,
             name,
@@ -501,7 +509,7 @@ impl Rotation {
             fsutil::write_atomic(&file, new_text.as_bytes(), fsutil::PUBLIC)?;
             report.effects.push(Effect::Updated(rel.clone()));
             ws.reload()?;
-            let rekeyed = rekey_host(&mut ws, name, identities, prompt)?;
+            let rekeyed = rekey_host(&mut ws, name, identities, prompt, Some(&earlier))?;
             if let Some(switch) = switch.as_mut() {
                 switch()?;
             }
@@ -520,7 +528,7 @@ impl Rotation {
                     // Secrets the rekey wrote for the new key go back to the old one.
                     let _ = journal.undo(&mut ws);
                     ws.reload().ok();
-                    let _ = rekey_host(&mut ws, name, identities, prompt);
+                    let _ = rekey_host(&mut ws, name, identities, prompt, None);
                 } else {
                     let _ = journal.undo(&mut ws);
                 }
@@ -660,14 +668,7 @@ impl Journal {
                 Some(rel) => read(rel)?,
                 None => None,
             },
-            lock: lock.entries.get(&name).map(|e| {
-                format!(
-                    "{} {} {}",
-                    e.format.name(),
-                    e.sha256,
-                    e.recipients.join(",")
-                )
-            }),
+            lock: lock.entries.get(&name).map(crate::format::lockfile::fields),
             created_policy,
             host_file: None,
         })

@@ -7,6 +7,7 @@ pub mod container;
 pub mod deploy;
 pub mod deploy_key;
 pub mod export;
+pub mod generate;
 pub mod gitignore;
 pub mod hook;
 pub mod host;

@@ -91,6 +91,12 @@ impl Keys {
                     add(c.key(host));
                 }
             }
+            Reader::Transit(key) => add(&Recipient::Transit(key.clone())),
+            Reader::User { name, host } => {
+                if let Some((_, u)) = fleet.user(name, host)? {
+                    add(&u.key);
+                }
+            }
         }
         Ok(Keys(ids))
     }
@@ -99,6 +105,39 @@ impl Keys {
         let id = key.fingerprint();
         self.0.contains(&id)
     }
+}
+
+/// Readers by the short ids `keys.lock` records for their keys (an SSH host key and
+/// the `age1…` key derived from it both name their host), as the policy names them:
+/// `alice`, `host:web1`, `container:db`. A container that shares its host's key is
+/// named by its host.
+pub type Labels = std::collections::BTreeMap<String, String>;
+
+/// Every reader of `fleet` by the short ids of its keys.
+pub fn labels(fleet: &Fleet) -> Labels {
+    let mut out = Labels::new();
+    let mut add = |key: &Recipient, label: &str| {
+        let ids = std::iter::once(key.fingerprint()).chain(key.to_x25519());
+        for id in ids {
+            let short = crate::recipient::short_id(&id).to_string();
+            out.entry(short).or_insert_with(|| label.to_string());
+        }
+    };
+    for admin in &fleet.admins {
+        for key in &admin.recipients {
+            add(key, &admin.name);
+        }
+    }
+    // A host whose file does not read names nothing here; `keys check` says why.
+    for host in fleet.hosts().into_iter().flatten() {
+        add(&host.key, &format!("host:{}", host.name));
+    }
+    for host in fleet.hosts().into_iter().flatten() {
+        for c in &host.containers {
+            add(c.key(host), &format!("container:{}", c.name));
+        }
+    }
+    out
 }
 
 /// The readers `name` names, as a rule's `readers:` takes it: an admin, a group (or
@@ -114,6 +153,10 @@ pub fn named(policy: &Policy, fleet: &Fleet, name: &str) -> Result<Vec<Reader>> 
         machines.push((host.name.clone(), format!("host:{}", host.name)));
         for c in &host.containers {
             machines.push((c.name.clone(), format!("container:{}", c.name)));
+        }
+        for u in &host.users {
+            let label = format!("user:{}@{}", u.name, host.name);
+            machines.push((label.clone(), label));
         }
     }
     if known.iter().any(|k| k == name) || machines.iter().any(|(_, label)| label == name) {
@@ -144,7 +187,7 @@ pub fn on_host<'r>(rule: &'r Rule, host: &Host) -> Vec<&'r Reader> {
         .filter(|r| match r {
             Reader::Host(h) => *h == host.name,
             Reader::Container(c) => host.containers.iter().any(|x| x.name == *c),
-            Reader::Admin(_) => false,
+            Reader::Admin(_) | Reader::Transit(_) | Reader::User { .. } => false,
         })
         .collect()
 }

@@ -91,6 +91,17 @@ pub struct Plan {
     /// Every secret is rewritten, whatever the lock and the headers say.
     rewrite: Rewrite,
     lock: Lockfile,
+    /// Readers as an earlier state of the fleet named them (before a host's key was
+    /// replaced), by the short ids of their keys.
+    earlier: super::readers::Labels,
+}
+
+impl Plan {
+    /// Names readers as an earlier state of the fleet did, where the fleet now does
+    /// not: what names a reader taken away from a secret in the lock.
+    pub fn name_readers(&mut self, earlier: &super::readers::Labels) {
+        self.earlier.extend(earlier.clone());
+    }
 }
 
 /// Why the plan leaves a secret alone.
@@ -116,7 +127,8 @@ fn names_host(rule: &Rule, host: &str, ws: &Workspace) -> Result<bool> {
         let named = match reader {
             Reader::Host(h) => h == host,
             Reader::Container(c) => ws.fleet.container(c)?.is_some_and(|(h, _)| h.name == host),
-            Reader::Admin(_) => false,
+            // A user's own key does not change with the host's.
+            Reader::Admin(_) | Reader::Transit(_) | Reader::User { .. } => false,
         };
         if named {
             return Ok(true);
@@ -302,6 +314,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         relock,
         rewrite,
         lock,
+        earlier: super::readers::Labels::new(),
     })
 }
 
@@ -550,18 +563,33 @@ pub fn apply(
     }
     let staged: Vec<Staged> = staged.into_iter().flatten().collect();
     let mut lock = plan.lock;
+    // Each reader taken away is named as the fleet names its key now, else as it did.
+    let mut labels = if plan.changes.iter().any(|c| c.removed > 0) {
+        super::readers::labels(&ws.fleet)
+    } else {
+        super::readers::Labels::new()
+    };
+    for (id, label) in plan.earlier {
+        labels.entry(id).or_insert(label);
+    }
+    let label = |id: &str| labels.get(id).cloned();
     let mut written = Vec::with_capacity(staged.len());
     let mut files = Vec::with_capacity(staged.len());
     let mut mac_mismatch = Vec::new();
     for (change, s) in plan.changes.iter().zip(staged) {
-        lock.entries.insert(
-            change.name.clone(),
-            lockfile::Entry {
+        let recipients = change.fingerprints.to_vec();
+        // The value is the same: the readers taken away have seen it.
+        let entry = match lock.entries.get(&change.name) {
+            Some(old) => old.rekeyed(s.sha256.clone(), recipients, &label),
+            None => lockfile::Entry {
                 format: change.format,
                 sha256: s.sha256.clone(),
-                recipients: change.fingerprints.to_vec(),
+                recipients,
+                changed: None,
+                seen: Vec::new(),
             },
-        );
+        };
+        lock.entries.insert(change.name.clone(), entry);
         if s.mac_mismatch {
             mac_mismatch.push(secret_path(&change.name, change.format));
         }

@@ -142,13 +142,14 @@ pub fn rename(repo: &Repo, kind: Kind, old: &str, new: &str) -> Result<Renamed> 
         // Secrets a `{host}` rule gives the host by their first segment follow it.
         let entries = crate::format::lockfile::Lockfile::parse(lock.text())?.entries;
         for (name, format, path) in super::workspace::secret_files(repo)? {
-            let bound = ws
-                .policy
-                .rule_for(&name)
-                .and_then(|(_, r)| r.bound.as_ref());
+            let rule = ws.policy.rule_for(&name).map(|(_, r)| r);
+            let bound = rule.and_then(|r| r.bound.as_ref());
             if bound.is_none_or(|b| b.name != old) {
                 continue;
             }
+            let keyed = rule
+                .and_then(|r| r.generate)
+                .is_some_and(|g| g.has_public_half());
             let renamed = format!("{new}{}", &name[old.len()..]);
             let dest = repo
                 .root()
@@ -158,6 +159,13 @@ pub fn rename(repo: &Repo, kind: Kind, old: &str, new: &str) -> Result<Renamed> 
             }
             writes.push((dest, fsutil::read(&path)?));
             gone.push(path);
+            // A generated key's public half goes with it.
+            let public = repo.root().join(super::generate::public_half(&name));
+            if keyed && let Some(data) = fsutil::read_optional(&public)? {
+                let to = repo.root().join(super::generate::public_half(&renamed));
+                writes.push((to, data));
+                gone.push(public);
+            }
             if let Some(entry) = entries.get(&name) {
                 lock.remove(&name);
                 lock.upsert(&renamed, entry);

@@ -106,12 +106,15 @@ pub fn encrypt_with(
         .parent()
         .unwrap_or(Path::new(layout::SECRETS));
     fsutil::create_dirs_within(ws.repo.root(), parent, 0o755)?;
+    // A new value: its clock starts now, and no reader taken away has seen it.
     ws.lockfile()?.upsert(
         name,
         &lockfile::Entry {
             format,
             sha256: lockfile::sha256_hex(&sealed),
             recipients: resolved.fingerprints,
+            changed: Some(lockfile::now()),
+            seen: Vec::new(),
         },
     );
     let lock_file = ws.repo.lockfile();
@@ -475,7 +478,13 @@ pub fn remove_with(ws: &mut Workspace, name: &str, beside: &[(&Path, &[u8])]) ->
             near: ws.near_names(name),
         });
     }
+    let generated = ws
+        .policy
+        .rule_for(name)
+        .and_then(|(_, r)| r.generate)
+        .is_some_and(|g| g.has_public_half());
     let public = layout::public_half(name)
+        .or_else(|| generated.then(|| super::generate::public_half(name)))
         .map(|rel| ws.repo.root().join(rel))
         .filter(|p| std::fs::symlink_metadata(p).is_ok());
     let gone: Vec<&Path> = path
@@ -541,6 +550,11 @@ pub fn adopt(
     };
     let mut identities = identities;
     let mut entries = Vec::new();
+    // What sops or agenix changed may be the value or only its readers: what the lock
+    // knew of the value's life is kept, and a reader taken away is recorded as one.
+    let known = lockfile::Lockfile::parse(ws.lockfile()?.text())?.entries;
+    let labels = super::readers::labels(&ws.fleet);
+    let label = |id: &str| labels.get(id).cloned();
     for name in &names {
         let (path, format) = ws.locate(name)?;
         let rel = ws.repo.rel(&path);
@@ -583,10 +597,15 @@ pub fn adopt(
                 name: name.clone(),
                 opened,
             },
-            lockfile::Entry {
-                format,
-                sha256: lockfile::sha256_hex(&data),
-                recipients: resolved.fingerprints,
+            match known.get(name).filter(|e| e.format == format) {
+                Some(e) => e.rekeyed(lockfile::sha256_hex(&data), resolved.fingerprints, &label),
+                None => lockfile::Entry {
+                    format,
+                    sha256: lockfile::sha256_hex(&data),
+                    recipients: resolved.fingerprints,
+                    changed: None,
+                    seen: Vec::new(),
+                },
             },
         ));
     }

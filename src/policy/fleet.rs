@@ -11,7 +11,7 @@ use crate::layout::{self, Repo};
 use crate::recipient::Recipient;
 use crate::snapshot::Snapshot;
 
-pub use super::host_file::{Container, DeployKey, Host, parse_host};
+pub use super::host_file::{Container, DeployKey, Host, User, parse_host};
 
 pub struct Admin {
     pub name: String,
@@ -242,6 +242,13 @@ impl Fleet {
         Ok(self
             .hosts()?
             .find_map(|h| h.containers.iter().find(|c| c.name == name).map(|c| (h, c))))
+    }
+
+    /// A host's user with a key of their own (which reads only that host's file).
+    pub fn user(&self, name: &str, host: &str) -> Result<Option<(&Host, &User)>> {
+        Ok(self
+            .host(host)?
+            .and_then(|h| h.users.iter().find(|u| u.name == name).map(|u| (h, u))))
     }
 
     /// A deploy key and the host that authorizes it (which needs every host file).

@@ -31,6 +31,15 @@ pub struct Host {
     pub containers: Vec<Container>,
     /// Keys that may log in to this host only to run one command (a CI's deploy).
     pub deploy_keys: Vec<DeployKey>,
+    /// Its users with keys of their own, who read secrets through home-manager.
+    pub users: Vec<User>,
+}
+
+/// A user of a host who decrypts with their own SSH key (`~/.ssh/id_ed25519`), as
+/// the reader `user:NAME@HOST`.
+pub struct User {
+    pub name: String,
+    pub key: Recipient,
 }
 
 pub struct Container {
@@ -111,6 +120,15 @@ struct HostFile {
     containers: BTreeMap<String, ContainerFile>,
     #[serde(default)]
     deploy_keys: Option<BTreeMap<String, DeployKeyFile>>,
+    #[serde(default)]
+    users: BTreeMap<String, UserFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFile {
+    /// The user's own public SSH key.
+    ssh_key: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -237,6 +255,16 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
             command: d.command.value,
         });
     }
+    let mut users = Vec::new();
+    for (uname, u) in raw.users {
+        if let Err(why) = unix_user(&uname) {
+            return Err(invalid(&u.ssh_key, format!("user {uname:?} {why}")));
+        }
+        users.push(User {
+            name: uname,
+            key: spanned_key(file, &u.ssh_key, "a user's ssh_key")?,
+        });
+    }
     Ok(Host {
         name: name.to_string(),
         key,
@@ -252,6 +280,7 @@ pub fn parse_host(name: &str, text: &str, file: &str) -> Result<Host> {
         age_key_file: raw.age_key_file.map(|v| v.value),
         containers,
         deploy_keys,
+        users,
     })
 }
 

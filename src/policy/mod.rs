@@ -9,7 +9,9 @@ pub mod local;
 pub mod rules;
 
 pub use fleet::Fleet;
-pub use rules::{Placeholder, Policy, Reader, Resolved, Rule};
+pub use rules::{
+    CLEAR_SUFFIX, Generator, Part, Placeholder, Policy, Reader, Resolved, Rule, SopsTemplate,
+};
 
 use crate::error::{Error, Location};
 

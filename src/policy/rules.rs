@@ -15,16 +15,23 @@ use crate::format::Format;
 use crate::format::sops::goregex::GoRegex;
 use crate::format::sops::metadata::Shamir;
 use crate::layout;
-use crate::recipient::Recipient;
+use crate::recipient::{Recipient, TRANSIT_PREFIX, TransitKey};
 use crate::snapshot::Snapshot;
 
+mod generate;
+mod install;
 mod options;
 mod placeholder;
+mod rendered;
 
+use generate::GenerateFile;
+pub use generate::{CLEAR_SUFFIX, Generator};
+pub use install::Install;
 use options::*;
-pub use options::{OpenBaoTarget, UPLOAD_AT, Upload};
+pub use options::{OpenBaoTarget, Period, UPLOAD_AT, Upload};
 pub use placeholder::{Bound, Placeholder, Template, Unbound, Written};
 use placeholder::{placeholder_in, quote_placeholder_readers};
+pub use rendered::{Part, SopsTemplate};
 
 /// One reader named by a rule, after groups are expanded.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,6 +39,13 @@ pub enum Reader {
     Admin(String),
     Host(String),
     Container(String),
+    /// `transit:URL`: an OpenBao transit key that wraps a sops file's data key.
+    Transit(TransitKey),
+    /// A host's user, reading through home-manager with their own key.
+    User {
+        name: String,
+        host: String,
+    },
 }
 
 impl Reader {
@@ -41,6 +55,8 @@ impl Reader {
             Reader::Admin(n) => n.clone(),
             Reader::Host(n) => format!("host:{n}"),
             Reader::Container(n) => format!("container:{n}"),
+            Reader::Transit(t) => format!("{TRANSIT_PREFIX}{}", t.url()),
+            Reader::User { name, host } => format!("user:{name}@{host}"),
         }
     }
 }
@@ -78,6 +94,16 @@ pub struct Rule {
     pub bound: Option<Bound>,
     /// Where `keys push openbao` writes the rule's secrets (a KV v2 mount and path).
     pub openbao: Option<OpenBaoTarget>,
+    /// How often its secrets are to get a new value (`rotate_every: 90d`).
+    pub rotate_every: Option<Period>,
+    /// How its machines install the decrypted file (`keys export nix`).
+    pub install: Install,
+    /// How `keys generate` makes the values of its secrets.
+    pub generate: Option<Generator>,
+    /// Whether this is the rule a `hashed-password` rule makes for the clear
+    /// passphrases of its secrets (`NAME.clear`, age, the admins only), placed just
+    /// before it and not written in any policy file.
+    pub clear: bool,
 }
 
 pub struct Policy {
@@ -88,6 +114,8 @@ pub struct Policy {
     pub templates: Vec<Template>,
     /// Each group's members as written, with the file and line of the group.
     pub groups: BTreeMap<String, (Location, Vec<String>)>,
+    /// The files sops-nix renders from secrets (`templates:`), in policy order.
+    pub sops_templates: Vec<SopsTemplate>,
     /// Each rule's glob. One that is more than a literal name or `prefix*` is
     /// compiled when a name first passes its literal prefix: a command about one
     /// secret compiles at most one glob, not the whole policy's.
@@ -106,6 +134,9 @@ type Groups = BTreeMap<String, (String, Vec<Spanned<String>>)>;
 struct LazyGlob {
     /// What every match starts with: the glob up to its first special character.
     prefix: String,
+    /// What every match ends with, the glob matching the rest (`.clear`, for the
+    /// clear passphrases of a hashed-password rule's secrets); empty for a rule.
+    suffix: &'static str,
     /// What the glob asks of the rest of a name.
     tail: Tail,
     glob: Glob,
@@ -133,6 +164,7 @@ impl LazyGlob {
         };
         LazyGlob {
             prefix: text[..end].to_string(),
+            suffix: "",
             tail,
             glob,
             compiled: OnceLock::new(),
@@ -140,6 +172,9 @@ impl LazyGlob {
     }
 
     fn is_match(&self, name: &str) -> bool {
+        let Some(name) = name.strip_suffix(self.suffix) else {
+            return false;
+        };
         let Some(rest) = name.strip_prefix(&self.prefix) else {
             return false;
         };
@@ -174,6 +209,9 @@ struct PolicyFile {
     /// (test fixtures); `keys check` does not report it there.
     #[serde(default)]
     allow_private_keys: Vec<Spanned<String>>,
+    /// Files sops-nix renders with secrets in them.
+    #[serde(default)]
+    templates: Vec<rendered::TemplateFile>,
 }
 
 #[derive(Deserialize)]
@@ -223,6 +261,20 @@ struct RuleFile {
     upload_at: Option<Spanned<String>>,
     #[serde(default)]
     openbao: Option<Spanned<OpenBaoFile>>,
+    #[serde(default)]
+    rotate_every: Option<Spanned<String>>,
+    #[serde(default)]
+    restart_units: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    reload_units: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    needed_for_users: Option<Spanned<bool>>,
+    #[serde(default)]
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    symlink: Option<Spanned<bool>>,
+    #[serde(default)]
+    generate: Option<Spanned<GenerateFile>>,
 }
 
 fn invalid(at: Location, reason: impl Into<String>) -> Error {
@@ -347,6 +399,15 @@ fn key_groups(
             return Err(invalid(
                 line(group.referenced.line()),
                 format!("key group {} has no readers", i + 1),
+            ));
+        }
+        if readers.iter().any(|r| matches!(r, Reader::Transit(_))) {
+            return Err(invalid(
+                line(group.referenced.line()),
+                format!(
+                    "key group {} names a transit key; keys wraps key groups' shares for age recipients only: name the transit key in a rule's readers",
+                    i + 1
+                ),
             ));
         }
         groups.push(readers);
@@ -501,7 +562,22 @@ fn build_rule(
     let expand = |label: &Spanned<String>, out: &mut Vec<Reader>| -> Result<()> {
         let at = line(label.referenced.line());
         let Some(wanted) = Placeholder::in_text(&label.value) else {
-            return resolve_label(&label.value, &at, groups, fleet, out);
+            let before = out.len();
+            resolve_label(&label.value, &at, groups, fleet, out)?;
+            if format == Format::Age
+                && out[before..]
+                    .iter()
+                    .any(|r| matches!(r, Reader::Transit(_)))
+            {
+                return Err(invalid(
+                    at,
+                    format!(
+                        "reader {:?}: a transit key wraps a sops file's data key, and rule {:?} is format age; make the rule a sops format or name age readers",
+                        label.value, raw.secrets.value
+                    ),
+                ));
+            }
+            return Ok(());
         };
         match bind {
             Some((p, name)) if p == wanted && label.value == p.reader() => match name {
@@ -620,6 +696,17 @@ fn build_rule(
         }
         None => None,
     };
+    let rotate_every = match &raw.rotate_every {
+        Some(p) => Some(
+            Period::parse(&p.value).map_err(|reason| invalid(line(p.referenced.line()), reason))?,
+        ),
+        None => None,
+    };
+    let install = install::install(raw, format, glob_text, &readers, &line)?;
+    let generate = match &raw.generate {
+        Some(g) => Some(generate::generator(g, format, &line)?),
+        None => None,
+    };
     let rule = Rule {
         at,
         glob: glob_text.to_string(),
@@ -646,8 +733,61 @@ fn build_rule(
         upload,
         bound: None,
         openbao,
+        rotate_every,
+        install,
+        generate,
+        clear: false,
     };
     Ok((rule, matcher))
+}
+
+/// The rule for the clear passphrases of a `hashed-password` rule's secrets: a
+/// name the rule matches followed by `.clear`, an age file for the admins only.
+fn clear_rule(
+    rule: &Rule,
+    matcher: &LazyGlob,
+    groups: &Groups,
+    fleet: &Fleet,
+) -> Result<(Rule, LazyGlob)> {
+    let mut readers = Vec::new();
+    resolve_label("admins", &rule.at, groups, fleet, &mut readers)?;
+    readers.sort();
+    readers.dedup();
+    if readers.is_empty() {
+        return Err(invalid(
+            rule.at.clone(),
+            format!(
+                "rule {:?} generates hashed passwords, whose clear passphrases are for the admins, and there are none",
+                rule.glob
+            ),
+        ));
+    }
+    let mut glob = LazyGlob::new(matcher.glob.clone());
+    glob.suffix = CLEAR_SUFFIX;
+    let clear = Rule {
+        at: rule.at.clone(),
+        glob: format!("{}{CLEAR_SUFFIX}", rule.glob),
+        format: Format::Age,
+        armor: false,
+        sops: Default::default(),
+        labels: vec!["admins".to_string()],
+        readers,
+        readers_at: rule.at.clone(),
+        key_groups: Vec::new(),
+        shamir_threshold: 0,
+        owner: None,
+        group: None,
+        mode: None,
+        disk_encryption_key: None,
+        upload: None,
+        bound: rule.bound.clone(),
+        openbao: None,
+        rotate_every: rule.rotate_every.clone(),
+        install: Install::default(),
+        generate: None,
+        clear: true,
+    };
+    Ok((clear, glob))
 }
 
 impl Policy {
@@ -702,7 +842,9 @@ impl Policy {
         let mut templates: Vec<Template> = Vec::new();
         let mut allowed_keys = Vec::new();
         let mut allowed_keys_at = Vec::new();
-        for (rel, file) in parsed {
+        let mut sops_templates = Vec::new();
+        for (rel, mut file) in parsed {
+            sops_templates.push((rel.clone(), std::mem::take(&mut file.templates)));
             for pattern in &file.allow_private_keys {
                 let at = Location::named(&rel).at_line(pattern.referenced.line());
                 allowed_keys.push(LazyGlob::new(
@@ -724,6 +866,11 @@ impl Policy {
                         fleet,
                         &mut indents,
                     )?;
+                    if rule.generate == Some(Generator::HashedPassword) {
+                        let (clear, m) = clear_rule(&rule, &matcher, &groups, fleet)?;
+                        rules.push(clear);
+                        matchers.push(m);
+                    }
                     rules.push(rule);
                     matchers.push(matcher);
                     continue;
@@ -744,7 +891,7 @@ impl Policy {
                     Placeholder::Host => fleet.host_names().map(str::to_string).collect(),
                     Placeholder::Container => fleet.container_names()?,
                 };
-                let first = rules.len();
+                let mut bound = Vec::new();
                 for name in &names {
                     let (mut rule, matcher) = build_rule(
                         &raw,
@@ -759,6 +906,19 @@ impl Policy {
                         template: templates.len(),
                         name: name.clone(),
                     });
+                    bound.push((rule, matcher));
+                }
+                // The clear passphrases' rules come before every rule the template
+                // makes, which stay together.
+                for (rule, matcher) in &bound {
+                    if rule.generate == Some(Generator::HashedPassword) {
+                        let (clear, m) = clear_rule(rule, matcher, &groups, fleet)?;
+                        rules.push(clear);
+                        matchers.push(m);
+                    }
+                }
+                let first = rules.len();
+                for (rule, matcher) in bound {
                     rules.push(rule);
                     matchers.push(matcher);
                 }
@@ -784,15 +944,22 @@ impl Policy {
                 ))
             })
             .collect();
-        Ok(Policy {
+        let mut policy = Policy {
             rules,
             templates,
             groups: written,
+            sops_templates: Vec::new(),
             matchers,
             allowed_keys,
             allowed_keys_at,
             raw_groups: groups,
-        })
+        };
+        let mut checked = Vec::new();
+        for (rel, raw) in &sops_templates {
+            rendered::templates(rel, raw, &policy, fleet, &mut checked)?;
+        }
+        policy.sops_templates = checked;
+        Ok(policy)
     }
 
     /// The rules as the policy files write them, in match order: each rule with a
@@ -804,7 +971,7 @@ impl Policy {
             while let Some(t) = templates.next_if(|t| t.first <= i) {
                 out.push(t.written());
             }
-            if rule.bound.is_none() {
+            if rule.bound.is_none() && !rule.clear {
                 out.push(Written {
                     at: &rule.at,
                     glob: &rule.glob,
@@ -960,6 +1127,11 @@ fn recipients_of(rule: &Rule, readers: &[Reader], fleet: &Fleet) -> Result<Vec<R
                 Some((host, c)) => recipients.push(machine_key(c.key(host))?),
                 None => return Err(unknown_container(&rule.readers_at, name)),
             },
+            Reader::Transit(key) => recipients.push(Recipient::Transit(key.clone())),
+            Reader::User { name, host } => match fleet.user(name, host)? {
+                Some((_, u)) => recipients.push(machine_key(&u.key)?),
+                None => return Err(unknown_user(&rule.readers_at, name, host, fleet)),
+            },
         }
     }
     let mut seen: Vec<String> = Vec::new();
@@ -981,6 +1153,19 @@ fn unknown_host(at: &Location, name: &str) -> Error {
         format!(
             "unknown reader {:?}: no recipients/hosts/{name}.yaml",
             format!("host:{name}")
+        ),
+    )
+}
+
+fn unknown_user(at: &Location, name: &str, host: &str, fleet: &Fleet) -> Error {
+    if !fleet.has_host(host) {
+        return unknown_host(at, host);
+    }
+    invalid(
+        at.clone(),
+        format!(
+            "unknown reader {:?}: recipients/hosts/{host}.yaml has no user {name} (under users:, with ssh_key)",
+            format!("user:{name}@{host}")
         ),
     )
 }
@@ -1029,6 +1214,12 @@ fn resolve_label(
         }
         return Ok(());
     }
+    if label.starts_with(TRANSIT_PREFIX) {
+        let key = TransitKey::parse(label)
+            .map_err(|reason| invalid(at.clone(), format!("transit reader: {reason}")))?;
+        out.push(Reader::Transit(key));
+        return Ok(());
+    }
     if let Some(host) = label.strip_prefix("host:") {
         if !fleet.has_host(host) {
             return Err(unknown_host(at, host));
@@ -1045,6 +1236,22 @@ fn resolve_label(
         out.push(Reader::Container(name.to_string()));
         return Ok(());
     }
+    if let Some(user) = label.strip_prefix("user:") {
+        let Some((name, host)) = user.rsplit_once('@') else {
+            return Err(invalid(
+                at.clone(),
+                format!("reader {label:?} names a user as user:NAME@HOST"),
+            ));
+        };
+        if fleet.user(name, host)?.is_none() {
+            return Err(unknown_user(at, name, host, fleet));
+        }
+        out.push(Reader::User {
+            name: name.to_string(),
+            host: host.to_string(),
+        });
+        return Ok(());
+    }
     if fleet.admin(label).is_some() {
         out.push(Reader::Admin(label.to_string()));
         return Ok(());
@@ -1056,7 +1263,7 @@ fn resolve_label(
     Err(invalid(
         at.clone(),
         format!(
-            "unknown reader {label:?}: not a group, an admin (recipients/admins/{label}.pub), host:NAME or container:NAME"
+            "unknown reader {label:?}: not a group, an admin (recipients/admins/{label}.pub), host:NAME, container:NAME or user:NAME@HOST"
         ),
     ))
 }

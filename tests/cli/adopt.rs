@@ -2,7 +2,6 @@
 //! changed outside keys and says whether its recipients match the policy, and `keys
 //! adopt` records it in keys.lock after checking its header (and that it opens).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -23,9 +22,7 @@ fn agenix(env: &TestEnv) -> PathBuf {
         .replace("@mktempBin@", &peer("mktemp").display().to_string())
         .replace("@diffBin@", &peer("diff").display().to_string())
         .replace("@version@", "0.15.0");
-    let path = env.write("bin/agenix", text);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
+    env.script("bin/agenix", text)
 }
 
 pub(crate) fn run_agenix(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Run {

@@ -74,6 +74,10 @@ impl TestEnv {
         self.env.push((key.to_string(), value.as_ref().to_string()));
     }
 
+    pub fn unset(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
     /// The command line `setsid -w keys ARGS…` with the hermetic environment.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("setsid");
@@ -108,6 +112,39 @@ impl TestEnv {
         std::fs::write(&path, data).unwrap();
         path
     }
+
+    /// Writes an executable script under the root, as [`executable`] does.
+    pub fn script(&self, rel: &str, text: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        executable(&path, text);
+        path
+    }
+}
+
+/// Writes an executable file from a child process. A file this process held open
+/// for writing could be inherited by a child another test thread forks at that
+/// moment, and running it would then fail with "Text file busy" until that child
+/// execs; a file the child process wrote was never open here.
+pub fn executable(path: &Path, text: impl AsRef<[u8]>) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("/bin/sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_ref())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "writing {}",
+        path.display()
+    );
 }
 
 /// Compares a whole output with its committed snapshot (`insta`, under `snapshots/`

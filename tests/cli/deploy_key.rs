@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Run, TestEnv, peer, run};
-use crate::deploy::{PermissionsExt, append, free_port, keygen, sshd, user};
+use crate::common::{Run, TestEnv, executable, peer, run};
+use crate::deploy::{append, free_port, keygen, sshd, user};
 use crate::fixture::{fleet, tree};
 use crate::hook::git;
 
@@ -155,15 +155,13 @@ fn a_deploy_key_runs_only_its_command_and_a_rotated_key_stops_working() {
     std::fs::create_dir_all(&tmp).unwrap();
     let record = root.join("rebuild.log");
     let rebuild = bin.join("nixos-rebuild");
-    std::fs::write(
+    executable(
         &rebuild,
         format!(
             "#!/bin/sh\nprintf '%s|%s|%s|%s\\n' \"$PWD\" \"$*\" \"${{SSH_ORIGINAL_COMMAND:-none}}\" \"${{SSH_AUTH_SOCK:-none}}\" >> '{}'\necho switched\n",
             record.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&rebuild, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let host_key = root.join("host_key");
     keygen(&host_key);
     let port = free_port();

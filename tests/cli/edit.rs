@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{TestEnv, peer};
+use crate::common::{TestEnv, executable, peer};
 use crate::fixture::{fleet, tree};
 
 /// A private runtime directory on /dev/shm for the run, as a login session has.
@@ -23,14 +23,12 @@ fn runtime_dir(env: &mut TestEnv) -> PathBuf {
 /// An editor that is a real program: records where it was started and the modes it
 /// saw, then runs `action` on the file.
 fn editor(env: &mut TestEnv, action: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let log = env.root.join("editor.log");
     let script = format!(
         "#!/bin/sh\nf=\"$1\"\nfor a in \"$@\"; do f=\"$a\"; done\nstat -c '%a %n' \"$f\" \"$(dirname \"$f\")\" > '{}'\n{action}\n",
         log.display()
     );
-    let path = env.write("bin/fake-editor", script);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = env.script("bin/fake-editor", script);
     env.set("EDITOR", path.display().to_string());
     log
 }
@@ -316,7 +314,6 @@ fn nano_makes_no_backup_even_when_its_nanorc_asks_for_one() {
 
 #[test]
 fn emacs_gets_settings_that_win_over_its_init_file() {
-    use std::os::unix::fs::PermissionsExt;
     let mut env = TestEnv::new();
     let _repo = fleet(&mut env);
     let run_dir = runtime_dir(&mut env);
@@ -324,15 +321,13 @@ fn emacs_gets_settings_that_win_over_its_init_file() {
     // A stand-in named emacs: records its arguments, one per line, and edits the file.
     let log = env.root.join("emacs.args");
     let emacs = bin.join("emacs");
-    std::fs::write(
+    executable(
         &emacs,
         format!(
             "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nfor a; do f=\"$a\"; done\necho edited >> \"$f\"\n",
             log.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&emacs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     env.set("EDITOR", "emacs -nw");
     env.keys_stdin(&["encrypt", "bot/token"], b"text\n")
         .success();

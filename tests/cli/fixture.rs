@@ -244,6 +244,8 @@ pub fn large_fleet(env: &TestEnv, hosts: usize, secrets: usize) -> PathBuf {
                 format: Format::Age,
                 sha256: lockfile::sha256_hex(data),
                 recipients: recipients.clone(),
+                changed: None,
+                seen: Vec::new(),
             };
             (name, entry)
         })

@@ -386,11 +386,10 @@ fn install_adds_pre_merge_commit_beside_an_older_pre_commit_hook() {
     );
     // An existing pre-merge-commit hook is chained like pre-commit's.
     let marker = env.root.join("merge-hook-ran");
-    env.write(
+    env.script(
         "work/.git/hooks/pre-merge-commit",
         format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
     );
-    std::fs::set_permissions(&merge, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let run = env.keys(&["hook", "install"]).success();
     crate::assert_output!(
         env,

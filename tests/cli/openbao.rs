@@ -43,19 +43,31 @@ pub struct Bao {
 
 impl Bao {
     pub fn start() -> Bao {
+        Bao::start_with(false)
+    }
+
+    /// With `tls`, the dev server listens on https with a CA of its own, written to
+    /// `ca()`; the `bao` client trusts it through `BAO_CACERT`.
+    pub fn start_with(tls: bool) -> Bao {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let home = tempfile::tempdir().unwrap();
-        let child = Command::new(peer("bao"))
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-                &format!("-dev-root-token-id={TOKEN}"),
-            ])
+        let mut server = Command::new(peer("bao"));
+        server.args([
+            "server",
+            "-dev",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+            &format!("-dev-root-token-id={TOKEN}"),
+        ]);
+        if tls {
+            server
+                .arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", home.path().display()));
+        }
+        let child = server
             .env("HOME", home.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -64,7 +76,7 @@ impl Bao {
             .unwrap();
         let bao = Bao {
             child,
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
             home,
         };
         let start = Instant::now();
@@ -78,6 +90,11 @@ impl Bao {
         bao
     }
 
+    /// The dev server's CA certificate (with `start_with(true)`).
+    pub fn ca(&self) -> PathBuf {
+        self.home.path().join("vault-ca.pem")
+    }
+
     /// Runs `bao ARGS` as the root token.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         self.cli_stdin(args, b"")
@@ -85,7 +102,11 @@ impl Bao {
 
     pub fn cli_stdin(&self, args: &[&str], stdin: &[u8]) -> std::process::Output {
         use std::io::Write;
-        let mut child = Command::new(peer("bao"))
+        let mut bao = Command::new(peer("bao"));
+        if self.addr.starts_with("https:") {
+            bao.env("BAO_CACERT", self.ca());
+        }
+        let mut child = bao
             .args(args)
             .env("BAO_ADDR", &self.addr)
             .env("BAO_TOKEN", TOKEN)
@@ -487,4 +508,44 @@ fn an_openbao_destination_is_checked_with_its_line() {
         );
         assert_eq!(tree(&repo), before);
     }
+}
+
+/// Over https, keys trusts the CA `BAO_CACERT` (else `VAULT_CACERT`) names, and
+/// nothing else: without it, or with another CA, the push fails as one line naming
+/// the address, exit 9, and records nothing.
+#[test]
+fn over_https_the_ca_comes_from_bao_cacert_or_vault_cacert() {
+    let bao = Bao::start_with(true);
+    let mut env = TestEnv::new();
+    let repo = setup(&mut env, &bao);
+    assert!(bao.addr.starts_with("https://"));
+
+    let untrusted = env.keys(&["push", "openbao"]).failure(9);
+    no_value_in(&untrusted);
+    assert!(
+        error_line(&untrusted).contains(&bao.addr),
+        "{}",
+        untrusted.stderr
+    );
+    assert_eq!(lock(&repo), "");
+
+    let other_ca = env.write("other-ca.pem", std::fs::read(bao.ca()).unwrap());
+    let other = Bao::start_with(true);
+    env.set("BAO_CACERT", other.ca().display().to_string());
+    let wrong = env.keys(&["push", "openbao"]).failure(9);
+    assert!(error_line(&wrong).contains(&bao.addr), "{}", wrong.stderr);
+    assert_eq!(lock(&repo), "");
+
+    env.unset("BAO_CACERT");
+    env.set("VAULT_CACERT", other_ca.display().to_string());
+    let pushed = env.keys(&["push", "openbao"]).success();
+    no_value_in(&pushed);
+    assert_eq!(
+        bao.data("fleet/bot/token"),
+        serde_json::json!({"value": BOT})
+    );
+    env.keys(&["check", "--openbao"]).success();
+
+    env.set("BAO_CACERT", other.ca().display().to_string());
+    env.keys(&["check", "--openbao"]).failure(9);
 }

@@ -190,7 +190,7 @@ fn rule_add_refuses_what_the_policy_would_and_writes_nothing() {
     for (args, says) in [
         (
             vec!["x/*", "--format", "age", "--readers", "admins,bob"],
-            "keys: error: policies/default.yaml: rule \"x/*\": unknown reader \"bob\": not a group, an admin (recipients/admins/bob.pub), host:NAME or container:NAME; nothing was written",
+            "keys: error: policies/default.yaml: rule \"x/*\": unknown reader \"bob\": not a group, an admin (recipients/admins/bob.pub), host:NAME, container:NAME or user:NAME@HOST; nothing was written",
         ),
         (
             vec!["x/*", "--format", "age", "--readers", "host:nope"],

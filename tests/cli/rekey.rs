@@ -549,9 +549,11 @@ fn an_older_lock_with_full_fingerprints_is_clean_and_rekey_shortens_it() {
     let old: String = short
         .lines()
         .map(|line| {
-            let Some((head, ids)) = line.rsplit_once(' ').filter(|_| !line.starts_with('#')) else {
+            let fields: Vec<&str> = line.split(' ').collect();
+            if line.starts_with('#') || fields.len() < 4 {
                 return format!("{line}\n");
-            };
+            }
+            let (head, ids, tail) = (fields[..3].join(" "), fields[3], &fields[4..]);
             let ids: Vec<&str> = ids
                 .split(',')
                 .map(|id| {
@@ -563,7 +565,8 @@ fn an_older_lock_with_full_fingerprints_is_clean_and_rekey_shortens_it() {
                     *f
                 })
                 .collect();
-            format!("{head} {}\n", ids.join(","))
+            let tail: String = tail.iter().map(|f| format!(" {f}")).collect();
+            format!("{head} {}{tail}\n", ids.join(","))
         })
         .collect();
     assert!(expanded >= 3 && old.len() > short.len() + 60, "{old}");

@@ -98,7 +98,18 @@ let
           type = types.bool;
           default = false;
         };
-        systemd = anything;
+        # systemd.services as nixpkgs declares it (one unit per name, each merged from
+        # every module that sets it), the rest free.
+        systemd = mkOption {
+          type = types.submodule {
+            freeformType = types.lazyAttrsOf types.raw;
+            options.services = mkOption {
+              type = types.attrsOf (types.submodule { freeformType = types.lazyAttrsOf types.raw; });
+              default = { };
+            };
+          };
+          default = { };
+        };
         system = freeform;
         environment = anything;
         boot = anything;
@@ -184,6 +195,10 @@ let
           ;
       }) c.age.secrets;
     };
+    # The units keys.nix declares (the ones that restart what reads an age secret).
+    units = lib.filterAttrs (n: _: lib.hasPrefix "keys-" n) (
+      lib.mapAttrs (_: u: u // { restartTriggers = map toString (u.restartTriggers or [ ]); }) c.systemd.services
+    );
     sops = {
       sshKeyPaths = map toString c.sops.age.sshKeyPaths;
       keyFile = if c.sops.age.keyFile == null then null else toString c.sops.age.keyFile;
@@ -197,8 +212,25 @@ let
           mode
           owner
           group
+          restartUnits
+          reloadUnits
+          neededForUsers
           ;
       }) c.sops.secrets;
+      templates = lib.mapAttrs (_: t: {
+        inherit (t)
+          name
+          path
+          content
+          mode
+          owner
+          group
+          restartUnits
+          reloadUnits
+          ;
+      }) c.sops.templates;
+      # What sops-nix puts in a template for each secret.
+      placeholder = c.sops.placeholder;
     };
     hostKeys = c.services.openssh.hostKeys;
     authorizedKeys = lib.mapAttrs (_: u: u.openssh.authorizedKeys.keys) c.users.users;

@@ -1,7 +1,8 @@
 //! The `sops:` metadata: the data key wrapped per age recipient, `lastmodified`,
 //! the encrypted MAC, `version`, and the options that say which values are
-//! encrypted. Read from and written back to the store's map, keeping keys `keys`
-//! does not use (pgp, kms, …) as they were. A file may instead hold `key_groups`:
+//! encrypted, and the data key wrapped by OpenBao transit keys (`hc_vault`). Read
+//! from and written back to the store's map, keeping keys `keys` does not use (pgp,
+//! kms, …) as they were. A file may instead hold `key_groups`:
 //! each group's keys wrap one Shamir share of the data key, and `shamir_threshold`
 //! shares open it.
 
@@ -16,6 +17,27 @@ pub struct AgeEntry {
     pub recipient: String,
     /// The data key as an armored age file.
     pub enc: String,
+}
+
+/// An `hc_vault` entry: the data key wrapped by an OpenBao (or Vault) transit key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultEntry {
+    pub vault_address: String,
+    pub engine_path: String,
+    pub key_name: String,
+    pub created_at: String,
+    /// The wrapped data key, as transit gives it (`vault:v1:…`).
+    pub enc: String,
+}
+
+impl VaultEntry {
+    /// `ADDRESS/v1/ENGINE/keys/NAME`, as sops names the key.
+    pub fn url(&self) -> String {
+        format!(
+            "{}/v1/{}/keys/{}",
+            self.vault_address, self.engine_path, self.key_name
+        )
+    }
 }
 
 /// A creation rule's options: which values are encrypted (the defaults are sops's),
@@ -70,6 +92,8 @@ pub struct Shamir {
 pub struct Metadata {
     /// The top-level age entries (each wrapping the whole data key).
     pub age: Vec<AgeEntry>,
+    /// The top-level `hc_vault` entries (each wrapping the whole data key).
+    pub hc_vault: Vec<VaultEntry>,
     pub lastmodified: String,
     pub mac: String,
     pub version: String,
@@ -137,6 +161,41 @@ fn age_entries(value: &Value, what: &str) -> Result<Vec<AgeEntry>, String> {
         .collect())
 }
 
+/// The entries of an `hc_vault` list; a field that is missing is read as empty.
+fn vault_entries(value: &Value) -> Result<Vec<VaultEntry>, String> {
+    let list: &[Value] = match value {
+        Value::List(list) => list,
+        Value::Null => &[],
+        _ => return Err("sops.hc_vault is not a list".into()),
+    };
+    Ok(list
+        .iter()
+        .filter(|v| !matches!(v, Value::Comment(_)))
+        .map(|entry| {
+            let fields: &[Item] = match entry {
+                Value::Map(fields) => fields,
+                _ => &[],
+            };
+            let get = |k: &str| {
+                fields
+                    .iter()
+                    .find_map(|i| match i {
+                        Item::Pair(n, v) if n == k => text(v),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            };
+            VaultEntry {
+                vault_address: get("vault_address"),
+                engine_path: get("engine_path"),
+                key_name: get("key_name"),
+                created_at: get("created_at"),
+                enc: get("enc"),
+            }
+        })
+        .collect())
+}
+
 fn key_groups(value: &Value) -> Result<Vec<KeyGroup>, String> {
     let list: &[Value] = match value {
         Value::List(list) => list,
@@ -197,6 +256,7 @@ impl Metadata {
     pub fn from_items(items: &[Item]) -> Result<Metadata, String> {
         let mut m = Metadata {
             age: Vec::new(),
+            hc_vault: Vec::new(),
             lastmodified: String::new(),
             mac: String::new(),
             version: String::new(),
@@ -212,6 +272,7 @@ impl Metadata {
             let opt = || text(value).filter(|s| !s.is_empty());
             match key.as_str() {
                 "age" => m.age = age_entries(value, "sops.age")?,
+                "hc_vault" => m.hc_vault = vault_entries(value)?,
                 "key_groups" => m.key_groups = key_groups(value)?,
                 "shamir_threshold" => m.shamir_threshold = threshold(value)?,
                 "lastmodified" => {
@@ -241,7 +302,10 @@ impl Metadata {
     /// Whether the file is opened by its `key_groups`, as sops decides: no
     /// top-level key source holds anything, and there are groups.
     pub fn uses_groups(&self) -> bool {
-        self.age.is_empty() && self.top_level_foreign().is_empty() && !self.key_groups.is_empty()
+        self.age.is_empty()
+            && self.hc_vault.is_empty()
+            && self.top_level_foreign().is_empty()
+            && !self.key_groups.is_empty()
     }
 
     fn top_level_foreign(&self) -> Vec<String> {
@@ -249,7 +313,9 @@ impl Metadata {
             .iter()
             .filter_map(|item| match item {
                 Item::Pair(key, value)
-                    if key != "key_groups" && FOREIGN.contains(&key.as_str()) && !empty(value) =>
+                    if !matches!(key.as_str(), "key_groups" | "hc_vault")
+                        && FOREIGN.contains(&key.as_str())
+                        && !empty(value) =>
                 {
                     Some(key.clone())
                 }
@@ -258,9 +324,9 @@ impl Metadata {
             .collect()
     }
 
-    /// The key sources other than age that hold something (`pgp`, `kms`, …, and
-    /// `key_groups` when sops passes over them): readers `keys` never names, so a
-    /// policy never calls for them.
+    /// The key sources other than age and transit that hold something (`pgp`,
+    /// `kms`, …, and `key_groups` when sops passes over them): readers `keys` never
+    /// names, so a policy never calls for them.
     pub fn foreign(&self) -> Vec<String> {
         let mut out = self.top_level_foreign();
         if !self.key_groups.is_empty() && !self.uses_groups() {
@@ -269,8 +335,9 @@ impl Metadata {
         out
     }
 
-    /// Drops every key source other than age (key groups and their threshold
-    /// included), for a file rewritten for the policy's recipients alone.
+    /// Drops every key source other than age and the top-level transit entries (key
+    /// groups and their threshold included), for a file rewritten for the policy's
+    /// recipients alone.
     pub fn drop_foreign(&mut self) {
         self.raw.retain(|item| {
             !item
@@ -299,6 +366,7 @@ impl Metadata {
         self.drop_foreign();
         if !groups.is_empty() {
             self.age.clear();
+            self.hc_vault.clear();
         }
         self.key_groups = groups;
         self.shamir_threshold = threshold;
@@ -318,13 +386,32 @@ impl Metadata {
         )
     }
 
+    fn vault_value(entries: &[VaultEntry]) -> Value {
+        Value::List(
+            entries
+                .iter()
+                .map(|e| {
+                    Value::Map(vec![
+                        Item::Pair("vault_address".into(), Value::Str(e.vault_address.clone())),
+                        Item::Pair("engine_path".into(), Value::Str(e.engine_path.clone())),
+                        Item::Pair("key_name".into(), Value::Str(e.key_name.clone())),
+                        Item::Pair("created_at".into(), Value::Str(e.created_at.clone())),
+                        Item::Pair("enc".into(), Value::Str(e.enc.clone())),
+                    ])
+                })
+                .collect(),
+        )
+    }
+
     /// The metadata map to write: the keys read (in their order) with the key
     /// sources `keys` writes, `lastmodified`, `mac` and `version` replaced, or sops's
     /// order for a new file.
     pub fn to_items(&self) -> Vec<Item> {
-        // As sops writes them: `age` at the top level, or the threshold and the
-        // groups (each an `age` list) when the key is shared among groups.
-        let grouped = self.age.is_empty() && !self.key_groups.is_empty();
+        // As sops writes them: `hc_vault` and `age` at the top level, or the
+        // threshold and the groups (each an `age` list) when the key is shared
+        // among groups.
+        let grouped =
+            self.age.is_empty() && self.hc_vault.is_empty() && !self.key_groups.is_empty();
         let key_sources: Vec<(&str, Value)> = if grouped {
             let groups = self
                 .key_groups
@@ -337,8 +424,14 @@ impl Metadata {
             }
             v.push(("key_groups", Value::List(groups)));
             v
-        } else {
+        } else if self.hc_vault.is_empty() {
             vec![("age", Metadata::age_value(&self.age))]
+        } else {
+            let mut v = vec![("hc_vault", Metadata::vault_value(&self.hc_vault))];
+            if !self.age.is_empty() {
+                v.push(("age", Metadata::age_value(&self.age)));
+            }
+            v
         };
         let managed: Vec<(&str, Value)> = vec![
             ("lastmodified", Value::Str(self.lastmodified.clone())),
@@ -390,7 +483,9 @@ impl Metadata {
         let key_sources = if as_read { Vec::new() } else { key_sources };
         // The key sources replace the ones read, where the first of them was.
         let replaced = |k: &str| {
-            k == "age" || (grouped && !as_read && (k == "key_groups" || k == "shamir_threshold"))
+            k == "age"
+                || k == "hc_vault"
+                || (grouped && !as_read && (k == "key_groups" || k == "shamir_threshold"))
         };
         let at = out
             .iter()

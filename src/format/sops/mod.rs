@@ -31,7 +31,7 @@ pub mod yaml;
 
 use crate::error::{Error, Location, Result};
 use crate::format::Format;
-use crate::recipient::Recipient;
+use crate::recipient::{Recipient, TRANSIT_PREFIX};
 
 use crate::format::age::Stanzas;
 use document::Store;
@@ -179,6 +179,9 @@ pub struct Readers {
     /// how many of them do.
     pub groups: Vec<Vec<(String, Option<Stanzas>)>>,
     pub threshold: usize,
+    /// Each top-level `hc_vault` entry: its transit key's URL, and whether it holds
+    /// a wrapped data key.
+    pub transit: Vec<(String, bool)>,
     /// The other key sources that hold something (`pgp`, `kms`, `key_groups` sops
     /// passes over, a key group's own, …).
     pub foreign: Vec<String>,
@@ -264,16 +267,27 @@ impl Readers {
             } else {
                 0
             },
+            transit: metadata
+                .hc_vault
+                .iter()
+                .map(|e| (e.url(), !e.enc.is_empty()))
+                .collect(),
             foreign,
         }
     }
 
-    /// Every recipient the metadata names, in the groups too.
+    /// Every recipient the metadata names, in the groups too, and its transit keys
+    /// (`transit:URL`).
     pub fn names(&self) -> Vec<String> {
         self.age
             .iter()
             .chain(self.groups.iter().flatten())
             .map(|(name, _)| name.clone())
+            .chain(
+                self.transit
+                    .iter()
+                    .map(|(url, _)| format!("{TRANSIT_PREFIX}{url}")),
+            )
             .collect()
     }
 
@@ -286,8 +300,12 @@ impl Readers {
         recipients: &[Recipient],
         shamir: Option<&Shamir>,
     ) -> Option<String> {
-        let foreign =
-            (!self.foreign.is_empty()).then(|| format!("also {} entries", self.foreign.join(", ")));
+        let (recipients, transit) = split_transit(recipients);
+        let recipients = recipients.as_slice();
+        let mut foreign = transit_tally(&self.transit, &transit);
+        if !self.foreign.is_empty() {
+            foreign.push(format!("also {} entries", self.foreign.join(", ")));
+        }
         let Some(shamir) = shamir else {
             if !self.groups.is_empty() {
                 return Some(format!(
@@ -303,13 +321,29 @@ impl Readers {
                 return None;
             }
             let n = self.age.len();
+            let calls = if transit.is_empty() {
+                plural(recipients.len(), "recipient", "recipients")
+            } else {
+                format!(
+                    "{} and {}",
+                    plural(recipients.len(), "age recipient", "age recipients"),
+                    plural(transit.len(), "transit key", "transit keys")
+                )
+            };
             return Some(format!(
-                "its sops metadata has {n} age entr{} holding {} ({}); \
-                 the policy calls for {}, one wrapped key each",
+                "its sops metadata has {n} age entr{}{} holding {} ({}); \
+                 the policy calls for {calls}, one wrapped key each",
                 if n == 1 { "y" } else { "ies" },
+                if self.transit.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " and {}",
+                        plural(self.transit.len(), "hc_vault entry", "hc_vault entries")
+                    )
+                },
                 plural(wrapped, "wrapped key", "wrapped keys"),
                 what.join(", "),
-                plural(recipients.len(), "recipient", "recipients"),
             ));
         };
         let calls = format!(
@@ -352,6 +386,61 @@ impl Readers {
             what.join("; ")
         ))
     }
+}
+
+/// The age recipients among `recipients`, and the URLs of the transit keys.
+fn split_transit(recipients: &[Recipient]) -> (Vec<Recipient>, Vec<String>) {
+    let mut age = Vec::new();
+    let mut transit = Vec::new();
+    for r in recipients {
+        match r {
+            Recipient::Transit(t) => transit.push(t.url()),
+            other => age.push(other.clone()),
+        }
+    }
+    (age, transit)
+}
+
+/// How a file's `hc_vault` entries differ from one for each transit key the policy
+/// names, as counts (empty when they match).
+fn transit_tally(entries: &[(String, bool)], want: &[String]) -> Vec<String> {
+    let (mut unnamed, mut twice, mut empty) = (0, 0, 0);
+    let mut seen: Vec<&String> = Vec::new();
+    for (url, wrapped) in entries {
+        match want.iter().find(|w| *w == url) {
+            None => unnamed += 1,
+            Some(w) if seen.contains(&w) => twice += 1,
+            Some(w) => {
+                seen.push(w);
+                if !wrapped {
+                    empty += 1;
+                }
+            }
+        }
+    }
+    let missing = want.len() - seen.len();
+    [
+        (
+            unnamed,
+            "hc_vault entry for a transit key the policy does not name",
+            "hc_vault entries for transit keys the policy does not name",
+        ),
+        (
+            twice,
+            "hc_vault entry listed twice",
+            "hc_vault entries listed twice",
+        ),
+        (missing, "transit key missing", "transit keys missing"),
+        (
+            empty,
+            "hc_vault entry without a wrapped key",
+            "hc_vault entries without a wrapped key",
+        ),
+    ]
+    .into_iter()
+    .filter(|(n, _, _)| *n > 0)
+    .map(|(n, one, many)| plural(n, one, many))
+    .collect()
 }
 
 /// A recipient as `keys` writes it (an SSH key without its comment), or the text as
@@ -471,6 +560,100 @@ mod tests {
         let store = indented_store(Format::SopsBinary, Some(2)).unwrap();
         let tree = store.load_plain(b"\tx\n", "t").unwrap();
         assert_eq!(store.emit_plain(&tree).unwrap(), b"\tx\n");
+    }
+
+    /// A file `sops encrypt --hc-vault-transit URL` wrote (sops 3.11).
+    const TRANSIT_ONLY: &str = "a: ENC[AES256_GCM,data:M3rLGGQCxw==,iv:qN34PYaYIZT+KeivKXE14uIQuw2wBymRai2/Zgs3dTc=,tag:yP23vzo0qnW5pnjAkHhCIg==,type:str]
+sops:
+    hc_vault:
+        - vault_address: http://127.0.0.1:18231
+          engine_path: transit
+          key_name: ci
+          created_at: \"2026-12-03T18:48:26Z\"
+          enc: vault:v1:vLoomnCGnsPmpN8Ze2T84JLQARgDX6m
+    lastmodified: \"2026-12-03T18:48:26Z\"
+    mac: ENC[AES256_GCM,data:CPZF,iv:QOcGChsvNz4Y4HoQpoOxwkecpHD6sNHFLnYnEW2LHqU=,tag:pwBmpVTyh0y+OTGDNUqJQA==,type:str]
+    unencrypted_suffix: _unencrypted
+    version: 3.11.0
+";
+
+    fn transit(url: &str) -> Recipient {
+        Recipient::Transit(crate::recipient::TransitKey::parse(url).unwrap())
+    }
+
+    #[test]
+    fn hc_vault_entries_are_readers_a_policy_names_by_url() {
+        let (doc, readers) = load(Format::SopsYaml, TRANSIT_ONLY.as_bytes()).unwrap();
+        assert_eq!(
+            readers.transit,
+            [(
+                "http://127.0.0.1:18231/v1/transit/keys/ci".to_string(),
+                true
+            )]
+        );
+        assert!(readers.foreign.is_empty(), "{:?}", readers.foreign);
+        assert_eq!(
+            readers.names(),
+            ["transit:http://127.0.0.1:18231/v1/transit/keys/ci"]
+        );
+        let ci = transit("transit:http://127.0.0.1:18231/v1/transit/keys/ci");
+        assert_eq!(readers.differs_from(std::slice::from_ref(&ci), None), None);
+        let other = transit("transit:http://127.0.0.1:18231/v1/transit/keys/other");
+        let what = readers.differs_from(&[other], None).unwrap();
+        assert!(
+            what.contains("1 hc_vault entry for a transit key the policy does not name")
+                && what.contains("1 transit key missing"),
+            "{what}"
+        );
+        let what = readers.differs_from(&[], None).unwrap();
+        assert!(what.contains("does not name"), "{what}");
+
+        // Read and written back, the metadata is as sops wrote it.
+        let metadata = Metadata::from_items(&doc.metadata).unwrap();
+        assert_eq!(metadata.hc_vault.len(), 1);
+        assert_eq!(metadata.hc_vault[0].created_at, "2026-12-03T18:48:26Z");
+        assert_eq!(metadata.to_items(), doc.metadata);
+        // Dropped, the entry leaves no `hc_vault` key behind.
+        let mut dropped = metadata.clone();
+        dropped.hc_vault.clear();
+        assert!(
+            !dropped
+                .to_items()
+                .iter()
+                .any(|i| i.key() == Some("hc_vault"))
+        );
+    }
+
+    #[test]
+    fn a_new_file_lists_hc_vault_before_age_as_sops_does() {
+        let mut m = Metadata::from_items(&[Item::Pair(
+            "lastmodified".into(),
+            Value::Str("2026-01-01T00:00:00Z".into()),
+        )])
+        .unwrap();
+        m.raw.clear();
+        m.hc_vault = vec![metadata::VaultEntry {
+            vault_address: "http://h".into(),
+            engine_path: "transit".into(),
+            key_name: "ci".into(),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            enc: "vault:v1:x".into(),
+        }];
+        let keys = |m: &Metadata| -> Vec<String> {
+            m.to_items()
+                .iter()
+                .filter_map(|i| i.key().map(str::to_string))
+                .collect()
+        };
+        assert_eq!(keys(&m), ["hc_vault", "lastmodified", "mac", "version"]);
+        m.age = vec![metadata::AgeEntry {
+            recipient: "age1x".into(),
+            enc: "e".into(),
+        }];
+        assert_eq!(
+            keys(&m),
+            ["hc_vault", "age", "lastmodified", "mac", "version"]
+        );
     }
 
     /// Text with the characters each store quotes, escapes or splits on.

@@ -50,11 +50,20 @@ pub enum Kind {
     /// A record of secrets kept only on a host (`recipients/local/`) that does not
     /// read, or names a host the fleet no longer has.
     LocalRecord,
+    /// A secret whose value is older than its rule's `rotate_every` (a warning; a
+    /// problem with `--strict`).
+    RotationDue,
+    /// A secret whose rule has `rotate_every` and whose lock line does not say when its
+    /// value last changed (a warning).
+    RotationUnknown,
+    /// A secret whose value a reader taken away could read, not changed since (a
+    /// warning; a problem with `--strict`).
+    Exposed,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Policy,
         Kind::Lock,
         Kind::Symlink,
@@ -77,6 +86,9 @@ impl Kind {
         Kind::UnusedRule,
         Kind::KeyGroups,
         Kind::LocalRecord,
+        Kind::RotationDue,
+        Kind::RotationUnknown,
+        Kind::Exposed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +115,15 @@ impl Kind {
             Kind::UnusedRule => "unused-rule",
             Kind::KeyGroups => "key-groups",
             Kind::LocalRecord => "local-record",
+            Kind::RotationDue => "rotation-due",
+            Kind::RotationUnknown => "rotation-unknown",
+            Kind::Exposed => "exposed",
         }
+    }
+
+    /// Whether `keys check --strict` fails on a warning of this kind: a value that is
+    /// overdue, or that a reader taken away has seen.
+    pub fn fails_strict(self) -> bool {
+        matches!(self, Kind::RotationDue | Kind::Exposed)
     }
 }

@@ -60,10 +60,8 @@ impl Fixture {
     fn fake_keys(&self, dir: &Path) -> PathBuf {
         fs::create_dir_all(dir).unwrap();
         let keys = dir.join("keys");
-        // Written once: a file being written while another test thread forks
-        // cannot be run ("Text file busy") until that child execs.
         if !keys.exists() {
-            fsutil::write_atomic(&keys, FAKE_KEYS, EXECUTABLE).unwrap();
+            executable(&keys, FAKE_KEYS);
         }
         keys
     }
@@ -106,6 +104,13 @@ impl Fixture {
     }
 
     fn commit(&self, args: &[&str], keys_exit: &str) -> Output {
+        // git execs the hook install wrote in this process: the same bytes and
+        // mode, rewritten from a child (see [`executable`]).
+        if let Ok(hook) = fs::read(self.hook())
+            && !fs::symlink_metadata(self.hook()).unwrap().is_symlink()
+        {
+            executable(&self.hook(), &hook);
+        }
         let cmd = self.repo.command(&self.repo.top(), args);
         self.with_env(cmd, &self.path_with_keys(), keys_exit)
     }
@@ -113,6 +118,29 @@ impl Fixture {
     fn head(&self) -> Vec<u8> {
         self.repo.git(&["rev-parse", "HEAD"])
     }
+}
+
+/// Writes an executable file from a child process: a file this process held open
+/// for writing may be inherited by a child another test thread forks at that
+/// moment, and running it then fails with "Text file busy" until that child execs.
+fn executable(path: &Path, text: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "cat > \"$1.new\" && chmod 755 \"$1.new\" && mv -f \"$1.new\" \"$1\"",
+            "sh",
+        ])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text).unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "writing {}",
+        path.display()
+    );
 }
 
 fn mode(path: &Path) -> u32 {
@@ -275,7 +303,7 @@ fn symlinked_hook_is_chained_as_a_symlink() {
     let fx = Fixture::new();
     let hooks = fx.repo.top().join(".git/hooks");
     fs::create_dir_all(&hooks).unwrap();
-    fsutil::write_atomic(&hooks.join("real"), OLD_HOOK, 0o755).unwrap();
+    executable(&hooks.join("real"), OLD_HOOK);
     symlink("real", fx.hook()).unwrap();
     assert!(matches!(fx.install().unwrap(), Installed::Chained { .. }));
     let previous = hooks.join(PREVIOUS);
@@ -291,8 +319,8 @@ fn taken_previous_name_is_refused_and_nothing_changes() {
     let fx = Fixture::new();
     let hooks = fx.repo.top().join(".git/hooks");
     fs::create_dir_all(&hooks).unwrap();
-    fsutil::write_atomic(&fx.hook(), OLD_HOOK, 0o755).unwrap();
-    fsutil::write_atomic(&hooks.join(PREVIOUS), b"other", 0o755).unwrap();
+    executable(&fx.hook(), OLD_HOOK);
+    executable(&hooks.join(PREVIOUS), b"other");
     let err = fx.install().unwrap_err();
     assert!(matches!(err, Error::Exists { ref path } if *path == hooks.join(PREVIOUS)));
     assert_eq!(fs::read(fx.hook()).unwrap(), OLD_HOOK);
@@ -444,7 +472,7 @@ fn audit_reports_a_hook_git_does_not_run_only_once_installed() {
     );
     // Someone else's hook there is no keys hook either.
     fs::create_dir_all(&b).unwrap();
-    fsutil::write_atomic(&b.join("pre-commit"), OLD_HOOK, 0o755).unwrap();
+    executable(&b.join("pre-commit"), OLD_HOOK);
     assert!(matches!(audit(), Some(Bypass::Elsewhere { .. })));
     fx.repo.git(&["config", "core.hooksPath", "hooks-a"]);
     fs::set_permissions(a.join("pre-commit"), fs::Permissions::from_mode(0o644)).unwrap();
@@ -478,7 +506,7 @@ fn uninstall_puts_back_what_install_kept_and_removes_the_rest() {
     let fx = Fixture::new();
     let hooks = fx.repo.top().join(".git/hooks");
     fs::create_dir_all(&hooks).unwrap();
-    fsutil::write_atomic(&fx.hook(), OLD_HOOK, 0o755).unwrap();
+    executable(&fx.hook(), OLD_HOOK);
     let attributes = fx.fleet.join(".gitattributes");
     fs::write(&attributes, "*.png binary\n").unwrap();
     fx.install_all().unwrap();

@@ -415,3 +415,33 @@ fn replaces_the_key_line_only() {
     );
     assert_eq!(replace_key("address: x\n", &key, "h.yaml").unwrap(), None);
 }
+
+#[test]
+fn users_have_their_own_ssh_ed25519_keys() {
+    let text = format!("ssh_key: {KEY}\nusers:\n  alice:\n    ssh_key: {KEY} alice@laptop\n");
+    let host = parse_host("web", &text, "h.yaml").unwrap();
+    assert_eq!(host.users.len(), 1);
+    assert_eq!(host.users[0].name, "alice");
+    for (text, says) in [
+        (
+            format!("ssh_key: {KEY}\nusers:\n  Alice:\n    ssh_key: {KEY}\n"),
+            "h.yaml:4: user \"Alice\"",
+        ),
+        (
+            format!(
+                "ssh_key: {KEY}\nusers:\n  alice:\n    ssh_key: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n"
+            ),
+            "h.yaml:4: a user's ssh_key must be an ssh-ed25519 key",
+        ),
+        (
+            format!("ssh_key: {KEY}\nusers:\n  alice:\n    key: {KEY}\n"),
+            "h.yaml:4",
+        ),
+    ] {
+        let err = parse_host("web", &text, "h.yaml")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with(says), "{err}");
+    }
+}

@@ -1,6 +1,6 @@
 //! The checks of a rule's options that are not its glob, format or readers: owner
 //! and mode, a disk encryption key's installer path, colmena's upload options, an
-//! OpenBao destination and an indent.
+//! OpenBao destination, an indent and how often its secrets are rotated.
 
 use super::*;
 
@@ -212,4 +212,58 @@ pub(super) fn indent_conflict(
         format.name(),
         format.name()
     )
+}
+
+/// How often a rule's secrets are to get a new value (`rotate_every: 90d`): a whole
+/// number of days, weeks or years (of 365 days). Months are not taken: their length
+/// varies, and `m` reads as minutes elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    /// As the rule writes it (`90d`).
+    pub text: String,
+    pub days: u64,
+}
+
+/// The longest period taken: a hundred years.
+const MAX_DAYS: u64 = 36_500;
+
+impl Period {
+    pub fn parse(text: &str) -> std::result::Result<Period, String> {
+        let bad = || {
+            format!(
+                "rotate_every {text:?} is not a period: a whole number of days, weeks or years, such as 90d, 12w or 1y"
+            )
+        };
+        let Some((last, _)) = text.char_indices().last() else {
+            return Err(bad());
+        };
+        let (count, unit) = text.split_at(last);
+        let per = match unit {
+            "d" => 1,
+            "w" => 7,
+            "y" => 365,
+            _ => return Err(bad()),
+        };
+        if count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let days = count
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(per))
+            .ok_or_else(bad)?;
+        if days == 0 || days > MAX_DAYS {
+            return Err(format!(
+                "rotate_every {text:?} is not between one day and a hundred years"
+            ));
+        }
+        Ok(Period {
+            text: text.to_string(),
+            days,
+        })
+    }
+
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.days * 86_400)
+    }
 }

@@ -460,6 +460,45 @@ fn a_misplaced_placeholder_is_refused_with_its_line() {
 }
 
 #[test]
+fn rotate_every_takes_days_weeks_and_years() {
+    for (text, days) in [
+        ("90d", 90),
+        ("1d", 1),
+        ("12w", 84),
+        ("1y", 365),
+        ("100y", 36_500),
+    ] {
+        assert_eq!(Period::parse(text).map(|p| p.days), Ok(days), "{text}");
+    }
+    for text in [
+        "",
+        "d",
+        "90",
+        "3m",
+        "90D",
+        " 90d",
+        "9 0d",
+        "+1d",
+        "-1d",
+        "1.5y",
+        "0d",
+        "101y",
+        "99999999999999999999d",
+        "9é",
+    ] {
+        assert!(Period::parse(text).is_err(), "{text:?}");
+    }
+    let (_, policy) = load(
+        "groups: {}\nrules:\n  - secrets: \"a\"\n    format: age\n    readers: [alice]\n    rotate_every: 4w\n",
+    )
+    .unwrap();
+    assert_eq!(
+        policy.rules[0].rotate_every.as_ref().map(|p| p.days),
+        Some(28)
+    );
+}
+
+#[test]
 fn brace_depth_counts_only_alternatives() {
     for (glob, depth) in [
         ("bot/*", 0),
@@ -586,4 +625,81 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn transit_readers_wrap_sops_files_only_and_lock_by_a_short_id() {
+    let url = "transit:http://127.0.0.1:8200/v1/transit/keys/ci";
+    let (fleet, p) = load(&format!(
+        "groups:\n  ci: [\"{url}\"]\nrules:\n  - secrets: x\n    format: sops-yaml\n    readers: [alice, ci]\n"
+    ))
+    .unwrap();
+    let rule = &p.rules[0];
+    assert!(rule.readers.iter().any(|r| r.label() == url));
+    let r = p.resolve(rule, &fleet).unwrap();
+    assert_eq!(r.recipients.len(), 2);
+    assert!(r.recipients.iter().any(|k| k.to_string() == url));
+    assert!(
+        r.fingerprints
+            .iter()
+            .any(|f| f.starts_with("transit:") && f.len() == "transit:".len() + 12)
+    );
+    for (policy, line, says) in [
+        (
+            format!("rules:\n  - secrets: x\n    format: age\n    readers:\n      - alice\n      - \"{url}\"\n"),
+            6,
+            "is format age",
+        ),
+        (
+            "rules:\n  - secrets: x\n    format: sops-yaml\n    readers:\n      - \"transit:bao:8200/transit/ci\"\n".to_string(),
+            5,
+            "not a URL",
+        ),
+        (
+            format!("rules:\n  - secrets: x\n    format: sops-yaml\n    key_groups:\n      - [alice]\n      - [\"{url}\"]\n"),
+            6,
+            "names a transit key",
+        ),
+    ] {
+        let e = load(&policy).err().unwrap().to_string();
+        assert!(
+            e.contains(&format!("policies/a.yaml:{line}:")) && e.contains(says),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_users_reader_is_their_own_key_in_the_form_the_format_needs() {
+    let mut s = Snapshot::default();
+    s.insert(
+        "recipients/admins/alice.pub".into(),
+        Blob::File(ADMIN.into()),
+    );
+    let user = HOST.replace("containers:\n  bot: {}\n", "users:\n  bob:\n    ssh_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP5fiAMOFdEaEh7hZPEl4E6o0IISAxB/ixP2MzbSd+ms\n");
+    s.insert("recipients/hosts/web.yaml".into(), Blob::File(user.into()));
+    s.insert(
+        "policies/a.yaml".into(),
+        Blob::File(
+            "rules:\n  - secrets: a\n    format: age\n    readers: [user:bob@web]\n  - secrets: s\n    format: sops-yaml\n    readers: [user:bob@web, host:web]\n"
+                .into(),
+        ),
+    );
+    let fleet = Fleet::from_snapshot(&s).unwrap();
+    let p = Policy::from_snapshot(&s, &fleet).unwrap();
+    let bob = Reader::User {
+        name: "bob".into(),
+        host: "web".into(),
+    };
+    assert_eq!(bob.label(), "user:bob@web");
+    assert_eq!(p.rules[0].readers, [bob]);
+    let age = p.resolve(&p.rules[0], &fleet).unwrap();
+    assert!(
+        age.recipients[0]
+            .to_string()
+            .starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP5f")
+    );
+    let sops = p.resolve(&p.rules[1], &fleet).unwrap();
+    assert_eq!(sops.recipients.len(), 2, "the user's key is not the host's");
+    assert!(sops.fingerprints.iter().all(|f| f.starts_with("age1")));
 }

@@ -9,8 +9,7 @@ use super::*;
 /// An executable script at `path`.
 fn script(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    executable(path, text);
 }
 
 fn lines(path: &Path) -> Vec<String> {

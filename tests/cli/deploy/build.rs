@@ -62,8 +62,7 @@ fn sshd_for_login(
 /// An executable script at `path`.
 fn script(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    executable(path, text);
 }
 
 /// Host `srv` on a real sshd at 127.0.0.1, logged into as [`login_user`], with a

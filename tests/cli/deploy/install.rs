@@ -81,14 +81,13 @@ fn install_runs_nixos_anywhere_with_the_staged_tree_and_removes_it() {
 
     // SIGTERM while nixos-anywhere runs: passed on, the tree removed, exit 130.
     let pid_file = env.root.join("keys.pid");
-    let bin = env.write(
+    let _bin = env.script(
         "bin/nixos-anywhere",
         format!(
             "#!/bin/sh\necho $PPID > '{}.tmp'; mv '{0}.tmp' '{0}'\nexec sleep 30\n",
             pid_file.display()
         ),
     );
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = env.command(&["install", "--host", "plain", "--wait", "0"]);
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

@@ -42,23 +42,20 @@ impl Host {
         let bin = env.root.join("remote-bin");
         std::fs::create_dir_all(&bin).unwrap();
         let sudo = bin.join("sudo");
-        std::fs::write(&sudo, "#!/bin/sh\n[ \"$1\" = -n ] && shift\nexec \"$@\"\n").unwrap();
-        std::fs::set_permissions(&sudo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        executable(&sudo, "#!/bin/sh\n[ \"$1\" = -n ] && shift\nexec \"$@\"\n");
         // ssh here records its command line, then runs the real one.
         let ssh_log = env.root.join("ssh.args");
         let local_bin = env.root.join("local-bin");
         std::fs::create_dir_all(&local_bin).unwrap();
         let wrapper = local_bin.join("ssh");
-        std::fs::write(
+        executable(
             &wrapper,
             format!(
                 "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\nexec '{}' \"$@\"\n",
                 ssh_log.display(),
                 peer("ssh").display()
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         env.set(
             "PATH",
             format!("{}:{}", local_bin.display(), std::env::var("PATH").unwrap()),

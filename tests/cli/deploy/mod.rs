@@ -15,7 +15,7 @@ pub(crate) use std::os::unix::fs::PermissionsExt;
 pub(crate) use std::path::{Path, PathBuf};
 pub(crate) use std::process::{Child, Command};
 
-pub(crate) use crate::common::{TestEnv, mode_of, peer, run, runtime_dir};
+pub(crate) use crate::common::{TestEnv, executable, mode_of, peer, run, runtime_dir};
 pub(crate) use crate::fixture::fleet;
 
 /// Every entry below `dir` with its mode, relative to `dir`.
@@ -116,8 +116,7 @@ pub(crate) fn stand_in(env: &mut TestEnv, code: i32) -> (PathBuf, PathBuf) {
         log = log.display(),
         copy = copy.display()
     );
-    let bin = env.write("bin/nixos-anywhere", script);
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = env.script("bin/nixos-anywhere", script);
     let path = format!(
         "{}:{}",
         bin.parent().unwrap().display(),

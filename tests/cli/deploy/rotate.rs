@@ -95,8 +95,7 @@ impl Live {
         let sudo = "#!/bin/sh\n[ \"$1\" = -n ] && shift\nexec \"$@\"\n";
         for (name, text) in [("systemctl", systemctl.as_str()), ("sudo", sudo)] {
             let path = bin.join(name);
-            std::fs::write(&path, text).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            executable(&path, text);
         }
         let mut live = Live {
             env,

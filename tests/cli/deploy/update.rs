@@ -50,15 +50,13 @@ fn update_sends_the_flake_over_real_ssh_and_refuses_a_changed_host_key() {
     std::fs::create_dir_all(&bin).unwrap();
     let record = env.root.join("rebuild.args");
     let rebuild = bin.join("nixos-rebuild");
-    std::fs::write(
+    executable(
         &rebuild,
         format!(
             "#!/bin/sh\nprintf '%s\\n' \"$@\" >> '{}'\n",
             record.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&rebuild, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let server = sshd(&env.root, &host_key, &authorized, &bin, &remote_tmp, port);
     let client_arg = client.display().to_string();
 

@@ -472,11 +472,10 @@ fn edit_keeps_unchanged_values_byte_identical() {
     let run_dir = tempfile::Builder::new().tempdir_in("/dev/shm").unwrap();
     std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     env.set("XDG_RUNTIME_DIR", run_dir.path().display().to_string());
-    let editor = env.write(
+    let editor = env.script(
         "bin/ed",
         "#!/bin/sh\nfor a; do f=$a; done\nsed -i 's/port: 5432/port: 5433/' \"$f\"\n",
     );
-    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
     env.set("EDITOR", editor.display().to_string());
     env.keys(&["edit", "yaml/e"]).success();
     let after = std::fs::read_to_string(&file).unwrap();
@@ -502,8 +501,7 @@ fn edit_keeps_unchanged_values_byte_identical() {
     let out = env.keys(&["decrypt", "yaml/e"]).success().stdout;
     assert!(out.contains("port: 5433"));
     // No change: byte-identical.
-    let unchanged = env.write("bin/true-ed", "#!/bin/sh\nexit 0\n");
-    std::fs::set_permissions(&unchanged, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let unchanged = env.script("bin/true-ed", "#!/bin/sh\nexit 0\n");
     env.set("EDITOR", unchanged.display().to_string());
     env.keys(&["edit", "yaml/e"]).success();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), after);
@@ -549,7 +547,6 @@ fn set_and_unset_change_one_value_and_sops_agrees() {
 
 #[test]
 fn sops_edits_and_creates_files_with_the_exported_creation_rules() {
-    use std::os::unix::fs::PermissionsExt;
     let mut env = TestEnv::new();
     let repo = sops_fleet(&mut env);
     let admin = env.root.join("keys/demo.txt");
@@ -557,8 +554,7 @@ fn sops_edits_and_creates_files_with_the_exported_creation_rules() {
         .success();
     env.keys(&["export", "sops-config"]).success();
     // `sops edit` on a file keys wrote.
-    let editor = env.write("bin/sed-ed", "#!/bin/sh\nsed -i 's/one/two/' \"$1\"\n");
-    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let editor = env.script("bin/sed-ed", "#!/bin/sh\nsed -i 's/one/two/' \"$1\"\n");
     let mut cmd = Command::new(peer("sops"));
     cmd.args(["--disable-version-check", "edit", "secrets/yaml/a.yaml"]);
     env.apply(&mut cmd);

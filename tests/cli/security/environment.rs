@@ -647,8 +647,7 @@ fn with_no_terminal_every_command_needing_a_passphrase_fails_at_once() {
             .replace("host:vps-arm]", "host:vps-x86]"),
     )
     .unwrap();
-    let editor = env.write("bin/ed", "#!/bin/sh\nexit 0\n");
-    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let editor = env.script("bin/ed", "#!/bin/sh\nexit 0\n");
     env.set("EDITOR", editor.display().to_string());
     let before = tree(&repo);
     for args in [

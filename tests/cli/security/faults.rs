@@ -48,11 +48,10 @@ fn injected_write_fsync_and_rename_failures_leave_every_file_as_it_was() {
     let run_dir = tempfile::Builder::new().tempdir_in("/dev/shm").unwrap();
     std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     env.set("XDG_RUNTIME_DIR", run_dir.path().display().to_string());
-    let editor = env.write(
+    let editor = env.script(
         "bin/ed",
         "#!/bin/sh\nfor a; do f=$a; done\necho more >> \"$f\"\n",
     );
-    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
     env.set("EDITOR", editor.display().to_string());
     let (mut failed, mut succeeded) = (0, 0);
     // Failed runs per syscall. Whether keys syncs by fsync or by one syncfs depends

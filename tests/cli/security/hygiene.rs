@@ -3,7 +3,6 @@
 //! file), never to any other file, never in a child's argv or environment; and no file
 //! keys writes has its mode changed after data went into it.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -155,11 +154,10 @@ fn plaintext_goes_only_where_it_may_and_no_mode_changes_after_data() {
 
     // edit: the plaintext goes to the 0700 tmpfs directory (keys and the editor), and
     // the edited text comes back as ciphertext only.
-    let editor = env.write(
+    let editor = env.script(
         "bin/ed",
         "#!/bin/sh\nfor a; do f=$a; done\nprintf '%s' -canary-edited-41d2 >> \"$f\"\n",
     );
-    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
     env.set("EDITOR", editor.display().to_string());
     let (r, trace) = traced(&env, &["edit", "bot/a"], b"");
     r.success();

@@ -603,11 +603,10 @@ fn a_second_writer_is_refused_at_once_with_the_holders_pid() {
     std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     env.set("XDG_RUNTIME_DIR", run_dir.path().display().to_string());
     let marker = env.root.join("editing");
-    let editor = env.write(
+    let editor = env.script(
         "bin/slow",
         format!("#!/bin/sh\ntouch '{}'\nsleep 3\n", marker.display()),
     );
-    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
     env.set("EDITOR", editor.display().to_string());
     let mut holder = env
         .command(&["edit", "bot/a"])
