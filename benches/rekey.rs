@@ -54,8 +54,8 @@ fn main() {
     }
     for format in [Format::Age, Format::SopsYaml] {
         for n in [1_000, 5_000] {
-            let dir = tempfile::tempdir().unwrap();
-            let ids = tempfile::tempdir().unwrap();
+            let dir = common::scratch();
+            let ids = common::scratch();
             let id = common::generate(dir.path(), ids.path(), n, format);
             let root = dir.path();
             let label = format!("{} x {n:>5}", format.name());

@@ -22,8 +22,8 @@ use common::{keys, ms, which};
 fn main() {
     let age = which("age");
     for n in [1_000, 5_000] {
-        let dir = tempfile::tempdir().unwrap();
-        let id_dir = tempfile::tempdir().unwrap();
+        let dir = common::scratch();
+        let id_dir = common::scratch();
         let ids = common::generate(dir.path(), id_dir.path(), n, keys::format::Format::Age);
         // Each round runs both back to back, so a slower spell of the machine falls
         // on both; the first round warms the caches and is not counted.
@@ -91,7 +91,7 @@ fn header_scan(root: &Path) -> usize {
 }
 
 fn encrypt_decrypt(root: &Path, identity: &Path, age: Option<&Path>, n: usize) {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = common::scratch();
     let plain = scratch.path().join("plain.txt");
     std::fs::write(&plain, b"123456789:AAE-bench-token\n").unwrap();
     // The generated repository is written out first, so the figures are those of a

@@ -11,8 +11,8 @@ mod common;
 use common::{keys, median, ms, which};
 
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let ids = tempfile::tempdir().unwrap();
+    let dir = common::scratch();
+    let ids = common::scratch();
     let root = dir.path();
     let id = age::x25519::Identity::generate();
     let id_file = ids.path().join("admin.txt");

@@ -28,6 +28,31 @@ pub fn keys_bin() -> &'static Path {
     })
 }
 
+/// A temporary directory for a generated fleet: under `$KEYS_BENCH_DIR` when it is
+/// set (to time another filesystem: a tmpfs, or a disk with a journal), else under
+/// the system's temporary directory. The first call prints which filesystem it is.
+pub fn scratch() -> tempfile::TempDir {
+    static SAID: OnceLock<()> = OnceLock::new();
+    let dir = match std::env::var_os("KEYS_BENCH_DIR") {
+        Some(base) => tempfile::tempdir_in(base).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
+    SAID.get_or_init(|| {
+        let kind = rustix::fs::statfs(dir.path())
+            .map(|s| match s.f_type as u64 {
+                0xEF53 => "ext2/3/4".to_string(),
+                0x0102_1994 => "tmpfs".to_string(),
+                0x9123_683E => "btrfs".to_string(),
+                0x5846_5342 => "xfs".to_string(),
+                other => format!("type {other:#x}"),
+            })
+            .unwrap_or_else(|e| format!("unknown ({e})"));
+        let base = dir.path().parent().unwrap_or(dir.path());
+        println!("fleets under {} ({kind})", base.display());
+    });
+    dir
+}
+
 /// Runs the `keys` binary on the fleet at `root` with `identity`, hermetically.
 pub fn keys(root: &Path, args: &[&str], identity: &Path) -> std::process::Output {
     std::process::Command::new(keys_bin())

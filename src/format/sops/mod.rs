@@ -446,6 +446,12 @@ fn transit_tally(entries: &[(String, bool)], want: &[String]) -> Vec<String> {
 /// A recipient as `keys` writes it (an SSH key without its comment), or the text as
 /// it is when it is not a key.
 fn canonical(name: &str) -> String {
+    // An `age1…` name in lower case without spaces is its own canonical form when it
+    // parses (bech32 writes one string for one key), and is kept as it is when not.
+    let plain = |b: u8| !b.is_ascii_uppercase() && !b.is_ascii_whitespace();
+    if name.starts_with("age1") && name.bytes().all(plain) {
+        return name.to_string();
+    }
     Recipient::parse_line(name, &Location::named("sops metadata"))
         .map(|r| r.to_string())
         .unwrap_or_else(|_| name.to_string())
