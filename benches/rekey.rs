@@ -17,6 +17,7 @@
 //! `age -d | age -r …` per file (what `agenix -r` does, minus its nix evaluation)
 //! and `sops updatekeys -y` per file. Run with `cargo bench --bench rekey`, with age
 //! and sops on PATH (e.g. target/peers/venv/bin); peak memory needs `/usr/bin/time`.
+//! `KEYS_BENCH_DIR` puts the fleets on another filesystem (see `common::scratch`).
 
 mod common;
 
