@@ -4,11 +4,10 @@
 
 use serde_saphyr::Spanned;
 
-use super::{Groups, Policy, Rule, invalid};
+use super::{Groups, Placeholder, Policy, Rule, invalid};
 use crate::error::{Error, Location, Result};
 use crate::format::Format;
 use crate::format::sops::metadata::Shamir;
-use crate::policy::Placeholder;
 use crate::policy::fleet::Fleet;
 use crate::recipient::{Recipient, TRANSIT_PREFIX, TransitKey};
 
