@@ -26,6 +26,7 @@ mod rendered;
 use generate::GenerateFile;
 pub use generate::{CLEAR_SUFFIX, Generator};
 pub use install::Install;
+use install::Units;
 use options::*;
 pub use options::{OpenBaoTarget, Period, UPLOAD_AT, Upload};
 pub use placeholder::{Bound, Placeholder, Template, Unbound, Written};
@@ -228,9 +229,9 @@ struct RuleFile {
     #[serde(default)]
     rotate_every: Option<Spanned<String>>,
     #[serde(default)]
-    restart_units: Option<Spanned<Vec<Spanned<String>>>>,
+    restart_units: Units,
     #[serde(default)]
-    reload_units: Option<Spanned<Vec<Spanned<String>>>>,
+    reload_units: Units,
     #[serde(default)]
     needed_for_users: Option<Spanned<bool>>,
     #[serde(default)]
