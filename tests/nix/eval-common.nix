@@ -1,0 +1,78 @@
+# What the evaluations of a generated keys.nix share: nixpkgs' lib, the package
+# stand-ins every module reads, and what a configuration decrypts with agenix and
+# sops-nix, ready to print as JSON.
+{ nixDir }:
+let
+  lib = import (nixDir + "/nixpkgs-lib");
+
+  # The fields of `s` that `names` lists.
+  pick = names: s: lib.genAttrs names (n: s.${n});
+
+  # The messages of the assertions of `c` that fail.
+  failed = c: map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
+in
+{
+  inherit lib failed;
+
+  # Package paths the modules interpolate; never built here.
+  pkgs = {
+    age = "/stand-in/age";
+    coreutils = "/stand-in/coreutils";
+    writeShellScript = name: _: "/stand-in/${name}";
+    writeTextFile = args: "/stand-in/${args.name}";
+  };
+
+  # What configuration `c` decrypts: each age secret, sops secret and sops template
+  # with the fields every reader has, and those `more.age`, `more.sops` and
+  # `more.templates` add.
+  decrypts = more: c: {
+    age = {
+      identityPaths = map toString c.age.identityPaths;
+      secrets = lib.mapAttrs (
+        _: s:
+        { file = toString s.file; }
+        // pick (
+          [
+            "name"
+            "path"
+            "mode"
+            "symlink"
+          ]
+          ++ more.age or [ ]
+        ) s
+      ) c.age.secrets;
+    };
+    sops = {
+      sshKeyPaths = map toString c.sops.age.sshKeyPaths;
+      secrets = lib.mapAttrs (
+        _: s:
+        { sopsFile = toString s.sopsFile; }
+        // pick (
+          [
+            "name"
+            "key"
+            "format"
+            "path"
+            "mode"
+          ]
+          ++ more.sops or [ ]
+        ) s
+      ) c.sops.secrets;
+      templates = lib.mapAttrs (
+        _:
+        pick (
+          [
+            "name"
+            "path"
+            "content"
+            "mode"
+          ]
+          ++ more.templates or [ ]
+        )
+      ) c.sops.templates;
+      # What sops-nix puts in a template for each secret.
+      placeholder = c.sops.placeholder;
+    };
+    assertions = failed c;
+  };
+}
