@@ -547,10 +547,6 @@ pub fn insert_container(
     name: &str,
     own_key: Option<&Recipient>,
 ) -> Result<String> {
-    let invalid = |line: usize, reason: String| Error::InvalidFile {
-        at: Location::named(file).at_line(line as u64 + 1),
-        reason,
-    };
     let own_key = match own_key {
         Some(key) => Some(to_yaml(
             &WrittenKey {
@@ -561,15 +557,11 @@ pub fn insert_container(
         None => None,
     };
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let top = |l: &str| {
-        l.strip_prefix("containers:")
-            .map(|rest| rest.split('#').next().unwrap_or("").trim().to_string())
-    };
     let entry = |indent: &str| match &own_key {
         None => format!("{indent}{name}: {{}}\n"),
         Some(key) => format!("{indent}{name}:\n{indent}{indent}{key}"),
     };
-    let Some(at) = lines.iter().position(|l| top(l).is_some()) else {
+    let Some(section) = find_section(&lines, file, "containers")? else {
         let mut out = text.to_string();
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
@@ -578,12 +570,26 @@ pub fn insert_container(
         out.push_str(&entry("  "));
         return Ok(out);
     };
-    let value = top(lines[at]).unwrap_or_default();
+    let at = section.at;
     let mut out: String = lines[..at].concat();
-    match value.as_str() {
-        "{}" | "" | "~" | "null" => {}
-        _ => {
-            return Err(invalid(
+    match section.value.as_str() {
+        "" => {}
+        "{}" | "~" | "null" => {
+            // `containers: {}` (or null) becomes a block map; a trailing comment is kept.
+            let line = lines[at];
+            let comment = line.find('#').map(|i| line[i..].trim_end()).unwrap_or("");
+            out.push_str("containers:");
+            if !comment.is_empty() {
+                out.push_str(&format!(" {comment}"));
+            }
+            out.push('\n');
+            out.push_str(&entry("  "));
+            out.push_str(&lines[at + 1..].concat());
+            return Ok(out);
+        }
+        value => {
+            return Err(layout_error(
+                file,
                 at,
                 format!(
                     "containers is written as {value:?}; write it as a block map (one `NAME: {{}}` per line) so keys can add {name}"
@@ -591,52 +597,21 @@ pub fn insert_container(
             ));
         }
     }
-    if !value.is_empty() {
-        // `containers: {}` (or null) becomes a block map; a trailing comment is kept.
-        let line = lines[at];
-        let comment = line.find('#').map(|i| line[i..].trim_end()).unwrap_or("");
-        out.push_str("containers:");
-        if !comment.is_empty() {
-            out.push_str(&format!(" {comment}"));
-        }
-        out.push('\n');
-        out.push_str(&entry("  "));
-        out.push_str(&lines[at + 1..].concat());
-        return Ok(out);
-    }
-    // The block: every following line that is indented, blank, or a comment, up to
-    // the last indented content line.
-    let mut last = at;
-    let mut indent: Option<String> = None;
-    for (i, l) in lines.iter().enumerate().skip(at + 1) {
-        let body = l.trim_end_matches(['\n', '\r']);
-        let trimmed = body.trim_start();
-        if trimmed.is_empty() {
-            continue;
-        }
-        let lead = &body[..body.len() - trimmed.len()];
-        if lead.is_empty() {
-            if trimmed.starts_with('#') {
-                continue;
-            }
-            break;
-        }
-        if lead.contains('\t') {
-            return Err(invalid(i, "a tab in the indentation of containers".into()));
-        }
-        if !trimmed.starts_with('#') {
-            if indent.is_none() {
-                indent = Some(lead.to_string());
-            }
-            last = i;
-        }
-    }
-    let indent = indent.unwrap_or_else(|| "  ".to_string());
+    // The new entry follows the block's last line of content (its own line when the
+    // block is empty); comments after it stay after the new entry.
+    let last = (at..section.end)
+        .rev()
+        .find(|&i| {
+            let t = lines[i].trim();
+            !t.is_empty() && !t.starts_with('#')
+        })
+        .unwrap_or(at);
+    let indent = section.indent.as_deref().unwrap_or("  ");
     out.push_str(&lines[at..=last].concat());
     if !out.ends_with('\n') {
         out.push('\n');
     }
-    out.push_str(&entry(&indent));
+    out.push_str(&entry(indent));
     out.push_str(&lines[last + 1..].concat());
     Ok(out)
 }
