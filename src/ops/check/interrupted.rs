@@ -78,19 +78,20 @@ pub(super) fn plaintext_temp_files(files: &Snapshot, report: &mut Report) {
 pub fn scratch_leftovers() -> Vec<Finding> {
     crate::scratch::leftovers()
         .into_iter()
-        .map(|left| Finding {
-            severity: Severity::Problem,
-            kind: Kind::Plaintext,
-            at: Location::file(&left.path),
-            what: format!(
-                "plaintext left by an interrupted keys edit (pid {})",
-                left.pid
-            ),
-            fix: format!(
-                "the next `keys edit` wipes it; or remove it now: rm -r {}",
-                left.path.display()
+        .map(|left| {
+            Finding::new(
+                Severity::Problem,
+                Kind::Plaintext,
+                Location::file(&left.path),
+                format!(
+                    "plaintext left by an interrupted keys edit (pid {})",
+                    left.pid
+                ),
+                format!(
+                    "the next `keys edit` wipes it; or remove it now: rm -r {}",
+                    left.path.display()
+                ),
             )
-            .into(),
         })
         .collect()
 }

@@ -46,13 +46,8 @@ impl Context<'_> {
         seen: &[lockfile::Seen],
     ) {
         let mut warn = |kind: Kind, what: String, fix: String| {
-            out.findings.push(Finding {
-                severity: Severity::Warning,
-                kind,
-                at: rel.into(),
-                what,
-                fix: fix.into(),
-            })
+            out.findings
+                .push(Finding::new(Severity::Warning, kind, rel, what, fix))
         };
         let renew = format!(
             "give it a new value: `keys edit {name}` (or `keys set`, `keys encrypt --force`)"

@@ -47,6 +47,24 @@ pub struct Finding {
     pub fix: Fix,
 }
 
+impl Finding {
+    fn new(
+        severity: Severity,
+        kind: Kind,
+        at: impl Into<Location>,
+        what: impl Into<String>,
+        fix: impl Into<Fix>,
+    ) -> Finding {
+        Finding {
+            severity,
+            kind,
+            at: at.into(),
+            what: what.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
 /// How to fix what was found.
 #[derive(Debug)]
 pub enum Fix {
@@ -146,13 +164,8 @@ impl Report {
         what: impl Into<String>,
         fix: impl Into<Fix>,
     ) {
-        self.findings.push(Finding {
-            severity: Severity::Problem,
-            kind,
-            at: at.into(),
-            what: what.into(),
-            fix: fix.into(),
-        });
+        self.findings
+            .push(Finding::new(Severity::Problem, kind, at, what, fix));
     }
 }
 
@@ -464,13 +477,8 @@ struct Examined<'a> {
 
 impl Examined<'_> {
     fn problem(&mut self, kind: Kind, at: &str, what: impl Into<String>, fix: impl Into<Fix>) {
-        self.findings.push(Finding {
-            severity: Severity::Problem,
-            kind,
-            at: at.into(),
-            what: what.into(),
-            fix: fix.into(),
-        });
+        self.findings
+            .push(Finding::new(Severity::Problem, kind, at, what, fix));
     }
 }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::{Finding, Kind, Report, Severity};
+use crate::error::Location;
 use crate::policy::{self, Policy};
 
 /// Warns of each rule of `policy` that matches no secret (`used` holds the indices
@@ -13,13 +14,7 @@ pub(super) fn check(report: &mut Report, policy: &Policy, used: &BTreeSet<usize>
     for t in &policy.templates {
         let own = t.first..t.first + t.names.len();
         if !used.iter().any(|i| own.contains(i)) {
-            report.findings.push(Finding {
-                severity: Severity::Warning,
-                kind: Kind::UnusedRule,
-                at: t.at.clone(),
-                what: format!("rule {:?} matches no secret", t.glob),
-                fix: "encrypt a secret it matches, or remove the rule".into(),
-            });
+            report.findings.push(unused(&t.at, &t.glob));
         }
     }
     for (i, rule) in policy.rules.iter().enumerate() {
@@ -29,13 +24,7 @@ pub(super) fn check(report: &mut Report, policy: &Policy, used: &BTreeSet<usize>
             continue;
         }
         if template.is_none() && !rule.clear && !used.contains(&i) {
-            report.findings.push(Finding {
-                severity: Severity::Warning,
-                kind: Kind::UnusedRule,
-                at: rule.at.clone(),
-                what: format!("rule {:?} matches no secret", rule.glob),
-                fix: "encrypt a secret it matches, or remove the rule".into(),
-            });
+            report.findings.push(unused(&rule.at, &rule.glob));
         }
         // A machine decrypts a key-group file by itself only when it holds the
         // shares of `shamir_threshold` groups.
@@ -62,18 +51,28 @@ pub(super) fn check(report: &mut Report, policy: &Policy, used: &BTreeSet<usize>
                 .filter(|g| g.contains(reader))
                 .count();
             if !rule.key_groups.is_empty() && holds < rule.shamir_threshold {
-                report.findings.push(Finding {
-                    severity: Severity::Warning,
-                    kind: Kind::KeyGroups,
-                    at: rule.readers_at.clone(),
-                    what: format!(
+                report.findings.push(Finding::new(
+                    Severity::Warning,
+                    Kind::KeyGroups,
+                    rule.readers_at.clone(),
+                    format!(
                         "rule {:?}: {name} is in {holds} of its key groups and {} are needed, so it cannot decrypt the secret by itself (on the machine, sops-nix fails)",
                         glob, rule.shamir_threshold
                     ),
-                    fix: "put it in shamir_threshold of the groups, or leave it out if it only holds a share"
-                        .into(),
-                });
+                    "put it in shamir_threshold of the groups, or leave it out if it only holds a share",
+                ));
             }
         }
     }
+}
+
+/// A rule written at `at` that matches no secret.
+fn unused(at: &Location, glob: &str) -> Finding {
+    Finding::new(
+        Severity::Warning,
+        Kind::UnusedRule,
+        at.clone(),
+        format!("rule {glob:?} matches no secret"),
+        "encrypt a secret it matches, or remove the rule",
+    )
 }
