@@ -25,54 +25,28 @@ in
   # What configuration `c` decrypts: each age secret, sops secret and sops template
   # with the fields every reader has, and those `more.age`, `more.sops` and
   # `more.templates` add.
-  decrypts = more: c: {
-    age = {
-      identityPaths = map toString c.age.identityPaths;
-      secrets = lib.mapAttrs (
-        _: s:
-        { file = toString s.file; }
-        // pick (
-          [
-            "name"
-            "path"
-            "mode"
-            "symlink"
-          ]
-          ++ more.age or [ ]
-        ) s
-      ) c.age.secrets;
+  decrypts =
+    more: c:
+    let
+      every = {
+        age = [ "name" "path" "mode" "symlink" ];
+        sops = [ "name" "key" "format" "path" "mode" ];
+        templates = [ "name" "path" "content" "mode" ];
+      };
+      fields = kind: pick (every.${kind} ++ more.${kind} or [ ]);
+    in
+    {
+      age = {
+        identityPaths = map toString c.age.identityPaths;
+        secrets = lib.mapAttrs (_: s: { file = toString s.file; } // fields "age" s) c.age.secrets;
+      };
+      sops = {
+        sshKeyPaths = map toString c.sops.age.sshKeyPaths;
+        secrets = lib.mapAttrs (_: s: { sopsFile = toString s.sopsFile; } // fields "sops" s) c.sops.secrets;
+        templates = lib.mapAttrs (_: fields "templates") c.sops.templates;
+        # What sops-nix puts in a template for each secret.
+        placeholder = c.sops.placeholder;
+      };
+      assertions = failed c;
     };
-    sops = {
-      sshKeyPaths = map toString c.sops.age.sshKeyPaths;
-      secrets = lib.mapAttrs (
-        _: s:
-        { sopsFile = toString s.sopsFile; }
-        // pick (
-          [
-            "name"
-            "key"
-            "format"
-            "path"
-            "mode"
-          ]
-          ++ more.sops or [ ]
-        ) s
-      ) c.sops.secrets;
-      templates = lib.mapAttrs (
-        _:
-        pick (
-          [
-            "name"
-            "path"
-            "content"
-            "mode"
-          ]
-          ++ more.templates or [ ]
-        )
-      ) c.sops.templates;
-      # What sops-nix puts in a template for each secret.
-      placeholder = c.sops.placeholder;
-    };
-    assertions = failed c;
-  };
 }
