@@ -1,7 +1,8 @@
 //! What interrupted runs left behind: a rotation or rekey journal, plaintext temp
 //! files of `keys decrypt -o`, scratch directories of `keys edit`.
 
-use super::{Finding, Kind, Report, Severity};
+use super::kind::Kind;
+use super::report::{Finding, Report, Severity};
 use crate::error::Location;
 use crate::layout;
 use crate::snapshot::{Blob, Snapshot};

@@ -1,7 +1,8 @@
 //! The guard against private keys in clear: every file a check reads is searched
 //! for key material, however a key is wrapped or disguised.
 
-use super::{Kind, Report};
+use super::kind::Kind;
+use super::report::Report;
 use crate::policy::Policy;
 use crate::snapshot::{Blob, Snapshot};
 

@@ -1,6 +1,7 @@
 //! The records of secrets kept only on hosts (`recipients/local/HOST.yaml`).
 
-use super::{Kind, Report};
+use super::kind::Kind;
+use super::report::Report;
 use crate::layout;
 use crate::policy::{self, Fleet};
 use crate::snapshot::{Blob, Snapshot};

@@ -8,10 +8,9 @@ use std::collections::BTreeSet;
 use rayon::prelude::*;
 
 use super::export::Export;
-use crate::error::Location;
 use crate::format;
 use crate::format::Format;
-use crate::format::lockfile::{self, Lockfile};
+use crate::format::lockfile::Lockfile;
 use crate::layout;
 use crate::policy::{self, Fleet, Policy};
 use crate::snapshot::{Blob, Snapshot};
@@ -22,6 +21,7 @@ mod kind;
 mod life;
 mod local;
 mod public_half;
+mod report;
 mod rules;
 mod secret;
 
@@ -29,145 +29,8 @@ pub use interrupted::scratch_leftovers;
 pub use key_material::private_key_material;
 pub use kind::Kind;
 pub use life::{day, seen_text};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    Problem,
-    Warning,
-}
-
-/// One thing `check` found: what kind of thing, where (a file, or a file and line; an
-/// empty file name when the finding names its place itself), what, and how to fix it.
-#[derive(Debug)]
-pub struct Finding {
-    pub severity: Severity,
-    pub kind: Kind,
-    pub at: Location,
-    pub what: String,
-    pub fix: Fix,
-}
-
-impl Finding {
-    fn new(
-        severity: Severity,
-        kind: Kind,
-        at: impl Into<Location>,
-        what: impl Into<String>,
-        fix: impl Into<Fix>,
-    ) -> Finding {
-        Finding {
-            severity,
-            kind,
-            at: at.into(),
-            what: what.into(),
-            fix: fix.into(),
-        }
-    }
-}
-
-/// How to fix what was found.
-#[derive(Debug)]
-pub enum Fix {
-    /// What to do, in words.
-    Do(String),
-    /// A fleet or policy file does not load, so nothing else can be checked: what to
-    /// do is what this error calls for.
-    Error(Box<crate::error::Error>),
-}
-
-impl From<String> for Fix {
-    fn from(text: String) -> Fix {
-        Fix::Do(text)
-    }
-}
-
-impl From<&str> for Fix {
-    fn from(text: &str) -> Fix {
-        Fix::Do(text.to_string())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    /// Encrypted to other recipients (or another format) than the policy says.
-    Drift,
-    /// The file's hash differs from the lock: changed outside keys.
-    Modified,
-    /// A file under `secrets/` that the lock or the policy does not know.
-    Unknown,
-    /// Not a valid encrypted file of its format.
-    Invalid,
-    /// Listed in the lock, absent on disk.
-    Missing,
-}
-
-impl Status {
-    /// Every status, in the order keys lists them.
-    pub const ALL: [Status; 6] = [
-        Status::Ok,
-        Status::Drift,
-        Status::Modified,
-        Status::Unknown,
-        Status::Invalid,
-        Status::Missing,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Drift => "drift",
-            Status::Modified => "modified",
-            Status::Unknown => "unknown file",
-            Status::Invalid => "invalid",
-            Status::Missing => "missing",
-        }
-    }
-}
-
-/// One secret as `keys ls` shows it.
-pub struct Secret {
-    pub name: String,
-    pub format: Option<Format>,
-    /// The file, relative to the repository root.
-    pub path: Option<String>,
-    /// The readers of its rule as written (`admins`, `host:vps-arm`).
-    pub readers: Vec<String>,
-    /// The index of its rule in the policy, when one matches it.
-    pub rule: Option<usize>,
-    pub status: Status,
-    /// When its value last changed, as `keys.lock` says.
-    pub changed: Option<std::time::SystemTime>,
-    /// The readers taken away since its value last changed, each named as well as
-    /// keys can: by the policy's name for its key now, else as the lock recorded it.
-    pub seen: Vec<lockfile::Seen>,
-}
-
-#[derive(Default)]
-pub struct Report {
-    pub secrets: Vec<Secret>,
-    pub findings: Vec<Finding>,
-}
-
-impl Report {
-    pub fn problems(&self) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == Severity::Problem)
-            .count()
-    }
-
-    fn problem(
-        &mut self,
-        kind: Kind,
-        at: impl Into<Location>,
-        what: impl Into<String>,
-        fix: impl Into<Fix>,
-    ) {
-        self.findings
-            .push(Finding::new(Severity::Problem, kind, at, what, fix));
-    }
-}
+pub use report::{Finding, Fix, Report, Secret, Severity, Status};
+use secret::{Context, Examined};
 
 /// The empty file that keeps an empty `secrets/` in git.
 const GITKEEP: &str = "secrets/.gitkeep";
@@ -449,36 +312,6 @@ fn exports(report: &mut Report, files: &Snapshot, fleet: &Fleet, policy: &Policy
                 format!("run `{}` and commit the result", export.command()),
             ),
         }
-    }
-}
-
-/// What every secret is examined against.
-struct Context<'a> {
-    lock: Option<&'a Lockfile>,
-    /// The policy, when it and the fleet loaded.
-    policy: Option<&'a Policy>,
-    /// Each rule's recipients, by rule index (`None` when they do not resolve).
-    resolved: &'a [Option<policy::Resolved>],
-    /// The fleet's readers by the short ids of their keys.
-    labels: &'a super::readers::Labels,
-    now: std::time::SystemTime,
-}
-
-/// What examining one file under `secrets/` found.
-#[derive(Default)]
-struct Examined<'a> {
-    findings: Vec<Finding>,
-    secret: Option<Secret>,
-    /// Its secret name, when it is a secret.
-    name: Option<&'a str>,
-    /// The rule that matches it.
-    rule: Option<usize>,
-}
-
-impl Examined<'_> {
-    fn problem(&mut self, kind: Kind, at: &str, what: impl Into<String>, fix: impl Into<Fix>) {
-        self.findings
-            .push(Finding::new(Severity::Problem, kind, at, what, fix));
     }
 }
 

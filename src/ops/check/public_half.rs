@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{Kind, Report};
+use super::kind::Kind;
+use super::report::Report;
 use crate::format::{self, Format};
 use crate::layout;
 use crate::policy::{self, Fleet, Policy};

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{Finding, Kind, Report, Severity};
+use super::kind::Kind;
+use super::report::{Finding, Report, Severity};
 use crate::error::Location;
 use crate::policy::{self, Policy};
 

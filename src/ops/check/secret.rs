@@ -1,14 +1,46 @@
 //! One file under `secrets/` examined against the lock and the policy: its format
 //! and name, its hash, its rule, and the recipients it is encrypted to.
 
-use super::life::name_seen;
-use super::{Context, Examined, Kind, Secret, Status};
-use crate::format::{self, lockfile};
+use super::kind::Kind;
+use super::life::{self, name_seen};
+use super::report::{Finding, Fix, Secret, Severity, Status};
+use crate::format::{self, lockfile, lockfile::Lockfile};
 use crate::layout;
-use crate::policy;
+use crate::ops::readers::Labels;
+use crate::policy::{self, Policy};
 use crate::snapshot::Blob;
 
 const REENCRYPT: &str = "re-encrypt it with keys: `keys decrypt NAME | keys encrypt --force NAME`";
+
+/// What every secret is examined against.
+pub(super) struct Context<'a> {
+    pub(super) lock: Option<&'a Lockfile>,
+    /// The policy, when it and the fleet loaded.
+    pub(super) policy: Option<&'a Policy>,
+    /// Each rule's recipients, by rule index (`None` when they do not resolve).
+    pub(super) resolved: &'a [Option<policy::Resolved>],
+    /// The fleet's readers by the short ids of their keys.
+    pub(super) labels: &'a Labels,
+    pub(super) now: std::time::SystemTime,
+}
+
+/// What examining one file under `secrets/` found.
+#[derive(Default)]
+pub(super) struct Examined<'a> {
+    pub(super) findings: Vec<Finding>,
+    pub(super) secret: Option<Secret>,
+    /// Its secret name, when it is a secret.
+    pub(super) name: Option<&'a str>,
+    /// The rule that matches it.
+    pub(super) rule: Option<usize>,
+}
+
+impl Examined<'_> {
+    fn problem(&mut self, kind: Kind, at: &str, what: impl Into<String>, fix: impl Into<Fix>) {
+        self.findings
+            .push(Finding::new(Severity::Problem, kind, at, what, fix));
+    }
+}
 
 impl Context<'_> {
     /// Examines the file at `rel` under `secrets/`: its header (parsed once, for
@@ -238,7 +270,15 @@ impl Context<'_> {
         }
         let seen = entry.map_or_else(Vec::new, |e| name_seen(&e.seen, self.labels));
         if let Some(e) = entry {
-            self.life(&mut out, rel, name, rule.map(|(_, r)| r), e, &seen);
+            life::warnings(
+                &mut out.findings,
+                self.now,
+                rel,
+                name,
+                rule.map(|(_, r)| r),
+                e,
+                &seen,
+            );
         }
         out.secret = Some(Secret {
             name: name.to_string(),
