@@ -13,6 +13,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
+/// An answer of OpenBao, whatever its status.
+type Response = ureq::http::Response<ureq::Body>;
+
 /// Where OpenBao is and who to be there: `BAO_ADDR` (else `VAULT_ADDR`), the token
 /// from `BAO_TOKEN` (else `VAULT_TOKEN`, else the token helper's `~/.vault-token`),
 /// and the CA to trust from `BAO_CACERT` (else `VAULT_CACERT`).
@@ -160,13 +163,7 @@ impl Client {
             addr: config.addr,
             token: config.token,
         };
-        let url = format!("{}/v1/auth/token/lookup-self", client.addr);
-        let response = client
-            .agent
-            .get(&url)
-            .header("X-Vault-Token", client.token.as_str())
-            .call()
-            .map_err(|e| client.unreachable(shown, e))?;
+        let response = client.get("auth/token/lookup-self", shown)?;
         match response.status().as_u16() {
             200 => Ok(client),
             403 | 401 => Err(Error::OpenBaoToken {
@@ -181,6 +178,26 @@ impl Client {
         }
     }
 
+    /// A GET of `route` (below `/v1/`) with the token; `shown` names it in errors.
+    fn get(&self, route: &str, shown: &str) -> Result<Response> {
+        self.agent
+            .get(format!("{}/v1/{route}", self.addr))
+            .header("X-Vault-Token", self.token.as_str())
+            .call()
+            .map_err(|e| self.unreachable(shown, e))
+    }
+
+    /// A POST of the JSON `body` to `route` (below `/v1/`) with the token; `shown`
+    /// names it in errors.
+    fn post(&self, route: &str, shown: &str, body: &[u8]) -> Result<Response> {
+        self.agent
+            .post(format!("{}/v1/{route}", self.addr))
+            .header("X-Vault-Token", self.token.as_str())
+            .content_type("application/json")
+            .send(body)
+            .map_err(|e| self.unreachable(shown, e))
+    }
+
     fn unreachable(&self, path: &str, e: ureq::Error) -> Error {
         Error::Remote {
             message: format!("OpenBao at {} ({path}): {e}", self.addr),
@@ -189,7 +206,7 @@ impl Client {
     }
 
     /// An answer other than the ones expected, as one line naming the address and path.
-    fn refused(&self, path: &str, mut response: ureq::http::Response<ureq::Body>) -> Error {
+    fn refused(&self, path: &str, mut response: Response) -> Error {
         let status = response.status().as_u16();
         let errors: Errors = response.body_mut().read_json().unwrap_or_default();
         let said = errors.errors.join("; ").replace('\n', " ");
@@ -221,24 +238,13 @@ impl Client {
     /// `mount/path`.
     pub fn write(&self, mount: &str, path: &str, body: &[u8]) -> Result<Written> {
         let shown = format!("{mount}/{path}");
-        let url = format!("{}/v1/{mount}/data/{path}", self.addr);
-        let mut response = self
-            .agent
-            .post(&url)
-            .header("X-Vault-Token", self.token.as_str())
-            .content_type("application/json")
-            .send(body)
-            .map_err(|e| self.unreachable(&shown, e))?;
+        let mut response = self.post(&format!("{mount}/data/{path}"), &shown, body)?;
         match response.status().as_u16() {
             200 | 204 => {
-                let written: WriteResponse =
-                    response.body_mut().read_json().map_err(|e| Error::Remote {
-                        message: format!(
-                            "OpenBao at {} ({shown}): unexpected answer: {e}",
-                            self.addr
-                        ),
-                        hint: "check that the mount is a KV version 2 engine".into(),
-                    })?;
+                let written: WriteResponse = response
+                    .body_mut()
+                    .read_json()
+                    .map_err(|e| self.not_kv(&shown, e))?;
                 Ok(Written::Version(written.data.version))
             }
             400 => {
@@ -260,26 +266,24 @@ impl Client {
         }
     }
 
+    /// An answer of `shown` that is not what a KV version 2 engine gives.
+    fn not_kv(&self, shown: &str, e: ureq::Error) -> Error {
+        Error::Remote {
+            message: format!("OpenBao at {} ({shown}): unexpected answer: {e}", self.addr),
+            hint: "check that the mount is a KV version 2 engine".into(),
+        }
+    }
+
     /// The metadata of `mount/path`, `None` when nothing was ever written there.
     pub fn metadata(&self, mount: &str, path: &str) -> Result<Option<Metadata>> {
         let shown = format!("{mount}/{path}");
-        let url = format!("{}/v1/{mount}/metadata/{path}", self.addr);
-        let mut response = self
-            .agent
-            .get(&url)
-            .header("X-Vault-Token", self.token.as_str())
-            .call()
-            .map_err(|e| self.unreachable(&shown, e))?;
+        let mut response = self.get(&format!("{mount}/metadata/{path}"), &shown)?;
         match response.status().as_u16() {
             200 => {
-                let meta: MetaResponse =
-                    response.body_mut().read_json().map_err(|e| Error::Remote {
-                        message: format!(
-                            "OpenBao at {} ({shown}): unexpected answer: {e}",
-                            self.addr
-                        ),
-                        hint: "check that the mount is a KV version 2 engine".into(),
-                    })?;
+                let meta: MetaResponse = response
+                    .body_mut()
+                    .read_json()
+                    .map_err(|e| self.not_kv(&shown, e))?;
                 let current = meta
                     .data
                     .versions
@@ -338,11 +342,7 @@ impl TransitPath<'_> {
 
 impl Client {
     /// Why OpenBao refused a transit call, as one line naming the address and the key.
-    fn transit_refused(
-        &self,
-        at: &TransitPath,
-        mut response: ureq::http::Response<ureq::Body>,
-    ) -> Error {
+    fn transit_refused(&self, at: &TransitPath, mut response: Response) -> Error {
         let status = response.status().as_u16();
         let errors: Errors = response.body_mut().read_json().unwrap_or_default();
         let said = errors.errors.join("; ").replace(['\n', '\t'], " ");
@@ -380,15 +380,17 @@ impl Client {
         }
     }
 
-    fn transit_call(&self, at: &TransitPath, op: &str, body: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let url = format!("{}/v1/{}/{op}/{}", self.addr, at.engine, at.key);
-        let mut response = self
-            .agent
-            .post(&url)
-            .header("X-Vault-Token", self.token.as_str())
-            .content_type("application/json")
-            .send(body)
-            .map_err(|e| self.unreachable(&at.shown(), e))?;
+    /// Calls transit's `op` (`encrypt`, `decrypt`) of the key at `at` with the JSON
+    /// `body`, and gives the data of its answer to `read`.
+    fn transit_call<T>(
+        &self,
+        at: &TransitPath,
+        op: &str,
+        body: &[u8],
+        read: impl FnOnce(TransitData) -> Result<T>,
+    ) -> Result<T> {
+        let route = format!("{}/{op}/{}", at.engine, at.key);
+        let mut response = self.post(&route, &at.shown(), body)?;
         if response.status().as_u16() != 200 {
             return Err(self.transit_refused(at, response));
         }
@@ -404,7 +406,9 @@ impl Client {
             message: format!("OpenBao at {} ({}): {e}", self.addr, at.shown()),
             hint: "check BAO_ADDR (or VAULT_ADDR) and that OpenBao is running and unsealed".into(),
         })?;
-        Ok(answer)
+        let parsed: TransitResponse =
+            serde_json::from_slice(&answer).map_err(|_| self.unexpected(at, "not JSON"))?;
+        read(parsed.data)
     }
 
     fn unexpected(&self, at: &TransitPath, what: &str) -> Error {
@@ -421,13 +425,8 @@ impl Client {
     /// Whether the transit key exists, when the token may read it (`None` when it
     /// may not: then only a call with it tells).
     pub fn transit_key_exists(&self, at: &TransitPath) -> Result<Option<bool>> {
-        let url = format!("{}/v1/{}/keys/{}", self.addr, at.engine, at.key);
-        let mut response = self
-            .agent
-            .get(&url)
-            .header("X-Vault-Token", self.token.as_str())
-            .call()
-            .map_err(|e| self.unreachable(&at.shown(), e))?;
+        let route = format!("{}/keys/{}", at.engine, at.key);
+        let mut response = self.get(&route, &at.shown())?;
         match response.status().as_u16() {
             200 => Ok(Some(true)),
             // An unknown key answers 404 and no error; an engine that is not there,
@@ -449,13 +448,10 @@ impl Client {
         body.extend_from_slice(b"{\"plaintext\":\"");
         body.extend_from_slice(encoded.as_bytes());
         body.extend_from_slice(b"\"}");
-        let answer = self.transit_call(at, "encrypt", &body)?;
-        let parsed: TransitResponse =
-            serde_json::from_slice(&answer).map_err(|_| self.unexpected(at, "not JSON"))?;
-        match parsed.data.ciphertext {
+        self.transit_call(at, "encrypt", &body, |data| match data.ciphertext {
             Some(c) if c.starts_with("vault:") => Ok(c.to_string()),
             _ => Err(self.unexpected(at, "no ciphertext")),
-        }
+        })
     }
 
     /// Unwraps a data key the transit key wrapped (`vault:v1:…`), into zeroized
@@ -468,18 +464,17 @@ impl Client {
         use base64::Engine;
         let body = serde_json::to_vec(&serde_json::json!({ "ciphertext": ciphertext }))
             .unwrap_or_default();
-        let answer = self.transit_call(at, "decrypt", &body)?;
-        let parsed: TransitResponse =
-            serde_json::from_slice(&answer).map_err(|_| self.unexpected(at, "not JSON"))?;
-        let Some(plain) = parsed.data.plaintext else {
-            return Err(self.unexpected(at, "no plaintext"));
-        };
-        let mut key = Zeroizing::new(vec![0u8; plain.len()]);
-        let n = base64::engine::general_purpose::STANDARD
-            .decode_slice(plain.as_bytes(), &mut key[..])
-            .map_err(|_| self.unexpected(at, "plaintext is not base64"))?;
-        key.truncate(n);
-        Ok(key)
+        self.transit_call(at, "decrypt", &body, |data| {
+            let Some(plain) = data.plaintext else {
+                return Err(self.unexpected(at, "no plaintext"));
+            };
+            let mut key = Zeroizing::new(vec![0u8; plain.len()]);
+            let n = base64::engine::general_purpose::STANDARD
+                .decode_slice(plain.as_bytes(), &mut key[..])
+                .map_err(|_| self.unexpected(at, "plaintext is not base64"))?;
+            key.truncate(n);
+            Ok(key)
+        })
     }
 }
 

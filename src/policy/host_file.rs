@@ -547,10 +547,6 @@ pub fn insert_container(
     name: &str,
     own_key: Option<&Recipient>,
 ) -> Result<String> {
-    let invalid = |line: usize, reason: String| Error::InvalidFile {
-        at: Location::named(file).at_line(line as u64 + 1),
-        reason,
-    };
     let own_key = match own_key {
         Some(key) => Some(to_yaml(
             &WrittenKey {
@@ -560,85 +556,11 @@ pub fn insert_container(
         )?),
         None => None,
     };
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let top = |l: &str| {
-        l.strip_prefix("containers:")
-            .map(|rest| rest.split('#').next().unwrap_or("").trim().to_string())
-    };
     let entry = |indent: &str| match &own_key {
         None => format!("{indent}{name}: {{}}\n"),
         Some(key) => format!("{indent}{name}:\n{indent}{indent}{key}"),
     };
-    let Some(at) = lines.iter().position(|l| top(l).is_some()) else {
-        let mut out = text.to_string();
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str("containers:\n");
-        out.push_str(&entry("  "));
-        return Ok(out);
-    };
-    let value = top(lines[at]).unwrap_or_default();
-    let mut out: String = lines[..at].concat();
-    match value.as_str() {
-        "{}" | "" | "~" | "null" => {}
-        _ => {
-            return Err(invalid(
-                at,
-                format!(
-                    "containers is written as {value:?}; write it as a block map (one `NAME: {{}}` per line) so keys can add {name}"
-                ),
-            ));
-        }
-    }
-    if !value.is_empty() {
-        // `containers: {}` (or null) becomes a block map; a trailing comment is kept.
-        let line = lines[at];
-        let comment = line.find('#').map(|i| line[i..].trim_end()).unwrap_or("");
-        out.push_str("containers:");
-        if !comment.is_empty() {
-            out.push_str(&format!(" {comment}"));
-        }
-        out.push('\n');
-        out.push_str(&entry("  "));
-        out.push_str(&lines[at + 1..].concat());
-        return Ok(out);
-    }
-    // The block: every following line that is indented, blank, or a comment, up to
-    // the last indented content line.
-    let mut last = at;
-    let mut indent: Option<String> = None;
-    for (i, l) in lines.iter().enumerate().skip(at + 1) {
-        let body = l.trim_end_matches(['\n', '\r']);
-        let trimmed = body.trim_start();
-        if trimmed.is_empty() {
-            continue;
-        }
-        let lead = &body[..body.len() - trimmed.len()];
-        if lead.is_empty() {
-            if trimmed.starts_with('#') {
-                continue;
-            }
-            break;
-        }
-        if lead.contains('\t') {
-            return Err(invalid(i, "a tab in the indentation of containers".into()));
-        }
-        if !trimmed.starts_with('#') {
-            if indent.is_none() {
-                indent = Some(lead.to_string());
-            }
-            last = i;
-        }
-    }
-    let indent = indent.unwrap_or_else(|| "  ".to_string());
-    out.push_str(&lines[at..=last].concat());
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(&entry(&indent));
-    out.push_str(&lines[last + 1..].concat());
-    Ok(out)
+    insert_entry(text, file, "containers", name, "NAME: {}", &entry, true)
 }
 
 /// A deploy key's entry as `keys deploy-key add` writes it.
@@ -759,43 +681,73 @@ pub fn insert_deploy_key(text: &str, file: &str, name: &str, key: &DeployKey) ->
         }
         out
     };
+    insert_entry(text, file, "deploy_keys", name, "NAME:", &block, false)
+}
+
+/// Adds the entry `name` (`entry` writes it at an indent) to the top-level block map
+/// `key:` of a host file's text: after the block's last line (`before_comments`:
+/// after its last content line, the comments that follow staying below), in place
+/// of an empty `key: {}` or null (a trailing comment kept), or as a new block at the
+/// end. `form` is how the map's entries are written, for the error when it is not a
+/// block map. Everything else is kept byte for byte.
+fn insert_entry(
+    text: &str,
+    file: &str,
+    key: &str,
+    name: &str,
+    form: &str,
+    entry: &dyn Fn(&str) -> String,
+    before_comments: bool,
+) -> Result<String> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let Some(section) = find_section(&lines, file, "deploy_keys")? else {
+    let Some(section) = find_section(&lines, file, key)? else {
         let mut out = text.to_string();
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
         }
-        out.push_str("deploy_keys:\n");
-        out.push_str(&block("  "));
+        out.push_str(&format!("{key}:\n"));
+        out.push_str(&entry("  "));
         return Ok(out);
     };
-    let mut out: String = lines[..section.at].concat();
+    let at = section.at;
+    let mut out: String = lines[..at].concat();
     match section.value.as_str() {
         "" => {
-            out.push_str(&lines[section.at..section.end].concat());
+            let end = if before_comments {
+                (at..section.end)
+                    .rev()
+                    .find(|&i| {
+                        let t = lines[i].trim();
+                        !t.is_empty() && !t.starts_with('#')
+                    })
+                    .map_or(at + 1, |i| i + 1)
+            } else {
+                section.end
+            };
+            out.push_str(&lines[at..end].concat());
             if !out.ends_with('\n') {
                 out.push('\n');
             }
-            out.push_str(&block(section.indent.as_deref().unwrap_or("  ")));
-            out.push_str(&lines[section.end..].concat());
+            out.push_str(&entry(section.indent.as_deref().unwrap_or("  ")));
+            out.push_str(&lines[end..].concat());
         }
         "{}" | "~" | "null" => {
-            let line = lines[section.at];
+            let line = lines[at];
             let comment = line.find('#').map(|i| line[i..].trim_end()).unwrap_or("");
-            out.push_str("deploy_keys:");
+            out.push_str(&format!("{key}:"));
             if !comment.is_empty() {
                 out.push_str(&format!(" {comment}"));
             }
             out.push('\n');
-            out.push_str(&block("  "));
-            out.push_str(&lines[section.at + 1..].concat());
+            out.push_str(&entry("  "));
+            out.push_str(&lines[at + 1..].concat());
         }
         value => {
             return Err(layout_error(
                 file,
-                section.at,
+                at,
                 format!(
-                    "deploy_keys is written as {value:?}; write it as a block map (one `NAME:` per line) so keys can add {name}"
+                    "{key} is written as {value:?}; write it as a block map (one `{form}` per line) so keys can add {name}"
                 ),
             ));
         }

@@ -11,13 +11,12 @@
   home ? "/home/${builtins.head (builtins.split "@" user)}",
 }:
 let
-  lib = import (nixDir + "/nixpkgs-lib");
+  common = import ./eval-common.nix { inherit nixDir; };
+  inherit (common) lib;
   inherit (lib) mkOption types;
 
   # Package paths and platform facts the modules read; nothing is built here.
-  pkgs = {
-    age = "/stand-in/age";
-    coreutils = "/stand-in/coreutils";
+  pkgs = common.pkgs // {
     getconf = "/stand-in/getconf";
     gnupg = "/stand-in/gnupg";
     stdenv = {
@@ -29,8 +28,6 @@ let
       };
     };
     writeShellApplication = args: "/stand-in/${args.name}";
-    writeShellScript = name: _: "/stand-in/${name}";
-    writeTextFile = args: "/stand-in/${args.name}";
     writeText = name: _: "/stand-in/${name}";
     callPackage = _: _: { sops-install-secrets = "/stand-in/sops-install-secrets"; };
   };
@@ -86,35 +83,5 @@ let
       (import keysNix).${user}
     ];
   };
-  c = hm.config;
 in
-{
-  age = {
-    identityPaths = map toString c.age.identityPaths;
-    secrets = lib.mapAttrs (_: s: {
-      file = toString s.file;
-      inherit (s)
-        name
-        path
-        mode
-        symlink
-        ;
-    }) c.age.secrets;
-  };
-  sops = {
-    sshKeyPaths = map toString c.sops.age.sshKeyPaths;
-    secrets = lib.mapAttrs (_: s: {
-      sopsFile = toString s.sopsFile;
-      inherit (s)
-        name
-        key
-        format
-        path
-        mode
-        ;
-    }) c.sops.secrets;
-    templates = lib.mapAttrs (_: t: { inherit (t) name path content mode; }) c.sops.templates;
-    placeholder = c.sops.placeholder;
-  };
-  assertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
-}
+common.decrypts { } hm.config

@@ -12,17 +12,13 @@
   containerModules ? false,
 }:
 let
-  lib = import (nixDir + "/nixpkgs-lib");
+  common = import ./eval-common.nix { inherit nixDir; };
+  inherit (common) lib;
   inherit (lib) mkOption types;
 
-  # Package paths the modules interpolate; never built here.
-  pkgs = {
-    age = "/stand-in/age";
+  pkgs = common.pkgs // {
     mount = "/stand-in/mount";
     gnugrep = "/stand-in/gnugrep";
-    coreutils = "/stand-in/coreutils";
-    writeShellScript = name: _: "/stand-in/${name}";
-    writeTextFile = args: "/stand-in/${args.name}";
     callPackage = _: _: _: "/stand-in/package";
   };
 
@@ -178,64 +174,37 @@ let
     };
   };
 
-  failed = c: map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
-
-  decrypts = c: {
-    age = {
-      identityPaths = map toString c.age.identityPaths;
-      secrets = lib.mapAttrs (_: s: {
-        file = toString s.file;
-        inherit (s)
-          name
-          path
-          mode
-          owner
-          group
-          symlink
-          ;
-      }) c.age.secrets;
-    };
-    # The units keys.nix declares (the ones that restart what reads an age secret).
-    units = lib.filterAttrs (n: _: lib.hasPrefix "keys-" n) (
-      lib.mapAttrs (_: u: u // { restartTriggers = map toString (u.restartTriggers or [ ]); }) c.systemd.services
-    );
-    sops = {
-      sshKeyPaths = map toString c.sops.age.sshKeyPaths;
-      keyFile = if c.sops.age.keyFile == null then null else toString c.sops.age.keyFile;
-      secrets = lib.mapAttrs (_: s: {
-        sopsFile = toString s.sopsFile;
-        inherit (s)
-          name
-          key
-          format
-          path
-          mode
-          owner
-          group
-          restartUnits
-          reloadUnits
-          neededForUsers
-          ;
-      }) c.sops.secrets;
-      templates = lib.mapAttrs (_: t: {
-        inherit (t)
-          name
-          path
-          content
-          mode
-          owner
-          group
-          restartUnits
-          reloadUnits
-          ;
-      }) c.sops.templates;
-      # What sops-nix puts in a template for each secret.
-      placeholder = c.sops.placeholder;
-    };
-    hostKeys = c.services.openssh.hostKeys;
-    authorizedKeys = lib.mapAttrs (_: u: u.openssh.authorizedKeys.keys) c.users.users;
-    assertions = failed c;
-  };
+  decrypts =
+    c:
+    lib.recursiveUpdate
+      (common.decrypts {
+        age = [
+          "owner"
+          "group"
+        ];
+        sops = [
+          "owner"
+          "group"
+          "restartUnits"
+          "reloadUnits"
+          "neededForUsers"
+        ];
+        templates = [
+          "owner"
+          "group"
+          "restartUnits"
+          "reloadUnits"
+        ];
+      } c)
+      {
+        # The units keys.nix declares (the ones that restart what reads an age secret).
+        units = lib.filterAttrs (n: _: lib.hasPrefix "keys-" n) (
+          lib.mapAttrs (_: u: u // { restartTriggers = map toString (u.restartTriggers or [ ]); }) c.systemd.services
+        );
+        sops.keyFile = if c.sops.age.keyFile == null then null else toString c.sops.age.keyFile;
+        hostKeys = c.services.openssh.hostKeys;
+        authorizedKeys = lib.mapAttrs (_: u: u.openssh.authorizedKeys.keys) c.users.users;
+      };
 in
 decrypts system.config
 // {

@@ -127,10 +127,9 @@ fn empty(v: &Value) -> bool {
     }
 }
 
-/// The age entries of an `age` list; an entry without its recipient or its wrapped
-/// key is kept (empty): it is one more entry than the policy calls for, and a rekey
-/// replaces it.
-fn age_entries(value: &Value, what: &str) -> Result<Vec<AgeEntry>, String> {
+/// The entries of a list of maps (`age`, `hc_vault`), each made by `entry` from its
+/// fields; `what` names the list when it is not one.
+fn entries<T>(value: &Value, what: &str, entry: impl Fn(&[Item]) -> T) -> Result<Vec<T>, String> {
     let list: &[Value] = match value {
         Value::List(list) => list,
         Value::Null => &[],
@@ -139,61 +138,43 @@ fn age_entries(value: &Value, what: &str) -> Result<Vec<AgeEntry>, String> {
     Ok(list
         .iter()
         .filter(|v| !matches!(v, Value::Comment(_)))
-        .map(|entry| {
-            let fields: &[Item] = match entry {
-                Value::Map(fields) => fields,
-                _ => &[],
-            };
-            let get = |k: &str| {
-                fields
-                    .iter()
-                    .find_map(|i| match i {
-                        Item::Pair(n, v) if n == k => text(v),
-                        _ => None,
-                    })
-                    .unwrap_or_default()
-            };
-            AgeEntry {
-                recipient: get("recipient"),
-                enc: get("enc"),
-            }
+        .map(|e| match e {
+            Value::Map(fields) => entry(fields),
+            _ => entry(&[]),
         })
         .collect())
 }
 
+/// The text of field `key` of an entry; empty when it is missing.
+fn field(fields: &[Item], key: &str) -> String {
+    fields
+        .iter()
+        .find_map(|i| match i {
+            Item::Pair(n, v) if n == key => text(v),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The age entries of an `age` list; an entry without its recipient or its wrapped
+/// key is kept (empty): it is one more entry than the policy calls for, and a rekey
+/// replaces it.
+fn age_entries(value: &Value, what: &str) -> Result<Vec<AgeEntry>, String> {
+    entries(value, what, |fields| AgeEntry {
+        recipient: field(fields, "recipient"),
+        enc: field(fields, "enc"),
+    })
+}
+
 /// The entries of an `hc_vault` list; a field that is missing is read as empty.
 fn vault_entries(value: &Value) -> Result<Vec<VaultEntry>, String> {
-    let list: &[Value] = match value {
-        Value::List(list) => list,
-        Value::Null => &[],
-        _ => return Err("sops.hc_vault is not a list".into()),
-    };
-    Ok(list
-        .iter()
-        .filter(|v| !matches!(v, Value::Comment(_)))
-        .map(|entry| {
-            let fields: &[Item] = match entry {
-                Value::Map(fields) => fields,
-                _ => &[],
-            };
-            let get = |k: &str| {
-                fields
-                    .iter()
-                    .find_map(|i| match i {
-                        Item::Pair(n, v) if n == k => text(v),
-                        _ => None,
-                    })
-                    .unwrap_or_default()
-            };
-            VaultEntry {
-                vault_address: get("vault_address"),
-                engine_path: get("engine_path"),
-                key_name: get("key_name"),
-                created_at: get("created_at"),
-                enc: get("enc"),
-            }
-        })
-        .collect())
+    entries(value, "sops.hc_vault", |fields| VaultEntry {
+        vault_address: field(fields, "vault_address"),
+        engine_path: field(fields, "engine_path"),
+        key_name: field(fields, "key_name"),
+        created_at: field(fields, "created_at"),
+        enc: field(fields, "enc"),
+    })
 }
 
 fn key_groups(value: &Value) -> Result<Vec<KeyGroup>, String> {

@@ -47,7 +47,7 @@ const UNIT_TYPES: [&str; 9] = [
 
 /// A unit name as systemd takes one: `NAME.TYPE` or `NAME@INSTANCE.TYPE`, of
 /// letters, digits and `:-_.\`, at most 255 bytes.
-pub(super) fn unit_name(name: &str) -> bool {
+fn unit_name(name: &str) -> bool {
     let Some((stem, kind)) = name.rsplit_once('.') else {
         return false;
     };
@@ -61,6 +61,39 @@ pub(super) fn unit_name(name: &str) -> bool {
         None => plain(stem),
     };
     name.len() <= 255 && UNIT_TYPES.contains(&kind) && stem_ok
+}
+
+/// A list of units as a rule or a template writes it.
+pub(super) type Units = Option<Spanned<Vec<Spanned<String>>>>;
+
+/// The `restart_units` and `reload_units` of a rule or a template, each entry a
+/// unit name systemd takes, each kept once.
+pub(super) fn units(
+    restart: &Units,
+    reload: &Units,
+    line: &dyn Fn(u64) -> Location,
+) -> Result<[Vec<String>; 2]> {
+    let mut units = [Vec::new(), Vec::new()];
+    for (i, (field, list)) in [("restart_units", restart), ("reload_units", reload)]
+        .into_iter()
+        .enumerate()
+    {
+        for unit in list.iter().flat_map(|l| &l.value) {
+            if !unit_name(&unit.value) {
+                return Err(invalid(
+                    line(unit.referenced.line()),
+                    format!(
+                        "{field} entry {:?} is not a systemd unit name such as nginx.service",
+                        unit.value
+                    ),
+                ));
+            }
+            if !units[i].contains(&unit.value) {
+                units[i].push(unit.value.clone());
+            }
+        }
+    }
+    Ok(units)
 }
 
 /// A rule's `path:`: an absolute path of plain names, `{name}` standing for the
@@ -123,30 +156,7 @@ pub(super) fn install(
             ));
         }
     }
-    let mut units = [Vec::new(), Vec::new()];
-    for (i, (field, list)) in [
-        ("restart_units", &raw.restart_units),
-        ("reload_units", &raw.reload_units),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        for unit in list.iter().flat_map(|l| &l.value) {
-            if !unit_name(&unit.value) {
-                return Err(invalid(
-                    line(unit.referenced.line()),
-                    format!(
-                        "{field} entry {:?} is not a systemd unit name such as nginx.service",
-                        unit.value
-                    ),
-                ));
-            }
-            if !units[i].contains(&unit.value) {
-                units[i].push(unit.value.clone());
-            }
-        }
-    }
-    let [restart_units, reload_units] = units;
+    let [restart_units, reload_units] = units(&raw.restart_units, &raw.reload_units, line)?;
     let needed_for_users = match &raw.needed_for_users {
         Some(n) if n.value && format == Format::Age => {
             return Err(invalid(

@@ -2,7 +2,7 @@
 //! in which `{{ secret:NAME }}` stands for the value of the sops secret NAME (a
 //! configuration file that embeds a password), as `keys export nix` declares them.
 
-use super::install::{install_path, unit_name};
+use super::install::{Units, install_path, units};
 use super::*;
 
 /// One `templates:` entry as written.
@@ -21,9 +21,9 @@ pub(super) struct TemplateFile {
     #[serde(default)]
     path: Option<Spanned<String>>,
     #[serde(default)]
-    restart_units: Option<Spanned<Vec<Spanned<String>>>>,
+    restart_units: Units,
     #[serde(default)]
-    reload_units: Option<Spanned<Vec<Spanned<String>>>>,
+    reload_units: Units,
 }
 
 /// A piece of a template's content.
@@ -234,30 +234,7 @@ pub(super) fn templates(
             Some(p) => Some(p.value.clone()),
             None => None,
         };
-        let mut units = [Vec::new(), Vec::new()];
-        for (i, (field, list)) in [
-            ("restart_units", &t.restart_units),
-            ("reload_units", &t.reload_units),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            for unit in list.iter().flat_map(|l| &l.value) {
-                if !unit_name(&unit.value) {
-                    return Err(invalid(
-                        line(unit.referenced.line()),
-                        format!(
-                            "{field} entry {:?} is not a systemd unit name such as nginx.service",
-                            unit.value
-                        ),
-                    ));
-                }
-                if !units[i].contains(&unit.value) {
-                    units[i].push(unit.value.clone());
-                }
-            }
-        }
-        let [restart_units, reload_units] = units;
+        let [restart_units, reload_units] = units(&t.restart_units, &t.reload_units, &line)?;
         out.push(SopsTemplate {
             at,
             name: t.name.value.clone(),
