@@ -255,6 +255,33 @@ fn comments_after_a_nested_map_in_a_list_item_decrypt_with_sops() {
     );
 }
 
+/// A comment first in a list under a `? key`: go-yaml writes it on the `:` line,
+/// where it reads back as the comment before the key; encrypted, a comment in a list
+/// is an item of it. keys writes and reads both files as sops does.
+#[test]
+fn a_comment_first_in_a_list_under_a_complex_key_is_read_as_sops_reads_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    for (secret, plaintext, want) in [
+        (
+            "yaml/complex-list-comment",
+            "? |4+\n\n:   - #\n      - {}\n",
+            "? |4+\n\n:   - - \"\"\n      - {}\n",
+        ),
+        (
+            "yaml/complex-key-comment",
+            "? |4+\n\n:   #\n    - - {}\n",
+            "#\n? |4+\n\n:   - - {}\n",
+        ),
+    ] {
+        assert_eq!(
+            both_ways(&env, &repo, secret, plaintext),
+            want,
+            "{plaintext:?}"
+        );
+    }
+}
+
 /// A comment after an empty value with a tag or an anchor (`key: !!str`, `key: &a`)
 /// stays after it, in maps and lists: go-yaml gives it to what follows, and keys
 /// places it there too, so sops reads it back where it was from either file.

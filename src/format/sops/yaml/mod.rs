@@ -335,6 +335,26 @@ mod tests {
         assert_eq!(YamlStore.emit_plain(&again).unwrap(), out.as_bytes());
     }
 
+    /// Found by fuzzing: a list under a `? key` whose first item is a comment. go-yaml
+    /// writes the comment on the `:` line, where it reads back as the comment before
+    /// the key; sops 3.11 writes the same at each step (checked with `sops encrypt
+    /// --unencrypted-regex '.*'`, which writes the tree as read, then again).
+    #[test]
+    fn a_comment_first_in_a_list_under_a_complex_key_moves_as_sops_moves_it() {
+        for (input, want) in [
+            (
+                "? |4+\n\n:   - #\n      - {}\n",
+                "? |4+\n\n:   #\n    - - {}\n",
+            ),
+            ("? |4+\n\n:   #\n    - - {}\n", "#\n? |4+\n\n:   - - {}\n"),
+            ("#\n? |4+\n\n:   - - {}\n", "#\n? |4+\n\n:   - - {}\n"),
+        ] {
+            let tree = YamlStore.load_plain(input.as_bytes(), "c.yaml").unwrap();
+            let out = String::from_utf8(YamlStore.emit_plain(&tree).unwrap()).unwrap();
+            assert_eq!(out, want, "{input:?}");
+        }
+    }
+
     #[test]
     fn empty_input_and_empty_documents() {
         assert_eq!(
