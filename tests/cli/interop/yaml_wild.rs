@@ -255,11 +255,12 @@ fn comments_after_a_nested_map_in_a_list_item_decrypt_with_sops() {
     );
 }
 
-/// A comment first in a list under a `? key`: go-yaml writes it on the `:` line,
-/// where it reads back as the comment before the key; encrypted, a comment in a list
-/// is an item of it. keys writes and reads both files as sops does.
+/// A comment to the right of a bare `- ` belongs to what the dash starts (first in
+/// a list nested there, else before the entry); under a `? key`, go-yaml writes one
+/// that starts a list on the `:` line, where it reads back before the key. Encrypted,
+/// a comment in a list is an entry of it. keys writes and reads both ways as sops.
 #[test]
-fn a_comment_first_in_a_list_under_a_complex_key_is_read_as_sops_reads_it() {
+fn a_comment_after_a_bare_dash_is_read_as_sops_reads_it() {
     let mut env = TestEnv::new();
     let repo = sops_fleet(&mut env);
     for (secret, plaintext, want) in [
@@ -272,6 +273,21 @@ fn a_comment_first_in_a_list_under_a_complex_key_is_read_as_sops_reads_it() {
             "yaml/complex-key-comment",
             "? |4+\n\n:   #\n    - - {}\n",
             "#\n? |4+\n\n:   - - {}\n",
+        ),
+        (
+            "yaml/dash-comment-list",
+            "k:\n    - a\n    - # c\n      - b\n",
+            "k:\n    - a\n    # c\n    - - b\n",
+        ),
+        (
+            "yaml/empty-list-comment",
+            "k:\n    - a\n    #\n    - b\n",
+            "k:\n    - a\n    - \"\"\n    - b\n",
+        ),
+        (
+            "yaml/dash-comment-scalar",
+            "k:\n    - a\n    - # c\n      b\n",
+            "k:\n    - a\n    # c\n    - b\n",
         ),
     ] {
         assert_eq!(
