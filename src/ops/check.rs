@@ -17,6 +17,7 @@ use crate::policy::{self, Fleet, Policy};
 use crate::snapshot::{Blob, Snapshot};
 
 mod kind;
+mod template;
 
 pub use kind::Kind;
 
@@ -380,6 +381,7 @@ fn examine(
         }
     }
     if let Some(policy) = policy {
+        template::dangling(&mut report, policy);
         for t in &policy.templates {
             let own = t.first..t.first + t.names.len();
             if !used_rules.iter().any(|i| own.contains(i)) {
