@@ -73,6 +73,14 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         .filter_map(|s| Some((s.name, s.format?)))
         .collect();
     let text = export.render(&ws.policy, &ws.fleet, &secrets)?;
+    if export == Export::Nix {
+        for d in crate::ops::export::dangling_templates(&ws.policy, &secrets) {
+            ui::warn(&format!(
+                "{}: template {} left out of keys.nix: it embeds {}, and {} does not exist",
+                d.template.at, d.template.name, d.secret, d.path
+            ));
+        }
+    }
     match args.output {
         Some(p) if p.as_os_str() == "-" => ui::out(&text),
         Some(p) => {

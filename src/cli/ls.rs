@@ -34,7 +34,7 @@ pub(crate) struct Args {
 
     /// Only the secrets whose value a reader taken away could read, not changed
     /// since: each with the date it last changed and those readers. Give each a new
-    /// value (`keys edit NAME`) to take it off the list.
+    /// value (`keys rotate NAME`) to take it off the list.
     #[arg(long)]
     exposed: bool,
 }

@@ -220,10 +220,14 @@ fn seal_branches(
                 }
             }
             Leaf::ListComment(item) => {
-                if let Value::Comment(c) = item
-                    && let Some(sealed) = seal_comment(c)
-                {
-                    *item = Value::Str(sealed);
+                if let Value::Comment(c) = item {
+                    if let Some(sealed) = seal_comment(c) {
+                        *item = Value::Str(sealed);
+                    } else if c.is_empty() && rules.encrypts_comment(path, comments) {
+                        // sops writes an empty comment it would encrypt as an empty
+                        // string, an entry of the list like the sealed ones.
+                        *item = Value::Str(String::new());
+                    }
                 }
             }
             Leaf::Scalar(v) => {

@@ -294,6 +294,47 @@ impl<'a> Machine<'a> {
     }
 }
 
+/// A template that embeds a secret with no file in its rule's format: `keys.nix`
+/// leaves the template out, as sops-nix would have no value for its placeholder.
+pub struct Dangling<'a> {
+    pub template: &'a SopsTemplate,
+    pub secret: &'a str,
+    /// The file the secret would be (`secrets/NAME.yaml`).
+    pub path: String,
+    /// Its rule makes its value (`generate:`).
+    pub generated: bool,
+}
+
+/// The templates of the policy that embed a secret not among `secrets` (the existing
+/// secret names with their formats), each with the first such secret.
+pub fn dangling_templates<'a>(
+    policy: &'a Policy,
+    secrets: &[(String, Format)],
+) -> Vec<Dangling<'a>> {
+    let mut out = Vec::new();
+    for template in &policy.sops_templates {
+        for secret in template.secrets() {
+            // Every secret a template embeds has a rule: the policy is refused otherwise.
+            let Some((_, rule)) = policy.rule_for(secret) else {
+                continue;
+            };
+            if !secrets
+                .iter()
+                .any(|(n, f)| n == secret && *f == rule.format)
+            {
+                out.push(Dangling {
+                    template,
+                    secret,
+                    path: secret_path(secret, rule.format),
+                    generated: rule.generate.is_some(),
+                });
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// One NixOS module per host: `age.secrets` and `sops.secrets` for what it reads
 /// (but not what an `upload: true` rule has its deployer send it),
 /// its identity paths at the persisted host key (which is also sshd's only host key

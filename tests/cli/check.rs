@@ -102,3 +102,90 @@ fn check_finds_private_keys_outside_secrets_unless_the_policy_allows_them() {
     crate::assert_output!(env, "private_keys_allowed", run.stdout);
     let _ = repo;
 }
+
+/// A sops-nix template that embeds a secret with no file yet: keys.nix leaves it
+/// out, and check reports it at the template's line with what makes the secret.
+#[test]
+fn a_template_embedding_a_secret_that_does_not_exist_is_a_problem() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let policy = POLICY.replace(
+        "rules:\n",
+        "rules:
+  - secrets: \"app/*\"
+    format: sops-yaml
+    readers: [admins, host:vps-arm]
+  - secrets: \"gen/*\"
+    format: sops-binary
+    readers: [admins, host:vps-arm]
+    generate: {kind: alnum}
+",
+    ) + "templates:
+  - name: app.env
+    reader: host:vps-arm
+    content: \"DB={{ secret:app/db }} KEY={{ secret:gen/key }}\"
+";
+    let line = 1 + policy
+        .lines()
+        .position(|l| l == "  - name: app.env")
+        .unwrap();
+    env.write("work/policies/default.yaml", &policy);
+    env.keys_stdin(&["encrypt", "bot/token"], TOKEN).success();
+    let at =
+        format!("policies/default.yaml:{line}: template app.env for host:vps-arm embeds secret");
+
+    let before = tree(&repo);
+    let run = env.keys(&["check"]).failure(8);
+    assert!(
+        run.stdout.contains(&format!(
+            "{at} app/db, and secrets/app/db.yaml does not exist: keys.nix leaves the template out\n  \
+             fix: encrypt it with `keys encrypt app/db`, or take {{{{ secret:app/db }}}} out of template app.env\n"
+        )),
+        "{}",
+        run.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&env.keys(&["check", "--json"]).failure(8).stdout).unwrap();
+    let kinds: Vec<&str> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["template"], "{json}");
+    assert_eq!(tree(&repo), before, "check writes nothing");
+
+    // The one secret there, the other made by its rule.
+    env.keys_stdin(&["encrypt", "app/db"], b"password: p\n")
+        .success();
+    let run = env.keys(&["check"]).failure(8);
+    assert!(
+        run.stdout.contains(&format!(
+            "{at} gen/key, and secrets/gen/key.bin does not exist: keys.nix leaves the template out\n  \
+             fix: make it with `keys generate gen/key`, or take {{{{ secret:gen/key }}}} out of template app.env\n"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("app/db.yaml"), "{}", run.stdout);
+    let export = env.keys(&["export", "nix", "-o", "-"]).success();
+    assert!(!export.stdout.contains("app.env"), "{}", export.stdout);
+    assert!(
+        export.stderr.contains(&format!(
+            "keys: warning: policies/default.yaml:{line}: template app.env left out of keys.nix: it embeds gen/key, and secrets/gen/key.bin does not exist"
+        )),
+        "{}",
+        export.stderr
+    );
+
+    env.keys(&["generate", "gen/key"]).success();
+    let run = env.keys(&["check"]).success();
+    assert!(!run.stdout.contains("template"), "{}", run.stdout);
+    let export = env.keys(&["export", "nix", "-o", "-"]).success();
+    assert!(
+        export.stdout.contains("sops.templates.\"app.env\""),
+        "{}",
+        export.stdout
+    );
+    assert!(!export.stderr.contains("warning"), "{}", export.stderr);
+}

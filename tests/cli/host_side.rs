@@ -244,7 +244,15 @@ fn keys_nix_declares_sops_templates_with_each_secrets_placeholder() {
     assert_eq!(bot["path"], "/etc/bot.ini");
     assert_eq!(bot["reloadUnits"], serde_json::json!(["bot.service"]));
     assert_eq!(shared["assertions"], serde_json::json!([]), "{shared}");
-    env.keys(&["check"]).success();
+    // …and check reports it where it is written.
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check.stdout.contains(
+            "policies/0-templates.yaml:26: template later.env for host:imp embeds secret imp/missing, and secrets/imp/missing.yaml does not exist"
+        ),
+        "{}",
+        check.stdout
+    );
 
     // What a template cannot embed, refused where it is written.
     let before = tree(&repo);

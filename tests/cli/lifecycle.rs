@@ -460,3 +460,50 @@ fn an_admin_removed_is_named_after_its_file_is_gone() {
         .success();
     env.keys(&["check", "--strict"]).success();
 }
+
+/// A secret whose rule generates its value is given a new one by `keys rotate`, and
+/// that is what check says for an overdue or exposed one.
+#[test]
+fn a_generated_secret_due_or_exposed_is_told_to_rotate() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let generated = |readers: &str| {
+        POLICY.replace(
+            "readers: [admins, host:vps-arm]\n",
+            &format!(
+                "readers: [{readers}]\n    generate: {{kind: alnum}}\n    rotate_every: 90d\n"
+            ),
+        )
+    };
+    env.write(
+        "work/policies/default.yaml",
+        generated("admins, host:vps-arm"),
+    );
+    env.keys(&["generate", "bot/token"]).success();
+    set_changed(&repo, "bot/token", Some("2020-01-02"));
+    env.write("work/policies/default.yaml", generated("admins"));
+    env.keys(&["rekey"]).success();
+
+    let check = env.keys(&["check"]).success();
+    let fixes: Vec<(&str, &str)> = check
+        .stdout
+        .lines()
+        .zip(check.stdout.lines().skip(1))
+        .filter(|(l, _)| l.starts_with("warning: secrets/bot/token.age: "))
+        .collect();
+    assert_eq!(fixes.len(), 2, "{}", check.stdout);
+    for (warning, fix) in fixes {
+        assert!(
+            fix.starts_with(
+                "  fix: give it a new value: `keys rotate bot/token` (its rule generates one)"
+            ),
+            "{warning}\n{fix}"
+        );
+    }
+    assert!(!check.stdout.contains("keys edit"), "{}", check.stdout);
+    env.keys(&["check", "--strict"]).failure(8);
+
+    env.keys(&["rotate", "bot/token"]).success();
+    let check = env.keys(&["check", "--strict"]).success();
+    assert!(!check.stdout.contains("bot/token"), "{}", check.stdout);
+}

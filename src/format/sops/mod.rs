@@ -714,31 +714,30 @@ sops:
         })
     }
 
-    /// A map starting with a comment (or a list whose first item is one) as the value
-    /// of a key go-yaml writes as `? key` (with a line break or over 128 bytes): the
-    /// comment lands on the `:` line and reads back before the key, in sops as in keys.
+    /// A map starting with a comment (or a list whose first item is one, or a list
+    /// whose first item is such a list) as the value of a key go-yaml writes as `? key`
+    /// (with a line break or over 128 bytes): the comment lands on the `:` line and
+    /// reads back before the key, in sops as in keys.
     fn comment_under_complex_key(items: &[Item]) -> bool {
-        let starts_with_comment = |inner: &[Item]| matches!(inner.first(), Some(Item::Comment(_)));
+        fn opens_with_comment(value: &Value) -> bool {
+            match value {
+                Value::Map(inner) => matches!(inner.first(), Some(Item::Comment(_))),
+                Value::List(values) => values.first().is_some_and(opens_with_comment),
+                _ => false,
+            }
+        }
+        fn nested(value: &Value) -> bool {
+            match value {
+                Value::Map(inner) => comment_under_complex_key(inner),
+                Value::List(values) => values.iter().any(nested),
+                _ => false,
+            }
+        }
         items.iter().any(|item| match item {
-            Item::Pair(key, value @ (Value::Map(_) | Value::List(_))) => {
+            Item::Pair(key, value) => {
                 let complex =
                     key.len() > 128 || key.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']);
-                let first = match value {
-                    Value::Map(inner) => starts_with_comment(inner),
-                    Value::List(values) => {
-                        matches!(values.first(), Some(Value::Map(inner)) if starts_with_comment(inner))
-                    }
-                    _ => false,
-                };
-                let nested = match value {
-                    Value::Map(inner) => comment_under_complex_key(inner),
-                    Value::List(values) => values.iter().any(|v| match v {
-                        Value::Map(inner) => comment_under_complex_key(inner),
-                        _ => false,
-                    }),
-                    _ => false,
-                };
-                (complex && first) || nested
+                (complex && opens_with_comment(value)) || nested(value)
             }
             _ => false,
         })

@@ -59,11 +59,14 @@ pub enum Kind {
     /// A secret whose value a reader taken away could read, not changed since (a
     /// warning; a problem with `--strict`).
     Exposed,
+    /// A sops-nix template that embeds a secret that does not exist, which
+    /// `keys.nix` leaves out.
+    Template,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Policy,
         Kind::Lock,
         Kind::Symlink,
@@ -89,6 +92,7 @@ impl Kind {
         Kind::RotationDue,
         Kind::RotationUnknown,
         Kind::Exposed,
+        Kind::Template,
     ];
 
     pub fn name(self) -> &'static str {
@@ -118,6 +122,7 @@ impl Kind {
             Kind::RotationDue => "rotation-due",
             Kind::RotationUnknown => "rotation-unknown",
             Kind::Exposed => "exposed",
+            Kind::Template => "template",
         }
     }
 

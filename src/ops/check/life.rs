@@ -48,8 +48,12 @@ pub(super) fn warnings(
     let mut warn = |kind: Kind, what: String, fix: String| {
         findings.push(Finding::new(Severity::Warning, kind, rel, what, fix))
     };
-    let renew =
-        format!("give it a new value: `keys edit {name}` (or `keys set`, `keys encrypt --force`)");
+    let renew = match rule.and_then(|r| r.generate) {
+        Some(_) => format!("give it a new value: `keys rotate {name}` (its rule generates one)"),
+        None => format!(
+            "give it a new value: `keys edit {name}` (or `keys set`, `keys encrypt --force`)"
+        ),
+    };
     if let Some(rule) = rule
         && let Some(period) = &rule.rotate_every
     {

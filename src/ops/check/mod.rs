@@ -24,6 +24,7 @@ mod public_half;
 mod report;
 mod rules;
 mod secret;
+mod template;
 
 pub use interrupted::scratch_leftovers;
 pub use key_material::private_key_material;
@@ -264,6 +265,7 @@ fn examine(
         }
     }
     if let Some(policy) = policy {
+        template::dangling(&mut report, policy);
         rules::check(&mut report, policy, &used_rules);
     }
     interrupted::journals(files, &mut report);

@@ -255,6 +255,49 @@ fn comments_after_a_nested_map_in_a_list_item_decrypt_with_sops() {
     );
 }
 
+/// A comment to the right of a bare `- ` belongs to what the dash starts (first in
+/// a list nested there, else before the entry); under a `? key`, go-yaml writes one
+/// that starts a list on the `:` line, where it reads back before the key. Encrypted,
+/// a comment in a list is an entry of it. keys writes and reads both ways as sops.
+#[test]
+fn a_comment_after_a_bare_dash_is_read_as_sops_reads_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    for (secret, plaintext, want) in [
+        (
+            "yaml/complex-list-comment",
+            "? |4+\n\n:   - #\n      - {}\n",
+            "? |4+\n\n:   - - \"\"\n      - {}\n",
+        ),
+        (
+            "yaml/complex-key-comment",
+            "? |4+\n\n:   #\n    - - {}\n",
+            "#\n? |4+\n\n:   - - {}\n",
+        ),
+        (
+            "yaml/dash-comment-list",
+            "k:\n    - a\n    - # c\n      - b\n",
+            "k:\n    - a\n    # c\n    - - b\n",
+        ),
+        (
+            "yaml/empty-list-comment",
+            "k:\n    - a\n    #\n    - b\n",
+            "k:\n    - a\n    - \"\"\n    - b\n",
+        ),
+        (
+            "yaml/dash-comment-scalar",
+            "k:\n    - a\n    - # c\n      b\n",
+            "k:\n    - a\n    # c\n    - b\n",
+        ),
+    ] {
+        assert_eq!(
+            both_ways(&env, &repo, secret, plaintext),
+            want,
+            "{plaintext:?}"
+        );
+    }
+}
+
 /// A comment after an empty value with a tag or an anchor (`key: !!str`, `key: &a`)
 /// stays after it, in maps and lists: go-yaml gives it to what follows, and keys
 /// places it there too, so sops reads it back where it was from either file.

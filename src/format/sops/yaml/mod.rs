@@ -335,6 +335,75 @@ mod tests {
         assert_eq!(YamlStore.emit_plain(&again).unwrap(), out.as_bytes());
     }
 
+    /// A comment to the right of a bare `- ` belongs to what the dash starts: go-yaml
+    /// makes it the first entry of a list nested there, else puts it before the
+    /// entry; sops writes it on its own line. Found by fuzzing under a `? key`, where
+    /// the comment lands on the `:` line and reads back before the key, in sops as
+    /// in keys. Each pair is checked against sops 3.11 (`sops encrypt
+    /// --unencrypted-regex '.*'`, which writes the tree as read, and `sops decrypt`).
+    #[test]
+    fn a_comment_after_a_bare_dash_is_placed_as_sops_places_it() {
+        let c = || Value::Comment(" c".into());
+        let s = |t: &str| Value::Str(t.into());
+        for (input, tree, want) in [
+            (
+                "k:\n    - a\n    - # c\n      b\n",
+                vec![s("a"), c(), s("b")],
+                "k:\n    - a\n    # c\n    - b\n",
+            ),
+            (
+                "k:\n    - a\n    - # c\n      - b\n",
+                vec![s("a"), Value::List(vec![c(), s("b")])],
+                "k:\n    - a\n    # c\n    - - b\n",
+            ),
+            (
+                "k:\n    - a\n    - # c\n      x: y\n",
+                vec![
+                    s("a"),
+                    c(),
+                    Value::Map(vec![Item::Pair("x".into(), s("y"))]),
+                ],
+                "k:\n    - a\n    # c\n    - x: \"y\"\n",
+            ),
+            (
+                "k:\n    - [] # c\n    - b # d\n",
+                vec![
+                    c(),
+                    Value::List(vec![]),
+                    Value::Comment(" d".into()),
+                    s("b"),
+                ],
+                "k:\n    # c\n    - []\n    # d\n    - b\n",
+            ),
+            (
+                "k:\n    - | # c\n      b\n",
+                vec![c(), s("b\n")],
+                "k:\n    # c\n    - |\n      b\n",
+            ),
+        ] {
+            let parsed = YamlStore.load_plain(input.as_bytes(), "c.yaml").unwrap();
+            assert_eq!(
+                parsed,
+                vec![vec![Item::Pair("k".into(), Value::List(tree))]],
+                "{input:?}"
+            );
+            let out = String::from_utf8(YamlStore.emit_plain(&parsed).unwrap()).unwrap();
+            assert_eq!(out, want, "{input:?}");
+        }
+        for (input, want) in [
+            (
+                "? |4+\n\n:   - #\n      - {}\n",
+                "? |4+\n\n:   #\n    - - {}\n",
+            ),
+            ("? |4+\n\n:   #\n    - - {}\n", "#\n? |4+\n\n:   - - {}\n"),
+            ("#\n? |4+\n\n:   - - {}\n", "#\n? |4+\n\n:   - - {}\n"),
+        ] {
+            let tree = YamlStore.load_plain(input.as_bytes(), "c.yaml").unwrap();
+            let out = String::from_utf8(YamlStore.emit_plain(&tree).unwrap()).unwrap();
+            assert_eq!(out, want, "{input:?}");
+        }
+    }
+
     #[test]
     fn empty_input_and_empty_documents() {
         assert_eq!(

@@ -54,6 +54,15 @@ struct Builder<'f> {
     alias_bytes: usize,
     /// The line of the first `<<` key whose value is not a map or a list of maps.
     scalar_merge: Option<usize>,
+    /// The (1-based) line of the last scalar or alias in a list, or flow collection's
+    /// end: a comment to the right of a list's dash with none of these before it on
+    /// its line follows a bare `- `.
+    content_line: usize,
+    /// Where in `pending` the comments begin that follow a bare `- ` (the one to its
+    /// right and the own-line ones after it), until the dash's node starts: go-yaml
+    /// makes them the first entries of a list nested there, and puts them before
+    /// any other node.
+    after_dash: Option<usize>,
 }
 
 /// The documents read, and what sops could not read back once written.
@@ -101,6 +110,8 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
         anchors: HashMap::new(),
         alias_bytes: 0,
         scalar_merge: None,
+        content_line: 0,
+        after_dash: None,
     };
     for event in gp::Parser::new_from_str_with_options(text, options) {
         let (event, span) = event.map_err(|e| {
@@ -260,6 +271,34 @@ impl Builder<'_> {
     fn event(&mut self, event: Event<'_>, span: gp::Span) -> Result<()> {
         let line = span.start.line();
         let col = span.start.col();
+        let after_dash = match event {
+            Event::Comment(..) => self.after_dash,
+            _ => self.after_dash.take(),
+        };
+        let in_list = matches!(
+            self.stack.last(),
+            Some(Open {
+                frame: Frame::List(_),
+                ..
+            })
+        );
+        match &event {
+            // A block scalar's span starts at its text, below the line of its `|`.
+            Event::Scalar(_, ScalarStyle::Literal | ScalarStyle::Folded, ..) if in_list => {
+                self.content_line = line;
+            }
+            Event::Scalar(..) | Event::Alias(_) if in_list => self.content_line = span.end.line(),
+            Event::SequenceEnd | Event::MappingEnd
+                if span.start.byte_offset().is_some_and(|at| {
+                    self.text
+                        .get(at..)
+                        .is_some_and(|t| t.starts_with([']', '}']))
+                }) =>
+            {
+                self.content_line = line;
+            }
+            _ => {}
+        }
         match event {
             Event::StreamStart => {}
             Event::StreamEnd if !self.pending.is_empty() => {
@@ -287,7 +326,7 @@ impl Builder<'_> {
             Event::Comment(text, placement) => {
                 let text = text.into_owned();
                 if placement == Placement::Right {
-                    self.line_comment(text);
+                    self.line_comment(text, line, col);
                 } else {
                     self.pending.push((text, col, line));
                     self.pending_line = line;
@@ -362,7 +401,20 @@ impl Builder<'_> {
                 }
             }
             // sops drops a map's or list's tag (`!!set`, `!!omap`, `!foo`).
-            Event::SequenceStart(_, anchor, _) => self.open(false, anchor, line, col)?,
+            Event::SequenceStart(_, anchor, _) => {
+                let inner = match after_dash {
+                    Some(from) if from <= self.pending.len() => self.pending.split_off(from),
+                    _ => Vec::new(),
+                };
+                self.open(false, anchor, line, col)?;
+                if let Some(Open {
+                    frame: Frame::List(items),
+                    ..
+                }) = self.stack.last_mut()
+                {
+                    items.extend(inner.into_iter().map(|(text, ..)| Value::Comment(text)));
+                }
+            }
             Event::MappingStart(_, anchor, _) => self.open(true, anchor, line, col)?,
             Event::SequenceEnd | Event::MappingEnd => {
                 self.close(line)?;
@@ -462,9 +514,14 @@ impl Builder<'_> {
     }
 
     /// A comment on the same line as content: sops puts it before the entry it
-    /// follows.
-    fn line_comment(&mut self, text: String) {
+    /// follows. One to the right of a bare `- ` comes before what the dash starts.
+    fn line_comment(&mut self, text: String, line: usize, col: usize) {
         match self.stack.last_mut().map(|open| &mut open.frame) {
+            Some(Frame::List(_)) if line > self.content_line => {
+                self.after_dash.get_or_insert(self.pending.len());
+                self.pending.push((text, col, line));
+                self.pending_line = line;
+            }
             Some(Frame::Map {
                 items,
                 key: Some(_),
