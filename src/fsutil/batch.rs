@@ -1,0 +1,333 @@
+//! Replacing many files as one change: staged beside their targets, made durable
+//! together, renamed in order, and put back as they were if any step fails.
+
+use std::fs::{self, File};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::{TEMP_PREFIX, Upto, check_way, parent_of, remove, sync_dir, unsynced, write_atomic};
+use crate::error::{Error, Result};
+
+/// Replaces several files: each is written beside its target, all are made durable,
+/// then renamed in order, and the renames made durable (see `settle`). A crash leaves
+/// every target either old or new; the renames happen only after every file is
+/// durable. What the targets held is kept under a second name until the end, so a
+/// failure at any step puts all of them back.
+pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
+    check_dirs(files.iter().map(|(path, _, _)| *path))?;
+    let staged = files
+        .iter()
+        .map(|(path, data, mode)| unsynced(path, data, *mode))
+        .collect::<Result<Vec<_>>>()?;
+    settle(
+        &staged
+            .iter()
+            .zip(files)
+            .map(|(tmp, (path, _, _))| (tmp.as_file(), *path))
+            .collect::<Vec<_>>(),
+    )?;
+    // What each target held, to put back if a later step fails: all or nothing.
+    let before = Backup::link(files.iter().map(|(path, _, _)| *path));
+    let mut dirs: Vec<&Path> = Vec::new();
+    let mut done = 0;
+    let mut result = Ok(());
+    for (tmp, (path, _, _)) in staged.into_iter().zip(files) {
+        if let Err(e) = tmp.persist(path) {
+            result = Err(Error::io(path, e.error));
+            break;
+        }
+        done += 1;
+        let dir = parent_of(path);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    if result.is_ok() {
+        result = dirs
+            .iter()
+            .map(|d| File::open(d).map_err(|e| Error::io(d, e)))
+            .collect::<Result<Vec<File>>>()
+            .and_then(|open| settle(&open.iter().zip(dirs.iter().copied()).collect::<Vec<_>>()));
+    }
+    if result.is_err() {
+        before.restore_first(done);
+    }
+    result
+}
+
+/// Replaces `files` (as `write_batch`) and then removes `gone`, as one change: what
+/// every path holds is first kept under a second name beside it (a hard link, so
+/// putting it back needs no free space), and if any step fails, every path is put
+/// back as it was. A crash leaves each path old or new, and perhaps a second name
+/// (`TEMP_PREFIX…`).
+pub fn write_and_remove(files: &[(&Path, &[u8], u32)], gone: &[&Path]) -> Result<()> {
+    check_dirs(
+        files
+            .iter()
+            .map(|(path, _, _)| *path)
+            .chain(gone.iter().copied()),
+    )?;
+    let before = Backup::link(
+        files
+            .iter()
+            .map(|(path, _, _)| *path)
+            .chain(gone.iter().copied()),
+    );
+    let result = write_batch(files).and_then(|()| {
+        let mut dirs: Vec<&Path> = Vec::new();
+        for path in gone {
+            fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            if !dirs.contains(&parent_of(path)) {
+                dirs.push(parent_of(path));
+            }
+        }
+        dirs.into_iter().try_for_each(sync_dir)
+    });
+    if result.is_err() {
+        before.restore();
+    }
+    result
+}
+
+/// What files held before a write replaced them, so that a write that fails part way
+/// can put every one back: its bytes and mode, or no file where there was none.
+pub struct Backup(Vec<(PathBuf, Held)>);
+
+enum Held {
+    File(Vec<u8>, u32),
+    /// A second name for the file, beside it (removed when the backup is dropped).
+    Linked(PathBuf),
+    Nothing,
+    /// A file that could not be read: left as it is.
+    Unknown,
+}
+
+impl Backup {
+    /// Reads what each path holds now (never following a symlink).
+    pub fn read<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Backup {
+        use rayon::prelude::*;
+        let paths: Vec<&Path> = paths.into_iter().collect();
+        Backup(
+            paths
+                .par_iter()
+                .map(|path| (path.to_path_buf(), Held::read(path)))
+                .collect(),
+        )
+    }
+
+    /// What the caller read from each path moments ago, and its mode (`None`: no
+    /// file there), kept without reading it again.
+    pub fn holding(files: impl IntoIterator<Item = (PathBuf, Option<(Vec<u8>, u32)>)>) -> Backup {
+        Backup(
+            files
+                .into_iter()
+                .map(|(path, held)| {
+                    let held = match held {
+                        Some((data, mode)) => Held::File(data, mode),
+                        None => Held::Nothing,
+                    };
+                    (path, held)
+                })
+                .collect(),
+        )
+    }
+
+    /// This backup, then `next`: restored in reverse, `next`'s files first.
+    pub fn chain(mut self, mut next: Backup) -> Backup {
+        self.0.append(&mut next.0);
+        self
+    }
+
+    /// Keeps what each path holds now under a second, temporary name beside it, so
+    /// nothing is copied; a file that cannot be linked is read instead.
+    pub fn link<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Backup {
+        Backup(
+            paths
+                .into_iter()
+                .map(|path| {
+                    let reachable = check_way(path, Upto::Parent).is_ok();
+                    let held = match fs::symlink_metadata(path) {
+                        _ if !reachable => Held::Unknown,
+                        Ok(meta) if meta.is_file() => {
+                            let spare = parent_of(path)
+                                .join(format!("{TEMP_PREFIX}{}", spare_suffix(path)));
+                            match fs::hard_link(path, &spare) {
+                                Ok(()) => Held::Linked(spare),
+                                Err(_) => Held::read(path),
+                            }
+                        }
+                        _ => Held::read(path),
+                    };
+                    (path.to_path_buf(), held)
+                })
+                .collect(),
+        )
+    }
+
+    /// Puts every file back, the last read first (so the first, a journal, goes last).
+    pub fn restore(&self) {
+        self.restore_first(self.0.len());
+    }
+
+    /// Puts back the first `n` files, in reverse order, each by a temp file and a
+    /// rename. Best effort: the error that started the rollback is the one reported.
+    pub fn restore_first(&self, n: usize) {
+        for (path, held) in self.0.iter().take(n).rev() {
+            let _ = match held {
+                Held::File(data, mode) => write_atomic(path, data, *mode),
+                Held::Linked(spare) => check_way(path, Upto::Parent).and_then(|()| {
+                    fs::rename(spare, path)
+                        .map_err(|e| Error::io(path, e))
+                        .and_then(|()| sync_dir(parent_of(path)))
+                }),
+                Held::Nothing if fs::symlink_metadata(path).is_ok() => remove(path),
+                Held::Nothing | Held::Unknown => Ok(()),
+            };
+        }
+    }
+}
+
+impl Held {
+    fn read(path: &Path) -> Held {
+        if check_way(path, Upto::Parent).is_err() {
+            return Held::Unknown;
+        }
+        match fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Held::Nothing,
+            Ok(meta) if meta.is_file() => match fs::read(path) {
+                Ok(data) => Held::File(data, meta.permissions().mode() & 0o7777),
+                Err(_) => Held::Unknown,
+            },
+            _ => Held::Unknown,
+        }
+    }
+}
+
+impl Drop for Backup {
+    /// Removes the second names a backup made (gone already where it was restored).
+    fn drop(&mut self) {
+        for (_, held) in &self.0 {
+            if let Held::Linked(spare) = held {
+                let _ = fs::remove_file(spare);
+            }
+        }
+    }
+}
+
+/// A name no other run picks: the process id, a counter and the target's name.
+fn spare_suffix(path: &Path) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    format!("{}-{n}-{name}", std::process::id())
+}
+
+/// Replaces many files at once, durably and cheaply: every file is written to a temp
+/// file beside its target, one `syncfs` makes them all durable, then they are
+/// renamed in order and a second `syncfs` makes the renames durable. A crash leaves
+/// each target either old or new (and perhaps temp files, named `TEMP_PREFIX…`).
+pub fn write_many(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<()> {
+    use rayon::prelude::*;
+    check_dirs(files.iter().map(|(path, _, _)| path.as_path()))?;
+    let staged: Vec<Staged> = files
+        .par_iter()
+        .map(|(path, data, mode)| stage(path, data, *mode))
+        .collect::<Result<_>>()?;
+    commit(staged)
+}
+
+/// A file written beside its target under a temp name, neither durable nor in place
+/// yet (`commit` makes it both); dropped, the temp file is removed. Its descriptor is
+/// closed, so any number of files can be staged at once.
+pub struct Staged {
+    target: PathBuf,
+    tmp: tempfile::TempPath,
+}
+
+/// Writes `data` to a temp file beside `path` with `mode`, not synced. The directories
+/// above `path` are the caller's to have checked first (`check_dirs`).
+pub fn stage(path: &Path, data: &[u8], mode: u32) -> Result<Staged> {
+    Ok(Staged {
+        target: path.to_path_buf(),
+        tmp: unsynced(path, data, mode)?.into_temp_path(),
+    })
+}
+
+/// Makes every staged file durable with one `syncfs`, renames each over its target
+/// in order, and makes the renames durable with a second `syncfs` (the `write_many`
+/// protocol). A rename that fails stops there: the targets renamed so far are new,
+/// and the staged files not renamed are removed.
+pub fn commit(staged: Vec<Staged>) -> Result<()> {
+    let Some(first) = staged.first() else {
+        return Ok(());
+    };
+    let at = first.target.clone();
+    let anchor = File::open(parent_of(&at)).map_err(|e| Error::io(&at, e))?;
+    let sync = || rustix::fs::syncfs(&anchor).map_err(|e| Error::io(&at, std::io::Error::from(e)));
+    sync()?;
+    for Staged { target, tmp } in staged {
+        tmp.persist(&target)
+            .map_err(|e| Error::io(&target, e.error))?;
+    }
+    sync()
+}
+
+/// Checks the directory of each of `paths` once, before anything is written.
+pub fn check_dirs<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for path in paths {
+        let dir = parent_of(path);
+        if !dirs.contains(&dir) {
+            check_way(dir, Upto::Last)?;
+            dirs.push(dir);
+        }
+    }
+    Ok(())
+}
+
+/// Makes what was written to `files` (files or directories, each with the path its
+/// errors name) durable. Each fsync is a flush of the disk's cache, so while little
+/// else waits to be written one `syncfs` of their filesystem (when they share one)
+/// does it with a single flush; otherwise each is fsynced, so another program's
+/// pending writes never hold keys up.
+fn settle(files: &[(&File, &Path)]) -> Result<()> {
+    let Some((first, at)) = files.first() else {
+        return Ok(());
+    };
+    let device = |f: &File| rustix::fs::fstat(f).ok().map(|st| st.st_dev);
+    let one_filesystem = || {
+        let dev = device(first);
+        dev.is_some() && files.iter().all(|(f, _)| device(f) == dev)
+    };
+    if files.len() > 1
+        && one_filesystem()
+        && pending_writes().is_some_and(|bytes| bytes <= SETTLE_BY_SYNCFS)
+    {
+        return rustix::fs::syncfs(first).map_err(|e| Error::io(at, std::io::Error::from(e)));
+    }
+    files
+        .iter()
+        .try_for_each(|(f, at)| f.sync_all().map_err(|e| Error::io(at, e)))
+}
+
+/// Up to how many bytes waiting to be written, system-wide, `settle` uses `syncfs`.
+const SETTLE_BY_SYNCFS: u64 = 8 << 20;
+
+/// The bytes of page cache waiting to be written or being written (`Dirty` and
+/// `Writeback` in /proc/meminfo), if the kernel says.
+fn pending_writes() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = |field: &str| -> Option<u64> {
+        let line = meminfo.lines().find(|l| l.starts_with(field))?;
+        line[field.len()..]
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some((kib("Dirty:")? + kib("Writeback:")?) * 1024)
+}
