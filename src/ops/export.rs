@@ -281,6 +281,18 @@ struct Machine<'a> {
 }
 
 impl<'a> Machine<'a> {
+    /// Adds the secret `name` to the list its format goes in, once.
+    fn add(&mut self, name: &'a str, format: Format, rule: &'a Rule) {
+        let list = if format == Format::Age {
+            &mut self.age
+        } else {
+            &mut self.sops
+        };
+        if !list.iter().any(|(n, _)| *n == name) {
+            list.push((name, rule));
+        }
+    }
+
     /// Takes the policy's templates for `reader`, those whose secrets are all here.
     fn take_templates(&mut self, policy: &'a Policy, reader: &Reader) {
         for t in policy.sops_templates.iter().filter(|t| t.reader == *reader) {
@@ -385,14 +397,7 @@ fn nix_modules(policy: &Policy, fleet: &Fleet, secrets: &[(String, Format)]) -> 
                     _ => None,
                 };
                 if let Some(m) = machine {
-                    let list = if *format == Format::Age {
-                        &mut m.age
-                    } else {
-                        &mut m.sops
-                    };
-                    if !list.iter().any(|(n, _)| n == name) {
-                        list.push((name.as_str(), rule));
-                    }
+                    m.add(name, *format, rule);
                 }
             }
         }
@@ -531,14 +536,7 @@ fn home_module(
         if rule.format != *format || !rule.readers.contains(&reader) {
             continue;
         }
-        let list = if *format == Format::Age {
-            &mut m.age
-        } else {
-            &mut m.sops
-        };
-        if !list.iter().any(|(n, _)| n == name) {
-            list.push((name.as_str(), rule));
-        }
+        m.add(name, *format, rule);
     }
     m.take_templates(policy, &reader);
     out.push_str(&format!(
