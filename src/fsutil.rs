@@ -21,7 +21,8 @@ use crate::error::{Error, Location, Result};
 mod batch;
 
 pub use batch::{
-    Backup, Staged, check_dirs, commit, stage, write_and_remove, write_batch, write_many,
+    Backup, Staged, check_dirs, commit, stage, stage_splice, write_and_remove, write_batch,
+    write_batch_with, write_many,
 };
 
 /// The repository roots this process works in (see `confine`).
@@ -603,8 +604,18 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn read_regular_with_mode(path: &Path) -> Result<(Vec<u8>, u32)> {
+    let (mut file, meta) = open_regular(path)?;
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut data)
+        .map_err(|e| Error::io(path, e))?;
+    Ok((data, meta.permissions().mode() & 0o7777))
+}
+
+/// Opens `path` for reading if it is a regular file, itself no symlink (a FIFO or a
+/// device is refused, not waited on), with its metadata.
+fn open_regular(path: &Path) -> Result<(File, fs::Metadata)> {
     let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-    let mut file = File::options()
+    let file = File::options()
         .read(true)
         .custom_flags(flags.bits() as i32)
         .open(path)
@@ -619,10 +630,20 @@ fn read_regular_with_mode(path: &Path) -> Result<(Vec<u8>, u32)> {
             std::io::Error::other("is not a regular file; keys reads only regular files here"),
         ));
     }
-    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut data)
-        .map_err(|e| Error::io(path, e))?;
-    Ok((data, meta.permissions().mode() & 0o7777))
+    Ok((file, meta))
+}
+
+/// Opens `path` for reading as `read` would read it (never through a symbolic
+/// link, a regular file only), to read parts of it; `None` if there is no file.
+pub fn open_optional(path: &Path) -> Result<Option<File>> {
+    if confined(path).is_some() {
+        check_way(path, Upto::Parent)?;
+    }
+    match open_regular(path) {
+        Ok((file, _)) => Ok(Some(file)),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// `read`, with `None` for a file that does not exist.

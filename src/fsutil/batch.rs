@@ -2,6 +2,7 @@
 //! together, renamed in order, and put back as they were if any step fails.
 
 use std::fs::{self, File};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -14,24 +15,43 @@ use crate::error::{Error, Result};
 /// durable. What the targets held is kept under a second name until the end, so a
 /// failure at any step puts all of them back.
 pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
-    check_dirs(files.iter().map(|(path, _, _)| *path))?;
-    let staged = files
+    write_batch_with(files, Vec::new())
+}
+
+/// `write_batch` of `files` and of files already written beside their targets
+/// (`stage_splice`), each with its target, as one change; `staged` are renamed last.
+pub fn write_batch_with(
+    files: &[(&Path, &[u8], u32)],
+    staged: Vec<(&Path, tempfile::NamedTempFile)>,
+) -> Result<()> {
+    check_dirs(
+        files
+            .iter()
+            .map(|(path, _, _)| *path)
+            .chain(staged.iter().map(|(path, _)| *path)),
+    )?;
+    let mut all = files
         .iter()
-        .map(|(path, data, mode)| unsynced(path, data, *mode))
+        .map(|(path, data, mode)| Ok((*path, unsynced(path, data, *mode)?)))
         .collect::<Result<Vec<_>>>()?;
+    all.extend(staged);
+    replace_staged(all)
+}
+
+/// Makes the staged files durable, then renames each over its target, all or nothing.
+fn replace_staged(staged: Vec<(&Path, tempfile::NamedTempFile)>) -> Result<()> {
     settle(
         &staged
             .iter()
-            .zip(files)
-            .map(|(tmp, (path, _, _))| (tmp.as_file(), *path))
+            .map(|(path, tmp)| (tmp.as_file(), *path))
             .collect::<Vec<_>>(),
     )?;
     // What each target held, to put back if a later step fails: all or nothing.
-    let before = Backup::link(files.iter().map(|(path, _, _)| *path));
+    let before = Backup::link(staged.iter().map(|(path, _)| *path));
     let mut dirs: Vec<&Path> = Vec::new();
     let mut done = 0;
     let mut result = Ok(());
-    for (tmp, (path, _, _)) in staged.into_iter().zip(files) {
+    for (path, tmp) in staged {
         if let Err(e) = tmp.persist(path) {
             result = Err(Error::io(path, e.error));
             break;
@@ -53,6 +73,62 @@ pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
         before.restore_first(done);
     }
     result
+}
+
+/// Writes beside `path`, with `mode`, a copy of the open file `from` (`len` bytes)
+/// with the bytes `cut` replaced by `insert`, not synced: the kernel copies what is
+/// kept (`copy_file_range`), so a large file changed in one place never passes
+/// through this process. The directories above `path` are the caller's to have
+/// checked (`check_dirs`).
+pub fn stage_splice(
+    path: &Path,
+    from: &File,
+    len: u64,
+    cut: std::ops::Range<u64>,
+    insert: &[u8],
+    mode: u32,
+) -> Result<tempfile::NamedTempFile> {
+    check_dirs([path])?;
+    let mut tmp = unsynced(path, &[], mode)?;
+    let io = |e: std::io::Error| Error::io(path, e);
+    copy_range(from, tmp.as_file(), 0..cut.start).map_err(io)?;
+    tmp.write_all(insert).map_err(io)?;
+    copy_range(from, tmp.as_file(), cut.end..len).map_err(io)?;
+    Ok(tmp)
+}
+
+/// Appends the bytes `range` of `from` to `to` (at its offset), by the kernel where
+/// the filesystem lets it, else by reading and writing.
+fn copy_range(from: &File, to: &File, range: std::ops::Range<u64>) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut at = range.start;
+    while at < range.end {
+        let want = usize::try_from(range.end - at).unwrap_or(usize::MAX);
+        let mut offset = at;
+        match rustix::fs::copy_file_range(from, Some(&mut offset), to, None, want) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => at += n as u64,
+            Err(e)
+                if [
+                    rustix::io::Errno::XDEV,
+                    rustix::io::Errno::NOSYS,
+                    rustix::io::Errno::OPNOTSUPP,
+                    rustix::io::Errno::INVAL,
+                ]
+                .contains(&e) =>
+            {
+                let mut buf = vec![0; want.min(1 << 16)];
+                let n = from.read_at(&mut buf, at)?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                (&*to).write_all(&buf[..n])?;
+                at += n as u64;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Replaces `files` (as `write_batch`) and then removes `gone`, as one change: what

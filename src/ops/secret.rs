@@ -18,7 +18,7 @@ use crate::fsutil;
 use crate::identity::{Identities, Prompt};
 use crate::layout::{self, Repo};
 
-use super::workspace::Workspace;
+use super::workspace::{LockOnDisk, Workspace};
 
 pub struct EncryptOptions {
     /// Replace an existing secret.
@@ -60,7 +60,12 @@ pub fn encrypt_with(
     previous: Option<&crypto::sops::Opened>,
     beside: &[(&Path, &[u8])],
 ) -> Result<Written> {
-    ws.lockfile()?;
+    // A lock this run has not read is changed in the secret's line alone: only the
+    // few windows that find that line are read, whatever the size of the fleet.
+    let disk = ws.lock_on_disk()?;
+    if disk.is_none() {
+        ws.lockfile()?;
+    }
     let rule = ws.rule(name)?;
     let format = rule.format;
     if plaintext.is_empty() && !opts.allow_empty {
@@ -68,7 +73,7 @@ pub fn encrypt_with(
             name: name.to_string(),
         });
     }
-    refuse_nesting(ws, name)?;
+    refuse_nesting(ws, disk.as_ref(), name)?;
     let rel = format::secret_path(name, format);
     let path = ws.repo.root().join(&rel);
     let others: Vec<PathBuf> = Format::ALL
@@ -107,23 +112,33 @@ pub fn encrypt_with(
         .unwrap_or(Path::new(layout::SECRETS));
     fsutil::create_dirs_within(ws.repo.root(), parent, 0o755)?;
     // A new value: its clock starts now, and no reader taken away has seen it.
-    ws.lockfile()?.upsert(
-        name,
-        &lockfile::Entry {
-            format,
-            sha256: lockfile::sha256_hex(&sealed),
-            recipients: resolved.fingerprints,
-            changed: Some(lockfile::now()),
-            seen: Vec::new(),
-        },
-    );
+    let entry = lockfile::Entry {
+        format,
+        sha256: lockfile::sha256_hex(&sealed),
+        recipients: resolved.fingerprints,
+        changed: Some(lockfile::now()),
+        seen: Vec::new(),
+    };
     let lock_file = ws.repo.lockfile();
     // The secret and the lock that describes it are made durable together.
     let mut files: Vec<(&Path, &[u8], u32)> = vec![(&path, &sealed, fsutil::PUBLIC)];
     files.extend(beside.iter().map(|(p, d)| (*p, *d, fsutil::PUBLIC)));
-    let lock_text = ws.lockfile()?.text().to_string();
-    files.push((&lock_file, lock_text.as_bytes(), fsutil::PUBLIC));
-    fsutil::write_batch(&files)?;
+    let spot = match &disk {
+        Some(disk) => disk.spot(name)?,
+        None => None,
+    };
+    match (&disk, spot) {
+        (Some(disk), Some(spot)) => {
+            let lock = disk.stage(&spot, &lockfile::line(name, &entry))?;
+            fsutil::write_batch_with(&files, vec![(&lock_file, lock)])?;
+        }
+        _ => {
+            ws.lockfile()?.upsert(name, &entry);
+            let lock_text = ws.lockfile()?.text().to_string();
+            files.push((&lock_file, lock_text.as_bytes(), fsutil::PUBLIC));
+            fsutil::write_batch(&files)?;
+        }
+    }
     for other in &others {
         fsutil::remove(other)?;
     }
@@ -135,19 +150,30 @@ pub fn encrypt_with(
     })
 }
 
+/// The secret in `lock` that `name` nests with (one is the other's directory).
+fn nested(lock: &lockfile::LockfileText, name: &str) -> Option<String> {
+    lock.names()
+        .find(|k| layout::secret_names_nest(k, name))
+        .map(str::to_string)
+}
+
 /// Refuses a name that is a directory of an existing secret or the reverse.
-fn refuse_nesting(ws: &Workspace, name: &str) -> Result<()> {
+fn refuse_nesting(ws: &Workspace, disk: Option<&LockOnDisk>, name: &str) -> Result<()> {
     let clash = |other: &str| Error::NestedSecret {
         name: name.to_string(),
         other: other.to_string(),
     };
-    if let Some(other) = ws
-        .lockfile_if_read()
-        .into_iter()
-        .flat_map(|l| l.names())
-        .find(|k| layout::secret_names_nest(k, name))
-    {
-        return Err(clash(other));
+    let told = match disk {
+        Some(disk) => disk.nesting(name)?,
+        None => None,
+    };
+    let in_lock = match (told, ws.lockfile_if_read()) {
+        (Some(found), _) => found,
+        (None, Some(lock)) => nested(lock, name),
+        (None, None) => nested(&super::workspace::read_lockfile(&ws.repo)?, name),
+    };
+    if let Some(other) = in_lock {
+        return Err(clash(&other));
     }
     let secrets = ws.repo.secrets_dir();
     if secrets.join(name).exists() {

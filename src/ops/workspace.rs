@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{FlockOperation, flock};
 
 use crate::error::{Error, Location, Result};
-use crate::format::lockfile::LockfileText;
+use crate::format::lockfile::{self, LockfileText, Spot};
 use crate::format::{self, Format};
 use crate::fsutil;
 use crate::layout::{self, Repo};
@@ -199,6 +199,21 @@ impl Workspace {
             .get_or_insert_with(|| LockfileText::new(String::new())))
     }
 
+    /// `secrets/keys.lock` opened to change one line of it, for a command that has not
+    /// read it yet (`None` when it has, or when there is no lock): the line is found
+    /// by reading a few windows of it, whatever the size of the fleet.
+    pub fn lock_on_disk(&self) -> Result<Option<LockOnDisk>> {
+        if self.lockfile.is_some() {
+            return Ok(None);
+        }
+        let path = self.repo.lockfile();
+        let Some(file) = fsutil::open_optional(&path)? else {
+            return Ok(None);
+        };
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        Ok(Some(LockOnDisk { path, file, len }))
+    }
+
     /// `secrets/keys.lock` if it has been read, without reading it.
     pub fn lockfile_if_read(&self) -> Option<&LockfileText> {
         self.lockfile.as_ref()
@@ -291,7 +306,57 @@ pub fn secret_files(repo: &Repo) -> Result<Vec<(String, Format, PathBuf)>> {
     Ok(out)
 }
 
-fn read_lockfile(repo: &Repo) -> Result<LockfileText> {
+/// `secrets/keys.lock`, open, to find and replace one line of it without reading the
+/// rest (`lockfile::locate`, `fsutil::stage_splice`).
+pub struct LockOnDisk {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl LockOnDisk {
+    /// Where `name`'s line is or goes; `None` when the lock must be read whole to tell.
+    pub fn spot(&self, name: &str) -> Result<Option<Spot>> {
+        let mut read_at = |offset: u64, buf: &mut [u8]| self.file.read_at(buf, offset);
+        lockfile::locate(&mut read_at, self.len, name).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Stages the lock with `spot` (from `spot`) replaced by `line`, beside it.
+    pub fn stage(&self, spot: &Spot, line: &str) -> Result<tempfile::NamedTempFile> {
+        fsutil::stage_splice(
+            &self.path,
+            &self.file,
+            self.len,
+            spot.range.clone(),
+            line.as_bytes(),
+            fsutil::PUBLIC,
+        )
+    }
+
+    /// The secret in the lock that `name` would nest with (one is the other's
+    /// directory); `None` when the lock must be read whole to tell.
+    pub fn nesting(&self, name: &str) -> Result<Option<Option<String>>> {
+        let mut prefix = String::new();
+        let segments: Vec<&str> = name.split('/').collect();
+        for segment in &segments[..segments.len() - 1] {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(segment);
+            match self.spot(&prefix)? {
+                None => return Ok(None),
+                Some(spot) if spot.is_entry(&prefix) => return Ok(Some(Some(prefix))),
+                Some(_) => {}
+            }
+        }
+        let below = format!("{name}/");
+        Ok(self
+            .spot(&below)?
+            .map(|spot| spot.found.filter(|found| found.starts_with(&below))))
+    }
+}
+
+pub(crate) fn read_lockfile(repo: &Repo) -> Result<LockfileText> {
     match fsutil::read_optional(&repo.lockfile())? {
         Some(data) => Ok(LockfileText::new(String::from_utf8(data).map_err(
             |_| Error::InvalidFile {
