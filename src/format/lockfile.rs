@@ -350,7 +350,8 @@ impl LockfileText {
         self.names().any(|n| n == name)
     }
 
-    /// Replaces `name`'s line, or inserts it before the first name that sorts after it.
+    /// Replaces `name`'s line wherever it is, or inserts it before the first name that
+    /// sorts after it.
     pub fn upsert(&mut self, name: &str, entry: &Entry) {
         let new = line(name, entry);
         if self.text.is_empty() {
@@ -358,10 +359,13 @@ impl LockfileText {
         } else if !self.text.ends_with('\n') {
             self.text.push('\n');
         }
-        let found = self
-            .entries()
-            .find(|(n, _)| *n >= name)
-            .map(|(n, r)| (n == name, r));
+        let found = match self.entries().find(|(n, _)| *n == name) {
+            Some((_, r)) => Some((true, r)),
+            None => self
+                .entries()
+                .find(|(n, _)| *n > name)
+                .map(|(_, r)| (false, r)),
+        };
         match found {
             Some((true, r)) => self.text.replace_range(r, &new),
             Some((false, r)) => self.text.insert_str(r.start, &new),
@@ -456,6 +460,20 @@ pub fn locate(
     if first.is_none() && covered < hi {
         return Ok(None);
     }
+    // A lock out of order (lines added by hand, most likely at its end) is left to a
+    // whole read: the lines read here and the last ones must be in order.
+    let tail_from = len.saturating_sub(2 * LOOK);
+    let tail = read(tail_from..len)?;
+    let whole_lines = match tail_from {
+        0 => &tail[..],
+        _ => match memchr::memchr(b'\n', &tail) {
+            Some(nl) => &tail[nl + 1..],
+            None => return Ok(None),
+        },
+    };
+    if !in_order(&buf) || !in_order(whole_lines) {
+        return Ok(None);
+    }
     let spot = match first.or(bound) {
         Some((start, end, found)) => {
             let range = if found == name {
@@ -496,6 +514,24 @@ fn first_entry(
         covered = end;
     }
     (None, covered)
+}
+
+/// Whether the entries among the complete lines of `buf` are sorted by name, each
+/// name once.
+fn in_order(buf: &[u8]) -> bool {
+    let mut names = lines(buf, 0)
+        .filter(|(_, _, line)| is_entry(line))
+        .map(|(_, _, line)| entry_name(line));
+    let Some(mut last) = names.next() else {
+        return true;
+    };
+    for name in names {
+        if name <= last {
+            return false;
+        }
+        last = name;
+    }
+    true
 }
 
 /// The complete lines of `buf` (each with its line break), as (start, end, line)
@@ -857,6 +893,10 @@ mod tests {
             }
         }
         assert!(gave_up > 0 && gave_up < 60, "{gave_up}");
+        // A line added by hand at the end, out of order: read whole.
+        let appended = format!("{text}{}", line("a/late", &entry_for(7)));
+        assert_eq!(spliced(&appended, "a/late", &entry_for(1)), None);
+        assert_eq!(spliced(&appended, "h/s00003", &entry_for(1)), None);
         // An empty file and one with only the header.
         assert_eq!(spliced("", "a", &entry_for(1)), None);
         let header_only = spliced(HEADER, "a", &entry_for(1)).unwrap();

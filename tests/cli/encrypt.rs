@@ -336,3 +336,109 @@ fn a_path_names_a_secret_and_an_extension_is_refused_with_the_right_name() {
         r.stderr
     );
 }
+
+/// A fleet of 600 secrets (a lock of ~90 KiB) made by copying one encrypted file under
+/// every name, its lock lines written to match.
+fn large_fleet(env: &mut TestEnv) -> PathBuf {
+    let repo = fleet(env);
+    env.keys_stdin(&["encrypt", "bot/s00000"], b"value")
+        .success();
+    let data = std::fs::read(repo.join("secrets/bot/s00000.age")).unwrap();
+    let lock_path = repo.join("secrets/keys.lock");
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    let line = lock.lines().find(|l| l.starts_with("bot/s00000 ")).unwrap();
+    let rest = line.split_once(' ').unwrap().1;
+    let mut text: String = lock
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for i in (0..1200).step_by(2) {
+        let name = format!("bot/s{i:05}");
+        std::fs::write(repo.join(format!("secrets/{name}.age")), &data).unwrap();
+        text.push_str(&format!("{name} {rest}\n"));
+    }
+    std::fs::write(&lock_path, text).unwrap();
+    env.keys(&["check"]).success();
+    repo
+}
+
+#[test]
+fn encrypting_in_a_large_fleet_changes_only_its_line_of_the_lock() {
+    let mut env = TestEnv::new();
+    let repo = large_fleet(&mut env);
+    let lock_path = repo.join("secrets/keys.lock");
+    // A new secret in the middle, an existing one replaced, one past the last: every
+    // other line stays byte for byte, the new ones in order.
+    for (name, new) in [
+        ("bot/s00601", true),
+        ("bot/s00600", false),
+        ("bot/s99999", true),
+        ("bot/a", true),
+    ] {
+        let before = std::fs::read_to_string(&lock_path).unwrap();
+        let mut args = vec!["encrypt", name];
+        if !new {
+            args.push("--force");
+        }
+        env.keys_stdin(&args, b"another value").success();
+        let after = std::fs::read_to_string(&lock_path).unwrap();
+        let data = std::fs::read(repo.join(format!("secrets/{name}.age"))).unwrap();
+        let mine = |l: &&str| l.starts_with(&format!("{name} "));
+        let kept: Vec<&str> = after.lines().filter(|l| !mine(l)).collect();
+        let was: Vec<&str> = before.lines().filter(|l| !mine(l)).collect();
+        assert_eq!(kept, was, "{name}");
+        let line = after.lines().find(mine).unwrap();
+        assert!(line.contains(&sha256_hex(&data)), "{name}: {line}");
+        let names: Vec<&str> = after
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "{name}: out of order"
+        );
+        assert_eq!(names.len(), was.len() - 2 + 1, "{name}");
+    }
+    env.keys(&["check"]).success();
+    // A name nesting with one deep in the lock is refused, nothing written.
+    let before = tree(&repo);
+    let refused = env.keys_stdin(&["encrypt", "bot/s00600/x"], b"v");
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(refused.stderr.contains("bot/s00600"), "{}", refused.stderr);
+    assert_eq!(tree(&repo), before);
+}
+
+#[test]
+fn a_lock_with_lines_added_by_hand_out_of_order_is_still_updated_in_place() {
+    let mut env = TestEnv::new();
+    let repo = large_fleet(&mut env);
+    let lock_path = repo.join("secrets/keys.lock");
+    // A line moved by hand to the end: encrypting that secret again replaces it
+    // there (the lock is read whole), never a second line for it.
+    let lock = std::fs::read_to_string(&lock_path).unwrap();
+    let moved = lock
+        .lines()
+        .find(|l| l.starts_with("bot/s00010 "))
+        .unwrap()
+        .to_string();
+    let text: String = lock
+        .lines()
+        .filter(|l| *l != moved)
+        .chain([moved.as_str()])
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&lock_path, text).unwrap();
+    env.keys_stdin(&["encrypt", "bot/s00010", "--force"], b"v2")
+        .success();
+    let after = std::fs::read_to_string(&lock_path).unwrap();
+    assert_eq!(
+        after
+            .lines()
+            .filter(|l| l.starts_with("bot/s00010 "))
+            .count(),
+        1
+    );
+    env.keys(&["check"]).success();
+}
