@@ -224,9 +224,10 @@ impl Emitter {
             flow_indicators = true;
         }
         let mut preceded_by_whitespace = true;
-        let chars: Vec<char> = value.chars().collect();
-        for (i, &c) in chars.iter().enumerate() {
-            let next = chars.get(i + 1).copied();
+        let mut chars = value.chars().peekable();
+        let mut i = 0;
+        while let Some(c) = chars.next() {
+            let next = chars.peek().copied();
             let followed_by_whitespace = next.is_none_or(|n| n == ' ' || n == '\t');
             if i == 0 {
                 match c {
@@ -268,7 +269,7 @@ impl Emitter {
             } else if !is_printable(c) {
                 special_characters = true;
             }
-            let last = i + 1 == chars.len();
+            let last = next.is_none();
             if c == ' ' {
                 if i == 0 {
                     leading_space = true;
@@ -299,6 +300,7 @@ impl Emitter {
                 previous_break = false;
             }
             preceded_by_whitespace = matches!(c, ' ' | '\t') || is_break(c);
+            i += 1;
         }
         let mut d = ScalarData {
             multiline: line_breaks,
@@ -348,9 +350,7 @@ impl Emitter {
             self.put(' ');
         }
         // A plain scalar never holds a line break here (those are literal or quoted).
-        for c in value.chars() {
-            self.write(c);
-        }
+        self.write_str(value);
         self.indention = false;
         if !value.is_empty() {
             self.whitespace = false;
@@ -456,17 +456,22 @@ impl Emitter {
         self.process_line_comment(true);
         self.whitespace = true;
         let mut breaks = true;
-        for c in value.chars() {
+        // Each run of characters between line breaks is written at once.
+        let mut rest = value;
+        while let Some(c) = rest.chars().next() {
             if is_break(c) {
                 self.write_break(c);
                 breaks = true;
+                rest = &rest[c.len_utf8()..];
             } else {
                 if breaks {
                     self.write_indent();
                 }
-                self.write(c);
+                let end = rest.find(is_break).unwrap_or(rest.len());
+                self.write_str(&rest[..end]);
                 self.indention = false;
                 breaks = false;
+                rest = &rest[end..];
             }
         }
     }
