@@ -2,7 +2,8 @@
 //! with its final mode, synced, then renamed over the target, so a crash leaves either
 //! the old file or the new one and a symlink at the target is replaced, never followed.
 //! Below a repository root (`confine`), nothing is read, written or removed through a
-//! symbolic link: every directory on the way is checked right before each operation.
+//! symbolic link: every directory on the way is checked right before each operation
+//! (a pass of reads over many files, `Reads`, checks each directory before its first).
 
 use std::collections::HashMap;
 use std::ffi::CStr;
