@@ -141,6 +141,33 @@ fn is_printable(c: char) -> bool {
         && c != '\u{feff}'
 }
 
+/// A printable ASCII character that is no indicator, space or break: nothing in a
+/// scalar's analysis depends on it but that it is none of these.
+fn unremarkable(b: u8) -> bool {
+    b.is_ascii_graphic()
+        && !matches!(
+            b,
+            b'#' | b','
+                | b'['
+                | b']'
+                | b'{'
+                | b'}'
+                | b'&'
+                | b'*'
+                | b'!'
+                | b'|'
+                | b'>'
+                | b'\''
+                | b'"'
+                | b'%'
+                | b'@'
+                | b'`'
+                | b'?'
+                | b':'
+                | b'-'
+        )
+}
+
 impl Emitter {
     pub(super) fn emit_scalar(&mut self, value: &str, asked: Style, tag: Option<&'static str>) {
         let style = self.select_scalar_style(value, asked);
@@ -224,10 +251,24 @@ impl Emitter {
             flow_indicators = true;
         }
         let mut preceded_by_whitespace = true;
-        let mut chars = value.chars().peekable();
-        let mut i = 0;
-        while let Some(c) = chars.next() {
-            let next = chars.peek().copied();
+        let mut at = 0;
+        while let Some(c) = value[at..].chars().next() {
+            // A run of characters no rule below looks at (base64, most of a sealed
+            // value) leaves every flag as its last character does.
+            let run = value.as_bytes()[at..]
+                .iter()
+                .take_while(|&&b| unremarkable(b))
+                .count();
+            if run > 0 {
+                at += run;
+                previous_space = false;
+                previous_break = false;
+                preceded_by_whitespace = false;
+                continue;
+            }
+            let i = at;
+            at += c.len_utf8();
+            let next = value[at..].chars().next();
             let followed_by_whitespace = next.is_none_or(|n| n == ' ' || n == '\t');
             if i == 0 {
                 match c {
@@ -300,7 +341,6 @@ impl Emitter {
                 previous_break = false;
             }
             preceded_by_whitespace = matches!(c, ' ' | '\t') || is_break(c);
-            i += 1;
         }
         let mut d = ScalarData {
             multiline: line_breaks,
