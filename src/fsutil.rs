@@ -2,15 +2,17 @@
 //! with its final mode, synced, then renamed over the target, so a crash leaves either
 //! the old file or the new one and a symlink at the target is replaced, never followed.
 //! Below a repository root (`confine`), nothing is read, written or removed through a
-//! symbolic link: every directory on the way is checked right before each operation.
+//! symbolic link: every directory on the way is checked right before each operation
+//! (a pass of reads over many files, `Reads`, checks each directory before its first).
 
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::fs::{self, File, Permissions};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -643,6 +645,63 @@ pub fn open_optional(path: &Path) -> Result<Option<File>> {
         Ok((file, _)) => Ok(Some(file)),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Reads many files as `read` and `read_optional_with_mode` do (from several threads
+/// at once), checking the way to each directory for symbolic links once, before its
+/// first file is read, rather than before each file: what one pass over a directory
+/// of files repeats. A directory whose check fails is checked again for each file.
+#[derive(Default)]
+pub struct Reads {
+    /// The directories whose way was checked, and whether they are below a
+    /// confined root.
+    checked: Mutex<HashMap<PathBuf, bool>>,
+}
+
+impl Reads {
+    /// Whether `path` is below a confined root, the way to its directory checked.
+    fn way(&self, path: &Path) -> Result<bool> {
+        let dir = parent_of(path);
+        let known = |checked: &Mutex<HashMap<PathBuf, bool>>| {
+            checked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(dir)
+                .copied()
+        };
+        if let Some(below) = known(&self.checked) {
+            return Ok(below);
+        }
+        let below = confined(path).is_some();
+        if below {
+            check_way(path, Upto::Parent)?;
+        }
+        self.checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dir.to_path_buf(), below);
+        Ok(below)
+    }
+
+    /// `read`.
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>> {
+        if self.way(path)? {
+            read_regular(path)
+        } else {
+            fs::read(path).map_err(|e| Error::io(path, e))
+        }
+    }
+
+    /// `read_optional_with_mode`.
+    pub fn read_optional_with_mode(&self, path: &Path) -> Result<Option<(Vec<u8>, u32)>> {
+        match self.way(path).and_then(|_| read_regular_with_mode(path)) {
+            Ok(read) => Ok(Some(read)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::crypto::age::Armor;
 use crate::error::{Error, Location, Result};
 use crate::format::Format;
 use crate::format::sops;
-use crate::format::sops::audit::{Leaf, Rules, corrupt, walk_items};
+use crate::format::sops::audit::{Leaf, Rules, corrupt, walk_items, walk_scalars};
 use crate::format::sops::cipher::{self, IV_LEN};
 use crate::format::sops::document::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::format::sops::golang::{Fmt, format_float};
@@ -34,29 +34,32 @@ const MAC_ONLY_ENCRYPTED_SEED: [u8; 32] = [
 /// A decrypted document; its plaintext strings are wiped on drop.
 pub struct Plain(pub Branches);
 
+/// Overwrites a plaintext value, and every value inside it.
+fn wipe(v: &mut Value) {
+    match v {
+        Value::Str(s) | Value::Time(s) | Value::Comment(s) => s.zeroize(),
+        Value::Bytes(b) => b.zeroize(),
+        Value::Int(i) => i.zeroize(),
+        Value::Float(f) => f.zeroize(),
+        Value::Bool(b) => *b = false,
+        Value::Null => {}
+        Value::Map(items) => items.iter_mut().for_each(wipe_item),
+        Value::List(list) => list.iter_mut().for_each(wipe),
+    }
+}
+
+fn wipe_item(i: &mut Item) {
+    match i {
+        Item::Pair(k, v) => {
+            k.zeroize();
+            wipe(v);
+        }
+        Item::Comment(c) => c.zeroize(),
+    }
+}
+
 impl Drop for Plain {
     fn drop(&mut self) {
-        fn wipe(v: &mut Value) {
-            match v {
-                Value::Str(s) | Value::Time(s) | Value::Comment(s) => s.zeroize(),
-                Value::Bytes(b) => b.zeroize(),
-                Value::Int(i) => i.zeroize(),
-                Value::Float(f) => f.zeroize(),
-                Value::Bool(b) => *b = false,
-                Value::Null => {}
-                Value::Map(items) => items.iter_mut().for_each(wipe_item),
-                Value::List(list) => list.iter_mut().for_each(wipe),
-            }
-        }
-        fn wipe_item(i: &mut Item) {
-            match i {
-                Item::Pair(k, v) => {
-                    k.zeroize();
-                    wipe(v);
-                }
-                Item::Comment(c) => c.zeroize(),
-            }
-        }
         self.0.iter_mut().flatten().for_each(wipe_item);
     }
 }
@@ -124,7 +127,14 @@ fn new_mac(options: &Options) -> Sha512 {
 }
 
 fn mac_hex(hash: Sha512) -> String {
-    hash.finalize().iter().map(|b| format!("{b:02X}")).collect()
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let digest = hash.finalize();
+    let mut hex = String::with_capacity(2 * digest.len());
+    for b in digest {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    hex
 }
 
 /// Decrypts every value of `branches` in place; returns the MAC of the plaintext.
@@ -191,6 +201,50 @@ fn open_branches(
     };
     for branch in branches.iter_mut() {
         walk_items(branch, &mut Vec::new(), &mut Vec::new(), &mut visit)?;
+    }
+    Ok(mac_hex(hash))
+}
+
+/// The MAC of the plaintext of `branches`, as `open_branches` computes it, reading
+/// the tree only: each value is decrypted, must authenticate under `key`, is hashed
+/// and wiped (comments are not part of the MAC and are not decrypted).
+fn values_mac(branches: &Branches, rules: &Rules, key: &DataKey, at: &Location) -> Result<String> {
+    let mut hash = new_mac(&rules.options);
+    let mut visit = |v: &Value, path: &[String], comments: &[Vec<String>]| -> Result<()> {
+        let encrypted = rules.encrypts_value(path, comments);
+        if !encrypted {
+            if !rules.options.mac_only_encrypted
+                && let Some((bytes, _)) = scalar(v)
+            {
+                hash.update(&bytes);
+            }
+            return Ok(());
+        }
+        let not_sealed = "not encrypted, but the file's options say it must be";
+        let Value::Str(s) = v else {
+            return Err(corrupt(at, path, not_sealed));
+        };
+        if s.is_empty() {
+            return Ok(());
+        }
+        let sealed = cipher::parse(s).ok_or_else(|| corrupt(at, path, not_sealed))?;
+        let plain = aes::open(key, &sealed, &aad(path)).ok_or_else(|| {
+            corrupt(
+                at,
+                path,
+                "does not authenticate (changed, or moved from another key)",
+            )
+        })?;
+        let mut value = typed(&sealed.kind, &plain)
+            .ok_or_else(|| corrupt(at, path, "has a malformed or unknown type"))?;
+        if let Some((bytes, _)) = scalar(&value) {
+            hash.update(&bytes);
+        }
+        wipe(&mut value);
+        Ok(())
+    };
+    for branch in branches {
+        walk_scalars(branch, &mut Vec::new(), &mut Vec::new(), &mut visit)?;
     }
     Ok(mac_hex(hash))
 }
@@ -319,17 +373,33 @@ fn verified(
     let mut plain = Plain(doc.branches.clone());
     let mut stash = Stash::default();
     let computed = open_branches(&mut plain.0, &rules, key, &mut stash, at)?;
-    if mac == Mac::Check {
-        // sops writes the MAC as a string and refuses any other type on reading.
-        let stored = cipher::parse(&metadata.mac)
-            .filter(|s| s.kind == "str")
-            .and_then(|s| aes::open(key, &s, &metadata.lastmodified))
-            .ok_or_else(|| Error::MacMismatch { at: at.clone() })?;
-        if stored.as_slice() != computed.as_bytes() {
-            return Err(Error::MacMismatch { at: at.clone() });
-        }
+    if mac == Mac::Check && !mac_is(metadata, key, &computed) {
+        return Err(Error::MacMismatch { at: at.clone() });
     }
     Ok((plain, stash))
+}
+
+/// Whether the metadata's MAC, opened with the data key, is `computed`.
+fn mac_is(metadata: &Metadata, key: &DataKey, computed: &str) -> bool {
+    // sops writes the MAC as a string and refuses any other type on reading.
+    cipher::parse(&metadata.mac)
+        .filter(|s| s.kind == "str")
+        .and_then(|s| aes::open(key, &s, &metadata.lastmodified))
+        .is_some_and(|stored| stored.as_slice() == computed.as_bytes())
+}
+
+/// Checks that every value of `doc` authenticates under the data key (an error
+/// names the first that does not) and returns whether its MAC matches them,
+/// without decrypting the document into a copy.
+fn values_check(
+    doc: &EncryptedDocument,
+    metadata: &Metadata,
+    key: &DataKey,
+    at: &Location,
+) -> Result<bool> {
+    let rules = Rules::new(&metadata.options, at)?;
+    let computed = values_mac(&doc.branches, &rules, key, at)?;
+    Ok(mac_is(metadata, key, &computed))
 }
 
 type Share = Option<Zeroizing<Vec<u8>>>;
@@ -566,37 +636,63 @@ fn whole_key(
 pub struct KnownKey {
     enc: String,
     key: DataKey,
+    /// The MAC and `lastmodified` of the document whose values were checked under
+    /// `key`: the same branches under the same MAC check the same way.
+    mac: String,
+    lastmodified: String,
 }
 
-/// Proves a document opens with the identities that are ready: its data key opens
-/// (from an entry byte for byte the one `known` was opened from, when it has one;
-/// else by decrypting) and every value authenticates under it. Returns whether its
-/// MAC matches too. Key groups are opened as `rewrap` opens them.
-pub fn prove_opens(
-    doc: &EncryptedDocument,
+/// The data key of `metadata` with the identities that are ready: from an entry
+/// byte for byte the one `known` was opened from, when it has one (and whether that
+/// was so); else by decrypting. Key groups are opened as `rewrap` opens them.
+fn proof_key(
+    metadata: &Metadata,
     identities: &Identities,
     known: Option<&KnownKey>,
     at: &Location,
-) -> Result<bool> {
-    let metadata = Metadata::from_items(&doc.metadata).map_err(|reason| Error::Corrupt {
-        at: at.clone(),
-        reason: format!("bad sops metadata: {reason}"),
-    })?;
-    let key = if metadata.uses_groups() {
+) -> Result<(DataKey, bool)> {
+    if metadata.uses_groups() {
         let mut shares = vec![None; metadata.key_groups.len()];
         let mut failure = None;
-        group_shares(&metadata, identities, &mut shares, &mut failure, at);
-        group_key(&metadata, &shares, failure, identities, at)?
-    } else {
+        group_shares(metadata, identities, &mut shares, &mut failure, at);
+        return Ok((
+            group_key(metadata, &shares, failure, identities, at)?,
+            false,
+        ));
+    }
+    Ok(
         match known.filter(|k| metadata.age.iter().any(|e| e.enc == k.enc)) {
-            Some(k) => k.key.clone(),
-            None => whole_key(&metadata, identities, at)?.0,
+            Some(k) => (k.key.clone(), true),
+            None => (whole_key(metadata, identities, at)?.0, false),
+        },
+    )
+}
+
+impl Rewrapped {
+    /// Proves `written` (this document as read back from what was written, and its
+    /// `metadata`) opens with the identities that are ready: its data key opens and
+    /// every value authenticates under it. Returns whether its MAC matches too.
+    /// When its key is the one `rewrap` opened, by the very entry it was opened from,
+    /// and its branches, MAC and `lastmodified` are those `rewrap` checked under that
+    /// key, that check stands and the values are not decrypted again.
+    pub fn prove_opens(
+        &self,
+        written: &EncryptedDocument,
+        metadata: &Metadata,
+        identities: &Identities,
+        at: &Location,
+    ) -> Result<bool> {
+        let known = self.known.as_ref();
+        let (key, by_known) = proof_key(metadata, identities, known, at)?;
+        if by_known
+            && let Some(k) = known
+            && metadata.mac == k.mac
+            && metadata.lastmodified == k.lastmodified
+            && written.branches == self.doc.branches
+        {
+            return Ok(!self.mac_mismatch);
         }
-    };
-    match verified(doc, &metadata, &key, at, Mac::Check) {
-        Ok(_) => Ok(true),
-        Err(Error::MacMismatch { .. }) => Ok(false),
-        Err(e) => Err(e),
+        values_check(written, metadata, &key, at)
     }
 }
 
@@ -662,7 +758,7 @@ pub struct Rewrapped {
 /// authenticates under the data key, and whether the MAC matches is told, not
 /// required.
 pub fn rewrap(
-    doc: &EncryptedDocument,
+    doc: EncryptedDocument,
     identities: &Identities,
     recipients: &[Recipient],
     shamir: Option<&Shamir>,
@@ -685,11 +781,7 @@ pub fn rewrap(
         let (key, enc) = whole_key(&metadata, identities, at)?;
         (key, Some(enc))
     };
-    let mac_mismatch = match verified(doc, &metadata, &key, at, Mac::Check) {
-        Ok(_) => false,
-        Err(Error::MacMismatch { .. }) => true,
-        Err(e) => return Err(e),
-    };
+    let mac_mismatch = !values_check(&doc, &metadata, &key, at)?;
     if let Some(shamir) = shamir {
         // New shares for every group, as `sops updatekeys` splits the key anew.
         let groups = wrap_groups(&key, shamir, at)?;
@@ -701,7 +793,7 @@ pub fn rewrap(
         group_key(&metadata, &shares, None, identities, at)?;
         return Ok(Rewrapped {
             doc: EncryptedDocument {
-                branches: doc.branches.clone(),
+                branches: doc.branches,
                 metadata: metadata.to_items(),
             },
             mac_mismatch,
@@ -733,15 +825,21 @@ pub fn rewrap(
             })
         })
         .collect::<Result<_>>()?;
+    let known = opened_from
+        .filter(|enc| !enc.is_empty())
+        .map(|enc| KnownKey {
+            enc,
+            key,
+            mac: metadata.mac.clone(),
+            lastmodified: metadata.lastmodified.clone(),
+        });
     Ok(Rewrapped {
         doc: EncryptedDocument {
-            branches: doc.branches.clone(),
+            branches: doc.branches,
             metadata: metadata.to_items(),
         },
         mac_mismatch,
-        known: opened_from
-            .filter(|enc| !enc.is_empty())
-            .map(|enc| KnownKey { enc, key }),
+        known,
     })
 }
 

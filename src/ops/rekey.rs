@@ -25,7 +25,7 @@ use crate::crypto::age::Armor;
 use crate::crypto::sops::Wrap;
 use crate::error::{Error, Location, Result};
 use crate::format::lockfile::{self, Lockfile};
-use crate::format::sops::metadata::Shamir;
+use crate::format::sops::metadata::{Metadata, Shamir};
 use crate::format::{self, sops};
 use crate::format::{Format, secret_path};
 use crate::fsutil;
@@ -228,12 +228,13 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     }
     // Each file is read once, header only, on every core.
     let root = ws.repo.root();
+    let reads = fsutil::Reads::default();
     let found: Vec<Result<Found>> = candidates
         .par_iter()
         .map(|c| {
             let rel = secret_path(c.name, c.entry.format);
             let path = root.join(&rel);
-            let Some((data, mode)) = fsutil::read_optional_with_mode(&path)? else {
+            let Some((data, mode)) = reads.read_optional_with_mode(&path)? else {
                 return Ok(Found::Skip(Skip::Missing { rel }));
             };
             let (recipients, fingerprints, shamir) = &resolved[&c.rule];
@@ -325,17 +326,15 @@ struct Staged {
     mac_mismatch: bool,
 }
 
-/// One secret re-encrypted in memory.
+/// One secret re-encrypted in memory and proven.
 struct Rekeyed {
     data: Vec<u8>,
     /// A sops file whose MAC did not match its values before the rekey.
     mac_mismatch: bool,
-    /// A sops file's data key and the wrapped key it was opened from.
-    known: Option<crypto::sops::KnownKey>,
 }
 
 /// Re-encrypts one secret in memory for its new recipients, wrapping a sops file's
-/// data key as `wrap` says.
+/// data key as `wrap` says, and proves the result (`verify`).
 fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Rekeyed> {
     let at = Location::file(&change.path);
     let data = &change.data;
@@ -348,77 +347,70 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Rekeyed> {
                 })?;
             let data =
                 crypto::age::encrypt(&plain, &change.recipients, Armor::when(change.armor), &at)?;
+            let readers = format::readers(Format::Age, &data).map_err(|r| corrupt(&at, r))?;
+            let opened = crypto::age::try_decrypt(&data, ids, &at)?.is_some();
+            verify(change, &readers, opened, &at)?;
             Ok(Rekeyed {
                 data,
                 mac_mismatch: false,
-                known: None,
             })
         }
         format => {
             let store = sops::require_indented_store(format, change.indent, &at)?;
             let doc = store.load_encrypted(data, &at.file)?;
             let done = crypto::sops::rewrap(
-                &doc,
+                doc,
                 ids,
                 &change.recipients,
                 change.shamir.as_deref(),
                 wrap,
                 &at,
             )?;
+            let data = store.emit_encrypted(&done.doc)?;
+            // What was written, as it reads back.
+            let written = sops::require_store(format, &at)?.load_encrypted(&data, &at.file)?;
+            let metadata = Metadata::from_items(&written.metadata)
+                .map_err(|r| corrupt(&at, format!("bad sops metadata: {r}")))?;
+            let opened = done
+                .prove_opens(&written, &metadata, ids, &at)
+                .is_ok_and(|mac_matches| done.mac_mismatch || mac_matches);
+            let readers = format::Readers::Sops(sops::Readers::of(&metadata));
+            verify(change, &readers, opened, &at)?;
             Ok(Rekeyed {
-                data: store.emit_encrypted(&done.doc)?,
+                data,
                 mac_mismatch: done.mac_mismatch,
-                known: done.known,
             })
         }
     }
 }
 
-/// Proves a rewritten file is for the policy's recipients, by its own header, and
-/// opens with the identities used (no lockout): a sops file's data key opens and
-/// every value authenticates, and its MAC matches unless it did not before the
-/// rekey either (`mac_mismatch`). A sops data key wrapped in the very bytes it was
-/// opened from (`known`) is not decrypted again.
-fn verify(
-    change: &Change,
-    data: &[u8],
-    ids: &Identities,
-    mac_mismatch: bool,
-    known: Option<&crypto::sops::KnownKey>,
-) -> Result<()> {
-    let at = Location::file(&change.path);
-    let corrupt = |reason: String| Error::Corrupt {
+fn corrupt(at: &Location, reason: impl Into<String>) -> Error {
+    Error::Corrupt {
         at: at.clone(),
-        reason,
-    };
-    let (readers, opened) = match change.format {
-        Format::Age => (
-            format::readers(Format::Age, data).map_err(corrupt)?,
-            crypto::age::try_decrypt(data, ids, &at)?.is_some(),
-        ),
-        format => {
-            let store = sops::require_store(format, &at)?;
-            let doc = store.load_encrypted(data, &at.file)?;
-            let opened = crypto::sops::prove_opens(&doc, ids, known, &at)
-                .is_ok_and(|mac_matches| mac_mismatch || mac_matches);
-            (
-                format::Readers::Sops(sops::Readers::of_document(&doc).map_err(corrupt)?),
-                opened,
-            )
-        }
-    };
+        reason: reason.into(),
+    }
+}
+
+/// Proves a rewritten file is for the policy's recipients, by its own header
+/// (`readers`), and opens with the identities used (`opened`: no lockout): a sops
+/// file's data key opens and every value authenticates, and its MAC matches unless
+/// it did not before the rekey either. A sops data key wrapped in the very bytes it
+/// was opened from is not decrypted again, nor are values whose ciphertext, MAC and
+/// key are those checked before the rekey.
+fn verify(change: &Change, readers: &format::Readers, opened: bool, at: &Location) -> Result<()> {
     if let Some(what) = readers.differs_from(&change.recipients, change.shamir.as_deref()) {
-        return Err(corrupt(format!(
-            "after the rekey its recipients are not the policy's: {what}"
-        )));
+        return Err(corrupt(
+            at,
+            format!("after the rekey its recipients are not the policy's: {what}"),
+        ));
     }
     if opened {
         Ok(())
     } else {
-        Err(Error::Corrupt {
+        Err(corrupt(
             at,
-            reason: "after the rekey no identity that was used opens it".into(),
-        })
+            "after the rekey no identity that was used opens it",
+        ))
     }
 }
 
@@ -510,10 +502,7 @@ pub fn apply(
                 .par_iter()
                 .enumerate()
                 .for_each_with(tx, |tx, (i, c)| {
-                    let out = rekey_one(c, ids, wrap).and_then(|out| {
-                        verify(c, &out.data, ids, out.mac_mismatch, out.known.as_ref())?;
-                        Ok(out)
-                    });
+                    let out = rekey_one(c, ids, wrap);
                     // The receiver outlives every sender.
                     let _ = tx.send((i, out));
                 });
@@ -617,10 +606,11 @@ pub fn apply(
     }
     drop(backup);
     // Each file as read back is the one proven to open.
+    let reads = fsutil::Reads::default();
     let checked: Vec<Result<()>> = written
         .par_iter()
         .map(|(path, sha256)| {
-            if lockfile::sha256_hex(&fsutil::read(path)?) == *sha256 {
+            if lockfile::sha256_hex(&reads.read(path)?) == *sha256 {
                 Ok(())
             } else {
                 Err(Error::Corrupt {

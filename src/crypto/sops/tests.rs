@@ -240,7 +240,7 @@ fn no_data_key_is_wrapped_to_a_low_order_recipient() {
     let sealed = seal(yaml(), &doc(), &both, None, Options::default(), None, &at);
     assert!(sealed.is_err_and(refused));
     let sealed = seal(yaml(), &doc(), &[r], None, Options::default(), None, &at).unwrap();
-    assert!(rewrap(&sealed, &ids, &both, None, Wrap::KeepStaying, &at).is_err_and(refused));
+    assert!(rewrap(sealed, &ids, &both, None, Wrap::KeepStaying, &at).is_err_and(refused));
 }
 
 fn x25519() -> Recipient {
@@ -415,7 +415,7 @@ fn key_groups_open_with_threshold_groups_and_are_kept_on_edit() {
     assert_eq!(groups_of(&again), groups_of(&sealed));
     // Re-wrapped for one recipient: the groups are gone, the top-level entry opens it.
     let plain = rewrap(
-        &sealed,
+        sealed.clone(),
         &both,
         std::slice::from_ref(&ids[1].2),
         None,
@@ -438,7 +438,7 @@ fn key_groups_open_with_threshold_groups_and_are_kept_on_edit() {
         ..shamir.clone()
     };
     // The identities used must open what is written.
-    let err = rewrap(&plain, &ids[1].1, &[], Some(&three), Wrap::Anew, &at)
+    let err = rewrap(plain.clone(), &ids[1].1, &[], Some(&three), Wrap::Anew, &at)
         .err()
         .unwrap();
     assert!(
@@ -453,7 +453,7 @@ fn key_groups_open_with_threshold_groups_and_are_kept_on_edit() {
         "{err}"
     );
     let all = searched(&[&ids[0].0, &ids[1].0, &ids[2].0]);
-    let regrouped = rewrap(&plain, &all, &[], Some(&three), Wrap::Anew, &at)
+    let regrouped = rewrap(plain.clone(), &all, &[], Some(&three), Wrap::Anew, &at)
         .unwrap()
         .doc;
     let err = open(&regrouped, &mut both, &NoPrompt, &at, Mac::Check)
@@ -499,4 +499,115 @@ fn key_groups_open_with_threshold_groups_and_are_kept_on_edit() {
         let what = what.unwrap();
         assert!(what.contains(says), "{what}");
     }
+}
+
+/// The MAC computed reading the tree only is the one sealing wrote, whatever the
+/// options choose to encrypt (comments counted or not).
+#[test]
+fn the_read_only_mac_is_the_sealed_mac_under_every_option() {
+    let at = Location::named("t.yaml");
+    for options in [
+        Options::default(),
+        Options {
+            encrypted_regex: Some("^(password|port)$".into()),
+            mac_only_encrypted: true,
+            ..Options::default()
+        },
+        Options {
+            unencrypted_regex: Some("^user$".into()),
+            ..Options::default()
+        },
+        Options {
+            encrypted_comment_regex: Some("top".into()),
+            ..Options::default()
+        },
+        Options {
+            unencrypted_comment_regex: Some("in a list".into()),
+            encrypted_suffix: Some("word".into()),
+            ..Options::default()
+        },
+    ] {
+        let (_d, mut ids, r) = identity();
+        let sealed = seal(yaml(), &doc(), &[r], None, options, None, &at).unwrap();
+        let metadata = Metadata::from_items(&sealed.metadata).unwrap();
+        let opened = open(&sealed, &mut ids, &NoPrompt, &at, Mac::Check).unwrap();
+        assert!(values_check(&sealed, &metadata, &opened.key, &at).unwrap());
+    }
+}
+
+/// The re-wrapped document as read back, with `edit` applied to its `db` map.
+fn rewrapped_and_written(
+    edit: impl FnOnce(&mut Vec<Item>, &DataKey),
+) -> (Rewrapped, EncryptedDocument, Metadata, Identities) {
+    let (_d, ids, r) = identity();
+    let at = Location::named("t.yaml");
+    let sealed = seal(
+        yaml(),
+        &doc(),
+        std::slice::from_ref(&r),
+        None,
+        Options::default(),
+        None,
+        &at,
+    )
+    .unwrap();
+    let done = rewrap(sealed, &ids, &[r, x25519()], None, Wrap::KeepStaying, &at).unwrap();
+    assert!(!done.mac_mismatch && done.known.is_some());
+    let text = yaml().emit_encrypted(&done.doc).unwrap();
+    let mut written = yaml().load_encrypted(&text, "t.yaml").unwrap();
+    if let Item::Pair(_, Value::Map(items)) = &mut written.branches[0][1] {
+        edit(items, &done.known.as_ref().unwrap().key);
+    }
+    let metadata = Metadata::from_items(&written.metadata).unwrap();
+    (done, written, metadata, ids)
+}
+
+/// A written file whose values are those re-wrapping checked opens without them
+/// being decrypted again; one value changed (a new IV and ciphertext that still
+/// authenticate) or damaged is checked in full, and the mismatch or damage found.
+#[test]
+fn proving_a_rewrapped_file_checks_every_value_unless_they_are_the_ones_checked() {
+    let at = Location::named("t.yaml");
+    let (done, written, metadata, ids) = rewrapped_and_written(|_, _| {});
+    assert!(written.branches == done.doc.branches);
+    assert!(done.prove_opens(&written, &metadata, &ids, &at).unwrap());
+
+    // Sealed anew under the same key and key path: it authenticates, the MAC does not
+    // match.
+    let (done, written, metadata, ids) = rewrapped_and_written(|items, key| {
+        items[1] = Item::Pair(
+            "password".into(),
+            Value::Str(aes::seal(key, b"other", "str", "db:password:", None)),
+        );
+    });
+    assert!(written.branches != done.doc.branches);
+    assert!(!done.prove_opens(&written, &metadata, &ids, &at).unwrap());
+
+    // The same plaintext under another IV: the values differ, the MAC matches.
+    let (done, written, metadata, ids) = rewrapped_and_written(|items, key| {
+        items[1] = Item::Pair(
+            "password".into(),
+            Value::Str(aes::seal(
+                key,
+                b"hunter2-canary",
+                "str",
+                "db:password:",
+                None,
+            )),
+        );
+    });
+    assert!(written.branches != done.doc.branches);
+    assert!(done.prove_opens(&written, &metadata, &ids, &at).unwrap());
+
+    // A ciphertext that does not authenticate.
+    let (done, written, metadata, ids) = rewrapped_and_written(|items, _| {
+        if let Item::Pair(_, Value::Str(s)) = &mut items[0] {
+            *s = s.replacen("data:", "data:AA", 1);
+        }
+    });
+    let err = done
+        .prove_opens(&written, &metadata, &ids, &at)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("db.user"), "{err}");
 }

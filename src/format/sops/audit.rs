@@ -192,6 +192,70 @@ fn walk_value(
     }
 }
 
+/// Called for each scalar with its key path and the comments seen at each level.
+pub type ScalarVisitor<'f> = dyn FnMut(&Value, &[String], &[Vec<String>]) -> Result<()> + 'f;
+
+/// Visits every scalar of `items` in the order `walk_items` does, with the same key
+/// path and comments, reading the tree only (nothing is cloned or changed): what
+/// computing a MAC needs, as comments are not part of it.
+pub fn walk_scalars(
+    items: &[Item],
+    path: &mut Vec<String>,
+    comments: &mut Vec<Vec<String>>,
+    visit: &mut ScalarVisitor,
+) -> Result<()> {
+    comments.push(Vec::new());
+    for item in items {
+        match item {
+            Item::Comment(c) => {
+                if let Some(level) = comments.last_mut() {
+                    level.push(c.clone());
+                }
+            }
+            Item::Pair(k, v) => {
+                path.push(k.clone());
+                walk_scalar_value(v, path, comments, visit)?;
+                path.pop();
+                if let Some(level) = comments.last_mut() {
+                    level.clear();
+                }
+            }
+        }
+    }
+    comments.pop();
+    Ok(())
+}
+
+fn walk_scalar_value(
+    v: &Value,
+    path: &mut Vec<String>,
+    comments: &mut Vec<Vec<String>>,
+    visit: &mut ScalarVisitor,
+) -> Result<()> {
+    match v {
+        Value::Map(items) => walk_scalars(items, path, comments, visit),
+        Value::List(list) => {
+            comments.push(Vec::new());
+            for item in list {
+                if let Value::Comment(c) = item {
+                    if let Some(level) = comments.last_mut() {
+                        level.push(c.clone());
+                    }
+                    continue;
+                }
+                walk_scalar_value(item, path, comments, visit)?;
+                if let Some(level) = comments.last_mut() {
+                    level.clear();
+                }
+            }
+            comments.pop();
+            Ok(())
+        }
+        Value::Null | Value::Comment(_) => Ok(()),
+        scalar => visit(scalar, path, comments),
+    }
+}
+
 /// An error naming the key path of a value (never the value).
 pub fn corrupt(at: &Location, path: &[String], what: &str) -> Error {
     Error::Corrupt {

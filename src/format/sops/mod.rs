@@ -250,7 +250,8 @@ impl Readers {
         Ok(Readers::of(&metadata))
     }
 
-    fn of(metadata: &Metadata) -> Readers {
+    /// The readers `metadata` names.
+    pub fn of(metadata: &Metadata) -> Readers {
         let mut foreign = metadata.foreign();
         let mut groups = Vec::new();
         if metadata.uses_groups() {

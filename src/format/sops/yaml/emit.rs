@@ -687,6 +687,12 @@ impl Emitter {
         self.column += 1;
     }
 
+    /// Writes text that holds no line break, as `write` writes each of its characters.
+    fn write_str(&mut self, text: &str) {
+        self.out.push_str(text);
+        self.column += text.chars().count() as i64;
+    }
+
     fn write_break(&mut self, c: char) {
         if c == '\n' {
             self.put_break();
@@ -722,9 +728,7 @@ impl Emitter {
         if need_whitespace && !self.whitespace {
             self.put(' ');
         }
-        for c in indicator.chars() {
-            self.write(c);
-        }
+        self.write_str(indicator);
         self.whitespace = is_whitespace;
         self.indention = self.indention && is_indention;
         self.open_ended = false;

@@ -141,6 +141,33 @@ fn is_printable(c: char) -> bool {
         && c != '\u{feff}'
 }
 
+/// A printable ASCII character that is no indicator, space or break: nothing in a
+/// scalar's analysis depends on it but that it is none of these.
+fn unremarkable(b: u8) -> bool {
+    b.is_ascii_graphic()
+        && !matches!(
+            b,
+            b'#' | b','
+                | b'['
+                | b']'
+                | b'{'
+                | b'}'
+                | b'&'
+                | b'*'
+                | b'!'
+                | b'|'
+                | b'>'
+                | b'\''
+                | b'"'
+                | b'%'
+                | b'@'
+                | b'`'
+                | b'?'
+                | b':'
+                | b'-'
+        )
+}
+
 impl Emitter {
     pub(super) fn emit_scalar(&mut self, value: &str, asked: Style, tag: Option<&'static str>) {
         let style = self.select_scalar_style(value, asked);
@@ -224,9 +251,24 @@ impl Emitter {
             flow_indicators = true;
         }
         let mut preceded_by_whitespace = true;
-        let chars: Vec<char> = value.chars().collect();
-        for (i, &c) in chars.iter().enumerate() {
-            let next = chars.get(i + 1).copied();
+        let mut at = 0;
+        while let Some(c) = value[at..].chars().next() {
+            // A run of characters no rule below looks at (base64, most of a sealed
+            // value) leaves every flag as its last character does.
+            let run = value.as_bytes()[at..]
+                .iter()
+                .take_while(|&&b| unremarkable(b))
+                .count();
+            if run > 0 {
+                at += run;
+                previous_space = false;
+                previous_break = false;
+                preceded_by_whitespace = false;
+                continue;
+            }
+            let i = at;
+            at += c.len_utf8();
+            let next = value[at..].chars().next();
             let followed_by_whitespace = next.is_none_or(|n| n == ' ' || n == '\t');
             if i == 0 {
                 match c {
@@ -268,7 +310,7 @@ impl Emitter {
             } else if !is_printable(c) {
                 special_characters = true;
             }
-            let last = i + 1 == chars.len();
+            let last = next.is_none();
             if c == ' ' {
                 if i == 0 {
                     leading_space = true;
@@ -348,9 +390,7 @@ impl Emitter {
             self.put(' ');
         }
         // A plain scalar never holds a line break here (those are literal or quoted).
-        for c in value.chars() {
-            self.write(c);
-        }
+        self.write_str(value);
         self.indention = false;
         if !value.is_empty() {
             self.whitespace = false;
@@ -456,17 +496,22 @@ impl Emitter {
         self.process_line_comment(true);
         self.whitespace = true;
         let mut breaks = true;
-        for c in value.chars() {
+        // Each run of characters between line breaks is written at once.
+        let mut rest = value;
+        while let Some(c) = rest.chars().next() {
             if is_break(c) {
                 self.write_break(c);
                 breaks = true;
+                rest = &rest[c.len_utf8()..];
             } else {
                 if breaks {
                     self.write_indent();
                 }
-                self.write(c);
+                let end = rest.find(is_break).unwrap_or(rest.len());
+                self.write_str(&rest[..end]);
                 self.indention = false;
                 breaks = false;
+                rest = &rest[end..];
             }
         }
     }
