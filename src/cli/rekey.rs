@@ -85,6 +85,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         Rewrite::Outdated
     };
     let plan = rekey::plan(&mut ws, args.host.as_deref(), rewrite)?;
+    // The plan holds the lock as it parsed it; the text is read again if needed.
+    ws.forget_lockfile();
     for (name, why) in &plan.skipped {
         let why = match why {
             rekey::Skip::NoRule => "no policy rule matches it".to_string(),

@@ -595,8 +595,11 @@ pub fn apply(
                 .into_iter()
                 .map(|c| (c.path, Some((c.data, c.mode)))),
         ))
-        .chain(fsutil::Backup::read([lock_file.as_path()]));
+        // The lock is kept under a second name (a hard link), not copied.
+        .chain(fsutil::Backup::link([lock_file.as_path()]));
     let lock_text = lock.render();
+    // Held no longer than needed: peak memory is what the plan read and the new lock.
+    drop(lock);
     let result = fsutil::commit(files)
         .and_then(|()| fsutil::write_atomic(&lock_file, lock_text.as_bytes(), fsutil::PUBLIC))
         .and_then(|()| fsutil::remove(&journal));
@@ -604,7 +607,7 @@ pub fn apply(
         backup.restore();
         return Err(e);
     }
-    drop(backup);
+    drop((backup, lock_text));
     // Each file as read back is the one proven to open.
     let reads = fsutil::Reads::default();
     let checked: Vec<Result<()>> = written
