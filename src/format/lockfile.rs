@@ -788,8 +788,8 @@ mod tests {
         }
     }
 
-    /// `text` with `name`'s line put where `locate` says, read through windows.
-    fn spliced(text: &str, name: &str, entry: &Entry) -> Option<String> {
+    /// `locate` over `text` held in memory.
+    fn locate_in(text: &str, name: &str) -> Option<Spot> {
         let bytes = text.as_bytes();
         let mut read_at = |offset: u64, buf: &mut [u8]| {
             let from = bytes.len().min(offset as usize);
@@ -797,7 +797,12 @@ mod tests {
             buf[..n].copy_from_slice(&bytes[from..from + n]);
             Ok(n)
         };
-        let spot = locate(&mut read_at, bytes.len() as u64, name).unwrap()?;
+        locate(&mut read_at, bytes.len() as u64, name).unwrap()
+    }
+
+    /// `text` with `name`'s line put where `locate` says, read through windows.
+    fn spliced(text: &str, name: &str, entry: &Entry) -> Option<String> {
+        let spot = locate_in(text, name)?;
         let (a, b) = (spot.range.start as usize, spot.range.end as usize);
         assert_eq!(spot.is_entry(name), a < b, "{name}: {spot:?}");
         Some(format!("{}{}{}", &text[..a], line(name, entry), &text[b..]))
@@ -850,14 +855,7 @@ mod tests {
             proptest::prop_assert_eq!(spliced(&text, &name, &entry), Some(want.text().to_string()));
             // The first name at or after a directory's, for nesting.
             let below = format!("{name}/");
-            let bytes = text.as_bytes();
-            let mut read_at = |offset: u64, buf: &mut [u8]| {
-                let from = bytes.len().min(offset as usize);
-                let n = buf.len().min(bytes.len() - from);
-                buf[..n].copy_from_slice(&bytes[from..from + n]);
-                Ok(n)
-            };
-            let spot = locate(&mut read_at, bytes.len() as u64, &below).unwrap().unwrap();
+            let spot = locate_in(&text, &below).unwrap();
             proptest::prop_assert_eq!(spot.found, names.range(below.clone()..).next().cloned());
         }
     }
