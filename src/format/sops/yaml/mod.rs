@@ -17,6 +17,7 @@
 mod emit;
 mod read;
 mod resolve;
+mod tail;
 
 use super::document::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::error::{Error, Location, Result};
@@ -64,41 +65,17 @@ impl Store for YamlStore {
     }
 
     fn load_encrypted(&self, data: &[u8], file: &str) -> Result<EncryptedDocument> {
-        let mut branches = read::parse(data, file)?.branches;
-        // As sops's ExtractMetadata: the metadata is the first document's `sops`
-        // map; every document's `sops` key is dropped.
-        let mut metadata = None;
-        for (index, branch) in branches.iter_mut().enumerate() {
-            let mut i = 0;
-            while i < branch.len() {
-                if branch[i].key() == Some("sops") {
-                    let Item::Pair(_, value) = branch.remove(i) else {
-                        unreachable!()
-                    };
-                    if index == 0 {
-                        if metadata.is_some() {
-                            return Err(invalid(Location::named(file), "duplicate `sops` key"));
-                        }
-                        match value {
-                            Value::Map(items) => metadata = Some(items),
-                            _ => {
-                                return Err(invalid(
-                                    Location::named(file),
-                                    "the `sops` key is not a map",
-                                ));
-                            }
-                        }
-                    }
-                } else {
-                    i += 1;
-                }
-            }
+        if let Some(doc) = tail::load(data, file) {
+            #[cfg(debug_assertions)]
+            // Compared as printed, where a NaN equals itself.
+            assert_eq!(
+                format!("{:?}", Some(&doc)),
+                format!("{:?}", load_encrypted(data, file).ok().as_ref()),
+                "{file}: the metadata's own reader and the general one differ"
+            );
+            return Ok(doc);
         }
-        let metadata = metadata.ok_or_else(|| Error::Corrupt {
-            at: Location::named(file),
-            reason: "not a sops file: no sops metadata".into(),
-        })?;
-        Ok(EncryptedDocument { branches, metadata })
+        load_encrypted(data, file)
     }
 
     fn emit_plain(&self, branches: &Branches) -> Result<Vec<u8>> {
@@ -125,6 +102,45 @@ impl Store for YamlStore {
             _ => None,
         }
     }
+}
+
+/// An encrypted file read by the general reader.
+fn load_encrypted(data: &[u8], file: &str) -> Result<EncryptedDocument> {
+    let mut branches = read::parse(data, file)?.branches;
+    // As sops's ExtractMetadata: the metadata is the first document's `sops`
+    // map; every document's `sops` key is dropped.
+    let mut metadata = None;
+    for (index, branch) in branches.iter_mut().enumerate() {
+        let mut i = 0;
+        while i < branch.len() {
+            if branch[i].key() == Some("sops") {
+                let Item::Pair(_, value) = branch.remove(i) else {
+                    unreachable!()
+                };
+                if index == 0 {
+                    if metadata.is_some() {
+                        return Err(invalid(Location::named(file), "duplicate `sops` key"));
+                    }
+                    match value {
+                        Value::Map(items) => metadata = Some(items),
+                        _ => {
+                            return Err(invalid(
+                                Location::named(file),
+                                "the `sops` key is not a map",
+                            ));
+                        }
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+    let metadata = metadata.ok_or_else(|| Error::Corrupt {
+        at: Location::named(file),
+        reason: "not a sops file: no sops metadata".into(),
+    })?;
+    Ok(EncryptedDocument { branches, metadata })
 }
 
 /// The YAML store writing with `stores.yaml.indent` as sops applies it: go-yaml
