@@ -85,24 +85,29 @@ fn add_foot(node: &mut Node, comments: &[&str]) {
 /// sops's `appendTreeBranch`. The tree has no inline comments (sops itself turns
 /// them into head comments when it re-reads what it wrote), so every comment is a
 /// head or foot comment.
-fn map_node(items: &[Item]) -> Result<Node> {
+/// With `last`, a pair whose value is a map follows the items (the `sops` key).
+fn map_node(items: &[Item], last: Option<(&str, &[Item])>) -> Result<Node> {
     let mut mapping = Node::new(Kind::Map(Vec::new()));
     let mut pairs = Vec::new();
     let mut head: Vec<&str> = Vec::new();
     let mut beginning = true;
+    let mut pair = |key: &str, value: Node, head: &mut Vec<&str>| {
+        if beginning {
+            add_head(&mut mapping, head);
+            beginning = false;
+        }
+        let mut key_node = string_node(key);
+        add_head(&mut key_node, head);
+        pairs.push((key_node, value));
+    };
     for item in items {
         match item {
             Item::Comment(text) => head.push(text),
-            Item::Pair(key, value) => {
-                if beginning {
-                    add_head(&mut mapping, &mut head);
-                    beginning = false;
-                }
-                let mut key_node = string_node(key);
-                add_head(&mut key_node, &mut head);
-                pairs.push((key_node, value_node(value)?));
-            }
+            Item::Pair(key, value) => pair(key, value_node(value)?, &mut head),
         }
+    }
+    if let Some((key, map)) = last {
+        pair(key, map_node(map, None)?, &mut head);
     }
     if !head.is_empty() {
         match pairs.last_mut() {
@@ -150,7 +155,7 @@ pub(super) fn float_text(f: f64) -> String {
 
 fn value_node(value: &Value) -> Result<Node> {
     Ok(match value {
-        Value::Map(items) => map_node(items)?,
+        Value::Map(items) => map_node(items, None)?,
         Value::List(values) => seq_node(values)?,
         Value::Str(s) => string_node(s),
         Value::Int(i) => Node::scalar(i.to_string(), Style::Plain),
@@ -281,14 +286,8 @@ pub(super) fn emit<'a>(
 ) -> Result<Vec<u8>> {
     let mut nodes = Vec::new();
     for (branch, metadata) in branches {
-        let mut node = map_node(branch)?;
-        if let Some(metadata) = metadata {
-            // sops's SerializeMetadata appends `sops:` to every document.
-            let mut with = branch.clone();
-            with.push(Item::Pair("sops".into(), Value::Map(metadata.clone())));
-            node = map_node(&with)?;
-        }
-        nodes.push(node);
+        // sops's SerializeMetadata appends `sops:` to every document.
+        nodes.push(map_node(branch, metadata.map(|m| ("sops", m.as_slice())))?);
     }
     let mut evs = Vec::new();
     for node in &nodes {

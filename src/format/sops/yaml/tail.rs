@@ -99,6 +99,18 @@ fn metadata(tail: &[u8]) -> Option<Vec<Item>> {
     (lines.pos == lines.lines.len()).then_some(items)
 }
 
+/// Whether `key` is a key this reader takes: letters, digits and underscores that
+/// read as a string (not `true`, `null`, a number, …), as every key of sops's
+/// metadata.
+fn is_word(key: &str) -> bool {
+    let Some(&first) = key.as_bytes().first() else {
+        return false;
+    };
+    key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && (first.is_ascii_lowercase() && !matches!(key, "true" | "false" | "null")
+            || matches!(resolve_plain(key), Ok(Value::Str(_))))
+}
+
 struct Lines<'a> {
     lines: Vec<&'a str>,
     pos: usize,
@@ -124,11 +136,7 @@ impl<'a> Lines<'a> {
             let line = &self.lines[self.pos][col..];
             let colon = line.find(':')?;
             let key = &line[..colon];
-            if key.is_empty()
-                || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                || resolve_plain(key).ok()? != Value::Str(key.to_string())
-                || items.iter().any(|i| i.key() == Some(key))
-            {
+            if !is_word(key) || items.iter().any(|i| i.key() == Some(key)) {
                 return None;
             }
             let rest = &line[colon + 1..];
