@@ -30,11 +30,38 @@ fn unarmored(data: &[u8]) -> std::result::Result<std::borrow::Cow<'_, [u8]>, Str
     if !skip_leading_whitespace(data).starts_with(ARMOR_BEGIN) {
         return Ok(std::borrow::Cow::Borrowed(data));
     }
+    if let Some(binary) = plain_armor(data) {
+        return Ok(std::borrow::Cow::Owned(binary));
+    }
     let mut out = Vec::with_capacity(data.len());
     age::armor::ArmoredReader::new(data)
         .read_to_end(&mut out)
         .map_err(|_| "broken age armor".to_string())?;
     Ok(std::borrow::Cow::Owned(out))
+}
+
+/// The armor as the age library writes it, decoded without it: the begin line, lines
+/// of 64 characters of canonical padded base64 (the last one up to 64), the end line
+/// and a line break. `None` for anything else (spaces, CRLF, another width), which
+/// the age library's reader decides on.
+fn plain_armor(data: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    const END: &[u8] = b"-----END AGE ENCRYPTED FILE-----\n";
+    let body = data
+        .strip_prefix(ARMOR_BEGIN)?
+        .strip_prefix(b"\n")?
+        .strip_suffix(END)?
+        .strip_suffix(b"\n")?;
+    let mut text = Vec::with_capacity(body.len());
+    let mut lines = body.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let last = lines.peek().is_none();
+        if line.is_empty() || line.len() > 64 || (!last && line.len() != 64) {
+            return None;
+        }
+        text.extend_from_slice(line);
+    }
+    base64::engine::general_purpose::STANDARD.decode(&text).ok()
 }
 
 /// Who an age file's header wraps its file key for, read without any key: one stanza
@@ -195,4 +222,76 @@ pub fn header(data: &[u8]) -> std::result::Result<Stanzas, String> {
 /// file's header: which SSH keys it was encrypted to, readable without any key.
 pub fn ssh_tags(data: &[u8]) -> std::result::Result<Vec<String>, String> {
     header(data).map(|s| s.ssh)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn armored(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w =
+            age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+                .unwrap();
+        w.write_all(payload).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    fn by_the_library(data: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        age::armor::ArmoredReader::new(data)
+            .read_to_end(&mut out)
+            .ok()
+            .map(|_| out)
+    }
+
+    #[test]
+    fn armor_read_without_the_library_reads_as_the_library_or_is_left_to_it() {
+        let mut rng = fastrand::Rng::with_seed(129);
+        let mut taken = 0;
+        for case in 0..5000 {
+            // Every length around the line's 48 bytes, then random ones.
+            let len = if case < 200 {
+                case + 1
+            } else {
+                rng.usize(0..2000)
+            };
+            let payload: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            let mut data = armored(&payload);
+            if case >= 200 {
+                for _ in 0..rng.usize(0..3) {
+                    const EDITS: &[&[u8]] = &[b"\n", b" ", b"\r", b"=", b"A", b"-", b"\t", b"/"];
+                    let at = rng.usize(..=data.len());
+                    match rng.u8(..3) {
+                        0 if !data.is_empty() => {
+                            data.remove(at.min(data.len() - 1));
+                        }
+                        _ => {
+                            let edit = EDITS[rng.usize(..EDITS.len())];
+                            data.splice(at..at, edit.iter().copied());
+                        }
+                    }
+                }
+            }
+            if let Some(fast) = plain_armor(&data) {
+                taken += 1;
+                assert_eq!(
+                    Some(fast),
+                    by_the_library(&data),
+                    "{}",
+                    String::from_utf8_lossy(&data)
+                );
+            }
+            if case < 200 {
+                assert!(
+                    plain_armor(&data).is_some(),
+                    "{len} bytes as the library writes them"
+                );
+            }
+        }
+        assert!(taken > 1000, "{taken}");
+    }
 }
