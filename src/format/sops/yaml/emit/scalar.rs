@@ -28,6 +28,9 @@ pub(super) fn string_node(s: &str) -> Node {
             tag: Some("!!merge"),
         });
     }
+    if s.contains('\n') {
+        return Node::scalar(s.to_string(), Style::Literal);
+    }
     let plain = matches!(resolve_plain(s), Ok(Value::Str(_)))
         && !is_base60_float(s)
         && !matches!(
@@ -48,13 +51,7 @@ pub(super) fn string_node(s: &str) -> Node {
                 | "Off"
                 | "OFF"
         );
-    let style = if s.contains('\n') {
-        Style::Literal
-    } else if plain {
-        Style::Plain
-    } else {
-        Style::Double
-    };
+    let style = if plain { Style::Plain } else { Style::Double };
     Node::scalar(s.to_string(), style)
 }
 
