@@ -87,6 +87,7 @@ fn metadata(tail: &[u8]) -> Option<Vec<Item>> {
     let mut lines = Lines {
         lines: text.split('\n').collect(),
         pos: 1,
+        depth: 0,
     };
     if lines.lines[0] != "sops:" {
         return None;
@@ -114,7 +115,14 @@ fn is_word(key: &str) -> bool {
 struct Lines<'a> {
     lines: Vec<&'a str>,
     pos: usize,
+    /// How many maps and lists the current line is in.
+    depth: usize,
 }
+
+/// Maps and lists nested deeper, and maps with more keys, are left to the general
+/// reader (sops's metadata nests five deep and has a dozen keys).
+const MAX_NESTING: usize = 16;
+const MAX_KEYS: usize = 64;
 
 /// Characters a plain scalar this reader takes may not start with: YAML's
 /// indicators.
@@ -136,7 +144,10 @@ impl<'a> Lines<'a> {
             let line = &self.lines[self.pos][col..];
             let colon = line.find(':')?;
             let key = &line[..colon];
-            if !is_word(key) || items.iter().any(|i| i.key() == Some(key)) {
+            if !is_word(key)
+                || items.len() == MAX_KEYS
+                || items.iter().any(|i| i.key() == Some(key))
+            {
                 return None;
             }
             let rest = &line[colon + 1..];
@@ -158,11 +169,17 @@ impl<'a> Lines<'a> {
     /// The map or list under a key at column `col`, on the lines below it.
     fn nested(&mut self, col: usize) -> Option<Value> {
         let inner = self.indent().filter(|&i| i > col)?;
-        if self.lines[self.pos][inner..].starts_with("- ") {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return None;
+        }
+        let value = if self.lines[self.pos][inner..].starts_with("- ") {
             self.list(inner).map(Value::List)
         } else {
             self.map(inner, false).map(Value::Map)
-        }
+        };
+        self.depth -= 1;
+        value
     }
 
     /// A block list whose dashes are at column `col`, each item a map.
@@ -483,6 +500,24 @@ mod tests {
             [b"sops: 1\n".as_slice(), &good].concat(),
             // Beyond the size limit.
             [&good[..], &vec![b'#'; MAX_INPUT]].concat(),
+            // Metadata nested deeper, or with more keys, than sops writes.
+            [
+                &good[..at],
+                b"sops:\n".as_slice(),
+                &(1..40)
+                    .flat_map(|d| format!("{}k{d}:\n", " ".repeat(d)).into_bytes())
+                    .collect::<Vec<u8>>(),
+                b"                                         v: 1\n",
+            ]
+            .concat(),
+            [
+                &good[..at],
+                b"sops:\n".as_slice(),
+                &(0..100)
+                    .flat_map(|k| format!("    k{k}: 1\n").into_bytes())
+                    .collect::<Vec<u8>>(),
+            ]
+            .concat(),
             // A line break other than `\n`.
             good.iter()
                 .flat_map(|&b| {
