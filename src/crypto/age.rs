@@ -2,9 +2,9 @@
 //! decryption with the identities found, asking for passphrases only when no unlocked
 //! key opens it; and the passphrase-encrypted file that holds the admin's own identity.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::sync::{Mutex, PoisonError};
 
 use zeroize::Zeroizing;
 
@@ -17,7 +17,11 @@ use crate::recipient::{self, Recipient};
 /// unwrap such a stanza from the file alone. Checked here, before any stanza is
 /// written, whatever the key's parser and the age crate do; each key once per run.
 pub fn refuse_low_order(recipients: &[Recipient], at: &Location) -> Result<()> {
-    static SOUND: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    // Per thread: the threads of a rekey each check a key once, without a lock
+    // between them.
+    thread_local! {
+        static SOUND: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+    }
     for r in recipients {
         if matches!(
             r,
@@ -26,11 +30,7 @@ pub fn refuse_low_order(recipients: &[Recipient], at: &Location) -> Result<()> {
             continue;
         }
         let key = r.to_string();
-        let known = SOUND
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&key);
-        if known {
+        if SOUND.with_borrow(|sound| sound.contains(&key)) {
             continue;
         }
         if r.montgomery_u()
@@ -45,10 +45,7 @@ pub fn refuse_low_order(recipients: &[Recipient], at: &Location) -> Result<()> {
                 ),
             });
         }
-        SOUND
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key);
+        SOUND.with_borrow_mut(|sound| sound.insert(key));
     }
     Ok(())
 }
