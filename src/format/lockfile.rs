@@ -4,7 +4,7 @@
 //! of its value: when it last changed, and the readers taken away since who could
 //! read it. One secret per line, sorted, so that merges stay simple.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -41,14 +41,6 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// `ID` or `ID(LABEL)`, as the lock writes it.
-    fn text(&self) -> String {
-        match &self.label {
-            Some(label) => format!("{}({label})", self.id),
-            None => self.id.clone(),
-        }
-    }
-
     fn parse(text: &str) -> Option<Seen> {
         let (id, label) = match text.strip_suffix(')') {
             Some(rest) => {
@@ -100,6 +92,7 @@ impl Entry {
                 .then(b.label.is_some().cmp(&a.label.is_some()))
         });
         seen.dedup_by(|a, b| a.id == b.id);
+        seen.shrink_to_fit();
         Entry {
             format: self.format,
             sha256,
@@ -159,7 +152,13 @@ pub fn sha256_hex(data: &[u8]) -> String {
 impl Lockfile {
     /// Parses the lock file's text; errors name `secrets/keys.lock` and the line.
     pub fn parse(text: &str) -> Result<Lockfile> {
-        let mut entries = BTreeMap::new();
+        // The map is built at once from every entry: built so its nodes are full,
+        // where one grown by an insert per line leaves them about half full.
+        let mut entries = Vec::new();
+        // While the names come in order, as keys writes them, a name given twice is the
+        // one before it; from the first name out of order on, every name is looked up.
+        let mut last: Option<&str> = None;
+        let mut names: Option<HashSet<&str>> = None;
         for (i, line) in text.lines().enumerate() {
             let at = || Location::named(layout::LOCKFILE).at_line(i as u64 + 1);
             let bad = |reason: &str| Error::InvalidFile {
@@ -210,6 +209,7 @@ impl Lockfile {
                             })?;
                         list.sort();
                         list.dedup_by(|a, b| a.id == b.id);
+                        list.shrink_to_fit();
                         seen = Some(list);
                     }
                     Some((key @ ("changed" | "seen"), _)) => {
@@ -229,19 +229,94 @@ impl Lockfile {
                 changed,
                 seen: seen.unwrap_or_default(),
             };
-            if entries.insert(name.to_string(), entry).is_some() {
+            let twice = match &mut names {
+                Some(names) => !names.insert(name),
+                None if last.is_some_and(|last| name <= last) => {
+                    let mut all: HashSet<&str> =
+                        text.lines().take(i).filter_map(parsed_name).collect();
+                    let twice = !all.insert(name);
+                    names = Some(all);
+                    twice
+                }
+                None => false,
+            };
+            if twice {
                 return Err(bad(&format!("{name} is listed twice")));
             }
+            last = Some(name);
+            entries.push((name.to_string(), entry));
         }
-        Ok(Lockfile { entries })
+        Ok(Lockfile {
+            entries: entries.into_iter().collect(),
+        })
     }
 
+    /// The lock's text as `keys` writes it, in one allocation of its exact size (a
+    /// large fleet's lock is held beside every file a rekey read).
     pub fn render(&self) -> String {
-        let mut out = String::from(HEADER);
+        let mut size = Count(HEADER.len());
         for (name, e) in &self.entries {
-            out.push_str(&line(name, e));
+            // Counting cannot fail.
+            let _ = write_line(&mut size, name, e);
+        }
+        let mut out = String::with_capacity(size.0);
+        out.push_str(HEADER);
+        for (name, e) in &self.entries {
+            // Writing to a String cannot fail.
+            let _ = write_line(&mut out, name, e);
         }
         out
+    }
+
+    /// Writes the lock's text, as `render` returns it, to `out` line by line: a large
+    /// fleet's lock is not held whole in memory a second time.
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(HEADER.as_bytes())?;
+        let mut line = String::new();
+        for (name, e) in &self.entries {
+            line.clear();
+            // Writing to a String cannot fail.
+            let _ = write_line(&mut line, name, e);
+            out.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Whether `text` is exactly what `render` returns, found line by line without
+    /// writing the whole lock again.
+    pub fn renders_as(&self, text: &str) -> bool {
+        let Some(mut rest) = text.strip_prefix(HEADER) else {
+            return false;
+        };
+        let mut line = String::new();
+        for (name, e) in &self.entries {
+            line.clear();
+            let _ = write_line(&mut line, name, e);
+            match rest.strip_prefix(line.as_str()) {
+                Some(after) => rest = after,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+}
+
+/// The name a line of the lock gives an entry, if it is an entry's line (as `parse`
+/// reads them).
+fn parsed_name(line: &str) -> Option<&str> {
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    line.split(' ').next()
+}
+
+/// A `fmt::Write` that only counts the bytes written to it.
+struct Count(usize);
+
+impl std::fmt::Write for Count {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
     }
 }
 
@@ -288,28 +363,52 @@ pub fn merge3(base: &Lockfile, ours: &Lockfile, theirs: &Lockfile) -> (String, V
 /// One entry's line, with its newline.
 /// The line `keys` writes for `name`.
 pub fn line(name: &str, e: &Entry) -> String {
-    format!("{name} {}\n", fields(e))
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_line(&mut out, name, e);
+    out
+}
+
+/// Writes the line `keys` writes for `name`, with its newline, to `out`.
+fn write_line(out: &mut impl std::fmt::Write, name: &str, e: &Entry) -> std::fmt::Result {
+    out.write_str(name)?;
+    out.write_char(' ')?;
+    write_fields(out, e)?;
+    out.write_char('\n')
 }
 
 /// One entry's line without its name and newline: `FORMAT SHA-256 RECIPIENTS`, then
 /// `changed=` and `seen=` when they say something.
 pub fn fields(e: &Entry) -> String {
-    let mut out = format!(
-        "{} {} {}",
-        e.format.name(),
-        e.sha256,
-        e.recipients.join(",")
-    );
-    if let Some(t) = e.changed {
-        out.push_str(" changed=");
-        out.push_str(&format_date(t));
-    }
-    if !e.seen.is_empty() {
-        let seen: Vec<String> = e.seen.iter().map(Seen::text).collect();
-        out.push_str(" seen=");
-        out.push_str(&seen.join(","));
-    }
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_fields(&mut out, e);
     out
+}
+
+/// Writes `fields` to `out`; each reader seen is `ID` or `ID(LABEL)`.
+fn write_fields(out: &mut impl std::fmt::Write, e: &Entry) -> std::fmt::Result {
+    out.write_str(e.format.name())?;
+    out.write_char(' ')?;
+    out.write_str(&e.sha256)?;
+    for (i, r) in e.recipients.iter().enumerate() {
+        out.write_str(if i == 0 { " " } else { "," })?;
+        out.write_str(r)?;
+    }
+    if e.recipients.is_empty() {
+        out.write_char(' ')?;
+    }
+    if let Some(t) = e.changed {
+        write!(out, " changed={}", humantime::format_rfc3339_seconds(t))?;
+    }
+    for (i, s) in e.seen.iter().enumerate() {
+        out.write_str(if i == 0 { " seen=" } else { "," })?;
+        out.write_str(&s.id)?;
+        if let Some(label) = &s.label {
+            write!(out, "({label})")?;
+        }
+    }
+    Ok(())
 }
 
 /// The lock file as text, for commands that change one entry: lines are found by their
@@ -326,6 +425,10 @@ impl LockfileText {
 
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    pub fn into_text(self) -> String {
+        self.text
     }
 
     /// Entry lines as (name, byte range of the whole line).
@@ -586,6 +689,119 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("a/first age "));
         assert_eq!(Lockfile::parse(&text).unwrap(), lock);
+    }
+
+    /// A fleet's lock: every kind of field, in every combination.
+    fn fleet_lock(n: u32) -> Lockfile {
+        let mut lock = Lockfile::default();
+        for i in 0..n {
+            let seen = (0..i % 4)
+                .map(|k| Seen {
+                    id: format!("age1seen{k}"),
+                    label: (k % 2 == 0).then(|| format!("host:h{k}")),
+                })
+                .collect();
+            lock.entries.insert(
+                format!("h{:02}/s{i:05}", i % 20),
+                Entry {
+                    format: if i % 3 == 0 {
+                        Format::SopsYaml
+                    } else {
+                        Format::Age
+                    },
+                    sha256: sha256_hex(&i.to_le_bytes()),
+                    recipients: (0..1 + i % 4).map(|r| format!("age1r{r}")).collect(),
+                    changed: (i % 2 == 0).then(|| parse_date("2026-03-01").unwrap()),
+                    seen,
+                },
+            );
+        }
+        lock
+    }
+
+    #[test]
+    fn a_large_lock_renders_in_one_allocation_of_its_size() {
+        let lock = fleet_lock(2_000);
+        let text = lock.render();
+        // Nothing grown by doubling: no spare capacity, no copies left behind.
+        assert_eq!(text.capacity(), text.len());
+        assert_eq!(Lockfile::parse(&text).unwrap(), lock);
+        let mut written = Vec::new();
+        lock.write_to(&mut written).unwrap();
+        assert_eq!(written, text.as_bytes());
+        for (i, e) in &lock.entries {
+            assert!(text.contains(&line(i, e)));
+        }
+    }
+
+    #[test]
+    fn renders_as_is_render_compared() {
+        let lock = fleet_lock(50);
+        let text = lock.render();
+        assert!(lock.renders_as(&text));
+        assert!(Lockfile::default().renders_as(HEADER));
+        assert!(!Lockfile::default().renders_as(""));
+        let last = text.lines().last().unwrap();
+        for other in [
+            // A line missing, or one more.
+            text.strip_suffix(&format!("{last}\n")).unwrap().to_string(),
+            format!("{text}{last}\n"),
+            // No newline at the end, one byte changed, the header of an older keys.
+            text.strip_suffix('\n').unwrap().to_string(),
+            text.replacen("age1r0", "age1r9", 1),
+            text.replacen("# keys.lock", "# keys lock", 1),
+            // Two lines swapped.
+            {
+                let mut lines: Vec<&str> = text.lines().collect();
+                let n = lines.len();
+                lines.swap(n - 1, n - 2);
+                lines.join("\n") + "\n"
+            },
+        ] {
+            assert_ne!(other, text);
+            assert!(!lock.renders_as(&other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_name_listed_twice_is_found_in_and_out_of_order() {
+        let sha = "0".repeat(64);
+        let entry = |name: &str| format!("{name} age {sha} x\n");
+        for (names, want) in [
+            (
+                vec!["a", "b", "b"],
+                "secrets/keys.lock:3: b is listed twice",
+            ),
+            (
+                vec!["b", "a", "b"],
+                "secrets/keys.lock:3: b is listed twice",
+            ),
+            (
+                vec!["c", "a", "b", "c"],
+                "secrets/keys.lock:4: c is listed twice",
+            ),
+            (
+                vec!["a", "c", "b", "a"],
+                "secrets/keys.lock:4: a is listed twice",
+            ),
+        ] {
+            let text: String = names.iter().map(|n| entry(n)).collect();
+            let e = Lockfile::parse(&text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{names:?}: {e}");
+        }
+        // The first line in error is named, whatever is wrong with a later one.
+        let text = format!("{}{}a tar {sha} x\n", entry("b"), entry("b"));
+        let e = Lockfile::parse(&text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("secrets/keys.lock:2: b is listed twice"),
+            "{e}"
+        );
+        // Out of order but each once: parsed, and rendered in order.
+        let text: String = ["c", "a", "b"].iter().map(|n| entry(n)).collect();
+        let lock = Lockfile::parse(&text).unwrap();
+        let names: Vec<&str> = lock.entries.keys().map(String::as_str).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!(!lock.renders_as(&format!("{HEADER}{text}")));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::crypto;
 use crate::crypto::age::Armor;
 use crate::crypto::sops::Wrap;
 use crate::error::{Error, Location, Result};
-use crate::format::lockfile::{self, Lockfile};
+use crate::format::lockfile::{self, Lockfile, LockfileText};
 use crate::format::sops::metadata::{Metadata, Shamir};
 use crate::format::{self, sops};
 use crate::format::{Format, secret_path};
@@ -90,7 +90,7 @@ pub struct Plan {
     pub relock: bool,
     /// Every secret is rewritten, whatever the lock and the headers say.
     rewrite: Rewrite,
-    lock: Lockfile,
+    lock: HeldLock,
     /// Readers as an earlier state of the fleet named them (before a host's key was
     /// replaced), by the short ids of their keys.
     earlier: super::readers::Labels,
@@ -101,6 +101,95 @@ impl Plan {
     /// not: what names a reader taken away from a secret in the lock.
     pub fn name_readers(&mut self, earlier: &super::readers::Labels) {
         self.earlier.extend(earlier.clone());
+    }
+}
+
+/// The lock as the plan read it, until the new one is written. When it is as `keys`
+/// writes it (sorted, each secret once: the usual case), only its text is held, about a
+/// third of the memory of every entry parsed: the new lock is that text with the
+/// rekeyed secrets' lines, each parsed again, rewritten.
+enum HeldLock {
+    Parsed(Lockfile),
+    Text(String),
+}
+
+impl HeldLock {
+    /// The lock as `keys` writes it now.
+    fn render(&self) -> String {
+        match self {
+            HeldLock::Parsed(lock) => lock.render(),
+            HeldLock::Text(text) => text.clone(),
+        }
+    }
+}
+
+/// A rekeyed secret's line in the new lock: what it is encrypted to now and the hash
+/// of the file as written.
+struct NewLine {
+    name: String,
+    format: Format,
+    fingerprints: Arc<[String]>,
+    sha256: String,
+}
+
+impl NewLine {
+    /// The entry, from the secret's entry before the rekey (`old`) if it had one.
+    fn entry(
+        &self,
+        old: Option<&lockfile::Entry>,
+        label: &dyn Fn(&str) -> Option<String>,
+    ) -> lockfile::Entry {
+        let recipients = self.fingerprints.to_vec();
+        match old {
+            // The value is the same: the readers taken away have seen it.
+            Some(old) => old.rekeyed(self.sha256.clone(), recipients, label),
+            None => lockfile::Entry {
+                format: self.format,
+                sha256: self.sha256.clone(),
+                recipients,
+                changed: None,
+                seen: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Writes the lock after a rekey to `out`: `lines` (in the lock's order) for the
+/// secrets rekeyed, every other line as it was.
+fn write_lock(
+    out: &mut dyn std::io::Write,
+    lock: &mut HeldLock,
+    lines: &[NewLine],
+    label: &dyn Fn(&str) -> Option<String>,
+) -> std::io::Result<()> {
+    let text = match lock {
+        HeldLock::Parsed(lock) => {
+            for new in lines {
+                let entry = new.entry(lock.entries.get(&new.name), label);
+                lock.entries.insert(new.name.clone(), entry);
+            }
+            return lock.write_to(out);
+        }
+        HeldLock::Text(text) => text,
+    };
+    let mut lines = lines.iter().peekable();
+    for line in text.split_inclusive('\n') {
+        let name = line.split([' ', '\n']).next().unwrap_or_default();
+        let Some(new) = lines.next_if(|new| !line.starts_with('#') && new.name == name) else {
+            out.write_all(line.as_bytes())?;
+            continue;
+        };
+        // The whole text parsed when the plan read it: this line parses again.
+        let old = Lockfile::parse(line).map_err(std::io::Error::other)?;
+        let entry = new.entry(old.entries.get(name), label);
+        out.write_all(lockfile::line(name, &entry).as_bytes())?;
+    }
+    match lines.next() {
+        None => Ok(()),
+        Some(new) => Err(std::io::Error::other(format!(
+            "{} is not in secrets/keys.lock as the rekey planned it",
+            new.name
+        ))),
     }
 }
 
@@ -172,9 +261,11 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     {
         return Err(crate::policy::fleet::no_host(h));
     }
-    let text = ws.lockfile()?.text();
-    let lock = Lockfile::parse(text)?;
-    let relock = !text.is_empty() && lock.render() != text;
+    // The lock's text is the plan's from here on (the workspace reads it again if asked).
+    let text = std::mem::replace(ws.lockfile()?, LockfileText::new(String::new())).into_text();
+    ws.forget_lockfile();
+    let lock = Lockfile::parse(&text)?;
+    let relock = !text.is_empty() && !lock.renders_as(&text);
     // Secrets a killed run may have rewritten without recording them in the lock:
     // they are rewritten again whatever the lock says.
     let journal =
@@ -186,7 +277,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     let mut skipped = Vec::new();
     type Wanted = (Arc<[Recipient]>, Arc<[String]>, Option<Arc<Shamir>>);
     let mut resolved: HashMap<usize, Wanted> = HashMap::new();
-    let mut candidates = Vec::new();
+    // Sized once: a vector grown by doubling leaves the copies it outgrew in the heap.
+    let mut candidates = Vec::with_capacity(lock.entries.len());
     for (name, entry) in &lock.entries {
         let Some((i, rule)) = ws.policy.rule_for(name) else {
             skipped.push((name.clone(), Skip::NoRule));
@@ -268,7 +360,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             }
         })
         .collect();
-    let mut changes = Vec::new();
+    let mut changes = Vec::with_capacity(found.len());
     for (c, found) in candidates.iter().zip(found) {
         let (data, mode, differs) = match found? {
             Found::Change {
@@ -309,6 +401,13 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             mode,
         });
     }
+    drop(candidates);
+    let lock = if relock {
+        HeldLock::Parsed(lock)
+    } else {
+        drop(lock);
+        HeldLock::Text(text)
+    };
     Ok(Plan {
         changes,
         skipped,
@@ -552,8 +651,9 @@ pub fn apply(
     }
     let staged: Vec<Staged> = staged.into_iter().flatten().collect();
     let mut lock = plan.lock;
+    let mut changes = plan.changes;
     // Each reader taken away is named as the fleet names its key now, else as it did.
-    let mut labels = if plan.changes.iter().any(|c| c.removed > 0) {
+    let mut labels = if changes.iter().any(|c| c.removed > 0) {
         super::readers::labels(&ws.fleet)
     } else {
         super::readers::Labels::new()
@@ -564,26 +664,20 @@ pub fn apply(
     let label = |id: &str| labels.get(id).cloned();
     let mut written = Vec::with_capacity(staged.len());
     let mut files = Vec::with_capacity(staged.len());
+    let mut lines = Vec::with_capacity(staged.len());
     let mut mac_mismatch = Vec::new();
-    for (change, s) in plan.changes.iter().zip(staged) {
-        let recipients = change.fingerprints.to_vec();
-        // The value is the same: the readers taken away have seen it.
-        let entry = match lock.entries.get(&change.name) {
-            Some(old) => old.rekeyed(s.sha256.clone(), recipients, &label),
-            None => lockfile::Entry {
-                format: change.format,
-                sha256: s.sha256.clone(),
-                recipients,
-                changed: None,
-                seen: Vec::new(),
-            },
-        };
-        lock.entries.insert(change.name.clone(), entry);
+    for (change, s) in changes.iter_mut().zip(staged) {
         if s.mac_mismatch {
             mac_mismatch.push(secret_path(&change.name, change.format));
         }
-        written.push((change.path.clone(), s.sha256));
+        written.push((change.path.clone(), s.sha256.clone()));
         files.push(s.file);
+        lines.push(NewLine {
+            name: std::mem::take(&mut change.name),
+            format: change.format,
+            fingerprints: change.fingerprints.clone(),
+            sha256: s.sha256,
+        });
     }
     let lock_file = ws.repo.lockfile();
     // What the journal, the secrets and the lock hold now (the secrets as the plan
@@ -591,23 +685,25 @@ pub fn apply(
     // during that) and nothing changed.
     let backup = journal_before
         .chain(fsutil::Backup::holding(
-            plan.changes
+            changes
                 .into_iter()
                 .map(|c| (c.path, Some((c.data, c.mode)))),
         ))
         // The lock is kept under a second name (a hard link), not copied.
         .chain(fsutil::Backup::link([lock_file.as_path()]));
-    let lock_text = lock.render();
-    // Held no longer than needed: peak memory is what the plan read and the new lock.
-    drop(lock);
+    // The new lock is written line by line, never held whole beside what the plan read.
     let result = fsutil::commit(files)
-        .and_then(|()| fsutil::write_atomic(&lock_file, lock_text.as_bytes(), fsutil::PUBLIC))
+        .and_then(|()| {
+            fsutil::write_atomic_with(&lock_file, fsutil::PUBLIC, |out| {
+                write_lock(out, &mut lock, &lines, &label)
+            })
+        })
         .and_then(|()| fsutil::remove(&journal));
     if let Err(e) = result {
         backup.restore();
         return Err(e);
     }
-    drop((backup, lock_text));
+    drop((backup, lock, lines));
     // Each file as read back is the one proven to open.
     let reads = fsutil::Reads::default();
     let checked: Vec<Result<()>> = written
