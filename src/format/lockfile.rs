@@ -155,97 +155,10 @@ impl Lockfile {
         // The map is built at once from every entry: built so its nodes are full,
         // where one grown by an insert per line leaves them about half full.
         let mut entries = Vec::new();
-        // While the names come in order, as keys writes them, a name given twice is the
-        // one before it; from the first name out of order on, every name is looked up.
-        let mut last: Option<&str> = None;
-        let mut names: Option<HashSet<&str>> = None;
-        for (i, line) in text.lines().enumerate() {
-            let at = || Location::named(layout::LOCKFILE).at_line(i as u64 + 1);
-            let bad = |reason: &str| Error::InvalidFile {
-                at: at(),
-                reason: reason.to_string(),
-            };
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut fields = line.split(' ');
-            let (Some(name), Some(format), Some(sha), Some(recipients)) =
-                (fields.next(), fields.next(), fields.next(), fields.next())
-            else {
-                return Err(bad(
-                    "expected NAME FORMAT SHA-256 RECIPIENTS separated by single spaces",
-                ));
-            };
-            if let Err(reason) = layout::check_secret_name(name) {
-                return Err(bad(&format!("invalid secret name: {reason}")));
-            }
-            let format = Format::from_name(format).ok_or_else(|| bad("unknown format"))?;
-            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(bad("the hash is not 64 hex digits"));
-            }
-            let mut list = Vec::with_capacity(4);
-            list.extend(recipients.split(',').map(|r| short_id(r).to_string()));
-            let recipients = list;
-            if recipients.iter().any(String::is_empty) {
-                return Err(bad("an empty recipient"));
-            }
-            let (mut changed, mut seen) = (None, None);
-            for field in fields {
-                match field.split_once('=') {
-                    Some(("changed", date)) if changed.is_none() => {
-                        changed = Some(parse_date(date).ok_or_else(|| {
-                            bad(&format!(
-                                "changed={date} is not a date such as 2026-03-01 or 2026-03-01T09:30:00Z"
-                            ))
-                        })?);
-                    }
-                    Some(("seen", list)) if seen.is_none() => {
-                        let mut list = list
-                            .split(',')
-                            .map(Seen::parse)
-                            .collect::<Option<Vec<Seen>>>()
-                            .ok_or_else(|| {
-                                bad("seen= is not a list of ID or ID(READER) separated by commas")
-                            })?;
-                        list.sort();
-                        list.dedup_by(|a, b| a.id == b.id);
-                        list.shrink_to_fit();
-                        seen = Some(list);
-                    }
-                    Some((key @ ("changed" | "seen"), _)) => {
-                        return Err(bad(&format!("{key}= is given twice")));
-                    }
-                    _ => {
-                        return Err(bad(&format!(
-                            "unexpected {field:?} after the recipients (expected changed=DATE or seen=ID,...)"
-                        )));
-                    }
-                }
-            }
-            let entry = Entry {
-                format,
-                sha256: sha.to_ascii_lowercase(),
-                recipients,
-                changed,
-                seen: seen.unwrap_or_default(),
-            };
-            let twice = match &mut names {
-                Some(names) => !names.insert(name),
-                None if last.is_some_and(|last| name <= last) => {
-                    let mut all: HashSet<&str> =
-                        text.lines().take(i).filter_map(parsed_name).collect();
-                    let twice = !all.insert(name);
-                    names = Some(all);
-                    twice
-                }
-                None => false,
-            };
-            if twice {
-                return Err(bad(&format!("{name} is listed twice")));
-            }
-            last = Some(name);
+        parse_entries(text, |name, entry| {
             entries.push((name.to_string(), entry));
-        }
+            Ok(())
+        })?;
         Ok(Lockfile {
             entries: entries.into_iter().collect(),
         })
@@ -281,24 +194,132 @@ impl Lockfile {
         }
         Ok(())
     }
+}
 
-    /// Whether `text` is exactly what `render` returns, found line by line without
-    /// writing the whole lock again.
-    pub fn renders_as(&self, text: &str) -> bool {
-        let Some(mut rest) = text.strip_prefix(HEADER) else {
-            return false;
+/// Each entry of the lock's text, given to `each` in the order of its lines as it is
+/// parsed, one line at a time; errors as `Lockfile::parse` reports them (the first
+/// line in error, or the first error of `each`).
+pub fn parse_entries<'a>(
+    text: &'a str,
+    mut each: impl FnMut(&'a str, Entry) -> Result<()>,
+) -> Result<()> {
+    // While the names come in order, as keys writes them, a name given twice is the
+    // one before it; from the first name out of order on, every name is looked up.
+    let mut last: Option<&str> = None;
+    let mut names: Option<HashSet<&str>> = None;
+    for (i, line) in text.lines().enumerate() {
+        let at = || Location::named(layout::LOCKFILE).at_line(i as u64 + 1);
+        let bad = |reason: &str| Error::InvalidFile {
+            at: at(),
+            reason: reason.to_string(),
         };
-        let mut line = String::new();
-        for (name, e) in &self.entries {
-            line.clear();
-            let _ = write_line(&mut line, name, e);
-            match rest.strip_prefix(line.as_str()) {
-                Some(after) => rest = after,
-                None => return false,
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split(' ');
+        let (Some(name), Some(format), Some(sha), Some(recipients)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad(
+                "expected NAME FORMAT SHA-256 RECIPIENTS separated by single spaces",
+            ));
+        };
+        if let Err(reason) = layout::check_secret_name(name) {
+            return Err(bad(&format!("invalid secret name: {reason}")));
+        }
+        let format = Format::from_name(format).ok_or_else(|| bad("unknown format"))?;
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("the hash is not 64 hex digits"));
+        }
+        let mut list = Vec::with_capacity(4);
+        list.extend(recipients.split(',').map(|r| short_id(r).to_string()));
+        let recipients = list;
+        if recipients.iter().any(String::is_empty) {
+            return Err(bad("an empty recipient"));
+        }
+        let (mut changed, mut seen) = (None, None);
+        for field in fields {
+            match field.split_once('=') {
+                Some(("changed", date)) if changed.is_none() => {
+                    changed = Some(parse_date(date).ok_or_else(|| {
+                        bad(&format!(
+                            "changed={date} is not a date such as 2026-03-01 or 2026-03-01T09:30:00Z"
+                        ))
+                    })?);
+                }
+                Some(("seen", list)) if seen.is_none() => {
+                    let mut list = list
+                        .split(',')
+                        .map(Seen::parse)
+                        .collect::<Option<Vec<Seen>>>()
+                        .ok_or_else(|| {
+                            bad("seen= is not a list of ID or ID(READER) separated by commas")
+                        })?;
+                    list.sort();
+                    list.dedup_by(|a, b| a.id == b.id);
+                    list.shrink_to_fit();
+                    seen = Some(list);
+                }
+                Some((key @ ("changed" | "seen"), _)) => {
+                    return Err(bad(&format!("{key}= is given twice")));
+                }
+                _ => {
+                    return Err(bad(&format!(
+                        "unexpected {field:?} after the recipients (expected changed=DATE or seen=ID,...)"
+                    )));
+                }
             }
         }
-        rest.is_empty()
+        let entry = Entry {
+            format,
+            sha256: sha.to_ascii_lowercase(),
+            recipients,
+            changed,
+            seen: seen.unwrap_or_default(),
+        };
+        let twice = match &mut names {
+            Some(names) => !names.insert(name),
+            None if last.is_some_and(|last| name <= last) => {
+                let mut all: HashSet<&str> = text.lines().take(i).filter_map(parsed_name).collect();
+                let twice = !all.insert(name);
+                names = Some(all);
+                twice
+            }
+            None => false,
+        };
+        if twice {
+            return Err(bad(&format!("{name} is listed twice")));
+        }
+        last = Some(name);
+        each(name, entry)?;
     }
+    Ok(())
+}
+
+/// Whether `text` is exactly what `Lockfile::render` writes for the lock it parses to,
+/// found a line at a time without parsing it whole: the header, then each entry's line
+/// as keys writes it, the names in order, nothing else.
+pub fn is_as_written(text: &str) -> bool {
+    let Some(body) = text.strip_prefix(HEADER) else {
+        return false;
+    };
+    let mut last: Option<&str> = None;
+    let mut rendered = String::new();
+    body.split_inclusive('\n').all(|line| {
+        let mut found = None;
+        let parsed = parse_entries(line, |name, entry| {
+            found = Some((name, entry));
+            Ok(())
+        });
+        let (Ok(()), Some((name, entry))) = (parsed, found) else {
+            return false;
+        };
+        rendered.clear();
+        let _ = write_line(&mut rendered, name, &entry);
+        let in_order = last.is_none_or(|last| last < name);
+        last = Some(name);
+        in_order && rendered == line
+    })
 }
 
 /// The name a line of the lock gives an entry, if it is an entry's line (as `parse`
@@ -735,31 +756,41 @@ mod tests {
     }
 
     #[test]
-    fn renders_as_is_render_compared() {
+    fn as_written_is_render_compared_line_by_line() {
         let lock = fleet_lock(50);
         let text = lock.render();
-        assert!(lock.renders_as(&text));
-        assert!(Lockfile::default().renders_as(HEADER));
-        assert!(!Lockfile::default().renders_as(""));
+        assert!(is_as_written(&text));
+        assert!(is_as_written(HEADER));
+        assert!(!is_as_written(""));
         let last = text.lines().last().unwrap();
-        for other in [
-            // A line missing, or one more.
+        let as_render = |t: &str| Lockfile::parse(t).is_ok_and(|l| l.render() == t);
+        // Still as keys writes it: a line fewer, another recipient.
+        for same in [
             text.strip_suffix(&format!("{last}\n")).unwrap().to_string(),
-            format!("{text}{last}\n"),
-            // No newline at the end, one byte changed, the header of an older keys.
-            text.strip_suffix('\n').unwrap().to_string(),
             text.replacen("age1r0", "age1r9", 1),
+        ] {
+            assert!(as_render(&same) && is_as_written(&same), "{same}");
+        }
+        for other in [
+            // A line twice, no newline at the end, the header of an older keys.
+            format!("{text}{last}\n"),
+            text.strip_suffix('\n').unwrap().to_string(),
             text.replacen("# keys.lock", "# keys lock", 1),
-            // Two lines swapped.
+            // A comment or a blank line among the entries, a line that does not parse.
+            format!("{text}# note\n"),
+            format!("{text}\n"),
+            format!("{text}zz age abc x\n"),
+            // Two lines swapped; a full fingerprint where keys writes a short one.
             {
                 let mut lines: Vec<&str> = text.lines().collect();
                 let n = lines.len();
                 lines.swap(n - 1, n - 2);
                 lines.join("\n") + "\n"
             },
+            text.replacen(" age1r0", " age1r0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1),
         ] {
-            assert_ne!(other, text);
-            assert!(!lock.renders_as(&other), "{other}");
+            assert!(!as_render(&other), "{other}");
+            assert!(!is_as_written(&other), "{other}");
         }
     }
 
@@ -801,7 +832,7 @@ mod tests {
         let lock = Lockfile::parse(&text).unwrap();
         let names: Vec<&str> = lock.entries.keys().map(String::as_str).collect();
         assert_eq!(names, ["a", "b", "c"]);
-        assert!(!lock.renders_as(&format!("{HEADER}{text}")));
+        assert!(!is_as_written(&format!("{HEADER}{text}")));
     }
 
     #[test]

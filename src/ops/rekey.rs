@@ -226,14 +226,20 @@ fn names_host(rule: &Rule, host: &str, ws: &Workspace) -> Result<bool> {
     Ok(false)
 }
 
-/// A secret the plan reads: its lock entry and what its rule resolves to.
-struct Candidate<'a> {
-    name: &'a str,
-    entry: &'a lockfile::Entry,
+/// A secret the plan reads: what its lock entry says against what its rule resolves
+/// to (the entry itself is not kept).
+struct Candidate {
+    name: String,
+    format: Format,
     rule: usize,
     armor: bool,
     indent: Option<u8>,
     unfinished: bool,
+    /// The lock lists the recipients the rule resolves to.
+    lock_agrees: bool,
+    /// Recipients the rule resolves to that the lock does not list, and the reverse.
+    added: usize,
+    removed: usize,
 }
 
 /// What the plan found in one file.
@@ -264,8 +270,16 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     // The lock's text is the plan's from here on (the workspace reads it again if asked).
     let text = std::mem::replace(ws.lockfile()?, LockfileText::new(String::new())).into_text();
     ws.forget_lockfile();
-    let lock = Lockfile::parse(&text)?;
-    let relock = !text.is_empty() && !lock.renders_as(&text);
+    // A lock as keys writes it (the usual case) is read a line at a time and never
+    // parsed whole: its entries parsed at once take about three times the memory of
+    // its text. Any other is parsed whole, to be written anew.
+    let as_written = lockfile::is_as_written(&text);
+    let relock = !text.is_empty() && !as_written;
+    let parsed = if as_written {
+        None
+    } else {
+        Some(Lockfile::parse(&text)?)
+    };
     // Secrets a killed run may have rewritten without recording them in the lock:
     // they are rewritten again whatever the lock says.
     let journal =
@@ -278,28 +292,28 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     type Wanted = (Arc<[Recipient]>, Arc<[String]>, Option<Arc<Shamir>>);
     let mut resolved: HashMap<usize, Wanted> = HashMap::new();
     // Sized once: a vector grown by doubling leaves the copies it outgrew in the heap.
-    let mut candidates = Vec::with_capacity(lock.entries.len());
-    for (name, entry) in &lock.entries {
+    let mut candidates = Vec::with_capacity(text.matches('\n').count());
+    let mut visit = |name: &str, entry: &lockfile::Entry| -> Result<()> {
         let Some((i, rule)) = ws.policy.rule_for(name) else {
-            skipped.push((name.clone(), Skip::NoRule));
-            continue;
+            skipped.push((name.to_string(), Skip::NoRule));
+            return Ok(());
         };
         if rule.format != entry.format {
             skipped.push((
-                name.clone(),
+                name.to_string(),
                 Skip::OtherFormat {
                     rule: rule.format,
                     file: entry.format,
                 },
             ));
-            continue;
+            return Ok(());
         }
         let unfinished = journaled.contains(name);
         if let Some(h) = host
             && !names_host(rule, h, ws)?
             && !unfinished
         {
-            continue;
+            return Ok(());
         }
         if let std::collections::hash_map::Entry::Vacant(e) = resolved.entry(i) {
             let r = ws.policy.resolve(rule, &ws.fleet)?;
@@ -309,14 +323,28 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                 r.shamir.map(Arc::new),
             ));
         }
+        let fingerprints = &resolved[&i].1;
+        let had = &entry.recipients;
         candidates.push(Candidate {
-            name,
-            entry,
+            name: name.to_string(),
+            format: entry.format,
             rule: i,
             armor: rule.armor,
             indent: rule.sops.indent,
             unfinished,
+            lock_agrees: **fingerprints == *had,
+            added: fingerprints.iter().filter(|f| !had.contains(f)).count(),
+            removed: had.iter().filter(|f| !fingerprints.contains(f)).count(),
         });
+        Ok(())
+    };
+    match &parsed {
+        Some(lock) => {
+            for (name, entry) in &lock.entries {
+                visit(name, entry)?;
+            }
+        }
+        None => lockfile::parse_entries(&text, |name, entry| visit(name, &entry))?,
     }
     // Each file is read once, header only, on every core.
     let root = ws.repo.root();
@@ -324,15 +352,15 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     let found: Vec<Result<Found>> = candidates
         .par_iter()
         .map(|c| {
-            let rel = secret_path(c.name, c.entry.format);
+            let rel = secret_path(&c.name, c.format);
             let path = root.join(&rel);
             let Some((data, mode)) = reads.read_optional_with_mode(&path)? else {
                 return Ok(Found::Skip(Skip::Missing { rel }));
             };
-            let (recipients, fingerprints, shamir) = &resolved[&c.rule];
+            let (recipients, _, shamir) = &resolved[&c.rule];
             // A sops file's parsed document is not kept: `apply` parses it again
             // where it is rewritten, so the plan holds only the bytes.
-            let loaded = match c.entry.format {
+            let loaded = match c.format {
                 Format::Age => format::age::header(&data).map(format::Readers::Age),
                 f => sops::load(f, &data).map(|(_, r)| format::Readers::Sops(r)),
             };
@@ -340,7 +368,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                 Ok(readers) => {
                     let differs = readers.differs_from(recipients, shamir.as_deref());
                     if differs.is_none()
-                        && **fingerprints == c.entry.recipients
+                        && c.lock_agrees
                         && !c.unfinished
                         && rewrite == Rewrite::Outdated
                     {
@@ -354,14 +382,14 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                 }
                 Err(reason) => Ok(Found::Skip(Skip::Invalid {
                     rel,
-                    format: c.entry.format,
+                    format: c.format,
                     reason,
                 })),
             }
         })
         .collect();
     let mut changes = Vec::with_capacity(found.len());
-    for (c, found) in candidates.iter().zip(found) {
+    for (c, found) in candidates.into_iter().zip(found) {
         let (data, mode, differs) = match found? {
             Found::Change {
                 data,
@@ -370,13 +398,12 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             } => (data, mode, differs),
             Found::Same => continue,
             Found::Skip(why) => {
-                skipped.push((c.name.to_string(), why));
+                skipped.push((c.name, why));
                 continue;
             }
         };
         let (recipients, fingerprints, shamir) = &resolved[&c.rule];
-        let had = &c.entry.recipients;
-        let reason = if **fingerprints != *had {
+        let reason = if !c.lock_agrees {
             Reason::Recipients
         } else if let Some(what) = differs {
             Reason::Header(what)
@@ -386,11 +413,11 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             Reason::Forced
         };
         changes.push(Change {
-            name: c.name.to_string(),
-            format: c.entry.format,
-            path: root.join(secret_path(c.name, c.entry.format)),
-            added: fingerprints.iter().filter(|f| !had.contains(f)).count(),
-            removed: had.iter().filter(|f| !fingerprints.contains(f)).count(),
+            path: root.join(secret_path(&c.name, c.format)),
+            name: c.name,
+            format: c.format,
+            added: c.added,
+            removed: c.removed,
             reason,
             recipients: recipients.clone(),
             shamir: shamir.clone(),
@@ -401,12 +428,9 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             mode,
         });
     }
-    drop(candidates);
-    let lock = if relock {
-        HeldLock::Parsed(lock)
-    } else {
-        drop(lock);
-        HeldLock::Text(text)
+    let lock = match parsed {
+        Some(lock) if relock => HeldLock::Parsed(lock),
+        _ => HeldLock::Text(text),
     };
     Ok(Plan {
         changes,
