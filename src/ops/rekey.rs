@@ -686,7 +686,6 @@ pub fn apply(
         labels.entry(id).or_insert(label);
     }
     let label = |id: &str| labels.get(id).cloned();
-    let mut written = Vec::with_capacity(staged.len());
     let mut files = Vec::with_capacity(staged.len());
     let mut lines = Vec::with_capacity(staged.len());
     let mut mac_mismatch = Vec::new();
@@ -694,7 +693,6 @@ pub fn apply(
         if s.mac_mismatch {
             mac_mismatch.push(secret_path(&change.name, change.format));
         }
-        written.push((change.path.clone(), s.sha256.clone()));
         files.push(s.file);
         lines.push(NewLine {
             name: std::mem::take(&mut change.name),
@@ -727,17 +725,19 @@ pub fn apply(
         backup.restore();
         return Err(e);
     }
-    drop((backup, lock, lines));
-    // Each file as read back is the one proven to open.
+    drop((backup, lock));
+    // Each file as read back is the one proven to open (its hash is the new lock's).
     let reads = fsutil::Reads::default();
-    let checked: Vec<Result<()>> = written
+    let root = ws.repo.root();
+    let checked: Vec<Result<()>> = lines
         .par_iter()
-        .map(|(path, sha256)| {
-            if lockfile::sha256_hex(&reads.read(path)?) == *sha256 {
+        .map(|new| {
+            let path = root.join(secret_path(&new.name, new.format));
+            if lockfile::sha256_hex(&reads.read(&path)?) == new.sha256 {
                 Ok(())
             } else {
                 Err(Error::Corrupt {
-                    at: Location::file(path),
+                    at: Location::file(&path),
                     reason: "after the rekey the file is not the one that was proven to open"
                         .into(),
                 })
@@ -746,7 +746,7 @@ pub fn apply(
         .collect();
     checked.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(Applied {
-        rewritten: written.len(),
+        rewritten: lines.len(),
         leftovers_removed,
         mac_mismatch,
     })
