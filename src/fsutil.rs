@@ -143,6 +143,25 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     sync_dir(parent_of(path))
 }
 
+/// `write_atomic` for contents that `write` writes piece by piece (through a buffer,
+/// to the temp file), so that a large file is never held whole in memory.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    check_way(path, Upto::Parent)?;
+    let mut tmp = unsynced(path, &[], mode)?;
+    let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+    write(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io(path, e))?;
+    drop(out);
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    sync_dir(parent_of(path))
+}
+
 /// `write_atomic` for plaintext (mode 0600): the temp file beside `path` is named
 /// `.keys-tmp-<pid>-plain-…`, so that if this process is killed before the rename,
 /// the next `decrypt -o` into the same directory wipes it (`sweep_plain`) and

@@ -134,6 +134,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         }
     }
     ui::out(&text)?;
+    // A line per secret: not held through the rekey.
+    drop(text);
     if args.dry_run {
         return Ok(());
     }

@@ -4,7 +4,7 @@
 //! of its value: when it last changed, and the readers taken away since who could
 //! read it. One secret per line, sorted, so that merges stay simple.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
@@ -41,14 +41,6 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// `ID` or `ID(LABEL)`, as the lock writes it.
-    fn text(&self) -> String {
-        match &self.label {
-            Some(label) => format!("{}({label})", self.id),
-            None => self.id.clone(),
-        }
-    }
-
     fn parse(text: &str) -> Option<Seen> {
         let (id, label) = match text.strip_suffix(')') {
             Some(rest) => {
@@ -100,6 +92,7 @@ impl Entry {
                 .then(b.label.is_some().cmp(&a.label.is_some()))
         });
         seen.dedup_by(|a, b| a.id == b.id);
+        seen.shrink_to_fit();
         Entry {
             format: self.format,
             sha256,
@@ -159,89 +152,192 @@ pub fn sha256_hex(data: &[u8]) -> String {
 impl Lockfile {
     /// Parses the lock file's text; errors name `secrets/keys.lock` and the line.
     pub fn parse(text: &str) -> Result<Lockfile> {
-        let mut entries = BTreeMap::new();
-        for (i, line) in text.lines().enumerate() {
-            let at = || Location::named(layout::LOCKFILE).at_line(i as u64 + 1);
-            let bad = |reason: &str| Error::InvalidFile {
-                at: at(),
-                reason: reason.to_string(),
-            };
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut fields = line.split(' ');
-            let (Some(name), Some(format), Some(sha), Some(recipients)) =
-                (fields.next(), fields.next(), fields.next(), fields.next())
-            else {
-                return Err(bad(
-                    "expected NAME FORMAT SHA-256 RECIPIENTS separated by single spaces",
-                ));
-            };
-            if let Err(reason) = layout::check_secret_name(name) {
-                return Err(bad(&format!("invalid secret name: {reason}")));
-            }
-            let format = Format::from_name(format).ok_or_else(|| bad("unknown format"))?;
-            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(bad("the hash is not 64 hex digits"));
-            }
-            let mut list = Vec::with_capacity(4);
-            list.extend(recipients.split(',').map(|r| short_id(r).to_string()));
-            let recipients = list;
-            if recipients.iter().any(String::is_empty) {
-                return Err(bad("an empty recipient"));
-            }
-            let (mut changed, mut seen) = (None, None);
-            for field in fields {
-                match field.split_once('=') {
-                    Some(("changed", date)) if changed.is_none() => {
-                        changed = Some(parse_date(date).ok_or_else(|| {
-                            bad(&format!(
-                                "changed={date} is not a date such as 2026-03-01 or 2026-03-01T09:30:00Z"
-                            ))
-                        })?);
-                    }
-                    Some(("seen", list)) if seen.is_none() => {
-                        let mut list = list
-                            .split(',')
-                            .map(Seen::parse)
-                            .collect::<Option<Vec<Seen>>>()
-                            .ok_or_else(|| {
-                                bad("seen= is not a list of ID or ID(READER) separated by commas")
-                            })?;
-                        list.sort();
-                        list.dedup_by(|a, b| a.id == b.id);
-                        seen = Some(list);
-                    }
-                    Some((key @ ("changed" | "seen"), _)) => {
-                        return Err(bad(&format!("{key}= is given twice")));
-                    }
-                    _ => {
-                        return Err(bad(&format!(
-                            "unexpected {field:?} after the recipients (expected changed=DATE or seen=ID,...)"
-                        )));
-                    }
-                }
-            }
-            let entry = Entry {
-                format,
-                sha256: sha.to_ascii_lowercase(),
-                recipients,
-                changed,
-                seen: seen.unwrap_or_default(),
-            };
-            if entries.insert(name.to_string(), entry).is_some() {
-                return Err(bad(&format!("{name} is listed twice")));
-            }
-        }
-        Ok(Lockfile { entries })
+        // The map is built at once from every entry: built so its nodes are full,
+        // where one grown by an insert per line leaves them about half full.
+        let mut entries = Vec::new();
+        parse_entries(text, |name, entry| {
+            entries.push((name.to_string(), entry));
+            Ok(())
+        })?;
+        Ok(Lockfile {
+            entries: entries.into_iter().collect(),
+        })
     }
 
+    /// The lock's text as `keys` writes it, in one allocation of its exact size (a
+    /// large fleet's lock is held beside every file a rekey read).
     pub fn render(&self) -> String {
-        let mut out = String::from(HEADER);
+        let mut size = Count(HEADER.len());
         for (name, e) in &self.entries {
-            out.push_str(&line(name, e));
+            // Counting cannot fail.
+            let _ = write_line(&mut size, name, e);
+        }
+        let mut out = String::with_capacity(size.0);
+        out.push_str(HEADER);
+        for (name, e) in &self.entries {
+            // Writing to a String cannot fail.
+            let _ = write_line(&mut out, name, e);
         }
         out
+    }
+
+    /// Writes the lock's text, as `render` returns it, to `out` line by line: a large
+    /// fleet's lock is not held whole in memory a second time.
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(HEADER.as_bytes())?;
+        let mut line = String::new();
+        for (name, e) in &self.entries {
+            line.clear();
+            // Writing to a String cannot fail.
+            let _ = write_line(&mut line, name, e);
+            out.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// Each entry of the lock's text, given to `each` in the order of its lines as it is
+/// parsed, one line at a time; errors as `Lockfile::parse` reports them (the first
+/// line in error, or the first error of `each`).
+pub fn parse_entries<'a>(
+    text: &'a str,
+    mut each: impl FnMut(&'a str, Entry) -> Result<()>,
+) -> Result<()> {
+    // While the names come in order, as keys writes them, a name given twice is the
+    // one before it; from the first name out of order on, every name is looked up.
+    let mut last: Option<&str> = None;
+    let mut names: Option<HashSet<&str>> = None;
+    for (i, line) in text.lines().enumerate() {
+        let at = || Location::named(layout::LOCKFILE).at_line(i as u64 + 1);
+        let bad = |reason: &str| Error::InvalidFile {
+            at: at(),
+            reason: reason.to_string(),
+        };
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split(' ');
+        let (Some(name), Some(format), Some(sha), Some(recipients)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad(
+                "expected NAME FORMAT SHA-256 RECIPIENTS separated by single spaces",
+            ));
+        };
+        if let Err(reason) = layout::check_secret_name(name) {
+            return Err(bad(&format!("invalid secret name: {reason}")));
+        }
+        let format = Format::from_name(format).ok_or_else(|| bad("unknown format"))?;
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("the hash is not 64 hex digits"));
+        }
+        let mut list = Vec::with_capacity(4);
+        list.extend(recipients.split(',').map(|r| short_id(r).to_string()));
+        let recipients = list;
+        if recipients.iter().any(String::is_empty) {
+            return Err(bad("an empty recipient"));
+        }
+        let (mut changed, mut seen) = (None, None);
+        for field in fields {
+            match field.split_once('=') {
+                Some(("changed", date)) if changed.is_none() => {
+                    changed = Some(parse_date(date).ok_or_else(|| {
+                        bad(&format!(
+                            "changed={date} is not a date such as 2026-03-01 or 2026-03-01T09:30:00Z"
+                        ))
+                    })?);
+                }
+                Some(("seen", list)) if seen.is_none() => {
+                    let mut list = list
+                        .split(',')
+                        .map(Seen::parse)
+                        .collect::<Option<Vec<Seen>>>()
+                        .ok_or_else(|| {
+                            bad("seen= is not a list of ID or ID(READER) separated by commas")
+                        })?;
+                    list.sort();
+                    list.dedup_by(|a, b| a.id == b.id);
+                    list.shrink_to_fit();
+                    seen = Some(list);
+                }
+                Some((key @ ("changed" | "seen"), _)) => {
+                    return Err(bad(&format!("{key}= is given twice")));
+                }
+                _ => {
+                    return Err(bad(&format!(
+                        "unexpected {field:?} after the recipients (expected changed=DATE or seen=ID,...)"
+                    )));
+                }
+            }
+        }
+        let entry = Entry {
+            format,
+            sha256: sha.to_ascii_lowercase(),
+            recipients,
+            changed,
+            seen: seen.unwrap_or_default(),
+        };
+        let twice = match &mut names {
+            Some(names) => !names.insert(name),
+            None if last.is_some_and(|last| name <= last) => {
+                let mut all: HashSet<&str> = text.lines().take(i).filter_map(parsed_name).collect();
+                let twice = !all.insert(name);
+                names = Some(all);
+                twice
+            }
+            None => false,
+        };
+        if twice {
+            return Err(bad(&format!("{name} is listed twice")));
+        }
+        last = Some(name);
+        each(name, entry)?;
+    }
+    Ok(())
+}
+
+/// Whether `text` is exactly what `Lockfile::render` writes for the lock it parses to,
+/// found a line at a time without parsing it whole: the header, then each entry's line
+/// as keys writes it, the names in order, nothing else.
+pub fn is_as_written(text: &str) -> bool {
+    let Some(body) = text.strip_prefix(HEADER) else {
+        return false;
+    };
+    let mut last: Option<&str> = None;
+    let mut rendered = String::new();
+    body.split_inclusive('\n').all(|line| {
+        let mut found = None;
+        let parsed = parse_entries(line, |name, entry| {
+            found = Some((name, entry));
+            Ok(())
+        });
+        let (Ok(()), Some((name, entry))) = (parsed, found) else {
+            return false;
+        };
+        rendered.clear();
+        let _ = write_line(&mut rendered, name, &entry);
+        let in_order = last.is_none_or(|last| last < name);
+        last = Some(name);
+        in_order && rendered == line
+    })
+}
+
+/// The name a line of the lock gives an entry, if it is an entry's line (as `parse`
+/// reads them).
+fn parsed_name(line: &str) -> Option<&str> {
+    if line.is_empty() || line.starts_with('#') {
+        return None;
+    }
+    line.split(' ').next()
+}
+
+/// A `fmt::Write` that only counts the bytes written to it.
+struct Count(usize);
+
+impl std::fmt::Write for Count {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
     }
 }
 
@@ -288,28 +384,52 @@ pub fn merge3(base: &Lockfile, ours: &Lockfile, theirs: &Lockfile) -> (String, V
 /// One entry's line, with its newline.
 /// The line `keys` writes for `name`.
 pub fn line(name: &str, e: &Entry) -> String {
-    format!("{name} {}\n", fields(e))
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_line(&mut out, name, e);
+    out
+}
+
+/// Writes the line `keys` writes for `name`, with its newline, to `out`.
+fn write_line(out: &mut impl std::fmt::Write, name: &str, e: &Entry) -> std::fmt::Result {
+    out.write_str(name)?;
+    out.write_char(' ')?;
+    write_fields(out, e)?;
+    out.write_char('\n')
 }
 
 /// One entry's line without its name and newline: `FORMAT SHA-256 RECIPIENTS`, then
 /// `changed=` and `seen=` when they say something.
 pub fn fields(e: &Entry) -> String {
-    let mut out = format!(
-        "{} {} {}",
-        e.format.name(),
-        e.sha256,
-        e.recipients.join(",")
-    );
-    if let Some(t) = e.changed {
-        out.push_str(" changed=");
-        out.push_str(&format_date(t));
-    }
-    if !e.seen.is_empty() {
-        let seen: Vec<String> = e.seen.iter().map(Seen::text).collect();
-        out.push_str(" seen=");
-        out.push_str(&seen.join(","));
-    }
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_fields(&mut out, e);
     out
+}
+
+/// Writes `fields` to `out`; each reader seen is `ID` or `ID(LABEL)`.
+fn write_fields(out: &mut impl std::fmt::Write, e: &Entry) -> std::fmt::Result {
+    out.write_str(e.format.name())?;
+    out.write_char(' ')?;
+    out.write_str(&e.sha256)?;
+    for (i, r) in e.recipients.iter().enumerate() {
+        out.write_str(if i == 0 { " " } else { "," })?;
+        out.write_str(r)?;
+    }
+    if e.recipients.is_empty() {
+        out.write_char(' ')?;
+    }
+    if let Some(t) = e.changed {
+        write!(out, " changed={}", humantime::format_rfc3339_seconds(t))?;
+    }
+    for (i, s) in e.seen.iter().enumerate() {
+        out.write_str(if i == 0 { " seen=" } else { "," })?;
+        out.write_str(&s.id)?;
+        if let Some(label) = &s.label {
+            write!(out, "({label})")?;
+        }
+    }
+    Ok(())
 }
 
 /// The lock file as text, for commands that change one entry: lines are found by their
@@ -326,6 +446,10 @@ impl LockfileText {
 
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    pub fn into_text(self) -> String {
+        self.text
     }
 
     /// Entry lines as (name, byte range of the whole line).
@@ -586,6 +710,129 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("a/first age "));
         assert_eq!(Lockfile::parse(&text).unwrap(), lock);
+    }
+
+    /// A fleet's lock: every kind of field, in every combination.
+    fn fleet_lock(n: u32) -> Lockfile {
+        let mut lock = Lockfile::default();
+        for i in 0..n {
+            let seen = (0..i % 4)
+                .map(|k| Seen {
+                    id: format!("age1seen{k}"),
+                    label: (k % 2 == 0).then(|| format!("host:h{k}")),
+                })
+                .collect();
+            lock.entries.insert(
+                format!("h{:02}/s{i:05}", i % 20),
+                Entry {
+                    format: if i % 3 == 0 {
+                        Format::SopsYaml
+                    } else {
+                        Format::Age
+                    },
+                    sha256: sha256_hex(&i.to_le_bytes()),
+                    recipients: (0..1 + i % 4).map(|r| format!("age1r{r}")).collect(),
+                    changed: (i % 2 == 0).then(|| parse_date("2026-03-01").unwrap()),
+                    seen,
+                },
+            );
+        }
+        lock
+    }
+
+    #[test]
+    fn a_large_lock_renders_in_one_allocation_of_its_size() {
+        let lock = fleet_lock(2_000);
+        let text = lock.render();
+        // Nothing grown by doubling: no spare capacity, no copies left behind.
+        assert_eq!(text.capacity(), text.len());
+        assert_eq!(Lockfile::parse(&text).unwrap(), lock);
+        let mut written = Vec::new();
+        lock.write_to(&mut written).unwrap();
+        assert_eq!(written, text.as_bytes());
+        for (i, e) in &lock.entries {
+            assert!(text.contains(&line(i, e)));
+        }
+    }
+
+    #[test]
+    fn as_written_is_render_compared_line_by_line() {
+        let lock = fleet_lock(50);
+        let text = lock.render();
+        assert!(is_as_written(&text));
+        assert!(is_as_written(HEADER));
+        assert!(!is_as_written(""));
+        let last = text.lines().last().unwrap();
+        let as_render = |t: &str| Lockfile::parse(t).is_ok_and(|l| l.render() == t);
+        // Still as keys writes it: a line fewer, another recipient.
+        for same in [
+            text.strip_suffix(&format!("{last}\n")).unwrap().to_string(),
+            text.replacen("age1r0", "age1r9", 1),
+        ] {
+            assert!(as_render(&same) && is_as_written(&same), "{same}");
+        }
+        for other in [
+            // A line twice, no newline at the end, the header of an older keys.
+            format!("{text}{last}\n"),
+            text.strip_suffix('\n').unwrap().to_string(),
+            text.replacen("# keys.lock", "# keys lock", 1),
+            // A comment or a blank line among the entries, a line that does not parse.
+            format!("{text}# note\n"),
+            format!("{text}\n"),
+            format!("{text}zz age abc x\n"),
+            // Two lines swapped; a full fingerprint where keys writes a short one.
+            {
+                let mut lines: Vec<&str> = text.lines().collect();
+                let n = lines.len();
+                lines.swap(n - 1, n - 2);
+                lines.join("\n") + "\n"
+            },
+            text.replacen(" age1r0", " age1r0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1),
+        ] {
+            assert!(!as_render(&other), "{other}");
+            assert!(!is_as_written(&other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_name_listed_twice_is_found_in_and_out_of_order() {
+        let sha = "0".repeat(64);
+        let entry = |name: &str| format!("{name} age {sha} x\n");
+        for (names, want) in [
+            (
+                vec!["a", "b", "b"],
+                "secrets/keys.lock:3: b is listed twice",
+            ),
+            (
+                vec!["b", "a", "b"],
+                "secrets/keys.lock:3: b is listed twice",
+            ),
+            (
+                vec!["c", "a", "b", "c"],
+                "secrets/keys.lock:4: c is listed twice",
+            ),
+            (
+                vec!["a", "c", "b", "a"],
+                "secrets/keys.lock:4: a is listed twice",
+            ),
+        ] {
+            let text: String = names.iter().map(|n| entry(n)).collect();
+            let e = Lockfile::parse(&text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{names:?}: {e}");
+        }
+        // The first line in error is named, whatever is wrong with a later one.
+        let text = format!("{}{}a tar {sha} x\n", entry("b"), entry("b"));
+        let e = Lockfile::parse(&text).unwrap_err().to_string();
+        assert!(
+            e.starts_with("secrets/keys.lock:2: b is listed twice"),
+            "{e}"
+        );
+        // Out of order but each once: parsed, and rendered in order.
+        let text: String = ["c", "a", "b"].iter().map(|n| entry(n)).collect();
+        let lock = Lockfile::parse(&text).unwrap();
+        let names: Vec<&str> = lock.entries.keys().map(String::as_str).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!(!is_as_written(&format!("{HEADER}{text}")));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::crypto;
 use crate::crypto::age::Armor;
 use crate::crypto::sops::Wrap;
 use crate::error::{Error, Location, Result};
-use crate::format::lockfile::{self, Lockfile};
+use crate::format::lockfile::{self, Lockfile, LockfileText};
 use crate::format::sops::metadata::{Metadata, Shamir};
 use crate::format::{self, sops};
 use crate::format::{Format, secret_path};
@@ -90,7 +90,7 @@ pub struct Plan {
     pub relock: bool,
     /// Every secret is rewritten, whatever the lock and the headers say.
     rewrite: Rewrite,
-    lock: Lockfile,
+    lock: HeldLock,
     /// Readers as an earlier state of the fleet named them (before a host's key was
     /// replaced), by the short ids of their keys.
     earlier: super::readers::Labels,
@@ -101,6 +101,95 @@ impl Plan {
     /// not: what names a reader taken away from a secret in the lock.
     pub fn name_readers(&mut self, earlier: &super::readers::Labels) {
         self.earlier.extend(earlier.clone());
+    }
+}
+
+/// The lock as the plan read it, until the new one is written. When it is as `keys`
+/// writes it (sorted, each secret once: the usual case), only its text is held, about a
+/// third of the memory of every entry parsed: the new lock is that text with the
+/// rekeyed secrets' lines, each parsed again, rewritten.
+enum HeldLock {
+    Parsed(Lockfile),
+    Text(String),
+}
+
+impl HeldLock {
+    /// The lock as `keys` writes it now.
+    fn render(&self) -> String {
+        match self {
+            HeldLock::Parsed(lock) => lock.render(),
+            HeldLock::Text(text) => text.clone(),
+        }
+    }
+}
+
+/// A rekeyed secret's line in the new lock: what it is encrypted to now and the hash
+/// of the file as written.
+struct NewLine {
+    name: String,
+    format: Format,
+    fingerprints: Arc<[String]>,
+    sha256: String,
+}
+
+impl NewLine {
+    /// The entry, from the secret's entry before the rekey (`old`) if it had one.
+    fn entry(
+        &self,
+        old: Option<&lockfile::Entry>,
+        label: &dyn Fn(&str) -> Option<String>,
+    ) -> lockfile::Entry {
+        let recipients = self.fingerprints.to_vec();
+        match old {
+            // The value is the same: the readers taken away have seen it.
+            Some(old) => old.rekeyed(self.sha256.clone(), recipients, label),
+            None => lockfile::Entry {
+                format: self.format,
+                sha256: self.sha256.clone(),
+                recipients,
+                changed: None,
+                seen: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Writes the lock after a rekey to `out`: `lines` (in the lock's order) for the
+/// secrets rekeyed, every other line as it was.
+fn write_lock(
+    out: &mut dyn std::io::Write,
+    lock: &mut HeldLock,
+    lines: &[NewLine],
+    label: &dyn Fn(&str) -> Option<String>,
+) -> std::io::Result<()> {
+    let text = match lock {
+        HeldLock::Parsed(lock) => {
+            for new in lines {
+                let entry = new.entry(lock.entries.get(&new.name), label);
+                lock.entries.insert(new.name.clone(), entry);
+            }
+            return lock.write_to(out);
+        }
+        HeldLock::Text(text) => text,
+    };
+    let mut lines = lines.iter().peekable();
+    for line in text.split_inclusive('\n') {
+        let name = line.split([' ', '\n']).next().unwrap_or_default();
+        let Some(new) = lines.next_if(|new| !line.starts_with('#') && new.name == name) else {
+            out.write_all(line.as_bytes())?;
+            continue;
+        };
+        // The whole text parsed when the plan read it: this line parses again.
+        let old = Lockfile::parse(line).map_err(std::io::Error::other)?;
+        let entry = new.entry(old.entries.get(name), label);
+        out.write_all(lockfile::line(name, &entry).as_bytes())?;
+    }
+    match lines.next() {
+        None => Ok(()),
+        Some(new) => Err(std::io::Error::other(format!(
+            "{} is not in secrets/keys.lock as the rekey planned it",
+            new.name
+        ))),
     }
 }
 
@@ -137,14 +226,20 @@ fn names_host(rule: &Rule, host: &str, ws: &Workspace) -> Result<bool> {
     Ok(false)
 }
 
-/// A secret the plan reads: its lock entry and what its rule resolves to.
-struct Candidate<'a> {
-    name: &'a str,
-    entry: &'a lockfile::Entry,
+/// A secret the plan reads: what its lock entry says against what its rule resolves
+/// to (the entry itself is not kept).
+struct Candidate {
+    name: String,
+    format: Format,
     rule: usize,
     armor: bool,
     indent: Option<u8>,
     unfinished: bool,
+    /// The lock lists the recipients the rule resolves to.
+    lock_agrees: bool,
+    /// Recipients the rule resolves to that the lock does not list, and the reverse.
+    added: usize,
+    removed: usize,
 }
 
 /// What the plan found in one file.
@@ -172,9 +267,19 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     {
         return Err(crate::policy::fleet::no_host(h));
     }
-    let text = ws.lockfile()?.text();
-    let lock = Lockfile::parse(text)?;
-    let relock = !text.is_empty() && lock.render() != text;
+    // The lock's text is the plan's from here on (the workspace reads it again if asked).
+    let text = std::mem::replace(ws.lockfile()?, LockfileText::new(String::new())).into_text();
+    ws.forget_lockfile();
+    // A lock as keys writes it (the usual case) is read a line at a time and never
+    // parsed whole: its entries parsed at once take about three times the memory of
+    // its text. Any other is parsed whole, to be written anew.
+    let as_written = lockfile::is_as_written(&text);
+    let relock = !text.is_empty() && !as_written;
+    let parsed = if as_written {
+        None
+    } else {
+        Some(Lockfile::parse(&text)?)
+    };
     // Secrets a killed run may have rewritten without recording them in the lock:
     // they are rewritten again whatever the lock says.
     let journal =
@@ -186,28 +291,29 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     let mut skipped = Vec::new();
     type Wanted = (Arc<[Recipient]>, Arc<[String]>, Option<Arc<Shamir>>);
     let mut resolved: HashMap<usize, Wanted> = HashMap::new();
-    let mut candidates = Vec::new();
-    for (name, entry) in &lock.entries {
+    // Sized once: a vector grown by doubling leaves the copies it outgrew in the heap.
+    let mut candidates = Vec::with_capacity(text.matches('\n').count());
+    let mut visit = |name: &str, entry: &lockfile::Entry| -> Result<()> {
         let Some((i, rule)) = ws.policy.rule_for(name) else {
-            skipped.push((name.clone(), Skip::NoRule));
-            continue;
+            skipped.push((name.to_string(), Skip::NoRule));
+            return Ok(());
         };
         if rule.format != entry.format {
             skipped.push((
-                name.clone(),
+                name.to_string(),
                 Skip::OtherFormat {
                     rule: rule.format,
                     file: entry.format,
                 },
             ));
-            continue;
+            return Ok(());
         }
         let unfinished = journaled.contains(name);
         if let Some(h) = host
             && !names_host(rule, h, ws)?
             && !unfinished
         {
-            continue;
+            return Ok(());
         }
         if let std::collections::hash_map::Entry::Vacant(e) = resolved.entry(i) {
             let r = ws.policy.resolve(rule, &ws.fleet)?;
@@ -217,14 +323,28 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                 r.shamir.map(Arc::new),
             ));
         }
+        let fingerprints = &resolved[&i].1;
+        let had = &entry.recipients;
         candidates.push(Candidate {
-            name,
-            entry,
+            name: name.to_string(),
+            format: entry.format,
             rule: i,
             armor: rule.armor,
             indent: rule.sops.indent,
             unfinished,
+            lock_agrees: **fingerprints == *had,
+            added: fingerprints.iter().filter(|f| !had.contains(f)).count(),
+            removed: had.iter().filter(|f| !fingerprints.contains(f)).count(),
         });
+        Ok(())
+    };
+    match &parsed {
+        Some(lock) => {
+            for (name, entry) in &lock.entries {
+                visit(name, entry)?;
+            }
+        }
+        None => lockfile::parse_entries(&text, |name, entry| visit(name, &entry))?,
     }
     // Each file is read once, header only, on every core.
     let root = ws.repo.root();
@@ -232,15 +352,15 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     let found: Vec<Result<Found>> = candidates
         .par_iter()
         .map(|c| {
-            let rel = secret_path(c.name, c.entry.format);
+            let rel = secret_path(&c.name, c.format);
             let path = root.join(&rel);
             let Some((data, mode)) = reads.read_optional_with_mode(&path)? else {
                 return Ok(Found::Skip(Skip::Missing { rel }));
             };
-            let (recipients, fingerprints, shamir) = &resolved[&c.rule];
+            let (recipients, _, shamir) = &resolved[&c.rule];
             // A sops file's parsed document is not kept: `apply` parses it again
             // where it is rewritten, so the plan holds only the bytes.
-            let loaded = match c.entry.format {
+            let loaded = match c.format {
                 Format::Age => format::age::header(&data).map(format::Readers::Age),
                 f => sops::load(f, &data).map(|(_, r)| format::Readers::Sops(r)),
             };
@@ -248,7 +368,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                 Ok(readers) => {
                     let differs = readers.differs_from(recipients, shamir.as_deref());
                     if differs.is_none()
-                        && **fingerprints == c.entry.recipients
+                        && c.lock_agrees
                         && !c.unfinished
                         && rewrite == Rewrite::Outdated
                     {
@@ -262,14 +382,14 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                 }
                 Err(reason) => Ok(Found::Skip(Skip::Invalid {
                     rel,
-                    format: c.entry.format,
+                    format: c.format,
                     reason,
                 })),
             }
         })
         .collect();
-    let mut changes = Vec::new();
-    for (c, found) in candidates.iter().zip(found) {
+    let mut changes = Vec::with_capacity(found.len());
+    for (c, found) in candidates.into_iter().zip(found) {
         let (data, mode, differs) = match found? {
             Found::Change {
                 data,
@@ -278,13 +398,12 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             } => (data, mode, differs),
             Found::Same => continue,
             Found::Skip(why) => {
-                skipped.push((c.name.to_string(), why));
+                skipped.push((c.name, why));
                 continue;
             }
         };
         let (recipients, fingerprints, shamir) = &resolved[&c.rule];
-        let had = &c.entry.recipients;
-        let reason = if **fingerprints != *had {
+        let reason = if !c.lock_agrees {
             Reason::Recipients
         } else if let Some(what) = differs {
             Reason::Header(what)
@@ -294,11 +413,11 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             Reason::Forced
         };
         changes.push(Change {
-            name: c.name.to_string(),
-            format: c.entry.format,
-            path: root.join(secret_path(c.name, c.entry.format)),
-            added: fingerprints.iter().filter(|f| !had.contains(f)).count(),
-            removed: had.iter().filter(|f| !fingerprints.contains(f)).count(),
+            path: root.join(secret_path(&c.name, c.format)),
+            name: c.name,
+            format: c.format,
+            added: c.added,
+            removed: c.removed,
             reason,
             recipients: recipients.clone(),
             shamir: shamir.clone(),
@@ -309,6 +428,10 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             mode,
         });
     }
+    let lock = match parsed {
+        Some(lock) if relock => HeldLock::Parsed(lock),
+        _ => HeldLock::Text(text),
+    };
     Ok(Plan {
         changes,
         skipped,
@@ -552,8 +675,9 @@ pub fn apply(
     }
     let staged: Vec<Staged> = staged.into_iter().flatten().collect();
     let mut lock = plan.lock;
+    let mut changes = plan.changes;
     // Each reader taken away is named as the fleet names its key now, else as it did.
-    let mut labels = if plan.changes.iter().any(|c| c.removed > 0) {
+    let mut labels = if changes.iter().any(|c| c.removed > 0) {
         super::readers::labels(&ws.fleet)
     } else {
         super::readers::Labels::new()
@@ -562,28 +686,20 @@ pub fn apply(
         labels.entry(id).or_insert(label);
     }
     let label = |id: &str| labels.get(id).cloned();
-    let mut written = Vec::with_capacity(staged.len());
     let mut files = Vec::with_capacity(staged.len());
+    let mut lines = Vec::with_capacity(staged.len());
     let mut mac_mismatch = Vec::new();
-    for (change, s) in plan.changes.iter().zip(staged) {
-        let recipients = change.fingerprints.to_vec();
-        // The value is the same: the readers taken away have seen it.
-        let entry = match lock.entries.get(&change.name) {
-            Some(old) => old.rekeyed(s.sha256.clone(), recipients, &label),
-            None => lockfile::Entry {
-                format: change.format,
-                sha256: s.sha256.clone(),
-                recipients,
-                changed: None,
-                seen: Vec::new(),
-            },
-        };
-        lock.entries.insert(change.name.clone(), entry);
+    for (change, s) in changes.iter_mut().zip(staged) {
         if s.mac_mismatch {
             mac_mismatch.push(secret_path(&change.name, change.format));
         }
-        written.push((change.path.clone(), s.sha256));
         files.push(s.file);
+        lines.push(NewLine {
+            name: std::mem::take(&mut change.name),
+            format: change.format,
+            fingerprints: change.fingerprints.clone(),
+            sha256: s.sha256,
+        });
     }
     let lock_file = ws.repo.lockfile();
     // What the journal, the secrets and the lock hold now (the secrets as the plan
@@ -591,33 +707,37 @@ pub fn apply(
     // during that) and nothing changed.
     let backup = journal_before
         .chain(fsutil::Backup::holding(
-            plan.changes
+            changes
                 .into_iter()
                 .map(|c| (c.path, Some((c.data, c.mode)))),
         ))
         // The lock is kept under a second name (a hard link), not copied.
         .chain(fsutil::Backup::link([lock_file.as_path()]));
-    let lock_text = lock.render();
-    // Held no longer than needed: peak memory is what the plan read and the new lock.
-    drop(lock);
+    // The new lock is written line by line, never held whole beside what the plan read.
     let result = fsutil::commit(files)
-        .and_then(|()| fsutil::write_atomic(&lock_file, lock_text.as_bytes(), fsutil::PUBLIC))
+        .and_then(|()| {
+            fsutil::write_atomic_with(&lock_file, fsutil::PUBLIC, |out| {
+                write_lock(out, &mut lock, &lines, &label)
+            })
+        })
         .and_then(|()| fsutil::remove(&journal));
     if let Err(e) = result {
         backup.restore();
         return Err(e);
     }
-    drop((backup, lock_text));
-    // Each file as read back is the one proven to open.
+    drop((backup, lock));
+    // Each file as read back is the one proven to open (its hash is the new lock's).
     let reads = fsutil::Reads::default();
-    let checked: Vec<Result<()>> = written
+    let root = ws.repo.root();
+    let checked: Vec<Result<()>> = lines
         .par_iter()
-        .map(|(path, sha256)| {
-            if lockfile::sha256_hex(&reads.read(path)?) == *sha256 {
+        .map(|new| {
+            let path = root.join(secret_path(&new.name, new.format));
+            if lockfile::sha256_hex(&reads.read(&path)?) == new.sha256 {
                 Ok(())
             } else {
                 Err(Error::Corrupt {
-                    at: Location::file(path),
+                    at: Location::file(&path),
                     reason: "after the rekey the file is not the one that was proven to open"
                         .into(),
                 })
@@ -626,7 +746,7 @@ pub fn apply(
         .collect();
     checked.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(Applied {
-        rewritten: written.len(),
+        rewritten: lines.len(),
         leftovers_removed,
         mac_mismatch,
     })

@@ -830,3 +830,63 @@ fn a_rekey_opens_each_secret_once_to_rewrite_it_and_once_to_prove_it() {
     }
     env.keys(&["check"]).success();
 }
+
+/// A lock whose lines were put out of order by hand is read whole and written anew by a
+/// rekey: sorted, each rekeyed secret's line with its new hash and recipients, every
+/// other line as it was, and `keys check` finds it clean.
+#[test]
+fn a_lock_out_of_order_comes_out_of_a_host_rekey_sorted_and_true() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    for name in ["bot/token", "misc/other", "json/admin-only"] {
+        env.keys_stdin(&["encrypt", name], b"{\"a\": \"b\"}")
+            .success();
+    }
+    env.keys(&["rekey"]).success();
+    let lock_file = repo.join("secrets/keys.lock");
+    let sorted = std::fs::read_to_string(&lock_file).unwrap();
+    let (header, entries): (Vec<&str>, Vec<&str>) =
+        sorted.lines().partition(|l| l.starts_with('#'));
+    assert!(entries.len() >= 3, "{sorted}");
+    let shuffled: String = header
+        .iter()
+        .chain(entries.iter().rev())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&lock_file, &shuffled).unwrap();
+
+    let new_key = new_ssh_key(&env, "vps-arm-new");
+    let public = std::fs::read_to_string(new_key.with_extension("pub")).unwrap();
+    let host_file = repo.join("recipients/hosts/vps-arm.yaml");
+    let text: String = std::fs::read_to_string(&host_file)
+        .unwrap()
+        .lines()
+        .map(|l| match l.starts_with("ssh_key:") {
+            true => format!("ssh_key: {}\n", public.trim()),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&host_file, text).unwrap();
+    env.keys(&["rekey", "--host", "vps-arm"]).success();
+
+    let after = std::fs::read_to_string(&lock_file).unwrap();
+    let after_entries: Vec<&str> = after.lines().filter(|l| !l.starts_with('#')).collect();
+    let mut in_order = after_entries.clone();
+    in_order.sort();
+    assert_eq!(after_entries, in_order, "{after}");
+    assert_eq!(after_entries.len(), entries.len(), "{after}");
+    let admin_only = |lines: &[&str]| {
+        lines
+            .iter()
+            .find(|l| l.starts_with("json/admin-only "))
+            .map(|l| l.to_string())
+    };
+    assert_eq!(admin_only(&after_entries), admin_only(&entries));
+    let rekeyed = after_entries
+        .iter()
+        .filter(|l| !entries.contains(l))
+        .count();
+    assert!(rekeyed >= 1, "{sorted}\n{after}");
+    env.keys(&["check"]).success();
+    assert!(env.keys(&["rekey"]).success().stdout.contains("up to date"));
+}
