@@ -17,7 +17,9 @@
 //! `age -d | age -r …` per file (what `agenix -r` does, minus its nix evaluation)
 //! and `sops updatekeys -y` per file. Run with `cargo bench --bench rekey`, with age
 //! and sops on PATH (e.g. target/peers/venv/bin); peak memory needs `/usr/bin/time`.
-//! `KEYS_BENCH_DIR` puts the fleets on another filesystem (see `common::scratch`).
+//! `KEYS_BENCH_DIR` puts the fleets on another filesystem (see `common::scratch`);
+//! `cargo bench --bench rekey -- sops-yaml 1000` runs only the runs named;
+//! `KEYS_BENCH_KEEP=1` keeps their fleets and identities.
 
 mod common;
 
@@ -53,8 +55,21 @@ fn main() {
     if time.is_none() {
         println!("/usr/bin/time is missing: no peak memory figures");
     }
+    // Words after `--` pick the runs: a format's name (`age`, `sops-yaml`) or a count.
+    let picked: Vec<&str> = args[1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |word: &str| {
+        let kind = |w: &&str| w.parse::<usize>().is_ok() == word.parse::<usize>().is_ok();
+        !picked.iter().any(kind) || picked.contains(&word)
+    };
     for format in [Format::Age, Format::SopsYaml] {
         for n in [1_000, 5_000] {
+            if !wanted(format.name()) || !wanted(&n.to_string()) {
+                continue;
+            }
             let dir = common::scratch();
             let ids = common::scratch();
             let id = common::generate(dir.path(), ids.path(), n, format);
@@ -90,6 +105,9 @@ fn main() {
 
             if n == 1_000 {
                 compare_loops(root, &id[0], format, n);
+            }
+            if std::env::var_os("KEYS_BENCH_KEEP").is_some() {
+                println!("kept {} and {}", dir.keep().display(), ids.keep().display());
             }
         }
     }

@@ -593,11 +593,15 @@ fn point_flaw(point: &EdwardsPoint, canonical: bool) -> Option<Flaw> {
 }
 
 /// Whether X25519 with `u` gives the all-zero shared secret whatever the secret
-/// scalar: a clamped scalar is a multiple of 8, so its product with `u` is zero
-/// exactly when `u` has order 1, 2, 4 or 8, on the curve or on its twist (however
-/// `u` is encoded). One scalar multiplication.
+/// scalar: a clamped scalar is 8 times a number below both prime orders (of the
+/// curve's subgroup and of the twist's), so its product with `u` is zero exactly
+/// when 8 times `u` is, that is when `u` has order 1, 2, 4 or 8, on the curve or
+/// on its twist (however `u` is encoded). Three doublings of the ladder, not a
+/// scalar multiplication.
 pub fn is_low_order_u(u: &[u8; 32]) -> bool {
-    MontgomeryPoint(*u).mul_clamped([0x5a; 32]).0 == [0u8; 32]
+    // 8, most significant bit first.
+    let eight = [true, false, false, false];
+    MontgomeryPoint(*u).mul_bits_be(eight.into_iter()).0 == [0u8; 32]
 }
 
 fn ed25519_to_x25519(ed: &[u8; 32]) -> Option<[u8; 32]> {
@@ -955,6 +959,39 @@ mod tests {
             said.contains("ssh-ed25519 key is not a valid curve point"),
             "{said}"
         );
+    }
+
+    #[test]
+    fn eight_times_u_is_zero_exactly_when_x25519_gives_zero() {
+        // What age computes: the shared secret with a clamped scalar.
+        let by_x25519 = |u: &[u8; 32]| MontgomeryPoint(*u).mul_clamped([0x5a; 32]).0 == [0u8; 32];
+        let mut all: Vec<[u8; 32]> = curve25519_dalek::constants::EIGHT_TORSION
+            .iter()
+            .map(|t| t.to_montgomery().to_bytes())
+            .collect();
+        let mut minus_one = p_plus(0);
+        minus_one[0] -= 1;
+        all.extend([p_plus(0), p_plus(1), minus_one]);
+        // Every one of these with the top bit set too (X25519 ignores it), and numbers
+        // of every kind: on the curve, on the twist, above p.
+        for i in 0..all.len() {
+            let mut high = all[i];
+            high[31] |= 0x80;
+            all.push(high);
+        }
+        let mut x = [7u8; 32];
+        for _ in 0..2000 {
+            x = sha2::Sha256::digest(x).into();
+            all.push(x);
+        }
+        let mut low = 0;
+        for u in &all {
+            assert_eq!(is_low_order_u(u), by_x25519(u), "{u:?}");
+            low += usize::from(by_x25519(u));
+        }
+        // The eight-torsion's 4 distinct u (0, 1 and the two of order 8), -1, and 0 and
+        // 1 written as u + p, each with and without the top bit.
+        assert!(low >= 16, "{low}");
     }
 
     /// Text with whatever known_hosts and authorized_keys put before a key.
