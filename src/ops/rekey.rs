@@ -612,8 +612,11 @@ pub fn apply(
     // On every core, each secret is re-encrypted in memory and proven (its header
     // names the policy's recipients and an identity that was used opens it); this
     // thread meanwhile writes each result to a temp file beside its secret, so the
-    // writes hide behind the cryptography and few rewritten files are held at once.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<Rekeyed>)>(64);
+    // writes hide behind the cryptography, every write and rename is this thread's,
+    // and few rewritten files are held at once. The results come a batch of files at
+    // a time, so the threads wake each other a few times, not once per file.
+    const BATCH: usize = 16;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Result<Rekeyed>>)>(4);
     let mut staged: Vec<Option<Staged>> = Vec::new();
     staged.resize_with(plan.changes.len(), || None);
     let mut failures: Vec<(usize, Error)> = Vec::new();
@@ -622,15 +625,18 @@ pub fn apply(
         let changes = &plan.changes;
         scope.spawn(move || {
             changes
-                .par_iter()
+                .par_chunks(BATCH)
                 .enumerate()
-                .for_each_with(tx, |tx, (i, c)| {
-                    let out = rekey_one(c, ids, wrap);
+                .for_each_with(tx, |tx, (b, batch)| {
+                    let outs = batch.iter().map(|c| rekey_one(c, ids, wrap)).collect();
                     // The receiver outlives every sender.
-                    let _ = tx.send((i, out));
+                    let _ = tx.send((b * BATCH, outs));
                 });
         });
-        for (i, out) in rx {
+        let results = rx
+            .into_iter()
+            .flat_map(|(first, outs): (usize, Vec<_>)| (first..).zip(outs));
+        for (i, out) in results {
             let out = match out {
                 Ok(out) => out,
                 Err(e) => {
