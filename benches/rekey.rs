@@ -11,7 +11,8 @@
 //! - a plain program that reads every file, re-encrypts them in memory and then
 //!   writes and renames them, with the `age` crate on every core (all or nothing
 //!   like keys, but no journal, lock, sync or proof), as a process of its own: its
-//!   time, and its peak memory beside that of `keys rekey`.
+//!   time, and its peak memory beside that of `keys rekey` (both programs' files
+//!   dropped from the page cache first, so each is read as an installed program).
 //!
 //! Then the way users rekey today, timed on a sample and scaled: a loop of
 //! `age -d | age -r …` per file (what `agenix -r` does, minus its nix evaluation)
@@ -52,6 +53,10 @@ fn main() {
     }
     let time = Path::new("/usr/bin/time");
     let time = time.is_file().then_some(time);
+    // Both programs are read as installed programs are, so neither's peak memory
+    // counts how its file was last written.
+    common::uncache(common::keys_bin());
+    common::uncache(&std::env::current_exe().unwrap());
     if time.is_none() {
         println!("/usr/bin/time is missing: no peak memory figures");
     }
