@@ -25,7 +25,7 @@ const AGE_IDENTITY_HRP: &str = "age-secret-key-";
 #[derive(Clone)]
 pub enum Recipient {
     /// `age1…`: a native age X25519 key.
-    X25519(age::x25519::Recipient),
+    X25519(X25519Key),
     /// `ssh-ed25519 AAAA…`: an SSH key, used natively by age (agenix) or converted.
     SshEd25519(SshKey),
     /// `ssh-rsa AAAA…`: only usable natively (agenix); it has no X25519 form.
@@ -35,6 +35,34 @@ pub enum Recipient {
     /// `transit:URL`: an OpenBao (or Vault) transit key that wraps a sops file's
     /// data key (sops's `hc_vault`).
     Transit(TransitKey),
+}
+
+/// An age X25519 recipient and its `age1…` text, encoded once: a rekey names every
+/// recipient of every file it rewrites (in the file, the lock and the checks), and
+/// encoding the key anew each time costs about what hashing the file does.
+#[derive(Clone)]
+pub struct X25519Key {
+    key: age::x25519::Recipient,
+    text: Box<str>,
+}
+
+impl X25519Key {
+    /// The age library's recipient.
+    pub fn key(&self) -> &age::x25519::Recipient {
+        &self.key
+    }
+
+    /// The `age1…` text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<age::x25519::Recipient> for X25519Key {
+    fn from(key: age::x25519::Recipient) -> X25519Key {
+        let text = key.to_string().into_boxed_str();
+        X25519Key { key, text }
+    }
 }
 
 /// The prefix of a transit key as a policy names it.
@@ -267,7 +295,7 @@ impl Recipient {
     /// The derived `age1…` recipient, for consumers that convert SSH keys (sops-nix).
     pub fn to_x25519(&self) -> Option<String> {
         match self {
-            Recipient::X25519(r) => Some(r.to_string()),
+            Recipient::X25519(r) => Some(r.as_str().to_string()),
             Recipient::SshEd25519(k) => k.ed25519_bytes().and_then(|b| ssh_ed25519_to_age(&b)),
             Recipient::SshRsa(_) | Recipient::Plugin(_) | Recipient::Transit(_) => None,
         }
@@ -277,7 +305,7 @@ impl Recipient {
     /// (a transit key's: `transit:` and the SHA-256 of its URL).
     pub fn fingerprint(&self) -> String {
         match self {
-            Recipient::X25519(r) => r.to_string(),
+            Recipient::X25519(r) => r.as_str().to_string(),
             Recipient::Plugin(r) => r.to_string(),
             Recipient::SshEd25519(k) | Recipient::SshRsa(k) => k.fingerprint(),
             Recipient::Transit(t) => t.fingerprint(),
@@ -310,7 +338,7 @@ impl Recipient {
     /// without one (ssh-rsa, plugins) and for an ssh-ed25519 key off the curve.
     pub fn montgomery_u(&self) -> Option<[u8; 32]> {
         match self {
-            Recipient::X25519(r) => Some(x25519_bytes(r)),
+            Recipient::X25519(r) => Some(x25519_bytes(r.as_str())),
             Recipient::SshEd25519(k) => k.ed25519_bytes().and_then(|b| ed25519_to_x25519(&b)),
             Recipient::SshRsa(_) | Recipient::Plugin(_) | Recipient::Transit(_) => None,
         }
@@ -319,7 +347,7 @@ impl Recipient {
     /// The age library's recipient for a native (non-plugin) key.
     pub fn age_recipient(&self) -> Option<Box<dyn age::Recipient + Send>> {
         match self {
-            Recipient::X25519(r) => Some(Box::new(r.clone())),
+            Recipient::X25519(r) => Some(Box::new(r.key().clone())),
             Recipient::SshEd25519(k) | Recipient::SshRsa(k) => {
                 age::ssh::Recipient::from_str(&k.openssh())
                     .ok()
@@ -383,7 +411,7 @@ impl fmt::Display for Recipient {
     /// The canonical one-line form (SSH keys without their comment).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Recipient::X25519(r) => write!(f, "{r}"),
+            Recipient::X25519(r) => f.write_str(r.as_str()),
             Recipient::Plugin(r) => write!(f, "{r}"),
             Recipient::SshEd25519(k) | Recipient::SshRsa(k) => f.write_str(&k.openssh()),
             Recipient::Transit(t) => write!(f, "{TRANSIT_PREFIX}{}", t.url()),
@@ -421,7 +449,8 @@ pub fn short_id(fingerprint: &str) -> &str {
 
 fn parse_age(token: &str, at: &Location) -> Result<Recipient> {
     if let Ok(r) = age::x25519::Recipient::from_str(token) {
-        if let Some(flaw) = flaw_of(Curve::X25519, &x25519_bytes(&r)) {
+        let r = X25519Key::from(r);
+        if let Some(flaw) = flaw_of(Curve::X25519, &x25519_bytes(r.as_str())) {
             return Err(flaw.error(at, "age recipient"));
         }
         return Ok(Recipient::X25519(r));
@@ -477,9 +506,9 @@ fn invalid(at: &Location, reason: &str) -> Error {
 }
 
 /// The 32 bytes of an `age1…` key (its Montgomery u, as written).
-fn x25519_bytes(r: &age::x25519::Recipient) -> [u8; 32] {
+fn x25519_bytes(text: &str) -> [u8; 32] {
     let mut u = [0u8; 32];
-    if let Ok((_, data)) = bech32::decode(&r.to_string())
+    if let Ok((_, data)) = bech32::decode(text)
         && data.len() == 32
     {
         u.copy_from_slice(&data);

@@ -327,7 +327,7 @@ mod tests {
     fn age_recipient(u: &[u8; 32]) -> Recipient {
         let hrp = bech32::Hrp::parse("age").unwrap();
         let text = bech32::encode::<bech32::Bech32>(hrp, u).unwrap();
-        Recipient::X25519(age::x25519::Recipient::from_str(&text).unwrap())
+        Recipient::X25519(age::x25519::Recipient::from_str(&text).unwrap().into())
     }
 
     /// Every u whose X25519 product with a clamped scalar is zero: those of the
@@ -358,7 +358,7 @@ mod tests {
     #[test]
     fn no_stanza_is_written_to_a_low_order_recipient_however_it_was_made() {
         let at = Location::named("t.age");
-        let good = Recipient::X25519(age::x25519::Identity::generate().to_public());
+        let good = Recipient::X25519(age::x25519::Identity::generate().to_public().into());
         assert!(encrypt(b"x", std::slice::from_ref(&good), Armor::Binary, &at).is_ok());
         for u in low_order_us() {
             assert!(recipient::is_low_order_u(&u), "{u:?}");
@@ -392,7 +392,7 @@ mod tests {
 
     fn recipient() -> Recipient {
         let id = age::x25519::Identity::generate();
-        Recipient::X25519(id.to_public())
+        Recipient::X25519(id.to_public().into())
     }
 
     fn ssh(seed: u8) -> Recipient {

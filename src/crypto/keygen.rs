@@ -44,7 +44,7 @@ pub fn age_x25519(title: &str) -> (Zeroizing<String>, Recipient) {
         "# {title}\n# public key: {public}\n{}\n",
         id.to_string().expose_secret()
     ));
-    (text, Recipient::X25519(public))
+    (text, Recipient::X25519(public.into()))
 }
 
 /// `n` bytes from the operating system's random source, only in zeroized memory.

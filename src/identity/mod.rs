@@ -400,7 +400,7 @@ pub fn public_of(data: &[u8], origin: &str, prompt: &dyn Prompt) -> Result<Recip
 impl AgeKey {
     pub fn recipient(&self) -> Option<Recipient> {
         match self {
-            AgeKey::X25519(k) => Some(Recipient::X25519(k.to_public())),
+            AgeKey::X25519(k) => Some(Recipient::X25519(k.to_public().into())),
             AgeKey::Plugin(_) => None,
         }
     }

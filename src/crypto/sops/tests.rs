@@ -49,7 +49,7 @@ fn identity() -> (tempfile::TempDir, Identities, Recipient) {
         sops: crate::identity::SopsPlaces::default(),
     };
     let ids = Identities::search(&search).unwrap();
-    (dir, ids, Recipient::X25519(id.to_public()))
+    (dir, ids, Recipient::X25519(id.to_public().into()))
 }
 
 fn yaml() -> &'static dyn Store {
@@ -234,7 +234,7 @@ fn no_data_key_is_wrapped_to_a_low_order_recipient() {
     let at = Location::named("t.yaml");
     let zero =
         bech32::encode::<bech32::Bech32>(bech32::Hrp::parse("age").unwrap(), &[0u8; 32]).unwrap();
-    let weak = Recipient::X25519(zero.parse().unwrap());
+    let weak = Recipient::X25519(zero.parse::<::age::x25519::Recipient>().unwrap().into());
     let both = [r.clone(), weak];
     let refused = |e: Error| matches!(e, Error::WeakKey { .. });
     let sealed = seal(yaml(), &doc(), &both, None, Options::default(), None, &at);
@@ -244,7 +244,7 @@ fn no_data_key_is_wrapped_to_a_low_order_recipient() {
 }
 
 fn x25519() -> Recipient {
-    Recipient::X25519(::age::x25519::Identity::generate().to_public())
+    Recipient::X25519(::age::x25519::Identity::generate().to_public().into())
 }
 
 #[test]

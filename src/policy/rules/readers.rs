@@ -213,7 +213,7 @@ fn recipients_of(rule: &Rule, readers: &[Reader], fleet: &Fleet) -> Result<Vec<R
             }
             key.to_x25519()
                 .and_then(|s| s.parse::<age::x25519::Recipient>().ok())
-                .map(Recipient::X25519)
+                .map(|r| Recipient::X25519(r.into()))
                 .ok_or_else(|| {
                     invalid(
                         rule.at.clone(),
