@@ -990,39 +990,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn eight_times_u_is_zero_exactly_when_x25519_gives_zero() {
-        // What age computes: the shared secret with a clamped scalar.
-        let by_x25519 = |u: &[u8; 32]| MontgomeryPoint(*u).mul_clamped([0x5a; 32]).0 == [0u8; 32];
-        let mut all: Vec<[u8; 32]> = curve25519_dalek::constants::EIGHT_TORSION
-            .iter()
-            .map(|t| t.to_montgomery().to_bytes())
-            .collect();
-        let mut minus_one = p_plus(0);
-        minus_one[0] -= 1;
-        all.extend([p_plus(0), p_plus(1), minus_one]);
-        // Every one of these with the top bit set too (X25519 ignores it), and numbers
-        // of every kind: on the curve, on the twist, above p.
-        for i in 0..all.len() {
-            let mut high = all[i];
-            high[31] |= 0x80;
-            all.push(high);
-        }
-        let mut x = [7u8; 32];
-        for _ in 0..2000 {
-            x = sha2::Sha256::digest(x).into();
-            all.push(x);
-        }
-        let mut low = 0;
-        for u in &all {
-            assert_eq!(is_low_order_u(u), by_x25519(u), "{u:?}");
-            low += usize::from(by_x25519(u));
-        }
-        // The eight-torsion's 4 distinct u (0, 1 and the two of order 8), -1, and 0 and
-        // 1 written as u + p, each with and without the top bit.
-        assert!(low >= 16, "{low}");
-    }
-
     /// Text with whatever known_hosts and authorized_keys put before a key.
     const PREFIX: &str =
         "([a-z0-9.,*]{1,12}|\\[[a-z0-9.]{1,8}\\]:[0-9]{1,5}|no-pty|@cert-authority [a-z.*]{1,8})";

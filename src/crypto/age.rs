@@ -356,6 +356,30 @@ mod tests {
     }
 
     #[test]
+    fn eight_times_u_is_zero_exactly_when_x25519_gives_zero() {
+        use curve25519_dalek::montgomery::MontgomeryPoint;
+        use sha2::Digest;
+        // What age computes: the shared secret with a clamped scalar.
+        let by_x25519 = |u: &[u8; 32]| MontgomeryPoint(*u).mul_clamped([0x5a; 32]).0 == [0u8; 32];
+        // The low-order ones, and numbers of every kind: on the curve, on the twist,
+        // above p.
+        let mut all = low_order_us();
+        let mut x = [7u8; 32];
+        for _ in 0..2000 {
+            x = sha2::Sha256::digest(x).into();
+            all.push(x);
+        }
+        let mut low = 0;
+        for u in &all {
+            assert_eq!(recipient::is_low_order_u(u), by_x25519(u), "{u:?}");
+            low += usize::from(by_x25519(u));
+        }
+        // The eight-torsion's 4 distinct u (0, 1 and the two of order 8), -1, and 0 and
+        // 1 written as u + p, each with and without the top bit.
+        assert!(low >= 16, "{low}");
+    }
+
+    #[test]
     fn no_stanza_is_written_to_a_low_order_recipient_however_it_was_made() {
         let at = Location::named("t.age");
         let good = Recipient::X25519(age::x25519::Identity::generate().to_public().into());
