@@ -417,7 +417,7 @@ fn group_shares(
         if share.is_some() {
             continue;
         }
-        for entry in group.age.iter().filter(|e| !e.enc.is_empty()) {
+        for entry in trial_order(&group.age, identities) {
             match crypto::age::try_decrypt(entry.enc.as_bytes(), identities, at) {
                 Ok(Some(part)) => {
                     *share = Some(part);
@@ -428,6 +428,18 @@ fn group_shares(
             }
         }
     }
+}
+
+/// The entries with a wrapped key, those named for a ready identity first: trying
+/// an X25519 key on an entry costs a key agreement whoever it is for, and the entry
+/// named for it is the one it opens. The rest keep their order.
+fn trial_order<'a>(entries: &'a [AgeEntry], identities: &Identities) -> Vec<&'a AgeEntry> {
+    let (mut first, rest): (Vec<&AgeEntry>, Vec<&AgeEntry>) = entries
+        .iter()
+        .filter(|e| !e.enc.is_empty())
+        .partition(|e| identities.names(&e.recipient));
+    first.extend(rest);
+    first
 }
 
 fn opened(shares: &[Share]) -> usize {
@@ -563,10 +575,8 @@ pub fn open(
             stash,
         });
     }
-    let wrapped: Vec<&[u8]> = metadata
-        .age
-        .iter()
-        .filter(|e| !e.enc.is_empty())
+    let wrapped: Vec<&[u8]> = trial_order(&metadata.age, identities)
+        .into_iter()
         .map(|e| e.enc.as_bytes())
         .collect();
     let by_age = if wrapped.is_empty() {
@@ -605,7 +615,7 @@ fn whole_key(
 ) -> Result<(DataKey, String)> {
     let mut raw = None;
     let mut failure = None;
-    for entry in metadata.age.iter().filter(|e| !e.enc.is_empty()) {
+    for entry in trial_order(&metadata.age, identities) {
         match crypto::age::try_decrypt(entry.enc.as_bytes(), identities, at) {
             Ok(Some(k)) => {
                 raw = Some((k, entry.enc.clone()));
@@ -746,6 +756,8 @@ pub struct Rewrapped {
     pub mac_mismatch: bool,
     /// The data key and the entry it was opened from (none for key groups).
     pub known: Option<KnownKey>,
+    /// The headers of the wrapped keys it kept or made, as read.
+    pub headers: sops::Headers,
 }
 
 /// Re-wraps the data key of an encrypted document for `recipients`, as `sops
@@ -798,10 +810,12 @@ pub fn rewrap(
             },
             mac_mismatch,
             known: None,
+            headers: sops::Headers::default(),
         });
     }
     let (recipients, transit) = split(recipients);
     crypto::age::refuse_low_order(&recipients, at)?;
+    let mut headers = sops::Headers::default();
     let old = std::mem::take(&mut metadata.age);
     let old_vault = std::mem::take(&mut metadata.hc_vault);
     metadata.drop_foreign();
@@ -813,15 +827,17 @@ pub fn rewrap(
             let mut named = old.iter().filter(|e| e.recipient == name);
             if let (Some(kept), None) = (named.next(), named.next())
                 && wrap == Wrap::KeepStaying
-                && sops::wrapped_for(&kept.enc, r)
+                && sops::wrapped_for(&kept.enc, r, &mut headers)
             {
                 return Ok(kept.clone());
             }
             let enc =
                 crypto::age::encrypt(key.as_slice(), std::slice::from_ref(r), Armor::Ascii, at)?;
+            let enc = String::from_utf8(enc).unwrap_or_default();
+            headers.read(&enc);
             Ok(AgeEntry {
                 recipient: name,
-                enc: String::from_utf8(enc).unwrap_or_default(),
+                enc,
             })
         })
         .collect::<Result<_>>()?;
@@ -840,6 +856,7 @@ pub fn rewrap(
         },
         mac_mismatch,
         known,
+        headers,
     })
 }
 

@@ -49,7 +49,13 @@ pub struct Identity {
 }
 
 enum State {
-    Ready { keys: Vec<Key>, summary: String },
+    Ready {
+        keys: Vec<Key>,
+        summary: String,
+        /// The recipients the keys are for, as keys writes them (an SSH key also
+        /// as the `age1…` recipient it converts to).
+        names: Vec<String>,
+    },
     LockedSsh(Zeroizing<Vec<u8>>),
     LockedAgeFile(Zeroizing<Vec<u8>>),
 }
@@ -486,10 +492,12 @@ fn ready_age(keys: Vec<AgeKey>) -> State {
     let mut x25519 = 0;
     let mut plugins = Vec::new();
     let mut out: Vec<Key> = Vec::new();
+    let mut names = Vec::new();
     for key in keys {
         match key {
             AgeKey::X25519(k) => {
                 x25519 += 1;
+                names.push(k.to_public().to_string());
                 out.push(Box::new(k));
             }
             AgeKey::Plugin(k) => plugins.push(k),
@@ -516,14 +524,20 @@ fn ready_age(keys: Vec<AgeKey>) -> State {
             if plugins.len() == 1 { "y" } else { "ies" }
         ));
     }
-    State::Ready { keys: out, summary }
+    State::Ready {
+        keys: out,
+        summary,
+        names,
+    }
 }
 
 fn ready_ssh(key: SshPrivate) -> State {
     let mut keys: Vec<Key> = Vec::new();
+    let mut names: Vec<String> = key.public().iter().map(Recipient::to_string).collect();
     if let Ok(converted) = key.age_identity()
         && let Ok(x) = age::x25519::Identity::from_str(&converted)
     {
+        names.push(x.to_public().to_string());
         keys.push(Box::new(x));
     }
     let summary = if key.seed.is_some() {
@@ -537,6 +551,7 @@ fn ready_ssh(key: SshPrivate) -> State {
     State::Ready {
         keys,
         summary: summary.into(),
+        names,
     }
 }
 
@@ -865,6 +880,18 @@ impl Identities {
             }
         }
         out
+    }
+
+    /// Whether `recipient` (as a sops file names it) is one the ready keys are for.
+    pub fn names(&self, recipient: &str) -> bool {
+        self.found.iter().any(|id| match &id.state {
+            State::Ready { names, .. } => names.iter().any(|n| {
+                recipient
+                    .strip_prefix(n.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+            }),
+            _ => false,
+        })
     }
 
     pub fn has_locked(&self) -> bool {

@@ -497,7 +497,7 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Rekeyed> {
             let opened = done
                 .prove_opens(&written, &metadata, ids, &at)
                 .is_ok_and(|mac_matches| done.mac_mismatch || mac_matches);
-            let readers = format::Readers::Sops(sops::Readers::of(&metadata));
+            let readers = format::Readers::Sops(sops::Readers::of_known(&metadata, &done.headers));
             verify(change, &readers, opened, &at)?;
             Ok(Rekeyed {
                 data,

@@ -611,3 +611,42 @@ fn proving_a_rewrapped_file_checks_every_value_unless_they_are_the_ones_checked(
         .unwrap();
     assert!(err.to_string().contains("db.user"), "{err}");
 }
+
+/// The entry named for the identity is tried first, but when its wrapped key is
+/// not for that identity (the names swapped), the other entries are still tried:
+/// the file opens and re-wraps as before.
+#[test]
+fn an_entry_named_for_the_identity_that_does_not_open_falls_back_to_the_others() {
+    let (_d, mut ids, me) = identity();
+    let other = x25519();
+    let at = Location::named("t.yaml");
+    let sealed = seal(
+        yaml(),
+        &doc(),
+        &[other.clone(), me.clone()],
+        None,
+        Options::default(),
+        None,
+        &at,
+    )
+    .unwrap();
+    let mut metadata = Metadata::from_items(&sealed.metadata).unwrap();
+    assert_eq!(metadata.age[1].recipient, me.to_string());
+    let (a, b) = (
+        metadata.age[0].recipient.clone(),
+        metadata.age[1].recipient.clone(),
+    );
+    metadata.age[0].recipient = b;
+    metadata.age[1].recipient = a;
+    let swapped = EncryptedDocument {
+        branches: sealed.branches.clone(),
+        metadata: metadata.to_items(),
+    };
+    let opened = open(&swapped, &mut ids, &NoPrompt, &at, Mac::Check).unwrap();
+    assert_eq!(format!("{:?}", opened.plain.0), format!("{:?}", doc()));
+    let done = rewrap(swapped, &ids, &[me, other], None, Wrap::KeepStaying, &at).unwrap();
+    assert!(!done.mac_mismatch);
+    let text = yaml().emit_encrypted(&done.doc).unwrap();
+    let written = yaml().load_encrypted(&text, "t.yaml").unwrap();
+    open(&written, &mut ids, &NoPrompt, &at, Mac::Check).unwrap();
+}

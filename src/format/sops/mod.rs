@@ -188,12 +188,10 @@ pub struct Readers {
 }
 
 /// Each age entry's recipient and the stanzas of its wrapped data key.
-fn entries(age: &[metadata::AgeEntry]) -> Vec<(String, Option<Stanzas>)> {
+fn entries(age: &[metadata::AgeEntry], known: &Headers) -> Vec<(String, Option<Stanzas>)> {
     age.iter()
         .map(|e| {
-            let stanzas = (!e.enc.is_empty())
-                .then(|| crate::format::age::header(e.enc.as_bytes()).ok())
-                .flatten();
+            let stanzas = (!e.enc.is_empty()).then(|| known.header(&e.enc)).flatten();
             (e.recipient.clone(), stanzas)
         })
         .collect()
@@ -252,16 +250,22 @@ impl Readers {
 
     /// The readers `metadata` names.
     pub fn of(metadata: &Metadata) -> Readers {
+        Readers::of_known(metadata, &Headers::default())
+    }
+
+    /// The readers `metadata` names, where a wrapped key byte for byte one of
+    /// `known` has that one's stanzas (its header is not read again).
+    pub fn of_known(metadata: &Metadata, known: &Headers) -> Readers {
         let mut foreign = metadata.foreign();
         let mut groups = Vec::new();
         if metadata.uses_groups() {
             for (i, g) in metadata.key_groups.iter().enumerate() {
                 foreign.extend(g.foreign.iter().map(|f| format!("key group {} {f}", i + 1)));
-                groups.push(entries(&g.age));
+                groups.push(entries(&g.age, known));
             }
         }
         Readers {
-            age: entries(&metadata.age),
+            age: entries(&metadata.age, known),
             groups,
             threshold: if metadata.uses_groups() {
                 metadata.shamir_threshold
@@ -460,9 +464,40 @@ fn canonical(name: &str) -> String {
 
 /// Whether a wrapped data key is for `recipient` alone: its one stanza is that
 /// recipient's.
-pub(crate) fn wrapped_for(enc: &str, recipient: &Recipient) -> bool {
-    crate::format::age::header(enc.as_bytes())
-        .is_ok_and(|s| s.differs_from(std::slice::from_ref(recipient)).is_none())
+pub(crate) fn wrapped_for(enc: &str, recipient: &Recipient, known: &mut Headers) -> bool {
+    known
+        .read(enc)
+        .is_some_and(|s| s.differs_from(std::slice::from_ref(recipient)).is_none())
+}
+
+/// The stanzas of wrapped keys whose headers were read, by their armored bytes: a
+/// rekey reads a kept key's header when it keeps it, and its proof reads the same
+/// bytes as written.
+#[derive(Default)]
+pub struct Headers(Vec<(String, Option<Stanzas>)>);
+
+impl Headers {
+    /// The stanzas of the wrapped key `enc` (`None`: its header does not parse),
+    /// read once and remembered.
+    pub fn read(&mut self, enc: &str) -> Option<&Stanzas> {
+        let i = match self.0.iter().position(|(e, _)| e == enc) {
+            Some(i) => i,
+            None => {
+                let stanzas = crate::format::age::header(enc.as_bytes()).ok();
+                self.0.push((enc.to_string(), stanzas));
+                self.0.len() - 1
+            }
+        };
+        self.0[i].1.as_ref()
+    }
+
+    /// The stanzas of `enc`, from memory when it was read, else read now.
+    fn header(&self, enc: &str) -> Option<Stanzas> {
+        match self.0.iter().find(|(e, _)| e == enc) {
+            Some((_, stanzas)) => stanzas.clone(),
+            None => crate::format::age::header(enc.as_bytes()).ok(),
+        }
+    }
 }
 
 /// The readers of a sops file of `format`, from its metadata alone (its values are

@@ -296,11 +296,25 @@ pub(super) fn emit<'a>(
         evs.push(Ev::DocEnd);
     }
     let mut emitter = Emitter {
+        out: String::with_capacity(size_hint(&evs, indent)),
         best_indent: indent,
         ..Emitter::default()
     };
     emitter.run(&evs);
     Ok(emitter.out.into_bytes())
+}
+
+/// About the bytes `evs` are written in (each scalar with a line and its
+/// indentation), so the output is allocated once, not grown by doubling.
+fn size_hint(evs: &[Ev<'_>], indent: i64) -> usize {
+    let depth = usize::try_from(indent).unwrap_or(4) * 3;
+    evs.iter()
+        .map(|ev| match ev {
+            Ev::Scalar { value, .. } => value.len() + depth + value.len() / 32,
+            _ => 0,
+        })
+        .sum::<usize>()
+        + 64
 }
 
 /// One value as sops's `EmitValue` writes it for `--extract`: `yaml.Marshal` of its

@@ -240,7 +240,13 @@ impl<'a> Lines<'a> {
     fn literal(&mut self, col: usize, clip: bool) -> Option<String> {
         self.pos += 1;
         let inner = self.indent().filter(|&i| i > col)?;
-        let mut text = String::new();
+        // Sized once: an armored key is a dozen lines.
+        let size = self.lines[self.pos..]
+            .iter()
+            .take_while(|l| l.len() > inner && l.as_bytes()[..inner].iter().all(|&b| b == b' '))
+            .map(|l| l.len() - inner + 1)
+            .sum();
+        let mut text = String::with_capacity(size);
         while let Some(i) = self.indent()
             && i >= inner
         {
