@@ -750,6 +750,29 @@ sops:
         })
     }
 
+    /// A map opening with a comment as the first item of a list that is an item of
+    /// a list: go-yaml writes the two dashes on one line (`- - key: …`), and the
+    /// comment before them, where it reads back as the outer list's.
+    fn comment_after_two_dashes(items: &[Item]) -> bool {
+        fn opens_with_comment(value: &Value) -> bool {
+            matches!(value, Value::Map(inner) if matches!(inner.first(), Some(Item::Comment(_))))
+        }
+        fn within(value: &Value, in_list: bool) -> bool {
+            match value {
+                Value::Map(inner) => comment_after_two_dashes(inner),
+                Value::List(values) => {
+                    (in_list && values.first().is_some_and(opens_with_comment))
+                        || values.iter().any(|v| within(v, true))
+                }
+                _ => false,
+            }
+        }
+        items.iter().any(|item| match item {
+            Item::Pair(_, value) => within(value, false),
+            _ => false,
+        })
+    }
+
     /// A map starting with a comment (or a list whose first item is one, or a list
     /// whose first item is such a list) as the value of a key go-yaml writes as `? key`
     /// (with a line break or over 128 bytes): the comment lands on the `:` line and
@@ -805,7 +828,7 @@ sops:
 
         #[test]
         fn yaml_parse_emit_parse_is_stable(top in pairs(HOSTILE, nested(), "[a-z #]{0,8}", 6)) {
-            prop_assume!(!comment_under_complex_key(&top));
+            prop_assume!(!comment_under_complex_key(&top) && !comment_after_two_dashes(&top));
             stable(Format::SopsYaml, vec![top])?;
         }
 
