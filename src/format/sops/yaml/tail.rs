@@ -39,7 +39,7 @@ pub(super) fn load(data: &[u8], file: &str) -> Option<EncryptedDocument> {
 fn block_map(body: &[u8]) -> Option<Vec<Item>> {
     let text = printable(body)?;
     let mut lines = Lines {
-        lines: text.split('\n').collect(),
+        lines: lines_of(text),
         pos: 0,
         depth: 0,
     };
@@ -48,6 +48,13 @@ fn block_map(body: &[u8]) -> Option<Vec<Item>> {
     }
     let items = lines.map(0, false)?;
     (lines.pos == lines.lines.len()).then_some(items)
+}
+
+/// The lines of `text`, in a vector allocated once.
+fn lines_of(text: &str) -> Vec<&str> {
+    let mut lines = Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
+    lines.extend(text.split('\n'));
+    lines
 }
 
 /// `text` without its last line break, when it has one and every other byte is
@@ -104,7 +111,7 @@ fn stands_alone(body: &[u8]) -> bool {
 fn metadata(tail: &[u8]) -> Option<Vec<Item>> {
     let text = printable(tail)?;
     let mut lines = Lines {
-        lines: text.split('\n').collect(),
+        lines: lines_of(text),
         pos: 1,
         depth: 0,
     };
