@@ -13,6 +13,7 @@
 //!   like keys, but no journal, lock, sync or proof), as a process of its own: its
 //!   time, and its peak memory beside that of `keys rekey` (both programs' files
 //!   dropped from the page cache first, so each is read as an installed program).
+//!   The disk is synced before each of them, so keys's syncs write its own files.
 //!
 //! Then the way users rekey today, timed on a sample and scaled: a loop of
 //! `age -d | age -r …` per file (what `agenix -r` does, minus its nix evaluation)
@@ -101,8 +102,12 @@ fn main() {
                 // The floor is timed just before and just after keys, so a slower
                 // spell of the machine falls on both.
                 let before = floor(root, &id[0], format, n);
+                // What the round before wrote (the plain program syncs nothing) is on
+                // disk first, so keys's syncs write only its own files.
+                rustix::fs::sync();
                 let keys = rekey(root, &id[0], &[], time);
                 let after = floor(root, &id[0], format, n);
+                rustix::fs::sync();
                 let plain = plain(root, &id[0], format, time);
                 figures.push(keys, before.mean(&after), plain);
             }
