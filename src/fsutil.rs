@@ -627,7 +627,10 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
 fn read_regular_with_mode(path: &Path) -> Result<(Vec<u8>, u32)> {
     let (mut file, meta) = open_regular(path)?;
     let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut data)
+    // Read through `take`, whose reading does not ask the kernel the size and
+    // position again: the buffer is sized by the metadata just read.
+    Read::take(&mut file, u64::MAX)
+        .read_to_end(&mut data)
         .map_err(|e| Error::io(path, e))?;
     Ok((data, meta.permissions().mode() & 0o7777))
 }

@@ -359,14 +359,18 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             };
             let (recipients, _, shamir) = &resolved[&c.rule];
             // A sops file's parsed document is not kept: `apply` parses it again
-            // where it is rewritten, so the plan holds only the bytes.
+            // where it is rewritten, so the plan holds only the bytes. Where the lock
+            // already differs from the policy the file is rewritten whatever its
+            // header says, so a sops file's is not tallied (it is still read whole).
             let loaded = match c.format {
-                Format::Age => format::age::header(&data).map(format::Readers::Age),
-                f => sops::load(f, &data).map(|(_, r)| format::Readers::Sops(r)),
+                Format::Age => format::age::header(&data).map(|s| Some(format::Readers::Age(s))),
+                f if !c.lock_agrees => sops::check(f, &data).map(|()| None),
+                f => sops::load(f, &data).map(|(_, r)| Some(format::Readers::Sops(r))),
             };
             match loaded {
                 Ok(readers) => {
-                    let differs = readers.differs_from(recipients, shamir.as_deref());
+                    let differs =
+                        readers.and_then(|r| r.differs_from(recipients, shamir.as_deref()));
                     if differs.is_none()
                         && c.lock_agrees
                         && !c.unfinished

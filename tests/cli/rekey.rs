@@ -211,6 +211,51 @@ fn a_file_that_fails_stops_the_whole_rekey_before_anything_is_written() {
     assert_eq!(after, expected, "every original byte-identical");
 }
 
+/// A sops file that no longer parses (its metadata cut off, or not YAML at all) is
+/// skipped and named, whether the lock already differs from the policy (the plan
+/// does not tally its header then) or only its header would; the others are rekeyed
+/// and it is left as it is.
+#[test]
+fn a_sops_file_that_does_not_parse_is_skipped_and_named_and_the_rest_rekeyed() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    for name in ["yaml/a", "yaml/b"] {
+        env.keys_stdin(&["encrypt", name], b"key: value\n")
+            .success();
+    }
+    let damaged = repo.join("secrets/yaml/b.yaml");
+    let text = std::fs::read_to_string(&damaged).unwrap();
+    let policy = std::fs::read_to_string(repo.join("policies/default.yaml")).unwrap();
+    for (cut, readers) in [
+        (text[..text.find("sops:").unwrap()].to_string(), "[admins]"),
+        (
+            "key: [unclosed\n".to_string(),
+            "[admins, container:nannuo-bot]",
+        ),
+    ] {
+        std::fs::write(&damaged, &cut).unwrap();
+        // The lock's readers for yaml/* stop being the policy's.
+        env.write(
+            "work/policies/default.yaml",
+            policy.replace("[admins, container:nannuo-bot]", readers),
+        );
+        let run = env.keys(&["rekey"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stdout
+                .contains("skip    yaml/b: secrets/yaml/b.yaml is not a valid sops-yaml file ("),
+            "{}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("rekey   yaml/a"), "{}", run.stdout);
+        assert_eq!(std::fs::read_to_string(&damaged).unwrap(), cut);
+        assert_eq!(
+            env.keys(&["decrypt", "yaml/a"]).success().stdout,
+            "key: value\n"
+        );
+    }
+}
+
 /// Decrypts every `.age` secret under `repo` in-process with the admin identity.
 fn all_plaintexts(repo: &Path, identity: &Path) -> Vec<(String, Vec<u8>)> {
     use keys::identity::{Identities, NoPrompt, Search};

@@ -511,22 +511,32 @@ pub fn load(
     format: Format,
     data: &[u8],
 ) -> std::result::Result<(document::EncryptedDocument, Readers), String> {
-    let store = store(format).ok_or("not a sops format")?;
-    let doc = store
-        .load_encrypted(data, "")
-        .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
+    let doc = parsed(format, data)?;
     let readers = Readers::of_document(&doc)?;
     Ok((doc, readers))
+}
+
+/// `data` parsed as a sops file of `format`, its values still encrypted; the reason
+/// never quotes the file.
+fn parsed(format: Format, data: &[u8]) -> std::result::Result<document::EncryptedDocument, String> {
+    store(format)
+        .ok_or("not a sops format")?
+        .load_encrypted(data, "")
+        .map_err(|e| e.to_string().trim_start_matches(": ").to_string())
+}
+
+/// Checks that `data` is a sops file of `format` as `load` reads it (its document
+/// and metadata parse), without reading its readers.
+pub fn check(format: Format, data: &[u8]) -> std::result::Result<(), String> {
+    Metadata::from_items(&parsed(format, data)?.metadata)
+        .map(drop)
+        .map_err(|r| format!("bad sops metadata: {r}"))
 }
 
 /// Checks without any key that `data` is a sops file of `format` whose values are
 /// encrypted as its options require, and returns its readers, parsing it once.
 pub fn examine(format: Format, data: &[u8]) -> std::result::Result<Readers, String> {
-    let store = store(format).ok_or("not a sops format")?;
-    let doc = store
-        .load_encrypted(data, "")
-        .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
-    Ok(Readers::of(&audit::audit(&doc)?))
+    Ok(Readers::of(&audit::audit(&parsed(format, data)?)?))
 }
 
 /// Checks without any key that `data` is a sops file of `format` whose values are
