@@ -38,23 +38,12 @@ pub(super) fn load(data: &[u8], file: &str) -> Option<EncryptedDocument> {
 /// line); `None` leaves it to the general reader.
 fn block_map(body: &[u8]) -> Option<Vec<Item>> {
     let text = printable(body)?;
-    let mut lines = Lines {
-        lines: lines_of(text),
-        pos: 0,
-        depth: 0,
-    };
+    let mut lines = Lines::new(text, 0);
     if lines.indent()? != 0 {
         return None;
     }
     let items = lines.map(0, false)?;
     (lines.pos == lines.lines.len()).then_some(items)
-}
-
-/// The lines of `text`, in a vector allocated once.
-fn lines_of(text: &str) -> Vec<&str> {
-    let mut lines = Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
-    lines.extend(text.split('\n'));
-    lines
 }
 
 /// `text` without its last line break, when it has one and every other byte is
@@ -110,11 +99,7 @@ fn stands_alone(body: &[u8]) -> bool {
 /// of it is printable ASCII in the layout this reader takes.
 fn metadata(tail: &[u8]) -> Option<Vec<Item>> {
     let text = printable(tail)?;
-    let mut lines = Lines {
-        lines: lines_of(text),
-        pos: 1,
-        depth: 0,
-    };
+    let mut lines = Lines::new(text, 1);
     if lines.lines[0] != "sops:" {
         return None;
     }
@@ -155,6 +140,17 @@ const MAX_KEYS: usize = 64;
 const INDICATORS: &[u8] = b"-?:,[]{}#&*!|>'\"%@`";
 
 impl<'a> Lines<'a> {
+    /// The lines of `text` (in a vector allocated once), read from line `pos`.
+    fn new(text: &'a str, pos: usize) -> Self {
+        let mut lines = Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
+        lines.extend(text.split('\n'));
+        Lines {
+            lines,
+            pos,
+            depth: 0,
+        }
+    }
+
     /// The indentation of the current line, `None` past the end.
     fn indent(&self) -> Option<usize> {
         let line = self.lines.get(self.pos)?;
