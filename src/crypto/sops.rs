@@ -437,7 +437,7 @@ fn trial_order<'a>(entries: &'a [AgeEntry], identities: &Identities) -> Vec<&'a 
     let (mut first, rest): (Vec<&AgeEntry>, Vec<&AgeEntry>) = entries
         .iter()
         .filter(|e| !e.enc.is_empty())
-        .partition(|e| identities.names(&e.recipient));
+        .partition(|e| identities.ready_for(&e.recipient));
     first.extend(rest);
     first
 }

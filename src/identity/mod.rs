@@ -882,8 +882,8 @@ impl Identities {
         out
     }
 
-    /// Whether `recipient` (as a sops file names it) is one the ready keys are for.
-    pub fn names(&self, recipient: &str) -> bool {
+    /// Whether a ready key is for `recipient` (as a sops file names it).
+    pub fn ready_for(&self, recipient: &str) -> bool {
         self.found.iter().any(|id| match &id.state {
             State::Ready { names, .. } => names.iter().any(|n| {
                 recipient
