@@ -243,9 +243,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 impl Readers {
     /// The readers of a loaded document, from its metadata alone.
     pub fn of_document(doc: &document::EncryptedDocument) -> std::result::Result<Readers, String> {
-        let metadata =
-            Metadata::from_items(&doc.metadata).map_err(|r| format!("bad sops metadata: {r}"))?;
-        Ok(Readers::of(&metadata))
+        Ok(Readers::of(&metadata_of(doc)?))
     }
 
     /// The readers `metadata` names.
@@ -480,24 +478,28 @@ impl Headers {
     /// The stanzas of the wrapped key `enc` (`None`: its header does not parse),
     /// read once and remembered.
     pub fn read(&mut self, enc: &str) -> Option<&Stanzas> {
-        let i = match self.0.iter().position(|(e, _)| e == enc) {
-            Some(i) => i,
-            None => {
-                let stanzas = crate::format::age::header(enc.as_bytes()).ok();
-                self.0.push((enc.to_string(), stanzas));
-                self.0.len() - 1
-            }
-        };
+        let i = self.position(enc).unwrap_or_else(|| {
+            self.0.push((enc.to_string(), parse_header(enc)));
+            self.0.len() - 1
+        });
         self.0[i].1.as_ref()
     }
 
     /// The stanzas of `enc`, from memory when it was read, else read now.
     fn header(&self, enc: &str) -> Option<Stanzas> {
-        match self.0.iter().find(|(e, _)| e == enc) {
-            Some((_, stanzas)) => stanzas.clone(),
-            None => crate::format::age::header(enc.as_bytes()).ok(),
+        match self.position(enc) {
+            Some(i) => self.0[i].1.clone(),
+            None => parse_header(enc),
         }
     }
+
+    fn position(&self, enc: &str) -> Option<usize> {
+        self.0.iter().position(|(e, _)| e == enc)
+    }
+}
+
+fn parse_header(enc: &str) -> Option<Stanzas> {
+    crate::format::age::header(enc.as_bytes()).ok()
 }
 
 /// The readers of a sops file of `format`, from its metadata alone (its values are
@@ -528,9 +530,12 @@ fn parsed(format: Format, data: &[u8]) -> std::result::Result<document::Encrypte
 /// Checks that `data` is a sops file of `format` as `load` reads it (its document
 /// and metadata parse), without reading its readers.
 pub fn check(format: Format, data: &[u8]) -> std::result::Result<(), String> {
-    Metadata::from_items(&parsed(format, data)?.metadata)
-        .map(drop)
-        .map_err(|r| format!("bad sops metadata: {r}"))
+    metadata_of(&parsed(format, data)?).map(drop)
+}
+
+/// The metadata of a parsed file; the reason never quotes the file.
+fn metadata_of(doc: &document::EncryptedDocument) -> std::result::Result<Metadata, String> {
+    Metadata::from_items(&doc.metadata).map_err(|r| format!("bad sops metadata: {r}"))
 }
 
 /// Checks without any key that `data` is a sops file of `format` whose values are
