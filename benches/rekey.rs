@@ -129,6 +129,8 @@ fn main() {
 struct Usage {
     wall: Duration,
     cpu: Option<Duration>,
+    /// The part of `cpu` spent in the kernel (system time), where known.
+    sys: Option<Duration>,
     rss: Option<u64>,
 }
 
@@ -137,6 +139,7 @@ impl Usage {
         Usage {
             wall: (self.wall + other.wall) / 2,
             cpu: self.cpu.zip(other.cpu).map(|(a, b)| (a + b) / 2),
+            sys: None,
             rss: None,
         }
     }
@@ -190,6 +193,17 @@ impl Rounds {
                 ms(median(k.clone())),
                 ms(median(f.clone())),
                 spread(&ratios(&k, &f)),
+            );
+        }
+        // The kernel's share: where creating, writing and renaming files costs CPU
+        // (on an ext4 without a journal, creating a file right after others were
+        // replaced costs the most), the plain program pays it too.
+        let sys = |all: &[Usage]| all.iter().map(|u| u.sys).collect::<Option<Vec<_>>>();
+        if let (Some(k), Some(p)) = (sys(&self.keys), sys(&self.plain)) {
+            println!(
+                "{label}:   of which in the kernel: keys {:.1} ms, plain {:.1} ms",
+                ms(median(k)),
+                ms(median(p)),
             );
         }
         println!(
@@ -271,6 +285,7 @@ fn run(mut cmd: Command, time: Option<&Path>) -> Usage {
         cpu: measured
             .then(|| Some(secs(fields[1])? + secs(fields[2])?))
             .flatten(),
+        sys: measured.then(|| secs(fields[2])).flatten(),
         rss: measured.then(|| fields[0].parse().ok()).flatten(),
     }
 }
@@ -415,6 +430,7 @@ fn floor(root: &Path, identity_file: &Path, format: Format, n: usize) -> Usage {
         cpu: own_cpu()
             .zip(cpu)
             .map(|(after, before)| (after - before).mul_f64(scale)),
+        sys: None,
         rss: None,
     }
 }
