@@ -56,6 +56,23 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
+    // `--jobs` sizes the process's pool of worker threads before anything runs on
+    // it, so that it bounds every parallel step of the run, the re-encryption's too
+    // (started from a thread of its own, which no pool installed here would reach).
+    let pool =
+        match args.jobs {
+            Some(n) => {
+                let builder = || rayon::ThreadPoolBuilder::new().num_threads(n.max(1));
+                match builder().build_global() {
+                    Ok(()) => None,
+                    // Already built: a pool of its own, for all but the re-encryption.
+                    Err(_) => Some(builder().build().map_err(|e| {
+                        crate::error::usage(e.to_string(), "pass a smaller --jobs")
+                    })?),
+                }
+            }
+            None => None,
+        };
     let mut ws = ctx.writable_workspace(Hosts::All)?;
     // A host key rotation that was killed is undone, or finished by this rekey.
     let rotation = if args.dry_run {
@@ -167,12 +184,8 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     };
     let prompt = ctx.prompt();
     let work = || rekey::apply(&mut ws, plan, ids, prompt, &tick);
-    let done = match args.jobs {
-        Some(n) => rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build()
-            .map_err(|e| crate::error::usage(e.to_string(), "pass a smaller --jobs"))?
-            .install(work)?,
+    let done = match pool {
+        Some(pool) => pool.install(work)?,
         None => work()?,
     };
     if let Some(b) = bar {

@@ -453,17 +453,6 @@ struct Staged {
     mac_mismatch: bool,
 }
 
-/// What became of one secret in `apply`.
-enum Outcome {
-    Staged(Staged),
-    /// Its re-encryption or proof failed.
-    Failed(Error),
-    /// Its temp file could not be written.
-    WriteFailed(Error),
-    /// Not written, as another file had failed.
-    NotWritten,
-}
-
 /// One secret re-encrypted in memory and proven.
 struct Rekeyed {
     data: Vec<u8>,
@@ -624,60 +613,61 @@ pub fn apply(
         journal_before.restore();
         return Err(e);
     }
-    // On every core, each secret is re-encrypted in memory, proven (its header
-    // names the policy's recipients and an identity that was used opens it) and
-    // written to a temp file beside it by the thread that made it: creating files,
-    // which costs kernel time on some file systems, is spread over the cores like the
-    // cryptography, and no rewritten file waits in memory. Once a file has failed, or
-    // a write, nothing more is written (the re-encryption goes on, to name every file
-    // that fails). The renames are this thread's alone, in order.
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let outcomes: Vec<Outcome> = plan
-        .changes
-        .par_iter()
-        .map(|c| {
-            let out = match rekey_one(c, ids, wrap) {
+    // On every core, each secret is re-encrypted in memory and proven (its header
+    // names the policy's recipients and an identity that was used opens it); this
+    // thread meanwhile writes each result to a temp file beside its secret, so the
+    // writes hide behind the cryptography, every write and rename is this thread's,
+    // and few rewritten files are held at once. The results come a batch of files at
+    // a time, so the threads wake each other a few times, not once per file.
+    const BATCH: usize = 16;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Result<Rekeyed>>)>(4);
+    let mut staged: Vec<Option<Staged>> = Vec::new();
+    staged.resize_with(plan.changes.len(), || None);
+    let mut failures: Vec<(usize, Error)> = Vec::new();
+    let mut write_error = None;
+    std::thread::scope(|scope| {
+        let changes = &plan.changes;
+        scope.spawn(move || {
+            changes
+                .par_chunks(BATCH)
+                .enumerate()
+                .for_each_with(tx, |tx, (b, batch)| {
+                    let outs = batch.iter().map(|c| rekey_one(c, ids, wrap)).collect();
+                    // The receiver outlives every sender.
+                    let _ = tx.send((b * BATCH, outs));
+                });
+        });
+        let results = rx
+            .into_iter()
+            .flat_map(|(first, outs): (usize, Vec<_>)| (first..).zip(outs));
+        for (i, out) in results {
+            let out = match out {
                 Ok(out) => out,
                 Err(e) => {
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                    return Outcome::Failed(e);
+                    failures.push((i, e));
+                    continue;
                 }
             };
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                return Outcome::NotWritten;
+            if write_error.is_some() {
+                continue;
             }
-            match fsutil::stage(&c.path, &out.data, fsutil::PUBLIC) {
+            match fsutil::stage(&plan.changes[i].path, &out.data, fsutil::PUBLIC) {
                 Ok(file) => {
-                    progress();
-                    Outcome::Staged(Staged {
+                    staged[i] = Some(Staged {
                         file,
                         sha256: lockfile::sha256_hex(&out.data),
                         mac_mismatch: out.mac_mismatch,
-                    })
+                    });
+                    progress();
                 }
-                Err(e) => {
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                    Outcome::WriteFailed(e)
-                }
+                Err(e) => write_error = Some(e),
             }
-        })
-        .collect();
+        }
+    });
     // A file whose MAC did not match before is no failure: re-wrapping its data key
     // needs no MAC and leaves it as it was. It is rewritten and named.
-    let mut failures = Vec::new();
-    let mut write_error = None;
-    let mut staged = Vec::with_capacity(outcomes.len());
-    for outcome in outcomes {
-        match outcome {
-            Outcome::Staged(s) => staged.push(s),
-            Outcome::Failed(e) => failures.push(e),
-            Outcome::WriteFailed(e) => {
-                write_error.get_or_insert(e);
-            }
-            Outcome::NotWritten => {}
-        }
-    }
-    let mut failures = failures.into_iter();
+    failures.sort_by_key(|(i, _)| *i);
+    let mut failures = failures.into_iter().map(|(_, e)| e);
     if let Some(first) = failures.next() {
         drop(staged);
         journal_before.restore();
@@ -693,6 +683,7 @@ pub fn apply(
         journal_before.restore();
         return Err(e);
     }
+    let staged: Vec<Staged> = staged.into_iter().flatten().collect();
     let mut lock = plan.lock;
     let mut changes = plan.changes;
     // Each reader taken away is named as the fleet names its key now, else as it did.

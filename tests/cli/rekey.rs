@@ -876,6 +876,45 @@ fn a_rekey_opens_each_secret_once_to_rewrite_it_and_once_to_prove_it() {
     env.keys(&["check"]).success();
 }
 
+/// `--jobs N` bounds the threads a rekey runs on, the re-encryption's included,
+/// whatever the machine's cores: the command's own thread (it runs with a larger
+/// stack than the process's first), N workers and the one that feeds them.
+#[test]
+fn rekey_jobs_bounds_the_threads_it_starts() {
+    let mut env = TestEnv::new();
+    crate::fixture::fleet(&mut env);
+    let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
+    env.write("work/policies/default.yaml", policy);
+    for i in 0..8 {
+        env.keys_stdin(&["encrypt", &format!("many/s{i}")], b"secret")
+            .success();
+    }
+    // Each run moves every secret to the other host, so each rewrites all eight.
+    for (jobs, host) in [(1, "host:vps-x86"), (3, "host:vps-arm")] {
+        env.write(
+            "work/policies/default.yaml",
+            policy.replace("host:vps-arm", host),
+        );
+        let log = env.root.join(format!("clone-{jobs}.log"));
+        let mut cmd = Command::new(peer("strace"));
+        cmd.args(["-f", "-qq", "-e", "trace=clone,clone3", "-o"])
+            .arg(&log)
+            .arg(crate::common::keys_bin())
+            .args(["rekey", "--jobs", &jobs.to_string()]);
+        env.apply(&mut cmd);
+        let r = run(cmd, b"");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.contains("rekey   many/s7"), "{}", r.stdout);
+        let threads = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("CLONE_THREAD"))
+            .count();
+        assert_eq!(threads, 1 + jobs + 1, "--jobs {jobs}");
+    }
+    env.keys(&["check"]).success();
+}
+
 /// A lock whose lines were put out of order by hand is read whole and written anew by a
 /// rekey: sorted, each rekeyed secret's line with its new hash and recipients, every
 /// other line as it was, and `keys check` finds it clean.
