@@ -625,6 +625,11 @@ pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn read_regular_with_mode(path: &Path) -> Result<(Vec<u8>, u32)> {
+    read_regular_open(path).map(|(data, mode, _)| (data, mode))
+}
+
+/// `read_regular_with_mode`, and the file still open.
+fn read_regular_open(path: &Path) -> Result<(Vec<u8>, u32, File)> {
     let (mut file, meta) = open_regular(path)?;
     let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     // Read through `take`, whose reading does not ask the kernel the size and
@@ -632,7 +637,7 @@ fn read_regular_with_mode(path: &Path) -> Result<(Vec<u8>, u32)> {
     Read::take(&mut file, u64::MAX)
         .read_to_end(&mut data)
         .map_err(|e| Error::io(path, e))?;
-    Ok((data, meta.permissions().mode() & 0o7777))
+    Ok((data, meta.permissions().mode() & 0o7777, file))
 }
 
 /// Opens `path` for reading if it is a regular file, itself no symlink (a FIFO or a
@@ -717,7 +722,14 @@ impl Reads {
 
     /// `read_optional_with_mode`.
     pub fn read_optional_with_mode(&self, path: &Path) -> Result<Option<(Vec<u8>, u32)>> {
-        match self.way(path).and_then(|_| read_regular_with_mode(path)) {
+        Ok(self
+            .read_optional_open(path)?
+            .map(|(data, mode, _)| (data, mode)))
+    }
+
+    /// `read_optional_with_mode`, and the file still open.
+    pub fn read_optional_open(&self, path: &Path) -> Result<Option<(Vec<u8>, u32, File)>> {
+        match self.way(path).and_then(|_| read_regular_open(path)) {
             Ok(read) => Ok(Some(read)),
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Ok(None)
@@ -726,6 +738,83 @@ impl Reads {
         }
     }
 }
+
+/// Room to keep files open so that replacing them (a rename over each) does not free
+/// them: where freeing a file waits on the disk (an ext4 without a journal mounted
+/// with `discard` waits for each freed extent's discard), the renames then take
+/// microseconds each, and the files are freed when closed afterwards, on every core.
+/// How many may be kept is set when the room is made, within the limit of open files
+/// the process may raise itself to.
+pub struct FileRoom(std::sync::atomic::AtomicUsize);
+
+impl FileRoom {
+    /// Room for up to `wanted` files, the soft limit of open files raised as far as
+    /// the hard one allows, leaving `SPARE_FILES` for everything else.
+    pub fn for_up_to(wanted: usize) -> FileRoom {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        let soft = limit.current.unwrap_or(u64::MAX);
+        let want = (wanted as u64).saturating_add(SPARE_FILES);
+        let soft = if soft < want {
+            let raised = limit.maximum.map_or(want, |hard| hard.min(want));
+            let rlimit = Rlimit {
+                current: Some(raised),
+                maximum: limit.maximum,
+            };
+            if setrlimit(Resource::Nofile, rlimit).is_ok() {
+                raised
+            } else {
+                soft
+            }
+        } else {
+            soft
+        };
+        let room = usize::try_from(soft.saturating_sub(SPARE_FILES))
+            .unwrap_or(usize::MAX)
+            .min(wanted);
+        // The table of open files grows at once to hold them all (unless
+        // `widen_file_table` made it large enough already): grown a doubling at a
+        // time, each growth in a process with several threads waits for every CPU
+        // to pass a quiescent point (an RCU grace period, ~15 ms on a 2-core VM).
+        if room > 0 {
+            widen_file_table_to((room as u64).saturating_add(SPARE_FILES));
+        }
+        FileRoom(std::sync::atomic::AtomicUsize::new(room))
+    }
+
+    /// `file`, to be kept open, if there is room; else it is closed now.
+    pub fn keep(&self, file: File) -> Option<File> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0
+            .fetch_update(Relaxed, Relaxed, |room| room.checked_sub(1))
+            .ok()
+            .map(|_| file)
+    }
+}
+
+/// Grows the process's table of open files to hold `FILE_TABLE` of them (or as
+/// many as its limit allows), for a `FileRoom` to come. Meant for the start of a
+/// command, while the process has a single thread: growing the table then costs
+/// microseconds, and not the RCU grace period it waits for once there are more.
+pub fn widen_file_table() {
+    use rustix::process::{Resource, getrlimit};
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    widen_file_table_to(soft.min(FILE_TABLE));
+}
+
+/// How many open files `widen_file_table` makes room for: a rekey of a few
+/// thousand files.
+const FILE_TABLE: u64 = 8192;
+
+/// Grows the table of open files to hold `n` (a file descriptor is copied to the
+/// number below it, and closed).
+fn widen_file_table_to(n: u64) {
+    let top = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
+    drop(rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), top));
+}
+
+/// Open files a `FileRoom` leaves the process for everything else.
+const SPARE_FILES: u64 = 256;
 
 /// `read`, with `None` for a file that does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
@@ -753,6 +842,17 @@ fn sync_dir(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_file_room_keeps_as_many_files_as_it_was_made_for_and_closes_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let room = FileRoom::for_up_to(2);
+        let open = || File::create(dir.path().join("f")).unwrap();
+        let kept: Vec<Option<File>> = (0..3).map(|_| room.keep(open())).collect();
+        assert!(kept[0].is_some() && kept[1].is_some());
+        assert!(kept[2].is_none());
+        assert!(FileRoom::for_up_to(0).keep(open()).is_none());
+    }
 
     #[test]
     fn temp_names_carry_the_pid_and_whether_they_hold_plaintext() {

@@ -278,6 +278,11 @@ pub fn main() -> ExitCode {
     // Before anything is decrypted. Best effort: a kernel that refuses leaves the
     // process as it was.
     let _ = crate::signal::no_core_dumps();
+    // A rekey keeps each file it replaces open (`fsutil::FileRoom`): the table of open
+    // files is grown for them now, while the process has one thread.
+    if std::env::args_os().any(|a| a == "rekey" || a == "rotate") {
+        crate::fsutil::widen_file_table();
+    }
     match std::thread::Builder::new()
         .name("keys".into())
         .stack_size(STACK)

@@ -79,6 +79,9 @@ pub struct Change {
     /// puts back should a write fail.
     data: Vec<u8>,
     mode: u32,
+    /// The file, kept open from the plan's read where there is room, so that the
+    /// rename over it does not free it (see `fsutil::FileRoom`).
+    held: Option<std::fs::File>,
 }
 
 pub struct Plan {
@@ -130,6 +133,8 @@ struct NewLine {
     format: Format,
     fingerprints: Arc<[String]>,
     sha256: String,
+    /// The file replaced, still open (`Change::held`).
+    held: Option<std::fs::File>,
 }
 
 impl NewLine {
@@ -248,6 +253,7 @@ enum Found {
     Change {
         data: Vec<u8>,
         mode: u32,
+        held: Option<std::fs::File>,
         /// What its header says that the policy does not.
         differs: Option<String>,
     },
@@ -349,12 +355,13 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     // Each file is read once, header only, on every core.
     let root = ws.repo.root();
     let reads = fsutil::Reads::default();
+    let room = fsutil::FileRoom::for_up_to(candidates.len());
     let found: Vec<Result<Found>> = candidates
         .par_iter()
         .map(|c| {
             let rel = secret_path(&c.name, c.format);
             let path = root.join(&rel);
-            let Some((data, mode)) = reads.read_optional_with_mode(&path)? else {
+            let Some((data, mode, file)) = reads.read_optional_open(&path)? else {
                 return Ok(Found::Skip(Skip::Missing { rel }));
             };
             let (recipients, _, shamir) = &resolved[&c.rule];
@@ -381,6 +388,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                     Ok(Found::Change {
                         data,
                         mode,
+                        held: room.keep(file),
                         differs,
                     })
                 }
@@ -394,12 +402,13 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         .collect();
     let mut changes = Vec::with_capacity(found.len());
     for (c, found) in candidates.into_iter().zip(found) {
-        let (data, mode, differs) = match found? {
+        let (data, mode, held, differs) = match found? {
             Found::Change {
                 data,
                 mode,
+                held,
                 differs,
-            } => (data, mode, differs),
+            } => (data, mode, held, differs),
             Found::Same => continue,
             Found::Skip(why) => {
                 skipped.push((c.name, why));
@@ -430,6 +439,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             indent: c.indent,
             data,
             mode,
+            held,
         });
     }
     let lock = match parsed {
@@ -709,6 +719,7 @@ pub fn apply(
             format: change.format,
             fingerprints: change.fingerprints.clone(),
             sha256: s.sha256,
+            held: change.held.take(),
         });
     }
     let lock_file = ws.repo.lockfile();
@@ -736,12 +747,14 @@ pub fn apply(
         return Err(e);
     }
     drop((backup, lock));
-    // Each file as read back is the one proven to open (its hash is the new lock's).
+    // Each file as read back is the one proven to open (its hash is the new lock's),
+    // while the files replaced are closed, and so freed.
     let reads = fsutil::Reads::default();
     let root = ws.repo.root();
     let checked: Vec<Result<()>> = lines
-        .par_iter()
+        .par_iter_mut()
         .map(|new| {
+            drop(new.held.take());
             let path = root.join(secret_path(&new.name, new.format));
             if lockfile::sha256_hex(&reads.read(&path)?) == new.sha256 {
                 Ok(())

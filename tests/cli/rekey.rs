@@ -915,6 +915,46 @@ fn rekey_jobs_bounds_the_threads_it_starts() {
     env.keys(&["check"]).success();
 }
 
+/// A rekey keeps the files it replaces open until they are all in place, as many as
+/// the limit of open files allows: under a limit it cannot raise, it keeps fewer and
+/// rekeys every file all the same.
+#[test]
+fn a_rekey_under_a_tight_limit_of_open_files_rewrites_every_secret() {
+    let mut env = TestEnv::new();
+    crate::fixture::fleet(&mut env);
+    let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
+    env.write("work/policies/default.yaml", policy);
+    let input: String = (0..300).map(|i| format!("{i}\n")).collect();
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(format!(
+        "for i in $(cat); do printf 's%s' \"$i\" | '{}' encrypt many/s$i || exit 1; done",
+        crate::common::keys_bin()
+    ));
+    env.apply(&mut sh);
+    assert_eq!(run(sh, input.as_bytes()).code, 0);
+    env.write(
+        "work/policies/default.yaml",
+        policy.replace("host:vps-arm", "host:vps-x86"),
+    );
+    // 300 files to replace, 320 open files at most, soft and hard.
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(format!(
+        "ulimit -n 320 && exec '{}' rekey",
+        crate::common::keys_bin()
+    ));
+    env.apply(&mut sh);
+    let r = run(sh, b"");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("rekeyed 300 secrets"), "{}", r.stderr);
+    env.keys(&["check"]).success();
+    assert_eq!(
+        env.keys_stdin(&["decrypt", "many/s299"], b"")
+            .success()
+            .stdout,
+        "s299"
+    );
+}
+
 /// A lock whose lines were put out of order by hand is read whole and written anew by a
 /// rekey: sorted, each rekeyed secret's line with its new hash and recipients, every
 /// other line as it was, and `keys check` finds it clean.
