@@ -2,7 +2,7 @@
 //! order of `scripts/hot-functions.txt` (what a rekey of `.age` and sops files, a
 //! check, an encrypt and a decrypt ran; `scripts/hot-functions` lists them anew). The
 //! kernel maps a program's code 64 KiB around each first touch, so a command then
-//! maps about 1.5 MiB of code rather than most of the 11 MiB of it. Release builds
+//! maps a few MiB of code rather than most of the 11 MiB of it. Release builds
 //! only, and only where the linker takes the list (LLVM's, which rustc links x86_64
 //! Linux programs with since 1.90, does): a small program is linked with it first. A
 //! name on the list that the binary lacks is passed over.
