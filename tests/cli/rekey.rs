@@ -256,6 +256,24 @@ fn a_sops_file_that_does_not_parse_is_skipped_and_named_and_the_rest_rekeyed() {
     }
 }
 
+/// A policy that gives `many/*` to the admins and host vps-arm.
+const MANY: &str = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
+
+/// Writes the `MANY` policy and encrypts `n` secrets under it, `many/s0`… each
+/// holding `secret-<i>`, in one shell loop of `keys encrypt`.
+fn many_secrets(env: &mut TestEnv, n: usize) {
+    env.write("work/policies/default.yaml", MANY);
+    let input: String = (0..n).map(|i| format!("{i}\n")).collect();
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(format!(
+        "for i in $(cat); do printf 'secret-%s' \"$i\" | '{}' encrypt many/s$i || exit 1; done",
+        crate::common::keys_bin()
+    ));
+    env.apply(&mut sh);
+    let r = run(sh, input.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
 /// Decrypts every `.age` secret under `repo` in-process with the admin identity.
 fn all_plaintexts(repo: &Path, identity: &Path) -> Vec<(String, Vec<u8>)> {
     use keys::identity::{Identities, NoPrompt, Search};
@@ -291,21 +309,8 @@ fn killing_the_rekey_at_any_point_loses_nothing_and_a_rerun_finishes_it() {
     let mut env = TestEnv::new();
     let repo = crate::fixture::fleet(&mut env);
     let admin = env.root.join("keys/demo.txt");
-    let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
-    env.write("work/policies/default.yaml", policy);
-    // 200 secrets, written in one go with the library to keep the test fast.
-    {
-        let input: String = (0..200).map(|i| format!("{i}\n")).collect();
-        let script = format!(
-            "for i in $(cat); do printf 'secret-%s' \"$i\" | {} encrypt many/s$i || exit 1; done",
-            crate::common::keys_bin()
-        );
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(script);
-        env.apply(&mut cmd);
-        let r = crate::common::run(cmd, input.as_bytes());
-        assert_eq!(r.code, 0, "{}", r.stderr);
-    }
+    let policy = MANY;
+    many_secrets(&mut env, 200);
     let original = all_plaintexts(&repo, &admin);
     assert_eq!(original.len(), 200);
     let trials = std::env::var("KEYS_KILL_TRIALS")
@@ -511,16 +516,8 @@ fn two_rekeys_at_once_one_proceeds_the_other_is_refused_and_nothing_is_lost() {
     let mut env = TestEnv::new();
     let repo = crate::fixture::fleet(&mut env);
     let admin = env.root.join("keys/demo.txt");
-    let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
-    env.write("work/policies/default.yaml", policy);
-    let script = format!(
-        "for i in $(seq 0 99); do printf 'secret-%s' \"$i\" | {} encrypt many/s$i || exit 1; done",
-        crate::common::keys_bin()
-    );
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(script);
-    env.apply(&mut cmd);
-    crate::common::run(cmd, b"").success();
+    let policy = MANY;
+    many_secrets(&mut env, 100);
     let original = all_plaintexts(&repo, &admin);
     env.write(
         "work/policies/default.yaml",
@@ -844,12 +841,8 @@ fn host_rotate_rewraps_a_file_whose_mac_sops_broke_and_names_it() {
 fn a_rekey_opens_each_secret_once_to_rewrite_it_and_once_to_prove_it() {
     let mut env = TestEnv::new();
     let repo = crate::fixture::fleet(&mut env);
-    let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
-    env.write("work/policies/default.yaml", policy);
-    for i in 0..3 {
-        env.keys_stdin(&["encrypt", &format!("many/s{i}")], b"secret")
-            .success();
-    }
+    let policy = MANY;
+    many_secrets(&mut env, 3);
     env.write(
         "work/policies/default.yaml",
         policy.replace("host:vps-arm", "host:vps-x86"),
@@ -883,12 +876,8 @@ fn a_rekey_opens_each_secret_once_to_rewrite_it_and_once_to_prove_it() {
 fn rekey_jobs_bounds_the_threads_it_starts() {
     let mut env = TestEnv::new();
     crate::fixture::fleet(&mut env);
-    let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
-    env.write("work/policies/default.yaml", policy);
-    for i in 0..8 {
-        env.keys_stdin(&["encrypt", &format!("many/s{i}")], b"secret")
-            .success();
-    }
+    let policy = MANY;
+    many_secrets(&mut env, 8);
     // Each run moves every secret to the other host, so each rewrites all eight.
     for (jobs, host) in [(1, "host:vps-x86"), (3, "host:vps-arm")] {
         env.write(
@@ -922,16 +911,8 @@ fn rekey_jobs_bounds_the_threads_it_starts() {
 fn a_rekey_under_a_tight_limit_of_open_files_rewrites_every_secret() {
     let mut env = TestEnv::new();
     crate::fixture::fleet(&mut env);
-    let policy = "groups:\n  admins: [demo]\nrules:\n  - secrets: \"many/*\"\n    format: age\n    readers: [admins, host:vps-arm]\n";
-    env.write("work/policies/default.yaml", policy);
-    let input: String = (0..300).map(|i| format!("{i}\n")).collect();
-    let mut sh = Command::new("sh");
-    sh.arg("-c").arg(format!(
-        "for i in $(cat); do printf 's%s' \"$i\" | '{}' encrypt many/s$i || exit 1; done",
-        crate::common::keys_bin()
-    ));
-    env.apply(&mut sh);
-    assert_eq!(run(sh, input.as_bytes()).code, 0);
+    let policy = MANY;
+    many_secrets(&mut env, 300);
     env.write(
         "work/policies/default.yaml",
         policy.replace("host:vps-arm", "host:vps-x86"),
@@ -951,7 +932,7 @@ fn a_rekey_under_a_tight_limit_of_open_files_rewrites_every_secret() {
         env.keys_stdin(&["decrypt", "many/s299"], b"")
             .success()
             .stdout,
-        "s299"
+        "secret-299"
     );
 }
 
