@@ -720,13 +720,6 @@ impl Reads {
         }
     }
 
-    /// `read_optional_with_mode`.
-    pub fn read_optional_with_mode(&self, path: &Path) -> Result<Option<(Vec<u8>, u32)>> {
-        Ok(self
-            .read_optional_open(path)?
-            .map(|(data, mode, _)| (data, mode)))
-    }
-
     /// `read_optional_with_mode`, and the file still open.
     pub fn read_optional_open(&self, path: &Path) -> Result<Option<(Vec<u8>, u32, File)>> {
         match self.way(path).and_then(|_| read_regular_open(path)) {
