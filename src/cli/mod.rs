@@ -278,25 +278,6 @@ pub fn main() -> ExitCode {
     // Before anything is decrypted. Best effort: a kernel that refuses leaves the
     // process as it was.
     let _ = crate::signal::no_core_dumps();
-    // A rekey keeps each file it replaces open (`fsutil::FileRoom`): the table of open
-    // files is grown for them now, while the process has one thread.
-    if std::env::args_os().any(|a| a == "rekey" || a == "rotate") {
-        crate::fsutil::widen_file_table();
-    }
-    match std::thread::Builder::new()
-        .name("keys".into())
-        .stack_size(STACK)
-        .spawn(run)
-    {
-        Ok(command) => command
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-        Err(_) => run(),
-    }
-}
-
-/// Parses the command line and runs the command.
-fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -305,6 +286,31 @@ fn run() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // A rekey keeps each file it replaces open (`fsutil::FileRoom`): the table of open
+    // files is grown for them now, while the process has one thread.
+    if matches!(cli.command, Command::Rekey(_) | Command::Rotate(_)) {
+        crate::fsutil::widen_file_table();
+    }
+    // The command line reaches the command's thread once that thread exists; if it
+    // cannot be started, the command runs here.
+    let (give, take) = std::sync::mpsc::sync_channel::<Cli>(1);
+    match std::thread::Builder::new()
+        .name("keys".into())
+        .stack_size(STACK)
+        .spawn(move || take.recv().map_or(ExitCode::FAILURE, run))
+    {
+        Ok(command) => {
+            let _ = give.send(cli);
+            command
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }
+        Err(_) => run(cli),
+    }
+}
+
+/// Runs the command the command line names.
+fn run(cli: Cli) -> ExitCode {
     let ctx = Context::new(
         cli.repo,
         cli.identities,
