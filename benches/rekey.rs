@@ -15,6 +15,10 @@
 //!   dropped from the page cache first, so each is read as an installed program).
 //!   The disk is synced before each of them, so keys's syncs write its own files.
 //!
+//! The floor is timed on the files as keys reads them (before keys rewrites them),
+//! and the admin's key is replaced again before the plain program runs: each of the
+//! three re-wraps every sops file's data key for one recipient it lacks.
+//!
 //! Then the way users rekey today, timed on a sample and scaled: a loop of
 //! `age -d | age -r …` per file (what `agenix -r` does, minus its nix evaluation)
 //! and `sops updatekeys -y` per file. Run with `cargo bench --bench rekey`, with age
@@ -93,20 +97,22 @@ fn main() {
             let rounds = if n > 1_000 { 5 } else { 7 };
             let mut figures = Rounds::default();
             for _ in 0..rounds {
-                let new_admin = age::x25519::Identity::generate();
-                std::fs::write(
-                    root.join("recipients/admins/a2.pub"),
-                    format!("{}\n", new_admin.to_public()),
-                )
-                .unwrap();
+                rotate_admin(root);
                 // The floor is timed just before and just after keys, so a slower
-                // spell of the machine falls on both.
-                let before = floor(root, &id[0], format, n);
+                // spell of the machine falls on both, on the same files as keys read
+                // them: after keys a sops file already lists the new admin, and
+                // re-wrapping it would wrap nothing.
+                let sample = Floor::read(root, &id[0], format, n);
+                let before = sample.time();
                 // What the round before wrote (the plain program syncs nothing) is on
                 // disk first, so keys's syncs write only its own files.
                 rustix::fs::sync();
                 let keys = rekey(root, &id[0], &[], time);
-                let after = floor(root, &id[0], format, n);
+                let after = sample.time();
+                drop(sample);
+                // The plain program does what keys did: the admin's key is replaced
+                // again, so every sops file lacks a recipient once more.
+                rotate_admin(root);
                 rustix::fs::sync();
                 let plain = plain(root, &id[0], format, time);
                 figures.push(keys, before.mean(&after), plain);
@@ -387,51 +393,80 @@ fn secret_files(root: &Path, format: Format) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// The in-memory floor of re-encrypting `n` files: the cryptography alone of
-/// re-encrypting FLOOR_SAMPLE of them (read and parsed beforehand) on every core,
-/// scaled to `n`. For sops that is opening the data key and wrapping it for each
-/// recipient the file does not list yet.
-fn floor(root: &Path, identity_file: &Path, format: Format, n: usize) -> Usage {
-    let recipients = recipients_by_host(root, format);
-    let id = identity(identity_file);
-    let step = (n / FLOOR_SAMPLE).max(1);
-    let sample: Vec<(String, Vec<u8>, Vec<Entry>)> = secret_files(root, format)
-        .into_iter()
-        .step_by(step)
-        .take(FLOOR_SAMPLE)
-        .map(|(host, p)| {
-            let data = std::fs::read(&p).unwrap();
-            match format {
-                Format::Age => (host, data, Vec::new()),
-                _ => (
-                    host,
-                    Vec::new(),
-                    age_entries(&String::from_utf8(data).unwrap()),
-                ),
-            }
-        })
-        .collect();
-    let cpu = own_cpu();
-    let t = Instant::now();
-    sample.par_iter().for_each(|(host, data, entries)| {
-        let out = match format {
-            Format::Age => vec![reencrypt(data, &id, &recipients[host])],
-            _ => rewrap(entries, &id, &recipients[host])
-                .into_iter()
-                .map(|(_, block)| block)
-                .collect(),
-        };
-        std::hint::black_box(out);
-    });
-    let wall = t.elapsed();
-    let scale = n as f64 / sample.len() as f64;
-    Usage {
-        wall: wall.mul_f64(scale),
-        cpu: own_cpu()
-            .zip(cpu)
-            .map(|(after, before)| (after - before).mul_f64(scale)),
-        sys: None,
-        rss: None,
+/// A new key for the third admin, written where the policy reads it.
+fn rotate_admin(root: &Path) {
+    let new_admin = age::x25519::Identity::generate();
+    std::fs::write(
+        root.join("recipients/admins/a2.pub"),
+        format!("{}\n", new_admin.to_public()),
+    )
+    .unwrap();
+}
+
+/// The in-memory floor of re-encrypting `n` files: FLOOR_SAMPLE of them, read and
+/// parsed when it is made, re-encrypted on every core for the policy's recipients
+/// then (for sops, the data key opened and wrapped for each recipient the file does
+/// not list yet), the time scaled to `n`.
+struct Floor {
+    recipients: std::collections::HashMap<String, Recipients>,
+    id: age::x25519::Identity,
+    format: Format,
+    sample: Vec<(String, Vec<u8>, Vec<Entry>)>,
+    n: usize,
+}
+
+impl Floor {
+    fn read(root: &Path, identity_file: &Path, format: Format, n: usize) -> Floor {
+        let step = (n / FLOOR_SAMPLE).max(1);
+        let sample = secret_files(root, format)
+            .into_iter()
+            .step_by(step)
+            .take(FLOOR_SAMPLE)
+            .map(|(host, p)| {
+                let data = std::fs::read(&p).unwrap();
+                match format {
+                    Format::Age => (host, data, Vec::new()),
+                    _ => (
+                        host,
+                        Vec::new(),
+                        age_entries(&String::from_utf8(data).unwrap()),
+                    ),
+                }
+            })
+            .collect();
+        Floor {
+            recipients: recipients_by_host(root, format),
+            id: identity(identity_file),
+            format,
+            sample,
+            n,
+        }
+    }
+
+    fn time(&self) -> Usage {
+        let cpu = own_cpu();
+        let t = Instant::now();
+        self.sample.par_iter().for_each(|(host, data, entries)| {
+            let recipients = &self.recipients[host];
+            let out = match self.format {
+                Format::Age => vec![reencrypt(data, &self.id, recipients)],
+                _ => rewrap(entries, &self.id, recipients)
+                    .into_iter()
+                    .map(|(_, block)| block)
+                    .collect(),
+            };
+            std::hint::black_box(out);
+        });
+        let wall = t.elapsed();
+        let scale = self.n as f64 / self.sample.len() as f64;
+        Usage {
+            wall: wall.mul_f64(scale),
+            cpu: own_cpu()
+                .zip(cpu)
+                .map(|(after, before)| (after - before).mul_f64(scale)),
+            sys: None,
+            rss: None,
+        }
     }
 }
 
