@@ -185,6 +185,13 @@ struct RmArgs {
     with_key: bool,
 }
 
+impl Args {
+    /// Whether the command re-encrypts the host's secrets (`host rotate`).
+    pub(crate) fn rekeys(&self) -> bool {
+        matches!(self.command, HostCommand::Rotate(_))
+    }
+}
+
 pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     match args.command {
         HostCommand::Add(a) => add(ctx, a),

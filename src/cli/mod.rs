@@ -288,7 +288,7 @@ pub fn main() -> ExitCode {
     };
     // A rekey keeps each file it replaces open (`fsutil::FileRoom`): the table of open
     // files is grown for them now, while the process has one thread.
-    if matches!(cli.command, Command::Rekey(_) | Command::Rotate(_)) {
+    if cli.command.rekeys() {
         crate::fsutil::widen_file_table();
     }
     // The command line reaches the command's thread once that thread exists; if it
@@ -306,6 +306,18 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         }
         Err(_) => run(cli),
+    }
+}
+
+impl Command {
+    /// Whether the command may re-encrypt secrets as `keys rekey` does: `rekey`, and
+    /// `host rotate`, which rekeys what the host reads.
+    fn rekeys(&self) -> bool {
+        match self {
+            Command::Rekey(_) => true,
+            Command::Host(args) => args.rekeys(),
+            _ => false,
+        }
     }
 }
 
@@ -363,6 +375,25 @@ fn run(cli: Cli) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    /// The table of open files is widened up front for the commands that rekey
+    /// (`keys rekey`, `keys host rotate`), and only for them: not for `keys rotate`,
+    /// a secret's new value, nor for a secret or host named `rekey`.
+    #[test]
+    fn the_commands_that_rekey_are_told_apart_by_their_parsed_command_line() {
+        use clap::Parser;
+        let rekeys = |argv: &[&str]| {
+            super::Cli::try_parse_from(argv.iter().copied())
+                .unwrap()
+                .command
+                .rekeys()
+        };
+        assert!(rekeys(&["keys", "rekey", "--jobs", "2"]));
+        assert!(rekeys(&["keys", "host", "rotate", "web1", "--generate"]));
+        assert!(!rekeys(&["keys", "rotate", "rekey"]));
+        assert!(!rekeys(&["keys", "host", "rm", "rekey"]));
+        assert!(!rekeys(&["keys", "decrypt", "rekey"]));
+    }
+
     /// `keys --help` lists each command by the summary on its variant (its arguments
     /// are not built for the listing); it must be the command's own.
     #[test]
