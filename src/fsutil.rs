@@ -601,34 +601,13 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
     read_regular(path)
 }
 
-/// `read`, with the file's mode (permission bits) as well.
-pub fn read_with_mode(path: &Path) -> Result<(Vec<u8>, u32)> {
-    if confined(path).is_some() {
-        check_way(path, Upto::Parent)?;
-    }
-    read_regular_with_mode(path)
-}
-
-/// `read_with_mode`, with `None` for a file that does not exist.
-pub fn read_optional_with_mode(path: &Path) -> Result<Option<(Vec<u8>, u32)>> {
-    match read_with_mode(path) {
-        Ok(read) => Ok(Some(read)),
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// Reads `path` if it is a regular file, itself no symlink (a FIFO or a device is
 /// refused, not waited on); the directories above it are the caller's to have checked.
 pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
-    read_regular_with_mode(path).map(|(data, _)| data)
+    read_regular_open(path).map(|(data, _, _)| data)
 }
 
-fn read_regular_with_mode(path: &Path) -> Result<(Vec<u8>, u32)> {
-    read_regular_open(path).map(|(data, mode, _)| (data, mode))
-}
-
-/// `read_regular_with_mode`, and the file still open.
+/// `read_regular`, with the file's mode (permission bits), and the file still open.
 fn read_regular_open(path: &Path) -> Result<(Vec<u8>, u32, File)> {
     let (mut file, meta) = open_regular(path)?;
     let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
@@ -675,7 +654,7 @@ pub fn open_optional(path: &Path) -> Result<Option<File>> {
     }
 }
 
-/// Reads many files as `read` and `read_optional_with_mode` do (from several threads
+/// Reads many files as `read` and `read_optional` do (from several threads
 /// at once), checking the way to each directory for symbolic links once, before its
 /// first file is read, rather than before each file: what one pass over a directory
 /// of files repeats. A directory whose check fails is checked again for each file.
@@ -720,7 +699,8 @@ impl Reads {
         }
     }
 
-    /// `read_optional_with_mode`, and the file still open.
+    /// The file at `path` if there is one, read as `read` reads it, with its mode
+    /// (permission bits), and the file still open.
     pub fn read_optional_open(&self, path: &Path) -> Result<Option<(Vec<u8>, u32, File)>> {
         match self.way(path).and_then(|_| read_regular_open(path)) {
             Ok(read) => Ok(Some(read)),
