@@ -5,6 +5,7 @@
 
 pub mod keyring;
 mod pem;
+mod x25519;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -488,6 +489,14 @@ fn open_to_others(id: &Identity, mode: u32) -> bool {
     mode & OPEN_TO_OTHERS != 0 && !matches!(id.state, State::LockedAgeFile(_))
 }
 
+/// An X25519 key ready for decryption, its public key derived once.
+fn fast(key: age::x25519::Identity) -> Key {
+    match x25519::Key::new(&key) {
+        Some(k) => Box::new(k),
+        None => Box::new(key),
+    }
+}
+
 fn ready_age(keys: Vec<AgeKey>) -> State {
     let mut x25519 = 0;
     let mut plugins = Vec::new();
@@ -498,7 +507,7 @@ fn ready_age(keys: Vec<AgeKey>) -> State {
             AgeKey::X25519(k) => {
                 x25519 += 1;
                 names.push(k.to_public().to_string());
-                out.push(Box::new(k));
+                out.push(fast(k));
             }
             AgeKey::Plugin(k) => plugins.push(k),
         }
@@ -538,7 +547,7 @@ fn ready_ssh(key: SshPrivate) -> State {
         && let Ok(x) = age::x25519::Identity::from_str(&converted)
     {
         names.push(x.to_public().to_string());
-        keys.push(Box::new(x));
+        keys.push(fast(x));
     }
     let summary = if key.seed.is_some() {
         "ssh-ed25519 key (native and converted)"

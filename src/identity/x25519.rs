@@ -1,0 +1,151 @@
+//! An age X25519 identity that knows its public key.
+//!
+//! An X25519 stanza's wrapping key is derived with the identity's public key in its
+//! salt. The age library derives that public key from the secret on every stanza it
+//! tries, a fixed-base multiplication as costly as a fifth of the key agreement
+//! itself; a rekey tries one stanza per secret. This identity derives it once.
+//! Everything else is the age library's: the stanza is read and checked as it reads
+//! it (<https://c2sp.org/age#x25519-recipient-stanza>), with its primitives.
+
+use age::secrecy::ExposeSecret;
+use age_core::format::{FILE_KEY_BYTES, FileKey, Stanza};
+use age_core::primitives::{aead_decrypt, hkdf};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+const TAG: &str = "X25519";
+const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+/// The file key and its Poly1305 tag.
+const BODY_BYTES: usize = FILE_KEY_BYTES + 16;
+
+pub struct Key {
+    secret: StaticSecret,
+    public: PublicKey,
+}
+
+impl Key {
+    /// The same key as `identity`, its public key derived once.
+    pub fn new(identity: &age::x25519::Identity) -> Option<Key> {
+        let text = identity.to_string();
+        let (hrp, data) = bech32::decode(text.expose_secret()).ok()?;
+        let data = Zeroizing::new(data);
+        if !hrp.as_str().eq_ignore_ascii_case("age-secret-key-") {
+            return None;
+        }
+        let bytes = Zeroizing::new(<[u8; 32]>::try_from(data.as_slice()).ok()?);
+        let secret = StaticSecret::from(*bytes);
+        let public = PublicKey::from(&secret);
+        // The public key the library derives, or the library's own identity is used.
+        let (_, theirs) = bech32::decode(&identity.to_public().to_string()).ok()?;
+        (theirs.as_slice() == public.as_bytes()).then_some(Key { secret, public })
+    }
+}
+
+impl age::Identity for Key {
+    fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, age::DecryptError>> {
+        if stanza.tag != TAG {
+            return None;
+        }
+        let invalid = || Some(Err(age::DecryptError::InvalidHeader));
+        let [arg] = &stanza.args[..] else {
+            return invalid();
+        };
+        // Canonical unpadded base64 of exactly 32 bytes, as the library requires.
+        let mut share = [0u8; 33];
+        let epk: [u8; 32] = match STANDARD_NO_PAD.decode_slice(arg, &mut share) {
+            Ok(32) => share[..32].try_into().ok()?,
+            _ => return invalid(),
+        };
+        let Ok(body) = <[u8; BODY_BYTES]>::try_from(stanza.body.as_slice()) else {
+            return invalid();
+        };
+        let shared = self.secret.diffie_hellman(&PublicKey::from(epk));
+        if !shared.was_contributory() {
+            return invalid();
+        }
+        let mut salt = [0u8; 64];
+        salt[..32].copy_from_slice(&epk);
+        salt[32..].copy_from_slice(self.public.as_bytes());
+        let wrapping = Zeroizing::new(hkdf(&salt, LABEL, shared.as_bytes()));
+        // Not opening is not an error: the stanza may be for another X25519 key.
+        let mut plain = Zeroizing::new(aead_decrypt(&wrapping, FILE_KEY_BYTES, &body).ok()?);
+        Some(Ok(FileKey::init_with_mut(|key| {
+            key.copy_from_slice(&plain);
+            zeroize::Zeroize::zeroize(&mut *plain);
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    fn encrypt(to: &age::x25519::Recipient, plain: &[u8]) -> Vec<u8> {
+        let enc = age::Encryptor::with_recipients(std::iter::once(to as _)).unwrap();
+        let mut out = Vec::new();
+        let mut w = enc.wrap_output(&mut out).unwrap();
+        w.write_all(plain).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    fn decrypt(data: &[u8], id: &dyn age::Identity) -> Result<Vec<u8>, age::DecryptError> {
+        let d = age::Decryptor::new(data)?;
+        let mut r = d.decrypt(std::iter::once(id))?;
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        Ok(out)
+    }
+
+    #[test]
+    fn opens_what_the_library_opens_and_nothing_else() {
+        let id = age::x25519::Identity::generate();
+        let key = Key::new(&id).unwrap();
+        let data = encrypt(&id.to_public(), b"a secret");
+        assert_eq!(decrypt(&data, &key).unwrap(), b"a secret");
+        let other = age::x25519::Identity::generate();
+        let theirs = encrypt(&other.to_public(), b"a secret");
+        assert!(matches!(
+            decrypt(&theirs, &key),
+            Err(age::DecryptError::NoMatchingKeys)
+        ));
+    }
+
+    #[test]
+    fn a_malformed_stanza_is_refused_as_the_library_refuses_it() {
+        let id = age::x25519::Identity::generate();
+        let key = Key::new(&id).unwrap();
+        let stanza = |args: Vec<String>, body: Vec<u8>| Stanza {
+            tag: TAG.into(),
+            args,
+            body,
+        };
+        let epk = STANDARD_NO_PAD.encode([9u8; 32]);
+        let cases = [
+            stanza(vec![], vec![0; 32]),
+            stanza(vec![epk.clone(), epk.clone()], vec![0; 32]),
+            stanza(vec![format!("{epk}=")], vec![0; 32]),
+            stanza(vec![STANDARD_NO_PAD.encode([9u8; 31])], vec![0; 32]),
+            stanza(vec![epk.clone()], vec![0; 31]),
+            // A low-order share: the agreement is all zeros.
+            stanza(vec![STANDARD_NO_PAD.encode([0u8; 32])], vec![0; 32]),
+        ];
+        for s in &cases {
+            let ours = age::Identity::unwrap_stanza(&key, s).map(|r| r.is_ok());
+            let theirs = age::Identity::unwrap_stanza(&id, s).map(|r| r.is_ok());
+            assert_eq!(ours, theirs, "{:?}", s.args);
+            assert_eq!(ours, Some(false), "{:?}", s.args);
+        }
+        // Another tag is not this identity's to read.
+        let other = Stanza {
+            tag: "scrypt".into(),
+            args: vec![],
+            body: vec![],
+        };
+        assert!(age::Identity::unwrap_stanza(&key, &other).is_none());
+    }
+}
