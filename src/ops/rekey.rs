@@ -628,7 +628,10 @@ pub fn apply(
     // thread meanwhile writes each result to a temp file beside its secret, so the
     // writes hide behind the cryptography, every write and rename is this thread's,
     // and few rewritten files are held at once. The results come a batch of files at
-    // a time, so the threads wake each other a few times, not once per file.
+    // a time, so the threads wake each other a few times, not once per file. Each
+    // batch is a task of its own that an idle core can take: left to split as it
+    // likes, the pool runs long runs of batches on one core, and at the end the
+    // other cores wait for it.
     const BATCH: usize = 16;
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Result<Rekeyed>>)>(4);
     let mut staged: Vec<Option<Staged>> = Vec::new();
@@ -641,6 +644,7 @@ pub fn apply(
             changes
                 .par_chunks(BATCH)
                 .enumerate()
+                .with_max_len(1)
                 .for_each_with(tx, |tx, (b, batch)| {
                     let outs = batch.iter().map(|c| rekey_one(c, ids, wrap)).collect();
                     // The receiver outlives every sender.
