@@ -4,6 +4,7 @@
 //! and lists, empty ones in flow style, comments and scalars (`scalar`), with the
 //! indentation of `stores.yaml.indent` (four spaces by default).
 
+mod metadata;
 mod scalar;
 
 use scalar::{ScalarData, Style, go_base64, go_float, string_node};
@@ -281,13 +282,13 @@ fn events<'a>(node: &'a Node, tail: &'a str, out: &mut Vec<Ev<'a>>) {
 /// The documents as sops writes them, each with its metadata under `sops` when
 /// there is one.
 pub(super) fn emit<'a>(
-    branches: impl Iterator<Item = (&'a Vec<Item>, Option<&'a Vec<Item>>)>,
+    branches: impl Iterator<Item = (&'a [Item], Option<&'a [Item]>)>,
     indent: i64,
 ) -> Result<Vec<u8>> {
     let mut nodes = Vec::new();
     for (branch, metadata) in branches {
         // sops's SerializeMetadata appends `sops:` to every document.
-        nodes.push(map_node(branch, metadata.map(|m| ("sops", m.as_slice())))?);
+        nodes.push(map_node(branch, metadata.map(|m| ("sops", m)))?);
     }
     let mut evs = Vec::new();
     for node in &nodes {
@@ -302,6 +303,66 @@ pub(super) fn emit<'a>(
     };
     emitter.run(&evs);
     Ok(emitter.out.into_bytes())
+}
+
+/// An encrypted document: its one branch by the general emitter and its metadata
+/// by `metadata`'s writer, where that writes it, else all by the general emitter.
+pub(super) fn emit_encrypted(
+    branches: &[Vec<Item>],
+    metadata: &[Item],
+    indent: i64,
+) -> Result<Vec<u8>> {
+    if let [branch] = branches
+        && let Some(out) = quick(branch, metadata, indent)?
+    {
+        #[cfg(debug_assertions)]
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&emit(
+                branches.iter().map(|b| (b.as_slice(), Some(metadata))),
+                indent
+            )?),
+            "the metadata's own writer and the general emitter differ"
+        );
+        return Ok(out);
+    }
+    emit(
+        branches.iter().map(|b| (b.as_slice(), Some(metadata))),
+        indent,
+    )
+}
+
+/// `branch` then `sops:` and its `metadata`, when the metadata writer takes it and
+/// the branch ends the same alone as followed by `sops:` (it has keys, no comment,
+/// which could fall to the `sops` key, and does not end open, which `...` closes).
+pub(super) fn quick(branch: &[Item], metadata: &[Item], indent: i64) -> Result<Option<Vec<u8>>> {
+    if branch.is_empty() || branch.iter().any(has_comment) {
+        return Ok(None);
+    }
+    let Some(tail) = metadata::write(metadata, indent) else {
+        return Ok(None);
+    };
+    let mut out = emit(std::iter::once((branch, None)), indent)?;
+    if !out.ends_with(b"\n") || out.ends_with(b"...\n") {
+        return Ok(None);
+    }
+    out.extend_from_slice(tail.as_bytes());
+    Ok(Some(out))
+}
+
+fn has_comment(item: &Item) -> bool {
+    fn value(v: &Value) -> bool {
+        match v {
+            Value::Comment(_) => true,
+            Value::Map(items) => items.iter().any(has_comment),
+            Value::List(values) => values.iter().any(value),
+            _ => false,
+        }
+    }
+    match item {
+        Item::Comment(_) => true,
+        Item::Pair(_, v) => value(v),
+    }
 }
 
 /// About the bytes `evs` are written in (each scalar with a line and its

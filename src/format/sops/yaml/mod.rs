@@ -79,7 +79,10 @@ impl Store for YamlStore {
     }
 
     fn emit_plain(&self, branches: &Branches) -> Result<Vec<u8>> {
-        emit::emit(branches.iter().map(|b| (b, None)), emit::DEFAULT_INDENT)
+        emit::emit(
+            branches.iter().map(|b| (b.as_slice(), None)),
+            emit::DEFAULT_INDENT,
+        )
     }
 
     fn emit_encrypted(&self, doc: &EncryptedDocument) -> Result<Vec<u8>> {
@@ -168,14 +171,11 @@ impl Store for IndentedYamlStore {
     }
 
     fn emit_plain(&self, branches: &Branches) -> Result<Vec<u8>> {
-        emit::emit(branches.iter().map(|b| (b, None)), self.indent())
+        emit::emit(branches.iter().map(|b| (b.as_slice(), None)), self.indent())
     }
 
     fn emit_encrypted(&self, doc: &EncryptedDocument) -> Result<Vec<u8>> {
-        emit::emit(
-            doc.branches.iter().map(|b| (b, Some(&doc.metadata))),
-            self.indent(),
-        )
+        emit::emit_encrypted(&doc.branches, &doc.metadata, self.indent())
     }
 
     fn emit_value(&self, value: &Value) -> Result<Vec<u8>> {

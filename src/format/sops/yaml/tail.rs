@@ -461,7 +461,43 @@ mod tests {
         let branch = body(rng);
         let metadata = metadata_items(rng);
         let indent = if rng.bool() { 4 } else { rng.i64(2..10) };
-        emit::emit(std::iter::once((&branch, Some(&metadata))), indent).unwrap()
+        emit::emit(
+            std::iter::once((branch.as_slice(), Some(metadata.as_slice()))),
+            indent,
+        )
+        .unwrap()
+    }
+
+    /// Where the metadata's own writer writes a file, it writes the general
+    /// emitter's bytes (`emit_encrypted` asserts it in a debug build, as here).
+    #[test]
+    fn files_written_by_the_metadata_writer_are_the_general_emitters() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut quick = 0;
+        let cases = 1500;
+        for _ in 0..cases {
+            let branch = body(&mut rng);
+            let metadata = metadata_items(&mut rng);
+            let indent = if rng.bool() { 4 } else { rng.i64(2..10) };
+            let general = emit::emit(
+                std::iter::once((branch.as_slice(), Some(metadata.as_slice()))),
+                indent,
+            )
+            .unwrap();
+            if let Some(out) = emit::quick(&branch, &metadata, indent).unwrap() {
+                quick += 1;
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&general)
+                );
+            }
+            assert_eq!(
+                emit::emit_encrypted(std::slice::from_ref(&branch), &metadata, indent).unwrap(),
+                general
+            );
+        }
+        // About a third: not odd option values, nor a document with a comment.
+        assert!(quick > cases / 4, "{quick} of {cases}");
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl Emitter {
         self.pop_state();
     }
 
-    fn select_scalar_style(&self, value: &str, asked: Style) -> Style {
+    pub(super) fn select_scalar_style(&self, value: &str, asked: Style) -> Style {
         let mut style = asked;
         if self.simple_key_context && self.scalar.multiline {
             style = Style::Double;
