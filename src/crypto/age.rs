@@ -85,6 +85,10 @@ pub fn encrypt(
     for r in recipients {
         match r {
             Recipient::Plugin(p) => plugin_recipients.push(p.clone()),
+            Recipient::X25519(_) => match r.montgomery_u() {
+                Some(u) => boxed.push(Box::new(super::x25519::Recipient(u))),
+                None => return Err(fail(format!("unusable recipient {r}"))),
+            },
             other => boxed.push(
                 other
                     .age_recipient()

@@ -2,7 +2,8 @@
 //! and decrypts whole age files with the identities found, `aes` seals one sops value,
 //! `sops` seals, opens and re-wraps whole sops files (values, MAC, data key), `shamir`
 //! splits a data key among sops key groups, `transit` wraps one with an OpenBao
-//! transit key, and `keygen` makes the host keys generated here.
+//! transit key, `x25519` wraps file keys for the X25519 recipients of many files,
+//! and `keygen` makes the host keys generated here.
 
 pub mod aes;
 pub mod age;
@@ -10,3 +11,4 @@ pub mod keygen;
 pub mod shamir;
 pub mod sops;
 pub mod transit;
+pub mod x25519;

@@ -1,0 +1,206 @@
+//! age X25519 recipients that many files are encrypted to in one run.
+//!
+//! Wrapping a file key for an X25519 recipient multiplies the recipient's point by a
+//! fresh ephemeral scalar: a Montgomery ladder of 255 steps, the most costly step of
+//! encrypting a small file. A rekey wraps for the same few recipients thousands of
+//! times, so once a recipient has been wrapped for `USES_BEFORE_TABLE` times in this
+//! process, a table of its multiples is built (the one the curve library keeps for
+//! the base point, made for this point) and each later multiplication is a third of
+//! the ladder's cost. The point is the same `[k]P`: only the way to it differs. A
+//! point off the curve (on its twist) has no table and keeps the ladder.
+//!
+//! The stanza is age's (<https://c2sp.org/age#x25519-recipient-stanza>), made with
+//! the age library's primitives: the salt is the ephemeral share then the
+//! recipient's key, the wrapping key its HKDF-SHA-256, the file key sealed with
+//! ChaCha20-Poly1305 under it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use age::secrecy::ExposeSecret;
+use age_core::format::{FileKey, Stanza};
+use age_core::primitives::{aead_encrypt, hkdf};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use curve25519_dalek::MontgomeryPoint;
+use curve25519_dalek::edwards::EdwardsBasepointTable;
+use curve25519_dalek::traits::BasepointTable;
+use ssh_key::rand_core::OsRng;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+const TAG: &str = "X25519";
+const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+
+/// Building a table costs about 25 ladders; it pays for itself after about 35
+/// wraps, so a recipient gets one from its 64th.
+const USES_BEFORE_TABLE: u32 = 64;
+/// About 30 KiB each: room for an admin team and a fleet of hosts.
+const MAX_TABLES: usize = 64;
+
+enum Seen {
+    Uses(u32),
+    Building,
+    Table(Arc<EdwardsBasepointTable>),
+    /// Off the curve: the ladder it is.
+    Ladder,
+}
+
+#[derive(Default)]
+struct Tables {
+    seen: HashMap<[u8; 32], Seen>,
+    built: usize,
+}
+
+fn tables() -> &'static Mutex<Tables> {
+    static TABLES: OnceLock<Mutex<Tables>> = OnceLock::new();
+    TABLES.get_or_init(Mutex::default)
+}
+
+/// The table for the point `u`, counting this use: built (outside the lock) on the
+/// use that reaches `USES_BEFORE_TABLE`, `None` before and for a point off the curve.
+fn table(u: &[u8; 32]) -> Option<Arc<EdwardsBasepointTable>> {
+    {
+        let mut t = tables().lock().ok()?;
+        let room = t.built < MAX_TABLES;
+        let seen = t.seen.entry(*u).or_insert(Seen::Uses(0));
+        match seen {
+            Seen::Table(table) => return Some(table.clone()),
+            Seen::Building | Seen::Ladder => return None,
+            Seen::Uses(n) => {
+                *n += 1;
+                if *n < USES_BEFORE_TABLE || !room {
+                    return None;
+                }
+                *seen = Seen::Building;
+                t.built += 1;
+            }
+        }
+    }
+    let built = MontgomeryPoint(*u)
+        .to_edwards(0)
+        .map(|p| Arc::new(EdwardsBasepointTable::create(&p)));
+    let mut t = tables().lock().ok()?;
+    t.seen.insert(
+        *u,
+        match &built {
+            Some(table) => Seen::Table(table.clone()),
+            None => Seen::Ladder,
+        },
+    );
+    built
+}
+
+/// An age X25519 recipient, its key as the 32 bytes of its `age1…` text.
+pub struct Recipient(pub [u8; 32]);
+
+impl age::Recipient for Recipient {
+    fn wrap_file_key(
+        &self,
+        file_key: &FileKey,
+    ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
+        let esk = StaticSecret::random_from_rng(OsRng);
+        let epk = PublicKey::from(&esk);
+        let shared: Zeroizing<[u8; 32]> = Zeroizing::new(match table(&self.0) {
+            Some(table) => table
+                .mul_base_clamped(*Zeroizing::new(esk.to_bytes()))
+                .to_montgomery()
+                .to_bytes(),
+            None => esk.diffie_hellman(&PublicKey::from(self.0)).to_bytes(),
+        });
+        // The recipient is no small-order point (`refuse_low_order`), so an all-zero
+        // secret means the random source failed.
+        if shared.iter().all(|&b| b == 0) {
+            return Err(age::EncryptError::Io(std::io::Error::other(
+                "the ephemeral key agreement gave all zeros: the random source is failing",
+            )));
+        }
+        let mut salt = [0u8; 64];
+        salt[..32].copy_from_slice(epk.as_bytes());
+        salt[32..].copy_from_slice(&self.0);
+        let wrapping = Zeroizing::new(hkdf(&salt, LABEL, shared.as_slice()));
+        let body = aead_encrypt(&wrapping, file_key.expose_secret());
+        Ok((
+            vec![Stanza {
+                tag: TAG.into(),
+                args: vec![STANDARD_NO_PAD.encode(epk.as_bytes())],
+                body,
+            }],
+            HashSet::new(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use ssh_key::rand_core::RngCore as _;
+
+    use super::*;
+
+    fn bytes(r: &age::x25519::Recipient) -> [u8; 32] {
+        let (_, data) = bech32::decode(&r.to_string()).unwrap();
+        data.try_into().unwrap()
+    }
+
+    fn encrypt(to: &dyn age::Recipient, plain: &[u8]) -> Vec<u8> {
+        let enc = age::Encryptor::with_recipients(std::iter::once(to)).unwrap();
+        let mut out = Vec::new();
+        let mut w = enc.wrap_output(&mut out).unwrap();
+        w.write_all(plain).unwrap();
+        w.finish().unwrap();
+        out
+    }
+
+    fn decrypt(data: &[u8], id: &age::x25519::Identity) -> Vec<u8> {
+        let d = age::Decryptor::new(data).unwrap();
+        let mut r = d.decrypt(std::iter::once(id as _)).unwrap();
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn the_age_library_opens_what_is_wrapped_with_and_without_a_table() {
+        let id = age::x25519::Identity::generate();
+        let to = Recipient(bytes(&id.to_public()));
+        // The uses before the table and the ones after.
+        for i in 0..USES_BEFORE_TABLE + 4 {
+            let plain = format!("secret {i}");
+            assert_eq!(
+                decrypt(&encrypt(&to, plain.as_bytes()), &id),
+                plain.as_bytes()
+            );
+        }
+        assert!(table(&to.0).is_some());
+    }
+
+    /// The table's multiple is the ladder's, for points with a small-order part too
+    /// (the clamped scalar's factor 8 clears it either way).
+    #[test]
+    fn a_tables_multiple_is_the_ladders() {
+        let id = age::x25519::Identity::generate();
+        let p = MontgomeryPoint(bytes(&id.to_public()))
+            .to_edwards(0)
+            .unwrap();
+        for torsion in EIGHT_TORSION {
+            let point = p + torsion;
+            let table = EdwardsBasepointTable::create(&point);
+            let u = point.to_montgomery();
+            for i in 0..16u8 {
+                let mut k = [0u8; 32];
+                OsRng.try_fill_bytes(&mut k).unwrap();
+                k[0] ^= i;
+                assert_eq!(table.mul_base_clamped(k).to_montgomery(), u.mul_clamped(k),);
+            }
+        }
+        // A point on the twist has no table.
+        let twist = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|u| MontgomeryPoint(*u).to_edwards(0).is_none())
+            .unwrap();
+        assert!((0..USES_BEFORE_TABLE + 1).all(|_| table(&twist).is_none()));
+    }
+}
