@@ -344,6 +344,14 @@ impl Recipient {
         }
     }
 
+    /// The 32 bytes of an ssh-ed25519 key; `None` for any other.
+    pub fn ed25519_key(&self) -> Option<[u8; 32]> {
+        match self {
+            Recipient::SshEd25519(k) => k.ed25519_bytes(),
+            _ => None,
+        }
+    }
+
     /// The age library's recipient for a native (non-plugin) key.
     pub fn age_recipient(&self) -> Option<Box<dyn age::Recipient + Send>> {
         match self {

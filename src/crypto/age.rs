@@ -89,6 +89,11 @@ pub fn encrypt(
                 Some(u) => boxed.push(Box::new(super::x25519::Recipient(u))),
                 None => return Err(fail(format!("unusable recipient {r}"))),
             },
+            Recipient::SshEd25519(_)
+                if let (Some(ed), Some(u)) = (r.ed25519_key(), r.montgomery_u()) =>
+            {
+                boxed.push(Box::new(super::x25519::SshEd25519::new(ed, u)));
+            }
             other => boxed.push(
                 other
                     .age_recipient()

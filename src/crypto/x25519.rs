@@ -1,4 +1,5 @@
-//! age X25519 recipients that many files are encrypted to in one run.
+//! age X25519 and ssh-ed25519 recipients that many files are encrypted to in one
+//! run.
 //!
 //! Wrapping a file key for an X25519 recipient multiplies the recipient's point by a
 //! fresh ephemeral scalar: a Montgomery ladder of 255 steps, the most costly step of
@@ -9,10 +10,15 @@
 //! the ladder's cost. The point is the same `[k]P`: only the way to it differs. A
 //! point off the curve (on its twist) has no table and keeps the ladder.
 //!
-//! The stanza is age's (<https://c2sp.org/age#x25519-recipient-stanza>), made with
-//! the age library's primitives: the salt is the ephemeral share then the
-//! recipient's key, the wrapping key its HKDF-SHA-256, the file key sealed with
-//! ChaCha20-Poly1305 under it.
+//! An ssh-ed25519 recipient's shared secret is the ephemeral scalar times its point,
+//! then times a tweak derived from its public key: `[t]([e]P)`, which is `[e]([t]P)`.
+//! `[t]P` is computed once per recipient, so each wrap is one multiplication, not two,
+//! and the table is `[t]P`'s.
+//!
+//! The stanzas are age's (<https://c2sp.org/age#x25519-recipient-stanza>, and
+//! `ssh-ed25519` as the age library writes it), made with the age library's
+//! primitives: the salt is the ephemeral share then the recipient's key, the
+//! wrapping key its HKDF-SHA-256, the file key sealed with ChaCha20-Poly1305 under it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -25,12 +31,15 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use curve25519_dalek::MontgomeryPoint;
 use curve25519_dalek::edwards::EdwardsBasepointTable;
 use curve25519_dalek::traits::BasepointTable;
+use sha2::{Digest, Sha256};
 use ssh_key::rand_core::OsRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 const TAG: &str = "X25519";
 const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+const SSH_TAG: &str = "ssh-ed25519";
+const SSH_LABEL: &[u8] = b"age-encryption.org/v1/ssh-ed25519";
 
 /// Building a table costs about 25 ladders; it pays for itself after about 35
 /// wraps, so a recipient gets one from its 64th.
@@ -91,6 +100,38 @@ fn table(u: &[u8; 32]) -> Option<Arc<EdwardsBasepointTable>> {
     built
 }
 
+/// A fresh ephemeral share, and the secret it agrees on with the point `u`:
+/// `[e]u`, by `u`'s table when it has one.
+fn agree(u: &[u8; 32]) -> Result<(PublicKey, Zeroizing<[u8; 32]>), age::EncryptError> {
+    let esk = StaticSecret::random_from_rng(OsRng);
+    let epk = PublicKey::from(&esk);
+    let shared = Zeroizing::new(match table(u) {
+        Some(table) => table
+            .mul_base_clamped(*Zeroizing::new(esk.to_bytes()))
+            .to_montgomery()
+            .to_bytes(),
+        None => esk.diffie_hellman(&PublicKey::from(*u)).to_bytes(),
+    });
+    // The recipient is no small-order point (`refuse_low_order`), so an all-zero
+    // secret means the random source failed.
+    if shared.iter().all(|&b| b == 0) {
+        return Err(age::EncryptError::Io(std::io::Error::other(
+            "the ephemeral key agreement gave all zeros: the random source is failing",
+        )));
+    }
+    Ok((epk, shared))
+}
+
+/// The file key sealed under the HKDF of `shared`, salted with the ephemeral share
+/// and the recipient's key `u`.
+fn seal(label: &[u8], epk: &PublicKey, u: &[u8; 32], shared: &[u8; 32], key: &FileKey) -> Vec<u8> {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(epk.as_bytes());
+    salt[32..].copy_from_slice(u);
+    let wrapping = Zeroizing::new(hkdf(&salt, label, shared));
+    aead_encrypt(&wrapping, key.expose_secret())
+}
+
 /// An age X25519 recipient, its key as the 32 bytes of its `age1…` text.
 pub struct Recipient(pub [u8; 32]);
 
@@ -99,32 +140,70 @@ impl age::Recipient for Recipient {
         &self,
         file_key: &FileKey,
     ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
-        let esk = StaticSecret::random_from_rng(OsRng);
-        let epk = PublicKey::from(&esk);
-        let shared: Zeroizing<[u8; 32]> = Zeroizing::new(match table(&self.0) {
-            Some(table) => table
-                .mul_base_clamped(*Zeroizing::new(esk.to_bytes()))
-                .to_montgomery()
-                .to_bytes(),
-            None => esk.diffie_hellman(&PublicKey::from(self.0)).to_bytes(),
-        });
-        // The recipient is no small-order point (`refuse_low_order`), so an all-zero
-        // secret means the random source failed.
-        if shared.iter().all(|&b| b == 0) {
-            return Err(age::EncryptError::Io(std::io::Error::other(
-                "the ephemeral key agreement gave all zeros: the random source is failing",
-            )));
-        }
-        let mut salt = [0u8; 64];
-        salt[..32].copy_from_slice(epk.as_bytes());
-        salt[32..].copy_from_slice(&self.0);
-        let wrapping = Zeroizing::new(hkdf(&salt, LABEL, shared.as_slice()));
-        let body = aead_encrypt(&wrapping, file_key.expose_secret());
+        let (epk, shared) = agree(&self.0)?;
         Ok((
             vec![Stanza {
                 tag: TAG.into(),
                 args: vec![STANDARD_NO_PAD.encode(epk.as_bytes())],
-                body,
+                body: seal(LABEL, &epk, &self.0, &shared, file_key),
+            }],
+            HashSet::new(),
+        ))
+    }
+}
+
+/// An age ssh-ed25519 recipient: its key in SSH's wire form, its Montgomery form
+/// `u`, and `[t]u` for its tweak `t`.
+pub struct SshEd25519 {
+    wire: Vec<u8>,
+    u: [u8; 32],
+    tweaked: [u8; 32],
+}
+
+impl SshEd25519 {
+    /// The recipient of the ed25519 key `ed` whose Montgomery form is `u`.
+    pub fn new(ed: [u8; 32], u: [u8; 32]) -> SshEd25519 {
+        let mut wire = Vec::with_capacity(51);
+        for part in [&b"ssh-ed25519"[..], &ed[..]] {
+            wire.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            wire.extend_from_slice(part);
+        }
+        let tweaked = tweaked(&wire, &u);
+        SshEd25519 { wire, u, tweaked }
+    }
+}
+
+/// `[t]u`, for the tweak `t` of the key `wire`: remembered, as a rekey wraps for each
+/// host's key many times.
+fn tweaked(wire: &[u8], u: &[u8; 32]) -> [u8; 32] {
+    static TWEAKED: OnceLock<Mutex<HashMap<[u8; 32], [u8; 32]>>> = OnceLock::new();
+    let known = TWEAKED.get_or_init(Mutex::default);
+    if let Some(t) = known.lock().ok().and_then(|m| m.get(u).copied()) {
+        return t;
+    }
+    let tweak = hkdf(wire, SSH_LABEL, &[]);
+    let t = MontgomeryPoint(*u).mul_clamped(tweak).to_bytes();
+    if let Ok(mut m) = known.lock() {
+        m.insert(*u, t);
+    }
+    t
+}
+
+impl age::Recipient for SshEd25519 {
+    fn wrap_file_key(
+        &self,
+        file_key: &FileKey,
+    ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
+        let (epk, shared) = agree(&self.tweaked)?;
+        let tag = Sha256::digest(&self.wire);
+        Ok((
+            vec![Stanza {
+                tag: SSH_TAG.into(),
+                args: vec![
+                    STANDARD_NO_PAD.encode(&tag[..4]),
+                    STANDARD_NO_PAD.encode(epk.as_bytes()),
+                ],
+                body: seal(SSH_LABEL, &epk, &self.u, &shared, file_key),
             }],
             HashSet::new(),
         ))
@@ -134,6 +213,7 @@ impl age::Recipient for Recipient {
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
+    use std::str::FromStr;
 
     use curve25519_dalek::constants::EIGHT_TORSION;
     use ssh_key::rand_core::RngCore as _;
@@ -175,6 +255,53 @@ mod tests {
             );
         }
         assert!(table(&to.0).is_some());
+    }
+
+    #[test]
+    fn the_age_library_opens_what_is_wrapped_for_an_ssh_key() {
+        use ssh_key::PrivateKey;
+        use ssh_key::private::Ed25519Keypair;
+        let mut seed = [0u8; 32];
+        OsRng.try_fill_bytes(&mut seed).unwrap();
+        let pair = Ed25519Keypair::from_seed(&seed);
+        let private = PrivateKey::from(pair.clone());
+        let pem = private.to_openssh(ssh_key::LineEnding::LF).unwrap();
+        let id = age::ssh::Identity::from_buffer(pem.as_bytes(), None).unwrap();
+        let ed = pair.public.0;
+        let u = curve25519_dalek::edwards::CompressedEdwardsY(ed)
+            .decompress()
+            .unwrap()
+            .to_montgomery()
+            .to_bytes();
+        let to = SshEd25519::new(ed, u);
+        // As the age library wraps it: the same tag, and the same secret for a share.
+        let theirs = age::ssh::Recipient::from_str(
+            &ssh_key::PublicKey::from(pair.public).to_openssh().unwrap(),
+        )
+        .unwrap();
+        let key = FileKey::new(Box::new([7; 16]));
+        let (ours, _) = age::Recipient::wrap_file_key(&to, &key).unwrap();
+        let (lib, _) = age::Recipient::wrap_file_key(&theirs, &key).unwrap();
+        assert_eq!(
+            (&ours[0].tag, &ours[0].args[0]),
+            (&lib[0].tag, &lib[0].args[0])
+        );
+        let tweak = hkdf(&to.wire, SSH_LABEL, &[]);
+        let e = [9u8; 32];
+        assert_eq!(
+            MontgomeryPoint(to.tweaked).mul_clamped(e),
+            MontgomeryPoint(MontgomeryPoint(u).mul_clamped(e).to_bytes()).mul_clamped(tweak),
+        );
+        for i in 0..USES_BEFORE_TABLE + 4 {
+            let plain = format!("secret {i}");
+            let data = encrypt(&to, plain.as_bytes());
+            let d = age::Decryptor::new(&data[..]).unwrap();
+            let mut r = d.decrypt(std::iter::once(&id as _)).unwrap();
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert_eq!(out, plain.as_bytes());
+        }
+        assert!(table(&to.tweaked).is_some());
     }
 
     /// The table's multiple is the ladder's, for points with a small-order part too
