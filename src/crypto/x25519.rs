@@ -77,7 +77,7 @@ fn table(u: &[u8; 32]) -> Option<Arc<EdwardsBasepointTable>> {
             Seen::Table(table) => return Some(table.clone()),
             Seen::Building | Seen::Ladder => return None,
             Seen::Uses(n) => {
-                *n += 1;
+                *n = n.saturating_add(1);
                 if *n < USES_BEFORE_TABLE || !room {
                     return None;
                 }
@@ -155,36 +155,41 @@ impl age::Recipient for Recipient {
 /// An age ssh-ed25519 recipient: its key in SSH's wire form, its Montgomery form
 /// `u`, and `[t]u` for its tweak `t`.
 pub struct SshEd25519 {
-    wire: Vec<u8>,
+    wire: [u8; WIRE_BYTES],
     u: [u8; 32],
     tweaked: [u8; 32],
 }
 
+/// An ssh-ed25519 key in SSH's wire form: the type's name and the key, each after
+/// its length.
+const WIRE_BYTES: usize = 4 + 11 + 4 + 32;
+
 impl SshEd25519 {
     /// The recipient of the ed25519 key `ed` whose Montgomery form is `u`.
     pub fn new(ed: [u8; 32], u: [u8; 32]) -> SshEd25519 {
-        let mut wire = Vec::with_capacity(51);
-        for part in [&b"ssh-ed25519"[..], &ed[..]] {
-            wire.extend_from_slice(&(part.len() as u32).to_be_bytes());
-            wire.extend_from_slice(part);
-        }
+        let mut wire = [0u8; WIRE_BYTES];
+        wire[..4].copy_from_slice(&11u32.to_be_bytes());
+        wire[4..15].copy_from_slice(b"ssh-ed25519");
+        wire[15..19].copy_from_slice(&32u32.to_be_bytes());
+        wire[19..].copy_from_slice(&ed);
         let tweaked = tweaked(&wire, &u);
         SshEd25519 { wire, u, tweaked }
     }
 }
 
-/// `[t]u`, for the tweak `t` of the key `wire`: remembered, as a rekey wraps for each
-/// host's key many times.
-fn tweaked(wire: &[u8], u: &[u8; 32]) -> [u8; 32] {
-    static TWEAKED: OnceLock<Mutex<HashMap<[u8; 32], [u8; 32]>>> = OnceLock::new();
+/// `[t]u`, for the tweak `t` of the key `wire`: remembered by the whole key (a key
+/// and its negation share `u`, not their tweak), as a rekey wraps for each host's key
+/// many times.
+fn tweaked(wire: &[u8; WIRE_BYTES], u: &[u8; 32]) -> [u8; 32] {
+    static TWEAKED: OnceLock<Mutex<HashMap<[u8; WIRE_BYTES], [u8; 32]>>> = OnceLock::new();
     let known = TWEAKED.get_or_init(Mutex::default);
-    if let Some(t) = known.lock().ok().and_then(|m| m.get(u).copied()) {
+    if let Some(t) = known.lock().ok().and_then(|m| m.get(wire).copied()) {
         return t;
     }
     let tweak = hkdf(wire, SSH_LABEL, &[]);
     let t = MontgomeryPoint(*u).mul_clamped(tweak).to_bytes();
     if let Ok(mut m) = known.lock() {
-        m.insert(*u, t);
+        m.insert(*wire, t);
     }
     t
 }
@@ -195,7 +200,7 @@ impl age::Recipient for SshEd25519 {
         file_key: &FileKey,
     ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
         let (epk, shared) = agree(&self.tweaked)?;
-        let tag = Sha256::digest(&self.wire);
+        let tag = Sha256::digest(self.wire);
         Ok((
             vec![Stanza {
                 tag: SSH_TAG.into(),
@@ -302,6 +307,35 @@ mod tests {
             assert_eq!(out, plain.as_bytes());
         }
         assert!(table(&to.tweaked).is_some());
+    }
+
+    /// An ssh-ed25519 key and its negation share their Montgomery form, not their
+    /// tweak: each is wrapped with its own.
+    #[test]
+    fn a_key_and_its_negation_are_wrapped_each_with_its_own_tweak() {
+        use curve25519_dalek::edwards::CompressedEdwardsY;
+        let id = age::x25519::Identity::generate();
+        let point = MontgomeryPoint(bytes(&id.to_public()))
+            .to_edwards(0)
+            .unwrap();
+        let (a, b) = (point.compress().0, (-point).compress().0);
+        let u = |ed: [u8; 32]| {
+            CompressedEdwardsY(ed)
+                .decompress()
+                .unwrap()
+                .to_montgomery()
+                .to_bytes()
+        };
+        assert_eq!(u(a), u(b));
+        let (first, second) = (SshEd25519::new(a, u(a)), SshEd25519::new(b, u(b)));
+        assert_ne!(first.tweaked, second.tweaked);
+        for to in [&first, &second] {
+            let tweak = hkdf(&to.wire, SSH_LABEL, &[]);
+            assert_eq!(
+                to.tweaked,
+                MontgomeryPoint(to.u).mul_clamped(tweak).to_bytes()
+            );
+        }
     }
 
     /// The table's multiple is the ladder's, for points with a small-order part too
