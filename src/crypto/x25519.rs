@@ -357,6 +357,16 @@ mod tests {
                 assert_eq!(table.mul_base_clamped(k).to_montgomery(), u.mul_clamped(k),);
             }
         }
+        // Bit 255 of a key is no part of its point, for the ladder and the table alike.
+        let mut high = bytes(&id.to_public());
+        high[31] |= 0x80;
+        let high_table =
+            EdwardsBasepointTable::create(&MontgomeryPoint(high).to_edwards(0).unwrap());
+        let k = [0x5a; 32];
+        assert_eq!(
+            high_table.mul_base_clamped(k).to_montgomery(),
+            MontgomeryPoint(high).mul_clamped(k)
+        );
         // A point on the twist has no table.
         let twist = (0u8..=255)
             .map(|b| [b; 32])
