@@ -107,6 +107,58 @@ fn real_age_opens_files_keys_writes_for_derived_and_native_ssh_recipients() {
     }
 }
 
+/// A run that encrypts to the same recipients many times (a rekey) wraps the later
+/// files with a table of each recipient's point: real age opens those files with the
+/// X25519 identity and with the ssh key, as it opens the first ones.
+#[test]
+fn real_age_opens_files_wrapped_once_a_recipient_has_its_table() {
+    let env = TestEnv::new();
+    let key = vectors().join("keys/ed25519-02");
+    let public = std::fs::read_to_string(vectors().join("keys/ed25519-02.pub")).unwrap();
+    let ssh_key = private_copy(&env, &key, "ed25519-02");
+    let identity = env.root.join("native.txt");
+    let made = Command::new(peer("age-keygen"))
+        .arg("-o")
+        .arg(&identity)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let native = std::fs::read_to_string(&identity)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .unwrap();
+    let at = Location::named("test");
+    let to = [
+        Recipient::parse_line(&native, &at).unwrap(),
+        Recipient::parse_line(public.trim(), &at).unwrap(),
+    ];
+    for i in 0..80 {
+        let plaintext = format!("secret {i}\n");
+        let data =
+            keys::crypto::age::encrypt(plaintext.as_bytes(), &to, Armor::Binary, &at).unwrap();
+        if i % 39 != 0 {
+            continue;
+        }
+        // The first file, one in the middle and one from the table.
+        let file = env.write(&format!("s{i}.age"), data);
+        for id in [&identity, &ssh_key] {
+            let out = age(
+                &env,
+                &[
+                    "-d",
+                    "-i",
+                    &id.display().to_string(),
+                    &file.display().to_string(),
+                ],
+                b"",
+            )
+            .success();
+            assert_eq!(out.raw_stdout, plaintext.as_bytes(), "file {i}");
+        }
+    }
+}
+
 #[test]
 fn keys_opens_files_real_age_writes_with_one_ssh_key_both_ways() {
     let env = TestEnv::new();
