@@ -90,9 +90,11 @@ pub fn encrypt(
                 None => return Err(fail(format!("unusable recipient {r}"))),
             },
             Recipient::SshEd25519(_)
-                if let (Some(ed), Some(u)) = (r.ed25519_key(), r.montgomery_u()) =>
+                if let Some(to) = r
+                    .ed25519_key()
+                    .and_then(|ed| super::x25519::SshEd25519::new(ed, || r.montgomery_u())) =>
             {
-                boxed.push(Box::new(super::x25519::SshEd25519::new(ed, u)));
+                boxed.push(Box::new(to));
             }
             other => boxed.push(
                 other

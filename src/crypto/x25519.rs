@@ -36,8 +36,8 @@ use ssh_key::rand_core::OsRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-const TAG: &str = "X25519";
-const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+use crate::identity::x25519::{LABEL, TAG, wrapping_key};
+
 const SSH_TAG: &str = "ssh-ed25519";
 const SSH_LABEL: &[u8] = b"age-encryption.org/v1/ssh-ed25519";
 
@@ -90,13 +90,15 @@ fn table(u: &[u8; 32]) -> Option<Arc<EdwardsBasepointTable>> {
         .to_edwards(0)
         .map(|p| Arc::new(EdwardsBasepointTable::create(&p)));
     let mut t = tables().lock().ok()?;
-    t.seen.insert(
-        *u,
-        match &built {
-            Some(table) => Seen::Table(table.clone()),
-            None => Seen::Ladder,
-        },
-    );
+    let seen = match &built {
+        Some(table) => Seen::Table(table.clone()),
+        None => {
+            // No table: its room is free again.
+            t.built -= 1;
+            Seen::Ladder
+        }
+    };
+    t.seen.insert(*u, seen);
     built
 }
 
@@ -122,14 +124,12 @@ fn agree(u: &[u8; 32]) -> Result<(PublicKey, Zeroizing<[u8; 32]>), age::EncryptE
     Ok((epk, shared))
 }
 
-/// The file key sealed under the HKDF of `shared`, salted with the ephemeral share
-/// and the recipient's key `u`.
+/// The file key sealed under the wrapping key of `shared` for the recipient's key `u`.
 fn seal(label: &[u8], epk: &PublicKey, u: &[u8; 32], shared: &[u8; 32], key: &FileKey) -> Vec<u8> {
-    let mut salt = [0u8; 64];
-    salt[..32].copy_from_slice(epk.as_bytes());
-    salt[32..].copy_from_slice(u);
-    let wrapping = Zeroizing::new(hkdf(&salt, label, shared));
-    aead_encrypt(&wrapping, key.expose_secret())
+    aead_encrypt(
+        &wrapping_key(label, epk.as_bytes(), u, shared),
+        key.expose_secret(),
+    )
 }
 
 /// An age X25519 recipient, its key as the 32 bytes of its `age1…` text.
@@ -164,34 +164,36 @@ pub struct SshEd25519 {
 /// its length.
 const WIRE_BYTES: usize = 4 + 11 + 4 + 32;
 
+/// A key's Montgomery form `u` and `[t]u`.
+type Forms = ([u8; 32], [u8; 32]);
+
 impl SshEd25519 {
-    /// The recipient of the ed25519 key `ed` whose Montgomery form is `u`.
-    pub fn new(ed: [u8; 32], u: [u8; 32]) -> SshEd25519 {
+    /// The recipient of the ed25519 key `ed`, whose Montgomery form `u` gives
+    /// (`None`: off the curve). Both forms are remembered by the whole key (a key and
+    /// its negation share `u`, not their tweak), as a rekey wraps for each host's key
+    /// many times.
+    pub fn new(ed: [u8; 32], u: impl FnOnce() -> Option<[u8; 32]>) -> Option<SshEd25519> {
+        static KNOWN: OnceLock<Mutex<HashMap<[u8; WIRE_BYTES], Forms>>> = OnceLock::new();
         let mut wire = [0u8; WIRE_BYTES];
         wire[..4].copy_from_slice(&11u32.to_be_bytes());
         wire[4..15].copy_from_slice(b"ssh-ed25519");
         wire[15..19].copy_from_slice(&32u32.to_be_bytes());
         wire[19..].copy_from_slice(&ed);
-        let tweaked = tweaked(&wire, &u);
-        SshEd25519 { wire, u, tweaked }
+        let known = KNOWN.get_or_init(Mutex::default);
+        let (u, tweaked) = match known.lock().ok().and_then(|m| m.get(&wire).copied()) {
+            Some(forms) => forms,
+            None => {
+                let u = u()?;
+                let tweak = hkdf(&wire, SSH_LABEL, &[]);
+                let forms = (u, MontgomeryPoint(u).mul_clamped(tweak).to_bytes());
+                if let Ok(mut m) = known.lock() {
+                    m.insert(wire, forms);
+                }
+                forms
+            }
+        };
+        Some(SshEd25519 { wire, u, tweaked })
     }
-}
-
-/// `[t]u`, for the tweak `t` of the key `wire`: remembered by the whole key (a key
-/// and its negation share `u`, not their tweak), as a rekey wraps for each host's key
-/// many times.
-fn tweaked(wire: &[u8; WIRE_BYTES], u: &[u8; 32]) -> [u8; 32] {
-    static TWEAKED: OnceLock<Mutex<HashMap<[u8; WIRE_BYTES], [u8; 32]>>> = OnceLock::new();
-    let known = TWEAKED.get_or_init(Mutex::default);
-    if let Some(t) = known.lock().ok().and_then(|m| m.get(wire).copied()) {
-        return t;
-    }
-    let tweak = hkdf(wire, SSH_LABEL, &[]);
-    let t = MontgomeryPoint(*u).mul_clamped(tweak).to_bytes();
-    if let Ok(mut m) = known.lock() {
-        m.insert(*wire, t);
-    }
-    t
 }
 
 impl age::Recipient for SshEd25519 {
@@ -278,7 +280,7 @@ mod tests {
             .unwrap()
             .to_montgomery()
             .to_bytes();
-        let to = SshEd25519::new(ed, u);
+        let to = SshEd25519::new(ed, || Some(u)).unwrap();
         // As the age library wraps it: the same tag, and the same secret for a share.
         let theirs = age::ssh::Recipient::from_str(
             &ssh_key::PublicKey::from(pair.public).to_openssh().unwrap(),
@@ -327,7 +329,10 @@ mod tests {
                 .to_bytes()
         };
         assert_eq!(u(a), u(b));
-        let (first, second) = (SshEd25519::new(a, u(a)), SshEd25519::new(b, u(b)));
+        let (first, second) = (
+            SshEd25519::new(a, || Some(u(a))).unwrap(),
+            SshEd25519::new(b, || Some(u(b))).unwrap(),
+        );
         assert_ne!(first.tweaked, second.tweaked);
         for to in [&first, &second] {
             let tweak = hkdf(&to.wire, SSH_LABEL, &[]);

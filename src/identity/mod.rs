@@ -5,7 +5,7 @@
 
 pub mod keyring;
 mod pem;
-mod x25519;
+pub(crate) mod x25519;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

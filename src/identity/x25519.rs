@@ -15,8 +15,9 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-const TAG: &str = "X25519";
-const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+/// The X25519 stanza's tag, and the label of its wrapping key's HKDF.
+pub(crate) const TAG: &str = "X25519";
+pub(crate) const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
 /// The file key and its Poly1305 tag.
 const BODY_BYTES: usize = FILE_KEY_BYTES + 16;
 
@@ -65,10 +66,7 @@ impl age::Identity for Key {
         if !shared.was_contributory() {
             return invalid();
         }
-        let mut salt = [0u8; 64];
-        salt[..32].copy_from_slice(&epk);
-        salt[32..].copy_from_slice(self.public.as_bytes());
-        let wrapping = Zeroizing::new(hkdf(&salt, LABEL, shared.as_bytes()));
+        let wrapping = wrapping_key(LABEL, &epk, self.public.as_bytes(), shared.as_bytes());
         // Not opening is not an error: the stanza may be for another X25519 key.
         let mut plain = Zeroizing::new(aead_decrypt(&wrapping, FILE_KEY_BYTES, &body).ok()?);
         Some(Ok(FileKey::init_with_mut(|key| {
@@ -76,6 +74,21 @@ impl age::Identity for Key {
             zeroize::Zeroize::zeroize(&mut *plain);
         })))
     }
+}
+
+/// The key a file key is sealed under in an X25519 or ssh-ed25519 stanza: the HKDF
+/// (under `label`) of the `shared` secret, salted with the ephemeral share `epk`
+/// then the recipient's Montgomery key `u`.
+pub(crate) fn wrapping_key(
+    label: &[u8],
+    epk: &[u8; 32],
+    u: &[u8; 32],
+    shared: &[u8; 32],
+) -> Zeroizing<[u8; 32]> {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(epk);
+    salt[32..].copy_from_slice(u);
+    Zeroizing::new(hkdf(&salt, label, shared))
 }
 
 #[cfg(test)]
