@@ -312,24 +312,24 @@ pub(super) fn emit_encrypted(
     metadata: &[Item],
     indent: i64,
 ) -> Result<Vec<u8>> {
+    let general = || {
+        emit(
+            branches.iter().map(|b| (b.as_slice(), Some(metadata))),
+            indent,
+        )
+    };
     if let [branch] = branches
         && let Some(out) = quick(branch, metadata, indent)?
     {
         #[cfg(debug_assertions)]
         assert_eq!(
             String::from_utf8_lossy(&out),
-            String::from_utf8_lossy(&emit(
-                branches.iter().map(|b| (b.as_slice(), Some(metadata))),
-                indent
-            )?),
+            String::from_utf8_lossy(&general()?),
             "the metadata's own writer and the general emitter differ"
         );
         return Ok(out);
     }
-    emit(
-        branches.iter().map(|b| (b.as_slice(), Some(metadata))),
-        indent,
-    )
+    general()
 }
 
 /// `branch` then `sops:` and its `metadata`, when the metadata writer takes it and
