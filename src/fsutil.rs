@@ -23,8 +23,8 @@ use crate::error::{Error, Location, Result};
 mod batch;
 
 pub use batch::{
-    Backup, Staged, check_dirs, commit, stage, stage_splice, write_and_remove, write_batch,
-    write_batch_with, write_many,
+    Backup, Staged, check_dirs, commit, names_file, stage, stage_kept, stage_splice,
+    write_and_remove, write_batch, write_batch_with, write_many,
 };
 
 /// The repository roots this process works in (see `confine`).
@@ -776,8 +776,8 @@ pub fn widen_file_table() {
 }
 
 /// How many open files `widen_file_table` makes room for: a rekey of a few
-/// thousand files.
-const FILE_TABLE: u64 = 8192;
+/// thousand files, each held twice (the file replaced and the one replacing it).
+const FILE_TABLE: u64 = 16384;
 
 /// Grows the table of open files to hold `n` (a file descriptor is copied to the
 /// number below it, and closed).
@@ -825,6 +825,44 @@ mod tests {
         assert!(kept[0].is_some() && kept[1].is_some());
         assert!(kept[2].is_none());
         assert!(FileRoom::for_up_to(0).keep(open()).is_none());
+    }
+
+    /// A file staged and kept open is told from any other put in its place: a copy
+    /// of the same bytes, a symlink to it, or nothing.
+    #[test]
+    fn a_committed_file_kept_open_is_known_by_its_inode_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("secret");
+        std::fs::write(&target, b"old").unwrap();
+        let room = FileRoom::for_up_to(1);
+        let staged = stage_kept(&target, b"new bytes", PUBLIC, &room).unwrap();
+        let kept = commit(vec![staged]).unwrap().pop().unwrap().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new bytes");
+        assert!(names_file(&target, &kept, 9).unwrap());
+        assert!(!names_file(&target, &kept, 8).unwrap());
+
+        let copy = dir.path().join("copy");
+        std::fs::copy(&target, &copy).unwrap();
+        std::fs::rename(&copy, &target).unwrap();
+        assert!(!names_file(&target, &kept, 9).unwrap());
+
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::rename(&target, &elsewhere).unwrap();
+        assert!(names_file(&elsewhere, &kept, 9).is_ok());
+        symlink(&elsewhere, &target).unwrap();
+        assert!(!names_file(&target, &kept, 9).unwrap());
+        std::fs::remove_file(&target).unwrap();
+        assert!(names_file(&target, &kept, 9).is_err());
+    }
+
+    /// Without room the temp file is closed, and nothing is handed back.
+    #[test]
+    fn a_file_staged_without_room_is_committed_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("secret");
+        let staged = stage_kept(&target, b"x", PUBLIC, &FileRoom::for_up_to(0)).unwrap();
+        assert!(commit(vec![staged]).unwrap()[0].is_none());
+        assert_eq!(std::fs::read(&target).unwrap(), b"x");
     }
 
     #[test]

@@ -28,8 +28,9 @@ use super::{shared, ui};
 /// values and MAC as they were, and a warning names it. Each rewritten file is
 /// proven to open with an identity that was used (with its MAC checked unless it did
 /// not match before the rekey either) before any is put in place; then all are
-/// written at once (temp files, one syncfs, renames, keys.lock last) and each is read
-/// back to be the very file proven.
+/// written at once (temp files, one syncfs, renames, keys.lock last) and each is checked
+/// to be the very file proven: by its inode, the file written being still open, else
+/// read back and hashed.
 /// A lock written by an older keys, with full fingerprints, is rewritten with
 /// short ones. A host key rotation that was killed (.keys-rotation) is undone first
 /// when its host file does not name the new key yet, and finished by this rekey

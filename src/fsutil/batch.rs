@@ -6,7 +6,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{TEMP_PREFIX, Upto, check_way, parent_of, remove, sync_dir, unsynced, write_atomic};
+use super::{
+    FileRoom, TEMP_PREFIX, Upto, check_way, parent_of, remove, sync_dir, unsynced, write_atomic,
+};
 use crate::error::{Error, Result};
 
 /// Replaces several files: each is written beside its target, all are made durable,
@@ -312,15 +314,17 @@ pub fn write_many(files: &[(PathBuf, Vec<u8>, u32)]) -> Result<()> {
         .par_iter()
         .map(|(path, data, mode)| stage(path, data, *mode))
         .collect::<Result<_>>()?;
-    commit(staged)
+    commit(staged).map(drop)
 }
 
 /// A file written beside its target under a temp name, neither durable nor in place
 /// yet (`commit` makes it both); dropped, the temp file is removed. Its descriptor is
-/// closed, so any number of files can be staged at once.
+/// closed unless a `FileRoom` had room for it (`stage_kept`), so any number of files
+/// can be staged at once.
 pub struct Staged {
     target: PathBuf,
     tmp: tempfile::TempPath,
+    kept: Option<File>,
 }
 
 /// Writes `data` to a temp file beside `path` with `mode`, not synced. The directories
@@ -329,26 +333,60 @@ pub fn stage(path: &Path, data: &[u8], mode: u32) -> Result<Staged> {
     Ok(Staged {
         target: path.to_path_buf(),
         tmp: unsynced(path, data, mode)?.into_temp_path(),
+        kept: None,
+    })
+}
+
+/// `stage`, keeping the temp file open if `room` has room for it: `commit` hands the
+/// descriptor back, so that `names_file` can tell the file in place is this one.
+pub fn stage_kept(path: &Path, data: &[u8], mode: u32, room: &FileRoom) -> Result<Staged> {
+    let (file, tmp) = unsynced(path, data, mode)?.into_parts();
+    Ok(Staged {
+        target: path.to_path_buf(),
+        tmp,
+        kept: room.keep(file),
     })
 }
 
 /// Makes every staged file durable with one `syncfs`, renames each over its target
 /// in order, and makes the renames durable with a second `syncfs` (the `write_many`
 /// protocol). A rename that fails stops there: the targets renamed so far are new,
-/// and the staged files not renamed are removed.
-pub fn commit(staged: Vec<Staged>) -> Result<()> {
+/// and the staged files not renamed are removed. Returns, in order, the descriptors
+/// `stage_kept` kept.
+pub fn commit(staged: Vec<Staged>) -> Result<Vec<Option<File>>> {
     let Some(first) = staged.first() else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let at = first.target.clone();
     let anchor = File::open(parent_of(&at)).map_err(|e| Error::io(&at, e))?;
     let sync = || rustix::fs::syncfs(&anchor).map_err(|e| Error::io(&at, std::io::Error::from(e)));
     sync()?;
-    for Staged { target, tmp } in staged {
+    let mut kept = Vec::with_capacity(staged.len());
+    for Staged {
+        target,
+        tmp,
+        kept: file,
+    } in staged
+    {
         tmp.persist(&target)
             .map_err(|e| Error::io(&target, e.error))?;
+        kept.push(file);
     }
-    sync()
+    sync()?;
+    Ok(kept)
+}
+
+/// Whether `path` itself (not a symlink's target) is the file `file` is open on, of
+/// `len` bytes. While `file` is open its inode number cannot go to another file, so
+/// a file put in its place, by anyone, is told apart.
+pub fn names_file(path: &Path, file: &File, len: u64) -> Result<bool> {
+    use rustix::fs::{AtFlags, CWD, fstat, statat};
+    let io = |e: rustix::io::Errno| Error::io(path, std::io::Error::from(e));
+    let open = fstat(file).map_err(io)?;
+    let named = statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW).map_err(io)?;
+    Ok(named.st_dev == open.st_dev
+        && named.st_ino == open.st_ino
+        && u64::try_from(open.st_size).is_ok_and(|size| size == len))
 }
 
 /// Checks the directory of each of `paths` once, before anything is written.

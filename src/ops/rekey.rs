@@ -94,6 +94,9 @@ pub struct Plan {
     /// Every secret is rewritten, whatever the lock and the headers say.
     rewrite: Rewrite,
     lock: HeldLock,
+    /// Open files the run may hold: each file the plan read and each one `apply`
+    /// writes, while there is room.
+    room: fsutil::FileRoom,
     /// Readers as an earlier state of the fleet named them (before a host's key was
     /// replaced), by the short ids of their keys.
     earlier: super::readers::Labels,
@@ -133,6 +136,8 @@ struct NewLine {
     format: Format,
     fingerprints: Arc<[String]>,
     sha256: String,
+    /// The new file's length.
+    len: u64,
     /// The file replaced, still open (`Change::held`).
     held: Option<std::fs::File>,
 }
@@ -355,7 +360,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     // Each file is read once, header only, on every core.
     let root = ws.repo.root();
     let reads = fsutil::Reads::default();
-    let room = fsutil::FileRoom::for_up_to(candidates.len());
+    // Room for each file read and, in `apply`, for the one written in its place.
+    let room = fsutil::FileRoom::for_up_to(candidates.len().saturating_mul(2));
     let found: Vec<Result<Found>> = candidates
         .par_iter()
         .map(|c| {
@@ -452,6 +458,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         relock,
         rewrite,
         lock,
+        room,
         earlier: super::readers::Labels::new(),
     })
 }
@@ -460,6 +467,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
 struct Staged {
     file: fsutil::Staged,
     sha256: String,
+    len: u64,
     mac_mismatch: bool,
 }
 
@@ -640,6 +648,7 @@ pub fn apply(
     let mut write_error = None;
     std::thread::scope(|scope| {
         let changes = &plan.changes;
+        let room = &plan.room;
         scope.spawn(move || {
             changes
                 .par_chunks(BATCH)
@@ -665,11 +674,12 @@ pub fn apply(
             if write_error.is_some() {
                 continue;
             }
-            match fsutil::stage(&plan.changes[i].path, &out.data, fsutil::PUBLIC) {
+            match fsutil::stage_kept(&plan.changes[i].path, &out.data, fsutil::PUBLIC, room) {
                 Ok(file) => {
                     staged[i] = Some(Staged {
                         file,
                         sha256: lockfile::sha256_hex(&out.data),
+                        len: out.data.len() as u64,
                         mac_mismatch: out.mac_mismatch,
                     });
                     progress();
@@ -723,6 +733,7 @@ pub fn apply(
             format: change.format,
             fingerprints: change.fingerprints.clone(),
             sha256: s.sha256,
+            len: s.len,
             held: change.held.take(),
         });
     }
@@ -739,28 +750,38 @@ pub fn apply(
         // The lock is kept under a second name (a hard link), not copied.
         .chain(fsutil::Backup::link([lock_file.as_path()]));
     // The new lock is written line by line, never held whole beside what the plan read.
-    let result = fsutil::commit(files)
-        .and_then(|()| {
-            fsutil::write_atomic_with(&lock_file, fsutil::PUBLIC, |out| {
-                write_lock(out, &mut lock, &lines, &label)
-            })
-        })
-        .and_then(|()| fsutil::remove(&journal));
-    if let Err(e) = result {
-        backup.restore();
-        return Err(e);
-    }
+    let result = fsutil::commit(files).and_then(|kept| {
+        fsutil::write_atomic_with(&lock_file, fsutil::PUBLIC, |out| {
+            write_lock(out, &mut lock, &lines, &label)
+        })?;
+        fsutil::remove(&journal)?;
+        Ok(kept)
+    });
+    let kept = match result {
+        Ok(kept) => kept,
+        Err(e) => {
+            backup.restore();
+            return Err(e);
+        }
+    };
     drop((backup, lock));
-    // Each file as read back is the one proven to open (its hash is the new lock's),
-    // while the files replaced are closed, and so freed.
+    // Each file in place is the one proven to open (its hash is the new lock's),
+    // while the files replaced are closed, and so freed. A file written and still
+    // open is known by its inode, which no other file can have while it is open (and
+    // which only its owner can write to); any other is read back and hashed.
     let reads = fsutil::Reads::default();
     let root = ws.repo.root();
     let checked: Vec<Result<()>> = lines
         .par_iter_mut()
-        .map(|new| {
+        .zip(kept)
+        .map(|(new, kept)| {
             drop(new.held.take());
             let path = root.join(secret_path(&new.name, new.format));
-            if lockfile::sha256_hex(&reads.read(&path)?) == new.sha256 {
+            let same = match kept {
+                Some(file) => fsutil::names_file(&path, &file, new.len)?,
+                None => lockfile::sha256_hex(&reads.read(&path)?) == new.sha256,
+            };
+            if same {
                 Ok(())
             } else {
                 Err(Error::Corrupt {
