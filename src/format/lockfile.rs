@@ -300,26 +300,36 @@ pub fn parse_entries<'a>(
 /// found a line at a time without parsing it whole: the header, then each entry's line
 /// as keys writes it, the names in order, nothing else.
 pub fn is_as_written(text: &str) -> bool {
-    let Some(body) = text.strip_prefix(HEADER) else {
-        return false;
-    };
-    let mut last: Option<&str> = None;
-    let mut rendered = String::new();
-    body.split_inclusive('\n').all(|line| {
-        let mut found = None;
-        let parsed = parse_entries(line, |name, entry| {
-            found = Some((name, entry));
-            Ok(())
-        });
-        let (Ok(()), Some((name, entry))) = (parsed, found) else {
-            return false;
-        };
-        rendered.clear();
-        let _ = write_line(&mut rendered, name, &entry);
-        let in_order = last.is_none_or(|last| last < name);
-        last = Some(name);
-        in_order && rendered == line
+    entries_as_written(text).is_some()
+}
+
+/// Each entry of `text` in the order of its lines, when `text` is as written
+/// (`is_as_written`); its lines are read on every core.
+pub fn entries_as_written(text: &str) -> Option<Vec<(&str, Entry)>> {
+    use rayon::prelude::*;
+    let body = text.strip_prefix(HEADER)?;
+    let entries: Vec<(&str, Entry)> = body
+        .par_split_inclusive('\n')
+        .map(line_as_written)
+        .collect::<Option<_>>()?;
+    entries
+        .windows(2)
+        .all(|pair| pair[0].0 < pair[1].0)
+        .then_some(entries)
+}
+
+/// The entry of `line` (with its line break), if `line` is one as keys writes it.
+fn line_as_written(line: &str) -> Option<(&str, Entry)> {
+    let mut found = None;
+    parse_entries(line, |name, entry| {
+        found = Some((name, entry));
+        Ok(())
     })
+    .ok()?;
+    let (name, entry) = found?;
+    let mut rendered = String::with_capacity(line.len());
+    let _ = write_line(&mut rendered, name, &entry);
+    (rendered == line).then_some((name, entry))
 }
 
 /// The name a line of the lock gives an entry, if it is an entry's line (as `parse`

@@ -281,12 +281,12 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     // The lock's text is the plan's from here on (the workspace reads it again if asked).
     let text = std::mem::replace(ws.lockfile()?, LockfileText::new(String::new())).into_text();
     ws.forget_lockfile();
-    // A lock as keys writes it (the usual case) is read a line at a time and never
-    // parsed whole: its entries parsed at once take about three times the memory of
-    // its text. Any other is parsed whole, to be written anew.
-    let as_written = lockfile::is_as_written(&text);
-    let relock = !text.is_empty() && !as_written;
-    let parsed = if as_written {
+    // A lock as keys writes it (the usual case) is read a line at a time on every
+    // core, and only its text is held afterwards: its entries parsed take about three
+    // times the memory of its text. Any other is parsed whole, to be written anew.
+    let written = lockfile::entries_as_written(&text);
+    let relock = !text.is_empty() && written.is_none();
+    let parsed = if written.is_some() {
         None
     } else {
         Some(Lockfile::parse(&text)?)
@@ -304,10 +304,21 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
     let mut resolved: HashMap<usize, Wanted> = HashMap::new();
     // Sized once: a vector grown by doubling leaves the copies it outgrew in the heap.
     let mut candidates = Vec::with_capacity(text.matches('\n').count());
-    let mut visit = |name: &str, entry: &lockfile::Entry| -> Result<()> {
-        let Some((i, rule)) = ws.policy.rule_for(name) else {
+    // Each secret's rule, its glob matched on every core.
+    let entries: Vec<(&str, &lockfile::Entry)> = match (&parsed, &written) {
+        (Some(lock), _) => lock.entries.iter().map(|(n, e)| (n.as_str(), e)).collect(),
+        (None, Some(written)) => written.iter().map(|(n, e)| (*n, e)).collect(),
+        (None, None) => Vec::new(),
+    };
+    let policy = &ws.policy;
+    let rules: Vec<Option<(usize, &Rule)>> = entries
+        .par_iter()
+        .map(|(name, _)| policy.rule_for(name))
+        .collect();
+    for ((name, entry), rule) in entries.into_iter().zip(rules) {
+        let Some((i, rule)) = rule else {
             skipped.push((name.to_string(), Skip::NoRule));
-            return Ok(());
+            continue;
         };
         if rule.format != entry.format {
             skipped.push((
@@ -317,14 +328,14 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                     file: entry.format,
                 },
             ));
-            return Ok(());
+            continue;
         }
         let unfinished = journaled.contains(name);
         if let Some(h) = host
             && !names_host(rule, h, ws)?
             && !unfinished
         {
-            return Ok(());
+            continue;
         }
         if let std::collections::hash_map::Entry::Vacant(e) = resolved.entry(i) {
             let r = ws.policy.resolve(rule, &ws.fleet)?;
@@ -347,16 +358,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             added: fingerprints.iter().filter(|f| !had.contains(f)).count(),
             removed: had.iter().filter(|f| !fingerprints.contains(f)).count(),
         });
-        Ok(())
-    };
-    match &parsed {
-        Some(lock) => {
-            for (name, entry) in &lock.entries {
-                visit(name, entry)?;
-            }
-        }
-        None => lockfile::parse_entries(&text, |name, entry| visit(name, &entry))?,
     }
+    drop(written);
     // Each file is read once, header only, on every core.
     let root = ws.repo.root();
     let reads = fsutil::Reads::default();

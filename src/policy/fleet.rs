@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Location, Result};
 use crate::layout::{self, Repo};
 use crate::recipient::Recipient;
@@ -145,11 +147,10 @@ impl Fleet {
         if self.whole.get().is_some() {
             return Ok(());
         }
-        let hosts = self
-            .slots
-            .iter()
-            .map(Slot::host)
-            .collect::<Result<Vec<&Host>>>()?;
+        // Parsed on every core (each key's point is checked, a scalar multiplication);
+        // the first file in error is the one reported.
+        let hosts: Vec<Result<&Host>> = self.slots.par_iter().map(Slot::host).collect();
+        let hosts = hosts.into_iter().collect::<Result<Vec<&Host>>>()?;
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         let mut deploy_keys: BTreeMap<&str, &str> = BTreeMap::new();
         for (slot, host) in self.slots.iter().zip(&hosts) {
