@@ -45,7 +45,9 @@ pub(crate) struct Args {
     #[arg(long)]
     dry_run: bool,
 
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core, and up to 16 more for a moment, to
+    /// close the files replaced, as freeing a file can wait on the disk). With N, no
+    /// thread beyond the N.
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
 
@@ -102,7 +104,9 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
     } else {
         Rewrite::Outdated
     };
-    let plan = rekey::plan(&mut ws, args.host.as_deref(), rewrite)?;
+    let mut plan = rekey::plan(&mut ws, args.host.as_deref(), rewrite)?;
+    // `--jobs` bounds every thread the rekey starts.
+    plan.close_beyond_pool = args.jobs.is_none();
     // The plan holds the lock as it parsed it; the text is read again if needed.
     ws.forget_lockfile();
     for (name, why) in &plan.skipped {

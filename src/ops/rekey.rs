@@ -100,6 +100,9 @@ pub struct Plan {
     /// Readers as an earlier state of the fleet named them (before a host's key was
     /// replaced), by the short ids of their keys.
     earlier: super::readers::Labels,
+    /// Whether the files replaced may be closed by more threads than the pool has
+    /// (`fsutil::close_all`); not when the user bounded the threads (`--jobs`).
+    pub close_beyond_pool: bool,
 }
 
 impl Plan {
@@ -138,8 +141,6 @@ struct NewLine {
     sha256: String,
     /// The new file's length.
     len: u64,
-    /// The file replaced, still open (`Change::held`).
-    held: Option<std::fs::File>,
 }
 
 impl NewLine {
@@ -463,6 +464,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         lock,
         room,
         earlier: super::readers::Labels::new(),
+        close_beyond_pool: true,
     })
 }
 
@@ -725,6 +727,8 @@ pub fn apply(
     let label = |id: &str| labels.get(id).cloned();
     let mut files = Vec::with_capacity(staged.len());
     let mut lines = Vec::with_capacity(staged.len());
+    // The files replaced, still open (`Change::held`).
+    let mut held = Vec::with_capacity(staged.len());
     let mut mac_mismatch = Vec::new();
     for (change, s) in changes.iter_mut().zip(staged) {
         if s.mac_mismatch {
@@ -737,8 +741,8 @@ pub fn apply(
             fingerprints: change.fingerprints.clone(),
             sha256: s.sha256,
             len: s.len,
-            held: change.held.take(),
         });
+        held.extend(change.held.take());
     }
     let lock_file = ws.repo.lockfile();
     // What the journal, the secrets and the lock hold now (the secrets as the plan
@@ -774,27 +778,34 @@ pub fn apply(
     // which only its owner can write to); any other is read back and hashed.
     let reads = fsutil::Reads::default();
     let root = ws.repo.root();
-    let checked: Vec<Result<()>> = lines
-        .par_iter_mut()
-        .zip(kept)
-        .map(|(new, kept)| {
-            drop(new.held.take());
-            let path = root.join(secret_path(&new.name, new.format));
-            let same = match kept {
-                Some(file) => fsutil::names_file(&path, &file, new.len)?,
-                None => lockfile::sha256_hex(&reads.read(&path)?) == new.sha256,
-            };
-            if same {
-                Ok(())
-            } else {
-                Err(Error::Corrupt {
-                    at: Location::file(&path),
-                    reason: "after the rekey the file is not the one that was proven to open"
-                        .into(),
-                })
-            }
-        })
-        .collect();
+    let check = || -> Vec<Result<()>> {
+        lines
+            .par_iter()
+            .zip(kept)
+            .map(|(new, kept)| {
+                let path = root.join(secret_path(&new.name, new.format));
+                let same = match kept {
+                    Some(file) => fsutil::names_file(&path, &file, new.len)?,
+                    None => lockfile::sha256_hex(&reads.read(&path)?) == new.sha256,
+                };
+                if same {
+                    Ok(())
+                } else {
+                    Err(Error::Corrupt {
+                        at: Location::file(&path),
+                        reason: "after the rekey the file is not the one that was proven to open"
+                            .into(),
+                    })
+                }
+            })
+            .collect()
+    };
+    let checked = if plan.close_beyond_pool {
+        fsutil::close_all(held, check)
+    } else {
+        let (checked, ()) = rayon::join(check, || held.into_par_iter().for_each(drop));
+        checked
+    };
     checked.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(Applied {
         rewritten: lines.len(),
