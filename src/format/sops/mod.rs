@@ -765,6 +765,29 @@ sops:
         })
     }
 
+    /// A `<<` key whose value is not a map or a list of maps, anywhere: sops writes
+    /// it as a merge key and cannot read the file back, so keys refuses to write it.
+    fn scalar_merge_key(items: &[Item]) -> bool {
+        fn within(value: &Value) -> bool {
+            match value {
+                Value::Map(inner) => scalar_merge_key(inner),
+                Value::List(values) => values.iter().any(within),
+                _ => false,
+            }
+        }
+        items.iter().any(|item| match item {
+            Item::Pair(key, value) => {
+                let merges = match value {
+                    Value::Map(_) => true,
+                    Value::List(values) => values.iter().all(|v| matches!(v, Value::Map(_))),
+                    _ => false,
+                };
+                (key == "<<" && !merges) || within(value)
+            }
+            _ => false,
+        })
+    }
+
     /// A map opening with a comment as the first item of a list that is an item of
     /// a list: go-yaml writes the two dashes on one line (`- - key: …`), and the
     /// comment before them, where it reads back as the outer list's.
@@ -844,6 +867,7 @@ sops:
         #[test]
         fn yaml_parse_emit_parse_is_stable(top in pairs(HOSTILE, nested(), "[a-z #]{0,8}", 6)) {
             prop_assume!(!comment_under_complex_key(&top) && !comment_after_two_dashes(&top));
+            prop_assume!(!scalar_merge_key(&top));
             stable(Format::SopsYaml, vec![top])?;
         }
 
