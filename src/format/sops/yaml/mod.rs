@@ -205,6 +205,50 @@ mod tests {
         std::fs::read(format!("{VECTORS}/{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
+    /// A comment at the indentation of a map whose keys are explicit (`? key`, as
+    /// sops writes a key over 128 bytes or with a line break), after its last entry,
+    /// is that map's, as sops (go-yaml) reads it: the entry starts at its `?`. Both
+    /// files come out of `sops encrypt` and `sops decrypt` as they went in.
+    #[test]
+    fn a_comment_closing_a_map_of_explicit_keys_stays_in_that_map() {
+        let (a, b) = ("a".repeat(130), "b".repeat(130));
+        let long = format!("top:\n    ? {a}\n    :   ? {b}\n        : x\n        # hello\n");
+        let broken = "\"\":\n    ? |4-\n\n        a\n    :   ? |\n            %\n        : \"\"\n        #\n";
+        let inner = |key: &str, value: &str, comment: &str| {
+            Value::Map(vec![
+                Item::Pair(key.into(), Value::Str(value.into())),
+                Item::Comment(comment.into()),
+            ])
+        };
+        for (input, top, outer, inner) in [
+            (long.as_str(), "top", a.clone(), inner(&b, "x", " hello")),
+            (broken, "", "\na".to_string(), inner("%\n", "", "")),
+        ] {
+            let read = YamlStore.load_plain(input.as_bytes(), "t").unwrap();
+            let want = vec![vec![Item::Pair(
+                top.into(),
+                Value::Map(vec![Item::Pair(outer, inner)]),
+            )]];
+            assert_eq!(read, want, "{input}");
+            let out = YamlStore.emit_plain(&read).unwrap();
+            assert_eq!(String::from_utf8_lossy(&out), input);
+        }
+    }
+
+    /// A `?` that is not an explicit key's indicator leaves the comments where they
+    /// were: at the end of a value (`what ?`), or in a plain key (`?x`).
+    #[test]
+    fn a_question_mark_elsewhere_does_not_make_a_key_explicit() {
+        let input = "a:\n    b: what ?\n    ?x: 1\n  # out\nc: 2\n";
+        let read = YamlStore.load_plain(input.as_bytes(), "t").unwrap();
+        let plain = YamlStore
+            .load_plain(input.replace('?', "q").as_bytes(), "t")
+            .unwrap();
+        let count = |b: &Branches| format!("{b:?}").matches("Comment").count();
+        assert_eq!(count(&read), 1);
+        assert_eq!(format!("{read:?}").replace('?', "q"), format!("{plain:?}"));
+    }
+
     fn plain_roundtrip(input: &str, expected: &str) {
         let branches = YamlStore.load_plain(&read(input), input).unwrap();
         let out = YamlStore.emit_plain(&branches).unwrap();

@@ -366,6 +366,8 @@ impl Builder<'_> {
                 let value = self.yaml11_breaks(value, style, span);
                 if self.expects_key() {
                     let key = self.key(&value, style, tag.as_deref(), line)?;
+                    // The entry starts at the key, or at its `?` (`? key`).
+                    let col = self.explicit_key_col(span, style).unwrap_or(col);
                     self.place_pending(col);
                     let Some(Open {
                         frame:
@@ -496,6 +498,34 @@ impl Builder<'_> {
                 ..
             })
         )
+    }
+
+    /// The column of the `?` before a key whose text starts at `span` (`? key`, or
+    /// `? |` over a block scalar's lines), if the key is an explicit one: only
+    /// blanks, the key's tag or anchor and a block scalar's header (and the line
+    /// breaks before its text) lie between them.
+    fn explicit_key_col(&self, span: gp::Span, style: ScalarStyle) -> Option<usize> {
+        let blank = [' ', '\t'];
+        let mut rest = self.text.get(..span.start.byte_offset()?)?;
+        if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+            rest = rest.trim_end_matches([' ', '\t', '\r', '\n']);
+            rest = rest
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '+' || c == '-')
+                .strip_suffix(['|', '>'])?;
+        }
+        loop {
+            rest = rest.trim_end_matches(blank);
+            let word = rest.rsplit([' ', '\t', '\n']).next().unwrap_or("");
+            if word.starts_with(['!', '&']) {
+                rest = &rest[..rest.len() - word.len()];
+            } else {
+                break;
+            }
+        }
+        let before = rest.strip_suffix('?')?;
+        let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+        // The `?` starts a token: at the line's start or after a blank.
+        (line.is_empty() || line.ends_with(blank)).then(|| line.chars().count())
     }
 
     /// Puts the own-line comments read so far into the innermost collection, before
