@@ -765,17 +765,21 @@ impl FileRoom {
     }
 }
 
-/// Closes `files` while `meanwhile` runs on this thread, on more threads than cores
-/// (up to `CLOSERS`, a thread per `FILES_PER_CLOSER` files): where freeing a file
-/// waits on the disk (an ext4 without a journal mounted with `discard` waits for
-/// each freed extent's discard), the waits overlap. A thread that cannot start
-/// leaves its share to this one.
-pub fn close_all<T>(files: Vec<File>, meanwhile: impl FnOnce() -> T) -> T {
+/// Closes `files` while `meanwhile` runs, and returns what it gave. With
+/// `beyond_pool`, and enough files, they are closed on more threads than cores (up to
+/// `CLOSERS`, a thread per `FILES_PER_CLOSER` files): where freeing a file waits on
+/// the disk (an ext4 without a journal mounted with `discard` waits for each freed
+/// extent's discard), the waits overlap; a thread that cannot start leaves its share
+/// to this one. Otherwise they are closed on the pool's threads.
+pub fn close_all<T: Send>(
+    files: Vec<File>,
+    beyond_pool: bool,
+    meanwhile: impl FnOnce() -> T + Send,
+) -> T {
+    use rayon::prelude::*;
     let threads = CLOSERS.min(files.len() / FILES_PER_CLOSER);
-    if threads < 2 {
-        let out = meanwhile();
-        drop(files);
-        return out;
+    if !beyond_pool || threads < 2 {
+        return rayon::join(meanwhile, || files.into_par_iter().for_each(drop)).0;
     }
     let mut shares: Vec<Vec<File>> = (0..threads)
         .map(|_| Vec::with_capacity(files.len().div_ceil(threads)))
@@ -888,19 +892,21 @@ mod tests {
         assert!(names_file(&target, &kept, 9).is_err());
     }
 
-    /// Every file is closed by the time `close_all` returns, on its threads or on
-    /// this one, whatever their number: each pipe's reader then reads its end.
+    /// Every file is closed by the time `close_all` returns, on its threads, the
+    /// pool's or this one, whatever their number: each pipe's reader then reads its
+    /// end.
     #[test]
     fn close_all_closes_every_file_and_returns_what_ran_meanwhile() {
         use std::io::Read;
-        for n in [0, 3, 40, 100, 300] {
+        for n in [0, 3, 40, 100, 300, 301] {
             let (readers, writers): (Vec<File>, Vec<File>) = (0..n)
                 .map(|_| {
                     let (r, w) = rustix::pipe::pipe().unwrap();
                     (File::from(r), File::from(w))
                 })
                 .unzip();
-            assert_eq!(close_all(writers, || n * 2), n * 2);
+            let beyond_pool = n % 2 == 0;
+            assert_eq!(close_all(writers, beyond_pool, || n * 2), n * 2);
             for mut r in readers {
                 let mut buf = [0u8; 1];
                 assert_eq!(r.read(&mut buf).unwrap(), 0, "{n} files: a writer is open");

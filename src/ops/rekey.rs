@@ -800,12 +800,7 @@ pub fn apply(
             })
             .collect()
     };
-    let checked = if plan.close_beyond_pool {
-        fsutil::close_all(held, check)
-    } else {
-        let (checked, ()) = rayon::join(check, || held.into_par_iter().for_each(drop));
-        checked
-    };
+    let checked = fsutil::close_all(held, plan.close_beyond_pool, check);
     checked.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(Applied {
         rewritten: lines.len(),
