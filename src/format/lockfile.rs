@@ -310,7 +310,9 @@ pub fn entries_as_written(text: &str) -> Option<Vec<(&str, Entry)>> {
     let body = text.strip_prefix(HEADER)?;
     let entries: Vec<(&str, Entry)> = body
         .par_split_inclusive('\n')
-        .map(line_as_written)
+        .map_init(String::new, |rendered, line| {
+            line_as_written(line, rendered)
+        })
         .collect::<Option<_>>()?;
     entries
         .windows(2)
@@ -318,8 +320,9 @@ pub fn entries_as_written(text: &str) -> Option<Vec<(&str, Entry)>> {
         .then_some(entries)
 }
 
-/// The entry of `line` (with its line break), if `line` is one as keys writes it.
-fn line_as_written(line: &str) -> Option<(&str, Entry)> {
+/// The entry of `line` (with its line break), if `line` is one as keys writes it;
+/// `rendered` is room to write it again in.
+fn line_as_written<'a>(line: &'a str, rendered: &mut String) -> Option<(&'a str, Entry)> {
     let mut found = None;
     parse_entries(line, |name, entry| {
         found = Some((name, entry));
@@ -327,8 +330,8 @@ fn line_as_written(line: &str) -> Option<(&str, Entry)> {
     })
     .ok()?;
     let (name, entry) = found?;
-    let mut rendered = String::with_capacity(line.len());
-    let _ = write_line(&mut rendered, name, &entry);
+    rendered.clear();
+    let _ = write_line(rendered, name, &entry);
     (rendered == line).then_some((name, entry))
 }
 
