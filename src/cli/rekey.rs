@@ -19,13 +19,16 @@ use super::{shared, ui};
 /// key source (pgp, cloud KMS). The lock alone is never trusted: it is text anyone
 /// can edit. .age files are decrypted and re-encrypted in
 /// memory; sops files keep their values, IVs and MAC and only get their data key
-/// wrapped for the new recipients (as `sops updatekeys`); for a rule with
+/// wrapped for the new recipients (as `sops updatekeys`), unless they lose a reader:
+/// then, as `sops rotate`, every value is sealed again under a new data key (the same
+/// plaintext and lastmodified), so the reader taken away opens nothing written after;
+/// for a rule with
 /// key_groups the data key is split anew among the groups, which takes identities of
 /// shamir_threshold groups, of the file and of the groups it gets. If any file fails (no
 /// identity, a value that does not authenticate) nothing is written and every
 /// failed file is named. A sops file whose MAC does not match its values is no
 /// failure, as re-wrapping its data key needs no MAC: it is rewritten all the same,
-/// values and MAC as they were, and a warning names it. Each rewritten file is
+/// values and MAC carried over as they were, and a warning names it. Each rewritten file is
 /// proven to open with an identity that was used (with its MAC checked unless it did
 /// not match before the rekey either) before any is put in place; then all are
 /// written at once (temp files, one syncfs, renames, keys.lock last) and each is checked
@@ -53,7 +56,7 @@ pub(crate) struct Args {
 
     /// Rewrite every secret (with --host, every one of that host's), whatever
     /// keys.lock and the headers say: .age files are encrypted again, and sops files
-    /// get every data key wrapped anew.
+    /// get a new data key, every value sealed again under it.
     #[arg(long)]
     all: bool,
 }
@@ -213,7 +216,7 @@ pub(crate) fn warn_mac_mismatch(files: &[String]) {
     for rel in files {
         ui::warn(&format!(
             "{rel}: MAC mismatch: the values do not match the file's MAC; its data key was \
-             re-wrapped all the same, its values and MAC left as they were (to repair it, \
+             re-wrapped all the same, its values and MAC carried over as they were (to repair it, \
              re-encrypt what `keys decrypt --ignore-mac` prints with `keys encrypt --force`)"
         ));
     }

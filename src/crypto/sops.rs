@@ -1,10 +1,13 @@
 //! Encrypting, decrypting and re-wrapping whole sops files: each value sealed under
 //! its key path where the file's options say, the MAC over the plaintext values checked
 //! on every decrypt, and the data key wrapped per age recipient and per OpenBao transit
-//! key. IVs of unchanged values are kept, so a rewrite changes only what changed. Age
-//! identities are tried first; a transit key only when none of them opens the file.
+//! key. Every write of values seals them under a new data key, and so does a rekey
+//! that takes a reader away: whoever held the old key (a reader removed, or anyone
+//! who wrote the file, since the wrapped keys are not under the MAC) opens nothing
+//! written after. Age identities are tried first; a transit key only when none of
+//! them opens the file.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use sha2::{Digest, Sha512};
 use zeroize::{Zeroize, Zeroizing};
@@ -16,7 +19,7 @@ use crate::error::{Error, Location, Result};
 use crate::format::Format;
 use crate::format::sops;
 use crate::format::sops::audit::{Leaf, Rules, corrupt, walk_items, walk_scalars};
-use crate::format::sops::cipher::{self, IV_LEN};
+use crate::format::sops::cipher;
 use crate::format::sops::document::{Branches, EncryptedDocument, Item, Store, Value};
 use crate::format::sops::golang::{Fmt, format_float};
 use crate::format::sops::metadata::{
@@ -64,34 +67,12 @@ impl Drop for Plain {
     }
 }
 
-/// IVs of the values as they were decrypted, by a hash of (key path, type,
-/// plaintext), so the stash holds no plaintext.
-#[derive(Default)]
-pub struct Stash(HashMap<[u8; 32], [u8; IV_LEN]>);
-
-impl Stash {
-    fn slot(aad: &str, kind: &str, plain: &[u8]) -> [u8; 32] {
-        let mut h = sha2::Sha256::new();
-        h.update(aad.as_bytes());
-        h.update([0]);
-        h.update(kind.as_bytes());
-        h.update([0]);
-        h.update(plain);
-        h.finalize().into()
-    }
-
-    fn get(&self, aad: &str, kind: &str, plain: &[u8]) -> Option<[u8; IV_LEN]> {
-        self.0.get(&Stash::slot(aad, kind, plain)).copied()
-    }
-}
-
-/// What decrypting a file gives: the plaintext, and what re-encrypting it needs to
-/// keep unchanged values byte-identical.
+/// What decrypting a file gives: the plaintext, and its metadata (options and key
+/// sources) for writing it again.
 pub struct Opened {
     pub plain: Plain,
     pub metadata: Metadata,
     pub key: DataKey,
-    pub stash: Stash,
 }
 
 /// A scalar's bytes and sops type name, as sops hashes and encrypts it.
@@ -142,7 +123,6 @@ fn open_branches(
     branches: &mut Branches,
     rules: &Rules,
     key: &DataKey,
-    stash: &mut Stash,
     at: &Location,
 ) -> Result<String> {
     let mut hash = new_mac(&rules.options);
@@ -159,9 +139,6 @@ fn open_branches(
                     && let Some(plain) = aes::open(key, &sealed, &a)
                     && let Ok(text) = std::str::from_utf8(&plain)
                 {
-                    if let Ok(iv) = <[u8; IV_LEN]>::try_from(sealed.iv.as_slice()) {
-                        stash.0.insert(Stash::slot(&a, "comment", &plain), iv);
-                    }
                     *c = text.to_string();
                 }
             }
@@ -185,9 +162,6 @@ fn open_branches(
                         })?;
                         *v = typed(&sealed.kind, &plain)
                             .ok_or_else(|| corrupt(at, path, "has a malformed or unknown type"))?;
-                        if let Ok(iv) = <[u8; IV_LEN]>::try_from(sealed.iv.as_slice()) {
-                            stash.0.insert(Stash::slot(&a, &sealed.kind, &plain), iv);
-                        }
                     }
                 }
                 if (!rules.options.mac_only_encrypted || encrypted)
@@ -255,17 +229,13 @@ fn seal_branches(
     branches: &mut Branches,
     rules: &Rules,
     key: &DataKey,
-    stash: &Stash,
     store: &dyn Store,
 ) -> String {
     let mut hash = new_mac(&rules.options);
     let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
         let seal_comment = |c: &str| {
-            (rules.encrypts_comment(path, comments) && !c.is_empty()).then(|| {
-                let a = aad(path);
-                let iv = stash.get(&a, "comment", c.as_bytes());
-                aes::seal(key, c.as_bytes(), "comment", &a, iv)
-            })
+            (rules.encrypts_comment(path, comments) && !c.is_empty())
+                .then(|| aes::seal(key, c.as_bytes(), "comment", &aad(path), None))
         };
         match leaf {
             Leaf::Comment(c) => {
@@ -296,9 +266,7 @@ fn seal_branches(
                 } else if let Some((bytes, kind)) = scalar(v) {
                     hash.update(&bytes);
                     if !bytes.is_empty() {
-                        let a = aad(path);
-                        let iv = stash.get(&a, kind, &bytes);
-                        *v = Value::Str(aes::seal(key, &bytes, kind, &a, iv));
+                        *v = Value::Str(aes::seal(key, &bytes, kind, &aad(path), None));
                     }
                 }
             }
@@ -351,13 +319,15 @@ pub enum Mac {
     Ignore,
 }
 
-/// Which wrapped data keys `rewrap` keeps.
+/// What `rewrap` keeps of a file's data key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wrap {
-    /// The key of a recipient that stays, when it is wrapped for that recipient
-    /// alone, byte for byte (as `sops updatekeys`).
+    /// The data key, unless the file loses a reader, and the wrapped key of a
+    /// recipient that stays, when it is wrapped for that recipient alone, byte for
+    /// byte (as `sops updatekeys`).
     KeepStaying,
-    /// None: every recipient's key is wrapped anew.
+    /// Nothing: a new data key, every value sealed under it, wrapped for every
+    /// recipient (as `sops rotate`).
     Anew,
 }
 
@@ -368,15 +338,14 @@ fn verified(
     key: &DataKey,
     at: &Location,
     mac: Mac,
-) -> Result<(Plain, Stash)> {
+) -> Result<Plain> {
     let rules = Rules::new(&metadata.options, at)?;
     let mut plain = Plain(doc.branches.clone());
-    let mut stash = Stash::default();
-    let computed = open_branches(&mut plain.0, &rules, key, &mut stash, at)?;
+    let computed = open_branches(&mut plain.0, &rules, key, at)?;
     if mac == Mac::Check && !mac_is(metadata, key, &computed) {
         return Err(Error::MacMismatch { at: at.clone() });
     }
-    Ok((plain, stash))
+    Ok(plain)
 }
 
 /// Whether the metadata's MAC, opened with the data key, is `computed`.
@@ -526,25 +495,6 @@ fn wrap_for(key: &[u8], r: &Recipient, at: &Location) -> Result<AgeEntry> {
     })
 }
 
-/// Whether the file's key groups are `shamir`'s: the same threshold, and each
-/// group names the same recipients, each once.
-fn groups_are(metadata: &Metadata, shamir: &Shamir) -> bool {
-    metadata.uses_groups()
-        && metadata.shamir_threshold == shamir.threshold
-        && metadata.key_groups.len() == shamir.groups.len()
-        && metadata
-            .key_groups
-            .iter()
-            .zip(&shamir.groups)
-            .all(|(have, want)| {
-                have.age.len() == want.len()
-                    && want.iter().all(|r| {
-                        let name = r.to_string();
-                        have.age.iter().filter(|e| e.recipient == name).count() == 1
-                    })
-            })
-}
-
 /// Decrypts a sops document: finds the data key with the identities, decrypts every
 /// value and checks the MAC unless told to ignore it.
 pub fn open(
@@ -567,12 +517,11 @@ pub fn open(
             group_shares(&metadata, identities, &mut shares, &mut failure, at);
         }
         let key = group_key(&metadata, &shares, failure, identities, at)?;
-        let (plain, stash) = verified(doc, &metadata, &key, at, mac)?;
+        let plain = verified(doc, &metadata, &key, at, mac)?;
         return Ok(Opened {
             plain,
             metadata,
             key,
-            stash,
         });
     }
     let wrapped: Vec<&[u8]> = trial_order(&metadata.age, identities)
@@ -596,12 +545,11 @@ pub fn open(
         other => other?,
     };
     let key = data_key(&raw, at)?;
-    let (plain, stash) = verified(doc, &metadata, &key, at, mac)?;
+    let plain = verified(doc, &metadata, &key, at, mac)?;
     Ok(Opened {
         plain,
         metadata,
         key,
-        stash,
     })
 }
 
@@ -747,6 +695,81 @@ fn vault_entries(
         .collect()
 }
 
+/// Whether a file written for `recipients` (or `shamir`'s groups) leaves out anyone
+/// who can open its data key now: an age recipient or transit key it names, or a key
+/// source `keys` does not write (`pgp`, `kms`, …).
+fn loses_a_reader(metadata: &Metadata, recipients: &[Recipient], shamir: Option<&Shamir>) -> bool {
+    if !metadata.foreign().is_empty() || metadata.key_groups.iter().any(|g| !g.foreign.is_empty()) {
+        return true;
+    }
+    let name = |r: &Recipient| match r {
+        Recipient::Transit(t) => t.url(),
+        other => other.to_string(),
+    };
+    let mut now: HashSet<String> = recipients.iter().map(name).collect();
+    if let Some(shamir) = shamir {
+        now.extend(shamir.groups.iter().flatten().map(name));
+    }
+    let mut had = metadata
+        .age
+        .iter()
+        .chain(metadata.key_groups.iter().flat_map(|g| &g.age))
+        .map(|e| e.recipient.clone())
+        .chain(metadata.hc_vault.iter().map(VaultEntry::url));
+    had.any(|r| !now.contains(&r))
+}
+
+/// Seals every encrypted value and comment of `branches` under `new` rather than
+/// `old` (the same plaintext, type and key path, a fresh IV), and the metadata's MAC
+/// with them, under the same `lastmodified`. A comment or MAC that does not open
+/// under `old` is left as it is, as reading leaves it.
+fn reseal(
+    branches: &mut Branches,
+    metadata: &mut Metadata,
+    old: &DataKey,
+    new: &DataKey,
+    at: &Location,
+) -> Result<()> {
+    let rules = Rules::new(&metadata.options, at)?;
+    let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
+        let a = aad(path);
+        match leaf {
+            leaf @ (Leaf::Comment(_) | Leaf::ListComment(_)) => {
+                let Some(c) = leaf.into_comment() else {
+                    return Ok(());
+                };
+                if rules.encrypts_comment(path, comments)
+                    && let Some(sealed) = cipher::parse(c)
+                    && let Some(plain) = aes::open(old, &sealed, &a)
+                {
+                    *c = aes::seal(new, &plain, &sealed.kind, &a, None);
+                }
+            }
+            Leaf::Scalar(v) => {
+                if rules.encrypts_value(path, comments)
+                    && let Value::Str(s) = v
+                    && !s.is_empty()
+                {
+                    let unsealed = || corrupt(at, path, "does not authenticate");
+                    let sealed = cipher::parse(s).ok_or_else(unsealed)?;
+                    let plain = aes::open(old, &sealed, &a).ok_or_else(unsealed)?;
+                    *s = aes::seal(new, &plain, &sealed.kind, &a, None);
+                }
+            }
+        }
+        Ok(())
+    };
+    for branch in branches.iter_mut() {
+        walk_items(branch, &mut Vec::new(), &mut Vec::new(), &mut visit)?;
+    }
+    if let Some(sealed) = cipher::parse(&metadata.mac)
+        && let Some(mac) = aes::open(old, &sealed, &metadata.lastmodified)
+    {
+        metadata.mac = aes::seal(new, &mac, &sealed.kind, &metadata.lastmodified, None);
+    }
+    Ok(())
+}
+
 /// A document whose data key `rewrap` wrapped anew.
 pub struct Rewrapped {
     pub doc: EncryptedDocument,
@@ -763,14 +786,20 @@ pub struct Rewrapped {
 /// Re-wraps the data key of an encrypted document for `recipients`, as `sops
 /// updatekeys` does: values, IVs, `lastmodified` and the MAC stay as they are, and the
 /// wrapped key of a recipient that stays is kept byte for byte when it is for that
-/// recipient alone (unless `wrap` is `Wrap::Anew`). Key sources other
-/// than age are dropped. For `shamir`'s key groups the key is split anew, and the
-/// identities must open the threshold of the new groups too. The document is checked
-/// first with identities that are ready (nothing is asked for): every value
-/// authenticates under the data key, and whether the MAC matches is told, not
-/// required.
+/// recipient alone. Key sources other than age are dropped. For `shamir`'s key
+/// groups the key is split anew, and the identities must open the threshold of the
+/// new groups too. The document is checked first with identities that are ready
+/// (nothing is asked for): every value authenticates under the data key, and whether
+/// the MAC matches is told, not required.
+///
+/// When the file loses a reader (a recipient, transit key or foreign key source it
+/// had and is not written for), or `wrap` is `Wrap::Anew`, the data key is made anew
+/// first, as `sops rotate` does: every value and encrypted comment is sealed again
+/// under it (the same plaintext, type and key path), and the MAC with it, under the
+/// same `lastmodified` (a MAC that did not match still does not). The reader taken
+/// away keeps what they could read, and opens nothing written after.
 pub fn rewrap(
-    doc: EncryptedDocument,
+    mut doc: EncryptedDocument,
     identities: &Identities,
     recipients: &[Recipient],
     shamir: Option<&Shamir>,
@@ -794,6 +823,15 @@ pub fn rewrap(
         (key, Some(enc))
     };
     let mac_mismatch = !values_check(&doc, &metadata, &key, at)?;
+    let anew = wrap == Wrap::Anew || loses_a_reader(&metadata, recipients, shamir);
+    let (key, opened_from) = if anew {
+        let fresh = aes::fresh_key();
+        reseal(&mut doc.branches, &mut metadata, &key, &fresh, at)?;
+        (fresh, None)
+    } else {
+        (key, opened_from)
+    };
+    let keep = !anew;
     if let Some(shamir) = shamir {
         // New shares for every group, as `sops updatekeys` splits the key anew.
         let groups = wrap_groups(&key, shamir, at)?;
@@ -819,14 +857,14 @@ pub fn rewrap(
     let old = std::mem::take(&mut metadata.age);
     let old_vault = std::mem::take(&mut metadata.hc_vault);
     metadata.drop_foreign();
-    metadata.hc_vault = vault_entries(&key, &transit, &old_vault, wrap == Wrap::KeepStaying)?;
+    metadata.hc_vault = vault_entries(&key, &transit, &old_vault, keep)?;
     metadata.age = recipients
         .iter()
         .map(|r| {
             let name = r.to_string();
             let mut named = old.iter().filter(|e| e.recipient == name);
             if let (Some(kept), None) = (named.next(), named.next())
-                && wrap == Wrap::KeepStaying
+                && keep
                 && sops::wrapped_for(&kept.enc, r, &mut headers)
             {
                 return Ok(kept.clone());
@@ -860,9 +898,11 @@ pub fn rewrap(
     })
 }
 
-/// Encrypts a plaintext document for `recipients`. With `previous` (the same file
-/// as it was decrypted), its data key, options and the IVs of unchanged values are
-/// kept, and its wrapped keys too when the recipients are the same.
+/// Encrypts a plaintext document for `recipients`, under a new data key. With
+/// `previous` (the same file as it was decrypted), its options and the metadata
+/// keys sops keeps are kept; its data key is not: a wrapped key is not under the
+/// MAC, so anyone who could write the file may have added a wrapping of their own,
+/// or kept one for a reader the policy has since dropped.
 pub fn seal(
     store: &dyn Store,
     branches: &Branches,
@@ -872,67 +912,35 @@ pub fn seal(
     previous: Option<&Opened>,
     at: &Location,
 ) -> Result<EncryptedDocument> {
-    let empty = Stash::default();
-    let (key, stash, mut metadata) = match previous {
-        Some(p) => (p.key.clone(), &p.stash, p.metadata.clone()),
-        None => (
-            aes::fresh_key(),
-            &empty,
-            Metadata {
-                age: Vec::new(),
-                hc_vault: Vec::new(),
-                lastmodified: String::new(),
-                mac: String::new(),
-                version: VERSION.into(),
-                options: options.with_default(),
-                key_groups: Vec::new(),
-                shamir_threshold: 0,
-                raw: Vec::new(),
-            },
-        ),
+    let key = aes::fresh_key();
+    let mut metadata = match previous {
+        Some(p) => p.metadata.clone(),
+        None => Metadata {
+            age: Vec::new(),
+            hc_vault: Vec::new(),
+            lastmodified: String::new(),
+            mac: String::new(),
+            version: VERSION.into(),
+            options: options.with_default(),
+            key_groups: Vec::new(),
+            shamir_threshold: 0,
+            raw: Vec::new(),
+        },
     };
     if let Some(shamir) = shamir {
-        if !groups_are(&metadata, shamir) {
-            let groups = wrap_groups(&key, shamir, at)?;
-            metadata.set_groups(groups, shamir.threshold);
-        }
-        return finish(store, branches, metadata, &key, stash, at);
+        let groups = wrap_groups(&key, shamir, at)?;
+        metadata.set_groups(groups, shamir.threshold);
+        return finish(store, branches, metadata, &key, at);
     }
-    if metadata.uses_groups() {
-        metadata.drop_groups();
-    }
+    metadata.drop_foreign();
     let (recipients, transit) = split(recipients);
-    let names: Vec<String> = recipients.iter().map(Recipient::to_string).collect();
-    let urls: Vec<String> = transit.iter().map(|t| t.url()).collect();
-    let same = metadata.age.len() == names.len()
-        && names
-            .iter()
-            .all(|n| metadata.age.iter().any(|e| &e.recipient == n))
-        && metadata.hc_vault.len() == urls.len()
-        && urls
-            .iter()
-            .all(|u| metadata.hc_vault.iter().any(|e| &e.url() == u));
-    if !same {
-        crypto::age::refuse_low_order(&recipients, at)?;
-        // A transit entry read with the data key still wraps it.
-        metadata.hc_vault = vault_entries(&key, &transit, &metadata.hc_vault, previous.is_some())?;
-        metadata.age = recipients
-            .iter()
-            .map(|r| {
-                let enc = crypto::age::encrypt(
-                    key.as_slice(),
-                    std::slice::from_ref(r),
-                    Armor::Ascii,
-                    at,
-                )?;
-                Ok(AgeEntry {
-                    recipient: r.to_string(),
-                    enc: String::from_utf8(enc).unwrap_or_default(),
-                })
-            })
-            .collect::<Result<_>>()?;
-    }
-    finish(store, branches, metadata, &key, stash, at)
+    crypto::age::refuse_low_order(&recipients, at)?;
+    metadata.hc_vault = vault_entries(&key, &transit, &[], false)?;
+    metadata.age = recipients
+        .iter()
+        .map(|r| wrap_for(key.as_slice(), r, at))
+        .collect::<Result<_>>()?;
+    finish(store, branches, metadata, &key, at)
 }
 
 /// Seals the values with the data key and writes the MAC and `lastmodified`.
@@ -941,12 +949,11 @@ fn finish(
     branches: &Branches,
     mut metadata: Metadata,
     key: &DataKey,
-    stash: &Stash,
     at: &Location,
 ) -> Result<EncryptedDocument> {
     let rules = Rules::new(&metadata.options, at)?;
     let mut out = branches.clone();
-    let mac = seal_branches(&mut out, &rules, key, stash, store);
+    let mac = seal_branches(&mut out, &rules, key, store);
     metadata.lastmodified =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     metadata.mac = aes::seal(key, mac.as_bytes(), "str", &metadata.lastmodified, None);

@@ -3,7 +3,8 @@
 //! decryption; the lock alone is not trusted, as anyone can edit it), reading each
 //! file once. Then, on every core, each secret is re-encrypted in memory — `.age`
 //! files decrypted and re-encrypted, sops files' data keys re-wrapped with values,
-//! IVs and MAC untouched — proven to open with an identity that was used (its MAC
+//! IVs and MAC untouched (or, for a file that loses a reader, every value sealed
+//! under a new data key) — proven to open with an identity that was used (its MAC
 //! checked unless it did not match before) and written to a temp file beside it.
 //! Only if every file succeeded are they put in place: one `syncfs`, renames, the
 //! lock last. A sops file whose MAC does not match its values has not failed
@@ -41,7 +42,7 @@ pub enum Rewrite {
     /// run may have rewritten.
     Outdated,
     /// Every secret, whatever the lock and the headers say (`--all`), each sops
-    /// file's data key wrapped anew.
+    /// file under a new data key.
     All,
 }
 

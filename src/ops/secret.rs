@@ -38,8 +38,8 @@ pub struct Written {
 /// and records it in `keys.lock`.
 ///
 /// For a sops format the plaintext is a document of that format (checked as it is
-/// parsed); `previous` (the secret as `edit` decrypted it) keeps the data key and
-/// the ciphertext of unchanged values, so diffs stay small.
+/// parsed), sealed under a new data key; `previous` (the secret as `edit` decrypted
+/// it) keeps the file's options.
 pub fn encrypt(
     ws: &mut Workspace,
     name: &str,

@@ -177,8 +177,8 @@ fn keys_wraps_the_data_key_with_transit_and_sops_decrypts_with_openbao_alone() {
 }
 
 /// Files sops encrypted with `--hc-vault-transit` (alone, and beside an age
-/// recipient) are read by keys, which keeps sops's entry as it was when it
-/// re-encrypts an edit for the same readers.
+/// recipient) are read by keys, which wraps the new data key of an edit with
+/// transit encrypt, for the same readers.
 #[test]
 fn keys_reads_and_edits_files_sops_wrapped_with_transit() {
     let mut env = TestEnv::new();
@@ -214,7 +214,8 @@ fn keys_reads_and_edits_files_sops_wrapped_with_transit() {
     cmd.env_remove("KEYS_IDENTITY");
     run(cmd, b"s3cret-new\n").success();
     let after = std::fs::read_to_string(repo.join("secrets/ci/app.yaml")).unwrap();
-    assert_eq!(enc(&after), enc(&before), "the wrapped key is kept");
+    assert_ne!(enc(&after), enc(&before), "a new data key, wrapped anew");
+    assert_eq!(after.matches("enc: vault:").count(), 1);
     assert_eq!(
         sops(&env, &["decrypt", "secrets/ci/app.yaml"])
             .success()

@@ -102,7 +102,8 @@ fn rotating_a_host_rekeys_only_its_secrets_and_the_new_key_opens_them() {
         "bot-canary"
     );
     // sops files: the new key converted (as sops-nix does) opens it in the real sops;
-    // values, IVs and MAC did not change, only the wrapped data keys.
+    // the file lost a reader, so every value is sealed under a new data key (the same
+    // plaintext and lastmodified), and the layout is unchanged.
     let converted = env
         .keys(&["to-age", "--private", &new_key.display().to_string()])
         .success();
@@ -131,14 +132,20 @@ fn rotating_a_host_rekeys_only_its_secrets_and_the_new_key_opens_them() {
     let old_text = String::from_utf8(before[&sops_file].clone()).unwrap();
     let new_text = String::from_utf8(after[&sops_file].clone()).unwrap();
     let body = |t: &str| t[..t.find("\nsops:").unwrap()].to_string();
-    assert_eq!(body(&old_text), body(&new_text), "values and IVs unchanged");
+    for (a, b) in body(&old_text).lines().zip(body(&new_text).lines()) {
+        assert_eq!(a == b, !a.contains("ENC["), "{a}\n{b}");
+    }
+    assert_eq!(
+        body(&old_text).lines().count(),
+        body(&new_text).lines().count()
+    );
     let field = |t: &str, k: &str| {
         t.lines()
             .find(|l| l.trim_start().starts_with(k))
             .unwrap()
             .to_string()
     };
-    assert_eq!(field(&old_text, "mac:"), field(&new_text, "mac:"));
+    assert_ne!(field(&old_text, "mac:"), field(&new_text, "mac:"));
     assert_eq!(
         field(&old_text, "lastmodified:"),
         field(&new_text, "lastmodified:")
@@ -790,10 +797,22 @@ fn host_rotate_rewraps_a_file_whose_mac_sops_broke_and_names_it() {
     );
     assert!(out.stdout.contains("rekeyed   3 secrets"), "{}", out.stdout);
     let after = std::fs::read_to_string(&zero).unwrap();
-    assert_ne!(after, before, "its data key was wrapped for the new key");
-    assert_eq!(field(&after, "mac:"), field(&before, "mac:"));
+    assert_ne!(
+        after, before,
+        "a new data key, wrapped for the new host key"
+    );
+    // The file lost a reader: its values and MAC are sealed under the new key, the
+    // same plaintext and MAC (which still does not match: nothing is laundered).
+    assert_ne!(field(&after, "mac:"), field(&before, "mac:"));
+    assert_eq!(
+        field(&after, "lastmodified:"),
+        field(&before, "lastmodified:")
+    );
     let as_read = body(&before).replace("zero_unencrypted: -0\n", "zero_unencrypted: 0\n");
-    assert_eq!(body(&after), as_read);
+    assert_eq!(body(&after).lines().count(), as_read.lines().count());
+    for (a, b) in as_read.lines().zip(body(&after).lines()) {
+        assert_eq!(a == b, !a.contains("ENC["), "{a}\n{b}");
+    }
 
     // The new host key, converted as sops-nix does, opens every one of its files.
     let new_age = age_identity_of(&env, &new_key, "arm-3");
@@ -831,7 +850,15 @@ fn host_rotate_rewraps_a_file_whose_mac_sops_broke_and_names_it() {
         "{}",
         all.stderr
     );
-    assert_eq!(body(&std::fs::read_to_string(&zero).unwrap()), as_read);
+    // Under a new data key again: the same values (as --ignore-mac reads them).
+    let rekeyed = std::fs::read_to_string(&zero).unwrap();
+    assert_ne!(body(&rekeyed), body(&after));
+    assert_eq!(
+        read("secrets/yaml/zero.yaml", &["--ignore-mac"])
+            .success()
+            .stdout,
+        "zero_unencrypted: 0\nsecret: zero-canary\n"
+    );
 }
 
 /// A rekey reads each secret once (the plan's read serves the re-encryption and the

@@ -61,7 +61,7 @@ fn flat(doc: &EncryptedDocument) -> String {
 }
 
 #[test]
-fn seal_then_open_round_trips_and_keeps_unchanged_ciphertext() {
+fn seal_then_open_round_trips_and_every_write_takes_a_new_data_key() {
     let (_d, mut ids, r) = identity();
     let at = Location::named("t.yaml");
     let sealed = seal(
@@ -85,7 +85,7 @@ fn seal_then_open_round_trips_and_keeps_unchanged_ciphertext() {
     );
     let opened = open(&sealed, &mut ids, &NoPrompt, &at, Mac::Check).unwrap();
     assert_eq!(opened.plain.0, doc());
-    // Re-sealing with the previous version keeps every ciphertext.
+    // Sealed again from the previous version: the same plaintext under a new key.
     let again = seal(
         yaml(),
         &doc(),
@@ -96,32 +96,21 @@ fn seal_then_open_round_trips_and_keeps_unchanged_ciphertext() {
         &at,
     )
     .unwrap();
-    assert_eq!(flat(&again), text);
-    assert_eq!(metadata_age(&again), metadata_age(&sealed));
-    // One changed value changes only that value.
-    let mut changed = doc();
-    if let Item::Pair(_, Value::Map(items)) = &mut changed[0][1] {
-        items[0] = Item::Pair("user".into(), Value::Str("other".into()));
-    }
-    let third = seal(
-        yaml(),
-        &changed,
-        &[r],
-        None,
-        Options::default(),
-        Some(&opened),
-        &at,
-    )
-    .unwrap();
-    let (a, b) = (
-        format!("{:?}", sealed.branches[0][1]),
-        format!("{:?}", third.branches[0][1]),
-    );
-    assert_ne!(a, b);
-    assert_eq!(
-        format!("{:?}", sealed.branches[0][2]),
-        format!("{:?}", third.branches[0][2])
-    );
+    let reopened = open(&again, &mut ids, &NoPrompt, &at, Mac::Check).unwrap();
+    assert_eq!(reopened.plain.0, doc());
+    assert_ne!(reopened.key, opened.key);
+    assert_ne!(flat(&again), text);
+    assert_ne!(metadata_age(&again), metadata_age(&sealed));
+    // The old wrapped key, put back in the new file's metadata (it is not under the
+    // MAC), opens the old data key, under which no new value authenticates.
+    let planted = EncryptedDocument {
+        branches: again.branches.clone(),
+        metadata: sealed.metadata.clone(),
+    };
+    let err = open(&planted, &mut ids, &NoPrompt, &at, Mac::Check)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("does not authenticate"), "{err}");
 }
 
 fn metadata_age(doc: &EncryptedDocument) -> Vec<AgeEntry> {
@@ -354,7 +343,7 @@ fn groups(threshold: usize) -> (Vec<(tempfile::TempDir, Identities, Recipient)>,
 }
 
 #[test]
-fn key_groups_open_with_threshold_groups_and_are_kept_on_edit() {
+fn key_groups_open_with_threshold_groups_and_are_split_anew_on_edit() {
     let at = Location::named("t.yaml");
     let (mut ids, shamir) = groups(2);
     let sealed = seal(
@@ -400,7 +389,8 @@ fn key_groups_open_with_threshold_groups_and_are_kept_on_edit() {
     let mut both = searched(&[&ids[0].0, &ids[2].0]);
     let opened = open(&sealed, &mut both, &NoPrompt, &at, Mac::Check).unwrap();
     assert_eq!(opened.plain.0, doc());
-    // Sealing it again for the same groups keeps its key groups as they were.
+    // Sealed again for the same groups: new shares of a new key, for the same
+    // recipients, and two groups still open it.
     let again = seal(
         yaml(),
         &doc(),
@@ -412,7 +402,22 @@ fn key_groups_open_with_threshold_groups_and_are_kept_on_edit() {
     )
     .unwrap();
     let groups_of = |d: &EncryptedDocument| Metadata::from_items(&d.metadata).unwrap().key_groups;
-    assert_eq!(groups_of(&again), groups_of(&sealed));
+    let names = |d: &EncryptedDocument| {
+        groups_of(d)
+            .iter()
+            .map(|g| {
+                g.age
+                    .iter()
+                    .map(|e| e.recipient.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(groups_of(&again), groups_of(&sealed));
+    assert_eq!(names(&again), names(&sealed));
+    let reopened = open(&again, &mut both, &NoPrompt, &at, Mac::Check).unwrap();
+    assert_eq!(reopened.plain.0, doc());
+    assert_ne!(reopened.key, opened.key);
     // Re-wrapped for one recipient: the groups are gone, the top-level entry opens it.
     let plain = rewrap(
         sealed.clone(),
@@ -649,4 +654,49 @@ fn an_entry_named_for_the_identity_that_does_not_open_falls_back_to_the_others()
     let text = yaml().emit_encrypted(&done.doc).unwrap();
     let written = yaml().load_encrypted(&text, "t.yaml").unwrap();
     open(&written, &mut ids, &NoPrompt, &at, Mac::Check).unwrap();
+}
+
+#[test]
+fn a_rekey_that_takes_a_reader_away_seals_every_value_under_a_new_key() {
+    let at = Location::named("t.yaml");
+    let (_d1, mut ids1, r1) = identity();
+    let (_d2, mut ids2, r2) = identity();
+    let both = [r1.clone(), r2.clone()];
+    let sealed = seal(yaml(), &doc(), &both, None, Options::default(), None, &at).unwrap();
+    let before = open(&sealed, &mut ids1, &NoPrompt, &at, Mac::Check).unwrap();
+    // A reader added: the data key and every value stay, as `sops updatekeys`.
+    let three = [r1.clone(), r2.clone(), x25519()];
+    let added = rewrap(sealed.clone(), &ids1, &three, None, Wrap::KeepStaying, &at).unwrap();
+    assert_eq!(flat(&added.doc), flat(&sealed));
+    assert_eq!(
+        open(&added.doc, &mut ids2, &NoPrompt, &at, Mac::Check)
+            .unwrap()
+            .key,
+        before.key
+    );
+    // A reader taken away: the same plaintext (and MAC) under a new key.
+    let one = std::slice::from_ref(&r1);
+    let removed = rewrap(sealed.clone(), &ids1, one, None, Wrap::KeepStaying, &at).unwrap();
+    assert_ne!(flat(&removed.doc), flat(&sealed));
+    let after = open(&removed.doc, &mut ids1, &NoPrompt, &at, Mac::Check).unwrap();
+    assert_eq!(after.plain.0, doc());
+    assert_ne!(after.key, before.key);
+    let lastmodified =
+        |d: &EncryptedDocument| Metadata::from_items(&d.metadata).unwrap().lastmodified;
+    assert_eq!(lastmodified(&removed.doc), lastmodified(&sealed));
+    // Its old wrapped key put back (the metadata is not under the MAC): the old data
+    // key, under which nothing written now authenticates.
+    let planted = EncryptedDocument {
+        branches: removed.doc.branches.clone(),
+        metadata: sealed.metadata.clone(),
+    };
+    let err = open(&planted, &mut ids2, &NoPrompt, &at, Mac::Check)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("does not authenticate"), "{err}");
+    // `--all`: a new key whoever reads it.
+    let anew = rewrap(sealed, &ids1, &both, None, Wrap::Anew, &at).unwrap();
+    let opened = open(&anew.doc, &mut ids2, &NoPrompt, &at, Mac::Check).unwrap();
+    assert_eq!(opened.plain.0, doc());
+    assert_ne!(opened.key, before.key);
 }

@@ -329,18 +329,6 @@ impl Metadata {
         self.shamir_threshold = 0;
     }
 
-    /// Drops the key groups and their threshold, for a file rewritten for
-    /// top-level age entries.
-    pub fn drop_groups(&mut self) {
-        self.raw.retain(|item| {
-            !item
-                .key()
-                .is_some_and(|key| key == "key_groups" || key == "shamir_threshold")
-        });
-        self.key_groups.clear();
-        self.shamir_threshold = 0;
-    }
-
     /// Writes the data key's wrappings as key groups (replacing any top-level age
     /// entries), or as top-level age entries when `groups` is empty.
     pub fn set_groups(&mut self, groups: Vec<KeyGroup>, threshold: usize) {

@@ -297,7 +297,7 @@ fn host_rotate_rewraps_the_rotated_hosts_key_group_so_sops_reads_it() {
     env.keys_stdin(&["encrypt", "yaml/s"], FORMATS[0].2.as_bytes())
         .success();
     let admin = env.root.join("keys/demo.txt");
-    // A value set with two groups' identities: the key groups stay as they were.
+    // A value set with two groups' identities: a new key, split among the same groups.
     let file = repo.join("secrets/yaml/s.yaml");
     let groups_of = |text: &str| {
         let start = text.find("    key_groups:").unwrap();
@@ -319,7 +319,16 @@ fn host_rotate_rewraps_the_rotated_hosts_key_group_so_sops_reads_it() {
         b"6543\n",
     )
     .success();
-    assert_eq!(groups_of(&std::fs::read_to_string(&file).unwrap()), before);
+    let after = groups_of(&std::fs::read_to_string(&file).unwrap());
+    let recipients = |groups: &str| {
+        groups
+            .lines()
+            .filter(|l| l.contains("recipient:"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(after, before);
+    assert_eq!(recipients(&after), recipients(&before));
     let old_x86 = host_age_identity(&env, "vps-x86");
     let new_key = env.root.join("new_host_key");
     let mut cmd = Command::new(peer("ssh-keygen"));

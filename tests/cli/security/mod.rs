@@ -2,6 +2,7 @@
 //! plaintext hygiene, leaked keys, paths and links, the environment, weak keys, the
 //! lock file's claims, injected faults), each proven through the real binary.
 
+mod data_key;
 mod environment;
 mod faults;
 pub(crate) mod hostile;
