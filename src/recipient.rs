@@ -241,7 +241,13 @@ impl Recipient {
             // Refused here, where the key is named, rather than when encrypting to it.
             use age::ssh::ParseRecipientKeyError as Refused;
             match age::ssh::Recipient::from_str(&ssh.openssh()) {
-                Ok(_) => Ok(Recipient::SshRsa(ssh)),
+                Ok(_) => match ssh.key.key_data().rsa().and_then(rsa_flaw) {
+                    Some(reason) => Err(Error::WeakKey {
+                        at: at.clone(),
+                        reason: format!("ssh-rsa key {reason}"),
+                    }),
+                    None => Ok(Recipient::SshRsa(ssh)),
+                },
                 Err(Refused::RsaModulusTooSmall) => Err(invalid(
                     at,
                     "ssh-rsa key under 2048 bits, which age refuses as weak",
@@ -599,6 +605,66 @@ fn ed25519_flaw(bytes: &[u8; 32]) -> Option<Flaw> {
         return Some(Flaw::NotOnCurve);
     };
     point_flaw(&point, point.compress().0 == *bytes)
+}
+
+/// Why an ssh-rsa public key age accepts is refused, if it is: its exponent is no
+/// RSA exponent, or its modulus factors in ways anyone can find (prime, a small
+/// factor, or two factors so close that the first steps of Fermat's method find
+/// them), so anyone could compute its private key. Moduli found sound are
+/// remembered for the run: each check costs a modular exponentiation.
+fn rsa_flaw(key: &ssh_key::public::RsaPublicKey) -> Option<&'static str> {
+    use num_bigint_dig::BigUint;
+    static SOUND: Mutex<BTreeSet<Vec<u8>>> = Mutex::new(BTreeSet::new());
+    let (Some(n), Some(e)) = (key.n.as_positive_bytes(), key.e.as_positive_bytes()) else {
+        return Some("has a modulus or exponent that is not a positive number");
+    };
+    let sound = || SOUND.lock().unwrap_or_else(PoisonError::into_inner);
+    if sound().contains(n) {
+        return None;
+    }
+    let (modulus, e) = (BigUint::from_bytes_be(n), BigUint::from_bytes_be(e));
+    let even = |x: &BigUint| x % 2u32 == BigUint::from(0u32);
+    let is_square = |x: &BigUint| {
+        let root = x.sqrt();
+        &root * &root == *x
+    };
+    let flaw = if e < BigUint::from(3u32) || even(&e) {
+        Some("has a public exponent that is even or under 3 (no RSA key has one)")
+    } else if even(&modulus) || small_primes().any(|p| &modulus % p == BigUint::from(0u32)) {
+        Some("has a small prime factor (anyone could compute its private key)")
+    } else if num_bigint_dig::prime::probably_prime(&modulus, 20) {
+        Some("has a prime modulus (anyone could compute its private key)")
+    } else {
+        // Fermat: n = a² − b² for a just above √n when the factors are close.
+        let root = modulus.sqrt();
+        let close = (0u32..=FERMAT_STEPS).any(|k| {
+            let a = &root + BigUint::from(k);
+            let square = &a * &a;
+            square >= modulus && is_square(&(square - &modulus))
+        });
+        close.then_some("has two factors so close that anyone could find them")
+    };
+    if flaw.is_none() {
+        sound().insert(n.to_vec());
+    }
+    flaw
+}
+
+/// How many steps of Fermat's method `rsa_flaw` takes: each step past the first
+/// adds little, as the first already finds factors within about n^¼ of each other.
+const FERMAT_STEPS: u32 = 4;
+
+/// The primes below 10,000, by a sieve.
+fn small_primes() -> impl Iterator<Item = u32> {
+    const BELOW: usize = 10_000;
+    let mut composite = vec![false; BELOW];
+    (2..BELOW).filter_map(move |i| {
+        if composite[i] {
+            return None;
+        }
+        (i * i..BELOW).step_by(i).for_each(|j| composite[j] = true);
+        u32::try_from(i).ok()
+    })
 }
 
 /// Why an X25519 public key (a Montgomery u-coordinate) is refused, if it is.

@@ -272,6 +272,53 @@ fn a_weak_key_in_an_admin_file_is_refused_by_file_and_line() {
     }
 }
 
+/// An ssh-rsa key anyone could compute the private half of (a prime modulus, a
+/// small factor, two factors side by side; built for the test, not by ssh-keygen)
+/// is refused in an admin file and by `admin add`, where a real ssh-keygen RSA key
+/// is taken; agenix encrypts to ssh-rsa keys, so such a key would open secrets.
+#[test]
+fn an_ssh_rsa_key_whose_private_half_anyone_can_compute_is_refused() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let policy = repo.join("policies/default.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replacen("admins: [demo]", "admins: [demo, mallory]", 1),
+    )
+    .unwrap();
+    let admin = repo.join("recipients/admins/mallory.pub");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/weak-rsa");
+    for (file, said) in [
+        ("prime-modulus.pub", "ssh-rsa key has a prime modulus"),
+        ("small-factor.pub", "ssh-rsa key has a small prime factor"),
+        ("close-factors.pub", "ssh-rsa key has two factors so close"),
+    ] {
+        let line = std::fs::read_to_string(fixtures.join(file)).unwrap();
+        std::fs::write(&admin, format!("# mallory\n{line}")).unwrap();
+        let before = tree(&repo);
+        let at = "recipients/admins/mallory.pub:2";
+        refused(
+            env.keys_stdin(&["encrypt", "misc/x"], b"a"),
+            3,
+            at,
+            said,
+            file,
+        );
+        refused(env.keys(&["check"]), 8, at, said, file);
+        assert!(tree(&repo) == before, "{file}: a file changed");
+        std::fs::remove_file(&admin).unwrap();
+        let before = tree(&repo);
+        let key = fixtures.join(file).display().to_string();
+        let run = env.keys(&["admin", "add", "mallory2", "--key", &key]);
+        refused(run, 3, &format!("{key}:1"), said, file);
+        assert!(tree(&repo) == before, "{file}: a file changed");
+    }
+    let real = vectors().join("keys/rsa-01.pub");
+    std::fs::copy(&real, &admin).unwrap();
+    env.keys_stdin(&["encrypt", "misc/x"], b"a").success();
+}
+
 /// `host add` and `host rotate` refuse a weak key from `--key FILE` or from the
 /// ssh-keyscan program, even beside a good key.
 #[test]
