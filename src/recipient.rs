@@ -178,6 +178,14 @@ impl Recipient {
     /// known_hosts or ssh-keyscan form. `at` names where the line came from.
     pub fn parse_line(line: &str, at: &Location) -> Result<Recipient> {
         let line = line.trim_start_matches('\u{feff}').trim();
+        // A value of several lines (a YAML block scalar) would be read as its first
+        // key, the rest taken for a comment.
+        if line.contains(['\n', '\r']) {
+            return Err(invalid(
+                at,
+                "a key value holds one key on one line, and this one has several lines",
+            ));
+        }
         let tokens = fields(line);
         let Some(first) = tokens.first() else {
             return Err(invalid(at, "empty line where a key was expected"));

@@ -40,6 +40,11 @@ fn errors_name_file_and_line() {
             "h.yaml:1: ssh_key must be an ssh-ed25519 key",
         ),
         (format!("ssh_key: {KEY}\nssh_key: {KEY}\n"), "h.yaml:2"),
+        // Two keys in one block scalar: neither is taken for the host's.
+        (
+            format!("ssh_key: |\n  {KEY} one\n  {KEY} two\n"),
+            "h.yaml:2: a key value holds one key on one line",
+        ),
         (
             format!("ssh_key: {KEY}\nsystem: riscv\n"),
             "h.yaml:2: system",
