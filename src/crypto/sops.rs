@@ -137,8 +137,14 @@ fn open_branches(
                 if rules.encrypts_comment(path, comments)
                     && let Some(sealed) = cipher::parse(c)
                     && let Some(plain) = aes::open(key, &sealed, &a)
-                    && let Ok(text) = std::str::from_utf8(&plain)
                 {
+                    let text = std::str::from_utf8(&plain).map_err(|_| {
+                        corrupt(
+                            at,
+                            path,
+                            "has a comment that is not UTF-8, which keys cannot print",
+                        )
+                    })?;
                     *c = text.to_string();
                 }
             }
@@ -913,6 +919,23 @@ pub fn seal(
     at: &Location,
 ) -> Result<EncryptedDocument> {
     let key = aes::fresh_key();
+    seal_under(
+        &key, store, branches, recipients, shamir, options, previous, at,
+    )
+}
+
+/// `seal`, under `key`.
+#[allow(clippy::too_many_arguments)]
+fn seal_under(
+    key: &DataKey,
+    store: &dyn Store,
+    branches: &Branches,
+    recipients: &[Recipient],
+    shamir: Option<&Shamir>,
+    options: Options,
+    previous: Option<&Opened>,
+    at: &Location,
+) -> Result<EncryptedDocument> {
     let mut metadata = match previous {
         Some(p) => p.metadata.clone(),
         None => Metadata {
@@ -928,19 +951,19 @@ pub fn seal(
         },
     };
     if let Some(shamir) = shamir {
-        let groups = wrap_groups(&key, shamir, at)?;
+        let groups = wrap_groups(key, shamir, at)?;
         metadata.set_groups(groups, shamir.threshold);
-        return finish(store, branches, metadata, &key, at);
+        return finish(store, branches, metadata, key, at);
     }
     metadata.drop_foreign();
     let (recipients, transit) = split(recipients);
     crypto::age::refuse_low_order(&recipients, at)?;
-    metadata.hc_vault = vault_entries(&key, &transit, &[], false)?;
+    metadata.hc_vault = vault_entries(key, &transit, &[], false)?;
     metadata.age = recipients
         .iter()
         .map(|r| wrap_for(key.as_slice(), r, at))
         .collect::<Result<_>>()?;
-    finish(store, branches, metadata, &key, at)
+    finish(store, branches, metadata, key, at)
 }
 
 /// Seals the values with the data key and writes the MAC and `lastmodified`.
@@ -1005,7 +1028,17 @@ pub fn encrypt_file(
     } else {
         options
     };
-    let mut doc = seal(&*store, &plain.0, recipients, shamir, options, previous, at)?;
+    if plain.0.is_empty() {
+        // sops refuses it too: no document is no place for the metadata.
+        return Err(Error::InvalidFile {
+            at: at.clone(),
+            reason: "the plaintext holds no document (only blanks, comments or `...`)".into(),
+        });
+    }
+    let key = aes::fresh_key();
+    let mut doc = seal_under(
+        &key, &*store, &plain.0, recipients, shamir, options, previous, at,
+    )?;
     if format == Format::SopsBinary && previous.is_none() {
         // Nor sops's default suffix, which only a store of many values records.
         doc.metadata
@@ -1022,6 +1055,22 @@ pub fn encrypt_file(
                 out.len() >> 20,
                 sops::MAX_INPUT >> 20
             ),
+        });
+    }
+    // Nor one that would not open again. sops writes such files under some options
+    // (a comment regex can leave a value in the clear, or put the MAC over other
+    // bytes than it checks on reading), and then neither tool reads them.
+    let opens = store.load_encrypted(&out, &at.file).ok().and_then(|back| {
+        let metadata = Metadata::from_items(&back.metadata).ok()?;
+        values_check(&back, &metadata, &key, at).ok()
+    });
+    if opens != Some(true) {
+        return Err(Error::InvalidFile {
+            at: at.clone(),
+            reason: "encrypted under this rule's options it would not open again (sops writes \
+                     it with a value in the clear or a MAC it then refuses); a comment regex is \
+                     the usual cause: change the rule or move the comment"
+                .into(),
         });
     }
     Ok(out)

@@ -55,6 +55,10 @@ impl Store for JsonStore {
 
     fn emit_plain(&self, branches: &Branches) -> Result<Vec<u8>> {
         let branch = single_branch(branches, "json")?;
+        refuse_non_finite(branch.iter().filter_map(|i| match i {
+            Item::Pair(_, v) => Some(v),
+            Item::Comment(_) => None,
+        }))?;
         let mut out = String::new();
         write_document(&mut out, branch);
         out.push('\n');
@@ -62,6 +66,7 @@ impl Store for JsonStore {
     }
 
     fn emit_value(&self, value: &Value) -> Result<Vec<u8>> {
+        refuse_non_finite([value])?;
         let mut out = String::new();
         write_value(&mut out, value);
         Ok(out.into_bytes())
@@ -90,6 +95,29 @@ pub(crate) fn single_branch<'a>(branches: &'a Branches, store: &str) -> Result<&
             ),
         )),
     }
+}
+
+/// Refuses a document with an infinity or NaN, as sops does (Go's JSON encoder
+/// has no way to write one) rather than print it as something else.
+fn refuse_non_finite<'a>(values: impl IntoIterator<Item = &'a Value>) -> Result<()> {
+    let mut stack: Vec<&Value> = values.into_iter().collect();
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Float(f) if !f.is_finite() => {
+                return Err(super::text::unemittable(
+                    "json",
+                    format!("JSON has no way to write the number {f}, as sops says too"),
+                ));
+            }
+            Value::Map(items) => stack.extend(items.iter().filter_map(|i| match i {
+                Item::Pair(_, v) => Some(v),
+                Item::Comment(_) => None,
+            })),
+            Value::List(values) => stack.extend(values),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn refuse_metadata_key(branch: &[Item], store: &str) -> Result<()> {

@@ -577,3 +577,83 @@ fn sops_edits_and_creates_files_with_the_exported_creation_rules() {
     assert!(!check.stdout.contains("drift"), "{}", check.stdout);
     let _ = repo;
 }
+
+/// What keys refuses rather than write or print something neither tool reads as it
+/// was: a YAML plaintext with no document (keys wrote an empty file), a rule whose
+/// comment regex makes sops write a file it cannot open, a comment sops decrypts to
+/// bytes that are not UTF-8 (keys printed its ciphertext), and an infinity in a
+/// JSON file (keys printed null). Each is one error, exit 3, nothing written.
+#[test]
+fn what_neither_tool_would_read_as_it_was_is_refused() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let admin = env.root.join("keys/demo.txt");
+    let policy = repo.join("policies/default.yaml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace(
+            "rules:\n",
+            "rules:\n  - secrets: \"uc/*\"\n    format: sops-yaml\n    unencrypted_comment_regex: clear\n    readers: [admins]\n",
+        ),
+    )
+    .unwrap();
+    let before = tree(&repo);
+    for (name, plaintext, says) in [
+        ("yaml/blank", " \n", "holds no document"),
+        ("yaml/dots", "...\n", "holds no document"),
+        (
+            "uc/list",
+            "b:\n - a: 1 #clear\n   c: f\n",
+            "would not open again",
+        ),
+    ] {
+        let r = env
+            .keys_stdin(&["encrypt", name], plaintext.as_bytes())
+            .failure(3);
+        assert!(r.stderr.contains(says), "{name}: {}", r.stderr);
+        assert_eq!(tree(&repo), before, "{name}");
+    }
+    // A dotenv comment sops decrypts to bytes that are not UTF-8.
+    let env_file = sops_encrypted(&env, &repo, "c.env", b"#\xc3\nA=1\n");
+    let r = env
+        .keys(&["decrypt", env_file.to_str().unwrap()])
+        .failure(3);
+    assert!(
+        r.stdout.is_empty() && !r.stderr.contains("ENC["),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("not UTF-8"), "{}", r.stderr);
+    // Infinities in a JSON file, which sops refuses to print too.
+    let plain = env.write("inf.yaml", "a: .inf\nb: 1\n");
+    let admin_key = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
+    let age = admin_key
+        .lines()
+        .find(|l| l.starts_with("age1"))
+        .unwrap()
+        .trim();
+    let args = [
+        "encrypt",
+        "--input-type",
+        "yaml",
+        "--output-type",
+        "json",
+        "--age",
+        age,
+        plain.to_str().unwrap(),
+    ];
+    let sealed = sops(&env, &args, &admin).success();
+    let json = env.write("inf.json", &sealed.raw_stdout);
+    assert_ne!(
+        sops(&env, &["decrypt", json.to_str().unwrap()], &admin).code,
+        0
+    );
+    let r = env.keys(&["decrypt", json.to_str().unwrap()]).failure(3);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("JSON has no way to write"),
+        "{}",
+        r.stderr
+    );
+}
