@@ -17,7 +17,8 @@ use super::{shared, ui};
 /// ssh-rsa stanzas' key tags and the number of X25519 and other stanzas; for a sops
 /// file, the recipients its metadata names, one wrapped data key each, and no other
 /// key source (pgp, cloud KMS). The lock alone is never trusted: it is text anyone
-/// can edit. .age files are decrypted and re-encrypted in
+/// can edit. A secret file the lock does not list (sops or agenix wrote it) is
+/// rewritten, and recorded, when its own header differs from the policy. .age files are decrypted and re-encrypted in
 /// memory; sops files keep their values, IVs and MAC and only get their data key
 /// wrapped for the new recipients (as `sops updatekeys`), unless they lose a reader:
 /// then, as `sops rotate`, every value is sealed again under a new data key (the same
@@ -139,6 +140,9 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
             rekey::Reason::Recipients => format!("+{} -{} recipients", c.added, c.removed),
             rekey::Reason::Header(what) => {
                 format!("keys.lock agrees with the policy, the file does not: {what}")
+            }
+            rekey::Reason::Unlisted(what) => {
+                format!("not in keys.lock, and the file differs from the policy: {what}")
             }
             rekey::Reason::Unfinished => "left by an interrupted rekey".into(),
             rekey::Reason::Forced => "--all".into(),

@@ -54,6 +54,9 @@ pub enum Reason {
     /// The lock agrees with the policy but the file's own header does not: what
     /// differs, in counts.
     Header(String),
+    /// The lock does not list it (sops or agenix wrote it), and its header differs
+    /// from the policy: what differs, in counts.
+    Unlisted(String),
     /// A killed run may have rewritten it without recording it in the lock.
     Unfinished,
     /// Asked for (`--all`), though nothing differs.
@@ -205,6 +208,19 @@ fn write_lock(
     }
 }
 
+/// Whether the lock, as the plan read it, lists `name`.
+fn lock_lists(
+    parsed: &Option<Lockfile>,
+    written: &Option<Vec<(&str, lockfile::Entry)>>,
+    name: &str,
+) -> bool {
+    match (parsed, written) {
+        (Some(lock), _) => lock.entries.contains_key(name),
+        (None, Some(written)) => written.binary_search_by(|(n, _)| (*n).cmp(name)).is_ok(),
+        (None, None) => false,
+    }
+}
+
 /// Why the plan leaves a secret alone.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Skip {
@@ -252,6 +268,9 @@ struct Candidate {
     /// Recipients the rule resolves to that the lock does not list, and the reverse.
     added: usize,
     removed: usize,
+    /// The lock lists it. A secret file it does not list (sops or agenix wrote it)
+    /// is rewritten only when its own header differs from the policy.
+    listed: bool,
 }
 
 /// What the plan found in one file.
@@ -359,8 +378,46 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             lock_agrees: **fingerprints == *had,
             added: fingerprints.iter().filter(|f| !had.contains(f)).count(),
             removed: had.iter().filter(|f| !fingerprints.contains(f)).count(),
+            listed: true,
         });
     }
+    // Secret files the lock does not list, under a rule of their format: `keys check`
+    // reports one whose header differs from the policy, and this rekey rewrites it.
+    let mut unlisted = Vec::new();
+    for (name, format, _) in super::workspace::secret_files(&ws.repo)? {
+        // Not a temp file left by a killed write, nor any other name keys refuses.
+        if layout::check_secret_name(&name).is_err() || lock_lists(&parsed, &written, &name) {
+            continue;
+        }
+        let Some((i, rule)) = ws.policy.rule_for(&name) else {
+            continue;
+        };
+        if rule.format != format || host.is_some_and(|h| !names_host(rule, h, ws).unwrap_or(false))
+        {
+            continue;
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = resolved.entry(i) {
+            let r = ws.policy.resolve(rule, &ws.fleet)?;
+            e.insert((
+                r.recipients.into(),
+                r.fingerprints.into(),
+                r.shamir.map(Arc::new),
+            ));
+        }
+        unlisted.push(Candidate {
+            name,
+            format,
+            rule: i,
+            armor: rule.armor,
+            indent: rule.sops.indent,
+            unfinished: false,
+            lock_agrees: true,
+            added: 0,
+            removed: 0,
+            listed: false,
+        });
+    }
+    candidates.extend(unlisted);
     drop(written);
     // Each file is read once, header only, on every core.
     let root = ws.repo.root();
@@ -390,9 +447,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                     let differs =
                         readers.and_then(|r| r.differs_from(recipients, shamir.as_deref()));
                     if differs.is_none()
-                        && c.lock_agrees
-                        && !c.unfinished
-                        && rewrite == Rewrite::Outdated
+                        && (!c.listed
+                            || (c.lock_agrees && !c.unfinished && rewrite == Rewrite::Outdated))
                     {
                         return Ok(Found::Same);
                     }
@@ -412,6 +468,8 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         })
         .collect();
     let mut changes = Vec::with_capacity(found.len());
+    // A secret the lock did not list gets a line of its own.
+    let mut new_lines = false;
     for (c, found) in candidates.into_iter().zip(found) {
         let (data, mode, held, differs) = match found? {
             Found::Change {
@@ -426,9 +484,12 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
                 continue;
             }
         };
+        new_lines |= !c.listed;
         let (recipients, fingerprints, shamir) = &resolved[&c.rule];
         let reason = if !c.lock_agrees {
             Reason::Recipients
+        } else if !c.listed {
+            Reason::Unlisted(differs.unwrap_or_default())
         } else if let Some(what) = differs {
             Reason::Header(what)
         } else if c.unfinished {
@@ -453,8 +514,10 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
             held,
         });
     }
+    // The lock is parsed whole to take a line it did not have.
     let lock = match parsed {
-        Some(lock) if relock => HeldLock::Parsed(lock),
+        Some(lock) if relock || new_lines => HeldLock::Parsed(lock),
+        None if new_lines => HeldLock::Parsed(Lockfile::parse(&text)?),
         _ => HeldLock::Text(text),
     };
     Ok(Plan {

@@ -1022,3 +1022,43 @@ fn a_lock_out_of_order_comes_out_of_a_host_rekey_sorted_and_true() {
     env.keys(&["check"]).success();
     assert!(env.keys(&["rekey"]).success().stdout.contains("up to date"));
 }
+
+/// A sops file the lock does not list (sops wrote it), for fewer readers than its
+/// rule: `keys check` says to run `keys rekey`, and the rekey rewrites it for the
+/// rule's readers and records it, so the host's key opens it in the real sops.
+#[test]
+fn a_file_the_lock_does_not_list_is_rewritten_for_its_rule_and_recorded() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let theirs = crate::fixture::sops_encrypted(&env, &repo, "c.yaml", b"token: by-sops\n");
+    let file = repo.join("secrets/clear/c.yaml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::copy(&theirs, &file).unwrap();
+    let check = env.keys(&["check"]).failure(8);
+    assert!(check.stdout.contains("keys rekey"), "{}", check.stdout);
+    let dry = env.keys(&["rekey", "--dry-run"]).success();
+    assert!(
+        dry.stdout.contains("clear/c  (sops-yaml, not in keys.lock"),
+        "{}",
+        dry.stdout
+    );
+    env.keys(&["rekey"]).success();
+    env.keys(&["check"]).success();
+    let lock = std::fs::read_to_string(repo.join("secrets/keys.lock")).unwrap();
+    assert!(
+        lock.lines().any(|l| l.starts_with("clear/c sops-yaml ")),
+        "{lock}"
+    );
+    let x86 = env
+        .keys(&[
+            "to-age",
+            "--private",
+            &host_key(&env, "vps-x86").display().to_string(),
+        ])
+        .success();
+    let x86 = env.write("x86.age", x86.stdout);
+    let out = sops(&env, &["decrypt", &file.display().to_string()], &x86).success();
+    assert_eq!(out.stdout, "token: by-sops\n");
+    let again = env.keys(&["rekey"]).success();
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+}
