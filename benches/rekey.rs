@@ -6,8 +6,10 @@
 //! falls on each:
 //! - the cryptography's floor: the per-file re-encryption in memory with the `age`
 //!   crate (decrypt with the same identity, encrypt to the same recipients; for sops,
-//!   open the data key and wrap it to each recipient) timed on a sample on every
-//!   core and scaled to every file; and the ratio of `keys rekey` to it;
+//!   open the data key and wrap a key to each recipient, as the file loses the old
+//!   admin: keys makes the data key anew and seals the values again under it, whose
+//!   AES-GCM, a few microseconds a file, the floor leaves out) timed on a sample on
+//!   every core and scaled to every file; and the ratio of `keys rekey` to it;
 //! - a plain program that reads every file, re-encrypts them in memory and then
 //!   writes and renames them, with the `age` crate on every core (all or nothing
 //!   like keys, but no journal, lock, sync or proof), as a process of its own: its
@@ -17,7 +19,8 @@
 //!
 //! The floor is timed on the files as keys reads them (before keys rewrites them),
 //! and the admin's key is replaced again before the plain program runs: each of the
-//! three re-wraps every sops file's data key for one recipient it lacks.
+//! three wraps every sops file's data key for each of its recipients (the plain
+//! program keeps the data key, so the files stay readable for the next round).
 //!
 //! Then the way users rekey today, timed on a sample and scaled: a loop of
 //! `age -d | age -r …` per file (what `agenix -r` does, minus its nix evaluation)
@@ -515,11 +518,15 @@ fn rewrap(entries: &[Entry], id: &dyn age::Identity, recipients: &Recipients) ->
         .iter()
         .find_map(|(_, b)| decrypt(b, id))
         .expect("the identity opens the data key");
+    // A file that loses a reader gets a new data key, wrapped for every recipient.
+    let loses = entries
+        .iter()
+        .any(|(n, _)| !recipients.iter().any(|(name, _)| name == n));
     recipients
         .iter()
         .map(|(name, r)| match entries.iter().find(|(n, _)| n == name) {
-            Some(kept) => kept.clone(),
-            None => (
+            Some(kept) if !loses => kept.clone(),
+            _ => (
                 name.clone(),
                 encrypt(
                     &key,
@@ -556,7 +563,7 @@ fn age_entries(text: &str) -> Vec<Entry> {
 
 /// The plain program: reads every secret, re-encrypts each in memory for the
 /// fleet's recipients now (a sops file: its data key wrapped for each new recipient,
-/// the age list replaced), then writes each to a temp file and renames it over the
+/// or for every recipient when the file loses one, the age list replaced), then writes each to a temp file and renames it over the
 /// secret, on every core. Like `keys rekey` it writes nothing unless every file
 /// re-encrypted, so it holds them all; it has no journal, lock, sync or proof.
 fn plain_rekey(root: &Path, identity_file: &Path, format: Format) {
