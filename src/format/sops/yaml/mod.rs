@@ -235,6 +235,43 @@ mod tests {
         }
     }
 
+    /// A block scalar that ends the file with no line break after its last line has
+    /// no final line break to keep, as go-yaml reads it (sops decrypt prints `"y"`);
+    /// one that ends with a line break keeps it.
+    #[test]
+    fn a_block_scalar_at_the_end_of_a_file_without_a_line_break_keeps_none() {
+        fn last(value: &Value) -> &Value {
+            match value {
+                Value::Map(items) => match items.last() {
+                    Some(Item::Pair(_, v)) => last(v),
+                    _ => value,
+                },
+                Value::List(values) => values.last().map_or(value, last),
+                _ => value,
+            }
+        }
+        for (input, want) in [
+            ("e: |\n y", "y"),
+            ("e: >\n y", "y"),
+            ("e: |+\n y", "y"),
+            ("e: |-\n y", "y"),
+            ("a:\n  e: |\n    y", "y"),
+            ("l:\n- |\n  y", "y"),
+            ("e: |\n y  ", "y  "),
+            ("e: |\n y\n", "y\n"),
+            ("e: |+\n y\n\n", "y\n\n"),
+        ] {
+            let read = YamlStore.load_plain(input.as_bytes(), "t").unwrap();
+            let Some(Item::Pair(_, value)) = read[0].last() else {
+                panic!("{input:?}: {read:?}");
+            };
+            assert_eq!(last(value), &Value::Str(want.into()), "{input:?}");
+        }
+        // Not at the end of the file: its line break stays.
+        let read = YamlStore.load_plain(b"e: |\n y\nf: 1", "t").unwrap();
+        assert_eq!(read[0][0], Item::Pair("e".into(), Value::Str("y\n".into())));
+    }
+
     /// A `?` that is not an explicit key's indicator leaves the comments where they
     /// were: at the end of a value (`what ?`), or in a plain key (`?x`).
     #[test]

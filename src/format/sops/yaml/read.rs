@@ -364,6 +364,7 @@ impl Builder<'_> {
             Event::Scalar(value, style, anchor, tag) => {
                 self.closed = false;
                 let value = self.yaml11_breaks(value, style, span);
+                let value = self.unbroken_end(value, style, span);
                 if self.expects_key() {
                     let key = self.key(&value, style, tag.as_deref(), line)?;
                     // The entry starts at the key, or at its `?` (`? key`).
@@ -434,6 +435,33 @@ impl Builder<'_> {
     /// the blanks around such a break go (a NEL folds to a space); in a block
     /// scalar, the indentation after it (a NEL is a newline). sops writes a value
     /// holding U+2028 or U+2029 single-quoted or as a block, indented after it.
+    /// A block scalar that ends the input with no line break after its last line:
+    /// there is no final line break to keep, and go-yaml keeps none, where the
+    /// parser adds one (`e: |` over ` y` at the end of the file is `y`, not `y\n`).
+    fn unbroken_end<'v>(
+        &self,
+        value: Cow<'v, str>,
+        style: ScalarStyle,
+        span: gp::Span,
+    ) -> Cow<'v, str> {
+        let at_end = span
+            .end
+            .byte_offset()
+            .and_then(|end| self.text.get(end..))
+            .is_some_and(|rest| rest.trim_matches([' ', '\t']).is_empty());
+        if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+            && at_end
+            && !self.text.ends_with(['\n', '\r'])
+            && value.ends_with('\n')
+        {
+            let mut owned = value.into_owned();
+            owned.pop();
+            Cow::Owned(owned)
+        } else {
+            value
+        }
+    }
+
     fn yaml11_breaks<'v>(
         &self,
         value: Cow<'v, str>,
