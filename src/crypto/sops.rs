@@ -904,29 +904,13 @@ pub fn rewrap(
     })
 }
 
-/// Encrypts a plaintext document for `recipients`, under a new data key. With
+/// Encrypts a plaintext document for `recipients` under `key`, a new data key. With
 /// `previous` (the same file as it was decrypted), its options and the metadata
 /// keys sops keeps are kept; its data key is not: a wrapped key is not under the
 /// MAC, so anyone who could write the file may have added a wrapping of their own,
 /// or kept one for a reader the policy has since dropped.
-pub fn seal(
-    store: &dyn Store,
-    branches: &Branches,
-    recipients: &[Recipient],
-    shamir: Option<&Shamir>,
-    options: Options,
-    previous: Option<&Opened>,
-    at: &Location,
-) -> Result<EncryptedDocument> {
-    let key = aes::fresh_key();
-    seal_under(
-        &key, store, branches, recipients, shamir, options, previous, at,
-    )
-}
-
-/// `seal`, under `key`.
 #[allow(clippy::too_many_arguments)]
-fn seal_under(
+pub fn seal_under(
     key: &DataKey,
     store: &dyn Store,
     branches: &Branches,

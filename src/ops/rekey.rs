@@ -208,6 +208,27 @@ fn write_lock(
     }
 }
 
+/// What a rule resolves to: its recipients, their fingerprints, its key groups.
+type Wanted = (Arc<[Recipient]>, Arc<[String]>, Option<Arc<Shamir>>);
+
+/// Resolves rule `i` into `resolved`, once.
+fn resolve_once(
+    resolved: &mut HashMap<usize, Wanted>,
+    i: usize,
+    rule: &Rule,
+    ws: &Workspace,
+) -> Result<()> {
+    if let std::collections::hash_map::Entry::Vacant(e) = resolved.entry(i) {
+        let r = ws.policy.resolve(rule, &ws.fleet)?;
+        e.insert((
+            r.recipients.into(),
+            r.fingerprints.into(),
+            r.shamir.map(Arc::new),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the lock, as the plan read it, lists `name`.
 fn lock_lists(
     parsed: &Option<Lockfile>,
@@ -321,7 +342,6 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         .map(str::to_string)
         .collect();
     let mut skipped = Vec::new();
-    type Wanted = (Arc<[Recipient]>, Arc<[String]>, Option<Arc<Shamir>>);
     let mut resolved: HashMap<usize, Wanted> = HashMap::new();
     // Sized once: a vector grown by doubling leaves the copies it outgrew in the heap.
     let mut candidates = Vec::with_capacity(text.matches('\n').count());
@@ -358,14 +378,7 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         {
             continue;
         }
-        if let std::collections::hash_map::Entry::Vacant(e) = resolved.entry(i) {
-            let r = ws.policy.resolve(rule, &ws.fleet)?;
-            e.insert((
-                r.recipients.into(),
-                r.fingerprints.into(),
-                r.shamir.map(Arc::new),
-            ));
-        }
+        resolve_once(&mut resolved, i, rule, ws)?;
         let fingerprints = &resolved[&i].1;
         let had = &entry.recipients;
         candidates.push(Candidate {
@@ -392,18 +405,15 @@ pub fn plan(ws: &mut Workspace, host: Option<&str>, rewrite: Rewrite) -> Result<
         let Some((i, rule)) = ws.policy.rule_for(&name) else {
             continue;
         };
-        if rule.format != format || host.is_some_and(|h| !names_host(rule, h, ws).unwrap_or(false))
+        if rule.format != format {
+            continue;
+        }
+        if let Some(h) = host
+            && !names_host(rule, h, ws)?
         {
             continue;
         }
-        if let std::collections::hash_map::Entry::Vacant(e) = resolved.entry(i) {
-            let r = ws.policy.resolve(rule, &ws.fleet)?;
-            e.insert((
-                r.recipients.into(),
-                r.fingerprints.into(),
-                r.shamir.map(Arc::new),
-            ));
-        }
+        resolve_once(&mut resolved, i, rule, ws)?;
         unlisted.push(Candidate {
             name,
             format,

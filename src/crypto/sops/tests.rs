@@ -52,6 +52,28 @@ fn identity() -> (tempfile::TempDir, Identities, Recipient) {
     (dir, ids, Recipient::X25519(id.to_public().into()))
 }
 
+/// `seal_under` a fresh data key.
+fn seal(
+    store: &dyn Store,
+    branches: &Branches,
+    recipients: &[Recipient],
+    shamir: Option<&Shamir>,
+    options: Options,
+    previous: Option<&Opened>,
+    at: &Location,
+) -> Result<EncryptedDocument> {
+    seal_under(
+        &aes::fresh_key(),
+        store,
+        branches,
+        recipients,
+        shamir,
+        options,
+        previous,
+        at,
+    )
+}
+
 fn yaml() -> &'static dyn Store {
     store(Format::SopsYaml).unwrap()
 }
