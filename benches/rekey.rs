@@ -17,10 +17,14 @@
 //!   dropped from the page cache first, so each is read as an installed program).
 //!   The disk is synced before each of them, so keys's syncs write its own files.
 //!
+//! Each program, each round, rewrites a fresh copy of the fleet, in a directory the
+//! filesystem places apart (`common::Apart`): on an ext4 without a journal, files
+//! created where thousands were just replaced cost several times more, and that
+//! would time the rounds before, not the program.
+//!
 //! The floor is timed on the files as keys reads them (before keys rewrites them),
-//! and the admin's key is replaced again before the plain program runs: each of the
-//! three wraps every sops file's data key for each of its recipients (the plain
-//! program keeps the data key, so the files stay readable for the next round).
+//! and the plain program's copy has the admin's key replaced too: each of the three
+//! wraps every sops file's data key for each of its recipients.
 //!
 //! Then the way users rekey today, timed on a sample and scaled: a loop of
 //! `age -d | age -r …` per file (what `agenix -r` does, minus its nix evaluation)
@@ -78,15 +82,18 @@ fn main() {
         let kind = |w: &&str| w.parse::<usize>().is_ok() == word.parse::<usize>().is_ok();
         !picked.iter().any(kind) || picked.contains(&word)
     };
+    // Every fleet and copy of this run, removed when it ends: a removal mid-run
+    // would free thousands of inodes beside the next fleet (see `Apart`).
+    let place = common::Apart::new();
     for format in [Format::Age, Format::SopsYaml] {
         for n in [1_000, 5_000] {
             if !wanted(format.name()) || !wanted(&n.to_string()) {
                 continue;
             }
-            let dir = common::scratch();
             let ids = common::scratch();
-            let id = common::generate(dir.path(), ids.path(), n, format);
-            let root = dir.path();
+            let fleet = place.fresh();
+            let id = common::generate(&fleet, ids.path(), n, format);
+            let root = fleet.as_path();
             let label = format!("{} x {n:>5}", format.name());
             // What the generator wrote is on disk before anything is timed.
             rustix::fs::sync();
@@ -99,25 +106,27 @@ fn main() {
             // (b) one admin gets a new key: every file changes.
             let rounds = if n > 1_000 { 5 } else { 7 };
             let mut figures = Rounds::default();
+            // Each program rewrites a copy of the fleet of its own (see `Apart`), with
+            // the admin's key replaced, so every sops file lacks a recipient.
             for _ in 0..rounds {
-                rotate_admin(root);
+                let copy = place.copy_of(root);
+                rotate_admin(&copy);
                 // The floor is timed just before and just after keys, so a slower
                 // spell of the machine falls on both, on the same files as keys read
                 // them: after keys a sops file already lists the new admin, and
                 // re-wrapping it would wrap nothing.
-                let sample = Floor::read(root, &id[0], format, n);
+                let sample = Floor::read(&copy, &id[0], format, n);
                 let before = sample.time();
-                // What the round before wrote (the plain program syncs nothing) is on
-                // disk first, so keys's syncs write only its own files.
+                // The copy (and what the round before wrote: the plain program syncs
+                // nothing) is on disk first, so keys's syncs write only its own files.
                 rustix::fs::sync();
-                let keys = rekey(root, &id[0], &[], time);
+                let keys = rekey(&copy, &id[0], &[], time);
                 let after = sample.time();
                 drop(sample);
-                // The plain program does what keys did: the admin's key is replaced
-                // again, so every sops file lacks a recipient once more.
-                rotate_admin(root);
+                let copy = place.copy_of(root);
+                rotate_admin(&copy);
                 rustix::fs::sync();
-                let plain = plain(root, &id[0], format, time);
+                let plain = plain(&copy, &id[0], format, time);
                 figures.push(keys, before.mean(&after), plain);
             }
             figures.print(&label);
@@ -126,9 +135,15 @@ fn main() {
                 compare_loops(root, &id[0], format, n);
             }
             if std::env::var_os("KEYS_BENCH_KEEP").is_some() {
-                println!("kept {} and {}", dir.keep().display(), ids.keep().display());
+                println!("kept the identities in {}", ids.keep().display());
             }
         }
+    }
+    if std::env::var_os("KEYS_BENCH_KEEP").is_some() {
+        println!(
+            "kept the fleets (each with a copy per program and round) in {}",
+            place.keep().display()
+        );
     }
 }
 

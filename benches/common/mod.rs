@@ -64,6 +64,66 @@ pub fn scratch() -> tempfile::TempDir {
     dir
 }
 
+/// Directories for fleets that the filesystem places apart from each other and from
+/// what was deleted before: children of a scratch directory marked as a top of a
+/// hierarchy (`FS_TOPDIR_FL`, where the filesystem has it), so ext4 spreads each
+/// one over a block group of its own. On an ext4 without a journal, creating a file
+/// passes over every inode of its block group freed in the last minute or so, one
+/// lookup each: a rekey in a directory whose 1,000 files were just replaced (by the
+/// round before, or the plain program) spends about a third of its CPU time there.
+/// A user's repository has not just been rewritten whole; a fresh copy per round in
+/// a place of its own is what each program meets, and every copy is kept until the
+/// run ends, so none of them frees inodes beside the next.
+pub struct Apart {
+    base: tempfile::TempDir,
+    made: std::cell::Cell<usize>,
+}
+
+impl Apart {
+    pub fn new() -> Apart {
+        let base = scratch();
+        if let Ok(dir) = std::fs::File::open(base.path()) {
+            let flags = rustix::fs::ioctl_getflags(&dir).unwrap_or(rustix::fs::IFlags::empty());
+            // Not every filesystem has the flag (tmpfs has no block groups anyway).
+            let _ = rustix::fs::ioctl_setflags(&dir, flags | rustix::fs::IFlags::TOPDIR);
+        }
+        Apart {
+            base,
+            made: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Keeps every directory made after the bench ends; returns where they are.
+    pub fn keep(self) -> PathBuf {
+        self.base.keep()
+    }
+
+    /// A new empty directory, placed apart.
+    pub fn fresh(&self) -> PathBuf {
+        let n = self.made.get();
+        self.made.set(n + 1);
+        let dir = self.base.path().join(format!("f{n}"));
+        std::fs::create_dir(&dir).unwrap();
+        dir
+    }
+
+    /// A copy of the tree at `from` (directories, regular files and their modes), in a
+    /// new directory placed apart.
+    pub fn copy_of(&self, from: &Path) -> PathBuf {
+        let to = self.fresh();
+        for entry in walkdir::WalkDir::new(from).min_depth(1) {
+            let entry = entry.unwrap();
+            let dest = to.join(entry.path().strip_prefix(from).unwrap());
+            if entry.file_type().is_dir() {
+                std::fs::create_dir(&dest).unwrap();
+            } else {
+                std::fs::copy(entry.path(), &dest).unwrap();
+            }
+        }
+        to
+    }
+}
+
 /// Runs the `keys` binary on the fleet at `root` with `identity`, hermetically.
 pub fn keys(root: &Path, args: &[&str], identity: &Path) -> std::process::Output {
     std::process::Command::new(keys_bin())
