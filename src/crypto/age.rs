@@ -112,9 +112,48 @@ pub fn encrypt(
                 .map_err(|_| fail(format!("age-plugin-{name} is not installed")))?;
         boxed.push(Box::new(plugin));
     }
-    let encryptor =
-        age::Encryptor::with_recipients(boxed.iter().map(|b| b.as_ref() as &dyn age::Recipient))
-            .map_err(|e| fail(e.to_string()))?;
+    encrypt_to(
+        plaintext,
+        boxed.iter().map(|b| b.as_ref() as &dyn age::Recipient),
+        armor,
+        at,
+    )
+}
+
+/// Encrypts `plaintext` to the age X25519 key `u` alone, as `encrypt` does, and
+/// returns the stanza's ephemeral secret with it: the identity of `u` proves with
+/// it, at a third of the cost, that the file opens (`identity::x25519::Witnessed`).
+pub fn encrypt_witnessed(
+    plaintext: &[u8],
+    u: [u8; 32],
+    armor: Armor,
+    at: &Location,
+) -> Result<(Vec<u8>, crate::identity::x25519::Witness)> {
+    let to = super::x25519::Witnessing::new(u);
+    let out = encrypt_to(
+        plaintext,
+        std::iter::once(&to as &dyn age::Recipient),
+        armor,
+        at,
+    )?;
+    let witness = to.take().ok_or_else(|| Error::Encrypt {
+        at: at.clone(),
+        reason: "no stanza was made".into(),
+    })?;
+    Ok((out, witness))
+}
+
+fn encrypt_to<'a>(
+    plaintext: &[u8],
+    recipients: impl Iterator<Item = &'a dyn age::Recipient>,
+    armor: Armor,
+    at: &Location,
+) -> Result<Vec<u8>> {
+    let fail = |reason: String| Error::Encrypt {
+        at: at.clone(),
+        reason,
+    };
+    let encryptor = age::Encryptor::with_recipients(recipients).map_err(|e| fail(e.to_string()))?;
     let format = match armor {
         Armor::Ascii => age::armor::Format::AsciiArmor,
         Armor::Binary => age::armor::Format::Binary,
@@ -231,6 +270,15 @@ pub fn try_decrypt(
     identities: &Identities,
     at: &Location,
 ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    try_decrypt_with(ciphertext, identities.ready(), at)
+}
+
+/// `try_decrypt` with the age identities `ready`.
+pub fn try_decrypt_with(
+    ciphertext: &[u8],
+    ready: Vec<&dyn age::Identity>,
+    at: &Location,
+) -> Result<Option<Zeroizing<Vec<u8>>>> {
     let corrupt = |reason: &str| Error::Corrupt {
         at: at.clone(),
         reason: reason.to_string(),
@@ -280,7 +328,6 @@ pub fn try_decrypt(
             "passphrase-encrypted age file; keys secrets are encrypted to recipients",
         ));
     }
-    let ready = identities.ready();
     let mut stream = match decryptor.decrypt(ready.into_iter()) {
         Ok(stream) => stream,
         Err(age::DecryptError::NoMatchingKeys) => return Ok(None),

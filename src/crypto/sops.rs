@@ -25,6 +25,7 @@ use crate::format::sops::golang::{Fmt, format_float};
 use crate::format::sops::metadata::{
     AgeEntry, KeyGroup, Metadata, Options, Shamir, VERSION, VaultEntry,
 };
+use crate::identity::x25519::Witness;
 use crate::identity::{Identities, Prompt};
 use crate::recipient::{Recipient, TransitKey};
 
@@ -606,13 +607,25 @@ pub struct KnownKey {
     lastmodified: String,
 }
 
+/// A new data key's entry (an armored age file) for the ready X25519 identity of
+/// the key `u`, and the ephemeral secret of its stanza.
+struct MadeKey {
+    enc: String,
+    u: [u8; 32],
+    witness: Witness,
+}
+
 /// The data key of `metadata` with the identities that are ready: from an entry
 /// byte for byte the one `known` was opened from, when it has one (and whether that
-/// was so); else by decrypting. Key groups are opened as `rewrap` opens them.
+/// was so); from the entry `made` is for, byte for byte, opened with its identity
+/// by its witness (`x25519::Witnessed`: the secret they share computed another way,
+/// not taken from the wrapping); else by decrypting. Key groups are opened as
+/// `rewrap` opens them.
 fn proof_key(
     metadata: &Metadata,
     identities: &Identities,
     known: Option<&KnownKey>,
+    made: Option<&MadeKey>,
     at: &Location,
 ) -> Result<(DataKey, bool)> {
     if metadata.uses_groups() {
@@ -624,12 +637,21 @@ fn proof_key(
             false,
         ));
     }
-    Ok(
-        match known.filter(|k| metadata.age.iter().any(|e| e.enc == k.enc)) {
-            Some(k) => (k.key.clone(), true),
-            None => (whole_key(metadata, identities, at)?.0, false),
-        },
-    )
+    if let Some(k) = known.filter(|k| metadata.age.iter().any(|e| e.enc == k.enc)) {
+        return Ok((k.key.clone(), true));
+    }
+    if let Some(m) = made.filter(|m| metadata.age.iter().any(|e| e.enc == m.enc))
+        && let Some(id) = identities.x25519_for(&m.u)
+    {
+        let witnessed = id.witnessed(&m.witness);
+        let raw = crypto::age::try_decrypt_with(m.enc.as_bytes(), vec![&witnessed], at)?
+            .ok_or_else(|| Error::NoIdentity {
+                at: at.clone(),
+                searched: identities.searched().to_vec(),
+            })?;
+        return Ok((data_key(&raw, at)?, false));
+    }
+    Ok((whole_key(metadata, identities, at)?.0, false))
 }
 
 impl Rewrapped {
@@ -647,7 +669,7 @@ impl Rewrapped {
         at: &Location,
     ) -> Result<bool> {
         let known = self.known.as_ref();
-        let (key, by_known) = proof_key(metadata, identities, known, at)?;
+        let (key, by_known) = proof_key(metadata, identities, known, self.made.as_ref(), at)?;
         if by_known
             && let Some(k) = known
             && metadata.mac == k.mac
@@ -785,6 +807,9 @@ pub struct Rewrapped {
     pub mac_mismatch: bool,
     /// The data key and the entry it was opened from (none for key groups).
     pub known: Option<KnownKey>,
+    /// The entry a new data key was wrapped in for a ready identity, with what
+    /// proves it opens.
+    made: Option<MadeKey>,
     /// The headers of the wrapped keys it kept or made, as read.
     pub headers: sops::Headers,
 }
@@ -854,6 +879,7 @@ pub fn rewrap(
             },
             mac_mismatch,
             known: None,
+            made: None,
             headers: sops::Headers::default(),
         });
     }
@@ -864,6 +890,9 @@ pub fn rewrap(
     let old_vault = std::mem::take(&mut metadata.hc_vault);
     metadata.drop_foreign();
     metadata.hc_vault = vault_entries(&key, &transit, &old_vault, keep)?;
+    // A key made here is proven to open with the first ready identity it is wrapped
+    // for, by the ephemeral secret of that wrapping (`prove_opens`).
+    let mut made = None;
     metadata.age = recipients
         .iter()
         .map(|r| {
@@ -875,9 +904,34 @@ pub fn rewrap(
             {
                 return Ok(kept.clone());
             }
-            let enc =
-                crypto::age::encrypt(key.as_slice(), std::slice::from_ref(r), Armor::Ascii, at)?;
-            let enc = String::from_utf8(enc).unwrap_or_default();
+            let witnessed = match (r, r.montgomery_u()) {
+                (Recipient::X25519(_), Some(u))
+                    if made.is_none() && identities.x25519_for(&u).is_some() =>
+                {
+                    Some(u)
+                }
+                _ => None,
+            };
+            let enc = match witnessed {
+                Some(u) => {
+                    let (enc, witness) =
+                        crypto::age::encrypt_witnessed(key.as_slice(), u, Armor::Ascii, at)?;
+                    let enc = String::from_utf8(enc).unwrap_or_default();
+                    made = Some(MadeKey {
+                        enc: enc.clone(),
+                        u,
+                        witness,
+                    });
+                    enc
+                }
+                None => String::from_utf8(crypto::age::encrypt(
+                    key.as_slice(),
+                    std::slice::from_ref(r),
+                    Armor::Ascii,
+                    at,
+                )?)
+                .unwrap_or_default(),
+            };
             headers.read(&enc);
             Ok(AgeEntry {
                 recipient: name,
@@ -900,6 +954,7 @@ pub fn rewrap(
         },
         mac_mismatch,
         known,
+        made,
         headers,
     })
 }

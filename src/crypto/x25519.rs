@@ -36,7 +36,7 @@ use ssh_key::rand_core::OsRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use crate::identity::x25519::{LABEL, TAG, wrapping_key};
+use crate::identity::x25519::{LABEL, TAG, Witness, wrapping_key};
 
 const SSH_TAG: &str = "ssh-ed25519";
 const SSH_LABEL: &[u8] = b"age-encryption.org/v1/ssh-ed25519";
@@ -102,9 +102,11 @@ fn table(u: &[u8; 32]) -> Option<Arc<EdwardsBasepointTable>> {
     built
 }
 
-/// A fresh ephemeral share, and the secret it agrees on with the point `u`:
-/// `[e]u`, by `u`'s table when it has one.
-fn agree(u: &[u8; 32]) -> Result<(PublicKey, Zeroizing<[u8; 32]>), age::EncryptError> {
+/// A fresh ephemeral share, the secret it agrees on with the point `u` (`[e]u`, by
+/// `u`'s table when it has one), and the ephemeral secret `e`.
+fn agree(
+    u: &[u8; 32],
+) -> Result<(PublicKey, Zeroizing<[u8; 32]>, StaticSecret), age::EncryptError> {
     let esk = StaticSecret::random_from_rng(OsRng);
     let epk = PublicKey::from(&esk);
     let shared = Zeroizing::new(match table(u) {
@@ -121,7 +123,7 @@ fn agree(u: &[u8; 32]) -> Result<(PublicKey, Zeroizing<[u8; 32]>), age::EncryptE
             "the ephemeral key agreement gave all zeros: the random source is failing",
         )));
     }
-    Ok((epk, shared))
+    Ok((epk, shared, esk))
 }
 
 /// The file key sealed under the wrapping key of `shared` for the recipient's key `u`.
@@ -132,6 +134,21 @@ fn seal(label: &[u8], epk: &PublicKey, u: &[u8; 32], shared: &[u8; 32], key: &Fi
     )
 }
 
+/// An X25519 stanza for the key `u`, and its ephemeral secret.
+fn x25519_stanza(u: &[u8; 32], file_key: &FileKey) -> Result<(Stanza, Witness), age::EncryptError> {
+    let (epk, shared, esk) = agree(u)?;
+    let stanza = Stanza {
+        tag: TAG.into(),
+        args: vec![STANDARD_NO_PAD.encode(epk.as_bytes())],
+        body: seal(LABEL, &epk, u, &shared, file_key),
+    };
+    let witness = Witness {
+        epk: epk.to_bytes(),
+        e: Zeroizing::new(esk.to_bytes()),
+    };
+    Ok((stanza, witness))
+}
+
 /// An age X25519 recipient, its key as the 32 bytes of its `age1…` text.
 pub struct Recipient(pub [u8; 32]);
 
@@ -140,15 +157,43 @@ impl age::Recipient for Recipient {
         &self,
         file_key: &FileKey,
     ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
-        let (epk, shared) = agree(&self.0)?;
-        Ok((
-            vec![Stanza {
-                tag: TAG.into(),
-                args: vec![STANDARD_NO_PAD.encode(epk.as_bytes())],
-                body: seal(LABEL, &epk, &self.0, &shared, file_key),
-            }],
-            HashSet::new(),
-        ))
+        let (stanza, _) = x25519_stanza(&self.0, file_key)?;
+        Ok((vec![stanza], HashSet::new()))
+    }
+}
+
+/// An age X25519 recipient that keeps the ephemeral secret of the stanza it makes,
+/// so that the identity it is for can prove the stanza opens at a third of the cost
+/// of opening it (`identity::x25519::Witnessed`).
+pub struct Witnessing {
+    u: [u8; 32],
+    made: Mutex<Option<Witness>>,
+}
+
+impl Witnessing {
+    pub fn new(u: [u8; 32]) -> Witnessing {
+        Witnessing {
+            u,
+            made: Mutex::new(None),
+        }
+    }
+
+    /// The ephemeral secret of the last stanza made.
+    pub fn take(&self) -> Option<Witness> {
+        self.made.lock().ok()?.take()
+    }
+}
+
+impl age::Recipient for Witnessing {
+    fn wrap_file_key(
+        &self,
+        file_key: &FileKey,
+    ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
+        let (stanza, witness) = x25519_stanza(&self.u, file_key)?;
+        if let Ok(mut made) = self.made.lock() {
+            *made = Some(witness);
+        }
+        Ok((vec![stanza], HashSet::new()))
     }
 }
 
@@ -201,7 +246,7 @@ impl age::Recipient for SshEd25519 {
         &self,
         file_key: &FileKey,
     ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
-        let (epk, shared) = agree(&self.tweaked)?;
+        let (epk, shared, _) = agree(&self.tweaked)?;
         let tag = Sha256::digest(self.wire);
         Ok((
             vec![Stanza {
@@ -378,5 +423,46 @@ mod tests {
             .find(|u| MontgomeryPoint(*u).to_edwards(0).is_none())
             .unwrap();
         assert!((0..USES_BEFORE_TABLE + 1).all(|_| table(&twist).is_none()));
+    }
+
+    /// A witness opens the stanza made with it, for its own identity only, by the
+    /// secret recomputed from the identity's key and the ephemeral secret: another
+    /// stanza, another identity or another ephemeral secret behind the same share
+    /// (a wrapping made under a wrong secret) opens nothing.
+    #[test]
+    fn a_witness_opens_only_the_stanza_it_was_made_for() {
+        use crate::crypto::age::{Armor, encrypt_witnessed, try_decrypt_with};
+        use crate::error::Location;
+        use crate::identity::x25519::Key;
+        let at = Location::named("t");
+        let id = age::x25519::Identity::generate();
+        let key = Key::new(&id).unwrap();
+        let other = Key::new(&age::x25519::Identity::generate()).unwrap();
+        let (data, witness) =
+            encrypt_witnessed(b"data key", *key.public(), Armor::Ascii, &at).unwrap();
+        let open = |with: &dyn age::Identity, data: &[u8]| {
+            try_decrypt_with(data, vec![with], &at)
+                .unwrap()
+                .map(|p| p.to_vec())
+        };
+        assert_eq!(
+            open(&key.witnessed(&witness), &data).as_deref(),
+            Some(&b"data key"[..])
+        );
+        // The library and the ladder open the same file.
+        assert_eq!(open(&id, &data).as_deref(), Some(&b"data key"[..]));
+        assert_eq!(open(&key, &data).as_deref(), Some(&b"data key"[..]));
+        // Another stanza for the same key: its share is not the witness's.
+        let (again, _) = encrypt_witnessed(b"data key", *key.public(), Armor::Ascii, &at).unwrap();
+        assert_eq!(open(&key.witnessed(&witness), &again), None);
+        // Another identity with the witness.
+        assert_eq!(open(&other.witnessed(&witness), &data), None);
+        // The same share with another ephemeral secret: the secret recomputed is not
+        // the one the stanza is sealed under.
+        let forged = crate::identity::x25519::Witness {
+            epk: witness.epk,
+            e: Zeroizing::new([7; 32]),
+        };
+        assert_eq!(open(&key.witnessed(&forged), &data), None);
     }
 }

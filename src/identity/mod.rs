@@ -56,6 +56,9 @@ enum State {
         /// The recipients the keys are for, as keys writes them (an SSH key also
         /// as the `age1…` recipient it converts to).
         names: Vec<String>,
+        /// The X25519 keys among `keys` (an SSH key's converted one too), to prove
+        /// what is wrapped for them (`x25519::Witnessed`).
+        x25519: Vec<x25519::Key>,
     },
     LockedSsh(Zeroizing<Vec<u8>>),
     LockedAgeFile(Zeroizing<Vec<u8>>),
@@ -489,10 +492,14 @@ fn open_to_others(id: &Identity, mode: u32) -> bool {
     mode & OPEN_TO_OTHERS != 0 && !matches!(id.state, State::LockedAgeFile(_))
 }
 
-/// An X25519 key ready for decryption, its public key derived once.
-fn fast(key: age::x25519::Identity) -> Key {
+/// An X25519 key ready for decryption, its public key derived once (and kept in
+/// `x25519` too).
+fn fast(key: age::x25519::Identity, x25519: &mut Vec<x25519::Key>) -> Key {
     match x25519::Key::new(&key) {
-        Some(k) => Box::new(k),
+        Some(k) => {
+            x25519.push(k.clone());
+            Box::new(k)
+        }
         None => Box::new(key),
     }
 }
@@ -502,12 +509,13 @@ fn ready_age(keys: Vec<AgeKey>) -> State {
     let mut plugins = Vec::new();
     let mut out: Vec<Key> = Vec::new();
     let mut names = Vec::new();
+    let mut fast_keys = Vec::new();
     for key in keys {
         match key {
             AgeKey::X25519(k) => {
                 x25519 += 1;
                 names.push(k.to_public().to_string());
-                out.push(fast(k));
+                out.push(fast(k, &mut fast_keys));
             }
             AgeKey::Plugin(k) => plugins.push(k),
         }
@@ -537,17 +545,19 @@ fn ready_age(keys: Vec<AgeKey>) -> State {
         keys: out,
         summary,
         names,
+        x25519: fast_keys,
     }
 }
 
 fn ready_ssh(key: SshPrivate) -> State {
     let mut keys: Vec<Key> = Vec::new();
+    let mut x25519 = Vec::new();
     let mut names: Vec<String> = key.public().iter().map(Recipient::to_string).collect();
     if let Ok(converted) = key.age_identity()
         && let Ok(x) = age::x25519::Identity::from_str(&converted)
     {
         names.push(x.to_public().to_string());
-        keys.push(fast(x));
+        keys.push(fast(x, &mut x25519));
     }
     let summary = if key.seed.is_some() {
         "ssh-ed25519 key (native and converted)"
@@ -561,6 +571,7 @@ fn ready_ssh(key: SshPrivate) -> State {
         keys,
         summary: summary.into(),
         names,
+        x25519,
     }
 }
 
@@ -889,6 +900,14 @@ impl Identities {
             }
         }
         out
+    }
+
+    /// The ready X25519 key whose public key is `u`.
+    pub fn x25519_for(&self, u: &[u8; 32]) -> Option<&x25519::Key> {
+        self.found.iter().find_map(|id| match &id.state {
+            State::Ready { x25519, .. } => x25519.iter().find(|k| k.public() == u),
+            _ => None,
+        })
     }
 
     /// Whether a ready key is for `recipient` (as a sops file names it).

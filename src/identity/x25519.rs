@@ -12,6 +12,8 @@ use age_core::format::{FILE_KEY_BYTES, FileKey, Stanza};
 use age_core::primitives::{aead_decrypt, hkdf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::scalar::{Scalar, clamp_integer};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -21,6 +23,7 @@ pub(crate) const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
 /// The file key and its Poly1305 tag.
 const BODY_BYTES: usize = FILE_KEY_BYTES + 16;
 
+#[derive(Clone)]
 pub struct Key {
     secret: StaticSecret,
     public: PublicKey,
@@ -46,6 +49,35 @@ impl Key {
 
 impl age::Identity for Key {
     fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, age::DecryptError>> {
+        self.open(stanza, |epk| {
+            let shared = self.secret.diffie_hellman(&PublicKey::from(*epk));
+            if shared.was_contributory() {
+                Shared::Secret(Zeroizing::new(shared.to_bytes()))
+            } else {
+                Shared::Invalid
+            }
+        })
+    }
+}
+
+impl Key {
+    /// The key's public half, as an `age1…` recipient holds it.
+    pub fn public(&self) -> &[u8; 32] {
+        self.public.as_bytes()
+    }
+
+    /// This key, opening only the stanza made with `witness` (see `Witnessed`).
+    pub fn witnessed<'a>(&'a self, witness: &'a Witness) -> Witnessed<'a> {
+        Witnessed { key: self, witness }
+    }
+
+    /// Opens an X25519 stanza with the secret it shares with this key, which
+    /// `shared` computes from the ephemeral share.
+    fn open(
+        &self,
+        stanza: &Stanza,
+        shared: impl FnOnce(&[u8; 32]) -> Shared,
+    ) -> Option<Result<FileKey, age::DecryptError>> {
         if stanza.tag != TAG {
             return None;
         }
@@ -62,11 +94,12 @@ impl age::Identity for Key {
         let Ok(body) = <[u8; BODY_BYTES]>::try_from(stanza.body.as_slice()) else {
             return invalid();
         };
-        let shared = self.secret.diffie_hellman(&PublicKey::from(epk));
-        if !shared.was_contributory() {
-            return invalid();
-        }
-        let wrapping = wrapping_key(LABEL, &epk, self.public.as_bytes(), shared.as_bytes());
+        let shared = match shared(&epk) {
+            Shared::Secret(shared) => shared,
+            Shared::NotOurs => return None,
+            Shared::Invalid => return invalid(),
+        };
+        let wrapping = wrapping_key(LABEL, &epk, self.public.as_bytes(), &shared);
         // Not opening is not an error: the stanza may be for another X25519 key.
         let mut plain = Zeroizing::new(aead_decrypt(&wrapping, FILE_KEY_BYTES, &body).ok()?);
         Some(Ok(FileKey::init_with_mut(|key| {
@@ -74,6 +107,59 @@ impl age::Identity for Key {
             zeroize::Zeroize::zeroize(&mut *plain);
         })))
     }
+}
+
+/// The ephemeral secret `e` of a stanza this process made, and its share
+/// `epk = [e]B`: what lets the identity the stanza is for compute the secret they
+/// share without the ladder (`Witnessed`).
+pub struct Witness {
+    pub(crate) epk: [u8; 32],
+    pub(crate) e: Zeroizing<[u8; 32]>,
+}
+
+/// An identity that opens one stanza it was made for, the one with a `Witness`'s
+/// share, by computing their shared secret `[i]([e]B)` as `[i·e]B`: a fixed-base
+/// multiplication by the product of the two (clamped) scalars, a third of the cost
+/// of the Montgomery ladder `[i]epk`, and the same point, as the base point `B` has
+/// the prime order `ℓ` the product is reduced by. It is the same secret computed
+/// another way, from this identity's own secret: a stanza sealed to any other key,
+/// or under a secret computed wrongly when it was made, does not open. A stanza
+/// with any other share is not for it.
+pub struct Witnessed<'a> {
+    key: &'a Key,
+    witness: &'a Witness,
+}
+
+impl age::Identity for Witnessed<'_> {
+    fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, age::DecryptError>> {
+        self.key.open(stanza, |epk| {
+            if *epk != self.witness.epk {
+                return Shared::NotOurs;
+            }
+            let scalar = |bytes: &[u8; 32]| {
+                Zeroizing::new(Scalar::from_bytes_mod_order(clamp_integer(*bytes)))
+            };
+            let i = scalar(&Zeroizing::new(self.key.secret.to_bytes()));
+            let e = scalar(&self.witness.e);
+            let product = Zeroizing::new(*i * *e);
+            let shared =
+                Zeroizing::new(EdwardsPoint::mul_base(&product).to_montgomery().to_bytes());
+            if shared.iter().all(|&b| b == 0) {
+                Shared::Invalid
+            } else {
+                Shared::Secret(shared)
+            }
+        })
+    }
+}
+
+/// The secret an identity shares with a stanza's ephemeral share.
+enum Shared {
+    Secret(Zeroizing<[u8; 32]>),
+    /// The stanza is not for this identity.
+    NotOurs,
+    /// An all-zero secret: a share of small order.
+    Invalid,
 }
 
 /// The key a file key is sealed under in an X25519 or ssh-ed25519 stanza: the HKDF

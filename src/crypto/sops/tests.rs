@@ -722,3 +722,39 @@ fn a_rekey_that_takes_a_reader_away_seals_every_value_under_a_new_key() {
     assert_eq!(opened.plain.0, doc());
     assert_ne!(opened.key, before.key);
 }
+
+/// A new data key is proven to open by the ephemeral secret of its wrapping for the
+/// identity used: with it the file as written proves; with another ephemeral secret
+/// the secret recomputed is not the one it was wrapped under, and the proof fails
+/// (it does not take the wrapping's word).
+#[test]
+fn a_new_data_key_is_proven_by_recomputing_the_identitys_shared_secret() {
+    let at = Location::named("t.yaml");
+    let (_d, ids, r) = identity();
+    let sealed = seal(
+        yaml(),
+        &doc(),
+        &[r.clone(), x25519()],
+        None,
+        Options::default(),
+        None,
+        &at,
+    )
+    .unwrap();
+    let mut done = rewrap(
+        sealed,
+        &ids,
+        std::slice::from_ref(&r),
+        None,
+        Wrap::KeepStaying,
+        &at,
+    )
+    .unwrap();
+    let text = yaml().emit_encrypted(&done.doc).unwrap();
+    let written = yaml().load_encrypted(&text, "t.yaml").unwrap();
+    let metadata = Metadata::from_items(&written.metadata).unwrap();
+    assert!(done.made.is_some());
+    assert!(done.prove_opens(&written, &metadata, &ids, &at).unwrap());
+    done.made.as_mut().unwrap().witness.e = Zeroizing::new([7; 32]);
+    assert!(done.prove_opens(&written, &metadata, &ids, &at).is_err());
+}
