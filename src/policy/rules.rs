@@ -290,6 +290,27 @@ fn brace_depth(pattern: &str) -> usize {
     deepest
 }
 
+/// An `allow_private_keys` glob starts with a directory or file named as it is:
+/// one whose first segment has a wildcard (`**`, `*/keys`, `{a,b}/…`) would let a
+/// private key in clear pass anywhere in the repository, which is what the guard is
+/// for; and none reaches keys's own directories, where a key in clear is a leak.
+fn narrow_key_glob(pattern: &str) -> std::result::Result<(), String> {
+    let first = pattern.split('/').next().unwrap_or_default();
+    if first.is_empty() || first.contains(['*', '?', '[', '{', '\\']) {
+        return Err(format!(
+            "allow_private_keys glob {pattern:?} would accept a private key in clear anywhere: \
+             start it with the directory that holds the test keys (as \"tests/fixtures/**\")"
+        ));
+    }
+    if [layout::SECRETS, layout::POLICIES, layout::RECIPIENTS].contains(&first) {
+        return Err(format!(
+            "allow_private_keys glob {pattern:?} reaches {first}/, where a private key in clear \
+             is a leak: name the directory that holds the test keys"
+        ));
+    }
+    Ok(())
+}
+
 fn glob(pattern: &str) -> std::result::Result<Glob, String> {
     if pattern.len() > MAX_GLOB {
         return Err(format!("bad glob: longer than {MAX_GLOB} bytes"));
@@ -723,9 +744,9 @@ impl Policy {
             sops_templates.push((rel.clone(), std::mem::take(&mut file.templates)));
             for pattern in &file.allow_private_keys {
                 let at = Location::named(&rel).at_line(pattern.referenced.line());
-                allowed_keys.push(LazyGlob::new(
-                    glob(&pattern.value).map_err(|e| invalid(at.clone(), e))?,
-                ));
+                let matcher = glob(&pattern.value).map_err(|e| invalid(at.clone(), e))?;
+                narrow_key_glob(&pattern.value).map_err(|e| invalid(at.clone(), e))?;
+                allowed_keys.push(LazyGlob::new(matcher));
                 allowed_keys_at.push(at);
             }
             for raw in file.rules {

@@ -276,6 +276,28 @@ fn errors_name_file_and_line() {
             "rules:\n  - secrets: \"{{{{{{{{{{{{{{{{{a}}}}}}}}}}}}}}}}}\"\n    format: age\n    readers: [alice]\n",
             "policies/a.yaml:2: bad glob: {…} alternatives nested more than 16 deep",
         ),
+        // A glob that would let a private key in clear pass anywhere, or in keys's
+        // own directories.
+        (
+            "allow_private_keys: [\"tests/**\", \"**\"]\n",
+            "policies/a.yaml:1: allow_private_keys glob \"**\" would accept a private key in clear anywhere",
+        ),
+        (
+            "allow_private_keys:\n  - \"*/fixtures/*.key\"\n",
+            "policies/a.yaml:2: allow_private_keys glob \"*/fixtures/*.key\" would accept",
+        ),
+        (
+            "allow_private_keys:\n  - \"{tests,docs}/**\"\n",
+            "policies/a.yaml:2: allow_private_keys glob \"{tests,docs}/**\" would accept",
+        ),
+        (
+            "allow_private_keys:\n  - \"/etc/**\"\n",
+            "policies/a.yaml:2: allow_private_keys glob \"/etc/**\" would accept",
+        ),
+        (
+            "allow_private_keys:\n  - \"secrets/**\"\n",
+            "policies/a.yaml:2: allow_private_keys glob \"secrets/**\" reaches secrets/",
+        ),
     ];
     let long = format!(
         "rules:\n  - secrets: x\n    format: age\n    readers: [alice]\nallow_private_keys: [\"{}\"]\n",

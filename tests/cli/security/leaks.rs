@@ -4,7 +4,7 @@
 //! file (exit 8) and the installed hook blocks the commit; look-alikes pass, and so
 //! does every encrypted file of the interop vectors.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::{Run, TestEnv, peer, run, vectors};
@@ -403,6 +403,36 @@ fn look_alikes_of_keys_pass_check_and_the_hook() {
     git(&env, &["add", "-A"]).success();
     env.keys(&["check", "--staged"]).success();
     git(&env, &["commit", "-qm", "fixture"]).success();
+
+    // A glob that would let a key pass anywhere (or in keys's own directories) is
+    // refused, naming its policy line, and the key it was meant to wave through is
+    // still found.
+    env.write("work/notes/ops.md", &key);
+    let mut open = PathBuf::new();
+    for glob in ["**", "*/ops.md", "{notes,tests}/**", "secrets/**"] {
+        open = env.write(
+            "work/policies/1-open.yaml",
+            format!("allow_private_keys:\n  - \"{glob}\"\n"),
+        );
+        git(&env, &["add", "-A"]).success();
+        let check = env.keys(&["check", "--staged"]).failure(8);
+        assert!(
+            check.stdout.contains(&format!(
+                "policies/1-open.yaml:2: allow_private_keys glob \"{glob}\""
+            )),
+            "{glob}: {}",
+            check.stdout
+        );
+        assert!(!check.stdout.contains("BEGIN OPENSSH"), "{}", check.stdout);
+    }
+    std::fs::remove_file(open).unwrap();
+    git(&env, &["add", "-A"]).success();
+    let check = env.keys(&["check", "--staged"]).failure(8);
+    assert!(
+        check.stdout.contains("notes/ops.md") && check.stdout.contains("in clear"),
+        "{}",
+        check.stdout
+    );
 }
 
 #[test]
