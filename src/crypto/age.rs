@@ -72,10 +72,7 @@ pub fn encrypt(
     armor: Armor,
     at: &Location,
 ) -> Result<Vec<u8>> {
-    let fail = |reason: String| Error::Encrypt {
-        at: at.clone(),
-        reason,
-    };
+    let fail = |reason: String| encrypt_error(at, reason);
     if recipients.is_empty() {
         return Err(fail("no recipients".into()));
     }
@@ -136,11 +133,17 @@ pub fn encrypt_witnessed(
         armor,
         at,
     )?;
-    let witness = to.take().ok_or_else(|| Error::Encrypt {
-        at: at.clone(),
-        reason: "no stanza was made".into(),
-    })?;
+    let witness = to
+        .take()
+        .ok_or_else(|| encrypt_error(at, "no stanza was made".into()))?;
     Ok((out, witness))
+}
+
+fn encrypt_error(at: &Location, reason: String) -> Error {
+    Error::Encrypt {
+        at: at.clone(),
+        reason,
+    }
 }
 
 fn encrypt_to<'a>(
@@ -149,10 +152,7 @@ fn encrypt_to<'a>(
     armor: Armor,
     at: &Location,
 ) -> Result<Vec<u8>> {
-    let fail = |reason: String| Error::Encrypt {
-        at: at.clone(),
-        reason,
-    };
+    let fail = |reason: String| encrypt_error(at, reason);
     let encryptor = age::Encryptor::with_recipients(recipients).map_err(|e| fail(e.to_string()))?;
     let format = match armor {
         Armor::Ascii => age::armor::Format::AsciiArmor,
