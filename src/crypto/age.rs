@@ -72,6 +72,52 @@ pub fn encrypt(
     armor: Armor,
     at: &Location,
 ) -> Result<Vec<u8>> {
+    Ok(encrypt_for(plaintext, recipients, armor, None, at)?.0)
+}
+
+/// What proves, at a third of the cost of opening it, that a file `encrypt_proven`
+/// made opens with a ready identity: the ephemeral secret of the stanza made for
+/// that identity's X25519 key `u` (`identity::x25519::Witnessed`).
+pub struct Proof {
+    u: [u8; 32],
+    pub(crate) witness: crate::identity::x25519::Witness,
+}
+
+impl Proof {
+    /// The plaintext of `data` (the file as written) opened by the identity of `u`
+    /// with the witness; `None` when it does not open (or that identity is gone).
+    pub fn opens(
+        &self,
+        data: &[u8],
+        identities: &Identities,
+        at: &Location,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        match identities.x25519_for(&self.u) {
+            Some(key) => try_decrypt_with(data, vec![&key.witnessed(&self.witness)], at),
+            None => Ok(None),
+        }
+    }
+}
+
+/// `encrypt`, with the `Proof` for the first X25519 recipient whose identity is
+/// ready in `identities`, if any is.
+pub fn encrypt_proven(
+    plaintext: &[u8],
+    recipients: &[Recipient],
+    armor: Armor,
+    identities: &Identities,
+    at: &Location,
+) -> Result<(Vec<u8>, Option<Proof>)> {
+    encrypt_for(plaintext, recipients, armor, Some(identities), at)
+}
+
+fn encrypt_for(
+    plaintext: &[u8],
+    recipients: &[Recipient],
+    armor: Armor,
+    proving: Option<&Identities>,
+    at: &Location,
+) -> Result<(Vec<u8>, Option<Proof>)> {
     let fail = |reason: String| encrypt_error(at, reason);
     if recipients.is_empty() {
         return Err(fail("no recipients".into()));
@@ -79,10 +125,19 @@ pub fn encrypt(
     refuse_low_order(recipients, at)?;
     let mut boxed: Vec<Box<dyn age::Recipient + Send>> = Vec::new();
     let mut plugin_recipients: Vec<age::plugin::Recipient> = Vec::new();
+    let mut witnessed = None;
     for r in recipients {
         match r {
             Recipient::Plugin(p) => plugin_recipients.push(p.clone()),
             Recipient::X25519(_) => match r.montgomery_u() {
+                Some(u)
+                    if witnessed.is_none()
+                        && proving.is_some_and(|ids| ids.x25519_for(&u).is_some()) =>
+                {
+                    let (to, slot) = super::x25519::Witnessing::new(u);
+                    witnessed = Some((u, slot));
+                    boxed.push(Box::new(to));
+                }
                 Some(u) => boxed.push(Box::new(super::x25519::Recipient(u))),
                 None => return Err(fail(format!("unusable recipient {r}"))),
             },
@@ -109,34 +164,21 @@ pub fn encrypt(
                 .map_err(|_| fail(format!("age-plugin-{name} is not installed")))?;
         boxed.push(Box::new(plugin));
     }
-    encrypt_to(
+    let out = encrypt_to(
         plaintext,
         boxed.iter().map(|b| b.as_ref() as &dyn age::Recipient),
         armor,
         at,
-    )
-}
-
-/// Encrypts `plaintext` to the age X25519 key `u` alone, as `encrypt` does, and
-/// returns the stanza's ephemeral secret with it: the identity of `u` proves with
-/// it, at a third of the cost, that the file opens (`identity::x25519::Witnessed`).
-pub fn encrypt_witnessed(
-    plaintext: &[u8],
-    u: [u8; 32],
-    armor: Armor,
-    at: &Location,
-) -> Result<(Vec<u8>, crate::identity::x25519::Witness)> {
-    let to = super::x25519::Witnessing::new(u);
-    let out = encrypt_to(
-        plaintext,
-        std::iter::once(&to as &dyn age::Recipient),
-        armor,
-        at,
     )?;
-    let witness = to
-        .take()
-        .ok_or_else(|| encrypt_error(at, "no stanza was made".into()))?;
-    Ok((out, witness))
+    let proof = match witnessed {
+        Some((u, slot)) => {
+            let witness = slot.lock().ok().and_then(|mut made| made.take());
+            let witness = witness.ok_or_else(|| fail("no stanza was made".into()))?;
+            Some(Proof { u, witness })
+        }
+        None => None,
+    };
+    Ok((out, proof))
 }
 
 fn encrypt_error(at: &Location, reason: String) -> Error {

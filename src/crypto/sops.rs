@@ -25,7 +25,6 @@ use crate::format::sops::golang::{Fmt, format_float};
 use crate::format::sops::metadata::{
     AgeEntry, KeyGroup, Metadata, Options, Shamir, VERSION, VaultEntry,
 };
-use crate::identity::x25519::Witness;
 use crate::identity::{Identities, Prompt};
 use crate::recipient::{Recipient, TransitKey};
 
@@ -607,12 +606,11 @@ pub struct KnownKey {
     lastmodified: String,
 }
 
-/// A new data key's entry (an armored age file) for the ready X25519 identity of
-/// the key `u`, and the ephemeral secret of its stanza.
+/// A new data key's entry (an armored age file) for a ready X25519 identity, and
+/// what proves it opens.
 struct MadeKey {
     enc: String,
-    u: [u8; 32],
-    witness: Witness,
+    proof: crypto::age::Proof,
 }
 
 /// The data key of `metadata` with the identities that are ready: from an entry
@@ -640,11 +638,10 @@ fn proof_key(
     if let Some(k) = known.filter(|k| metadata.age.iter().any(|e| e.enc == k.enc)) {
         return Ok((k.key.clone(), true));
     }
-    if let Some(m) = made.filter(|m| metadata.age.iter().any(|e| e.enc == m.enc))
-        && let Some(id) = identities.x25519_for(&m.u)
-    {
-        let witnessed = id.witnessed(&m.witness);
-        let raw = crypto::age::try_decrypt_with(m.enc.as_bytes(), vec![&witnessed], at)?
+    if let Some(m) = made.filter(|m| metadata.age.iter().any(|e| e.enc == m.enc)) {
+        let raw = m
+            .proof
+            .opens(m.enc.as_bytes(), identities, at)?
             .ok_or_else(|| Error::NoIdentity {
                 at: at.clone(),
                 searched: identities.searched().to_vec(),
@@ -904,34 +901,20 @@ pub fn rewrap(
             {
                 return Ok(kept.clone());
             }
-            let witnessed = match (r, r.montgomery_u()) {
-                (Recipient::X25519(_), Some(u))
-                    if made.is_none() && identities.x25519_for(&u).is_some() =>
-                {
-                    Some(u)
-                }
-                _ => None,
-            };
-            let enc = match witnessed {
-                Some(u) => {
-                    let (enc, witness) =
-                        crypto::age::encrypt_witnessed(key.as_slice(), u, Armor::Ascii, at)?;
-                    let enc = String::from_utf8(enc).unwrap_or_default();
-                    made = Some(MadeKey {
-                        enc: enc.clone(),
-                        u,
-                        witness,
-                    });
-                    enc
-                }
-                None => String::from_utf8(crypto::age::encrypt(
-                    key.as_slice(),
-                    std::slice::from_ref(r),
-                    Armor::Ascii,
-                    at,
-                )?)
-                .unwrap_or_default(),
-            };
+            let (enc, proof) = crypto::age::encrypt_proven(
+                key.as_slice(),
+                std::slice::from_ref(r),
+                Armor::Ascii,
+                identities,
+                at,
+            )?;
+            let enc = String::from_utf8(enc).unwrap_or_default();
+            if let (None, Some(proof)) = (&made, proof) {
+                made = Some(MadeKey {
+                    enc: enc.clone(),
+                    proof,
+                });
+            }
             headers.read(&enc);
             Ok(AgeEntry {
                 recipient: name,

@@ -167,20 +167,23 @@ impl age::Recipient for Recipient {
 /// of opening it (`identity::x25519::Witnessed`).
 pub struct Witnessing {
     u: [u8; 32],
-    made: Mutex<Option<Witness>>,
+    made: Arc<Mutex<Option<Witness>>>,
 }
 
-impl Witnessing {
-    pub fn new(u: [u8; 32]) -> Witnessing {
-        Witnessing {
-            u,
-            made: Mutex::new(None),
-        }
-    }
+/// Where a `Witnessing` recipient leaves the ephemeral secret of its stanza.
+pub type WitnessSlot = Arc<Mutex<Option<Witness>>>;
 
-    /// The ephemeral secret of the last stanza made.
-    pub fn take(&self) -> Option<Witness> {
-        self.made.lock().ok()?.take()
+impl Witnessing {
+    /// The recipient of the X25519 key `u`, and where it leaves its witness.
+    pub fn new(u: [u8; 32]) -> (Witnessing, WitnessSlot) {
+        let made = WitnessSlot::default();
+        (
+            Witnessing {
+                u,
+                made: made.clone(),
+            },
+            made,
+        )
     }
 }
 
@@ -431,15 +434,20 @@ mod tests {
     /// (a wrapping made under a wrong secret) opens nothing.
     #[test]
     fn a_witness_opens_only_the_stanza_it_was_made_for() {
-        use crate::crypto::age::{Armor, encrypt_witnessed, try_decrypt_with};
+        use crate::crypto::age::try_decrypt_with;
         use crate::error::Location;
         use crate::identity::x25519::Key;
         let at = Location::named("t");
         let id = age::x25519::Identity::generate();
         let key = Key::new(&id).unwrap();
         let other = Key::new(&age::x25519::Identity::generate()).unwrap();
-        let (data, witness) =
-            encrypt_witnessed(b"data key", *key.public(), Armor::Ascii, &at).unwrap();
+        let witnessed = || {
+            let (to, slot) = Witnessing::new(*key.public());
+            let data = encrypt(&to, b"data key");
+            let witness = slot.lock().unwrap().take().unwrap();
+            (data, witness)
+        };
+        let (data, witness) = witnessed();
         let open = |with: &dyn age::Identity, data: &[u8]| {
             try_decrypt_with(data, vec![with], &at)
                 .unwrap()
@@ -453,7 +461,7 @@ mod tests {
         assert_eq!(open(&id, &data).as_deref(), Some(&b"data key"[..]));
         assert_eq!(open(&key, &data).as_deref(), Some(&b"data key"[..]));
         // Another stanza for the same key: its share is not the witness's.
-        let (again, _) = encrypt_witnessed(b"data key", *key.public(), Armor::Ascii, &at).unwrap();
+        let (again, _) = witnessed();
         assert_eq!(open(&key.witnessed(&witness), &again), None);
         // Another identity with the witness.
         assert_eq!(open(&other.witnessed(&witness), &data), None);

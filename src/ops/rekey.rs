@@ -569,10 +569,21 @@ fn rekey_one(change: &Change, ids: &Identities, wrap: Wrap) -> Result<Rekeyed> {
                     at: at.clone(),
                     searched: ids.searched().to_vec(),
                 })?;
-            let data =
-                crypto::age::encrypt(&plain, &change.recipients, Armor::when(change.armor), &at)?;
+            let (data, proof) = crypto::age::encrypt_proven(
+                &plain,
+                &change.recipients,
+                Armor::when(change.armor),
+                ids,
+                &at,
+            )?;
             let readers = format::readers(Format::Age, &data).map_err(|r| corrupt(&at, r))?;
-            let opened = crypto::age::try_decrypt(&data, ids, &at)?.is_some();
+            // The identity's own stanza opened by the secret recomputed from its key,
+            // else by trying every ready identity.
+            let opened = match proof {
+                Some(proof) => proof.opens(&data, ids, &at)?,
+                None => crypto::age::try_decrypt(&data, ids, &at)?,
+            }
+            .is_some();
             verify(change, &readers, opened, &at)?;
             Ok(Rekeyed {
                 data,

@@ -755,6 +755,6 @@ fn a_new_data_key_is_proven_by_recomputing_the_identitys_shared_secret() {
     let metadata = Metadata::from_items(&written.metadata).unwrap();
     assert!(done.made.is_some());
     assert!(done.prove_opens(&written, &metadata, &ids, &at).unwrap());
-    done.made.as_mut().unwrap().witness.e = Zeroizing::new([7; 32]);
+    done.made.as_mut().unwrap().proof.witness.e = Zeroizing::new([7; 32]);
     assert!(done.prove_opens(&written, &metadata, &ids, &at).is_err());
 }
