@@ -26,15 +26,27 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> Result<()> {
     let shown = args.path.as_deref().unwrap_or("secrets/keys.lock");
-    let read = |p: &PathBuf| -> Result<Lockfile> {
+    // git hands over each version as a temporary file: an error names the lock and
+    // which version it found the fault in.
+    let read = |p: &PathBuf, version: &str| -> Result<Lockfile> {
+        let named = format!("{shown} ({version})");
         let data = fsutil::read_optional(p)?.unwrap_or_default();
         let text = String::from_utf8(data).map_err(|_| Error::InvalidFile {
-            at: crate::error::Location::named(shown),
+            at: crate::error::Location::named(&named),
             reason: "not UTF-8 text".into(),
         })?;
-        Lockfile::parse(&text)
+        Lockfile::parse(&text).map_err(|mut e| {
+            if let Error::InvalidFile { at, .. } = &mut e {
+                at.file = named.clone();
+            }
+            e
+        })
     };
-    let (base, ours, theirs) = (read(&args.base)?, read(&args.ours)?, read(&args.theirs)?);
+    let (base, ours, theirs) = (
+        read(&args.base, "the common ancestor's version")?,
+        read(&args.ours, "this branch's version")?,
+        read(&args.theirs, "the other branch's version")?,
+    );
     let (text, conflicts) = lockfile::merge3(&base, &ours, &theirs);
     fsutil::write_atomic(&args.ours, text.as_bytes(), fsutil::PUBLIC)?;
     if conflicts.is_empty() {

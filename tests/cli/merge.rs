@@ -96,4 +96,33 @@ fn neighbouring_secrets_merge_cleanly_and_the_same_secret_conflicts_by_name() {
         "{}",
         check.stdout
     );
+
+    // A lock damaged on the other branch: the driver names the lock, the version
+    // and the line, not git's temporary copy of it.
+    git(&env, &["merge", "--abort"], b"").success();
+    git(&env, &["checkout", "-q", "-b", "erin"], b"").success();
+    let lock = std::fs::read_to_string(repo.join("secrets/keys.lock")).unwrap();
+    let damaged = lock.replacen("bot/b age ", "bot/b ag3 ", 1);
+    assert_ne!(damaged, lock);
+    env.write("work/secrets/keys.lock", &damaged);
+    git(&env, &["commit", "-qam", "erin", "--no-verify"], b"").success();
+    git(&env, &["checkout", "-q", "main"], b"").success();
+    env.keys_stdin(&["encrypt", "bot/e"], b"e").success();
+    git(&env, &["add", "-A"], b"").success();
+    git(&env, &["commit", "-qm", "frank"], b"").success();
+    let run = git(&env, &["merge", "--no-edit", "erin"], b"");
+    assert_ne!(run.code, 0);
+    let said = format!("{}{}", run.stdout, run.stderr);
+    let line = damaged
+        .lines()
+        .position(|l| l.starts_with("bot/b "))
+        .unwrap()
+        + 1;
+    assert!(
+        said.contains(&format!(
+            "secrets/keys.lock (the other branch's version):{line}: unknown format"
+        )),
+        "{said}"
+    );
+    assert!(!said.contains(".merge_file_"), "{said}");
 }
