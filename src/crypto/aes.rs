@@ -13,21 +13,17 @@ use crate::format::sops::cipher::{self, IV_LEN, Sealed, TAG_LEN};
 /// The data key: 32 bytes, wrapped per recipient in the metadata.
 pub type DataKey = Zeroizing<[u8; 32]>;
 
-/// Encrypts `plain` as a value of type `kind` at key path `aad`, with the given IV
-/// (kept from the previous version of an unchanged value) or a fresh one.
-pub fn seal(
-    key: &DataKey,
-    plain: &[u8],
-    kind: &str,
-    aad: &str,
-    iv: Option<[u8; IV_LEN]>,
-) -> String {
-    let iv = iv.unwrap_or_else(fresh_iv);
+/// Encrypts `plain` as a value of type `kind` at key path `aad`, under a fresh IV.
+pub fn seal(key: &DataKey, plain: &[u8], kind: &str, aad: &str) -> String {
+    seal_with_iv(key, plain, kind, aad, &fresh_iv())
+}
+
+fn seal_with_iv(key: &DataKey, plain: &[u8], kind: &str, aad: &str, iv: &[u8; IV_LEN]) -> String {
     let cipher = AesGcm::<Aes256, U32>::new(key.as_slice().into());
     // Encryption with a valid key and nonce size cannot fail.
     let out = cipher
         .encrypt(
-            Nonce::<U32>::from_slice(&iv),
+            Nonce::<U32>::from_slice(iv),
             Payload {
                 msg: plain,
                 aad: aad.as_bytes(),
@@ -35,7 +31,7 @@ pub fn seal(
         )
         .unwrap_or_default();
     let (data, tag) = out.split_at(out.len().saturating_sub(TAG_LEN));
-    cipher::render(data, &iv, tag, kind)
+    cipher::render(data, iv, tag, kind)
 }
 
 /// Decrypts a parsed value at key path `aad`; `None` when it does not authenticate.
@@ -79,7 +75,7 @@ mod tests {
     #[test]
     fn seals_and_opens_with_the_key_path_bound() {
         let key = fresh_key();
-        let s = seal(&key, b"hunter2", "str", "db:password:", None);
+        let s = seal(&key, b"hunter2", "str", "db:password:");
         assert!(is_sealed(&s) && s.ends_with(",type:str]"));
         let p = parse(&s).unwrap();
         assert_eq!(p.iv.len(), 32);
@@ -88,9 +84,14 @@ mod tests {
         assert!(open(&fresh_key(), &p, "db:password:").is_none());
         let iv = [7u8; 32];
         assert_eq!(
-            seal(&key, b"x", "str", "a:", Some(iv)),
-            seal(&key, b"x", "str", "a:", Some(iv)),
-            "an unchanged value keeps its ciphertext"
+            seal_with_iv(&key, b"x", "str", "a:", &iv),
+            seal_with_iv(&key, b"x", "str", "a:", &iv),
+            "the same IV gives the same ciphertext"
+        );
+        assert_ne!(
+            seal(&key, b"x", "str", "a:"),
+            seal(&key, b"x", "str", "a:"),
+            "every seal takes a fresh IV"
         );
     }
 }

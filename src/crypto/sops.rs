@@ -241,7 +241,7 @@ fn seal_branches(
     let mut visit = |leaf: Leaf, path: &[String], comments: &[Vec<String>]| -> Result<()> {
         let seal_comment = |c: &str| {
             (rules.encrypts_comment(path, comments) && !c.is_empty())
-                .then(|| aes::seal(key, c.as_bytes(), "comment", &aad(path), None))
+                .then(|| aes::seal(key, c.as_bytes(), "comment", &aad(path)))
         };
         match leaf {
             Leaf::Comment(c) => {
@@ -272,7 +272,7 @@ fn seal_branches(
                 } else if let Some((bytes, kind)) = scalar(v) {
                     hash.update(&bytes);
                     if !bytes.is_empty() {
-                        *v = Value::Str(aes::seal(key, &bytes, kind, &aad(path), None));
+                        *v = Value::Str(aes::seal(key, &bytes, kind, &aad(path)));
                     }
                 }
             }
@@ -767,7 +767,7 @@ fn reseal(
                     && let Some(sealed) = cipher::parse(c)
                     && let Some(plain) = aes::open(old, &sealed, &a)
                 {
-                    *c = aes::seal(new, &plain, &sealed.kind, &a, None);
+                    *c = aes::seal(new, &plain, &sealed.kind, &a);
                 }
             }
             Leaf::Scalar(v) => {
@@ -778,7 +778,7 @@ fn reseal(
                     let unsealed = || corrupt(at, path, "does not authenticate");
                     let sealed = cipher::parse(s).ok_or_else(unsealed)?;
                     let plain = aes::open(old, &sealed, &a).ok_or_else(unsealed)?;
-                    *s = aes::seal(new, &plain, &sealed.kind, &a, None);
+                    *s = aes::seal(new, &plain, &sealed.kind, &a);
                 }
             }
         }
@@ -790,7 +790,7 @@ fn reseal(
     if let Some(sealed) = cipher::parse(&metadata.mac)
         && let Some(mac) = aes::open(old, &sealed, &metadata.lastmodified)
     {
-        metadata.mac = aes::seal(new, &mac, &sealed.kind, &metadata.lastmodified, None);
+        metadata.mac = aes::seal(new, &mac, &sealed.kind, &metadata.lastmodified);
     }
     Ok(())
 }
@@ -1001,7 +1001,7 @@ fn finish(
     let mac = seal_branches(&mut out, &rules, key, store);
     metadata.lastmodified =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    metadata.mac = aes::seal(key, mac.as_bytes(), "str", &metadata.lastmodified, None);
+    metadata.mac = aes::seal(key, mac.as_bytes(), "str", &metadata.lastmodified);
     metadata.version = VERSION.into();
     Ok(EncryptedDocument {
         branches: out,

@@ -604,7 +604,7 @@ fn proving_a_rewrapped_file_checks_every_value_unless_they_are_the_ones_checked(
     let (done, written, metadata, ids) = rewrapped_and_written(|items, key| {
         items[1] = Item::Pair(
             "password".into(),
-            Value::Str(aes::seal(key, b"other", "str", "db:password:", None)),
+            Value::Str(aes::seal(key, b"other", "str", "db:password:")),
         );
     });
     assert!(written.branches != done.doc.branches);
@@ -614,13 +614,7 @@ fn proving_a_rewrapped_file_checks_every_value_unless_they_are_the_ones_checked(
     let (done, written, metadata, ids) = rewrapped_and_written(|items, key| {
         items[1] = Item::Pair(
             "password".into(),
-            Value::Str(aes::seal(
-                key,
-                b"hunter2-canary",
-                "str",
-                "db:password:",
-                None,
-            )),
+            Value::Str(aes::seal(key, b"hunter2-canary", "str", "db:password:")),
         );
     });
     assert!(written.branches != done.doc.branches);
