@@ -43,6 +43,14 @@ impl Item {
             Item::Comment(_) => None,
         }
     }
+
+    /// The value of a pair; `None` for a comment.
+    pub fn value(&self) -> Option<&Value> {
+        match self {
+            Item::Pair(_, v) => Some(v),
+            Item::Comment(_) => None,
+        }
+    }
 }
 
 /// The top-level maps of a document: one per YAML document, one for every other

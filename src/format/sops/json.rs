@@ -55,10 +55,7 @@ impl Store for JsonStore {
 
     fn emit_plain(&self, branches: &Branches) -> Result<Vec<u8>> {
         let branch = single_branch(branches, "json")?;
-        refuse_non_finite(branch.iter().filter_map(|i| match i {
-            Item::Pair(_, v) => Some(v),
-            Item::Comment(_) => None,
-        }))?;
+        refuse_non_finite(branch.iter().filter_map(Item::value))?;
         let mut out = String::new();
         write_document(&mut out, branch);
         out.push('\n');
@@ -109,10 +106,7 @@ fn refuse_non_finite<'a>(values: impl IntoIterator<Item = &'a Value>) -> Result<
                     format!("JSON has no way to write the number {f}, as sops says too"),
                 ));
             }
-            Value::Map(items) => stack.extend(items.iter().filter_map(|i| match i {
-                Item::Pair(_, v) => Some(v),
-                Item::Comment(_) => None,
-            })),
+            Value::Map(items) => stack.extend(items.iter().filter_map(Item::value)),
             Value::List(values) => stack.extend(values),
             _ => {}
         }
