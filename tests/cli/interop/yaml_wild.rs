@@ -366,3 +366,115 @@ fn a_comment_ending_a_list_item_after_a_nested_map_is_encrypted_as_sops_encrypts
     let keys_reads_ours = env.keys(&["decrypt", "yaml/item-comment"]).success();
     assert_eq!(keys_reads_ours.stdout, sops_reads_ours.stdout);
 }
+
+/// A comment to the right of a flow collection (`key: {} # none yet`, `key: [] #
+/// later`, common for a setting left empty) is that collection's first entry, as
+/// sops makes it: `key:` / `# c` / `- 1` for a list, and for an empty map sops
+/// writes it inside the braces (`{` / `#ENC[…]` / `}`), where go-yaml drops it when
+/// the file is read, so sops prints `key: {}`. keys reads and writes each alike, at
+/// every depth, in lists and through an alias; a comment inside empty brackets is
+/// dropped, as sops drops it, and one inside a flow list after its entries stays
+/// there.
+#[test]
+fn a_comment_beside_a_flow_collection_is_placed_as_sops_places_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let plaintext = "a: 1\nb: {} # none yet\nc: 2\nx:\n  y: { } # nested\n  z: 3\n\
+                     l:\n  - {} # in a list\n  - k: {} # in an item\n    v: 4\n\
+                     m: &e [1] # anchored\nn: *e\no: [] # kept\np: {\n  # inside\n}\n\
+                     q: [1, 2\n  # after\n  ]\nr: [ # opening\n  3]\ns:\n  - []\n  # foot\n";
+    let printed = both_ways(&env, &repo, "yaml/flow-comments", plaintext);
+    assert_eq!(
+        printed,
+        "a: 1\nb: {}\nc: 2\nx:\n    \"y\": {}\n    z: 3\nl:\n    # in a list\n    - {}\n    \
+         - k: {}\n      v: 4\nm:\n    # anchored\n    - 1\n\"n\":\n    # anchored\n    - 1\n\
+         o: []\n# kept\np: {}\nq:\n    - 1\n    - 2\n    # after\nr:\n    - 3\ns:\n    - []\n    \
+         # foot\n"
+    );
+}
+
+/// A key repeated in a map: sops refuses it in the first document of a plaintext
+/// and keeps it in a later one, and a file sops wrote from JSON that repeats a key
+/// keeps both pairs. keys refuses and keeps the same, and decrypts, extracts and
+/// rekeys such a file as sops prints it.
+#[test]
+fn repeated_keys_are_refused_and_kept_where_sops_refuses_and_keeps_them() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    let admin = env.root.join("keys/demo.txt");
+
+    // A later document may repeat a key, both ways.
+    let printed = both_ways(&env, &repo, "yaml/later", "a: 1\n---\nb: 1\nb: 2\n");
+    assert_eq!(printed, "a: 1\n---\nb: 1\nb: 2\n");
+
+    // The first may not, for sops and for keys.
+    let input = env.write("sops-in/first.yaml", b"a: 1\nx:\n  k: 1\n  k: 2\n");
+    let theirs = sops(
+        &env,
+        &["encrypt", "--age", "age1x", input.to_str().unwrap()],
+        &admin,
+    );
+    assert_ne!(
+        theirs.code, 0,
+        "sops took a repeated key: {}",
+        theirs.stdout
+    );
+    let ours = env.keys_stdin(&["encrypt", "yaml/first"], b"a: 1\nx:\n  k: 1\n  k: 2\n");
+    assert_eq!(ours.code, 3, "{}", ours.stderr);
+    assert!(
+        ours.stderr
+            .contains("secrets/yaml/first.yaml:4: duplicate key \"k\""),
+        "{}",
+        ours.stderr
+    );
+    assert!(!repo.join("secrets/yaml/first.yaml").exists());
+
+    // A file sops wrote from JSON that repeats a key, as YAML.
+    let json = env.write(
+        "sops-in/repeat.json",
+        br#"{"x": {"a": 1, "a": 2}, "l": [{"c": "y", "c": "z"}]}"#,
+    );
+    let recipient = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
+    let recipient = recipient
+        .lines()
+        .find(|l| l.starts_with("age1"))
+        .unwrap()
+        .trim();
+    let args = [
+        "encrypt",
+        "--age",
+        recipient,
+        "--input-type",
+        "json",
+        "--output-type",
+        "yaml",
+        json.to_str().unwrap(),
+    ];
+    let enc = sops(&env, &args, &admin).success();
+    let file = repo.join("secrets/yaml/repeat.yaml");
+    std::fs::write(&file, &enc.raw_stdout).unwrap();
+    let expected = "x:\n    a: 1\n    a: 2\nl:\n    - c: \"y\"\n      c: z\n";
+    let theirs = sops(&env, &["decrypt", file.to_str().unwrap()], &admin).success();
+    assert_eq!(theirs.stdout, expected);
+    assert_eq!(
+        env.keys(&["decrypt", "yaml/repeat"]).success().stdout,
+        expected
+    );
+    // The first of the two, as sops extracts it.
+    let path = "[\"x\"][\"a\"]";
+    let theirs = sops(
+        &env,
+        &["decrypt", "--extract", path, file.to_str().unwrap()],
+        &admin,
+    );
+    let ours = env.keys(&["decrypt", "--extract", path, "yaml/repeat"]);
+    let theirs = theirs.success().stdout;
+    assert_eq!(ours.success().stdout, theirs);
+    assert_eq!(theirs, "1\n");
+    // Rewritten for the policy's two readers, both pairs kept.
+    let before = std::fs::read(&file).unwrap();
+    env.keys(&["rekey", "--all"]).success();
+    assert_ne!(std::fs::read(&file).unwrap(), before);
+    let theirs = sops(&env, &["decrypt", file.to_str().unwrap()], &admin).success();
+    assert_eq!(theirs.stdout, expected);
+}

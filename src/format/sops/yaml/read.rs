@@ -30,6 +30,10 @@ struct Open {
     /// least this far that close the collection belong to it.
     col: Option<usize>,
     anchor: usize,
+    /// For a flow map or list (`{`, `[`), how many comments were pending when it
+    /// opened: go-yaml drops the own-line comments inside one that ends with no
+    /// entry (sops writes a comment to the right of `{}` there, `{` / `#ENC[…]` / `}`).
+    flow_from: Option<usize>,
 }
 
 struct Builder<'f> {
@@ -58,11 +62,19 @@ struct Builder<'f> {
     /// end: a comment to the right of a list's dash with none of these before it on
     /// its line follows a bare `- `.
     content_line: usize,
+    /// Whether a key repeated in a map of the first document is refused.
+    refuse_repeats: bool,
     /// Where in `pending` the comments begin that follow a bare `- ` (the one to its
     /// right and the own-line ones after it), until the dash's node starts: go-yaml
     /// makes them the first entries of a list nested there, and puts them before
     /// any other node.
     after_dash: Option<usize>,
+    /// The (1-based) line where a flow collection (`]`, `}`) was the last node to
+    /// end: a comment to its right belongs inside it, as go-yaml gives it to that
+    /// node and sops makes it the collection's first entry.
+    flow_end: Option<usize>,
+    /// The anchor of the last node completed (0: none).
+    last_anchor: usize,
 }
 
 /// The documents read, and what sops could not read back once written.
@@ -73,8 +85,19 @@ pub(super) struct Parsed {
     pub scalar_merge: Option<usize>,
 }
 
+/// What is being read: a plaintext sops is asked to encrypt, or a file it wrote.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Input {
+    /// sops refuses a key repeated in the first document's maps (go-yaml's
+    /// unmarshal into a map), and takes it in any later document.
+    Plain,
+    /// sops reads a repeated key anywhere, each pair in its place (as a file sops
+    /// wrote from a JSON file that repeats a key).
+    Encrypted,
+}
+
 /// The YAML documents in `data`, one branch each; `file` names it in errors.
-pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
+pub(super) fn parse(data: &[u8], file: &str, input: Input) -> Result<Parsed> {
     let at = || Location::named(file);
     if data.len() > MAX_INPUT {
         return Err(invalid(
@@ -111,7 +134,10 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
         alias_bytes: 0,
         scalar_merge: None,
         content_line: 0,
+        refuse_repeats: input == Input::Plain,
         after_dash: None,
+        flow_end: None,
+        last_anchor: 0,
     };
     for event in gp::Parser::new_from_str_with_options(text, options) {
         let (event, span) = event.map_err(|e| {
@@ -126,6 +152,33 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
         branches: builder.branches,
         scalar_merge: builder.scalar_merge,
     })
+}
+
+/// Whether a collection being built has an entry yet (a key or an item, not only
+/// comments).
+fn frame_has_entries(frame: &Frame) -> bool {
+    match frame {
+        Frame::Map { items, .. } => items.iter().any(|i| matches!(i, Item::Pair(..))),
+        Frame::List(items) => items.iter().any(|v| !matches!(v, Value::Comment(_))),
+    }
+}
+
+/// Puts the comment `text` first in the map or list `value`.
+fn first_comment(value: &mut Value, text: String) {
+    match value {
+        Value::Map(items) => items.insert(0, Item::Comment(text)),
+        Value::List(items) => items.insert(0, Value::Comment(text)),
+        _ => {}
+    }
+}
+
+/// Whether `value` is a map or list with an entry (not only comments).
+fn has_entries(value: &Value) -> bool {
+    match value {
+        Value::Map(items) => items.iter().any(|i| matches!(i, Item::Pair(..))),
+        Value::List(items) => items.iter().any(|v| !matches!(v, Value::Comment(_))),
+        _ => false,
+    }
 }
 
 /// The characters go-yaml (YAML 1.1) takes for line breaks beside `\n` and `\r`.
@@ -271,9 +324,9 @@ impl Builder<'_> {
     fn event(&mut self, event: Event<'_>, span: gp::Span) -> Result<()> {
         let line = span.start.line();
         let col = span.start.col();
-        let after_dash = match event {
-            Event::Comment(..) => self.after_dash,
-            _ => self.after_dash.take(),
+        let (after_dash, flow_end) = match event {
+            Event::Comment(..) => (self.after_dash, self.flow_end),
+            _ => (self.after_dash.take(), self.flow_end.take()),
         };
         let in_list = matches!(
             self.stack.last(),
@@ -296,6 +349,7 @@ impl Builder<'_> {
                 }) =>
             {
                 self.content_line = line;
+                self.flow_end = Some(line);
             }
             _ => {}
         }
@@ -326,7 +380,7 @@ impl Builder<'_> {
             Event::Comment(text, placement) => {
                 let text = text.into_owned();
                 if placement == Placement::Right {
-                    self.line_comment(text, line, col);
+                    self.line_comment(text, line, col, flow_end == Some(line));
                 } else {
                     self.pending.push((text, col, line));
                     self.pending_line = line;
@@ -382,7 +436,8 @@ impl Builder<'_> {
                         unreachable!()
                     };
                     frame_col.get_or_insert(col);
-                    if !keys.insert(key.clone()) {
+                    if self.refuse_repeats && self.branches.is_empty() && !keys.insert(key.clone())
+                    {
                         return Err(invalid(self.at(line), format!("duplicate key {key:?}")));
                     }
                     *slot = Some(key);
@@ -410,6 +465,7 @@ impl Builder<'_> {
                     _ => Vec::new(),
                 };
                 self.open(false, anchor, line, col)?;
+                self.mark_flow(span);
                 if let Some(Open {
                     frame: Frame::List(items),
                     ..
@@ -418,7 +474,10 @@ impl Builder<'_> {
                     items.extend(inner.into_iter().map(|(text, ..)| Value::Comment(text)));
                 }
             }
-            Event::MappingStart(_, anchor, _) => self.open(true, anchor, line, col)?,
+            Event::MappingStart(_, anchor, _) => {
+                self.open(true, anchor, line, col)?;
+                self.mark_flow(span);
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 self.close(line)?;
             }
@@ -573,8 +632,36 @@ impl Builder<'_> {
 
     /// A comment on the same line as content: sops puts it before the entry it
     /// follows. One to the right of a bare `- ` comes before what the dash starts.
-    fn line_comment(&mut self, text: String, line: usize, col: usize) {
+    fn line_comment(&mut self, text: String, line: usize, col: usize, after_flow: bool) {
+        // To the right of a flow collection's opening, before its first entry
+        // (`[ # c`): go-yaml drops it.
+        if let Some(open) = self.stack.last()
+            && open.flow_from.is_some()
+            && !frame_has_entries(&open.frame)
+        {
+            return;
+        }
         match self.stack.last_mut().map(|open| &mut open.frame) {
+            // `key: {…} # c` or `key: […] # c`: the collection's first entry.
+            Some(Frame::Map {
+                items, key: None, ..
+            }) if after_flow
+                && matches!(
+                    items.last(),
+                    Some(Item::Pair(_, Value::Map(_) | Value::List(_)))
+                ) =>
+            {
+                let Some(Item::Pair(_, value)) = items.last_mut() else {
+                    unreachable!("matched above")
+                };
+                first_comment(value, text);
+                // An alias of it (`*a`) has the comment too: it is the same node.
+                if self.last_anchor != 0 {
+                    let value = value.clone();
+                    self.anchors
+                        .insert(self.last_anchor, (value.clone(), size(&value)));
+                }
+            }
             Some(Frame::List(_)) if line > self.content_line => {
                 self.after_dash.get_or_insert(self.pending.len());
                 self.pending.push((text, col, line));
@@ -599,7 +686,24 @@ impl Builder<'_> {
                     .unwrap_or(items.len());
                 items.insert(at, Value::Comment(text));
             }
+            // `{a: 1} # c` as the whole document: its first entry too.
+            None if after_flow && let Some(root) = &mut self.root => {
+                root.insert(0, Item::Comment(text));
+            }
             None => self.pending.push((text, 0, 0)),
+        }
+    }
+
+    /// If the collection just opened at `span` is a flow one (`{`, `[`), notes
+    /// how many comments were pending then (`Open::flow_from`).
+    fn mark_flow(&mut self, span: gp::Span) {
+        let flow = span.start.byte_offset().is_some_and(|at| {
+            self.text
+                .get(at..)
+                .is_some_and(|t| t.starts_with(['{', '[']))
+        });
+        if flow && let Some(open) = self.stack.last_mut() {
+            open.flow_from = Some(self.pending.len());
         }
     }
 
@@ -649,6 +753,7 @@ impl Builder<'_> {
             // A list's entries start at its dashes; a map's at its first key.
             col: (!is_map).then_some(col),
             anchor,
+            flow_from: None,
         };
         if matches!(
             self.stack.last(),
@@ -672,6 +777,20 @@ impl Builder<'_> {
         let Some(mut open) = self.stack.pop() else {
             return Err(invalid(self.at(line), "unbalanced YAML structure"));
         };
+        let entries = frame_has_entries(&open.frame);
+        // Own-line comments inside a flow collection: dropped where it has no entry,
+        // else its last entries (`[1, 2` / `# c` / `]`).
+        if let Some(from) = open.flow_from.filter(|&from| from < self.pending.len()) {
+            let inside = self.pending.split_off(from);
+            if entries {
+                for (text, ..) in inside {
+                    match &mut open.frame {
+                        Frame::Map { items, .. } => items.push(Item::Comment(text)),
+                        Frame::List(items) => items.push(Value::Comment(text)),
+                    }
+                }
+            }
+        }
         let innermost = !std::mem::replace(&mut self.closed, true);
         if innermost {
             let n = self.foot_comments(open.col);
@@ -684,14 +803,16 @@ impl Builder<'_> {
         }
         // Own-line comments indented at least as far as this collection's
         // entries close it; the rest belong to an enclosing collection.
-        // go-yaml gives a list whose last entry is a map or list no comments of
-        // its own after that entry: they go to the enclosing map.
+        // go-yaml gives a list whose last entry is a map or list with entries no
+        // comments of its own after that entry: they go to the enclosing map. An
+        // empty one (`{}`, `[]`) takes them as a scalar does.
         let nested_last = matches!(
             &open.frame,
-            Frame::List(items) if matches!(
-                items.iter().rev().find(|v| !matches!(v, Value::Comment(_))),
-                Some(Value::Map(_) | Value::List(_))
-            )
+            Frame::List(items) if items
+                .iter()
+                .rev()
+                .find(|v| !matches!(v, Value::Comment(_)))
+                .is_some_and(has_entries)
         );
         // At the end of the input, go-yaml gives an enclosing collection only the
         // comments at its own column; the rest go to the document.
@@ -793,6 +914,7 @@ impl Builder<'_> {
     }
 
     fn complete(&mut self, value: Value, anchor: usize, line: usize) -> Result<()> {
+        self.last_anchor = anchor;
         if anchor != 0 {
             let size = size(&value);
             self.anchors.insert(anchor, (value.clone(), size));
