@@ -43,7 +43,7 @@ impl Store for YamlStore {
         let read::Parsed {
             branches,
             scalar_merge,
-        } = read::parse(data, file, read::Input::Plain)?;
+        } = read::parse(data, file)?;
         if let Some(line) = scalar_merge {
             return Err(invalid(
                 Location::named(file).at_line(line as u64),
@@ -109,7 +109,7 @@ impl Store for YamlStore {
 
 /// An encrypted file read by the general reader.
 fn load_encrypted(data: &[u8], file: &str) -> Result<EncryptedDocument> {
-    let mut branches = read::parse(data, file, read::Input::Encrypted)?.branches;
+    let mut branches = read::parse(data, file)?.branches;
     // As sops's ExtractMetadata: the metadata is the first document's `sops`
     // map; every document's `sops` key is dropped.
     let mut metadata = None;

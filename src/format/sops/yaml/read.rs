@@ -62,8 +62,6 @@ struct Builder<'f> {
     /// end: a comment to the right of a list's dash with none of these before it on
     /// its line follows a bare `- `.
     content_line: usize,
-    /// Whether a key repeated in a map of the first document is refused.
-    refuse_repeats: bool,
     /// Where in `pending` the comments begin that follow a bare `- ` (the one to its
     /// right and the own-line ones after it), until the dash's node starts: go-yaml
     /// makes them the first entries of a list nested there, and puts them before
@@ -85,19 +83,8 @@ pub(super) struct Parsed {
     pub scalar_merge: Option<usize>,
 }
 
-/// What is being read: a plaintext sops is asked to encrypt, or a file it wrote.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Input {
-    /// sops refuses a key repeated in the first document's maps (go-yaml's
-    /// unmarshal into a map), and takes it in any later document.
-    Plain,
-    /// sops reads a repeated key anywhere, each pair in its place (as a file sops
-    /// wrote from a JSON file that repeats a key).
-    Encrypted,
-}
-
 /// The YAML documents in `data`, one branch each; `file` names it in errors.
-pub(super) fn parse(data: &[u8], file: &str, input: Input) -> Result<Parsed> {
+pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
     let at = || Location::named(file);
     if data.len() > MAX_INPUT {
         return Err(invalid(
@@ -134,7 +121,6 @@ pub(super) fn parse(data: &[u8], file: &str, input: Input) -> Result<Parsed> {
         alias_bytes: 0,
         scalar_merge: None,
         content_line: 0,
-        refuse_repeats: input == Input::Plain,
         after_dash: None,
         flow_end: None,
         last_anchor: 0,
@@ -436,8 +422,10 @@ impl Builder<'_> {
                         unreachable!()
                     };
                     frame_col.get_or_insert(col);
-                    if self.refuse_repeats && self.branches.is_empty() && !keys.insert(key.clone())
-                    {
+                    // A key repeated in the first document is refused, as sops refuses
+                    // it in a plaintext (two values for one name, which readers resolve
+                    // differently); later documents may repeat one, as sops takes them.
+                    if self.branches.is_empty() && !keys.insert(key.clone()) {
                         return Err(invalid(self.at(line), format!("duplicate key {key:?}")));
                     }
                     *slot = Some(key);

@@ -25,11 +25,7 @@ pub(super) fn load(data: &[u8], file: &str) -> Option<EncryptedDocument> {
     let metadata = metadata(tail)?;
     let branches = match block_map(body) {
         Some(items) => vec![items],
-        None => {
-            read::parse(body, file, read::Input::Encrypted)
-                .ok()?
-                .branches
-        }
+        None => read::parse(body, file).ok()?.branches,
     };
     if branches.len() != 1 || branches[0].iter().any(|item| item.key() == Some("sops")) {
         return None;
@@ -534,9 +530,7 @@ mod tests {
             let body = &data[..split(&data).unwrap()];
             if let Some(items) = block_map(body) {
                 taken += 1;
-                let general = read::parse(body, "f", read::Input::Encrypted)
-                    .unwrap()
-                    .branches;
+                let general = read::parse(body, "f").unwrap().branches;
                 assert_eq!(
                     format!("{:?}", vec![items]),
                     format!("{general:?}"),
