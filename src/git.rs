@@ -18,6 +18,10 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 use crate::error::{Error, Location, Result};
 
+mod committed;
+
+pub use committed::{Committed, head_and_parents};
+
 /// One entry of the git index (stage 0), read from the object store, not the work tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedFile {

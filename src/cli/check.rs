@@ -79,6 +79,12 @@ pub(crate) fn run(ctx: &super::Context, args: Args) -> Result<()> {
         work_tree(repo, &ignored.files)?
     };
     let mut report = check::inspect(&files);
+    // What the lock says of a value's life is held to what git committed before.
+    if args.staged || ignored.in_git {
+        let lock = files.get(crate::layout::LOCKFILE);
+        let history = check::lock_history(repo.root(), lock, args.staged)?;
+        report.findings.extend(history);
+    }
     // An ignored part of what keys keeps is never committed, and plaintext there is
     // never seen by a commit's check: each ignoring line fails the check.
     for line in ignored.lines.into_iter().rev() {

@@ -123,6 +123,29 @@ pub fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
 }
 
+/// The date of a new value replacing one of `previous`: now, or a second after
+/// `previous` if that is not past (`keys check` takes an unchanged date for the same value).
+pub fn changed_after(previous: Option<SystemTime>) -> SystemTime {
+    let now = now();
+    match previous {
+        Some(p) if p >= now => p + std::time::Duration::from_secs(1),
+        _ => now,
+    }
+}
+
+/// The entry for `name` in `text` (a whole lock, or some of its lines), if it lists
+/// it and parses.
+pub fn entry_in(text: &str, name: &str) -> Option<Entry> {
+    let mut found = None;
+    let _ = parse_entries(text, |n, e| {
+        if n == name {
+            found = Some(e);
+        }
+        Ok(())
+    });
+    found
+}
+
 /// A date as the lock writes it.
 pub fn format_date(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
@@ -702,6 +725,19 @@ fn entry_name(line: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_value_is_dated_after_the_one_it_replaces() {
+        let now = now();
+        assert_eq!(changed_after(None), now);
+        let past = now - std::time::Duration::from_secs(60);
+        assert_eq!(changed_after(Some(past)), now);
+        // Replaced within the same second, or after a clock set back: a second later.
+        let second = std::time::Duration::from_secs(1);
+        assert_eq!(changed_after(Some(now)), now + second);
+        let ahead = now + 10 * second;
+        assert_eq!(changed_after(Some(ahead)), ahead + second);
+    }
 
     #[test]
     fn round_trips_sorted_one_line_per_secret() {

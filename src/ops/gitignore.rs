@@ -24,6 +24,8 @@ pub struct Ignored {
     pub lines: Vec<IgnoredBy>,
     /// The files there now that git ignores, repository-relative.
     pub files: Vec<String>,
+    /// Whether the fleet is in a git work tree at all.
+    pub in_git: bool,
 }
 
 /// What git ignores of `secrets/`, `policies/`, `recipients/` and the exports.
@@ -65,6 +67,7 @@ pub fn ignored(root: &Path) -> Result<Ignored> {
     Ok(Ignored {
         lines,
         files: existing,
+        in_git: true,
     })
 }
 

@@ -111,22 +111,30 @@ pub fn encrypt_with(
         .parent()
         .unwrap_or(Path::new(layout::SECRETS));
     fsutil::create_dirs_within(ws.repo.root(), parent, 0o755)?;
-    // A new value: its clock starts now, and no reader taken away has seen it.
+    let spot = match &disk {
+        Some(disk) => disk.spot(name)?,
+        None => None,
+    };
+    let before = match (&disk, &spot) {
+        (Some(disk), Some(spot)) if spot.is_entry(name) => {
+            lockfile::entry_in(&disk.text_at(spot)?, name)
+        }
+        (Some(_), Some(_)) => None,
+        _ => lockfile::entry_in(ws.lockfile()?.text(), name),
+    };
+    // A new value: its clock starts now (after the value it replaces), and no reader
+    // taken away has seen it.
     let entry = lockfile::Entry {
         format,
         sha256: lockfile::sha256_hex(&sealed),
         recipients: resolved.fingerprints,
-        changed: Some(lockfile::now()),
+        changed: Some(lockfile::changed_after(before.and_then(|e| e.changed))),
         seen: Vec::new(),
     };
     let lock_file = ws.repo.lockfile();
     // The secret and the lock that describes it are made durable together.
     let mut files: Vec<(&Path, &[u8], u32)> = vec![(&path, &sealed, fsutil::PUBLIC)];
     files.extend(beside.iter().map(|(p, d)| (*p, *d, fsutil::PUBLIC)));
-    let spot = match &disk {
-        Some(disk) => disk.spot(name)?,
-        None => None,
-    };
     match (&disk, spot) {
         (Some(disk), Some(spot)) => {
             let lock = disk.stage(&spot, &lockfile::line(name, &entry))?;

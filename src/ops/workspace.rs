@@ -321,6 +321,17 @@ impl LockOnDisk {
         lockfile::locate(&mut read_at, self.len, name).map_err(|e| Error::io(&self.path, e))
     }
 
+    /// The text at `spot` (from `spot`): the line of the name looked up, where the
+    /// lock has one.
+    pub fn text_at(&self, spot: &Spot) -> Result<String> {
+        let len = usize::try_from(spot.range.end - spot.range.start).unwrap_or(0);
+        let mut buf = vec![0; len];
+        self.file
+            .read_exact_at(&mut buf, spot.range.start)
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
     /// Stages the lock with `spot` (from `spot`) replaced by `line`, beside it.
     pub fn stage(&self, spot: &Spot, line: &str) -> Result<tempfile::NamedTempFile> {
         fsutil::stage_splice(

@@ -507,3 +507,119 @@ fn a_generated_secret_due_or_exposed_is_told_to_rotate() {
     let check = env.keys(&["check", "--strict"]).success();
     assert!(!check.stdout.contains("bot/token"), "{}", check.stdout);
 }
+
+/// `name`'s lock line with the field `key=` dropped, the rest of the lock as it is.
+fn drop_field(repo: &Path, name: &str, key: &str) -> String {
+    lock(repo)
+        .lines()
+        .map(|l| {
+            if l.split(' ').next() != Some(name) {
+                return format!("{l}\n");
+            }
+            let kept: Vec<&str> = l
+                .split(' ')
+                .filter(|f| !f.starts_with(&format!("{key}=")))
+                .collect();
+            format!("{}\n", kept.join(" "))
+        })
+        .collect()
+}
+
+/// The lock is text anyone can edit: what a commit recorded of a value's life is
+/// held to. A reader dropped from `seen=`, or a `changed=` moved, while the value
+/// stays fails `keys check` against HEAD's lock, the pre-commit check of the staged
+/// lock, and, once committed past the hook, `keys check` against the parent; a reader
+/// given back, or a new value, clears it.
+#[test]
+fn a_lock_that_forgets_who_saw_the_value_fails_the_check_against_git() {
+    use crate::hook::git;
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    git(&env, &["init", "-q", "-b", "main"], b"").success();
+    env.keys_stdin(&["encrypt", "bot/token"], b"one").success();
+    env.write("work/policies/default.yaml", bot_readers("admins"));
+    env.keys(&["rekey"]).success();
+    assert!(field(&line(&repo, "bot/token"), "seen").is_some());
+    git(&env, &["add", "-A"], b"").success();
+    git(&env, &["commit", "-q", "-m", "rekey"], b"").success();
+    env.keys(&["check"]).success();
+    let committed = lock(&repo);
+    let n = committed
+        .lines()
+        .position(|l| l.starts_with("bot/token "))
+        .unwrap()
+        + 1;
+
+    // seen= dropped by hand: the work tree, then the staged lock.
+    std::fs::write(
+        repo.join("secrets/keys.lock"),
+        drop_field(&repo, "bot/token", "seen"),
+    )
+    .unwrap();
+    let check = env.keys(&["check"]).failure(8);
+    let said = format!("secrets/keys.lock:{n}: bot/token: seen= no longer lists SHA256:");
+    assert!(check.stdout.contains(&said), "{}", check.stdout);
+    assert!(
+        check
+            .stdout
+            .contains("which the lock at HEAD records as able to read this value"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("git checkout HEAD -- secrets/keys.lock"),
+        "{}",
+        check.stdout
+    );
+    git(&env, &["add", "-A"], b"").success();
+    let staged = env.keys(&["check", "--staged"]).failure(8);
+    assert!(staged.stdout.contains(&said), "{}", staged.stdout);
+
+    // Committed past the hook: HEAD's lock against its parent's.
+    git(&env, &["commit", "-q", "--no-verify", "-m", "lie"], b"").success();
+    let check = env.keys(&["check"]).failure(8);
+    let said = format!("secrets/keys.lock (HEAD):{n}: bot/token: seen= no longer lists");
+    assert!(check.stdout.contains(&said), "{}", check.stdout);
+    assert!(check.stdout.contains("HEAD^1"), "{}", check.stdout);
+    git(&env, &["reset", "-q", "--hard", "HEAD^"], b"").success();
+    env.keys(&["check"]).success();
+
+    // changed= moved later, or dropped, while the file stays.
+    set_changed(&repo, "bot/token", Some("2099-01-01T00:00:00Z"));
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check.stdout.contains("no new value was written"),
+        "{}",
+        check.stdout
+    );
+    set_changed(&repo, "bot/token", Some("2000-01-01T00:00:00Z"));
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check.stdout.contains("is earlier than HEAD's"),
+        "{}",
+        check.stdout
+    );
+    set_changed(&repo, "bot/token", None);
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check.stdout.contains("bot/token: changed= is gone"),
+        "{}",
+        check.stdout
+    );
+    std::fs::write(repo.join("secrets/keys.lock"), &committed).unwrap();
+
+    // Given back, the reader is a recipient again; a new value starts afresh.
+    env.write("work/policies/default.yaml", POLICY);
+    env.keys(&["rekey"]).success();
+    assert!(field(&line(&repo, "bot/token"), "seen").is_none());
+    env.keys(&["check"]).success();
+    env.write("work/policies/default.yaml", bot_readers("admins"));
+    env.keys(&["rekey"]).success();
+    env.keys_stdin(&["encrypt", "--force", "bot/token"], b"two")
+        .success();
+    env.keys(&["check", "--strict"]).success();
+    git(&env, &["add", "-A"], b"").success();
+    env.keys(&["check", "--staged", "--strict"]).success();
+}

@@ -15,6 +15,7 @@ use crate::layout;
 use crate::policy::{self, Fleet, Policy};
 use crate::snapshot::{Blob, Snapshot};
 
+mod history;
 mod interrupted;
 mod key_material;
 mod kind;
@@ -26,6 +27,7 @@ mod rules;
 mod secret;
 mod template;
 
+pub use history::lock_history;
 pub use interrupted::scratch_leftovers;
 pub use key_material::private_key_material;
 pub use kind::Kind;

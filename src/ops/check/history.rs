@@ -1,0 +1,148 @@
+//! `keys.lock` against the lock git committed before it: the lock is text anyone can
+//! edit, and what it says of a value's life (`changed=`, `seen=`) cannot be checked
+//! against the secret's file. What a commit recorded stays: while a secret keeps its
+//! value, its `changed=` date stays and every reader its `seen=` lists stays listed
+//! (unless given back: a recipient again); only a new value (a later date and
+//! another file) clears them.
+
+use std::path::Path;
+
+use super::kind::Kind;
+use super::report::{Finding, Severity};
+use crate::error::{Location, Result};
+use crate::format::lockfile::{self, Lockfile};
+use crate::layout;
+use crate::snapshot::Blob;
+
+/// What `lock` (the staged lock with `staged`, else the work tree's) drops of what
+/// the lock at HEAD records; and, for the work tree, what HEAD's lock drops of each
+/// of its parents' (a commit made without the hook). Outside git, none.
+pub fn lock_history(root: &Path, lock: Option<&Blob>, staged: bool) -> Result<Vec<Finding>> {
+    let committed = match crate::git::head_and_parents(root, layout::LOCKFILE) {
+        Ok(c) => c,
+        // The hook has run git already; a work tree with no git is not in a repository.
+        Err(e) if staged => return Err(e),
+        Err(_) => Vec::new(),
+    };
+    let Some((head, parents)) = committed.split_first() else {
+        return Ok(Vec::new());
+    };
+    let mut findings = Vec::new();
+    if let Some(Blob::File(now)) = lock
+        && let Ok(now) = std::str::from_utf8(now)
+    {
+        compare(now, None, head, &mut findings);
+    }
+    if !staged
+        && let Some(head_text) = head
+            .data
+            .as_deref()
+            .and_then(|d| std::str::from_utf8(d).ok())
+    {
+        for parent in parents {
+            compare(head_text, Some(&head.commit), parent, &mut findings);
+        }
+    }
+    Ok(findings)
+}
+
+/// Findings for each secret `newer` lists whose value `older` records as the same
+/// (the same date), where `newer` drops a reader `older` lists as having seen it; or
+/// whose date `newer` drops, or moves while the file stays. A date moved back with
+/// the file is an older value brought back (`git revert`), which its line describes.
+fn compare(
+    newer: &str,
+    commit: Option<&str>,
+    older: &crate::git::Committed,
+    findings: &mut Vec<Finding>,
+) {
+    let (Ok(new), Some(Ok(old))) = (
+        Lockfile::parse(newer),
+        older
+            .data
+            .as_deref()
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .map(Lockfile::parse),
+    ) else {
+        // A lock that does not parse is reported by the check of its own.
+        return;
+    };
+    let at = |name: &str| {
+        let prefix = format!("{name} ");
+        let line = newer.lines().position(|l| l.starts_with(&prefix));
+        let file = match commit {
+            Some(c) => format!("{} ({c})", layout::LOCKFILE),
+            None => layout::LOCKFILE.to_string(),
+        };
+        Location {
+            file,
+            line: line.map(|n| n as u64 + 1),
+        }
+    };
+    let put_back = |name: &str| {
+        format!(
+            "put the line back as {} has it (`git checkout {} -- {}`), or give {name} a new \
+             value (`keys edit {name}`, or `keys rotate` for a generated one)",
+            older.commit,
+            older.commit,
+            layout::LOCKFILE
+        )
+    };
+    for (name, was) in &old.entries {
+        let (Some(is), Some(since)) = (new.entries.get(name), was.changed) else {
+            continue;
+        };
+        let what = match is.changed {
+            Some(t) if t > since && is.sha256 == was.sha256 => format!(
+                "{name}: changed={} is later than {}'s {}, yet the file is the one {} \
+                 recorded (the same SHA-256): no new value was written",
+                lockfile::format_date(t),
+                older.commit,
+                lockfile::format_date(since),
+                older.commit
+            ),
+            Some(t) if t > since => continue,
+            Some(t) if t < since && is.sha256 == was.sha256 => format!(
+                "{name}: changed={} is earlier than {}'s {}, yet the file is the one {} \
+                 recorded (the same SHA-256)",
+                lockfile::format_date(t),
+                older.commit,
+                lockfile::format_date(since),
+                older.commit
+            ),
+            // An older value and its line brought back (`git revert`).
+            Some(t) if t < since => continue,
+            None => format!(
+                "{name}: changed= is gone, where {} records {}",
+                older.commit,
+                lockfile::format_date(since)
+            ),
+            Some(_) => {
+                let dropped: Vec<&str> = was
+                    .seen
+                    .iter()
+                    // A reader given back is a recipient again, not a removed one.
+                    .filter(|s| !is.seen.iter().any(|n| n.id == s.id))
+                    .filter(|s| !is.recipients.contains(&s.id))
+                    .map(|s| s.id.as_str())
+                    .collect();
+                if dropped.is_empty() {
+                    continue;
+                }
+                format!(
+                    "{name}: seen= no longer lists {}, which the lock at {} records as able \
+                     to read this value, unchanged since",
+                    dropped.join(", "),
+                    older.commit
+                )
+            }
+        };
+        findings.push(Finding::new(
+            Severity::Problem,
+            Kind::Lock,
+            at(name),
+            what,
+            put_back(name),
+        ));
+    }
+}
