@@ -103,15 +103,17 @@ pub fn sops(env: &TestEnv, args: &[&str], key_file: &Path) -> Run {
     run(cmd, b"")
 }
 
+/// The demo admin's age recipient (`age1…`), as its file in `repo` has it.
+pub fn demo_age(repo: &Path) -> String {
+    let admin = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
+    let age = admin.lines().find(|l| l.starts_with("age1")).unwrap();
+    age.trim().to_string()
+}
+
 /// What `sops encrypt` writes for `plaintext` (a file named `name`) to the demo
 /// admin's age key.
 pub fn sops_encrypted(env: &TestEnv, repo: &Path, name: &str, plaintext: &[u8]) -> PathBuf {
-    let admin = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
-    let age = admin
-        .lines()
-        .find(|l| l.starts_with("age1"))
-        .unwrap()
-        .trim();
+    let age = &demo_age(repo);
     let input = env.write(&format!("sops-in/{name}"), plaintext);
     let args = ["encrypt", "--age", age, input.to_str().unwrap()];
     let out = sops(env, &args, &env.root.join("keys/demo.txt")).success();

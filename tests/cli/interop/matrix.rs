@@ -251,12 +251,7 @@ fn indented(lines: &str, by: usize) -> String {
 fn sandbox(opts: &Opts) -> Sandbox {
     let mut env = TestEnv::new();
     let repo = fleet(&mut env);
-    let admin = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
-    let age = admin
-        .lines()
-        .find(|l| l.starts_with("age1"))
-        .unwrap()
-        .trim();
+    let age = &crate::fixture::demo_age(&repo);
     let mut rules = String::new();
     for kind in [
         Kind::Yaml,

@@ -627,12 +627,7 @@ fn what_neither_tool_would_read_as_it_was_is_refused() {
     assert!(r.stderr.contains("not UTF-8"), "{}", r.stderr);
     // Infinities in a JSON file, which sops refuses to print too.
     let plain = env.write("inf.yaml", "a: .inf\nb: 1\n");
-    let admin_key = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
-    let age = admin_key
-        .lines()
-        .find(|l| l.starts_with("age1"))
-        .unwrap()
-        .trim();
+    let age = &crate::fixture::demo_age(&repo);
     let args = [
         "encrypt",
         "--input-type",

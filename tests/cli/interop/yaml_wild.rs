@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::common::TestEnv;
-use crate::fixture::{sops, sops_encrypted, sops_fleet};
+use crate::fixture::{demo_age, sops, sops_encrypted, sops_fleet};
 
 /// What `sops decrypt` prints for `plaintext` encrypted by sops; asserts that
 /// `keys decrypt` prints the same for that file and that the file `keys encrypt`
@@ -432,16 +432,11 @@ fn repeated_keys_are_refused_in_the_first_document_and_kept_in_later_ones() {
 
     // sops writes one from JSON; keys names the line and leaves the file as it is.
     let json = env.write("sops-in/repeat.json", br#"{"x": {"a": 1, "a": 2}}"#);
-    let recipient = std::fs::read_to_string(repo.join("recipients/admins/demo.pub")).unwrap();
-    let recipient = recipient
-        .lines()
-        .find(|l| l.starts_with("age1"))
-        .unwrap()
-        .trim();
+    let recipient = demo_age(&repo);
     let args = [
         "encrypt",
         "--age",
-        recipient,
+        &recipient,
         "--input-type",
         "json",
         "--output-type",
