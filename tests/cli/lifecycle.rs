@@ -537,9 +537,27 @@ fn a_lock_that_forgets_who_saw_the_value_fails_the_check_against_git() {
     let repo = fleet(&mut env);
     git(&env, &["init", "-q", "-b", "main"], b"").success();
     env.keys_stdin(&["encrypt", "bot/token"], b"one").success();
+    git(&env, &["add", "-A"], b"").success();
+    git(&env, &["commit", "-q", "-m", "token"], b"").success();
     env.write("work/policies/default.yaml", bot_readers("admins"));
     env.keys(&["rekey"]).success();
     assert!(field(&line(&repo, "bot/token"), "seen").is_some());
+    // Taken away and hidden in one change: HEAD had it as a recipient.
+    let rekeyed = lock(&repo);
+    std::fs::write(
+        repo.join("secrets/keys.lock"),
+        drop_field(&repo, "bot/token", "seen"),
+    )
+    .unwrap();
+    let check = env.keys(&["check"]).failure(8);
+    assert!(
+        check
+            .stdout
+            .contains("bot/token: seen= does not list SHA256:"),
+        "{}",
+        check.stdout
+    );
+    std::fs::write(repo.join("secrets/keys.lock"), &rekeyed).unwrap();
     git(&env, &["add", "-A"], b"").success();
     git(&env, &["commit", "-q", "-m", "rekey"], b"").success();
     env.keys(&["check"]).success();
@@ -557,12 +575,12 @@ fn a_lock_that_forgets_who_saw_the_value_fails_the_check_against_git() {
     )
     .unwrap();
     let check = env.keys(&["check"]).failure(8);
-    let said = format!("secrets/keys.lock:{n}: bot/token: seen= no longer lists SHA256:");
+    let said = format!("secrets/keys.lock:{n}: bot/token: seen= does not list SHA256:");
     assert!(check.stdout.contains(&said), "{}", check.stdout);
     assert!(
-        check
-            .stdout
-            .contains("which the lock at HEAD records as able to read this value"),
+        check.stdout.contains(
+            "which the lock at HEAD records as able to read this value (unchanged since)"
+        ),
         "{}",
         check.stdout
     );
@@ -580,7 +598,7 @@ fn a_lock_that_forgets_who_saw_the_value_fails_the_check_against_git() {
     // Committed past the hook: HEAD's lock against its parent's.
     git(&env, &["commit", "-q", "--no-verify", "-m", "lie"], b"").success();
     let check = env.keys(&["check"]).failure(8);
-    let said = format!("secrets/keys.lock (HEAD):{n}: bot/token: seen= no longer lists");
+    let said = format!("secrets/keys.lock (HEAD):{n}: bot/token: seen= does not list");
     assert!(check.stdout.contains(&said), "{}", check.stdout);
     assert!(check.stdout.contains("HEAD^1"), "{}", check.stdout);
     git(&env, &["reset", "-q", "--hard", "HEAD^"], b"").success();

@@ -1,9 +1,9 @@
 //! `keys.lock` against the lock git committed before it: the lock is text anyone can
 //! edit, and what it says of a value's life (`changed=`, `seen=`) cannot be checked
 //! against the secret's file. What a commit recorded stays: while a secret keeps its
-//! value, its `changed=` date stays and every reader its `seen=` lists stays listed
-//! (unless given back: a recipient again); only a new value (a later date and
-//! another file) clears them.
+//! value, its `changed=` date stays, and every reader that could read it then (a
+//! recipient, or one `seen=` lists) is a recipient still or listed in `seen=`; only
+//! a new value (a later date and another file) clears them.
 
 use std::path::Path;
 
@@ -47,7 +47,8 @@ pub fn lock_history(root: &Path, lock: Option<&Blob>, staged: bool) -> Result<Ve
 }
 
 /// Findings for each secret `newer` lists whose value `older` records as the same
-/// (the same date), where `newer` drops a reader `older` lists as having seen it; or
+/// (the same date), where a reader `older` lists (a recipient, or in `seen=`) is
+/// neither a recipient in `newer` nor in its `seen=`; or
 /// whose date `newer` drops, or moves while the file stays. A date moved back with
 /// the file is an older value brought back (`git revert`), which its line describes.
 fn compare(
@@ -118,20 +119,24 @@ fn compare(
                 lockfile::format_date(since)
             ),
             Some(_) => {
-                let dropped: Vec<&str> = was
+                // Who could read the value then: its readers taken away, and its
+                // recipients. Each is a recipient still or, taken away, in seen=.
+                let mut dropped: Vec<&str> = was
                     .seen
                     .iter()
-                    // A reader given back is a recipient again, not a removed one.
-                    .filter(|s| !is.seen.iter().any(|n| n.id == s.id))
-                    .filter(|s| !is.recipients.contains(&s.id))
                     .map(|s| s.id.as_str())
+                    .chain(was.recipients.iter().map(String::as_str))
+                    .filter(|id| !is.seen.iter().any(|n| n.id == *id))
+                    .filter(|id| !is.recipients.iter().any(|r| r == id))
                     .collect();
+                dropped.sort_unstable();
+                dropped.dedup();
                 if dropped.is_empty() {
                     continue;
                 }
                 format!(
-                    "{name}: seen= no longer lists {}, which the lock at {} records as able \
-                     to read this value, unchanged since",
+                    "{name}: seen= does not list {}, which the lock at {} records as able to \
+                     read this value (unchanged since) and which reads it no more",
                     dropped.join(", "),
                     older.commit
                 )
