@@ -289,6 +289,13 @@ fn a_comment_after_a_bare_dash_is_read_as_sops_reads_it() {
             "k:\n    - a\n    - # c\n      b\n",
             "k:\n    - a\n    # c\n    - b\n",
         ),
+        // A bare dash's null: the comment goes to what follows it, in the list or,
+        // at its end, the enclosing map.
+        (
+            "yaml/dash-comment-null",
+            "k:\n    - # c\n    - 2\nl:\n    - a\n    - # d\n    # e\nz: 1\n",
+            "k:\n    - null\n    # c\n    - 2\nl:\n    - a\n    - null\n# d\n# e\nz: 1\n",
+        ),
     ] {
         assert_eq!(
             both_ways(&env, &repo, secret, plaintext),

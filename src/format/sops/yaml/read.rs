@@ -73,6 +73,9 @@ struct Builder<'f> {
     flow_end: Option<usize>,
     /// The anchor of the last node completed (0: none).
     last_anchor: usize,
+    /// Whether the last node was the null of a bare `- # c` whose comment was kept
+    /// for what follows: closing its list, go-yaml gives that to the enclosing map.
+    carried: bool,
 }
 
 /// The documents read, and what sops could not read back once written.
@@ -124,6 +127,7 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
         after_dash: None,
         flow_end: None,
         last_anchor: 0,
+        carried: false,
     };
     for event in gp::Parser::new_from_str_with_options(text, options) {
         let (event, span) = event.map_err(|e| {
@@ -310,9 +314,13 @@ impl Builder<'_> {
     fn event(&mut self, event: Event<'_>, span: gp::Span) -> Result<()> {
         let line = span.start.line();
         let col = span.start.col();
-        let (after_dash, flow_end) = match event {
-            Event::Comment(..) => (self.after_dash, self.flow_end),
-            _ => (self.after_dash.take(), self.flow_end.take()),
+        let (after_dash, flow_end, carried) = match event {
+            Event::Comment(..) => (self.after_dash, self.flow_end, self.carried),
+            _ => (
+                self.after_dash.take(),
+                self.flow_end.take(),
+                std::mem::take(&mut self.carried),
+            ),
         };
         let in_list = matches!(
             self.stack.last(),
@@ -436,8 +444,15 @@ impl Builder<'_> {
                     // the comments below it; go-yaml gives those to what follows.
                     let empty =
                         span.start.line() == span.end.line() && span.start.col() == span.end.col();
+                    // So does the null of a bare `- # c`: go-yaml gives the comment
+                    // to its right (and any below it) to what follows.
                     let after = if empty {
-                        let at = self.pending.partition_point(|&(_, _, l)| l <= line);
+                        let below = self.pending.partition_point(|&(_, _, l)| l <= line);
+                        let at = match after_dash {
+                            Some(from) if in_list => below.min(from),
+                            _ => below,
+                        };
+                        self.carried = at < below;
                         self.pending.split_off(at)
                     } else {
                         Vec::new()
@@ -467,7 +482,7 @@ impl Builder<'_> {
                 self.mark_flow(span);
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                self.close(line)?;
+                self.close(line, carried)?;
             }
             _ => {}
         }
@@ -761,7 +776,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn close(&mut self, line: usize) -> Result<()> {
+    fn close(&mut self, line: usize, carried: bool) -> Result<()> {
         let Some(mut open) = self.stack.pop() else {
             return Err(invalid(self.at(line), "unbalanced YAML structure"));
         };
@@ -779,7 +794,7 @@ impl Builder<'_> {
                 }
             }
         }
-        let innermost = !std::mem::replace(&mut self.closed, true);
+        let innermost = !std::mem::replace(&mut self.closed, true) && !carried;
         if innermost {
             let n = self.foot_comments(open.col);
             for (text, ..) in self.pending.drain(..n) {
@@ -794,14 +809,15 @@ impl Builder<'_> {
         // go-yaml gives a list whose last entry is a map or list with entries no
         // comments of its own after that entry: they go to the enclosing map. An
         // empty one (`{}`, `[]`) takes them as a scalar does.
-        let nested_last = matches!(
-            &open.frame,
-            Frame::List(items) if items
-                .iter()
-                .rev()
-                .find(|v| !matches!(v, Value::Comment(_)))
-                .is_some_and(has_entries)
-        );
+        let nested_last = carried
+            || matches!(
+                &open.frame,
+                Frame::List(items) if items
+                    .iter()
+                    .rev()
+                    .find(|v| !matches!(v, Value::Comment(_)))
+                    .is_some_and(has_entries)
+            );
         // At the end of the input, go-yaml gives an enclosing collection only the
         // comments at its own column; the rest go to the document.
         let exact = !innermost && !self.pending.is_empty() && self.next_content_col().is_none();
