@@ -296,6 +296,12 @@ fn a_comment_after_a_bare_dash_is_read_as_sops_reads_it() {
             "k:\n    - # c\n    - 2\nl:\n    - a\n    - # d\n    # e\nz: 1\n",
             "k:\n    - null\n    # c\n    - 2\nl:\n    - a\n    - null\n# d\n# e\nz: 1\n",
         ),
+        // The same in a compact list, its dashes at the key's column.
+        (
+            "yaml/compact-dash-comment",
+            "k:\n- # c\n- 2\nm:\n- # d\n  - b\nn: # r\n- # e\nz: 1\n",
+            "k:\n    - null\n    # c\n    - 2\nm:\n    # d\n    - - b\n# r\n\"n\":\n    - null\n# e\nz: 1\n",
+        ),
     ] {
         assert_eq!(
             both_ways(&env, &repo, secret, plaintext),

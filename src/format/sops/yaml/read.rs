@@ -463,12 +463,23 @@ impl Builder<'_> {
             }
             // sops drops a map's or list's tag (`!!set`, `!!omap`, `!foo`).
             Event::SequenceStart(_, anchor, _) => {
-                let inner = match after_dash {
-                    Some(from) if from <= self.pending.len() => self.pending.split_off(from),
-                    _ => Vec::new(),
+                // A compact list (`k:` / `- # c`) opens on the line of the comment to
+                // its first dash's right: the comment waits for that dash's node.
+                let (inner, waiting) = match after_dash {
+                    Some(from) if self.pending.get(from).is_some_and(|p| p.2 == line) => {
+                        (Vec::new(), self.pending.split_off(from))
+                    }
+                    Some(from) if from <= self.pending.len() => {
+                        (self.pending.split_off(from), Vec::new())
+                    }
+                    _ => (Vec::new(), Vec::new()),
                 };
                 self.open(false, anchor, line, col)?;
                 self.mark_flow(span);
+                if !waiting.is_empty() {
+                    self.after_dash = Some(self.pending.len());
+                    self.pending.extend(waiting);
+                }
                 if let Some(Open {
                     frame: Frame::List(items),
                     ..
@@ -636,6 +647,24 @@ impl Builder<'_> {
     /// A comment on the same line as content: sops puts it before the entry it
     /// follows. One to the right of a bare `- ` comes before what the dash starts.
     fn line_comment(&mut self, text: String, line: usize, col: usize, after_flow: bool) {
+        // To the right of the first dash of a compact list still to open (`k:` /
+        // `- # c`): as to the right of any bare dash.
+        let dash_line = |l: &str| {
+            let t = l.trim_start_matches(' ');
+            t == "-" || t.starts_with("- ") || t.starts_with("-\t")
+        };
+        if let Some(Open {
+            frame: Frame::Map { key: Some(_), .. },
+            ..
+        }) = self.stack.last()
+            && line >= 1
+            && self.lines.get(line - 1).is_some_and(|l| dash_line(l))
+        {
+            self.after_dash.get_or_insert(self.pending.len());
+            self.pending.push((text, col, line));
+            self.pending_line = line;
+            return;
+        }
         // To the right of a flow collection's opening, before its first entry
         // (`[ # c`): go-yaml drops it.
         if let Some(open) = self.stack.last()
