@@ -296,6 +296,12 @@ fn a_comment_after_a_bare_dash_is_read_as_sops_reads_it() {
             "k:\n    - # c\n    - 2\nl:\n    - a\n    - # d\n    # e\nz: 1\n",
             "k:\n    - null\n    # c\n    - 2\nl:\n    - a\n    - null\n# d\n# e\nz: 1\n",
         ),
+        // And the comments just above it.
+        (
+            "yaml/comment-above-null",
+            "l:\n  # x\n  -\n  - b\nm:\n- a\n# y\n-\nz: 1\n",
+            "l:\n    - null\n    # x\n    - b\nm:\n    - a\n    - null\n# y\nz: 1\n",
+        ),
         // The same in a compact list, its dashes at the key's column.
         (
             "yaml/compact-dash-comment",
