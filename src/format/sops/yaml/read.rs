@@ -144,13 +144,30 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
     })
 }
 
-/// Whether a collection being built has an entry yet (a key or an item, not only
-/// comments).
-fn frame_has_entries(frame: &Frame) -> bool {
-    match frame {
-        Frame::Map { items, .. } => items.iter().any(|i| matches!(i, Item::Pair(..))),
-        Frame::List(items) => items.iter().any(|v| !matches!(v, Value::Comment(_))),
+impl Frame {
+    /// Whether the collection has an entry yet (a key or an item, not only comments).
+    fn has_entries(&self) -> bool {
+        match self {
+            Frame::Map { items, .. } => has_pairs(items),
+            Frame::List(values) => has_values(values),
+        }
     }
+
+    /// Adds the comment `text` after what the collection holds.
+    fn push_comment(&mut self, text: String) {
+        match self {
+            Frame::Map { items, .. } => items.push(Item::Comment(text)),
+            Frame::List(values) => values.push(Value::Comment(text)),
+        }
+    }
+}
+
+fn has_pairs(items: &[Item]) -> bool {
+    items.iter().any(|i| matches!(i, Item::Pair(..)))
+}
+
+fn has_values(values: &[Value]) -> bool {
+    values.iter().any(|v| !matches!(v, Value::Comment(_)))
 }
 
 /// Puts the comment `text` first in the map or list `value`.
@@ -165,8 +182,8 @@ fn first_comment(value: &mut Value, text: String) {
 /// Whether `value` is a map or list with an entry (not only comments).
 fn has_entries(value: &Value) -> bool {
     match value {
-        Value::Map(items) => items.iter().any(|i| matches!(i, Item::Pair(..))),
-        Value::List(items) => items.iter().any(|v| !matches!(v, Value::Comment(_))),
+        Value::Map(items) => has_pairs(items),
+        Value::List(values) => has_values(values),
         _ => false,
     }
 }
@@ -647,10 +664,7 @@ impl Builder<'_> {
         };
         open.col.get_or_insert(col);
         for (text, ..) in self.pending.drain(..) {
-            match &mut open.frame {
-                Frame::Map { items, .. } => items.push(Item::Comment(text)),
-                Frame::List(items) => items.push(Value::Comment(text)),
-            }
+            open.frame.push_comment(text)
         }
     }
 
@@ -679,7 +693,7 @@ impl Builder<'_> {
         // (`[ # c`): go-yaml drops it.
         if let Some(open) = self.stack.last()
             && open.flow_from.is_some()
-            && !frame_has_entries(&open.frame)
+            && !open.frame.has_entries()
         {
             return;
         }
@@ -699,9 +713,8 @@ impl Builder<'_> {
                 first_comment(value, text);
                 // An alias of it (`*a`) has the comment too: it is the same node.
                 if self.last_anchor != 0 {
-                    let value = value.clone();
-                    self.anchors
-                        .insert(self.last_anchor, (value.clone(), size(&value)));
+                    let size = size(value);
+                    self.anchors.insert(self.last_anchor, (value.clone(), size));
                 }
             }
             Some(Frame::List(_)) if line > self.content_line => {
@@ -829,10 +842,7 @@ impl Builder<'_> {
             })
         ) {
             for (text, ..) in self.pending.drain(..) {
-                match &mut open.frame {
-                    Frame::Map { items, .. } => items.push(Item::Comment(text)),
-                    Frame::List(items) => items.push(Value::Comment(text)),
-                }
+                open.frame.push_comment(text)
             }
         }
         self.stack.push(open);
@@ -843,17 +853,14 @@ impl Builder<'_> {
         let Some(mut open) = self.stack.pop() else {
             return Err(invalid(self.at(line), "unbalanced YAML structure"));
         };
-        let entries = frame_has_entries(&open.frame);
+        let entries = open.frame.has_entries();
         // Own-line comments inside a flow collection: dropped where it has no entry,
         // else its last entries (`[1, 2` / `# c` / `]`).
         if let Some(from) = open.flow_from.filter(|&from| from < self.pending.len()) {
             let inside = self.pending.split_off(from);
             if entries {
                 for (text, ..) in inside {
-                    match &mut open.frame {
-                        Frame::Map { items, .. } => items.push(Item::Comment(text)),
-                        Frame::List(items) => items.push(Value::Comment(text)),
-                    }
+                    open.frame.push_comment(text)
                 }
             }
         }
@@ -861,10 +868,7 @@ impl Builder<'_> {
         if innermost {
             let n = self.foot_comments(open.col);
             for (text, ..) in self.pending.drain(..n) {
-                match &mut open.frame {
-                    Frame::Map { items, .. } => items.push(Item::Comment(text)),
-                    Frame::List(items) => items.push(Value::Comment(text)),
-                }
+                open.frame.push_comment(text)
             }
         }
         // Own-line comments indented at least as far as this collection's
@@ -891,10 +895,7 @@ impl Builder<'_> {
                 .take_while(|(_, c, _)| *c == col || (*c > col && !exact))
                 .count();
             for (text, ..) in self.pending.drain(..n) {
-                match &mut open.frame {
-                    Frame::Map { items, .. } => items.push(Item::Comment(text)),
-                    Frame::List(items) => items.push(Value::Comment(text)),
-                }
+                open.frame.push_comment(text)
             }
         }
         if self.stack.is_empty() {
