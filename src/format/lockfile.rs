@@ -134,13 +134,12 @@ pub fn changed_after(previous: Option<SystemTime>) -> SystemTime {
 }
 
 /// The entry for `name` in `text` (a whole lock, or some of its lines), if it lists
-/// it and parses.
+/// it and its line parses; only that line is parsed.
 pub fn entry_in(text: &str, name: &str) -> Option<Entry> {
+    let line = text.lines().find(|l| l.split(' ').next() == Some(name))?;
     let mut found = None;
-    let _ = parse_entries(text, |n, e| {
-        if n == name {
-            found = Some(e);
-        }
+    let _ = parse_entries(line, |_, e| {
+        found = Some(e);
         Ok(())
     });
     found

@@ -27,47 +27,50 @@ pub fn lock_history(root: &Path, lock: Option<&Blob>, staged: bool) -> Result<Ve
     let Some((head, parents)) = committed.split_first() else {
         return Ok(Vec::new());
     };
+    // Each lock parsed once; one that does not parse is reported by the check of its
+    // own, or (committed) is no record to hold this one to.
+    let now = match lock {
+        Some(Blob::File(data)) => parsed(Some(data)),
+        _ => None,
+    };
+    let at_head = parsed(head.data.as_deref());
     let mut findings = Vec::new();
-    if let Some(Blob::File(now)) = lock
-        && let Ok(now) = std::str::from_utf8(now)
-    {
-        compare(now, None, head, &mut findings);
+    if let (Some((text, new)), Some((_, old))) = (&now, &at_head) {
+        compare((text, new), None, (&head.commit, old), &mut findings);
     }
-    if !staged
-        && let Some(head_text) = head
-            .data
-            .as_deref()
-            .and_then(|d| std::str::from_utf8(d).ok())
-    {
+    if !staged && let Some((text, new)) = &at_head {
         for parent in parents {
-            compare(head_text, Some(&head.commit), parent, &mut findings);
+            if let Some((_, old)) = parsed(parent.data.as_deref()) {
+                compare(
+                    (text, new),
+                    Some(&head.commit),
+                    (&parent.commit, &old),
+                    &mut findings,
+                );
+            }
         }
     }
     Ok(findings)
 }
 
-/// Findings for each secret `newer` lists whose value `older` records as the same
-/// (the same date), where a reader `older` lists (a recipient, or in `seen=`) is
-/// neither a recipient in `newer` nor in its `seen=`; or
-/// whose date `newer` drops, or moves while the file stays. A date moved back with
-/// the file is an older value brought back (`git revert`), which its line describes.
+/// A lock's text and entries, if it is UTF-8 and parses.
+fn parsed(data: Option<&[u8]>) -> Option<(&str, Lockfile)> {
+    let text = std::str::from_utf8(data?).ok()?;
+    Some((text, Lockfile::parse(text).ok()?))
+}
+
+/// Findings for each secret `new` (whose text is `newer`, the lock of `commit`, or
+/// of the index or work tree) lists whose value `old` (the lock of commit `older`)
+/// records as the same (the same date), where a reader `old` lists (a recipient, or
+/// in `seen=`) is neither a recipient in `new` nor in its `seen=`; or whose date
+/// `new` drops, or moves while the file stays. A date moved back with the file is
+/// an older value brought back (`git revert`), which its line describes.
 fn compare(
-    newer: &str,
+    (newer, new): (&str, &Lockfile),
     commit: Option<&str>,
-    older: &crate::git::Committed,
+    (older, old): (&str, &Lockfile),
     findings: &mut Vec<Finding>,
 ) {
-    let (Ok(new), Some(Ok(old))) = (
-        Lockfile::parse(newer),
-        older
-            .data
-            .as_deref()
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .map(Lockfile::parse),
-    ) else {
-        // A lock that does not parse is reported by the check of its own.
-        return;
-    };
     let at = |name: &str| {
         let prefix = format!("{name} ");
         let line = newer.lines().position(|l| l.starts_with(&prefix));
@@ -84,8 +87,8 @@ fn compare(
         format!(
             "put the line back as {} has it (`git checkout {} -- {}`), or give {name} a new \
              value (`keys edit {name}`, or `keys rotate` for a generated one)",
-            older.commit,
-            older.commit,
+            older,
+            older,
             layout::LOCKFILE
         )
     };
@@ -98,24 +101,24 @@ fn compare(
                 "{name}: changed={} is later than {}'s {}, yet the file is the one {} \
                  recorded (the same SHA-256): no new value was written",
                 lockfile::format_date(t),
-                older.commit,
+                older,
                 lockfile::format_date(since),
-                older.commit
+                older
             ),
             Some(t) if t > since => continue,
             Some(t) if t < since && is.sha256 == was.sha256 => format!(
                 "{name}: changed={} is earlier than {}'s {}, yet the file is the one {} \
                  recorded (the same SHA-256)",
                 lockfile::format_date(t),
-                older.commit,
+                older,
                 lockfile::format_date(since),
-                older.commit
+                older
             ),
             // An older value and its line brought back (`git revert`).
             Some(t) if t < since => continue,
             None => format!(
                 "{name}: changed= is gone, where {} records {}",
-                older.commit,
+                older,
                 lockfile::format_date(since)
             ),
             Some(_) => {
@@ -138,7 +141,7 @@ fn compare(
                     "{name}: seen= does not list {}, which the lock at {} records as able to \
                      read this value (unchanged since) and which reads it no more",
                     dropped.join(", "),
-                    older.commit
+                    older
                 )
             }
         };
