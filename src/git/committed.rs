@@ -50,7 +50,10 @@ pub fn head_and_parents(dir: &Path, rel: &str) -> Result<Vec<Committed>> {
             n => format!("HEAD^{n}"),
         };
         let data = next_blob(&mut answers).ok_or_else(|| {
-            external(format!("`git {}` printed what keys cannot read", args.join(" ")))
+            external(format!(
+                "`git {}` printed what keys cannot read",
+                args.join(" ")
+            ))
         })?;
         versions.push(Committed { commit, data });
     }
