@@ -50,6 +50,29 @@ fn both_ways(env: &TestEnv, repo: &Path, secret: &str, plaintext: &str) -> Strin
     expected
 }
 
+/// `text` with each ciphertext masked, its length and type kept.
+fn masked(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("ENC[AES256_GCM,data:") {
+        let (head, tail) = rest.split_at(at);
+        let end = tail.find(']').unwrap();
+        let fields: Vec<&str> = tail[..end].split(',').collect();
+        let data = fields[1].trim_start_matches("data:");
+        let kind = fields.last().unwrap().trim_start_matches("type:");
+        out.push_str(&format!("{head}ENC[{} {kind}]", data.len()));
+        rest = &tail[end + 1..];
+    }
+    out + rest
+}
+
+/// The encrypted file at `path` above its `sops:` block, ciphertexts masked: what
+/// must be byte for byte what sops writes.
+fn body(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    masked(text.split("sops:\n").next().unwrap())
+}
+
 /// go-yaml writes a key over 128 bytes (or with a line break) as `? key` and `:
 /// value`, and reads it back; so does keys, in maps at every depth and in lists.
 #[test]
@@ -344,25 +367,6 @@ fn a_comment_ending_a_list_item_after_a_nested_map_is_encrypted_as_sops_encrypts
     let repo = sops_fleet(&mut env);
     let admin = env.root.join("keys/demo.txt");
     let plaintext = "items:\n  - sub:\n      password: p\n    # last, after nested map\n";
-    // The text with each ciphertext masked, its length and type kept.
-    let masked = |text: &str| -> String {
-        let mut out = String::new();
-        let mut rest = text;
-        while let Some(at) = rest.find("ENC[AES256_GCM,data:") {
-            let (head, tail) = rest.split_at(at);
-            let end = tail.find(']').unwrap();
-            let fields: Vec<&str> = tail[..end].split(',').collect();
-            let data = fields[1].trim_start_matches("data:");
-            let kind = fields.last().unwrap().trim_start_matches("type:");
-            out.push_str(&format!("{head}ENC[{} {kind}]", data.len()));
-            rest = &tail[end + 1..];
-        }
-        out + rest
-    };
-    let body = |path: &Path| {
-        let text = std::fs::read_to_string(path).unwrap();
-        masked(text.split("sops:\n").next().unwrap())
-    };
     let theirs = sops_encrypted(&env, &repo, "item-comment.yaml", plaintext.as_bytes());
     let sops_reads = sops(&env, &["decrypt", &theirs.display().to_string()], &admin).success();
     let want = "items:\n    - sub:\n        password: p\n        #ENC[32 comment]\n";
@@ -410,6 +414,57 @@ fn a_comment_beside_a_flow_collection_is_placed_as_sops_places_it() {
          o: []\n# kept\np: {}\nq:\n    - 1\n    - 2\n    # after\nr:\n    - 3\ns:\n    - []\n    \
          # foot\n"
     );
+    // The encrypted files alike: a comment inside `{}` at the map's own indent.
+    let theirs = sops_encrypted(&env, &repo, "flow-comments.yaml", plaintext.as_bytes());
+    let ours = repo.join("secrets/yaml/flow-comments.yaml");
+    assert_eq!(body(&ours), body(&theirs));
+    assert!(
+        body(&ours).contains("\nx:\n    \"y\": {\n        #ENC[12 comment]\n}\n"),
+        "{}",
+        body(&ours)
+    );
+}
+
+/// A comment below a flow collection that ends a list or map, indented past its
+/// dash or key (`- []` / `  # c`, `x: {a: 1}` / `    # c`), follows it as a
+/// comment below a scalar does. go-yaml keeps it after an empty one in that list or
+/// map, where sops writes it as the list's item `- ENC[…,type:comment]`, and sends
+/// it to the document's end after one with entries. keys reads, writes and places
+/// each alike, at the end of the file, where go-yaml's rules differ most.
+#[test]
+fn a_comment_below_a_flow_collection_is_placed_as_sops_places_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    for (n, (plaintext, want)) in [
+        ("k:\n - []\n  # c\n", "k:\n    - []\n    # c\n"),
+        ("k:\n  - {}\n    # c\n", "k:\n    - {}\n    # c\n"),
+        ("k:\n - [1]\n  # c\n", "k:\n    - - 1\n\n# c\n"),
+        ("k:\n - {a: 1}\n    # c\n", "k:\n    - a: 1\n\n# c\n"),
+        ("k:\n  x: []\n      # c\n", "k:\n    x: []\n    # c\n"),
+        ("k:\n - - []\n    # c\n", "k:\n    - - []\n      # c\n"),
+        (
+            "k:\n - [] # r\n  # c\n # d\n",
+            "k:\n    # r\n    - []\n    # c\n    # d\n",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let secret = format!("yaml/below-flow-{n}");
+        assert_eq!(
+            both_ways(&env, &repo, &secret, plaintext),
+            want,
+            "{plaintext:?}"
+        );
+        let theirs = sops_encrypted(
+            &env,
+            &repo,
+            &format!("below-{n}.yaml"),
+            plaintext.as_bytes(),
+        );
+        let ours = repo.join(format!("secrets/{secret}.yaml"));
+        assert_eq!(body(&ours), body(&theirs), "{plaintext:?}");
+    }
 }
 
 /// A key repeated in a map: sops refuses it in the first document of a plaintext

@@ -569,16 +569,20 @@ impl Emitter {
         }
     }
 
-    /// Only empty flow collections are written (`[]`, `{}`).
+    /// Only empty flow collections are written (`[]`, `{}`). A comment inside `{}`
+    /// (the one sops moves there from the right of it) is written at the map's own
+    /// indent, as go-yaml writes it before leaving the map.
     fn flow_end(&mut self, open: char, close: char) {
         self.write_indicator(&open.to_string(), true, true, false);
         self.increase_indent(true, false);
-        self.pop_indent();
-        if self.column == 0 {
-            self.write_indent();
-        }
         if close == '}' {
             self.process_head_comment();
+            self.pop_indent();
+        } else {
+            self.pop_indent();
+            if self.column == 0 {
+                self.write_indent();
+            }
         }
         self.write_indicator(&close.to_string(), false, false, false);
         self.process_line_comment(false);

@@ -520,7 +520,7 @@ impl Builder<'_> {
                 self.mark_flow(span);
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                self.close(line, carried)?;
+                self.close(line, carried, flow_end.is_some())?;
             }
             _ => {}
         }
@@ -849,7 +849,10 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn close(&mut self, line: usize, carried: bool) -> Result<()> {
+    /// Closes the innermost collection. `after_flow`: its last node was a flow
+    /// collection (`[…]`, `{…}`), one node on its lines, which go-yaml follows with
+    /// comments as it follows a scalar.
+    fn close(&mut self, line: usize, carried: bool, after_flow: bool) -> Result<()> {
         let Some(mut open) = self.stack.pop() else {
             return Err(invalid(self.at(line), "unbalanced YAML structure"));
         };
@@ -864,7 +867,7 @@ impl Builder<'_> {
                 }
             }
         }
-        let innermost = !std::mem::replace(&mut self.closed, true) && !carried;
+        let innermost = (!std::mem::replace(&mut self.closed, true) || after_flow) && !carried;
         if innermost {
             let n = self.foot_comments(open.col);
             for (text, ..) in self.pending.drain(..n) {
@@ -873,18 +876,19 @@ impl Builder<'_> {
         }
         // Own-line comments indented at least as far as this collection's
         // entries close it; the rest belong to an enclosing collection.
-        // go-yaml gives a list whose last entry is a map or list with entries no
-        // comments of its own after that entry: they go to the enclosing map. An
-        // empty one (`{}`, `[]`) takes them as a scalar does.
+        // go-yaml gives a list whose last entry is a block map or list no comments
+        // of its own after that entry: they go to the enclosing map. A flow one
+        // (`[]`, `{a: 1}`) takes them as a scalar does.
         let nested_last = carried
-            || matches!(
-                &open.frame,
-                Frame::List(items) if items
-                    .iter()
-                    .rev()
-                    .find(|v| !matches!(v, Value::Comment(_)))
-                    .is_some_and(has_entries)
-            );
+            || !after_flow
+                && matches!(
+                    &open.frame,
+                    Frame::List(items) if items
+                        .iter()
+                        .rev()
+                        .find(|v| !matches!(v, Value::Comment(_)))
+                        .is_some_and(has_entries)
+                );
         // At the end of the input, go-yaml gives an enclosing collection only the
         // comments at its own column; the rest go to the document.
         let exact = !innermost && !self.pending.is_empty() && self.next_content_col().is_none();
