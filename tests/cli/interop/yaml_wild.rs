@@ -467,6 +467,60 @@ fn a_comment_below_a_flow_collection_is_placed_as_sops_places_it() {
     }
 }
 
+/// A comment to the right of a key whose value is only an anchor or a tag (`k: &a
+/// # c`, `k: !!str # c`) is not that entry's: go-yaml gives it to what follows,
+/// the map's next entry (after the comments below) or, where the map has none, the
+/// map itself, before its first entry; over a map's or list's entries, their first
+/// comment. After a bare `- # c`, the map the dash starts takes it. keys reads and
+/// writes each where sops does, and the encrypted files match line for line.
+#[test]
+fn a_comment_beside_an_anchor_or_tag_goes_where_sops_puts_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    for (n, (plaintext, want)) in [
+        ("# top\na: 1\nb: &x # c\n", "# c\n# top\na: 1\nb: null\n"),
+        (
+            "a: 1\nb: !!str # c\n# h\nd: 2\n",
+            "a: 1\nb: \"\"\n# h\n# c\nd: 2\n",
+        ),
+        (
+            "m:\n  x: 1\n  b: &x # c\ne: 1\n",
+            "m:\n    # c\n    x: 1\n    b: null\ne: 1\n",
+        ),
+        (
+            "l:\n  - x: 1\n    a: &x # c\n",
+            "l:\n    # c\n    - x: 1\n      a: null\n",
+        ),
+        (
+            "a: 1\nb: &x # c\n  # own\n  x: 1\n",
+            "a: 1\nb:\n    # own\n    # c\n    x: 1\n",
+        ),
+        (
+            "a: 1\nb: !!seq # c\n  - 1\n",
+            "a: 1\nb:\n    # c\n    - 1\n",
+        ),
+        ("k:\n- # c\n  a: 1\n", "k:\n    # c\n    - a: 1\n"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let secret = format!("yaml/marked-{n}");
+        assert_eq!(
+            both_ways(&env, &repo, &secret, plaintext),
+            want,
+            "{plaintext:?}"
+        );
+        let theirs = sops_encrypted(
+            &env,
+            &repo,
+            &format!("marked-{n}.yaml"),
+            plaintext.as_bytes(),
+        );
+        let ours = repo.join(format!("secrets/{secret}.yaml"));
+        assert_eq!(body(&ours), body(&theirs), "{plaintext:?}");
+    }
+}
+
 /// A key repeated in a map: sops refuses it in the first document of a plaintext
 /// and keeps it in a later one; keys refuses and keeps the same. A repeated key in
 /// the first document of a file sops wrote from JSON (which keeps both pairs) is

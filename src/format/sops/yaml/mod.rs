@@ -457,8 +457,10 @@ mod tests {
                 "k:\n    - a\n    - # c\n      x: y\n",
                 vec![
                     s("a"),
-                    c(),
-                    Value::Map(vec![Item::Pair("x".into(), s("y"))]),
+                    Value::Map(vec![
+                        Item::Comment(" c".into()),
+                        Item::Pair("x".into(), s("y")),
+                    ]),
                 ],
                 "k:\n    - a\n    # c\n    - x: \"y\"\n",
             ),

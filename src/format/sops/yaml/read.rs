@@ -76,6 +76,14 @@ struct Builder<'f> {
     /// Whether the last node was the null of a bare `- # c` whose comment was kept
     /// for what follows: closing its list, go-yaml gives that to the enclosing map.
     carried: bool,
+    /// A comment to the right of a map's key whose value has not been read: before
+    /// that entry, unless the value is an empty one with an anchor or tag.
+    right_of_key: Option<String>,
+    /// The comment to the right of an empty value with an anchor or tag (`k: &a #
+    /// c`), with the depth of its map: go-yaml gives it to the map's next entry,
+    /// after the comments below, or to the map itself, before its first entry,
+    /// where it has none.
+    held_head: Option<(String, usize)>,
 }
 
 /// The documents read, and what sops could not read back once written.
@@ -128,6 +136,8 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
         flow_end: None,
         last_anchor: 0,
         carried: false,
+        right_of_key: None,
+        held_head: None,
     };
     for event in gp::Parser::new_from_str_with_options(text, options) {
         let (event, span) = event.map_err(|e| {
@@ -331,6 +341,9 @@ impl Builder<'_> {
     fn event(&mut self, event: Event<'_>, span: gp::Span) -> Result<()> {
         let line = span.start.line();
         let col = span.start.col();
+        if !matches!(event, Event::Comment(..)) {
+            self.key_comment(&event, span);
+        }
         let (after_dash, flow_end, carried) = match event {
             Event::Comment(..) => (self.after_dash, self.flow_end, self.carried),
             _ => (
@@ -434,6 +447,12 @@ impl Builder<'_> {
                     let key = self.key(&value, style, tag.as_deref(), line)?;
                     // The entry starts at the key, or at its `?` (`? key`).
                     let col = self.explicit_key_col(span, style).unwrap_or(col);
+                    if let Some((text, _)) = self
+                        .held_head
+                        .take_if(|(_, depth)| *depth == self.stack.len())
+                    {
+                        self.pending.push((text, col, line));
+                    }
                     self.place_pending(col);
                     let Some(Open {
                         frame:
@@ -516,8 +535,22 @@ impl Builder<'_> {
                 }
             }
             Event::MappingStart(_, anchor, _) => {
+                // A block map after a bare `- # c`: the comments after the dash are
+                // its first entries, as go-yaml gives them to its first key.
+                let block = !self.text[span.start.byte_offset().unwrap_or(0)..].starts_with('{');
+                let inner = match after_dash {
+                    Some(from) if block && from <= self.pending.len() => {
+                        self.pending.split_off(from)
+                    }
+                    _ => Vec::new(),
+                };
                 self.open(true, anchor, line, col)?;
                 self.mark_flow(span);
+                if let Some(open) = self.stack.last_mut() {
+                    for (text, ..) in inner {
+                        open.frame.push_comment(text)
+                    }
+                }
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 self.close(line, carried, flow_end.is_some())?;
@@ -673,16 +706,16 @@ impl Builder<'_> {
     fn line_comment(&mut self, text: String, line: usize, col: usize, after_flow: bool) {
         // To the right of the first dash of a compact list still to open (`k:` /
         // `- # c`): as to the right of any bare dash.
-        let dash_line = |l: &str| {
-            let t = l.trim_start_matches(' ');
-            t == "-" || t.starts_with("- ") || t.starts_with("-\t")
-        };
         if let Some(Open {
             frame: Frame::Map { key: Some(_), .. },
             ..
         }) = self.stack.last()
             && line >= 1
-            && self.lines.get(line - 1).is_some_and(|l| dash_line(l))
+            && self
+                .lines
+                .get(line - 1)
+                .and_then(|l| l.get(..col))
+                .is_some_and(|before| before.trim() == "-")
         {
             self.after_dash.get_or_insert(self.pending.len());
             self.pending.push((text, col, line));
@@ -722,11 +755,7 @@ impl Builder<'_> {
                 self.pending.push((text, col, line));
                 self.pending_line = line;
             }
-            Some(Frame::Map {
-                items,
-                key: Some(_),
-                ..
-            }) => items.push(Item::Comment(text)),
+            Some(Frame::Map { key: Some(_), .. }) => self.right_of_key = Some(text),
             Some(Frame::Map { items, .. }) => {
                 let at = items
                     .iter()
@@ -746,6 +775,42 @@ impl Builder<'_> {
                 root.insert(0, Item::Comment(text));
             }
             None => self.pending.push((text, 0, 0)),
+        }
+    }
+
+    /// Places the comment to the right of a map's key (`right_of_key`), now that the
+    /// next event, `event`, shows what the value is: before the entry, or, for an
+    /// empty value with an anchor or tag, held for what follows (`held_head`).
+    fn key_comment(&mut self, event: &Event<'_>, span: gp::Span) {
+        let Some(text) = self.right_of_key.take() else {
+            return;
+        };
+        let empty = span.start.line() == span.end.line() && span.start.col() == span.end.col();
+        match event {
+            Event::Scalar(_, _, anchor, tag) if empty && (*anchor != 0 || tag.is_some()) => {
+                self.held_head = Some((text, self.stack.len()));
+            }
+            // `k: &a # c` over the entries of a map or list: its first comment,
+            // after those below the key (`open` gives it what is pending).
+            Event::MappingStart(_, anchor, tag) | Event::SequenceStart(_, anchor, tag)
+                if *anchor != 0 || tag.is_some() =>
+            {
+                let line = span.start.line();
+                self.pending.push((text, span.start.col(), line));
+                self.pending_line = self.pending_line.max(line);
+            }
+            _ => self.before_entry(text),
+        }
+    }
+
+    /// `text` as a comment before the entry being read in the innermost map.
+    fn before_entry(&mut self, text: String) {
+        if let Some(Open {
+            frame: Frame::Map { items, .. },
+            ..
+        }) = self.stack.last_mut()
+        {
+            items.push(Item::Comment(text));
         }
     }
 
@@ -853,9 +918,24 @@ impl Builder<'_> {
     /// collection (`[…]`, `{…}`), one node on its lines, which go-yaml follows with
     /// comments as it follows a scalar.
     fn close(&mut self, line: usize, carried: bool, after_flow: bool) -> Result<()> {
+        let depth = self.stack.len();
         let Some(mut open) = self.stack.pop() else {
             return Err(invalid(self.at(line), "unbalanced YAML structure"));
         };
+        // A comment held for the map's next entry, which did not come: the map's own,
+        // before its first entry; a list's entry before the map where it is one.
+        if let (Some((text, _)), Frame::Map { items, .. }) = (
+            self.held_head.take_if(|(_, held)| *held == depth),
+            &mut open.frame,
+        ) {
+            match self.stack.last_mut() {
+                Some(Open {
+                    frame: Frame::List(list),
+                    ..
+                }) => list.push(Value::Comment(text)),
+                _ => items.insert(0, Item::Comment(text)),
+            }
+        }
         let entries = open.frame.has_entries();
         // Own-line comments inside a flow collection: dropped where it has no entry,
         // else its last entries (`[1, 2` / `# c` / `]`).
