@@ -521,6 +521,36 @@ fn a_comment_beside_an_anchor_or_tag_goes_where_sops_puts_it() {
     }
 }
 
+/// go-yaml folds a quoted value's lines whatever their indentation, where YAML
+/// wants them indented past the enclosing block: `b: 'one` / `bad'` with `bad` at
+/// the key's column, or at column 0, is `one bad` to sops. keys reads them alike,
+/// and writes files sops reads to the same values.
+#[test]
+fn a_quoted_value_with_lines_at_any_indentation_is_read_as_sops_reads_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    for (n, (plaintext, want)) in [
+        ("a: \"one\nbad\"\n", "a: one bad\n"),
+        (
+            "a:\n  b: 'one\n  bad'\n  c: 2\n",
+            "a:\n    b: one bad\n    c: 2\n",
+        ),
+        ("l:\n- a: 'x\n y'\n", "l:\n    - a: x y\n"),
+        ("a: 'x\n\n  y\nz'\n", "a: |-\n    x\n    y z\n"),
+        ("a:\n  b: 'x\n  # y'\n", "a:\n    b: 'x # y'\n"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let secret = format!("yaml/quoted-lines-{n}");
+        assert_eq!(
+            both_ways(&env, &repo, &secret, plaintext),
+            want,
+            "{plaintext:?}"
+        );
+    }
+}
+
 /// A key repeated in a map: sops refuses it in the first document of a plaintext
 /// and keeps it in a later one; keys refuses and keeps the same. A repeated key in
 /// the first document of a file sops wrote from JSON (which keeps both pairs) is

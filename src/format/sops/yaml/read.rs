@@ -111,6 +111,44 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
             "not valid UTF-8",
         )
     })?;
+    // go-yaml takes a quoted scalar's lines at any indentation; the parser holds
+    // them to the YAML rules. Such a line is indented further and the text read
+    // again: a continuation line's leading blanks are not part of the value.
+    let mut text = Cow::Borrowed(text);
+    let mut reindented = 0;
+    loop {
+        match read_events(&text, file) {
+            Err(Stop::Underindented(line))
+                if reindented < MAX_REINDENTED && reindented * text.len() < REREAD_BYTES =>
+            {
+                text = Cow::Owned(quoted::reindent(&text, line));
+                reindented += 1;
+            }
+            Err(Stop::Underindented(line)) => {
+                let reason = scan_reason("invalid indentation in multiline quoted scalar");
+                return Err(invalid(at().at_line(line as u64), reason));
+            }
+            Err(Stop::Failed(e)) => return Err(e),
+            Ok(parsed) => return Ok(parsed),
+        }
+    }
+}
+
+/// How many under-indented lines of quoted scalars one file may have, and how many
+/// bytes may be read again for them, so that a hostile file costs little.
+const MAX_REINDENTED: usize = 256;
+const REREAD_BYTES: usize = 64 << 20;
+
+/// Why reading events stopped.
+enum Stop {
+    /// A quoted scalar's line at this (1-based) line is indented too little for the
+    /// parser.
+    Underindented(usize),
+    Failed(crate::error::Error),
+}
+
+/// The YAML documents in `text`, one branch each.
+fn read_events(text: &str, file: &str) -> std::result::Result<Parsed, Stop> {
     let options = gp::options! {
         emit_comments: true,
         max_buffered_comment_events: 100_000,
@@ -140,13 +178,14 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
         held_head: None,
     };
     for event in gp::Parser::new_from_str_with_options(text, options) {
-        let (event, span) = event.map_err(|e| {
-            invalid(
-                at().at_line(e.marker().line() as u64),
+        let (event, span) = event.map_err(|e| match e.kind() {
+            gp::ErrorKind::InvalidQuotedScalarIndent => Stop::Underindented(e.marker().line()),
+            _ => Stop::Failed(invalid(
+                Location::named(file).at_line(e.marker().line() as u64),
                 scan_reason(&e.info()),
-            )
+            )),
         })?;
-        builder.event(event, span)?;
+        builder.event(event, span).map_err(Stop::Failed)?;
     }
     Ok(Parsed {
         branches: builder.branches,
@@ -1143,5 +1182,6 @@ fn size(value: &Value) -> usize {
     total
 }
 
+mod quoted;
 #[cfg(test)]
 mod tests;
