@@ -551,6 +551,99 @@ fn a_quoted_value_with_lines_at_any_indentation_is_read_as_sops_reads_it() {
     }
 }
 
+/// A compact list (`hosts:` / `- a`, its dashes at its key's column) has no end
+/// of its own in go-yaml: the comments below its last entry go to the map's next
+/// key, however far they are indented, and stay in the list only where the input
+/// or an enclosing map ends there. keys places each as sops does, whether the last
+/// entry is a scalar or a flow collection, and writes the same encrypted lines.
+#[test]
+fn comments_after_a_compact_list_go_where_sops_puts_them() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    for (n, (plaintext, want)) in [
+        ("l:\n- a\n  # c\nk: 1\n", "l:\n    - a\n# c\nk: 1\n"),
+        (
+            "m:\n  l:\n  - a\n    # c\n  k: 1\n",
+            "m:\n    l:\n        - a\n    # c\n    k: 1\n",
+        ),
+        (
+            "m:\n  l:\n  - a\n    # c\nk: 1\n",
+            "m:\n    l:\n        - a\n        # c\nk: 1\n",
+        ),
+        ("l:\n- []\n  # c\nk: 1\n", "l:\n    - []\n# c\nk: 1\n"),
+        ("l:\n- a\n# c\n", "l:\n    - a\n    # c\n"),
+        (
+            "l:\n- a: 1\n  # c\nk: 1\n",
+            "l:\n    - a: 1\n      # c\nk: 1\n",
+        ),
+        (
+            "l:\n- a\n  # c\n---\nk: 1\n",
+            "l:\n    - a\n# c\n---\nk: 1\n",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let secret = format!("yaml/compact-{n}");
+        assert_eq!(
+            both_ways(&env, &repo, &secret, plaintext),
+            want,
+            "{plaintext:?}"
+        );
+        let theirs = sops_encrypted(
+            &env,
+            &repo,
+            &format!("compact-{n}.yaml"),
+            plaintext.as_bytes(),
+        );
+        let ours = repo.join(format!("secrets/{secret}.yaml"));
+        assert_eq!(body(&ours), body(&theirs), "{plaintext:?}");
+    }
+}
+
+/// Own-line comments between a bare `-` and the block map or list on the lines
+/// below it are that map's or list's first entries in go-yaml, and sops writes
+/// them there (`#ENC[…]` in a map, `- ENC[…]` in a list); before a flow one they
+/// stay in the outer list. keys reads the same text and writes the same lines.
+#[test]
+fn comments_below_a_bare_dash_belong_to_the_block_it_starts() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    for (n, (plaintext, want)) in [
+        (
+            "l:\n  -\n      # c\n      - a\n",
+            "l:\n    # c\n    - - a\n",
+        ),
+        ("l:\n-\n  # c\n  a: 1\n", "l:\n    # c\n    - a: 1\n"),
+        (
+            "l:\n  - x\n  # c\n  - - a\n",
+            "l:\n    - x\n    # c\n    - - a\n",
+        ),
+        (
+            "l:\n  -\n    # c\n    {a: 1}\n",
+            "l:\n    # c\n    - a: 1\n",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let secret = format!("yaml/below-dash-{n}");
+        assert_eq!(
+            both_ways(&env, &repo, &secret, plaintext),
+            want,
+            "{plaintext:?}"
+        );
+        let theirs = sops_encrypted(
+            &env,
+            &repo,
+            &format!("below-dash-{n}.yaml"),
+            plaintext.as_bytes(),
+        );
+        let ours = repo.join(format!("secrets/{secret}.yaml"));
+        assert_eq!(body(&ours), body(&theirs), "{plaintext:?}");
+    }
+}
+
 /// A key repeated in a map: sops refuses it in the first document of a plaintext
 /// and keeps it in a later one; keys refuses and keeps the same. A repeated key in
 /// the first document of a file sops wrote from JSON (which keeps both pairs) is

@@ -547,7 +547,7 @@ impl Builder<'_> {
                 }
             }
             // sops drops a map's or list's tag (`!!set`, `!!omap`, `!foo`).
-            Event::SequenceStart(_, anchor, _) => {
+            Event::SequenceStart(style, anchor, _) => {
                 // A compact list (`k:` / `- # c`) opens on the line of the comment to
                 // its first dash's right: the comment waits for that dash's node.
                 let (inner, waiting) = match after_dash {
@@ -559,8 +559,8 @@ impl Builder<'_> {
                     }
                     _ => (Vec::new(), Vec::new()),
                 };
-                self.open(false, anchor, line, col)?;
-                self.mark_flow(span);
+                let col = self.compact_dashes(line).unwrap_or(col);
+                self.open(false, anchor, line, col, style)?;
                 if !waiting.is_empty() {
                     self.after_dash = Some(self.pending.len());
                     self.pending.extend(waiting);
@@ -573,18 +573,18 @@ impl Builder<'_> {
                     items.extend(inner.into_iter().map(|(text, ..)| Value::Comment(text)));
                 }
             }
-            Event::MappingStart(_, anchor, _) => {
+            Event::MappingStart(style, anchor, _) => {
                 // A block map after a bare `- # c`: the comments after the dash are
                 // its first entries, as go-yaml gives them to its first key.
-                let block = !self.text[span.start.byte_offset().unwrap_or(0)..].starts_with('{');
                 let inner = match after_dash {
-                    Some(from) if block && from <= self.pending.len() => {
+                    Some(from)
+                        if style == gp::StructureStyle::Block && from <= self.pending.len() =>
+                    {
                         self.pending.split_off(from)
                     }
                     _ => Vec::new(),
                 };
-                self.open(true, anchor, line, col)?;
-                self.mark_flow(span);
+                self.open(true, anchor, line, col, style)?;
                 if let Some(open) = self.stack.last_mut() {
                     for (text, ..) in inner {
                         open.frame.push_comment(text)
@@ -740,157 +740,43 @@ impl Builder<'_> {
         }
     }
 
-    /// A comment on the same line as content: sops puts it before the entry it
-    /// follows. One to the right of a bare `- ` comes before what the dash starts.
-    fn line_comment(&mut self, text: String, line: usize, col: usize, after_flow: bool) {
-        // To the right of the first dash of a compact list still to open (`k:` /
-        // `- # c`): as to the right of any bare dash.
-        if let Some(Open {
-            frame: Frame::Map { key: Some(_), .. },
+    /// For a list opening on `line` as a map's value: its dashes' column, when they
+    /// stand at the key's column (`k:` / `- a`), where the parser starts the list
+    /// at its first entry's text instead.
+    fn compact_dashes(&self, line: usize) -> Option<usize> {
+        let Some(Open {
+            frame: Frame::Map { .. },
+            col: Some(key),
             ..
         }) = self.stack.last()
-            && line >= 1
-            && self
-                .lines
-                .get(line - 1)
-                .and_then(|l| l.get(..col))
-                .is_some_and(|before| before.trim() == "-")
-        {
-            self.after_dash.get_or_insert(self.pending.len());
-            self.pending.push((text, col, line));
-            self.pending_line = line;
-            return;
-        }
-        // To the right of a flow collection's opening, before its first entry
-        // (`[ # c`): go-yaml drops it.
-        if let Some(open) = self.stack.last()
-            && open.flow_from.is_some()
-            && !open.frame.has_entries()
-        {
-            return;
-        }
-        match self.stack.last_mut().map(|open| &mut open.frame) {
-            // `key: {…} # c` or `key: […] # c`: the collection's first entry.
-            Some(Frame::Map {
-                items, key: None, ..
-            }) if after_flow
-                && matches!(
-                    items.last(),
-                    Some(Item::Pair(_, Value::Map(_) | Value::List(_)))
-                ) =>
-            {
-                let Some(Item::Pair(_, value)) = items.last_mut() else {
-                    unreachable!("matched above")
-                };
-                first_comment(value, text);
-                // An alias of it (`*a`) has the comment too: it is the same node.
-                if self.last_anchor != 0 {
-                    let size = size(value);
-                    self.anchors.insert(self.last_anchor, (value.clone(), size));
-                }
-            }
-            Some(Frame::List(_)) if line > self.content_line => {
-                self.after_dash.get_or_insert(self.pending.len());
-                self.pending.push((text, col, line));
-                self.pending_line = line;
-            }
-            Some(Frame::Map { key: Some(_), .. }) => self.right_of_key = Some(text),
-            Some(Frame::Map { items, .. }) => {
-                let at = items
-                    .iter()
-                    .rposition(|item| matches!(item, Item::Pair(..)))
-                    .unwrap_or(items.len());
-                items.insert(at, Item::Comment(text));
-            }
-            Some(Frame::List(items)) => {
-                let at = items
-                    .iter()
-                    .rposition(|item| !matches!(item, Value::Comment(_)))
-                    .unwrap_or(items.len());
-                items.insert(at, Value::Comment(text));
-            }
-            // `{a: 1} # c` as the whole document: its first entry too.
-            None if after_flow && let Some(root) = &mut self.root => {
-                root.insert(0, Item::Comment(text));
-            }
-            None => self.pending.push((text, 0, 0)),
-        }
-    }
-
-    /// Places the comment to the right of a map's key (`right_of_key`), now that the
-    /// next event, `event`, shows what the value is: before the entry, or, for an
-    /// empty value with an anchor or tag, held for what follows (`held_head`).
-    fn key_comment(&mut self, event: &Event<'_>, span: gp::Span) {
-        let Some(text) = self.right_of_key.take() else {
-            return;
-        };
-        let empty = span.start.line() == span.end.line() && span.start.col() == span.end.col();
-        match event {
-            Event::Scalar(_, _, anchor, tag) if empty && (*anchor != 0 || tag.is_some()) => {
-                self.held_head = Some((text, self.stack.len()));
-            }
-            // `k: &a # c` over the entries of a map or list: its first comment,
-            // after those below the key (`open` gives it what is pending).
-            Event::MappingStart(_, anchor, tag) | Event::SequenceStart(_, anchor, tag)
-                if *anchor != 0 || tag.is_some() =>
-            {
-                let line = span.start.line();
-                self.pending.push((text, span.start.col(), line));
-                self.pending_line = self.pending_line.max(line);
-            }
-            _ => self.before_entry(text),
-        }
-    }
-
-    /// `text` as a comment before the entry being read in the innermost map.
-    fn before_entry(&mut self, text: String) {
-        if let Some(Open {
-            frame: Frame::Map { items, .. },
-            ..
-        }) = self.stack.last_mut()
-        {
-            items.push(Item::Comment(text));
-        }
-    }
-
-    /// The comments a list being built holds when it has no entry yet, taken out of
-    /// it as pending comments (at its entries' column).
-    fn leading_comments(&mut self) -> Vec<(String, usize, usize)> {
-        let Some(Open {
-            frame: Frame::List(items),
-            col,
-            ..
-        }) = self.stack.last_mut()
         else {
-            return Vec::new();
+            return None;
         };
-        if !items.iter().all(|v| matches!(v, Value::Comment(_))) {
-            return Vec::new();
-        }
-        let col = col.unwrap_or(0);
-        items
-            .drain(..)
-            .filter_map(|v| match v {
-                Value::Comment(text) => Some((text, col, 0)),
-                _ => None,
-            })
-            .collect()
+        let text = self.lines.get(line.checked_sub(1)?)?;
+        let (before, rest) = (text.get(..*key)?, text.get(*key..)?);
+        let dash = rest == "-" || rest.starts_with("- ") || rest.starts_with("-\t");
+        (before.bytes().all(|b| b == b' ') && dash).then_some(*key)
     }
 
-    /// If the collection just opened at `span` is a flow one (`{`, `[`), notes
-    /// how many comments were pending then (`Open::flow_from`).
-    fn mark_flow(&mut self, span: gp::Span) {
-        let flow = span.start.byte_offset().is_some_and(|at| {
-            self.text
-                .get(at..)
-                .is_some_and(|t| t.starts_with(['{', '[']))
-        });
-        if flow && let Some(open) = self.stack.last_mut() {
+    /// If the collection just opened is a flow one (`{`, `[`), notes how many
+    /// comments were pending then (`Open::flow_from`).
+    fn mark_flow(&mut self, style: gp::StructureStyle) {
+        if style == gp::StructureStyle::Flow
+            && let Some(open) = self.stack.last_mut()
+        {
             open.flow_from = Some(self.pending.len());
         }
     }
 
-    fn open(&mut self, is_map: bool, anchor: usize, line: usize, col: usize) -> Result<()> {
+    fn open(
+        &mut self,
+        is_map: bool,
+        anchor: usize,
+        line: usize,
+        col: usize,
+        style: gp::StructureStyle,
+    ) -> Result<()> {
+        let block = style == gp::StructureStyle::Block;
         self.closed = false;
         if self.stack.len() >= MAX_DEPTH {
             return Err(invalid(
@@ -913,6 +799,7 @@ impl Builder<'_> {
         } else {
             Frame::List(Vec::new())
         };
+        let mut inner = Vec::new();
         match self.stack.last() {
             None => {
                 if !is_map {
@@ -923,10 +810,22 @@ impl Builder<'_> {
                 }
                 self.root_seen = true;
             }
+            // Own-line comments between a bare dash and the block map or list that
+            // starts on a line below it: go-yaml gives them to that map or list.
             Some(Open {
                 frame: Frame::List(_),
+                col: dashes,
+                flow_from,
                 ..
-            }) => self.place_pending(col),
+            }) => {
+                let dashes = dashes.filter(|_| block && flow_from.is_none());
+                let dash_line = dashes.and_then(|dashes| self.dash_line(dashes, line));
+                let below = dash_line.map_or(self.pending.len(), |d| {
+                    self.pending.partition_point(|&(_, _, at)| at <= d)
+                });
+                inner = self.pending.split_off(below);
+                self.place_pending(col)
+            }
             // A map or list that is a map's value: comments read since its key
             // are its own.
             Some(_) => {}
@@ -949,8 +848,27 @@ impl Builder<'_> {
                 open.frame.push_comment(text)
             }
         }
+        for (text, ..) in inner {
+            open.frame.push_comment(text)
+        }
         self.stack.push(open);
+        self.mark_flow(style);
         Ok(())
+    }
+
+    /// The (1-based) line of the dash, at column `dashes`, of the list entry whose
+    /// node starts on `line`: the nearest such line at or above it; `None` when the
+    /// node starts on the dash's own line or no dash is found.
+    fn dash_line(&self, dashes: usize, line: usize) -> Option<usize> {
+        let is_dash = |text: &&str| {
+            text.get(..dashes)
+                .is_some_and(|before| before.bytes().all(|b| b == b' '))
+                && text.get(dashes..).is_some_and(|rest| {
+                    rest == "-" || rest.starts_with("- ") || rest.starts_with("-\t")
+                })
+        };
+        let at = self.lines.get(..line)?.iter().rposition(is_dash)? + 1;
+        (at < line).then_some(at)
     }
 
     /// Closes the innermost collection. `after_flow`: its last node was a flow
@@ -987,7 +905,15 @@ impl Builder<'_> {
             }
         }
         let innermost = (!std::mem::replace(&mut self.closed, true) || after_flow) && !carried;
-        if innermost {
+        // A compact list (`k:` / `- a`, its dashes at its key's column) that the
+        // map's next key ends: go-yaml gives that key the comments after the list.
+        let compact_end = matches!(open.frame, Frame::List(_))
+            && self
+                .stack
+                .last()
+                .is_some_and(|up| matches!(up.frame, Frame::Map { .. }) && up.col == open.col)
+            && self.next_content_col() == open.col;
+        if innermost && !compact_end {
             let n = self.foot_comments(open.col);
             for (text, ..) in self.pending.drain(..n) {
                 open.frame.push_comment(text)
@@ -1011,7 +937,7 @@ impl Builder<'_> {
         // At the end of the input, go-yaml gives an enclosing collection only the
         // comments at its own column; the rest go to the document.
         let exact = !innermost && !self.pending.is_empty() && self.next_content_col().is_none();
-        if let Some(col) = open.col.filter(|_| !nested_last) {
+        if let Some(col) = open.col.filter(|_| !nested_last && !compact_end) {
             let n = self
                 .pending
                 .iter()
@@ -1182,6 +1108,7 @@ fn size(value: &Value) -> usize {
     total
 }
 
+mod comments;
 mod quoted;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,146 @@
+//! Where the comments on content lines go, as go-yaml places them: to the right
+//! of a key, a bare dash, a flow collection, or a value that is only an anchor or
+//! a tag.
+
+use serde_saphyr::granit_parser::{self as gp, Event};
+
+use super::{Builder, Frame, Item, Open, Value, first_comment, size};
+
+impl Builder<'_> {
+    /// A comment on the same line as content: sops puts it before the entry it
+    /// follows. One to the right of a bare `- ` comes before what the dash starts.
+    pub(super) fn line_comment(&mut self, text: String, line: usize, col: usize, after_flow: bool) {
+        // To the right of the first dash of a compact list still to open (`k:` /
+        // `- # c`): as to the right of any bare dash.
+        if let Some(Open {
+            frame: Frame::Map { key: Some(_), .. },
+            ..
+        }) = self.stack.last()
+            && line >= 1
+            && self
+                .lines
+                .get(line - 1)
+                .and_then(|l| l.get(..col))
+                .is_some_and(|before| before.trim() == "-")
+        {
+            self.after_dash.get_or_insert(self.pending.len());
+            self.pending.push((text, col, line));
+            self.pending_line = line;
+            return;
+        }
+        // To the right of a flow collection's opening, before its first entry
+        // (`[ # c`): go-yaml drops it.
+        if let Some(open) = self.stack.last()
+            && open.flow_from.is_some()
+            && !open.frame.has_entries()
+        {
+            return;
+        }
+        match self.stack.last_mut().map(|open| &mut open.frame) {
+            // `key: {…} # c` or `key: […] # c`: the collection's first entry.
+            Some(Frame::Map {
+                items, key: None, ..
+            }) if after_flow
+                && matches!(
+                    items.last(),
+                    Some(Item::Pair(_, Value::Map(_) | Value::List(_)))
+                ) =>
+            {
+                let Some(Item::Pair(_, value)) = items.last_mut() else {
+                    unreachable!("matched above")
+                };
+                first_comment(value, text);
+                // An alias of it (`*a`) has the comment too: it is the same node.
+                if self.last_anchor != 0 {
+                    let size = size(value);
+                    self.anchors.insert(self.last_anchor, (value.clone(), size));
+                }
+            }
+            Some(Frame::List(_)) if line > self.content_line => {
+                self.after_dash.get_or_insert(self.pending.len());
+                self.pending.push((text, col, line));
+                self.pending_line = line;
+            }
+            Some(Frame::Map { key: Some(_), .. }) => self.right_of_key = Some(text),
+            Some(Frame::Map { items, .. }) => {
+                let at = items
+                    .iter()
+                    .rposition(|item| matches!(item, Item::Pair(..)))
+                    .unwrap_or(items.len());
+                items.insert(at, Item::Comment(text));
+            }
+            Some(Frame::List(items)) => {
+                let at = items
+                    .iter()
+                    .rposition(|item| !matches!(item, Value::Comment(_)))
+                    .unwrap_or(items.len());
+                items.insert(at, Value::Comment(text));
+            }
+            // `{a: 1} # c` as the whole document: its first entry too.
+            None if after_flow && let Some(root) = &mut self.root => {
+                root.insert(0, Item::Comment(text));
+            }
+            None => self.pending.push((text, 0, 0)),
+        }
+    }
+
+    /// Places the comment to the right of a map's key (`right_of_key`), now that the
+    /// next event, `event`, shows what the value is: before the entry, or, for an
+    /// empty value with an anchor or tag, held for what follows (`held_head`).
+    pub(super) fn key_comment(&mut self, event: &Event<'_>, span: gp::Span) {
+        let Some(text) = self.right_of_key.take() else {
+            return;
+        };
+        let empty = span.start.line() == span.end.line() && span.start.col() == span.end.col();
+        match event {
+            Event::Scalar(_, _, anchor, tag) if empty && (*anchor != 0 || tag.is_some()) => {
+                self.held_head = Some((text, self.stack.len()));
+            }
+            // `k: &a # c` over the entries of a map or list: its first comment,
+            // after those below the key (`open` gives it what is pending).
+            Event::MappingStart(_, anchor, tag) | Event::SequenceStart(_, anchor, tag)
+                if *anchor != 0 || tag.is_some() =>
+            {
+                let line = span.start.line();
+                self.pending.push((text, span.start.col(), line));
+                self.pending_line = self.pending_line.max(line);
+            }
+            _ => self.before_entry(text),
+        }
+    }
+
+    /// `text` as a comment before the entry being read in the innermost map.
+    pub(super) fn before_entry(&mut self, text: String) {
+        if let Some(Open {
+            frame: Frame::Map { items, .. },
+            ..
+        }) = self.stack.last_mut()
+        {
+            items.push(Item::Comment(text));
+        }
+    }
+
+    /// The comments a list being built holds when it has no entry yet, taken out of
+    /// it as pending comments (at its entries' column).
+    pub(super) fn leading_comments(&mut self) -> Vec<(String, usize, usize)> {
+        let Some(Open {
+            frame: Frame::List(items),
+            col,
+            ..
+        }) = self.stack.last_mut()
+        else {
+            return Vec::new();
+        };
+        if !items.iter().all(|v| matches!(v, Value::Comment(_))) {
+            return Vec::new();
+        }
+        let col = col.unwrap_or(0);
+        items
+            .drain(..)
+            .filter_map(|v| match v {
+                Value::Comment(text) => Some((text, col, 0)),
+                _ => None,
+            })
+            .collect()
+    }
+}
