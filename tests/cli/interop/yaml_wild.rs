@@ -471,7 +471,8 @@ fn a_comment_below_a_flow_collection_is_placed_as_sops_places_it() {
 /// # c`, `k: !!str # c`) is not that entry's: go-yaml gives it to what follows,
 /// the map's next entry (after the comments below) or, where the map has none, the
 /// map itself, before its first entry; over a map's or list's entries, their first
-/// comment. After a bare `- # c`, the map the dash starts takes it. keys reads and
+/// comment. A list's empty entry with an anchor or tag passes the comments above it
+/// on, as a bare `-` does. After a bare `- # c`, the map the dash starts takes it. keys reads and
 /// writes each where sops does, and the encrypted files match line for line.
 #[test]
 fn a_comment_beside_an_anchor_or_tag_goes_where_sops_puts_it() {
@@ -500,6 +501,14 @@ fn a_comment_beside_an_anchor_or_tag_goes_where_sops_puts_it() {
             "a: 1\nb:\n    # c\n    - 1\n",
         ),
         ("k:\n- # c\n  a: 1\n", "k:\n    # c\n    - a: 1\n"),
+        (
+            "l:\n  - x\n  # c\n  - &a\n  - b\n",
+            "l:\n    - x\n    - null\n    # c\n    - b\n",
+        ),
+        (
+            "l: &x # c\n  - !!str\n  - b\n",
+            "l:\n    - \"\"\n    # c\n    - b\n",
+        ),
     ]
     .into_iter()
     .enumerate()

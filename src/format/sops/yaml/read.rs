@@ -519,9 +519,10 @@ impl Builder<'_> {
                     // the comments below it; go-yaml gives those to what follows.
                     let empty =
                         span.start.line() == span.end.line() && span.start.col() == span.end.col();
-                    // So does the null of a bare `-`: go-yaml gives the comments
-                    // above it, to its right and below it to what follows.
-                    let bare = in_list && tag.is_none() && anchor == 0;
+                    // So does an empty entry of a list (a bare `-`, or one with only
+                    // an anchor or tag): go-yaml gives the comments above it, to its
+                    // right and below it to what follows.
+                    let bare = in_list;
                     let after = if empty {
                         let below = self.pending.partition_point(|&(_, _, l)| l <= line);
                         let at = match after_dash {
