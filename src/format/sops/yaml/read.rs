@@ -857,19 +857,27 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// The (1-based) line of the dash, at column `dashes`, of the list entry whose
-    /// node starts on `line`: the nearest such line at or above it; `None` when the
-    /// node starts on the dash's own line or no dash is found.
+    /// The (1-based) line of the bare dash, at column `dashes`, of the list entry
+    /// whose node starts on `line`, with only blank and comment lines between;
+    /// `None` when the node starts on its dash's line or there is no such dash.
     fn dash_line(&self, dashes: usize, line: usize) -> Option<usize> {
-        let is_dash = |text: &&str| {
+        let is_dash = |text: &str| {
             text.get(..dashes)
                 .is_some_and(|before| before.bytes().all(|b| b == b' '))
                 && text.get(dashes..).is_some_and(|rest| {
                     rest == "-" || rest.starts_with("- ") || rest.starts_with("-\t")
                 })
         };
-        let at = self.lines.get(..line)?.iter().rposition(is_dash)? + 1;
-        (at < line).then_some(at)
+        let own = line.checked_sub(1)?;
+        if is_dash(self.lines.get(own)?) {
+            return None;
+        }
+        let above = self.lines.get(..own)?;
+        let at = above.iter().rposition(|text| {
+            let t = text.trim();
+            !t.is_empty() && !t.starts_with('#')
+        })?;
+        is_dash(above[at]).then_some(at + 1)
     }
 
     /// Closes the innermost collection. `after_flow`: its last node was a flow
@@ -908,7 +916,8 @@ impl Builder<'_> {
         let innermost = (!std::mem::replace(&mut self.closed, true) || after_flow) && !carried;
         // A compact list (`k:` / `- a`, its dashes at its key's column) that the
         // map's next key ends: go-yaml gives that key the comments after the list.
-        let compact_end = matches!(open.frame, Frame::List(_))
+        let compact_end = !self.pending.is_empty()
+            && matches!(open.frame, Frame::List(_))
             && self
                 .stack
                 .last()
