@@ -360,6 +360,15 @@ fn go_flow_scalar(raw: &str) -> Option<String> {
 }
 
 /// The first line of a parser error: it describes the syntax, never a value.
+/// Whether `line` holds a list's dash at `col`, with only blanks before it.
+fn dash_at(line: &str, col: usize) -> bool {
+    line.get(..col)
+        .is_some_and(|before| before.bytes().all(|b| b == b' '))
+        && line
+            .get(col..)
+            .is_some_and(|rest| rest == "-" || rest.starts_with("- ") || rest.starts_with("-\t"))
+}
+
 fn scan_reason(info: &str) -> String {
     let reason = info.lines().next().unwrap_or("").trim();
     if reason.contains("recursion limit exceeded") {
@@ -754,9 +763,7 @@ impl Builder<'_> {
             return None;
         };
         let text = self.lines.get(line.checked_sub(1)?)?;
-        let (before, rest) = (text.get(..*key)?, text.get(*key..)?);
-        let dash = rest == "-" || rest.starts_with("- ") || rest.starts_with("-\t");
-        (before.bytes().all(|b| b == b' ') && dash).then_some(*key)
+        dash_at(text, *key).then_some(*key)
     }
 
     /// If the collection just opened is a flow one (`{`, `[`), notes how many
@@ -861,15 +868,8 @@ impl Builder<'_> {
     /// whose node starts on `line`, with only blank and comment lines between;
     /// `None` when the node starts on its dash's line or there is no such dash.
     fn dash_line(&self, dashes: usize, line: usize) -> Option<usize> {
-        let is_dash = |text: &str| {
-            text.get(..dashes)
-                .is_some_and(|before| before.bytes().all(|b| b == b' '))
-                && text.get(dashes..).is_some_and(|rest| {
-                    rest == "-" || rest.starts_with("- ") || rest.starts_with("-\t")
-                })
-        };
         let own = line.checked_sub(1)?;
-        if is_dash(self.lines.get(own)?) {
+        if dash_at(self.lines.get(own)?, dashes) {
             return None;
         }
         let above = self.lines.get(..own)?;
@@ -877,7 +877,7 @@ impl Builder<'_> {
             let t = text.trim();
             !t.is_empty() && !t.starts_with('#')
         })?;
-        is_dash(above[at]).then_some(at + 1)
+        dash_at(above[at], dashes).then_some(at + 1)
     }
 
     /// Closes the innermost collection. `after_flow`: its last node was a flow
