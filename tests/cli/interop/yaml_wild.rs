@@ -73,6 +73,28 @@ fn body(path: &Path) -> String {
     masked(text.split("sops:\n").next().unwrap())
 }
 
+/// For each plaintext and what `sops decrypt` prints for it: `both_ways` (as
+/// `yaml/PREFIX-N`), and the file keys writes above its `sops:` block, ciphertexts
+/// masked, is byte for byte the one sops writes.
+fn placed_as_sops(env: &TestEnv, repo: &Path, prefix: &str, cases: &[(&str, &str)]) {
+    for (n, (plaintext, want)) in cases.iter().enumerate() {
+        let secret = format!("yaml/{prefix}-{n}");
+        assert_eq!(
+            both_ways(env, repo, &secret, plaintext),
+            *want,
+            "{plaintext:?}"
+        );
+        let theirs = sops_encrypted(
+            env,
+            repo,
+            &format!("{prefix}-{n}.yaml"),
+            plaintext.as_bytes(),
+        );
+        let ours = repo.join(format!("secrets/{secret}.yaml"));
+        assert_eq!(body(&ours), body(&theirs), "{plaintext:?}");
+    }
+}
+
 /// go-yaml writes a key over 128 bytes (or with a line break) as `? key` and `:
 /// value`, and reads it back; so does keys, in maps at every depth and in lists.
 #[test]
@@ -435,36 +457,23 @@ fn a_comment_beside_a_flow_collection_is_placed_as_sops_places_it() {
 fn a_comment_below_a_flow_collection_is_placed_as_sops_places_it() {
     let mut env = TestEnv::new();
     let repo = sops_fleet(&mut env);
-    for (n, (plaintext, want)) in [
-        ("k:\n - []\n  # c\n", "k:\n    - []\n    # c\n"),
-        ("k:\n  - {}\n    # c\n", "k:\n    - {}\n    # c\n"),
-        ("k:\n - [1]\n  # c\n", "k:\n    - - 1\n\n# c\n"),
-        ("k:\n - {a: 1}\n    # c\n", "k:\n    - a: 1\n\n# c\n"),
-        ("k:\n  x: []\n      # c\n", "k:\n    x: []\n    # c\n"),
-        ("k:\n - - []\n    # c\n", "k:\n    - - []\n      # c\n"),
-        (
-            "k:\n - [] # r\n  # c\n # d\n",
-            "k:\n    # r\n    - []\n    # c\n    # d\n",
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let secret = format!("yaml/below-flow-{n}");
-        assert_eq!(
-            both_ways(&env, &repo, &secret, plaintext),
-            want,
-            "{plaintext:?}"
-        );
-        let theirs = sops_encrypted(
-            &env,
-            &repo,
-            &format!("below-{n}.yaml"),
-            plaintext.as_bytes(),
-        );
-        let ours = repo.join(format!("secrets/{secret}.yaml"));
-        assert_eq!(body(&ours), body(&theirs), "{plaintext:?}");
-    }
+    placed_as_sops(
+        &env,
+        &repo,
+        "below-flow",
+        &[
+            ("k:\n - []\n  # c\n", "k:\n    - []\n    # c\n"),
+            ("k:\n  - {}\n    # c\n", "k:\n    - {}\n    # c\n"),
+            ("k:\n - [1]\n  # c\n", "k:\n    - - 1\n\n# c\n"),
+            ("k:\n - {a: 1}\n    # c\n", "k:\n    - a: 1\n\n# c\n"),
+            ("k:\n  x: []\n      # c\n", "k:\n    x: []\n    # c\n"),
+            ("k:\n - - []\n    # c\n", "k:\n    - - []\n      # c\n"),
+            (
+                "k:\n - [] # r\n  # c\n # d\n",
+                "k:\n    # r\n    - []\n    # c\n    # d\n",
+            ),
+        ],
+    );
 }
 
 /// A comment to the right of a key whose value is only an anchor or a tag (`k: &a
@@ -478,56 +487,43 @@ fn a_comment_below_a_flow_collection_is_placed_as_sops_places_it() {
 fn a_comment_beside_an_anchor_or_tag_goes_where_sops_puts_it() {
     let mut env = TestEnv::new();
     let repo = sops_fleet(&mut env);
-    for (n, (plaintext, want)) in [
-        ("# top\na: 1\nb: &x # c\n", "# c\n# top\na: 1\nb: null\n"),
-        (
-            "a: 1\nb: !!str # c\n# h\nd: 2\n",
-            "a: 1\nb: \"\"\n# h\n# c\nd: 2\n",
-        ),
-        (
-            "m:\n  x: 1\n  b: &x # c\ne: 1\n",
-            "m:\n    # c\n    x: 1\n    b: null\ne: 1\n",
-        ),
-        (
-            "l:\n  - x: 1\n    a: &x # c\n",
-            "l:\n    # c\n    - x: 1\n      a: null\n",
-        ),
-        (
-            "a: 1\nb: &x # c\n  # own\n  x: 1\n",
-            "a: 1\nb:\n    # own\n    # c\n    x: 1\n",
-        ),
-        (
-            "a: 1\nb: !!seq # c\n  - 1\n",
-            "a: 1\nb:\n    # c\n    - 1\n",
-        ),
-        ("k:\n- # c\n  a: 1\n", "k:\n    # c\n    - a: 1\n"),
-        (
-            "l:\n  - x\n  # c\n  - &a\n  - b\n",
-            "l:\n    - x\n    - null\n    # c\n    - b\n",
-        ),
-        (
-            "l: &x # c\n  - !!str\n  - b\n",
-            "l:\n    - \"\"\n    # c\n    - b\n",
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let secret = format!("yaml/marked-{n}");
-        assert_eq!(
-            both_ways(&env, &repo, &secret, plaintext),
-            want,
-            "{plaintext:?}"
-        );
-        let theirs = sops_encrypted(
-            &env,
-            &repo,
-            &format!("marked-{n}.yaml"),
-            plaintext.as_bytes(),
-        );
-        let ours = repo.join(format!("secrets/{secret}.yaml"));
-        assert_eq!(body(&ours), body(&theirs), "{plaintext:?}");
-    }
+    placed_as_sops(
+        &env,
+        &repo,
+        "marked",
+        &[
+            ("# top\na: 1\nb: &x # c\n", "# c\n# top\na: 1\nb: null\n"),
+            (
+                "a: 1\nb: !!str # c\n# h\nd: 2\n",
+                "a: 1\nb: \"\"\n# h\n# c\nd: 2\n",
+            ),
+            (
+                "m:\n  x: 1\n  b: &x # c\ne: 1\n",
+                "m:\n    # c\n    x: 1\n    b: null\ne: 1\n",
+            ),
+            (
+                "l:\n  - x: 1\n    a: &x # c\n",
+                "l:\n    # c\n    - x: 1\n      a: null\n",
+            ),
+            (
+                "a: 1\nb: &x # c\n  # own\n  x: 1\n",
+                "a: 1\nb:\n    # own\n    # c\n    x: 1\n",
+            ),
+            (
+                "a: 1\nb: !!seq # c\n  - 1\n",
+                "a: 1\nb:\n    # c\n    - 1\n",
+            ),
+            ("k:\n- # c\n  a: 1\n", "k:\n    # c\n    - a: 1\n"),
+            (
+                "l:\n  - x\n  # c\n  - &a\n  - b\n",
+                "l:\n    - x\n    - null\n    # c\n    - b\n",
+            ),
+            (
+                "l: &x # c\n  - !!str\n  - b\n",
+                "l:\n    - \"\"\n    # c\n    - b\n",
+            ),
+        ],
+    );
 }
 
 /// go-yaml folds a quoted value's lines whatever their indentation, where YAML
@@ -569,45 +565,32 @@ fn a_quoted_value_with_lines_at_any_indentation_is_read_as_sops_reads_it() {
 fn comments_after_a_compact_list_go_where_sops_puts_them() {
     let mut env = TestEnv::new();
     let repo = sops_fleet(&mut env);
-    for (n, (plaintext, want)) in [
-        ("l:\n- a\n  # c\nk: 1\n", "l:\n    - a\n# c\nk: 1\n"),
-        (
-            "m:\n  l:\n  - a\n    # c\n  k: 1\n",
-            "m:\n    l:\n        - a\n    # c\n    k: 1\n",
-        ),
-        (
-            "m:\n  l:\n  - a\n    # c\nk: 1\n",
-            "m:\n    l:\n        - a\n        # c\nk: 1\n",
-        ),
-        ("l:\n- []\n  # c\nk: 1\n", "l:\n    - []\n# c\nk: 1\n"),
-        ("l:\n- a\n# c\n", "l:\n    - a\n    # c\n"),
-        (
-            "l:\n- a: 1\n  # c\nk: 1\n",
-            "l:\n    - a: 1\n      # c\nk: 1\n",
-        ),
-        (
-            "l:\n- a\n  # c\n---\nk: 1\n",
-            "l:\n    - a\n# c\n---\nk: 1\n",
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let secret = format!("yaml/compact-{n}");
-        assert_eq!(
-            both_ways(&env, &repo, &secret, plaintext),
-            want,
-            "{plaintext:?}"
-        );
-        let theirs = sops_encrypted(
-            &env,
-            &repo,
-            &format!("compact-{n}.yaml"),
-            plaintext.as_bytes(),
-        );
-        let ours = repo.join(format!("secrets/{secret}.yaml"));
-        assert_eq!(body(&ours), body(&theirs), "{plaintext:?}");
-    }
+    placed_as_sops(
+        &env,
+        &repo,
+        "compact",
+        &[
+            ("l:\n- a\n  # c\nk: 1\n", "l:\n    - a\n# c\nk: 1\n"),
+            (
+                "m:\n  l:\n  - a\n    # c\n  k: 1\n",
+                "m:\n    l:\n        - a\n    # c\n    k: 1\n",
+            ),
+            (
+                "m:\n  l:\n  - a\n    # c\nk: 1\n",
+                "m:\n    l:\n        - a\n        # c\nk: 1\n",
+            ),
+            ("l:\n- []\n  # c\nk: 1\n", "l:\n    - []\n# c\nk: 1\n"),
+            ("l:\n- a\n# c\n", "l:\n    - a\n    # c\n"),
+            (
+                "l:\n- a: 1\n  # c\nk: 1\n",
+                "l:\n    - a: 1\n      # c\nk: 1\n",
+            ),
+            (
+                "l:\n- a\n  # c\n---\nk: 1\n",
+                "l:\n    - a\n# c\n---\nk: 1\n",
+            ),
+        ],
+    );
 }
 
 /// Own-line comments between a bare `-` and the block map or list on the lines
@@ -618,39 +601,26 @@ fn comments_after_a_compact_list_go_where_sops_puts_them() {
 fn comments_below_a_bare_dash_belong_to_the_block_it_starts() {
     let mut env = TestEnv::new();
     let repo = sops_fleet(&mut env);
-    for (n, (plaintext, want)) in [
-        (
-            "l:\n  -\n      # c\n      - a\n",
-            "l:\n    # c\n    - - a\n",
-        ),
-        ("l:\n-\n  # c\n  a: 1\n", "l:\n    # c\n    - a: 1\n"),
-        (
-            "l:\n  - x\n  # c\n  - - a\n",
-            "l:\n    - x\n    # c\n    - - a\n",
-        ),
-        (
-            "l:\n  -\n    # c\n    {a: 1}\n",
-            "l:\n    # c\n    - a: 1\n",
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let secret = format!("yaml/below-dash-{n}");
-        assert_eq!(
-            both_ways(&env, &repo, &secret, plaintext),
-            want,
-            "{plaintext:?}"
-        );
-        let theirs = sops_encrypted(
-            &env,
-            &repo,
-            &format!("below-dash-{n}.yaml"),
-            plaintext.as_bytes(),
-        );
-        let ours = repo.join(format!("secrets/{secret}.yaml"));
-        assert_eq!(body(&ours), body(&theirs), "{plaintext:?}");
-    }
+    placed_as_sops(
+        &env,
+        &repo,
+        "below-dash",
+        &[
+            (
+                "l:\n  -\n      # c\n      - a\n",
+                "l:\n    # c\n    - - a\n",
+            ),
+            ("l:\n-\n  # c\n  a: 1\n", "l:\n    # c\n    - a: 1\n"),
+            (
+                "l:\n  - x\n  # c\n  - - a\n",
+                "l:\n    - x\n    # c\n    - - a\n",
+            ),
+            (
+                "l:\n  -\n    # c\n    {a: 1}\n",
+                "l:\n    # c\n    - a: 1\n",
+            ),
+        ],
+    );
 }
 
 /// A key repeated in a map: sops refuses it in the first document of a plaintext
