@@ -623,6 +623,26 @@ fn comments_below_a_bare_dash_belong_to_the_block_it_starts() {
     );
 }
 
+/// A value of line breaks only, in a list, is written as go-yaml writes it
+/// (`- |4+` over blank lines): with no line of text there is nothing for the
+/// indentation indicator to misplace, and both tools read it back. (One with text
+/// after a leading break or blank stays double-quoted: go-yaml's block there does
+/// not read back.)
+#[test]
+fn a_value_of_line_breaks_in_a_list_is_written_as_sops_writes_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    placed_as_sops(
+        &env,
+        &repo,
+        "breaks",
+        &[(
+            "l:\n  - \"\\n\"\n  - a: \"\\n\\n\"\n    b: 1\n",
+            "l:\n    - |4+\n\n    - a: |4+\n\n\n      b: 1\n",
+        )],
+    );
+}
+
 /// A key repeated in a map: sops refuses it in the first document of a plaintext
 /// and keeps it in a later one; keys refuses and keeps the same. A repeated key in
 /// the first document of a file sops wrote from JSON (which keeps both pairs) is

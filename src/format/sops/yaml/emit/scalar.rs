@@ -176,11 +176,13 @@ impl Emitter {
         // Deliberate deviation: go-yaml writes the indentation indicator as one level
         // whatever the content's offset from its parent, so a block scalar that
         // starts with a space or line break inside a list comes out as YAML that
-        // neither sops nor any parser reads back. Write those double-quoted.
+        // neither sops nor any parser reads back. Write those double-quoted; one of
+        // line breaks only has no line to misplace, and is written as go-yaml does.
         let parent = self.indents.last().copied().unwrap_or(-1).max(0);
         let unreadable_block = style == Style::Literal
             && value.starts_with(|c: char| c == ' ' || is_break(c))
-            && self.indent != parent + self.best_indent;
+            && self.indent != parent + self.best_indent
+            && !value.chars().all(is_break);
         let style = if unreadable_block {
             Style::Double
         } else {
