@@ -360,6 +360,12 @@ fn go_flow_scalar(raw: &str) -> Option<String> {
 }
 
 /// The first line of a parser error: it describes the syntax, never a value.
+/// Whether the node at `span` has no text: an empty value, perhaps with an anchor
+/// or tag before it (`key: &a`, `- !!str`).
+fn is_empty(span: gp::Span) -> bool {
+    span.start.line() == span.end.line() && span.start.col() == span.end.col()
+}
+
 /// Whether `line` holds a list's dash at `col`, with only blanks before it.
 fn dash_at(line: &str, col: usize) -> bool {
     line.get(..col)
@@ -526,8 +532,7 @@ impl Builder<'_> {
                         .map_err(|reason| invalid(self.at(line), reason))?;
                     // An empty value with a tag or anchor (`key: !!str`) comes after
                     // the comments below it; go-yaml gives those to what follows.
-                    let empty =
-                        span.start.line() == span.end.line() && span.start.col() == span.end.col();
+                    let empty = is_empty(span);
                     // So does an empty entry of a list (a bare `-`, or one with only
                     // an anchor or tag): go-yaml gives the comments above it, to its
                     // right and below it to what follows.

@@ -4,7 +4,7 @@
 
 use serde_saphyr::granit_parser::{self as gp, Event};
 
-use super::{Builder, Frame, Item, Open, Value, first_comment, size};
+use super::{Builder, Frame, Item, Open, Value, first_comment, is_empty, size};
 
 impl Builder<'_> {
     /// A comment on the same line as content: sops puts it before the entry it
@@ -91,19 +91,20 @@ impl Builder<'_> {
         let Some(text) = self.right_of_key.take() else {
             return;
         };
-        let empty = span.start.line() == span.end.line() && span.start.col() == span.end.col();
         match event {
-            Event::Scalar(_, _, anchor, tag) if empty && (*anchor != 0 || tag.is_some()) => {
+            Event::Scalar(_, _, anchor, tag)
+                if is_empty(span) && (*anchor != 0 || tag.is_some()) =>
+            {
                 self.held_head = Some((text, self.stack.len()));
             }
             // `k: &a # c` over the entries of a map or list: its first comment,
-            // after those below the key (`open` gives it what is pending).
+            // after those below the key (`open`, next, gives a map's value all
+            // that is pending).
             Event::MappingStart(_, anchor, tag) | Event::SequenceStart(_, anchor, tag)
                 if *anchor != 0 || tag.is_some() =>
             {
-                let line = span.start.line();
-                self.pending.push((text, span.start.col(), line));
-                self.pending_line = self.pending_line.max(line);
+                self.pending
+                    .push((text, span.start.col(), span.start.line()));
             }
             _ => self.before_entry(text),
         }

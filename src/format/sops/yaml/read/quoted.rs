@@ -10,26 +10,16 @@
 /// the content's start (after blanks and `- `, `? `, `: ` indicators) of each
 /// line above, which bounds the indentation of any block that can enclose it.
 pub(super) fn reindent(text: &str, line: usize) -> String {
-    let lines: Vec<&str> = text.split('\n').collect();
-    let Some(bad) = line.checked_sub(1).filter(|&at| at < lines.len()) else {
-        return text.to_string();
-    };
-    let past = lines[..bad]
-        .iter()
-        .map(|l| content_start(l))
-        .max()
-        .unwrap_or(0)
-        + 1;
-    let have = lines[bad].len() - lines[bad].trim_start_matches(' ').len();
-    let mut out = String::with_capacity(text.len() + past);
-    for (at, l) in lines.iter().enumerate() {
-        if at > 0 {
-            out.push('\n');
+    let mut out = text.to_string();
+    let (mut offset, mut past) = (0, 1usize);
+    for (at, l) in text.split('\n').enumerate() {
+        if at + 1 == line {
+            let have = l.len() - l.trim_start_matches(' ').len();
+            out.insert_str(offset, &" ".repeat(past.saturating_sub(have)));
+            break;
         }
-        if at == bad {
-            out.extend(std::iter::repeat_n(' ', past.saturating_sub(have)));
-        }
-        out.push_str(l);
+        past = past.max(content_start(l) + 1);
+        offset += l.len() + 1;
     }
     out
 }
