@@ -114,14 +114,15 @@ pub(super) fn parse(data: &[u8], file: &str) -> Result<Parsed> {
     // go-yaml takes a quoted scalar's lines at any indentation; the parser holds
     // them to the YAML rules. Such a line is indented further and the text read
     // again: a continuation line's leading blanks are not part of the value.
-    let mut text = Cow::Borrowed(text);
+    let mut owned: Option<zeroize::Zeroizing<String>> = None;
     let mut reindented = 0;
     loop {
-        match read_events(&text, file) {
+        let text = owned.as_deref().map_or(text, String::as_str);
+        match read_events(text, file) {
             Err(Stop::Underindented(line))
                 if reindented < MAX_REINDENTED && reindented * text.len() < REREAD_BYTES =>
             {
-                text = Cow::Owned(quoted::reindent(&text, line));
+                owned = Some(quoted::reindent(text, line));
                 reindented += 1;
             }
             Err(Stop::Underindented(line)) => {

@@ -6,21 +6,28 @@
 //! blanks are not part of the value, so such a line can be indented further and
 //! the text read again, to the same value.
 
+use zeroize::Zeroizing;
+
 /// `text` with its (1-based) `line` indented past every block above it: past
 /// the content's start (after blanks and `- `, `? `, `: ` indicators) of each
 /// line above, which bounds the indentation of any block that can enclose it.
-pub(super) fn reindent(text: &str, line: usize) -> String {
-    let mut out = text.to_string();
-    let (mut offset, mut past) = (0, 1usize);
+/// The copy is zeroized when dropped, as it holds the plaintext.
+pub(super) fn reindent(text: &str, line: usize) -> Zeroizing<String> {
+    let (mut offset, mut past, mut pad) = (0, 1usize, 0);
     for (at, l) in text.split('\n').enumerate() {
         if at + 1 == line {
-            let have = l.len() - l.trim_start_matches(' ').len();
-            out.insert_str(offset, &" ".repeat(past.saturating_sub(have)));
+            pad = past.saturating_sub(l.len() - l.trim_start_matches(' ').len());
             break;
         }
         past = past.max(content_start(l) + 1);
         offset += l.len() + 1;
     }
+    let offset = offset.min(text.len());
+    // Sized once, so no reallocation leaves a copy of the text behind.
+    let mut out = Zeroizing::new(String::with_capacity(text.len() + pad));
+    out.push_str(&text[..offset]);
+    out.extend(std::iter::repeat_n(' ', pad));
+    out.push_str(&text[offset..]);
     out
 }
 
@@ -43,6 +50,7 @@ mod tests {
 
     #[test]
     fn a_line_is_indented_past_every_block_above_it() {
+        let reindent = |text: &str, line: usize| reindent(text, line).to_string();
         assert_eq!(reindent("a: 'one\nbad'\n", 2), "a: 'one\n bad'\n");
         assert_eq!(
             reindent("l:\n- - a: 'x\n  y'\n", 3),
