@@ -593,6 +593,57 @@ fn comments_after_a_compact_list_go_where_sops_puts_them() {
     );
 }
 
+/// A blank line ends a collection's foot: go-yaml gives the collection the comments
+/// right after its last value, up to the blank line, and those after it to what
+/// follows, whatever their indentation (a block of commented-out settings, a blank,
+/// then another one before the next section). After an empty value (`b:`) all of
+/// them stay.
+#[test]
+fn comments_after_a_blank_line_go_to_what_follows_as_sops_puts_them() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    placed_as_sops(
+        &env,
+        &repo,
+        "blank",
+        &[
+            (
+                "db:\n  host: x\n  # port: 1\n\n  # user: y\nweb: 1\n",
+                "db:\n    host: x\n    # port: 1\n# user: y\nweb: 1\n",
+            ),
+            ("k:\n- x\n  # c\n\nb: 1\n", "k:\n    - x\n    # c\nb: 1\n"),
+            (
+                "k:\n  - x\n  # c\n\n  # d\nb: 1\n",
+                "k:\n    - x\n    # c\n# d\nb: 1\n",
+            ),
+            (
+                "a:\n  x:\n    y: 1\n    # c\n\n    # d\n  z: 1\n",
+                "a:\n    x:\n        \"y\": 1\n        # c\n    # d\n    z: 1\n",
+            ),
+            (
+                "a:\n  x: 1\n  # c\n\n  # d\n",
+                "a:\n    x: 1\n    # c\n# d\n",
+            ),
+            (
+                "a:\n  x: |\n    t\n  # c\n\n  # d\nb: 1\n",
+                "a:\n    x: |\n        t\n    # c\n# d\nb: 1\n",
+            ),
+            (
+                "a:\n  b:\n  # c\n\n  # d\nx: 1\n",
+                "a:\n    b: null\n    # c\n    # d\nx: 1\n",
+            ),
+            (
+                "a:\n  b: {}\n  # c\n\n  # d\nx: 1\n",
+                "a:\n    b: {}\n    # c\n# d\nx: 1\n",
+            ),
+            (
+                "k:\n- x\n  # c\n# d\n\nb: 1\n",
+                "k:\n    - x\n    # c\n    # d\nb: 1\n",
+            ),
+        ],
+    );
+}
+
 /// Own-line comments between a bare `-` and the block map or list on the lines
 /// below it are that map's or list's first entries in go-yaml, and sops writes
 /// them there (`#ENC[…]` in a map, `- ENC[…]` in a list); before a flow one they

@@ -49,6 +49,12 @@ struct Builder<'f> {
     /// Whether a collection closed since the last node: the innermost of a run
     /// of closes takes the comments right after its last entry.
     closed: bool,
+    /// The pending comments came after a blank line that ended the innermost
+    /// collection's foot comments (`foot_then_blank`): the collections closing
+    /// after it take none of them, and what follows them does.
+    reserved: bool,
+    /// Whether the last node read was empty, with no anchor or tag (`k:`, `- `).
+    last_empty: bool,
     /// The document's top-level map, once complete.
     root: Option<Vec<Item>>,
     /// Whether the document had a root node at all.
@@ -164,6 +170,8 @@ fn read_events(text: &str, file: &str) -> std::result::Result<Parsed, Stop> {
         pending: Vec::new(),
         pending_line: 0,
         closed: false,
+        reserved: false,
+        last_empty: false,
         root: None,
         root_seen: false,
         branches: Vec::new(),
@@ -467,6 +475,7 @@ impl Builder<'_> {
             }
             Event::Alias(id) => {
                 self.closed = false;
+                self.last_empty = false;
                 let (value, size) = self
                     .anchors
                     .get(&id)
@@ -534,6 +543,7 @@ impl Builder<'_> {
                     // An empty value with a tag or anchor (`key: !!str`) comes after
                     // the comments below it; go-yaml gives those to what follows.
                     let empty = is_empty(span);
+                    self.last_empty = empty && anchor == 0 && tag.is_none();
                     // So does an empty entry of a list (a bare `-`, or one with only
                     // an anchor or tag): go-yaml gives the comments above it, to its
                     // right and below it to what follows.
@@ -919,17 +929,34 @@ impl Builder<'_> {
                 }
             }
         }
-        let innermost = (!std::mem::replace(&mut self.closed, true) || after_flow) && !carried;
+        let first = !std::mem::replace(&mut self.closed, true);
+        if first {
+            self.reserved = false;
+        }
+        let innermost = (first || after_flow) && !carried;
+        // The comments right after its last entry and up to a blank line are this
+        // collection's; those after the blank go to what follows.
+        if innermost
+            && !self.last_empty
+            && let Some(n) = self.foot_then_blank(open.col)
+        {
+            for (text, ..) in self.pending.drain(..n) {
+                open.frame.push_comment(text)
+            }
+            self.reserved = true;
+        }
+        let placing = !self.reserved;
         // A compact list (`k:` / `- a`, its dashes at its key's column) that the
         // map's next key ends: go-yaml gives that key the comments after the list.
-        let compact_end = !self.pending.is_empty()
+        let compact_end = placing
+            && !self.pending.is_empty()
             && matches!(open.frame, Frame::List(_))
             && self
                 .stack
                 .last()
                 .is_some_and(|up| matches!(up.frame, Frame::Map { .. }) && up.col == open.col)
             && self.next_content_col() == open.col;
-        if innermost && !compact_end {
+        if innermost && placing && !compact_end {
             let n = self.foot_comments(open.col);
             for (text, ..) in self.pending.drain(..n) {
                 open.frame.push_comment(text)
@@ -953,7 +980,7 @@ impl Builder<'_> {
         // At the end of the input, go-yaml gives an enclosing collection only the
         // comments at its own column; the rest go to the document.
         let exact = !innermost && !self.pending.is_empty() && self.next_content_col().is_none();
-        if let Some(col) = open.col.filter(|_| !nested_last && !compact_end) {
+        if let Some(col) = open.col.filter(|_| placing && !nested_last && !compact_end) {
             let n = self
                 .pending
                 .iter()

@@ -144,4 +144,34 @@ impl Builder<'_> {
             })
             .collect()
     }
+
+    /// How many pending comments are the foot of the innermost collection closing,
+    /// whose entries start at `col`, when a blank line ends them: the run of
+    /// comments on the lines right after its last entry, none dedented from `col`,
+    /// with a blank line after it and only comments at `col` or deeper between that
+    /// line and what follows. go-yaml gives that run to the collection and the
+    /// comments after the blank to what follows, whatever their column (`x: 1` /
+    /// `# c` / blank / `# d` / `b:` puts `# d` before `b`).
+    pub(super) fn foot_then_blank(&self, col: Option<usize>) -> Option<usize> {
+        let col = col?;
+        let &(_, _, first) = self.pending.first()?;
+        let before = first.checked_sub(2).and_then(|i| self.lines.get(i))?;
+        let before = before.trim();
+        if before.is_empty() || before.starts_with('#') {
+            return None;
+        }
+        let run = 1 + self
+            .pending
+            .windows(2)
+            .take_while(|w| w[1].2 == w[0].2 + 1)
+            .count();
+        let last = self.pending[run - 1].2;
+        // A blank line after the run: before the next comment, or before what follows.
+        let blank = run < self.pending.len()
+            || self
+                .lines
+                .get(last)
+                .is_some_and(|l| l.trim().is_empty() && self.lines.len() > last + 1);
+        (blank && self.pending.iter().all(|&(_, c, _)| c >= col)).then_some(run)
+    }
 }
