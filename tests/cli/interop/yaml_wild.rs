@@ -644,6 +644,33 @@ fn comments_after_a_blank_line_go_to_what_follows_as_sops_puts_them() {
     );
 }
 
+/// A list's last entry that is a bare `-` has no extent: go-yaml gives the comments
+/// below it to the next key of the map the list is in, whatever their indentation.
+#[test]
+fn comments_below_a_last_bare_dash_go_to_the_next_key_as_sops_puts_them() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    placed_as_sops(
+        &env,
+        &repo,
+        "last-dash",
+        &[
+            (
+                "a:\n  l:\n    - x\n    -\n#c\n  b: []\n",
+                "a:\n    l:\n        - x\n        - null\n    #c\n    b: []\n",
+            ),
+            (
+                "a:\n  l:\n    - x\n    -\n    #c\n\n  b: []\n",
+                "a:\n    l:\n        - x\n        - null\n    #c\n    b: []\n",
+            ),
+            (
+                "a:\n  l:\n  - x\n  -\n  #c\n  b: 1\n",
+                "a:\n    l:\n        - x\n        - null\n    #c\n    b: 1\n",
+            ),
+        ],
+    );
+}
+
 /// Own-line comments between a bare `-` and the block map or list on the lines
 /// below it are that map's or list's first entries in go-yaml, and sops writes
 /// them there (`#ENC[…]` in a map, `- ENC[…]` in a list); before a flow one they

@@ -802,6 +802,7 @@ impl Builder<'_> {
     ) -> Result<()> {
         let block = style == gp::StructureStyle::Block;
         self.closed = false;
+        self.last_empty = false;
         if self.stack.len() >= MAX_DEPTH {
             return Err(invalid(
                 self.at(line),
@@ -930,8 +931,16 @@ impl Builder<'_> {
             }
         }
         let first = !std::mem::replace(&mut self.closed, true);
+        // After a list's bare `-`, whose null has no extent, go-yaml gives the
+        // comments below it to the next key of the map the list is in.
         if first {
-            self.reserved = false;
+            self.reserved = self.last_empty
+                && matches!(open.frame, Frame::List(_))
+                && self.stack.last().is_some_and(|up| {
+                    matches!(up.frame, Frame::Map { .. })
+                        && up.col.is_some()
+                        && up.col == self.next_content_col()
+                });
         }
         let innermost = (first || after_flow) && !carried;
         // The comments right after its last entry and up to a blank line are this
