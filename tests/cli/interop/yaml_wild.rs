@@ -671,6 +671,34 @@ fn comments_below_a_last_bare_dash_go_to_the_next_key_as_sops_puts_them() {
     );
 }
 
+/// At the end of a file, go-yaml gives the document the comments after a blank line
+/// or after an empty value; a file that ends in comments with no line break after
+/// the last one gives a map's last value the first run of them.
+#[test]
+fn comments_at_the_end_of_a_file_go_where_sops_puts_them() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    placed_as_sops(
+        &env,
+        &repo,
+        "file-end",
+        &[
+            (
+                "path:\n  value: 5432\n\n  # port: 1\n",
+                "path:\n    value: 5432\n# port: 1\n",
+            ),
+            (
+                "host:\n  url:\n  # user: admin\n",
+                "host:\n    url: null\n# user: admin\n",
+            ),
+            ("a:\n  - 1\n\n  # x\n", "a:\n    - 1\n# x\n"),
+            ("a:\n  b: 1\n# c\n# d", "a:\n    b: 1\n    # c\n    # d\n"),
+            ("a:\n  b: 1\n  # c\n# d", "a:\n    b: 1\n    # c\n# d\n"),
+            ("a:\n  - 1\n# c", "a:\n    - 1\n# c\n"),
+        ],
+    );
+}
+
 /// Own-line comments between a bare `-` and the block map or list on the lines
 /// below it are that map's or list's first entries in go-yaml, and sops writes
 /// them there (`#ENC[…]` in a map, `- ENC[…]` in a list); before a flow one they

@@ -931,18 +931,19 @@ impl Builder<'_> {
             }
         }
         let first = !std::mem::replace(&mut self.closed, true);
-        // After a list's bare `-`, whose null has no extent, go-yaml gives the
-        // comments below it to the next key of the map the list is in.
         if first {
-            self.reserved = self.last_empty
-                && matches!(open.frame, Frame::List(_))
-                && self.stack.last().is_some_and(|up| {
-                    matches!(up.frame, Frame::Map { .. })
-                        && up.col.is_some()
-                        && up.col == self.next_content_col()
-                });
+            self.reserved = self.none_kept(&open);
         }
         let innermost = (first || after_flow) && !carried;
+        // A file that ends in comments right after a map's last value, with no line
+        // break after them: go-yaml gives the map their first run, whatever its
+        // column.
+        if innermost && matches!(open.frame, Frame::Map { .. }) && self.unterminated_foot() {
+            let n = self.first_run(open.col);
+            for (text, ..) in self.pending.drain(..n) {
+                open.frame.push_comment(text)
+            }
+        }
         // The comments right after its last entry and up to a blank line are this
         // collection's; those after the blank go to what follows.
         if innermost
@@ -1020,33 +1021,9 @@ impl Builder<'_> {
         self.complete(value, open.anchor, line)
     }
 
-    /// How many of the pending comments go-yaml makes foot comments of the
-    /// innermost collection closing, whose entries start at `col`, whatever their
-    /// own indentation: the first run of them (a comment dedented from `col` to
-    /// another column starts a new run), unless that run is all there is and
-    /// sits at the column of what follows, whose head it then is.
-    fn foot_comments(&self, col: Option<usize>) -> usize {
-        let (Some(col), Some(&(_, first, _))) = (col, self.pending.first()) else {
-            return 0;
-        };
-        let run = 1 + self.pending[1..]
-            .iter()
-            .take_while(|(_, c, _)| *c >= col || *c == first)
-            .count();
-        if run < self.pending.len() {
-            return run;
-        }
-        // At the end of the input, the comments go by their column.
-        let next = self.next_content_col();
-        match next {
-            Some(next) if next != first => run,
-            _ => 0,
-        }
-    }
-
     /// The column of the next line with content after the pending comments; `None`
     /// at the end of the input.
-    fn next_content_col(&self) -> Option<usize> {
+    pub(super) fn next_content_col(&self) -> Option<usize> {
         self.lines
             .iter()
             .skip(self.pending_line)

@@ -1,6 +1,7 @@
-//! Where the comments on content lines go, as go-yaml places them: to the right
-//! of a key, a bare dash, a flow collection, or a value that is only an anchor or
-//! a tag.
+//! Where comments go, as go-yaml places them: those on content lines (to the
+//! right of a key, a bare dash, a flow collection, or a value that is only an
+//! anchor or a tag), and the own-line ones after a collection's last value (its
+//! foot, up to a blank line or the end of the file, or what follows).
 
 use serde_saphyr::granit_parser::{self as gp, Event};
 
@@ -154,10 +155,7 @@ impl Builder<'_> {
     /// `# c` / blank / `# d` / `b:` puts `# d` before `b`).
     pub(super) fn foot_then_blank(&self, col: Option<usize>) -> Option<usize> {
         let col = col?;
-        let &(_, _, first) = self.pending.first()?;
-        let before = first.checked_sub(2).and_then(|i| self.lines.get(i))?;
-        let before = before.trim();
-        if before.is_empty() || before.starts_with('#') {
+        if !self.follows_content() {
             return None;
         }
         let run = 1 + self
@@ -173,5 +171,81 @@ impl Builder<'_> {
                 .get(last)
                 .is_some_and(|l| l.trim().is_empty() && self.lines.len() > last + 1);
         (blank && self.pending.iter().all(|&(_, c, _)| c >= col)).then_some(run)
+    }
+
+    /// Whether the first pending comment is on the line right after content (no
+    /// blank line between).
+    fn follows_content(&self) -> bool {
+        self.pending
+            .first()
+            .and_then(|&(_, _, line)| line.checked_sub(2))
+            .and_then(|i| self.lines.get(i))
+            .is_some_and(|before| {
+                let before = before.trim();
+                !before.is_empty() && !before.starts_with('#')
+            })
+    }
+
+    /// Whether go-yaml gives none of the pending comments to `closing`, the
+    /// innermost collection closing, nor to those closing with it, but all to what
+    /// follows: at the end of the document, those after a blank line or after an
+    /// empty value (`k:`); and those below a list's last bare `-` (its null has no
+    /// extent) where the next key is the enclosing map's.
+    pub(super) fn none_kept(&self, closing: &Open) -> bool {
+        let next = self.next_content_col();
+        if self.pending.is_empty() {
+            return false;
+        }
+        if next.is_none() {
+            return self.last_empty || !self.follows_content();
+        }
+        self.last_empty
+            && matches!(closing.frame, Frame::List(_))
+            && self.stack.last().is_some_and(|up| {
+                matches!(up.frame, Frame::Map { .. }) && up.col.is_some() && up.col == next
+            })
+    }
+
+    /// Whether the document ends in the pending comments, right after content and
+    /// with no line break after the last one.
+    pub(super) fn unterminated_foot(&self) -> bool {
+        !self.pending.is_empty()
+            && !self.text.ends_with('\n')
+            && self.next_content_col().is_none()
+            && self.follows_content()
+    }
+
+    /// How long the first run of pending comments is, for a collection whose
+    /// entries start at `col`: a comment dedented from `col` to another column than
+    /// the first's starts a new run.
+    pub(super) fn first_run(&self, col: Option<usize>) -> usize {
+        let (Some(col), Some(&(_, first, _))) = (col, self.pending.first()) else {
+            return 0;
+        };
+        1 + self.pending[1..]
+            .iter()
+            .take_while(|(_, c, _)| *c >= col || *c == first)
+            .count()
+    }
+
+    /// How many of the pending comments go-yaml makes foot comments of the
+    /// innermost collection closing, whose entries start at `col`, whatever their
+    /// own indentation: the first run of them (a comment dedented from `col` to
+    /// another column starts a new run), unless that run is all there is and
+    /// sits at the column of what follows, whose head it then is.
+    pub(super) fn foot_comments(&self, col: Option<usize>) -> usize {
+        let run = self.first_run(col);
+        let Some(&(_, first, _)) = self.pending.first().filter(|_| run > 0) else {
+            return 0;
+        };
+        if run < self.pending.len() {
+            return run;
+        }
+        // At the end of the input, the comments go by their column.
+        let next = self.next_content_col();
+        match next {
+            Some(next) if next != first => run,
+            _ => 0,
+        }
     }
 }
