@@ -596,7 +596,8 @@ fn comments_after_a_compact_list_go_where_sops_puts_them() {
 /// A blank line ends a collection's foot: go-yaml gives the collection the comments
 /// right after its last value, up to the blank line, and those after it to what
 /// follows, whatever their indentation (a block of commented-out settings, a blank,
-/// then another one before the next section). After an empty value (`b:`) all of
+/// then another one before the next section), and so does a run dedented from the
+/// collection to a column no enclosing one has. After an empty value (`b:`) all of
 /// them stay.
 #[test]
 fn comments_after_a_blank_line_go_to_what_follows_as_sops_puts_them() {
@@ -639,6 +640,15 @@ fn comments_after_a_blank_line_go_to_what_follows_as_sops_puts_them() {
             (
                 "k:\n- x\n  # c\n# d\n\nb: 1\n",
                 "k:\n    - x\n    # c\n    # d\nb: 1\n",
+            ),
+            // Dedented from the list to a column nothing else has.
+            (
+                "hosts:\n    - web\n  # db: disabled\n\nport: 1\n",
+                "hosts:\n    - web\n# db: disabled\nport: 1\n",
+            ),
+            (
+                "m:\n  a:\n      x: 1\n    # c\n\nb: 1\n",
+                "m:\n    a:\n        x: 1\n# c\nb: 1\n",
             ),
         ],
     );

@@ -158,19 +158,29 @@ impl Builder<'_> {
         if !self.follows_content() {
             return None;
         }
+        let run = self.run_then_blank()?;
+        self.pending
+            .iter()
+            .all(|&(_, c, _)| c >= col)
+            .then_some(run)
+    }
+
+    /// The length of the run of pending comments on consecutive lines from the
+    /// first, if a blank line follows it (before the next comment, or before what
+    /// follows).
+    fn run_then_blank(&self) -> Option<usize> {
         let run = 1 + self
             .pending
             .windows(2)
             .take_while(|w| w[1].2 == w[0].2 + 1)
             .count();
-        let last = self.pending[run - 1].2;
-        // A blank line after the run: before the next comment, or before what follows.
+        let last = self.pending.get(run - 1)?.2;
         let blank = run < self.pending.len()
             || self
                 .lines
                 .get(last)
                 .is_some_and(|l| l.trim().is_empty() && self.lines.len() > last + 1);
-        (blank && self.pending.iter().all(|&(_, c, _)| c >= col)).then_some(run)
+        blank.then_some(run)
     }
 
     /// Whether the first pending comment is on the line right after content (no
@@ -198,6 +208,17 @@ impl Builder<'_> {
         }
         if next.is_none() {
             return self.last_empty || !self.follows_content();
+        }
+        // Right after the last value, dedented from the collection to a column no
+        // enclosing one has, and ended by a blank line: go-yaml gives them to what
+        // follows.
+        let first = self.pending[0].1;
+        if self.follows_content()
+            && closing.col.is_some_and(|col| first < col)
+            && !self.stack.iter().any(|open| open.col == Some(first))
+            && self.run_then_blank().is_some()
+        {
+            return true;
         }
         self.last_empty
             && matches!(closing.frame, Frame::List(_))
