@@ -49,9 +49,9 @@ struct Builder<'f> {
     /// Whether a collection closed since the last node: the innermost of a run
     /// of closes takes the comments right after its last entry.
     closed: bool,
-    /// The pending comments came after a blank line that ended the innermost
-    /// collection's foot comments (`foot_then_blank`): the collections closing
-    /// after it take none of them, and what follows them does.
+    /// go-yaml gives the pending comments to what follows them (a blank line ended
+    /// the innermost collection's foot, `foot_then_blank`, or `none_kept`): the
+    /// collections closing before it take none of them.
     reserved: bool,
     /// Whether the last node read was empty, with no anchor or tag (`k:`, `- `).
     last_empty: bool,

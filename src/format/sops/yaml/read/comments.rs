@@ -202,10 +202,10 @@ impl Builder<'_> {
     /// empty value (`k:`); and those below a list's last bare `-` (its null has no
     /// extent) where the next key is the enclosing map's.
     pub(super) fn none_kept(&self, closing: &Open) -> bool {
-        let next = self.next_content_col();
         if self.pending.is_empty() {
             return false;
         }
+        let next = self.next_content_col();
         if next.is_none() {
             return self.last_empty || !self.follows_content();
         }
