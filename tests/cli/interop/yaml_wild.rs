@@ -705,6 +705,8 @@ fn comments_at_the_end_of_a_file_go_where_sops_puts_them() {
             ("a:\n  b: 1\n# c\n# d", "a:\n    b: 1\n    # c\n    # d\n"),
             ("a:\n  b: 1\n  # c\n# d", "a:\n    b: 1\n    # c\n# d\n"),
             ("a:\n  - 1\n# c", "a:\n    - 1\n# c\n"),
+            // Dedented to a column of its own, then a blank line and more.
+            ("a:\n    x: 1\n  # c\n\n# d\n", "a:\n    x: 1\n# c\n# d\n"),
         ],
     );
 }

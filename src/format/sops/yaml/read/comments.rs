@@ -199,25 +199,29 @@ impl Builder<'_> {
     /// Whether go-yaml gives none of the pending comments to `closing`, the
     /// innermost collection closing, nor to those closing with it, but all to what
     /// follows: at the end of the document, those after a blank line or after an
-    /// empty value (`k:`); and those below a list's last bare `-` (its null has no
-    /// extent) where the next key is the enclosing map's.
+    /// empty value (`k:`); a run dedented to a column of its own and ended by a
+    /// blank line; and those below a list's last bare `-` (its null has no extent)
+    /// where the next key is the enclosing map's.
     pub(super) fn none_kept(&self, closing: &Open) -> bool {
         if self.pending.is_empty() {
             return false;
         }
-        let next = self.next_content_col();
-        if next.is_none() {
-            return self.last_empty || !self.follows_content();
-        }
         // Right after the last value, dedented from the collection to a column no
         // enclosing one has, and ended by a blank line: go-yaml gives them to what
-        // follows.
+        // follows (at the end of the document, when comments follow the blank).
         let first = self.pending[0].1;
-        if self.follows_content()
+        let dedented = (self.follows_content()
             && closing.col.is_some_and(|col| first < col)
-            && !self.stack.iter().any(|open| open.col == Some(first))
-            && self.run_then_blank().is_some()
-        {
+            && !self.stack.iter().any(|open| open.col == Some(first)))
+        .then(|| self.run_then_blank())
+        .flatten();
+        let next = self.next_content_col();
+        if next.is_none() {
+            return self.last_empty
+                || !self.follows_content()
+                || dedented.is_some_and(|run| run < self.pending.len());
+        }
+        if dedented.is_some() {
             return true;
         }
         self.last_empty
