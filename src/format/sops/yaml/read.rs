@@ -218,6 +218,13 @@ impl Frame {
             Frame::List(values) => values.push(Value::Comment(text)),
         }
     }
+
+    /// Appends own-line comments (with their column and line) in order.
+    fn push_comments(&mut self, comments: impl IntoIterator<Item = (String, usize, usize)>) {
+        for (text, ..) in comments {
+            self.push_comment(text)
+        }
+    }
 }
 
 fn has_pairs(items: &[Item]) -> bool {
@@ -368,7 +375,6 @@ fn go_flow_scalar(raw: &str) -> Option<String> {
     }
 }
 
-/// The first line of a parser error: it describes the syntax, never a value.
 /// Whether the node at `span` has no text: an empty value, perhaps with an anchor
 /// or tag before it (`key: &a`, `- !!str`).
 fn is_empty(span: gp::Span) -> bool {
@@ -384,6 +390,13 @@ fn dash_at(line: &str, col: usize) -> bool {
             .is_some_and(|rest| rest == "-" || rest.starts_with("- ") || rest.starts_with("-\t"))
 }
 
+/// Whether `line` has content: it is neither blank nor a comment.
+fn is_content(line: &str) -> bool {
+    let line = line.trim();
+    !line.is_empty() && !line.starts_with('#')
+}
+
+/// The first line of a parser error: it describes the syntax, never a value.
 fn scan_reason(info: &str) -> String {
     let reason = info.lines().next().unwrap_or("").trim();
     if reason.contains("recursion limit exceeded") {
@@ -612,9 +625,7 @@ impl Builder<'_> {
                 };
                 self.open(true, anchor, line, col, style)?;
                 if let Some(open) = self.stack.last_mut() {
-                    for (text, ..) in inner {
-                        open.frame.push_comment(text)
-                    }
+                    open.frame.push_comments(inner);
                 }
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -761,9 +772,7 @@ impl Builder<'_> {
             return;
         };
         open.col.get_or_insert(col);
-        for (text, ..) in self.pending.drain(..) {
-            open.frame.push_comment(text)
-        }
+        open.frame.push_comments(self.pending.drain(..));
     }
 
     /// For a list opening on `line` as a map's value: its dashes' column, when they
@@ -869,13 +878,9 @@ impl Builder<'_> {
                 ..
             })
         ) {
-            for (text, ..) in self.pending.drain(..) {
-                open.frame.push_comment(text)
-            }
+            open.frame.push_comments(self.pending.drain(..));
         }
-        for (text, ..) in inner {
-            open.frame.push_comment(text)
-        }
+        open.frame.push_comments(inner);
         self.stack.push(open);
         self.mark_flow(style);
         Ok(())
@@ -890,10 +895,7 @@ impl Builder<'_> {
             return None;
         }
         let above = self.lines.get(..own)?;
-        let at = above.iter().rposition(|text| {
-            let t = text.trim();
-            !t.is_empty() && !t.starts_with('#')
-        })?;
+        let at = above.iter().rposition(|text| is_content(text))?;
         dash_at(above[at], dashes).then_some(at + 1)
     }
 
@@ -925,9 +927,7 @@ impl Builder<'_> {
         if let Some(from) = open.flow_from.filter(|&from| from < self.pending.len()) {
             let inside = self.pending.split_off(from);
             if entries {
-                for (text, ..) in inside {
-                    open.frame.push_comment(text)
-                }
+                open.frame.push_comments(inside);
             }
         }
         let first = !std::mem::replace(&mut self.closed, true);
@@ -940,9 +940,7 @@ impl Builder<'_> {
         // column.
         if innermost && matches!(open.frame, Frame::Map { .. }) && self.unterminated_foot() {
             let n = self.first_run(open.col);
-            for (text, ..) in self.pending.drain(..n) {
-                open.frame.push_comment(text)
-            }
+            open.frame.push_comments(self.pending.drain(..n));
         }
         // The comments right after its last entry and up to a blank line are this
         // collection's; those after the blank go to what follows.
@@ -950,9 +948,7 @@ impl Builder<'_> {
             && !self.last_empty
             && let Some(n) = self.foot_then_blank(open.col)
         {
-            for (text, ..) in self.pending.drain(..n) {
-                open.frame.push_comment(text)
-            }
+            open.frame.push_comments(self.pending.drain(..n));
             self.reserved = true;
         }
         let placing = !self.reserved;
@@ -968,9 +964,7 @@ impl Builder<'_> {
             && self.next_content_col() == open.col;
         if innermost && placing && !compact_end {
             let n = self.foot_comments(open.col);
-            for (text, ..) in self.pending.drain(..n) {
-                open.frame.push_comment(text)
-            }
+            open.frame.push_comments(self.pending.drain(..n));
         }
         // Own-line comments indented at least as far as this collection's
         // entries close it; the rest belong to an enclosing collection.
@@ -996,9 +990,7 @@ impl Builder<'_> {
                 .iter()
                 .take_while(|(_, c, _)| *c == col || (*c > col && !exact))
                 .count();
-            for (text, ..) in self.pending.drain(..n) {
-                open.frame.push_comment(text)
-            }
+            open.frame.push_comments(self.pending.drain(..n));
         }
         if self.stack.is_empty() {
             // The root: remaining comments stay in the document.
@@ -1028,7 +1020,7 @@ impl Builder<'_> {
             .iter()
             .skip(self.pending_line)
             .map(|l| l.trim_end_matches('\r'))
-            .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .find(|l| is_content(l))
             .map(|l| l.len() - l.trim_start().len())
     }
 

@@ -5,7 +5,7 @@
 
 use serde_saphyr::granit_parser::{self as gp, Event};
 
-use super::{Builder, Frame, Item, Open, Value, first_comment, is_empty, size};
+use super::{Builder, Frame, Item, Open, Value, first_comment, is_content, is_empty, size};
 
 impl Builder<'_> {
     /// A comment on the same line as content: sops puts it before the entry it
@@ -190,10 +190,7 @@ impl Builder<'_> {
             .first()
             .and_then(|&(_, _, line)| line.checked_sub(2))
             .and_then(|i| self.lines.get(i))
-            .is_some_and(|before| {
-                let before = before.trim();
-                !before.is_empty() && !before.starts_with('#')
-            })
+            .is_some_and(|before| is_content(before))
     }
 
     /// Whether go-yaml gives none of the pending comments to `closing`, the
@@ -210,15 +207,19 @@ impl Builder<'_> {
         // enclosing one has, and ended by a blank line: go-yaml gives them to what
         // follows (at the end of the document, when comments follow the blank).
         let first = self.pending[0].1;
-        let dedented = (self.follows_content()
+        let follows = self.follows_content();
+        let dedented = if follows
             && closing.col.is_some_and(|col| first < col)
-            && !self.stack.iter().any(|open| open.col == Some(first)))
-        .then(|| self.run_then_blank())
-        .flatten();
+            && !self.stack.iter().any(|open| open.col == Some(first))
+        {
+            self.run_then_blank()
+        } else {
+            None
+        };
         let next = self.next_content_col();
         if next.is_none() {
             return self.last_empty
-                || !self.follows_content()
+                || !follows
                 || dedented.is_some_and(|run| run < self.pending.len());
         }
         if dedented.is_some() {
