@@ -6,7 +6,8 @@
 //! `age` process doing the same, run in alternation, with their ratios. Run with `cargo bench --bench secrets`; it
 //! prints medians.
 //! `keys encrypt` makes the secret and the lock durable before it returns; `age` does
-//! not sync, so it is also timed with its output then fsynced.
+//! not sync, so it is also timed with its output then fsynced. The fleets are git
+//! repositories for the encrypt and decrypt figures, as a user's are.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -58,6 +59,14 @@ fn main() {
             ms(scan),
             check.as_secs_f64() / scan.as_secs_f64()
         );
+        // A fleet is kept in git: where there is a git directory, keys keeps the lock
+        // each write replaces there, for the next write to reuse its blocks.
+        let git = Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(&fleet)
+            .status()
+            .expect("git, to keep the fleet in a repository");
+        assert!(git.success());
         encrypt_decrypt(fleet.as_path(), &ids[0], age.as_deref(), n);
         if std::env::var_os("KEYS_BENCH_KEEP").is_some() {
             println!("kept the identities in {}", id_dir.keep().display());

@@ -24,7 +24,7 @@ mod batch;
 mod room;
 
 pub use batch::{
-    Backup, Staged, check_dirs, commit, names_file, stage, stage_kept, stage_splice,
+    Backup, Spliced, Staged, check_dirs, commit, names_file, stage, stage_kept, stage_splice,
     write_and_remove, write_batch, write_batch_with, write_many,
 };
 pub use room::{FileRoom, close_all, widen_file_table};

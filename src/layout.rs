@@ -19,6 +19,8 @@ pub const WRITER: &str = ".keys-writer";
 pub const REKEY_JOURNAL: &str = ".keys-journal";
 /// The journal of a host key rotation in progress, at the repository root.
 pub const ROTATION_JOURNAL: &str = ".keys-rotation";
+/// The lock's spare, in the git directory (`Repo::lock_spare`).
+pub const LOCK_SPARE: &str = "keys-lock.spare";
 /// Files `keys` keeps at the repository root while it runs, which git must not pick up.
 pub const RUN_FILES: [&str; 3] = [WRITER, REKEY_JOURNAL, ROTATION_JOURNAL];
 
@@ -109,6 +111,20 @@ impl Repo {
     /// `secrets/keys.lock`.
     pub fn lockfile(&self) -> PathBuf {
         self.root.join(LOCKFILE)
+    }
+
+    /// Where the lock a write replaced is kept until the next write, which writes
+    /// over it instead of a new file: inside the git directory, so it is no file of
+    /// the work tree. On ext4 a new file of the lock's size, and freeing the old
+    /// one's blocks, cost the filesystem more than overwriting the same bytes in
+    /// place; in a fleet of thousands of secrets that is most of the cost of a
+    /// write. `None` where the root has no `.git` directory (a fleet outside git,
+    /// a linked work tree): every write makes a new file.
+    pub fn lock_spare(&self) -> Option<PathBuf> {
+        let git = self.root.join(".git");
+        std::fs::symlink_metadata(&git)
+            .is_ok_and(|meta| meta.is_dir())
+            .then(|| git.join(LOCK_SPARE))
     }
 
     pub fn host_file(&self, name: &str) -> PathBuf {

@@ -24,7 +24,7 @@ pub fn write_batch(files: &[(&Path, &[u8], u32)]) -> Result<()> {
 /// (`stage_splice`), each with its target, as one change; `staged` are renamed last.
 pub fn write_batch_with(
     files: &[(&Path, &[u8], u32)],
-    staged: Vec<(&Path, tempfile::NamedTempFile)>,
+    staged: Vec<(&Path, Spliced)>,
 ) -> Result<()> {
     check_dirs(
         files
@@ -32,16 +32,28 @@ pub fn write_batch_with(
             .map(|(path, _, _)| *path)
             .chain(staged.iter().map(|(path, _)| *path)),
     )?;
+    let keep: Vec<(&Path, PathBuf)> = staged
+        .iter()
+        .filter_map(|(path, spliced)| Some((*path, spliced.spare.clone()?)))
+        .collect();
     let mut all = files
         .iter()
         .map(|(path, data, mode)| Ok((*path, unsynced(path, data, *mode)?)))
         .collect::<Result<Vec<_>>>()?;
-    all.extend(staged);
-    replace_staged(all)
+    all.extend(
+        staged
+            .into_iter()
+            .map(|(path, spliced)| (path, spliced.tmp)),
+    );
+    replace_staged(all, &keep)
 }
 
 /// Makes the staged files durable, then renames each over its target, all or nothing.
-fn replace_staged(staged: Vec<(&Path, tempfile::NamedTempFile)>) -> Result<()> {
+/// What each target of `keep` held is kept afterwards as its spare.
+fn replace_staged(
+    staged: Vec<(&Path, tempfile::NamedTempFile)>,
+    keep: &[(&Path, PathBuf)],
+) -> Result<()> {
     settle(
         &staged
             .iter()
@@ -49,19 +61,22 @@ fn replace_staged(staged: Vec<(&Path, tempfile::NamedTempFile)>) -> Result<()> {
             .collect::<Vec<_>>(),
     )?;
     // What each target held, to put back if a later step fails: all or nothing.
-    let before = Backup::link(staged.iter().map(|(path, _)| *path));
-    let mut dirs: Vec<&Path> = Vec::new();
+    let mut before = Backup::link(staged.iter().map(|(path, _)| *path));
+    let mut dirs: Vec<PathBuf> = Vec::new();
     let mut done = 0;
     let mut result = Ok(());
     for (path, tmp) in staged {
+        // A spare renamed from another directory changes that one too.
+        let from = parent_of(tmp.path()).to_path_buf();
         if let Err(e) = tmp.persist(path) {
             result = Err(Error::io(path, e.error));
             break;
         }
         done += 1;
-        let dir = parent_of(path);
-        if !dirs.contains(&dir) {
-            dirs.push(dir);
+        for dir in [parent_of(path).to_path_buf(), from] {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
         }
     }
     if result.is_ok() {
@@ -69,19 +84,42 @@ fn replace_staged(staged: Vec<(&Path, tempfile::NamedTempFile)>) -> Result<()> {
             .iter()
             .map(|d| File::open(d).map_err(|e| Error::io(d, e)))
             .collect::<Result<Vec<File>>>()
-            .and_then(|open| settle(&open.iter().zip(dirs.iter().copied()).collect::<Vec<_>>()));
+            .and_then(|open| {
+                settle(
+                    &open
+                        .iter()
+                        .zip(dirs.iter().map(PathBuf::as_path))
+                        .collect::<Vec<_>>(),
+                )
+            });
     }
-    if result.is_err() {
-        before.restore_first(done);
+    match result {
+        Ok(()) => before.keep_as_spares(keep),
+        Err(_) => before.restore_first(done),
     }
     result
 }
 
-/// Writes beside `path`, with `mode`, a copy of the open file `from` (`len` bytes)
-/// with the bytes `cut` replaced by `insert`, not synced: the kernel copies what is
-/// kept (`copy_file_range`), so a large file changed in one place never passes
-/// through this process. The directories above `path` are the caller's to have
+/// A copy of a file with one part replaced, staged by `stage_splice` and not yet
+/// synced, and where the file it replaces is kept once it is replaced (its spare).
+pub struct Spliced {
+    tmp: tempfile::NamedTempFile,
+    spare: Option<PathBuf>,
+}
+
+/// Writes, with `mode`, a copy of the open file `from` (`len` bytes, the file at
+/// `path`) with the bytes `cut` replaced by `insert`, not synced: the kernel copies
+/// what is kept (`copy_file_range`), so a large file changed in one place never
+/// passes through this process. The directories above `path` are the caller's to have
 /// checked (`check_dirs`).
+///
+/// With a `spare` path, the copy is written over the spare kept there by the last
+/// such write, when it is a regular file of this user's with one name, on the
+/// filesystem of `path` and not `from` itself; else to a new file beside `path`.
+/// Either way, once `write_batch_with` has replaced `path`, the file it replaced is
+/// kept as the spare. Overwriting blocks already allocated, and freeing none, costs
+/// the filesystem far less than a new file of the same size and the old one's
+/// release (see `Repo::lock_spare`).
 pub fn stage_splice(
     path: &Path,
     from: &File,
@@ -89,14 +127,71 @@ pub fn stage_splice(
     cut: std::ops::Range<u64>,
     insert: &[u8],
     mode: u32,
-) -> Result<tempfile::NamedTempFile> {
+    spare: Option<&Path>,
+) -> Result<Spliced> {
     check_dirs([path])?;
-    let mut tmp = unsynced(path, &[], mode)?;
-    let io = |e: std::io::Error| Error::io(path, e);
-    copy_range(from, tmp.as_file(), 0..cut.start).map_err(io)?;
-    tmp.write_all(insert).map_err(io)?;
-    copy_range(from, tmp.as_file(), cut.end..len).map_err(io)?;
-    Ok(tmp)
+    let splice = |to: &File| -> std::io::Result<()> {
+        copy_range(from, to, 0..cut.start)?;
+        (&*to).write_all(insert)?;
+        copy_range(from, to, cut.end..len)
+    };
+    if let Some(at) = spare
+        && let Some(file) = reusable(at, path, from, mode)
+    {
+        let size = cut.start + insert.len() as u64 + (len - cut.end);
+        // A spare that cannot be written (a full disk, an attribute) is left to be
+        // replaced: the copy goes to a new file instead.
+        if splice(&file).and_then(|()| file.set_len(size)).is_ok()
+            && let Ok(named) = tempfile::TempPath::try_from_path(at)
+        {
+            return Ok(Spliced {
+                tmp: tempfile::NamedTempFile::from_parts(file, named),
+                spare: Some(at.to_path_buf()),
+            });
+        }
+    }
+    let tmp = unsynced(path, &[], mode)?;
+    splice(tmp.as_file()).map_err(|e| Error::io(path, e))?;
+    Ok(Spliced {
+        tmp,
+        spare: spare.map(Path::to_path_buf),
+    })
+}
+
+/// The spare at `at`, open for writing with `mode`, if it may stand in for a new
+/// file beside `target`: reached through no symbolic link, a regular file of this
+/// user's with no other name (so no other file is written through it), on the
+/// filesystem of `target`'s directory (so it can be renamed there) and not `current`,
+/// the file it is to replace.
+fn reusable(at: &Path, target: &Path, current: &File, mode: u32) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    check_way(at, Upto::Parent).ok()?;
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(
+            (rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::NONBLOCK
+                | rustix::fs::OFlags::NOCTTY)
+                .bits() as i32,
+        )
+        .open(at)
+        .ok()?;
+    let spare = rustix::fs::fstat(&file).ok()?;
+    let dir = rustix::fs::stat(parent_of(target)).ok()?;
+    let now = rustix::fs::fstat(current).ok()?;
+    let fits = rustix::fs::FileType::from_raw_mode(spare.st_mode)
+        == rustix::fs::FileType::RegularFile
+        && spare.st_nlink == 1
+        && spare.st_uid == rustix::process::geteuid().as_raw()
+        && spare.st_dev == dir.st_dev
+        && (spare.st_dev, spare.st_ino) != (now.st_dev, now.st_ino);
+    if !fits {
+        return None;
+    }
+    if spare.st_mode & 0o7777 != mode {
+        rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(mode)).ok()?;
+    }
+    Some(file)
 }
 
 /// Appends the bytes `range` of `from` to `to` (at its offset), by the kernel where
@@ -240,6 +335,23 @@ impl Backup {
                 })
                 .collect(),
         )
+    }
+
+    /// Keeps, for each target of `keep`, what it held (its second name) as the spare
+    /// named beside it, in place of removing it. Best effort: a spare that cannot be
+    /// renamed is removed as any second name.
+    fn keep_as_spares(&mut self, keep: &[(&Path, PathBuf)]) {
+        for (path, held) in &mut self.0 {
+            let Some((_, spare)) = keep.iter().find(|(target, _)| *target == path.as_path()) else {
+                continue;
+            };
+            if let Held::Linked(link) = held
+                && check_way(spare, Upto::Parent).is_ok()
+                && fs::rename(&*link, spare).is_ok()
+            {
+                *held = Held::Nothing;
+            }
+        }
     }
 
     /// Puts every file back, the last read first (so the first, a journal, goes last).

@@ -211,7 +211,12 @@ impl Workspace {
             return Ok(None);
         };
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        Ok(Some(LockOnDisk { path, file, len }))
+        Ok(Some(LockOnDisk {
+            path,
+            file,
+            len,
+            spare: self.repo.lock_spare(),
+        }))
     }
 
     /// `secrets/keys.lock` if it has been read, without reading it.
@@ -312,6 +317,8 @@ pub struct LockOnDisk {
     path: PathBuf,
     file: File,
     len: u64,
+    /// Where the lock a write replaces is kept, for the next write to reuse.
+    spare: Option<PathBuf>,
 }
 
 impl LockOnDisk {
@@ -333,7 +340,7 @@ impl LockOnDisk {
     }
 
     /// Stages the lock with `spot` (from `spot`) replaced by `line`, beside it.
-    pub fn stage(&self, spot: &Spot, line: &str) -> Result<tempfile::NamedTempFile> {
+    pub fn stage(&self, spot: &Spot, line: &str) -> Result<fsutil::Spliced> {
         fsutil::stage_splice(
             &self.path,
             &self.file,
@@ -341,6 +348,7 @@ impl LockOnDisk {
             spot.range.clone(),
             line.as_bytes(),
             fsutil::PUBLIC,
+            self.spare.as_deref(),
         )
     }
 

@@ -442,3 +442,113 @@ fn a_lock_with_lines_added_by_hand_out_of_order_is_still_updated_in_place() {
     );
     env.keys(&["check"]).success();
 }
+
+#[test]
+fn in_a_git_fleet_each_lock_write_reuses_the_last_one_out_of_the_work_tree() {
+    use std::os::unix::fs::MetadataExt;
+    let mut env = TestEnv::new();
+    let repo = large_fleet(&mut env);
+    let mut git = Command::new(peer("git"));
+    git.args(["init", "-q"]);
+    env.apply(&mut git);
+    run(git, b"").success();
+    let lock_path = repo.join("secrets/keys.lock");
+    let spare = repo.join(".git/keys-lock.spare");
+    let inode = |p: &Path| std::fs::symlink_metadata(p).unwrap().ino();
+    let status = || {
+        let mut git = Command::new(peer("git"));
+        git.args(["status", "--porcelain", "--untracked-files=all"]);
+        env.apply(&mut git);
+        run(git, b"").success().stdout
+    };
+    let clean = status();
+    // The lock a write replaces is kept in the git directory, and the next write
+    // goes over it: growing, shrinking, the same length.
+    let mut last: Option<u64> = None;
+    for (name, value, force) in [
+        ("bot/s00601", "a value", false),
+        ("bot/a", "b", false),
+        ("bot/s00601", "another", true),
+        ("bot/s00601", "one more", true),
+    ] {
+        let before = std::fs::read(&lock_path).unwrap();
+        let was = inode(&lock_path);
+        let mut args = vec!["encrypt", name];
+        if force {
+            args.push("--force");
+        }
+        env.keys_stdin(&args, value.as_bytes()).success();
+        assert_eq!(std::fs::read(&spare).unwrap(), before, "{name}");
+        assert_eq!(inode(&spare), was, "{name}");
+        if let Some(spare_inode) = last {
+            assert_eq!(inode(&lock_path), spare_inode, "{name}: a new file");
+        }
+        last = Some(inode(&spare));
+        let after = std::fs::read_to_string(&lock_path).unwrap();
+        let data = std::fs::read(repo.join(format!("secrets/{name}.age"))).unwrap();
+        let line = after.lines().find(|l| l.starts_with(&format!("{name} ")));
+        assert!(line.unwrap().contains(&sha256_hex(&data)), "{name}");
+        assert_eq!(mode_of(&lock_path), 0o644);
+    }
+    env.keys(&["check"]).success();
+    // Nothing of it is in the work tree: only the two secrets are new.
+    let new: Vec<String> = status()
+        .lines()
+        .filter(|l| !clean.lines().any(|c| c == *l))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        new,
+        ["?? secrets/bot/a.age", "?? secrets/bot/s00601.age"],
+        "{new:?}"
+    );
+
+    // What stands at the spare's name is never written through: a link to another
+    // file, a second name of one, a directory, a fifo. Each write makes a new lock
+    // and the other file is left as it was.
+    let victim = env.write("victim", "not the lock\n");
+    let mut round = 0;
+    let mut write_beside = |what: &str| {
+        round += 1;
+        let was = inode(&lock_path);
+        env.keys_stdin(
+            &["encrypt", "bot/s00601", "--force"],
+            format!("{round}").as_bytes(),
+        )
+        .success();
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "not the lock\n",
+            "{what}"
+        );
+        assert_ne!(inode(&lock_path), inode(&victim), "{what}");
+        assert_ne!(inode(&lock_path), was, "{what}");
+        env.keys(&["check"]).success();
+    };
+    std::fs::remove_file(&spare).unwrap();
+    std::os::unix::fs::symlink(&victim, &spare).unwrap();
+    write_beside("a symlink");
+    std::fs::remove_file(&spare).unwrap();
+    std::fs::hard_link(&victim, &spare).unwrap();
+    write_beside("a hard link");
+    std::fs::remove_file(&spare).unwrap();
+    std::fs::create_dir(&spare).unwrap();
+    write_beside("a directory");
+    assert!(spare.is_dir());
+    std::fs::remove_dir(&spare).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &spare,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    write_beside("a fifo");
+    // A spare of another mode gives the lock its own.
+    std::fs::set_permissions(&spare, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    env.keys_stdin(&["encrypt", "bot/s00601", "--force"], b"last")
+        .success();
+    assert_eq!(mode_of(&lock_path), 0o644);
+    env.keys(&["check"]).success();
+}
