@@ -4,6 +4,7 @@
 //! holding their pid in it, so a second process is refused at once with the holder's
 //! pid instead of interleaving.
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::os::unix::fs::OpenOptionsExt;
@@ -216,6 +217,7 @@ impl Workspace {
             file,
             len,
             spare: self.repo.lock_spare(),
+            windows: RefCell::default(),
         }))
     }
 
@@ -319,12 +321,30 @@ pub struct LockOnDisk {
     len: u64,
     /// Where the lock a write replaces is kept, for the next write to reuse.
     spare: Option<PathBuf>,
+    /// The windows read so far, by offset: the lookups of one command (a name, its
+    /// parent directories, what lies below it) search the same file and read mostly
+    /// the same windows.
+    windows: RefCell<Vec<(u64, Vec<u8>)>>,
 }
 
 impl LockOnDisk {
     /// Where `name`'s line is or goes; `None` when the lock must be read whole to tell.
     pub fn spot(&self, name: &str) -> Result<Option<Spot>> {
-        let mut read_at = |offset: u64, buf: &mut [u8]| self.file.read_at(buf, offset);
+        let mut read_at = |offset: u64, buf: &mut [u8]| -> std::io::Result<usize> {
+            let mut windows = self.windows.borrow_mut();
+            let end = offset + buf.len() as u64;
+            if let Some((at, held)) = windows
+                .iter()
+                .find(|(at, held)| *at <= offset && end <= at + held.len() as u64)
+            {
+                let from = usize::try_from(offset - at).unwrap_or(0);
+                buf.copy_from_slice(&held[from..from + buf.len()]);
+                return Ok(buf.len());
+            }
+            let n = self.file.read_at(buf, offset)?;
+            windows.push((offset, buf[..n].to_vec()));
+            Ok(n)
+        };
         lockfile::locate(&mut read_at, self.len, name).map_err(|e| Error::io(&self.path, e))
     }
 
