@@ -551,4 +551,18 @@ fn in_a_git_fleet_each_lock_write_reuses_the_last_one_out_of_the_work_tree() {
         .success();
     assert_eq!(mode_of(&lock_path), 0o644);
     env.keys(&["check"]).success();
+    // A `.git` that is a link to another directory is not gone into.
+    let elsewhere = env.root.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("keys-lock.spare"), "not the lock\n").unwrap();
+    std::fs::rename(repo.join(".git"), env.root.join("git-dir")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, repo.join(".git")).unwrap();
+    env.keys_stdin(&["encrypt", "bot/s00601", "--force"], b"linked")
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(elsewhere.join("keys-lock.spare")).unwrap(),
+        "not the lock\n"
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1);
+    env.keys(&["check"]).success();
 }
