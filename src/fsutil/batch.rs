@@ -545,7 +545,19 @@ const SETTLE_BY_SYNCFS: u64 = 8 << 20;
 /// The bytes of page cache waiting to be written or being written (`Dirty` and
 /// `Writeback` in /proc/meminfo), if the kernel says.
 fn pending_writes() -> Option<u64> {
-    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    use std::io::Read;
+    // The file tells no size: read into room for all of it at once, not in growing
+    // steps from a few bytes.
+    let mut file = File::open("/proc/meminfo").ok()?;
+    let mut buf = vec![0; 8 << 10];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]).ok()? {
+            0 => break,
+            n => len += n,
+        }
+    }
+    let meminfo = std::str::from_utf8(&buf[..len]).ok()?;
     let kib = |field: &str| -> Option<u64> {
         let line = meminfo.lines().find(|l| l.starts_with(field))?;
         line[field.len()..]
