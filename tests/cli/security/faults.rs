@@ -358,3 +358,73 @@ fn changed(
         .into_iter()
         .collect()
 }
+
+#[test]
+fn in_a_git_fleet_failures_around_the_lock_s_spare_leave_the_work_tree_as_it_was() {
+    let mut env = TestEnv::new();
+    let repo = fleet(&mut env);
+    let mut git = Command::new(peer("git"));
+    git.args(["init", "-q"]);
+    env.apply(&mut git);
+    assert_eq!(run(git, b"").code, 0);
+    let spare = repo.join(".git/keys-lock.spare");
+    // The work tree only: what the git directory holds is git's and the spare's.
+    let work_tree = || {
+        let mut all = tree(&repo);
+        all.retain(|path, _| !path.starts_with(repo.join(".git")));
+        all
+    };
+    env.keys_stdin(&["encrypt", "bot/a"], b"first").success();
+    let (mut failed, mut with_spare) = (0, 0);
+    let mut failed_at: std::collections::BTreeMap<&str, usize> = Default::default();
+    for syscall in [
+        "write",
+        "ftruncate",
+        "syncfs",
+        "fsync",
+        "linkat",
+        "rename",
+        "renameat",
+    ] {
+        for err in ["ENOSPC", "EIO"] {
+            for n in 1..=5 {
+                // A spare waits before most runs: the last write left one, unless
+                // that write failed after taking it.
+                if spare.is_file() {
+                    with_spare += 1;
+                }
+                rustix::fs::sync();
+                let before = work_tree();
+                let cmd = ["encrypt", "--force", "bot/a"];
+                let r = injected(&env, syscall, err, n, &cmd, b"canary-plaintext");
+                let at = format!("{syscall} {err} #{n}");
+                assert_ne!(r.code, 101, "{at}: panic\n{}", r.stderr);
+                assert!(!r.stderr.contains("canary") && !r.stdout.contains("canary"));
+                if r.code == 0 {
+                    env.keys(&["check"]).success();
+                    assert_eq!(
+                        env.keys(&["decrypt", "bot/a"]).success().stdout,
+                        "canary-plaintext",
+                        "{at}"
+                    );
+                } else {
+                    failed += 1;
+                    *failed_at.entry(syscall).or_default() += 1;
+                    assert_eq!(work_tree(), before, "{at} changed a file: {}", r.stderr);
+                    env.keys(&["check"]).success();
+                }
+            }
+        }
+    }
+    println!("spare fault injection: {failed} runs failed cleanly ({failed_at:?})");
+    assert!(
+        with_spare > 20,
+        "a spare was there before {with_spare} runs"
+    );
+    for syscall in ["write", "syncfs", "renameat"] {
+        assert!(
+            failed_at.get(syscall).is_some_and(|n| *n > 0),
+            "no {syscall} failure reached keys"
+        );
+    }
+}
