@@ -337,9 +337,9 @@ impl Backup {
         )
     }
 
-    /// Keeps, for each target of `keep`, what it held (its second name) as the spare
-    /// named beside it, in place of removing it. Best effort: a spare that cannot be
-    /// renamed is removed as any second name.
+    /// Keeps, for each target of `keep`, what it held (its second name) under the
+    /// spare's name `keep` gives, in place of removing it. Best effort: a second name
+    /// that cannot be renamed there is removed as any other.
     fn keep_as_spares(&mut self, keep: &[(&Path, PathBuf)]) {
         for (path, held) in &mut self.0 {
             let Some((_, spare)) = keep.iter().find(|(target, _)| *target == path.as_path()) else {
