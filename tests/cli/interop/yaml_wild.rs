@@ -681,6 +681,65 @@ fn comments_below_a_last_bare_dash_go_to_the_next_key_as_sops_puts_them() {
     );
 }
 
+/// A run of comments after a list's entry, dedented below that entry's collection
+/// (the list for a scalar entry, the entry's map otherwise) and ended by a blank
+/// line, where the list goes on: go-yaml carries it past the first node of the next
+/// entry, after a scalar entry, and after a map entry's first pair.
+#[test]
+fn a_dedented_run_between_list_entries_goes_past_the_next_entry_s_first_node_as_sops_puts_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    placed_as_sops(
+        &env,
+        &repo,
+        "list-carry",
+        &[
+            (
+                "k:\n  - a\n# c\n\n  - b\n  - z\nm: 1\n",
+                "k:\n    - a\n    - b\n    # c\n    - z\nm: 1\n",
+            ),
+            // Only the run before the blank line: what follows it heads the entry.
+            (
+                "k:\n  - a\n# c\n\n# d\n  - b\n  - z\nm: 1\n",
+                "k:\n    - a\n    # d\n    - b\n    # c\n    - z\nm: 1\n",
+            ),
+            (
+                "k:\n  - a\n# c\n\n  - b\nm: 1\n",
+                "k:\n    - a\n    - b\n    # c\nm: 1\n",
+            ),
+            (
+                "k:\n  - a: 1\n    b: 2\n  # c\n\n  - x: 1\n    y: 2\n    z: 3\nm: 1\n",
+                "k:\n    - a: 1\n      b: 2\n    - x: 1\n      # c\n      \"y\": 2\n      z: 3\nm: 1\n",
+            ),
+            (
+                "k:\n  - a: 1\n# c\n\n  - x:\n      y: 1\n    z: 2\nm: 1\n",
+                "k:\n    - a: 1\n    - x:\n        \"y\": 1\n      # c\n      z: 2\nm: 1\n",
+            ),
+            (
+                "k:\n  - a:\n      b: 1\n# c\n\n  - x: 1\n  - q: 1\nm: 1\n",
+                "k:\n    - a:\n        b: 1\n    - x: 1\n      # c\n    - q: 1\nm: 1\n",
+            ),
+            (
+                "k:\n  - a: 1\n# c\n\n  - s\n  - t\nm: 1\n",
+                "k:\n    - a: 1\n    - s\n    # c\n    - t\nm: 1\n",
+            ),
+            (
+                "port:\n- env\n- cache: 13\n  hosty: v\n# host: 1\n\n- host\n# db: x\nenabled: 1\n",
+                "port:\n    - env\n    - cache: 13\n      hosty: v\n    - host\n    # host: 1\n# db: x\nenabled: 1\n",
+            ),
+            // Not dedented, or no blank line after: before the next entry.
+            (
+                "k:\n  - a\n  # c\n\n  - b\nm: 1\n",
+                "k:\n    - a\n    # c\n    - b\nm: 1\n",
+            ),
+            (
+                "k:\n  - a\n# c\n  - b\nm: 1\n",
+                "k:\n    - a\n    # c\n    - b\nm: 1\n",
+            ),
+        ],
+    );
+}
+
 /// At the end of a file, go-yaml gives the document the comments after a blank line
 /// or after an empty value; a file that ends in comments with no line break after
 /// the last one gives a map's last value the first run of them.

@@ -90,6 +90,18 @@ struct Builder<'f> {
     /// after the comments below, or to the map itself, before its first entry,
     /// where it has none.
     held_head: Option<(String, usize)>,
+    /// A run of comments go-yaml carries past the first node of a list's next entry
+    /// (`defer_dedented_run`), until that node is read.
+    deferred: Option<Deferred>,
+}
+
+/// Comments held for the first node of a list's next entry.
+struct Deferred {
+    run: Vec<(String, usize, usize)>,
+    /// The depth of the list (its place in the stack, from 1).
+    depth: usize,
+    /// How many entries the list has before the next one.
+    after: usize,
 }
 
 /// The documents read, and what sops could not read back once written.
@@ -185,6 +197,7 @@ fn read_events(text: &str, file: &str) -> std::result::Result<Parsed, Stop> {
         carried: false,
         right_of_key: None,
         held_head: None,
+        deferred: None,
     };
     for event in gp::Parser::new_from_str_with_options(text, options) {
         let (event, span) = event.map_err(|e| match e.kind() {
@@ -810,6 +823,9 @@ impl Builder<'_> {
         style: gp::StructureStyle,
     ) -> Result<()> {
         let block = style == gp::StructureStyle::Block;
+        if !self.closed {
+            self.defer_after_scalar_entry();
+        }
         self.closed = false;
         self.last_empty = false;
         if self.stack.len() >= MAX_DEPTH {
@@ -903,6 +919,10 @@ impl Builder<'_> {
     /// collection (`[…]`, `{…}`), one node on its lines, which go-yaml follows with
     /// comments as it follows a scalar.
     fn close(&mut self, line: usize, carried: bool, after_flow: bool) -> Result<()> {
+        if !self.closed {
+            self.defer_dedented_run();
+        }
+        self.release_deferred_at_close();
         let depth = self.stack.len();
         let Some(mut open) = self.stack.pop() else {
             return Err(invalid(self.at(line), "unbalanced YAML structure"));
@@ -1047,6 +1067,7 @@ impl Builder<'_> {
                 )),
             };
         }
+        self.defer_after_scalar_entry();
         self.place_pending(col);
         self.complete(value, anchor, line)
     }
@@ -1077,6 +1098,7 @@ impl Builder<'_> {
             Some(Frame::List(items)) => items.push(value),
             None => unreachable!("checked by the caller"),
         }
+        self.release_deferred();
         Ok(())
     }
 

@@ -5,7 +5,10 @@
 
 use serde_saphyr::granit_parser::{self as gp, Event};
 
-use super::{Builder, Frame, Item, Open, Value, first_comment, is_content, is_empty, size};
+use super::{
+    Builder, Deferred, Frame, Item, Open, Value, dash_at, first_comment, has_values, is_content,
+    is_empty, size,
+};
 
 impl Builder<'_> {
     /// A comment on the same line as content: sops puts it before the entry it
@@ -273,5 +276,126 @@ impl Builder<'_> {
             Some(next) if next != first => run,
             _ => 0,
         }
+    }
+
+    /// go-yaml carries a run of comments that follows a list's entry, dedented below
+    /// that entry's collection (the entry's own map, or the list for a scalar entry)
+    /// and ended by a blank line, past the first node of the list's next entry, when
+    /// the list goes on: `- a` / `# c` / blank / `- b` / `- z` puts `# c` between
+    /// `b` and `z`, and a next entry `- x: 1` / `y: 2` puts it before `y`. Such a run
+    /// is taken out of the pending comments, for `release_deferred`.
+    pub(super) fn defer_dedented_run(&mut self) {
+        if self.deferred.is_some() || self.pending.is_empty() || !self.follows_content() {
+            return;
+        }
+        let Some(next) = self
+            .lines
+            .iter()
+            .skip(self.pending_line)
+            .map(|l| l.trim_end_matches('\r'))
+            .find(|l| is_content(l))
+        else {
+            return;
+        };
+        // The list the next line goes on with, its entry (if a collection) above it.
+        let Some(at) = self.stack.iter().rposition(|open| {
+            matches!(open.frame, Frame::List(_)) && open.col.is_some_and(|col| dash_at(next, col))
+        }) else {
+            return;
+        };
+        // The comments follow an entry of that list: one read, or one still open.
+        let open_entry = at + 1 < self.stack.len();
+        if !open_entry
+            && !matches!(&self.stack[at].frame, Frame::List(values) if has_values(values))
+        {
+            return;
+        }
+        if self.stack[at..].iter().any(|open| open.flow_from.is_some()) {
+            return;
+        }
+        let Some(below) = self.stack.get(at + 1).unwrap_or(&self.stack[at]).col else {
+            return;
+        };
+        let Some(run) = self.run_then_blank() else {
+            return;
+        };
+        if self.pending[..run].iter().all(|&(_, col, _)| col < below) {
+            // The entry still open above the list counts among those before.
+            self.deferred = Some(Deferred {
+                run: self.pending.drain(..run).collect(),
+                depth: at + 1,
+                after: entries(&self.stack[at].frame) + usize::from(open_entry),
+            });
+        }
+    }
+
+    /// `defer_dedented_run` where the entry before is a scalar (or an alias): no
+    /// collection closed after it to look then.
+    pub(super) fn defer_after_scalar_entry(&mut self) {
+        if let Some(Open {
+            frame: Frame::List(values),
+            ..
+        }) = self.stack.last()
+            && values
+                .iter()
+                .rev()
+                .find(|v| !matches!(v, Value::Comment(_)))
+                .is_some_and(|v| !matches!(v, Value::Map(_) | Value::List(_)))
+        {
+            self.defer_dedented_run();
+        }
+    }
+
+    /// Places the run `defer_dedented_run` took, once the first node of the list's
+    /// next entry is read: after a scalar entry, in the list; after a block map's
+    /// first pair, in that map.
+    pub(super) fn release_deferred(&mut self) {
+        let Some(Deferred { depth, after, .. }) = self.deferred else {
+            return;
+        };
+        let here = self.stack.len();
+        let Some(list) = depth.checked_sub(1).and_then(|i| self.stack.get(i)) else {
+            return;
+        };
+        let before = entries(&list.frame);
+        let first_pair = here == depth + 1
+            && before == after
+            && self.stack.last().is_some_and(|open| {
+                open.flow_from.is_none()
+                    && matches!(&open.frame, Frame::Map { items, .. }
+                        if items.iter().filter(|i| matches!(i, Item::Pair(..))).count() == 1)
+            });
+        let entry = here == depth && before == after + 1;
+        if (entry || first_pair)
+            && let Some(Deferred { run, .. }) = self.deferred.take()
+            && let Some(open) = self.stack.last_mut()
+        {
+            open.frame.push_comments(run);
+        }
+    }
+
+    /// A list closing with a run still held for its next entry (which the parser
+    /// did not give it after all): the run is its last entries.
+    pub(super) fn release_deferred_at_close(&mut self) {
+        if self
+            .deferred
+            .as_ref()
+            .is_some_and(|held| held.depth == self.stack.len())
+            && let Some(Deferred { run, .. }) = self.deferred.take()
+            && let Some(open) = self.stack.last_mut()
+        {
+            open.frame.push_comments(run);
+        }
+    }
+}
+
+/// How many entries (not comments) a collection being built holds.
+fn entries(frame: &Frame) -> usize {
+    match frame {
+        Frame::Map { items, .. } => items.iter().filter(|i| matches!(i, Item::Pair(..))).count(),
+        Frame::List(values) => values
+            .iter()
+            .filter(|v| !matches!(v, Value::Comment(_)))
+            .count(),
     }
 }
