@@ -761,6 +761,16 @@ fn comments_at_the_end_of_a_file_go_where_sops_puts_them() {
                 "host:\n    url: null\n# user: admin\n",
             ),
             ("a:\n  - 1\n\n  # x\n", "a:\n    - 1\n# x\n"),
+            // After a foot ended by a blank line, the rest is the document's, even at
+            // the column of a map that closes with the list.
+            (
+                "a:\n  key:\n    - x\n    # env: 1\n\n  # web: 2\n",
+                "a:\n    key:\n        - x\n        # env: 1\n# web: 2\n",
+            ),
+            (
+                "a:\n  b:\n    c: 1\n    # env\n\n  # web\n\n    # more\n",
+                "a:\n    b:\n        c: 1\n        # env\n# web\n# more\n",
+            ),
             ("a:\n  b: 1\n# c\n# d", "a:\n    b: 1\n    # c\n    # d\n"),
             ("a:\n  b: 1\n  # c\n# d", "a:\n    b: 1\n    # c\n# d\n"),
             ("a:\n  - 1\n# c", "a:\n    - 1\n# c\n"),

@@ -153,19 +153,21 @@ impl Builder<'_> {
     /// whose entries start at `col`, when a blank line ends them: the run of
     /// comments on the lines right after its last entry, none dedented from `col`,
     /// with a blank line after it and only comments at `col` or deeper between that
-    /// line and what follows. go-yaml gives that run to the collection and the
-    /// comments after the blank to what follows, whatever their column (`x: 1` /
-    /// `# c` / blank / `# d` / `b:` puts `# d` before `b`).
+    /// line and what follows (at the end of the document, any comments). go-yaml
+    /// gives that run to the collection and the comments after the blank to what
+    /// follows, whatever their column (`x: 1` / `# c` / blank / `# d` / `b:` puts
+    /// `# d` before `b`; at the end, the document takes them).
     pub(super) fn foot_then_blank(&self, col: Option<usize>) -> Option<usize> {
         let col = col?;
         if !self.follows_content() {
             return None;
         }
         let run = self.run_then_blank()?;
-        self.pending
-            .iter()
-            .all(|&(_, c, _)| c >= col)
-            .then_some(run)
+        let between = match self.next_content_col() {
+            Some(_) => &self.pending[..],
+            None => &self.pending[..run],
+        };
+        between.iter().all(|&(_, c, _)| c >= col).then_some(run)
     }
 
     /// The length of the run of pending comments on consecutive lines from the
