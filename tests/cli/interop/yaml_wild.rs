@@ -650,6 +650,25 @@ fn comments_after_a_blank_line_go_to_what_follows_as_sops_puts_them() {
                 "m:\n  a:\n      x: 1\n    # c\n\nb: 1\n",
                 "m:\n    a:\n        x: 1\n# c\nb: 1\n",
             ),
+            // Dedented to the left of what follows, at a column an enclosing map
+            // has: to what follows too.
+            (
+                "a:\n  b:\n    c: 1\n# x\n\n  d: 2\n",
+                "a:\n    b:\n        c: 1\n    # x\n    d: 2\n",
+            ),
+            (
+                "a:\n  b:\n    c:\n      e: 1\n  # x\n\n    d: 2\n",
+                "a:\n    b:\n        c:\n            e: 1\n        # x\n        d: 2\n",
+            ),
+            (
+                "a:\n  b:\n    - c: 1\n      e: 1\n# x\n\n  f: 2\n",
+                "a:\n    b:\n        - c: 1\n          e: 1\n    # x\n    f: 2\n",
+            ),
+            // With no blank line after, the innermost map's foot.
+            (
+                "a:\n  b:\n    c: 1\n# x\n  d: 2\n",
+                "a:\n    b:\n        c: 1\n        # x\n    d: 2\n",
+            ),
         ],
     );
 }

@@ -209,19 +209,21 @@ impl Builder<'_> {
             return false;
         }
         // Right after the last value, dedented from the collection to a column no
-        // enclosing one has, and ended by a blank line: go-yaml gives them to what
-        // follows (at the end of the document, when comments follow the blank).
+        // enclosing one has, or to one left of what follows, and ended by a blank
+        // line: go-yaml gives them to what follows (at the end of the document, when
+        // comments follow the blank).
         let first = self.pending[0].1;
         let follows = self.follows_content();
+        let next = self.next_content_col();
         let dedented = if follows
             && closing.col.is_some_and(|col| first < col)
-            && !self.stack.iter().any(|open| open.col == Some(first))
+            && (!self.stack.iter().any(|open| open.col == Some(first))
+                || next.is_some_and(|next| first < next))
         {
             self.run_then_blank()
         } else {
             None
         };
-        let next = self.next_content_col();
         if next.is_none() {
             return self.last_empty
                 || !follows
