@@ -759,6 +759,55 @@ fn a_dedented_run_between_list_entries_goes_past_the_next_entry_s_first_node_as_
     );
 }
 
+/// The same carrying below a key whose value is a block map or list on the lines
+/// below it: a run right after the key, dedented below the map the key is in and
+/// ended by a blank line, goes past the new collection's first node.
+#[test]
+fn a_dedented_run_below_a_key_goes_past_its_value_s_first_node_as_sops_puts_it() {
+    let mut env = TestEnv::new();
+    let repo = sops_fleet(&mut env);
+    placed_as_sops(
+        &env,
+        &repo,
+        "key-carry",
+        &[
+            (
+                "a:\n  b:\n# c\n\n    x: 1\n    y: 2\n",
+                "a:\n    b:\n        x: 1\n        # c\n        \"y\": 2\n",
+            ),
+            (
+                "a:\n  b:\n# c\n\n    x:\n      n: 1\n      m: 2\n    y: 2\n",
+                "a:\n    b:\n        x:\n            \"n\": 1\n            m: 2\n        # c\n        \"y\": 2\n",
+            ),
+            (
+                "a:\n  b:\n# c\n\n    - x\n    - y\n",
+                "a:\n    b:\n        - x\n        # c\n        - \"y\"\n",
+            ),
+            (
+                "a:\n  b:\n# c\n\n    x: 1\nz: 1\n",
+                "a:\n    b:\n        x: 1\n        # c\nz: 1\n",
+            ),
+            (
+                "a:\n  b:\n# c\n# d\n\n# e\n    x: 1\n    y: 2\n",
+                "a:\n    b:\n        # e\n        x: 1\n        # c\n        # d\n        \"y\": 2\n",
+            ),
+            // At the key's own column, or with no blank line: the first key's head.
+            (
+                "a:\n  b:\n  # c\n\n    x: 1\n    y: 2\n",
+                "a:\n    b:\n        # c\n        x: 1\n        \"y\": 2\n",
+            ),
+            (
+                "a:\n  b:\n# c\n    x: 1\n    y: 2\n",
+                "a:\n    b:\n        # c\n        x: 1\n        \"y\": 2\n",
+            ),
+            (
+                "a:\n# c\n\n  b: 1\n  d: 2\n",
+                "a:\n    # c\n    b: 1\n    d: 2\n",
+            ),
+        ],
+    );
+}
+
 /// At the end of a file, go-yaml gives the document the comments after a blank line
 /// or after an empty value; a file that ends in comments with no line break after
 /// the last one gives a map's last value the first run of them.

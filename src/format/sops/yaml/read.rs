@@ -95,12 +95,14 @@ struct Builder<'f> {
     deferred: Option<Deferred>,
 }
 
-/// Comments held for the first node of a list's next entry.
+/// Comments held for the first node of a list's next entry, or of a block map or
+/// list that opened as a map's value.
 struct Deferred {
     run: Vec<(String, usize, usize)>,
-    /// The depth of the list (its place in the stack, from 1).
+    /// The depth of that list, or of the collection that opened (its place in the
+    /// stack, from 1).
     depth: usize,
-    /// How many entries the list has before the next one.
+    /// How many entries it has before the next one.
     after: usize,
 }
 
@@ -887,6 +889,7 @@ impl Builder<'_> {
             anchor,
             flow_from: None,
         };
+        let carried = if block { self.carry_into_value() } else { None };
         if matches!(
             self.stack.last(),
             None | Some(Open {
@@ -898,6 +901,13 @@ impl Builder<'_> {
         }
         open.frame.push_comments(inner);
         self.stack.push(open);
+        if let Some(run) = carried {
+            self.deferred = Some(Deferred {
+                run,
+                depth: self.stack.len(),
+                after: 0,
+            });
+        }
         self.mark_flow(style);
         Ok(())
     }

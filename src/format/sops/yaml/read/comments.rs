@@ -333,6 +333,31 @@ impl Builder<'_> {
         }
     }
 
+    /// The same carrying for a block map or list opening as a map's value on the
+    /// lines below its key: a run right after the key, dedented below the map the
+    /// key is in and ended by a blank line, goes past the new collection's first
+    /// node (`b:` / `# c` / blank / `x: 1` / `y: 2` puts `# c` before `y`). The
+    /// run, taken out of the pending comments, for the caller to hold.
+    pub(super) fn carry_into_value(&mut self) -> Option<Vec<(String, usize, usize)>> {
+        let Some(Open {
+            frame: Frame::Map { .. },
+            col: Some(col),
+            flow_from: None,
+            ..
+        }) = self.stack.last()
+        else {
+            return None;
+        };
+        if self.deferred.is_some() || self.pending.is_empty() || !self.follows_content() {
+            return None;
+        }
+        let run = self.run_then_blank()?;
+        self.pending[..run]
+            .iter()
+            .all(|&(_, c, _)| c < *col)
+            .then(|| self.pending.drain(..run).collect())
+    }
+
     /// `defer_dedented_run` where the entry before is a scalar (or an alias): no
     /// collection closed after it to look then.
     pub(super) fn defer_after_scalar_entry(&mut self) {
@@ -364,6 +389,7 @@ impl Builder<'_> {
         let before = entries(&list.frame);
         let first_pair = here == depth + 1
             && before == after
+            && matches!(list.frame, Frame::List(_))
             && self.stack.last().is_some_and(|open| {
                 open.flow_from.is_none()
                     && matches!(&open.frame, Frame::Map { items, .. }
