@@ -102,8 +102,9 @@ struct Deferred {
     /// The depth of that list, or of the collection that opened (its place in the
     /// stack, from 1).
     depth: usize,
-    /// How many entries it has before the next one.
-    after: usize,
+    /// Whether the next value it takes is that entry or first node (not yet, while
+    /// the entry the run follows is still to be added).
+    armed: bool,
 }
 
 /// The documents read, and what sops could not read back once written.
@@ -905,7 +906,7 @@ impl Builder<'_> {
             self.deferred = Some(Deferred {
                 run,
                 depth: self.stack.len(),
-                after: 0,
+                armed: true,
             });
         }
         self.mark_flow(style);

@@ -324,11 +324,12 @@ impl Builder<'_> {
             return;
         };
         if self.pending[..run].iter().all(|&(_, col, _)| col < below) {
-            // The entry still open above the list counts among those before.
+            // An entry still open above the list goes in first: the run waits for
+            // the one after it.
             self.deferred = Some(Deferred {
                 run: self.pending.drain(..run).collect(),
                 depth: at + 1,
-                after: entries(&self.stack[at].frame) + usize::from(open_entry),
+                armed: !open_entry,
             });
         }
     }
@@ -379,23 +380,29 @@ impl Builder<'_> {
     /// next entry is read: after a scalar entry, in the list; after a block map's
     /// first pair, in that map.
     pub(super) fn release_deferred(&mut self) {
-        let Some(Deferred { depth, after, .. }) = self.deferred else {
-            return;
-        };
         let here = self.stack.len();
-        let Some(list) = depth.checked_sub(1).and_then(|i| self.stack.get(i)) else {
+        let Some(held) = &mut self.deferred else {
             return;
         };
-        let before = entries(&list.frame);
-        let first_pair = here == depth + 1
-            && before == after
-            && matches!(list.frame, Frame::List(_))
+        // The entry that was open when the run was taken, now in its list: the next
+        // one is the run's.
+        if here == held.depth && !held.armed {
+            held.armed = true;
+            return;
+        }
+        let depth = held.depth;
+        let first_pair = held.armed
+            && here == depth + 1
+            && self
+                .stack
+                .get(depth - 1)
+                .is_some_and(|list| matches!(list.frame, Frame::List(_)))
             && self.stack.last().is_some_and(|open| {
                 open.flow_from.is_none()
                     && matches!(&open.frame, Frame::Map { items, .. }
-                        if items.iter().filter(|i| matches!(i, Item::Pair(..))).count() == 1)
+                        if items.iter().filter(|i| matches!(i, Item::Pair(..))).take(2).count() == 1)
             });
-        let entry = here == depth && before == after + 1;
+        let entry = held.armed && here == depth;
         if (entry || first_pair)
             && let Some(Deferred { run, .. }) = self.deferred.take()
             && let Some(open) = self.stack.last_mut()
@@ -416,16 +423,5 @@ impl Builder<'_> {
         {
             open.frame.push_comments(run);
         }
-    }
-}
-
-/// How many entries (not comments) a collection being built holds.
-fn entries(frame: &Frame) -> usize {
-    match frame {
-        Frame::Map { items, .. } => items.iter().filter(|i| matches!(i, Item::Pair(..))).count(),
-        Frame::List(values) => values
-            .iter()
-            .filter(|v| !matches!(v, Value::Comment(_)))
-            .count(),
     }
 }
