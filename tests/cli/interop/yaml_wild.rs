@@ -669,6 +669,16 @@ fn comments_after_a_blank_line_go_to_what_follows_as_sops_puts_them() {
                 "a:\n  b:\n    c: 1\n# x\n  d: 2\n",
                 "a:\n    b:\n        c: 1\n        # x\n    d: 2\n",
             ),
+            // A comment at another column starts a run of its own: the first run,
+            // with no blank line after it, is the innermost map's foot.
+            (
+                "a:\n  b:\n    c: 1\n # x\n# y\n\n  d: 2\n",
+                "a:\n    b:\n        c: 1\n        # x\n    # y\n    d: 2\n",
+            ),
+            (
+                "a:\n  b:\n    c: 1\n # x\n  # y\n\n  d: 2\n",
+                "a:\n    b:\n        c: 1\n        # x\n    # y\n    d: 2\n",
+            ),
         ],
     );
 }

@@ -220,7 +220,10 @@ impl Builder<'_> {
             && (!self.stack.iter().any(|open| open.col == Some(first))
                 || next.is_some_and(|next| first < next))
         {
+            // The blank line must end the run at its own column: a comment at
+            // another column first starts a run of its own (`first_run`).
             self.run_then_blank()
+                .filter(|&run| run <= self.first_run(closing.col))
         } else {
             None
         };
