@@ -1047,12 +1047,18 @@ impl Builder<'_> {
     /// The column of the next line with content after the pending comments; `None`
     /// at the end of the input.
     pub(super) fn next_content_col(&self) -> Option<usize> {
+        self.next_content_line()
+            .map(|l| l.len() - l.trim_start().len())
+    }
+
+    /// The next line with content after the pending comments; `None` at the end of
+    /// the input.
+    pub(super) fn next_content_line(&self) -> Option<&str> {
         self.lines
             .iter()
             .skip(self.pending_line)
             .map(|l| l.trim_end_matches('\r'))
             .find(|l| is_content(l))
-            .map(|l| l.len() - l.trim_start().len())
     }
 
     /// A scalar or alias read where a value goes.

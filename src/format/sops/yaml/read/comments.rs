@@ -292,16 +292,10 @@ impl Builder<'_> {
     /// `b` and `z`, and a next entry `- x: 1` / `y: 2` puts it before `y`. Such a run
     /// is taken out of the pending comments, for `release_deferred`.
     pub(super) fn defer_dedented_run(&mut self) {
-        if self.deferred.is_some() || self.pending.is_empty() || !self.follows_content() {
+        if !self.may_carry() {
             return;
         }
-        let Some(next) = self
-            .lines
-            .iter()
-            .skip(self.pending_line)
-            .map(|l| l.trim_end_matches('\r'))
-            .find(|l| is_content(l))
-        else {
+        let Some(next) = self.next_content_line() else {
             return;
         };
         // The list the next line goes on with, its entry (if a collection) above it.
@@ -352,7 +346,7 @@ impl Builder<'_> {
         else {
             return None;
         };
-        if self.deferred.is_some() || self.pending.is_empty() || !self.follows_content() {
+        if !self.may_carry() {
             return None;
         }
         let run = self.run_then_blank()?;
@@ -360,6 +354,12 @@ impl Builder<'_> {
             .iter()
             .all(|&(_, c, _)| c < *col)
             .then(|| self.pending.drain(..run).collect())
+    }
+
+    /// Whether comments wait right after content and no run is held already: the
+    /// first condition of both carryings.
+    fn may_carry(&self) -> bool {
+        self.deferred.is_none() && !self.pending.is_empty() && self.follows_content()
     }
 
     /// `defer_dedented_run` where the entry before is a scalar (or an alias): no
