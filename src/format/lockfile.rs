@@ -425,6 +425,15 @@ pub fn line(name: &str, e: &Entry) -> String {
     out
 }
 
+/// Where the SHA-256 field starts in `line(name, e)` for an entry of `format`: the
+/// hash can be written last, over a placeholder of its length (`HASH_LEN`).
+pub fn hash_offset(name: &str, format: Format) -> usize {
+    name.len() + 1 + format.name().len() + 1
+}
+
+/// How long the SHA-256 field is: 64 hex digits.
+pub const HASH_LEN: usize = 64;
+
 /// Writes the line `keys` writes for `name`, with its newline, to `out`.
 fn write_line(out: &mut impl std::fmt::Write, name: &str, e: &Entry) -> std::fmt::Result {
     out.write_str(name)?;
@@ -957,6 +966,24 @@ mod tests {
         assert!(lock.render().ends_with(&format!(
             "a age {sha} SHA256:6Iqic8mNT1vF,age1t9jzmsuj2txx\n"
         )));
+    }
+
+    #[test]
+    fn the_hash_is_where_hash_offset_says_in_every_format() {
+        for format in Format::ALL {
+            for name in ["a", "bot/telegram-token", "h00/new12"] {
+                let e = Entry {
+                    format,
+                    sha256: sha256_hex(name.as_bytes()),
+                    recipients: vec!["age1a".into(), "SHA256:6Iqic8mNT1vF".into()],
+                    changed: Some(now()),
+                    seen: Vec::new(),
+                };
+                let line = line(name, &e);
+                let at = hash_offset(name, format);
+                assert_eq!(&line[at..at + HASH_LEN], e.sha256, "{line}");
+            }
+        }
     }
 
     #[test]

@@ -105,6 +105,21 @@ fn replace_staged(
 pub struct Spliced {
     tmp: tempfile::NamedTempFile,
     spare: Option<PathBuf>,
+    /// Where the inserted bytes begin in the copy.
+    at: u64,
+}
+
+impl Spliced {
+    /// Writes `bytes` over the inserted part of the copy, `offset` bytes into it: a
+    /// field known only after the copy was staged (a hash of what it describes),
+    /// written in place without copying the file again.
+    pub fn patch(&self, offset: usize, bytes: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.tmp
+            .as_file()
+            .write_all_at(bytes, self.at + offset as u64)
+            .map_err(|e| Error::io(self.tmp.path(), e))
+    }
 }
 
 /// Writes, with `mode`, a copy of the open file `from` (`len` bytes, the file at
@@ -144,18 +159,31 @@ pub fn stage_splice(
         if splice(&file).and_then(|()| file.set_len(size)).is_ok()
             && let Ok(named) = tempfile::TempPath::try_from_path(at)
         {
+            start_writeback(&file);
             return Ok(Spliced {
                 tmp: tempfile::NamedTempFile::from_parts(file, named),
                 spare: Some(at.to_path_buf()),
+                at: cut.start,
             });
         }
     }
     let tmp = unsynced(path, &[], mode)?;
     splice(tmp.as_file()).map_err(|e| Error::io(path, e))?;
+    start_writeback(tmp.as_file());
     Ok(Spliced {
         tmp,
         spare: spare.map(Path::to_path_buf),
+        at: cut.start,
     })
+}
+
+/// Asks the kernel to start writing what was just written to `file` to disk, without
+/// waiting for it: the flush that makes it durable later (`settle`) then finds most
+/// of it written, and the disk works while this process goes on. Linux starts the
+/// writeback of a range's dirty pages when told they will not be needed (and keeps
+/// them cached while they are being written). A kernel that does not is only slower.
+fn start_writeback(file: &File) {
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
 }
 
 /// The spare at `at`, open for writing with `mode`, if it may stand in for a new

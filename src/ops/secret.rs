@@ -89,28 +89,7 @@ pub fn encrypt_with(
         });
     }
     let resolved = ws.policy.resolve(rule, &ws.fleet)?;
-    let at = Location::named(&rel);
-    let sealed = match format {
-        Format::Age => crypto::age::encrypt(
-            plaintext,
-            &resolved.recipients,
-            Armor::when(rule.armor),
-            &at,
-        )?,
-        sops_format => crypto::sops::encrypt_file(
-            sops_format,
-            plaintext,
-            &resolved.recipients,
-            resolved.shamir.as_ref(),
-            rule.sops.clone(),
-            previous,
-            &at,
-        )?,
-    };
-    let parent = Path::new(&rel)
-        .parent()
-        .unwrap_or(Path::new(layout::SECRETS));
-    fsutil::create_dirs_within(ws.repo.root(), parent, 0o755)?;
+    let (armor, sops_options) = (Armor::when(rule.armor), rule.sops.clone());
     let spot = match &disk {
         Some(disk) => disk.spot(name)?,
         None => None,
@@ -123,24 +102,48 @@ pub fn encrypt_with(
         _ => lockfile::entry_in(ws.lockfile()?.text(), name),
     };
     // A new value: its clock starts now (after the value it replaces), and no reader
-    // taken away has seen it.
-    let entry = lockfile::Entry {
+    // taken away has seen it. Its hash is known once it is sealed.
+    let mut entry = lockfile::Entry {
         format,
-        sha256: lockfile::sha256_hex(&sealed),
+        sha256: "0".repeat(lockfile::HASH_LEN),
         recipients: resolved.fingerprints,
         changed: Some(lockfile::changed_after(before.and_then(|e| e.changed))),
         seen: Vec::new(),
     };
+    // A lock changed in one line is copied before the secret is sealed, with the
+    // hash left to fill in: the disk writes the copy while the cryptography runs.
+    let staged_lock = match (&disk, &spot) {
+        (Some(disk), Some(spot)) => Some(disk.stage(spot, &lockfile::line(name, &entry))?),
+        _ => None,
+    };
+    let at = Location::named(&rel);
+    let sealed = match format {
+        Format::Age => crypto::age::encrypt(plaintext, &resolved.recipients, armor, &at)?,
+        sops_format => crypto::sops::encrypt_file(
+            sops_format,
+            plaintext,
+            &resolved.recipients,
+            resolved.shamir.as_ref(),
+            sops_options,
+            previous,
+            &at,
+        )?,
+    };
+    entry.sha256 = lockfile::sha256_hex(&sealed);
+    let parent = Path::new(&rel)
+        .parent()
+        .unwrap_or(Path::new(layout::SECRETS));
+    fsutil::create_dirs_within(ws.repo.root(), parent, 0o755)?;
     let lock_file = ws.repo.lockfile();
     // The secret and the lock that describes it are made durable together.
     let mut files: Vec<(&Path, &[u8], u32)> = vec![(&path, &sealed, fsutil::PUBLIC)];
     files.extend(beside.iter().map(|(p, d)| (*p, *d, fsutil::PUBLIC)));
-    match (&disk, spot) {
-        (Some(disk), Some(spot)) => {
-            let lock = disk.stage(&spot, &lockfile::line(name, &entry))?;
+    match staged_lock {
+        Some(lock) => {
+            lock.patch(lockfile::hash_offset(name, format), entry.sha256.as_bytes())?;
             fsutil::write_batch_with(&files, vec![(&lock_file, lock)])?;
         }
-        _ => {
+        None => {
             ws.lockfile()?.upsert(name, &entry);
             let lock_text = ws.lockfile()?.text().to_string();
             files.push((&lock_file, lock_text.as_bytes(), fsutil::PUBLIC));

@@ -566,3 +566,56 @@ fn in_a_git_fleet_each_lock_write_reuses_the_last_one_out_of_the_work_tree() {
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1);
     env.keys(&["check"]).success();
 }
+
+#[test]
+fn in_a_git_fleet_a_value_that_cannot_be_sealed_leaves_the_lock_and_the_work_tree_as_they_were() {
+    use std::os::unix::fs::MetadataExt;
+    let mut env = TestEnv::new();
+    let repo = large_fleet(&mut env);
+    env.write(
+        "work/policies/default.yaml",
+        POLICY.replace(
+            "rules:\n",
+            "rules:\n  - secrets: \"conf/*\"\n    format: sops-yaml\n    readers: [admins]\n",
+        ),
+    );
+    let mut git = Command::new(peer("git"));
+    git.args(["init", "-q"]);
+    env.apply(&mut git);
+    run(git, b"").success();
+    let lock_path = repo.join("secrets/keys.lock");
+    let spare = repo.join(".git/keys-lock.spare");
+    // A first write leaves a spare, which the next write copies the lock into
+    // before it seals the value.
+    env.keys_stdin(&["encrypt", "bot/s00601"], b"a value")
+        .success();
+    assert!(spare.is_file());
+    let listing = || {
+        let mut all: Vec<String> = walkdir::WalkDir::new(repo.join("secrets"))
+            .into_iter()
+            .map(|e| e.unwrap().path().display().to_string())
+            .collect();
+        all.sort();
+        all
+    };
+    let (lock, inode, files) = (
+        std::fs::read(&lock_path).unwrap(),
+        std::fs::metadata(&lock_path).unwrap().ino(),
+        listing(),
+    );
+    // Not a YAML document: refused once the lock's copy is staged, which goes.
+    let out = env.keys_stdin(&["encrypt", "conf/app"], b"a: [1, 2\n");
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("conf/app"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&lock_path).unwrap(), lock);
+    assert_eq!(std::fs::metadata(&lock_path).unwrap().ino(), inode);
+    assert_eq!(listing(), files);
+    env.keys(&["check"]).success();
+    // The next write goes on as before.
+    env.keys_stdin(&["encrypt", "conf/app"], b"a: [1, 2]\n")
+        .success();
+    env.keys_stdin(&["encrypt", "bot/s00603"], b"another")
+        .success();
+    assert!(spare.is_file());
+    env.keys(&["check"]).success();
+}
