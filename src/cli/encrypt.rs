@@ -41,7 +41,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(ctx: &super::Context, mut args: Args) -> Result<()> {
     args.name = super::shared::secret_name(&args.name)?;
-    let mut ws = ctx.writable_workspace(Hosts::AsNeeded)?;
+    let mut ws = ctx.writable_workspace_for_secret(Hosts::AsNeeded, &args.name)?;
     // Name and policy errors come before any input is read.
     ws.rule(&args.name)?;
     let plaintext = read_plaintext(args.from.as_ref(), &args.name)?;

@@ -214,6 +214,16 @@ impl Context {
         Workspace::load_writable(self.repo()?, hosts)
     }
 
+    /// `writable_workspace` for a command that writes the secret `name`: its line of
+    /// the lock is staged while the rest is read (`Workspace::load_writable_for_secret`).
+    pub(crate) fn writable_workspace_for_secret(
+        &self,
+        hosts: Hosts,
+        name: &str,
+    ) -> Result<Workspace> {
+        Workspace::load_writable_for_secret(self.repo()?, hosts, name)
+    }
+
     /// The identity files given with -i, in order.
     pub(crate) fn identity_files(&self) -> &[PathBuf] {
         &self.identity_files

@@ -425,6 +425,26 @@ pub fn line(name: &str, e: &Entry) -> String {
     out
 }
 
+/// The line a new value of `name` most likely gets, read off `neighbour`, the line
+/// of the secret beside it in the lock: the same format and recipients (secrets side
+/// by side mostly share a rule), a hash of zeros, changed now. A copy of the lock can
+/// be staged with it before the policy is read, and the line written over it once it
+/// is known, when it has the same length. `None` when `neighbour` is no entry.
+pub fn likely_line(name: &str, neighbour: &str) -> Option<String> {
+    let found = neighbour.split(' ').next()?;
+    let beside = entry_in(neighbour, found)?;
+    Some(line(
+        name,
+        &Entry {
+            format: beside.format,
+            sha256: "0".repeat(HASH_LEN),
+            recipients: beside.recipients,
+            changed: Some(now()),
+            seen: Vec::new(),
+        },
+    ))
+}
+
 /// Where the SHA-256 field starts in `line(name, e)` for an entry of `format`: the
 /// hash can be written last, over a placeholder of its length (`HASH_LEN`).
 pub fn hash_offset(name: &str, format: Format) -> usize {
@@ -984,6 +1004,29 @@ mod tests {
                 assert_eq!(&line[at..at + HASH_LEN], e.sha256, "{line}");
             }
         }
+    }
+
+    #[test]
+    fn the_likely_line_is_its_neighbour_s_fields_for_a_new_value() {
+        let sha = sha256_hex(b"x");
+        let beside = format!(
+            "bot/b age {sha} SHA256:6Iqic8mNT1vF,age1t9jzmsuj2txx changed=2026-03-01T09:30:00Z seen=age1zzzzzzzzzzzz"
+        );
+        let guess = likely_line("bot/a", &beside).unwrap();
+        let real = line(
+            "bot/a",
+            &Entry {
+                format: Format::Age,
+                sha256: sha,
+                recipients: vec!["SHA256:6Iqic8mNT1vF".into(), "age1t9jzmsuj2txx".into()],
+                changed: Some(now()),
+                seen: Vec::new(),
+            },
+        );
+        assert_eq!(guess.len(), real.len());
+        assert!(guess.starts_with(&format!("bot/a age {} SHA256:", "0".repeat(HASH_LEN))));
+        assert_eq!(likely_line("bot/a", "# a comment"), None);
+        assert_eq!(likely_line("bot/a", ""), None);
     }
 
     #[test]

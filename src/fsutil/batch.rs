@@ -145,45 +145,109 @@ pub fn stage_splice(
     spare: Option<&Path>,
 ) -> Result<Spliced> {
     check_dirs([path])?;
-    let splice = |to: &File| -> std::io::Result<()> {
-        copy_range(from, to, 0..cut.start)?;
-        (&*to).write_all(insert)?;
-        copy_range(from, to, cut.end..len)
+    let splice = Splice {
+        from,
+        len,
+        cut,
+        insert,
     };
     if let Some(at) = spare
-        && let Some(file) = reusable(at, path, from, mode)
+        && let Some(spliced) = splice.over_spare(path, at, mode)
     {
-        let size = cut.start + insert.len() as u64 + (len - cut.end);
-        // A spare that cannot be written (a full disk, an attribute) is left to be
-        // replaced: the copy goes to a new file instead.
-        if splice(&file).and_then(|()| file.set_len(size)).is_ok()
-            && let Ok(named) = tempfile::TempPath::try_from_path(at)
-        {
-            start_writeback(&file);
-            return Ok(Spliced {
-                tmp: tempfile::NamedTempFile::from_parts(file, named),
-                spare: Some(at.to_path_buf()),
-                at: cut.start,
-            });
-        }
+        return Ok(spliced);
     }
     let tmp = unsynced(path, &[], mode)?;
-    splice(tmp.as_file()).map_err(|e| Error::io(path, e))?;
-    start_writeback(tmp.as_file());
+    splice
+        .write(tmp.as_file())
+        .map_err(|e| Error::io(path, e))?;
     Ok(Spliced {
         tmp,
         spare: spare.map(Path::to_path_buf),
-        at: cut.start,
+        at: splice.cut.start,
     })
 }
 
-/// Asks the kernel to start writing what was just written to `file` to disk, without
-/// waiting for it: the flush that makes it durable later (`settle`) then finds most
-/// of it written, and the disk works while this process goes on. Linux starts the
-/// writeback of a range's dirty pages when told they will not be needed (and keeps
-/// them cached while they are being written). A kernel that does not is only slower.
-fn start_writeback(file: &File) {
-    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+/// `stage_splice` where the copy can go over the spare at `spare`, else nothing: no
+/// new file is made beside `path`.
+pub fn stage_splice_over_spare(
+    path: &Path,
+    from: &File,
+    len: u64,
+    cut: std::ops::Range<u64>,
+    insert: &[u8],
+    mode: u32,
+    spare: &Path,
+) -> Option<Spliced> {
+    check_dirs([path]).ok()?;
+    Splice {
+        from,
+        len,
+        cut,
+        insert,
+    }
+    .over_spare(path, spare, mode)
+}
+
+/// A copy of `from` (`len` bytes) with the bytes `cut` replaced by `insert`.
+struct Splice<'a> {
+    from: &'a File,
+    len: u64,
+    cut: std::ops::Range<u64>,
+    insert: &'a [u8],
+}
+
+impl Splice<'_> {
+    /// Writes the copy to `to`, from its offset, and starts its writeback.
+    fn write(&self, to: &File) -> std::io::Result<()> {
+        copy_range(self.from, to, 0..self.cut.start)?;
+        (&*to).write_all(self.insert)?;
+        copy_range(self.from, to, self.cut.end..self.len)?;
+        let size = self.cut.start + self.insert.len() as u64 + (self.len - self.cut.end);
+        to.set_len(size)?;
+        start_writeback(
+            to,
+            size,
+            self.cut.start..self.cut.start + self.insert.len() as u64,
+        );
+        Ok(())
+    }
+
+    /// The copy written over the spare at `at`, if it may stand in for a new file
+    /// beside `path` (`reusable`) and takes the write. A spare that cannot be written
+    /// (a full disk, an attribute) is left to be replaced.
+    fn over_spare(&self, path: &Path, at: &Path, mode: u32) -> Option<Spliced> {
+        let file = reusable(at, path, self.from, mode)?;
+        self.write(&file).ok()?;
+        let named = tempfile::TempPath::try_from_path(at).ok()?;
+        let mut tmp = tempfile::NamedTempFile::from_parts(file, named);
+        // A copy never used stays as the spare, for the next write to reuse.
+        tmp.disable_cleanup(true);
+        Some(Spliced {
+            tmp,
+            spare: Some(at.to_path_buf()),
+            at: self.cut.start,
+        })
+    }
+}
+
+/// Asks the kernel to start writing what was just written to `file` (`len` bytes)
+/// to disk, without waiting for it, all but the pages of `held` (which `patch` may
+/// still change: a page being written would hold that write up until it is on disk).
+/// The flush that makes the file durable later (`settle`) then finds most of it
+/// written, and the disk works while this process goes on. Linux starts the
+/// writeback of a range's dirty pages when told they will not be needed, and keeps
+/// them cached while they are being written. A kernel that does not is only slower.
+fn start_writeback(file: &File, len: u64, held: std::ops::Range<u64>) {
+    use std::num::NonZeroU64;
+    let page = rustix::param::page_size() as u64;
+    let (from, to) = (held.start / page * page, held.end.div_ceil(page) * page);
+    let advise = |at: u64, upto: u64| {
+        if let Some(n) = NonZeroU64::new(upto.saturating_sub(at)) {
+            let _ = rustix::fs::fadvise(file, at, Some(n), rustix::fs::Advice::DontNeed);
+        }
+    };
+    advise(0, from);
+    advise(to, len);
 }
 
 /// The spare at `at`, open for writing with `mode`, if it may stand in for a new

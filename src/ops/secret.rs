@@ -62,7 +62,13 @@ pub fn encrypt_with(
 ) -> Result<Written> {
     // A lock this run has not read is changed in the secret's line alone: only the
     // few windows that find that line are read, whatever the size of the fleet.
-    let disk = ws.lock_on_disk()?;
+    let (disk, mut ahead) = match ws.take_ahead(name) {
+        Some(ahead) => {
+            let (disk, spot, staged, len) = ahead.into_parts();
+            (Some(disk), Some((spot, staged, len)))
+        }
+        None => (ws.lock_on_disk()?, None),
+    };
     if disk.is_none() {
         ws.lockfile()?;
     }
@@ -113,7 +119,17 @@ pub fn encrypt_with(
     // A lock changed in one line is copied before the secret is sealed, with the
     // hash left to fill in: the disk writes the copy while the cryptography runs.
     let staged_lock = match (&disk, &spot) {
-        (Some(disk), Some(spot)) => Some(disk.stage(spot, &lockfile::line(name, &entry))?),
+        (Some(disk), Some(spot)) => {
+            let line = lockfile::line(name, &entry);
+            Some(match ahead.take() {
+                // Staged before the policy was read, for a line of this length here.
+                Some((at, staged, len)) if at == *spot && len == line.len() => {
+                    staged.patch(0, line.as_bytes())?;
+                    staged
+                }
+                _ => disk.stage(spot, &line)?,
+            })
+        }
         _ => None,
     };
     let at = Location::named(&rel);

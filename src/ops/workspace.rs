@@ -145,6 +145,9 @@ pub struct Workspace {
     lockfile: Option<LockfileText>,
     /// Held by commands that write (see `load_writable`).
     _writer: Option<WriterLock>,
+    /// The lock copied for one secret's line ahead of the policy (see
+    /// `load_writable_for_secret`).
+    ahead: Option<LockAhead>,
 }
 
 impl Workspace {
@@ -168,6 +171,7 @@ impl Workspace {
             hosts,
             lockfile: None,
             _writer: None,
+            ahead: None,
         })
     }
 
@@ -178,6 +182,7 @@ impl Workspace {
         self.fleet = fresh.fleet;
         self.policy = fresh.policy;
         self.lockfile = None;
+        self.ahead = None;
         Ok(())
     }
 
@@ -188,6 +193,23 @@ impl Workspace {
         let mut ws = Workspace::load(repo, hosts)?;
         ws._writer = Some(writer);
         Ok(ws)
+    }
+
+    /// `load_writable` for a command that writes the secret `name`: the lock's copy
+    /// with that secret's line is staged first, on a guess of the line, so that the
+    /// disk writes it while the policy is read and the value sealed (see `LockAhead`).
+    pub fn load_writable_for_secret(repo: &Repo, hosts: Hosts, name: &str) -> Result<Workspace> {
+        let writer = WriterLock::acquire(repo)?;
+        let ahead = LockAhead::stage(repo, name);
+        let mut ws = Workspace::load(repo, hosts)?;
+        ws._writer = Some(writer);
+        ws.ahead = ahead;
+        Ok(ws)
+    }
+
+    /// The lock copy staged ahead for `name`, if there is one (see `LockAhead`).
+    pub fn take_ahead(&mut self, name: &str) -> Option<LockAhead> {
+        self.ahead.take().filter(|ahead| ahead.name == name)
     }
 
     /// `secrets/keys.lock`, read once.
@@ -207,18 +229,7 @@ impl Workspace {
         if self.lockfile.is_some() {
             return Ok(None);
         }
-        let path = self.repo.lockfile();
-        let Some(file) = fsutil::open_optional(&path)? else {
-            return Ok(None);
-        };
-        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        Ok(Some(LockOnDisk {
-            path,
-            file,
-            len,
-            spare: self.repo.lock_spare(),
-            windows: RefCell::default(),
-        }))
+        LockOnDisk::open(&self.repo)
     }
 
     /// `secrets/keys.lock` if it has been read, without reading it.
@@ -328,6 +339,48 @@ pub struct LockOnDisk {
 }
 
 impl LockOnDisk {
+    /// The lock of `repo`, open; `None` when there is none.
+    fn open(repo: &Repo) -> Result<Option<LockOnDisk>> {
+        let path = repo.lockfile();
+        let Some(file) = fsutil::open_optional(&path)? else {
+            return Ok(None);
+        };
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        Ok(Some(LockOnDisk {
+            path,
+            file,
+            len,
+            spare: repo.lock_spare(),
+            windows: RefCell::default(),
+        }))
+    }
+
+    /// The line beside `spot`: the one it replaces or goes before, else (at the end
+    /// of the file) the last one. `None` when a window does not hold it whole.
+    fn line_beside(&self, spot: &Spot) -> Option<String> {
+        let look = 4096u64;
+        let before = spot.found.is_none();
+        let from = if before {
+            spot.range.start.saturating_sub(look)
+        } else {
+            spot.range.start
+        };
+        let upto = if before {
+            spot.range.start
+        } else {
+            (spot.range.start + look).min(self.len)
+        };
+        let mut buf = vec![0; usize::try_from(upto - from).ok()?];
+        self.file.read_exact_at(&mut buf, from).ok()?;
+        let text = std::str::from_utf8(&buf).ok()?;
+        let line = if before {
+            text.strip_suffix('\n')?.rsplit('\n').next()?
+        } else {
+            text.split_once('\n')?.0
+        };
+        // A window that starts inside the line it ends with has no whole line.
+        (!before || from == 0 || text.len() > line.len() + 1).then(|| line.to_string())
+    }
     /// Where `name`'s line is or goes; `None` when the lock must be read whole to tell.
     pub fn spot(&self, name: &str) -> Result<Option<Spot>> {
         let mut read_at = |offset: u64, buf: &mut [u8]| -> std::io::Result<usize> {
@@ -372,6 +425,19 @@ impl LockOnDisk {
         )
     }
 
+    /// `stage` over the lock's spare only; `None` where there is none to reuse.
+    fn stage_over_spare(&self, spot: &Spot, line: &str) -> Option<fsutil::Spliced> {
+        fsutil::stage_splice_over_spare(
+            &self.path,
+            &self.file,
+            self.len,
+            spot.range.clone(),
+            line.as_bytes(),
+            fsutil::PUBLIC,
+            self.spare.as_deref()?,
+        )
+    }
+
     /// The secret in the lock that `name` would nest with (one is the other's
     /// directory); `None` when the lock must be read whole to tell.
     pub fn nesting(&self, name: &str) -> Result<Option<Option<String>>> {
@@ -392,6 +458,48 @@ impl LockOnDisk {
         Ok(self
             .spot(&below)?
             .map(|spot| spot.found.filter(|found| found.starts_with(&below))))
+    }
+}
+
+/// A copy of the lock with one secret's line, staged before the policy is read: the
+/// line is guessed from the one beside it (`lockfile::likely_line`), and the disk
+/// writes the copy while keys reads the policy and seals the value. The secret's
+/// write takes it when its line has the guessed length, writing the line over the
+/// guess (`Spliced::patch`), and stages the copy again otherwise. The writer lock is
+/// held from before it is staged, so the lock cannot change under it.
+pub struct LockAhead {
+    name: String,
+    disk: LockOnDisk,
+    spot: Spot,
+    staged: fsutil::Spliced,
+    line_len: usize,
+}
+
+impl LockAhead {
+    /// Stages the copy for `name` over the lock's spare; `None` whenever that cannot
+    /// be done cheaply and surely (no lock, a lock the windows cannot search, no line
+    /// beside, no spare to reuse), or fails: the write then stages the lock itself, as
+    /// it would have, and reports errors. Only the spare, out of the work tree, is
+    /// written before the command knows it will write: a command refused, or stopped
+    /// at a prompt, leaves nothing behind.
+    fn stage(repo: &Repo, name: &str) -> Option<LockAhead> {
+        check_name(name).ok()?;
+        let disk = LockOnDisk::open(repo).ok()??;
+        let spot = disk.spot(name).ok()??;
+        let line = lockfile::likely_line(name, &disk.line_beside(&spot)?)?;
+        let staged = disk.stage_over_spare(&spot, &line)?;
+        Some(LockAhead {
+            name: name.to_string(),
+            disk,
+            spot,
+            staged,
+            line_len: line.len(),
+        })
+    }
+
+    /// The open lock, and the copy staged at `spot` for a line of `line_len` bytes.
+    pub fn into_parts(self) -> (LockOnDisk, Spot, fsutil::Spliced, usize) {
+        (self.disk, self.spot, self.staged, self.line_len)
     }
 }
 

@@ -368,13 +368,17 @@ fn encrypting_in_a_large_fleet_changes_only_its_line_of_the_lock() {
     let mut env = TestEnv::new();
     let repo = large_fleet(&mut env);
     let lock_path = repo.join("secrets/keys.lock");
-    // A new secret in the middle, an existing one replaced, one past the last: every
-    // other line stays byte for byte, the new ones in order.
+    // A new secret in the middle, an existing one replaced, one past the last, ones
+    // beside secrets of another rule (another line than theirs): every other line
+    // stays byte for byte, the new ones in order.
     for (name, new) in [
         ("bot/s00601", true),
         ("bot/s00600", false),
         ("bot/s99999", true),
         ("bot/a", true),
+        ("armored/x", true),
+        ("zz/x", true),
+        ("armored/x", false),
     ] {
         let before = std::fs::read_to_string(&lock_path).unwrap();
         let mut args = vec!["encrypt", name];
@@ -463,13 +467,18 @@ fn in_a_git_fleet_each_lock_write_reuses_the_last_one_out_of_the_work_tree() {
     };
     let clean = status();
     // The lock a write replaces is kept in the git directory, and the next write
-    // goes over it: growing, shrinking, the same length.
+    // goes over it: growing, shrinking, the same length; beside a secret of the same
+    // rule or of another (a line of another length than the one beside it).
     let mut last: Option<u64> = None;
     for (name, value, force) in [
         ("bot/s00601", "a value", false),
         ("bot/a", "b", false),
         ("bot/s00601", "another", true),
         ("bot/s00601", "one more", true),
+        ("armored/x", "c", false),
+        ("zz/x", "d", false),
+        ("armored/x", "e", true),
+        ("bot/s99999", "f", false),
     ] {
         let before = std::fs::read(&lock_path).unwrap();
         let was = inode(&lock_path);
@@ -499,7 +508,13 @@ fn in_a_git_fleet_each_lock_write_reuses_the_last_one_out_of_the_work_tree() {
         .collect();
     assert_eq!(
         new,
-        ["?? secrets/bot/a.age", "?? secrets/bot/s00601.age"],
+        [
+            "?? secrets/armored/x.age",
+            "?? secrets/bot/a.age",
+            "?? secrets/bot/s00601.age",
+            "?? secrets/bot/s99999.age",
+            "?? secrets/zz/x.age"
+        ],
         "{new:?}"
     );
 
@@ -603,13 +618,19 @@ fn in_a_git_fleet_a_value_that_cannot_be_sealed_leaves_the_lock_and_the_work_tre
         std::fs::metadata(&lock_path).unwrap().ino(),
         listing(),
     );
-    // Not a YAML document: refused once the lock's copy is staged, which goes.
+    // Not a YAML document: refused once the lock's copy is staged. A secret that
+    // exists: refused once the copy is staged ahead of the policy.
     let out = env.keys_stdin(&["encrypt", "conf/app"], b"a: [1, 2\n");
     assert_ne!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("conf/app"), "{}", out.stderr);
+    let out = env.keys_stdin(&["encrypt", "bot/s00601"], b"again");
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("already exists"), "{}", out.stderr);
     assert_eq!(std::fs::read(&lock_path).unwrap(), lock);
     assert_eq!(std::fs::metadata(&lock_path).unwrap().ino(), inode);
     assert_eq!(listing(), files);
+    // The copies go over the spare, which stays for the next write.
+    assert!(spare.is_file());
     env.keys(&["check"]).success();
     // The next write goes on as before.
     env.keys_stdin(&["encrypt", "conf/app"], b"a: [1, 2]\n")
