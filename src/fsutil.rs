@@ -24,8 +24,8 @@ mod batch;
 mod room;
 
 pub use batch::{
-    Backup, Spliced, Staged, check_dirs, commit, names_file, stage, stage_kept, stage_splice,
-    stage_splice_over_spare, write_and_remove, write_batch, write_batch_with, write_many,
+    Backup, Splice, Spliced, Staged, check_dirs, commit, names_file, stage, stage_kept,
+    stage_splice, write_and_remove, write_batch, write_batch_with, write_many,
 };
 pub use room::{FileRoom, close_all, widen_file_table};
 

@@ -122,11 +122,9 @@ impl Spliced {
     }
 }
 
-/// Writes, with `mode`, a copy of the open file `from` (`len` bytes, the file at
-/// `path`) with the bytes `cut` replaced by `insert`, not synced: the kernel copies
-/// what is kept (`copy_file_range`), so a large file changed in one place never
-/// passes through this process. The directories above `path` are the caller's to have
-/// checked (`check_dirs`).
+/// Writes, with `mode`, the copy `splice` of the file at `path`, not synced: the
+/// kernel copies what is kept (`copy_file_range`), so a large file changed in one
+/// place never passes through this process.
 ///
 /// With a `spare` path, the copy is written over the spare kept there by the last
 /// such write, when it is a regular file of this user's with one name, on the
@@ -137,20 +135,11 @@ impl Spliced {
 /// release (see `Repo::lock_spare`).
 pub fn stage_splice(
     path: &Path,
-    from: &File,
-    len: u64,
-    cut: std::ops::Range<u64>,
-    insert: &[u8],
+    splice: Splice,
     mode: u32,
     spare: Option<&Path>,
 ) -> Result<Spliced> {
     check_dirs([path])?;
-    let splice = Splice {
-        from,
-        len,
-        cut,
-        insert,
-    };
     if let Some(at) = spare
         && let Some(spliced) = splice.over_spare(path, at, mode)
     {
@@ -167,33 +156,13 @@ pub fn stage_splice(
     })
 }
 
-/// `stage_splice` where the copy can go over the spare at `spare`, else nothing: no
-/// new file is made beside `path`.
-pub fn stage_splice_over_spare(
-    path: &Path,
-    from: &File,
-    len: u64,
-    cut: std::ops::Range<u64>,
-    insert: &[u8],
-    mode: u32,
-    spare: &Path,
-) -> Option<Spliced> {
-    check_dirs([path]).ok()?;
-    Splice {
-        from,
-        len,
-        cut,
-        insert,
-    }
-    .over_spare(path, spare, mode)
-}
-
-/// A copy of `from` (`len` bytes) with the bytes `cut` replaced by `insert`.
-struct Splice<'a> {
-    from: &'a File,
-    len: u64,
-    cut: std::ops::Range<u64>,
-    insert: &'a [u8],
+/// A copy of the open file `from` (`len` bytes) with the bytes `cut` replaced by
+/// `insert` (see `stage_splice`).
+pub struct Splice<'a> {
+    pub from: &'a File,
+    pub len: u64,
+    pub cut: std::ops::Range<u64>,
+    pub insert: &'a [u8],
 }
 
 impl Splice<'_> {
@@ -212,10 +181,12 @@ impl Splice<'_> {
         Ok(())
     }
 
-    /// The copy written over the spare at `at`, if it may stand in for a new file
-    /// beside `path` (`reusable`) and takes the write. A spare that cannot be written
-    /// (a full disk, an attribute) is left to be replaced.
-    fn over_spare(&self, path: &Path, at: &Path, mode: u32) -> Option<Spliced> {
+    /// `stage_splice` over the spare at `at` alone: the copy written there if it may
+    /// stand in for a new file beside `path` (`reusable`) and takes the write, else
+    /// nothing (no new file is made). A spare that cannot be written (a full disk,
+    /// an attribute) is left to be replaced.
+    pub fn over_spare(&self, path: &Path, at: &Path, mode: u32) -> Option<Spliced> {
+        check_dirs([path]).ok()?;
         let file = reusable(at, path, self.from, mode)?;
         self.write(&file).ok()?;
         let named = tempfile::TempPath::try_from_path(at).ok()?;

@@ -416,10 +416,7 @@ impl LockOnDisk {
     pub fn stage(&self, spot: &Spot, line: &str) -> Result<fsutil::Spliced> {
         fsutil::stage_splice(
             &self.path,
-            &self.file,
-            self.len,
-            spot.range.clone(),
-            line.as_bytes(),
+            self.splice(spot, line),
             fsutil::PUBLIC,
             self.spare.as_deref(),
         )
@@ -427,15 +424,17 @@ impl LockOnDisk {
 
     /// `stage` over the lock's spare only; `None` where there is none to reuse.
     fn stage_over_spare(&self, spot: &Spot, line: &str) -> Option<fsutil::Spliced> {
-        fsutil::stage_splice_over_spare(
-            &self.path,
-            &self.file,
-            self.len,
-            spot.range.clone(),
-            line.as_bytes(),
-            fsutil::PUBLIC,
-            self.spare.as_deref()?,
-        )
+        self.splice(spot, line)
+            .over_spare(&self.path, self.spare.as_deref()?, fsutil::PUBLIC)
+    }
+
+    fn splice<'a>(&'a self, spot: &Spot, line: &'a str) -> fsutil::Splice<'a> {
+        fsutil::Splice {
+            from: &self.file,
+            len: self.len,
+            cut: spot.range.clone(),
+            insert: line.as_bytes(),
+        }
     }
 
     /// The secret in the lock that `name` would nest with (one is the other's
