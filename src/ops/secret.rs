@@ -123,7 +123,7 @@ pub fn encrypt_with(
             let line = lockfile::line(name, &entry);
             Some(match ahead.take() {
                 // Staged before the policy was read, for a line of this length here.
-                Some((at, staged, len)) if at == *spot && len == line.len() => {
+                Some((at, Some(staged), len)) if at == *spot && len == line.len() => {
                     staged.patch(0, line.as_bytes())?;
                     staged
                 }

@@ -143,11 +143,12 @@ pub struct Workspace {
     hosts: Hosts,
     /// Read on first use: opening a secret does not need it.
     lockfile: Option<LockfileText>,
+    /// The lock copied for one secret's line ahead of the policy (see
+    /// `load_writable_for_secret`). Declared before `_writer`, so that it is dropped
+    /// first: the copy is done before another process may take the writer lock.
+    ahead: Option<LockAhead>,
     /// Held by commands that write (see `load_writable`).
     _writer: Option<WriterLock>,
-    /// The lock copied for one secret's line ahead of the policy (see
-    /// `load_writable_for_secret`).
-    ahead: Option<LockAhead>,
 }
 
 impl Workspace {
@@ -170,8 +171,8 @@ impl Workspace {
             policy,
             hosts,
             lockfile: None,
-            _writer: None,
             ahead: None,
+            _writer: None,
         })
     }
 
@@ -422,12 +423,6 @@ impl LockOnDisk {
         )
     }
 
-    /// `stage` over the lock's spare only; `None` where there is none to reuse.
-    fn stage_over_spare(&self, spot: &Spot, line: &str) -> Option<fsutil::Spliced> {
-        self.splice(spot, line)
-            .over_spare(&self.path, self.spare.as_deref()?, fsutil::PUBLIC)
-    }
-
     fn splice<'a>(&'a self, spot: &Spot, line: &'a str) -> fsutil::Splice<'a> {
         fsutil::Splice {
             from: &self.file,
@@ -461,17 +456,18 @@ impl LockOnDisk {
 }
 
 /// A copy of the lock with one secret's line, staged before the policy is read: the
-/// line is guessed from the one beside it (`lockfile::likely_line`), and the disk
-/// writes the copy while keys reads the policy and seals the value. The secret's
-/// write takes it when its line has the guessed length, writing the line over the
-/// guess (`Spliced::patch`), and stages the copy again otherwise. The writer lock is
-/// held from before it is staged, so the lock cannot change under it.
+/// line is guessed from the one beside it (`lockfile::likely_line`), and a thread
+/// copies the lock while keys reads the policy and seals the value, and the disk
+/// writes the copy meanwhile. The secret's write takes it when its line has the
+/// guessed length, writing the line over the guess (`Spliced::patch`), and stages the
+/// copy again otherwise. The writer lock is held from before it is staged until the
+/// copy is done, so neither the lock nor the spare can change under it.
 pub struct LockAhead {
     name: String,
     disk: LockOnDisk,
     spot: Spot,
-    staged: fsutil::Spliced,
     line_len: usize,
+    copying: Copying,
 }
 
 impl LockAhead {
@@ -484,21 +480,58 @@ impl LockAhead {
     fn stage(repo: &Repo, name: &str) -> Option<LockAhead> {
         check_name(name).ok()?;
         let disk = LockOnDisk::open(repo).ok()??;
+        let spare = disk.spare.clone()?;
         let spot = disk.spot(name).ok()??;
         let line = lockfile::likely_line(name, &disk.line_beside(&spot)?)?;
-        let staged = disk.stage_over_spare(&spot, &line)?;
+        let line_len = line.len();
+        let (path, from, len, cut) = (
+            disk.path.clone(),
+            disk.file.try_clone().ok()?,
+            disk.len,
+            spot.range.clone(),
+        );
+        let copying = std::thread::Builder::new()
+            .name("keys-lock-copy".into())
+            .spawn(move || {
+                let splice = fsutil::Splice {
+                    from: &from,
+                    len,
+                    cut,
+                    insert: line.as_bytes(),
+                };
+                splice.over_spare(&path, &spare, fsutil::PUBLIC)
+            })
+            .ok()?;
         Some(LockAhead {
             name: name.to_string(),
             disk,
             spot,
-            staged,
-            line_len: line.len(),
+            line_len,
+            copying: Copying(Some(copying)),
         })
     }
 
-    /// The open lock, and the copy staged at `spot` for a line of `line_len` bytes.
-    pub fn into_parts(self) -> (LockOnDisk, Spot, fsutil::Spliced, usize) {
-        (self.disk, self.spot, self.staged, self.line_len)
+    /// The open lock, and the copy staged at `spot` for a line of `line_len` bytes
+    /// once the thread is done (`None` if it could not be made).
+    pub fn into_parts(mut self) -> (LockOnDisk, Spot, Option<fsutil::Spliced>, usize) {
+        let staged = self.copying.join();
+        (self.disk, self.spot, staged, self.line_len)
+    }
+}
+
+/// The thread copying the lock ahead, waited for when dropped: the spare is never
+/// left being written once the writer lock is let go.
+struct Copying(Option<std::thread::JoinHandle<Option<fsutil::Spliced>>>);
+
+impl Copying {
+    fn join(&mut self) -> Option<fsutil::Spliced> {
+        self.0.take()?.join().ok().flatten()
+    }
+}
+
+impl Drop for Copying {
+    fn drop(&mut self) {
+        self.join();
     }
 }
 
