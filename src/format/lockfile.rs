@@ -589,7 +589,7 @@ impl Spot {
 
 /// How much of the file one look reads; a line longer than this (far longer than any
 /// entry keys writes) makes `locate` give up.
-const LOOK: u64 = 4096;
+pub const LOOK: u64 = 4096;
 
 /// Finds where `name`'s line is, or goes, in a lock file of `len` bytes sorted by
 /// name, as `LockfileText::upsert` would place it, by reading a few windows of it

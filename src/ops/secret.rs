@@ -62,7 +62,7 @@ pub fn encrypt_with(
 ) -> Result<Written> {
     // A lock this run has not read is changed in the secret's line alone: only the
     // few windows that find that line are read, whatever the size of the fleet.
-    let (disk, mut ahead) = match ws.take_ahead(name) {
+    let (disk, ahead) = match ws.take_ahead(name) {
         Some(ahead) => {
             let (disk, spot, staged, len) = ahead.into_parts();
             (Some(disk), Some((spot, staged, len)))
@@ -121,7 +121,7 @@ pub fn encrypt_with(
     let staged_lock = match (&disk, &spot) {
         (Some(disk), Some(spot)) => {
             let line = lockfile::line(name, &entry);
-            Some(match ahead.take() {
+            Some(match ahead {
                 // Staged before the policy was read, for a line of this length here.
                 Some((at, Some(staged), len)) if at == *spot && len == line.len() => {
                     staged.patch(0, line.as_bytes())?;

@@ -190,18 +190,19 @@ impl Workspace {
     /// Like `load`, for a command that writes: takes the repository's writer lock
     /// first, so what it reads cannot change under it.
     pub fn load_writable(repo: &Repo, hosts: Hosts) -> Result<Workspace> {
-        let writer = WriterLock::acquire(repo)?;
-        let mut ws = Workspace::load(repo, hosts)?;
-        ws._writer = Some(writer);
-        Ok(ws)
+        Workspace::load_writing(repo, hosts, None)
     }
 
     /// `load_writable` for a command that writes the secret `name`: the lock's copy
     /// with that secret's line is staged first, on a guess of the line, so that the
     /// disk writes it while the policy is read and the value sealed (see `LockAhead`).
     pub fn load_writable_for_secret(repo: &Repo, hosts: Hosts, name: &str) -> Result<Workspace> {
+        Workspace::load_writing(repo, hosts, Some(name))
+    }
+
+    fn load_writing(repo: &Repo, hosts: Hosts, secret: Option<&str>) -> Result<Workspace> {
         let writer = WriterLock::acquire(repo)?;
-        let ahead = LockAhead::stage(repo, name);
+        let ahead = secret.and_then(|name| LockAhead::stage(repo, name));
         let mut ws = Workspace::load(repo, hosts)?;
         ws._writer = Some(writer);
         ws.ahead = ahead;
@@ -359,7 +360,7 @@ impl LockOnDisk {
     /// The line beside `spot`: the one it replaces or goes before, else (at the end
     /// of the file) the last one. `None` when a window does not hold it whole.
     fn line_beside(&self, spot: &Spot) -> Option<String> {
-        let look = 4096u64;
+        let look = lockfile::LOOK;
         let before = spot.found.is_none();
         let from = if before {
             spot.range.start.saturating_sub(look)
