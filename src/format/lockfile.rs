@@ -448,13 +448,8 @@ pub fn likely_line(name: &str, neighbour: &str) -> Option<String> {
     ))
 }
 
-/// Where the SHA-256 field starts in `line(name, e)` for an entry of `format`: the
-/// hash can be written last, over a placeholder of its length (`HASH_LEN`).
-pub fn hash_offset(name: &str, format: Format) -> usize {
-    name.len() + 1 + format.name().len() + 1
-}
-
-/// How long the SHA-256 field is: 64 hex digits.
+/// How long the SHA-256 field is: 64 hex digits. A line with a placeholder of this
+/// length has the length of the line with the hash, which can be written over it.
 pub const HASH_LEN: usize = 64;
 
 /// Writes the line `keys` writes for `name`, with its newline, to `out`.
@@ -813,7 +808,7 @@ mod tests {
     }
 
     #[test]
-    fn the_hash_is_where_hash_offset_says_in_every_format() {
+    fn the_hash_goes_where_its_placeholder_was_in_every_format() {
         for format in Format::ALL {
             for name in ["a", "bot/telegram-token", "h00/new12"] {
                 let e = Entry {
@@ -824,7 +819,15 @@ mod tests {
                     seen: Vec::new(),
                 };
                 let line = line(name, &e);
-                let at = hash_offset(name, format);
+                let placeholder = super::line(
+                    name,
+                    &Entry {
+                        sha256: "0".repeat(HASH_LEN),
+                        ..e.clone()
+                    },
+                );
+                assert_eq!(line.len(), placeholder.len(), "{line}");
+                let at = placeholder.find(&"0".repeat(HASH_LEN)).unwrap();
                 assert_eq!(&line[at..at + HASH_LEN], e.sha256, "{line}");
             }
         }

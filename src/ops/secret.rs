@@ -116,17 +116,15 @@ pub fn encrypt_with(
         changed: Some(lockfile::changed_after(before.and_then(|e| e.changed))),
         seen: Vec::new(),
     };
-    // A lock changed in one line is copied before the secret is sealed, with the
-    // hash left to fill in: the disk writes the copy while the cryptography runs.
+    // A lock changed in one line is copied before the secret is sealed, with a line
+    // of the right length written over once its hash is known: the disk writes the
+    // copy while the cryptography runs.
     let staged_lock = match (&disk, &spot) {
         (Some(disk), Some(spot)) => {
             let line = lockfile::line(name, &entry);
             Some(match ahead {
                 // Staged before the policy was read, for a line of this length here.
-                Some((at, Some(staged), len)) if at == *spot && len == line.len() => {
-                    staged.patch(0, line.as_bytes())?;
-                    staged
-                }
+                Some((at, Some(staged), len)) if at == *spot && len == line.len() => staged,
                 _ => disk.stage(spot, &line)?,
             })
         }
@@ -156,7 +154,7 @@ pub fn encrypt_with(
     files.extend(beside.iter().map(|(p, d)| (*p, *d, fsutil::PUBLIC)));
     match staged_lock {
         Some(lock) => {
-            lock.patch(lockfile::hash_offset(name, format), entry.sha256.as_bytes())?;
+            lock.patch(0, lockfile::line(name, &entry).as_bytes())?;
             fsutil::write_batch_with(&files, vec![(&lock_file, lock)])?;
         }
         None => {
