@@ -105,20 +105,27 @@ fn replace_staged(
 pub struct Spliced {
     tmp: tempfile::NamedTempFile,
     spare: Option<PathBuf>,
-    /// Where the inserted bytes begin in the copy.
-    at: u64,
+    /// Where the inserted bytes are in the copy.
+    inserted: std::ops::Range<u64>,
 }
 
 impl Spliced {
-    /// Writes `bytes` over the inserted part of the copy, `offset` bytes into it: a
-    /// field known only after the copy was staged (a hash of what it describes),
-    /// written in place without copying the file again.
-    pub fn patch(&self, offset: usize, bytes: &[u8]) -> Result<()> {
+    /// Writes `bytes` over the inserted part of the copy, which they must match in
+    /// length: a part known only after the copy was staged (a line with the hash of
+    /// what it describes), written in place without copying the file again.
+    pub fn rewrite_inserted(&self, bytes: &[u8]) -> Result<()> {
         use std::os::unix::fs::FileExt;
+        let fail = |e| Error::io(self.tmp.path(), e);
+        if bytes.len() as u64 != self.inserted.end - self.inserted.start {
+            return Err(fail(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the new part differs in length from the one staged",
+            )));
+        }
         self.tmp
             .as_file()
-            .write_all_at(bytes, self.at + offset as u64)
-            .map_err(|e| Error::io(self.tmp.path(), e))
+            .write_all_at(bytes, self.inserted.start)
+            .map_err(fail)
     }
 }
 
@@ -141,7 +148,7 @@ pub fn stage_splice(
 ) -> Result<Spliced> {
     check_dirs([path])?;
     if let Some(at) = spare
-        && let Some(spliced) = splice.over_spare(path, at, mode)
+        && let Some(spliced) = splice.onto_spare(path, at, mode)
     {
         return Ok(spliced);
     }
@@ -152,7 +159,7 @@ pub fn stage_splice(
     Ok(Spliced {
         tmp,
         spare: spare.map(Path::to_path_buf),
-        at: splice.cut.start,
+        inserted: splice.inserted(),
     })
 }
 
@@ -173,12 +180,13 @@ impl Splice<'_> {
         copy_range(self.from, to, self.cut.end..self.len)?;
         let size = self.cut.start + self.insert.len() as u64 + (self.len - self.cut.end);
         to.set_len(size)?;
-        start_writeback(
-            to,
-            size,
-            self.cut.start..self.cut.start + self.insert.len() as u64,
-        );
+        start_writeback(to, size, self.inserted());
         Ok(())
+    }
+
+    /// Where `insert` is in the copy.
+    fn inserted(&self) -> std::ops::Range<u64> {
+        self.cut.start..self.cut.start + self.insert.len() as u64
     }
 
     /// `stage_splice` over the spare at `at` alone: the copy written there if it may
@@ -187,6 +195,11 @@ impl Splice<'_> {
     /// an attribute) is left to be replaced.
     pub fn over_spare(&self, path: &Path, at: &Path, mode: u32) -> Option<Spliced> {
         check_dirs([path]).ok()?;
+        self.onto_spare(path, at, mode)
+    }
+
+    /// `over_spare`, the directories above `path` checked already.
+    fn onto_spare(&self, path: &Path, at: &Path, mode: u32) -> Option<Spliced> {
         let file = reusable(at, path, self.from, mode)?;
         self.write(&file).ok()?;
         let named = tempfile::TempPath::try_from_path(at).ok()?;
@@ -196,18 +209,19 @@ impl Splice<'_> {
         Some(Spliced {
             tmp,
             spare: Some(at.to_path_buf()),
-            at: self.cut.start,
+            inserted: self.inserted(),
         })
     }
 }
 
 /// Asks the kernel to start writing what was just written to `file` (`len` bytes)
-/// to disk, without waiting for it, all but the pages of `held` (which `patch` may
-/// still change: a page being written would hold that write up until it is on disk).
-/// The flush that makes the file durable later (`settle`) then finds most of it
-/// written, and the disk works while this process goes on. Linux starts the
-/// writeback of a range's dirty pages when told they will not be needed, and keeps
-/// them cached while they are being written. A kernel that does not is only slower.
+/// to disk, without waiting for it, all but the pages of `held`, which
+/// `rewrite_inserted` may still change: a page being written would hold that write
+/// up until it is on disk. The flush that makes the file durable later (`settle`)
+/// then finds most of it written, and the disk works while this process goes on.
+/// Linux starts the writeback of a range's dirty pages when told they will not be
+/// needed, and keeps them cached while they are being written. A kernel that does
+/// not is only slower.
 fn start_writeback(file: &File, len: u64, held: std::ops::Range<u64>) {
     use std::num::NonZeroU64;
     let page = rustix::param::page_size() as u64;

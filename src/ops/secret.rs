@@ -154,7 +154,7 @@ pub fn encrypt_with(
     files.extend(beside.iter().map(|(p, d)| (*p, *d, fsutil::PUBLIC)));
     match staged_lock {
         Some(lock) => {
-            lock.patch(0, lockfile::line(name, &entry).as_bytes())?;
+            lock.rewrite_inserted(lockfile::line(name, &entry).as_bytes())?;
             fsutil::write_batch_with(&files, vec![(&lock_file, lock)])?;
         }
         None => {

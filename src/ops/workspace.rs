@@ -460,8 +460,8 @@ impl LockOnDisk {
 /// line is guessed from the one beside it (`lockfile::likely_line`), and a thread
 /// copies the lock while keys reads the policy and seals the value, and the disk
 /// writes the copy meanwhile. The secret's write takes it when its line has the
-/// guessed length, writing the line over the guess (`Spliced::patch`), and stages the
-/// copy again otherwise. The writer lock is held from before it is staged until the
+/// guessed length, writing the line over the guess (`Spliced::rewrite_inserted`),
+/// and stages the copy again otherwise. The writer lock is held from before it is staged until the
 /// copy is done, so neither the lock nor the spare can change under it.
 pub struct LockAhead {
     name: String,
