@@ -7,6 +7,7 @@ use std::process::Command;
 
 use crate::common::{Run, TestEnv, mode_of, peer, run, sha256_hex};
 use crate::fixture::{POLICY, TOKEN, fleet, host_key, on_terminal, tree};
+use crate::hook::git;
 
 fn age_decrypt(env: &TestEnv, identity: &Path, file: &Path) -> Run {
     let mut cmd = Command::new(peer("age"));
@@ -452,18 +453,18 @@ fn in_a_git_fleet_each_lock_write_reuses_the_last_one_out_of_the_work_tree() {
     use std::os::unix::fs::MetadataExt;
     let mut env = TestEnv::new();
     let repo = large_fleet(&mut env);
-    let mut git = Command::new(peer("git"));
-    git.args(["init", "-q"]);
-    env.apply(&mut git);
-    run(git, b"").success();
+    git(&env, &["init", "-q"], b"").success();
     let lock_path = repo.join("secrets/keys.lock");
     let spare = repo.join(".git/keys-lock.spare");
     let inode = |p: &Path| std::fs::symlink_metadata(p).unwrap().ino();
     let status = || {
-        let mut git = Command::new(peer("git"));
-        git.args(["status", "--porcelain", "--untracked-files=all"]);
-        env.apply(&mut git);
-        run(git, b"").success().stdout
+        git(
+            &env,
+            &["status", "--porcelain", "--untracked-files=all"],
+            b"",
+        )
+        .success()
+        .stdout
     };
     let clean = status();
     // The lock a write replaces is kept in the git directory, and the next write
@@ -594,10 +595,7 @@ fn in_a_git_fleet_a_value_that_cannot_be_sealed_leaves_the_lock_and_the_work_tre
             "rules:\n  - secrets: \"conf/*\"\n    format: sops-yaml\n    readers: [admins]\n",
         ),
     );
-    let mut git = Command::new(peer("git"));
-    git.args(["init", "-q"]);
-    env.apply(&mut git);
-    run(git, b"").success();
+    git(&env, &["init", "-q"], b"").success();
     let lock_path = repo.join("secrets/keys.lock");
     let spare = repo.join(".git/keys-lock.spare");
     // A first write leaves a spare, which the next write copies the lock into

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use crate::common::{TestEnv, keys_bin, peer, run};
 use crate::fixture::{fleet, tree};
+use crate::hook::git;
 
 /// The syscalls a write goes through, each injected on its own counter.
 const SYSCALLS: [&str; 8] = [
@@ -363,10 +364,7 @@ fn changed(
 fn in_a_git_fleet_failures_around_the_lock_s_spare_leave_the_work_tree_as_it_was() {
     let mut env = TestEnv::new();
     let repo = fleet(&mut env);
-    let mut git = Command::new(peer("git"));
-    git.args(["init", "-q"]);
-    env.apply(&mut git);
-    assert_eq!(run(git, b"").code, 0);
+    git(&env, &["init", "-q"], b"").success();
     let spare = repo.join(".git/keys-lock.spare");
     // The work tree only: what the git directory holds is git's and the spare's.
     let work_tree = || {
