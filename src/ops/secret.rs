@@ -18,7 +18,7 @@ use crate::fsutil;
 use crate::identity::{Identities, Prompt};
 use crate::layout::{self, Repo};
 
-use super::workspace::{LockOnDisk, Workspace};
+use super::workspace::{Copying, LockOnDisk, Workspace};
 
 pub struct EncryptOptions {
     /// Replace an existing secret.
@@ -64,8 +64,8 @@ pub fn encrypt_with(
     // few windows that find that line are read, whatever the size of the fleet.
     let (disk, ahead) = match ws.take_ahead(name) {
         Some(ahead) => {
-            let (disk, spot, staged, len) = ahead.into_parts();
-            (Some(disk), Some((spot, staged, len)))
+            let (disk, spot, copying, len) = ahead.into_parts();
+            (Some(disk), Some((spot, copying, len)))
         }
         None => (ws.lock_on_disk()?, None),
     };
@@ -123,9 +123,16 @@ pub fn encrypt_with(
         (Some(disk), Some(spot)) => {
             let line = lockfile::line(name, &entry);
             Some(match ahead {
-                // Staged before the policy was read, for a line of this length here.
-                Some((at, Some(staged), len)) if at == *spot && len == line.len() => staged,
-                _ => disk.stage(spot, &line)?,
+                // Being staged since before the policy was read, for a line of this
+                // length here: waited for once the value is sealed.
+                Some((at, copying, len)) if at == *spot && len == line.len() => {
+                    LockCopy::Ahead(copying)
+                }
+                // Both copies go over the spare: the one ahead is done first.
+                other => {
+                    drop(other);
+                    LockCopy::Staged(disk.stage(spot, &line)?)
+                }
             })
         }
         _ => None,
@@ -152,9 +159,17 @@ pub fn encrypt_with(
     // The secret and the lock that describes it are made durable together.
     let mut files: Vec<(&Path, &[u8], u32)> = vec![(&path, &sealed, fsutil::PUBLIC)];
     files.extend(beside.iter().map(|(p, d)| (*p, *d, fsutil::PUBLIC)));
-    match staged_lock {
-        Some(lock) => {
-            lock.rewrite_inserted(lockfile::line(name, &entry).as_bytes())?;
+    match staged_lock.zip(disk.as_ref().zip(spot.as_ref())) {
+        Some((lock, (disk, spot))) => {
+            let line = lockfile::line(name, &entry);
+            let lock = match lock {
+                LockCopy::Staged(staged) => staged,
+                LockCopy::Ahead(copying) => match copying.join() {
+                    Some(staged) => staged,
+                    None => disk.stage(spot, &line)?,
+                },
+            };
+            lock.rewrite_inserted(line.as_bytes())?;
             fsutil::write_batch_with(&files, vec![(&lock_file, lock)])?;
         }
         None => {
@@ -173,6 +188,13 @@ pub fn encrypt_with(
         recipients: resolved.recipients.len(),
         replaced: exists,
     })
+}
+
+/// The lock's copy with a secret's line: being made by the thread that started it
+/// before the policy was read, or staged by the write itself.
+enum LockCopy {
+    Ahead(Copying),
+    Staged(fsutil::Spliced),
 }
 
 /// The secret in `lock` that `name` nests with (one is the other's directory).

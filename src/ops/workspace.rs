@@ -512,27 +512,33 @@ impl LockAhead {
         })
     }
 
-    /// The open lock, and the copy staged at `spot` for a line of `line_len` bytes
-    /// once the thread is done (`None` if it could not be made).
-    pub fn into_parts(mut self) -> (LockOnDisk, Spot, Option<fsutil::Spliced>, usize) {
-        let staged = self.copying.join();
-        (self.disk, self.spot, staged, self.line_len)
+    /// The open lock, and the copy being staged at `spot` for a line of `line_len`
+    /// bytes: it is not waited for here, so that the copy goes on while the value is
+    /// sealed (`Copying::join`).
+    pub fn into_parts(self) -> (LockOnDisk, Spot, Copying, usize) {
+        (self.disk, self.spot, self.copying, self.line_len)
     }
 }
 
 /// The thread copying the lock ahead, waited for when dropped: the spare is never
-/// left being written once the writer lock is let go.
-struct Copying(Option<std::thread::JoinHandle<Option<fsutil::Spliced>>>);
+/// left being written once the writer lock is let go, nor written by anything else
+/// while it is being copied.
+pub struct Copying(Option<std::thread::JoinHandle<Option<fsutil::Spliced>>>);
 
 impl Copying {
-    fn join(&mut self) -> Option<fsutil::Spliced> {
+    /// The copy, once the thread is done (`None` if it could not be made).
+    pub fn join(mut self) -> Option<fsutil::Spliced> {
+        self.wait()
+    }
+
+    fn wait(&mut self) -> Option<fsutil::Spliced> {
         self.0.take()?.join().ok().flatten()
     }
 }
 
 impl Drop for Copying {
     fn drop(&mut self) {
-        self.join();
+        self.wait();
     }
 }
 
