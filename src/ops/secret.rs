@@ -18,7 +18,7 @@ use crate::fsutil;
 use crate::identity::{Identities, Prompt};
 use crate::layout::{self, Repo};
 
-use super::workspace::{Copying, LockOnDisk, Workspace};
+use super::workspace::{Copying, LockAhead, LockOnDisk, Workspace};
 
 pub struct EncryptOptions {
     /// Replace an existing secret.
@@ -62,11 +62,8 @@ pub fn encrypt_with(
 ) -> Result<Written> {
     // A lock this run has not read is changed in the secret's line alone: only the
     // few windows that find that line are read, whatever the size of the fleet.
-    let (disk, ahead) = match ws.take_ahead(name) {
-        Some(ahead) => {
-            let (disk, spot, copying, len) = ahead.into_parts();
-            (Some(disk), Some((spot, copying, len)))
-        }
+    let (disk, ahead) = match ws.take_ahead(name).and_then(LockAhead::into_parts) {
+        Some((disk, spot, copying, len)) => (Some(disk), Some((spot, copying, len))),
         None => (ws.lock_on_disk()?, None),
     };
     if disk.is_none() {
@@ -96,9 +93,11 @@ pub fn encrypt_with(
     }
     let resolved = ws.policy.resolve(rule, &ws.fleet)?;
     let (armor, sops_options) = (Armor::when(rule.armor), rule.sops.clone());
-    let spot = match &disk {
-        Some(disk) => disk.spot(name)?,
-        None => None,
+    // The spot the copy ahead found (under the writer lock, so it is still this).
+    let (spot, ahead) = match (ahead, &disk) {
+        (Some((spot, copying, len)), _) => (Some(spot), Some((copying, len))),
+        (None, Some(disk)) => (disk.spot(name)?, None),
+        (None, None) => (None, None),
     };
     let before = match (&disk, &spot) {
         (Some(disk), Some(spot)) if spot.is_entry(name) => {
@@ -125,9 +124,7 @@ pub fn encrypt_with(
             Some(match ahead {
                 // Being staged since before the policy was read, for a line of this
                 // length here: waited for once the value is sealed.
-                Some((at, copying, len)) if at == *spot && len == line.len() => {
-                    LockCopy::Ahead(copying)
-                }
+                Some((copying, len)) if len == line.len() => LockCopy::Ahead(copying),
                 // Both copies go over the spare: the one ahead is done first.
                 other => {
                     drop(other);

@@ -458,42 +458,45 @@ impl LockOnDisk {
 
 /// A copy of the lock with one secret's line, staged before the policy is read: the
 /// line is guessed from the one beside it (`lockfile::likely_line`), and a thread
-/// copies the lock while keys reads the policy and seals the value, and the disk
-/// writes the copy meanwhile. The secret's write takes it when its line has the
-/// guessed length, writing the line over the guess (`Spliced::rewrite_inserted`),
-/// and stages the copy again otherwise. The writer lock is held from before it is staged until the
-/// copy is done, so neither the lock nor the spare can change under it.
+/// finds its spot and copies the lock while keys reads the policy and seals the
+/// value, and the disk writes the copy meanwhile. The secret's write takes it when
+/// its line has the guessed length, writing the line over the guess
+/// (`Spliced::rewrite_inserted`), and stages the copy again otherwise. The writer
+/// lock is held from before it is staged until the copy is done, so neither the lock
+/// nor the spare can change under it.
 pub struct LockAhead {
     name: String,
-    disk: LockOnDisk,
-    spot: Spot,
-    line_len: usize,
+    /// The open lock, the spot of the secret's line and the guessed line's length,
+    /// sent by the thread once it has found them (before it copies).
+    found: std::sync::mpsc::Receiver<(LockOnDisk, Spot, usize)>,
     copying: Copying,
 }
 
 impl LockAhead {
-    /// Stages the copy for `name` over the lock's spare; `None` whenever that cannot
-    /// be done cheaply and surely (no lock, a lock the windows cannot search, no line
-    /// beside, no spare to reuse), or fails: the write then stages the lock itself, as
-    /// it would have, and reports errors. Only the spare, out of the work tree, is
-    /// written before the command knows it will write: a command refused, or stopped
-    /// at a prompt, leaves nothing behind.
+    /// Stages the copy for `name` over the lock's spare, on a thread; it gives up
+    /// whenever that cannot be done cheaply and surely (no lock, a lock the windows
+    /// cannot search, no line beside, no spare to reuse), or fails: the write then
+    /// stages the lock itself, as it would have, and reports errors. Only the spare,
+    /// out of the work tree, is written before the command knows it will write: a
+    /// command refused, or stopped at a prompt, leaves nothing behind.
     fn stage(repo: &Repo, name: &str) -> Option<LockAhead> {
         check_name(name).ok()?;
-        let disk = LockOnDisk::open(repo).ok()??;
-        let spare = disk.spare.clone()?;
-        let spot = disk.spot(name).ok()??;
-        let line = lockfile::likely_line(name, &disk.line_beside(&spot)?)?;
-        let line_len = line.len();
-        let (path, from, len, cut) = (
-            disk.path.clone(),
-            disk.file.try_clone().ok()?,
-            disk.len,
-            spot.range.clone(),
-        );
+        let (tell, found) = std::sync::mpsc::sync_channel(1);
+        let (repo, secret) = (repo.clone(), name.to_string());
         let copying = std::thread::Builder::new()
             .name("keys-lock-copy".into())
             .spawn(move || {
+                let disk = LockOnDisk::open(&repo).ok()??;
+                let spare = disk.spare.clone()?;
+                let spot = disk.spot(&secret).ok()??;
+                let line = lockfile::likely_line(&secret, &disk.line_beside(&spot)?)?;
+                let (path, from, len, cut) = (
+                    disk.path.clone(),
+                    disk.file.try_clone().ok()?,
+                    disk.len,
+                    spot.range.clone(),
+                );
+                tell.send((disk, spot, line.len())).ok()?;
                 let splice = fsutil::Splice {
                     from: &from,
                     len,
@@ -505,18 +508,18 @@ impl LockAhead {
             .ok()?;
         Some(LockAhead {
             name: name.to_string(),
-            disk,
-            spot,
-            line_len,
+            found,
             copying: Copying(Some(copying)),
         })
     }
 
-    /// The open lock, and the copy being staged at `spot` for a line of `line_len`
-    /// bytes: it is not waited for here, so that the copy goes on while the value is
-    /// sealed (`Copying::join`).
-    pub fn into_parts(self) -> (LockOnDisk, Spot, Copying, usize) {
-        (self.disk, self.spot, self.copying, self.line_len)
+    /// The open lock, the spot of the secret's line, and the copy being staged there
+    /// for a line of the returned length: the copy is not waited for here, so that it
+    /// goes on while the value is sealed (`Copying::join`). `None` when the thread
+    /// gave up before it found the spot.
+    pub fn into_parts(self) -> Option<(LockOnDisk, Spot, Copying, usize)> {
+        let (disk, spot, line_len) = self.found.recv().ok()?;
+        Some((disk, spot, self.copying, line_len))
     }
 }
 
