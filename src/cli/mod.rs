@@ -288,14 +288,6 @@ pub fn main() -> ExitCode {
     // Before anything is decrypted. Best effort: a kernel that refuses leaves the
     // process as it was.
     let _ = crate::signal::no_core_dumps();
-    // The command's thread starts while the command line is parsed, and the command
-    // line reaches it once parsed. A command line that may rekey is parsed first
-    // instead: a rekey keeps each file it replaces open (`fsutil::FileRoom`), and the
-    // table of open files is grown for them while the process has one thread.
-    let may_rekey = std::env::args_os()
-        .skip(1)
-        .any(|word| Command::REKEYING.iter().any(|name| word == *name));
-    let early = (!may_rekey).then(command_thread);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -304,12 +296,20 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // A rekey keeps each file it replaces open (`fsutil::FileRoom`): the table of open
+    // files is grown for them now, while the process has one thread.
     if cli.command.rekeys() {
         crate::fsutil::widen_file_table();
     }
-    // If the thread cannot be started, the command runs here.
-    match early.unwrap_or_else(command_thread) {
-        Ok((give, command)) => {
+    // The command line reaches the command's thread once that thread exists; if it
+    // cannot be started, the command runs here.
+    let (give, take) = std::sync::mpsc::sync_channel::<Cli>(1);
+    match std::thread::Builder::new()
+        .name("keys".into())
+        .stack_size(STACK)
+        .spawn(move || take.recv().map_or(ExitCode::FAILURE, run))
+    {
+        Ok(command) => {
             let _ = give.send(cli);
             command
                 .join()
@@ -319,23 +319,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The thread a command runs on (with `STACK`), waiting for its command line.
-fn command_thread() -> std::io::Result<(
-    std::sync::mpsc::SyncSender<Cli>,
-    std::thread::JoinHandle<ExitCode>,
-)> {
-    let (give, take) = std::sync::mpsc::sync_channel::<Cli>(1);
-    let thread = std::thread::Builder::new()
-        .name("keys".into())
-        .stack_size(STACK)
-        .spawn(move || take.recv().map_or(ExitCode::FAILURE, run))?;
-    Ok((give, thread))
-}
-
 impl Command {
-    /// The words a command line that rekeys has among its own (`rekeys`).
-    const REKEYING: [&str; 2] = ["rekey", "rotate"];
-
     /// Whether the command may re-encrypt secrets as `keys rekey` does: `rekey`, and
     /// `host rotate`, which rekeys what the host reads.
     fn rekeys(&self) -> bool {
@@ -418,26 +402,6 @@ mod tests {
         assert!(!rekeys(&["keys", "rotate", "rekey"]));
         assert!(!rekeys(&["keys", "host", "rm", "rekey"]));
         assert!(!rekeys(&["keys", "decrypt", "rekey"]));
-        // Every command line that rekeys names its command with a word the early
-        // look at the words finds, so no such command starts its thread first.
-        for argv in [
-            &["keys", "rekey"][..],
-            &[
-                "keys",
-                "--repo",
-                "x",
-                "host",
-                "rotate",
-                "web1",
-                "--generate",
-            ],
-        ] {
-            assert!(rekeys(argv));
-            assert!(
-                argv.iter()
-                    .any(|word| super::Command::REKEYING.contains(word))
-            );
-        }
     }
 
     /// `keys --help` lists each command by the summary on its variant (its arguments
