@@ -358,6 +358,20 @@ impl Recipient {
         }
     }
 
+    /// Whether this X25519 or ssh-ed25519 key passed every check of a key read in
+    /// this run (so it is, among other things, of no small order).
+    pub fn found_sound(&self) -> bool {
+        let key = match self {
+            Recipient::X25519(r) => (Curve::X25519, x25519_bytes(r.as_str())),
+            Recipient::SshEd25519(k) => match k.ed25519_bytes() {
+                Some(bytes) => (Curve::Ed25519, bytes),
+                None => return false,
+            },
+            Recipient::SshRsa(_) | Recipient::Plugin(_) | Recipient::Transit(_) => return false,
+        };
+        sound().contains(&key)
+    }
+
     /// The 32 bytes of an ssh-ed25519 key; `None` for any other.
     pub fn ed25519_key(&self) -> Option<[u8; 32]> {
         match self {
@@ -585,13 +599,8 @@ enum Curve {
 /// run: a key read again (every sops file names its recipients) costs a lookup,
 /// not the point arithmetic.
 fn flaw_of(curve: Curve, bytes: &[u8; 32]) -> Option<Flaw> {
-    static SOUND: Mutex<BTreeSet<(Curve, [u8; 32])>> = Mutex::new(BTreeSet::new());
     let key = (curve, *bytes);
-    if SOUND
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .contains(&key)
-    {
+    if sound().contains(&key) {
         return None;
     }
     let flaw = match curve {
@@ -599,12 +608,15 @@ fn flaw_of(curve: Curve, bytes: &[u8; 32]) -> Option<Flaw> {
         Curve::X25519 => x25519_flaw(bytes),
     };
     if flaw.is_none() {
-        SOUND
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key);
+        sound().insert(key);
     }
     flaw
+}
+
+/// The keys `flaw_of` found sound in this run.
+fn sound() -> std::sync::MutexGuard<'static, BTreeSet<(Curve, [u8; 32])>> {
+    static SOUND: Mutex<BTreeSet<(Curve, [u8; 32])>> = Mutex::new(BTreeSet::new());
+    SOUND.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Why an ed25519 public key is refused, if it is.

@@ -15,7 +15,8 @@ use crate::recipient::{self, Recipient};
 /// Refuses every recipient that age would wrap a file key to with an all-zero
 /// shared secret (a small-order point, on the curve or its twist): anyone could
 /// unwrap such a stanza from the file alone. Checked here, before any stanza is
-/// written, whatever the key's parser and the age crate do; each key once per run.
+/// written, whatever the key's parser and the age crate do; each key once per run,
+/// and not again for a key the parser's full checks found sound.
 pub fn refuse_low_order(recipients: &[Recipient], at: &Location) -> Result<()> {
     // Per thread: the threads of a rekey each check a key once, without a lock
     // between them.
@@ -27,6 +28,10 @@ pub fn refuse_low_order(recipients: &[Recipient], at: &Location) -> Result<()> {
             r,
             Recipient::SshRsa(_) | Recipient::Plugin(_) | Recipient::Transit(_)
         ) {
+            continue;
+        }
+        // A key read in this run was found sound, small order included.
+        if r.found_sound() {
             continue;
         }
         let key = r.to_string();
