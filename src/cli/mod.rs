@@ -302,13 +302,26 @@ pub fn main() -> ExitCode {
         crate::fsutil::widen_file_table();
     }
     // The command line reaches the command's thread once that thread exists; if it
-    // cannot be started, the command runs here.
+    // cannot be started, the command runs here. The thread starts on this processor,
+    // which this one leaves to it: started on another, idle one, it waits for that
+    // processor to wake (a tenth of a millisecond in a virtual machine), and this
+    // one waits as long again to be woken when it ends. It may run anywhere once
+    // started.
+    let anywhere = here_only();
     let (give, take) = std::sync::mpsc::sync_channel::<Cli>(1);
-    match std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("keys".into())
         .stack_size(STACK)
-        .spawn(move || take.recv().map_or(ExitCode::FAILURE, run))
-    {
+        .spawn(move || {
+            if let Some(anywhere) = &anywhere {
+                let _ = rustix::thread::sched_setaffinity(None, anywhere);
+            }
+            take.recv().map_or(ExitCode::FAILURE, run)
+        });
+    if let Some(anywhere) = &anywhere {
+        let _ = rustix::thread::sched_setaffinity(None, anywhere);
+    }
+    match spawned {
         Ok(command) => {
             let _ = give.send(cli);
             command
@@ -317,6 +330,21 @@ pub fn main() -> ExitCode {
         }
         Err(_) => run(cli),
     }
+}
+
+/// Keeps this thread (and the threads it starts) on the processor it is on; returns
+/// the processors it could run on before, or `None` if it cannot be kept there.
+fn here_only() -> Option<rustix::thread::CpuSet> {
+    use rustix::thread::{CpuSet, sched_getaffinity, sched_getcpu, sched_setaffinity};
+    let anywhere = sched_getaffinity(None).ok()?;
+    let cpu = sched_getcpu();
+    if !anywhere.is_set(cpu) {
+        return None;
+    }
+    let mut here = CpuSet::new();
+    here.set(cpu);
+    sched_setaffinity(None, &here).ok()?;
+    Some(anywhere)
 }
 
 impl Command {
@@ -402,6 +430,24 @@ mod tests {
         assert!(!rekeys(&["keys", "rotate", "rekey"]));
         assert!(!rekeys(&["keys", "host", "rm", "rekey"]));
         assert!(!rekeys(&["keys", "decrypt", "rekey"]));
+    }
+
+    /// The command's thread is started on the processor the main thread is on, and
+    /// both may then run anywhere they could before.
+    #[test]
+    fn the_command_thread_starts_here_and_then_runs_anywhere() {
+        use rustix::thread::sched_getaffinity;
+        let before = sched_getaffinity(None).unwrap();
+        let anywhere = super::here_only().expect("this thread can be kept where it is");
+        assert_eq!(anywhere, before);
+        let here = sched_getaffinity(None).unwrap();
+        assert_eq!(here.count(), 1);
+        let started = std::thread::spawn(|| sched_getaffinity(None).unwrap())
+            .join()
+            .unwrap();
+        assert_eq!(started, here);
+        rustix::thread::sched_setaffinity(None, &anywhere).unwrap();
+        assert_eq!(sched_getaffinity(None).unwrap(), before);
     }
 
     /// `keys --help` lists each command by the summary on its variant (its arguments
