@@ -148,13 +148,13 @@ pub fn stage_splice(
 ) -> Result<Spliced> {
     check_dirs([path])?;
     if let Some(at) = spare
-        && let Some(spliced) = splice.onto_spare(path, at, mode)
+        && let Some(spliced) = splice.onto_spare(path, at, mode, Writeback::Start)
     {
         return Ok(spliced);
     }
     let tmp = unsynced(path, &[], mode)?;
     splice
-        .write(tmp.as_file())
+        .write(tmp.as_file(), Writeback::Start)
         .map_err(|e| Error::io(path, e))?;
     Ok(Spliced {
         tmp,
@@ -172,15 +172,29 @@ pub struct Splice<'a> {
     pub insert: &'a [u8],
 }
 
+/// How the writing of a copy to disk begins before the flush that makes it durable.
+#[derive(Clone, Copy)]
+enum Writeback {
+    /// Started, not waited for (`start_writeback`): the copy's pages may leave the
+    /// page cache once written, and the next command reads them from disk.
+    Start,
+    /// Written and waited for, on a thread that has nothing else to do: the copy
+    /// stays in the page cache for the commands after this one.
+    Wait,
+}
+
 impl Splice<'_> {
-    /// Writes the copy to `to`, from its offset, and starts its writeback.
-    fn write(&self, to: &File) -> std::io::Result<()> {
+    /// Writes the copy to `to`, from its offset, and its writeback begins as `how`.
+    fn write(&self, to: &File, how: Writeback) -> std::io::Result<()> {
         copy_range(self.from, to, 0..self.cut.start)?;
         (&*to).write_all(self.insert)?;
         copy_range(self.from, to, self.cut.end..self.len)?;
         let size = self.cut.start + self.insert.len() as u64 + (self.len - self.cut.end);
         to.set_len(size)?;
-        start_writeback(to, size, self.inserted());
+        match how {
+            Writeback::Start => start_writeback(to, size, self.inserted()),
+            Writeback::Wait => to.sync_data()?,
+        }
         Ok(())
     }
 
@@ -192,16 +206,17 @@ impl Splice<'_> {
     /// `stage_splice` over the spare at `at` alone: the copy written there if it may
     /// stand in for a new file beside `path` (`reusable`) and takes the write, else
     /// nothing (no new file is made). A spare that cannot be written (a full disk,
-    /// an attribute) is left to be replaced.
+    /// an attribute) is left to be replaced. Meant for a thread of its own: it
+    /// returns once the copy is on disk (`Writeback::Wait`).
     pub fn over_spare(&self, path: &Path, at: &Path, mode: u32) -> Option<Spliced> {
         check_dirs([path]).ok()?;
-        self.onto_spare(path, at, mode)
+        self.onto_spare(path, at, mode, Writeback::Wait)
     }
 
     /// `over_spare`, the directories above `path` checked already.
-    fn onto_spare(&self, path: &Path, at: &Path, mode: u32) -> Option<Spliced> {
+    fn onto_spare(&self, path: &Path, at: &Path, mode: u32, how: Writeback) -> Option<Spliced> {
         let file = reusable(at, path, self.from, mode)?;
-        self.write(&file).ok()?;
+        self.write(&file, how).ok()?;
         let named = tempfile::TempPath::try_from_path(at).ok()?;
         let mut tmp = tempfile::NamedTempFile::from_parts(file, named);
         // A copy never used stays as the spare, for the next write to reuse.
