@@ -124,7 +124,11 @@ pub fn encrypt_with(
             Some(match ahead {
                 // Being staged since before the policy was read, for a line of this
                 // length here: waited for once the value is sealed.
-                Some((copying, len)) if len == line.len() => LockCopy::Ahead(copying),
+                Some((copying, len)) if len == line.len() => LockCopy::Ahead {
+                    copying,
+                    disk,
+                    spot,
+                },
                 // Both copies go over the spare: the one ahead is done first.
                 other => {
                     drop(other);
@@ -156,16 +160,10 @@ pub fn encrypt_with(
     // The secret and the lock that describes it are made durable together.
     let mut files: Vec<(&Path, &[u8], u32)> = vec![(&path, &sealed, fsutil::PUBLIC)];
     files.extend(beside.iter().map(|(p, d)| (*p, *d, fsutil::PUBLIC)));
-    match staged_lock.zip(disk.as_ref().zip(spot.as_ref())) {
-        Some((lock, (disk, spot))) => {
+    match staged_lock {
+        Some(lock) => {
             let line = lockfile::line(name, &entry);
-            let lock = match lock {
-                LockCopy::Staged(staged) => staged,
-                LockCopy::Ahead(copying) => match copying.join() {
-                    Some(staged) => staged,
-                    None => disk.stage(spot, &line)?,
-                },
-            };
+            let lock = lock.ready(&line)?;
             lock.rewrite_inserted(line.as_bytes())?;
             fsutil::write_batch_with(&files, vec![(&lock_file, lock)])?;
         }
@@ -188,10 +186,33 @@ pub fn encrypt_with(
 }
 
 /// The lock's copy with a secret's line: being made by the thread that started it
-/// before the policy was read, or staged by the write itself.
-enum LockCopy {
-    Ahead(Copying),
+/// before the policy was read (for the lock `disk`, at `spot`), or staged by the
+/// write itself.
+enum LockCopy<'a> {
+    Ahead {
+        copying: Copying,
+        disk: &'a LockOnDisk,
+        spot: &'a lockfile::Spot,
+    },
     Staged(fsutil::Spliced),
+}
+
+impl LockCopy<'_> {
+    /// The copy, once made: the thread's, else staged now with `line` (the thread
+    /// gave up, and is done with the spare).
+    fn ready(self, line: &str) -> Result<fsutil::Spliced> {
+        match self {
+            LockCopy::Staged(staged) => Ok(staged),
+            LockCopy::Ahead {
+                copying,
+                disk,
+                spot,
+            } => match copying.join() {
+                Some(staged) => Ok(staged),
+                None => disk.stage(spot, line),
+            },
+        }
+    }
 }
 
 /// The secret in `lock` that `name` nests with (one is the other's directory).
